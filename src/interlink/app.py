@@ -1,0 +1,196 @@
+"""The composition root: configuration in, a running hub out.
+
+This is the one place that reads settings and wires objects together: storage, the hub, TLS,
+the c2s listeners and the HTTP server (with XMPP over WebSocket).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import uvicorn
+
+from interlink.config import Settings
+from interlink.errors import ConfigError
+from interlink.hub.context import HubSettings
+from interlink.hub.hub import Hub
+from interlink.hub.session import BindConflictPolicy
+from interlink.net.c2s import C2SContext, start_c2s_listener
+from interlink.net.driver import ConnectionGate, DriverLimits
+from interlink.net.http import build_http_app
+from interlink.net.tls import ensure_self_signed, server_context
+from interlink.net.websocket import WebSocketContext
+from interlink.storage import Storage
+from interlink.storage.sqlite import open_sqlite
+from interlink.xmpp.parser import XmlLimits
+from interlink.xmpp.stream import StreamConfig
+
+log = logging.getLogger("interlink")
+
+
+async def open_storage(settings: Settings) -> Storage:
+    settings.hub.data_dir.mkdir(parents=True, exist_ok=True)
+    return await open_sqlite(
+        settings.database_path, synchronous=settings.storage.sqlite_synchronous
+    )
+
+
+def tls_files(settings: Settings) -> tuple[Path, Path]:
+    if settings.tls.cert_file is not None or settings.tls.key_file is not None:
+        if settings.tls.cert_file is None or settings.tls.key_file is None:
+            raise ConfigError("tls.cert_file and tls.key_file must be set together")
+        return settings.tls.cert_file, settings.tls.key_file
+    return ensure_self_signed(settings.hub.data_dir, settings.hub.domain)
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn inside our loop: we own the signal handlers, not uvicorn."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class HubServer:
+    """A running hub: call :meth:`start`, then :meth:`stop` (or :meth:`run` until a signal)."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.ports: dict[str, int] = {}
+        self.hub: Hub | None = None
+        self.storage: Storage | None = None
+        self._servers: list[asyncio.Server] = []
+        self._http: _EmbeddedUvicorn | None = None
+        self._http_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.storage = storage = await open_storage(s)
+        decoy = await storage.server_state.get_or_create_secret("sasl-decoy", 32)
+        cert, key = tls_files(s)
+        tls: ssl.SSLContext = server_context(cert, key)
+        self.hub = hub = Hub(
+            HubSettings(
+                domain=s.hub.domain,
+                offline_max_per_account=s.limits.offline_max_per_account,
+                bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),
+                max_roster_items=s.limits.max_roster_items,
+            ),
+            storage,
+            self.clock,
+        )
+        limits = XmlLimits(
+            max_stanza_bytes=s.limits.max_stanza_bytes,
+            max_depth=s.limits.max_depth,
+            max_attributes=s.limits.max_attributes,
+            max_name_length=s.limits.max_name_length,
+        )
+        stream_config = StreamConfig(
+            domain=s.hub.domain,
+            limits=limits,
+            starttls_available=True,
+            tls_required=s.net.require_tls,
+            auth_timeout=s.net.auth_timeout,
+            max_auth_failures=s.limits.max_auth_failures,
+            decoy_secret=decoy,
+            decoy_iterations=s.sasl.scram_iterations,
+        )
+        c2s = C2SContext(
+            hub=hub,
+            stream_config=stream_config,
+            tls=tls,
+            gate=ConnectionGate(s.net.max_unauthenticated),
+            limits=DriverLimits(max_outbound_bytes=s.net.max_outbound_bytes),
+            tls_handshake_timeout=s.net.tls_handshake_timeout,
+        )
+        for name, port, direct in (
+            ("c2s-starttls", s.net.c2s_port, False),
+            ("c2s-direct-tls", s.net.c2s_tls_port, True),
+        ):
+            server = await start_c2s_listener(c2s, s.net.host, port, direct_tls=direct)
+            self._servers.append(server)
+            self.ports[name] = server.sockets[0].getsockname()[1]
+        ws_stream = StreamConfig(
+            domain=s.hub.domain,
+            limits=limits,
+            starttls_available=False,
+            tls_required=s.net.require_tls,
+            auth_timeout=s.net.auth_timeout,
+            max_auth_failures=s.limits.max_auth_failures,
+            decoy_secret=decoy,
+            decoy_iterations=s.sasl.scram_iterations,
+        )
+        ws_ctx = WebSocketContext(
+            c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
+        )
+        await self._start_http(build_http_app(hub, ws_ctx), cert, key)
+        for name, port in self.ports.items():
+            log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
+
+    async def _start_http(self, app: object, cert: Path, key: Path) -> None:
+        s = self.settings
+        sock = socket.socket(socket.AF_INET6 if ":" in s.net.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((s.net.host, s.net.http_port))
+        self.ports["http"] = sock.getsockname()[1]
+        config = uvicorn.Config(
+            app,  # type: ignore[arg-type]
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            ws_max_size=s.limits.max_stanza_bytes + 4096,
+            ssl_certfile=str(cert) if s.net.http_tls else None,
+            ssl_keyfile=str(key) if s.net.http_tls else None,
+        )
+        config.load()
+        if config.ssl is not None:
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        self._http = _EmbeddedUvicorn(config)
+        self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
+        while not self._http.started:
+            if self._http_task.done():
+                self._http_task.result()
+                raise ConfigError("the HTTP server stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop accepting, end streams with <system-shutdown/>, finish
+        writes, close storage."""
+        for server in self._servers:
+            server.close()
+        if self._http is not None:
+            self._http.should_exit = True
+        if self.hub is not None:
+            await self.hub.shutdown()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), timeout=5)
+        if self._http_task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._http_task, timeout=5)
+        if self.hub is not None:
+            await self.hub.ctx.drain_tasks()
+        if self.storage is not None:
+            await self.storage.close()
+        log.info("stopped")
+
+    async def run(self) -> None:
+        """Start, serve until SIGTERM or SIGINT, stop gracefully."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        log.info("hub started", extra={"domain": self.settings.hub.domain, "ports": self.ports})
+        await stop.wait()
+        log.info("shutting down")
+        await self.stop()

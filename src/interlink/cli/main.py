@@ -1,0 +1,202 @@
+"""``interlink``: serve the hub and administer it.
+
+``interlink user …`` works on the data directory directly (SQLite in WAL mode allows it while the
+hub runs): an added account can log in at once, a changed password applies to the next login.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from interlink.app import HubServer, open_storage
+from interlink.config import Settings, load_settings
+from interlink.errors import AccountExistsError, AccountNotFoundError, ConfigError
+from interlink.logs import setup_logging
+from interlink.xmpp.jid import JID, InvalidJID
+from interlink.xmpp.sasl import derive_credentials
+
+app = typer.Typer(help="Interlink: the interoperability hub.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage accounts on the hub domain.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file")]
+DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="data directory")]
+
+
+def _settings(config: Path | None, overrides: dict[str, dict[str, Any]]) -> Settings:
+    try:
+        return load_settings(config, overrides)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _run(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(coro)
+
+
+@app.command()
+def serve(
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    domain: Annotated[str | None, typer.Option(help="the hub's XMPP domain")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on [127.0.0.1]")] = None,
+    c2s_port: Annotated[int | None, typer.Option(help="c2s STARTTLS port [5222]")] = None,
+    c2s_tls_port: Annotated[int | None, typer.Option(help="c2s direct TLS port [5223]")] = None,
+    http_port: Annotated[int | None, typer.Option(help="HTTP/WebSocket port [5280]")] = None,
+) -> None:
+    """Run the hub until SIGTERM or SIGINT."""
+    settings = _settings(
+        config,
+        {
+            "hub": {"data_dir": data_dir, "domain": domain},
+            "net": {
+                "host": host,
+                "c2s_port": c2s_port,
+                "c2s_tls_port": c2s_tls_port,
+                "http_port": http_port,
+            },
+        },
+    )
+    setup_logging(settings.log.level, settings.log.format)
+    try:
+        _run(HubServer(settings).run())
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _account(settings: Settings, jid_text: str) -> str:
+    try:
+        jid = JID.parse(jid_text)
+    except InvalidJID as exc:
+        typer.echo(f"error: invalid JID '{jid_text}': {exc}", err=True)
+        raise typer.Exit(2) from None
+    if jid.local is None or jid.resource is not None:
+        typer.echo("error: give a bare JID like 4915112345678@hub.example", err=True)
+        raise typer.Exit(2)
+    if jid.domain != JID.parse(settings.hub.domain).domain:
+        typer.echo(f"error: {jid} is not on this hub's domain ({settings.hub.domain})", err=True)
+        raise typer.Exit(2)
+    return str(jid)
+
+
+def _password(password: str | None) -> str:
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        typer.echo("error: the password must not be empty", err=True)
+        raise typer.Exit(2)
+    return password
+
+
+PasswordOpt = Annotated[
+    str | None, typer.Option("--password", help="password (prompted if absent)")
+]
+
+
+@user_app.command("add")
+def user_add(
+    jid: str, password: PasswordOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Create an account, e.g. 4915112345678@hub.example."""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    account = _account(settings, jid)
+    creds = derive_credentials(_password(password), settings.sasl.scram_iterations)
+
+    async def go() -> None:
+        storage = await open_storage(settings)
+        try:
+            await storage.accounts.create(account, creds, time.time())
+        finally:
+            await storage.close()
+
+    try:
+        _run(go())
+    except AccountExistsError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"created {account}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    jid: str, password: PasswordOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Set a new password for an account."""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    account = _account(settings, jid)
+    creds = derive_credentials(_password(password), settings.sasl.scram_iterations)
+
+    async def go() -> None:
+        storage = await open_storage(settings)
+        try:
+            await storage.accounts.set_credentials(account, creds)
+        finally:
+            await storage.close()
+
+    try:
+        _run(go())
+    except AccountNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"password changed for {account}")
+
+
+@user_app.command("remove")
+def user_remove(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Delete an account with its roster and stored messages."""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    account = _account(settings, jid)
+
+    async def go() -> None:
+        storage = await open_storage(settings)
+        try:
+            await storage.accounts.delete(account)
+        finally:
+            await storage.close()
+
+    try:
+        _run(go())
+    except AccountNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"removed {account}")
+
+
+@user_app.command("list")
+def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List the accounts."""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+
+    async def go() -> list[str]:
+        storage = await open_storage(settings)
+        try:
+            return await storage.accounts.list_jids()
+        finally:
+            await storage.close()
+
+    jids: list[str] = _run(go())
+    for j in jids:
+        typer.echo(j)
+
+
+def main() -> None:
+    app(prog_name="interlink")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

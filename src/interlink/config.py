@@ -1,0 +1,107 @@
+"""Typed settings: a TOML file (``--config``) with command-line flags that override it.
+
+Only the composition root (:mod:`interlink.app`) and the CLI read configuration. Every limit has a
+default here and is documented in ``docs/operations.md``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from interlink.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HubSection(_Section):
+    domain: str = "localhost"
+    data_dir: Path = Path("./interlink-data")
+
+
+class NetSection(_Section):
+    host: str = "127.0.0.1"
+    c2s_port: int = Field(5222, ge=0, le=65535)
+    c2s_tls_port: int = Field(5223, ge=0, le=65535)
+    http_port: int = Field(5280, ge=0, le=65535)
+    http_tls: bool = True
+    require_tls: bool = True  # false allows SCRAM on plaintext c2s (benchmarks, TLS proxies)
+    auth_timeout: float = Field(30.0, gt=0)
+    tls_handshake_timeout: float = Field(30.0, gt=0)
+    max_unauthenticated: int = Field(1000, ge=1)
+    max_outbound_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+
+
+class TlsSection(_Section):
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class LimitsSection(_Section):
+    max_stanza_bytes: int = Field(256 * 1024, ge=1024)
+    max_depth: int = Field(32, ge=4)
+    max_attributes: int = Field(64, ge=4)
+    max_name_length: int = Field(256, ge=16)
+    max_auth_failures: int = Field(3, ge=1)
+    offline_max_per_account: int = Field(1000, ge=1)
+    max_roster_items: int = Field(1000, ge=1)
+
+
+class SaslSection(_Section):
+    scram_iterations: int = Field(4096, ge=4096)
+
+
+class StorageSection(_Section):
+    engine: Literal["sqlite"] = "sqlite"
+    sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
+
+
+class XmppSection(_Section):
+    bind_conflict: Literal["override", "refuse", "replace"] = "override"
+
+
+class LogSection(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "text"] = "json"
+
+
+class Settings(_Section):
+    hub: HubSection = HubSection()
+    net: NetSection = NetSection()
+    tls: TlsSection = TlsSection()
+    limits: LimitsSection = LimitsSection()
+    sasl: SaslSection = SaslSection()
+    storage: StorageSection = StorageSection()
+    xmpp: XmppSection = XmppSection()
+    log: LogSection = LogSection()
+
+    @property
+    def database_path(self) -> Path:
+        return self.hub.data_dir / "interlink.sqlite3"
+
+
+def load_settings(
+    path: Path | None, overrides: dict[str, dict[str, Any]] | None = None
+) -> Settings:
+    """Read ``path`` (if given), apply ``overrides`` (``{"net": {"c2s_port": 5333}}``), validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    for section, values in (overrides or {}).items():
+        clean = {k: v for k, v in values.items() if v is not None}
+        if clean:
+            raw.setdefault(section, {}).update(clean)
+    try:
+        return Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc

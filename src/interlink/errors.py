@@ -1,0 +1,165 @@
+"""The one error hierarchy of Interlink, each class carrying its wire mapping.
+
+Every error a peer can cause or see derives from :class:`InterlinkError`. Each layer has one parent
+class; each concrete error says how it is shown on the wire:
+
+* :class:`StreamError` ends an XML stream with an RFC 6120 §4.9 condition;
+* :class:`StanzaError` answers one stanza with an RFC 6120 §8.3 condition and error type;
+* :class:`SaslFailure` answers a SASL exchange with an RFC 6120 §6.5 condition;
+* :class:`HttpProblem` (used by the HTTP API) becomes RFC 9457 problem+json.
+
+Errors are converted at the boundary (the asyncio shells and the HTTP app); a bare traceback never
+reaches a peer.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class InterlinkError(Exception):
+    """Root of every error Interlink raises on purpose."""
+
+
+class ConfigError(InterlinkError):
+    """The configuration is invalid; raised at start-up, shown to the operator."""
+
+
+class StorageError(InterlinkError):
+    """A repository could not complete an operation."""
+
+
+class AccountExistsError(StorageError):
+    """An account with that JID already exists."""
+
+
+class AccountNotFoundError(StorageError):
+    """No account with that JID exists."""
+
+
+class XmppError(InterlinkError):
+    """Parent of all XMPP protocol errors."""
+
+
+class StreamErrorCondition(StrEnum):
+    """Stream error conditions, RFC 6120 §4.9.3."""
+
+    BAD_FORMAT = "bad-format"
+    CONFLICT = "conflict"
+    CONNECTION_TIMEOUT = "connection-timeout"
+    HOST_UNKNOWN = "host-unknown"
+    INTERNAL_SERVER_ERROR = "internal-server-error"
+    INVALID_FROM = "invalid-from"
+    INVALID_NAMESPACE = "invalid-namespace"
+    INVALID_XML = "invalid-xml"
+    NOT_AUTHORIZED = "not-authorized"
+    NOT_WELL_FORMED = "not-well-formed"
+    POLICY_VIOLATION = "policy-violation"
+    RESOURCE_CONSTRAINT = "resource-constraint"
+    RESTRICTED_XML = "restricted-xml"
+    SYSTEM_SHUTDOWN = "system-shutdown"
+    UNSUPPORTED_ENCODING = "unsupported-encoding"
+    UNSUPPORTED_STANZA_TYPE = "unsupported-stanza-type"
+    UNSUPPORTED_VERSION = "unsupported-version"
+
+
+class StreamError(XmppError):
+    """A fatal error for the whole stream; the stream is closed after it is sent.
+
+    ``local`` says whose fault it is: ``False`` (the default) means the peer sent something wrong.
+    """
+
+    def __init__(self, condition: StreamErrorCondition, text: str, *, local: bool = False) -> None:
+        super().__init__(f"{condition}: {text}")
+        self.condition = condition
+        self.text = text
+        self.local = local
+
+
+class StanzaErrorType(StrEnum):
+    """Error types, RFC 6120 §8.3.2."""
+
+    AUTH = "auth"
+    CANCEL = "cancel"
+    CONTINUE = "continue"
+    MODIFY = "modify"
+    WAIT = "wait"
+
+
+class StanzaErrorCondition(StrEnum):
+    """Stanza error conditions, RFC 6120 §8.3.3, with their usual error type."""
+
+    BAD_REQUEST = "bad-request"
+    CONFLICT = "conflict"
+    FEATURE_NOT_IMPLEMENTED = "feature-not-implemented"
+    FORBIDDEN = "forbidden"
+    INTERNAL_SERVER_ERROR = "internal-server-error"
+    ITEM_NOT_FOUND = "item-not-found"
+    JID_MALFORMED = "jid-malformed"
+    NOT_ACCEPTABLE = "not-acceptable"
+    NOT_ALLOWED = "not-allowed"
+    NOT_AUTHORIZED = "not-authorized"
+    POLICY_VIOLATION = "policy-violation"
+    RECIPIENT_UNAVAILABLE = "recipient-unavailable"
+    REMOTE_SERVER_NOT_FOUND = "remote-server-not-found"
+    RESOURCE_CONSTRAINT = "resource-constraint"
+    SERVICE_UNAVAILABLE = "service-unavailable"
+    UNEXPECTED_REQUEST = "unexpected-request"
+
+    @property
+    def default_type(self) -> StanzaErrorType:
+        return _DEFAULT_TYPES.get(self, StanzaErrorType.CANCEL)
+
+
+_DEFAULT_TYPES = {
+    StanzaErrorCondition.BAD_REQUEST: StanzaErrorType.MODIFY,
+    StanzaErrorCondition.JID_MALFORMED: StanzaErrorType.MODIFY,
+    StanzaErrorCondition.NOT_ACCEPTABLE: StanzaErrorType.MODIFY,
+    StanzaErrorCondition.POLICY_VIOLATION: StanzaErrorType.MODIFY,
+    StanzaErrorCondition.FORBIDDEN: StanzaErrorType.AUTH,
+    StanzaErrorCondition.NOT_AUTHORIZED: StanzaErrorType.AUTH,
+    StanzaErrorCondition.RESOURCE_CONSTRAINT: StanzaErrorType.WAIT,
+    StanzaErrorCondition.RECIPIENT_UNAVAILABLE: StanzaErrorType.WAIT,
+    StanzaErrorCondition.UNEXPECTED_REQUEST: StanzaErrorType.WAIT,
+}
+
+
+class StanzaError(XmppError):
+    """An error answering one stanza; the stream stays open."""
+
+    def __init__(
+        self,
+        condition: StanzaErrorCondition,
+        text: str = "",
+        *,
+        type_: StanzaErrorType | None = None,
+    ) -> None:
+        super().__init__(f"{condition}: {text}" if text else str(condition))
+        self.condition = condition
+        self.text = text
+        self.type = type_ or condition.default_type
+
+
+class SaslCondition(StrEnum):
+    """SASL failure conditions, RFC 6120 §6.5."""
+
+    ABORTED = "aborted"
+    ACCOUNT_DISABLED = "account-disabled"
+    CREDENTIALS_EXPIRED = "credentials-expired"
+    ENCRYPTION_REQUIRED = "encryption-required"
+    INCORRECT_ENCODING = "incorrect-encoding"
+    INVALID_AUTHZID = "invalid-authzid"
+    INVALID_MECHANISM = "invalid-mechanism"
+    MALFORMED_REQUEST = "malformed-request"
+    MECHANISM_TOO_WEAK = "mechanism-too-weak"
+    NOT_AUTHORIZED = "not-authorized"
+    TEMPORARY_AUTH_FAILURE = "temporary-auth-failure"
+
+
+class SaslFailure(XmppError):
+    """A failed SASL exchange; the client may try again (up to a configured number of times)."""
+
+    def __init__(self, condition: SaslCondition, text: str = "") -> None:
+        super().__init__(f"{condition}: {text}" if text else str(condition))
+        self.condition = condition
+        self.text = text

@@ -1,0 +1,63 @@
+"""What every hub service shares: settings, clock, sessions, storage, and background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from interlink.hub.session import BindConflictPolicy, SessionRegistry
+from interlink.storage import Storage
+from interlink.xmpp.jid import JID
+
+log = logging.getLogger("interlink.hub")
+
+
+@dataclass(frozen=True, slots=True)
+class HubSettings:
+    domain: str
+    offline_max_per_account: int = 1000
+    offline_drain_batch: int = 100
+    bind_conflict: BindConflictPolicy = BindConflictPolicy.OVERRIDE
+    max_roster_items: int = 1000
+    max_roster_name_length: int = 1023
+    max_roster_groups: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("offline_max_per_account", "offline_drain_batch", "max_roster_items"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+class HubContext:
+    def __init__(self, settings: HubSettings, storage: Storage, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.clock = clock
+        self.domain = JID.parse(settings.domain)
+        self.sessions = SessionRegistry()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` in the background; errors are logged, the task is awaited on shutdown."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "background task failed",
+                exc_info=task.exception(),
+                extra={"task": task.get_name()},
+            )
+
+    async def drain_tasks(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def is_local(self, jid: JID) -> bool:
+        return jid.domain == self.domain.domain

@@ -1,0 +1,90 @@
+"""Service discovery (XEP-0030), ping (XEP-0199) and software version (XEP-0092)."""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+from interlink import __version__
+from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.xmpp import ns
+from interlink.xmpp.stanza import Iq, IqType
+
+DISCO_INFO = ns.qname(ns.DISCO_INFO, "query")
+DISCO_ITEMS = ns.qname(ns.DISCO_ITEMS, "query")
+PING = ns.qname(ns.PING, "ping")
+VERSION = ns.qname(ns.VERSION, "query")
+
+SERVER_FEATURES = (
+    ns.DISCO_INFO,
+    ns.DISCO_ITEMS,
+    ns.PING,
+    ns.VERSION,
+    ns.ROSTER,
+    "msgoffline",  # XEP-0160: offline messages are stored
+)
+ACCOUNT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING)
+
+
+def _no_node(query: Element) -> None:
+    if query.get("node"):
+        raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such node")
+
+
+def info(
+    query: Element, *, category: str, type_: str, name: str, features: tuple[str, ...]
+) -> Element:
+    _no_node(query)
+    result = Element(DISCO_INFO)
+    identity = {"category": category, "type": type_}
+    if name:
+        identity["name"] = name
+    result.append(Element(ns.qname(ns.DISCO_INFO, "identity"), identity))
+    for feature in features:
+        result.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
+    return result
+
+
+def items(query: Element) -> Element:
+    _no_node(query)
+    return Element(DISCO_ITEMS)
+
+
+def server_query(iq: Iq) -> Element | None:
+    """The answer to a get/set sent to the hub's domain, ``None`` for an empty result.
+
+    Raises ``service-unavailable`` for anything not served (RFC 6120 §8.4)."""
+    query = iq.query
+    assert query is not None
+    if iq.type is IqType.GET:
+        if query.tag == DISCO_INFO:
+            return info(
+                query, category="server", type_="im", name="Interlink", features=SERVER_FEATURES
+            )
+        if query.tag == DISCO_ITEMS:
+            return items(query)
+        if query.tag == PING:
+            return None
+        if query.tag == VERSION:
+            result = Element(VERSION)
+            for tag, text in (("name", "Interlink"), ("version", __version__)):
+                child = Element(ns.qname(ns.VERSION, tag))
+                child.text = text
+                result.append(child)
+            return result
+    raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+
+def account_query(iq: Iq) -> Element | None:
+    """Requests the server answers on behalf of an account's bare JID (RFC 6121 §8.5.1)."""
+    query = iq.query
+    assert query is not None
+    if iq.type is IqType.GET:
+        if query.tag == DISCO_INFO:
+            return info(
+                query, category="account", type_="registered", name="", features=ACCOUNT_FEATURES
+            )
+        if query.tag == DISCO_ITEMS:
+            return items(query)
+        if query.tag == PING:
+            return None
+    raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)

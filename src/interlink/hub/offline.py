@@ -1,0 +1,153 @@
+"""Durable offline delivery (RFC 6121 §8.5.2.1.1, XEP-0160, delay stamps per XEP-0203).
+
+A message for an account without an available resource is written to storage and acknowledged
+only after the write is durable. When a resource with non-negative priority becomes available the
+queue is drained in order, batch by batch, each batch deleted after it was written to the
+connection.
+
+Ordering: while an account's queue is being drained, new messages for it take the storage path
+too (the router checks :meth:`OfflineDelivery.is_draining`), so they queue behind the stored ones.
+A per-account lock makes "decide where a message goes" and "store it" one step with respect to
+the drain's "fetch, deliver, delete".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.hub.context import HubContext, log
+from interlink.xmpp import ns
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Message, MessageType
+
+_NOT_STORED_NAMESPACES = frozenset((ns.CHATSTATES,))
+_NO_STORE = ns.qname(ns.HINTS, "no-store")
+_NO_PERMANENT_STORE = ns.qname(ns.HINTS, "no-permanent-store")
+
+
+def worth_storing(message: Message) -> bool:
+    """Chat and normal messages with content other than chat states, unless hinted not to be
+    stored (XEP-0334)."""
+    if message.type not in (MessageType.CHAT, MessageType.NORMAL):
+        return False
+    content = False
+    for child in message.payload:
+        if child.tag in (_NO_STORE, _NO_PERMANENT_STORE):
+            return False
+        tag = child.tag
+        child_ns = tag[1 : tag.index("}")] if tag[:1] == "{" else ""
+        if child_ns not in _NOT_STORED_NAMESPACES:
+            content = True
+    return content
+
+
+def _stamp(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
+
+
+class KeyedLock:
+    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[JID, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold(self, key: JID) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class OfflineDelivery:
+    def __init__(self, ctx: HubContext) -> None:
+        self._ctx = ctx
+        self._locks = KeyedLock()
+        self._draining: set[JID] = set()
+
+    def is_draining(self, bare: JID) -> bool:
+        return bare in self._draining
+
+    async def accept(self, message: Message, xml: str, bare: JID) -> None:
+        """Deliver ``message`` to ``bare``'s best resources or store it durably.
+
+        Raises ``service-unavailable`` for an account that does not exist and
+        ``resource-constraint`` when the account's queue is full.
+        """
+        ctx = self._ctx
+        async with self._locks.hold(bare):
+            targets = ctx.sessions.message_targets(bare)
+            if targets and bare not in self._draining:
+                for session in targets:
+                    session.deliver_xml(xml)
+                return
+            if not await ctx.storage.accounts.exists(str(bare)):
+                raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            if not worth_storing(message):
+                return
+            cap = ctx.settings.offline_max_per_account
+            if not await ctx.storage.offline.store(str(bare), xml, ctx.clock(), cap):
+                raise StanzaError(
+                    StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                    f"the recipient's offline queue is full ({cap} messages)",
+                )
+        if ctx.sessions.message_targets(bare) and bare not in self._draining:
+            # A resource came online while we were storing: hand the message over now.
+            self.start_drain(bare)
+
+    def start_drain(self, bare: JID) -> None:
+        if bare in self._draining:
+            return
+        self._draining.add(bare)
+        self._ctx.spawn(self._drain(bare), name=f"offline-drain {bare}")
+
+    async def _drain(self, bare: JID) -> None:
+        ctx = self._ctx
+        delivered = 0
+        try:
+            while True:
+                async with self._locks.hold(bare):
+                    targets = ctx.sessions.message_targets(bare)
+                    if not targets:
+                        return
+                    batch = await ctx.storage.offline.fetch(
+                        str(bare), ctx.settings.offline_drain_batch
+                    )
+                    if not batch:
+                        return
+                    domain = ctx.settings.domain
+                    for item in batch:
+                        xml = _with_delay(item.stanza, domain, item.stored_at)
+                        for session in targets:
+                            session.deliver_xml(xml)
+                    await ctx.storage.offline.delete(str(bare), batch[-1].id)
+                    delivered += len(batch)
+                for session in targets:
+                    await session.port.wait_writable()
+        finally:
+            self._draining.discard(bare)
+            if delivered:
+                log.info("offline messages delivered", extra={"jid": str(bare), "count": delivered})
+
+
+def _with_delay(xml: str, domain: str, stored_at: float) -> str:
+    delay = f'<delay xmlns="{ns.DELAY}" from="{domain}" stamp="{_stamp(stored_at)}"/>'
+    if xml.endswith("</message>"):
+        return xml[: -len("</message>")] + delay + "</message>"
+    return xml  # stored messages always have content; keep anything unexpected untouched

@@ -1,0 +1,278 @@
+"""Presence: broadcast, probes, directed presence and subscriptions (RFC 6121 §3, §4).
+
+All accounts live on this hub for now (server-to-server comes with the proxy phase), so the
+"user's server" and the "contact's server" halves of each subscription exchange run here one after
+the other: first the sender's roster changes (outbound processing), then the recipient's
+(inbound processing). Subscription requests are stored until answered and shown again at each
+login (RFC 6121 §3.1.3).
+"""
+
+from __future__ import annotations
+
+from interlink.hub.context import HubContext
+from interlink.hub.offline import OfflineDelivery
+from interlink.hub.roster import RosterService, subscription_after
+from interlink.hub.session import Session
+from interlink.storage import RosterItem
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Presence, PresenceType, to_xml
+from interlink.xmpp.xml import serialize
+
+
+def _presence(type_: PresenceType, from_: JID, to: JID | None) -> Presence:
+    return Presence(to, from_, None, None, (), type_)
+
+
+class PresenceService:
+    def __init__(self, ctx: HubContext, roster: RosterService, offline: OfflineDelivery) -> None:
+        self._ctx = ctx
+        self._roster = roster
+        self._offline = offline
+        roster.presence = self
+
+    async def handle(self, session: Session, presence: Presence) -> None:
+        to = presence.to
+        if to is None:
+            await self._broadcast_from(session, presence)
+            return
+        if not self._ctx.is_local(to):
+            return  # no server-to-server yet: presence to other domains goes nowhere
+        if presence.type.is_subscription:
+            await self._outbound_subscription(session, presence, to.bare)
+        elif presence.type is PresenceType.PROBE:
+            await self._answer_probe(session, to.bare)
+        else:
+            await self._directed(session, presence, to)
+
+    # -- broadcast (RFC 6121 §4.2, §4.4, §4.5) ------------------------------------------------
+    async def _broadcast_from(self, session: Session, presence: Presence) -> None:
+        if presence.type is PresenceType.AVAILABLE:
+            first = not session.available
+            was_negative = session.priority < 0
+            session.available = True
+            session.priority = presence.priority
+            session.presence_payload_xml = "".join(serialize(c, None) for c in presence.payload)
+            await self._send_to_subscribers(session, presence)
+            if first:
+                await self._answer_probe_all(session)
+                await self._deliver_pending_requests(session)
+            if session.priority >= 0 and (first or was_negative):
+                self._offline.start_drain(session.jid.bare)
+        elif presence.type is PresenceType.UNAVAILABLE:
+            await self.go_unavailable(session, presence)
+
+    async def go_unavailable(self, session: Session, presence: Presence | None = None) -> None:
+        """Broadcast unavailable presence for ``session`` (also used when a connection drops)."""
+        if not session.available:
+            return
+        if presence is None:
+            presence = _presence(PresenceType.UNAVAILABLE, session.jid, None)
+        await self._send_to_subscribers(session, presence)
+        for target in session.directed:
+            self._deliver_directed(presence, target)
+        session.directed.clear()
+        session.available = False
+
+    async def _send_to_subscribers(self, session: Session, presence: Presence) -> None:
+        owner = session.jid.bare
+        payload = presence.payload
+        recipients: list[Session] = []
+        for item in await self._ctx.storage.roster.items(str(owner)):
+            if item.subscription.has_from:
+                recipients.extend(self._ctx.sessions.available(JID.parse(item.contact)))
+        recipients.extend(self._ctx.sessions.available(owner))
+        if session not in recipients:
+            recipients.append(session)
+        for target in recipients:
+            target.deliver(
+                Presence(
+                    target.jid, session.jid, presence.id, presence.lang, payload, presence.type
+                )
+            )
+
+    def _presence_of(self, contact: Session, to: JID) -> str:
+        attrs = f' xmlns="jabber:client" from="{_attr(str(contact.jid))}" to="{_attr(str(to))}"'
+        if contact.presence_payload_xml:
+            return f"<presence{attrs}>{contact.presence_payload_xml}</presence>"
+        return f"<presence{attrs}/>"
+
+    async def _answer_probe_all(self, session: Session) -> None:
+        """The server probes the user's contacts on initial presence and answers from its own
+        knowledge, since every account is local (RFC 6121 §4.2.2, §4.3.2)."""
+        for item in await self._ctx.storage.roster.items(str(session.jid.bare)):
+            if item.subscription.has_to:
+                for contact in self._ctx.sessions.available(JID.parse(item.contact)):
+                    session.deliver_xml(self._presence_of(contact, session.jid))
+
+    async def _answer_probe(self, session: Session, contact: JID) -> None:
+        item = await self._ctx.storage.roster.get(str(session.jid.bare), str(contact))
+        if item is None or not item.subscription.has_to:
+            return  # not subscribed: a probe reveals nothing (RFC 6121 §4.3.2.1)
+        for c in self._ctx.sessions.available(contact):
+            session.deliver_xml(self._presence_of(c, session.jid))
+
+    async def _deliver_pending_requests(self, session: Session) -> None:
+        for pending in await self._ctx.storage.roster.pending(str(session.jid.bare)):
+            session.deliver_xml(pending.stanza)
+
+    # -- directed presence (RFC 6121 §4.6) ----------------------------------------------------
+    async def _directed(self, session: Session, presence: Presence, to: JID) -> None:
+        self._deliver_directed(presence, to)
+        if presence.type is PresenceType.ERROR:
+            return
+        item = await self._ctx.storage.roster.get(str(session.jid.bare), str(to.bare))
+        if item is not None and item.subscription.has_from:
+            return  # contacts get broadcasts anyway
+        if presence.type is PresenceType.AVAILABLE and session.available:
+            session.directed.add(to)
+        else:
+            session.directed.discard(to)
+
+    def _deliver_directed(self, presence: Presence, to: JID) -> None:
+        if to.resource is not None:
+            target = self._ctx.sessions.get(to)
+            if target is not None:
+                target.deliver(presence if presence.to == to else _readdress(presence, to))
+            return
+        for target in self._ctx.sessions.available(to):
+            target.deliver(_readdress(presence, target.jid))
+
+    # -- subscriptions (RFC 6121 §3) ----------------------------------------------------------
+    async def _outbound_subscription(
+        self, session: Session, presence: Presence, contact: JID
+    ) -> None:
+        user = session.jid.bare
+        if contact == user:
+            return
+        repo = self._ctx.storage.roster
+        item = await repo.get(str(user), str(contact))
+        stamped = Presence(contact, user, presence.id, None, presence.payload, presence.type)
+        ptype = presence.type
+        if ptype is PresenceType.SUBSCRIBE:
+            if item is None or not (item.ask or item.subscription.has_to):
+                item = _with(item, str(contact), ask=True)
+                await repo.put(str(user), item)
+                self._roster.push(user, item)
+            await self._inbound_subscribe(stamped, contact, user)
+        elif ptype is PresenceType.SUBSCRIBED:
+            if not await repo.remove_pending(str(user), str(contact)):
+                return  # nothing to approve (pre-approval, RFC 6121 §3.4, is not offered)
+            item = _with(item, str(contact), from_=True)
+            await repo.put(str(user), item)
+            self._roster.push(user, item)
+            await self._inbound_subscribed(stamped, contact, user)
+            for s in self._ctx.sessions.available(user):
+                for c in self._ctx.sessions.available(contact):
+                    c.deliver_xml(self._presence_of(s, c.jid))
+        elif ptype is PresenceType.UNSUBSCRIBE:
+            if item is not None and (item.subscription.has_to or item.ask):
+                item = _with(item, str(contact), to=False, ask=False)
+                await repo.put(str(user), item)
+                self._roster.push(user, item)
+            await self._inbound_unsubscribe(stamped, contact, user)
+        elif ptype is PresenceType.UNSUBSCRIBED:
+            await repo.remove_pending(str(user), str(contact))
+            if item is not None and item.subscription.has_from:
+                item = _with(item, str(contact), from_=False)
+                await repo.put(str(user), item)
+                self._roster.push(user, item)
+            await self._inbound_unsubscribed(stamped, contact, user)
+            self._send_unavailable(user, contact)
+
+    async def _inbound_subscribe(self, stamped: Presence, contact: JID, user: JID) -> None:
+        repo = self._ctx.storage.roster
+        if not await self._ctx.storage.accounts.exists(str(contact)):
+            return  # no such account: drop quietly, revealing nothing (RFC 6121 §3.1.3)
+        theirs = await repo.get(str(contact), str(user))
+        if theirs is not None and theirs.subscription.has_from:
+            # Already approved: answer on the contact's behalf (RFC 6121 §3.1.3 point 2).
+            reply = _presence(PresenceType.SUBSCRIBED, contact, user)
+            await self._inbound_subscribed(reply, user, contact)
+            return
+        xml = to_xml(Presence(None, user, stamped.id, None, stamped.payload, stamped.type), None)
+        await repo.add_pending(str(contact), str(user), xml, self._ctx.clock())
+        for s in self._ctx.sessions.available(contact):
+            s.deliver(_readdress(stamped, s.jid))
+
+    async def _inbound_subscribed(self, stamped: Presence, user: JID, contact: JID) -> None:
+        """``contact`` approved ``user``'s request: on ``user``'s side, none→to, from→both."""
+        repo = self._ctx.storage.roster
+        item = await repo.get(str(user), str(contact))
+        if item is None or not item.ask:
+            return  # no request pending: ignore (RFC 6121 §3.1.6)
+        item = _with(item, str(contact), to=True, ask=False)
+        await repo.put(str(user), item)
+        self._roster.push(user, item)
+        for s in self._ctx.sessions.available(user):
+            s.deliver(_readdress(stamped, s.jid))
+
+    async def _inbound_unsubscribe(self, stamped: Presence, contact: JID, user: JID) -> None:
+        """``user`` stops following ``contact``: on ``contact``'s side, from→none, both→to."""
+        repo = self._ctx.storage.roster
+        await repo.remove_pending(str(contact), str(user))
+        theirs = await repo.get(str(contact), str(user))
+        if theirs is None or not theirs.subscription.has_from:
+            return
+        theirs = _with(theirs, str(user), from_=False)
+        await repo.put(str(contact), theirs)
+        self._roster.push(contact, theirs)
+        for s in self._ctx.sessions.available(contact):
+            s.deliver(_readdress(stamped, s.jid))
+        self._send_unavailable(contact, user)
+
+    async def _inbound_unsubscribed(self, stamped: Presence, user: JID, contact: JID) -> None:
+        """``contact`` (here the sender) cancels ``user``'s subscription or denies the request."""
+        repo = self._ctx.storage.roster
+        item = await repo.get(str(user), str(contact))
+        if item is None or not (item.subscription.has_to or item.ask):
+            return
+        item = _with(item, str(contact), to=False, ask=False)
+        await repo.put(str(user), item)
+        self._roster.push(user, item)
+        for s in self._ctx.sessions.available(user):
+            s.deliver(_readdress(stamped, s.jid))
+
+    def _send_unavailable(self, from_bare: JID, to_bare: JID) -> None:
+        """Tell ``to_bare`` that ``from_bare``'s resources are gone (RFC 6121 §3.2.2, §3.3.3)."""
+        for s in self._ctx.sessions.available(from_bare):
+            for t in self._ctx.sessions.available(to_bare):
+                t.deliver(_presence(PresenceType.UNAVAILABLE, s.jid, t.jid))
+
+    async def cancel_both(self, session: Session, contact: JID, item: RosterItem) -> None:
+        """Roster removal cancels subscriptions in both directions (RFC 6121 §2.5.2)."""
+        user = session.jid.bare
+        if item.subscription.has_to or item.ask:
+            await self._inbound_unsubscribe(
+                _presence(PresenceType.UNSUBSCRIBE, user, contact), contact, user
+            )
+        if item.subscription.has_from:
+            await self._inbound_unsubscribed(
+                _presence(PresenceType.UNSUBSCRIBED, user, contact), contact, user
+            )
+            self._send_unavailable(user, contact)
+        await self._ctx.storage.roster.remove_pending(str(user), str(contact))
+
+
+def _with(
+    item: RosterItem | None,
+    contact: str,
+    *,
+    to: bool | None = None,
+    from_: bool | None = None,
+    ask: bool | None = None,
+) -> RosterItem:
+    sub = subscription_after(item, to=to, from_=from_)
+    if item is None:
+        return RosterItem(contact, subscription=sub, ask=bool(ask))
+    return RosterItem(contact, item.name, sub, item.ask if ask is None else ask, item.groups)
+
+
+def _readdress(presence: Presence, to: JID) -> Presence:
+    return Presence(to, presence.from_, presence.id, presence.lang, presence.payload, presence.type)
+
+
+def _attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
+
+
+__all__ = ["PresenceService"]

@@ -1,0 +1,150 @@
+"""Roster management, RFC 6121 §2: get, set, remove, and pushes to interested resources."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Protocol
+from xml.etree.ElementTree import Element
+
+from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.hub.context import HubContext
+from interlink.hub.session import Session
+from interlink.storage import RosterItem, Subscription
+from interlink.xmpp import ns
+from interlink.xmpp.jid import JID, InvalidJID
+from interlink.xmpp.stanza import Iq, IqType, iq_result
+
+QUERY = ns.qname(ns.ROSTER, "query")
+_ITEM = ns.qname(ns.ROSTER, "item")
+_GROUP = ns.qname(ns.ROSTER, "group")
+
+
+def item_element(item: RosterItem, *, removed: bool = False) -> Element:
+    attrs = {"jid": item.contact}
+    if removed:
+        attrs["subscription"] = "remove"
+    else:
+        attrs["subscription"] = str(item.subscription)
+        if item.name:
+            attrs["name"] = item.name
+        if item.ask:
+            attrs["ask"] = "subscribe"
+    el = Element(_ITEM, attrs)
+    for group in item.groups:
+        g = Element(_GROUP)
+        g.text = group
+        el.append(g)
+    return el
+
+
+class RosterService:
+    def __init__(self, ctx: HubContext) -> None:
+        self._ctx = ctx
+        self.presence: SubscriptionCanceller | None = None
+
+    def push(self, owner: JID, item: RosterItem, *, removed: bool = False) -> None:
+        """Roster push (RFC 6121 §2.1.6) to each resource of ``owner`` that asked for the roster."""
+        for session in self._ctx.sessions.sessions(owner):
+            if session.roster_requested:
+                query = Element(QUERY)
+                query.append(item_element(item, removed=removed))
+                session.deliver(
+                    Iq(
+                        session.jid,
+                        None,
+                        "push-" + secrets.token_hex(6),
+                        None,
+                        (query,),
+                        IqType.SET,
+                    )
+                )
+
+    async def handle_iq(self, session: Session, iq: Iq) -> None:
+        if iq.to is not None and iq.to != session.jid.bare:
+            raise StanzaError(StanzaErrorCondition.FORBIDDEN, "a roster belongs to its own account")
+        if iq.type is IqType.GET:
+            items = await self._ctx.storage.roster.items(str(session.jid.bare))
+            query = Element(QUERY)
+            query.extend(item_element(i) for i in items)
+            session.roster_requested = True
+            session.deliver(iq_result(iq, query, from_=None))
+            return
+        await self._set(session, iq)
+        session.deliver(iq_result(iq, from_=None))
+
+    async def _set(self, session: Session, iq: Iq) -> None:
+        query = iq.query
+        assert query is not None
+        items = list(query)
+        if len(items) != 1 or items[0].tag != _ITEM:
+            raise StanzaError(
+                StanzaErrorCondition.BAD_REQUEST, "a roster set must contain exactly one item"
+            )
+        el = items[0]
+        try:
+            contact = JID.parse(el.get("jid", "")).bare
+        except InvalidJID as exc:
+            raise StanzaError(
+                StanzaErrorCondition.BAD_REQUEST, f"invalid item jid: {exc}"
+            ) from None
+        owner = session.jid.bare
+        repo = self._ctx.storage.roster
+        existing = await repo.get(str(owner), str(contact))
+        if el.get("subscription") == "remove":
+            if existing is None:
+                raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such roster item")
+            if self.presence is not None:
+                await self.presence.cancel_both(session, contact, existing)
+            await repo.remove(str(owner), str(contact))
+            self.push(owner, existing, removed=True)
+            return
+        settings = self._ctx.settings
+        name = el.get("name") or None
+        if name is not None and len(name) > settings.max_roster_name_length:
+            raise StanzaError(
+                StanzaErrorCondition.NOT_ACCEPTABLE,
+                f"item name longer than {settings.max_roster_name_length} characters",
+            )
+        groups = [(g.text or "").strip() for g in el.findall(_GROUP)]
+        if any(not g for g in groups):
+            raise StanzaError(StanzaErrorCondition.NOT_ACCEPTABLE, "empty group name")
+        if len(set(groups)) != len(groups):
+            raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "duplicate group")
+        if len(groups) > settings.max_roster_groups:
+            raise StanzaError(
+                StanzaErrorCondition.NOT_ACCEPTABLE,
+                f"more than {settings.max_roster_groups} groups on one item",
+            )
+        if existing is None:
+            count = len(await repo.items(str(owner)))
+            if count >= settings.max_roster_items:
+                raise StanzaError(
+                    StanzaErrorCondition.NOT_ALLOWED,
+                    f"the roster is full ({settings.max_roster_items} items)",
+                )
+            existing = RosterItem(str(contact))
+        item = RosterItem(
+            contact=str(contact),
+            name=name,
+            subscription=existing.subscription,
+            ask=existing.ask,
+            groups=tuple(groups),
+        )
+        await repo.put(str(owner), item)
+        self.push(owner, item)
+
+
+class SubscriptionCanceller(Protocol):
+    """What roster removal needs from the presence service (RFC 6121 §2.5.2)."""
+
+    async def cancel_both(self, session: Session, contact: JID, item: RosterItem) -> None: ...
+
+
+def subscription_after(
+    item: RosterItem | None, *, to: bool | None = None, from_: bool | None = None
+) -> Subscription:
+    current = item.subscription if item else Subscription.NONE
+    return Subscription.of(
+        to=current.has_to if to is None else to,
+        from_=current.has_from if from_ is None else from_,
+    )

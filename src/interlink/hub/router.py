@@ -1,0 +1,176 @@
+"""Routing of stanzas from a bound session (RFC 6120 §10, RFC 6121 §8).
+
+:meth:`Router.route` is the hub's entry point for every stanza. Messages to an available local
+resource are delivered synchronously, without awaiting anything: that is the hot path. Anything
+needing storage returns a coroutine that the transport shell awaits before it reads the sender's
+next stanza, which keeps each sender's stanzas in order and makes "stored" mean "acknowledged".
+
+Errors raised as :class:`StanzaError` become an error reply to the sender; error stanzas are never
+answered with errors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.hub import disco
+from interlink.hub.context import HubContext
+from interlink.hub.offline import OfflineDelivery
+from interlink.hub.presence import PresenceService
+from interlink.hub.roster import QUERY as ROSTER_QUERY
+from interlink.hub.roster import RosterService
+from interlink.hub.session import Session
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import (
+    Iq,
+    IqType,
+    Message,
+    MessageType,
+    Presence,
+    Stanza,
+    error_reply,
+    iq_result,
+    is_error_stanza,
+    to_xml,
+)
+
+log = logging.getLogger("interlink.router")
+Pending = Coroutine[Any, Any, None]
+
+
+class Router:
+    def __init__(self, ctx: HubContext) -> None:
+        self.ctx = ctx
+        self.offline = OfflineDelivery(ctx)
+        self.roster = RosterService(ctx)
+        self.presence = PresenceService(ctx, self.roster, self.offline)
+
+    def route(self, session: Session, stanza: Stanza) -> Pending | None:
+        """Handle one stanza from ``session`` (its ``from`` already stamped by the stream)."""
+        try:
+            if type(stanza) is Message:
+                return self._message(session, stanza)
+            if type(stanza) is Iq:
+                return self._iq(session, stanza)
+            assert isinstance(stanza, Presence)
+            return self._guard(session, stanza, self.presence.handle(session, stanza))
+        except StanzaError as err:
+            self.reply_error(session, stanza, err)
+            return None
+
+    def reply_error(self, session: Session, stanza: Stanza, err: StanzaError) -> None:
+        if not is_error_stanza(stanza):
+            from_ = stanza.to if stanza.to is not None else None
+            session.deliver(error_reply(stanza, err, from_=from_))
+
+    async def _guard(self, session: Session, stanza: Stanza, work: Pending) -> None:
+        try:
+            await work
+        except StanzaError as err:
+            self.reply_error(session, stanza, err)
+
+    # -- messages -----------------------------------------------------------------------------
+    def _message(self, session: Session, msg: Message) -> Pending | None:
+        to = msg.to
+        if to is None:
+            to = session.jid.bare
+        ctx = self.ctx
+        if to.domain != ctx.domain.domain:
+            raise StanzaError(
+                StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
+                "this hub does not federate with other domains yet",
+            )
+        if to.local is None:
+            if msg.type in (MessageType.ERROR, MessageType.HEADLINE, MessageType.GROUPCHAT):
+                return None
+            raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        xml = to_xml(msg, None)
+        if to.resource is not None:
+            target = ctx.sessions.get(to)
+            if target is not None:
+                target.deliver_xml(xml)
+                return None
+        mtype = msg.type
+        if mtype is MessageType.ERROR:
+            return None
+        if mtype is MessageType.GROUPCHAT:
+            raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        bare = to.bare
+        if mtype is MessageType.HEADLINE:
+            for target in ctx.sessions.non_negative(bare):
+                target.deliver_xml(xml)
+            return None
+        if not self.offline.is_draining(bare):
+            targets = ctx.sessions.message_targets(bare)
+            if targets:
+                for target in targets:
+                    target.deliver_xml(xml)
+                return None
+        return self._guard(session, msg, self.offline.accept(msg, xml, bare))
+
+    # -- iq -----------------------------------------------------------------------------------
+    def _iq(self, session: Session, iq: Iq) -> Pending | None:
+        to = iq.to
+        ctx = self.ctx
+        own = session.jid.bare
+        if to is None or to == own:
+            if not iq.type.is_request:
+                return None
+            query = iq.query
+            assert query is not None
+            if query.tag == ROSTER_QUERY:
+                return self._guard(session, iq, self.roster.handle_iq(session, iq))
+            self._answer(session, iq, disco.account_query(iq))
+            return None
+        if to.domain != ctx.domain.domain:
+            if iq.type.is_request:
+                raise StanzaError(
+                    StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
+                    "this hub does not federate with other domains yet",
+                )
+            return None
+        if to.local is None:
+            if to.resource is None and iq.type.is_request:
+                self._answer(session, iq, disco.server_query(iq))
+            elif iq.type.is_request:
+                raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return None
+        if to.resource is not None:
+            target = ctx.sessions.get(to)
+            if target is not None:
+                target.deliver(iq)
+                return None
+            if iq.type.is_request:
+                raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return None
+        if not iq.type.is_request:
+            return None
+        return self._guard(session, iq, self._on_behalf(session, iq, to))
+
+    async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:
+        if not ctx_has(self.ctx, account) and not await self.ctx.storage.accounts.exists(
+            str(account)
+        ):
+            raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        self._answer(session, iq, disco.account_query(iq))
+
+    def _answer(self, session: Session, iq: Iq, payload: Any) -> None:
+        if payload is None:
+            session.deliver(iq_result(iq, from_=iq.to))
+        else:
+            session.deliver(iq_result(iq, payload, from_=iq.to))
+
+    # -- session lifecycle --------------------------------------------------------------------
+    async def session_ended(self, session: Session) -> None:
+        if self.ctx.sessions.remove(session) and session.available:
+            await self.presence.go_unavailable(session)
+
+
+def ctx_has(ctx: HubContext, account: JID) -> bool:
+    return bool(ctx.sessions.sessions(account))
+
+
+__all__ = ["IqType", "Router"]

@@ -1,0 +1,142 @@
+"""Sessions (one per bound resource) and the registry that finds them.
+
+A :class:`Session` keeps what the hub needs to know about one connected resource: its presence,
+priority, whether it asked for the roster, and where it sent directed presence. Writing to the
+connection goes through the :class:`SessionPort` the transport shell provides.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Protocol
+
+from interlink.errors import StreamError
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Stanza, to_xml
+
+
+class SessionPort(Protocol):
+    """What the hub needs from a transport: write, flow control, close."""
+
+    def write_xml(self, xml: str) -> None:
+        """Queue serialized XML (top-level stanzas carry their own ``xmlns``)."""
+
+    async def wait_writable(self) -> None:
+        """Return when the peer is keeping up (the outbound buffer is below its mark)."""
+
+    def terminate(self, error: StreamError | None) -> None:
+        """Close the stream, with a stream error if given."""
+
+
+class Session:
+    __slots__ = (
+        "available",
+        "directed",
+        "jid",
+        "port",
+        "presence_payload_xml",
+        "priority",
+        "roster_requested",
+    )
+
+    def __init__(self, jid: JID, port: SessionPort) -> None:
+        self.jid = jid
+        self.port = port
+        self.available = False
+        self.priority = 0
+        self.presence_payload_xml = ""
+        self.roster_requested = False
+        self.directed: set[JID] = set()
+
+    def deliver(self, stanza: Stanza) -> None:
+        self.port.write_xml(to_xml(stanza, None))
+
+    def deliver_xml(self, xml: str) -> None:
+        self.port.write_xml(xml)
+
+    def __repr__(self) -> str:
+        return f"<Session {self.jid} available={self.available} priority={self.priority}>"
+
+
+class BindConflictPolicy(StrEnum):
+    """What binding an in-use resource does (RFC 6120 §7.7.2.2)."""
+
+    OVERRIDE = "override"  # give the new session a server-generated resource
+    REFUSE = "refuse"  # answer <conflict/>
+    REPLACE = "replace"  # end the old session with a <conflict/> stream error
+
+
+class SessionRegistry:
+    """All bound sessions of this hub, by bare JID and resource."""
+
+    def __init__(self) -> None:
+        self._by_bare: dict[JID, dict[str, Session]] = {}
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def add(self, session: Session) -> None:
+        resources = self._by_bare.setdefault(session.jid.bare, {})
+        assert session.jid.resource is not None
+        if session.jid.resource not in resources:
+            self._count += 1
+        resources[session.jid.resource] = session
+
+    def remove(self, session: Session) -> bool:
+        resources = self._by_bare.get(session.jid.bare)
+        if not resources or resources.get(session.jid.resource or "") is not session:
+            return False
+        del resources[session.jid.resource or ""]
+        self._count -= 1
+        if not resources:
+            del self._by_bare[session.jid.bare]
+        return True
+
+    def get(self, full: JID) -> Session | None:
+        resources = self._by_bare.get(full.bare)
+        if resources is None or full.resource is None:
+            return None
+        return resources.get(full.resource)
+
+    def sessions(self, bare: JID) -> Iterable[Session]:
+        resources = self._by_bare.get(bare)
+        return () if resources is None else tuple(resources.values())
+
+    def available(self, bare: JID) -> list[Session]:
+        resources = self._by_bare.get(bare)
+        if not resources:
+            return []
+        return [s for s in resources.values() if s.available]
+
+    def message_targets(self, bare: JID) -> list[Session]:
+        """Resources a message to the bare JID goes to: the available ones with the highest
+        non-negative priority (RFC 6121 §8.5.2.1.1)."""
+        resources = self._by_bare.get(bare)
+        if not resources:
+            return []
+        best = -1
+        targets: list[Session] = []
+        for s in resources.values():
+            if s.available and s.priority >= 0:
+                if s.priority > best:
+                    best = s.priority
+                    targets = [s]
+                elif s.priority == best:
+                    targets.append(s)
+        return targets
+
+    def non_negative(self, bare: JID) -> list[Session]:
+        return [s for s in self.available(bare) if s.priority >= 0]
+
+    def all_sessions(self) -> list[Session]:
+        return [s for resources in self._by_bare.values() for s in resources.values()]
+
+    def free_resource(self, bare: JID, base: str | None = None) -> str:
+        resources = self._by_bare.get(bare, {})
+        while True:
+            candidate = secrets.token_hex(4) if base is None else f"{base}.{secrets.token_hex(3)}"
+            if candidate not in resources:
+                return candidate

@@ -1,0 +1,152 @@
+"""Client-to-server XMPP over TCP: STARTTLS (RFC 6120 §5) and direct TLS (XEP-0368) listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass
+from typing import cast
+
+from interlink.hub.hub import Hub
+from interlink.net.driver import ConnectionGate, DriverLimits, Pending, StreamDriver
+from interlink.xmpp.stream import ServerStream, StreamConfig
+
+log = logging.getLogger("interlink.c2s")
+READ_CHUNK_LIMIT = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class C2SContext:
+    hub: Hub
+    stream_config: StreamConfig
+    tls: ssl.SSLContext | None
+    gate: ConnectionGate
+    limits: DriverLimits
+    tls_handshake_timeout: float = 30.0
+
+
+class C2SProtocol(asyncio.Protocol):
+    """One TCP connection. ``direct_tls`` means the socket is TLS from the first byte."""
+
+    def __init__(self, ctx: C2SContext, *, direct_tls: bool) -> None:
+        self.ctx = ctx
+        self.direct_tls = direct_tls
+        self.transport: asyncio.Transport | None = None
+        self.driver: StreamDriver | None = None
+        self._busy = False
+        self._backlog: list[bytes] = []
+
+    # -- Link ---------------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    def send_frames(self, frames: list[str]) -> None:
+        self.write("".join(frames).encode())
+
+    def buffered(self) -> int:
+        return self.transport.get_write_buffer_size() if self.transport is not None else 0
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    async def start_tls(self) -> None:
+        assert self.transport is not None
+        assert self.ctx.tls is not None
+        loop = asyncio.get_running_loop()
+        new = await loop.start_tls(
+            self.transport,
+            self,
+            self.ctx.tls,
+            server_side=True,
+            ssl_handshake_timeout=self.ctx.tls_handshake_timeout,
+        )
+        if new is None:
+            raise ConnectionError("connection closed during the TLS handshake")
+        self.transport = new
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(
+            high=self.ctx.limits.low_water_bytes * 4, low=self.ctx.limits.low_water_bytes
+        )
+        peer = transport.get_extra_info("peername")
+        stream = ServerStream(
+            self.ctx.stream_config,
+            now=asyncio.get_running_loop().time(),
+            secure=self.direct_tls,
+        )
+        self.driver = StreamDriver(
+            self.ctx.hub,
+            stream,
+            self,
+            self.ctx.gate,
+            self.ctx.limits,
+            peer=f"{peer[0]}:{peer[1]}" if peer else "?",
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self._busy:
+            self._backlog.append(data)  # arrived before pause_reading took effect
+            return
+        driver = self.driver
+        assert driver is not None
+        pending = driver.feed(data)
+        if pending is not None:
+            self._wait(pending)
+
+    def _wait(self, pending: Pending) -> None:
+        self._busy = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+        assert self.driver is not None
+        self.driver.hub.ctx.spawn(self._resume_after(pending), name="c2s-wait")
+
+    async def _resume_after(self, pending: Pending) -> None:
+        await pending
+        driver = self.driver
+        assert driver is not None
+        while self._backlog and not driver.stream.closed:
+            nxt = driver.feed(self._backlog.pop(0))
+            if nxt is not None:
+                await nxt
+        self._backlog.clear()
+        self._busy = False
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.driver is not None:
+            self.driver.connection_lost()
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.driver is not None:
+            self.driver.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.driver is not None:
+            self.driver.resume_writing()
+
+
+async def start_c2s_listener(
+    ctx: C2SContext, host: str, port: int, *, direct_tls: bool
+) -> asyncio.Server:
+    loop = asyncio.get_running_loop()
+    if direct_tls and ctx.tls is None:
+        raise ValueError("direct TLS needs a TLS context")
+    return await loop.create_server(
+        lambda: C2SProtocol(ctx, direct_tls=direct_tls),
+        host,
+        port,
+        ssl=ctx.tls if direct_tls else None,
+        ssl_handshake_timeout=ctx.tls_handshake_timeout if direct_tls else None,
+        reuse_address=True,
+        backlog=1024,
+    )

@@ -1,0 +1,298 @@
+"""The glue between one :class:`~interlink.xmpp.stream.ServerStream` and the hub.
+
+A :class:`StreamDriver` is transport-neutral: the TCP shell and the WebSocket shell both feed it
+input and give it a :class:`Link` to write to. It turns stream events into hub calls and hub
+deliveries into stream output, arms the stream's timer, and implements the hub's
+:class:`~interlink.hub.session.SessionPort`.
+
+Ordering and acknowledgement: :meth:`StreamDriver.feed` returns ``None`` when everything was
+handled synchronously, or a coroutine when some step needs I/O (credentials, storage). The shell
+stops reading from the peer until that coroutine finishes, so one peer's stanzas are handled
+strictly in order and a message stored offline is on disk before the next one is read.
+
+Output is corked: writes made while handling one batch of input, or while routing stanzas from
+other sessions in the same loop iteration, leave in one transport write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from interlink.errors import StanzaError, StreamError, StreamErrorCondition
+from interlink.hub.hub import Hub
+from interlink.hub.session import Session
+from interlink.xmpp.parser import Framing
+from interlink.xmpp.stream import (
+    Authenticated,
+    BindRequested,
+    CredentialsRequested,
+    ServerStream,
+    StanzaReceived,
+    StreamClosed,
+    StreamEvent,
+    TlsStartRequested,
+)
+
+log = logging.getLogger("interlink.c2s")
+Pending = Coroutine[Any, Any, None]
+
+
+class Link(Protocol):
+    """The transport as the driver sees it."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def send_frames(self, frames: list[str]) -> None: ...
+
+    def buffered(self) -> int: ...
+
+    def close(self) -> None: ...
+
+    async def start_tls(self) -> None: ...
+
+
+class ConnectionGate:
+    """Caps the connections that have not yet bound a resource (slow-loris protection)."""
+
+    def __init__(self, max_unauthenticated: int) -> None:
+        self.max_unauthenticated = max_unauthenticated
+        self.unauthenticated = 0
+
+    def try_enter(self) -> bool:
+        if self.unauthenticated >= self.max_unauthenticated:
+            return False
+        self.unauthenticated += 1
+        return True
+
+    def leave(self) -> None:
+        self.unauthenticated -= 1
+
+
+@dataclass(frozen=True, slots=True)
+class DriverLimits:
+    max_outbound_bytes: int = 4 * 1024 * 1024  # beyond this a reader is too slow: disconnect
+    low_water_bytes: int = 256 * 1024
+
+
+class StreamDriver:
+    def __init__(
+        self,
+        hub: Hub,
+        stream: ServerStream,
+        link: Link,
+        gate: ConnectionGate,
+        limits: DriverLimits,
+        peer: str,
+    ) -> None:
+        self.hub = hub
+        self.stream = stream
+        self.link = link
+        self.gate = gate
+        self.limits = limits
+        self.peer = peer
+        self.session: Session | None = None
+        self._loop = asyncio.get_running_loop()
+        self._in_gate = gate.try_enter()
+        self._timer: asyncio.TimerHandle | None = None
+        self._flush_scheduled = False
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._ended = False
+        self._tcp = stream.framing is Framing.TCP
+        if not self._in_gate:
+            self._handle_sync(
+                stream.close(
+                    StreamError(
+                        StreamErrorCondition.RESOURCE_CONSTRAINT,
+                        "too many connections are authenticating; try again later",
+                    )
+                )
+            )
+        else:
+            self._arm_timer()
+
+    # -- input --------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> Pending | None:
+        stream = self.stream
+        return self._run(stream.receive_data(data) if self._tcp else stream.receive_frame(data))
+
+    def _handle_sync(self, events: list[StreamEvent]) -> None:
+        pending = self._run(events)
+        if pending is not None:
+            self.hub.ctx.spawn(pending, name=f"stream {self.peer}")
+
+    def _run(self, events: list[StreamEvent]) -> Pending | None:
+        for i, ev in enumerate(events):
+            pending = self._on_event(ev)
+            if pending is not None:
+                return self._continue(pending, events[i + 1 :])
+        self.flush()
+        return None
+
+    async def _continue(self, pending: Pending, rest: list[StreamEvent]) -> None:
+        while True:
+            try:
+                await pending
+            except Exception:
+                log.exception("internal error while handling a stream", extra={"peer": self.peer})
+                self._run_close(
+                    StreamError(
+                        StreamErrorCondition.INTERNAL_SERVER_ERROR,
+                        "internal server error",
+                        local=True,
+                    )
+                )
+                return
+            self.flush()
+            for i, ev in enumerate(rest):
+                nxt = self._on_event(ev)
+                if nxt is not None:
+                    pending, rest = nxt, rest[i + 1 :]
+                    break
+            else:
+                self.flush()
+                return
+
+    def _run_close(self, error: StreamError) -> None:
+        self._handle_sync(self.stream.close(error))
+
+    def _on_event(self, ev: StreamEvent) -> Pending | None:
+        if isinstance(ev, StanzaReceived):
+            session = self.session
+            assert session is not None
+            return self.hub.route(session, ev.stanza)
+        if isinstance(ev, CredentialsRequested):
+            return self._lookup_credentials(ev.username)
+        if isinstance(ev, BindRequested):
+            self._bind(ev.resource)
+            return None
+        if isinstance(ev, Authenticated):
+            log.info("authenticated", extra={"peer": self.peer, "user": ev.username})
+            return None
+        if isinstance(ev, TlsStartRequested):
+            self.flush()
+            return self._start_tls()
+        if isinstance(ev, StreamClosed):
+            return self._closed(ev)
+        return None
+
+    async def _lookup_credentials(self, username: str) -> None:
+        creds = await self.hub.credentials(username)
+        more = self._run(self.stream.supply_credentials(creds))
+        if more is not None:
+            await more
+
+    async def _start_tls(self) -> None:
+        try:
+            await self.link.start_tls()
+        except (TimeoutError, OSError, ConnectionError) as exc:
+            log.info("TLS handshake failed", extra={"peer": self.peer, "error": str(exc)})
+            self.link.close()
+            self._end()
+            return
+        self.stream.tls_established()
+
+    def _bind(self, resource: str | None) -> None:
+        username = self.stream.username
+        assert username is not None
+        try:
+            session = self.hub.bind(self, username, resource)
+        except StanzaError as err:
+            self.stream.refuse_bind(err)
+            return
+        self.session = session
+        self.stream.accept_bind(session.jid)
+        self._cancel_timer()
+        if self._in_gate:
+            self._in_gate = False
+            self.gate.leave()
+
+    async def _closed(self, ev: StreamClosed) -> None:
+        if ev.error is not None:
+            log.info(
+                "stream error",
+                extra={
+                    "peer": self.peer,
+                    "condition": str(ev.error.condition),
+                    "text": ev.error.text,
+                },
+            )
+        self.flush()
+        self.link.close()
+        await self._end_session()
+
+    # -- connection lifecycle -----------------------------------------------------------------
+    def connection_lost(self) -> None:
+        if not self.stream.closed:
+            self.stream.close()  # nobody to send it to; just mark the stream over
+        self.hub.ctx.spawn(self._end_session(), name=f"end {self.peer}")
+
+    async def _end_session(self) -> None:
+        self._end()
+        session, self.session = self.session, None
+        if session is not None:
+            await self.hub.session_ended(session)
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self._cancel_timer()
+        self._writable.set()
+        if self._in_gate:
+            self._in_gate = False
+            self.gate.leave()
+
+    # -- timers -------------------------------------------------------------------------------
+    def _arm_timer(self) -> None:
+        deadline = self.stream.get_timer()
+        if deadline is not None:
+            self._timer = self._loop.call_at(deadline, self._on_timer)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._handle_sync(self.stream.handle_timer(self._loop.time()))
+
+    # -- output (SessionPort) -----------------------------------------------------------------
+    def write_xml(self, xml: str) -> None:
+        self.stream.send_xml(xml)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self.stream.has_output:
+            return
+        if self._tcp:
+            self.link.write(self.stream.data_to_send())
+        else:
+            self.link.send_frames(self.stream.frames_to_send())
+        if self.link.buffered() > self.limits.max_outbound_bytes and not self.stream.closed:
+            self._run_close(
+                StreamError(
+                    StreamErrorCondition.POLICY_VIOLATION,
+                    "the client does not read fast enough; outbound buffer limit reached",
+                )
+            )
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
+    async def wait_writable(self) -> None:
+        await self._writable.wait()
+
+    def terminate(self, error: StreamError | None) -> None:
+        self._handle_sync(self.stream.close(error))

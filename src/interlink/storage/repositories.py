@@ -1,0 +1,133 @@
+"""Repository interfaces: the only way the hub reaches durable state.
+
+Values are plain data (strings, bytes, dataclasses); the storage layer knows nothing of stanzas
+beyond the serialized text it keeps. JIDs are passed as their canonical strings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+from interlink.xmpp.sasl import StoredCredentials
+
+
+class Subscription(StrEnum):
+    """Roster subscription states, RFC 6121 §2.1.2.5."""
+
+    NONE = "none"
+    TO = "to"
+    FROM = "from"
+    BOTH = "both"
+
+    @property
+    def has_to(self) -> bool:
+        return self is Subscription.TO or self is Subscription.BOTH
+
+    @property
+    def has_from(self) -> bool:
+        return self is Subscription.FROM or self is Subscription.BOTH
+
+    @staticmethod
+    def of(*, to: bool, from_: bool) -> Subscription:
+        if to and from_:
+            return Subscription.BOTH
+        if to:
+            return Subscription.TO
+        if from_:
+            return Subscription.FROM
+        return Subscription.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class RosterItem:
+    contact: str
+    name: str | None = None
+    subscription: Subscription = Subscription.NONE
+    ask: bool = False  # an outbound subscription request is pending
+    groups: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSubscription:
+    requester: str
+    stanza: str
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineMessage:
+    id: int
+    stanza: str
+    stored_at: float
+
+
+class AccountRepository(Protocol):
+    async def create(self, jid: str, credentials: StoredCredentials, now: float) -> None:
+        """Raises :class:`~interlink.errors.AccountExistsError`."""
+
+    async def exists(self, jid: str) -> bool: ...
+
+    async def get_credentials(self, jid: str) -> StoredCredentials | None: ...
+
+    async def set_credentials(self, jid: str, credentials: StoredCredentials) -> None:
+        """Raises :class:`~interlink.errors.AccountNotFoundError`."""
+
+    async def delete(self, jid: str) -> None:
+        """Delete the account and everything stored for it; raises ``AccountNotFoundError``."""
+
+    async def list_jids(self) -> list[str]: ...
+
+
+class RosterRepository(Protocol):
+    async def items(self, owner: str) -> list[RosterItem]: ...
+
+    async def get(self, owner: str, contact: str) -> RosterItem | None: ...
+
+    async def put(self, owner: str, item: RosterItem) -> None: ...
+
+    async def remove(self, owner: str, contact: str) -> None: ...
+
+    async def add_pending(self, owner: str, requester: str, stanza: str, now: float) -> None: ...
+
+    async def remove_pending(self, owner: str, requester: str) -> bool: ...
+
+    async def pending(self, owner: str) -> list[PendingSubscription]: ...
+
+
+class OfflineRepository(Protocol):
+    async def store(self, owner: str, stanza: str, now: float, cap: int) -> bool:
+        """Durably append ``stanza`` to ``owner``'s queue unless it already holds ``cap``
+        messages; return whether it was stored. Returns only after the write is durable."""
+
+    async def fetch(self, owner: str, limit: int) -> Sequence[OfflineMessage]:
+        """The oldest ``limit`` messages, in arrival order."""
+
+    async def delete(self, owner: str, up_to_id: int) -> None:
+        """Remove ``owner``'s messages with ids up to and including ``up_to_id``."""
+
+    async def count(self, owner: str) -> int: ...
+
+
+class ServerStateRepository(Protocol):
+    async def get_or_create_secret(self, name: str, size: int) -> bytes:
+        """A random secret created once and kept (e.g. the SASL decoy key)."""
+
+
+class Storage(Protocol):
+    """One engine's repositories."""
+
+    @property
+    def accounts(self) -> AccountRepository: ...
+
+    @property
+    def roster(self) -> RosterRepository: ...
+
+    @property
+    def offline(self) -> OfflineRepository: ...
+
+    @property
+    def server_state(self) -> ServerStateRepository: ...
+
+    async def close(self) -> None: ...

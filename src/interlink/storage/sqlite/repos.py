@@ -1,0 +1,218 @@
+"""SQLite repositories; all SQL of the engine lives here and in ``migrations/``."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from interlink.errors import AccountExistsError, AccountNotFoundError
+from interlink.storage.repositories import (
+    OfflineMessage,
+    PendingSubscription,
+    RosterItem,
+    Subscription,
+)
+from interlink.xmpp.sasl import ScramCredentials, StoredCredentials
+
+if TYPE_CHECKING:
+    from interlink.storage.sqlite.engine import SqliteDatabase
+
+
+class SqliteAccounts:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def create(self, jid: str, credentials: StoredCredentials, now: float) -> None:
+        async with self._db.transaction() as conn:
+            try:
+                await conn.execute(
+                    "INSERT INTO accounts (jid, created_at) VALUES (?, ?)", (jid, now)
+                )
+            except sqlite3.IntegrityError:
+                raise AccountExistsError(f"account {jid} already exists") from None
+            await self._write_credentials(jid, credentials)
+
+    async def _write_credentials(self, jid: str, credentials: StoredCredentials) -> None:
+        await self._db.conn.executemany(
+            "INSERT OR REPLACE INTO credentials "
+            "(jid, mechanism, salt, stored_key, server_key, iterations) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (jid, mech, c.salt, c.stored_key, c.server_key, c.iterations)
+                for mech, c in credentials.scram.items()
+            ],
+        )
+
+    async def exists(self, jid: str) -> bool:
+        async with self._db.conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (jid,)) as cur:
+            return await cur.fetchone() is not None
+
+    async def get_credentials(self, jid: str) -> StoredCredentials | None:
+        async with self._db.conn.execute(
+            "SELECT mechanism, salt, stored_key, server_key, iterations "
+            "FROM credentials WHERE jid = ?",
+            (jid,),
+        ) as cur:
+            rows = await cur.fetchall()
+        if not rows:
+            return None
+        return StoredCredentials(
+            {
+                str(r[0]): ScramCredentials(bytes(r[1]), bytes(r[2]), bytes(r[3]), int(r[4]))
+                for r in rows
+            }
+        )
+
+    async def set_credentials(self, jid: str, credentials: StoredCredentials) -> None:
+        async with self._db.transaction() as conn:
+            async with conn.execute("SELECT 1 FROM accounts WHERE jid = ?", (jid,)) as cur:
+                if await cur.fetchone() is None:
+                    raise AccountNotFoundError(f"no account {jid}")
+            await self._write_credentials(jid, credentials)
+
+    async def delete(self, jid: str) -> None:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM accounts WHERE jid = ?", (jid,))
+            if cur.rowcount == 0:
+                raise AccountNotFoundError(f"no account {jid}")
+            # Others' roster entries pointing at the account stay: they are the others' data.
+
+    async def list_jids(self) -> list[str]:
+        async with self._db.conn.execute("SELECT jid FROM accounts ORDER BY jid") as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
+
+
+class SqliteRoster:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    @staticmethod
+    def _item(row: sqlite3.Row | tuple[object, ...]) -> RosterItem:
+        contact, name, sub, ask, groups = row
+        return RosterItem(
+            contact=str(contact),
+            name=None if name is None else str(name),
+            subscription=Subscription(str(sub)),
+            ask=bool(ask),
+            groups=tuple(json.loads(str(groups))),
+        )
+
+    async def items(self, owner: str) -> list[RosterItem]:
+        async with self._db.conn.execute(
+            "SELECT contact, name, subscription, ask, groups FROM roster "
+            "WHERE owner = ? ORDER BY contact",
+            (owner,),
+        ) as cur:
+            return [self._item(tuple(r)) for r in await cur.fetchall()]
+
+    async def get(self, owner: str, contact: str) -> RosterItem | None:
+        async with self._db.conn.execute(
+            "SELECT contact, name, subscription, ask, groups FROM roster "
+            "WHERE owner = ? AND contact = ?",
+            (owner, contact),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else self._item(tuple(row))
+
+    async def put(self, owner: str, item: RosterItem) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR REPLACE INTO roster (owner, contact, name, subscription, ask, groups) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    owner,
+                    item.contact,
+                    item.name,
+                    str(item.subscription),
+                    int(item.ask),
+                    json.dumps(list(item.groups)),
+                ),
+            )
+
+    async def remove(self, owner: str, contact: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM roster WHERE owner = ? AND contact = ?", (owner, contact)
+            )
+
+    async def add_pending(self, owner: str, requester: str, stanza: str, now: float) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR REPLACE INTO pending_subscriptions"
+                " (owner, requester, stanza, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (owner, requester, stanza, now),
+            )
+
+    async def remove_pending(self, owner: str, requester: str) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM pending_subscriptions WHERE owner = ? AND requester = ?",
+                (owner, requester),
+            )
+            return cur.rowcount > 0
+
+    async def pending(self, owner: str) -> list[PendingSubscription]:
+        async with self._db.conn.execute(
+            "SELECT requester, stanza FROM pending_subscriptions WHERE owner = ? "
+            "ORDER BY created_at",
+            (owner,),
+        ) as cur:
+            return [PendingSubscription(str(r[0]), str(r[1])) for r in await cur.fetchall()]
+
+
+class SqliteOffline:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def store(self, owner: str, stanza: str, now: float, cap: int) -> bool:
+        async with self._db.transaction() as conn:
+            # One statement: the cap check and the insert cannot be split by another writer.
+            cur = await conn.execute(
+                "INSERT INTO offline_messages (owner, stanza, stored_at) "
+                "SELECT ?, ?, ? WHERE (SELECT COUNT(*) FROM offline_messages WHERE owner = ?) < ?",
+                (owner, stanza, now, owner, cap),
+            )
+            return cur.rowcount == 1
+
+    async def fetch(self, owner: str, limit: int) -> Sequence[OfflineMessage]:
+        async with self._db.conn.execute(
+            "SELECT id, stanza, stored_at FROM offline_messages WHERE owner = ? "
+            "ORDER BY id LIMIT ?",
+            (owner, limit),
+        ) as cur:
+            return [OfflineMessage(int(r[0]), str(r[1]), float(r[2])) for r in await cur.fetchall()]
+
+    async def delete(self, owner: str, up_to_id: int) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM offline_messages WHERE owner = ? AND id <= ?", (owner, up_to_id)
+            )
+
+    async def count(self, owner: str) -> int:
+        async with self._db.conn.execute(
+            "SELECT COUNT(*) FROM offline_messages WHERE owner = ?", (owner,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+class SqliteServerState:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def get_or_create_secret(self, name: str, size: int) -> bytes:
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT value FROM server_state WHERE name = ?", (name,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                return bytes(row[0])
+            value = secrets.token_bytes(size)
+            await conn.execute(
+                "INSERT INTO server_state (name, value) VALUES (?, ?)", (name, value)
+            )
+            return value

@@ -1,0 +1,329 @@
+"""Incremental, restricted XML parsing of an XMPP stream (RFC 6120 §11, RFC 7395 §3.3).
+
+Theory of operation
+-------------------
+Bytes go in through :meth:`StreamParser.feed` in whatever pieces the network delivers; complete
+events come out: the stream header, each complete top-level element (a stanza or a negotiation
+element) and the stream footer. Expat does the tokenising, so the result does not depend on where
+the input was split.
+
+Restricted XML (RFC 6120 §11.1) is enforced by handlers that fail as soon as expat reports a
+document type declaration, an entity declaration, a comment or a processing instruction; an
+entity reference other than the five predefined ones fails too (expat reports it as undefined,
+since no DTD is ever accepted). Those give ``<restricted-xml/>``; every other expat error, invalid
+UTF-8 and characters not allowed in XML 1.0 give ``<not-well-formed/>``.
+
+Limits (:class:`XmlLimits`) bound the memory one peer can make us hold: the bytes of one top-level
+element, the nesting depth, attributes per element and name lengths.
+
+Two framings exist: the classic TCP stream, where everything is a child of one
+``<stream:stream>`` root, and RFC 7395 WebSocket framing, where each frame holds one complete
+element and ``<open/>``/``<close/>`` stand for the stream header and footer. For the latter the
+parser is fed a synthetic root once, so the same machinery serves both.
+
+After an error the parser is dead: :meth:`feed` returns the events completed before the error,
+then :class:`ParseFailed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from xml.etree.ElementTree import Element
+from xml.parsers import expat
+
+from interlink.errors import StreamError, StreamErrorCondition
+from interlink.xmpp import ns
+
+_UNDEFINED_ENTITY = expat.errors.codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]
+_SYNTHETIC_ROOT = b"<interlink-websocket-frames>"
+
+
+@dataclass(frozen=True, slots=True)
+class XmlLimits:
+    """Bounds on what one peer may send. Every value is configurable."""
+
+    max_stanza_bytes: int = 256 * 1024
+    max_depth: int = 32
+    max_attributes: int = 64
+    max_name_length: int = 256
+
+    def __post_init__(self) -> None:
+        for name in ("max_stanza_bytes", "max_depth", "max_attributes", "max_name_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+
+
+class Framing(Enum):
+    TCP = "tcp"  # RFC 6120 §4: one XML document per stream direction
+    WEBSOCKET = "websocket"  # RFC 7395: one element per frame
+
+
+@dataclass(frozen=True, slots=True)
+class StreamHeader:
+    """``<stream:stream>`` (TCP) or ``<open/>`` (WebSocket) with its attributes."""
+
+    tag: str
+    attrs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ElementReceived:
+    """One complete top-level element: a stanza or a negotiation element."""
+
+    element: Element
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFooter:
+    """``</stream:stream>`` (TCP) or ``<close/>`` (WebSocket)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParseFailed:
+    """The input broke XML, restricted XML or a limit; the stream must end with ``error``."""
+
+    error: StreamError
+
+
+ParserEvent = StreamHeader | ElementReceived | StreamFooter | ParseFailed
+
+
+class _Stop(Exception):
+    def __init__(self, error: StreamError) -> None:
+        self.error = error
+
+
+def _restricted(what: str) -> _Stop:
+    return _Stop(StreamError(StreamErrorCondition.RESTRICTED_XML, f"{what} are not allowed"))
+
+
+class StreamParser:
+    """Turns the bytes of one stream direction into :data:`ParserEvent` objects."""
+
+    def __init__(self, limits: XmlLimits | None = None, framing: Framing = Framing.TCP) -> None:
+        self.limits = limits or XmlLimits()
+        self.framing = framing
+        self._parser = expat.ParserCreate(encoding="UTF-8", namespace_separator="}")
+        p = self._parser
+        p.buffer_text = True
+        p.buffer_size = 65536
+        p.ordered_attributes = False
+        p.specified_attributes = True
+        p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+        p.StartElementHandler = self._start
+        p.EndElementHandler = self._end
+        p.CharacterDataHandler = self._chars
+        p.XmlDeclHandler = self._xml_decl
+        p.StartDoctypeDeclHandler = self._doctype
+        p.EntityDeclHandler = self._entity_decl
+        p.UnparsedEntityDeclHandler = self._entity_decl
+        p.NotationDeclHandler = self._entity_decl
+        p.CommentHandler = self._comment
+        p.ProcessingInstructionHandler = self._pi
+        p.ExternalEntityRefHandler = self._external_entity
+        p.SkippedEntityHandler = self._skipped_entity
+        self._stack: list[Element] = []
+        self._events: list[ParserEvent] = []
+        self._names: dict[str, str] = {}
+        self._consumed = 0
+        self._boundary = 0
+        self._stanza_start = 0
+        self._failed = False
+        self._header_seen = False
+        if framing is Framing.WEBSOCKET:
+            self._feed_bytes(_SYNTHETIC_ROOT)
+            self._boundary = self._consumed
+
+    @property
+    def failed(self) -> bool:
+        return self._failed
+
+    # -- input --------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[ParserEvent]:
+        """Parse ``data``; return the events it completed (an error, if any, comes last)."""
+        if self._failed:
+            return []
+        try:
+            self._feed_bytes(data)
+            if self._consumed - self._boundary > self.limits.max_stanza_bytes:
+                raise _Stop(self._too_big())
+        except _Stop as stop:
+            self._fail(stop.error)
+        except expat.ExpatError as exc:
+            self._fail(self._expat_error(exc))
+        events, self._events = self._events, []
+        return events
+
+    def feed_frame(self, frame: bytes) -> list[ParserEvent]:
+        """WebSocket framing: ``frame`` must hold exactly one complete element (RFC 7395 §3.3.3)."""
+        events = self.feed(frame)
+        if not self._failed and self._stack_depth() != 0:
+            self._fail(
+                StreamError(
+                    StreamErrorCondition.NOT_WELL_FORMED,
+                    "a WebSocket frame must contain exactly one complete XML element",
+                )
+            )
+            events.extend(self._events)
+            self._events = []
+        return events
+
+    def _stack_depth(self) -> int:
+        return len(self._stack) - 1  # below the synthetic root
+
+    def _feed_bytes(self, data: bytes) -> None:
+        self._consumed += len(data)
+        self._parser.Parse(data, False)
+
+    def _fail(self, error: StreamError) -> None:
+        self._failed = True
+        self._events.append(ParseFailed(error))
+        p = self._parser
+        p.StartElementHandler = p.EndElementHandler = p.CharacterDataHandler = None
+
+    def _too_big(self) -> StreamError:
+        return StreamError(
+            StreamErrorCondition.POLICY_VIOLATION,
+            f"stanza larger than the limit of {self.limits.max_stanza_bytes} bytes",
+        )
+
+    def _expat_error(self, exc: expat.ExpatError) -> StreamError:
+        if exc.code == _UNDEFINED_ENTITY:
+            return StreamError(
+                StreamErrorCondition.RESTRICTED_XML,
+                "entity references other than the five predefined ones are not allowed",
+            )
+        return StreamError(StreamErrorCondition.NOT_WELL_FORMED, f"XML error: {exc}")
+
+    # -- expat handlers -----------------------------------------------------------------------
+    def _name(self, raw: str) -> str:
+        name = self._names.get(raw)
+        if name is None:
+            if len(raw) > self.limits.max_name_length + 1024:
+                raise _Stop(self._name_too_long())
+            sep = raw.find("}")
+            if sep >= 0:
+                local = raw[sep + 1 :]
+                name = "{" + raw
+            else:
+                local = raw
+                name = raw
+            if len(local) > self.limits.max_name_length:
+                raise _Stop(self._name_too_long())
+            if len(self._names) < 4096:
+                self._names[raw] = name
+        return name
+
+    def _name_too_long(self) -> StreamError:
+        return StreamError(
+            StreamErrorCondition.POLICY_VIOLATION,
+            f"XML name longer than the limit of {self.limits.max_name_length} characters",
+        )
+
+    def _start(self, raw: str, attrs: dict[str, str]) -> None:
+        depth = len(self._stack)
+        if depth >= self.limits.max_depth + 1:
+            raise _Stop(
+                StreamError(
+                    StreamErrorCondition.POLICY_VIOLATION,
+                    f"elements nested deeper than the limit of {self.limits.max_depth}",
+                )
+            )
+        if len(attrs) > self.limits.max_attributes:
+            raise _Stop(
+                StreamError(
+                    StreamErrorCondition.POLICY_VIOLATION,
+                    f"more than {self.limits.max_attributes} attributes on one element",
+                )
+            )
+        tag = self._name(raw)
+        if attrs:
+            attrs = {self._name(k): v for k, v in attrs.items()}
+        if depth == 0:
+            el = Element(tag, attrs)
+            self._stack.append(el)
+            if self.framing is Framing.TCP:
+                self._header_seen = True
+                self._boundary = self._parser.CurrentByteIndex
+                self._events.append(StreamHeader(tag, attrs))
+            return
+        if depth == 1:
+            self._stanza_start = self._parser.CurrentByteIndex
+            el = Element(tag, attrs)
+        else:
+            parent = self._stack[-1]
+            el = Element(tag, attrs)
+            parent.append(el)
+        self._stack.append(el)
+
+    def _end(self, raw: str) -> None:
+        el = self._stack.pop()
+        depth = len(self._stack)
+        if depth == 1:
+            end = self._parser.CurrentByteIndex
+            size = end - self._stanza_start
+            if size > self.limits.max_stanza_bytes:
+                raise _Stop(self._too_big())
+            self._boundary = end
+            if self.framing is Framing.WEBSOCKET and el.tag == _WS_OPEN:
+                self._header_seen = True
+                self._events.append(StreamHeader(el.tag, dict(el.attrib)))
+            elif self.framing is Framing.WEBSOCKET and el.tag == _WS_CLOSE:
+                self._events.append(StreamFooter())
+            else:
+                self._events.append(ElementReceived(el, size))
+        elif depth == 0:
+            self._events.append(StreamFooter())
+
+    def _chars(self, data: str) -> None:
+        depth = len(self._stack)
+        if depth <= 1:
+            if data.strip():
+                raise _Stop(
+                    StreamError(
+                        StreamErrorCondition.BAD_FORMAT,
+                        "character data is not allowed between stanzas",
+                    )
+                )
+            return
+        top = self._stack[-1]
+        if len(top):
+            last = top[-1]
+            last.tail = data if last.tail is None else last.tail + data
+        else:
+            top.text = data if top.text is None else top.text + data
+
+    def _xml_decl(self, version: str | None, encoding: str | None, standalone: int) -> None:
+        if version is not None and version != "1.0":
+            raise _Stop(
+                StreamError(StreamErrorCondition.UNSUPPORTED_VERSION, "only XML 1.0 is supported")
+            )
+        if encoding is not None and encoding.lower().replace("_", "-") != "utf-8":
+            raise _Stop(
+                StreamError(StreamErrorCondition.UNSUPPORTED_ENCODING, "streams must be UTF-8")
+            )
+
+    def _doctype(self, *_: Any) -> None:
+        raise _restricted("document type declarations (DTDs)")
+
+    def _entity_decl(self, *_: Any) -> None:
+        raise _restricted("entity declarations")
+
+    def _comment(self, _: str) -> None:
+        raise _restricted("XML comments")
+
+    def _pi(self, _target: str, _data: str) -> None:
+        raise _restricted("processing instructions")
+
+    def _external_entity(self, *_: Any) -> int:
+        raise _restricted("external entities")
+
+    def _skipped_entity(self, *_: Any) -> None:
+        raise _restricted("entity references")
+
+
+_WS_OPEN = ns.qname(ns.FRAMING, "open")
+_WS_CLOSE = ns.qname(ns.FRAMING, "close")

@@ -1,0 +1,63 @@
+"""Salted SCRAM credentials (RFC 5802 §3): what the account store keeps instead of passwords."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from scramp import ScramMechanism
+from scramp.utils import saslprep
+
+SCRAM_SHA_1 = "SCRAM-SHA-1"
+SCRAM_SHA_256 = "SCRAM-SHA-256"
+_HASHES = {SCRAM_SHA_1: "sha1", SCRAM_SHA_256: "sha256"}
+
+
+@dataclass(frozen=True, slots=True)
+class ScramCredentials:
+    salt: bytes
+    stored_key: bytes
+    server_key: bytes
+    iterations: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCredentials:
+    """One account's credentials, one entry per SCRAM hash."""
+
+    scram: dict[str, ScramCredentials]
+
+    def for_mechanism(self, mechanism: str) -> ScramCredentials | None:
+        return self.scram.get(mechanism)
+
+
+def derive_credentials(password: str, iterations: int = 4096) -> StoredCredentials:
+    """Salt and hash ``password`` for both SCRAM hashes; the password itself is not kept."""
+    scram = {}
+    for mech in (SCRAM_SHA_1, SCRAM_SHA_256):
+        salt, stored, server, i = ScramMechanism(mech).make_auth_info(
+            password, iteration_count=iterations
+        )
+        scram[mech] = ScramCredentials(salt, stored, server, i)
+    return StoredCredentials(scram)
+
+
+def check_password(creds: ScramCredentials, mechanism: str, password: str) -> bool:
+    """Check a plaintext password against salted SCRAM keys, in constant time."""
+    algo = _HASHES[mechanism]
+    salted = hashlib.pbkdf2_hmac(algo, saslprep(password).encode(), creds.salt, creds.iterations)
+    client_key = hmac.new(salted, b"Client Key", algo).digest()
+    stored = hashlib.new(algo, client_key).digest()
+    return hmac.compare_digest(stored, creds.stored_key)
+
+
+def decoy_credentials(secret: bytes, username: str, iterations: int) -> ScramCredentials:
+    """Credentials for an account that does not exist.
+
+    The salt is stable per username and the keys are unusable, so a SCRAM exchange for an unknown
+    user looks like one for a known user with a wrong password: no account-existence oracle.
+    """
+    salt = hmac.new(secret, b"salt:" + username.encode(), "sha256").digest()[:16]
+    key = hmac.new(secret, b"key:" + username.encode(), "sha256").digest()
+    return ScramCredentials(salt, key, key, iterations)
