@@ -168,8 +168,7 @@ class StreamDriver:
         if isinstance(ev, CredentialsRequested):
             return self._lookup_credentials(ev.username)
         if isinstance(ev, BindRequested):
-            self._bind(ev.resource)
-            return None
+            return self._run_nested(self._bind(ev.resource))
         if isinstance(ev, Authenticated):
             log.info("authenticated", extra={"peer": self.peer, "user": ev.username})
             return None
@@ -179,6 +178,9 @@ class StreamDriver:
         if isinstance(ev, StreamClosed):
             return self._closed(ev)
         return None
+
+    def _run_nested(self, events: list[StreamEvent]) -> Pending | None:
+        return self._run(events) if events else None
 
     async def _lookup_credentials(self, username: str) -> None:
         creds = await self.hub.credentials(username)
@@ -196,20 +198,19 @@ class StreamDriver:
             return
         self.stream.tls_established()
 
-    def _bind(self, resource: str | None) -> None:
+    def _bind(self, resource: str | None) -> list[StreamEvent]:
         username = self.stream.username
         assert username is not None
         try:
             session = self.hub.bind(self, username, resource)
         except StanzaError as err:
-            self.stream.refuse_bind(err)
-            return
+            return self.stream.refuse_bind(err)
         self.session = session
-        self.stream.accept_bind(session.jid)
         self._cancel_timer()
         if self._in_gate:
             self._in_gate = False
             self.gate.leave()
+        return self.stream.accept_bind(session.jid)
 
     async def _closed(self, ev: StreamClosed) -> None:
         if ev.error is not None:

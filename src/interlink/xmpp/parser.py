@@ -42,7 +42,12 @@ _SYNTHETIC_ROOT = b"<interlink-websocket-frames>"
 
 @dataclass(frozen=True, slots=True)
 class XmlLimits:
-    """Bounds on what one peer may send. Every value is configurable."""
+    """Bounds on what one peer may send. Every value is configurable.
+
+    ``max_stanza_bytes`` counts one top-level element from its start tag to the start of its end
+    tag (and any unfinished input); ``max_depth`` counts nesting inside a stanza, the stanza element
+    itself being level 1; ``max_name_length`` applies to local names of elements and attributes.
+    """
 
     max_stanza_bytes: int = 256 * 1024
     max_depth: int = 32
@@ -181,8 +186,6 @@ class StreamParser:
     def _fail(self, error: StreamError) -> None:
         self._failed = True
         self._events.append(ParseFailed(error))
-        p = self._parser
-        p.StartElementHandler = p.EndElementHandler = p.CharacterDataHandler = None
 
     def _too_big(self) -> StreamError:
         return StreamError(

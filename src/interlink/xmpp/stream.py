@@ -8,7 +8,7 @@ the events it returns and writes out :meth:`ServerStream.data_to_send`. The stre
 never reads a clock (``now`` is passed in) and never blocks: where it needs something from outside
 it emits an event and waits for the matching call.
 
-    event                    the shell answers with
+    event                    the shell answers with (input arriving meanwhile waits)
     -----------------------  -------------------------------------------------
     TlsStartRequested        upgrade the transport, then tls_established()
     CredentialsRequested     supply_credentials(stored credentials or None)
@@ -105,6 +105,9 @@ class StreamState(Enum):
     CLOSED = auto()
 
 
+_WAITING = frozenset((StreamState.WAIT_CREDENTIALS, StreamState.BINDING))
+
+
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
     """What a stream needs to know about its server; built once by the composition root."""
@@ -194,6 +197,7 @@ class ServerStream:
         self._sasl: SaslExchange | None = None
         self._auth_failures = 0
         self._bind_iq_id = ""
+        self._deferred: list[ParserEvent] = []
         # WebSocket frames carry no enclosing default namespace.
         self.content_ns: str | None = ns.CLIENT if framing is Framing.TCP else None
 
@@ -256,8 +260,12 @@ class ServerStream:
 
     def _handle(self, parsed: list[ParserEvent]) -> list[StreamEvent]:
         events: list[StreamEvent] = []
-        for ev in parsed:
+        for i, ev in enumerate(parsed):
             if self.state is StreamState.CLOSED:
+                break
+            if self.state in _WAITING:
+                # The answer to a request we emitted is pending: keep the rest for later.
+                self._deferred.extend(parsed[i:])
                 break
             try:
                 if isinstance(ev, ElementReceived):
@@ -444,10 +452,20 @@ class ServerStream:
         events: list[StreamEvent] = []
         self.state = StreamState.SASL
         try:
-            self._sasl_step(self._sasl.supply(credentials), events)
-        except SaslFailure as failure:
-            self._sasl_failed(failure)
-        return events
+            try:
+                self._sasl_step(self._sasl.supply(credentials), events)
+            except SaslFailure as failure:
+                self._sasl_failed(failure)
+        except StreamError as err:
+            events.extend(self.close(err))
+        return events + self._resume()
+
+    def _resume(self) -> list[StreamEvent]:
+        """Handle input that arrived while we waited for the shell (pipelined by the peer)."""
+        if not self._deferred or self.state in _WAITING:
+            return []
+        deferred, self._deferred = self._deferred, []
+        return self._handle(deferred)
 
     def _sasl_step(
         self, step: NeedCredentials | SaslChallenge | SaslSuccess, events: list[StreamEvent]
@@ -503,10 +521,12 @@ class ServerStream:
         self.state = StreamState.BINDING
         events.append(BindRequested(resource or None))
 
-    def accept_bind(self, jid: JID) -> None:
-        """Complete binding with ``jid`` (full JID, possibly with a server-chosen resource)."""
+    def accept_bind(self, jid: JID) -> list[StreamEvent]:
+        """Complete binding with ``jid`` (full JID, possibly with a server-chosen resource).
+
+        Returns the events of any input the peer pipelined after its bind request."""
         if self.state is not StreamState.BINDING:
-            return
+            return []
         self.jid = jid
         self.state = StreamState.READY
         self._deadline = None
@@ -514,16 +534,18 @@ class ServerStream:
             f'<iq {self._xmlns()}type="result" id="{escape_attr(self._bind_iq_id)}">'
             f'<bind xmlns="{ns.BIND}"><jid>{_esc(str(jid))}</jid></bind></iq>'
         )
+        return self._resume()
 
-    def refuse_bind(self, error: StanzaError) -> None:
+    def refuse_bind(self, error: StanzaError) -> list[StreamEvent]:
         if self.state is not StreamState.BINDING:
-            return
+            return []
         self.state = StreamState.NEGOTIATING
         self._out.append(
             f'<iq {self._xmlns()}type="error" id="{escape_attr(self._bind_iq_id)}">'
             + serialize(error_element(error), ns.CLIENT)
             + "</iq>"
         )
+        return self._resume()
 
     def _xmlns(self) -> str:
         return "" if self.content_ns == ns.CLIENT else 'xmlns="jabber:client" '

@@ -1,0 +1,488 @@
+"""The server-role stream state machine: negotiation tables, SASL, binding, errors."""
+
+from __future__ import annotations
+
+import pytest
+from scramp import ScramClient
+
+from interlink.errors import StanzaError, StanzaErrorCondition, StreamErrorCondition
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Message
+from interlink.xmpp.stream import (
+    Authenticated,
+    BindRequested,
+    CredentialsRequested,
+    StanzaReceived,
+    StreamClosed,
+    StreamConfig,
+    StreamState,
+    TlsStartRequested,
+)
+from tests.streamkit import CONFIG, DOMAIN, OPEN, PASSWORD, SASL, Harness, b64
+
+STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
+
+
+def stream_error(h: Harness) -> str:
+    errors = [el for el in h.received if el.tag == "{http://etherx.jabber.org/streams}error"]
+    assert errors, h.tags()
+    assert h.footer
+    conditions = [c.tag.rsplit("}", 1)[1] for c in errors[-1] if c.tag != f"{{{STREAMS}}}text"]
+    return conditions[0]
+
+
+def features(h: Harness) -> list[str]:
+    feats = h.last()
+    assert feats.tag == "{http://etherx.jabber.org/streams}features"
+    return [child.tag for child in feats]
+
+
+def test_initial_features_require_starttls_only() -> None:
+    h = Harness()
+    h.send(OPEN)
+    assert features(h) == ["{urn:ietf:params:xml:ns:xmpp-tls}starttls"]
+    assert h.last()[0][0].tag == "{urn:ietf:params:xml:ns:xmpp-tls}required"
+
+
+def test_full_negotiation_with_scram_sha_256() -> None:
+    h = Harness()
+    h.send(OPEN)
+    assert isinstance(
+        h.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")[0], TlsStartRequested
+    )
+    assert h.tags()[-1] == "proceed"
+    assert h.stream.state is StreamState.TLS_STARTING
+    # Bytes after <starttls/> are the TLS handshake, never parsed as XML.
+    assert h.send(b"\x16\x03\x01garbage") == []
+    h.stream.tls_established()
+    h.restart_parser_for_output()
+    h.send(OPEN)
+    mechanisms = [m.text for m in h.last()[0]]
+    assert mechanisms == ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]
+    client = ScramClient(["SCRAM-SHA-256"], "alice", PASSWORD)
+    events = h.send(
+        f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{b64(client.get_client_first())}</auth>".encode()
+    )
+    assert events[0] == CredentialsRequested("SCRAM-SHA-256", "alice")
+    challenge = h.last()
+    assert challenge.tag == f"{{{SASL}}}challenge"
+    import base64
+
+    client.set_server_first(base64.b64decode(challenge.text or "").decode())
+    events = h.send(
+        f"<response xmlns='{SASL}'>{b64(client.get_client_final())}</response>".encode()
+    )
+    assert events == [Authenticated("alice")]
+    success = h.last()
+    assert success.tag == f"{{{SASL}}}success"
+    client.set_server_final(base64.b64decode(success.text or "").decode())  # verifies the server
+    h.restart_parser_for_output()
+    h.send(OPEN)
+    assert features(h) == [
+        "{urn:ietf:params:xml:ns:xmpp-bind}bind",
+        "{urn:ietf:params:xml:ns:xmpp-session}session",
+    ]
+    events = h.send(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    assert events == [BindRequested(None)]
+    assert (
+        h.last()
+        .find("{urn:ietf:params:xml:ns:xmpp-bind}bind/{urn:ietf:params:xml:ns:xmpp-bind}jid")
+        .text
+        == "alice@hub.test/generated"
+    )  # type: ignore[union-attr]
+    assert h.stream.get_timer() is None
+
+
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-1", "SCRAM-SHA-256"])
+def test_scram_wrong_password_and_unknown_user_look_alike(mechanism: str) -> None:
+    import base64
+
+    for user in ("alice", "mallory"):
+        h = Harness(secure=True)
+        h.send(OPEN)
+        client = ScramClient([mechanism], user, "wrong password")
+        h.send(
+            f"<auth xmlns='{SASL}' mechanism='{mechanism}'>{b64(client.get_client_first())}</auth>".encode()
+        )
+        assert h.last().tag == f"{{{SASL}}}challenge"
+        client.set_server_first(base64.b64decode(h.last().text or "").decode())
+        events = h.send(
+            f"<response xmlns='{SASL}'>{b64(client.get_client_final())}</response>".encode()
+        )
+        assert events == []
+        assert h.last().tag == f"{{{SASL}}}failure"
+        assert h.last()[0].tag == f"{{{SASL}}}not-authorized"
+        assert h.stream.state is StreamState.NEGOTIATING
+
+
+def test_unknown_user_salt_is_stable() -> None:
+    import base64
+
+    salts = []
+    for _ in range(2):
+        h = Harness(secure=True)
+        h.send(OPEN)
+        client = ScramClient(["SCRAM-SHA-256"], "nobody", "x")
+        h.send(
+            f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{b64(client.get_client_first())}</auth>".encode()
+        )
+        first = base64.b64decode(h.last().text or "").decode()
+        salts.append([p for p in first.split(",") if p.startswith("s=")][0])
+    assert salts[0] == salts[1]
+
+
+def auth_plain(h: Harness, user: str, password: str) -> None:
+    h.send(
+        f"<auth xmlns='{SASL}' mechanism='PLAIN'>{b64(chr(0) + user + chr(0) + password)}</auth>".encode()
+    )
+
+
+def test_plain_inside_tls() -> None:
+    h = Harness(secure=True)
+    h.send(OPEN)
+    auth_plain(h, "alice", PASSWORD)
+    assert h.events[-1] == Authenticated("alice")
+    assert h.last().tag == f"{{{SASL}}}success"
+
+
+@pytest.mark.parametrize(
+    ("auth", "condition"),
+    [
+        (f"<auth xmlns='{SASL}' mechanism='DIGEST-MD5'/>", "invalid-mechanism"),
+        (f"<auth xmlns='{SASL}' mechanism='X-UNKNOWN'>AAAA</auth>", "invalid-mechanism"),
+        (f"<auth xmlns='{SASL}' mechanism='PLAIN'>!!notbase64!!</auth>", "incorrect-encoding"),
+        (f"<auth xmlns='{SASL}' mechanism='PLAIN'>{b64('no-nuls')}</auth>", "malformed-request"),
+        (
+            f"<auth xmlns='{SASL}' mechanism='PLAIN'>{b64(chr(0) + 'alice' + chr(0) + 'bad')}</auth>",
+            "not-authorized",
+        ),
+        (
+            f"<auth xmlns='{SASL}' mechanism='PLAIN'>{b64('bob' + chr(0) + 'alice' + chr(0) + PASSWORD)}</auth>",
+            "invalid-authzid",
+        ),
+        (
+            f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{b64('p=tls-unique,,n=alice,r=abc')}</auth>",
+            "malformed-request",
+        ),
+        (
+            f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{b64('n,,x=alice,r=abc')}</auth>",
+            "malformed-request",
+        ),
+    ],
+)
+def test_sasl_failures(auth: str, condition: str) -> None:
+    h = Harness(secure=True)
+    h.send(OPEN)
+    h.send(auth.encode())
+    failure = h.last()
+    assert failure.tag == f"{{{SASL}}}failure"
+    assert failure[0].tag == f"{{{SASL}}}{condition}"
+    assert not h.stream.closed
+    auth_plain(h, "alice", PASSWORD)  # the client may try again
+    assert h.events[-1] == Authenticated("alice")
+
+
+def test_abort() -> None:
+    h = Harness(secure=True)
+    h.send(OPEN)
+    h.send(
+        f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{b64('n,,n=alice,r=abcdef')}</auth>".encode()
+    )
+    h.send(f"<abort xmlns='{SASL}'/>".encode())
+    assert h.last()[0].tag == f"{{{SASL}}}aborted"
+
+
+def test_too_many_failures_end_the_stream() -> None:
+    h = Harness(secure=True, config=StreamConfig(domain=DOMAIN, max_auth_failures=2))
+    h.send(OPEN)
+    auth_plain(h, "alice", "bad1")
+    assert not h.stream.closed
+    auth_plain(h, "alice", "bad2")
+    assert h.stream.closed
+    assert stream_error(h) == "policy-violation"
+
+
+def test_plain_is_not_offered_nor_accepted_without_tls() -> None:
+    h = Harness(config=StreamConfig(domain=DOMAIN, tls_required=False))
+    h.send(OPEN)
+    feats = h.last()
+    mechanisms = [m.text for f in feats for m in f if f.tag == f"{{{SASL}}}mechanisms"]
+    assert mechanisms == ["SCRAM-SHA-256", "SCRAM-SHA-1"]
+    auth_plain(h, "alice", PASSWORD)
+    assert h.last()[0].tag == f"{{{SASL}}}encryption-required"
+
+
+def test_auth_before_starttls_when_required() -> None:
+    h = Harness()
+    h.send(OPEN)
+    auth_plain(h, "alice", PASSWORD)
+    assert stream_error(h) == "policy-violation"
+
+
+@pytest.mark.parametrize(
+    "stanza",
+    [
+        b"<message to='bob@hub.test'><body>hi</body></message>",
+        b"<presence/>",
+        b"<iq type='get' id='1'><ping xmlns='urn:xmpp:ping'/></iq>",
+    ],
+)
+def test_stanza_before_authentication(stanza: bytes) -> None:
+    h = Harness(secure=True)
+    h.send(OPEN)
+    h.send(stanza)
+    assert stream_error(h) == "not-authorized"
+    assert isinstance(h.events[-1], StreamClosed)
+
+
+def test_stanza_after_auth_before_bind() -> None:
+    h = Harness(secure=True)
+    h.send(OPEN)
+    auth_plain(h, "alice", PASSWORD)
+    h.restart_parser_for_output()
+    h.send(OPEN)
+    h.send(b"<message to='bob@hub.test'><body>hi</body></message>")
+    assert stream_error(h) == "not-authorized"
+
+
+def test_stanzas_after_bind_get_stamped_from() -> None:
+    h = Harness()
+    h.to_bound("phone")
+    events = h.send(b"<message to='bob@hub.test' type='chat' id='m1'><body>hi</body></message>")
+    assert len(events) == 1
+    assert isinstance(events[0], StanzaReceived)
+    msg = events[0].stanza
+    assert isinstance(msg, Message)
+    assert msg.from_ == JID.parse("alice@hub.test/phone")
+    assert msg.body == "hi"
+
+
+@pytest.mark.parametrize("claimed", ["alice@hub.test/phone", "alice@hub.test", "ALICE@hub.test"])
+def test_own_from_is_accepted(claimed: str) -> None:
+    h = Harness()
+    h.to_bound("phone")
+    events = h.send(
+        f"<message from='{claimed}' to='bob@hub.test'><body>x</body></message>".encode()
+    )
+    assert isinstance(events[0], StanzaReceived)
+    assert events[0].stanza.from_ == JID.parse("alice@hub.test/phone")
+
+
+@pytest.mark.parametrize(
+    "claimed", ["bob@hub.test", "alice@hub.test/other", "hub.test", "not a jid@@"]
+)
+def test_spoofed_from_ends_the_stream(claimed: str) -> None:
+    h = Harness()
+    h.to_bound("phone")
+    events = h.send(
+        f"<message from='{claimed}' to='bob@hub.test'><body>x</body></message>".encode()
+    )
+    assert not any(isinstance(e, StanzaReceived) for e in events)
+    assert stream_error(h) == "invalid-from"
+
+
+def test_malformed_to_gets_a_stanza_error_and_the_stream_lives() -> None:
+    h = Harness()
+    h.to_bound()
+    h.send(b"<message to='@@bad' id='x1'><body>x</body></message>")
+    err = h.last()
+    assert err.get("type") == "error"
+    assert err.get("id") == "x1"
+    assert err[0][0].tag == "{urn:ietf:params:xml:ns:xmpp-stanzas}jid-malformed"
+    assert not h.stream.closed
+    events = h.send(b"<message to='bob@hub.test'><body>x</body></message>")
+    assert isinstance(events[0], StanzaReceived)
+
+
+def test_iq_without_id_is_bad_request() -> None:
+    h = Harness()
+    h.to_bound()
+    h.send(b"<iq type='get'><ping xmlns='urn:xmpp:ping'/></iq>")
+    assert h.last()[0][0].tag == "{urn:ietf:params:xml:ns:xmpp-stanzas}bad-request"
+
+
+def test_bind_conflict_refused() -> None:
+    h = Harness(bind_error=StanzaError(StanzaErrorCondition.CONFLICT, "in use"))
+    h.to_bound("phone")
+    reply = h.last()
+    assert reply.get("type") == "error"
+    assert reply[0][0].tag == "{urn:ietf:params:xml:ns:xmpp-stanzas}conflict"
+    assert h.stream.state is StreamState.NEGOTIATING  # the client may bind another resource
+
+
+def test_session_iq_is_answered_for_old_clients() -> None:
+    h = Harness()
+    h.to_bound()
+    h.send(b"<iq type='set' id='s1'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>")
+    assert h.last().get("type") == "result"
+    assert h.last().get("id") == "s1"
+
+
+@pytest.mark.parametrize(
+    ("header", "condition"),
+    [
+        (OPEN.replace(b"hub.test", b"other.example"), "host-unknown"),
+        (OPEN.replace(b"version='1.0'", b"version='2.0'"), "unsupported-version"),
+        (OPEN.replace(b"version='1.0'", b""), "unsupported-version"),
+        (OPEN.replace(b"http://etherx.jabber.org/streams", b"urn:wrong"), "invalid-namespace"),
+    ],
+)
+def test_bad_stream_headers(header: bytes, condition: str) -> None:
+    h = Harness()
+    h.send(header)
+    assert stream_error(h) == condition
+
+
+def test_unknown_top_level_namespace() -> None:
+    h = Harness()
+    h.to_bound()
+    h.send(b"<message xmlns='jabber:server'/>")
+    assert stream_error(h) == "invalid-namespace"
+
+
+def test_unknown_element_in_client_namespace() -> None:
+    h = Harness()
+    h.to_bound()
+    h.send(b"<foo/>")
+    assert stream_error(h) == "unsupported-stanza-type"
+
+
+def test_restricted_xml_reaches_the_peer_as_a_stream_error() -> None:
+    h = Harness()
+    h.send(OPEN + b"<!-- nope -->")
+    assert stream_error(h) == "restricted-xml"
+    assert h.stream.closed
+
+
+def test_error_before_header_sends_a_header_first() -> None:
+    h = Harness()
+    h.send(b"<!DOCTYPE x>")
+    assert stream_error(h) == "restricted-xml"
+
+
+def test_auth_timeout_uses_the_time_passed_in() -> None:
+    h = Harness(now=100.0)
+    h.send(OPEN)
+    assert h.stream.get_timer() == 100.0 + CONFIG.auth_timeout
+    assert h.timer(129.9) == []
+    events = h.timer(130.0)
+    assert isinstance(events[-1], StreamClosed)
+    assert stream_error(h) == "connection-timeout"
+
+
+def test_peer_close_is_answered() -> None:
+    h = Harness()
+    h.to_bound()
+    events = h.send(b"</stream:stream>")
+    assert events == [StreamClosed(None, by_peer=True)]
+    assert h.footer
+
+
+def test_server_close_with_error_text() -> None:
+    from interlink.errors import StreamError
+
+    h = Harness()
+    h.to_bound()
+    h.stream.close(StreamError(StreamErrorCondition.SYSTEM_SHUTDOWN, "bye"))
+    h._drain_output()
+    assert stream_error(h) == "system-shutdown"
+
+
+# A client waits for <success/> before it restarts the stream (RFC 6120 §6.4.6), so the script is
+# two steps; every byte boundary inside and between them is tried.
+PLAIN_STEPS = (
+    OPEN
+    + f"<auth xmlns='{SASL}' mechanism='PLAIN'>{b64(chr(0) + 'alice' + chr(0) + PASSWORD)}</auth>".encode(),
+    OPEN
+    + b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r1</resource></bind></iq>"
+    + b"<presence><priority>1</priority></presence>"
+    + "<message to='bob@hub.test' type='chat'><body>h\u00e9 &amp; \u2603</body></message>".encode()
+    + b"</stream:stream>",
+)
+
+
+def run_script(cut: int | None) -> list[str]:
+    h = Harness(secure=True)
+    offset = 0
+    for step in PLAIN_STEPS:
+        if cut is not None and offset < cut < offset + len(step):
+            h.send(step[: cut - offset])
+            h.send(step[cut - offset :])
+        else:
+            h.send(step)
+        offset += len(step)
+    out = []
+    for ev in h.events:
+        if isinstance(ev, StanzaReceived):
+            body = getattr(ev.stanza, "body", None)
+            out.append(f"stanza {type(ev.stanza).__name__} {ev.stanza.from_} {body}")
+        else:
+            out.append(repr(ev))
+    return out
+
+
+def test_negotiation_split_at_every_byte_boundary() -> None:
+    expected = run_script(None)
+    assert expected == [
+        "CredentialsRequested(mechanism='PLAIN', username='alice')",
+        "Authenticated(username='alice')",
+        "BindRequested(resource='r1')",
+        "stanza Presence alice@hub.test/r1 None",
+        "stanza Message alice@hub.test/r1 hé & ☃",
+        "StreamClosed(error=None, by_peer=True)",
+    ]
+    for cut in range(1, sum(map(len, PLAIN_STEPS))):
+        assert run_script(cut) == expected, cut
+
+
+def test_input_pipelined_behind_a_bind_request_waits_for_the_binding() -> None:
+    from interlink.xmpp.stream import ServerStream
+    from tests.streamkit import CREDS
+
+    s = ServerStream(CONFIG, now=0, secure=True)
+    s.receive_data(OPEN)
+    s.receive_data(
+        f"<auth xmlns='{SASL}' mechanism='PLAIN'>{b64(chr(0) + 'alice' + chr(0) + PASSWORD)}</auth>".encode()
+    )
+    s.supply_credentials(CREDS)
+    s.receive_data(OPEN)
+    events = s.receive_data(
+        b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq><presence/>"
+    )
+    assert events == [BindRequested(None)]
+    more = s.accept_bind(JID.parse("alice@hub.test/x"))
+    assert len(more) == 1
+    assert isinstance(more[0], StanzaReceived)
+    assert more[0].stanza.from_ == JID.parse("alice@hub.test/x")
+
+
+def test_websocket_framing_negotiation() -> None:
+    from interlink.xmpp.parser import Framing
+    from interlink.xmpp.stream import ServerStream
+
+    s = ServerStream(CONFIG, now=0, framing=Framing.WEBSOCKET, secure=True)
+    s.receive_frame(
+        b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='hub.test' version='1.0'/>"
+    )
+    frames = s.frames_to_send()
+    assert frames[0].startswith('<open xmlns="urn:ietf:params:xml:ns:xmpp-framing"')
+    assert frames[1].startswith('<stream:features xmlns:stream="http://etherx.jabber.org/streams">')
+    events = s.receive_frame(
+        f"<auth xmlns='{SASL}' mechanism='PLAIN'>{b64(chr(0) + 'alice' + chr(0) + PASSWORD)}</auth>".encode()
+    )
+    assert events == [CredentialsRequested("PLAIN", "alice")]
+    from tests.streamkit import CREDS
+
+    assert s.supply_credentials(CREDS) == [Authenticated("alice")]
+    s.frames_to_send()
+    s.receive_frame(
+        b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='hub.test' version='1.0'/>"
+    )
+    s.receive_frame(
+        b"<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+    )
+    s.accept_bind(JID.parse("alice@hub.test/ws"))
+    frames = s.frames_to_send()
+    assert frames[-1].startswith('<iq xmlns="jabber:client" type="result" id="b">')
+    s.close()
+    assert s.frames_to_send() == ['<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>']
