@@ -99,6 +99,9 @@ class PresenceService:
     async def _answer_probe_all(self, session: Session) -> None:
         """The server probes the user's contacts on initial presence and answers from its own
         knowledge, since every account is local (RFC 6121 §4.2.2, §4.3.2)."""
+        for own in self._ctx.sessions.available(session.jid.bare):
+            if own is not session:  # a user is subscribed to itself (RFC 6121 §4.2.2)
+                session.deliver_xml(self._presence_of(own, session.jid))
         for item in await self._ctx.storage.roster.items(str(session.jid.bare)):
             if item.subscription.has_to:
                 for contact in self._ctx.sessions.available(JID.parse(item.contact)):

@@ -1,0 +1,1022 @@
+#!/usr/bin/env python3
+"""Load generator for the Interlink hub.
+
+It starts a hub of its own (a subprocess on 127.0.0.1, ephemeral ports, a fresh data directory,
+no TLS), logs in N accounts over plain c2s with SCRAM-SHA-256, and measures one of:
+
+``flood``  every connection sends chat messages as fast as it can to its neighbour in a ring,
+           with at most ``--window`` messages in flight (sent, not yet received by the partner);
+           reports delivered messages/s and latency percentiles.
+``paced``  an aggregate offered rate (``--rate`` messages/s) spread round-robin over the
+           connections, open loop; reports latency percentiles and loss (sent - received after
+           a drain grace period).
+``idle``   logs in N connections and reports the hub's RSS growth per idle authenticated,
+           bound and available connection.
+``all``    the three runs above with the reference parameters, then a flood run with py-spy
+           attached to the hub (the hot-path profile); writes ``bench/results/*``.
+
+Each message carries its send time (``time.monotonic_ns()`` of this process) in its ``id``
+attribute, ``<sender>.<seq>.<ns>``; the same process receives it, so latency needs no clock sync.
+The hub runs under ``taskset -c 0`` and this process pins itself to CPU 1 (``--no-pin`` disables).
+
+Every run is bounded in time and the hub is stopped at the end, also on errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import os
+import platform
+import pstats
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import scramp
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+DOMAIN = "bench.local"
+PASSWORD = "bench-password"  # every account has the same one: credentials are derived once
+RESOURCE = "r"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
+STREAM_HEADER = (
+    f"<?xml version='1.0'?><stream:stream to='{DOMAIN}' version='1.0' "
+    "xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'>"
+).encode()
+STEP_TIMEOUT = 30.0  # seconds for one login step
+END_MESSAGE = b"</message>"
+_SASL_DATA = re.compile(rb"<(?:challenge|success)\b[^>]*?(?:/>|>([^<]*)</)")
+_BOUND_JID = re.compile(rb"<jid>([^<]+)</jid>")
+
+monotonic_ns = time.monotonic_ns
+
+
+class BenchError(Exception):
+    pass
+
+
+# -- the hub subprocess ------------------------------------------------------------------------
+
+
+@dataclass
+class HubOptions:
+    pin_cpu: int | None
+    sqlite_synchronous: str
+    profile: str  # "none", "py-spy" or "cprofile"
+    keep_data: bool
+
+
+@dataclass
+class HubProcess:
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+    log_path: Path
+    port: int
+    profile: str
+    cprofile_path: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid  # taskset execs the hub, so this is the Python process itself
+
+    def rss_kib(self) -> int:
+        return _status_kib(self.pid, "VmRSS")
+
+    def hwm_kib(self) -> int:
+        return _status_kib(self.pid, "VmHWM")
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.pid}/stat") as f:
+            stat = f.read()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def threads(self) -> int:
+        return _status_kib(self.pid, "Threads")
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _status_kib(pid: int, key: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise BenchError(f"no {key} in /proc/{pid}/status")
+
+
+async def create_accounts(data_dir: Path, count: int) -> float:
+    """Write ``count`` accounts ``u0``..``u{count-1}`` straight into the hub's database."""
+    from interlink.storage.sqlite import open_sqlite
+    from interlink.xmpp.sasl import derive_credentials
+
+    started = time.perf_counter()
+    creds = derive_credentials(PASSWORD, 4096)  # once: every account shares it (and its salt)
+    storage = await open_sqlite(data_dir / "interlink.sqlite3", synchronous="OFF")
+    try:
+        now = time.time()
+        for i in range(count):
+            await storage.accounts.create(f"u{i}@{DOMAIN}", creds, now)
+    finally:
+        await storage.close()
+    return time.perf_counter() - started
+
+
+def write_config(data_dir: Path, synchronous: str) -> Path:
+    path = data_dir / "bench-hub.toml"
+    path.write_text(
+        "[hub]\n"
+        f'domain = "{DOMAIN}"\n'
+        f'data_dir = "{data_dir}"\n'
+        "[net]\n"
+        'host = "127.0.0.1"\n'
+        "c2s_port = 0\n"
+        "c2s_tls_port = 0\n"
+        "http_port = 0\n"
+        "require_tls = false\n"
+        "max_unauthenticated = 5000\n"
+        "[storage]\n"
+        f'sqlite_synchronous = "{synchronous}"\n'
+        "[log]\n"
+        'level = "INFO"\n'
+        'format = "json"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
+    data_dir = Path(tempfile.mkdtemp(prefix="interlink-bench-"))
+    try:
+        took = await create_accounts(data_dir, accounts)
+        print(f"  created {accounts} accounts in {took:.1f} s", flush=True)
+        config = write_config(data_dir, opts.sqlite_synchronous)
+        cmd: list[str] = []
+        if opts.pin_cpu is not None:
+            cmd += [shutil.which("taskset") or "taskset", "-c", str(opts.pin_cpu)]
+        cprofile_path = None
+        if opts.profile == "cprofile":
+            cprofile_path = data_dir / "hub.cprofile"
+            cmd += [sys.executable, "-m", "cProfile", "-o", str(cprofile_path)]
+            cmd += ["-m", "interlink", "serve", "--config", str(config)]
+        else:
+            cmd += [str(VENV_BIN / "interlink"), "serve", "--config", str(config)]
+        log_path = data_dir / "hub.log"
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=data_dir
+            )
+        hub = HubProcess(proc, data_dir, log_path, 0, opts.profile, cprofile_path)
+    except BaseException:
+        if not opts.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    try:
+        hub.port = await _wait_listening(hub)
+    except BaseException:
+        await stop_hub(hub, opts)
+        raise
+    return hub
+
+
+async def _wait_listening(hub: HubProcess, timeout: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if hub.proc.poll() is not None:
+            raise BenchError(f"the hub exited with {hub.proc.returncode}:\n{hub.log_tail()}")
+        with contextlib.suppress(OSError):
+            for line in hub.log_path.read_text(errors="replace").splitlines():
+                if '"listening"' not in line:
+                    continue
+                with contextlib.suppress(ValueError):
+                    entry = json.loads(line)
+                    if entry.get("transport") == "c2s-starttls":
+                        return int(entry["port"])
+        await asyncio.sleep(0.05)
+    raise BenchError(f"the hub did not report its c2s port in {timeout} s:\n{hub.log_tail()}")
+
+
+async def stop_hub(hub: HubProcess, opts: HubOptions) -> None:
+    """SIGINT/SIGTERM (graceful; cProfile writes its file), then SIGKILL after 30 s."""
+    proc = hub.proc
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT if hub.profile == "cprofile" else signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if proc.poll() is None:
+            print("  the hub did not stop in 30 s; killing it", flush=True)
+            proc.kill()
+            proc.wait()
+    errors = [
+        line
+        for line in hub.log_tail(100000).splitlines()
+        if '"level": "error"' in line or '"level": "critical"' in line
+    ]
+    if errors:
+        print(f"  hub logged {len(errors)} error line(s); first: {errors[0][:500]}", flush=True)
+    if not opts.keep_data:
+        keep = hub.cprofile_path is not None
+        if not keep:
+            shutil.rmtree(hub.data_dir, ignore_errors=True)
+
+
+# -- the client connections --------------------------------------------------------------------
+
+
+class Stats:
+    """What the receivers record: one (send ns, receive ns) pair per delivered message."""
+
+    def __init__(self, connections: int) -> None:
+        self.sent_ns: list[int] = []
+        self.recv_ns: list[int] = []
+        self.sent = 0
+        self.received = 0
+        self.errors = 0  # type="error" messages bounced by the hub
+        self.stream_errors = 0
+        self.disconnects = 0
+        self.delivered_by_sender = [0] * connections
+
+
+class Client(asyncio.Protocol):
+    """One XMPP client connection: a tiny login state machine, then a message pump."""
+
+    def __init__(self, index: int, stats: Stats) -> None:
+        self.index = index
+        self.user = f"u{index}"
+        self.jid = ""
+        self.stats = stats
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.ready = False  # logged in; data_received now counts messages
+        self.closing = False
+        self._waiter: asyncio.Future[bytes] | None = None
+        self._markers: tuple[bytes, ...] = ()
+        self._lost: Exception | None = None
+        self.on_acks: Callable[[list[int]], None] | None = None
+        self.prefix = b""  # '<message to="partner" type="chat" id="<index>.'
+        self.suffix = b""  # '"><body>…</body></message>'
+        self.seq = 0
+        self.inflight = 0
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if not self.closing:
+            self.stats.disconnects += 1
+        self._lost = exc or ConnectionError("connection closed by the hub")
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(self._lost)
+
+    def data_received(self, data: bytes) -> None:
+        if self.ready:
+            self._messages(data)
+            return
+        self.buf += data
+        self._check_waiter()
+
+    # -- login --------------------------------------------------------------------------------
+    def _check_waiter(self) -> None:
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            return
+        for marker in self._markers:
+            i = self.buf.find(marker)
+            if i >= 0:
+                end = i + len(marker)
+                chunk, self.buf = self.buf[:end], self.buf[end:]
+                waiter.set_result(chunk)
+                return
+        if b"<stream:error" in self.buf and b"</stream:error>" in self.buf:
+            waiter.set_exception(BenchError(f"{self.user}: stream error {self.buf[-300:]!r}"))
+
+    async def read_until(self, *markers: bytes) -> bytes:
+        """Everything up to and including the first of ``markers``."""
+        if self._lost is not None:
+            raise self._lost
+        self._waiter = asyncio.get_running_loop().create_future()
+        self._markers = markers
+        self._check_waiter()
+        try:
+            return await asyncio.wait_for(self._waiter, STEP_TIMEOUT)
+        except TimeoutError:
+            raise BenchError(
+                f"{self.user}: timed out waiting for {markers!r}; got {self.buf[-300:]!r}"
+            ) from None
+        finally:
+            self._waiter = None
+
+    def send(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    async def login(self, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.create_connection(lambda: self, "127.0.0.1", port)
+        self.send(STREAM_HEADER)
+        features = await self.read_until(b"</stream:features>")
+        if b"SCRAM-SHA-256" not in features:
+            raise BenchError(f"SCRAM-SHA-256 not offered (require_tls off?): {features!r}")
+        scram = scramp.ScramClient(["SCRAM-SHA-256"], self.user, PASSWORD)
+        first = base64.b64encode(scram.get_client_first().encode()).decode()
+        self.send(f"<auth xmlns='{NS_SASL}' mechanism='SCRAM-SHA-256'>{first}</auth>".encode())
+        challenge = await self.read_until(b"</challenge>", b"</failure>")
+        scram.set_server_first(_sasl_data(challenge))
+        final = base64.b64encode(scram.get_client_final().encode()).decode()
+        self.send(f"<response xmlns='{NS_SASL}'>{final}</response>".encode())
+        outcome = await self.read_until(b"</success>", b"</failure>")
+        scram.set_server_final(_sasl_data(outcome))  # checks the server signature
+        self.send(STREAM_HEADER)
+        features = await self.read_until(b"</stream:features>")
+        if NS_BIND.encode() not in features:
+            raise BenchError(f"no resource binding offered: {features!r}")
+        self.send(
+            f"<iq type='set' id='bind'><bind xmlns='{NS_BIND}'>"
+            f"<resource>{RESOURCE}</resource></bind></iq>".encode()
+        )
+        bound = await self.read_until(b"</iq>")
+        m = _BOUND_JID.search(bound)
+        if m is None or b'type="result"' not in bound:
+            raise BenchError(f"bind failed: {bound!r}")
+        self.jid = m.group(1).decode()
+        self.send(b"<presence/>")
+        # The hub echoes available presence to the sender: then the session is available.
+        await self.read_until(b"<presence")
+        rest = await self.read_until(b">")
+        if not rest.endswith(b"/>"):
+            await self.read_until(b"</presence>")
+
+    def start_messages(self) -> None:
+        """From now on incoming data is counted as messages."""
+        self.ready = True
+        data, self.buf = self.buf, b""
+        if data:
+            self._messages(data)
+
+    def close(self) -> None:
+        self.closing = True
+        if self.transport is not None:
+            with contextlib.suppress(Exception):
+                self.transport.write(b"</stream:stream>")
+            self.transport.close()
+
+    # -- messages -----------------------------------------------------------------------------
+    def set_partner(self, partner_jid: str, body_bytes: int) -> None:
+        self.prefix = f'<message to="{partner_jid}" type="chat" id="{self.index}.'.encode()
+        body = ("x" * body_bytes).encode()
+        self.suffix = b'"><body>' + body + b"</body></message>"
+
+    def send_burst(self, count: int) -> None:
+        """Send ``count`` messages in one write, each stamped with its own send time."""
+        if self.transport is None or count <= 0:
+            return
+        prefix, suffix, seq = self.prefix, self.suffix, self.seq
+        parts = []
+        for _ in range(count):
+            seq += 1
+            parts.append(prefix + b"%d.%d" % (seq, monotonic_ns()) + suffix)
+        self.seq = seq
+        self.inflight += count
+        self.stats.sent += count
+        self.transport.write(b"".join(parts))
+
+    def _messages(self, data: bytes) -> None:
+        buf = self.buf + data if self.buf else data
+        stats = self.stats
+        now = monotonic_ns()
+        pos = 0
+        acks: list[int] = []
+        while True:
+            end = buf.find(END_MESSAGE, pos)
+            if end < 0:
+                break
+            start = buf.rfind(b"<message", pos, end)
+            i = buf.find(b' id="', start, end)
+            if start < 0 or i < 0 or buf.find(b'type="error"', start, i) >= 0:
+                stats.errors += 1
+            else:
+                j = buf.find(b'"', i + 5, end)
+                sender, _, sent = buf[i + 5 : j].split(b".")
+                stats.sent_ns.append(int(sent))
+                stats.recv_ns.append(now)
+                acks.append(int(sender))
+            pos = end + 10
+        self.buf = buf[pos:] if pos < len(buf) else b""
+        if b"<stream:error" in data:
+            stats.stream_errors += 1
+        if acks:
+            stats.received += len(acks)
+            if self.on_acks is not None:
+                self.on_acks(acks)
+
+
+def _sasl_data(element: bytes) -> str:
+    if b"<failure" in element:
+        raise BenchError(f"SASL failure: {element!r}")
+    m = _SASL_DATA.search(element)
+    if m is None:
+        raise BenchError(f"unexpected SASL answer: {element!r}")
+    return base64.b64decode(m.group(1) or b"").decode()
+
+
+async def login_all(
+    port: int, count: int, concurrency: int, stats: Stats, first: int = 0
+) -> tuple[list[Client], float]:
+    """Log in accounts ``first``..``first+count-1`` with bounded concurrency."""
+    clients = [Client(first + i, stats) for i in range(count)]
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(client: Client) -> None:
+        async with sem:
+            await client.login(port)
+
+    started = time.perf_counter()
+    results = await asyncio.gather(*(one(c) for c in clients), return_exceptions=True)
+    took = time.perf_counter() - started
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        for c in clients:
+            c.close()
+        raise BenchError(f"{len(failures)} of {count} logins failed; first: {failures[0]!r}")
+    return clients, took
+
+
+def close_all(clients: list[Client]) -> None:
+    for c in clients:
+        c.close()
+
+
+# -- measurements ------------------------------------------------------------------------------
+
+
+def percentiles_ms(values_ns: list[int]) -> dict[str, float | None]:
+    keys = ("p50", "p90", "p99", "p999", "max")
+    if not values_ns:
+        return dict.fromkeys(keys)
+    v = sorted(values_ns)
+    n = len(v)
+
+    def rank(p: float) -> float:
+        return round(v[min(n - 1, max(0, math.ceil(p / 100 * n) - 1))] / 1e6, 3)
+
+    return {
+        "p50": rank(50),
+        "p90": rank(90),
+        "p99": rank(99),
+        "p999": rank(99.9),
+        "max": round(v[-1] / 1e6, 3),
+    }
+
+
+class Sampler:
+    """Hub and generator CPU use over a window."""
+
+    def __init__(self, hub: HubProcess) -> None:
+        self.hub = hub
+        self.t0 = time.monotonic()
+        self.hub0 = hub.cpu_seconds()
+        self.gen0 = time.process_time()
+
+    def result(self) -> dict[str, float]:
+        wall = time.monotonic() - self.t0
+        return {
+            "hub_cpu_pct": round(100 * (self.hub.cpu_seconds() - self.hub0) / wall, 1),
+            "generator_cpu_pct": round(100 * (time.process_time() - self.gen0) / wall, 1),
+        }
+
+
+async def drain(stats: Stats, timeout: float) -> float:
+    started = time.monotonic()
+    while stats.received + stats.errors < stats.sent and time.monotonic() - started < timeout:
+        await asyncio.sleep(0.01)
+    return time.monotonic() - started
+
+
+def ring(clients: list[Client], body_bytes: int) -> None:
+    """Client i sends to client i+1 (mod N)."""
+    n = len(clients)
+    for i, c in enumerate(clients):
+        c.set_partner(clients[(i + 1) % n].jid, body_bytes)
+
+
+async def run_flood(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]:
+    n = args.connections
+    hub = await start_hub(opts, n)
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        stats = Stats(n)
+        clients, login_s = await login_all(hub.port, n, args.login_concurrency, stats)
+        print(f"  {n} connections logged in in {login_s:.1f} s", flush=True)
+        ring(clients, args.body_bytes)
+        window = args.window
+        sending = True
+
+        def refill(acks: list[int]) -> None:
+            # The acknowledged senders get their window back, then send what it allows.
+            counts = Counter(acks)
+            for sender, k in counts.items():
+                c = clients[sender]
+                c.inflight -= k
+                if sending:
+                    c.send_burst(window - c.inflight)
+
+        for c in clients:
+            c.on_acks = refill
+            c.start_messages()
+        for c in clients:
+            c.send_burst(window)
+        await asyncio.sleep(args.warmup)
+        if opts.profile == "py-spy":
+            spy = start_py_spy(hub, args.duration, args.profile_out)
+        t0 = monotonic_ns()
+        sampler = Sampler(hub)
+        await asyncio.sleep(args.duration)
+        t1 = monotonic_ns()
+        cpu = sampler.result()
+        rss = hub.rss_kib()
+        sending = False
+        drained = await drain(stats, 10.0)
+        lat = [r - s for s, r in zip(stats.sent_ns, stats.recv_ns, strict=True) if t0 <= r < t1]
+        result: dict[str, Any] = {
+            "mode": "flood",
+            "connections": n,
+            "window": window,
+            "body_bytes": args.body_bytes,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "login_s": round(login_s, 2),
+            "delivered": len(lat),
+            "msgs_per_s": round(len(lat) / ((t1 - t0) / 1e9)),
+            "latency_ms": percentiles_ms(lat),
+            "sent_total": stats.sent,
+            "received_total": stats.received,
+            "lost": stats.sent - stats.received - stats.errors,
+            "error_replies": stats.errors,
+            "stream_errors": stats.stream_errors,
+            "disconnects": stats.disconnects,
+            "drain_s": round(drained, 2),
+            "hub_rss_kib": rss,
+            **cpu,
+        }
+        close_all(clients)
+        if spy is not None:
+            result["profile"] = finish_py_spy(spy, args.profile_out, args.profile_top)
+        return result
+    finally:
+        if spy is not None and spy.poll() is None:
+            spy.kill()
+        await stop_hub(hub, opts)
+        if hub.cprofile_path is not None and args.profile_out:
+            summary = summarize_cprofile(hub.cprofile_path, args.profile_out, args.profile_top)
+            print(summary, flush=True)
+            if not opts.keep_data:
+                shutil.rmtree(hub.data_dir, ignore_errors=True)
+
+
+async def run_paced(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]:
+    n = args.connections
+    hub = await start_hub(opts, n)
+    try:
+        stats = Stats(n)
+        clients, login_s = await login_all(hub.port, n, args.login_concurrency, stats)
+        print(f"  {n} connections logged in in {login_s:.1f} s", flush=True)
+        ring(clients, args.body_bytes)
+        for c in clients:
+            c.start_messages()
+        rate = args.rate
+        total = int(rate * (args.warmup + args.duration))
+        warm = int(rate * args.warmup)
+        tick = args.tick_ms / 1000
+        sent = 0
+        max_behind = 0.0
+        start = time.monotonic()
+        t_warm = 0
+        sampler: Sampler | None = None
+        while sent < total:
+            now = time.monotonic()
+            due = min(total, int((now - start) * rate) + 1)
+            max_behind = max(max_behind, (due - 1 - sent) / rate)
+            while sent < due:
+                if sent == warm:
+                    t_warm = monotonic_ns()
+                    sampler = Sampler(hub)
+                clients[sent % n].send_burst(1)
+                sent += 1
+            await asyncio.sleep(tick)
+        send_wall = time.monotonic() - start
+        cpu = sampler.result() if sampler is not None else {}
+        rss = hub.rss_kib()
+        drained = await drain(stats, args.grace)
+        lat = [r - s for s, r in zip(stats.sent_ns, stats.recv_ns, strict=True) if s >= t_warm]
+        measured_sent = total - warm
+        result: dict[str, Any] = {
+            "mode": "paced",
+            "connections": n,
+            "offered_rate": rate,
+            "achieved_send_rate": round(total / send_wall),
+            "body_bytes": args.body_bytes,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "login_s": round(login_s, 2),
+            "measured_sent": measured_sent,
+            "measured_received": len(lat),
+            "latency_ms": percentiles_ms(lat),
+            "sent_total": stats.sent,
+            "received_total": stats.received,
+            "lost": stats.sent - stats.received,
+            "error_replies": stats.errors,
+            "stream_errors": stats.stream_errors,
+            "disconnects": stats.disconnects,
+            "max_schedule_lag_ms": round(max_behind * 1000, 2),
+            "drain_s": round(drained, 2),
+            "hub_rss_kib": rss,
+            **cpu,
+        }
+        close_all(clients)
+        return result
+    finally:
+        await stop_hub(hub, opts)
+
+
+async def run_idle(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]:
+    n = args.connections
+    warmup = min(20, n)
+    hub = await start_hub(opts, n + warmup)
+    try:
+        stats = Stats(n + warmup)
+        rss_start = hub.rss_kib()
+        # Warm the hub's code paths and caches, then let it settle: the baseline is a hub that
+        # has served logins, not a cold one.
+        warm_clients, _ = await login_all(hub.port, warmup, args.login_concurrency, stats, n)
+        close_all(warm_clients)
+        await asyncio.sleep(args.settle)
+        rss_before = hub.rss_kib()
+        clients, login_s = await login_all(hub.port, n, args.login_concurrency, stats)
+        print(f"  {n} connections logged in in {login_s:.1f} s", flush=True)
+        await asyncio.sleep(args.settle)
+        rss_after = hub.rss_kib()
+        result: dict[str, Any] = {
+            "mode": "idle",
+            "connections": n,
+            "login_s": round(login_s, 2),
+            "logins_per_s": round(n / login_s, 1),
+            "hub_rss_start_kib": rss_start,
+            "hub_rss_before_kib": rss_before,
+            "hub_rss_after_kib": rss_after,
+            "kib_per_connection": round((rss_after - rss_before) / n, 2),
+            "settle_s": args.settle,
+            "disconnects": stats.disconnects,
+        }
+        close_all(clients)
+        return result
+    finally:
+        await stop_hub(hub, opts)
+
+
+# -- profiling ---------------------------------------------------------------------------------
+
+
+def start_py_spy(hub: HubProcess, duration: float, out: str | None) -> subprocess.Popen[bytes]:
+    spy = shutil.which("py-spy", path=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
+    if spy is None:
+        raise BenchError("py-spy is not installed: .venv/bin/pip install py-spy")
+    if not out:
+        raise BenchError("--profile-out is needed with --profile py-spy")
+    raw = Path(out + ".raw.txt")
+    raw.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [spy, "record", "--pid", str(hub.pid), "--duration", str(int(duration))]
+    cmd += ["--rate", "250", "--format", "raw", "--output", str(raw)]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def finish_py_spy(spy: subprocess.Popen[bytes], out: str, top: int) -> dict[str, Any]:
+    try:
+        _, err = spy.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        _, err = spy.communicate()
+    raw = Path(out + ".raw.txt")
+    if spy.returncode != 0 or not raw.exists():
+        raise BenchError(f"py-spy failed ({spy.returncode}): {err.decode(errors='replace')}")
+    summary = summarize_collapsed(raw, top)
+    Path(out + ".txt").write_text(format_profile(summary), encoding="utf-8")
+    return summary
+
+
+_FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def _frame_key(frame: str) -> str:
+    m = _FRAME.match(frame)
+    if m is None:
+        return frame
+    path = m.group("file")
+    for marker in ("site-packages/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{m.group('func')} ({path})"
+
+
+def summarize_collapsed(raw: Path, top: int) -> dict[str, Any]:
+    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        k = int(count)
+        total += k
+        keys = [_frame_key(f) for f in stack.split(";")]
+        own[keys[-1]] += k
+        for key in set(keys):
+            incl[key] += k
+
+    def table(counter: Counter[str]) -> list[list[Any]]:
+        return [[name, round(100 * c / total, 1)] for name, c in counter.most_common(top)]
+
+    return {"samples": total, "self_pct": table(own), "inclusive_pct": table(incl)}
+
+
+def format_profile(summary: dict[str, Any]) -> str:
+    lines = [f"samples: {summary['samples']}", "", "self %  function"]
+    lines += [f"{pct:6.1f}  {name}" for name, pct in summary["self_pct"]]
+    lines += ["", "incl %  function"]
+    lines += [f"{pct:6.1f}  {name}" for name, pct in summary["inclusive_pct"]]
+    return "\n".join(lines) + "\n"
+
+
+def summarize_cprofile(path: Path, out: str, top: int) -> str:
+    if not path.exists():
+        return f"  no cProfile output at {path}"
+    text = Path(out + ".cprofile.txt")
+    text.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, out + ".cprofile")
+    with open(text, "w", encoding="utf-8") as f:
+        stats = pstats.Stats(str(path), stream=f)
+        stats.sort_stats("tottime").print_stats(top)
+        stats.sort_stats("cumulative").print_stats(top)
+    return f"  cProfile written to {out}.cprofile and {text}"
+
+
+# -- environment and reporting -----------------------------------------------------------------
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "?"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kib = _status_file_kib("/proc/meminfo", "MemTotal")
+    try:
+        import uvloop
+
+        uv = uvloop.__version__
+    except ImportError:
+        uv = None
+    return {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "mem_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "uvloop": uv,
+    }
+
+
+def _status_file_kib(path: str, key: str) -> int:
+    with contextlib.suppress(OSError), open(path) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def raise_fd_limit(need: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = max(soft, min(hard, need)) if hard != resource.RLIM_INFINITY else max(soft, need)
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    if want < need:
+        print(f"  warning: fd limit {want} < {need}; large runs may fail", flush=True)
+
+
+def pin(args: argparse.Namespace) -> HubOptions:
+    pin_cpu: int | None = None
+    if not args.no_pin:
+        cpus = os.sched_getaffinity(0)
+        if len(cpus) >= 2 and args.hub_cpu in cpus and args.gen_cpu in cpus:
+            os.sched_setaffinity(0, {args.gen_cpu})
+            pin_cpu = args.hub_cpu
+        else:
+            print(f"  warning: cannot pin to CPUs {args.hub_cpu}/{args.gen_cpu}; not pinning")
+    return HubOptions(
+        pin_cpu=pin_cpu,
+        sqlite_synchronous=args.sqlite_synchronous,
+        profile=getattr(args, "profile", "none"),
+        keep_data=args.keep_data,
+    )
+
+
+def report(result: dict[str, Any]) -> str:
+    mode = result["mode"]
+    if mode == "flood":
+        lat = result["latency_ms"]
+        return (
+            f"flood  {result['connections']} conns window {result['window']}: "
+            f"{result['msgs_per_s']} msg/s, latency p50 {lat['p50']} p99 {lat['p99']} "
+            f"max {lat['max']} ms, lost {result['lost']}, hub CPU {result['hub_cpu_pct']}%, "
+            f"generator CPU {result['generator_cpu_pct']}%"
+        )
+    if mode == "paced":
+        lat = result["latency_ms"]
+        return (
+            f"paced  {result['connections']} conns at {result['offered_rate']} msg/s: "
+            f"latency p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} max {lat['max']} ms, "
+            f"lost {result['lost']} of {result['sent_total']}, "
+            f"hub CPU {result.get('hub_cpu_pct')}%"
+        )
+    return (
+        f"idle   {result['connections']} conns: {result['kib_per_connection']} KiB RSS per "
+        f"connection ({result['hub_rss_before_kib']} -> {result['hub_rss_after_kib']} KiB)"
+    )
+
+
+def save(results_dir: Path, name: str, result: dict[str, Any]) -> None:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"  wrote {path}", flush=True)
+
+
+@contextlib.contextmanager
+def section(title: str) -> Iterator[None]:
+    print(f"== {title}", flush=True)
+    started = time.monotonic()
+    yield
+    print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
+
+
+RUNNERS = {"flood": run_flood, "paced": run_paced, "idle": run_idle}
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    opts = pin(args)
+    results_dir = Path(args.results_dir)
+    info = machine_info()
+    info["pinning"] = (
+        f"hub on CPU {opts.pin_cpu}, generator on CPU {args.gen_cpu}"
+        if opts.pin_cpu is not None
+        else "none"
+    )
+    info["sqlite_synchronous"] = opts.sqlite_synchronous
+    if args.mode != "all":
+        with section(f"{args.mode}"):
+            result = await RUNNERS[args.mode](args, opts)
+        result["machine"] = info
+        print(report(result), flush=True)
+        if args.save:
+            save(results_dir, args.mode, result)
+        return 0
+
+    base = {
+        "login_concurrency": args.login_concurrency,
+        "body_bytes": args.body_bytes,
+        "keep_data": args.keep_data,
+        "profile_top": args.profile_top,
+        "tick_ms": args.tick_ms,
+        "grace": args.grace,
+        "settle": args.settle,
+        "profile_out": None,
+    }
+    plan: list[tuple[str, argparse.Namespace, HubOptions]] = [
+        (
+            "flood",
+            argparse.Namespace(
+                **base, mode="flood", connections=200, duration=10, warmup=2, window=50
+            ),
+            opts,
+        ),
+        (
+            "paced",
+            argparse.Namespace(
+                **base, mode="paced", connections=1000, rate=5000, duration=10, warmup=1
+            ),
+            opts,
+        ),
+        ("idle", argparse.Namespace(**base, mode="idle", connections=1000), opts),
+    ]
+    if not args.skip_profile:
+        prof_args = argparse.Namespace(
+            **{**base, "profile_out": str(results_dir / "profile-flood")},
+            mode="flood",
+            connections=200,
+            duration=10,
+            warmup=2,
+            window=50,
+        )
+        prof_opts = HubOptions(opts.pin_cpu, opts.sqlite_synchronous, "py-spy", opts.keep_data)
+        plan.append(("profile-flood", prof_args, prof_opts))
+    summary: dict[str, Any] = {"machine": info, "runs": {}}
+    for name, run_args, run_opts in plan:
+        with section(name):
+            result = await RUNNERS[run_args.mode](run_args, run_opts)
+        result["machine"] = info
+        print(report(result), flush=True)
+        save(results_dir, name, result)
+        summary["runs"][name] = result
+        if "profile" in result:
+            print(format_profile(result["profile"]), flush=True)
+    save(results_dir, "summary", summary)
+    return 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("mode", choices=["flood", "paced", "idle", "all"])
+    p.add_argument("--connections", type=int, default=None, help="[flood 200, others 1000]")
+    p.add_argument("--duration", type=float, default=10.0, help="measured seconds [10]")
+    p.add_argument("--warmup", type=float, default=None, help="unmeasured seconds first")
+    p.add_argument("--window", type=int, default=50, help="flood: in-flight per sender [50]")
+    p.add_argument("--rate", type=float, default=5000.0, help="paced: offered msg/s [5000]")
+    p.add_argument("--tick-ms", type=float, default=1.0, help="paced: scheduler tick [1]")
+    p.add_argument("--grace", type=float, default=5.0, help="paced: drain grace seconds [5]")
+    p.add_argument("--settle", type=float, default=5.0, help="idle: settle seconds [5]")
+    p.add_argument("--body-bytes", type=int, default=64, help="message body size [64]")
+    p.add_argument("--login-concurrency", type=int, default=50, help="parallel logins [50]")
+    p.add_argument("--hub-cpu", type=int, default=0, help="CPU for the hub [0]")
+    p.add_argument("--gen-cpu", type=int, default=1, help="CPU for this generator [1]")
+    p.add_argument("--no-pin", action="store_true", help="do not pin to CPUs")
+    p.add_argument("--sqlite-synchronous", default="NORMAL", choices=["NORMAL", "FULL", "EXTRA"])
+    p.add_argument(
+        "--profile",
+        default="none",
+        choices=["none", "py-spy", "cprofile"],
+        help="flood: profile the hub (py-spy over the measured window, or cProfile whole run)",
+    )
+    p.add_argument("--profile-out", default=None, help="profile output path prefix")
+    p.add_argument("--profile-top", type=int, default=30, help="rows in profile tables [30]")
+    p.add_argument("--skip-profile", action="store_true", help="all: no profiled flood run")
+    p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
+    p.add_argument("--save", action="store_true", help="single modes: write results JSON")
+    p.add_argument("--keep-data", action="store_true", help="keep hub data dirs and logs")
+    args = p.parse_args(argv)
+    if args.connections is None:
+        args.connections = 200 if args.mode == "flood" else 1000
+    if args.warmup is None:
+        args.warmup = 2.0 if args.mode == "flood" else 1.0
+    if args.connections < 2:
+        p.error("--connections must be at least 2")
+    if args.profile != "none" and args.mode != "flood":
+        p.error("--profile applies to flood runs")
+    if args.profile != "none" and args.profile_out is None:
+        args.profile_out = str(Path(args.results_dir) / f"profile-flood-{args.profile}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_fd_limit(max(4096, 2 * (args.connections or 1000) + 1024))
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    try:
+        if uvloop is not None:
+            return uvloop.run(main_async(args))
+        return asyncio.run(main_async(args))
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Durable offline delivery: storage before acceptance, order, cap, drain, delay stamps."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from interlink.hub.context import HubSettings
+from interlink.hub.offline import worth_storing
+from interlink.xmpp.stanza import Message, MessageType
+from tests.hubkit import DOMAIN, running_hub, settle
+
+STANZA_ERR = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
+
+
+def msg(to: str, body: str, mtype: str = "chat") -> str:
+    return f"<message xmlns='jabber:client' to='{to}' type='{mtype}'><body>{body}</body></message>"
+
+
+async def test_offline_messages_are_stored_then_delivered_in_order_with_delay() -> None:
+    async with running_hub() as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        a.take()
+        for i in range(250):  # more than one drain batch
+            await a.send(msg("bob@hub.test", f"m{i}"))
+        assert a.take() == []
+        offline = kit.hub.ctx.storage.offline
+        assert await offline.count("bob@hub.test") == 250
+        b = await kit.connect("bob", "b")
+        await settle()
+        got = [s for s in b.stanzas() if isinstance(s, Message)]
+        assert [m.body for m in got] == [f"m{i}" for i in range(250)]
+        delay = got[0].find("{urn:xmpp:delay}delay")
+        assert delay is not None
+        assert delay.get("from") == DOMAIN
+        assert (delay.get("stamp") or "").endswith("Z")
+        assert await offline.count("bob@hub.test") == 0
+
+
+async def test_negative_priority_does_not_drain_but_raising_it_does() -> None:
+    async with running_hub() as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        await a.send(msg("bob@hub.test", "hello"))
+        b = await kit.connect("bob", "b", priority=-1)
+        assert [s for s in b.stanzas() if isinstance(s, Message)] == []
+        await b.send("<presence xmlns='jabber:client'><priority>1</priority></presence>")
+        assert [s.body for s in b.stanzas() if isinstance(s, Message)] == ["hello"]
+
+
+async def test_messages_during_a_drain_keep_their_order() -> None:
+    async with running_hub(HubSettings(domain=DOMAIN, offline_drain_batch=3)) as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        for i in range(10):
+            await a.send(msg("bob@hub.test", f"old{i}"))
+        b = await kit.connect("bob", "b")
+        # Live messages race the drain; they must come after every stored one.
+        for i in range(5):
+            await a.send(msg("bob@hub.test", f"new{i}"))
+        await settle()
+        await asyncio.sleep(0.05)
+        bodies = [s.body for s in b.stanzas() if isinstance(s, Message)]
+        assert bodies == [f"old{i}" for i in range(10)] + [f"new{i}" for i in range(5)]
+
+
+async def test_queue_cap_at_the_boundary_gives_resource_constraint() -> None:
+    async with running_hub(HubSettings(domain=DOMAIN, offline_max_per_account=5)) as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        a.take()
+        for i in range(5):
+            await a.send(msg("bob@hub.test", f"m{i}"))
+        assert a.take() == []
+        await a.send(msg("bob@hub.test", "one too many"))
+        (err,) = a.stanzas()
+        assert isinstance(err, Message)
+        assert err.type is MessageType.ERROR
+        error = err.find("{jabber:client}error")
+        assert error is not None
+        assert error.get("type") == "wait"
+        assert error[0].tag == STANZA_ERR + "resource-constraint"
+        assert "5" in (error[1].text or "")
+        assert await kit.hub.ctx.storage.offline.count("bob@hub.test") == 5
+
+
+async def test_nonexistent_recipient_gets_service_unavailable_and_nothing_is_stored() -> None:
+    async with running_hub() as kit:
+        await kit.account("alice")
+        a = await kit.connect("alice", "a")
+        a.take()
+        await a.send(msg("ghost@hub.test", "x"))
+        (err,) = a.stanzas()
+        assert isinstance(err, Message)
+        assert err.type is MessageType.ERROR
+        assert await kit.hub.ctx.storage.offline.count("ghost@hub.test") == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "mtype", "stored"),
+    [
+        ("<body>x</body>", "chat", True),
+        ("<body>x</body>", "normal", True),
+        ("<encrypted xmlns='urn:xmpp:omemo:2'/>", "chat", True),
+        ("<active xmlns='http://jabber.org/protocol/chatstates'/>", "chat", False),
+        ("<body>x</body><no-store xmlns='urn:xmpp:hints'/>", "chat", False),
+        ("<body>x</body>", "headline", False),
+        ("<body>x</body>", "groupchat", False),
+        ("", "chat", False),
+    ],
+)
+def test_worth_storing(payload: str, mtype: str, stored: bool) -> None:
+    from interlink.xmpp.parser import ElementReceived, Framing, StreamParser
+    from interlink.xmpp.stanza import parse_stanza
+
+    (ev,) = StreamParser(framing=Framing.WEBSOCKET).feed_frame(
+        f"<message xmlns='jabber:client' type='{mtype}'>{payload}</message>".encode()
+    )
+    assert isinstance(ev, ElementReceived)
+    m = parse_stanza(ev.element)
+    assert isinstance(m, Message)
+    assert worth_storing(m) is stored
