@@ -1,0 +1,220 @@
+"""Loopback integration kit: an in-process hub with trustme certificates, slixmpp clients, and a
+raw XMPP client for hostile input. Everything binds to 127.0.0.1 and is bounded in time."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import ssl
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import slixmpp
+import trustme
+
+from interlink.app import HubServer
+from interlink.config import Settings
+from interlink.xmpp.parser import ElementReceived, ParseFailed, StreamFooter, StreamParser
+from interlink.xmpp.sasl import derive_credentials
+
+DOMAIN = "hub.test"
+TIMEOUT = 10.0
+
+
+@dataclass
+class Certs:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def client_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        return ctx
+
+
+def make_certs(folder: Path) -> Certs:
+    ca = trustme.CA()
+    issued = ca.issue_cert(DOMAIN, "localhost", "127.0.0.1")
+    certs = Certs(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
+    ca.cert_pem.write_to_path(str(certs.ca))
+    issued.cert_chain_pems[0].write_to_path(str(certs.cert))
+    issued.private_key_pem.write_to_path(str(certs.key))
+    return certs
+
+
+def settings_for(data_dir: Path, certs: Certs, **sections: dict[str, Any]) -> Settings:
+    raw: dict[str, dict[str, Any]] = {
+        "hub": {"domain": DOMAIN, "data_dir": str(data_dir)},
+        "net": {"host": "127.0.0.1", "c2s_port": 0, "c2s_tls_port": 0, "http_port": 0},
+        "tls": {"cert_file": str(certs.cert), "key_file": str(certs.key)},
+        "storage": {"sqlite_synchronous": "NORMAL"},
+        "log": {"level": "WARNING"},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return Settings.model_validate(raw)
+
+
+@asynccontextmanager
+async def running_hub(
+    tmp: Path, *, accounts: tuple[str, ...] = ("alice", "bob"), **sections: dict[str, Any]
+) -> AsyncIterator[tuple[HubServer, Certs]]:
+    certs = make_certs(tmp)
+    server = HubServer(settings_for(tmp / "data", certs, **sections))
+    await server.start()
+    assert server.storage is not None
+    creds = derive_credentials("pw", 4096)
+    for local in accounts:
+        await server.storage.accounts.create(f"{local}@{DOMAIN}", creds, time.time())
+    try:
+        yield server, certs
+    finally:
+        await asyncio.wait_for(server.stop(), timeout=TIMEOUT)
+
+
+class Xmpp:
+    """A slixmpp client with a queue of received messages."""
+
+    def __init__(self, jid: str, password: str, certs: Certs) -> None:
+        self.client = slixmpp.ClientXMPP(jid, password)
+        self.client.ca_certs = certs.ca
+        self.client.register_plugin("xep_0030")
+        self.client.register_plugin("xep_0199")
+        self.messages: asyncio.Queue[Any] = asyncio.Queue()
+        self.presences: asyncio.Queue[Any] = asyncio.Queue()
+        self.started = asyncio.Event()
+        self.failed = asyncio.Event()
+        c = self.client
+        c.add_event_handler("session_start", lambda _: self.started.set())
+        c.add_event_handler("failed_all_auth", lambda _: self.failed.set())
+        c.add_event_handler("message", self.messages.put_nowait)
+        c.add_event_handler("presence", self.presences.put_nowait)
+
+    async def login(self, port: int, *, direct_tls: bool = False, presence: bool = True) -> None:
+        c = self.client
+        c.enable_direct_tls = direct_tls
+        c.enable_starttls = not direct_tls
+        c.enable_plaintext = False
+        c.connect("127.0.0.1", port)
+        done, _ = await asyncio.wait(
+            [asyncio.ensure_future(self.started.wait()), asyncio.ensure_future(self.failed.wait())],
+            timeout=TIMEOUT,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
+        for task in _:
+            task.cancel()
+        if not self.started.is_set():
+            c.abort()
+            raise AssertionError(f"login failed for {c.boundjid}")
+        if presence:
+            c.send_presence()
+
+    async def next_message(self, timeout: float = TIMEOUT) -> Any:
+        return await asyncio.wait_for(self.messages.get(), timeout)
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.client.disconnect(wait=1), timeout=5)
+
+
+class RawClient:
+    """A bare XMPP peer for sending exactly the bytes a test wants."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.parser = StreamParser()
+        self.elements: list[Element] = []
+        self.footer = False
+
+    @staticmethod
+    async def open(port: int, ctx: ssl.SSLContext | None = None) -> RawClient:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                "127.0.0.1", port, ssl=ctx, server_hostname=DOMAIN if ctx else None
+            ),
+            TIMEOUT,
+        )
+        return RawClient(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    def restart(self) -> None:
+        self.parser = StreamParser()
+
+    async def read_until(self, tag: str, timeout: float = TIMEOUT) -> Element:
+        """Read until an element whose local name is ``tag`` arrives."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            for i, el in enumerate(self.elements):
+                if el.tag.rsplit("}", 1)[-1] == tag:
+                    del self.elements[: i + 1]
+                    return el
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0 or self.footer:
+                raise AssertionError(f"no <{tag}/> arrived; got {[e.tag for e in self.elements]}")
+            data = await asyncio.wait_for(self.reader.read(65536), remaining)
+            if not data:
+                self.footer = True
+            for ev in self.parser.feed(data):
+                if isinstance(ev, ElementReceived):
+                    self.elements.append(ev.element)
+                elif isinstance(ev, StreamFooter):
+                    self.footer = True
+                elif isinstance(ev, ParseFailed):
+                    raise AssertionError(f"server sent bad XML: {ev.error}")
+
+    async def stream_error(self, timeout: float = TIMEOUT) -> str:
+        err = await self.read_until("error", timeout)
+        assert err.tag == "{http://etherx.jabber.org/streams}error", err.tag
+        await self.wait_closed(timeout)
+        return err[0].tag.rsplit("}", 1)[-1]
+
+    async def wait_closed(self, timeout: float = TIMEOUT) -> None:
+        """The server closes the TCP connection after its stream error."""
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            while await asyncio.wait_for(self.reader.read(65536), timeout):
+                pass
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+    # -- scripted negotiation ------------------------------------------------------------------
+    def header(self) -> bytes:
+        return (
+            "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+            f"xmlns:stream='http://etherx.jabber.org/streams' to='{DOMAIN}' version='1.0'>"
+        ).encode()
+
+    async def open_stream(self) -> Element:
+        await self.send(self.header())
+        return await self.read_until("features")
+
+    async def plain_login(self, user: str, password: str, resource: str = "raw") -> str:
+        """On a direct TLS connection: PLAIN, restart, bind. Returns the bound JID."""
+        await self.open_stream()
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        await self.send(
+            f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>".encode()
+        )
+        await self.read_until("success")
+        self.restart()
+        await self.open_stream()
+        await self.send(
+            b"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+            + f"<resource>{resource}</resource></bind></iq>".encode()
+        )
+        result = await self.read_until("iq")
+        if result.get("type") != "result":
+            return "error:" + result[0][0].tag.rsplit("}", 1)[-1]
+        return result[0][0].text or ""
