@@ -709,7 +709,7 @@ def start_py_spy(hub: HubProcess, duration: float, out: str | None) -> subproces
     raw = Path(out + ".raw.txt")
     raw.parent.mkdir(parents=True, exist_ok=True)
     cmd = [spy, "record", "--pid", str(hub.pid), "--duration", str(int(duration))]
-    cmd += ["--rate", "250", "--format", "raw", "--output", str(raw)]
+    cmd += ["--rate", "250", "--threads", "--nonblocking", "--format", "raw", "--output", str(raw)]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
