@@ -1,0 +1,235 @@
+"""The real `interlink` program: serve with a config file, CLI while running, SIGKILL and SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from tests.integration.kit import DOMAIN, TIMEOUT, Certs, Xmpp, make_certs
+
+
+class HubProcess:
+    def __init__(self, config: Path) -> None:
+        self.config = config
+        self.proc: asyncio.subprocess.Process | None = None
+        self.ports: dict[str, int] = {}
+        self.log: list[dict[str, object]] = []
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.ports = {}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "interlink",
+            "serve",
+            "--config",
+            str(self.config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        ready = asyncio.Event()
+        self._reader = asyncio.create_task(self._read(ready))
+        await asyncio.wait_for(ready.wait(), 30)
+
+    async def _read(self, ready: asyncio.Event) -> None:
+        assert self.proc is not None and self.proc.stderr is not None
+        async for line in self.proc.stderr:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = {"event": line.decode(errors="replace").rstrip()}
+            self.log.append(entry)
+            if entry.get("event") == "listening":
+                self.ports[str(entry["transport"])] = int(entry["port"])  # type: ignore[call-overload]
+            if entry.get("event") == "hub started":
+                ready.set()
+
+    async def signal(self, sig: signal.Signals) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        code = await asyncio.wait_for(self.proc.wait(), 30)
+        if self._reader is not None:
+            await asyncio.wait_for(self._reader, 10)
+        return code
+
+    async def ensure_stopped(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
+
+
+async def cli(config: Path, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "interlink",
+        *args,
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+def write_config(tmp: Path, certs: Certs) -> Path:
+    config = tmp / "hub.toml"
+    config.write_text(
+        f"""
+[hub]
+domain = "{DOMAIN}"
+data_dir = "{tmp / "data"}"
+
+[net]
+host = "127.0.0.1"
+c2s_port = 0
+c2s_tls_port = 0
+http_port = 0
+
+[tls]
+cert_file = "{certs.cert}"
+key_file = "{certs.key}"
+"""
+    )
+    return config
+
+
+async def test_sigkill_loses_no_accepted_message_and_delivers_each_once_in_order(
+    tmp_path: Path,
+) -> None:
+    certs = make_certs(tmp_path)
+    config = write_config(tmp_path, certs)
+    assert (await cli(config, "user", "add", f"alice@{DOMAIN}", "--password", "pw"))[0] == 0
+    hub = HubProcess(config)
+    await hub.start()
+    try:
+        # Accounts can be added while the hub runs.
+        code, out = await cli(config, "user", "add", f"bob@{DOMAIN}", "--password", "pw")
+        assert code == 0, out
+        alice = Xmpp(f"alice@{DOMAIN}/a", "pw", certs)
+        await alice.login(hub.ports["c2s-starttls"])
+        n = 200
+        for i in range(n):
+            alice.client.send_message(mto=f"bob@{DOMAIN}", mbody=f"m{i:03d}", mtype="chat")
+        # A ping is answered only after every message before it was durably stored.
+        await alice.client.plugin["xep_0199"].ping(jid=DOMAIN, timeout=TIMEOUT)
+        assert await hub.signal(signal.SIGKILL) == -signal.SIGKILL
+        alice.client.abort()
+
+        await hub.start()
+        bob = Xmpp(f"bob@{DOMAIN}/b", "pw", certs)
+        await bob.login(hub.ports["c2s-direct-tls"], direct_tls=True)
+        got = [(await bob.next_message())["body"] for _ in range(n)]
+        assert got == [f"m{i:03d}" for i in range(n)]
+        await asyncio.sleep(0.5)
+        assert bob.messages.empty()  # exactly once
+        await bob.close()
+        # And after one more restart nothing is delivered again.
+        assert await hub.signal(signal.SIGTERM) == 0
+        await hub.start()
+        bob = Xmpp(f"bob@{DOMAIN}/b", "pw", certs)
+        await bob.login(hub.ports["c2s-starttls"])
+        await asyncio.sleep(0.5)
+        assert bob.messages.empty()
+        await bob.close()
+    finally:
+        await hub.ensure_stopped()
+
+
+async def test_sigterm_shuts_down_gracefully(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    config = write_config(tmp_path, certs)
+    await cli(config, "user", "add", f"alice@{DOMAIN}", "--password", "pw")
+    hub = HubProcess(config)
+    await hub.start()
+    try:
+        alice = Xmpp(f"alice@{DOMAIN}/a", "pw", certs)
+        ended = asyncio.Event()
+        alice.client.add_event_handler("disconnected", lambda _: ended.set())
+        await alice.login(hub.ports["c2s-starttls"])
+        assert await hub.signal(signal.SIGTERM) == 0
+        await asyncio.wait_for(ended.wait(), TIMEOUT)
+        events = [e.get("event") for e in hub.log]
+        assert "shutting down" in events
+        assert events[-1] == "stopped"
+    finally:
+        await hub.ensure_stopped()
+
+
+async def test_user_commands(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    config = write_config(tmp_path, certs)
+    assert await cli(config, "user", "add", f"4915112345678@{DOMAIN}", "--password", "one") == (
+        0,
+        f"created 4915112345678@{DOMAIN}\n",
+    )
+    code, out = await cli(config, "user", "add", f"4915112345678@{DOMAIN}", "--password", "x")
+    assert code == 1
+    assert "already exists" in out
+    code, out = await cli(config, "user", "add", "someone@other.example", "--password", "x")
+    assert code == 2
+    assert "not on this hub's domain" in out
+    code, out = await cli(config, "user", "add", "not a jid@@", "--password", "x")
+    assert code == 2
+    await cli(config, "user", "add", f"bob@{DOMAIN}", "--password", "b")
+    assert await cli(config, "user", "list") == (0, f"4915112345678@{DOMAIN}\nbob@{DOMAIN}\n")
+    hub = HubProcess(config)
+    await hub.start()
+    try:
+        assert (
+            await cli(config, "user", "passwd", f"4915112345678@{DOMAIN}", "--password", "two")
+        )[0] == 0
+        old = Xmpp(f"4915112345678@{DOMAIN}/x", "one", certs)
+        try:
+            await old.login(hub.ports["c2s-starttls"])
+            raise AssertionError("the old password still works")
+        except AssertionError as exc:
+            assert "login failed" in str(exc)
+        finally:
+            await old.close()
+        new = Xmpp(f"4915112345678@{DOMAIN}/x", "two", certs)
+        await new.login(hub.ports["c2s-starttls"])
+        await new.close()
+    finally:
+        await hub.signal(signal.SIGTERM)
+    assert await cli(config, "user", "remove", f"bob@{DOMAIN}") == (0, f"removed bob@{DOMAIN}\n")
+    code, out = await cli(config, "user", "remove", f"bob@{DOMAIN}")
+    assert code == 1
+    assert await cli(config, "user", "list") == (0, f"4915112345678@{DOMAIN}\n")
+
+
+async def test_flags_override_the_config_file(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    config = write_config(tmp_path, certs)
+    other = tmp_path / "elsewhere"
+    code, _ = await cli(
+        config, "user", "add", f"carol@{DOMAIN}", "--password", "c", "--data-dir", str(other)
+    )
+    assert code == 0
+    assert (other / "interlink.sqlite3").exists()
+    assert await cli(config, "user", "list") == (0, "")
+
+
+async def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[net]\nc2s_port = 'not a number'\n")
+    code, out = await cli(bad, "user", "list")
+    assert code == 2
+    assert "invalid configuration" in out
+    bad.write_text("[nope]\nx = 1\n")
+    code, out = await cli(bad, "user", "list")
+    assert code == 2
+    assert "nope" in out
+    bad.write_text("not toml = = =")
+    code, out = await cli(bad, "user", "list")
+    assert code == 2
+    assert "not valid TOML" in out
