@@ -32,7 +32,7 @@ def presences(elements: list[Element]) -> list[tuple[str, str, str]]:
 
 async def get_roster(c: Client) -> list[tuple[str, str, str | None, str | None]]:
     await c.send(
-        f"<iq xmlns='jabber:client' type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>"
+        "<iq xmlns='jabber:client' type='get' id='r'><query xmlns='jabber:iq:roster'/></iq>"
     )
     (res,) = [s for s in c.stanzas() if isinstance(s, Iq) and s.id == "r"]
     assert res.type is IqType.RESULT

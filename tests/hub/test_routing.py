@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from interlink.hub.context import HubSettings
@@ -20,7 +22,7 @@ def error_condition(stanza: object) -> str:
     return err[0].tag.replace(STANZA_ERR, "")
 
 
-def bodies(stanzas: list[object]) -> list[str | None]:
+def bodies(stanzas: Sequence[object]) -> list[str | None]:
     return [s.body for s in stanzas if isinstance(s, Message)]
 
 

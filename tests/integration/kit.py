@@ -102,7 +102,7 @@ class Xmpp:
         c.enable_starttls = not direct_tls
         c.enable_plaintext = False
         c.connect("127.0.0.1", port)
-        done, _ = await asyncio.wait(
+        _done, _ = await asyncio.wait(
             [asyncio.ensure_future(self.started.wait()), asyncio.ensure_future(self.failed.wait())],
             timeout=TIMEOUT,
             return_when=asyncio.FIRST_COMPLETED,
@@ -114,6 +114,16 @@ class Xmpp:
             raise AssertionError(f"login failed for {c.boundjid}")
         if presence:
             c.send_presence()
+
+    def send_chat(self, to: str, body: str) -> None:
+        self.client.send_message(mto=slixmpp.JID(to), mbody=body, mtype="chat")
+
+    async def ping_server(self) -> float:
+        """A round trip to the hub; answered only after every earlier stanza was handled."""
+        rtt: float = await self.client.plugin["xep_0199"].ping(
+            jid=slixmpp.JID(DOMAIN), timeout=TIMEOUT
+        )
+        return rtt
 
     async def next_message(self, timeout: float = TIMEOUT) -> Any:
         return await asyncio.wait_for(self.messages.get(), timeout)

@@ -82,7 +82,7 @@ async def hub_with_bystanders(
 
 
 async def still_served(alice: Xmpp, bob: Xmpp, text: str) -> None:
-    alice.client.send_message(mto=f"bob@{DOMAIN}", mbody=text, mtype="chat")
+    alice.send_chat(f"bob@{DOMAIN}", text)
     assert (await bob.next_message())["body"] == text
 
 

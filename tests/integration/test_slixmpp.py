@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from slixmpp import JID
+
 from tests.integration.kit import DOMAIN, Xmpp, running_hub
 
 
@@ -16,17 +18,17 @@ async def test_starttls_and_direct_tls_exchange_messages_both_ways(tmp_path: Pat
         await bob.login(server.ports["c2s-direct-tls"], direct_tls=True)
         try:
             assert alice.client.is_connected()
-            alice.client.send_message(mto=f"bob@{DOMAIN}", mbody="hi bob <&>", mtype="chat")
+            alice.send_chat(f"bob@{DOMAIN}", "hi bob <&>")
             msg = await bob.next_message()
             assert msg["body"] == "hi bob <&>"
             assert str(msg["from"]) == f"alice@{DOMAIN}/laptop"
-            bob.client.send_message(mto=f"alice@{DOMAIN}/laptop", mbody="hi alice ☃", mtype="chat")
+            bob.send_chat(f"alice@{DOMAIN}/laptop", "hi alice ☃")
             reply = await alice.next_message()
             assert reply["body"] == "hi alice ☃"
             assert str(reply["from"]) == f"bob@{DOMAIN}/phone"
-            pong = await alice.client.plugin["xep_0199"].ping(jid=DOMAIN, timeout=5)
+            pong = await alice.ping_server()
             assert pong >= 0
-            info = await alice.client.plugin["xep_0030"].get_info(jid=DOMAIN, timeout=5)
+            info = await alice.client.plugin["xep_0030"].get_info(jid=JID(DOMAIN), timeout=5)
             assert "urn:xmpp:ping" in info["disco_info"]["features"]
         finally:
             await alice.close()
@@ -56,9 +58,9 @@ async def test_offline_messages_arrive_in_order_after_reconnecting(tmp_path: Pat
         await asyncio.sleep(0.1)
         try:
             for i in range(30):
-                alice.client.send_message(mto=f"bob@{DOMAIN}", mbody=f"msg {i}", mtype="chat")
+                alice.send_chat(f"bob@{DOMAIN}", f"msg {i}")
             # The ping answer comes after all 30 messages were handled, so all are stored.
-            await alice.client.plugin["xep_0199"].ping(jid=DOMAIN, timeout=5)
+            await alice.ping_server()
             bob = Xmpp(f"bob@{DOMAIN}/phone", "pw", certs)
             await bob.login(server.ports["c2s-starttls"])
             got = [(await bob.next_message())["body"] for _ in range(30)]
@@ -82,7 +84,7 @@ async def test_roster_and_subscriptions(tmp_path: Path) -> None:
         try:
             await alice.client.get_roster()
             await bob.client.get_roster()
-            alice.client.update_roster(f"bob@{DOMAIN}", name="Bob", groups=["Friends"])
+            alice.client.update_roster(JID(f"bob@{DOMAIN}"), name="Bob", groups=["Friends"])
             alice.client.send_presence_subscription(pto=f"bob@{DOMAIN}")
             for _ in range(100):
                 a_item = alice.client.client_roster[f"bob@{DOMAIN}"]
@@ -112,7 +114,7 @@ async def test_roster_and_subscriptions(tmp_path: Path) -> None:
             finally:
                 await alice2.close()
             # Removing the contact cancels both directions.
-            alice.client.del_roster_item(f"bob@{DOMAIN}")
+            alice.client.del_roster_item(f"bob@{DOMAIN}")  # type: ignore[no-untyped-call]
             for _ in range(100):
                 if bob.client.client_roster[f"alice@{DOMAIN}"]["subscription"] == "none":
                     break

@@ -10,6 +10,7 @@ from xml.etree.ElementTree import Element
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
 
 from interlink.xmpp.parser import (
     ElementReceived,
@@ -21,6 +22,7 @@ from interlink.xmpp.parser import (
 from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, running_hub
 
 FRAMING = "urn:ietf:params:xml:ns:xmpp-framing"
+XMPP = Subprotocol("xmpp")
 OPEN = f"<open xmlns='{FRAMING}' to='{DOMAIN}' version='1.0'/>"
 
 
@@ -50,7 +52,7 @@ async def test_websocket_login_and_message_exchange(tmp_path: Path) -> None:
         await bob.login(server.ports["c2s-starttls"])
         uri = f"wss://127.0.0.1:{server.ports['http']}/xmpp-websocket"
         ctx = certs.client_context()
-        async with connect(uri, subprotocols=["xmpp"], ssl=ctx, server_hostname=DOMAIN) as ws:  # type: ignore[list-item]
+        async with connect(uri, subprotocols=[XMPP], ssl=ctx, server_hostname=DOMAIN) as ws:
             assert ws.subprotocol == "xmpp"
             await ws.send(OPEN)
             opened = await frame(ws)
@@ -79,7 +81,7 @@ async def test_websocket_login_and_message_exchange(tmp_path: Path) -> None:
             msg = await bob.next_message()
             assert msg["body"] == "from the web"
             assert str(msg["from"]) == f"alice@{DOMAIN}/web"
-            bob.client.send_message(mto=f"alice@{DOMAIN}/web", mbody="to the web", mtype="chat")
+            bob.send_chat(f"alice@{DOMAIN}/web", "to the web")
             got = await frame_until(ws, "message")
             assert got.tag == "{jabber:client}message"
             assert got.findtext("{jabber:client}body") == "to the web"
@@ -101,8 +103,8 @@ async def test_websocket_frame_with_partial_element_is_rejected(tmp_path: Path) 
     async with running_hub(tmp_path) as (server, certs):
         uri = f"wss://127.0.0.1:{server.ports['http']}/xmpp-websocket"
         async with connect(
-            uri, subprotocols=["xmpp"], ssl=certs.client_context(), server_hostname=DOMAIN
-        ) as ws:  # type: ignore[list-item]
+            uri, subprotocols=[XMPP], ssl=certs.client_context(), server_hostname=DOMAIN
+        ) as ws:
             await ws.send(OPEN)
             await frame_until(ws, "features")
             await ws.send("<message xmlns='jabber:client'><body>")

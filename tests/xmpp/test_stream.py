@@ -84,12 +84,8 @@ def test_full_negotiation_with_scram_sha_256() -> None:
     ]
     events = h.send(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
     assert events == [BindRequested(None)]
-    assert (
-        h.last()
-        .find("{urn:ietf:params:xml:ns:xmpp-bind}bind/{urn:ietf:params:xml:ns:xmpp-bind}jid")
-        .text
-        == "alice@hub.test/generated"
-    )  # type: ignore[union-attr]
+    bind_ns = "{urn:ietf:params:xml:ns:xmpp-bind}"
+    assert h.last().findtext(f"{bind_ns}bind/{bind_ns}jid") == "alice@hub.test/generated"
     assert h.stream.get_timer() is None
 
 
@@ -127,7 +123,7 @@ def test_unknown_user_salt_is_stable() -> None:
             f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{b64(client.get_client_first())}</auth>".encode()
         )
         first = base64.b64decode(h.last().text or "").decode()
-        salts.append([p for p in first.split(",") if p.startswith("s=")][0])
+        salts.append(next(p for p in first.split(",") if p.startswith("s=")))
     assert salts[0] == salts[1]
 
 
