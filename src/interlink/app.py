@@ -19,7 +19,7 @@ from pathlib import Path
 import uvicorn
 
 from interlink.config import Settings
-from interlink.errors import ConfigError
+from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.session import BindConflictPolicy
@@ -71,6 +71,7 @@ class HubServer:
         self._servers: list[asyncio.Server] = []
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
+        self._gate: ConnectionGate | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -104,11 +105,12 @@ class HubServer:
             decoy_secret=decoy,
             decoy_iterations=s.sasl.scram_iterations,
         )
+        self._gate = gate = ConnectionGate(s.net.max_unauthenticated)
         c2s = C2SContext(
             hub=hub,
             stream_config=stream_config,
             tls=tls,
-            gate=ConnectionGate(s.net.max_unauthenticated),
+            gate=gate,
             limits=DriverLimits(max_outbound_bytes=s.net.max_outbound_bytes),
             tls_handshake_timeout=s.net.tls_handshake_timeout,
         )
@@ -171,6 +173,10 @@ class HubServer:
             self._http.should_exit = True
         if self.hub is not None:
             await self.hub.shutdown()
+        if self._gate is not None:  # streams that never bound a resource
+            self._gate.shutdown(
+                StreamError(StreamErrorCondition.SYSTEM_SHUTDOWN, "the server is shutting down")
+            )
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=5)

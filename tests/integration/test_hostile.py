@@ -252,3 +252,13 @@ async def test_configured_stanza_limit_at_the_boundary(tmp_path: Path, limit: in
             assert await raw.stream_error() == "policy-violation"
         finally:
             await raw.close()
+
+
+async def test_tls_handshake_timeout(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, net={"tls_handshake_timeout": 0.5}) as (server, _certs):
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.ports["c2s-direct-tls"])
+        try:
+            # Never start the TLS handshake: the hub hangs up after the timeout.
+            assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+        finally:
+            writer.close()

@@ -56,11 +56,18 @@ class Link(Protocol):
 
 
 class ConnectionGate:
-    """Caps the connections that have not yet bound a resource (slow-loris protection)."""
+    """Knows every open stream; caps those that have not yet bound a resource (slow-loris
+    protection)."""
 
     def __init__(self, max_unauthenticated: int) -> None:
         self.max_unauthenticated = max_unauthenticated
         self.unauthenticated = 0
+        self.open: set[StreamDriver] = set()
+
+    def shutdown(self, error: StreamError) -> None:
+        """End every open stream, bound or not."""
+        for driver in list(self.open):
+            driver.terminate(error)
 
     def try_enter(self) -> bool:
         if self.unauthenticated >= self.max_unauthenticated:
@@ -97,6 +104,7 @@ class StreamDriver:
         self.session: Session | None = None
         self._loop = asyncio.get_running_loop()
         self._in_gate = gate.try_enter()
+        gate.open.add(self)
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
         self._writable = asyncio.Event()
@@ -242,6 +250,7 @@ class StreamDriver:
         if self._ended:
             return
         self._ended = True
+        self.gate.open.discard(self)
         self._cancel_timer()
         self._writable.set()
         if self._in_gate:

@@ -1,0 +1,99 @@
+"""The stream driver with a fake link: corked output, the outbound buffer limit, the gate."""
+
+from __future__ import annotations
+
+import asyncio
+
+from interlink.errors import StreamError, StreamErrorCondition
+from interlink.net.driver import ConnectionGate, DriverLimits, StreamDriver
+from interlink.xmpp.stream import ServerStream
+from tests.hubkit import DOMAIN, running_hub
+from tests.streamkit import CONFIG, OPEN
+
+
+class FakeLink:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.pending_bytes = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def send_frames(self, frames: list[str]) -> None:
+        self.written.extend(f.encode() for f in frames)
+
+    def buffered(self) -> int:
+        return self.pending_bytes
+
+    def close(self) -> None:
+        self.closed = True
+
+    async def start_tls(self) -> None:
+        raise ConnectionError("no TLS here")
+
+
+def output(link: FakeLink) -> bytes:
+    return b"".join(link.written)
+
+
+async def test_outbound_buffer_limit_boundary() -> None:
+    async with running_hub() as kit:
+        limits = DriverLimits(max_outbound_bytes=1000)
+        for buffered, closed in ((1000, False), (1001, True)):
+            link = FakeLink()
+            stream = ServerStream(CONFIG, now=asyncio.get_running_loop().time())
+            driver = StreamDriver(kit.hub, stream, link, ConnectionGate(10), limits, "test")
+            link.pending_bytes = buffered
+            driver.feed(OPEN)
+            await asyncio.sleep(0.01)
+            assert stream.closed is closed, buffered
+            assert link.closed is closed
+            if closed:
+                assert b"policy-violation" in output(link)
+                assert b"does not read fast enough" in output(link)
+
+
+async def test_gate_counts_until_bound_and_refuses_beyond_the_cap() -> None:
+    async with running_hub() as kit:
+        gate = ConnectionGate(2)
+        links = [FakeLink() for _ in range(3)]
+        drivers = [
+            StreamDriver(
+                kit.hub,
+                ServerStream(CONFIG, now=asyncio.get_running_loop().time()),
+                link,
+                gate,
+                DriverLimits(),
+                "t",
+            )
+            for link in links
+        ]
+        await asyncio.sleep(0.01)
+        assert gate.unauthenticated == 2
+        assert drivers[2].stream.closed
+        assert b"resource-constraint" in output(links[2])
+        drivers[0].connection_lost()
+        await asyncio.sleep(0.01)
+        assert gate.unauthenticated == 1
+        assert drivers[0] not in gate.open
+
+
+async def test_gate_shutdown_ends_unbound_streams() -> None:
+    async with running_hub() as kit:
+        gate = ConnectionGate(5)
+        link = FakeLink()
+        driver = StreamDriver(
+            kit.hub,
+            ServerStream(CONFIG, now=asyncio.get_running_loop().time()),
+            link,
+            gate,
+            DriverLimits(),
+            "t",
+        )
+        driver.feed(OPEN)
+        gate.shutdown(StreamError(StreamErrorCondition.SYSTEM_SHUTDOWN, "bye"))
+        await asyncio.sleep(0.01)
+        assert b"system-shutdown" in output(link)
+        assert link.closed
+        assert DOMAIN.encode() in output(link)
