@@ -67,6 +67,26 @@ _BOUND_JID = re.compile(rb"<jid>([^<]+)</jid>")
 
 monotonic_ns = time.monotonic_ns
 
+# Starts the hub like the `interlink` script, with a gc callback that logs every collection of
+# generation 2 and every pause over 0.5 ms as a JSON line (CLOCK_MONOTONIC is shared between
+# processes, so the generator can tell which pauses fell into its measured window).
+GC_LOGGER = """
+import gc, json, sys, time
+_t = [0.0]
+def _cb(phase, info):
+    if phase == "start":
+        _t[0] = time.monotonic()
+        return
+    ms = (time.monotonic() - _t[0]) * 1000
+    if ms > 0.5 or info["generation"] == 2:
+        sys.stderr.write(json.dumps({"event": "gc-pause", "gen": info["generation"],
+            "ms": round(ms, 3), "collected": info["collected"], "t": _t[0]}) + "\\n")
+gc.callbacks.append(_cb)
+from interlink.cli.main import main
+sys.argv[0] = "interlink"
+main()
+"""
+
 
 class BenchError(Exception):
     pass
@@ -81,6 +101,7 @@ class HubOptions:
     sqlite_synchronous: str
     profile: str  # "none", "py-spy" or "cprofile"
     keep_data: bool
+    gc_log: bool = False  # run the hub with a gc callback that logs collections
 
 
 @dataclass
@@ -110,6 +131,23 @@ class HubProcess:
 
     def threads(self) -> int:
         return _status_kib(self.pid, "Threads")
+
+    def gc_pauses(self, t0: float, t1: float) -> dict[str, Any]:
+        """The logged gc pauses between monotonic times ``t0`` and ``t1`` (``--hub-gc-log``)."""
+        pauses: list[dict[str, Any]] = []
+        with contextlib.suppress(OSError):
+            for line in self.log_path.read_text(errors="replace").splitlines():
+                if '"gc-pause"' in line:
+                    with contextlib.suppress(ValueError):
+                        entry = json.loads(line)
+                        if t0 <= entry["t"] <= t1:
+                            pauses.append(entry)
+        return {
+            "gen2_collections": sum(1 for p in pauses if p["gen"] == 2),
+            "pauses_over_0_5ms": sum(1 for p in pauses if p["ms"] > 0.5),
+            "pauses_over_2ms": sum(1 for p in pauses if p["ms"] > 2),
+            "max_pause_ms": max((p["ms"] for p in pauses), default=0.0),
+        }
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -180,6 +218,8 @@ async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
             cprofile_path = data_dir / "hub.cprofile"
             cmd += [sys.executable, "-m", "cProfile", "-o", str(cprofile_path)]
             cmd += ["-m", "interlink", "serve", "--config", str(config)]
+        elif opts.gc_log:
+            cmd += [sys.executable, "-c", GC_LOGGER, "serve", "--config", str(config)]
         else:
             cmd += [str(VENV_BIN / "interlink"), "serve", "--config", str(config)]
         log_path = data_dir / "hub.log"
@@ -492,20 +532,39 @@ def percentiles_ms(values_ns: list[int]) -> dict[str, float | None]:
     }
 
 
+def cpu_times() -> dict[str, list[int]]:
+    """Per-CPU jiffies from /proc/stat: user nice system idle iowait irq softirq steal."""
+    times: dict[str, list[int]] = {}
+    with contextlib.suppress(OSError), open("/proc/stat") as f:
+        for line in f:
+            if line.startswith("cpu") and line[3:4].isdigit():
+                name, *values = line.split()
+                times[name] = [int(v) for v in values[:8]]
+    return times
+
+
 class Sampler:
-    """Hub and generator CPU use over a window."""
+    """Hub and generator CPU use, and steal time of the VM's CPUs, over a window."""
 
     def __init__(self, hub: HubProcess) -> None:
         self.hub = hub
         self.t0 = time.monotonic()
         self.hub0 = hub.cpu_seconds()
         self.gen0 = time.process_time()
+        self.cpu0 = cpu_times()
 
-    def result(self) -> dict[str, float]:
+    def result(self) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
+        steal: dict[str, float] = {}
+        for name, now in cpu_times().items():
+            before = self.cpu0.get(name)
+            if before is not None and len(now) >= 8:
+                total = sum(now) - sum(before)
+                steal[name] = round(100 * (now[7] - before[7]) / total, 1) if total else 0.0
         return {
             "hub_cpu_pct": round(100 * (self.hub.cpu_seconds() - self.hub0) / wall, 1),
             "generator_cpu_pct": round(100 * (time.process_time() - self.gen0) / wall, 1),
+            "steal_pct": steal,
         }
 
 
@@ -551,7 +610,9 @@ async def run_flood(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
             c.send_burst(window)
         await asyncio.sleep(args.warmup)
         if opts.profile == "py-spy":
-            spy = start_py_spy(hub, args.duration, args.profile_out)
+            spy = start_py_spy(
+                hub, args.duration, args.profile_out, args.profile_rate, args.profile_blocking
+            )
         t0 = monotonic_ns()
         sampler = Sampler(hub)
         await asyncio.sleep(args.duration)
@@ -560,6 +621,8 @@ async def run_flood(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
         rss = hub.rss_kib()
         sending = False
         drained = await drain(stats, 10.0)
+        if opts.gc_log:
+            cpu["hub_gc"] = hub.gc_pauses(t0 / 1e9, t1 / 1e9)
         lat = [r - s for s, r in zip(stats.sent_ns, stats.recv_ns, strict=True) if t0 <= r < t1]
         result: dict[str, Any] = {
             "mode": "flood",
@@ -631,6 +694,8 @@ async def run_paced(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
         cpu = sampler.result() if sampler is not None else {}
         rss = hub.rss_kib()
         drained = await drain(stats, args.grace)
+        if opts.gc_log:
+            cpu["hub_gc"] = hub.gc_pauses(t_warm / 1e9, time.monotonic())
         lat = [r - s for s, r in zip(stats.sent_ns, stats.recv_ns, strict=True) if s >= t_warm]
         measured_sent = total - warm
         result: dict[str, Any] = {
@@ -700,7 +765,9 @@ async def run_idle(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]
 # -- profiling ---------------------------------------------------------------------------------
 
 
-def start_py_spy(hub: HubProcess, duration: float, out: str | None) -> subprocess.Popen[bytes]:
+def start_py_spy(
+    hub: HubProcess, duration: float, out: str | None, rate: int, blocking: bool
+) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy", path=f"{VENV_BIN}:{os.environ.get('PATH', '')}")
     if spy is None:
         raise BenchError("py-spy is not installed: .venv/bin/pip install py-spy")
@@ -709,7 +776,9 @@ def start_py_spy(hub: HubProcess, duration: float, out: str | None) -> subproces
     raw = Path(out + ".raw.txt")
     raw.parent.mkdir(parents=True, exist_ok=True)
     cmd = [spy, "record", "--pid", str(hub.pid), "--duration", str(int(duration))]
-    cmd += ["--rate", "250", "--threads", "--nonblocking", "--format", "raw", "--output", str(raw)]
+    cmd += ["--rate", str(rate), "--threads", "--format", "raw", "--output", str(raw)]
+    if not blocking:
+        cmd.append("--nonblocking")  # py-spy does not stop the hub to sample: less overhead
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -741,18 +810,36 @@ def _frame_key(frame: str) -> str:
     return f"{m.group('func')} ({path})"
 
 
+_LOOP_FRAMES = ("Runner.run (asyncio/runners.py)", "run (uvloop/__init__.py)")
+LOOP_C = "[uvloop/libuv C code: socket I/O, polling, callback dispatch]"
+NO_FRAME = "[no Python frame in the sample]"
+
+
 def summarize_collapsed(raw: Path, top: int) -> dict[str, Any]:
-    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    """Self and inclusive sample shares per function of the hub's main thread, from py-spy's
+    collapsed stacks (recorded with ``--threads``). Frames up to the event loop's ``run`` are
+    dropped; time in C code shows as self time of the last Python frame above it."""
     own: Counter[str] = Counter()
     incl: Counter[str] = Counter()
-    total = 0
+    total = other_threads = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         k = int(count)
+        frames = stack.split(";")
+        if frames[0].startswith("thread ("):
+            if not frames[0].endswith("MainThread"):
+                other_threads += k
+                continue
+            frames = frames[1:]
         total += k
-        keys = [_frame_key(f) for f in stack.split(";")]
+        keys = [_frame_key(f) for f in frames]
+        loop_at = max((i for i, key in enumerate(keys) if key in _LOOP_FRAMES), default=-1)
+        if loop_at >= 0:
+            keys = keys[loop_at + 1 :] or [LOOP_C]
+        elif not keys:
+            keys = [NO_FRAME]
         own[keys[-1]] += k
         for key in set(keys):
             incl[key] += k
@@ -760,11 +847,21 @@ def summarize_collapsed(raw: Path, top: int) -> dict[str, Any]:
     def table(counter: Counter[str]) -> list[list[Any]]:
         return [[name, round(100 * c / total, 1)] for name, c in counter.most_common(top)]
 
-    return {"samples": total, "self_pct": table(own), "inclusive_pct": table(incl)}
+    return {
+        "samples": total,
+        "other_thread_samples": other_threads,
+        "self_pct": table(own),
+        "inclusive_pct": table(incl),
+    }
 
 
 def format_profile(summary: dict[str, Any]) -> str:
-    lines = [f"samples: {summary['samples']}", "", "self %  function"]
+    lines = [
+        f"main-thread samples: {summary['samples']} "
+        f"(other threads: {summary.get('other_thread_samples', 0)})",
+        "",
+        "self %  function",
+    ]
     lines += [f"{pct:6.1f}  {name}" for name, pct in summary["self_pct"]]
     lines += ["", "incl %  function"]
     lines += [f"{pct:6.1f}  {name}" for name, pct in summary["inclusive_pct"]]
@@ -785,6 +882,26 @@ def summarize_cprofile(path: Path, out: str, top: int) -> str:
 
 
 # -- environment and reporting -----------------------------------------------------------------
+
+
+def source_state() -> str:
+    """The git commit of the hub under test, and whether src/ has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head} (src/ with uncommitted changes)" if dirty else head
 
 
 def machine_info() -> dict[str, Any]:
@@ -809,6 +926,7 @@ def machine_info() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "uvloop": uv,
+        "source": source_state(),
     }
 
 
@@ -843,6 +961,7 @@ def pin(args: argparse.Namespace) -> HubOptions:
         sqlite_synchronous=args.sqlite_synchronous,
         profile=getattr(args, "profile", "none"),
         keep_data=args.keep_data,
+        gc_log=args.hub_gc_log,
     )
 
 
@@ -907,56 +1026,158 @@ async def main_async(args: argparse.Namespace) -> int:
             save(results_dir, args.mode, result)
         return 0
 
+    summary = await run_all(args, opts, info, results_dir)
+    text = format_summary(summary)
+    (results_dir / "summary.md").write_text(text, encoding="utf-8")
+    print(text, flush=True)
+    return 0
+
+
+# Reference figures from the issue: the targets and the other servers' numbers.
+REFERENCE = {
+    "flood": ("≥ 20,000 msg/s", "~18,000 msg/s", "~22,000 msg/s"),
+    "paced_p99": ("≤ 10 ms", "~600 ms", "~2.5 ms"),
+    "paced_loss": ("0", "–", "–"),
+    "idle": ("≤ 30 KiB", "34 KiB", "53 KiB"),
+}
+
+
+async def run_all(
+    args: argparse.Namespace, opts: HubOptions, info: dict[str, Any], results_dir: Path
+) -> dict[str, Any]:
+    """The reference runs, each ``--repeat`` times on a fresh hub, then the profiled flood."""
     base = {
         "login_concurrency": args.login_concurrency,
         "body_bytes": args.body_bytes,
         "keep_data": args.keep_data,
         "profile_top": args.profile_top,
+        "profile_rate": args.profile_rate,
+        "profile_blocking": args.profile_blocking,
         "tick_ms": args.tick_ms,
         "grace": args.grace,
         "settle": args.settle,
         "profile_out": None,
     }
-    plan: list[tuple[str, argparse.Namespace, HubOptions]] = [
-        (
-            "flood",
-            argparse.Namespace(
-                **base, mode="flood", connections=200, duration=10, warmup=2, window=50
-            ),
-            opts,
-        ),
-        (
-            "paced",
-            argparse.Namespace(
-                **base, mode="paced", connections=1000, rate=5000, duration=10, warmup=1
-            ),
-            opts,
-        ),
-        ("idle", argparse.Namespace(**base, mode="idle", connections=1000), opts),
-    ]
-    if not args.skip_profile:
-        prof_args = argparse.Namespace(
-            **{**base, "profile_out": str(results_dir / "profile-flood")},
-            mode="flood",
-            connections=200,
-            duration=10,
-            warmup=2,
-            window=50,
-        )
-        prof_opts = HubOptions(opts.pin_cpu, opts.sqlite_synchronous, "py-spy", opts.keep_data)
-        plan.append(("profile-flood", prof_args, prof_opts))
-    summary: dict[str, Any] = {"machine": info, "runs": {}}
+    flood = argparse.Namespace(
+        **base, mode="flood", connections=200, duration=10, warmup=2, window=50
+    )
+    paced = argparse.Namespace(
+        **base, mode="paced", connections=1000, rate=5000, duration=10, warmup=1
+    )
+    idle = argparse.Namespace(**base, mode="idle", connections=1000)
+    gc_opts = HubOptions(opts.pin_cpu, opts.sqlite_synchronous, "none", opts.keep_data, True)
+    plan = [("flood", flood, opts), ("paced", paced, gc_opts), ("idle", idle, opts)]
+    summary: dict[str, Any] = {"machine": info, "repeat": args.repeat, "runs": {}}
     for name, run_args, run_opts in plan:
-        with section(name):
-            result = await RUNNERS[run_args.mode](run_args, run_opts)
+        results = []
+        for i in range(1, args.repeat + 1):
+            with section(f"{name} {i}/{args.repeat}"):
+                result = await RUNNERS[name](run_args, run_opts)
+            result["machine"] = info
+            print(report(result), flush=True)
+            save(results_dir, f"{name}-{i}", result)
+            results.append(result)
+        summary["runs"][name] = results
+    if not args.skip_profile:
+        prof_args = argparse.Namespace(**{**vars(flood), "profile_out": None})
+        prof_args.profile_out = str(results_dir / "profile-flood")
+        prof_opts = HubOptions(opts.pin_cpu, opts.sqlite_synchronous, "py-spy", opts.keep_data)
+        with section("profile-flood (py-spy attached to the hub)"):
+            result = await run_flood(prof_args, prof_opts)
         result["machine"] = info
         print(report(result), flush=True)
-        save(results_dir, name, result)
-        summary["runs"][name] = result
-        if "profile" in result:
-            print(format_profile(result["profile"]), flush=True)
+        print(format_profile(result["profile"]), flush=True)
+        save(results_dir, "profile-flood", result)
+        summary["profile"] = result
     save(results_dir, "summary", summary)
-    return 0
+    return summary
+
+
+def _median_run(runs: list[dict[str, Any]], key: Callable[[dict[str, Any]], float]) -> Any:
+    return sorted(runs, key=key)[(len(runs) - 1) // 2]
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A markdown table of the results against the targets and the reference servers."""
+    runs = summary["runs"]
+    m = summary["machine"]
+    out = [
+        f"Interlink hub benchmark, {m['date']}: {m['nproc']} × {m['cpu']}, {m['mem_gib']} GiB, "
+        f"Python {m['python']}, uvloop {m['uvloop']}; {m['pinning']}; no TLS; "
+        f"SQLite synchronous={m['sqlite_synchronous']}; source {m.get('source')}",
+        "",
+        f"Each figure: the median of {summary['repeat']} runs on a fresh hub, [min–max].",
+        "",
+        "| measurement | target | Interlink | Prosody 0.12 | ejabberd 23.01 |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+
+    def span(values: list[float], fmt: str) -> str:
+        v = sorted(values)
+        return f"{fmt.format(v[(len(v) - 1) // 2])} [{fmt.format(v[0])}–{fmt.format(v[-1])}]"
+
+    if runs.get("flood"):
+        rates = [r["msgs_per_s"] for r in runs["flood"]]
+        ref = REFERENCE["flood"]
+        out.append(
+            f"| flood, 200 connections | {ref[0]} | {span(rates, '{:,.0f}')} msg/s "
+            f"| {ref[1]} | {ref[2]} |"
+        )
+    if runs.get("paced"):
+        p99 = [r["latency_ms"]["p99"] for r in runs["paced"]]
+        lost = [r["lost"] for r in runs["paced"]]
+        ref = REFERENCE["paced_p99"]
+        out.append(
+            f"| p99 latency, 5,000 msg/s over 1,000 connections | {ref[0]} "
+            f"| {span(p99, '{:.2f}')} ms | {ref[1]} | {ref[2]} |"
+        )
+        out.append(
+            f"| loss at 5,000 msg/s | 0 | {sum(lost)} of "
+            f"{sum(r['sent_total'] for r in runs['paced']):,} | – | – |"
+        )
+    if runs.get("idle"):
+        kib = [r["kib_per_connection"] for r in runs["idle"]]
+        ref = REFERENCE["idle"]
+        out.append(
+            f"| RSS per idle authenticated connection, no TLS | {ref[0]} "
+            f"| {span(kib, '{:.1f}')} KiB | {ref[1]} | {ref[2]} |"
+        )
+    out += ["", "Per run:", ""]
+    out.append(
+        "| run | msg/s | p50 ms | p90 ms | p99 ms | max ms | lost | hub CPU % | gen CPU % "
+        "| steal % cpu0/cpu1 | gen lag ms | hub GC > 2 ms | KiB/conn | login s |"
+    )
+    out.append("|" + " --- |" * 14)
+    for name in ("flood", "paced", "idle"):
+        for i, r in enumerate(runs.get(name, []), 1):
+            lat = r.get("latency_ms") or {}
+            steal = r.get("steal_pct") or {}
+            gc = r.get("hub_gc") or {}
+            cells = [
+                f"{name} {i}",
+                f"{r['msgs_per_s']:,}" if "msgs_per_s" in r else "",
+                *(str(lat.get(k, "")) for k in ("p50", "p90", "p99", "max")),
+                str(r.get("lost", "")),
+                str(r.get("hub_cpu_pct", "")),
+                str(r.get("generator_cpu_pct", "")),
+                "/".join(str(v) for v in steal.values()),
+                str(r.get("max_schedule_lag_ms", "")),
+                str(gc.get("pauses_over_2ms", "")),
+                str(r.get("kib_per_connection", "")),
+                str(r.get("login_s", "")),
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+    if "profile" in summary:
+        p = summary["profile"]
+        out += [
+            "",
+            f"Profiled flood (py-spy attached): {p['msgs_per_s']:,} msg/s.",
+            "",
+            "```",
+            format_profile(p["profile"]).rstrip(),
+            "```",
+        ]
+    return "\n".join(out) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -984,10 +1205,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--profile-out", default=None, help="profile output path prefix")
     p.add_argument("--profile-top", type=int, default=30, help="rows in profile tables [30]")
+    p.add_argument("--profile-rate", type=int, default=400, help="py-spy samples/s [400]")
+    p.add_argument(
+        "--profile-blocking",
+        action="store_true",
+        help="py-spy pauses the hub for each sample (exact stacks, much more overhead)",
+    )
     p.add_argument("--skip-profile", action="store_true", help="all: no profiled flood run")
+    p.add_argument("--repeat", type=int, default=3, help="all: runs of each benchmark [3]")
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     p.add_argument("--save", action="store_true", help="single modes: write results JSON")
     p.add_argument("--keep-data", action="store_true", help="keep hub data dirs and logs")
+    p.add_argument(
+        "--hub-gc-log", action="store_true", help="log the hub's gc pauses (all: on for paced)"
+    )
     args = p.parse_args(argv)
     if args.connections is None:
         args.connections = 200 if args.mode == "flood" else 1000

@@ -72,6 +72,7 @@ class HubServer:
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._gate: ConnectionGate | None = None
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -135,6 +136,7 @@ class HubServer:
             c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
         )
         await self._start_http(build_http_app(hub, ws_ctx), cert, key)
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
 
@@ -164,9 +166,18 @@ class HubServer:
                 raise ConfigError("the HTTP server stopped during start-up")
             await asyncio.sleep(0.01)
 
+    async def _sweep_idle(self, gate: ConnectionGate) -> None:
+        idle_for = self.settings.net.hibernate_after
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(idle_for / 2)
+            gate.hibernate_idle(loop.time(), idle_for)
+
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, end streams with <system-shutdown/>, finish
         writes, close storage."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for server in self._servers:
             server.close()
         if self._http is not None:

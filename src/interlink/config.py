@@ -35,6 +35,7 @@ class NetSection(_Section):
     tls_handshake_timeout: float = Field(30.0, gt=0)
     max_unauthenticated: int = Field(1000, ge=1)
     max_outbound_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+    hibernate_after: float = Field(10.0, gt=0)  # free an idle stream's parser after this
 
 
 class TlsSection(_Section):

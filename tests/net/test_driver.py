@@ -97,3 +97,22 @@ async def test_gate_shutdown_ends_unbound_streams() -> None:
         assert b"system-shutdown" in output(link)
         assert link.closed
         assert DOMAIN.encode() in output(link)
+
+
+async def test_idle_streams_hibernate_and_wake() -> None:
+    async with running_hub() as kit:
+        gate = ConnectionGate(5)
+        link = FakeLink()
+        loop = asyncio.get_running_loop()
+        driver = StreamDriver(
+            kit.hub, ServerStream(CONFIG, now=loop.time()), link, gate, DriverLimits(), "t"
+        )
+        driver.feed(OPEN)
+        assert gate.hibernate_idle(loop.time(), idle_for=60.0) == 0  # not idle long enough
+        assert gate.hibernate_idle(loop.time() + 61.0, idle_for=60.0) == 1
+        link.written.clear()
+        pending = driver.feed(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+        assert b"<proceed" in output(link)  # the woken parser understood the request
+        assert pending is not None
+        await pending  # the fake link cannot do TLS: the connection is closed cleanly
+        assert link.closed

@@ -329,3 +329,81 @@ def test_websocket_frame_must_be_one_complete_element() -> None:
     events = parser.feed_frame(b"<message xmlns='jabber:client'><body>")
     assert isinstance(events[-1], ParseFailed)
     assert events[-1].error.condition is StreamErrorCondition.NOT_WELL_FORMED
+
+
+def feed_hibernating(data: bytes, cuts: list[int]) -> tuple[list[str], int]:
+    """Like feed_in_pieces, but try to hibernate the parser after every piece."""
+    parser = StreamParser()
+    events: list[ParserEvent] = []
+    start = 0
+    slept = 0
+    for cut in [*sorted(cuts), len(data)]:
+        events.extend(parser.feed(data[start:cut]))
+        start = cut
+        if parser.hibernate():
+            slept += 1
+            assert parser.hibernating
+    return describe(events), slept
+
+
+def test_hibernation_between_any_two_pieces_changes_nothing() -> None:
+    expected = feed_in_pieces(DOCUMENT, [])
+    total_slept = 0
+    for cut in range(1, len(DOCUMENT)):
+        events, slept = feed_hibernating(DOCUMENT, [cut])
+        assert events == expected, cut
+        total_slept += slept
+    assert total_slept > 0  # it did hibernate where the boundary was clean
+    events, _ = feed_hibernating(DOCUMENT, list(range(1, len(DOCUMENT), 3)))
+    assert events == expected
+
+
+@pytest.mark.parametrize(
+    ("tail", "can_sleep"),
+    [
+        (b"<message><body>x</body></message>", True),
+        (b"<message><body>x</body></message>  \n", True),
+        (b"<presence a='&gt;'/>", True),
+        (b"<message><body>x</body></message><mess", False),
+        (b"<message><body>x</body></message><message id='>", False),
+        (b"<message><body>x</body>", False),
+        (b"<presence/><presence type='>'", False),
+    ],
+)
+def test_hibernation_only_at_a_clean_boundary(tail: bytes, can_sleep: bool) -> None:
+    parser = StreamParser()
+    parser.feed(HEADER)
+    parser.feed(tail)
+    assert parser.hibernate() is can_sleep
+    # Whatever happened, the stream goes on correctly.
+    rest = b"" if can_sleep else b"'/>" if tail.endswith(b"'") else b""
+    events = parser.feed(rest + b"<iq type='get' id='z'/>" if can_sleep else b"")
+    if can_sleep:
+        assert describe(events) == ['element <iq type="get" id="z"/>']
+
+
+def test_hibernated_parser_keeps_root_namespace_prefixes() -> None:
+    parser = StreamParser()
+    parser.feed(HEADER)
+    parser.feed(b"<presence/>")
+    assert parser.hibernate()
+    events = parser.feed(b"<stream:error><x/></stream:error></stream:stream>")
+    assert describe(events) == [
+        'element <error xmlns="http://etherx.jabber.org/streams"><x xmlns="jabber:client"/></error>',
+        "footer",
+    ]
+
+
+def test_hibernated_parser_still_enforces_limits_and_restrictions() -> None:
+    parser = StreamParser(XmlLimits(max_depth=3))
+    parser.feed(HEADER + b"<presence/>")
+    assert parser.hibernate()
+    bad = parser.feed(b"<message><a><b><c/></b></a></message>")[-1]
+    assert isinstance(bad, ParseFailed)
+    assert bad.error.condition is StreamErrorCondition.POLICY_VIOLATION
+    parser = StreamParser()
+    parser.feed(HEADER + b"<presence/>")
+    assert parser.hibernate()
+    bad = parser.feed(b"<!-- sneaky -->")[-1]
+    assert isinstance(bad, ParseFailed)
+    assert bad.error.condition is StreamErrorCondition.RESTRICTED_XML

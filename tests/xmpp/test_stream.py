@@ -397,15 +397,17 @@ PLAIN_STEPS = (
 )
 
 
-def run_script(cut: int | None) -> list[str]:
+def run_script(cut: int | None, *, hibernate: bool = False) -> list[str]:
     h = Harness(secure=True)
     offset = 0
     for step in PLAIN_STEPS:
+        pieces = [step]
         if cut is not None and offset < cut < offset + len(step):
-            h.send(step[: cut - offset])
-            h.send(step[cut - offset :])
-        else:
-            h.send(step)
+            pieces = [step[: cut - offset], step[cut - offset :]]
+        for piece in pieces:
+            h.send(piece)
+            if hibernate:
+                h.stream.hibernate()  # an idle sweep may strike between any two reads
         offset += len(step)
     out = []
     for ev in h.events:
@@ -429,6 +431,7 @@ def test_negotiation_split_at_every_byte_boundary() -> None:
     ]
     for cut in range(1, sum(map(len, PLAIN_STEPS))):
         assert run_script(cut) == expected, cut
+        assert run_script(cut, hibernate=True) == expected, cut
 
 
 def test_input_pipelined_behind_a_bind_request_waits_for_the_binding() -> None:

@@ -64,6 +64,14 @@ class ConnectionGate:
         self.unauthenticated = 0
         self.open: set[StreamDriver] = set()
 
+    def hibernate_idle(self, now: float, idle_for: float) -> int:
+        """Free the parsers of streams that received nothing for ``idle_for`` seconds."""
+        count = 0
+        for driver in self.open:
+            if now - driver.last_input >= idle_for and driver.stream.hibernate():
+                count += 1
+        return count
+
     def shutdown(self, error: StreamError) -> None:
         """End every open stream, bound or not."""
         for driver in list(self.open):
@@ -111,6 +119,7 @@ class StreamDriver:
         self._writable.set()
         self._ended = False
         self._tcp = stream.framing is Framing.TCP
+        self.last_input = self._loop.time()
         if not self._in_gate:
             self._handle_sync(
                 stream.close(
@@ -125,6 +134,7 @@ class StreamDriver:
 
     # -- input --------------------------------------------------------------------------------
     def feed(self, data: bytes) -> Pending | None:
+        self.last_input = self._loop.time()
         stream = self.stream
         return self._run(stream.receive_data(data) if self._tcp else stream.receive_frame(data))
 

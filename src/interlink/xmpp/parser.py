@@ -35,9 +35,12 @@ from xml.parsers import expat
 
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.xmpp import ns
+from interlink.xmpp.xml import escape_attr
 
 _UNDEFINED_ENTITY = expat.errors.codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]
 _SYNTHETIC_ROOT = b"<interlink-websocket-frames>"
+# expat names ("uri}local") → Clark names ("{uri}local"); shared by all parsers, bounded.
+_NAMES: dict[str, str] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +114,27 @@ class StreamParser:
     def __init__(self, limits: XmlLimits | None = None, framing: Framing = Framing.TCP) -> None:
         self.limits = limits or XmlLimits()
         self.framing = framing
-        self._parser = expat.ParserCreate(encoding="UTF-8", namespace_separator="}")
-        p = self._parser
+        self._parser: Any = None
+        self._stack: list[Element] = []
+        self._events: list[ParserEvent] = []
+        self._consumed = 0
+        self._boundary = 0
+        self._stanza_start = 0
+        self._failed = False
+        self._root_namespaces: list[tuple[str, str]] = []
+        self._chunk_start = 0
+        self._chunk = b""
+        self._clean = False  # nothing but whitespace follows the last complete element
+        self._top_has_content = False
+        self._new_expat()
+        if framing is Framing.WEBSOCKET:
+            self._feed_bytes(_SYNTHETIC_ROOT)
+            self._boundary = self._consumed
+
+    def _new_expat(self) -> None:
+        p = expat.ParserCreate(encoding="UTF-8", namespace_separator="}")
         p.buffer_text = True
-        p.buffer_size = 65536
+        p.buffer_size = 2048  # each parser allocates this; idle connections are many
         p.ordered_attributes = False
         p.specified_attributes = True
         p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
@@ -130,17 +150,58 @@ class StreamParser:
         p.ProcessingInstructionHandler = self._pi
         p.ExternalEntityRefHandler = self._external_entity
         p.SkippedEntityHandler = self._skipped_entity
-        self._stack: list[Element] = []
-        self._events: list[ParserEvent] = []
-        self._names: dict[str, str] = {}
+        p.StartNamespaceDeclHandler = self._namespace_decl
+        self._parser = p
         self._consumed = 0
-        self._boundary = 0
-        self._stanza_start = 0
-        self._failed = False
-        self._header_seen = False
-        if framing is Framing.WEBSOCKET:
-            self._feed_bytes(_SYNTHETIC_ROOT)
-            self._boundary = self._consumed
+
+    # -- hibernation -----------------------------------------------------------------------------
+    @property
+    def hibernating(self) -> bool:
+        return self._parser is None
+
+    def hibernate(self) -> bool:
+        """Free the expat parser of an idle stream (about 15 KiB) if it holds no partial input.
+
+        The next :meth:`feed` builds a new one, primed with the stream root's namespace
+        declarations, so parsing continues as if nothing happened. Returns whether it hibernated.
+        """
+        if self._parser is None:
+            return True
+        if self._failed or len(self._stack) != 1 or not self._clean:
+            return False
+        self._parser = None
+        self._chunk = b""
+        return True
+
+    def _wake(self) -> None:
+        self._new_expat()
+        decls = "".join(
+            f' xmlns:{prefix}="{escape_attr(uri)}"' if prefix else f' xmlns="{escape_attr(uri)}"'
+            for prefix, uri in self._root_namespaces
+        )
+        root = self._stack[0]
+        qname = self._root_qname()
+        self._stack.clear()
+        self._priming = True
+        try:
+            self._feed_bytes(f"<{qname}{decls}>".encode())
+        finally:
+            self._priming = False
+        self._stack[0] = root
+        self._boundary = self._consumed
+
+    _priming = False
+
+    def _root_qname(self) -> str:
+        """The root's name as the peer wrote it, so its closing tag still matches."""
+        tag = self._stack[0].tag if self._stack else "root"
+        if tag[:1] != "{":
+            return tag
+        uri, local = tag[1:].split("}", 1)
+        for prefix, declared in self._root_namespaces:
+            if declared == uri:
+                return f"{prefix}:{local}" if prefix else local
+        return local
 
     @property
     def failed(self) -> bool:
@@ -151,8 +212,15 @@ class StreamParser:
         """Parse ``data``; return the events it completed (an error, if any, comes last)."""
         if self._failed:
             return []
+        if self._parser is None:
+            self._wake()
+        self._chunk_start = self._consumed
+        self._chunk = data
+        was_clean, self._clean = self._clean, False
         try:
             self._feed_bytes(data)
+            if was_clean and not data.strip():
+                self._clean = True  # whitespace keepalives keep a clean boundary
             if self._consumed - self._boundary > self.limits.max_stanza_bytes:
                 raise _Stop(self._too_big())
         except _Stop as stop:
@@ -203,7 +271,7 @@ class StreamParser:
 
     # -- expat handlers -----------------------------------------------------------------------
     def _name(self, raw: str) -> str:
-        name = self._names.get(raw)
+        name = _NAMES.get(raw)
         if name is None:
             if len(raw) > self.limits.max_name_length + 1024:
                 raise _Stop(self._name_too_long())
@@ -216,8 +284,8 @@ class StreamParser:
                 name = raw
             if len(local) > self.limits.max_name_length:
                 raise _Stop(self._name_too_long())
-            if len(self._names) < 4096:
-                self._names[raw] = name
+            if len(_NAMES) < 4096:
+                _NAMES[raw] = name
         return name
 
     def _name_too_long(self) -> StreamError:
@@ -248,15 +316,19 @@ class StreamParser:
         if depth == 0:
             el = Element(tag, attrs)
             self._stack.append(el)
+            if self._priming:
+                return
             if self.framing is Framing.TCP:
-                self._header_seen = True
                 self._boundary = self._parser.CurrentByteIndex
+                self._clean = self._header_ends_chunk(self._boundary)
                 self._events.append(StreamHeader(tag, attrs))
             return
         if depth == 1:
             self._stanza_start = self._parser.CurrentByteIndex
+            self._top_has_content = False
             el = Element(tag, attrs)
         else:
+            self._top_has_content = True
             parent = self._stack[-1]
             el = Element(tag, attrs)
             parent.append(el)
@@ -271,8 +343,8 @@ class StreamParser:
             if size > self.limits.max_stanza_bytes:
                 raise _Stop(self._too_big())
             self._boundary = end
+            self._clean = self._only_space_after(end)
             if self.framing is Framing.WEBSOCKET and el.tag == _WS_OPEN:
-                self._header_seen = True
                 self._events.append(StreamHeader(el.tag, dict(el.attrib)))
             elif self.framing is Framing.WEBSOCKET and el.tag == _WS_CLOSE:
                 self._events.append(StreamFooter())
@@ -280,6 +352,41 @@ class StreamParser:
                 self._events.append(ElementReceived(el, size))
         elif depth == 0:
             self._events.append(StreamFooter())
+
+    def _only_space_after(self, end: int) -> bool:
+        """Whether nothing but whitespace follows, in the current chunk, the top-level element
+        that just ended (so no partial token waits inside expat). ``end`` is expat's position in
+        the end handler: the start of ``</name>``, or just past ``/>`` for an empty element."""
+        pos = end - self._chunk_start
+        chunk = self._chunk
+        if pos < 2 or pos > len(chunk):
+            return False  # the tag straddles chunks: do not guess
+        if not self._top_has_content and chunk[pos - 2 : pos] == b"/>":
+            return not chunk[pos:].strip()
+        close = chunk.find(b">", pos)  # an end tag holds no quotes, so its first '>' ends it
+        return close >= 0 and not chunk[close + 1 :].strip()
+
+    def _header_ends_chunk(self, start: int) -> bool:
+        """Whether the stream header starting at ``start`` ends the current chunk (but for
+        whitespace); attribute values may hold '>', so quotes are honoured."""
+        pos = start - self._chunk_start
+        chunk = self._chunk
+        if pos < 0:
+            return False
+        quote = 0
+        for i in range(pos, len(chunk)):
+            byte = chunk[i]
+            if quote:
+                quote = 0 if byte == quote else quote
+            elif byte in (0x22, 0x27):
+                quote = byte
+            elif byte == 0x3E:
+                return not chunk[i + 1 :].strip()
+        return False
+
+    def _namespace_decl(self, prefix: str | None, uri: str) -> None:
+        if len(self._stack) == 0 and not self._priming:
+            self._root_namespaces.append((prefix or "", uri))
 
     def _chars(self, data: str) -> None:
         depth = len(self._stack)
@@ -292,6 +399,7 @@ class StreamParser:
                     )
                 )
             return
+        self._top_has_content = True
         top = self._stack[-1]
         if len(top):
             last = top[-1]

@@ -232,6 +232,10 @@ class ServerStream:
     def closed(self) -> bool:
         return self.state is StreamState.CLOSED
 
+    def hibernate(self) -> bool:
+        """Free parser memory while the peer is idle; see :meth:`StreamParser.hibernate`."""
+        return self.state is not StreamState.CLOSED and self._parser.hibernate()
+
     # -- timers -------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
         """When :meth:`handle_timer` must be called next, or ``None``."""
