@@ -102,6 +102,7 @@ class HubOptions:
     profile: str  # "none", "py-spy" or "cprofile"
     keep_data: bool
     gc_log: bool = False  # run the hub with a gc callback that logs collections
+    hub_src: str | None = None  # import the hub from this source tree instead of the venv's
 
 
 @dataclass
@@ -222,10 +223,15 @@ async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
             cmd += [sys.executable, "-c", GC_LOGGER, "serve", "--config", str(config)]
         else:
             cmd += [str(VENV_BIN / "interlink"), "serve", "--config", str(config)]
+        env = dict(os.environ)
+        if opts.hub_src is not None:
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(Path(opts.hub_src).resolve()), env.get("PYTHONPATH")) if p
+            )
         log_path = data_dir / "hub.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=data_dir
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=data_dir, env=env
             )
         hub = HubProcess(proc, data_dir, log_path, 0, opts.profile, cprofile_path)
     except BaseException:
@@ -743,6 +749,10 @@ async def run_idle(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]
         clients, login_s = await login_all(hub.port, n, args.login_concurrency, stats)
         print(f"  {n} connections logged in in {login_s:.1f} s", flush=True)
         await asyncio.sleep(args.settle)
+        rss_login = hub.rss_kib()
+        # Then stay idle long enough for whatever the hub does to idle streams (it frees an
+        # idle stream's parser after net.hibernate_after, 10 s by default, swept every 5 s).
+        await asyncio.sleep(args.idle_wait)
         rss_after = hub.rss_kib()
         result: dict[str, Any] = {
             "mode": "idle",
@@ -751,9 +761,12 @@ async def run_idle(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]
             "logins_per_s": round(n / login_s, 1),
             "hub_rss_start_kib": rss_start,
             "hub_rss_before_kib": rss_before,
+            "hub_rss_after_login_kib": rss_login,
             "hub_rss_after_kib": rss_after,
+            "kib_per_connection_after_login": round((rss_login - rss_before) / n, 2),
             "kib_per_connection": round((rss_after - rss_before) / n, 2),
             "settle_s": args.settle,
+            "idle_wait_s": args.idle_wait,
             "disconnects": stats.disconnects,
         }
         close_all(clients)
@@ -884,6 +897,33 @@ def summarize_cprofile(path: Path, out: str, top: int) -> str:
 # -- environment and reporting -----------------------------------------------------------------
 
 
+_CALIBRATION = """
+import time
+def spin():
+    t = time.perf_counter()
+    x = 0
+    for i in range(1_000_000):
+        x += i & 7
+    return time.perf_counter() - t
+print(round(min(spin() for _ in range(5)) * 1000, 1))
+"""
+
+
+def calibrate(cpus: list[int]) -> dict[str, float]:
+    """Milliseconds a fixed pure-Python loop takes on each CPU: this VM's speed drifts over
+    time, so results are comparable only between runs with similar figures."""
+    out: dict[str, float] = {}
+    taskset = shutil.which("taskset")
+    for cpu in cpus:
+        cmd = [sys.executable, "-c", _CALIBRATION]
+        if taskset is not None:
+            cmd = [taskset, "-c", str(cpu), *cmd]
+        with contextlib.suppress(OSError, subprocess.CalledProcessError, ValueError):
+            text = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            out[f"cpu{cpu}"] = float(text.strip())
+    return out
+
+
 def source_state() -> str:
     """The git commit of the hub under test, and whether src/ has uncommitted changes."""
     try:
@@ -962,6 +1002,7 @@ def pin(args: argparse.Namespace) -> HubOptions:
         profile=getattr(args, "profile", "none"),
         keep_data=args.keep_data,
         gc_log=args.hub_gc_log,
+        hub_src=args.hub_src,
     )
 
 
@@ -985,7 +1026,9 @@ def report(result: dict[str, Any]) -> str:
         )
     return (
         f"idle   {result['connections']} conns: {result['kib_per_connection']} KiB RSS per "
-        f"connection ({result['hub_rss_before_kib']} -> {result['hub_rss_after_kib']} KiB)"
+        f"connection after {result['idle_wait_s']} s idle "
+        f"({result['kib_per_connection_after_login']} KiB {result['settle_s']} s after login; "
+        f"{result['hub_rss_before_kib']} -> {result['hub_rss_after_kib']} KiB)"
     )
 
 
@@ -1017,9 +1060,13 @@ async def main_async(args: argparse.Namespace) -> int:
         else "none"
     )
     info["sqlite_synchronous"] = opts.sqlite_synchronous
+    if opts.hub_src is not None:
+        info["source"] = f"hub imported from {opts.hub_src}"
     if args.mode != "all":
         with section(f"{args.mode}"):
+            speed = calibrate(cal_cpus(args, opts))
             result = await RUNNERS[args.mode](args, opts)
+            result["calibration_ms"] = speed
         result["machine"] = info
         print(report(result), flush=True)
         if args.save:
@@ -1042,6 +1089,10 @@ REFERENCE = {
 }
 
 
+def cal_cpus(args: argparse.Namespace, opts: HubOptions) -> list[int]:
+    return [opts.pin_cpu, args.gen_cpu] if opts.pin_cpu is not None else [0]
+
+
 async def run_all(
     args: argparse.Namespace, opts: HubOptions, info: dict[str, Any], results_dir: Path
 ) -> dict[str, Any]:
@@ -1056,6 +1107,7 @@ async def run_all(
         "tick_ms": args.tick_ms,
         "grace": args.grace,
         "settle": args.settle,
+        "idle_wait": args.idle_wait,
         "profile_out": None,
     }
     flood = argparse.Namespace(
@@ -1065,14 +1117,18 @@ async def run_all(
         **base, mode="paced", connections=1000, rate=5000, duration=10, warmup=1
     )
     idle = argparse.Namespace(**base, mode="idle", connections=1000)
-    gc_opts = HubOptions(opts.pin_cpu, opts.sqlite_synchronous, "none", opts.keep_data, True)
+    gc_opts = HubOptions(
+        opts.pin_cpu, opts.sqlite_synchronous, "none", opts.keep_data, True, opts.hub_src
+    )
     plan = [("flood", flood, opts), ("paced", paced, gc_opts), ("idle", idle, opts)]
     summary: dict[str, Any] = {"machine": info, "repeat": args.repeat, "runs": {}}
     for name, run_args, run_opts in plan:
         results = []
         for i in range(1, args.repeat + 1):
             with section(f"{name} {i}/{args.repeat}"):
+                speed = calibrate(cal_cpus(args, opts))
                 result = await RUNNERS[name](run_args, run_opts)
+                result["calibration_ms"] = speed
             result["machine"] = info
             print(report(result), flush=True)
             save(results_dir, f"{name}-{i}", result)
@@ -1081,7 +1137,9 @@ async def run_all(
     if not args.skip_profile:
         prof_args = argparse.Namespace(**{**vars(flood), "profile_out": None})
         prof_args.profile_out = str(results_dir / "profile-flood")
-        prof_opts = HubOptions(opts.pin_cpu, opts.sqlite_synchronous, "py-spy", opts.keep_data)
+        prof_opts = HubOptions(
+            opts.pin_cpu, opts.sqlite_synchronous, "py-spy", opts.keep_data, False, opts.hub_src
+        )
         with section("profile-flood (py-spy attached to the hub)"):
             result = await run_flood(prof_args, prof_opts)
         result["machine"] = info
@@ -1145,9 +1203,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     out += ["", "Per run:", ""]
     out.append(
         "| run | msg/s | p50 ms | p90 ms | p99 ms | max ms | lost | hub CPU % | gen CPU % "
-        "| steal % cpu0/cpu1 | gen lag ms | hub GC > 2 ms | KiB/conn | login s |"
+        "| steal % cpu0/cpu1 | gen lag ms | hub GC > 2 ms | KiB/conn | login s "
+        "| calibration ms |"
     )
-    out.append("|" + " --- |" * 14)
+    out.append("|" + " --- |" * 15)
     for name in ("flood", "paced", "idle"):
         for i, r in enumerate(runs.get(name, []), 1):
             lat = r.get("latency_ms") or {}
@@ -1165,6 +1224,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                 str(gc.get("pauses_over_2ms", "")),
                 str(r.get("kib_per_connection", "")),
                 str(r.get("login_s", "")),
+                "/".join(str(v) for v in (r.get("calibration_ms") or {}).values()),
             ]
             out.append("| " + " | ".join(cells) + " |")
     if "profile" in summary:
@@ -1191,6 +1251,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tick-ms", type=float, default=1.0, help="paced: scheduler tick [1]")
     p.add_argument("--grace", type=float, default=5.0, help="paced: drain grace seconds [5]")
     p.add_argument("--settle", type=float, default=5.0, help="idle: settle seconds [5]")
+    p.add_argument(
+        "--idle-wait", type=float, default=20.0, help="idle: idle seconds before the final RSS [20]"
+    )
     p.add_argument("--body-bytes", type=int, default=64, help="message body size [64]")
     p.add_argument("--login-concurrency", type=int, default=50, help="parallel logins [50]")
     p.add_argument("--hub-cpu", type=int, default=0, help="CPU for the hub [0]")
@@ -1216,6 +1279,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     p.add_argument("--save", action="store_true", help="single modes: write results JSON")
     p.add_argument("--keep-data", action="store_true", help="keep hub data dirs and logs")
+    p.add_argument(
+        "--hub-src",
+        default=None,
+        help="run the hub from this source directory (its 'src'), e.g. to compare commits",
+    )
     p.add_argument(
         "--hub-gc-log", action="store_true", help="log the hub's gc pauses (all: on for paced)"
     )

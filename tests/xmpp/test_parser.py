@@ -407,3 +407,13 @@ def test_hibernated_parser_still_enforces_limits_and_restrictions() -> None:
     bad = parser.feed(b"<!-- sneaky -->")[-1]
     assert isinstance(bad, ParseFailed)
     assert bad.error.condition is StreamErrorCondition.RESTRICTED_XML
+
+
+def test_whitespace_keepalives_do_not_count_against_the_stanza_limit() -> None:
+    parser = StreamParser(XmlLimits(max_stanza_bytes=1024))
+    events = parser.feed(HEADER + b"<presence/>")
+    for _ in range(5000):
+        events.extend(parser.feed(b" "))
+    events.extend(parser.feed(stanza_of_size(1024 + len(b"</message>"))))
+    assert not any(isinstance(e, ParseFailed) for e in events)
+    assert isinstance(events[-1], ElementReceived)

@@ -485,3 +485,49 @@ def test_websocket_framing_negotiation() -> None:
     assert frames[-1].startswith('<iq xmlns="jabber:client" type="result" id="b">')
     s.close()
     assert s.frames_to_send() == ['<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>']
+
+
+def test_scram_challenge_has_the_same_shape_for_known_and_unknown_users() -> None:
+    import base64
+
+    shapes = []
+    for user in ("alice", "nobody"):
+        h = Harness(secure=True)
+        h.send(OPEN)
+        client = ScramClient(["SCRAM-SHA-256"], user, "x")
+        h.send(
+            f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{b64(client.get_client_first())}</auth>".encode()
+        )
+        fields = dict(
+            part.split("=", 1) for part in base64.b64decode(h.last().text or "").decode().split(",")
+        )
+        shapes.append((len(base64.b64decode(fields["s"])), fields["i"], len(fields["r"])))
+    assert shapes[0] == shapes[1]
+
+
+@pytest.mark.parametrize("user", ["alice", "nobody"])
+def test_plain_with_a_control_character_is_malformed_for_everyone(user: str) -> None:
+    h = Harness(secure=True)
+    h.send(OPEN)
+    auth_plain(h, user, "pass\u0007word")
+    assert h.last()[0].tag == f"{{{SASL}}}malformed-request"
+    assert not h.stream.closed
+
+
+def test_error_after_a_restart_sends_a_fresh_header() -> None:
+    h = Harness(secure=True)
+    h.send(OPEN)
+    auth_plain(h, "alice", PASSWORD)
+    h.send(OPEN.replace(b"hub.test", b"elsewhere.example"))
+    # The output parser was restarted after <success/>: it needs a new header to parse the error.
+    assert stream_error(h) == "host-unknown"
+
+
+def test_session_iq_is_only_session_establishment_when_it_is_one() -> None:
+    h = Harness()
+    h.to_bound()
+    events = h.send(
+        b"<iq type='get' id='g' to='bob@hub.test/x'><session xmlns='urn:ietf:params:xml:ns:xmpp-session'/></iq>"
+    )
+    assert len(events) == 1
+    assert isinstance(events[0], StanzaReceived)  # routed like any iq, not swallowed

@@ -79,7 +79,8 @@ class JID:
     @staticmethod
     def parse(text: str) -> JID:
         """Parse and normalise ``text``; raises :class:`InvalidJID`."""
-        return _parse(text)
+        # Only short strings are cached, so a peer cannot fill memory with long distinct JIDs.
+        return _parse_cached(text) if len(text) <= _CACHED_LENGTH else _parse(text)
 
     @staticmethod
     def make(local: str | None, domain: str, resource: str | None = None) -> JID:
@@ -99,10 +100,6 @@ class JID:
     def is_bare(self) -> bool:
         return self.resource is None
 
-    @property
-    def is_domain(self) -> bool:
-        return self.local is None and self.resource is None
-
     def with_resource(self, resource: str) -> JID:
         return JID(self.local, self.domain, _prep_resource(resource))
 
@@ -111,7 +108,9 @@ class JID:
         return text if self.resource is None else f"{text}/{self.resource}"
 
 
-@lru_cache(maxsize=65536)
+_CACHED_LENGTH = 256
+
+
 def _parse(text: str) -> JID:
     if len(text) > 3 * _MAX_PART + 2:
         raise InvalidJID("JID too long")
@@ -130,3 +129,6 @@ def _parse(text: str) -> JID:
     else:
         local, domain = None, bare
     return JID.make(local, domain, resource)
+
+
+_parse_cached = lru_cache(maxsize=16384)(_parse)

@@ -39,6 +39,8 @@ from interlink.xmpp.xml import escape_attr
 
 _UNDEFINED_ENTITY = expat.errors.codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]
 _SYNTHETIC_ROOT = b"<interlink-websocket-frames>"
+WS_OPEN = ns.qname(ns.FRAMING, "open")
+WS_CLOSE = ns.qname(ns.FRAMING, "close")
 # expat names ("uri}local") → Clark names ("{uri}local"); shared by all parsers, bounded.
 _NAMES: dict[str, str] = {}
 
@@ -221,6 +223,8 @@ class StreamParser:
             self._feed_bytes(data)
             if was_clean and not data.strip():
                 self._clean = True  # whitespace keepalives keep a clean boundary
+            if self._clean and len(self._stack) == 1:
+                self._boundary = self._consumed  # whitespace between stanzas costs no budget
             if self._consumed - self._boundary > self.limits.max_stanza_bytes:
                 raise _Stop(self._too_big())
         except _Stop as stop:
@@ -344,9 +348,9 @@ class StreamParser:
                 raise _Stop(self._too_big())
             self._boundary = end
             self._clean = self._only_space_after(end)
-            if self.framing is Framing.WEBSOCKET and el.tag == _WS_OPEN:
+            if self.framing is Framing.WEBSOCKET and el.tag == WS_OPEN:
                 self._events.append(StreamHeader(el.tag, dict(el.attrib)))
-            elif self.framing is Framing.WEBSOCKET and el.tag == _WS_CLOSE:
+            elif self.framing is Framing.WEBSOCKET and el.tag == WS_CLOSE:
                 self._events.append(StreamFooter())
             else:
                 self._events.append(ElementReceived(el, size))
@@ -434,7 +438,3 @@ class StreamParser:
 
     def _skipped_entity(self, *_: Any) -> None:
         raise _restricted("entity references")
-
-
-_WS_OPEN = ns.qname(ns.FRAMING, "open")
-_WS_CLOSE = ns.qname(ns.FRAMING, "close")

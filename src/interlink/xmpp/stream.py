@@ -48,6 +48,7 @@ from interlink.errors import (
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.parser import (
+    WS_OPEN,
     ElementReceived,
     Framing,
     ParserEvent,
@@ -79,10 +80,9 @@ from interlink.xmpp.stanza import (
     parse_stanza,
     to_xml,
 )
-from interlink.xmpp.xml import escape_attr, serialize
+from interlink.xmpp.xml import escape_attr, escape_text, serialize, split_qname
 
 _STREAM_TAG = ns.qname(ns.STREAM, "stream")
-_WS_OPEN = ns.qname(ns.FRAMING, "open")
 _STARTTLS = ns.qname(ns.TLS, "starttls")
 _AUTH = ns.qname(ns.SASL, "auth")
 _RESPONSE = ns.qname(ns.SASL, "response")
@@ -292,7 +292,7 @@ class ServerStream:
     def _on_header(self, header: StreamHeader) -> None:
         if self.state is not StreamState.WAIT_HEADER:
             raise StreamError(StreamErrorCondition.BAD_FORMAT, "unexpected stream header")
-        expected = _STREAM_TAG if self.framing is Framing.TCP else _WS_OPEN
+        expected = _STREAM_TAG if self.framing is Framing.TCP else WS_OPEN
         if header.tag != expected:
             raise StreamError(
                 StreamErrorCondition.INVALID_NAMESPACE, "the stream root is not a stream header"
@@ -386,22 +386,21 @@ class ServerStream:
             self._on_auth(el, events)
         elif el.tag == _RESPONSE and state is StreamState.SASL:
             self._on_sasl_response(el, events)
-        elif el.tag == _ABORT and state in (StreamState.SASL, StreamState.WAIT_CREDENTIALS):
+        elif el.tag == _ABORT and state is StreamState.SASL:
             self._sasl_failed(SaslFailure(SaslCondition.ABORTED, "aborted by the client"))
         else:
             self._reject_element(el)
 
     def _reject_element(self, el: Element) -> None:
-        tag = el.tag
-        el_ns = tag[1 : tag.index("}")] if tag[:1] == "{" else ""
-        if el_ns not in _KNOWN_NAMESPACES:
+        el_ns, local = split_qname(el.tag)
+        if (el_ns or "") not in _KNOWN_NAMESPACES:
             raise StreamError(
                 StreamErrorCondition.INVALID_NAMESPACE,
                 f"unsupported namespace '{el_ns}' for a top-level element",
             )
         raise StreamError(
             StreamErrorCondition.UNSUPPORTED_STANZA_TYPE,
-            f"unexpected element <{tag.rsplit('}', 1)[-1]}/> at this stage of the stream",
+            f"unexpected element <{local}/> at this stage of the stream",
         )
 
     def _on_starttls(self, events: list[StreamEvent]) -> None:
@@ -423,6 +422,7 @@ class ServerStream:
     def _restart(self) -> None:
         self._parser = StreamParser(self.config.limits, self.framing)
         self.state = StreamState.WAIT_HEADER
+        self._header_sent = False  # a stream error now needs a new header first (RFC 6120 §4.9.1.1)
 
     # -- SASL ---------------------------------------------------------------------------------
     def _on_auth(self, el: Element, events: list[StreamEvent]) -> None:
@@ -490,7 +490,7 @@ class ServerStream:
 
     def _sasl_failed(self, failure: SaslFailure) -> None:
         self._sasl = None
-        text = f'<text xml:lang="en">{_esc(failure.text)}</text>' if failure.text else ""
+        text = f'<text xml:lang="en">{escape_text(failure.text)}</text>' if failure.text else ""
         self._out.append(f'<failure xmlns="{ns.SASL}"><{failure.condition}/>{text}</failure>')
         self.state = StreamState.NEGOTIATING
         if failure.condition is not SaslCondition.ABORTED:
@@ -536,7 +536,7 @@ class ServerStream:
         self._deadline = None
         self._out.append(
             f'<iq {self._xmlns()}type="result" id="{escape_attr(self._bind_iq_id)}">'
-            f'<bind xmlns="{ns.BIND}"><jid>{_esc(str(jid))}</jid></bind></iq>'
+            f'<bind xmlns="{ns.BIND}"><jid>{escape_text(str(jid))}</jid></bind></iq>'
         )
         return self._resume()
 
@@ -569,7 +569,13 @@ class ServerStream:
                     StreamErrorCondition.INVALID_FROM,
                     "the 'from' address does not match the authenticated session",
                 )
-        if el.tag == _IQ and len(el) == 1 and el[0].tag == _SESSION:
+        if (
+            el.tag == _IQ
+            and len(el) == 1
+            and el[0].tag == _SESSION
+            and el.get("type") == "set"
+            and el.get("to") in (None, self.config.domain)
+        ):
             self._out.append(
                 f'<iq {self._xmlns()}type="result" id="{escape_attr(el.get("id", ""))}"/>'
             )
@@ -591,7 +597,7 @@ class ServerStream:
             self._write_header()
         if error is not None:
             text = (
-                f'<text xmlns="{ns.STREAMS_ERR}" xml:lang="en">{_esc(error.text)}</text>'
+                f'<text xmlns="{ns.STREAMS_ERR}" xml:lang="en">{escape_text(error.text)}</text>'
                 if error.text
                 else ""
             )
@@ -640,10 +646,6 @@ def _b64decode(text: str | None) -> bytes:
 
 def _b64encode(data: bytes) -> str:
     return base64.b64encode(data).decode() if data else "="
-
-
-def _esc(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 __all__ = [

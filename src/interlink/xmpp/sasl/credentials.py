@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 
 from scramp import ScramMechanism
@@ -32,12 +33,15 @@ class StoredCredentials:
         return self.scram.get(mechanism)
 
 
+SALT_BYTES = 32  # decoys use the same length, so a salt never tells real from unknown users
+
+
 def derive_credentials(password: str, iterations: int = 4096) -> StoredCredentials:
     """Salt and hash ``password`` for both SCRAM hashes; the password itself is not kept."""
     scram = {}
     for mech in (SCRAM_SHA_1, SCRAM_SHA_256):
         salt, stored, server, i = ScramMechanism(mech).make_auth_info(
-            password, iteration_count=iterations
+            password, iteration_count=iterations, salt=secrets.token_bytes(SALT_BYTES)
         )
         scram[mech] = ScramCredentials(salt, stored, server, i)
     return StoredCredentials(scram)
@@ -55,9 +59,12 @@ def check_password(creds: ScramCredentials, mechanism: str, password: str) -> bo
 def decoy_credentials(secret: bytes, username: str, iterations: int) -> ScramCredentials:
     """Credentials for an account that does not exist.
 
-    The salt is stable per username and the keys are unusable, so a SCRAM exchange for an unknown
-    user looks like one for a known user with a wrong password: no account-existence oracle.
+    The salt is stable per username, as long as a real one, and the keys are unusable, so a SCRAM
+    exchange for an unknown user looks like one for a known user with a wrong password: no
+    account-existence oracle. (Accounts created with another iteration count than the current
+    setting are distinguishable by it; change ``sasl.scram_iterations`` together with a password
+    reset if that matters.)
     """
-    salt = hmac.new(secret, b"salt:" + username.encode(), "sha256").digest()[:16]
+    salt = hmac.new(secret, b"salt:" + username.encode(), "sha256").digest()[:SALT_BYTES]
     key = hmac.new(secret, b"key:" + username.encode(), "sha256").digest()
     return ScramCredentials(salt, key, key, iterations)

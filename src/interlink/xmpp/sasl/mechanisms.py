@@ -162,8 +162,9 @@ class _Plain(SaslExchange):
             raise _malformed("PLAIN needs a username and a password")
         try:
             authcid = saslprep(authcid)
+            password = saslprep(password)
         except ScramException:
-            raise _malformed("username is not a valid SASLprep string") from None
+            raise _malformed("username or password is not a valid SASLprep string") from None
         if authzid and authzid != authcid and authzid.split("@", 1)[0] != authcid:
             raise SaslFailure(SaslCondition.INVALID_AUTHZID, "authorization identity not allowed")
         self._username = authcid
