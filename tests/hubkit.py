@@ -135,5 +135,7 @@ class HubKit:
         return client
 
     async def disconnect(self, client: Client) -> None:
-        await self.hub.session_ended(client.session)
+        pending = self.hub.session_ended(client.session)
+        if pending is not None:
+            await pending
         await settle()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import socket
@@ -84,8 +85,12 @@ class HubServer:
             HubSettings(
                 domain=s.hub.domain,
                 offline_max_per_account=s.limits.offline_max_per_account,
+                offline_drain_batch=s.limits.offline_drain_batch,
+                write_stall_timeout=s.limits.write_stall_timeout,
                 bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),
                 max_roster_items=s.limits.max_roster_items,
+                max_roster_name_length=s.limits.max_roster_name_length,
+                max_roster_groups=s.limits.max_roster_groups,
             ),
             storage,
             self.clock,
@@ -122,16 +127,7 @@ class HubServer:
             server = await start_c2s_listener(c2s, s.net.host, port, direct_tls=direct)
             self._servers.append(server)
             self.ports[name] = server.sockets[0].getsockname()[1]
-        ws_stream = StreamConfig(
-            domain=s.hub.domain,
-            limits=limits,
-            starttls_available=False,
-            tls_required=s.net.require_tls,
-            auth_timeout=s.net.auth_timeout,
-            max_auth_failures=s.limits.max_auth_failures,
-            decoy_secret=decoy,
-            decoy_iterations=s.sasl.scram_iterations,
-        )
+        ws_stream = dataclasses.replace(stream_config, starttls_available=False)
         ws_ctx = WebSocketContext(
             c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
         )

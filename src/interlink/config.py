@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from interlink.errors import ConfigError
 
@@ -50,7 +50,11 @@ class LimitsSection(_Section):
     max_name_length: int = Field(256, ge=16)
     max_auth_failures: int = Field(3, ge=1)
     offline_max_per_account: int = Field(1000, ge=1)
+    offline_drain_batch: int = Field(100, ge=1)
+    write_stall_timeout: float = Field(30.0, gt=0)
     max_roster_items: int = Field(1000, ge=1)
+    max_roster_name_length: int = Field(1023, ge=1)
+    max_roster_groups: int = Field(64, ge=0)
 
 
 class SaslSection(_Section):
@@ -80,6 +84,15 @@ class Settings(_Section):
     storage: StorageSection = StorageSection()
     xmpp: XmppSection = XmppSection()
     log: LogSection = LogSection()
+
+    @model_validator(mode="after")
+    def _websocket_can_authenticate(self) -> Settings:
+        if self.net.require_tls and not self.net.http_tls:
+            raise ValueError(
+                "net.http_tls = false needs net.require_tls = false: WebSocket clients on a "
+                "plain HTTP port could never authenticate"
+            )
+        return self
 
     @property
     def database_path(self) -> Path:

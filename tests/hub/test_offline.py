@@ -6,10 +6,13 @@ import asyncio
 
 import pytest
 
+from interlink.errors import StreamError
 from interlink.hub.context import HubSettings
+from interlink.hub.hub import Hub
 from interlink.hub.offline import worth_storing
+from interlink.hub.session import Session
 from interlink.xmpp.stanza import Message, MessageType
-from tests.hubkit import DOMAIN, running_hub, settle
+from tests.hubkit import DOMAIN, FakePort, running_hub, settle
 
 STANZA_ERR = "{urn:ietf:params:xml:ns:xmpp-stanzas}"
 
@@ -126,3 +129,63 @@ def test_worth_storing(payload: str, mtype: str, stored: bool) -> None:
     m = parse_stanza(ev.element)
     assert isinstance(m, Message)
     assert worth_storing(m) is stored
+
+
+async def test_a_connection_lost_mid_drain_keeps_its_messages() -> None:
+    async with running_hub() as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        for i in range(3):
+            await a.send(msg("bob@hub.test", f"m{i}"))
+        b = await kit.connect("bob", "b", available=False)
+        b.session.available = True
+        kit.hub.router.offline.start_drain(b.session.jid.bare)
+        # The connection dies before the drain task ran: the session leaves the registry at once.
+        pending = kit.hub.session_ended(b.session)
+        if pending is not None:
+            await pending
+        await kit.hub.ctx.drain_tasks()
+        assert [el for el in b.port.received if el.tag.endswith("message")] == []
+        assert await kit.hub.ctx.storage.offline.count("bob@hub.test") == 3
+
+
+class StallingPort(FakePort):
+    """A reader that never drains its buffer."""
+
+    hub: Hub | None = None
+    session: Session | None = None
+
+    async def wait_writable(self) -> None:
+        await asyncio.Event().wait()
+
+    def terminate(self, error: StreamError | None) -> None:
+        super().terminate(error)
+        assert self.hub is not None
+        assert self.session is not None
+        pending = self.hub.session_ended(self.session)
+        if pending is not None:
+            self.hub.ctx.spawn(pending, name="stalled session ended")
+
+
+async def test_a_stalled_reader_is_dropped_and_the_drain_goes_on() -> None:
+    settings = HubSettings(domain=DOMAIN, offline_drain_batch=2, write_stall_timeout=0.1)
+    async with running_hub(settings) as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        for i in range(5):
+            await a.send(msg("bob@hub.test", f"m{i}"))
+        healthy = await kit.connect("bob", "phone", available=False)
+        stalled_port = StallingPort()
+        stalled_port.hub = kit.hub
+        stalled = kit.hub.bind(stalled_port, "bob", "stuck")
+        stalled_port.session = stalled
+        stalled.available = True
+        await healthy.send("<presence xmlns='jabber:client'/>")
+        await asyncio.wait_for(kit.hub.ctx.drain_tasks(), 5)
+        bodies = [s.body for s in healthy.stanzas() if isinstance(s, Message)]
+        assert bodies == [f"m{i}" for i in range(5)]
+        assert stalled_port.terminated is not None
+        assert stalled_port.terminated.condition == "policy-violation"
+        assert await kit.hub.ctx.storage.offline.count("bob@hub.test") == 0

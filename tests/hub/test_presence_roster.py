@@ -267,3 +267,30 @@ async def test_probe_answered_only_for_subscribers() -> None:
         a.take()
         await a.send("<presence xmlns='jabber:client' to='bob@hub.test' type='probe'/>")
         assert presences(a.take()) == []
+
+
+async def test_roster_name_and_group_limits_at_the_boundary() -> None:
+    settings = HubSettings(domain=DOMAIN, max_roster_name_length=10, max_roster_groups=2)
+    async with running_hub(settings) as kit:
+        await kit.account("alice")
+        a = await kit.connect("alice", "a")
+        a.take()
+
+        async def set_item(body: str) -> str:
+            await a.send(
+                f"<iq xmlns='jabber:client' type='set' id='x'><query xmlns='jabber:iq:roster'>{body}</query></iq>"
+            )
+            (res,) = [el for el in a.take() if el.get("id") == "x"]
+            return "ok" if res.get("type") == "result" else res[0][0].tag.rsplit("}", 1)[1]
+
+        assert await set_item("<item jid='b@hub.test' name='0123456789'/>") == "ok"
+        assert await set_item("<item jid='b@hub.test' name='0123456789X'/>") == "not-acceptable"
+        assert (
+            await set_item("<item jid='b@hub.test'><group>1</group><group>2</group></item>") == "ok"
+        )
+        assert (
+            await set_item(
+                "<item jid='b@hub.test'><group>1</group><group>2</group><group>3</group></item>"
+            )
+            == "not-acceptable"
+        )

@@ -202,27 +202,57 @@ async def test_iq_to_full_jid_is_routed_and_answered() -> None:
         assert a.stanzas() == []
 
 
-async def test_iq_to_bare_jid_is_answered_on_behalf_of_the_account() -> None:
+async def test_iq_to_bare_jid_is_answered_on_behalf_of_the_account_only_for_subscribers() -> None:
     async with running_hub() as kit:
         await kit.account("alice")
         await kit.account("bob")
         a = await kit.connect("alice", "a")
+        b = await kit.connect("bob", "b")
         a.take()
-        await a.send(
-            "<iq xmlns='jabber:client' to='bob@hub.test' type='get' id='i'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
-        )
-        (info,) = a.stanzas()
-        assert isinstance(info, Iq)
+        disco = "<query xmlns='http://jabber.org/protocol/disco#info'/>"
+
+        async def ask(to: str, iq_id: str) -> Iq:
+            await a.send(
+                f"<iq xmlns='jabber:client' to='{to}' type='get' id='{iq_id}'>{disco}</iq>"
+            )
+            (answer,) = [s for s in a.stanzas() if isinstance(s, Iq)]
+            return answer
+
+        # Not subscribed: the same answer as for an account that does not exist (no oracle).
+        stranger = await ask("bob@hub.test", "i1")
+        missing = await ask("nobody@hub.test", "i2")
+        assert error_condition(stranger) == error_condition(missing) == "service-unavailable"
+        from interlink.xmpp.stanza import to_xml
+
+        assert to_xml(stranger).replace("bob", "X").replace("i1", "ID") == to_xml(missing).replace(
+            "nobody", "X"
+        ).replace("i2", "ID")
+        # Once Bob lets Alice see his presence, the hub answers for him.
+        await a.send("<presence xmlns='jabber:client' to='bob@hub.test' type='subscribe'/>")
+        await b.send("<presence xmlns='jabber:client' to='alice@hub.test' type='subscribed'/>")
+        a.take()
+        info = await ask("bob@hub.test", "i3")
         assert info.type is IqType.RESULT
         assert info.payload[0][0].get("category") == "account"
         await a.send(
-            "<iq xmlns='jabber:client' to='nobody@hub.test' type='get' id='i2'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"
+            "<iq xmlns='jabber:client' to='bob@hub.test' type='set' id='i4'><query xmlns='urn:example'/></iq>"
         )
         assert error_condition(a.stanzas()[0]) == "service-unavailable"
+
+
+async def test_headline_to_an_unknown_full_jid_is_dropped() -> None:
+    async with running_hub() as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        b = await kit.connect("bob", "b")
+        a.take()
+        b.take()
         await a.send(
-            "<iq xmlns='jabber:client' to='bob@hub.test' type='set' id='i3'><query xmlns='urn:example'/></iq>"
+            "<message xmlns='jabber:client' to='bob@hub.test/gone' type='headline'><body>h</body></message>"
         )
-        assert error_condition(a.stanzas()[0]) == "service-unavailable"
+        assert b.stanzas() == []
+        assert a.stanzas() == []
 
 
 @pytest.mark.parametrize("policy", list(BindConflictPolicy))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +25,46 @@ class HubSettings:
     max_roster_items: int = 1000
     max_roster_name_length: int = 1023
     max_roster_groups: int = 64
+    write_stall_timeout: float = 30.0  # a reader this slow during an offline drain is dropped
 
     def __post_init__(self) -> None:
         for name in ("offline_max_per_account", "offline_drain_batch", "max_roster_items"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
+
+
+class KeyedLock:
+    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[JID, tuple[asyncio.Lock, int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    @asynccontextmanager
+    async def hold_all(self, *keys: JID) -> AsyncIterator[None]:
+        """Hold the locks of several keys, taken in one global order (no deadlock)."""
+        async with AsyncExitStack() as stack:
+            for key in sorted(set(keys), key=str):
+                await stack.enter_async_context(self.hold(key))
+            yield
+
+    @asynccontextmanager
+    async def hold(self, key: JID) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class HubContext:
@@ -38,6 +74,8 @@ class HubContext:
         self.clock = clock
         self.domain = JID.parse(settings.domain)
         self.sessions = SessionRegistry()
+        # Roster changes read, decide and write; one owner's changes must not interleave.
+        self.roster_locks = KeyedLock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

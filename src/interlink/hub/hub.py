@@ -74,7 +74,7 @@ class Hub:
                         StreamErrorCondition.CONFLICT, "replaced by a new session for this resource"
                     )
                 )
-                self.ctx.spawn(self.router.presence.go_unavailable(existing), "replaced-session")
+                self.router.presence.leave_later(existing)
             else:
                 full = bare.with_resource(registry.free_resource(bare, resource))
         session = Session(full, port)
@@ -85,8 +85,9 @@ class Hub:
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         return self.router.route(session, stanza)
 
-    async def session_ended(self, session: Session) -> None:
-        await self.router.session_ended(session)
+    def session_ended(self, session: Session) -> Pending | None:
+        """Remove ``session`` now; returns the unavailable broadcast to await, if any."""
+        return self.router.session_ended(session)
 
     async def shutdown(self) -> None:
         """End every session with ``<system-shutdown/>`` and finish background work."""

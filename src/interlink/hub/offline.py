@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from interlink.errors import StanzaError, StanzaErrorCondition
-from interlink.hub.context import HubContext, log
+from interlink.errors import (
+    StanzaError,
+    StanzaErrorCondition,
+    StreamError,
+    StreamErrorCondition,
+)
+from interlink.hub.context import HubContext, KeyedLock, log
+from interlink.hub.session import Session
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType
+from interlink.xmpp.xml import split_qname
 
 _NOT_STORED_NAMESPACES = frozenset((ns.CHATSTATES,))
 _NO_STORE = ns.qname(ns.HINTS, "no-store")
@@ -38,41 +43,13 @@ def worth_storing(message: Message) -> bool:
     for child in message.payload:
         if child.tag in (_NO_STORE, _NO_PERMANENT_STORE):
             return False
-        tag = child.tag
-        child_ns = tag[1 : tag.index("}")] if tag[:1] == "{" else ""
-        if child_ns not in _NOT_STORED_NAMESPACES:
+        if split_qname(child.tag)[0] not in _NOT_STORED_NAMESPACES:
             content = True
     return content
 
 
 def _stamp(at: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at % 1 * 1000):03d}Z"
-
-
-class KeyedLock:
-    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[JID, tuple[asyncio.Lock, int]] = {}
-
-    def __len__(self) -> int:
-        return len(self._locks)
-
-    @asynccontextmanager
-    async def hold(self, key: JID) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
 
 
 class OfflineDelivery:
@@ -123,13 +100,13 @@ class OfflineDelivery:
         try:
             while True:
                 async with self._locks.hold(bare):
-                    targets = ctx.sessions.message_targets(bare)
-                    if not targets:
-                        return
                     batch = await ctx.storage.offline.fetch(
                         str(bare), ctx.settings.offline_drain_batch
                     )
-                    if not batch:
+                    # Chosen after the await: a session that went away meanwhile has left the
+                    # registry already, so nothing is written to a dead connection and deleted.
+                    targets = ctx.sessions.message_targets(bare)
+                    if not batch or not targets:
                         return
                     domain = ctx.settings.domain
                     for item in batch:
@@ -139,11 +116,25 @@ class OfflineDelivery:
                     await ctx.storage.offline.delete(str(bare), batch[-1].id)
                     delivered += len(batch)
                 for session in targets:
-                    await session.port.wait_writable()
+                    await self._wait_writable(session)
         finally:
             self._draining.discard(bare)
             if delivered:
                 log.info("offline messages delivered", extra={"jid": str(bare), "count": delivered})
+
+    async def _wait_writable(self, session: Session) -> None:
+        """Pace the drain to the reader; one that stalls is disconnected rather than holding up
+        the account's other resources forever."""
+        timeout = self._ctx.settings.write_stall_timeout
+        try:
+            await asyncio.wait_for(session.port.wait_writable(), timeout)
+        except TimeoutError:
+            session.port.terminate(
+                StreamError(
+                    StreamErrorCondition.POLICY_VIOLATION,
+                    f"the client read nothing for {timeout:g} s while messages were waiting",
+                )
+            )
 
 
 def _with_delay(xml: str, domain: str, stored_at: float) -> str:

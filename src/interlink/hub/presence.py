@@ -9,6 +9,8 @@ login (RFC 6121 §3.1.3).
 
 from __future__ import annotations
 
+import asyncio
+
 from interlink.hub.context import HubContext
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.roster import RosterService, subscription_after
@@ -16,7 +18,6 @@ from interlink.hub.session import Session
 from interlink.storage import RosterItem
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Presence, PresenceType, to_xml
-from interlink.xmpp.xml import serialize
 
 
 def _presence(type_: PresenceType, from_: JID, to: JID | None) -> Presence:
@@ -28,17 +29,31 @@ class PresenceService:
         self._ctx = ctx
         self._roster = roster
         self._offline = offline
+        self._leaving: dict[JID, asyncio.Task[None]] = {}
         roster.presence = self
+
+    def leave_later(self, session: Session) -> None:
+        """Broadcast ``session``'s unavailable presence in the background (a replaced session);
+        a new session of the same full JID waits for it before announcing itself."""
+        if not session.available:
+            return
+        task = asyncio.get_running_loop().create_task(self.go_unavailable(session))
+        self._leaving[session.jid] = task
+        task.add_done_callback(lambda _: self._leaving.pop(session.jid, None))
 
     async def handle(self, session: Session, presence: Presence) -> None:
         to = presence.to
         if to is None:
+            leaving = self._leaving.get(session.jid)
+            if leaving is not None:
+                await leaving  # a replaced session's goodbye must precede this hello
             await self._broadcast_from(session, presence)
             return
         if not self._ctx.is_local(to):
             return  # no server-to-server yet: presence to other domains goes nowhere
         if presence.type.is_subscription:
-            await self._outbound_subscription(session, presence, to.bare)
+            async with self._ctx.roster_locks.hold_all(session.jid.bare, to.bare):
+                await self._outbound_subscription(session, presence, to.bare)
         elif presence.type is PresenceType.PROBE:
             await self._answer_probe(session, to.bare)
         else:
@@ -51,7 +66,7 @@ class PresenceService:
             was_negative = session.priority < 0
             session.available = True
             session.priority = presence.priority
-            session.presence_payload_xml = "".join(serialize(c, None) for c in presence.payload)
+            session.presence_payload = presence.payload
             await self._send_to_subscribers(session, presence)
             if first:
                 await self._answer_probe_all(session)
@@ -81,8 +96,8 @@ class PresenceService:
             if item.subscription.has_from:
                 recipients.extend(self._ctx.sessions.available(JID.parse(item.contact)))
         recipients.extend(self._ctx.sessions.available(owner))
-        if session not in recipients:
-            recipients.append(session)
+        if session not in recipients and presence.type is PresenceType.AVAILABLE:
+            recipients.append(session)  # the sender sees its own presence (RFC 6121 §4.2.2)
         for target in recipients:
             target.deliver(
                 Presence(
@@ -90,29 +105,30 @@ class PresenceService:
                 )
             )
 
-    def _presence_of(self, contact: Session, to: JID) -> str:
-        attrs = f' xmlns="jabber:client" from="{_attr(str(contact.jid))}" to="{_attr(str(to))}"'
-        if contact.presence_payload_xml:
-            return f"<presence{attrs}>{contact.presence_payload_xml}</presence>"
-        return f"<presence{attrs}/>"
+    @staticmethod
+    def _presence_of(contact: Session, to: JID) -> Presence:
+        """``contact``'s current availability, as last broadcast, addressed to ``to``."""
+        return Presence(
+            to, contact.jid, None, None, contact.presence_payload, PresenceType.AVAILABLE
+        )
 
     async def _answer_probe_all(self, session: Session) -> None:
         """The server probes the user's contacts on initial presence and answers from its own
         knowledge, since every account is local (RFC 6121 §4.2.2, §4.3.2)."""
         for own in self._ctx.sessions.available(session.jid.bare):
             if own is not session:  # a user is subscribed to itself (RFC 6121 §4.2.2)
-                session.deliver_xml(self._presence_of(own, session.jid))
+                session.deliver(self._presence_of(own, session.jid))
         for item in await self._ctx.storage.roster.items(str(session.jid.bare)):
             if item.subscription.has_to:
                 for contact in self._ctx.sessions.available(JID.parse(item.contact)):
-                    session.deliver_xml(self._presence_of(contact, session.jid))
+                    session.deliver(self._presence_of(contact, session.jid))
 
     async def _answer_probe(self, session: Session, contact: JID) -> None:
         item = await self._ctx.storage.roster.get(str(session.jid.bare), str(contact))
         if item is None or not item.subscription.has_to:
             return  # not subscribed: a probe reveals nothing (RFC 6121 §4.3.2.1)
         for c in self._ctx.sessions.available(contact):
-            session.deliver_xml(self._presence_of(c, session.jid))
+            session.deliver(self._presence_of(c, session.jid))
 
     async def _deliver_pending_requests(self, session: Session) -> None:
         for pending in await self._ctx.storage.roster.pending(str(session.jid.bare)):
@@ -166,7 +182,7 @@ class PresenceService:
             await self._inbound_subscribed(stamped, contact, user)
             for s in self._ctx.sessions.available(user):
                 for c in self._ctx.sessions.available(contact):
-                    c.deliver_xml(self._presence_of(s, c.jid))
+                    c.deliver(self._presence_of(s, c.jid))
         elif ptype is PresenceType.UNSUBSCRIBE:
             if item is not None and (item.subscription.has_to or item.ask):
                 item = _with(item, str(contact), to=False, ask=False)
@@ -272,10 +288,6 @@ def _with(
 
 def _readdress(presence: Presence, to: JID) -> Presence:
     return Presence(to, presence.from_, presence.id, presence.lang, presence.payload, presence.type)
-
-
-def _attr(value: str) -> str:
-    return value.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;")
 
 
 __all__ = ["PresenceService"]

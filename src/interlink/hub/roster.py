@@ -64,29 +64,28 @@ class RosterService:
             raise StanzaError(StanzaErrorCondition.FORBIDDEN, "a roster belongs to its own account")
         if iq.type is IqType.GET:
             items = await self._ctx.storage.roster.items(str(session.jid.bare))
-            query = Element(QUERY)
-            query.extend(item_element(i) for i in items)
+            result = Element(QUERY)
+            result.extend(item_element(i) for i in items)
             session.roster_requested = True
-            session.deliver(iq_result(iq, query, from_=None))
+            session.deliver(iq_result(iq, result, from_=None))
             return
-        await self._set(session, iq)
-        session.deliver(iq_result(iq, from_=None))
-
-    async def _set(self, session: Session, iq: Iq) -> None:
-        query = iq.query
-        assert query is not None
-        items = list(query)
-        if len(items) != 1 or items[0].tag != _ITEM:
+        assert iq.query is not None
+        children = list(iq.query)
+        if len(children) != 1 or children[0].tag != _ITEM:
             raise StanzaError(
                 StanzaErrorCondition.BAD_REQUEST, "a roster set must contain exactly one item"
             )
-        el = items[0]
         try:
-            contact = JID.parse(el.get("jid", "")).bare
+            contact = JID.parse(children[0].get("jid", "")).bare
         except InvalidJID as exc:
             raise StanzaError(
                 StanzaErrorCondition.BAD_REQUEST, f"invalid item jid: {exc}"
             ) from None
+        async with self._ctx.roster_locks.hold_all(session.jid.bare, contact):
+            await self._set(session, children[0], contact)
+        session.deliver(iq_result(iq, from_=None))
+
+    async def _set(self, session: Session, el: Element, contact: JID) -> None:
         owner = session.jid.bare
         repo = self._ctx.storage.roster
         existing = await repo.get(str(owner), str(contact))
@@ -116,8 +115,7 @@ class RosterService:
                 f"more than {settings.max_roster_groups} groups on one item",
             )
         if existing is None:
-            count = len(await repo.items(str(owner)))
-            if count >= settings.max_roster_items:
+            if await repo.count(str(owner)) >= settings.max_roster_items:
                 raise StanzaError(
                     StanzaErrorCondition.NOT_ALLOWED,
                     f"the roster is full ({settings.max_roster_items} items)",

@@ -26,7 +26,6 @@ from interlink.hub.session import Session
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
-    IqType,
     Message,
     MessageType,
     Presence,
@@ -88,12 +87,14 @@ class Router:
                 return None
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
         xml = to_xml(msg, None)
+        mtype = msg.type
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
                 target.deliver_xml(xml)
                 return None
-        mtype = msg.type
+            if mtype is MessageType.HEADLINE:
+                return None  # RFC 6121 §8.5.3.2.1: no such resource, silently ignored
         if mtype is MessageType.ERROR:
             return None
         if mtype is MessageType.GROUPCHAT:
@@ -151,9 +152,10 @@ class Router:
         return self._guard(session, iq, self._on_behalf(session, iq, to))
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:
-        if not ctx_has(self.ctx, account) and not await self.ctx.storage.accounts.exists(
-            str(account)
-        ):
+        """Answer for another account only to those it lets see its presence; everyone else
+        gets the answer a nonexistent account gives, so iqs are no existence oracle."""
+        item = await self.ctx.storage.roster.get(str(account), str(session.jid.bare))
+        if item is None or not item.subscription.has_from:
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
         self._answer(session, iq, disco.account_query(iq))
 
@@ -164,13 +166,10 @@ class Router:
             session.deliver(iq_result(iq, payload, from_=iq.to))
 
     # -- session lifecycle --------------------------------------------------------------------
-    async def session_ended(self, session: Session) -> None:
+    def session_ended(self, session: Session) -> Pending | None:
         if self.ctx.sessions.remove(session) and session.available:
-            await self.presence.go_unavailable(session)
+            return self.presence.go_unavailable(session)
+        return None
 
 
-def ctx_has(ctx: HubContext, account: JID) -> bool:
-    return bool(ctx.sessions.sessions(account))
-
-
-__all__ = ["IqType", "Router"]
+__all__ = ["Router"]

@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Iterable
 from enum import StrEnum
 from typing import Protocol
+from xml.etree.ElementTree import Element
 
 from interlink.errors import StreamError
 from interlink.xmpp.jid import JID
@@ -36,7 +37,7 @@ class Session:
         "directed",
         "jid",
         "port",
-        "presence_payload_xml",
+        "presence_payload",
         "priority",
         "roster_requested",
     )
@@ -46,7 +47,7 @@ class Session:
         self.port = port
         self.available = False
         self.priority = 0
-        self.presence_payload_xml = ""
+        self.presence_payload: tuple[Element, ...] = ()
         self.roster_requested = False
         self.directed: set[JID] = set()
 

@@ -13,7 +13,6 @@ from interlink.net.driver import ConnectionGate, DriverLimits, Pending, StreamDr
 from interlink.xmpp.stream import ServerStream, StreamConfig
 
 log = logging.getLogger("interlink.c2s")
-READ_CHUNK_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -230,9 +230,9 @@ class StreamDriver:
             self.gate.leave()
         return self.stream.accept_bind(session.jid)
 
-    async def _closed(self, ev: StreamClosed) -> None:
+    def _closed(self, ev: StreamClosed) -> Pending | None:
         if ev.error is not None:
-            log.info(
+            (log.warning if ev.error.local else log.info)(
                 "stream error",
                 extra={
                     "peer": self.peer,
@@ -242,19 +242,24 @@ class StreamDriver:
             )
         self.flush()
         self.link.close()
-        await self._end_session()
+        return self._end_session()
 
     # -- connection lifecycle -----------------------------------------------------------------
     def connection_lost(self) -> None:
         if not self.stream.closed:
             self.stream.close()  # nobody to send it to; just mark the stream over
-        self.hub.ctx.spawn(self._end_session(), name=f"end {self.peer}")
+        pending = self._end_session()
+        if pending is not None:
+            self.hub.ctx.spawn(pending, name=f"end {self.peer}")
 
-    async def _end_session(self) -> None:
+    def _end_session(self) -> Pending | None:
+        """Leave the registry at once, so nothing more is routed to a dead connection; the
+        unavailable broadcast that may follow is returned to be awaited."""
         self._end()
         session, self.session = self.session, None
-        if session is not None:
-            await self.hub.session_ended(session)
+        if session is None:
+            return None
+        return self.hub.session_ended(session)
 
     def _end(self) -> None:
         if self._ended:

@@ -9,14 +9,14 @@ handles them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StanzaErrorType
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID, InvalidJID
-from interlink.xmpp.xml import escape_attr, escape_text, serialize
+from interlink.xmpp.xml import escape_attr, escape_text, serialize, split_qname
 
 _MESSAGE = ns.qname(ns.CLIENT, "message")
 _PRESENCE = ns.qname(ns.CLIENT, "presence")
@@ -89,8 +89,9 @@ class _Base:
 
     def payload_namespaces(self) -> Iterator[str]:
         for child in self.payload:
-            if child.tag[:1] == "{":
-                yield child.tag[1 : child.tag.index("}")]
+            child_ns = split_qname(child.tag)[0]
+            if child_ns is not None:
+                yield child_ns
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,15 +200,6 @@ def parse_stanza(el: Element) -> Stanza:
             )
         return Iq(to, from_, sid, lang, payload, itype)
     raise ValueError(f"not a stanza: {tag}")  # the stream filters these first
-
-
-def stanza_kind(el: Element) -> str:
-    """``message``, ``presence`` or ``iq`` for a stanza element."""
-    return el.tag[len(ns.CLIENT) + 2 :]
-
-
-def with_addresses(stanza: Stanza, *, from_: JID | None, to: JID | None) -> Stanza:
-    return replace(stanza, from_=from_, to=to)
 
 
 # -- serialization ---------------------------------------------------------------------------

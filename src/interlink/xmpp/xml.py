@@ -66,13 +66,6 @@ def serialize(el: Element, parent_ns: str | None = None) -> str:
     return "".join(out)
 
 
-def serialize_children(el: Element, parent_ns: str | None) -> str:
-    out: list[str] = []
-    for child in el:
-        _write(child, parent_ns, out)
-    return "".join(out)
-
-
 def _write(el: Element, parent_ns: str | None, out: list[str]) -> None:
     el_ns, local = split_qname(el.tag)
     out.append("<" + local)

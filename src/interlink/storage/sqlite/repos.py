@@ -116,6 +116,13 @@ class SqliteRoster:
             row = await cur.fetchone()
         return None if row is None else self._item(tuple(row))
 
+    async def count(self, owner: str) -> int:
+        async with self._db.conn.execute(
+            "SELECT COUNT(*) FROM roster WHERE owner = ?", (owner,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def put(self, owner: str, item: RosterItem) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(

@@ -1,0 +1,55 @@
+"""Settings: defaults, file plus overrides, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from interlink.config import load_settings
+from interlink.errors import ConfigError
+
+
+def test_defaults() -> None:
+    s = load_settings(None)
+    assert s.hub.domain == "localhost"
+    assert (s.net.host, s.net.c2s_port, s.net.c2s_tls_port, s.net.http_port) == (
+        "127.0.0.1",
+        5222,
+        5223,
+        5280,
+    )
+    assert s.limits.max_stanza_bytes == 256 * 1024
+    assert s.limits.offline_max_per_account == 1000
+    assert s.net.auth_timeout == 30.0
+
+
+def test_file_then_flags(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text('[hub]\ndomain = "hub.example"\n[net]\nc2s_port = 15222\nhttp_port = 15280\n')
+    s = load_settings(f, {"net": {"c2s_port": 25222, "http_port": None}})
+    assert s.hub.domain == "hub.example"
+    assert s.net.c2s_port == 25222  # the flag wins
+    assert s.net.http_port == 15280  # an absent flag leaves the file's value
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[net]\nc2s_port = 70000\n", "c2s_port"),
+        ("[limits]\nmax_stanza_bytes = 10\n", "max_stanza_bytes"),
+        ("[net]\nunknown_key = 1\n", "unknown_key"),
+        ("[net]\nhttp_tls = false\n", "net.http_tls = false needs net.require_tls = false"),
+        ("[storage]\nengine = 'mysql'\n", "engine"),
+    ],
+)
+def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(f)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "absent.toml")
