@@ -9,7 +9,7 @@ RFC 7622 §3.3.1, no control or whitespace characters, and each part at most 102
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 _LOCAL_FORBIDDEN = frozenset("\"&'/:<>@")
@@ -68,13 +68,22 @@ def _prep_resource(resource: str) -> str:
     return resource
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class JID:
-    """A parsed, normalised JID. ``str(jid)`` is its canonical form."""
+    """A parsed, normalised JID. ``str(jid)`` is its canonical form; equality and hashing use
+    it (JIDs are dictionary keys on every routed stanza's path)."""
 
     local: str | None
     domain: str
     resource: str | None
+    _text: str = field(init=False, repr=False, compare=False, hash=False)
+    _bare: JID | None = field(init=False, repr=False, compare=False, hash=False, default=None)
+
+    def __post_init__(self) -> None:
+        text = self.domain if self.local is None else f"{self.local}@{self.domain}"
+        if self.resource is not None:
+            text = f"{text}/{self.resource}"
+        object.__setattr__(self, "_text", text)  # str() is on every routed stanza's path
 
     @staticmethod
     def parse(text: str) -> JID:
@@ -90,11 +99,21 @@ class JID:
             _prep_resource(resource) if resource is not None else None,
         )
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JID) and other._text == self._text
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
     @property
     def bare(self) -> JID:
         if self.resource is None:
             return self
-        return JID(self.local, self.domain, None)
+        bare = self._bare
+        if bare is None:
+            bare = JID(self.local, self.domain, None)
+            object.__setattr__(self, "_bare", bare)
+        return bare
 
     @property
     def is_bare(self) -> bool:
@@ -104,8 +123,7 @@ class JID:
         return JID(self.local, self.domain, _prep_resource(resource))
 
     def __str__(self) -> str:
-        text = self.domain if self.local is None else f"{self.local}@{self.domain}"
-        return text if self.resource is None else f"{text}/{self.resource}"
+        return self._text
 
 
 _CACHED_LENGTH = 256

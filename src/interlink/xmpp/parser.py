@@ -128,6 +128,8 @@ class StreamParser:
         self._chunk = b""
         self._clean = False  # nothing but whitespace follows the last complete element
         self._top_has_content = False
+        self._last_end = -1
+        self._last_had_content = False
         self._new_expat()
         if framing is Framing.WEBSOCKET:
             self._feed_bytes(_SYNTHETIC_ROOT)
@@ -219,9 +221,12 @@ class StreamParser:
         self._chunk_start = self._consumed
         self._chunk = data
         was_clean, self._clean = self._clean, False
+        self._last_end = -1
         try:
             self._feed_bytes(data)
-            if was_clean and not data.strip():
+            if self._last_end >= 0:  # checked once per read, not per stanza
+                self._clean = self._only_space_after(self._last_end)
+            elif was_clean and not data.strip():
                 self._clean = True  # whitespace keepalives keep a clean boundary
             if self._clean and len(self._stack) == 1:
                 self._boundary = self._consumed  # whitespace between stanzas costs no budget
@@ -314,9 +319,10 @@ class StreamParser:
                     f"more than {self.limits.max_attributes} attributes on one element",
                 )
             )
-        tag = self._name(raw)
+        names = _NAMES
+        tag = names.get(raw) or self._name(raw)
         if attrs:
-            attrs = {self._name(k): v for k, v in attrs.items()}
+            attrs = {(names.get(k) or self._name(k)): v for k, v in attrs.items()}
         if depth == 0:
             el = Element(tag, attrs)
             self._stack.append(el)
@@ -347,7 +353,8 @@ class StreamParser:
             if size > self.limits.max_stanza_bytes:
                 raise _Stop(self._too_big())
             self._boundary = end
-            self._clean = self._only_space_after(end)
+            self._last_end = end
+            self._last_had_content = self._top_has_content
             if self.framing is Framing.WEBSOCKET and el.tag == WS_OPEN:
                 self._events.append(StreamHeader(el.tag, dict(el.attrib)))
             elif self.framing is Framing.WEBSOCKET and el.tag == WS_CLOSE:
@@ -365,10 +372,10 @@ class StreamParser:
         chunk = self._chunk
         if pos < 2 or pos > len(chunk):
             return False  # the tag straddles chunks: do not guess
-        if not self._top_has_content and chunk[pos - 2 : pos] == b"/>":
-            return not chunk[pos:].strip()
+        if not self._last_had_content and chunk[pos - 2 : pos] == b"/>":
+            return len(chunk.rstrip()) == pos
         close = chunk.find(b">", pos)  # an end tag holds no quotes, so its first '>' ends it
-        return close >= 0 and not chunk[close + 1 :].strip()
+        return close >= 0 and len(chunk.rstrip()) == close + 1
 
     def _header_ends_chunk(self, start: int) -> bool:
         """Whether the stream header starting at ``start`` ends the current chunk (but for

@@ -146,15 +146,17 @@ def _jid_attr(el: Element, name: str) -> JID | None:
         ) from None
 
 
-def parse_stanza(el: Element) -> Stanza:
+def parse_stanza(el: Element, *, from_: JID | None = None) -> Stanza:
     """Build a typed stanza from a top-level element in the ``jabber:client`` namespace.
 
-    Raises :class:`StanzaError` (``jid-malformed`` or ``bad-request``) for an invalid stanza whose
-    kind is still known, so that an error reply can be addressed.
+    ``from_``, when given, is the stamped sender and replaces the attribute. Raises
+    :class:`StanzaError` (``jid-malformed`` or ``bad-request``) for an invalid stanza whose kind
+    is still known, so that an error reply can be addressed.
     """
     tag = el.tag
     to = _jid_attr(el, "to")
-    from_ = _jid_attr(el, "from")
+    if from_ is None:
+        from_ = _jid_attr(el, "from")
     sid = el.get("id")
     lang = el.get(ns.XML_LANG)
     payload = tuple(el)

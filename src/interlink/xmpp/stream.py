@@ -34,7 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import Enum, auto
 from xml.etree.ElementTree import Element
 
@@ -581,12 +581,12 @@ class ServerStream:
             )
             return
         try:
-            stanza = parse_stanza(el)
+            stanza = parse_stanza(el, from_=jid)  # the hub stamps 'from' (RFC 6120 §8.1.2.1)
         except StanzaError as err:
             if el.get("type") != "error":
                 self._out.append(_error_reply_xml(el, err, jid, self.content_ns))
             return
-        events.append(StanzaReceived(_stamp(stanza, jid), size))
+        events.append(StanzaReceived(stanza, size))
 
     # -- closing ------------------------------------------------------------------------------
     def close(self, error: StreamError | None = None) -> list[StreamEvent]:
@@ -613,10 +613,6 @@ class ServerStream:
         if self.framing is Framing.TCP:
             return f"<stream:error>{inner}</stream:error>"
         return f'<stream:error xmlns:stream="{ns.STREAM}">{inner}</stream:error>'
-
-
-def _stamp(stanza: Stanza, jid: JID) -> Stanza:
-    return replace(stanza, from_=jid)
 
 
 def _error_reply_xml(el: Element, err: StanzaError, jid: JID, content_ns: str | None) -> str:
