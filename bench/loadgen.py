@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import json
 import math
 import os
@@ -45,7 +46,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import scramp
 
@@ -90,6 +91,31 @@ main()
 
 class BenchError(Exception):
     pass
+
+
+class GcWatch:
+    """The generator's own gc pauses, so that its stalls are not taken for the hub's."""
+
+    pauses: ClassVar[list[tuple[float, float]]] = []  # (monotonic start, milliseconds)
+    _start = 0.0
+
+    @classmethod
+    def install(cls) -> None:
+        gc.callbacks.append(cls._callback)
+
+    @classmethod
+    def _callback(cls, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            cls._start = time.monotonic()
+        else:
+            ms = (time.monotonic() - cls._start) * 1000
+            if ms > 0.5:
+                cls.pauses.append((cls._start, ms))
+
+    @classmethod
+    def since(cls, t0: float) -> dict[str, Any]:
+        ms = [p for t, p in cls.pauses if t >= t0]
+        return {"pauses_over_2ms": sum(1 for p in ms if p > 2), "max_pause_ms": max(ms, default=0)}
 
 
 # -- the hub subprocess ------------------------------------------------------------------------
@@ -508,6 +534,10 @@ async def login_all(
         for c in clients:
             c.close()
         raise BenchError(f"{len(failures)} of {count} logins failed; first: {failures[0]!r}")
+    # The connections live for the whole run: keep the collector from rescanning them (a full
+    # collection over thousands of objects would stall the generator for milliseconds).
+    gc.collect()
+    gc.freeze()
     return clients, took
 
 
@@ -571,6 +601,7 @@ class Sampler:
             "hub_cpu_pct": round(100 * (self.hub.cpu_seconds() - self.hub0) / wall, 1),
             "generator_cpu_pct": round(100 * (time.process_time() - self.gen0) / wall, 1),
             "steal_pct": steal,
+            "generator_gc": GcWatch.since(self.t0),
         }
 
 
@@ -669,6 +700,7 @@ async def run_flood(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
 async def run_paced(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]:
     n = args.connections
     hub = await start_hub(opts, n)
+    spy: subprocess.Popen[bytes] | None = None
     try:
         stats = Stats(n)
         clients, login_s = await login_all(hub.port, n, args.login_concurrency, stats)
@@ -693,6 +725,14 @@ async def run_paced(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
                 if sent == warm:
                     t_warm = monotonic_ns()
                     sampler = Sampler(hub)
+                    if opts.profile == "py-spy":
+                        spy = start_py_spy(
+                            hub,
+                            args.duration,
+                            args.profile_out,
+                            args.profile_rate,
+                            args.profile_blocking,
+                        )
                 clients[sent % n].send_burst(1)
                 sent += 1
             await asyncio.sleep(tick)
@@ -728,9 +768,17 @@ async def run_paced(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
             **cpu,
         }
         close_all(clients)
+        if spy is not None:
+            result["profile"] = finish_py_spy(spy, args.profile_out, args.profile_top)
         return result
     finally:
+        if spy is not None and spy.poll() is None:
+            spy.kill()
         await stop_hub(hub, opts)
+        if hub.cprofile_path is not None and args.profile_out:
+            print(summarize_cprofile(hub.cprofile_path, args.profile_out, args.profile_top))
+            if not opts.keep_data:
+                shutil.rmtree(hub.data_dir, ignore_errors=True)
 
 
 async def run_idle(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]:
@@ -1264,7 +1312,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile",
         default="none",
         choices=["none", "py-spy", "cprofile"],
-        help="flood: profile the hub (py-spy over the measured window, or cProfile whole run)",
+        help="flood/paced: profile the hub (py-spy: the measured window; cProfile: whole run)",
     )
     p.add_argument("--profile-out", default=None, help="profile output path prefix")
     p.add_argument("--profile-top", type=int, default=30, help="rows in profile tables [30]")
@@ -1294,15 +1342,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 2.0 if args.mode == "flood" else 1.0
     if args.connections < 2:
         p.error("--connections must be at least 2")
-    if args.profile != "none" and args.mode != "flood":
-        p.error("--profile applies to flood runs")
+    if args.profile != "none" and args.mode not in ("flood", "paced"):
+        p.error("--profile applies to flood and paced runs")
     if args.profile != "none" and args.profile_out is None:
-        args.profile_out = str(Path(args.results_dir) / f"profile-flood-{args.profile}")
+        args.profile_out = str(Path(args.results_dir) / f"profile-{args.mode}-{args.profile}")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    GcWatch.install()
     raise_fd_limit(max(4096, 2 * (args.connections or 1000) + 1024))
     try:
         import uvloop
