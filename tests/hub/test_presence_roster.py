@@ -42,6 +42,15 @@ async def get_roster(c: Client) -> list[tuple[str, str, str | None, str | None]]
     ]
 
 
+async def roster_set(client: Client, body: str) -> str:
+    """Send one roster set; ``ok`` or the error condition."""
+    await client.send(
+        f"<iq xmlns='jabber:client' type='set' id='x'><query xmlns='jabber:iq:roster'>{body}</query></iq>"
+    )
+    (res,) = [el for el in client.take() if el.get("id") == "x"]
+    return "ok" if res.get("type") == "result" else res[0][0].tag.rsplit("}", 1)[1]
+
+
 async def subscribe_both(kit: HubKit, a: Client, b: Client) -> None:
     await a.send("<presence xmlns='jabber:client' to='bob@hub.test' type='subscribe'/>")
     await b.send("<presence xmlns='jabber:client' to='alice@hub.test' type='subscribed'/>")
@@ -79,32 +88,27 @@ async def test_roster_errors() -> None:
         a = await kit.connect("alice", "a")
         a.take()
 
-        async def set_item(body: str) -> str:
-            await a.send(
-                f"<iq xmlns='jabber:client' type='set' id='x'><query xmlns='jabber:iq:roster'>{body}</query></iq>"
-            )
-            (res,) = [el for el in a.take() if el.get("id") == "x"]
-            if res.get("type") == "result":
-                return "ok"
-            return res[0][0].tag.rsplit("}", 1)[1]
-
-        assert await set_item("") == "bad-request"
-        assert await set_item("<item jid='x@hub.test'/><item jid='y@hub.test'/>") == "bad-request"
-        assert await set_item("<item jid='@@'/>") == "bad-request"
+        assert await roster_set(a, "") == "bad-request"
         assert (
-            await set_item("<item jid='x@hub.test'><group>a</group><group>a</group></item>")
+            await roster_set(a, "<item jid='x@hub.test'/><item jid='y@hub.test'/>") == "bad-request"
+        )
+        assert await roster_set(a, "<item jid='@@'/>") == "bad-request"
+        assert (
+            await roster_set(a, "<item jid='x@hub.test'><group>a</group><group>a</group></item>")
             == "bad-request"
         )
-        assert await set_item("<item jid='x@hub.test'><group></group></item>") == "not-acceptable"
         assert (
-            await set_item("<item jid='nobody@hub.test' subscription='remove'/>")
+            await roster_set(a, "<item jid='x@hub.test'><group></group></item>") == "not-acceptable"
+        )
+        assert (
+            await roster_set(a, "<item jid='nobody@hub.test' subscription='remove'/>")
             == "item-not-found"
         )
         # roster size limit, at the boundary
-        assert await set_item("<item jid='one@hub.test'/>") == "ok"
-        assert await set_item("<item jid='two@hub.test'/>") == "ok"
-        assert await set_item("<item jid='two@hub.test' name='updating is fine'/>") == "ok"
-        assert await set_item("<item jid='three@hub.test'/>") == "not-allowed"
+        assert await roster_set(a, "<item jid='one@hub.test'/>") == "ok"
+        assert await roster_set(a, "<item jid='two@hub.test'/>") == "ok"
+        assert await roster_set(a, "<item jid='two@hub.test' name='updating is fine'/>") == "ok"
+        assert await roster_set(a, "<item jid='three@hub.test'/>") == "not-allowed"
 
 
 async def test_subscription_request_approval_and_presence_flow() -> None:
@@ -276,21 +280,17 @@ async def test_roster_name_and_group_limits_at_the_boundary() -> None:
         a = await kit.connect("alice", "a")
         a.take()
 
-        async def set_item(body: str) -> str:
-            await a.send(
-                f"<iq xmlns='jabber:client' type='set' id='x'><query xmlns='jabber:iq:roster'>{body}</query></iq>"
-            )
-            (res,) = [el for el in a.take() if el.get("id") == "x"]
-            return "ok" if res.get("type") == "result" else res[0][0].tag.rsplit("}", 1)[1]
-
-        assert await set_item("<item jid='b@hub.test' name='0123456789'/>") == "ok"
-        assert await set_item("<item jid='b@hub.test' name='0123456789X'/>") == "not-acceptable"
+        assert await roster_set(a, "<item jid='b@hub.test' name='0123456789'/>") == "ok"
         assert (
-            await set_item("<item jid='b@hub.test'><group>1</group><group>2</group></item>") == "ok"
+            await roster_set(a, "<item jid='b@hub.test' name='0123456789X'/>") == "not-acceptable"
         )
         assert (
-            await set_item(
-                "<item jid='b@hub.test'><group>1</group><group>2</group><group>3</group></item>"
+            await roster_set(a, "<item jid='b@hub.test'><group>1</group><group>2</group></item>")
+            == "ok"
+        )
+        assert (
+            await roster_set(
+                a, "<item jid='b@hub.test'><group>1</group><group>2</group><group>3</group></item>"
             )
             == "not-acceptable"
         )
