@@ -133,11 +133,15 @@ class StanzaError(XmppError):
         text: str = "",
         *,
         type_: StanzaErrorType | None = None,
+        app_condition: str | None = None,
     ) -> None:
         super().__init__(f"{condition}: {text}" if text else str(condition))
         self.condition = condition
         self.text = text
         self.type = type_ or condition.default_type
+        # An application-specific condition element in Clark notation (RFC 6120 §8.3.2), e.g.
+        # "{http://jabber.org/protocol/pubsub#errors}precondition-not-met".
+        self.app_condition = app_condition
 
 
 class SaslCondition(StrEnum):

@@ -26,6 +26,9 @@ class HubSettings:
     max_roster_name_length: int = 1023
     max_roster_groups: int = 64
     write_stall_timeout: float = 30.0  # a reader this slow during an offline drain is dropped
+    pep_max_nodes: int = 256  # per account
+    pep_max_items: int = 256  # per node; what "max" means in publish options
+    pep_max_item_bytes: int = 128 * 1024  # one serialized item payload
 
     def __post_init__(self) -> None:
         for name in ("offline_max_per_account", "offline_drain_batch", "max_roster_items"):
@@ -76,6 +79,7 @@ class HubContext:
         self.sessions = SessionRegistry()
         # Roster changes read, decide and write; one owner's changes must not interleave.
         self.roster_locks = KeyedLock()
+        self.pep_locks = KeyedLock()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

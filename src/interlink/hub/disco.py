@@ -7,7 +7,28 @@ from xml.etree.ElementTree import Element
 from interlink import __version__
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.xmpp import ns
+from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType
+
+PEP_FEATURES = tuple(
+    ns.PUBSUB + "#" + f
+    for f in (
+        "publish",
+        "publish-options",
+        "auto-create",
+        "retrieve-items",
+        "retract-items",
+        "delete-nodes",
+        "config-node",
+        "persistent-items",
+        "access-open",
+        "access-presence",
+        "access-whitelist",
+        "subscribe",
+        "last-published",
+        "filtered-notifications",
+    )
+)
 
 DISCO_INFO = ns.qname(ns.DISCO_INFO, "query")
 DISCO_ITEMS = ns.qname(ns.DISCO_ITEMS, "query")
@@ -22,7 +43,7 @@ SERVER_FEATURES = (
     ns.ROSTER,
     "msgoffline",  # XEP-0160: offline messages are stored
 )
-ACCOUNT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING)
+ACCOUNT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, ns.PUBSUB, *PEP_FEATURES)
 
 
 def _no_node(query: Element) -> None:
@@ -74,15 +95,30 @@ def server_query(iq: Iq) -> Element | None:
     raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
 
+def node_items(account: JID, nodes: list[str]) -> Element:
+    result = Element(DISCO_ITEMS)
+    for node in nodes:
+        result.append(
+            Element(ns.qname(ns.DISCO_ITEMS, "item"), {"jid": str(account), "node": node})
+        )
+    return result
+
+
 def account_query(iq: Iq) -> Element | None:
     """Requests the server answers on behalf of an account's bare JID (RFC 6121 §8.5.1)."""
     query = iq.query
     assert query is not None
     if iq.type is IqType.GET:
         if query.tag == DISCO_INFO:
-            return info(
+            result = info(
                 query, category="account", type_="registered", name="", features=ACCOUNT_FEATURES
             )
+            # XEP-0163 §6: the account is also a PEP service.
+            result.insert(
+                1,
+                Element(ns.qname(ns.DISCO_INFO, "identity"), {"category": "pubsub", "type": "pep"}),
+            )
+            return result
         if query.tag == DISCO_ITEMS:
             return items(query)
         if query.tag == PING:

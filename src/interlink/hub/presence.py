@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from interlink.hub.caps import CapsService
 from interlink.hub.context import HubContext
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.roster import RosterService, subscription_after
@@ -25,10 +26,13 @@ def _presence(type_: PresenceType, from_: JID, to: JID | None) -> Presence:
 
 
 class PresenceService:
-    def __init__(self, ctx: HubContext, roster: RosterService, offline: OfflineDelivery) -> None:
+    def __init__(
+        self, ctx: HubContext, roster: RosterService, offline: OfflineDelivery, caps: CapsService
+    ) -> None:
         self._ctx = ctx
         self._roster = roster
         self._offline = offline
+        self._caps = caps
         self._leaving: dict[JID, asyncio.Task[None]] = {}
         roster.presence = self
 
@@ -73,6 +77,7 @@ class PresenceService:
                 await self._deliver_pending_requests(session)
             if session.priority >= 0 and (first or was_negative):
                 self._offline.start_drain(session.jid.bare)
+            self._caps.on_presence(session, presence)
         elif presence.type is PresenceType.UNAVAILABLE:
             await self.go_unavailable(session, presence)
 

@@ -17,8 +17,10 @@ from typing import Any
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub import disco
+from interlink.hub.caps import CapsService
 from interlink.hub.context import HubContext
 from interlink.hub.offline import OfflineDelivery
+from interlink.hub.pep import PUBSUB, PUBSUB_OWNER, PepService
 from interlink.hub.presence import PresenceService
 from interlink.hub.roster import QUERY as ROSTER_QUERY
 from interlink.hub.roster import RosterService
@@ -26,6 +28,7 @@ from interlink.hub.session import Session
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
+    IqType,
     Message,
     MessageType,
     Presence,
@@ -45,7 +48,9 @@ class Router:
         self.ctx = ctx
         self.offline = OfflineDelivery(ctx)
         self.roster = RosterService(ctx)
-        self.presence = PresenceService(ctx, self.roster, self.offline)
+        self.caps = CapsService(ctx)
+        self.presence = PresenceService(ctx, self.roster, self.offline, self.caps)
+        self.pep = PepService(ctx, self.caps)
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         """Handle one stanza from ``session`` (its ``from`` already stamped by the stream)."""
@@ -124,6 +129,10 @@ class Router:
             assert query is not None
             if query.tag == ROSTER_QUERY:
                 return self._guard(session, iq, self.roster.handle_iq(session, iq))
+            if query.tag in (PUBSUB, PUBSUB_OWNER):
+                return self._guard(session, iq, self.pep.handle_iq(session, iq, own))
+            if query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
+                return self._guard(session, iq, self._account_items(session, iq, own))
             self._answer(session, iq, disco.account_query(iq))
             return None
         if to.domain != ctx.domain.domain:
@@ -138,6 +147,8 @@ class Router:
                 self._answer(session, iq, disco.server_query(iq))
             elif iq.type.is_request:
                 raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            else:
+                self.caps.on_response(session, iq)  # answers to the hub's own queries
             return None
         if to.resource is not None:
             target = ctx.sessions.get(to)
@@ -149,6 +160,9 @@ class Router:
             return None
         if not iq.type.is_request:
             return None
+        query = iq.query
+        if query is not None and query.tag in (PUBSUB, PUBSUB_OWNER):
+            return self._guard(session, iq, self.pep.handle_iq(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:
@@ -157,7 +171,20 @@ class Router:
         item = await self.ctx.storage.roster.get(str(account), str(session.jid.bare))
         if item is None or not item.subscription.has_from:
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        query = iq.query
+        if query is not None and query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
+            await self._account_items(session, iq, account)
+            return
         self._answer(session, iq, disco.account_query(iq))
+
+    async def _account_items(self, session: Session, iq: Iq, account: JID) -> None:
+        """disco#items on an account lists the PEP nodes the requester may read."""
+        query = iq.query
+        assert query is not None
+        if query.get("node"):
+            raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such node")
+        nodes = await self.pep.node_items_for_disco(session.jid.bare, account)
+        self._answer(session, iq, disco.node_items(account, nodes))
 
     def _answer(self, session: Session, iq: Iq, payload: Any) -> None:
         if payload is None:

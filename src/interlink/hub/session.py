@@ -34,7 +34,9 @@ class SessionPort(Protocol):
 class Session:
     __slots__ = (
         "available",
+        "caps_ver",
         "directed",
+        "features",
         "jid",
         "port",
         "presence_payload",
@@ -50,6 +52,12 @@ class Session:
         self.presence_payload: tuple[Element, ...] = ()
         self.roster_requested = False
         self.directed: set[JID] = set()
+        self.caps_ver = ""  # XEP-0115 verification string of the client's announced features
+        self.features: frozenset[str] = frozenset()
+
+    def wants_notify(self, node: str) -> bool:
+        """The client asked for PEP notifications of ``node`` (XEP-0163 §4.3)."""
+        return node + "+notify" in self.features
 
     def deliver(self, stanza: Stanza) -> None:
         self.port.write_xml(to_xml(stanza, None))

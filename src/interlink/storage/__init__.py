@@ -8,10 +8,14 @@ its own package.
 from __future__ import annotations
 
 from interlink.storage.repositories import (
+    AccessModel,
     AccountRepository,
     OfflineMessage,
     OfflineRepository,
     PendingSubscription,
+    PepItem,
+    PepNodeConfig,
+    PepRepository,
     RosterItem,
     RosterRepository,
     ServerStateRepository,
@@ -20,10 +24,14 @@ from interlink.storage.repositories import (
 )
 
 __all__ = [
+    "AccessModel",
     "AccountRepository",
     "OfflineMessage",
     "OfflineRepository",
     "PendingSubscription",
+    "PepItem",
+    "PepNodeConfig",
+    "PepRepository",
     "RosterItem",
     "RosterRepository",
     "ServerStateRepository",

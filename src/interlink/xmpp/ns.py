@@ -21,6 +21,12 @@ VERSION = "jabber:iq:version"
 DELAY = "urn:xmpp:delay"
 CHATSTATES = "http://jabber.org/protocol/chatstates"
 HINTS = "urn:xmpp:hints"
+PUBSUB = "http://jabber.org/protocol/pubsub"
+PUBSUB_EVENT = "http://jabber.org/protocol/pubsub#event"
+PUBSUB_OWNER = "http://jabber.org/protocol/pubsub#owner"
+PUBSUB_ERRORS = "http://jabber.org/protocol/pubsub#errors"
+DATA_FORMS = "jabber:x:data"
+CAPS = "http://jabber.org/protocol/caps"
 
 XML_LANG = "{" + XML + "}lang"
 

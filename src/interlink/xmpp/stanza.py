@@ -254,6 +254,8 @@ def error_element(error: StanzaError) -> Element:
         text = Element(ns.qname(ns.STANZAS_ERR, "text"), {ns.XML_LANG: "en"})
         text.text = error.text
         el.append(text)
+    if error.app_condition:
+        el.append(Element(error.app_condition))
     return el
 
 

@@ -58,6 +58,17 @@ def element(
     return el
 
 
+def parse_fragment(xml: str) -> Element:
+    """Parse one element serialized by :func:`serialize` (e.g. read back from storage), with the
+    same restricted parser that reads the network."""
+    from interlink.xmpp.parser import ElementReceived, Framing, StreamParser
+
+    events = StreamParser(framing=Framing.WEBSOCKET).feed_frame(xml.encode())
+    if len(events) != 1 or not isinstance(events[0], ElementReceived):
+        raise ValueError(f"not one well-formed element: {events}")
+    return events[0].element
+
+
 def serialize(el: Element, parent_ns: str | None = None) -> str:
     """Serialize ``el`` as it would appear inside an element whose default namespace is
     ``parent_ns``."""

@@ -24,6 +24,7 @@ from interlink.errors import StorageError
 from interlink.storage.sqlite.repos import (
     SqliteAccounts,
     SqliteOffline,
+    SqlitePep,
     SqliteRoster,
     SqliteServerState,
 )
@@ -75,6 +76,7 @@ class SqliteStorage:
         self.roster = SqliteRoster(db)
         self.offline = SqliteOffline(db)
         self.server_state = SqliteServerState(db)
+        self.pep = SqlitePep(db)
 
     async def close(self) -> None:
         await self.db.conn.close()

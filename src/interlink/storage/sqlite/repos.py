@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING
 
 from interlink.errors import AccountExistsError, AccountNotFoundError
 from interlink.storage.repositories import (
+    AccessModel,
     OfflineMessage,
     PendingSubscription,
+    PepItem,
+    PepNodeConfig,
     RosterItem,
     Subscription,
 )
@@ -223,3 +226,136 @@ class SqliteServerState:
                 "INSERT INTO server_state (name, value) VALUES (?, ?)", (name, value)
             )
             return value
+
+
+class SqlitePep:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    @staticmethod
+    def _config(row: tuple[object, ...]) -> PepNodeConfig:
+        access, max_items, persist = row
+        return PepNodeConfig(AccessModel(str(access)), int(str(max_items)), bool(persist))
+
+    async def node(self, owner: str, node: str) -> PepNodeConfig | None:
+        async with self._db.conn.execute(
+            "SELECT access_model, max_items, persist_items FROM pep_nodes "
+            "WHERE owner = ? AND node = ?",
+            (owner, node),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else self._config(tuple(row))
+
+    async def nodes(self, owner: str) -> list[tuple[str, PepNodeConfig]]:
+        async with self._db.conn.execute(
+            "SELECT node, access_model, max_items, persist_items FROM pep_nodes "
+            "WHERE owner = ? ORDER BY node",
+            (owner,),
+        ) as cur:
+            return [(str(r[0]), self._config(tuple(r[1:]))) for r in await cur.fetchall()]
+
+    async def node_count(self, owner: str) -> int:
+        async with self._db.conn.execute(
+            "SELECT COUNT(*) FROM pep_nodes WHERE owner = ?", (owner,)
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def configure(self, owner: str, node: str, config: PepNodeConfig, now: float) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO pep_nodes (owner, node, access_model, max_items, persist_items, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner, node) DO UPDATE SET "
+                "access_model = excluded.access_model, max_items = excluded.max_items, "
+                "persist_items = excluded.persist_items",
+                (
+                    owner,
+                    node,
+                    str(config.access_model),
+                    config.max_items,
+                    int(config.persist_items),
+                    now,
+                ),
+            )
+            await self._trim(owner, node, config.max_items)
+
+    async def _trim(self, owner: str, node: str, keep: int) -> None:
+        await self._db.conn.execute(
+            "DELETE FROM pep_items WHERE owner = ? AND node = ? AND seq NOT IN "
+            "(SELECT seq FROM pep_items WHERE owner = ? AND node = ? ORDER BY seq DESC LIMIT ?)",
+            (owner, node, owner, node, keep),
+        )
+
+    async def publish(self, owner: str, node: str, item: PepItem) -> None:
+        async with self._db.transaction() as conn:
+            async with conn.execute(
+                "SELECT max_items, COALESCE((SELECT MAX(seq) FROM pep_items "
+                "WHERE owner = ? AND node = ?), 0) FROM pep_nodes WHERE owner = ? AND node = ?",
+                (owner, node, owner, node),
+            ) as cur:
+                row = await cur.fetchone()
+            assert row is not None, "publish to a node that does not exist"
+            max_items, seq = int(row[0]), int(row[1])
+            await conn.execute(
+                "INSERT OR REPLACE INTO pep_items (owner, node, item_id, payload, published_at, "
+                "seq) VALUES (?, ?, ?, ?, ?, ?)",
+                (owner, node, item.id, item.payload, item.published_at, seq + 1),
+            )
+            await self._trim(owner, node, max_items)
+
+    async def retract(self, owner: str, node: str, item_id: str) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM pep_items WHERE owner = ? AND node = ? AND item_id = ?",
+                (owner, node, item_id),
+            )
+            return cur.rowcount > 0
+
+    async def items(
+        self, owner: str, node: str, *, ids: Sequence[str] = (), newest: int | None = None
+    ) -> list[PepItem]:
+        if ids:
+            sql = (
+                "SELECT item_id, payload, published_at FROM pep_items WHERE owner = ? AND "
+                "node = ? AND item_id IN (SELECT value FROM json_each(?)) ORDER BY seq"
+            )
+            params: tuple[object, ...] = (owner, node, json.dumps(list(ids)))
+        else:
+            sql = (
+                "SELECT item_id, payload, published_at FROM (SELECT * FROM pep_items "
+                "WHERE owner = ? AND node = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+            )
+            params = (owner, node, -1 if newest is None else newest)
+        async with self._db.conn.execute(sql, params) as cur:
+            return [PepItem(str(r[0]), str(r[1]), float(r[2])) for r in await cur.fetchall()]
+
+    async def delete_node(self, owner: str, node: str) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM pep_nodes WHERE owner = ? AND node = ?", (owner, node)
+            )
+            return cur.rowcount > 0
+
+    async def subscribe(self, owner: str, node: str, subscriber: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR IGNORE INTO pep_subscriptions (owner, node, subscriber) "
+                "VALUES (?, ?, ?)",
+                (owner, node, subscriber),
+            )
+
+    async def unsubscribe(self, owner: str, node: str, subscriber: str) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM pep_subscriptions WHERE owner = ? AND node = ? AND subscriber = ?",
+                (owner, node, subscriber),
+            )
+            return cur.rowcount > 0
+
+    async def subscribers(self, owner: str, node: str) -> list[str]:
+        async with self._db.conn.execute(
+            "SELECT subscriber FROM pep_subscriptions WHERE owner = ? AND node = ? "
+            "ORDER BY subscriber",
+            (owner, node),
+        ) as cur:
+            return [str(r[0]) for r in await cur.fetchall()]
