@@ -32,7 +32,8 @@ def with_pep(client: Xmpp, interests: list[str]) -> asyncio.Queue[Any]:
 
 
 def open_options(client: Xmpp) -> Any:
-    form = client.client.plugin["xep_0004"].make_form(ftype="submit")
+    forms: Any = client.client.plugin["xep_0004"]  # slixmpp's plugins are untyped
+    form = forms.make_form(ftype="submit")
     form.add_field(
         var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#publish-options"
     )
@@ -61,7 +62,7 @@ async def test_omemo_device_lists_and_bundles_through_pep(tmp_path: Path) -> Non
                     break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.3)  # caps exchange
-            pubsub = alice.client.plugin["xep_0060"]
+            pubsub: Any = alice.client.plugin["xep_0060"]
             own = JID(f"alice@{DOMAIN}")
             for node, item_id, xml in (
                 (
@@ -107,7 +108,7 @@ async def test_omemo_device_lists_and_bundles_through_pep(tmp_path: Path) -> Non
             assert [d.get("id") for d in devices] == ["1", "2"]
             assert str(got[OMEMO2_DEVICES]["from"]) == f"alice@{DOMAIN}"
             # Bob fetches the bundles he needs.
-            bobsub = bob.client.plugin["xep_0060"]
+            bobsub: Any = bob.client.plugin["xep_0060"]
             result = await bobsub.get_items(own, OMEMO2_BUNDLES, item_ids=["1"], timeout=TIMEOUT)
             bundle = result["pubsub"]["items"]["item"]["payload"]
             assert len(bundle.find("{urn:xmpp:omemo:2}prekeys")) == 100
