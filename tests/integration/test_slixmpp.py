@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from slixmpp import JID
 
@@ -123,3 +124,31 @@ async def test_roster_and_subscriptions(tmp_path: Path) -> None:
         finally:
             await alice.close()
             await bob.close()
+
+
+async def test_carbons_with_slixmpp(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        phone = Xmpp(f"alice@{DOMAIN}/phone", "pw", certs)
+        laptop = Xmpp(f"alice@{DOMAIN}/laptop", "pw", certs)
+        bob = Xmpp(f"bob@{DOMAIN}/b", "pw", certs)
+        received: asyncio.Queue[Any] = asyncio.Queue()
+        sent: asyncio.Queue[Any] = asyncio.Queue()
+        laptop.client.register_plugin("xep_0280")
+        laptop.client.add_event_handler("carbon_received", received.put_nowait)
+        laptop.client.add_event_handler("carbon_sent", sent.put_nowait)
+        for x in (phone, laptop, bob):
+            await x.login(server.ports["c2s-starttls"])
+        try:
+            carbons: Any = laptop.client.plugin["xep_0280"]
+            await carbons.enable(timeout=5)
+            bob.send_chat(f"alice@{DOMAIN}/phone", "to the phone")
+            assert (await phone.next_message())["body"] == "to the phone"
+            copy = await asyncio.wait_for(received.get(), 5)
+            assert copy["carbon_received"]["body"] == "to the phone"
+            phone.send_chat(f"bob@{DOMAIN}", "from the phone")
+            assert (await bob.next_message())["body"] == "from the phone"
+            copy = await asyncio.wait_for(sent.get(), 5)
+            assert copy["carbon_sent"]["body"] == "from the phone"
+        finally:
+            for x in (phone, laptop, bob):
+                await x.close()

@@ -42,6 +42,7 @@ SERVER_FEATURES = (
     ns.VERSION,
     ns.ROSTER,
     "msgoffline",  # XEP-0160: offline messages are stored
+    "urn:xmpp:carbons:2",  # XEP-0280
 )
 ACCOUNT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, ns.PUBSUB, *PEP_FEATURES)
 

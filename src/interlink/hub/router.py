@@ -16,8 +16,9 @@ from collections.abc import Coroutine
 from typing import Any
 
 from interlink.errors import StanzaError, StanzaErrorCondition
-from interlink.hub import disco
+from interlink.hub import carbons, disco
 from interlink.hub.caps import CapsService
+from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.pep import PUBSUB, PUBSUB_OWNER, PepService
@@ -51,6 +52,7 @@ class Router:
         self.caps = CapsService(ctx)
         self.presence = PresenceService(ctx, self.roster, self.offline, self.caps)
         self.pep = PepService(ctx, self.caps)
+        self.carbons = Carbons(ctx.sessions)
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         """Handle one stanza from ``session`` (its ``from`` already stamped by the stream)."""
@@ -93,10 +95,12 @@ class Router:
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
         xml = to_xml(msg, None)
         mtype = msg.type
+        self.carbons.sent(msg, xml, session)
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
                 target.deliver_xml(xml)
+                self.carbons.received(msg, xml, to.bare, (target,))
                 return None
             if mtype is MessageType.HEADLINE:
                 return None  # RFC 6121 §8.5.3.2.1: no such resource, silently ignored
@@ -114,6 +118,7 @@ class Router:
             if targets:
                 for target in targets:
                     target.deliver_xml(xml)
+                self.carbons.received(msg, xml, bare, targets)
                 return None
         return self._guard(session, msg, self.offline.accept(msg, xml, bare))
 
@@ -131,6 +136,10 @@ class Router:
                 return self._guard(session, iq, self.roster.handle_iq(session, iq))
             if query.tag in (PUBSUB, PUBSUB_OWNER):
                 return self._guard(session, iq, self.pep.handle_iq(session, iq, own))
+            if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
+                self.carbons.enable(session, query.tag == carbons.ENABLE)
+                session.deliver(iq_result(iq, from_=None))
+                return None
             if query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
                 return self._guard(session, iq, self._account_items(session, iq, own))
             self._answer(session, iq, disco.account_query(iq))
@@ -194,6 +203,7 @@ class Router:
 
     # -- session lifecycle --------------------------------------------------------------------
     def session_ended(self, session: Session) -> Pending | None:
+        self.carbons.forget(session)
         if self.ctx.sessions.remove(session) and session.available:
             return self.presence.go_unavailable(session)
         return None

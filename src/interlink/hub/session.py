@@ -35,6 +35,7 @@ class Session:
     __slots__ = (
         "available",
         "caps_ver",
+        "carbons",
         "directed",
         "features",
         "jid",
@@ -52,6 +53,7 @@ class Session:
         self.presence_payload: tuple[Element, ...] = ()
         self.roster_requested = False
         self.directed: set[JID] = set()
+        self.carbons = False  # XEP-0280 enabled on this resource
         self.caps_ver = ""  # XEP-0115 verification string of the client's announced features
         self.features: frozenset[str] = frozenset()
 
