@@ -1,0 +1,26 @@
+"""The Interlink SDK: an async client for both sides of the interop boundary.
+
+``InterlinkClient`` connects through slixmpp, encrypts every message with the Signal Protocol as
+OMEMO (python-omemo: ``urn:xmpp:omemo:2`` with Stanza Content Encryption by default, the legacy
+``eu.siacs.conversations.axolotl`` towards peers that only have it) and yields typed events.
+"""
+
+from __future__ import annotations
+
+from interlink.client.client import InterlinkClient
+from interlink.client.events import (
+    ClientEvent,
+    DecryptionFailed,
+    DeviceListChanged,
+    KeyChanged,
+    TextMessage,
+)
+
+__all__ = [
+    "ClientEvent",
+    "DecryptionFailed",
+    "DeviceListChanged",
+    "InterlinkClient",
+    "KeyChanged",
+    "TextMessage",
+]

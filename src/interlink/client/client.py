@@ -1,0 +1,333 @@
+"""``InterlinkClient``: connect, send and receive end-to-end encrypted text, as typed events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import oldmemo
+import omemo
+import slixmpp
+import twomemo
+from omemo.types import DeviceInformation
+from slixmpp.exceptions import IqError
+
+from interlink.client import sce
+from interlink.client.events import (
+    ClientEvent,
+    DecryptionFailed,
+    DeviceListChanged,
+    KeyChanged,
+    TextMessage,
+)
+from interlink.client.omemo_session import (
+    DEVICES_NODE,
+    LEGACY,
+    OMEMO2,
+    Trust,
+    parse_message,
+    serialize_message,
+    session_manager_class,
+)
+from interlink.client.store import SqliteOmemoStorage
+
+log = logging.getLogger("interlink.client")
+FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
+_EME = "urn:xmpp:eme:0"
+_HINTS = "urn:xmpp:hints"
+_PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
+
+
+class ClientError(Exception):
+    """The client could not do what was asked (connection, login, encryption)."""
+
+
+class _SlixmppPep:
+    """The :class:`~interlink.client.omemo_session.PepPort` over slixmpp's pubsub plugin."""
+
+    def __init__(self, xmpp: slixmpp.ClientXMPP, timeout: float) -> None:
+        self._xmpp = xmpp
+        self._timeout = timeout
+        self._own = slixmpp.JID(xmpp.boundjid.bare)
+
+    def _plugin(self, name: str) -> Any:
+        plugins: Any = self._xmpp.plugin  # slixmpp's plugin registry is typed by literal names
+        return plugins[name]
+
+    async def publish(self, node: str, item_id: str, payload: Element, *, max_items: str) -> None:
+        form = self._plugin("xep_0004").make_form(ftype="submit")
+        form.add_field(var="FORM_TYPE", ftype="hidden", value=_PUBLISH_OPTIONS)
+        form.add_field(var="pubsub#access_model", value="open")
+        form.add_field(var="pubsub#max_items", value=max_items)
+        await self._plugin("xep_0060").publish(
+            self._own, node, id=item_id, payload=payload, options=form, timeout=self._timeout
+        )
+
+    async def retract(self, node: str, item_id: str) -> None:
+        await self._plugin("xep_0060").retract(
+            self._own, node, item_id, notify=True, timeout=self._timeout
+        )
+
+    async def fetch(self, owner: str, node: str, item_id: str | None) -> Element | None:
+        pubsub = self._plugin("xep_0060")
+        try:
+            if item_id is None:
+                iq = await pubsub.get_items(
+                    slixmpp.JID(owner), node, max_items=1, timeout=self._timeout
+                )
+            else:
+                iq = await pubsub.get_items(
+                    slixmpp.JID(owner), node, item_ids=[item_id], timeout=self._timeout
+                )
+        except IqError as exc:
+            if exc.condition == "item-not-found":
+                return None
+            raise
+        for item in iq["pubsub"]["items"]:
+            payload: Element | None = item["payload"]
+            if payload is not None:
+                return payload
+        return None
+
+    async def send_encrypted(self, to: str, encrypted: Element) -> None:
+        stanza = self._xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
+        stanza.xml.append(encrypted)
+        stanza.xml.append(Element(f"{{{_HINTS}}}store"))
+        stanza.send()
+
+
+class InterlinkClient:
+    """One account on one device.
+
+    ``data_dir`` keeps the device's keys and sessions (SQLite); the same directory on the next run
+    is the same device.
+    """
+
+    def __init__(
+        self,
+        jid: str,
+        password: str,
+        *,
+        data_dir: Path,
+        host: str = "127.0.0.1",
+        port: int = 5222,
+        direct_tls: bool = False,
+        ca_file: Path | None = None,
+        manual_trust: bool = False,
+        legacy: bool = True,
+        timeout: float = 10.0,
+    ) -> None:
+        self.jid = slixmpp.JID(jid)
+        self.bare = self.jid.bare
+        self._password = password
+        self._data_dir = data_dir
+        self._host = host
+        self._port = port
+        self._direct_tls = direct_tls
+        self._ca_file = ca_file
+        self._manual_trust = manual_trust
+        self._legacy = legacy
+        self._timeout = timeout
+        self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
+        self._xmpp: slixmpp.ClientXMPP | None = None
+        self._storage: SqliteOmemoStorage | None = None
+        self._manager: omemo.SessionManager | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._known_peers: set[str] = set()  # device lists fetched at least once
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Log in, publish this device's keys (first run) and start receiving."""
+        xmpp = slixmpp.ClientXMPP(self.jid, self._password)
+        self._xmpp = xmpp
+        if self._ca_file is not None:
+            xmpp.ca_certs = self._ca_file
+        for plugin in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0199"):
+            xmpp.register_plugin(plugin)
+        pep: Any = xmpp.plugin["xep_0163"]
+        for namespace in self._namespaces():
+            pep.add_interest(DEVICES_NODE[namespace])
+        started = asyncio.Event()
+        failed = asyncio.Event()
+        xmpp.add_event_handler("session_start", lambda _: started.set())
+        xmpp.add_event_handler("failed_all_auth", lambda _: failed.set())
+        xmpp.add_event_handler("message", self._spawn_for(self._on_message))
+        xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._on_pep_event))
+        xmpp.enable_direct_tls = self._direct_tls
+        xmpp.enable_starttls = not self._direct_tls
+        xmpp.enable_plaintext = False
+        xmpp.connect(self._host, self._port)
+        waiters = [asyncio.ensure_future(started.wait()), asyncio.ensure_future(failed.wait())]
+        await asyncio.wait(waiters, timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED)
+        for w in waiters:
+            w.cancel()
+        if not started.is_set():
+            xmpp.abort()
+            raise ClientError("authentication failed" if failed.is_set() else "could not connect")
+        self._data_dir.mkdir(parents=True, exist_ok=True)
+        self._storage = await SqliteOmemoStorage.open(self._data_dir / "omemo.sqlite3")
+        backends: list[omemo.Backend] = [twomemo.Twomemo(self._storage)]
+        if self._legacy:
+            backends.append(oldmemo.Oldmemo(self._storage))
+        manager_class = session_manager_class(
+            _SlixmppPep(xmpp, self._timeout),
+            manual_trust=self._manual_trust,
+            on_key_change=self._key_changed,
+        )
+        self._manager = await manager_class.create(
+            backends, self._storage, self.bare, None, Trust.UNDECIDED.value
+        )
+        await self._manager.refresh_device_lists(self.bare)  # this account's other devices
+        self._known_peers.add(self.bare)
+        xmpp.send_presence()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self._manager is not None:
+            with contextlib.suppress(Exception):
+                await self._manager.shutdown()
+        if self._xmpp is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._xmpp.disconnect(wait=1), timeout=5)
+        if self._storage is not None:
+            await self._storage.close()
+
+    def _namespaces(self) -> list[str]:
+        return [OMEMO2, LEGACY] if self._legacy else [OMEMO2]
+
+    def _spawn_for(self, handler: Any) -> Any:
+        def run(stanza: Any) -> None:
+            task = asyncio.get_running_loop().create_task(handler(stanza))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        return run
+
+    # -- events ----------------------------------------------------------------------------------
+    async def next_event(self, wait: float | None = None) -> ClientEvent:
+        """The next event, waiting at most ``wait`` seconds (TimeoutError after)."""
+        return await asyncio.wait_for(self._events.get(), wait)
+
+    async def events(self) -> AsyncIterator[ClientEvent]:
+        while True:
+            yield await self._events.get()
+
+    # -- sending -----------------------------------------------------------------------------------
+    @property
+    def manager(self) -> omemo.SessionManager:
+        if self._manager is None:
+            raise ClientError("not connected")
+        return self._manager
+
+    async def send_text(self, to: str, text: str) -> str:
+        """Encrypt ``text`` for every device of ``to`` and this account's other devices; send it.
+        Returns the message id."""
+        xmpp = self._xmpp
+        if xmpp is None:
+            raise ClientError("not connected")
+        peer = slixmpp.JID(to).bare
+        body = Element(sce.BODY)
+        body.text = text
+        envelope = sce.seal([body], sender=self.bare, recipient=peer, now=time.time())
+        plaintext = {OMEMO2: envelope}
+        if self._legacy:
+            plaintext[LEGACY] = text.encode()
+        try:
+            if peer not in self._known_peers:
+                # Device lists of peers who do not share presence arrive by no notification.
+                await self.manager.refresh_device_lists(peer)
+                self._known_peers.add(peer)
+            messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext)
+        except omemo.SessionManagerException as exc:
+            raise ClientError(f"cannot encrypt to {peer}: {exc}") from exc
+        for error in errors:
+            log.info("encryption skipped a device", extra={"error": repr(error)})
+        message_id = secrets.token_hex(8)
+        stanza = xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
+        stanza["id"] = message_id
+        for message in messages:
+            stanza.xml.append(serialize_message(message))
+        namespace = OMEMO2 if any(m.namespace == OMEMO2 for m in messages) else LEGACY
+        stanza.xml.append(Element(f"{{{_EME}}}encryption", {"namespace": namespace}))
+        stanza["body"] = FALLBACK_BODY
+        stanza.xml.append(Element(f"{{{_HINTS}}}store"))
+        stanza.send()
+        return message_id
+
+    # -- receiving ---------------------------------------------------------------------------------
+    async def _on_message(self, stanza: Any) -> None:
+        element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
+        if element is None and self._legacy:
+            element = stanza.xml.find(f"{{{LEGACY}}}encrypted")
+        if element is None:
+            return
+        sender = stanza["from"]
+        message_id = stanza["id"] or None
+        try:
+            message = await parse_message(element, sender.bare, self.bare, self.manager)
+            plaintext, device, _ = await self.manager.decrypt(message)
+        except Exception as exc:  # python-omemo raises many kinds; none may break the client
+            await self._events.put(
+                DecryptionFailed(str(sender), message_id, f"{type(exc).__name__}: {exc}")
+            )
+            return
+        if plaintext is None:
+            return  # a key-transport or empty message: nothing for the user
+        namespace = message.namespace
+        if namespace == OMEMO2:
+            try:
+                envelope = sce.open_envelope(
+                    plaintext, sender=sender.bare, recipients={self.bare}, now=time.time()
+                )
+            except sce.SceError as exc:
+                await self._events.put(DecryptionFailed(str(sender), message_id, str(exc)))
+                return
+            text = envelope.body
+        else:
+            text = plaintext.decode("utf-8", errors="replace")
+        if text is None:
+            return
+        await self._events.put(
+            TextMessage(
+                sender=str(sender),
+                text=text,
+                message_id=message_id,
+                device_id=device.device_id,
+                namespace=namespace,
+                flagged=device.trust_level_name == Trust.CHANGED.value,
+            )
+        )
+
+    async def _on_pep_event(self, stanza: Any) -> None:
+        items = stanza["pubsub_event"]["items"]
+        node = items["node"]
+        namespace = next((ns for ns, n in DEVICES_NODE.items() if n == node), None)
+        if namespace is None or namespace not in self._namespaces() or self._manager is None:
+            return
+        peer = stanza["from"].bare
+        for item in items:
+            payload = item["payload"]
+            if payload is None:
+                continue
+            try:
+                if namespace == OMEMO2:
+                    device_list = twomemo.etree.parse_device_list(payload)
+                else:
+                    device_list = oldmemo.etree.parse_device_list(payload)
+                await self._manager.update_device_list(namespace, peer, device_list)
+            except Exception as exc:
+                log.info("ignored a bad device list", extra={"peer": peer, "error": str(exc)})
+                continue
+            await self._events.put(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
+
+    async def _key_changed(self, device: DeviceInformation) -> None:
+        fingerprint = " ".join(omemo.SessionManager.format_identity_key(device.identity_key))
+        await self._events.put(KeyChanged(device.bare_jid, device.device_id, fingerprint))

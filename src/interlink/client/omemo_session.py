@@ -1,0 +1,192 @@
+"""python-omemo's SessionManager, bound to a connection through a small port.
+
+python-omemo asks for its XMPP interactions as static hooks (upload and download bundles and
+device lists, send key-transport messages) and a trust policy. :func:`session_manager_class`
+builds a subclass whose hooks call a :class:`PepPort`, so the crypto core never sees slixmpp.
+
+Trust: trust on first use. The first identity keys seen for an account are trusted blindly; a
+new identity key for an account that already had trusted keys is a *key change*: it is reported
+(:class:`~interlink.client.events.KeyChanged`) and, under the default policy, accepted but flagged
+until the user verifies it; under the manual policy it stays undecided and messages to that
+account fail until it is verified.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+from xml.etree.ElementTree import Element
+
+import oldmemo
+import oldmemo.etree
+import omemo
+import twomemo
+import twomemo.etree
+from omemo.types import DeviceInformation, DeviceList
+from omemo.types import TrustLevel as CoreTrust
+
+OMEMO2 = twomemo.twomemo.NAMESPACE
+LEGACY = oldmemo.oldmemo.NAMESPACE
+DEVICES_NODE = {OMEMO2: "urn:xmpp:omemo:2:devices", LEGACY: f"{LEGACY}.devicelist"}
+
+
+def bundle_node(namespace: str, device_id: int) -> tuple[str, str]:
+    """(node, item id) of a device's bundle."""
+    if namespace == OMEMO2:
+        return "urn:xmpp:omemo:2:bundles", str(device_id)
+    return f"{LEGACY}.bundles:{device_id}", "current"
+
+
+class Trust(enum.Enum):
+    VERIFIED = "VERIFIED"
+    BLINDLY_TRUSTED = "BLINDLY_TRUSTED"  # first use
+    CHANGED = "CHANGED"  # a key change accepted but not verified: messages are flagged
+    UNDECIDED = "UNDECIDED"
+    DISTRUSTED = "DISTRUSTED"
+
+
+class PepPort(Protocol):
+    """What the session manager needs from the connection."""
+
+    async def publish(
+        self, node: str, item_id: str, payload: Element, *, max_items: str
+    ) -> None: ...
+
+    async def retract(self, node: str, item_id: str) -> None: ...
+
+    async def fetch(self, owner: str, node: str, item_id: str | None) -> Element | None:
+        """The payload of one item (the newest when ``item_id`` is None), or None."""
+
+    async def send_encrypted(self, to: str, encrypted: Element) -> None: ...
+
+
+def session_manager_class(
+    port: PepPort,
+    *,
+    manual_trust: bool,
+    on_key_change: Callable[[DeviceInformation], Awaitable[None]],
+) -> type[omemo.SessionManager]:
+    """A SessionManager subclass whose hooks go through ``port``."""
+
+    class InterlinkSessionManager(omemo.SessionManager):
+        @staticmethod
+        async def _upload_bundle(bundle: omemo.Bundle) -> None:
+            if isinstance(bundle, twomemo.twomemo.BundleImpl):
+                payload = twomemo.etree.serialize_bundle(bundle)
+            elif isinstance(bundle, oldmemo.oldmemo.BundleImpl):
+                payload = oldmemo.etree.serialize_bundle(bundle)
+            else:
+                raise omemo.UnknownNamespace(f"no bundle format for {bundle.namespace}")
+            node, item = bundle_node(bundle.namespace, bundle.device_id)
+            try:
+                await port.publish(node, item, payload, max_items="max")
+            except Exception as exc:
+                raise omemo.BundleUploadFailed(str(exc)) from exc
+
+        @staticmethod
+        async def _download_bundle(namespace: str, bare_jid: str, device_id: int) -> omemo.Bundle:
+            node, item = bundle_node(namespace, device_id)
+            try:
+                payload = await port.fetch(bare_jid, node, item)
+            except Exception as exc:
+                raise omemo.BundleDownloadFailed(str(exc)) from exc
+            if payload is None:
+                raise omemo.BundleNotFound(f"no bundle for {bare_jid} device {device_id}")
+            try:
+                if namespace == OMEMO2:
+                    return twomemo.etree.parse_bundle(payload, bare_jid, device_id)
+                return oldmemo.etree.parse_bundle(payload, bare_jid, device_id)
+            except Exception as exc:
+                raise omemo.BundleDownloadFailed(f"invalid bundle: {exc}") from exc
+
+        @staticmethod
+        async def _delete_bundle(namespace: str, device_id: int) -> None:
+            node, item = bundle_node(namespace, device_id)
+            try:
+                await port.retract(node, item)
+            except Exception as exc:
+                raise omemo.BundleDeletionFailed(str(exc)) from exc
+
+        @staticmethod
+        async def _upload_device_list(namespace: str, device_list: DeviceList) -> None:
+            if namespace == OMEMO2:
+                payload = twomemo.etree.serialize_device_list(device_list)
+            else:
+                payload = oldmemo.etree.serialize_device_list(device_list)
+            try:
+                await port.publish(DEVICES_NODE[namespace], "current", payload, max_items="1")
+            except Exception as exc:
+                raise omemo.DeviceListUploadFailed(str(exc)) from exc
+
+        @staticmethod
+        async def _download_device_list(namespace: str, bare_jid: str) -> DeviceList:
+            try:
+                payload = await port.fetch(bare_jid, DEVICES_NODE[namespace], None)
+            except Exception as exc:
+                raise omemo.DeviceListDownloadFailed(str(exc)) from exc
+            if payload is None:
+                return {}
+            try:
+                if namespace == OMEMO2:
+                    return twomemo.etree.parse_device_list(payload)
+                return oldmemo.etree.parse_device_list(payload)
+            except Exception as exc:
+                raise omemo.DeviceListDownloadFailed(f"invalid device list: {exc}") from exc
+
+        async def _evaluate_custom_trust_level(self, device: DeviceInformation) -> CoreTrust:
+            try:
+                trust = Trust(device.trust_level_name)
+            except ValueError as exc:
+                raise omemo.UnknownTrustLevel(device.trust_level_name) from exc
+            if trust in (Trust.VERIFIED, Trust.BLINDLY_TRUSTED, Trust.CHANGED):
+                return CoreTrust.TRUSTED
+            if trust is Trust.DISTRUSTED:
+                return CoreTrust.DISTRUSTED
+            return CoreTrust.UNDECIDED
+
+        async def _make_trust_decision(
+            self, undecided: frozenset[DeviceInformation], identifier: str | None
+        ) -> None:
+            for device in undecided:
+                known = await self.get_device_information(device.bare_jid)
+                trusted_before = any(
+                    d.identity_key != device.identity_key
+                    and d.trust_level_name
+                    in (Trust.VERIFIED.value, Trust.BLINDLY_TRUSTED.value, Trust.CHANGED.value)
+                    for d in known
+                )
+                if not trusted_before:
+                    level = Trust.BLINDLY_TRUSTED
+                else:
+                    await on_key_change(device)
+                    level = Trust.UNDECIDED if manual_trust else Trust.CHANGED
+                if level is not Trust.UNDECIDED:
+                    await self.set_trust(device.bare_jid, device.identity_key, level.value)
+
+        @staticmethod
+        async def _send_message(message: omemo.Message, bare_jid: str) -> None:
+            element = serialize_message(message)
+            try:
+                await port.send_encrypted(bare_jid, element)
+            except Exception as exc:
+                raise omemo.MessageSendingFailed(str(exc)) from exc
+
+    return InterlinkSessionManager
+
+
+def serialize_message(message: omemo.Message) -> Element:
+    if message.namespace == OMEMO2:
+        return twomemo.etree.serialize_message(message)
+    if message.namespace == LEGACY:
+        return oldmemo.etree.serialize_message(message)
+    raise omemo.UnknownNamespace(message.namespace)
+
+
+async def parse_message(
+    element: Element, sender: str, own: str, manager: omemo.SessionManager
+) -> omemo.Message:
+    if element.tag == f"{{{OMEMO2}}}encrypted":
+        return twomemo.etree.parse_message(element, sender)
+    result: Any = await oldmemo.etree.parse_message(element, sender, own, manager)
+    return result  # type: ignore[no-any-return]

@@ -1,0 +1,62 @@
+"""Stanza Content Encryption envelopes (XEP-0420): sealing, opening, and every check."""
+
+from __future__ import annotations
+
+from xml.etree.ElementTree import Element
+
+import pytest
+
+from interlink.client import sce
+
+NOW = 1_800_000_000.0
+
+
+def body(text: str) -> Element:
+    el = Element(sce.BODY)
+    el.text = text
+    return el
+
+
+def test_round_trip() -> None:
+    data = sce.seal([body("hé <&> ☃")], sender="alice@hub.test", recipient="bob@hub.test", now=NOW)
+    env = sce.open_envelope(data, sender="alice@hub.test", recipients={"bob@hub.test"}, now=NOW + 5)
+    assert env.body == "hé <&> ☃"
+    assert (env.sender, env.recipient) == ("alice@hub.test", "bob@hub.test")
+
+
+def test_padding_varies_the_length() -> None:
+    lengths = {
+        len(sce.seal([body("x")], sender="a@h.test", recipient="b@h.test", now=NOW))
+        for _ in range(40)
+    }
+    assert len(lengths) > 5
+
+
+@pytest.mark.parametrize(
+    ("sender", "recipients", "now", "message"),
+    [
+        ("mallory@hub.test", {"bob@hub.test"}, NOW, "from alice@hub.test, but mallory"),
+        ("alice@hub.test", {"carol@hub.test"}, NOW, "addressed to bob@hub.test"),
+        ("alice@hub.test", {"bob@hub.test"}, NOW + 30 * 86400, "too far"),
+    ],
+)
+def test_affix_checks(sender: str, recipients: set[str], now: float, message: str) -> None:
+    data = sce.seal([body("x")], sender="alice@hub.test", recipient="bob@hub.test", now=NOW)
+    with pytest.raises(sce.SceError, match=message):
+        sce.open_envelope(data, sender=sender, recipients=recipients, now=now)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"not xml",
+        b"<envelope xmlns='urn:xmpp:other'/>",
+        b"<envelope xmlns='urn:xmpp:sce:1'><content/></envelope>",
+        b"<!DOCTYPE x><envelope xmlns='urn:xmpp:sce:1'/>",
+        b"\xff\xfe",
+        b"<envelope xmlns='urn:xmpp:sce:1'><content/><to jid='@@'/><from jid='a@h'/></envelope>",
+    ],
+)
+def test_garbage_is_a_clear_error(data: bytes) -> None:
+    with pytest.raises(sce.SceError):
+        sce.open_envelope(data, sender="a@h", recipients={"b@h"}, now=NOW)
