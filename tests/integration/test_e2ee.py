@@ -95,3 +95,79 @@ async def test_offline_recipient_decrypts_after_reconnecting_with_its_saved_keys
         finally:
             await alice.close()
             await bob.close()
+
+
+def sdk(tmp: Path, jid: str, port: int, certs: object, folder: str) -> InterlinkClient:
+    from tests.integration.kit import Certs
+
+    assert isinstance(certs, Certs)
+    return InterlinkClient(jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca)
+
+
+async def test_two_devices_of_one_account_both_decrypt(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        phone = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-phone")
+        laptop = sdk(tmp_path, f"alice@{DOMAIN}/laptop", port, certs, "alice-laptop")
+        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        for c in (phone, laptop, bob):
+            await c.connect()
+        try:
+            await bob.send_text(f"alice@{DOMAIN}", "to both of you")
+            assert (await next_text(phone)).text == "to both of you"
+            assert (await next_text(laptop)).text == "to both of you"
+        finally:
+            for c in (phone, laptop, bob):
+                await c.close()
+
+
+async def test_safety_numbers_match_and_a_key_change_is_flagged_until_verified(
+    tmp_path: Path,
+) -> None:
+    from interlink.client import KeyChanged
+
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        await alice.connect()
+        await bob.connect()
+        try:
+            await alice.send_text(f"bob@{DOMAIN}", "hello")
+            assert (await next_text(bob)).text == "hello"
+            a_number = await alice.safety_number(f"bob@{DOMAIN}")
+            b_number = await bob.safety_number(f"alice@{DOMAIN}")
+            assert a_number == b_number
+            assert len(a_number.replace(" ", "")) == 60
+            assert a_number.replace(" ", "").isdigit()
+            # Alice reinstalls: a new device with a new identity key.
+            await alice.close()
+            alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-reinstalled")
+            await alice.connect()
+            await alice.send_text(f"bob@{DOMAIN}", "it is me, new phone")
+            changed = None
+            text = None
+            for _ in range(10):
+                event = await bob.next_event(10)
+                if isinstance(event, KeyChanged):
+                    changed = event
+                elif isinstance(event, TextMessage):
+                    text = event
+                    break
+            assert changed is not None
+            assert changed.peer == f"alice@{DOMAIN}"
+            assert text is not None
+            assert text.text == "it is me, new phone"
+            assert text.flagged  # never silently accepted as before
+            assert await bob.safety_number(f"alice@{DOMAIN}") != b_number
+            # Bob compares fingerprints out of band and verifies the new device.
+            new_fingerprint = await alice.fingerprint()
+            assert changed.fingerprint == new_fingerprint
+            await bob.verify(f"alice@{DOMAIN}", new_fingerprint.upper())
+            await alice.send_text(f"bob@{DOMAIN}", "verified now")
+            after = await next_text(bob)
+            assert after.text == "verified now"
+            assert not after.flagged
+        finally:
+            await alice.close()
+            await bob.close()

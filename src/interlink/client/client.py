@@ -19,7 +19,7 @@ import twomemo
 from omemo.types import DeviceInformation
 from slixmpp.exceptions import IqError
 
-from interlink.client import sce
+from interlink.client import sce, trust
 from interlink.client.events import (
     ClientEvent,
     DecryptionFailed,
@@ -32,6 +32,7 @@ from interlink.client.omemo_session import (
     LEGACY,
     OMEMO2,
     Trust,
+    decide_trust,
     parse_message,
     serialize_message,
     session_manager_class,
@@ -262,6 +263,47 @@ class InterlinkClient:
         stanza.send()
         return message_id
 
+    # -- trust -------------------------------------------------------------------------------------
+    @staticmethod
+    def _fingerprint(identity_key: bytes) -> str:
+        return " ".join(omemo.SessionManager.format_identity_key(identity_key))
+
+    async def fingerprint(self) -> str:
+        """This device's fingerprint, to show the user."""
+        this, _ = await self.manager.get_own_device_information()
+        return self._fingerprint(this.identity_key)
+
+    async def peer_fingerprints(self, peer: str) -> dict[int, str]:
+        """Device id → fingerprint of every known device of ``peer``."""
+        bare = slixmpp.JID(peer).bare
+        if bare not in self._known_peers:
+            await self.manager.refresh_device_lists(bare)
+            self._known_peers.add(bare)
+        return {
+            d.device_id: self._fingerprint(d.identity_key)
+            for d in await self.manager.get_device_information(bare)
+        }
+
+    async def safety_number(self, peer: str) -> str:
+        """The 60-digit safety number of the conversation with ``peer`` (same on both sides)."""
+        bare = slixmpp.JID(peer).bare
+        await self.peer_fingerprints(bare)
+        this, others = await self.manager.get_own_device_information()
+        own_keys = [this.identity_key, *(d.identity_key for d in others)]
+        peer_keys = [d.identity_key for d in await self.manager.get_device_information(bare)]
+        return trust.safety_number(self.bare, own_keys, bare, peer_keys)
+
+    async def verify(self, peer: str, fingerprint: str) -> int:
+        """Mark the device of ``peer`` with this fingerprint as verified; returns its device id.
+        Messages from it are no longer flagged. Raises :class:`ClientError` if no device has it."""
+        bare = slixmpp.JID(peer).bare
+        wanted = trust.normalise_fingerprint(fingerprint)
+        for device in await self.manager.get_device_information(bare):
+            if trust.normalise_fingerprint(self._fingerprint(device.identity_key)) == wanted:
+                await self.manager.set_trust(bare, device.identity_key, Trust.VERIFIED.value)
+                return device.device_id
+        raise ClientError(f"no device of {bare} has the fingerprint {fingerprint}")
+
     # -- receiving ---------------------------------------------------------------------------------
     async def _on_message(self, stanza: Any) -> None:
         element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
@@ -295,6 +337,9 @@ class InterlinkClient:
             text = plaintext.decode("utf-8", errors="replace")
         if text is None:
             return
+        level = await decide_trust(
+            self.manager, device, manual_trust=self._manual_trust, on_key_change=self._key_changed
+        )
         await self._events.put(
             TextMessage(
                 sender=str(sender),
@@ -302,7 +347,7 @@ class InterlinkClient:
                 message_id=message_id,
                 device_id=device.device_id,
                 namespace=namespace,
-                flagged=device.trust_level_name == Trust.CHANGED.value,
+                flagged=level in (Trust.CHANGED, Trust.UNDECIDED),
             )
         )
 
@@ -329,5 +374,5 @@ class InterlinkClient:
             await self._events.put(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
 
     async def _key_changed(self, device: DeviceInformation) -> None:
-        fingerprint = " ".join(omemo.SessionManager.format_identity_key(device.identity_key))
+        fingerprint = self._fingerprint(device.identity_key)
         await self._events.put(KeyChanged(device.bare_jid, device.device_id, fingerprint))

@@ -149,20 +149,9 @@ def session_manager_class(
             self, undecided: frozenset[DeviceInformation], identifier: str | None
         ) -> None:
             for device in undecided:
-                known = await self.get_device_information(device.bare_jid)
-                trusted_before = any(
-                    d.identity_key != device.identity_key
-                    and d.trust_level_name
-                    in (Trust.VERIFIED.value, Trust.BLINDLY_TRUSTED.value, Trust.CHANGED.value)
-                    for d in known
+                await decide_trust(
+                    self, device, manual_trust=manual_trust, on_key_change=on_key_change
                 )
-                if not trusted_before:
-                    level = Trust.BLINDLY_TRUSTED
-                else:
-                    await on_key_change(device)
-                    level = Trust.UNDECIDED if manual_trust else Trust.CHANGED
-                if level is not Trust.UNDECIDED:
-                    await self.set_trust(device.bare_jid, device.identity_key, level.value)
 
         @staticmethod
         async def _send_message(message: omemo.Message, bare_jid: str) -> None:
@@ -173,6 +162,33 @@ def session_manager_class(
                 raise omemo.MessageSendingFailed(str(exc)) from exc
 
     return InterlinkSessionManager
+
+
+_TRUSTING = (Trust.VERIFIED.value, Trust.BLINDLY_TRUSTED.value, Trust.CHANGED.value)
+
+
+async def decide_trust(
+    manager: omemo.SessionManager,
+    device: DeviceInformation,
+    *,
+    manual_trust: bool,
+    on_key_change: Callable[[DeviceInformation], Awaitable[None]],
+) -> Trust:
+    """Trust on first use for an undecided device (met while sending or receiving)."""
+    if device.trust_level_name != Trust.UNDECIDED.value:
+        return Trust(device.trust_level_name)
+    known = await manager.get_device_information(device.bare_jid)
+    trusted_before = any(
+        d.identity_key != device.identity_key and d.trust_level_name in _TRUSTING for d in known
+    )
+    if not trusted_before:
+        level = Trust.BLINDLY_TRUSTED
+    else:
+        await on_key_change(device)
+        level = Trust.UNDECIDED if manual_trust else Trust.CHANGED
+    if level is not Trust.UNDECIDED:
+        await manager.set_trust(device.bare_jid, device.identity_key, level.value)
+    return level
 
 
 def serialize_message(message: omemo.Message) -> Element:
