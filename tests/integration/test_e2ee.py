@@ -171,3 +171,53 @@ async def test_safety_numbers_match_and_a_key_change_is_flagged_until_verified(
         finally:
             await alice.close()
             await bob.close()
+
+
+async def test_receipts_markers_and_chat_states_round_trip_encrypted(tmp_path: Path) -> None:
+    from interlink.client import ChatState, Displayed, Receipt
+
+    async with running_hub(tmp_path) as (server, certs):
+        assert server.hub is not None
+        routed: list[str] = []
+        original = server.hub.router.route
+
+        def recording_route(session: Session, stanza: Stanza):  # type: ignore[no-untyped-def]
+            routed.append(to_xml(stanza))
+            return original(session, stanza)
+
+        server.hub.router.route = recording_route  # type: ignore[method-assign]
+        port = server.ports["c2s-starttls"]
+        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        await alice.connect()
+        await bob.connect()
+
+        async def next_of(client: InterlinkClient, kind: type) -> object:
+            for _ in range(10):
+                event = await client.next_event(10)
+                if isinstance(event, kind):
+                    return event
+            raise AssertionError(f"no {kind.__name__}")
+
+        try:
+            await bob.send_chat_state(f"alice@{DOMAIN}", "composing")
+            state = await next_of(alice, ChatState)
+            assert isinstance(state, ChatState)
+            assert state.state == "composing"
+            sent_id = await bob.send_text(f"alice@{DOMAIN}", "did you get this?")
+            got = await next_text(alice)
+            assert got.message_id == sent_id
+            receipt = await next_of(bob, Receipt)  # sent automatically by Alice's client
+            assert isinstance(receipt, Receipt)
+            assert receipt.message_id == sent_id
+            await alice.send_displayed(f"bob@{DOMAIN}", sent_id)
+            displayed = await next_of(bob, Displayed)
+            assert isinstance(displayed, Displayed)
+            assert displayed.message_id == sent_id
+            everything = "\n".join(routed)
+            assert "composing" not in everything  # chat states travel encrypted
+            assert "urn:xmpp:receipts" not in everything
+            assert "chat-markers" not in everything
+        finally:
+            await alice.close()
+            await bob.close()

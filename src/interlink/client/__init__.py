@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from interlink.client.client import InterlinkClient
 from interlink.client.events import (
+    ChatState,
     ClientEvent,
     DecryptionFailed,
     DeviceListChanged,
+    Displayed,
     KeyChanged,
+    Receipt,
     TextMessage,
 )
 
 __all__ = [
+    "ChatState",
     "ClientEvent",
     "DecryptionFailed",
     "DeviceListChanged",
+    "Displayed",
     "InterlinkClient",
     "KeyChanged",
+    "Receipt",
     "TextMessage",
 ]

@@ -18,13 +18,18 @@ import slixmpp
 import twomemo
 from omemo.types import DeviceInformation
 from slixmpp.exceptions import IqError
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher.base import MatcherBase
 
 from interlink.client import sce, trust
 from interlink.client.events import (
+    ChatState,
     ClientEvent,
     DecryptionFailed,
     DeviceListChanged,
+    Displayed,
     KeyChanged,
+    Receipt,
     TextMessage,
 )
 from interlink.client.omemo_session import (
@@ -44,10 +49,32 @@ FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client c
 _EME = "urn:xmpp:eme:0"
 _HINTS = "urn:xmpp:hints"
 _PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
+RECEIPTS = "urn:xmpp:receipts"  # XEP-0184
+MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
+CHATSTATES = "http://jabber.org/protocol/chatstates"  # XEP-0085
+CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
+
+
+def _q(namespace: str, local: str) -> str:
+    return "{" + namespace + "}" + local
 
 
 class ClientError(Exception):
     """The client could not do what was asked (connection, login, encryption)."""
+
+
+class _EncryptedMatcher(MatcherBase):
+    """Matches message stanzas carrying an OMEMO ``<encrypted/>`` of a namespace we use."""
+
+    def __init__(self, namespaces: list[str]) -> None:
+        super().__init__(namespaces)
+        self._tags = [f"{{{ns}}}encrypted" for ns in namespaces]
+
+    def match(self, xml: Any) -> bool:
+        element = xml.xml
+        return bool(element.tag == "{jabber:client}message") and any(
+            element.find(tag) is not None for tag in self._tags
+        )
 
 
 class _SlixmppPep:
@@ -123,6 +150,7 @@ class InterlinkClient:
         ca_file: Path | None = None,
         manual_trust: bool = False,
         legacy: bool = True,
+        auto_receipts: bool = True,
         timeout: float = 10.0,
     ) -> None:
         self.jid = slixmpp.JID(jid)
@@ -135,6 +163,7 @@ class InterlinkClient:
         self._ca_file = ca_file
         self._manual_trust = manual_trust
         self._legacy = legacy
+        self._auto_receipts = auto_receipts
         self._timeout = timeout
         self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
         self._xmpp: slixmpp.ClientXMPP | None = None
@@ -159,7 +188,15 @@ class InterlinkClient:
         failed = asyncio.Event()
         xmpp.add_event_handler("session_start", lambda _: started.set())
         xmpp.add_event_handler("failed_all_auth", lambda _: failed.set())
-        xmpp.add_event_handler("message", self._spawn_for(self._on_message))
+        # slixmpp's "message" event only covers messages with a body; encrypted receipts and
+        # chat states have none, so encrypted stanzas get a handler of their own.
+        xmpp.register_handler(
+            Callback(
+                "interlink-omemo",
+                _EncryptedMatcher(self._namespaces()),
+                self._spawn_for(self._on_message),
+            )
+        )
         xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._on_pep_event))
         xmpp.enable_direct_tls = self._direct_tls
         xmpp.enable_starttls = not self._direct_tls
@@ -229,24 +266,45 @@ class InterlinkClient:
         return self._manager
 
     async def send_text(self, to: str, text: str) -> str:
-        """Encrypt ``text`` for every device of ``to`` and this account's other devices; send it.
-        Returns the message id."""
+        """Encrypt ``text`` for every device of ``to`` and this account's other devices; send it,
+        asking for a delivery receipt and marking it displayable. Returns the message id."""
+        body = Element(sce.BODY)
+        body.text = text
+        content = [body, Element(_q(RECEIPTS, "request")), Element(_q(MARKERS, "markable"))]
+        return await self._send(to, content, legacy_text=text, store=True)
+
+    async def send_receipt(self, to: str, message_id: str) -> None:
+        await self._send(to, [Element(_q(RECEIPTS, "received"), {"id": message_id})], store=True)
+
+    async def send_displayed(self, to: str, message_id: str) -> None:
+        await self._send(to, [Element(_q(MARKERS, "displayed"), {"id": message_id})], store=True)
+
+    async def send_chat_state(self, to: str, state: str) -> None:
+        if state not in CHAT_STATES:
+            raise ValueError(f"chat state must be one of {sorted(CHAT_STATES)}")
+        await self._send(to, [Element(_q(CHATSTATES, state))], store=False)
+
+    async def _send(
+        self, to: str, content: list[Element], *, legacy_text: str | None = None, store: bool
+    ) -> str:
+        """Seal ``content`` in an SCE envelope (OMEMO 2) and send it encrypted. Legacy OMEMO can
+        carry only a body: it is used for text, never for the rest."""
         xmpp = self._xmpp
         if xmpp is None:
             raise ClientError("not connected")
         peer = slixmpp.JID(to).bare
-        body = Element(sce.BODY)
-        body.text = text
-        envelope = sce.seal([body], sender=self.bare, recipient=peer, now=time.time())
+        envelope = sce.seal(content, sender=self.bare, recipient=peer, now=time.time())
         plaintext = {OMEMO2: envelope}
-        if self._legacy:
-            plaintext[LEGACY] = text.encode()
+        order = [OMEMO2]
+        if self._legacy and legacy_text is not None:
+            plaintext[LEGACY] = legacy_text.encode()
+            order.append(LEGACY)
         try:
             if peer not in self._known_peers:
                 # Device lists of peers who do not share presence arrive by no notification.
                 await self.manager.refresh_device_lists(peer)
                 self._known_peers.add(peer)
-            messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext)
+            messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext, order)
         except omemo.SessionManagerException as exc:
             raise ClientError(f"cannot encrypt to {peer}: {exc}") from exc
         for error in errors:
@@ -258,8 +316,9 @@ class InterlinkClient:
             stanza.xml.append(serialize_message(message))
         namespace = OMEMO2 if any(m.namespace == OMEMO2 for m in messages) else LEGACY
         stanza.xml.append(Element(f"{{{_EME}}}encryption", {"namespace": namespace}))
-        stanza["body"] = FALLBACK_BODY
-        stanza.xml.append(Element(f"{{{_HINTS}}}store"))
+        if legacy_text is not None:
+            stanza["body"] = FALLBACK_BODY
+        stanza.xml.append(Element(f"{{{_HINTS}}}{'store' if store else 'no-store'}"))
         stanza.send()
         return message_id
 
@@ -323,33 +382,50 @@ class InterlinkClient:
             return
         if plaintext is None:
             return  # a key-transport or empty message: nothing for the user
-        namespace = message.namespace
-        if namespace == OMEMO2:
-            try:
-                envelope = sce.open_envelope(
-                    plaintext, sender=sender.bare, recipients={self.bare}, now=time.time()
-                )
-            except sce.SceError as exc:
-                await self._events.put(DecryptionFailed(str(sender), message_id, str(exc)))
-                return
-            text = envelope.body
-        else:
-            text = plaintext.decode("utf-8", errors="replace")
-        if text is None:
-            return
         level = await decide_trust(
             self.manager, device, manual_trust=self._manual_trust, on_key_change=self._key_changed
         )
-        await self._events.put(
-            TextMessage(
-                sender=str(sender),
-                text=text,
-                message_id=message_id,
-                device_id=device.device_id,
-                namespace=namespace,
-                flagged=level in (Trust.CHANGED, Trust.UNDECIDED),
+        flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
+        namespace = message.namespace
+        if namespace != OMEMO2:
+            text = plaintext.decode("utf-8", errors="replace")
+            await self._events.put(
+                TextMessage(str(sender), text, message_id, device.device_id, namespace, flagged)
             )
-        )
+            return
+        try:
+            envelope = sce.open_envelope(
+                plaintext, sender=sender.bare, recipients={self.bare}, now=time.time()
+            )
+        except sce.SceError as exc:
+            await self._events.put(DecryptionFailed(str(sender), message_id, str(exc)))
+            return
+        await self._content_events(str(sender), message_id, envelope, device.device_id, flagged)
+
+    async def _content_events(
+        self,
+        sender: str,
+        message_id: str | None,
+        envelope: sce.Envelope,
+        device: int,
+        flagged: bool,
+    ) -> None:
+        """Turn what an envelope carries into events (and an automatic receipt if asked)."""
+        tags = {el.tag for el in envelope.content}
+        text = envelope.body
+        if text is not None:
+            await self._events.put(TextMessage(sender, text, message_id, device, OMEMO2, flagged))
+            if self._auto_receipts and message_id and _q(RECEIPTS, "request") in tags:
+                await self.send_receipt(sender, message_id)
+        for el in envelope.content:
+            if el.tag == _q(RECEIPTS, "received") and el.get("id"):
+                await self._events.put(Receipt(sender, el.get("id", "")))
+            elif el.tag == _q(MARKERS, "displayed") and el.get("id"):
+                await self._events.put(Displayed(sender, el.get("id", "")))
+            elif el.tag.startswith("{" + CHATSTATES + "}"):
+                state = el.tag.rsplit("}", 1)[1]
+                if state in CHAT_STATES:
+                    await self._events.put(ChatState(sender, state))
 
     async def _on_pep_event(self, stanza: Any) -> None:
         items = stanza["pubsub_event"]["items"]

@@ -18,6 +18,30 @@ class TextMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class Receipt:
+    """The peer's device received our message ``message_id`` (XEP-0184)."""
+
+    sender: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Displayed:
+    """The peer displayed our messages up to ``message_id`` (XEP-0333)."""
+
+    sender: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatState:
+    """The peer is ``active``, ``composing``, ``paused``, ``inactive`` or ``gone`` (XEP-0085)."""
+
+    sender: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class DecryptionFailed:
     """An encrypted message could not be read; the session state is unchanged."""
 
@@ -42,4 +66,12 @@ class DeviceListChanged:
     device_ids: tuple[int, ...]
 
 
-ClientEvent = TextMessage | DecryptionFailed | KeyChanged | DeviceListChanged
+ClientEvent = (
+    TextMessage
+    | Receipt
+    | Displayed
+    | ChatState
+    | DecryptionFailed
+    | KeyChanged
+    | DeviceListChanged
+)
