@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import time
@@ -53,6 +54,7 @@ RECEIPTS = "urn:xmpp:receipts"  # XEP-0184
 MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
 CHATSTATES = "http://jabber.org/protocol/chatstates"  # XEP-0085
 CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
+REPLAY_WINDOW = 90 * 86400  # seconds a message's key material is remembered
 
 
 def _q(namespace: str, local: str) -> str:
@@ -61,6 +63,11 @@ def _q(namespace: str, local: str) -> str:
 
 class ClientError(Exception):
     """The client could not do what was asked (connection, login, encryption)."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 class _EncryptedMatcher(MatcherBase):
@@ -169,8 +176,11 @@ class InterlinkClient:
         self._xmpp: slixmpp.ClientXMPP | None = None
         self._storage: SqliteOmemoStorage | None = None
         self._manager: omemo.SessionManager | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._inbox: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self._crypto = asyncio.Lock()  # one python-omemo operation at a time
         self._known_peers: set[str] = set()  # device lists fetched at least once
+        self._device_id = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -222,13 +232,15 @@ class InterlinkClient:
         self._manager = await manager_class.create(
             backends, self._storage, self.bare, None, Trust.UNDECIDED.value
         )
+        this, _ = await self._manager.get_own_device_information()
+        self._device_id = this.device_id
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._known_peers.add(self.bare)
         xmpp.send_presence()
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        if self._worker is not None:
+            self._worker.cancel()
         if self._manager is not None:
             with contextlib.suppress(Exception):
                 await self._manager.shutdown()
@@ -242,12 +254,23 @@ class InterlinkClient:
         return [OMEMO2, LEGACY] if self._legacy else [OMEMO2]
 
     def _spawn_for(self, handler: Any) -> Any:
-        def run(stanza: Any) -> None:
-            task = asyncio.get_running_loop().create_task(handler(stanza))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        """Queue incoming stanzas for one worker: ratchets must see messages one at a time and in
+        the order they arrived (concurrent use corrupts session state)."""
 
-        return run
+        def enqueue(stanza: Any) -> None:
+            self._inbox.put_nowait((handler, stanza))
+            if self._worker is None or self._worker.done():
+                self._worker = asyncio.get_running_loop().create_task(self._work())
+
+        return enqueue
+
+    async def _work(self) -> None:
+        while not self._inbox.empty():
+            handler, stanza = self._inbox.get_nowait()
+            try:
+                await handler(stanza)
+            except Exception:  # one bad stanza must not stop the client
+                log.exception("failed to handle an incoming stanza")
 
     # -- events ----------------------------------------------------------------------------------
     async def next_event(self, wait: float | None = None) -> ClientEvent:
@@ -300,11 +323,10 @@ class InterlinkClient:
             plaintext[LEGACY] = legacy_text.encode()
             order.append(LEGACY)
         try:
-            if peer not in self._known_peers:
-                # Device lists of peers who do not share presence arrive by no notification.
-                await self.manager.refresh_device_lists(peer)
-                self._known_peers.add(peer)
-            messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext, order)
+            async with self._crypto:
+                # Device lists of peers who share no presence arrive by no notification.
+                await self._refresh(peer)
+                messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext, order)
         except omemo.SessionManagerException as exc:
             raise ClientError(f"cannot encrypt to {peer}: {exc}") from exc
         for error in errors:
@@ -332,35 +354,41 @@ class InterlinkClient:
         this, _ = await self.manager.get_own_device_information()
         return self._fingerprint(this.identity_key)
 
-    async def peer_fingerprints(self, peer: str) -> dict[int, str]:
-        """Device id → fingerprint of every known device of ``peer``."""
-        bare = slixmpp.JID(peer).bare
+    async def _refresh(self, bare: str) -> None:
         if bare not in self._known_peers:
             await self.manager.refresh_device_lists(bare)
             self._known_peers.add(bare)
-        return {
-            d.device_id: self._fingerprint(d.identity_key)
-            for d in await self.manager.get_device_information(bare)
-        }
+
+    async def peer_fingerprints(self, peer: str) -> dict[int, str]:
+        """Device id → fingerprint of every known device of ``peer``."""
+        bare = slixmpp.JID(peer).bare
+        async with self._crypto:
+            await self._refresh(bare)
+            devices = await self.manager.get_device_information(bare)
+        return {d.device_id: self._fingerprint(d.identity_key) for d in devices}
 
     async def safety_number(self, peer: str) -> str:
         """The 60-digit safety number of the conversation with ``peer`` (same on both sides)."""
         bare = slixmpp.JID(peer).bare
-        await self.peer_fingerprints(bare)
-        this, others = await self.manager.get_own_device_information()
+        async with self._crypto:
+            await self._refresh(bare)
+            this, others = await self.manager.get_own_device_information()
+            peer_devices = await self.manager.get_device_information(bare)
         own_keys = [this.identity_key, *(d.identity_key for d in others)]
-        peer_keys = [d.identity_key for d in await self.manager.get_device_information(bare)]
-        return trust.safety_number(self.bare, own_keys, bare, peer_keys)
+        return trust.safety_number(
+            self.bare, own_keys, bare, [d.identity_key for d in peer_devices]
+        )
 
     async def verify(self, peer: str, fingerprint: str) -> int:
         """Mark the device of ``peer`` with this fingerprint as verified; returns its device id.
         Messages from it are no longer flagged. Raises :class:`ClientError` if no device has it."""
         bare = slixmpp.JID(peer).bare
         wanted = trust.normalise_fingerprint(fingerprint)
-        for device in await self.manager.get_device_information(bare):
-            if trust.normalise_fingerprint(self._fingerprint(device.identity_key)) == wanted:
-                await self.manager.set_trust(bare, device.identity_key, Trust.VERIFIED.value)
-                return device.device_id
+        async with self._crypto:
+            for device in await self.manager.get_device_information(bare):
+                if trust.normalise_fingerprint(self._fingerprint(device.identity_key)) == wanted:
+                    await self.manager.set_trust(bare, device.identity_key, Trust.VERIFIED.value)
+                    return device.device_id
         raise ClientError(f"no device of {bare} has the fingerprint {fingerprint}")
 
     # -- receiving ---------------------------------------------------------------------------------
@@ -372,19 +400,26 @@ class InterlinkClient:
             return
         sender = stanza["from"]
         message_id = stanza["id"] or None
-        try:
-            message = await parse_message(element, sender.bare, self.bare, self.manager)
-            plaintext, device, _ = await self.manager.decrypt(message)
-        except Exception as exc:  # python-omemo raises many kinds; none may break the client
-            await self._events.put(
-                DecryptionFailed(str(sender), message_id, f"{type(exc).__name__}: {exc}")
+        async with self._crypto:
+            problem = await self._precheck(element, sender.bare)
+            if problem is not None:
+                await self._events.put(DecryptionFailed(str(sender), message_id, problem))
+                return
+            try:
+                message = await parse_message(element, sender.bare, self.bare, self.manager)
+                plaintext, device, _ = await self.manager.decrypt(message)
+            except Exception as exc:  # python-omemo raises many kinds; none may break us
+                reason = _first_line(exc)
+                await self._events.put(DecryptionFailed(str(sender), message_id, reason))
+                return
+            if plaintext is None:
+                return  # a key-transport or empty message: nothing for the user
+            level = await decide_trust(
+                self.manager,
+                device,
+                manual_trust=self._manual_trust,
+                on_key_change=self._key_changed,
             )
-            return
-        if plaintext is None:
-            return  # a key-transport or empty message: nothing for the user
-        level = await decide_trust(
-            self.manager, device, manual_trust=self._manual_trust, on_key_change=self._key_changed
-        )
         flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
         namespace = message.namespace
         if namespace != OMEMO2:
@@ -401,6 +436,35 @@ class InterlinkClient:
             await self._events.put(DecryptionFailed(str(sender), message_id, str(exc)))
             return
         await self._content_events(str(sender), message_id, envelope, device.device_id, flagged)
+
+    async def _precheck(self, element: Element, sender: str) -> str | None:
+        """Refuse, before python-omemo sees them, messages that would disturb session state
+        without being readable: ones with no key for this device, and replays (the same key
+        material again, whatever the payload). Returns the reason, or None."""
+        assert self._storage is not None
+        namespace = element.tag[1 : element.tag.index("}")]
+        header = element.find(f"{{{namespace}}}header")
+        if header is None:
+            return "malformed: no header"
+        own = str(self._device_id)
+        if namespace == OMEMO2:
+            ours = [
+                k
+                for keys in header.findall(f"{{{namespace}}}keys")
+                if keys.get("jid") == self.bare
+                for k in keys.findall(f"{{{namespace}}}key")
+                if k.get("rid") == own
+            ]
+        else:
+            ours = [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
+        if not ours:
+            return "not encrypted for this device"
+        digest = hashlib.sha256(
+            "\0".join([namespace, sender, header.get("sid", ""), ours[0].text or ""]).encode()
+        ).digest()
+        if not await self._storage.first_sight(digest, time.time(), REPLAY_WINDOW):
+            return "replayed message: this key material was received before"
+        return None
 
     async def _content_events(
         self,
@@ -443,7 +507,8 @@ class InterlinkClient:
                     device_list = twomemo.etree.parse_device_list(payload)
                 else:
                     device_list = oldmemo.etree.parse_device_list(payload)
-                await self._manager.update_device_list(namespace, peer, device_list)
+                async with self._crypto:
+                    await self._manager.update_device_list(namespace, peer, device_list)
             except Exception as exc:
                 log.info("ignored a bad device list", extra={"peer": peer, "error": str(exc)})
                 continue

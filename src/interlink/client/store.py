@@ -25,11 +25,24 @@ class SqliteOmemoStorage(Storage):
         await conn.execute(
             "CREATE TABLE IF NOT EXISTS omemo (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS seen_keys (digest BLOB PRIMARY KEY, seen_at REAL NOT NULL)"
+        )
         await conn.commit()
         return cls(conn)
 
     async def close(self) -> None:
         await self._conn.close()
+
+    async def first_sight(self, digest: bytes, now: float, keep_for: float) -> bool:
+        """Record the key material ``digest`` of an incoming message; ``False`` if it was seen
+        before (a replay). Records older than ``keep_for`` seconds are forgotten."""
+        await self._conn.execute("DELETE FROM seen_keys WHERE seen_at < ?", (now - keep_for,))
+        cur = await self._conn.execute(
+            "INSERT OR IGNORE INTO seen_keys (digest, seen_at) VALUES (?, ?)", (digest, now)
+        )
+        await self._conn.commit()
+        return cur.rowcount == 1
 
     async def _load(self, key: str) -> Maybe[JSONType]:
         try:
