@@ -221,3 +221,32 @@ async def test_receipts_markers_and_chat_states_round_trip_encrypted(tmp_path: P
         finally:
             await alice.close()
             await bob.close()
+
+
+async def test_carbons_let_a_second_device_read_and_see_what_the_first_sent(
+    tmp_path: Path,
+) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        phone = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-phone")
+        laptop = sdk(tmp_path, f"alice@{DOMAIN}/laptop", port, certs, "alice-laptop")
+        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        for c in (phone, laptop, bob):
+            await c.connect()
+        try:
+            await phone.send_text(f"bob@{DOMAIN}", "sent from the phone")
+            assert (await next_text(bob)).text == "sent from the phone"
+            copy = await next_text(laptop)
+            assert copy.text == "sent from the phone"
+            assert copy.outgoing
+            assert copy.to == f"bob@{DOMAIN}"
+            # A message to the phone's full JID reaches the laptop as a received carbon.
+            await bob.send_text(f"alice@{DOMAIN}/phone", "only to your phone")
+            assert (await next_text(phone)).text == "only to your phone"
+            seen = await next_text(laptop)
+            assert seen.text == "only to your phone"
+            assert not seen.outgoing
+            assert seen.sender == f"bob@{DOMAIN}/b"
+        finally:
+            for c in (phone, laptop, bob):
+                await c.close()

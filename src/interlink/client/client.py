@@ -189,7 +189,15 @@ class InterlinkClient:
         self._xmpp = xmpp
         if self._ca_file is not None:
             xmpp.ca_certs = self._ca_file
-        for plugin in ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0199"):
+        for plugin in (
+            "xep_0030",
+            "xep_0004",
+            "xep_0060",
+            "xep_0115",
+            "xep_0163",
+            "xep_0199",
+            "xep_0280",
+        ):
             xmpp.register_plugin(plugin)
         pep: Any = xmpp.plugin["xep_0163"]
         for namespace in self._namespaces():
@@ -208,6 +216,9 @@ class InterlinkClient:
             )
         )
         xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._on_pep_event))
+        # Carbons (XEP-0280): the plugin only passes copies that come from our own bare JID.
+        xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
+        xmpp.add_event_handler("carbon_sent", self._spawn_for(self._on_carbon_sent))
         xmpp.enable_direct_tls = self._direct_tls
         xmpp.enable_starttls = not self._direct_tls
         xmpp.enable_plaintext = False
@@ -236,6 +247,8 @@ class InterlinkClient:
         self._device_id = this.device_id
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._known_peers.add(self.bare)
+        carbons: Any = xmpp.plugin["xep_0280"]
+        await carbons.enable(timeout=self._timeout)
         xmpp.send_presence()
 
     async def close(self) -> None:
@@ -392,7 +405,13 @@ class InterlinkClient:
         raise ClientError(f"no device of {bare} has the fingerprint {fingerprint}")
 
     # -- receiving ---------------------------------------------------------------------------------
-    async def _on_message(self, stanza: Any) -> None:
+    async def _on_carbon_received(self, wrapper: Any) -> None:
+        await self._on_message(wrapper["carbon_received"])
+
+    async def _on_carbon_sent(self, wrapper: Any) -> None:
+        await self._on_message(wrapper["carbon_sent"], outgoing=True)
+
+    async def _on_message(self, stanza: Any, *, outgoing: bool = False) -> None:
         element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
         if element is None and self._legacy:
             element = stanza.xml.find(f"{{{LEGACY}}}encrypted")
@@ -422,20 +441,33 @@ class InterlinkClient:
             )
         flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
         namespace = message.namespace
+        to = stanza["to"].bare if outgoing else None
         if namespace != OMEMO2:
             text = plaintext.decode("utf-8", errors="replace")
             await self._events.put(
-                TextMessage(str(sender), text, message_id, device.device_id, namespace, flagged)
+                TextMessage(
+                    str(sender),
+                    text,
+                    message_id,
+                    device.device_id,
+                    namespace,
+                    flagged,
+                    outgoing,
+                    to,
+                )
             )
             return
         try:
             envelope = sce.open_envelope(
-                plaintext, sender=sender.bare, recipients={self.bare}, now=time.time()
+                plaintext,
+                sender=sender.bare,
+                recipients={to} if to else {self.bare},
+                now=time.time(),
             )
         except sce.SceError as exc:
             await self._events.put(DecryptionFailed(str(sender), message_id, str(exc)))
             return
-        await self._content_events(str(sender), message_id, envelope, device.device_id, flagged)
+        await self._content_events(str(sender), message_id, envelope, device.device_id, flagged, to)
 
     async def _precheck(self, element: Element, sender: str) -> str | None:
         """Refuse, before python-omemo sees them, messages that would disturb session state
@@ -473,14 +505,21 @@ class InterlinkClient:
         envelope: sce.Envelope,
         device: int,
         flagged: bool,
+        to: str | None = None,
     ) -> None:
-        """Turn what an envelope carries into events (and an automatic receipt if asked)."""
+        """Turn what an envelope carries into events (and an automatic receipt if asked).
+        ``to`` is set for copies of this account's own messages (carbons)."""
         tags = {el.tag for el in envelope.content}
         text = envelope.body
         if text is not None:
-            await self._events.put(TextMessage(sender, text, message_id, device, OMEMO2, flagged))
-            if self._auto_receipts and message_id and _q(RECEIPTS, "request") in tags:
+            await self._events.put(
+                TextMessage(sender, text, message_id, device, OMEMO2, flagged, to is not None, to)
+            )
+            wants_receipt = _q(RECEIPTS, "request") in tags
+            if self._auto_receipts and message_id and wants_receipt and to is None:
                 await self.send_receipt(sender, message_id)
+        if to is not None:
+            return  # our own receipts, markers and states need no events
         for el in envelope.content:
             if el.tag == _q(RECEIPTS, "received") and el.get("id"):
                 await self._events.put(Receipt(sender, el.get("id", "")))

@@ -15,6 +15,8 @@ class TextMessage:
     device_id: int
     namespace: str  # the OMEMO version it came with
     flagged: bool = False
+    outgoing: bool = False  # a copy of what this account sent from another device (carbons)
+    to: str | None = None  # for outgoing copies: the recipient
 
 
 @dataclass(frozen=True, slots=True)
