@@ -250,3 +250,43 @@ async def test_carbons_let_a_second_device_read_and_see_what_the_first_sent(
         finally:
             for c in (phone, laptop, bob):
                 await c.close()
+
+
+async def test_a_legacy_only_peer_is_reached_with_legacy_omemo(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        assert server.hub is not None
+        routed: list[str] = []
+        original = server.hub.router.route
+
+        def recording_route(session: Session, stanza: Stanza):  # type: ignore[no-untyped-def]
+            routed.append(to_xml(stanza))
+            return original(session, stanza)
+
+        server.hub.router.route = recording_route  # type: ignore[method-assign]
+        port = server.ports["c2s-starttls"]
+        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        old = InterlinkClient(
+            f"bob@{DOMAIN}/old",
+            "pw",
+            data_dir=tmp_path / "old",
+            port=port,
+            ca_file=certs.ca,
+            omemo2=False,
+        )
+        await alice.connect()
+        await old.connect()
+        try:
+            await alice.send_text(f"bob@{DOMAIN}", "hello old friend")
+            got = await next_text(old)
+            assert got.text == "hello old friend"
+            assert got.namespace == "eu.siacs.conversations.axolotl"
+            await old.send_text(f"alice@{DOMAIN}", "still here")
+            back = await next_text(alice)
+            assert back.text == "still here"
+            assert back.namespace == "eu.siacs.conversations.axolotl"
+            everything = "\n".join(routed)
+            assert "hello old friend" not in everything
+            assert "still here" not in everything
+        finally:
+            await alice.close()
+            await old.close()

@@ -157,6 +157,7 @@ class InterlinkClient:
         ca_file: Path | None = None,
         manual_trust: bool = False,
         legacy: bool = True,
+        omemo2: bool = True,
         auto_receipts: bool = True,
         timeout: float = 10.0,
     ) -> None:
@@ -169,7 +170,10 @@ class InterlinkClient:
         self._direct_tls = direct_tls
         self._ca_file = ca_file
         self._manual_trust = manual_trust
+        if not (legacy or omemo2):
+            raise ValueError("enable at least one OMEMO version")
         self._legacy = legacy
+        self._omemo2 = omemo2
         self._auto_receipts = auto_receipts
         self._timeout = timeout
         self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
@@ -232,7 +236,9 @@ class InterlinkClient:
             raise ClientError("authentication failed" if failed.is_set() else "could not connect")
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._storage = await SqliteOmemoStorage.open(self._data_dir / "omemo.sqlite3")
-        backends: list[omemo.Backend] = [twomemo.Twomemo(self._storage)]
+        backends: list[omemo.Backend] = []
+        if self._omemo2:
+            backends.append(twomemo.Twomemo(self._storage))
         if self._legacy:
             backends.append(oldmemo.Oldmemo(self._storage))
         manager_class = session_manager_class(
@@ -264,7 +270,7 @@ class InterlinkClient:
             await self._storage.close()
 
     def _namespaces(self) -> list[str]:
-        return [OMEMO2, LEGACY] if self._legacy else [OMEMO2]
+        return [ns for ns, on in ((OMEMO2, self._omemo2), (LEGACY, self._legacy)) if on]
 
     def _spawn_for(self, handler: Any) -> Any:
         """Queue incoming stanzas for one worker: ratchets must see messages one at a time and in
@@ -329,12 +335,16 @@ class InterlinkClient:
         if xmpp is None:
             raise ClientError("not connected")
         peer = slixmpp.JID(to).bare
-        envelope = sce.seal(content, sender=self.bare, recipient=peer, now=time.time())
-        plaintext = {OMEMO2: envelope}
-        order = [OMEMO2]
+        plaintext: dict[str, bytes] = {}
+        order: list[str] = []
+        if self._omemo2:
+            plaintext[OMEMO2] = sce.seal(content, sender=self.bare, recipient=peer, now=time.time())
+            order.append(OMEMO2)
         if self._legacy and legacy_text is not None:
             plaintext[LEGACY] = legacy_text.encode()
             order.append(LEGACY)
+        if not order:
+            raise ClientError("legacy OMEMO can only carry text")
         try:
             async with self._crypto:
                 # Device lists of peers who share no presence arrive by no notification.

@@ -1,0 +1,119 @@
+"""Interoperability with an independent OMEMO client: slixmpp with the slixmpp-omemo plugin
+(python-omemo's reference XMPP integration) against the Interlink SDK.
+
+slixmpp-omemo has no Stanza Content Encryption, so it can neither send nor read OMEMO 2 content
+("SCE not supported yet"): in practice it speaks legacy OMEMO only, although it publishes an
+OMEMO 2 device list too. The test removes that list, so the peer is what the issue calls a
+legacy-only peer, and checks that the SDK falls back to legacy OMEMO for it, both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+import slixmpp
+from omemo.storage import Just, Maybe, Nothing, Storage
+from omemo.types import DeviceInformation, JSONType
+from slixmpp.plugins import register_plugin
+from slixmpp_omemo import XEP_0384
+
+from interlink.client import InterlinkClient, TextMessage
+from tests.integration.kit import DOMAIN, Xmpp, running_hub
+
+
+class MemoryStorage(Storage):
+    def __init__(self) -> None:
+        super().__init__()
+        self._data: dict[str, JSONType] = {}
+
+    async def _load(self, key: str) -> Maybe[JSONType]:
+        return Just(self._data[key]) if key in self._data else Nothing()
+
+    async def _store(self, key: str, value: JSONType) -> None:
+        self._data[key] = value
+
+    async def _delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+
+class PeerOmemo(XEP_0384):
+    """slixmpp-omemo configured as its documentation shows: blind trust before verification."""
+
+    name = "xep_0384"
+    default_config: ClassVar[dict[str, str]] = {
+        "fallback_message": "This message is OMEMO encrypted."
+    }
+    _store: ClassVar[MemoryStorage] = MemoryStorage()
+
+    @property
+    def storage(self) -> Storage:
+        return self._store
+
+    @property
+    def _btbv_enabled(self) -> bool:
+        return True
+
+    async def _devices_blindly_trusted(
+        self, blindly_trusted: frozenset[DeviceInformation], identifier: str | None
+    ) -> None:
+        return None
+
+    async def _prompt_manual_trust(
+        self, manually_trusted: frozenset[DeviceInformation], identifier: str | None
+    ) -> None:
+        return None
+
+
+register_plugin(PeerOmemo)
+
+
+async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        PeerOmemo._store = MemoryStorage()
+        peer = Xmpp(f"bob@{DOMAIN}/slixmpp-omemo", "pw", certs)
+        peer.client.register_plugin("xep_0384", module=sys.modules[__name__])
+        received: asyncio.Queue[str] = asyncio.Queue()
+        plugins: Any = peer.client.plugin
+        omemo_plugin: Any = plugins["xep_0384"]
+
+        async def on_message(msg: Any) -> None:
+            if omemo_plugin.is_encrypted(msg):
+                decrypted, _device = await omemo_plugin.decrypt_message(msg)
+                received.put_nowait(decrypted["body"])
+
+        peer.client.add_event_handler("message", on_message)
+        alice = InterlinkClient(
+            f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
+        )
+        await peer.login(port)
+        await omemo_plugin.get_session_manager()  # keys published
+        pubsub: Any = peer.client.plugin["xep_0060"]
+        await pubsub.delete_node(
+            slixmpp.JID(f"bob@{DOMAIN}"), "urn:xmpp:omemo:2:devices", timeout=10
+        )
+        await alice.connect()
+        try:
+            await alice.send_text(f"bob@{DOMAIN}", "from the Interlink SDK")
+            assert await asyncio.wait_for(received.get(), 15) == "from the Interlink SDK"
+            manager = await omemo_plugin.get_session_manager()
+            await manager.refresh_device_lists(f"alice@{DOMAIN}")
+            stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
+            stanza["body"] = "from slixmpp-omemo"
+            encrypted, _errors = await omemo_plugin.encrypt_message(
+                stanza, slixmpp.JID(f"alice@{DOMAIN}")
+            )
+            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+                message.send()
+            while True:
+                event = await alice.next_event(15)
+                if isinstance(event, TextMessage):
+                    break
+            assert event.text == "from slixmpp-omemo"
+            assert event.sender == f"bob@{DOMAIN}/slixmpp-omemo"
+            assert event.namespace == "eu.siacs.conversations.axolotl"
+        finally:
+            await alice.close()
+            await peer.close()
