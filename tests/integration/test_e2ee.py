@@ -290,3 +290,36 @@ async def test_a_legacy_only_peer_is_reached_with_legacy_omemo(tmp_path: Path) -
         finally:
             await alice.close()
             await old.close()
+
+
+async def test_a_used_one_time_prekey_is_replaced_in_the_published_bundle(tmp_path: Path) -> None:
+    from interlink.xmpp.xml import parse_fragment
+
+    async with running_hub(tmp_path) as (server, certs):
+        assert server.storage is not None
+        port = server.ports["c2s-starttls"]
+        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        await alice.connect()
+        await bob.connect()
+        try:
+            this, _ = await alice.manager.get_own_device_information()
+
+            async def published_prekeys() -> set[str]:
+                assert server.storage is not None
+                (item,) = await server.storage.pep.items(
+                    f"alice@{DOMAIN}", "urn:xmpp:omemo:2:bundles", ids=[str(this.device_id)]
+                )
+                bundle = parse_fragment(item.payload)
+                return {pk.get("id") or "" for pk in bundle.iter("{urn:xmpp:omemo:2}pk")}
+
+            before = await published_prekeys()
+            assert len(before) == 100
+            await bob.send_text(f"alice@{DOMAIN}", "uses one of your prekeys")
+            assert (await next_text(alice)).text == "uses one of your prekeys"
+            after = await published_prekeys()
+            assert len(after) == 100  # refilled (python-omemo's refill threshold is 99)
+            assert len(before - after) == 1  # the used one is gone for good
+        finally:
+            await alice.close()
+            await bob.close()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from slixmpp import JID
 
-from interlink.client import DecryptionFailed, InterlinkClient, TextMessage
+from interlink.client import DecryptionFailed, EncryptionProblem, InterlinkClient, TextMessage
 from interlink.client.client import ClientError
 from interlink.hub.session import Session
 from interlink.xmpp.stanza import Stanza, to_xml
@@ -126,6 +126,10 @@ async def test_a_bundle_with_an_invalid_signature_is_refused(tmp_path: Path) -> 
             await corrupt_bundle_signature(tamper, this.device_id)
             with pytest.raises(ClientError, match="cannot encrypt"):
                 await alice.send_text(f"carol@{DOMAIN}", "you should not read this")
+            problem = await next_event_of(alice, EncryptionProblem)
+            assert isinstance(problem, EncryptionProblem)
+            assert problem.peer == f"carol@{DOMAIN}"
+            assert problem.reason
             # Alice's state is intact: she still talks to Bob.
             await alice.send_text(f"bob@{DOMAIN}", "still fine")
             got = await next_event_of(bob, TextMessage)

@@ -29,6 +29,7 @@ from interlink.client.events import (
     DecryptionFailed,
     DeviceListChanged,
     Displayed,
+    EncryptionProblem,
     KeyChanged,
     Receipt,
     TextMessage,
@@ -351,9 +352,13 @@ class InterlinkClient:
                 await self._refresh(peer)
                 messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext, order)
         except omemo.SessionManagerException as exc:
-            raise ClientError(f"cannot encrypt to {peer}: {exc}") from exc
+            reason = _first_line(exc)
+            await self._events.put(EncryptionProblem(peer, None, reason))
+            raise ClientError(f"cannot encrypt to {peer}: {reason}") from exc
         for error in errors:
-            log.info("encryption skipped a device", extra={"error": repr(error)})
+            await self._events.put(
+                EncryptionProblem(error.bare_jid, error.device_id, _first_line(error.exception))
+            )
         message_id = secrets.token_hex(8)
         stanza = xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
         stanza["id"] = message_id

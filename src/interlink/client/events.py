@@ -53,6 +53,16 @@ class DecryptionFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class EncryptionProblem:
+    """Sending to ``peer`` skipped a device (``device_id``) or failed entirely (``None``), e.g. its
+    bundle was missing or its signature invalid."""
+
+    peer: str
+    device_id: int | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class KeyChanged:
     """A known contact shows an identity key not seen before."""
 
@@ -74,6 +84,7 @@ ClientEvent = (
     | Displayed
     | ChatState
     | DecryptionFailed
+    | EncryptionProblem
     | KeyChanged
     | DeviceListChanged
 )
