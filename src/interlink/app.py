@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import secrets
 import signal
 import socket
 import ssl
@@ -24,6 +26,7 @@ from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.session import BindConflictPolicy
+from interlink.interop.providers import ProviderRegistry
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
@@ -52,6 +55,19 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
     return ensure_self_signed(settings.hub.data_dir, settings.hub.domain)
 
 
+def admin_token(settings: Settings) -> str:
+    """The admin API's bearer token: configured, or generated once into the data directory."""
+    if settings.admin.token:
+        return settings.admin.token
+    path = settings.hub.data_dir / "admin-token"
+    if not path.exists():
+        settings.hub.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn inside our loop: we own the signal handlers, not uvicorn."""
 
@@ -69,6 +85,7 @@ class HubServer:
         self.ports: dict[str, int] = {}
         self.hub: Hub | None = None
         self.storage: Storage | None = None
+        self.registry: ProviderRegistry | None = None
         self._servers: list[asyncio.Server] = []
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -134,7 +151,14 @@ class HubServer:
         ws_ctx = WebSocketContext(
             c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
         )
-        await self._start_http(build_http_app(hub, ws_ctx), cert, key)
+        self.registry = registry = ProviderRegistry(
+            storage.providers,
+            self.clock,
+            allow_insecure_loopback=s.interop.allow_insecure_loopback,
+        )
+        registry.on_suspend = hub.end_provider_sessions
+        app = build_http_app(hub, ws_ctx, registry, admin_token(s))
+        await self._start_http(app, cert, key)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})

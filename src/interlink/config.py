@@ -73,6 +73,15 @@ class XmppSection(_Section):
     bind_conflict: Literal["override", "refuse", "replace"] = "override"
 
 
+class AdminSection(_Section):
+    token: str | None = None  # unset: generated once into data_dir/admin-token (mode 0600)
+
+
+class InteropSection(_Section):
+    # http:// callbacks and JWKS URLs on loopback only, for local testing and the demo
+    allow_insecure_loopback: bool = False
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -86,6 +95,8 @@ class Settings(_Section):
     sasl: SaslSection = SaslSection()
     storage: StorageSection = StorageSection()
     xmpp: XmppSection = XmppSection()
+    admin: AdminSection = AdminSection()
+    interop: InteropSection = InteropSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")

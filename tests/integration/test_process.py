@@ -232,3 +232,67 @@ async def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     code, out = await cli(bad, "user", "list")
     assert code == 2
     assert "not valid TOML" in out
+
+
+async def test_provider_commands(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    config = write_config(tmp_path, certs)
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(
+        '{"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1",'
+        ' "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}'
+    )
+    code, out = await cli(
+        config,
+        "provider",
+        "add",
+        "examplechat",
+        "--name",
+        "Example Chat",
+        "--callback",
+        "https://api.example.chat",
+        "--jwks-file",
+        str(jwks),
+        "--media-host",
+        "media.example.chat",
+    )
+    assert code == 0, out
+    assert json.loads(out)["status"] == "pending"
+    code, out = await cli(
+        config,
+        "provider",
+        "add",
+        "examplechat",
+        "--name",
+        "X",
+        "--callback",
+        "https://x.example",
+        "--jwks-file",
+        str(jwks),
+    )
+    assert code == 1
+    assert "exists already" in out
+    code, out = await cli(
+        config,
+        "provider",
+        "add",
+        "bad id",
+        "--name",
+        "X",
+        "--callback",
+        "https://x.example",
+        "--jwks-file",
+        str(jwks),
+    )
+    assert code == 1
+    assert "DNS label" in out
+    assert (await cli(config, "provider", "approve", "examplechat"))[0] == 0
+    assert await cli(config, "provider", "list") == (0, "examplechat\tapproved\tExample Chat\n")
+    assert (await cli(config, "provider", "suspend", "examplechat"))[0] == 0
+    code, out = await cli(config, "provider", "show", "examplechat")
+    assert code == 0
+    assert '"status": "suspended"' in out
+    assert "\tcli\tstatus\t" in out
+    code, out = await cli(config, "provider", "show", "nobody")
+    assert code == 1
+    assert "no provider" in out

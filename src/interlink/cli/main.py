@@ -7,6 +7,7 @@ hub runs): an added account can log in at once, a changed password applies to th
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,13 @@ import typer
 from interlink.app import HubServer, open_storage
 from interlink.config import Settings, load_settings
 from interlink.errors import AccountExistsError, AccountNotFoundError, ConfigError
+from interlink.interop.providers import (
+    AuditEntry,
+    Provider,
+    ProviderError,
+    ProviderRegistry,
+    ProviderStatus,
+)
 from interlink.logs import setup_logging
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.sasl import derive_credentials
@@ -23,6 +31,8 @@ from interlink.xmpp.sasl import derive_credentials
 app = typer.Typer(help="Interlink: the interoperability hub.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage accounts on the hub domain.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
+provider_app = typer.Typer(help="Onboard and manage third-party providers.", no_args_is_help=True)
+app.add_typer(provider_app, name="provider")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="data directory")]
@@ -192,6 +202,115 @@ def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     jids: list[str] = _run(go())
     for j in jids:
         typer.echo(j)
+
+
+async def _with_registry(settings: Settings, action: Any) -> Any:
+    storage = await open_storage(settings)
+    try:
+        registry = ProviderRegistry(
+            storage.providers,
+            time.time,
+            allow_insecure_loopback=settings.interop.allow_insecure_loopback,
+        )
+        return await action(registry)
+    finally:
+        await storage.close()
+
+
+def _provider_call(settings: Settings, action: Any) -> Any:
+    try:
+        return _run(_with_registry(settings, action))
+    except ProviderError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _show(provider: Provider) -> None:
+    typer.echo(json.dumps(provider.public_view(), indent=2, sort_keys=True))
+
+
+@provider_app.command("add")
+def provider_add(
+    provider_id: Annotated[str, typer.Argument(help="DNS label, e.g. examplechat")],
+    name: Annotated[str, typer.Option("--name", help="display name shown to users")],
+    callback: Annotated[str, typer.Option("--callback", help="https base URL of its endpoints")],
+    jwks_file: Annotated[Path | None, typer.Option(help="file with its JWK set (public)")] = None,
+    jwks_url: Annotated[str | None, typer.Option(help="or the https URL of its JWK set")] = None,
+    media_host: Annotated[list[str] | None, typer.Option(help="allowed media host")] = None,
+    feature: Annotated[list[str] | None, typer.Option(help="enabled feature")] = None,
+    rate_tier: Annotated[str, typer.Option(help="small | standard | large")] = "standard",
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Register a provider (status: pending until approved)."""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    jwks = None
+    if jwks_file is not None:
+        try:
+            jwks = json.loads(jwks_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            typer.echo(f"error: cannot read the JWK set in {jwks_file}: {exc}", err=True)
+            raise typer.Exit(2) from None
+    provider = Provider(
+        id=provider_id,
+        display_name=name,
+        callback_url=callback,
+        jwks=jwks,
+        jwks_url=jwks_url,
+        media_hosts=tuple(media_host or ()),
+        features=tuple(feature or ("messaging",)),
+        rate_tier=rate_tier,
+    )
+    _show(_provider_call(settings, lambda r: r.add(provider, "cli")))
+
+
+@provider_app.command("approve")
+def provider_approve(
+    provider_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Approve a provider: its users may enlist, log in and be reached."""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    _show(
+        _provider_call(
+            settings, lambda r: r.set_status(provider_id, ProviderStatus.APPROVED, "cli")
+        )
+    )
+
+
+@provider_app.command("suspend")
+def provider_suspend(
+    provider_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None
+) -> None:
+    """Suspend a provider. (A running hub ends the provider's sessions at once when this is done
+    through the admin API, POST /admin/v1/providers/{id}/suspend.)"""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    _show(
+        _provider_call(
+            settings, lambda r: r.set_status(provider_id, ProviderStatus.SUSPENDED, "cli")
+        )
+    )
+
+
+@provider_app.command("list")
+def provider_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """One line per provider: id, status, display name."""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    for p in _provider_call(settings, lambda r: r.all()):
+        typer.echo(f"{p.id}\t{p.status}\t{p.display_name}")
+
+
+@provider_app.command("show")
+def provider_show(provider_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """A provider's record and its audit log."""
+    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+
+    async def both(r: ProviderRegistry) -> tuple[Provider, list[AuditEntry]]:
+        return await r.get(provider_id), await r.audit(provider_id)
+
+    provider, audit = _provider_call(settings, both)
+    _show(provider)
+    for entry in audit:
+        typer.echo(f"{entry.at:.0f}\t{entry.actor}\t{entry.action}\t{json.dumps(entry.details)}")
 
 
 def main() -> None:

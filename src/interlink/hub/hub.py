@@ -89,6 +89,18 @@ class Hub:
         """Remove ``session`` now; returns the unavailable broadcast to await, if any."""
         return self.router.session_ended(session)
 
+    def end_provider_sessions(self, provider_id: str) -> None:
+        """End the sessions of a suspended provider's users (their JIDs live under
+        ``<provider>.interop.<hub domain>``)."""
+        domain = f"{provider_id}.interop.{self.ctx.domain.domain}"
+        error = StreamError(
+            StreamErrorCondition.POLICY_VIOLATION, f"the provider '{provider_id}' was suspended"
+        )
+        for session in self.ctx.sessions.all_sessions():
+            if session.jid.domain == domain:
+                session.port.terminate(error)
+        log.info("provider sessions ended", extra={"provider": provider_id})
+
     async def shutdown(self) -> None:
         """End every session with ``<system-shutdown/>`` and finish background work."""
         error = StreamError(StreamErrorCondition.SYSTEM_SHUTDOWN, "the server is shutting down")

@@ -1,19 +1,44 @@
-"""The hub's HTTP app: XMPP over WebSocket now; the Enlistment and admin APIs join it later."""
+"""The hub's HTTP app: XMPP over WebSocket, the operator's admin API, health. The Enlistment API
+joins it with the rest of the interop control plane."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from interlink import __version__
 from interlink.hub.hub import Hub
+from interlink.interop.providers import ProviderError, ProviderRegistry
+from interlink.net.admin import (
+    AdminAuthError,
+    admin_auth_handler,
+    admin_router,
+    provider_error_handler,
+)
+from interlink.net.problems import problem
 from interlink.net.websocket import WebSocketContext, serve_websocket
 
 WEBSOCKET_PATH = "/xmpp-websocket"
 
 
-def build_http_app(hub: Hub, ws_ctx: WebSocketContext) -> FastAPI:
+async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = "; ".join(
+        f"{'.'.join(str(p) for p in err.get('loc', ()))}: {err.get('msg', '')}"
+        for err in exc.errors()
+    )
+    return problem(422, "invalid-request", "the request body or parameters are invalid", details)
+
+
+def build_http_app(
+    hub: Hub, ws_ctx: WebSocketContext, registry: ProviderRegistry, admin_token: str
+) -> FastAPI:
     app = FastAPI(title="Interlink hub", version=__version__)
+    app.add_exception_handler(ProviderError, provider_error_handler)
+    app.add_exception_handler(AdminAuthError, admin_auth_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.include_router(admin_router(registry, admin_token))
 
     @app.websocket(WEBSOCKET_PATH)
     async def xmpp_websocket(ws: WebSocket) -> None:

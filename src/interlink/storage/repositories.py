@@ -9,9 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from interlink.xmpp.sasl import StoredCredentials
+
+if TYPE_CHECKING:
+    from interlink.interop.providers import ProviderRepository
 
 
 class Subscription(StrEnum):
@@ -186,5 +189,8 @@ class Storage(Protocol):
 
     @property
     def pep(self) -> PepRepository: ...
+
+    @property
+    def providers(self) -> ProviderRepository: ...
 
     async def close(self) -> None: ...

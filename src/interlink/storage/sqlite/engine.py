@@ -25,6 +25,7 @@ from interlink.storage.sqlite.repos import (
     SqliteAccounts,
     SqliteOffline,
     SqlitePep,
+    SqliteProviders,
     SqliteRoster,
     SqliteServerState,
 )
@@ -77,6 +78,7 @@ class SqliteStorage:
         self.offline = SqliteOffline(db)
         self.server_state = SqliteServerState(db)
         self.pep = SqlitePep(db)
+        self.providers = SqliteProviders(db)
 
     async def close(self) -> None:
         await self.db.conn.close()

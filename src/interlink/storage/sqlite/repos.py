@@ -9,6 +9,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from interlink.errors import AccountExistsError, AccountNotFoundError
+from interlink.interop.providers import (
+    AuditEntry,
+    Provider,
+    provider_from_row,
+    provider_to_row,
+)
 from interlink.storage.repositories import (
     AccessModel,
     OfflineMessage,
@@ -359,3 +365,57 @@ class SqlitePep:
             (owner, node),
         ) as cur:
             return [str(r[0]) for r in await cur.fetchall()]
+
+
+class SqliteProviders:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def get(self, provider_id: str) -> Provider | None:
+        async with self._db.conn.execute(
+            "SELECT id, display_name, status, jwks, jwks_url, callback_url, media_hosts, "
+            "features, rate_tier, created_at, updated_at FROM providers WHERE id = ?",
+            (provider_id,),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else provider_from_row(tuple(row))
+
+    async def all(self) -> list[Provider]:
+        async with self._db.conn.execute(
+            "SELECT id, display_name, status, jwks, jwks_url, callback_url, media_hosts, "
+            "features, rate_tier, created_at, updated_at FROM providers ORDER BY id"
+        ) as cur:
+            return [provider_from_row(tuple(r)) for r in await cur.fetchall()]
+
+    async def put(self, provider: Provider, audit: AuditEntry) -> None:
+        row = provider_to_row(provider)
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR REPLACE INTO providers (id, display_name, status, jwks, jwks_url, "
+                "callback_url, media_hosts, features, rate_tier, created_at, updated_at) VALUES "
+                "(:id, :display_name, :status, :jwks, :jwks_url, :callback_url, :media_hosts, "
+                ":features, :rate_tier, :created_at, :updated_at)",
+                row,
+            )
+            await conn.execute(
+                "INSERT INTO provider_audit (provider_id, at, actor, action, details) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    audit.provider_id,
+                    audit.at,
+                    audit.actor,
+                    audit.action,
+                    json.dumps(audit.details, default=str),
+                ),
+            )
+
+    async def audit(self, provider_id: str) -> list[AuditEntry]:
+        async with self._db.conn.execute(
+            "SELECT provider_id, at, actor, action, details FROM provider_audit "
+            "WHERE provider_id = ? ORDER BY seq",
+            (provider_id,),
+        ) as cur:
+            return [
+                AuditEntry(str(r[0]), float(r[1]), str(r[2]), str(r[3]), json.loads(str(r[4])))
+                for r in await cur.fetchall()
+            ]

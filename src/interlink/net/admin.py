@@ -1,0 +1,119 @@
+"""The operator's HTTP API, ``/admin/v1``: provider onboarding (DESIGN Flow 1).
+
+Thin handlers: authenticate (a bearer token compared in constant time), parse with pydantic,
+call the registry, serialize. Errors are RFC 9457 problem+json.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from interlink.interop.providers import Provider, ProviderError, ProviderRegistry, ProviderStatus
+from interlink.net.problems import problem
+
+
+class ProviderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="DNS label naming the provider, e.g. 'examplechat'")
+    display_name: str
+    callback_url: str = Field(description="base URL of the provider's interlink endpoints")
+    jwks: dict[str, Any] | None = Field(None, description="inline JWK set (public keys)")
+    jwks_url: str | None = Field(None, description="or the URL of the provider's JWK set")
+    media_hosts: list[str] = []
+    features: list[str] = ["messaging"]
+    rate_tier: str = "standard"
+
+
+class ProviderPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = None
+    callback_url: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_url: str | None = None
+    media_hosts: list[str] | None = None
+    features: list[str] | None = None
+    rate_tier: str | None = None
+
+
+class AdminAuthError(Exception):
+    pass
+
+
+def admin_router(registry: ProviderRegistry, token: str) -> APIRouter:
+    expected = token.encode()
+
+    def authenticate(authorization: Annotated[str | None, Header()] = None) -> None:
+        scheme, _, value = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), expected):
+            raise AdminAuthError
+
+    # Every route requires the token; the audit log names this API as the actor.
+    router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(authenticate)])
+    actor = "admin-api"
+
+    @router.get("/providers")
+    async def list_providers() -> list[dict[str, object]]:
+        return [p.public_view() for p in await registry.all()]
+
+    @router.post("/providers", status_code=201)
+    async def add_provider(body: ProviderIn) -> dict[str, object]:
+        provider = Provider(
+            id=body.id,
+            display_name=body.display_name,
+            callback_url=body.callback_url,
+            jwks=body.jwks,
+            jwks_url=body.jwks_url,
+            media_hosts=tuple(body.media_hosts),
+            features=tuple(body.features),
+            rate_tier=body.rate_tier,
+        )
+        return (await registry.add(provider, actor)).public_view()
+
+    @router.get("/providers/{provider_id}")
+    async def show_provider(provider_id: str) -> dict[str, object]:
+        return (await registry.get(provider_id)).public_view()
+
+    @router.patch("/providers/{provider_id}")
+    async def update_provider(provider_id: str, body: ProviderPatch) -> dict[str, object]:
+        changes = body.model_dump(exclude_unset=True)
+        return (await registry.update(provider_id, changes, actor)).public_view()
+
+    @router.post("/providers/{provider_id}/approve")
+    async def approve(provider_id: str) -> dict[str, object]:
+        return (
+            await registry.set_status(provider_id, ProviderStatus.APPROVED, actor)
+        ).public_view()
+
+    @router.post("/providers/{provider_id}/suspend")
+    async def suspend(provider_id: str) -> dict[str, object]:
+        updated = await registry.set_status(provider_id, ProviderStatus.SUSPENDED, actor)
+        return updated.public_view()
+
+    @router.get("/providers/{provider_id}/audit")
+    async def audit(provider_id: str) -> list[dict[str, object]]:
+        return [
+            {"at": e.at, "actor": e.actor, "action": e.action, "details": e.details}
+            for e in await registry.audit(provider_id)
+        ]
+
+    return router
+
+
+async def provider_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProviderError)
+    return problem(exc.status, exc.kind, "provider request refused", exc.detail)
+
+
+async def admin_auth_handler(_request: Request, _exc: Exception) -> JSONResponse:
+    response = problem(
+        401, "unauthorized", "admin token required", "send Authorization: Bearer <admin token>"
+    )
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response

@@ -1,0 +1,83 @@
+"""The admin HTTP API over real HTTPS: auth, provider lifecycle, problem+json errors, and a
+suspension that ends the provider's sessions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from interlink.xmpp.jid import JID
+from tests.hubkit import FakePort
+from tests.integration.kit import DOMAIN, running_hub
+
+JWKS = {
+    "keys": [
+        {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "kid": "k1",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        }
+    ]
+}
+TOKEN = "operator-secret-token"
+
+
+async def test_provider_onboarding_through_the_admin_api(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, admin={"token": TOKEN}) as (server, certs):
+        base = f"https://127.0.0.1:{server.ports['http']}/admin/v1"
+        async with httpx.AsyncClient(verify=str(certs.ca), timeout=10) as http:
+            anonymous = await http.get(f"{base}/providers")
+            assert anonymous.status_code == 401
+            assert anonymous.headers["content-type"] == "application/problem+json"
+            assert anonymous.json()["type"] == "urn:interlink:problem:unauthorized"
+            wrong = await http.get(f"{base}/providers", headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            body = {
+                "id": "examplechat",
+                "display_name": "Example Chat",
+                "callback_url": "https://api.example.chat",
+                "jwks": JWKS,
+            }
+            created = await http.post(f"{base}/providers", json=body, headers=auth)
+            assert created.status_code == 201, created.text
+            assert created.json()["status"] == "pending"
+            again = await http.post(f"{base}/providers", json=body, headers=auth)
+            assert again.status_code == 409
+            assert again.json()["type"] == "urn:interlink:problem:provider-exists"
+            bad = await http.post(f"{base}/providers", json={**body, "id": "x y"}, headers=auth)
+            assert bad.status_code == 400
+            assert "DNS label" in bad.json()["detail"]
+            malformed = await http.post(f"{base}/providers", json={"id": 3}, headers=auth)
+            assert malformed.status_code == 422
+            assert malformed.headers["content-type"] == "application/problem+json"
+            missing = await http.get(f"{base}/providers/nobody", headers=auth)
+            assert missing.status_code == 404
+            approved = await http.post(f"{base}/providers/examplechat/approve", headers=auth)
+            assert approved.json()["status"] == "approved"
+            patched = await http.patch(
+                f"{base}/providers/examplechat",
+                json={"media_hosts": ["media.example.chat"]},
+                headers=auth,
+            )
+            assert patched.json()["media_hosts"] == ["media.example.chat"]
+            # A live session of one of the provider's users ends on suspension.
+            assert server.hub is not None
+            port = FakePort()
+            from interlink.hub.session import Session
+
+            session = Session(JID.parse(f"opaque1@examplechat.interop.{DOMAIN}/app"), port)
+            server.hub.ctx.sessions.add(session)
+            suspended = await http.post(f"{base}/providers/examplechat/suspend", headers=auth)
+            assert suspended.json()["status"] == "suspended"
+            assert port.closed
+            assert port.terminated is not None
+            assert "suspended" in port.terminated.text
+            listed = await http.get(f"{base}/providers", headers=auth)
+            assert [p["id"] for p in listed.json()] == ["examplechat"]
+            audit = await http.get(f"{base}/providers/examplechat/audit", headers=auth)
+            assert [e["action"] for e in audit.json()] == ["add", "status", "update", "status"]
+            openapi = await http.get(f"https://127.0.0.1:{server.ports['http']}/openapi.json")
+            assert "/admin/v1/providers" in openapi.json()["paths"]

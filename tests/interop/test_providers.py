@@ -1,0 +1,116 @@
+"""Provider records: validation, registry operations with their audit log, suspension hook."""
+
+from __future__ import annotations
+
+import pytest
+
+from interlink.interop.providers import (
+    Provider,
+    ProviderError,
+    ProviderExists,
+    ProviderNotFound,
+    ProviderRegistry,
+    ProviderStatus,
+    validate,
+)
+from interlink.storage.sqlite import open_sqlite
+
+JWKS = {
+    "keys": [
+        {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "kid": "k1",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        }
+    ]
+}
+
+
+def provider(**changes: object) -> Provider:
+    base: dict[str, object] = {
+        "id": "ExampleChat",
+        "display_name": " Example Chat ",
+        "callback_url": "https://api.example.chat/",
+        "jwks": JWKS,
+        "media_hosts": ("Media.Example.Chat.",),
+    }
+    base.update(changes)
+    return Provider(**base)  # type: ignore[arg-type]
+
+
+def test_validate_normalises() -> None:
+    p = validate(provider())
+    assert p.id == "examplechat"
+    assert p.display_name == "Example Chat"
+    assert p.callback_url == "https://api.example.chat"
+    assert p.media_hosts == ("media.example.chat",)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"id": "not a label"}, "DNS label"),
+        ({"id": "x" * 64}, "DNS label"),
+        ({"display_name": ""}, "display_name"),
+        ({"jwks": None}, "exactly one of jwks"),
+        ({"jwks_url": "https://example.chat/jwks"}, "exactly one of jwks"),
+        ({"jwks": {"keys": []}}, "at least one key"),
+        ({"jwks": {"keys": [{"kty": "oct", "kid": "s", "k": "c2VjcmV0"}]}}, "public keys only"),
+        ({"jwks": {"keys": [{"kty": "OKP"}]}}, "'kty' and 'kid'"),
+        ({"callback_url": "http://api.example.chat"}, "https"),
+        ({"callback_url": "ftp://api.example.chat"}, "absolute https URL"),
+        ({"callback_url": "https://user:pw@api.example.chat"}, "credentials"),
+        ({"media_hosts": ("not a host!",)}, "host name"),
+        ({"features": ("teleport",)}, "unknown features"),
+        ({"rate_tier": "infinite"}, "rate_tier"),
+    ],
+)
+def test_validation_errors_name_the_field(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ProviderError, match=message):
+        validate(provider(**changes))
+
+
+def test_loopback_http_only_when_allowed() -> None:
+    local = provider(callback_url="http://127.0.0.1:8443")
+    with pytest.raises(ProviderError, match="https"):
+        validate(local)
+    assert validate(local, allow_insecure_loopback=True).callback_url == "http://127.0.0.1:8443"
+    with pytest.raises(ProviderError, match="https"):
+        validate(provider(callback_url="http://10.0.0.1"), allow_insecure_loopback=True)
+
+
+async def test_registry_lifecycle_and_audit() -> None:
+    storage = await open_sqlite(":memory:")
+    now = [1000.0]
+    suspended: list[str] = []
+    registry = ProviderRegistry(storage.providers, lambda: now[0])
+    registry.on_suspend = suspended.append
+    try:
+        added = await registry.add(provider(), "alice-op")
+        assert added.status is ProviderStatus.PENDING
+        with pytest.raises(ProviderExists):
+            await registry.add(provider(), "alice-op")
+        now[0] = 2000.0
+        approved = await registry.set_status("examplechat", ProviderStatus.APPROVED, "bob-op")
+        assert approved.status is ProviderStatus.APPROVED
+        assert approved.updated_at == 2000.0
+        updated = await registry.update("ExampleChat", {"display_name": "ExChat"}, "bob-op")
+        assert updated.display_name == "ExChat"
+        with pytest.raises(ProviderError, match="cannot change"):
+            await registry.update("examplechat", {"status": "approved"}, "x")
+        await registry.set_status("examplechat", ProviderStatus.SUSPENDED, "carol-op")
+        assert suspended == ["examplechat"]
+        assert [p.id for p in await registry.all()] == ["examplechat"]
+        trail = await registry.audit("examplechat")
+        assert [(e.actor, e.action) for e in trail] == [
+            ("alice-op", "add"),
+            ("bob-op", "status"),
+            ("bob-op", "update"),
+            ("carol-op", "status"),
+        ]
+        assert trail[3].details == {"from": "approved", "to": "suspended"}
+        with pytest.raises(ProviderNotFound):
+            await registry.get("nobody")
+    finally:
+        await storage.close()
