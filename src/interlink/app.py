@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from interlink.config import Settings
@@ -26,6 +27,8 @@ from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.session import BindConflictPolicy
+from interlink.interop.enlistment import EnlistmentService
+from interlink.interop.keys import ProviderKeys
 from interlink.interop.providers import ProviderRegistry
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
@@ -86,6 +89,7 @@ class HubServer:
         self.hub: Hub | None = None
         self.storage: Storage | None = None
         self.registry: ProviderRegistry | None = None
+        self._http_client: httpx.AsyncClient | None = None
         self._servers: list[asyncio.Server] = []
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -157,7 +161,16 @@ class HubServer:
             allow_insecure_loopback=s.interop.allow_insecure_loopback,
         )
         registry.on_suspend = hub.end_provider_sessions
-        app = build_http_app(hub, ws_ctx, registry, admin_token(s))
+        self._http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
+        enlistment = EnlistmentService(
+            storage.enlistment,
+            registry,
+            ProviderKeys(self._http_client),
+            hub_domain=s.hub.domain,
+            secret=await storage.server_state.get_or_create_secret("interop-jid", 32),
+            clock=self.clock,
+        )
+        app = build_http_app(hub, ws_ctx, registry, admin_token(s), enlistment)
         await self._start_http(app, cert, key)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
@@ -219,6 +232,8 @@ class HubServer:
                 await asyncio.wait_for(self._http_task, timeout=5)
         if self.hub is not None:
             await self.hub.ctx.drain_tasks()
+        if self._http_client is not None:
+            await self._http_client.aclose()
         if self.storage is not None:
             await self.storage.close()
         log.info("stopped")

@@ -80,6 +80,7 @@ class AdminSection(_Section):
 class InteropSection(_Section):
     # http:// callbacks and JWKS URLs on loopback only, for local testing and the demo
     allow_insecure_loopback: bool = False
+    http_timeout: float = Field(5.0, gt=0)  # calls to providers (JWKS now; introspection, push)
 
 
 class LogSection(_Section):

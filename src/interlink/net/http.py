@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from interlink import __version__
 from interlink.hub.hub import Hub
+from interlink.interop.enlistment import EnlistmentError, EnlistmentService
 from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.net.admin import (
     AdminAuthError,
@@ -16,6 +17,7 @@ from interlink.net.admin import (
     admin_router,
     provider_error_handler,
 )
+from interlink.net.enlist_api import enlistment_error_handler, enlistment_router
 from interlink.net.problems import problem
 from interlink.net.websocket import WebSocketContext, serve_websocket
 
@@ -32,13 +34,19 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
 
 
 def build_http_app(
-    hub: Hub, ws_ctx: WebSocketContext, registry: ProviderRegistry, admin_token: str
+    hub: Hub,
+    ws_ctx: WebSocketContext,
+    registry: ProviderRegistry,
+    admin_token: str,
+    enlistment: EnlistmentService,
 ) -> FastAPI:
     app = FastAPI(title="Interlink hub", version=__version__)
     app.add_exception_handler(ProviderError, provider_error_handler)
     app.add_exception_handler(AdminAuthError, admin_auth_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(EnlistmentError, enlistment_error_handler)
     app.include_router(admin_router(registry, admin_token))
+    app.include_router(enlistment_router(enlistment))
 
     @app.websocket(WEBSOCKET_PATH)
     async def xmpp_websocket(ws: WebSocket) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from interlink.xmpp.sasl import StoredCredentials
 
 if TYPE_CHECKING:
+    from interlink.interop.enlistment import EnlistmentRepository
     from interlink.interop.providers import ProviderRepository
 
 
@@ -192,5 +193,8 @@ class Storage(Protocol):
 
     @property
     def providers(self) -> ProviderRepository: ...
+
+    @property
+    def enlistment(self) -> EnlistmentRepository: ...
 
     async def close(self) -> None: ...

@@ -23,6 +23,7 @@ import aiosqlite
 from interlink.errors import StorageError
 from interlink.storage.sqlite.repos import (
     SqliteAccounts,
+    SqliteEnlistment,
     SqliteOffline,
     SqlitePep,
     SqliteProviders,
@@ -79,6 +80,7 @@ class SqliteStorage:
         self.server_state = SqliteServerState(db)
         self.pep = SqlitePep(db)
         self.providers = SqliteProviders(db)
+        self.enlistment = SqliteEnlistment(db)
 
     async def close(self) -> None:
         await self.db.conn.close()

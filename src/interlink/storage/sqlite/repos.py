@@ -8,7 +8,10 @@ import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import aiosqlite
+
 from interlink.errors import AccountExistsError, AccountNotFoundError
+from interlink.interop.enlistment import InteropAccount
 from interlink.interop.providers import (
     AuditEntry,
     Provider,
@@ -419,3 +422,126 @@ class SqliteProviders:
                 AuditEntry(str(r[0]), float(r[1]), str(r[2]), str(r[3]), json.loads(str(r[4])))
                 for r in await cur.fetchall()
             ]
+
+
+class SqliteEnlistment:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def add_challenge(self, nonce: str, expires_at: float) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO enlistment_challenges (nonce, expires_at) VALUES (?, ?)",
+                (nonce, expires_at),
+            )
+
+    async def jti_seen(self, issuer: str, jti: str) -> bool:
+        async with self._db.conn.execute(
+            "SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?", (issuer, jti)
+        ) as cur:
+            return await cur.fetchone() is not None
+
+    @staticmethod
+    def _account(row: tuple[object, ...]) -> InteropAccount:
+        jid, provider, subject, user_id, key, enlisted, updated = row
+        return InteropAccount(
+            str(jid),
+            str(provider),
+            str(subject),
+            None if user_id is None else str(user_id),
+            bytes(key),  # type: ignore[call-overload]
+            float(str(enlisted)),
+            float(str(updated)),
+        )
+
+    async def account(self, jid: str) -> InteropAccount | None:
+        async with self._db.conn.execute(
+            "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, updated_at "
+            "FROM interop_accounts WHERE jid = ?",
+            (jid,),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else self._account(tuple(row))
+
+    async def _record_jti(
+        self, conn: aiosqlite.Connection, issuer: str, jti: str, expires_at: float, now: float
+    ) -> bool:
+        await conn.execute("DELETE FROM seen_token_ids WHERE expires_at < ?", (now - 3600,))
+        cur = await conn.execute(
+            "INSERT OR IGNORE INTO seen_token_ids (issuer, jti, expires_at) VALUES (?, ?, ?)",
+            (issuer, jti, expires_at),
+        )
+        return cur.rowcount == 1
+
+    async def commit_enlistment(
+        self,
+        *,
+        nonce: str,
+        issuer: str,
+        jti: str,
+        jti_expires_at: float,
+        account: InteropAccount,
+        new_key: bool,
+        now: float,
+    ) -> str:
+        try:
+            async with self._db.transaction() as conn:
+                cur = await conn.execute(
+                    "DELETE FROM enlistment_challenges WHERE nonce = ? AND expires_at > ?",
+                    (nonce, now),
+                )
+                if cur.rowcount != 1:
+                    raise _Rollback("bad-challenge")
+                if not await self._record_jti(conn, issuer, jti, jti_expires_at, now):
+                    raise _Rollback("replayed")
+                await conn.execute(
+                    "INSERT OR IGNORE INTO accounts (jid, created_at) VALUES (?, ?)",
+                    (account.jid, now),
+                )
+                await conn.execute(
+                    "INSERT OR REPLACE INTO interop_accounts (jid, provider_id, subject, user_id, "
+                    "identity_key, enlisted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        account.jid,
+                        account.provider_id,
+                        account.subject,
+                        account.user_id,
+                        account.identity_key,
+                        account.enlisted_at,
+                        account.updated_at,
+                    ),
+                )
+                if new_key:
+                    await conn.execute(
+                        "INSERT INTO interop_key_history (jid, identity_key, seen_at) "
+                        "VALUES (?, ?, ?)",
+                        (account.jid, account.identity_key, now),
+                    )
+        except _Rollback as stop:
+            return stop.outcome
+        return "ok"
+
+    async def commit_unenlistment(
+        self, *, issuer: str, jti: str, jti_expires_at: float, jid: str, now: float
+    ) -> str:
+        try:
+            async with self._db.transaction() as conn:
+                if not await self._record_jti(conn, issuer, jti, jti_expires_at, now):
+                    raise _Rollback("replayed")
+                cur = await conn.execute("DELETE FROM accounts WHERE jid = ?", (jid,))
+                if cur.rowcount != 1:
+                    raise _Rollback("not-enlisted")
+        except _Rollback as stop:
+            return stop.outcome
+        return "ok"
+
+    async def key_history(self, jid: str) -> list[bytes]:
+        async with self._db.conn.execute(
+            "SELECT identity_key FROM interop_key_history WHERE jid = ? ORDER BY rowid", (jid,)
+        ) as cur:
+            return [bytes(r[0]) for r in await cur.fetchall()]
+
+
+class _Rollback(Exception):
+    def __init__(self, outcome: str) -> None:
+        self.outcome = outcome

@@ -1,0 +1,271 @@
+"""Enlistment of third-party users with cryptographic proof of ownership (DESIGN Flow 2).
+
+1. The client asks for a challenge: 32 random bytes, single use, valid 5 minutes.
+2. It gets a short-lived JWT from its provider (iss = provider, sub = account, aud = hub,
+   ``cnf.jkt`` = RFC 7638 thumbprint of its Ed25519 identity key) and signs
+   ``challenge || hub domain`` with that identity key.
+3. The hub checks the provider (approved), the token (see :mod:`interlink.interop.tokens`), the
+   token id (never seen), the challenge (issued, unused, unexpired), that the key matches the
+   thumbprint, and the signature; then creates or updates the interop account
+   ``<opaque>@<provider>.interop.<hub domain>``, where ``opaque`` is a keyed hash of provider and
+   subject, so provider-internal ids never reach gatekeeper users.
+
+A new identity key for an enlisted account is recorded and reported as a key change. Every
+refusal is an :class:`EnlistmentError` with an HTTP status and a problem type; nothing is stored
+for a refused request (the token id and challenge are consumed only once everything else holds).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from interlink.errors import InterlinkError
+from interlink.interop.providers import Provider, ProviderRegistry, ProviderStatus
+from interlink.interop.tokens import (
+    ProviderToken,
+    TokenError,
+    TokenPolicy,
+    UnknownKeyId,
+    verify_token,
+)
+
+CHALLENGE_BYTES = 32
+CHALLENGE_TTL = 300.0
+
+
+class EnlistmentError(InterlinkError):
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class InteropAccount:
+    jid: str
+    provider_id: str
+    subject: str
+    user_id: str | None
+    identity_key: bytes
+    enlisted_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class EnlistmentResult:
+    account: InteropAccount
+    created: bool
+    key_changed: bool
+
+
+class EnlistmentRepository(Protocol):
+    async def add_challenge(self, nonce: str, expires_at: float) -> None: ...
+
+    async def jti_seen(self, issuer: str, jti: str) -> bool: ...
+
+    async def account(self, jid: str) -> InteropAccount | None: ...
+
+    async def commit_enlistment(
+        self,
+        *,
+        nonce: str,
+        issuer: str,
+        jti: str,
+        jti_expires_at: float,
+        account: InteropAccount,
+        new_key: bool,
+        now: float,
+    ) -> str:
+        """In one transaction: consume the challenge, record the token id, create or update the
+        account (appending a new key to its history). Returns "ok", "bad-challenge" or
+        "replayed"; on anything but "ok" nothing is changed."""
+
+    async def commit_unenlistment(
+        self, *, issuer: str, jti: str, jti_expires_at: float, jid: str, now: float
+    ) -> str:
+        """In one transaction: record the token id, delete the account with everything stored
+        for it. Returns "ok", "replayed" or "not-enlisted"."""
+
+
+class KeySource(Protocol):
+    """The provider's signing keys: inline, or fetched (and cached) from its JWKS URL."""
+
+    async def keys(self, provider: Provider, *, refresh: bool) -> dict[str, Any]: ...
+
+
+def b64url_decode(text: str, what: str) -> bytes:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError):
+        raise EnlistmentError(400, "invalid-request", f"{what} is not base64url") from None
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def ed25519_thumbprint(public_key: bytes) -> str:
+    """RFC 7638 thumbprint (SHA-256) of an Ed25519 public key as an OKP JWK."""
+    canonical = json.dumps(
+        {"crv": "Ed25519", "kty": "OKP", "x": b64url(public_key)},
+        separators=(",", ":"),
+        sort_keys=True,
+    )
+    return b64url(hashlib.sha256(canonical.encode()).digest())
+
+
+class EnlistmentService:
+    def __init__(
+        self,
+        repo: EnlistmentRepository,
+        registry: ProviderRegistry,
+        keys: KeySource,
+        *,
+        hub_domain: str,
+        secret: bytes,
+        clock: Callable[[], float],
+        policy: TokenPolicy | None = None,
+    ) -> None:
+        self._repo = repo
+        self._registry = registry
+        self._keys = keys
+        self._domain = hub_domain
+        self._secret = secret
+        self._clock = clock
+        self.policy = policy or TokenPolicy(audience=hub_domain)
+
+    def interop_jid(self, provider_id: str, subject: str) -> str:
+        digest = hmac.new(self._secret, f"{provider_id}\0{subject}".encode(), "sha256").digest()
+        opaque = base64.b32encode(digest[:20]).decode().lower().rstrip("=")
+        return f"{opaque}@{provider_id}.interop.{self._domain}"
+
+    async def challenge(self) -> tuple[str, float]:
+        nonce = b64url(secrets.token_bytes(CHALLENGE_BYTES))
+        expires = self._clock() + CHALLENGE_TTL
+        await self._repo.add_challenge(nonce, expires)
+        return nonce, expires
+
+    async def verify(self, token_text: str) -> tuple[Provider, ProviderToken]:
+        """Check a provider token fully (provider approved, signature, claims, replay)."""
+        header_issuer = _unverified_issuer(token_text)
+        try:
+            provider = await self._registry.get(header_issuer)
+        except InterlinkError:
+            raise EnlistmentError(
+                401, "unknown-issuer", "the token's issuer is not a provider"
+            ) from None
+        if provider.status is not ProviderStatus.APPROVED:
+            raise EnlistmentError(
+                403, "provider-not-approved", f"provider '{provider.id}' is {provider.status}"
+            )
+        now = self._clock()
+        try:
+            try:
+                jwks = await self._keys.keys(provider, refresh=False)
+                token = verify_token(
+                    token_text, jwks, issuer=provider.id, policy=self.policy, now=now
+                )
+            except UnknownKeyId:
+                jwks = await self._keys.keys(provider, refresh=True)
+                token = verify_token(
+                    token_text, jwks, issuer=provider.id, policy=self.policy, now=now
+                )
+        except TokenError as exc:
+            raise EnlistmentError(401, f"token-{exc.reason}", exc.detail) from None
+        if await self._repo.jti_seen(provider.id, token.jti):
+            raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
+        return provider, token
+
+    async def enlist(
+        self, token_text: str, identity_key_b64: str, challenge: str, signature_b64: str
+    ) -> EnlistmentResult:
+        identity_key = b64url_decode(identity_key_b64, "identity_key")
+        signature = b64url_decode(signature_b64, "signature")
+        if len(identity_key) != 32:
+            raise EnlistmentError(
+                400, "invalid-request", "identity_key must be a 32-byte Ed25519 key"
+            )
+        # Cheap, storage-free checks first, so a refused request consumes nothing.
+        try:
+            Ed25519PublicKey.from_public_bytes(identity_key).verify(
+                signature, challenge.encode() + self._domain.encode()
+            )
+        except (InvalidSignature, ValueError):
+            raise EnlistmentError(
+                401,
+                "bad-proof",
+                "the signature is not the identity key's over challenge + hub domain",
+            ) from None
+        provider, token = await self.verify(token_text)
+        if token.key_thumbprint != ed25519_thumbprint(identity_key):
+            raise EnlistmentError(
+                401, "key-not-bound", "the identity key does not match the token's cnf.jkt"
+            )
+        now = self._clock()
+        jid = self.interop_jid(provider.id, token.subject)
+        existing = await self._repo.account(jid)
+        key_changed = existing is not None and existing.identity_key != identity_key
+        account = InteropAccount(
+            jid=jid,
+            provider_id=provider.id,
+            subject=token.subject,
+            user_id=token.user_id,
+            identity_key=identity_key,
+            enlisted_at=existing.enlisted_at if existing else now,
+            updated_at=now,
+        )
+        outcome = await self._repo.commit_enlistment(
+            nonce=challenge,
+            issuer=provider.id,
+            jti=token.jti,
+            jti_expires_at=token.expires_at,
+            account=account,
+            new_key=existing is None or key_changed,
+            now=now,
+        )
+        if outcome == "bad-challenge":
+            raise EnlistmentError(401, "bad-challenge", "unknown, used or expired challenge")
+        if outcome == "replayed":
+            raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
+        return EnlistmentResult(account, existing is None, key_changed)
+
+    async def unenlist(self, token_text: str) -> str:
+        """Delete the token subject's account and everything stored for it."""
+        provider, token = await self.verify(token_text)
+        jid = self.interop_jid(provider.id, token.subject)
+        outcome = await self._repo.commit_unenlistment(
+            issuer=provider.id,
+            jti=token.jti,
+            jti_expires_at=token.expires_at,
+            jid=jid,
+            now=self._clock(),
+        )
+        if outcome == "replayed":
+            raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
+        if outcome == "not-enlisted":
+            raise EnlistmentError(404, "not-enlisted", "no enlisted account for this subject")
+        return jid
+
+
+def _unverified_issuer(token: str) -> str:
+    """The ``iss`` claim, read before verification only to pick the issuer's keys."""
+    try:
+        body = token.split(".")[1]
+        claims: Any = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    except (IndexError, ValueError, UnicodeDecodeError):
+        raise EnlistmentError(401, "token-malformed", "not a compact JWS") from None
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    if not isinstance(issuer, str) or not issuer:
+        raise EnlistmentError(401, "token-malformed", "the token has no issuer")
+    return issuer

@@ -1,0 +1,86 @@
+"""The Enlistment API over HTTPS on a running hub, with a provider onboarded through the admin
+API; and its OpenAPI document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from tests.integration.kit import DOMAIN, running_hub
+from tests.interop.enlistkit import ThirdParty
+
+TOKEN = "operator-token"
+
+
+async def test_enlistment_over_https(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, admin={"token": TOKEN}) as (server, certs):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        party = ThirdParty()
+        async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
+            admin = {"Authorization": f"Bearer {TOKEN}"}
+            await http.post(
+                "/admin/v1/providers",
+                json={
+                    "id": party.provider_id,
+                    "display_name": "Example Chat",
+                    "callback_url": "https://api.example.chat",
+                    "jwks": party.jwks,
+                },
+                headers=admin,
+            )
+            # Pending providers' users cannot enlist.
+            nonce = (await http.post("/v1/enlistments/challenge")).json()["challenge"]
+            key, sig = party.prove(nonce, DOMAIN)
+            body = {
+                "token": party.token(aud=DOMAIN),
+                "identity_key": key,
+                "challenge": nonce,
+                "signature": sig,
+            }
+            refused = await http.post("/v1/enlistments", json=body)
+            assert refused.status_code == 403
+            assert refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["type"] == "urn:interlink:problem:provider-not-approved"
+            await http.post(f"/admin/v1/providers/{party.provider_id}/approve", headers=admin)
+            body["token"] = party.token(aud=DOMAIN)
+            created = await http.post("/v1/enlistments", json=body)
+            assert created.status_code == 201, created.text
+            jid = created.json()["jid"]
+            assert jid.endswith(f"@{party.provider_id}.interop.{DOMAIN}")
+            assert created.json()["user_id"] == "@alice:example.chat"
+            reused = await http.post(
+                "/v1/enlistments", json={**body, "token": party.token(aud=DOMAIN)}
+            )
+            assert reused.status_code == 401
+            assert reused.json()["type"] == "urn:interlink:problem:bad-challenge"
+            malformed = await http.post("/v1/enlistments", json={"token": "x"})
+            assert malformed.status_code == 422
+            nonce = (await http.post("/v1/enlistments/challenge")).json()["challenge"]
+            key, sig = party.prove(nonce, DOMAIN)
+            updated = await http.post(
+                "/v1/enlistments",
+                json={
+                    "token": party.token(aud=DOMAIN),
+                    "identity_key": key,
+                    "challenge": nonce,
+                    "signature": sig,
+                },
+            )
+            assert updated.status_code == 200
+            assert updated.json() == {
+                "jid": jid,
+                "created": False,
+                "key_changed": False,
+                "user_id": "@alice:example.chat",
+            }
+            no_token = await http.delete("/v1/enlistments")
+            assert no_token.status_code == 401
+            gone = await http.delete(
+                "/v1/enlistments", headers={"Authorization": f"Bearer {party.token(aud=DOMAIN)}"}
+            )
+            assert gone.json() == {"jid": jid, "deleted": True}
+            assert server.storage is not None
+            assert not await server.storage.accounts.exists(jid)
+            spec = (await http.get("/openapi.json")).json()
+            assert {"/v1/enlistments", "/v1/enlistments/challenge"} <= set(spec["paths"])
