@@ -134,6 +134,8 @@ class HubServer:
             max_auth_failures=s.limits.max_auth_failures,
             decoy_secret=decoy,
             decoy_iterations=s.sasl.scram_iterations,
+            oauthbearer=True,
+            hosted_suffix=".interop." + s.hub.domain,
         )
         self._gate = gate = ConnectionGate(s.net.max_unauthenticated)
         c2s = C2SContext(
@@ -170,6 +172,7 @@ class HubServer:
             secret=await storage.server_state.get_or_create_secret("interop-jid", 32),
             clock=self.clock,
         )
+        hub.bearer_verifier = enlistment.authenticate
         app = build_http_app(hub, ws_ctx, registry, admin_token(s), enlistment)
         await self._start_http(app, cert, key)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))

@@ -37,6 +37,16 @@ class AccountNotFoundError(StorageError):
     """No account with that JID exists."""
 
 
+class AuthenticationRefused(InterlinkError):
+    """A bearer token was not accepted for login. ``temporary`` means the provider could not be
+    asked (its endpoint was down or slow): the client may retry (SASL temporary-auth-failure)."""
+
+    def __init__(self, text: str, *, temporary: bool = False) -> None:
+        super().__init__(text)
+        self.text = text
+        self.temporary = temporary
+
+
 class XmppError(InterlinkError):
     """Parent of all XMPP protocol errors."""
 

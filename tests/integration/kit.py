@@ -40,7 +40,7 @@ class Certs:
 
 def make_certs(folder: Path) -> Certs:
     ca = trustme.CA()
-    issued = ca.issue_cert(DOMAIN, "localhost", "127.0.0.1")
+    issued = ca.issue_cert(DOMAIN, f"*.interop.{DOMAIN}", "localhost", "127.0.0.1")
     certs = Certs(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
     ca.cert_pem.write_to_path(str(certs.ca))
     issued.cert_chain_pems[0].write_to_path(str(certs.cert))

@@ -531,3 +531,74 @@ def test_session_iq_is_only_session_establishment_when_it_is_one() -> None:
     )
     assert len(events) == 1
     assert isinstance(events[0], StanzaReceived)  # routed like any iq, not swallowed
+
+
+OB_CONFIG = StreamConfig(domain=DOMAIN, oauthbearer=True, hosted_suffix=f".interop.{DOMAIN}")
+
+
+def oauthbearer(token: str, authzid: str = "") -> bytes:
+    gs2 = f"n,a={authzid}," if authzid else "n,,"
+    return f"<auth xmlns='{SASL}' mechanism='OAUTHBEARER'>{b64(gs2 + chr(1) + 'auth=Bearer ' + token + chr(1) + chr(1))}</auth>".encode()
+
+
+def test_oauthbearer_offered_only_inside_tls_and_when_enabled() -> None:
+    h = Harness(secure=True, config=OB_CONFIG)
+    h.send(OPEN)
+    assert "OAUTHBEARER" in [m.text for m in h.last()[0]]
+    h = Harness(secure=True)
+    h.send(OPEN)
+    assert "OAUTHBEARER" not in [m.text for m in h.last()[0]]
+    h = Harness(config=StreamConfig(domain=DOMAIN, oauthbearer=True, tls_required=False))
+    h.send(OPEN)
+    h.send(oauthbearer("t"))
+    assert h.last()[0].tag == f"{{{SASL}}}encryption-required"
+
+
+def test_oauthbearer_success_and_refusals() -> None:
+    from interlink.xmpp.stream import ServerStream, TokenCheckRequested
+
+    jid = f"opaque@examplechat.interop.{DOMAIN}"
+    for result, temporary, authzid, expected in [
+        (jid, False, "", "success"),
+        (jid, False, jid, "success"),
+        (jid, False, "someone@else", "invalid-authzid"),
+        (None, False, "", "not-authorized"),
+        (None, True, "", "temporary-auth-failure"),
+    ]:
+        s = ServerStream(OB_CONFIG, now=0, secure=True)
+        s.receive_data(OPEN)
+        events = s.receive_data(oauthbearer("tok.en.x", authzid))
+        assert events == [TokenCheckRequested("tok.en.x", authzid)]
+        s.data_to_send()
+        s.supply_token_result(result, text="why", temporary=temporary)
+        out = s.data_to_send().decode()
+        assert expected in out, (expected, out)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "n,,auth=Bearer x",
+        "x,,\x01auth=Bearer x\x01\x01",
+        "n,,\x01auth=Basic x\x01\x01",
+        "n,,\x01\x01",
+        "n,b=1,\x01auth=Bearer x\x01\x01",
+    ],
+)
+def test_malformed_oauthbearer(raw: str) -> None:
+    h = Harness(secure=True, config=OB_CONFIG)
+    h.send(OPEN)
+    h.send(f"<auth xmlns='{SASL}' mechanism='OAUTHBEARER'>{b64(raw)}</auth>".encode())
+    assert h.last()[0].tag == f"{{{SASL}}}malformed-request"
+
+
+def test_interop_subdomains_are_served_when_configured() -> None:
+    h = Harness(config=OB_CONFIG)
+    h.send(OPEN.replace(b"hub.test", b"examplechat.interop.hub.test"))
+    assert h.received[0].tag == "{http://etherx.jabber.org/streams}features"
+    h = Harness()
+    h.send(OPEN.replace(b"hub.test", b"examplechat.interop.hub.test"))
+    assert stream_error(h) == "host-unknown"
+    h = Harness(config=OB_CONFIG)
+    h.send(OPEN.replace(b"hub.test", b"user@examplechat.interop.hub.test"))
+    assert stream_error(h) == "host-unknown"

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -34,6 +34,7 @@ from interlink.client.events import (
     Receipt,
     TextMessage,
 )
+from interlink.client.oauthbearer import OAuthBearer
 from interlink.client.omemo_session import (
     DEVICES_NODE,
     LEGACY,
@@ -161,7 +162,10 @@ class InterlinkClient:
         omemo2: bool = True,
         auto_receipts: bool = True,
         timeout: float = 10.0,
+        token_provider: Callable[[], Awaitable[str]] | None = None,
     ) -> None:
+        """``token_provider``: for third-party users, a fresh provider token per login (SASL
+        OAUTHBEARER) instead of the password."""
         self.jid = slixmpp.JID(jid)
         self.bare = self.jid.bare
         self._password = password
@@ -176,6 +180,7 @@ class InterlinkClient:
         self._legacy = legacy
         self._omemo2 = omemo2
         self._auto_receipts = auto_receipts
+        self._token_provider = token_provider
         self._timeout = timeout
         self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
         self._xmpp: slixmpp.ClientXMPP | None = None
@@ -190,7 +195,11 @@ class InterlinkClient:
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
         """Log in, publish this device's keys (first run) and start receiving."""
-        xmpp = slixmpp.ClientXMPP(self.jid, self._password)
+        if self._token_provider is not None:
+            xmpp = slixmpp.ClientXMPP(self.jid, "", sasl_mech=OAuthBearer.name)
+            xmpp.credentials["access_token"] = await self._token_provider()
+        else:
+            xmpp = slixmpp.ClientXMPP(self.jid, self._password)
         self._xmpp = xmpp
         if self._ca_file is not None:
             xmpp.ca_certs = self._ca_file

@@ -76,6 +76,7 @@ class HubContext:
         self.storage = storage
         self.clock = clock
         self.domain = JID.parse(settings.domain)
+        self._interop_suffix = ".interop." + self.domain.domain
         self.sessions = SessionRegistry()
         # Roster changes read, decide and write; one owner's changes must not interleave.
         self.roster_locks = KeyedLock()
@@ -102,4 +103,6 @@ class HubContext:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def is_local(self, jid: JID) -> bool:
-        return jid.domain == self.domain.domain
+        """The hub's own domain, or an interop subdomain ``<provider>.interop.<domain>``."""
+        domain = jid.domain
+        return domain == self.domain.domain or domain.endswith(self._interop_suffix)

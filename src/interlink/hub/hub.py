@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from interlink.errors import StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition
+from interlink.errors import (
+    AuthenticationRefused,
+    StanzaError,
+    StanzaErrorCondition,
+    StreamError,
+    StreamErrorCondition,
+)
 from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.router import Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort
@@ -21,13 +27,22 @@ class Hub:
     def __init__(self, settings: HubSettings, storage: Storage, clock: Callable[[], float]) -> None:
         self.ctx = HubContext(settings, storage, clock)
         self.router = Router(self.ctx)
+        # OAUTHBEARER: token -> account JID; set by the composition root (interop control plane).
+        self.bearer_verifier: Callable[[str], Awaitable[str]] | None = None
 
     @property
     def sessions(self) -> int:
         return len(self.ctx.sessions)
 
+    async def verify_bearer(self, token: str) -> str:
+        """The account a bearer token authenticates; raises ``AuthenticationRefused``."""
+        if self.bearer_verifier is None:
+            raise AuthenticationRefused("bearer tokens are not accepted here")
+        return await self.bearer_verifier(token)
+
     def account_jid(self, username: str) -> JID | None:
-        """The bare JID a SASL username names on this hub, or ``None`` if it names none."""
+        """The bare JID a SASL username names on this hub (its domain or an interop subdomain),
+        or ``None`` if it names none."""
         if "@" in username:
             try:
                 jid = JID.parse(username)

@@ -84,7 +84,7 @@ class Router:
         if to is None:
             to = session.jid.bare
         ctx = self.ctx
-        if to.domain != ctx.domain.domain:
+        if not ctx.is_local(to):
             raise StanzaError(
                 StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
                 "this hub does not federate with other domains yet",
@@ -144,7 +144,7 @@ class Router:
                 return self._guard(session, iq, self._account_items(session, iq, own))
             self._answer(session, iq, disco.account_query(iq))
             return None
-        if to.domain != ctx.domain.domain:
+        if not ctx.is_local(to):
             if iq.type.is_request:
                 raise StanzaError(
                     StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from interlink.errors import InterlinkError
+from interlink.errors import AuthenticationRefused, InterlinkError
 from interlink.interop.providers import Provider, ProviderRegistry, ProviderStatus
 from interlink.interop.tokens import (
     ProviderToken,
@@ -90,6 +90,9 @@ class EnlistmentRepository(Protocol):
         """In one transaction: consume the challenge, record the token id, create or update the
         account (appending a new key to its history). Returns "ok", "bad-challenge" or
         "replayed"; on anything but "ok" nothing is changed."""
+
+    async def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
+        """Record a token id for a login; False if it was seen before."""
 
     async def commit_unenlistment(
         self, *, issuer: str, jti: str, jti_expires_at: float, jid: str, now: float
@@ -239,6 +242,23 @@ class EnlistmentService:
         if outcome == "replayed":
             raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
         return EnlistmentResult(account, existing is None, key_changed)
+
+    async def authenticate(self, token_text: str) -> str:
+        """OAUTHBEARER: the enlisted account a fresh provider token logs in to (each token once).
+
+        Raises :class:`~interlink.errors.AuthenticationRefused`."""
+        try:
+            provider, token = await self.verify(token_text)
+        except EnlistmentError as exc:
+            raise AuthenticationRefused(exc.detail, temporary=exc.status >= 500) from None
+        jid = self.interop_jid(provider.id, token.subject)
+        if await self._repo.account(jid) is None:
+            raise AuthenticationRefused("this account is not enlisted")
+        if not await self._repo.remember_jti(
+            provider.id, token.jti, token.expires_at, self._clock()
+        ):
+            raise AuthenticationRefused("this token (jti) was used before")
+        return jid
 
     async def unenlist(self, token_text: str) -> str:
         """Delete the token subject's account and everything stored for it."""

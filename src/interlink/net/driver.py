@@ -22,7 +22,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from interlink.errors import StanzaError, StreamError, StreamErrorCondition
+from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.hub import Hub
 from interlink.hub.session import Session
 from interlink.xmpp.parser import Framing
@@ -35,6 +35,7 @@ from interlink.xmpp.stream import (
     StreamClosed,
     StreamEvent,
     TlsStartRequested,
+    TokenCheckRequested,
 )
 
 log = logging.getLogger("interlink.c2s")
@@ -185,6 +186,8 @@ class StreamDriver:
             return self.hub.route(session, ev.stanza)
         if isinstance(ev, CredentialsRequested):
             return self._lookup_credentials(ev.username)
+        if isinstance(ev, TokenCheckRequested):
+            return self._check_token(ev.token)
         if isinstance(ev, BindRequested):
             return self._run_nested(self._bind(ev.resource))
         if isinstance(ev, Authenticated):
@@ -203,6 +206,19 @@ class StreamDriver:
     async def _lookup_credentials(self, username: str) -> None:
         creds = await self.hub.credentials(username)
         more = self._run(self.stream.supply_credentials(creds))
+        if more is not None:
+            await more
+
+    async def _check_token(self, token: str) -> None:
+        try:
+            jid = await self.hub.verify_bearer(token)
+        except AuthenticationRefused as refused:
+            events = self.stream.supply_token_result(
+                None, text=refused.text, temporary=refused.temporary
+            )
+        else:
+            events = self.stream.supply_token_result(jid)
+        more = self._run(events)
         if more is not None:
             await more
 

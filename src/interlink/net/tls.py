@@ -46,6 +46,7 @@ def ensure_self_signed(data_dir: Path, domain: str) -> tuple[Path, Path]:
         [
             x509.DNSName(domain),
             x509.DNSName(f"*.{domain}"),
+            x509.DNSName(f"*.interop.{domain}"),  # third-party users' per-provider subdomains
             x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),

@@ -60,13 +60,14 @@ from interlink.xmpp.parser import (
 from interlink.xmpp.sasl import (
     MECHANISMS,
     NeedCredentials,
+    NeedTokenCheck,
     SaslChallenge,
     SaslExchange,
     SaslSuccess,
     StoredCredentials,
     start_exchange,
 )
-from interlink.xmpp.sasl.mechanisms import PLAIN
+from interlink.xmpp.sasl.mechanisms import OAUTHBEARER, PLAIN, SaslStep
 from interlink.xmpp.stanza import (
     STANZA_TAGS,
     Iq,
@@ -120,6 +121,9 @@ class StreamConfig:
     max_auth_failures: int = 3
     decoy_secret: bytes = b""
     decoy_iterations: int = 4096
+    oauthbearer: bool = False  # offer SASL OAUTHBEARER (inside TLS) for third-party users
+    # Subdomains also served (".interop.<domain>": third-party users' addresses live there).
+    hosted_suffix: str = ""
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -134,6 +138,14 @@ class TlsStartRequested:
 class CredentialsRequested:
     mechanism: str
     username: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheckRequested:
+    """OAUTHBEARER: verify ``token``; answer with :meth:`ServerStream.supply_token_result`."""
+
+    token: str
+    authzid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +176,7 @@ class StreamClosed:
 StreamEvent = (
     TlsStartRequested
     | CredentialsRequested
+    | TokenCheckRequested
     | Authenticated
     | BindRequested
     | StanzaReceived
@@ -198,6 +211,8 @@ class ServerStream:
         self._auth_failures = 0
         self._bind_iq_id = ""
         self._deferred: list[ParserEvent] = []
+        self._token_authzid = ""
+        self._host = config.domain  # the domain the peer asked for (hub or interop subdomain)
         # WebSocket frames carry no enclosing default namespace.
         self.content_ns: str | None = ns.CLIENT if framing is Framing.TCP else None
 
@@ -303,10 +318,19 @@ class ServerStream:
                 host = JID.parse(to)
             except InvalidJID:
                 host = None
-            if host != self._domain_jid:
+            suffix = self.config.hosted_suffix
+            served = host == self._domain_jid or bool(
+                host is not None
+                and host.is_bare
+                and host.local is None
+                and suffix
+                and host.domain.endswith(suffix)
+            )
+            if not served or host is None:
                 raise StreamError(
                     StreamErrorCondition.HOST_UNKNOWN, f"this server does not serve '{to}'"
                 )
+            self._host = host.domain
         version = header.attrs.get("version", "0.9")
         if not version.startswith("1."):
             raise StreamError(
@@ -318,7 +342,7 @@ class ServerStream:
 
     def _write_header(self) -> None:
         self.stream_id = secrets.token_urlsafe(12)
-        domain = escape_attr(self.config.domain)
+        domain = escape_attr(self._host)
         if self.framing is Framing.TCP:
             self._out.append(
                 "<?xml version='1.0'?>"
@@ -351,9 +375,10 @@ class ServerStream:
                 required = "<required/>" if self.config.tls_required else ""
                 parts.append(f'<starttls xmlns="{ns.TLS}">{required}</starttls>')
             if self.secure or not self.config.tls_required:
-                mechs = "".join(
-                    f"<mechanism>{m}</mechanism>" for m in MECHANISMS if m != PLAIN or self.secure
-                )
+                offered = [m for m in MECHANISMS if m != PLAIN or self.secure]
+                if self.secure and self.config.oauthbearer:
+                    offered.append(OAUTHBEARER)
+                mechs = "".join(f"<mechanism>{m}</mechanism>" for m in offered)
                 parts.append(f'<mechanisms xmlns="{ns.SASL}">{mechs}</mechanisms>')
         else:
             parts.append(f'<bind xmlns="{ns.BIND}"/>')
@@ -436,6 +461,7 @@ class ServerStream:
                 secure=self.secure,
                 decoy_secret=self.config.decoy_secret,
                 decoy_iterations=self.config.decoy_iterations,
+                oauthbearer=self.config.oauthbearer,
             )
             self.state = StreamState.SASL
             self._sasl_step(self._sasl.begin(_b64decode(el.text)), events)
@@ -471,13 +497,45 @@ class ServerStream:
         deferred, self._deferred = self._deferred, []
         return self._handle(deferred)
 
-    def _sasl_step(
-        self, step: NeedCredentials | SaslChallenge | SaslSuccess, events: list[StreamEvent]
-    ) -> None:
+    def supply_token_result(
+        self, username: str | None, *, text: str = "", temporary: bool = False
+    ) -> list[StreamEvent]:
+        """Answer :class:`TokenCheckRequested`: the account the token authenticates, or ``None``
+        (``temporary`` when the provider could not be asked, e.g. its endpoint is down)."""
+        if self.state is not StreamState.WAIT_CREDENTIALS or self._sasl is None:
+            return []
+        events: list[StreamEvent] = []
+        self.state = StreamState.SASL
+        authzid = self._token_authzid
+        try:
+            try:
+                if username is None:
+                    condition = (
+                        SaslCondition.TEMPORARY_AUTH_FAILURE
+                        if temporary
+                        else SaslCondition.NOT_AUTHORIZED
+                    )
+                    raise SaslFailure(condition, text or "the token was not accepted")
+                if authzid and authzid != username:
+                    raise SaslFailure(
+                        SaslCondition.INVALID_AUTHZID, "authzid is not the token's account"
+                    )
+                self._sasl_step(SaslSuccess(username, b""), events)
+            except SaslFailure as failure:
+                self._sasl_failed(failure)
+        except StreamError as err:
+            events.extend(self.close(err))
+        return events + self._resume()
+
+    def _sasl_step(self, step: SaslStep, events: list[StreamEvent]) -> None:
         assert self._sasl is not None
         if isinstance(step, NeedCredentials):
             self.state = StreamState.WAIT_CREDENTIALS
             events.append(CredentialsRequested(self._sasl.mechanism, step.username))
+        elif isinstance(step, NeedTokenCheck):
+            self.state = StreamState.WAIT_CREDENTIALS
+            self._token_authzid = step.authzid
+            events.append(TokenCheckRequested(step.token, step.authzid))
         elif isinstance(step, SaslChallenge):
             self._out.append(f'<challenge xmlns="{ns.SASL}">{_b64encode(step.data)}</challenge>')
         else:
@@ -655,4 +713,5 @@ __all__ = [
     "StreamEvent",
     "StreamState",
     "TlsStartRequested",
+    "TokenCheckRequested",
 ]

@@ -521,6 +521,10 @@ class SqliteEnlistment:
             return stop.outcome
         return "ok"
 
+    async def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
+        async with self._db.transaction() as conn:
+            return await self._record_jti(conn, issuer, jti, expires_at, now)
+
     async def commit_unenlistment(
         self, *, issuer: str, jti: str, jti_expires_at: float, jid: str, now: float
     ) -> str:

@@ -12,6 +12,7 @@ from interlink.xmpp.sasl.credentials import ScramCredentials, StoredCredentials,
 from interlink.xmpp.sasl.mechanisms import (
     MECHANISMS,
     NeedCredentials,
+    NeedTokenCheck,
     SaslChallenge,
     SaslExchange,
     SaslSuccess,
@@ -21,6 +22,7 @@ from interlink.xmpp.sasl.mechanisms import (
 __all__ = [
     "MECHANISMS",
     "NeedCredentials",
+    "NeedTokenCheck",
     "SaslChallenge",
     "SaslExchange",
     "SaslSuccess",

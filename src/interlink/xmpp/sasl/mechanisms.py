@@ -25,6 +25,7 @@ from interlink.xmpp.sasl.credentials import (
 )
 
 PLAIN = "PLAIN"
+OAUTHBEARER = "OAUTHBEARER"
 MECHANISMS = (SCRAM_SHA_256, SCRAM_SHA_1, PLAIN)
 _MAX_USERNAME = 1023
 
@@ -32,6 +33,14 @@ _MAX_USERNAME = 1023
 @dataclass(frozen=True, slots=True)
 class NeedCredentials:
     username: str
+
+
+@dataclass(frozen=True, slots=True)
+class NeedTokenCheck:
+    """OAUTHBEARER: the bearer token must be verified (provider keys, claims, replay)."""
+
+    token: str
+    authzid: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +54,7 @@ class SaslSuccess:
     data: bytes
 
 
-SaslStep = NeedCredentials | SaslChallenge | SaslSuccess
+SaslStep = NeedCredentials | NeedTokenCheck | SaslChallenge | SaslSuccess
 
 
 def _malformed(text: str) -> SaslFailure:
@@ -188,14 +197,62 @@ class _Plain(SaslExchange):
         return SaslSuccess(self._username, b"")
 
 
+class _OAuthBearer(SaslExchange):
+    """RFC 7628, client message ``gs2-header %x01 auth=Bearer <token> %x01 %x01``. Offered only
+    inside TLS. A refused token ends the exchange with a failure whose text says why (the RFC's
+    JSON error challenge is not used; XMPP clients read the failure)."""
+
+    mechanism = OAUTHBEARER
+
+    def begin(self, initial: bytes) -> SaslStep:
+        try:
+            text = initial.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _malformed("OAUTHBEARER message is not UTF-8") from None
+        gs2, sep, rest = text.partition("\x01")
+        parts = gs2.split(",")
+        if not sep or len(parts) != 3 or parts[0] not in ("n", "y") or parts[2]:
+            raise _malformed("OAUTHBEARER message must start with a GS2 header")
+        authzid = parts[1][2:] if parts[1].startswith("a=") else ""
+        if parts[1] and not parts[1].startswith("a="):
+            raise _malformed("invalid GS2 authzid")
+        if not rest.endswith("\x01\x01") and rest != "\x01":
+            raise _malformed("OAUTHBEARER message must end with two ^A")
+        token = ""
+        for pair in rest.split("\x01"):
+            key, _, value = pair.partition("=")
+            if key == "auth":
+                scheme, _, token = value.partition(" ")
+                if scheme.lower() != "bearer":
+                    raise _malformed("only Bearer tokens are accepted")
+        if not token:
+            raise _malformed("no bearer token")
+        return NeedTokenCheck(token.strip(), authzid)
+
+    def supply(self, credentials: StoredCredentials | None) -> SaslStep:
+        raise _malformed("OAUTHBEARER takes a token, not credentials")
+
+    def token_checked(self, username: str) -> SaslStep:
+        return SaslSuccess(username, b"")
+
+
 def start_exchange(
-    mechanism: str, *, secure: bool, decoy_secret: bytes, decoy_iterations: int = 4096
+    mechanism: str,
+    *,
+    secure: bool,
+    decoy_secret: bytes,
+    decoy_iterations: int = 4096,
+    oauthbearer: bool = False,
 ) -> SaslExchange:
     """Start an exchange, or raise ``invalid-mechanism`` / ``encryption-required``."""
     if mechanism in (SCRAM_SHA_256, SCRAM_SHA_1):
         return _Scram(mechanism, decoy_secret, decoy_iterations)
-    if mechanism == PLAIN:
+    if mechanism == PLAIN or (mechanism == OAUTHBEARER and oauthbearer):
         if not secure:
-            raise SaslFailure(SaslCondition.ENCRYPTION_REQUIRED, "PLAIN is only allowed inside TLS")
-        return _Plain(decoy_secret, decoy_iterations)
+            raise SaslFailure(
+                SaslCondition.ENCRYPTION_REQUIRED, f"{mechanism} is only allowed inside TLS"
+            )
+        if mechanism == PLAIN:
+            return _Plain(decoy_secret, decoy_iterations)
+        return _OAuthBearer()
     raise SaslFailure(SaslCondition.INVALID_MECHANISM, f"mechanism '{mechanism}' not supported")
