@@ -30,6 +30,7 @@ from interlink.hub.session import BindConflictPolicy
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.keys import ProviderKeys
 from interlink.interop.providers import ProviderRegistry
+from interlink.interop.push import HubSigner, PushNotifier
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
@@ -90,6 +91,7 @@ class HubServer:
         self.storage: Storage | None = None
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
+        self.push: PushNotifier | None = None
         self._servers: list[asyncio.Server] = []
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -173,7 +175,20 @@ class HubServer:
             clock=self.clock,
         )
         hub.bearer_verifier = enlistment.authenticate
-        app = build_http_app(hub, ws_ctx, registry, admin_token(s), enlistment)
+        signer = HubSigner(await storage.server_state.get_or_create_secret("hub-signing-key", 32))
+        self.push = push = PushNotifier(
+            storage.enlistment,
+            registry,
+            signer,
+            self._http_client,
+            hub_domain=s.hub.domain,
+            clock=self.clock,
+            queue_max=s.interop.push_queue_max,
+            max_attempts=s.interop.push_max_attempts,
+            backoff=s.interop.push_backoff,
+        )
+        hub.ctx.offline_listeners.append(lambda jid: push.notify(str(jid)))
+        app = build_http_app(hub, ws_ctx, registry, admin_token(s), enlistment, signer)
         await self._start_http(app, cert, key)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
@@ -235,6 +250,8 @@ class HubServer:
                 await asyncio.wait_for(self._http_task, timeout=5)
         if self.hub is not None:
             await self.hub.ctx.drain_tasks()
+        if self.push is not None:
+            await self.push.close()
         if self._http_client is not None:
             await self._http_client.aclose()
         if self.storage is not None:

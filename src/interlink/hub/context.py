@@ -81,6 +81,8 @@ class HubContext:
         # Roster changes read, decide and write; one owner's changes must not interleave.
         self.roster_locks = KeyedLock()
         self.pep_locks = KeyedLock()
+        # Told about every message stored offline (e.g. push to a third-party provider).
+        self.offline_listeners: list[Callable[[JID], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -84,6 +84,8 @@ class OfflineDelivery:
                     StanzaErrorCondition.RESOURCE_CONSTRAINT,
                     f"the recipient's offline queue is full ({cap} messages)",
                 )
+        for listener in ctx.offline_listeners:
+            listener(bare)
         if ctx.sessions.message_targets(bare) and bare not in self._draining:
             # A resource came online while we were storing: hand the message over now.
             self.start_drain(bare)

@@ -11,6 +11,7 @@ from interlink import __version__
 from interlink.hub.hub import Hub
 from interlink.interop.enlistment import EnlistmentError, EnlistmentService
 from interlink.interop.providers import ProviderError, ProviderRegistry
+from interlink.interop.push import HubSigner
 from interlink.net.admin import (
     AdminAuthError,
     admin_auth_handler,
@@ -39,6 +40,7 @@ def build_http_app(
     registry: ProviderRegistry,
     admin_token: str,
     enlistment: EnlistmentService,
+    signer: HubSigner,
 ) -> FastAPI:
     app = FastAPI(title="Interlink hub", version=__version__)
     app.add_exception_handler(ProviderError, provider_error_handler)
@@ -51,6 +53,11 @@ def build_http_app(
     @app.websocket(WEBSOCKET_PATH)
     async def xmpp_websocket(ws: WebSocket) -> None:
         await serve_websocket(ws, ws_ctx)
+
+    @app.get("/.well-known/interlink/jwks.json")
+    async def hub_jwks() -> JSONResponse:
+        """The hub's public signing keys: verify pushes with them."""
+        return JSONResponse(signer.jwks())
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -1,0 +1,200 @@
+"""Push to providers (DESIGN Flow 4): when a message for a third-party user is stored because the
+user has no available resource, the hub tells the provider, so it can wake the user's app.
+
+A push carries no content and no sender: it is a JWS signed with the hub's key (public JWK set at
+``/.well-known/interlink/jwks.json``) whose claims are the provider's own subject for the
+recipient, a count, a random id and a time. Pushes for the same recipient that are still queued
+coalesce into one. Each provider has its own bounded queue and worker; delivery is retried with
+exponential backoff; counters say what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+from joserfc import jws
+from joserfc.jwk import OKPKey
+
+from interlink.interop.enlistment import InteropAccount
+from interlink.interop.providers import ProviderRegistry, ProviderStatus
+
+log = logging.getLogger("interlink.push")
+PUSH_PATH = "/interlink/v1/push"
+ALGORITHM = "Ed25519"
+
+
+class AccountLookup(Protocol):
+    async def account(self, jid: str) -> InteropAccount | None: ...
+
+
+class HubSigner:
+    """The hub's signing key (Ed25519), from a 32-byte seed kept in storage."""
+
+    def __init__(self, seed: bytes) -> None:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        private = Ed25519PrivateKey.from_private_bytes(seed)
+        key = OKPKey.import_key(private)
+        self.kid = key.thumbprint()
+        self._key = OKPKey.import_key(key.as_dict(private=True), parameters={"kid": self.kid})
+
+    def jwks(self) -> dict[str, Any]:
+        public = self._key.as_dict(private=False)
+        public.update({"use": "sig", "alg": ALGORITHM})
+        return {"keys": [public]}
+
+    def sign(self, claims: dict[str, Any]) -> str:
+        import json
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # joserfc warns about EdDSA; Ed25519 is the new name
+            return jws.serialize_compact(
+                {"alg": ALGORITHM, "kid": self.kid, "typ": "interlink-push+jwt"},
+                json.dumps(claims, separators=(",", ":")).encode(),
+                self._key,
+                algorithms=[ALGORITHM],
+            )
+
+
+@dataclass
+class PushStats:
+    queued: int = 0
+    coalesced: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    dropped: int = 0
+
+
+@dataclass
+class _Job:
+    subject: str
+    count: int = 1
+
+
+@dataclass
+class _ProviderQueue:
+    jobs: dict[str, _Job] = field(default_factory=dict)  # by subject; insertion ordered
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    worker: asyncio.Task[None] | None = None
+
+
+class PushNotifier:
+    def __init__(
+        self,
+        accounts: AccountLookup,
+        registry: ProviderRegistry,
+        signer: HubSigner,
+        client: httpx.AsyncClient,
+        *,
+        hub_domain: str,
+        clock: Callable[[], float] = time.time,
+        queue_max: int = 1000,
+        max_attempts: int = 5,
+        backoff: float = 1.0,
+    ) -> None:
+        self._accounts = accounts
+        self._registry = registry
+        self._signer = signer
+        self._client = client
+        self._domain = hub_domain
+        self._clock = clock
+        self._queue_max = queue_max
+        self._max_attempts = max_attempts
+        self._backoff = backoff
+        self._queues: dict[str, _ProviderQueue] = {}
+        self.stats: dict[str, PushStats] = {}
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def notify(self, bare_jid: str) -> None:
+        """A message for ``bare_jid`` was stored offline (called from the routing path)."""
+        if ".interop." not in bare_jid:
+            return
+        task = asyncio.get_running_loop().create_task(self._enqueue(bare_jid))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _enqueue(self, bare_jid: str) -> None:
+        account = await self._accounts.account(bare_jid)
+        if account is None:
+            return
+        provider_id = account.provider_id
+        stats = self.stats.setdefault(provider_id, PushStats())
+        queue = self._queues.setdefault(provider_id, _ProviderQueue())
+        job = queue.jobs.get(account.subject)
+        if job is not None:
+            job.count += 1
+            stats.coalesced += 1
+            return
+        if len(queue.jobs) >= self._queue_max:
+            stats.dropped += 1
+            log.warning("push queue full", extra={"provider": provider_id})
+            return
+        queue.jobs[account.subject] = _Job(account.subject)
+        stats.queued += 1
+        queue.wake.set()
+        if queue.worker is None or queue.worker.done():
+            queue.worker = asyncio.get_running_loop().create_task(self._work(provider_id, queue))
+
+    async def _work(self, provider_id: str, queue: _ProviderQueue) -> None:
+        stats = self.stats[provider_id]
+        while queue.jobs:
+            subject = next(iter(queue.jobs))
+            job = queue.jobs.pop(subject)
+            try:
+                provider = await self._registry.get(provider_id)
+            except Exception:  # the provider was removed
+                return
+            if provider.status is not ProviderStatus.APPROVED:
+                stats.dropped += 1
+                continue
+            claims = {
+                "iss": self._domain,
+                "aud": provider_id,
+                "sub": job.subject,
+                "count": job.count,
+                "jti": secrets.token_urlsafe(12),
+                "iat": int(self._clock()),
+            }
+            body = self._signer.sign(claims)
+            url = provider.callback_url + PUSH_PATH
+            for attempt in range(self._max_attempts):
+                if attempt:
+                    stats.retried += 1
+                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
+                try:
+                    response = await self._client.post(
+                        url,
+                        content=body,
+                        headers={"Content-Type": "application/jose"},
+                        follow_redirects=False,
+                    )
+                    if 200 <= response.status_code < 300:
+                        stats.sent += 1
+                        break
+                    if 400 <= response.status_code < 500 and response.status_code != 429:
+                        stats.failed += 1  # the provider refuses it: retrying will not help
+                        break
+                except httpx.HTTPError:
+                    pass
+            else:
+                stats.failed += 1
+                log.warning("push failed", extra={"provider": provider_id})
+
+    async def close(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        for queue in self._queues.values():
+            if queue.worker is not None:
+                queue.worker.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await queue.worker
