@@ -20,8 +20,10 @@ import trustme
 
 from interlink.app import HubServer
 from interlink.config import Settings
+from interlink.hub.session import Session
 from interlink.xmpp.parser import ElementReceived, ParseFailed, StreamFooter, StreamParser
 from interlink.xmpp.sasl import derive_credentials
+from interlink.xmpp.stanza import Stanza, to_xml
 
 DOMAIN = "hub.test"
 TIMEOUT = 10.0
@@ -228,3 +230,30 @@ class RawClient:
         if result.get("type") != "result":
             return "error:" + result[0][0].tag.rsplit("}", 1)[-1]
         return result[0][0].text or ""
+
+
+def record_routed(server: HubServer) -> list[str]:
+    """Record the XML of every stanza the hub routes from now on (what the hub sees)."""
+    assert server.hub is not None
+    routed: list[str] = []
+    router = server.hub.router
+    original = router.route
+
+    def recording_route(session: Session, stanza: Stanza) -> Any:
+        routed.append(to_xml(stanza))
+        return original(session, stanza)
+
+    router.route = recording_route  # type: ignore[method-assign]
+    return routed
+
+
+async def onboard_provider(base_url: str, ca: Path, admin_token: str, body: dict[str, Any]) -> None:
+    """Register and approve a provider through the admin API."""
+    import httpx
+
+    auth = {"Authorization": f"Bearer {admin_token}"}
+    async with httpx.AsyncClient(base_url=base_url, verify=str(ca), timeout=10) as http:
+        created = await http.post("/admin/v1/providers", json=body, headers=auth)
+        assert created.status_code == 201, created.text
+        approved = await http.post(f"/admin/v1/providers/{body['id']}/approve", headers=auth)
+        assert approved.status_code == 200, approved.text

@@ -8,9 +8,7 @@ from pathlib import Path
 
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.client import FALLBACK_BODY
-from interlink.hub.session import Session
-from interlink.xmpp.stanza import Stanza, to_xml
-from tests.integration.kit import DOMAIN, running_hub
+from tests.integration.kit import DOMAIN, record_routed, running_hub
 
 
 async def next_text(client: InterlinkClient, wait: float = 10.0) -> TextMessage:
@@ -24,15 +22,7 @@ async def test_two_sdk_users_exchange_encrypted_text_and_the_hub_sees_no_plainte
     tmp_path: Path,
 ) -> None:
     async with running_hub(tmp_path) as (server, certs):
-        assert server.hub is not None
-        routed: list[str] = []
-        original = server.hub.router.route
-
-        def recording_route(session: Session, stanza: Stanza):  # type: ignore[no-untyped-def]
-            routed.append(to_xml(stanza))
-            return original(session, stanza)
-
-        server.hub.router.route = recording_route  # type: ignore[method-assign]
+        routed = record_routed(server)
         port = server.ports["c2s-starttls"]
         alice = InterlinkClient(
             f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
@@ -177,15 +167,7 @@ async def test_receipts_markers_and_chat_states_round_trip_encrypted(tmp_path: P
     from interlink.client import ChatState, Displayed, Receipt
 
     async with running_hub(tmp_path) as (server, certs):
-        assert server.hub is not None
-        routed: list[str] = []
-        original = server.hub.router.route
-
-        def recording_route(session: Session, stanza: Stanza):  # type: ignore[no-untyped-def]
-            routed.append(to_xml(stanza))
-            return original(session, stanza)
-
-        server.hub.router.route = recording_route  # type: ignore[method-assign]
+        routed = record_routed(server)
         port = server.ports["c2s-starttls"]
         alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
         bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
@@ -254,15 +236,7 @@ async def test_carbons_let_a_second_device_read_and_see_what_the_first_sent(
 
 async def test_a_legacy_only_peer_is_reached_with_legacy_omemo(tmp_path: Path) -> None:
     async with running_hub(tmp_path) as (server, certs):
-        assert server.hub is not None
-        routed: list[str] = []
-        original = server.hub.router.route
-
-        def recording_route(session: Session, stanza: Stanza):  # type: ignore[no-untyped-def]
-            routed.append(to_xml(stanza))
-            return original(session, stanza)
-
-        server.hub.router.route = recording_route  # type: ignore[method-assign]
+        routed = record_routed(server)
         port = server.ports["c2s-starttls"]
         alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
         old = InterlinkClient(

@@ -14,9 +14,7 @@ from slixmpp import JID
 
 from interlink.client import DecryptionFailed, EncryptionProblem, InterlinkClient, TextMessage
 from interlink.client.client import ClientError
-from interlink.hub.session import Session
-from interlink.xmpp.stanza import Stanza, to_xml
-from tests.integration.kit import DOMAIN, Xmpp, running_hub
+from tests.integration.kit import DOMAIN, Xmpp, record_routed, running_hub
 
 
 async def next_event_of(client: InterlinkClient, kind: type) -> object:
@@ -55,15 +53,7 @@ CASES: list[tuple[str, Callable[[str], str]]] = [
 @pytest.mark.parametrize(("name", "mangle"), CASES, ids=[c[0] for c in CASES])
 async def test_bad_encrypted_input(tmp_path: Path, name: str, mangle: Callable[[str], str]) -> None:
     async with running_hub(tmp_path) as (server, certs):
-        assert server.hub is not None
-        routed: list[str] = []
-        original = server.hub.router.route
-
-        def recording_route(session: Session, stanza: Stanza):  # type: ignore[no-untyped-def]
-            routed.append(to_xml(stanza))
-            return original(session, stanza)
-
-        server.hub.router.route = recording_route  # type: ignore[method-assign]
+        routed = record_routed(server)
         port = server.ports["c2s-starttls"]
         alice = InterlinkClient(
             f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "a", port=port, ca_file=certs.ca

@@ -21,7 +21,7 @@ from joserfc.jwk import KeySet
 
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.enlist import enlist, identity_thumbprint
-from tests.integration.kit import DOMAIN, running_hub
+from tests.integration.kit import DOMAIN, onboard_provider, running_hub
 from tests.interop.enlistkit import ThirdParty
 
 TOKEN = "operator-token"
@@ -67,20 +67,8 @@ async def test_offline_third_party_user_gets_exactly_one_signed_push(tmp_path: P
         base = f"https://127.0.0.1:{server.ports['http']}"
         port = server.ports["c2s-starttls"]
         party = ThirdParty()
-        admin = {"Authorization": f"Bearer {TOKEN}"}
+        await onboard_provider(base, certs.ca, TOKEN, party.provider_body(callback))
         async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
-            created = await http.post(
-                "/admin/v1/providers",
-                json={
-                    "id": party.provider_id,
-                    "display_name": "Example Chat",
-                    "callback_url": callback,
-                    "jwks": party.jwks,
-                },
-                headers=admin,
-            )
-            assert created.status_code == 201, created.text
-            await http.post(f"/admin/v1/providers/{party.provider_id}/approve", headers=admin)
             hub_jwks = (await http.get("/.well-known/interlink/jwks.json")).json()
         tp_dir = tmp_path / "tp"
         thumbprint = await identity_thumbprint(tp_dir)

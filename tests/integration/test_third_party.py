@@ -13,7 +13,7 @@ import pytest
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.client import ClientError
 from interlink.client.enlist import EnlistmentFailed, enlist, identity_thumbprint
-from tests.integration.kit import DOMAIN, running_hub
+from tests.integration.kit import DOMAIN, onboard_provider, running_hub
 from tests.interop.enlistkit import ThirdParty
 
 TOKEN = "operator-token"
@@ -33,17 +33,7 @@ async def test_enlist_log_in_with_oauthbearer_and_talk_e2ee(tmp_path: Path) -> N
         party = ThirdParty()
         admin = {"Authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
-            await http.post(
-                "/admin/v1/providers",
-                json={
-                    "id": party.provider_id,
-                    "display_name": "Example Chat",
-                    "callback_url": "https://api.example.chat",
-                    "jwks": party.jwks,
-                },
-                headers=admin,
-            )
-            await http.post(f"/admin/v1/providers/{party.provider_id}/approve", headers=admin)
+            await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
             tp_dir = tmp_path / "third-party"
             thumbprint = await identity_thumbprint(tp_dir)
 
@@ -119,19 +109,7 @@ async def test_oauthbearer_refusals(tmp_path: Path) -> None:
         base = f"https://127.0.0.1:{server.ports['http']}"
         port = server.ports["c2s-starttls"]
         party = ThirdParty()
-        admin = {"Authorization": f"Bearer {TOKEN}"}
-        async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
-            await http.post(
-                "/admin/v1/providers",
-                json={
-                    "id": party.provider_id,
-                    "display_name": "Example Chat",
-                    "callback_url": "https://api.example.chat",
-                    "jwks": party.jwks,
-                },
-                headers=admin,
-            )
-            await http.post(f"/admin/v1/providers/{party.provider_id}/approve", headers=admin)
+        await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
         tp_dir = tmp_path / "tp"
         thumbprint = await identity_thumbprint(tp_dir)
         jid = (

@@ -30,6 +30,15 @@ class ThirdParty:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [self.provider_key.as_dict(private=False)]}
 
+    def provider_body(self, callback: str = "https://api.example.chat") -> dict[str, Any]:
+        """The admin API's body registering this provider."""
+        return {
+            "id": self.provider_id,
+            "display_name": "Example Chat",
+            "callback_url": callback,
+            "jwks": self.jwks,
+        }
+
     @property
     def identity_public(self) -> bytes:
         return self.identity.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
