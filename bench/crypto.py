@@ -818,7 +818,9 @@ async def measure_replay(variant: Variant, sizes: list[int], calls: int) -> list
             storage = await BenchStorage.open(wd / f"replay-{indexed}.sqlite3")
             conn = storage._conn
             if indexed:
-                await conn.execute("CREATE INDEX seen_keys_seen_at ON seen_keys (seen_at)")
+                await conn.execute(
+                    "CREATE INDEX IF NOT EXISTS seen_keys_seen_at ON seen_keys (seen_at)"
+                )
             now = time.time()
             have = 0
             for size in sizes:

@@ -48,6 +48,10 @@ from interlink.client.omemo_session import (
 from interlink.client.store import SqliteOmemoStorage
 
 log = logging.getLogger("interlink.client")
+# python-omemo logs plaintext and message keys at DEBUG: keep them out of applications' logs
+# unless someone asks for the "omemo" logger explicitly.
+if logging.getLogger("omemo").level == logging.NOTSET:
+    logging.getLogger("omemo").setLevel(logging.INFO)
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
 _EME = "urn:xmpp:eme:0"
 _HINTS = "urn:xmpp:hints"
@@ -189,6 +193,8 @@ class InterlinkClient:
         self._inbox: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self._crypto = asyncio.Lock()  # one python-omemo operation at a time
+        self._background: set[asyncio.Task[None]] = set()
+        self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
         self._known_peers: set[str] = set()  # device lists fetched at least once
         self._device_id = 0
 
@@ -266,8 +272,27 @@ class InterlinkClient:
         carbons: Any = xmpp.plugin["xep_0280"]
         await carbons.enable(timeout=self._timeout)
         xmpp.send_presence()
+        # Stored messages arrive right after the presence; python-omemo holds back the messages
+        # that confirm new sessions until told the backlog is over (its history-sync mode).
+        self._spawn(self._end_history_sync())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _end_history_sync(self) -> None:
+        await asyncio.sleep(self._history_grace)
+        worker = self._worker
+        while worker is not None and not worker.done():  # the offline backlog is being decrypted
+            await asyncio.wait({worker})
+            worker = self._worker
+        async with self._crypto:
+            await self.manager.after_history_sync()
 
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         if self._worker is not None:
             self._worker.cancel()
         if self._manager is not None:
