@@ -28,6 +28,7 @@ from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.session import BindConflictPolicy
 from interlink.interop.enlistment import EnlistmentService
+from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
 from interlink.interop.providers import ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier
@@ -188,6 +189,13 @@ class HubServer:
             backoff=s.interop.push_backoff,
         )
         hub.ctx.offline_listeners.append(lambda jid: push.notify(str(jid)))
+        enlistment.login_check = Introspector(
+            signer,
+            self._http_client,
+            hub_domain=s.hub.domain,
+            timeout=s.interop.introspection_timeout,
+            clock=self.clock,
+        ).check
         app = build_http_app(hub, ws_ctx, registry, admin_token(s), enlistment, signer)
         await self._start_http(app, cert, key)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))

@@ -81,6 +81,7 @@ class InteropSection(_Section):
     # http:// callbacks and JWKS URLs on loopback only, for local testing and the demo
     allow_insecure_loopback: bool = False
     http_timeout: float = Field(5.0, gt=0)  # calls to providers (JWKS, push)
+    introspection_timeout: float = Field(3.0, gt=0)  # a slower provider makes the login fail
     push_queue_max: int = Field(1000, ge=1)  # queued pushes per provider; beyond are dropped
     push_max_attempts: int = Field(5, ge=1)
     push_backoff: float = Field(1.0, gt=0)  # seconds before the first retry; doubles after

@@ -22,7 +22,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -147,6 +147,8 @@ class EnlistmentService:
         self._secret = secret
         self._clock = clock
         self.policy = policy or TokenPolicy(audience=hub_domain)
+        # Optional: ask the provider at login whether the account is active (introspection).
+        self.login_check: Callable[[Provider, str], Awaitable[None]] | None = None
 
     def interop_jid(self, provider_id: str, subject: str) -> str:
         digest = hmac.new(self._secret, f"{provider_id}\0{subject}".encode(), "sha256").digest()
@@ -254,6 +256,8 @@ class EnlistmentService:
         jid = self.interop_jid(provider.id, token.subject)
         if await self._repo.account(jid) is None:
             raise AuthenticationRefused("this account is not enlisted")
+        if self.login_check is not None:
+            await self.login_check(provider, token.subject)
         if not await self._repo.remember_jti(
             provider.id, token.jti, token.expires_at, self._clock()
         ):
