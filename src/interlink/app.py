@@ -31,7 +31,7 @@ from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
 from interlink.interop.providers import ProviderRegistry
-from interlink.interop.push import HubSigner, PushNotifier
+from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
@@ -188,7 +188,9 @@ class HubServer:
             max_attempts=s.interop.push_max_attempts,
             backoff=s.interop.push_backoff,
         )
-        hub.ctx.offline_listeners.append(lambda jid: push.notify(str(jid)))
+        hub.ctx.offline_listeners.append(
+            lambda jid, message: None if wants_no_push(message) else push.notify(str(jid))
+        )
         enlistment.login_check = Introspector(
             signer,
             self._http_client,

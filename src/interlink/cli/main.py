@@ -313,6 +313,78 @@ def provider_show(provider_id: str, config: ConfigOpt = None, data_dir: DataDirO
         typer.echo(f"{entry.at:.0f}\t{entry.actor}\t{entry.action}\t{json.dumps(entry.details)}")
 
 
+kit_user_app = typer.Typer(help="The provider kit's own users.", no_args_is_help=True)
+provider_app.add_typer(kit_user_app, name="user")
+KitDirOpt = Annotated[Path, typer.Option("--data-dir", help="the provider kit's data directory")]
+
+
+@provider_app.command("serve")
+def provider_serve(
+    provider_id: Annotated[str, typer.Option(help="this provider's id at the hub")],
+    hub_domain: Annotated[str, typer.Option(help="the hub's domain (token audience)")],
+    hub_url: Annotated[str, typer.Option(help="https base URL of the hub")],
+    data_dir: KitDirOpt = Path("./provider-kit-data"),
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8443,
+    hub_ca_file: Annotated[Path | None, typer.Option(help="CA to trust for the hub")] = None,
+) -> None:
+    """Run the reference provider kit: JWT issuer with JWKS, introspection, push receiver."""
+    from interlink.provider.serve import KitSettings, serve_kit
+
+    setup_logging("INFO", "json")
+    settings = KitSettings(data_dir, provider_id, hub_domain, hub_url, host, port, hub_ca_file)
+    _run(serve_kit(settings))
+
+
+async def _kit_store(data_dir: Path) -> Any:
+    from interlink.provider.serve import store_path
+    from interlink.provider.store import KitStore
+
+    await asyncio.to_thread(data_dir.mkdir, parents=True, exist_ok=True)
+    return await KitStore.open(store_path(data_dir))
+
+
+@kit_user_app.command("add")
+def kit_user_add(
+    username: str, password: PasswordOpt = None, data_dir: KitDirOpt = Path("./provider-kit-data")
+) -> None:
+    """Create a user of the provider kit."""
+    secret = _password(password)
+
+    async def go() -> str:
+        store = await _kit_store(data_dir)
+        try:
+            user = await store.add_user(username, secret)
+        finally:
+            await store.close()
+        return str(user.username)
+
+    try:
+        typer.echo(f"created {_run(go())}")
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@kit_user_app.command("deactivate")
+def kit_user_deactivate(username: str, data_dir: KitDirOpt = Path("./provider-kit-data")) -> None:
+    """Mark a user inactive: introspection then refuses its logins at the hub."""
+
+    async def go() -> None:
+        store = await _kit_store(data_dir)
+        try:
+            await store.set_active(username, False)
+        finally:
+            await store.close()
+
+    try:
+        _run(go())
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"deactivated {username}")
+
+
 def main() -> None:
     app(prog_name="interlink")
 

@@ -141,6 +141,8 @@ class _SlixmppPep:
         stanza = self._xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
         stanza.xml.append(encrypted)
         stanza.xml.append(Element(f"{{{_HINTS}}}store"))
+        # python-omemo's own protocol messages: stored for the peer, but no reason to wake it.
+        stanza.xml.append(Element("{urn:xmpp:interlink:0}no-push"))
         stanza.send()
 
 

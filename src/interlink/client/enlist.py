@@ -62,6 +62,28 @@ async def identity_thumbprint(data_dir: Path) -> str:
     return _b64url(hashlib.sha256(canonical).digest())
 
 
+async def fetch_token(
+    kit_url: str,
+    username: str,
+    password: str,
+    thumbprint: str,
+    *,
+    ca_file: Path | None = None,
+) -> str:
+    """A fresh token from a provider kit (``POST /v1/token``), bound to ``thumbprint``."""
+    verify: ssl.SSLContext | bool = True
+    if ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(ca_file))
+    async with httpx.AsyncClient(base_url=kit_url, verify=verify, timeout=10) as http:
+        answer = await http.post(
+            "/v1/token", json={"username": username, "password": password, "thumbprint": thumbprint}
+        )
+    if answer.status_code != 200:
+        raise EnlistmentFailed(answer.status_code, answer.json())
+    token: str = answer.json()["token"]
+    return token
+
+
 async def enlist(
     data_dir: Path, hub_url: str, hub_domain: str, token: str, *, ca_file: Path | None = None
 ) -> Enlisted:

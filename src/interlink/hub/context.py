@@ -12,6 +12,7 @@ from typing import Any
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
 from interlink.storage import Storage
 from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Message
 
 log = logging.getLogger("interlink.hub")
 
@@ -82,7 +83,7 @@ class HubContext:
         self.roster_locks = KeyedLock()
         self.pep_locks = KeyedLock()
         # Told about every message stored offline (e.g. push to a third-party provider).
-        self.offline_listeners: list[Callable[[JID], None]] = []
+        self.offline_listeners: list[Callable[[JID, Message], None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

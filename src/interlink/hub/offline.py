@@ -85,7 +85,7 @@ class OfflineDelivery:
                     f"the recipient's offline queue is full ({cap} messages)",
                 )
         for listener in ctx.offline_listeners:
-            listener(bare)
+            listener(bare, message)
         if ctx.sessions.message_targets(bare) and bare not in self._draining:
             # A resource came online while we were storing: hand the message over now.
             self.start_drain(bare)

@@ -1,0 +1,181 @@
+"""The provider kit's HTTP app.
+
+- ``GET /.well-known/jwks.json``: the kit's public signing key (register it with the hub).
+- ``POST /v1/token``: a user's app trades username, password and the thumbprint of its device's
+  identity key for a short-lived token (enlistment and OAUTHBEARER login).
+- ``POST /interlink/v1/introspect``: the hub asks whether an account is active.
+- ``POST /interlink/v1/push``: the hub's push; verified and recorded.
+- ``POST /v1/pushes``: a user's app reads the pushes recorded for it (username + password).
+
+Requests from the hub are compact JWS verified with the hub's published keys
+(``{hub_url}/.well-known/interlink/jwks.json``, cached, refetched on an unknown key id).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, OKPKey
+from pydantic import BaseModel, ConfigDict, Field
+
+from interlink.provider.store import KitStore
+
+TOKEN_LIFETIME = 300
+
+
+@dataclass(frozen=True, slots=True)
+class KitConfig:
+    provider_id: str
+    hub_domain: str
+    hub_url: str  # https base URL of the hub (for its JWK set)
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(max_length=255)
+    password: str = Field(max_length=1024)
+    thumbprint: str = Field(
+        description="RFC 7638 thumbprint of the device's identity key", max_length=64
+    )
+
+
+class PushesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(max_length=255)
+    password: str = Field(max_length=1024)
+
+
+def _problem(status: int, kind: str, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {
+            "type": f"urn:interlink:problem:{kind}",
+            "title": kind,
+            "status": status,
+            "detail": detail,
+        },
+        status_code=status,
+        media_type="application/problem+json",
+    )
+
+
+class HubKeys:
+    def __init__(self, client: httpx.AsyncClient, hub_url: str, clock: Callable[[], float]) -> None:
+        self._client = client
+        self._url = hub_url.rstrip("/") + "/.well-known/interlink/jwks.json"
+        self._clock = clock
+        self._keys: KeySet | None = None
+        self._fetched = 0.0
+
+    async def keys(self, kid: str) -> KeySet:
+        now = self._clock()
+        known = self._keys is not None and any(k.kid == kid for k in self._keys.keys)
+        if not known and (self._keys is None or now - self._fetched > 60):
+            response = await self._client.get(self._url)
+            response.raise_for_status()
+            self._keys = KeySet.import_key_set(response.json())
+            self._fetched = now
+        assert self._keys is not None
+        return self._keys
+
+
+def build_kit_app(
+    config: KitConfig,
+    store: KitStore,
+    signing_seed: bytes,
+    hub_client: httpx.AsyncClient,
+    clock: Callable[[], float] = time.time,
+) -> FastAPI:
+    app = FastAPI(title="Interlink provider kit")
+    private = Ed25519PrivateKey.from_private_bytes(signing_seed)
+    key = OKPKey.import_key(private)
+    kid = key.thumbprint()
+    signing_key = OKPKey.import_key(key.as_dict(private=True), parameters={"kid": kid})
+    hub_keys = HubKeys(hub_client, config.hub_url, clock)
+
+    async def verified_hub_claims(request: Request) -> dict[str, Any] | JSONResponse:
+        body = (await request.body()).decode(errors="replace")
+        try:
+            head = body.split(".", 1)[0]
+            header: Any = json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))
+            keys = await hub_keys.keys(str(header.get("kid", "")))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                signed = jws.deserialize_compact(body, keys, algorithms=["Ed25519"])
+            claims: dict[str, Any] = json.loads(signed.payload)
+        except (JoseError, ValueError, AttributeError, httpx.HTTPError):
+            return _problem(401, "bad-signature", "not a JWS signed by the hub")
+        if claims.get("iss") != config.hub_domain or claims.get("aud") != config.provider_id:
+            return _problem(401, "wrong-audience", "not addressed to this provider by the hub")
+        iat = claims.get("iat")
+        if not isinstance(iat, int | float) or abs(clock() - iat) > 300:
+            return _problem(401, "stale", "iat too far from now")
+        return claims
+
+    @app.get("/.well-known/jwks.json")
+    async def jwks() -> dict[str, Any]:
+        public = signing_key.as_dict(private=False)
+        public.update({"use": "sig", "alg": "Ed25519"})
+        return {"keys": [public]}
+
+    @app.post("/v1/token")
+    async def token(body: TokenIn) -> Response:
+        user = await store.check_password(body.username, body.password)
+        if user is None or not user.active:
+            return _problem(401, "unauthorized", "unknown user, wrong password or inactive")
+        now = int(clock())
+        claims = {
+            "iss": config.provider_id,
+            "sub": user.subject,
+            "aud": config.hub_domain,
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME,
+            "jti": secrets.token_urlsafe(16),
+            "interlink_uid": user.username,
+            "cnf": {"jkt": body.thumbprint},
+        }
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            text = jwt.encode(
+                {"alg": "Ed25519", "kid": kid}, claims, signing_key, algorithms=["Ed25519"]
+            )
+        return JSONResponse({"token": text, "expires_in": TOKEN_LIFETIME})
+
+    @app.post("/interlink/v1/introspect")
+    async def introspect(request: Request) -> Response:
+        claims = await verified_hub_claims(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        user = await store.by_subject(str(claims.get("sub")))
+        return JSONResponse({"active": bool(user and user.active)})
+
+    @app.post("/interlink/v1/push")
+    async def push(request: Request) -> Response:
+        claims = await verified_hub_claims(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        await store.record_push(str(claims.get("sub")), claims, clock())
+        return Response(status_code=204)
+
+    @app.post("/v1/pushes")
+    async def pushes(body: PushesIn) -> Response:
+        user = await store.check_password(body.username, body.password)
+        if user is None:
+            return _problem(401, "unauthorized", "unknown user or wrong password")
+        return JSONResponse({"pushes": await store.pushes(user.subject)})
+
+    return app
