@@ -21,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 
 from interlink.config import Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition
@@ -93,6 +94,7 @@ class HubServer:
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
         self.push: PushNotifier | None = None
+        self.http_app: FastAPI | None = None
         self._servers: list[asyncio.Server] = []
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
@@ -198,7 +200,9 @@ class HubServer:
             timeout=s.interop.introspection_timeout,
             clock=self.clock,
         ).check
-        app = build_http_app(hub, ws_ctx, registry, admin_token(s), enlistment, signer)
+        self.http_app = app = build_http_app(
+            hub, ws_ctx, registry, admin_token(s), enlistment, signer
+        )
         await self._start_http(app, cert, key)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
