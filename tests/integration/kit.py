@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -257,3 +258,29 @@ async def onboard_provider(base_url: str, ca: Path, admin_token: str, body: dict
         assert created.status_code == 201, created.text
         approved = await http.post(f"/admin/v1/providers/{body['id']}/approve", headers=auth)
         assert approved.status_code == 200, approved.text
+
+
+@asynccontextmanager
+async def serving(app: Any, sock: socket.socket | None = None) -> AsyncIterator[str]:
+    """Serve an ASGI app (a provider's endpoints in tests) on 127.0.0.1; yields its base URL."""
+    import uvicorn
+
+    class Quiet(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:  # the test owns the signals, not uvicorn
+            yield
+
+    if sock is None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+    server = Quiet(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
+    task = asyncio.get_running_loop().create_task(server.serve([sock]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        server.force_exit = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 5)

@@ -4,30 +4,21 @@ refused; a slow or failing endpoint makes that login fail (temporarily) and nobo
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from interlink.client import InterlinkClient
 from interlink.client.client import ClientError
 from interlink.client.enlist import enlist, identity_thumbprint
-from tests.integration.kit import DOMAIN, Xmpp, onboard_provider, running_hub
+from tests.integration.kit import DOMAIN, Xmpp, onboard_provider, running_hub, serving
 from tests.interop.enlistkit import ThirdParty
 
 TOKEN = "operator-token"
-
-
-class _Quiet(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield
 
 
 @asynccontextmanager
@@ -44,19 +35,8 @@ async def provider_endpoint(mode: dict[str, str]) -> AsyncIterator[tuple[str, li
             return JSONResponse({"oops": True}, status_code=500)
         return JSONResponse({"active": mode["now"] == "active"})
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _Quiet(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    task = asyncio.get_running_loop().create_task(server.serve([sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", asked
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(task, 5)
+    async with serving(app) as url:
+        yield url, asked
 
 
 async def test_introspection_at_login(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ the user can no longer log in (introspection)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -15,22 +14,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.client import ClientError
 from interlink.client.enlist import enlist, fetch_token, identity_thumbprint
 from interlink.provider.app import KitConfig, build_kit_app
 from interlink.provider.store import KitStore
-from tests.integration.kit import DOMAIN, Certs, onboard_provider, running_hub
+from tests.integration.kit import DOMAIN, Certs, onboard_provider, running_hub, serving
 
 TOKEN = "operator-token"
-
-
-class _Quiet(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield
 
 
 @asynccontextmanager
@@ -42,15 +34,10 @@ async def running_kit(
     app = build_kit_app(
         KitConfig("examplechat", DOMAIN, hub_url), store, await store.signing_seed(), client
     )
-    server = _Quiet(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    task = asyncio.get_running_loop().create_task(server.serve([sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
     try:
-        yield store
+        async with serving(app, sock):
+            yield store
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
         await client.aclose()
         await store.close()
 

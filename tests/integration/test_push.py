@@ -5,32 +5,23 @@ user reconnects and decrypts the message."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
-import uvicorn
 from fastapi import FastAPI, Request
 from joserfc import jws
 from joserfc.jwk import KeySet
 
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.enlist import enlist, identity_thumbprint
-from tests.integration.kit import DOMAIN, onboard_provider, running_hub
+from tests.integration.kit import DOMAIN, onboard_provider, running_hub, serving
 from tests.interop.enlistkit import ThirdParty
 
 TOKEN = "operator-token"
-
-
-class _Quiet(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self):  # type: ignore[no-untyped-def]
-        yield
 
 
 @asynccontextmanager
@@ -44,17 +35,8 @@ async def push_receiver() -> AsyncIterator[tuple[str, list[bytes]]]:
         received.append(await request.body())
         return {"status": "ok"}
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = _Quiet(uvicorn.Config(app, lifespan="off", log_config=None, access_log=False))
-    task = asyncio.get_running_loop().create_task(server.serve([sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", received
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 5)
+    async with serving(app) as url:
+        yield url, received
 
 
 async def test_offline_third_party_user_gets_exactly_one_signed_push(tmp_path: Path) -> None:
