@@ -18,9 +18,7 @@ import omemo
 import slixmpp
 import twomemo
 from omemo.types import DeviceInformation
-from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.handler import Callback
-from slixmpp.xmlstream.matcher.base import MatcherBase
 
 from interlink.client import sce, trust
 from interlink.client.events import (
@@ -46,6 +44,7 @@ from interlink.client.omemo_session import (
     session_manager_class,
 )
 from interlink.client.store import SqliteOmemoStorage
+from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 
 log = logging.getLogger("interlink.client")
 # python-omemo logs plaintext and message keys at DEBUG: keep them out of applications' logs
@@ -55,7 +54,6 @@ if logging.getLogger("omemo").level == logging.NOTSET:
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
 _EME = "urn:xmpp:eme:0"
 _HINTS = "urn:xmpp:hints"
-_PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 RECEIPTS = "urn:xmpp:receipts"  # XEP-0184
 MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
 CHATSTATES = "http://jabber.org/protocol/chatstates"  # XEP-0085
@@ -69,81 +67,6 @@ def _q(namespace: str, local: str) -> str:
 
 class ClientError(Exception):
     """The client could not do what was asked (connection, login, encryption)."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
-class _EncryptedMatcher(MatcherBase):
-    """Matches message stanzas carrying an OMEMO ``<encrypted/>`` of a namespace we use."""
-
-    def __init__(self, namespaces: list[str]) -> None:
-        super().__init__(namespaces)
-        self._tags = [f"{{{ns}}}encrypted" for ns in namespaces]
-
-    def match(self, xml: Any) -> bool:
-        element = xml.xml
-        return bool(element.tag == "{jabber:client}message") and any(
-            element.find(tag) is not None for tag in self._tags
-        )
-
-
-class _SlixmppPep:
-    """The :class:`~interlink.client.omemo_session.PepPort` over slixmpp's pubsub plugin."""
-
-    def __init__(self, xmpp: slixmpp.ClientXMPP, timeout: float) -> None:
-        self._xmpp = xmpp
-        self._timeout = timeout
-        self._own = slixmpp.JID(xmpp.boundjid.bare)
-
-    def _plugin(self, name: str) -> Any:
-        plugins: Any = self._xmpp.plugin  # slixmpp's plugin registry is typed by literal names
-        return plugins[name]
-
-    async def publish(self, node: str, item_id: str, payload: Element, *, max_items: str) -> None:
-        form = self._plugin("xep_0004").make_form(ftype="submit")
-        form.add_field(var="FORM_TYPE", ftype="hidden", value=_PUBLISH_OPTIONS)
-        form.add_field(var="pubsub#access_model", value="open")
-        form.add_field(var="pubsub#max_items", value=max_items)
-        await self._plugin("xep_0060").publish(
-            self._own, node, id=item_id, payload=payload, options=form, timeout=self._timeout
-        )
-
-    async def retract(self, node: str, item_id: str) -> None:
-        await self._plugin("xep_0060").retract(
-            self._own, node, item_id, notify=True, timeout=self._timeout
-        )
-
-    async def fetch(self, owner: str, node: str, item_id: str | None) -> Element | None:
-        pubsub = self._plugin("xep_0060")
-        try:
-            if item_id is None:
-                iq = await pubsub.get_items(
-                    slixmpp.JID(owner), node, max_items=1, timeout=self._timeout
-                )
-            else:
-                iq = await pubsub.get_items(
-                    slixmpp.JID(owner), node, item_ids=[item_id], timeout=self._timeout
-                )
-        except IqError as exc:
-            if exc.condition == "item-not-found":
-                return None
-            raise
-        for item in iq["pubsub"]["items"]:
-            payload: Element | None = item["payload"]
-            if payload is not None:
-                return payload
-        return None
-
-    async def send_encrypted(self, to: str, encrypted: Element) -> None:
-        stanza = self._xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
-        stanza.xml.append(encrypted)
-        stanza.xml.append(Element(f"{{{_HINTS}}}store"))
-        # python-omemo's own protocol messages: stored for the peer, but no reason to wake it.
-        stanza.xml.append(Element("{urn:xmpp:interlink:0}no-push"))
-        stanza.send()
 
 
 class InterlinkClient:
@@ -233,7 +156,7 @@ class InterlinkClient:
         xmpp.register_handler(
             Callback(
                 "interlink-omemo",
-                _EncryptedMatcher(self._namespaces()),
+                EncryptedMatcher(self._namespaces()),
                 self._spawn_for(self._on_message),
             )
         )
@@ -260,7 +183,7 @@ class InterlinkClient:
         if self._legacy:
             backends.append(oldmemo.Oldmemo(self._storage))
         manager_class = session_manager_class(
-            _SlixmppPep(xmpp, self._timeout),
+            SlixmppPep(xmpp, self._timeout),
             manual_trust=self._manual_trust,
             on_key_change=self._key_changed,
         )
@@ -388,12 +311,12 @@ class InterlinkClient:
                 await self._refresh(peer)
                 messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext, order)
         except omemo.SessionManagerException as exc:
-            reason = _first_line(exc)
+            reason = first_line(exc)
             await self._events.put(EncryptionProblem(peer, None, reason))
             raise ClientError(f"cannot encrypt to {peer}: {reason}") from exc
         for error in errors:
             await self._events.put(
-                EncryptionProblem(error.bare_jid, error.device_id, _first_line(error.exception))
+                EncryptionProblem(error.bare_jid, error.device_id, first_line(error.exception))
             )
         message_id = secrets.token_hex(8)
         stanza = xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
@@ -479,7 +402,7 @@ class InterlinkClient:
                 message = await parse_message(element, sender.bare, self.bare, self.manager)
                 plaintext, device, _ = await self.manager.decrypt(message)
             except Exception as exc:  # python-omemo raises many kinds; none may break us
-                reason = _first_line(exc)
+                reason = first_line(exc)
                 await self._events.put(DecryptionFailed(str(sender), message_id, reason))
                 return
             if plaintext is None:
