@@ -31,7 +31,7 @@ from interlink.hub.session import BindConflictPolicy
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
-from interlink.interop.providers import ProviderRegistry
+from interlink.interop.providers import ProviderRegistry, ProviderStatus
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
@@ -168,6 +168,10 @@ class HubServer:
             allow_insecure_loopback=s.interop.allow_insecure_loopback,
         )
         registry.on_suspend = hub.end_provider_sessions
+        registry.on_approve = hub.provider_approved
+        hub.ctx.blocked_providers.update(
+            p.id for p in await registry.all() if p.status is not ProviderStatus.APPROVED
+        )
         self._http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
         enlistment = EnlistmentService(
             storage.enlistment,

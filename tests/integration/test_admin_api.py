@@ -3,13 +3,15 @@ suspension that ends the provider's sessions."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from interlink.xmpp.jid import JID
 from tests.hubkit import FakePort
-from tests.integration.kit import DOMAIN, running_hub
+from tests.integration.kit import DOMAIN, Xmpp, running_hub
 
 JWKS = {
     "keys": [
@@ -75,6 +77,18 @@ async def test_provider_onboarding_through_the_admin_api(tmp_path: Path) -> None
             assert port.closed
             assert port.terminated is not None
             assert "suspended" in port.terminated.text
+            # Delivery to the suspended provider's users stops with a clear error.
+            alice = Xmpp(f"alice@{DOMAIN}/a", "pw", certs)
+            errors: asyncio.Queue[Any] = asyncio.Queue()
+            alice.client.add_event_handler("message_error", errors.put_nowait)
+            await alice.login(server.ports["c2s-starttls"])
+            try:
+                alice.send_chat(f"opaque1@examplechat.interop.{DOMAIN}", "hello?")
+                refused = await asyncio.wait_for(errors.get(), 10)
+                assert refused["error"]["condition"] == "service-unavailable"
+                assert "suspended" in refused["error"]["text"]
+            finally:
+                await alice.close()
             listed = await http.get(f"{base}/providers", headers=auth)
             assert [p["id"] for p in listed.json()] == ["examplechat"]
             audit = await http.get(f"{base}/providers/examplechat/audit", headers=auth)

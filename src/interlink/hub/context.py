@@ -84,6 +84,8 @@ class HubContext:
         self.pep_locks = KeyedLock()
         # Told about every message stored offline (e.g. push to a third-party provider).
         self.offline_listeners: list[Callable[[JID, Message], None]] = []
+        # Providers whose users may not be reached (not approved); kept by the composition root.
+        self.blocked_providers: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -104,6 +106,14 @@ class HubContext:
     async def drain_tasks(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    def blocked_provider(self, jid: JID) -> str | None:
+        """The provider of an interop address whose provider is not approved, else None."""
+        domain = jid.domain
+        if not domain.endswith(self._interop_suffix):
+            return None
+        provider = domain[: -len(self._interop_suffix)]
+        return provider if provider in self.blocked_providers else None
 
     def is_local(self, jid: JID) -> bool:
         """The hub's own domain, or an interop subdomain ``<provider>.interop.<domain>``."""

@@ -93,6 +93,8 @@ class Router:
             if msg.type in (MessageType.ERROR, MessageType.HEADLINE, MessageType.GROUPCHAT):
                 return None
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        if ctx.blocked_providers:
+            self._refuse_blocked(to)
         xml = to_xml(msg, None)
         mtype = msg.type
         self.carbons.sent(msg, xml, session)
@@ -159,6 +161,8 @@ class Router:
             else:
                 self.caps.on_response(session, iq)  # answers to the hub's own queries
             return None
+        if ctx.blocked_providers and iq.type.is_request:
+            self._refuse_blocked(to)
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
@@ -173,6 +177,14 @@ class Router:
         if query is not None and query.tag in (PUBSUB, PUBSUB_OWNER):
             return self._guard(session, iq, self.pep.handle_iq(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
+
+    def _refuse_blocked(self, to: JID) -> None:
+        provider = self.ctx.blocked_provider(to)
+        if provider is not None:
+            raise StanzaError(
+                StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                f"the recipient's provider '{provider}' is suspended",
+            )
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:
         """Answer for another account only to those it lets see its presence; everyone else

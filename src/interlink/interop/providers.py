@@ -215,6 +215,7 @@ class ProviderRegistry:
         self._clock = clock
         self._insecure = allow_insecure_loopback
         self.on_suspend: Callable[[str], None] | None = None
+        self.on_approve: Callable[[str], None] | None = None
 
     async def add(self, provider: Provider, actor: str) -> Provider:
         now = self._clock()
@@ -246,6 +247,8 @@ class ProviderRegistry:
         await self._repo.put(updated, AuditEntry(p.id, now, actor, "status", details))
         if status is ProviderStatus.SUSPENDED and self.on_suspend is not None:
             self.on_suspend(p.id)
+        if status is ProviderStatus.APPROVED and self.on_approve is not None:
+            self.on_approve(p.id)
         return updated
 
     async def update(self, provider_id: str, changes: dict[str, object], actor: str) -> Provider:
