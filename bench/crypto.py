@@ -45,7 +45,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import hashlib
 import io
 import json
 import logging
@@ -81,6 +80,7 @@ from omemo.types import DeviceInformation
 import interlink
 from interlink.client import sce
 from interlink.client.client import REPLAY_WINDOW
+from interlink.client.client import precheck as sdk_precheck
 from interlink.client.omemo_session import (
     LEGACY,
     OMEMO2,
@@ -398,28 +398,14 @@ class Bench:
 
 
 async def precheck(receiver: Party, element: Element, sender: str) -> str | None:
-    """A copy of ``InterlinkClient._precheck`` (it needs a connected client): the message must
-    carry a key for this device and its key material must not have been seen before."""
-    namespace = element.tag[1 : element.tag.index("}")]
-    header = element.find(f"{{{namespace}}}header")
-    if header is None:
-        return "malformed: no header"
-    own = str(receiver.device_id)
-    ours = [
-        k
-        for keys in header.findall(f"{{{namespace}}}keys")
-        if keys.get("jid") == receiver.jid
-        for k in keys.findall(f"{{{namespace}}}key")
-        if k.get("rid") == own
-    ]
-    if not ours:
-        return "not encrypted for this device"
-    digest = hashlib.sha256(
-        "\0".join([namespace, sender, header.get("sid", ""), ours[0].text or ""]).encode()
-    ).digest()
-    if not await receiver.storage.first_sight(digest, time.time(), REPLAY_WINDOW):
-        return "replayed message"
-    return None
+    """What ``InterlinkClient`` does before decrypting (the SDK's own function)."""
+    return await sdk_precheck(
+        element,
+        sender,
+        own_bare=receiver.jid,
+        device_id=receiver.device_id,
+        storage=receiver.storage,
+    )
 
 
 # -- measurements ------------------------------------------------------------------------------

@@ -69,6 +69,44 @@ class ClientError(Exception):
     """The client could not do what was asked (connection, login, encryption)."""
 
 
+async def precheck(
+    element: Element,
+    sender: str,
+    *,
+    own_bare: str,
+    device_id: int,
+    storage: SqliteOmemoStorage,
+    now: float | None = None,
+) -> str | None:
+    """Refuse, before python-omemo sees them, messages that would disturb session state without
+    being readable: ones with no key for this device, and replays (the same key material again,
+    whatever the payload). Returns the reason, or None."""
+    namespace = element.tag[1 : element.tag.index("}")]
+    header = element.find(f"{{{namespace}}}header")
+    if header is None:
+        return "malformed: no header"
+    own = str(device_id)
+    if namespace == OMEMO2:
+        ours = [
+            k
+            for keys in header.findall(f"{{{namespace}}}keys")
+            if keys.get("jid") == own_bare
+            for k in keys.findall(f"{{{namespace}}}key")
+            if k.get("rid") == own
+        ]
+    else:
+        ours = [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
+    if not ours:
+        return "not encrypted for this device"
+    digest = hashlib.sha256(
+        "\0".join([namespace, sender, header.get("sid", ""), ours[0].text or ""]).encode()
+    ).digest()
+    when = time.time() if now is None else now
+    if not await storage.first_sight(digest, when, REPLAY_WINDOW):
+        return "replayed message: this key material was received before"
+    return None
+
+
 class InterlinkClient:
     """One account on one device.
 
@@ -444,33 +482,10 @@ class InterlinkClient:
         await self._content_events(str(sender), message_id, envelope, device.device_id, flagged, to)
 
     async def _precheck(self, element: Element, sender: str) -> str | None:
-        """Refuse, before python-omemo sees them, messages that would disturb session state
-        without being readable: ones with no key for this device, and replays (the same key
-        material again, whatever the payload). Returns the reason, or None."""
         assert self._storage is not None
-        namespace = element.tag[1 : element.tag.index("}")]
-        header = element.find(f"{{{namespace}}}header")
-        if header is None:
-            return "malformed: no header"
-        own = str(self._device_id)
-        if namespace == OMEMO2:
-            ours = [
-                k
-                for keys in header.findall(f"{{{namespace}}}keys")
-                if keys.get("jid") == self.bare
-                for k in keys.findall(f"{{{namespace}}}key")
-                if k.get("rid") == own
-            ]
-        else:
-            ours = [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
-        if not ours:
-            return "not encrypted for this device"
-        digest = hashlib.sha256(
-            "\0".join([namespace, sender, header.get("sid", ""), ours[0].text or ""]).encode()
-        ).digest()
-        if not await self._storage.first_sight(digest, time.time(), REPLAY_WINDOW):
-            return "replayed message: this key material was received before"
-        return None
+        return await precheck(
+            element, sender, own_bare=self.bare, device_id=self._device_id, storage=self._storage
+        )
 
     async def _content_events(
         self,
