@@ -27,6 +27,7 @@ from interlink.config import Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
+from interlink.hub.policy.limits import PolicyLimits, Rate
 from interlink.hub.session import BindConflictPolicy
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
@@ -59,6 +60,20 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
             raise ConfigError("tls.cert_file and tls.key_file must be set together")
         return settings.tls.cert_file, settings.tls.key_file
     return ensure_self_signed(settings.hub.data_dir, settings.hub.domain)
+
+
+def policy_limits(settings: Settings) -> PolicyLimits:
+    p = settings.policy
+    return PolicyLimits(
+        request_messages=p.request_messages,
+        messages_per_sender=Rate(p.messages_per_minute, 60.0),
+        new_conversations_per_sender=Rate(p.new_conversations_per_day, 86_400.0),
+        provider_messages=Rate(p.provider_messages_per_second, 1.0),
+        max_blocklist=p.max_blocklist,
+        max_allowed_providers=p.max_allowed_providers,
+        max_report_messages=p.max_report_messages,
+        max_report_text=p.max_report_text,
+    )
 
 
 def admin_token(settings: Settings) -> str:
@@ -120,6 +135,7 @@ class HubServer:
                 pep_max_nodes=s.limits.pep_max_nodes,
                 pep_max_items=s.limits.pep_max_items,
                 pep_max_item_bytes=s.limits.pep_max_item_bytes,
+                policy=policy_limits(s),
             ),
             storage,
             self.clock,
@@ -169,9 +185,12 @@ class HubServer:
         )
         registry.on_suspend = hub.end_provider_sessions
         registry.on_approve = hub.provider_approved
-        hub.ctx.blocked_providers.update(
-            p.id for p in await registry.all() if p.status is not ProviderStatus.APPROVED
+        hub.ctx.approved_providers.update(
+            (p.id, p.display_name)
+            for p in await registry.all()
+            if p.status is ProviderStatus.APPROVED
         )
+        await hub.start()
         self._http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
         enlistment = EnlistmentService(
             storage.enlistment,
@@ -182,6 +201,7 @@ class HubServer:
             clock=self.clock,
         )
         hub.bearer_verifier = enlistment.authenticate
+        hub.router.policy.user_id_of = self._user_id
         signer = HubSigner(await storage.server_state.get_or_create_secret("hub-signing-key", 32))
         self.push = push = PushNotifier(
             storage.enlistment,
@@ -211,6 +231,12 @@ class HubServer:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
+
+    async def _user_id(self, jid: str) -> str | None:
+        """The user-visible id a provider attested for one of its users (the interop marker)."""
+        assert self.storage is not None
+        account = await self.storage.enlistment.account(jid)
+        return None if account is None else account.user_id
 
     async def _start_http(self, app: object, cert: Path, key: Path) -> None:
         s = self.settings

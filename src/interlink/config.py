@@ -87,6 +87,21 @@ class InteropSection(_Section):
     push_backoff: float = Field(1.0, gt=0)  # seconds before the first retry; doubles after
 
 
+class PolicySection(_Section):
+    """Consent and abuse limits (docs/consent.md); a rate of 0 means unlimited."""
+
+    request_messages: int = Field(3, ge=1)  # from a third party before the request is accepted
+    messages_per_minute: int = Field(60, ge=0)  # per sender, across the interop boundary
+    new_conversations_per_day: int = Field(20, ge=0)  # per sender
+    provider_messages_per_second: int = Field(1000, ge=0)  # aggregate, per provider
+    max_blocklist: int = Field(1000, ge=1)  # items per account (XEP-0191)
+    max_allowed_providers: int = Field(256, ge=1)  # in a user's allow list
+    max_report_messages: int = Field(20, ge=0)  # attached to one report
+    max_report_text: int = Field(4096, ge=1)  # characters of a report's text and of each message
+    discovery_per_user_per_hour: int = Field(20, ge=0)
+    discovery_per_provider_per_hour: int = Field(10_000, ge=0)
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -102,6 +117,7 @@ class Settings(_Section):
     xmpp: XmppSection = XmppSection()
     admin: AdminSection = AdminSection()
     interop: InteropSection = InteropSection()
+    policy: PolicySection = PolicySection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")

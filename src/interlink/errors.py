@@ -37,6 +37,10 @@ class AccountNotFoundError(StorageError):
     """No account with that JID exists."""
 
 
+class PhoneInUseError(StorageError):
+    """Another account already has that phone number."""
+
+
 class AuthenticationRefused(InterlinkError):
     """A bearer token was not accepted for login. ``temporary`` means the provider could not be
     asked (its endpoint was down or slow): the client may retry (SASL temporary-auth-failure)."""

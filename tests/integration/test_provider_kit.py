@@ -97,8 +97,13 @@ async def test_provider_kit_end_to_end(tmp_path: Path) -> None:
             await bob.connect()
             await alice.connect()
             try:
+                await alice.set_interop_settings(enabled=True)
                 await bob.send_text(f"alice@{DOMAIN}", "hi from Example Chat")
-                assert (await next_text(alice)).text == "hi from Example Chat"
+                first = await next_text(alice)
+                assert first.text == "hi from Example Chat"
+                assert first.interop is not None and first.interop.request
+                assert first.interop.provider == "examplechat"
+                await alice.accept_request(jid)
                 await alice.send_text(jid, "hi Bob")
                 assert (await next_text(bob)).text == "hi Bob"
                 await bob.close()

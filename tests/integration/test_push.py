@@ -73,6 +73,7 @@ async def test_offline_third_party_user_gets_exactly_one_signed_push(tmp_path: P
             f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
         )
         await alice.connect()
+        await alice.set_interop_settings(enabled=True)
         try:
             await alice.send_text(jid, "are you there?")
             for _ in range(100):

@@ -68,6 +68,7 @@ async def test_enlist_log_in_with_oauthbearer_and_talk_e2ee(tmp_path: Path) -> N
             )
             await tp.connect()
             await alice.connect()
+            await alice.set_interop_settings(enabled=True)
             try:
                 # The identity key enlisted is the one OMEMO uses on this device.
                 assert (await tp.fingerprint()) == (await alice.peer_fingerprints(jid))[
@@ -77,6 +78,7 @@ async def test_enlist_log_in_with_oauthbearer_and_talk_e2ee(tmp_path: Path) -> N
                 got = await next_text(alice)
                 assert got.text == "hello from another messenger"
                 assert got.sender == f"{jid}/app"
+                await alice.accept_request(jid)
                 await alice.send_text(jid, "welcome")
                 assert (await next_text(tp)).text == "welcome"
                 # Suspending the provider ends the third-party session at once.

@@ -8,6 +8,7 @@ OMEMO (python-omemo: ``urn:xmpp:omemo:2`` with Stanza Content Encryption by defa
 from __future__ import annotations
 
 from interlink.client.client import InterlinkClient
+from interlink.client.consent import ConsentError, MessageRequest
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -15,6 +16,7 @@ from interlink.client.events import (
     DeviceListChanged,
     Displayed,
     EncryptionProblem,
+    InteropMarker,
     KeyChanged,
     Receipt,
     TextMessage,
@@ -23,12 +25,15 @@ from interlink.client.events import (
 __all__ = [
     "ChatState",
     "ClientEvent",
+    "ConsentError",
     "DecryptionFailed",
     "DeviceListChanged",
     "Displayed",
     "EncryptionProblem",
     "InterlinkClient",
+    "InteropMarker",
     "KeyChanged",
+    "MessageRequest",
     "Receipt",
     "TextMessage",
 ]

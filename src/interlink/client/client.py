@@ -8,9 +8,9 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
 import oldmemo
@@ -20,7 +20,8 @@ import twomemo
 from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
-from interlink.client import sce, trust
+from interlink.client import consent, sce, trust
+from interlink.client.consent import MessageRequest, marker_of
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -28,6 +29,7 @@ from interlink.client.events import (
     DeviceListChanged,
     Displayed,
     EncryptionProblem,
+    InteropMarker,
     KeyChanged,
     Receipt,
     TextMessage,
@@ -45,6 +47,8 @@ from interlink.client.omemo_session import (
 )
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
+from interlink.hub.policy import wire
+from interlink.hub.policy.model import InteropSettings
 
 log = logging.getLogger("interlink.client")
 # python-omemo logs plaintext and message keys at DEBUG: keep them out of applications' logs
@@ -313,19 +317,30 @@ class InterlinkClient:
         content = [body, Element(_q(RECEIPTS, "request")), Element(_q(MARKERS, "markable"))]
         return await self._send(to, content, legacy_text=text, store=True)
 
+    # Receipts, markers and chat states carry the activity hint: the hub sees that a message is
+    # one of them (not which, nor what it refers to), so that it can keep them from third
+    # parties whose message request is not accepted, or whom the user shares no activity with.
     async def send_receipt(self, to: str, message_id: str) -> None:
-        await self._send(to, [Element(_q(RECEIPTS, "received"), {"id": message_id})], store=True)
+        receipt = Element(_q(RECEIPTS, "received"), {"id": message_id})
+        await self._send(to, [receipt], store=True, activity=True)
 
     async def send_displayed(self, to: str, message_id: str) -> None:
-        await self._send(to, [Element(_q(MARKERS, "displayed"), {"id": message_id})], store=True)
+        marker = Element(_q(MARKERS, "displayed"), {"id": message_id})
+        await self._send(to, [marker], store=True, activity=True)
 
     async def send_chat_state(self, to: str, state: str) -> None:
         if state not in CHAT_STATES:
             raise ValueError(f"chat state must be one of {sorted(CHAT_STATES)}")
-        await self._send(to, [Element(_q(CHATSTATES, state))], store=False)
+        await self._send(to, [Element(_q(CHATSTATES, state))], store=False, activity=True)
 
     async def _send(
-        self, to: str, content: list[Element], *, legacy_text: str | None = None, store: bool
+        self,
+        to: str,
+        content: list[Element],
+        *,
+        legacy_text: str | None = None,
+        store: bool,
+        activity: bool = False,
     ) -> str:
         """Seal ``content`` in an SCE envelope (OMEMO 2) and send it encrypted. Legacy OMEMO can
         carry only a body: it is used for text, never for the rest."""
@@ -366,8 +381,70 @@ class InterlinkClient:
         if legacy_text is not None:
             stanza["body"] = FALLBACK_BODY
         stanza.xml.append(Element(f"{{{_HINTS}}}{'store' if store else 'no-store'}"))
+        if activity:
+            stanza.xml.append(Element(wire.ACTIVITY))
         stanza.send()
         return message_id
+
+    # -- consent and abuse (the hub enforces; see docs/consent.md) ---------------------------------
+    async def _query(self, itype: Literal["get", "set"], payload: Element) -> Element | None:
+        if self._xmpp is None:
+            raise ClientError("not connected")
+        return await consent.query(self._xmpp, itype, payload, self._timeout)
+
+    async def interop_settings(self) -> InteropSettings:
+        """This gatekeeper user's third-party chat settings, as the hub keeps them."""
+        return consent.settings_of(await self._query("get", Element(wire.SETTINGS)))
+
+    async def set_interop_settings(
+        self,
+        *,
+        enabled: bool | None = None,
+        providers: Iterable[str] | Literal["all"] | None = None,
+        inbox: str | None = None,
+        discoverable: bool | None = None,
+        share_activity: bool | None = None,
+    ) -> InteropSettings:
+        """Change the settings given (the others stay); returns them as the hub now has them."""
+        request = consent.settings_request(
+            enabled=enabled,
+            providers=providers,
+            inbox=inbox,
+            discoverable=discoverable,
+            share_activity=share_activity,
+        )
+        return consent.settings_of(await self._query("set", request))
+
+    async def approved_providers(self) -> dict[str, str]:
+        """The providers whose users can be reached: id -> display name."""
+        return consent.providers_of(await self._query("get", Element(wire.PROVIDERS)))
+
+    async def message_requests(self) -> list[MessageRequest]:
+        return consent.requests_of(await self._query("get", Element(wire.REQUESTS)))
+
+    async def accept_request(self, jid: str) -> None:
+        """Accept ``jid``'s message request: replies, receipts and presence may go back."""
+        await self._query("set", Element(wire.ACCEPT, {"jid": slixmpp.JID(jid).bare}))
+
+    async def block(
+        self,
+        jid: str,
+        *,
+        report: str | None = None,
+        text: str = "",
+        attach: Sequence[TextMessage] = (),
+    ) -> None:
+        """Block ``jid`` (a user, or a provider's domain ``<provider>.interop.<hub>``); with
+        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages."""
+        request = consent.block_request(jid, report=report, text=text, attach=attach)
+        await self._query("set", request)
+
+    async def unblock(self, *jids: str) -> None:
+        """Unblock ``jids``; with none, unblock everyone."""
+        await self._query("set", consent.unblock_request(jids))
+
+    async def blocklist(self) -> list[str]:
+        return consent.blocklist_of(await self._query("get", Element(wire.BLOCKLIST)))
 
     # -- trust -------------------------------------------------------------------------------------
     @staticmethod
@@ -431,6 +508,7 @@ class InterlinkClient:
             return
         sender = stanza["from"]
         message_id = stanza["id"] or None
+        marker = marker_of(stanza.xml, sender.bare, self.bare)
         async with self._crypto:
             problem = await self._precheck(element, sender.bare)
             if problem is not None:
@@ -466,6 +544,7 @@ class InterlinkClient:
                     flagged,
                     outgoing,
                     to,
+                    marker,
                 )
             )
             return
@@ -479,7 +558,9 @@ class InterlinkClient:
         except sce.SceError as exc:
             await self._events.put(DecryptionFailed(str(sender), message_id, str(exc)))
             return
-        await self._content_events(str(sender), message_id, envelope, device.device_id, flagged, to)
+        await self._content_events(
+            str(sender), message_id, envelope, device.device_id, flagged, to, marker
+        )
 
     async def _precheck(self, element: Element, sender: str) -> str | None:
         assert self._storage is not None
@@ -495,29 +576,32 @@ class InterlinkClient:
         device: int,
         flagged: bool,
         to: str | None = None,
+        marker: InteropMarker | None = None,
     ) -> None:
         """Turn what an envelope carries into events (and an automatic receipt if asked).
         ``to`` is set for copies of this account's own messages (carbons)."""
         tags = {el.tag for el in envelope.content}
         text = envelope.body
         if text is not None:
+            outgoing = to is not None
             await self._events.put(
-                TextMessage(sender, text, message_id, device, OMEMO2, flagged, to is not None, to)
+                TextMessage(sender, text, message_id, device, OMEMO2, flagged, outgoing, to, marker)
             )
             wants_receipt = _q(RECEIPTS, "request") in tags
-            if self._auto_receipts and message_id and wants_receipt and to is None:
+            request = marker is not None and marker.request  # nothing goes back until accepted
+            if self._auto_receipts and message_id and wants_receipt and to is None and not request:
                 await self.send_receipt(sender, message_id)
         if to is not None:
             return  # our own receipts, markers and states need no events
         for el in envelope.content:
             if el.tag == _q(RECEIPTS, "received") and el.get("id"):
-                await self._events.put(Receipt(sender, el.get("id", "")))
+                await self._events.put(Receipt(sender, el.get("id", ""), marker))
             elif el.tag == _q(MARKERS, "displayed") and el.get("id"):
-                await self._events.put(Displayed(sender, el.get("id", "")))
+                await self._events.put(Displayed(sender, el.get("id", ""), marker))
             elif el.tag.startswith("{" + CHATSTATES + "}"):
                 state = el.tag.rsplit("}", 1)[1]
                 if state in CHAT_STATES:
-                    await self._events.put(ChatState(sender, state))
+                    await self._events.put(ChatState(sender, state, marker))
 
     async def _on_pep_event(self, stanza: Any) -> None:
         items = stanza["pubsub_event"]["items"]

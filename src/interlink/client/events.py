@@ -6,6 +6,19 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
+class InteropMarker:
+    """What the hub attests about a third-party sender (the separate inbox): the provider's id and
+    display name, the user-visible id the provider attested, the recipient's inbox mode, and
+    whether this is a message request not yet accepted."""
+
+    provider: str
+    provider_name: str
+    user: str | None
+    inbox: str  # "separate" or "combined"
+    request: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class TextMessage:
     """A decrypted text message. ``flagged`` means the sender's key changed and was not verified."""
 
@@ -17,6 +30,7 @@ class TextMessage:
     flagged: bool = False
     outgoing: bool = False  # a copy of what this account sent from another device (carbons)
     to: str | None = None  # for outgoing copies: the recipient
+    interop: InteropMarker | None = None  # set when the sender is a third-party user
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +39,7 @@ class Receipt:
 
     sender: str
     message_id: str
+    interop: InteropMarker | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +48,7 @@ class Displayed:
 
     sender: str
     message_id: str
+    interop: InteropMarker | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +57,7 @@ class ChatState:
 
     sender: str
     state: str
+    interop: InteropMarker | None = None
 
 
 @dataclass(frozen=True, slots=True)

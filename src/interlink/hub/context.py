@@ -6,9 +6,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from interlink.hub.policy.limits import PolicyLimits
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
 from interlink.storage import Storage
 from interlink.xmpp.jid import JID
@@ -30,6 +31,7 @@ class HubSettings:
     pep_max_nodes: int = 256  # per account
     pep_max_items: int = 256  # per node; what "max" means in publish options
     pep_max_item_bytes: int = 128 * 1024  # one serialized item payload
+    policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)
 
     def __post_init__(self) -> None:
         for name in ("offline_max_per_account", "offline_drain_batch", "max_roster_items"):
@@ -84,8 +86,9 @@ class HubContext:
         self.pep_locks = KeyedLock()
         # Told about every message stored offline (e.g. push to a third-party provider).
         self.offline_listeners: list[Callable[[JID, Message], None]] = []
-        # Providers whose users may not be reached (not approved); kept by the composition root.
-        self.blocked_providers: set[str] = set()
+        # Approved providers (id -> display name); kept by the composition root. The users of
+        # any other provider can be neither reached nor heard.
+        self.approved_providers: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -107,13 +110,16 @@ class HubContext:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def blocked_provider(self, jid: JID) -> str | None:
-        """The provider of an interop address whose provider is not approved, else None."""
+    def provider_of(self, jid: JID) -> str | None:
+        """The provider of an interop address ``<opaque>@<provider>.interop.<domain>``."""
         domain = jid.domain
         if not domain.endswith(self._interop_suffix):
             return None
-        provider = domain[: -len(self._interop_suffix)]
-        return provider if provider in self.blocked_providers else None
+        return domain[: -len(self._interop_suffix)]
+
+    def is_home(self, jid: JID) -> bool:
+        """An address of this hub's own (gatekeeper) users."""
+        return jid.domain == self.domain.domain
 
     def is_local(self, jid: JID) -> bool:
         """The hub's own domain, or an interop subdomain ``<provider>.interop.<domain>``."""

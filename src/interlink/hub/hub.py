@@ -107,7 +107,7 @@ class Hub:
     def end_provider_sessions(self, provider_id: str) -> None:
         """End the sessions of a suspended provider's users (their JIDs live under
         ``<provider>.interop.<hub domain>``)."""
-        self.ctx.blocked_providers.add(provider_id)
+        self.ctx.approved_providers.pop(provider_id, None)
         domain = f"{provider_id}.interop.{self.ctx.domain.domain}"
         error = StreamError(
             StreamErrorCondition.POLICY_VIOLATION, f"the provider '{provider_id}' was suspended"
@@ -117,9 +117,13 @@ class Hub:
                 session.port.terminate(error)
         log.info("provider sessions ended", extra={"provider": provider_id})
 
-    def provider_approved(self, provider_id: str) -> None:
-        """An approved provider's users may be reached again."""
-        self.ctx.blocked_providers.discard(provider_id)
+    def provider_approved(self, provider_id: str, display_name: str) -> None:
+        """An approved provider's users may be reached (again)."""
+        self.ctx.approved_providers[provider_id] = display_name
+
+    async def start(self) -> None:
+        """Load what the routing path keeps in memory (block lists)."""
+        await self.router.policy.load()
 
     async def shutdown(self) -> None:
         """End every session with ``<system-shutdown/>`` and finish background work."""

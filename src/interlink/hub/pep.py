@@ -14,7 +14,7 @@ This is what OMEMO uses for device lists and bundles (``urn:xmpp:omemo:2:*`` and
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
@@ -59,6 +59,8 @@ def _node_attr(el: Element) -> str:
 class PepService:
     def __init__(self, ctx: HubContext, caps: CapsService) -> None:
         self._ctx = ctx
+        # Whether anything may pass from one account to another (blocks, the interop rules).
+        self.gate: Callable[[JID, JID], Awaitable[bool]] | None = None
         caps.on_features = self._features_known
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -120,7 +122,11 @@ class PepService:
         return config
 
     async def _may_read(self, reader: JID, owner: JID, config: PepNodeConfig) -> bool:
-        if reader == owner or config.access_model is AccessModel.OPEN:
+        if reader == owner:
+            return True
+        if self.gate is not None and not await self.gate(owner, reader):
+            return False
+        if config.access_model is AccessModel.OPEN:
             return True
         if config.access_model is AccessModel.PRESENCE:
             item = await self._ctx.storage.roster.get(str(owner), str(reader))
@@ -358,8 +364,10 @@ class PepService:
         if config.access_model is not AccessModel.WHITELIST:
             for item in await self._ctx.storage.roster.items(str(owner)):
                 if item.subscription.has_from:
-                    for s in sessions.available(JID.parse(item.contact)):
-                        if s.wants_notify(node):
+                    contact = JID.parse(item.contact)
+                    chosen = [s for s in sessions.available(contact) if s.wants_notify(node)]
+                    if chosen and (self.gate is None or await self.gate(owner, contact)):
+                        for s in chosen:
                             targets[s.jid] = s
         if subscribers is None:
             subscribers = await self._ctx.storage.pep.subscribers(str(owner), node)

@@ -14,6 +14,7 @@ import asyncio
 from interlink.hub.caps import CapsService
 from interlink.hub.context import HubContext
 from interlink.hub.offline import OfflineDelivery
+from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.roster import RosterService, subscription_after
 from interlink.hub.session import Session
 from interlink.storage import RosterItem
@@ -27,9 +28,15 @@ def _presence(type_: PresenceType, from_: JID, to: JID | None) -> Presence:
 
 class PresenceService:
     def __init__(
-        self, ctx: HubContext, roster: RosterService, offline: OfflineDelivery, caps: CapsService
+        self,
+        ctx: HubContext,
+        roster: RosterService,
+        offline: OfflineDelivery,
+        caps: CapsService,
+        policy: InteropPolicy,
     ) -> None:
         self._ctx = ctx
+        self._policy = policy
         self._roster = roster
         self._offline = offline
         self._caps = caps
@@ -55,6 +62,10 @@ class PresenceService:
             return
         if not self._ctx.is_local(to):
             return  # no server-to-server yet: presence to other domains goes nowhere
+        checked = await self._across(session.jid, presence, to)
+        if checked is None:
+            return  # refused by the rules or a block: presence is dropped quietly
+        presence = checked
         if presence.type.is_subscription:
             async with self._ctx.roster_locks.hold_all(session.jid.bare, to.bare):
                 await self._outbound_subscription(session, presence, to.bare)
@@ -93,22 +104,36 @@ class PresenceService:
         session.directed.clear()
         session.available = False
 
+    async def _across(self, from_: JID, presence: Presence, to: JID) -> Presence | None:
+        """``presence`` as ``to`` may get it from ``from_``: unchanged between this hub's own
+        users unless one blocked the other; through the interop rules across the boundary."""
+        if from_.bare == to.bare:
+            return presence
+        is_home = self._ctx.is_home
+        if is_home(from_) and is_home(to):
+            blocks = self._policy.blocks
+            if blocks.active and (blocks.blocks(to.bare, from_) or blocks.blocks(from_.bare, to)):
+                return None
+            return presence
+        return await self._policy.presence(from_, presence, to)
+
     async def _send_to_subscribers(self, session: Session, presence: Presence) -> None:
         owner = session.jid.bare
-        payload = presence.payload
-        recipients: list[Session] = []
+        recipients: list[tuple[Session, Presence]] = []
         for item in await self._ctx.storage.roster.items(str(owner)):
             if item.subscription.has_from:
-                recipients.extend(self._ctx.sessions.available(JID.parse(item.contact)))
-        recipients.extend(self._ctx.sessions.available(owner))
-        if session not in recipients and presence.type is PresenceType.AVAILABLE:
-            recipients.append(session)  # the sender sees its own presence (RFC 6121 §4.2.2)
-        for target in recipients:
-            target.deliver(
-                Presence(
-                    target.jid, session.jid, presence.id, presence.lang, payload, presence.type
-                )
-            )
+                contact = JID.parse(item.contact)
+                targets = self._ctx.sessions.available(contact)
+                if targets:
+                    checked = await self._across(session.jid, presence, contact)
+                    if checked is not None:
+                        recipients.extend((t, checked) for t in targets)
+        own = self._ctx.sessions.available(owner)
+        recipients.extend((t, presence) for t in own)
+        if session not in own and presence.type is PresenceType.AVAILABLE:
+            recipients.append((session, presence))  # it sees its own presence (RFC 6121 §4.2.2)
+        for target, p in recipients:
+            target.deliver(Presence(target.jid, session.jid, p.id, p.lang, p.payload, p.type))
 
     @staticmethod
     def _presence_of(contact: Session, to: JID) -> Presence:
@@ -125,15 +150,19 @@ class PresenceService:
                 session.deliver(self._presence_of(own, session.jid))
         for item in await self._ctx.storage.roster.items(str(session.jid.bare)):
             if item.subscription.has_to:
-                for contact in self._ctx.sessions.available(JID.parse(item.contact)):
-                    session.deliver(self._presence_of(contact, session.jid))
+                await self._presence_of_contact(session, JID.parse(item.contact))
+
+    async def _presence_of_contact(self, session: Session, contact: JID) -> None:
+        for c in self._ctx.sessions.available(contact):
+            checked = await self._across(c.jid, self._presence_of(c, session.jid), session.jid)
+            if checked is not None:
+                session.deliver(checked)
 
     async def _answer_probe(self, session: Session, contact: JID) -> None:
         item = await self._ctx.storage.roster.get(str(session.jid.bare), str(contact))
         if item is None or not item.subscription.has_to:
             return  # not subscribed: a probe reveals nothing (RFC 6121 §4.3.2.1)
-        for c in self._ctx.sessions.available(contact):
-            session.deliver(self._presence_of(c, session.jid))
+        await self._presence_of_contact(session, contact)
 
     async def _deliver_pending_requests(self, session: Session) -> None:
         for pending in await self._ctx.storage.roster.pending(str(session.jid.bare)):

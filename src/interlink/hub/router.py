@@ -22,6 +22,9 @@ from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.pep import PUBSUB, PUBSUB_OWNER, PepService
+from interlink.hub.policy import wire as policy_wire
+from interlink.hub.policy.engine import InteropPolicy
+from interlink.hub.policy.service import PolicyService
 from interlink.hub.presence import PresenceService
 from interlink.hub.roster import QUERY as ROSTER_QUERY
 from interlink.hub.roster import RosterService
@@ -47,11 +50,14 @@ Pending = Coroutine[Any, Any, None]
 class Router:
     def __init__(self, ctx: HubContext) -> None:
         self.ctx = ctx
+        self.policy = InteropPolicy(ctx, ctx.storage.policy, ctx.settings.policy)
+        self.policy_service = PolicyService(ctx, self.policy, ctx.storage.policy)
         self.offline = OfflineDelivery(ctx)
         self.roster = RosterService(ctx)
         self.caps = CapsService(ctx)
-        self.presence = PresenceService(ctx, self.roster, self.offline, self.caps)
+        self.presence = PresenceService(ctx, self.roster, self.offline, self.caps, self.policy)
         self.pep = PepService(ctx, self.caps)
+        self.pep.gate = self.policy.may_exchange
         self.carbons = Carbons(ctx.sessions)
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
@@ -93,11 +99,42 @@ class Router:
             if msg.type in (MessageType.ERROR, MessageType.HEADLINE, MessageType.GROUPCHAT):
                 return None
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
-        if ctx.blocked_providers:
-            self._refuse_blocked(to)
+        sender = session.jid
+        if sender.domain != ctx.domain.domain or to.domain != ctx.domain.domain:
+            if to.bare != sender.bare:  # between a third party and anyone else: the rules
+                return self._guard(session, msg, self._crossing_message(session, msg, to))
+        elif self.policy.blocks.active:
+            self._check_blocks(sender, to)
+        return self._deliver_message(session, msg, to)
+
+    async def _crossing_message(self, session: Session, msg: Message, to: JID) -> None:
+        self._refuse_suspended(session.jid, to)
+        checked = await self.policy.message(session.jid, msg, to)
+        if checked is not None:
+            work = self._deliver_message(session, checked, to, sent=msg)
+            if work is not None:
+                await work
+
+    def _check_blocks(self, sender: JID, to: JID) -> None:
+        """XEP-0191 between this hub's own users (across the boundary the rules do it)."""
+        blocks = self.policy.blocks
+        if blocks.blocks(sender.bare, to):
+            raise blocks.blocked_error()
+        if blocks.blocks(to.bare, sender):
+            raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+    def _deliver_message(
+        self, session: Session, msg: Message, to: JID, sent: Message | None = None
+    ) -> Pending | None:
+        """Deliver or store ``msg``; ``sent`` is what the sender's own devices get as carbons
+        if the hub changed the message on its way (the interop marker)."""
+        ctx = self.ctx
         xml = to_xml(msg, None)
         mtype = msg.type
-        self.carbons.sent(msg, xml, session)
+        if sent is None or sent is msg:
+            self.carbons.sent(msg, xml, session)
+        else:
+            self.carbons.sent(sent, to_xml(sent, None), session)
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
@@ -138,6 +175,8 @@ class Router:
                 return self._guard(session, iq, self.roster.handle_iq(session, iq))
             if query.tag in (PUBSUB, PUBSUB_OWNER):
                 return self._guard(session, iq, self.pep.handle_iq(session, iq, own))
+            if query.tag in policy_wire.OWN_QUERIES or query.tag in policy_wire.BLOCKING_QUERIES:
+                return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
                 self.carbons.enable(session, query.tag == carbons.ENABLE)
                 session.deliver(iq_result(iq, from_=None))
@@ -161,8 +200,26 @@ class Router:
             else:
                 self.caps.on_response(session, iq)  # answers to the hub's own queries
             return None
-        if ctx.blocked_providers and iq.type.is_request:
-            self._refuse_blocked(to)
+        sender = session.jid
+        crossing = sender.domain != ctx.domain.domain or to.domain != ctx.domain.domain
+        if crossing and to.bare != sender.bare:
+            return self._guard(session, iq, self._crossing_iq(session, iq, to))
+        if self.policy.blocks.active and iq.type.is_request:
+            self._check_blocks(sender, to)
+        return self._iq_to_account(session, iq, to)
+
+    async def _crossing_iq(self, session: Session, iq: Iq, to: JID) -> None:
+        if iq.type.is_request:
+            self._refuse_suspended(session.jid, to)
+            await self.policy.check_iq(session.jid, to)
+        elif not await self.policy.may_exchange(session.jid.bare, to.bare):
+            return
+        work = self._iq_to_account(session, iq, to)
+        if work is not None:
+            await work
+
+    def _iq_to_account(self, session: Session, iq: Iq, to: JID) -> Pending | None:
+        ctx = self.ctx
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
@@ -178,9 +235,13 @@ class Router:
             return self._guard(session, iq, self.pep.handle_iq(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
 
-    def _refuse_blocked(self, to: JID) -> None:
-        provider = self.ctx.blocked_provider(to)
-        if provider is not None:
+    def _refuse_suspended(self, sender: JID, to: JID) -> None:
+        """A gatekeeper user writing to a provider that is not approved (any more) is told so;
+        a third party only ever gets the generic refusal."""
+        if not self.ctx.is_home(sender):
+            return
+        provider = self.ctx.provider_of(to)
+        if provider is not None and provider not in self.ctx.approved_providers:
             raise StanzaError(
                 StanzaErrorCondition.SERVICE_UNAVAILABLE,
                 f"the recipient's provider '{provider}' is suspended",

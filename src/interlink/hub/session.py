@@ -34,6 +34,7 @@ class SessionPort(Protocol):
 class Session:
     __slots__ = (
         "available",
+        "blocklist_requested",
         "caps_ver",
         "carbons",
         "directed",
@@ -52,6 +53,7 @@ class Session:
         self.priority = 0
         self.presence_payload: tuple[Element, ...] = ()
         self.roster_requested = False
+        self.blocklist_requested = False  # XEP-0191 pushes go only to resources that asked
         self.directed: set[JID] = set()
         self.carbons = False  # XEP-0280 enabled on this resource
         self.caps_ver = ""  # XEP-0115 verification string of the client's announced features

@@ -215,7 +215,7 @@ class ProviderRegistry:
         self._clock = clock
         self._insecure = allow_insecure_loopback
         self.on_suspend: Callable[[str], None] | None = None
-        self.on_approve: Callable[[str], None] | None = None
+        self.on_approve: Callable[[str, str], None] | None = None  # (id, display name)
 
     async def add(self, provider: Provider, actor: str) -> Provider:
         now = self._clock()
@@ -248,7 +248,7 @@ class ProviderRegistry:
         if status is ProviderStatus.SUSPENDED and self.on_suspend is not None:
             self.on_suspend(p.id)
         if status is ProviderStatus.APPROVED and self.on_approve is not None:
-            self.on_approve(p.id)
+            self.on_approve(p.id, p.display_name)
         return updated
 
     async def update(self, provider_id: str, changes: dict[str, object], actor: str) -> Provider:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from interlink.xmpp.sasl import StoredCredentials
 
 if TYPE_CHECKING:
+    from interlink.hub.policy.model import PolicyRepository
     from interlink.interop.enlistment import EnlistmentRepository
     from interlink.interop.providers import ProviderRepository
 
@@ -196,5 +197,8 @@ class Storage(Protocol):
 
     @property
     def enlistment(self) -> EnlistmentRepository: ...
+
+    @property
+    def policy(self) -> PolicyRepository: ...
 
     async def close(self) -> None: ...

@@ -21,6 +21,7 @@ from pathlib import Path
 import aiosqlite
 
 from interlink.errors import StorageError
+from interlink.storage.sqlite.policy_repos import SqlitePolicy
 from interlink.storage.sqlite.repos import (
     SqliteAccounts,
     SqliteEnlistment,
@@ -81,6 +82,7 @@ class SqliteStorage:
         self.pep = SqlitePep(db)
         self.providers = SqliteProviders(db)
         self.enlistment = SqliteEnlistment(db)
+        self.policy = SqlitePolicy(db)
 
     async def close(self) -> None:
         await self.db.conn.close()

@@ -1,0 +1,402 @@
+"""The consent and abuse rules on the routing path (DESIGN Flows 6 and 7).
+
+Every stanza between a third-party user (``<opaque>@<provider>.interop.<domain>``) and a
+gatekeeper user (``<user>@<domain>``) passes :class:`InteropPolicy` before it is delivered or
+stored. A third party is refused with one generic ``service-unavailable`` — the answer a
+nonexistent account gets — whatever the reason: no such account, not opted in, provider not
+allowed or not approved, blocked. The account lookup, the conversation lookup and every condition
+are evaluated for every stanza before the one decision, so neither the answer nor the work done
+tells the reasons apart.
+
+Gatekeeper users are told plainly why their own stanzas are refused (their own settings, a
+message request not yet accepted) but get the same generic answer about third-party accounts.
+Third-party users cannot reach each other through the hub: it relays for no one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from xml.etree.ElementTree import Element
+
+from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.hub.context import HubContext
+from interlink.hub.policy import wire
+from interlink.hub.policy.blocks import BlockLists
+from interlink.hub.policy.limits import BucketTable, PolicyLimits
+from interlink.hub.policy.model import (
+    ConversationState,
+    InteropSettings,
+    PolicyRepository,
+    Reach,
+    Report,
+)
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Message, MessageType, Presence
+
+log = logging.getLogger("interlink.policy")
+
+NO_PUSH = "{urn:xmpp:interlink:0}no-push"
+_CONTENT = frozenset({"{jabber:client}body", "{urn:xmpp:omemo:2}encrypted"})
+_LEGACY_ENCRYPTED = "{eu.siacs.conversations.axolotl}encrypted"
+_ACTIVITY_NS = (
+    "{urn:xmpp:receipts}",
+    "{urn:xmpp:chat-markers:0}",
+    "{http://jabber.org/protocol/chatstates}",
+)
+
+
+def refusal() -> StanzaError:
+    """The one answer for an unreachable account, whatever the reason (no text: no oracle)."""
+    return StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+
+def is_activity(message: Message) -> bool:
+    """Receipts, displayed markers, chat states and OMEMO's own protocol messages: what a user
+    does not write. The SDK marks the encrypted ones with an activity hint."""
+    content = False
+    activity = False
+    for el in message.payload:
+        tag = el.tag
+        if tag == wire.ACTIVITY or tag == NO_PUSH:
+            return True
+        if tag in _CONTENT or tag == _LEGACY_ENCRYPTED:
+            content = True
+        elif tag.startswith(_ACTIVITY_NS):
+            activity = True
+    return activity and not content
+
+
+def _strip(payload: tuple[Element, ...]) -> tuple[Element, ...]:
+    """Remove our namespace's elements from what a user sent: only the hub writes markers."""
+    prefix = "{" + wire.INTEROP + "}"
+    if not any(el.tag.startswith(prefix) and el.tag != wire.ACTIVITY for el in payload):
+        return payload
+    return tuple(el for el in payload if not el.tag.startswith(prefix) or el.tag == wire.ACTIVITY)
+
+
+class InteropPolicy:
+    def __init__(self, ctx: HubContext, repo: PolicyRepository, limits: PolicyLimits) -> None:
+        self._ctx = ctx
+        self._repo = repo
+        self.limits = limits
+        self.blocks = BlockLists(repo, limits.max_blocklist)
+        self.refused: Counter[str] = Counter()  # by reason, for metrics
+        self._cache: OrderedDict[str, tuple[float, Reach]] = OrderedDict()
+        self._users: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._per_sender = BucketTable(limits.messages_per_sender, limits.rate_keys)
+        self._new_conversations = BucketTable(limits.new_conversations_per_sender, limits.rate_keys)
+        self._per_provider = BucketTable(limits.provider_messages, limits.rate_keys)
+        # The user-visible id of a third-party account (set by the composition root).
+        self.user_id_of: Callable[[str], Awaitable[str | None]] | None = None
+        self.on_report: list[Callable[[Report], None]] = []
+
+    async def load(self) -> None:
+        await self.blocks.load()
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def provider_of(self, jid: JID) -> str | None:
+        return self._ctx.provider_of(jid)
+
+    def approved(self, provider_id: str) -> bool:
+        return provider_id in self._ctx.approved_providers
+
+    async def reach(self, bare: JID) -> Reach:
+        """Whether ``bare`` exists, and its settings; cached briefly, written through."""
+        key = str(bare)
+        now = self._ctx.clock()
+        hit = self._cache.get(key)
+        if hit is not None and now - hit[0] < self.limits.cache_seconds:
+            self._cache.move_to_end(key)
+            return hit[1]
+        reach = await self._repo.reach(key)
+        self._remember(key, reach, now)
+        return reach
+
+    def _remember(self, key: str, reach: Reach, now: float) -> None:
+        self._cache[key] = (now, reach)
+        self._cache.move_to_end(key)
+        while len(self._cache) > self.limits.cache_entries:
+            self._cache.popitem(last=False)
+
+    async def settings(self, bare: JID) -> InteropSettings:
+        return (await self.reach(bare)).settings
+
+    async def put_settings(self, bare: JID, settings: InteropSettings) -> None:
+        await self._repo.put_settings(str(bare), settings, self._ctx.clock())
+        self._remember(str(bare), Reach(True, settings), self._ctx.clock())
+
+    def forget(self, bare: JID) -> None:
+        self._cache.pop(str(bare), None)
+
+    async def _user_id(self, bare: JID) -> str | None:
+        key = str(bare)
+        now = self._ctx.clock()
+        hit = self._users.get(key)
+        if hit is not None and now - hit[0] < self.limits.cache_seconds:
+            return hit[1]
+        user_id = None if self.user_id_of is None else await self.user_id_of(key)
+        self._users[key] = (now, user_id)
+        while len(self._users) > self.limits.cache_entries:
+            self._users.popitem(last=False)
+        return user_id
+
+    async def marker(
+        self, sender: JID, provider_id: str, settings: InteropSettings, *, request: bool
+    ) -> Element:
+        name = self._ctx.approved_providers.get(provider_id, provider_id)
+        return wire.marker(provider_id, name, await self._user_id(sender), settings.inbox, request)
+
+    # -- rate limits -----------------------------------------------------------------------------
+    def _refuse(self, reason: str, error: StanzaError) -> StanzaError:
+        self.refused[reason] += 1
+        return error
+
+    def _rate(self, sender: JID, provider_id: str | None, now: float) -> None:
+        if self._per_sender.take(str(sender), now):
+            raise self._refuse(
+                "rate-sender",
+                StanzaError(
+                    StanzaErrorCondition.POLICY_VIOLATION,
+                    f"rate limit: at most {self.limits.messages_per_sender.count} messages per "
+                    f"{self.limits.messages_per_sender.period:g} s between this hub's users and "
+                    "other services; try again later",
+                ),
+            )
+        if provider_id is not None and self._per_provider.take(provider_id, now):
+            raise self._refuse(
+                "rate-provider",
+                StanzaError(
+                    StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                    f"the provider '{provider_id}' is over its aggregate message rate; "
+                    "try again later",
+                ),
+            )
+
+    def _new_conversation(self, sender: JID, now: float) -> None:
+        if self._new_conversations.take(str(sender), now):
+            rate = self.limits.new_conversations_per_sender
+            raise self._refuse(
+                "rate-new-conversations",
+                StanzaError(
+                    StanzaErrorCondition.POLICY_VIOLATION,
+                    f"rate limit: at most {rate.count} new conversations per {rate.period:g} s; "
+                    "try again later",
+                ),
+            )
+
+    # -- messages --------------------------------------------------------------------------------
+    async def message(self, sender: JID, msg: Message, to: JID) -> Message | None:
+        """Check a message between a third-party and a gatekeeper user. Returns what to deliver
+        (marked, for a gatekeeper recipient), ``None`` to drop it quietly, or raises."""
+        s_bare, r_bare = sender.bare, to.bare
+        s_provider, r_provider = self.provider_of(s_bare), self.provider_of(r_bare)
+        if self.blocks.blocks(s_bare, r_bare):
+            raise self._refuse("sender-blocked-recipient", self.blocks.blocked_error())
+        if msg.type is MessageType.ERROR:
+            return msg if await self.may_exchange(s_bare, r_bare) else None
+        now = self._ctx.clock()
+        activity = is_activity(msg)
+        if not activity:
+            self._rate(s_bare, s_provider, now)
+        payload = _strip(msg.payload)
+        if s_provider is not None:
+            return await self._from_third_party(
+                s_bare, s_provider, r_bare, r_provider, msg, payload, activity, now
+            )
+        assert r_provider is not None
+        return await self._to_third_party(s_bare, r_bare, r_provider, msg, payload, activity, now)
+
+    async def _from_third_party(
+        self,
+        sender: JID,
+        provider_id: str,
+        recipient: JID,
+        r_provider: str | None,
+        msg: Message,
+        payload: tuple[Element, ...],
+        activity: bool,
+        now: float,
+    ) -> Message | None:
+        # Everything is looked up and evaluated before the one decision below.
+        reach = await self.reach(recipient)
+        conversation = await self._repo.conversation(str(recipient), str(sender))
+        allowed = (
+            reach.exists
+            & reach.settings.allows(provider_id)
+            & self.approved(provider_id)
+            & (not self.blocks.blocks(recipient, sender))
+            & (r_provider is None)
+        )
+        if conversation is None and not activity:
+            self._new_conversation(sender, now)
+        if not allowed:
+            raise self._refuse("unreachable", refusal())
+        request = conversation is None or conversation.state is ConversationState.REQUEST
+        if request:
+            if activity:
+                return None  # no typing or receipts from someone not yet accepted
+            count = 0 if conversation is None else conversation.messages
+            if count >= self.limits.request_messages:
+                raise self._refuse(
+                    "request-limit",
+                    StanzaError(
+                        StanzaErrorCondition.POLICY_VIOLATION,
+                        f"message request not accepted yet: at most "
+                        f"{self.limits.request_messages} messages until the recipient accepts",
+                    ),
+                )
+            await self._repo.put_conversation(
+                str(recipient), str(sender), ConversationState.REQUEST, count + 1, now
+            )
+        mark = await self.marker(sender, provider_id, reach.settings, request=request)
+        return replace(msg, payload=(*payload, mark))
+
+    async def _to_third_party(
+        self,
+        sender: JID,
+        recipient: JID,
+        provider_id: str,
+        msg: Message,
+        payload: tuple[Element, ...],
+        activity: bool,
+        now: float,
+    ) -> Message | None:
+        own = await self.settings(sender)
+        self._check_own(own, provider_id)
+        reach = await self.reach(recipient)
+        conversation = await self._repo.conversation(str(sender), str(recipient))
+        allowed = (
+            reach.exists & self.approved(provider_id) & (not self.blocks.blocks(recipient, sender))
+        )
+        if not allowed:
+            raise self._refuse("unreachable", refusal())
+        if conversation is not None and conversation.state is ConversationState.REQUEST:
+            if activity:
+                return None  # nothing goes back to a request before it is accepted
+            raise self._refuse(
+                "request-not-accepted",
+                StanzaError(
+                    StanzaErrorCondition.POLICY_VIOLATION,
+                    f"accept the message request from {recipient} before replying",
+                ),
+            )
+        if activity:
+            return replace(msg, payload=payload) if own.share_activity else None
+        if conversation is None:
+            self._new_conversation(sender, now)
+            await self._repo.put_conversation(
+                str(sender), str(recipient), ConversationState.ACCEPTED, 0, now
+            )
+        return replace(msg, payload=payload)
+
+    def _check_own(self, own: InteropSettings, provider_id: str) -> None:
+        if not own.enabled:
+            raise self._refuse(
+                "own-settings",
+                StanzaError(
+                    StanzaErrorCondition.POLICY_VIOLATION,
+                    "third-party chats are turned off in your settings",
+                ),
+            )
+        if not own.allows(provider_id):
+            raise self._refuse(
+                "own-settings",
+                StanzaError(
+                    StanzaErrorCondition.POLICY_VIOLATION,
+                    f"the provider '{provider_id}' is not among those your settings allow",
+                ),
+            )
+
+    # -- presence, PEP and iq --------------------------------------------------------------------
+    async def may_exchange(self, from_: JID, to: JID) -> bool:
+        """Whether anything may pass from ``from_`` to ``to`` (bare JIDs; either may be local):
+        presence, PEP notifications and items, iq traffic."""
+        f_provider, t_provider = self.provider_of(from_), self.provider_of(to)
+        if f_provider is None and t_provider is None:
+            return not (self.blocks.blocks(to, from_) or self.blocks.blocks(from_, to))
+        blocked = self.blocks.blocks(to, from_) | self.blocks.blocks(from_, to)
+        if f_provider is not None:
+            reach = await self.reach(to)
+            return (
+                reach.exists
+                & reach.settings.allows(f_provider)
+                & self.approved(f_provider)
+                & (not blocked)
+                & (t_provider is None)
+            )
+        assert t_provider is not None
+        own = await self.settings(from_)
+        reach = await self.reach(to)
+        conversation = await self._repo.conversation(str(from_), str(to))
+        accepted = conversation is None or conversation.state is ConversationState.ACCEPTED
+        return (
+            own.allows(t_provider)
+            & self.approved(t_provider)
+            & reach.exists
+            & (not blocked)
+            & accepted
+        )
+
+    async def check_iq(self, sender: JID, to: JID) -> None:
+        """An iq request across the boundary: raises the generic refusal, or tells a gatekeeper
+        user that their own settings stop it."""
+        s_bare, t_bare = sender.bare, to.bare
+        if self.blocks.blocks(s_bare, t_bare):
+            raise self._refuse("sender-blocked-recipient", self.blocks.blocked_error())
+        t_provider = self.provider_of(t_bare)
+        if self.provider_of(s_bare) is None and t_provider is not None:
+            self._check_own(await self.settings(s_bare), t_provider)
+            reach = await self.reach(t_bare)
+            if not (
+                reach.exists & self.approved(t_provider) & (not self.blocks.blocks(t_bare, s_bare))
+            ):
+                raise self._refuse("unreachable", refusal())
+            return
+        if not await self.may_exchange(s_bare, t_bare):
+            raise self._refuse("unreachable", refusal())
+
+    async def presence(self, sender: JID, presence: Presence, to: JID) -> Presence | None:
+        """Presence across the boundary: dropped unless allowed; marked for a gatekeeper user."""
+        if not await self.may_exchange(sender.bare, to.bare):
+            self.refused["presence"] += 1
+            return None
+        payload = _strip(presence.payload)
+        provider_id = self.provider_of(sender.bare)
+        if provider_id is not None:
+            settings = await self.settings(to.bare)
+            payload = (
+                *payload,
+                await self.marker(sender.bare, provider_id, settings, request=False),
+            )
+        return replace(presence, payload=payload)
+
+    # -- conversations -------------------------------------------------------------------------
+    async def accept(self, owner: JID, peer: JID) -> None:
+        if self.provider_of(owner) is not None or self.provider_of(peer) is None:
+            raise StanzaError(
+                StanzaErrorCondition.BAD_REQUEST,
+                "only this hub's users accept requests, and only from third-party addresses",
+            )
+        conversation = await self._repo.conversation(str(owner), str(peer))
+        messages = 0 if conversation is None else conversation.messages
+        await self._repo.put_conversation(
+            str(owner), str(peer), ConversationState.ACCEPTED, messages, self._ctx.clock()
+        )
+
+    async def requests(self, owner: JID) -> Element:
+        pending = await self._repo.conversations(str(owner), ConversationState.REQUEST)
+        settings = await self.settings(owner)
+        markers = {}
+        for conversation in pending:
+            peer = JID.parse(conversation.peer)
+            provider_id = self.provider_of(peer)
+            if provider_id is not None:
+                markers[conversation.peer] = await self.marker(
+                    peer, provider_id, settings, request=True
+                )
+        return wire.requests_element(
+            [c for c in pending if not self.blocks.blocks(owner, JID.parse(c.peer))], markers
+        )

@@ -1,0 +1,119 @@
+"""What the consent and abuse rules keep: a gatekeeper user's interop settings, the state of each
+conversation with a third-party user, block lists and reports; and the repository that stores
+them. Pure data, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+
+class InboxMode(StrEnum):
+    SEPARATE = "separate"  # third-party chats in their own inbox (the default)
+    COMBINED = "combined"
+
+
+@dataclass(frozen=True, slots=True)
+class InteropSettings:
+    """A gatekeeper user's choices about third-party chats. Off until the user turns it on."""
+
+    enabled: bool = False
+    providers: frozenset[str] | None = None  # None: every approved provider
+    inbox: InboxMode = InboxMode.SEPARATE
+    discoverable: bool = False  # found by phone number through /v1/discovery
+    share_activity: bool = True  # receipts, displayed markers and typing to third parties
+
+    def allows(self, provider_id: str) -> bool:
+        return self.enabled and (self.providers is None or provider_id in self.providers)
+
+
+class ConversationState(StrEnum):
+    REQUEST = "request"  # the third-party user wrote first; the gatekeeper user has not accepted
+    ACCEPTED = "accepted"
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A gatekeeper user's (``owner``) conversation with a third-party user (``peer``)."""
+
+    peer: str
+    state: ConversationState
+    messages: int  # messages accepted while a request
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttachedMessage:
+    """A message the reporter chose to attach to a report, as the reporter's client decrypted it."""
+
+    id: str
+    at: str  # XEP-0082 timestamp, as given by the reporter
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    id: int
+    reporter: str
+    reported: str
+    provider_id: str | None
+    reason: str
+    text: str
+    messages: tuple[AttachedMessage, ...]
+    created_at: float
+    forwarded_at: float | None = None
+    forward_error: str | None = None
+
+
+@dataclass(slots=True)
+class Reach:
+    """One lookup of an account for the routing rules: whether it exists and its settings (the
+    defaults when it has none). Both answers come from the same query."""
+
+    exists: bool
+    settings: InteropSettings = field(default_factory=InteropSettings)
+
+
+class PolicyRepository(Protocol):
+    async def reach(self, jid: str) -> Reach: ...
+
+    async def put_settings(self, jid: str, settings: InteropSettings, now: float) -> None: ...
+
+    async def set_phone(self, jid: str, phone: str | None) -> None:
+        """Give ``jid`` the E.164 ``phone`` (``None`` removes it); raises ``PhoneInUse``."""
+        ...
+
+    async def phone_of(self, jid: str) -> str | None: ...
+
+    async def reach_by_phone(self, phone: str) -> tuple[str | None, Reach]:
+        """The account holding ``phone`` (or ``None``) and its reach, from one query."""
+        ...
+
+    async def conversation(self, owner: str, peer: str) -> Conversation | None: ...
+
+    async def put_conversation(
+        self, owner: str, peer: str, state: ConversationState, messages: int, now: float
+    ) -> None: ...
+
+    async def conversations(self, owner: str, state: ConversationState) -> list[Conversation]: ...
+
+    async def blocklists(self) -> dict[str, set[str]]:
+        """Every account's block list (only accounts that have one)."""
+        ...
+
+    async def block(self, owner: str, items: list[str], now: float) -> None: ...
+
+    async def unblock(self, owner: str, items: list[str] | None) -> None:
+        """Remove ``items`` from ``owner``'s list; ``None`` empties it."""
+        ...
+
+    async def add_report(self, report: Report) -> int: ...
+
+    async def reports(self, limit: int, *, unforwarded: bool = False) -> list[Report]: ...
+
+    async def report(self, report_id: int) -> Report | None: ...
+
+    async def report_forwarded(
+        self, report_id: int, now: float | None, error: str | None
+    ) -> None: ...

@@ -1,0 +1,125 @@
+"""A user's own requests about the rules: interop settings, message requests, the providers
+there are (``urn:interlink:interop:0``), and XEP-0191 blocking with XEP-0377 reports."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.hub.context import HubContext
+from interlink.hub.policy import wire
+from interlink.hub.policy.engine import InteropPolicy
+from interlink.hub.policy.model import PolicyRepository, Report
+from interlink.hub.session import Session
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Iq, IqType, iq_result
+
+log = logging.getLogger("interlink.policy")
+
+
+class PolicyService:
+    def __init__(self, ctx: HubContext, policy: InteropPolicy, repo: PolicyRepository) -> None:
+        self._ctx = ctx
+        self._policy = policy
+        self._repo = repo
+
+    async def handle_iq(self, session: Session, iq: Iq) -> None:
+        query = iq.query
+        assert query is not None
+        if query.tag in wire.BLOCKING_QUERIES:
+            await self._blocking(session, iq)
+            return
+        own = session.jid.bare
+        if not self._ctx.is_home(own):
+            raise StanzaError(
+                StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED,
+                "interop settings are for this hub's own users",
+            )
+        tag, itype = query.tag, iq.type
+        if tag == wire.SETTINGS and itype is IqType.GET:
+            answer = wire.settings_element(await self._policy.settings(own))
+        elif tag == wire.SETTINGS and itype is IqType.SET:
+            current = await self._policy.settings(own)
+            updated = wire.apply_settings(
+                query, current, max_providers=self._policy.limits.max_allowed_providers
+            )
+            await self._policy.put_settings(own, updated)
+            log.info(
+                "interop settings changed",
+                extra={"jid": str(own), "enabled": updated.enabled},
+            )
+            answer = wire.settings_element(updated)
+        elif tag == wire.REQUESTS and itype is IqType.GET:
+            answer = await self._policy.requests(own)
+        elif tag == wire.ACCEPT and itype is IqType.SET:
+            await self._policy.accept(own, wire.jid_attr(query, "<accept/>").bare)
+            session.deliver(iq_result(iq, from_=None))
+            return
+        elif tag == wire.PROVIDERS and itype is IqType.GET:
+            answer = wire.providers_element(self._ctx.approved_providers)
+        else:
+            raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "wrong iq type for this query")
+        session.deliver(iq_result(iq, answer, from_=None))
+
+    # -- XEP-0191 ----------------------------------------------------------------------------------
+    async def _blocking(self, session: Session, iq: Iq) -> None:
+        query = iq.query
+        assert query is not None
+        own = session.jid.bare
+        blocks = self._policy.blocks
+        if query.tag == wire.BLOCKLIST and iq.type is IqType.GET:
+            session.blocklist_requested = True
+            answer = wire.blocklist_element(wire.BLOCKLIST, blocks.items(own))
+            session.deliver(iq_result(iq, answer, from_=None))
+            return
+        if iq.type is not IqType.SET or query.tag == wire.BLOCKLIST:
+            raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "wrong iq type for this query")
+        now = self._ctx.clock()
+        if query.tag == wire.BLOCK:
+            items = wire.block_items(query, allow_empty=False)
+            reports = []
+            for jid, item in items:
+                found = wire.parse_report(
+                    item,
+                    max_messages=self._policy.limits.max_report_messages,
+                    max_text=self._policy.limits.max_report_text,
+                )
+                if found is not None:
+                    reports.append((jid, found))
+            changed = await blocks.block(own, [jid for jid, _ in items], now)
+            for jid, (reason, text, messages) in reports:
+                report = Report(
+                    0,
+                    str(own),
+                    str(jid),
+                    self._ctx.provider_of(jid),
+                    reason,
+                    text,
+                    tuple(messages),
+                    now,
+                )
+                report_id = await self._repo.add_report(report)
+                log.info("report stored", extra={"report": report_id, "reporter": str(own)})
+                stored = await self._repo.report(report_id)
+                for listener in self._policy.on_report:
+                    if stored is not None:
+                        listener(stored)
+            push_tag = wire.BLOCK
+        else:
+            items = wire.block_items(query, allow_empty=True)
+            jids = [jid for jid, _ in items] if items else None
+            changed = await blocks.unblock(own, jids)
+            push_tag = wire.UNBLOCK
+        session.deliver(iq_result(iq, from_=None))
+        if changed or push_tag == wire.UNBLOCK:
+            self._push(own, session, push_tag, changed)
+
+    def _push(self, own: JID, origin: Session, tag: str, jids: list[str]) -> None:
+        """Tell the account's other resources that asked for the list (XEP-0191 §3.3)."""
+        payload = (wire.blocklist_element(tag, jids),)
+        for s in self._ctx.sessions.sessions(own):
+            if s is not origin and s.blocklist_requested:
+                s.deliver(
+                    Iq(s.jid, None, "push-" + secrets.token_hex(4), None, payload, IqType.SET)
+                )
