@@ -29,11 +29,13 @@ from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.policy.limits import PolicyLimits, Rate
 from interlink.hub.session import BindConflictPolicy
+from interlink.interop.discovery import DiscoveryService
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
 from interlink.interop.providers import ProviderRegistry, ProviderStatus
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
+from interlink.interop.reports import ReportForwarder
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
@@ -109,6 +111,8 @@ class HubServer:
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
         self.push: PushNotifier | None = None
+        self.reports: ReportForwarder | None = None
+        self.discovery: DiscoveryService | None = None
         self.http_app: FastAPI | None = None
         self._servers: list[asyncio.Server] = []
         self._http: _EmbeddedUvicorn | None = None
@@ -214,6 +218,19 @@ class HubServer:
             max_attempts=s.interop.push_max_attempts,
             backoff=s.interop.push_backoff,
         )
+        self.reports = reports = ReportForwarder(
+            storage.policy,
+            storage.enlistment,
+            registry,
+            signer,
+            self._http_client,
+            hub_domain=s.hub.domain,
+            clock=self.clock,
+            max_attempts=s.interop.push_max_attempts,
+            backoff=s.interop.push_backoff,
+        )
+        hub.router.policy.on_report.append(reports.submit)
+        await reports.resume()
         hub.ctx.offline_listeners.append(
             lambda jid, message: None if wants_no_push(message) else push.notify(str(jid))
         )
@@ -224,8 +241,16 @@ class HubServer:
             timeout=s.interop.introspection_timeout,
             clock=self.clock,
         ).check
+        self.discovery = DiscoveryService(
+            storage.policy,
+            hub.router.policy,
+            enlistment.authenticate,
+            per_user=Rate(s.policy.discovery_per_user_per_hour, 3600.0),
+            per_provider=Rate(s.policy.discovery_per_provider_per_hour, 3600.0),
+            clock=self.clock,
+        )
         self.http_app = app = build_http_app(
-            hub, ws_ctx, registry, admin_token(s), enlistment, signer
+            hub, ws_ctx, registry, admin_token(s), enlistment, signer, self.discovery
         )
         await self._start_http(app, cert, key)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
@@ -296,6 +321,8 @@ class HubServer:
             await self.hub.ctx.drain_tasks()
         if self.push is not None:
             await self.push.close()
+        if self.reports is not None:
+            await self.reports.close()
         if self._http_client is not None:
             await self._http_client.aclose()
         if self.storage is not None:

@@ -101,7 +101,8 @@ async def test_provider_kit_end_to_end(tmp_path: Path) -> None:
                 await bob.send_text(f"alice@{DOMAIN}", "hi from Example Chat")
                 first = await next_text(alice)
                 assert first.text == "hi from Example Chat"
-                assert first.interop is not None and first.interop.request
+                assert first.interop is not None
+                assert first.interop.request
                 assert first.interop.provider == "examplechat"
                 await alice.accept_request(jid)
                 await alice.send_text(jid, "hi Bob")

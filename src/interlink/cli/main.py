@@ -15,7 +15,16 @@ from typing import Annotated, Any
 import typer
 
 from interlink.app import HubServer, open_storage
-from interlink.config import Settings, load_settings
+from interlink.cli import policy as policy_cli
+from interlink.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    ask_password,
+    cli_settings,
+    home_account,
+    run,
+)
+from interlink.config import Settings
 from interlink.errors import AccountExistsError, AccountNotFoundError, ConfigError
 from interlink.interop.providers import (
     AuditEntry,
@@ -25,7 +34,6 @@ from interlink.interop.providers import (
     ProviderStatus,
 )
 from interlink.logs import setup_logging
-from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.sasl import derive_credentials
 
 app = typer.Typer(help="Interlink: the interoperability hub.", no_args_is_help=True)
@@ -33,26 +41,6 @@ user_app = typer.Typer(help="Manage accounts on the hub domain.", no_args_is_hel
 app.add_typer(user_app, name="user")
 provider_app = typer.Typer(help="Onboard and manage third-party providers.", no_args_is_help=True)
 app.add_typer(provider_app, name="provider")
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file")]
-DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="data directory")]
-
-
-def _settings(config: Path | None, overrides: dict[str, dict[str, Any]]) -> Settings:
-    try:
-        return load_settings(config, overrides)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _run(coro: Any) -> Any:
-    try:
-        import uvloop
-
-        return uvloop.run(coro)
-    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
-        return asyncio.run(coro)
 
 
 @app.command()
@@ -66,7 +54,7 @@ def serve(
     http_port: Annotated[int | None, typer.Option(help="HTTP/WebSocket port [5280]")] = None,
 ) -> None:
     """Run the hub until SIGTERM or SIGINT."""
-    settings = _settings(
+    settings = cli_settings(
         config,
         {
             "hub": {"data_dir": data_dir, "domain": domain},
@@ -80,37 +68,13 @@ def serve(
     )
     setup_logging(settings.log.level, settings.log.format)
     try:
-        _run(HubServer(settings).run())
+        run(HubServer(settings).run())
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except OSError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-
-
-def _account(settings: Settings, jid_text: str) -> str:
-    try:
-        jid = JID.parse(jid_text)
-    except InvalidJID as exc:
-        typer.echo(f"error: invalid JID '{jid_text}': {exc}", err=True)
-        raise typer.Exit(2) from None
-    if jid.local is None or jid.resource is not None:
-        typer.echo("error: give a bare JID like 4915112345678@hub.example", err=True)
-        raise typer.Exit(2)
-    if jid.domain != JID.parse(settings.hub.domain).domain:
-        typer.echo(f"error: {jid} is not on this hub's domain ({settings.hub.domain})", err=True)
-        raise typer.Exit(2)
-    return str(jid)
-
-
-def _password(password: str | None) -> str:
-    if password is None:
-        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if not password:
-        typer.echo("error: the password must not be empty", err=True)
-        raise typer.Exit(2)
-    return password
 
 
 PasswordOpt = Annotated[
@@ -123,9 +87,9 @@ def user_add(
     jid: str, password: PasswordOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """Create an account, e.g. 4915112345678@hub.example."""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
-    account = _account(settings, jid)
-    creds = derive_credentials(_password(password), settings.sasl.scram_iterations)
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
+    account = home_account(settings, jid)
+    creds = derive_credentials(ask_password(password), settings.sasl.scram_iterations)
 
     async def go() -> None:
         storage = await open_storage(settings)
@@ -135,7 +99,7 @@ def user_add(
             await storage.close()
 
     try:
-        _run(go())
+        run(go())
     except AccountExistsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -147,9 +111,9 @@ def user_passwd(
     jid: str, password: PasswordOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """Set a new password for an account."""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
-    account = _account(settings, jid)
-    creds = derive_credentials(_password(password), settings.sasl.scram_iterations)
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
+    account = home_account(settings, jid)
+    creds = derive_credentials(ask_password(password), settings.sasl.scram_iterations)
 
     async def go() -> None:
         storage = await open_storage(settings)
@@ -159,7 +123,7 @@ def user_passwd(
             await storage.close()
 
     try:
-        _run(go())
+        run(go())
     except AccountNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -169,8 +133,8 @@ def user_passwd(
 @user_app.command("remove")
 def user_remove(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Delete an account with its roster and stored messages."""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
-    account = _account(settings, jid)
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
+    account = home_account(settings, jid)
 
     async def go() -> None:
         storage = await open_storage(settings)
@@ -180,7 +144,7 @@ def user_remove(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None)
             await storage.close()
 
     try:
-        _run(go())
+        run(go())
     except AccountNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -190,7 +154,7 @@ def user_remove(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None)
 @user_app.command("list")
 def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List the accounts."""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
 
     async def go() -> list[str]:
         storage = await open_storage(settings)
@@ -199,7 +163,7 @@ def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
         finally:
             await storage.close()
 
-    jids: list[str] = _run(go())
+    jids: list[str] = run(go())
     for j in jids:
         typer.echo(j)
 
@@ -219,7 +183,7 @@ async def _with_registry(settings: Settings, action: Any) -> Any:
 
 def _provider_call(settings: Settings, action: Any) -> Any:
     try:
-        return _run(_with_registry(settings, action))
+        return run(_with_registry(settings, action))
     except ProviderError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
@@ -243,7 +207,7 @@ def provider_add(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Register a provider (status: pending until approved)."""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
     jwks = None
     if jwks_file is not None:
         try:
@@ -269,7 +233,7 @@ def provider_approve(
     provider_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None
 ) -> None:
     """Approve a provider: its users may enlist, log in and be reached."""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
     _show(
         _provider_call(
             settings, lambda r: r.set_status(provider_id, ProviderStatus.APPROVED, "cli")
@@ -283,7 +247,7 @@ def provider_suspend(
 ) -> None:
     """Suspend a provider. (A running hub ends the provider's sessions at once when this is done
     through the admin API, POST /admin/v1/providers/{id}/suspend.)"""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
     _show(
         _provider_call(
             settings, lambda r: r.set_status(provider_id, ProviderStatus.SUSPENDED, "cli")
@@ -294,7 +258,7 @@ def provider_suspend(
 @provider_app.command("list")
 def provider_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """One line per provider: id, status, display name."""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
     for p in _provider_call(settings, lambda r: r.all()):
         typer.echo(f"{p.id}\t{p.status}\t{p.display_name}")
 
@@ -302,7 +266,7 @@ def provider_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None
 @provider_app.command("show")
 def provider_show(provider_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """A provider's record and its audit log."""
-    settings = _settings(config, {"hub": {"data_dir": data_dir}})
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
 
     async def both(r: ProviderRegistry) -> tuple[Provider, list[AuditEntry]]:
         return await r.get(provider_id), await r.audit(provider_id)
@@ -333,7 +297,7 @@ def provider_serve(
 
     setup_logging("INFO", "json")
     settings = KitSettings(data_dir, provider_id, hub_domain, hub_url, host, port, hub_ca_file)
-    _run(serve_kit(settings))
+    run(serve_kit(settings))
 
 
 async def _kit_store(data_dir: Path) -> Any:
@@ -349,7 +313,7 @@ def kit_user_add(
     username: str, password: PasswordOpt = None, data_dir: KitDirOpt = Path("./provider-kit-data")
 ) -> None:
     """Create a user of the provider kit."""
-    secret = _password(password)
+    secret = ask_password(password)
 
     async def go() -> str:
         store = await _kit_store(data_dir)
@@ -360,7 +324,7 @@ def kit_user_add(
         return str(user.username)
 
     try:
-        typer.echo(f"created {_run(go())}")
+        typer.echo(f"created {run(go())}")
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -378,11 +342,16 @@ def kit_user_deactivate(username: str, data_dir: KitDirOpt = Path("./provider-ki
             await store.close()
 
     try:
-        _run(go())
+        run(go())
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"deactivated {username}")
+
+
+user_app.command("phone")(policy_cli.user_phone)
+app.add_typer(policy_cli.reports_app, name="reports")
+provider_app.command("reports")(policy_cli.provider_reports)
 
 
 def main() -> None:

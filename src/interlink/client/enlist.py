@@ -111,3 +111,27 @@ async def enlist(
         raise EnlistmentFailed(answer.status_code, answer.json())
     body = answer.json()
     return Enlisted(body["jid"], body["created"], body["key_changed"])
+
+
+async def discover(
+    hub_url: str, token: str, phone: str, *, ca_file: Path | None = None
+) -> str | None:
+    """The interop address of the gatekeeper user with ``phone`` (``POST /v1/discovery`` with a
+    fresh provider token), or ``None`` if the hub reports none. Raises :class:`EnlistmentFailed`
+    with the problem document for every other answer (429 carries ``retry_after``)."""
+    verify: ssl.SSLContext | bool = True
+    if ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(ca_file))
+    async with httpx.AsyncClient(base_url=hub_url, verify=verify, timeout=10) as http:
+        answer = await http.post(
+            "/v1/discovery", json={"phone": phone}, headers={"Authorization": f"Bearer {token}"}
+        )
+    if answer.status_code == 404:
+        return None
+    if answer.status_code != 200:
+        problem = dict(answer.json())
+        if "Retry-After" in answer.headers:
+            problem["retry_after"] = int(answer.headers["Retry-After"])
+        raise EnlistmentFailed(answer.status_code, problem)
+    jid: str = answer.json()["jid"]
+    return jid

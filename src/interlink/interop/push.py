@@ -63,13 +63,13 @@ class HubSigner:
         public.update({"use": "sig", "alg": ALGORITHM})
         return {"keys": [public]}
 
-    def sign(self, claims: dict[str, Any]) -> str:
+    def sign(self, claims: dict[str, Any], typ: str = "interlink-push+jwt") -> str:
         import json
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # joserfc warns about EdDSA; Ed25519 is the new name
             return jws.serialize_compact(
-                {"alg": ALGORITHM, "kid": self.kid, "typ": "interlink-push+jwt"},
+                {"alg": ALGORITHM, "kid": self.kid, "typ": typ},
                 json.dumps(claims, separators=(",", ":")).encode(),
                 self._key,
                 algorithms=[ALGORITHM],

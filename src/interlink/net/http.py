@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from interlink import __version__
 from interlink.hub.hub import Hub
+from interlink.interop.discovery import DiscoveryError, DiscoveryService
 from interlink.interop.enlistment import EnlistmentError, EnlistmentService
 from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.interop.push import HubSigner
@@ -18,6 +19,7 @@ from interlink.net.admin import (
     admin_router,
     provider_error_handler,
 )
+from interlink.net.discovery_api import discovery_error_handler, discovery_router
 from interlink.net.enlist_api import enlistment_error_handler, enlistment_router
 from interlink.net.problems import problem
 from interlink.net.websocket import WebSocketContext, serve_websocket
@@ -41,6 +43,7 @@ def build_http_app(
     admin_token: str,
     enlistment: EnlistmentService,
     signer: HubSigner,
+    discovery: DiscoveryService | None = None,
 ) -> FastAPI:
     app = FastAPI(title="Interlink hub", version=__version__)
     app.add_exception_handler(ProviderError, provider_error_handler)
@@ -49,6 +52,9 @@ def build_http_app(
     app.add_exception_handler(EnlistmentError, enlistment_error_handler)
     app.include_router(admin_router(registry, admin_token))
     app.include_router(enlistment_router(enlistment))
+    if discovery is not None:
+        app.add_exception_handler(DiscoveryError, discovery_error_handler)
+        app.include_router(discovery_router(discovery))
 
     @app.websocket(WEBSOCKET_PATH)
     async def xmpp_websocket(ws: WebSocket) -> None:

@@ -5,6 +5,8 @@
   identity key for a short-lived token (enlistment and OAUTHBEARER login).
 - ``POST /interlink/v1/introspect``: the hub asks whether an account is active.
 - ``POST /interlink/v1/push``: the hub's push; verified and recorded.
+- ``POST /interlink/v1/report``: an abuse report about one of the kit's users; verified and
+  recorded (``interlink provider reports`` lists them).
 - ``POST /v1/pushes``: a user's app reads the pushes recorded for it (username + password).
 
 Requests from the hub are compact JWS verified with the hub's published keys
@@ -169,6 +171,16 @@ def build_kit_app(
         if isinstance(claims, JSONResponse):
             return claims
         await store.record_push(str(claims.get("sub")), claims, clock())
+        return Response(status_code=204)
+
+    @app.post("/interlink/v1/report")
+    async def report(request: Request) -> Response:
+        claims = await verified_hub_claims(request)
+        if isinstance(claims, JSONResponse):
+            return claims
+        if not isinstance(claims.get("report_id"), int):
+            return _problem(400, "bad-report", "report_id missing")
+        await store.record_report(claims, clock())
         return Response(status_code=204)
 
     @app.post("/v1/pushes")

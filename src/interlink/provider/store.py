@@ -1,5 +1,5 @@
 """The provider kit's own storage (SQLite): users with scrypt password hashes, the signing key,
-and the pushes received from the hub."""
+and the pushes and abuse reports received from the hub."""
 
 from __future__ import annotations
 
@@ -24,6 +24,11 @@ CREATE TABLE IF NOT EXISTS kit_state (name TEXT PRIMARY KEY, value BLOB NOT NULL
 CREATE TABLE IF NOT EXISTS pushes (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
     subject     TEXT NOT NULL,
+    claims      TEXT NOT NULL,
+    received_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reports (
+    report_id   INTEGER PRIMARY KEY,   -- the hub's id: a retried delivery is recorded once
     claims      TEXT NOT NULL,
     received_at REAL NOT NULL
 );
@@ -120,5 +125,18 @@ class KitStore:
     async def pushes(self, subject: str) -> list[dict[str, object]]:
         async with self._conn.execute(
             "SELECT claims FROM pushes WHERE subject = ? ORDER BY seq", (subject,)
+        ) as cur:
+            return [json.loads(str(r[0])) for r in await cur.fetchall()]
+
+    async def record_report(self, claims: dict[str, object], now: float) -> None:
+        await self._conn.execute(
+            "INSERT OR IGNORE INTO reports (report_id, claims, received_at) VALUES (?, ?, ?)",
+            (claims.get("report_id"), json.dumps(claims), now),
+        )
+        await self._conn.commit()
+
+    async def reports(self) -> list[dict[str, object]]:
+        async with self._conn.execute(
+            "SELECT claims FROM reports ORDER BY received_at, report_id"
         ) as cur:
             return [json.loads(str(r[0])) for r in await cur.fetchall()]

@@ -1,0 +1,105 @@
+"""Discovery by phone number (DESIGN Flow 6): a third-party user, authenticated with a fresh
+provider token like a login, asks which interop address a phone number has.
+
+The answer is the gatekeeper user's JID only when that user turned on third-party chats, allows
+the caller's provider, made the number discoverable and has not blocked the caller; every other
+case — no such number, not opted in, not discoverable, provider not allowed, blocked — is the same
+"not found", decided after the same single lookup. Token buckets per caller and per provider bound
+how fast numbers can be tried.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from interlink.errors import AuthenticationRefused, InterlinkError
+from interlink.hub.policy.engine import InteropPolicy
+from interlink.hub.policy.limits import BucketTable, Rate
+from interlink.hub.policy.model import PolicyRepository
+from interlink.xmpp.jid import JID
+
+_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+_SEPARATORS = re.compile(r"[ \-().]")
+
+
+def normalize_phone(text: str) -> str | None:
+    """``text`` as an E.164 number (``+`` and 7 to 15 digits; spaces, dashes, dots and
+    parentheses are dropped), or ``None`` if it is not one."""
+    compact = _SEPARATORS.sub("", text.strip())
+    return compact if _E164.match(compact) else None
+
+
+class DiscoveryError(InterlinkError):
+    """Shown as RFC 9457 problem+json with ``status``; ``retry_after`` for 429."""
+
+    def __init__(self, status: int, kind: str, detail: str, retry_after: int = 0) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+class DiscoveryService:
+    def __init__(
+        self,
+        repo: PolicyRepository,
+        policy: InteropPolicy,
+        authenticate: Callable[[str], Awaitable[str]],
+        *,
+        per_user: Rate,
+        per_provider: Rate,
+        clock: Callable[[], float],
+        max_keys: int = 100_000,
+    ) -> None:
+        self._repo = repo
+        self._policy = policy
+        self._authenticate = authenticate
+        self._per_user = BucketTable(per_user, max_keys)
+        self._per_provider = BucketTable(per_provider, max_keys)
+        self._clock = clock
+        self.lookups = 0
+        self.found = 0
+        self.limited = 0
+
+    async def lookup(self, token: str, phone: str) -> str | None:
+        """The JID to write to, or ``None`` (not found, for every reason)."""
+        try:
+            caller = JID.parse(await self._authenticate(token))
+        except AuthenticationRefused as exc:
+            if exc.temporary:
+                raise DiscoveryError(503, "provider-unavailable", str(exc)) from None
+            raise DiscoveryError(401, "unauthorized", str(exc)) from None
+        provider_id = self._policy.provider_of(caller)
+        if provider_id is None:
+            raise DiscoveryError(403, "forbidden", "discovery is for third-party users")
+        now = self._clock()
+        wait = max(self._per_user.peek(str(caller), now), self._per_provider.peek(provider_id, now))
+        if wait:
+            self.limited += 1
+            raise DiscoveryError(
+                429,
+                "rate-limited",
+                "too many lookups; try again later",
+                retry_after=max(1, int(wait + 0.999)),
+            )
+        self._per_user.take(str(caller), now)
+        self._per_provider.take(provider_id, now)
+        number = normalize_phone(phone)
+        if number is None:
+            raise DiscoveryError(400, "bad-phone", "give an E.164 number like +4915112345678")
+        self.lookups += 1
+        jid, reach = await self._repo.reach_by_phone(number)
+        target = JID.parse(jid) if jid is not None else caller
+        found = (
+            reach.exists
+            & reach.settings.discoverable
+            & reach.settings.allows(provider_id)
+            & self._policy.approved(provider_id)
+            & (not self._policy.blocks.blocks(target, caller))
+        )
+        if not found:
+            return None
+        self.found += 1
+        return jid
