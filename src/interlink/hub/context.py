@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -89,6 +90,8 @@ class HubContext:
         # Approved providers (id -> display name); kept by the composition root. The users of
         # any other provider can be neither reached nor heard.
         self.approved_providers: dict[str, str] = {}
+        # Refusals by reason (consent rules, rate limits, full queues), for metrics.
+        self.refusals: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

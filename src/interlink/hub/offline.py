@@ -80,6 +80,7 @@ class OfflineDelivery:
                 return
             cap = ctx.settings.offline_max_per_account
             if not await ctx.storage.offline.store(str(bare), xml, ctx.clock(), cap):
+                ctx.refusals["offline-full"] += 1
                 raise StanzaError(
                     StanzaErrorCondition.RESOURCE_CONSTRAINT,
                     f"the recipient's offline queue is full ({cap} messages)",

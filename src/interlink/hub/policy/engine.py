@@ -16,7 +16,7 @@ Third-party users cannot reach each other through the hub: it relays for no one.
 from __future__ import annotations
 
 import logging
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from xml.etree.ElementTree import Element
@@ -83,7 +83,7 @@ class InteropPolicy:
         self._repo = repo
         self.limits = limits
         self.blocks = BlockLists(repo, limits.max_blocklist)
-        self.refused: Counter[str] = Counter()  # by reason, for metrics
+        self.refused = ctx.refusals  # by reason, for metrics
         self._cache: OrderedDict[str, tuple[float, Reach]] = OrderedDict()
         self._users: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
         self._per_sender = BucketTable(limits.messages_per_sender, limits.rate_keys)
