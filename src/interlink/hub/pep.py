@@ -59,8 +59,10 @@ def _node_attr(el: Element) -> str:
 class PepService:
     def __init__(self, ctx: HubContext, caps: CapsService) -> None:
         self._ctx = ctx
-        # Whether anything may pass from one account to another (blocks, the interop rules).
-        self.gate: Callable[[JID, JID], Awaitable[bool]] | None = None
+        # The interop rules and blocks: whether a reader may read an owner's nodes, and whether
+        # an owner's notifications may reach a contact (set by the router).
+        self.read_gate: Callable[[JID, JID], Awaitable[bool]] | None = None
+        self.notify_gate: Callable[[JID, JID], Awaitable[bool]] | None = None
         caps.on_features = self._features_known
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -124,7 +126,7 @@ class PepService:
     async def _may_read(self, reader: JID, owner: JID, config: PepNodeConfig) -> bool:
         if reader == owner:
             return True
-        if self.gate is not None and not await self.gate(owner, reader):
+        if self.read_gate is not None and not await self.read_gate(reader, owner):
             return False
         if config.access_model is AccessModel.OPEN:
             return True
@@ -366,7 +368,8 @@ class PepService:
                 if item.subscription.has_from:
                     contact = JID.parse(item.contact)
                     chosen = [s for s in sessions.available(contact) if s.wants_notify(node)]
-                    if chosen and (self.gate is None or await self.gate(owner, contact)):
+                    gate = self.notify_gate
+                    if chosen and (gate is None or await gate(owner, contact)):
                         for s in chosen:
                             targets[s.jid] = s
         if subscribers is None:

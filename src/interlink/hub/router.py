@@ -57,7 +57,8 @@ class Router:
         self.caps = CapsService(ctx)
         self.presence = PresenceService(ctx, self.roster, self.offline, self.caps, self.policy)
         self.pep = PepService(ctx, self.caps)
-        self.pep.gate = self.policy.may_exchange
+        self.pep.read_gate = self.policy.may_query
+        self.pep.notify_gate = self.policy.may_exchange
         self.carbons = Carbons(ctx.sessions)
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:

@@ -340,6 +340,21 @@ class InteropPolicy:
             & accepted
         )
 
+    async def may_query(self, sender: JID, to: JID) -> bool:
+        """Whether ``sender`` may ask ``to``'s account something (an iq, a PEP read): the
+        exchange rules without the message-request state, which only holds back what the
+        gatekeeper user sends."""
+        s_bare, t_bare = sender.bare, to.bare
+        if s_bare == t_bare:
+            return True
+        t_provider = self.provider_of(t_bare)
+        if self.provider_of(s_bare) is None and t_provider is not None:
+            own = await self.settings(s_bare)
+            reach = await self.reach(t_bare)
+            blocked = self.blocks.blocks(t_bare, s_bare) | self.blocks.blocks(s_bare, t_bare)
+            return own.allows(t_provider) & reach.exists & self.approved(t_provider) & (not blocked)
+        return await self.may_exchange(s_bare, t_bare)
+
     async def check_iq(self, sender: JID, to: JID) -> None:
         """An iq request across the boundary: raises the generic refusal, or tells a gatekeeper
         user that their own settings stop it."""
@@ -349,13 +364,7 @@ class InteropPolicy:
         t_provider = self.provider_of(t_bare)
         if self.provider_of(s_bare) is None and t_provider is not None:
             self._check_own(await self.settings(s_bare), t_provider)
-            reach = await self.reach(t_bare)
-            if not (
-                reach.exists & self.approved(t_provider) & (not self.blocks.blocks(t_bare, s_bare))
-            ):
-                raise self._refuse("unreachable", refusal())
-            return
-        if not await self.may_exchange(s_bare, t_bare):
+        if not await self.may_query(s_bare, t_bare):
             raise self._refuse("unreachable", refusal())
 
     async def presence(self, sender: JID, presence: Presence, to: JID) -> Presence | None:
