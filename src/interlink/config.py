@@ -91,7 +91,8 @@ class PolicySection(_Section):
     """Consent and abuse limits (docs/consent.md); a rate of 0 means unlimited."""
 
     request_messages: int = Field(3, ge=1)  # from a third party before the request is accepted
-    messages_per_minute: int = Field(60, ge=0)  # per sender, across the interop boundary
+    # per sender across the interop boundary; receipts and typing count too
+    messages_per_minute: int = Field(120, ge=0)
     new_conversations_per_day: int = Field(20, ge=0)  # per sender
     provider_messages_per_second: int = Field(1000, ge=0)  # aggregate, per provider
     max_blocklist: int = Field(1000, ge=1)  # items per account (XEP-0191)

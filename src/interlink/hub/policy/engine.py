@@ -196,11 +196,13 @@ class InteropPolicy:
         if self.blocks.blocks(s_bare, r_bare):
             raise self._refuse("sender-blocked-recipient", self.blocks.blocked_error())
         if msg.type is MessageType.ERROR:
-            return msg if await self.may_exchange(s_bare, r_bare) else None
+            if not await self.may_exchange(s_bare, r_bare):
+                return None
+            return replace(msg, payload=_strip(msg.payload))
         now = self._ctx.clock()
         activity = is_activity(msg)
-        if not activity:
-            self._rate(s_bare, s_provider, now)
+        # Every message counts: the activity hint is the client's word and must buy nothing.
+        self._rate(s_bare, s_provider, now)
         payload = _strip(msg.payload)
         if s_provider is not None:
             return await self._from_third_party(
@@ -230,7 +232,9 @@ class InteropPolicy:
             & (not self.blocks.blocks(recipient, sender))
             & (r_provider is None)
         )
-        if conversation is None and not activity:
+        if (conversation is None or not allowed) and not activity:
+            # Unreachable accounts pay like new conversations, whatever their history, so that
+            # the answer past the limit is the same for all of them.
             self._new_conversation(sender, now)
         if not allowed:
             raise self._refuse("unreachable", refusal())

@@ -103,7 +103,7 @@ def retry_after(seconds: float) -> int:
 @dataclass(frozen=True, slots=True)
 class PolicyLimits:
     request_messages: int = 3  # accepted from a third-party sender before the request is accepted
-    messages_per_sender: Rate = Rate(60, 60.0)  # to or from third parties, per sender
+    messages_per_sender: Rate = Rate(120, 60.0)  # to or from third parties, per sender
     new_conversations_per_sender: Rate = Rate(20, 86_400.0)
     provider_messages: Rate = Rate(1_000, 1.0)  # aggregate from one provider's users
     max_blocklist: int = 1_000  # items per account

@@ -112,7 +112,7 @@ class PolicyService:
             changed = await blocks.unblock(own, jids)
             push_tag = wire.UNBLOCK
         session.deliver(iq_result(iq, from_=None))
-        if changed or push_tag == wire.UNBLOCK:
+        if changed or (push_tag == wire.UNBLOCK and not items):
             self._push(own, session, push_tag, changed)
 
     def _push(self, own: JID, origin: Session, tag: str, jids: list[str]) -> None:
