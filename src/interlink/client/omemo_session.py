@@ -26,6 +26,8 @@ import twomemo.etree
 from omemo.types import DeviceInformation, DeviceList
 from omemo.types import TrustLevel as CoreTrust
 
+from interlink.client.omemo2_parse import ENCRYPTED, parse_encrypted
+
 OMEMO2 = twomemo.twomemo.NAMESPACE
 LEGACY = oldmemo.oldmemo.NAMESPACE
 DEVICES_NODE = {OMEMO2: "urn:xmpp:omemo:2:devices", LEGACY: f"{LEGACY}.devicelist"}
@@ -202,7 +204,9 @@ def serialize_message(message: omemo.Message) -> Element:
 async def parse_message(
     element: Element, sender: str, own: str, manager: omemo.SessionManager
 ) -> omemo.Message:
-    if element.tag == f"{{{OMEMO2}}}encrypted":
-        return twomemo.etree.parse_message(element, sender)
+    """The message in an incoming ``<encrypted/>``. OMEMO 2 goes through the strict parser of
+    :mod:`interlink.client.omemo2_parse` instead of twomemo's schema validation (0.5-1 ms)."""
+    if element.tag == ENCRYPTED:
+        return parse_encrypted(element, sender)
     result: Any = await oldmemo.etree.parse_message(element, sender, own, manager)
     return result  # type: ignore[no-any-return]
