@@ -43,6 +43,11 @@ SERVER_FEATURES = (
     ns.ROSTER,
     "msgoffline",  # XEP-0160: offline messages are stored
     "urn:xmpp:carbons:2",  # XEP-0280
+    "urn:xmpp:blocking",  # XEP-0191
+    "urn:xmpp:reporting:1",  # XEP-0377
+    "urn:xmpp:reporting:spam",
+    "urn:xmpp:reporting:abuse",
+    "urn:interlink:interop:0",  # interop settings and message requests (docs/protocol.md)
 )
 ACCOUNT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, ns.PUBSUB, *PEP_FEATURES)
 

@@ -245,7 +245,7 @@ class Router:
         if provider is not None and provider not in self.ctx.approved_providers:
             raise StanzaError(
                 StanzaErrorCondition.SERVICE_UNAVAILABLE,
-                f"the recipient's provider '{provider}' is suspended",
+                f"the recipient's provider '{provider}' is not approved (suspended or pending)",
             )
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 import httpx
 
 from interlink.hub.policy.model import PolicyRepository, Report
-from interlink.interop.providers import ProviderError, ProviderRegistry
+from interlink.interop.providers import ProviderError, ProviderRegistry, ProviderStatus
 from interlink.interop.push import AccountLookup, HubSigner
 
 log = logging.getLogger("interlink.reports")
@@ -72,7 +72,15 @@ class ReportForwarder:
         try:
             provider = await self._registry.get(report.provider_id)
         except ProviderError:
-            await self._repo.report_forwarded(report.id, None, "the provider no longer exists")
+            await self._repo.report_forwarded(
+                report.id, None, "the provider no longer exists", done=True
+            )
+            return
+        if provider.status is not ProviderStatus.APPROVED:
+            # Kept for the operator; sent if the provider is approved again (at a later start).
+            await self._repo.report_forwarded(
+                report.id, None, f"the provider is {provider.status}", done=False
+            )
             return
         account = await self._accounts.account(report.reported)
         claims = {
@@ -80,6 +88,7 @@ class ReportForwarder:
             "aud": provider.id,
             "jti": secrets.token_urlsafe(12),
             "iat": int(self._clock()),
+            "exp": int(self._clock()) + 300,
             "report_id": report.id,
             "sub": None if account is None else account.subject,
             "reason": report.reason,
@@ -90,6 +99,7 @@ class ReportForwarder:
         body = self._signer.sign(claims, typ="interlink-report+jwt")
         url = provider.callback_url + REPORT_PATH
         error = "not delivered"
+        refused = False
         for attempt in range(self._max_attempts):
             if attempt:
                 await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
@@ -105,14 +115,15 @@ class ReportForwarder:
                 continue
             if 200 <= response.status_code < 300:
                 self.forwarded += 1
-                await self._repo.report_forwarded(report.id, self._clock(), None)
+                await self._repo.report_forwarded(report.id, self._clock(), None, done=True)
                 return
             error = f"HTTP {response.status_code}"
             if 400 <= response.status_code < 500 and response.status_code != 429:
-                break  # the provider refuses it: retrying will not help
+                refused = True  # the provider refuses it: retrying will not help
+                break
         self.failed += 1
         log.warning("report not forwarded", extra={"report": report.id, "error": error})
-        await self._repo.report_forwarded(report.id, None, error)
+        await self._repo.report_forwarded(report.id, None, error, done=refused)
 
     async def close(self) -> None:
         for task in list(self._tasks):

@@ -5,7 +5,7 @@ third-party provider."""
 
 from __future__ import annotations
 
-from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.errors import StanzaError, StanzaErrorCondition, StanzaErrorType
 from interlink.hub.policy import wire
 from interlink.hub.policy.model import PolicyRepository
 from interlink.xmpp.jid import JID
@@ -42,6 +42,7 @@ class BlockLists:
         return StanzaError(
             StanzaErrorCondition.NOT_ACCEPTABLE,
             "you have blocked this address; unblock it first",
+            type_=StanzaErrorType.CANCEL,  # as in XEP-0191 §3.6
             app_condition=wire.BLOCKED_ERROR,
         )
 

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from xml.etree.ElementTree import Element
 
-from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.errors import AccountNotFoundError, StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
 from interlink.hub.policy import wire
 from interlink.hub.policy.blocks import BlockLists
@@ -53,9 +53,15 @@ def refusal() -> StanzaError:
     return StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
 
+def is_protocol(message: Message) -> bool:
+    """OMEMO's own session-maintenance messages (the SDK marks them ``no-push``)."""
+    return any(el.tag == NO_PUSH for el in message.payload)
+
+
 def is_activity(message: Message) -> bool:
-    """Receipts, displayed markers, chat states and OMEMO's own protocol messages: what a user
-    does not write. The SDK marks the encrypted ones with an activity hint."""
+    """Receipts, displayed markers and chat states, and OMEMO's own protocol messages: what a
+    user does not write. The SDK marks the encrypted ones with a hint; it is the client's word,
+    so it only ever holds a message back, never lets one through."""
     content = False
     activity = False
     for el in message.payload:
@@ -252,9 +258,13 @@ class InteropPolicy:
                         f"{self.limits.request_messages} messages until the recipient accepts",
                     ),
                 )
-            await self._repo.put_conversation(
-                str(recipient), str(sender), ConversationState.REQUEST, count + 1, now
-            )
+            try:
+                await self._repo.put_conversation(
+                    str(recipient), str(sender), ConversationState.REQUEST, count + 1, now
+                )
+            except AccountNotFoundError:
+                self.forget(recipient)  # deleted since it was cached (e.g. by the CLI)
+                raise self._refuse("unreachable", refusal()) from None
         mark = await self.marker(sender, provider_id, reach.settings, request=request)
         return replace(msg, payload=(*payload, mark))
 
@@ -288,12 +298,20 @@ class InteropPolicy:
                 ),
             )
         if activity:
-            return replace(msg, payload=payload) if own.share_activity else None
+            if conversation is None:
+                return None  # no typing or receipts into a conversation nobody started
+            if own.share_activity or is_protocol(msg):
+                return replace(msg, payload=payload)
+            return None
         if conversation is None:
             self._new_conversation(sender, now)
-            await self._repo.put_conversation(
-                str(sender), str(recipient), ConversationState.ACCEPTED, 0, now
-            )
+            try:
+                await self._repo.put_conversation(
+                    str(sender), str(recipient), ConversationState.ACCEPTED, 0, now
+                )
+            except AccountNotFoundError:
+                self.forget(sender)
+                raise self._refuse("unreachable", refusal()) from None
         return replace(msg, payload=payload)
 
     def _check_own(self, own: InteropSettings, provider_id: str) -> None:
@@ -368,7 +386,12 @@ class InteropPolicy:
         t_provider = self.provider_of(t_bare)
         if self.provider_of(s_bare) is None and t_provider is not None:
             self._check_own(await self.settings(s_bare), t_provider)
-        if not await self.may_query(s_bare, t_bare):
+        allowed = await self.may_query(s_bare, t_bare)
+        if to.resource is not None:
+            # Whether a resource answers tells that it is online: only for those who may see
+            # the account's presence (not a third party whose request is still open).
+            allowed &= await self.may_exchange(t_bare, s_bare)
+        if not allowed:
             raise self._refuse("unreachable", refusal())
 
     async def presence(self, sender: JID, presence: Presence, to: JID) -> Presence | None:

@@ -64,6 +64,7 @@ class Report:
     created_at: float
     forwarded_at: float | None = None
     forward_error: str | None = None
+    forward_done: bool = False
 
 
 @dataclass(slots=True)
@@ -115,5 +116,7 @@ class PolicyRepository(Protocol):
     async def report(self, report_id: int) -> Report | None: ...
 
     async def report_forwarded(
-        self, report_id: int, now: float | None, error: str | None
-    ) -> None: ...
+        self, report_id: int, now: float | None, error: str | None, *, done: bool
+    ) -> None:
+        """Record a forwarding outcome; ``done`` means no more attempts (delivered or refused)."""
+        ...

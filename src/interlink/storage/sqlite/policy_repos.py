@@ -34,11 +34,11 @@ _REACH_BY_PHONE = (
 )
 _REPORTS = (
     "SELECT id, reporter, reported, provider_id, reason, text, messages, created_at, "
-    "forwarded_at, forward_error FROM reports "
+    "forwarded_at, forward_error, forward_done FROM reports "
 )
 _REPORTS_LATEST = _REPORTS + "ORDER BY id DESC LIMIT ?"
 _REPORTS_UNFORWARDED = (
-    _REPORTS + "WHERE provider_id IS NOT NULL AND forwarded_at IS NULL ORDER BY id LIMIT ?"
+    _REPORTS + "WHERE provider_id IS NOT NULL AND forward_done = 0 ORDER BY id LIMIT ?"
 )
 _REPORT_BY_ID = _REPORTS + "WHERE id = ?"
 
@@ -74,6 +74,7 @@ def _report(row: sqlite3.Row | tuple[object, ...]) -> Report:
         created_at=float(str(row[7])),
         forwarded_at=None if row[8] is None else float(str(row[8])),
         forward_error=None if row[9] is None else str(row[9]),
+        forward_done=bool(row[10]),
     )
 
 
@@ -146,14 +147,17 @@ class SqlitePolicy:
     async def put_conversation(
         self, owner: str, peer: str, state: ConversationState, messages: int, now: float
     ) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO interop_conversations "
-                "(owner, peer, state, messages, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (owner, peer) DO UPDATE SET state = excluded.state, "
-                "messages = excluded.messages, updated_at = excluded.updated_at",
-                (owner, peer, str(state), messages, now, now),
-            )
+        try:
+            async with self._db.transaction() as conn:
+                await conn.execute(
+                    "INSERT INTO interop_conversations (owner, peer, state, messages, created_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (owner, peer) DO UPDATE "
+                    "SET state = excluded.state, messages = excluded.messages, "
+                    "updated_at = excluded.updated_at",
+                    (owner, peer, str(state), messages, now, now),
+                )
+        except sqlite3.IntegrityError:
+            raise AccountNotFoundError(f"no account {owner}") from None
 
     async def conversations(self, owner: str, state: ConversationState) -> list[Conversation]:
         async with self._db.conn.execute(
@@ -222,9 +226,12 @@ class SqlitePolicy:
             row = await cur.fetchone()
         return None if row is None else _report(row)
 
-    async def report_forwarded(self, report_id: int, now: float | None, error: str | None) -> None:
+    async def report_forwarded(
+        self, report_id: int, now: float | None, error: str | None, *, done: bool
+    ) -> None:
         async with self._db.transaction() as conn:
             await conn.execute(
-                "UPDATE reports SET forwarded_at = ?, forward_error = ? WHERE id = ?",
-                (now, error, report_id),
+                "UPDATE reports SET forwarded_at = ?, forward_error = ?, forward_done = ? "
+                "WHERE id = ?",
+                (now, error, int(done), report_id),
             )

@@ -43,6 +43,7 @@ CREATE TABLE reports (
     messages       TEXT NOT NULL DEFAULT '[]',  -- JSON: what the reporter chose to attach
     created_at     REAL NOT NULL,
     forwarded_at   REAL,
-    forward_error  TEXT
+    forward_error  TEXT,
+    forward_done   INTEGER NOT NULL DEFAULT 0  -- 1: delivered, or refused for good (no retry)
 );
 CREATE INDEX reports_by_time ON reports (created_at);
