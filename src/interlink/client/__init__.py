@@ -18,6 +18,7 @@ from interlink.client.events import (
     EncryptionProblem,
     InteropMarker,
     KeyChanged,
+    MessageRefused,
     Receipt,
     TextMessage,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "InterlinkClient",
     "InteropMarker",
     "KeyChanged",
+    "MessageRefused",
     "MessageRequest",
     "Receipt",
     "TextMessage",

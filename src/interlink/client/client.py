@@ -31,6 +31,7 @@ from interlink.client.events import (
     EncryptionProblem,
     InteropMarker,
     KeyChanged,
+    MessageRefused,
     Receipt,
     TextMessage,
 )
@@ -206,6 +207,7 @@ class InterlinkClient:
         # Carbons (XEP-0280): the plugin only passes copies that come from our own bare JID.
         xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
         xmpp.add_event_handler("carbon_sent", self._spawn_for(self._on_carbon_sent))
+        xmpp.add_event_handler("message_error", self._on_message_error)
         xmpp.enable_direct_tls = self._direct_tls
         xmpp.enable_starttls = not self._direct_tls
         xmpp.enable_plaintext = False
@@ -494,6 +496,13 @@ class InterlinkClient:
         raise ClientError(f"no device of {bare} has the fingerprint {fingerprint}")
 
     # -- receiving ---------------------------------------------------------------------------------
+    def _on_message_error(self, stanza: Any) -> None:
+        error = stanza["error"]
+        refused = MessageRefused(
+            stanza["from"].bare, stanza["id"] or None, error["condition"], error["text"]
+        )
+        self._events.put_nowait(refused)
+
     async def _on_carbon_received(self, wrapper: Any) -> None:
         await self._on_message(wrapper["carbon_received"])
 

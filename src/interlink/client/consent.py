@@ -11,12 +11,17 @@ from xml.etree.ElementTree import Element
 
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
+from slixmpp.stanza.error import Error
 
 from interlink.client.events import InteropMarker, TextMessage
 from interlink.hub.policy import wire
 from interlink.hub.policy.model import InteropSettings
 
 __all__ = ["ConsentError", "MessageRequest", "marker_of"]
+
+# slixmpp knows the stanza error conditions of RFC 3920; RFC 6120 added policy-violation, which
+# the hub's rules answer with. Without it slixmpp fails to read such errors at all.
+Error.conditions.add("policy-violation")
 
 
 class ConsentError(Exception):

@@ -95,8 +95,21 @@ class DeviceListChanged:
     device_ids: tuple[int, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class MessageRefused:
+    """The hub (or the peer's server) refused a message this device sent: ``condition`` is the
+    RFC 6120 stanza error condition (``service-unavailable`` for an unreachable address,
+    ``policy-violation`` for a rule such as an unaccepted message request or a rate limit)."""
+
+    peer: str
+    message_id: str | None
+    condition: str
+    text: str
+
+
 ClientEvent = (
     TextMessage
+    | MessageRefused
     | Receipt
     | Displayed
     | ChatState
