@@ -1,0 +1,107 @@
+"""DiscoveryService without HTTP: E.164 parsing, the per-user and per-provider buckets at their
+boundaries (time passed in), and the single not-found for every unreachable case."""
+
+from __future__ import annotations
+
+import pytest
+
+from interlink.errors import AuthenticationRefused
+from interlink.hub.policy.limits import Rate
+from interlink.hub.policy.model import InteropSettings
+from interlink.interop.discovery import DiscoveryError, DiscoveryService, normalize_phone
+from tests.hubkit import DOMAIN, HubKit, running_hub
+
+PROVIDER = "examplechat"
+PHONE = "+4915112345678"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("+4915112345678", "+4915112345678"),
+        ("+49 151 1234-5678", "+4915112345678"),
+        ("+1 (555) 010.0000", "+15550100000"),
+        ("4915112345678", None),  # no +
+        ("+0123456789", None),  # no country code starts with 0
+        ("+123456", None),  # 6 digits: too short
+        ("+1234567", "+1234567"),  # 7 digits: the shortest accepted
+        ("+123456789012345", "+123456789012345"),  # 15 digits: the longest
+        ("+1234567890123456", None),  # 16 digits
+        ("+49151abc5678", None),
+        ("", None),
+    ],
+)
+def test_normalize_phone(text: str, expected: str | None) -> None:
+    assert normalize_phone(text) == expected
+
+
+def service(kit: HubKit, *, per_user: int, per_provider: int) -> DiscoveryService:
+    async def authenticate(token: str) -> str:
+        if token == "down":
+            raise AuthenticationRefused("introspection timed out", temporary=True)
+        if not token.startswith("user"):
+            raise AuthenticationRefused("bad token")
+        return f"{token}@{PROVIDER}.interop.{DOMAIN}"
+
+    return DiscoveryService(
+        kit.hub.ctx.storage.policy,
+        kit.hub.router.policy,
+        authenticate,
+        per_user=Rate(per_user, 3600.0),
+        per_provider=Rate(per_provider, 3600.0),
+        clock=kit.clock,
+    )
+
+
+async def test_found_only_when_every_condition_holds() -> None:
+    async with running_hub() as kit:
+        kit.hub.provider_approved(PROVIDER, "Example Chat")
+        alice = await kit.account("alice")
+        repo = kit.hub.ctx.storage.policy
+        await repo.set_phone(alice, PHONE)
+        svc = service(kit, per_user=100, per_provider=100)
+        assert await svc.lookup("user1", PHONE) is None  # not opted in
+        await repo.put_settings(alice, InteropSettings(enabled=True), kit.clock())
+        assert await svc.lookup("user1", PHONE) is None  # not discoverable
+        discoverable = InteropSettings(enabled=True, discoverable=True)
+        await repo.put_settings(alice, discoverable, kit.clock())
+        assert await svc.lookup("user1", PHONE) == alice
+        kit.hub.end_provider_sessions(PROVIDER)  # suspended
+        assert await svc.lookup("user1", PHONE) is None
+        assert (svc.lookups, svc.found) == (4, 1)
+
+
+async def test_per_user_and_per_provider_buckets_at_their_boundaries() -> None:
+    async with running_hub() as kit:
+        kit.hub.provider_approved(PROVIDER, "Example Chat")
+        svc = service(kit, per_user=3, per_provider=5)
+        for _ in range(3):
+            assert await svc.lookup("user1", PHONE) is None
+        with pytest.raises(DiscoveryError) as limited:
+            await svc.lookup("user1", PHONE)
+        assert limited.value.status == 429
+        assert limited.value.retry_after == 1200  # one lookup per 1200 s
+        # The provider's budget (5) is shared: user2 gets the 2 left, then everyone waits.
+        assert await svc.lookup("user2", PHONE) is None
+        assert await svc.lookup("user2", PHONE) is None
+        with pytest.raises(DiscoveryError) as provider_limited:
+            await svc.lookup("user3", PHONE)
+        assert provider_limited.value.status == 429
+        kit.clock.now += 1200  # one token back for user1 and for the provider
+        assert await svc.lookup("user1", PHONE) is None
+        assert svc.limited == 2
+
+
+async def test_refusals_are_problem_statuses() -> None:
+    async with running_hub() as kit:
+        kit.hub.provider_approved(PROVIDER, "Example Chat")
+        svc = service(kit, per_user=10, per_provider=10)
+        with pytest.raises(DiscoveryError) as bad:
+            await svc.lookup("user1", "0151 1234")
+        assert (bad.value.status, bad.value.kind) == (400, "bad-phone")
+        with pytest.raises(DiscoveryError) as unauthorized:
+            await svc.lookup("forged", PHONE)
+        assert unauthorized.value.status == 401
+        with pytest.raises(DiscoveryError) as unavailable:
+            await svc.lookup("down", PHONE)
+        assert unavailable.value.status == 503
