@@ -16,12 +16,15 @@ from interlink.client.events import (
     DeviceListChanged,
     Displayed,
     EncryptionProblem,
+    FileMessage,
     InteropMarker,
     KeyChanged,
     MessageRefused,
     Receipt,
     TextMessage,
 )
+from interlink.client.media import FileInfo, MediaError
+from interlink.client.media_transfer import KitUploader
 
 __all__ = [
     "ChatState",
@@ -31,9 +34,13 @@ __all__ = [
     "DeviceListChanged",
     "Displayed",
     "EncryptionProblem",
+    "FileInfo",
+    "FileMessage",
     "InterlinkClient",
     "InteropMarker",
     "KeyChanged",
+    "KitUploader",
+    "MediaError",
     "MessageRefused",
     "MessageRequest",
     "Receipt",

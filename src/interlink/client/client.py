@@ -20,7 +20,7 @@ import twomemo
 from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
-from interlink.client import consent, sce, trust
+from interlink.client import consent, media, media_transfer, sce, trust
 from interlink.client.consent import MessageRequest, marker_of
 from interlink.client.events import (
     ChatState,
@@ -29,12 +29,14 @@ from interlink.client.events import (
     DeviceListChanged,
     Displayed,
     EncryptionProblem,
+    FileMessage,
     InteropMarker,
     KeyChanged,
     MessageRefused,
     Receipt,
     TextMessage,
 )
+from interlink.client.media_transfer import Progress, Uploader, XmppUploader
 from interlink.client.oauthbearer import OAuthBearer
 from interlink.client.omemo_session import (
     DEVICES_NODE,
@@ -135,9 +137,14 @@ class InterlinkClient:
         auto_receipts: bool = True,
         timeout: float = 10.0,
         token_provider: Callable[[], Awaitable[str]] | None = None,
+        http_url: str | None = None,
+        uploader: Uploader | None = None,
     ) -> None:
         """``token_provider``: for third-party users, a fresh provider token per login (SASL
-        OAUTHBEARER) instead of the password."""
+        OAUTHBEARER) instead of the password. ``http_url``: the hub's HTTPS base URL, through
+        whose media proxy a gatekeeper user fetches third-party media. ``uploader``: where files
+        are uploaded (default: the hub's XEP-0363 service; third-party users pass their
+        provider's, e.g. :class:`~interlink.client.media_transfer.KitUploader`)."""
         self.jid = slixmpp.JID(jid)
         self.bare = self.jid.bare
         self._password = password
@@ -153,6 +160,8 @@ class InterlinkClient:
         self._omemo2 = omemo2
         self._auto_receipts = auto_receipts
         self._token_provider = token_provider
+        self._http_url = http_url
+        self._uploader = uploader
         self._timeout = timeout
         self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
         self._xmpp: slixmpp.ClientXMPP | None = None
@@ -388,6 +397,68 @@ class InterlinkClient:
         stanza.send()
         return message_id
 
+    # -- media (docs/protocol.md, XEP-0454/0447/0448) ---------------------------------------------
+    async def send_file(
+        self,
+        to: str,
+        path: Path,
+        *,
+        kind: str = "file",
+        caption: str | None = None,
+        media_type: str | None = None,
+        duration: float | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Encrypt ``path`` (AES-256-GCM, fresh key and IV), upload the ciphertext to this side's
+        store with ``progress(done, total)`` calls, and send its URL, key and hashes end to end
+        encrypted. ``kind``: image, voice, video or file. Returns the message id."""
+        if self._xmpp is None:
+            raise ClientError("not connected")
+        uploader = self._uploader or XmppUploader(self._xmpp, self.jid.domain, self._timeout)
+        info = await media_transfer.prepare(
+            path,
+            kind,
+            caption=caption,
+            media_type=media_type,
+            duration=duration,
+            uploader=uploader,
+            work_dir=self._data_dir / "media-tmp",
+            verify=media_transfer.tls(self._ca_file),
+            progress=progress,
+        )
+        content = [
+            *media.file_elements(info),
+            Element(_q(RECEIPTS, "request")),
+            Element(_q(MARKERS, "markable")),
+        ]
+        legacy = media.aesgcm_url(info.url, info.key, info.iv)
+        return await self._send(to, content, legacy_text=legacy, store=True)
+
+    async def download(
+        self, event: FileMessage, dest_dir: Path, *, progress: Progress | None = None
+    ) -> Path:
+        """Fetch ``event``'s file (through the hub's media proxy when a third-party user sent
+        it to this gatekeeper user), check both SHA-256 hashes and the GCM tag, decrypt it into
+        ``dest_dir``; returns the file's path. Raises ``MediaError`` naming the failed check."""
+        if self._xmpp is None:
+            raise ClientError("not connected")
+        sender_domain = slixmpp.JID(event.sender).domain
+        via = None
+        own_domain = self.jid.domain
+        if sender_domain.endswith(".interop." + own_domain) and not event.outgoing:
+            if self._http_url is None:
+                raise ClientError("media from third parties needs http_url (the media proxy)")
+            provider = sender_domain[: -len(".interop." + own_domain)]
+            token = await media_transfer.proxy_token(self._xmpp, own_domain, self._timeout)
+            via = (self._http_url, token, provider)
+        return await media_transfer.fetch(
+            event.file,
+            dest_dir,
+            via_proxy=via,
+            verify=media_transfer.tls(self._ca_file),
+            progress=progress,
+        )
+
     # -- consent and abuse (the hub enforces; see docs/consent.md) ---------------------------------
     async def _query(self, itype: Literal["get", "set"], payload: Element) -> Element | None:
         if self._xmpp is None:
@@ -591,11 +662,22 @@ class InterlinkClient:
         ``to`` is set for copies of this account's own messages (carbons)."""
         tags = {el.tag for el in envelope.content}
         text = envelope.body
-        if text is not None:
-            outgoing = to is not None
-            await self._events.put(
-                TextMessage(sender, text, message_id, device, OMEMO2, flagged, outgoing, to, marker)
+        try:
+            shared = media.parse_file(envelope.content)
+        except media.MediaError as exc:
+            await self._events.put(DecryptionFailed(sender, message_id, f"bad file: {exc}"))
+            return
+        outgoing = to is not None
+        if shared is not None:
+            event: ClientEvent = FileMessage(
+                sender, shared, message_id, device, flagged, outgoing, to, marker
             )
+        elif text is not None:
+            event = TextMessage(
+                sender, text, message_id, device, OMEMO2, flagged, outgoing, to, marker
+            )
+        if shared is not None or text is not None:
+            await self._events.put(event)
             wants_receipt = _q(RECEIPTS, "request") in tags
             request = marker is not None and marker.request  # nothing goes back until accepted
             if self._auto_receipts and message_id and wants_receipt and to is None and not request:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from interlink.client.media import FileInfo
+
 
 @dataclass(frozen=True, slots=True)
 class InteropMarker:
@@ -31,6 +33,21 @@ class TextMessage:
     outgoing: bool = False  # a copy of what this account sent from another device (carbons)
     to: str | None = None  # for outgoing copies: the recipient
     interop: InteropMarker | None = None  # set when the sender is a third-party user
+
+
+@dataclass(frozen=True, slots=True)
+class FileMessage:
+    """A file the sender shared (image, voice note, video or file): its metadata, already
+    decrypted; ``InterlinkClient.download`` fetches, verifies and decrypts the file itself."""
+
+    sender: str
+    file: FileInfo
+    message_id: str | None
+    device_id: int
+    flagged: bool = False
+    outgoing: bool = False
+    to: str | None = None
+    interop: InteropMarker | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +126,7 @@ class MessageRefused:
 
 ClientEvent = (
     TextMessage
+    | FileMessage
     | MessageRefused
     | Receipt
     | Displayed

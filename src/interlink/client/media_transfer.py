@@ -1,0 +1,272 @@
+"""Moving encrypted media: upload slots on the sender's own side (the hub's XEP-0363 service for
+gatekeeper users, the provider's media host for third-party users), streamed uploads and
+downloads with progress callbacks, and the hub's media proxy, through which gatekeeper users
+fetch third-party media."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlencode
+from xml.etree.ElementTree import Element
+
+import httpx
+import slixmpp
+from slixmpp.exceptions import IqError, IqTimeout
+
+from interlink.client.media import (
+    CHUNK,
+    KINDS,
+    TAG,
+    FileInfo,
+    MediaError,
+    describe,
+    open_file,
+    seal_file,
+)
+
+UPLOAD = "urn:xmpp:http:upload:0"
+MEDIA = "urn:interlink:media:0"
+Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    put_url: str
+    put_headers: dict[str, str]
+    get_url: str
+
+
+class Uploader(Protocol):
+    async def slot(self, name: str, size: int, content_type: str) -> Slot: ...
+
+
+def tls(ca_file: Path | None) -> ssl.SSLContext | bool:
+    return True if ca_file is None else ssl.create_default_context(cafile=str(ca_file))
+
+
+def _iq_error(exc: IqError) -> MediaError:
+    error = exc.iq["error"]
+    text = error["text"] or error["condition"]
+    return MediaError(f"the hub refused: {text}")
+
+
+class XmppUploader:
+    """Slots from an XEP-0363 service (the hub, for gatekeeper users)."""
+
+    def __init__(self, xmpp: slixmpp.ClientXMPP, service: str, wait: float) -> None:
+        self._xmpp = xmpp
+        self._service = service
+        self._wait = wait
+
+    async def slot(self, name: str, size: int, content_type: str) -> Slot:
+        iq: Any = self._xmpp.make_iq(ito=self._service, itype="get")
+        iq.xml.append(
+            Element(
+                f"{{{UPLOAD}}}request",
+                {"filename": name, "size": str(size), "content-type": content_type},
+            )
+        )
+        try:
+            result = await iq.send(timeout=self._wait)
+        except IqError as exc:
+            raise _iq_error(exc) from None
+        except IqTimeout:
+            raise MediaError("the upload service did not answer") from None
+        slot = result.xml.find(f"{{{UPLOAD}}}slot")
+        put = None if slot is None else slot.find(f"{{{UPLOAD}}}put")
+        get = None if slot is None else slot.find(f"{{{UPLOAD}}}get")
+        if put is None or get is None:
+            raise MediaError("the upload service sent no slot")
+        headers = {h.get("name", ""): h.text or "" for h in put.findall(f"{{{UPLOAD}}}header")}
+        return Slot(put.get("url", ""), headers, get.get("url", ""))
+
+
+class KitUploader:
+    """Slots from a provider kit's media host (third-party users), with the kit's own login."""
+
+    def __init__(
+        self, kit_url: str, username: str, password: str, *, ca_file: Path | None = None
+    ) -> None:
+        self._url = kit_url.rstrip("/")
+        self._login = {"username": username, "password": password}
+        self._verify = tls(ca_file)
+
+    async def slot(self, name: str, size: int, content_type: str) -> Slot:
+        body = {**self._login, "filename": name, "size": size, "content_type": content_type}
+        async with httpx.AsyncClient(verify=self._verify, timeout=10) as http:
+            answer = await http.post(f"{self._url}/v1/media/slots", json=body)
+        if answer.status_code not in (200, 201):
+            detail = answer.json().get("detail", answer.text) if answer.content else ""
+            raise MediaError(f"the media host refused ({answer.status_code}): {detail}")
+        data = answer.json()
+        return Slot(data["put_url"], dict(data.get("put_headers", {})), data["get_url"])
+
+
+async def _chunks(path: Path, total: int, progress: Progress | None) -> AsyncIterator[bytes]:
+    done = 0
+    with path.open("rb") as file:
+        while chunk := file.read(CHUNK):
+            done += len(chunk)
+            yield chunk
+            if progress is not None:
+                progress(done, total)
+
+
+async def upload(
+    path: Path, size: int, slot: Slot, *, verify: ssl.SSLContext | bool, progress: Progress | None
+) -> None:
+    """PUT the ``size`` bytes of ``path`` to ``slot``, streamed."""
+    headers = {
+        **slot.put_headers,
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(size),
+    }
+    async with httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30, read=120)) as http:
+        answer = await http.put(
+            slot.put_url, content=_chunks(path, size, progress), headers=headers
+        )
+    if answer.status_code not in (200, 201, 204):
+        raise MediaError(f"upload refused ({answer.status_code}): {answer.text[:200]}")
+
+
+async def download(
+    url: str,
+    dest: Path,
+    *,
+    headers: dict[str, str],
+    verify: ssl.SSLContext | bool,
+    max_bytes: int,
+    progress: Progress | None,
+) -> None:
+    """Stream ``url`` into ``dest``; refuses more than ``max_bytes`` (the size announced)."""
+    async with (
+        httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(30, read=120)) as http,
+        http.stream("GET", url, headers=headers) as answer,
+    ):
+        if answer.status_code != 200:
+            body = (await answer.aread())[:300].decode(errors="replace")
+            raise MediaError(f"download refused ({answer.status_code}): {body}")
+        total = int(answer.headers.get("content-length", max_bytes))
+        if total > max_bytes:
+            raise MediaError(f"the download is larger ({total} bytes) than announced")
+        done = 0
+        with dest.open("wb") as out:
+            async for chunk in answer.aiter_bytes(CHUNK):
+                done += len(chunk)
+                if done > max_bytes:
+                    raise MediaError("the download is larger than announced")
+                out.write(chunk)
+                if progress is not None:
+                    progress(done, total)
+
+
+async def proxy_token(xmpp: slixmpp.ClientXMPP, hub: str, wait: float) -> str:
+    """A short-lived token for the hub's media proxy (``urn:interlink:media:0``)."""
+    iq: Any = xmpp.make_iq(ito=hub, itype="get")
+    iq.xml.append(Element(f"{{{MEDIA}}}token"))
+    try:
+        result = await iq.send(timeout=wait)
+    except IqError as exc:
+        raise _iq_error(exc) from None
+    except IqTimeout:
+        raise MediaError("the hub did not answer the media token request") from None
+    token: Element | None = result.xml.find(f"{{{MEDIA}}}token")
+    if token is None or not token.text:
+        raise MediaError("the hub sent no media token")
+    return str(token.text)
+
+
+def proxied(hub_http: str, url: str, provider: str) -> str:
+    return f"{hub_http.rstrip('/')}/v1/media-proxy?{urlencode({'url': url, 'provider': provider})}"
+
+
+async def prepare(
+    path: Path,
+    kind: str,
+    *,
+    caption: str | None,
+    media_type: str | None,
+    duration: float | None,
+    uploader: Uploader,
+    work_dir: Path,
+    verify: ssl.SSLContext | bool,
+    progress: Progress | None,
+) -> FileInfo:
+    """Describe, seal and upload ``path``; returns what the message will say about it."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    described = await asyncio.to_thread(
+        describe, path, kind, media_type=media_type, duration=duration
+    )
+    await asyncio.to_thread(work_dir.mkdir, parents=True, exist_ok=True)
+    sealed_path = work_dir / f"upload-{secrets.token_hex(8)}"
+    try:
+        sealed = await asyncio.to_thread(seal_file, path, sealed_path)
+        slot = await uploader.slot(path.name, sealed.ciphertext_size, "application/octet-stream")
+        await upload(sealed_path, sealed.ciphertext_size, slot, verify=verify, progress=progress)
+    finally:
+        await asyncio.to_thread(sealed_path.unlink, missing_ok=True)
+    return FileInfo(
+        kind=kind,
+        name=path.name,
+        media_type=described.media_type,
+        size=sealed.size,
+        url=slot.get_url,
+        key=sealed.key,
+        iv=sealed.iv,
+        sha256=sealed.plaintext_sha256,
+        ciphertext_sha256=sealed.ciphertext_sha256,
+        caption=caption,
+        width=described.width,
+        height=described.height,
+        duration_ms=described.duration_ms,
+        thumbnail=described.thumbnail,
+        thumbnail_type=described.thumbnail_type,
+    )
+
+
+async def fetch(
+    info: FileInfo,
+    dest_dir: Path,
+    *,
+    via_proxy: tuple[str, str, str] | None,
+    verify: ssl.SSLContext | bool,
+    progress: Progress | None,
+) -> Path:
+    """Download, verify and decrypt ``info``'s file into ``dest_dir``; returns its path.
+    ``via_proxy`` is (hub HTTP base URL, proxy token, the sender's provider id)."""
+    await asyncio.to_thread(dest_dir.mkdir, parents=True, exist_ok=True)
+    sealed_path = dest_dir / f".download-{secrets.token_hex(8)}"
+    target = dest_dir / f"{secrets.token_hex(4)}-{info.name}"
+    url, headers = info.url, {}
+    if via_proxy is not None:
+        hub_http, token, provider = via_proxy
+        url = proxied(hub_http, info.url, provider)
+        headers = {"Authorization": f"Bearer {token}"}
+    try:
+        await download(
+            url,
+            sealed_path,
+            headers=headers,
+            verify=verify,
+            max_bytes=info.size + TAG,
+            progress=progress,
+        )
+        await asyncio.to_thread(
+            open_file,
+            sealed_path,
+            target,
+            key=info.key,
+            iv=info.iv,
+            ciphertext_sha256=info.ciphertext_sha256,
+            sha256=info.sha256,
+        )
+    finally:
+        await asyncio.to_thread(sealed_path.unlink, missing_ok=True)
+    return target
