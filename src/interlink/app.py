@@ -39,6 +39,7 @@ from interlink.interop.reports import ReportForwarder
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
+from interlink.net.metrics import HubMetrics, MetricSources
 from interlink.net.tls import ensure_self_signed, server_context
 from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
@@ -119,6 +120,8 @@ class HubServer:
         self._http_task: asyncio.Task[None] | None = None
         self._gate: ConnectionGate | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self.metrics: HubMetrics | None = None
+        self._ready = False
 
     async def start(self) -> None:
         s = self.settings
@@ -249,13 +252,44 @@ class HubServer:
             per_provider=Rate(s.policy.discovery_per_provider_per_hour, 3600.0),
             clock=self.clock,
         )
+        self.metrics = HubMetrics(
+            MetricSources(
+                hub,
+                storage,
+                gate=gate,
+                push=push,
+                discovery=self.discovery,
+                reports=reports,
+                enlistment=enlistment,
+            )
+        )
         self.http_app = app = build_http_app(
-            hub, ws_ctx, registry, admin_token(s), enlistment, signer, self.discovery
+            hub,
+            ws_ctx,
+            registry,
+            admin_token(s),
+            enlistment,
+            signer,
+            self.discovery,
+            metrics=self.metrics,
+            ready=self.not_ready,
+            metrics_public=s.admin.metrics_public,
         )
         await self._start_http(app, cert, key)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
+        self._ready = True
+
+    async def not_ready(self) -> str | None:
+        """``None`` when the hub serves; else the reason (``/readyz``)."""
+        if not self._ready or self.storage is None:
+            return "starting or shutting down"
+        try:
+            await self.storage.ping()
+        except Exception as exc:
+            return f"the database does not answer: {exc}"
+        return None
 
     async def _user_id(self, jid: str) -> str | None:
         """The user-visible id a provider attested for one of its users (the interop marker)."""
@@ -299,6 +333,7 @@ class HubServer:
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, end streams with <system-shutdown/>, finish
         writes, close storage."""
+        self._ready = False
         if self._sweeper is not None:
             self._sweeper.cancel()
         for server in self._servers:

@@ -75,6 +75,7 @@ class XmppSection(_Section):
 
 class AdminSection(_Section):
     token: str | None = None  # unset: generated once into data_dir/admin-token (mode 0600)
+    metrics_public: bool = False  # /metrics without the admin token (e.g. behind a firewall)
 
 
 class InteropSection(_Section):

@@ -12,6 +12,7 @@ from typing import Any
 
 from interlink.hub.policy.limits import PolicyLimits
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
+from interlink.hub.stats import HubStats
 from interlink.storage import Storage
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message
@@ -92,6 +93,7 @@ class HubContext:
         self.approved_providers: dict[str, str] = {}
         # Refusals by reason (consent rules, rate limits, full queues), for metrics.
         self.refusals: Counter[str] = Counter()
+        self.stats = HubStats()  # stanzas and routing latency, for metrics
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -243,6 +243,7 @@ class Router:
             return
         provider = self.ctx.provider_of(to)
         if provider is not None and provider not in self.ctx.approved_providers:
+            self.ctx.refusals["provider-not-approved"] += 1
             raise StanzaError(
                 StanzaErrorCondition.SERVICE_UNAVAILABLE,
                 f"the recipient's provider '{provider}' is not approved (suspended or pending)",

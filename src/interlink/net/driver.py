@@ -20,6 +20,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, Protocol
 
 from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
@@ -176,6 +177,13 @@ class StreamDriver:
                 self.flush()
                 return
 
+    async def _timed(self, pending: Pending, started: float) -> None:
+        """Routing that had to wait (storage): its latency ends when it is done."""
+        try:
+            await pending
+        finally:
+            self.hub.ctx.stats.routed(perf_counter() - started)
+
     def _run_close(self, error: StreamError) -> None:
         self._handle_sync(self.stream.close(error))
 
@@ -183,7 +191,15 @@ class StreamDriver:
         if isinstance(ev, StanzaReceived):
             session = self.session
             assert session is not None
-            return self.hub.route(session, ev.stanza)
+            stanza = ev.stanza
+            stats = self.hub.ctx.stats
+            stats.stanzas_in[stanza.KIND] += 1
+            started = perf_counter()
+            pending = self.hub.route(session, stanza)
+            if pending is None:
+                stats.routed(perf_counter() - started)
+                return None
+            return self._timed(pending, started)
         if isinstance(ev, CredentialsRequested):
             return self._lookup_credentials(ev.username)
         if isinstance(ev, TokenCheckRequested):
@@ -305,6 +321,7 @@ class StreamDriver:
 
     # -- output (SessionPort) -----------------------------------------------------------------
     def write_xml(self, xml: str) -> None:
+        self.hub.ctx.stats.sent(xml)
         self.stream.send_xml(xml)
         if not self._flush_scheduled:
             self._flush_scheduled = True

@@ -3,7 +3,11 @@ joins it with the rest of the interop control plane."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request, WebSocket
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Header, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
@@ -21,10 +25,12 @@ from interlink.net.admin import (
 )
 from interlink.net.discovery_api import discovery_error_handler, discovery_router
 from interlink.net.enlist_api import enlistment_error_handler, enlistment_router
+from interlink.net.metrics import CONTENT_TYPE, HubMetrics
 from interlink.net.problems import problem
 from interlink.net.websocket import WebSocketContext, serve_websocket
 
 WEBSOCKET_PATH = "/xmpp-websocket"
+Handler = Callable[[Request, Exception], Any]
 
 
 async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
@@ -44,7 +50,14 @@ def build_http_app(
     enlistment: EnlistmentService,
     signer: HubSigner,
     discovery: DiscoveryService | None = None,
+    *,
+    metrics: HubMetrics | None = None,
+    ready: Callable[[], Awaitable[str | None]] | None = None,
+    metrics_public: bool = False,
+    routers: Sequence[tuple[APIRouter, dict[type[Exception], Handler]]] = (),
 ) -> FastAPI:
+    """``ready`` returns ``None`` when the hub can serve, else why not (``/readyz``).
+    ``routers`` are further APIs with their exception handlers (media)."""
     app = FastAPI(title="Interlink hub", version=__version__)
     app.add_exception_handler(ProviderError, provider_error_handler)
     app.add_exception_handler(AdminAuthError, admin_auth_handler)
@@ -55,6 +68,11 @@ def build_http_app(
     if discovery is not None:
         app.add_exception_handler(DiscoveryError, discovery_error_handler)
         app.include_router(discovery_router(discovery))
+    for router, handlers in routers:
+        for exc_type, handler in handlers.items():
+            app.add_exception_handler(exc_type, handler)
+        app.include_router(router)
+    expected = admin_token.encode()
 
     @app.websocket(WEBSOCKET_PATH)
     async def xmpp_websocket(ws: WebSocket) -> None:
@@ -67,6 +85,26 @@ def build_http_app(
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
+        """Liveness: the process answers."""
         return JSONResponse({"status": "ok", "sessions": hub.sessions})
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness: started, not shutting down, and the database answers."""
+        reason = "not started" if ready is None else await ready()
+        if reason is not None:
+            return problem(503, "not-ready", "the hub is not ready", reason)
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics", response_class=Response)
+    async def prometheus(authorization: Annotated[str | None, Header()] = None) -> Response:
+        """Prometheus text format. Needs the admin bearer token unless metrics are public."""
+        if metrics is None:
+            return problem(404, "not-found", "metrics are not enabled", "")
+        scheme, _, value = (authorization or "").partition(" ")
+        allowed = scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), expected)
+        if not (metrics_public or allowed):
+            raise AdminAuthError
+        return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
     return app

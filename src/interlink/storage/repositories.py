@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from interlink.hub.policy.model import PolicyRepository
     from interlink.interop.enlistment import EnlistmentRepository
     from interlink.interop.providers import ProviderRepository
+    from interlink.media.model import MediaRepository
+    from interlink.media.model import MediaRepository
 
 
 class Subscription(StrEnum):
@@ -116,6 +118,10 @@ class OfflineRepository(Protocol):
 
     async def count(self, owner: str) -> int: ...
 
+    async def totals(self) -> tuple[int, int, int]:
+        """Messages stored, accounts with any, and the longest queue (for metrics)."""
+        ...
+
 
 class AccessModel(StrEnum):
     """Who may read a PEP node (XEP-0060 §4.5)."""
@@ -200,5 +206,15 @@ class Storage(Protocol):
 
     @property
     def policy(self) -> PolicyRepository: ...
+
+    @property
+    def media(self) -> MediaRepository: ...
+
+    @property
+    def media(self) -> MediaRepository: ...
+
+    async def ping(self) -> None:
+        """Raise if the database cannot answer (readiness)."""
+        ...
 
     async def close(self) -> None: ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StanzaErrorType
@@ -97,6 +98,7 @@ class _Base:
 @dataclass(frozen=True, slots=True)
 class Message(_Base):
     type: MessageType = MessageType.NORMAL
+    KIND: ClassVar[str] = "message"
 
     @property
     def body(self) -> str | None:
@@ -107,6 +109,7 @@ class Message(_Base):
 @dataclass(frozen=True, slots=True)
 class Presence(_Base):
     type: PresenceType = PresenceType.AVAILABLE
+    KIND: ClassVar[str] = "presence"
 
     @property
     def priority(self) -> int:
@@ -124,6 +127,7 @@ class Presence(_Base):
 @dataclass(frozen=True, slots=True)
 class Iq(_Base):
     type: IqType = IqType.GET
+    KIND: ClassVar[str] = "iq"
 
     @property
     def query(self) -> Element | None:

@@ -21,6 +21,8 @@ from pathlib import Path
 import aiosqlite
 
 from interlink.errors import StorageError
+from interlink.storage.sqlite.media_repos import SqliteMedia
+from interlink.storage.sqlite.media_repos import SqliteMedia
 from interlink.storage.sqlite.policy_repos import SqlitePolicy
 from interlink.storage.sqlite.repos import (
     SqliteAccounts,
@@ -83,6 +85,12 @@ class SqliteStorage:
         self.providers = SqliteProviders(db)
         self.enlistment = SqliteEnlistment(db)
         self.policy = SqlitePolicy(db)
+        self.media = SqliteMedia(db)
+        self.media = SqliteMedia(db)
+
+    async def ping(self) -> None:
+        async with self.db.conn.execute("SELECT 1") as cur:
+            await cur.fetchone()
 
     async def close(self) -> None:
         await self.db.conn.close()

@@ -217,6 +217,14 @@ class SqliteOffline:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
+    async def totals(self) -> tuple[int, int, int]:
+        async with self._db.conn.execute(
+            "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(MAX(n), 0) "
+            "FROM (SELECT COUNT(*) AS n FROM offline_messages GROUP BY owner)"
+        ) as cur:
+            row = await cur.fetchone()
+        return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+
 
 class SqliteServerState:
     def __init__(self, db: SqliteDatabase) -> None:

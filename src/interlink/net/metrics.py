@@ -1,0 +1,155 @@
+"""Prometheus metrics of the hub (``GET /metrics``), read at scrape time from the counters the
+hub keeps anyway: nothing on the routing path calls into prometheus_client.
+
+Everything is in one registry per hub (no process-global state), with the standard process
+collector (RSS, CPU, open files) beside ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from interlink.hub.hub import Hub
+from interlink.storage import Storage
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass
+class MetricSources:
+    """What the collector reads. Optional parts are absent in tests that build less."""
+
+    hub: Hub
+    storage: Storage
+    gate: Any = None  # net.driver.ConnectionGate
+    push: Any = None  # interop.push.PushNotifier (.stats: provider -> PushStats)
+    discovery: Any = None  # interop.discovery.DiscoveryService
+    reports: Any = None  # interop.reports.ReportForwarder
+    enlistment: Any = None  # interop.enlistment.EnlistmentService (.stats, if it keeps them)
+    extra: list[Collector] = field(default_factory=list)
+    offline: tuple[int, int, int] = (0, 0, 0)  # refreshed before each scrape
+
+
+class HubCollector(Collector):
+    def __init__(self, sources: MetricSources) -> None:
+        self._s = sources
+
+    def collect(self) -> Iterator[Metric]:
+        s = self._s
+        ctx = s.hub.ctx
+        yield GaugeMetricFamily(
+            "interlink_sessions", "Bound XMPP resources", value=len(ctx.sessions)
+        )
+        if s.gate is not None:
+            yield GaugeMetricFamily(
+                "interlink_connections",
+                "Open client streams (TCP and WebSocket)",
+                value=len(s.gate.open),
+            )
+            yield GaugeMetricFamily(
+                "interlink_connections_unauthenticated",
+                "Streams that have not bound a resource yet",
+                value=s.gate.unauthenticated,
+            )
+        stanzas = CounterMetricFamily(
+            "interlink_stanzas", "Stanzas by kind and direction", labels=["direction", "kind"]
+        )
+        for kind, count in ctx.stats.stanzas_in.items():
+            stanzas.add_metric(["in", kind], count)
+        for kind, count in ctx.stats.outbound().items():
+            stanzas.add_metric(["out", kind], count)
+        yield stanzas
+        buckets, total = ctx.stats.histogram()
+        yield HistogramMetricFamily(
+            "interlink_routing_seconds",
+            "Time from a stanza's arrival to its delivery or durable storage",
+            buckets=buckets,
+            sum_value=total,
+        )
+        stored, accounts, longest = s.offline
+        yield GaugeMetricFamily(
+            "interlink_offline_messages", "Messages stored for offline accounts", value=stored
+        )
+        yield GaugeMetricFamily(
+            "interlink_offline_accounts", "Accounts with stored messages", value=accounts
+        )
+        yield GaugeMetricFamily(
+            "interlink_offline_queue_longest", "The longest offline queue", value=longest
+        )
+        refusals = CounterMetricFamily(
+            "interlink_policy_refusals",
+            "Stanzas refused or dropped by the consent and abuse rules, by reason",
+            labels=["reason"],
+        )
+        rate = CounterMetricFamily(
+            "interlink_rate_limited", "Rate-limit hits, by limit", labels=["limit"]
+        )
+        for reason, count in sorted(ctx.refusals.items()):
+            refusals.add_metric([reason], count)
+            if reason.startswith("rate-"):
+                rate.add_metric([reason[5:]], count)
+        if s.discovery is not None:
+            rate.add_metric(["discovery"], s.discovery.limited)
+        yield refusals
+        yield rate
+        yield from self._interop()
+
+    def _interop(self) -> Iterator[Metric]:
+        s = self._s
+        if s.push is not None:
+            pushes = CounterMetricFamily(
+                "interlink_pushes",
+                "Pushes to providers, by outcome",
+                labels=["provider", "outcome"],
+            )
+            for provider, stats in sorted(s.push.stats.items()):
+                for outcome in ("queued", "coalesced", "sent", "retried", "failed", "dropped"):
+                    pushes.add_metric([provider, outcome], getattr(stats, outcome))
+            yield pushes
+        if s.discovery is not None:
+            lookups = CounterMetricFamily(
+                "interlink_discovery_lookups", "Discovery lookups, by outcome", labels=["outcome"]
+            )
+            lookups.add_metric(["found"], s.discovery.found)
+            lookups.add_metric(["not-found"], s.discovery.lookups - s.discovery.found)
+            yield lookups
+        if s.reports is not None:
+            reports = CounterMetricFamily(
+                "interlink_reports_forwarded", "Reports sent to providers", labels=["outcome"]
+            )
+            reports.add_metric(["forwarded"], s.reports.forwarded)
+            reports.add_metric(["failed"], s.reports.failed)
+            yield reports
+        stats = getattr(s.enlistment, "stats", None)
+        if stats is not None:
+            enlistments = CounterMetricFamily(
+                "interlink_enlistments", "Enlistment API outcomes", labels=["outcome"]
+            )
+            for outcome, count in sorted(stats.items()):
+                enlistments.add_metric([outcome], count)
+            yield enlistments
+
+
+class HubMetrics:
+    def __init__(self, sources: MetricSources) -> None:
+        self.sources = sources
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(HubCollector(sources))
+        self.registry.register(ProcessCollector(registry=None))
+        for collector in sources.extra:
+            self.registry.register(collector)
+
+    async def render(self) -> bytes:
+        self.sources.offline = await self.sources.storage.offline.totals()
+        return generate_latest(self.registry)
