@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from interlink.interop.enlistment import EnlistmentRepository
     from interlink.interop.providers import ProviderRepository
     from interlink.media.model import MediaRepository
-    from interlink.media.model import MediaRepository
 
 
 class Subscription(StrEnum):
@@ -206,9 +205,6 @@ class Storage(Protocol):
 
     @property
     def policy(self) -> PolicyRepository: ...
-
-    @property
-    def media(self) -> MediaRepository: ...
 
     @property
     def media(self) -> MediaRepository: ...

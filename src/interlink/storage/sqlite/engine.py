@@ -22,7 +22,6 @@ import aiosqlite
 
 from interlink.errors import StorageError
 from interlink.storage.sqlite.media_repos import SqliteMedia
-from interlink.storage.sqlite.media_repos import SqliteMedia
 from interlink.storage.sqlite.policy_repos import SqlitePolicy
 from interlink.storage.sqlite.repos import (
     SqliteAccounts,
@@ -85,7 +84,6 @@ class SqliteStorage:
         self.providers = SqliteProviders(db)
         self.enlistment = SqliteEnlistment(db)
         self.policy = SqlitePolicy(db)
-        self.media = SqliteMedia(db)
         self.media = SqliteMedia(db)
 
     async def ping(self) -> None:
