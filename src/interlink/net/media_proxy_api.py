@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from interlink.media.proxy import MAX_URL_LENGTH, MediaProxy, MediaProxyError, MediaStream
@@ -68,6 +68,7 @@ def media_proxy_router(
     @router.get(
         "",
         response_class=StreamingResponse,
+        response_model=None,
         responses={
             200: {"content": {"application/octet-stream": {}}, "description": "the media bytes"},
             400: {"description": "bad URL"},
@@ -83,7 +84,7 @@ def media_proxy_router(
         url: Annotated[str | None, Query(description="the https URL of the media")] = None,
         provider: Annotated[str | None, Query(description="the sender's provider id")] = None,
         authorization: Annotated[str | None, Header()] = None,
-    ) -> StreamingResponse | JSONResponse:
+    ) -> Response:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return _refused(401, "media-token-missing", "send Authorization: Bearer <media token>")
