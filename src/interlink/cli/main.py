@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from interlink.app import HubServer, open_storage
+from interlink.cli import chat_cmd
 from interlink.cli import policy as policy_cli
 from interlink.cli.common import (
     ConfigOpt,
@@ -352,6 +353,7 @@ def kit_user_deactivate(username: str, data_dir: KitDirOpt = Path("./provider-ki
 user_app.command("phone")(policy_cli.user_phone)
 app.add_typer(policy_cli.reports_app, name="reports")
 provider_app.command("reports")(policy_cli.provider_reports)
+app.command("chat")(chat_cmd.chat)
 
 
 def main() -> None:
