@@ -8,6 +8,11 @@
 - ``POST /interlink/v1/report``: an abuse report about one of the kit's users; verified and
   recorded (``interlink provider reports`` lists them).
 - ``POST /v1/pushes``: a user's app reads the pushes recorded for it (username + password).
+- ``POST /v1/media/slots`` (when the kit hosts media): a user's app asks for an upload slot
+  (username, password, filename, size, content type) and gets the PUT URL, the headers to send
+  with it and the GET URL to share, with the semantics of the hub's XEP-0363 slots (per-file
+  limit, content-type policy, quota and open slots per user, expiry); ``PUT`` and
+  ``GET|HEAD /media/{id}/{filename}`` are :func:`interlink.net.media_api.media_router`.
 
 Requests from the hub are compact JWS verified with the hub's published keys
 (``{hub_url}/.well-known/interlink/jwks.json``, cached, refetched on an unknown key id).
@@ -33,6 +38,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
 from pydantic import BaseModel, ConfigDict, Field
 
+from interlink.media import MediaError, MediaStore, slot_urls
+from interlink.net.media_api import media_router
 from interlink.provider.store import KitStore
 
 TOKEN_LIFETIME = 300
@@ -43,6 +50,7 @@ class KitConfig:
     provider_id: str
     hub_domain: str
     hub_url: str  # https base URL of the hub (for its JWK set)
+    public_url: str = ""  # base URL of the kit's own HTTP listener, as users reach it (media URLs)
 
 
 class TokenIn(BaseModel):
@@ -60,6 +68,24 @@ class PushesIn(BaseModel):
 
     username: str = Field(max_length=255)
     password: str = Field(max_length=1024)
+
+
+class MediaSlotIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(max_length=255)
+    password: str = Field(max_length=1024)
+    filename: str = Field(max_length=1024)
+    size: int = Field(description="exact size of the (encrypted) file in bytes")
+    content_type: str | None = Field(
+        default=None, description="defaults to application/octet-stream", max_length=255
+    )
+
+
+class MediaSlotOut(BaseModel):
+    put_url: str
+    put_headers: dict[str, str] = Field(description="send these headers with the PUT")
+    get_url: str = Field(description="where recipients download the file")
 
 
 def _problem(status: int, kind: str, detail: str) -> JSONResponse:
@@ -101,7 +127,13 @@ def build_kit_app(
     signing_seed: bytes,
     hub_client: httpx.AsyncClient,
     clock: Callable[[], float] = time.time,
+    *,
+    media: MediaStore | None = None,
 ) -> FastAPI:
+    """``media``, when given, makes the kit its users' media host (slots, PUT, GET) at
+    ``config.public_url``."""
+    if media is not None and not config.public_url:
+        raise ValueError("a media host needs the kit's public_url")
     app = FastAPI(title="Interlink provider kit")
     private = Ed25519PrivateKey.from_private_bytes(signing_seed)
     key = OKPKey.import_key(private)
@@ -189,5 +221,26 @@ def build_kit_app(
         if user is None:
             return _problem(401, "unauthorized", "unknown user or wrong password")
         return JSONResponse({"pushes": await store.pushes(user.subject)})
+
+    if media is not None:
+        app.include_router(media_router(media))
+
+        @app.post("/v1/media/slots", status_code=201)
+        async def media_slot(body: MediaSlotIn) -> Response:
+            user = await store.check_password(body.username, body.password)
+            if user is None or not user.active:
+                return _problem(401, "unauthorized", "unknown user, wrong password or inactive")
+            try:
+                # The subject, not the username: the quota follows the account.
+                slot = await media.request_slot(
+                    user.subject, body.filename, body.size, body.content_type
+                )
+            except MediaError as exc:
+                return _problem(exc.status, exc.kind, exc.detail)
+            urls = slot_urls(config.public_url, slot)
+            out = MediaSlotOut(
+                put_url=urls.put_url, put_headers=urls.put_headers, get_url=urls.get_url
+            )
+            return JSONResponse(out.model_dump(), status_code=201)
 
     return app

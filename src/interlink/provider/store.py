@@ -1,5 +1,10 @@
 """The provider kit's own storage (SQLite): users with scrypt password hashes, the signing key,
-and the pushes and abuse reports received from the hub."""
+the pushes and abuse reports received from the hub, and the metadata of the media it hosts.
+
+Media metadata goes through the hub's own repository class
+(:class:`interlink.storage.sqlite.media_repos.SqliteMedia`) on a second, autocommit connection to
+the same database file: that repository runs its writes as explicit durable transactions, which
+must not interleave with this connection's implicit ones."""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
+
+from interlink.storage.sqlite.engine import SqliteDatabase
+from interlink.storage.sqlite.media_repos import SqliteMedia, create_media_tables
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (
@@ -47,8 +55,10 @@ class KitUser:
 
 
 class KitStore:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path | None = None) -> None:
         self._conn = conn
+        self._path = path
+        self._media_conn: aiosqlite.Connection | None = None
 
     @classmethod
     async def open(cls, path: Path) -> KitStore:
@@ -56,9 +66,23 @@ class KitStore:
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.executescript(_SCHEMA)
         await conn.commit()
-        return cls(conn)
+        return cls(conn, path)
+
+    async def media_repository(self) -> SqliteMedia:
+        """The media metadata repository, on its own connection (created on first call)."""
+        if self._path is None:
+            raise ValueError("the media repository needs a KitStore opened from a file")
+        if self._media_conn is None:
+            conn = await aiosqlite.connect(str(self._path), isolation_level=None)
+            await conn.execute("PRAGMA synchronous=FULL")
+            await conn.execute("PRAGMA busy_timeout=10000")
+            await create_media_tables(conn)
+            self._media_conn = conn
+        return SqliteMedia(SqliteDatabase(self._media_conn))
 
     async def close(self) -> None:
+        if self._media_conn is not None:
+            await self._media_conn.close()
         await self._conn.close()
 
     async def add_user(self, username: str, password: str) -> KitUser:
