@@ -486,3 +486,18 @@ async def test_streaming_memory_is_bounded(tmp_path: Path) -> None:
         assert upload_peak < 8 * 1024 * 1024, upload_peak
         assert download_peak < 4 * 1024 * 1024, download_peak
         assert kit.store.files.file_path(slot.record.file_id).stat().st_size == size
+
+
+async def test_delete_owner_removes_files_and_quota(tmp_path: Path) -> None:
+    async with media_kit(tmp_path) as kit:
+        stored = await kit.store.request_slot(OWNER, "a.bin", 3, None)
+        await put(kit, stored, b"abc")
+        await kit.store.request_slot(OWNER, "b.bin", 3, None)
+        other = await kit.store.request_slot("bob@hub.test", "c.bin", 3, None)
+        await put(kit, other, b"xyz")
+        assert await kit.store.delete_owner(OWNER) == 2
+        assert await kit.store.usage(OWNER) == Usage(bytes=0, open_slots=0)
+        assert not kit.store.files.file_path(stored.record.file_id).exists()
+        with pytest.raises(UnknownMedia):
+            await read_all(kit, stored)
+        assert await read_all(kit, other) == b"xyz"

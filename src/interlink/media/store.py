@@ -256,6 +256,16 @@ class MediaStore:
             raise UnknownMedia("no such file") from None
         return Download(record, handle, self.files)
 
+    async def delete_owner(self, owner: str) -> int:
+        """Delete every slot and file of ``owner`` (an account that is deleted); the number
+        deleted. A running upload of theirs fails when it completes (its slot is gone)."""
+        records = await self._repo.owned_by(owner)
+        for record in records:
+            await self.files.remove(record.slot_id, record.file_id)
+        if records:
+            await self._repo.delete([r.slot_id for r in records])
+        return len(records)
+
     # -- expiry ----------------------------------------------------------------------------------
     async def collect_expired(self, now: float, batch: int = 500) -> int:
         """Delete slots and files expired at ``now``, releasing their quota; the number deleted.

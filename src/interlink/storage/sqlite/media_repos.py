@@ -43,6 +43,7 @@ _EXPIRED = (
 )
 _BY_SLOT = _SELECT + "WHERE slot_id = ?"
 _BY_FILE = _SELECT + "WHERE file_id = ?"
+_BY_OWNER = _SELECT + "WHERE owner = ?"
 
 
 def media_schema() -> str:
@@ -131,6 +132,10 @@ class SqliteMedia:
 
     async def expired(self, now: float, limit: int) -> list[MediaRecord]:
         async with self._db.conn.execute(_EXPIRED, (now, now, limit)) as cur:
+            return [_record(tuple(r)) for r in await cur.fetchall()]
+
+    async def owned_by(self, owner: str) -> list[MediaRecord]:
+        async with self._db.conn.execute(_BY_OWNER, (owner,)) as cur:
             return [_record(tuple(r)) for r in await cur.fetchall()]
 
     async def delete(self, slot_ids: list[str]) -> None:
