@@ -118,6 +118,6 @@ async def test_login_send_receive_and_verify_the_safety_number(tmp_path: Path) -
                 assert trust[device_id] == "VERIFIED"
                 await pilot.press("escape")
                 await until(pilot, lambda: app.screen is screen, "the chat again")
-                assert not [text for text in app.shown if "failed" in text]
+                assert app.errors == []
         finally:
             await bob.close()

@@ -242,10 +242,13 @@ class ChatScreen(Screen[None]):
                 if c.unread:
                     label += f" ({c.unread})"
                 options.append(Option(label, id=c.peer))
+        kept = view.highlighted_option.id if view.highlighted_option is not None else None
         view.clear_options()
         view.add_options(options)
-        if self.model.current is not None and self.model.current in self.model.conversations:
-            view.highlighted = view.get_option_index(self.model.current)
+        for peer in (kept, self.model.current):  # keep the user's place in the list
+            if peer is not None and peer in self.model.conversations:
+                view.highlighted = view.get_option_index(peer)
+                break
 
     def _draw_chat(self) -> None:
         peer = self.model.current
@@ -597,6 +600,7 @@ class ChatApp(App[None]):
         self.prefill = prefill or {}
         self.session: Session | None = None
         self.shown: list[str] = []  # every notification's text, in order (tests read it)
+        self.errors: list[str] = []  # those shown as errors
 
     def on_mount(self) -> None:
         self.push_screen(LoginScreen(self.prefill))
@@ -616,6 +620,8 @@ class ChatApp(App[None]):
 
     def tell(self, severity: str, text: str) -> None:
         self.shown.append(text)
+        if severity == "error":
+            self.errors.append(text)
         level = severity if severity in ("information", "warning", "error") else "information"
         self.notify(text, severity=level)  # type: ignore[arg-type]
 
