@@ -3,6 +3,7 @@ un-enlistment, and every refusal, each storing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,10 +13,13 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from interlink.errors import StorageError
 from interlink.interop.enlistment import EnlistmentError, EnlistmentService
 from interlink.interop.providers import Provider, ProviderRegistry, ProviderStatus
 from interlink.storage.sqlite import SqliteStorage, open_sqlite
 from tests.interop.enlistkit import HUB, ThirdParty
+
+T0 = 1_000_000.0
 
 
 class InlineKeys:
@@ -34,11 +38,11 @@ class Kit:
     async def stored(self) -> tuple[int, int, int]:
         """(accounts, seen token ids, open challenges)"""
         counts = []
-        for table in ("interop_accounts", "seen_token_ids", "enlistment_challenges"):
+        for table in ("interop_accounts", "seen_token_ids"):
             async with self.storage.db.conn.execute(f"SELECT COUNT(*) FROM {table}") as cur:  # noqa: S608
                 row = await cur.fetchone()
             counts.append(int(row[0]) if row else 0)
-        return counts[0], counts[1], counts[2]
+        return counts[0], counts[1], len(self.service.challenges)
 
 
 @asynccontextmanager
@@ -67,7 +71,7 @@ async def kit(status: ProviderStatus = ProviderStatus.APPROVED) -> AsyncIterator
 
 async def test_enlist_re_enlist_with_a_new_key_and_unenlist() -> None:
     async with kit() as k:
-        nonce, expires = await k.service.challenge()
+        nonce, expires = k.service.challenge()
         assert expires > time.time()
         key, sig = k.party.prove(nonce)
         result = await k.service.enlist(k.party.token(), key, nonce, sig)
@@ -80,7 +84,7 @@ async def test_enlist_re_enlist_with_a_new_key_and_unenlist() -> None:
         assert await k.storage.accounts.exists(jid)
         # The same subject enlists again from a new device with a new identity key.
         k.party.identity = Ed25519PrivateKey.generate()
-        nonce, _ = await k.service.challenge()
+        nonce, _ = k.service.challenge()
         key, sig = k.party.prove(nonce)
         again = await k.service.enlist(k.party.token(), key, nonce, sig)
         assert again.account.jid == jid
@@ -130,7 +134,7 @@ REFUSALS: list[tuple[str, Any, str]] = [
 @pytest.mark.parametrize(("name", "make", "kind"), REFUSALS, ids=[r[0] for r in REFUSALS])
 async def test_refusals_store_nothing(name: str, make: Any, kind: str) -> None:
     async with kit() as k:
-        nonce, _ = await k.service.challenge()
+        nonce, _ = k.service.challenge()
         spec = make(k.party, time.time())
         challenge = spec.get("challenge", nonce)
         key, sig = k.party.prove(spec.get("sig_for", challenge), spec.get("sig_domain", HUB))
@@ -144,11 +148,11 @@ async def test_refusals_store_nothing(name: str, make: Any, kind: str) -> None:
 
 async def test_replayed_token_and_reused_challenge() -> None:
     async with kit() as k:
-        nonce, _ = await k.service.challenge()
+        nonce, _ = k.service.challenge()
         key, sig = k.party.prove(nonce)
         token = k.party.token()
         await k.service.enlist(token, key, nonce, sig)
-        nonce2, _ = await k.service.challenge()
+        nonce2, _ = k.service.challenge()
         key2, sig2 = k.party.prove(nonce2)
         with pytest.raises(EnlistmentError) as replay:
             await k.service.enlist(token, key2, nonce2, sig2)
@@ -162,7 +166,7 @@ async def test_replayed_token_and_reused_challenge() -> None:
 async def test_suspended_or_pending_provider_is_refused() -> None:
     for status in (ProviderStatus.SUSPENDED, ProviderStatus.PENDING):
         async with kit(status) as k:
-            nonce, _ = await k.service.challenge()
+            nonce, _ = k.service.challenge()
             key, sig = k.party.prove(nonce)
             with pytest.raises(EnlistmentError) as info:
                 await k.service.enlist(k.party.token(), key, nonce, sig)
@@ -174,9 +178,56 @@ async def test_expired_challenge() -> None:
     async with kit() as k:
         now = [time.time()]
         k.service._clock = lambda: now[0]
-        nonce, _ = await k.service.challenge()
+        nonce, _ = k.service.challenge()
         now[0] += 301
         key, sig = k.party.prove(nonce)
         with pytest.raises(EnlistmentError) as info:
             await k.service.enlist(k.party.token(now=now[0]), key, nonce, sig)
         assert info.value.kind == "bad-challenge"
+
+
+async def test_one_challenge_serves_one_of_two_concurrent_enlistments() -> None:
+    async with kit() as k:
+        nonce, _ = k.service.challenge()
+        key, sig = k.party.prove(nonce)
+        outcomes = await asyncio.gather(
+            k.service.enlist(k.party.token(), key, nonce, sig),
+            k.service.enlist(k.party.token(), key, nonce, sig),
+            return_exceptions=True,
+        )
+        refused = [o for o in outcomes if isinstance(o, EnlistmentError)]
+        assert len(refused) == 1
+        assert refused[0].kind == "bad-challenge"
+        assert await k.stored() == (1, 1, 0)
+
+
+async def test_a_storage_failure_gives_the_challenge_back() -> None:
+    async with kit() as k:
+        nonce, _ = k.service.challenge()
+        key, sig = k.party.prove(nonce)
+
+        async def broken(**_: Any) -> str:
+            raise StorageError("disk full")
+
+        real = k.storage.enlistment.commit_enlistment
+        k.storage.enlistment.commit_enlistment = broken  # type: ignore[method-assign]
+        with pytest.raises(StorageError):
+            await k.service.enlist(k.party.token(), key, nonce, sig)
+        k.storage.enlistment.commit_enlistment = real  # type: ignore[method-assign]
+        assert (await k.service.enlist(k.party.token(), key, nonce, sig)).created
+
+
+async def test_token_ids_stay_durable_across_pruning() -> None:
+    """Pruning runs at most once a minute and drops only ids whose tokens expired an hour ago
+    (long refused as expired anyway); a replay inside a token's lifetime is always caught."""
+    async with kit() as k:
+        repo = k.storage.enlistment
+        assert await repo.remember_jti("examplechat", "a", expires_at=T0 + 300, now=T0)
+        assert await repo.remember_jti("examplechat", "b", expires_at=T0 + 4000, now=T0 + 30)
+        assert not await repo.remember_jti("examplechat", "a", expires_at=T0 + 300, now=T0 + 59)
+        assert await repo.jti_seen("examplechat", "a")
+        # More than an hour after "a" expired, the next prune (due: a minute has passed) drops it.
+        assert await repo.remember_jti("examplechat", "c", expires_at=T0 + 5000, now=T0 + 3901)
+        assert not await repo.jti_seen("examplechat", "a")
+        assert await repo.jti_seen("examplechat", "b")
+        assert not await repo.remember_jti("examplechat", "b", expires_at=T0 + 4000, now=T0 + 3902)

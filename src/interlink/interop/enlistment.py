@@ -1,6 +1,7 @@
 """Enlistment of third-party users with cryptographic proof of ownership (DESIGN Flow 2).
 
-1. The client asks for a challenge: 32 random bytes, single use, valid 5 minutes.
+1. The client asks for a challenge: 32 random bytes, single use, valid 5 minutes, kept in
+   memory (see :mod:`interlink.interop.challenges`).
 2. It gets a short-lived JWT from its provider (iss = provider, sub = account, aud = hub,
    ``cnf.jkt`` = RFC 7638 thumbprint of its Ed25519 identity key) and signs
    ``challenge || hub domain`` with that identity key.
@@ -13,6 +14,10 @@
 A new identity key for an enlisted account is recorded and reported as a key change. Every
 refusal is an :class:`EnlistmentError` with an HTTP status and a problem type; nothing is stored
 for a refused request (the token id and challenge are consumed only once everything else holds).
+
+Storage round trips are few on purpose (each one is a hop to the SQLite thread): the token id's
+replay check for an enlistment is the insert in the enlistment's own transaction, not a separate
+read before it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ import base64
 import hashlib
 import hmac
 import json
-import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +34,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from interlink.errors import AuthenticationRefused, InterlinkError
+from interlink.interop.challenges import ChallengeStore
 from interlink.interop.providers import Provider, ProviderRegistry, ProviderStatus
 from interlink.interop.tokens import (
     ProviderToken,
@@ -38,9 +43,6 @@ from interlink.interop.tokens import (
     UnknownKeyId,
     verify_token,
 )
-
-CHALLENGE_BYTES = 32
-CHALLENGE_TTL = 300.0
 
 
 class EnlistmentError(InterlinkError):
@@ -70,8 +72,6 @@ class EnlistmentResult:
 
 
 class EnlistmentRepository(Protocol):
-    async def add_challenge(self, nonce: str, expires_at: float) -> None: ...
-
     async def jti_seen(self, issuer: str, jti: str) -> bool: ...
 
     async def account(self, jid: str) -> InteropAccount | None: ...
@@ -79,7 +79,6 @@ class EnlistmentRepository(Protocol):
     async def commit_enlistment(
         self,
         *,
-        nonce: str,
         issuer: str,
         jti: str,
         jti_expires_at: float,
@@ -87,9 +86,9 @@ class EnlistmentRepository(Protocol):
         new_key: bool,
         now: float,
     ) -> str:
-        """In one transaction: consume the challenge, record the token id, create or update the
-        account (appending a new key to its history). Returns "ok", "bad-challenge" or
-        "replayed"; on anything but "ok" nothing is changed."""
+        """In one transaction: record the token id, create or update the account (appending a
+        new key to its history). Returns "ok" or "replayed"; on "replayed" nothing is
+        changed."""
 
     async def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
         """Record a token id for a login; False if it was seen before."""
@@ -139,6 +138,7 @@ class EnlistmentService:
         secret: bytes,
         clock: Callable[[], float],
         policy: TokenPolicy | None = None,
+        challenges: ChallengeStore | None = None,
     ) -> None:
         self._repo = repo
         self._registry = registry
@@ -147,6 +147,7 @@ class EnlistmentService:
         self._secret = secret
         self._clock = clock
         self.policy = policy or TokenPolicy(audience=hub_domain)
+        self.challenges = challenges or ChallengeStore()
         # Optional: ask the provider at login whether the account is active (introspection).
         self.login_check: Callable[[Provider, str], Awaitable[None]] | None = None
 
@@ -155,14 +156,13 @@ class EnlistmentService:
         opaque = base64.b32encode(digest[:20]).decode().lower().rstrip("=")
         return f"{opaque}@{provider_id}.interop.{self._domain}"
 
-    async def challenge(self) -> tuple[str, float]:
-        nonce = b64url(secrets.token_bytes(CHALLENGE_BYTES))
-        expires = self._clock() + CHALLENGE_TTL
-        await self._repo.add_challenge(nonce, expires)
-        return nonce, expires
+    def challenge(self) -> tuple[str, float]:
+        """A new challenge and when it expires."""
+        return self.challenges.issue(self._clock())
 
     async def verify(self, token_text: str) -> tuple[Provider, ProviderToken]:
-        """Check a provider token fully (provider approved, signature, claims, replay)."""
+        """Check a provider token (provider approved, signature, claims), all but replay: the
+        caller checks the token id against storage."""
         header_issuer = _unverified_issuer(token_text)
         try:
             provider = await self._registry.get(header_issuer)
@@ -188,8 +188,6 @@ class EnlistmentService:
                 )
         except TokenError as exc:
             raise EnlistmentError(401, f"token-{exc.reason}", exc.detail) from None
-        if await self._repo.jti_seen(provider.id, token.jti):
-            raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
         return provider, token
 
     async def enlist(
@@ -218,6 +216,19 @@ class EnlistmentService:
                 401, "key-not-bound", "the identity key does not match the token's cnf.jkt"
             )
         now = self._clock()
+        # Taken before the first await that follows, so two requests cannot both use it.
+        challenge_expires = self.challenges.take(challenge, now)
+        if challenge_expires is None:
+            raise EnlistmentError(401, "bad-challenge", "unknown, used or expired challenge")
+        try:
+            return await self._commit(provider, token, identity_key, now)
+        except BaseException:
+            self.challenges.give_back(challenge, challenge_expires)
+            raise
+
+    async def _commit(
+        self, provider: Provider, token: ProviderToken, identity_key: bytes, now: float
+    ) -> EnlistmentResult:
         jid = self.interop_jid(provider.id, token.subject)
         existing = await self._repo.account(jid)
         key_changed = existing is not None and existing.identity_key != identity_key
@@ -231,7 +242,6 @@ class EnlistmentService:
             updated_at=now,
         )
         outcome = await self._repo.commit_enlistment(
-            nonce=challenge,
             issuer=provider.id,
             jti=token.jti,
             jti_expires_at=token.expires_at,
@@ -239,8 +249,6 @@ class EnlistmentService:
             new_key=existing is None or key_changed,
             now=now,
         )
-        if outcome == "bad-challenge":
-            raise EnlistmentError(401, "bad-challenge", "unknown, used or expired challenge")
         if outcome == "replayed":
             raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
         return EnlistmentResult(account, existing is None, key_changed)
@@ -253,6 +261,10 @@ class EnlistmentService:
             provider, token = await self.verify(token_text)
         except EnlistmentError as exc:
             raise AuthenticationRefused(exc.detail, temporary=exc.status >= 500) from None
+        # Checked before the account and the provider's introspection are asked; recorded
+        # (atomically, so a race still loses) only once everything else holds.
+        if await self._repo.jti_seen(provider.id, token.jti):
+            raise AuthenticationRefused("this token (jti) was used before")
         jid = self.interop_jid(provider.id, token.subject)
         if await self._repo.account(jid) is None:
             raise AuthenticationRefused("this account is not enlisted")

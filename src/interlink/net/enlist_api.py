@@ -1,5 +1,8 @@
 """The Enlistment API, ``/v1/enlistments`` (DESIGN Flow 2): thin handlers over
-:class:`~interlink.interop.enlistment.EnlistmentService`; errors are RFC 9457 problem+json."""
+:class:`~interlink.interop.enlistment.EnlistmentService`; errors are RFC 9457 problem+json.
+
+The two hot handlers return their JSON directly: the response models are declared for the
+OpenAPI document only (FastAPI does not validate and re-serialize a returned ``Response``)."""
 
 from __future__ import annotations
 
@@ -48,21 +51,26 @@ class UnenlistOut(BaseModel):
 def enlistment_router(service: EnlistmentService) -> APIRouter:
     router = APIRouter(prefix="/v1/enlistments", tags=["enlistment"])
 
-    @router.post("/challenge", status_code=201)
-    async def challenge() -> ChallengeOut:
-        nonce, expires = await service.challenge()
-        return ChallengeOut(challenge=nonce, expires_at=expires)
+    @router.post("/challenge", status_code=201, response_model=ChallengeOut)
+    async def challenge() -> JSONResponse:
+        nonce, expires = service.challenge()
+        return JSONResponse({"challenge": nonce, "expires_at": expires}, status_code=201)
 
-    @router.post("", status_code=201)
+    @router.post(
+        "",
+        status_code=201,
+        response_model=EnlistOut,
+        responses={200: {"model": EnlistOut, "description": "re-enlisted (account existed)"}},
+    )
     async def enlist(body: EnlistIn) -> JSONResponse:
         result = await service.enlist(body.token, body.identity_key, body.challenge, body.signature)
-        out = EnlistOut(
-            jid=result.account.jid,
-            created=result.created,
-            key_changed=result.key_changed,
-            user_id=result.account.user_id,
-        )
-        return JSONResponse(out.model_dump(), status_code=201 if result.created else 200)
+        out = {
+            "jid": result.account.jid,
+            "created": result.created,
+            "key_changed": result.key_changed,
+            "user_id": result.account.user_id,
+        }
+        return JSONResponse(out, status_code=201 if result.created else 200)
 
     @router.delete("")
     async def unenlist(authorization: Annotated[str | None, Header()] = None) -> UnenlistOut:

@@ -433,21 +433,28 @@ class SqliteProviders:
 
 
 class SqliteEnlistment:
+    """Token ids, interop accounts and their key history.
+
+    Every statement is a hop to aiosqlite's thread and back, which under load costs far more
+    than the statement, so reads use ``execute_fetchall`` (one hop, not execute + fetch +
+    close) and expired token ids are pruned once per ``JTI_PRUNE_INTERVAL``, not on every
+    insert (the prune scans the table: ``expires_at`` has no index). Challenges are not stored
+    here: they live in memory (:mod:`interlink.interop.challenges`); the table
+    ``enlistment_challenges`` of migration 0004 is no longer used.
+    """
+
+    JTI_PRUNE_INTERVAL = 60.0
+    JTI_KEEP_AFTER_EXPIRY = 3600.0  # well past any clock skew, so a replay is still recognized
+
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
-
-    async def add_challenge(self, nonce: str, expires_at: float) -> None:
-        async with self._db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO enlistment_challenges (nonce, expires_at) VALUES (?, ?)",
-                (nonce, expires_at),
-            )
+        self._next_prune = float("-inf")
 
     async def jti_seen(self, issuer: str, jti: str) -> bool:
-        async with self._db.conn.execute(
+        rows = await self._db.conn.execute_fetchall(
             "SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?", (issuer, jti)
-        ) as cur:
-            return await cur.fetchone() is not None
+        )
+        return bool(list(rows))
 
     @staticmethod
     def _account(row: tuple[object, ...]) -> InteropAccount:
@@ -463,18 +470,24 @@ class SqliteEnlistment:
         )
 
     async def account(self, jid: str) -> InteropAccount | None:
-        async with self._db.conn.execute(
-            "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, updated_at "
-            "FROM interop_accounts WHERE jid = ?",
-            (jid,),
-        ) as cur:
-            row = await cur.fetchone()
-        return None if row is None else self._account(tuple(row))
+        rows = list(
+            await self._db.conn.execute_fetchall(
+                "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, "
+                "updated_at FROM interop_accounts WHERE jid = ?",
+                (jid,),
+            )
+        )
+        return self._account(tuple(rows[0])) if rows else None
 
     async def _record_jti(
         self, conn: aiosqlite.Connection, issuer: str, jti: str, expires_at: float, now: float
     ) -> bool:
-        await conn.execute("DELETE FROM seen_token_ids WHERE expires_at < ?", (now - 3600,))
+        if now >= self._next_prune:
+            self._next_prune = now + self.JTI_PRUNE_INTERVAL
+            await conn.execute(
+                "DELETE FROM seen_token_ids WHERE expires_at < ?",
+                (now - self.JTI_KEEP_AFTER_EXPIRY,),
+            )
         cur = await conn.execute(
             "INSERT OR IGNORE INTO seen_token_ids (issuer, jti, expires_at) VALUES (?, ?, ?)",
             (issuer, jti, expires_at),
@@ -484,7 +497,6 @@ class SqliteEnlistment:
     async def commit_enlistment(
         self,
         *,
-        nonce: str,
         issuer: str,
         jti: str,
         jti_expires_at: float,
@@ -494,12 +506,6 @@ class SqliteEnlistment:
     ) -> str:
         try:
             async with self._db.transaction() as conn:
-                cur = await conn.execute(
-                    "DELETE FROM enlistment_challenges WHERE nonce = ? AND expires_at > ?",
-                    (nonce, now),
-                )
-                if cur.rowcount != 1:
-                    raise _Rollback("bad-challenge")
                 if not await self._record_jti(conn, issuer, jti, jti_expires_at, now):
                     raise _Rollback("replayed")
                 await conn.execute(
