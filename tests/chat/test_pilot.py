@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -15,7 +16,7 @@ from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
 from interlink.chat.dialogs import NewChatDialog, SafetyDialog
 from interlink.chat.model import Delivery
 from interlink.chat.session import ServerOptions
-from interlink.client import InterlinkClient, TextMessage
+from interlink.client import Displayed, InterlinkClient, TextMessage
 from tests.integration.kit import DOMAIN, running_hub
 
 WAIT = 15.0  # seconds any one condition may take before the test fails
@@ -38,6 +39,16 @@ async def next_text(client: InterlinkClient) -> TextMessage:
     while True:
         event = await client.next_event(WAIT)
         if isinstance(event, TextMessage):
+            return event
+
+
+E = TypeVar("E")
+
+
+async def next_of(client: InterlinkClient, kind: type[E]) -> E:
+    while True:
+        event = await client.next_event(WAIT)
+        if isinstance(event, kind):
             return event
 
 
@@ -88,8 +99,10 @@ async def test_login_send_receive_and_verify_the_safety_number(tmp_path: Path) -
                     "Bob's delivery receipt",
                 )
 
-                await bob.send_text(ALICE, "hi alice")
+                reply_id = await bob.send_text(ALICE, "hi alice")
                 await until(pilot, lambda: "hi alice" in transcript(app), "Bob's reply")
+                seen = await next_of(bob, Displayed)  # the chat is open: Alice saw it
+                assert seen.message_id == reply_id
                 assert "hello bob" in transcript(app)
                 assert "✓✓" in transcript(app)
 
