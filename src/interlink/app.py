@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from xml.etree.ElementTree import Element
 
 import httpx
 import uvicorn
@@ -36,14 +37,27 @@ from interlink.interop.keys import ProviderKeys
 from interlink.interop.providers import ProviderRegistry, ProviderStatus
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
+from interlink.media.model import MediaLimits
+from interlink.media.policy import ACTIVE_TYPES, ContentTypePolicy
+from interlink.media.proxy import MediaProxy, ProxyLimits
+from interlink.media.store import MediaStore
+from interlink.media.token_service import TOKEN, MediaTokenService
+from interlink.media.tokens import MediaTokens
+from interlink.media.upload import REQUEST as UPLOAD_REQUEST
+from interlink.media.upload import UploadService
+from interlink.media.upload import disco_features as upload_features
+from interlink.media.upload import disco_identity as upload_identity
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
+from interlink.net.media_api import media_router
+from interlink.net.media_proxy_api import media_proxy_router
 from interlink.net.metrics import HubMetrics, MetricSources
 from interlink.net.tls import ensure_self_signed, server_context
 from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
 from interlink.storage.sqlite import open_sqlite
+from interlink.xmpp import ns
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stream import StreamConfig
 
@@ -121,6 +135,9 @@ class HubServer:
         self._gate: ConnectionGate | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.metrics: HubMetrics | None = None
+        self.media: MediaStore | None = None
+        self.media_proxy: MediaProxy | None = None
+        self._media_sweeper: asyncio.Task[None] | None = None
         self._ready = False
 
     async def start(self) -> None:
@@ -252,6 +269,41 @@ class HubServer:
             per_provider=Rate(s.policy.discovery_per_provider_per_hour, 3600.0),
             clock=self.clock,
         )
+        self.media = media = MediaStore(
+            storage.media,
+            s.hub.data_dir / "media",
+            limits=MediaLimits(
+                max_file_size=s.media.max_file_size,
+                quota_bytes=s.media.quota_bytes,
+                max_open_slots=s.media.max_open_slots,
+                put_expiry=s.media.slot_expiry,
+                retention=s.media.retention,
+                upload_time_limit=s.media.upload_time_limit,
+            ),
+            types=ContentTypePolicy(
+                allow=frozenset(s.media.allowed_types) if s.media.allowed_types else None,
+                deny=ACTIVE_TYPES | frozenset(s.media.denied_types),
+            ),
+            clock=self.clock,
+        )
+        self.media_proxy = MediaProxy(
+            registry.get,
+            limits=ProxyLimits(
+                max_bytes=s.media.proxy_max_bytes,
+                total_timeout=s.media.proxy_timeout,
+                idle_timeout=s.media.proxy_idle_timeout,
+                max_redirects=s.media.proxy_max_redirects,
+            ),
+            private_allowlist=s.media.proxy_private_allowlist,
+            allow_http_loopback=s.interop.allow_insecure_loopback,
+        )
+        tokens = MediaTokens(
+            await storage.server_state.get_or_create_secret("media-token", 32),
+            lifetime=s.media.token_lifetime,
+        )
+        hub.router.domain_services[TOKEN] = MediaTokenService(
+            tokens, hub.ctx.is_home, self.clock
+        ).handle_iq
         self.metrics = HubMetrics(
             MetricSources(
                 hub,
@@ -274,12 +326,52 @@ class HubServer:
             metrics=self.metrics,
             ready=self.not_ready,
             metrics_public=s.admin.metrics_public,
+            routers=[
+                (media_router(media), {}),
+                (media_proxy_router(self.media_proxy, tokens, s.hub.domain, self.clock), {}),
+            ],
         )
         await self._start_http(app, cert, key)
+        self._serve_uploads(media)
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
         self._ready = True
+
+    def _serve_uploads(self, media: MediaStore) -> None:
+        """XEP-0363 on the hub's domain, once the HTTP port is known (tests bind port 0)."""
+        s = self.settings
+        assert self.hub is not None
+        host = s.net.host if s.net.host not in ("0.0.0.0", "::") else s.hub.domain  # noqa: S104
+        scheme = "https" if s.net.http_tls else "http"
+        if ":" in host:
+            host = f"[{host}]"
+        base = s.media.public_url or f"{scheme}://{host}:{self.ports['http']}"
+        hub = self.hub
+        service = UploadService(
+            media, base, may_upload=None if s.media.third_party_uploads else hub.ctx.is_home
+        )
+        hub.router.domain_services[UPLOAD_REQUEST] = service.handle_iq
+
+        def announce(info: Element) -> None:
+            info.insert(1, upload_identity())
+            for feature in upload_features():
+                info.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
+            info.append(service.disco_extension())
+
+        hub.router.domain_info.append(announce)
+        self._media_sweeper = asyncio.get_running_loop().create_task(self._sweep_media(media))
+
+    async def _sweep_media(self, media: MediaStore) -> None:
+        while True:
+            await asyncio.sleep(self.settings.media.cleanup_interval)
+            try:
+                removed = await media.collect_expired(self.clock())
+            except Exception:
+                log.exception("media clean-up failed")
+                continue
+            if removed:
+                log.info("expired media removed", extra={"count": removed})
 
     async def not_ready(self) -> str | None:
         """``None`` when the hub serves; else the reason (``/readyz``)."""
@@ -336,6 +428,8 @@ class HubServer:
         self._ready = False
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._media_sweeper is not None:
+            self._media_sweeper.cancel()
         for server in self._servers:
             server.close()
         if self._http is not None:

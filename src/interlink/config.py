@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from interlink.errors import ConfigError
+from interlink.media.model import MAX_MEDIA_BYTES
 
 
 class _Section(BaseModel):
@@ -104,6 +105,29 @@ class PolicySection(_Section):
     discovery_per_provider_per_hour: int = Field(10_000, ge=0)
 
 
+class MediaSection(_Section):
+    """Uploads (XEP-0363) and the media proxy (docs/operations.md)."""
+
+    public_url: str | None = None  # https base URL clients reach the HTTP port at; None: derived
+    max_file_size: int = Field(MAX_MEDIA_BYTES, ge=1)  # 100 MiB of media once sealed
+    quota_bytes: int = Field(1024 * 1024 * 1024, ge=1)  # per user: stored files + open slots
+    max_open_slots: int = Field(16, ge=1)
+    slot_expiry: float = Field(300.0, gt=0)  # seconds to start the PUT
+    retention: float = Field(30 * 86400.0, gt=0)  # seconds a file is kept
+    upload_time_limit: float = Field(3600.0, gt=0)
+    allowed_types: list[str] | None = None  # None: any type that is not active content
+    denied_types: list[str] = []  # added to the built-in active types (HTML, SVG, XML, JS)
+    cleanup_interval: float = Field(600.0, gt=0)
+    third_party_uploads: bool = False  # third parties upload to their provider's media host
+    proxy_max_bytes: int = Field(MAX_MEDIA_BYTES, ge=1)
+    proxy_timeout: float = Field(120.0, gt=0)  # one whole proxied download
+    proxy_idle_timeout: float = Field(30.0, gt=0)
+    proxy_max_redirects: int = Field(3, ge=0)
+    # Hosts, addresses or networks the proxy may fetch although private or loopback (the demo).
+    proxy_private_allowlist: list[str] = []
+    token_lifetime: float = Field(600.0, gt=0)  # media-proxy tokens
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -120,6 +144,7 @@ class Settings(_Section):
     admin: AdminSection = AdminSection()
     interop: InteropSection = InteropSection()
     policy: PolicySection = PolicySection()
+    media: MediaSection = MediaSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")

@@ -175,7 +175,7 @@ SIZE = "{urn:xmpp:file:metadata:0}file/{urn:xmpp:file:metadata:0}size"
         (E, "cipher", "urn:xmpp:ciphers:aes-128-cbc", "AES-256-GCM"),
         (f"{E}/{{urn:xmpp:esfs:0}}key", None, "AAAA", "32 bytes"),
         (f"{E}/{{urn:xmpp:esfs:0}}iv", None, "not base64!", "not base64"),
-        (URL, "target", "http://hub.example/x", "https"),
+        (URL, "target", "ftp://hub.example/x", "https"),
         (URL, "target", "file:///etc/passwd", "https"),
         (SIZE, None, "-1", "negative"),
         (SIZE, None, "x", "number"),

@@ -12,8 +12,9 @@ answered with errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
+from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub import carbons, disco
@@ -60,6 +61,10 @@ class Router:
         self.pep.read_gate = self.policy.may_query
         self.pep.notify_gate = self.policy.may_exchange
         self.carbons = Carbons(ctx.sessions)
+        # Services addressed to the hub's domain JID (e.g. XEP-0363 upload, media tokens): the
+        # query's tag -> handler; and what they add to the domain's disco#info.
+        self.domain_services: dict[str, Callable[[Session, Iq], Pending]] = {}
+        self.domain_info: list[Callable[[Element], None]] = []
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         """Handle one stanza from ``session`` (its ``from`` already stamped by the stream)."""
@@ -195,7 +200,15 @@ class Router:
             return None
         if to.local is None:
             if to.resource is None and iq.type.is_request:
-                self._answer(session, iq, disco.server_query(iq))
+                query = iq.query
+                if query is not None and query.tag in self.domain_services:
+                    handler = self.domain_services[query.tag]
+                    return self._guard(session, iq, handler(session, iq))
+                answer = disco.server_query(iq)
+                if answer is not None and answer.tag == disco.DISCO_INFO:
+                    for extend in self.domain_info:
+                        extend(answer)
+                self._answer(session, iq, answer)
             elif iq.type.is_request:
                 raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
             else:

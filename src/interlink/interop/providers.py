@@ -135,9 +135,10 @@ def validate(provider: Provider, *, allow_insecure_loopback: bool = False) -> Pr
         provider.callback_url, "callback_url", allow_insecure_loopback=allow_insecure_loopback
     )
     hosts = tuple(sorted({h.strip().lower().rstrip(".") for h in provider.media_hosts}))
-    for host in hosts:
-        if not _HOSTNAME.match(host):
-            raise ProviderError(f"media host '{host}' is not a host name")
+    for entry in hosts:
+        host, _, port = entry.partition(":")  # host, or host:port for a non-default port
+        if not _HOSTNAME.match(host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
+            raise ProviderError(f"media host '{entry}' is not a host name (with an optional :port)")
     features = tuple(sorted(set(provider.features)))
     unknown = set(features) - FEATURES
     if unknown:

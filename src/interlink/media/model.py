@@ -21,10 +21,14 @@ from urllib.parse import quote
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MIB = 1024 * 1024
 
+# 100 MiB of media plus what encryption adds (the 16-byte GCM tag), with room to spare: a
+# 100 MiB file must fit once sealed.
+MAX_MEDIA_BYTES = 100 * MIB + 4096
+
 
 @dataclass(frozen=True, slots=True)
 class MediaLimits:
-    max_file_size: int = 100 * MIB  # per file (advertised as XEP-0363 max-file-size)
+    max_file_size: int = MAX_MEDIA_BYTES  # per file (advertised as XEP-0363 max-file-size)
     quota_bytes: int = 1024 * MIB  # per owner: stored files plus open slots
     max_open_slots: int = 16  # per owner: slots requested and not yet uploaded to
     put_expiry: float = 300.0  # seconds from the slot request to the start of the PUT

@@ -50,6 +50,7 @@ from interlink.media.addresses import (
     parse_address,
     refusal,
 )
+from interlink.media.model import MAX_MEDIA_BYTES
 
 MiB = 1024 * 1024
 USER_AGENT = b"Interlink-media-proxy"
@@ -131,7 +132,7 @@ class MediaProxyError(InterlinkError):
 
 @dataclass(frozen=True, slots=True)
 class ProxyLimits:
-    max_bytes: int = 100 * MiB
+    max_bytes: int = MAX_MEDIA_BYTES
     total_timeout: float = 120.0
     connect_timeout: float = 10.0
     idle_timeout: float = 30.0
