@@ -350,6 +350,21 @@ def kit_user_deactivate(username: str, data_dir: KitDirOpt = Path("./provider-ki
     typer.echo(f"deactivated {username}")
 
 
+@app.command()
+def demo() -> None:
+    """Run a hub and a provider kit on loopback with temporary data, onboard the provider,
+    enlist a third-party user and hold a conversation (request, E2EE text, receipts, a push, an
+    image); print what each person saw beside what the hub and the provider saw."""
+    from rich.console import Console
+
+    from interlink.demo import run_demo
+
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # a transcript in a file or pipe stays readable
+    raise typer.Exit(run(run_demo(console)))
+
+
 user_app.command("phone")(policy_cli.user_phone)
 app.add_typer(policy_cli.reports_app, name="reports")
 provider_app.command("reports")(policy_cli.provider_reports)
