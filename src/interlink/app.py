@@ -313,6 +313,7 @@ class HubServer:
                 discovery=self.discovery,
                 reports=reports,
                 enlistment=enlistment,
+                media_proxy=self.media_proxy,
             )
         )
         self.http_app = app = build_http_app(

@@ -62,7 +62,9 @@ async def test_metrics_health_and_readiness(tmp_path: Path) -> None:
             text, "interlink_routing_seconds_count"
         )
         assert sample(text, "interlink_offline_messages") == 0
-        assert sample(text, "interlink_policy_refusals_total", 'reason="provider-not-approved"') == 1
+        assert (
+            sample(text, "interlink_policy_refusals_total", 'reason="provider-not-approved"') == 1
+        )
         assert sample(text, "process_resident_memory_bytes") > 0
         assert await server.not_ready() is None
     assert await server.not_ready() == "starting or shutting down"

@@ -37,6 +37,7 @@ class MetricSources:
     discovery: Any = None  # interop.discovery.DiscoveryService
     reports: Any = None  # interop.reports.ReportForwarder
     enlistment: Any = None  # interop.enlistment.EnlistmentService (.stats, if it keeps them)
+    media_proxy: Any = None  # media.proxy.MediaProxy (.outcomes)
     extra: list[Collector] = field(default_factory=list)
     offline: tuple[int, int, int] = (0, 0, 0)  # refreshed before each scrape
 
@@ -131,6 +132,13 @@ class HubCollector(Collector):
             reports.add_metric(["forwarded"], s.reports.forwarded)
             reports.add_metric(["failed"], s.reports.failed)
             yield reports
+        if s.media_proxy is not None:
+            proxied = CounterMetricFamily(
+                "interlink_media_proxy", "Media-proxy requests, by outcome", labels=["outcome"]
+            )
+            for outcome, count in sorted(s.media_proxy.outcomes.items()):
+                proxied.add_metric([outcome], count)
+            yield proxied
         stats = getattr(s.enlistment, "stats", None)
         if stats is not None:
             enlistments = CounterMetricFamily(
