@@ -29,12 +29,10 @@ It measures, for each storage variant (see ``--variants``):
 
 Variants: ``disk`` (``--disk-dir``, default the temp dir) and ``tmpfs`` (``--tmpfs-dir``,
 default /dev/shm) are the SDK's storage as shipped. The others are what-ifs, labelled so in the
-output: ``disk-normal`` (``synchronous=NORMAL``), ``disk-skip``/``tmpfs-skip`` (a write of an
-unchanged value is skipped), ``disk-skip-nocopy`` (also a JSON-text cache in the storage and no
-deep copies in python-omemo's ``Maybe``), ``memory`` (python-omemo's Storage over a dict: what
-python-omemo costs with no storage at all).
+output: ``disk-normal`` (``synchronous=NORMAL``: not durable), ``memory`` (the SDK's storage on
+SQLite's ``:memory:``: what python-omemo and the SDK cost with nothing durable at all).
 
-The process pins itself to one CPU (``--cpu``, default 0); the aiosqlite threads share it.
+The process pins itself to one CPU (``--cpu``, default 0).
 ``--quick`` takes well under a minute, the default run a few minutes. ``--profile`` runs
 cProfile over one-way streams instead and prints the top functions.
 """
@@ -57,7 +55,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -74,7 +71,6 @@ import twomemo.twomemo
 import x3dh
 import x3dh.pre_key_pair
 import xeddsa
-from omemo.storage import Just, Maybe, Nothing, Storage
 from omemo.types import DeviceInformation
 
 import interlink
@@ -149,106 +145,31 @@ class MemoryPep:
 
 # -- storage: the SDK's, instrumented --------------------------------------------------------
 class BenchStorage(SqliteOmemoStorage):
-    """``SqliteOmemoStorage`` counting its writes (each one a commit), with two what-ifs that
-    the SDK does not do: ``skip_unchanged`` skips a write of the JSON text last written or read
-    under that key; ``own_cache`` turns python-omemo's value cache off and keeps JSON text here
-    instead (every load parses a fresh copy, so python-omemo's deep copies become unnecessary:
-    see :func:`no_deepcopy_in_maybe`)."""
+    """``SqliteOmemoStorage`` as shipped, counting its commits."""
 
     def __init__(self, conn: Any) -> None:
         super().__init__(conn)
-        self.writes = 0
-        self.replay_writes = 0
-        self.skipped = 0
-        self.skip_unchanged = False
-        self.own_cache = False
-        self._texts: dict[str, str | None] = {}  # None: known to be absent
+        self._replay_rows = 0
+        self.replay_writes = 0  # commits of replay records alone (flush), not with a session
 
-    def enable_own_cache(self) -> None:
-        self._Storage__cache = None  # python-omemo's Storage.__init__(disable_cache=True)
-        self.own_cache = True
-
-    async def _load(self, key: str) -> Maybe[Any]:
-        if not self.own_cache:
-            return await super()._load(key)
-        if key in self._texts:
-            text = self._texts[key]
-            return Nothing() if text is None else Just(json.loads(text))
-        value = await super()._load(key)
-        self._texts[key] = json.dumps(value.from_just()) if value.is_just else None
-        return value
-
-    async def _store(self, key: str, value: Any) -> None:
-        if self.skip_unchanged or self.own_cache:
-            text = json.dumps(value)
-            if self.skip_unchanged and self._texts.get(key) == text:
-                self.skipped += 1
-                return
-            self._texts[key] = text
-        self.writes += 1
-        await super()._store(key, value)
-
-    async def _delete(self, key: str) -> None:
-        self._texts[key] = None
-        self.writes += 1
-        await super()._delete(key)
+    @property
+    def writes(self) -> int:
+        """Rows written for python-omemo (``store``/``delete``): one commit each."""
+        return int(self._conn.total_changes) - self._replay_rows
 
     async def first_sight(self, digest: bytes, now: float, keep_for: float) -> bool:
-        self.replay_writes += 1
-        return await super().first_sight(digest, now, keep_for)
+        before = self._conn.total_changes
+        try:
+            return await super().first_sight(digest, now, keep_for)
+        finally:
+            self._replay_rows += self._conn.total_changes - before
+
+    async def flush(self) -> None:
+        self.replay_writes += self._conn.in_transaction
+        await super().flush()
 
     async def set_synchronous(self, mode: str) -> None:
-        await self._conn.execute(f"PRAGMA synchronous={mode}")
-
-
-@contextlib.contextmanager
-def no_deepcopy_in_maybe() -> Iterator[None]:
-    """What-if: python-omemo's ``Just``/``Maybe`` deep-copy every value going in and out (twice
-    per load). With the storage handing out a freshly parsed value on every load (``own_cache``)
-    nothing is shared, and the copies can go."""
-    module: Any = omemo.storage
-    original = module.copy
-    module.copy = types.SimpleNamespace(deepcopy=lambda value: value)
-    try:
-        yield
-    finally:
-        module.copy = original
-
-
-class MemoryStorage(Storage):
-    """A python-omemo Storage in a dict: no durability at all. It shows what python-omemo costs
-    by itself (a what-if, the ceiling for any storage layer)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._data: dict[str, str] = {}
-        self._seen: set[bytes] = set()
-        self.writes = 0
-        self.replay_writes = 0
-        self.skipped = 0
-        self.skip_unchanged = False
-
-    async def _load(self, key: str) -> Maybe[Any]:
-        text = self._data.get(key)
-        return Nothing() if text is None else Just(json.loads(text))
-
-    async def _store(self, key: str, value: Any) -> None:
-        self.writes += 1
-        self._data[key] = json.dumps(value)
-
-    async def _delete(self, key: str) -> None:
-        self.writes += 1
-        self._data.pop(key, None)
-
-    async def first_sight(self, digest: bytes, now: float, keep_for: float) -> bool:
-        self.replay_writes += 1
-        if digest in self._seen:
-            return False
-        self._seen.add(digest)
-        return True
-
-    async def close(self) -> None:
-        pass
+        self._conn.execute(f"PRAGMA synchronous={mode}")
 
 
 @dataclass(frozen=True)
@@ -256,27 +177,20 @@ class Variant:
     name: str
     base: Path  # where the account databases go
     synchronous: str = "FULL"  # what SqliteOmemoStorage.open sets
-    skip_unchanged: bool = False
-    no_copy: bool = False  # BenchStorage.own_cache and no_deepcopy_in_maybe
     what_if: bool = False  # not what the SDK does
-    in_memory: bool = False  # MemoryStorage instead of SQLite
+    in_memory: bool = False  # SQLite's :memory: database, kept open across "restarts"
 
     def describe(self) -> str:
         if self.in_memory:
-            return "python-omemo's Storage over a dict (JSON text), nothing on disk"
-        parts = [f"`{self.base}` ({fs_type(self.base)})", f"synchronous={self.synchronous}"]
-        if self.skip_unchanged:
-            parts.append("unchanged values not rewritten")
-        if self.no_copy:
-            parts.append("JSON-text cache in the storage, no deep copies in python-omemo's Maybe")
-        return ", ".join(parts)
+            return "the SDK's storage on SQLite's `:memory:`: nothing durable, no fsync"
+        return f"`{self.base}` ({fs_type(self.base)}), synchronous={self.synchronous}"
 
 
 @dataclass
 class Party:
     jid: str
     path: Path
-    storage: BenchStorage | MemoryStorage
+    storage: BenchStorage
     manager: omemo.SessionManager
     backends: list[omemo.Backend]
     device_id: int
@@ -294,7 +208,7 @@ class Bench:
     legacy: bool
     workdir: Path
     server: MemoryServer = field(default_factory=MemoryServer)
-    memory: dict[str, MemoryStorage] = field(default_factory=dict)  # the in-memory variant's
+    memory: dict[str, BenchStorage] = field(default_factory=dict)  # the in-memory variant's
     counter: int = 0
 
     def new_jid(self, prefix: str) -> str:
@@ -306,16 +220,15 @@ class Bench:
         run (keys generated and published); a known one loads its storage."""
         path = self.workdir / f"{jid}.sqlite3"
         t0 = perf()
-        storage: BenchStorage | MemoryStorage
+        storage: BenchStorage
         if self.variant.in_memory:
-            storage = self.memory.setdefault(jid, MemoryStorage())
+            if jid not in self.memory:
+                self.memory[jid] = await BenchStorage.open(":memory:")
+            storage = self.memory[jid]
         else:
             storage = await BenchStorage.open(path)
             if self.variant.synchronous != "FULL":
                 await storage.set_synchronous(self.variant.synchronous)
-            storage.skip_unchanged = self.variant.skip_unchanged
-            if self.variant.no_copy:
-                storage.enable_own_cache()
         t1 = perf()
         backends: list[omemo.Backend] = [twomemo.Twomemo(storage)]
         if self.legacy:
@@ -331,10 +244,10 @@ class Bench:
         party = Party(jid, path, storage, manager, backends, this.device_id)
         return party, {"open": t1 - t0, "create": t2 - t1, "own_devices": t3 - t2, "total": t3 - t0}
 
-    @staticmethod
-    async def logout(party: Party) -> None:
+    async def logout(self, party: Party) -> None:
         await party.manager.shutdown()
-        await party.storage.close()
+        if not self.variant.in_memory:  # a :memory: database would be gone
+            await party.storage.close()
 
     # -- the client's send and receive paths ---------------------------------------------------
     async def send_text(
@@ -796,26 +709,22 @@ async def measure_prekeys_x3dh(counts: list[int], lookups: int) -> list[dict[str
 
 async def measure_replay(variant: Variant, sizes: list[int], calls: int) -> list[dict[str, Any]]:
     """``SqliteOmemoStorage.first_sight`` (the replay check on every received message) against
-    the number of digests it remembers (90 days' worth of received messages), as shipped and
-    with an index on ``seen_at`` (what-if)."""
+    the number of digests it remembers (90 days' worth of received messages)."""
     rows = []
     with workdir(variant.base) as wd:
-        for indexed in (False, True):
-            storage = await BenchStorage.open(wd / f"replay-{indexed}.sqlite3")
+        for indexed in (True,):  # the index on seen_at is shipped
+            storage = await BenchStorage.open(wd / "replay.sqlite3")
             conn = storage._conn
-            if indexed:
-                await conn.execute(
-                    "CREATE INDEX IF NOT EXISTS seen_keys_seen_at ON seen_keys (seen_at)"
-                )
             now = time.time()
             have = 0
             for size in sizes:
                 if size > have:
-                    await conn.executemany(
+                    conn.execute("BEGIN")
+                    conn.executemany(
                         "INSERT INTO seen_keys (digest, seen_at) VALUES (?, ?)",
                         ((os.urandom(32), now - 86400) for _ in range(size - have)),
                     )
-                    await conn.commit()
+                    conn.execute("COMMIT")
                     have = size
                 for _ in range(20):  # warm-up, untimed
                     await storage.first_sight(os.urandom(32), time.time(), REPLAY_WINDOW)
@@ -881,7 +790,7 @@ def git_commit() -> str:
 
 def environment(cpu: int | None) -> dict[str, Any]:
     versions = {}
-    for dist in ("omemo", "twomemo", "oldmemo", "x3dh", "doubleratchet", "xeddsa", "aiosqlite"):
+    for dist in ("omemo", "twomemo", "oldmemo", "x3dh", "doubleratchet", "xeddsa"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     import sqlite3
@@ -1051,8 +960,8 @@ def report(results: dict[str, Any]) -> str:
             by_size.setdefault(r["stored"], {})[r["indexed"]] = r["us"]
         out.append(
             table(
-                ["digests stored", "µs, as shipped", "µs, index on seen_at (what-if)"],
-                [[k, v.get(False), v.get(True)] for k, v in by_size.items()],
+                ["digests stored", "µs per check"],
+                [[k, v.get(True)] for k, v in by_size.items()],
             )
         )
 
@@ -1130,12 +1039,7 @@ def make_variants(names: list[str], disk: Path, tmpfs: Path) -> list[Variant]:
     known = {
         "disk": Variant("disk", disk),
         "tmpfs": Variant("tmpfs", tmpfs),
-        "disk-skip": Variant("disk-skip", disk, skip_unchanged=True, what_if=True),
         "disk-normal": Variant("disk-normal", disk, synchronous="NORMAL", what_if=True),
-        "tmpfs-skip": Variant("tmpfs-skip", tmpfs, skip_unchanged=True, what_if=True),
-        "disk-skip-nocopy": Variant(
-            "disk-skip-nocopy", disk, skip_unchanged=True, no_copy=True, what_if=True
-        ),
         "memory": Variant("memory", tmpfs, what_if=True, in_memory=True),
     }
     unknown = set(names) - set(known)
@@ -1160,8 +1064,7 @@ async def run_variant(variant: Variant, args: argparse.Namespace) -> dict[str, A
         "what_if": variant.what_if,
         "calibration_ms": calibrate(),
     }
-    patch = no_deepcopy_in_maybe() if variant.no_copy else contextlib.nullcontext()
-    with workdir(variant.base) as wd, patch:
+    with workdir(variant.base) as wd:
         bench = Bench(variant, legacy=not args.no_legacy, workdir=wd)
         if "setup" in args.parts:
             log(f"{variant.name}: set-up ×{args.setup_n}")
@@ -1215,10 +1118,9 @@ async def run_prekeys(variant: Variant, args: argparse.Namespace) -> dict[str, A
 
 async def run_profile(variant: Variant, args: argparse.Namespace) -> str:
     """cProfile over one-way streams (confirmed session): encryption and decryption separately.
-    The aiosqlite thread is not profiled: its time shows as the main thread waiting."""
+    SQLite runs on the profiled thread: its commits show as ``execute``."""
     out = []
-    patch = no_deepcopy_in_maybe() if variant.no_copy else contextlib.nullcontext()
-    with workdir(variant.base) as wd, patch:
+    with workdir(variant.base) as wd:
         bench = Bench(variant, legacy=not args.no_legacy, workdir=wd)
         alice, bob = await new_pair(bench)
         n = args.messages
@@ -1262,8 +1164,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--variants",
         default=None,
-        help="comma-separated: disk, tmpfs, disk-skip, disk-normal, tmpfs-skip, disk-skip-nocopy, "
-        "memory (default: disk,tmpfs,disk-skip,disk-skip-nocopy,memory; --quick: disk,tmpfs)",
+        help="comma-separated: disk, tmpfs, disk-normal, memory "
+        "(default: disk,tmpfs,memory; --quick: disk,tmpfs)",
     )
     p.add_argument(
         "--parts",
@@ -1290,7 +1192,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--save", action="store_true", help="write bench/results/crypto.{json,md}")
     args = p.parse_args(argv)
     q = args.quick
-    default_variants = "disk,tmpfs" if q else "disk,tmpfs,disk-skip,disk-skip-nocopy,memory"
+    default_variants = "disk,tmpfs" if q else "disk,tmpfs,memory"
     args.variants = args.variants or default_variants
     args.variants = [v for v in args.variants.split(",") if v]
     args.parts = {v for v in args.parts.split(",") if v}
@@ -1343,7 +1245,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     args = parse_args()
     if not args.no_pin:
-        os.sched_setaffinity(0, {args.cpu})  # before aiosqlite starts threads: they inherit it
+        os.sched_setaffinity(0, {args.cpu})
     logging.basicConfig(level=logging.ERROR)  # python-omemo warns about routine things
     started = perf()
     results = asyncio.run(main_async(args))
