@@ -579,27 +579,6 @@ class PubCounter:
         xeddsa.priv_to_curve25519_pub = self._orig
 
 
-@contextlib.contextmanager
-def memoized_prekey_pub() -> Iterator[None]:
-    """What-if: ``PreKeyPair.pub`` from a dict keyed by the private key, instead of a scalar
-    multiplication on every read."""
-    cls: Any = x3dh.pre_key_pair.PreKeyPair
-    original = cls.pub
-    cache: dict[bytes, bytes] = {}
-
-    def pub(self: x3dh.pre_key_pair.PreKeyPair) -> bytes:
-        value = cache.get(self.priv)
-        if value is None:
-            value = cache[self.priv] = xeddsa.priv_to_curve25519_pub(self.priv)
-        return value
-
-    cls.pub = property(pub)
-    try:
-        yield
-    finally:
-        cls.pub = original
-
-
 async def measure_prekeys_e2e(
     bench: Bench, counts: list[int], samples: int, *, memoized: bool
 ) -> list[dict[str, Any]]:
@@ -975,7 +954,7 @@ def report(results: dict[str, Any]) -> str:
         rows = [
             [
                 r["prekeys"],
-                "memoized (what-if)" if r["memoized_pub"] else "as shipped",
+                "memoized (shipped)" if r["memoized_pub"] else "not memoized",
                 r["samples"],
                 r["kex_decrypt_ms"],
                 r["kex_pub_derivations"],
@@ -1099,14 +1078,10 @@ async def run_prekeys(variant: Variant, args: argparse.Namespace) -> dict[str, A
     with workdir(variant.base) as wd:
         bench = Bench(variant, legacy=not args.no_legacy, workdir=wd)
         log(f"prekeys: end to end {args.prekey_counts} ×{args.prekey_samples}")
+        # PreKeyPair.pub is memoized as shipped (interlink.client.prekey_memo)
         e2e = await measure_prekeys_e2e(
-            bench, args.prekey_counts, args.prekey_samples, memoized=False
+            bench, args.prekey_counts, args.prekey_samples, memoized=True
         )
-        with memoized_prekey_pub():
-            log("prekeys: end to end, memoized PreKeyPair.pub (what-if)")
-            e2e += await measure_prekeys_e2e(
-                bench, args.prekey_counts, args.prekey_samples, memoized=True
-            )
     log("prekeys: x3dh alone")
     return {
         "variant": f"{variant.name}: {variant.describe()}",

@@ -27,6 +27,7 @@ from omemo.message import PlainKeyMaterial
 from omemo.types import DeviceInformation, DeviceList
 from omemo.types import TrustLevel as CoreTrust
 
+from interlink.client import prekey_memo
 from interlink.client.omemo2_parse import ENCRYPTED, parse_encrypted
 from interlink.client.store import SqliteOmemoStorage
 
@@ -72,6 +73,7 @@ def session_manager_class(
     on_key_change: Callable[[DeviceInformation], Awaitable[None]],
 ) -> type[omemo.SessionManager]:
     """A SessionManager subclass whose hooks go through ``port``."""
+    prekey_memo.install()  # ~50 ms less per new session (see the module)
 
     class InterlinkSessionManager(omemo.SessionManager):
         def __init__(self) -> None:
