@@ -114,3 +114,29 @@ async def test_registry_lifecycle_and_audit() -> None:
             await registry.get("nobody")
     finally:
         await storage.close()
+
+
+async def test_get_is_cached_briefly_and_operator_actions_read_fresh() -> None:
+    storage = await open_sqlite(":memory:")
+    now = [1000.0]
+    try:
+        hub = ProviderRegistry(storage.providers, lambda: now[0], cache_seconds=5.0)
+        cli = ProviderRegistry(storage.providers, lambda: now[0])  # another process's view
+        await hub.add(provider(), "test")
+        assert (await hub.get("examplechat")).status is ProviderStatus.PENDING
+        await cli.set_status("examplechat", ProviderStatus.APPROVED, "cli")
+        now[0] += 4.999
+        assert (await hub.get("examplechat")).status is ProviderStatus.PENDING  # cached
+        now[0] += 0.001
+        assert (await hub.get("examplechat")).status is ProviderStatus.APPROVED  # 5 s: reread
+        await cli.set_status("examplechat", ProviderStatus.SUSPENDED, "cli")
+        # The hub's own action reads the record fresh: suspended -> approved is a real change.
+        again = await hub.set_status("examplechat", ProviderStatus.APPROVED, "hub")
+        assert again.status is ProviderStatus.APPROVED
+        assert [e.details for e in await hub.audit("examplechat")][-1] == {
+            "from": "suspended",
+            "to": "approved",
+        }
+        assert (await hub.get("examplechat")).status is ProviderStatus.APPROVED  # written through
+    finally:
+        await storage.close()

@@ -203,7 +203,11 @@ class ProviderRepository(Protocol):
 
 
 class ProviderRegistry:
-    """Operator actions on providers. ``on_suspend`` lets the hub end the provider's sessions."""
+    """Operator actions on providers. ``on_suspend`` lets the hub end the provider's sessions.
+
+    Every token a provider signs needs its record, so :meth:`get` keeps records for
+    ``cache_seconds`` (written through by this registry's own changes; a change made by another
+    process, e.g. the CLI, is seen within that time). Operator actions read fresh records."""
 
     def __init__(
         self,
@@ -211,10 +215,13 @@ class ProviderRegistry:
         clock: Callable[[], float],
         *,
         allow_insecure_loopback: bool = False,
+        cache_seconds: float = 5.0,
     ) -> None:
         self._repo = repo
         self._clock = clock
         self._insecure = allow_insecure_loopback
+        self._cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, Provider]] = {}
         self.on_suspend: Callable[[str], None] | None = None
         self.on_approve: Callable[[str, str], None] | None = None  # (id, display name)
 
@@ -227,11 +234,23 @@ class ProviderRegistry:
         if await self._repo.get(p.id) is not None:
             raise ProviderExists(f"provider '{p.id}' exists already")
         await self._repo.put(p, AuditEntry(p.id, now, actor, "add", p.public_view()))
+        self._cache[p.id] = (now, p)
         return p
 
     async def get(self, provider_id: str) -> Provider:
+        key = provider_id.strip().lower()
+        hit = self._cache.get(key)
+        now = self._clock()
+        if hit is not None and 0 <= now - hit[0] < self._cache_seconds:
+            return hit[1]
+        p = await self._fresh(key)
+        self._cache[key] = (now, p)
+        return p
+
+    async def _fresh(self, provider_id: str) -> Provider:
         p = await self._repo.get(provider_id.strip().lower())
         if p is None:
+            self._cache.pop(provider_id.strip().lower(), None)
             raise ProviderNotFound(f"no provider '{provider_id}'")
         return p
 
@@ -239,13 +258,14 @@ class ProviderRegistry:
         return await self._repo.all()
 
     async def set_status(self, provider_id: str, status: ProviderStatus, actor: str) -> Provider:
-        p = await self.get(provider_id)
+        p = await self._fresh(provider_id)
         if p.status is status:
             return p
         now = self._clock()
         updated = replace(p, status=status, updated_at=now)
         details: dict[str, object] = {"from": str(p.status), "to": str(status)}
         await self._repo.put(updated, AuditEntry(p.id, now, actor, "status", details))
+        self._cache[p.id] = (now, updated)
         if status is ProviderStatus.SUSPENDED and self.on_suspend is not None:
             self.on_suspend(p.id)
         if status is ProviderStatus.APPROVED and self.on_approve is not None:
@@ -253,7 +273,7 @@ class ProviderRegistry:
         return updated
 
     async def update(self, provider_id: str, changes: dict[str, object], actor: str) -> Provider:
-        p = await self.get(provider_id)
+        p = await self._fresh(provider_id)
         allowed = {
             "display_name",
             "callback_url",
@@ -280,8 +300,9 @@ class ProviderRegistry:
             raise ProviderError(str(exc)) from None
         updated = validate(candidate, allow_insecure_loopback=self._insecure)
         await self._repo.put(updated, AuditEntry(p.id, now, actor, "update", dict(changes)))
+        self._cache[p.id] = (now, updated)
         return updated
 
     async def audit(self, provider_id: str) -> list[AuditEntry]:
-        await self.get(provider_id)
+        await self._fresh(provider_id)
         return await self._repo.audit(provider_id)
