@@ -111,6 +111,7 @@ async def test_replay_records_commit_with_the_next_write_or_a_flush(tmp_path: Pa
     finally:
         other.close()
         await store.close()  # commits what is pending
+        await store.close()  # again: nothing
     store = await SqliteOmemoStorage.open(path)
     try:
         for digest in (b"d", b"e", b"f"):

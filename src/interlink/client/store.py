@@ -97,6 +97,7 @@ class SqliteOmemoStorage(Storage):
         self._texts: dict[str, str | None] = {}  # key -> JSON text as stored, None if absent
         self._scalars: dict[str, tuple[str, Any]] = {}  # key -> (text, value) if immutable
         self._pruned_at = float("-inf")
+        self._closed = False
         self.device_generation = 0
         """Changes whenever a value under :data:`DEVICE_KEYS` does, so that device information
         built from them can be cached (see ``omemo_session``)."""
@@ -123,6 +124,10 @@ class SqliteOmemoStorage(Storage):
         return cls(conn)
 
     async def close(self) -> None:
+        """Commit what is pending and close; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         try:
             await self.flush()
         finally:
