@@ -84,3 +84,7 @@ async def test_enlistment_over_https(tmp_path: Path) -> None:
             assert not await server.storage.accounts.exists(jid)
             spec = (await http.get("/openapi.json")).json()
             assert {"/v1/enlistments", "/v1/enlistments/challenge"} <= set(spec["paths"])
+            metrics = await http.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+            assert 'interlink_enlistments_total{outcome="created"} 1.0' in metrics.text
+            assert 'interlink_enlistments_total{outcome="updated"} 1.0' in metrics.text
+            assert 'interlink_enlistments_total{outcome="unenlisted"} 1.0' in metrics.text

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -148,6 +149,9 @@ class EnlistmentService:
         self._clock = clock
         self.policy = policy or TokenPolicy(audience=hub_domain)
         self.challenges = challenges or ChallengeStore()
+        # Outcomes for metrics: created, updated, key-changed, unenlisted, login, and refusals by
+        # problem kind ("refused:<kind>").
+        self.stats: Counter[str] = Counter()
         # Optional: ask the provider at login whether the account is active (introspection).
         self.login_check: Callable[[Provider, str], Awaitable[None]] | None = None
 
@@ -191,6 +195,20 @@ class EnlistmentService:
         return provider, token
 
     async def enlist(
+        self, token_text: str, identity_key_b64: str, challenge: str, signature_b64: str
+    ) -> EnlistmentResult:
+        """Verify everything and create or update the account (see the module docstring)."""
+        try:
+            result = await self._enlist(token_text, identity_key_b64, challenge, signature_b64)
+        except EnlistmentError as exc:
+            self.stats[f"refused:{exc.kind}"] += 1
+            raise
+        self.stats["created" if result.created else "updated"] += 1
+        if result.key_changed:
+            self.stats["key-changed"] += 1
+        return result
+
+    async def _enlist(
         self, token_text: str, identity_key_b64: str, challenge: str, signature_b64: str
     ) -> EnlistmentResult:
         identity_key = b64url_decode(identity_key_b64, "identity_key")
@@ -291,6 +309,7 @@ class EnlistmentService:
             raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
         if outcome == "not-enlisted":
             raise EnlistmentError(404, "not-enlisted", "no enlisted account for this subject")
+        self.stats["unenlisted"] += 1
         return jid
 
 
