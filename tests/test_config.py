@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from interlink.config import load_settings
+from interlink.config import Settings, load_settings
 from interlink.errors import ConfigError
 
 
@@ -53,3 +53,15 @@ def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_settings(tmp_path / "absent.toml")
+
+
+def test_every_configuration_key_is_documented() -> None:
+    """docs/operations.md names every key a configuration file may hold."""
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    missing = [
+        f"{section}.{key}"
+        for section, field in Settings.model_fields.items()
+        for key in field.annotation.model_fields  # type: ignore[union-attr]
+        if f"{section}.{key}" not in doc
+    ]
+    assert missing == []
