@@ -43,6 +43,42 @@ def wants_no_push(message: Message) -> bool:
 ALGORITHM = "Ed25519"
 
 
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    delivered: bool
+    refused: bool  # the provider answered 4xx (not 429): retrying will not help
+    error: str
+    retries: int
+
+
+async def post_jws(
+    client: httpx.AsyncClient, url: str, body: str, *, attempts: int, backoff: float
+) -> Delivery:
+    """POST a hub-signed JWS to a provider's callback, retrying network errors, 5xx and 429 with
+    exponential backoff (``backoff`` seconds, doubling); redirects are not followed."""
+    error, retries = "not delivered", 0
+    for attempt in range(attempts):
+        if attempt:
+            retries += 1
+            await asyncio.sleep(backoff * 2 ** (attempt - 1))
+        try:
+            response = await client.post(
+                url,
+                content=body,
+                headers={"Content-Type": "application/jose"},
+                follow_redirects=False,
+            )
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            continue
+        if 200 <= response.status_code < 300:
+            return Delivery(True, False, "", retries)
+        error = f"HTTP {response.status_code}"
+        if 400 <= response.status_code < 500 and response.status_code != 429:
+            return Delivery(False, True, error, retries)
+    return Delivery(False, False, error, retries)
+
+
 class AccountLookup(Protocol):
     async def account(self, jid: str) -> InteropAccount | None: ...
 
@@ -176,30 +212,20 @@ class PushNotifier:
                 "jti": secrets.token_urlsafe(12),
                 "iat": int(self._clock()),
             }
-            body = self._signer.sign(claims)
-            url = provider.callback_url + PUSH_PATH
-            for attempt in range(self._max_attempts):
-                if attempt:
-                    stats.retried += 1
-                    await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
-                try:
-                    response = await self._client.post(
-                        url,
-                        content=body,
-                        headers={"Content-Type": "application/jose"},
-                        follow_redirects=False,
-                    )
-                    if 200 <= response.status_code < 300:
-                        stats.sent += 1
-                        break
-                    if 400 <= response.status_code < 500 and response.status_code != 429:
-                        stats.failed += 1  # the provider refuses it: retrying will not help
-                        break
-                except httpx.HTTPError:
-                    pass
+            delivery = await post_jws(
+                self._client,
+                provider.callback_url + PUSH_PATH,
+                self._signer.sign(claims),
+                attempts=self._max_attempts,
+                backoff=self._backoff,
+            )
+            stats.retried += delivery.retries
+            if delivery.delivered:
+                stats.sent += 1
             else:
                 stats.failed += 1
-                log.warning("push failed", extra={"provider": provider_id})
+                if not delivery.refused:
+                    log.warning("push failed", extra={"provider": provider_id})
 
     async def close(self) -> None:
         for task in list(self._pending):

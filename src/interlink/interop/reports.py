@@ -21,7 +21,7 @@ import httpx
 
 from interlink.hub.policy.model import PolicyRepository, Report
 from interlink.interop.providers import ProviderError, ProviderRegistry, ProviderStatus
-from interlink.interop.push import AccountLookup, HubSigner
+from interlink.interop.push import AccountLookup, HubSigner, post_jws
 
 log = logging.getLogger("interlink.reports")
 REPORT_PATH = "/interlink/v1/report"
@@ -96,34 +96,20 @@ class ReportForwarder:
             "messages": [{"id": m.id, "at": m.at, "body": m.body} for m in report.messages],
             "reported_at": int(report.created_at),
         }
-        body = self._signer.sign(claims, typ="interlink-report+jwt")
-        url = provider.callback_url + REPORT_PATH
-        error = "not delivered"
-        refused = False
-        for attempt in range(self._max_attempts):
-            if attempt:
-                await asyncio.sleep(self._backoff * 2 ** (attempt - 1))
-            try:
-                response = await self._client.post(
-                    url,
-                    content=body,
-                    headers={"Content-Type": "application/jose"},
-                    follow_redirects=False,
-                )
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
-                continue
-            if 200 <= response.status_code < 300:
-                self.forwarded += 1
-                await self._repo.report_forwarded(report.id, self._clock(), None, done=True)
-                return
-            error = f"HTTP {response.status_code}"
-            if 400 <= response.status_code < 500 and response.status_code != 429:
-                refused = True  # the provider refuses it: retrying will not help
-                break
+        delivery = await post_jws(
+            self._client,
+            provider.callback_url + REPORT_PATH,
+            self._signer.sign(claims, typ="interlink-report+jwt"),
+            attempts=self._max_attempts,
+            backoff=self._backoff,
+        )
+        if delivery.delivered:
+            self.forwarded += 1
+            await self._repo.report_forwarded(report.id, self._clock(), None, done=True)
+            return
         self.failed += 1
-        log.warning("report not forwarded", extra={"report": report.id, "error": error})
-        await self._repo.report_forwarded(report.id, None, error, done=refused)
+        log.warning("report not forwarded", extra={"report": report.id, "error": delivery.error})
+        await self._repo.report_forwarded(report.id, None, delivery.error, done=delivery.refused)
 
     async def close(self) -> None:
         for task in list(self._tasks):
