@@ -5,7 +5,6 @@ in the settings dialog, sees a message request in "Requests", accepts it and rep
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -20,10 +19,8 @@ from interlink.chat.session import ServerOptions
 from interlink.client import InterlinkClient
 from interlink.client.enlist import enlist, fetch_token, identity_thumbprint
 from tests.chat.test_pilot import ALICE, next_text, transcript, until
-from tests.integration.kit import DOMAIN, Certs, onboard_provider, running_hub
-from tests.integration.test_provider_kit import running_kit
+from tests.integration.kit import DOMAIN, Certs, hub_with_kit
 
-ADMIN = "operator-token"
 PHONE = "+4915100000001"
 
 
@@ -58,30 +55,11 @@ class World:
 
 @asynccontextmanager
 async def hub_and_kit(tmp: Path) -> AsyncIterator[World]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    kit_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with running_hub(
-        tmp, admin={"token": ADMIN}, interop={"allow_insecure_loopback": True}
-    ) as (server, certs):
-        hub_url = f"https://127.0.0.1:{server.ports['http']}"
-        async with running_kit(tmp, hub_url, certs, sock) as store:
-            await store.add_user("bob", "bob-secret")
-            await onboard_provider(
-                hub_url,
-                certs.ca,
-                ADMIN,
-                {
-                    "id": "examplechat",
-                    "display_name": "Example Chat",
-                    "callback_url": kit_url,
-                    "jwks_url": f"{kit_url}/.well-known/jwks.json",
-                    "features": ["messaging", "introspection"],
-                },
-            )
-            assert server.storage is not None
-            await server.storage.policy.set_phone(ALICE, PHONE)
-            yield World(server.ports["c2s-starttls"], hub_url, kit_url, certs, tmp)
+    async with hub_with_kit(tmp) as setup:
+        assert setup.server.storage is not None
+        await setup.server.storage.policy.set_phone(ALICE, PHONE)
+        port = setup.server.ports["c2s-starttls"]
+        yield World(port, setup.hub_url, setup.kit_url, setup.certs, tmp)
 
 
 async def test_a_provider_user_enlists_finds_a_hub_user_by_phone_and_writes(

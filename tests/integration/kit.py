@@ -284,3 +284,106 @@ async def serving(app: Any, sock: socket.socket | None = None) -> AsyncIterator[
         server.force_exit = True
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, 5)
+
+
+ADMIN_TOKEN = "operator-token"
+PROVIDER_ID = "examplechat"
+
+
+@dataclass
+class KitSetup:
+    """A running hub with the reference provider kit beside it, the provider onboarded and
+    approved, and the kit user ``bob`` (password ``bob-secret``) created."""
+
+    server: HubServer
+    certs: Certs
+    hub_url: str
+    kit_url: str
+    kit: Any  # interlink.provider.store.KitStore
+    kit_media: Any  # interlink.media.store.MediaStore, when the kit hosts media
+
+    async def token_for(self, device_dir: Path, user: str = "bob") -> Any:
+        """A token provider (fresh kit token per call) bound to ``device_dir``'s identity key."""
+        from interlink.client.enlist import fetch_token, identity_thumbprint
+
+        thumbprint = await identity_thumbprint(device_dir)
+
+        async def token() -> str:
+            return await fetch_token(self.kit_url, user, f"{user}-secret", thumbprint)
+
+        return token
+
+    async def enlist(self, device_dir: Path, user: str = "bob") -> tuple[str, Any]:
+        """Enlist ``user``'s device: its JID and its token provider."""
+        from interlink.client.enlist import enlist
+
+        token = await self.token_for(device_dir, user)
+        enlisted = await enlist(
+            device_dir, self.hub_url, DOMAIN, await token(), ca_file=self.certs.ca
+        )
+        return enlisted.jid, token
+
+
+@asynccontextmanager
+async def hub_with_kit(
+    tmp: Path,
+    *,
+    features: tuple[str, ...] = ("messaging", "introspection"),
+    kit_media: Any = None,
+    **sections: dict[str, Any],
+) -> AsyncIterator[KitSetup]:
+    """``kit_media``: MediaLimits for the kit's media host (its host:port goes on the provider's
+    media allowlist), or None for no media host."""
+    import httpx
+
+    from interlink.media.store import MediaStore
+    from interlink.provider.app import KitConfig, build_kit_app
+    from interlink.provider.store import KitStore
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    kit_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sections.setdefault("admin", {}).setdefault("token", ADMIN_TOKEN)
+    sections.setdefault("interop", {}).setdefault("allow_insecure_loopback", True)
+    # (mypy cannot tell that no section is called "accounts")
+    async with running_hub(tmp, **sections) as (server, certs):  # type: ignore[arg-type]
+        hub_url = f"https://127.0.0.1:{server.ports['http']}"
+        store = await KitStore.open(tmp / "kit.sqlite3")
+        media = None
+        if kit_media is not None:
+            media = MediaStore(await store.media_repository(), tmp / "kit-media", limits=kit_media)
+        client = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(certs.ca)))
+        app = build_kit_app(
+            KitConfig(PROVIDER_ID, DOMAIN, hub_url, public_url=kit_url),
+            store,
+            await store.signing_seed(),
+            client,
+            media=media,
+        )
+        try:
+            async with serving(app, sock):
+                await store.add_user("bob", "bob-secret")
+                body: dict[str, Any] = {
+                    "id": PROVIDER_ID,
+                    "display_name": "Example Chat",
+                    "callback_url": kit_url,
+                    "jwks_url": f"{kit_url}/.well-known/jwks.json",
+                    "features": list(features),
+                }
+                if media is not None:
+                    body["media_hosts"] = [kit_url.removeprefix("http://")]
+                await onboard_provider(hub_url, certs.ca, sections["admin"]["token"], body)
+                yield KitSetup(server, certs, hub_url, kit_url, store, media)
+        finally:
+            await client.aclose()
+            await store.close()
+
+
+async def next_text(client: Any, wait: float = 15.0) -> Any:
+    """The next TextMessage event of an SDK client (other events are skipped)."""
+    from interlink.client import TextMessage
+
+    while True:
+        event = await client.next_event(wait)
+        if isinstance(event, TextMessage):
+            return event

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,15 +21,10 @@ from interlink.client import InterlinkClient
 from interlink.client.enlist import (
     EnlistmentFailed,
     discover,
-    enlist,
-    fetch_token,
-    identity_thumbprint,
 )
 from interlink.provider.store import KitStore
-from tests.integration.kit import DOMAIN, Certs, onboard_provider, running_hub
-from tests.integration.test_provider_kit import next_text, running_kit
+from tests.integration.kit import DOMAIN, Certs, hub_with_kit, next_text
 
-TOKEN = "operator-token"
 PHONE = "+4915112345678"
 
 
@@ -47,36 +41,9 @@ class World:
 
 @asynccontextmanager
 async def world(tmp: Path, **policy: int) -> AsyncIterator[World]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    kit_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with running_hub(
-        tmp,
-        admin={"token": TOKEN},
-        interop={"allow_insecure_loopback": True},
-        policy=dict(policy),
-    ) as (server, certs):
-        hub_url = f"https://127.0.0.1:{server.ports['http']}"
-        async with running_kit(tmp, hub_url, certs, sock) as kit:
-            await kit.add_user("bob", "bob-secret")
-            await onboard_provider(
-                hub_url,
-                certs.ca,
-                TOKEN,
-                {
-                    "id": "examplechat",
-                    "display_name": "Example Chat",
-                    "callback_url": kit_url,
-                    "jwks_url": f"{kit_url}/.well-known/jwks.json",
-                },
-            )
-            thumbprint = await identity_thumbprint(tmp / "bob")
-
-            async def token() -> str:
-                return await fetch_token(kit_url, "bob", "bob-secret", thumbprint)
-
-            enlisted = await enlist(tmp / "bob", hub_url, DOMAIN, await token(), ca_file=certs.ca)
-            yield World(server, certs, hub_url, kit, token, enlisted.jid, tmp)
+    async with hub_with_kit(tmp, features=("messaging",), policy=dict(policy)) as setup:
+        bob_jid, token = await setup.enlist(tmp / "bob")
+        yield World(setup.server, setup.certs, setup.hub_url, setup.kit, token, bob_jid, tmp)
 
 
 async def alice(w: World) -> InterlinkClient:

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import socket
-import ssl
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,18 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from PIL import Image
 
 from interlink.app import HubServer
 from interlink.client import FileMessage, InterlinkClient, KitUploader, MediaError
-from interlink.client.enlist import enlist, fetch_token, identity_thumbprint
 from interlink.media.model import MediaLimits
 from interlink.media.store import MediaStore
-from interlink.provider.app import KitConfig, build_kit_app
-from interlink.provider.store import KitStore
-from tests.integration.kit import DOMAIN, Certs, onboard_provider, running_hub, serving
+from tests.integration.kit import DOMAIN, Certs, hub_with_kit
 
 TOKEN = "operator-token"
 MIB = 1024 * 1024
@@ -50,85 +44,42 @@ class World:
 async def world(
     tmp: Path, *, kit_limits: MediaLimits | None = None, **media: Any
 ) -> AsyncIterator[World]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    kit_port = sock.getsockname()[1]
-    kit_url = f"http://127.0.0.1:{kit_port}"
-    async with running_hub(
+    async with hub_with_kit(
         tmp,
-        admin={"token": TOKEN},
-        interop={"allow_insecure_loopback": True},
+        features=("messaging", "media"),
+        kit_media=kit_limits or MediaLimits(),
         media={"proxy_private_allowlist": ["127.0.0.1"], **media},
-    ) as (server, certs):
-        hub_url = f"https://127.0.0.1:{server.ports['http']}"
-        store = await KitStore.open(tmp / "kit.sqlite3")
-        kit_media = MediaStore(
-            await store.media_repository(), tmp / "kit-media", limits=kit_limits or MediaLimits()
+    ) as setup:
+        bob_jid, token = await setup.enlist(tmp / "bob")
+        port = setup.server.ports["c2s-starttls"]
+        alice = InterlinkClient(
+            f"alice@{DOMAIN}/phone",
+            "pw",
+            data_dir=tmp / "alice",
+            port=port,
+            ca_file=setup.certs.ca,
+            http_url=setup.hub_url,
         )
-        client = httpx.AsyncClient(
-            verify=ssl.create_default_context(cafile=str(certs.ca)), timeout=5
+        bob = InterlinkClient(
+            f"{bob_jid}/app",
+            "",
+            data_dir=tmp / "bob",
+            port=port,
+            ca_file=setup.certs.ca,
+            token_provider=token,
+            uploader=KitUploader(setup.kit_url, "bob", "bob-secret"),
         )
-        app = build_kit_app(
-            KitConfig("examplechat", DOMAIN, hub_url, public_url=kit_url),
-            store,
-            await store.signing_seed(),
-            client,
-            media=kit_media,
-        )
+        await alice.connect()
+        await bob.connect()
         try:
-            async with serving(app, sock):
-                await store.add_user("bob", "bob-secret")
-                await onboard_provider(
-                    hub_url,
-                    certs.ca,
-                    TOKEN,
-                    {
-                        "id": "examplechat",
-                        "display_name": "Example Chat",
-                        "callback_url": kit_url,
-                        "jwks_url": f"{kit_url}/.well-known/jwks.json",
-                        "media_hosts": [f"127.0.0.1:{kit_port}"],
-                        "features": ["messaging", "media"],
-                    },
-                )
-                thumbprint = await identity_thumbprint(tmp / "bob")
-
-                async def token() -> str:
-                    return await fetch_token(kit_url, "bob", "bob-secret", thumbprint)
-
-                bob_jid = (
-                    await enlist(tmp / "bob", hub_url, DOMAIN, await token(), ca_file=certs.ca)
-                ).jid
-                port = server.ports["c2s-starttls"]
-                alice = InterlinkClient(
-                    f"alice@{DOMAIN}/phone",
-                    "pw",
-                    data_dir=tmp / "alice",
-                    port=port,
-                    ca_file=certs.ca,
-                    http_url=hub_url,
-                )
-                bob = InterlinkClient(
-                    f"{bob_jid}/app",
-                    "",
-                    data_dir=tmp / "bob",
-                    port=port,
-                    ca_file=certs.ca,
-                    token_provider=token,
-                    uploader=KitUploader(kit_url, "bob", "bob-secret"),
-                )
-                await alice.connect()
-                await bob.connect()
-                try:
-                    await alice.set_interop_settings(enabled=True)
-                    await alice.accept_request(bob_jid)  # pre-accepted: both may write
-                    yield World(server, certs, alice, bob, bob_jid, kit_url, kit_media, tmp)
-                finally:
-                    await bob.close()
-                    await alice.close()
+            await alice.set_interop_settings(enabled=True)
+            await alice.accept_request(bob_jid)  # pre-accepted: both may write
+            yield World(
+                setup.server, setup.certs, alice, bob, bob_jid, setup.kit_url, setup.kit_media, tmp
+            )
         finally:
-            await client.aclose()
-            await store.close()
+            await bob.close()
+            await alice.close()
 
 
 async def next_file(client: InterlinkClient) -> FileMessage:

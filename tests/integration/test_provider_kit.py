@@ -7,78 +7,73 @@ the user can no longer log in (introspection)."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import ssl
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 
-from interlink.client import InterlinkClient, TextMessage
+from interlink.client import InterlinkClient
 from interlink.client.client import ClientError
-from interlink.client.enlist import enlist, fetch_token, identity_thumbprint
-from interlink.provider.app import KitConfig, build_kit_app
+from interlink.client.enlist import fetch_token, identity_thumbprint
 from interlink.provider.store import KitStore
-from tests.integration.kit import DOMAIN, Certs, onboard_provider, running_hub, serving
-
-TOKEN = "operator-token"
-
-
-@asynccontextmanager
-async def running_kit(
-    tmp: Path, hub_url: str, certs: Certs, sock: socket.socket
-) -> AsyncIterator[KitStore]:
-    store = await KitStore.open(tmp / "kit.sqlite3")
-    client = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(certs.ca)), timeout=5)
-    app = build_kit_app(
-        KitConfig("examplechat", DOMAIN, hub_url), store, await store.signing_seed(), client
-    )
-    try:
-        async with serving(app, sock):
-            yield store
-    finally:
-        await client.aclose()
-        await store.close()
-
-
-async def next_text(client: InterlinkClient) -> TextMessage:
-    while True:
-        event = await client.next_event(15)
-        if isinstance(event, TextMessage):
-            return event
+from tests.integration.kit import DOMAIN, hub_with_kit, next_text
 
 
 async def test_provider_kit_end_to_end(tmp_path: Path) -> None:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    kit_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    async with running_hub(
-        tmp_path, admin={"token": TOKEN}, interop={"allow_insecure_loopback": True}
-    ) as (server, certs):
-        hub_url = f"https://127.0.0.1:{server.ports['http']}"
-        port = server.ports["c2s-starttls"]
-        async with running_kit(tmp_path, hub_url, certs, sock) as store:
-            await store.add_user("bob", "bob-secret")
-            await onboard_provider(
-                hub_url,
-                certs.ca,
-                TOKEN,
-                {
-                    "id": "examplechat",
-                    "display_name": "Example Chat",
-                    "callback_url": kit_url,
-                    "jwks_url": f"{kit_url}/.well-known/jwks.json",
-                    "features": ["messaging", "introspection"],
-                },
-            )
-            bob_dir = tmp_path / "bob"
-            thumbprint = await identity_thumbprint(bob_dir)
-
-            async def token() -> str:
-                return await fetch_token(kit_url, "bob", "bob-secret", thumbprint)
-
-            jid = (await enlist(bob_dir, hub_url, DOMAIN, await token(), ca_file=certs.ca)).jid
+    async with hub_with_kit(tmp_path) as setup:
+        certs, store, kit_url = setup.certs, setup.kit, setup.kit_url
+        port = setup.server.ports["c2s-starttls"]
+        bob_dir = tmp_path / "bob"
+        thumbprint = await identity_thumbprint(bob_dir)
+        jid, token = await setup.enlist(bob_dir)
+        bob = InterlinkClient(
+            f"{jid}/phone",
+            "",
+            data_dir=bob_dir,
+            port=port,
+            ca_file=certs.ca,
+            token_provider=token,
+        )
+        alice = InterlinkClient(
+            f"alice@{DOMAIN}/phone",
+            "pw",
+            data_dir=tmp_path / "alice",
+            port=port,
+            ca_file=certs.ca,
+        )
+        await bob.connect()
+        await alice.connect()
+        try:
+            await alice.set_interop_settings(enabled=True)
+            await bob.send_text(f"alice@{DOMAIN}", "hi from Example Chat")
+            first = await next_text(alice)
+            assert first.text == "hi from Example Chat"
+            assert first.interop is not None
+            assert first.interop.request
+            assert first.interop.provider == "examplechat"
+            await alice.accept_request(jid)
+            await alice.send_text(jid, "hi Bob")
+            assert (await next_text(bob)).text == "hi Bob"
+            await bob.close()
+            await asyncio.sleep(0.2)
+            await alice.send_text(jid, "while you were away")
+            async with httpx.AsyncClient(base_url=kit_url, timeout=5) as http:
+                pushes: list[dict[str, object]] = []
+                for _ in range(100):
+                    answer = await http.post(
+                        "/v1/pushes", json={"username": "bob", "password": "bob-secret"}
+                    )
+                    pushes = answer.json()["pushes"]
+                    if pushes:
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.3)
+                pushes = (
+                    await http.post(
+                        "/v1/pushes", json={"username": "bob", "password": "bob-secret"}
+                    )
+                ).json()["pushes"]
+            assert len(pushes) == 1  # verified by the kit with the hub's published key
+            assert pushes[0]["count"] == 1
             bob = InterlinkClient(
                 f"{jid}/phone",
                 "",
@@ -87,78 +82,29 @@ async def test_provider_kit_end_to_end(tmp_path: Path) -> None:
                 ca_file=certs.ca,
                 token_provider=token,
             )
-            alice = InterlinkClient(
-                f"alice@{DOMAIN}/phone",
-                "pw",
-                data_dir=tmp_path / "alice",
+            await bob.connect()
+            assert (await next_text(bob)).text == "while you were away"
+            await bob.close()
+            # Deactivated at the provider: the hub's introspection refuses the login.
+            await store.set_active("bob", False)
+            refused = InterlinkClient(
+                f"{jid}/phone",
+                "",
+                data_dir=bob_dir,
                 port=port,
                 ca_file=certs.ca,
+                token_provider=lambda: fetch_token_unchecked(kit_url, thumbprint, store),
             )
-            await bob.connect()
-            await alice.connect()
             try:
-                await alice.set_interop_settings(enabled=True)
-                await bob.send_text(f"alice@{DOMAIN}", "hi from Example Chat")
-                first = await next_text(alice)
-                assert first.text == "hi from Example Chat"
-                assert first.interop is not None
-                assert first.interop.request
-                assert first.interop.provider == "examplechat"
-                await alice.accept_request(jid)
-                await alice.send_text(jid, "hi Bob")
-                assert (await next_text(bob)).text == "hi Bob"
-                await bob.close()
-                await asyncio.sleep(0.2)
-                await alice.send_text(jid, "while you were away")
-                async with httpx.AsyncClient(base_url=kit_url, timeout=5) as http:
-                    pushes: list[dict[str, object]] = []
-                    for _ in range(100):
-                        answer = await http.post(
-                            "/v1/pushes", json={"username": "bob", "password": "bob-secret"}
-                        )
-                        pushes = answer.json()["pushes"]
-                        if pushes:
-                            break
-                        await asyncio.sleep(0.05)
-                    await asyncio.sleep(0.3)
-                    pushes = (
-                        await http.post(
-                            "/v1/pushes", json={"username": "bob", "password": "bob-secret"}
-                        )
-                    ).json()["pushes"]
-                assert len(pushes) == 1  # verified by the kit with the hub's published key
-                assert pushes[0]["count"] == 1
-                bob = InterlinkClient(
-                    f"{jid}/phone",
-                    "",
-                    data_dir=bob_dir,
-                    port=port,
-                    ca_file=certs.ca,
-                    token_provider=token,
-                )
-                await bob.connect()
-                assert (await next_text(bob)).text == "while you were away"
-                await bob.close()
-                # Deactivated at the provider: the hub's introspection refuses the login.
-                await store.set_active("bob", False)
-                refused = InterlinkClient(
-                    f"{jid}/phone",
-                    "",
-                    data_dir=bob_dir,
-                    port=port,
-                    ca_file=certs.ca,
-                    token_provider=lambda: fetch_token_unchecked(kit_url, thumbprint, store),
-                )
-                try:
-                    await refused.connect()
-                    raise AssertionError("an inactive account logged in")
-                except ClientError:
-                    pass
-                finally:
-                    await refused.close()
+                await refused.connect()
+                raise AssertionError("an inactive account logged in")
+            except ClientError:
+                pass
             finally:
-                await alice.close()
-                await bob.close()
+                await refused.close()
+        finally:
+            await alice.close()
+            await bob.close()
 
 
 async def fetch_token_unchecked(kit_url: str, thumbprint: str, store: KitStore) -> str:
