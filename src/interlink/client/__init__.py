@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from interlink.client.client import InterlinkClient
 from interlink.client.consent import ConsentError, MessageRequest
+from interlink.client.errors import ClientError
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -28,6 +29,7 @@ from interlink.client.media_transfer import KitUploader
 
 __all__ = [
     "ChatState",
+    "ClientError",
     "ClientEvent",
     "ConsentError",
     "DecryptionFailed",

@@ -8,9 +8,9 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from xml.etree.ElementTree import Element
 
 import oldmemo
@@ -20,8 +20,9 @@ import twomemo
 from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
-from interlink.client import consent, media, media_transfer, sce, trust
-from interlink.client.consent import MessageRequest, marker_of
+from interlink.client import media, sce, trust
+from interlink.client.consent import ConsentCalls, marker_of
+from interlink.client.errors import ClientError
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -36,7 +37,7 @@ from interlink.client.events import (
     Receipt,
     TextMessage,
 )
-from interlink.client.media_transfer import Progress, Uploader, XmppUploader
+from interlink.client.media_transfer import MediaCalls, Uploader
 from interlink.client.oauthbearer import OAuthBearer
 from interlink.client.omemo_session import (
     DEVICES_NODE,
@@ -51,7 +52,6 @@ from interlink.client.omemo_session import (
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 from interlink.hub.policy import wire
-from interlink.hub.policy.model import InteropSettings
 
 log = logging.getLogger("interlink.client")
 # python-omemo logs plaintext and message keys at DEBUG: keep them out of applications' logs
@@ -70,10 +70,6 @@ REPLAY_WINDOW = 90 * 86400  # seconds a message's key material is remembered
 
 def _q(namespace: str, local: str) -> str:
     return "{" + namespace + "}" + local
-
-
-class ClientError(Exception):
-    """The client could not do what was asked (connection, login, encryption)."""
 
 
 async def precheck(
@@ -114,7 +110,7 @@ async def precheck(
     return None
 
 
-class InterlinkClient:
+class InterlinkClient(ConsentCalls, MediaCalls):
     """One account on one device.
 
     ``data_dir`` keeps the device's keys and sessions (SQLite); the same directory on the next run
@@ -397,128 +393,6 @@ class InterlinkClient:
         stanza.send()
         return message_id
 
-    # -- media (docs/protocol.md, XEP-0454/0447/0448) ---------------------------------------------
-    async def send_file(
-        self,
-        to: str,
-        path: Path,
-        *,
-        kind: str = "file",
-        caption: str | None = None,
-        media_type: str | None = None,
-        duration: float | None = None,
-        progress: Progress | None = None,
-    ) -> str:
-        """Encrypt ``path`` (AES-256-GCM, fresh key and IV), upload the ciphertext to this side's
-        store with ``progress(done, total)`` calls, and send its URL, key and hashes end to end
-        encrypted. ``kind``: image, voice, video or file. Returns the message id."""
-        if self._xmpp is None:
-            raise ClientError("not connected")
-        uploader = self._uploader or XmppUploader(self._xmpp, self.jid.domain, self._timeout)
-        info = await media_transfer.prepare(
-            path,
-            kind,
-            caption=caption,
-            media_type=media_type,
-            duration=duration,
-            uploader=uploader,
-            work_dir=self._data_dir / "media-tmp",
-            verify=media_transfer.tls(self._ca_file),
-            progress=progress,
-        )
-        content = [
-            *media.file_elements(info),
-            Element(_q(RECEIPTS, "request")),
-            Element(_q(MARKERS, "markable")),
-        ]
-        legacy = media.aesgcm_url(info.url, info.key, info.iv)
-        return await self._send(to, content, legacy_text=legacy, store=True)
-
-    async def download(
-        self, event: FileMessage, dest_dir: Path, *, progress: Progress | None = None
-    ) -> Path:
-        """Fetch ``event``'s file (through the hub's media proxy when a third-party user sent
-        it to this gatekeeper user), check both SHA-256 hashes and the GCM tag, decrypt it into
-        ``dest_dir``; returns the file's path. Raises ``MediaError`` naming the failed check."""
-        if self._xmpp is None:
-            raise ClientError("not connected")
-        sender_domain = slixmpp.JID(event.sender).domain
-        via = None
-        own_domain = self.jid.domain
-        if sender_domain.endswith(".interop." + own_domain) and not event.outgoing:
-            if self._http_url is None:
-                raise ClientError("media from third parties needs http_url (the media proxy)")
-            provider = sender_domain[: -len(".interop." + own_domain)]
-            token = await media_transfer.proxy_token(self._xmpp, own_domain, self._timeout)
-            via = (self._http_url, token, provider)
-        return await media_transfer.fetch(
-            event.file,
-            dest_dir,
-            via_proxy=via,
-            verify=media_transfer.tls(self._ca_file),
-            progress=progress,
-        )
-
-    # -- consent and abuse (the hub enforces; see docs/consent.md) ---------------------------------
-    async def _query(self, itype: Literal["get", "set"], payload: Element) -> Element | None:
-        if self._xmpp is None:
-            raise ClientError("not connected")
-        return await consent.query(self._xmpp, itype, payload, self._timeout)
-
-    async def interop_settings(self) -> InteropSettings:
-        """This gatekeeper user's third-party chat settings, as the hub keeps them."""
-        return consent.settings_of(await self._query("get", Element(wire.SETTINGS)))
-
-    async def set_interop_settings(
-        self,
-        *,
-        enabled: bool | None = None,
-        providers: Iterable[str] | Literal["all"] | None = None,
-        inbox: str | None = None,
-        discoverable: bool | None = None,
-        share_activity: bool | None = None,
-    ) -> InteropSettings:
-        """Change the settings given (the others stay); returns them as the hub now has them."""
-        request = consent.settings_request(
-            enabled=enabled,
-            providers=providers,
-            inbox=inbox,
-            discoverable=discoverable,
-            share_activity=share_activity,
-        )
-        return consent.settings_of(await self._query("set", request))
-
-    async def approved_providers(self) -> dict[str, str]:
-        """The providers whose users can be reached: id -> display name."""
-        return consent.providers_of(await self._query("get", Element(wire.PROVIDERS)))
-
-    async def message_requests(self) -> list[MessageRequest]:
-        return consent.requests_of(await self._query("get", Element(wire.REQUESTS)))
-
-    async def accept_request(self, jid: str) -> None:
-        """Accept ``jid``'s message request: replies, receipts and presence may go back."""
-        await self._query("set", Element(wire.ACCEPT, {"jid": slixmpp.JID(jid).bare}))
-
-    async def block(
-        self,
-        jid: str,
-        *,
-        report: str | None = None,
-        text: str = "",
-        attach: Sequence[TextMessage] = (),
-    ) -> None:
-        """Block ``jid`` (a user, or a provider's domain ``<provider>.interop.<hub>``); with
-        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages."""
-        request = consent.block_request(jid, report=report, text=text, attach=attach)
-        await self._query("set", request)
-
-    async def unblock(self, *jids: str) -> None:
-        """Unblock ``jids``; with none, unblock everyone."""
-        await self._query("set", consent.unblock_request(jids))
-
-    async def blocklist(self) -> list[str]:
-        return consent.blocklist_of(await self._query("get", Element(wire.BLOCKLIST)))
-
     # -- trust -------------------------------------------------------------------------------------
     @staticmethod
     def _fingerprint(identity_key: bytes) -> str:
@@ -720,3 +594,6 @@ class InterlinkClient:
     async def _key_changed(self, device: DeviceInformation) -> None:
         fingerprint = self._fingerprint(device.identity_key)
         await self._events.put(KeyChanged(device.bare_jid, device.device_id, fingerprint))
+
+
+__all__ = ["ClientError", "InterlinkClient", "precheck"]

@@ -13,11 +13,12 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza.error import Error
 
+from interlink.client.errors import ClientError
 from interlink.client.events import InteropMarker, TextMessage
 from interlink.hub.policy import wire
 from interlink.hub.policy.model import InteropSettings
 
-__all__ = ["ConsentError", "MessageRequest", "marker_of"]
+__all__ = ["ConsentCalls", "ConsentError", "MessageRequest", "marker_of"]
 
 # slixmpp knows the stanza error conditions of RFC 3920; RFC 6120 added policy-violation, which
 # the hub's rules answer with. Without it slixmpp fails to read such errors at all.
@@ -169,3 +170,69 @@ def unblock_request(jids: Iterable[str]) -> Element:
     for jid in jids:
         el.append(Element(wire.ITEM, {"jid": jid}))
     return el
+
+
+class ConsentCalls:
+    """``InterlinkClient``'s calls about the rules (a mixin: it needs the connection)."""
+
+    _xmpp: slixmpp.ClientXMPP | None
+    _timeout: float
+
+    async def _query(self, itype: Literal["get", "set"], payload: Element) -> Element | None:
+        if self._xmpp is None:
+            raise ClientError("not connected")
+        return await query(self._xmpp, itype, payload, self._timeout)
+
+    async def interop_settings(self) -> InteropSettings:
+        """This gatekeeper user's third-party chat settings, as the hub keeps them."""
+        return settings_of(await self._query("get", Element(wire.SETTINGS)))
+
+    async def set_interop_settings(
+        self,
+        *,
+        enabled: bool | None = None,
+        providers: Iterable[str] | Literal["all"] | None = None,
+        inbox: str | None = None,
+        discoverable: bool | None = None,
+        share_activity: bool | None = None,
+    ) -> InteropSettings:
+        """Change the settings given (the others stay); returns them as the hub now has them."""
+        request = settings_request(
+            enabled=enabled,
+            providers=providers,
+            inbox=inbox,
+            discoverable=discoverable,
+            share_activity=share_activity,
+        )
+        return settings_of(await self._query("set", request))
+
+    async def approved_providers(self) -> dict[str, str]:
+        """The providers whose users can be reached: id -> display name."""
+        return providers_of(await self._query("get", Element(wire.PROVIDERS)))
+
+    async def message_requests(self) -> list[MessageRequest]:
+        return requests_of(await self._query("get", Element(wire.REQUESTS)))
+
+    async def accept_request(self, jid: str) -> None:
+        """Accept ``jid``'s message request: replies, receipts and presence may go back."""
+        await self._query("set", Element(wire.ACCEPT, {"jid": slixmpp.JID(jid).bare}))
+
+    async def block(
+        self,
+        jid: str,
+        *,
+        report: str | None = None,
+        text: str = "",
+        attach: Sequence[TextMessage] = (),
+    ) -> None:
+        """Block ``jid`` (a user, or a provider's domain ``<provider>.interop.<hub>``); with
+        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages."""
+        request = block_request(jid, report=report, text=text, attach=attach)
+        await self._query("set", request)
+
+    async def unblock(self, *jids: str) -> None:
+        """Unblock ``jids``; with none, unblock everyone."""
+        await self._query("set", unblock_request(jids))
+
+    async def blocklist(self) -> list[str]:
+        return blocklist_of(await self._query("get", Element(wire.BLOCKLIST)))

@@ -19,13 +19,17 @@ import httpx
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
+from interlink.client.errors import ClientError
+from interlink.client.events import FileMessage
 from interlink.client.media import (
     CHUNK,
     KINDS,
     TAG,
     FileInfo,
     MediaError,
+    aesgcm_url,
     describe,
+    file_elements,
     open_file,
     seal_file,
 )
@@ -270,3 +274,87 @@ async def fetch(
     finally:
         await asyncio.to_thread(sealed_path.unlink, missing_ok=True)
     return target
+
+
+class MediaCalls:
+    """``InterlinkClient``'s file calls (a mixin: it needs the connection and ``_send``)."""
+
+    jid: slixmpp.JID
+    _xmpp: slixmpp.ClientXMPP | None
+    _timeout: float
+    _uploader: Uploader | None
+    _data_dir: Path
+    _ca_file: Path | None
+    _http_url: str | None
+
+    async def _send(
+        self,
+        to: str,
+        content: list[Element],
+        *,
+        legacy_text: str | None = None,
+        store: bool,
+        activity: bool = False,
+    ) -> str:
+        raise NotImplementedError
+
+    async def send_file(
+        self,
+        to: str,
+        path: Path,
+        *,
+        kind: str = "file",
+        caption: str | None = None,
+        media_type: str | None = None,
+        duration: float | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Encrypt ``path`` (AES-256-GCM, fresh key and IV), upload the ciphertext to this side's
+        store with ``progress(done, total)`` calls, and send its URL, key and hashes end to end
+        encrypted. ``kind``: image, voice, video or file. Returns the message id."""
+        if self._xmpp is None:
+            raise ClientError("not connected")
+        uploader = self._uploader or XmppUploader(self._xmpp, self.jid.domain, self._timeout)
+        info = await prepare(
+            path,
+            kind,
+            caption=caption,
+            media_type=media_type,
+            duration=duration,
+            uploader=uploader,
+            work_dir=self._data_dir / "media-tmp",
+            verify=tls(self._ca_file),
+            progress=progress,
+        )
+        content = [
+            *file_elements(info),
+            Element("{urn:xmpp:receipts}request"),
+            Element("{urn:xmpp:chat-markers:0}markable"),
+        ]
+        legacy = aesgcm_url(info.url, info.key, info.iv)
+        return await self._send(to, content, legacy_text=legacy, store=True)
+
+    async def download(
+        self, event: FileMessage, dest_dir: Path, *, progress: Progress | None = None
+    ) -> Path:
+        """Fetch ``event``'s file (through the hub's media proxy when a third-party user sent
+        it to this gatekeeper user), check both SHA-256 hashes and the GCM tag, decrypt it into
+        ``dest_dir``; returns the file's path. Raises ``MediaError`` naming the failed check."""
+        if self._xmpp is None:
+            raise ClientError("not connected")
+        sender_domain = slixmpp.JID(event.sender).domain
+        via = None
+        own_domain = self.jid.domain
+        if sender_domain.endswith(".interop." + own_domain) and not event.outgoing:
+            if self._http_url is None:
+                raise ClientError("media from third parties needs http_url (the media proxy)")
+            provider = sender_domain[: -len(".interop." + own_domain)]
+            token = await proxy_token(self._xmpp, own_domain, self._timeout)
+            via = (self._http_url, token, provider)
+        return await fetch(
+            event.file,
+            dest_dir,
+            via_proxy=via,
+            verify=tls(self._ca_file),
+            progress=progress,
+        )
