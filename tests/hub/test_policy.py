@@ -837,3 +837,43 @@ async def test_an_unaccepted_sender_cannot_probe_which_resources_are_online() ->
         await tp.send(probe.format(res="gone"))
         offline = [el.get("type") for el in tp.take()]
         assert online == offline, f"online resource: {online}, offline resource: {offline}"
+
+
+async def test_pep_notifications_from_a_third_party_carry_the_marker() -> None:
+    """What the hub sends on a third party's behalf (PEP events) is labelled like its messages."""
+    async with interop_hub() as kit:
+        alice, tp = await people(kit)
+        node = "urn:xmpp:omemo:2:devices"
+        publish = (
+            "<iq xmlns='jabber:client' type='set' id='pub'>"
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            f"<publish node='{node}'><item id='current'>"
+            "<devices xmlns='urn:xmpp:omemo:2'><device id='{d}'/></devices></item></publish>"
+            "<publish-options><x xmlns='jabber:x:data' type='submit'>"
+            "<field var='FORM_TYPE' type='hidden'>"
+            "<value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+            "<field var='pubsub#access_model'><value>open</value></field></x></publish-options>"
+            "</pubsub></iq>"
+        )
+        await tp.send(publish.replace("{d}", "1"))
+        tp.take()
+        await alice.send(
+            f"<iq xmlns='jabber:client' type='set' id='sub' to='{TP}'>"
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            f"<subscribe node='{node}' jid='alice@{DOMAIN}/a'/></pubsub></iq>"
+        )
+        (answer,) = [el for el in alice.take() if el.tag == f"{STANZA_NS}iq"]
+        assert answer.get("type") == "result"
+        await tp.send(publish.replace("{d}", "2"))
+        (event,) = messages(alice)
+        assert event.get("type") == "headline"
+        assert event.find("{http://jabber.org/protocol/pubsub#event}event") is not None
+        mark = marker_of(event)
+        assert mark is not None
+        assert mark.get("provider") == PROVIDER
+        assert mark.get("provider-name") == PROVIDER_NAME
+        # The hub's own users' notifications carry none.
+        assert (
+            await kit.hub.router.policy.marker_for(JID.parse(f"alice@{DOMAIN}"), tp.session.jid)
+            is None
+        )

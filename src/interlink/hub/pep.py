@@ -63,7 +63,17 @@ class PepService:
         # an owner's notifications may reach a contact (set by the router).
         self.read_gate: Callable[[JID, JID], Awaitable[bool]] | None = None
         self.notify_gate: Callable[[JID, JID], Awaitable[bool]] | None = None
+        # The interop marker for what an owner's node sends a reader (third party -> hub user).
+        self.label: Callable[[JID, JID], Awaitable[Element | None]] | None = None
         caps.on_features = self._features_known
+
+    async def _event_message(self, owner: JID, to: JID, event: Element) -> Message:
+        payload: tuple[Element, ...] = (event,)
+        if self.label is not None and owner != to.bare:
+            mark = await self.label(owner, to)
+            if mark is not None:
+                payload = (event, mark)
+        return Message(to, owner, secrets.token_hex(6), None, payload, MessageType.HEADLINE)
 
     # -- dispatch ----------------------------------------------------------------------------
     async def handle_iq(self, session: Session, iq: Iq, owner: JID) -> None:
@@ -397,9 +407,7 @@ class PepService:
         event = Element(_EVENT)
         event.append(event_child)
         for s in await self._recipients(owner, node, config, subscribers):
-            s.deliver(
-                Message(s.jid, owner, secrets.token_hex(6), None, (event,), MessageType.HEADLINE)
-            )
+            s.deliver(await self._event_message(owner, s.jid, event))
 
     async def _features_known(self, session: Session) -> None:
         """Send the newest item of every node ``session`` wants and may read: its own account's
@@ -423,16 +431,7 @@ class PepService:
                     items.append(el)
                     event = Element(_EVENT)
                     event.append(items)
-                    session.deliver(
-                        Message(
-                            session.jid,
-                            owner,
-                            secrets.token_hex(6),
-                            None,
-                            (event,),
-                            MessageType.HEADLINE,
-                        )
-                    )
+                    session.deliver(await self._event_message(owner, session.jid, event))
         log.debug("pep last items sent", extra={"jid": str(session.jid)})
 
     async def node_items_for_disco(self, reader: JID, owner: JID) -> list[str]:

@@ -60,6 +60,7 @@ class Router:
         self.pep = PepService(ctx, self.caps)
         self.pep.read_gate = self.policy.may_query
         self.pep.notify_gate = self.policy.may_exchange
+        self.pep.label = self.policy.marker_for
         self.carbons = Carbons(ctx.sessions)
         # Services addressed to the hub's domain JID (e.g. XEP-0363 upload, media tokens): the
         # query's tag -> handler; and what they add to the domain's disco#info.

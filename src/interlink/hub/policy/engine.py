@@ -155,6 +155,15 @@ class InteropPolicy:
         name = self._ctx.approved_providers.get(provider_id, provider_id)
         return wire.marker(provider_id, name, await self._user_id(sender), settings.inbox, request)
 
+    async def marker_for(self, sender: JID, recipient: JID) -> Element | None:
+        """The marker for what the hub delivers on ``sender``'s behalf (PEP notifications) to
+        ``recipient``: only from a third party to one of the hub's own users."""
+        provider_id = self.provider_of(sender.bare)
+        if provider_id is None or not self._ctx.is_home(recipient):
+            return None
+        settings = await self.settings(recipient.bare)
+        return await self.marker(sender.bare, provider_id, settings, request=False)
+
     # -- rate limits -----------------------------------------------------------------------------
     def _refuse(self, reason: str, error: StanzaError) -> StanzaError:
         self.refused[reason] += 1
