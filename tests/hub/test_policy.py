@@ -534,6 +534,9 @@ async def test_a_forged_marker_on_an_error_message_is_stripped() -> None:
             m for m in got for mark in m.findall(wire.MARKER) if mark.get("provider") == "bank"
         ]
         assert forged_seen == [], "an error message from a third party kept its forged marker"
+        (delivered,) = got
+        marks = delivered.findall(wire.MARKER)
+        assert [m.get("provider") for m in marks] == [PROVIDER]  # the hub's label, and only it
 
 
 async def test_gatekeeper_writes_first_then_the_conversation_is_accepted() -> None:

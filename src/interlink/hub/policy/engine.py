@@ -213,7 +213,9 @@ class InteropPolicy:
         if msg.type is MessageType.ERROR:
             if not await self.may_exchange(s_bare, r_bare):
                 return None
-            return replace(msg, payload=_strip(msg.payload))
+            mark = await self.marker_for(s_bare, r_bare)
+            payload = _strip(msg.payload)
+            return replace(msg, payload=payload if mark is None else (*payload, mark))
         now = self._ctx.clock()
         activity = is_activity(msg)
         # Every message counts: the activity hint is the client's word and must buy nothing.
