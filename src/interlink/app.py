@@ -90,6 +90,7 @@ def policy_limits(settings: Settings) -> PolicyLimits:
         max_allowed_providers=p.max_allowed_providers,
         max_report_messages=p.max_report_messages,
         max_report_text=p.max_report_text,
+        reports_per_sender=Rate(p.reports_per_hour, 3600.0),
     )
 
 

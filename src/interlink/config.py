@@ -101,6 +101,7 @@ class PolicySection(_Section):
     max_allowed_providers: int = Field(256, ge=1)  # in a user's allow list
     max_report_messages: int = Field(20, ge=0)  # attached to one report
     max_report_text: int = Field(4096, ge=1)  # characters of a report's text and of each message
+    reports_per_hour: int = Field(10, ge=0)  # per reporter
     discovery_per_user_per_hour: int = Field(20, ge=0)
     discovery_per_provider_per_hour: int = Field(10_000, ge=0)
 

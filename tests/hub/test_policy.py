@@ -711,19 +711,27 @@ async def test_new_conversations_per_sender_boundary() -> None:
 
 
 async def test_new_conversation_limit_is_no_oracle_for_a_block() -> None:
-    """Once the budget of new conversations is spent, a blocked account that was talked to
-    before must answer like a nonexistent one (issue 5: no oracle of a block)."""
-    limits = PolicyLimits(new_conversations_per_sender=Rate(1, 86_400.0))
+    """The budget of new conversations is charged per address first contacted in a period,
+    reachable or not: what a sender gets past the budget depends on its own history with the
+    address, never on whether the account exists, opted in or blocked it (issue 5: no oracle)."""
+    limits = PolicyLimits(new_conversations_per_sender=Rate(2, 86_400.0))
     async with interop_hub(limits) as kit:
         alice, tp = await people(kit)
-        await tp.send(chat(f"alice@{DOMAIN}"))  # the one new conversation
+        await tp.send(chat(f"alice@{DOMAIN}"))  # first contact 1: a real conversation
         assert len(messages(alice)) == 1
+        await tp.send(chat(f"nobody@{DOMAIN}", mid="n"))  # first contact 2: no such account
+        assert error_of(messages(tp)[0]) == ("service-unavailable", None)
         await iq(alice, "set", f"<block xmlns='urn:xmpp:blocking'><item jid='{TP}'/></block>")
         await tp.send(chat(f"alice@{DOMAIN}", mid="x"))
         blocked = error_of(messages(tp)[0])
         await tp.send(chat(f"nobody@{DOMAIN}", mid="y"))
         nobody = error_of(messages(tp)[0])
-        assert blocked == nobody, f"a block answers {blocked}, no account answers {nobody}"
+        assert blocked == nobody == ("service-unavailable", None)
+        await tp.send(chat(f"carol@{DOMAIN}", mid="z"))  # a third address: over the budget
+        condition, text = error_of(messages(tp)[0])
+        assert condition == "policy-violation"
+        assert text is not None
+        assert "new conversations" in text
 
 
 async def test_pep_of_a_gatekeeper_is_gated_like_messages() -> None:

@@ -37,6 +37,7 @@ from interlink.client.media import (
 UPLOAD = "urn:xmpp:http:upload:0"
 MEDIA = "urn:interlink:media:0"
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
+MAX_DOWNLOAD = 100 * 1024 * 1024 + 4096  # what the hub and its proxy allow by default
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +157,10 @@ async def download(
         if answer.status_code != 200:
             body = (await answer.aread())[:300].decode(errors="replace")
             raise MediaError(f"download refused ({answer.status_code}): {body}")
-        total = int(answer.headers.get("content-length", max_bytes))
+        try:
+            total = int(answer.headers.get("content-length", max_bytes))
+        except ValueError:
+            raise MediaError("the download's Content-Length is not a number") from None
         if total > max_bytes:
             raise MediaError(f"the download is larger ({total} bytes) than announced")
         done = 0
@@ -242,9 +246,13 @@ async def fetch(
     via_proxy: tuple[str, str, str] | None,
     verify: ssl.SSLContext | bool,
     progress: Progress | None,
+    max_bytes: int = MAX_DOWNLOAD,
 ) -> Path:
     """Download, verify and decrypt ``info``'s file into ``dest_dir``; returns its path.
-    ``via_proxy`` is (hub HTTP base URL, proxy token, the sender's provider id)."""
+    ``via_proxy`` is (hub HTTP base URL, proxy token, the sender's provider id). A file whose
+    announced size is over ``max_bytes`` is refused before anything is fetched."""
+    if info.size + TAG > max_bytes:
+        raise MediaError(f"the file is announced as {info.size} bytes, over {max_bytes}")
     await asyncio.to_thread(dest_dir.mkdir, parents=True, exist_ok=True)
     sealed_path = dest_dir / f".download-{secrets.token_hex(8)}"
     target = dest_dir / f"{secrets.token_hex(4)}-{info.name}"

@@ -100,7 +100,9 @@ class PresenceService:
             presence = _presence(PresenceType.UNAVAILABLE, session.jid, None)
         await self._send_to_subscribers(session, presence)
         for target in session.directed:
-            self._deliver_directed(presence, target)
+            checked = await self._across(session.jid, presence, target)
+            if checked is not None:
+                self._deliver_directed(checked, target)
         session.directed.clear()
         session.available = False
 
@@ -216,7 +218,9 @@ class PresenceService:
             await self._inbound_subscribed(stamped, contact, user)
             for s in self._ctx.sessions.available(user):
                 for c in self._ctx.sessions.available(contact):
-                    c.deliver(self._presence_of(s, c.jid))
+                    checked = await self._across(s.jid, self._presence_of(s, c.jid), c.jid)
+                    if checked is not None:
+                        c.deliver(checked)
         elif ptype is PresenceType.UNSUBSCRIBE:
             if item is not None and (item.subscription.has_to or item.ask):
                 item = _with(item, str(contact), to=False, ask=False)
@@ -230,7 +234,7 @@ class PresenceService:
                 await repo.put(str(user), item)
                 self._roster.push(user, item)
             await self._inbound_unsubscribed(stamped, contact, user)
-            self._send_unavailable(user, contact)
+            await self._send_unavailable(user, contact)
 
     async def _inbound_subscribe(self, stamped: Presence, contact: JID, user: JID) -> None:
         repo = self._ctx.storage.roster
@@ -271,7 +275,7 @@ class PresenceService:
         self._roster.push(contact, theirs)
         for s in self._ctx.sessions.available(contact):
             s.deliver(_readdress(stamped, s.jid))
-        self._send_unavailable(contact, user)
+        await self._send_unavailable(contact, user)
 
     async def _inbound_unsubscribed(self, stamped: Presence, user: JID, contact: JID) -> None:
         """``contact`` (here the sender) cancels ``user``'s subscription or denies the request."""
@@ -285,11 +289,15 @@ class PresenceService:
         for s in self._ctx.sessions.available(user):
             s.deliver(_readdress(stamped, s.jid))
 
-    def _send_unavailable(self, from_bare: JID, to_bare: JID) -> None:
+    async def _send_unavailable(self, from_bare: JID, to_bare: JID) -> None:
         """Tell ``to_bare`` that ``from_bare``'s resources are gone (RFC 6121 §3.2.2, §3.3.3)."""
         for s in self._ctx.sessions.available(from_bare):
             for t in self._ctx.sessions.available(to_bare):
-                t.deliver(_presence(PresenceType.UNAVAILABLE, s.jid, t.jid))
+                gone = await self._across(
+                    s.jid, _presence(PresenceType.UNAVAILABLE, s.jid, t.jid), t.jid
+                )
+                if gone is not None:
+                    t.deliver(gone)
 
     async def cancel_both(self, session: Session, contact: JID, item: RosterItem) -> None:
         """Roster removal cancels subscriptions in both directions (RFC 6121 §2.5.2)."""
@@ -302,7 +310,7 @@ class PresenceService:
             await self._inbound_unsubscribed(
                 _presence(PresenceType.UNSUBSCRIBED, user, contact), contact, user
             )
-            self._send_unavailable(user, contact)
+            await self._send_unavailable(user, contact)
         await self._ctx.storage.roster.remove_pending(str(user), str(contact))
 
 

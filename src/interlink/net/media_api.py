@@ -34,7 +34,9 @@ def media_problem(error: MediaError) -> JSONResponse:
 
 def _bearer(value: str | None) -> str | None:
     scheme, _, token = (value or "").partition(" ")
-    return token.strip() or None if scheme.lower() == "bearer" else None
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
 
 
 def _content_length(value: str | None) -> int | None:

@@ -39,6 +39,7 @@ from interlink.xmpp.stanza import Message, MessageType, Presence
 log = logging.getLogger("interlink.policy")
 
 NO_PUSH = "{urn:xmpp:interlink:0}no-push"
+_ERROR = "{jabber:client}error"
 _CONTENT = frozenset({"{jabber:client}body", "{urn:xmpp:omemo:2}encrypted"})
 _LEGACY_ENCRYPTED = "{eu.siacs.conversations.axolotl}encrypted"
 _ACTIVITY_NS = (
@@ -95,6 +96,7 @@ class InteropPolicy:
         self._per_sender = BucketTable(limits.messages_per_sender, limits.rate_keys)
         self._new_conversations = BucketTable(limits.new_conversations_per_sender, limits.rate_keys)
         self._per_provider = BucketTable(limits.provider_messages, limits.rate_keys)
+        self._contacted: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
         # The user-visible id of a third-party account (set by the composition root).
         self.user_id_of: Callable[[str], Awaitable[str | None]] | None = None
         self.on_report: list[Callable[[Report], None]] = []
@@ -190,6 +192,26 @@ class InteropPolicy:
                 ),
             )
 
+    def _first_contact(self, sender: JID, target: JID, now: float) -> None:
+        """Charge ``sender``'s new-conversation budget for ``target`` once a budget period:
+        the first message or query to an account it has no conversation with, whether that
+        account is reachable or not (so probing costs the same as writing)."""
+        key = str(sender)
+        seen = self._contacted.get(key)
+        if seen is None:
+            seen = self._contacted[key] = OrderedDict()
+            while len(self._contacted) > self.limits.rate_keys:
+                self._contacted.popitem(last=False)
+        self._contacted.move_to_end(key)
+        since = seen.get(str(target))
+        if since is not None and now - since < self.limits.new_conversations_per_sender.period:
+            return
+        self._new_conversation(sender, now)
+        seen[str(target)] = now
+        seen.move_to_end(str(target))
+        while len(seen) > self.limits.contacts_remembered:
+            seen.popitem(last=False)
+
     def _new_conversation(self, sender: JID, now: float) -> None:
         if self._new_conversations.take(str(sender), now):
             rate = self.limits.new_conversations_per_sender
@@ -211,11 +233,7 @@ class InteropPolicy:
         if self.blocks.blocks(s_bare, r_bare):
             raise self._refuse("sender-blocked-recipient", self.blocks.blocked_error())
         if msg.type is MessageType.ERROR:
-            if not await self.may_exchange(s_bare, r_bare):
-                return None
-            mark = await self.marker_for(s_bare, r_bare)
-            payload = _strip(msg.payload)
-            return replace(msg, payload=payload if mark is None else (*payload, mark))
+            return await self._error_message(s_bare, r_bare, msg)
         now = self._ctx.clock()
         activity = is_activity(msg)
         # Every message counts: the activity hint is the client's word and must buy nothing.
@@ -227,6 +245,21 @@ class InteropPolicy:
             )
         assert r_provider is not None
         return await self._to_third_party(s_bare, r_bare, r_provider, msg, payload, activity, now)
+
+    async def _error_message(self, sender: JID, recipient: JID, msg: Message) -> Message | None:
+        """An error message crosses only within an accepted conversation, counts against the
+        sender's rate, and carries nothing but its ``<error/>`` (and the hub's marker)."""
+        now = self._ctx.clock()
+        self._rate(sender, self.provider_of(sender), now)
+        home, other = (recipient, sender) if self.provider_of(sender) else (sender, recipient)
+        conversation = await self._repo.conversation(str(home), str(other))
+        accepted = conversation is not None and conversation.state is ConversationState.ACCEPTED
+        if not (accepted and await self.may_exchange(sender, recipient)):
+            self.refused["error-dropped"] += 1
+            return None
+        payload = tuple(el for el in msg.payload if el.tag == _ERROR)
+        mark = await self.marker_for(sender, recipient)
+        return replace(msg, payload=payload if mark is None else (*payload, mark))
 
     async def _from_third_party(
         self,
@@ -249,16 +282,21 @@ class InteropPolicy:
             & (not self.blocks.blocks(recipient, sender))
             & (r_provider is None)
         )
-        if (conversation is None or not allowed) and not activity:
+        if activity:
+            # Receipts, typing and session upkeep are never answered, reachable or not: an
+            # answer would tell a stranger, for free, who has opted in.
+            accepted = conversation is not None and conversation.state is ConversationState.ACCEPTED
+            if not (allowed and accepted):
+                self.refused["activity-dropped"] += 1
+                return None
+        elif conversation is None or not allowed:
             # Unreachable accounts pay like new conversations, whatever their history, so that
             # the answer past the limit is the same for all of them.
-            self._new_conversation(sender, now)
+            self._first_contact(sender, recipient, now)
         if not allowed:
             raise self._refuse("unreachable", refusal())
         request = conversation is None or conversation.state is ConversationState.REQUEST
         if request:
-            if activity:
-                return None  # no typing or receipts from someone not yet accepted
             count = 0 if conversation is None else conversation.messages
             if count >= self.limits.request_messages:
                 raise self._refuse(
@@ -315,7 +353,7 @@ class InteropPolicy:
                 return replace(msg, payload=payload)
             return None
         if conversation is None:
-            self._new_conversation(sender, now)
+            self._first_contact(sender, recipient, now)
             try:
                 await self._repo.put_conversation(
                     str(sender), str(recipient), ConversationState.ACCEPTED, 0, now
@@ -394,13 +432,25 @@ class InteropPolicy:
         s_bare, t_bare = sender.bare, to.bare
         if self.blocks.blocks(s_bare, t_bare):
             raise self._refuse("sender-blocked-recipient", self.blocks.blocked_error())
-        t_provider = self.provider_of(t_bare)
-        if self.provider_of(s_bare) is None and t_provider is not None:
+        t_provider, s_provider = self.provider_of(t_bare), self.provider_of(s_bare)
+        if s_provider is None and t_provider is not None:
             self._check_own(await self.settings(s_bare), t_provider)
+        now = self._ctx.clock()
+        self._rate(s_bare, s_provider, now)  # queries count like messages
         allowed = await self.may_query(s_bare, t_bare)
-        if to.resource is not None:
-            # Whether a resource answers tells that it is online: only for those who may see
-            # the account's presence (not a third party whose request is still open).
+        if s_provider is not None and t_provider is None:
+            # A third party's first query to an account costs a first contact, reachable or
+            # not, so reading keys is no cheaper a test of opt-in than writing.
+            conversation = await self._repo.conversation(str(t_bare), str(s_bare))
+            if conversation is None or not allowed:
+                self._first_contact(s_bare, t_bare, now)
+            if to.resource is not None:
+                # Whether a resource answers tells that it is online: only within an accepted
+                # conversation.
+                allowed &= (
+                    conversation is not None and conversation.state is ConversationState.ACCEPTED
+                )
+        elif to.resource is not None:
             allowed &= await self.may_exchange(t_bare, s_bare)
         if not allowed:
             raise self._refuse("unreachable", refusal())
@@ -428,6 +478,11 @@ class InteropPolicy:
                 "only this hub's users accept requests, and only from third-party addresses",
             )
         conversation = await self._repo.conversation(str(owner), str(peer))
+        now = self._ctx.clock()
+        if conversation is None:
+            self._first_contact(owner, peer, now)  # accepting ahead starts a conversation
+        elif conversation.state is ConversationState.ACCEPTED:
+            return
         messages = 0 if conversation is None else conversation.messages
         await self._repo.put_conversation(
             str(owner), str(peer), ConversationState.ACCEPTED, messages, self._ctx.clock()

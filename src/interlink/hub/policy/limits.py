@@ -113,6 +113,8 @@ class PolicyLimits:
     cache_entries: int = 10_000  # account lookups kept in memory
     cache_seconds: float = 30.0
     rate_keys: int = 100_000  # buckets kept per table
+    contacts_remembered: int = 1_000  # per sender: accounts already charged as first contacts
+    reports_per_sender: Rate = Rate(10, 3600.0)
 
     def __post_init__(self) -> None:
         if self.request_messages < 1 or self.max_blocklist < 1 or self.cache_entries < 1:

@@ -10,6 +10,7 @@ from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
 from interlink.hub.policy import wire
 from interlink.hub.policy.engine import InteropPolicy
+from interlink.hub.policy.limits import BucketTable
 from interlink.hub.policy.model import PolicyRepository, Report
 from interlink.hub.session import Session
 from interlink.xmpp.jid import JID
@@ -23,6 +24,7 @@ class PolicyService:
         self._ctx = ctx
         self._policy = policy
         self._repo = repo
+        self._reports = BucketTable(policy.limits.reports_per_sender, policy.limits.rate_keys)
 
     async def handle_iq(self, session: Session, iq: Iq) -> None:
         query = iq.query
@@ -87,6 +89,8 @@ class PolicyService:
                 )
                 if found is not None:
                     reports.append((jid, found))
+            if reports:
+                self._may_report(own, len(reports), now)
             changed = await blocks.block(own, [jid for jid, _ in items], now)
             for jid, (reason, text, messages) in reports:
                 report = Report(
@@ -114,6 +118,23 @@ class PolicyService:
         session.deliver(iq_result(iq, from_=None))
         if changed or (push_tag == wire.UNBLOCK and not items):
             self._push(own, session, push_tag, changed)
+
+    def _may_report(self, reporter: JID, count: int, now: float) -> None:
+        """Reports are this hub's users' (a third party reports to its own provider), and
+        each reporter files at most ``reports_per_sender`` of them per period."""
+        if not self._ctx.is_home(reporter):
+            raise StanzaError(
+                StanzaErrorCondition.NOT_ALLOWED,
+                "reports are filed by this hub's own users; report to your provider",
+            )
+        for _ in range(count):
+            if self._reports.take(str(reporter), now):
+                self._ctx.refusals["rate-reports"] += 1
+                rate = self._policy.limits.reports_per_sender
+                raise StanzaError(
+                    StanzaErrorCondition.POLICY_VIOLATION,
+                    f"rate limit: at most {rate.count} reports per {rate.period:g} s",
+                )
 
     def _push(self, own: JID, origin: Session, tag: str, jids: list[str]) -> None:
         """Tell the account's other resources that asked for the list (XEP-0191 §3.3)."""
