@@ -294,3 +294,27 @@ async def test_roster_name_and_group_limits_at_the_boundary() -> None:
             )
             == "not-acceptable"
         )
+
+
+async def test_blocking_a_contact_makes_the_user_appear_offline_to_it_only() -> None:
+    """XEP-0191 §3.3: a blocked contact that saw the user's presence gets unavailable presence;
+    someone blocked who never saw it learns nothing (not even that the user is online)."""
+    async with running_hub() as kit:
+        for name in ("alice", "bob", "carol"):
+            await kit.account(name)
+        alice = await kit.connect("alice", "a")
+        bob = await kit.connect("bob", "b")
+        carol = await kit.connect("carol", "c")
+        await subscribe_both(kit, alice, bob)
+        for c in (alice, bob, carol):
+            c.take()
+        await alice.send(
+            "<iq xmlns='jabber:client' type='set' id='blk'><block xmlns='urn:xmpp:blocking'>"
+            f"<item jid='bob@{DOMAIN}'/><item jid='carol@{DOMAIN}'/></block></iq>"
+        )
+        assert presences(bob.take()) == [(f"alice@{DOMAIN}/a", "unavailable", f"bob@{DOMAIN}/b")]
+        assert carol.take() == []
+        # Blocked: bob's later presence does not reach alice, nor hers him.
+        alice.take()
+        await bob.send("<presence xmlns='jabber:client'><show>away</show></presence>")
+        assert presences(alice.take()) == []

@@ -14,7 +14,7 @@ from interlink.hub.policy.limits import BucketTable
 from interlink.hub.policy.model import PolicyRepository, Report
 from interlink.hub.session import Session
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Iq, IqType, iq_result
+from interlink.xmpp.stanza import Iq, IqType, Presence, PresenceType, iq_result
 
 log = logging.getLogger("interlink.policy")
 
@@ -92,6 +92,7 @@ class PolicyService:
             if reports:
                 self._may_report(own, len(reports), now)
             changed = await blocks.block(own, [jid for jid, _ in items], now)
+            await self._appear_offline(own, changed)
             for jid, (reason, text, messages) in reports:
                 report = Report(
                     0,
@@ -118,6 +119,30 @@ class PolicyService:
         session.deliver(iq_result(iq, from_=None))
         if changed or (push_tag == wire.UNBLOCK and not items):
             self._push(own, session, push_tag, changed)
+
+    async def _appear_offline(self, own: JID, blocked: list[str]) -> None:
+        """A newly blocked contact that could see the user's presence (subscription or directed
+        presence) sees the user's resources go unavailable (XEP-0191 §3.3); nobody else learns
+        anything."""
+        mine = self._ctx.sessions.available(own)
+        if not blocked or not mine:
+            return
+        watchers = {
+            JID.parse(item.contact)
+            for item in await self._ctx.storage.roster.items(str(own))
+            if item.subscription.has_from
+        }
+        for s in mine:
+            watchers.update(target.bare for target in s.directed)
+        blocks = self._policy.blocks
+        for contact in watchers:
+            if not blocks.blocks(own, contact):
+                continue
+            for other in self._ctx.sessions.available(contact):
+                for s in mine:
+                    other.deliver(
+                        Presence(other.jid, s.jid, None, None, (), PresenceType.UNAVAILABLE)
+                    )
 
     def _may_report(self, reporter: JID, count: int, now: float) -> None:
         """Reports are this hub's users' (a third party reports to its own provider), and
