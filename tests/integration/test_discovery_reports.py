@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -154,8 +155,10 @@ async def test_report_reaches_the_operator_and_the_provider(tmp_path: Path) -> N
         assert claims["sub"] == bob_user.subject  # the provider's own id for its user
         assert claims["reason"] == "urn:xmpp:reporting:spam"
         assert claims["text"] == "unsolicited advertising"
+        assert spam.sent_at is not None  # the sender's time, from the encrypted envelope
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(spam.sent_at))
         assert claims["messages"] == [
-            {"id": spam.message_id, "at": "", "body": "buy cheap watches"}
+            {"id": spam.message_id, "at": stamp, "body": "buy cheap watches"}
         ]
         assert "alice" not in json.dumps(claims)  # the reporter's identity is not shared
         data_dir = str(w.tmp / "data")

@@ -548,7 +548,16 @@ class InterlinkClient(ConsentCalls, MediaCalls):
             )
         elif text is not None:
             event = TextMessage(
-                sender, text, message_id, device, OMEMO2, flagged, outgoing, to, marker
+                sender,
+                text,
+                message_id,
+                device,
+                OMEMO2,
+                flagged,
+                outgoing,
+                to,
+                marker,
+                envelope.timestamp,
             )
         if shared is not None or text is not None:
             await self._events.put(event)

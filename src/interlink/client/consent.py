@@ -4,6 +4,7 @@ every rule; this module only asks and reads (see docs/protocol.md)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -156,6 +157,9 @@ def block_request(
         el.append(text_el)
     for message in attach:
         forwarded = Element(wire.FORWARDED)
+        if message.sent_at is not None:
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(message.sent_at))
+            forwarded.append(Element(wire.DELAY, {"stamp": stamp}))
         msg = Element(wire.CLIENT_MESSAGE, {"from": message.sender, "id": message.message_id or ""})
         body = Element(wire.CLIENT_BODY)
         body.text = message.text

@@ -33,6 +33,7 @@ class TextMessage:
     outgoing: bool = False  # a copy of what this account sent from another device (carbons)
     to: str | None = None  # for outgoing copies: the recipient
     interop: InteropMarker | None = None  # set when the sender is a third-party user
+    sent_at: float | None = None  # the sender's time (SCE affix, OMEMO 2 only), Unix seconds
 
 
 @dataclass(frozen=True, slots=True)
