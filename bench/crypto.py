@@ -75,17 +75,17 @@ from omemo.types import DeviceInformation
 
 import interlink
 from interlink.client import sce
-from interlink.client.client import REPLAY_WINDOW
-from interlink.client.client import precheck as sdk_precheck
 from interlink.client.omemo_session import (
     LEGACY,
     OMEMO2,
+    REPLAY_WINDOW,
     Trust,
     decide_trust,
     parse_message,
     serialize_message,
     session_manager_class,
 )
+from interlink.client.omemo_session import precheck as sdk_precheck
 from interlink.client.store import SqliteOmemoStorage
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import secrets
 import time
@@ -46,6 +45,7 @@ from interlink.client.omemo_session import (
     Trust,
     decide_trust,
     parse_message,
+    precheck,
     serialize_message,
     session_manager_class,
 )
@@ -65,49 +65,10 @@ RECEIPTS = "urn:xmpp:receipts"  # XEP-0184
 MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
 CHATSTATES = "http://jabber.org/protocol/chatstates"  # XEP-0085
 CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
-REPLAY_WINDOW = 90 * 86400  # seconds a message's key material is remembered
 
 
 def _q(namespace: str, local: str) -> str:
     return "{" + namespace + "}" + local
-
-
-async def precheck(
-    element: Element,
-    sender: str,
-    *,
-    own_bare: str,
-    device_id: int,
-    storage: SqliteOmemoStorage,
-    now: float | None = None,
-) -> str | None:
-    """Refuse, before python-omemo sees them, messages that would disturb session state without
-    being readable: ones with no key for this device, and replays (the same key material again,
-    whatever the payload). Returns the reason, or None."""
-    namespace = element.tag[1 : element.tag.index("}")]
-    header = element.find(f"{{{namespace}}}header")
-    if header is None:
-        return "malformed: no header"
-    own = str(device_id)
-    if namespace == OMEMO2:
-        ours = [
-            k
-            for keys in header.findall(f"{{{namespace}}}keys")
-            if keys.get("jid") == own_bare
-            for k in keys.findall(f"{{{namespace}}}key")
-            if k.get("rid") == own
-        ]
-    else:
-        ours = [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
-    if not ours:
-        return "not encrypted for this device"
-    digest = hashlib.sha256(
-        "\0".join([namespace, sender, header.get("sid", ""), ours[0].text or ""]).encode()
-    ).digest()
-    when = time.time() if now is None else now
-    if not await storage.first_sight(digest, when, REPLAY_WINDOW):
-        return "replayed message: this key material was received before"
-    return None
 
 
 class InterlinkClient(ConsentCalls, MediaCalls):
@@ -605,4 +566,4 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         await self._events.put(KeyChanged(device.bare_jid, device.device_id, fingerprint))
 
 
-__all__ = ["ClientError", "InterlinkClient", "precheck"]
+__all__ = ["ClientError", "InterlinkClient"]

@@ -14,6 +14,8 @@ account fail until it is verified.
 from __future__ import annotations
 
 import enum
+import hashlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 from xml.etree.ElementTree import Element
@@ -32,6 +34,7 @@ from interlink.client.omemo2_parse import ENCRYPTED, parse_encrypted
 from interlink.client.store import SqliteOmemoStorage
 
 OMEMO2 = twomemo.twomemo.NAMESPACE
+REPLAY_WINDOW = 90 * 86400  # seconds a message's key material is remembered
 LEGACY = oldmemo.oldmemo.NAMESPACE
 DEVICES_NODE = {OMEMO2: "urn:xmpp:omemo:2:devices", LEGACY: f"{LEGACY}.devicelist"}
 
@@ -254,3 +257,41 @@ async def parse_message(
         return parse_encrypted(element, sender)
     result: Any = await oldmemo.etree.parse_message(element, sender, own, manager)
     return result  # type: ignore[no-any-return]
+
+
+async def precheck(
+    element: Element,
+    sender: str,
+    *,
+    own_bare: str,
+    device_id: int,
+    storage: SqliteOmemoStorage,
+    now: float | None = None,
+) -> str | None:
+    """Refuse, before python-omemo sees them, messages that would disturb session state without
+    being readable: ones with no key for this device, and replays (the same key material again,
+    whatever the payload). Returns the reason, or None."""
+    namespace = element.tag[1 : element.tag.index("}")]
+    header = element.find(f"{{{namespace}}}header")
+    if header is None:
+        return "malformed: no header"
+    own = str(device_id)
+    if namespace == OMEMO2:
+        ours = [
+            k
+            for keys in header.findall(f"{{{namespace}}}keys")
+            if keys.get("jid") == own_bare
+            for k in keys.findall(f"{{{namespace}}}key")
+            if k.get("rid") == own
+        ]
+    else:
+        ours = [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
+    if not ours:
+        return "not encrypted for this device"
+    digest = hashlib.sha256(
+        "\0".join([namespace, sender, header.get("sid", ""), ours[0].text or ""]).encode()
+    ).digest()
+    when = time.time() if now is None else now
+    if not await storage.first_sight(digest, when, REPLAY_WINDOW):
+        return "replayed message: this key material was received before"
+    return None
