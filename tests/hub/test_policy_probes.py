@@ -164,3 +164,18 @@ async def test_presence_sent_on_a_third_partys_behalf_is_labelled() -> None:
         unlabelled = [el.attrib for el in got if el.find(wire.MARKER) is None]
         assert got
         assert unlabelled == [], unlabelled
+
+
+async def test_first_contacts_remembered_per_sender_is_bounded() -> None:
+    """A sender's memory of addresses already charged holds ``contacts_remembered`` entries;
+    an address pushed out costs a first contact again (memory stays bounded whatever it tries)."""
+    limits = PolicyLimits(new_conversations_per_sender=Rate(4, 86_400.0), contacts_remembered=2)
+    async with interop_hub(limits) as kit:
+        _alice, tp = await people(kit)
+        answers = []
+        for i, who in enumerate(("a", "b", "c", "a", "b")):
+            await tp.send(chat(f"{who}@{DOMAIN}", mid=f"m{i}"))
+            answers.append(error_of(messages(tp)[0])[0])
+        # a, b, c: three first contacts; a again: pushed out by c, a fourth; b again: pushed out
+        # too, and the budget of four is spent.
+        assert answers == ["service-unavailable"] * 4 + ["policy-violation"]
