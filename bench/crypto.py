@@ -75,6 +75,7 @@ from omemo.types import DeviceInformation
 
 import interlink
 from interlink.client import sce
+from interlink.client.durable import MAX_BATCH, CryptoGate
 from interlink.client.omemo_session import (
     LEGACY,
     OMEMO2,
@@ -98,6 +99,7 @@ TEXT = (  # the message body: 100 characters
 RECEIPT_REQUEST = "{urn:xmpp:receipts}request"
 MARKABLE = "{urn:xmpp:chat-markers:0}markable"
 perf = time.perf_counter
+ENCRYPT_STEPS = ("seal", "encrypt", "serialize", "commit (send)")
 
 
 # -- the network: PEP and message delivery in a dict -------------------------------------------
@@ -149,24 +151,11 @@ class BenchStorage(SqliteOmemoStorage):
 
     def __init__(self, conn: Any) -> None:
         super().__init__(conn)
-        self._replay_rows = 0
-        self.replay_writes = 0  # commits of replay records alone (flush), not with a session
+        self.writes = 0  # commits that made something durable (one fsync each)
 
-    @property
-    def writes(self) -> int:
-        """Rows written for python-omemo (``store``/``delete``): one commit each."""
-        return int(self._conn.total_changes) - self._replay_rows
-
-    async def first_sight(self, digest: bytes, now: float, keep_for: float) -> bool:
-        before = self._conn.total_changes
-        try:
-            return await super().first_sight(digest, now, keep_for)
-        finally:
-            self._replay_rows += self._conn.total_changes - before
-
-    async def flush(self) -> None:
-        self.replay_writes += self._conn.in_transaction
-        await super().flush()
+    def commit(self) -> None:
+        self.writes += self.pending
+        super().commit()
 
     async def set_synchronous(self, mode: str) -> None:
         self._conn.execute(f"PRAGMA synchronous={mode}")
@@ -194,6 +183,7 @@ class Party:
     manager: omemo.SessionManager
     backends: list[omemo.Backend]
     device_id: int
+    gate: CryptoGate
 
 
 async def _no_key_change(device: DeviceInformation) -> None:
@@ -210,6 +200,7 @@ class Bench:
     server: MemoryServer = field(default_factory=MemoryServer)
     memory: dict[str, BenchStorage] = field(default_factory=dict)  # the in-memory variant's
     counter: int = 0
+    max_batch: int = MAX_BATCH  # the client's commit_batch
 
     def new_jid(self, prefix: str) -> str:
         self.counter += 1
@@ -234,14 +225,19 @@ class Bench:
         if self.legacy:
             backends.append(oldmemo.Oldmemo(storage))
         cls = session_manager_class(
-            MemoryPep(self.server, jid), manual_trust=False, on_key_change=_no_key_change
+            MemoryPep(self.server, jid),
+            manual_trust=False,
+            on_key_change=_no_key_change,
+            before_sending=storage.commit,
         )
+        gate = CryptoGate(storage, max_batch=self.max_batch)
         manager = await cls.create(backends, storage, jid, None, Trust.UNDECIDED.value)
         t2 = perf()
         this, _ = await manager.get_own_device_information()
         await manager.refresh_device_lists(jid)
+        gate.commit_now()
         t3 = perf()
-        party = Party(jid, path, storage, manager, backends, this.device_id)
+        party = Party(jid, path, storage, manager, backends, this.device_id, gate)
         return party, {"open": t1 - t0, "create": t2 - t1, "own_devices": t3 - t2, "total": t3 - t0}
 
     async def logout(self, party: Party) -> None:
@@ -253,7 +249,8 @@ class Bench:
     async def send_text(
         self, sender: Party, peer: str, text: str, steps: Counter[str] | None = None
     ) -> Element:
-        """``InterlinkClient.send_text`` up to the stanza: seal, encrypt, serialize."""
+        """``InterlinkClient.send_text`` up to the stanza: seal, encrypt, serialize, and wait
+        for the commit that releases the stanza (shared with other sends in flight)."""
         t0 = perf()
         body = Element(sce.BODY)
         body.text = text
@@ -265,48 +262,66 @@ class Bench:
             plaintext[LEGACY] = text.encode()
             order.append(LEGACY)
         t1 = perf()
-        messages, errors = await sender.manager.encrypt(frozenset([peer]), plaintext, order)
+        async with sender.gate.operation():
+            messages, errors = await sender.manager.encrypt(frozenset([peer]), plaintext, order)
         t2 = perf()
         if errors:
             raise RuntimeError(f"encryption errors: {errors}")
         elements = [serialize_message(m) for m in messages]
         t3 = perf()
+        await sender.gate.durable()  # the client sends the stanza here
+        t4 = perf()
         if steps is not None:
             steps["seal"] += t1 - t0
             steps["encrypt"] += t2 - t1
             steps["serialize"] += t3 - t2
+            steps["commit (send)"] += t4 - t3
         element = next(e for e in elements if e.tag == f"{{{OMEMO2}}}encrypted")
         return element
 
     async def receive(
-        self, receiver: Party, sender: str, element: Element, steps: Counter[str] | None = None
+        self,
+        receiver: Party,
+        sender: str,
+        element: Element,
+        steps: Counter[str] | None = None,
+        *,
+        wait: bool = True,
     ) -> str | None:
-        """``InterlinkClient._on_message`` for an OMEMO 2 message, up to the text."""
+        """``InterlinkClient._on_message`` for an OMEMO 2 message, up to the text, handed to the
+        app after its commit. ``wait=False``: as the client's receive worker going through a
+        backlog, which goes on to the next message while the event waits for the commit."""
         t0 = perf()
-        problem = await precheck(receiver, element, sender)
-        if problem is not None:
-            raise RuntimeError(problem)
-        t1 = perf()
-        message = await parse_message(element, sender, receiver.jid, receiver.manager)
-        t2 = perf()
-        plaintext, device, _ = await receiver.manager.decrypt(message)
-        t3 = perf()
-        if plaintext is None:
-            return None
-        await decide_trust(
-            receiver.manager, device, manual_trust=False, on_key_change=_no_key_change
-        )
+        async with receiver.gate.operation():
+            problem = await precheck(receiver, element, sender)
+            if problem is not None:
+                raise RuntimeError(problem)
+            t1 = perf()
+            message = await parse_message(element, sender, receiver.jid, receiver.manager)
+            t2 = perf()
+            plaintext, device, _ = await receiver.manager.decrypt(message)
+            t3 = perf()
+            if plaintext is None:
+                return None
+            await decide_trust(
+                receiver.manager, device, manual_trust=False, on_key_change=_no_key_change
+            )
         t4 = perf()
         envelope = sce.open_envelope(
             plaintext, sender=sender, recipients={receiver.jid}, now=time.time()
         )
         t5 = perf()
+        handed = receiver.gate.after(lambda: None)  # the client's event for the app
+        if wait:
+            await handed
+        t6 = perf()
         if steps is not None:
             steps["replay check"] += t1 - t0
             steps["parse"] += t2 - t1
             steps["decrypt"] += t3 - t2
             steps["trust"] += t4 - t3
             steps["open envelope"] += t5 - t4
+            steps["commit (event)"] += t6 - t5
         return envelope.body
 
 
@@ -427,7 +442,6 @@ class Stream:
     dec_cpu: float = 0.0
     enc_writes: int = 0
     dec_writes: int = 0
-    dec_replay_writes: int = 0
     steps: Counter[str] = field(default_factory=Counter)
 
     def row(self) -> dict[str, Any]:
@@ -443,11 +457,9 @@ class Stream:
             "encrypt_cpu_pct": 100 * self.enc_cpu / self.enc_s if self.enc_s else None,
             "decrypt_cpu_pct": 100 * self.dec_cpu / self.dec_s if self.dec_s else None,
             "writes_per_encrypt": self.enc_writes / self.enc_n if self.enc_n else None,
-            "writes_per_decrypt": (
-                (self.dec_writes + self.dec_replay_writes) / self.dec_n if self.dec_n else None
-            ),
+            "writes_per_decrypt": self.dec_writes / self.dec_n if self.dec_n else None,
             "steps_us": {
-                k: 1e6 * v / (self.enc_n if k in ("seal", "encrypt", "serialize") else self.dec_n)
+                k: 1e6 * v / (self.enc_n if k in ENCRYPT_STEPS else self.dec_n)
                 for k, v in self.steps.items()
             },
         }
@@ -485,9 +497,17 @@ async def new_pair(bench: Bench, *, confirm: bool = True) -> tuple[Party, Party]
 
 
 async def one_way(
-    bench: Bench, name: str, max_messages: int, max_seconds: float, *, confirm: bool
+    bench: Bench,
+    name: str,
+    max_messages: int,
+    max_seconds: float,
+    *,
+    confirm: bool,
+    window: int = 1,
 ) -> Stream:
-    """alice encrypts a stream to bob, then bob decrypts it in order."""
+    """alice encrypts a stream to bob, ``window`` sends in flight at a time (1: each send waits
+    for its own commit before the next starts); then bob goes through them as a backlog, as
+    the client's receive worker does with the messages stored while it was offline."""
     alice, bob = await new_pair(bench, confirm=confirm)
     stream = Stream(name)
     elements: list[Element] = []
@@ -495,23 +515,29 @@ async def one_way(
     w0 = alice.storage.writes
     start = perf()
     while len(elements) < max_messages and perf() - start < max_seconds:
+        n = min(window, max_messages - len(elements))
         with timer():
-            elements.append(await bench.send_text(alice, bob.jid, TEXT, stream.steps))
+            if n == 1:
+                elements.append(await bench.send_text(alice, bob.jid, TEXT, stream.steps))
+            else:
+                sends = (bench.send_text(alice, bob.jid, TEXT, stream.steps) for _ in range(n))
+                elements.extend(await asyncio.gather(*sends))
     stream.enc_n, stream.enc_s, stream.enc_cpu = len(elements), timer.wall, timer.cpu
     stream.enc_writes = alice.storage.writes - w0
     timer = Timer()
-    w0, r0 = bob.storage.writes, bob.storage.replay_writes
+    w0 = bob.storage.writes
     start = perf()
     for element in elements:
         if perf() - start >= max_seconds:
             break
         with timer():
-            body = await bench.receive(bob, alice.jid, element, stream.steps)
+            body = await bench.receive(bob, alice.jid, element, stream.steps, wait=False)
         assert body == TEXT
         stream.dec_n += 1
+    with timer():
+        await bob.gate.durable()  # the last events of the backlog reach the app
     stream.dec_s, stream.dec_cpu = timer.wall, timer.cpu
     stream.dec_writes = bob.storage.writes - w0
-    stream.dec_replay_writes = bob.storage.replay_writes - r0
     await bench.logout(alice)
     await bench.logout(bob)
     return stream
@@ -524,7 +550,6 @@ async def ping_pong(bench: Bench, max_messages: int, max_seconds: float) -> Stre
     stream = Stream("ping-pong (a DH ratchet step per message)")
     enc, dec = Timer(), Timer()
     writes0 = alice.storage.writes + bob.storage.writes
-    replay0 = alice.storage.replay_writes + bob.storage.replay_writes
     enc_writes = 0
     start = perf()
     sender, receiver = alice, bob
@@ -548,7 +573,6 @@ async def ping_pong(bench: Bench, max_messages: int, max_seconds: float) -> Stre
     )
     stream.enc_writes = enc_writes
     stream.dec_writes = total_writes - enc_writes
-    stream.dec_replay_writes = alice.storage.replay_writes + bob.storage.replay_writes - replay0
     await bench.logout(alice)
     await bench.logout(bob)
     return stream
@@ -815,6 +839,8 @@ def report(results: dict[str, Any]) -> str:
     )
     out.append("libraries: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()))
     out.append(f"legacy OMEMO backend loaded: {results['legacy']}")
+    opts = results["options"]
+    out.append(f"commit batch {opts['commit_batch']}, windowed stream {opts['window']} in flight")
     variants = results["variants"]
     out.append("\nvariants:")
     for name, v in variants.items():
@@ -1044,7 +1070,7 @@ async def run_variant(variant: Variant, args: argparse.Namespace) -> dict[str, A
         "calibration_ms": calibrate(),
     }
     with workdir(variant.base) as wd:
-        bench = Bench(variant, legacy=not args.no_legacy, workdir=wd)
+        bench = Bench(variant, legacy=not args.no_legacy, workdir=wd, max_batch=args.commit_batch)
         if "setup" in args.parts:
             log(f"{variant.name}: set-up ×{args.setup_n}")
             result["setup"] = await measure_setup(bench, args.setup_n)
@@ -1055,9 +1081,25 @@ async def run_variant(variant: Variant, args: argparse.Namespace) -> dict[str, A
             log(f"{variant.name}: one-way")
             streams.append(
                 await one_way(
-                    bench, "one-way (confirmed session)", args.messages, args.seconds, confirm=True
+                    bench,
+                    "one-way (confirmed session), one send at a time",
+                    args.messages,
+                    args.seconds,
+                    confirm=True,
                 )
             )
+            if args.window > 1:
+                log(f"{variant.name}: one-way, {args.window} sends in flight")
+                streams.append(
+                    await one_way(
+                        bench,
+                        f"one-way (confirmed session), {args.window} sends in flight",
+                        args.messages,
+                        args.seconds,
+                        confirm=True,
+                        window=args.window,
+                    )
+                )
             log(f"{variant.name}: one-way, unconfirmed")
             streams.append(
                 await one_way(
@@ -1076,7 +1118,7 @@ async def run_variant(variant: Variant, args: argparse.Namespace) -> dict[str, A
 
 async def run_prekeys(variant: Variant, args: argparse.Namespace) -> dict[str, Any]:
     with workdir(variant.base) as wd:
-        bench = Bench(variant, legacy=not args.no_legacy, workdir=wd)
+        bench = Bench(variant, legacy=not args.no_legacy, workdir=wd, max_batch=args.commit_batch)
         log(f"prekeys: end to end {args.prekey_counts} ×{args.prekey_samples}")
         # PreKeyPair.pub is memoized as shipped (interlink.client.prekey_memo)
         e2e = await measure_prekeys_e2e(
@@ -1096,7 +1138,7 @@ async def run_profile(variant: Variant, args: argparse.Namespace) -> str:
     SQLite runs on the profiled thread: its commits show as ``execute``."""
     out = []
     with workdir(variant.base) as wd:
-        bench = Bench(variant, legacy=not args.no_legacy, workdir=wd)
+        bench = Bench(variant, legacy=not args.no_legacy, workdir=wd, max_batch=args.commit_batch)
         alice, bob = await new_pair(bench)
         n = args.messages
         elements: list[Element] = []
@@ -1159,6 +1201,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--x3dh-lookups", type=int, default=None, help="per count (default 20)")
     p.add_argument("--replay-sizes", default=None, help="stored digests (default 0,10000,100000)")
     p.add_argument("--no-legacy", action="store_true", help="load only the OMEMO 2 backend")
+    p.add_argument(
+        "--window", type=int, default=32, help="sends in flight in the windowed stream (default 32)"
+    )
+    p.add_argument(
+        "--commit-batch",
+        type=int,
+        default=MAX_BATCH,
+        help=f"operations sharing a commit at most, as the client's commit_batch ({MAX_BATCH})",
+    )
     p.add_argument("--cpu", type=int, default=0, help="the CPU to pin to (default 0)")
     p.add_argument("--no-pin", action="store_true")
     p.add_argument(

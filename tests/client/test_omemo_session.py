@@ -84,7 +84,7 @@ async def test_trust_and_device_changes_are_seen_at_once(tmp_path: Path) -> None
             await storage.close()
 
 
-async def test_decrypt_commits_the_replay_record(tmp_path: Path) -> None:
+async def test_the_replay_record_commits_with_the_session(tmp_path: Path) -> None:
     items: dict[tuple[str, str, str], Element] = {}
     alice, alice_storage = await account(items, "alice@h.test", tmp_path)
     bob, bob_storage = await account(items, "bob@h.test", tmp_path)
@@ -100,6 +100,8 @@ async def test_decrypt_commits_the_replay_record(tmp_path: Path) -> None:
         assert plaintext == b"hi"
         other = sqlite3.connect(tmp_path / "bob@h.test.sqlite3")
         try:
+            assert other.execute("SELECT count(*) FROM seen_keys").fetchone() == (0,)
+            bob_storage.commit()  # one commit: the record with the session that used the key
             assert other.execute("SELECT count(*) FROM seen_keys").fetchone() == (1,)
         finally:
             other.close()

@@ -1,10 +1,13 @@
-"""The SDK's SQLite storage for python-omemo: values survive a reopen; writes are immediate."""
+"""The SDK's SQLite storage for python-omemo: values survive a reopen; writes are durable at commit."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
+from omemo.storage import StorageException
 from omemo.types import JSONType
 
 from interlink.client.store import PRUNE_EVERY, SqliteOmemoStorage
@@ -54,23 +57,77 @@ async def test_readers_never_share_a_value(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_writes_are_on_disk_before_the_call_returns(tmp_path: Path) -> None:
-    """Another connection sees every changed value at once; an unchanged one is not rewritten
-    but is still there."""
+async def test_writes_are_seen_at_once_and_durable_at_commit(tmp_path: Path) -> None:
+    """This connection (python-omemo) sees a write at once; another connection, i.e. the disk,
+    only after ``commit``. An unchanged value is not rewritten."""
 
     path = tmp_path / "omemo.sqlite3"
     store = await SqliteOmemoStorage.open(path)
     other = sqlite3.connect(path)
+
+    def on_disk() -> tuple[str] | None:
+        row: tuple[str] | None = other.execute(
+            "SELECT value FROM omemo WHERE key = '/k'"
+        ).fetchone()
+        return row
+
     try:
+        assert not store.pending
         for n in range(3):
             await store.store("/k", {"n": n})
+            assert store.pending
+            assert (await store.load("/k")).from_just() == {"n": n}
+            assert on_disk() == (None if n == 0 else (f'{{"n": {n - 1}}}',))
+            store.commit()
+            assert not store.pending
             await store.store("/k", {"n": n})  # unchanged: skipped
-            row = other.execute("SELECT value FROM omemo WHERE key = '/k'").fetchone()
-            assert row == (f'{{"n": {n}}}',)
+            assert not store.pending
+            assert on_disk() == (f'{{"n": {n}}}',)
         await store.delete("/k")
-        assert other.execute("SELECT value FROM omemo WHERE key = '/k'").fetchone() is None
+        assert on_disk() == ('{"n": 2}',)
+        store.commit()
+        assert on_disk() is None
     finally:
         other.close()
+        await store.close()
+
+
+class FailingCommits(sqlite3.Connection):
+    """A connection whose COMMIT fails while ``fail`` is set (a full disk, an I/O error)."""
+
+    fail = False
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if self.fail and sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return super().execute(sql, *args)
+
+
+async def test_a_failed_commit_rolls_back_and_forgets_the_cache(tmp_path: Path) -> None:
+    """Nothing half-saved, and no cached value that the disk does not have."""
+    path = tmp_path / "omemo.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None, factory=FailingCommits)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE omemo (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("CREATE TABLE seen_keys (digest BLOB PRIMARY KEY, seen_at REAL NOT NULL)")
+    store = SqliteOmemoStorage(conn)
+    try:
+        await store.store("/k", {"n": 1})
+        store.commit()
+        generation = store.device_generation
+        await store.store("/k", {"n": 2})
+        assert await store.first_sight(b"z" * 32, 1000.0, 100.0)
+        assert isinstance(conn, FailingCommits)
+        conn.fail = True
+        with pytest.raises(StorageException, match="cannot save the crypto state"):
+            store.commit()
+        conn.fail = False
+        assert not store.pending
+        assert (await store.load("/k")).from_just() == {"n": 1}  # read again from disk
+        assert await store.first_sight(b"z" * 32, 1001.0, 100.0)  # the record was rolled back
+        assert store.device_generation != generation  # cached device information is stale
+        store.commit()
+    finally:
         await store.close()
 
 
@@ -85,9 +142,9 @@ async def test_old_replay_records_are_forgotten(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_replay_records_commit_with_the_next_write_or_a_flush(tmp_path: Path) -> None:
-    """A received message's record becomes durable together with the session update that
-    decrypts it (one commit), or at ``flush``; this connection sees it at once."""
+async def test_replay_records_commit_with_the_session_update(tmp_path: Path) -> None:
+    """A received message's record becomes durable in the same commit as the session update
+    that decrypts it; this connection sees it at once."""
     path = tmp_path / "omemo.sqlite3"
     store = await SqliteOmemoStorage.open(path)
     other = sqlite3.connect(path)
@@ -98,13 +155,12 @@ async def test_replay_records_commit_with_the_next_write_or_a_flush(tmp_path: Pa
     try:
         assert await store.first_sight(b"d" * 32, 1000.0, 100.0)
         assert not await store.first_sight(b"d" * 32, 1001.0, 100.0)  # a replay, even now
-        assert durable() == 0
         await store.store("/ratchet", {"n": 1})
+        assert durable() == 0
+        store.commit()
         assert durable() == 1
         assert other.execute("SELECT value FROM omemo").fetchall() == [('{"n": 1}',)]
         assert await store.first_sight(b"e" * 32, 1002.0, 100.0)
-        await store.store("/ratchet", {"n": 1})  # unchanged: no write, no commit
-        assert durable() == 1
         await store.flush()
         assert durable() == 2
         assert await store.first_sight(b"f" * 32, 1003.0, 100.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -16,11 +17,13 @@ import oldmemo
 import omemo
 import slixmpp
 import twomemo
+from omemo.storage import StorageException
 from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import media, sce, trust
 from interlink.client.consent import ConsentCalls, marker_of
+from interlink.client.durable import MAX_BATCH, CryptoGate
 from interlink.client.errors import ClientError
 from interlink.client.events import (
     ChatState,
@@ -96,12 +99,15 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         token_provider: Callable[[], Awaitable[str]] | None = None,
         http_url: str | None = None,
         uploader: Uploader | None = None,
+        commit_batch: int = MAX_BATCH,
     ) -> None:
         """``token_provider``: for third-party users, a fresh provider token per login (SASL
         OAUTHBEARER) instead of the password. ``http_url``: the hub's HTTPS base URL, through
         whose media proxy a gatekeeper user fetches third-party media. ``uploader``: where files
         are uploaded (default: the hub's XEP-0363 service; third-party users pass their
-        provider's, e.g. :class:`~interlink.client.media_transfer.KitUploader`)."""
+        provider's, e.g. :class:`~interlink.client.media_transfer.KitUploader`).
+        ``commit_batch``: at most this many crypto operations share one commit of the crypto
+        state (see :mod:`interlink.client.durable`)."""
         self.jid = slixmpp.JID(jid)
         self.bare = self.jid.bare
         self._password = password
@@ -126,7 +132,10 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         self._manager: omemo.SessionManager | None = None
         self._inbox: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        self._crypto = asyncio.Lock()  # one python-omemo operation at a time
+        if commit_batch < 1:
+            raise ValueError("commit_batch must be at least 1")
+        self._commit_batch = commit_batch
+        self._gate: CryptoGate | None = None  # one python-omemo operation at a time
         self._background: set[asyncio.Task[None]] = set()
         self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
         self._known_peers: set[str] = set()  # device lists fetched at least once
@@ -187,6 +196,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
             raise ClientError("authentication failed" if failed.is_set() else "could not connect")
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._storage = await SqliteOmemoStorage.open(self._data_dir / "omemo.sqlite3")
+        self._gate = CryptoGate(self._storage, max_batch=self._commit_batch)
         backends: list[omemo.Backend] = []
         if self._omemo2:
             backends.append(twomemo.Twomemo(self._storage))
@@ -196,6 +206,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
             SlixmppPep(xmpp, self._timeout),
             manual_trust=self._manual_trust,
             on_key_change=self._key_changed,
+            before_sending=self._storage.commit,
         )
         self._manager = await manager_class.create(
             backends, self._storage, self.bare, None, Trust.UNDECIDED.value
@@ -203,6 +214,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         this, _ = await self._manager.get_own_device_information()
         self._device_id = this.device_id
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
+        self._gate.commit_now()
         self._known_peers.add(self.bare)
         carbons: Any = xmpp.plugin["xep_0280"]
         await carbons.enable(timeout=self._timeout)
@@ -222,7 +234,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         while worker is not None and not worker.done():  # the offline backlog is being decrypted
             await asyncio.wait({worker})
             worker = self._worker
-        async with self._crypto:
+        async with self.gate.operation():
             await self.manager.after_history_sync()
 
     async def close(self) -> None:
@@ -230,6 +242,9 @@ class InterlinkClient(ConsentCalls, MediaCalls):
             task.cancel()
         if self._worker is not None:
             self._worker.cancel()
+        if self._gate is not None:  # release what finished operations hold back
+            with contextlib.suppress(Exception):
+                self._gate.commit_now()
         if self._manager is not None:
             with contextlib.suppress(Exception):
                 await self._manager.shutdown()
@@ -277,6 +292,25 @@ class InterlinkClient(ConsentCalls, MediaCalls):
             raise ClientError("not connected")
         return self._manager
 
+    @property
+    def gate(self) -> CryptoGate:
+        if self._gate is None:
+            raise ClientError("not connected")
+        return self._gate
+
+    def _emit(self, event: ClientEvent) -> None:
+        """Hand ``event`` to the app once the crypto state behind it is durable, in order."""
+        if self._gate is None:
+            self._events.put_nowait(event)
+            return
+
+        def not_saved(exc: BaseException) -> None:
+            if isinstance(event, TextMessage | FileMessage):
+                reason = f"the crypto state could not be saved: {first_line(exc)}"
+                self._events.put_nowait(DecryptionFailed(event.sender, event.message_id, reason))
+
+        self._gate.after(functools.partial(self._events.put_nowait, event), fail=not_saved)
+
     async def send_text(self, to: str, text: str) -> str:
         """Encrypt ``text`` for every device of ``to`` and this account's other devices; send it,
         asking for a delivery receipt and marking it displayable. Returns the message id."""
@@ -288,9 +322,11 @@ class InterlinkClient(ConsentCalls, MediaCalls):
     # Receipts, markers and chat states carry the activity hint: the hub sees that a message is
     # one of them (not which, nor what it refers to), so that it can keep them from third
     # parties whose message request is not accepted, or whom the user shares no activity with.
-    async def send_receipt(self, to: str, message_id: str) -> None:
+    async def send_receipt(self, to: str, message_id: str, *, wait: bool = True) -> None:
+        """``wait=False``: return before the receipt has left (it leaves with the next commit of
+        the crypto state); the receive worker sends its automatic receipts so."""
         receipt = Element(_q(RECEIPTS, "received"), {"id": message_id})
-        await self._send(to, [receipt], store=True, activity=True)
+        await self._send(to, [receipt], store=True, activity=True, wait=wait)
 
     async def send_displayed(self, to: str, message_id: str) -> None:
         marker = Element(_q(MARKERS, "displayed"), {"id": message_id})
@@ -309,9 +345,11 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         legacy_text: str | None = None,
         store: bool,
         activity: bool = False,
+        wait: bool = True,
     ) -> str:
         """Seal ``content`` in an SCE envelope (OMEMO 2) and send it encrypted. Legacy OMEMO can
-        carry only a body: it is used for text, never for the rest."""
+        carry only a body: it is used for text, never for the rest. The stanza leaves once the
+        state of the ratchet that encrypted it is durable; ``wait``: until then."""
         xmpp = self._xmpp
         if xmpp is None:
             raise ClientError("not connected")
@@ -327,16 +365,16 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         if not order:
             raise ClientError("legacy OMEMO can only carry text")
         try:
-            async with self._crypto:
+            async with self.gate.operation():
                 # Device lists of peers who share no presence arrive by no notification.
                 await self._refresh(peer)
                 messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext, order)
         except omemo.SessionManagerException as exc:
             reason = first_line(exc)
-            await self._events.put(EncryptionProblem(peer, None, reason))
+            self._emit(EncryptionProblem(peer, None, reason))
             raise ClientError(f"cannot encrypt to {peer}: {reason}") from exc
         for error in errors:
-            await self._events.put(
+            self._emit(
                 EncryptionProblem(error.bare_jid, error.device_id, first_line(error.exception))
             )
         message_id = secrets.token_hex(8)
@@ -351,7 +389,12 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         stanza.xml.append(Element(f"{{{_HINTS}}}{'store' if store else 'no-store'}"))
         if activity:
             stanza.xml.append(Element(wire.ACTIVITY))
-        stanza.send()
+        sent = self.gate.after(stanza.send)
+        if wait:
+            try:
+                await sent
+            except StorageException as exc:
+                raise ClientError(f"not sent: {first_line(exc)}") from exc
         return message_id
 
     # -- trust -------------------------------------------------------------------------------------
@@ -372,7 +415,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
     async def peer_fingerprints(self, peer: str) -> dict[int, str]:
         """Device id → fingerprint of every known device of ``peer``."""
         bare = slixmpp.JID(peer).bare
-        async with self._crypto:
+        async with self.gate.operation():
             await self._refresh(bare)
             devices = await self.manager.get_device_information(bare)
         return {d.device_id: self._fingerprint(d.identity_key) for d in devices}
@@ -380,7 +423,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
     async def safety_number(self, peer: str) -> str:
         """The 60-digit safety number of the conversation with ``peer`` (same on both sides)."""
         bare = slixmpp.JID(peer).bare
-        async with self._crypto:
+        async with self.gate.operation():
             await self._refresh(bare)
             this, others = await self.manager.get_own_device_information()
             peer_devices = await self.manager.get_device_information(bare)
@@ -394,11 +437,16 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         Messages from it are no longer flagged. Raises :class:`ClientError` if no device has it."""
         bare = slixmpp.JID(peer).bare
         wanted = trust.normalise_fingerprint(fingerprint)
-        async with self._crypto:
+        async with self.gate.operation():
+            verified = None
             for device in await self.manager.get_device_information(bare):
                 if trust.normalise_fingerprint(self._fingerprint(device.identity_key)) == wanted:
                     await self.manager.set_trust(bare, device.identity_key, Trust.VERIFIED.value)
-                    return device.device_id
+                    verified = device.device_id
+                    break
+        if verified is not None:
+            await self.gate.durable()
+            return verified
         raise ClientError(f"no device of {bare} has the fingerprint {fingerprint}")
 
     # -- receiving ---------------------------------------------------------------------------------
@@ -407,7 +455,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         refused = MessageRefused(
             stanza["from"].bare, stanza["id"] or None, error["condition"], error["text"]
         )
-        self._events.put_nowait(refused)
+        self._emit(refused)
 
     async def _on_carbon_received(self, wrapper: Any) -> None:
         await self._on_message(wrapper["carbon_received"])
@@ -424,17 +472,17 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         sender = stanza["from"]
         message_id = stanza["id"] or None
         marker = marker_of(stanza.xml, sender.bare, self.bare)
-        async with self._crypto:
+        async with self.gate.operation():
             problem = await self._precheck(element, sender.bare)
             if problem is not None:
-                await self._events.put(DecryptionFailed(str(sender), message_id, problem))
+                self._emit(DecryptionFailed(str(sender), message_id, problem))
                 return
             try:
                 message = await parse_message(element, sender.bare, self.bare, self.manager)
                 plaintext, device, _ = await self.manager.decrypt(message)
             except Exception as exc:  # python-omemo raises many kinds; none may break us
                 reason = first_line(exc)
-                await self._events.put(DecryptionFailed(str(sender), message_id, reason))
+                self._emit(DecryptionFailed(str(sender), message_id, reason))
                 return
             if plaintext is None:
                 return  # a key-transport or empty message: nothing for the user
@@ -449,7 +497,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         to = stanza["to"].bare if outgoing else None
         if namespace != OMEMO2:
             text = plaintext.decode("utf-8", errors="replace")
-            await self._events.put(
+            self._emit(
                 TextMessage(
                     str(sender),
                     text,
@@ -471,7 +519,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
                 now=time.time(),
             )
         except sce.SceError as exc:
-            await self._events.put(DecryptionFailed(str(sender), message_id, str(exc)))
+            self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
             return
         await self._content_events(
             str(sender), message_id, envelope, device.device_id, flagged, to, marker
@@ -500,7 +548,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         try:
             shared = media.parse_file(envelope.content)
         except media.MediaError as exc:
-            await self._events.put(DecryptionFailed(sender, message_id, f"bad file: {exc}"))
+            self._emit(DecryptionFailed(sender, message_id, f"bad file: {exc}"))
             return
         outgoing = to is not None
         if shared is not None:
@@ -521,22 +569,22 @@ class InterlinkClient(ConsentCalls, MediaCalls):
                 envelope.timestamp,
             )
         if shared is not None or text is not None:
-            await self._events.put(event)
+            self._emit(event)
             wants_receipt = _q(RECEIPTS, "request") in tags
             request = marker is not None and marker.request  # nothing goes back until accepted
             if self._auto_receipts and message_id and wants_receipt and to is None and not request:
-                await self.send_receipt(sender, message_id)
+                await self.send_receipt(sender, message_id, wait=False)
         if to is not None:
             return  # our own receipts, markers and states need no events
         for el in envelope.content:
             if el.tag == _q(RECEIPTS, "received") and el.get("id"):
-                await self._events.put(Receipt(sender, el.get("id", ""), marker))
+                self._emit(Receipt(sender, el.get("id", ""), marker))
             elif el.tag == _q(MARKERS, "displayed") and el.get("id"):
-                await self._events.put(Displayed(sender, el.get("id", ""), marker))
+                self._emit(Displayed(sender, el.get("id", ""), marker))
             elif el.tag.startswith("{" + CHATSTATES + "}"):
                 state = el.tag.rsplit("}", 1)[1]
                 if state in CHAT_STATES:
-                    await self._events.put(ChatState(sender, state, marker))
+                    self._emit(ChatState(sender, state, marker))
 
     async def _on_pep_event(self, stanza: Any) -> None:
         items = stanza["pubsub_event"]["items"]
@@ -554,16 +602,16 @@ class InterlinkClient(ConsentCalls, MediaCalls):
                     device_list = twomemo.etree.parse_device_list(payload)
                 else:
                     device_list = oldmemo.etree.parse_device_list(payload)
-                async with self._crypto:
+                async with self.gate.operation():
                     await self._manager.update_device_list(namespace, peer, device_list)
             except Exception as exc:
                 log.info("ignored a bad device list", extra={"peer": peer, "error": str(exc)})
                 continue
-            await self._events.put(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
+            self._emit(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
 
     async def _key_changed(self, device: DeviceInformation) -> None:
         fingerprint = self._fingerprint(device.identity_key)
-        await self._events.put(KeyChanged(device.bare_jid, device.device_id, fingerprint))
+        self._emit(KeyChanged(device.bare_jid, device.device_id, fingerprint))
 
 
 __all__ = ["ClientError", "InterlinkClient"]

@@ -25,7 +25,6 @@ import oldmemo.etree
 import omemo
 import twomemo
 import twomemo.etree
-from omemo.message import PlainKeyMaterial
 from omemo.types import DeviceInformation, DeviceList
 from omemo.types import TrustLevel as CoreTrust
 
@@ -74,26 +73,18 @@ def session_manager_class(
     *,
     manual_trust: bool,
     on_key_change: Callable[[DeviceInformation], Awaitable[None]],
+    before_sending: Callable[[], None] = lambda: None,
 ) -> type[omemo.SessionManager]:
-    """A SessionManager subclass whose hooks go through ``port``."""
+    """A SessionManager subclass whose hooks go through ``port``. ``before_sending`` runs
+    before python-omemo publishes or sends anything by itself (keys, device lists, session
+    healing messages); the SDK commits the crypto state there, so nothing leaves that the
+    state on disk does not account for."""
     prekey_memo.install()  # ~50 ms less per new session (see the module)
 
     class InterlinkSessionManager(omemo.SessionManager):
         def __init__(self) -> None:
             super().__init__()
             self._device_info: dict[str, tuple[int, frozenset[DeviceInformation]]] = {}
-
-        async def decrypt(
-            self, message: omemo.Message
-        ) -> tuple[bytes | None, DeviceInformation, PlainKeyMaterial]:
-            """python-omemo's decryption, then the replay record of this message committed
-            (``SqliteOmemoStorage.first_sight``), usually already by the session update."""
-            try:
-                return await super().decrypt(message)
-            finally:
-                storage = getattr(self, "_SessionManager__storage", None)
-                if isinstance(storage, SqliteOmemoStorage):
-                    await storage.flush()
 
         async def _SessionManager__get_device_information(
             self, bare_jid: str
@@ -129,6 +120,7 @@ def session_manager_class(
                 raise omemo.UnknownNamespace(f"no bundle format for {bundle.namespace}")
             node, item = bundle_node(bundle.namespace, bundle.device_id)
             try:
+                before_sending()
                 await port.publish(node, item, payload, max_items="max")
             except Exception as exc:
                 raise omemo.BundleUploadFailed(str(exc)) from exc
@@ -153,6 +145,7 @@ def session_manager_class(
         async def _delete_bundle(namespace: str, device_id: int) -> None:
             node, item = bundle_node(namespace, device_id)
             try:
+                before_sending()
                 await port.retract(node, item)
             except Exception as exc:
                 raise omemo.BundleDeletionFailed(str(exc)) from exc
@@ -164,6 +157,7 @@ def session_manager_class(
             else:
                 payload = oldmemo.etree.serialize_device_list(device_list)
             try:
+                before_sending()
                 await port.publish(DEVICES_NODE[namespace], "current", payload, max_items="1")
             except Exception as exc:
                 raise omemo.DeviceListUploadFailed(str(exc)) from exc
@@ -206,6 +200,7 @@ def session_manager_class(
         async def _send_message(message: omemo.Message, bare_jid: str) -> None:
             element = serialize_message(message)
             try:
+                before_sending()
                 await port.send_encrypted(bare_jid, element)
             except Exception as exc:
                 raise omemo.MessageSendingFailed(str(exc)) from exc

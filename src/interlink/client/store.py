@@ -7,21 +7,25 @@ own value cache (``Storage.__init__(disable_cache=False)``) protects every value
 each value, which cannot be changed from outside. A read hands out a freshly parsed value
 (``json.loads`` is C and much cheaper than ``deepcopy``), so no two callers ever share an object,
 which is what the copies were for. A write whose JSON text equals the cached one is skipped: this
-process is the database's only writer and the value is already durable. Every other write is
-one SQLite statement in autocommit mode, so it is committed (WAL, ``synchronous=FULL``) before
-the call returns, as python-omemo requires. The replay memory's records ride along with the
-next commit (see :meth:`SqliteOmemoStorage.first_sight`). Deleted secrets are overwritten on
-disk (``secure_delete``).
+process is the database's only writer and the value is already written. Every other write joins
+one open transaction, which :meth:`SqliteOmemoStorage.commit` makes durable (WAL,
+``synchronous=FULL``); this connection, and so python-omemo, sees the writes at once. When to
+commit is :class:`~interlink.client.durable.CryptoGate`'s decision: after whole operations, and
+always before anything they produced leaves the process. The replay memory's records
+(:meth:`SqliteOmemoStorage.first_sight`) are in the same transaction. Deleted secrets are
+overwritten on disk (``secure_delete``).
 
 SQLite is called directly on the event loop's thread, not through a worker thread (aiosqlite):
 after the first read of each key only writes reach SQLite, about one per message, and a thread
 hand-off cost more than the write itself (a commit took ~0.1 ms, ~0.23 ms through aiosqlite, on
 the benchmark VM, whose fsync takes ~0.06 ms). The price is that the loop waits for each commit's
-fsync; on a device where that takes milliseconds, so does the wait.
+fsync; on a device where that takes milliseconds, so does the wait (the gate's group commit
+shares one among a burst of operations).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -88,8 +92,8 @@ class Loaded(Maybe[T]):
 
 
 class SqliteOmemoStorage(Storage):
-    """Every write is committed before the call returns, as python-omemo requires; see the module
-    docstring for the text cache that replaces python-omemo's copying one."""
+    """Writes join one transaction until :meth:`commit`; see the module docstring for the text
+    cache that replaces python-omemo's copying one."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__(disable_cache=True)  # replaced by self._texts, without the deep copies
@@ -104,7 +108,7 @@ class SqliteOmemoStorage(Storage):
 
     @classmethod
     async def open(cls, path: Path | str) -> SqliteOmemoStorage:
-        # isolation_level=None: autocommit, so each write is one statement and one commit.
+        # isolation_level=None: no implicit transactions; writes open one with BEGIN IMMEDIATE.
         conn = sqlite3.connect(path, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
@@ -129,26 +133,53 @@ class SqliteOmemoStorage(Storage):
             return
         self._closed = True
         try:
-            await self.flush()
+            self.commit()
         finally:
             self._conn.close()
+
+    @property
+    def pending(self) -> bool:
+        """Whether there are writes not yet committed."""
+        return self._conn.in_transaction
+
+    def commit(self) -> None:
+        """Make every write so far durable. If that fails, the transaction is rolled back, the
+        cached values are forgotten (the next reads see what is on disk) and StorageException
+        is raised."""
+        if not self._conn.in_transaction:
+            return
+        try:
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self._texts.clear()
+            self._scalars.clear()
+            self._pruned_at = float("-inf")
+            self.device_generation += 1
+            raise StorageException(f"cannot save the crypto state: {exc}") from exc
+
+    async def flush(self) -> None:
+        """:meth:`commit`, for callers that have no gate (tools and tests)."""
+        self.commit()
+
+    def _begin(self) -> None:
+        if not self._conn.in_transaction:
+            self._conn.execute("BEGIN IMMEDIATE")
 
     async def first_sight(self, digest: bytes, now: float, keep_for: float) -> bool:
         """Record the key material ``digest`` of an incoming message; ``False`` if it was seen
         before (a replay). Records older than ``keep_for`` seconds are forgotten, at most once
         every :data:`PRUNE_EVERY` seconds.
 
-        The record is committed with the next write, which is normally python-omemo's update of
-        the session that decrypts this very message: one commit per received message instead
-        of two, and the record and the consumed message key become durable together. Whoever
-        delivers the message must :meth:`flush` first (the SDK's session manager does, at the
-        end of every ``decrypt``). Until then this connection already sees the record, so a
-        replay is refused; after a crash before the commit, the message was not delivered and
-        its session was not advanced either.
+        The record is in the same transaction as python-omemo's update of the session that
+        decrypts this very message, so the two become durable together, and whoever delivers
+        the message must have it committed first (the SDK's gate does). Until then this
+        connection already sees the record, so a replay is refused; after a crash before the
+        commit, the message was not delivered and its session was not advanced either.
         """
         try:
-            if not self._conn.in_transaction:
-                self._conn.execute("BEGIN IMMEDIATE")
+            self._begin()
             if now - self._pruned_at >= PRUNE_EVERY:
                 self._conn.execute("DELETE FROM seen_keys WHERE seen_at < ?", (now - keep_for,))
                 self._pruned_at = now
@@ -158,14 +189,6 @@ class SqliteOmemoStorage(Storage):
         except sqlite3.Error as exc:
             raise StorageException(f"cannot record a received message: {exc}") from exc
         return bool(cur.rowcount == 1)
-
-    async def flush(self) -> None:
-        """Commit what :meth:`first_sight` recorded, if no write has committed it yet."""
-        if self._conn.in_transaction:
-            try:
-                self._conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageException(f"cannot commit received messages: {exc}") from exc
 
     async def _load(self, key: str) -> Maybe[JSONType]:
         scalar = self._scalars.get(key)
@@ -194,11 +217,10 @@ class SqliteOmemoStorage(Storage):
         if self._texts.get(key) == text:
             return
         try:
+            self._begin()
             self._conn.execute(
                 "INSERT OR REPLACE INTO omemo (key, value) VALUES (?, ?)", (key, text)
             )
-            if self._conn.in_transaction:  # opened by first_sight: commit its records too
-                self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._forget(key)  # unknown whether it was written: read it again
             raise StorageException(f"cannot store {key}: {exc}") from exc
@@ -209,9 +231,8 @@ class SqliteOmemoStorage(Storage):
         if key in self._texts and self._texts[key] is None:
             return  # known to be absent
         try:
+            self._begin()
             self._conn.execute("DELETE FROM omemo WHERE key = ?", (key,))
-            if self._conn.in_transaction:
-                self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._forget(key)
             raise StorageException(f"cannot delete {key}: {exc}") from exc
