@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, FastAPI, Header, Request, Response, WebSocket
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 
 from interlink import __version__
 from interlink.hub.hub import Hub
@@ -24,7 +25,11 @@ from interlink.net.admin import (
     provider_error_handler,
 )
 from interlink.net.discovery_api import discovery_error_handler, discovery_router
-from interlink.net.enlist_api import enlistment_error_handler, enlistment_router
+from interlink.net.enlist_api import (
+    EnlistmentFastPath,
+    enlistment_error_handler,
+    enlistment_router,
+)
 from interlink.net.metrics import CONTENT_TYPE, HubMetrics
 from interlink.net.problems import problem
 from interlink.net.websocket import WebSocketContext, serve_websocket
@@ -40,6 +45,18 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
         for err in exc.errors()
     )
     return problem(422, "invalid-request", "the request body or parameters are invalid", details)
+
+
+class HubApp(FastAPI):
+    """FastAPI, with the enlistment fast path (:class:`EnlistmentFastPath`) asked first."""
+
+    fast_path: EnlistmentFastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast_path
+        if fast is not None and await fast.handle(scope, receive, send, super().__call__):
+            return
+        await super().__call__(scope, receive, send)
 
 
 def build_http_app(
@@ -58,7 +75,8 @@ def build_http_app(
 ) -> FastAPI:
     """``ready`` returns ``None`` when the hub can serve, else why not (``/readyz``).
     ``routers`` are further APIs with their exception handlers (media)."""
-    app = FastAPI(title="Interlink hub", version=__version__)
+    app = HubApp(title="Interlink hub", version=__version__)
+    app.fast_path = EnlistmentFastPath(enlistment)
     app.add_exception_handler(ProviderError, provider_error_handler)
     app.add_exception_handler(AdminAuthError, admin_auth_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
