@@ -13,7 +13,13 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey
 
-from interlink.interop.tokens import TokenError, TokenPolicy, UnknownKeyId, verify_token
+from interlink.interop.tokens import (
+    KeySetCache,
+    TokenError,
+    TokenPolicy,
+    UnknownKeyId,
+    verify_token,
+)
 
 NOW = 1_800_000_000.0
 POLICY = TokenPolicy(audience="hub.test")
@@ -118,3 +124,65 @@ def test_clock_skew_tolerance_at_the_boundary() -> None:
         verify_token(
             sign(claims(exp=int(NOW) - 60)), JWKS, issuer="examplechat", policy=POLICY, now=NOW
         )
+
+
+def test_key_set_cache_imports_an_issuers_set_once() -> None:
+    cache = KeySetCache()
+    for jti in ("j-1", "j-2", "j-3"):
+        token = sign(claims(jti=jti))
+        verified = verify_token(
+            token, JWKS, issuer="examplechat", policy=POLICY, now=NOW, key_sets=cache
+        )
+        assert verified.jti == jti
+    # An equal set (another object, as a provider record read anew gives) is no change.
+    copied = json.loads(json.dumps(JWKS))
+    verify_token(
+        sign(claims()), copied, issuer="examplechat", policy=POLICY, now=NOW, key_sets=cache
+    )
+    assert cache.imports == 1
+
+
+def test_key_set_cache_follows_a_changed_jwks() -> None:
+    cache = KeySetCache()
+    verify_token(sign(claims()), JWKS, issuer="examplechat", policy=POLICY, now=NOW, key_sets=cache)
+    # The provider rotates: the new key is used at once...
+    new = OKPKey.generate_key("Ed25519", parameters={"kid": "k2"})
+    rotated = {"keys": [new.as_dict(private=False)]}
+    token = sign(claims(), key=new, kid="k2")
+    assert (
+        verify_token(
+            token, rotated, issuer="examplechat", policy=POLICY, now=NOW, key_sets=cache
+        ).jti
+        == "j-1"
+    )
+    # ... and the retired one is refused at once.
+    with pytest.raises(UnknownKeyId):
+        verify_token(
+            sign(claims()), rotated, issuer="examplechat", policy=POLICY, now=NOW, key_sets=cache
+        )
+    # A set changed in place is noticed too: same kid, another key.
+    impostor = OKPKey.generate_key("Ed25519", parameters={"kid": "k2"})
+    rotated["keys"] = [impostor.as_dict(private=False)]
+    with pytest.raises(TokenError, match="bad-signature"):
+        verify_token(token, rotated, issuer="examplechat", policy=POLICY, now=NOW, key_sets=cache)
+    assert cache.imports == 3
+
+
+def test_key_set_cache_is_per_issuer_and_bounded() -> None:
+    cache = KeySetCache(max_issuers=2)
+    other = OKPKey.generate_key("Ed25519", parameters={"kid": "k1"})
+    other_jwks = {"keys": [other.as_dict(private=False)]}
+    cache.get("examplechat", JWKS)
+    with pytest.raises(TokenError, match="bad-signature"):
+        # Same kid at another issuer: that issuer's own key, never the cached one.
+        verify_token(
+            sign(claims(iss="otherchat")),
+            other_jwks,
+            issuer="otherchat",
+            policy=POLICY,
+            now=NOW,
+            key_sets=cache,
+        )
+    cache.get("third", JWKS)
+    cache.get("examplechat", JWKS)  # evicted by "third" (oldest first): imported again
+    assert cache.imports == 4

@@ -38,6 +38,7 @@ from interlink.errors import AuthenticationRefused, InterlinkError
 from interlink.interop.challenges import ChallengeStore
 from interlink.interop.providers import Provider, ProviderRegistry, ProviderStatus
 from interlink.interop.tokens import (
+    KeySetCache,
     ProviderToken,
     TokenError,
     TokenPolicy,
@@ -149,6 +150,7 @@ class EnlistmentService:
         self._clock = clock
         self.policy = policy or TokenPolicy(audience=hub_domain)
         self.challenges = challenges or ChallengeStore()
+        self.key_sets = KeySetCache()
         # Outcomes for metrics: created, updated, key-changed, unenlisted, login, and refusals by
         # problem kind ("refused:<kind>").
         self.stats: Counter[str] = Counter()
@@ -183,12 +185,22 @@ class EnlistmentService:
             try:
                 jwks = await self._keys.keys(provider, refresh=False)
                 token = verify_token(
-                    token_text, jwks, issuer=provider.id, policy=self.policy, now=now
+                    token_text,
+                    jwks,
+                    issuer=provider.id,
+                    policy=self.policy,
+                    now=now,
+                    key_sets=self.key_sets,
                 )
             except UnknownKeyId:
                 jwks = await self._keys.keys(provider, refresh=True)
                 token = verify_token(
-                    token_text, jwks, issuer=provider.id, policy=self.policy, now=now
+                    token_text,
+                    jwks,
+                    issuer=provider.id,
+                    policy=self.policy,
+                    now=now,
+                    key_sets=self.key_sets,
                 )
         except TokenError as exc:
             raise EnlistmentError(401, f"token-{exc.reason}", exc.detail) from None

@@ -7,11 +7,16 @@ Pure: the key set, the expected issuer and the time come in; a :class:`ProviderT
 once), the signature, then the claims: ``iss``, ``aud``, ``exp`` (not past, at most
 ``max_lifetime`` ahead), ``iat``/``nbf`` (not in the future), ``sub`` and ``jti`` present. Every
 time comparison allows ``clock_skew``. Replay of ``jti`` is checked by the caller against storage.
+
+Importing an issuer's JWK set into joserfc key objects costs more than the rest of the claim
+checks; a :class:`KeySetCache` keeps the imported set per issuer for as long as the issuer's JWK
+set stays equal (compared by content on every use, so a changed set is imported anew at once).
 """
 
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -87,8 +92,44 @@ def _required_number(claims: dict[str, Any], name: str) -> float:
     return value
 
 
+def _import_key_set(jwks: dict[str, Any]) -> KeySet:
+    try:
+        return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
+    except (JoseError, ValueError, TypeError) as exc:
+        raise TokenError("bad-jwks", f"the issuer's key set is unusable: {exc}") from None
+
+
+class KeySetCache:
+    """Imported key sets by issuer, each reused only while the issuer's JWK set is equal to the
+    one it was imported from (a deep copy is kept to compare with, so not even a change made in
+    place goes unnoticed). At most ``max_issuers`` sets are kept."""
+
+    def __init__(self, max_issuers: int = 1024) -> None:
+        self._max = max_issuers
+        self._sets: dict[str, tuple[dict[str, Any], KeySet]] = {}
+        self.imports = 0  # how many times a set was imported (for tests)
+
+    def get(self, issuer: str, jwks: dict[str, Any]) -> KeySet:
+        cached = self._sets.get(issuer)
+        if cached is not None and cached[0] == jwks:
+            return cached[1]
+        keys = _import_key_set(jwks)
+        self.imports += 1
+        self._sets.pop(issuer, None)
+        if len(self._sets) >= self._max:
+            del self._sets[next(iter(self._sets))]
+        self._sets[issuer] = (copy.deepcopy(jwks), keys)
+        return keys
+
+
 def verify_token(
-    token: str, jwks: dict[str, Any], *, issuer: str, policy: TokenPolicy, now: float
+    token: str,
+    jwks: dict[str, Any],
+    *,
+    issuer: str,
+    policy: TokenPolicy,
+    now: float,
+    key_sets: KeySetCache | None = None,
 ) -> ProviderToken:
     if len(token) > 8192:
         raise TokenError("malformed", "token longer than 8192 characters")
@@ -99,10 +140,7 @@ def verify_token(
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenError("missing-kid", "the header must name its key ('kid')")
-    try:
-        keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-    except (JoseError, ValueError, TypeError) as exc:
-        raise TokenError("bad-jwks", f"the issuer's key set is unusable: {exc}") from None
+    keys = _import_key_set(jwks) if key_sets is None else key_sets.get(issuer, jwks)
     if not any(k.kid == kid for k in keys.keys):
         raise UnknownKeyId(kid)
     try:
