@@ -78,6 +78,9 @@ class EnlistmentRepository(Protocol):
 
     async def account(self, jid: str) -> InteropAccount | None: ...
 
+    async def login_state(self, issuer: str, jti: str, jid: str) -> tuple[bool, bool]:
+        """Whether the token id was seen, and whether the account is enlisted."""
+
     async def commit_enlistment(
         self,
         *,
@@ -293,10 +296,11 @@ class EnlistmentService:
             raise AuthenticationRefused(exc.detail, temporary=exc.status >= 500) from None
         # Checked before the account and the provider's introspection are asked; recorded
         # (atomically, so a race still loses) only once everything else holds.
-        if await self._repo.jti_seen(provider.id, token.jti):
-            raise AuthenticationRefused("this token (jti) was used before")
         jid = self.interop_jid(provider.id, token.subject)
-        if await self._repo.account(jid) is None:
+        seen, enlisted = await self._repo.login_state(provider.id, token.jti, jid)
+        if seen:
+            raise AuthenticationRefused("this token (jti) was used before")
+        if not enlisted:
             raise AuthenticationRefused("this account is not enlisted")
         if self.login_check is not None:
             await self.login_check(provider, token.subject)

@@ -60,6 +60,13 @@ class SqliteDatabase:
         self._lock = asyncio.Lock()
 
     @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection, with no other transaction open or starting meanwhile: for a write
+        that is a single statement, which SQLite commits (durably) on its own when it ends."""
+        async with self._lock:
+            yield self.conn
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             await self.conn.execute("BEGIN IMMEDIATE")

@@ -27,6 +27,7 @@ from interlink.storage.repositories import (
     RosterItem,
     Subscription,
 )
+from interlink.storage.sqlite.group import GroupCommit
 from interlink.xmpp.sasl import ScramCredentials, StoredCredentials
 
 if TYPE_CHECKING:
@@ -449,6 +450,9 @@ class SqliteEnlistment:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
         self._next_prune = float("-inf")
+        self._login_jtis: GroupCommit[tuple[str, str, float, float], bool] = GroupCommit(
+            self._record_jtis
+        )
 
     async def jti_seen(self, issuer: str, jti: str) -> bool:
         rows = await self._db.conn.execute_fetchall(
@@ -468,6 +472,23 @@ class SqliteEnlistment:
             float(str(enlisted)),
             float(str(updated)),
         )
+
+    @property
+    def login_jti_commits(self) -> int:
+        """How many group commits recorded login token ids (for tests and metrics)."""
+        return self._login_jtis.groups
+
+    async def login_state(self, issuer: str, jti: str, jid: str) -> tuple[bool, bool]:
+        """(token id seen, account enlisted), in one round trip."""
+        rows = list(
+            await self._db.conn.execute_fetchall(
+                "SELECT EXISTS (SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?), "
+                "EXISTS (SELECT 1 FROM interop_accounts WHERE jid = ?)",
+                (issuer, jti, jid),
+            )
+        )
+        seen, enlisted = rows[0]
+        return bool(seen), bool(enlisted)
 
     async def account(self, jid: str) -> InteropAccount | None:
         rows = list(
@@ -536,8 +557,38 @@ class SqliteEnlistment:
         return "ok"
 
     async def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
-        async with self._db.transaction() as conn:
-            return await self._record_jti(conn, issuer, jti, expires_at, now)
+        """Record a login's token id; concurrent logins share one commit (group commit)."""
+        return await self._login_jtis.submit((issuer, jti, expires_at, now))
+
+    async def _record_jtis(self, items: list[tuple[str, str, float, float]]) -> list[bool]:
+        """One statement for a whole group of token ids, committed (and fsynced) by SQLite as
+        it ends: an ``INSERT OR IGNORE ... RETURNING`` names exactly the rows it inserted, so
+        every id learns whether it was new. A repeat inside the group is a replay of the
+        first."""
+        fresh: dict[tuple[str, str], float] = {}
+        for issuer, jti, expires_at, _ in items:
+            fresh.setdefault((issuer, jti), expires_at)
+        now = max(item[3] for item in items)
+        params = [value for (issuer, jti), exp in fresh.items() for value in (issuer, jti, exp)]
+        async with self._db.exclusive() as conn:
+            if now >= self._next_prune:
+                self._next_prune = now + self.JTI_PRUNE_INTERVAL
+                await conn.execute(
+                    "DELETE FROM seen_token_ids WHERE expires_at < ?",
+                    (now - self.JTI_KEEP_AFTER_EXPIRY,),
+                )
+            placeholders = ", ".join(["(?, ?, ?)"] * len(fresh))  # only placeholders
+            rows = await conn.execute_fetchall(
+                "INSERT OR IGNORE INTO seen_token_ids (issuer, jti, expires_at) "  # noqa: S608
+                f"VALUES {placeholders} RETURNING issuer, jti",
+                params,
+            )
+        inserted = {(str(r[0]), str(r[1])) for r in rows}
+        results = []
+        for issuer, jti, _, _ in items:
+            results.append((issuer, jti) in inserted)
+            inserted.discard((issuer, jti))
+        return results
 
     async def commit_unenlistment(
         self, *, issuer: str, jti: str, jti_expires_at: float, jid: str, now: float
