@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from interlink.interop.enlistment import InteropAccount
 from interlink.storage.sqlite import SqliteStorage, open_sqlite
 from interlink.storage.sqlite.group import GroupCommit
 
@@ -193,5 +194,100 @@ async def test_group_sizes_past_the_limit_still_answer_each(tmp_path: Path, coun
         )
         assert results == [True] * count
         assert len(await _stored(tmp_path / "hub.db")) == count
+    finally:
+        await storage.close()
+
+
+# Enlistments, on SQLite.
+
+
+def _account(subject: str, key: bytes = b"k" * 32) -> InteropAccount:
+    return InteropAccount(
+        jid=f"{subject}@examplechat.interop.hub.test",
+        provider_id="examplechat",
+        subject=subject,
+        user_id=None,
+        identity_key=key,
+        enlisted_at=T0,
+        updated_at=T0,
+    )
+
+
+async def _enlist(storage: SqliteStorage, jti: str, account: InteropAccount) -> str:
+    return await storage.enlistment.commit_enlistment(
+        issuer="examplechat",
+        jti=jti,
+        jti_expires_at=T0 + 300,
+        account=account,
+        new_key=True,
+        now=T0,
+    )
+
+
+def _rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(path) as other:
+        return list(other.execute(sql))
+
+
+async def test_concurrent_enlistments_share_one_commit(tmp_path: Path) -> None:
+    storage = await _open(tmp_path)
+    try:
+        outcomes = await asyncio.gather(
+            *(_enlist(storage, f"j{i}", _account(f"u{i}")) for i in range(4)),
+            _enlist(storage, "j0", _account("intruder")),  # a replayed token id
+        )
+        assert list(outcomes) == ["ok", "ok", "ok", "ok", "replayed"]
+        assert storage.enlistment.enlistment_commits == 1
+        db = tmp_path / "hub.db"
+        assert sorted(str(r[0]) for r in _rows(db, "SELECT subject FROM interop_accounts")) == [
+            "u0",
+            "u1",
+            "u2",
+            "u3",
+        ]
+        assert len(_rows(db, "SELECT jid FROM accounts")) == 4
+        assert len(_rows(db, "SELECT jid FROM interop_key_history")) == 4
+        assert not storage.db.conn.in_transaction
+    finally:
+        await storage.close()
+
+
+async def test_a_group_gives_what_one_after_the_other_would(tmp_path: Path) -> None:
+    """The same account twice in a group (a new key): the later one wins, both keys are in
+    the history, in order."""
+    storage = await _open(tmp_path)
+    try:
+        outcomes = await asyncio.gather(
+            _enlist(storage, "j1", _account("u", b"1" * 32)),
+            _enlist(storage, "j2", _account("u", b"2" * 32)),
+        )
+        assert list(outcomes) == ["ok", "ok"]
+        account = await storage.enlistment.account(_account("u").jid)
+        assert account is not None
+        assert account.identity_key == b"2" * 32
+        assert await storage.enlistment.key_history(account.jid) == [b"1" * 32, b"2" * 32]
+    finally:
+        await storage.close()
+
+
+async def test_a_failed_enlistment_group_stores_nothing(tmp_path: Path) -> None:
+    storage = await _open(tmp_path)
+    try:
+        await storage.db.conn.execute(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON interop_accounts "
+            "WHEN NEW.subject = 'poison' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+        outcomes = await asyncio.gather(
+            _enlist(storage, "j1", _account("u1")),
+            _enlist(storage, "j2", _account("poison")),
+            _enlist(storage, "j3", _account("u3")),
+            return_exceptions=True,
+        )
+        assert all(isinstance(o, sqlite3.Error) for o in outcomes), outcomes
+        db = tmp_path / "hub.db"
+        for table in ("seen_token_ids", "accounts", "interop_accounts", "interop_key_history"):
+            assert _rows(db, f"SELECT COUNT(*) FROM {table}") == [(0,)], table  # noqa: S608
+        await storage.db.conn.execute("DROP TRIGGER refuse")
+        assert await _enlist(storage, "j1", _account("u1")) == "ok"  # the id is still new
     finally:
         await storage.close()

@@ -255,7 +255,9 @@ class EnlistmentService:
             raise EnlistmentError(401, "bad-challenge", "unknown, used or expired challenge")
         try:
             return await self._commit(provider, token, identity_key, now)
-        except BaseException:
+        except Exception:
+            # Refused or failed: nothing was stored. (Not on cancellation: the enlistment may
+            # still be committed with its group, so the challenge stays used.)
             self.challenges.give_back(challenge, challenge_expires)
             raise
 
