@@ -60,3 +60,30 @@ def test_affix_checks(sender: str, recipients: set[str], now: float, message: st
 def test_garbage_is_a_clear_error(data: bytes) -> None:
     with pytest.raises(sce.SceError):
         sce.open_envelope(data, sender="a@h", recipients={"b@h"}, now=NOW)
+
+
+def envelope_at(stamp: str) -> bytes:
+    return (
+        "<envelope xmlns='urn:xmpp:sce:1'><content><body xmlns='jabber:client'>x</body></content>"
+        f"<time stamp='{stamp}'/><to jid='b@h'/><from jid='a@h'/></envelope>"
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("stamp", "at"),
+    [
+        ("2027-01-15T08:00:00Z", 1_800_000_000.0),
+        ("2027-01-15T08:00:00.250Z", 1_800_000_000.25),
+        ("2027-01-15T10:00:00+02:00", 1_800_000_000.0),  # XEP-0082 offsets count
+        ("2027-01-15T08:00:00", 1_800_000_000.0),  # no zone: read as UTC
+    ],
+)
+def test_time_stamps_in_xep_0082_forms(stamp: str, at: float) -> None:
+    env = sce.open_envelope(envelope_at(stamp), sender="a@h", recipients={"b@h"}, now=NOW)
+    assert env.timestamp == at
+
+
+@pytest.mark.parametrize("stamp", ["2027-01-15", "20270115T080000Z", "yesterday", ""])
+def test_a_bad_time_stamp_is_a_clear_error(stamp: str) -> None:
+    with pytest.raises(sce.SceError, match="bad time stamp"):
+        sce.open_envelope(envelope_at(stamp), sender="a@h", recipients={"b@h"}, now=NOW)

@@ -13,6 +13,7 @@ import base64
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from interlink.xmpp.jid import JID, InvalidJID
@@ -53,12 +54,16 @@ def _stamp(at: float) -> str:
 
 
 def _parse_stamp(text: str) -> float:
+    """An XEP-0082 date-time (``Z`` or a ``±hh:mm`` offset; read as UTC if it has none)."""
+    if len(text) < 19 or text[10] != "T":
+        raise SceError(f"bad time stamp {text!r}")
     try:
-        import calendar
-
-        return float(calendar.timegm(time.strptime(text[:19], "%Y-%m-%dT%H:%M:%S")))
+        at = datetime.fromisoformat(text)
     except ValueError:
         raise SceError(f"bad time stamp {text!r}") from None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.timestamp()
 
 
 def seal(content: list[Element], *, sender: str, recipient: str, now: float) -> bytes:
