@@ -28,7 +28,7 @@ import twomemo.etree
 from omemo.types import DeviceInformation, DeviceList
 from omemo.types import TrustLevel as CoreTrust
 
-from interlink.client import prekey_memo
+from interlink.client import prekey_memo, ratchet_memo
 from interlink.client.omemo2_parse import ENCRYPTED, parse_encrypted
 from interlink.client.store import SqliteOmemoStorage
 
@@ -80,6 +80,7 @@ def session_manager_class(
     healing messages); the SDK commits the crypto state there, so nothing leaves that the
     state on disk does not account for."""
     prekey_memo.install()  # ~50 ms less per new session (see the module)
+    ratchet_memo.install()  # ~10 % less per message (see the module)
 
     class InterlinkSessionManager(omemo.SessionManager):
         def __init__(self) -> None:

@@ -1,0 +1,79 @@
+"""Two costs python-doubleratchet pays on every message that its results do not need.
+
+Measured with ``bench/crypto.py --profile`` (cProfile, memory variant, 3,000 messages):
+
+1. **The clone before decrypting.** ``DoubleRatchet.decrypt_message`` works on a
+   ``copy.deepcopy`` of its Diffie-Hellman ratchet, so that a message that fails to decrypt
+   leaves the state untouched. The generic deep copy walks ~49 objects through ``__reduce_ex__``
+   for what is three small objects holding bytes, ints and classes: ~16 % of a decryption. The
+   classes get a ``__deepcopy__`` that copies exactly what they hold: their own ``__dict__``,
+   with immutable values shared (as ``deepcopy`` itself shares them) and every other value
+   deep-copied as before. The result is the same independent copy.
+2. **The ratchet's own public key, derived again for every message sent.** The curve25519 DH
+   ratchet keeps only its private key; each message header needs the public one, one X25519
+   base-point multiplication (~45 µs) each time, although it changes only when the DH ratchet
+   steps. ``_derive_pub`` gets a bounded memo, keyed by SHA-256 of the private key (as
+   :mod:`interlink.client.prekey_memo` does for x3dh's one-time prekeys).
+
+:func:`install` puts both on python-doubleratchet's classes, once per process.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections import OrderedDict
+from typing import Any
+
+from doubleratchet import diffie_hellman_ratchet, kdf_chain, symmetric_key_ratchet
+from doubleratchet.recommended import diffie_hellman_ratchet_curve25519
+
+MAX_ENTRIES = 256  # ratchet key pairs remembered: one per active sending chain
+
+_IMMUTABLE = (bytes, str, int, float, bool, type(None), type)
+_CLONED = (
+    diffie_hellman_ratchet.DiffieHellmanRatchet,
+    symmetric_key_ratchet.SymmetricKeyRatchet,
+    kdf_chain.KDFChain,
+)
+_Curve25519 = diffie_hellman_ratchet_curve25519.DiffieHellmanRatchet
+_original_derive_pub = _Curve25519.__dict__["_derive_pub"].__func__
+_memo: OrderedDict[bytes, bytes] = OrderedDict()
+
+
+def clone(self: Any, memo: dict[int, Any]) -> Any:
+    """``copy.deepcopy`` of a ratchet or chain object: its attributes, copied as deepcopy would
+    (immutable values shared, the rest deep-copied), without the generic reduce protocol."""
+    cls = type(self)
+    twin = cls.__new__(cls)
+    memo[id(self)] = twin
+    state = twin.__dict__
+    for name, value in self.__dict__.items():
+        state[name] = value if type(value) in _IMMUTABLE else copy.deepcopy(value, memo)
+    return twin
+
+
+def derive_pub(priv: bytes) -> bytes:
+    """The curve25519 ratchet's ``_derive_pub``, from the memo when it was computed before."""
+    tag = hashlib.sha256(priv).digest()
+    pub = _memo.get(tag)
+    if pub is None:
+        pub = _original_derive_pub(priv)
+        _memo[tag] = pub
+        if len(_memo) > MAX_ENTRIES:
+            _memo.popitem(last=False)
+    else:
+        _memo.move_to_end(tag)
+    return pub
+
+
+_DERIVE_PUB = staticmethod(derive_pub)
+
+
+def install() -> None:
+    """Put :func:`clone` and :func:`derive_pub` on python-doubleratchet's classes (idempotent)."""
+    for cls in _CLONED:
+        if cls.__dict__.get("__deepcopy__") is not clone:
+            type.__setattr__(cls, "__deepcopy__", clone)
+    if _Curve25519.__dict__.get("_derive_pub") is not _DERIVE_PUB:
+        type.__setattr__(_Curve25519, "_derive_pub", _DERIVE_PUB)
