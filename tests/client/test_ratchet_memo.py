@@ -28,9 +28,8 @@ CONFIG: dict[str, Any] = {  # what twomemo uses for OMEMO 2 sessions
 
 
 def _dh_ratchet(ratchet: DoubleRatchet) -> diffie_hellman_ratchet.DiffieHellmanRatchet:
-    value: diffie_hellman_ratchet.DiffieHellmanRatchet = (
-        ratchet._DoubleRatchet__diffie_hellman_ratchet
-    )
+    private = "_DoubleRatchet__diffie_hellman_ratchet"  # name-mangled: no public accessor
+    value: diffie_hellman_ratchet.DiffieHellmanRatchet = vars(ratchet)[private]
     return value
 
 

@@ -44,8 +44,7 @@ _memo: OrderedDict[bytes, bytes] = OrderedDict()
 def clone(self: Any, memo: dict[int, Any]) -> Any:
     """``copy.deepcopy`` of a ratchet or chain object: its attributes, copied as deepcopy would
     (immutable values shared, the rest deep-copied), without the generic reduce protocol."""
-    cls = type(self)
-    twin = cls.__new__(cls)
+    twin = object.__new__(type(self))
     memo[id(self)] = twin
     state = twin.__dict__
     for name, value in self.__dict__.items():
