@@ -864,8 +864,8 @@ def report(results: dict[str, Any]) -> str:
                     s["decrypt_per_s"],
                     s["encrypt_cpu_pct"],
                     s["decrypt_cpu_pct"],
-                    s["writes_per_encrypt"],
-                    s["writes_per_decrypt"],
+                    fmt(s["writes_per_encrypt"], 3),
+                    fmt(s["writes_per_decrypt"], 3),
                 ]
             )
     out.append(

@@ -8,7 +8,10 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
-from interlink.client import InterlinkClient, TextMessage
+import pytest
+from omemo.storage import StorageException
+
+from interlink.client import ClientError, InterlinkClient, TextMessage
 from interlink.client.client import FALLBACK_BODY
 from tests.integration.kit import DOMAIN, record_routed, running_hub
 
@@ -122,6 +125,45 @@ async def test_a_burst_shares_commits_and_a_backlog_arrives_complete_and_in_orde
             # the app saw them, so they are on disk: another connection reads every replay record
             with contextlib.closing(sqlite3.connect(tmp_path / "bob" / "omemo.sqlite3")) as db:
                 assert db.execute("SELECT count(*) FROM seen_keys").fetchone()[0] >= len(texts)
+        finally:
+            await alice.close()
+            await bob.close()
+
+
+async def test_a_message_whose_state_cannot_be_saved_is_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the ratchet state cannot be committed, the stanza never leaves and the app gets a
+    clear error; the state rolls back, so the next message (same message key, since the failed
+    one never left) reaches the peer normally."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = InterlinkClient(
+            f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
+        )
+        bob = InterlinkClient(
+            f"bob@{DOMAIN}/laptop", "pw", data_dir=tmp_path / "bob", port=port, ca_file=certs.ca
+        )
+        await alice.connect()
+        await bob.connect()
+        try:
+            await alice.send_text(f"bob@{DOMAIN}", "first")
+            assert (await next_text(bob)).text == "first"
+            storage = alice._storage
+            assert storage is not None
+
+            def full_disk() -> None:  # what SqliteOmemoStorage.commit does when COMMIT fails
+                storage.rollback()
+                raise StorageException("cannot save the crypto state: database or disk is full")
+
+            with monkeypatch.context() as patch:
+                patch.setattr(storage, "commit", full_disk)
+                with pytest.raises(ClientError, match=r"not sent: .*disk is full"):
+                    await alice.send_text(f"bob@{DOMAIN}", "lost in the crash")
+            await alice.send_text(f"bob@{DOMAIN}", "second")
+            got = await next_text(bob)
+            assert got.text == "second"  # "lost in the crash" never arrived
+            assert not got.flagged
         finally:
             await alice.close()
             await bob.close()

@@ -151,13 +151,19 @@ class SqliteOmemoStorage(Storage):
         try:
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
+            self.rollback()
+            raise StorageException(f"cannot save the crypto state: {exc}") from exc
+
+    def rollback(self) -> None:
+        """Drop the writes not yet committed and everything cached: the next reads see what is
+        on disk."""
+        if self._conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
-            self._texts.clear()
-            self._scalars.clear()
-            self._pruned_at = float("-inf")
-            self.device_generation += 1
-            raise StorageException(f"cannot save the crypto state: {exc}") from exc
+        self._texts.clear()
+        self._scalars.clear()
+        self._pruned_at = float("-inf")
+        self.device_generation += 1
 
     async def flush(self) -> None:
         """:meth:`commit`, for callers that have no gate (tools and tests)."""
