@@ -141,7 +141,7 @@ async def test_a_clone_shares_nothing_that_can_change() -> None:
 
 def test_the_public_key_memo_is_bounded_and_correct() -> None:
     ratchet_memo.install()
-    ratchet_memo._memo.clear()
+    ratchet_memo.derive_pub.clear()
     privs = [os.urandom(32) for _ in range(ratchet_memo.MAX_ENTRIES + 5)]
     for priv in privs:
         want = (
@@ -151,4 +151,4 @@ def test_the_public_key_memo_is_bounded_and_correct() -> None:
         )
         assert ratchet_memo.derive_pub(priv) == want
         assert ratchet_memo.derive_pub(priv) == want  # from the memo
-    assert len(ratchet_memo._memo) == ratchet_memo.MAX_ENTRIES
+    assert len(ratchet_memo.derive_pub) == ratchet_memo.MAX_ENTRIES

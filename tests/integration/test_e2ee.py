@@ -99,16 +99,8 @@ async def test_a_burst_shares_commits_and_a_backlog_arrives_complete_and_in_orde
     all 40, in order, after reconnecting, and what it was shown is durable."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-
-        def bob_device() -> InterlinkClient:
-            return InterlinkClient(
-                f"bob@{DOMAIN}/laptop", "pw", data_dir=tmp_path / "bob", port=port, ca_file=certs.ca
-            )
-
-        alice = InterlinkClient(
-            f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
-        )
-        bob = bob_device()
+        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
         await bob.connect()
         await bob.close()
         await alice.connect()
@@ -118,7 +110,7 @@ async def test_a_burst_shares_commits_and_a_backlog_arrives_complete_and_in_orde
             await asyncio.gather(*(alice.send_text(f"bob@{DOMAIN}", t) for t in texts))
             assert 1 <= alice.gate.commits - before < 10
             await asyncio.sleep(0.3)
-            bob = bob_device()
+            bob = sdk(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")  # the same device
             await bob.connect()
             got = [(await next_text(bob)).text for _ in texts]
             assert got == texts
@@ -138,12 +130,8 @@ async def test_a_message_whose_state_cannot_be_saved_is_not_sent(
     one never left) reaches the peer normally."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = InterlinkClient(
-            f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
-        )
-        bob = InterlinkClient(
-            f"bob@{DOMAIN}/laptop", "pw", data_dir=tmp_path / "bob", port=port, ca_file=certs.ca
-        )
+        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
         await alice.connect()
         await bob.connect()
         try:

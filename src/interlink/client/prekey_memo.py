@@ -17,27 +17,52 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Callable
 
 import x3dh.pre_key_pair
 import xeddsa
 
 MAX_ENTRIES = 1024
 
-_memo: OrderedDict[bytes, bytes] = OrderedDict()
+
+class PublicKeyMemo:
+    """Public keys by SHA-256 of their private key, at most ``max_entries`` (least recently
+    used dropped first), so that deleted private keys do not linger here."""
+
+    def __init__(self, max_entries: int, derive: Callable[[bytes], bytes]) -> None:
+        self.max_entries = max_entries
+        self._derive = derive
+        self._entries: OrderedDict[bytes, bytes] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, tag: object) -> bool:
+        """Whether ``tag`` is a key of the memo (they are hashes, never private keys)."""
+        return tag in self._entries
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __call__(self, priv: bytes) -> bytes:
+        tag = hashlib.sha256(priv).digest()
+        pub = self._entries.get(tag)
+        if pub is None:
+            pub = self._derive(priv)
+            self._entries[tag] = pub
+            if len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(tag)
+        return pub
+
+
+_memo = PublicKeyMemo(MAX_ENTRIES, xeddsa.priv_to_curve25519_pub)
 
 
 def public_key(pair: x3dh.pre_key_pair.PreKeyPair) -> bytes:
     """``pair.pub`` as x3dh computes it, from the memo when it was computed before."""
-    tag = hashlib.sha256(pair.priv).digest()
-    pub = _memo.get(tag)
-    if pub is None:
-        pub = xeddsa.priv_to_curve25519_pub(pair.priv)
-        _memo[tag] = pub
-        if len(_memo) > MAX_ENTRIES:
-            _memo.popitem(last=False)
-    else:
-        _memo.move_to_end(tag)
-    return pub
+    return _memo(pair.priv)
 
 
 def install() -> None:

@@ -21,12 +21,12 @@ Measured with ``bench/crypto.py --profile`` (cProfile, memory variant, 3,000 mes
 from __future__ import annotations
 
 import copy
-import hashlib
-from collections import OrderedDict
 from typing import Any
 
 from doubleratchet import diffie_hellman_ratchet, kdf_chain, symmetric_key_ratchet
 from doubleratchet.recommended import diffie_hellman_ratchet_curve25519
+
+from interlink.client.prekey_memo import PublicKeyMemo
 
 MAX_ENTRIES = 256  # ratchet key pairs remembered: one per active sending chain
 
@@ -38,7 +38,6 @@ _CLONED = (
 )
 _Curve25519 = diffie_hellman_ratchet_curve25519.DiffieHellmanRatchet
 _original_derive_pub = _Curve25519.__dict__["_derive_pub"].__func__
-_memo: OrderedDict[bytes, bytes] = OrderedDict()
 
 
 def clone(self: Any, memo: dict[int, Any]) -> Any:
@@ -52,19 +51,8 @@ def clone(self: Any, memo: dict[int, Any]) -> Any:
     return twin
 
 
-def derive_pub(priv: bytes) -> bytes:
-    """The curve25519 ratchet's ``_derive_pub``, from the memo when it was computed before."""
-    tag = hashlib.sha256(priv).digest()
-    pub = _memo.get(tag)
-    if pub is None:
-        pub = _original_derive_pub(priv)
-        _memo[tag] = pub
-        if len(_memo) > MAX_ENTRIES:
-            _memo.popitem(last=False)
-    else:
-        _memo.move_to_end(tag)
-    return pub
-
+derive_pub = PublicKeyMemo(MAX_ENTRIES, _original_derive_pub)
+"""The curve25519 ratchet's ``_derive_pub``, from the memo when it was computed before."""
 
 _DERIVE_PUB = staticmethod(derive_pub)
 
