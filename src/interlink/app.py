@@ -30,6 +30,7 @@ from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.policy.limits import PolicyLimits, Rate
 from interlink.hub.session import BindConflictPolicy
+from interlink.interop.challenges import ChallengeStore
 from interlink.interop.discovery import DiscoveryService
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
@@ -224,6 +225,7 @@ class HubServer:
             hub_domain=s.hub.domain,
             secret=await storage.server_state.get_or_create_secret("interop-jid", 32),
             clock=self.clock,
+            challenges=ChallengeStore(capacity=s.interop.open_challenges),
         )
         hub.bearer_verifier = enlistment.authenticate
         hub.router.policy.user_id_of = self._user_id

@@ -87,6 +87,8 @@ class InteropSection(_Section):
     push_queue_max: int = Field(1000, ge=1)  # queued pushes per provider; beyond are dropped
     push_max_attempts: int = Field(5, ge=1)
     push_backoff: float = Field(1.0, gt=0)  # seconds before the first retry; doubles after
+    # enlistment challenges kept open (memory, ~200 bytes each); beyond, the oldest are dropped
+    open_challenges: int = Field(100_000, ge=1)
 
 
 class PolicySection(_Section):

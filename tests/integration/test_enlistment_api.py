@@ -88,3 +88,43 @@ async def test_enlistment_over_https(tmp_path: Path) -> None:
             assert 'interlink_enlistments_total{outcome="created"} 1.0' in metrics.text
             assert 'interlink_enlistments_total{outcome="updated"} 1.0' in metrics.text
             assert 'interlink_enlistments_total{outcome="unenlisted"} 1.0' in metrics.text
+
+
+async def test_open_challenges_is_the_bound_on_open_challenges(tmp_path: Path) -> None:
+    """interop.open_challenges = 2: a third challenge pushes out the oldest, the two newest
+    still work."""
+    async with running_hub(tmp_path, admin={"token": TOKEN}, interop={"open_challenges": 2}) as (
+        server,
+        certs,
+    ):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        party = ThirdParty()
+        async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
+            admin = {"Authorization": f"Bearer {TOKEN}"}
+            onboard = {
+                "id": party.provider_id,
+                "display_name": "Example Chat",
+                "callback_url": "https://api.example.chat",
+                "jwks": party.jwks,
+            }
+            await http.post("/admin/v1/providers", json=onboard, headers=admin)
+            await http.post(f"/admin/v1/providers/{party.provider_id}/approve", headers=admin)
+            nonces = [
+                (await http.post("/v1/enlistments/challenge")).json()["challenge"] for _ in range(3)
+            ]
+
+            async def enlist(nonce: str) -> httpx.Response:
+                key, sig = party.prove(nonce, DOMAIN)
+                body = {
+                    "token": party.token(aud=DOMAIN),
+                    "identity_key": key,
+                    "challenge": nonce,
+                    "signature": sig,
+                }
+                return await http.post("/v1/enlistments", json=body)
+
+            pushed_out = await enlist(nonces[0])
+            assert pushed_out.status_code == 401
+            assert pushed_out.json()["type"] == "urn:interlink:problem:bad-challenge"
+            assert (await enlist(nonces[1])).status_code == 201
+            assert (await enlist(nonces[2])).status_code == 200

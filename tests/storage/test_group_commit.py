@@ -291,3 +291,19 @@ async def test_a_failed_enlistment_group_stores_nothing(tmp_path: Path) -> None:
         assert await _enlist(storage, "j1", _account("u1")) == "ok"  # the id is still new
     finally:
         await storage.close()
+
+
+async def test_the_key_history_is_read_and_deleted_by_index(tmp_path: Path) -> None:
+    """Migration 0007: reading an account's key history, and the cascade when the account is
+    deleted, use an index on jid instead of scanning the table."""
+    storage = await open_sqlite(tmp_path / "hub.db")
+    try:
+        conn = storage.db.conn
+        async with conn.execute(
+            "EXPLAIN QUERY PLAN SELECT identity_key FROM interop_key_history WHERE jid = ?",
+            ("a@x",),
+        ) as cur:
+            plan = " ".join(str(row[-1]) for row in await cur.fetchall())
+        assert "USING INDEX interop_key_history_jid" in plan
+    finally:
+        await storage.close()

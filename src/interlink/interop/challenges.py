@@ -20,7 +20,10 @@ from collections import OrderedDict
 
 CHALLENGE_BYTES = 32
 CHALLENGE_TTL = 300.0
-DEFAULT_CAPACITY = 100_000  # ~20 MB; 5 minutes of challenges at ~330/s before the oldest go
+# ~200 bytes each, ~20 MB at most. Challenges live 5 minutes; at ~330 requests/s the store holds
+# them all, at ~1,000/s (what the hub serves on one core) the oldest are pushed out after ~100 s,
+# and a client whose challenge went asks again. Configurable as interop.open_challenges.
+DEFAULT_CAPACITY = 100_000
 
 
 class ChallengeStore:

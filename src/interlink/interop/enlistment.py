@@ -152,7 +152,8 @@ class EnlistmentService:
         self._secret = secret
         self._clock = clock
         self.policy = policy or TokenPolicy(audience=hub_domain)
-        self.challenges = challenges or ChallengeStore()
+        # not ``challenges or ...``: an empty store is falsy (it has a length)
+        self.challenges = challenges if challenges is not None else ChallengeStore()
         self.key_sets = KeySetCache()
         # Outcomes for metrics: created, updated, key-changed, unenlisted, login, and refusals by
         # problem kind ("refused:<kind>").
