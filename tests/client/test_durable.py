@@ -17,8 +17,10 @@ class FakeStorage:
     def __init__(self, log: list[str]) -> None:
         self.log = log
         self.dirty = 0  # writes since the last commit
+        self.in_operation = 0  # writes of the current operation
         self.commits = 0
         self.fail = False
+        self.epoch = 0
 
     @property
     def pending(self) -> bool:
@@ -26,15 +28,27 @@ class FakeStorage:
 
     def write(self) -> None:
         self.dirty += 1
+        self.in_operation += 1
+
+    def begin_operation(self) -> None:
+        self.in_operation = 0
+
+    def end_operation(self, *, keep: bool) -> None:
+        if not keep:
+            self.dirty -= self.in_operation
+            self.log.append(f"undo {self.in_operation}")
+        self.in_operation = 0
 
     def commit(self) -> None:
         if self.fail:
             self.dirty = 0  # rolled back
+            self.epoch += 1
             raise StorageException("disk I/O error")
         if self.dirty:
             self.commits += 1
             self.log.append(f"commit {self.dirty}")
             self.dirty = 0
+        self.in_operation = 0
 
 
 def setup(max_batch: int = 64) -> tuple[CryptoGate, FakeStorage, list[str]]:
@@ -230,3 +244,46 @@ async def test_a_waiter_cancelled_before_its_turn_does_not_hold_the_commit() -> 
     await gate.durable()
     assert log == ["commit 1"]
     assert waiter.cancelled()
+
+
+async def test_an_operation_cancelled_half_way_is_undone_and_the_rest_committed() -> None:
+    gate, storage, log = setup()
+    async with gate.operation():
+        storage.write()
+    first = gate.after(lambda: log.append("m1"))
+    entered = asyncio.Event()
+
+    async def interrupted() -> None:
+        async with gate.operation():
+            storage.write()
+            storage.write()
+            entered.set()
+            await asyncio.Event().wait()  # a fetch that never ends
+
+    task = asyncio.create_task(interrupted())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await first
+    assert log == ["commit 1", "m1", "undo 2"]
+    assert not storage.pending  # nothing of the interrupted operation is left to commit
+    await gate.durable()
+    assert storage.commits == 1
+
+
+async def test_a_closed_gate_runs_nothing_more() -> None:
+    gate, storage, log = setup()
+    gate.close()
+    async with gate.operation():
+        storage.write()
+    with pytest.raises(StorageException, match="closed"):
+        await gate.after(lambda: log.append("late"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert log == []
+
+
+def test_max_delay_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="max_delay"):
+        CryptoGate(FakeStorage([]), max_delay=-1.0)

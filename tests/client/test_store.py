@@ -174,3 +174,36 @@ async def test_replay_records_commit_with_the_session_update(tmp_path: Path) -> 
             assert not await store.first_sight(digest * 32, 1004.0, 100.0)
     finally:
         await store.close()
+
+
+async def test_an_undone_operation_leaves_the_earlier_ones(tmp_path: Path) -> None:
+    """Each operation's writes sit behind a savepoint: undoing one (it was interrupted) keeps
+    the operations before it in the same transaction, and reads see the undone value gone."""
+    path = tmp_path / "omemo.sqlite3"
+    store = await SqliteOmemoStorage.open(path)
+    try:
+        store.begin_operation()
+        await store.store("/a", 1)
+        store.end_operation(keep=True)
+        store.begin_operation()
+        await store.store("/a", 2)
+        await store.store("/b", "half")
+        store.end_operation(keep=False)
+        assert (await store.load("/a")).from_just() == 1
+        assert (await store.load("/b")).is_nothing
+        store.begin_operation()
+        await store.store("/c", "sent")
+        store.commit()  # python-omemo sends something mid-operation: what came before is saved
+        await store.store("/d", "after")
+        store.end_operation(keep=False)
+        store.commit()
+    finally:
+        await store.close()
+    store = await SqliteOmemoStorage.open(path)
+    try:
+        assert (await store.load("/a")).from_just() == 1
+        assert (await store.load("/c")).from_just() == "sent"
+        assert (await store.load("/d")).is_nothing
+        assert (await store.load("/b")).is_nothing
+    finally:
+        await store.close()

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from fastapi import Request
 
+from interlink.net.enlist_api import EnlistmentFastPath, enlistment_router
 from interlink.net.http import HubApp
 from tests.integration.kit import DOMAIN, running_hub
 from tests.interop.enlistkit import ThirdParty
@@ -145,3 +147,28 @@ async def test_fast_path_answers_as_fastapi_does(tmp_path: Path) -> None:
                     return await http.request(m, p)
 
                 await both(other)
+
+
+class _StubService:
+    def challenge(self) -> tuple[str, float]:
+        return "nonce", 1.0
+
+
+async def test_fast_path_bypasses_http_middleware() -> None:
+    """The fast path answers before Starlette's middleware stack, so it steps aside when any
+    middleware is added (``app.middleware("http")``, ``add_middleware``: the demo's request
+    recorder, a future rate limit or metrics): the middleware sees these requests too."""
+    app = HubApp()
+    app.fast_path = EnlistmentFastPath(_StubService())  # type: ignore[arg-type]
+    app.include_router(enlistment_router(_StubService()))  # type: ignore[arg-type]
+    seen: list[str] = []
+
+    @app.middleware("http")
+    async def record(request: Request, call_next: Any) -> Any:
+        seen.append(request.url.path)
+        return await call_next(request)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub") as http:
+        assert (await http.post("/v1/enlistments/challenge")).status_code == 201
+    assert seen == ["/v1/enlistments/challenge"], "the middleware never saw the request"

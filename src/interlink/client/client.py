@@ -23,7 +23,7 @@ from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import media, sce, trust
 from interlink.client.consent import ConsentCalls, marker_of
-from interlink.client.durable import MAX_BATCH, CryptoGate
+from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate
 from interlink.client.errors import ClientError
 from interlink.client.events import (
     ChatState,
@@ -100,6 +100,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         http_url: str | None = None,
         uploader: Uploader | None = None,
         commit_batch: int = MAX_BATCH,
+        commit_delay: float = MAX_DELAY,
     ) -> None:
         """``token_provider``: for third-party users, a fresh provider token per login (SASL
         OAUTHBEARER) instead of the password. ``http_url``: the hub's HTTPS base URL, through
@@ -107,7 +108,8 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         are uploaded (default: the hub's XEP-0363 service; third-party users pass their
         provider's, e.g. :class:`~interlink.client.media_transfer.KitUploader`).
         ``commit_batch``: at most this many crypto operations share one commit of the crypto
-        state (see :mod:`interlink.client.durable`)."""
+        state; ``commit_delay``: seconds a held-back stanza or event waits at most for one (see
+        :mod:`interlink.client.durable`)."""
         self.jid = slixmpp.JID(jid)
         self.bare = self.jid.bare
         self._password = password
@@ -134,7 +136,10 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         self._worker: asyncio.Task[None] | None = None
         if commit_batch < 1:
             raise ValueError("commit_batch must be at least 1")
+        if commit_delay < 0:
+            raise ValueError("commit_delay must not be negative")
         self._commit_batch = commit_batch
+        self._commit_delay = commit_delay
         self._gate: CryptoGate | None = None  # one python-omemo operation at a time
         self._background: set[asyncio.Task[None]] = set()
         self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
@@ -196,7 +201,9 @@ class InterlinkClient(ConsentCalls, MediaCalls):
             raise ClientError("authentication failed" if failed.is_set() else "could not connect")
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._storage = await SqliteOmemoStorage.open(self._data_dir / "omemo.sqlite3")
-        self._gate = CryptoGate(self._storage, max_batch=self._commit_batch)
+        self._gate = CryptoGate(
+            self._storage, max_batch=self._commit_batch, max_delay=self._commit_delay
+        )
         backends: list[omemo.Backend] = []
         if self._omemo2:
             backends.append(twomemo.Twomemo(self._storage))
@@ -238,13 +245,18 @@ class InterlinkClient(ConsentCalls, MediaCalls):
             await self.manager.after_history_sync()
 
     async def close(self) -> None:
-        for task in list(self._background):
+        tasks = [*self._background, *([self._worker] if self._worker is not None else [])]
+        tasks = [t for t in tasks if t is not asyncio.current_task()]
+        for task in tasks:
             task.cancel()
-        if self._worker is not None:
-            self._worker.cancel()
+        # An operation cancelled half-way undoes its writes when its task ends: wait for that,
+        # so that what is committed next holds whole operations only.
+        if tasks:
+            await asyncio.wait(tasks, timeout=self._timeout)
         if self._gate is not None:  # release what finished operations hold back
             with contextlib.suppress(Exception):
                 self._gate.commit_now()
+            self._gate.close()
         if self._manager is not None:
             with contextlib.suppress(Exception):
                 await self._manager.shutdown()
@@ -393,7 +405,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         if wait:
             try:
                 await sent
-            except StorageException as exc:
+            except Exception as exc:  # the state was not saved, or the stream failed
                 raise ClientError(f"not sent: {first_line(exc)}") from exc
         return message_id
 
@@ -445,7 +457,10 @@ class InterlinkClient(ConsentCalls, MediaCalls):
                     verified = device.device_id
                     break
         if verified is not None:
-            await self.gate.durable()
+            try:
+                await self.gate.durable()
+            except StorageException as exc:
+                raise ClientError(f"not saved: {first_line(exc)}") from exc
             return verified
         raise ClientError(f"no device of {bare} has the fingerprint {fingerprint}")
 

@@ -15,11 +15,19 @@ for their turn (several sends at once, the receive worker going through the offl
 without yielding) join it. It runs at the latest after ``max_batch`` operations, and never
 while an operation is half done: python-omemo's writes of one operation reach the disk together
 or not at all (unless python-omemo sends something in the middle of one: the session manager's
-hooks commit first, see ``omemo_session.session_manager_class``). A lone operation
+hooks commit first, see ``omemo_session.session_manager_class``). An operation interrupted
+half-way (cancelled, e.g. when the client closes) is undone: each operation's writes sit behind
+a savepoint. Held-back effects wait at most ``max_delay`` seconds for a commit between two
+operations, even when every operation waits on the network inside and the next one follows at
+once. A lone operation
 pays one event-loop turn of latency; a burst pays one fsync per batch.
 
 If the commit fails, the transaction is rolled back, the storage forgets what it cached, and
-every effect held back fails instead of running: its stanza is never sent.
+every effect held back fails instead of running: its stanza is never sent. So does every effect
+whose writes were lost some other way (a commit made directly by python-omemo's hooks that
+failed, SQLite rolling back a transaction after an I/O error): the storage's ``epoch`` changes
+with every such loss, and an effect runs only if it has not changed since the effect was held
+back.
 """
 
 from __future__ import annotations
@@ -30,9 +38,12 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
+from omemo.storage import StorageException
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64  # operations sharing one commit, at most
+MAX_DELAY = 0.05  # seconds an effect waits, at most, before a commit between two operations
 
 
 class Committer(Protocol):
@@ -42,32 +53,51 @@ class Committer(Protocol):
     def pending(self) -> bool:
         """Whether there are uncommitted writes."""
 
+    @property
+    def epoch(self) -> int:
+        """Changes whenever uncommitted writes are lost."""
+
     def commit(self) -> None:
         """Make every write so far durable; on failure roll back and raise."""
 
+    def begin_operation(self) -> None:
+        """The writes from here on belong to one operation."""
+
+    def end_operation(self, *, keep: bool) -> None:
+        """The operation is over; ``keep=False`` undoes its writes."""
+
 
 class _Effect:
-    __slots__ = ("fail", "future", "run")
+    __slots__ = ("epoch", "fail", "future", "run")
 
     def __init__(
         self,
         run: Callable[[], None],
         fail: Callable[[BaseException], None] | None,
         future: asyncio.Future[None],
+        epoch: int,
     ) -> None:
         self.run = run
         self.fail = fail
         self.future = future
+        self.epoch = epoch  # the storage's epoch when it was held back
 
 
 class CryptoGate:
     """One crypto operation at a time; their effects wait for the commit of their state."""
 
-    def __init__(self, storage: Committer, *, max_batch: int = MAX_BATCH) -> None:
+    def __init__(
+        self, storage: Committer, *, max_batch: int = MAX_BATCH, max_delay: float = MAX_DELAY
+    ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
+        if max_delay < 0:
+            raise ValueError("max_delay must not be negative")
         self._storage = storage
         self._max_batch = max_batch
+        self._max_delay = max_delay
+        self._held_since = 0.0  # loop time the oldest held-back effect was given
+        self._closed = False
         self._lock = asyncio.Lock()
         self._waiting = 0  # operations waiting for their turn
         self._outbox: list[_Effect] = []
@@ -86,12 +116,22 @@ class CryptoGate:
             self._schedule()
             raise
         self._waiting -= 1
+        if self._outbox and self._overdue():
+            self._commit()  # a boundary between operations: nothing is half done
+        self._storage.begin_operation()
+        keep = True
         try:
             yield
+        except Exception:
+            raise  # python-omemo refused something: what it wrote stays, as it decided
+        except BaseException:
+            keep = False  # interrupted half-way (cancelled): undo its writes
+            raise
         finally:
+            self._storage.end_operation(keep=keep)
             self._lock.release()
             self._operations += 1
-            if self._operations >= self._max_batch:
+            if self._operations >= self._max_batch or (self._outbox and self._overdue()):
                 self._commit()
             else:
                 self._schedule()
@@ -102,11 +142,16 @@ class CryptoGate:
         """Run ``effect`` once every write made so far is durable (at once if there is none),
         in the order effects were given; ``fail`` instead if the commit fails. The future
         completes when it has run (or carries the commit's error)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        item = _Effect(effect, fail, future)
-        if not self._outbox and not self._storage.pending:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        item = _Effect(effect, fail, future, self._storage.epoch)
+        if self._closed:
+            self._fail(item, StorageException("the crypto state is closed"))
+        elif not self._outbox and not self._storage.pending:
             self._run(item)
         else:
+            if not self._outbox:
+                self._held_since = loop.time()
             self._outbox.append(item)
             self._schedule()
         return future
@@ -119,6 +164,14 @@ class CryptoGate:
         """Commit and release the effects now (when closing); raises if the commit fails."""
         self._commit(reraise=True)
 
+    def close(self) -> None:
+        """No more commits from here (the storage is about to close); effects given later
+        fail."""
+        self._closed = True
+
+    def _overdue(self) -> bool:
+        return asyncio.get_running_loop().time() - self._held_since >= self._max_delay
+
     def _schedule(self) -> None:
         if not self._scheduled:
             self._scheduled = True
@@ -126,7 +179,7 @@ class CryptoGate:
 
     def _on_turn(self) -> None:
         self._scheduled = False
-        if self._lock.locked() or self._waiting:
+        if self._closed or self._lock.locked() or self._waiting:
             return  # half an operation is never committed; the next one to end schedules again
         self._commit()
 
@@ -144,8 +197,12 @@ class CryptoGate:
                     raise
                 return
             self.commits += 1
+        epoch = self._storage.epoch
         for item in effects:
-            self._run(item)
+            if item.epoch == epoch:
+                self._run(item)
+            else:  # its writes were lost before this commit (see the module docstring)
+                self._fail(item, StorageException("the crypto state it needed was lost"))
 
     @staticmethod
     def _run(item: _Effect) -> None:

@@ -102,6 +102,12 @@ class SqliteOmemoStorage(Storage):
         self._scalars: dict[str, tuple[str, Any]] = {}  # key -> (text, value) if immutable
         self._pruned_at = float("-inf")
         self._closed = False
+        self._in_operation = False  # between begin_operation and end_operation
+        self._savepoint = False  # the operation's savepoint is open
+        self.epoch = 0
+        """Changes whenever uncommitted writes are lost (:meth:`rollback`, or SQLite rolling a
+        transaction back by itself after an error): whatever was waiting for them to become
+        durable never will."""
         self.device_generation = 0
         """Changes whenever a value under :data:`DEVICE_KEYS` does, so that device information
         built from them can be cached (see ``omemo_session``)."""
@@ -149,10 +155,11 @@ class SqliteOmemoStorage(Storage):
         if not self._conn.in_transaction:
             return
         try:
-            self._conn.execute("COMMIT")
+            self._conn.execute("COMMIT")  # also ends an operation's savepoint
         except sqlite3.Error as exc:
             self.rollback()
             raise StorageException(f"cannot save the crypto state: {exc}") from exc
+        self._savepoint = False
 
     def rollback(self) -> None:
         """Drop the writes not yet committed and everything cached: the next reads see what is
@@ -160,6 +167,33 @@ class SqliteOmemoStorage(Storage):
         if self._conn.in_transaction:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
+        self._savepoint = False
+        self.epoch += 1
+        self._drop_cache()
+
+    def begin_operation(self) -> None:
+        """Start one crypto operation: its writes can be undone together (:meth:`end_operation`)
+        without touching those of the operations before it."""
+        self._in_operation = True
+        self._savepoint = False  # opened lazily, at the operation's first write
+
+    def end_operation(self, *, keep: bool) -> None:
+        """End the operation; ``keep=False`` undoes its writes (it was interrupted half-way)."""
+        self._in_operation = False
+        if not self._savepoint:
+            return
+        self._savepoint = False
+        try:
+            if not keep:
+                self._conn.execute("ROLLBACK TO operation")
+            self._conn.execute("RELEASE operation")
+        except sqlite3.Error:
+            self.rollback()  # cannot tell what is left: drop everything uncommitted
+            return
+        if not keep:
+            self._drop_cache()  # it may hold values of the undone writes
+
+    def _drop_cache(self) -> None:
         self._texts.clear()
         self._scalars.clear()
         self._pruned_at = float("-inf")
@@ -169,9 +203,22 @@ class SqliteOmemoStorage(Storage):
         """:meth:`commit`, for callers that have no gate (tools and tests)."""
         self.commit()
 
-    def _begin(self) -> None:
-        if not self._conn.in_transaction:
+    def _begin(self) -> bool:
+        """Open the transaction (and the operation's savepoint) if needed; whether a
+        transaction was open before."""
+        was_open = bool(self._conn.in_transaction)
+        if not was_open:
             self._conn.execute("BEGIN IMMEDIATE")
+        if self._in_operation and not self._savepoint:
+            self._conn.execute("SAVEPOINT operation")
+            self._savepoint = True
+        return was_open
+
+    def _write_failed(self, was_open: bool) -> None:
+        """After a failed write: SQLite may have rolled the whole transaction back by itself
+        (SQLITE_FULL, SQLITE_IOERR, SQLITE_NOMEM); then earlier writes are lost too."""
+        if was_open and not self._conn.in_transaction:
+            self.rollback()
 
     async def first_sight(self, digest: bytes, now: float, keep_for: float) -> bool:
         """Record the key material ``digest`` of an incoming message; ``False`` if it was seen
@@ -184,8 +231,9 @@ class SqliteOmemoStorage(Storage):
         connection already sees the record, so a replay is refused; after a crash before the
         commit, the message was not delivered and its session was not advanced either.
         """
+        was_open = bool(self._conn.in_transaction)
         try:
-            self._begin()
+            was_open = self._begin()
             if now - self._pruned_at >= PRUNE_EVERY:
                 self._conn.execute("DELETE FROM seen_keys WHERE seen_at < ?", (now - keep_for,))
                 self._pruned_at = now
@@ -193,6 +241,7 @@ class SqliteOmemoStorage(Storage):
                 "INSERT OR IGNORE INTO seen_keys (digest, seen_at) VALUES (?, ?)", (digest, now)
             )
         except sqlite3.Error as exc:
+            self._write_failed(was_open)
             raise StorageException(f"cannot record a received message: {exc}") from exc
         return bool(cur.rowcount == 1)
 
@@ -222,13 +271,15 @@ class SqliteOmemoStorage(Storage):
         text = json.dumps(value)
         if self._texts.get(key) == text:
             return
+        was_open = bool(self._conn.in_transaction)
         try:
-            self._begin()
+            was_open = self._begin()
             self._conn.execute(
                 "INSERT OR REPLACE INTO omemo (key, value) VALUES (?, ?)", (key, text)
             )
         except sqlite3.Error as exc:
             self._forget(key)  # unknown whether it was written: read it again
+            self._write_failed(was_open)
             raise StorageException(f"cannot store {key}: {exc}") from exc
         self._forget(key)
         self._remember(key, text, value)
@@ -236,11 +287,13 @@ class SqliteOmemoStorage(Storage):
     async def _delete(self, key: str) -> None:
         if key in self._texts and self._texts[key] is None:
             return  # known to be absent
+        was_open = bool(self._conn.in_transaction)
         try:
-            self._begin()
+            was_open = self._begin()
             self._conn.execute("DELETE FROM omemo WHERE key = ?", (key,))
         except sqlite3.Error as exc:
             self._forget(key)
+            self._write_failed(was_open)
             raise StorageException(f"cannot delete {key}: {exc}") from exc
         self._forget(key)
         self._texts[key] = None

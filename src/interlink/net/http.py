@@ -48,13 +48,21 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
 
 
 class HubApp(FastAPI):
-    """FastAPI, with the enlistment fast path (:class:`EnlistmentFastPath`) asked first."""
+    """FastAPI, with the enlistment fast path (:class:`EnlistmentFastPath`) asked first.
+
+    The fast path answers before Starlette's middleware stack, so it is off as soon as any
+    middleware is added (``add_middleware``, ``@app.middleware``): whatever a middleware does
+    (record, limit, measure) then sees these requests too."""
 
     fast_path: EnlistmentFastPath | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         fast = self.fast_path
-        if fast is not None and await fast.handle(scope, receive, send, super().__call__):
+        if (
+            fast is not None
+            and not self.user_middleware
+            and await fast.handle(scope, receive, send, super().__call__)
+        ):
             return
         await super().__call__(scope, receive, send)
 
