@@ -4,6 +4,7 @@ API; and its OpenAPI document."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -13,22 +14,23 @@ from tests.interop.enlistkit import ThirdParty
 TOKEN = "operator-token"
 
 
+def onboarding(party: ThirdParty) -> dict[str, Any]:
+    """The admin API's body that registers ``party``'s provider."""
+    return {
+        "id": party.provider_id,
+        "display_name": "Example Chat",
+        "callback_url": "https://api.example.chat",
+        "jwks": party.jwks,
+    }
+
+
 async def test_enlistment_over_https(tmp_path: Path) -> None:
     async with running_hub(tmp_path, admin={"token": TOKEN}) as (server, certs):
         base = f"https://127.0.0.1:{server.ports['http']}"
         party = ThirdParty()
         async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
             admin = {"Authorization": f"Bearer {TOKEN}"}
-            await http.post(
-                "/admin/v1/providers",
-                json={
-                    "id": party.provider_id,
-                    "display_name": "Example Chat",
-                    "callback_url": "https://api.example.chat",
-                    "jwks": party.jwks,
-                },
-                headers=admin,
-            )
+            await http.post("/admin/v1/providers", json=onboarding(party), headers=admin)
             # Pending providers' users cannot enlist.
             nonce = (await http.post("/v1/enlistments/challenge")).json()["challenge"]
             key, sig = party.prove(nonce, DOMAIN)
@@ -101,13 +103,7 @@ async def test_open_challenges_is_the_bound_on_open_challenges(tmp_path: Path) -
         party = ThirdParty()
         async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
             admin = {"Authorization": f"Bearer {TOKEN}"}
-            onboard = {
-                "id": party.provider_id,
-                "display_name": "Example Chat",
-                "callback_url": "https://api.example.chat",
-                "jwks": party.jwks,
-            }
-            await http.post("/admin/v1/providers", json=onboard, headers=admin)
+            await http.post("/admin/v1/providers", json=onboarding(party), headers=admin)
             await http.post(f"/admin/v1/providers/{party.provider_id}/approve", headers=admin)
             nonces = [
                 (await http.post("/v1/enlistments/challenge")).json()["challenge"] for _ in range(3)

@@ -23,7 +23,7 @@ from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import media, sce, trust
 from interlink.client.consent import ConsentCalls, marker_of
-from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate
+from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate, check_limits
 from interlink.client.errors import ClientError
 from interlink.client.events import (
     ChatState,
@@ -134,10 +134,7 @@ class InterlinkClient(ConsentCalls, MediaCalls):
         self._manager: omemo.SessionManager | None = None
         self._inbox: asyncio.Queue[tuple[Any, Any]] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
-        if commit_batch < 1:
-            raise ValueError("commit_batch must be at least 1")
-        if commit_delay < 0:
-            raise ValueError("commit_delay must not be negative")
+        check_limits(commit_batch, commit_delay)  # refused now, not at connect
         self._commit_batch = commit_batch
         self._commit_delay = commit_delay
         self._gate: CryptoGate | None = None  # one python-omemo operation at a time

@@ -46,6 +46,14 @@ MAX_BATCH = 64  # operations sharing one commit, at most
 MAX_DELAY = 0.05  # seconds an effect waits, at most, before a commit between two operations
 
 
+def check_limits(max_batch: int, max_delay: float) -> None:
+    """ValueError unless ``max_batch`` ≥ 1 and ``max_delay`` ≥ 0."""
+    if max_batch < 1:
+        raise ValueError("max_batch must be at least 1")
+    if max_delay < 0:
+        raise ValueError("max_delay must not be negative")
+
+
 class Committer(Protocol):
     """What the gate needs from the storage."""
 
@@ -89,10 +97,7 @@ class CryptoGate:
     def __init__(
         self, storage: Committer, *, max_batch: int = MAX_BATCH, max_delay: float = MAX_DELAY
     ) -> None:
-        if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
-        if max_delay < 0:
-            raise ValueError("max_delay must not be negative")
+        check_limits(max_batch, max_delay)
         self._storage = storage
         self._max_batch = max_batch
         self._max_delay = max_delay

@@ -185,27 +185,23 @@ class EnlistmentService:
                 403, "provider-not-approved", f"provider '{provider.id}' is {provider.status}"
             )
         now = self._clock()
+
+        async def verify(refresh: bool) -> ProviderToken:
+            jwks = await self._keys.keys(provider, refresh=refresh)
+            return verify_token(
+                token_text,
+                jwks,
+                issuer=provider.id,
+                policy=self.policy,
+                now=now,
+                key_sets=self.key_sets,
+            )
+
         try:
             try:
-                jwks = await self._keys.keys(provider, refresh=False)
-                token = verify_token(
-                    token_text,
-                    jwks,
-                    issuer=provider.id,
-                    policy=self.policy,
-                    now=now,
-                    key_sets=self.key_sets,
-                )
-            except UnknownKeyId:
-                jwks = await self._keys.keys(provider, refresh=True)
-                token = verify_token(
-                    token_text,
-                    jwks,
-                    issuer=provider.id,
-                    policy=self.policy,
-                    now=now,
-                    key_sets=self.key_sets,
-                )
+                token = await verify(refresh=False)
+            except UnknownKeyId:  # the provider may have rotated its keys: fetch them again
+                token = await verify(refresh=True)
         except TokenError as exc:
             raise EnlistmentError(401, f"token-{exc.reason}", exc.detail) from None
         return provider, token
