@@ -17,11 +17,10 @@ import oldmemo
 import omemo
 import slixmpp
 import twomemo
-from omemo.storage import StorageException
 from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
-from interlink.client import media, sce, trust
+from interlink.client import media, sce
 from interlink.client.consent import ConsentCalls, marker_of
 from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate, check_limits
 from interlink.client.errors import ClientError
@@ -53,6 +52,7 @@ from interlink.client.omemo_session import (
     session_manager_class,
 )
 from interlink.client.store import SqliteOmemoStorage
+from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 from interlink.hub.policy import wire
 
@@ -74,7 +74,7 @@ def _q(namespace: str, local: str) -> str:
     return "{" + namespace + "}" + local
 
 
-class InterlinkClient(ConsentCalls, MediaCalls):
+class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
     """One account on one device.
 
     ``data_dir`` keeps the device's keys and sessions (SQLite); the same directory on the next run
@@ -406,60 +406,11 @@ class InterlinkClient(ConsentCalls, MediaCalls):
                 raise ClientError(f"not sent: {first_line(exc)}") from exc
         return message_id
 
-    # -- trust -------------------------------------------------------------------------------------
-    @staticmethod
-    def _fingerprint(identity_key: bytes) -> str:
-        return " ".join(omemo.SessionManager.format_identity_key(identity_key))
-
-    async def fingerprint(self) -> str:
-        """This device's fingerprint, to show the user."""
-        this, _ = await self.manager.get_own_device_information()
-        return self._fingerprint(this.identity_key)
-
+    # -- device lists ------------------------------------------------------------------------------
     async def _refresh(self, bare: str) -> None:
         if bare not in self._known_peers:
             await self.manager.refresh_device_lists(bare)
             self._known_peers.add(bare)
-
-    async def peer_fingerprints(self, peer: str) -> dict[int, str]:
-        """Device id → fingerprint of every known device of ``peer``."""
-        bare = slixmpp.JID(peer).bare
-        async with self.gate.operation():
-            await self._refresh(bare)
-            devices = await self.manager.get_device_information(bare)
-        return {d.device_id: self._fingerprint(d.identity_key) for d in devices}
-
-    async def safety_number(self, peer: str) -> str:
-        """The 60-digit safety number of the conversation with ``peer`` (same on both sides)."""
-        bare = slixmpp.JID(peer).bare
-        async with self.gate.operation():
-            await self._refresh(bare)
-            this, others = await self.manager.get_own_device_information()
-            peer_devices = await self.manager.get_device_information(bare)
-        own_keys = [this.identity_key, *(d.identity_key for d in others)]
-        return trust.safety_number(
-            self.bare, own_keys, bare, [d.identity_key for d in peer_devices]
-        )
-
-    async def verify(self, peer: str, fingerprint: str) -> int:
-        """Mark the device of ``peer`` with this fingerprint as verified; returns its device id.
-        Messages from it are no longer flagged. Raises :class:`ClientError` if no device has it."""
-        bare = slixmpp.JID(peer).bare
-        wanted = trust.normalise_fingerprint(fingerprint)
-        async with self.gate.operation():
-            verified = None
-            for device in await self.manager.get_device_information(bare):
-                if trust.normalise_fingerprint(self._fingerprint(device.identity_key)) == wanted:
-                    await self.manager.set_trust(bare, device.identity_key, Trust.VERIFIED.value)
-                    verified = device.device_id
-                    break
-        if verified is not None:
-            try:
-                await self.gate.durable()
-            except StorageException as exc:
-                raise ClientError(f"not saved: {first_line(exc)}") from exc
-            return verified
-        raise ClientError(f"no device of {bare} has the fingerprint {fingerprint}")
 
     # -- receiving ---------------------------------------------------------------------------------
     def _on_message_error(self, stanza: Any) -> None:
