@@ -211,6 +211,12 @@ class StreamParser:
     def failed(self) -> bool:
         return self._failed
 
+    @property
+    def between_elements(self) -> bool:
+        """Nothing is pending: no failure, no open element, nothing but whitespace after the last
+        complete one. Only then may the parser be reused for unrelated input."""
+        return not self._failed and len(self._stack) == 1 and self._clean
+
     # -- input --------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[ParserEvent]:
         """Parse ``data``; return the events it completed (an error, if any, comes last)."""
