@@ -24,6 +24,17 @@ def onboarding(party: ThirdParty) -> dict[str, Any]:
     }
 
 
+def enlistment_body(party: ThirdParty, nonce: str) -> dict[str, Any]:
+    """A fresh token and the identity key's proof over ``nonce``."""
+    key, sig = party.prove(nonce, DOMAIN)
+    return {
+        "token": party.token(aud=DOMAIN),
+        "identity_key": key,
+        "challenge": nonce,
+        "signature": sig,
+    }
+
+
 async def test_enlistment_over_https(tmp_path: Path) -> None:
     async with running_hub(tmp_path, admin={"token": TOKEN}) as (server, certs):
         base = f"https://127.0.0.1:{server.ports['http']}"
@@ -33,13 +44,7 @@ async def test_enlistment_over_https(tmp_path: Path) -> None:
             await http.post("/admin/v1/providers", json=onboarding(party), headers=admin)
             # Pending providers' users cannot enlist.
             nonce = (await http.post("/v1/enlistments/challenge")).json()["challenge"]
-            key, sig = party.prove(nonce, DOMAIN)
-            body = {
-                "token": party.token(aud=DOMAIN),
-                "identity_key": key,
-                "challenge": nonce,
-                "signature": sig,
-            }
+            body = enlistment_body(party, nonce)
             refused = await http.post("/v1/enlistments", json=body)
             assert refused.status_code == 403
             assert refused.headers["content-type"] == "application/problem+json"
@@ -59,16 +64,7 @@ async def test_enlistment_over_https(tmp_path: Path) -> None:
             malformed = await http.post("/v1/enlistments", json={"token": "x"})
             assert malformed.status_code == 422
             nonce = (await http.post("/v1/enlistments/challenge")).json()["challenge"]
-            key, sig = party.prove(nonce, DOMAIN)
-            updated = await http.post(
-                "/v1/enlistments",
-                json={
-                    "token": party.token(aud=DOMAIN),
-                    "identity_key": key,
-                    "challenge": nonce,
-                    "signature": sig,
-                },
-            )
+            updated = await http.post("/v1/enlistments", json=enlistment_body(party, nonce))
             assert updated.status_code == 200
             assert updated.json() == {
                 "jid": jid,
@@ -110,14 +106,7 @@ async def test_open_challenges_is_the_bound_on_open_challenges(tmp_path: Path) -
             ]
 
             async def enlist(nonce: str) -> httpx.Response:
-                key, sig = party.prove(nonce, DOMAIN)
-                body = {
-                    "token": party.token(aud=DOMAIN),
-                    "identity_key": key,
-                    "challenge": nonce,
-                    "signature": sig,
-                }
-                return await http.post("/v1/enlistments", json=body)
+                return await http.post("/v1/enlistments", json=enlistment_body(party, nonce))
 
             pushed_out = await enlist(nonces[0])
             assert pushed_out.status_code == 401
