@@ -21,11 +21,11 @@ from pathlib import Path
 import aiosqlite
 
 from interlink.errors import StorageError
+from interlink.storage.sqlite.enlistment_repos import SqliteEnlistment
 from interlink.storage.sqlite.media_repos import SqliteMedia
 from interlink.storage.sqlite.policy_repos import SqlitePolicy
 from interlink.storage.sqlite.repos import (
     SqliteAccounts,
-    SqliteEnlistment,
     SqliteOffline,
     SqlitePep,
     SqliteProviders,
