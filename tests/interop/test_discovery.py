@@ -7,8 +7,8 @@ import pytest
 
 from interlink.errors import AuthenticationRefused
 from interlink.hub.policy.limits import Rate
-from interlink.hub.policy.model import InteropSettings
 from interlink.interop.discovery import DiscoveryError, DiscoveryService, normalize_phone
+from interlink.xmpp.ext.interop import InteropSettings
 from tests.hubkit import DOMAIN, HubKit, running_hub
 
 PROVIDER = "examplechat"

@@ -26,7 +26,7 @@ from textual.widgets import (
 )
 
 from interlink.chat.model import group_safety_number
-from interlink.hub.policy.model import InteropSettings
+from interlink.xmpp.ext.interop import InteropSettings
 
 
 class NewChatDialog(ModalScreen[str | None]):

@@ -17,7 +17,7 @@ from slixmpp.stanza.error import Error
 from interlink.client.errors import ClientError
 from interlink.client.events import InteropMarker, TextMessage
 from interlink.hub.policy import wire
-from interlink.hub.policy.model import InteropSettings
+from interlink.xmpp.ext.interop import InteropSettings
 
 __all__ = ["ConsentCalls", "ConsentError", "MessageRequest", "marker_of"]
 

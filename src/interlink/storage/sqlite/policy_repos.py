@@ -11,11 +11,10 @@ from interlink.hub.policy.model import (
     AttachedMessage,
     Conversation,
     ConversationState,
-    InboxMode,
-    InteropSettings,
     Reach,
     Report,
 )
+from interlink.xmpp.ext.interop import InboxMode, InteropSettings
 
 if TYPE_CHECKING:
     from interlink.storage.sqlite.engine import SqliteDatabase
