@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
-from interlink.errors import StreamError
+from interlink.errors import AuthenticationRefused, StreamError
+from interlink.hub.addressing import Addressing, ProviderAccess, ProviderDirectory
 from interlink.hub.context import HubSettings
-from interlink.hub.hub import Hub
+from interlink.hub.hub import Hub, UserIds
 from interlink.hub.session import Session
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp.parser import ElementReceived, Framing, StreamParser
@@ -99,12 +100,33 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def no_bearer_tokens(token: str) -> str:
+    raise AuthenticationRefused("bearer tokens are not accepted here")
+
+
+async def no_user_ids(jid: str) -> str | None:
+    return None
+
+
 @asynccontextmanager
-async def running_hub(settings: HubSettings | None = None) -> AsyncIterator[HubKit]:
+async def running_hub(
+    settings: HubSettings | None = None,
+    *,
+    services: tuple[str, ...] = (DOMAIN,),
+    user_ids: UserIds = no_user_ids,
+) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
-    hub = Hub(settings or HubSettings(domain=DOMAIN), storage, clock)
-    kit = HubKit(hub, clock)
+    directory = ProviderDirectory()
+    hub = Hub(
+        settings or HubSettings(),
+        storage,
+        clock,
+        addressing=Addressing(services, directory),
+        authenticate_bearer=no_bearer_tokens,
+        user_ids=user_ids,
+    )
+    kit = HubKit(hub, clock, directory)
     try:
         yield kit
     finally:
@@ -113,9 +135,21 @@ async def running_hub(settings: HubSettings | None = None) -> AsyncIterator[HubK
 
 
 class HubKit:
-    def __init__(self, hub: Hub, clock: Clock) -> None:
+    def __init__(self, hub: Hub, clock: Clock, directory: ProviderDirectory) -> None:
         self.hub = hub
         self.clock = clock
+        self.directory = directory
+
+    def approve(self, provider_id: str, name: str, *services: str) -> None:
+        """What the operator state does when a provider is approved (for ``services``: the
+        default service when none are given)."""
+        self.directory.put(ProviderAccess(provider_id, name, frozenset(services or (DOMAIN,))))
+
+    def suspend(self, provider_id: str) -> None:
+        """What the operator state does when a provider is suspended everywhere."""
+        self.directory.put(ProviderAccess(provider_id, provider_id, frozenset()))
+        for service in self.hub.ctx.addressing.services:
+            self.hub.end_provider_sessions(provider_id, service)
 
     async def account(self, local: str) -> str:
         jid = f"{local}@{DOMAIN}"

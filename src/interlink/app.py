@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import secrets
@@ -16,7 +17,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -26,16 +27,20 @@ from fastapi import FastAPI
 
 from interlink.config import Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition
+from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
+from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits, Rate
+from interlink.hub.router import DomainServices
 from interlink.hub.session import BindConflictPolicy
 from interlink.interop.challenges import ChallengeStore
 from interlink.interop.discovery import DiscoveryService
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
-from interlink.interop.providers import ProviderRegistry, ProviderStatus
+from interlink.interop.operator import ChangeFeedFollower, OperatorState
+from interlink.interop.providers import ProviderNotFound, ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
 from interlink.media.model import MediaLimits
@@ -59,7 +64,10 @@ from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp import ns
+from interlink.xmpp.addressing import interop_suffix
+from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
+from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import StreamConfig
 
 log = logging.getLogger("interlink")
@@ -77,7 +85,29 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
         if settings.tls.cert_file is None or settings.tls.key_file is None:
             raise ConfigError("tls.cert_file and tls.key_file must be set together")
         return settings.tls.cert_file, settings.tls.key_file
-    return ensure_self_signed(settings.hub.data_dir, settings.hub.domain)
+    return ensure_self_signed(settings.hub.data_dir, settings.hub.services)
+
+
+def hub_settings(s: Settings) -> HubSettings:
+    return HubSettings(
+        offline_max_per_account=s.limits.offline_max_per_account,
+        offline_drain_batch=s.limits.offline_drain_batch,
+        write_stall_timeout=s.limits.write_stall_timeout,
+        bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),
+        max_roster_items=s.limits.max_roster_items,
+        max_roster_name_length=s.limits.max_roster_name_length,
+        max_roster_groups=s.limits.max_roster_groups,
+        pep_max_nodes=s.limits.pep_max_nodes,
+        pep_max_items=s.limits.pep_max_items,
+        pep_max_item_bytes=s.limits.pep_max_item_bytes,
+        policy=policy_limits(s),
+    )
+
+
+async def record_services(storage: Storage, addressing: Addressing) -> None:
+    """Write the services this data directory's hub serves into it, so that ``interlink user``
+    and ``interlink provider`` pointed at it know them (and refuse other domains)."""
+    await storage.server_state.put_value("services", json.dumps(list(addressing.services)))
 
 
 def policy_limits(settings: Settings) -> PolicyLimits:
@@ -119,10 +149,25 @@ class _EmbeddedUvicorn(uvicorn.Server):
 class HubServer:
     """A running hub: call :meth:`start`, then :meth:`stop` (or :meth:`run` until a signal)."""
 
-    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        *,
+        observers: HubObservers | None = None,
+        http_hooks: Sequence[Callable[[FastAPI], None]] = (),
+    ) -> None:
+        """``observers`` listen to the hub (e.g. the demo's transcript); ``http_hooks`` see the
+        HTTP app once it is built, before it serves (e.g. to add a recording middleware)."""
         self.settings = settings
         self.clock = clock
+        self._observers = observers or HubObservers()
+        self._http_hooks = tuple(http_hooks)
         self.ports: dict[str, int] = {}
+        self.addressing: Addressing | None = None
+        self.operator: OperatorState | None = None
+        self._http_socket: socket.socket | None = None
+        self._follower: ChangeFeedFollower | None = None
         self.hub: Hub | None = None
         self.storage: Storage | None = None
         self.registry: ProviderRegistry | None = None
@@ -143,38 +188,158 @@ class HubServer:
         self._ready = False
 
     async def start(self) -> None:
+        """Build the object graph, in dependency order, and start serving. Every collaborator
+        is given to the object that needs it when that object is built; nothing is attached
+        afterwards."""
         s = self.settings
+        clock = self.clock
         self.storage = storage = await open_storage(s)
-        decoy = await storage.server_state.get_or_create_secret("sasl-decoy", 32)
+        secrets_ = storage.server_state
+        decoy = await secrets_.get_or_create_secret("sasl-decoy", 32)
         cert, key = tls_files(s)
         tls: ssl.SSLContext = server_context(cert, key)
-        self.hub = hub = Hub(
-            HubSettings(
-                domain=s.hub.domain,
-                offline_max_per_account=s.limits.offline_max_per_account,
-                offline_drain_batch=s.limits.offline_drain_batch,
-                write_stall_timeout=s.limits.write_stall_timeout,
-                bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),
-                max_roster_items=s.limits.max_roster_items,
-                max_roster_name_length=s.limits.max_roster_name_length,
-                max_roster_groups=s.limits.max_roster_groups,
-                pep_max_nodes=s.limits.pep_max_nodes,
-                pep_max_items=s.limits.pep_max_items,
-                pep_max_item_bytes=s.limits.pep_max_item_bytes,
-                policy=policy_limits(s),
+        self.addressing = addressing = Addressing(s.hub.services, ProviderDirectory())
+        await record_services(storage, addressing)
+        self._http_client = http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
+        signer = HubSigner(await secrets_.get_or_create_secret("hub-signing-key", 32))
+
+        # The interop control plane, which the hub's gates call into.
+        hub_ref: list[Hub] = []  # the operator-state owner ends sessions of the hub built below
+        self.operator = operator = OperatorState(
+            addressing.providers,
+            services=addressing.services,
+            end_sessions=lambda provider, service: (
+                hub_ref[0].end_provider_sessions(provider, service) if hub_ref else 0
             ),
+        )
+        self.registry = registry = ProviderRegistry(
+            storage.providers,
+            clock,
+            services=addressing.services,
+            allow_insecure_loopback=s.interop.allow_insecure_loopback,
+            on_change=(operator.provider_changed,),
+        )
+        enlistment = EnlistmentService(
+            storage.enlistment,
+            registry,
+            ProviderKeys(http_client),
+            hub_domain=addressing.default,
+            secret=await secrets_.get_or_create_secret("interop-jid", 32),
+            clock=clock,
+            login_check=Introspector(
+                signer,
+                http_client,
+                hub_domain=addressing.default,
+                timeout=s.interop.introspection_timeout,
+                clock=clock,
+            ).check,
+            challenges=ChallengeStore(capacity=s.interop.open_challenges),
+        )
+        self.push = push = PushNotifier(
+            storage.enlistment,
+            registry,
+            signer,
+            http_client,
+            hub_domain=addressing.default,
+            clock=clock,
+            queue_max=s.interop.push_queue_max,
+            max_attempts=s.interop.push_max_attempts,
+            backoff=s.interop.push_backoff,
+        )
+        self.reports = reports = ReportForwarder(
+            storage.policy,
+            storage.enlistment,
+            registry,
+            signer,
+            http_client,
+            hub_domain=addressing.default,
+            clock=clock,
+            max_attempts=s.interop.push_max_attempts,
+            backoff=s.interop.push_backoff,
+        )
+
+        # Media: uploads on the service domains (their URL needs the HTTP port: bound first).
+        http_socket = self._bind_http()
+        self.media = media = self._media_store()
+        tokens = MediaTokens(
+            await secrets_.get_or_create_secret("media-token", 32),
+            lifetime=s.media.token_lifetime,
+        )
+        upload = UploadService(
+            media,
+            self._upload_base(),
+            may_upload=None if s.media.third_party_uploads else addressing.is_home,
+        )
+
+        def announce_upload(info: Element) -> None:
+            info.insert(1, upload_identity())
+            for feature in upload_features():
+                info.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
+            info.append(upload.disco_extension())
+
+        # The hub itself.
+        def push_when_stored(jid: JID, message: Message) -> None:
+            if addressing.provider_of(jid) is not None and not wants_no_push(message):
+                push.notify(str(jid))
+
+        observers = HubObservers(
+            offline_stored=(push_when_stored,),
+            report_filed=(reports.submit,),
+        ).merged(self._observers)
+        self.hub = hub = Hub(
+            hub_settings(s),
             storage,
-            self.clock,
+            clock,
+            addressing=addressing,
+            authenticate_bearer=enlistment.authenticate,
+            user_ids=self._user_id,
+            observers=observers,
+            domain_services=DomainServices(
+                handlers={
+                    TOKEN: MediaTokenService(tokens, addressing.is_home, clock).handle_iq,
+                    UPLOAD_REQUEST: upload.handle_iq,
+                },
+                info=(announce_upload,),
+            ),
         )
-        limits = XmlLimits(
-            max_stanza_bytes=s.limits.max_stanza_bytes,
-            max_depth=s.limits.max_depth,
-            max_attributes=s.limits.max_attributes,
-            max_name_length=s.limits.max_name_length,
+        hub_ref.append(hub)
+        feed_position = await storage.changes.latest()  # before loading what it keeps current
+        await operator.load(await registry.all())
+        await hub.start()
+        self._follower = ChangeFeedFollower(
+            storage.changes.since, self._apply_change, interval=s.admin.change_feed_interval
         )
+        self._follower.start(feed_position)
+        await reports.resume()
+        self.discovery = DiscoveryService(
+            storage.policy,
+            hub.router.policy,
+            enlistment.authenticate,
+            per_user=Rate(s.policy.discovery_per_user_per_hour, 3600.0),
+            per_provider=Rate(s.policy.discovery_per_provider_per_hour, 3600.0),
+            clock=clock,
+        )
+        self.media_proxy = MediaProxy(
+            registry.get,
+            limits=ProxyLimits(
+                max_bytes=s.media.proxy_max_bytes,
+                total_timeout=s.media.proxy_timeout,
+                idle_timeout=s.media.proxy_idle_timeout,
+                max_redirects=s.media.proxy_max_redirects,
+            ),
+            private_allowlist=s.media.proxy_private_allowlist,
+            allow_http_loopback=s.interop.allow_insecure_loopback,
+        )
+
+        # Transports.
         stream_config = StreamConfig(
-            domain=s.hub.domain,
-            limits=limits,
+            domain=addressing.default,
+            limits=XmlLimits(
+                max_stanza_bytes=s.limits.max_stanza_bytes,
+                max_depth=s.limits.max_depth,
+                max_attributes=s.limits.max_attributes,
+                max_name_length=s.limits.max_name_length,
+            ),
             starttls_available=True,
             tls_required=s.net.require_tls,
             auth_timeout=s.net.auth_timeout,
@@ -182,7 +347,7 @@ class HubServer:
             decoy_secret=decoy,
             decoy_iterations=s.sasl.scram_iterations,
             oauthbearer=True,
-            hosted_suffix=".interop." + s.hub.domain,
+            hosted_suffix=interop_suffix(addressing.default),
         )
         self._gate = gate = ConnectionGate(s.net.max_unauthenticated)
         c2s = C2SContext(
@@ -204,109 +369,6 @@ class HubServer:
         ws_ctx = WebSocketContext(
             c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
         )
-        self.registry = registry = ProviderRegistry(
-            storage.providers,
-            self.clock,
-            allow_insecure_loopback=s.interop.allow_insecure_loopback,
-        )
-        registry.on_suspend = hub.end_provider_sessions
-        registry.on_approve = hub.provider_approved
-        hub.ctx.approved_providers.update(
-            (p.id, p.display_name)
-            for p in await registry.all()
-            if p.status is ProviderStatus.APPROVED
-        )
-        await hub.start()
-        self._http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
-        enlistment = EnlistmentService(
-            storage.enlistment,
-            registry,
-            ProviderKeys(self._http_client),
-            hub_domain=s.hub.domain,
-            secret=await storage.server_state.get_or_create_secret("interop-jid", 32),
-            clock=self.clock,
-            challenges=ChallengeStore(capacity=s.interop.open_challenges),
-        )
-        hub.bearer_verifier = enlistment.authenticate
-        hub.router.policy.user_id_of = self._user_id
-        signer = HubSigner(await storage.server_state.get_or_create_secret("hub-signing-key", 32))
-        self.push = push = PushNotifier(
-            storage.enlistment,
-            registry,
-            signer,
-            self._http_client,
-            hub_domain=s.hub.domain,
-            clock=self.clock,
-            queue_max=s.interop.push_queue_max,
-            max_attempts=s.interop.push_max_attempts,
-            backoff=s.interop.push_backoff,
-        )
-        self.reports = reports = ReportForwarder(
-            storage.policy,
-            storage.enlistment,
-            registry,
-            signer,
-            self._http_client,
-            hub_domain=s.hub.domain,
-            clock=self.clock,
-            max_attempts=s.interop.push_max_attempts,
-            backoff=s.interop.push_backoff,
-        )
-        hub.router.policy.on_report.append(reports.submit)
-        await reports.resume()
-        hub.ctx.offline_listeners.append(
-            lambda jid, message: None if wants_no_push(message) else push.notify(str(jid))
-        )
-        enlistment.login_check = Introspector(
-            signer,
-            self._http_client,
-            hub_domain=s.hub.domain,
-            timeout=s.interop.introspection_timeout,
-            clock=self.clock,
-        ).check
-        self.discovery = DiscoveryService(
-            storage.policy,
-            hub.router.policy,
-            enlistment.authenticate,
-            per_user=Rate(s.policy.discovery_per_user_per_hour, 3600.0),
-            per_provider=Rate(s.policy.discovery_per_provider_per_hour, 3600.0),
-            clock=self.clock,
-        )
-        self.media = media = MediaStore(
-            storage.media,
-            s.hub.data_dir / "media",
-            limits=MediaLimits(
-                max_file_size=s.media.max_file_size,
-                quota_bytes=s.media.quota_bytes,
-                max_open_slots=s.media.max_open_slots,
-                put_expiry=s.media.slot_expiry,
-                retention=s.media.retention,
-                upload_time_limit=s.media.upload_time_limit,
-            ),
-            types=ContentTypePolicy(
-                allow=frozenset(s.media.allowed_types) if s.media.allowed_types else None,
-                deny=ACTIVE_TYPES | frozenset(s.media.denied_types),
-            ),
-            clock=self.clock,
-        )
-        self.media_proxy = MediaProxy(
-            registry.get,
-            limits=ProxyLimits(
-                max_bytes=s.media.proxy_max_bytes,
-                total_timeout=s.media.proxy_timeout,
-                idle_timeout=s.media.proxy_idle_timeout,
-                max_redirects=s.media.proxy_max_redirects,
-            ),
-            private_allowlist=s.media.proxy_private_allowlist,
-            allow_http_loopback=s.interop.allow_insecure_loopback,
-        )
-        tokens = MediaTokens(
-            await storage.server_state.get_or_create_secret("media-token", 32),
-            lifetime=s.media.token_lifetime,
-        )
-        hub.router.domain_services[TOKEN] = MediaTokenService(
-            tokens, hub.ctx.is_home, self.clock
-        ).handle_iq
         self.metrics = HubMetrics(
             MetricSources(
                 hub,
@@ -332,39 +394,51 @@ class HubServer:
             metrics_public=s.admin.metrics_public,
             routers=[
                 (media_router(media), {}),
-                (media_proxy_router(self.media_proxy, tokens, s.hub.domain, self.clock), {}),
+                (
+                    media_proxy_router(self.media_proxy, tokens, addressing.is_home, clock),
+                    {},
+                ),
             ],
         )
-        await self._start_http(app, cert, key)
-        self._serve_uploads(media)
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle(gate))
+        for hook in self._http_hooks:
+            hook(app)
+        await self._start_http(app, http_socket, cert, key)
+        loop = asyncio.get_running_loop()
+        self._media_sweeper = loop.create_task(self._sweep_media(media))
+        self._sweeper = loop.create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
         self._ready = True
 
-    def _serve_uploads(self, media: MediaStore) -> None:
-        """XEP-0363 on the hub's domain, once the HTTP port is known (tests bind port 0)."""
+    def _media_store(self) -> MediaStore:
         s = self.settings
-        assert self.hub is not None
-        host = s.net.host if s.net.host not in ("0.0.0.0", "::") else s.hub.domain  # noqa: S104
+        assert self.storage is not None
+        return MediaStore(
+            self.storage.media,
+            s.hub.data_dir / "media",
+            limits=MediaLimits(
+                max_file_size=s.media.max_file_size,
+                quota_bytes=s.media.quota_bytes,
+                max_open_slots=s.media.max_open_slots,
+                put_expiry=s.media.slot_expiry,
+                retention=s.media.retention,
+                upload_time_limit=s.media.upload_time_limit,
+            ),
+            types=ContentTypePolicy(
+                allow=frozenset(s.media.allowed_types) if s.media.allowed_types else None,
+                deny=ACTIVE_TYPES | frozenset(s.media.denied_types),
+            ),
+            clock=self.clock,
+        )
+
+    def _upload_base(self) -> str:
+        """Where clients reach the HTTP port for XEP-0363 (tests bind port 0: bound first)."""
+        s = self.settings
+        host = s.net.host if s.net.host not in ("0.0.0.0", "::") else s.hub.services[0]  # noqa: S104
         scheme = "https" if s.net.http_tls else "http"
         if ":" in host:
             host = f"[{host}]"
-        base = s.media.public_url or f"{scheme}://{host}:{self.ports['http']}"
-        hub = self.hub
-        service = UploadService(
-            media, base, may_upload=None if s.media.third_party_uploads else hub.ctx.is_home
-        )
-        hub.router.domain_services[UPLOAD_REQUEST] = service.handle_iq
-
-        def announce(info: Element) -> None:
-            info.insert(1, upload_identity())
-            for feature in upload_features():
-                info.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
-            info.append(service.disco_extension())
-
-        hub.router.domain_info.append(announce)
-        self._media_sweeper = asyncio.get_running_loop().create_task(self._sweep_media(media))
+        return s.media.public_url or f"{scheme}://{host}:{self.ports['http']}"
 
     async def _sweep_media(self, media: MediaStore) -> None:
         while True:
@@ -376,6 +450,25 @@ class HubServer:
                 continue
             if removed:
                 log.info("expired media removed", extra={"count": removed})
+
+    async def _apply_change(self, kind: str, subject: str) -> None:
+        """An operator change from the change feed (possibly one this process made itself:
+        applying it again changes nothing)."""
+        assert self.registry is not None
+        assert self.operator is not None
+        assert self.hub is not None
+        if kind == "provider":
+            self.registry.forget(subject)
+            try:
+                self.operator.provider_changed(await self.registry.get(subject))
+            except ProviderNotFound:
+                self.operator.provider_removed(subject)
+        elif kind == "account-removed":
+            jid = JID.parse(subject)
+            self.hub.router.policy.forget(jid)
+            self.hub.end_account_sessions(jid, "the account was removed")
+        else:
+            log.warning("unknown operator change", extra={"change": kind})
 
     async def not_ready(self) -> str | None:
         """``None`` when the hub serves; else the reason (``/readyz``)."""
@@ -393,12 +486,22 @@ class HubServer:
         account = await self.storage.enlistment.account(jid)
         return None if account is None else account.user_id
 
-    async def _start_http(self, app: object, cert: Path, key: Path) -> None:
+    def _bind_http(self) -> socket.socket:
+        """Bind the HTTP port now (its number goes into upload URLs); served once built."""
         s = self.settings
         sock = socket.socket(socket.AF_INET6 if ":" in s.net.host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((s.net.host, s.net.http_port))
+        try:
+            sock.bind((s.net.host, s.net.http_port))
+        except OSError:
+            sock.close()
+            raise
         self.ports["http"] = sock.getsockname()[1]
+        self._http_socket = sock
+        return sock
+
+    async def _start_http(self, app: object, sock: socket.socket, cert: Path, key: Path) -> None:
+        s = self.settings
         config = uvicorn.Config(
             app,  # type: ignore[arg-type]
             lifespan="off",
@@ -430,6 +533,8 @@ class HubServer:
         """Graceful shutdown: stop accepting, end streams with <system-shutdown/>, finish
         writes, close storage."""
         self._ready = False
+        if self._follower is not None:
+            await self._follower.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self._media_sweeper is not None:
@@ -469,7 +574,9 @@ class HubServer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await self.start()
-        log.info("hub started", extra={"domain": self.settings.hub.domain, "ports": self.ports})
+        log.info(
+            "hub started", extra={"domains": list(self.settings.hub.services), "ports": self.ports}
+        )
         await stop.wait()
         log.info("shutting down")
         await self.stop()

@@ -21,8 +21,26 @@ class _Section(BaseModel):
 
 
 class HubSection(_Section):
+    # The gatekeeper service this hub serves; or ``domains``, several services on one hub (e.g. a
+    # "WhatsApp-like" and a "Messenger-like" one), the first being the default. Not both.
     domain: str = "localhost"
+    domains: list[str] | None = None
     data_dir: Path = Path("./interlink-data")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_domains(self) -> HubSection:
+        if "domain" in self.model_fields_set and self.domains is not None:
+            raise ValueError("set hub.domain or hub.domains, not both")
+        if self.domains is not None and not self.domains:
+            raise ValueError("hub.domains needs at least one domain")
+        return self
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        """The gatekeeper service domains, the default first."""
+        if self.domains:
+            return tuple(d.strip().lower() for d in self.domains)
+        return (self.domain.strip().lower(),)
 
 
 class NetSection(_Section):
@@ -77,6 +95,9 @@ class XmppSection(_Section):
 class AdminSection(_Section):
     token: str | None = None  # unset: generated once into data_dir/admin-token (mode 0600)
     metrics_public: bool = False  # /metrics without the admin token (e.g. behind a firewall)
+    # How often a running hub reads the change feed: changes made by another process (the CLI
+    # on the same data directory) take effect within this many seconds.
+    change_feed_interval: float = Field(1.0, gt=0)
 
 
 class InteropSection(_Section):
@@ -178,6 +199,8 @@ def load_settings(
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     for section, values in (overrides or {}).items():
         clean = {k: v for k, v in values.items() if v is not None}
+        if section == "hub" and "domains" in clean and isinstance(raw.get("hub"), dict):
+            raw["hub"].pop("domain", None)  # domains given on the command line replace the file's
         if clean:
             raw.setdefault(section, {}).update(clean)
     try:

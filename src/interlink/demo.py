@@ -43,6 +43,7 @@ from interlink.client import (
 )
 from interlink.client.enlist import enlist, fetch_token, identity_thumbprint
 from interlink.config import Settings
+from interlink.hub.observers import HubObservers
 from interlink.hub.session import Session
 from interlink.media.model import MediaLimits
 from interlink.media.store import MediaStore
@@ -120,18 +121,11 @@ class Demo:
         self._marks = (0, 0)
 
     # -- recording -------------------------------------------------------------------------------
-    def _tap_hub(self, server: HubServer) -> None:
-        assert server.hub is not None
-        router = server.hub.router
-        original = router.route
-
-        def route(session: Session, stanza: Stanza) -> Any:
-            line = describe_stanza(session, stanza)
-            if not any(hidden in line for hidden in _HIDDEN):  # key directory and bookkeeping
-                self._hub_seen.append(line)
-            return original(session, stanza)
-
-        router.route = route  # type: ignore[method-assign]
+    def _record_stanza(self, session: Session, stanza: Stanza) -> None:
+        """The hub's observer: every stanza it routes, as the hub sees it."""
+        line = describe_stanza(session, stanza)
+        if not any(hidden in line for hidden in _HIDDEN):  # key directory and bookkeeping
+            self._hub_seen.append(line)
 
     def _tap_http(self, app: FastAPI, seen: list[str]) -> None:
         """Record the HTTP requests ``app`` answers (method, path, size, status)."""
@@ -198,7 +192,11 @@ class Demo:
                 "media": {"proxy_private_allowlist": ["127.0.0.1"]},
             }
         )
-        server = HubServer(settings)
+        server = HubServer(
+            settings,
+            observers=HubObservers(stanza_routed=(self._record_stanza,)),
+            http_hooks=(lambda app: self._tap_http(app, self._hub_seen),),
+        )
         with self.console.status("starting the hub (self-signed certificate, SQLite)…"):
             await server.start()
         try:
@@ -211,9 +209,6 @@ class Demo:
         assert server.storage is not None
         ca = settings.hub.data_dir / "tls" / "dev-cert.pem"
         hub_url = f"https://127.0.0.1:{server.ports['http']}"
-        self._tap_hub(server)
-        assert server.http_app is not None
-        self._tap_http(server.http_app, self._hub_seen)
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         kit_url = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -56,7 +56,7 @@ async def test_negative_priority_does_not_drain_but_raising_it_does() -> None:
 
 
 async def test_messages_during_a_drain_keep_their_order() -> None:
-    async with running_hub(HubSettings(domain=DOMAIN, offline_drain_batch=3)) as kit:
+    async with running_hub(HubSettings(offline_drain_batch=3)) as kit:
         await kit.account("alice")
         await kit.account("bob")
         a = await kit.connect("alice", "a")
@@ -73,7 +73,7 @@ async def test_messages_during_a_drain_keep_their_order() -> None:
 
 
 async def test_queue_cap_at_the_boundary_gives_resource_constraint() -> None:
-    async with running_hub(HubSettings(domain=DOMAIN, offline_max_per_account=5)) as kit:
+    async with running_hub(HubSettings(offline_max_per_account=5)) as kit:
         await kit.account("alice")
         await kit.account("bob")
         a = await kit.connect("alice", "a")
@@ -169,7 +169,7 @@ class StallingPort(FakePort):
 
 
 async def test_a_stalled_reader_is_dropped_and_the_drain_goes_on() -> None:
-    settings = HubSettings(domain=DOMAIN, offline_drain_batch=2, write_stall_timeout=0.1)
+    settings = HubSettings(offline_drain_batch=2, write_stall_timeout=0.1)
     async with running_hub(settings) as kit:
         await kit.account("alice")
         await kit.account("bob")

@@ -335,7 +335,7 @@ def bundle(prekeys: int) -> str:
 
 
 async def test_limits_at_the_boundary() -> None:
-    settings = HubSettings(domain=DOMAIN, pep_max_nodes=2, pep_max_items=3, pep_max_item_bytes=8192)
+    settings = HubSettings(pep_max_nodes=2, pep_max_items=3, pep_max_item_bytes=8192)
     async with running_hub(settings) as kit:
         await kit.account("alice")
         a = await kit.connect("alice", "a")

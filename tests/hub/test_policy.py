@@ -364,14 +364,13 @@ async def iq(client: Client, kind: str, payload: str) -> Element:
 
 @asynccontextmanager
 async def interop_hub(limits: PolicyLimits | None = None) -> AsyncIterator[HubKit]:
-    settings = HubSettings(domain=DOMAIN, policy=limits or PolicyLimits())
-    async with running_hub(settings) as kit:
-        kit.hub.provider_approved(PROVIDER, PROVIDER_NAME)
+    settings = HubSettings(policy=limits or PolicyLimits())
 
-        async def user_id(jid: str) -> str | None:
-            return "@" + jid.split("@")[0] + ":example.chat"
+    async def user_id(jid: str) -> str | None:
+        return "@" + jid.split("@")[0] + ":example.chat"
 
-        kit.hub.router.policy.user_id_of = user_id
+    async with running_hub(settings, user_ids=user_id) as kit:
+        kit.approve(PROVIDER, PROVIDER_NAME)
         for jid in (TP, TP2):
             await kit.hub.ctx.storage.accounts.create(jid, CREDS, kit.clock())
         yield kit

@@ -83,7 +83,7 @@ async def test_roster_set_get_push_and_remove() -> None:
 
 
 async def test_roster_errors() -> None:
-    async with running_hub(HubSettings(domain=DOMAIN, max_roster_items=2)) as kit:
+    async with running_hub(HubSettings(max_roster_items=2)) as kit:
         await kit.account("alice")
         a = await kit.connect("alice", "a")
         a.take()
@@ -274,7 +274,7 @@ async def test_probe_answered_only_for_subscribers() -> None:
 
 
 async def test_roster_name_and_group_limits_at_the_boundary() -> None:
-    settings = HubSettings(domain=DOMAIN, max_roster_name_length=10, max_roster_groups=2)
+    settings = HubSettings(max_roster_name_length=10, max_roster_groups=2)
     async with running_hub(settings) as kit:
         await kit.account("alice")
         a = await kit.connect("alice", "a")

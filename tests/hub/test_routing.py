@@ -259,7 +259,7 @@ async def test_headline_to_an_unknown_full_jid_is_dropped() -> None:
 async def test_bind_conflict_policies(policy: BindConflictPolicy) -> None:
     from interlink.errors import StanzaError
 
-    async with running_hub(HubSettings(domain=DOMAIN, bind_conflict=policy)) as kit:
+    async with running_hub(HubSettings(bind_conflict=policy)) as kit:
         await kit.account("alice")
         first = await kit.connect("alice", "phone")
         if policy is BindConflictPolicy.REFUSE:

@@ -9,6 +9,7 @@ import contextlib
 import socket
 import ssl
 import time
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import trustme
 
 from interlink.app import HubServer
 from interlink.config import Settings
+from interlink.hub.observers import HubObservers
 from interlink.hub.session import Session
 from interlink.xmpp.parser import ElementReceived, ParseFailed, StreamFooter, StreamParser
 from interlink.xmpp.sasl import derive_credentials
@@ -69,7 +71,12 @@ async def running_hub(
     tmp: Path, *, accounts: tuple[str, ...] = ("alice", "bob"), **sections: dict[str, Any]
 ) -> AsyncIterator[tuple[HubServer, Certs]]:
     certs = make_certs(tmp)
-    server = HubServer(settings_for(tmp / "data", certs, **sections))
+    recorder = _Recorder()
+    server = HubServer(
+        settings_for(tmp / "data", certs, **sections),
+        observers=HubObservers(stanza_routed=(recorder,)),
+    )
+    _recorders[server] = recorder
     await server.start()
     assert server.storage is not None
     creds = derive_credentials("pw", 4096)
@@ -233,19 +240,25 @@ class RawClient:
         return result[0][0].text or ""
 
 
+class _Recorder:
+    """The hub's observer in these tests: records stanzas once :func:`record_routed` asks."""
+
+    def __init__(self) -> None:
+        self.routed: list[str] | None = None
+
+    def __call__(self, session: Session, stanza: Stanza) -> None:
+        if self.routed is not None:
+            self.routed.append(to_xml(stanza))
+
+
+_recorders: weakref.WeakKeyDictionary[HubServer, _Recorder] = weakref.WeakKeyDictionary()
+
+
 def record_routed(server: HubServer) -> list[str]:
     """Record the XML of every stanza the hub routes from now on (what the hub sees)."""
-    assert server.hub is not None
-    routed: list[str] = []
-    router = server.hub.router
-    original = router.route
-
-    def recording_route(session: Session, stanza: Stanza) -> Any:
-        routed.append(to_xml(stanza))
-        return original(session, stanza)
-
-    router.route = recording_route  # type: ignore[method-assign]
-    return routed
+    recorder = _recorders[server]
+    recorder.routed = []
+    return recorder.routed
 
 
 async def onboard_provider(base_url: str, ca: Path, admin_token: str, body: dict[str, Any]) -> None:

@@ -210,11 +210,22 @@ async def test_flags_override_the_config_file(tmp_path: Path) -> None:
     certs = make_certs(tmp_path)
     config = write_config(tmp_path, certs)
     other = tmp_path / "elsewhere"
-    code, _ = await cli(
+    # A --data-dir that holds no hub is a mistake, not a new empty database.
+    code, out = await cli(
         config, "user", "add", f"carol@{DOMAIN}", "--password", "c", "--data-dir", str(other)
     )
-    assert code == 0
-    assert (other / "interlink.sqlite3").exists()
+    assert code == 2
+    assert "holds no Interlink hub" in out
+    assert not (other / "interlink.sqlite3").exists()
+    # A hub's data directory named by the flag wins over the configuration file's.
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text(config.read_text().replace(str(tmp_path / "data"), str(other)))
+    assert (await cli(elsewhere, "user", "list"))[0] == 0
+    code, out = await cli(
+        config, "user", "add", f"carol@{DOMAIN}", "--password", "c", "--data-dir", str(other)
+    )
+    assert code == 0, out
+    assert await cli(elsewhere, "user", "list") == (0, f"carol@{DOMAIN}\n")
     assert await cli(config, "user", "list") == (0, "")
 
 

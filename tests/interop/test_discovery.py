@@ -55,7 +55,7 @@ def service(kit: HubKit, *, per_user: int, per_provider: int) -> DiscoveryServic
 
 async def test_found_only_when_every_condition_holds() -> None:
     async with running_hub() as kit:
-        kit.hub.provider_approved(PROVIDER, "Example Chat")
+        kit.approve(PROVIDER, "Example Chat")
         alice = await kit.account("alice")
         repo = kit.hub.ctx.storage.policy
         await repo.set_phone(alice, PHONE)
@@ -66,14 +66,14 @@ async def test_found_only_when_every_condition_holds() -> None:
         discoverable = InteropSettings(enabled=True, discoverable=True)
         await repo.put_settings(alice, discoverable, kit.clock())
         assert await svc.lookup("user1", PHONE) == alice
-        kit.hub.end_provider_sessions(PROVIDER)  # suspended
+        kit.suspend(PROVIDER)
         assert await svc.lookup("user1", PHONE) is None
         assert (svc.lookups, svc.found) == (4, 1)
 
 
 async def test_per_user_and_per_provider_buckets_at_their_boundaries() -> None:
     async with running_hub() as kit:
-        kit.hub.provider_approved(PROVIDER, "Example Chat")
+        kit.approve(PROVIDER, "Example Chat")
         svc = service(kit, per_user=3, per_provider=5)
         for _ in range(3):
             assert await svc.lookup("user1", PHONE) is None
@@ -94,7 +94,7 @@ async def test_per_user_and_per_provider_buckets_at_their_boundaries() -> None:
 
 async def test_refusals_are_problem_statuses() -> None:
     async with running_hub() as kit:
-        kit.hub.provider_approved(PROVIDER, "Example Chat")
+        kit.approve(PROVIDER, "Example Chat")
         svc = service(kit, per_user=10, per_provider=10)
         with pytest.raises(DiscoveryError) as bad:
             await svc.lookup("user1", "0151 1234")

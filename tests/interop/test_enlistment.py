@@ -45,10 +45,14 @@ class Kit:
         return counts[0], counts[1], len(self.service.challenges)
 
 
+async def no_introspection(provider: Provider, subject: str) -> None:
+    """These tests' provider offers no introspection: every enlisted account may log in."""
+
+
 @asynccontextmanager
 async def kit(status: ProviderStatus = ProviderStatus.APPROVED) -> AsyncIterator[Kit]:
     storage = await open_sqlite(":memory:")
-    registry = ProviderRegistry(storage.providers, time.time)
+    registry = ProviderRegistry(storage.providers, time.time, services=(HUB,))
     party = ThirdParty()
     await registry.add(
         Provider(party.provider_id, "Example Chat", "https://api.example.chat", jwks=party.jwks),
@@ -62,6 +66,7 @@ async def kit(status: ProviderStatus = ProviderStatus.APPROVED) -> AsyncIterator
         hub_domain=HUB,
         secret=b"s" * 32,
         clock=time.time,
+        login_check=no_introspection,
     )
     try:
         yield Kit(storage, registry, service, party)

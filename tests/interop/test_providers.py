@@ -84,8 +84,14 @@ async def test_registry_lifecycle_and_audit() -> None:
     storage = await open_sqlite(":memory:")
     now = [1000.0]
     suspended: list[str] = []
-    registry = ProviderRegistry(storage.providers, lambda: now[0])
-    registry.on_suspend = suspended.append
+
+    def changed(p: Provider) -> None:
+        if p.status is ProviderStatus.SUSPENDED:
+            suspended.append(p.id)
+
+    registry = ProviderRegistry(
+        storage.providers, lambda: now[0], services=("hub.test",), on_change=(changed,)
+    )
     try:
         added = await registry.add(provider(), "alice-op")
         assert added.status is ProviderStatus.PENDING
@@ -120,8 +126,11 @@ async def test_get_is_cached_briefly_and_operator_actions_read_fresh() -> None:
     storage = await open_sqlite(":memory:")
     now = [1000.0]
     try:
-        hub = ProviderRegistry(storage.providers, lambda: now[0], cache_seconds=5.0)
-        cli = ProviderRegistry(storage.providers, lambda: now[0])  # another process's view
+        hub = ProviderRegistry(
+            storage.providers, lambda: now[0], services=("hub.test",), cache_seconds=5.0
+        )
+        # another process's view
+        cli = ProviderRegistry(storage.providers, lambda: now[0], services=("hub.test",))
         await hub.add(provider(), "test")
         assert (await hub.get("examplechat")).status is ProviderStatus.PENDING
         await cli.set_status("examplechat", ProviderStatus.APPROVED, "cli")

@@ -32,7 +32,7 @@ class Accounts:
 
 async def setup(handler: httpx.MockTransport, **kwargs: object) -> tuple[PushNotifier, object]:
     storage = await open_sqlite(":memory:")
-    registry = ProviderRegistry(storage.providers, time.time)
+    registry = ProviderRegistry(storage.providers, time.time, services=("hub.test",))
     await registry.add(Provider("examplechat", "Ex", "https://push.example.chat", jwks=JWKS), "t")
     await registry.set_status("examplechat", ProviderStatus.APPROVED, "t")
     client = httpx.AsyncClient(transport=handler)

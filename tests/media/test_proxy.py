@@ -717,7 +717,9 @@ async def test_tls_verifies_the_name_on_the_pinned_address(cert_name: str, ok: b
 async def proxy_endpoint(proxy: MediaProxy) -> AsyncIterator[tuple[httpx.AsyncClient, MediaTokens]]:
     tokens = MediaTokens(SECRET)
     app = FastAPI()
-    app.include_router(media_proxy_router(proxy, tokens, HUB, clock=lambda: 1000.0))
+    app.include_router(
+        media_proxy_router(proxy, tokens, lambda jid: jid.domain == HUB, clock=lambda: 1000.0)
+    )
     async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=20) as client:
         yield client, tokens
 

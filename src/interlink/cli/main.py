@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.app import HubServer, open_storage
+from interlink.app import HubServer
 from interlink.cli import chat_cmd
 from interlink.cli import policy as policy_cli
 from interlink.cli.common import (
@@ -23,6 +23,7 @@ from interlink.cli.common import (
     ask_password,
     cli_settings,
     home_account,
+    hub_data,
     run,
 )
 from interlink.config import Settings
@@ -38,7 +39,7 @@ from interlink.logs import setup_logging
 from interlink.xmpp.sasl import derive_credentials
 
 app = typer.Typer(help="Interlink: the interoperability hub.", no_args_is_help=True)
-user_app = typer.Typer(help="Manage accounts on the hub domain.", no_args_is_help=True)
+user_app = typer.Typer(help="Manage accounts on the hub's services.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 provider_app = typer.Typer(help="Onboard and manage third-party providers.", no_args_is_help=True)
 app.add_typer(provider_app, name="provider")
@@ -48,7 +49,12 @@ app.add_typer(provider_app, name="provider")
 def serve(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
-    domain: Annotated[str | None, typer.Option(help="the hub's XMPP domain")] = None,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a gatekeeper service's XMPP domain (repeat for several; first: default)"
+        ),
+    ] = None,
     host: Annotated[str | None, typer.Option(help="address to listen on [127.0.0.1]")] = None,
     c2s_port: Annotated[int | None, typer.Option(help="c2s STARTTLS port [5222]")] = None,
     c2s_tls_port: Annotated[int | None, typer.Option(help="c2s direct TLS port [5223]")] = None,
@@ -58,7 +64,7 @@ def serve(
     settings = cli_settings(
         config,
         {
-            "hub": {"data_dir": data_dir, "domain": domain},
+            "hub": {"data_dir": data_dir, "domains": domain or None},
             "net": {
                 "host": host,
                 "c2s_port": c2s_port,
@@ -89,18 +95,17 @@ def user_add(
 ) -> None:
     """Create an account, e.g. 4915112345678@hub.example."""
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
-    account = home_account(settings, jid)
-    creds = derive_credentials(ask_password(password), settings.sasl.scram_iterations)
+    secret = ask_password(password)
 
-    async def go() -> None:
-        storage = await open_storage(settings)
-        try:
-            await storage.accounts.create(account, creds, time.time())
-        finally:
-            await storage.close()
+    async def go() -> str:
+        async with hub_data(settings, data_dir) as hub:
+            account = home_account(hub.services, jid)
+            creds = derive_credentials(secret, settings.sasl.scram_iterations)
+            await hub.storage.accounts.create(account, creds, time.time())
+            return account
 
     try:
-        run(go())
+        account = run(go())
     except AccountExistsError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -111,20 +116,19 @@ def user_add(
 def user_passwd(
     jid: str, password: PasswordOpt = None, config: ConfigOpt = None, data_dir: DataDirOpt = None
 ) -> None:
-    """Set a new password for an account."""
+    """Set a new password for an account (its sessions stay; the next login needs it)."""
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
-    account = home_account(settings, jid)
-    creds = derive_credentials(ask_password(password), settings.sasl.scram_iterations)
+    secret = ask_password(password)
 
-    async def go() -> None:
-        storage = await open_storage(settings)
-        try:
-            await storage.accounts.set_credentials(account, creds)
-        finally:
-            await storage.close()
+    async def go() -> str:
+        async with hub_data(settings, data_dir) as hub:
+            account = home_account(hub.services, jid)
+            creds = derive_credentials(secret, settings.sasl.scram_iterations)
+            await hub.storage.accounts.set_credentials(account, creds)
+            return account
 
     try:
-        run(go())
+        account = run(go())
     except AccountNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -133,19 +137,18 @@ def user_passwd(
 
 @user_app.command("remove")
 def user_remove(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
-    """Delete an account with its roster and stored messages."""
+    """Delete an account with its roster and stored messages (a running hub ends its sessions
+    at once: it follows the change feed)."""
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
-    account = home_account(settings, jid)
 
-    async def go() -> None:
-        storage = await open_storage(settings)
-        try:
-            await storage.accounts.delete(account)
-        finally:
-            await storage.close()
+    async def go() -> str:
+        async with hub_data(settings, data_dir) as hub:
+            account = home_account(hub.services, jid)
+            await hub.storage.accounts.delete(account)
+            return account
 
     try:
-        run(go())
+        account = run(go())
     except AccountNotFoundError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -158,33 +161,30 @@ def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
 
     async def go() -> list[str]:
-        storage = await open_storage(settings)
-        try:
-            return await storage.accounts.list_jids()
-        finally:
-            await storage.close()
+        async with hub_data(settings, data_dir) as hub:
+            return await hub.storage.accounts.list_jids()
 
     jids: list[str] = run(go())
     for j in jids:
         typer.echo(j)
 
 
-async def _with_registry(settings: Settings, action: Any) -> Any:
-    storage = await open_storage(settings)
-    try:
+async def _with_registry(settings: Settings, data_dir: Path | None, action: Any) -> Any:
+    async with hub_data(settings, data_dir) as hub:
         registry = ProviderRegistry(
-            storage.providers,
+            hub.storage.providers,
             time.time,
+            services=hub.services,
             allow_insecure_loopback=settings.interop.allow_insecure_loopback,
         )
         return await action(registry)
-    finally:
-        await storage.close()
 
 
-def _provider_call(settings: Settings, action: Any) -> Any:
+def _provider_call(settings: Settings, data_dir: Path | None, action: Any) -> Any:
+    """Run ``action`` on a registry over the hub's database. A running hub follows the change
+    feed, so what is done here takes effect there at once (a suspension ends sessions)."""
     try:
-        return run(_with_registry(settings, action))
+        return run(_with_registry(settings, data_dir, action))
     except ProviderError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
@@ -204,6 +204,10 @@ def provider_add(
     media_host: Annotated[list[str] | None, typer.Option(help="allowed media host")] = None,
     feature: Annotated[list[str] | None, typer.Option(help="enabled feature")] = None,
     rate_tier: Annotated[str, typer.Option(help="small | standard | large")] = "standard",
+    service: Annotated[
+        list[str] | None,
+        typer.Option(help="gatekeeper service (domain) it joins; repeat; default: the first"),
+    ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -225,8 +229,9 @@ def provider_add(
         media_hosts=tuple(media_host or ()),
         features=tuple(feature or ("messaging",)),
         rate_tier=rate_tier,
+        services=tuple(service or ()),
     )
-    _show(_provider_call(settings, lambda r: r.add(provider, "cli")))
+    _show(_provider_call(settings, data_dir, lambda r: r.add(provider, "cli")))
 
 
 @provider_app.command("approve")
@@ -237,7 +242,7 @@ def provider_approve(
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
     _show(
         _provider_call(
-            settings, lambda r: r.set_status(provider_id, ProviderStatus.APPROVED, "cli")
+            settings, data_dir, lambda r: r.set_status(provider_id, ProviderStatus.APPROVED, "cli")
         )
     )
 
@@ -246,12 +251,11 @@ def provider_approve(
 def provider_suspend(
     provider_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None
 ) -> None:
-    """Suspend a provider. (A running hub ends the provider's sessions at once when this is done
-    through the admin API, POST /admin/v1/providers/{id}/suspend.)"""
+    """Suspend a provider: a running hub ends its users' sessions at once."""
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
     _show(
         _provider_call(
-            settings, lambda r: r.set_status(provider_id, ProviderStatus.SUSPENDED, "cli")
+            settings, data_dir, lambda r: r.set_status(provider_id, ProviderStatus.SUSPENDED, "cli")
         )
     )
 
@@ -260,7 +264,7 @@ def provider_suspend(
 def provider_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """One line per provider: id, status, display name."""
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
-    for p in _provider_call(settings, lambda r: r.all()):
+    for p in _provider_call(settings, data_dir, lambda r: r.all()):
         typer.echo(f"{p.id}\t{p.status}\t{p.display_name}")
 
 
@@ -272,7 +276,7 @@ def provider_show(provider_id: str, config: ConfigOpt = None, data_dir: DataDirO
     async def both(r: ProviderRegistry) -> tuple[Provider, list[AuditEntry]]:
         return await r.get(provider_id), await r.audit(provider_id)
 
-    provider, audit = _provider_call(settings, both)
+    provider, audit = _provider_call(settings, data_dir, both)
     _show(provider)
     for entry in audit:
         typer.echo(f"{entry.at:.0f}\t{entry.actor}\t{entry.action}\t{json.dumps(entry.details)}")

@@ -12,8 +12,7 @@ from typing import Annotated
 
 import typer
 
-from interlink.app import open_storage
-from interlink.cli.common import ConfigOpt, DataDirOpt, cli_settings, home_account, run
+from interlink.cli.common import ConfigOpt, DataDirOpt, cli_settings, home_account, hub_data, run
 from interlink.errors import AccountNotFoundError, PhoneInUseError
 from interlink.hub.policy.model import Report
 from interlink.interop.discovery import normalize_phone
@@ -37,7 +36,6 @@ def user_phone(
     """Show, set or remove the phone number by which an account can be discovered (only if the
     user also turns on third-party chats and discoverability)."""
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
-    account = home_account(settings, jid)
     number = None
     if phone is not None:
         number = normalize_phone(phone)
@@ -45,17 +43,15 @@ def user_phone(
             typer.echo(f"error: '{phone}' is not an E.164 number like +4915112345678", err=True)
             raise typer.Exit(2)
 
-    async def go() -> str | None:
-        storage = await open_storage(settings)
-        try:
+    async def go() -> tuple[str, str | None]:
+        async with hub_data(settings, data_dir) as hub:
+            account = home_account(hub.services, jid)
             if remove or number is not None:
-                await storage.policy.set_phone(account, None if remove else number)
-            return await storage.policy.phone_of(account)
-        finally:
-            await storage.close()
+                await hub.storage.policy.set_phone(account, None if remove else number)
+            return account, await hub.storage.policy.phone_of(account)
 
     try:
-        current = run(go())
+        account, current = run(go())
     except (AccountNotFoundError, PhoneInUseError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -64,11 +60,8 @@ def user_phone(
 
 async def _reports(settings_dir: tuple[Path | None, Path | None], limit: int) -> list[Report]:
     settings = cli_settings(settings_dir[0], {"hub": {"data_dir": settings_dir[1]}})
-    storage = await open_storage(settings)
-    try:
-        return await storage.policy.reports(limit)
-    finally:
-        await storage.close()
+    async with hub_data(settings, settings_dir[1]) as hub:
+        return await hub.storage.policy.reports(limit)
 
 
 @reports_app.command("list")
@@ -102,11 +95,8 @@ def reports_show(report_id: int, config: ConfigOpt = None, data_dir: DataDirOpt 
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
 
     async def go() -> Report | None:
-        storage = await open_storage(settings)
-        try:
-            return await storage.policy.report(report_id)
-        finally:
-            await storage.close()
+        async with hub_data(settings, data_dir) as hub:
+            return await hub.storage.policy.report(report_id)
 
     report = run(go())
     if report is None:

@@ -64,11 +64,14 @@ def caps_hash(info: Element) -> str:
 
 
 class CapsService:
-    def __init__(self, ctx: HubContext) -> None:
+    def __init__(
+        self, ctx: HubContext, on_features: Callable[[Session], Coroutine[Any, Any, None]]
+    ) -> None:
+        """``on_features`` runs once a session's features are known (PEP's +notify)."""
         self._ctx = ctx
+        self._on_features = on_features
         self._cache: OrderedDict[str, frozenset[str]] = OrderedDict()
         self._pending: OrderedDict[str, tuple[JID, str, str]] = OrderedDict()
-        self.on_features: Callable[[Session], Coroutine[Any, Any, None]] | None = None
 
     def on_presence(self, session: Session, presence: Presence) -> None:
         """Learn ``session``'s features from an available presence."""
@@ -89,7 +92,8 @@ class CapsService:
         while len(self._pending) > _PENDING_MAX:
             self._pending.popitem(last=False)
         query = Element(_QUERY, {"node": f"{node}#{ver}"} if node else {})
-        session.deliver(Iq(session.jid, self._ctx.domain, query_id, None, (query,), IqType.GET))
+        server = JID.make(None, session.jid.domain)  # the session's own server asks
+        session.deliver(Iq(session.jid, server, query_id, None, (query,), IqType.GET))
 
     def on_response(self, session: Session, iq: Iq) -> bool:
         """Take the answer to one of our disco#info queries; ``False`` if it is not one."""
@@ -114,5 +118,4 @@ class CapsService:
 
     def _learnt(self, session: Session, features: frozenset[str]) -> None:
         session.features = features
-        if self.on_features is not None:
-            self._ctx.spawn(self.on_features(session), name=f"caps {session.jid}")
+        self._ctx.spawn(self._on_features(session), name=f"caps {session.jid}")

@@ -1,4 +1,6 @@
-"""What every hub service shares: settings, clock, sessions, storage, and background tasks."""
+"""What every hub service shares: settings, clock, addressing, sessions, storage, observers and
+background tasks. Built once by :class:`~interlink.hub.hub.Hub` from what the composition root
+gives it."""
 
 from __future__ import annotations
 
@@ -10,19 +12,19 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from interlink.hub.addressing import Addressing
+from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
 from interlink.hub.stats import HubStats
 from interlink.storage import Storage
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Message
 
 log = logging.getLogger("interlink.hub")
 
 
 @dataclass(frozen=True, slots=True)
 class HubSettings:
-    domain: str
     offline_max_per_account: int = 1000
     offline_drain_batch: int = 100
     bind_conflict: BindConflictPolicy = BindConflictPolicy.OVERRIDE
@@ -76,21 +78,23 @@ class KeyedLock:
 
 
 class HubContext:
-    def __init__(self, settings: HubSettings, storage: Storage, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: HubSettings,
+        storage: Storage,
+        clock: Callable[[], float],
+        addressing: Addressing,
+        observers: HubObservers,
+    ) -> None:
         self.settings = settings
         self.storage = storage
         self.clock = clock
-        self.domain = JID.parse(settings.domain)
-        self._interop_suffix = ".interop." + self.domain.domain
+        self.addressing = addressing
+        self.observers = observers
         self.sessions = SessionRegistry()
         # Roster changes read, decide and write; one owner's changes must not interleave.
         self.roster_locks = KeyedLock()
         self.pep_locks = KeyedLock()
-        # Told about every message stored offline (e.g. push to a third-party provider).
-        self.offline_listeners: list[Callable[[JID, Message], None]] = []
-        # Approved providers (id -> display name); kept by the composition root. The users of
-        # any other provider can be neither reached nor heard.
-        self.approved_providers: dict[str, str] = {}
         # Refusals by reason (consent rules, rate limits, full queues), for metrics.
         self.refusals: Counter[str] = Counter()
         self.stats = HubStats()  # stanzas and routing latency, for metrics
@@ -114,19 +118,3 @@ class HubContext:
     async def drain_tasks(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-
-    def provider_of(self, jid: JID) -> str | None:
-        """The provider of an interop address ``<opaque>@<provider>.interop.<domain>``."""
-        domain = jid.domain
-        if not domain.endswith(self._interop_suffix):
-            return None
-        return domain[: -len(self._interop_suffix)]
-
-    def is_home(self, jid: JID) -> bool:
-        """An address of this hub's own (gatekeeper) users."""
-        return jid.domain == self.domain.domain
-
-    def is_local(self, jid: JID) -> bool:
-        """The hub's own domain, or an interop subdomain ``<provider>.interop.<domain>``."""
-        domain = jid.domain
-        return domain == self.domain.domain or domain.endswith(self._interop_suffix)

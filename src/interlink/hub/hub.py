@@ -6,14 +6,15 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from interlink.errors import (
-    AuthenticationRefused,
     StanzaError,
     StanzaErrorCondition,
     StreamError,
     StreamErrorCondition,
 )
+from interlink.hub.addressing import Addressing
 from interlink.hub.context import HubContext, HubSettings
-from interlink.hub.router import Pending, Router
+from interlink.hub.observers import HubObservers, notify
+from interlink.hub.router import DomainServices, Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort
 from interlink.storage import Storage
 from interlink.xmpp.jid import JID, InvalidJID
@@ -23,12 +24,35 @@ from interlink.xmpp.stanza import Stanza
 log = logging.getLogger("interlink.hub")
 
 
+BearerVerifier = Callable[[str], Awaitable[str]]  # token -> account JID; raises
+UserIds = Callable[[str], Awaitable[str | None]]  # third-party JID -> provider-attested user id
+
+
 class Hub:
-    def __init__(self, settings: HubSettings, storage: Storage, clock: Callable[[], float]) -> None:
-        self.ctx = HubContext(settings, storage, clock)
-        self.router = Router(self.ctx)
-        # OAUTHBEARER: token -> account JID; set by the composition root (interop control plane).
-        self.bearer_verifier: Callable[[str], Awaitable[str]] | None = None
+    """Everything behind the transports, built once from its collaborators.
+
+    ``authenticate_bearer`` checks SASL OAUTHBEARER tokens (the interop control plane); it is a
+    required gate. ``user_ids`` gives the user-visible id a provider attested for one of its
+    users (for the interop marker). ``domain_services`` are what the service domains answer
+    besides the core (XEP-0363 upload, media tokens)."""
+
+    def __init__(
+        self,
+        settings: HubSettings,
+        storage: Storage,
+        clock: Callable[[], float],
+        *,
+        addressing: Addressing,
+        authenticate_bearer: BearerVerifier,
+        user_ids: UserIds,
+        observers: HubObservers | None = None,
+        domain_services: DomainServices | None = None,
+    ) -> None:
+        self.ctx = HubContext(settings, storage, clock, addressing, observers or HubObservers())
+        self.router = Router(
+            self.ctx, user_ids=user_ids, domain_services=domain_services or DomainServices()
+        )
+        self._authenticate_bearer = authenticate_bearer
 
     @property
     def sessions(self) -> int:
@@ -36,36 +60,38 @@ class Hub:
 
     async def verify_bearer(self, token: str) -> str:
         """The account a bearer token authenticates; raises ``AuthenticationRefused``."""
-        if self.bearer_verifier is None:
-            raise AuthenticationRefused("bearer tokens are not accepted here")
-        return await self.bearer_verifier(token)
+        return await self._authenticate_bearer(token)
 
-    def account_jid(self, username: str) -> JID | None:
-        """The bare JID a SASL username names on this hub (its domain or an interop subdomain),
-        or ``None`` if it names none."""
+    def account_jid(self, username: str, host: str | None = None) -> JID | None:
+        """The bare JID a SASL username names on this hub, or ``None`` if it names none: a
+        full address (a service's or an interop subdomain's), or a local part on ``host`` (the
+        domain the stream was opened to; the default service when not given)."""
+        addressing = self.ctx.addressing
         if "@" in username:
             try:
                 jid = JID.parse(username)
             except InvalidJID:
                 return None
-            return jid if jid.resource is None and self.ctx.is_local(jid) else None
+            return jid if jid.resource is None and addressing.is_local(jid) else None
         try:
-            return JID.make(username, self.ctx.domain.domain)
+            return JID.make(username, host if host is not None else addressing.default)
         except InvalidJID:
             return None
 
-    async def credentials(self, username: str) -> StoredCredentials | None:
-        jid = self.account_jid(username)
+    async def credentials(self, username: str, host: str | None = None) -> StoredCredentials | None:
+        jid = self.account_jid(username, host)
         if jid is None:
             return None
         return await self.ctx.storage.accounts.get_credentials(str(jid))
 
-    def bind(self, port: SessionPort, username: str, resource: str | None) -> Session:
+    def bind(
+        self, port: SessionPort, username: str, resource: str | None, host: str | None = None
+    ) -> Session:
         """Bind a resource for an authenticated ``username`` (RFC 6120 §7).
 
         Raises :class:`StanzaError` (``bad-request`` for an invalid resource, ``conflict`` when
         the policy refuses a resource in use)."""
-        bare = self.account_jid(username)
+        bare = self.account_jid(username, host)
         if bare is None:
             raise StanzaError(StanzaErrorCondition.NOT_AUTHORIZED)
         registry = self.ctx.sessions
@@ -104,22 +130,34 @@ class Hub:
         """Remove ``session`` now; returns the unavailable broadcast to await, if any."""
         return self.router.session_ended(session)
 
-    def end_provider_sessions(self, provider_id: str) -> None:
-        """End the sessions of a suspended provider's users (their JIDs live under
-        ``<provider>.interop.<hub domain>``)."""
-        self.ctx.approved_providers.pop(provider_id, None)
-        domain = f"{provider_id}.interop.{self.ctx.domain.domain}"
+    def end_provider_sessions(self, provider_id: str, service: str) -> int:
+        """End the sessions of a provider's users on ``service`` (it was suspended there, or
+        lost its approval for that service); returns how many."""
+        domain = self.ctx.addressing.interop_domain(provider_id, service)
         error = StreamError(
             StreamErrorCondition.POLICY_VIOLATION, f"the provider '{provider_id}' was suspended"
         )
+        ended = 0
         for session in self.ctx.sessions.all_sessions():
             if session.jid.domain == domain:
                 session.port.terminate(error)
-        log.info("provider sessions ended", extra={"provider": provider_id})
+                ended += 1
+        log.info(
+            "provider sessions ended",
+            extra={"provider": provider_id, "service": service, "sessions": ended},
+        )
+        notify(self.ctx.observers.sessions_ended, f"provider {provider_id} suspended", ended)
+        return ended
 
-    def provider_approved(self, provider_id: str, display_name: str) -> None:
-        """An approved provider's users may be reached (again)."""
-        self.ctx.approved_providers[provider_id] = display_name
+    def end_account_sessions(self, jid: JID, reason: str) -> int:
+        """End every session of the account ``jid`` (removed, or its password changed)."""
+        error = StreamError(StreamErrorCondition.NOT_AUTHORIZED, reason)
+        sessions = list(self.ctx.sessions.sessions(jid.bare))
+        for session in sessions:
+            session.port.terminate(error)
+        if sessions:
+            notify(self.ctx.observers.sessions_ended, reason, len(sessions))
+        return len(sessions)
 
     async def start(self) -> None:
         """Load what the routing path keeps in memory (block lists)."""

@@ -23,6 +23,7 @@ from interlink.errors import (
     StreamErrorCondition,
 )
 from interlink.hub.context import HubContext, KeyedLock, log
+from interlink.hub.observers import notify
 from interlink.hub.session import Session
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
@@ -85,8 +86,9 @@ class OfflineDelivery:
                     StanzaErrorCondition.RESOURCE_CONSTRAINT,
                     f"the recipient's offline queue is full ({cap} messages)",
                 )
-        for listener in ctx.offline_listeners:
-            listener(bare, message)
+        stored = ctx.observers.offline_stored
+        if stored:
+            notify(stored, bare, message)
         if ctx.sessions.message_targets(bare) and bare not in self._draining:
             # A resource came online while we were storing: hand the message over now.
             self.start_drain(bare)
@@ -111,7 +113,7 @@ class OfflineDelivery:
                     targets = ctx.sessions.message_targets(bare)
                     if not batch or not targets:
                         return
-                    domain = ctx.settings.domain
+                    domain = bare.domain  # the delay is stamped by the recipient's server
                     for item in batch:
                         xml = _with_delay(item.stanza, domain, item.stored_at)
                         for session in targets:

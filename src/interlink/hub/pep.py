@@ -14,11 +14,11 @@ This is what OMEMO uses for device lists and bundles (``urn:xmpp:omemo:2:*`` and
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
+from typing import Protocol
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
-from interlink.hub.caps import CapsService
 from interlink.hub.context import HubContext, log
 from interlink.hub.session import Session
 from interlink.storage import AccessModel, PepItem, PepNodeConfig
@@ -56,21 +56,31 @@ def _node_attr(el: Element) -> str:
     return node
 
 
+class PepGates(Protocol):
+    """The interop rules and blocks, as PEP needs them (a required gate, never optional)."""
+
+    async def may_query(self, reader: JID, owner: JID) -> bool:
+        """Whether ``reader`` may read ``owner``'s nodes."""
+        ...
+
+    async def may_exchange(self, from_: JID, to: JID) -> bool:
+        """Whether ``from_``'s notifications may reach ``to`` (bare JIDs)."""
+        ...
+
+    async def marker_for(self, sender: JID, recipient: JID) -> Element | None:
+        """The interop marker for what ``sender``'s node sends ``recipient``, if any."""
+        ...
+
+
 class PepService:
-    def __init__(self, ctx: HubContext, caps: CapsService) -> None:
+    def __init__(self, ctx: HubContext, gates: PepGates) -> None:
         self._ctx = ctx
-        # The interop rules and blocks: whether a reader may read an owner's nodes, and whether
-        # an owner's notifications may reach a contact (set by the router).
-        self.read_gate: Callable[[JID, JID], Awaitable[bool]] | None = None
-        self.notify_gate: Callable[[JID, JID], Awaitable[bool]] | None = None
-        # The interop marker for what an owner's node sends a reader (third party -> hub user).
-        self.label: Callable[[JID, JID], Awaitable[Element | None]] | None = None
-        caps.on_features = self._features_known
+        self._gates = gates
 
     async def _event_message(self, owner: JID, to: JID, event: Element) -> Message:
         payload: tuple[Element, ...] = (event,)
-        if self.label is not None and owner != to.bare:
-            mark = await self.label(owner, to)
+        if owner != to.bare:
+            mark = await self._gates.marker_for(owner, to)
             if mark is not None:
                 payload = (event, mark)
         return Message(to, owner, secrets.token_hex(6), None, payload, MessageType.HEADLINE)
@@ -136,7 +146,7 @@ class PepService:
     async def _may_read(self, reader: JID, owner: JID, config: PepNodeConfig) -> bool:
         if reader == owner:
             return True
-        if self.read_gate is not None and not await self.read_gate(reader, owner):
+        if not await self._gates.may_query(reader, owner):
             return False
         if config.access_model is AccessModel.OPEN:
             return True
@@ -378,8 +388,7 @@ class PepService:
                 if item.subscription.has_from:
                     contact = JID.parse(item.contact)
                     chosen = [s for s in sessions.available(contact) if s.wants_notify(node)]
-                    gate = self.notify_gate
-                    if chosen and (gate is None or await gate(owner, contact)):
+                    if chosen and await self._gates.may_exchange(owner, contact):
                         for s in chosen:
                             targets[s.jid] = s
         if subscribers is None:
@@ -409,7 +418,7 @@ class PepService:
         for s in await self._recipients(owner, node, config, subscribers):
             s.deliver(await self._event_message(owner, s.jid, event))
 
-    async def _features_known(self, session: Session) -> None:
+    async def features_known(self, session: Session) -> None:
         """Send the newest item of every node ``session`` wants and may read: its own account's
         and those of the contacts whose presence it receives (XEP-0163 §4.3.2)."""
         reader = session.jid.bare

@@ -15,7 +15,7 @@ from interlink.hub.caps import CapsService
 from interlink.hub.context import HubContext
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.policy.engine import InteropPolicy
-from interlink.hub.roster import RosterService, subscription_after
+from interlink.hub.roster import RosterPushes, subscription_after
 from interlink.hub.session import Session
 from interlink.storage import RosterItem
 from interlink.xmpp.jid import JID
@@ -30,18 +30,17 @@ class PresenceService:
     def __init__(
         self,
         ctx: HubContext,
-        roster: RosterService,
+        pushes: RosterPushes,
         offline: OfflineDelivery,
         caps: CapsService,
         policy: InteropPolicy,
     ) -> None:
         self._ctx = ctx
         self._policy = policy
-        self._roster = roster
+        self._pushes = pushes
         self._offline = offline
         self._caps = caps
         self._leaving: dict[JID, asyncio.Task[None]] = {}
-        roster.presence = self
 
     def leave_later(self, session: Session) -> None:
         """Broadcast ``session``'s unavailable presence in the background (a replaced session);
@@ -60,7 +59,7 @@ class PresenceService:
                 await leaving  # a replaced session's goodbye must precede this hello
             await self._broadcast_from(session, presence)
             return
-        if not self._ctx.is_local(to):
+        if not self._ctx.addressing.is_local(to):
             return  # no server-to-server yet: presence to other domains goes nowhere
         checked = await self._across(session.jid, presence, to)
         if checked is None:
@@ -111,8 +110,10 @@ class PresenceService:
         users unless one blocked the other; through the interop rules across the boundary."""
         if from_.bare == to.bare:
             return presence
-        is_home = self._ctx.is_home
-        if is_home(from_) and is_home(to):
+        addressing = self._ctx.addressing
+        if addressing.is_home(from_) and addressing.is_home(to):
+            if not addressing.same_service(from_, to):
+                return None  # the services on one hub do not exchange presence
             blocks = self._policy.blocks
             if blocks.active and (blocks.blocks(to.bare, from_) or blocks.blocks(from_.bare, to)):
                 return None
@@ -207,14 +208,14 @@ class PresenceService:
             if item is None or not (item.ask or item.subscription.has_to):
                 item = _with(item, str(contact), ask=True)
                 await repo.put(str(user), item)
-                self._roster.push(user, item)
+                self._pushes.push(user, item)
             await self._inbound_subscribe(stamped, contact, user)
         elif ptype is PresenceType.SUBSCRIBED:
             if not await repo.remove_pending(str(user), str(contact)):
                 return  # nothing to approve (pre-approval, RFC 6121 §3.4, is not offered)
             item = _with(item, str(contact), from_=True)
             await repo.put(str(user), item)
-            self._roster.push(user, item)
+            self._pushes.push(user, item)
             await self._inbound_subscribed(stamped, contact, user)
             for s in self._ctx.sessions.available(user):
                 for c in self._ctx.sessions.available(contact):
@@ -225,14 +226,14 @@ class PresenceService:
             if item is not None and (item.subscription.has_to or item.ask):
                 item = _with(item, str(contact), to=False, ask=False)
                 await repo.put(str(user), item)
-                self._roster.push(user, item)
+                self._pushes.push(user, item)
             await self._inbound_unsubscribe(stamped, contact, user)
         elif ptype is PresenceType.UNSUBSCRIBED:
             await repo.remove_pending(str(user), str(contact))
             if item is not None and item.subscription.has_from:
                 item = _with(item, str(contact), from_=False)
                 await repo.put(str(user), item)
-                self._roster.push(user, item)
+                self._pushes.push(user, item)
             await self._inbound_unsubscribed(stamped, contact, user)
             await self._send_unavailable(user, contact)
 
@@ -259,7 +260,7 @@ class PresenceService:
             return  # no request pending: ignore (RFC 6121 §3.1.6)
         item = _with(item, str(contact), to=True, ask=False)
         await repo.put(str(user), item)
-        self._roster.push(user, item)
+        self._pushes.push(user, item)
         for s in self._ctx.sessions.available(user):
             s.deliver(_readdress(stamped, s.jid))
 
@@ -272,7 +273,7 @@ class PresenceService:
             return
         theirs = _with(theirs, str(user), from_=False)
         await repo.put(str(contact), theirs)
-        self._roster.push(contact, theirs)
+        self._pushes.push(contact, theirs)
         for s in self._ctx.sessions.available(contact):
             s.deliver(_readdress(stamped, s.jid))
         await self._send_unavailable(contact, user)
@@ -285,7 +286,7 @@ class PresenceService:
             return
         item = _with(item, str(contact), to=False, ask=False)
         await repo.put(str(user), item)
-        self._roster.push(user, item)
+        self._pushes.push(user, item)
         for s in self._ctx.sessions.available(user):
             s.deliver(_readdress(stamped, s.jid))
 

@@ -8,7 +8,7 @@ from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
-from interlink.hub.session import Session
+from interlink.hub.session import Session, SessionRegistry
 from interlink.storage import RosterItem, Subscription
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID, InvalidJID
@@ -37,14 +37,15 @@ def item_element(item: RosterItem, *, removed: bool = False) -> Element:
     return el
 
 
-class RosterService:
-    def __init__(self, ctx: HubContext) -> None:
-        self._ctx = ctx
-        self.presence: SubscriptionCanceller | None = None
+class RosterPushes:
+    """Roster pushes (RFC 6121 §2.1.6): what both roster changes and subscriptions send."""
+
+    def __init__(self, sessions: SessionRegistry) -> None:
+        self._sessions = sessions
 
     def push(self, owner: JID, item: RosterItem, *, removed: bool = False) -> None:
-        """Roster push (RFC 6121 §2.1.6) to each resource of ``owner`` that asked for the roster."""
-        for session in self._ctx.sessions.sessions(owner):
+        """Push ``item`` to each resource of ``owner`` that asked for the roster."""
+        for session in self._sessions.sessions(owner):
             if session.roster_requested:
                 query = Element(QUERY)
                 query.append(item_element(item, removed=removed))
@@ -58,6 +59,15 @@ class RosterService:
                         IqType.SET,
                     )
                 )
+
+
+class RosterService:
+    def __init__(
+        self, ctx: HubContext, pushes: RosterPushes, canceller: SubscriptionCanceller
+    ) -> None:
+        self._ctx = ctx
+        self._pushes = pushes
+        self._canceller = canceller
 
     async def handle_iq(self, session: Session, iq: Iq) -> None:
         if iq.to is not None and iq.to != session.jid.bare:
@@ -92,10 +102,9 @@ class RosterService:
         if el.get("subscription") == "remove":
             if existing is None:
                 raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such roster item")
-            if self.presence is not None:
-                await self.presence.cancel_both(session, contact, existing)
+            await self._canceller.cancel_both(session, contact, existing)
             await repo.remove(str(owner), str(contact))
-            self.push(owner, existing, removed=True)
+            self._pushes.push(owner, existing, removed=True)
             return
         settings = self._ctx.settings
         name = el.get("name") or None
@@ -129,7 +138,7 @@ class RosterService:
             groups=tuple(groups),
         )
         await repo.put(str(owner), item)
-        self.push(owner, item)
+        self._pushes.push(owner, item)
 
 
 class SubscriptionCanceller(Protocol):

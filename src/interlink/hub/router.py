@@ -12,15 +12,18 @@ answered with errors.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub import carbons, disco
+from interlink.hub.addressing import Kind
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
+from interlink.hub.observers import notify
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.pep import PUBSUB, PUBSUB_OWNER, PepService
 from interlink.hub.policy import wire as policy_wire
@@ -28,7 +31,7 @@ from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.service import PolicyService
 from interlink.hub.presence import PresenceService
 from interlink.hub.roster import QUERY as ROSTER_QUERY
-from interlink.hub.roster import RosterService
+from interlink.hub.roster import RosterPushes, RosterService
 from interlink.hub.session import Session
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
@@ -44,31 +47,47 @@ from interlink.xmpp.stanza import (
     to_xml,
 )
 
+if TYPE_CHECKING:
+    from interlink.hub.hub import UserIds
+
 log = logging.getLogger("interlink.router")
 Pending = Coroutine[Any, Any, None]
 
 
+DomainHandler = Callable[[Session, Iq], Pending]
+
+
+@dataclass(frozen=True, slots=True)
+class DomainServices:
+    """Services addressed to a service's domain JID (e.g. XEP-0363 upload, media tokens): the
+    query's tag -> handler; and what they add to the domain's disco#info."""
+
+    handlers: Mapping[str, DomainHandler] = field(default_factory=dict)
+    info: tuple[Callable[[Element], None], ...] = ()
+
+
 class Router:
-    def __init__(self, ctx: HubContext) -> None:
+    def __init__(
+        self, ctx: HubContext, *, user_ids: UserIds, domain_services: DomainServices
+    ) -> None:
         self.ctx = ctx
-        self.policy = InteropPolicy(ctx, ctx.storage.policy, ctx.settings.policy)
+        self.addressing = ctx.addressing
+        self.policy = InteropPolicy(ctx, ctx.storage.policy, ctx.settings.policy, user_ids)
         self.policy_service = PolicyService(ctx, self.policy, ctx.storage.policy)
         self.offline = OfflineDelivery(ctx)
-        self.roster = RosterService(ctx)
-        self.caps = CapsService(ctx)
-        self.presence = PresenceService(ctx, self.roster, self.offline, self.caps, self.policy)
-        self.pep = PepService(ctx, self.caps)
-        self.pep.read_gate = self.policy.may_query
-        self.pep.notify_gate = self.policy.may_exchange
-        self.pep.label = self.policy.marker_for
+        self.pep = PepService(ctx, self.policy)
+        self.caps = CapsService(ctx, self.pep.features_known)
+        pushes = RosterPushes(ctx.sessions)
+        self.presence = PresenceService(ctx, pushes, self.offline, self.caps, self.policy)
+        self.roster = RosterService(ctx, pushes, self.presence)
         self.carbons = Carbons(ctx.sessions)
-        # Services addressed to the hub's domain JID (e.g. XEP-0363 upload, media tokens): the
-        # query's tag -> handler; and what they add to the domain's disco#info.
-        self.domain_services: dict[str, Callable[[Session, Iq], Pending]] = {}
-        self.domain_info: list[Callable[[Element], None]] = []
+        self.domain_services = domain_services
+        self._routed = ctx.observers.stanza_routed
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         """Handle one stanza from ``session`` (its ``from`` already stamped by the stream)."""
+        if self._routed:
+            notify(self._routed, session, stanza)
         try:
             if type(stanza) is Message:
                 return self._message(session, stanza)
@@ -96,18 +115,13 @@ class Router:
         to = msg.to
         if to is None:
             to = session.jid.bare
-        ctx = self.ctx
-        if not ctx.is_local(to):
-            raise StanzaError(
-                StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
-                "this hub does not federate with other domains yet",
-            )
+        sender = session.jid
+        crossing = self._crossing(sender, to)
         if to.local is None:
             if msg.type in (MessageType.ERROR, MessageType.HEADLINE, MessageType.GROUPCHAT):
                 return None
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
-        sender = session.jid
-        if sender.domain != ctx.domain.domain or to.domain != ctx.domain.domain:
+        if crossing:
             if to.bare != sender.bare:  # between a third party and anyone else: the rules
                 return self._guard(session, msg, self._crossing_message(session, msg, to))
         elif self.policy.blocks.active:
@@ -121,6 +135,28 @@ class Router:
             work = self._deliver_message(session, checked, to, sent=msg)
             if work is not None:
                 await work
+
+    def _crossing(self, sender: JID, to: JID) -> bool:
+        """Whether a stanza from ``sender`` to ``to`` crosses the interop boundary (a third
+        party on either side: the consent rules decide); raises for addresses not hosted here
+        and between the users of two different services on this hub."""
+        addressing = self.addressing
+        where = addressing.locate(to)
+        if where.kind is Kind.REMOTE:
+            raise StanzaError(
+                StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
+                "this hub does not federate with other domains yet",
+            )
+        origin = addressing.locate(sender)
+        if origin.kind is Kind.HOME and where.kind is Kind.HOME:
+            if origin.service != where.service and to.local is not None:
+                raise StanzaError(
+                    StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                    f"{to.bare} is a user of another service ({where.service}); the services "
+                    "on this hub do not exchange messages directly",
+                )
+            return False
+        return True
 
     def _check_blocks(self, sender: JID, to: JID) -> None:
         """XEP-0191 between this hub's own users (across the boundary the rules do it)."""
@@ -171,7 +207,6 @@ class Router:
     # -- iq -----------------------------------------------------------------------------------
     def _iq(self, session: Session, iq: Iq) -> Pending | None:
         to = iq.to
-        ctx = self.ctx
         own = session.jid.bare
         if to is None or to == own:
             if not iq.type.is_request:
@@ -192,22 +227,22 @@ class Router:
                 return self._guard(session, iq, self._account_items(session, iq, own))
             self._answer(session, iq, disco.account_query(iq))
             return None
-        if not ctx.is_local(to):
+        try:
+            crossing = self._crossing(session.jid, to)
+        except StanzaError:
             if iq.type.is_request:
-                raise StanzaError(
-                    StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
-                    "this hub does not federate with other domains yet",
-                )
+                raise
             return None
         if to.local is None:
             if to.resource is None and iq.type.is_request:
                 query = iq.query
-                if query is not None and query.tag in self.domain_services:
-                    handler = self.domain_services[query.tag]
+                services = self.domain_services
+                handler = None if query is None else services.handlers.get(query.tag)
+                if handler is not None:
                     return self._guard(session, iq, handler(session, iq))
                 answer = disco.server_query(iq)
                 if answer is not None and answer.tag == disco.DISCO_INFO:
-                    for extend in self.domain_info:
+                    for extend in services.info:
                         extend(answer)
                 self._answer(session, iq, answer)
             elif iq.type.is_request:
@@ -216,7 +251,6 @@ class Router:
                 self.caps.on_response(session, iq)  # answers to the hub's own queries
             return None
         sender = session.jid
-        crossing = sender.domain != ctx.domain.domain or to.domain != ctx.domain.domain
         if crossing and to.bare != sender.bare:
             return self._guard(session, iq, self._crossing_iq(session, iq, to))
         if self.policy.blocks.active and iq.type.is_request:
@@ -253,10 +287,11 @@ class Router:
     def _refuse_suspended(self, sender: JID, to: JID) -> None:
         """A gatekeeper user writing to a provider that is not approved (any more) is told so;
         a third party only ever gets the generic refusal."""
-        if not self.ctx.is_home(sender):
+        addressing = self.addressing
+        if not addressing.is_home(sender):
             return
-        provider = self.ctx.provider_of(to)
-        if provider is not None and provider not in self.ctx.approved_providers:
+        provider = addressing.provider_of(to)
+        if provider is not None and not addressing.reachable(to):
             self.ctx.refusals["provider-not-approved"] += 1
             raise StanzaError(
                 StanzaErrorCondition.SERVICE_UNAVAILABLE,
@@ -298,4 +333,4 @@ class Router:
         return None
 
 
-__all__ = ["Router"]
+__all__ = ["DomainServices", "Router"]

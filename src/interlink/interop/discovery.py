@@ -96,7 +96,8 @@ class DiscoveryService:
             reach.exists
             & reach.settings.discoverable
             & reach.settings.allows(provider_id)
-            & self._policy.approved(provider_id)
+            & self._policy.approved(caller)
+            & self._policy.linked(caller, target)
             & (not self._policy.blocks.blocks(target, caller))
         )
         if not found:

@@ -142,9 +142,12 @@ class EnlistmentService:
         hub_domain: str,
         secret: bytes,
         clock: Callable[[], float],
+        login_check: Callable[[Provider, str], Awaitable[None]],
         policy: TokenPolicy | None = None,
         challenges: ChallengeStore | None = None,
     ) -> None:
+        """``login_check(provider, subject)`` asks the provider whether the account is active
+        (introspection) before a login succeeds; it raises ``AuthenticationRefused``."""
         self._repo = repo
         self._registry = registry
         self._keys = keys
@@ -158,8 +161,7 @@ class EnlistmentService:
         # Outcomes for metrics: created, updated, key-changed, unenlisted, login, and refusals by
         # problem kind ("refused:<kind>").
         self.stats: Counter[str] = Counter()
-        # Optional: ask the provider at login whether the account is active (introspection).
-        self.login_check: Callable[[Provider, str], Awaitable[None]] | None = None
+        self._login_check = login_check
 
     def interop_jid(self, provider_id: str, subject: str) -> str:
         digest = hmac.new(self._secret, f"{provider_id}\0{subject}".encode(), "sha256").digest()
@@ -301,8 +303,7 @@ class EnlistmentService:
             raise AuthenticationRefused("this token (jti) was used before")
         if not enlisted:
             raise AuthenticationRefused("this account is not enlisted")
-        if self.login_check is not None:
-            await self.login_check(provider, token.subject)
+        await self._login_check(provider, token.subject)
         if not await self._repo.remember_jti(
             provider.id, token.jti, token.expires_at, self._clock()
         ):

@@ -68,6 +68,10 @@ class Provider:
     rate_tier: str = "standard"
     created_at: float = 0.0
     updated_at: float = 0.0
+    # The gatekeeper services (domains) the provider is onboarded to: approval lets its users
+    # reach those services' users, and no other's. Empty only in records from before a hub
+    # could serve several services; the registry reads those as the default service.
+    services: tuple[str, ...] = ()
 
     def public_view(self) -> dict[str, object]:
         return {
@@ -80,6 +84,7 @@ class Provider:
             "media_hosts": list(self.media_hosts),
             "features": list(self.features),
             "rate_tier": self.rate_tier,
+            "services": list(self.services),
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }
@@ -109,8 +114,15 @@ def _check_url(url: str, what: str, *, allow_insecure_loopback: bool) -> str:
     return url.rstrip("/")
 
 
-def validate(provider: Provider, *, allow_insecure_loopback: bool = False) -> Provider:
-    """Normalise and check every field; raises :class:`ProviderError` naming the field."""
+def validate(
+    provider: Provider,
+    *,
+    allow_insecure_loopback: bool = False,
+    services: Sequence[str] | None = None,
+) -> Provider:
+    """Normalise and check every field; raises :class:`ProviderError` naming the field.
+    ``services`` are the hub's service domains; a provider's must be among them (the first is
+    taken when it names none)."""
     pid = provider.id.strip().lower()
     if not _DNS_LABEL.match(pid):
         raise ProviderError("id must be a DNS label: a-z, 0-9 and '-', at most 63 characters")
@@ -145,6 +157,15 @@ def validate(provider: Provider, *, allow_insecure_loopback: bool = False) -> Pr
         raise ProviderError(f"unknown features {sorted(unknown)}; known: {sorted(FEATURES)}")
     if provider.rate_tier not in RATE_TIERS:
         raise ProviderError(f"rate_tier must be one of {sorted(RATE_TIERS)}")
+    onboarded = tuple(dict.fromkeys(d.strip().lower() for d in provider.services))
+    if services is not None:
+        if not onboarded:
+            onboarded = (services[0],)
+        unknown_services = [d for d in onboarded if d not in services]
+        if unknown_services:
+            raise ProviderError(
+                f"services: this hub serves {', '.join(services)}; not {unknown_services}"
+            )
     return replace(
         provider,
         id=pid,
@@ -153,6 +174,7 @@ def validate(provider: Provider, *, allow_insecure_loopback: bool = False) -> Pr
         callback_url=callback,
         media_hosts=hosts,
         features=features,
+        services=onboarded,
     )
 
 
@@ -169,11 +191,15 @@ def provider_to_row(p: Provider) -> dict[str, object]:
         "rate_tier": p.rate_tier,
         "created_at": p.created_at,
         "updated_at": p.updated_at,
+        "services": json.dumps(list(p.services)),
     }
 
 
 def provider_from_row(row: Sequence[object]) -> Provider:
-    (pid, name, status, jwks, jwks_url, callback, hosts, features, tier, created, updated) = row
+    (pid, name, status, jwks, jwks_url, callback, hosts, features, tier, created, updated) = row[
+        :11
+    ]
+    services = tuple(json.loads(str(row[11]))) if len(row) > 11 else ()
     return Provider(
         id=str(pid),
         display_name=str(name),
@@ -186,6 +212,7 @@ def provider_from_row(row: Sequence[object]) -> Provider:
         rate_tier=str(tier),
         created_at=float(str(created)),
         updated_at=float(str(updated)),
+        services=services,
     )
 
 
@@ -203,7 +230,8 @@ class ProviderRepository(Protocol):
 
 
 class ProviderRegistry:
-    """Operator actions on providers. ``on_suspend`` lets the hub end the provider's sessions.
+    """Operator actions on providers. Every change is handed to the ``on_change`` listeners
+    (the hub's operator state, which ends sessions of a suspended provider's users).
 
     Every token a provider signs needs its record, so :meth:`get` keeps records for
     ``cache_seconds`` (written through by this registry's own changes; a change made by another
@@ -214,27 +242,48 @@ class ProviderRegistry:
         repo: ProviderRepository,
         clock: Callable[[], float],
         *,
+        services: Sequence[str],
         allow_insecure_loopback: bool = False,
         cache_seconds: float = 5.0,
+        on_change: Sequence[Callable[[Provider], None]] = (),
     ) -> None:
+        """``services`` are the hub's gatekeeper service domains (the default first)."""
+        if not services:
+            raise ValueError("a registry needs the hub's services")
         self._repo = repo
         self._clock = clock
+        self._services = tuple(services)
         self._insecure = allow_insecure_loopback
         self._cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Provider]] = {}
-        self.on_suspend: Callable[[str], None] | None = None
-        self.on_approve: Callable[[str, str], None] | None = None  # (id, display name)
+        self._on_change = tuple(on_change)
+
+    def _stored(self, provider: Provider) -> Provider:
+        """A record as read: one from before services existed belongs to the default one."""
+        if provider.services:
+            return provider
+        return replace(provider, services=(self._services[0],))
+
+    def _changed(self, provider: Provider) -> None:
+        for listener in self._on_change:
+            listener(provider)
+
+    def forget(self, provider_id: str) -> None:
+        """Drop the cached record (another process changed it: the change feed says so)."""
+        self._cache.pop(provider_id.strip().lower(), None)
 
     async def add(self, provider: Provider, actor: str) -> Provider:
         now = self._clock()
         p = validate(
             replace(provider, status=ProviderStatus.PENDING, created_at=now, updated_at=now),
             allow_insecure_loopback=self._insecure,
+            services=self._services,
         )
         if await self._repo.get(p.id) is not None:
             raise ProviderExists(f"provider '{p.id}' exists already")
         await self._repo.put(p, AuditEntry(p.id, now, actor, "add", p.public_view()))
         self._cache[p.id] = (now, p)
+        self._changed(p)
         return p
 
     async def get(self, provider_id: str) -> Provider:
@@ -252,10 +301,10 @@ class ProviderRegistry:
         if p is None:
             self._cache.pop(provider_id.strip().lower(), None)
             raise ProviderNotFound(f"no provider '{provider_id}'")
-        return p
+        return self._stored(p)
 
     async def all(self) -> list[Provider]:
-        return await self._repo.all()
+        return [self._stored(p) for p in await self._repo.all()]
 
     async def set_status(self, provider_id: str, status: ProviderStatus, actor: str) -> Provider:
         p = await self._fresh(provider_id)
@@ -266,10 +315,7 @@ class ProviderRegistry:
         details: dict[str, object] = {"from": str(p.status), "to": str(status)}
         await self._repo.put(updated, AuditEntry(p.id, now, actor, "status", details))
         self._cache[p.id] = (now, updated)
-        if status is ProviderStatus.SUSPENDED and self.on_suspend is not None:
-            self.on_suspend(p.id)
-        if status is ProviderStatus.APPROVED and self.on_approve is not None:
-            self.on_approve(p.id, p.display_name)
+        self._changed(updated)
         return updated
 
     async def update(self, provider_id: str, changes: dict[str, object], actor: str) -> Provider:
@@ -282,12 +328,13 @@ class ProviderRegistry:
             "media_hosts",
             "features",
             "rate_tier",
+            "services",
         }
         bad = set(changes) - allowed
         if bad:
             raise ProviderError(f"cannot change {sorted(bad)} this way")
         fields: dict[str, object] = dict(changes)
-        for key in ("media_hosts", "features"):
+        for key in ("media_hosts", "features", "services"):
             if key in fields:
                 value = fields[key]
                 if not isinstance(value, list | tuple):
@@ -298,9 +345,12 @@ class ProviderRegistry:
             candidate = replace(p, updated_at=now, **fields)  # type: ignore[arg-type]
         except TypeError as exc:
             raise ProviderError(str(exc)) from None
-        updated = validate(candidate, allow_insecure_loopback=self._insecure)
+        updated = validate(
+            candidate, allow_insecure_loopback=self._insecure, services=self._services
+        )
         await self._repo.put(updated, AuditEntry(p.id, now, actor, "update", dict(changes)))
         self._cache[p.id] = (now, updated)
+        self._changed(updated)
         return updated
 
     async def audit(self, provider_id: str) -> list[AuditEntry]:

@@ -163,9 +163,8 @@ class PushNotifier:
         self._pending: set[asyncio.Task[None]] = set()
 
     def notify(self, bare_jid: str) -> None:
-        """A message for ``bare_jid`` was stored offline (called from the routing path)."""
-        if ".interop." not in bare_jid:
-            return
+        """A message for the third-party account ``bare_jid`` was stored offline (called from
+        the routing path; an address that is no enlisted account is ignored)."""
         task = asyncio.get_running_loop().create_task(self._enqueue(bare_jid))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 from interlink.media.proxy import MAX_URL_LENGTH, MediaProxy, MediaProxyError, MediaStream
 from interlink.media.tokens import MediaTokenError, MediaTokens
 from interlink.net.problems import problem
+from interlink.xmpp.jid import JID, InvalidJID
 
 _RESPONSE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -58,12 +59,12 @@ def _refused(status: int, kind: str, detail: str) -> JSONResponse:
 def media_proxy_router(
     proxy: MediaProxy,
     tokens: MediaTokens,
-    hub_domain: str,
+    is_home: Callable[[JID], bool],
     clock: Callable[[], float],
 ) -> APIRouter:
-    """The router; ``clock`` is wall-clock seconds (token expiry), e.g. ``time.time``."""
+    """The router; ``is_home`` tells a gatekeeper service's users (the proxy is theirs);
+    ``clock`` is wall-clock seconds (token expiry), e.g. ``time.time``."""
     router = APIRouter(prefix="/v1/media-proxy", tags=["media"])
-    domain = hub_domain.lower()
 
     @router.get(
         "",
@@ -92,9 +93,12 @@ def media_proxy_router(
             jid = tokens.verify(token.strip(), clock())
         except MediaTokenError as exc:
             return _refused(exc.status, exc.kind, exc.detail)
-        local, at, jid_domain = jid.partition("@")
-        if not local or not at or jid_domain.lower() != domain:
-            # Third-party users (<id>@<provider>.interop.<domain>) fetch from their own side.
+        try:
+            account = JID.parse(jid)
+        except InvalidJID:
+            account = None
+        if account is None or account.local is None or not is_home(account):
+            # Third-party users fetch from their own side.
             return _refused(403, "not-a-gatekeeper-account", "the media proxy is for hub accounts")
         if not url or not provider:
             return _refused(400, "bad-url", "give the query parameters url and provider")

@@ -6,6 +6,7 @@ import datetime
 import ipaddress
 import os
 import ssl
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from interlink.errors import ConfigError
+from interlink.xmpp.addressing import interop_suffix
 
 
 def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
@@ -28,25 +30,42 @@ def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
     return ctx
 
 
-def ensure_self_signed(data_dir: Path, domain: str) -> tuple[Path, Path]:
-    """Return ``(cert, key)`` in ``data_dir``, generating a self-signed pair on first use.
+def _dns_names(domains: Sequence[str]) -> list[str]:
+    names: list[str] = []
+    for domain in domains:
+        # the service, its subdomains, and its third-party users' per-provider subdomains
+        names += [domain, f"*.{domain}", "*" + interop_suffix(domain)]
+    return names
 
-    The certificate names the hub domain, its subdomains (interop addresses live there),
+
+def _covers(cert_file: Path, names: list[str]) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except (OSError, ValueError, x509.ExtensionNotFound):
+        return False
+    return set(names) <= set(san.value.get_values_for_type(x509.DNSName))
+
+
+def ensure_self_signed(data_dir: Path, domains: Sequence[str]) -> tuple[Path, Path]:
+    """Return ``(cert, key)`` in ``data_dir``, generating a self-signed pair on first use (and
+    again when the hub serves a domain the existing one does not name).
+
+    The certificate names each service domain, its subdomains (interop addresses live there),
     ``localhost`` and the loopback addresses; it is for development, not for production.
     """
     cert_file = data_dir / "tls" / "dev-cert.pem"
     key_file = data_dir / "tls" / "dev-key.pem"
-    if cert_file.exists() and key_file.exists():
+    names = _dns_names(domains)
+    if cert_file.exists() and key_file.exists() and _covers(cert_file, names):
         return cert_file, key_file
     cert_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domain)])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domains[0])])
     now = datetime.datetime.now(datetime.UTC)
     san = x509.SubjectAlternativeName(
         [
-            x509.DNSName(domain),
-            x509.DNSName(f"*.{domain}"),
-            x509.DNSName(f"*.interop.{domain}"),  # third-party users' per-provider subdomains
+            *(x509.DNSName(n) for n in names),
             x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),

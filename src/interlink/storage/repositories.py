@@ -178,6 +178,23 @@ class ServerStateRepository(Protocol):
     async def get_or_create_secret(self, name: str, size: int) -> bytes:
         """A random secret created once and kept (e.g. the SASL decoy key)."""
 
+    async def get_value(self, name: str) -> str | None:
+        """A small named value (e.g. the services this data directory's hub serves)."""
+
+    async def put_value(self, name: str, value: str) -> None: ...
+
+
+class ChangeFeedRepository(Protocol):
+    """The operator change feed: every operator change, in order (see interop/operator.py)."""
+
+    async def record(self, kind: str, subject: str) -> None: ...
+
+    async def since(self, after: int, limit: int) -> list[tuple[int, str, str]]:
+        """``(seq, kind, subject)`` of the changes after ``after``, oldest first."""
+        ...
+
+    async def latest(self) -> int: ...
+
 
 class Storage(Protocol):
     """One engine's repositories."""
@@ -196,6 +213,9 @@ class Storage(Protocol):
 
     @property
     def pep(self) -> PepRepository: ...
+
+    @property
+    def changes(self) -> ChangeFeedRepository: ...
 
     @property
     def providers(self) -> ProviderRepository: ...

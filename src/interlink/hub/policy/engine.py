@@ -26,7 +26,7 @@ from interlink.hub.context import HubContext
 from interlink.hub.policy import wire
 from interlink.hub.policy.blocks import BlockLists
 from interlink.hub.policy.limits import BucketTable, PolicyLimits
-from interlink.hub.policy.model import ConversationState, PolicyRepository, Reach, Report
+from interlink.hub.policy.model import ConversationState, PolicyRepository, Reach
 from interlink.xmpp.ext.interop import InteropSettings
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType, Presence
@@ -80,8 +80,17 @@ def _strip(payload: tuple[Element, ...]) -> tuple[Element, ...]:
 
 
 class InteropPolicy:
-    def __init__(self, ctx: HubContext, repo: PolicyRepository, limits: PolicyLimits) -> None:
+    def __init__(
+        self,
+        ctx: HubContext,
+        repo: PolicyRepository,
+        limits: PolicyLimits,
+        user_ids: Callable[[str], Awaitable[str | None]],
+    ) -> None:
+        """``user_ids`` gives the user-visible id a provider attested for one of its users."""
         self._ctx = ctx
+        self._addressing = ctx.addressing
+        self._user_ids = user_ids
         self._repo = repo
         self.limits = limits
         self.blocks = BlockLists(repo, limits.max_blocklist)
@@ -92,19 +101,22 @@ class InteropPolicy:
         self._new_conversations = BucketTable(limits.new_conversations_per_sender, limits.rate_keys)
         self._per_provider = BucketTable(limits.provider_messages, limits.rate_keys)
         self._contacted: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
-        # The user-visible id of a third-party account (set by the composition root).
-        self.user_id_of: Callable[[str], Awaitable[str | None]] | None = None
-        self.on_report: list[Callable[[Report], None]] = []
 
     async def load(self) -> None:
         await self.blocks.load()
 
     # -- lookups ---------------------------------------------------------------------------------
     def provider_of(self, jid: JID) -> str | None:
-        return self._ctx.provider_of(jid)
+        return self._addressing.provider_of(jid)
 
-    def approved(self, provider_id: str) -> bool:
-        return provider_id in self._ctx.approved_providers
+    def approved(self, jid: JID) -> bool:
+        """Whether ``jid``'s provider is approved for the service its address belongs to."""
+        return self._addressing.reachable(jid)
+
+    def linked(self, a: JID, b: JID) -> bool:
+        """Whether ``a`` and ``b`` belong to the same gatekeeper service (a provider's users on
+        one service never reach another service's users through it)."""
+        return self._addressing.same_service(a, b)
 
     async def reach(self, bare: JID) -> Reach:
         """Whether ``bare`` exists, and its settings; cached briefly, written through."""
@@ -140,7 +152,7 @@ class InteropPolicy:
         hit = self._users.get(key)
         if hit is not None and now - hit[0] < self.limits.cache_seconds:
             return hit[1]
-        user_id = None if self.user_id_of is None else await self.user_id_of(key)
+        user_id = await self._user_ids(key)
         self._users[key] = (now, user_id)
         while len(self._users) > self.limits.cache_entries:
             self._users.popitem(last=False)
@@ -149,14 +161,14 @@ class InteropPolicy:
     async def marker(
         self, sender: JID, provider_id: str, settings: InteropSettings, *, request: bool
     ) -> Element:
-        name = self._ctx.approved_providers.get(provider_id, provider_id)
+        name = self._addressing.provider_name(provider_id)
         return wire.marker(provider_id, name, await self._user_id(sender), settings.inbox, request)
 
     async def marker_for(self, sender: JID, recipient: JID) -> Element | None:
         """The marker for what the hub delivers on ``sender``'s behalf (PEP notifications) to
         ``recipient``: only from a third party to one of the hub's own users."""
         provider_id = self.provider_of(sender.bare)
-        if provider_id is None or not self._ctx.is_home(recipient):
+        if provider_id is None or not self._addressing.is_home(recipient):
             return None
         settings = await self.settings(recipient.bare)
         return await self.marker(sender.bare, provider_id, settings, request=False)
@@ -273,7 +285,8 @@ class InteropPolicy:
         allowed = (
             reach.exists
             & reach.settings.allows(provider_id)
-            & self.approved(provider_id)
+            & self.approved(sender)
+            & self.linked(sender, recipient)
             & (not self.blocks.blocks(recipient, sender))
             & (r_provider is None)
         )
@@ -327,7 +340,10 @@ class InteropPolicy:
         reach = await self.reach(recipient)
         conversation = await self._repo.conversation(str(sender), str(recipient))
         allowed = (
-            reach.exists & self.approved(provider_id) & (not self.blocks.blocks(recipient, sender))
+            reach.exists
+            & self.approved(recipient)
+            & self.linked(sender, recipient)
+            & (not self.blocks.blocks(recipient, sender))
         )
         if not allowed:
             raise self._refuse("unreachable", refusal())
@@ -389,7 +405,8 @@ class InteropPolicy:
             return (
                 reach.exists
                 & reach.settings.allows(f_provider)
-                & self.approved(f_provider)
+                & self.approved(from_)
+                & self.linked(from_, to)
                 & (not blocked)
                 & (t_provider is None)
             )
@@ -400,7 +417,8 @@ class InteropPolicy:
         accepted = conversation is None or conversation.state is ConversationState.ACCEPTED
         return (
             own.allows(t_provider)
-            & self.approved(t_provider)
+            & self.approved(to)
+            & self.linked(from_, to)
             & reach.exists
             & (not blocked)
             & accepted
@@ -418,7 +436,13 @@ class InteropPolicy:
             own = await self.settings(s_bare)
             reach = await self.reach(t_bare)
             blocked = self.blocks.blocks(t_bare, s_bare) | self.blocks.blocks(s_bare, t_bare)
-            return own.allows(t_provider) & reach.exists & self.approved(t_provider) & (not blocked)
+            return (
+                own.allows(t_provider)
+                & reach.exists
+                & self.approved(t_bare)
+                & self.linked(s_bare, t_bare)
+                & (not blocked)
+            )
         return await self.may_exchange(s_bare, t_bare)
 
     async def check_iq(self, sender: JID, to: JID) -> None:

@@ -8,6 +8,7 @@ import secrets
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
+from interlink.hub.observers import notify
 from interlink.hub.policy import wire
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.limits import BucketTable
@@ -33,7 +34,7 @@ class PolicyService:
             await self._blocking(session, iq)
             return
         own = session.jid.bare
-        if not self._ctx.is_home(own):
+        if not self._ctx.addressing.is_home(own):
             raise StanzaError(
                 StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED,
                 "interop settings are for this hub's own users",
@@ -59,7 +60,8 @@ class PolicyService:
             session.deliver(iq_result(iq, from_=None))
             return
         elif tag == wire.PROVIDERS and itype is IqType.GET:
-            answer = wire.providers_element(self._ctx.approved_providers)
+            service = own.domain  # a home user's domain is their service
+            answer = wire.providers_element(dict(self._ctx.addressing.approved_providers(service)))
         else:
             raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "wrong iq type for this query")
         session.deliver(iq_result(iq, answer, from_=None))
@@ -98,7 +100,7 @@ class PolicyService:
                     0,
                     str(own),
                     str(jid),
-                    self._ctx.provider_of(jid),
+                    self._ctx.addressing.provider_of(jid),
                     reason,
                     text,
                     tuple(messages),
@@ -107,9 +109,8 @@ class PolicyService:
                 report_id = await self._repo.add_report(report)
                 log.info("report stored", extra={"report": report_id, "reporter": str(own)})
                 stored = await self._repo.report(report_id)
-                for listener in self._policy.on_report:
-                    if stored is not None:
-                        listener(stored)
+                if stored is not None:
+                    notify(self._ctx.observers.report_filed, stored)
             push_tag = wire.BLOCK
         else:
             items = wire.block_items(query, allow_empty=True)
@@ -147,7 +148,7 @@ class PolicyService:
     def _may_report(self, reporter: JID, count: int, now: float) -> None:
         """Reports are this hub's users' (a third party reports to its own provider), and
         each reporter files at most ``reports_per_sender`` of them per period."""
-        if not self._ctx.is_home(reporter):
+        if not self._ctx.addressing.is_home(reporter):
             raise StanzaError(
                 StanzaErrorCondition.NOT_ALLOWED,
                 "reports are filed by this hub's own users; report to your provider",

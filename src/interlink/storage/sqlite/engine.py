@@ -21,6 +21,7 @@ from pathlib import Path
 import aiosqlite
 
 from interlink.errors import StorageError
+from interlink.storage.sqlite.changes import SqliteChanges
 from interlink.storage.sqlite.enlistment_repos import SqliteEnlistment
 from interlink.storage.sqlite.media_repos import SqliteMedia
 from interlink.storage.sqlite.policy_repos import SqlitePolicy
@@ -92,6 +93,7 @@ class SqliteStorage:
         self.enlistment = SqliteEnlistment(db)
         self.policy = SqlitePolicy(db)
         self.media = SqliteMedia(db)
+        self.changes = SqliteChanges(db)
 
     async def ping(self) -> None:
         async with self.db.conn.execute("SELECT 1") as cur:

@@ -25,6 +25,7 @@ from interlink.storage.repositories import (
     RosterItem,
     Subscription,
 )
+from interlink.storage.sqlite.changes import RECORD
 from interlink.xmpp.sasl import ScramCredentials, StoredCredentials
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class SqliteAccounts:
             cur = await conn.execute("DELETE FROM accounts WHERE jid = ?", (jid,))
             if cur.rowcount == 0:
                 raise AccountNotFoundError(f"no account {jid}")
+            await conn.execute(RECORD, ("account-removed", jid))
             # Others' roster entries pointing at the account stay: they are the others' data.
 
     async def list_jids(self) -> list[str]:
@@ -242,6 +244,20 @@ class SqliteServerState:
             )
             return value
 
+    async def get_value(self, name: str) -> str | None:
+        async with self._db.conn.execute(
+            "SELECT value FROM server_state WHERE name = ?", (name,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else bytes(row[0]).decode()
+
+    async def put_value(self, name: str, value: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT OR REPLACE INTO server_state (name, value) VALUES (?, ?)",
+                (name, value.encode()),
+            )
+
 
 class SqlitePep:
     def __init__(self, db: SqliteDatabase) -> None:
@@ -383,7 +399,7 @@ class SqliteProviders:
     async def get(self, provider_id: str) -> Provider | None:
         async with self._db.conn.execute(
             "SELECT id, display_name, status, jwks, jwks_url, callback_url, media_hosts, "
-            "features, rate_tier, created_at, updated_at FROM providers WHERE id = ?",
+            "features, rate_tier, created_at, updated_at, services FROM providers WHERE id = ?",
             (provider_id,),
         ) as cur:
             row = await cur.fetchone()
@@ -392,7 +408,7 @@ class SqliteProviders:
     async def all(self) -> list[Provider]:
         async with self._db.conn.execute(
             "SELECT id, display_name, status, jwks, jwks_url, callback_url, media_hosts, "
-            "features, rate_tier, created_at, updated_at FROM providers ORDER BY id"
+            "features, rate_tier, created_at, updated_at, services FROM providers ORDER BY id"
         ) as cur:
             return [provider_from_row(tuple(r)) for r in await cur.fetchall()]
 
@@ -401,11 +417,12 @@ class SqliteProviders:
         async with self._db.transaction() as conn:
             await conn.execute(
                 "INSERT OR REPLACE INTO providers (id, display_name, status, jwks, jwks_url, "
-                "callback_url, media_hosts, features, rate_tier, created_at, updated_at) VALUES "
-                "(:id, :display_name, :status, :jwks, :jwks_url, :callback_url, :media_hosts, "
-                ":features, :rate_tier, :created_at, :updated_at)",
+                "callback_url, media_hosts, features, rate_tier, created_at, updated_at, "
+                "services) VALUES (:id, :display_name, :status, :jwks, :jwks_url, :callback_url, "
+                ":media_hosts, :features, :rate_tier, :created_at, :updated_at, :services)",
                 row,
             )
+            await conn.execute(RECORD, ("provider", provider.id))
             await conn.execute(
                 "INSERT INTO provider_audit (provider_id, at, actor, action, details) "
                 "VALUES (?, ?, ?, ?, ?)",

@@ -1,0 +1,133 @@
+"""The one owner of the operator state a running hub keeps in memory.
+
+Operator state — which providers are approved for which service — lives in the database; the
+routing path needs it on every stanza that crosses the boundary, so the hub keeps a copy in a
+:class:`~interlink.hub.addressing.ProviderDirectory`. Only :class:`OperatorState` writes that
+copy, and it is told of every change in one of two ways:
+
+* a change made through this process (the admin API, the registry) arrives at once through the
+  registry's ``on_change`` listeners;
+* a change made by another process (``interlink provider …`` on the same data directory, or
+  another node of a cluster) arrives through the change feed (:class:`ChangeFeedFollower`, which
+  polls the database's ``operator_changes`` log; a cluster swaps the poll for a broker's
+  subscription, same seam).
+
+When a provider loses its approval for a service, the sessions of its users there end at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from interlink.hub.addressing import ProviderAccess, ProviderDirectory
+from interlink.interop.providers import Provider, ProviderStatus
+
+log = logging.getLogger("interlink.operator")
+
+
+def access_of(provider: Provider) -> ProviderAccess:
+    """What the routing path may know of ``provider``: reachable on its services if approved."""
+    services = (
+        frozenset(provider.services) if provider.status is ProviderStatus.APPROVED else frozenset()
+    )
+    return ProviderAccess(provider.id, provider.display_name, services)
+
+
+class OperatorState:
+    def __init__(
+        self,
+        directory: ProviderDirectory,
+        *,
+        services: Sequence[str],
+        end_sessions: Callable[[str, str], int],
+    ) -> None:
+        """``end_sessions(provider_id, service)`` ends that provider's users' sessions there."""
+        self._directory = directory
+        self._services = frozenset(services)
+        self._end_sessions = end_sessions
+        self._known: dict[str, frozenset[str]] = {}
+
+    async def load(self, providers: Sequence[Provider]) -> None:
+        for provider in providers:
+            self.provider_changed(provider)
+
+    def provider_changed(self, provider: Provider) -> None:
+        """Apply ``provider``'s current record: update the directory, and end the sessions on
+        every service it may no longer reach."""
+        access = access_of(provider)
+        access = ProviderAccess(
+            access.provider_id, access.display_name, access.services & self._services
+        )
+        before = self._known.get(provider.id, frozenset())
+        self._known[provider.id] = access.services
+        self._directory.put(access)
+        for service in sorted(before - access.services):
+            self._end_sessions(provider.id, service)
+
+    def provider_removed(self, provider_id: str) -> None:
+        before = self._known.pop(provider_id, frozenset())
+        self._directory.put(ProviderAccess(provider_id, provider_id, frozenset()))
+        for service in sorted(before):
+            self._end_sessions(provider_id, service)
+
+
+ChangeHandler = Callable[[str, str], Awaitable[None]]  # (kind, subject)
+
+
+class ChangeFeedFollower:
+    """Follows the database's log of operator changes and hands each to ``handle``.
+
+    ``read(after, limit)`` returns ``[(seq, kind, subject), ...]`` with ``seq > after`` in order.
+    The follower starts after ``position`` (the newest entry when the state it keeps up to date
+    was loaded: read that first, then load) and polls every ``interval`` seconds."""
+
+    def __init__(
+        self,
+        read: Callable[[int, int], Awaitable[list[tuple[int, str, str]]]],
+        handle: ChangeHandler,
+        *,
+        interval: float,
+        batch: int = 500,
+    ) -> None:
+        self._read = read
+        self._handle = handle
+        self.interval = interval
+        self._batch = batch
+        self.position = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self, position: int) -> None:
+        self.position = position
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="change-feed")
+
+    async def poll(self) -> int:
+        """Apply what is new; returns how many changes were applied."""
+        applied = 0
+        while True:
+            changes = await self._read(self.position, self._batch)
+            for seq, kind, subject in changes:
+                try:
+                    await self._handle(kind, subject)
+                except Exception:
+                    log.exception("an operator change failed", extra={"change": kind})
+                self.position = seq
+                applied += 1
+            if len(changes) < self._batch:
+                return applied
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.poll()
+            except Exception:
+                log.exception("reading the change feed failed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
