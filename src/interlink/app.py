@@ -224,6 +224,7 @@ class HubServer:
             registry,
             ProviderKeys(http_client),
             hub_domain=addressing.default,
+            services=addressing.services,
             secret=await secrets_.get_or_create_secret("interop-jid", 32),
             clock=clock,
             login_check=Introspector(

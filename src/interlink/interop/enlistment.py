@@ -27,7 +27,7 @@ import hashlib
 import hmac
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ from interlink.interop.tokens import (
     UnknownKeyId,
     verify_token,
 )
+from interlink.xmpp.addressing import interop_domain
 
 
 class EnlistmentError(InterlinkError):
@@ -140,6 +141,7 @@ class EnlistmentService:
         keys: KeySource,
         *,
         hub_domain: str,
+        services: Sequence[str] = (),
         secret: bytes,
         clock: Callable[[], float],
         login_check: Callable[[Provider, str], Awaitable[None]],
@@ -154,7 +156,9 @@ class EnlistmentService:
         self._domain = hub_domain
         self._secret = secret
         self._clock = clock
-        self.policy = policy or TokenPolicy(audience=hub_domain)
+        self.policy = policy or TokenPolicy(
+            audience=hub_domain, services=frozenset(services or (hub_domain,))
+        )
         # not ``challenges or ...``: an empty store is falsy (it has a length)
         self.challenges = challenges if challenges is not None else ChallengeStore()
         self.key_sets = KeySetCache()
@@ -163,10 +167,12 @@ class EnlistmentService:
         self.stats: Counter[str] = Counter()
         self._login_check = login_check
 
-    def interop_jid(self, provider_id: str, subject: str) -> str:
+    def interop_jid(self, provider_id: str, subject: str, service: str | None = None) -> str:
+        """The address of ``subject`` (a provider's user) on ``service`` (default: the hub's
+        default service): ``<opaque>@<provider>.interop.<service>``."""
         digest = hmac.new(self._secret, f"{provider_id}\0{subject}".encode(), "sha256").digest()
         opaque = base64.b32encode(digest[:20]).decode().lower().rstrip("=")
-        return f"{opaque}@{provider_id}.interop.{self._domain}"
+        return f"{opaque}@{interop_domain(provider_id, service or self._domain)}"
 
     def challenge(self) -> tuple[str, float]:
         """A new challenge and when it expires."""
@@ -187,6 +193,7 @@ class EnlistmentService:
                 403, "provider-not-approved", f"provider '{provider.id}' is {provider.status}"
             )
         now = self._clock()
+        provider_services = provider.services or (self._domain,)
 
         async def verify(refresh: bool) -> ProviderToken:
             jwks = await self._keys.keys(provider, refresh=refresh)
@@ -206,6 +213,12 @@ class EnlistmentService:
                 token = await verify(refresh=True)
         except TokenError as exc:
             raise EnlistmentError(401, f"token-{exc.reason}", exc.detail) from None
+        if token.audience not in provider_services:
+            raise EnlistmentError(
+                403,
+                "provider-not-approved",
+                f"provider '{provider.id}' is not onboarded to {token.audience}",
+            )
         return provider, token
 
     async def enlist(
@@ -231,10 +244,12 @@ class EnlistmentService:
             raise EnlistmentError(
                 400, "invalid-request", "identity_key must be a 32-byte Ed25519 key"
             )
-        # Cheap, storage-free checks first, so a refused request consumes nothing.
+        # Storage-free checks first, so a refused request consumes nothing. The proof is over
+        # the challenge and the domain of the service the token is for.
+        provider, token = await self.verify(token_text)
         try:
             Ed25519PublicKey.from_public_bytes(identity_key).verify(
-                signature, challenge.encode() + self._domain.encode()
+                signature, challenge.encode() + token.audience.encode()
             )
         except (InvalidSignature, ValueError):
             raise EnlistmentError(
@@ -242,7 +257,6 @@ class EnlistmentService:
                 "bad-proof",
                 "the signature is not the identity key's over challenge + hub domain",
             ) from None
-        provider, token = await self.verify(token_text)
         if token.key_thumbprint != ed25519_thumbprint(identity_key):
             raise EnlistmentError(
                 401, "key-not-bound", "the identity key does not match the token's cnf.jkt"
@@ -263,7 +277,7 @@ class EnlistmentService:
     async def _commit(
         self, provider: Provider, token: ProviderToken, identity_key: bytes, now: float
     ) -> EnlistmentResult:
-        jid = self.interop_jid(provider.id, token.subject)
+        jid = self.interop_jid(provider.id, token.subject, token.audience)
         existing = await self._repo.account(jid)
         key_changed = existing is not None and existing.identity_key != identity_key
         account = InteropAccount(
@@ -297,7 +311,7 @@ class EnlistmentService:
             raise AuthenticationRefused(exc.detail, temporary=exc.status >= 500) from None
         # Checked before the account and the provider's introspection are asked; recorded
         # (atomically, so a race still loses) only once everything else holds.
-        jid = self.interop_jid(provider.id, token.subject)
+        jid = self.interop_jid(provider.id, token.subject, token.audience)
         seen, enlisted = await self._repo.login_state(provider.id, token.jti, jid)
         if seen:
             raise AuthenticationRefused("this token (jti) was used before")
@@ -313,7 +327,7 @@ class EnlistmentService:
     async def unenlist(self, token_text: str) -> str:
         """Delete the token subject's account and everything stored for it."""
         provider, token = await self.verify(token_text)
-        jid = self.interop_jid(provider.id, token.subject)
+        jid = self.interop_jid(provider.id, token.subject, token.audience)
         outcome = await self._repo.commit_unenlistment(
             issuer=provider.id,
             jti=token.jti,

@@ -48,7 +48,11 @@ class UnknownKeyId(TokenError):
 
 @dataclass(frozen=True, slots=True)
 class TokenPolicy:
+    """``audience`` is the hub's (default) service; ``services`` every service it hosts: a token
+    is for exactly one of them (its ``aud``), the service whose users it may reach."""
+
     audience: str
+    services: frozenset[str] = frozenset()
     algorithms: tuple[str, ...] = DEFAULT_ALGORITHMS
     max_lifetime: float = 600.0  # exp at most 10 minutes ahead
     clock_skew: float = 60.0
@@ -63,6 +67,7 @@ class ProviderToken:
     expires_at: float
     user_id: str | None
     key_thumbprint: str | None  # cnf.jkt (RFC 7800 / RFC 7638): binds the user's identity key
+    audience: str = ""  # the gatekeeper service the token is for (one of the hub's)
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -152,8 +157,16 @@ def verify_token(
         raise TokenError("wrong-issuer", f"iss must be '{issuer}'")
     aud = claims.get("aud")
     audiences = aud if isinstance(aud, list) else [aud]
-    if policy.audience not in audiences:
+    ours = (policy.services | {policy.audience}).intersection(
+        a for a in audiences if isinstance(a, str)
+    )
+    if not ours:
         raise TokenError("wrong-audience", f"aud must include '{policy.audience}'")
+    if len(ours) > 1:
+        raise TokenError(
+            "wrong-audience", f"aud must name one of this hub's services, not {sorted(ours)}"
+        )
+    (audience,) = ours
     skew = policy.clock_skew
     exp = _required_number(claims, "exp")
     iat = _required_number(claims, "iat")
@@ -176,4 +189,4 @@ def verify_token(
     thumbprint = cnf.get("jkt") if isinstance(cnf, dict) else None
     if thumbprint is not None and not isinstance(thumbprint, str):
         raise TokenError("invalid-claim", "'cnf.jkt' must be a string")
-    return ProviderToken(issuer, sub, jti, iat, exp, user_id, thumbprint)
+    return ProviderToken(issuer, sub, jti, iat, exp, user_id, thumbprint, audience)

@@ -1,0 +1,110 @@
+"""One source of truth for operator state: what the command line changes in a running hub's
+data directory takes effect on live sessions at once (the hub follows the change feed)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+from interlink.app import HubServer
+from interlink.client import InterlinkClient
+from interlink.client.enlist import enlist, identity_thumbprint
+from interlink.xmpp.jid import JID
+from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, onboard_provider, running_hub
+from tests.interop.enlistkit import ThirdParty
+
+TOKEN = "operator-token"
+FEED = {"token": TOKEN, "change_feed_interval": 0.1}
+
+
+async def cli(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "interlink",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def sessions_end(server: HubServer, jid: str) -> float:
+    """Seconds until ``jid`` has no session left (fails after TIMEOUT)."""
+    assert server.hub is not None
+    started = time.monotonic()
+    bare = JID.parse(jid).bare
+    while list(server.hub.ctx.sessions.sessions(bare)):
+        assert time.monotonic() - started < TIMEOUT, f"{jid} still has sessions"
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+async def test_provider_suspended_through_the_cli_ends_its_users_sessions(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, admin=FEED) as (server, certs):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        party = ThirdParty()
+        await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
+        device = tmp_path / "third-party"
+        thumbprint = await identity_thumbprint(device)
+
+        async def token() -> str:
+            return party.token(aud=DOMAIN, cnf={"jkt": thumbprint})
+
+        enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
+        tp = InterlinkClient(
+            f"{enlisted.jid}/app",
+            "",
+            data_dir=device,
+            port=server.ports["c2s-starttls"],
+            ca_file=certs.ca,
+            token_provider=token,
+        )
+        await tp.connect()
+        try:
+            assert server.hub is not None
+            assert list(server.hub.ctx.sessions.sessions(JID.parse(enlisted.jid)))
+            data_dir = str(server.settings.hub.data_dir)
+            code, out = await cli("provider", "suspend", party.provider_id, "--data-dir", data_dir)
+            assert code == 0, out
+            await sessions_end(server, enlisted.jid)
+            # And the routing path knows at once: the provider's users are unreachable.
+            assert server.addressing is not None
+            assert not server.addressing.approved(party.provider_id, DOMAIN)
+            # Approved again from the command line, it is reachable again.
+            code, out = await cli("provider", "approve", party.provider_id, "--data-dir", data_dir)
+            assert code == 0, out
+            for _ in range(100):
+                if server.addressing.approved(party.provider_id, DOMAIN):
+                    break
+                await asyncio.sleep(0.05)
+            assert server.addressing.approved(party.provider_id, DOMAIN)
+        finally:
+            await tp.close()
+
+
+async def test_account_removed_through_the_cli_ends_its_sessions(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, admin=FEED) as (server, certs):
+        alice = Xmpp(f"alice@{DOMAIN}/a", "pw", certs)
+        ended = asyncio.Event()
+        alice.client.add_event_handler("disconnected", lambda _: ended.set())
+        await alice.login(server.ports["c2s-starttls"])
+        try:
+            data_dir = str(server.settings.hub.data_dir)
+            code, out = await cli("user", "remove", f"alice@{DOMAIN}", "--data-dir", data_dir)
+            assert (code, out) == (0, f"removed alice@{DOMAIN}\n")
+            await sessions_end(server, f"alice@{DOMAIN}")
+            await asyncio.wait_for(ended.wait(), TIMEOUT)
+        finally:
+            await alice.close()
+
+
+async def test_a_data_dir_that_holds_no_hub_is_an_error(tmp_path: Path) -> None:
+    code, out = await cli("user", "list", "--data-dir", str(tmp_path / "typo"))
+    assert code == 2
+    assert "holds no Interlink hub" in out
+    assert not (tmp_path / "typo").exists()

@@ -1,0 +1,96 @@
+"""The owner of operator state: the directory the routing path reads, sessions ended when a
+provider loses a service, and the change feed that brings other processes' changes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from interlink.hub.addressing import ProviderDirectory
+from interlink.interop.operator import ChangeFeedFollower, OperatorState
+from interlink.interop.providers import Provider, ProviderStatus
+from interlink.storage.sqlite import open_sqlite
+
+SERVICES = ("wa.test", "msg.test")
+CHAT = Provider(
+    "chat",
+    "Chat",
+    "https://chat.example",
+    status=ProviderStatus.APPROVED,
+    jwks_url="https://chat.example/jwks",
+    services=("wa.test", "msg.test"),
+)
+
+
+def owner() -> tuple[OperatorState, ProviderDirectory, list[tuple[str, str]]]:
+    directory = ProviderDirectory()
+    ended: list[tuple[str, str]] = []
+
+    def end(provider: str, service: str) -> int:
+        ended.append((provider, service))
+        return 1
+
+    return OperatorState(directory, services=SERVICES, end_sessions=end), directory, ended
+
+
+async def test_approval_suspension_and_services() -> None:
+    state, directory, ended = owner()
+    await state.load([replace(CHAT, status=ProviderStatus.PENDING)])
+    assert not directory.approved("chat", "wa.test")
+    state.provider_changed(CHAT)
+    assert directory.approved("chat", "wa.test")
+    assert directory.approved("chat", "msg.test")
+    assert ended == []
+    state.provider_changed(replace(CHAT, services=("wa.test",)))  # leaves msg.test
+    assert ended == [("chat", "msg.test")]
+    assert not directory.approved("chat", "msg.test")
+    state.provider_changed(replace(CHAT, status=ProviderStatus.SUSPENDED, services=("wa.test",)))
+    assert ended == [("chat", "msg.test"), ("chat", "wa.test")]
+    assert directory.for_service("wa.test") == {}
+    state.provider_changed(replace(CHAT, services=("wa.test", "gone.test")))  # not served here
+    assert directory.for_service("wa.test") == {"chat": "Chat"}
+    state.provider_removed("chat")
+    assert ended[-1] == ("chat", "wa.test")
+    assert not directory.approved("chat", "wa.test")
+
+
+async def test_the_change_feed_is_written_with_each_change_and_followed_in_order() -> None:
+    storage = await open_sqlite(":memory:")
+    try:
+        seen: list[tuple[str, str]] = []
+
+        async def handle(kind: str, subject: str) -> None:
+            seen.append((kind, subject))
+            if subject == "boom":
+                raise RuntimeError("one failed change must not stop the others")
+
+        await storage.changes.record("provider", "before")
+        follower = ChangeFeedFollower(storage.changes.since, handle, interval=60, batch=2)
+        follower.position = await storage.changes.latest()
+        assert await follower.poll() == 0
+        await storage.changes.record("provider", "boom")
+        await storage.changes.record("provider", "a")
+        await storage.changes.record("account-removed", "x@wa.test")
+        assert await follower.poll() == 3  # two batches
+        assert seen == [("provider", "boom"), ("provider", "a"), ("account-removed", "x@wa.test")]
+        assert await follower.poll() == 0
+    finally:
+        await storage.close()
+
+
+async def test_provider_and_account_changes_are_logged_in_their_transaction() -> None:
+    from interlink.interop.providers import AuditEntry
+    from interlink.xmpp.sasl import derive_credentials
+
+    storage = await open_sqlite(":memory:")
+    try:
+        await storage.providers.put(CHAT, AuditEntry("chat", 1.0, "t", "add"))
+        await storage.accounts.create("x@wa.test", derive_credentials("pw", 4096), 1.0)
+        await storage.accounts.delete("x@wa.test")
+        entries = await storage.changes.since(0, 10)
+        assert [(kind, subject) for _, kind, subject in entries] == [
+            ("provider", "chat"),
+            ("account-removed", "x@wa.test"),
+        ]
+        assert await storage.changes.latest() == entries[-1][0]
+    finally:
+        await storage.close()
