@@ -28,6 +28,9 @@ class ProviderIn(BaseModel):
     media_hosts: list[str] = []
     features: list[str] = ["messaging"]
     rate_tier: str = "standard"
+    services: list[str] = Field(
+        [], description="the gatekeeper services (domains) it joins; empty: the default one"
+    )
 
 
 class ProviderPatch(BaseModel):
@@ -40,6 +43,7 @@ class ProviderPatch(BaseModel):
     media_hosts: list[str] | None = None
     features: list[str] | None = None
     rate_tier: str | None = None
+    services: list[str] | None = None
 
 
 class AdminAuthError(Exception):
@@ -73,6 +77,7 @@ def admin_router(registry: ProviderRegistry, token: str) -> APIRouter:
             media_hosts=tuple(body.media_hosts),
             features=tuple(body.features),
             rate_tier=body.rate_tier,
+            services=tuple(body.services),
         )
         return (await registry.add(provider, actor)).public_view()
 
