@@ -50,7 +50,7 @@ from interlink.media.store import MediaStore
 from interlink.media.token_service import TOKEN, MediaTokenService
 from interlink.media.tokens import MediaTokens
 from interlink.media.upload import REQUEST as UPLOAD_REQUEST
-from interlink.media.upload import UploadService
+from interlink.media.upload import UploadService, anyone
 from interlink.media.upload import disco_features as upload_features
 from interlink.media.upload import disco_identity as upload_identity
 from interlink.net.c2s import C2SContext, start_c2s_listener
@@ -269,7 +269,7 @@ class HubServer:
         upload = UploadService(
             media,
             self._upload_base(),
-            may_upload=None if s.media.third_party_uploads else addressing.is_home,
+            may_upload=anyone if s.media.third_party_uploads else addressing.is_home,
         )
 
         def announce_upload(info: Element) -> None:

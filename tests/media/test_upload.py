@@ -10,7 +10,14 @@ import pytest
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.media import MediaLimits
-from interlink.media.upload import NS, UploadService, disco_features, disco_form, disco_identity
+from interlink.media.upload import (
+    NS,
+    UploadService,
+    anyone,
+    disco_features,
+    disco_form,
+    disco_identity,
+)
 from interlink.xmpp import ns
 from interlink.xmpp.forms import read_form
 from interlink.xmpp.jid import JID
@@ -56,7 +63,7 @@ def only_error(session: FakeSession) -> Element:
 
 async def test_slot_granted(tmp_path: Path) -> None:
     async with media_kit(tmp_path) as kit:
-        service = UploadService(kit.store, BASE + "/")
+        service = UploadService(kit.store, BASE + "/", may_upload=anyone)
         session = FakeSession(ALICE)
         await service.handle_iq(session, request("très joli.jpg", "1000", "image/jpeg"))
         (reply,) = session.sent
@@ -96,7 +103,7 @@ async def test_slot_granted(tmp_path: Path) -> None:
 
 async def test_file_too_large(tmp_path: Path) -> None:
     async with media_kit(tmp_path, MediaLimits(max_file_size=20000)) as kit:
-        service = UploadService(kit.store, BASE)
+        service = UploadService(kit.store, BASE, may_upload=anyone)
         session = FakeSession(ALICE)
         await service.handle_iq(session, request(size="20001"))
         error = only_error(session)
@@ -114,7 +121,9 @@ async def test_file_too_large(tmp_path: Path) -> None:
 async def test_refused_content_type(tmp_path: Path) -> None:
     async with media_kit(tmp_path) as kit:
         session = FakeSession(ALICE)
-        await UploadService(kit.store, BASE).handle_iq(session, request(ctype="text/html"))
+        await UploadService(kit.store, BASE, may_upload=anyone).handle_iq(
+            session, request(ctype="text/html")
+        )
         error = only_error(session)
         assert error.find(ns.qname(STANZAS, "not-acceptable")) is not None
         assert error.find(q("file-too-large")) is None
@@ -132,7 +141,7 @@ async def test_quota_and_open_slots_are_resource_constraint(
     tmp_path: Path, limits: MediaLimits, first: str, text: str
 ) -> None:
     async with media_kit(tmp_path, limits) as kit:
-        service = UploadService(kit.store, BASE)
+        service = UploadService(kit.store, BASE, may_upload=anyone)
         session = FakeSession(ALICE)
         await service.handle_iq(session, request(size=first))
         session.sent.clear()
@@ -171,7 +180,7 @@ async def test_malformed_requests_raise_bad_request(tmp_path: Path, iq: Iq) -> N
     async with media_kit(tmp_path) as kit:
         session = FakeSession(ALICE)
         with pytest.raises(StanzaError) as exc:
-            await UploadService(kit.store, BASE).handle_iq(session, iq)
+            await UploadService(kit.store, BASE, may_upload=anyone).handle_iq(session, iq)
         assert exc.value.condition is StanzaErrorCondition.BAD_REQUEST
         assert session.sent == []
 
@@ -179,7 +188,9 @@ async def test_malformed_requests_raise_bad_request(tmp_path: Path, iq: Iq) -> N
 async def test_bad_filename_is_bad_request(tmp_path: Path) -> None:
     async with media_kit(tmp_path) as kit:
         session = FakeSession(ALICE)
-        await UploadService(kit.store, BASE).handle_iq(session, request(filename="../x"))
+        await UploadService(kit.store, BASE, may_upload=anyone).handle_iq(
+            session, request(filename="../x")
+        )
         error = only_error(session)
         assert error.find(ns.qname(STANZAS, "bad-request")) is not None
 
@@ -192,5 +203,5 @@ async def test_disco_announcement(tmp_path: Path) -> None:
     assert form.get("type") == "result"
     assert read_form(form) == {"FORM_TYPE": [NS], "max-file-size": ["1234"]}
     async with media_kit(tmp_path, MediaLimits(max_file_size=99)) as kit:
-        extension = UploadService(kit.store, BASE).disco_extension()
+        extension = UploadService(kit.store, BASE, may_upload=anyone).disco_extension()
         assert read_form(extension)["max-file-size"] == ["99"]

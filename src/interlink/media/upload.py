@@ -76,17 +76,23 @@ def _parse_request(request: Element) -> tuple[str, int, str | None]:
     return filename, int(size_text), request.get("content-type")
 
 
+def anyone(account: JID) -> bool:
+    """The upload gate of a server whose every account may upload (e.g. a provider's)."""
+    return True
+
+
 class UploadService:
     """Answers slot requests for the store. ``base_url`` is the public ``https://host:port`` of
     the HTTP listener serving :func:`interlink.net.media_api.media_router` for ``store``;
-    ``may_upload`` decides who may upload at all (the hub: its own users)."""
+    ``may_upload`` decides who may upload at all (the hub: its own users; a required gate,
+    :func:`anyone` where every account may)."""
 
     def __init__(
         self,
         store: MediaStore,
         base_url: str,
         *,
-        may_upload: Callable[[JID], bool] | None = None,
+        may_upload: Callable[[JID], bool],
     ) -> None:
         self._store = store
         self._base_url = base_url.rstrip("/")
@@ -105,7 +111,7 @@ class UploadService:
         filename, size, content_type = _parse_request(request)
         owner = session.jid.bare
         try:
-            if self._may_upload is not None and not self._may_upload(owner):
+            if not self._may_upload(owner):
                 raise UploadNotAllowed("this account may not upload files to this server")
             slot = await self._store.request_slot(str(owner), filename, size, content_type)
         except MediaError as exc:
