@@ -63,6 +63,8 @@ def settings_for(data_dir: Path, certs: Certs, **sections: dict[str, Any]) -> Se
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
+    if "domains" in raw["hub"]:
+        raw["hub"].pop("domain")  # several services instead of the one
     return Settings.model_validate(raw)
 
 
