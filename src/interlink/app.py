@@ -35,7 +35,7 @@ from interlink.interop.discovery import DiscoveryService
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
-from interlink.interop.providers import ProviderRegistry, ProviderStatus
+from interlink.interop.providers import ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
 from interlink.media.model import MediaLimits
@@ -57,6 +57,7 @@ from interlink.net.metrics import HubMetrics, MetricSources
 from interlink.net.tls import ensure_self_signed, server_context
 from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
+from interlink.storage.providers import ProviderStatus
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp import ns
 from interlink.xmpp.parser import XmlLimits

@@ -21,7 +21,7 @@ from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.caps import CapsService
 from interlink.hub.context import HubContext, log
 from interlink.hub.session import Session
-from interlink.storage import AccessModel, PepItem, PepNodeConfig
+from interlink.storage.pep import AccessModel, PepItem, PepNodeConfig
 from interlink.xmpp import ns
 from interlink.xmpp.forms import X as FORM
 from interlink.xmpp.forms import build_form, read_form

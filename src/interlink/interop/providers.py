@@ -1,5 +1,6 @@
-"""Third-party providers: the records the hub keeps about each one, their validation, and the
-operations an operator performs on them (DESIGN Flow 1).
+"""Third-party providers: the validation of their records and the operations an operator
+performs on them (DESIGN Flow 1). The records and their repository are in
+:mod:`interlink.storage.providers`.
 
 A provider is created ``pending``; only ``approved`` providers' users can enlist, log in or be
 reached; ``suspended`` stops all of that at once. Every change is written to an audit log with
@@ -10,15 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Protocol
+from collections.abc import Callable
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from interlink.errors import InterlinkError
+from interlink.storage.providers import AuditEntry, Provider, ProviderRepository, ProviderStatus
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(
@@ -47,51 +46,6 @@ class ProviderNotFound(ProviderError):
 class ProviderExists(ProviderError):
     status = 409
     kind = "provider-exists"
-
-
-class ProviderStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    SUSPENDED = "suspended"
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    id: str
-    display_name: str
-    callback_url: str
-    status: ProviderStatus = ProviderStatus.PENDING
-    jwks: dict[str, object] | None = None
-    jwks_url: str | None = None
-    media_hosts: tuple[str, ...] = ()
-    features: tuple[str, ...] = ("messaging",)
-    rate_tier: str = "standard"
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    def public_view(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "display_name": self.display_name,
-            "status": str(self.status),
-            "callback_url": self.callback_url,
-            "jwks": self.jwks,
-            "jwks_url": self.jwks_url,
-            "media_hosts": list(self.media_hosts),
-            "features": list(self.features),
-            "rate_tier": self.rate_tier,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    provider_id: str
-    at: float
-    actor: str
-    action: str
-    details: dict[str, object] = field(default_factory=dict)
 
 
 def _check_url(url: str, what: str, *, allow_insecure_loopback: bool) -> str:
@@ -154,52 +108,6 @@ def validate(provider: Provider, *, allow_insecure_loopback: bool = False) -> Pr
         media_hosts=hosts,
         features=features,
     )
-
-
-def provider_to_row(p: Provider) -> dict[str, object]:
-    return {
-        "id": p.id,
-        "display_name": p.display_name,
-        "status": str(p.status),
-        "jwks": None if p.jwks is None else json.dumps(p.jwks),
-        "jwks_url": p.jwks_url,
-        "callback_url": p.callback_url,
-        "media_hosts": json.dumps(list(p.media_hosts)),
-        "features": json.dumps(list(p.features)),
-        "rate_tier": p.rate_tier,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-    }
-
-
-def provider_from_row(row: Sequence[object]) -> Provider:
-    (pid, name, status, jwks, jwks_url, callback, hosts, features, tier, created, updated) = row
-    return Provider(
-        id=str(pid),
-        display_name=str(name),
-        status=ProviderStatus(str(status)),
-        jwks=None if jwks is None else json.loads(str(jwks)),
-        jwks_url=None if jwks_url is None else str(jwks_url),
-        callback_url=str(callback),
-        media_hosts=tuple(json.loads(str(hosts))),
-        features=tuple(json.loads(str(features))),
-        rate_tier=str(tier),
-        created_at=float(str(created)),
-        updated_at=float(str(updated)),
-    )
-
-
-class ProviderRepository(Protocol):
-    """The storage port the registry needs (implemented per engine under ``storage/``)."""
-
-    async def get(self, provider_id: str) -> Provider | None: ...
-
-    async def all(self) -> list[Provider]: ...
-
-    async def put(self, provider: Provider, audit: AuditEntry) -> None:
-        """Create or replace ``provider`` and append ``audit``, in one transaction."""
-
-    async def audit(self, provider_id: str) -> list[AuditEntry]: ...
 
 
 class ProviderRegistry:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import aiosqlite
 
-from interlink.interop.enlistment import InteropAccount
+from interlink.storage.enlistment import CommitOutcome, InteropAccount, LoginState
 from interlink.storage.sqlite.group import GroupCommit
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class SqliteEnlistment:
         self._login_jtis: GroupCommit[tuple[str, str, float, float], bool] = GroupCommit(
             self._record_jtis
         )
-        self._enlistments: GroupCommit[_Enlistment, str] = GroupCommit(
+        self._enlistments: GroupCommit[_Enlistment, CommitOutcome] = GroupCommit(
             self._write_enlistments, max_group=64
         )
 
@@ -71,7 +71,7 @@ class SqliteEnlistment:
         """How many group commits wrote enlistments (for tests and metrics)."""
         return self._enlistments.groups
 
-    async def login_state(self, issuer: str, jti: str, jid: str) -> tuple[bool, bool]:
+    async def login_state(self, issuer: str, jti: str, jid: str) -> LoginState:
         """(token id seen, account enlisted), in one round trip."""
         rows = list(
             await self._db.conn.execute_fetchall(
@@ -81,7 +81,7 @@ class SqliteEnlistment:
             )
         )
         seen, enlisted = rows[0]
-        return bool(seen), bool(enlisted)
+        return LoginState(bool(seen), bool(enlisted))
 
     async def account(self, jid: str) -> InteropAccount | None:
         rows = list(
@@ -102,14 +102,14 @@ class SqliteEnlistment:
         account: InteropAccount,
         new_key: bool,
         now: float,
-    ) -> str:
+    ) -> CommitOutcome:
         """Concurrent enlistments share one transaction (group commit); each is answered once
         the transaction holding it has committed."""
         return await self._enlistments.submit(
             _Enlistment(issuer, jti, jti_expires_at, account, new_key, now)
         )
 
-    async def _write_enlistments(self, items: list[_Enlistment]) -> list[str]:
+    async def _write_enlistments(self, items: list[_Enlistment]) -> list[CommitOutcome]:
         """A group of enlistments in one transaction: their token ids first, in one
         ``INSERT OR IGNORE ... RETURNING`` (a replayed id -- also a repeat inside the group --
         gets "replayed" and changes nothing), then the accounts, key and history rows of the
@@ -120,7 +120,7 @@ class SqliteEnlistment:
             fresh = await self._insert_jtis(
                 conn, [(i.issuer, i.jti, i.jti_expires_at) for i in items], now
             )
-            outcomes = ["ok" if new else "replayed" for new in fresh]
+            outcomes = [CommitOutcome.OK if new else CommitOutcome.REPLAYED for new in fresh]
             ok = [item for item, new in zip(items, fresh, strict=True) if new]
             if ok:
                 await conn.executemany(
@@ -194,17 +194,17 @@ class SqliteEnlistment:
 
     async def commit_unenlistment(
         self, *, issuer: str, jti: str, jti_expires_at: float, jid: str, now: float
-    ) -> str:
+    ) -> CommitOutcome:
         try:
             async with self._db.transaction() as conn:
                 if not (await self._insert_jtis(conn, [(issuer, jti, jti_expires_at)], now))[0]:
-                    raise _Rollback("replayed")
+                    raise _Rollback(CommitOutcome.REPLAYED)
                 cur = await conn.execute("DELETE FROM accounts WHERE jid = ?", (jid,))
                 if cur.rowcount != 1:
-                    raise _Rollback("not-enlisted")
+                    raise _Rollback(CommitOutcome.NOT_ENLISTED)
         except _Rollback as stop:
             return stop.outcome
-        return "ok"
+        return CommitOutcome.OK
 
     async def key_history(self, jid: str) -> list[bytes]:
         async with self._db.conn.execute(
@@ -224,5 +224,5 @@ class _Enlistment:
 
 
 class _Rollback(Exception):
-    def __init__(self, outcome: str) -> None:
+    def __init__(self, outcome: CommitOutcome) -> None:
         self.outcome = outcome

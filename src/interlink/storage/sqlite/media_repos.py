@@ -12,7 +12,7 @@ import sqlite3
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from interlink.media.model import MediaRecord, Usage
+from interlink.storage.media import MediaRecord, Usage
 
 if TYPE_CHECKING:
     import aiosqlite

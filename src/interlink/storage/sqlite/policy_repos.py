@@ -7,7 +7,7 @@ import sqlite3
 from typing import TYPE_CHECKING
 
 from interlink.errors import AccountNotFoundError, PhoneInUseError
-from interlink.hub.policy.model import (
+from interlink.storage.policy import (
     AttachedMessage,
     Conversation,
     ConversationState,

@@ -10,21 +10,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from interlink.errors import AccountExistsError, AccountNotFoundError
-from interlink.interop.providers import (
-    AuditEntry,
-    Provider,
-    provider_from_row,
-    provider_to_row,
-)
-from interlink.storage.repositories import (
-    AccessModel,
-    OfflineMessage,
-    PendingSubscription,
-    PepItem,
-    PepNodeConfig,
-    RosterItem,
-    Subscription,
-)
+from interlink.storage.offline import OfflineMessage, OfflineTotals
+from interlink.storage.pep import AccessModel, PepItem, PepNodeConfig
+from interlink.storage.providers import AuditEntry, Provider, ProviderStatus
+from interlink.storage.roster import PendingSubscription, RosterItem, Subscription
 from interlink.xmpp.sasl import ScramCredentials, StoredCredentials
 
 if TYPE_CHECKING:
@@ -215,13 +204,15 @@ class SqliteOffline:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def totals(self) -> tuple[int, int, int]:
+    async def totals(self) -> OfflineTotals:
         async with self._db.conn.execute(
             "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(MAX(n), 0) "
             "FROM (SELECT COUNT(*) AS n FROM offline_messages GROUP BY owner)"
         ) as cur:
             row = await cur.fetchone()
-        return (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
+        return (
+            OfflineTotals(int(row[0]), int(row[1]), int(row[2])) if row else OfflineTotals(0, 0, 0)
+        )
 
 
 class SqliteServerState:
@@ -428,3 +419,36 @@ class SqliteProviders:
                 AuditEntry(str(r[0]), float(r[1]), str(r[2]), str(r[3]), json.loads(str(r[4])))
                 for r in await cur.fetchall()
             ]
+
+
+def provider_to_row(p: Provider) -> dict[str, object]:
+    return {
+        "id": p.id,
+        "display_name": p.display_name,
+        "status": str(p.status),
+        "jwks": None if p.jwks is None else json.dumps(p.jwks),
+        "jwks_url": p.jwks_url,
+        "callback_url": p.callback_url,
+        "media_hosts": json.dumps(list(p.media_hosts)),
+        "features": json.dumps(list(p.features)),
+        "rate_tier": p.rate_tier,
+        "created_at": p.created_at,
+        "updated_at": p.updated_at,
+    }
+
+
+def provider_from_row(row: Sequence[object]) -> Provider:
+    (pid, name, status, jwks, jwks_url, callback, hosts, features, tier, created, updated) = row
+    return Provider(
+        id=str(pid),
+        display_name=str(name),
+        status=ProviderStatus(str(status)),
+        jwks=None if jwks is None else json.loads(str(jwks)),
+        jwks_url=None if jwks_url is None else str(jwks_url),
+        callback_url=str(callback),
+        media_hosts=tuple(json.loads(str(hosts))),
+        features=tuple(json.loads(str(features))),
+        rate_tier=str(tier),
+        created_at=float(str(created)),
+        updated_at=float(str(updated)),
+    )

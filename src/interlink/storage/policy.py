@@ -1,6 +1,8 @@
-"""What the consent and abuse rules keep: a gatekeeper user's interop settings, the state of each
-conversation with a third-party user, block lists and reports; and the repository that stores
-them. Pure data, no I/O."""
+"""Consent and abuse controls: a gatekeeper user's interop settings and phone number, the state
+of each conversation with a third-party user, block lists (XEP-0191) and reports (XEP-0377).
+
+Only the records and the repository are here; the rules are in :mod:`interlink.hub.policy`.
+"""
 
 from __future__ import annotations
 
@@ -65,7 +67,10 @@ class PolicyRepository(Protocol):
     async def put_settings(self, jid: str, settings: InteropSettings, now: float) -> None: ...
 
     async def set_phone(self, jid: str, phone: str | None) -> None:
-        """Give ``jid`` the E.164 ``phone`` (``None`` removes it); raises ``PhoneInUse``."""
+        """Give ``jid`` the E.164 ``phone`` (``None`` removes it).
+
+        Raises :class:`~interlink.errors.PhoneInUseError` and
+        :class:`~interlink.errors.AccountNotFoundError`."""
         ...
 
     async def phone_of(self, jid: str) -> str | None: ...
