@@ -1,26 +1,41 @@
-"""SQLite repository of the interop control plane: token ids, interop accounts, key history."""
+"""SQLite: the interop control plane's token ids, interop accounts and key history (migrations
+0004 and 0007)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from interlink.storage.enlistment import CommitOutcome, InteropAccount, LoginState
+from interlink.storage.sqlite.database import Row, SqliteDatabase
 from interlink.storage.sqlite.group import GroupCommit
 
-if TYPE_CHECKING:
-    from interlink.storage.sqlite.engine import SqliteDatabase
+
+def _account_from_row(row: Row) -> InteropAccount:
+    jid, provider, subject, user_id, key, enlisted, updated = row
+    return InteropAccount(
+        str(jid),
+        str(provider),
+        str(subject),
+        None if user_id is None else str(user_id),
+        bytes(key),
+        float(enlisted),
+        float(updated),
+    )
+
+
+def _account_params(a: InteropAccount) -> Row:
+    return (a.jid, a.provider_id, a.subject, a.user_id, a.identity_key, a.enlisted_at, a.updated_at)
 
 
 class SqliteEnlistment:
     """Token ids, interop accounts and their key history.
 
     Every statement is a hop to aiosqlite's thread and back, which under load costs far more
-    than the statement, so reads use ``execute_fetchall`` (one hop, not execute + fetch +
-    close) and expired token ids are pruned once per ``JTI_PRUNE_INTERVAL``, not on every
-    insert (the prune scans the table: ``expires_at`` has no index). Challenges are not stored
+    than the statement, so reads are one hop each (:meth:`SqliteDatabase.fetch_one`) and
+    expired token ids are pruned once per ``JTI_PRUNE_INTERVAL``, not on every insert (the
+    prune scans the table: ``expires_at`` has no index). Challenges are not stored
     here: they live in memory (:mod:`interlink.interop.challenges`); the table
     ``enlistment_challenges`` of migration 0004 is no longer used.
 
@@ -43,23 +58,10 @@ class SqliteEnlistment:
         )
 
     async def jti_seen(self, issuer: str, jti: str) -> bool:
-        rows = await self._db.conn.execute_fetchall(
+        row = await self._db.fetch_one(
             "SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?", (issuer, jti)
         )
-        return bool(list(rows))
-
-    @staticmethod
-    def _account(row: tuple[object, ...]) -> InteropAccount:
-        jid, provider, subject, user_id, key, enlisted, updated = row
-        return InteropAccount(
-            str(jid),
-            str(provider),
-            str(subject),
-            None if user_id is None else str(user_id),
-            bytes(key),  # type: ignore[call-overload]
-            float(str(enlisted)),
-            float(str(updated)),
-        )
+        return row is not None
 
     @property
     def login_jti_commits(self) -> int:
@@ -73,25 +75,22 @@ class SqliteEnlistment:
 
     async def login_state(self, issuer: str, jti: str, jid: str) -> LoginState:
         """(token id seen, account enlisted), in one round trip."""
-        rows = list(
-            await self._db.conn.execute_fetchall(
-                "SELECT EXISTS (SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?), "
-                "EXISTS (SELECT 1 FROM interop_accounts WHERE jid = ?)",
-                (issuer, jti, jid),
-            )
+        row = await self._db.fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?), "
+            "EXISTS (SELECT 1 FROM interop_accounts WHERE jid = ?)",
+            (issuer, jti, jid),
         )
-        seen, enlisted = rows[0]
+        assert row is not None
+        seen, enlisted = row
         return LoginState(bool(seen), bool(enlisted))
 
     async def account(self, jid: str) -> InteropAccount | None:
-        rows = list(
-            await self._db.conn.execute_fetchall(
-                "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, "
-                "updated_at FROM interop_accounts WHERE jid = ?",
-                (jid,),
-            )
+        row = await self._db.fetch_one(
+            "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, "
+            "updated_at FROM interop_accounts WHERE jid = ?",
+            (jid,),
         )
-        return self._account(tuple(rows[0])) if rows else None
+        return None if row is None else _account_from_row(row)
 
     async def commit_enlistment(
         self,
@@ -130,18 +129,7 @@ class SqliteEnlistment:
                 await conn.executemany(
                     "INSERT OR REPLACE INTO interop_accounts (jid, provider_id, subject, user_id, "
                     "identity_key, enlisted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            a.jid,
-                            a.provider_id,
-                            a.subject,
-                            a.user_id,
-                            a.identity_key,
-                            a.enlisted_at,
-                            a.updated_at,
-                        )
-                        for a in (i.account for i in ok)
-                    ],
+                    [_account_params(i.account) for i in ok],
                 )
                 keys = [(i.account.jid, i.account.identity_key, i.now) for i in ok if i.new_key]
                 if keys:
@@ -207,10 +195,10 @@ class SqliteEnlistment:
         return CommitOutcome.OK
 
     async def key_history(self, jid: str) -> list[bytes]:
-        async with self._db.conn.execute(
+        rows = await self._db.fetch_all(
             "SELECT identity_key FROM interop_key_history WHERE jid = ? ORDER BY rowid", (jid,)
-        ) as cur:
-            return [bytes(r[0]) for r in await cur.fetchall()]
+        )
+        return [bytes(r[0]) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
