@@ -57,8 +57,9 @@ from interlink.net.metrics import HubMetrics, MetricSources
 from interlink.net.tls import ensure_self_signed, server_context
 from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
+from interlink.storage.engines import StorageConfig
+from interlink.storage.engines import open_storage as open_engine
 from interlink.storage.providers import ProviderStatus
-from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp import ns
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stream import StreamConfig
@@ -68,8 +69,12 @@ log = logging.getLogger("interlink")
 
 async def open_storage(settings: Settings) -> Storage:
     settings.hub.data_dir.mkdir(parents=True, exist_ok=True)
-    return await open_sqlite(
-        settings.database_path, synchronous=settings.storage.sqlite_synchronous
+    return await open_engine(
+        StorageConfig(
+            engine=settings.storage.engine,
+            sqlite_path=settings.database_path,
+            sqlite_synchronous=settings.storage.sqlite_synchronous,
+        )
     )
 
 

@@ -34,6 +34,7 @@ from typing import Protocol
 from interlink.storage.accounts import AccountRepository
 from interlink.storage.enlistment import EnlistmentRepository
 from interlink.storage.media import MediaRepository
+from interlink.storage.migrations import MigrationRunner
 from interlink.storage.offline import OfflineRepository
 from interlink.storage.pep import PepRepository
 from interlink.storage.policy import PolicyRepository
@@ -44,6 +45,11 @@ from interlink.storage.server_state import ServerStateRepository
 
 class Storage(Protocol):
     """One engine's repositories."""
+
+    @property
+    def migrations(self) -> MigrationRunner:
+        """The engine's schema migrations on this database (all applied once it is open)."""
+        ...
 
     @property
     def accounts(self) -> AccountRepository: ...
