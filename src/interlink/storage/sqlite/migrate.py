@@ -37,8 +37,14 @@ class SqliteMigrations:
         todo = await self.pending()
         async with self._db.exclusive() as conn:
             for migration in todo:
-                await conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{migration.sql}\n"
-                    f"PRAGMA user_version={migration.number};\nCOMMIT;"
-                )
+                try:
+                    await conn.executescript(
+                        f"BEGIN IMMEDIATE;\n{migration.sql}\n"
+                        f"PRAGMA user_version={migration.number};\nCOMMIT;"
+                    )
+                except BaseException:
+                    # A failed statement leaves the script's transaction open: undo it all.
+                    if conn.in_transaction:
+                        await conn.rollback()
+                    raise
         return todo
