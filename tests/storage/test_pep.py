@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interlink.storage import Storage
-from interlink.storage.pep import AccessModel, PepItem, PepNodeConfig
+from interlink.storage.pep import AccessModel, PepItem, PepNode, PepNodeConfig
 from tests.storage.kit import T0, account, jid
 
 NODE = "urn:xmpp:avatar:metadata"
@@ -20,7 +20,9 @@ async def test_nodes_are_created_and_reconfigured(storage: Storage) -> None:
     await storage.pep.configure(alice, "a-first", PepNodeConfig(AccessModel.OPEN, 3, False), T0)
     assert await storage.pep.node(alice, NODE) == PepNodeConfig(AccessModel.PRESENCE, 1, True)
     open_node = PepNodeConfig(AccessModel.OPEN, 3, False)
-    assert await storage.pep.nodes(alice) == [("a-first", open_node), (NODE, PepNodeConfig())]
+    nodes = await storage.pep.nodes(alice)
+    assert nodes == [PepNode("a-first", open_node), PepNode(NODE, PepNodeConfig())]
+    assert nodes[0].name == "a-first"
     assert await storage.pep.node_count(alice) == 2
     await storage.pep.configure(alice, NODE, PepNodeConfig(AccessModel.WHITELIST, 5, True), T0)
     config = await storage.pep.node(alice, NODE)

@@ -11,6 +11,7 @@ from interlink.storage.policy import (
     AttachedMessage,
     Conversation,
     ConversationState,
+    PhoneOwner,
     Reach,
     Report,
 )
@@ -55,7 +56,9 @@ async def test_phone_numbers_belong_to_one_account(storage: Storage) -> None:
     assert await storage.policy.reach_by_phone(PHONE) == (None, Reach(False))
     await storage.policy.set_phone(alice, PHONE)
     assert await storage.policy.phone_of(alice) == PHONE
-    assert await storage.policy.reach_by_phone(PHONE) == (alice, Reach(True, InteropSettings()))
+    owner = await storage.policy.reach_by_phone(PHONE)
+    assert owner == PhoneOwner(alice, Reach(True, InteropSettings()))
+    assert owner.jid == alice
     with pytest.raises(PhoneInUseError):
         await storage.policy.set_phone(bob, PHONE)
     assert await storage.policy.phone_of(bob) is None

@@ -17,7 +17,13 @@ from dataclasses import replace
 from urllib.parse import urlsplit
 
 from interlink.errors import InterlinkError
-from interlink.storage.providers import AuditEntry, Provider, ProviderRepository, ProviderStatus
+from interlink.storage.providers import (
+    AuditAction,
+    AuditEntry,
+    Provider,
+    ProviderRepository,
+    ProviderStatus,
+)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(
@@ -141,7 +147,7 @@ class ProviderRegistry:
         )
         if await self._repo.get(p.id) is not None:
             raise ProviderExists(f"provider '{p.id}' exists already")
-        await self._repo.put(p, AuditEntry(p.id, now, actor, "add", p.public_view()))
+        await self._repo.put(p, AuditEntry(p.id, now, actor, AuditAction.ADD, p.public_view()))
         self._cache[p.id] = (now, p)
         return p
 
@@ -172,7 +178,7 @@ class ProviderRegistry:
         now = self._clock()
         updated = replace(p, status=status, updated_at=now)
         details: dict[str, object] = {"from": str(p.status), "to": str(status)}
-        await self._repo.put(updated, AuditEntry(p.id, now, actor, "status", details))
+        await self._repo.put(updated, AuditEntry(p.id, now, actor, AuditAction.STATUS, details))
         self._cache[p.id] = (now, updated)
         if status is ProviderStatus.SUSPENDED and self.on_suspend is not None:
             self.on_suspend(p.id)
@@ -207,7 +213,9 @@ class ProviderRegistry:
         except TypeError as exc:
             raise ProviderError(str(exc)) from None
         updated = validate(candidate, allow_insecure_loopback=self._insecure)
-        await self._repo.put(updated, AuditEntry(p.id, now, actor, "update", dict(changes)))
+        await self._repo.put(
+            updated, AuditEntry(p.id, now, actor, AuditAction.UPDATE, dict(changes))
+        )
         self._cache[p.id] = (now, updated)
         return updated
 

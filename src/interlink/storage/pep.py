@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
 class AccessModel(StrEnum):
@@ -30,10 +30,15 @@ class PepItem:
     published_at: float
 
 
+class PepNode(NamedTuple):
+    name: str
+    config: PepNodeConfig
+
+
 class PepRepository(Protocol):
     async def node(self, owner: str, node: str) -> PepNodeConfig | None: ...
 
-    async def nodes(self, owner: str) -> list[tuple[str, PepNodeConfig]]:
+    async def nodes(self, owner: str) -> list[PepNode]:
         """``owner``'s nodes, in name order."""
         ...
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from interlink.xmpp.ext.interop import InteropSettings
 
@@ -43,7 +43,7 @@ class Report:
     reporter: str
     reported: str
     provider_id: str | None
-    reason: str
+    reason: str  # an XEP-0377 reason URI, checked by the wire code
     text: str
     messages: tuple[AttachedMessage, ...]
     created_at: float
@@ -61,6 +61,13 @@ class Reach:
     settings: InteropSettings = field(default_factory=InteropSettings)
 
 
+class PhoneOwner(NamedTuple):
+    """The account holding a phone number (``None`` if none does) and its reach."""
+
+    jid: str | None
+    reach: Reach
+
+
 class PolicyRepository(Protocol):
     async def reach(self, jid: str) -> Reach: ...
 
@@ -75,7 +82,7 @@ class PolicyRepository(Protocol):
 
     async def phone_of(self, jid: str) -> str | None: ...
 
-    async def reach_by_phone(self, phone: str) -> tuple[str | None, Reach]:
+    async def reach_by_phone(self, phone: str) -> PhoneOwner:
         """The account holding ``phone`` (or ``None``) and its reach, from one query."""
         ...
 

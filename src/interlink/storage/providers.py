@@ -47,12 +47,18 @@ class Provider:
         }
 
 
+class AuditAction(StrEnum):
+    ADD = "add"
+    STATUS = "status"  # details: {"from": ..., "to": ...}
+    UPDATE = "update"  # details: the fields changed
+
+
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
     provider_id: str
     at: float
     actor: str
-    action: str
+    action: AuditAction
     details: dict[str, object] = field(default_factory=dict)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import aiosqlite
 
-from interlink.storage.pep import AccessModel, PepItem, PepNodeConfig
+from interlink.storage.pep import AccessModel, PepItem, PepNode, PepNodeConfig
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 
 
@@ -33,13 +33,13 @@ class SqlitePep:
         )
         return None if row is None else _config_from_row(row)
 
-    async def nodes(self, owner: str) -> list[tuple[str, PepNodeConfig]]:
+    async def nodes(self, owner: str) -> list[PepNode]:
         rows = await self._db.fetch_all(
             "SELECT node, access_model, max_items, persist_items FROM pep_nodes "
             "WHERE owner = ? ORDER BY node",
             (owner,),
         )
-        return [(str(r[0]), _config_from_row(r[1:])) for r in rows]
+        return [PepNode(str(r[0]), _config_from_row(r[1:])) for r in rows]
 
     async def node_count(self, owner: str) -> int:
         row = await self._db.fetch_one("SELECT COUNT(*) FROM pep_nodes WHERE owner = ?", (owner,))

@@ -11,6 +11,7 @@ from interlink.storage.policy import (
     AttachedMessage,
     Conversation,
     ConversationState,
+    PhoneOwner,
     Reach,
     Report,
 )
@@ -145,10 +146,10 @@ class SqlitePolicy:
         row = await self._db.fetch_one("SELECT phone FROM account_phones WHERE jid = ?", (jid,))
         return None if row is None else str(row[0])
 
-    async def reach_by_phone(self, phone: str) -> tuple[str | None, Reach]:
+    async def reach_by_phone(self, phone: str) -> PhoneOwner:
         row = await self._db.fetch_one(_REACH_BY_PHONE, (phone,))
         reach = _reach_from_row(row)
-        return (str(row[0]) if reach.exists and row is not None else None), reach
+        return PhoneOwner(str(row[0]) if reach.exists and row is not None else None, reach)
 
     async def conversation(self, owner: str, peer: str) -> Conversation | None:
         row = await self._db.fetch_one(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from interlink.storage.providers import AuditEntry, Provider, ProviderStatus
+from interlink.storage.providers import AuditAction, AuditEntry, Provider, ProviderStatus
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 
 _PROVIDERS = (
@@ -49,11 +49,13 @@ def _provider_from_row(row: Row) -> Provider:
 
 def _audit_params(audit: AuditEntry) -> Row:
     details = json.dumps(audit.details, default=str)
-    return (audit.provider_id, audit.at, audit.actor, audit.action, details)
+    return (audit.provider_id, audit.at, audit.actor, str(audit.action), details)
 
 
 def _audit_from_row(row: Row) -> AuditEntry:
-    return AuditEntry(str(row[0]), float(row[1]), str(row[2]), str(row[3]), json.loads(str(row[4])))
+    return AuditEntry(
+        str(row[0]), float(row[1]), str(row[2]), AuditAction(str(row[3])), json.loads(str(row[4]))
+    )
 
 
 class SqliteProviders:
