@@ -99,10 +99,10 @@ def upstream_main(size: int, certs: Path | None) -> None:
 def proxy_main(upstream_port: int, certs: Path | None) -> None:
     from fastapi import FastAPI
 
-    from interlink.interop.providers import Provider, ProviderStatus
     from interlink.media.proxy import MediaProxy
     from interlink.media.tokens import MediaTokens
     from interlink.net.media_proxy_api import media_proxy_router
+    from interlink.storage.providers import Provider, ProviderStatus
 
     provider = Provider(
         "bench",

@@ -62,7 +62,8 @@ from interlink.net.metrics import HubMetrics, MetricSources
 from interlink.net.tls import ensure_self_signed, server_context
 from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
-from interlink.storage.sqlite import open_sqlite
+from interlink.storage.engines import StorageConfig
+from interlink.storage.engines import open_storage as open_engine
 from interlink.xmpp import ns
 from interlink.xmpp.addressing import interop_suffix
 from interlink.xmpp.jid import JID
@@ -75,8 +76,12 @@ log = logging.getLogger("interlink")
 
 async def open_storage(settings: Settings) -> Storage:
     settings.hub.data_dir.mkdir(parents=True, exist_ok=True)
-    return await open_sqlite(
-        settings.database_path, synchronous=settings.storage.sqlite_synchronous
+    return await open_engine(
+        StorageConfig(
+            engine=settings.storage.engine,
+            sqlite_path=settings.database_path,
+            sqlite_synchronous=settings.storage.sqlite_synchronous,
+        )
     )
 
 

@@ -15,7 +15,7 @@ from interlink.hub.context import HubSettings
 from interlink.hub.policy import wire
 from interlink.hub.policy.blocks import BlockLists
 from interlink.hub.policy.limits import BucketTable, PolicyLimits, Rate, TokenBucket, retry_after
-from interlink.hub.policy.model import ConversationState
+from interlink.storage.policy import ConversationState
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
 from interlink.xmpp.jid import JID

@@ -5,7 +5,7 @@ from __future__ import annotations
 from xml.etree.ElementTree import Element
 
 from interlink.hub.context import HubSettings
-from interlink.storage import Subscription
+from interlink.storage.roster import Subscription
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType, Presence, PresenceType
 from tests.hubkit import DOMAIN, Client, HubKit, running_hub

@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from interlink.errors import StorageError
 from interlink.interop.enlistment import EnlistmentError, EnlistmentService
-from interlink.interop.providers import Provider, ProviderRegistry, ProviderStatus
+from interlink.interop.providers import ProviderRegistry
+from interlink.storage.enlistment import CommitOutcome
+from interlink.storage.providers import Provider, ProviderStatus
 from interlink.storage.sqlite import SqliteStorage, open_sqlite
 from tests.interop.enlistkit import HUB, ThirdParty
 
@@ -211,7 +213,7 @@ async def test_a_storage_failure_gives_the_challenge_back() -> None:
         nonce, _ = k.service.challenge()
         key, sig = k.party.prove(nonce)
 
-        async def broken(**_: Any) -> str:
+        async def broken(**_: Any) -> CommitOutcome:
             raise StorageError("disk full")
 
         real = k.storage.enlistment.commit_enlistment

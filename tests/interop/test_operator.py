@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from interlink.hub.addressing import ProviderDirectory
 from interlink.interop.operator import ChangeFeedFollower, OperatorState
-from interlink.interop.providers import Provider, ProviderStatus
+from interlink.storage.providers import Provider, ProviderStatus
 from interlink.storage.sqlite import open_sqlite
 
 SERVICES = ("wa.test", "msg.test")
@@ -78,12 +78,12 @@ async def test_the_change_feed_is_written_with_each_change_and_followed_in_order
 
 
 async def test_provider_and_account_changes_are_logged_in_their_transaction() -> None:
-    from interlink.interop.providers import AuditEntry
+    from interlink.storage.providers import AuditAction, AuditEntry
     from interlink.xmpp.sasl import derive_credentials
 
     storage = await open_sqlite(":memory:")
     try:
-        await storage.providers.put(CHAT, AuditEntry("chat", 1.0, "t", "add"))
+        await storage.providers.put(CHAT, AuditEntry("chat", 1.0, "t", AuditAction.ADD))
         await storage.accounts.create("x@wa.test", derive_credentials("pw", 4096), 1.0)
         await storage.accounts.delete("x@wa.test")
         entries = await storage.changes.since(0, 10)

@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 
 from interlink.interop.providers import (
-    Provider,
     ProviderError,
     ProviderExists,
     ProviderNotFound,
     ProviderRegistry,
-    ProviderStatus,
     validate,
 )
+from interlink.storage.providers import Provider, ProviderStatus
 from interlink.storage.sqlite import open_sqlite
 
 JWKS = {

@@ -7,9 +7,10 @@ import time
 
 import httpx
 
-from interlink.interop.enlistment import InteropAccount
-from interlink.interop.providers import Provider, ProviderRegistry, ProviderStatus
+from interlink.interop.providers import ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier
+from interlink.storage.enlistment import InteropAccount
+from interlink.storage.providers import Provider, ProviderStatus
 from interlink.storage.sqlite import open_sqlite
 
 JWKS: dict[str, object] = {

@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.responses import StreamingResponse as RawStreamingResponse
 from starlette.routing import Route
 
-from interlink.interop.providers import Provider, ProviderNotFound, ProviderStatus
+from interlink.interop.providers import ProviderNotFound
 from interlink.media.addresses import AddressAllowlist, AddressClass, IPAddress, classify
 from interlink.media.proxy import (
     MediaProxy,
@@ -39,6 +39,7 @@ from interlink.media.proxy import (
 )
 from interlink.media.tokens import MediaTokenError, MediaTokens, load_or_create_secret
 from interlink.net.media_proxy_api import media_proxy_router
+from interlink.storage.providers import Provider, ProviderStatus
 from tests.integration.kit import serving
 
 pytestmark = pytest.mark.timeout(60)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from interlink.media import MediaLimits, MediaStore, Slot, Usage
+from interlink.media import MediaLimits, MediaStore, Slot
 from interlink.media.errors import (
     BadSlotRequest,
     BadToken,
@@ -28,6 +28,7 @@ from interlink.media.errors import (
     UploadTooSlow,
 )
 from interlink.media.policy import ContentTypePolicy
+from interlink.storage.media import Usage
 from interlink.storage.sqlite import open_sqlite
 from tests.media.mediakit import Clock, MediaKit, body, media_kit
 

@@ -28,14 +28,9 @@ from interlink.cli.common import (
 )
 from interlink.config import Settings
 from interlink.errors import AccountExistsError, AccountNotFoundError, ConfigError
-from interlink.interop.providers import (
-    AuditEntry,
-    Provider,
-    ProviderError,
-    ProviderRegistry,
-    ProviderStatus,
-)
+from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.logs import setup_logging
+from interlink.storage.providers import AuditEntry, Provider, ProviderStatus
 from interlink.xmpp.sasl import derive_credentials
 
 app = typer.Typer(help="Interlink: the interoperability hub.", no_args_is_help=True)

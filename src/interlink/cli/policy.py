@@ -14,8 +14,8 @@ import typer
 
 from interlink.cli.common import ConfigOpt, DataDirOpt, cli_settings, home_account, hub_data, run
 from interlink.errors import AccountNotFoundError, PhoneInUseError
-from interlink.hub.policy.model import Report
 from interlink.interop.discovery import normalize_phone
+from interlink.storage.policy import Report
 
 reports_app = typer.Typer(help="Abuse reports users filed (XEP-0377).", no_args_is_help=True)
 

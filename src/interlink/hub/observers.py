@@ -19,8 +19,8 @@ from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, Stanza
 
 if TYPE_CHECKING:
-    from interlink.hub.policy.model import Report
     from interlink.hub.session import Session
+    from interlink.storage.policy import Report
 
 log = logging.getLogger("interlink.hub")
 

@@ -21,7 +21,7 @@ from xml.etree.ElementTree import Element
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext, log
 from interlink.hub.session import Session
-from interlink.storage import AccessModel, PepItem, PepNodeConfig
+from interlink.storage.pep import AccessModel, PepItem, PepNodeConfig
 from interlink.xmpp import ns
 from interlink.xmpp.forms import X as FORM
 from interlink.xmpp.forms import build_form, read_form

@@ -17,7 +17,7 @@ from interlink.hub.offline import OfflineDelivery
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.roster import RosterPushes, subscription_after
 from interlink.hub.session import Session
-from interlink.storage import RosterItem
+from interlink.storage.roster import RosterItem
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Presence, PresenceType, to_xml
 

@@ -9,7 +9,7 @@ from xml.etree.ElementTree import Element
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
 from interlink.hub.session import Session, SessionRegistry
-from interlink.storage import RosterItem, Subscription
+from interlink.storage.roster import RosterItem, Subscription
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.stanza import Iq, IqType, iq_result

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from interlink.errors import AuthenticationRefused, InterlinkError
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.limits import BucketTable, Rate
-from interlink.hub.policy.model import PolicyRepository
+from interlink.storage.policy import PolicyRepository
 from interlink.xmpp.jid import JID
 
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from interlink.errors import AuthenticationRefused, InterlinkError
 from interlink.interop.challenges import ChallengeStore
-from interlink.interop.providers import Provider, ProviderRegistry, ProviderStatus
+from interlink.interop.providers import ProviderRegistry
 from interlink.interop.tokens import (
     KeySetCache,
     ProviderToken,
@@ -45,6 +45,8 @@ from interlink.interop.tokens import (
     UnknownKeyId,
     verify_token,
 )
+from interlink.storage.enlistment import CommitOutcome, EnlistmentRepository, InteropAccount
+from interlink.storage.providers import Provider, ProviderStatus
 from interlink.xmpp.addressing import interop_domain
 
 
@@ -57,53 +59,10 @@ class EnlistmentError(InterlinkError):
 
 
 @dataclass(frozen=True, slots=True)
-class InteropAccount:
-    jid: str
-    provider_id: str
-    subject: str
-    user_id: str | None
-    identity_key: bytes
-    enlisted_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True, slots=True)
 class EnlistmentResult:
     account: InteropAccount
     created: bool
     key_changed: bool
-
-
-class EnlistmentRepository(Protocol):
-    async def jti_seen(self, issuer: str, jti: str) -> bool: ...
-
-    async def account(self, jid: str) -> InteropAccount | None: ...
-
-    async def login_state(self, issuer: str, jti: str, jid: str) -> tuple[bool, bool]:
-        """Whether the token id was seen, and whether the account is enlisted."""
-
-    async def commit_enlistment(
-        self,
-        *,
-        issuer: str,
-        jti: str,
-        jti_expires_at: float,
-        account: InteropAccount,
-        new_key: bool,
-        now: float,
-    ) -> str:
-        """In one transaction: record the token id, create or update the account (appending a
-        new key to its history). Returns "ok" or "replayed"; on "replayed" nothing is
-        changed."""
-
-    async def remember_jti(self, issuer: str, jti: str, expires_at: float, now: float) -> bool:
-        """Record a token id for a login; False if it was seen before."""
-
-    async def commit_unenlistment(
-        self, *, issuer: str, jti: str, jti_expires_at: float, jid: str, now: float
-    ) -> str:
-        """In one transaction: record the token id, delete the account with everything stored
-        for it. Returns "ok", "replayed" or "not-enlisted"."""
 
 
 class KeySource(Protocol):
@@ -297,7 +256,7 @@ class EnlistmentService:
             new_key=existing is None or key_changed,
             now=now,
         )
-        if outcome == "replayed":
+        if outcome is CommitOutcome.REPLAYED:
             raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
         return EnlistmentResult(account, existing is None, key_changed)
 
@@ -335,9 +294,9 @@ class EnlistmentService:
             jid=jid,
             now=self._clock(),
         )
-        if outcome == "replayed":
+        if outcome is CommitOutcome.REPLAYED:
             raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
-        if outcome == "not-enlisted":
+        if outcome is CommitOutcome.NOT_ENLISTED:
             raise EnlistmentError(404, "not-enlisted", "no enlisted account for this subject")
         self.stats["unenlisted"] += 1
         return jid

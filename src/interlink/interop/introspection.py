@@ -17,8 +17,8 @@ from collections.abc import Callable
 import httpx
 
 from interlink.errors import AuthenticationRefused
-from interlink.interop.providers import Provider
 from interlink.interop.push import HubSigner
+from interlink.storage.providers import Provider
 
 INTROSPECT_PATH = "/interlink/v1/introspect"
 

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from interlink.interop.enlistment import EnlistmentError
-from interlink.interop.providers import Provider
+from interlink.storage.providers import Provider
 
 
 class ProviderKeys:

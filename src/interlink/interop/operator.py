@@ -23,7 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from interlink.hub.addressing import ProviderAccess, ProviderDirectory
-from interlink.interop.providers import Provider, ProviderStatus
+from interlink.storage.providers import Provider, ProviderStatus
 
 log = logging.getLogger("interlink.operator")
 

@@ -1,5 +1,6 @@
-"""Third-party providers: the records the hub keeps about each one, their validation, and the
-operations an operator performs on them (DESIGN Flow 1).
+"""Third-party providers: the validation of their records and the operations an operator
+performs on them (DESIGN Flow 1). The records and their repository are in
+:mod:`interlink.storage.providers`.
 
 A provider is created ``pending``; only ``approved`` providers' users can enlist, log in or be
 reached; ``suspended`` stops all of that at once. Every change is written to an audit log with
@@ -10,15 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Protocol
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from interlink.errors import InterlinkError
+from interlink.storage.providers import (
+    AuditAction,
+    AuditEntry,
+    Provider,
+    ProviderRepository,
+    ProviderStatus,
+)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(
@@ -47,56 +52,6 @@ class ProviderNotFound(ProviderError):
 class ProviderExists(ProviderError):
     status = 409
     kind = "provider-exists"
-
-
-class ProviderStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    SUSPENDED = "suspended"
-
-
-@dataclass(frozen=True, slots=True)
-class Provider:
-    id: str
-    display_name: str
-    callback_url: str
-    status: ProviderStatus = ProviderStatus.PENDING
-    jwks: dict[str, object] | None = None
-    jwks_url: str | None = None
-    media_hosts: tuple[str, ...] = ()
-    features: tuple[str, ...] = ("messaging",)
-    rate_tier: str = "standard"
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    # The gatekeeper services (domains) the provider is onboarded to: approval lets its users
-    # reach those services' users, and no other's. Empty only in records from before a hub
-    # could serve several services; the registry reads those as the default service.
-    services: tuple[str, ...] = ()
-
-    def public_view(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "display_name": self.display_name,
-            "status": str(self.status),
-            "callback_url": self.callback_url,
-            "jwks": self.jwks,
-            "jwks_url": self.jwks_url,
-            "media_hosts": list(self.media_hosts),
-            "features": list(self.features),
-            "rate_tier": self.rate_tier,
-            "services": list(self.services),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class AuditEntry:
-    provider_id: str
-    at: float
-    actor: str
-    action: str
-    details: dict[str, object] = field(default_factory=dict)
 
 
 def _check_url(url: str, what: str, *, allow_insecure_loopback: bool) -> str:
@@ -178,57 +133,6 @@ def validate(
     )
 
 
-def provider_to_row(p: Provider) -> dict[str, object]:
-    return {
-        "id": p.id,
-        "display_name": p.display_name,
-        "status": str(p.status),
-        "jwks": None if p.jwks is None else json.dumps(p.jwks),
-        "jwks_url": p.jwks_url,
-        "callback_url": p.callback_url,
-        "media_hosts": json.dumps(list(p.media_hosts)),
-        "features": json.dumps(list(p.features)),
-        "rate_tier": p.rate_tier,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-        "services": json.dumps(list(p.services)),
-    }
-
-
-def provider_from_row(row: Sequence[object]) -> Provider:
-    (pid, name, status, jwks, jwks_url, callback, hosts, features, tier, created, updated) = row[
-        :11
-    ]
-    services = tuple(json.loads(str(row[11]))) if len(row) > 11 else ()
-    return Provider(
-        id=str(pid),
-        display_name=str(name),
-        status=ProviderStatus(str(status)),
-        jwks=None if jwks is None else json.loads(str(jwks)),
-        jwks_url=None if jwks_url is None else str(jwks_url),
-        callback_url=str(callback),
-        media_hosts=tuple(json.loads(str(hosts))),
-        features=tuple(json.loads(str(features))),
-        rate_tier=str(tier),
-        created_at=float(str(created)),
-        updated_at=float(str(updated)),
-        services=services,
-    )
-
-
-class ProviderRepository(Protocol):
-    """The storage port the registry needs (implemented per engine under ``storage/``)."""
-
-    async def get(self, provider_id: str) -> Provider | None: ...
-
-    async def all(self) -> list[Provider]: ...
-
-    async def put(self, provider: Provider, audit: AuditEntry) -> None:
-        """Create or replace ``provider`` and append ``audit``, in one transaction."""
-
-    async def audit(self, provider_id: str) -> list[AuditEntry]: ...
-
-
 class ProviderRegistry:
     """Operator actions on providers. Every change is handed to the ``on_change`` listeners
     (the hub's operator state, which ends sessions of a suspended provider's users).
@@ -281,7 +185,7 @@ class ProviderRegistry:
         )
         if await self._repo.get(p.id) is not None:
             raise ProviderExists(f"provider '{p.id}' exists already")
-        await self._repo.put(p, AuditEntry(p.id, now, actor, "add", p.public_view()))
+        await self._repo.put(p, AuditEntry(p.id, now, actor, AuditAction.ADD, p.public_view()))
         self._cache[p.id] = (now, p)
         self._changed(p)
         return p
@@ -313,7 +217,7 @@ class ProviderRegistry:
         now = self._clock()
         updated = replace(p, status=status, updated_at=now)
         details: dict[str, object] = {"from": str(p.status), "to": str(status)}
-        await self._repo.put(updated, AuditEntry(p.id, now, actor, "status", details))
+        await self._repo.put(updated, AuditEntry(p.id, now, actor, AuditAction.STATUS, details))
         self._cache[p.id] = (now, updated)
         self._changed(updated)
         return updated
@@ -348,7 +252,9 @@ class ProviderRegistry:
         updated = validate(
             candidate, allow_insecure_loopback=self._insecure, services=self._services
         )
-        await self._repo.put(updated, AuditEntry(p.id, now, actor, "update", dict(changes)))
+        await self._repo.put(
+            updated, AuditEntry(p.id, now, actor, AuditAction.UPDATE, dict(changes))
+        )
         self._cache[p.id] = (now, updated)
         self._changed(updated)
         return updated

@@ -24,8 +24,9 @@ import httpx
 from joserfc import jws
 from joserfc.jwk import OKPKey
 
-from interlink.interop.enlistment import InteropAccount
-from interlink.interop.providers import ProviderRegistry, ProviderStatus
+from interlink.interop.providers import ProviderRegistry
+from interlink.storage.enlistment import InteropAccount
+from interlink.storage.providers import ProviderStatus
 from interlink.xmpp.stanza import Message
 
 log = logging.getLogger("interlink.push")

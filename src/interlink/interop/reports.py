@@ -19,9 +19,10 @@ from collections.abc import Callable
 
 import httpx
 
-from interlink.hub.policy.model import PolicyRepository, Report
-from interlink.interop.providers import ProviderError, ProviderRegistry, ProviderStatus
+from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.interop.push import AccountLookup, HubSigner, post_jws
+from interlink.storage.policy import PolicyRepository, Report
+from interlink.storage.providers import ProviderStatus
 
 log = logging.getLogger("interlink.reports")
 REPORT_PATH = "/interlink/v1/report"

@@ -5,15 +5,7 @@ are in :mod:`interlink.net.media_api`."""
 from __future__ import annotations
 
 from interlink.media.errors import MediaError
-from interlink.media.model import (
-    MediaLimits,
-    MediaRecord,
-    MediaRepository,
-    Slot,
-    SlotUrls,
-    Usage,
-    slot_urls,
-)
+from interlink.media.model import MediaLimits, Slot, SlotUrls, slot_urls
 from interlink.media.policy import ContentTypePolicy
 from interlink.media.store import Download, MediaStore
 
@@ -22,11 +14,8 @@ __all__ = [
     "Download",
     "MediaError",
     "MediaLimits",
-    "MediaRecord",
-    "MediaRepository",
     "MediaStore",
     "Slot",
     "SlotUrls",
-    "Usage",
     "slot_urls",
 ]

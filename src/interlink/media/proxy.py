@@ -42,7 +42,7 @@ import httpcore
 import httpx
 
 from interlink.errors import InterlinkError
-from interlink.interop.providers import Provider, ProviderError, ProviderStatus
+from interlink.interop.providers import ProviderError
 from interlink.media.addresses import (
     AddressAllowlist,
     AddressClass,
@@ -51,6 +51,7 @@ from interlink.media.addresses import (
     refusal,
 )
 from interlink.media.model import MAX_MEDIA_BYTES
+from interlink.storage.providers import Provider, ProviderStatus
 
 MiB = 1024 * 1024
 USER_AGENT = b"Interlink-media-proxy"

@@ -47,8 +47,9 @@ from interlink.media.errors import (
     UploadTooSlow,
 )
 from interlink.media.files import FileArea
-from interlink.media.model import MediaLimits, MediaRecord, MediaRepository, Slot, Usage
+from interlink.media.model import MediaLimits, Slot
 from interlink.media.policy import ContentTypePolicy, check_filename, content_type_essence
+from interlink.storage.media import MediaRecord, MediaRepository, Usage
 
 log = logging.getLogger("interlink.media")
 

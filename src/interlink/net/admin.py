@@ -13,8 +13,9 @@ from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from interlink.interop.providers import Provider, ProviderError, ProviderRegistry, ProviderStatus
+from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.net.problems import problem
+from interlink.storage.providers import Provider, ProviderStatus
 
 
 class ProviderIn(BaseModel):

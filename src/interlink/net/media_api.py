@@ -21,9 +21,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from interlink.media.errors import MediaError
-from interlink.media.model import MediaRecord
 from interlink.media.store import MediaStore
 from interlink.net.problems import problem
+from interlink.storage.media import MediaRecord
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 

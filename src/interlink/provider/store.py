@@ -2,7 +2,7 @@
 the pushes and abuse reports received from the hub, and the metadata of the media it hosts.
 
 Media metadata goes through the hub's own repository class
-(:class:`interlink.storage.sqlite.media_repos.SqliteMedia`) on a second, autocommit connection to
+(:class:`interlink.storage.sqlite.media.SqliteMedia`) on a second, autocommit connection to
 the same database file: that repository runs its writes as explicit durable transactions, which
 must not interleave with this connection's implicit ones."""
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import aiosqlite
 
-from interlink.storage.sqlite.engine import SqliteDatabase
-from interlink.storage.sqlite.media_repos import SqliteMedia, create_media_tables
+from interlink.storage.sqlite.database import SqliteDatabase
+from interlink.storage.sqlite.media import SqliteMedia, create_media_tables
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS users (

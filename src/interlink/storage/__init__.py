@@ -1,40 +1,16 @@
 """Storage behind repository interfaces.
 
-Callers see only the protocols in :mod:`interlink.storage.repositories` and the :class:`Storage`
-bundle; each engine (``sqlite`` now, ``postgres`` later) keeps its SQL and numbered migrations in
-its own package.
+Callers see the :class:`Storage` bundle and, per concern, the records and repository protocol in
+``interlink.storage.<concern>`` (the convention is at the top of
+:mod:`interlink.storage.repositories`). Each engine (``sqlite`` now, ``postgres`` next) keeps its
+SQL, row mappers and numbered migrations in its own package, and is opened by name through
+:func:`open_storage`.
 """
 
 from __future__ import annotations
 
-from interlink.storage.repositories import (
-    AccessModel,
-    AccountRepository,
-    OfflineMessage,
-    OfflineRepository,
-    PendingSubscription,
-    PepItem,
-    PepNodeConfig,
-    PepRepository,
-    RosterItem,
-    RosterRepository,
-    ServerStateRepository,
-    Storage,
-    Subscription,
-)
+from interlink.storage.engines import ENGINES, StorageConfig, open_storage
+from interlink.storage.migrations import Migration, MigrationRunner
+from interlink.storage.repositories import Storage
 
-__all__ = [
-    "AccessModel",
-    "AccountRepository",
-    "OfflineMessage",
-    "OfflineRepository",
-    "PendingSubscription",
-    "PepItem",
-    "PepNodeConfig",
-    "PepRepository",
-    "RosterItem",
-    "RosterRepository",
-    "ServerStateRepository",
-    "Storage",
-    "Subscription",
-]
+__all__ = ["ENGINES", "Migration", "MigrationRunner", "Storage", "StorageConfig", "open_storage"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StanzaErrorType
 from interlink.hub.policy import wire
-from interlink.hub.policy.model import PolicyRepository
+from interlink.storage.policy import PolicyRepository
 from interlink.xmpp.jid import JID
 
 

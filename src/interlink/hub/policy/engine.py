@@ -26,7 +26,7 @@ from interlink.hub.context import HubContext
 from interlink.hub.policy import wire
 from interlink.hub.policy.blocks import BlockLists
 from interlink.hub.policy.limits import BucketTable, PolicyLimits
-from interlink.hub.policy.model import ConversationState, PolicyRepository, Reach
+from interlink.storage.policy import ConversationState, PolicyRepository, Reach
 from interlink.xmpp.ext.interop import InteropSettings
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType, Presence

@@ -12,8 +12,8 @@ from interlink.hub.observers import notify
 from interlink.hub.policy import wire
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.limits import BucketTable
-from interlink.hub.policy.model import PolicyRepository, Report
 from interlink.hub.session import Session
+from interlink.storage.policy import PolicyRepository, Report
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType, Presence, PresenceType, iq_result
 

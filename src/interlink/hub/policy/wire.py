@@ -9,7 +9,7 @@ from dataclasses import replace
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
-from interlink.hub.policy.model import AttachedMessage, Conversation
+from interlink.storage.policy import AttachedMessage, Conversation
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
 from interlink.xmpp.jid import JID, InvalidJID
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from interlink.storage.sqlite.engine import SqliteDatabase
+    from interlink.storage.sqlite.database import SqliteDatabase
 
 # The time is SQLite's (seconds since the epoch): the entry only says when, nothing decides on it.
 RECORD = (

@@ -1,26 +1,41 @@
-"""SQLite repository of the interop control plane: token ids, interop accounts, key history."""
+"""SQLite: the interop control plane's token ids, interop accounts and key history (migrations
+0004 and 0007)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import aiosqlite
 
-from interlink.interop.enlistment import InteropAccount
+from interlink.storage.enlistment import CommitOutcome, InteropAccount, LoginState
+from interlink.storage.sqlite.database import Row, SqliteDatabase
 from interlink.storage.sqlite.group import GroupCommit
 
-if TYPE_CHECKING:
-    from interlink.storage.sqlite.engine import SqliteDatabase
+
+def _account_from_row(row: Row) -> InteropAccount:
+    jid, provider, subject, user_id, key, enlisted, updated = row
+    return InteropAccount(
+        str(jid),
+        str(provider),
+        str(subject),
+        None if user_id is None else str(user_id),
+        bytes(key),
+        float(enlisted),
+        float(updated),
+    )
+
+
+def _account_params(a: InteropAccount) -> Row:
+    return (a.jid, a.provider_id, a.subject, a.user_id, a.identity_key, a.enlisted_at, a.updated_at)
 
 
 class SqliteEnlistment:
     """Token ids, interop accounts and their key history.
 
     Every statement is a hop to aiosqlite's thread and back, which under load costs far more
-    than the statement, so reads use ``execute_fetchall`` (one hop, not execute + fetch +
-    close) and expired token ids are pruned once per ``JTI_PRUNE_INTERVAL``, not on every
-    insert (the prune scans the table: ``expires_at`` has no index). Challenges are not stored
+    than the statement, so reads are one hop each (:meth:`SqliteDatabase.fetch_one`) and
+    expired token ids are pruned once per ``JTI_PRUNE_INTERVAL``, not on every insert (the
+    prune scans the table: ``expires_at`` has no index). Challenges are not stored
     here: they live in memory (:mod:`interlink.interop.challenges`); the table
     ``enlistment_challenges`` of migration 0004 is no longer used.
 
@@ -38,28 +53,15 @@ class SqliteEnlistment:
         self._login_jtis: GroupCommit[tuple[str, str, float, float], bool] = GroupCommit(
             self._record_jtis
         )
-        self._enlistments: GroupCommit[_Enlistment, str] = GroupCommit(
+        self._enlistments: GroupCommit[_Enlistment, CommitOutcome] = GroupCommit(
             self._write_enlistments, max_group=64
         )
 
     async def jti_seen(self, issuer: str, jti: str) -> bool:
-        rows = await self._db.conn.execute_fetchall(
+        row = await self._db.fetch_one(
             "SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?", (issuer, jti)
         )
-        return bool(list(rows))
-
-    @staticmethod
-    def _account(row: tuple[object, ...]) -> InteropAccount:
-        jid, provider, subject, user_id, key, enlisted, updated = row
-        return InteropAccount(
-            str(jid),
-            str(provider),
-            str(subject),
-            None if user_id is None else str(user_id),
-            bytes(key),  # type: ignore[call-overload]
-            float(str(enlisted)),
-            float(str(updated)),
-        )
+        return row is not None
 
     @property
     def login_jti_commits(self) -> int:
@@ -71,27 +73,24 @@ class SqliteEnlistment:
         """How many group commits wrote enlistments (for tests and metrics)."""
         return self._enlistments.groups
 
-    async def login_state(self, issuer: str, jti: str, jid: str) -> tuple[bool, bool]:
+    async def login_state(self, issuer: str, jti: str, jid: str) -> LoginState:
         """(token id seen, account enlisted), in one round trip."""
-        rows = list(
-            await self._db.conn.execute_fetchall(
-                "SELECT EXISTS (SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?), "
-                "EXISTS (SELECT 1 FROM interop_accounts WHERE jid = ?)",
-                (issuer, jti, jid),
-            )
+        row = await self._db.fetch_one(
+            "SELECT EXISTS (SELECT 1 FROM seen_token_ids WHERE issuer = ? AND jti = ?), "
+            "EXISTS (SELECT 1 FROM interop_accounts WHERE jid = ?)",
+            (issuer, jti, jid),
         )
-        seen, enlisted = rows[0]
-        return bool(seen), bool(enlisted)
+        assert row is not None
+        seen, enlisted = row
+        return LoginState(bool(seen), bool(enlisted))
 
     async def account(self, jid: str) -> InteropAccount | None:
-        rows = list(
-            await self._db.conn.execute_fetchall(
-                "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, "
-                "updated_at FROM interop_accounts WHERE jid = ?",
-                (jid,),
-            )
+        row = await self._db.fetch_one(
+            "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, "
+            "updated_at FROM interop_accounts WHERE jid = ?",
+            (jid,),
         )
-        return self._account(tuple(rows[0])) if rows else None
+        return None if row is None else _account_from_row(row)
 
     async def commit_enlistment(
         self,
@@ -102,14 +101,14 @@ class SqliteEnlistment:
         account: InteropAccount,
         new_key: bool,
         now: float,
-    ) -> str:
+    ) -> CommitOutcome:
         """Concurrent enlistments share one transaction (group commit); each is answered once
         the transaction holding it has committed."""
         return await self._enlistments.submit(
             _Enlistment(issuer, jti, jti_expires_at, account, new_key, now)
         )
 
-    async def _write_enlistments(self, items: list[_Enlistment]) -> list[str]:
+    async def _write_enlistments(self, items: list[_Enlistment]) -> list[CommitOutcome]:
         """A group of enlistments in one transaction: their token ids first, in one
         ``INSERT OR IGNORE ... RETURNING`` (a replayed id -- also a repeat inside the group --
         gets "replayed" and changes nothing), then the accounts, key and history rows of the
@@ -120,7 +119,7 @@ class SqliteEnlistment:
             fresh = await self._insert_jtis(
                 conn, [(i.issuer, i.jti, i.jti_expires_at) for i in items], now
             )
-            outcomes = ["ok" if new else "replayed" for new in fresh]
+            outcomes = [CommitOutcome.OK if new else CommitOutcome.REPLAYED for new in fresh]
             ok = [item for item, new in zip(items, fresh, strict=True) if new]
             if ok:
                 await conn.executemany(
@@ -130,18 +129,7 @@ class SqliteEnlistment:
                 await conn.executemany(
                     "INSERT OR REPLACE INTO interop_accounts (jid, provider_id, subject, user_id, "
                     "identity_key, enlisted_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (
-                            a.jid,
-                            a.provider_id,
-                            a.subject,
-                            a.user_id,
-                            a.identity_key,
-                            a.enlisted_at,
-                            a.updated_at,
-                        )
-                        for a in (i.account for i in ok)
-                    ],
+                    [_account_params(i.account) for i in ok],
                 )
                 keys = [(i.account.jid, i.account.identity_key, i.now) for i in ok if i.new_key]
                 if keys:
@@ -194,23 +182,23 @@ class SqliteEnlistment:
 
     async def commit_unenlistment(
         self, *, issuer: str, jti: str, jti_expires_at: float, jid: str, now: float
-    ) -> str:
+    ) -> CommitOutcome:
         try:
             async with self._db.transaction() as conn:
                 if not (await self._insert_jtis(conn, [(issuer, jti, jti_expires_at)], now))[0]:
-                    raise _Rollback("replayed")
+                    raise _Rollback(CommitOutcome.REPLAYED)
                 cur = await conn.execute("DELETE FROM accounts WHERE jid = ?", (jid,))
                 if cur.rowcount != 1:
-                    raise _Rollback("not-enlisted")
+                    raise _Rollback(CommitOutcome.NOT_ENLISTED)
         except _Rollback as stop:
             return stop.outcome
-        return "ok"
+        return CommitOutcome.OK
 
     async def key_history(self, jid: str) -> list[bytes]:
-        async with self._db.conn.execute(
+        rows = await self._db.fetch_all(
             "SELECT identity_key FROM interop_key_history WHERE jid = ? ORDER BY rowid", (jid,)
-        ) as cur:
-            return [bytes(r[0]) for r in await cur.fetchall()]
+        )
+        return [bytes(r[0]) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,5 +212,5 @@ class _Enlistment:
 
 
 class _Rollback(Exception):
-    def __init__(self, outcome: str) -> None:
+    def __init__(self, outcome: CommitOutcome) -> None:
         self.outcome = outcome

@@ -1,4 +1,4 @@
-"""SQLite repository of the media store (:class:`interlink.media.model.MediaRepository`).
+"""SQLite: the media store's slots and files (migration 0006).
 
 The hub gets its table from migration ``0006_media.sql``; the provider kit, whose database has no
 numbered migrations, runs the same file through :func:`create_media_tables`. Every write runs in
@@ -8,16 +8,15 @@ caller continues; the kit gives the repository its own autocommit connection for
 
 from __future__ import annotations
 
-import sqlite3
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from interlink.media.model import MediaRecord, Usage
+from interlink.storage.media import MediaRecord, Usage
+from interlink.storage.sqlite.database import Row, SqliteDatabase
 
 if TYPE_CHECKING:
     import aiosqlite
 
-    from interlink.storage.sqlite.engine import SqliteDatabase
 
 MEDIA_MIGRATION = "0006_media.sql"
 
@@ -57,7 +56,7 @@ async def create_media_tables(conn: aiosqlite.Connection) -> None:
     await conn.executescript(media_schema())
 
 
-def _record(row: sqlite3.Row | tuple[object, ...]) -> MediaRecord:
+def _record_from_row(row: Row) -> MediaRecord:
     return MediaRecord(
         slot_id=str(row[0]),
         file_id=str(row[1]),
@@ -73,6 +72,22 @@ def _record(row: sqlite3.Row | tuple[object, ...]) -> MediaRecord:
     )
 
 
+def _record_params(r: MediaRecord) -> Row:
+    return (
+        r.slot_id,
+        r.file_id,
+        r.owner,
+        r.filename,
+        r.size,
+        r.content_type,
+        r.token_hash,
+        r.created_at,
+        r.put_expires_at,
+        r.stored_at,
+        r.expires_at,
+    )
+
+
 class SqliteMedia:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -81,45 +96,26 @@ class SqliteMedia:
         self, record: MediaRecord, *, quota_bytes: int, max_open_slots: int, now: float
     ) -> Usage | None:
         async with self._db.transaction() as conn:
-            async with conn.execute(_USAGE, (record.owner, now, now)) as cur:
-                row = await cur.fetchone()
+            row = await self._db.fetch_one(_USAGE, (record.owner, now, now))
             assert row is not None
             usage = Usage(int(row[0]), int(row[1]))
             if usage.bytes + record.size > quota_bytes or usage.open_slots + 1 > max_open_slots:
                 return usage
-            await conn.execute(
-                _INSERT,
-                (
-                    record.slot_id,
-                    record.file_id,
-                    record.owner,
-                    record.filename,
-                    record.size,
-                    record.content_type,
-                    record.token_hash,
-                    record.created_at,
-                    record.put_expires_at,
-                    record.stored_at,
-                    record.expires_at,
-                ),
-            )
+            await conn.execute(_INSERT, _record_params(record))
             return None
 
     async def usage(self, owner: str, now: float) -> Usage:
-        async with self._db.conn.execute(_USAGE, (owner, now, now)) as cur:
-            row = await cur.fetchone()
+        row = await self._db.fetch_one(_USAGE, (owner, now, now))
         assert row is not None
         return Usage(int(row[0]), int(row[1]))
 
     async def by_slot(self, slot_id: str) -> MediaRecord | None:
-        async with self._db.conn.execute(_BY_SLOT, (slot_id,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else _record(tuple(row))
+        row = await self._db.fetch_one(_BY_SLOT, (slot_id,))
+        return None if row is None else _record_from_row(row)
 
     async def by_file(self, file_id: str) -> MediaRecord | None:
-        async with self._db.conn.execute(_BY_FILE, (file_id,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else _record(tuple(row))
+        row = await self._db.fetch_one(_BY_FILE, (file_id,))
+        return None if row is None else _record_from_row(row)
 
     async def mark_stored(self, slot_id: str, stored_at: float, expires_at: float) -> bool:
         async with self._db.transaction() as conn:
@@ -131,12 +127,10 @@ class SqliteMedia:
             return cur.rowcount == 1
 
     async def expired(self, now: float, limit: int) -> list[MediaRecord]:
-        async with self._db.conn.execute(_EXPIRED, (now, now, limit)) as cur:
-            return [_record(tuple(r)) for r in await cur.fetchall()]
+        return [_record_from_row(r) for r in await self._db.fetch_all(_EXPIRED, (now, now, limit))]
 
     async def owned_by(self, owner: str) -> list[MediaRecord]:
-        async with self._db.conn.execute(_BY_OWNER, (owner,)) as cur:
-            return [_record(tuple(r)) for r in await cur.fetchall()]
+        return [_record_from_row(r) for r in await self._db.fetch_all(_BY_OWNER, (owner,))]
 
     async def delete(self, slot_ids: list[str]) -> None:
         async with self._db.transaction() as conn:

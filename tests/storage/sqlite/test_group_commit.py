@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from interlink.interop.enlistment import InteropAccount
+from interlink.storage.enlistment import InteropAccount
 from interlink.storage.sqlite import SqliteStorage, open_sqlite
 from interlink.storage.sqlite.group import GroupCommit
 

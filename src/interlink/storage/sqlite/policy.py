@@ -1,23 +1,22 @@
-"""SQLite repository of the consent and abuse rules (:mod:`interlink.hub.policy`)."""
+"""SQLite: interop settings, phone numbers, conversations, block lists and reports (migration
+0005). A settings row's provider list and a report's attached messages are JSON text columns."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from typing import TYPE_CHECKING
 
 from interlink.errors import AccountNotFoundError, PhoneInUseError
-from interlink.hub.policy.model import (
+from interlink.storage.policy import (
     AttachedMessage,
     Conversation,
     ConversationState,
+    PhoneOwner,
     Reach,
     Report,
 )
+from interlink.storage.sqlite.database import Row, SqliteDatabase
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
-
-if TYPE_CHECKING:
-    from interlink.storage.sqlite.engine import SqliteDatabase
 
 # One query answers "does it exist" and "what are its settings", so that a missing account and
 # one that has not opted in take the same way through the rules.
@@ -40,9 +39,10 @@ _REPORTS_UNFORWARDED = (
     _REPORTS + "WHERE provider_id IS NOT NULL AND forward_done = 0 ORDER BY id LIMIT ?"
 )
 _REPORT_BY_ID = _REPORTS + "WHERE id = ?"
+_CONVERSATIONS = "SELECT peer, state, messages, created_at FROM interop_conversations "
 
 
-def _reach(row: sqlite3.Row | tuple[object, ...] | None) -> Reach:
+def _reach_from_row(row: Row | None) -> Reach:
     if row is None or row[0] is None:
         return Reach(False)
     if row[1] is None:
@@ -60,7 +60,7 @@ def _reach(row: sqlite3.Row | tuple[object, ...] | None) -> Reach:
     )
 
 
-def _report(row: sqlite3.Row | tuple[object, ...]) -> Report:
+def _report_from_row(row: Row) -> Report:
     messages = tuple(AttachedMessage(**m) for m in json.loads(str(row[6])))
     return Report(
         id=int(str(row[0])),
@@ -77,30 +77,53 @@ def _report(row: sqlite3.Row | tuple[object, ...]) -> Report:
     )
 
 
+def _conversation_from_row(row: Row) -> Conversation:
+    return Conversation(str(row[0]), ConversationState(row[1]), int(row[2]), float(row[3]))
+
+
+def _settings_params(jid: str, settings: InteropSettings, now: float) -> Row:
+    providers = None if settings.providers is None else json.dumps(sorted(settings.providers))
+    return (
+        jid,
+        int(settings.enabled),
+        providers,
+        str(settings.inbox),
+        int(settings.discoverable),
+        int(settings.share_activity),
+        now,
+    )
+
+
+def _report_params(report: Report) -> Row:
+    messages = json.dumps(
+        [{"id": m.id, "at": m.at, "body": m.body} for m in report.messages],
+        ensure_ascii=False,
+    )
+    return (
+        report.reporter,
+        report.reported,
+        report.provider_id,
+        report.reason,
+        report.text,
+        messages,
+        report.created_at,
+    )
+
+
 class SqlitePolicy:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
     async def reach(self, jid: str) -> Reach:
-        async with self._db.conn.execute(_REACH, (jid,)) as cur:
-            return _reach(await cur.fetchone())
+        return _reach_from_row(await self._db.fetch_one(_REACH, (jid,)))
 
     async def put_settings(self, jid: str, settings: InteropSettings, now: float) -> None:
-        providers = None if settings.providers is None else json.dumps(sorted(settings.providers))
         async with self._db.transaction() as conn:
             try:
                 await conn.execute(
                     "INSERT OR REPLACE INTO interop_settings (jid, enabled, providers, inbox, "
                     "discoverable, share_activity, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        jid,
-                        int(settings.enabled),
-                        providers,
-                        str(settings.inbox),
-                        int(settings.discoverable),
-                        int(settings.share_activity),
-                        now,
-                    ),
+                    _settings_params(jid, settings, now),
                 )
             except sqlite3.IntegrityError:
                 raise AccountNotFoundError(f"no account {jid}") from None
@@ -120,28 +143,19 @@ class SqlitePolicy:
                 raise PhoneInUseError(f"{phone} belongs to another account") from None
 
     async def phone_of(self, jid: str) -> str | None:
-        async with self._db.conn.execute(
-            "SELECT phone FROM account_phones WHERE jid = ?", (jid,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await self._db.fetch_one("SELECT phone FROM account_phones WHERE jid = ?", (jid,))
         return None if row is None else str(row[0])
 
-    async def reach_by_phone(self, phone: str) -> tuple[str | None, Reach]:
-        async with self._db.conn.execute(_REACH_BY_PHONE, (phone,)) as cur:
-            row = await cur.fetchone()
-        reach = _reach(row)
-        return (str(row[0]) if reach.exists and row is not None else None), reach
+    async def reach_by_phone(self, phone: str) -> PhoneOwner:
+        row = await self._db.fetch_one(_REACH_BY_PHONE, (phone,))
+        reach = _reach_from_row(row)
+        return PhoneOwner(str(row[0]) if reach.exists and row is not None else None, reach)
 
     async def conversation(self, owner: str, peer: str) -> Conversation | None:
-        async with self._db.conn.execute(
-            "SELECT peer, state, messages, created_at FROM interop_conversations "
-            "WHERE owner = ? AND peer = ?",
-            (owner, peer),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is None:
-            return None
-        return Conversation(str(row[0]), ConversationState(row[1]), int(row[2]), float(row[3]))
+        row = await self._db.fetch_one(
+            _CONVERSATIONS + "WHERE owner = ? AND peer = ?", (owner, peer)
+        )
+        return None if row is None else _conversation_from_row(row)
 
     async def put_conversation(
         self, owner: str, peer: str, state: ConversationState, messages: int, now: float
@@ -159,21 +173,16 @@ class SqlitePolicy:
             raise AccountNotFoundError(f"no account {owner}") from None
 
     async def conversations(self, owner: str, state: ConversationState) -> list[Conversation]:
-        async with self._db.conn.execute(
-            "SELECT peer, state, messages, created_at FROM interop_conversations "
-            "WHERE owner = ? AND state = ? ORDER BY created_at, peer",
+        rows = await self._db.fetch_all(
+            _CONVERSATIONS + "WHERE owner = ? AND state = ? ORDER BY created_at, peer",
             (owner, str(state)),
-        ) as cur:
-            rows = await cur.fetchall()
-        return [
-            Conversation(str(r[0]), ConversationState(r[1]), int(r[2]), float(r[3])) for r in rows
-        ]
+        )
+        return [_conversation_from_row(r) for r in rows]
 
     async def blocklists(self) -> dict[str, set[str]]:
         lists: dict[str, set[str]] = {}
-        async with self._db.conn.execute("SELECT owner, blocked FROM blocklist") as cur:
-            async for row in cur:
-                lists.setdefault(str(row[0]), set()).add(str(row[1]))
+        for owner, blocked in await self._db.fetch_all("SELECT owner, blocked FROM blocklist"):
+            lists.setdefault(str(owner), set()).add(str(blocked))
         return lists
 
     async def block(self, owner: str, items: list[str], now: float) -> None:
@@ -194,36 +203,22 @@ class SqlitePolicy:
                 )
 
     async def add_report(self, report: Report) -> int:
-        messages = json.dumps(
-            [{"id": m.id, "at": m.at, "body": m.body} for m in report.messages],
-            ensure_ascii=False,
-        )
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "INSERT INTO reports (reporter, reported, provider_id, reason, text, messages, "
                 "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    report.reporter,
-                    report.reported,
-                    report.provider_id,
-                    report.reason,
-                    report.text,
-                    messages,
-                    report.created_at,
-                ),
+                _report_params(report),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
 
     async def reports(self, limit: int, *, unforwarded: bool = False) -> list[Report]:
         query = _REPORTS_UNFORWARDED if unforwarded else _REPORTS_LATEST
-        async with self._db.conn.execute(query, (limit,)) as cur:
-            return [_report(row) for row in await cur.fetchall()]
+        return [_report_from_row(row) for row in await self._db.fetch_all(query, (limit,))]
 
     async def report(self, report_id: int) -> Report | None:
-        async with self._db.conn.execute(_REPORT_BY_ID, (report_id,)) as cur:
-            row = await cur.fetchone()
-        return None if row is None else _report(row)
+        row = await self._db.fetch_one(_REPORT_BY_ID, (report_id,))
+        return None if row is None else _report_from_row(row)
 
     async def report_forwarded(
         self, report_id: int, now: float | None, error: str | None, *, done: bool

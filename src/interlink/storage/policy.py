@@ -1,12 +1,14 @@
-"""What the consent and abuse rules keep: a gatekeeper user's interop settings, the state of each
-conversation with a third-party user, block lists and reports; and the repository that stores
-them. Pure data, no I/O."""
+"""Consent and abuse controls: a gatekeeper user's interop settings and phone number, the state
+of each conversation with a third-party user, block lists (XEP-0191) and reports (XEP-0377).
+
+Only the records and the repository are here; the rules are in :mod:`interlink.hub.policy`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from interlink.xmpp.ext.interop import InteropSettings
 
@@ -41,7 +43,7 @@ class Report:
     reporter: str
     reported: str
     provider_id: str | None
-    reason: str
+    reason: str  # an XEP-0377 reason URI, checked by the wire code
     text: str
     messages: tuple[AttachedMessage, ...]
     created_at: float
@@ -59,18 +61,28 @@ class Reach:
     settings: InteropSettings = field(default_factory=InteropSettings)
 
 
+class PhoneOwner(NamedTuple):
+    """The account holding a phone number (``None`` if none does) and its reach."""
+
+    jid: str | None
+    reach: Reach
+
+
 class PolicyRepository(Protocol):
     async def reach(self, jid: str) -> Reach: ...
 
     async def put_settings(self, jid: str, settings: InteropSettings, now: float) -> None: ...
 
     async def set_phone(self, jid: str, phone: str | None) -> None:
-        """Give ``jid`` the E.164 ``phone`` (``None`` removes it); raises ``PhoneInUse``."""
+        """Give ``jid`` the E.164 ``phone`` (``None`` removes it).
+
+        Raises :class:`~interlink.errors.PhoneInUseError` and
+        :class:`~interlink.errors.AccountNotFoundError`."""
         ...
 
     async def phone_of(self, jid: str) -> str | None: ...
 
-    async def reach_by_phone(self, phone: str) -> tuple[str | None, Reach]:
+    async def reach_by_phone(self, phone: str) -> PhoneOwner:
         """The account holding ``phone`` (or ``None``) and its reach, from one query."""
         ...
 

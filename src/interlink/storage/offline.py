@@ -1,0 +1,38 @@
+"""Offline message storage (XEP-0160): a durable queue per account."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineMessage:
+    id: int
+    stanza: str
+    stored_at: float
+
+
+class OfflineTotals(NamedTuple):
+    """What the offline queues hold (for metrics)."""
+
+    messages: int
+    accounts: int  # accounts with at least one message
+    longest: int  # messages in the longest queue
+
+
+class OfflineRepository(Protocol):
+    async def store(self, owner: str, stanza: str, now: float, cap: int) -> bool:
+        """Durably append ``stanza`` to ``owner``'s queue unless it already holds ``cap``
+        messages; return whether it was stored. Returns only after the write is durable."""
+
+    async def fetch(self, owner: str, limit: int) -> Sequence[OfflineMessage]:
+        """The oldest ``limit`` messages, in arrival order."""
+
+    async def delete(self, owner: str, up_to_id: int) -> None:
+        """Remove ``owner``'s messages with ids up to and including ``up_to_id``."""
+
+    async def count(self, owner: str) -> int: ...
+
+    async def totals(self) -> OfflineTotals: ...

@@ -1,0 +1,52 @@
+"""SQLite: offline message queues (migration 0001)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from interlink.storage.offline import OfflineMessage, OfflineTotals
+from interlink.storage.sqlite.database import SqliteDatabase
+
+
+class SqliteOffline:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def store(self, owner: str, stanza: str, now: float, cap: int) -> bool:
+        async with self._db.transaction() as conn:
+            # One statement: the cap check and the insert cannot be split by another writer.
+            cur = await conn.execute(
+                "INSERT INTO offline_messages (owner, stanza, stored_at) "
+                "SELECT ?, ?, ? WHERE (SELECT COUNT(*) FROM offline_messages WHERE owner = ?) < ?",
+                (owner, stanza, now, owner, cap),
+            )
+            return cur.rowcount == 1
+
+    async def fetch(self, owner: str, limit: int) -> Sequence[OfflineMessage]:
+        rows = await self._db.fetch_all(
+            "SELECT id, stanza, stored_at FROM offline_messages WHERE owner = ? "
+            "ORDER BY id LIMIT ?",
+            (owner, limit),
+        )
+        return [OfflineMessage(int(r[0]), str(r[1]), float(r[2])) for r in rows]
+
+    async def delete(self, owner: str, up_to_id: int) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM offline_messages WHERE owner = ? AND id <= ?", (owner, up_to_id)
+            )
+
+    async def count(self, owner: str) -> int:
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) FROM offline_messages WHERE owner = ?", (owner,)
+        )
+        return int(row[0]) if row else 0
+
+    async def totals(self) -> OfflineTotals:
+        row = await self._db.fetch_one(
+            "SELECT COALESCE(SUM(n), 0), COUNT(*), COALESCE(MAX(n), 0) "
+            "FROM (SELECT COUNT(*) AS n FROM offline_messages GROUP BY owner)"
+        )
+        if row is None:
+            return OfflineTotals(0, 0, 0)
+        return OfflineTotals(int(row[0]), int(row[1]), int(row[2]))

@@ -1,0 +1,90 @@
+"""PEP contract: node configuration, items kept newest-last within max_items, subscriptions."""
+
+from __future__ import annotations
+
+from interlink.storage import Storage
+from interlink.storage.pep import AccessModel, PepItem, PepNode, PepNodeConfig
+from tests.storage.kit import T0, account, jid
+
+NODE = "urn:xmpp:avatar:metadata"
+
+
+def item(n: int) -> PepItem:
+    return PepItem(f"i{n}", f"<p n='{n}'/>", T0 + n)
+
+
+async def test_nodes_are_created_and_reconfigured(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    assert await storage.pep.node(alice, NODE) is None
+    await storage.pep.configure(alice, NODE, PepNodeConfig(), T0)
+    await storage.pep.configure(alice, "a-first", PepNodeConfig(AccessModel.OPEN, 3, False), T0)
+    assert await storage.pep.node(alice, NODE) == PepNodeConfig(AccessModel.PRESENCE, 1, True)
+    open_node = PepNodeConfig(AccessModel.OPEN, 3, False)
+    nodes = await storage.pep.nodes(alice)
+    assert nodes == [PepNode("a-first", open_node), PepNode(NODE, PepNodeConfig())]
+    assert nodes[0].name == "a-first"
+    assert await storage.pep.node_count(alice) == 2
+    await storage.pep.configure(alice, NODE, PepNodeConfig(AccessModel.WHITELIST, 5, True), T0)
+    config = await storage.pep.node(alice, NODE)
+    assert config is not None
+    assert config.access_model is AccessModel.WHITELIST
+    assert config.max_items == 5
+
+
+async def test_publishing_keeps_the_newest_max_items(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    await storage.pep.configure(alice, NODE, PepNodeConfig(max_items=2), T0)
+    for n in range(4):
+        await storage.pep.publish(alice, NODE, item(n))
+    assert await storage.pep.items(alice, NODE) == [item(2), item(3)]
+    assert await storage.pep.items(alice, NODE, newest=1) == [item(3)]
+
+
+async def test_republishing_an_id_replaces_it_as_the_newest(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    await storage.pep.configure(alice, NODE, PepNodeConfig(max_items=3), T0)
+    for n in range(3):
+        await storage.pep.publish(alice, NODE, item(n))
+    again = PepItem("i0", "<p n='again'/>", T0 + 9)
+    await storage.pep.publish(alice, NODE, again)
+    assert await storage.pep.items(alice, NODE) == [item(1), item(2), again]
+
+
+async def test_lowering_max_items_trims_the_oldest(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    await storage.pep.configure(alice, NODE, PepNodeConfig(max_items=5), T0)
+    for n in range(4):
+        await storage.pep.publish(alice, NODE, item(n))
+    await storage.pep.configure(alice, NODE, PepNodeConfig(max_items=1), T0)
+    assert await storage.pep.items(alice, NODE) == [item(3)]
+
+
+async def test_items_by_id_and_retraction(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    await storage.pep.configure(alice, NODE, PepNodeConfig(max_items=10), T0)
+    for n in range(4):
+        await storage.pep.publish(alice, NODE, item(n))
+    assert await storage.pep.items(alice, NODE, ids=["i3", "i1", "nope"]) == [item(1), item(3)]
+    assert await storage.pep.retract(alice, NODE, "i1")
+    assert not await storage.pep.retract(alice, NODE, "i1")
+    assert await storage.pep.items(alice, NODE) == [item(0), item(2), item(3)]
+
+
+async def test_subscriptions_and_node_deletion(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    await storage.pep.configure(alice, NODE, PepNodeConfig(), T0)
+    await storage.pep.publish(alice, NODE, item(1))
+    await storage.pep.subscribe(alice, NODE, jid("carol"))
+    await storage.pep.subscribe(alice, NODE, jid("bob"))
+    await storage.pep.subscribe(alice, NODE, jid("bob"))  # once is enough
+    assert await storage.pep.subscribers(alice, NODE) == [jid("bob"), jid("carol")]
+    assert await storage.pep.unsubscribe(alice, NODE, jid("carol"))
+    assert not await storage.pep.unsubscribe(alice, NODE, jid("carol"))
+    assert await storage.pep.subscribers(alice, NODE) == [jid("bob")]
+
+    assert await storage.pep.delete_node(alice, NODE)
+    assert not await storage.pep.delete_node(alice, NODE)
+    assert await storage.pep.node(alice, NODE) is None
+    assert await storage.pep.items(alice, NODE) == []
+    assert await storage.pep.subscribers(alice, NODE) == []
+    assert await storage.pep.node_count(alice) == 0
