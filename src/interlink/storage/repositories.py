@@ -6,9 +6,9 @@ The repository convention
 *Interfaces.* One module per concern in :mod:`interlink.storage` (``accounts``, ``roster``,
 ``offline``, ``pep``, ``server_state``, ``changes``, ``providers``, ``enlistment``, ``policy``,
 ``media``) holds that concern's records and its ``<Concern>Repository`` protocol, and nothing
-else: the rules that use them (validation, registries, services) stay in the domain packages, which import
-the records from here. Storage imports only :mod:`interlink.storage`, :mod:`interlink.xmpp` and
-:mod:`interlink.errors`.
+else: the rules that use them (validation, registries, services) stay in the domain packages,
+which import the records from here. Storage imports only :mod:`interlink.storage`,
+:mod:`interlink.xmpp` and :mod:`interlink.errors`.
 
 *Values.* Records are frozen dataclasses; anything with a closed set of values is an enum
 (``StrEnum``, so it is stored as its text); several results at once are a ``NamedTuple``.
