@@ -59,6 +59,7 @@ from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp import ns
+from interlink.xmpp.addressing import interop_provider
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stream import StreamConfig
 
@@ -70,6 +71,17 @@ async def open_storage(settings: Settings) -> Storage:
     return await open_sqlite(
         settings.database_path, synchronous=settings.storage.sqlite_synchronous
     )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _HubDomains:
+    """The hub's domain and its ``<provider>.interop.<domain>`` subdomains, as the streams'
+    :class:`~interlink.xmpp.stream.HostedDomains` (until the hub serves several domains)."""
+
+    default: str
+
+    def serves(self, domain: str) -> bool:
+        return domain == self.default or interop_provider(domain, self.default) is not None
 
 
 def tls_files(settings: Settings) -> tuple[Path, Path]:
@@ -173,7 +185,7 @@ class HubServer:
             max_name_length=s.limits.max_name_length,
         )
         stream_config = StreamConfig(
-            domain=s.hub.domain,
+            hosts=_HubDomains(s.hub.domain),
             limits=limits,
             starttls_available=True,
             tls_required=s.net.require_tls,
@@ -182,7 +194,6 @@ class HubServer:
             decoy_secret=decoy,
             decoy_iterations=s.sasl.scram_iterations,
             oauthbearer=True,
-            hosted_suffix=".interop." + s.hub.domain,
         )
         self._gate = gate = ConnectionGate(s.net.max_unauthenticated)
         c2s = C2SContext(

@@ -12,13 +12,14 @@ from interlink.xmpp.stream import (
     Authenticated,
     BindRequested,
     CredentialsRequested,
+    SingleDomain,
     StanzaReceived,
     StreamClosed,
     StreamConfig,
     StreamState,
     TlsStartRequested,
 )
-from tests.streamkit import CONFIG, DOMAIN, OPEN, PASSWORD, SASL, Harness, b64
+from tests.streamkit import CONFIG, DOMAIN, HOSTS, OPEN, PASSWORD, SASL, Harness, b64
 
 STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
 
@@ -189,7 +190,7 @@ def test_abort() -> None:
 
 
 def test_too_many_failures_end_the_stream() -> None:
-    h = Harness(secure=True, config=StreamConfig(domain=DOMAIN, max_auth_failures=2))
+    h = Harness(secure=True, config=StreamConfig(hosts=HOSTS, max_auth_failures=2))
     h.send(OPEN)
     auth_plain(h, "alice", "bad1")
     assert not h.stream.closed
@@ -199,7 +200,7 @@ def test_too_many_failures_end_the_stream() -> None:
 
 
 def test_plain_is_not_offered_nor_accepted_without_tls() -> None:
-    h = Harness(config=StreamConfig(domain=DOMAIN, tls_required=False))
+    h = Harness(config=StreamConfig(hosts=HOSTS, tls_required=False))
     h.send(OPEN)
     feats = h.last()
     mechanisms = [m.text for f in feats for m in f if f.tag == f"{{{SASL}}}mechanisms"]
@@ -533,7 +534,9 @@ def test_session_iq_is_only_session_establishment_when_it_is_one() -> None:
     assert isinstance(events[0], StanzaReceived)  # routed like any iq, not swallowed
 
 
-OB_CONFIG = StreamConfig(domain=DOMAIN, oauthbearer=True, hosted_suffix=f".interop.{DOMAIN}")
+OB_CONFIG = StreamConfig(
+    hosts=SingleDomain(DOMAIN, subdomain_suffixes=(f".interop.{DOMAIN}",)), oauthbearer=True
+)
 
 
 def oauthbearer(token: str, authzid: str = "") -> bytes:
@@ -548,7 +551,7 @@ def test_oauthbearer_offered_only_inside_tls_and_when_enabled() -> None:
     h = Harness(secure=True)
     h.send(OPEN)
     assert "OAUTHBEARER" not in [m.text for m in h.last()[0]]
-    h = Harness(config=StreamConfig(domain=DOMAIN, oauthbearer=True, tls_required=False))
+    h = Harness(config=StreamConfig(hosts=HOSTS, oauthbearer=True, tls_required=False))
     h.send(OPEN)
     h.send(oauthbearer("t"))
     assert h.last()[0].tag == f"{{{SASL}}}encryption-required"

@@ -26,7 +26,6 @@ from typing import Any, Protocol
 from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.hub import Hub
 from interlink.hub.session import Session
-from interlink.xmpp.parser import Framing
 from interlink.xmpp.stream import (
     Authenticated,
     BindRequested,
@@ -120,7 +119,7 @@ class StreamDriver:
         self._writable = asyncio.Event()
         self._writable.set()
         self._ended = False
-        self._tcp = stream.framing is Framing.TCP
+        self._tcp = not stream.framing.message_per_element
         self.last_input = self._loop.time()
         if not self._in_gate:
             self._handle_sync(
