@@ -19,7 +19,8 @@ element, the nesting depth, attributes per element and name lengths.
 Two framings exist (:mod:`interlink.xmpp.framing`): the classic TCP stream, where everything is
 a child of one ``<stream:stream>`` root, and RFC 7395 WebSocket framing, where each frame holds
 one complete element and ``<open/>``/``<close/>`` stand for the stream header and footer. For the
-latter the parser is fed the framing's synthetic root once, so the same machinery serves both.
+latter the parser is fed the framing's synthetic root once, so the same machinery serves both;
+:meth:`StreamParser.feed_frame` checks that a frame holds exactly one top-level element.
 
 After an error the parser is dead: :meth:`feed` returns the events completed before the error,
 then :class:`ParseFailed`.
@@ -237,17 +238,33 @@ class StreamParser:
         return events
 
     def feed_frame(self, frame: bytes) -> list[ParserEvent]:
-        """WebSocket framing: ``frame`` must hold exactly one complete element (RFC 7395 §3.3.3)."""
+        """WebSocket framing: ``frame`` must hold exactly one complete element (RFC 7395 §3.3.3).
+
+        An unfinished element fails with ``<not-well-formed/>`` after the events the frame did
+        complete; a frame holding more than one top-level element fails whole with
+        ``<bad-format/>`` (none of its elements is reported), so a peer cannot batch stanzas
+        into one message. A frame of only whitespace yields nothing."""
         events = self.feed(frame)
-        if not self._failed and self._stack_depth() != 0:
+        if self._failed:
+            return events
+        if self._stack_depth() != 0:
             self._fail(
                 StreamError(
                     StreamErrorCondition.NOT_WELL_FORMED,
                     "a WebSocket frame must contain exactly one complete XML element",
                 )
             )
-            events.extend(self._events)
-            self._events = []
+        elif len(events) > 1:
+            self._fail(
+                StreamError(
+                    StreamErrorCondition.BAD_FORMAT,
+                    f"a WebSocket frame must hold one top-level element (RFC 7395 §3.3.3); "
+                    f"this one held {len(events)}",
+                )
+            )
+            events = []
+        events.extend(self._events)
+        self._events = []
         return events
 
     def _stack_depth(self) -> int:
