@@ -41,6 +41,9 @@ Independently of the table, from any state a parse error, a handler's ``StreamEr
 What the stream has achieved is kept beside the state: ``secure`` (TLS is on), ``username``
 (SASL succeeded) and ``jid`` (a resource is bound); the features offered after each restart
 follow from them. Until a resource is bound the stream has a deadline.
+
+This module is the one central state machine and stays in one piece: the states, the inputs, the
+handlers and :data:`TRANSITIONS` (at the end, after the handlers it names) read together.
 """
 
 from __future__ import annotations
