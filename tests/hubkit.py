@@ -160,7 +160,8 @@ class HubKit:
         self, local: str, resource: str | None = None, *, available: bool = True, priority: int = 0
     ) -> Client:
         port = FakePort()
-        session = self.hub.bind(port, local, resource)
+        host = local.partition("@")[2] or None  # the domain the client's stream names
+        session = self.hub.bind(port, local, resource, host)
         client = Client(self.hub, session, port)
         if available:
             await client.send(

@@ -14,6 +14,7 @@ from interlink.xmpp.stream import (
     BindRequested,
     CredentialsRequested,
     ServerStream,
+    SingleDomain,
     StreamConfig,
     StreamEvent,
 )
@@ -21,7 +22,8 @@ from interlink.xmpp.stream import (
 DOMAIN = "hub.test"
 PASSWORD = "correct horse"
 CREDS = derive_credentials(PASSWORD, 4096)
-CONFIG = StreamConfig(domain=DOMAIN, decoy_secret=b"k" * 32)
+HOSTS = SingleDomain(DOMAIN)
+CONFIG = StreamConfig(hosts=HOSTS, decoy_secret=b"k" * 32)
 OPEN = (
     "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
     f"to='{DOMAIN}' version='1.0'>"

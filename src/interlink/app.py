@@ -65,7 +65,6 @@ from interlink.storage import Storage
 from interlink.storage.engines import StorageConfig
 from interlink.storage.engines import open_storage as open_engine
 from interlink.xmpp import ns
-from interlink.xmpp.addressing import interop_suffix
 from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stanza import Message
@@ -339,7 +338,7 @@ class HubServer:
 
         # Transports.
         stream_config = StreamConfig(
-            domain=addressing.default,
+            hosts=addressing,
             limits=XmlLimits(
                 max_stanza_bytes=s.limits.max_stanza_bytes,
                 max_depth=s.limits.max_depth,
@@ -353,7 +352,6 @@ class HubServer:
             decoy_secret=decoy,
             decoy_iterations=s.sasl.scram_iterations,
             oauthbearer=True,
-            hosted_suffix=interop_suffix(addressing.default),
         )
         self._gate = gate = ConnectionGate(s.net.max_unauthenticated)
         c2s = C2SContext(

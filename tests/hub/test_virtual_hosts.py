@@ -111,3 +111,15 @@ async def test_a_provider_reaches_only_the_services_it_is_approved_for() -> None
         )
         (answer,) = alice.take()
         assert [p.get("id") for p in answer[0]] == ["chat"]
+
+
+async def test_a_stream_authenticates_accounts_of_its_own_service_only() -> None:
+    async with running_hub(services=(WA, MSG)) as kit:
+        hub = kit.hub
+        assert str(hub.account_jid("alice", MSG)) == f"alice@{MSG}"
+        assert str(hub.account_jid("alice")) == f"alice@{WA}"  # no host named: the default
+        assert str(hub.account_jid(f"x@chat.interop.{WA}", WA)) == f"x@chat.interop.{WA}"
+        assert hub.account_jid(f"alice@{MSG}", WA) is None
+        assert hub.account_jid(f"x@chat.interop.{MSG}", f"chat.interop.{WA}") is None
+        assert hub.account_jid("alice@elsewhere.test", WA) is None
+        assert hub.account_jid(f"alice@{WA}/r", WA) is None

@@ -331,6 +331,48 @@ def test_websocket_frame_must_be_one_complete_element() -> None:
     assert events[-1].error.condition is StreamErrorCondition.NOT_WELL_FORMED
 
 
+WS_MESSAGE = b"<message xmlns='jabber:client' to='a@hub.test'><body>x</body></message>"
+WS_OPEN = b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='hub.test' version='1.0'/>"
+
+
+@pytest.mark.parametrize(
+    ("frames", "kinds"),
+    [
+        # one top-level element per frame (RFC 7395 §3.3.3), whitespace around it allowed
+        ([WS_OPEN, WS_MESSAGE, b" \n" + WS_MESSAGE + b"\n"], ["header", "element", "element"]),
+        ([b"<presence xmlns='jabber:client'/>"], ["element"]),
+        # two in one frame fail whole: neither element is reported
+        ([WS_MESSAGE + WS_MESSAGE], ["bad-format"]),
+        ([WS_MESSAGE + b" " + b"<presence xmlns='jabber:client'/>"], ["bad-format"]),
+        ([WS_OPEN + WS_MESSAGE], ["bad-format"]),
+        (
+            [WS_OPEN, WS_MESSAGE + b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"],
+            ["header", "bad-format"],
+        ),
+        # an unfinished element is not well-formed
+        ([WS_MESSAGE + b"<presence xmlns='jabber:client'>"], ["element", "not-well-formed"]),
+    ],
+)
+def test_websocket_one_element_per_frame(frames: list[bytes], kinds: list[str]) -> None:
+    parser = StreamParser(framing=Framing.WEBSOCKET)
+    seen: list[str] = []
+    for frame in frames:
+        for ev in parser.feed_frame(frame):
+            if isinstance(ev, ParseFailed):
+                seen.append(str(ev.error.condition))
+                if ev.error.condition is StreamErrorCondition.BAD_FORMAT:
+                    assert "RFC 7395" in ev.error.text
+            else:
+                seen.append("header" if isinstance(ev, StreamHeader) else "element")
+    assert seen == kinds
+
+
+def test_websocket_elements_may_share_a_feed_outside_frames() -> None:
+    """feed() (used for stored fragments) has no frame to count; only feed_frame() does."""
+    events = StreamParser(framing=Framing.WEBSOCKET).feed(WS_MESSAGE + WS_MESSAGE)
+    assert [type(ev) for ev in events] == [ElementReceived, ElementReceived]
+
+
 def feed_hibernating(data: bytes, cuts: list[int]) -> tuple[list[str], int]:
     """Like feed_in_pieces, but try to hibernate the parser after every piece."""
     parser = StreamParser()

@@ -6,21 +6,25 @@ import pytest
 from scramp import ScramClient
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StreamErrorCondition
+from interlink.xmpp.framing import Framing
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import (
     Authenticated,
     BindRequested,
     CredentialsRequested,
+    ServerStream,
+    SingleDomain,
     StanzaReceived,
     StreamClosed,
     StreamConfig,
     StreamState,
     TlsStartRequested,
 )
-from tests.streamkit import CONFIG, DOMAIN, OPEN, PASSWORD, SASL, Harness, b64
+from tests.streamkit import CONFIG, DOMAIN, HOSTS, OPEN, PASSWORD, SASL, Harness, b64
 
 STREAMS = "urn:ietf:params:xml:ns:xmpp-streams"
+WS_OPEN = b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='hub.test' version='1.0'/>"
 
 
 def stream_error(h: Harness) -> str:
@@ -189,7 +193,7 @@ def test_abort() -> None:
 
 
 def test_too_many_failures_end_the_stream() -> None:
-    h = Harness(secure=True, config=StreamConfig(domain=DOMAIN, max_auth_failures=2))
+    h = Harness(secure=True, config=StreamConfig(hosts=HOSTS, max_auth_failures=2))
     h.send(OPEN)
     auth_plain(h, "alice", "bad1")
     assert not h.stream.closed
@@ -199,7 +203,7 @@ def test_too_many_failures_end_the_stream() -> None:
 
 
 def test_plain_is_not_offered_nor_accepted_without_tls() -> None:
-    h = Harness(config=StreamConfig(domain=DOMAIN, tls_required=False))
+    h = Harness(config=StreamConfig(hosts=HOSTS, tls_required=False))
     h.send(OPEN)
     feats = h.last()
     mechanisms = [m.text for f in feats for m in f if f.tag == f"{{{SASL}}}mechanisms"]
@@ -456,9 +460,6 @@ def test_input_pipelined_behind_a_bind_request_waits_for_the_binding() -> None:
 
 
 def test_websocket_framing_negotiation() -> None:
-    from interlink.xmpp.parser import Framing
-    from interlink.xmpp.stream import ServerStream
-
     s = ServerStream(CONFIG, now=0, framing=Framing.WEBSOCKET, secure=True)
     s.receive_frame(
         b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='hub.test' version='1.0'/>"
@@ -485,6 +486,54 @@ def test_websocket_framing_negotiation() -> None:
     assert frames[-1].startswith('<iq xmlns="jabber:client" type="result" id="b">')
     s.close()
     assert s.frames_to_send() == ['<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>']
+
+
+def ws_bound_stream() -> ServerStream:
+    from tests.streamkit import CREDS
+
+    s = ServerStream(CONFIG, now=0, framing=Framing.WEBSOCKET, secure=True)
+    s.receive_frame(WS_OPEN)
+    s.receive_frame(
+        f"<auth xmlns='{SASL}' mechanism='PLAIN'>{b64(chr(0) + 'alice' + chr(0) + PASSWORD)}</auth>".encode()
+    )
+    s.supply_credentials(CREDS)
+    s.receive_frame(WS_OPEN)
+    s.receive_frame(
+        b"<iq xmlns='jabber:client' type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
+    )
+    s.accept_bind(JID.parse("alice@hub.test/ws"))
+    s.frames_to_send()
+    return s
+
+
+WS_PRESENCE = b"<presence xmlns='jabber:client'/>"
+WS_MESSAGE = b"<message xmlns='jabber:client' to='bob@hub.test'><body>x</body></message>"
+
+
+def test_websocket_one_stanza_per_frame_is_served() -> None:
+    s = ws_bound_stream()
+    events = [*s.receive_frame(WS_PRESENCE), *s.receive_frame(WS_MESSAGE)]
+    assert [type(ev) for ev in events] == [StanzaReceived, StanzaReceived]
+    assert not s.closed
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [WS_PRESENCE + WS_MESSAGE, WS_MESSAGE + b"\n" + WS_MESSAGE],
+)
+def test_websocket_two_stanzas_in_one_frame_end_the_stream(frame: bytes) -> None:
+    s = ws_bound_stream()
+    events = s.receive_frame(frame)
+    assert len(events) == 1  # neither stanza is routed
+    closed = events[0]
+    assert isinstance(closed, StreamClosed)
+    assert closed.error is not None
+    assert closed.error.condition is StreamErrorCondition.BAD_FORMAT
+    assert "one top-level element" in closed.error.text
+    frames = s.frames_to_send()
+    assert frames[0].startswith('<stream:error xmlns:stream="http://etherx.jabber.org/streams">')
+    assert "<bad-format " in frames[0]
+    assert frames[-1] == '<close xmlns="urn:ietf:params:xml:ns:xmpp-framing"/>'
 
 
 def test_scram_challenge_has_the_same_shape_for_known_and_unknown_users() -> None:
@@ -533,7 +582,9 @@ def test_session_iq_is_only_session_establishment_when_it_is_one() -> None:
     assert isinstance(events[0], StanzaReceived)  # routed like any iq, not swallowed
 
 
-OB_CONFIG = StreamConfig(domain=DOMAIN, oauthbearer=True, hosted_suffix=f".interop.{DOMAIN}")
+OB_CONFIG = StreamConfig(
+    hosts=SingleDomain(DOMAIN, subdomain_suffixes=(f".interop.{DOMAIN}",)), oauthbearer=True
+)
 
 
 def oauthbearer(token: str, authzid: str = "") -> bytes:
@@ -548,7 +599,7 @@ def test_oauthbearer_offered_only_inside_tls_and_when_enabled() -> None:
     h = Harness(secure=True)
     h.send(OPEN)
     assert "OAUTHBEARER" not in [m.text for m in h.last()[0]]
-    h = Harness(config=StreamConfig(domain=DOMAIN, oauthbearer=True, tls_required=False))
+    h = Harness(config=StreamConfig(hosts=HOSTS, oauthbearer=True, tls_required=False))
     h.send(OPEN)
     h.send(oauthbearer("t"))
     assert h.last()[0].tag == f"{{{SASL}}}encryption-required"

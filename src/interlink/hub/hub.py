@@ -64,19 +64,21 @@ class Hub:
 
     def account_jid(self, username: str, host: str | None = None) -> JID | None:
         """The bare JID a SASL username names on this hub, or ``None`` if it names none: a
-        full address (a service's or an interop subdomain's), or a local part on ``host`` (the
-        domain the stream was opened to; the default service when not given)."""
+        local part on ``host`` (the domain the stream was opened to; the default service when
+        not given), or a full address of the same service as ``host``."""
         addressing = self.ctx.addressing
-        if "@" in username:
-            try:
-                jid = JID.parse(username)
-            except InvalidJID:
-                return None
-            return jid if jid.resource is None and addressing.is_local(jid) else None
+        domain = host if host is not None else addressing.default
         try:
-            return JID.make(username, host if host is not None else addressing.default)
+            if "@" not in username:
+                return JID.make(username, domain)
+            jid = JID.parse(username)
         except InvalidJID:
             return None
+        if jid.resource is not None or not addressing.is_local(jid):
+            return None
+        if addressing.service_of(jid) != addressing.locate_domain(domain).service:
+            return None  # an account of another service than the stream's
+        return jid
 
     async def credentials(self, username: str, host: str | None = None) -> StoredCredentials | None:
         jid = self.account_jid(username, host)

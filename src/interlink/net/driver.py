@@ -26,7 +26,6 @@ from typing import Any, Protocol
 from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.hub import Hub
 from interlink.hub.session import Session
-from interlink.xmpp.parser import Framing
 from interlink.xmpp.stream import (
     Authenticated,
     BindRequested,
@@ -120,7 +119,7 @@ class StreamDriver:
         self._writable = asyncio.Event()
         self._writable.set()
         self._ended = False
-        self._tcp = stream.framing is Framing.TCP
+        self._tcp = not stream.framing.message_per_element
         self.last_input = self._loop.time()
         if not self._in_gate:
             self._handle_sync(
@@ -220,7 +219,7 @@ class StreamDriver:
         return self._run(events) if events else None
 
     async def _lookup_credentials(self, username: str) -> None:
-        creds = await self.hub.credentials(username)
+        creds = await self.hub.credentials(username, self.stream.host)
         more = self._run(self.stream.supply_credentials(creds))
         if more is not None:
             await more
@@ -252,7 +251,7 @@ class StreamDriver:
         username = self.stream.username
         assert username is not None
         try:
-            session = self.hub.bind(self, username, resource)
+            session = self.hub.bind(self, username, resource, self.stream.host)
         except StanzaError as err:
             return self.stream.refuse_bind(err)
         self.session = session

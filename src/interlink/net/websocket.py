@@ -17,7 +17,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from interlink.net.c2s import C2SContext
 from interlink.net.driver import StreamDriver
-from interlink.xmpp.parser import Framing
+from interlink.xmpp.framing import Framing
 from interlink.xmpp.stream import ServerStream
 
 log = logging.getLogger("interlink.websocket")

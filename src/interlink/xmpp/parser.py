@@ -16,10 +16,11 @@ UTF-8 and characters not allowed in XML 1.0 give ``<not-well-formed/>``.
 Limits (:class:`XmlLimits`) bound the memory one peer can make us hold: the bytes of one top-level
 element, the nesting depth, attributes per element and name lengths.
 
-Two framings exist: the classic TCP stream, where everything is a child of one
-``<stream:stream>`` root, and RFC 7395 WebSocket framing, where each frame holds one complete
-element and ``<open/>``/``<close/>`` stand for the stream header and footer. For the latter the
-parser is fed a synthetic root once, so the same machinery serves both.
+Two framings exist (:mod:`interlink.xmpp.framing`): the classic TCP stream, where everything is
+a child of one ``<stream:stream>`` root, and RFC 7395 WebSocket framing, where each frame holds
+one complete element and ``<open/>``/``<close/>`` stand for the stream header and footer. For the
+latter the parser is fed the framing's synthetic root once, so the same machinery serves both;
+:meth:`StreamParser.feed_frame` checks that a frame holds exactly one top-level element.
 
 After an error the parser is dead: :meth:`feed` returns the events completed before the error,
 then :class:`ParseFailed`.
@@ -28,19 +29,15 @@ then :class:`ParseFailed`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 from xml.etree.ElementTree import Element
 from xml.parsers import expat
 
 from interlink.errors import StreamError, StreamErrorCondition
-from interlink.xmpp import ns
+from interlink.xmpp.framing import Framing as Framing  # re-exported: callers pick a framing
 from interlink.xmpp.xml import escape_attr
 
 _UNDEFINED_ENTITY = expat.errors.codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]
-_SYNTHETIC_ROOT = b"<interlink-websocket-frames>"
-WS_OPEN = ns.qname(ns.FRAMING, "open")
-WS_CLOSE = ns.qname(ns.FRAMING, "close")
 # expat names ("uri}local") → Clark names ("{uri}local"); shared by all parsers, bounded.
 _NAMES: dict[str, str] = {}
 
@@ -63,11 +60,6 @@ class XmlLimits:
         for name in ("max_stanza_bytes", "max_depth", "max_attributes", "max_name_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-
-
-class Framing(Enum):
-    TCP = "tcp"  # RFC 6120 §4: one XML document per stream direction
-    WEBSOCKET = "websocket"  # RFC 7395: one element per frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +123,8 @@ class StreamParser:
         self._last_end = -1
         self._last_had_content = False
         self._new_expat()
-        if framing is Framing.WEBSOCKET:
-            self._feed_bytes(_SYNTHETIC_ROOT)
+        if framing.synthetic_root is not None:
+            self._feed_bytes(framing.synthetic_root)
             self._boundary = self._consumed
 
     def _new_expat(self) -> None:
@@ -246,17 +238,33 @@ class StreamParser:
         return events
 
     def feed_frame(self, frame: bytes) -> list[ParserEvent]:
-        """WebSocket framing: ``frame`` must hold exactly one complete element (RFC 7395 §3.3.3)."""
+        """WebSocket framing: ``frame`` must hold exactly one complete element (RFC 7395 §3.3.3).
+
+        An unfinished element fails with ``<not-well-formed/>`` after the events the frame did
+        complete; a frame holding more than one top-level element fails whole with
+        ``<bad-format/>`` (none of its elements is reported), so a peer cannot batch stanzas
+        into one message. A frame of only whitespace yields nothing."""
         events = self.feed(frame)
-        if not self._failed and self._stack_depth() != 0:
+        if self._failed:
+            return events
+        if self._stack_depth() != 0:
             self._fail(
                 StreamError(
                     StreamErrorCondition.NOT_WELL_FORMED,
                     "a WebSocket frame must contain exactly one complete XML element",
                 )
             )
-            events.extend(self._events)
-            self._events = []
+        elif len(events) > 1:
+            self._fail(
+                StreamError(
+                    StreamErrorCondition.BAD_FORMAT,
+                    f"a WebSocket frame must hold one top-level element (RFC 7395 §3.3.3); "
+                    f"this one held {len(events)}",
+                )
+            )
+            events = []
+        events.extend(self._events)
+        self._events = []
         return events
 
     def _stack_depth(self) -> int:
@@ -334,7 +342,7 @@ class StreamParser:
             self._stack.append(el)
             if self._priming:
                 return
-            if self.framing is Framing.TCP:
+            if self.framing.synthetic_root is None:  # the peer's root is the stream header
                 self._boundary = self._parser.CurrentByteIndex
                 self._clean = self._header_ends_chunk(self._boundary)
                 self._events.append(StreamHeader(tag, attrs))
@@ -361,9 +369,9 @@ class StreamParser:
             self._boundary = end
             self._last_end = end
             self._last_had_content = self._top_has_content
-            if self.framing is Framing.WEBSOCKET and el.tag == WS_OPEN:
+            if el.tag == self.framing.open_tag:
                 self._events.append(StreamHeader(el.tag, dict(el.attrib)))
-            elif self.framing is Framing.WEBSOCKET and el.tag == WS_CLOSE:
+            elif el.tag == self.framing.close_tag:
                 self._events.append(StreamFooter())
             else:
                 self._events.append(ElementReceived(el, size))

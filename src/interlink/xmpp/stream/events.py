@@ -1,0 +1,86 @@
+"""What a :class:`~interlink.xmpp.stream.ServerStream` tells its transport shell.
+
+Each event that asks for something names the call that answers it; input that arrives before the
+answer waits inside the stream (see the machine's theory of operation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from interlink.errors import StreamError
+from interlink.xmpp.stanza import Stanza
+
+
+@dataclass(frozen=True, slots=True)
+class TlsStartRequested:
+    """``<proceed/>`` is queued: flush it, upgrade the transport, call ``tls_established()``."""
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsRequested:
+    """Look up ``username``'s stored credentials; answer with ``supply_credentials()``."""
+
+    mechanism: str
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCheckRequested:
+    """OAUTHBEARER: verify ``token``; answer with ``supply_token_result()``."""
+
+    token: str
+    authzid: str
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    """SASL succeeded (informational); the peer restarts the stream next."""
+
+    username: str
+
+
+@dataclass(frozen=True, slots=True)
+class BindRequested:
+    """Bind a resource (RFC 6120 §7); answer with ``accept_bind()`` or ``refuse_bind()``."""
+
+    resource: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StanzaReceived:
+    """A stanza to route; its ``from`` is already stamped by the role."""
+
+    stanza: Stanza
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """The stream is over. ``error`` is the stream error sent, if any; ``by_peer`` says whether
+    the peer closed it cleanly. Close the transport once the output is flushed."""
+
+    error: StreamError | None
+    by_peer: bool
+
+
+StreamEvent = (
+    TlsStartRequested
+    | CredentialsRequested
+    | TokenCheckRequested
+    | Authenticated
+    | BindRequested
+    | StanzaReceived
+    | StreamClosed
+)
+
+__all__ = [
+    "Authenticated",
+    "BindRequested",
+    "CredentialsRequested",
+    "StanzaReceived",
+    "StreamClosed",
+    "StreamEvent",
+    "TlsStartRequested",
+    "TokenCheckRequested",
+]
