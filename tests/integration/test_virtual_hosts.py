@@ -110,3 +110,19 @@ async def test_each_service_onboards_providers_of_its_own(tmp_path: Path) -> Non
         token = msg_party.token(aud=MSG, cnf={"jkt": thumbprint})
         enlisted = await enlist(device, base, MSG, token, ca_file=certs.ca)
         assert enlisted.jid.endswith(f"@msgchat.interop.{MSG}")
+
+
+async def test_metrics_are_per_service(tmp_path: Path) -> None:
+    async with two_services(tmp_path) as (server, certs):
+        client = Xmpp(f"alice@{MSG}/a", "msg-pw", certs)
+        await client.login(server.ports["c2s-starttls"])
+        try:
+            base = f"https://127.0.0.1:{server.ports['http']}"
+            async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
+                auth = {"Authorization": f"Bearer {TOKEN}"}
+                text = (await http.get("/metrics", headers=auth)).text
+            assert 'interlink_service_sessions{kind="home",service="msg.test"} 1.0' in text
+            assert 'interlink_service_sessions{kind="home",service="wa.test"} 0.0' in text
+            assert 'interlink_service_providers{service="wa.test"} 0.0' in text
+        finally:
+            await client.close()

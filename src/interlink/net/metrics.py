@@ -7,6 +7,7 @@ collector (RSS, CPU, open files) beside ours.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,7 @@ class HubCollector(Collector):
         yield GaugeMetricFamily(
             "interlink_sessions", "Bound XMPP resources", value=len(ctx.sessions)
         )
+        yield from self._services()
         if s.gate is not None:
             yield GaugeMetricFamily(
                 "interlink_connections",
@@ -105,6 +107,31 @@ class HubCollector(Collector):
         yield refusals
         yield rate
         yield from self._interop()
+
+    def _services(self) -> Iterator[Metric]:
+        """Per gatekeeper service: its users' and third parties' sessions, approved providers."""
+        addressing = self._s.hub.ctx.addressing
+        counts: Counter[tuple[str, str]] = Counter()
+        for session in self._s.hub.ctx.sessions.all_sessions():
+            where = addressing.locate(session.jid)
+            if where.service is not None:
+                counts[where.service, where.kind.value] += 1
+        sessions = GaugeMetricFamily(
+            "interlink_service_sessions",
+            "Bound resources per gatekeeper service: its own users (home) and third parties",
+            labels=["service", "kind"],
+        )
+        providers = GaugeMetricFamily(
+            "interlink_service_providers",
+            "Providers approved for each gatekeeper service",
+            labels=["service"],
+        )
+        for service in addressing.services:
+            for kind in ("home", "interop"):
+                sessions.add_metric([service, kind], counts[service, kind])
+            providers.add_metric([service], len(addressing.approved_providers(service)))
+        yield sessions
+        yield providers
 
     def _interop(self) -> Iterator[Metric]:
         s = self._s
