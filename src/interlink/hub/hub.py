@@ -135,13 +135,14 @@ class Hub:
     def end_provider_sessions(self, provider_id: str, service: str) -> int:
         """End the sessions of a provider's users on ``service`` (it was suspended there, or
         lost its approval for that service); returns how many."""
-        domain = self.ctx.addressing.interop_domain(provider_id, service)
+        addressing = self.ctx.addressing
         error = StreamError(
             StreamErrorCondition.POLICY_VIOLATION, f"the provider '{provider_id}' was suspended"
         )
         ended = 0
         for session in self.ctx.sessions.all_sessions():
-            if session.jid.domain == domain:
+            where = addressing.locate(session.jid)
+            if where.provider_id == provider_id and where.service == service:
                 session.port.terminate(error)
                 ended += 1
         log.info(
