@@ -42,7 +42,7 @@ from interlink.media.model import MediaLimits
 from interlink.media.policy import ACTIVE_TYPES, ContentTypePolicy
 from interlink.media.proxy import MediaProxy, ProxyLimits
 from interlink.media.store import MediaStore
-from interlink.media.token_service import TOKEN, MediaTokenService
+from interlink.media.token_service import MediaTokenService
 from interlink.media.tokens import MediaTokens
 from interlink.media.upload import REQUEST as UPLOAD_REQUEST
 from interlink.media.upload import UploadService
@@ -59,6 +59,7 @@ from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp import ns
+from interlink.xmpp.ext.media_tokens import TOKEN
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stream import StreamConfig
 

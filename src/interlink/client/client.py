@@ -54,7 +54,7 @@ from interlink.client.omemo_session import (
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
-from interlink.hub.policy import wire
+from interlink.xmpp.ext import interop
 
 log = logging.getLogger("interlink.client")
 # python-omemo logs plaintext and message keys at DEBUG: keep them out of applications' logs
@@ -397,7 +397,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             stanza["body"] = FALLBACK_BODY
         stanza.xml.append(Element(f"{{{_HINTS}}}{'store' if store else 'no-store'}"))
         if activity:
-            stanza.xml.append(Element(wire.ACTIVITY))
+            stanza.xml.append(Element(interop.ACTIVITY))
         sent = self.gate.after(stanza.send)
         if wait:
             try:

@@ -33,9 +33,10 @@ from interlink.client.media import (
     open_file,
     seal_file,
 )
+from interlink.xmpp.addressing import interop_provider
+from interlink.xmpp.ext import media_tokens
 
 UPLOAD = "urn:xmpp:http:upload:0"
-MEDIA = "urn:interlink:media:0"
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 MAX_DOWNLOAD = 100 * 1024 * 1024 + 4096  # what the hub and its proxy allow by default
 
@@ -177,17 +178,17 @@ async def download(
 async def proxy_token(xmpp: slixmpp.ClientXMPP, hub: str, wait: float) -> str:
     """A short-lived token for the hub's media proxy (``urn:interlink:media:0``)."""
     iq: Any = xmpp.make_iq(ito=hub, itype="get")
-    iq.xml.append(Element(f"{{{MEDIA}}}token"))
+    iq.xml.append(media_tokens.token_request())
     try:
         result = await iq.send(timeout=wait)
     except IqError as exc:
         raise _iq_error(exc) from None
     except IqTimeout:
         raise MediaError("the hub did not answer the media token request") from None
-    token: Element | None = result.xml.find(f"{{{MEDIA}}}token")
-    if token is None or not token.text:
+    token = media_tokens.parse_token(result.xml)
+    if token is None:
         raise MediaError("the hub sent no media token")
-    return str(token.text)
+    return token
 
 
 def proxied(hub_http: str, url: str, provider: str) -> str:
@@ -350,13 +351,12 @@ class MediaCalls:
         ``dest_dir``; returns the file's path. Raises ``MediaError`` naming the failed check."""
         if self._xmpp is None:
             raise ClientError("not connected")
-        sender_domain = slixmpp.JID(event.sender).domain
         via = None
         own_domain = self.jid.domain
-        if sender_domain.endswith(".interop." + own_domain) and not event.outgoing:
+        provider = interop_provider(slixmpp.JID(event.sender).domain, own_domain)
+        if provider is not None and not event.outgoing:
             if self._http_url is None:
                 raise ClientError("media from third parties needs http_url (the media proxy)")
-            provider = sender_domain[: -len(".interop." + own_domain)]
             token = await proxy_token(self._xmpp, own_domain, self._timeout)
             via = (self._http_url, token, provider)
         return await fetch(

@@ -10,6 +10,8 @@ import slixmpp
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
+from interlink.xmpp.ext.interop import NO_PUSH
+
 _HINTS = "urn:xmpp:hints"
 _PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
@@ -85,5 +87,5 @@ class SlixmppPep:
         stanza.xml.append(encrypted)
         stanza.xml.append(Element(f"{{{_HINTS}}}store"))
         # python-omemo's own protocol messages: stored for the peer, but no reason to wake it.
-        stanza.xml.append(Element("{urn:xmpp:interlink:0}no-push"))
+        stanza.xml.append(Element(NO_PUSH))
         stanza.send()
