@@ -12,7 +12,7 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza.error import Error
 
-from interlink.client.errors import ClientError
+from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import TextMessage
 from interlink.errors import StanzaError
 from interlink.xmpp.addressing import domain_of, interop_provider
@@ -27,8 +27,9 @@ __all__ = ["ConsentCalls", "ConsentError", "MessageRequest", "marker_of"]
 Error.conditions.add("policy-violation")
 
 
-class ConsentError(Exception):
-    """The hub refused a request; ``condition`` is the RFC 6120 stanza error condition."""
+class ConsentError(ClientError):
+    """The hub refused a request; ``condition`` is the RFC 6120 stanza error condition (or
+    ``timeout`` when it did not answer, ``bad-response`` when its answer made no sense)."""
 
     def __init__(self, condition: str, text: str) -> None:
         super().__init__(f"{condition}: {text}" if text else condition)
@@ -109,11 +110,17 @@ class ConsentCalls:
 
     async def _query(self, itype: Literal["get", "set"], payload: Element) -> Element | None:
         if self._xmpp is None:
-            raise ClientError("not connected")
+            raise NotConnected
         return await query(self._xmpp, itype, payload, self._timeout)
 
     async def interop_settings(self) -> InteropSettings:
-        """This gatekeeper user's third-party chat settings, as the hub keeps them."""
+        """This gatekeeper user's third-party chat settings, as the hub keeps them.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
         return settings_of(await self._query("get", Element(interop.SETTINGS)))
 
     async def set_interop_settings(
@@ -125,7 +132,14 @@ class ConsentCalls:
         discoverable: bool | None = None,
         share_activity: bool | None = None,
     ) -> InteropSettings:
-        """Change the settings given (the others stay); returns them as the hub now has them."""
+        """Change the settings given (the others stay); returns them as the hub now has them.
+        ``providers``: ``"all"`` (every approved provider) or a list of provider ids.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
         request = interop.settings_change(
             enabled=enabled,
             providers=providers,
@@ -136,14 +150,33 @@ class ConsentCalls:
         return settings_of(await self._query("set", request))
 
     async def approved_providers(self) -> dict[str, str]:
-        """The providers whose users can be reached: id -> display name."""
+        """The providers whose users can be reached: id -> display name.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
         return interop.parse_providers(await self._query("get", Element(interop.PROVIDERS)))
 
     async def message_requests(self) -> list[MessageRequest]:
+        """The open message requests: third-party users who wrote and are not accepted yet.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
         return interop.parse_requests(await self._query("get", Element(interop.REQUESTS)))
 
     async def accept_request(self, jid: str) -> None:
-        """Accept ``jid``'s message request: replies, receipts and presence may go back."""
+        """Accept ``jid``'s message request: replies, receipts and presence may go back.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
         await self._query("set", interop.accept_element(slixmpp.JID(jid).bare))
 
     async def block(
@@ -155,13 +188,33 @@ class ConsentCalls:
         attach: Sequence[TextMessage] = (),
     ) -> None:
         """Block ``jid`` (a user, or a provider's domain ``<provider>.interop.<hub>``); with
-        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages."""
+        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages.
+
+        Raises:
+            ValueError: ``report`` is neither "spam" nor "abuse".
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (e.g. ``policy-violation`` for a full block list or too
+                many reports), or did not answer in time.
+        """
         request = block_request(jid, report=report, text=text, attach=attach)
         await self._query("set", request)
 
     async def unblock(self, *jids: str) -> None:
-        """Unblock ``jids``; with none, unblock everyone."""
+        """Unblock ``jids``; with none, unblock everyone.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
         await self._query("set", blocking.blocklist_element(blocking.UNBLOCK, jids))
 
     async def blocklist(self) -> list[str]:
+        """The JIDs and domains this account blocks (XEP-0191).
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
         return blocking.parse_blocklist(await self._query("get", Element(blocking.BLOCKLIST)))

@@ -35,6 +35,7 @@ from xml.etree.ElementTree import Element, SubElement
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from interlink.client.errors import ClientError
 from interlink.xmpp.ext import media_tokens
 from interlink.xmpp.ext.media_tokens import KINDS as KINDS
 
@@ -67,7 +68,7 @@ _TYPES = {
 }
 
 
-class MediaError(Exception):
+class MediaError(ClientError):
     """A file could not be sent or received: say which check failed."""
 
 

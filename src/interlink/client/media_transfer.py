@@ -19,7 +19,7 @@ import httpx
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-from interlink.client.errors import ClientError
+from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import FileMessage
 from interlink.client.media import (
     CHUNK,
@@ -320,9 +320,19 @@ class MediaCalls:
     ) -> str:
         """Encrypt ``path`` (AES-256-GCM, fresh key and IV), upload the ciphertext to this side's
         store with ``progress(done, total)`` calls, and send its URL, key and hashes end to end
-        encrypted. ``kind``: image, voice, video or file. Returns the message id."""
+        encrypted. ``kind``: image, voice, video or file. Returns the message id.
+
+        Raises:
+            ValueError: ``kind`` is not one of those.
+            NotConnected: before ``connect()``.
+            MediaError: the file could not be read (or, for an image, decoded), the upload
+                service refused a slot or did not answer, or the upload was refused.
+            ClientError: the message could not be encrypted or sent (see ``send_text``).
+            OSError: the file or the work directory could not be read or written.
+            httpx.HTTPError: the upload got no answer.
+        """
         if self._xmpp is None:
-            raise ClientError("not connected")
+            raise NotConnected
         uploader = self._uploader or XmppUploader(self._xmpp, self.jid.domain, self._timeout)
         info = await prepare(
             path,
@@ -348,9 +358,19 @@ class MediaCalls:
     ) -> Path:
         """Fetch ``event``'s file (through the hub's media proxy when a third-party user sent
         it to this gatekeeper user), check both SHA-256 hashes and the GCM tag, decrypt it into
-        ``dest_dir``; returns the file's path. Raises ``MediaError`` naming the failed check."""
+        ``dest_dir``; returns the file's path.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ClientError: the file is a third party's and no ``http_url`` (media proxy) was given.
+            MediaError: naming the failed check: the size announced is over the limit, the hub
+                gave no proxy token, the download was refused or longer than announced, a hash
+                or the GCM tag does not verify. Nothing is kept then.
+            OSError: ``dest_dir`` could not be written.
+            httpx.HTTPError: the download got no answer or broke off.
+        """
         if self._xmpp is None:
-            raise ClientError("not connected")
+            raise NotConnected
         via = None
         own_domain = self.jid.domain
         provider = interop_provider(slixmpp.JID(event.sender).domain, own_domain)
