@@ -39,6 +39,7 @@ from interlink.media.proxy import (
 )
 from interlink.media.tokens import MediaTokenError, MediaTokens, load_or_create_secret
 from interlink.net.media_proxy_api import media_proxy_router
+from interlink.net.problems import install_problem_handler
 from tests.integration.kit import serving
 
 pytestmark = pytest.mark.timeout(60)
@@ -717,6 +718,7 @@ async def test_tls_verifies_the_name_on_the_pinned_address(cert_name: str, ok: b
 async def proxy_endpoint(proxy: MediaProxy) -> AsyncIterator[tuple[httpx.AsyncClient, MediaTokens]]:
     tokens = MediaTokens(SECRET)
     app = FastAPI()
+    install_problem_handler(app)  # what the hub's and the kit's apps do
     app.include_router(media_proxy_router(proxy, tokens, HUB, clock=lambda: 1000.0))
     async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=20) as client:
         yield client, tokens
