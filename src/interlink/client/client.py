@@ -54,6 +54,7 @@ from interlink.client.omemo_session import (
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
+from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
 
 log = logging.getLogger("interlink.client")
@@ -63,7 +64,7 @@ if logging.getLogger("omemo").level == logging.NOTSET:
     logging.getLogger("omemo").setLevel(logging.INFO)
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
 _EME = "urn:xmpp:eme:0"
-_HINTS = "urn:xmpp:hints"
+_HINTS = ns.HINTS  # XEP-0334
 RECEIPTS = "urn:xmpp:receipts"  # XEP-0184
 MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
 CHATSTATES = "http://jabber.org/protocol/chatstates"  # XEP-0085

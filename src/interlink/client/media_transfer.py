@@ -9,7 +9,6 @@ import asyncio
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -34,18 +33,11 @@ from interlink.client.media import (
     seal_file,
 )
 from interlink.xmpp.addressing import interop_provider
-from interlink.xmpp.ext import media_tokens
+from interlink.xmpp.ext import http_upload, media_tokens
+from interlink.xmpp.ext.http_upload import Slot as Slot  # what an Uploader returns
 
-UPLOAD = "urn:xmpp:http:upload:0"
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 MAX_DOWNLOAD = 100 * 1024 * 1024 + 4096  # what the hub and its proxy allow by default
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    put_url: str
-    put_headers: dict[str, str]
-    get_url: str
 
 
 class Uploader(Protocol):
@@ -73,10 +65,7 @@ class XmppUploader:
     async def slot(self, name: str, size: int, content_type: str) -> Slot:
         iq: Any = self._xmpp.make_iq(ito=self._service, itype="get")
         iq.xml.append(
-            Element(
-                f"{{{UPLOAD}}}request",
-                {"filename": name, "size": str(size), "content-type": content_type},
-            )
+            http_upload.request_element(http_upload.SlotRequest(name, size, content_type))
         )
         try:
             result = await iq.send(timeout=self._wait)
@@ -84,13 +73,10 @@ class XmppUploader:
             raise _iq_error(exc) from None
         except IqTimeout:
             raise MediaError("the upload service did not answer") from None
-        slot = result.xml.find(f"{{{UPLOAD}}}slot")
-        put = None if slot is None else slot.find(f"{{{UPLOAD}}}put")
-        get = None if slot is None else slot.find(f"{{{UPLOAD}}}get")
-        if put is None or get is None:
+        slot = http_upload.parse_slot(result.xml)
+        if slot is None:
             raise MediaError("the upload service sent no slot")
-        headers = {h.get("name", ""): h.text or "" for h in put.findall(f"{{{UPLOAD}}}header")}
-        return Slot(put.get("url", ""), headers, get.get("url", ""))
+        return slot
 
 
 class KitUploader:

@@ -10,9 +10,10 @@ import slixmpp
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
+from interlink.xmpp import ns
 from interlink.xmpp.ext.interop import NO_PUSH
 
-_HINTS = "urn:xmpp:hints"
+_HINTS = ns.HINTS  # XEP-0334
 _PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
 

@@ -8,7 +8,8 @@ I/O; both sides import from here so that a wire format lives in exactly one plac
 - :mod:`~interlink.xmpp.ext.blocking`: XEP-0191 blocking;
 - :mod:`~interlink.xmpp.ext.reporting`: XEP-0377 spam reporting with XEP-0297 attachments;
 - :mod:`~interlink.xmpp.ext.media_tokens`: our ``urn:interlink:media:0`` (media-proxy tokens and
-  the media kind hint).
+  the media kind hint);
+- :mod:`~interlink.xmpp.ext.http_upload`: XEP-0363 slot requests and slots.
 
 Every namespace is listed in docs/protocol.md. What the hub is sent is checked here; a bad
 element is a ``bad-request`` (or ``jid-malformed``) :class:`~interlink.errors.StanzaError` saying
