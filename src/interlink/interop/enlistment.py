@@ -45,6 +45,7 @@ from interlink.interop.tokens import (
     UnknownKeyId,
     verify_token,
 )
+from interlink.xmpp.addressing import interop_domain
 
 
 class EnlistmentError(HttpProblem):
@@ -170,7 +171,7 @@ class EnlistmentService:
     def interop_jid(self, provider_id: str, subject: str) -> str:
         digest = hmac.new(self._secret, f"{provider_id}\0{subject}".encode(), "sha256").digest()
         opaque = base64.b32encode(digest[:20]).decode().lower().rstrip("=")
-        return f"{opaque}@{provider_id}.interop.{self._domain}"
+        return f"{opaque}@{interop_domain(provider_id, self._domain)}"
 
     def challenge(self) -> tuple[str, float]:
         """A new challenge and when it expires."""

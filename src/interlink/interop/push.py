@@ -26,6 +26,7 @@ from joserfc.jwk import OKPKey
 
 from interlink.interop.enlistment import InteropAccount
 from interlink.interop.providers import ProviderRegistry, ProviderStatus
+from interlink.xmpp.addressing import domain_of, interop_provider
 from interlink.xmpp.ext.interop import NO_PUSH
 from interlink.xmpp.stanza import Message
 
@@ -164,8 +165,8 @@ class PushNotifier:
 
     def notify(self, bare_jid: str) -> None:
         """A message for ``bare_jid`` was stored offline (called from the routing path)."""
-        if ".interop." not in bare_jid:
-            return
+        if interop_provider(domain_of(bare_jid), self._domain) is None:
+            return  # not a third-party user: its provider has nobody to wake
         task = asyncio.get_running_loop().create_task(self._enqueue(bare_jid))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
