@@ -11,6 +11,15 @@ class; each concrete error says how it is shown on the wire:
 
 Errors are converted at the boundary (the asyncio shells; for HTTP, the one exception handler of
 :func:`interlink.net.problems.install_problem_handler`); a bare traceback never reaches a peer.
+
+The HTTP mappings: :class:`~interlink.interop.providers.ProviderError`,
+:class:`~interlink.interop.enlistment.EnlistmentError`,
+:class:`~interlink.interop.discovery.DiscoveryError`, :class:`~interlink.media.errors.MediaError`
+(with its XEP-0363 stanza condition too), :class:`~interlink.media.errors.MediaProxyRefusal`
+(media tokens and the proxy), ``AdminAuthError`` and the provider kit's ``KitRefusal``.
+
+The SDK's errors have their own root under this one, :class:`interlink.client.ClientError`
+(:mod:`interlink.client.errors`): what an application catches, never shown to a peer.
 """
 
 from __future__ import annotations
