@@ -65,9 +65,9 @@ if logging.getLogger("omemo").level == logging.NOTSET:
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
 _EME = "urn:xmpp:eme:0"
 _HINTS = ns.HINTS  # XEP-0334
-RECEIPTS = "urn:xmpp:receipts"  # XEP-0184
-MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
-CHATSTATES = "http://jabber.org/protocol/chatstates"  # XEP-0085
+RECEIPTS = ns.RECEIPTS  # XEP-0184
+MARKERS = ns.CHAT_MARKERS  # XEP-0333
+CHATSTATES = ns.CHATSTATES  # XEP-0085
 CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
 
 

@@ -32,6 +32,7 @@ from interlink.client.media import (
     open_file,
     seal_file,
 )
+from interlink.xmpp import ns
 from interlink.xmpp.addressing import interop_provider
 from interlink.xmpp.ext import http_upload, media_tokens
 from interlink.xmpp.ext.http_upload import Slot as Slot  # what an Uploader returns
@@ -333,8 +334,8 @@ class MediaCalls:
         )
         content = [
             *file_elements(info),
-            Element("{urn:xmpp:receipts}request"),
-            Element("{urn:xmpp:chat-markers:0}markable"),
+            Element(ns.qname(ns.RECEIPTS, "request")),
+            Element(ns.qname(ns.CHAT_MARKERS, "markable")),
         ]
         legacy = aesgcm_url(info.url, info.key, info.iv)
         return await self._send(to, content, legacy_text=legacy, store=True)

@@ -26,6 +26,7 @@ from interlink.hub.context import HubContext
 from interlink.hub.policy.blocks import BlockLists
 from interlink.hub.policy.limits import BucketTable, PolicyLimits
 from interlink.hub.policy.model import ConversationState, PolicyRepository, Reach, Report
+from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
 from interlink.xmpp.ext.interop import (
     NO_PUSH,
@@ -44,9 +45,9 @@ _ERROR = "{jabber:client}error"
 _CONTENT = frozenset({"{jabber:client}body", "{urn:xmpp:omemo:2}encrypted"})
 _LEGACY_ENCRYPTED = "{eu.siacs.conversations.axolotl}encrypted"
 _ACTIVITY_NS = (
-    "{urn:xmpp:receipts}",
-    "{urn:xmpp:chat-markers:0}",
-    "{http://jabber.org/protocol/chatstates}",
+    "{" + ns.RECEIPTS + "}",
+    "{" + ns.CHAT_MARKERS + "}",
+    "{" + ns.CHATSTATES + "}",
 )
 
 
