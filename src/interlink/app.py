@@ -47,7 +47,7 @@ from interlink.media.model import MediaLimits
 from interlink.media.policy import ACTIVE_TYPES, ContentTypePolicy
 from interlink.media.proxy import MediaProxy, ProxyLimits
 from interlink.media.store import MediaStore
-from interlink.media.token_service import TOKEN, MediaTokenService
+from interlink.media.token_service import MediaTokenService
 from interlink.media.tokens import MediaTokens
 from interlink.media.upload import REQUEST as UPLOAD_REQUEST
 from interlink.media.upload import UploadService, anyone
@@ -65,6 +65,7 @@ from interlink.storage import Storage
 from interlink.storage.engines import StorageConfig
 from interlink.storage.engines import open_storage as open_engine
 from interlink.xmpp import ns
+from interlink.xmpp.ext.media_tokens import TOKEN
 from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stanza import Message

@@ -75,7 +75,7 @@ _SHORT = {
     "urn:xmpp:hints": "hint",
     "urn:xmpp:eme:0": "eme",
     "urn:interlink:interop:0": "interop",
-    "urn:xmpp:interlink:0": "interlink",
+    "urn:interlink:hints:0": "interlink",  # the no-push hint, shown as before
     "http://jabber.org/protocol/pubsub": "pubsub",
     "urn:xmpp:http:upload:0": "upload",
     "urn:interlink:media:0": "media",

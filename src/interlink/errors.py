@@ -6,10 +6,20 @@ class; each concrete error says how it is shown on the wire:
 * :class:`StreamError` ends an XML stream with an RFC 6120 §4.9 condition;
 * :class:`StanzaError` answers one stanza with an RFC 6120 §8.3 condition and error type;
 * :class:`SaslFailure` answers a SASL exchange with an RFC 6120 §6.5 condition;
-* :class:`HttpProblem` (used by the HTTP API) becomes RFC 9457 problem+json.
+* :class:`HttpProblem` becomes RFC 9457 problem+json with its ``status``, the problem type
+  ``urn:interlink:problem:<kind>``, its ``title`` and ``detail``, and any ``headers()``.
 
-Errors are converted at the boundary (the asyncio shells and the HTTP app); a bare traceback never
-reaches a peer.
+Errors are converted at the boundary (the asyncio shells; for HTTP, the one exception handler of
+:func:`interlink.net.problems.install_problem_handler`); a bare traceback never reaches a peer.
+
+The HTTP mappings: :class:`~interlink.interop.providers.ProviderError`,
+:class:`~interlink.interop.enlistment.EnlistmentError`,
+:class:`~interlink.interop.discovery.DiscoveryError`, :class:`~interlink.media.errors.MediaError`
+(with its XEP-0363 stanza condition too), :class:`~interlink.media.errors.MediaProxyRefusal`
+(media tokens and the proxy), ``AdminAuthError`` and the provider kit's ``KitRefusal``.
+
+The SDK's errors have their own root under this one, :class:`interlink.client.ClientError`
+(:mod:`interlink.client.errors`): what an application catches, never shown to a peer.
 """
 
 from __future__ import annotations
@@ -19,6 +29,42 @@ from enum import StrEnum
 
 class InterlinkError(Exception):
     """Root of every error Interlink raises on purpose."""
+
+
+PROBLEM_TYPE_PREFIX = "urn:interlink:problem:"
+
+
+class HttpProblem(InterlinkError):
+    """An error an HTTP API answers with as an RFC 9457 problem (``application/problem+json``).
+
+    Subclasses set ``status``, ``kind`` (the problem type is ``urn:interlink:problem:<kind>``) and
+    ``title`` as class attributes, or per instance when one class covers several answers.
+    ``detail`` is written for the person whose client shows it."""
+
+    status: int = 400
+    kind: str = "bad-request"
+    title: str = "request refused"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def problem_type(self) -> str:
+        return PROBLEM_TYPE_PREFIX + self.kind
+
+    def problem(self) -> dict[str, object]:
+        """The problem document (RFC 9457 §3.1 members)."""
+        return {
+            "type": self.problem_type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+    def headers(self) -> dict[str, str]:
+        """Response headers that go with the problem (``WWW-Authenticate``, ``Retry-After``...)."""
+        return {}
 
 
 class ConfigError(InterlinkError):

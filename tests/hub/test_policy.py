@@ -12,11 +12,11 @@ import pytest
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubSettings
-from interlink.hub.policy import wire
 from interlink.hub.policy.blocks import BlockLists
 from interlink.hub.policy.limits import BucketTable, PolicyLimits, Rate, TokenBucket, retry_after
 from interlink.storage.policy import ConversationState
 from interlink.storage.sqlite import open_sqlite
+from interlink.xmpp.ext import blocking, interop, reporting
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
 from interlink.xmpp.jid import JID
 from tests.hubkit import CREDS, DOMAIN, Client, HubKit, running_hub
@@ -27,7 +27,7 @@ INTEROP_DOMAIN = f"{PROVIDER}.interop.{DOMAIN}"
 TP = f"u1@{INTEROP_DOMAIN}"
 TP2 = f"u2@{INTEROP_DOMAIN}"
 STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-NS = wire.INTEROP
+NS = interop.NS
 
 
 # -- token buckets ---------------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def test_bucket_table_forgets_the_least_recently_used_beyond_max_keys() -> None:
 
 # -- settings XML ----------------------------------------------------------------------------------
 def settings_el(children: tuple[str, ...] = (), **attrs: str) -> Element:
-    el = Element(wire.SETTINGS, {k.replace("_", "-"): v for k, v in attrs.items()})
+    el = Element(interop.SETTINGS, {k.replace("_", "-"): v for k, v in attrs.items()})
     for provider in children:
         SubElement(el, f"{{{NS}}}provider", {"id": provider})
     return el
@@ -112,10 +112,10 @@ def condition_of(exc: StanzaError) -> StanzaErrorCondition:
 
 def test_apply_settings_changes_only_the_attributes_given() -> None:
     base = InteropSettings()
-    assert wire.apply_settings(settings_el(), base, max_providers=4) == base
-    on = wire.apply_settings(settings_el(enabled="true"), base, max_providers=4)
+    assert interop.apply_settings(settings_el(), base, max_providers=4) == base
+    on = interop.apply_settings(settings_el(enabled="true"), base, max_providers=4)
     assert on == InteropSettings(enabled=True)
-    changed = wire.apply_settings(
+    changed = interop.apply_settings(
         settings_el(
             ("b", "a"),
             providers="list",
@@ -134,12 +134,16 @@ def test_apply_settings_changes_only_the_attributes_given() -> None:
         share_activity=False,
     )
     assert (
-        wire.apply_settings(settings_el(providers="all"), changed, max_providers=4).providers
+        interop.apply_settings(settings_el(providers="all"), changed, max_providers=4).providers
         is None
     )
-    assert not wire.apply_settings(settings_el(enabled="false"), changed, max_providers=4).enabled
+    assert not interop.apply_settings(
+        settings_el(enabled="false"), changed, max_providers=4
+    ).enabled
     # The hub's answer reads back as what it says.
-    assert wire.apply_settings(wire.settings_element(changed), base, max_providers=4) == changed
+    assert (
+        interop.apply_settings(interop.settings_element(changed), base, max_providers=4) == changed
+    )
 
 
 @pytest.mark.parametrize(
@@ -160,29 +164,29 @@ def test_apply_settings_refuses_bad_values_with_bad_request(
     children: tuple[str, ...], attrs: dict[str, str]
 ) -> None:
     with pytest.raises(StanzaError) as refused:
-        wire.apply_settings(settings_el(children, **attrs), InteropSettings(), max_providers=4)
+        interop.apply_settings(settings_el(children, **attrs), InteropSettings(), max_providers=4)
     assert condition_of(refused.value) is StanzaErrorCondition.BAD_REQUEST
     assert refused.value.text
 
 
 def test_apply_settings_provider_list_limit_boundary() -> None:
     at_limit = tuple(f"p{i}" for i in range(4))
-    got = wire.apply_settings(
+    got = interop.apply_settings(
         settings_el(at_limit, providers="list"), InteropSettings(), max_providers=4
     )
     assert got.providers == frozenset(at_limit)
     # Duplicates count once.
-    twice = wire.apply_settings(
+    twice = interop.apply_settings(
         settings_el((*at_limit, "p0"), providers="list"), InteropSettings(), max_providers=4
     )
     assert twice.providers == frozenset(at_limit)
     with pytest.raises(StanzaError) as refused:
-        wire.apply_settings(
+        interop.apply_settings(
             settings_el((*at_limit, "p4"), providers="list"), InteropSettings(), max_providers=4
         )
     assert condition_of(refused.value) is StanzaErrorCondition.POLICY_VIOLATION
     # An empty list is allowed and allows nobody.
-    empty = wire.apply_settings(
+    empty = interop.apply_settings(
         settings_el(providers="list", enabled="true"), InteropSettings(), max_providers=4
     )
     assert empty.providers == frozenset()
@@ -195,27 +199,31 @@ def report_item(
     text: str | None = None,
     bodies: tuple[str | None, ...] = (),
 ) -> Element:
-    item = Element(wire.ITEM, {"jid": TP})
-    report = SubElement(item, wire.REPORT, {"reason": reason})
+    item = Element(blocking.ITEM, {"jid": TP})
+    report = SubElement(item, reporting.REPORT, {"reason": reason})
     if text is not None:
-        SubElement(report, f"{{{wire.REPORTING}}}text").text = text
+        SubElement(report, f"{{{reporting.NS}}}text").text = text
     for i, body in enumerate(bodies):
-        forwarded = SubElement(report, wire.FORWARDED)
-        SubElement(forwarded, wire.DELAY, {"stamp": "2026-01-01T00:00:00Z"})
-        message = SubElement(forwarded, wire.CLIENT_MESSAGE, {"id": f"m{i}"})
+        forwarded = SubElement(report, reporting.FORWARDED)
+        SubElement(forwarded, reporting.DELAY, {"stamp": "2026-01-01T00:00:00Z"})
+        message = SubElement(forwarded, reporting.CLIENT_MESSAGE, {"id": f"m{i}"})
         if body is not None:
-            SubElement(message, wire.CLIENT_BODY).text = body
+            SubElement(message, reporting.CLIENT_BODY).text = body
     return item
 
 
 def test_parse_report_absent_and_present() -> None:
-    assert wire.parse_report(Element(wire.ITEM), max_messages=2, max_text=10) is None
-    found = wire.parse_report(report_item(text="bad", bodies=("x",)), max_messages=2, max_text=10)
+    assert reporting.parse_report(Element(blocking.ITEM), max_messages=2, max_text=10) is None
+    found = reporting.parse_report(
+        report_item(text="bad", bodies=("x",)), max_messages=2, max_text=10
+    )
     assert found is not None
     reason, text, messages = found
     assert (reason, text) == ("urn:xmpp:reporting:spam", "bad")
     assert [(m.id, m.at, m.body) for m in messages] == [("m0", "2026-01-01T00:00:00Z", "x")]
-    abuse = wire.parse_report(report_item("urn:xmpp:reporting:abuse"), max_messages=2, max_text=10)
+    abuse = reporting.parse_report(
+        report_item("urn:xmpp:reporting:abuse"), max_messages=2, max_text=10
+    )
     assert abuse is not None
     assert abuse[0] == "urn:xmpp:reporting:abuse"
 
@@ -223,35 +231,37 @@ def test_parse_report_absent_and_present() -> None:
 @pytest.mark.parametrize("reason", ["", "spam", "urn:xmpp:reporting:other"])
 def test_parse_report_checks_the_reason(reason: str) -> None:
     with pytest.raises(StanzaError) as refused:
-        wire.parse_report(report_item(reason), max_messages=2, max_text=10)
+        reporting.parse_report(report_item(reason), max_messages=2, max_text=10)
     assert condition_of(refused.value) is StanzaErrorCondition.BAD_REQUEST
 
 
 def test_parse_report_max_messages_boundary() -> None:
-    found = wire.parse_report(report_item(bodies=("a", "b")), max_messages=2, max_text=10)
+    found = reporting.parse_report(report_item(bodies=("a", "b")), max_messages=2, max_text=10)
     assert found is not None
     assert len(found[2]) == 2
     with pytest.raises(StanzaError) as refused:
-        wire.parse_report(report_item(bodies=("a", "b", "c")), max_messages=2, max_text=10)
+        reporting.parse_report(report_item(bodies=("a", "b", "c")), max_messages=2, max_text=10)
     assert condition_of(refused.value) is StanzaErrorCondition.POLICY_VIOLATION
     with pytest.raises(StanzaError):
-        wire.parse_report(report_item(bodies=("a",)), max_messages=0, max_text=10)
+        reporting.parse_report(report_item(bodies=("a",)), max_messages=0, max_text=10)
 
 
 def test_parse_report_max_text_boundary() -> None:
-    assert wire.parse_report(report_item(text="x" * 10), max_messages=2, max_text=10) is not None
+    assert (
+        reporting.parse_report(report_item(text="x" * 10), max_messages=2, max_text=10) is not None
+    )
     with pytest.raises(StanzaError) as refused:
-        wire.parse_report(report_item(text="x" * 11), max_messages=2, max_text=10)
+        reporting.parse_report(report_item(text="x" * 11), max_messages=2, max_text=10)
     assert condition_of(refused.value) is StanzaErrorCondition.POLICY_VIOLATION
-    assert wire.parse_report(report_item(bodies=("y" * 10,)), max_messages=2, max_text=10)
+    assert reporting.parse_report(report_item(bodies=("y" * 10,)), max_messages=2, max_text=10)
     with pytest.raises(StanzaError) as long_body:
-        wire.parse_report(report_item(bodies=("y" * 11,)), max_messages=2, max_text=10)
+        reporting.parse_report(report_item(bodies=("y" * 11,)), max_messages=2, max_text=10)
     assert condition_of(long_body.value) is StanzaErrorCondition.POLICY_VIOLATION
 
 
 def test_parse_report_needs_a_body_in_each_forwarded_message() -> None:
     with pytest.raises(StanzaError) as refused:
-        wire.parse_report(report_item(bodies=(None,)), max_messages=2, max_text=10)
+        reporting.parse_report(report_item(bodies=(None,)), max_messages=2, max_text=10)
     assert condition_of(refused.value) is StanzaErrorCondition.BAD_REQUEST
 
 
@@ -389,14 +399,14 @@ async def people(kit: HubKit, *, opted_in: bool = True) -> tuple[Client, Client]
 
 
 def marker_of(el: Element) -> Element | None:
-    return el.find(wire.MARKER)
+    return el.find(interop.MARKER)
 
 
 async def test_settings_default_off_and_round_trip_over_iq() -> None:
     async with interop_hub() as kit:
         alice, _tp = await people(kit, opted_in=False)
         got = await iq(alice, "get", f"<settings xmlns='{NS}'/>")
-        settings = got.find(wire.SETTINGS)
+        settings = got.find(interop.SETTINGS)
         assert settings is not None
         assert settings.attrib == {
             "enabled": "false",
@@ -408,7 +418,7 @@ async def test_settings_default_off_and_round_trip_over_iq() -> None:
         bad = await set_settings(alice, enabled="maybe")
         assert error_of(bad)[0] == "bad-request"
         providers = await iq(alice, "get", f"<providers xmlns='{NS}'/>")
-        listed = providers.find(wire.PROVIDERS)
+        listed = providers.find(interop.PROVIDERS)
         assert listed is not None
         assert [p.attrib for p in listed] == [{"id": PROVIDER, "name": PROVIDER_NAME}]
 
@@ -477,12 +487,12 @@ async def test_first_messages_are_a_request_with_the_hubs_marker_up_to_the_limit
         assert messages(tp) == []
         # The pending request is listed with its marker.
         listed = await iq(alice, "get", f"<requests xmlns='{NS}'/>")
-        requests = listed.find(wire.REQUESTS)
+        requests = listed.find(interop.REQUESTS)
         assert requests is not None
         (item,) = list(requests)
         assert item.get("jid") == TP
         assert item.get("messages") == "3"
-        assert item.find(wire.MARKER) is not None
+        assert item.find(interop.MARKER) is not None
         # Accepted: replies, receipts and more messages flow, marked without the request flag.
         accepted = await iq(alice, "set", f"<accept xmlns='{NS}' jid='{TP}'/>")
         assert accepted.get("type") == "result"
@@ -498,7 +508,7 @@ async def test_first_messages_are_a_request_with_the_hubs_marker_up_to_the_limit
         assert mark is not None
         assert mark.get("request") is None
         empty = await iq(alice, "get", f"<requests xmlns='{NS}'/>")
-        remaining = empty.find(wire.REQUESTS)
+        remaining = empty.find(interop.REQUESTS)
         assert remaining is not None
         assert list(remaining) == []
 
@@ -511,7 +521,7 @@ async def test_a_forged_marker_is_replaced_by_the_hubs() -> None:
         )
         await tp.send(chat(f"alice@{DOMAIN}", extra=forged))
         (got,) = messages(alice)
-        marks = got.findall(wire.MARKER)
+        marks = got.findall(interop.MARKER)
         assert len(marks) == 1
         assert marks[0].get("provider") == PROVIDER
         assert marks[0].get("provider-name") == PROVIDER_NAME
@@ -531,11 +541,11 @@ async def test_a_forged_marker_on_an_error_message_is_stripped() -> None:
         )
         got = messages(alice)
         forged_seen = [
-            m for m in got for mark in m.findall(wire.MARKER) if mark.get("provider") == "bank"
+            m for m in got for mark in m.findall(interop.MARKER) if mark.get("provider") == "bank"
         ]
         assert forged_seen == [], "an error message from a third party kept its forged marker"
         (delivered,) = got
-        marks = delivered.findall(wire.MARKER)
+        marks = delivered.findall(interop.MARKER)
         assert [m.get("provider") for m in marks] == [PROVIDER]  # the hub's label, and only it
 
 
@@ -601,10 +611,10 @@ async def test_unblocking_an_unlisted_jid_does_not_push_unblock_all() -> None:
         await iq(alice, "set", f"<block xmlns='urn:xmpp:blocking'><item jid='{TP}'/></block>")
         pushes = [el for el in other.take() if el.tag == f"{STANZA_NS}iq"]
         assert len(pushes) == 1
-        assert pushes[0].find(wire.BLOCK) is not None
+        assert pushes[0].find(blocking.BLOCK) is not None
         await iq(alice, "set", f"<unblock xmlns='urn:xmpp:blocking'><item jid='{TP2}'/></unblock>")
         pushes = [el for el in other.take() if el.tag == f"{STANZA_NS}iq"]
-        wrong = [p for p in pushes if (u := p.find(wire.UNBLOCK)) is not None and not list(u)]
+        wrong = [p for p in pushes if (u := p.find(blocking.UNBLOCK)) is not None and not list(u)]
         # An empty <unblock/> push means "everything unblocked" (XEP-0191 §3.4).
         assert wrong == [], "unblocking an unlisted JID pushed 'unblock all' to other resources"
 

@@ -147,7 +147,7 @@ async def test_only_the_hubs_own_users_file_reports() -> None:
 
 
 async def test_presence_sent_on_a_third_partys_behalf_is_labelled() -> None:
-    from interlink.hub.policy import wire
+    from interlink.xmpp.ext import interop
 
     async with interop_hub() as kit:
         alice, tp = await people(kit)
@@ -161,7 +161,7 @@ async def test_presence_sent_on_a_third_partys_behalf_is_labelled() -> None:
         alice.take()
         await tp.send(f"<presence xmlns='jabber:client' to='alice@{DOMAIN}' type='subscribed'/>")
         got = [el for el in alice.take() if el.tag == f"{STANZA_NS}presence"]
-        unlabelled = [el.attrib for el in got if el.find(wire.MARKER) is None]
+        unlabelled = [el.attrib for el in got if el.find(interop.MARKER) is None]
         assert got
         assert unlabelled == [], unlabelled
 

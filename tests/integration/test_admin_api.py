@@ -65,6 +65,12 @@ async def test_provider_onboarding_through_the_admin_api(tmp_path: Path) -> None
                 headers=auth,
             )
             assert patched.json()["media_hosts"] == ["media.example.chat"]
+            nulled = await http.patch(
+                f"{base}/providers/examplechat", json={"display_name": None}, headers=auth
+            )
+            assert nulled.status_code == 400
+            assert nulled.headers["content-type"] == "application/problem+json"
+            assert "display_name" in nulled.json()["detail"]
             # A live session of one of the provider's users ends on suspension.
             assert server.hub is not None
             port = FakePort()

@@ -25,7 +25,7 @@ from interlink.client.client import ClientError
 from interlink.client.consent import ConsentError, marker_of
 from interlink.client.enlist import enlist, identity_thumbprint
 from interlink.client.events import ChatState, ClientEvent, InteropMarker, Receipt
-from interlink.hub.policy import wire
+from interlink.xmpp.ext import interop
 from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import ElementReceived
 from tests.integration.kit import (
@@ -445,7 +445,7 @@ async def test_a_third_party_cannot_forge_the_marker(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         await w.alice.client.accept_request(w.tp.jid)
         forged = Element(
-            wire.MARKER,
+            interop.MARKER,
             {
                 "provider": "yourbank",
                 "provider-name": "Your Bank",
@@ -455,7 +455,7 @@ async def test_a_third_party_cannot_forge_the_marker(tmp_path: Path) -> None:
         )
         w.tp.send_plain(ALICE, "please confirm your PIN", forged)
         got = await w.alice.next_plain()
-        marks = got.xml.findall(wire.MARKER)
+        marks = got.xml.findall(interop.MARKER)
         assert len(marks) == 1
         assert marks[0].attrib == {
             "provider": PROVIDER,
@@ -578,7 +578,7 @@ async def test_no_oracle_of_existence_opt_in_or_block(tmp_path: Path) -> None:
             server,
             certs,
             "dave",
-            f"<settings xmlns='{wire.INTEROP}' enabled='true'/>",
+            f"<settings xmlns='{interop.NS}' enabled='true'/>",
             f"<block xmlns='urn:xmpp:blocking'><item jid='{w.tp.jid}'/></block>",
         )
         thumbprint = await identity_thumbprint(tmp_path / "tp")

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from interlink.media import MediaLimits, Slot, SlotUrls, slot_urls
 from interlink.net.media_api import media_router
+from interlink.net.problems import install_problem_handler
 from tests.media.mediakit import MediaKit, media_kit
 
 BASE = "https://media.test"
@@ -26,6 +27,7 @@ async def http(
 ) -> AsyncIterator[tuple[MediaKit, httpx.AsyncClient]]:
     async with media_kit(tmp, limits) as kit:
         app = FastAPI()
+        install_problem_handler(app)  # what the hub's and the kit's apps do
         app.include_router(media_router(kit.store))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
@@ -197,6 +199,7 @@ async def test_real_socket_streamed_upload_and_download(tmp_path: Path) -> None:
 
     async with media_kit(tmp_path, MediaLimits(max_file_size=size, quota_bytes=2 * size)) as kit:
         app = FastAPI()
+        install_problem_handler(app)  # what the hub's and the kit's apps do
         app.include_router(media_router(kit.store))
         async with serving(app) as base, httpx.AsyncClient(timeout=30) as client:
             granted = await kit.store.request_slot(OWNER, "big.bin", size, None)

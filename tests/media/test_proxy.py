@@ -39,6 +39,7 @@ from interlink.media.proxy import (
 )
 from interlink.media.tokens import MediaTokenError, MediaTokens, load_or_create_secret
 from interlink.net.media_proxy_api import media_proxy_router
+from interlink.net.problems import install_problem_handler
 from interlink.storage.providers import Provider, ProviderStatus
 from tests.integration.kit import serving
 
@@ -718,6 +719,7 @@ async def test_tls_verifies_the_name_on_the_pinned_address(cert_name: str, ok: b
 async def proxy_endpoint(proxy: MediaProxy) -> AsyncIterator[tuple[httpx.AsyncClient, MediaTokens]]:
     tokens = MediaTokens(SECRET)
     app = FastAPI()
+    install_problem_handler(app)  # what the hub's and the kit's apps do
     app.include_router(
         media_proxy_router(proxy, tokens, lambda jid: jid.domain == HUB, clock=lambda: 1000.0)
     )

@@ -29,18 +29,15 @@ from interlink.client.events import (
     Receipt,
     TextMessage,
 )
+from interlink.client.media import KINDS as FILE_KINDS
 from interlink.client.media import FileInfo
+from interlink.xmpp.addressing import domain_of, interop_provider
 
 TYPING_PAUSE = 5.0  # seconds without a keystroke before "composing" becomes "paused"
-FILE_KINDS = ("image", "voice", "video", "file")
 
 
 def bare(jid: str) -> str:
     return jid.partition("/")[0]
-
-
-def domain_of(jid: str) -> str:
-    return bare(jid).rpartition("@")[2]
 
 
 class Delivery(enum.Enum):
@@ -158,7 +155,7 @@ class ChatModel:
 
     # -- conversations ----------------------------------------------------------------------
     def is_third_party(self, jid: str) -> bool:
-        return domain_of(jid).endswith(".interop." + self.own_domain)
+        return interop_provider(domain_of(jid), self.own_domain) is not None
 
     def conversation(self, peer: str) -> Conversation:
         key = bare(peer)

@@ -28,7 +28,7 @@ from interlink.client.enlist import (
 ACCOUNT_FILE = "account.json"  # a kit user's enlisted JID, remembered between runs
 
 
-class LoginError(Exception):
+class LoginError(ClientError):
     """Logging in failed; the message says why, for the user."""
 
 

@@ -3,13 +3,17 @@
 ``InterlinkClient`` connects through slixmpp, encrypts every message with the Signal Protocol as
 OMEMO (python-omemo: ``urn:xmpp:omemo:2`` with Stanza Content Encryption by default, the legacy
 ``eu.siacs.conversations.axolotl`` towards peers that only have it) and yields typed events.
+
+Every error the SDK raises on purpose is a :class:`ClientError` (see
+:mod:`interlink.client.errors` for the hierarchy).
 """
 
 from __future__ import annotations
 
 from interlink.client.client import InterlinkClient
 from interlink.client.consent import ConsentError, MessageRequest
-from interlink.client.errors import ClientError
+from interlink.client.enlist import EnlistmentFailed
+from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -26,6 +30,8 @@ from interlink.client.events import (
 )
 from interlink.client.media import FileInfo, MediaError
 from interlink.client.media_transfer import KitUploader
+from interlink.client.omemo2_parse import MalformedEncrypted
+from interlink.client.sce import SceError
 
 __all__ = [
     "ChatState",
@@ -36,15 +42,19 @@ __all__ = [
     "DeviceListChanged",
     "Displayed",
     "EncryptionProblem",
+    "EnlistmentFailed",
     "FileInfo",
     "FileMessage",
     "InterlinkClient",
     "InteropMarker",
     "KeyChanged",
     "KitUploader",
+    "MalformedEncrypted",
     "MediaError",
     "MessageRefused",
     "MessageRequest",
+    "NotConnected",
     "Receipt",
+    "SceError",
     "TextMessage",
 ]

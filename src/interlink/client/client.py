@@ -23,7 +23,7 @@ from slixmpp.xmlstream.handler import Callback
 from interlink.client import media, sce
 from interlink.client.consent import ConsentCalls, marker_of
 from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate, check_limits
-from interlink.client.errors import ClientError
+from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -54,7 +54,8 @@ from interlink.client.omemo_session import (
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
-from interlink.hub.policy import wire
+from interlink.xmpp import ns
+from interlink.xmpp.ext import interop
 
 log = logging.getLogger("interlink.client")
 # python-omemo logs plaintext and message keys at DEBUG: keep them out of applications' logs
@@ -63,10 +64,10 @@ if logging.getLogger("omemo").level == logging.NOTSET:
     logging.getLogger("omemo").setLevel(logging.INFO)
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
 _EME = "urn:xmpp:eme:0"
-_HINTS = "urn:xmpp:hints"
-RECEIPTS = "urn:xmpp:receipts"  # XEP-0184
-MARKERS = "urn:xmpp:chat-markers:0"  # XEP-0333
-CHATSTATES = "http://jabber.org/protocol/chatstates"  # XEP-0085
+_HINTS = ns.HINTS  # XEP-0334
+RECEIPTS = ns.RECEIPTS  # XEP-0184
+MARKERS = ns.CHAT_MARKERS  # XEP-0333
+CHATSTATES = ns.CHATSTATES  # XEP-0085
 CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
 
 
@@ -145,7 +146,13 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
-        """Log in, publish this device's keys (first run) and start receiving."""
+        """Log in, publish this device's keys (first run) and start receiving.
+
+        Raises:
+            ClientError: the hub could not be reached in ``timeout`` seconds, or refused the login
+                ("authentication failed").
+            OSError: the data directory or the key store could not be opened.
+        """
         if self._token_provider is not None:
             xmpp = slixmpp.ClientXMPP(self.jid, "", sasl_mech=OAuthBearer.name)
             xmpp.credentials["access_token"] = await self._token_provider()
@@ -242,6 +249,8 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             await self.manager.after_history_sync()
 
     async def close(self) -> None:
+        """Stop receiving, save what finished operations hold back and disconnect. Raises
+        nothing of its own; the client can ``connect()`` again."""
         tasks = [*self._background, *([self._worker] if self._worker is not None else [])]
         tasks = [t for t in tasks if t is not asyncio.current_task()]
         for task in tasks:
@@ -287,24 +296,31 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
 
     # -- events ----------------------------------------------------------------------------------
     async def next_event(self, wait: float | None = None) -> ClientEvent:
-        """The next event, waiting at most ``wait`` seconds (TimeoutError after)."""
+        """The next event, waiting at most ``wait`` seconds.
+
+        Raises:
+            TimeoutError: no event came in ``wait`` seconds.
+        """
         return await asyncio.wait_for(self._events.get(), wait)
 
     async def events(self) -> AsyncIterator[ClientEvent]:
+        """Every event, as it comes (an endless iterator; raises nothing)."""
         while True:
             yield await self._events.get()
 
     # -- sending -----------------------------------------------------------------------------------
     @property
     def manager(self) -> omemo.SessionManager:
+        """python-omemo's session manager. Raises :class:`NotConnected` before ``connect()``."""
         if self._manager is None:
-            raise ClientError("not connected")
+            raise NotConnected
         return self._manager
 
     @property
     def gate(self) -> CryptoGate:
+        """The durability gate. Raises :class:`NotConnected` before ``connect()``."""
         if self._gate is None:
-            raise ClientError("not connected")
+            raise NotConnected
         return self._gate
 
     def _emit(self, event: ClientEvent) -> None:
@@ -322,7 +338,13 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
 
     async def send_text(self, to: str, text: str) -> str:
         """Encrypt ``text`` for every device of ``to`` and this account's other devices; send it,
-        asking for a delivery receipt and marking it displayable. Returns the message id."""
+        asking for a delivery receipt and marking it displayable. Returns the message id.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ClientError: no device of the peer could be encrypted to, or (``wait``) the stanza
+                could not leave because the crypto state could not be saved or the stream failed.
+        """
         body = Element(sce.BODY)
         body.text = text
         content = [body, Element(_q(RECEIPTS, "request")), Element(_q(MARKERS, "markable"))]
@@ -332,16 +354,38 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
     # one of them (not which, nor what it refers to), so that it can keep them from third
     # parties whose message request is not accepted, or whom the user shares no activity with.
     async def send_receipt(self, to: str, message_id: str, *, wait: bool = True) -> None:
-        """``wait=False``: return before the receipt has left (it leaves with the next commit of
-        the crypto state); the receive worker sends its automatic receipts so."""
+        """Tell ``to`` that its message ``message_id`` arrived (XEP-0184). ``wait=False``: return
+        before the receipt has left (it leaves with the next commit of the crypto state); the
+        receive worker sends its automatic receipts so.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ClientError: no device of the peer could be encrypted to, or (``wait``) the stanza
+                could not leave because the crypto state could not be saved or the stream failed.
+        """
         receipt = Element(_q(RECEIPTS, "received"), {"id": message_id})
         await self._send(to, [receipt], store=True, activity=True, wait=wait)
 
     async def send_displayed(self, to: str, message_id: str) -> None:
+        """Tell ``to`` that its message ``message_id`` was shown (XEP-0333).
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ClientError: no device of the peer could be encrypted to, or (``wait``) the stanza
+                could not leave because the crypto state could not be saved or the stream failed.
+        """
         marker = Element(_q(MARKERS, "displayed"), {"id": message_id})
         await self._send(to, [marker], store=True, activity=True)
 
     async def send_chat_state(self, to: str, state: str) -> None:
+        """Send a chat state (XEP-0085: active, composing, paused, inactive, gone), not stored.
+
+        Raises:
+            ValueError: ``state`` is not one of those.
+            NotConnected: before ``connect()``.
+            ClientError: no device of the peer could be encrypted to, or the stanza could not
+                leave.
+        """
         if state not in CHAT_STATES:
             raise ValueError(f"chat state must be one of {sorted(CHAT_STATES)}")
         await self._send(to, [Element(_q(CHATSTATES, state))], store=False, activity=True)
@@ -361,7 +405,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         state of the ratchet that encrypted it is durable; ``wait``: until then."""
         xmpp = self._xmpp
         if xmpp is None:
-            raise ClientError("not connected")
+            raise NotConnected
         peer = slixmpp.JID(to).bare
         plaintext: dict[str, bytes] = {}
         order: list[str] = []
@@ -397,7 +441,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             stanza["body"] = FALLBACK_BODY
         stanza.xml.append(Element(f"{{{_HINTS}}}{'store' if store else 'no-store'}"))
         if activity:
-            stanza.xml.append(Element(wire.ACTIVITY))
+            stanza.xml.append(Element(interop.ACTIVITY))
         sent = self.gate.after(stanza.send)
         if wait:
             try:

@@ -4,9 +4,7 @@ every rule; this module only asks and reads (see docs/protocol.md)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
@@ -14,10 +12,13 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza.error import Error
 
-from interlink.client.errors import ClientError
-from interlink.client.events import InteropMarker, TextMessage
-from interlink.hub.policy import wire
-from interlink.xmpp.ext.interop import InteropSettings
+from interlink.client.errors import ClientError, NotConnected
+from interlink.client.events import TextMessage
+from interlink.errors import StanzaError
+from interlink.xmpp.addressing import domain_of, interop_provider
+from interlink.xmpp.ext import blocking, interop, reporting
+from interlink.xmpp.ext.interop import InteropMarker, InteropSettings
+from interlink.xmpp.ext.interop import MessageRequest as MessageRequest
 
 __all__ = ["ConsentCalls", "ConsentError", "MessageRequest", "marker_of"]
 
@@ -26,8 +27,9 @@ __all__ = ["ConsentCalls", "ConsentError", "MessageRequest", "marker_of"]
 Error.conditions.add("policy-violation")
 
 
-class ConsentError(Exception):
-    """The hub refused a request; ``condition`` is the RFC 6120 stanza error condition."""
+class ConsentError(ClientError):
+    """The hub refused a request; ``condition`` is the RFC 6120 stanza error condition (or
+    ``timeout`` when it did not answer, ``bad-response`` when its answer made no sense)."""
 
     def __init__(self, condition: str, text: str) -> None:
         super().__init__(f"{condition}: {text}" if text else condition)
@@ -35,39 +37,24 @@ class ConsentError(Exception):
         self.text = text
 
 
-@dataclass(frozen=True, slots=True)
-class MessageRequest:
-    jid: str
-    messages: int  # accepted from this sender so far
-    marker: InteropMarker | None
-
-
 def marker_of(stanza_xml: Element, sender_bare: str, own_bare: str) -> InteropMarker | None:
     """The hub's interop marker on a stanza, if it comes from a third-party user of our hub.
     Only the hub writes markers (it strips any a sender put in), and only on stanzas from
     ``<opaque>@<provider>.interop.<our domain>``, so a marker on anything else is ignored."""
-    el = stanza_xml.find(wire.MARKER)
-    own_domain = own_bare.rpartition("@")[2]
-    if el is None or not sender_bare.rpartition("@")[2].endswith(".interop." + own_domain):
+    el = stanza_xml.find(interop.MARKER)
+    if el is None or interop_provider(domain_of(sender_bare), domain_of(own_bare)) is None:
         return None
-    return _marker(el)
-
-
-def _marker(el: Element) -> InteropMarker:
-    return InteropMarker(
-        provider=el.get("provider", ""),
-        provider_name=el.get("provider-name", ""),
-        user=el.get("user"),
-        inbox=el.get("inbox", "separate"),
-        request=el.get("request") == "true",
-    )
+    return interop.parse_marker(el)
 
 
 async def query(
     xmpp: slixmpp.ClientXMPP, itype: Literal["get", "set"], payload: Element, wait: float
 ) -> Element | None:
-    """Send an iq to our own account and return the result's payload (``None`` if empty);
-    raises :class:`ConsentError` with the hub's condition and text."""
+    """Send an iq to our own account and return the result's payload (``None`` if empty).
+
+    Raises:
+        ConsentError: with the hub's condition and text, or ``timeout``.
+    """
     iq: Any = xmpp.make_iq(ito=None, itype=itype)
     iq.xml.append(payload)
     try:
@@ -82,59 +69,12 @@ async def query(
 
 
 def settings_of(el: Element | None) -> InteropSettings:
-    if el is None or el.tag != wire.SETTINGS:
+    if el is None or el.tag != interop.SETTINGS:
         raise ConsentError("bad-response", "the hub sent no settings")
-    return wire.apply_settings(el, InteropSettings(), max_providers=1 << 30)
-
-
-def settings_request(
-    *,
-    enabled: bool | None,
-    providers: Iterable[str] | Literal["all"] | None,
-    inbox: str | None,
-    discoverable: bool | None,
-    share_activity: bool | None,
-) -> Element:
-    el = Element(wire.SETTINGS)
-    for name, value in (
-        ("enabled", enabled),
-        ("discoverable", discoverable),
-        ("share-activity", share_activity),
-    ):
-        if value is not None:
-            el.set(name, "true" if value else "false")
-    if inbox is not None:
-        el.set("inbox", inbox)
-    if providers == "all":
-        el.set("providers", "all")
-    elif providers is not None:
-        el.set("providers", "list")
-        for provider in providers:
-            el.append(Element(f"{{{wire.INTEROP}}}provider", {"id": provider}))
-    return el
-
-
-def requests_of(el: Element | None) -> list[MessageRequest]:
-    found = []
-    for item in [] if el is None else el.findall(f"{{{wire.INTEROP}}}request"):
-        marker = item.find(wire.MARKER)
-        found.append(
-            MessageRequest(
-                item.get("jid", ""),
-                int(item.get("messages", "0")),
-                None if marker is None else _marker(marker),
-            )
-        )
-    return found
-
-
-def providers_of(el: Element | None) -> dict[str, str]:
-    items = [] if el is None else el.findall(f"{{{wire.INTEROP}}}provider")
-    return {p.get("id", ""): p.get("name", "") for p in items}
-
-
-def blocklist_of(el: Element | None) -> list[str]:
-    return [] if el is None else [i.get("jid", "") for i in el.findall(wire.ITEM)]
+    try:
+        return interop.parse_settings(el)
+    except StanzaError as exc:
+        raise ConsentError("bad-response", exc.text) from None
 
 
 def block_request(
@@ -142,38 +82,24 @@ def block_request(
 ) -> Element:
     """``<block/>`` for ``jid``, with an XEP-0377 report if ``report`` ("spam" or "abuse") is set,
     attaching the chosen messages as XEP-0297 forwarded copies with the text the client shows."""
-    block = Element(wire.BLOCK)
-    item = Element(wire.ITEM, {"jid": jid})
+    block = Element(blocking.BLOCK)
+    item = Element(blocking.ITEM, {"jid": jid})
     block.append(item)
     if report is None:
         return block
-    if report not in ("spam", "abuse"):
-        raise ValueError("report must be 'spam' or 'abuse'")
-    el = Element(wire.REPORT, {"reason": f"urn:xmpp:reporting:{report}"})
-    item.append(el)
-    if text:
-        text_el = Element(f"{{{wire.REPORTING}}}text")
-        text_el.text = text
-        el.append(text_el)
-    for message in attach:
-        forwarded = Element(wire.FORWARDED)
-        if message.sent_at is not None:
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(message.sent_at))
-            forwarded.append(Element(wire.DELAY, {"stamp": stamp}))
-        msg = Element(wire.CLIENT_MESSAGE, {"from": message.sender, "id": message.message_id or ""})
-        body = Element(wire.CLIENT_BODY)
-        body.text = message.text
-        msg.append(body)
-        forwarded.append(msg)
-        el.append(forwarded)
+    messages = tuple(
+        reporting.ForwardedMessage(
+            message.message_id or "",
+            "" if message.sent_at is None else reporting.stamp(message.sent_at),
+            message.text,
+            message.sender,
+        )
+        for message in attach
+    )
+    item.append(
+        reporting.report_element(reporting.SpamReport(reporting.reason_uri(report), text, messages))
+    )
     return block
-
-
-def unblock_request(jids: Iterable[str]) -> Element:
-    el = Element(wire.UNBLOCK)
-    for jid in jids:
-        el.append(Element(wire.ITEM, {"jid": jid}))
-    return el
 
 
 class ConsentCalls:
@@ -184,12 +110,18 @@ class ConsentCalls:
 
     async def _query(self, itype: Literal["get", "set"], payload: Element) -> Element | None:
         if self._xmpp is None:
-            raise ClientError("not connected")
+            raise NotConnected
         return await query(self._xmpp, itype, payload, self._timeout)
 
     async def interop_settings(self) -> InteropSettings:
-        """This gatekeeper user's third-party chat settings, as the hub keeps them."""
-        return settings_of(await self._query("get", Element(wire.SETTINGS)))
+        """This gatekeeper user's third-party chat settings, as the hub keeps them.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
+        return settings_of(await self._query("get", Element(interop.SETTINGS)))
 
     async def set_interop_settings(
         self,
@@ -200,8 +132,15 @@ class ConsentCalls:
         discoverable: bool | None = None,
         share_activity: bool | None = None,
     ) -> InteropSettings:
-        """Change the settings given (the others stay); returns them as the hub now has them."""
-        request = settings_request(
+        """Change the settings given (the others stay); returns them as the hub now has them.
+        ``providers``: ``"all"`` (every approved provider) or a list of provider ids.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
+        request = interop.settings_change(
             enabled=enabled,
             providers=providers,
             inbox=inbox,
@@ -211,15 +150,34 @@ class ConsentCalls:
         return settings_of(await self._query("set", request))
 
     async def approved_providers(self) -> dict[str, str]:
-        """The providers whose users can be reached: id -> display name."""
-        return providers_of(await self._query("get", Element(wire.PROVIDERS)))
+        """The providers whose users can be reached: id -> display name.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
+        return interop.parse_providers(await self._query("get", Element(interop.PROVIDERS)))
 
     async def message_requests(self) -> list[MessageRequest]:
-        return requests_of(await self._query("get", Element(wire.REQUESTS)))
+        """The open message requests: third-party users who wrote and are not accepted yet.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
+        return interop.parse_requests(await self._query("get", Element(interop.REQUESTS)))
 
     async def accept_request(self, jid: str) -> None:
-        """Accept ``jid``'s message request: replies, receipts and presence may go back."""
-        await self._query("set", Element(wire.ACCEPT, {"jid": slixmpp.JID(jid).bare}))
+        """Accept ``jid``'s message request: replies, receipts and presence may go back.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
+        await self._query("set", interop.accept_element(slixmpp.JID(jid).bare))
 
     async def block(
         self,
@@ -230,13 +188,33 @@ class ConsentCalls:
         attach: Sequence[TextMessage] = (),
     ) -> None:
         """Block ``jid`` (a user, or a provider's domain ``<provider>.interop.<hub>``); with
-        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages."""
+        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages.
+
+        Raises:
+            ValueError: ``report`` is neither "spam" nor "abuse".
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (e.g. ``policy-violation`` for a full block list or too
+                many reports), or did not answer in time.
+        """
         request = block_request(jid, report=report, text=text, attach=attach)
         await self._query("set", request)
 
     async def unblock(self, *jids: str) -> None:
-        """Unblock ``jids``; with none, unblock everyone."""
-        await self._query("set", unblock_request(jids))
+        """Unblock ``jids``; with none, unblock everyone.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
+        await self._query("set", blocking.blocklist_element(blocking.UNBLOCK, jids))
 
     async def blocklist(self) -> list[str]:
-        return blocklist_of(await self._query("get", Element(wire.BLOCKLIST)))
+        """The JIDs and domains this account blocks (XEP-0191).
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ConsentError: the hub refused (its condition and text), did not answer in time
+                (``timeout``) or answered nonsense (``bad-response``).
+        """
+        return blocking.parse_blocklist(await self._query("get", Element(blocking.BLOCKLIST)))

@@ -19,11 +19,13 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from omemo.identity_key_pair import IdentityKeyPair, IdentityKeyPairSeed
 
+from interlink.client.errors import ClientError
 from interlink.client.store import SqliteOmemoStorage
 
 
-class EnlistmentFailed(Exception):
-    """The hub refused; ``problem`` is its RFC 9457 answer."""
+class EnlistmentFailed(ClientError):
+    """The hub (or the provider kit) refused; ``status`` is the HTTP status (0: refused before
+    asking) and ``problem`` its RFC 9457 answer."""
 
     def __init__(self, status: int, problem: dict[str, object]) -> None:
         super().__init__(f"{status}: {problem.get('detail') or problem}")
@@ -55,7 +57,13 @@ async def _identity(data_dir: Path) -> tuple[bytes, Ed25519PrivateKey]:
 
 
 async def identity_thumbprint(data_dir: Path) -> str:
-    """RFC 7638 thumbprint of the device's identity key: what the provider binds as cnf.jkt."""
+    """RFC 7638 thumbprint of the device's identity key: what the provider binds as cnf.jkt.
+    Creates the device's keys on first use.
+
+    Raises:
+        EnlistmentFailed: (status 0) the stored identity key cannot sign.
+        OSError: the data directory could not be written.
+    """
     public, _ = await _identity(data_dir)
     jwk = {"crv": "Ed25519", "kty": "OKP", "x": _b64url(public)}
     canonical = json.dumps(jwk, separators=(",", ":"), sort_keys=True).encode()
@@ -70,7 +78,13 @@ async def fetch_token(
     *,
     ca_file: Path | None = None,
 ) -> str:
-    """A fresh token from a provider kit (``POST /v1/token``), bound to ``thumbprint``."""
+    """A fresh token from a provider kit (``POST /v1/token``), bound to ``thumbprint``.
+
+    Raises:
+        EnlistmentFailed: the kit refused (wrong password, inactive user), with its problem.
+            httpx.HTTPError: no answer (network, TLS, timeout).
+            ValueError: the answer was not JSON.
+    """
     verify: ssl.SSLContext | bool = True
     if ca_file is not None:
         verify = ssl.create_default_context(cafile=str(ca_file))
@@ -87,7 +101,15 @@ async def fetch_token(
 async def enlist(
     data_dir: Path, hub_url: str, hub_domain: str, token: str, *, ca_file: Path | None = None
 ) -> Enlisted:
-    """Enlist this device with a provider token bound to its identity key."""
+    """Enlist this device with a provider token bound to its identity key (``POST
+    /v1/enlistments/challenge``, then ``POST /v1/enlistments`` with the signed challenge).
+
+    Raises:
+        EnlistmentFailed: the hub refused (bad or replayed token, key not bound, provider not
+            approved, ...), with its RFC 9457 problem; or (status 0) the identity key cannot sign.
+            httpx.HTTPError: no answer (network, TLS, timeout).
+            ValueError: the answer was not JSON.
+    """
     public, private = await _identity(data_dir)
     verify: ssl.SSLContext | bool = True
     if ca_file is not None:
@@ -117,8 +139,14 @@ async def discover(
     hub_url: str, token: str, phone: str, *, ca_file: Path | None = None
 ) -> str | None:
     """The interop address of the gatekeeper user with ``phone`` (``POST /v1/discovery`` with a
-    fresh provider token), or ``None`` if the hub reports none. Raises :class:`EnlistmentFailed`
-    with the problem document for every other answer (429 carries ``retry_after``)."""
+    fresh provider token), or ``None`` if the hub reports none.
+
+    Raises:
+        EnlistmentFailed: for every other answer, with the problem document (429 carries
+            ``retry_after``).
+            httpx.HTTPError: no answer (network, TLS, timeout).
+            ValueError: the answer was not JSON.
+    """
     verify: ssl.SSLContext | bool = True
     if ca_file is not None:
         verify = ssl.create_default_context(cafile=str(ca_file))

@@ -5,19 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from interlink.client.media import FileInfo
-
-
-@dataclass(frozen=True, slots=True)
-class InteropMarker:
-    """What the hub attests about a third-party sender (the separate inbox): the provider's id and
-    display name, the user-visible id the provider attested, the recipient's inbox mode, and
-    whether this is a message request not yet accepted."""
-
-    provider: str
-    provider_name: str
-    user: str | None
-    inbox: str  # "separate" or "combined"
-    request: bool = False
+from interlink.xmpp.ext.interop import InteropMarker as InteropMarker  # the hub's, on events
 
 
 @dataclass(frozen=True, slots=True)

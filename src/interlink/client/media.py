@@ -10,7 +10,8 @@ On the wire, inside the SCE envelope (OMEMO 2), the message carries:
   name, size, image dimensions or duration, caption, the plaintext's SHA-256, a small thumbnail
   per XEP-0264 as a data: URI) and an XEP-0448 ``<encrypted/>`` source with key, IV, the
   ciphertext's SHA-256 and the https URL;
-- ``<media xmlns='urn:interlink:media:0' kind='image|voice|video|file'/>``.
+- ``<media xmlns='urn:interlink:media:0' kind='image|voice|video|file'/>``
+  (:mod:`interlink.xmpp.ext.media_tokens`).
 
 The ciphertext is ``AES-256-GCM(plaintext) || tag`` (16 bytes), as XEP-0454 has it. Sealing and
 opening stream in chunks, so memory stays bounded whatever the file size.
@@ -34,16 +35,18 @@ from xml.etree.ElementTree import Element, SubElement
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from interlink.client.errors import ClientError
+from interlink.xmpp.ext import media_tokens
+from interlink.xmpp.ext.media_tokens import KINDS as KINDS
+
 CHUNK = 256 * 1024
 TAG = 16
-KINDS = ("image", "voice", "video", "file")
 SFS = "urn:xmpp:sfs:0"
 METADATA = "urn:xmpp:file:metadata:0"
 HASHES = "urn:xmpp:hashes:2"
 THUMBS = "urn:xmpp:thumbs:1"
 ESFS = "urn:xmpp:esfs:0"
 URL_DATA = "http://jabber.org/protocol/url-data"
-MEDIA = "urn:interlink:media:0"
 CIPHER = "urn:xmpp:ciphers:aes-256-gcm-nopadding:0"
 THUMBNAIL_EDGE = 64  # pixels of the longer side
 MAX_THUMBNAIL_BYTES = 8 * 1024
@@ -65,7 +68,7 @@ _TYPES = {
 }
 
 
-class MediaError(Exception):
+class MediaError(ClientError):
     """A file could not be sent or received: say which check failed."""
 
 
@@ -259,7 +262,7 @@ def file_elements(info: FileInfo) -> list[Element]:
     hash_el.text = _b64(info.ciphertext_sha256)
     inner = SubElement(encrypted, _q(SFS, "sources"))
     SubElement(inner, _q(URL_DATA, "url-data"), {"target": info.url})
-    return [body, sharing, Element(_q(MEDIA, "media"), {"kind": info.kind})]
+    return [body, sharing, media_tokens.kind_element(info.kind)]
 
 
 def _int(el: Element | None) -> int | None:
@@ -317,11 +320,9 @@ def parse_file(content: Sequence[Element]) -> FileInfo | None:
         if head.startswith("data:") and head.endswith(";base64"):
             thumbnail = _unb64(data, "the thumbnail")[:MAX_THUMBNAIL_BYTES]
             thumbnail_type = head[5:-7] or None
-    kind_el = next((el for el in content if el.tag == _q(MEDIA, "media")), None)
-    kind = kind_el.get("kind", "file") if kind_el is not None else "file"
     name = os.path.basename(meta.findtext(_q(METADATA, "name")) or "file")
     return FileInfo(
-        kind=kind if kind in KINDS else "file",
+        kind=media_tokens.parse_kind(content),
         name=name or "file",
         media_type=meta.findtext(_q(METADATA, "media-type")) or "application/octet-stream",
         size=size,

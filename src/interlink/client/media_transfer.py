@@ -9,7 +9,6 @@ import asyncio
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -19,7 +18,7 @@ import httpx
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-from interlink.client.errors import ClientError
+from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import FileMessage
 from interlink.client.media import (
     CHUNK,
@@ -33,18 +32,13 @@ from interlink.client.media import (
     open_file,
     seal_file,
 )
+from interlink.xmpp import ns
+from interlink.xmpp.addressing import interop_provider
+from interlink.xmpp.ext import http_upload, media_tokens
+from interlink.xmpp.ext.http_upload import Slot as Slot  # what an Uploader returns
 
-UPLOAD = "urn:xmpp:http:upload:0"
-MEDIA = "urn:interlink:media:0"
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
 MAX_DOWNLOAD = 100 * 1024 * 1024 + 4096  # what the hub and its proxy allow by default
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    put_url: str
-    put_headers: dict[str, str]
-    get_url: str
 
 
 class Uploader(Protocol):
@@ -72,10 +66,7 @@ class XmppUploader:
     async def slot(self, name: str, size: int, content_type: str) -> Slot:
         iq: Any = self._xmpp.make_iq(ito=self._service, itype="get")
         iq.xml.append(
-            Element(
-                f"{{{UPLOAD}}}request",
-                {"filename": name, "size": str(size), "content-type": content_type},
-            )
+            http_upload.request_element(http_upload.SlotRequest(name, size, content_type))
         )
         try:
             result = await iq.send(timeout=self._wait)
@@ -83,13 +74,10 @@ class XmppUploader:
             raise _iq_error(exc) from None
         except IqTimeout:
             raise MediaError("the upload service did not answer") from None
-        slot = result.xml.find(f"{{{UPLOAD}}}slot")
-        put = None if slot is None else slot.find(f"{{{UPLOAD}}}put")
-        get = None if slot is None else slot.find(f"{{{UPLOAD}}}get")
-        if put is None or get is None:
+        slot = http_upload.parse_slot(result.xml)
+        if slot is None:
             raise MediaError("the upload service sent no slot")
-        headers = {h.get("name", ""): h.text or "" for h in put.findall(f"{{{UPLOAD}}}header")}
-        return Slot(put.get("url", ""), headers, get.get("url", ""))
+        return slot
 
 
 class KitUploader:
@@ -177,17 +165,17 @@ async def download(
 async def proxy_token(xmpp: slixmpp.ClientXMPP, hub: str, wait: float) -> str:
     """A short-lived token for the hub's media proxy (``urn:interlink:media:0``)."""
     iq: Any = xmpp.make_iq(ito=hub, itype="get")
-    iq.xml.append(Element(f"{{{MEDIA}}}token"))
+    iq.xml.append(media_tokens.token_request())
     try:
         result = await iq.send(timeout=wait)
     except IqError as exc:
         raise _iq_error(exc) from None
     except IqTimeout:
         raise MediaError("the hub did not answer the media token request") from None
-    token: Element | None = result.xml.find(f"{{{MEDIA}}}token")
-    if token is None or not token.text:
+    token = media_tokens.parse_token(result.xml)
+    if token is None:
         raise MediaError("the hub sent no media token")
-    return str(token.text)
+    return token
 
 
 def proxied(hub_http: str, url: str, provider: str) -> str:
@@ -319,9 +307,19 @@ class MediaCalls:
     ) -> str:
         """Encrypt ``path`` (AES-256-GCM, fresh key and IV), upload the ciphertext to this side's
         store with ``progress(done, total)`` calls, and send its URL, key and hashes end to end
-        encrypted. ``kind``: image, voice, video or file. Returns the message id."""
+        encrypted. ``kind``: image, voice, video or file. Returns the message id.
+
+        Raises:
+            ValueError: ``kind`` is not one of those.
+            NotConnected: before ``connect()``.
+            MediaError: the file could not be read (or, for an image, decoded), the upload
+                service refused a slot or did not answer, or the upload was refused.
+            ClientError: the message could not be encrypted or sent (see ``send_text``).
+            OSError: the file or the work directory could not be read or written.
+            httpx.HTTPError: the upload got no answer.
+        """
         if self._xmpp is None:
-            raise ClientError("not connected")
+            raise NotConnected
         uploader = self._uploader or XmppUploader(self._xmpp, self.jid.domain, self._timeout)
         info = await prepare(
             path,
@@ -336,8 +334,8 @@ class MediaCalls:
         )
         content = [
             *file_elements(info),
-            Element("{urn:xmpp:receipts}request"),
-            Element("{urn:xmpp:chat-markers:0}markable"),
+            Element(ns.qname(ns.RECEIPTS, "request")),
+            Element(ns.qname(ns.CHAT_MARKERS, "markable")),
         ]
         legacy = aesgcm_url(info.url, info.key, info.iv)
         return await self._send(to, content, legacy_text=legacy, store=True)
@@ -347,16 +345,25 @@ class MediaCalls:
     ) -> Path:
         """Fetch ``event``'s file (through the hub's media proxy when a third-party user sent
         it to this gatekeeper user), check both SHA-256 hashes and the GCM tag, decrypt it into
-        ``dest_dir``; returns the file's path. Raises ``MediaError`` naming the failed check."""
+        ``dest_dir``; returns the file's path.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ClientError: the file is a third party's and no ``http_url`` (media proxy) was given.
+            MediaError: naming the failed check: the size announced is over the limit, the hub
+                gave no proxy token, the download was refused or longer than announced, a hash
+                or the GCM tag does not verify. Nothing is kept then.
+            OSError: ``dest_dir`` could not be written.
+            httpx.HTTPError: the download got no answer or broke off.
+        """
         if self._xmpp is None:
-            raise ClientError("not connected")
-        sender_domain = slixmpp.JID(event.sender).domain
+            raise NotConnected
         via = None
         own_domain = self.jid.domain
-        if sender_domain.endswith(".interop." + own_domain) and not event.outgoing:
+        provider = interop_provider(slixmpp.JID(event.sender).domain, own_domain)
+        if provider is not None and not event.outgoing:
             if self._http_url is None:
                 raise ClientError("media from third parties needs http_url (the media proxy)")
-            provider = sender_domain[: -len(".interop." + own_domain)]
             token = await proxy_token(self._xmpp, own_domain, self._timeout)
             via = (self._http_url, token, provider)
         return await fetch(

@@ -26,6 +26,8 @@ from google.protobuf.message import Error as ProtobufError  # type: ignore[impor
 from omemo import EncryptedKeyMaterial, KeyExchange
 from twomemo.twomemo import NAMESPACE, ContentImpl, EncryptedKeyMaterialImpl, KeyExchangeImpl
 
+from interlink.client.errors import ClientError
+
 _NS = "{" + NAMESPACE + "}"
 ENCRYPTED = _NS + "encrypted"
 _HEADER = _NS + "header"
@@ -46,7 +48,7 @@ _BASE64 = re.compile(
 _KEX = {"true": True, "1": True, "false": False, "0": False}
 
 
-class MalformedEncrypted(ValueError):
+class MalformedEncrypted(ClientError, ValueError):
     """The peer sent an ``<encrypted/>`` element this parser does not accept."""
 
 

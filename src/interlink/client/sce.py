@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
+from interlink.client.errors import ClientError
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.ns import qname as ns_qname
 from interlink.xmpp.xml import parse_fragment, serialize
@@ -30,7 +31,7 @@ _FROM = ns_qname(NS, "from")
 BODY = "{jabber:client}body"
 
 
-class SceError(ValueError):
+class SceError(ClientError, ValueError):
     """The decrypted content is not a valid envelope for this conversation."""
 
 

@@ -34,12 +34,14 @@ class TrustCalls:
         return " ".join(omemo.SessionManager.format_identity_key(identity_key))
 
     async def fingerprint(self) -> str:
-        """This device's fingerprint, to show the user."""
+        """This device's fingerprint, to show the user. Raises :class:`NotConnected` before
+        ``connect()``."""
         this, _ = await self.manager.get_own_device_information()
         return self._fingerprint(this.identity_key)
 
     async def peer_fingerprints(self, peer: str) -> dict[int, str]:
-        """Device id → fingerprint of every known device of ``peer``."""
+        """Device id → fingerprint of every known device of ``peer``. Raises
+        :class:`NotConnected` before ``connect()``."""
         bare = slixmpp.JID(peer).bare
         async with self.gate.operation():
             await self._refresh(bare)
@@ -47,7 +49,8 @@ class TrustCalls:
         return {d.device_id: self._fingerprint(d.identity_key) for d in devices}
 
     async def safety_number(self, peer: str) -> str:
-        """The 60-digit safety number of the conversation with ``peer`` (same on both sides)."""
+        """The 60-digit safety number of the conversation with ``peer`` (same on both sides).
+        Raises :class:`NotConnected` before ``connect()``."""
         bare = slixmpp.JID(peer).bare
         async with self.gate.operation():
             await self._refresh(bare)
@@ -60,7 +63,13 @@ class TrustCalls:
 
     async def verify(self, peer: str, fingerprint: str) -> int:
         """Mark the device of ``peer`` with this fingerprint as verified; returns its device id.
-        Messages from it are no longer flagged. Raises :class:`ClientError` if no device has it."""
+        Messages from it are no longer flagged.
+
+        Raises:
+            NotConnected: before ``connect()``.
+            ClientError: no device of ``peer`` has this fingerprint, or the trust could not be
+                saved.
+        """
         bare = slixmpp.JID(peer).bare
         wanted = trust.normalise_fingerprint(fingerprint)
         async with self.gate.operation():

@@ -10,7 +10,10 @@ import slixmpp
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
-_HINTS = "urn:xmpp:hints"
+from interlink.xmpp import ns
+from interlink.xmpp.ext.interop import NO_PUSH
+
+_HINTS = ns.HINTS  # XEP-0334
 _PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
 
@@ -85,5 +88,5 @@ class SlixmppPep:
         stanza.xml.append(encrypted)
         stanza.xml.append(Element(f"{{{_HINTS}}}store"))
         # python-omemo's own protocol messages: stored for the peer, but no reason to wake it.
-        stanza.xml.append(Element("{urn:xmpp:interlink:0}no-push"))
+        stanza.xml.append(Element(NO_PUSH))
         stanza.send()

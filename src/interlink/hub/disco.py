@@ -7,6 +7,7 @@ from xml.etree.ElementTree import Element
 from interlink import __version__
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.xmpp import ns
+from interlink.xmpp.ext import blocking, interop, reporting
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType
 
@@ -43,11 +44,11 @@ SERVER_FEATURES = (
     ns.ROSTER,
     "msgoffline",  # XEP-0160: offline messages are stored
     "urn:xmpp:carbons:2",  # XEP-0280
-    "urn:xmpp:blocking",  # XEP-0191
-    "urn:xmpp:reporting:1",  # XEP-0377
-    "urn:xmpp:reporting:spam",
-    "urn:xmpp:reporting:abuse",
-    "urn:interlink:interop:0",  # interop settings and message requests (docs/protocol.md)
+    blocking.NS,  # XEP-0191
+    reporting.NS,  # XEP-0377
+    reporting.SPAM,
+    reporting.ABUSE,
+    interop.NS,  # interop settings and message requests (docs/protocol.md)
 )
 ACCOUNT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, ns.PUBSUB, *PEP_FEATURES)
 

@@ -26,13 +26,13 @@ from interlink.hub.context import HubContext
 from interlink.hub.observers import notify
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.pep import PUBSUB, PUBSUB_OWNER, PepService
-from interlink.hub.policy import wire as policy_wire
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.service import PolicyService
 from interlink.hub.presence import PresenceService
 from interlink.hub.roster import QUERY as ROSTER_QUERY
 from interlink.hub.roster import RosterPushes, RosterService
 from interlink.hub.session import Session
+from interlink.xmpp.ext import blocking, interop
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
@@ -217,7 +217,7 @@ class Router:
                 return self._guard(session, iq, self.roster.handle_iq(session, iq))
             if query.tag in (PUBSUB, PUBSUB_OWNER):
                 return self._guard(session, iq, self.pep.handle_iq(session, iq, own))
-            if query.tag in policy_wire.OWN_QUERIES or query.tag in policy_wire.BLOCKING_QUERIES:
+            if query.tag in interop.QUERIES or query.tag in blocking.QUERIES:
                 return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
                 self.carbons.enable(session, query.tag == carbons.ENABLE)

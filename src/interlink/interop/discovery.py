@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
-from interlink.errors import AuthenticationRefused, InterlinkError
+from interlink.errors import AuthenticationRefused, HttpProblem
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.limits import BucketTable, Rate
 from interlink.storage.policy import PolicyRepository
@@ -30,15 +30,19 @@ def normalize_phone(text: str) -> str | None:
     return compact if _E164.match(compact) else None
 
 
-class DiscoveryError(InterlinkError):
-    """Shown as RFC 9457 problem+json with ``status``; ``retry_after`` for 429."""
+class DiscoveryError(HttpProblem):
+    """A lookup was refused: ``status`` and ``kind`` say why; ``retry_after`` (seconds) for 429."""
+
+    title = "discovery refused"
 
     def __init__(self, status: int, kind: str, detail: str, retry_after: int = 0) -> None:
         super().__init__(detail)
         self.status = status
         self.kind = kind
-        self.detail = detail
         self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)} if self.retry_after else {}
 
 
 class DiscoveryService:

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from interlink.errors import AuthenticationRefused, InterlinkError
+from interlink.errors import AuthenticationRefused, HttpProblem, InterlinkError
 from interlink.interop.challenges import ChallengeStore
 from interlink.interop.providers import ProviderRegistry
 from interlink.interop.tokens import (
@@ -50,12 +50,18 @@ from interlink.storage.providers import Provider, ProviderStatus
 from interlink.xmpp.addressing import interop_domain
 
 
-class EnlistmentError(InterlinkError):
+class EnlistmentError(HttpProblem):
+    """An enlistment was refused: ``status`` and ``kind`` say why (see the module docstring)."""
+
+    title = "enlistment refused"
+
     def __init__(self, status: int, kind: str, detail: str) -> None:
-        super().__init__(f"{kind}: {detail}")
+        super().__init__(detail)
         self.status = status
         self.kind = kind
-        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from urllib.parse import urlsplit
 
-from interlink.errors import InterlinkError
+from interlink.errors import HttpProblem
 from interlink.storage.providers import (
     AuditAction,
     AuditEntry,
@@ -31,17 +31,15 @@ _HOSTNAME = re.compile(
 )
 FEATURES = frozenset(("messaging", "media", "discovery", "introspection"))
 RATE_TIERS = frozenset(("small", "standard", "large"))
+_NULLABLE = frozenset(("jwks", "jwks_url"))
 
 
-class ProviderError(InterlinkError):
-    """A provider operation was refused; ``status`` is its HTTP mapping (RFC 9457 problem)."""
+class ProviderError(HttpProblem):
+    """A provider operation was refused (the detail names the field); HTTP 400."""
 
     status = 400
     kind = "invalid-provider"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    title = "provider request refused"
 
 
 class ProviderNotFound(ProviderError):
@@ -237,6 +235,10 @@ class ProviderRegistry:
         bad = set(changes) - allowed
         if bad:
             raise ProviderError(f"cannot change {sorted(bad)} this way")
+        # jwks and jwks_url may be cleared (one replaces the other); the rest always has a value.
+        nulls = sorted(k for k, v in changes.items() if v is None and k not in _NULLABLE)
+        if nulls:
+            raise ProviderError(f"{', '.join(nulls)} cannot be null")
         fields: dict[str, object] = dict(changes)
         for key in ("media_hosts", "features", "services"):
             if key in fields:

@@ -27,14 +27,14 @@ from joserfc.jwk import OKPKey
 from interlink.interop.providers import ProviderRegistry
 from interlink.storage.enlistment import InteropAccount
 from interlink.storage.providers import ProviderStatus
+from interlink.xmpp.ext.interop import NO_PUSH
 from interlink.xmpp.stanza import Message
 
 log = logging.getLogger("interlink.push")
 PUSH_PATH = "/interlink/v1/push"
-# A message marked with this hint is stored like any other but wakes nobody: the SDK puts it on
-# python-omemo's own protocol messages (session completion, ratchet heartbeats), which carry no
-# content for the user.
-NO_PUSH = "{urn:xmpp:interlink:0}no-push"
+# A message marked with the no-push hint (xmpp/ext/interop.py) is stored like any other but wakes
+# nobody: the SDK puts it on python-omemo's own protocol messages (session completion, ratchet
+# heartbeats), which carry no content for the user.
 
 
 def wants_no_push(message: Message) -> bool:

@@ -1,29 +1,25 @@
 """Errors of the media store, each with its HTTP status and problem type (RFC 9457) and, for the
-ones a slot request can meet, its XEP-0363 §5 stanza error.
+ones a slot request can meet, its XEP-0363 §5 stanza error; and the media proxy's refusals.
 
-The HTTP layer turns any :class:`MediaError` into problem+json with ``status`` and
-``urn:interlink:problem:{kind}``; the XMPP upload service turns it into a stanza error with
-``condition``. ``detail`` is written for the person whose client shows it.
+The HTTP layer's one handler turns any of them into problem+json with ``status`` and
+``urn:interlink:problem:{kind}``; the XMPP upload service turns a :class:`MediaError` into a
+stanza error with ``condition``. ``detail`` is written for the person whose client shows it.
 """
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from interlink.errors import InterlinkError, StanzaErrorCondition
+from interlink.errors import HttpProblem, StanzaErrorCondition
 
 
-class MediaError(InterlinkError):
+class MediaError(HttpProblem):
     """Root of the media store's errors."""
 
-    status: ClassVar[int] = 400
-    kind: ClassVar[str] = "media-error"
-    title: ClassVar[str] = "media request refused"
+    status = 400
+    kind = "media-error"
+    title = "media request refused"
     condition: ClassVar[StanzaErrorCondition] = StanzaErrorCondition.BAD_REQUEST
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
 
 
 class BadSlotRequest(MediaError):
@@ -144,3 +140,21 @@ class MediaStorageFailure(MediaError):
     status = 507
     kind = "storage-failure"
     condition = StanzaErrorCondition.INTERNAL_SERVER_ERROR
+
+
+class MediaProxyRefusal(HttpProblem):
+    """Parent of the media proxy's refusals (``GET /v1/media-proxy``): never cached, and a 401
+    names the bearer scheme to use."""
+
+    title = "media proxy refused"
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+
+    def headers(self) -> dict[str, str]:
+        headers = {"Cache-Control": "no-store"}
+        if self.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="media-proxy"'
+        return headers

@@ -41,7 +41,6 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from interlink.errors import InterlinkError
 from interlink.interop.providers import ProviderError
 from interlink.media.addresses import (
     AddressAllowlist,
@@ -50,6 +49,7 @@ from interlink.media.addresses import (
     parse_address,
     refusal,
 )
+from interlink.media.errors import MediaProxyRefusal
 from interlink.media.model import MAX_MEDIA_BYTES
 from interlink.storage.providers import Provider, ProviderStatus
 
@@ -119,16 +119,16 @@ _HOP_REFUSALS = frozenset(
 )
 
 
-class MediaProxyError(InterlinkError):
+class MediaProxyError(MediaProxyRefusal):
     """A fetch was refused or failed. ``outcome`` says why; ``status`` is its HTTP mapping
     (RFC 9457 problem type ``urn:interlink:problem:<outcome>``)."""
 
     def __init__(self, outcome: Outcome, detail: str) -> None:
-        super().__init__(f"{outcome}: {detail}")
+        super().__init__(_STATUS[outcome], str(outcome), detail)
         self.outcome = outcome
-        self.kind = str(outcome)
-        self.status = _STATUS[outcome]
-        self.detail = detail
+
+    def __str__(self) -> str:
+        return f"{self.outcome}: {self.detail}"
 
 
 GATHER = 256 * 1024  # bytes passed on at once to the client (see MediaStream.chunks)

@@ -1,20 +1,18 @@
-"""``<token xmlns='urn:interlink:media:0'/>``: a gatekeeper user's client asks the hub for a
-short-lived token for the media proxy (``GET /v1/media-proxy``). Third-party users fetch their
-own side's media directly and get none."""
+"""The hub's answer to ``<token xmlns='urn:interlink:media:0'/>`` (the XML is
+:mod:`interlink.xmpp.ext.media_tokens`): a gatekeeper user's client asks the hub for a short-lived
+token for the media proxy (``GET /v1/media-proxy``). Third-party users fetch their own side's
+media directly and get none."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.session import Session
 from interlink.media.tokens import MediaTokens
+from interlink.xmpp.ext.media_tokens import token_element
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType, iq_result
-
-NS = "urn:interlink:media:0"
-TOKEN = f"{{{NS}}}token"
 
 
 class MediaTokenService:
@@ -34,6 +32,7 @@ class MediaTokenService:
                 "the media proxy is for this hub's own users; fetch your side's media directly",
             )
         now = self._clock()
-        token = Element(TOKEN, {"expires": str(int(now + self._tokens.lifetime))})
-        token.text = self._tokens.issue(str(session.jid.bare), now)
+        token = token_element(
+            self._tokens.issue(str(session.jid.bare), now), now + self._tokens.lifetime
+        )
         session.deliver(iq_result(iq, token, from_=iq.to))

@@ -20,7 +20,7 @@ import os
 import secrets
 from pathlib import Path
 
-from interlink.errors import InterlinkError
+from interlink.media.errors import MediaProxyRefusal
 
 VERSION = "v1"
 DEFAULT_LIFETIME = 600.0
@@ -28,15 +28,11 @@ _PURPOSE = b"interlink-media-proxy\x00"
 _MAX_TOKEN = 2048
 
 
-class MediaTokenError(InterlinkError):
-    """The bearer token is missing, malformed, forged or expired (HTTP 401)."""
-
-    status = 401
-    kind = "media-token-invalid"
+class MediaTokenError(MediaProxyRefusal):
+    """The bearer token is malformed, forged or expired (HTTP 401)."""
 
     def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+        super().__init__(401, "media-token-invalid", detail)
 
 
 def _b64(data: bytes) -> str:

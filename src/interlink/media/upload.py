@@ -20,14 +20,21 @@ from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.media.errors import FileTooLarge, MediaError, UploadNotAllowed
 from interlink.media.model import slot_urls
 from interlink.media.store import MediaStore
-from interlink.xmpp import ns
-from interlink.xmpp.forms import build_form
+from interlink.xmpp.ext.http_upload import NS as NS
+from interlink.xmpp.ext.http_upload import REQUEST as REQUEST
+from interlink.xmpp.ext.http_upload import (
+    Slot,
+    disco_features,
+    disco_form,
+    disco_identity,
+    file_too_large,
+    parse_request,
+    slot_element,
+)
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType, Stanza, error_element, iq_result
 
-NS = "urn:xmpp:http:upload:0"
-REQUEST = ns.qname(NS, "request")
-_MAX_SIZE_DIGITS = 20
+__all__ = ["NS", "REQUEST", "UploadService", "disco_features", "disco_form", "disco_identity"]
 
 
 class Requester(Protocol):
@@ -39,41 +46,11 @@ class Requester(Protocol):
     def deliver(self, stanza: Stanza) -> None: ...
 
 
-def disco_identity() -> Element:
-    """The identity XEP-0363 §2 has the upload service announce."""
-    return Element(
-        ns.qname(ns.DISCO_INFO, "identity"),
-        {"category": "store", "type": "file", "name": "HTTP File Upload"},
-    )
-
-
-def disco_features() -> tuple[str, ...]:
-    return (NS,)
-
-
-def disco_form(max_file_size: int) -> Element:
-    """The XEP-0128 extension of disco#info announcing ``max-file-size`` (XEP-0363 §2)."""
-    return build_form(NS, {"max-file-size": str(max_file_size)}, type_="result")
-
-
 def _error_stanza(iq: Iq, error: MediaError) -> Iq:
-    stanza_error = StanzaError(error.condition, error.detail)
-    el = error_element(stanza_error)
+    el = error_element(StanzaError(error.condition, error.detail))
     if isinstance(error, FileTooLarge):
-        too_large = Element(ns.qname(NS, "file-too-large"))
-        max_size = Element(ns.qname(NS, "max-file-size"))
-        max_size.text = str(error.max_size)
-        too_large.append(max_size)
-        el.append(too_large)
+        el.append(file_too_large(error.max_size))
     return Iq(iq.from_, iq.to, iq.id, None, (el,), IqType.ERROR)
-
-
-def _parse_request(request: Element) -> tuple[str, int, str | None]:
-    filename = request.get("filename", "")
-    size_text = request.get("size", "")
-    if not size_text.isdigit() or len(size_text) > _MAX_SIZE_DIGITS:
-        raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "size must be a number of bytes")
-    return filename, int(size_text), request.get("content-type")
 
 
 def anyone(account: JID) -> bool:
@@ -108,22 +85,17 @@ class UploadService:
         request = iq.query
         if request is None or request.tag != REQUEST or iq.type is not IqType.GET:
             raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "expected a get with <request/>")
-        filename, size, content_type = _parse_request(request)
+        asked = parse_request(request)
         owner = session.jid.bare
         try:
             if not self._may_upload(owner):
                 raise UploadNotAllowed("this account may not upload files to this server")
-            slot = await self._store.request_slot(str(owner), filename, size, content_type)
+            slot = await self._store.request_slot(
+                str(owner), asked.filename, asked.size, asked.content_type
+            )
         except MediaError as exc:
             session.deliver(_error_stanza(iq, exc))
             return
         urls = slot_urls(self._base_url, slot)
-        answer = Element(ns.qname(NS, "slot"))
-        put = Element(ns.qname(NS, "put"), {"url": urls.put_url})
-        for name, value in urls.put_headers.items():
-            header = Element(ns.qname(NS, "header"), {"name": name})
-            header.text = value
-            put.append(header)
-        answer.append(put)
-        answer.append(Element(ns.qname(NS, "get"), {"url": urls.get_url}))
+        answer = slot_element(Slot(urls.put_url, dict(urls.put_headers), urls.get_url))
         session.deliver(iq_result(iq, answer, from_=iq.to))

@@ -1,7 +1,8 @@
 """The operator's HTTP API, ``/admin/v1``: provider onboarding (DESIGN Flow 1).
 
 Thin handlers: authenticate (a bearer token compared in constant time), parse with pydantic,
-call the registry, serialize. Errors are RFC 9457 problem+json.
+call the registry, serialize. Errors are raised (:class:`ProviderError`, :class:`AdminAuthError`)
+and become RFC 9457 problem+json in the app's one handler (:mod:`interlink.net.problems`).
 """
 
 from __future__ import annotations
@@ -9,12 +10,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header
 from pydantic import BaseModel, ConfigDict, Field
 
-from interlink.interop.providers import ProviderError, ProviderRegistry
-from interlink.net.problems import problem
+from interlink.errors import HttpProblem
+from interlink.interop.providers import ProviderRegistry
 from interlink.storage.providers import Provider, ProviderStatus
 
 
@@ -47,8 +47,18 @@ class ProviderPatch(BaseModel):
     services: list[str] | None = None
 
 
-class AdminAuthError(Exception):
-    pass
+class AdminAuthError(HttpProblem):
+    """No admin bearer token, or the wrong one."""
+
+    status = 401
+    kind = "unauthorized"
+    title = "admin token required"
+
+    def __init__(self, detail: str = "send Authorization: Bearer <admin token>") -> None:
+        super().__init__(detail)
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 def admin_router(registry: ProviderRegistry, token: str) -> APIRouter:
@@ -110,16 +120,3 @@ def admin_router(registry: ProviderRegistry, token: str) -> APIRouter:
         ]
 
     return router
-
-
-async def provider_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ProviderError)
-    return problem(exc.status, exc.kind, "provider request refused", exc.detail)
-
-
-async def admin_auth_handler(_request: Request, _exc: Exception) -> JSONResponse:
-    response = problem(
-        401, "unauthorized", "admin token required", "send Authorization: Bearer <admin token>"
-    )
-    response.headers["WWW-Authenticate"] = "Bearer"
-    return response

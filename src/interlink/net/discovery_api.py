@@ -5,12 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Header
 from pydantic import BaseModel, ConfigDict, Field
 
 from interlink.interop.discovery import DiscoveryError, DiscoveryService
-from interlink.net.problems import problem
 
 
 class DiscoveryIn(BaseModel):
@@ -46,11 +44,3 @@ def discovery_router(service: DiscoveryService) -> APIRouter:
         return DiscoveryOut(jid=jid)
 
     return router
-
-
-async def discovery_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DiscoveryError)
-    response = problem(exc.status, exc.kind, "discovery refused", exc.detail)
-    if exc.retry_after:
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return response

@@ -1,5 +1,7 @@
 """The Enlistment API, ``/v1/enlistments`` (DESIGN Flow 2): thin handlers over
-:class:`~interlink.interop.enlistment.EnlistmentService`; errors are RFC 9457 problem+json.
+:class:`~interlink.interop.enlistment.EnlistmentService`; refusals are
+:class:`~interlink.interop.enlistment.EnlistmentError`, which the app's one handler turns into
+RFC 9457 problem+json.
 
 The two hot handlers return their JSON directly: the response models are declared for the
 OpenAPI document only (FastAPI does not validate and re-serialize a returned ``Response``).
@@ -16,13 +18,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink.interop.enlistment import EnlistmentError, EnlistmentService
-from interlink.net.problems import problem
+from interlink.net.problems import problem_response
 
 
 class ChallengeOut(BaseModel):
@@ -103,11 +105,6 @@ def enlistment_router(service: EnlistmentService) -> APIRouter:
     return router
 
 
-async def enlistment_error_handler(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, EnlistmentError)
-    return problem(exc.status, exc.kind, "enlistment refused", exc.detail)
-
-
 # The largest body the fast path buffers itself; a larger one (never valid: the fields' limits
 # add up to less) goes to FastAPI as it arrives.
 _FAST_BODY_LIMIT = 16 * 1024
@@ -152,7 +149,7 @@ class EnlistmentFastPath:
         try:
             response = await _enlist_response(self._service, parsed)
         except EnlistmentError as exc:
-            response = await enlistment_error_handler(Request(scope), exc)
+            response = problem_response(exc)
         except Exception:
             # What Starlette's ServerErrorMiddleware does: a plain 500, then the server logs it.
             await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)

@@ -14,24 +14,15 @@ from starlette.types import Receive, Scope, Send
 
 from interlink import __version__
 from interlink.hub.hub import Hub
-from interlink.interop.discovery import DiscoveryError, DiscoveryService
-from interlink.interop.enlistment import EnlistmentError, EnlistmentService
-from interlink.interop.providers import ProviderError, ProviderRegistry
+from interlink.interop.discovery import DiscoveryService
+from interlink.interop.enlistment import EnlistmentService
+from interlink.interop.providers import ProviderRegistry
 from interlink.interop.push import HubSigner
-from interlink.net.admin import (
-    AdminAuthError,
-    admin_auth_handler,
-    admin_router,
-    provider_error_handler,
-)
-from interlink.net.discovery_api import discovery_error_handler, discovery_router
-from interlink.net.enlist_api import (
-    EnlistmentFastPath,
-    enlistment_error_handler,
-    enlistment_router,
-)
+from interlink.net.admin import AdminAuthError, admin_router
+from interlink.net.discovery_api import discovery_router
+from interlink.net.enlist_api import EnlistmentFastPath, enlistment_router
 from interlink.net.metrics import CONTENT_TYPE, HubMetrics
-from interlink.net.problems import problem
+from interlink.net.problems import install_problem_handler, problem
 from interlink.net.websocket import WebSocketContext, serve_websocket
 
 WEBSOCKET_PATH = "/xmpp-websocket"
@@ -82,17 +73,16 @@ def build_http_app(
     routers: Sequence[tuple[APIRouter, dict[type[Exception], Handler]]] = (),
 ) -> FastAPI:
     """``ready`` returns ``None`` when the hub can serve, else why not (``/readyz``).
-    ``routers`` are further APIs with their exception handlers (media)."""
+    ``routers`` are further APIs (media), with exception handlers of their own if any: the
+    domain errors (:class:`~interlink.errors.InterlinkError`) need none, the app's one handler
+    answers them all as RFC 9457 problem+json."""
     app = HubApp(title="Interlink hub", version=__version__)
     app.fast_path = EnlistmentFastPath(enlistment)
-    app.add_exception_handler(ProviderError, provider_error_handler)
-    app.add_exception_handler(AdminAuthError, admin_auth_handler)
+    install_problem_handler(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.add_exception_handler(EnlistmentError, enlistment_error_handler)
     app.include_router(admin_router(registry, admin_token))
     app.include_router(enlistment_router(enlistment))
     if discovery is not None:
-        app.add_exception_handler(DiscoveryError, discovery_error_handler)
         app.include_router(discovery_router(discovery))
     for router, handlers in routers:
         for exc_type, handler in handlers.items():

@@ -8,8 +8,8 @@
 
 Responses never let a browser render a file: ``Content-Disposition: attachment``,
 ``X-Content-Type-Options: nosniff``, a restrictive ``Content-Security-Policy``, and
-``Cache-Control: private``. Errors are RFC 9457 problem+json with the status of the
-:class:`~interlink.media.errors.MediaError` raised.
+``Cache-Control: private``. Errors are the :class:`~interlink.media.errors.MediaError` raised,
+which the app's one handler (:mod:`interlink.net.problems`) turns into RFC 9457 problem+json.
 """
 
 from __future__ import annotations
@@ -18,18 +18,13 @@ import re
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from interlink.media.errors import MediaError
 from interlink.media.store import MediaStore
-from interlink.net.problems import problem
 from interlink.storage.media import MediaRecord
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-
-def media_problem(error: MediaError) -> JSONResponse:
-    return problem(error.status, error.kind, error.title, error.detail)
 
 
 def _bearer(value: str | None) -> str | None:
@@ -90,32 +85,26 @@ def media_router(store: MediaStore) -> APIRouter:
     @router.put("/media/{slot_id}/{filename}", status_code=201)
     async def put_media(slot_id: str, filename: str, request: Request) -> Response:
         length = _content_length(request.headers.get("content-length"))
-        try:
-            if length is not None and length < 0:
-                raise MediaError("Content-Length is not a number")
-            await store.upload(
-                slot_id,
-                filename,
-                _bearer(request.headers.get("authorization")),
-                request.stream(),
-                content_type=request.headers.get("content-type"),
-                content_length=length,
-            )
-        except MediaError as exc:
-            return media_problem(exc)
+        if length is not None and length < 0:
+            raise MediaError("Content-Length is not a number")
+        await store.upload(
+            slot_id,
+            filename,
+            _bearer(request.headers.get("authorization")),
+            request.stream(),
+            content_type=request.headers.get("content-type"),
+            content_length=length,
+        )
         return Response(status_code=201)
 
     @router.api_route("/media/{file_id}/{filename}", methods=["GET", "HEAD"])
     async def get_media(file_id: str, filename: str, request: Request) -> Response:
-        try:
-            if request.method == "HEAD":
-                record = await store.find_file(file_id, filename)
-                headers = _file_headers(record)
-                headers["Content-Length"] = str(record.size)
-                return Response(headers=headers, media_type=record.content_type)
-            download = await store.open_download(file_id, filename)
-        except MediaError as exc:
-            return media_problem(exc)
+        if request.method == "HEAD":
+            record = await store.find_file(file_id, filename)
+            headers = _file_headers(record)
+            headers["Content-Length"] = str(record.size)
+            return Response(headers=headers, media_type=record.content_type)
+        download = await store.open_download(file_id, filename)
         record = download.record
         headers = _file_headers(record)
         try:

@@ -4,7 +4,8 @@ gatekeeper account → :meth:`~interlink.media.proxy.MediaProxy.fetch` → strea
 
 The response never echoes an upstream header: the body is ciphertext (XEP-0454), served as
 ``application/octet-stream`` with ``nosniff`` and ``no-store``. Refusals before the body starts are
-RFC 9457 problem+json; a failure while streaming (size cap, time budget, broken upstream) aborts the
+RFC 9457 problem+json (the :class:`~interlink.media.errors.MediaProxyRefusal` raised, through the
+app's one handler); a failure while streaming (size cap, time budget, broken upstream) aborts the
 response, so the client sees an incomplete download, never a complete-looking truncated one.
 """
 
@@ -14,12 +15,12 @@ from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from interlink.media.proxy import MAX_URL_LENGTH, MediaProxy, MediaProxyError, MediaStream
-from interlink.media.tokens import MediaTokenError, MediaTokens
-from interlink.net.problems import problem
+from interlink.media.errors import MediaProxyRefusal
+from interlink.media.proxy import MAX_URL_LENGTH, MediaProxy, MediaStream
+from interlink.media.tokens import MediaTokens
 from interlink.xmpp.jid import JID, InvalidJID
 
 _RESPONSE_HEADERS = {
@@ -46,14 +47,6 @@ class _ProxiedResponse(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             await self._stream.aclose()
-
-
-def _refused(status: int, kind: str, detail: str) -> JSONResponse:
-    response = problem(status, kind, "media proxy refused", detail)
-    response.headers["Cache-Control"] = "no-store"
-    if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="media-proxy"'
-    return response
 
 
 def media_proxy_router(
@@ -88,26 +81,23 @@ def media_proxy_router(
     ) -> Response:
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            return _refused(401, "media-token-missing", "send Authorization: Bearer <media token>")
-        try:
-            jid = tokens.verify(token.strip(), clock())
-        except MediaTokenError as exc:
-            return _refused(exc.status, exc.kind, exc.detail)
+            raise MediaProxyRefusal(
+                401, "media-token-missing", "send Authorization: Bearer <media token>"
+            )
+        jid = tokens.verify(token.strip(), clock())
         try:
             account = JID.parse(jid)
         except InvalidJID:
             account = None
         if account is None or account.local is None or not is_home(account):
             # Third-party users fetch from their own side.
-            return _refused(403, "not-a-gatekeeper-account", "the media proxy is for hub accounts")
+            raise MediaProxyRefusal(
+                403, "not-a-gatekeeper-account", "the media proxy is for hub accounts"
+            )
         if not url or not provider:
-            return _refused(400, "bad-url", "give the query parameters url and provider")
+            raise MediaProxyRefusal(400, "bad-url", "give the query parameters url and provider")
         if len(url) > MAX_URL_LENGTH or len(provider) > 63:
-            return _refused(400, "bad-url", "the url or provider parameter is too long")
-        try:
-            stream = await proxy.fetch(url, provider)
-        except MediaProxyError as exc:
-            return _refused(exc.status, exc.kind, exc.detail)
-        return _ProxiedResponse(stream)
+            raise MediaProxyRefusal(400, "bad-url", "the url or provider parameter is too long")
+        return _ProxiedResponse(await proxy.fetch(url, provider))
 
     return router

@@ -16,6 +16,8 @@
 
 Requests from the hub are compact JWS verified with the hub's published keys
 (``{hub_url}/.well-known/interlink/jwks.json``, cached, refetched on an unknown key id).
+Refusals are raised (:class:`KitRefusal`, the media store's errors) and answered as RFC 9457
+problem+json by the hub's own handler (:func:`interlink.net.problems.install_problem_handler`).
 """
 
 from __future__ import annotations
@@ -38,8 +40,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, OKPKey
 from pydantic import BaseModel, ConfigDict, Field
 
-from interlink.media import MediaError, MediaStore, slot_urls
+from interlink.errors import HttpProblem
+from interlink.media import MediaStore, slot_urls
 from interlink.net.media_api import media_router
+from interlink.net.problems import install_problem_handler
 from interlink.provider.store import KitStore
 
 TOKEN_LIFETIME = 300
@@ -88,17 +92,14 @@ class MediaSlotOut(BaseModel):
     get_url: str = Field(description="where recipients download the file")
 
 
-def _problem(status: int, kind: str, detail: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "type": f"urn:interlink:problem:{kind}",
-            "title": kind,
-            "status": status,
-            "detail": detail,
-        },
-        status_code=status,
-        media_type="application/problem+json",
-    )
+class KitRefusal(HttpProblem):
+    """The kit refused a request: ``status`` and ``kind`` say why (the title is the kind)."""
+
+    def __init__(self, status: int, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.title = kind
 
 
 class HubKeys:
@@ -135,13 +136,16 @@ def build_kit_app(
     if media is not None and not config.public_url:
         raise ValueError("a media host needs the kit's public_url")
     app = FastAPI(title="Interlink provider kit")
+    install_problem_handler(app)
     private = Ed25519PrivateKey.from_private_bytes(signing_seed)
     key = OKPKey.import_key(private)
     kid = key.thumbprint()
     signing_key = OKPKey.import_key(key.as_dict(private=True), parameters={"kid": kid})
     hub_keys = HubKeys(hub_client, config.hub_url, clock)
 
-    async def verified_hub_claims(request: Request) -> dict[str, Any] | JSONResponse:
+    async def verified_hub_claims(request: Request) -> dict[str, Any]:
+        """The claims of the hub's JWS in the body; raises :class:`KitRefusal` (401) if it is not
+        one, is not for this kit, or is stale."""
         body = (await request.body()).decode(errors="replace")
         try:
             head = body.split(".", 1)[0]
@@ -152,12 +156,12 @@ def build_kit_app(
                 signed = jws.deserialize_compact(body, keys, algorithms=["Ed25519"])
             claims: dict[str, Any] = json.loads(signed.payload)
         except (JoseError, ValueError, AttributeError, httpx.HTTPError):
-            return _problem(401, "bad-signature", "not a JWS signed by the hub")
+            raise KitRefusal(401, "bad-signature", "not a JWS signed by the hub") from None
         if claims.get("iss") != config.hub_domain or claims.get("aud") != config.provider_id:
-            return _problem(401, "wrong-audience", "not addressed to this provider by the hub")
+            raise KitRefusal(401, "wrong-audience", "not addressed to this provider by the hub")
         iat = claims.get("iat")
         if not isinstance(iat, int | float) or abs(clock() - iat) > 300:
-            return _problem(401, "stale", "iat too far from now")
+            raise KitRefusal(401, "stale", "iat too far from now")
         return claims
 
     @app.get("/.well-known/jwks.json")
@@ -170,7 +174,7 @@ def build_kit_app(
     async def token(body: TokenIn) -> Response:
         user = await store.check_password(body.username, body.password)
         if user is None or not user.active:
-            return _problem(401, "unauthorized", "unknown user, wrong password or inactive")
+            raise KitRefusal(401, "unauthorized", "unknown user, wrong password or inactive")
         now = int(clock())
         claims = {
             "iss": config.provider_id,
@@ -192,26 +196,20 @@ def build_kit_app(
     @app.post("/interlink/v1/introspect")
     async def introspect(request: Request) -> Response:
         claims = await verified_hub_claims(request)
-        if isinstance(claims, JSONResponse):
-            return claims
         user = await store.by_subject(str(claims.get("sub")))
         return JSONResponse({"active": bool(user and user.active)})
 
     @app.post("/interlink/v1/push")
     async def push(request: Request) -> Response:
         claims = await verified_hub_claims(request)
-        if isinstance(claims, JSONResponse):
-            return claims
         await store.record_push(str(claims.get("sub")), claims, clock())
         return Response(status_code=204)
 
     @app.post("/interlink/v1/report")
     async def report(request: Request) -> Response:
         claims = await verified_hub_claims(request)
-        if isinstance(claims, JSONResponse):
-            return claims
         if not isinstance(claims.get("report_id"), int):
-            return _problem(400, "bad-report", "report_id missing")
+            raise KitRefusal(400, "bad-report", "report_id missing")
         await store.record_report(claims, clock())
         return Response(status_code=204)
 
@@ -219,7 +217,7 @@ def build_kit_app(
     async def pushes(body: PushesIn) -> Response:
         user = await store.check_password(body.username, body.password)
         if user is None:
-            return _problem(401, "unauthorized", "unknown user or wrong password")
+            raise KitRefusal(401, "unauthorized", "unknown user or wrong password")
         return JSONResponse({"pushes": await store.pushes(user.subject)})
 
     if media is not None:
@@ -229,14 +227,11 @@ def build_kit_app(
         async def media_slot(body: MediaSlotIn) -> Response:
             user = await store.check_password(body.username, body.password)
             if user is None or not user.active:
-                return _problem(401, "unauthorized", "unknown user, wrong password or inactive")
-            try:
-                # The subject, not the username: the quota follows the account.
-                slot = await media.request_slot(
-                    user.subject, body.filename, body.size, body.content_type
-                )
-            except MediaError as exc:
-                return _problem(exc.status, exc.kind, exc.detail)
+                raise KitRefusal(401, "unauthorized", "unknown user, wrong password or inactive")
+            # The subject, not the username: the quota follows the account.
+            slot = await media.request_slot(
+                user.subject, body.filename, body.size, body.content_type
+            )
             urls = slot_urls(config.public_url, slot)
             out = MediaSlotOut(
                 put_url=urls.put_url, put_headers=urls.put_headers, get_url=urls.get_url

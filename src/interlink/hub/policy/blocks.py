@@ -6,8 +6,8 @@ third-party provider."""
 from __future__ import annotations
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StanzaErrorType
-from interlink.hub.policy import wire
 from interlink.storage.policy import PolicyRepository
+from interlink.xmpp.ext import blocking
 from interlink.xmpp.jid import JID
 
 
@@ -43,7 +43,7 @@ class BlockLists:
             StanzaErrorCondition.NOT_ACCEPTABLE,
             "you have blocked this address; unblock it first",
             type_=StanzaErrorType.CANCEL,  # as in XEP-0191 §3.6
-            app_condition=wire.BLOCKED_ERROR,
+            app_condition=blocking.BLOCKED_ERROR,
         )
 
     async def block(self, owner: JID, jids: list[JID], now: float) -> list[str]:

@@ -23,24 +23,31 @@ from xml.etree.ElementTree import Element
 
 from interlink.errors import AccountNotFoundError, StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
-from interlink.hub.policy import wire
 from interlink.hub.policy.blocks import BlockLists
 from interlink.hub.policy.limits import BucketTable, PolicyLimits
 from interlink.storage.policy import ConversationState, PolicyRepository, Reach
-from interlink.xmpp.ext.interop import InteropSettings
+from interlink.xmpp import ns
+from interlink.xmpp.ext import interop
+from interlink.xmpp.ext.interop import (
+    NO_PUSH,
+    InteropMarker,
+    InteropSettings,
+    MessageRequest,
+    marker_element,
+    requests_element,
+)
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType, Presence
 
 log = logging.getLogger("interlink.policy")
 
-NO_PUSH = "{urn:xmpp:interlink:0}no-push"
 _ERROR = "{jabber:client}error"
 _CONTENT = frozenset({"{jabber:client}body", "{urn:xmpp:omemo:2}encrypted"})
 _LEGACY_ENCRYPTED = "{eu.siacs.conversations.axolotl}encrypted"
 _ACTIVITY_NS = (
-    "{urn:xmpp:receipts}",
-    "{urn:xmpp:chat-markers:0}",
-    "{http://jabber.org/protocol/chatstates}",
+    "{" + ns.RECEIPTS + "}",
+    "{" + ns.CHAT_MARKERS + "}",
+    "{" + ns.CHATSTATES + "}",
 )
 
 
@@ -62,7 +69,7 @@ def is_activity(message: Message) -> bool:
     activity = False
     for el in message.payload:
         tag = el.tag
-        if tag == wire.ACTIVITY or tag == NO_PUSH:
+        if tag == interop.ACTIVITY or tag == NO_PUSH:
             return True
         if tag in _CONTENT or tag == _LEGACY_ENCRYPTED:
             content = True
@@ -73,10 +80,12 @@ def is_activity(message: Message) -> bool:
 
 def _strip(payload: tuple[Element, ...]) -> tuple[Element, ...]:
     """Remove our namespace's elements from what a user sent: only the hub writes markers."""
-    prefix = "{" + wire.INTEROP + "}"
-    if not any(el.tag.startswith(prefix) and el.tag != wire.ACTIVITY for el in payload):
+    prefix = "{" + interop.NS + "}"
+    if not any(el.tag.startswith(prefix) and el.tag != interop.ACTIVITY for el in payload):
         return payload
-    return tuple(el for el in payload if not el.tag.startswith(prefix) or el.tag == wire.ACTIVITY)
+    return tuple(
+        el for el in payload if not el.tag.startswith(prefix) or el.tag == interop.ACTIVITY
+    )
 
 
 class InteropPolicy:
@@ -161,8 +170,15 @@ class InteropPolicy:
     async def marker(
         self, sender: JID, provider_id: str, settings: InteropSettings, *, request: bool
     ) -> Element:
+        """The interop marker for what ``sender`` sends to a gatekeeper user."""
+        return marker_element(await self._marker(sender, provider_id, settings, request=request))
+
+    async def _marker(
+        self, sender: JID, provider_id: str, settings: InteropSettings, *, request: bool
+    ) -> InteropMarker:
         name = self._addressing.provider_name(provider_id)
-        return wire.marker(provider_id, name, await self._user_id(sender), settings.inbox, request)
+        user_id = await self._user_id(sender)
+        return InteropMarker(provider_id, name, user_id, str(settings.inbox), request)
 
     async def marker_for(self, sender: JID, recipient: JID) -> Element | None:
         """The marker for what the hub delivers on ``sender``'s behalf (PEP notifications) to
@@ -510,14 +526,13 @@ class InteropPolicy:
     async def requests(self, owner: JID) -> Element:
         pending = await self._repo.conversations(str(owner), ConversationState.REQUEST)
         settings = await self.settings(owner)
-        markers = {}
+        requests = []
         for conversation in pending:
             peer = JID.parse(conversation.peer)
             provider_id = self.provider_of(peer)
+            marker = None
             if provider_id is not None:
-                markers[conversation.peer] = await self.marker(
-                    peer, provider_id, settings, request=True
-                )
-        return wire.requests_element(
-            [c for c in pending if not self.blocks.blocks(owner, JID.parse(c.peer))], markers
-        )
+                marker = await self._marker(peer, provider_id, settings, request=True)
+            if not self.blocks.blocks(owner, peer):
+                requests.append(MessageRequest(conversation.peer, conversation.messages, marker))
+        return requests_element(requests)

@@ -9,11 +9,11 @@ import secrets
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
 from interlink.hub.observers import notify
-from interlink.hub.policy import wire
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.limits import BucketTable
 from interlink.hub.session import Session
-from interlink.storage.policy import PolicyRepository, Report
+from interlink.storage.policy import AttachedMessage, PolicyRepository, Report
+from interlink.xmpp.ext import blocking, interop, jid_attr, reporting
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType, Presence, PresenceType, iq_result
 
@@ -30,7 +30,7 @@ class PolicyService:
     async def handle_iq(self, session: Session, iq: Iq) -> None:
         query = iq.query
         assert query is not None
-        if query.tag in wire.BLOCKING_QUERIES:
+        if query.tag in blocking.QUERIES:
             await self._blocking(session, iq)
             return
         own = session.jid.bare
@@ -40,11 +40,11 @@ class PolicyService:
                 "interop settings are for this hub's own users",
             )
         tag, itype = query.tag, iq.type
-        if tag == wire.SETTINGS and itype is IqType.GET:
-            answer = wire.settings_element(await self._policy.settings(own))
-        elif tag == wire.SETTINGS and itype is IqType.SET:
+        if tag == interop.SETTINGS and itype is IqType.GET:
+            answer = interop.settings_element(await self._policy.settings(own))
+        elif tag == interop.SETTINGS and itype is IqType.SET:
             current = await self._policy.settings(own)
-            updated = wire.apply_settings(
+            updated = interop.apply_settings(
                 query, current, max_providers=self._policy.limits.max_allowed_providers
             )
             await self._policy.put_settings(own, updated)
@@ -52,16 +52,17 @@ class PolicyService:
                 "interop settings changed",
                 extra={"jid": str(own), "enabled": updated.enabled},
             )
-            answer = wire.settings_element(updated)
-        elif tag == wire.REQUESTS and itype is IqType.GET:
+            answer = interop.settings_element(updated)
+        elif tag == interop.REQUESTS and itype is IqType.GET:
             answer = await self._policy.requests(own)
-        elif tag == wire.ACCEPT and itype is IqType.SET:
-            await self._policy.accept(own, wire.jid_attr(query, "<accept/>").bare)
+        elif tag == interop.ACCEPT and itype is IqType.SET:
+            await self._policy.accept(own, jid_attr(query, "<accept/>").bare)
             session.deliver(iq_result(iq, from_=None))
             return
-        elif tag == wire.PROVIDERS and itype is IqType.GET:
+        elif tag == interop.PROVIDERS and itype is IqType.GET:
             service = own.domain  # a home user's domain is their service
-            answer = wire.providers_element(dict(self._ctx.addressing.approved_providers(service)))
+            approved = self._ctx.addressing.approved_providers(service)
+            answer = interop.providers_element(dict(approved))
         else:
             raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "wrong iq type for this query")
         session.deliver(iq_result(iq, answer, from_=None))
@@ -72,19 +73,19 @@ class PolicyService:
         assert query is not None
         own = session.jid.bare
         blocks = self._policy.blocks
-        if query.tag == wire.BLOCKLIST and iq.type is IqType.GET:
+        if query.tag == blocking.BLOCKLIST and iq.type is IqType.GET:
             session.blocklist_requested = True
-            answer = wire.blocklist_element(wire.BLOCKLIST, blocks.items(own))
+            answer = blocking.blocklist_element(blocking.BLOCKLIST, blocks.items(own))
             session.deliver(iq_result(iq, answer, from_=None))
             return
-        if iq.type is not IqType.SET or query.tag == wire.BLOCKLIST:
+        if iq.type is not IqType.SET or query.tag == blocking.BLOCKLIST:
             raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "wrong iq type for this query")
         now = self._ctx.clock()
-        if query.tag == wire.BLOCK:
-            items = wire.block_items(query, allow_empty=False)
+        if query.tag == blocking.BLOCK:
+            items = blocking.block_items(query, allow_empty=False)
             reports = []
             for jid, item in items:
-                found = wire.parse_report(
+                found = reporting.parse_report(
                     item,
                     max_messages=self._policy.limits.max_report_messages,
                     max_text=self._policy.limits.max_report_text,
@@ -95,15 +96,15 @@ class PolicyService:
                 self._may_report(own, len(reports), now)
             changed = await blocks.block(own, [jid for jid, _ in items], now)
             await self._appear_offline(own, changed)
-            for jid, (reason, text, messages) in reports:
+            for jid, found in reports:
                 report = Report(
                     0,
                     str(own),
                     str(jid),
                     self._ctx.addressing.provider_of(jid),
-                    reason,
-                    text,
-                    tuple(messages),
+                    found.reason,
+                    found.text,
+                    tuple(AttachedMessage(m.id, m.at, m.body) for m in found.messages),
                     now,
                 )
                 report_id = await self._repo.add_report(report)
@@ -111,14 +112,14 @@ class PolicyService:
                 stored = await self._repo.report(report_id)
                 if stored is not None:
                     notify(self._ctx.observers.report_filed, stored)
-            push_tag = wire.BLOCK
+            push_tag = blocking.BLOCK
         else:
-            items = wire.block_items(query, allow_empty=True)
+            items = blocking.block_items(query, allow_empty=True)
             jids = [jid for jid, _ in items] if items else None
             changed = await blocks.unblock(own, jids)
-            push_tag = wire.UNBLOCK
+            push_tag = blocking.UNBLOCK
         session.deliver(iq_result(iq, from_=None))
-        if changed or (push_tag == wire.UNBLOCK and not items):
+        if changed or (push_tag == blocking.UNBLOCK and not items):
             self._push(own, session, push_tag, changed)
 
     async def _appear_offline(self, own: JID, blocked: list[str]) -> None:
@@ -164,7 +165,7 @@ class PolicyService:
 
     def _push(self, own: JID, origin: Session, tag: str, jids: list[str]) -> None:
         """Tell the account's other resources that asked for the list (XEP-0191 §3.3)."""
-        payload = (wire.blocklist_element(tag, jids),)
+        payload = (blocking.blocklist_element(tag, jids),)
         for s in self._ctx.sessions.sessions(own):
             if s is not origin and s.blocklist_requested:
                 s.deliver(
