@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 from interlink.errors import AuthenticationRefused, StreamError
-from interlink.hub.addressing import Addressing, ProviderAccess, ProviderDirectory
+from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub, UserIds
-from interlink.hub.session import Session
+from interlink.hub.session import Session, SessionRegistry
+from interlink.interop.operator import OperatorState
+from interlink.storage.providers import Provider, ProviderStatus
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp.parser import ElementReceived, Framing, StreamParser
 from interlink.xmpp.sasl import derive_credentials
@@ -117,16 +119,18 @@ async def running_hub(
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
-    directory = ProviderDirectory()
+    addressing = Addressing(services, ProviderDirectory())
+    sessions = SessionRegistry()
     hub = Hub(
         settings or HubSettings(),
         storage,
         clock,
-        addressing=Addressing(services, directory),
+        addressing=addressing,
+        sessions=sessions,
         authenticate_bearer=no_bearer_tokens,
         user_ids=user_ids,
     )
-    kit = HubKit(hub, clock, directory)
+    kit = HubKit(hub, clock, OperatorState(addressing, sessions))
     try:
         yield kit
     finally:
@@ -135,21 +139,32 @@ async def running_hub(
 
 
 class HubKit:
-    def __init__(self, hub: Hub, clock: Clock, directory: ProviderDirectory) -> None:
+    def __init__(self, hub: Hub, clock: Clock, operator: OperatorState) -> None:
         self.hub = hub
         self.clock = clock
-        self.directory = directory
+        self.operator = operator
+
+    def _provider(
+        self, provider_id: str, name: str, status: ProviderStatus, *services: str
+    ) -> None:
+        self.operator.provider_changed(
+            Provider(
+                provider_id,
+                name,
+                "https://provider.example",
+                status=status,
+                jwks_url="https://provider.example/jwks",
+                services=services or (DOMAIN,),
+            )
+        )
 
     def approve(self, provider_id: str, name: str, *services: str) -> None:
-        """What the operator state does when a provider is approved (for ``services``: the
-        default service when none are given)."""
-        self.directory.put(ProviderAccess(provider_id, name, frozenset(services or (DOMAIN,))))
+        """A provider approved by the operator (for ``services``; the default one if none)."""
+        self._provider(provider_id, name, ProviderStatus.APPROVED, *services)
 
     def suspend(self, provider_id: str) -> None:
-        """What the operator state does when a provider is suspended everywhere."""
-        self.directory.put(ProviderAccess(provider_id, provider_id, frozenset()))
-        for service in self.hub.ctx.addressing.services:
-            self.hub.end_provider_sessions(provider_id, service)
+        """A provider suspended by the operator: its users' sessions end."""
+        self._provider(provider_id, provider_id, ProviderStatus.SUSPENDED)
 
     async def account(self, local: str) -> str:
         jid = f"{local}@{DOMAIN}"

@@ -33,7 +33,7 @@ from interlink.hub.hub import Hub
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits, Rate
 from interlink.hub.router import DomainServices
-from interlink.hub.session import BindConflictPolicy
+from interlink.hub.session import BindConflictPolicy, SessionRegistry
 from interlink.interop.challenges import ChallengeStore
 from interlink.interop.discovery import DiscoveryService
 from interlink.interop.enlistment import EnlistmentService
@@ -209,14 +209,8 @@ class HubServer:
         signer = HubSigner(await secrets_.get_or_create_secret("hub-signing-key", 32))
 
         # The interop control plane, which the hub's gates call into.
-        hub_ref: list[Hub] = []  # the operator-state owner ends sessions of the hub built below
-        self.operator = operator = OperatorState(
-            addressing.providers,
-            services=addressing.services,
-            end_sessions=lambda provider, service: (
-                hub_ref[0].end_provider_sessions(provider, service) if hub_ref else 0
-            ),
-        )
+        sessions = SessionRegistry()
+        self.operator = operator = OperatorState(addressing, sessions)
         self.registry = registry = ProviderRegistry(
             storage.providers,
             clock,
@@ -297,6 +291,7 @@ class HubServer:
             storage,
             clock,
             addressing=addressing,
+            sessions=sessions,
             authenticate_bearer=enlistment.authenticate,
             user_ids=self._user_id,
             observers=observers,
@@ -308,7 +303,6 @@ class HubServer:
                 info=(announce_upload,),
             ),
         )
-        hub_ref.append(hub)
         feed_position = await storage.changes.latest()  # before loading what it keeps current
         await operator.load(await registry.all())
         await hub.start()

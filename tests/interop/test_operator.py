@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from interlink.hub.addressing import ProviderDirectory
+from interlink.errors import StreamError
+from interlink.hub.addressing import Addressing, ProviderDirectory
+from interlink.hub.session import Session, SessionRegistry
 from interlink.interop.operator import ChangeFeedFollower, OperatorState
 from interlink.storage.providers import Provider, ProviderStatus
 from interlink.storage.sqlite import open_sqlite
+from interlink.xmpp.jid import JID
+from tests.hubkit import FakePort
 
 SERVICES = ("wa.test", "msg.test")
 CHAT = Provider(
@@ -21,15 +25,31 @@ CHAT = Provider(
 )
 
 
+class Recorded(FakePort):
+    """A session's port that records, in ``ended``, each time the operator state ends it."""
+
+    def __init__(self, ended: list[tuple[str, str]], where: tuple[str, str]) -> None:
+        super().__init__()
+        self._ended = ended
+        self._where = where
+
+    def terminate(self, error: StreamError | None) -> None:
+        super().terminate(error)
+        self._ended.append(self._where)
+
+
 def owner() -> tuple[OperatorState, ProviderDirectory, list[tuple[str, str]]]:
+    """The owner over two services, with one session of a ``chat`` user on each (and one of a
+    gatekeeper user, which no provider change ends)."""
     directory = ProviderDirectory()
+    sessions = SessionRegistry()
     ended: list[tuple[str, str]] = []
-
-    def end(provider: str, service: str) -> int:
-        ended.append((provider, service))
-        return 1
-
-    return OperatorState(directory, services=SERVICES, end_sessions=end), directory, ended
+    for service in SERVICES:
+        port = Recorded(ended, ("chat", service))
+        sessions.add(Session(JID.parse(f"x@chat.interop.{service}/app"), port))
+    sessions.add(Session(JID.parse("alice@wa.test/a"), Recorded(ended, ("home", "wa.test"))))
+    state = OperatorState(Addressing(SERVICES, directory), sessions)
+    return state, directory, ended
 
 
 async def test_approval_suspension_and_services() -> None:

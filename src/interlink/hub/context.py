@@ -84,6 +84,7 @@ class HubContext:
         storage: Storage,
         clock: Callable[[], float],
         addressing: Addressing,
+        sessions: SessionRegistry,
         observers: HubObservers,
     ) -> None:
         self.settings = settings
@@ -91,7 +92,7 @@ class HubContext:
         self.clock = clock
         self.addressing = addressing
         self.observers = observers
-        self.sessions = SessionRegistry()
+        self.sessions = sessions
         # Roster changes read, decide and write; one owner's changes must not interleave.
         self.roster_locks = KeyedLock()
         self.pep_locks = KeyedLock()

@@ -13,9 +13,9 @@ from interlink.errors import (
 )
 from interlink.hub.addressing import Addressing
 from interlink.hub.context import HubContext, HubSettings
-from interlink.hub.observers import HubObservers, notify
+from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
-from interlink.hub.session import BindConflictPolicy, Session, SessionPort
+from interlink.hub.session import BindConflictPolicy, Session, SessionPort, SessionRegistry
 from interlink.storage import Storage
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.sasl import StoredCredentials
@@ -31,6 +31,8 @@ UserIds = Callable[[str], Awaitable[str | None]]  # third-party JID -> provider-
 class Hub:
     """Everything behind the transports, built once from its collaborators.
 
+    ``sessions`` is the registry of bound resources (shared with the operator state, which ends
+    a suspended provider's sessions).
     ``authenticate_bearer`` checks SASL OAUTHBEARER tokens (the interop control plane); it is a
     required gate. ``user_ids`` gives the user-visible id a provider attested for one of its
     users (for the interop marker). ``domain_services`` are what the service domains answer
@@ -43,12 +45,15 @@ class Hub:
         clock: Callable[[], float],
         *,
         addressing: Addressing,
+        sessions: SessionRegistry,
         authenticate_bearer: BearerVerifier,
         user_ids: UserIds,
         observers: HubObservers | None = None,
         domain_services: DomainServices | None = None,
     ) -> None:
-        self.ctx = HubContext(settings, storage, clock, addressing, observers or HubObservers())
+        self.ctx = HubContext(
+            settings, storage, clock, addressing, sessions, observers or HubObservers()
+        )
         self.router = Router(
             self.ctx, user_ids=user_ids, domain_services=domain_services or DomainServices()
         )
@@ -132,35 +137,14 @@ class Hub:
         """Remove ``session`` now; returns the unavailable broadcast to await, if any."""
         return self.router.session_ended(session)
 
-    def end_provider_sessions(self, provider_id: str, service: str) -> int:
-        """End the sessions of a provider's users on ``service`` (it was suspended there, or
-        lost its approval for that service); returns how many."""
-        addressing = self.ctx.addressing
-        error = StreamError(
-            StreamErrorCondition.POLICY_VIOLATION, f"the provider '{provider_id}' was suspended"
-        )
-        ended = 0
-        for session in self.ctx.sessions.all_sessions():
-            where = addressing.locate(session.jid)
-            if where.provider_id == provider_id and where.service == service:
-                session.port.terminate(error)
-                ended += 1
-        log.info(
-            "provider sessions ended",
-            extra={"provider": provider_id, "service": service, "sessions": ended},
-        )
-        notify(self.ctx.observers.sessions_ended, f"provider {provider_id} suspended", ended)
-        return ended
-
     def end_account_sessions(self, jid: JID, reason: str) -> int:
-        """End every session of the account ``jid`` (removed, or its password changed)."""
-        error = StreamError(StreamErrorCondition.NOT_AUTHORIZED, reason)
-        sessions = list(self.ctx.sessions.sessions(jid.bare))
-        for session in sessions:
-            session.port.terminate(error)
-        if sessions:
-            notify(self.ctx.observers.sessions_ended, reason, len(sessions))
-        return len(sessions)
+        """End every session of the account ``jid`` (e.g. it was removed)."""
+        bare = jid.bare
+        ended = self.ctx.sessions.terminate(
+            lambda full: full.bare == bare, StreamError(StreamErrorCondition.NOT_AUTHORIZED, reason)
+        )
+        log.info("account sessions ended", extra={"jid": str(bare), "sessions": ended})
+        return ended
 
     async def start(self) -> None:
         """Load what the routing path keeps in memory (block lists)."""

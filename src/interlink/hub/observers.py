@@ -27,7 +27,6 @@ log = logging.getLogger("interlink.hub")
 StanzaRouted = Callable[["Session", Stanza], None]  # every stanza a bound session sent
 OfflineStored = Callable[[JID, Message], None]  # a message stored for an offline account
 ReportFiled = Callable[["Report"], None]  # a user's report, stored
-SessionsEnded = Callable[[str, int], None]  # (why, how many) sessions ended by an operator act
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +34,6 @@ class HubObservers:
     stanza_routed: tuple[StanzaRouted, ...] = ()
     offline_stored: tuple[OfflineStored, ...] = ()
     report_filed: tuple[ReportFiled, ...] = ()
-    sessions_ended: tuple[SessionsEnded, ...] = ()
 
     def merged(self, other: HubObservers) -> HubObservers:
         """Both sets of listeners (the composition root's and, e.g., the demo's)."""
@@ -43,7 +41,6 @@ class HubObservers:
             self.stanza_routed + other.stanza_routed,
             self.offline_stored + other.offline_stored,
             self.report_filed + other.report_filed,
-            self.sessions_ended + other.sessions_ended,
         )
 
 

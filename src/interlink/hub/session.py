@@ -8,7 +8,7 @@ connection goes through the :class:`SessionPort` the transport shell provides.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Protocol
 from xml.etree.ElementTree import Element
@@ -146,6 +146,14 @@ class SessionRegistry:
 
     def all_sessions(self) -> list[Session]:
         return [s for resources in self._by_bare.values() for s in resources.values()]
+
+    def terminate(self, matches: Callable[[JID], bool], error: StreamError) -> int:
+        """End every session whose full JID ``matches`` with ``error``; returns how many. (Each
+        leaves the registry when its transport reports the stream closed.)"""
+        ended = [s for s in self.all_sessions() if matches(s.jid)]
+        for session in ended:
+            session.port.terminate(error)
+        return len(ended)
 
     def free_resource(self, bare: JID, base: str | None = None) -> str:
         resources = self._by_bare.get(bare, {})

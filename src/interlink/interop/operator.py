@@ -22,8 +22,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from interlink.hub.addressing import ProviderAccess, ProviderDirectory
+from interlink.errors import StreamError, StreamErrorCondition
+from interlink.hub.addressing import Addressing, ProviderAccess
+from interlink.hub.session import SessionRegistry
 from interlink.storage.providers import Provider, ProviderStatus
+from interlink.xmpp.jid import JID
 
 log = logging.getLogger("interlink.operator")
 
@@ -37,18 +40,32 @@ def access_of(provider: Provider) -> ProviderAccess:
 
 
 class OperatorState:
-    def __init__(
-        self,
-        directory: ProviderDirectory,
-        *,
-        services: Sequence[str],
-        end_sessions: Callable[[str, str], int],
-    ) -> None:
-        """``end_sessions(provider_id, service)`` ends that provider's users' sessions there."""
-        self._directory = directory
-        self._services = frozenset(services)
-        self._end_sessions = end_sessions
+    def __init__(self, addressing: Addressing, sessions: SessionRegistry) -> None:
+        """Writes ``addressing``'s provider directory; ends sessions in ``sessions``."""
+        self._addressing = addressing
+        self._directory = addressing.providers
+        self._services = frozenset(addressing.services)
+        self._sessions = sessions
         self._known: dict[str, frozenset[str]] = {}
+
+    def _end_sessions(self, provider_id: str, service: str) -> int:
+        """End the sessions of ``provider_id``'s users on ``service``."""
+        locate = self._addressing.locate
+        error = StreamError(
+            StreamErrorCondition.POLICY_VIOLATION,
+            f"the provider '{provider_id}' is suspended or no longer approved for {service}",
+        )
+
+        def theirs(jid: JID) -> bool:
+            where = locate(jid)
+            return where.provider_id == provider_id and where.service == service
+
+        ended = self._sessions.terminate(theirs, error)
+        log.info(
+            "provider sessions ended",
+            extra={"provider": provider_id, "service": service, "sessions": ended},
+        )
+        return ended
 
     async def load(self, providers: Sequence[Provider]) -> None:
         for provider in providers:
