@@ -261,7 +261,7 @@ class Router:
         if iq.type.is_request:
             self._refuse_suspended(session.jid, to)
             await self.policy.check_iq(session.jid, to)
-        elif not await self.policy.may_exchange(session.jid.bare, to.bare):
+        elif not await self.policy.iq_response(session.jid, to):
             return
         work = self._iq_to_account(session, iq, to)
         if work is not None:
