@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -25,6 +26,7 @@ from interlink.hub.policy.decision import (
     Stage,
     Verdict,
     decide,
+    rules_table,
 )
 from interlink.xmpp.ext.interop import InteropSettings
 
@@ -564,6 +566,14 @@ def test_one_rule_for_writing_whatever_the_stanza() -> None:
     assert RULES[IN, Kind.MESSAGE] is RULES[IN, Kind.DIRECTED] is RULES[IN, Kind.SUBSCRIBE]
     assert RULES[IN, Kind.MESSAGE] is WRITE_IN
     assert RULES[OUT, Kind.MESSAGE] is RULES[OUT, Kind.SUBSCRIBE]
+
+
+def test_the_documented_table_is_the_rules() -> None:
+    """docs/protocol.md carries RULES as a table; it must say what the code does."""
+    doc = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
+    start = doc.index("<!-- rules-table:")
+    body = doc[doc.index("\n", start) + 1 : doc.index("<!-- /rules-table -->")]
+    assert body == rules_table(), "regenerate the table with rules_table()"
 
 
 def _combinations() -> itertools.product[tuple[object, ...]]:

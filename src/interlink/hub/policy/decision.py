@@ -217,6 +217,7 @@ class Decision:
 class Rule:
     """One row of :data:`RULES`."""
 
+    name: str
     needs: Need
     metered: bool = True  # counts against the sender's rate (and its provider's)
     opens: bool = False  # a first contact costs the new-conversation budget
@@ -232,50 +233,52 @@ class Rule:
 # -- the rules ---------------------------------------------------------------------------------
 # A third party writing: a message, a directed presence, a subscription request. Until accepted
 # each is one of the request's messages, and the first to an address is a first contact.
-WRITE_IN = Rule(Need.REQUEST_BUDGET, opens=True)
+WRITE_IN = Rule("write_in", Need.REQUEST_BUDGET, opens=True)
 # A third party's receipts and typing, and its answers within a conversation (error messages,
 # subscription approvals, presence errors, probes): only within an accepted conversation.
-ACTIVITY_IN = Rule(Need.ACCEPTED, hushed=Reason.ACTIVITY_DROPPED)
-ERROR_IN = Rule(Need.ACCEPTED, hushed=Reason.ERROR_DROPPED, keep=Keep.ERROR)
-ANSWER_IN = Rule(Need.ACCEPTED, unmet=Reason.PRESENCE)
+ACTIVITY_IN = Rule("activity_in", Need.ACCEPTED, hushed=Reason.ACTIVITY_DROPPED)
+ERROR_IN = Rule("error_in", Need.ACCEPTED, hushed=Reason.ERROR_DROPPED, keep=Keep.ERROR)
+ANSWER_IN = Rule("answer_in", Need.ACCEPTED, unmet=Reason.PRESENCE)
 # What the hub fans out for a third party: its availability to the gatekeeper users subscribed
 # to it (they asked, which accepted the conversation), and its goodbye to whoever got its
 # directed presence (bare while a request: the request has had its say).
-FANOUT_IN = Rule(Need.ACCEPTED, metered=False, unmet=Reason.PRESENCE)
-GONE_IN = Rule(Need.STARTED, metered=False, unmet=Reason.PRESENCE)
+FANOUT_IN = Rule("fanout_in", Need.ACCEPTED, metered=False, unmet=Reason.PRESENCE)
+GONE_IN = Rule("gone_in", Need.STARTED, metered=False, unmet=Reason.PRESENCE)
 # Queries: reachability alone for the account; one of its resources answers only within an
 # accepted conversation (an answer would tell that it is online). Both are first contacts.
-QUERY_IN = Rule(Need.NOTHING, opens=True, marked=False)
+QUERY_IN = Rule("query_in", Need.NOTHING, opens=True, marked=False)
 QUERY_RESOURCE_IN = Rule(
+    "query_resource_in",
     Need.ACCEPTED,
     opens=True,
     marked=False,
     unmet=Reason.UNREACHABLE,
     unmet_refusal=Refusal.GENERIC,
 )
-RESPONSE_IN = Rule(Need.NOTHING, metered=False, marked=False, counted=False)
-PEP_READ_IN = Rule(Need.NOTHING, metered=False, marked=False, counted=False)
-PEP_NOTIFICATION_IN = Rule(Need.NOTHING, metered=False, counted=False)
+RESPONSE_IN = Rule("response_in", Need.NOTHING, metered=False, marked=False, counted=False)
+PEP_READ_IN = Rule("pep_read_in", Need.NOTHING, metered=False, marked=False, counted=False)
+PEP_NOTIFICATION_IN = Rule("pep_notification_in", Need.NOTHING, metered=False, counted=False)
 
 # A gatekeeper user writing: a message or a subscription request. It starts an accepted
 # conversation (a first contact); a request must be accepted before anything goes back.
 WRITE_OUT = Rule(
+    "write_out",
     Need.REPLY,
     opens=True,
     unmet=Reason.REQUEST_NOT_ACCEPTED,
     unmet_refusal=Refusal.REQUEST_NOT_ACCEPTED,
 )
-ACTIVITY_OUT = Rule(Need.ACCEPTED, shared=True)
-PROTOCOL_OUT = Rule(Need.ACCEPTED)
-ERROR_OUT = Rule(Need.ACCEPTED, hushed=Reason.ERROR_DROPPED, keep=Keep.ERROR)
+ACTIVITY_OUT = Rule("activity_out", Need.ACCEPTED, shared=True)
+PROTOCOL_OUT = Rule("protocol_out", Need.ACCEPTED)
+ERROR_OUT = Rule("error_out", Need.ACCEPTED, hushed=Reason.ERROR_DROPPED, keep=Keep.ERROR)
 # A gatekeeper user's presence, of any kind, reaches a third party only within an accepted
 # conversation: nothing goes back to a request, and presence opens nothing.
-PRESENCE_OUT = Rule(Need.ACCEPTED, unmet=Reason.PRESENCE)
-FANOUT_OUT = Rule(Need.ACCEPTED, metered=False, unmet=Reason.PRESENCE)
-QUERY_OUT = Rule(Need.NOTHING)
-RESPONSE_OUT = Rule(Need.NO_REQUEST, metered=False, counted=False)
-PEP_READ_OUT = Rule(Need.NOTHING, metered=False, counted=False)
-PEP_NOTIFICATION_OUT = Rule(Need.NO_REQUEST, metered=False, counted=False)
+PRESENCE_OUT = Rule("presence_out", Need.ACCEPTED, unmet=Reason.PRESENCE)
+FANOUT_OUT = Rule("fanout_out", Need.ACCEPTED, metered=False, unmet=Reason.PRESENCE)
+QUERY_OUT = Rule("query_out", Need.NOTHING)
+RESPONSE_OUT = Rule("response_out", Need.NO_REQUEST, metered=False, counted=False)
+PEP_READ_OUT = Rule("pep_read_out", Need.NOTHING, metered=False, counted=False)
+PEP_NOTIFICATION_OUT = Rule("pep_notification_out", Need.NO_REQUEST, metered=False, counted=False)
 
 _IN, _OUT = Direction.INBOUND, Direction.OUTBOUND
 RULES: dict[tuple[Direction, Kind], Rule] = {
@@ -316,6 +319,34 @@ RULES: dict[tuple[Direction, Kind], Rule] = {
     (_OUT, Kind.PEP_READ): PEP_READ_OUT,
     (_OUT, Kind.PEP_NOTIFICATION): PEP_NOTIFICATION_OUT,
 }
+
+
+def rules_table() -> str:
+    """:data:`RULES` as a Markdown table: docs/protocol.md §5 carries it, and a test keeps the
+    two equal (as h11 checks its diagram against its tables)."""
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else ""
+
+    lines = [
+        "| from | stanza | row | needs | metered | first contact | answered | hushed as "
+        "| held back by the state as |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (direction, kind), rule in RULES.items():
+        sender = "third party" if direction is Direction.INBOUND else "gatekeeper user"
+        hushed = rule.hushed or ""
+        if rule.needs is Need.NOTHING:
+            unmet = "never"
+        elif rule.needs is Need.REQUEST_BUDGET:
+            unmet = Reason.REQUEST_LIMIT
+        else:
+            unmet = rule.unmet or rule.hushed or "dropped, not counted"
+        lines.append(
+            f"| {sender} | {kind} | `{rule.name}` | {rule.needs} | {yes(rule.metered)} "
+            f"| {yes(rule.opens)} | {yes(kind in ANSWERED)} | {hushed} | {unmet} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def reachable(facts: Facts) -> bool:
