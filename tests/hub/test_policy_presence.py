@@ -5,10 +5,13 @@ marker, through the same decision as its messages; and nothing goes back to a re
 
 from __future__ import annotations
 
-from xml.etree.ElementTree import Element
+from collections.abc import Awaitable, Callable
+from typing import Any
+from xml.etree.ElementTree import Element, tostring
 
 from interlink.hub.policy import wire
 from interlink.hub.policy.limits import PolicyLimits, Rate
+from interlink.xmpp.jid import JID
 from tests.hub.test_policy import (
     NS,
     STANZA_NS,
@@ -212,3 +215,60 @@ async def test_a_gatekeeper_subscription_request_starts_the_conversation() -> No
         await alice.send(f"<presence xmlns='jabber:client' to='{TP}'/>")
         assert presences(tp, ALICE) == []
         assert alice.take() == []  # presence is dropped, not answered
+
+
+class RecordingRepository:
+    """The policy repository, recording each call with the addressed account blanked out."""
+
+    def __init__(self, inner: Any, addressed: str) -> None:
+        self._inner = inner
+        self.addressed = addressed
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self._inner, name)
+
+        async def recorded(*args: object) -> Any:
+            self.calls.append((name, tuple("<to>" if a == self.addressed else a for a in args)))
+            return await method(*args)
+
+        return recorded
+
+
+async def test_every_unreachable_reason_does_the_same_work_for_every_stanza_kind() -> None:
+    """The oracle property for presence too: the same repository calls in the same order, and
+    the same (no) answer, whatever the reason an address cannot be reached."""
+    async with interop_hub() as kit:
+        _alice, tp = await people(kit)
+        await opted_in(kit, "dave")
+        dave = await kit.connect("dave", "d")
+        await iq(dave, "set", f"<block xmlns='urn:xmpp:blocking'><item jid='{TP}'/></block>")
+        await kit.account("carol")  # never opted in
+        policy = kit.hub.router.policy
+        probes = [
+            LOADED,
+            SUBSCRIBE,
+            "<presence xmlns='jabber:client' to='{to}' type='probe'/>",
+            "<presence xmlns='jabber:client' to='{to}' type='subscribed'/>",
+            chat("{to}", "hello"),
+            "<iq xmlns='jabber:client' type='get' id='q' to='{to}'>"
+            "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>",
+        ]
+        traces = {}
+        for name in ("nobody", "carol", "dave"):
+            to = f"{name}@{DOMAIN}"
+            policy.forget(JID.parse(to))
+            spy = RecordingRepository(policy._repo, to)
+            policy._repo = spy  # type: ignore[assignment]
+            answers = []
+            try:
+                for probe in probes:
+                    await tp.send(probe.format(to=to))
+                    answers.append([tostring(el).replace(to.encode(), b"<to>") for el in tp.take()])
+            finally:
+                policy._repo = spy._inner
+            traces[name] = (spy.calls, answers)
+        assert traces["nobody"] == traces["carol"] == traces["dave"], traces
+        calls, answers = traces["nobody"]
+        assert [name for name, _ in calls][:2] == ["reach", "conversation"]
+        assert answers[:4] == [[], [], [], []]  # presence is never answered
