@@ -37,6 +37,10 @@ refusal exists to prevent. Rows may hush more (a third party's receipts are drop
 answered, from the reachability check on). Charges made by the checks that passed stand even
 when a later check refuses: that is what makes a refused probe cost the same as a delivered
 message.
+
+docs/protocol.md §5 carries :data:`RULES` as a table (:func:`rules_table`), and
+tests/hub/test_decision.py checks the two against each other, the rows against a table of
+(facts, decision) and every combination of the enumerated facts for gaps and oracles.
 """
 
 from __future__ import annotations
