@@ -272,3 +272,46 @@ async def test_every_unreachable_reason_does_the_same_work_for_every_stanza_kind
         calls, answers = traces["nobody"]
         assert [name for name, _ in calls][:2] == ["reach", "conversation"]
         assert answers[:4] == [[], [], [], []]  # presence is never answered
+
+
+DEVICES = "urn:xmpp:omemo:2:devices"
+
+
+def publish_devices(device: int) -> str:
+    return (
+        "<iq xmlns='jabber:client' type='set' id='pub'>"
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+        f"<publish node='{DEVICES}'><item id='current'>"
+        f"<devices xmlns='urn:xmpp:omemo:2'><device id='{device}'/></devices></item></publish>"
+        "<publish-options><x xmlns='jabber:x:data' type='submit'>"
+        "<field var='FORM_TYPE' type='hidden'>"
+        "<value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+        "<field var='pubsub#access_model'><value>open</value></field></x></publish-options>"
+        "</pubsub></iq>"
+    )
+
+
+async def test_pep_notifications_to_a_pubsub_subscriber_follow_the_request_state() -> None:
+    """A third party that subscribed to a gatekeeper user's device list (reads follow the iq
+    rules) gets no notifications while its request is not accepted: nothing goes back."""
+    async with interop_hub() as kit:
+        alice, tp = await people(kit)
+        await alice.send(publish_devices(1))
+        alice.take()
+        await tp.send(
+            f"<iq xmlns='jabber:client' type='set' id='sub' to='{ALICE}'>"
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            f"<subscribe node='{DEVICES}' jid='{tp.jid}'/></pubsub></iq>"
+        )
+        (answer,) = tp.take()
+        assert answer.get("type") == "result"
+        await alice.send(publish_devices(2))  # no conversation yet: the subscriber hears of it
+        assert len(messages(tp)) == 1
+        await tp.send(chat(ALICE, "hello"))  # now a request
+        alice.take()
+        await alice.send(publish_devices(3))
+        alice.take()
+        assert messages(tp) == [], "a notification went back to an unaccepted request"
+        await iq(alice, "set", f"<accept xmlns='{NS}' jid='{TP}'/>")
+        await alice.send(publish_devices(4))
+        assert len(messages(tp)) == 1
