@@ -68,9 +68,9 @@ UNREACHABLE_IN: dict[str, dict[str, object]] = {
     "blocked by the recipient": {"recipient_blocks": True},
     "another third party": {"recipient_home": False},
 }
+# A gatekeeper user is told when the provider is not approved (rows below); the rest is one.
 UNREACHABLE_OUT: dict[str, dict[str, object]] = {
     "not enlisted": {"recipient_exists": False},
-    "provider not approved": {"approved": False},
     "another service": {"same_service": False},
     "blocked by the third party": {"recipient_blocks": True},
 }
@@ -509,8 +509,23 @@ ROWS: list[tuple[str, Facts, Decision]] = [
     ),
     (
         "iq to an unreachable third party",
-        facts(OUT, Kind.IQ, approved=False),
+        facts(OUT, Kind.IQ, same_service=False),
         refuse(Refusal.GENERIC, Reason.UNREACHABLE, **CHARGED_OUT),
+    ),
+    (
+        "iq to a provider not approved: told so before anything else",
+        facts(OUT, Kind.IQ, approved=False, sender_blocks=True, sender_rate=False),
+        refuse(Refusal.PROVIDER_NOT_APPROVED, Reason.PROVIDER_NOT_APPROVED),
+    ),
+    (
+        "message to a provider not approved",
+        facts(OUT, approved=False, conversation=Stage.ACCEPTED),
+        refuse(Refusal.PROVIDER_NOT_APPROVED, Reason.PROVIDER_NOT_APPROVED),
+    ),
+    (
+        "presence to a provider not approved: dropped",
+        facts(OUT, Kind.DIRECTED, approved=False, conversation=Stage.ACCEPTED),
+        drop(Reason.PROVIDER_NOT_APPROVED),
     ),
     (
         "iq response to a request: nothing goes back",
@@ -681,7 +696,14 @@ def test_every_combination_of_facts_has_a_decision_and_no_oracle() -> None:
                 unreachable.add(decision)
             checked += 1 + len(reasons)
             assert len(unreachable) == 1, (direction, combination, unreachable)
-    assert checked == len(list(_combinations())) * (2 + len(UNREACHABLE_IN) + len(UNREACHABLE_OUT))
+            if direction is OUT:
+                suspended = replace(base, approved=False)
+                decision = decide(suspended, NOW)
+                _check_invariants(suspended, decision)
+                assert decision.reason in (Reason.PROVIDER_NOT_APPROVED, None)
+                checked += 1
+    combinations = len(list(_combinations()))
+    assert checked == combinations * (3 + len(UNREACHABLE_IN) + len(UNREACHABLE_OUT))
 
 
 def _check_invariants(given: Facts, decision: Decision) -> None:

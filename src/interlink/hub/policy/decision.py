@@ -20,7 +20,8 @@ must be treated alike share one row: a third party's directed presence and its s
 request are :data:`WRITE_IN`, the row its messages use, so a rule cannot hold for messages and be
 forgotten for presence. :func:`decide` applies a row in one fixed order:
 
-1. the sender's own block list (the sender is told: it is their own list);
+1. for a gatekeeper user, a provider that is not approved (suspended or pending; they are
+   told), then for everyone the sender's own block list (they are told: it is their own list);
 2. the sender's rate, then, for a third party, its provider's aggregate rate;
 3. a gatekeeper user's own settings (they are told: it is their own settings);
 4. for a third party opening a conversation: the new-conversation budget, charged once a period
@@ -115,6 +116,7 @@ class Refusal(StrEnum):
 
     GENERIC = "generic"  # service-unavailable with no text: what a nonexistent account gets
     BLOCKED = "blocked"  # not-acceptable: the sender blocked the address (XEP-0191 §3.6)
+    PROVIDER_NOT_APPROVED = "provider-not-approved"  # told to a gatekeeper user only
     OWN_SETTINGS_OFF = "own-settings-off"
     OWN_SETTINGS_PROVIDER = "own-settings-provider"
     REQUEST_NOT_ACCEPTED = "request-not-accepted"
@@ -127,6 +129,7 @@ class Refusal(StrEnum):
 class Reason(StrEnum):
     """Why a stanza was refused or dropped, as counted for metrics."""
 
+    PROVIDER_NOT_APPROVED = "provider-not-approved"
     SENDER_BLOCKED = "sender-blocked-recipient"
     RATE_SENDER = "rate-sender"
     RATE_PROVIDER = "rate-provider"
@@ -399,7 +402,10 @@ def decide(facts: Facts, now: float) -> Decision:
             first_contact=first_contact,
         )
 
-    # 1. The sender's own block list.
+    # 1. A gatekeeper user is told that the provider is not approved; then the sender's own
+    # block list.
+    if not inbound and not facts.approved:
+        return stop(Reason.PROVIDER_NOT_APPROVED, Refusal.PROVIDER_NOT_APPROVED)
     if facts.sender_blocks:
         return stop(Reason.SENDER_BLOCKED, Refusal.BLOCKED)
     # 2. Rates. Every metered stanza counts: a hint that it is activity must buy nothing.

@@ -361,6 +361,11 @@ class InteropPolicy:
             return refusal()
         if refused is Refusal.BLOCKED:
             return self.blocks.blocked_error()
+        if refused is Refusal.PROVIDER_NOT_APPROVED:
+            return StanzaError(
+                StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                f"the recipient's provider '{provider}' is not approved (suspended or pending)",
+            )
         if refused is Refusal.OWN_SETTINGS_OFF:
             text = "third-party chats are turned off in your settings"
         elif refused is Refusal.OWN_SETTINGS_PROVIDER:
