@@ -165,7 +165,12 @@ class Facts:
     user's: the recipient's for an inbound stanza, the sender's own for an outbound one.
     ``recipient_exists`` is about the addressed account either way. The rate fields say whether
     the bucket holds a token now; ``contacted`` whether the sender was already charged a first
-    contact for this address in the current budget period."""
+    contact for this address in the current budget period.
+
+    Raises:
+        ValueError: for facts that cannot be (a negative count, a limit below 1, an outbound
+            stanza to anything but a third party).
+    """
 
     direction: Direction
     kind: Kind
@@ -196,7 +201,12 @@ class Facts:
 class Decision:
     """The outcome and its effects, for the shell to apply in this order: take the rate tokens
     and the first contact, count the reason, then (delivering) record the conversation and mark
-    what is delivered."""
+    what is delivered.
+
+    Raises:
+        ValueError: for an inconsistent decision (a refusal without its error, a record or a
+            marker on what is not delivered, a record without its time).
+    """
 
     verdict: Verdict
     refusal: Refusal | None = None
