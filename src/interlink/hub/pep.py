@@ -397,6 +397,8 @@ class PepService:
             jid = JID.parse(text)
             if not await self._may_read(jid.bare, owner, config):
                 continue  # e.g. the presence subscription was cancelled since
+            if not await self._gates.may_exchange(owner, jid.bare):
+                continue  # e.g. to a message request the owner has not accepted
             chosen = (
                 [s for s in [sessions.get(jid)] if s] if jid.resource else sessions.available(jid)
             )

@@ -61,7 +61,7 @@ class PresenceService:
             return
         if not self._ctx.addressing.is_local(to):
             return  # no server-to-server yet: presence to other domains goes nowhere
-        checked = await self._across(session.jid, presence, to)
+        checked = await self._across(session.jid, presence, to, sent=True)
         if checked is None:
             return  # refused by the rules or a block: presence is dropped quietly
         presence = checked
@@ -105,7 +105,9 @@ class PresenceService:
         session.directed.clear()
         session.available = False
 
-    async def _across(self, from_: JID, presence: Presence, to: JID) -> Presence | None:
+    async def _across(
+        self, from_: JID, presence: Presence, to: JID, *, sent: bool = False
+    ) -> Presence | None:
         """``presence`` as ``to`` may get it from ``from_``: unchanged between this hub's own
         users unless one blocked the other; through the interop rules across the boundary."""
         if from_.bare == to.bare:
@@ -118,7 +120,7 @@ class PresenceService:
             if blocks.active and (blocks.blocks(to.bare, from_) or blocks.blocks(from_.bare, to)):
                 return None
             return presence
-        return await self._policy.presence(from_, presence, to)
+        return await self._policy.presence(from_, presence, to, sent=sent)
 
     async def _send_to_subscribers(self, session: Session, presence: Presence) -> None:
         owner = session.jid.bare

@@ -129,7 +129,6 @@ class Router:
         return self._deliver_message(session, msg, to)
 
     async def _crossing_message(self, session: Session, msg: Message, to: JID) -> None:
-        self._refuse_suspended(session.jid, to)
         checked = await self.policy.message(session.jid, msg, to)
         if checked is not None:
             work = self._deliver_message(session, checked, to, sent=msg)
@@ -259,9 +258,8 @@ class Router:
 
     async def _crossing_iq(self, session: Session, iq: Iq, to: JID) -> None:
         if iq.type.is_request:
-            self._refuse_suspended(session.jid, to)
             await self.policy.check_iq(session.jid, to)
-        elif not await self.policy.may_exchange(session.jid.bare, to.bare):
+        elif not await self.policy.iq_response(session.jid, to):
             return
         work = self._iq_to_account(session, iq, to)
         if work is not None:
@@ -283,20 +281,6 @@ class Router:
         if query is not None and query.tag in (PUBSUB, PUBSUB_OWNER):
             return self._guard(session, iq, self.pep.handle_iq(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
-
-    def _refuse_suspended(self, sender: JID, to: JID) -> None:
-        """A gatekeeper user writing to a provider that is not approved (any more) is told so;
-        a third party only ever gets the generic refusal."""
-        addressing = self.addressing
-        if not addressing.is_home(sender):
-            return
-        provider = addressing.provider_of(to)
-        if provider is not None and not addressing.reachable(to):
-            self.ctx.refusals["provider-not-approved"] += 1
-            raise StanzaError(
-                StanzaErrorCondition.SERVICE_UNAVAILABLE,
-                f"the recipient's provider '{provider}' is not approved (suspended or pending)",
-            )
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:
         """Answer for another account only to those it lets see its presence; everyone else

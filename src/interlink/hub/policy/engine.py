@@ -1,16 +1,27 @@
-"""The consent and abuse rules on the routing path (DESIGN Flows 6 and 7).
+"""The shell around the consent rules (DESIGN Flows 6 and 7): gather the facts, decide, apply.
 
 Every stanza between a third-party user (``<opaque>@<provider>.interop.<domain>``) and a
 gatekeeper user (``<user>@<domain>``) passes :class:`InteropPolicy` before it is delivered or
-stored. A third party is refused with one generic ``service-unavailable`` — the answer a
-nonexistent account gets — whatever the reason: no such account, not opted in, provider not
-allowed or not approved, blocked. The account lookup, the conversation lookup and every condition
-are evaluated for every stanza before the one decision, so neither the answer nor the work done
-tells the reasons apart.
+stored: messages (:meth:`~InteropPolicy.message`), presence and subscriptions
+(:meth:`~InteropPolicy.presence`), iq requests and responses (:meth:`~InteropPolicy.check_iq`,
+:meth:`~InteropPolicy.iq_response`) and PEP reads and notifications
+(:meth:`~InteropPolicy.may_query`, :meth:`~InteropPolicy.may_exchange`). Each of them does the
+same three things:
 
-Gatekeeper users are told plainly why their own stanzas are refused (their own settings, a
-message request not yet accepted) but get the same generic answer about third-party accounts.
-Third-party users cannot reach each other through the hub: it relays for no one.
+1. gather the :class:`~interlink.hub.policy.decision.Facts` with the same lookups in the same
+   order whatever the outcome will be: the addressed account and the gatekeeper user's settings
+   (one cached query), the conversation, the in-memory block lists and provider approvals, and
+   a peek at the rate buckets, taken after the last await so that nothing else can take their
+   tokens before the decision is applied;
+2. call :func:`~interlink.hub.policy.decision.decide`, where all the rules are;
+3. apply its effects: take the tokens it charges, count the reason, record the conversation,
+   strip forged markers and add the hub's, raise the refusal as a
+   :class:`~interlink.errors.StanzaError` or return what to deliver (``None``: drop silently).
+
+A third party is refused with one generic ``service-unavailable`` — the answer a nonexistent
+account gets — whatever the reason; gatekeeper users are told plainly when their own settings,
+block list or an unaccepted request stop them. Third-party users cannot reach each other through
+the hub: it relays for no one.
 """
 
 from __future__ import annotations
@@ -18,12 +29,26 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from xml.etree.ElementTree import Element
 
 from interlink.errors import AccountNotFoundError, StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
 from interlink.hub.policy.blocks import BlockLists
+from interlink.hub.policy.decision import (
+    ANSWERED,
+    Decision,
+    Direction,
+    Facts,
+    Keep,
+    Kind,
+    Mark,
+    Reason,
+    Refusal,
+    Stage,
+    Verdict,
+    decide,
+)
 from interlink.hub.policy.limits import BucketTable, PolicyLimits
 from interlink.storage.policy import ConversationState, PolicyRepository, Reach
 from interlink.xmpp import ns
@@ -37,7 +62,7 @@ from interlink.xmpp.ext.interop import (
     requests_element,
 )
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Message, MessageType, Presence
+from interlink.xmpp.stanza import Message, MessageType, Presence, PresenceType
 
 log = logging.getLogger("interlink.policy")
 
@@ -86,6 +111,56 @@ def _strip(payload: tuple[Element, ...]) -> tuple[Element, ...]:
     return tuple(
         el for el in payload if not el.tag.startswith(prefix) or el.tag == interop.ACTIVITY
     )
+
+
+def message_kind(message: Message) -> Kind:
+    """What the rules see in ``message``."""
+    if message.type is MessageType.ERROR:
+        return Kind.ERROR
+    if is_protocol(message):
+        return Kind.PROTOCOL
+    return Kind.ACTIVITY if is_activity(message) else Kind.MESSAGE
+
+
+_PRESENCE_KINDS = {
+    PresenceType.SUBSCRIBE: Kind.SUBSCRIBE,
+    PresenceType.SUBSCRIBED: Kind.SUBSCRIBED,
+    PresenceType.UNSUBSCRIBE: Kind.UNSUBSCRIBE,
+    PresenceType.UNSUBSCRIBED: Kind.UNSUBSCRIBED,
+    PresenceType.PROBE: Kind.PROBE,
+    PresenceType.ERROR: Kind.PRESENCE_ERROR,
+}
+
+
+def presence_kind(presence: Presence, *, sent: bool) -> Kind:
+    """What the rules see in ``presence``: ``sent`` when the sender addressed it to this
+    account itself, rather than the hub fanning its broadcast out."""
+    kind = _PRESENCE_KINDS.get(presence.type)
+    if kind is not None:
+        return kind
+    if sent:
+        return Kind.DIRECTED
+    return Kind.PRESENCE if presence.type is PresenceType.AVAILABLE else Kind.GONE
+
+
+_STAGES = {ConversationState.REQUEST: Stage.REQUEST, ConversationState.ACCEPTED: Stage.ACCEPTED}
+_RECORDS = {Stage.REQUEST: ConversationState.REQUEST, Stage.ACCEPTED: ConversationState.ACCEPTED}
+
+
+@dataclass(frozen=True, slots=True)
+class _Crossing:
+    """One stanza's facts and the accounts they are about (bare JIDs)."""
+
+    facts: Facts
+    sender: JID
+    recipient: JID
+    home: JID  # the gatekeeper user, whose conversation it is
+    peer: JID  # the third party
+    now: float  # when the buckets were looked at: the decision is taken and applied then
+
+    @property
+    def answered(self) -> bool:
+        return self.facts.kind in ANSWERED
 
 
 class InteropPolicy:
@@ -189,36 +264,161 @@ class InteropPolicy:
         settings = await self.settings(recipient.bare)
         return await self.marker(sender.bare, provider_id, settings, request=False)
 
-    # -- rate limits -----------------------------------------------------------------------------
-    def _refuse(self, reason: str, error: StanzaError) -> StanzaError:
-        self.refused[reason] += 1
-        return error
+    # -- the decision: gather, decide, apply -----------------------------------------------------
+    async def _gather(self, kind: Kind, sender: JID, recipient: JID) -> _Crossing:
+        """The facts about ``kind`` from ``sender`` to ``recipient`` (bare; one of them a third
+        party). The same lookups in the same order whatever the answer will be: the account and
+        settings, then the conversation; everything after the last await is in memory."""
+        s_provider = self.provider_of(sender)
+        if s_provider is not None:
+            direction, provider, home, peer = Direction.INBOUND, s_provider, recipient, sender
+            reach = await self.reach(recipient)
+            settings, exists = reach.settings, reach.exists
+        else:
+            r_provider = self.provider_of(recipient)
+            assert r_provider is not None, "a stanza between two of the hub's own users"
+            direction, provider, home, peer = Direction.OUTBOUND, r_provider, sender, recipient
+            settings = await self.settings(sender)
+            exists = (await self.reach(recipient)).exists
+        conversation = await self._repo.conversation(str(home), str(peer))
+        now = self._ctx.clock()
+        facts = Facts(
+            direction=direction,
+            kind=kind,
+            provider=provider,
+            settings=settings,
+            recipient_exists=exists,
+            approved=self.approved(peer),
+            same_service=self.linked(sender, recipient),
+            sender_blocks=self.blocks.blocks(sender, recipient),
+            recipient_blocks=self.blocks.blocks(recipient, sender),
+            conversation=Stage.NONE if conversation is None else _STAGES[conversation.state],
+            request_messages=0 if conversation is None else conversation.messages,
+            request_limit=self.limits.request_messages,
+            recipient_home=direction is Direction.OUTBOUND or self.provider_of(recipient) is None,
+            sender_rate=not self._per_sender.peek(str(sender), now),
+            provider_rate=s_provider is None or not self._per_provider.peek(s_provider, now),
+            new_conversation_budget=not self._new_conversations.peek(str(sender), now),
+            contacted=self._contacted_lately(sender, recipient, now),
+        )
+        return _Crossing(facts, sender, recipient, home, peer, now)
 
-    def _rate(self, sender: JID, provider_id: str | None, now: float) -> None:
-        if self._per_sender.take(str(sender), now):
-            raise self._refuse(
-                "rate-sender",
-                StanzaError(
-                    StanzaErrorCondition.POLICY_VIOLATION,
-                    f"rate limit: at most {self.limits.messages_per_sender.count} messages per "
-                    f"{self.limits.messages_per_sender.period:g} s between this hub's users and "
-                    "other services; try again later",
-                ),
-            )
-        if provider_id is not None and self._per_provider.take(provider_id, now):
-            raise self._refuse(
-                "rate-provider",
-                StanzaError(
-                    StanzaErrorCondition.RESOURCE_CONSTRAINT,
-                    f"the provider '{provider_id}' is over its aggregate message rate; "
-                    "try again later",
-                ),
-            )
+    async def _decide(
+        self, kind: Kind, sender: JID, recipient: JID
+    ) -> tuple[_Crossing, Decision] | None:
+        """Gather, decide and apply for one stanza: the decision to deliver it, or ``None`` to
+        drop it.
 
-    def _first_contact(self, sender: JID, target: JID, now: float) -> None:
-        """Charge ``sender``'s new-conversation budget for ``target`` once a budget period:
-        the first message or query to an account it has no conversation with, whether that
-        account is reachable or not (so probing costs the same as writing)."""
+        Raises:
+            StanzaError: the refusal to answer the sender with.
+        """
+        crossing = await self._gather(kind, sender, recipient)
+        now = crossing.now
+        decision = decide(crossing.facts, now)
+        self._charge(crossing, decision, now)
+        if decision.verdict is Verdict.REFUSE:
+            assert decision.refusal is not None
+            raise self._error(decision.refusal, crossing.facts.provider, crossing.recipient)
+        if decision.verdict is Verdict.DROP:
+            return None
+        if decision.record is not None:
+            assert decision.at is not None
+            try:
+                await self._repo.put_conversation(
+                    str(crossing.home),
+                    str(crossing.peer),
+                    _RECORDS[decision.record],
+                    decision.messages,
+                    decision.at,
+                )
+            except AccountNotFoundError:
+                # Deleted since it was cached (e.g. by the CLI): unreachable after all.
+                self.forget(crossing.home)
+                self.refused[Reason.UNREACHABLE] += 1
+                if crossing.answered:
+                    raise refusal() from None
+                return None
+        return crossing, decision
+
+    def _charge(self, crossing: _Crossing, decision: Decision, now: float) -> None:
+        sender = str(crossing.sender)
+        if decision.charge_sender:
+            self._per_sender.take(sender, now)
+        if decision.charge_provider:
+            self._per_provider.take(crossing.facts.provider, now)
+        if decision.first_contact:
+            self._new_conversations.take(sender, now)
+            self._remember_contact(crossing.sender, crossing.recipient, now)
+        if decision.reason is not None:
+            self.refused[decision.reason] += 1
+
+    async def _payload(
+        self, crossing: _Crossing, decision: Decision, payload: tuple[Element, ...]
+    ) -> tuple[Element, ...]:
+        """What is delivered of ``payload``: forged markers stripped, the hub's added."""
+        if decision.keep is Keep.ALL:
+            kept = _strip(payload)
+        elif decision.keep is Keep.ERROR:
+            kept = tuple(el for el in payload if el.tag == _ERROR)
+        else:
+            kept = ()
+        if decision.mark is Mark.NONE:
+            return kept
+        facts = crossing.facts
+        mark = await self.marker(
+            crossing.peer, facts.provider, facts.settings, request=decision.mark is Mark.REQUEST
+        )
+        return (*kept, mark)
+
+    def _error(self, refused: Refusal, provider: str, recipient: JID) -> StanzaError:
+        """The stanza error for a refusal (the numbers in the texts are the configured ones)."""
+        limits = self.limits
+        if refused is Refusal.GENERIC:
+            return refusal()
+        if refused is Refusal.BLOCKED:
+            return self.blocks.blocked_error()
+        if refused is Refusal.PROVIDER_NOT_APPROVED:
+            return StanzaError(
+                StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                f"the recipient's provider '{provider}' is not approved (suspended or pending)",
+            )
+        if refused is Refusal.OWN_SETTINGS_OFF:
+            text = "third-party chats are turned off in your settings"
+        elif refused is Refusal.OWN_SETTINGS_PROVIDER:
+            text = f"the provider '{provider}' is not among those your settings allow"
+        elif refused is Refusal.REQUEST_NOT_ACCEPTED:
+            text = f"accept the message request from {recipient} before replying"
+        elif refused is Refusal.REQUEST_LIMIT:
+            text = (
+                f"message request not accepted yet: at most {limits.request_messages} "
+                "messages until the recipient accepts"
+            )
+        elif refused is Refusal.RATE_SENDER:
+            rate = limits.messages_per_sender
+            text = (
+                f"rate limit: at most {rate.count} messages per {rate.period:g} s between "
+                "this hub's users and other services; try again later"
+            )
+        elif refused is Refusal.RATE_PROVIDER:
+            return StanzaError(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                f"the provider '{provider}' is over its aggregate message rate; try again later",
+            )
+        else:
+            rate = limits.new_conversations_per_sender
+            text = (
+                f"rate limit: at most {rate.count} new conversations per {rate.period:g} s; "
+                "try again later"
+            )
+        return StanzaError(StanzaErrorCondition.POLICY_VIOLATION, text)
+
+    def _contacted_lately(self, sender: JID, target: JID, now: float) -> bool:
+        """Whether ``sender`` was charged a first contact for ``target`` this budget period."""
+        seen = self._contacted.get(str(sender))
+        since = None if seen is None else seen.get(str(target))
+        return since is not None and now - since < self.limits.new_conversations_per_sender.period
+
+    def _remember_contact(self, sender: JID, target: JID, now: float) -> None:
         key = str(sender)
         seen = self._contacted.get(key)
         if seen is None:
@@ -226,284 +426,68 @@ class InteropPolicy:
             while len(self._contacted) > self.limits.rate_keys:
                 self._contacted.popitem(last=False)
         self._contacted.move_to_end(key)
-        since = seen.get(str(target))
-        if since is not None and now - since < self.limits.new_conversations_per_sender.period:
-            return
-        self._new_conversation(sender, now)
         seen[str(target)] = now
         seen.move_to_end(str(target))
         while len(seen) > self.limits.contacts_remembered:
             seen.popitem(last=False)
 
-    def _new_conversation(self, sender: JID, now: float) -> None:
-        if self._new_conversations.take(str(sender), now):
-            rate = self.limits.new_conversations_per_sender
-            raise self._refuse(
-                "rate-new-conversations",
-                StanzaError(
-                    StanzaErrorCondition.POLICY_VIOLATION,
-                    f"rate limit: at most {rate.count} new conversations per {rate.period:g} s; "
-                    "try again later",
-                ),
-            )
-
-    # -- messages --------------------------------------------------------------------------------
+    # -- what the router, presence and PEP call --------------------------------------------------
     async def message(self, sender: JID, msg: Message, to: JID) -> Message | None:
-        """Check a message between a third-party and a gatekeeper user. Returns what to deliver
-        (marked, for a gatekeeper recipient), ``None`` to drop it quietly, or raises."""
-        s_bare, r_bare = sender.bare, to.bare
-        s_provider, r_provider = self.provider_of(s_bare), self.provider_of(r_bare)
-        if self.blocks.blocks(s_bare, r_bare):
-            raise self._refuse("sender-blocked-recipient", self.blocks.blocked_error())
-        if msg.type is MessageType.ERROR:
-            return await self._error_message(s_bare, r_bare, msg)
-        now = self._ctx.clock()
-        activity = is_activity(msg)
-        # Every message counts: the activity hint is the client's word and must buy nothing.
-        self._rate(s_bare, s_provider, now)
-        payload = _strip(msg.payload)
-        if s_provider is not None:
-            return await self._from_third_party(
-                s_bare, s_provider, r_bare, r_provider, msg, payload, activity, now
-            )
-        assert r_provider is not None
-        return await self._to_third_party(s_bare, r_bare, r_provider, msg, payload, activity, now)
+        """A message between a third-party and a gatekeeper user: what to deliver (marked, for
+        a gatekeeper recipient) or ``None`` to drop it quietly.
 
-    async def _error_message(self, sender: JID, recipient: JID, msg: Message) -> Message | None:
-        """An error message crosses only within an accepted conversation, counts against the
-        sender's rate, and carries nothing but its ``<error/>`` (and the hub's marker)."""
-        now = self._ctx.clock()
-        self._rate(sender, self.provider_of(sender), now)
-        home, other = (recipient, sender) if self.provider_of(sender) else (sender, recipient)
-        conversation = await self._repo.conversation(str(home), str(other))
-        accepted = conversation is not None and conversation.state is ConversationState.ACCEPTED
-        if not (accepted and await self.may_exchange(sender, recipient)):
-            self.refused["error-dropped"] += 1
+        Raises:
+            StanzaError: the refusal to answer the sender with.
+        """
+        decided = await self._decide(message_kind(msg), sender.bare, to.bare)
+        if decided is None:
             return None
-        payload = tuple(el for el in msg.payload if el.tag == _ERROR)
-        mark = await self.marker_for(sender, recipient)
-        return replace(msg, payload=payload if mark is None else (*payload, mark))
+        return replace(msg, payload=await self._payload(*decided, msg.payload))
 
-    async def _from_third_party(
-        self,
-        sender: JID,
-        provider_id: str,
-        recipient: JID,
-        r_provider: str | None,
-        msg: Message,
-        payload: tuple[Element, ...],
-        activity: bool,
-        now: float,
-    ) -> Message | None:
-        # Everything is looked up and evaluated before the one decision below.
-        reach = await self.reach(recipient)
-        conversation = await self._repo.conversation(str(recipient), str(sender))
-        allowed = (
-            reach.exists
-            & reach.settings.allows(provider_id)
-            & self.approved(sender)
-            & self.linked(sender, recipient)
-            & (not self.blocks.blocks(recipient, sender))
-            & (r_provider is None)
-        )
-        if activity:
-            # Receipts, typing and session upkeep are never answered, reachable or not: an
-            # answer would tell a stranger, for free, who has opted in.
-            accepted = conversation is not None and conversation.state is ConversationState.ACCEPTED
-            if not (allowed and accepted):
-                self.refused["activity-dropped"] += 1
-                return None
-        elif conversation is None or not allowed:
-            # Unreachable accounts pay like new conversations, whatever their history, so that
-            # the answer past the limit is the same for all of them.
-            self._first_contact(sender, recipient, now)
-        if not allowed:
-            raise self._refuse("unreachable", refusal())
-        request = conversation is None or conversation.state is ConversationState.REQUEST
-        if request:
-            count = 0 if conversation is None else conversation.messages
-            if count >= self.limits.request_messages:
-                raise self._refuse(
-                    "request-limit",
-                    StanzaError(
-                        StanzaErrorCondition.POLICY_VIOLATION,
-                        f"message request not accepted yet: at most "
-                        f"{self.limits.request_messages} messages until the recipient accepts",
-                    ),
-                )
-            try:
-                await self._repo.put_conversation(
-                    str(recipient), str(sender), ConversationState.REQUEST, count + 1, now
-                )
-            except AccountNotFoundError:
-                self.forget(recipient)  # deleted since it was cached (e.g. by the CLI)
-                raise self._refuse("unreachable", refusal()) from None
-        mark = await self.marker(sender, provider_id, reach.settings, request=request)
-        return replace(msg, payload=(*payload, mark))
-
-    async def _to_third_party(
-        self,
-        sender: JID,
-        recipient: JID,
-        provider_id: str,
-        msg: Message,
-        payload: tuple[Element, ...],
-        activity: bool,
-        now: float,
-    ) -> Message | None:
-        own = await self.settings(sender)
-        self._check_own(own, provider_id)
-        reach = await self.reach(recipient)
-        conversation = await self._repo.conversation(str(sender), str(recipient))
-        allowed = (
-            reach.exists
-            & self.approved(recipient)
-            & self.linked(sender, recipient)
-            & (not self.blocks.blocks(recipient, sender))
-        )
-        if not allowed:
-            raise self._refuse("unreachable", refusal())
-        if conversation is not None and conversation.state is ConversationState.REQUEST:
-            if activity:
-                return None  # nothing goes back to a request before it is accepted
-            raise self._refuse(
-                "request-not-accepted",
-                StanzaError(
-                    StanzaErrorCondition.POLICY_VIOLATION,
-                    f"accept the message request from {recipient} before replying",
-                ),
-            )
-        if activity:
-            if conversation is None:
-                return None  # no typing or receipts into a conversation nobody started
-            if own.share_activity or is_protocol(msg):
-                return replace(msg, payload=payload)
+    async def presence(
+        self, sender: JID, presence: Presence, to: JID, *, sent: bool = False
+    ) -> Presence | None:
+        """Presence across the boundary: what to deliver (marked, for a gatekeeper recipient)
+        or ``None``. ``sent``: the sender addressed it to ``to`` itself (directed presence,
+        subscriptions, probes), rather than the hub fanning a broadcast out. Never raises a
+        refusal: presence is never answered with an error (it would be an oracle)."""
+        kind = presence_kind(presence, sent=sent)
+        decided = await self._decide(kind, sender.bare, to.bare)
+        if decided is None:
             return None
-        if conversation is None:
-            self._first_contact(sender, recipient, now)
-            try:
-                await self._repo.put_conversation(
-                    str(sender), str(recipient), ConversationState.ACCEPTED, 0, now
-                )
-            except AccountNotFoundError:
-                self.forget(sender)
-                raise self._refuse("unreachable", refusal()) from None
-        return replace(msg, payload=payload)
-
-    def _check_own(self, own: InteropSettings, provider_id: str) -> None:
-        if not own.enabled:
-            raise self._refuse(
-                "own-settings",
-                StanzaError(
-                    StanzaErrorCondition.POLICY_VIOLATION,
-                    "third-party chats are turned off in your settings",
-                ),
-            )
-        if not own.allows(provider_id):
-            raise self._refuse(
-                "own-settings",
-                StanzaError(
-                    StanzaErrorCondition.POLICY_VIOLATION,
-                    f"the provider '{provider_id}' is not among those your settings allow",
-                ),
-            )
-
-    # -- presence, PEP and iq --------------------------------------------------------------------
-    async def may_exchange(self, from_: JID, to: JID) -> bool:
-        """Whether anything may pass from ``from_`` to ``to`` (bare JIDs; either may be local):
-        presence, PEP notifications and items, iq traffic."""
-        f_provider, t_provider = self.provider_of(from_), self.provider_of(to)
-        if f_provider is None and t_provider is None:
-            return not (self.blocks.blocks(to, from_) or self.blocks.blocks(from_, to))
-        blocked = self.blocks.blocks(to, from_) | self.blocks.blocks(from_, to)
-        if f_provider is not None:
-            reach = await self.reach(to)
-            return (
-                reach.exists
-                & reach.settings.allows(f_provider)
-                & self.approved(from_)
-                & self.linked(from_, to)
-                & (not blocked)
-                & (t_provider is None)
-            )
-        assert t_provider is not None
-        own = await self.settings(from_)
-        reach = await self.reach(to)
-        conversation = await self._repo.conversation(str(from_), str(to))
-        accepted = conversation is None or conversation.state is ConversationState.ACCEPTED
-        return (
-            own.allows(t_provider)
-            & self.approved(to)
-            & self.linked(from_, to)
-            & reach.exists
-            & (not blocked)
-            & accepted
-        )
-
-    async def may_query(self, sender: JID, to: JID) -> bool:
-        """Whether ``sender`` may ask ``to``'s account something (an iq, a PEP read): the
-        exchange rules without the message-request state, which only holds back what the
-        gatekeeper user sends."""
-        s_bare, t_bare = sender.bare, to.bare
-        if s_bare == t_bare:
-            return True
-        t_provider = self.provider_of(t_bare)
-        if self.provider_of(s_bare) is None and t_provider is not None:
-            own = await self.settings(s_bare)
-            reach = await self.reach(t_bare)
-            blocked = self.blocks.blocks(t_bare, s_bare) | self.blocks.blocks(s_bare, t_bare)
-            return (
-                own.allows(t_provider)
-                & reach.exists
-                & self.approved(t_bare)
-                & self.linked(s_bare, t_bare)
-                & (not blocked)
-            )
-        return await self.may_exchange(s_bare, t_bare)
+        return replace(presence, payload=await self._payload(*decided, presence.payload))
 
     async def check_iq(self, sender: JID, to: JID) -> None:
-        """An iq request across the boundary: raises the generic refusal, or tells a gatekeeper
-        user that their own settings stop it."""
-        s_bare, t_bare = sender.bare, to.bare
-        if self.blocks.blocks(s_bare, t_bare):
-            raise self._refuse("sender-blocked-recipient", self.blocks.blocked_error())
-        t_provider, s_provider = self.provider_of(t_bare), self.provider_of(s_bare)
-        if s_provider is None and t_provider is not None:
-            self._check_own(await self.settings(s_bare), t_provider)
-        now = self._ctx.clock()
-        self._rate(s_bare, s_provider, now)  # queries count like messages
-        allowed = await self.may_query(s_bare, t_bare)
-        if s_provider is not None and t_provider is None:
-            # A third party's first query to an account costs a first contact, reachable or
-            # not, so reading keys is no cheaper a test of opt-in than writing.
-            conversation = await self._repo.conversation(str(t_bare), str(s_bare))
-            if conversation is None or not allowed:
-                self._first_contact(s_bare, t_bare, now)
-            if to.resource is not None:
-                # Whether a resource answers tells that it is online: only within an accepted
-                # conversation.
-                allowed &= (
-                    conversation is not None and conversation.state is ConversationState.ACCEPTED
-                )
-        elif to.resource is not None:
-            allowed &= await self.may_exchange(t_bare, s_bare)
-        if not allowed:
-            raise self._refuse("unreachable", refusal())
+        """An iq request across the boundary (to the account, or to one of its resources).
 
-    async def presence(self, sender: JID, presence: Presence, to: JID) -> Presence | None:
-        """Presence across the boundary: dropped unless allowed; marked for a gatekeeper user."""
-        if not await self.may_exchange(sender.bare, to.bare):
-            self.refused["presence"] += 1
-            return None
-        payload = _strip(presence.payload)
-        provider_id = self.provider_of(sender.bare)
-        if provider_id is not None:
-            settings = await self.settings(to.bare)
-            payload = (
-                *payload,
-                await self.marker(sender.bare, provider_id, settings, request=False),
-            )
-        return replace(presence, payload=payload)
+        Raises:
+            StanzaError: the generic refusal, or what tells a gatekeeper user that their own
+                settings, block list or rates stop it.
+        """
+        kind = Kind.IQ if to.resource is None else Kind.IQ_RESOURCE
+        if await self._decide(kind, sender.bare, to.bare) is None:
+            raise refusal()  # no iq row drops silently; should one, the iq still goes nowhere
+
+    async def iq_response(self, sender: JID, to: JID) -> bool:
+        """Whether an iq response (result or error) may cross from ``sender`` to ``to``."""
+        return await self._decide(Kind.IQ_RESPONSE, sender.bare, to.bare) is not None
+
+    async def may_query(self, sender: JID, to: JID) -> bool:
+        """Whether ``sender`` may read ``to``'s PEP nodes (either may be local)."""
+        return await self._between(Kind.PEP_READ, sender.bare, to.bare)
+
+    async def may_exchange(self, from_: JID, to: JID) -> bool:
+        """Whether ``from_``'s PEP notifications may reach ``to`` (either may be local)."""
+        return await self._between(Kind.PEP_NOTIFICATION, from_.bare, to.bare)
+
+    async def _between(self, kind: Kind, sender: JID, recipient: JID) -> bool:
+        if sender == recipient:
+            return True
+        if self.provider_of(sender) is None and self.provider_of(recipient) is None:
+            # Between the hub's own users only blocks apply (XEP-0191).
+            blocks = self.blocks
+            return not (blocks.blocks(recipient, sender) or blocks.blocks(sender, recipient))
+        return await self._decide(kind, sender, recipient) is not None
 
     # -- conversations -------------------------------------------------------------------------
     async def accept(self, owner: JID, peer: JID) -> None:
@@ -515,7 +499,14 @@ class InteropPolicy:
         conversation = await self._repo.conversation(str(owner), str(peer))
         now = self._ctx.clock()
         if conversation is None:
-            self._first_contact(owner, peer, now)  # accepting ahead starts a conversation
+            # Accepting ahead starts a conversation: a first contact, as writing would be.
+            if not self._contacted_lately(owner, peer, now):
+                if self._new_conversations.take(str(owner), now):
+                    self.refused[Reason.RATE_NEW_CONVERSATIONS] += 1
+                    raise self._error(
+                        Refusal.RATE_NEW_CONVERSATIONS, str(self.provider_of(peer)), peer
+                    )
+                self._remember_contact(owner, peer, now)
         elif conversation.state is ConversationState.ACCEPTED:
             return
         messages = 0 if conversation is None else conversation.messages
