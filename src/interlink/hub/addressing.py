@@ -140,6 +140,10 @@ class Addressing:
         """An address of one of the hosted gatekeeper services (its users or its domain)."""
         return jid.domain in self._services
 
+    def is_home_domain(self, domain: str) -> bool:
+        """Whether ``domain`` is one of the hosted gatekeeper services."""
+        return domain in self._services
+
     def is_local(self, jid: JID) -> bool:
         return self.locate_domain(jid.domain).kind is not Kind.REMOTE
 

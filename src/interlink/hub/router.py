@@ -83,6 +83,7 @@ class Router:
         self.carbons = Carbons(ctx.sessions)
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
+        self._home_domain = ctx.addressing.is_home_domain
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         """Handle one stanza from ``session`` (its ``from`` already stamped by the stream)."""
@@ -139,6 +140,9 @@ class Router:
         """Whether a stanza from ``sender`` to ``to`` crosses the interop boundary (a third
         party on either side: the consent rules decide); raises for addresses not hosted here
         and between the users of two different services on this hub."""
+        domain = to.domain
+        if domain == sender.domain and self._home_domain(domain):
+            return False  # the hot path: two users of one service
         addressing = self.addressing
         where = addressing.locate(to)
         if where.kind is Kind.REMOTE:
