@@ -107,6 +107,10 @@ class StreamState(Enum):
     READY = auto()  # stanzas flow
     CLOSED = auto()
 
+    # Members are singletons compared by identity: hash them by identity too, in C. (Enum's own
+    # __hash__ is Python code, and the table is consulted for every stanza.)
+    __hash__ = object.__hash__
+
 
 class Input(Enum):
     """What can happen to a stream. The first group comes from the peer (through the parser),
@@ -126,6 +130,8 @@ class Input(Enum):
     CREDENTIALS = "credentials answer"  # supply_credentials() or supply_token_result()
     BIND_ACCEPTED = "accept_bind()"
     BIND_REFUSED = "refuse_bind()"
+
+    __hash__ = object.__hash__  # as StreamState's
 
 
 PEER_INPUTS = frozenset(
