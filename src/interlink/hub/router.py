@@ -117,7 +117,11 @@ class Router:
         if to is None:
             to = session.jid.bare
         sender = session.jid
-        crossing = self._crossing(sender, to)
+        domain = to.domain
+        # The hot path, two users of one service, without a call; everything else is classified.
+        crossing = not (domain == sender.domain and self._home_domain(domain)) and self._crossing(
+            sender, to
+        )
         if to.local is None:
             if msg.type in (MessageType.ERROR, MessageType.HEADLINE, MessageType.GROUPCHAT):
                 return None
