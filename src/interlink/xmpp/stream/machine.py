@@ -583,6 +583,10 @@ class ServerStream:
         if not self._header_sent:
             self._write_header()
         if error is not None:
+            # Raised inside this stream, its traceback holds our frames, whose locals hold the
+            # events that will hold the error: a cycle that would keep the whole stream (and what
+            # it parsed) alive until a full garbage collection.
+            error.__traceback__ = None
             text = (
                 f'<text xmlns="{ns.STREAMS_ERR}" xml:lang="en">{escape_text(error.text)}</text>'
                 if error.text
