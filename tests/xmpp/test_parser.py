@@ -563,3 +563,26 @@ def test_release_frees_a_parser_holding_an_open_stanza() -> None:
 def test_new_limits_must_be_positive(name: str) -> None:
     with pytest.raises(ValueError, match=name):
         XmlLimits(**{name: 0})
+
+
+def test_expat_is_renewed_so_new_names_cannot_grow_one_stream_for_ever() -> None:
+    parser = StreamParser()
+    parser.feed(HEADER)
+    renewals = 0
+    for i in range(400):  # 60 new attribute names and 60 new prefixes in every stanza
+        attrs = b" ".join(b"a%d_%d=''" % (i, j) for j in range(60))
+        decls = b" ".join(b"xmlns:p%d_%d='u'" % (i, j) for j in range(60))
+        events = parser.feed(b"<message " + attrs + b" " + decls + b"/>")
+        assert [type(e) for e in events] == [ElementReceived]
+        renewals += parser.hibernating
+    assert renewals >= 1
+
+
+def test_renewing_at_every_clean_boundary_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import interlink.xmpp.parser as module
+
+    expected = feed_in_pieces(DOCUMENT, [])
+    monkeypatch.setattr(module, "RENEW_AFTER_BYTES", 0)
+    for cut in range(1, len(DOCUMENT)):
+        assert feed_in_pieces(DOCUMENT, [cut]) == expected, cut
+    assert feed_in_pieces(DOCUMENT, list(range(1, len(DOCUMENT), 3))) == expected

@@ -28,6 +28,11 @@ one complete element and ``<open/>``/``<close/>`` stand for the stream header an
 latter the parser is fed the framing's synthetic root once, so the same machinery serves both;
 :meth:`StreamParser.feed_frame` checks that a frame holds exactly one top-level element.
 
+Expat remembers every distinct attribute name and namespace prefix it has seen, for as long as it
+lives, so a peer sending new names in every stanza (each within every limit) would grow one
+stream's parser without end. The parser therefore renews expat, as hibernation does, at the first
+clean boundary after :data:`RENEW_AFTER_BYTES` of input.
+
 After an error the parser is dead: :meth:`feed` returns the events completed before the error,
 then :class:`ParseFailed`.
 """
@@ -46,6 +51,8 @@ from interlink.xmpp.xml import escape_attr
 _UNDEFINED_ENTITY = expat.errors.codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]
 # expat names ("uri}local") → Clark names ("{uri}local"); shared by all parsers, bounded.
 _NAMES: dict[str, str] = {}
+#: Input after which expat is replaced at the next clean boundary (see the module docstring).
+RENEW_AFTER_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +257,8 @@ class StreamParser:
             self._fail(stop.error)
         except expat.ExpatError as exc:
             self._fail(self._expat_error(exc))
+        if self._clean and self._consumed > RENEW_AFTER_BYTES:
+            self.hibernate()  # the next feed starts a fresh expat
         events, self._events = self._events, []
         return events
 
