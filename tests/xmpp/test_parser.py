@@ -586,3 +586,16 @@ def test_renewing_at_every_clean_boundary_changes_nothing(monkeypatch: pytest.Mo
     for cut in range(1, len(DOCUMENT)):
         assert feed_in_pieces(DOCUMENT, [cut]) == expected, cut
     assert feed_in_pieces(DOCUMENT, list(range(1, len(DOCUMENT), 3))) == expected
+
+
+def test_invented_names_cannot_crowd_real_ones_out_of_the_name_cache() -> None:
+    import interlink.xmpp.parser as module
+
+    parser = StreamParser()
+    parser.feed(HEADER)
+    for i in range(module._NAMES_KEPT // 50 + 1):
+        attrs = b" ".join(b"x%d_%d=''" % (i, j) for j in range(50))
+        parser.feed(b"<junk " + attrs + b"/>")
+    assert len(module._NAMES) <= module._NAMES_KEPT
+    parser.feed(b"<message><body-of-a-real-client/></message>")
+    assert "jabber:client}body-of-a-real-client" in module._NAMES

@@ -51,6 +51,7 @@ from interlink.xmpp.xml import escape_attr
 _UNDEFINED_ENTITY = expat.errors.codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]
 # expat names ("uri}local") → Clark names ("{uri}local"); shared by all parsers, bounded.
 _NAMES: dict[str, str] = {}
+_NAMES_KEPT = 4096
 #: Input after which expat is replaced at the next clean boundary (see the module docstring).
 RENEW_AFTER_BYTES = 256 * 1024
 
@@ -346,8 +347,11 @@ class StreamParser:
                 name = raw
             if len(local) > self.limits.max_name_length:
                 raise _Stop(self._name_too_long())
-            if len(_NAMES) < 4096:
-                _NAMES[raw] = name
+            if len(_NAMES) >= _NAMES_KEPT:
+                # Start again rather than stop caching: otherwise names a peer invents (before
+                # logging in, even) would fill the cache once and slow every stream for good.
+                _NAMES.clear()
+            _NAMES[raw] = name
         return name
 
     def _name_too_long(self) -> StreamError:
