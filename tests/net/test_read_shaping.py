@@ -50,6 +50,22 @@ async def test_a_stream_that_ends_is_not_paused() -> None:
         assert driver.stream.closed
 
 
+async def test_a_pause_ends_when_the_connection_does() -> None:
+    async with running_hub() as kit:
+        loop = asyncio.get_running_loop()
+        driver = StreamDriver(
+            kit.hub, ServerStream(CONFIG, now=loop.time()), FakeLink(), ConnectionGate(5), SLOW, "t"
+        )
+        # Whitespace costs no parse budget, but 1 MB of it is 100 s of read budget.
+        pause = driver.feed(OPEN + b" " * 1_000_000)
+        assert pause is not None
+        waiting = asyncio.create_task(pause)
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        driver.connection_lost()
+        await asyncio.wait_for(waiting, 5)
+
+
 def reading(server: HubServer) -> list[bool]:
     """Whether the hub reads from each of its open TCP connections."""
     gate = server._gate

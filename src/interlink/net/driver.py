@@ -133,6 +133,7 @@ class StreamDriver:
         self._writable = asyncio.Event()
         self._writable.set()
         self._ended = False
+        self._read_pause: asyncio.Future[None] | None = None
         self._tcp = not stream.framing.message_per_element
         self.last_input = self._loop.time()
         self._shaper = ReadShaper(limits.pre_auth_read_rate, self.last_input)
@@ -167,9 +168,19 @@ class StreamDriver:
         return self._pause_reading(pending, pause)
 
     async def _pause_reading(self, pending: Pending | None, pause: float) -> None:
+        """Await ``pending``, then wait ``pause`` seconds, or less if the connection ends."""
         if pending is not None:
             await pending
-        await asyncio.sleep(pause)
+        if self._ended:
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        timer = self._loop.call_at(self._loop.time() + pause, _wake, waiter)
+        self._read_pause = waiter
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._read_pause = None
 
     def _handle_sync(self, events: list[StreamEvent]) -> None:
         pending = self._run(events)
@@ -331,6 +342,8 @@ class StreamDriver:
         self.gate.open.discard(self)
         self._cancel_timer()
         self._writable.set()
+        if self._read_pause is not None:
+            _wake(self._read_pause)  # nothing more to read: let the shell's task finish now
         if self._in_gate:
             self._in_gate = False
             self.gate.leave()
@@ -385,3 +398,8 @@ class StreamDriver:
 
     def terminate(self, error: StreamError | None) -> None:
         self._handle_sync(self.stream.close(error))
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
