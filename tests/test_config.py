@@ -65,3 +65,35 @@ def test_every_configuration_key_is_documented() -> None:
         if f"{section}.{key}" not in doc
     ]
     assert missing == []
+
+
+def test_parse_limits_per_phase_come_from_the_limits_section() -> None:
+    from interlink.app import xml_limits
+    from interlink.xmpp.parser import XmlLimits
+    from interlink.xmpp.stream.config import PRE_AUTH_LIMITS
+
+    defaults = Settings()
+    # The configuration's defaults are the protocol core's.
+    assert xml_limits(defaults, authenticated=True) == XmlLimits()
+    assert xml_limits(defaults, authenticated=False) == PRE_AUTH_LIMITS
+    s = load_settings(
+        None,
+        {
+            "limits": {
+                "max_stanza_bytes": 100_000,
+                "max_elements": 500,
+                "pre_auth_max_stanza_bytes": 2048,
+                "pre_auth_max_elements": 10,
+                "max_namespace_declarations": 8,
+                "max_header_attributes": 6,
+                "max_header_namespaces": 4,
+            }
+        },
+    )
+    after, before = xml_limits(s, authenticated=True), xml_limits(s, authenticated=False)
+    assert (after.max_stanza_bytes, after.max_elements) == (100_000, 500)
+    assert (before.max_stanza_bytes, before.max_elements) == (2048, 10)
+    for limits in (after, before):
+        assert limits.max_namespace_declarations == 8
+        assert limits.max_header_attributes == 6
+        assert limits.max_header_namespaces == 4

@@ -68,6 +68,7 @@ from interlink.xmpp import ns
 from interlink.xmpp.ext.media_tokens import TOKEN
 from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
+from interlink.xmpp.shaper import ReadRate
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import StreamConfig
 
@@ -113,6 +114,21 @@ async def record_services(storage: Storage, addressing: Addressing) -> None:
     """Write the services this data directory's hub serves into it, so that ``interlink user``
     and ``interlink provider`` pointed at it know them (and refuse other domains)."""
     await storage.server_state.put_value("services", json.dumps(list(addressing.services)))
+
+
+def xml_limits(settings: Settings, *, authenticated: bool) -> XmlLimits:
+    """What one stream may make the parser hold, after or before authentication."""
+    s = settings.limits
+    return XmlLimits(
+        max_stanza_bytes=s.max_stanza_bytes if authenticated else s.pre_auth_max_stanza_bytes,
+        max_elements=s.max_elements if authenticated else s.pre_auth_max_elements,
+        max_depth=s.max_depth,
+        max_attributes=s.max_attributes,
+        max_name_length=s.max_name_length,
+        max_namespace_declarations=s.max_namespace_declarations,
+        max_header_attributes=s.max_header_attributes,
+        max_header_namespaces=s.max_header_namespaces,
+    )
 
 
 def policy_limits(settings: Settings) -> PolicyLimits:
@@ -334,12 +350,8 @@ class HubServer:
         # Transports.
         stream_config = StreamConfig(
             hosts=addressing,
-            limits=XmlLimits(
-                max_stanza_bytes=s.limits.max_stanza_bytes,
-                max_depth=s.limits.max_depth,
-                max_attributes=s.limits.max_attributes,
-                max_name_length=s.limits.max_name_length,
-            ),
+            limits=xml_limits(s, authenticated=True),
+            pre_auth_limits=xml_limits(s, authenticated=False),
             starttls_available=True,
             tls_required=s.net.require_tls,
             auth_timeout=s.net.auth_timeout,
@@ -354,7 +366,13 @@ class HubServer:
             stream_config=stream_config,
             tls=tls,
             gate=gate,
-            limits=DriverLimits(max_outbound_bytes=s.net.max_outbound_bytes),
+            limits=DriverLimits(
+                max_outbound_bytes=s.net.max_outbound_bytes,
+                pre_auth_read_rate=ReadRate(
+                    s.limits.pre_auth_read_bytes_per_second, s.limits.pre_auth_read_burst_bytes
+                ),
+                read_rate=ReadRate(s.limits.read_bytes_per_second, s.limits.read_burst_bytes),
+            ),
             tls_handshake_timeout=s.net.tls_handshake_timeout,
         )
         for name, port, direct in (

@@ -63,10 +63,22 @@ class TlsSection(_Section):
 
 
 class LimitsSection(_Section):
+    # What one stream may make us parse (docs/operations.md): after authentication ...
     max_stanza_bytes: int = Field(256 * 1024, ge=1024)
+    max_elements: int = Field(4096, ge=16)  # in one stanza
     max_depth: int = Field(32, ge=4)
     max_attributes: int = Field(64, ge=4)
     max_name_length: int = Field(256, ge=16)
+    max_namespace_declarations: int = Field(64, ge=4)  # in one stanza
+    max_header_attributes: int = Field(16, ge=4)  # on the stream header
+    max_header_namespaces: int = Field(16, ge=2)  # declared on the stream header
+    read_bytes_per_second: int = Field(512 * 1024, ge=1024)
+    read_burst_bytes: int = Field(1024 * 1024, ge=1024)
+    # ... and before it, where nothing legitimate is large (RFC 6120 §13.12).
+    pre_auth_max_stanza_bytes: int = Field(10 * 1024, ge=1024)
+    pre_auth_max_elements: int = Field(100, ge=4)
+    pre_auth_read_bytes_per_second: int = Field(4 * 1024, ge=256)
+    pre_auth_read_burst_bytes: int = Field(16 * 1024, ge=1024)
     max_auth_failures: int = Field(3, ge=1)
     offline_max_per_account: int = Field(1000, ge=1)
     offline_drain_batch: int = Field(100, ge=1)

@@ -459,3 +459,143 @@ def test_whitespace_keepalives_do_not_count_against_the_stanza_limit() -> None:
     events.extend(parser.feed(stanza_of_size(1024 + len(b"</message>"))))
     assert not any(isinstance(e, ParseFailed) for e in events)
     assert isinstance(events[-1], ElementReceived)
+
+
+def failure(events: list[ParserEvent]) -> str:
+    last = events[-1]
+    assert isinstance(last, ParseFailed), events
+    assert last.error.condition is StreamErrorCondition.POLICY_VIOLATION
+    return last.error.text or ""
+
+
+def test_element_count_boundary() -> None:
+    limits = XmlLimits(max_elements=10)
+
+    def with_children(n: int) -> bytes:  # the stanza element itself counts
+        return b"<message>" + b"<a b=''/>" * (n - 1) + b"</message>"
+
+    ok = StreamParser(limits).feed(HEADER + with_children(10))
+    assert isinstance(ok[-1], ElementReceived)
+    assert "more than 10 elements" in failure(StreamParser(limits).feed(HEADER + with_children(11)))
+    # Nested or flat, open or closed: the count is of start tags, checked as they arrive.
+    assert "elements" in failure(StreamParser(limits).feed(HEADER + b"<message>" + b"<a>" * 10))
+    # Each stanza has its own count.
+    parser = StreamParser(limits)
+    events = parser.feed(HEADER + with_children(10) * 5)
+    assert [type(e) for e in events] == [StreamHeader] + [ElementReceived] * 5
+
+
+def test_namespace_declarations_per_stanza_boundary() -> None:
+    limits = XmlLimits(max_namespace_declarations=4)
+
+    def declaring(n: int) -> bytes:
+        decls = b"".join(b" xmlns:p%d='urn:p%d'" % (i, i) for i in range(n - 1))
+        return b"<message" + decls + b"><x xmlns='urn:x'/></message>"
+
+    ok = StreamParser(limits).feed(HEADER + declaring(4) * 3)
+    assert [type(e) for e in ok] == [StreamHeader] + [ElementReceived] * 3
+    text = failure(StreamParser(limits).feed(HEADER + declaring(5)))
+    assert "more than 4 namespace declarations in one stanza" in text
+
+
+def header_with(attributes: int = 0, namespaces: int = 0) -> bytes:
+    attrs = b"".join(b" a%d='1'" % i for i in range(attributes))
+    decls = b"".join(b" xmlns:p%d='urn:p%d'" % (i, i) for i in range(namespaces))
+    return (
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams'"
+        + (attrs + decls + b">")
+    )
+
+
+def test_header_attribute_boundary() -> None:
+    limits = XmlLimits(max_header_attributes=6)
+    ok = StreamParser(limits).feed(header_with(attributes=6))
+    assert [type(e) for e in ok] == [StreamHeader]
+    text = failure(StreamParser(limits).feed(header_with(attributes=7)))
+    assert "more than 6 attributes on the stream header" in text
+
+
+def test_header_namespace_boundary() -> None:
+    limits = XmlLimits(max_header_namespaces=5)  # the two of every header, and three more
+    ok = StreamParser(limits).feed(header_with(namespaces=3) + b"<message/>")
+    assert [type(e) for e in ok] == [StreamHeader, ElementReceived]
+    text = failure(StreamParser(limits).feed(header_with(namespaces=4)))
+    assert "more than 5 namespace declarations on the stream header" in text
+
+
+def test_thousands_of_header_namespaces_are_refused_by_default() -> None:
+    text = failure(StreamParser().feed(header_with(namespaces=9000)))
+    assert "namespace declarations on the stream header" in text
+
+
+def test_header_namespaces_do_not_count_against_the_first_stanza() -> None:
+    limits = XmlLimits(max_header_namespaces=16, max_namespace_declarations=1)
+    events = StreamParser(limits).feed(header_with(namespaces=10) + b"<m xmlns='urn:x'/>")
+    assert [type(e) for e in events] == [StreamHeader, ElementReceived]
+
+
+def test_a_failed_parser_lets_go_of_expat_and_the_partial_tree() -> None:
+    parser = StreamParser(XmlLimits(max_elements=50))
+    events = parser.feed(HEADER + b"<message>" + b"<a b=''/>" * 100)
+    assert isinstance(events[-1], ParseFailed)
+    assert parser.hibernating  # no expat parser any more
+    assert parser.feed(b"<more/>") == []
+
+
+def test_release_frees_a_parser_holding_an_open_stanza() -> None:
+    parser = StreamParser()
+    parser.feed(HEADER + b"<message>" + b"<a b=''/>" * 100)
+    parser.release()
+    assert parser.failed
+    assert parser.hibernating
+    assert parser.feed(b"</message>") == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "max_elements",
+        "max_namespace_declarations",
+        "max_header_attributes",
+        "max_header_namespaces",
+    ],
+)
+def test_new_limits_must_be_positive(name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        XmlLimits(**{name: 0})
+
+
+def test_expat_is_renewed_so_new_names_cannot_grow_one_stream_for_ever() -> None:
+    parser = StreamParser()
+    parser.feed(HEADER)
+    renewals = 0
+    for i in range(400):  # 60 new attribute names and 60 new prefixes in every stanza
+        attrs = b" ".join(b"a%d_%d=''" % (i, j) for j in range(60))
+        decls = b" ".join(b"xmlns:p%d_%d='u'" % (i, j) for j in range(60))
+        events = parser.feed(b"<message " + attrs + b" " + decls + b"/>")
+        assert [type(e) for e in events] == [ElementReceived]
+        renewals += parser.hibernating
+    assert renewals >= 1
+
+
+def test_renewing_at_every_clean_boundary_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import interlink.xmpp.parser as module
+
+    expected = feed_in_pieces(DOCUMENT, [])
+    monkeypatch.setattr(module, "RENEW_AFTER_BYTES", 0)
+    for cut in range(1, len(DOCUMENT)):
+        assert feed_in_pieces(DOCUMENT, [cut]) == expected, cut
+    assert feed_in_pieces(DOCUMENT, list(range(1, len(DOCUMENT), 3))) == expected
+
+
+def test_invented_names_cannot_crowd_real_ones_out_of_the_name_cache() -> None:
+    import interlink.xmpp.parser as module
+
+    parser = StreamParser()
+    parser.feed(HEADER)
+    for i in range(module._NAMES_KEPT // 50 + 1):
+        attrs = b" ".join(b"x%d_%d=''" % (i, j) for j in range(50))
+        parser.feed(b"<junk " + attrs + b"/>")
+    assert len(module._NAMES) <= module._NAMES_KEPT
+    parser.feed(b"<message><body-of-a-real-client/></message>")
+    assert "jabber:client}body-of-a-real-client" in module._NAMES

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 from scramp import ScramClient
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StreamErrorCondition
 from interlink.xmpp.framing import Framing
 from interlink.xmpp.jid import JID
+from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import (
     Authenticated,
@@ -653,3 +657,136 @@ def test_interop_subdomains_are_served_when_configured() -> None:
     h = Harness(config=OB_CONFIG)
     h.send(OPEN.replace(b"hub.test", b"user@examplechat.interop.hub.test"))
     assert stream_error(h) == "host-unknown"
+
+
+# -- the parse budget before and after authentication (RFC 6120 §13.12) -------------------------
+PHASED = StreamConfig(
+    hosts=HOSTS,
+    decoy_secret=b"k" * 32,
+    limits=XmlLimits(max_stanza_bytes=64 * 1024, max_elements=1000),
+    pre_auth_limits=XmlLimits(max_stanza_bytes=2048, max_elements=20),
+)
+
+
+def padded_auth(size: int) -> bytes:
+    """A PLAIN ``<auth/>`` whose counted size (start tag to end tag) is exactly ``size``."""
+    head = f"<auth xmlns='{SASL}' mechanism='PLAIN'>".encode()
+    token = b64(chr(0) + "alice" + chr(0) + PASSWORD).encode()
+    pad = b" " * (size - len(head) - len(token))  # base64 text may be surrounded by whitespace
+    return head + pad + token + b"</auth>"
+
+
+def many_elements(n: int) -> bytes:
+    return b"<message to='bob@hub.test'>" + b"<a b=''/>" * (n - 1) + b"</message>"
+
+
+def test_pre_auth_stanza_size_boundary() -> None:
+    h = Harness(config=PHASED, secure=True)
+    h.send(OPEN)
+    h.send(padded_auth(2048))
+    assert h.events[-1] == Authenticated("alice")
+    h = Harness(config=PHASED, secure=True)
+    h.send(OPEN)
+    h.send(padded_auth(2049))
+    assert stream_error(h) == "policy-violation"
+    assert "2048 bytes" in (h.last()[-1].text or "")
+
+
+def test_pre_auth_element_count_boundary() -> None:
+    h = Harness(config=PHASED, secure=True)
+    h.send(OPEN)
+    h.send(many_elements(20))
+    assert stream_error(h) == "not-authorized"  # parsed, then refused as a stanza before login
+    h = Harness(config=PHASED, secure=True)
+    h.send(OPEN)
+    h.send(many_elements(21))
+    assert stream_error(h) == "policy-violation"
+    assert "more than 20 elements" in (h.last()[-1].text or "")
+
+
+def test_pre_auth_limits_survive_the_starttls_restart() -> None:
+    h = Harness(config=PHASED)
+    h.send(OPEN)
+    h.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+    h.stream.tls_established()
+    h.restart_parser_for_output()
+    h.send(OPEN)
+    h.send(many_elements(21))
+    assert stream_error(h) == "policy-violation"
+
+
+def test_the_budget_grows_when_sasl_succeeds() -> None:
+    h = Harness(config=PHASED, secure=True)
+    h.send(OPEN)
+    auth_plain(h, "alice", PASSWORD)
+    h.restart_parser_for_output()
+    h.send(OPEN)
+    # Far over the pre-authentication budget, inside the authenticated one: parsed, and refused
+    # only because no resource is bound yet.
+    h.send(many_elements(500) + b"<x>" + b"y" * 8000 + b"</x>")
+    assert stream_error(h) == "not-authorized"
+
+
+def test_post_auth_element_count_boundary() -> None:
+    h = Harness(config=PHASED)
+    h.to_bound()
+    events = h.send(many_elements(1000))
+    assert isinstance(events[-1], StanzaReceived)
+    h.send(many_elements(1001))
+    assert stream_error(h) == "policy-violation"
+
+
+def test_the_amplification_pattern_is_cut_short_before_login() -> None:
+    """The finding: 28,000 ``<a b=''/>`` (252 KiB) in an unclosed ``<message>``."""
+    h = Harness()
+    h.send(OPEN)
+    h.send(b"<message>")
+    for _ in range(28):
+        h.send(b"<a b=''/>" * 1000)
+        if h.stream.closed:
+            break
+    assert stream_error(h) == "policy-violation"
+    assert h.stream._parser.hibernating  # expat and the partial tree are gone already
+
+
+def test_a_post_login_header_with_thousands_of_namespaces_is_refused() -> None:
+    h = Harness(secure=True)
+    h.send(OPEN)
+    auth_plain(h, "alice", PASSWORD)
+    h.restart_parser_for_output()
+    decls = "".join(f" xmlns:p{i}='urn:example:{i}'" for i in range(9000))
+    h.send(OPEN.replace(b" to=", decls.encode() + b" to="))
+    assert stream_error(h) == "policy-violation"
+    assert "namespace declarations on the stream header" in (h.last()[-1].text or "")
+
+
+def test_closing_releases_the_parser() -> None:
+    h = Harness()
+    h.to_bound()
+    h.send(b"<message><body>unfinished")
+    h.stream.close()
+    assert h.stream._parser.hibernating
+
+
+@pytest.mark.parametrize(
+    "attack",
+    [
+        OPEN + b"<message>" + b"<a b=''/>" * 200,  # a parse limit
+        OPEN + b"<message to='bob@hub.test'/>",  # a handler's stream error
+    ],
+)
+def test_a_failed_stream_is_freed_by_reference_counting_alone(attack: bytes) -> None:
+    """No cycle (parser and expat, or an error's traceback and our frames) may keep a dead stream
+    and what it parsed until the cyclic collector runs: with many objects alive it runs rarely,
+    and the finding saw ~10 MB per closed connection stay."""
+    gc.collect()
+    gc.disable()
+    try:
+        stream = ServerStream(CONFIG, now=0.0)
+        events = stream.receive_data(attack)
+        assert isinstance(events[-1], StreamClosed)
+        alive = weakref.ref(stream)
+        del stream, events
+        assert alive() is None
+    finally:
+        gc.enable()

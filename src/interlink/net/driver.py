@@ -10,6 +10,11 @@ handled synchronously, or a coroutine when some step needs I/O (credentials, sto
 stops reading from the peer until that coroutine finishes, so one peer's stanzas are handled
 strictly in order and a message stored offline is on disk before the next one is read.
 
+Read shaping: every read is charged to the stream's :class:`~interlink.xmpp.shaper.ReadShaper`
+(a tight rate before authentication, a generous one after); when it is over budget, the
+coroutine :meth:`StreamDriver.feed` returns ends with a sleep, during which the shell does not read
+from that peer, so one stream cannot monopolise parsing in the shared event loop.
+
 Output is corked: writes made while handling one batch of input, or while routing stanzas from
 other sessions in the same loop iteration, leave in one transport write.
 """
@@ -26,6 +31,7 @@ from typing import Any, Protocol
 from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.hub import Hub
 from interlink.hub.session import Session
+from interlink.xmpp.shaper import ReadRate, ReadShaper
 from interlink.xmpp.stream import (
     Authenticated,
     BindRequested,
@@ -88,10 +94,18 @@ class ConnectionGate:
         self.unauthenticated -= 1
 
 
+#: Before authentication a login (header, STARTTLS, SASL, restart) is a few KiB at most.
+PRE_AUTH_READ_RATE = ReadRate(bytes_per_second=4 * 1024, burst=16 * 1024)
+#: After: about eight times what one connection of the flood benchmark sends (~60 KB/s).
+READ_RATE = ReadRate(bytes_per_second=512 * 1024, burst=1024 * 1024)
+
+
 @dataclass(frozen=True, slots=True)
 class DriverLimits:
     max_outbound_bytes: int = 4 * 1024 * 1024  # beyond this a reader is too slow: disconnect
     low_water_bytes: int = 256 * 1024
+    pre_auth_read_rate: ReadRate = PRE_AUTH_READ_RATE
+    read_rate: ReadRate = READ_RATE
 
 
 class StreamDriver:
@@ -119,8 +133,11 @@ class StreamDriver:
         self._writable = asyncio.Event()
         self._writable.set()
         self._ended = False
+        self._read_pause: asyncio.Future[None] | None = None
         self._tcp = not stream.framing.message_per_element
         self.last_input = self._loop.time()
+        self._shaper = ReadShaper(limits.pre_auth_read_rate, self.last_input)
+        self._shaped_as_authenticated = False
         if not self._in_gate:
             self._handle_sync(
                 stream.close(
@@ -135,9 +152,35 @@ class StreamDriver:
 
     # -- input --------------------------------------------------------------------------------
     def feed(self, data: bytes) -> Pending | None:
-        self.last_input = self._loop.time()
+        """Handle ``data`` read from the peer. When something must be awaited (I/O, or a pause
+        because the stream reads faster than its rate), returns the coroutine to await before
+        reading more from this peer."""
+        now = self._loop.time()
+        self.last_input = now
         stream = self.stream
-        return self._run(stream.receive_data(data) if self._tcp else stream.receive_frame(data))
+        pending = self._run(stream.receive_data(data) if self._tcp else stream.receive_frame(data))
+        if stream.username is not None and not self._shaped_as_authenticated:
+            self._shaped_as_authenticated = True
+            self._shaper.change_rate(self.limits.read_rate, now)
+        pause = self._shaper.consume(len(data), now)
+        if pause <= 0.0 or stream.closed:
+            return pending
+        return self._pause_reading(pending, pause)
+
+    async def _pause_reading(self, pending: Pending | None, pause: float) -> None:
+        """Await ``pending``, then wait ``pause`` seconds, or less if the connection ends."""
+        if pending is not None:
+            await pending
+        if self._ended:
+            return
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        timer = self._loop.call_at(self._loop.time() + pause, _wake, waiter)
+        self._read_pause = waiter
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._read_pause = None
 
     def _handle_sync(self, events: list[StreamEvent]) -> None:
         pending = self._run(events)
@@ -299,6 +342,8 @@ class StreamDriver:
         self.gate.open.discard(self)
         self._cancel_timer()
         self._writable.set()
+        if self._read_pause is not None:
+            _wake(self._read_pause)  # nothing more to read: let the shell's task finish now
         if self._in_gate:
             self._in_gate = False
             self.gate.leave()
@@ -353,3 +398,8 @@ class StreamDriver:
 
     def terminate(self, error: StreamError | None) -> None:
         self._handle_sync(self.stream.close(error))
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)

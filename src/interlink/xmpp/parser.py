@@ -13,8 +13,14 @@ entity reference other than the five predefined ones fails too (expat reports it
 since no DTD is ever accepted). Those give ``<restricted-xml/>``; every other expat error, invalid
 UTF-8 and characters not allowed in XML 1.0 give ``<not-well-formed/>``.
 
-Limits (:class:`XmlLimits`) bound the memory one peer can make us hold: the bytes of one top-level
-element, the nesting depth, attributes per element and name lengths.
+Limits (:class:`XmlLimits`) bound the memory and CPU one peer can make us spend: the bytes and
+the elements of one top-level element, the nesting depth, attributes per element, name lengths,
+namespace declarations per stanza, and the attributes and namespace declarations of the stream
+header (which stay in force, and in expat's memory, for the whole stream). The element count
+matters as much as the bytes: an ElementTree element costs some 300 bytes of Python objects, so
+256 KiB of ``<a b=''/>`` would otherwise become about 10 MB of tree. The stream chooses the limits
+per phase: much smaller ones before authentication (RFC 6120 §13.12), see
+:class:`~interlink.xmpp.stream.config.StreamConfig`.
 
 Two framings exist (:mod:`interlink.xmpp.framing`): the classic TCP stream, where everything is
 a child of one ``<stream:stream>`` root, and RFC 7395 WebSocket framing, where each frame holds
@@ -22,13 +28,18 @@ one complete element and ``<open/>``/``<close/>`` stand for the stream header an
 latter the parser is fed the framing's synthetic root once, so the same machinery serves both;
 :meth:`StreamParser.feed_frame` checks that a frame holds exactly one top-level element.
 
+Expat remembers every distinct attribute name and namespace prefix it has seen, for as long as it
+lives, so a peer sending new names in every stanza (each within every limit) would grow one
+stream's parser without end. The parser therefore renews expat, as hibernation does, at the first
+clean boundary after :data:`RENEW_AFTER_BYTES` of input.
+
 After an error the parser is dead: :meth:`feed` returns the events completed before the error,
 then :class:`ParseFailed`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from xml.etree.ElementTree import Element
 from xml.parsers import expat
@@ -40,6 +51,9 @@ from interlink.xmpp.xml import escape_attr
 _UNDEFINED_ENTITY = expat.errors.codes[expat.errors.XML_ERROR_UNDEFINED_ENTITY]
 # expat names ("uri}local") → Clark names ("{uri}local"); shared by all parsers, bounded.
 _NAMES: dict[str, str] = {}
+_NAMES_KEPT = 4096
+#: Input after which expat is replaced at the next clean boundary (see the module docstring).
+RENEW_AFTER_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,19 +61,27 @@ class XmlLimits:
     """Bounds on what one peer may send. Every value is configurable.
 
     ``max_stanza_bytes`` counts one top-level element from its start tag to the start of its end
-    tag (and any unfinished input); ``max_depth`` counts nesting inside a stanza, the stanza element
-    itself being level 1; ``max_name_length`` applies to local names of elements and attributes.
+    tag (and any unfinished input); ``max_elements`` counts the elements of one top-level element,
+    itself included; ``max_depth`` counts nesting inside a stanza, the stanza element itself being
+    level 1; ``max_name_length`` applies to local names of elements and attributes;
+    ``max_namespace_declarations`` counts ``xmlns`` and ``xmlns:prefix`` declarations anywhere in
+    one top-level element. ``max_header_attributes`` and ``max_header_namespaces`` bound the stream
+    header (TCP framing; over WebSocket ``<open/>`` is an element like any other).
     """
 
     max_stanza_bytes: int = 256 * 1024
+    max_elements: int = 4096
     max_depth: int = 32
     max_attributes: int = 64
     max_name_length: int = 256
+    max_namespace_declarations: int = 64
+    max_header_attributes: int = 16
+    max_header_namespaces: int = 16
 
     def __post_init__(self) -> None:
-        for name in ("max_stanza_bytes", "max_depth", "max_attributes", "max_name_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
+        for f in fields(self):
+            if getattr(self, f.name) < 1:
+                raise ValueError(f"{f.name} must be at least 1")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +144,8 @@ class StreamParser:
         self._top_has_content = False
         self._last_end = -1
         self._last_had_content = False
+        self._elements = 0  # in the current top-level element
+        self._namespaces = 0  # declared in the current top-level element, or in the header
         self._new_expat()
         if framing.synthetic_root is not None:
             self._feed_bytes(framing.synthetic_root)
@@ -234,6 +258,8 @@ class StreamParser:
             self._fail(stop.error)
         except expat.ExpatError as exc:
             self._fail(self._expat_error(exc))
+        if self._clean and self._consumed > RENEW_AFTER_BYTES:
+            self.hibernate()  # the next feed starts a fresh expat
         events, self._events = self._events, []
         return events
 
@@ -277,6 +303,20 @@ class StreamParser:
     def _fail(self, error: StreamError) -> None:
         self._failed = True
         self._events.append(ParseFailed(error))
+        self.release()
+
+    def release(self) -> None:
+        """Drop expat and the partial tree now: the parser will never be fed again.
+
+        A failed or closed stream's object may outlive its input for a while (the error is still
+        being written to a peer that does not read), so its memory must not wait for that."""
+        self._failed = True
+        # expat holds our bound methods as handlers: a cycle only the cyclic collector would
+        # free, late, with the whole partial tree. Dropping our side frees both at once.
+        self._parser = None
+        self._stack = []
+        self._chunk = b""
+        self._root_namespaces = []
 
     def _too_big(self) -> StreamError:
         return StreamError(
@@ -307,8 +347,11 @@ class StreamParser:
                 name = raw
             if len(local) > self.limits.max_name_length:
                 raise _Stop(self._name_too_long())
-            if len(_NAMES) < 4096:
-                _NAMES[raw] = name
+            if len(_NAMES) >= _NAMES_KEPT:
+                # Start again rather than stop caching: otherwise names a peer invents (before
+                # logging in, even) would fill the cache once and slow every stream for good.
+                _NAMES.clear()
+            _NAMES[raw] = name
         return name
 
     def _name_too_long(self) -> StreamError:
@@ -342,7 +385,16 @@ class StreamParser:
             self._stack.append(el)
             if self._priming:
                 return
+            self._namespaces = 0
             if self.framing.synthetic_root is None:  # the peer's root is the stream header
+                if len(attrs) > self.limits.max_header_attributes:
+                    raise _Stop(
+                        StreamError(
+                            StreamErrorCondition.POLICY_VIOLATION,
+                            f"more than {self.limits.max_header_attributes} attributes on the "
+                            "stream header",
+                        )
+                    )
                 self._boundary = self._parser.CurrentByteIndex
                 self._clean = self._header_ends_chunk(self._boundary)
                 self._events.append(StreamHeader(tag, attrs))
@@ -350,8 +402,17 @@ class StreamParser:
         if depth == 1:
             self._stanza_start = self._parser.CurrentByteIndex
             self._top_has_content = False
+            self._elements = 1
             el = Element(tag, attrs)
         else:
+            self._elements += 1
+            if self._elements > self.limits.max_elements:
+                raise _Stop(
+                    StreamError(
+                        StreamErrorCondition.POLICY_VIOLATION,
+                        f"more than {self.limits.max_elements} elements in one stanza",
+                    )
+                )
             self._top_has_content = True
             parent = self._stack[-1]
             el = Element(tag, attrs)
@@ -369,6 +430,7 @@ class StreamParser:
             self._boundary = end
             self._last_end = end
             self._last_had_content = self._top_has_content
+            self._namespaces = 0
             if el.tag == self.framing.open_tag:
                 self._events.append(StreamHeader(el.tag, dict(el.attrib)))
             elif el.tag == self.framing.close_tag:
@@ -410,8 +472,28 @@ class StreamParser:
         return False
 
     def _namespace_decl(self, prefix: str | None, uri: str) -> None:
-        if len(self._stack) == 0 and not self._priming:
+        # Called before the start handler of the element that declares it.
+        if self._priming:
+            return
+        self._namespaces += 1
+        if len(self._stack) == 0:
+            if self._namespaces > self.limits.max_header_namespaces:
+                raise _Stop(
+                    StreamError(
+                        StreamErrorCondition.POLICY_VIOLATION,
+                        f"more than {self.limits.max_header_namespaces} namespace declarations "
+                        "on the stream header",
+                    )
+                )
             self._root_namespaces.append((prefix or "", uri))
+        elif self._namespaces > self.limits.max_namespace_declarations:
+            raise _Stop(
+                StreamError(
+                    StreamErrorCondition.POLICY_VIOLATION,
+                    f"more than {self.limits.max_namespace_declarations} namespace declarations "
+                    "in one stanza",
+                )
+            )
 
     def _chars(self, data: str) -> None:
         depth = len(self._stack)

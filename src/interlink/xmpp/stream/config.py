@@ -39,17 +39,27 @@ class SingleDomain:
         )
 
 
+#: Before authentication: a SASL ``<auth/>`` with an OAUTHBEARER token is the largest thing a
+#: client sends (2–3 KiB); nothing has more than a handful of elements.
+PRE_AUTH_LIMITS = XmlLimits(max_stanza_bytes=10 * 1024, max_elements=100)
+
+
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
     """Settings shared by every stream of one listener.
 
-    ``hosts``, ``limits``, ``starttls_available``, ``tls_required``, ``auth_timeout`` and
-    ``max_auth_failures`` are read by the stream machine; the SASL fields (``decoy_*``,
-    ``oauthbearer``) by the client-to-server role, which decides what is offered.
+    ``hosts``, ``limits``, ``pre_auth_limits``, ``starttls_available``, ``tls_required``,
+    ``auth_timeout`` and ``max_auth_failures`` are read by the stream machine; the SASL fields
+    (``decoy_*``, ``oauthbearer``) by the client-to-server role, which decides what is offered.
+
+    ``pre_auth_limits`` hold until SASL succeeds, ``limits`` from the stream restart that follows:
+    before authentication nobody is accountable and nothing legitimate is large (RFC 6120
+    §13.12), so an anonymous connection may make us hold far less.
     """
 
     hosts: HostedDomains
     limits: XmlLimits = field(default_factory=XmlLimits)
+    pre_auth_limits: XmlLimits = field(default_factory=lambda: PRE_AUTH_LIMITS)
     starttls_available: bool = True
     tls_required: bool = True
     auth_timeout: float = 30.0  # until a resource is bound
@@ -59,4 +69,4 @@ class StreamConfig:
     oauthbearer: bool = False  # offer SASL OAUTHBEARER (inside TLS) for third-party users
 
 
-__all__ = ["HostedDomains", "SingleDomain", "StreamConfig"]
+__all__ = ["PRE_AUTH_LIMITS", "HostedDomains", "SingleDomain", "StreamConfig"]

@@ -221,7 +221,7 @@ class ServerStream:
         self.stream_id = ""
         self.content_ns = framing.content_ns(self.role.content_ns)
         self._host = config.hosts.default
-        self._parser = StreamParser(config.limits, framing)
+        self._parser = StreamParser(config.pre_auth_limits, framing)
         self._out: list[str] = []
         self._header_sent = False
         self._deadline: float | None = now + config.auth_timeout
@@ -456,14 +456,18 @@ class ServerStream:
         self._header_sent = True
 
     def _restart(self) -> None:
-        """After TLS or SASL success both sides start a new stream (RFC 6120 §4.3.3)."""
-        self._parser = StreamParser(self.config.limits, self.framing)
+        """After TLS or SASL success both sides start a new stream (RFC 6120 §4.3.3); after SASL
+        success its parser allows what an authenticated peer may send (``config.limits``)."""
+        self._parser.release()
+        limits = self.config.pre_auth_limits if self.username is None else self.config.limits
+        self._parser = StreamParser(limits, self.framing)
         self.state = StreamState.WAIT_HEADER
         self._header_sent = False  # a stream error now needs a new header first (RFC 6120 §4.9.1.1)
 
     def _peer_closed(self, _: object, events: list[StreamEvent]) -> None:
         self._out.append(self.framing.footer())
         self.state = StreamState.CLOSED
+        self._parser.release()
         events.append(StreamClosed(None, by_peer=True))
 
     # -- handlers: STARTTLS (RFC 6120 §5.4) ---------------------------------------------------
@@ -585,6 +589,10 @@ class ServerStream:
         if not self._header_sent:
             self._write_header()
         if error is not None:
+            # Raised inside this stream, its traceback holds our frames, whose locals hold the
+            # events that will hold the error: a cycle that would keep the whole stream (and what
+            # it parsed) alive until a full garbage collection.
+            error.__traceback__ = None
             text = (
                 f'<text xmlns="{ns.STREAMS_ERR}" xml:lang="en">{escape_text(error.text)}</text>'
                 if error.text
@@ -598,6 +606,8 @@ class ServerStream:
         self._out.append(self.framing.footer())
         self.state = StreamState.CLOSED
         self._deadline = None
+        self._parser.release()
+        self._deferred = []
         return [StreamClosed(error, by_peer=False)]
 
 
