@@ -105,6 +105,7 @@ def hub_settings(s: Settings) -> HubSettings:
         pep_max_nodes=s.limits.pep_max_nodes,
         pep_max_items=s.limits.pep_max_items,
         pep_max_item_bytes=s.limits.pep_max_item_bytes,
+        max_sessions_per_account=s.limits.max_sessions_per_account,
         policy=policy_limits(s),
     )
 

@@ -35,10 +35,16 @@ class HubSettings:
     pep_max_nodes: int = 256  # per account
     pep_max_items: int = 256  # per node; what "max" means in publish options
     pep_max_item_bytes: int = 128 * 1024  # one serialized item payload
+    max_sessions_per_account: int = 32  # bound resources of one account at once
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)
 
     def __post_init__(self) -> None:
-        for name in ("offline_max_per_account", "offline_drain_batch", "max_roster_items"):
+        for name in (
+            "offline_max_per_account",
+            "offline_drain_batch",
+            "max_roster_items",
+            "max_sessions_per_account",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 

@@ -97,7 +97,8 @@ class Hub:
         """Bind a resource for an authenticated ``username`` (RFC 6120 §7).
 
         Raises :class:`StanzaError` (``bad-request`` for an invalid resource, ``conflict`` when
-        the policy refuses a resource in use)."""
+        the policy refuses a resource in use, ``resource-constraint`` when the account has
+        ``max_sessions_per_account`` resources bound already, RFC 6120 §7.6.2.1)."""
         bare = self.account_jid(username, host)
         if bare is None:
             raise StanzaError(StanzaErrorCondition.NOT_AUTHORIZED)
@@ -111,6 +112,16 @@ class Hub:
                 StanzaErrorCondition.BAD_REQUEST, f"invalid resource: {exc}"
             ) from None
         existing = registry.get(full)
+        replaces = existing is not None and (
+            self.ctx.settings.bind_conflict is BindConflictPolicy.REPLACE
+        )
+        cap = self.ctx.settings.max_sessions_per_account
+        if not replaces and registry.count(bare) >= cap:
+            log.info("bind refused: session cap", extra={"jid": str(bare), "sessions": cap})
+            raise StanzaError(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                f"this account has the most sessions allowed at once ({cap})",
+            )
         if existing is not None:
             policy = self.ctx.settings.bind_conflict
             if policy is BindConflictPolicy.REFUSE:
