@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from interlink.config import Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
+from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.observers import HubObservers
@@ -106,6 +107,7 @@ def hub_settings(s: Settings) -> HubSettings:
         pep_max_items=s.limits.pep_max_items,
         pep_max_item_bytes=s.limits.pep_max_item_bytes,
         max_sessions_per_account=s.limits.max_sessions_per_account,
+        auth_throttle=throttle_limits(s),
         policy=policy_limits(s),
     )
 
@@ -114,6 +116,20 @@ async def record_services(storage: Storage, addressing: Addressing) -> None:
     """Write the services this data directory's hub serves into it, so that ``interlink user``
     and ``interlink provider`` pointed at it know them (and refuse other domains)."""
     await storage.server_state.put_value("services", json.dumps(list(addressing.services)))
+
+
+def throttle_limits(settings: Settings) -> ThrottleLimits:
+    a = settings.sasl
+    first = a.throttle_first_delay
+    return ThrottleLimits(
+        pair=Backoff(a.throttle_pair_free, first, a.throttle_pair_max_delay),
+        source=Backoff(a.throttle_source_free, first, a.throttle_max_delay),
+        account=Backoff(a.throttle_account_free, first, a.throttle_max_delay),
+        forget_after=a.throttle_forget_after,
+        trusted_for=a.throttle_trusted_for,
+        max_keys=a.throttle_max_keys,
+        ipv6_prefix=a.throttle_ipv6_prefix,
+    )
 
 
 def policy_limits(settings: Settings) -> PolicyLimits:

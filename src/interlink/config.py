@@ -82,6 +82,27 @@ class LimitsSection(_Section):
 
 class SaslSection(_Section):
     scram_iterations: int = Field(4096, ge=4096)
+    # Back-off after failed attempts (docs/security.md): free failures, then first_delay
+    # seconds doubling up to the cap, per (account, source), per source and per account.
+    throttle_pair_free: int = Field(5, ge=0)
+    throttle_source_free: int = Field(20, ge=0)
+    throttle_account_free: int = Field(20, ge=0)
+    throttle_first_delay: float = Field(1.0, gt=0)
+    throttle_pair_max_delay: float = Field(300.0, gt=0)
+    throttle_max_delay: float = Field(60.0, gt=0)  # per source and per account
+    throttle_forget_after: float = Field(3600.0, gt=0)
+    throttle_trusted_for: float = Field(30 * 86400.0, ge=0)
+    throttle_max_keys: int = Field(100_000, ge=1)
+    throttle_ipv6_prefix: int = Field(64, ge=1, le=128)
+
+    @model_validator(mode="after")
+    def _delays_fit(self) -> SaslSection:
+        longest = max(self.throttle_pair_max_delay, self.throttle_max_delay)
+        if min(self.throttle_pair_max_delay, self.throttle_max_delay) < self.throttle_first_delay:
+            raise ValueError("sasl.throttle_*max_delay must be at least sasl.throttle_first_delay")
+        if self.throttle_forget_after < longest:
+            raise ValueError("sasl.throttle_forget_after must be at least the longest back-off")
+        return self
 
 
 class StorageSection(_Section):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlink.hub.addressing import Addressing
+from interlink.hub.auth_throttle import ThrottleLimits
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
@@ -36,6 +37,7 @@ class HubSettings:
     pep_max_items: int = 256  # per node; what "max" means in publish options
     pep_max_item_bytes: int = 128 * 1024  # one serialized item payload
     max_sessions_per_account: int = 32  # bound resources of one account at once
+    auth_throttle: ThrottleLimits = field(default_factory=ThrottleLimits)  # SASL back-off
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)
 
     def __post_init__(self) -> None:

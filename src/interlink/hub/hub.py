@@ -12,6 +12,7 @@ from interlink.errors import (
     StreamErrorCondition,
 )
 from interlink.hub.addressing import Addressing
+from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
 from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
@@ -58,10 +59,47 @@ class Hub:
             self.ctx, user_ids=user_ids, domain_services=domain_services or DomainServices()
         )
         self._authenticate_bearer = authenticate_bearer
+        self.auth_throttle = AuthThrottle(settings.auth_throttle)
 
     @property
     def sessions(self) -> int:
         return len(self.ctx.sessions)
+
+    def begin_login(
+        self, address: str, username: str | None, host: str | None = None
+    ) -> AuthAttempt | AuthThrottled:
+        """Ask the throttle whether a SASL attempt from ``address`` (the peer's IP) on
+        ``username`` (``None``: a bearer token, counted per source only) may go ahead. Whether
+        the account exists is not looked at: the answer is the same for any name."""
+        throttle = self.auth_throttle
+        source = throttle.source_key(address)
+        account: str | None = None
+        if username is not None:
+            jid = self.account_jid(username, host)
+            account = str(jid) if jid is not None else f"?{username.lower()}"
+        verdict = throttle.begin(self.ctx.clock(), source, account)
+        if isinstance(verdict, AuthThrottled):
+            log.debug(
+                "authentication throttled",
+                extra={"source": source, "user": account, "retry_after": verdict.retry_after},
+            )
+        return verdict
+
+    def login_succeeded(self, attempt: AuthAttempt) -> None:
+        self.auth_throttle.succeeded(attempt, self.ctx.clock())
+
+    def login_failed(self, attempt: AuthAttempt, condition: str) -> None:
+        """Count and log a failed attempt (its back-off was counted when it began)."""
+        self.auth_throttle.failed(attempt)
+        log.info(
+            "authentication failed",
+            extra={
+                "source": attempt.source,
+                "user": attempt.account,
+                "condition": condition,
+                "failures": attempt.pair_failures,
+            },
+        )
 
     async def verify_bearer(self, token: str) -> str:
         """The account a bearer token authenticates; raises ``AuthenticationRefused``."""
