@@ -77,6 +77,7 @@ class LimitsSection(_Section):
     pep_max_nodes: int = Field(256, ge=1)
     pep_max_items: int = Field(256, ge=1)
     pep_max_item_bytes: int = Field(128 * 1024, ge=1024)
+    pep_quota_bytes: int = Field(1024 * 1024, ge=1024)  # all item payloads of one account
     max_sessions_per_account: int = Field(32, ge=1)  # bound resources at once
 
 

@@ -250,8 +250,14 @@ class PepService:
                         "precondition-not-met",
                     )
             item = PepItem(item_id, payload, self._ctx.clock())
-            if config.persist_items:
-                await repo.publish(str(owner), node, item)
+            quota = self._ctx.settings.pep_quota_bytes
+            if config.persist_items and not await repo.publish(str(owner), node, item, quota=quota):
+                log.info("PEP quota reached", extra={"jid": str(owner), "quota": quota})
+                raise StanzaError(
+                    StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                    f"this account's PEP items would take more than its quota of {quota} bytes; "
+                    "retract items or delete nodes first",
+                )
         event_items = Element(_q(ns.PUBSUB_EVENT, "items"), {"node": node})
         event_item = Element(_q(ns.PUBSUB_EVENT, "item"), {"id": item_id})
         event_item.append(item_el[0])
