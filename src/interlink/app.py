@@ -97,6 +97,7 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
 def hub_settings(s: Settings) -> HubSettings:
     return HubSettings(
         offline_max_per_account=s.limits.offline_max_per_account,
+        offline_max_bytes_per_account=s.limits.offline_max_bytes_per_account,
         offline_drain_batch=s.limits.offline_drain_batch,
         write_stall_timeout=s.limits.write_stall_timeout,
         bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),

@@ -69,6 +69,7 @@ class LimitsSection(_Section):
     max_name_length: int = Field(256, ge=16)
     max_auth_failures: int = Field(3, ge=1)
     offline_max_per_account: int = Field(1000, ge=1)
+    offline_max_bytes_per_account: int = Field(16 * 1024 * 1024, ge=1024)
     offline_drain_batch: int = Field(100, ge=1)
     write_stall_timeout: float = Field(30.0, gt=0)
     max_roster_items: int = Field(1000, ge=1)

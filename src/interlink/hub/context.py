@@ -27,6 +27,7 @@ log = logging.getLogger("interlink.hub")
 @dataclass(frozen=True, slots=True)
 class HubSettings:
     offline_max_per_account: int = 1000
+    offline_max_bytes_per_account: int = 16 * 1024 * 1024  # the stanzas of one queue
     offline_drain_batch: int = 100
     bind_conflict: BindConflictPolicy = BindConflictPolicy.OVERRIDE
     max_roster_items: int = 1000
