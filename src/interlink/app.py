@@ -104,6 +104,7 @@ def hub_settings(s: Settings) -> HubSettings:
         max_roster_items=s.limits.max_roster_items,
         max_roster_name_length=s.limits.max_roster_name_length,
         max_roster_groups=s.limits.max_roster_groups,
+        max_roster_bytes=s.limits.max_roster_bytes,
         pep_max_nodes=s.limits.pep_max_nodes,
         pep_max_items=s.limits.pep_max_items,
         pep_max_item_bytes=s.limits.pep_max_item_bytes,

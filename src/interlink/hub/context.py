@@ -33,6 +33,7 @@ class HubSettings:
     max_roster_items: int = 1000
     max_roster_name_length: int = 1023
     max_roster_groups: int = 64
+    max_roster_bytes: int = 1024 * 1024  # contacts, names and groups of one roster (UTF-8)
     write_stall_timeout: float = 30.0  # a reader this slow during an offline drain is dropped
     pep_max_nodes: int = 256  # per account
     pep_max_items: int = 256  # per node; what "max" means in publish options

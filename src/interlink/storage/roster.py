@@ -42,6 +42,13 @@ class RosterItem:
     ask: bool = False  # an outbound subscription request is pending
     groups: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def size(self) -> int:
+        """What the item counts against its owner's roster budget: the UTF-8 bytes of its
+        contact, name and groups."""
+        text = (self.contact, self.name or "", *self.groups)
+        return sum(len(t.encode()) for t in text)
+
 
 @dataclass(frozen=True, slots=True)
 class PendingSubscription:
