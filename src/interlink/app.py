@@ -109,6 +109,7 @@ def hub_settings(s: Settings) -> HubSettings:
         pep_max_items=s.limits.pep_max_items,
         pep_max_item_bytes=s.limits.pep_max_item_bytes,
         pep_quota_bytes=s.limits.pep_quota_bytes,
+        pep_max_subscriptions=s.limits.pep_max_subscriptions,
         max_sessions_per_account=s.limits.max_sessions_per_account,
         auth_throttle=throttle_limits(s),
         policy=policy_limits(s),

@@ -80,6 +80,7 @@ class LimitsSection(_Section):
     pep_max_items: int = Field(256, ge=1)
     pep_max_item_bytes: int = Field(128 * 1024, ge=1024)
     pep_quota_bytes: int = Field(1024 * 1024, ge=1024)  # all item payloads of one account
+    pep_max_subscriptions: int = Field(1024, ge=1)  # explicit ones one account holds
     max_sessions_per_account: int = Field(32, ge=1)  # bound resources at once
 
 

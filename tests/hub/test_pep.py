@@ -443,3 +443,26 @@ async def test_account_byte_quota_at_the_boundary_for_home_and_third_party_accou
             )
             assert retract.type is IqType.RESULT
             assert (await publish(c, "n3", "1", payload)).type is IqType.RESULT
+
+
+async def test_explicit_subscriptions_stop_at_the_cap() -> None:
+    async with running_hub(HubSettings(pep_max_subscriptions=2)) as kit:
+        await kit.account("alice")
+        await kit.account("carol")
+        a = await kit.connect("alice", "a")
+        c = await kit.connect("carol", "c")
+        for node in ("f1", "f2", "f3"):
+            await publish(a, node, "1", "<x xmlns='urn:e'/>", options(access_model="open"))
+
+        async def subscribe(node: str) -> Iq:
+            return await iq(
+                c,
+                f"<pubsub xmlns='{PUBSUB}'><subscribe node='{node}' jid='carol@hub.test'/>"
+                "</pubsub>",
+                to="alice@hub.test",
+            )
+
+        assert (await subscribe("f1")).type is IqType.RESULT
+        assert (await subscribe("f2")).type is IqType.RESULT  # at the cap
+        assert condition(await subscribe("f3")) == ("policy-violation", "too-many-subscriptions")
+        assert (await subscribe("f1")).type is IqType.RESULT  # an existing one is kept

@@ -130,3 +130,22 @@ async def test_publish_within_quota_boundary(storage: Storage) -> None:
     assert [i.id for i in await storage.pep.items(alice, NODE)] == ["b", "c"]
     assert await storage.pep.publish(alice, NODE, PepItem("c", "<p/>", T0 + 4), quota=14)
     assert await storage.pep.bytes_used(alice) == 14
+
+
+async def test_subscriptions_are_capped_per_subscribing_account(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    await storage.pep.configure(alice, "n1", PepNodeConfig(), T0)
+    await storage.pep.configure(alice, "n2", PepNodeConfig(), T0)
+    await storage.pep.configure(alice, "n3", PepNodeConfig(), T0)
+    bob = jid("bob")
+    assert await storage.pep.subscribe(alice, "n1", bob, cap=2)
+    assert await storage.pep.subscribe(alice, "n2", bob + "/phone", cap=2)  # same account
+    assert await storage.pep.subscription_count(bob) == 2
+    assert not await storage.pep.subscribe(alice, "n3", bob + "/laptop", cap=2)
+    assert await storage.pep.subscribe(alice, "n1", bob, cap=2)  # already there: kept
+    assert await storage.pep.subscribers(alice, "n3") == []
+    # another account with a name that starts the same is counted apart
+    assert await storage.pep.subscribe(alice, "n3", jid("bobby"), cap=2)
+    assert await storage.pep.subscription_count(bob) == 2
+    await storage.pep.unsubscribe(alice, "n1", bob)
+    assert await storage.pep.subscribe(alice, "n3", bob + "/laptop", cap=2)

@@ -39,6 +39,7 @@ class HubSettings:
     pep_max_items: int = 256  # per node; what "max" means in publish options
     pep_max_item_bytes: int = 128 * 1024  # one serialized item payload
     pep_quota_bytes: int = 1024 * 1024  # all stored item payloads of one account
+    pep_max_subscriptions: int = 1024  # explicit subscriptions one account holds, everywhere
     max_sessions_per_account: int = 32  # bound resources of one account at once
     auth_throttle: ThrottleLimits = field(default_factory=ThrottleLimits)  # SASL back-off
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)

@@ -323,7 +323,13 @@ class PepService:
         node = _node_attr(request)
         jid = self._subscriber(session, request)
         await self._check_read(session.jid.bare, owner, node)
-        await self._ctx.storage.pep.subscribe(str(owner), node, str(jid))
+        cap = self._ctx.settings.pep_max_subscriptions
+        if not await self._ctx.storage.pep.subscribe(str(owner), node, str(jid), cap=cap):
+            raise _error(  # XEP-0060 §6.1.3.10
+                StanzaErrorCondition.POLICY_VIOLATION,
+                f"this account has the most subscriptions allowed ({cap})",
+                "too-many-subscriptions",
+            )
         answer = Element(PUBSUB)
         answer.append(
             Element(

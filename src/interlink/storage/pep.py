@@ -73,7 +73,18 @@ class PepRepository(Protocol):
 
     async def delete_node(self, owner: str, node: str) -> bool: ...
 
-    async def subscribe(self, owner: str, node: str, subscriber: str) -> None: ...
+    async def subscribe(
+        self, owner: str, node: str, subscriber: str, *, cap: int | None = None
+    ) -> bool:
+        """Subscribe ``subscriber`` (a bare or full JID); whether it is subscribed now. With
+        ``cap``, a new subscription is refused (``False``) when the subscriber's account (its
+        bare JID, every resource together) already holds ``cap`` subscriptions on any node of
+        any owner; one that exists already is kept."""
+        ...
+
+    async def subscription_count(self, account: str) -> int:
+        """The subscriptions of the bare JID ``account`` and of its full JIDs, everywhere."""
+        ...
 
     async def unsubscribe(self, owner: str, node: str, subscriber: str) -> bool: ...
 

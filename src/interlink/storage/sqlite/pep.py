@@ -1,6 +1,7 @@
-"""SQLite: PEP nodes, items and subscriptions (migration 0002; item sizes, 0009). Items keep a
-per-node ``seq`` so "newest" is their publication order, and replacing an item by id makes it the
-newest. Each item's payload size is stored beside it, so an account's usage is one sum."""
+"""SQLite: PEP nodes, items and subscriptions (migration 0002; sizes, subscriber index: 0009).
+Items keep a per-node ``seq`` so "newest" is their publication order, and replacing an item by id
+makes it the newest. Each item's payload size is stored beside it, so an account's usage is one
+sum."""
 
 from __future__ import annotations
 
@@ -130,13 +131,36 @@ class SqlitePep:
             )
             return cur.rowcount > 0
 
-    async def subscribe(self, owner: str, node: str, subscriber: str) -> None:
+    async def subscribe(
+        self, owner: str, node: str, subscriber: str, *, cap: int | None = None
+    ) -> bool:
         async with self._db.transaction() as conn:
+            if cap is not None:
+                exists = await self._db.fetch_one(
+                    "SELECT 1 FROM pep_subscriptions WHERE owner = ? AND node = ? "
+                    "AND subscriber = ?",
+                    (owner, node, subscriber),
+                )
+                if exists is None:
+                    count = await self.subscription_count(subscriber.split("/", 1)[0])
+                    if count >= cap:
+                        return False
             await conn.execute(
                 "INSERT OR IGNORE INTO pep_subscriptions (owner, node, subscriber) "
                 "VALUES (?, ?, ?)",
                 (owner, node, subscriber),
             )
+            return True
+
+    async def subscription_count(self, account: str) -> int:
+        # the bare JID itself, and its full JIDs: every string from "account/" up to "account0"
+        # ('0' follows '/'), so the subscriber index answers
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) FROM pep_subscriptions WHERE subscriber = ? "
+            "OR (subscriber >= ? AND subscriber < ?)",
+            (account, account + "/", account + "0"),
+        )
+        return int(row[0]) if row else 0
 
     async def unsubscribe(self, owner: str, node: str, subscriber: str) -> bool:
         async with self._db.transaction() as conn:
