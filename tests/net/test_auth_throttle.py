@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import re
 from dataclasses import replace
+
+import pytest
 
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
@@ -91,4 +94,19 @@ async def test_bearer_token_failures_count_per_source() -> None:
         other = await attempt(kit, "2001:db8:0:1::1:1", bearer("forged"))
         assert b"not-authorized" in other
         assert kit.hub.auth_throttle.failures == 4
+        assert kit.hub.auth_throttle.throttled == 1
+
+
+async def test_failures_are_counted_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    async with running_hub(SETTINGS) as kit:
+        await kit.account("alice")
+        with caplog.at_level(logging.INFO, logger="interlink.hub"):
+            await attempt(kit, "10.0.0.1:1", plain("alice", "guess"))
+            await attempt(kit, "10.0.0.1:1", plain("alice", "guess"))  # throttled
+        failed = [r for r in caplog.records if r.getMessage() == "authentication failed"]
+        assert len(failed) == 1
+        assert failed[0].levelno == logging.WARNING  # the pair's free failure is spent
+        assert getattr(failed[0], "source", None) == "10.0.0.1"
+        assert getattr(failed[0], "user", None) == "alice@hub.test"
+        assert kit.hub.auth_throttle.failures == 1
         assert kit.hub.auth_throttle.throttled == 1

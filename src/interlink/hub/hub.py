@@ -91,13 +91,15 @@ class Hub:
     def login_failed(self, attempt: AuthAttempt, condition: str) -> None:
         """Count and log a failed attempt (its back-off was counted when it began)."""
         self.auth_throttle.failed(attempt)
-        log.info(
+        backing_off = attempt.pair_failures >= self.auth_throttle.limits.pair.free
+        (log.warning if backing_off else log.info)(
             "authentication failed",
             extra={
                 "source": attempt.source,
                 "user": attempt.account,
                 "condition": condition,
                 "failures": attempt.pair_failures,
+                "backing_off": backing_off,
             },
         )
 
