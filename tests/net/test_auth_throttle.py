@@ -110,3 +110,23 @@ async def test_failures_are_counted_and_logged(caplog: pytest.LogCaptureFixture)
         assert getattr(failed[0], "user", None) == "alice@hub.test"
         assert kit.hub.auth_throttle.failures == 1
         assert kit.hub.auth_throttle.throttled == 1
+
+
+def scram_first(user: str) -> str:
+    data = base64.b64encode(f"n,,n={user},r=abcdefgh".encode()).decode()
+    return f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{data}</auth>"
+
+
+async def test_scram_is_refused_before_the_challenge_alike_for_any_account() -> None:
+    """A throttled SCRAM attempt is refused at its first message, before any salt is sent, with
+    the same bytes for a real and an unknown account; an abandoned exchange counted."""
+    async with running_hub(SETTINGS) as kit:
+        await kit.account("alice")
+        answers = {}
+        for user, peer in (("alice", "10.0.0.1:4000"), ("mallory", "10.0.0.2:4000")):
+            first = await attempt(kit, peer, scram_first(user))
+            assert b"<challenge" in first  # the exchange is abandoned: counted as failed
+            answers[user] = await attempt(kit, peer, scram_first(user))
+        assert answers["alice"] == answers["mallory"]
+        assert b"<temporary-auth-failure/>" in answers["alice"]
+        assert b"<challenge" not in answers["alice"]

@@ -70,8 +70,12 @@ class RosterRepository(Protocol):
 
     async def remove(self, owner: str, contact: str) -> None: ...
 
-    async def add_pending(self, owner: str, requester: str, stanza: str, now: float) -> None:
-        """Keep ``requester``'s subscription request (replacing an earlier one)."""
+    async def add_pending(
+        self, owner: str, requester: str, stanza: str, now: float, *, cap: int | None = None
+    ) -> bool:
+        """Keep ``requester``'s subscription request (replacing an earlier one); whether it is
+        kept. With ``cap``, a new requester is not kept when ``owner`` already has ``cap``
+        requests pending."""
 
     async def remove_pending(self, owner: str, requester: str) -> bool:
         """Whether there was one to remove."""
