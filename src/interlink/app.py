@@ -107,6 +107,7 @@ def hub_settings(s: Settings) -> HubSettings:
         max_roster_bytes=s.limits.max_roster_bytes,
         max_pending_subscriptions=s.limits.max_pending_subscriptions,
         max_pending_subscription_bytes=s.limits.max_pending_subscription_bytes,
+        max_directed_presences=s.limits.max_directed_presences,
         pep_max_nodes=s.limits.pep_max_nodes,
         pep_max_items=s.limits.pep_max_items,
         pep_max_item_bytes=s.limits.pep_max_item_bytes,

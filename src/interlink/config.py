@@ -78,6 +78,7 @@ class LimitsSection(_Section):
     max_roster_bytes: int = Field(1024 * 1024, ge=4096)
     max_pending_subscriptions: int = Field(1000, ge=1)  # requests kept for one account
     max_pending_subscription_bytes: int = Field(4096, ge=256)  # one kept request
+    max_directed_presences: int = Field(1000, ge=1)  # remembered per session
     pep_max_nodes: int = Field(256, ge=1)
     pep_max_items: int = Field(256, ge=1)
     pep_max_item_bytes: int = Field(128 * 1024, ge=1024)

@@ -36,6 +36,7 @@ class HubSettings:
     max_roster_bytes: int = 1024 * 1024  # contacts, names and groups of one roster (UTF-8)
     max_pending_subscriptions: int = 1000  # requests kept for one account to answer
     max_pending_subscription_bytes: int = 4096  # one kept request; beyond, kept bare
+    max_directed_presences: int = 1000  # addresses one session sent directed presence to
     write_stall_timeout: float = 30.0  # a reader this slow during an offline drain is dropped
     pep_max_nodes: int = 256  # per account
     pep_max_items: int = 256  # per node; what "max" means in publish options

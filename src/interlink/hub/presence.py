@@ -174,6 +174,18 @@ class PresenceService:
 
     # -- directed presence (RFC 6121 §4.6) ----------------------------------------------------
     async def _directed(self, session: Session, presence: Presence, to: JID) -> None:
+        cap = self._ctx.settings.max_directed_presences
+        if (
+            presence.type is PresenceType.AVAILABLE
+            and session.available
+            and to not in session.directed
+            and len(session.directed) >= cap
+        ):
+            # Each address is remembered until the session ends (for its unavailable): bounded.
+            raise StanzaError(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                f"directed presence is kept for at most {cap} addresses per session",
+            )
         self._deliver_directed(presence, to)
         if presence.type is PresenceType.ERROR:
             return

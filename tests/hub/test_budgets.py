@@ -1,9 +1,11 @@
-"""A roster's byte budget (``max_roster_bytes``): contacts, names and groups together."""
+"""Per-account budgets of what users store through rosters and presence: the roster's bytes,
+subscription requests (the roster cap, pending requests) and remembered directed presence."""
 
 from __future__ import annotations
 
 from interlink.hub.context import HubSettings
 from interlink.storage.roster import RosterItem
+from interlink.xmpp.jid import JID
 from tests.hub.test_presence_roster import roster_set
 from tests.hubkit import running_hub
 
@@ -79,3 +81,20 @@ async def test_pending_requests_are_capped_per_recipient_and_kept_small() -> Non
             "<presence xmlns='jabber:client' to='bob@hub.test' type='subscribe'/>"
         )
         assert len(await kit.hub.ctx.storage.roster.pending("bob@hub.test")) == 2
+
+
+async def test_directed_presence_is_remembered_for_at_most_the_cap() -> None:
+    async with running_hub(HubSettings(max_directed_presences=2)) as kit:
+        await kit.account("alice")
+        a = await kit.connect("alice", "a")
+        a.take()
+        for to in ("x@hub.test", "y@hub.test", "x@hub.test", "z@hub.test"):
+            await a.send(f"<presence xmlns='jabber:client' to='{to}'/>")
+        errors = [el for el in a.take() if el.get("type") == "error"]
+        assert [e.get("from") for e in errors] == ["z@hub.test"]
+        assert errors[0].find(f"{{{STANZAS}}}error/{{{ERR}}}resource-constraint") is not None
+        assert a.session.directed == {JID.parse("x@hub.test"), JID.parse("y@hub.test")}
+        # unavailable to one of them frees its place
+        await a.send("<presence xmlns='jabber:client' to='x@hub.test' type='unavailable'/>")
+        await a.send("<presence xmlns='jabber:client' to='z@hub.test'/>")
+        assert [el for el in a.take() if el.get("type") == "error"] == []
