@@ -14,6 +14,7 @@ the hub as it was before the throttle.
 
     .venv/bin/python bench/auth_guessing.py                    # 20 and 48 guessers, 10 s each
     .venv/bin/python bench/auth_guessing.py --guessers 48 --no-throttle
+    .venv/bin/python bench/auth_guessing.py --scram             # SCRAM-SHA-256 guessers
 """
 
 from __future__ import annotations
@@ -111,12 +112,15 @@ class Conn:
         return Conn(r, w)
 
     async def until(self, *marks: bytes) -> bytes:
-        """Read until one of ``marks`` is in the buffer; return and drop what came before it."""
+        """Read until one of ``marks`` (the start of a tag) has arrived with the rest of its tag;
+        return everything up to the end of that tag and keep what follows."""
         while True:
             for mark in marks:
                 i = self.buf.find(mark)
                 if i >= 0:
-                    end = self.buf.find(b">", i + len(mark))
+                    end = self.buf.find(b">", i + len(mark) - 1)
+                    if end < 0:
+                        break  # the tag is not complete yet
                     got, self.buf = self.buf[: end + 1], self.buf[end + 1 :]
                     return got
             data = await asyncio.wait_for(self.reader.read(65536), 30)
@@ -143,7 +147,26 @@ class Tally:
     logins: list[float] = field(default_factory=list)
 
 
-async def guesser(port: int, ctx: ssl.SSLContext, stop: asyncio.Event, tally: Tally) -> None:
+async def scram_guess(c: Conn, password: str) -> bytes:
+    """One SCRAM-SHA-256 attempt on alice; the hub's final answer (failure or success)."""
+    from scramp import ScramClient
+
+    client = ScramClient(["SCRAM-SHA-256"], "alice", password)
+    first = base64.b64encode(client.get_client_first().encode()).decode()
+    c.send(f"<auth xmlns='{SASL}' mechanism='SCRAM-SHA-256'>{first}</auth>".encode())
+    got = await c.until(b"</challenge", b"</failure")
+    if b"<failure" in got:
+        return got  # refused before the challenge (throttled)
+    text = got[got.index(b"<challenge") :].split(b">", 1)[1].split(b"<", 1)[0]
+    client.set_server_first(base64.b64decode(text).decode())
+    final = base64.b64encode(client.get_client_final().encode()).decode()
+    c.send(f"<response xmlns='{SASL}'>{final}</response>".encode())
+    return await c.until(b"</failure", b"<success")
+
+
+async def guesser(
+    port: int, ctx: ssl.SSLContext, stop: asyncio.Event, tally: Tally, scram: bool
+) -> None:
     n = 0
     while not stop.is_set():
         try:
@@ -156,8 +179,11 @@ async def guesser(port: int, ctx: ssl.SSLContext, stop: asyncio.Event, tally: Ta
             await c.until(b"</stream:features>")
             for _ in range(3):
                 n += 1
-                c.send(plain("alice", f"guess{n}"))
-                got = await c.until(b"<not-authorized", b"<temporary-auth-failure")
+                if scram:
+                    got = await scram_guess(c, f"guess{n}")
+                else:
+                    c.send(plain("alice", f"guess{n}"))
+                    got = await c.until(b"<not-authorized", b"<temporary-auth-failure")
                 if b"<not-authorized" in got:
                     tally.checked += 1
                 else:
@@ -193,14 +219,14 @@ async def bystander_login(port: int, ctx: ssl.SSLContext, resource: str) -> floa
         c.close()
 
 
-async def run(port: int, guessers: int, seconds: float, every: float) -> Tally:
+async def run(port: int, guessers: int, seconds: float, every: float, scram: bool) -> Tally:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     tally = Tally()
     await bystander_login(port, ctx, "before")  # bob's known place
     stop = asyncio.Event()
-    tasks = [asyncio.create_task(guesser(port, ctx, stop, tally)) for _ in range(guessers)]
+    tasks = [asyncio.create_task(guesser(port, ctx, stop, tally, scram)) for _ in range(guessers)]
     started = time.perf_counter()
     i = 0
     while time.perf_counter() - started < seconds:
@@ -218,6 +244,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--every", type=float, default=0.5, help="seconds between bob's logins")
     parser.add_argument("--no-throttle", action="store_true")
+    parser.add_argument("--scram", action="store_true", help="guess with SCRAM-SHA-256")
     args = parser.parse_args()
     pin(1)
     for n in args.guessers:
@@ -225,7 +252,7 @@ def main() -> None:
         port = free_port()
         hub = start_hub(data, port, throttle=not args.no_throttle)
         try:
-            tally = asyncio.run(run(port, n, args.seconds, args.every))
+            tally = asyncio.run(run(port, n, args.seconds, args.every, args.scram))
         finally:
             hub.send_signal(signal.SIGTERM)
             try:
@@ -236,7 +263,8 @@ def main() -> None:
         s = args.seconds
         logins = sorted(tally.logins)
         print(
-            f"{n} guessers, {s:.0f} s, throttle {'off' if args.no_throttle else 'on'}: "
+            f"{n} {'SCRAM' if args.scram else 'PLAIN'} guessers, {s:.0f} s, "
+            f"throttle {'off' if args.no_throttle else 'on'}: "
             f"{(tally.checked + tally.throttled) / s:.0f} attempts/s answered, "
             f"{tally.checked / s:.2f} guesses/s checked ({tally.checked} in all), "
             f"{tally.throttled / s:.0f}/s throttled; bystander login "
