@@ -68,9 +68,10 @@ async def login(port: int, certs: Certs, user: str, resource: str) -> str:
 
 
 async def test_parallel_guessers_are_throttled_while_a_bystander_logs_in(tmp_path: Path) -> None:
-    async with running_hub(tmp_path) as (server, certs):
+    async with running_hub(tmp_path, accounts=("alice", "bob", "carol")) as (server, certs):
         port = server.ports["c2s-direct-tls"]
-        # bob has logged in from here before (his pair is known, see docs/security.md)
+        # bob has logged in from here before (his pair is known, see docs/security.md); carol
+        # logs in for the first time during the attack, from the guessers' own address
         assert (await login(port, certs, "bob", "before")).startswith("bob@")
         stop = asyncio.Event()
         tally = Tally()
@@ -79,6 +80,7 @@ async def test_parallel_guessers_are_throttled_while_a_bystander_logs_in(tmp_pat
         try:
             await asyncio.sleep(ATTACK_SECONDS / 2)
             assert (await login(port, certs, "bob", "during")).startswith("bob@")
+            assert (await login(port, certs, "carol", "first")).startswith("carol@")
             await asyncio.sleep(ATTACK_SECONDS / 2)
         finally:
             stop.set()
