@@ -191,3 +191,30 @@ def test_limits_are_checked() -> None:
         ThrottleLimits(forget_after=10.0)
     with pytest.raises(ValueError, match="ipv6_prefix"):
         ThrottleLimits(ipv6_prefix=0)
+
+
+def test_configuration_builds_the_limits() -> None:
+    from interlink.app import hub_settings, throttle_limits
+    from interlink.config import load_settings
+    from interlink.errors import ConfigError
+
+    settings = load_settings(
+        None,
+        {
+            "sasl": {
+                "throttle_pair_free": 2,
+                "throttle_first_delay": 0.5,
+                "throttle_pair_max_delay": 30.0,
+                "throttle_max_delay": 10.0,
+                "throttle_ipv6_prefix": 56,
+            }
+        },
+    )
+    limits = throttle_limits(settings)
+    assert limits.pair == Backoff(2, 0.5, 30.0)
+    assert limits.source == Backoff(20, 0.5, 10.0)
+    assert limits.account == Backoff(20, 0.5, 10.0)
+    assert limits.ipv6_prefix == 56
+    assert hub_settings(settings).auth_throttle == limits
+    with pytest.raises(ConfigError, match="forget_after"):
+        load_settings(None, {"sasl": {"throttle_forget_after": 5.0}})
