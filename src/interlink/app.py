@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from interlink.config import Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
+from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.observers import HubObservers
@@ -97,15 +98,24 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
 def hub_settings(s: Settings) -> HubSettings:
     return HubSettings(
         offline_max_per_account=s.limits.offline_max_per_account,
+        offline_max_bytes_per_account=s.limits.offline_max_bytes_per_account,
         offline_drain_batch=s.limits.offline_drain_batch,
         write_stall_timeout=s.limits.write_stall_timeout,
         bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),
         max_roster_items=s.limits.max_roster_items,
         max_roster_name_length=s.limits.max_roster_name_length,
         max_roster_groups=s.limits.max_roster_groups,
+        max_roster_bytes=s.limits.max_roster_bytes,
+        max_pending_subscriptions=s.limits.max_pending_subscriptions,
+        max_pending_subscription_bytes=s.limits.max_pending_subscription_bytes,
+        max_directed_presences=s.limits.max_directed_presences,
         pep_max_nodes=s.limits.pep_max_nodes,
         pep_max_items=s.limits.pep_max_items,
         pep_max_item_bytes=s.limits.pep_max_item_bytes,
+        pep_quota_bytes=s.limits.pep_quota_bytes,
+        pep_max_subscriptions=s.limits.pep_max_subscriptions,
+        max_sessions_per_account=s.limits.max_sessions_per_account,
+        auth_throttle=throttle_limits(s),
         policy=policy_limits(s),
     )
 
@@ -128,6 +138,20 @@ def xml_limits(settings: Settings, *, authenticated: bool) -> XmlLimits:
         max_namespace_declarations=s.max_namespace_declarations,
         max_header_attributes=s.max_header_attributes,
         max_header_namespaces=s.max_header_namespaces,
+    )
+
+
+def throttle_limits(settings: Settings) -> ThrottleLimits:
+    a = settings.sasl
+    first = a.throttle_first_delay
+    return ThrottleLimits(
+        pair=Backoff(a.throttle_pair_free, first, a.throttle_pair_max_delay),
+        source=Backoff(a.throttle_source_free, first, a.throttle_max_delay),
+        account=Backoff(a.throttle_account_free, first, a.throttle_max_delay),
+        forget_after=a.throttle_forget_after,
+        trusted_for=a.throttle_trusted_for,
+        max_keys=a.throttle_max_keys,
+        ipv6_prefix=a.throttle_ipv6_prefix,
     )
 
 

@@ -81,18 +81,47 @@ class LimitsSection(_Section):
     pre_auth_read_burst_bytes: int = Field(16 * 1024, ge=1024)
     max_auth_failures: int = Field(3, ge=1)
     offline_max_per_account: int = Field(1000, ge=1)
+    offline_max_bytes_per_account: int = Field(16 * 1024 * 1024, ge=1024)
     offline_drain_batch: int = Field(100, ge=1)
     write_stall_timeout: float = Field(30.0, gt=0)
     max_roster_items: int = Field(1000, ge=1)
     max_roster_name_length: int = Field(1023, ge=1)
     max_roster_groups: int = Field(64, ge=0)
+    max_roster_bytes: int = Field(1024 * 1024, ge=4096)
+    max_pending_subscriptions: int = Field(1000, ge=1)  # requests kept for one account
+    max_pending_subscription_bytes: int = Field(4096, ge=256)  # one kept request
+    max_directed_presences: int = Field(1000, ge=1)  # remembered per session
     pep_max_nodes: int = Field(256, ge=1)
     pep_max_items: int = Field(256, ge=1)
     pep_max_item_bytes: int = Field(128 * 1024, ge=1024)
+    pep_quota_bytes: int = Field(1024 * 1024, ge=1024)  # all item payloads of one account
+    pep_max_subscriptions: int = Field(1024, ge=1)  # explicit ones one account holds
+    max_sessions_per_account: int = Field(32, ge=1)  # bound resources at once
 
 
 class SaslSection(_Section):
     scram_iterations: int = Field(4096, ge=4096)
+    # Back-off after failed attempts (docs/security.md): free failures, then first_delay
+    # seconds doubling up to the cap, per (account, source), per source and per account.
+    throttle_pair_free: int = Field(5, ge=0)
+    throttle_source_free: int = Field(20, ge=0)
+    throttle_account_free: int = Field(20, ge=0)
+    throttle_first_delay: float = Field(1.0, gt=0)
+    throttle_pair_max_delay: float = Field(300.0, gt=0)
+    throttle_max_delay: float = Field(60.0, gt=0)  # per source and per account
+    throttle_forget_after: float = Field(3600.0, gt=0)
+    throttle_trusted_for: float = Field(30 * 86400.0, ge=0)
+    throttle_max_keys: int = Field(100_000, ge=1)
+    throttle_ipv6_prefix: int = Field(64, ge=1, le=128)
+
+    @model_validator(mode="after")
+    def _delays_fit(self) -> SaslSection:
+        longest = max(self.throttle_pair_max_delay, self.throttle_max_delay)
+        if min(self.throttle_pair_max_delay, self.throttle_max_delay) < self.throttle_first_delay:
+            raise ValueError("sasl.throttle_*max_delay must be at least sasl.throttle_first_delay")
+        if self.throttle_forget_after < longest:
+            raise ValueError("sasl.throttle_forget_after must be at least the longest back-off")
+        return self
 
 
 class StorageSection(_Section):

@@ -93,6 +93,33 @@ async def test_queue_cap_at_the_boundary_gives_resource_constraint() -> None:
         assert await kit.hub.ctx.storage.offline.count("bob@hub.test") == 5
 
 
+async def test_queue_byte_budget_at_the_boundary_gives_resource_constraint() -> None:
+    async with running_hub() as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        a.take()
+        await a.send(msg("bob@hub.test", "m0"))
+        one = await kit.hub.ctx.storage.offline.bytes_queued("bob@hub.test")
+    # the same messages again, with a budget of exactly three of them
+    async with running_hub(HubSettings(offline_max_bytes_per_account=3 * one)) as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        a.take()
+        for i in range(3):
+            await a.send(msg("bob@hub.test", f"m{i}"))
+        assert a.take() == []
+        await a.send(msg("bob@hub.test", "m3"))
+        (err,) = a.stanzas()
+        assert isinstance(err, Message)
+        error = err.find("{jabber:client}error")
+        assert error is not None
+        assert error[0].tag == STANZA_ERR + "resource-constraint"
+        assert f"{3 * one} bytes" in (error[1].text or "")
+        assert await kit.hub.ctx.storage.offline.bytes_queued("bob@hub.test") == 3 * one
+
+
 async def test_nonexistent_recipient_gets_service_unavailable_and_nothing_is_stored() -> None:
     async with running_hub() as kit:
         await kit.account("alice")

@@ -10,7 +10,7 @@ from interlink.hub.caps import caps_hash, verification_string
 from interlink.hub.context import HubSettings
 from interlink.xmpp.parser import ElementReceived, Framing, StreamParser
 from interlink.xmpp.stanza import Iq, IqType, Message, parse_stanza
-from tests.hubkit import DOMAIN, Client, HubKit, running_hub
+from tests.hubkit import CREDS, DOMAIN, Client, HubKit, running_hub
 
 PUBSUB = "http://jabber.org/protocol/pubsub"
 EVENT = "{http://jabber.org/protocol/pubsub#event}"
@@ -411,3 +411,58 @@ def test_caps_hash_matches_the_xep_example(xml: str, ver: str) -> None:
     assert isinstance(ev, ElementReceived)
     assert verification_string(ev.element).startswith("client/pc//Exodus 0.9.1<")
     assert caps_hash(ev.element) == ver
+
+
+async def test_account_byte_quota_at_the_boundary_for_home_and_third_party_accounts() -> None:
+    """Every account's stored payloads, all nodes together, stay within ``pep_quota_bytes``;
+    the publish that would exceed it is refused and stores nothing; retracting makes room."""
+    third_party = "u1@chat.interop.hub.test"
+    payload = "<x xmlns='urn:e'>" + "y" * 979 + "</x>"  # 1000 bytes
+    async with running_hub(HubSettings(pep_quota_bytes=3000)) as kit:
+        kit.approve("chat", "Chat")
+        await kit.account("alice")
+        await kit.hub.ctx.storage.accounts.create(third_party, CREDS, kit.clock())
+        for owner in ("alice", third_party):
+            c = await kit.connect(owner, "a")
+            c.take()
+            assert len(payload.encode()) == 1000
+            for i in range(3):  # exactly at the quota: 3 x 1000 in three nodes
+                ok = await publish(c, f"n{i}", "1", payload, options(max_items="max"))
+                assert ok.type is IqType.RESULT, ok
+            bare = c.session.jid.bare
+            assert await kit.hub.ctx.storage.pep.bytes_used(str(bare)) == 3000
+            over = await publish(c, "n3", "1", "<x xmlns='urn:e'/>")
+            assert condition(over) == ("resource-constraint", None)
+            assert await kit.hub.ctx.storage.pep.bytes_used(str(bare)) == 3000
+            # replacing an item by id with one no bigger fits
+            same = await publish(c, "n0", "1", payload)
+            assert same.type is IqType.RESULT
+            retract = await iq(
+                c,
+                f"<pubsub xmlns='{PUBSUB}'><retract node='n0'><item id='1'/></retract></pubsub>",
+            )
+            assert retract.type is IqType.RESULT
+            assert (await publish(c, "n3", "1", payload)).type is IqType.RESULT
+
+
+async def test_explicit_subscriptions_stop_at_the_cap() -> None:
+    async with running_hub(HubSettings(pep_max_subscriptions=2)) as kit:
+        await kit.account("alice")
+        await kit.account("carol")
+        a = await kit.connect("alice", "a")
+        c = await kit.connect("carol", "c")
+        for node in ("f1", "f2", "f3"):
+            await publish(a, node, "1", "<x xmlns='urn:e'/>", options(access_model="open"))
+
+        async def subscribe(node: str) -> Iq:
+            return await iq(
+                c,
+                f"<pubsub xmlns='{PUBSUB}'><subscribe node='{node}' jid='carol@hub.test'/>"
+                "</pubsub>",
+                to="alice@hub.test",
+            )
+
+        assert (await subscribe("f1")).type is IqType.RESULT
+        assert (await subscribe("f2")).type is IqType.RESULT  # at the cap
+        assert condition(await subscribe("f3")) == ("policy-violation", "too-many-subscriptions")
+        assert (await subscribe("f1")).type is IqType.RESULT  # an existing one is kept

@@ -284,3 +284,28 @@ async def test_generated_resources_are_unique() -> None:
         await kit.account("alice")
         jids = {(await kit.connect("alice")).session.jid for _ in range(20)}
         assert len(jids) == 20
+
+
+@pytest.mark.parametrize("policy", list(BindConflictPolicy))
+async def test_sessions_per_account_stop_at_the_cap(policy: BindConflictPolicy) -> None:
+    """The cap'th bind succeeds, the next gets resource-constraint (RFC 6120 §7.6.2.1); another
+    account is not affected; a replacement (same resource, ``replace``) does not add one."""
+    from interlink.errors import StanzaError
+
+    async with running_hub(HubSettings(bind_conflict=policy, max_sessions_per_account=3)) as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        first = await kit.connect("alice", "r0")
+        second = await kit.connect("alice", "r1")
+        await kit.connect("alice", "r2")
+        with pytest.raises(StanzaError) as info:
+            await kit.connect("alice", "r3")
+        assert info.value.condition == "resource-constraint"
+        assert "(3)" in info.value.text
+        if policy is BindConflictPolicy.REPLACE:
+            again = await kit.connect("alice", "r0")
+            assert again.session.jid.resource == "r0"
+            assert first.port.closed
+        await kit.connect("bob")
+        await kit.disconnect(second)
+        await kit.connect("alice", "r3")  # a freed place can be taken

@@ -13,6 +13,7 @@ from omemo.storage import StorageException
 
 from interlink.client import ClientError, InterlinkClient, TextMessage
 from interlink.client.client import FALLBACK_BODY
+from interlink.hub.context import HubSettings
 from tests.integration.kit import DOMAIN, record_routed, running_hub
 
 
@@ -176,6 +177,14 @@ async def test_two_devices_of_one_account_both_decrypt(tmp_path: Path) -> None:
             await bob.send_text(f"alice@{DOMAIN}", "to both of you")
             assert (await next_text(phone)).text == "to both of you"
             assert (await next_text(laptop)).text == "to both of you"
+            # Two devices' OMEMO 2 and legacy bundles (100 prekeys each) and device lists fit
+            # the default PEP quota many times over.
+            assert server.storage is not None
+            used = await server.storage.pep.bytes_used(f"alice@{DOMAIN}")
+            nodes = await server.storage.pep.nodes(f"alice@{DOMAIN}")
+            assert any(n.name.startswith("eu.siacs.conversations.axolotl") for n in nodes)
+            assert any(n.name.startswith("urn:xmpp:omemo:2") for n in nodes)
+            assert 20_000 < used < HubSettings().pep_quota_bytes // 16, used
         finally:
             for c in (phone, laptop, bob):
                 await c.close()

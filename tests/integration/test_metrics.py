@@ -62,6 +62,9 @@ async def test_metrics_health_and_readiness(tmp_path: Path) -> None:
             text, "interlink_routing_seconds_count"
         )
         assert sample(text, "interlink_offline_messages") == 0
+        assert sample(text, "interlink_auth_attempts_total", 'outcome="failed"') == 0
+        assert sample(text, "interlink_auth_attempts_total", 'outcome="throttled"') == 0
+        assert sample(text, "interlink_auth_throttle_keys") >= 1  # the two logins' places
         assert (
             sample(text, "interlink_policy_refusals_total", 'reason="provider-not-approved"') == 1
         )

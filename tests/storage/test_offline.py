@@ -59,3 +59,23 @@ async def test_queues_are_per_owner_and_totals_sum_them(storage: Storage) -> Non
     assert await storage.offline.count(bob) == 3
     assert await storage.offline.totals() == OfflineTotals(messages=3, accounts=1, longest=3)
     assert await storage.offline.count("ghost@hub.test") == 0
+
+
+async def test_byte_budget_boundary(storage: Storage) -> None:
+    """A queue holds at most ``max_bytes`` (UTF-8) of stanzas; each owner has its own; a drained
+    queue has room again."""
+    bob = await account(storage, "bob")
+    alice = await account(storage, "alice")
+    ten = "<m>é1</m>"  # 10 bytes, 9 characters
+    assert len(ten.encode()) == 10
+    assert await storage.offline.store(bob, ten, T0, 10, max_bytes=20)
+    assert await storage.offline.store(bob, ten, T0, 10, max_bytes=20)  # exactly 20
+    assert not await storage.offline.store(bob, "<m/>", T0, 10, max_bytes=20)
+    assert await storage.offline.bytes_queued(bob) == 20
+    assert await storage.offline.count(bob) == 2
+    assert await storage.offline.store(alice, ten, T0, 10, max_bytes=20)
+    first, _ = await storage.offline.fetch(bob, 10)
+    await storage.offline.delete(bob, first.id)
+    assert await storage.offline.bytes_queued(bob) == 10
+    assert await storage.offline.store(bob, ten, T0, 10, max_bytes=20)
+    assert await storage.offline.store(bob, ten, T0, 10)  # no byte budget given

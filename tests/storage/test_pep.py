@@ -88,3 +88,64 @@ async def test_subscriptions_and_node_deletion(storage: Storage) -> None:
     assert await storage.pep.items(alice, NODE) == []
     assert await storage.pep.subscribers(alice, NODE) == []
     assert await storage.pep.node_count(alice) == 0
+
+
+async def test_bytes_used_counts_utf8_payload_bytes_per_owner(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    bob = await account(storage, "bob")
+    assert await storage.pep.bytes_used(alice) == 0
+    await storage.pep.configure(alice, NODE, PepNodeConfig(max_items=2), T0)
+    await storage.pep.configure(alice, "other", PepNodeConfig(max_items=2), T0)
+    await storage.pep.configure(bob, NODE, PepNodeConfig(), T0)
+    await storage.pep.publish(alice, NODE, PepItem("a", "<p>é</p>", T0))  # 9 bytes, 8 chars
+    await storage.pep.publish(alice, "other", PepItem("b", "<q/>", T0))
+    await storage.pep.publish(bob, NODE, PepItem("c", "<bob/>", T0))
+    assert await storage.pep.bytes_used(alice) == 13
+    await storage.pep.publish(alice, NODE, PepItem("a", "<p/>", T0))  # replaced
+    assert await storage.pep.bytes_used(alice) == 8
+    await storage.pep.retract(alice, "other", "b")
+    assert await storage.pep.bytes_used(alice) == 4
+    await storage.pep.delete_node(alice, NODE)
+    assert await storage.pep.bytes_used(alice) == 0
+    assert await storage.pep.bytes_used(bob) == 6
+
+
+async def test_publish_within_quota_boundary(storage: Storage) -> None:
+    """The quota holds what is stored after the publish: a replacement or a trim makes room,
+    and a refused publish stores nothing."""
+    alice = await account(storage, "alice")
+    await storage.pep.configure(alice, NODE, PepNodeConfig(max_items=2), T0)
+    ten = "<p>" + "x" * 3 + "</p>"  # 10 bytes
+    assert await storage.pep.publish(alice, NODE, PepItem("a", ten, T0), quota=20)
+    assert await storage.pep.publish(alice, NODE, PepItem("b", ten, T0 + 1), quota=20)  # at 20
+    eleven = "<p>" + "x" * 4 + "</p>"
+    assert not await storage.pep.publish(alice, NODE, PepItem("b", eleven, T0 + 2), quota=20)
+    assert await storage.pep.items(alice, NODE) == [
+        PepItem("a", ten, T0),
+        PepItem("b", ten, T0 + 1),
+    ]
+    assert await storage.pep.bytes_used(alice) == 20
+    # a third item trims the oldest (max_items=2): 10 + 10 fits again
+    assert await storage.pep.publish(alice, NODE, PepItem("c", ten, T0 + 3), quota=20)
+    assert [i.id for i in await storage.pep.items(alice, NODE)] == ["b", "c"]
+    assert await storage.pep.publish(alice, NODE, PepItem("c", "<p/>", T0 + 4), quota=14)
+    assert await storage.pep.bytes_used(alice) == 14
+
+
+async def test_subscriptions_are_capped_per_subscribing_account(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    await storage.pep.configure(alice, "n1", PepNodeConfig(), T0)
+    await storage.pep.configure(alice, "n2", PepNodeConfig(), T0)
+    await storage.pep.configure(alice, "n3", PepNodeConfig(), T0)
+    bob = jid("bob")
+    assert await storage.pep.subscribe(alice, "n1", bob, cap=2)
+    assert await storage.pep.subscribe(alice, "n2", bob + "/phone", cap=2)  # same account
+    assert await storage.pep.subscription_count(bob) == 2
+    assert not await storage.pep.subscribe(alice, "n3", bob + "/laptop", cap=2)
+    assert await storage.pep.subscribe(alice, "n1", bob, cap=2)  # already there: kept
+    assert await storage.pep.subscribers(alice, "n3") == []
+    # another account with a name that starts the same is counted apart
+    assert await storage.pep.subscribe(alice, "n3", jid("bobby"), cap=2)
+    assert await storage.pep.subscription_count(bob) == 2
+    await storage.pep.unsubscribe(alice, "n1", bob)
+    assert await storage.pep.subscribe(alice, "n3", bob + "/laptop", cap=2)

@@ -58,3 +58,17 @@ async def test_pending_requests_are_kept_oldest_first_and_replaced(storage: Stor
     assert await storage.roster.remove_pending(alice, jid("bob"))
     assert not await storage.roster.remove_pending(alice, jid("bob"))
     assert [p.requester for p in await storage.roster.pending(alice)] == [jid("carol")]
+
+
+async def test_pending_requests_cap_boundary(storage: Storage) -> None:
+    alice = await account(storage, "alice")
+    assert await storage.roster.add_pending(alice, jid("bob"), "<p n='1'/>", T0, cap=2)
+    assert await storage.roster.add_pending(alice, jid("carol"), "<p n='2'/>", T0, cap=2)
+    assert not await storage.roster.add_pending(alice, jid("dave"), "<p n='3'/>", T0, cap=2)
+    assert await storage.roster.add_pending(alice, jid("bob"), "<p n='4'/>", T0 + 1, cap=2)
+    pending = await storage.roster.pending(alice)
+    assert [(p.requester, p.stanza) for p in pending] == [
+        (jid("carol"), "<p n='2'/>"),
+        (jid("bob"), "<p n='4'/>"),
+    ]
+    assert await storage.roster.add_pending(alice, jid("dave"), "<p n='5'/>", T0)  # no cap

@@ -8,13 +8,14 @@ import weakref
 import pytest
 from scramp import ScramClient
 
-from interlink.errors import StanzaError, StanzaErrorCondition, StreamErrorCondition
+from interlink.errors import SaslCondition, StanzaError, StanzaErrorCondition, StreamErrorCondition
 from interlink.xmpp.framing import Framing
 from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import (
     Authenticated,
+    AuthenticationFailed,
     BindRequested,
     CredentialsRequested,
     ServerStream,
@@ -113,7 +114,9 @@ def test_scram_wrong_password_and_unknown_user_look_alike(mechanism: str) -> Non
         events = h.send(
             f"<response xmlns='{SASL}'>{b64(client.get_client_final())}</response>".encode()
         )
-        assert events == []
+        assert events == [
+            AuthenticationFailed(SaslCondition.NOT_AUTHORIZED, "authentication failed")
+        ]
         assert h.last().tag == f"{{{SASL}}}failure"
         assert h.last()[0].tag == f"{{{SASL}}}not-authorized"
         assert h.stream.state is StreamState.NEGOTIATING

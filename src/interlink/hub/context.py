@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlink.hub.addressing import Addressing
+from interlink.hub.auth_throttle import ThrottleLimits
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
@@ -26,19 +27,33 @@ log = logging.getLogger("interlink.hub")
 @dataclass(frozen=True, slots=True)
 class HubSettings:
     offline_max_per_account: int = 1000
+    offline_max_bytes_per_account: int = 16 * 1024 * 1024  # the stanzas of one queue
     offline_drain_batch: int = 100
     bind_conflict: BindConflictPolicy = BindConflictPolicy.OVERRIDE
     max_roster_items: int = 1000
     max_roster_name_length: int = 1023
     max_roster_groups: int = 64
+    max_roster_bytes: int = 1024 * 1024  # contacts, names and groups of one roster (UTF-8)
+    max_pending_subscriptions: int = 1000  # requests kept for one account to answer
+    max_pending_subscription_bytes: int = 4096  # one kept request; beyond, kept bare
+    max_directed_presences: int = 1000  # addresses one session sent directed presence to
     write_stall_timeout: float = 30.0  # a reader this slow during an offline drain is dropped
     pep_max_nodes: int = 256  # per account
     pep_max_items: int = 256  # per node; what "max" means in publish options
     pep_max_item_bytes: int = 128 * 1024  # one serialized item payload
+    pep_quota_bytes: int = 1024 * 1024  # all stored item payloads of one account
+    pep_max_subscriptions: int = 1024  # explicit subscriptions one account holds, everywhere
+    max_sessions_per_account: int = 32  # bound resources of one account at once
+    auth_throttle: ThrottleLimits = field(default_factory=ThrottleLimits)  # SASL back-off
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)
 
     def __post_init__(self) -> None:
-        for name in ("offline_max_per_account", "offline_drain_batch", "max_roster_items"):
+        for name in (
+            "offline_max_per_account",
+            "offline_drain_batch",
+            "max_roster_items",
+            "max_sessions_per_account",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 

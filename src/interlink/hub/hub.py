@@ -12,6 +12,7 @@ from interlink.errors import (
     StreamErrorCondition,
 )
 from interlink.hub.addressing import Addressing
+from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
 from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
@@ -58,10 +59,49 @@ class Hub:
             self.ctx, user_ids=user_ids, domain_services=domain_services or DomainServices()
         )
         self._authenticate_bearer = authenticate_bearer
+        self.auth_throttle = AuthThrottle(settings.auth_throttle)
 
     @property
     def sessions(self) -> int:
         return len(self.ctx.sessions)
+
+    def begin_login(
+        self, address: str, username: str | None, host: str | None = None
+    ) -> AuthAttempt | AuthThrottled:
+        """Ask the throttle whether a SASL attempt from ``address`` (the peer's IP) on
+        ``username`` (``None``: a bearer token, counted per source only) may go ahead. Whether
+        the account exists is not looked at: the answer is the same for any name."""
+        throttle = self.auth_throttle
+        source = throttle.source_key(address)
+        account: str | None = None
+        if username is not None:
+            jid = self.account_jid(username, host)
+            account = str(jid) if jid is not None else f"?{username.lower()}"
+        verdict = throttle.begin(self.ctx.clock(), source, account)
+        if isinstance(verdict, AuthThrottled):
+            log.debug(
+                "authentication throttled",
+                extra={"source": source, "user": account, "retry_after": verdict.retry_after},
+            )
+        return verdict
+
+    def login_succeeded(self, attempt: AuthAttempt) -> None:
+        self.auth_throttle.succeeded(attempt, self.ctx.clock())
+
+    def login_failed(self, attempt: AuthAttempt, condition: str) -> None:
+        """Count and log a failed attempt (its back-off was counted when it began)."""
+        self.auth_throttle.failed(attempt)
+        backing_off = attempt.pair_failures >= self.auth_throttle.limits.pair.free
+        (log.warning if backing_off else log.info)(
+            "authentication failed",
+            extra={
+                "source": attempt.source,
+                "user": attempt.account,
+                "condition": condition,
+                "failures": attempt.pair_failures,
+                "backing_off": backing_off,
+            },
+        )
 
     async def verify_bearer(self, token: str) -> str:
         """The account a bearer token authenticates; raises ``AuthenticationRefused``."""
@@ -97,7 +137,8 @@ class Hub:
         """Bind a resource for an authenticated ``username`` (RFC 6120 §7).
 
         Raises :class:`StanzaError` (``bad-request`` for an invalid resource, ``conflict`` when
-        the policy refuses a resource in use)."""
+        the policy refuses a resource in use, ``resource-constraint`` when the account has
+        ``max_sessions_per_account`` resources bound already, RFC 6120 §7.6.2.1)."""
         bare = self.account_jid(username, host)
         if bare is None:
             raise StanzaError(StanzaErrorCondition.NOT_AUTHORIZED)
@@ -111,6 +152,16 @@ class Hub:
                 StanzaErrorCondition.BAD_REQUEST, f"invalid resource: {exc}"
             ) from None
         existing = registry.get(full)
+        replaces = existing is not None and (
+            self.ctx.settings.bind_conflict is BindConflictPolicy.REPLACE
+        )
+        cap = self.ctx.settings.max_sessions_per_account
+        if not replaces and registry.count(bare) >= cap:
+            log.info("bind refused: session cap", extra={"jid": str(bare), "sessions": cap})
+            raise StanzaError(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                f"this account has the most sessions allowed at once ({cap})",
+            )
         if existing is not None:
             policy = self.ctx.settings.bind_conflict
             if policy is BindConflictPolicy.REFUSE:

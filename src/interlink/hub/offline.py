@@ -80,11 +80,14 @@ class OfflineDelivery:
             if not worth_storing(message):
                 return
             cap = ctx.settings.offline_max_per_account
-            if not await ctx.storage.offline.store(str(bare), xml, ctx.clock(), cap):
+            max_bytes = ctx.settings.offline_max_bytes_per_account
+            if not await ctx.storage.offline.store(
+                str(bare), xml, ctx.clock(), cap, max_bytes=max_bytes
+            ):
                 ctx.refusals["offline-full"] += 1
                 raise StanzaError(
                     StanzaErrorCondition.RESOURCE_CONSTRAINT,
-                    f"the recipient's offline queue is full ({cap} messages)",
+                    f"the recipient's offline queue is full ({cap} messages or {max_bytes} bytes)",
                 )
         stored = ctx.observers.offline_stored
         if stored:

@@ -250,8 +250,14 @@ class PepService:
                         "precondition-not-met",
                     )
             item = PepItem(item_id, payload, self._ctx.clock())
-            if config.persist_items:
-                await repo.publish(str(owner), node, item)
+            quota = self._ctx.settings.pep_quota_bytes
+            if config.persist_items and not await repo.publish(str(owner), node, item, quota=quota):
+                log.info("PEP quota reached", extra={"jid": str(owner), "quota": quota})
+                raise StanzaError(
+                    StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                    f"this account's PEP items would take more than its quota of {quota} bytes; "
+                    "retract items or delete nodes first",
+                )
         event_items = Element(_q(ns.PUBSUB_EVENT, "items"), {"node": node})
         event_item = Element(_q(ns.PUBSUB_EVENT, "item"), {"id": item_id})
         event_item.append(item_el[0])
@@ -317,7 +323,13 @@ class PepService:
         node = _node_attr(request)
         jid = self._subscriber(session, request)
         await self._check_read(session.jid.bare, owner, node)
-        await self._ctx.storage.pep.subscribe(str(owner), node, str(jid))
+        cap = self._ctx.settings.pep_max_subscriptions
+        if not await self._ctx.storage.pep.subscribe(str(owner), node, str(jid), cap=cap):
+            raise _error(  # XEP-0060 §6.1.3.10
+                StanzaErrorCondition.POLICY_VIOLATION,
+                f"this account has the most subscriptions allowed ({cap})",
+                "too-many-subscriptions",
+            )
         answer = Element(PUBSUB)
         answer.append(
             Element(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 
+from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.caps import CapsService
 from interlink.hub.context import HubContext
 from interlink.hub.offline import OfflineDelivery
@@ -175,6 +176,18 @@ class PresenceService:
 
     # -- directed presence (RFC 6121 §4.6) ----------------------------------------------------
     async def _directed(self, session: Session, presence: Presence, to: JID) -> None:
+        cap = self._ctx.settings.max_directed_presences
+        if (
+            presence.type is PresenceType.AVAILABLE
+            and session.available
+            and to not in session.directed
+            and len(session.directed) >= cap
+        ):
+            # Each address is remembered until the session ends (for its unavailable): bounded.
+            raise StanzaError(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                f"directed presence is kept for at most {cap} addresses per session",
+            )
         self._deliver_directed(presence, to)
         if presence.type is PresenceType.ERROR:
             return
@@ -206,6 +219,8 @@ class PresenceService:
         item = await repo.get(str(user), str(contact))
         stamped = Presence(contact, user, presence.id, None, presence.payload, presence.type)
         ptype = presence.type
+        if item is None and ptype in (PresenceType.SUBSCRIBE, PresenceType.SUBSCRIBED):
+            await self._roster_has_room(user)
         if ptype is PresenceType.SUBSCRIBE:
             if item is None or not (item.ask or item.subscription.has_to):
                 item = _with(item, str(contact), ask=True)
@@ -239,6 +254,13 @@ class PresenceService:
             await self._inbound_unsubscribed(stamped, contact, user)
             await self._send_unavailable(user, contact)
 
+    async def _roster_has_room(self, user: JID) -> None:
+        """A subscription that would add a roster item obeys the roster's cap, as a roster set
+        does. Raises: StanzaError (``not-allowed``)."""
+        cap = self._ctx.settings.max_roster_items
+        if await self._ctx.storage.roster.count(str(user)) >= cap:
+            raise StanzaError(StanzaErrorCondition.NOT_ALLOWED, f"the roster is full ({cap} items)")
+
     async def _inbound_subscribe(self, stamped: Presence, contact: JID, user: JID) -> None:
         repo = self._ctx.storage.roster
         if not await self._ctx.storage.accounts.exists(str(contact)):
@@ -250,7 +272,15 @@ class PresenceService:
             await self._inbound_subscribed(reply, user, contact)
             return
         xml = to_xml(Presence(None, user, stamped.id, None, stamped.payload, stamped.type), None)
-        await repo.add_pending(str(contact), str(user), xml, self._ctx.clock())
+        settings = self._ctx.settings
+        if len(xml.encode()) > settings.max_pending_subscription_bytes:
+            # kept without its status and extensions; the live copy below carries them
+            xml = to_xml(Presence(None, user, stamped.id, None, (), stamped.type), None)
+        # Beyond the cap the request is not kept (and the sender is not told: an answer would
+        # tell an existing account from a missing one); a resource online still sees it.
+        await repo.add_pending(
+            str(contact), str(user), xml, self._ctx.clock(), cap=settings.max_pending_subscriptions
+        )
         for s in self._ctx.sessions.available(contact):
             s.deliver(_readdress(stamped, s.jid))
 

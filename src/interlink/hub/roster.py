@@ -129,7 +129,10 @@ class RosterService:
                     StanzaErrorCondition.NOT_ALLOWED,
                     f"the roster is full ({settings.max_roster_items} items)",
                 )
+            replaced = 0
             existing = RosterItem(str(contact))
+        else:
+            replaced = existing.size
         item = RosterItem(
             contact=str(contact),
             name=name,
@@ -137,6 +140,14 @@ class RosterService:
             ask=existing.ask,
             groups=tuple(groups),
         )
+        if item.size > replaced:  # only growth is checked: shrinking an item is always allowed
+            budget = settings.max_roster_bytes
+            used = sum(i.size for i in await repo.items(str(owner)))
+            if used - replaced + item.size > budget:
+                raise StanzaError(
+                    StanzaErrorCondition.NOT_ALLOWED,
+                    f"the roster would exceed its {budget} bytes of names and groups",
+                )
         await repo.put(str(owner), item)
         self._pushes.push(owner, item)
 

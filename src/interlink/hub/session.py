@@ -108,6 +108,11 @@ class SessionRegistry:
             del self._by_bare[session.jid.bare]
         return True
 
+    def count(self, bare: JID) -> int:
+        """How many resources ``bare`` has bound."""
+        resources = self._by_bare.get(bare)
+        return 0 if resources is None else len(resources)
+
     def get(self, full: JID) -> Session | None:
         resources = self._by_bare.get(full.bare)
         if resources is None or full.resource is None:

@@ -29,11 +29,13 @@ from time import perf_counter
 from typing import Any, Protocol
 
 from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
+from interlink.hub.auth_throttle import AuthAttempt, AuthThrottled
 from interlink.hub.hub import Hub
 from interlink.hub.session import Session
 from interlink.xmpp.shaper import ReadRate, ReadShaper
 from interlink.xmpp.stream import (
     Authenticated,
+    AuthenticationFailed,
     BindRequested,
     CredentialsRequested,
     ServerStream,
@@ -125,6 +127,7 @@ class StreamDriver:
         self.limits = limits
         self.peer = peer
         self.session: Session | None = None
+        self._attempt: AuthAttempt | None = None  # the SASL attempt the throttle let through
         self._loop = asyncio.get_running_loop()
         self._in_gate = gate.try_enter()
         gate.open.add(self)
@@ -250,6 +253,14 @@ class StreamDriver:
             return self._run_nested(self._bind(ev.resource))
         if isinstance(ev, Authenticated):
             log.info("authenticated", extra={"peer": self.peer, "user": ev.username})
+            if self._attempt is not None:
+                self.hub.login_succeeded(self._attempt)
+                self._attempt = None
+            return None
+        if isinstance(ev, AuthenticationFailed):
+            if self._attempt is not None:
+                self.hub.login_failed(self._attempt, str(ev.condition))
+                self._attempt = None
             return None
         if isinstance(ev, TlsStartRequested):
             self.flush()
@@ -261,21 +272,43 @@ class StreamDriver:
     def _run_nested(self, events: list[StreamEvent]) -> Pending | None:
         return self._run(events) if events else None
 
+    def _peer_address(self) -> str:
+        """The peer's IP address, from ``peer`` (``ip:port`` or ``ws:ip:port``)."""
+        address = self.peer.removeprefix("ws:")
+        return address.rpartition(":")[0] or address
+
+    def _begin_attempt(self, username: str | None) -> AuthThrottled | None:
+        """Ask the throttle; a refusal is the same whether or not the account exists."""
+        verdict = self.hub.begin_login(self._peer_address(), username, self.stream.host)
+        if isinstance(verdict, AuthThrottled):
+            return verdict
+        self._attempt = verdict
+        return None
+
     async def _lookup_credentials(self, username: str) -> None:
-        creds = await self.hub.credentials(username, self.stream.host)
-        more = self._run(self.stream.supply_credentials(creds))
+        throttled = self._begin_attempt(username)
+        if throttled is not None:
+            events = self.stream.refuse_authentication(throttled.text)
+        else:
+            creds = await self.hub.credentials(username, self.stream.host)
+            events = self.stream.supply_credentials(creds)
+        more = self._run(events)
         if more is not None:
             await more
 
     async def _check_token(self, token: str) -> None:
-        try:
-            jid = await self.hub.verify_bearer(token)
-        except AuthenticationRefused as refused:
-            events = self.stream.supply_token_result(
-                None, text=refused.text, temporary=refused.temporary
-            )
+        throttled = self._begin_attempt(None)
+        if throttled is not None:
+            events = self.stream.refuse_authentication(throttled.text)
         else:
-            events = self.stream.supply_token_result(jid)
+            try:
+                jid = await self.hub.verify_bearer(token)
+            except AuthenticationRefused as refused:
+                events = self.stream.supply_token_result(
+                    None, text=refused.text, temporary=refused.temporary
+                )
+            else:
+                events = self.stream.supply_token_result(jid)
         more = self._run(events)
         if more is not None:
             await more

@@ -65,6 +65,20 @@ class HubCollector(Collector):
                 "Streams that have not bound a resource yet",
                 value=s.gate.unauthenticated,
             )
+        throttle = s.hub.auth_throttle
+        auth = CounterMetricFamily(
+            "interlink_auth_attempts",
+            "SASL attempts that failed (or were abandoned) and that the throttle refused",
+            labels=["outcome"],
+        )
+        auth.add_metric(["failed"], throttle.failures)
+        auth.add_metric(["throttled"], throttle.throttled)
+        yield auth
+        yield GaugeMetricFamily(
+            "interlink_auth_throttle_keys",
+            "Sources, accounts and pairs the authentication throttle keeps",
+            value=len(throttle),
+        )
         stanzas = CounterMetricFamily(
             "interlink_stanzas", "Stanzas by kind and direction", labels=["direction", "kind"]
         )

@@ -23,9 +23,12 @@ class OfflineTotals(NamedTuple):
 
 
 class OfflineRepository(Protocol):
-    async def store(self, owner: str, stanza: str, now: float, cap: int) -> bool:
+    async def store(
+        self, owner: str, stanza: str, now: float, cap: int, *, max_bytes: int | None = None
+    ) -> bool:
         """Durably append ``stanza`` to ``owner``'s queue unless it already holds ``cap``
-        messages; return whether it was stored. Returns only after the write is durable."""
+        messages or would then hold more than ``max_bytes`` bytes (UTF-8) of stanzas; return
+        whether it was stored. Returns only after the write is durable."""
 
     async def fetch(self, owner: str, limit: int) -> Sequence[OfflineMessage]:
         """The oldest ``limit`` messages, in arrival order."""
@@ -34,5 +37,9 @@ class OfflineRepository(Protocol):
         """Remove ``owner``'s messages with ids up to and including ``up_to_id``."""
 
     async def count(self, owner: str) -> int: ...
+
+    async def bytes_queued(self, owner: str) -> int:
+        """The UTF-8 bytes of the stanzas in ``owner``'s queue."""
+        ...
 
     async def totals(self) -> OfflineTotals: ...

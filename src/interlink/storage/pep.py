@@ -29,6 +29,11 @@ class PepItem:
     payload: str  # the serialized payload element
     published_at: float
 
+    @property
+    def size(self) -> int:
+        """What the item counts against its owner's quota: its payload's UTF-8 bytes."""
+        return len(self.payload.encode())
+
 
 class PepNode(NamedTuple):
     name: str
@@ -47,9 +52,17 @@ class PepRepository(Protocol):
     async def configure(self, owner: str, node: str, config: PepNodeConfig, now: float) -> None:
         """Create the node or change its configuration; trims items beyond ``max_items``."""
 
-    async def publish(self, owner: str, node: str, item: PepItem) -> None:
+    async def publish(
+        self, owner: str, node: str, item: PepItem, *, quota: int | None = None
+    ) -> bool:
         """Store ``item`` (replacing one with the same id) as the newest; keep at most the
-        node's ``max_items``. The node must exist."""
+        node's ``max_items``. The node must exist. With ``quota``, nothing is stored and
+        ``False`` returned if the owner's items would then hold more than ``quota`` bytes of
+        payload (:meth:`bytes_used`, counted after the replacement and the trim)."""
+
+    async def bytes_used(self, owner: str) -> int:
+        """The UTF-8 bytes of every payload ``owner`` has stored, all nodes together."""
+        ...
 
     async def retract(self, owner: str, node: str, item_id: str) -> bool: ...
 
@@ -60,7 +73,18 @@ class PepRepository(Protocol):
 
     async def delete_node(self, owner: str, node: str) -> bool: ...
 
-    async def subscribe(self, owner: str, node: str, subscriber: str) -> None: ...
+    async def subscribe(
+        self, owner: str, node: str, subscriber: str, *, cap: int | None = None
+    ) -> bool:
+        """Subscribe ``subscriber`` (a bare or full JID); whether it is subscribed now. With
+        ``cap``, a new subscription is refused (``False``) when the subscriber's account (its
+        bare JID, every resource together) already holds ``cap`` subscriptions on any node of
+        any owner; one that exists already is kept."""
+        ...
+
+    async def subscription_count(self, account: str) -> int:
+        """The subscriptions of the bare JID ``account`` and of its full JIDs, everywhere."""
+        ...
 
     async def unsubscribe(self, owner: str, node: str, subscriber: str) -> bool: ...
 

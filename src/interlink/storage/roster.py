@@ -42,6 +42,13 @@ class RosterItem:
     ask: bool = False  # an outbound subscription request is pending
     groups: tuple[str, ...] = field(default_factory=tuple)
 
+    @property
+    def size(self) -> int:
+        """What the item counts against its owner's roster budget: the UTF-8 bytes of its
+        contact, name and groups."""
+        text = (self.contact, self.name or "", *self.groups)
+        return sum(len(t.encode()) for t in text)
+
 
 @dataclass(frozen=True, slots=True)
 class PendingSubscription:
@@ -63,8 +70,12 @@ class RosterRepository(Protocol):
 
     async def remove(self, owner: str, contact: str) -> None: ...
 
-    async def add_pending(self, owner: str, requester: str, stanza: str, now: float) -> None:
-        """Keep ``requester``'s subscription request (replacing an earlier one)."""
+    async def add_pending(
+        self, owner: str, requester: str, stanza: str, now: float, *, cap: int | None = None
+    ) -> bool:
+        """Keep ``requester``'s subscription request (replacing an earlier one); whether it is
+        kept. With ``cap``, a new requester is not kept when ``owner`` already has ``cap``
+        requests pending."""
 
     async def remove_pending(self, owner: str, requester: str) -> bool:
         """Whether there was one to remove."""

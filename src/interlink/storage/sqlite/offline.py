@@ -1,4 +1,4 @@
-"""SQLite: offline message queues (migration 0001)."""
+"""SQLite: offline message queues (migration 0001; sizes, 0009)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,19 @@ class SqliteOffline:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    async def store(self, owner: str, stanza: str, now: float, cap: int) -> bool:
+    async def store(
+        self, owner: str, stanza: str, now: float, cap: int, *, max_bytes: int | None = None
+    ) -> bool:
+        size = len(stanza.encode())
+        budget = (1 << 62) if max_bytes is None else max_bytes - size  # for the rest
         async with self._db.transaction() as conn:
-            # One statement: the cap check and the insert cannot be split by another writer.
+            # One statement: the checks and the insert cannot be split by another writer. The
+            # count and the sum come from the (owner, size) index alone.
             cur = await conn.execute(
-                "INSERT INTO offline_messages (owner, stanza, stored_at) "
-                "SELECT ?, ?, ? WHERE (SELECT COUNT(*) FROM offline_messages WHERE owner = ?) < ?",
-                (owner, stanza, now, owner, cap),
+                "INSERT INTO offline_messages (owner, stanza, stored_at, size) "
+                "SELECT ?, ?, ?, ? FROM (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b "
+                "FROM offline_messages WHERE owner = ?) WHERE n < ? AND b <= ?",
+                (owner, stanza, now, size, owner, cap, budget),
             )
             return cur.rowcount == 1
 
@@ -39,6 +45,12 @@ class SqliteOffline:
     async def count(self, owner: str) -> int:
         row = await self._db.fetch_one(
             "SELECT COUNT(*) FROM offline_messages WHERE owner = ?", (owner,)
+        )
+        return int(row[0]) if row else 0
+
+    async def bytes_queued(self, owner: str) -> int:
+        row = await self._db.fetch_one(
+            "SELECT COALESCE(SUM(size), 0) FROM offline_messages WHERE owner = ?", (owner,)
         )
         return int(row[0]) if row else 0
 

@@ -1,5 +1,7 @@
-"""SQLite: PEP nodes, items and subscriptions (migration 0002). Items keep a per-node ``seq`` so
-"newest" is their publication order, and replacing an item by id makes it the newest."""
+"""SQLite: PEP nodes, items and subscriptions (migration 0002; sizes, subscriber index: 0009).
+Items keep a per-node ``seq`` so "newest" is their publication order, and replacing an item by id
+makes it the newest. Each item's payload size is stored beside it, so an account's usage is one
+sum."""
 
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ import aiosqlite
 
 from interlink.storage.pep import AccessModel, PepItem, PepNode, PepNodeConfig
 from interlink.storage.sqlite.database import Row, SqliteDatabase
+
+
+class _OverQuota(Exception):
+    """Inside :meth:`SqlitePep.publish`: undo the write, the quota would be exceeded."""
 
 
 def _config_from_row(row: Row) -> PepNodeConfig:
@@ -63,21 +69,35 @@ class SqlitePep:
             )
             await _trim(conn, owner, node, config.max_items)
 
-    async def publish(self, owner: str, node: str, item: PepItem) -> None:
-        async with self._db.transaction() as conn:
-            row = await self._db.fetch_one(
-                "SELECT max_items, COALESCE((SELECT MAX(seq) FROM pep_items "
-                "WHERE owner = ? AND node = ?), 0) FROM pep_nodes WHERE owner = ? AND node = ?",
-                (owner, node, owner, node),
-            )
-            assert row is not None, "publish to a node that does not exist"
-            max_items, seq = int(row[0]), int(row[1])
-            await conn.execute(
-                "INSERT OR REPLACE INTO pep_items (owner, node, item_id, payload, published_at, "
-                "seq) VALUES (?, ?, ?, ?, ?, ?)",
-                (owner, node, item.id, item.payload, item.published_at, seq + 1),
-            )
-            await _trim(conn, owner, node, max_items)
+    async def publish(
+        self, owner: str, node: str, item: PepItem, *, quota: int | None = None
+    ) -> bool:
+        try:
+            async with self._db.transaction() as conn:
+                row = await self._db.fetch_one(
+                    "SELECT max_items, COALESCE((SELECT MAX(seq) FROM pep_items "
+                    "WHERE owner = ? AND node = ?), 0) FROM pep_nodes WHERE owner = ? AND node = ?",
+                    (owner, node, owner, node),
+                )
+                assert row is not None, "publish to a node that does not exist"
+                max_items, seq = int(row[0]), int(row[1])
+                await conn.execute(
+                    "INSERT OR REPLACE INTO pep_items (owner, node, item_id, payload, "
+                    "published_at, seq, size) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (owner, node, item.id, item.payload, item.published_at, seq + 1, item.size),
+                )
+                await _trim(conn, owner, node, max_items)
+                if quota is not None and await self.bytes_used(owner) > quota:
+                    raise _OverQuota  # rolls the transaction back
+        except _OverQuota:
+            return False
+        return True
+
+    async def bytes_used(self, owner: str) -> int:
+        row = await self._db.fetch_one(
+            "SELECT COALESCE(SUM(size), 0) FROM pep_items WHERE owner = ?", (owner,)
+        )
+        return int(row[0]) if row else 0
 
     async def retract(self, owner: str, node: str, item_id: str) -> bool:
         async with self._db.transaction() as conn:
@@ -111,13 +131,36 @@ class SqlitePep:
             )
             return cur.rowcount > 0
 
-    async def subscribe(self, owner: str, node: str, subscriber: str) -> None:
+    async def subscribe(
+        self, owner: str, node: str, subscriber: str, *, cap: int | None = None
+    ) -> bool:
         async with self._db.transaction() as conn:
+            if cap is not None:
+                exists = await self._db.fetch_one(
+                    "SELECT 1 FROM pep_subscriptions WHERE owner = ? AND node = ? "
+                    "AND subscriber = ?",
+                    (owner, node, subscriber),
+                )
+                if exists is None:
+                    count = await self.subscription_count(subscriber.split("/", 1)[0])
+                    if count >= cap:
+                        return False
             await conn.execute(
                 "INSERT OR IGNORE INTO pep_subscriptions (owner, node, subscriber) "
                 "VALUES (?, ?, ?)",
                 (owner, node, subscriber),
             )
+            return True
+
+    async def subscription_count(self, account: str) -> int:
+        # the bare JID itself, and its full JIDs: every string from "account/" up to "account0"
+        # ('0' follows '/'), so the subscriber index answers
+        row = await self._db.fetch_one(
+            "SELECT COUNT(*) FROM pep_subscriptions WHERE subscriber = ? "
+            "OR (subscriber >= ? AND subscriber < ?)",
+            (account, account + "/", account + "0"),
+        )
+        return int(row[0]) if row else 0
 
     async def unsubscribe(self, owner: str, node: str, subscriber: str) -> bool:
         async with self._db.transaction() as conn:

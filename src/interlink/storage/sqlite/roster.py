@@ -63,14 +63,30 @@ class SqliteRoster:
                 "DELETE FROM roster WHERE owner = ? AND contact = ?", (owner, contact)
             )
 
-    async def add_pending(self, owner: str, requester: str, stanza: str, now: float) -> None:
+    async def add_pending(
+        self, owner: str, requester: str, stanza: str, now: float, *, cap: int | None = None
+    ) -> bool:
         async with self._db.transaction() as conn:
-            await conn.execute(
+            # One statement: the cap check and the write cannot be split by another writer.
+            cur = await conn.execute(
                 "INSERT OR REPLACE INTO pending_subscriptions"
                 " (owner, requester, stanza, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (owner, requester, stanza, now),
+                " SELECT ?, ?, ?, ? WHERE"
+                " (SELECT COUNT(*) FROM pending_subscriptions WHERE owner = ?) < ?"
+                " OR EXISTS (SELECT 1 FROM pending_subscriptions"
+                " WHERE owner = ? AND requester = ?)",
+                (
+                    owner,
+                    requester,
+                    stanza,
+                    now,
+                    owner,
+                    (1 << 62) if cap is None else cap,
+                    owner,
+                    requester,
+                ),
             )
+            return cur.rowcount == 1
 
     async def remove_pending(self, owner: str, requester: str) -> bool:
         async with self._db.transaction() as conn:

@@ -14,6 +14,7 @@ from interlink.xmpp.framing import Framing
 from interlink.xmpp.stream.config import HostedDomains, SingleDomain, StreamConfig
 from interlink.xmpp.stream.events import (
     Authenticated,
+    AuthenticationFailed,
     BindRequested,
     CredentialsRequested,
     StanzaReceived,
@@ -28,6 +29,7 @@ from interlink.xmpp.stream.roles import ClientRole, StreamRole
 __all__ = [
     "TRANSITIONS",
     "Authenticated",
+    "AuthenticationFailed",
     "BindRequested",
     "ClientRole",
     "CredentialsRequested",

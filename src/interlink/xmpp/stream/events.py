@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from interlink.errors import StreamError
+from interlink.errors import SaslCondition, StreamError
 from interlink.xmpp.stanza import Stanza
 
 
@@ -41,6 +41,14 @@ class Authenticated:
 
 
 @dataclass(frozen=True, slots=True)
+class AuthenticationFailed:
+    """A SASL attempt ended in ``<failure/>`` (informational: for throttling and the logs)."""
+
+    condition: SaslCondition
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class BindRequested:
     """Bind a resource (RFC 6120 §7); answer with ``accept_bind()`` or ``refuse_bind()``."""
 
@@ -69,6 +77,7 @@ StreamEvent = (
     | CredentialsRequested
     | TokenCheckRequested
     | Authenticated
+    | AuthenticationFailed
     | BindRequested
     | StanzaReceived
     | StreamClosed
@@ -76,6 +85,7 @@ StreamEvent = (
 
 __all__ = [
     "Authenticated",
+    "AuthenticationFailed",
     "BindRequested",
     "CredentialsRequested",
     "StanzaReceived",

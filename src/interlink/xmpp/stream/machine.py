@@ -86,6 +86,7 @@ from interlink.xmpp.stanza import Stanza, to_xml
 from interlink.xmpp.stream.config import StreamConfig
 from interlink.xmpp.stream.events import (
     Authenticated,
+    AuthenticationFailed,
     CredentialsRequested,
     StanzaReceived,
     StreamClosed,
@@ -395,6 +396,15 @@ class ServerStream:
 
         return self._answer(Input.CREDENTIALS, checked)
 
+    def refuse_authentication(self, text: str) -> list[StreamEvent]:
+        """Answer :class:`CredentialsRequested` or :class:`TokenCheckRequested` without looking:
+        ``<temporary-auth-failure/>`` with ``text`` (e.g. the attempt is throttled)."""
+
+        def refused(_: SaslExchange) -> SaslStep:
+            raise SaslFailure(SaslCondition.TEMPORARY_AUTH_FAILURE, text)
+
+        return self._answer(Input.CREDENTIALS, refused)
+
     def accept_bind(self, jid: JID) -> list[StreamEvent]:
         """Answer :class:`BindRequested`: bind ``jid`` (full, possibly with a server-chosen
         resource). Returns the events of any input the peer pipelined after its request."""
@@ -498,17 +508,17 @@ class ServerStream:
             self.state = StreamState.SASL
             self._sasl_step(self._sasl.begin(_b64decode(el.text)), events)
         except SaslFailure as failure:
-            self._sasl_failed(failure)
+            self._sasl_failed(failure, events)
 
     def _sasl_response(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
         assert self._sasl is not None
         try:
             self._sasl_step(self._sasl.respond(_b64decode(ev.element.text)), events)
         except SaslFailure as failure:
-            self._sasl_failed(failure)
+            self._sasl_failed(failure, events)
 
     def _sasl_abort(self, _: ElementReceived, events: list[StreamEvent]) -> None:
-        self._sasl_failed(SaslFailure(SaslCondition.ABORTED, "aborted by the client"))
+        self._sasl_failed(SaslFailure(SaslCondition.ABORTED, "aborted by the client"), events)
 
     def _sasl_answered(self, answer: SaslAnswer, events: list[StreamEvent]) -> None:
         assert self._sasl is not None
@@ -516,7 +526,7 @@ class ServerStream:
         try:
             self._sasl_step(answer(self._sasl), events)
         except SaslFailure as failure:
-            self._sasl_failed(failure)
+            self._sasl_failed(failure, events)
 
     def _sasl_step(self, step: SaslStep, events: list[StreamEvent]) -> None:
         assert self._sasl is not None
@@ -537,11 +547,12 @@ class ServerStream:
             self._restart()
             events.append(Authenticated(step.username))
 
-    def _sasl_failed(self, failure: SaslFailure) -> None:
+    def _sasl_failed(self, failure: SaslFailure, events: list[StreamEvent]) -> None:
         """Send ``<failure/>``; the peer may try again, up to ``max_auth_failures`` times.
 
         Raises: StreamError (too many failures)."""
         self._sasl = None
+        events.append(AuthenticationFailed(failure.condition, failure.text))
         text = f'<text xml:lang="en">{escape_text(failure.text)}</text>' if failure.text else ""
         self._out.append(f'<failure xmlns="{ns.SASL}"><{failure.condition}/>{text}</failure>')
         self.state = StreamState.NEGOTIATING
