@@ -53,6 +53,7 @@ from interlink.media.upload import REQUEST as UPLOAD_REQUEST
 from interlink.media.upload import UploadService, anyone
 from interlink.media.upload import disco_features as upload_features
 from interlink.media.upload import disco_identity as upload_identity
+from interlink.net.budget import SourceBudgets, SourceLimits
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
@@ -127,6 +128,17 @@ def policy_limits(settings: Settings) -> PolicyLimits:
         max_report_messages=p.max_report_messages,
         max_report_text=p.max_report_text,
         reports_per_sender=Rate(p.reports_per_hour, 3600.0),
+    )
+
+
+def source_limits(settings: Settings) -> SourceLimits:
+    """The per-source budgets of unauthenticated XMPP streams (every transport)."""
+    n = settings.net
+    return SourceLimits(
+        per_ip=n.max_unauthenticated_per_ip,
+        per_ipv6_64=n.max_unauthenticated_per_ipv6_64,
+        rate=Rate(n.connections_per_source_per_minute, 60.0),
+        allowlist=tuple(n.source_allowlist),
     )
 
 
@@ -348,7 +360,9 @@ class HubServer:
             decoy_iterations=s.sasl.scram_iterations,
             oauthbearer=True,
         )
-        self._gate = gate = ConnectionGate(s.net.max_unauthenticated)
+        self._gate = gate = ConnectionGate(
+            s.net.max_unauthenticated, SourceBudgets(source_limits(s))
+        )
         c2s = C2SContext(
             hub=hub,
             stream_config=stream_config,

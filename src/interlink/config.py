@@ -6,11 +6,19 @@ default here and is documented in ``docs/operations.md``.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from interlink.errors import ConfigError
 from interlink.media.model import MAX_MEDIA_BYTES
@@ -53,8 +61,25 @@ class NetSection(_Section):
     auth_timeout: float = Field(30.0, gt=0)
     tls_handshake_timeout: float = Field(30.0, gt=0)
     max_unauthenticated: int = Field(1000, ge=1)
+    # Per source, on every transport (STARTTLS, direct TLS, WebSocket): streams held before
+    # binding, per address and per IPv6 /64; new connections a minute (0 = unlimited).
+    max_unauthenticated_per_ip: int = Field(64, ge=1)
+    max_unauthenticated_per_ipv6_64: int = Field(128, ge=1)
+    connections_per_source_per_minute: int = Field(60, ge=0)
+    # Addresses or networks exempt from the per-source budgets (e.g. a provider's proxy).
+    source_allowlist: list[str] = []
     max_outbound_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
     hibernate_after: float = Field(10.0, gt=0)  # free an idle stream's parser after this
+
+    @field_validator("source_allowlist")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an address or network: {entry!r}") from exc
+        return entries
 
 
 class TlsSection(_Section):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from time import perf_counter
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.hub import Hub
 from interlink.hub.session import Session
+from interlink.net.budget import Budget, Source, SourceBudgets
 from interlink.xmpp.stream import (
     Authenticated,
     BindRequested,
@@ -58,12 +60,18 @@ class Link(Protocol):
 
 class ConnectionGate:
     """Knows every open stream; caps those that have not yet bound a resource (slow-loris
-    protection)."""
+    protection): all of them together (``max_unauthenticated``), and per source address
+    (:class:`~interlink.net.budget.SourceBudgets`: per IP, per IPv6 /64, connection rate), so
+    that no one source can take the whole pre-authentication pool. Refusals are counted by
+    budget for ``/metrics``."""
 
-    def __init__(self, max_unauthenticated: int) -> None:
+    def __init__(self, max_unauthenticated: int, sources: SourceBudgets | None = None) -> None:
         self.max_unauthenticated = max_unauthenticated
         self.unauthenticated = 0
         self.open: set[StreamDriver] = set()
+        # Not "None means allow": without explicit budgets the defaults apply.
+        self.sources = sources if sources is not None else SourceBudgets()
+        self.refused: Counter[Budget] = Counter()
 
     def hibernate_idle(self, now: float, idle_for: float) -> int:
         """Free the parsers of streams that received nothing for ``idle_for`` seconds."""
@@ -78,14 +86,47 @@ class ConnectionGate:
         for driver in list(self.open):
             driver.terminate(error)
 
-    def try_enter(self) -> bool:
-        if self.unauthenticated >= self.max_unauthenticated:
-            return False
+    def try_enter(self, source: Source | None = None, now: float = 0.0) -> Budget | None:
+        """Count one more unauthenticated stream: ``None``, or the budget that refuses it."""
+        if source is None:
+            source = UNKNOWN_SOURCE
+        if self.unauthenticated >= self.max_unauthenticated and not source.exempt:
+            refused: Budget | None = Budget.GLOBAL
+        else:
+            refused = self.sources.admit(source, now)
+        if refused is not None:
+            self.refused[refused] += 1
+            return refused
         self.unauthenticated += 1
-        return True
+        return None
 
-    def leave(self) -> None:
+    def leave(self, source: Source | None = None) -> None:
         self.unauthenticated -= 1
+        self.sources.release(source if source is not None else UNKNOWN_SOURCE)
+
+
+UNKNOWN_SOURCE = Source("?", None, exempt=False)
+
+REFUSALS = {
+    Budget.GLOBAL: (
+        StreamErrorCondition.RESOURCE_CONSTRAINT,
+        "too many connections are authenticating; try again later (net.max_unauthenticated)",
+    ),
+    Budget.PER_IP: (
+        StreamErrorCondition.POLICY_VIOLATION,
+        "too many unauthenticated connections from your address (net.max_unauthenticated_per_ip)",
+    ),
+    Budget.PER_IPV6_64: (
+        StreamErrorCondition.POLICY_VIOLATION,
+        "too many unauthenticated connections from your IPv6 /64 "
+        "(net.max_unauthenticated_per_ipv6_64)",
+    ),
+    Budget.RATE: (
+        StreamErrorCondition.POLICY_VIOLATION,
+        "too many new connections from your address; slow down "
+        "(net.connections_per_source_per_minute)",
+    ),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +144,11 @@ class StreamDriver:
         gate: ConnectionGate,
         limits: DriverLimits,
         peer: str,
+        *,
+        source: Source | None = None,
     ) -> None:
+        """``source``: the peer's address as the gate's per-source budgets see it
+        (:meth:`SourceBudgets.source`); ``None`` when the transport does not know it."""
         self.hub = hub
         self.stream = stream
         self.link = link
@@ -112,7 +157,9 @@ class StreamDriver:
         self.peer = peer
         self.session: Session | None = None
         self._loop = asyncio.get_running_loop()
-        self._in_gate = gate.try_enter()
+        self.source = source
+        refused = gate.try_enter(source, self._loop.time())
+        self._in_gate = refused is None
         gate.open.add(self)
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
@@ -121,15 +168,8 @@ class StreamDriver:
         self._ended = False
         self._tcp = not stream.framing.message_per_element
         self.last_input = self._loop.time()
-        if not self._in_gate:
-            self._handle_sync(
-                stream.close(
-                    StreamError(
-                        StreamErrorCondition.RESOURCE_CONSTRAINT,
-                        "too many connections are authenticating; try again later",
-                    )
-                )
-            )
+        if refused is not None:
+            self._handle_sync(stream.close(StreamError(*REFUSALS[refused])))
         else:
             self._arm_timer()
 
@@ -258,7 +298,7 @@ class StreamDriver:
         self._cancel_timer()
         if self._in_gate:
             self._in_gate = False
-            self.gate.leave()
+            self.gate.leave(self.source)
         return self.stream.accept_bind(session.jid)
 
     def _closed(self, ev: StreamClosed) -> Pending | None:
@@ -301,7 +341,7 @@ class StreamDriver:
         self._writable.set()
         if self._in_gate:
             self._in_gate = False
-            self.gate.leave()
+            self.gate.leave(self.source)
 
     # -- timers -------------------------------------------------------------------------------
     def _arm_timer(self) -> None:
