@@ -57,6 +57,7 @@ from interlink.net.budget import SourceBudgets, SourceLimits
 from interlink.net.c2s import C2SContext, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
+from interlink.net.http_guard import HttpGuard, HttpGuardLimits
 from interlink.net.media_api import media_router
 from interlink.net.media_proxy_api import media_proxy_router
 from interlink.net.metrics import HubMetrics, MetricSources
@@ -155,6 +156,31 @@ def admin_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+LISTENERS = (
+    ("c2s-starttls", "c2s_port"),
+    ("c2s-direct-tls", "c2s_tls_port"),
+    ("http", "http_port"),
+)
+
+
+def bind_port(host: str, port: int, what: str) -> socket.socket:
+    """A TCP socket bound to ``host:port``, not yet listening.
+
+    Raises:
+        ConfigError: the address cannot be bound (taken, not local, no permission); the
+            message names the port and what it was for.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port} for {what}: {reason}") from exc
+    return sock
+
+
 class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn inside our loop: we own the signal handlers, not uvicorn."""
 
@@ -183,7 +209,7 @@ class HubServer:
         self.ports: dict[str, int] = {}
         self.addressing: Addressing | None = None
         self.operator: OperatorState | None = None
-        self._http_socket: socket.socket | None = None
+        self._sockets: dict[str, socket.socket] = {}
         self._follower: ChangeFeedFollower | None = None
         self.hub: Hub | None = None
         self.storage: Storage | None = None
@@ -197,6 +223,7 @@ class HubServer:
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._gate: ConnectionGate | None = None
+        self._http_guard: HttpGuard | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.metrics: HubMetrics | None = None
         self.media: MediaStore | None = None
@@ -210,6 +237,7 @@ class HubServer:
         afterwards."""
         s = self.settings
         clock = self.clock
+        self._bind_listeners()  # a taken port is reported before anything is built
         self.storage = storage = await open_storage(s)
         secrets_ = storage.server_state
         decoy = await secrets_.get_or_create_secret("sasl-decoy", 32)
@@ -271,7 +299,7 @@ class HubServer:
         )
 
         # Media: uploads on the service domains (their URL needs the HTTP port: bound first).
-        http_socket = self._bind_http()
+        http_socket = self._sockets["http"]
         self.media = media = self._media_store()
         tokens = MediaTokens(
             await secrets_.get_or_create_secret("media-token", 32),
@@ -371,22 +399,20 @@ class HubServer:
             limits=DriverLimits(max_outbound_bytes=s.net.max_outbound_bytes),
             tls_handshake_timeout=s.net.tls_handshake_timeout,
         )
-        for name, port, direct in (
-            ("c2s-starttls", s.net.c2s_port, False),
-            ("c2s-direct-tls", s.net.c2s_tls_port, True),
-        ):
-            server = await start_c2s_listener(c2s, s.net.host, port, direct_tls=direct)
+        for name, direct in (("c2s-starttls", False), ("c2s-direct-tls", True)):
+            server = await start_c2s_listener(c2s, self._sockets[name], direct_tls=direct)
             self._servers.append(server)
-            self.ports[name] = server.sockets[0].getsockname()[1]
         ws_stream = dataclasses.replace(stream_config, starttls_available=False)
         ws_ctx = WebSocketContext(
             c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
         )
+        self._http_guard = http_guard = self._build_http_guard(cert, key)
         self.metrics = HubMetrics(
             MetricSources(
                 hub,
                 storage,
                 gate=gate,
+                http_guard=http_guard,
                 push=push,
                 discovery=self.discovery,
                 reports=reports,
@@ -415,7 +441,7 @@ class HubServer:
         )
         for hook in self._http_hooks:
             hook(app)
-        await self._start_http(app, http_socket, cert, key)
+        await self._start_http(app, http_socket, http_guard)
         loop = asyncio.get_running_loop()
         self._media_sweeper = loop.create_task(self._sweep_media(media))
         self._sweeper = loop.create_task(self._sweep_idle(gate))
@@ -499,21 +525,49 @@ class HubServer:
         account = await self.storage.enlistment.account(jid)
         return None if account is None else account.user_id
 
-    def _bind_http(self) -> socket.socket:
-        """Bind the HTTP port now (its number goes into upload URLs); served once built."""
+    def _bind_listeners(self) -> None:
+        """Bind every port now: a taken one is a clear error naming it, before anything runs
+        (the HTTP port's number also goes into upload URLs)."""
         s = self.settings
-        sock = socket.socket(socket.AF_INET6 if ":" in s.net.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((s.net.host, s.net.http_port))
-        except OSError:
-            sock.close()
+            for name, key in LISTENERS:
+                sock = bind_port(s.net.host, getattr(s.net, key), f"{name} (net.{key})")
+                self._sockets[name] = sock
+                self.ports[name] = sock.getsockname()[1]
+        except BaseException:
+            self._close_sockets()
             raise
-        self.ports["http"] = sock.getsockname()[1]
-        self._http_socket = sock
-        return sock
 
-    async def _start_http(self, app: object, sock: socket.socket, cert: Path, key: Path) -> None:
+    def _close_sockets(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+
+    def _build_http_guard(self, cert: Path, key: Path) -> HttpGuard:
+        """The HTTP port's budgets and timers; it does the port's TLS handshakes too."""
+        n = self.settings.net
+        tls = None
+        if n.http_tls:
+            tls = server_context(cert, key)
+            tls.set_alpn_protocols(["http/1.1"])
+        per_source = n.http_max_connections_per_source
+        return HttpGuard(
+            HttpGuardLimits(
+                max_connections=n.http_max_connections,
+                request_timeout=n.http_request_timeout,
+                tls_handshake_timeout=n.tls_handshake_timeout,
+            ),
+            SourceBudgets(
+                SourceLimits(
+                    per_ip=per_source,
+                    per_ipv6_64=per_source,
+                    rate=Rate(0, 1.0),  # connections are reused: their number is what counts
+                    allowlist=tuple(n.source_allowlist),
+                )
+            ),
+            tls,
+        )
+
+    async def _start_http(self, app: object, sock: socket.socket, guard: HttpGuard) -> None:
         s = self.settings
         config = uvicorn.Config(
             app,  # type: ignore[arg-type]
@@ -521,12 +575,14 @@ class HubServer:
             log_config=None,
             access_log=False,
             ws_max_size=s.limits.max_stanza_bytes + 4096,
-            ssl_certfile=str(cert) if s.net.http_tls else None,
-            ssl_keyfile=str(key) if s.net.http_tls else None,
+            timeout_keep_alive=s.net.http_keep_alive_timeout,
+            backlog=1024,
         )
         config.load()
-        if config.ssl is not None:
-            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        # TLS, the budgets and the first request's timeout are the guard's (uvicorn sees
+        # plain sockets and gets the TLS transport once the handshake is done).
+        # (typed as a class; uvicorn only ever calls it with keyword arguments)
+        config.http_protocol_class = guard.protocol_factory(config.http_protocol_class)  # type: ignore[assignment]
         self._http = _EmbeddedUvicorn(config)
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
         while not self._http.started:
@@ -578,6 +634,7 @@ class HubServer:
             await self._http_client.aclose()
         if self.storage is not None:
             await self.storage.close()
+        self._close_sockets()
         log.info("stopped")
 
     async def run(self) -> None:
@@ -586,10 +643,21 @@ class HubServer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await self.start()
-        log.info(
-            "hub started", extra={"domains": list(self.settings.hub.services), "ports": self.ports}
-        )
-        await stop.wait()
-        log.info("shutting down")
-        await self.stop()
+        try:
+            try:
+                await self.start()
+            except BaseException:
+                # Whatever was built is taken down again, so the process exits (a storage
+                # thread left running kept it alive, deaf to signals, after a taken port).
+                await self.stop()
+                raise
+            log.info(
+                "hub started",
+                extra={"domains": list(self.settings.hub.services), "ports": self.ports},
+            )
+            await stop.wait()
+            log.info("shutting down")
+            await self.stop()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)

@@ -70,6 +70,12 @@ class NetSection(_Section):
     source_allowlist: list[str] = []
     max_outbound_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
     hibernate_after: float = Field(10.0, gt=0)  # free an idle stream's parser after this
+    # The HTTP port: connections open at once (all, per source), the time from the TLS handshake
+    # to the end of the first request's headers, and between requests.
+    http_max_connections: int = Field(1024, ge=1)
+    http_max_connections_per_source: int = Field(128, ge=1)
+    http_request_timeout: float = Field(10.0, gt=0)
+    http_keep_alive_timeout: int = Field(5, ge=1)  # whole seconds (uvicorn's unit)
 
     @field_validator("source_allowlist")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import cast
@@ -184,15 +185,13 @@ class C2SProtocol(asyncio.Protocol):
 
 
 async def start_c2s_listener(
-    ctx: C2SContext, host: str, port: int, *, direct_tls: bool
+    ctx: C2SContext, sock: socket.socket, *, direct_tls: bool
 ) -> asyncio.Server:
+    """Serve c2s on ``sock``, bound already (by the composition root, which reports a taken
+    port before building anything)."""
     loop = asyncio.get_running_loop()
     if direct_tls and ctx.tls is None:
         raise ValueError("direct TLS needs a TLS context")
     return await loop.create_server(
-        lambda: C2SProtocol(ctx, direct_tls=direct_tls),
-        host,
-        port,
-        reuse_address=True,
-        backlog=1024,
+        lambda: C2SProtocol(ctx, direct_tls=direct_tls), sock=sock, backlog=1024
     )
