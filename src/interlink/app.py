@@ -182,11 +182,43 @@ def bind_port(host: str, port: int, what: str) -> socket.socket:
 
 
 class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn inside our loop: we own the signal handlers, not uvicorn."""
+    """uvicorn inside our loop: we own the signal handlers, not uvicorn; and its listeners get
+    a TLS handshake timeout (uvicorn leaves the event loop's 60 s)."""
+
+    def __init__(self, config: uvicorn.Config, *, tls_handshake_timeout: float) -> None:
+        super().__init__(config)
+        self._tls_handshake_timeout = tls_handshake_timeout
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's own start-up for sockets it is given, plus the handshake timeout (the
+        lifespan is off; nothing else of uvicorn's start-up applies to given sockets)."""
+        config = self.config
+        await self.lifespan.startup()
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        loop = asyncio.get_running_loop()
+        self.servers = [
+            await loop.create_server(
+                create_protocol,
+                sock=sock,
+                ssl=config.ssl,
+                ssl_handshake_timeout=self._tls_handshake_timeout if config.ssl else None,
+                backlog=config.backlog,
+            )
+            for sock in sockets or ()
+        ]
+        self.started = True
 
 
 class HubServer:
@@ -406,7 +438,7 @@ class HubServer:
         ws_ctx = WebSocketContext(
             c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
         )
-        self._http_guard = http_guard = self._build_http_guard(cert, key)
+        self._http_guard = http_guard = self._build_http_guard()
         self.metrics = HubMetrics(
             MetricSources(
                 hub,
@@ -441,7 +473,7 @@ class HubServer:
         )
         for hook in self._http_hooks:
             hook(app)
-        await self._start_http(app, http_socket, http_guard)
+        await self._start_http(app, http_socket, http_guard, cert, key)
         loop = asyncio.get_running_loop()
         self._media_sweeper = loop.create_task(self._sweep_media(media))
         self._sweeper = loop.create_task(self._sweep_idle(gate))
@@ -542,19 +574,13 @@ class HubServer:
         for sock in self._sockets.values():
             sock.close()
 
-    def _build_http_guard(self, cert: Path, key: Path) -> HttpGuard:
-        """The HTTP port's budgets and timers; it does the port's TLS handshakes too."""
+    def _build_http_guard(self) -> HttpGuard:
+        """The HTTP port's budgets and its first request's timer."""
         n = self.settings.net
-        tls = None
-        if n.http_tls:
-            tls = server_context(cert, key)
-            tls.set_alpn_protocols(["http/1.1"])
         per_source = n.http_max_connections_per_source
         return HttpGuard(
             HttpGuardLimits(
-                max_connections=n.http_max_connections,
-                request_timeout=n.http_request_timeout,
-                tls_handshake_timeout=n.tls_handshake_timeout,
+                max_connections=n.http_max_connections, request_timeout=n.http_request_timeout
             ),
             SourceBudgets(
                 SourceLimits(
@@ -564,10 +590,11 @@ class HubServer:
                     allowlist=tuple(n.source_allowlist),
                 )
             ),
-            tls,
         )
 
-    async def _start_http(self, app: object, sock: socket.socket, guard: HttpGuard) -> None:
+    async def _start_http(
+        self, app: object, sock: socket.socket, guard: HttpGuard, cert: Path, key: Path
+    ) -> None:
         s = self.settings
         config = uvicorn.Config(
             app,  # type: ignore[arg-type]
@@ -577,13 +604,16 @@ class HubServer:
             ws_max_size=s.limits.max_stanza_bytes + 4096,
             timeout_keep_alive=s.net.http_keep_alive_timeout,
             backlog=1024,
+            ssl_certfile=str(cert) if s.net.http_tls else None,
+            ssl_keyfile=str(key) if s.net.http_tls else None,
         )
         config.load()
-        # TLS, the budgets and the first request's timeout are the guard's (uvicorn sees
-        # plain sockets and gets the TLS transport once the handshake is done).
-        # (typed as a class; uvicorn only ever calls it with keyword arguments)
+        if config.ssl is not None:
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
+        # The budgets and the first request's timeout are the guard's. (The attribute is typed
+        # as a class; uvicorn only ever calls it, with keyword arguments.)
         config.http_protocol_class = guard.protocol_factory(config.http_protocol_class)  # type: ignore[assignment]
-        self._http = _EmbeddedUvicorn(config)
+        self._http = _EmbeddedUvicorn(config, tls_handshake_timeout=s.net.tls_handshake_timeout)
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
         while not self._http.started:
             if self._http_task.done():

@@ -42,13 +42,27 @@ async def open_idle(
 
 
 async def closed_by_peer(reader: asyncio.StreamReader, timeout: float = TIMEOUT) -> bool:
-    """True once the server has closed the connection (EOF or reset) within ``timeout``."""
+    """True once the server has closed the connection (EOF or reset) within ``timeout``,
+    whatever it said before."""
     try:
-        return await asyncio.wait_for(reader.read(1024), timeout) == b""
+        async with asyncio.timeout(timeout):
+            while await reader.read(65536):
+                pass
     except (ConnectionError, ssl.SSLError):
         return True
     except TimeoutError:
         return False
+    return True
+
+
+async def read_all(reader: asyncio.StreamReader, timeout: float = TIMEOUT) -> bytes:
+    """Everything the server sends until it closes."""
+    data = b""
+    with contextlib.suppress(ConnectionError, ssl.SSLError):
+        async with asyncio.timeout(timeout):
+            while chunk := await reader.read(65536):
+                data += chunk
+    return data
 
 
 async def close_all(conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> None:

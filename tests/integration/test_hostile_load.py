@@ -21,6 +21,7 @@ from tests.integration.loadkit import (
     direct_tls_login,
     https_get,
     open_idle,
+    read_all,
     starttls_login,
     websocket_login,
 )
@@ -63,7 +64,9 @@ async def test_idle_connections_from_one_source_leave_room_for_others(
 ) -> None:
     async with running_hub(tmp_path, net=NET) as (server, certs):
         port = server.ports[listener]
-        idle = await open_idle(port, IDLE)
+        # STARTTLS: plain TCP that says nothing; TLS ports: the handshake, then nothing
+        tls = None if listener == "c2s-starttls" else certs.client_context()
+        idle = await open_idle(port, IDLE, tls=tls)
         try:
             await asyncio.sleep(0.3)  # let the hub accept them all
             if listener == "http":
@@ -110,9 +113,10 @@ async def test_the_connection_rate_of_a_source_at_the_boundary(tmp_path: Path) -
         certs,
     ):
         port = server.ports["c2s-direct-tls"]
-        idle = await open_idle(port, 4)
+        idle = await open_idle(port, 4, tls=certs.client_context())
         try:
-            assert await closed_by_peer(idle[3][0])  # direct TLS: refused before the handshake
+            refusal = await read_all(idle[3][0])  # refused after the handshake, in TLS
+            assert b"net.connections_per_source_per_minute" in refusal
             assert gate_of(server) == (3, {Budget.RATE: 1})
             assert (await direct_tls_login(port, certs)).startswith(f"alice@{DOMAIN}/")
         finally:

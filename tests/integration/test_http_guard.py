@@ -13,6 +13,7 @@ from tests.integration.loadkit import (
     closed_by_peer,
     https_get,
     open_idle,
+    read_all,
 )
 
 
@@ -27,11 +28,9 @@ async def test_per_source_budget_at_the_boundary(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
             assert server.metrics is not None
             assert server.metrics.sources.http_guard.open == 3
-            # the fourth from the same address is closed at accept, before any handshake
-            reader, writer = await asyncio.open_connection(
-                "127.0.0.1", port, local_addr=(ATTACKER, 0)
-            )
-            assert await closed_by_peer(reader)
+            # the fourth from the same address is refused at once
+            [(reader, writer)] = await open_idle(port, 1, tls=certs.client_context())
+            assert (await read_all(reader)).startswith(b"HTTP/1.1 503")
             writer.close()
             # another address is served meanwhile
             assert (await https_get(port, certs, "/healthz")).startswith(b"HTTP/1.1 200")
@@ -52,8 +51,10 @@ async def test_global_cap_at_the_boundary_and_the_allowlist(tmp_path: Path) -> N
         held = await open_idle(port, 2, tls=certs.client_context())
         try:
             await asyncio.sleep(0.1)
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            assert await closed_by_peer(reader)
+            [(reader, writer)] = await open_idle(port, 1, tls=certs.client_context())
+            refusal = await read_all(reader)
+            assert refusal.startswith(b"HTTP/1.1 503")
+            assert b"global" in refusal
             writer.close()
             # an allowlisted source (a provider's proxy, say) is not held by the caps
             assert (await https_get(port, certs, "/healthz")).startswith(b"HTTP/1.1 200")

@@ -36,18 +36,9 @@ class C2SProtocol(asyncio.Protocol):
         self.driver: StreamDriver | None = None
         self._busy = False
         self._backlog: list[bytes] = []
-        # Direct TLS: the handshake runs after the gate admitted the connection (so a source's
-        # connections count from accept, not from a finished handshake); until it is done, what
-        # the driver writes waits here, and a close waits for it.
-        self._handshaking = False
-        self._held: list[bytes] = []
-        self._close_held = False
 
     # -- Link ---------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        if self._handshaking:
-            self._held.append(data)
-            return
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
 
@@ -58,9 +49,6 @@ class C2SProtocol(asyncio.Protocol):
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def close(self) -> None:
-        if self._handshaking:
-            self._close_held = True
-            return
         if self.transport is not None:
             self.transport.close()
 
@@ -86,7 +74,6 @@ class C2SProtocol(asyncio.Protocol):
             high=self.ctx.limits.low_water_bytes * 4, low=self.ctx.limits.low_water_bytes
         )
         peer = transport.get_extra_info("peername")
-        self._handshaking = self.direct_tls
         stream = ServerStream(
             self.ctx.stream_config,
             now=asyncio.get_running_loop().time(),
@@ -101,41 +88,6 @@ class C2SProtocol(asyncio.Protocol):
             peer=f"{peer[0]}:{peer[1]}" if peer else "?",
             source=self.ctx.gate.sources.source(peer[0] if peer else None),
         )
-        if not self.direct_tls:
-            return
-        if self._close_held:  # refused by the gate: no handshake is spent on it
-            self._handshaking = False
-            self._held.clear()
-            self.transport.close()
-            return
-        self._busy = True
-        self.transport.pause_reading()
-        self.driver.hub.ctx.spawn(self._direct_tls_handshake(), name="c2s-handshake")
-
-    async def _direct_tls_handshake(self) -> None:
-        driver = self.driver
-        assert driver is not None
-        try:
-            await self.start_tls()
-        except (TimeoutError, OSError, ConnectionError) as exc:
-            log.info("TLS handshake failed", extra={"peer": driver.peer, "error": str(exc)})
-            self._handshaking = False
-            if self.transport is not None:
-                self.transport.close()
-            driver.connection_lost()
-            return
-        self._handshaking = False
-        held, self._held = self._held, []
-        for data in held:
-            self.write(data)
-        if self._close_held:
-            self.close()
-        while self._backlog and not driver.stream.closed:
-            nxt = driver.feed(self._backlog.pop(0))
-            if nxt is not None:
-                await nxt
-        self._backlog.clear()
-        self._busy = False
 
     def data_received(self, data: bytes) -> None:
         if self._busy:
@@ -193,5 +145,9 @@ async def start_c2s_listener(
     if direct_tls and ctx.tls is None:
         raise ValueError("direct TLS needs a TLS context")
     return await loop.create_server(
-        lambda: C2SProtocol(ctx, direct_tls=direct_tls), sock=sock, backlog=1024
+        lambda: C2SProtocol(ctx, direct_tls=direct_tls),
+        sock=sock,
+        ssl=ctx.tls if direct_tls else None,
+        ssl_handshake_timeout=ctx.tls_handshake_timeout if direct_tls else None,
+        backlog=1024,
     )

@@ -1,23 +1,22 @@
-"""Connection budgets and timeouts for the HTTP port, wrapped around uvicorn's protocol.
+"""Connection budgets and a first-request timeout for the HTTP port, around uvicorn's protocol.
 
 Theory of operation. uvicorn arms no timer before a connection's first request (its keep-alive
-timeout starts only after a response), counts ``limit_concurrency`` only when a request arrives,
-and does the TLS handshake inside asyncio with its default timeout. So an idle socket held a
-descriptor for ever. :class:`HttpGuard` wraps each of uvicorn's protocol objects in a
-:class:`GuardedConnection` that, from the moment the TCP connection is accepted:
+timeout starts only after a response) and counts ``limit_concurrency`` only when a request
+arrives, so an idle connection held a descriptor for ever. :class:`HttpGuard` wraps each of
+uvicorn's protocol objects in a :class:`GuardedConnection` that, once the connection is
+established (after the TLS handshake, which the event loop bounds with the handshake timeout
+the composition root gives the listener):
 
 1. counts it against the port's global cap and its source's budget (per IP, per IPv6 /64;
    :class:`~interlink.net.budget.SourceBudgets`) and closes it at once when either is spent;
-2. does the TLS handshake itself (``loop.start_tls``) within the configured handshake timeout,
-   so a connection is counted from accept, not from a finished handshake;
-3. hands the connection to uvicorn and closes it unless the headers of its first request (up to
-   the blank line) arrive within ``request_timeout``; between requests uvicorn's keep-alive
-   timeout applies;
-4. keeps counting a connection upgraded to a WebSocket (uvicorn swaps the transport's protocol:
+2. hands it to uvicorn and closes it unless the headers of its first request (up to the blank
+   line) arrive within ``request_timeout``; between requests uvicorn's keep-alive timeout
+   applies;
+3. keeps counting a connection upgraded to a WebSocket (uvicorn swaps the transport's protocol:
    the guard puts a thin :class:`_Upgraded` in front of the new one) until it closes.
 
 Nothing of uvicorn is patched: it is given a protocol factory (``Config.http_protocol_class``
-accepts any callable) and plain sockets.
+accepts any callable).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +43,6 @@ REFUSED_503 = (
 class HttpGuardLimits:
     max_connections: int = 1024  # open at once on the port, all sources together
     request_timeout: float = 10.0  # from the handshake to the end of the first request's headers
-    tls_handshake_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.max_connections < 1 or self.request_timeout <= 0:
@@ -55,12 +52,9 @@ class HttpGuardLimits:
 class HttpGuard:
     """Counts the HTTP port's connections; :meth:`protocol_factory` wraps uvicorn's."""
 
-    def __init__(
-        self, limits: HttpGuardLimits, sources: SourceBudgets, tls: ssl.SSLContext | None
-    ) -> None:
+    def __init__(self, limits: HttpGuardLimits, sources: SourceBudgets) -> None:
         self.limits = limits
         self.sources = sources
-        self.tls = tls
         self.open = 0
         self.timed_out = 0
         self.refused: Counter[Budget] = Counter()
@@ -101,9 +95,6 @@ class GuardedConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._tail = b""  # the last bytes seen, to find the end of headers across reads
         self._handed_over = False
-        self._lost = False
-        self._handshake_task: asyncio.Task[None] | None = None
-        self._early: list[bytes] = []
 
     # -- accept, budgets, handshake ---------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,48 +104,18 @@ class GuardedConnection(asyncio.Protocol):
         source = guard.sources.source(peer[0] if peer else None)
         refused = guard.admit(source, self._loop.time())
         if refused is not None:
-            if guard.tls is None:
-                text = f"too many connections ({refused} budget)".encode()
-                raw.write(REFUSED_503 % (len(text), text))
-                raw.close()
-            else:
-                raw.abort()  # no handshake is spent on a refused connection
+            text = f"too many connections ({refused} budget)".encode()
+            raw.write(REFUSED_503 % (len(text), text))
+            raw.close()
             return
         self._source = source
-        if guard.tls is None:
-            self._hand_over(raw)
-            return
-        raw.pause_reading()
-        self._handshake_task = self._loop.create_task(self._handshake(raw, guard.tls))
-
-    async def _handshake(self, raw: asyncio.Transport, tls: ssl.SSLContext) -> None:
-        try:
-            secure = await self._loop.start_tls(
-                raw,
-                self,
-                tls,
-                server_side=True,
-                ssl_handshake_timeout=self.guard.limits.tls_handshake_timeout,
-            )
-        except (TimeoutError, OSError, ConnectionError) as exc:
-            log.debug("TLS handshake failed", extra={"error": str(exc)})
-            raw.abort()
-            self._release()
-            return
-        if secure is None or self._lost:
-            raw.abort()
-            self._release()
-            return
-        self._hand_over(secure)
+        self._hand_over(raw)
 
     def _hand_over(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._handed_over = True
         self.inner.connection_made(transport)
         self._timer = self._loop.call_later(self.guard.limits.request_timeout, self._too_slow)
-        early, self._early = self._early, []
-        for data in early:
-            self.data_received(data)
 
     def _too_slow(self) -> None:
         self._timer = None
@@ -172,10 +133,6 @@ class GuardedConnection(asyncio.Protocol):
 
     # -- uvicorn's side ---------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        if not self._handed_over:
-            # decrypted before start_tls() returned to the handshake task: kept for uvicorn
-            self._early.append(data)
-            return
         if self._timer is not None:
             seen = self._tail + data
             if HEADERS_END in seen:
@@ -196,7 +153,6 @@ class GuardedConnection(asyncio.Protocol):
         return self.inner.eof_received() if self._handed_over else None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
         self._release()
         if self._handed_over:
             self.inner.connection_lost(exc)
