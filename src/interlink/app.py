@@ -53,8 +53,9 @@ from interlink.media.upload import REQUEST as UPLOAD_REQUEST
 from interlink.media.upload import UploadService, anyone
 from interlink.media.upload import disco_features as upload_features
 from interlink.media.upload import disco_identity as upload_identity
+from interlink.net.accept import HandshakeGate, TlsListener
 from interlink.net.budget import SourceBudgets, SourceLimits
-from interlink.net.c2s import C2SContext, start_c2s_listener
+from interlink.net.c2s import C2SContext, Listener, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
 from interlink.net.http_guard import HttpGuard, HttpGuardLimits
@@ -185,9 +186,12 @@ class _EmbeddedUvicorn(uvicorn.Server):
     """uvicorn inside our loop: we own the signal handlers, not uvicorn; and its listeners get
     a TLS handshake timeout (uvicorn leaves the event loop's 60 s)."""
 
-    def __init__(self, config: uvicorn.Config, *, tls_handshake_timeout: float) -> None:
+    def __init__(
+        self, config: uvicorn.Config, *, tls_handshake_timeout: float, handshakes: HandshakeGate
+    ) -> None:
         super().__init__(config)
         self._tls_handshake_timeout = tls_handshake_timeout
+        self._handshakes = handshakes
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -208,16 +212,24 @@ class _EmbeddedUvicorn(uvicorn.Server):
             )
 
         loop = asyncio.get_running_loop()
-        self.servers = [
-            await loop.create_server(
+        servers: list[Listener] = []
+        for sock in sockets or ():
+            if config.ssl is None:
+                servers.append(
+                    await loop.create_server(create_protocol, sock=sock, backlog=config.backlog)
+                )
+                continue
+            listener = TlsListener(
+                sock,
                 create_protocol,
-                sock=sock,
-                ssl=config.ssl,
-                ssl_handshake_timeout=self._tls_handshake_timeout if config.ssl else None,
+                config.ssl,
+                handshake_timeout=self._tls_handshake_timeout,
+                gate=self._handshakes,
                 backlog=config.backlog,
             )
-            for sock in sockets or ()
-        ]
+            listener.start()
+            servers.append(listener)
+        self.servers = servers  # type: ignore[assignment]  # uvicorn only calls close()
         self.started = True
 
 
@@ -251,7 +263,7 @@ class HubServer:
         self.reports: ReportForwarder | None = None
         self.discovery: DiscoveryService | None = None
         self.http_app: FastAPI | None = None
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[Listener] = []
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._gate: ConnectionGate | None = None
@@ -431,8 +443,21 @@ class HubServer:
             limits=DriverLimits(max_outbound_bytes=s.net.max_outbound_bytes),
             tls_handshake_timeout=s.net.tls_handshake_timeout,
         )
+        handshakes = HandshakeGate(
+            s.net.max_tls_handshakes,
+            SourceBudgets(
+                SourceLimits(
+                    per_ip=s.net.max_tls_handshakes_per_source,
+                    per_ipv6_64=s.net.max_tls_handshakes_per_source,
+                    rate=Rate(0, 1.0),  # the c2s gate and the HTTP guard count the rate
+                    allowlist=tuple(s.net.source_allowlist),
+                )
+            ),
+        )
         for name, direct in (("c2s-starttls", False), ("c2s-direct-tls", True)):
-            server = await start_c2s_listener(c2s, self._sockets[name], direct_tls=direct)
+            server = await start_c2s_listener(
+                c2s, self._sockets[name], direct_tls=direct, handshakes=handshakes
+            )
             self._servers.append(server)
         ws_stream = dataclasses.replace(stream_config, starttls_available=False)
         ws_ctx = WebSocketContext(
@@ -445,6 +470,7 @@ class HubServer:
                 storage,
                 gate=gate,
                 http_guard=http_guard,
+                handshakes=handshakes,
                 push=push,
                 discovery=self.discovery,
                 reports=reports,
@@ -473,7 +499,7 @@ class HubServer:
         )
         for hook in self._http_hooks:
             hook(app)
-        await self._start_http(app, http_socket, http_guard, cert, key)
+        await self._start_http(app, http_socket, http_guard, handshakes, cert, key)
         loop = asyncio.get_running_loop()
         self._media_sweeper = loop.create_task(self._sweep_media(media))
         self._sweeper = loop.create_task(self._sweep_idle(gate))
@@ -593,7 +619,13 @@ class HubServer:
         )
 
     async def _start_http(
-        self, app: object, sock: socket.socket, guard: HttpGuard, cert: Path, key: Path
+        self,
+        app: object,
+        sock: socket.socket,
+        guard: HttpGuard,
+        handshakes: HandshakeGate,
+        cert: Path,
+        key: Path,
     ) -> None:
         s = self.settings
         config = uvicorn.Config(
@@ -613,7 +645,9 @@ class HubServer:
         # The budgets and the first request's timeout are the guard's. (The attribute is typed
         # as a class; uvicorn only ever calls it, with keyword arguments.)
         config.http_protocol_class = guard.protocol_factory(config.http_protocol_class)  # type: ignore[assignment]
-        self._http = _EmbeddedUvicorn(config, tls_handshake_timeout=s.net.tls_handshake_timeout)
+        self._http = _EmbeddedUvicorn(
+            config, tls_handshake_timeout=s.net.tls_handshake_timeout, handshakes=handshakes
+        )
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
         while not self._http.started:
             if self._http_task.done():

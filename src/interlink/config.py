@@ -66,6 +66,9 @@ class NetSection(_Section):
     max_unauthenticated_per_ip: int = Field(64, ge=1)
     max_unauthenticated_per_ipv6_64: int = Field(128, ge=1)
     connections_per_source_per_minute: int = Field(60, ge=0)
+    # Connections in their TLS handshake on the direct TLS and HTTPS ports: all, per source.
+    max_tls_handshakes: int = Field(512, ge=1)
+    max_tls_handshakes_per_source: int = Field(16, ge=1)
     # Addresses or networks exempt from the per-source budgets (e.g. a provider's proxy).
     source_allowlist: list[str] = []
     max_outbound_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)

@@ -160,3 +160,28 @@ async def test_idle_https_connections_are_closed_while_healthz_answers(tmp_path:
             assert (await https_get(port, certs, "/healthz")).startswith(b"HTTP/1.1 200")
         finally:
             await close_all(idle)
+
+
+async def test_connections_that_never_handshake_are_capped_per_source(tmp_path: Path) -> None:
+    per_source = 16
+    async with running_hub(tmp_path, net={"max_tls_handshakes_per_source": per_source}) as (
+        server,
+        certs,
+    ):
+        tls_port, http_port = server.ports["c2s-direct-tls"], server.ports["http"]
+        idle = await open_idle(tls_port, IDLE // 2) + await open_idle(http_port, IDLE // 2)
+        try:
+            await asyncio.sleep(0.3)
+            assert server.metrics is not None
+            handshakes = server.metrics.sources.handshakes
+            # one budget for both TLS ports; the rest were closed at accept
+            assert handshakes.pending == per_source
+            assert handshakes.refused == {Budget.PER_IP: IDLE - per_source}
+            closed = await asyncio.gather(*(closed_by_peer(r, timeout=0.5) for r, _ in idle))
+            assert sum(closed) == IDLE - per_source
+            assert await timed_login(direct_tls_login, tls_port, certs) < 1.0
+            assert await timed_login(websocket_login, http_port, certs) < 1.0
+        finally:
+            await close_all(idle)
+        await asyncio.sleep(0.2)
+        assert server.metrics.sources.handshakes.pending == 0

@@ -7,9 +7,10 @@ import logging
 import socket
 import ssl
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 from interlink.hub.hub import Hub
+from interlink.net.accept import HandshakeGate, TlsListener
 from interlink.net.driver import ConnectionGate, DriverLimits, Pending, StreamDriver
 from interlink.xmpp.stream import ServerStream, StreamConfig
 
@@ -136,18 +137,39 @@ class C2SProtocol(asyncio.Protocol):
             self.driver.resume_writing()
 
 
+class Listener(Protocol):
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
 async def start_c2s_listener(
-    ctx: C2SContext, sock: socket.socket, *, direct_tls: bool
-) -> asyncio.Server:
+    ctx: C2SContext,
+    sock: socket.socket,
+    *,
+    direct_tls: bool,
+    handshakes: HandshakeGate | None = None,
+) -> Listener:
     """Serve c2s on ``sock``, bound already (by the composition root, which reports a taken
-    port before building anything)."""
+    port before building anything). Direct TLS needs ``handshakes``, the budgets of connections
+    in their TLS handshake (:mod:`interlink.net.accept`).
+
+    Raises:
+        ValueError: direct TLS without a TLS context or without ``handshakes``.
+    """
     loop = asyncio.get_running_loop()
-    if direct_tls and ctx.tls is None:
-        raise ValueError("direct TLS needs a TLS context")
-    return await loop.create_server(
-        lambda: C2SProtocol(ctx, direct_tls=direct_tls),
-        sock=sock,
-        ssl=ctx.tls if direct_tls else None,
-        ssl_handshake_timeout=ctx.tls_handshake_timeout if direct_tls else None,
-        backlog=1024,
+    if not direct_tls:
+        return await loop.create_server(
+            lambda: C2SProtocol(ctx, direct_tls=False), sock=sock, backlog=1024
+        )
+    if ctx.tls is None or handshakes is None:
+        raise ValueError("direct TLS needs a TLS context and handshake budgets")
+    listener = TlsListener(
+        sock,
+        lambda: C2SProtocol(ctx, direct_tls=True),
+        ctx.tls,
+        handshake_timeout=ctx.tls_handshake_timeout,
+        gate=handshakes,
     )
+    listener.start()
+    return listener

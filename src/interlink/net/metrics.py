@@ -35,6 +35,7 @@ class MetricSources:
     storage: Storage
     gate: Any = None  # net.driver.ConnectionGate
     http_guard: Any = None  # net.http_guard.HttpGuard
+    handshakes: Any = None  # net.accept.HandshakeGate
     push: Any = None  # interop.push.PushNotifier (.stats: provider -> PushStats)
     discovery: Any = None  # interop.discovery.DiscoveryService
     reports: Any = None  # interop.reports.ReportForwarder
@@ -116,7 +117,8 @@ class HubCollector(Collector):
         s = self._s
         refused = CounterMetricFamily(
             "interlink_connections_refused",
-            "Connections refused, by listener (xmpp: every c2s transport; http) and budget",
+            "Connections refused, by stage (tls-handshake; xmpp: every c2s transport; http) "
+            "and budget",
             labels=["listener", "budget"],
         )
         if s.gate is not None:
@@ -125,6 +127,14 @@ class HubCollector(Collector):
         if s.http_guard is not None:
             for budget, count in sorted(s.http_guard.refused.items()):
                 refused.add_metric(["http", str(budget)], count)
+        if s.handshakes is not None:
+            for budget, count in sorted(s.handshakes.refused.items()):
+                refused.add_metric(["tls-handshake", str(budget)], count)
+            yield GaugeMetricFamily(
+                "interlink_tls_handshakes",
+                "Connections in their TLS handshake (direct TLS and HTTPS)",
+                value=s.handshakes.pending,
+            )
         yield refused
         if s.http_guard is not None:
             yield GaugeMetricFamily(
