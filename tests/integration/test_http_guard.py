@@ -92,3 +92,24 @@ async def test_tls_handshake_timeout_on_the_http_port(tmp_path: Path) -> None:
             assert server.metrics.sources.http_guard.open == 0
         finally:
             writer.close()
+
+
+async def test_plain_http_refusal_is_a_503_naming_the_budget(tmp_path: Path) -> None:
+    async with running_hub(
+        tmp_path,
+        net={"http_tls": False, "require_tls": False, "http_max_connections_per_source": 1},
+    ) as (server, _certs):
+        port = server.ports["http"]
+        [held] = await open_idle(port, 1)
+        try:
+            await asyncio.sleep(0.1)
+            [(reader, writer)] = await open_idle(port, 1)
+            refusal = await read_all(reader)
+            assert refusal.startswith(b"HTTP/1.1 503")
+            assert b"per-ip" in refusal
+            writer.close()
+        finally:
+            await close_all([held])
+        assert server.metrics is not None
+        scrape = (await server.metrics.render()).decode()
+        assert 'interlink_connections_refused_total{budget="per-ip",listener="http"} 1.0' in scrape
