@@ -43,23 +43,40 @@ async def test_per_source_budget_at_the_boundary(tmp_path: Path) -> None:
         )
 
 
-async def test_global_cap_at_the_boundary_and_the_allowlist(tmp_path: Path) -> None:
-    async with running_hub(
-        tmp_path, net={"http_max_connections": 2, "source_allowlist": [f"{BYSTANDER}/32"]}
-    ) as (server, certs):
+async def test_global_cap_at_the_boundary(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, net={"http_max_connections": 2}) as (server, certs):
         port = server.ports["http"]
         held = await open_idle(port, 2, tls=certs.client_context())
         try:
             await asyncio.sleep(0.1)
-            [(reader, writer)] = await open_idle(port, 1, tls=certs.client_context())
+            # from another address too: the global cap holds for every source
+            [(reader, writer)] = await open_idle(
+                port, 1, source=BYSTANDER, tls=certs.client_context()
+            )
             refusal = await read_all(reader)
             assert refusal.startswith(b"HTTP/1.1 503")
             assert b"global" in refusal
             writer.close()
-            # an allowlisted source (a provider's proxy, say) is not held by the caps
-            assert (await https_get(port, certs, "/healthz")).startswith(b"HTTP/1.1 200")
         finally:
             await close_all(held)
+        await asyncio.sleep(0.1)
+        assert (await https_get(port, certs, "/healthz")).startswith(b"HTTP/1.1 200")
+
+
+async def test_allowlisted_sources_are_exempt_from_the_per_source_budget(tmp_path: Path) -> None:
+    async with running_hub(
+        tmp_path,
+        net={"http_max_connections_per_source": 2, "source_allowlist": [f"{BYSTANDER}/32"]},
+    ) as (server, certs):
+        port = server.ports["http"]
+        proxy = await open_idle(port, 5, source=BYSTANDER, tls=certs.client_context())
+        try:
+            await asyncio.sleep(0.1)
+            assert server.metrics is not None
+            assert server.metrics.sources.http_guard.open == 5
+            assert (await https_get(port, certs, "/healthz")).startswith(b"HTTP/1.1 200")
+        finally:
+            await close_all(proxy)
 
 
 async def test_connections_that_send_no_request_are_closed(tmp_path: Path) -> None:

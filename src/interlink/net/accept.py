@@ -44,7 +44,7 @@ class HandshakeGate:
         self.refused: Counter[Budget] = Counter()
 
     def admit(self, source: Source, now: float) -> Budget | None:
-        if self.pending >= self.max_handshakes and not source.exempt:
+        if self.pending >= self.max_handshakes:
             refused: Budget | None = Budget.GLOBAL
         else:
             refused = self.sources.admit(source, now)

@@ -90,7 +90,7 @@ class ConnectionGate:
         """Count one more unauthenticated stream: ``None``, or the budget that refuses it."""
         if source is None:
             source = UNKNOWN_SOURCE
-        if self.unauthenticated >= self.max_unauthenticated and not source.exempt:
+        if self.unauthenticated >= self.max_unauthenticated:
             refused: Budget | None = Budget.GLOBAL
         else:
             refused = self.sources.admit(source, now)

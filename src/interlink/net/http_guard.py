@@ -60,7 +60,7 @@ class HttpGuard:
         self.refused: Counter[Budget] = Counter()
 
     def admit(self, source: Source, now: float) -> Budget | None:
-        if self.open >= self.limits.max_connections and not source.exempt:
+        if self.open >= self.limits.max_connections:
             refused: Budget | None = Budget.GLOBAL
         else:
             refused = self.sources.admit(source, now)
