@@ -187,10 +187,16 @@ class _EmbeddedUvicorn(uvicorn.Server):
     a TLS handshake timeout (uvicorn leaves the event loop's 60 s)."""
 
     def __init__(
-        self, config: uvicorn.Config, *, tls_handshake_timeout: float, handshakes: HandshakeGate
+        self,
+        config: uvicorn.Config,
+        *,
+        tls_handshake_timeout: float,
+        tls_shutdown_timeout: float,
+        handshakes: HandshakeGate,
     ) -> None:
         super().__init__(config)
         self._tls_handshake_timeout = tls_handshake_timeout
+        self._tls_shutdown_timeout = tls_shutdown_timeout
         self._handshakes = handshakes
 
     @contextlib.contextmanager
@@ -224,6 +230,7 @@ class _EmbeddedUvicorn(uvicorn.Server):
                 create_protocol,
                 config.ssl,
                 handshake_timeout=self._tls_handshake_timeout,
+                shutdown_timeout=self._tls_shutdown_timeout,
                 gate=self._handshakes,
                 backlog=config.backlog,
             )
@@ -442,6 +449,7 @@ class HubServer:
             gate=gate,
             limits=DriverLimits(max_outbound_bytes=s.net.max_outbound_bytes),
             tls_handshake_timeout=s.net.tls_handshake_timeout,
+            tls_shutdown_timeout=s.net.tls_shutdown_timeout,
         )
         handshakes = HandshakeGate(
             s.net.max_tls_handshakes,
@@ -646,7 +654,10 @@ class HubServer:
         # as a class; uvicorn only ever calls it, with keyword arguments.)
         config.http_protocol_class = guard.protocol_factory(config.http_protocol_class)  # type: ignore[assignment]
         self._http = _EmbeddedUvicorn(
-            config, tls_handshake_timeout=s.net.tls_handshake_timeout, handshakes=handshakes
+            config,
+            tls_handshake_timeout=s.net.tls_handshake_timeout,
+            tls_shutdown_timeout=s.net.tls_shutdown_timeout,
+            handshakes=handshakes,
         )
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
         while not self._http.started:

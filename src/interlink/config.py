@@ -60,6 +60,7 @@ class NetSection(_Section):
     require_tls: bool = True  # false allows SCRAM on plaintext c2s (benchmarks, TLS proxies)
     auth_timeout: float = Field(30.0, gt=0)
     tls_handshake_timeout: float = Field(10.0, gt=0)  # every TLS port
+    tls_shutdown_timeout: float = Field(2.0, gt=0)  # waiting for the peer's close_notify
     max_unauthenticated: int = Field(1000, ge=1)
     # Per source, on every transport (STARTTLS, direct TLS, WebSocket): streams held before
     # binding, per address and per IPv6 /64; new connections a minute (0 = unlimited).

@@ -5,6 +5,8 @@ are closed. Bounded: a few hundred sockets, each test a few seconds."""
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -185,3 +187,33 @@ async def test_connections_that_never_handshake_are_capped_per_source(tmp_path: 
             await close_all(idle)
         await asyncio.sleep(0.2)
         assert server.metrics.sources.handshakes.pending == 0
+
+
+def _silent_tls_peer(port: int, certs: Certs) -> bool:
+    """Handshake, then never answer: read the raw TCP stream until the hub closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        tls = certs.client_context().wrap_socket(raw, server_hostname=DOMAIN)
+        with socket.socket(fileno=os.dup(tls.fileno())) as plain:  # below TLS: no close_notify
+            plain.settimeout(10)
+            try:
+                while plain.recv(65536):
+                    pass
+            except TimeoutError:
+                return False
+            except ConnectionError:
+                pass
+        tls.detach()
+    return True
+
+
+async def test_a_peer_that_never_answers_close_notify_is_let_go(tmp_path: Path) -> None:
+    """The hub's refusal ends in a TLS close; a peer that never answers it held the descriptor
+    for the event loop's 30 s. net.tls_shutdown_timeout (0.5 s here) bounds that."""
+    net = {"max_unauthenticated_per_ip": 1, "tls_shutdown_timeout": 0.5}
+    async with running_hub(tmp_path, net=net) as (server, certs):
+        port = server.ports["c2s-direct-tls"]
+        held = await open_idle(port, 1, tls=certs.client_context())
+        try:
+            assert await asyncio.to_thread(_silent_tls_peer, port, certs)  # well within 10 s
+        finally:
+            await close_all(held)

@@ -69,14 +69,18 @@ class TlsListener:
         tls: ssl.SSLContext,
         *,
         handshake_timeout: float,
+        shutdown_timeout: float,
         gate: HandshakeGate,
         backlog: int = 1024,
     ) -> None:
+        """``shutdown_timeout``: how long a closing connection waits for the peer's
+        close_notify (a peer that never answers would otherwise hold it 30 s)."""
         self.sockets = [sock]
         self._sock = sock
         self._factory = protocol_factory
         self._tls = tls
         self._timeout = handshake_timeout
+        self._shutdown_timeout = shutdown_timeout
         self._gate = gate
         self._backlog = backlog
         self._loop = asyncio.get_running_loop()
@@ -111,7 +115,11 @@ class TlsListener:
     async def _handshake(self, conn: socket.socket, source: Source) -> None:
         try:
             await self._loop.connect_accepted_socket(
-                self._factory, conn, ssl=self._tls, ssl_handshake_timeout=self._timeout
+                self._factory,
+                conn,
+                ssl=self._tls,
+                ssl_handshake_timeout=self._timeout,
+                ssl_shutdown_timeout=self._shutdown_timeout,
             )
         except (OSError, TimeoutError, ConnectionError) as exc:
             log.debug("TLS handshake failed", extra={"error": str(exc)})

@@ -24,7 +24,8 @@ class C2SContext:
     tls: ssl.SSLContext | None
     gate: ConnectionGate
     limits: DriverLimits
-    tls_handshake_timeout: float = 30.0
+    tls_handshake_timeout: float = 10.0
+    tls_shutdown_timeout: float = 2.0
 
 
 class C2SProtocol(asyncio.Protocol):
@@ -63,6 +64,7 @@ class C2SProtocol(asyncio.Protocol):
             self.ctx.tls,
             server_side=True,
             ssl_handshake_timeout=self.ctx.tls_handshake_timeout,
+            ssl_shutdown_timeout=self.ctx.tls_shutdown_timeout,
         )
         if new is None:
             raise ConnectionError("connection closed during the TLS handshake")
@@ -169,6 +171,7 @@ async def start_c2s_listener(
         lambda: C2SProtocol(ctx, direct_tls=True),
         ctx.tls,
         handshake_timeout=ctx.tls_handshake_timeout,
+        shutdown_timeout=ctx.tls_shutdown_timeout,
         gate=handshakes,
     )
     listener.start()

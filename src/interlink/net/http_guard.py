@@ -96,7 +96,7 @@ class GuardedConnection(asyncio.Protocol):
         self._tail = b""  # the last bytes seen, to find the end of headers across reads
         self._handed_over = False
 
-    # -- accept, budgets, handshake ---------------------------------------------------------
+    # -- budgets and the first request's timer ----------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         raw = cast(asyncio.Transport, transport)
         guard = self.guard
@@ -158,10 +158,12 @@ class GuardedConnection(asyncio.Protocol):
             self.inner.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        self.inner.pause_writing()
+        if self._handed_over:
+            self.inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self.inner.resume_writing()
+        if self._handed_over:
+            self.inner.resume_writing()
 
 
 class _Upgraded(asyncio.Protocol):
