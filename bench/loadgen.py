@@ -221,6 +221,8 @@ def write_config(data_dir: Path, synchronous: str) -> Path:
         "http_port = 0\n"
         "require_tls = false\n"
         "max_unauthenticated = 5000\n"
+        # the load generator is one source by design: not held by the per-source budgets
+        'source_allowlist = ["127.0.0.0/8"]\n'
         "[storage]\n"
         f'sqlite_synchronous = "{synchronous}"\n'
         "[log]\n"

@@ -95,6 +95,7 @@ def write_config(data: Path, ports: dict[str, int]) -> Path:
         f'[hub]\ndomain = "{DOMAIN}"\ndata_dir = "{data}"\n'
         f'[net]\nhost = "127.0.0.1"\nc2s_port = {ports["c2s"]}\n'
         f"c2s_tls_port = {ports['tls']}\nhttp_port = {ports['http']}\n"
+        'source_allowlist = ["127.0.0.0/8"]\n'  # one source by design
         '[log]\nlevel = "WARNING"\n'
         # Room for every run's file: the default quota (1 GiB) holds ten.
         f"[media]\nquota_bytes = {1 << 40}\n"

@@ -54,9 +54,12 @@ from interlink.media.upload import REQUEST as UPLOAD_REQUEST
 from interlink.media.upload import UploadService, anyone
 from interlink.media.upload import disco_features as upload_features
 from interlink.media.upload import disco_identity as upload_identity
-from interlink.net.c2s import C2SContext, start_c2s_listener
+from interlink.net.accept import HandshakeGate, TlsListener
+from interlink.net.budget import SourceBudgets, SourceLimits
+from interlink.net.c2s import C2SContext, Listener, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
+from interlink.net.http_guard import HttpGuard, HttpGuardLimits
 from interlink.net.media_api import media_router
 from interlink.net.media_proxy_api import media_proxy_router
 from interlink.net.metrics import HubMetrics, MetricSources
@@ -170,6 +173,17 @@ def policy_limits(settings: Settings) -> PolicyLimits:
     )
 
 
+def source_limits(settings: Settings) -> SourceLimits:
+    """The per-source budgets of unauthenticated XMPP streams (every transport)."""
+    n = settings.net
+    return SourceLimits(
+        per_ip=n.max_unauthenticated_per_ip,
+        per_ipv6_64=n.max_unauthenticated_per_ipv6_64,
+        rate=Rate(n.connections_per_source_per_minute, 60.0),
+        allowlist=tuple(n.source_allowlist),
+    )
+
+
 def admin_token(settings: Settings) -> str:
     """The admin API's bearer token: configured, or generated once into the data directory."""
     if settings.admin.token:
@@ -183,12 +197,87 @@ def admin_token(settings: Settings) -> str:
     return path.read_text().strip()
 
 
+LISTENERS = (
+    ("c2s-starttls", "c2s_port"),
+    ("c2s-direct-tls", "c2s_tls_port"),
+    ("http", "http_port"),
+)
+
+
+def bind_port(host: str, port: int, what: str) -> socket.socket:
+    """A TCP socket bound to ``host:port``, not yet listening.
+
+    Raises:
+        ConfigError: the address cannot be bound (taken, not local, no permission); the
+            message names the port and what it was for.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port} for {what}: {reason}") from exc
+    return sock
+
+
 class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn inside our loop: we own the signal handlers, not uvicorn."""
+    """uvicorn inside our loop: we own the signal handlers, not uvicorn; and its listeners get
+    a TLS handshake timeout (uvicorn leaves the event loop's 60 s)."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        tls_handshake_timeout: float,
+        tls_shutdown_timeout: float,
+        handshakes: HandshakeGate,
+    ) -> None:
+        super().__init__(config)
+        self._tls_handshake_timeout = tls_handshake_timeout
+        self._tls_shutdown_timeout = tls_shutdown_timeout
+        self._handshakes = handshakes
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's own start-up for sockets it is given, plus the handshake timeout (the
+        lifespan is off; nothing else of uvicorn's start-up applies to given sockets)."""
+        config = self.config
+        await self.lifespan.startup()
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        loop = asyncio.get_running_loop()
+        servers: list[Listener] = []
+        for sock in sockets or ():
+            if config.ssl is None:
+                servers.append(
+                    await loop.create_server(create_protocol, sock=sock, backlog=config.backlog)
+                )
+                continue
+            listener = TlsListener(
+                sock,
+                create_protocol,
+                config.ssl,
+                handshake_timeout=self._tls_handshake_timeout,
+                shutdown_timeout=self._tls_shutdown_timeout,
+                gate=self._handshakes,
+                backlog=config.backlog,
+            )
+            listener.start()
+            servers.append(listener)
+        self.servers = servers  # type: ignore[assignment]  # uvicorn only calls close()
+        self.started = True
 
 
 class HubServer:
@@ -211,7 +300,7 @@ class HubServer:
         self.ports: dict[str, int] = {}
         self.addressing: Addressing | None = None
         self.operator: OperatorState | None = None
-        self._http_socket: socket.socket | None = None
+        self._sockets: dict[str, socket.socket] = {}
         self._follower: ChangeFeedFollower | None = None
         self.hub: Hub | None = None
         self.storage: Storage | None = None
@@ -221,10 +310,11 @@ class HubServer:
         self.reports: ReportForwarder | None = None
         self.discovery: DiscoveryService | None = None
         self.http_app: FastAPI | None = None
-        self._servers: list[asyncio.Server] = []
+        self._servers: list[Listener] = []
         self._http: _EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._gate: ConnectionGate | None = None
+        self._http_guard: HttpGuard | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.metrics: HubMetrics | None = None
         self.media: MediaStore | None = None
@@ -238,6 +328,7 @@ class HubServer:
         afterwards."""
         s = self.settings
         clock = self.clock
+        self._bind_listeners()  # a taken port is reported before anything is built
         self.storage = storage = await open_storage(s)
         secrets_ = storage.server_state
         decoy = await secrets_.get_or_create_secret("sasl-decoy", 32)
@@ -299,7 +390,7 @@ class HubServer:
         )
 
         # Media: uploads on the service domains (their URL needs the HTTP port: bound first).
-        http_socket = self._bind_http()
+        http_socket = self._sockets["http"]
         self.media = media = self._media_store()
         tokens = MediaTokens(
             await secrets_.get_or_create_secret("media-token", 32),
@@ -384,7 +475,9 @@ class HubServer:
             decoy_iterations=s.sasl.scram_iterations,
             oauthbearer=True,
         )
-        self._gate = gate = ConnectionGate(s.net.max_unauthenticated)
+        self._gate = gate = ConnectionGate(
+            s.net.max_unauthenticated, SourceBudgets(source_limits(s))
+        )
         c2s = C2SContext(
             hub=hub,
             stream_config=stream_config,
@@ -398,23 +491,36 @@ class HubServer:
                 read_rate=ReadRate(s.limits.read_bytes_per_second, s.limits.read_burst_bytes),
             ),
             tls_handshake_timeout=s.net.tls_handshake_timeout,
+            tls_shutdown_timeout=s.net.tls_shutdown_timeout,
         )
-        for name, port, direct in (
-            ("c2s-starttls", s.net.c2s_port, False),
-            ("c2s-direct-tls", s.net.c2s_tls_port, True),
-        ):
-            server = await start_c2s_listener(c2s, s.net.host, port, direct_tls=direct)
+        handshakes = HandshakeGate(
+            s.net.max_tls_handshakes,
+            SourceBudgets(
+                SourceLimits(
+                    per_ip=s.net.max_tls_handshakes_per_source,
+                    per_ipv6_64=s.net.max_tls_handshakes_per_source,
+                    rate=Rate(0, 1.0),  # the c2s gate and the HTTP guard count the rate
+                    allowlist=tuple(s.net.source_allowlist),
+                )
+            ),
+        )
+        for name, direct in (("c2s-starttls", False), ("c2s-direct-tls", True)):
+            server = await start_c2s_listener(
+                c2s, self._sockets[name], direct_tls=direct, handshakes=handshakes
+            )
             self._servers.append(server)
-            self.ports[name] = server.sockets[0].getsockname()[1]
         ws_stream = dataclasses.replace(stream_config, starttls_available=False)
         ws_ctx = WebSocketContext(
             c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
         )
+        self._http_guard = http_guard = self._build_http_guard()
         self.metrics = HubMetrics(
             MetricSources(
                 hub,
                 storage,
                 gate=gate,
+                http_guard=http_guard,
+                handshakes=handshakes,
                 push=push,
                 discovery=self.discovery,
                 reports=reports,
@@ -443,7 +549,7 @@ class HubServer:
         )
         for hook in self._http_hooks:
             hook(app)
-        await self._start_http(app, http_socket, cert, key)
+        await self._start_http(app, http_socket, http_guard, handshakes, cert, key)
         loop = asyncio.get_running_loop()
         self._media_sweeper = loop.create_task(self._sweep_media(media))
         self._sweeper = loop.create_task(self._sweep_idle(gate))
@@ -527,21 +633,50 @@ class HubServer:
         account = await self.storage.enlistment.account(jid)
         return None if account is None else account.user_id
 
-    def _bind_http(self) -> socket.socket:
-        """Bind the HTTP port now (its number goes into upload URLs); served once built."""
+    def _bind_listeners(self) -> None:
+        """Bind every port now: a taken one is a clear error naming it, before anything runs
+        (the HTTP port's number also goes into upload URLs)."""
         s = self.settings
-        sock = socket.socket(socket.AF_INET6 if ":" in s.net.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((s.net.host, s.net.http_port))
-        except OSError:
-            sock.close()
+            for name, key in LISTENERS:
+                sock = bind_port(s.net.host, getattr(s.net, key), f"{name} (net.{key})")
+                self._sockets[name] = sock
+                self.ports[name] = sock.getsockname()[1]
+        except BaseException:
+            self._close_sockets()
             raise
-        self.ports["http"] = sock.getsockname()[1]
-        self._http_socket = sock
-        return sock
 
-    async def _start_http(self, app: object, sock: socket.socket, cert: Path, key: Path) -> None:
+    def _close_sockets(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+
+    def _build_http_guard(self) -> HttpGuard:
+        """The HTTP port's budgets and its first request's timer."""
+        n = self.settings.net
+        per_source = n.http_max_connections_per_source
+        return HttpGuard(
+            HttpGuardLimits(
+                max_connections=n.http_max_connections, request_timeout=n.http_request_timeout
+            ),
+            SourceBudgets(
+                SourceLimits(
+                    per_ip=per_source,
+                    per_ipv6_64=per_source,
+                    rate=Rate(0, 1.0),  # connections are reused: their number is what counts
+                    allowlist=tuple(n.source_allowlist),
+                )
+            ),
+        )
+
+    async def _start_http(
+        self,
+        app: object,
+        sock: socket.socket,
+        guard: HttpGuard,
+        handshakes: HandshakeGate,
+        cert: Path,
+        key: Path,
+    ) -> None:
         s = self.settings
         config = uvicorn.Config(
             app,  # type: ignore[arg-type]
@@ -549,13 +684,23 @@ class HubServer:
             log_config=None,
             access_log=False,
             ws_max_size=s.limits.max_stanza_bytes + 4096,
+            timeout_keep_alive=s.net.http_keep_alive_timeout,
+            backlog=1024,
             ssl_certfile=str(cert) if s.net.http_tls else None,
             ssl_keyfile=str(key) if s.net.http_tls else None,
         )
         config.load()
         if config.ssl is not None:
             config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._http = _EmbeddedUvicorn(config)
+        # The budgets and the first request's timeout are the guard's. (The attribute is typed
+        # as a class; uvicorn only ever calls it, with keyword arguments.)
+        config.http_protocol_class = guard.protocol_factory(config.http_protocol_class)  # type: ignore[assignment]
+        self._http = _EmbeddedUvicorn(
+            config,
+            tls_handshake_timeout=s.net.tls_handshake_timeout,
+            tls_shutdown_timeout=s.net.tls_shutdown_timeout,
+            handshakes=handshakes,
+        )
         self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
         while not self._http.started:
             if self._http_task.done():
@@ -606,6 +751,7 @@ class HubServer:
             await self._http_client.aclose()
         if self.storage is not None:
             await self.storage.close()
+        self._close_sockets()
         log.info("stopped")
 
     async def run(self) -> None:
@@ -614,10 +760,21 @@ class HubServer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await self.start()
-        log.info(
-            "hub started", extra={"domains": list(self.settings.hub.services), "ports": self.ports}
-        )
-        await stop.wait()
-        log.info("shutting down")
-        await self.stop()
+        try:
+            try:
+                await self.start()
+            except BaseException:
+                # Whatever was built is taken down again, so the process exits (a storage
+                # thread left running kept it alive, deaf to signals, after a taken port).
+                await self.stop()
+                raise
+            log.info(
+                "hub started",
+                extra={"domains": list(self.settings.hub.services), "ports": self.ports},
+            )
+            await stop.wait()
+            log.info("shutting down")
+            await self.stop()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)

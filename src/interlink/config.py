@@ -6,11 +6,19 @@ default here and is documented in ``docs/operations.md``.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from interlink.errors import ConfigError
 from interlink.media.model import MAX_MEDIA_BYTES
@@ -51,10 +59,37 @@ class NetSection(_Section):
     http_tls: bool = True
     require_tls: bool = True  # false allows SCRAM on plaintext c2s (benchmarks, TLS proxies)
     auth_timeout: float = Field(30.0, gt=0)
-    tls_handshake_timeout: float = Field(30.0, gt=0)
+    tls_handshake_timeout: float = Field(10.0, gt=0)  # every TLS port
+    tls_shutdown_timeout: float = Field(2.0, gt=0)  # waiting for the peer's close_notify
     max_unauthenticated: int = Field(1000, ge=1)
+    # Per source, on every transport (STARTTLS, direct TLS, WebSocket): streams held before
+    # binding, per address and per IPv6 /64; new connections a minute (0 = unlimited).
+    max_unauthenticated_per_ip: int = Field(64, ge=1)
+    max_unauthenticated_per_ipv6_64: int = Field(128, ge=1)
+    connections_per_source_per_minute: int = Field(60, ge=0)
+    # Connections in their TLS handshake on the direct TLS and HTTPS ports: all, per source.
+    max_tls_handshakes: int = Field(512, ge=1)
+    max_tls_handshakes_per_source: int = Field(16, ge=1)
+    # Addresses or networks exempt from the per-source budgets (e.g. a provider's proxy).
+    source_allowlist: list[str] = []
     max_outbound_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
     hibernate_after: float = Field(10.0, gt=0)  # free an idle stream's parser after this
+    # The HTTP port: connections open at once (all, per source), the time from the TLS handshake
+    # to the end of the first request's headers, and between requests.
+    http_max_connections: int = Field(1024, ge=1)
+    http_max_connections_per_source: int = Field(128, ge=1)
+    http_request_timeout: float = Field(10.0, gt=0)
+    http_keep_alive_timeout: int = Field(5, ge=1)  # whole seconds (uvicorn's unit)
+
+    @field_validator("source_allowlist")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an address or network: {entry!r}") from exc
+        return entries
 
 
 class TlsSection(_Section):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -82,7 +83,8 @@ async def cli(config: Path, *args: str) -> tuple[int, str]:
     return proc.returncode, out.decode()
 
 
-def write_config(tmp: Path, certs: Certs) -> Path:
+def write_config(tmp: Path, certs: Certs, net: str = "") -> Path:
+    """The hub's config file; ``net``: more lines for its ``[net]`` section."""
     config = tmp / "hub.toml"
     config.write_text(
         f"""
@@ -95,7 +97,7 @@ host = "127.0.0.1"
 c2s_port = 0
 c2s_tls_port = 0
 http_port = 0
-
+{net}
 [tls]
 cert_file = "{certs.cert}"
 key_file = "{certs.key}"
@@ -243,6 +245,43 @@ async def test_bad_config_is_a_clear_error(tmp_path: Path) -> None:
     code, out = await cli(bad, "user", "list")
     assert code == 2
     assert "not valid TOML" in out
+
+
+@pytest.mark.parametrize(
+    ("key", "transport"),
+    [("c2s_port", "c2s-starttls"), ("c2s_tls_port", "c2s-direct-tls"), ("http_port", "http")],
+)
+async def test_a_taken_port_is_a_clear_error_and_serve_exits(
+    tmp_path: Path, key: str, transport: str
+) -> None:
+    """Once, serve printed 'address already in use' and hung, deaf to SIGTERM and SIGINT."""
+    certs = make_certs(tmp_path)
+    config = write_config(tmp_path, certs)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config.write_text(config.read_text().replace(f"{key} = 0", f"{key} = {port}"))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "interlink",
+            "serve",
+            "--config",
+            str(config),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            # generous: it exits as soon as the port is found taken (~0.5 s with start-up)
+            _, err = await asyncio.wait_for(proc.communicate(), 20)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port} for {transport} (net.{key})" in err.decode()
 
 
 async def test_provider_commands(tmp_path: Path) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from interlink.errors import StreamError, StreamErrorCondition
+from interlink.hub.policy.limits import Rate
+from interlink.net.budget import Budget, SourceBudgets, SourceLimits
 from interlink.net.driver import ConnectionGate, DriverLimits, StreamDriver
 from interlink.xmpp.stream import ServerStream
 from tests.hubkit import DOMAIN, running_hub
@@ -116,3 +118,33 @@ async def test_idle_streams_hibernate_and_wake() -> None:
         assert pending is not None
         await pending  # the fake link cannot do TLS: the connection is closed cleanly
         assert link.closed
+
+
+async def test_gate_per_source_budget_names_the_budget_and_counts_it() -> None:
+    async with running_hub() as kit:
+        sources = SourceBudgets(SourceLimits(per_ip=2, rate=Rate(0, 1.0)))
+        gate = ConnectionGate(10, sources)
+        loop = asyncio.get_running_loop()
+
+        def connect(address: str) -> tuple[StreamDriver, FakeLink]:
+            link = FakeLink()
+            stream = ServerStream(CONFIG, now=loop.time())
+            driver = StreamDriver(
+                kit.hub, stream, link, gate, DriverLimits(), "t", source=sources.source(address)
+            )
+            return driver, link
+
+        held = [connect("192.0.2.1") for _ in range(2)]
+        refused, link = connect("192.0.2.1")
+        await asyncio.sleep(0.01)
+        assert refused.stream.closed
+        assert b"policy-violation" in output(link)
+        assert b"net.max_unauthenticated_per_ip" in output(link)
+        bystander, _ = connect("192.0.2.2")
+        assert not bystander.stream.closed
+        assert gate.unauthenticated == 3
+        assert gate.refused == {Budget.PER_IP: 1}
+        held[0][0].connection_lost()
+        again, _ = connect("192.0.2.1")
+        assert not again.stream.closed
+        assert sources.held_by("192.0.2.1") == 2

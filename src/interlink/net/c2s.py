@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 from interlink.hub.hub import Hub
+from interlink.net.accept import HandshakeGate, TlsListener
 from interlink.net.driver import ConnectionGate, DriverLimits, Pending, StreamDriver
 from interlink.xmpp.stream import ServerStream, StreamConfig
 
@@ -22,7 +24,9 @@ class C2SContext:
     tls: ssl.SSLContext | None
     gate: ConnectionGate
     limits: DriverLimits
-    tls_handshake_timeout: float = 30.0
+    tls_handshake_timeout: float = 10.0
+    tls_shutdown_timeout: float = 2.0
+    linger_timeout: float = 2.0  # after a plain-TCP stream ends, input is drained this long
 
 
 class C2SProtocol(asyncio.Protocol):
@@ -35,6 +39,8 @@ class C2SProtocol(asyncio.Protocol):
         self.driver: StreamDriver | None = None
         self._busy = False
         self._backlog: list[bytes] = []
+        self._lingering = False
+        self._linger: asyncio.TimerHandle | None = None
 
     # -- Link ---------------------------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -48,8 +54,22 @@ class C2SProtocol(asyncio.Protocol):
         return self.transport.get_write_buffer_size() if self.transport is not None else 0
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        transport = self.transport
+        if transport is None or transport.is_closing() or self._linger is not None:
+            return
+        if not transport.can_write_eof():  # TLS: close() sends close_notify and reads on
+            transport.close()
+            return
+        # A lingering close: half-close so that the peer gets our last bytes (a stream error),
+        # and read and discard what it still sends for a moment. Closing a socket with unread
+        # input makes the kernel reset the connection, and the reset can discard those last
+        # bytes at the peer before it reads them.
+        transport.write_eof()
+        self._lingering = True
+        transport.resume_reading()
+        self._linger = asyncio.get_running_loop().call_later(
+            self.ctx.linger_timeout, transport.close
+        )
 
     async def start_tls(self) -> None:
         assert self.transport is not None
@@ -61,6 +81,7 @@ class C2SProtocol(asyncio.Protocol):
             self.ctx.tls,
             server_side=True,
             ssl_handshake_timeout=self.ctx.tls_handshake_timeout,
+            ssl_shutdown_timeout=self.ctx.tls_shutdown_timeout,
         )
         if new is None:
             raise ConnectionError("connection closed during the TLS handshake")
@@ -85,9 +106,12 @@ class C2SProtocol(asyncio.Protocol):
             self.ctx.gate,
             self.ctx.limits,
             peer=f"{peer[0]}:{peer[1]}" if peer else "?",
+            source=self.ctx.gate.sources.source(peer[0] if peer else None),
         )
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return  # the stream is over: what the peer still sends is read only to be dropped
         if self._busy:
             self._backlog.append(data)  # arrived before pause_reading took effect
             return
@@ -121,6 +145,8 @@ class C2SProtocol(asyncio.Protocol):
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
         if self.driver is not None:
             self.driver.connection_lost()
         self.transport = None
@@ -134,18 +160,40 @@ class C2SProtocol(asyncio.Protocol):
             self.driver.resume_writing()
 
 
+class Listener(Protocol):
+    def close(self) -> None: ...
+
+    async def wait_closed(self) -> None: ...
+
+
 async def start_c2s_listener(
-    ctx: C2SContext, host: str, port: int, *, direct_tls: bool
-) -> asyncio.Server:
+    ctx: C2SContext,
+    sock: socket.socket,
+    *,
+    direct_tls: bool,
+    handshakes: HandshakeGate | None = None,
+) -> Listener:
+    """Serve c2s on ``sock``, bound already (by the composition root, which reports a taken
+    port before building anything). Direct TLS needs ``handshakes``, the budgets of connections
+    in their TLS handshake (:mod:`interlink.net.accept`).
+
+    Raises:
+        ValueError: direct TLS without a TLS context or without ``handshakes``.
+    """
     loop = asyncio.get_running_loop()
-    if direct_tls and ctx.tls is None:
-        raise ValueError("direct TLS needs a TLS context")
-    return await loop.create_server(
-        lambda: C2SProtocol(ctx, direct_tls=direct_tls),
-        host,
-        port,
-        ssl=ctx.tls if direct_tls else None,
-        ssl_handshake_timeout=ctx.tls_handshake_timeout if direct_tls else None,
-        reuse_address=True,
-        backlog=1024,
+    if not direct_tls:
+        return await loop.create_server(
+            lambda: C2SProtocol(ctx, direct_tls=False), sock=sock, backlog=1024
+        )
+    if ctx.tls is None or handshakes is None:
+        raise ValueError("direct TLS needs a TLS context and handshake budgets")
+    listener = TlsListener(
+        sock,
+        lambda: C2SProtocol(ctx, direct_tls=True),
+        ctx.tls,
+        handshake_timeout=ctx.tls_handshake_timeout,
+        shutdown_timeout=ctx.tls_shutdown_timeout,
+        gate=handshakes,
     )
+    listener.start()
+    return listener

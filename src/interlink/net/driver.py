@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from time import perf_counter
@@ -32,6 +33,7 @@ from interlink.errors import AuthenticationRefused, StanzaError, StreamError, St
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottled
 from interlink.hub.hub import Hub
 from interlink.hub.session import Session
+from interlink.net.budget import Budget, Source, SourceBudgets
 from interlink.xmpp.shaper import ReadRate, ReadShaper
 from interlink.xmpp.stream import (
     Authenticated,
@@ -66,12 +68,18 @@ class Link(Protocol):
 
 class ConnectionGate:
     """Knows every open stream; caps those that have not yet bound a resource (slow-loris
-    protection)."""
+    protection): all of them together (``max_unauthenticated``), and per source address
+    (:class:`~interlink.net.budget.SourceBudgets`: per IP, per IPv6 /64, connection rate), so
+    that no one source can take the whole pre-authentication pool. Refusals are counted by
+    budget for ``/metrics``."""
 
-    def __init__(self, max_unauthenticated: int) -> None:
+    def __init__(self, max_unauthenticated: int, sources: SourceBudgets | None = None) -> None:
         self.max_unauthenticated = max_unauthenticated
         self.unauthenticated = 0
         self.open: set[StreamDriver] = set()
+        # Not "None means allow": without explicit budgets the defaults apply.
+        self.sources = sources if sources is not None else SourceBudgets()
+        self.refused: Counter[Budget] = Counter()
 
     def hibernate_idle(self, now: float, idle_for: float) -> int:
         """Free the parsers of streams that received nothing for ``idle_for`` seconds."""
@@ -86,14 +94,47 @@ class ConnectionGate:
         for driver in list(self.open):
             driver.terminate(error)
 
-    def try_enter(self) -> bool:
+    def try_enter(self, source: Source | None = None, now: float = 0.0) -> Budget | None:
+        """Count one more unauthenticated stream: ``None``, or the budget that refuses it."""
+        if source is None:
+            source = UNKNOWN_SOURCE
         if self.unauthenticated >= self.max_unauthenticated:
-            return False
+            refused: Budget | None = Budget.GLOBAL
+        else:
+            refused = self.sources.admit(source, now)
+        if refused is not None:
+            self.refused[refused] += 1
+            return refused
         self.unauthenticated += 1
-        return True
+        return None
 
-    def leave(self) -> None:
+    def leave(self, source: Source | None = None) -> None:
         self.unauthenticated -= 1
+        self.sources.release(source if source is not None else UNKNOWN_SOURCE)
+
+
+UNKNOWN_SOURCE = Source("?", None, exempt=False)
+
+REFUSALS = {
+    Budget.GLOBAL: (
+        StreamErrorCondition.RESOURCE_CONSTRAINT,
+        "too many connections are authenticating; try again later (net.max_unauthenticated)",
+    ),
+    Budget.PER_IP: (
+        StreamErrorCondition.POLICY_VIOLATION,
+        "too many unauthenticated connections from your address (net.max_unauthenticated_per_ip)",
+    ),
+    Budget.PER_IPV6_64: (
+        StreamErrorCondition.POLICY_VIOLATION,
+        "too many unauthenticated connections from your IPv6 /64 "
+        "(net.max_unauthenticated_per_ipv6_64)",
+    ),
+    Budget.RATE: (
+        StreamErrorCondition.POLICY_VIOLATION,
+        "too many new connections from your address; slow down "
+        "(net.connections_per_source_per_minute)",
+    ),
+}
 
 
 #: Before authentication a login (header, STARTTLS, SASL, restart) is a few KiB at most.
@@ -119,7 +160,11 @@ class StreamDriver:
         gate: ConnectionGate,
         limits: DriverLimits,
         peer: str,
+        *,
+        source: Source | None = None,
     ) -> None:
+        """``source``: the peer's address as the gate's per-source budgets see it
+        (:meth:`SourceBudgets.source`); ``None`` when the transport does not know it."""
         self.hub = hub
         self.stream = stream
         self.link = link
@@ -129,7 +174,9 @@ class StreamDriver:
         self.session: Session | None = None
         self._attempt: AuthAttempt | None = None  # the SASL attempt the throttle let through
         self._loop = asyncio.get_running_loop()
-        self._in_gate = gate.try_enter()
+        self.source = source
+        refused = gate.try_enter(source, self._loop.time())
+        self._in_gate = refused is None
         gate.open.add(self)
         self._timer: asyncio.TimerHandle | None = None
         self._flush_scheduled = False
@@ -141,15 +188,8 @@ class StreamDriver:
         self.last_input = self._loop.time()
         self._shaper = ReadShaper(limits.pre_auth_read_rate, self.last_input)
         self._shaped_as_authenticated = False
-        if not self._in_gate:
-            self._handle_sync(
-                stream.close(
-                    StreamError(
-                        StreamErrorCondition.RESOURCE_CONSTRAINT,
-                        "too many connections are authenticating; try again later",
-                    )
-                )
-            )
+        if refused is not None:
+            self._handle_sync(stream.close(StreamError(*REFUSALS[refused])))
         else:
             self._arm_timer()
 
@@ -334,7 +374,7 @@ class StreamDriver:
         self._cancel_timer()
         if self._in_gate:
             self._in_gate = False
-            self.gate.leave()
+            self.gate.leave(self.source)
         return self.stream.accept_bind(session.jid)
 
     def _closed(self, ev: StreamClosed) -> Pending | None:
@@ -379,7 +419,7 @@ class StreamDriver:
             _wake(self._read_pause)  # nothing more to read: let the shell's task finish now
         if self._in_gate:
             self._in_gate = False
-            self.gate.leave()
+            self.gate.leave(self.source)
 
     # -- timers -------------------------------------------------------------------------------
     def _arm_timer(self) -> None:

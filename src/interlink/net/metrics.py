@@ -34,6 +34,8 @@ class MetricSources:
     hub: Hub
     storage: Storage
     gate: Any = None  # net.driver.ConnectionGate
+    http_guard: Any = None  # net.http_guard.HttpGuard
+    handshakes: Any = None  # net.accept.HandshakeGate
     push: Any = None  # interop.push.PushNotifier (.stats: provider -> PushStats)
     discovery: Any = None  # interop.discovery.DiscoveryService
     reports: Any = None  # interop.reports.ReportForwarder
@@ -79,6 +81,7 @@ class HubCollector(Collector):
             "Sources, accounts and pairs the authentication throttle keeps",
             value=len(throttle),
         )
+        yield from self._connection_refusals()
         stanzas = CounterMetricFamily(
             "interlink_stanzas", "Stanzas by kind and direction", labels=["direction", "kind"]
         )
@@ -121,6 +124,43 @@ class HubCollector(Collector):
         yield refusals
         yield rate
         yield from self._interop()
+
+    def _connection_refusals(self) -> Iterator[Metric]:
+        """Connections refused by a budget: XMPP streams before binding (every transport) and
+        HTTP connections; and HTTP connections closed for saying nothing in time."""
+        s = self._s
+        refused = CounterMetricFamily(
+            "interlink_connections_refused",
+            "Connections refused, by stage (tls-handshake; xmpp: every c2s transport; http) "
+            "and budget",
+            labels=["listener", "budget"],
+        )
+        if s.gate is not None:
+            for budget, count in sorted(s.gate.refused.items()):
+                refused.add_metric(["xmpp", str(budget)], count)
+        if s.http_guard is not None:
+            for budget, count in sorted(s.http_guard.refused.items()):
+                refused.add_metric(["http", str(budget)], count)
+        if s.handshakes is not None:
+            for budget, count in sorted(s.handshakes.refused.items()):
+                refused.add_metric(["tls-handshake", str(budget)], count)
+            yield GaugeMetricFamily(
+                "interlink_tls_handshakes",
+                "Connections in their TLS handshake (direct TLS and HTTPS)",
+                value=s.handshakes.pending,
+            )
+        yield refused
+        if s.http_guard is not None:
+            yield GaugeMetricFamily(
+                "interlink_http_connections",
+                "Open connections on the HTTP port (before a WebSocket upgrade)",
+                value=s.http_guard.open,
+            )
+            yield CounterMetricFamily(
+                "interlink_http_timeouts",
+                "HTTP connections closed for not sending a request's headers in time",
+                value=s.http_guard.timed_out,
+            )
 
     def _services(self) -> Iterator[Metric]:
         """Per gatekeeper service: its users' and third parties' sessions, approved providers."""

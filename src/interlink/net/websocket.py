@@ -103,6 +103,7 @@ async def serve_websocket(ws: WebSocket, ctx: WebSocketContext) -> None:
         c2s.gate,
         c2s.limits,
         peer=f"ws:{client.host}:{client.port}" if client else "ws:?",
+        source=c2s.gate.sources.source(client.host if client else None),
     )
     link.driver = driver
     try:
