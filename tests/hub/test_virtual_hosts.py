@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element
 
+from interlink.xmpp.jid import JID
 from tests.hubkit import CREDS, Client, HubKit, running_hub
 
 WA, MSG = "wa.test", "msg.test"
@@ -123,3 +124,18 @@ async def test_a_stream_authenticates_accounts_of_its_own_service_only() -> None
         assert hub.account_jid(f"x@chat.interop.{MSG}", f"chat.interop.{WA}") is None
         assert hub.account_jid("alice@elsewhere.test", WA) is None
         assert hub.account_jid(f"alice@{WA}/r", WA) is None
+
+
+async def test_pep_gates_refuse_between_two_services() -> None:
+    """Review finding (defence in depth): ``InteropPolicy._between`` lets any two gatekeeper
+    users through unless one blocked the other, whatever their services, so PEP reads and
+    notifications rely on the router and presence code never letting a cross-service
+    subscription come about. docs/architecture.md says the service check "holds for messages,
+    presence, iqs and PEP alike": the PEP gates must say no between two services too."""
+    async with running_hub(services=(WA, MSG)) as kit:
+        await account(kit, f"alice@{WA}")
+        await account(kit, f"bob@{MSG}")
+        policy = kit.hub.router.policy
+        alice, bob = JID.parse(f"alice@{WA}"), JID.parse(f"bob@{MSG}")
+        assert not await policy.may_query(alice, bob)
+        assert not await policy.may_exchange(bob, alice)

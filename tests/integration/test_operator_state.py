@@ -12,6 +12,7 @@ from interlink.app import HubServer
 from interlink.client import InterlinkClient
 from interlink.client.enlist import enlist, identity_thumbprint
 from interlink.xmpp.jid import JID
+from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, onboard_provider, running_hub
 from tests.interop.enlistkit import ThirdParty
 
@@ -108,3 +109,26 @@ async def test_a_data_dir_that_holds_no_hub_is_an_error(tmp_path: Path) -> None:
     assert code == 2
     assert "holds no Interlink hub" in out
     assert not (tmp_path / "typo").exists()
+
+
+async def test_a_removed_accounts_block_list_does_not_pass_to_the_next_holder(
+    tmp_path: Path,
+) -> None:
+    """Review finding: applying ``account-removed`` forgets the reach cache and ends sessions,
+    but the in-memory block list (``BlockLists``, loaded at start) keeps the removed account's
+    items (``BlockLists.forget`` is never called). The rows are gone (ON DELETE CASCADE), so an
+    account created again under the same address (phone numbers are recycled) shows and
+    enforces the previous holder's block list until the hub restarts."""
+    async with running_hub(tmp_path, admin=FEED) as (server, _certs):
+        assert server.hub is not None
+        assert server.storage is not None
+        blocks = server.hub.router.policy.blocks
+        alice = JID.parse(f"alice@{DOMAIN}")
+        await blocks.block(alice, [JID.parse(f"bob@{DOMAIN}")], time.time())
+        assert blocks.items(alice) == [f"bob@{DOMAIN}"]
+        await server.storage.accounts.delete(str(alice))  # what `interlink user remove` does
+        await asyncio.sleep(0.5)  # the hub follows the feed every 0.1 s
+        await server.storage.accounts.create(str(alice), derive_credentials("pw", 4096), 1.0)
+        assert await server.storage.policy.blocklists() == {}
+        assert blocks.items(alice) == []
+        assert not blocks.blocks(alice, JID.parse(f"bob@{DOMAIN}"))

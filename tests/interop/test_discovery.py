@@ -9,7 +9,7 @@ from interlink.errors import AuthenticationRefused
 from interlink.hub.policy.limits import Rate
 from interlink.interop.discovery import DiscoveryError, DiscoveryService, normalize_phone
 from interlink.xmpp.ext.interop import InteropSettings
-from tests.hubkit import DOMAIN, HubKit, running_hub
+from tests.hubkit import CREDS, DOMAIN, HubKit, running_hub
 
 PROVIDER = "examplechat"
 PHONE = "+4915112345678"
@@ -105,3 +105,33 @@ async def test_refusals_are_problem_statuses() -> None:
         with pytest.raises(DiscoveryError) as unavailable:
             await svc.lookup("down", PHONE)
         assert unavailable.value.status == 503
+
+
+async def test_one_number_on_two_services_is_found_on_the_callers_service() -> None:
+    """Review finding: phone numbers are unique hub-wide (``account_phones.phone`` is the primary
+    key), so with several services one person's number can be recorded on only one of them, and
+    a third party on the other service gets "not found" for a discoverable user of its own
+    service. Each service has its own users (docs/operations.md): a number belongs to one account
+    per service, and a lookup answers with the caller's service's account."""
+    wa, msg = "wa.test", "msg.test"
+    async with running_hub(services=(wa, msg)) as kit:
+        kit.approve(PROVIDER, "Example Chat", wa, msg)
+        repo = kit.hub.ctx.storage.policy
+        discoverable = InteropSettings(enabled=True, discoverable=True)
+        for jid in (f"alice@{wa}", f"alice@{msg}"):
+            await kit.hub.ctx.storage.accounts.create(jid, CREDS, kit.clock())
+            await repo.put_settings(jid, discoverable, kit.clock())
+            await repo.set_phone(jid, PHONE)  # the same person uses both messengers
+
+        async def authenticate(token: str) -> str:
+            return f"{token}@{PROVIDER}.interop.{msg}"  # a caller on msg.test
+
+        svc = DiscoveryService(
+            repo,
+            kit.hub.router.policy,
+            authenticate,
+            per_user=Rate(100, 3600.0),
+            per_provider=Rate(100, 3600.0),
+            clock=kit.clock,
+        )
+        assert await svc.lookup("user1", PHONE) == f"alice@{msg}"

@@ -238,3 +238,29 @@ async def test_token_ids_stay_durable_across_pruning() -> None:
         assert not await repo.jti_seen("examplechat", "a")
         assert await repo.jti_seen("examplechat", "b")
         assert not await repo.remember_jti("examplechat", "b", expires_at=T0 + 4000, now=T0 + 3902)
+
+
+async def test_unenlistment_is_an_account_removal_in_the_change_feed() -> None:
+    """Review finding: ``DELETE /v1/enlistments`` deletes the account but writes no
+    ``account-removed`` entry, so nothing ends the unenlisted account's live sessions (it keeps
+    sending as an account that no longer exists) and the policy's reach cache keeps it. The
+    CLI's ``user remove`` writes one in its transaction; an unenlistment must too."""
+    async with kit() as k:
+        nonce, _ = k.service.challenge()
+        key, sig = k.party.prove(nonce)
+        jid = (await k.service.enlist(k.party.token(), key, nonce, sig)).account.jid
+        position = await k.storage.changes.latest()
+        assert await k.service.unenlist(k.party.token()) == jid
+        entries = await k.storage.changes.since(position, 10)
+        assert [(kind, subject) for _, kind, subject in entries] == [("account-removed", jid)]
+
+
+async def test_a_third_partys_address_differs_between_services() -> None:
+    """Review finding: the opaque local part is HMAC(provider, subject) without the service,
+    so one third-party user has the same local part on every service of the hub, and the users
+    of two services (two messengers) can tell that they talk to the same person. Each service
+    should see its own opaque id."""
+    async with kit() as k:
+        on_wa = k.service.interop_jid("examplechat", "user-42", "wa.test")
+        on_msg = k.service.interop_jid("examplechat", "user-42", "msg.test")
+        assert on_wa.partition("@")[0] != on_msg.partition("@")[0]

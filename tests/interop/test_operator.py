@@ -114,3 +114,29 @@ async def test_provider_and_account_changes_are_logged_in_their_transaction() ->
         assert await storage.changes.latest() == entries[-1][0]
     finally:
         await storage.close()
+
+
+async def test_a_change_that_failed_to_apply_is_applied_later() -> None:
+    """Review finding: the follower moves its position past a change whose handler raised, so a
+    transient failure while applying it (the database busy or locked while the CLI writes,
+    an I/O error in ``registry.get``) loses the change for good: a provider suspended from
+    the command line stays approved, with its users' sessions live, until the hub restarts.
+    A failed change must be tried again (or the state reloaded) at a later poll."""
+    storage = await open_sqlite(":memory:")
+    try:
+        applied: list[tuple[str, str]] = []
+        failures = iter([True])  # the first attempt fails, as a busy database would
+
+        async def handle(kind: str, subject: str) -> None:
+            if next(failures, False):
+                raise OSError("database is locked")
+            applied.append((kind, subject))
+
+        follower = ChangeFeedFollower(storage.changes.since, handle, interval=60)
+        follower.position = await storage.changes.latest()
+        await storage.changes.record("provider", "chat")  # e.g. `interlink provider suspend`
+        await follower.poll()
+        await follower.poll()
+        assert applied == [("provider", "chat")]
+    finally:
+        await storage.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import time
 
 import httpx
@@ -120,5 +122,30 @@ async def test_retries_on_errors_but_not_on_refusals() -> None:
     stats = notifier.stats["examplechat"]
     assert (stats.sent, stats.retried, stats.failed) == (1, 2, 1)
     assert answers == []
+    await notifier.close()
+    await storage.close()  # type: ignore[attr-defined]
+
+
+async def test_a_push_names_the_service_the_message_waits_on() -> None:
+    """Review finding: with several services (hub.domains) one provider user may be enlisted
+    on two of them (the same ``sub``). A push carries ``iss`` = the hub's default domain and
+    the provider's ``sub`` only, and the queue is keyed by ``sub``: a message waiting on
+    msg.test is pushed as if from wa.test, and messages on both services merge into one push,
+    so the provider cannot tell its user which service to connect to."""
+    seen: list[httpx.Request] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    notifier, storage = await setup(httpx.MockTransport(handler))
+    notifier.notify("alice@examplechat.interop.wa.test")
+    notifier.notify("alice@examplechat.interop.msg.test")
+    await settle(notifier)
+    claims = []
+    for request in seen:
+        body = request.content.decode().split(".")[1]
+        claims.append(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+    assert sorted(c["iss"] for c in claims) == ["msg.test", "wa.test"]
     await notifier.close()
     await storage.close()  # type: ignore[attr-defined]
