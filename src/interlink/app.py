@@ -438,7 +438,10 @@ class HubServer:
         await operator.load(await registry.all())
         await hub.start()
         self._follower = ChangeFeedFollower(
-            storage.changes.since, self._apply_change, interval=s.admin.change_feed_interval
+            storage.changes.since,
+            self._apply_change,
+            resync=self._reload_operator_state,
+            interval=s.admin.change_feed_interval,
         )
         self._follower.start(feed_position)
         await reports.resume()
@@ -598,6 +601,15 @@ class HubServer:
             if removed:
                 log.info("expired media removed", extra={"count": removed})
 
+    async def _reload_operator_state(self) -> None:
+        """Everything the change feed keeps current, read again (after a change that could not
+        be applied): every provider's record."""
+        assert self.registry is not None
+        assert self.operator is not None
+        for provider in await self.registry.all():
+            self.registry.forget(provider.id)
+            self.operator.provider_changed(provider)
+
     async def _apply_change(self, kind: str, subject: str) -> None:
         """An operator change from the change feed (possibly one this process made itself:
         applying it again changes nothing)."""
@@ -613,6 +625,7 @@ class HubServer:
         elif kind == "account-removed":
             jid = JID.parse(subject)
             self.hub.router.policy.forget(jid)
+            self.hub.router.policy.blocks.forget(jid)  # its list was deleted with it
             self.hub.end_account_sessions(jid, "the account was removed")
         else:
             log.warning("unknown operator change", extra={"change": kind})

@@ -77,21 +77,36 @@ async def test_the_change_feed_is_written_with_each_change_and_followed_in_order
     storage = await open_sqlite(":memory:")
     try:
         seen: list[tuple[str, str]] = []
+        resyncs: list[int] = []
 
         async def handle(kind: str, subject: str) -> None:
             seen.append((kind, subject))
             if subject == "boom":
-                raise RuntimeError("one failed change must not stop the others")
+                raise RuntimeError("this change fails every time")
+
+        async def resync() -> None:
+            resyncs.append(len(seen))
 
         await storage.changes.record("provider", "before")
-        follower = ChangeFeedFollower(storage.changes.since, handle, interval=60, batch=2)
+        follower = ChangeFeedFollower(
+            storage.changes.since, handle, resync=resync, interval=60, batch=2, attempts=3
+        )
         follower.position = await storage.changes.latest()
         assert await follower.poll() == 0
         await storage.changes.record("provider", "boom")
         await storage.changes.record("provider", "a")
         await storage.changes.record("account-removed", "x@wa.test")
-        assert await follower.poll() == 3  # two batches
-        assert seen == [("provider", "boom"), ("provider", "a"), ("account-removed", "x@wa.test")]
+        # A failing change stops the poll; it is tried again, and after the third failure the
+        # whole state is reloaded instead and the follower goes on (two batches).
+        assert await follower.poll() == 0
+        assert await follower.poll() == 0
+        assert resyncs == []
+        assert await follower.poll() == 3
+        assert resyncs == [3]
+        assert seen == [("provider", "boom")] * 3 + [
+            ("provider", "a"),
+            ("account-removed", "x@wa.test"),
+        ]
         assert await follower.poll() == 0
     finally:
         await storage.close()
@@ -116,6 +131,10 @@ async def test_provider_and_account_changes_are_logged_in_their_transaction() ->
         await storage.close()
 
 
+async def no_resync() -> None:
+    raise AssertionError("a change that succeeds on its second attempt needs no reload")
+
+
 async def test_a_change_that_failed_to_apply_is_applied_later() -> None:
     """Review finding: the follower moves its position past a change whose handler raised, so a
     transient failure while applying it (the database busy or locked while the CLI writes,
@@ -132,7 +151,7 @@ async def test_a_change_that_failed_to_apply_is_applied_later() -> None:
                 raise OSError("database is locked")
             applied.append((kind, subject))
 
-        follower = ChangeFeedFollower(storage.changes.since, handle, interval=60)
+        follower = ChangeFeedFollower(storage.changes.since, handle, resync=no_resync, interval=60)
         follower.position = await storage.changes.latest()
         await storage.changes.record("provider", "chat")  # e.g. `interlink provider suspend`
         await follower.poll()

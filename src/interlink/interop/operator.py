@@ -99,20 +99,30 @@ class ChangeFeedFollower:
 
     ``read(after, limit)`` returns ``[(seq, kind, subject), ...]`` with ``seq > after`` in order.
     The follower starts after ``position`` (the newest entry when the state it keeps up to date
-    was loaded: read that first, then load) and polls every ``interval`` seconds."""
+    was loaded: read that first, then load) and polls every ``interval`` seconds.
+
+    A change whose handler raises (the database busy while another process writes, say) stops
+    the poll there: the next poll tries it again, so no change is lost to a passing failure.
+    After ``attempts`` failures of the same change, ``resync()`` reloads the whole state instead
+    (which covers that change and every earlier one) and the follower moves on."""
 
     def __init__(
         self,
         read: Callable[[int, int], Awaitable[list[tuple[int, str, str]]]],
         handle: ChangeHandler,
         *,
+        resync: Callable[[], Awaitable[None]],
         interval: float,
         batch: int = 500,
+        attempts: int = 3,
     ) -> None:
         self._read = read
         self._handle = handle
+        self._resync = resync
         self.interval = interval
         self._batch = batch
+        self._attempts = attempts
+        self._failures = 0
         self.position = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -129,7 +139,16 @@ class ChangeFeedFollower:
                 try:
                     await self._handle(kind, subject)
                 except Exception:
-                    log.exception("an operator change failed", extra={"change": kind})
+                    self._failures += 1
+                    log.exception(
+                        "an operator change failed",
+                        extra={"change": kind, "attempt": self._failures},
+                    )
+                    if self._failures < self._attempts:
+                        return applied  # tried again at the next poll
+                    await self._resync()  # raises if even that fails: tried again later
+                    log.warning("operator state reloaded", extra={"after": kind})
+                self._failures = 0
                 self.position = seq
                 applied += 1
             if len(changes) < self._batch:

@@ -484,9 +484,11 @@ class InteropPolicy:
         if sender == recipient:
             return True
         if self.provider_of(sender) is None and self.provider_of(recipient) is None:
-            # Between the hub's own users only blocks apply (XEP-0191).
+            # Between the hub's own users only blocks apply (XEP-0191), within one service.
             blocks = self.blocks
-            return not (blocks.blocks(recipient, sender) or blocks.blocks(sender, recipient))
+            return self.linked(sender, recipient) and not (
+                blocks.blocks(recipient, sender) or blocks.blocks(sender, recipient)
+            )
         return await self._decide(kind, sender, recipient) is not None
 
     # -- conversations -------------------------------------------------------------------------

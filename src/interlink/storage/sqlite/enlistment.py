@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from interlink.storage.enlistment import CommitOutcome, InteropAccount, LoginState
+from interlink.storage.sqlite.changes import RECORD
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 from interlink.storage.sqlite.group import GroupCommit
 
@@ -190,6 +191,8 @@ class SqliteEnlistment:
                 cur = await conn.execute("DELETE FROM accounts WHERE jid = ?", (jid,))
                 if cur.rowcount != 1:
                     raise _Rollback(CommitOutcome.NOT_ENLISTED)
+                # A running hub ends the account's sessions (the operator change feed).
+                await conn.execute(RECORD, ("account-removed", jid))
         except _Rollback as stop:
             return stop.outcome
         return CommitOutcome.OK
