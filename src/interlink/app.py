@@ -158,6 +158,16 @@ def throttle_limits(settings: Settings) -> ThrottleLimits:
     )
 
 
+async def legacy_interop_service(storage: Storage, addressing: Addressing) -> str:
+    """The service whose third-party addresses keep the form they had before a hub could serve
+    several (recorded once: the default service when this is first asked)."""
+    recorded = await storage.server_state.get_value("interop-jid-legacy-service")
+    if recorded is None:
+        recorded = addressing.default
+        await storage.server_state.put_value("interop-jid-legacy-service", recorded)
+    return recorded
+
+
 def policy_limits(settings: Settings) -> PolicyLimits:
     p = settings.policy
     return PolicyLimits(
@@ -355,6 +365,7 @@ class HubServer:
             ProviderKeys(http_client),
             hub_domain=addressing.default,
             services=addressing.services,
+            legacy_service=await legacy_interop_service(storage, addressing),
             secret=await secrets_.get_or_create_secret("interop-jid", 32),
             clock=clock,
             login_check=Introspector(

@@ -107,6 +107,7 @@ class EnlistmentService:
         *,
         hub_domain: str,
         services: Sequence[str] = (),
+        legacy_service: str | None = None,
         secret: bytes,
         clock: Callable[[], float],
         login_check: Callable[[Provider, str], Awaitable[None]],
@@ -119,6 +120,9 @@ class EnlistmentService:
         self._registry = registry
         self._keys = keys
         self._domain = hub_domain
+        # The service whose addresses were made before the service went into the hash (the
+        # hub's only domain then): they keep their form, so enlisted users keep their address.
+        self._legacy_service = legacy_service or hub_domain
         self._secret = secret
         self._clock = clock
         self.policy = policy or TokenPolicy(
@@ -134,10 +138,16 @@ class EnlistmentService:
 
     def interop_jid(self, provider_id: str, subject: str, service: str | None = None) -> str:
         """The address of ``subject`` (a provider's user) on ``service`` (default: the hub's
-        default service): ``<opaque>@<provider>.interop.<service>``."""
-        digest = hmac.new(self._secret, f"{provider_id}\0{subject}".encode(), "sha256").digest()
+        default service): ``<opaque>@<provider>.interop.<service>``. The opaque part is a keyed
+        hash of provider, subject and service, so one person is not recognisable across the
+        services of one hub (the legacy service's addresses keep their older form)."""
+        service = service or self._domain
+        material = f"{provider_id}\0{subject}"
+        if service != self._legacy_service:
+            material += f"\0{service}"
+        digest = hmac.new(self._secret, material.encode(), "sha256").digest()
         opaque = base64.b32encode(digest[:20]).decode().lower().rstrip("=")
-        return f"{opaque}@{interop_domain(provider_id, service or self._domain)}"
+        return f"{opaque}@{interop_domain(provider_id, service)}"
 
     def challenge(self) -> tuple[str, float]:
         """A new challenge and when it expires."""
