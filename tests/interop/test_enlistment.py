@@ -47,7 +47,7 @@ class Kit:
         return counts[0], counts[1], len(self.service.challenges)
 
 
-async def no_introspection(provider: Provider, subject: str) -> None:
+async def no_introspection(provider: Provider, subject: str, service: str) -> None:
     """These tests' provider offers no introspection: every enlisted account may log in."""
 
 

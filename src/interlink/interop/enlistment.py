@@ -110,12 +110,13 @@ class EnlistmentService:
         legacy_service: str | None = None,
         secret: bytes,
         clock: Callable[[], float],
-        login_check: Callable[[Provider, str], Awaitable[None]],
+        login_check: Callable[[Provider, str, str], Awaitable[None]],
         policy: TokenPolicy | None = None,
         challenges: ChallengeStore | None = None,
     ) -> None:
-        """``login_check(provider, subject)`` asks the provider whether the account is active
-        (introspection) before a login succeeds; it raises ``AuthenticationRefused``."""
+        """``login_check(provider, subject, service)`` asks the provider whether the account
+        is active (introspection) before a login succeeds; it raises
+        ``AuthenticationRefused``."""
         self._repo = repo
         self._registry = registry
         self._keys = keys
@@ -292,7 +293,7 @@ class EnlistmentService:
             raise AuthenticationRefused("this token (jti) was used before")
         if not enlisted:
             raise AuthenticationRefused("this account is not enlisted")
-        await self._login_check(provider, token.subject)
+        await self._login_check(provider, token.subject, token.audience)
         if not await self._repo.remember_jti(
             provider.id, token.jti, token.expires_at, self._clock()
         ):

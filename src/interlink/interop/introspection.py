@@ -39,13 +39,14 @@ class Introspector:
         self._timeout = timeout
         self._clock = clock
 
-    async def check(self, provider: Provider, subject: str) -> None:
-        """Raise :class:`AuthenticationRefused` unless the provider says the account is active."""
+    async def check(self, provider: Provider, subject: str, service: str | None = None) -> None:
+        """Raise :class:`AuthenticationRefused` unless the provider says the account is active
+        (on ``service``, the gatekeeper service the login is for: the request's ``iss``)."""
         if "introspection" not in provider.features:
             return
         body = self._signer.sign(
             {
-                "iss": self._domain,
+                "iss": service or self._domain,
                 "aud": provider.id,
                 "sub": subject,
                 "jti": secrets.token_urlsafe(12),

@@ -27,6 +27,7 @@ from joserfc.jwk import OKPKey
 from interlink.interop.providers import ProviderRegistry
 from interlink.storage.enlistment import InteropAccount
 from interlink.storage.providers import ProviderStatus
+from interlink.xmpp.addressing import domain_of, interop_service
 from interlink.xmpp.ext.interop import NO_PUSH
 from interlink.xmpp.stanza import Message
 
@@ -126,12 +127,14 @@ class PushStats:
 @dataclass
 class _Job:
     subject: str
+    service: str  # the gatekeeper service the message waits on (the push's ``iss``)
     count: int = 1
 
 
 @dataclass
 class _ProviderQueue:
-    jobs: dict[str, _Job] = field(default_factory=dict)  # by subject; insertion ordered
+    # by (subject, service); insertion ordered
+    jobs: dict[tuple[str, str], _Job] = field(default_factory=dict)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     worker: asyncio.Task[None] | None = None
 
@@ -175,9 +178,11 @@ class PushNotifier:
         if account is None:
             return
         provider_id = account.provider_id
+        service = interop_service(domain_of(bare_jid), provider_id) or self._domain
+        key = (account.subject, service)
         stats = self.stats.setdefault(provider_id, PushStats())
         queue = self._queues.setdefault(provider_id, _ProviderQueue())
-        job = queue.jobs.get(account.subject)
+        job = queue.jobs.get(key)
         if job is not None:
             job.count += 1
             stats.coalesced += 1
@@ -186,7 +191,7 @@ class PushNotifier:
             stats.dropped += 1
             log.warning("push queue full", extra={"provider": provider_id})
             return
-        queue.jobs[account.subject] = _Job(account.subject)
+        queue.jobs[key] = _Job(account.subject, service)
         stats.queued += 1
         queue.wake.set()
         if queue.worker is None or queue.worker.done():
@@ -195,8 +200,7 @@ class PushNotifier:
     async def _work(self, provider_id: str, queue: _ProviderQueue) -> None:
         stats = self.stats[provider_id]
         while queue.jobs:
-            subject = next(iter(queue.jobs))
-            job = queue.jobs.pop(subject)
+            job = queue.jobs.pop(next(iter(queue.jobs)))
             try:
                 provider = await self._registry.get(provider_id)
             except Exception:  # the provider was removed
@@ -205,7 +209,7 @@ class PushNotifier:
                 stats.dropped += 1
                 continue
             claims = {
-                "iss": self._domain,
+                "iss": job.service,  # the service the user's messages wait on
                 "aud": provider_id,
                 "sub": job.subject,
                 "count": job.count,

@@ -23,6 +23,7 @@ from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.interop.push import AccountLookup, HubSigner, post_jws
 from interlink.storage.policy import PolicyRepository, Report
 from interlink.storage.providers import ProviderStatus
+from interlink.xmpp.addressing import domain_of, interop_service
 
 log = logging.getLogger("interlink.reports")
 REPORT_PATH = "/interlink/v1/report"
@@ -85,7 +86,8 @@ class ReportForwarder:
             return
         account = await self._accounts.account(report.reported)
         claims = {
-            "iss": self._domain,
+            # the service the reported user was reported on
+            "iss": interop_service(domain_of(report.reported), provider.id) or self._domain,
             "aud": provider.id,
             "jti": secrets.token_urlsafe(12),
             "iat": int(self._clock()),

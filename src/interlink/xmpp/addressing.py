@@ -38,6 +38,15 @@ def interop_provider(domain: str, service_domain: str) -> str | None:
     return provider_id
 
 
+def interop_service(domain: str, provider_id: str) -> str | None:
+    """The service a plug-and-play subdomain of ``provider_id`` belongs to
+    (``<provider>.interop.<service>`` -> ``<service>``), else ``None``."""
+    prefix = f"{provider_id}.{INTEROP_LABEL}."
+    if not domain.startswith(prefix) or len(domain) == len(prefix):
+        return None
+    return domain[len(prefix) :]
+
+
 def domain_of(address: str) -> str:
     """The domain part of a JID given as text (``local@domain/resource``)."""
     rest = address.partition("/")[0]
