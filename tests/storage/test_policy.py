@@ -16,7 +16,7 @@ from interlink.storage.policy import (
     Report,
 )
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
-from tests.storage.kit import T0, account, jid
+from tests.storage.kit import DOMAIN, T0, account, credentials, jid
 
 TP = "x7@examplechat.interop.hub.test"
 PHONE = "+4915112345678"
@@ -53,10 +53,10 @@ async def test_settings_round_trip(storage: Storage) -> None:
 async def test_phone_numbers_belong_to_one_account(storage: Storage) -> None:
     alice = await account(storage, "alice")
     bob = await account(storage, "bob")
-    assert await storage.policy.reach_by_phone(PHONE) == (None, Reach(False))
+    assert await storage.policy.reach_by_phone(PHONE, DOMAIN) == (None, Reach(False))
     await storage.policy.set_phone(alice, PHONE)
     assert await storage.policy.phone_of(alice) == PHONE
-    owner = await storage.policy.reach_by_phone(PHONE)
+    owner = await storage.policy.reach_by_phone(PHONE, DOMAIN)
     assert owner == PhoneOwner(alice, Reach(True, InteropSettings()))
     assert owner.jid == alice
     with pytest.raises(PhoneInUseError):
@@ -65,11 +65,17 @@ async def test_phone_numbers_belong_to_one_account(storage: Storage) -> None:
     with pytest.raises(AccountNotFoundError):
         await storage.policy.set_phone(jid("ghost"), "+4915100000000")
     await storage.policy.set_phone(alice, "+4915199999999")  # a new number replaces the old
-    assert await storage.policy.reach_by_phone(PHONE) == (None, Reach(False))
+    assert await storage.policy.reach_by_phone(PHONE, DOMAIN) == (None, Reach(False))
     await storage.policy.set_phone(alice, None)
     assert await storage.policy.phone_of(alice) is None
     await storage.policy.set_phone(bob, PHONE)  # free again
-    assert (await storage.policy.reach_by_phone(PHONE))[0] == bob
+    assert (await storage.policy.reach_by_phone(PHONE, DOMAIN))[0] == bob
+    # A number is one account's per service: another service's user may have it too.
+    other = "alice@other.test"
+    await storage.accounts.create(other, credentials(), T0)
+    await storage.policy.set_phone(other, PHONE)
+    assert (await storage.policy.reach_by_phone(PHONE, "other.test"))[0] == other
+    assert (await storage.policy.reach_by_phone(PHONE, DOMAIN))[0] == bob
 
 
 async def test_conversations_by_peer_and_by_state(storage: Storage) -> None:

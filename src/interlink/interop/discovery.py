@@ -94,7 +94,8 @@ class DiscoveryService:
         if number is None:
             raise DiscoveryError(400, "bad-phone", "give an E.164 number like +4915112345678")
         self.lookups += 1
-        jid, reach = await self._repo.reach_by_phone(number)
+        service = self._policy.service_of(caller)
+        jid, reach = await self._repo.reach_by_phone(number, service or "")
         target = JID.parse(jid) if jid is not None else caller
         found = (
             reach.exists

@@ -82,8 +82,9 @@ class PolicyRepository(Protocol):
 
     async def phone_of(self, jid: str) -> str | None: ...
 
-    async def reach_by_phone(self, phone: str) -> PhoneOwner:
-        """The account holding ``phone`` (or ``None``) and its reach, from one query."""
+    async def reach_by_phone(self, phone: str, service: str) -> PhoneOwner:
+        """The account of ``service`` holding ``phone`` (or ``None``) and its reach, from one
+        query. A number belongs to at most one account per service."""
         ...
 
     async def conversation(self, owner: str, peer: str) -> Conversation | None: ...

@@ -197,6 +197,10 @@ class InteropPolicy:
         """Whether ``jid``'s provider is approved for the service its address belongs to."""
         return self._addressing.reachable(jid)
 
+    def service_of(self, jid: JID) -> str | None:
+        """The gatekeeper service an address belongs to (``None``: not hosted here)."""
+        return self._addressing.service_of(jid)
+
     def linked(self, a: JID, b: JID) -> bool:
         """Whether ``a`` and ``b`` belong to the same gatekeeper service (a provider's users on
         one service never reach another service's users through it)."""

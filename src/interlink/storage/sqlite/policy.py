@@ -27,7 +27,8 @@ _REACH = (
 )
 _REACH_BY_PHONE = (
     "SELECT a.jid, s.enabled, s.providers, s.inbox, s.discoverable, s.share_activity "
-    "FROM (SELECT ? AS phone) q LEFT JOIN account_phones p ON p.phone = q.phone "
+    "FROM (SELECT ? AS phone, ? AS service) q "
+    "LEFT JOIN account_phones p ON p.phone = q.phone AND p.service = q.service "
     "LEFT JOIN accounts a ON a.jid = p.jid LEFT JOIN interop_settings s ON s.jid = p.jid"
 )
 _REPORTS = (
@@ -135,19 +136,22 @@ class SqlitePolicy:
                 return
             try:
                 await conn.execute(
-                    "INSERT INTO account_phones (phone, jid) VALUES (?, ?)", (phone, jid)
+                    "INSERT INTO account_phones (service, phone, jid) VALUES (?, ?, ?)",
+                    (jid.partition("@")[2], phone, jid),
                 )
             except sqlite3.IntegrityError as exc:
                 if "FOREIGN KEY" in str(exc):
                     raise AccountNotFoundError(f"no account {jid}") from None
-                raise PhoneInUseError(f"{phone} belongs to another account") from None
+                raise PhoneInUseError(
+                    f"{phone} belongs to another account of this service"
+                ) from None
 
     async def phone_of(self, jid: str) -> str | None:
         row = await self._db.fetch_one("SELECT phone FROM account_phones WHERE jid = ?", (jid,))
         return None if row is None else str(row[0])
 
-    async def reach_by_phone(self, phone: str) -> PhoneOwner:
-        row = await self._db.fetch_one(_REACH_BY_PHONE, (phone,))
+    async def reach_by_phone(self, phone: str, service: str) -> PhoneOwner:
+        row = await self._db.fetch_one(_REACH_BY_PHONE, (phone, service))
         reach = _reach_from_row(row)
         return PhoneOwner(str(row[0]) if reach.exists and row is not None else None, reach)
 
