@@ -102,7 +102,7 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-async def no_bearer_tokens(token: str) -> str:
+async def no_bearer_tokens(token: str, service: str | None) -> str:
     raise AuthenticationRefused("bearer tokens are not accepted here")
 
 

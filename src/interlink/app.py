@@ -125,7 +125,19 @@ def hub_settings(s: Settings) -> HubSettings:
 
 async def record_services(storage: Storage, addressing: Addressing) -> None:
     """Write the services this data directory's hub serves into it, so that ``interlink user``
-    and ``interlink provider`` pointed at it know them (and refuse other domains)."""
+    and ``interlink provider`` pointed at it know them (and refuse other domains).
+
+    A service may be added; one this data directory served before may not silently disappear
+    (its accounts and providers would be stranded): raises ``ConfigError`` naming it."""
+    recorded = await storage.server_state.get_value("services")
+    if recorded is not None:
+        missing = [d for d in json.loads(recorded) if d not in addressing.services]
+        if missing:
+            raise ConfigError(
+                f"the hub in this data directory served {', '.join(missing)}, which hub.domains "
+                f"({', '.join(addressing.services)}) no longer names; keep it there (its "
+                "accounts and providers are in this data directory)"
+            )
     await storage.server_state.put_value("services", json.dumps(list(addressing.services)))
 
 

@@ -139,3 +139,24 @@ async def test_pep_gates_refuse_between_two_services() -> None:
         alice, bob = JID.parse(f"alice@{WA}"), JID.parse(f"bob@{MSG}")
         assert not await policy.may_query(alice, bob)
         assert not await policy.may_exchange(bob, alice)
+
+
+async def test_reports_are_about_users_of_the_reporters_service() -> None:
+    async with running_hub(services=(WA, MSG)) as kit:
+        kit.approve("chat", "Chat", WA, MSG)
+        await account(kit, f"bob@{MSG}")
+        bob = await kit.connect(f"bob@{MSG}", "b")
+        bob.take()
+        report = (
+            "<iq xmlns='jabber:client' type='set' id='r'><block xmlns='urn:xmpp:blocking'>"
+            "<item jid='{}'><report xmlns='urn:xmpp:reporting:1' "
+            "reason='urn:xmpp:reporting:spam'/></item></block></iq>"
+        )
+        await bob.send(report.format(f"x@chat.interop.{WA}"))
+        (answer,) = bob.take()
+        assert answer.get("type") == "error"
+        assert "not a user of your service" in "".join(answer.itertext())
+        assert await kit.hub.ctx.storage.policy.reports(10) == []
+        await bob.send(report.format(f"x@chat.interop.{MSG}"))
+        assert [el.get("type") for el in bob.take()] == ["result"]
+        assert len(await kit.hub.ctx.storage.policy.reports(10)) == 1

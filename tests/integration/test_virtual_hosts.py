@@ -15,6 +15,7 @@ import trustme
 
 from interlink.app import HubServer
 from interlink.client.enlist import EnlistmentFailed, enlist, identity_thumbprint
+from interlink.errors import ConfigError
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import TIMEOUT, Certs, Xmpp, settings_for
 from tests.interop.enlistkit import ThirdParty
@@ -126,3 +127,17 @@ async def test_metrics_are_per_service(tmp_path: Path) -> None:
             assert 'interlink_service_providers{service="wa.test"} 0.0' in text
         finally:
             await client.close()
+
+
+async def test_a_served_domain_cannot_silently_disappear(tmp_path: Path) -> None:
+    async with two_services(tmp_path):
+        pass
+    certs = Certs(tmp_path / "ca.pem", tmp_path / "cert.pem", tmp_path / "key.pem")
+    # Adding a service is fine; dropping one the data directory served is refused.
+    grown = HubServer(settings_for(tmp_path / "data", certs, hub={"domains": [WA, MSG, "x.test"]}))
+    await grown.start()
+    await grown.stop()
+    shrunk = HubServer(settings_for(tmp_path / "data", certs, hub={"domains": [WA]}))
+    with pytest.raises(ConfigError, match=r"served msg\.test, x\.test"):
+        await shrunk.start()
+    await shrunk.stop()

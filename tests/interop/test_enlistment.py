@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from interlink.errors import StorageError
+from interlink.errors import AuthenticationRefused, StorageError
 from interlink.interop.enlistment import EnlistmentError, EnlistmentService
 from interlink.interop.providers import ProviderRegistry
 from interlink.storage.enlistment import CommitOutcome
@@ -264,3 +264,15 @@ async def test_a_third_partys_address_differs_between_services() -> None:
         on_wa = k.service.interop_jid("examplechat", "user-42", "wa.test")
         on_msg = k.service.interop_jid("examplechat", "user-42", "msg.test")
         assert on_wa.partition("@")[0] != on_msg.partition("@")[0]
+
+
+async def test_a_login_token_for_another_service_is_refused_before_its_id_is_used() -> None:
+    async with kit() as k:
+        nonce, _ = k.service.challenge()
+        key, sig = k.party.prove(nonce)
+        jid = (await k.service.enlist(k.party.token(), key, nonce, sig)).account.jid
+        token = k.party.token()  # aud: HUB
+        with pytest.raises(AuthenticationRefused, match=r"the stream was opened to other\.test"):
+            await k.service.authenticate(token, "other.test")
+        # The refusal used nothing up: the same token logs in on its own service.
+        assert await k.service.authenticate(token, HUB) == jid

@@ -356,7 +356,10 @@ def providers_for(port: int, *extra_hosts: str) -> Callable[[str], Any]:
         "pending": Provider("pending", "Pending", "https://p.example", ProviderStatus.PENDING),
         "suspended": Provider("suspended", "S", "https://s.example", ProviderStatus.SUSPENDED),
     }
-    known = {k: Provider(**{**_fields(v), "media_hosts": hosts}) for k, v in known.items()}
+    known = {
+        k: Provider(**{**_fields(v), "media_hosts": hosts, "services": (HUB,)})
+        for k, v in known.items()
+    }
 
     async def lookup(provider_id: str) -> Provider:
         if provider_id not in known:
@@ -395,7 +398,7 @@ def make_proxy(
 
 
 async def read_all(proxy: MediaProxy, url: str, provider: str = "good") -> bytes:
-    stream = await proxy.fetch(url, provider)
+    stream = await proxy.fetch(url, provider, HUB)
     return b"".join([chunk async for chunk in stream.chunks()])
 
 
@@ -415,7 +418,7 @@ async def refused(proxy: MediaProxy, url: str, provider: str = "good") -> MediaP
 
 async def test_fetch_from_an_allowlisted_loopback_host(upstream: Upstream) -> None:
     proxy = make_proxy(upstream)
-    stream = await proxy.fetch(f"{upstream.base}/file?size=200000", "good")
+    stream = await proxy.fetch(f"{upstream.base}/file?size=200000", "good", HUB)
     assert (stream.status, stream.content_length, stream.content_type) == (
         200,
         200000,
@@ -427,7 +430,9 @@ async def test_fetch_from_an_allowlisted_loopback_host(upstream: Upstream) -> No
 
 
 async def test_unsafe_media_type_becomes_octet_stream(upstream: Upstream) -> None:
-    stream = await make_proxy(upstream).fetch(f"{upstream.base}/file?size=5&type=text/html", "good")
+    stream = await make_proxy(upstream).fetch(
+        f"{upstream.base}/file?size=5&type=text/html", "good", HUB
+    )
     assert stream.content_type == "application/octet-stream"
     await stream.aclose()
 
@@ -469,6 +474,16 @@ async def test_provider_must_be_approved(
     backend = SpyBackend()
     error = await refused(make_proxy(upstream, backend=backend), f"{upstream.base}/file", provider)
     assert (error.outcome, error.status) == (outcome, 403)
+    assert backend.connects == []
+
+
+async def test_the_provider_must_be_onboarded_to_the_requesters_service(upstream: Upstream) -> None:
+    backend = SpyBackend()
+    proxy = make_proxy(upstream, backend=backend)
+    with pytest.raises(MediaProxyError) as error:
+        await proxy.fetch(f"{upstream.base}/file", "good", "other.test")
+    assert (error.value.outcome, error.value.status) == (Outcome.PROVIDER_NOT_APPROVED, 403)
+    assert "not onboarded to other.test" in error.value.detail
     assert backend.connects == []
 
 
@@ -601,7 +616,7 @@ async def test_over_size_by_content_length(upstream: Upstream) -> None:
 async def test_over_size_while_streaming(upstream: Upstream) -> None:
     proxy = make_proxy(upstream, limits=ProxyLimits(max_bytes=100_000))
     assert len(await read_all(proxy, f"{upstream.base}/chunked?size=100000")) == 100_000
-    stream = await proxy.fetch(f"{upstream.base}/chunked?size=300000", "good")
+    stream = await proxy.fetch(f"{upstream.base}/chunked?size=300000", "good", HUB)
     assert stream.content_length is None
     received: list[int] = []
     with pytest.raises(MediaProxyError) as caught:
@@ -615,7 +630,7 @@ async def test_idle_timeouts(upstream: Upstream) -> None:
     proxy = make_proxy(upstream, limits=ProxyLimits(idle_timeout=0.2))
     error = await refused(proxy, f"{upstream.base}/stall-headers")
     assert (error.outcome, error.status) == (Outcome.TIMEOUT, 504)
-    stream = await proxy.fetch(f"{upstream.base}/stall-body", "good")
+    stream = await proxy.fetch(f"{upstream.base}/stall-body", "good", HUB)
     with pytest.raises(MediaProxyError) as caught:
         await drain(stream.chunks(), [])
     assert caught.value.outcome is Outcome.TIMEOUT
@@ -624,7 +639,7 @@ async def test_idle_timeouts(upstream: Upstream) -> None:
 async def test_total_time_budget(upstream: Upstream) -> None:
     now = [1000.0]
     proxy = make_proxy(upstream, clock=lambda: now[0], limits=ProxyLimits(total_timeout=120))
-    stream = await proxy.fetch(f"{upstream.base}/file?size=300000", "good")
+    stream = await proxy.fetch(f"{upstream.base}/file?size=300000", "good", HUB)
     chunks = stream.chunks()
     await anext(chunks)
     now[0] += 121

@@ -25,7 +25,8 @@ from interlink.xmpp.stanza import Stanza
 log = logging.getLogger("interlink.hub")
 
 
-BearerVerifier = Callable[[str], Awaitable[str]]  # token -> account JID; raises
+# (token, the stream's service) -> account JID; raises AuthenticationRefused
+BearerVerifier = Callable[[str, str | None], Awaitable[str]]
 UserIds = Callable[[str], Awaitable[str | None]]  # third-party JID -> provider-attested user id
 
 
@@ -103,9 +104,13 @@ class Hub:
             },
         )
 
-    async def verify_bearer(self, token: str) -> str:
-        """The account a bearer token authenticates; raises ``AuthenticationRefused``."""
-        return await self._authenticate_bearer(token)
+    async def verify_bearer(self, token: str, host: str | None = None) -> str:
+        """The account a bearer token authenticates on a stream opened to ``host`` (a token for
+        another service than the host's is refused); raises ``AuthenticationRefused``."""
+        domain = host if host is not None else self.ctx.addressing.default
+        return await self._authenticate_bearer(
+            token, self.ctx.addressing.locate_domain(domain).service
+        )
 
     def account_jid(self, username: str, host: str | None = None) -> JID | None:
         """The bare JID a SASL username names on this hub, or ``None`` if it names none: a

@@ -277,14 +277,20 @@ class EnlistmentService:
             raise EnlistmentError(401, "token-replayed", "this token (jti) was used before")
         return EnlistmentResult(account, existing is None, key_changed)
 
-    async def authenticate(self, token_text: str) -> str:
+    async def authenticate(self, token_text: str, service: str | None = None) -> str:
         """OAUTHBEARER: the enlisted account a fresh provider token logs in to (each token once).
+        ``service``: the gatekeeper service the stream was opened to; a token for another one
+        is refused before its token id is used up.
 
         Raises :class:`~interlink.errors.AuthenticationRefused`."""
         try:
             provider, token = await self.verify(token_text)
         except EnlistmentError as exc:
             raise AuthenticationRefused(exc.detail, temporary=exc.status >= 500) from None
+        if service is not None and token.audience != service:
+            raise AuthenticationRefused(
+                f"this token is for {token.audience}; the stream was opened to {service}"
+            )
         # Checked before the account and the provider's introspection are asked; recorded
         # (atomically, so a race still loses) only once everything else holds.
         jid = self.interop_jid(provider.id, token.subject, token.audience)

@@ -413,21 +413,22 @@ class MediaProxy:
     def _count(self, outcome: Outcome) -> None:
         self.outcomes[str(outcome)] += 1
 
-    async def fetch(self, url: str, provider_id: str) -> MediaStream:
-        """Start fetching ``url`` for a user of ``provider_id``: the response headers have been
-        received and checked; read the body with :meth:`MediaStream.chunks`.
+    async def fetch(self, url: str, provider_id: str, service: str) -> MediaStream:
+        """Start fetching ``url``, sent by a user of ``provider_id``, for a user of the
+        gatekeeper ``service`` (the provider must be onboarded to it): the response headers
+        have been received and checked; read the body with :meth:`MediaStream.chunks`.
 
         Raises :class:`MediaProxyError` for every refusal and upstream failure.
         """
         try:
-            return await self._fetch(url, provider_id)
+            return await self._fetch(url, provider_id, service)
         except MediaProxyError as exc:
             self._count(exc.outcome)
             raise
 
-    async def _fetch(self, url: str, provider_id: str) -> MediaStream:
+    async def _fetch(self, url: str, provider_id: str, service: str) -> MediaStream:
         deadline = self._clock() + self.limits.total_timeout
-        provider = await self._provider(provider_id)
+        provider = await self._provider(provider_id, service)
         target = parse_target(url)
         for hop in range(self.limits.max_redirects + 1):
             try:
@@ -459,7 +460,7 @@ class MediaProxy:
             return await self._accept(target, connection, response, deadline)
         raise AssertionError("unreachable: the loop returns or raises")
 
-    async def _provider(self, provider_id: str) -> Provider:
+    async def _provider(self, provider_id: str, service: str) -> Provider:
         try:
             provider = await self._providers(provider_id)
         except ProviderError:
@@ -469,6 +470,11 @@ class MediaProxy:
         if provider.status is not ProviderStatus.APPROVED:
             raise MediaProxyError(
                 Outcome.PROVIDER_NOT_APPROVED, f"provider '{provider.id}' is {provider.status}"
+            )
+        if service not in provider.services:
+            raise MediaProxyError(
+                Outcome.PROVIDER_NOT_APPROVED,
+                f"provider '{provider.id}' is not onboarded to {service}",
             )
         return provider
 

@@ -342,7 +342,7 @@ class StreamDriver:
             events = self.stream.refuse_authentication(throttled.text)
         else:
             try:
-                jid = await self.hub.verify_bearer(token)
+                jid = await self.hub.verify_bearer(token, self.stream.host)
             except AuthenticationRefused as refused:
                 events = self.stream.supply_token_result(
                     None, text=refused.text, temporary=refused.temporary

@@ -98,6 +98,6 @@ def media_proxy_router(
             raise MediaProxyRefusal(400, "bad-url", "give the query parameters url and provider")
         if len(url) > MAX_URL_LENGTH or len(provider) > 63:
             raise MediaProxyRefusal(400, "bad-url", "the url or provider parameter is too long")
-        return _ProxiedResponse(await proxy.fetch(url, provider))
+        return _ProxiedResponse(await proxy.fetch(url, provider, account.domain))
 
     return router

@@ -93,7 +93,7 @@ class PolicyService:
                 if found is not None:
                     reports.append((jid, found))
             if reports:
-                self._may_report(own, len(reports), now)
+                self._may_report(own, [jid for jid, _ in reports], now)
             changed = await blocks.block(own, [jid for jid, _ in items], now)
             await self._appear_offline(own, changed)
             for jid, found in reports:
@@ -146,15 +146,24 @@ class PolicyService:
                         Presence(other.jid, s.jid, None, None, (), PresenceType.UNAVAILABLE)
                     )
 
-    def _may_report(self, reporter: JID, count: int, now: float) -> None:
-        """Reports are this hub's users' (a third party reports to its own provider), and
-        each reporter files at most ``reports_per_sender`` of them per period."""
-        if not self._ctx.addressing.is_home(reporter):
+    def _may_report(self, reporter: JID, reported: list[JID], now: float) -> None:
+        """Reports are this hub's users' (a third party reports to its own provider), about
+        users of their own service (a report about a third party is forwarded to its
+        provider, signed by the hub), and each reporter files at most ``reports_per_sender``
+        of them per period."""
+        addressing = self._ctx.addressing
+        if not addressing.is_home(reporter):
             raise StanzaError(
                 StanzaErrorCondition.NOT_ALLOWED,
                 "reports are filed by this hub's own users; report to your provider",
             )
-        for _ in range(count):
+        for jid in reported:
+            if addressing.is_local(jid) and not addressing.same_service(reporter, jid):
+                raise StanzaError(
+                    StanzaErrorCondition.NOT_ALLOWED,
+                    f"{jid} is not a user of your service; report what you received",
+                )
+        for _ in reported:
             if self._reports.take(str(reporter), now):
                 self._ctx.refusals["rate-reports"] += 1
                 rate = self._policy.limits.reports_per_sender
