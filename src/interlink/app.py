@@ -70,6 +70,7 @@ from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import StreamConfig
+from interlink.xmpp.stream.sm import SmConfig
 
 log = logging.getLogger("interlink")
 
@@ -347,6 +348,11 @@ class HubServer:
             decoy_secret=decoy,
             decoy_iterations=s.sasl.scram_iterations,
             oauthbearer=True,
+            sm=SmConfig(
+                max_unacked=s.limits.sm_max_unacked, request_every=s.limits.sm_request_every
+            )
+            if s.xmpp.stream_management
+            else None,
         )
         self._gate = gate = ConnectionGate(s.net.max_unauthenticated)
         c2s = C2SContext(

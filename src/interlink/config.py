@@ -77,6 +77,8 @@ class LimitsSection(_Section):
     pep_max_nodes: int = Field(256, ge=1)
     pep_max_items: int = Field(256, ge=1)
     pep_max_item_bytes: int = Field(128 * 1024, ge=1024)
+    sm_max_unacked: int = Field(1000, ge=1)  # XEP-0198 stanzas sent and not yet acknowledged
+    sm_request_every: int = Field(5, ge=1)  # the hub sends <r/> after this many stanzas
 
 
 class SaslSection(_Section):
@@ -90,6 +92,7 @@ class StorageSection(_Section):
 
 class XmppSection(_Section):
     bind_conflict: Literal["override", "refuse", "replace"] = "override"
+    stream_management: bool = True  # offer XEP-0198 (acks; no resumption in this version)
 
 
 class AdminSection(_Section):

@@ -111,6 +111,10 @@ PEER_SAMPLES: dict[Input, bytes] = {
     Input.STANZA: b"<presence xmlns='jabber:client'/>",
     Input.OTHER: b"<foo xmlns='jabber:client'/>",
     Input.FOREIGN: b"<foo xmlns='urn:example:unknown'/>",
+    Input.SM_ENABLE: b"<enable xmlns='urn:xmpp:sm:3'/>",
+    Input.SM_REQUEST: b"<r xmlns='urn:xmpp:sm:3'/>",
+    Input.SM_ACK: b"<a xmlns='urn:xmpp:sm:3' h='0'/>",
+    Input.SM_RESUME: b"<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>",
 }
 
 SHELL_CALLS: dict[Input, Callable[[ServerStream], list[StreamEvent] | None]] = {

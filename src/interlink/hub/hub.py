@@ -133,9 +133,20 @@ class Hub:
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         return self.router.route(session, stanza)
 
-    def session_ended(self, session: Session) -> Pending | None:
-        """Remove ``session`` now; returns the unavailable broadcast to await, if any."""
-        return self.router.session_ended(session)
+    def session_ended(
+        self, session: Session, take_unacked: Callable[[], list[str]] | None = None
+    ) -> Pending | None:
+        """Remove ``session`` now; returns the unavailable broadcast to await, if any.
+
+        With stream management (``take_unacked`` gives the stanzas the client did not
+        acknowledge), the session leaves under its account's offline lock instead, and the
+        unacknowledged messages are stored before anything newer for the account: the returned
+        coroutine does both."""
+        if take_unacked is None:
+            return self.router.session_ended(session)
+        return self.router.offline.take_back(
+            session, lambda: self.router.session_ended(session), take_unacked
+        )
 
     def end_account_sessions(self, jid: JID, reason: str) -> int:
         """End every session of the account ``jid`` (e.g. it was removed)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 from interlink.errors import (
     StanzaError,
@@ -24,11 +25,11 @@ from interlink.errors import (
 )
 from interlink.hub.context import HubContext, KeyedLock, log
 from interlink.hub.observers import notify
-from interlink.hub.session import Session
+from interlink.hub.session import AckPort, Session
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Message, MessageType
-from interlink.xmpp.xml import split_qname
+from interlink.xmpp.stanza import Message, MessageType, parse_stanza
+from interlink.xmpp.xml import parse_fragment, split_qname
 
 _NOT_STORED_NAMESPACES = frozenset((ns.CHATSTATES,))
 _NO_STORE = ns.qname(ns.HINTS, "no-store")
@@ -93,6 +94,41 @@ class OfflineDelivery:
             # A resource came online while we were storing: hand the message over now.
             self.start_drain(bare)
 
+    async def take_back(
+        self,
+        session: Session,
+        end: Callable[[], Awaitable[None] | None],
+        take_unacked: Callable[[], list[str]],
+    ) -> None:
+        """A session with stream management ended: ``end()`` it (it leaves the registry), then
+        store the messages the client did not acknowledge (``take_unacked()``, oldest first), all
+        under the account's lock, so they queue before anything that arrives for the account
+        after the session left. Stanzas still in offline storage are not among them."""
+        ctx = self._ctx
+        bare = session.jid.bare
+        stored = 0
+        async with self._locks.hold(bare):
+            pending = end()
+            cap = ctx.settings.offline_max_per_account
+            for xml in take_unacked():
+                message = _message_of(xml)
+                if message is None or not worth_storing(message):
+                    continue
+                if await ctx.storage.offline.store(str(bare), xml, ctx.clock(), cap):
+                    stored += 1
+                else:
+                    ctx.refusals["offline-full"] += 1
+                    log.warning(
+                        "unacknowledged message dropped: offline queue full",
+                        extra={"jid": str(bare)},
+                    )
+        if stored:
+            log.info("unacknowledged messages stored", extra={"jid": str(bare), "count": stored})
+            if ctx.sessions.message_targets(bare):
+                self.start_drain(bare)
+        if pending is not None:
+            await pending
+
     def start_drain(self, bare: JID) -> None:
         if bare in self._draining:
             return
@@ -113,12 +149,26 @@ class OfflineDelivery:
                     targets = ctx.sessions.message_targets(bare)
                     if not batch or not targets:
                         return
+                    # Exactly once when every target acknowledges (XEP-0198): the batch is
+                    # deleted only once the clients' acks cover it. Otherwise it is deleted once
+                    # written (docs/operations.md, "Durability", says when that can duplicate).
+                    acking = [s.acks for s in targets if s.acks is not None]
+                    exactly_once = len(acking) == len(targets)
                     domain = bare.domain  # the delay is stamped by the recipient's server
                     for item in batch:
                         xml = _with_delay(item.stanza, domain, item.stored_at)
-                        for session in targets:
+                        for port in acking if exactly_once else ():
+                            port.write_stored(xml)
+                        for session in () if exactly_once else targets:
                             session.deliver_xml(xml)
-                    await ctx.storage.offline.delete(str(bare), batch[-1].id)
+                    if not exactly_once:
+                        await ctx.storage.offline.delete(str(bare), batch[-1].id)
+                        delivered += len(batch)
+                if exactly_once:
+                    if not await self._all_acked(acking, targets):
+                        return  # still stored: delivered again at the next available presence
+                    async with self._locks.hold(bare):
+                        await ctx.storage.offline.delete(str(bare), batch[-1].id)
                     delivered += len(batch)
                 for session in targets:
                     await self._wait_writable(session)
@@ -126,6 +176,25 @@ class OfflineDelivery:
             self._draining.discard(bare)
             if delivered:
                 log.info("offline messages delivered", extra={"jid": str(bare), "count": delivered})
+
+    async def _all_acked(self, ports: list[AckPort], targets: list[Session]) -> bool:
+        """Wait for every client's ack; one that does not answer in ``write_stall_timeout`` is
+        disconnected (its batch stays stored)."""
+        timeout = self._ctx.settings.write_stall_timeout
+        for port, session in zip(ports, targets, strict=True):
+            try:
+                if not await asyncio.wait_for(port.acked(), timeout):
+                    return False
+            except TimeoutError:
+                session.port.terminate(
+                    StreamError(
+                        StreamErrorCondition.POLICY_VIOLATION,
+                        f"the client acknowledged nothing for {timeout:g} s "
+                        "while stored messages were waiting",
+                    )
+                )
+                return False
+        return True
 
     async def _wait_writable(self, session: Session) -> None:
         """Pace the drain to the reader; one that stalls is disconnected rather than holding up
@@ -140,6 +209,17 @@ class OfflineDelivery:
                     f"the client read nothing for {timeout:g} s while messages were waiting",
                 )
             )
+
+
+def _message_of(xml: str) -> Message | None:
+    """The message a serialized stanza is, or ``None`` (another kind, or unreadable)."""
+    if not xml.startswith("<message"):
+        return None
+    try:
+        stanza = parse_stanza(parse_fragment(xml))
+    except (StanzaError, ValueError, SyntaxError):
+        return None
+    return stanza if isinstance(stanza, Message) else None
 
 
 def _with_delay(xml: str, domain: str, stored_at: float) -> str:

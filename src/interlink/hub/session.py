@@ -31,8 +31,22 @@ class SessionPort(Protocol):
         """Close the stream, with a stream error if given."""
 
 
+class AckPort(Protocol):
+    """A transport whose client acknowledges what it received (XEP-0198 stream management)."""
+
+    def write_stored(self, xml: str) -> None:
+        """Write a stanza that stays in offline storage until acknowledged (so it is not stored
+        again if the session ends first)."""
+
+    async def acked(self) -> bool:
+        """``True`` once the client acknowledged everything written so far; ``False`` if the
+        stream ended first."""
+        ...
+
+
 class Session:
     __slots__ = (
+        "acks",
         "available",
         "blocklist_requested",
         "caps_ver",
@@ -58,6 +72,7 @@ class Session:
         self.carbons = False  # XEP-0280 enabled on this resource
         self.caps_ver = ""  # XEP-0115 verification string of the client's announced features
         self.features: frozenset[str] = frozenset()
+        self.acks: AckPort | None = None  # set once the client enabled stream management
 
     def wants_notify(self, node: str) -> bool:
         """The client asked for PEP notifications of ``node`` (XEP-0163 §4.3)."""

@@ -27,10 +27,13 @@ from interlink.errors import AuthenticationRefused, StanzaError, StreamError, St
 from interlink.hub.hub import Hub
 from interlink.hub.session import Session
 from interlink.xmpp.stream import (
+    AckReceived,
+    AckRequested,
     Authenticated,
     BindRequested,
     CredentialsRequested,
     ServerStream,
+    SmEnabled,
     StanzaReceived,
     StreamClosed,
     StreamEvent,
@@ -121,6 +124,8 @@ class StreamDriver:
         self._ended = False
         self._tcp = not stream.framing.message_per_element
         self.last_input = self._loop.time()
+        # XEP-0198: (stanzas sent, future) resolved once the client's acks cover them
+        self._ack_waiters: list[tuple[int, asyncio.Future[bool]]] = []
         if not self._in_gate:
             self._handle_sync(
                 stream.close(
@@ -176,12 +181,15 @@ class StreamDriver:
                 self.flush()
                 return
 
-    async def _timed(self, pending: Pending, started: float) -> None:
-        """Routing that had to wait (storage): its latency ends when it is done."""
+    async def _timed(self, pending: Pending, started: float, counted: bool) -> None:
+        """Routing that had to wait (storage): its latency ends when it is done; only then does
+        stream management count the stanza handled."""
         try:
             await pending
         finally:
             self.hub.ctx.stats.routed(perf_counter() - started)
+        if counted and self.stream.sm is not None:
+            self.stream.sm.stanza_handled()
 
     def _run_close(self, error: StreamError) -> None:
         self._handle_sync(self.stream.close(error))
@@ -197,8 +205,20 @@ class StreamDriver:
             pending = self.hub.route(session, stanza)
             if pending is None:
                 stats.routed(perf_counter() - started)
+                if ev.counted and self.stream.sm is not None:
+                    self.stream.sm.stanza_handled()
                 return None
-            return self._timed(pending, started)
+            return self._timed(pending, started, ev.counted)
+        if isinstance(ev, SmEnabled):
+            if self.session is not None:
+                self.session.acks = self
+            return None
+        if isinstance(ev, AckRequested):
+            self.stream.send_ack()  # every stanza before the <r/> is routed (durably) by now
+            return None
+        if isinstance(ev, AckReceived):
+            self._acks_arrived(ev.acked)
+            return None
         if isinstance(ev, CredentialsRequested):
             return self._lookup_credentials(ev.username)
         if isinstance(ev, TokenCheckRequested):
@@ -285,12 +305,25 @@ class StreamDriver:
 
     def _end_session(self) -> Pending | None:
         """Leave the registry at once, so nothing more is routed to a dead connection; the
-        unavailable broadcast that may follow is returned to be awaited."""
+        unavailable broadcast that may follow is returned to be awaited. With stream
+        management, what the client did not acknowledge goes to offline storage first."""
         self._end()
         session, self.session = self.session, None
         if session is None:
             return None
-        return self.hub.session_ended(session)
+        sm = self.stream.sm
+        if sm is None:
+            return self.hub.session_ended(session)
+
+        def take_unacked() -> list[str]:
+            return [item.xml for item in sm.unacked() if not item.stored]
+
+        return self._awaited(self.hub.session_ended(session, take_unacked))
+
+    @staticmethod
+    async def _awaited(pending: Pending | None) -> None:
+        if pending is not None:
+            await pending
 
     def _end(self) -> None:
         if self._ended:
@@ -302,6 +335,10 @@ class StreamDriver:
         if self._in_gate:
             self._in_gate = False
             self.gate.leave()
+        waiters, self._ack_waiters = self._ack_waiters, []
+        for _, waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(False)
 
     # -- timers -------------------------------------------------------------------------------
     def _arm_timer(self) -> None:
@@ -320,11 +357,41 @@ class StreamDriver:
 
     # -- output (SessionPort) -----------------------------------------------------------------
     def write_xml(self, xml: str) -> None:
+        self._write(xml, stored=False)
+
+    def _write(self, xml: str, *, stored: bool) -> None:
         self.hub.ctx.stats.sent(xml)
-        self.stream.send_xml(xml)
+        closing = self.stream.send_xml(xml, stored=stored)
+        if closing:  # too many unacknowledged stanzas; not from inside the caller's routing
+            self._loop.call_soon(self._handle_sync, closing)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
+
+    # -- stream management (AckPort) ----------------------------------------------------------
+    def write_stored(self, xml: str) -> None:
+        self._write(xml, stored=True)
+
+    async def acked(self) -> bool:
+        sm = self.stream.sm
+        if sm is None or self._ended:
+            return False
+        if sm.acked >= sm.sent:
+            return True
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        self._ack_waiters.append((sm.sent, waiter))
+        self.stream.request_ack()
+        self.flush()
+        return await waiter
+
+    def _acks_arrived(self, acked: int) -> None:
+        keep: list[tuple[int, asyncio.Future[bool]]] = []
+        for target, waiter in self._ack_waiters:
+            if target > acked:
+                keep.append((target, waiter))
+            elif not waiter.done():
+                waiter.set_result(True)
+        self._ack_waiters = keep
 
     def flush(self) -> None:
         self._flush_scheduled = False

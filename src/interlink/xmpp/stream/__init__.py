@@ -13,9 +13,12 @@ from __future__ import annotations
 from interlink.xmpp.framing import Framing
 from interlink.xmpp.stream.config import HostedDomains, SingleDomain, StreamConfig
 from interlink.xmpp.stream.events import (
+    AckReceived,
+    AckRequested,
     Authenticated,
     BindRequested,
     CredentialsRequested,
+    SmEnabled,
     StanzaReceived,
     StreamClosed,
     StreamEvent,
@@ -27,6 +30,8 @@ from interlink.xmpp.stream.roles import ClientRole, StreamRole
 
 __all__ = [
     "TRANSITIONS",
+    "AckReceived",
+    "AckRequested",
     "Authenticated",
     "BindRequested",
     "ClientRole",
@@ -36,6 +41,7 @@ __all__ = [
     "Input",
     "ServerStream",
     "SingleDomain",
+    "SmEnabled",
     "StanzaReceived",
     "StreamClosed",
     "StreamConfig",

@@ -49,10 +49,12 @@ class BindRequested:
 
 @dataclass(frozen=True, slots=True)
 class StanzaReceived:
-    """A stanza to route; its ``from`` is already stamped by the role."""
+    """A stanza to route; its ``from`` is already stamped by the role. ``counted``: stream
+    management counts it; call ``sm.stanza_handled()`` once it is routed (durably)."""
 
     stanza: Stanza
     size: int
+    counted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,23 @@ class StreamClosed:
     by_peer: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SmEnabled:
+    """XEP-0198 is on: stanzas sent from now on are kept until the client acknowledges them."""
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequested:
+    """XEP-0198 ``<r/>``: once every stanza received before it is handled, call ``send_ack()``."""
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived:
+    """XEP-0198 ``<a h/>``: the client has the first ``acked`` stanzas sent since ``<enable/>``."""
+
+    acked: int
+
+
 StreamEvent = (
     TlsStartRequested
     | CredentialsRequested
@@ -72,12 +91,18 @@ StreamEvent = (
     | BindRequested
     | StanzaReceived
     | StreamClosed
+    | AckRequested
+    | AckReceived
+    | SmEnabled
 )
 
 __all__ = [
+    "AckReceived",
+    "AckRequested",
     "Authenticated",
     "BindRequested",
     "CredentialsRequested",
+    "SmEnabled",
     "StanzaReceived",
     "StreamClosed",
     "StreamEvent",

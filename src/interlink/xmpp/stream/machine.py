@@ -60,6 +60,7 @@ from interlink.errors import (
     SaslCondition,
     SaslFailure,
     StanzaError,
+    StanzaErrorCondition,
     StreamError,
     StreamErrorCondition,
 )
@@ -83,10 +84,14 @@ from interlink.xmpp.sasl import (
 )
 from interlink.xmpp.sasl.mechanisms import SaslStep
 from interlink.xmpp.stanza import Stanza, to_xml
+from interlink.xmpp.stream import sm
 from interlink.xmpp.stream.config import StreamConfig
 from interlink.xmpp.stream.events import (
+    AckReceived,
+    AckRequested,
     Authenticated,
     CredentialsRequested,
+    SmEnabled,
     StanzaReceived,
     StreamClosed,
     StreamEvent,
@@ -125,6 +130,10 @@ class Input(Enum):
     STANZA = "stanza"
     OTHER = "other element"  # a top-level element in a known namespace that means nothing here
     FOREIGN = "foreign element"  # a top-level element in a namespace the stream does not speak
+    SM_ENABLE = "sm enable"  # XEP-0198
+    SM_REQUEST = "sm r"
+    SM_ACK = "sm a"
+    SM_RESUME = "sm resume"
 
     TLS_ESTABLISHED = "tls_established()"
     CREDENTIALS = "credentials answer"  # supply_credentials() or supply_token_result()
@@ -145,6 +154,10 @@ PEER_INPUTS = frozenset(
         Input.STANZA,
         Input.OTHER,
         Input.FOREIGN,
+        Input.SM_ENABLE,
+        Input.SM_REQUEST,
+        Input.SM_ACK,
+        Input.SM_RESUME,
     )
 )
 SHELL_INPUTS = frozenset(Input) - PEER_INPUTS
@@ -170,6 +183,10 @@ UNEXPECTED: Mapping[Input, tuple[StreamErrorCondition, str]] = {
     Input.SASL_RESPONSE: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
     Input.SASL_ABORT: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
     Input.OTHER: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.SM_ENABLE: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.SM_REQUEST: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.SM_ACK: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.SM_RESUME: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
 }
 
 _NEGOTIATION_ELEMENTS = {
@@ -177,6 +194,10 @@ _NEGOTIATION_ELEMENTS = {
     ns.qname(ns.SASL, "auth"): Input.SASL_AUTH,
     ns.qname(ns.SASL, "response"): Input.SASL_RESPONSE,
     ns.qname(ns.SASL, "abort"): Input.SASL_ABORT,
+    sm.ENABLE: Input.SM_ENABLE,
+    sm.REQUEST: Input.SM_REQUEST,
+    sm.ACK: Input.SM_ACK,
+    sm.RESUME: Input.SM_RESUME,
 }
 _STREAM_NAMESPACES = (ns.TLS, ns.SASL, ns.STREAM)
 
@@ -229,6 +250,7 @@ class ServerStream:
         self._auth_failures = 0
         self._deferred: list[ParserEvent] = []
         self._token_authzid = ""
+        self.sm: sm.StreamManagement | None = None  # XEP-0198, once the client enabled it
 
     @property
     def host(self) -> str:
@@ -255,13 +277,38 @@ class ServerStream:
         return bool(self._out)
 
     def send_stanza(self, stanza: Stanza) -> None:
-        if self.state is StreamState.READY:
-            self._out.append(to_xml(stanza, self.content_ns))
+        self.send_xml(to_xml(stanza, self.content_ns))
 
-    def send_xml(self, xml: str) -> None:
-        """Queue an already serialized stanza (serialized for :attr:`content_ns`)."""
-        if self.state is StreamState.READY:
-            self._out.append(xml)
+    def send_xml(self, xml: str, *, stored: bool = False) -> list[StreamEvent]:
+        """Queue an already serialized stanza (serialized for :attr:`content_ns`). With stream
+        management it is kept until acknowledged (``stored``: it stays in offline storage until
+        then). Returns the events of closing the stream when the client let too many stanzas go
+        unacknowledged."""
+        if self.state is not StreamState.READY:
+            if self.sm is not None and self.state is StreamState.CLOSED:
+                # Routed to the session before the shell took its unacknowledged stanzas back
+                # (to store them): keep it with them, in order.
+                self.sm.queue.append(sm.Unacked(xml, stored))
+            return []
+        self._out.append(xml)
+        if self.sm is not None:
+            try:
+                if self.sm.record_sent(xml, stored=stored):
+                    self._out.append(self.sm.request_xml())
+            except StreamError as err:
+                return self.close(err)
+        return []
+
+    def request_ack(self) -> None:
+        """Ask the client to acknowledge what it has received (XEP-0198 ``<r/>``)."""
+        if self.state is StreamState.READY and self.sm is not None:
+            self._out.append(self.sm.request_xml())
+
+    def send_ack(self) -> None:
+        """Answer :class:`AckRequested`: ``<a h/>`` for the stanzas handled so far. The shell
+        calls it once every stanza before the ``<r/>`` is handled (durably routed)."""
+        if self.state is StreamState.READY and self.sm is not None:
+            self._out.append(self.sm.ack_xml())
 
     @property
     def closed(self) -> bool:
@@ -326,7 +373,7 @@ class ServerStream:
             if kind is not None:
                 return kind
             el_ns = split_qname(tag)[0] or ""
-            if el_ns == self.role.content_ns or el_ns in _STREAM_NAMESPACES:
+            if el_ns == self.role.content_ns or el_ns in _STREAM_NAMESPACES or el_ns == sm.NS:
                 return Input.OTHER
             return Input.FOREIGN
         return Input.HEADER if isinstance(ev, StreamHeader) else Input.FOOTER
@@ -572,10 +619,39 @@ class ServerStream:
             ev.element, address=self.jid, host=self._host, content_ns=self.content_ns
         )
         if isinstance(accepted, str):
+            if self.sm is not None:
+                self.sm.stanza_handled()  # answered here: handled (XEP-0198 §4)
             if accepted:
-                self._out.append(accepted)
+                events.extend(self.send_xml(accepted))
         else:
-            events.append(StanzaReceived(accepted, ev.size))
+            events.append(StanzaReceived(accepted, ev.size, counted=self.sm is not None))
+
+    # -- handlers: stream management (XEP-0198) -----------------------------------------------
+    def _sm_enable(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
+        if self.sm is not None or self.config.sm is None:
+            self._out.append(sm.failed_xml(StanzaErrorCondition.UNEXPECTED_REQUEST))
+            return
+        # Resumption is not offered: <enabled/> without id (§3), so the client never resumes.
+        self.sm = sm.StreamManagement(self.config.sm)
+        self._out.append(sm.enabled_xml())
+        events.append(SmEnabled())
+
+    def _sm_request(self, _: ElementReceived, events: list[StreamEvent]) -> None:
+        if self.sm is None:
+            self._out.append(sm.failed_xml(StanzaErrorCondition.UNEXPECTED_REQUEST))
+            return
+        events.append(AckRequested())
+
+    def _sm_ack(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
+        if self.sm is None:
+            self._out.append(sm.failed_xml(StanzaErrorCondition.UNEXPECTED_REQUEST))
+            return
+        if self.sm.ack(ev.element.get("h")):
+            events.append(AckReceived(self.sm.acked))
+
+    def _sm_resume(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
+        # No session is ever resumable here (see _sm_enable): the client binds a new one (§5).
+        self._out.append(sm.failed_xml(StanzaErrorCondition.ITEM_NOT_FOUND))
 
     # -- closing (RFC 6120 §4.4, §4.9) --------------------------------------------------------
     def close(self, error: StreamError | None = None) -> list[StreamEvent]:
@@ -626,6 +702,11 @@ TRANSITIONS: Mapping[tuple[StreamState, Input], Transition] = {
     (_S.BINDING, Input.BIND_REFUSED): Transition(ServerStream._bind_refused, (_S.NEGOTIATING,)),
     # stanzas (§8)
     (_S.READY, Input.STANZA): Transition(ServerStream._stanza, (_S.READY,)),
+    # stream management (XEP-0198): enabled once bound, acks both ways; nothing is resumable
+    (_S.READY, Input.SM_ENABLE): Transition(ServerStream._sm_enable, (_S.READY,)),
+    (_S.READY, Input.SM_REQUEST): Transition(ServerStream._sm_request, (_S.READY,)),
+    (_S.READY, Input.SM_ACK): Transition(ServerStream._sm_ack, (_S.READY,)),
+    (_S.NEGOTIATING, Input.SM_RESUME): Transition(ServerStream._sm_resume, (_S.NEGOTIATING,)),
     # the peer's footer, wherever we read the peer (§4.4)
     **{
         (state, Input.FOOTER): Transition(ServerStream._peer_closed, (_S.CLOSED,))
