@@ -4,9 +4,12 @@ stream-management client did not acknowledge when its session ended goes to offl
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from interlink.hub.context import HubSettings
+from interlink.hub.session import MarkSent
+from interlink.storage.offline import SentMark
 from interlink.xmpp.stanza import Message, Presence
 from tests.hubkit import Client, FakePort, HubKit, running_hub, settle
 
@@ -22,9 +25,11 @@ class AckingPort(FakePort):
     stored_writes: int = 0
     waiters: list[asyncio.Future[bool]] = field(default_factory=list)
 
-    def write_stored(self, xml: str) -> None:
-        self.stored_writes += 1
-        self.write_xml(xml)
+    async def send_stored(self, xmls: Sequence[str], mark: MarkSent) -> None:
+        await mark("stream-1", self.stored_writes + 1)
+        for xml in xmls:
+            self.stored_writes += 1
+            self.write_xml(xml)
 
     async def acked(self) -> bool:
         waiter: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -124,7 +129,10 @@ async def test_unacknowledged_messages_go_offline_before_anything_newer() -> Non
         assert bodies(b) == ["live"]
         a.take()
         presence_xml = "<presence xmlns='jabber:client' to='bob@hub.test/b'/>"
-        unacked = [msg("bob@hub.test", "live"), presence_xml]  # only messages are stored
+        unacked: list[tuple[str, SentMark | None]] = [
+            (msg("bob@hub.test", "live"), None),
+            (presence_xml, None),  # only messages are stored
+        ]
         pending = kit.hub.session_ended(b.session, lambda: unacked)
         newer = asyncio.create_task(a.send(msg("bob@hub.test", "newer")))
         assert pending is not None

@@ -17,6 +17,7 @@ from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort, SessionRegistry
 from interlink.storage import Storage
+from interlink.storage.offline import SentMark
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.sasl import StoredCredentials
 from interlink.xmpp.stanza import Stanza
@@ -134,7 +135,9 @@ class Hub:
         return self.router.route(session, stanza)
 
     def session_ended(
-        self, session: Session, take_unacked: Callable[[], list[str]] | None = None
+        self,
+        session: Session,
+        take_unacked: Callable[[], list[tuple[str, SentMark | None]]] | None = None,
     ) -> Pending | None:
         """Remove ``session`` now; returns the unavailable broadcast to await, if any.
 
@@ -147,6 +150,14 @@ class Hub:
         return self.router.offline.take_back(
             session, lambda: self.router.session_ended(session), take_unacked
         )
+
+    async def settle_received(self, username: str, host: str, stream: str, h: int) -> None:
+        """XEP-0198: the client ``username`` has the first ``h`` stanzas of its earlier stream
+        ``stream`` (its ``<resume previd h/>``, answered ``<failed/>``): what was stored for them
+        is not sent again."""
+        bare = self.account_jid(username, host)
+        if bare is not None:
+            await self.router.offline.settle_received(bare, stream, h)
 
     def end_account_sessions(self, jid: JID, reason: str) -> int:
         """End every session of the account ``jid`` (e.g. it was removed)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from interlink.errors import (
     StanzaError,
@@ -25,7 +25,8 @@ from interlink.errors import (
 )
 from interlink.hub.context import HubContext, KeyedLock, log
 from interlink.hub.observers import notify
-from interlink.hub.session import AckPort, Session
+from interlink.hub.session import AckPort, MarkSent, Session
+from interlink.storage.offline import OfflineMessage, SentMark
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType, parse_stanza
@@ -98,7 +99,7 @@ class OfflineDelivery:
         self,
         session: Session,
         end: Callable[[], Awaitable[None] | None],
-        take_unacked: Callable[[], list[str]],
+        take_unacked: Callable[[], list[tuple[str, SentMark | None]]],
     ) -> None:
         """A session with stream management ended: ``end()`` it (it leaves the registry), then
         store the messages the client did not acknowledge (``take_unacked()``, oldest first), all
@@ -110,11 +111,11 @@ class OfflineDelivery:
         async with self._locks.hold(bare):
             pending = end()
             cap = ctx.settings.offline_max_per_account
-            for xml in take_unacked():
+            for xml, sent in take_unacked():
                 message = _message_of(xml)
                 if message is None or not worth_storing(message):
                     continue
-                if await ctx.storage.offline.store(str(bare), xml, ctx.clock(), cap):
+                if await ctx.storage.offline.store(str(bare), xml, ctx.clock(), cap, sent):
                     stored += 1
                 else:
                     ctx.refusals["offline-full"] += 1
@@ -128,6 +129,17 @@ class OfflineDelivery:
                 self.start_drain(bare)
         if pending is not None:
             await pending
+
+    async def settle_received(self, bare: JID, stream: str, h: int) -> None:
+        """The client has the first ``h`` stanzas of stream-management stream ``stream``: the
+        stored messages written there as those stanzas are delivered (deleted)."""
+        async with self._locks.hold(bare):
+            settled = await self._ctx.storage.offline.delete_received(str(bare), stream, h)
+        if settled:
+            log.info(
+                "offline messages settled by the client's count",
+                extra={"jid": str(bare), "count": settled},
+            )
 
     def start_drain(self, bare: JID) -> None:
         if bare in self._draining:
@@ -155,13 +167,15 @@ class OfflineDelivery:
                     acking = [s.acks for s in targets if s.acks is not None]
                     exactly_once = len(acking) == len(targets)
                     domain = bare.domain  # the delay is stamped by the recipient's server
-                    for item in batch:
-                        xml = _with_delay(item.stanza, domain, item.stored_at)
-                        for port in acking if exactly_once else ():
-                            port.write_stored(xml)
-                        for session in () if exactly_once else targets:
-                            session.deliver_xml(xml)
-                    if not exactly_once:
+                    xmls = [_with_delay(i.stanza, domain, i.stored_at) for i in batch]
+                    if exactly_once:
+                        mark = self._marker(bare, batch) if len(acking) == 1 else _no_mark
+                        for port in acking:  # a mark names one stream: only with one resource
+                            await port.send_stored(xmls, mark)
+                    else:
+                        for xml in xmls:
+                            for session in targets:
+                                session.deliver_xml(xml)
                         await ctx.storage.offline.delete(str(bare), batch[-1].id)
                         delivered += len(batch)
                 if exactly_once:
@@ -176,6 +190,16 @@ class OfflineDelivery:
             self._draining.discard(bare)
             if delivered:
                 log.info("offline messages delivered", extra={"jid": str(bare), "count": delivered})
+
+    def _marker(self, bare: JID, batch: Sequence[OfflineMessage]) -> MarkSent:
+        """Records durably which stanza of a stream each message of ``batch`` becomes."""
+        offline = self._ctx.storage.offline
+
+        async def mark(stream: str, first: int) -> None:
+            marks = [(item.id, SentMark(stream, first + n)) for n, item in enumerate(batch)]
+            await offline.mark_sent(str(bare), marks)
+
+        return mark
 
     async def _all_acked(self, ports: list[AckPort], targets: list[Session]) -> bool:
         """Wait for every client's ack; one that does not answer in ``write_stall_timeout`` is
@@ -209,6 +233,10 @@ class OfflineDelivery:
                     f"the client read nothing for {timeout:g} s while messages were waiting",
                 )
             )
+
+
+async def _no_mark(stream: str, first: int) -> None:
+    return None
 
 
 def _message_of(xml: str) -> Message | None:

@@ -8,7 +8,7 @@ connection goes through the :class:`SessionPort` the transport shell provides.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Protocol
 from xml.etree.ElementTree import Element
@@ -31,12 +31,17 @@ class SessionPort(Protocol):
         """Close the stream, with a stream error if given."""
 
 
+MarkSent = Callable[[str, int], Awaitable[None]]  # (stream id, first stanza number) -> durable
+
+
 class AckPort(Protocol):
     """A transport whose client acknowledges what it received (XEP-0198 stream management)."""
 
-    def write_stored(self, xml: str) -> None:
-        """Write a stanza that stays in offline storage until acknowledged (so it is not stored
-        again if the session ends first)."""
+    async def send_stored(self, xmls: Sequence[str], mark: MarkSent) -> None:
+        """Write stanzas that stay in offline storage until acknowledged (so they are not stored
+        again if the session ends first). When the client can report later what it received on
+        this stream (it asked for resumption), ``mark`` is awaited first with the stream's id and
+        the number the first of them gets; nothing else is written to the stream in between."""
 
     async def acked(self) -> bool:
         """``True`` once the client acknowledged everything written so far; ``False`` if the

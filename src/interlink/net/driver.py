@@ -18,20 +18,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Protocol
 
 from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.hub import Hub
-from interlink.hub.session import Session
+from interlink.hub.session import MarkSent, Session
+from interlink.storage.offline import SentMark
 from interlink.xmpp.stream import (
     AckReceived,
     AckRequested,
     Authenticated,
     BindRequested,
     CredentialsRequested,
+    ResumeRefused,
     ServerStream,
     SmEnabled,
     StanzaReceived,
@@ -126,6 +128,7 @@ class StreamDriver:
         self.last_input = self._loop.time()
         # XEP-0198: (stanzas sent, future) resolved once the client's acks cover them
         self._ack_waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self._held: list[tuple[str, bool]] | None = None  # output held while a mark commits
         if not self._in_gate:
             self._handle_sync(
                 stream.close(
@@ -216,6 +219,10 @@ class StreamDriver:
         if isinstance(ev, AckRequested):
             self.stream.send_ack()  # every stanza before the <r/> is routed (durably) by now
             return None
+        if isinstance(ev, ResumeRefused):
+            username = self.stream.username
+            assert username is not None
+            return self.hub.settle_received(username, self.stream.host, ev.previd, ev.h)
         if isinstance(ev, AckReceived):
             self._acks_arrived(ev.acked)
             return None
@@ -315,8 +322,14 @@ class StreamDriver:
         if sm is None:
             return self.hub.session_ended(session)
 
-        def take_unacked() -> list[str]:
-            return [item.xml for item in sm.unacked() if not item.stored]
+        stream_id = sm.resume_id
+
+        def take_unacked() -> list[tuple[str, SentMark | None]]:
+            return [
+                (item.xml, None if stream_id is None else SentMark(stream_id, item.seq))
+                for item in sm.unacked()
+                if not item.stored
+            ]
 
         return self._awaited(self.hub.session_ended(session, take_unacked))
 
@@ -360,6 +373,9 @@ class StreamDriver:
         self._write(xml, stored=False)
 
     def _write(self, xml: str, *, stored: bool) -> None:
+        if self._held is not None:
+            self._held.append((xml, stored))
+            return
         self.hub.ctx.stats.sent(xml)
         closing = self.stream.send_xml(xml, stored=stored)
         if closing:  # too many unacknowledged stanzas; not from inside the caller's routing
@@ -369,8 +385,21 @@ class StreamDriver:
             self._loop.call_soon(self.flush)
 
     # -- stream management (AckPort) ----------------------------------------------------------
-    def write_stored(self, xml: str) -> None:
-        self._write(xml, stored=True)
+    async def send_stored(self, xmls: Sequence[str], mark: MarkSent) -> None:
+        sm = self.stream.sm
+        if sm is not None and sm.resume_id is not None and not self._ended:
+            # Hold back everything else until the mark is durable: the numbers must not move.
+            self._held = []
+            try:
+                await mark(sm.resume_id, sm.sent + 1)
+            finally:
+                held, self._held = self._held, None
+        else:
+            held = []
+        for xml in xmls:
+            self._write(xml, stored=True)
+        for xml, stored in held:
+            self._write(xml, stored=stored)
 
     async def acked(self) -> bool:
         sm = self.stream.sm

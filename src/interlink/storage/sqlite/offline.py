@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from interlink.storage.offline import OfflineMessage, OfflineTotals
+from interlink.storage.offline import OfflineMessage, OfflineTotals, SentMark
 from interlink.storage.sqlite.database import SqliteDatabase
 
 
@@ -12,15 +12,34 @@ class SqliteOffline:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    async def store(self, owner: str, stanza: str, now: float, cap: int) -> bool:
+    async def store(
+        self, owner: str, stanza: str, now: float, cap: int, sent: SentMark | None = None
+    ) -> bool:
+        stream, seq = sent if sent is not None else (None, None)
         async with self._db.transaction() as conn:
             # One statement: the cap check and the insert cannot be split by another writer.
             cur = await conn.execute(
-                "INSERT INTO offline_messages (owner, stanza, stored_at) "
-                "SELECT ?, ?, ? WHERE (SELECT COUNT(*) FROM offline_messages WHERE owner = ?) < ?",
-                (owner, stanza, now, owner, cap),
+                "INSERT INTO offline_messages (owner, stanza, stored_at, sent_on, sent_seq) "
+                "SELECT ?, ?, ?, ?, ? "
+                "WHERE (SELECT COUNT(*) FROM offline_messages WHERE owner = ?) < ?",
+                (owner, stanza, now, stream, seq, owner, cap),
             )
             return cur.rowcount == 1
+
+    async def mark_sent(self, owner: str, marks: Sequence[tuple[int, SentMark]]) -> None:
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE offline_messages SET sent_on = ?, sent_seq = ? WHERE owner = ? AND id = ?",
+                [(mark.stream, mark.seq, owner, msg_id) for msg_id, mark in marks],
+            )
+
+    async def delete_received(self, owner: str, stream: str, h: int) -> int:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM offline_messages WHERE owner = ? AND sent_on = ? AND sent_seq <= ?",
+                (owner, stream, h),
+            )
+            return cur.rowcount
 
     async def fetch(self, owner: str, limit: int) -> Sequence[OfflineMessage]:
         rows = await self._db.fetch_all(

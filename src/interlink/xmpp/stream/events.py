@@ -72,6 +72,15 @@ class SmEnabled:
 
 
 @dataclass(frozen=True, slots=True)
+class ResumeRefused:
+    """XEP-0198 ``<resume previd h/>`` was answered ``<failed/>`` (nothing is resumed), but the
+    client has the first ``h`` stanzas of stream ``previd``: settle what was stored for them."""
+
+    previd: str
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
 class AckRequested:
     """XEP-0198 ``<r/>``: once every stanza received before it is handled, call ``send_ack()``."""
 
@@ -94,6 +103,7 @@ StreamEvent = (
     | AckRequested
     | AckReceived
     | SmEnabled
+    | ResumeRefused
 )
 
 __all__ = [
@@ -102,6 +112,7 @@ __all__ = [
     "Authenticated",
     "BindRequested",
     "CredentialsRequested",
+    "ResumeRefused",
     "SmEnabled",
     "StanzaReceived",
     "StreamClosed",

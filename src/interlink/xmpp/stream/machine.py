@@ -91,6 +91,7 @@ from interlink.xmpp.stream.events import (
     AckRequested,
     Authenticated,
     CredentialsRequested,
+    ResumeRefused,
     SmEnabled,
     StanzaReceived,
     StreamClosed,
@@ -288,7 +289,8 @@ class ServerStream:
             if self.sm is not None and self.state is StreamState.CLOSED:
                 # Routed to the session before the shell took its unacknowledged stanzas back
                 # (to store them): keep it with them, in order.
-                self.sm.queue.append(sm.Unacked(xml, stored))
+                self.sm.sent += 1
+                self.sm.queue.append(sm.Unacked(xml, stored, self.sm.sent))
             return []
         self._out.append(xml)
         if self.sm is not None:
@@ -631,9 +633,12 @@ class ServerStream:
         if self.sm is not None or self.config.sm is None:
             self._out.append(sm.failed_xml(StanzaErrorCondition.UNEXPECTED_REQUEST))
             return
-        # Resumption is not offered: <enabled/> without id (§3), so the client never resumes.
-        self.sm = sm.StreamManagement(self.config.sm)
-        self._out.append(sm.enabled_xml())
+        # A session is never resumed (§5 is answered <failed/>), but a client that asks for
+        # resumption gets an id: what it reports for it later settles its offline deliveries.
+        wants_resume = ev.element.get("resume") in ("true", "1")
+        resume_id = secrets.token_urlsafe(18) if wants_resume else None
+        self.sm = sm.StreamManagement(self.config.sm, resume_id)
+        self._out.append(sm.enabled_xml(resume_id))
         events.append(SmEnabled())
 
     def _sm_request(self, _: ElementReceived, events: list[StreamEvent]) -> None:
@@ -650,8 +655,12 @@ class ServerStream:
             events.append(AckReceived(self.sm.acked))
 
     def _sm_resume(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
-        # No session is ever resumable here (see _sm_enable): the client binds a new one (§5).
+        # No session is ever resumed here (see _sm_enable): the client binds a new one (§5).
+        # What it says it received on the old stream still counts: the shell settles it.
         self._out.append(sm.failed_xml(StanzaErrorCondition.ITEM_NOT_FOUND))
+        previd = ev.element.get("previd")
+        if self.username is not None and previd:
+            events.append(ResumeRefused(previd, sm.parse_h(ev.element.get("h"))))
 
     # -- closing (RFC 6120 §4.4, §4.9) --------------------------------------------------------
     def close(self, error: StreamError | None = None) -> list[StreamEvent]:

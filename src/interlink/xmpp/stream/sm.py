@@ -62,15 +62,19 @@ class Unacked:
 
     xml: str
     stored: bool  # still in offline storage (deleted only once acknowledged)
+    seq: int  # its number on this stream (1 for the first after <enable/>); h covers it if >=
 
 
 class StreamManagement:
     """The state of XEP-0198 on one stream; see the module docstring."""
 
-    __slots__ = ("_since_request", "acked", "config", "handled", "queue", "sent")
+    __slots__ = ("_since_request", "acked", "config", "handled", "queue", "resume_id", "sent")
 
-    def __init__(self, config: SmConfig) -> None:
+    def __init__(self, config: SmConfig, resume_id: str | None = None) -> None:
         self.config = config
+        # Named to the client when it asked for resume: what it reports later for this id
+        # (<resume previd h/>) settles the offline messages written here.
+        self.resume_id = resume_id
         self.handled = 0  # inbound stanzas handled (unbounded; sent mod 2**32)
         self.sent = 0  # outbound stanzas written since <enable/>
         self.acked = 0  # outbound stanzas the client acknowledged
@@ -96,8 +100,8 @@ class StreamManagement:
                 f"too many unacknowledged stanzas ({self.config.max_unacked}); "
                 "acknowledge with <a/> (XEP-0198)",
             )
-        self.queue.append(Unacked(xml, stored))
         self.sent += 1
+        self.queue.append(Unacked(xml, stored, self.sent))
         self._since_request += 1
         if self._since_request >= self.config.request_every:
             self._since_request = 0
@@ -140,8 +144,10 @@ def parse_h(value: str | None) -> int:
     return int(value)
 
 
-def enabled_xml() -> str:
-    return f'<enabled xmlns="{NS}"/>'
+def enabled_xml(resume_id: str | None = None) -> str:
+    if resume_id is None:
+        return f'<enabled xmlns="{NS}"/>'
+    return f'<enabled xmlns="{NS}" id="{resume_id}" resume="true"/>'
 
 
 def failed_xml(condition: str) -> str:

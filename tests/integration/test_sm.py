@@ -1,0 +1,153 @@
+"""XEP-0198 stream management against slixmpp's xep_0198 plugin (STARTTLS) and raw WebSocket
+frames: acks both ways, offline drains settled by acks, a dropped connection's unacknowledged
+messages stored and settled by the client's count, nothing lost, nothing twice."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from pathlib import Path
+from typing import Any
+
+from websockets.asyncio.client import connect
+
+from interlink.app import HubServer
+from tests.integration.kit import DOMAIN, TIMEOUT, Certs, Xmpp, running_hub
+from tests.integration.test_websocket import FRAMING, OPEN, XMPP, frame_until
+
+SM = "urn:xmpp:sm:3"
+
+
+def sm_client(jid: str, certs: Certs) -> Xmpp:
+    x = Xmpp(jid, "pw", certs)
+    x.client.register_plugin("xep_0198")
+    return x
+
+
+def plugin(x: Xmpp) -> Any:
+    return x.client.plugin["xep_0198"]
+
+
+async def eventually(check: Any, what: str) -> None:
+    for _ in range(int(TIMEOUT * 20)):
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}")
+
+
+async def stored(server: HubServer, local: str) -> int:
+    assert server.storage is not None
+    return await server.storage.offline.count(f"{local}@{DOMAIN}")
+
+
+async def test_acks_both_ways_and_an_offline_drain_settled_by_acks(tmp_path: Path) -> None:
+    limits = {"offline_drain_batch": 7, "sm_request_every": 3}
+    async with running_hub(tmp_path, limits=limits) as (server, certs):
+        alice = sm_client(f"alice@{DOMAIN}/a", certs)
+        await alice.login(server.ports["c2s-starttls"])
+        await eventually(lambda: plugin(alice).enabled_in, "stream management enabled")
+        for i in range(25):
+            alice.send_chat(f"bob@{DOMAIN}", f"m{i}")
+        await alice.ping_server()
+        plugin(alice).request_ack()
+        # the hub acknowledged every stanza alice sent (its <a h/> emptied her queue)
+        await eventually(lambda: not plugin(alice).unacked_queue, "alice's stanzas acked")
+        assert await stored(server, "bob") == 25
+        bob = sm_client(f"bob@{DOMAIN}/b", certs)
+        await bob.login(server.ports["c2s-starttls"])
+        got = [(await bob.next_message())["body"] for _ in range(25)]
+        assert got == [f"m{i}" for i in range(25)]
+        # bob's acks (answers to the hub's <r/>) let the drain delete every batch
+        await eventually(
+            lambda: _is_zero(stored(server, "bob")), "the drained messages deleted on ack"
+        )
+        await asyncio.sleep(0.3)
+        assert bob.messages.empty()
+        await alice.close()
+        await bob.close()
+
+
+async def _is_zero(count: Any) -> bool:
+    return bool(await count == 0)
+
+
+async def test_a_dropped_connection_stores_the_unacked_and_the_count_settles_them(
+    tmp_path: Path,
+) -> None:
+    # The hub asks for acks rarely: what bob receives stays unacknowledged on the hub's side.
+    async with running_hub(tmp_path, limits={"sm_request_every": 1000}) as (server, certs):
+        alice = sm_client(f"alice@{DOMAIN}/a", certs)
+        await alice.login(server.ports["c2s-starttls"])
+        bob = sm_client(f"bob@{DOMAIN}/b", certs)
+        await bob.login(server.ports["c2s-starttls"])
+        await eventually(lambda: plugin(bob).sm_id, "an id (bob asked for resumption)")
+        for i in range(5):
+            alice.send_chat(f"bob@{DOMAIN}", f"live{i}")
+        assert [(await bob.next_message())["body"] for _ in range(5)] == [
+            f"live{i}" for i in range(5)
+        ]
+        bob.client.abort()  # the connection drops; the hub never got an ack
+        await eventually(lambda: _equals(stored(server, "bob"), 5), "the unacked stored")
+        alice.send_chat(f"bob@{DOMAIN}", "after")  # stored after them
+        await alice.ping_server()
+        # bob comes back on the same client: <resume previd h=5/> → <failed/>, and the five he
+        # has are settled; he binds again and gets only what he had not received.
+        bob.started.clear()
+        await bob.login(server.ports["c2s-starttls"])
+        assert (await bob.next_message())["body"] == "after"
+        await asyncio.sleep(0.3)
+        assert bob.messages.empty()
+        await eventually(lambda: _equals(stored(server, "bob"), 0), "all delivered")
+        await alice.close()
+        await bob.close()
+
+
+async def _equals(count: Any, expected: int) -> bool:
+    return bool(await count == expected)
+
+
+async def test_acks_over_websocket(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        bob = Xmpp(f"bob@{DOMAIN}/phone", "pw", certs)
+        await bob.login(server.ports["c2s-starttls"])
+        uri = f"wss://127.0.0.1:{server.ports['http']}/xmpp-websocket"
+        ctx = certs.client_context()
+        async with connect(uri, subprotocols=[XMPP], ssl=ctx, server_hostname=DOMAIN) as ws:
+            await ws.send(OPEN)
+            await frame_until(ws, "features")
+            token = base64.b64encode(b"\0alice\0pw").decode()
+            await ws.send(
+                f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
+            )
+            await frame_until(ws, "success")
+            await ws.send(OPEN)
+            features = await frame_until(ws, "features")
+            assert features.find(f"{{{SM}}}sm") is not None
+            await ws.send(
+                "<iq xmlns='jabber:client' type='set' id='b'>"
+                "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>"
+            )
+            await frame_until(ws, "iq")
+            await ws.send(f"<enable xmlns='{SM}' resume='true'/>")
+            enabled = await frame_until(ws, "enabled")
+            assert enabled.get("id")
+            await ws.send("<presence xmlns='jabber:client'/>")
+            await ws.send(
+                f"<message xmlns='jabber:client' to='bob@{DOMAIN}' type='chat'><body>w</body></message>"
+            )
+            await ws.send(f"<r xmlns='{SM}'/>")
+            ack = await frame_until(ws, "a")
+            assert ack.get("h") == "2"  # the presence and the message
+            assert (await bob.next_message())["body"] == "w"
+            bob.send_chat(f"alice@{DOMAIN}/web", "to the web")
+            await frame_until(ws, "message")
+            await ws.send(f"<a xmlns='{SM}' h='2'/>")  # the presence echo and the message
+            await ws.send(f"<r xmlns='{SM}'/>")
+            assert (await frame_until(ws, "a")).get("h") == "2"
+            await ws.send(f"<close xmlns='{FRAMING}'/>")
+            await frame_until(ws, "close")
+        await bob.close()
