@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -99,6 +100,7 @@ def hub_settings(s: Settings) -> HubSettings:
         offline_max_per_account=s.limits.offline_max_per_account,
         offline_drain_batch=s.limits.offline_drain_batch,
         write_stall_timeout=s.limits.write_stall_timeout,
+        sm_resume_window=s.xmpp.sm_resume_window,
         bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),
         max_roster_items=s.limits.max_roster_items,
         max_roster_name_length=s.limits.max_roster_name_length,
@@ -349,7 +351,9 @@ class HubServer:
             decoy_iterations=s.sasl.scram_iterations,
             oauthbearer=True,
             sm=SmConfig(
-                max_unacked=s.limits.sm_max_unacked, request_every=s.limits.sm_request_every
+                max_unacked=s.limits.sm_max_unacked,
+                request_every=s.limits.sm_request_every,
+                resume_window=math.ceil(s.xmpp.sm_resume_window),
             )
             if s.xmpp.stream_management
             else None,

@@ -92,7 +92,10 @@ class StorageSection(_Section):
 
 class XmppSection(_Section):
     bind_conflict: Literal["override", "refuse", "replace"] = "override"
-    stream_management: bool = True  # offer XEP-0198 (acks; no resumption in this version)
+    stream_management: bool = True  # offer XEP-0198 (acks, resumption)
+    # seconds a stream-management session whose connection was lost waits to be resumed;
+    # 0: never kept (the id still lets the client settle its offline deliveries)
+    sm_resume_window: float = Field(300.0, ge=0, le=86400)
 
 
 class AdminSection(_Section):

@@ -12,6 +12,7 @@ from typing import Any
 from websockets.asyncio.client import connect
 
 from interlink.app import HubServer
+from interlink.hub.hub import Hub
 from tests.integration.kit import DOMAIN, TIMEOUT, Certs, Xmpp, running_hub
 from tests.integration.test_websocket import FRAMING, OPEN, XMPP, frame_until
 
@@ -75,7 +76,7 @@ async def _is_zero(count: Any) -> bool:
     return bool(await count == 0)
 
 
-async def test_a_dropped_connection_stores_the_unacked_and_the_count_settles_them(
+async def test_a_dropped_connection_is_resumed_and_the_unacked_resent_once(
     tmp_path: Path,
 ) -> None:
     # The hub asks for acks rarely: what bob receives stays unacknowledged on the hub's side.
@@ -90,20 +91,66 @@ async def test_a_dropped_connection_stores_the_unacked_and_the_count_settles_the
         assert [(await bob.next_message())["body"] for _ in range(5)] == [
             f"live{i}" for i in range(5)
         ]
+        plugin(bob).handled -= 2  # as if the last two had not reached bob
         bob.client.abort()  # the connection drops; the hub never got an ack
-        await eventually(lambda: _equals(stored(server, "bob"), 5), "the unacked stored")
-        alice.send_chat(f"bob@{DOMAIN}", "after")  # stored after them
+        await eventually(lambda: len(_hub(server).resumable) == 1, "the session parked")
+        alice.send_chat(f"bob@{DOMAIN}", "while away")  # routed to the parked session
         await alice.ping_server()
-        # bob comes back on the same client: <resume previd h=5/> → <failed/>, and the five he
-        # has are settled; he binds again and gets only what he had not received.
+        assert await stored(server, "bob") == 0
+        bob.started.clear()
+        resumed = asyncio.Event()
+        bob.client.add_event_handler("session_resumed", lambda _: resumed.set())
+        bob.client.connect("127.0.0.1", server.ports["c2s-starttls"])
+        await asyncio.wait_for(resumed.wait(), TIMEOUT)
+        got = [(await bob.next_message())["body"] for _ in range(3)]
+        assert got == ["live3", "live4", "while away"]  # what bob lacked, once, in order
+        await asyncio.sleep(0.3)
+        assert bob.messages.empty()
+        alice.send_chat(f"bob@{DOMAIN}", "after")
+        assert (await bob.next_message())["body"] == "after"
+        await alice.close()
+        await bob.close()
+
+
+async def test_an_expired_session_stores_the_unacked_and_the_count_settles_them(
+    tmp_path: Path,
+) -> None:
+    async with running_hub(
+        tmp_path, limits={"sm_request_every": 1000}, xmpp={"sm_resume_window": 0.5}
+    ) as (server, certs):
+        alice = sm_client(f"alice@{DOMAIN}/a", certs)
+        await alice.login(server.ports["c2s-starttls"])
+        bob = sm_client(f"bob@{DOMAIN}/b", certs)
+        await bob.login(server.ports["c2s-starttls"])
+        await eventually(lambda: plugin(bob).sm_id, "an id")
+        for i in range(5):
+            alice.send_chat(f"bob@{DOMAIN}", f"live{i}")
+        assert [(await bob.next_message())["body"] for _ in range(5)] == [
+            f"live{i}" for i in range(5)
+        ]
+        plugin(bob).handled -= 2  # bob has only the first three
+        bob.client.abort()
+        # not resumed in time: the five unacknowledged go to offline storage
+        await eventually(lambda: _equals(stored(server, "bob"), 5), "the unacked stored")
+        assert len(_hub(server).resumable) == 0
+        alice.send_chat(f"bob@{DOMAIN}", "after")  # stored behind them
+        await alice.ping_server()
+        # <resume previd h=3/> → <failed/> (expired), the three bob has are settled; he binds
+        # again and gets what he lacks, once, in order.
         bob.started.clear()
         await bob.login(server.ports["c2s-starttls"])
-        assert (await bob.next_message())["body"] == "after"
+        got = [(await bob.next_message())["body"] for _ in range(3)]
+        assert got == ["live3", "live4", "after"]
         await asyncio.sleep(0.3)
         assert bob.messages.empty()
         await eventually(lambda: _equals(stored(server, "bob"), 0), "all delivered")
         await alice.close()
         await bob.close()
+
+
+def _hub(server: HubServer) -> Hub:
+    assert server.hub is not None
+    return server.hub
 
 
 async def _equals(count: Any, expected: int) -> bool:

@@ -7,13 +7,23 @@ from dataclasses import replace
 import pytest
 
 from interlink.errors import StreamError, StreamErrorCondition
-from interlink.xmpp.stream import AckReceived, AckRequested, SmEnabled, StanzaReceived
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stream import (
+    AckReceived,
+    AckRequested,
+    ResumeRefused,
+    ResumeRequested,
+    SmEnabled,
+    StanzaReceived,
+    StreamState,
+)
 from interlink.xmpp.stream.sm import WRAP, SmConfig, StreamManagement
 from tests.streamkit import CONFIG, Harness
 
 SM = "{urn:xmpp:sm:3}"
 ENABLE = b"<enable xmlns='urn:xmpp:sm:3'/>"
 R = b"<r xmlns='urn:xmpp:sm:3'/>"
+BIND = b"<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>"
 MSG = b"<message to='bob@hub.test' type='chat'><body>hi</body></message>"
 
 
@@ -168,11 +178,58 @@ def test_past_the_unacked_limit_the_stream_closes() -> None:
     assert len(h.stream.sm.unacked()) == 3
 
 
-def test_resume_before_bind_fails_with_item_not_found_and_binding_still_works() -> None:
+def test_resume_refused_then_bind() -> None:
     h = Harness()
     h.to_authenticated()
-    h.send(b"<resume xmlns='urn:xmpp:sm:3' previd='gone' h='3'/>")
+    events = h.send(b"<resume xmlns='urn:xmpp:sm:3' previd='gone' h='3'/>" + BIND)
+    assert events == [ResumeRequested("gone", 3)]  # the pipelined bind waits for the answer
+    assert h.stream.state is StreamState.RESUMING
+    events = h._answer(h.stream.refuse_resume())
+    assert events[0] == ResumeRefused("gone", 3)  # the shell settles what the client has
+    assert h.received[-2].tag == f"{SM}failed"
+    assert h.received[-2][0].tag.endswith("item-not-found")
+    assert h.stream.jid is not None  # then the pipelined bind
+
+
+def test_resume_accepted_resends_what_the_client_lacks_with_the_same_numbers() -> None:
+    old = ready()
+    old.send(b"<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+    enabled = old.last()
+    assert enabled.get("resume") == "true"
+    assert enabled.get("max") == "300"
+    previd = enabled.get("id") or ""
+    old.send(MSG)
+    state = old.stream.sm
+    assert state is not None
+    state.stanza_handled()
+    for n in range(3):
+        old.stream.send_xml(f"<message xmlns='jabber:client'><body>{n}</body></message>")
+    h = Harness()
+    h.to_authenticated()
+    h.send(f"<resume xmlns='urn:xmpp:sm:3' previd='{previd}' h='1'/>".encode())
+    h._answer(h.stream.accept_resume(JID.parse("alice@hub.test/phone"), state))
+    resumed, *resent, request = h.received[-4:]
+    assert (resumed.tag, resumed.get("previd"), resumed.get("h")) == (f"{SM}resumed", previd, "1")
+    assert [el.findtext("{jabber:client}body") for el in resent] == ["1", "2"]
+    assert request.tag == f"{SM}r"
+    assert h.stream.state is StreamState.READY
+    assert h.send(a(3)) == [AckReceived(3)]
+
+
+def test_resume_with_an_h_above_what_was_sent_ends_the_stream() -> None:
+    state = StreamManagement(SmConfig(), "id")
+    h = Harness()
+    h.to_authenticated()
+    h.send(b"<resume xmlns='urn:xmpp:sm:3' previd='id' h='2'/>")
+    h._answer(h.stream.accept_resume(JID.parse("alice@hub.test/phone"), state))
+    assert h.stream.closed
+
+
+def test_resume_before_authentication_just_fails() -> None:
+    h = Harness()
+    h.send(
+        b"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' "
+        b"to='hub.test' version='1.0'>"
+    )
+    assert h.send(b"<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>") == []
     assert h.last().tag == f"{SM}failed"
-    assert h.last()[0].tag.endswith("item-not-found")
-    h.send(b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
-    assert h.stream.jid is not None

@@ -32,6 +32,7 @@ class HubSettings:
     max_roster_name_length: int = 1023
     max_roster_groups: int = 64
     write_stall_timeout: float = 30.0  # a reader this slow during an offline drain is dropped
+    sm_resume_window: float = 300.0  # XEP-0198: a lost session waits this long to be resumed
     pep_max_nodes: int = 256  # per account
     pep_max_items: int = 256  # per node; what "max" means in publish options
     pep_max_item_bytes: int = 128 * 1024  # one serialized item payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -16,11 +17,13 @@ from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort, SessionRegistry
+from interlink.hub.sm import Parked, ParkedPort, ResumptionRegistry
 from interlink.storage import Storage
 from interlink.storage.offline import SentMark
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.sasl import StoredCredentials
 from interlink.xmpp.stanza import Stanza
+from interlink.xmpp.stream.sm import StreamManagement
 
 log = logging.getLogger("interlink.hub")
 
@@ -59,6 +62,7 @@ class Hub:
             self.ctx, user_ids=user_ids, domain_services=domain_services or DomainServices()
         )
         self._authenticate_bearer = authenticate_bearer
+        self.resumable = ResumptionRegistry()
 
     @property
     def sessions(self) -> int:
@@ -150,6 +154,52 @@ class Hub:
         return self.router.offline.take_back(
             session, lambda: self.router.session_ended(session), take_unacked
         )
+
+    # -- XEP-0198 resumption -------------------------------------------------------------------
+    def park(self, session: Session, state: StreamManagement) -> bool:
+        """Keep ``session`` for ``hub.sm_resume_window`` seconds after its connection was lost,
+        to be resumed (XEP-0198 §5); ``False`` if it cannot be (no resumption id, no window)."""
+        window = self.ctx.settings.sm_resume_window
+        resume_id = state.resume_id
+        if resume_id is None or window <= 0:
+            return False
+        session.port = ParkedPort(state, lambda: self._expire(resume_id))
+        session.acks = None
+        self.resumable.park(resume_id, Parked(session, state, self.ctx.clock() + window))
+        asyncio.get_running_loop().call_later(window, self._expire_due)
+        log.info("session waits to be resumed", extra={"jid": str(session.jid)})
+        return True
+
+    def resume(self, username: str, host: str, resume_id: str) -> Parked | None:
+        """The session ``username`` parked under ``resume_id``, taken off the registry (the
+        caller gives it its new port), or ``None``."""
+        bare = self.account_jid(username, host)
+        if bare is None:
+            return None
+        return self.resumable.take(resume_id, bare, self.ctx.clock())
+
+    def _expire_due(self) -> None:
+        for parked in self.resumable.expired(self.ctx.clock()):
+            self._end_parked(parked)
+
+    def _expire(self, resume_id: str) -> None:
+        parked = self.resumable.pop(resume_id)
+        if parked is not None:
+            self._end_parked(parked)
+
+    def _end_parked(self, parked: Parked) -> None:
+        """Not resumed: the session ends now (unavailable), what the client did not acknowledge
+        goes to offline storage first."""
+        session, state = parked.session, parked.state
+        resume_id = state.resume_id
+        assert resume_id is not None
+
+        def take_unacked() -> list[tuple[str, SentMark | None]]:
+            return [(u.xml, SentMark(resume_id, u.seq)) for u in state.unacked() if not u.stored]
+
+        pending = self.session_ended(session, take_unacked)
+        if pending is not None:
+            self.ctx.spawn(pending, name=f"expire {session.jid}")
 
     async def settle_received(self, username: str, host: str, stream: str, h: int) -> None:
         """XEP-0198: the client ``username`` has the first ``h`` stanzas of its earlier stream

@@ -34,6 +34,7 @@ from interlink.xmpp.stream import (
     BindRequested,
     CredentialsRequested,
     ResumeRefused,
+    ResumeRequested,
     ServerStream,
     SmEnabled,
     StanzaReceived,
@@ -219,6 +220,8 @@ class StreamDriver:
         if isinstance(ev, AckRequested):
             self.stream.send_ack()  # every stanza before the <r/> is routed (durably) by now
             return None
+        if isinstance(ev, ResumeRequested):
+            return self._run_nested(self._resume(ev.previd))
         if isinstance(ev, ResumeRefused):
             username = self.stream.username
             assert username is not None
@@ -288,6 +291,23 @@ class StreamDriver:
             self.gate.leave()
         return self.stream.accept_bind(session.jid)
 
+    def _resume(self, previd: str) -> list[StreamEvent]:
+        username = self.stream.username
+        assert username is not None
+        parked = self.hub.resume(username, self.stream.host, previd)
+        if parked is None:
+            return self.stream.refuse_resume()
+        session = parked.session
+        session.port = self
+        session.acks = self
+        self.session = session
+        self._cancel_timer()
+        if self._in_gate:
+            self._in_gate = False
+            self.gate.leave()
+        log.info("session resumed", extra={"peer": self.peer, "jid": str(session.jid)})
+        return self.stream.accept_resume(session.jid, parked.state)
+
     def _closed(self, ev: StreamClosed) -> Pending | None:
         if ev.error is not None:
             (log.warning if ev.error.local else log.info)(
@@ -304,13 +324,14 @@ class StreamDriver:
 
     # -- connection lifecycle -----------------------------------------------------------------
     def connection_lost(self) -> None:
-        if not self.stream.closed:
+        lost = not self.stream.closed  # no </stream>, no stream error: the client may resume
+        if lost:
             self.stream.close()  # nobody to send it to; just mark the stream over
-        pending = self._end_session()
+        pending = self._end_session(park=lost)
         if pending is not None:
             self.hub.ctx.spawn(pending, name=f"end {self.peer}")
 
-    def _end_session(self) -> Pending | None:
+    def _end_session(self, *, park: bool = False) -> Pending | None:
         """Leave the registry at once, so nothing more is routed to a dead connection; the
         unavailable broadcast that may follow is returned to be awaited. With stream
         management, what the client did not acknowledge goes to offline storage first."""
@@ -321,6 +342,8 @@ class StreamDriver:
         sm = self.stream.sm
         if sm is None:
             return self.hub.session_ended(session)
+        if park and self.hub.park(session, sm):
+            return None
 
         stream_id = sm.resume_id
 
@@ -414,6 +437,17 @@ class StreamDriver:
         return await waiter
 
     def _acks_arrived(self, acked: int) -> None:
+        sm = self.stream.sm
+        if sm is not None and sm.stored_acked and sm.resume_id is not None:
+            # Stored messages the client now has (e.g. sent again after a resumption, where no
+            # drain waits for them): settled by their marks.
+            sm.stored_acked = False
+            username = self.stream.username
+            assert username is not None
+            self.hub.ctx.spawn(
+                self.hub.settle_received(username, self.stream.host, sm.resume_id, acked),
+                name=f"settle {self.peer}",
+            )
         keep: list[tuple[int, asyncio.Future[bool]]] = []
         for target, waiter in self._ack_waiters:
             if target > acked:

@@ -72,6 +72,15 @@ class SmEnabled:
 
 
 @dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    """XEP-0198 ``<resume previd h/>`` from an authenticated client: find the session kept
+    under ``previd`` for this account; answer ``accept_resume()`` or ``refuse_resume()``."""
+
+    previd: str
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
 class ResumeRefused:
     """XEP-0198 ``<resume previd h/>`` was answered ``<failed/>`` (nothing is resumed), but the
     client has the first ``h`` stanzas of stream ``previd``: settle what was stored for them."""
@@ -104,6 +113,7 @@ StreamEvent = (
     | AckReceived
     | SmEnabled
     | ResumeRefused
+    | ResumeRequested
 )
 
 __all__ = [
@@ -113,6 +123,7 @@ __all__ = [
     "BindRequested",
     "CredentialsRequested",
     "ResumeRefused",
+    "ResumeRequested",
     "SmEnabled",
     "StanzaReceived",
     "StreamClosed",

@@ -92,6 +92,7 @@ from interlink.xmpp.stream.events import (
     Authenticated,
     CredentialsRequested,
     ResumeRefused,
+    ResumeRequested,
     SmEnabled,
     StanzaReceived,
     StreamClosed,
@@ -110,6 +111,7 @@ class StreamState(Enum):
     SASL = auto()  # a SASL exchange is under way (RFC 6120 §6.4)
     WAIT_CREDENTIALS = auto()  # the shell looks up credentials or checks a token
     BINDING = auto()  # the shell decides on a resource binding
+    RESUMING = auto()  # the shell looks for the session a <resume/> names (XEP-0198 §5)
     READY = auto()  # stanzas flow
     CLOSED = auto()
 
@@ -140,6 +142,8 @@ class Input(Enum):
     CREDENTIALS = "credentials answer"  # supply_credentials() or supply_token_result()
     BIND_ACCEPTED = "accept_bind()"
     BIND_REFUSED = "refuse_bind()"
+    RESUME_ACCEPTED = "accept_resume()"
+    RESUME_REFUSED = "refuse_resume()"
 
     __hash__ = object.__hash__  # as StreamState's
 
@@ -164,7 +168,7 @@ PEER_INPUTS = frozenset(
 SHELL_INPUTS = frozenset(Input) - PEER_INPUTS
 
 #: States in which the stream waits for the shell; peer input queues until it answers.
-WAITING = frozenset((StreamState.WAIT_CREDENTIALS, StreamState.BINDING))
+WAITING = frozenset((StreamState.WAIT_CREDENTIALS, StreamState.BINDING, StreamState.RESUMING))
 
 _ELEMENT_TEXT = "unexpected element <{local}/> at this stage of the stream"
 #: The stream error for peer input with no entry in :data:`TRANSITIONS`, by its kind. (``FOOTER``
@@ -252,6 +256,7 @@ class ServerStream:
         self._deferred: list[ParserEvent] = []
         self._token_authzid = ""
         self.sm: sm.StreamManagement | None = None  # XEP-0198, once the client enabled it
+        self._resume_asked = ("", 0)  # the <resume previd h/> being looked up
 
     @property
     def host(self) -> str:
@@ -453,6 +458,17 @@ class ServerStream:
         """Answer :class:`BindRequested` with a stanza error; the peer may try again."""
         return self._answer(Input.BIND_REFUSED, error)
 
+    def accept_resume(self, jid: JID, state: sm.StreamManagement) -> list[StreamEvent]:
+        """Answer :class:`ResumeRequested`: the session ``jid`` with its stream-management
+        ``state`` continues on this stream; what the client did not acknowledge is sent again.
+        Returns the events of the peer's pipelined input (or of closing, for a bad ``h``)."""
+        return self._answer(Input.RESUME_ACCEPTED, (jid, state))
+
+    def refuse_resume(self) -> list[StreamEvent]:
+        """Answer :class:`ResumeRequested`: no such session (or not the client's, or expired);
+        ``<failed/>``, and the client may bind a new resource."""
+        return self._answer(Input.RESUME_REFUSED, None)
+
     # -- handlers: the stream header (RFC 6120 §4.7) ------------------------------------------
     def _open(self, header: StreamHeader, events: list[StreamEvent]) -> None:
         if header.tag != self.framing.header_tag:
@@ -633,12 +649,12 @@ class ServerStream:
         if self.sm is not None or self.config.sm is None:
             self._out.append(sm.failed_xml(StanzaErrorCondition.UNEXPECTED_REQUEST))
             return
-        # A session is never resumed (§5 is answered <failed/>), but a client that asks for
-        # resumption gets an id: what it reports for it later settles its offline deliveries.
+        # A client that asks for resumption gets an id: the shell may keep its session for
+        # the window, and what it reports for the id later settles its offline deliveries.
         wants_resume = ev.element.get("resume") in ("true", "1")
         resume_id = secrets.token_urlsafe(18) if wants_resume else None
         self.sm = sm.StreamManagement(self.config.sm, resume_id)
-        self._out.append(sm.enabled_xml(resume_id))
+        self._out.append(sm.enabled_xml(resume_id, self.config.sm.resume_window))
         events.append(SmEnabled())
 
     def _sm_request(self, _: ElementReceived, events: list[StreamEvent]) -> None:
@@ -655,12 +671,33 @@ class ServerStream:
             events.append(AckReceived(self.sm.acked))
 
     def _sm_resume(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
-        # No session is ever resumed here (see _sm_enable): the client binds a new one (§5).
-        # What it says it received on the old stream still counts: the shell settles it.
-        self._out.append(sm.failed_xml(StanzaErrorCondition.ITEM_NOT_FOUND))
         previd = ev.element.get("previd")
-        if self.username is not None and previd:
-            events.append(ResumeRefused(previd, sm.parse_h(ev.element.get("h"))))
+        if self.username is None or not previd or self.config.sm is None:
+            self._out.append(sm.failed_xml(StanzaErrorCondition.ITEM_NOT_FOUND))
+            return
+        self._resume_asked = (previd, sm.parse_h(ev.element.get("h")))
+        self.state = StreamState.RESUMING
+        events.append(ResumeRequested(*self._resume_asked))
+
+    def _resume_accepted(
+        self, arrival: tuple[JID, sm.StreamManagement], events: list[StreamEvent]
+    ) -> None:
+        jid, state = arrival
+        previd, h = self._resume_asked
+        self.jid, self.sm = jid, state
+        self.state = StreamState.READY
+        self._deadline = None
+        state.ack(str(h))  # raises StreamError for an h above what was sent
+        self._out.append(state.resumed_xml(previd))
+        self._out.extend(item.xml for item in state.queue)  # the same numbers as before
+        if state.queue:
+            self._out.append(state.request_xml())
+
+    def _resume_refused(self, _: None, events: list[StreamEvent]) -> None:
+        # What the client says it received on the old stream still counts: the shell settles it.
+        self._out.append(sm.failed_xml(StanzaErrorCondition.ITEM_NOT_FOUND))
+        self.state = StreamState.NEGOTIATING
+        events.append(ResumeRefused(*self._resume_asked))
 
     # -- closing (RFC 6120 §4.4, §4.9) --------------------------------------------------------
     def close(self, error: StreamError | None = None) -> list[StreamEvent]:
@@ -715,7 +752,13 @@ TRANSITIONS: Mapping[tuple[StreamState, Input], Transition] = {
     (_S.READY, Input.SM_ENABLE): Transition(ServerStream._sm_enable, (_S.READY,)),
     (_S.READY, Input.SM_REQUEST): Transition(ServerStream._sm_request, (_S.READY,)),
     (_S.READY, Input.SM_ACK): Transition(ServerStream._sm_ack, (_S.READY,)),
-    (_S.NEGOTIATING, Input.SM_RESUME): Transition(ServerStream._sm_resume, (_S.NEGOTIATING,)),
+    (_S.NEGOTIATING, Input.SM_RESUME): Transition(
+        ServerStream._sm_resume, (_S.RESUMING, _S.NEGOTIATING)
+    ),
+    (_S.RESUMING, Input.RESUME_ACCEPTED): Transition(ServerStream._resume_accepted, (_S.READY,)),
+    (_S.RESUMING, Input.RESUME_REFUSED): Transition(
+        ServerStream._resume_refused, (_S.NEGOTIATING,)
+    ),
     # the peer's footer, wherever we read the peer (§4.4)
     **{
         (state, Input.FOOTER): Transition(ServerStream._peer_closed, (_S.CLOSED,))

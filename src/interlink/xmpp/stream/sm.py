@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.xmpp import ns
+from interlink.xmpp.xml import escape_attr
 
 NS = "urn:xmpp:sm:3"
 WRAP = 2**32
@@ -50,6 +51,7 @@ class SmConfig:
     enabled: bool = True
     max_unacked: int = 1000
     request_every: int = 5
+    resume_window: int = 300  # seconds a session waits to be resumed (the shell keeps it)
 
     def __post_init__(self) -> None:
         if self.max_unacked < 1 or self.request_every < 1:
@@ -68,7 +70,16 @@ class Unacked:
 class StreamManagement:
     """The state of XEP-0198 on one stream; see the module docstring."""
 
-    __slots__ = ("_since_request", "acked", "config", "handled", "queue", "resume_id", "sent")
+    __slots__ = (
+        "_since_request",
+        "acked",
+        "config",
+        "handled",
+        "queue",
+        "resume_id",
+        "sent",
+        "stored_acked",
+    )
 
     def __init__(self, config: SmConfig, resume_id: str | None = None) -> None:
         self.config = config
@@ -80,6 +91,7 @@ class StreamManagement:
         self.acked = 0  # outbound stanzas the client acknowledged
         self.queue: deque[Unacked] = deque()
         self._since_request = 0
+        self.stored_acked = False  # an ack covered a stanza from offline storage (shell resets)
 
     # -- inbound ------------------------------------------------------------------------------
     def stanza_handled(self) -> None:
@@ -126,9 +138,12 @@ class StreamManagement:
                 f"handled-count-too-high: h={h} but only {self.sent % WRAP} stanzas were sent",
             )
         for _ in range(newly):
-            self.queue.popleft()
+            self.stored_acked |= self.queue.popleft().stored
         self.acked += newly
         return newly
+
+    def resumed_xml(self, previd: str) -> str:
+        return f'<resumed xmlns="{NS}" previd="{escape_attr(previd)}" h="{self.handled % WRAP}"/>'
 
     def unacked(self) -> list[Unacked]:
         """What the client has not acknowledged, oldest first (the queue is emptied)."""
@@ -144,10 +159,10 @@ def parse_h(value: str | None) -> int:
     return int(value)
 
 
-def enabled_xml(resume_id: str | None = None) -> str:
+def enabled_xml(resume_id: str | None = None, window: int = 0) -> str:
     if resume_id is None:
         return f'<enabled xmlns="{NS}"/>'
-    return f'<enabled xmlns="{NS}" id="{resume_id}" resume="true"/>'
+    return f'<enabled xmlns="{NS}" id="{resume_id}" resume="true" max="{window}"/>'
 
 
 def failed_xml(condition: str) -> str:
