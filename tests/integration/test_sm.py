@@ -198,3 +198,37 @@ async def test_acks_over_websocket(tmp_path: Path) -> None:
             await ws.send(f"<close xmlns='{FRAMING}'/>")
             await frame_until(ws, "close")
         await bob.close()
+
+
+async def test_a_drain_interrupted_by_a_lost_connection_goes_on_after_resumption(
+    tmp_path: Path,
+) -> None:
+    limits = {"offline_drain_batch": 10, "sm_request_every": 1000}
+    async with running_hub(tmp_path, limits=limits) as (server, certs):
+        alice = sm_client(f"alice@{DOMAIN}/a", certs)
+        await alice.login(server.ports["c2s-starttls"])
+        n = 60
+        for i in range(n):
+            alice.send_chat(f"bob@{DOMAIN}", f"m{i:02d}")
+        await alice.ping_server()
+        bob = sm_client(f"bob@{DOMAIN}/b", certs)
+        await bob.login(server.ports["c2s-starttls"])
+        got = [(await bob.next_message())["body"] for _ in range(25)]
+        bob.client.abort()  # mid-drain
+        await eventually(lambda: len(_hub(server).resumable) == 1, "the session parked")
+        while not bob.messages.empty():
+            got.append(bob.messages.get_nowait()["body"])
+        alice.send_chat(f"bob@{DOMAIN}", "new")  # queues behind the stored ones
+        await alice.ping_server()
+        resumed = asyncio.Event()
+        bob.client.add_event_handler("session_resumed", lambda _: resumed.set())
+        bob.client.connect("127.0.0.1", server.ports["c2s-starttls"])
+        await asyncio.wait_for(resumed.wait(), TIMEOUT)
+        while len(got) < n + 1:
+            got.append((await bob.next_message())["body"])
+        assert got == [f"m{i:02d}" for i in range(n)] + ["new"]
+        await asyncio.sleep(0.3)
+        assert bob.messages.empty()
+        await eventually(lambda: _equals(stored(server, "bob"), 0), "all settled")
+        await alice.close()
+        await bob.close()

@@ -26,12 +26,14 @@ from interlink.errors import (
 from interlink.hub.context import HubContext, KeyedLock, log
 from interlink.hub.observers import notify
 from interlink.hub.session import AckPort, MarkSent, Session
+from interlink.hub.sm import ParkedPort
 from interlink.storage.offline import OfflineMessage, SentMark
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType, parse_stanza
 from interlink.xmpp.xml import parse_fragment, split_qname
 
+_ALL = 2**62  # an h beyond any stanza number
 _NOT_STORED_NAMESPACES = frozenset((ns.CHATSTATES,))
 _NO_STORE = ns.qname(ns.HINTS, "no-store")
 _NO_PERMANENT_STORE = ns.qname(ns.HINTS, "no-permanent-store")
@@ -60,6 +62,10 @@ class OfflineDelivery:
         self._ctx = ctx
         self._locks = KeyedLock()
         self._draining: set[JID] = set()
+        # Accounts whose drain stopped because the session's connection was lost and it waits
+        # to be resumed (XEP-0198): still "draining", so new messages queue behind the stored
+        # ones, until the resumed session's drain goes on (or the session expires).
+        self._held: set[JID] = set()
 
     def is_draining(self, bare: JID) -> bool:
         return bare in self._draining
@@ -109,6 +115,10 @@ class OfflineDelivery:
         bare = session.jid.bare
         stored = 0
         async with self._locks.hold(bare):
+            released = bare in self._held
+            if released:
+                self._held.discard(bare)
+                self._draining.discard(bare)
             pending = end()
             cap = ctx.settings.offline_max_per_account
             for xml, sent in take_unacked():
@@ -125,8 +135,8 @@ class OfflineDelivery:
                     )
         if stored:
             log.info("unacknowledged messages stored", extra={"jid": str(bare), "count": stored})
-            if ctx.sessions.message_targets(bare):
-                self.start_drain(bare)
+        if (stored or released) and ctx.sessions.message_targets(bare):
+            self.start_drain(bare)
         if pending is not None:
             await pending
 
@@ -141,16 +151,29 @@ class OfflineDelivery:
                 extra={"jid": str(bare), "count": settled},
             )
 
-    def start_drain(self, bare: JID) -> None:
-        if bare in self._draining:
+    def start_drain(self, bare: JID, resumed: tuple[Session, str] | None = None) -> None:
+        """Deliver ``bare``'s stored messages. ``resumed``: a session just resumed on stream
+        ``resumed[1]`` (XEP-0198), which may have stored messages in flight again: they are
+        settled once acknowledged, before the rest of the queue follows (new messages queue
+        behind meanwhile)."""
+        if bare in self._draining and not (resumed is not None and bare in self._held):
             return
+        self._held.discard(bare)
         self._draining.add(bare)
-        self._ctx.spawn(self._drain(bare), name=f"offline-drain {bare}")
+        self._ctx.spawn(self._drain(bare, resumed), name=f"offline-drain {bare}")
 
-    async def _drain(self, bare: JID) -> None:
+    async def _drain(self, bare: JID, resumed: tuple[Session, str] | None = None) -> None:
         ctx = self._ctx
         delivered = 0
+        hold = False
         try:
+            if resumed is not None:
+                session, stream = resumed
+                if session.acks is None or not await self._all_acked([session.acks], [session]):
+                    return
+                # Everything written on the stream is acknowledged: every mark on it is settled.
+                async with self._locks.hold(bare):
+                    await ctx.storage.offline.delete_received(str(bare), stream, _ALL)
             while True:
                 async with self._locks.hold(bare):
                     batch = await ctx.storage.offline.fetch(
@@ -180,14 +203,20 @@ class OfflineDelivery:
                         delivered += len(batch)
                 if exactly_once:
                     if not await self._all_acked(acking, targets):
-                        return  # still stored: delivered again at the next available presence
+                        # Still stored: sent again when a session comes back (resumed, or at
+                        # the next available presence).
+                        hold = any(isinstance(s.port, ParkedPort) for s in targets)
+                        return
                     async with self._locks.hold(bare):
                         await ctx.storage.offline.delete(str(bare), batch[-1].id)
                     delivered += len(batch)
                 for session in targets:
                     await self._wait_writable(session)
         finally:
-            self._draining.discard(bare)
+            if hold:
+                self._held.add(bare)
+            else:
+                self._draining.discard(bare)
             if delivered:
                 log.info("offline messages delivered", extra={"jid": str(bare), "count": delivered})
 

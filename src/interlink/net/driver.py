@@ -306,7 +306,13 @@ class StreamDriver:
             self._in_gate = False
             self.gate.leave()
         log.info("session resumed", extra={"peer": self.peer, "jid": str(session.jid)})
-        return self.stream.accept_resume(session.jid, parked.state)
+        events = self.stream.accept_resume(session.jid, parked.state)
+        if parked.state.resume_id is not None and not self.stream.closed:
+            # stored messages resent here are settled on ack; the rest of the queue follows
+            self.hub.router.offline.start_drain(
+                session.jid.bare, resumed=(session, parked.state.resume_id)
+            )
+        return events
 
     def _closed(self, ev: StreamClosed) -> Pending | None:
         if ev.error is not None:
