@@ -232,3 +232,49 @@ async def test_a_drain_interrupted_by_a_lost_connection_goes_on_after_resumption
         await eventually(lambda: _equals(stored(server, "bob"), 0), "all settled")
         await alice.close()
         await bob.close()
+
+
+async def _ws_login(ws: Any) -> None:
+    await ws.send(OPEN)
+    await frame_until(ws, "features")
+    token = base64.b64encode(b"\0alice\0pw").decode()
+    await ws.send(
+        f"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>{token}</auth>"
+    )
+    await frame_until(ws, "success")
+    await ws.send(OPEN)
+    await frame_until(ws, "features")
+
+
+async def test_resumption_over_websocket(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        bob = Xmpp(f"bob@{DOMAIN}/phone", "pw", certs)
+        await bob.login(server.ports["c2s-starttls"])
+        uri = f"wss://127.0.0.1:{server.ports['http']}/xmpp-websocket"
+        ctx = certs.client_context()
+        ws = await connect(uri, subprotocols=[XMPP], ssl=ctx, server_hostname=DOMAIN)
+        await _ws_login(ws)
+        await ws.send(
+            "<iq xmlns='jabber:client' type='set' id='b'>"
+            "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>web</resource></bind></iq>"
+        )
+        await frame_until(ws, "iq")
+        await ws.send(f"<enable xmlns='{SM}' resume='true'/>")
+        previd = (await frame_until(ws, "enabled")).get("id")
+        bob.send_chat(f"alice@{DOMAIN}/web", "one")
+        assert (await frame_until(ws, "message")).findtext("{jabber:client}body") == "one"
+        ws.transport.abort()  # the connection is lost: no <close/>
+        await eventually(lambda: len(_hub(server).resumable) == 1, "the session parked")
+        bob.send_chat(f"alice@{DOMAIN}/web", "two")
+        await bob.ping_server()
+        async with connect(uri, subprotocols=[XMPP], ssl=ctx, server_hostname=DOMAIN) as ws2:
+            await _ws_login(ws2)
+            await ws2.send(f"<resume xmlns='{SM}' previd='{previd}' h='1'/>")
+            resumed = await frame_until(ws2, "resumed")
+            assert resumed.get("previd") == previd
+            resent = await frame_until(ws2, "message")
+            assert resent.findtext("{jabber:client}body") == "two"  # "one" was covered by h=1
+            await ws2.send(f"<a xmlns='{SM}' h='2'/>")
+            await ws2.send(f"<close xmlns='{FRAMING}'/>")
+            await frame_until(ws2, "close")
+        await bob.close()
