@@ -278,3 +278,29 @@ async def test_resumption_over_websocket(tmp_path: Path) -> None:
             await ws2.send(f"<close xmlns='{FRAMING}'/>")
             await frame_until(ws2, "close")
         await bob.close()
+
+
+async def test_resuming_while_the_old_connection_still_looks_alive(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, limits={"sm_request_every": 1000}) as (server, certs):
+        alice = sm_client(f"alice@{DOMAIN}/a", certs)
+        await alice.login(server.ports["c2s-starttls"])
+        old = sm_client(f"bob@{DOMAIN}/b", certs)
+        await old.login(server.ports["c2s-starttls"])
+        await eventually(lambda: plugin(old).sm_id, "an id")
+        alice.send_chat(f"bob@{DOMAIN}", "one")
+        assert (await old.next_message())["body"] == "one"
+        # The same client on a new connection (the hub has not noticed the old one is dead).
+        new = sm_client(f"bob@{DOMAIN}/b", certs)
+        plugin(new).sm_id = plugin(old).sm_id
+        plugin(new).handled = 0  # "one" never reached it: sent again
+        resumed = asyncio.Event()
+        new.client.add_event_handler("session_resumed", lambda _: resumed.set())
+        new.client.connect("127.0.0.1", server.ports["c2s-starttls"])
+        await asyncio.wait_for(resumed.wait(), TIMEOUT)
+        assert (await new.next_message())["body"] == "one"
+        alice.send_chat(f"bob@{DOMAIN}", "two")
+        assert (await new.next_message())["body"] == "two"
+        assert old.messages.empty()
+        await alice.close()
+        await new.close()
+        await old.close()

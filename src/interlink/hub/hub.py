@@ -63,6 +63,9 @@ class Hub:
         )
         self._authenticate_bearer = authenticate_bearer
         self.resumable = ResumptionRegistry()
+        # resumption id -> (account, park now): streams still connected, for a client that
+        # comes back before the hub noticed its old connection died (XEP-0198 §5)
+        self._resumable_live: dict[str, tuple[JID, Callable[[], None]]] = {}
 
     @property
     def sessions(self) -> int:
@@ -172,11 +175,23 @@ class Hub:
 
     def resume(self, username: str, host: str, resume_id: str) -> Parked | None:
         """The session ``username`` parked under ``resume_id``, taken off the registry (the
-        caller gives it its new port), or ``None``."""
+        caller gives it its new port), or ``None``. A session of the account whose old stream
+        is still connected is parked first (that stream is closed)."""
         bare = self.account_jid(username, host)
         if bare is None:
             return None
+        live = self._resumable_live.get(resume_id)
+        if live is not None and live[0] == bare:
+            live[1]()
         return self.resumable.take(resume_id, bare, self.ctx.clock())
+
+    def resumable_stream(self, resume_id: str, account: JID, park_now: Callable[[], None]) -> None:
+        """A connected stream whose session may be resumed under ``resume_id``; ``park_now``
+        closes it and parks the session."""
+        self._resumable_live[resume_id] = (account, park_now)
+
+    def stream_gone(self, resume_id: str) -> None:
+        self._resumable_live.pop(resume_id, None)
 
     def _expire_due(self) -> None:
         for parked in self.resumable.expired(self.ctx.clock()):

@@ -130,6 +130,7 @@ class StreamDriver:
         # XEP-0198: (stanzas sent, future) resolved once the client's acks cover them
         self._ack_waiters: list[tuple[int, asyncio.Future[bool]]] = []
         self._held: list[tuple[str, bool]] | None = None  # output held while a mark commits
+        self._park_on_close = False  # closed because the session is resumed elsewhere
         if not self._in_gate:
             self._handle_sync(
                 stream.close(
@@ -216,6 +217,7 @@ class StreamDriver:
         if isinstance(ev, SmEnabled):
             if self.session is not None:
                 self.session.acks = self
+                self._register_resumable()
             return None
         if isinstance(ev, AckRequested):
             self.stream.send_ack()  # every stanza before the <r/> is routed (durably) by now
@@ -307,12 +309,27 @@ class StreamDriver:
             self.gate.leave()
         log.info("session resumed", extra={"peer": self.peer, "jid": str(session.jid)})
         events = self.stream.accept_resume(session.jid, parked.state)
+        self._register_resumable()
         if parked.state.resume_id is not None and not self.stream.closed:
             # stored messages resent here are settled on ack; the rest of the queue follows
             self.hub.router.offline.start_drain(
                 session.jid.bare, resumed=(session, parked.state.resume_id)
             )
         return events
+
+    def _register_resumable(self) -> None:
+        sm = self.stream.sm
+        if sm is not None and sm.resume_id is not None and self.session is not None:
+            self.hub.resumable_stream(sm.resume_id, self.session.jid.bare, self._park_now)
+
+    def _park_now(self) -> None:
+        """The client resumes this session on another stream: close this one, park it."""
+        self._park_on_close = True
+        self._handle_sync(
+            self.stream.close(
+                StreamError(StreamErrorCondition.CONFLICT, "the session was resumed elsewhere")
+            )
+        )
 
     def _closed(self, ev: StreamClosed) -> Pending | None:
         if ev.error is not None:
@@ -326,7 +343,7 @@ class StreamDriver:
             )
         self.flush()
         self.link.close()
-        return self._end_session()
+        return self._end_session(park=self._park_on_close)
 
     # -- connection lifecycle -----------------------------------------------------------------
     def connection_lost(self) -> None:
@@ -377,6 +394,9 @@ class StreamDriver:
         if self._in_gate:
             self._in_gate = False
             self.gate.leave()
+        sm = self.stream.sm
+        if sm is not None and sm.resume_id is not None:
+            self.hub.stream_gone(sm.resume_id)
         waiters, self._ack_waiters = self._ack_waiters, []
         for _, waiter in waiters:
             if not waiter.done():
