@@ -102,6 +102,14 @@ class Harness:
 
     def to_bound(self, resource: str = "phone") -> None:
         """STARTTLS, PLAIN, bind: the quickest way to a ready stream."""
+        self.to_authenticated()
+        self.send(
+            b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+            b"<resource>" + resource.encode() + b"</resource></bind></iq>"
+        )
+
+    def to_authenticated(self) -> None:
+        """STARTTLS, PLAIN and the restarted stream: ready to bind (or resume)."""
         self.send(OPEN)
         self.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         self.stream.tls_established()
@@ -112,7 +120,3 @@ class Harness:
         )
         self.restart_parser_for_output()
         self.send(OPEN)
-        self.send(
-            b"<iq type='set' id='bind1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
-            b"<resource>" + resource.encode() + b"</resource></bind></iq>"
-        )

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import secrets
 import signal
@@ -75,6 +76,7 @@ from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.shaper import ReadRate
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import StreamConfig
+from interlink.xmpp.stream.sm import SmConfig
 
 log = logging.getLogger("interlink")
 
@@ -104,6 +106,7 @@ def hub_settings(s: Settings) -> HubSettings:
         offline_max_bytes_per_account=s.limits.offline_max_bytes_per_account,
         offline_drain_batch=s.limits.offline_drain_batch,
         write_stall_timeout=s.limits.write_stall_timeout,
+        sm_resume_window=s.xmpp.sm_resume_window,
         bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),
         max_roster_items=s.limits.max_roster_items,
         max_roster_name_length=s.limits.max_roster_name_length,
@@ -500,6 +503,13 @@ class HubServer:
             decoy_secret=decoy,
             decoy_iterations=s.sasl.scram_iterations,
             oauthbearer=True,
+            sm=SmConfig(
+                max_unacked=s.limits.sm_max_unacked,
+                request_every=s.limits.sm_request_every,
+                resume_window=math.ceil(s.xmpp.sm_resume_window),
+            )
+            if s.xmpp.stream_management
+            else None,
         )
         self._gate = gate = ConnectionGate(
             s.net.max_unauthenticated, SourceBudgets(source_limits(s))

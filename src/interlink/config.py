@@ -132,6 +132,8 @@ class LimitsSection(_Section):
     pep_quota_bytes: int = Field(1024 * 1024, ge=1024)  # all item payloads of one account
     pep_max_subscriptions: int = Field(1024, ge=1)  # explicit ones one account holds
     max_sessions_per_account: int = Field(32, ge=1)  # bound resources at once
+    sm_max_unacked: int = Field(1000, ge=1)  # XEP-0198 stanzas sent and not yet acknowledged
+    sm_request_every: int = Field(5, ge=1)  # the hub sends <r/> after this many stanzas
 
 
 class SaslSection(_Section):
@@ -166,6 +168,10 @@ class StorageSection(_Section):
 
 class XmppSection(_Section):
     bind_conflict: Literal["override", "refuse", "replace"] = "override"
+    stream_management: bool = True  # offer XEP-0198 (acks, resumption)
+    # seconds a stream-management session whose connection was lost waits to be resumed;
+    # 0: never kept (the id still lets the client settle its offline deliveries)
+    sm_resume_window: float = Field(300.0, ge=0, le=86400)
 
 
 class AdminSection(_Section):

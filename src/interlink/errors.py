@@ -118,6 +118,7 @@ class StreamErrorCondition(StrEnum):
     RESOURCE_CONSTRAINT = "resource-constraint"
     RESTRICTED_XML = "restricted-xml"
     SYSTEM_SHUTDOWN = "system-shutdown"
+    UNDEFINED_CONDITION = "undefined-condition"
     UNSUPPORTED_ENCODING = "unsupported-encoding"
     UNSUPPORTED_STANZA_TYPE = "unsupported-stanza-type"
     UNSUPPORTED_VERSION = "unsupported-version"

@@ -346,3 +346,45 @@ async def test_provider_commands(tmp_path: Path) -> None:
     code, out = await cli(config, "provider", "show", "nobody")
     assert code == 1
     assert "no provider" in out
+
+
+@pytest.mark.parametrize("kill_after", [63, 130])
+async def test_sigkill_during_an_offline_drain_to_an_sm_client_loses_and_duplicates_nothing(
+    tmp_path: Path, kill_after: int
+) -> None:
+    certs = make_certs(tmp_path)
+    config = write_config(tmp_path, certs)
+    config.write_text(config.read_text() + "\n[limits]\noffline_drain_batch = 20\n")
+    for local in ("alice", "bob"):
+        assert (await cli(config, "user", "add", f"{local}@{DOMAIN}", "--password", "pw"))[0] == 0
+    hub = HubProcess(config)
+    await hub.start()
+    try:
+        alice = Xmpp(f"alice@{DOMAIN}/a", "pw", certs)
+        await alice.login(hub.ports["c2s-starttls"])
+        n = 300
+        for i in range(n):
+            alice.send_chat(f"bob@{DOMAIN}", f"m{i:03d}")
+        await alice.ping_server()  # all stored
+        await alice.close()
+        bob = Xmpp(f"bob@{DOMAIN}/b", "pw", certs)
+        bob.client.register_plugin("xep_0198")  # asks for resumption: it will report its count
+        dropped = asyncio.Event()
+        bob.client.add_event_handler("disconnected", lambda _: dropped.set())
+        await bob.login(hub.ports["c2s-starttls"])
+        got = [(await bob.next_message())["body"] for _ in range(kill_after)]
+        assert await hub.signal(signal.SIGKILL) == -signal.SIGKILL  # mid-drain
+        await asyncio.wait_for(dropped.wait(), TIMEOUT)
+        while not bob.messages.empty():  # what arrived before the connection died
+            got.append(bob.messages.get_nowait()["body"])
+        await hub.start()
+        bob.started.clear()
+        await bob.login(hub.ports["c2s-starttls"])  # <resume previd h/> → <failed/>, then bind
+        while len(got) < n:
+            got.append((await bob.next_message())["body"])
+        assert got == [f"m{i:03d}" for i in range(n)]  # none lost, none twice, in order
+        await asyncio.sleep(0.5)
+        assert bob.messages.empty()
+        await bob.close()
+    finally:
+        await hub.ensure_stopped()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interlink.storage import Storage
-from interlink.storage.offline import OfflineTotals
+from interlink.storage.offline import OfflineTotals, SentMark
 from tests.storage.kit import T0, account
 
 
@@ -79,3 +79,20 @@ async def test_byte_budget_boundary(storage: Storage) -> None:
     assert await storage.offline.bytes_queued(bob) == 10
     assert await storage.offline.store(bob, ten, T0, 10, max_bytes=20)
     assert await storage.offline.store(bob, ten, T0, 10)  # no byte budget given
+
+
+async def test_a_clients_count_settles_what_was_written_on_its_stream(storage: Storage) -> None:
+    bob = await account(storage, "bob")
+    for n in range(4):
+        await storage.offline.store(bob, f"<message n='{n}'/>", T0, 10)
+    await storage.offline.store(bob, "<message n='u'/>", T0, 10, SentMark("s1", 9))
+    ids = [m.id for m in await storage.offline.fetch(bob, 10)]
+    await storage.offline.mark_sent(bob, [(ids[0], SentMark("s1", 3)), (ids[1], SentMark("s1", 4))])
+    await storage.offline.mark_sent(bob, [(ids[2], SentMark("s2", 1))])
+    assert await storage.offline.delete_received(bob, "s1", 3) == 1  # h=3 covers stanza 3 only
+    assert await storage.offline.delete_received(bob, "other", 100) == 0
+    assert await storage.offline.delete_received(bob, "s1", 9) == 2  # 4 and the unacked 9
+    assert [m.stanza for m in await storage.offline.fetch(bob, 10)] == [
+        "<message n='2'/>",
+        "<message n='3'/>",
+    ]

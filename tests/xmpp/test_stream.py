@@ -90,6 +90,7 @@ def test_full_negotiation_with_scram_sha_256() -> None:
     assert features(h) == [
         "{urn:ietf:params:xml:ns:xmpp-bind}bind",
         "{urn:ietf:params:xml:ns:xmpp-session}session",
+        "{urn:xmpp:sm:3}sm",
     ]
     events = h.send(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
     assert events == [BindRequested(None)]

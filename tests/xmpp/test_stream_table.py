@@ -27,6 +27,7 @@ from interlink.xmpp.stream.machine import (
     Transition,
     mermaid,
 )
+from interlink.xmpp.stream.sm import SmConfig, StreamManagement
 from tests.streamkit import CONFIG, CREDS, PASSWORD, b64
 
 ARCHITECTURE = Path(__file__).parents[2] / "docs" / "architecture.md"
@@ -78,6 +79,14 @@ def to_binding() -> ServerStream:
     return s
 
 
+def to_resuming() -> ServerStream:
+    s = to_wait_credentials()
+    s.supply_credentials(CREDS)
+    s.receive_frame(OPEN)
+    s.receive_frame(b"<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>")
+    return s
+
+
 def to_ready() -> ServerStream:
     s = to_binding()
     s.accept_bind(JID.parse("alice@hub.test/r"))
@@ -97,6 +106,7 @@ REACH: dict[StreamState, Callable[[], ServerStream]] = {
     StreamState.SASL: to_sasl,
     StreamState.WAIT_CREDENTIALS: to_wait_credentials,
     StreamState.BINDING: to_binding,
+    StreamState.RESUMING: to_resuming,
     StreamState.READY: to_ready,
     StreamState.CLOSED: to_closed,
 }
@@ -111,6 +121,10 @@ PEER_SAMPLES: dict[Input, bytes] = {
     Input.STANZA: b"<presence xmlns='jabber:client'/>",
     Input.OTHER: b"<foo xmlns='jabber:client'/>",
     Input.FOREIGN: b"<foo xmlns='urn:example:unknown'/>",
+    Input.SM_ENABLE: b"<enable xmlns='urn:xmpp:sm:3'/>",
+    Input.SM_REQUEST: b"<r xmlns='urn:xmpp:sm:3'/>",
+    Input.SM_ACK: b"<a xmlns='urn:xmpp:sm:3' h='0'/>",
+    Input.SM_RESUME: b"<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>",
 }
 
 SHELL_CALLS: dict[Input, Callable[[ServerStream], list[StreamEvent] | None]] = {
@@ -118,6 +132,10 @@ SHELL_CALLS: dict[Input, Callable[[ServerStream], list[StreamEvent] | None]] = {
     Input.CREDENTIALS: lambda s: s.supply_credentials(CREDS),
     Input.BIND_ACCEPTED: lambda s: s.accept_bind(JID.parse("alice@hub.test/r")),
     Input.BIND_REFUSED: lambda s: s.refuse_bind(StanzaError(StanzaErrorCondition.CONFLICT, "")),
+    Input.RESUME_ACCEPTED: lambda s: s.accept_resume(
+        JID.parse("alice@hub.test/r"), StreamManagement(SmConfig())
+    ),
+    Input.RESUME_REFUSED: lambda s: s.refuse_resume(),
 }
 
 PAIRS = [(state, kind) for state in StreamState for kind in Input]

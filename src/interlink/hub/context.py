@@ -38,6 +38,7 @@ class HubSettings:
     max_pending_subscription_bytes: int = 4096  # one kept request; beyond, kept bare
     max_directed_presences: int = 1000  # addresses one session sent directed presence to
     write_stall_timeout: float = 30.0  # a reader this slow during an offline drain is dropped
+    sm_resume_window: float = 300.0  # XEP-0198: a lost session waits this long to be resumed
     pep_max_nodes: int = 256  # per account
     pep_max_items: int = 256  # per node; what "max" means in publish options
     pep_max_item_bytes: int = 128 * 1024  # one serialized item payload

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -17,10 +18,13 @@ from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort, SessionRegistry
+from interlink.hub.sm import Parked, ParkedPort, ResumptionRegistry
 from interlink.storage import Storage
+from interlink.storage.offline import SentMark
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.sasl import StoredCredentials
 from interlink.xmpp.stanza import Stanza
+from interlink.xmpp.stream.sm import StreamManagement
 
 log = logging.getLogger("interlink.hub")
 
@@ -61,6 +65,10 @@ class Hub:
         )
         self._authenticate_bearer = authenticate_bearer
         self.auth_throttle = AuthThrottle(settings.auth_throttle)
+        self.resumable = ResumptionRegistry()
+        # resumption id -> (account, park now): streams still connected, for a client that
+        # comes back before the hub noticed its old connection died (XEP-0198 §5)
+        self._resumable_live: dict[str, tuple[JID, Callable[[], None]]] = {}
 
     @property
     def sessions(self) -> int:
@@ -189,9 +197,88 @@ class Hub:
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         return self.router.route(session, stanza)
 
-    def session_ended(self, session: Session) -> Pending | None:
-        """Remove ``session`` now; returns the unavailable broadcast to await, if any."""
-        return self.router.session_ended(session)
+    def session_ended(
+        self,
+        session: Session,
+        take_unacked: Callable[[], list[tuple[str, SentMark | None]]] | None = None,
+    ) -> Pending | None:
+        """Remove ``session`` now; returns the unavailable broadcast to await, if any.
+
+        With stream management (``take_unacked`` gives the stanzas the client did not
+        acknowledge), the session leaves under its account's offline lock instead, and the
+        unacknowledged messages are stored before anything newer for the account: the returned
+        coroutine does both."""
+        if take_unacked is None:
+            return self.router.session_ended(session)
+        return self.router.offline.take_back(
+            session, lambda: self.router.session_ended(session), take_unacked
+        )
+
+    # -- XEP-0198 resumption -------------------------------------------------------------------
+    def park(self, session: Session, state: StreamManagement) -> bool:
+        """Keep ``session`` for ``hub.sm_resume_window`` seconds after its connection was lost,
+        to be resumed (XEP-0198 §5); ``False`` if it cannot be (no resumption id, no window)."""
+        window = self.ctx.settings.sm_resume_window
+        resume_id = state.resume_id
+        if resume_id is None or window <= 0:
+            return False
+        session.port = ParkedPort(state, lambda: self._expire(resume_id))
+        session.acks = None
+        self.resumable.park(resume_id, Parked(session, state, self.ctx.clock() + window))
+        asyncio.get_running_loop().call_later(window, self._expire_due)
+        log.info("session waits to be resumed", extra={"jid": str(session.jid)})
+        return True
+
+    def resume(self, username: str, host: str, resume_id: str) -> Parked | None:
+        """The session ``username`` parked under ``resume_id``, taken off the registry (the
+        caller gives it its new port), or ``None``. A session of the account whose old stream
+        is still connected is parked first (that stream is closed)."""
+        bare = self.account_jid(username, host)
+        if bare is None:
+            return None
+        live = self._resumable_live.get(resume_id)
+        if live is not None and live[0] == bare:
+            live[1]()
+        return self.resumable.take(resume_id, bare, self.ctx.clock())
+
+    def resumable_stream(self, resume_id: str, account: JID, park_now: Callable[[], None]) -> None:
+        """A connected stream whose session may be resumed under ``resume_id``; ``park_now``
+        closes it and parks the session."""
+        self._resumable_live[resume_id] = (account, park_now)
+
+    def stream_gone(self, resume_id: str) -> None:
+        self._resumable_live.pop(resume_id, None)
+
+    def _expire_due(self) -> None:
+        for parked in self.resumable.expired(self.ctx.clock()):
+            self._end_parked(parked)
+
+    def _expire(self, resume_id: str) -> None:
+        parked = self.resumable.pop(resume_id)
+        if parked is not None:
+            self._end_parked(parked)
+
+    def _end_parked(self, parked: Parked) -> None:
+        """Not resumed: the session ends now (unavailable), what the client did not acknowledge
+        goes to offline storage first."""
+        session, state = parked.session, parked.state
+        resume_id = state.resume_id
+        assert resume_id is not None
+
+        def take_unacked() -> list[tuple[str, SentMark | None]]:
+            return [(u.xml, SentMark(resume_id, u.seq)) for u in state.unacked() if not u.stored]
+
+        pending = self.session_ended(session, take_unacked)
+        if pending is not None:
+            self.ctx.spawn(pending, name=f"expire {session.jid}")
+
+    async def settle_received(self, username: str, host: str, stream: str, h: int) -> None:
+        """XEP-0198: the client ``username`` has the first ``h`` stanzas of its earlier stream
+        ``stream`` (its ``<resume previd h/>``, answered ``<failed/>``): what was stored for them
+        is not sent again."""
+        bare = self.account_jid(username, host)
+        if bare is not None:
+            await self.router.offline.settle_received(bare, stream, h)
 
     def end_account_sessions(self, jid: JID, reason: str) -> int:
         """End every session of the account ``jid`` (e.g. it was removed)."""

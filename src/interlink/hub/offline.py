@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable, Sequence
 
 from interlink.errors import (
     StanzaError,
@@ -24,12 +25,15 @@ from interlink.errors import (
 )
 from interlink.hub.context import HubContext, KeyedLock, log
 from interlink.hub.observers import notify
-from interlink.hub.session import Session
+from interlink.hub.session import AckPort, MarkSent, Session
+from interlink.hub.sm import ParkedPort
+from interlink.storage.offline import OfflineMessage, SentMark
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Message, MessageType
-from interlink.xmpp.xml import split_qname
+from interlink.xmpp.stanza import Message, MessageType, parse_stanza
+from interlink.xmpp.xml import parse_fragment, split_qname
 
+_ALL = 2**62  # an h beyond any stanza number
 _NOT_STORED_NAMESPACES = frozenset((ns.CHATSTATES,))
 _NO_STORE = ns.qname(ns.HINTS, "no-store")
 _NO_PERMANENT_STORE = ns.qname(ns.HINTS, "no-permanent-store")
@@ -58,6 +62,10 @@ class OfflineDelivery:
         self._ctx = ctx
         self._locks = KeyedLock()
         self._draining: set[JID] = set()
+        # Accounts whose drain stopped because the session's connection was lost and it waits
+        # to be resumed (XEP-0198): still "draining", so new messages queue behind the stored
+        # ones, until the resumed session's drain goes on (or the session expires).
+        self._held: set[JID] = set()
 
     def is_draining(self, bare: JID) -> bool:
         return bare in self._draining
@@ -96,16 +104,82 @@ class OfflineDelivery:
             # A resource came online while we were storing: hand the message over now.
             self.start_drain(bare)
 
-    def start_drain(self, bare: JID) -> None:
-        if bare in self._draining:
-            return
-        self._draining.add(bare)
-        self._ctx.spawn(self._drain(bare), name=f"offline-drain {bare}")
+    async def take_back(
+        self,
+        session: Session,
+        end: Callable[[], Awaitable[None] | None],
+        take_unacked: Callable[[], list[tuple[str, SentMark | None]]],
+    ) -> None:
+        """A session with stream management ended: ``end()`` it (it leaves the registry), then
+        store the messages the client did not acknowledge (``take_unacked()``, oldest first), all
+        under the account's lock, so they queue before anything that arrives for the account
+        after the session left. Stanzas still in offline storage are not among them."""
+        ctx = self._ctx
+        bare = session.jid.bare
+        stored = 0
+        async with self._locks.hold(bare):
+            released = bare in self._held
+            if released:
+                self._held.discard(bare)
+                self._draining.discard(bare)
+            pending = end()
+            unacked = take_unacked()
+            # These were accepted already: they may take the queue past its cap (by at most
+            # the session's unacknowledged stanzas, itself capped) rather than be lost.
+            cap = ctx.settings.offline_max_per_account + len(unacked)
+            for xml, sent in unacked:
+                message = _message_of(xml)
+                if message is None or not worth_storing(message):
+                    continue
+                if await ctx.storage.offline.store(str(bare), xml, ctx.clock(), cap, sent):
+                    stored += 1
+                else:
+                    ctx.refusals["offline-full"] += 1
+                    log.warning(
+                        "unacknowledged message dropped: offline queue full",
+                        extra={"jid": str(bare)},
+                    )
+        if stored:
+            log.info("unacknowledged messages stored", extra={"jid": str(bare), "count": stored})
+        if (stored or released) and ctx.sessions.message_targets(bare):
+            self.start_drain(bare)
+        if pending is not None:
+            await pending
 
-    async def _drain(self, bare: JID) -> None:
+    async def settle_received(self, bare: JID, stream: str, h: int) -> None:
+        """The client has the first ``h`` stanzas of stream-management stream ``stream``: the
+        stored messages written there as those stanzas are delivered (deleted)."""
+        async with self._locks.hold(bare):
+            settled = await self._ctx.storage.offline.delete_received(str(bare), stream, h)
+        if settled:
+            log.info(
+                "offline messages settled by the client's count",
+                extra={"jid": str(bare), "count": settled},
+            )
+
+    def start_drain(self, bare: JID, resumed: tuple[Session, str] | None = None) -> None:
+        """Deliver ``bare``'s stored messages. ``resumed``: a session just resumed on stream
+        ``resumed[1]`` (XEP-0198), which may have stored messages in flight again: they are
+        settled once acknowledged, before the rest of the queue follows (new messages queue
+        behind meanwhile)."""
+        if bare in self._draining and not (resumed is not None and bare in self._held):
+            return
+        self._held.discard(bare)
+        self._draining.add(bare)
+        self._ctx.spawn(self._drain(bare, resumed), name=f"offline-drain {bare}")
+
+    async def _drain(self, bare: JID, resumed: tuple[Session, str] | None = None) -> None:
         ctx = self._ctx
         delivered = 0
+        hold = False
         try:
+            if resumed is not None:
+                session, stream = resumed
+                if session.acks is None or not await self._all_acked([session.acks], [session]):
+                    return
+                # Everything written on the stream is acknowledged: every mark on it is settled.
+                async with self._locks.hold(bare):
+                    await ctx.storage.offline.delete_received(str(bare), stream, _ALL)
             while True:
                 async with self._locks.hold(bare):
                     batch = await ctx.storage.offline.fetch(
@@ -116,19 +190,70 @@ class OfflineDelivery:
                     targets = ctx.sessions.message_targets(bare)
                     if not batch or not targets:
                         return
+                    # Exactly once when every target acknowledges (XEP-0198): the batch is
+                    # deleted only once the clients' acks cover it. Otherwise it is deleted once
+                    # written (docs/operations.md, "Durability", says when that can duplicate).
+                    acking = [s.acks for s in targets if s.acks is not None]
+                    exactly_once = len(acking) == len(targets)
                     domain = bare.domain  # the delay is stamped by the recipient's server
-                    for item in batch:
-                        xml = _with_delay(item.stanza, domain, item.stored_at)
-                        for session in targets:
-                            session.deliver_xml(xml)
-                    await ctx.storage.offline.delete(str(bare), batch[-1].id)
+                    xmls = [_with_delay(i.stanza, domain, i.stored_at) for i in batch]
+                    if exactly_once:
+                        mark = self._marker(bare, batch) if len(acking) == 1 else _no_mark
+                        for port in acking:  # a mark names one stream: only with one resource
+                            await port.send_stored(xmls, mark)
+                    else:
+                        for xml in xmls:
+                            for session in targets:
+                                session.deliver_xml(xml)
+                        await ctx.storage.offline.delete(str(bare), batch[-1].id)
+                        delivered += len(batch)
+                if exactly_once:
+                    if not await self._all_acked(acking, targets):
+                        # Still stored: sent again when a session comes back (resumed, or at
+                        # the next available presence).
+                        hold = any(isinstance(s.port, ParkedPort) for s in targets)
+                        return
+                    async with self._locks.hold(bare):
+                        await ctx.storage.offline.delete(str(bare), batch[-1].id)
                     delivered += len(batch)
                 for session in targets:
                     await self._wait_writable(session)
         finally:
-            self._draining.discard(bare)
+            if hold:
+                self._held.add(bare)
+            else:
+                self._draining.discard(bare)
             if delivered:
                 log.info("offline messages delivered", extra={"jid": str(bare), "count": delivered})
+
+    def _marker(self, bare: JID, batch: Sequence[OfflineMessage]) -> MarkSent:
+        """Records durably which stanza of a stream each message of ``batch`` becomes."""
+        offline = self._ctx.storage.offline
+
+        async def mark(stream: str, first: int) -> None:
+            marks = [(item.id, SentMark(stream, first + n)) for n, item in enumerate(batch)]
+            await offline.mark_sent(str(bare), marks)
+
+        return mark
+
+    async def _all_acked(self, ports: list[AckPort], targets: list[Session]) -> bool:
+        """Wait for every client's ack; one that does not answer in ``write_stall_timeout`` is
+        disconnected (its batch stays stored)."""
+        timeout = self._ctx.settings.write_stall_timeout
+        for port, session in zip(ports, targets, strict=True):
+            try:
+                if not await asyncio.wait_for(port.acked(), timeout):
+                    return False
+            except TimeoutError:
+                session.port.terminate(
+                    StreamError(
+                        StreamErrorCondition.POLICY_VIOLATION,
+                        f"the client acknowledged nothing for {timeout:g} s "
+                        "while stored messages were waiting",
+                    )
+                )
+                return False
+        return True
 
     async def _wait_writable(self, session: Session) -> None:
         """Pace the drain to the reader; one that stalls is disconnected rather than holding up
@@ -143,6 +268,21 @@ class OfflineDelivery:
                     f"the client read nothing for {timeout:g} s while messages were waiting",
                 )
             )
+
+
+async def _no_mark(stream: str, first: int) -> None:
+    return None
+
+
+def _message_of(xml: str) -> Message | None:
+    """The message a serialized stanza is, or ``None`` (another kind, or unreadable)."""
+    if not xml.startswith("<message"):
+        return None
+    try:
+        stanza = parse_stanza(parse_fragment(xml))
+    except (StanzaError, ValueError, SyntaxError):
+        return None
+    return stanza if isinstance(stanza, Message) else None
 
 
 def _with_delay(xml: str, domain: str, stored_at: float) -> str:

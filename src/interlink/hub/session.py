@@ -8,7 +8,7 @@ connection goes through the :class:`SessionPort` the transport shell provides.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import Protocol
 from xml.etree.ElementTree import Element
@@ -31,8 +31,27 @@ class SessionPort(Protocol):
         """Close the stream, with a stream error if given."""
 
 
+MarkSent = Callable[[str, int], Awaitable[None]]  # (stream id, first stanza number) -> durable
+
+
+class AckPort(Protocol):
+    """A transport whose client acknowledges what it received (XEP-0198 stream management)."""
+
+    async def send_stored(self, xmls: Sequence[str], mark: MarkSent) -> None:
+        """Write stanzas that stay in offline storage until acknowledged (so they are not stored
+        again if the session ends first). When the client can report later what it received on
+        this stream (it asked for resumption), ``mark`` is awaited first with the stream's id and
+        the number the first of them gets; nothing else is written to the stream in between."""
+
+    async def acked(self) -> bool:
+        """``True`` once the client acknowledged everything written so far; ``False`` if the
+        stream ended first."""
+        ...
+
+
 class Session:
     __slots__ = (
+        "acks",
         "available",
         "blocklist_requested",
         "caps_ver",
@@ -58,6 +77,7 @@ class Session:
         self.carbons = False  # XEP-0280 enabled on this resource
         self.caps_ver = ""  # XEP-0115 verification string of the client's announced features
         self.features: frozenset[str] = frozenset()
+        self.acks: AckPort | None = None  # set once the client enabled stream management
 
     def wants_notify(self, node: str) -> bool:
         """The client asked for PEP notifications of ``node`` (XEP-0163 §4.3)."""

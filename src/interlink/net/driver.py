@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Protocol
@@ -32,15 +32,21 @@ from typing import Any, Protocol
 from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottled
 from interlink.hub.hub import Hub
-from interlink.hub.session import Session
+from interlink.hub.session import MarkSent, Session
 from interlink.net.budget import Budget, Source, SourceBudgets
+from interlink.storage.offline import SentMark
 from interlink.xmpp.shaper import ReadRate, ReadShaper
 from interlink.xmpp.stream import (
+    AckReceived,
+    AckRequested,
     Authenticated,
     AuthenticationFailed,
     BindRequested,
     CredentialsRequested,
+    ResumeRefused,
+    ResumeRequested,
     ServerStream,
+    SmEnabled,
     StanzaReceived,
     StreamClosed,
     StreamEvent,
@@ -188,6 +194,10 @@ class StreamDriver:
         self.last_input = self._loop.time()
         self._shaper = ReadShaper(limits.pre_auth_read_rate, self.last_input)
         self._shaped_as_authenticated = False
+        # XEP-0198: (stanzas sent, future) resolved once the client's acks cover them
+        self._ack_waiters: list[tuple[int, asyncio.Future[bool]]] = []
+        self._held: list[tuple[str, bool]] | None = None  # output held while a mark commits
+        self._park_on_close = False  # closed because the session is resumed elsewhere
         if refused is not None:
             self._handle_sync(stream.close(StreamError(*REFUSALS[refused])))
         else:
@@ -262,12 +272,15 @@ class StreamDriver:
                 self.flush()
                 return
 
-    async def _timed(self, pending: Pending, started: float) -> None:
-        """Routing that had to wait (storage): its latency ends when it is done."""
+    async def _timed(self, pending: Pending, started: float, counted: bool) -> None:
+        """Routing that had to wait (storage): its latency ends when it is done; only then does
+        stream management count the stanza handled."""
         try:
             await pending
         finally:
             self.hub.ctx.stats.routed(perf_counter() - started)
+        if counted and self.stream.sm is not None:
+            self.stream.sm.stanza_handled()
 
     def _run_close(self, error: StreamError) -> None:
         self._handle_sync(self.stream.close(error))
@@ -283,8 +296,27 @@ class StreamDriver:
             pending = self.hub.route(session, stanza)
             if pending is None:
                 stats.routed(perf_counter() - started)
+                if ev.counted and self.stream.sm is not None:
+                    self.stream.sm.stanza_handled()
                 return None
-            return self._timed(pending, started)
+            return self._timed(pending, started, ev.counted)
+        if isinstance(ev, SmEnabled):
+            if self.session is not None:
+                self.session.acks = self
+                self._register_resumable()
+            return None
+        if isinstance(ev, AckRequested):
+            self.stream.send_ack()  # every stanza before the <r/> is routed (durably) by now
+            return None
+        if isinstance(ev, ResumeRequested):
+            return self._run_nested(self._resume(ev.previd))
+        if isinstance(ev, ResumeRefused):
+            username = self.stream.username
+            assert username is not None
+            return self.hub.settle_received(username, self.stream.host, ev.previd, ev.h)
+        if isinstance(ev, AckReceived):
+            self._acks_arrived(ev.acked)
+            return None
         if isinstance(ev, CredentialsRequested):
             return self._lookup_credentials(ev.username)
         if isinstance(ev, TokenCheckRequested):
@@ -377,6 +409,44 @@ class StreamDriver:
             self.gate.leave(self.source)
         return self.stream.accept_bind(session.jid)
 
+    def _resume(self, previd: str) -> list[StreamEvent]:
+        username = self.stream.username
+        assert username is not None
+        parked = self.hub.resume(username, self.stream.host, previd)
+        if parked is None:
+            return self.stream.refuse_resume()
+        session = parked.session
+        session.port = self
+        session.acks = self
+        self.session = session
+        self._cancel_timer()
+        if self._in_gate:
+            self._in_gate = False
+            self.gate.leave()
+        log.info("session resumed", extra={"peer": self.peer, "jid": str(session.jid)})
+        events = self.stream.accept_resume(session.jid, parked.state)
+        self._register_resumable()
+        if parked.state.resume_id is not None and not self.stream.closed:
+            # stored messages resent here are settled on ack; the rest of the queue follows
+            self.hub.router.offline.start_drain(
+                session.jid.bare, resumed=(session, parked.state.resume_id)
+            )
+        return events
+
+    def _register_resumable(self) -> None:
+        sm = self.stream.sm
+        if sm is not None and sm.resume_id is not None and self.session is not None:
+            self.hub.resumable_stream(sm.resume_id, self.session.jid.bare, self._park_now)
+
+    def _park_now(self) -> None:
+        """The client resumes this session on another stream: close this one, park it."""
+        self._park_on_close = True
+        self._handle_sync(
+            self.stream.close(
+                StreamError(StreamErrorCondition.CONFLICT, "the session was resumed elsewhere")
+            )
+        )
+
     def _closed(self, ev: StreamClosed) -> Pending | None:
         if ev.error is not None:
             (log.warning if ev.error.local else log.info)(
@@ -389,24 +459,46 @@ class StreamDriver:
             )
         self.flush()
         self.link.close()
-        return self._end_session()
+        return self._end_session(park=self._park_on_close)
 
     # -- connection lifecycle -----------------------------------------------------------------
     def connection_lost(self) -> None:
-        if not self.stream.closed:
+        lost = not self.stream.closed  # no </stream>, no stream error: the client may resume
+        if lost:
             self.stream.close()  # nobody to send it to; just mark the stream over
-        pending = self._end_session()
+        pending = self._end_session(park=lost)
         if pending is not None:
             self.hub.ctx.spawn(pending, name=f"end {self.peer}")
 
-    def _end_session(self) -> Pending | None:
+    def _end_session(self, *, park: bool = False) -> Pending | None:
         """Leave the registry at once, so nothing more is routed to a dead connection; the
-        unavailable broadcast that may follow is returned to be awaited."""
+        unavailable broadcast that may follow is returned to be awaited. With stream
+        management, what the client did not acknowledge goes to offline storage first."""
         self._end()
         session, self.session = self.session, None
         if session is None:
             return None
-        return self.hub.session_ended(session)
+        sm = self.stream.sm
+        if sm is None:
+            return self.hub.session_ended(session)
+        if park and self.hub.park(session, sm):
+            return None
+
+        stream_id = sm.resume_id
+
+        def take_unacked() -> list[tuple[str, SentMark | None]]:
+            return [
+                (item.xml, None if stream_id is None else SentMark(stream_id, item.seq))
+                for item in sm.unacked()
+                if not item.stored
+            ]
+
+        return self._awaited(self.hub.session_ended(session, take_unacked))
+
+    @staticmethod
+    async def _awaited(pending: Pending | None) -> None:
+        if pending is not None:
+            await pending
 
     def _end(self) -> None:
         if self._ended:
@@ -420,6 +512,13 @@ class StreamDriver:
         if self._in_gate:
             self._in_gate = False
             self.gate.leave(self.source)
+        sm = self.stream.sm
+        if sm is not None and sm.resume_id is not None:
+            self.hub.stream_gone(sm.resume_id)
+        waiters, self._ack_waiters = self._ack_waiters, []
+        for _, waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(False)
 
     # -- timers -------------------------------------------------------------------------------
     def _arm_timer(self) -> None:
@@ -438,11 +537,68 @@ class StreamDriver:
 
     # -- output (SessionPort) -----------------------------------------------------------------
     def write_xml(self, xml: str) -> None:
+        self._write(xml, stored=False)
+
+    def _write(self, xml: str, *, stored: bool) -> None:
+        if self._held is not None:
+            self._held.append((xml, stored))
+            return
         self.hub.ctx.stats.sent(xml)
-        self.stream.send_xml(xml)
+        closing = self.stream.send_xml(xml, stored=stored)
+        if closing:  # too many unacknowledged stanzas; not from inside the caller's routing
+            self._loop.call_soon(self._handle_sync, closing)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self.flush)
+
+    # -- stream management (AckPort) ----------------------------------------------------------
+    async def send_stored(self, xmls: Sequence[str], mark: MarkSent) -> None:
+        sm = self.stream.sm
+        if sm is not None and sm.resume_id is not None and not self._ended:
+            # Hold back everything else until the mark is durable: the numbers must not move.
+            self._held = []
+            try:
+                await mark(sm.resume_id, sm.sent + 1)
+            finally:
+                held, self._held = self._held, None
+        else:
+            held = []
+        for xml in xmls:
+            self._write(xml, stored=True)
+        for xml, stored in held:
+            self._write(xml, stored=stored)
+
+    async def acked(self) -> bool:
+        sm = self.stream.sm
+        if sm is None or self._ended:
+            return False
+        if sm.acked >= sm.sent:
+            return True
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        self._ack_waiters.append((sm.sent, waiter))
+        self.stream.request_ack()
+        self.flush()
+        return await waiter
+
+    def _acks_arrived(self, acked: int) -> None:
+        sm = self.stream.sm
+        if sm is not None and sm.stored_acked and sm.resume_id is not None:
+            # Stored messages the client now has (e.g. sent again after a resumption, where no
+            # drain waits for them): settled by their marks.
+            sm.stored_acked = False
+            username = self.stream.username
+            assert username is not None
+            self.hub.ctx.spawn(
+                self.hub.settle_received(username, self.stream.host, sm.resume_id, acked),
+                name=f"settle {self.peer}",
+            )
+        keep: list[tuple[int, asyncio.Future[bool]]] = []
+        for target, waiter in self._ack_waiters:
+            if target > acked:
+                keep.append((target, waiter))
+            elif not waiter.done():
+                waiter.set_result(True)
+        self._ack_waiters = keep
 
     def flush(self) -> None:
         self._flush_scheduled = False

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from interlink.storage.offline import OfflineMessage, OfflineTotals
+from interlink.storage.offline import OfflineMessage, OfflineTotals, SentMark
 from interlink.storage.sqlite.database import SqliteDatabase
 
 
@@ -13,20 +13,43 @@ class SqliteOffline:
         self._db = db
 
     async def store(
-        self, owner: str, stanza: str, now: float, cap: int, *, max_bytes: int | None = None
+        self,
+        owner: str,
+        stanza: str,
+        now: float,
+        cap: int,
+        sent: SentMark | None = None,
+        *,
+        max_bytes: int | None = None,
     ) -> bool:
         size = len(stanza.encode())
         budget = (1 << 62) if max_bytes is None else max_bytes - size  # for the rest
+        stream, seq = sent if sent is not None else (None, None)
         async with self._db.transaction() as conn:
             # One statement: the checks and the insert cannot be split by another writer. The
             # count and the sum come from the (owner, size) index alone.
             cur = await conn.execute(
-                "INSERT INTO offline_messages (owner, stanza, stored_at, size) "
-                "SELECT ?, ?, ?, ? FROM (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b "
+                "INSERT INTO offline_messages (owner, stanza, stored_at, size, sent_on, sent_seq) "
+                "SELECT ?, ?, ?, ?, ?, ? FROM (SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b "
                 "FROM offline_messages WHERE owner = ?) WHERE n < ? AND b <= ?",
-                (owner, stanza, now, size, owner, cap, budget),
+                (owner, stanza, now, size, stream, seq, owner, cap, budget),
             )
             return cur.rowcount == 1
+
+    async def mark_sent(self, owner: str, marks: Sequence[tuple[int, SentMark]]) -> None:
+        async with self._db.transaction() as conn:
+            await conn.executemany(
+                "UPDATE offline_messages SET sent_on = ?, sent_seq = ? WHERE owner = ? AND id = ?",
+                [(mark.stream, mark.seq, owner, msg_id) for msg_id, mark in marks],
+            )
+
+    async def delete_received(self, owner: str, stream: str, h: int) -> int:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM offline_messages WHERE owner = ? AND sent_on = ? AND sent_seq <= ?",
+                (owner, stream, h),
+            )
+            return cur.rowcount
 
     async def fetch(self, owner: str, limit: int) -> Sequence[OfflineMessage]:
         rows = await self._db.fetch_all(

@@ -13,10 +13,15 @@ from __future__ import annotations
 from interlink.xmpp.framing import Framing
 from interlink.xmpp.stream.config import HostedDomains, SingleDomain, StreamConfig
 from interlink.xmpp.stream.events import (
+    AckReceived,
+    AckRequested,
     Authenticated,
     AuthenticationFailed,
     BindRequested,
     CredentialsRequested,
+    ResumeRefused,
+    ResumeRequested,
+    SmEnabled,
     StanzaReceived,
     StreamClosed,
     StreamEvent,
@@ -28,6 +33,8 @@ from interlink.xmpp.stream.roles import ClientRole, StreamRole
 
 __all__ = [
     "TRANSITIONS",
+    "AckReceived",
+    "AckRequested",
     "Authenticated",
     "AuthenticationFailed",
     "BindRequested",
@@ -36,8 +43,11 @@ __all__ = [
     "Framing",
     "HostedDomains",
     "Input",
+    "ResumeRefused",
+    "ResumeRequested",
     "ServerStream",
     "SingleDomain",
+    "SmEnabled",
     "StanzaReceived",
     "StreamClosed",
     "StreamConfig",

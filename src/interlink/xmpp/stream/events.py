@@ -57,10 +57,12 @@ class BindRequested:
 
 @dataclass(frozen=True, slots=True)
 class StanzaReceived:
-    """A stanza to route; its ``from`` is already stamped by the role."""
+    """A stanza to route; its ``from`` is already stamped by the role. ``counted``: stream
+    management counts it; call ``sm.stanza_handled()`` once it is routed (durably)."""
 
     stanza: Stanza
     size: int
+    counted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,41 @@ class StreamClosed:
     by_peer: bool
 
 
+@dataclass(frozen=True, slots=True)
+class SmEnabled:
+    """XEP-0198 is on: stanzas sent from now on are kept until the client acknowledges them."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRequested:
+    """XEP-0198 ``<resume previd h/>`` from an authenticated client: find the session kept
+    under ``previd`` for this account; answer ``accept_resume()`` or ``refuse_resume()``."""
+
+    previd: str
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRefused:
+    """XEP-0198 ``<resume previd h/>`` was answered ``<failed/>`` (nothing is resumed), but the
+    client has the first ``h`` stanzas of stream ``previd``: settle what was stored for them."""
+
+    previd: str
+    h: int
+
+
+@dataclass(frozen=True, slots=True)
+class AckRequested:
+    """XEP-0198 ``<r/>``: once every stanza received before it is handled, call ``send_ack()``."""
+
+
+@dataclass(frozen=True, slots=True)
+class AckReceived:
+    """XEP-0198 ``<a h/>``: the client has the first ``acked`` stanzas sent since ``<enable/>``."""
+
+    acked: int
+
+
 StreamEvent = (
     TlsStartRequested
     | CredentialsRequested
@@ -81,13 +118,23 @@ StreamEvent = (
     | BindRequested
     | StanzaReceived
     | StreamClosed
+    | AckRequested
+    | AckReceived
+    | SmEnabled
+    | ResumeRefused
+    | ResumeRequested
 )
 
 __all__ = [
+    "AckReceived",
+    "AckRequested",
     "Authenticated",
     "AuthenticationFailed",
     "BindRequested",
     "CredentialsRequested",
+    "ResumeRefused",
+    "ResumeRequested",
+    "SmEnabled",
     "StanzaReceived",
     "StreamClosed",
     "StreamEvent",

@@ -60,6 +60,7 @@ from interlink.errors import (
     SaslCondition,
     SaslFailure,
     StanzaError,
+    StanzaErrorCondition,
     StreamError,
     StreamErrorCondition,
 )
@@ -83,11 +84,17 @@ from interlink.xmpp.sasl import (
 )
 from interlink.xmpp.sasl.mechanisms import SaslStep
 from interlink.xmpp.stanza import Stanza, to_xml
+from interlink.xmpp.stream import sm
 from interlink.xmpp.stream.config import StreamConfig
 from interlink.xmpp.stream.events import (
+    AckReceived,
+    AckRequested,
     Authenticated,
     AuthenticationFailed,
     CredentialsRequested,
+    ResumeRefused,
+    ResumeRequested,
+    SmEnabled,
     StanzaReceived,
     StreamClosed,
     StreamEvent,
@@ -105,6 +112,7 @@ class StreamState(Enum):
     SASL = auto()  # a SASL exchange is under way (RFC 6120 §6.4)
     WAIT_CREDENTIALS = auto()  # the shell looks up credentials or checks a token
     BINDING = auto()  # the shell decides on a resource binding
+    RESUMING = auto()  # the shell looks for the session a <resume/> names (XEP-0198 §5)
     READY = auto()  # stanzas flow
     CLOSED = auto()
 
@@ -126,11 +134,17 @@ class Input(Enum):
     STANZA = "stanza"
     OTHER = "other element"  # a top-level element in a known namespace that means nothing here
     FOREIGN = "foreign element"  # a top-level element in a namespace the stream does not speak
+    SM_ENABLE = "sm enable"  # XEP-0198
+    SM_REQUEST = "sm r"
+    SM_ACK = "sm a"
+    SM_RESUME = "sm resume"
 
     TLS_ESTABLISHED = "tls_established()"
     CREDENTIALS = "credentials answer"  # supply_credentials() or supply_token_result()
     BIND_ACCEPTED = "accept_bind()"
     BIND_REFUSED = "refuse_bind()"
+    RESUME_ACCEPTED = "accept_resume()"
+    RESUME_REFUSED = "refuse_resume()"
 
     __hash__ = object.__hash__  # as StreamState's
 
@@ -146,12 +160,16 @@ PEER_INPUTS = frozenset(
         Input.STANZA,
         Input.OTHER,
         Input.FOREIGN,
+        Input.SM_ENABLE,
+        Input.SM_REQUEST,
+        Input.SM_ACK,
+        Input.SM_RESUME,
     )
 )
 SHELL_INPUTS = frozenset(Input) - PEER_INPUTS
 
 #: States in which the stream waits for the shell; peer input queues until it answers.
-WAITING = frozenset((StreamState.WAIT_CREDENTIALS, StreamState.BINDING))
+WAITING = frozenset((StreamState.WAIT_CREDENTIALS, StreamState.BINDING, StreamState.RESUMING))
 
 _ELEMENT_TEXT = "unexpected element <{local}/> at this stage of the stream"
 #: The stream error for peer input with no entry in :data:`TRANSITIONS`, by its kind. (``FOOTER``
@@ -171,6 +189,10 @@ UNEXPECTED: Mapping[Input, tuple[StreamErrorCondition, str]] = {
     Input.SASL_RESPONSE: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
     Input.SASL_ABORT: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
     Input.OTHER: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.SM_ENABLE: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.SM_REQUEST: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.SM_ACK: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.SM_RESUME: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
 }
 
 _NEGOTIATION_ELEMENTS = {
@@ -178,6 +200,10 @@ _NEGOTIATION_ELEMENTS = {
     ns.qname(ns.SASL, "auth"): Input.SASL_AUTH,
     ns.qname(ns.SASL, "response"): Input.SASL_RESPONSE,
     ns.qname(ns.SASL, "abort"): Input.SASL_ABORT,
+    sm.ENABLE: Input.SM_ENABLE,
+    sm.REQUEST: Input.SM_REQUEST,
+    sm.ACK: Input.SM_ACK,
+    sm.RESUME: Input.SM_RESUME,
 }
 _STREAM_NAMESPACES = (ns.TLS, ns.SASL, ns.STREAM)
 
@@ -230,6 +256,8 @@ class ServerStream:
         self._auth_failures = 0
         self._deferred: list[ParserEvent] = []
         self._token_authzid = ""
+        self.sm: sm.StreamManagement | None = None  # XEP-0198, once the client enabled it
+        self._resume_asked = ("", 0)  # the <resume previd h/> being looked up
 
     @property
     def host(self) -> str:
@@ -256,13 +284,39 @@ class ServerStream:
         return bool(self._out)
 
     def send_stanza(self, stanza: Stanza) -> None:
-        if self.state is StreamState.READY:
-            self._out.append(to_xml(stanza, self.content_ns))
+        self.send_xml(to_xml(stanza, self.content_ns))
 
-    def send_xml(self, xml: str) -> None:
-        """Queue an already serialized stanza (serialized for :attr:`content_ns`)."""
-        if self.state is StreamState.READY:
-            self._out.append(xml)
+    def send_xml(self, xml: str, *, stored: bool = False) -> list[StreamEvent]:
+        """Queue an already serialized stanza (serialized for :attr:`content_ns`). With stream
+        management it is kept until acknowledged (``stored``: it stays in offline storage until
+        then). Returns the events of closing the stream when the client let too many stanzas go
+        unacknowledged."""
+        if self.state is not StreamState.READY:
+            if self.sm is not None and self.state is StreamState.CLOSED:
+                # Routed to the session before the shell took its unacknowledged stanzas back
+                # (to store them): keep it with them, in order.
+                self.sm.sent += 1
+                self.sm.queue.append(sm.Unacked(xml, stored, self.sm.sent))
+            return []
+        self._out.append(xml)
+        if self.sm is not None:
+            try:
+                if self.sm.record_sent(xml, stored=stored):
+                    self._out.append(self.sm.request_xml())
+            except StreamError as err:
+                return self.close(err)
+        return []
+
+    def request_ack(self) -> None:
+        """Ask the client to acknowledge what it has received (XEP-0198 ``<r/>``)."""
+        if self.state is StreamState.READY and self.sm is not None:
+            self._out.append(self.sm.request_xml())
+
+    def send_ack(self) -> None:
+        """Answer :class:`AckRequested`: ``<a h/>`` for the stanzas handled so far. The shell
+        calls it once every stanza before the ``<r/>`` is handled (durably routed)."""
+        if self.state is StreamState.READY and self.sm is not None:
+            self._out.append(self.sm.ack_xml())
 
     @property
     def closed(self) -> bool:
@@ -327,7 +381,7 @@ class ServerStream:
             if kind is not None:
                 return kind
             el_ns = split_qname(tag)[0] or ""
-            if el_ns == self.role.content_ns or el_ns in _STREAM_NAMESPACES:
+            if el_ns == self.role.content_ns or el_ns in _STREAM_NAMESPACES or el_ns == sm.NS:
                 return Input.OTHER
             return Input.FOREIGN
         return Input.HEADER if isinstance(ev, StreamHeader) else Input.FOOTER
@@ -413,6 +467,17 @@ class ServerStream:
     def refuse_bind(self, error: StanzaError) -> list[StreamEvent]:
         """Answer :class:`BindRequested` with a stanza error; the peer may try again."""
         return self._answer(Input.BIND_REFUSED, error)
+
+    def accept_resume(self, jid: JID, state: sm.StreamManagement) -> list[StreamEvent]:
+        """Answer :class:`ResumeRequested`: the session ``jid`` with its stream-management
+        ``state`` continues on this stream; what the client did not acknowledge is sent again.
+        Returns the events of the peer's pipelined input (or of closing, for a bad ``h``)."""
+        return self._answer(Input.RESUME_ACCEPTED, (jid, state))
+
+    def refuse_resume(self) -> list[StreamEvent]:
+        """Answer :class:`ResumeRequested`: no such session (or not the client's, or expired);
+        ``<failed/>``, and the client may bind a new resource."""
+        return self._answer(Input.RESUME_REFUSED, None)
 
     # -- handlers: the stream header (RFC 6120 §4.7) ------------------------------------------
     def _open(self, header: StreamHeader, events: list[StreamEvent]) -> None:
@@ -587,10 +652,67 @@ class ServerStream:
             ev.element, address=self.jid, host=self._host, content_ns=self.content_ns
         )
         if isinstance(accepted, str):
+            if self.sm is not None:
+                self.sm.stanza_handled()  # answered here: handled (XEP-0198 §4)
             if accepted:
-                self._out.append(accepted)
+                events.extend(self.send_xml(accepted))
         else:
-            events.append(StanzaReceived(accepted, ev.size))
+            events.append(StanzaReceived(accepted, ev.size, counted=self.sm is not None))
+
+    # -- handlers: stream management (XEP-0198) -----------------------------------------------
+    def _sm_enable(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
+        if self.sm is not None or self.config.sm is None:
+            self._out.append(sm.failed_xml(StanzaErrorCondition.UNEXPECTED_REQUEST))
+            return
+        # A client that asks for resumption gets an id: the shell may keep its session for
+        # the window, and what it reports for the id later settles its offline deliveries.
+        wants_resume = ev.element.get("resume") in ("true", "1")
+        resume_id = secrets.token_urlsafe(18) if wants_resume else None
+        self.sm = sm.StreamManagement(self.config.sm, resume_id)
+        self._out.append(sm.enabled_xml(resume_id, self.config.sm.resume_window))
+        events.append(SmEnabled())
+
+    def _sm_request(self, _: ElementReceived, events: list[StreamEvent]) -> None:
+        if self.sm is None:
+            self._out.append(sm.failed_xml(StanzaErrorCondition.UNEXPECTED_REQUEST))
+            return
+        events.append(AckRequested())
+
+    def _sm_ack(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
+        if self.sm is None:
+            self._out.append(sm.failed_xml(StanzaErrorCondition.UNEXPECTED_REQUEST))
+            return
+        if self.sm.ack(ev.element.get("h")):
+            events.append(AckReceived(self.sm.acked))
+
+    def _sm_resume(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
+        previd = ev.element.get("previd")
+        if self.username is None or not previd or self.config.sm is None:
+            self._out.append(sm.failed_xml(StanzaErrorCondition.ITEM_NOT_FOUND))
+            return
+        self._resume_asked = (previd, sm.parse_h(ev.element.get("h")))
+        self.state = StreamState.RESUMING
+        events.append(ResumeRequested(*self._resume_asked))
+
+    def _resume_accepted(
+        self, arrival: tuple[JID, sm.StreamManagement], events: list[StreamEvent]
+    ) -> None:
+        jid, state = arrival
+        previd, h = self._resume_asked
+        self.jid, self.sm = jid, state
+        self.state = StreamState.READY
+        self._deadline = None
+        state.ack(str(h))  # raises StreamError for an h above what was sent
+        self._out.append(state.resumed_xml(previd))
+        self._out.extend(item.xml for item in state.queue)  # the same numbers as before
+        if state.queue:
+            self._out.append(state.request_xml())
+
+    def _resume_refused(self, _: None, events: list[StreamEvent]) -> None:
+        # What the client says it received on the old stream still counts: the shell settles it.
+        self._out.append(sm.failed_xml(StanzaErrorCondition.ITEM_NOT_FOUND))
+        self.state = StreamState.NEGOTIATING
+        events.append(ResumeRefused(*self._resume_asked))
 
     # -- closing (RFC 6120 §4.4, §4.9) --------------------------------------------------------
     def close(self, error: StreamError | None = None) -> list[StreamEvent]:
@@ -647,6 +769,17 @@ TRANSITIONS: Mapping[tuple[StreamState, Input], Transition] = {
     (_S.BINDING, Input.BIND_REFUSED): Transition(ServerStream._bind_refused, (_S.NEGOTIATING,)),
     # stanzas (§8)
     (_S.READY, Input.STANZA): Transition(ServerStream._stanza, (_S.READY,)),
+    # stream management (XEP-0198): enabled once bound, acks both ways; nothing is resumable
+    (_S.READY, Input.SM_ENABLE): Transition(ServerStream._sm_enable, (_S.READY,)),
+    (_S.READY, Input.SM_REQUEST): Transition(ServerStream._sm_request, (_S.READY,)),
+    (_S.READY, Input.SM_ACK): Transition(ServerStream._sm_ack, (_S.READY,)),
+    (_S.NEGOTIATING, Input.SM_RESUME): Transition(
+        ServerStream._sm_resume, (_S.RESUMING, _S.NEGOTIATING)
+    ),
+    (_S.RESUMING, Input.RESUME_ACCEPTED): Transition(ServerStream._resume_accepted, (_S.READY,)),
+    (_S.RESUMING, Input.RESUME_REFUSED): Transition(
+        ServerStream._resume_refused, (_S.NEGOTIATING,)
+    ),
     # the peer's footer, wherever we read the peer (§4.4)
     **{
         (state, Input.FOOTER): Transition(ServerStream._peer_closed, (_S.CLOSED,))

@@ -49,6 +49,7 @@ from interlink.xmpp.stanza import (
 )
 from interlink.xmpp.stream.config import StreamConfig
 from interlink.xmpp.stream.events import BindRequested
+from interlink.xmpp.stream.sm import feature_xml
 from interlink.xmpp.xml import escape_attr, escape_text, serialize
 
 _IQ = ns.qname(ns.CLIENT, "iq")
@@ -119,7 +120,11 @@ class ClientRole:
     def features(self, *, secure: bool, authenticated: bool) -> str:
         config = self.config
         if authenticated:
-            return f'<bind xmlns="{ns.BIND}"/><session xmlns="{ns.SESSION}"><optional/></session>'
+            sm_feature = feature_xml() if config.sm is not None else ""
+            return (
+                f'<bind xmlns="{ns.BIND}"/><session xmlns="{ns.SESSION}"><optional/></session>'
+                + sm_feature
+            )
         parts: list[str] = []
         if not secure and config.starttls_available:
             required = "<required/>" if config.tls_required else ""

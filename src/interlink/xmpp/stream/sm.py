@@ -1,0 +1,190 @@
+"""Stream Management (XEP-0198, ``urn:xmpp:sm:3``): counters, the unacknowledged queue, the XML.
+
+Theory of operation
+-------------------
+One :class:`StreamManagement` belongs to one stream once the client sent ``<enable/>`` (§3).
+It counts in both directions:
+
+- **inbound** (``handled``): the stanzas the server has *handled*. The stream counts the stanzas
+  it answers itself; the shell counts each routed stanza only once routing finished — for a
+  message stored offline, once the commit is durable (:meth:`stanza_handled`). ``<a h/>`` goes out
+  only when the shell has reached the ``<r/>`` in the peer's input, so ``h`` never covers a stanza
+  that could still be lost.
+- **outbound**: every stanza written to the client after ``<enable/>`` is kept
+  (:meth:`record_sent`) until the client's ``<a h/>`` covers it (:meth:`ack`). The queue is capped
+  (``max_unacked``): a client that never acknowledges is disconnected rather than growing it.
+  Every ``request_every`` stanzas the server asks for an ack (``<r/>``).
+
+Counters on the wire are ``h mod 2**32`` (§4: they wrap); inside, ``sent`` and ``acked`` are
+plain integers that never wrap, so "acknowledged through the n-th stanza" needs no modular maths
+outside :meth:`ack`.
+
+Each queued stanza carries a ``stored`` flag: it came from offline storage and stays there until
+acknowledged, so it must not be stored again when the session ends unacknowledged.
+
+Nothing here does I/O or reads a clock; the machine (:mod:`.machine`) calls it from its handlers.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from interlink.errors import StreamError, StreamErrorCondition
+from interlink.xmpp import ns
+from interlink.xmpp.xml import escape_attr
+
+NS = "urn:xmpp:sm:3"
+WRAP = 2**32
+
+ENABLE = ns.qname(NS, "enable")
+REQUEST = ns.qname(NS, "r")
+ACK = ns.qname(NS, "a")
+RESUME = ns.qname(NS, "resume")
+
+
+@dataclass(frozen=True, slots=True)
+class SmConfig:
+    """``max_unacked``: stanzas kept for a client before it must acknowledge;
+    ``request_every``: the server sends ``<r/>`` after this many unrequested stanzas."""
+
+    enabled: bool = True
+    max_unacked: int = 1000
+    request_every: int = 5
+    resume_window: int = 300  # seconds a session waits to be resumed (the shell keeps it)
+
+    def __post_init__(self) -> None:
+        if self.max_unacked < 1 or self.request_every < 1:
+            raise ValueError("max_unacked and request_every must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Unacked:
+    """A stanza written to the client and not yet acknowledged."""
+
+    xml: str
+    stored: bool  # still in offline storage (deleted only once acknowledged)
+    seq: int  # its number on this stream (1 for the first after <enable/>); h covers it if >=
+
+
+class StreamManagement:
+    """The state of XEP-0198 on one stream; see the module docstring."""
+
+    __slots__ = (
+        "_since_request",
+        "acked",
+        "config",
+        "handled",
+        "queue",
+        "resume_id",
+        "sent",
+        "stored_acked",
+    )
+
+    def __init__(self, config: SmConfig, resume_id: str | None = None) -> None:
+        self.config = config
+        # Named to the client when it asked for resume: what it reports later for this id
+        # (<resume previd h/>) settles the offline messages written here.
+        self.resume_id = resume_id
+        self.handled = 0  # inbound stanzas handled (unbounded; sent mod 2**32)
+        self.sent = 0  # outbound stanzas written since <enable/>
+        self.acked = 0  # outbound stanzas the client acknowledged
+        self.queue: deque[Unacked] = deque()
+        self._since_request = 0
+        self.stored_acked = False  # an ack covered a stanza from offline storage (shell resets)
+
+    # -- inbound ------------------------------------------------------------------------------
+    def stanza_handled(self) -> None:
+        self.handled += 1
+
+    def ack_xml(self) -> str:
+        """``<a h/>`` for the stanzas handled so far (§4)."""
+        return f'<a xmlns="{NS}" h="{self.handled % WRAP}"/>'
+
+    # -- outbound -----------------------------------------------------------------------------
+    def record_sent(self, xml: str, *, stored: bool = False) -> bool:
+        """Keep ``xml`` until acknowledged; ``True`` when an ``<r/>`` should follow it.
+
+        Raises: StreamError (``policy-violation``: more than ``max_unacked`` unacknowledged)."""
+        if len(self.queue) >= self.config.max_unacked:
+            raise StreamError(
+                StreamErrorCondition.POLICY_VIOLATION,
+                f"too many unacknowledged stanzas ({self.config.max_unacked}); "
+                "acknowledge with <a/> (XEP-0198)",
+            )
+        self.sent += 1
+        self.queue.append(Unacked(xml, stored, self.sent))
+        self._since_request += 1
+        if self._since_request >= self.config.request_every:
+            self._since_request = 0
+            return True
+        return False
+
+    def request_xml(self) -> str:
+        self._since_request = 0
+        return f'<r xmlns="{NS}"/>'
+
+    def ack(self, h_attr: str | None) -> int:
+        """The client's ``<a h/>``: drop what it covers; returns how many stanzas it newly
+        acknowledged.
+
+        Raises: StreamError (``h`` missing or not a number: ``bad-format``; acknowledging more
+        than was sent: ``undefined-condition`` with ``handled-count-too-high``, §4)."""
+        h = parse_h(h_attr)
+        newly = (h - self.acked) % WRAP
+        if newly > len(self.queue):
+            raise StreamError(
+                StreamErrorCondition.UNDEFINED_CONDITION,
+                f"handled-count-too-high: h={h} but only {self.sent % WRAP} stanzas were sent",
+            )
+        for _ in range(newly):
+            self.stored_acked |= self.queue.popleft().stored
+        self.acked += newly
+        return newly
+
+    def resumed_xml(self, previd: str) -> str:
+        return f'<resumed xmlns="{NS}" previd="{escape_attr(previd)}" h="{self.handled % WRAP}"/>'
+
+    def unacked(self) -> list[Unacked]:
+        """What the client has not acknowledged, oldest first (the queue is emptied)."""
+        items = list(self.queue)
+        self.queue.clear()
+        return items
+
+
+def parse_h(value: str | None) -> int:
+    """An ``h`` attribute (``xs:unsignedInt``). Raises: StreamError (``bad-format``)."""
+    if value is None or not value.isdigit() or int(value) >= WRAP:
+        raise StreamError(StreamErrorCondition.BAD_FORMAT, "<a/> needs h, an unsigned 32-bit int")
+    return int(value)
+
+
+def enabled_xml(resume_id: str | None = None, window: int = 0) -> str:
+    if resume_id is None:
+        return f'<enabled xmlns="{NS}"/>'
+    return f'<enabled xmlns="{NS}" id="{resume_id}" resume="true" max="{window}"/>'
+
+
+def failed_xml(condition: str) -> str:
+    return f'<failed xmlns="{NS}"><{condition} xmlns="{ns.STANZAS_ERR}"/></failed>'
+
+
+def feature_xml() -> str:
+    return f'<sm xmlns="{NS}"/>'
+
+
+__all__ = [
+    "ACK",
+    "ENABLE",
+    "NS",
+    "REQUEST",
+    "RESUME",
+    "WRAP",
+    "SmConfig",
+    "StreamManagement",
+    "Unacked",
+    "enabled_xml",
+    "failed_xml",
+    "feature_xml",
+    "parse_h",
+]
