@@ -26,7 +26,7 @@ LIMITS = ThrottleLimits(
 def fail(throttle: AuthThrottle, now: float, source: str, account: str | None) -> AuthAttempt:
     attempt = throttle.begin(now, source, account)
     assert isinstance(attempt, AuthAttempt), attempt
-    throttle.failed(attempt)
+    throttle.failed(attempt, now)
     return attempt
 
 
@@ -118,7 +118,7 @@ def test_one_source_adds_at_most_its_free_failures_to_the_account() -> None:
     for _ in range(12):  # a stubborn source, as fast as its pair back-off allows
         verdict = throttle.begin(now, "10.0.0.1", "alice@hub.test")
         assert isinstance(verdict, AuthAttempt)
-        throttle.failed(verdict)
+        throttle.failed(verdict, T0)
         now += 8.0
     assert throttle.account_failures("alice@hub.test", now) == 3
     assert isinstance(throttle.begin(now, "10.0.0.2", "alice@hub.test"), AuthAttempt)
@@ -218,3 +218,19 @@ def test_configuration_builds_the_limits() -> None:
     assert hub_settings(settings).auth_throttle == limits
     with pytest.raises(ConfigError, match="forget_after"):
         load_settings(None, {"sasl": {"throttle_forget_after": 5.0}})
+
+
+def test_many_logins_at_once_from_one_address_are_not_failures() -> None:
+    """Users behind one address (a NAT, an office, a load test) logging in together: their
+    attempts in flight do not count on the source; only failures do."""
+    throttle = AuthThrottle(LIMITS)
+    attempts = [throttle.begin(T0, "192.0.2.1", f"user{n}@hub.test") for n in range(50)]
+    assert all(isinstance(a, AuthAttempt) for a in attempts)
+    for attempt in attempts:
+        assert isinstance(attempt, AuthAttempt)
+        throttle.succeeded(attempt, T0)
+    assert throttle.source_failures("192.0.2.1", T0) == 0
+    # Failures do count: past the source's free ones, the next attempt waits.
+    for n in range(LIMITS.source.free):
+        fail(throttle, T0, "192.0.2.1", f"other{n}@hub.test")
+    assert refused(throttle, T0, "192.0.2.1", "late@hub.test") > 0

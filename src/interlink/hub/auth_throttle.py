@@ -4,9 +4,13 @@ per (account, source) pair, with time passed in.
 Theory of operation
 -------------------
 Every SASL attempt that names an account (SCRAM, PLAIN) or presents a token (OAUTHBEARER) asks
-:meth:`AuthThrottle.begin` first. An attempt is *counted as a failure when it begins* and
-uncounted when it succeeds (:meth:`AuthThrottle.succeeded`): so parallel guessers cannot slip
-through a window before their failures are known, and an abandoned exchange counts as failed.
+:meth:`AuthThrottle.begin` first. On its pair and account an attempt is *counted as a failure
+when it begins* and uncounted when it succeeds (:meth:`AuthThrottle.succeeded`): so parallel
+guessers of one account cannot slip through a window before their failures are known, and an
+abandoned exchange counts as failed. On its source it counts only once it has failed
+(:meth:`AuthThrottle.failed`): many users behind one address (a carrier NAT, an office, a load
+test) logging in at once are not a failure, and an exchange abandoned before the password was
+checked tested nothing.
 
 Three counters decide, each with its own :class:`Backoff` (``free`` failures without waiting,
 then ``first`` seconds, doubling up to ``cap``):
@@ -215,7 +219,6 @@ class AuthThrottle:
         if wait > 0.0:
             self.throttled += 1
             return AuthThrottled(wait)
-        self._sources.add(source, now)
         pair_failures = 0
         counted_on_account = False
         if pair is not None and account is not None:
@@ -227,7 +230,6 @@ class AuthThrottle:
 
     def succeeded(self, attempt: AuthAttempt, now: float) -> None:
         """Take back the attempt's provisional failure; reset and trust its pair."""
-        self._sources.take_back(attempt.source)
         if attempt.account is None:
             return
         if attempt.counted_on_account:
@@ -239,8 +241,10 @@ class AuthThrottle:
         if len(self._trusted) > self.limits.max_keys:
             self._trusted.popitem(last=False)
 
-    def failed(self, attempt: AuthAttempt) -> None:
-        """The attempt failed: it was counted when it began; only the metric moves."""
+    def failed(self, attempt: AuthAttempt, now: float) -> None:
+        """The attempt failed: its pair and account counted it when it began; its source
+        counts it now."""
+        self._sources.add(attempt.source, now)
         self.failures += 1
 
     def account_failures(self, account: str, now: float) -> int:

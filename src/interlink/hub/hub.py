@@ -98,8 +98,8 @@ class Hub:
         self.auth_throttle.succeeded(attempt, self.ctx.clock())
 
     def login_failed(self, attempt: AuthAttempt, condition: str) -> None:
-        """Count and log a failed attempt (its back-off was counted when it began)."""
-        self.auth_throttle.failed(attempt)
+        """Count and log a failed attempt."""
+        self.auth_throttle.failed(attempt, self.ctx.clock())
         backing_off = attempt.pair_failures >= self.auth_throttle.limits.pair.free
         (log.warning if backing_off else log.info)(
             "authentication failed",
