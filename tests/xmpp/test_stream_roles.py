@@ -241,7 +241,7 @@ class NoBindingRole:
         raise AssertionError("never asked")
 
     def accept_stanza(
-        self, element: Element, *, address: JID, host: str, content_ns: str | None
+        self, element: Element, address: JID, host: str, content_ns: str | None
     ) -> Stanza | str:
         raise AssertionError("never asked")
 

@@ -648,9 +648,7 @@ class ServerStream:
 
     def _stanza(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
         assert self.jid is not None
-        accepted = self.role.accept_stanza(
-            ev.element, address=self.jid, host=self._host, content_ns=self.content_ns
-        )
+        accepted = self.role.accept_stanza(ev.element, self.jid, self._host, self.content_ns)
         if isinstance(accepted, str):
             if self.sm is not None:
                 self.sm.stanza_handled()  # answered here: handled (XEP-0198 §4)

@@ -94,7 +94,7 @@ class StreamRole(Protocol):
         ...
 
     def accept_stanza(
-        self, element: Element, *, address: JID, host: str, content_ns: str | None
+        self, element: Element, address: JID, host: str, content_ns: str | None
     ) -> Stanza | str:
         """A stanza from a ready peer whose stream address is ``address``: the typed stanza to
         route, or the XML to answer with instead (possibly ``""``: nothing).
@@ -180,7 +180,7 @@ class ClientRole:
 
     # -- stanzas (RFC 6120 §8.1.2.1: the server stamps 'from') ----------------------------------
     def accept_stanza(
-        self, element: Element, *, address: JID, host: str, content_ns: str | None
+        self, element: Element, address: JID, host: str, content_ns: str | None
     ) -> Stanza | str:
         claimed = element.get("from")
         if claimed is not None and claimed != str(address):
