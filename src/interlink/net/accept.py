@@ -23,10 +23,9 @@ import contextlib
 import logging
 import socket
 import ssl
-from collections import Counter
 from collections.abc import Callable
 
-from interlink.net.budget import Budget, Source, SourceBudgets
+from interlink.net.budget import Budget, CappedPool, Source, SourceBudgets
 
 log = logging.getLogger("interlink.net")
 ACCEPT_ERROR_PAUSE = 0.1  # seconds to wait after accept() failed (e.g. out of descriptors)
@@ -38,25 +37,21 @@ class HandshakeGate:
     def __init__(self, max_handshakes: int, sources: SourceBudgets) -> None:
         if max_handshakes < 1:
             raise ValueError("max_handshakes must be at least 1")
+        self._pool = CappedPool(max_handshakes, sources)
         self.max_handshakes = max_handshakes
         self.sources = sources
-        self.pending = 0
-        self.refused: Counter[Budget] = Counter()
+        self.refused = self._pool.refused
+
+    @property
+    def pending(self) -> int:
+        """Connections in their handshake now."""
+        return self._pool.held
 
     def admit(self, source: Source, now: float) -> Budget | None:
-        if self.pending >= self.max_handshakes:
-            refused: Budget | None = Budget.GLOBAL
-        else:
-            refused = self.sources.admit(source, now)
-        if refused is not None:
-            self.refused[refused] += 1
-            return refused
-        self.pending += 1
-        return None
+        return self._pool.admit(source, now)
 
     def release(self, source: Source) -> None:
-        self.pending -= 1
-        self.sources.release(source)
+        self._pool.release(source)
 
 
 class TlsListener:

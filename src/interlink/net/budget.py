@@ -133,3 +133,30 @@ def _decrement(counts: Counter[str], key: str) -> None:
         counts[key] = left
     else:
         del counts[key]
+
+
+class CappedPool:
+    """What each listener admits connections through: at most ``cap`` at once from all sources
+    together (refused as :attr:`Budget.GLOBAL`), and each source within its
+    :class:`SourceBudgets`; refusals counted by budget (for ``/metrics``)."""
+
+    def __init__(self, cap: int, sources: SourceBudgets) -> None:
+        if cap < 1:
+            raise ValueError("a pool's cap must be at least 1")
+        self.cap = cap
+        self.sources = sources
+        self.held = 0
+        self.refused: Counter[Budget] = Counter()
+
+    def admit(self, source: Source, now: float) -> Budget | None:
+        """Take a place for ``source``: ``None``, or the budget that refuses it."""
+        refused = Budget.GLOBAL if self.held >= self.cap else self.sources.admit(source, now)
+        if refused is not None:
+            self.refused[refused] += 1
+            return refused
+        self.held += 1
+        return None
+
+    def release(self, source: Source) -> None:
+        self.held -= 1
+        self.sources.release(source)

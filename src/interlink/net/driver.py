@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from time import perf_counter
@@ -33,7 +32,7 @@ from interlink.errors import AuthenticationRefused, StanzaError, StreamError, St
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottled
 from interlink.hub.hub import Hub
 from interlink.hub.session import MarkSent, Session
-from interlink.net.budget import Budget, Source, SourceBudgets
+from interlink.net.budget import Budget, CappedPool, Source, SourceBudgets
 from interlink.storage.offline import SentMark
 from interlink.xmpp.shaper import ReadRate, ReadShaper
 from interlink.xmpp.stream import (
@@ -81,11 +80,16 @@ class ConnectionGate:
 
     def __init__(self, max_unauthenticated: int, sources: SourceBudgets | None = None) -> None:
         self.max_unauthenticated = max_unauthenticated
-        self.unauthenticated = 0
         self.open: set[StreamDriver] = set()
         # Not "None means allow": without explicit budgets the defaults apply.
         self.sources = sources if sources is not None else SourceBudgets()
-        self.refused: Counter[Budget] = Counter()
+        self._pool = CappedPool(max_unauthenticated, self.sources)
+        self.refused = self._pool.refused
+
+    @property
+    def unauthenticated(self) -> int:
+        """Streams that have not bound a resource yet."""
+        return self._pool.held
 
     def hibernate_idle(self, now: float, idle_for: float) -> int:
         """Free the parsers of streams that received nothing for ``idle_for`` seconds."""
@@ -102,21 +106,10 @@ class ConnectionGate:
 
     def try_enter(self, source: Source | None = None, now: float = 0.0) -> Budget | None:
         """Count one more unauthenticated stream: ``None``, or the budget that refuses it."""
-        if source is None:
-            source = UNKNOWN_SOURCE
-        if self.unauthenticated >= self.max_unauthenticated:
-            refused: Budget | None = Budget.GLOBAL
-        else:
-            refused = self.sources.admit(source, now)
-        if refused is not None:
-            self.refused[refused] += 1
-            return refused
-        self.unauthenticated += 1
-        return None
+        return self._pool.admit(source if source is not None else UNKNOWN_SOURCE, now)
 
     def leave(self, source: Source | None = None) -> None:
-        self.unauthenticated -= 1
-        self.sources.release(source if source is not None else UNKNOWN_SOURCE)
+        self._pool.release(source if source is not None else UNKNOWN_SOURCE)
 
 
 UNKNOWN_SOURCE = Source("?", None, exempt=False)

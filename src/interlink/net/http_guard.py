@@ -24,12 +24,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from interlink.net.budget import Budget, Source, SourceBudgets
+from interlink.net.budget import Budget, CappedPool, Source, SourceBudgets
 
 log = logging.getLogger("interlink.http")
 HEADERS_END = b"\r\n\r\n"
@@ -55,24 +54,20 @@ class HttpGuard:
     def __init__(self, limits: HttpGuardLimits, sources: SourceBudgets) -> None:
         self.limits = limits
         self.sources = sources
-        self.open = 0
+        self._pool = CappedPool(limits.max_connections, sources)
         self.timed_out = 0
-        self.refused: Counter[Budget] = Counter()
+        self.refused = self._pool.refused
+
+    @property
+    def open(self) -> int:
+        """Connections open on the port now."""
+        return self._pool.held
 
     def admit(self, source: Source, now: float) -> Budget | None:
-        if self.open >= self.limits.max_connections:
-            refused: Budget | None = Budget.GLOBAL
-        else:
-            refused = self.sources.admit(source, now)
-        if refused is not None:
-            self.refused[refused] += 1
-            return refused
-        self.open += 1
-        return None
+        return self._pool.admit(source, now)
 
     def release(self, source: Source) -> None:
-        self.open -= 1
-        self.sources.release(source)
+        self._pool.release(source)
 
     def protocol_factory(self, inner: Callable[..., asyncio.Protocol]) -> Callable[..., Any]:
         """A drop-in for uvicorn's ``Config.http_protocol_class``."""
