@@ -619,6 +619,24 @@ async def test_unblocking_an_unlisted_jid_does_not_push_unblock_all() -> None:
         assert wrong == [], "unblocking an unlisted JID pushed 'unblock all' to other resources"
 
 
+async def test_block_pushes_reach_the_resource_that_blocked_too() -> None:
+    """XEP-0191 §3.3: every resource that asked for the list gets the push, the one that sent
+    the command included (after its result)."""
+    async with interop_hub() as kit:
+        alice, _tp = await people(kit)
+        await iq(alice, "get", "<blocklist xmlns='urn:xmpp:blocking'/>")
+        await alice.send(
+            f"<iq xmlns='jabber:client' type='set' id='b1'><block xmlns='urn:xmpp:blocking'>"
+            f"<item jid='{TP}'/></block></iq>"
+        )
+        answer, push = [el for el in alice.take() if el.tag == f"{STANZA_NS}iq"]
+        assert (answer.get("type"), answer.get("id")) == ("result", "b1")
+        assert push.get("type") == "set"
+        block = push.find(blocking.BLOCK)
+        assert block is not None
+        assert [item.get("jid") for item in block] == [TP]
+
+
 async def test_third_party_to_third_party_is_refused() -> None:
     async with interop_hub() as kit:
         _alice, tp = await people(kit)

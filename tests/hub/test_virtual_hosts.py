@@ -160,3 +160,30 @@ async def test_reports_are_about_users_of_the_reporters_service() -> None:
         await bob.send(report.format(f"x@chat.interop.{MSG}"))
         assert [el.get("type") for el in bob.take()] == ["result"]
         assert len(await kit.hub.ctx.storage.policy.reports(10)) == 1
+
+
+async def test_presence_to_a_domain_not_served_is_answered_with_an_error() -> None:
+    """RFC 6120 §8.3, §10.4: a group join to a service the hub does not have fails at once."""
+    async with running_hub(services=(WA,)) as kit:
+        await account(kit, f"alice@{WA}")
+        alice = await kit.connect(f"alice@{WA}", "a")
+        alice.take()
+        for to, condition in (
+            (f"room@muc.{WA}/alice", "service-unavailable"),
+            ("room@conference.example.org/alice", "remote-server-not-found"),
+        ):
+            await alice.send(f"<presence xmlns='jabber:client' to='{to}'/>")
+            (error,) = alice.take()
+            assert (error.tag, error.get("type"), error.get("from")) == (
+                f"{STANZA_NS}presence",
+                "error",
+                to,
+            )
+            found = error.find(f"{STANZA_NS}error")
+            assert found is not None
+            assert found[0].tag.split("}")[1] == condition
+        # Unavailable presence to such an address gets no answer.
+        await alice.send(
+            f"<presence xmlns='jabber:client' to='room@muc.{WA}/a' type='unavailable'/>"
+        )
+        assert alice.take() == []

@@ -144,6 +144,10 @@ class Addressing:
         """Whether ``domain`` is one of the hosted gatekeeper services."""
         return domain in self._services
 
+    def under_service(self, domain: str) -> bool:
+        """Whether ``domain`` is a subdomain of a hosted service (served or not)."""
+        return any(domain.endswith("." + service) for service in self.services)
+
     def is_local(self, jid: JID) -> bool:
         return self.locate_domain(jid.domain).kind is not Kind.REMOTE
 

@@ -60,8 +60,22 @@ class PresenceService:
                 await leaving  # a replaced session's goodbye must precede this hello
             await self._broadcast_from(session, presence)
             return
-        if not self._ctx.addressing.is_local(to):
-            return  # no server-to-server yet: presence to other domains goes nowhere
+        addressing = self._ctx.addressing
+        if not addressing.is_local(to):
+            # No server-to-server yet: say so at once (RFC 6120 §8.3, §10.4), so that, say, a
+            # group join fails now rather than after the client's timeout. Unavailable and
+            # error presence are never answered.
+            if presence.type in (PresenceType.UNAVAILABLE, PresenceType.ERROR):
+                return
+            if addressing.under_service(to.domain):
+                raise StanzaError(
+                    StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                    f"this hub has no service at {to.domain}",
+                )
+            raise StanzaError(
+                StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
+                "this hub does not federate with other domains yet",
+            )
         checked = await self._across(session.jid, presence, to, sent=True)
         if checked is None:
             return  # refused by the rules or a block: presence is dropped quietly

@@ -120,7 +120,7 @@ class PolicyService:
             push_tag = blocking.UNBLOCK
         session.deliver(iq_result(iq, from_=None))
         if changed or (push_tag == blocking.UNBLOCK and not items):
-            self._push(own, session, push_tag, changed)
+            self._push(own, push_tag, changed)
 
     async def _appear_offline(self, own: JID, blocked: list[str]) -> None:
         """A newly blocked contact that could see the user's presence (subscription or directed
@@ -172,11 +172,12 @@ class PolicyService:
                     f"rate limit: at most {rate.count} reports per {rate.period:g} s",
                 )
 
-    def _push(self, own: JID, origin: Session, tag: str, jids: list[str]) -> None:
-        """Tell the account's other resources that asked for the list (XEP-0191 §3.3)."""
+    def _push(self, own: JID, tag: str, jids: list[str]) -> None:
+        """Tell every resource of the account that asked for the list, the one that made the
+        change included (XEP-0191 §3.3, §3.4: the push follows its iq result)."""
         payload = (blocking.blocklist_element(tag, jids),)
         for s in self._ctx.sessions.sessions(own):
-            if s is not origin and s.blocklist_requested:
+            if s.blocklist_requested:
                 s.deliver(
                     Iq(s.jid, None, "push-" + secrets.token_hex(4), None, payload, IqType.SET)
                 )
