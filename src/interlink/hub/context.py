@@ -44,6 +44,9 @@ class HubSettings:
     pep_max_item_bytes: int = 128 * 1024  # one serialized item payload
     pep_quota_bytes: int = 1024 * 1024  # all stored item payloads of one account
     pep_max_subscriptions: int = 1024  # explicit subscriptions one account holds, everywhere
+    private_quota_bytes: int = 256 * 1024  # XEP-0049: all stored fragments of one account
+    private_max_fragments: int = 64  # XEP-0049: namespaces one account stores
+    private_max_fragment_bytes: int = 64 * 1024  # XEP-0049: one serialized fragment
     max_sessions_per_account: int = 32  # bound resources of one account at once
     auth_throttle: ThrottleLimits = field(default_factory=ThrottleLimits)  # SASL back-off
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)

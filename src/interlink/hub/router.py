@@ -29,10 +29,11 @@ from interlink.hub.pep import PUBSUB, PUBSUB_OWNER, PepService
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.service import PolicyService
 from interlink.hub.presence import PresenceService
+from interlink.hub.private import PrivateStorageService
 from interlink.hub.roster import QUERY as ROSTER_QUERY
 from interlink.hub.roster import RosterPushes, RosterService
 from interlink.hub.session import Session
-from interlink.xmpp.ext import blocking, interop
+from interlink.xmpp.ext import blocking, interop, private
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
@@ -81,6 +82,7 @@ class Router:
         self.presence = PresenceService(ctx, pushes, self.offline, self.caps, self.policy)
         self.roster = RosterService(ctx, pushes, self.presence)
         self.carbons = Carbons(ctx.sessions)
+        self.private = PrivateStorageService(ctx)
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
         self._home_domain = ctx.addressing.is_home_domain
@@ -224,6 +226,8 @@ class Router:
                 return self._guard(session, iq, self.roster.handle_iq(session, iq))
             if query.tag in (PUBSUB, PUBSUB_OWNER):
                 return self._guard(session, iq, self.pep.handle_iq(session, iq, own))
+            if query.tag == private.QUERY:
+                return self._guard(session, iq, self.private.handle_iq(session, iq))
             if query.tag in interop.QUERIES or query.tag in blocking.QUERIES:
                 return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
@@ -288,6 +292,10 @@ class Router:
         query = iq.query
         if query is not None and query.tag in (PUBSUB, PUBSUB_OWNER):
             return self._guard(session, iq, self.pep.handle_iq(session, iq, to))
+        if query is not None and query.tag == private.QUERY:
+            raise StanzaError(  # XEP-0049 §3; the same for every account, existing or not
+                StanzaErrorCondition.FORBIDDEN, "private storage belongs to its account alone"
+            )
         return self._guard(session, iq, self._on_behalf(session, iq, to))
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:

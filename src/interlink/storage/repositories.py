@@ -4,10 +4,10 @@ state.
 The repository convention
 -------------------------
 *Interfaces.* One module per concern in :mod:`interlink.storage` (``accounts``, ``roster``,
-``offline``, ``pep``, ``server_state``, ``changes``, ``providers``, ``enlistment``, ``policy``,
-``media``) holds that concern's records and its ``<Concern>Repository`` protocol, and nothing
-else: the rules that use them (validation, registries, services) stay in the domain packages,
-which import the records from here. Storage imports only :mod:`interlink.storage`,
+``offline``, ``pep``, ``private``, ``server_state``, ``changes``, ``providers``, ``enlistment``,
+``policy``, ``media``) holds that concern's records and its ``<Concern>Repository`` protocol,
+and nothing else: the rules that use them (validation, registries, services) stay in the domain
+packages, which import the records from here. Storage imports only :mod:`interlink.storage`,
 :mod:`interlink.xmpp` and :mod:`interlink.errors`.
 
 *Values.* Records are frozen dataclasses; anything with a closed set of values is an enum
@@ -44,6 +44,7 @@ from interlink.storage.migrations import MigrationRunner
 from interlink.storage.offline import OfflineRepository
 from interlink.storage.pep import PepRepository
 from interlink.storage.policy import PolicyRepository
+from interlink.storage.private import PrivateRepository
 from interlink.storage.providers import ProviderRepository
 from interlink.storage.roster import RosterRepository
 from interlink.storage.server_state import ServerStateRepository
@@ -71,6 +72,9 @@ class Storage(Protocol):
 
     @property
     def pep(self) -> PepRepository: ...
+
+    @property
+    def private(self) -> PrivateRepository: ...
 
     @property
     def changes(self) -> ChangeFeedRepository: ...

@@ -13,6 +13,7 @@ from interlink.storage.sqlite.migrate import SqliteMigrations
 from interlink.storage.sqlite.offline import SqliteOffline
 from interlink.storage.sqlite.pep import SqlitePep
 from interlink.storage.sqlite.policy import SqlitePolicy
+from interlink.storage.sqlite.private import SqlitePrivate
 from interlink.storage.sqlite.providers import SqliteProviders
 from interlink.storage.sqlite.roster import SqliteRoster
 from interlink.storage.sqlite.server_state import SqliteServerState
@@ -29,6 +30,7 @@ class SqliteStorage:
         self.offline = SqliteOffline(db)
         self.server_state = SqliteServerState(db)
         self.pep = SqlitePep(db)
+        self.private = SqlitePrivate(db)
         self.providers = SqliteProviders(db)
         self.enlistment = SqliteEnlistment(db)
         self.policy = SqlitePolicy(db)

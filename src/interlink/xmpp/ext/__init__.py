@@ -9,7 +9,8 @@ I/O; both sides import from here so that a wire format lives in exactly one plac
 - :mod:`~interlink.xmpp.ext.reporting`: XEP-0377 spam reporting with XEP-0297 attachments;
 - :mod:`~interlink.xmpp.ext.media_tokens`: our ``urn:interlink:media:0`` (media-proxy tokens and
   the media kind hint);
-- :mod:`~interlink.xmpp.ext.http_upload`: XEP-0363 slot requests and slots.
+- :mod:`~interlink.xmpp.ext.http_upload`: XEP-0363 slot requests and slots;
+- :mod:`~interlink.xmpp.ext.private`: XEP-0049 private XML storage.
 
 Every namespace is listed in docs/protocol.md. What the hub is sent is checked here; a bad
 element is a ``bad-request`` (or ``jid-malformed``) :class:`~interlink.errors.StanzaError` saying
