@@ -123,6 +123,7 @@ def hub_settings(s: Settings) -> HubSettings:
         private_quota_bytes=s.limits.private_quota_bytes,
         private_max_fragments=s.limits.private_max_fragments,
         private_max_fragment_bytes=s.limits.private_max_fragment_bytes,
+        vcard_max_bytes=s.limits.vcard_max_bytes,
         max_sessions_per_account=s.limits.max_sessions_per_account,
         auth_throttle=throttle_limits(s),
         policy=policy_limits(s),

@@ -134,6 +134,7 @@ class LimitsSection(_Section):
     private_quota_bytes: int = Field(256 * 1024, ge=1024)  # XEP-0049, one account
     private_max_fragments: int = Field(64, ge=1)  # XEP-0049 namespaces of one account
     private_max_fragment_bytes: int = Field(64 * 1024, ge=256)  # one XEP-0049 element
+    vcard_max_bytes: int = Field(128 * 1024, ge=1024)  # XEP-0054, one account's vCard
     max_sessions_per_account: int = Field(32, ge=1)  # bound resources at once
     sm_max_unacked: int = Field(1000, ge=1)  # XEP-0198 stanzas sent and not yet acknowledged
     sm_request_every: int = Field(5, ge=1)  # the hub sends <r/> after this many stanzas

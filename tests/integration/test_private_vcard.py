@@ -1,10 +1,12 @@
-"""Stock-client storage over loopback with slixmpp's own plugins: XEP-0049 private XML storage."""
+"""Stock-client storage over loopback with slixmpp's own plugins: XEP-0049 private XML storage
+and XEP-0054 vcard-temp."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, ClassVar
 
+from slixmpp import JID
 from slixmpp.xmlstream import ElementBase
 
 from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, running_hub
@@ -43,3 +45,31 @@ async def test_private_storage_round_trip(tmp_path: Path) -> None:
             assert got["private"]["prefs"]["nick"] == "Hamlet"
         finally:
             await again.close()
+
+
+async def test_vcard_round_trip(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        alice = Xmpp(f"alice@{DOMAIN}/phone", "pw", certs)
+        bob = Xmpp(f"bob@{DOMAIN}/laptop", "pw", certs)
+        for x in (alice, bob):
+            x.client.register_plugin("xep_0054")
+        await alice.login(server.ports["c2s-starttls"])
+        await bob.login(server.ports["c2s-starttls"])
+        try:
+            vcards: Any = alice.client.plugin["xep_0054"]
+            card = vcards.make_vcard()
+            card["FN"] = "Alice Liddell"
+            card["NICKNAME"] = "alice"
+            await vcards.publish_vcard(card, timeout=TIMEOUT)
+            got = await bob.client.plugin["xep_0054"].get_vcard(
+                JID(f"alice@{DOMAIN}"), cached=False, local=False, timeout=TIMEOUT
+            )
+            assert got["vcard_temp"]["FN"] == "Alice Liddell"
+            assert got["vcard_temp"]["NICKNAME"] == ["alice"]  # slixmpp gives a list
+            none = await vcards.get_vcard(
+                JID(f"bob@{DOMAIN}"), cached=False, local=False, timeout=TIMEOUT
+            )
+            assert none["vcard_temp"]["FN"] == ""
+        finally:
+            for x in (alice, bob):
+                await x.close()

@@ -47,6 +47,7 @@ class HubSettings:
     private_quota_bytes: int = 256 * 1024  # XEP-0049: all stored fragments of one account
     private_max_fragments: int = 64  # XEP-0049: namespaces one account stores
     private_max_fragment_bytes: int = 64 * 1024  # XEP-0049: one serialized fragment
+    vcard_max_bytes: int = 128 * 1024  # XEP-0054: one account's serialized vCard
     max_sessions_per_account: int = 32  # bound resources of one account at once
     auth_throttle: ThrottleLimits = field(default_factory=ThrottleLimits)  # SASL back-off
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)

@@ -7,7 +7,7 @@ from xml.etree.ElementTree import Element
 from interlink import __version__
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.xmpp import ns
-from interlink.xmpp.ext import blocking, interop, private, reporting
+from interlink.xmpp.ext import blocking, interop, private, reporting, vcard
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType
 
@@ -44,6 +44,7 @@ SERVER_FEATURES = (
     ns.ROSTER,
     "msgoffline",  # XEP-0160: offline messages are stored
     private.NS,  # XEP-0049, listed on the server as Prosody does
+    vcard.NS,  # XEP-0054, likewise
     "urn:xmpp:carbons:2",  # XEP-0280
     blocking.NS,  # XEP-0191
     reporting.NS,  # XEP-0377

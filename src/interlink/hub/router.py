@@ -33,7 +33,8 @@ from interlink.hub.private import PrivateStorageService
 from interlink.hub.roster import QUERY as ROSTER_QUERY
 from interlink.hub.roster import RosterPushes, RosterService
 from interlink.hub.session import Session
-from interlink.xmpp.ext import blocking, interop, private
+from interlink.hub.vcard import VcardService
+from interlink.xmpp.ext import blocking, interop, private, vcard
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
@@ -83,6 +84,7 @@ class Router:
         self.roster = RosterService(ctx, pushes, self.presence)
         self.carbons = Carbons(ctx.sessions)
         self.private = PrivateStorageService(ctx)
+        self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
         self._home_domain = ctx.addressing.is_home_domain
@@ -228,6 +230,8 @@ class Router:
                 return self._guard(session, iq, self.pep.handle_iq(session, iq, own))
             if query.tag == private.QUERY:
                 return self._guard(session, iq, self.private.handle_iq(session, iq))
+            if query.tag == vcard.VCARD:
+                return self._guard(session, iq, self.vcard.handle_own(session, iq))
             if query.tag in interop.QUERIES or query.tag in blocking.QUERIES:
                 return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
@@ -296,6 +300,8 @@ class Router:
             raise StanzaError(  # XEP-0049 §3; the same for every account, existing or not
                 StanzaErrorCondition.FORBIDDEN, "private storage belongs to its account alone"
             )
+        if query is not None and query.tag == vcard.VCARD:
+            return self._guard(session, iq, self.vcard.handle_other(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:

@@ -4,11 +4,11 @@ state.
 The repository convention
 -------------------------
 *Interfaces.* One module per concern in :mod:`interlink.storage` (``accounts``, ``roster``,
-``offline``, ``pep``, ``private``, ``server_state``, ``changes``, ``providers``, ``enlistment``,
-``policy``, ``media``) holds that concern's records and its ``<Concern>Repository`` protocol,
-and nothing else: the rules that use them (validation, registries, services) stay in the domain
-packages, which import the records from here. Storage imports only :mod:`interlink.storage`,
-:mod:`interlink.xmpp` and :mod:`interlink.errors`.
+``offline``, ``pep``, ``private``, ``vcard``, ``server_state``, ``changes``, ``providers``,
+``enlistment``, ``policy``, ``media``) holds that concern's records and its
+``<Concern>Repository`` protocol, and nothing else: the rules that use them (validation,
+registries, services) stay in the domain packages, which import the records from here. Storage
+imports only :mod:`interlink.storage`, :mod:`interlink.xmpp` and :mod:`interlink.errors`.
 
 *Values.* Records are frozen dataclasses; anything with a closed set of values is an enum
 (``StrEnum``, so it is stored as its text); several results at once are a ``NamedTuple``.
@@ -48,6 +48,7 @@ from interlink.storage.private import PrivateRepository
 from interlink.storage.providers import ProviderRepository
 from interlink.storage.roster import RosterRepository
 from interlink.storage.server_state import ServerStateRepository
+from interlink.storage.vcard import VcardRepository
 
 
 class Storage(Protocol):
@@ -75,6 +76,9 @@ class Storage(Protocol):
 
     @property
     def private(self) -> PrivateRepository: ...
+
+    @property
+    def vcard(self) -> VcardRepository: ...
 
     @property
     def changes(self) -> ChangeFeedRepository: ...

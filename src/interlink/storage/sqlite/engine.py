@@ -17,6 +17,7 @@ from interlink.storage.sqlite.private import SqlitePrivate
 from interlink.storage.sqlite.providers import SqliteProviders
 from interlink.storage.sqlite.roster import SqliteRoster
 from interlink.storage.sqlite.server_state import SqliteServerState
+from interlink.storage.sqlite.vcard import SqliteVcard
 
 
 class SqliteStorage:
@@ -31,6 +32,7 @@ class SqliteStorage:
         self.server_state = SqliteServerState(db)
         self.pep = SqlitePep(db)
         self.private = SqlitePrivate(db)
+        self.vcard = SqliteVcard(db)
         self.providers = SqliteProviders(db)
         self.enlistment = SqliteEnlistment(db)
         self.policy = SqlitePolicy(db)

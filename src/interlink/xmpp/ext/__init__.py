@@ -10,7 +10,8 @@ I/O; both sides import from here so that a wire format lives in exactly one plac
 - :mod:`~interlink.xmpp.ext.media_tokens`: our ``urn:interlink:media:0`` (media-proxy tokens and
   the media kind hint);
 - :mod:`~interlink.xmpp.ext.http_upload`: XEP-0363 slot requests and slots;
-- :mod:`~interlink.xmpp.ext.private`: XEP-0049 private XML storage.
+- :mod:`~interlink.xmpp.ext.private`: XEP-0049 private XML storage;
+- :mod:`~interlink.xmpp.ext.vcard`: XEP-0054 vCards and their view across the interop boundary.
 
 Every namespace is listed in docs/protocol.md. What the hub is sent is checked here; a bad
 element is a ``bad-request`` (or ``jid-malformed``) :class:`~interlink.errors.StanzaError` saying
