@@ -18,7 +18,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -55,12 +55,13 @@ from interlink.media.upload import REQUEST as UPLOAD_REQUEST
 from interlink.media.upload import UploadService, anyone
 from interlink.media.upload import disco_features as upload_features
 from interlink.media.upload import disco_identity as upload_identity
-from interlink.net.accept import HandshakeGate, TlsListener
+from interlink.net.accept import HandshakeGate
 from interlink.net.budget import SourceBudgets, SourceLimits
 from interlink.net.c2s import C2SContext, Listener, start_c2s_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
 from interlink.net.http_guard import HttpGuard, HttpGuardLimits
+from interlink.net.http_server import EmbeddedUvicorn
 from interlink.net.media_api import media_router
 from interlink.net.media_proxy_api import media_proxy_router
 from interlink.net.metrics import HubMetrics, MetricSources
@@ -251,64 +252,6 @@ def bind_port(host: str, port: int, what: str) -> socket.socket:
     return sock
 
 
-class _EmbeddedUvicorn(uvicorn.Server):
-    """uvicorn inside our loop: we own the signal handlers, not uvicorn; and its listeners get
-    a TLS handshake timeout (uvicorn leaves the event loop's 60 s)."""
-
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        *,
-        tls_handshake_timeout: float,
-        tls_shutdown_timeout: float,
-        handshakes: HandshakeGate,
-    ) -> None:
-        super().__init__(config)
-        self._tls_handshake_timeout = tls_handshake_timeout
-        self._tls_shutdown_timeout = tls_shutdown_timeout
-        self._handshakes = handshakes
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        """uvicorn's own start-up for sockets it is given, plus the handshake timeout (the
-        lifespan is off; nothing else of uvicorn's start-up applies to given sockets)."""
-        config = self.config
-        await self.lifespan.startup()
-
-        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
-            return config.http_protocol_class(  # type: ignore[call-arg]
-                config=config,
-                server_state=self.server_state,
-                app_state=self.lifespan.state,
-                _loop=_loop,
-            )
-
-        loop = asyncio.get_running_loop()
-        servers: list[Listener] = []
-        for sock in sockets or ():
-            if config.ssl is None:
-                servers.append(
-                    await loop.create_server(create_protocol, sock=sock, backlog=config.backlog)
-                )
-                continue
-            listener = TlsListener(
-                sock,
-                create_protocol,
-                config.ssl,
-                handshake_timeout=self._tls_handshake_timeout,
-                shutdown_timeout=self._tls_shutdown_timeout,
-                gate=self._handshakes,
-                backlog=config.backlog,
-            )
-            listener.start()
-            servers.append(listener)
-        self.servers = servers  # type: ignore[assignment]  # uvicorn only calls close()
-        self.started = True
-
-
 class HubServer:
     """A running hub: call :meth:`start`, then :meth:`stop` (or :meth:`run` until a signal)."""
 
@@ -340,7 +283,7 @@ class HubServer:
         self.discovery: DiscoveryService | None = None
         self.http_app: FastAPI | None = None
         self._servers: list[Listener] = []
-        self._http: _EmbeddedUvicorn | None = None
+        self._http: EmbeddedUvicorn | None = None
         self._http_task: asyncio.Task[None] | None = None
         self._gate: ConnectionGate | None = None
         self._http_guard: HttpGuard | None = None
@@ -745,7 +688,7 @@ class HubServer:
         # The budgets and the first request's timeout are the guard's. (The attribute is typed
         # as a class; uvicorn only ever calls it, with keyword arguments.)
         config.http_protocol_class = guard.protocol_factory(config.http_protocol_class)  # type: ignore[assignment]
-        self._http = _EmbeddedUvicorn(
+        self._http = EmbeddedUvicorn(
             config,
             tls_handshake_timeout=s.net.tls_handshake_timeout,
             tls_shutdown_timeout=s.net.tls_shutdown_timeout,
