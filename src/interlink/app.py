@@ -80,6 +80,7 @@ from interlink.xmpp.stream import StreamConfig
 from interlink.xmpp.stream.sm import SmConfig
 
 log = logging.getLogger("interlink")
+CHANGE_FEED_PRUNE_EVERY = 3600.0  # seconds between two prunings of the change feed
 
 
 async def open_storage(settings: Settings) -> Storage:
@@ -292,6 +293,7 @@ class HubServer:
         self.media: MediaStore | None = None
         self.media_proxy: MediaProxy | None = None
         self._media_sweeper: asyncio.Task[None] | None = None
+        self._changes_sweeper: asyncio.Task[None] | None = None
         self._ready = False
 
     async def start(self) -> None:
@@ -535,6 +537,7 @@ class HubServer:
         await self._start_http(app, http_socket, http_guard, handshakes, cert, key)
         loop = asyncio.get_running_loop()
         self._media_sweeper = loop.create_task(self._sweep_media(media))
+        self._changes_sweeper = loop.create_task(self._prune_changes(storage))
         self._sweeper = loop.create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
@@ -580,6 +583,17 @@ class HubServer:
                 continue
             if removed:
                 log.info("expired media removed", extra={"count": removed})
+
+    async def _prune_changes(self, storage: Storage) -> None:
+        """Hourly: forget change-feed entries older than ``admin.change_feed_retention``."""
+        while True:
+            await asyncio.sleep(CHANGE_FEED_PRUNE_EVERY)
+            try:
+                await storage.changes.prune(
+                    self.clock() - self.settings.admin.change_feed_retention
+                )
+            except Exception:
+                log.exception("pruning the change feed failed")
 
     async def _reload_operator_state(self) -> None:
         """Everything the change feed keeps current, read again (after a change that could not
@@ -718,6 +732,8 @@ class HubServer:
             self._sweeper.cancel()
         if self._media_sweeper is not None:
             self._media_sweeper.cancel()
+        if self._changes_sweeper is not None:
+            self._changes_sweeper.cancel()
         for server in self._servers:
             server.close()
         if self._http is not None:

@@ -184,6 +184,8 @@ class AdminSection(_Section):
     # How often a running hub reads the change feed: changes made by another process (the CLI
     # on the same data directory) take effect within this many seconds.
     change_feed_interval: float = Field(1.0, gt=0)
+    # The change feed's entries are kept this long (every follower applied them long before).
+    change_feed_retention: float = Field(86_400.0, ge=60)
 
 
 class InteropSection(_Section):

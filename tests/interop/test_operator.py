@@ -159,3 +159,20 @@ async def test_a_change_that_failed_to_apply_is_applied_later() -> None:
         assert applied == [("provider", "chat")]
     finally:
         await storage.close()
+
+
+async def test_the_change_feed_forgets_old_entries() -> None:
+    """Pruning drops what was recorded before the cut-off, keeps the rest and the numbering."""
+    import time
+
+    storage = await open_sqlite(":memory:")
+    try:
+        await storage.changes.record("provider", "old")
+        latest = await storage.changes.latest()
+        assert await storage.changes.prune(time.time() - 60) == 0  # recorded after the cut-off
+        assert await storage.changes.prune(time.time() + 60) == 1
+        assert await storage.changes.since(0, 10) == []
+        await storage.changes.record("provider", "new")
+        assert [seq for seq, _, _ in await storage.changes.since(0, 10)] == [latest + 1]
+    finally:
+        await storage.close()

@@ -18,3 +18,8 @@ class ChangeFeedRepository(Protocol):
     async def latest(self) -> int:
         """The newest ``seq`` (0 when there is none)."""
         ...
+
+    async def prune(self, before: float) -> int:
+        """Forget the changes recorded before ``before`` (seconds since the epoch): every
+        follower has applied them long since. Returns how many."""
+        ...

@@ -37,3 +37,8 @@ class SqliteChanges:
         ) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def prune(self, before: float) -> int:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute("DELETE FROM operator_changes WHERE at < ?", (before,))
+            return cur.rowcount
