@@ -20,6 +20,7 @@ from xml.etree.ElementTree import Element
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub import carbons, disco
 from interlink.hub.addressing import Kind
+from interlink.hub.bookmarks import BookmarksService
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
@@ -83,7 +84,8 @@ class Router:
         self.presence = PresenceService(ctx, pushes, self.offline, self.caps, self.policy)
         self.roster = RosterService(ctx, pushes, self.presence)
         self.carbons = Carbons(ctx.sessions)
-        self.private = PrivateStorageService(ctx)
+        self.bookmarks = BookmarksService(ctx, self.pep)
+        self.private = PrivateStorageService(ctx, self.bookmarks)
         self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
@@ -227,7 +229,7 @@ class Router:
             if query.tag == ROSTER_QUERY:
                 return self._guard(session, iq, self.roster.handle_iq(session, iq))
             if query.tag in (PUBSUB, PUBSUB_OWNER):
-                return self._guard(session, iq, self.pep.handle_iq(session, iq, own))
+                return self._guard(session, iq, self._pubsub(session, iq, own))
             if query.tag == private.QUERY:
                 return self._guard(session, iq, self.private.handle_iq(session, iq))
             if query.tag == vcard.VCARD:
@@ -295,7 +297,7 @@ class Router:
             return None
         query = iq.query
         if query is not None and query.tag in (PUBSUB, PUBSUB_OWNER):
-            return self._guard(session, iq, self.pep.handle_iq(session, iq, to))
+            return self._guard(session, iq, self._pubsub(session, iq, to))
         if query is not None and query.tag == private.QUERY:
             raise StanzaError(  # XEP-0049 §3; the same for every account, existing or not
                 StanzaErrorCondition.FORBIDDEN, "private storage belongs to its account alone"
@@ -303,6 +305,13 @@ class Router:
         if query is not None and query.tag == vcard.VCARD:
             return self._guard(session, iq, self.vcard.handle_other(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
+
+    def _pubsub(self, session: Session, iq: Iq, owner: JID) -> Pending:
+        query = iq.query
+        assert query is not None
+        if self.bookmarks.claims(query):
+            return self.bookmarks.handle_pubsub(session, iq, owner)
+        return self.pep.handle_iq(session, iq, owner)
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:
         """Answer for another account only to those it lets see its presence; everyone else
