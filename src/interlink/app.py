@@ -29,6 +29,8 @@ from fastapi import FastAPI
 from interlink.config import Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
+from interlink.hub.adhoc import AdhocLimits, AdhocService
+from interlink.hub.adhoc_commands import standard_commands
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
@@ -71,9 +73,11 @@ from interlink.storage import Storage
 from interlink.storage.engines import StorageConfig
 from interlink.storage.engines import open_storage as open_engine
 from interlink.xmpp import ns
+from interlink.xmpp.ext.commands import COMMAND
 from interlink.xmpp.ext.media_tokens import TOKEN
 from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
+from interlink.xmpp.sasl.credentials import PasswordRules
 from interlink.xmpp.shaper import ReadRate
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import StreamConfig
@@ -130,6 +134,42 @@ def hub_settings(s: Settings) -> HubSettings:
         auth_throttle=throttle_limits(s),
         policy=policy_limits(s),
     )
+
+
+def adhoc_service(
+    s: Settings,
+    storage: Storage,
+    sessions: SessionRegistry,
+    addressing: Addressing,
+    clock: Callable[[], float],
+) -> AdhocService:
+    """XEP-0050 commands (``[adhoc]``); the operators must be accounts of the hosted services.
+    Raises ``ConfigError``."""
+    operators = frozenset(JID.parse(text) for text in s.adhoc.operators)
+    for jid in operators:
+        if not addressing.is_home(jid):
+            raise ConfigError(f"adhoc.operators: {jid} is not an account of {addressing.services}")
+    limits = AdhocLimits(
+        max_sessions_per_account=s.adhoc.max_sessions_per_account,
+        session_lifetime=s.adhoc.session_lifetime,
+        online_users_list_max=s.adhoc.online_users_list_max,
+    )
+    service = AdhocService(addressing, clock, limits, operators)
+    service.registry.extend(
+        standard_commands(
+            accounts=storage.accounts,
+            sessions=sessions,
+            addressing=addressing,
+            limits=limits,
+            rules=password_rules(s),
+            scram_iterations=s.sasl.scram_iterations,
+        )
+    )
+    return service
+
+
+def password_rules(s: Settings) -> PasswordRules:
+    return PasswordRules(min_length=s.passwords.min_length, max_length=s.passwords.max_length)
 
 
 async def record_services(storage: Storage, addressing: Addressing) -> None:
@@ -392,6 +432,7 @@ class HubServer:
             offline_stored=(push_when_stored,),
             report_filed=(reports.submit,),
         ).merged(self._observers)
+        adhoc = adhoc_service(s, storage, sessions, addressing, clock)
         self.hub = hub = Hub(
             hub_settings(s),
             storage,
@@ -405,8 +446,10 @@ class HubServer:
                 handlers={
                     TOKEN: MediaTokenService(tokens, addressing.is_home, clock).handle_iq,
                     UPLOAD_REQUEST: upload.handle_iq,
+                    COMMAND: adhoc.handle_iq,
                 },
-                info=(announce_upload,),
+                info=(announce_upload, adhoc.add_feature),
+                nodes=adhoc.disco_nodes(),
             ),
         )
         feed_position = await storage.changes.latest()  # before loading what it keeps current

@@ -22,6 +22,7 @@ from pydantic import (
 
 from interlink.errors import ConfigError
 from interlink.media.model import MAX_MEDIA_BYTES
+from interlink.xmpp.jid import JID, InvalidJID
 
 
 class _Section(BaseModel):
@@ -240,6 +241,42 @@ class MediaSection(_Section):
     token_lifetime: float = Field(600.0, gt=0)  # media-proxy tokens
 
 
+class AdhocSection(_Section):
+    """XEP-0050 ad-hoc commands (docs/operations.md)."""
+
+    # Bare JIDs of this hub's accounts that may run the XEP-0133 commands (announce, online users).
+    operators: list[str] = []
+    max_sessions_per_account: int = Field(8, ge=1)  # command sessions open at once per account
+    session_lifetime: float = Field(600.0, gt=0)  # seconds from a command session's start
+    online_users_list_max: int = Field(1000, ge=1)  # JIDs in one get-online-users-list answer
+
+    @field_validator("operators")
+    @classmethod
+    def _bare_jids(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                jid = JID.parse(text)
+            except InvalidJID as exc:
+                raise ValueError(f"adhoc.operators: {text!r} is not a JID ({exc})") from None
+            if jid.local is None or jid.resource is not None:
+                raise ValueError(f"adhoc.operators: {text!r} is not an account's bare JID")
+        return value
+
+
+class PasswordsSection(_Section):
+    """Rules for every new password: ``interlink user add``/``passwd`` and the change-password
+    ad-hoc command."""
+
+    min_length: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PasswordsSection:
+        if self.max_length < self.min_length:
+            raise ValueError("passwords.max_length must be at least passwords.min_length")
+        return self
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -257,6 +294,8 @@ class Settings(_Section):
     interop: InteropSection = InteropSection()
     policy: PolicySection = PolicySection()
     media: MediaSection = MediaSection()
+    adhoc: AdhocSection = AdhocSection()
+    passwords: PasswordsSection = PasswordsSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")

@@ -63,10 +63,12 @@ DomainHandler = Callable[[Session, Iq], Pending]
 @dataclass(frozen=True, slots=True)
 class DomainServices:
     """Services addressed to a service's domain JID (e.g. XEP-0363 upload, media tokens): the
-    query's tag -> handler; and what they add to the domain's disco#info."""
+    query's tag -> handler; what they add to the domain's disco#info; and the disco nodes they
+    answer (disco#info/#items with ``node``, e.g. XEP-0050 commands) -> handler."""
 
     handlers: Mapping[str, DomainHandler] = field(default_factory=dict)
     info: tuple[Callable[[Element], None], ...] = ()
+    nodes: Mapping[str, DomainHandler] = field(default_factory=dict)
 
 
 class Router:
@@ -255,6 +257,9 @@ class Router:
                 query = iq.query
                 services = self.domain_services
                 handler = None if query is None else services.handlers.get(query.tag)
+                if query is not None and query.tag in (disco.DISCO_INFO, disco.DISCO_ITEMS):
+                    node = query.get("node") or ""
+                    handler = services.nodes.get(node) if iq.type is IqType.GET else None
                 if handler is not None:
                     return self._guard(session, iq, handler(session, iq))
                 answer = disco.server_query(iq)
