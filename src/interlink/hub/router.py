@@ -83,12 +83,14 @@ class Router:
         self.pep = PepService(ctx, self.policy)
         self.caps = CapsService(ctx, self.pep.features_known)
         pushes = RosterPushes(ctx.sessions)
-        self.presence = PresenceService(ctx, pushes, self.offline, self.caps, self.policy)
+        self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
+        self.presence = PresenceService(
+            ctx, pushes, self.offline, self.caps, self.policy, self.vcard.avatar_hash
+        )
         self.roster = RosterService(ctx, pushes, self.presence)
         self.carbons = Carbons(ctx.sessions)
         self.bookmarks = BookmarksService(ctx, self.pep)
         self.private = PrivateStorageService(ctx, self.bookmarks)
-        self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
         self._home_domain = ctx.addressing.is_home_domain
@@ -235,7 +237,7 @@ class Router:
             if query.tag == private.QUERY:
                 return self._guard(session, iq, self.private.handle_iq(session, iq))
             if query.tag == vcard.VCARD:
-                return self._guard(session, iq, self.vcard.handle_own(session, iq))
+                return self._guard(session, iq, self._own_vcard(session, iq))
             if query.tag in interop.QUERIES or query.tag in blocking.QUERIES:
                 return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
@@ -310,6 +312,10 @@ class Router:
         if query is not None and query.tag == vcard.VCARD:
             return self._guard(session, iq, self.vcard.handle_other(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
+
+    async def _own_vcard(self, session: Session, iq: Iq) -> None:
+        if await self.vcard.handle_own(session, iq) is not None:
+            await self.presence.avatar_changed(session.jid.bare)  # XEP-0153
 
     def _pubsub(self, session: Session, iq: Iq, owner: JID) -> Pending:
         query = iq.query
