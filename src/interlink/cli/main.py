@@ -41,7 +41,14 @@ provider_app = typer.Typer(help="Onboard and manage third-party providers.", no_
 app.add_typer(provider_app, name="provider")
 
 
-@app.command()
+_SERVE_HELP = (
+    "Run the hub until SIGTERM or SIGINT.\n\nThe flags override the --config file, whose "
+    f"sections are {', '.join(Settings.model_fields)}; every key, its default and its "
+    "meaning are in docs/operations.md (Configuration keys)."
+)
+
+
+@app.command(help=_SERVE_HELP)
 def serve(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
