@@ -229,3 +229,26 @@ async def test_legacy_writes_are_bounded_by_the_node_limit() -> None:
             "<conference/>",
         ):
             assert condition(await private_set(a, body))[0] == "bad-request"
+
+
+async def test_the_native_node_is_private_even_when_published_without_options() -> None:
+    async with running_hub() as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        b = await kit.connect("bob", "b")
+        await b.send(f"<presence xmlns='jabber:client' to='alice@{DOMAIN}' type='subscribe'/>")
+        await a.send(f"<presence xmlns='jabber:client' to='bob@{DOMAIN}' type='subscribed'/>")
+        assert (await publish(a, NATIVE, f"r@muc.{DOMAIN}", conference("R"))).type is (
+            IqType.RESULT
+        )
+        answer = await iq(
+            b,
+            f"<pubsub xmlns='{PUBSUB}'><items node='{NATIVE}'/></pubsub>",
+            to=f"alice@{DOMAIN}",
+            kind="get",
+        )
+        assert condition(answer) == ("not-allowed", "closed-node")
+        # and the XEP-0402 options are met by it
+        again = await publish(a, NATIVE, f"s@muc.{DOMAIN}", conference("S"), NATIVE_OPTIONS)
+        assert again.type is IqType.RESULT

@@ -27,6 +27,7 @@ from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext, KeyedLock
 from interlink.hub.pep import PUBSUB, PepService, node_of, publish_options
 from interlink.hub.session import Session
+from interlink.storage.pep import AccessModel, PepNodeConfig
 from interlink.storage.private import PrivateFragment
 from interlink.xmpp import ns
 from interlink.xmpp.ext import bookmarks
@@ -42,6 +43,12 @@ _LEGACY_PROFILE = {
     "pubsub#send_last_published_item": ("never",),
     "pubsub#max_items": ("1", "max"),
 }
+
+
+def bookmark_node_defaults(max_items: int) -> dict[str, PepNodeConfig]:
+    """The native node's configuration before any publish-options (XEP-0402 §3's): private to
+    the account however a client first publishes."""
+    return {bookmarks.NATIVE_NS: PepNodeConfig(AccessModel.WHITELIST, max_items, True)}
 
 
 def _q(local: str) -> str:

@@ -14,7 +14,7 @@ This is what OMEMO uses for device lists and bundles (``urn:xmpp:omemo:2:*`` and
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
@@ -113,9 +113,20 @@ class PepGates(Protocol):
 
 
 class PepService:
-    def __init__(self, ctx: HubContext, gates: PepGates) -> None:
+    """``node_defaults``: the configuration a node of that name is created with before the
+    publish-options apply (e.g. XEP-0402 bookmarks: ``whitelist``, so a client that publishes
+    without options does not show its bookmarks to its contacts); others get
+    :class:`PepNodeConfig`'s defaults."""
+
+    def __init__(
+        self,
+        ctx: HubContext,
+        gates: PepGates,
+        node_defaults: Mapping[str, PepNodeConfig] | None = None,
+    ) -> None:
         self._ctx = ctx
         self._gates = gates
+        self._node_defaults = dict(node_defaults or {})
 
     async def _event_message(self, owner: JID, to: JID, event: Element) -> Message:
         payload: tuple[Element, ...] = (event,)
@@ -323,7 +334,8 @@ class PepService:
                         StanzaErrorCondition.NOT_ALLOWED,
                         f"at most {self._ctx.settings.pep_max_nodes} nodes per account",
                     )
-                config = self._options(options, PepNodeConfig(), publishing=True)
+                base = self._node_defaults.get(node, PepNodeConfig())
+                config = self._options(options, base, publishing=True)
                 await repo.configure(str(owner), node, config, self._ctx.clock())
             else:
                 config = existing

@@ -20,7 +20,7 @@ from xml.etree.ElementTree import Element
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub import carbons, disco
 from interlink.hub.addressing import Kind
-from interlink.hub.bookmarks import BookmarksService
+from interlink.hub.bookmarks import BookmarksService, bookmark_node_defaults
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
@@ -80,7 +80,9 @@ class Router:
         self.policy = InteropPolicy(ctx, ctx.storage.policy, ctx.settings.policy, user_ids)
         self.policy_service = PolicyService(ctx, self.policy, ctx.storage.policy)
         self.offline = OfflineDelivery(ctx)
-        self.pep = PepService(ctx, self.policy)
+        self.pep = PepService(
+            ctx, self.policy, node_defaults=bookmark_node_defaults(ctx.settings.pep_max_items)
+        )
         self.caps = CapsService(ctx, self.pep.features_known)
         pushes = RosterPushes(ctx.sessions)
         self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
