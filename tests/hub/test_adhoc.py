@@ -24,7 +24,15 @@ from interlink.xmpp.sasl.credentials import (
 )
 from interlink.xmpp.stanza import Iq, IqType, Message
 from tests.hub.test_pep import iq
-from tests.hubkit import DOMAIN, Client, Clock, DomainServicesFactory, HubKit, running_hub
+from tests.hubkit import (
+    CREDS,
+    DOMAIN,
+    Client,
+    Clock,
+    DomainServicesFactory,
+    HubKit,
+    running_hub,
+)
 
 CMD = "http://jabber.org/protocol/commands"
 ADMIN = "http://jabber.org/protocol/admin"
@@ -348,3 +356,22 @@ async def test_disco_lists_the_commands_each_requester_may_run() -> None:
         assert (identity.get("category"), identity.get("type")) == ("automation", "command-node")
         unknown = await run(alice, f"<query xmlns='{DISCO_INFO}' node='urn:nope'/>", "get")
         assert unknown.type is IqType.ERROR
+
+
+async def test_third_parties_and_other_services_have_no_commands_here() -> None:
+    from tests.hub.test_policy import PROVIDER, PROVIDER_NAME, TP
+
+    factory = adhoc_factory(AdhocLimits())
+    async with running_hub(domain_services=factory, services=(DOMAIN, "other.test")) as kit:
+        kit.approve(PROVIDER, PROVIDER_NAME)
+        await kit.hub.ctx.storage.accounts.create(TP, CREDS, kit.clock())
+        tp = await kit.connect(TP, "app")
+        assert error_of(await run(tp, command(CHANGE_PASSWORD)))[0] == "forbidden"
+        items = await run(tp, f"<query xmlns='{DISCO_ITEMS}' node='{CMD}'/>", kind="get")
+        assert items.type is IqType.RESULT
+        assert list(items.payload[0]) == []
+        await kit.hub.ctx.storage.accounts.create("carol@other.test", CREDS, kit.clock())
+        carol = await kit.connect("carol@other.test", "c")
+        assert error_of(await run(carol, command(CHANGE_PASSWORD)))[0] == "forbidden"
+        own = await iq(carol, command(CHANGE_PASSWORD), to="other.test")
+        assert result(own).get("status") == "executing"
