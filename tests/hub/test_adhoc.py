@@ -370,6 +370,15 @@ async def test_third_parties_and_other_services_have_no_commands_here() -> None:
         items = await run(tp, f"<query xmlns='{DISCO_ITEMS}' node='{CMD}'/>", kind="get")
         assert items.type is IqType.RESULT
         assert list(items.payload[0]) == []
+        await kit.account("op")
+        op = await kit.connect("op", "o")
+        listed = result(await run(op, command(f"{ADMIN}#get-online-users-list")))
+        assert values(listed, "onlineuserjids") == [f"op@{DOMAIN}"]  # no third party
+        sid = result(await run(op, command(f"{ADMIN}#announce"))).get("sessionid") or ""
+        tp.take()
+        form = submitted(ADMIN, announcement="hello")
+        await run(op, command(f"{ADMIN}#announce", sid=sid, form=form))
+        assert [s for s in tp.stanzas() if isinstance(s, Message)] == []
         await kit.hub.ctx.storage.accounts.create("carol@other.test", CREDS, kit.clock())
         carol = await kit.connect("carol@other.test", "c")
         assert error_of(await run(carol, command(CHANGE_PASSWORD)))[0] == "forbidden"

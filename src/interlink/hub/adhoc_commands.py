@@ -88,9 +88,16 @@ class ChangePassword:
         return Step.done(f"Password changed; {ended} other session(s) logged out.")
 
 
+def _users_of(addressing: Addressing, jid: JID, service: str) -> bool:
+    """Whether ``jid`` is one of ``service``'s own users: not a third party reaching it through
+    the interop subdomains, whom the operator's announcements and lists do not concern (what a
+    third party receives goes through the consent rules)."""
+    return jid.domain == service and addressing.is_home(jid)
+
+
 def _online(sessions: SessionRegistry, addressing: Addressing, service: str) -> list[JID]:
     """The accounts of ``service`` with a bound session, in JID order."""
-    found = {s.jid.bare for s in sessions.all_sessions() if addressing.service_of(s.jid) == service}
+    found = {s.jid.bare for s in sessions.all_sessions() if _users_of(addressing, s.jid, service)}
     return sorted(found, key=str)
 
 
@@ -129,7 +136,7 @@ class Announce:
         service = JID.make(None, requester.service)
         sent = 0
         for s in self.sessions.all_sessions():
-            if s.available and self.addressing.service_of(s.jid) == requester.service:
+            if s.available and _users_of(self.addressing, s.jid, requester.service):
                 s.deliver(
                     Message(
                         s.jid,
