@@ -252,3 +252,36 @@ async def test_the_native_node_is_private_even_when_published_without_options() 
         # and the XEP-0402 options are met by it
         again = await publish(a, NATIVE, f"s@muc.{DOMAIN}", conference("S"), NATIVE_OPTIONS)
         assert again.type is IqType.RESULT
+
+
+async def test_bookmarks_stored_raw_before_are_adopted_once_and_nothing_is_lost() -> None:
+    """An account that stored XEP-0048 bookmarks in private storage before the hub kept them as
+    a view: the first read, in either form, moves the conferences to the native node."""
+    from interlink.storage.private import PrivateFragment
+
+    async with running_hub() as kit:
+        await kit.account("alice")
+        owner = f"alice@{DOMAIN}"
+        raw = (
+            f"<storage xmlns='{LEGACY}'><conference jid='old@muc.{DOMAIN}' name='Old' "
+            "autojoin='true'><nick>al</nick></conference><url url='https://example.org/'/>"
+            "</storage>"
+        )
+        repo = kit.hub.ctx.storage.private
+        assert await repo.put(owner, [PrivateFragment(LEGACY, raw)], quota=10**6, max_fragments=9)
+        a = await kit.connect("alice", "a")
+        assert await items(a, owner, NATIVE) == [(f"old@muc.{DOMAIN}", "")]
+        storage = await private_get(a)
+        assert rooms(storage) == [(f"old@muc.{DOMAIN}", "Old", "true", "al")]  # once, not twice
+        assert len(storage.findall(f"{{{LEGACY}}}url")) == 1
+        kept = await repo.get(owner, LEGACY)
+        assert kept is not None
+        assert "conference" not in kept  # moved, the URL stays
+        # a raw storage the node cannot take (a full JID) stays as it was, and is still shown
+        bad = f"<storage xmlns='{LEGACY}'><conference jid='x@muc.{DOMAIN}/nick'/></storage>"
+        await kit.account("bob")
+        bob_jid = f"bob@{DOMAIN}"
+        assert await repo.put(bob_jid, [PrivateFragment(LEGACY, bad)], quota=10**6, max_fragments=9)
+        b = await kit.connect("bob", "b")
+        shown = await private_get(b)
+        assert [c.get("jid") for c in shown] == [f"x@muc.{DOMAIN}/nick"]

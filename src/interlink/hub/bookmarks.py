@@ -24,7 +24,7 @@ import secrets
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
-from interlink.hub.context import HubContext, KeyedLock
+from interlink.hub.context import HubContext, KeyedLock, log
 from interlink.hub.pep import PUBSUB, PepService, node_of, publish_options
 from interlink.hub.session import Session
 from interlink.storage.pep import AccessModel, PepNodeConfig
@@ -81,10 +81,56 @@ class BookmarksService:
     async def legacy_view(self, owner: JID) -> Element | None:
         """The XEP-0048 ``<storage/>`` of ``owner``: the native node's conferences, then what
         only the legacy form holds; ``None`` when the account never stored bookmarks."""
+        await self.adopt(owner)
         native, rest = await self._native(owner), await self._rest(owner)
         if native is None and rest is None:
             return None
-        return bookmarks.legacy_storage(native or [], rest or [])
+        rooms = {conf.jid for conf in native or []}
+        rest = [el for el in rest or [] if not bookmarks.names_room(el, rooms)]
+        return bookmarks.legacy_storage(native or [], rest)
+
+    async def adopt(self, owner: JID) -> None:
+        """Bookmarks stored in private storage before the hub kept them as a view (a raw
+        XEP-0048 ``<storage/>``): their conferences move to the native node, once; the rest
+        stays. Conferences that cannot be read as such (no bare JID) or that the node does not
+        take (its limits) stay where they are, shown in the legacy forms as before: nothing is
+        lost."""
+        private = self._ctx.storage.private
+        text = await private.get(str(owner), bookmarks.LEGACY_NS)
+        if text is None or not bookmarks.holds_conferences(parse_fragment(text)):
+            return
+        async with self._locks.hold(owner):
+            text = await private.get(str(owner), bookmarks.LEGACY_NS)
+            storage = None if text is None else parse_fragment(text)
+            if storage is None or not bookmarks.holds_conferences(storage):
+                return
+            try:
+                conferences, rest = bookmarks.parse_legacy(storage)
+                rooms = {conf.jid for conf in await self._native(owner) or []}
+                for conf in conferences:
+                    if conf.jid not in rooms:
+                        await self._pep.publish_item(
+                            owner,
+                            bookmarks.NATIVE_NS,
+                            conf.jid,
+                            bookmarks.native_payload(conf),
+                            bookmarks.NATIVE_OPTIONS,
+                        )
+            except StanzaError as err:
+                log.info(
+                    "legacy bookmarks kept as they are",
+                    extra={"jid": str(owner), "reason": err.text},
+                )
+                return
+            rest_text = serialize(bookmarks.legacy_storage([], rest), None)
+            settings = self._ctx.settings
+            await private.put(  # smaller than what it replaces: within any budget it was
+                str(owner),
+                [PrivateFragment(bookmarks.LEGACY_NS, rest_text)],
+                quota=settings.private_quota_bytes,
+                max_fragments=settings.private_max_fragments,
+            )
+            log.info("legacy bookmarks adopted", extra={"jid": str(owner)})
 
     async def store_legacy(self, owner: JID, storage: Element) -> None:
         """Replace ``owner``'s bookmarks with a XEP-0048 ``<storage/>``.
@@ -172,6 +218,7 @@ class BookmarksService:
         query = iq.query
         assert query is not None
         if node_of(query) == bookmarks.NATIVE_NS:
+            await self.adopt(owner)
             await self._pep.handle_iq(session, iq, owner)
             if iq.type is IqType.SET and session.jid.bare == owner:
                 await self.legacy_changed(owner)

@@ -106,6 +106,21 @@ def parse_legacy(storage: Element) -> tuple[list[Conference], list[Element]]:
     return list(conferences.values()), rest
 
 
+def holds_conferences(storage: Element) -> bool:
+    """Whether a XEP-0048 ``<storage/>`` has any ``<conference/>``."""
+    return storage.tag == STORAGE and storage.find(_LEGACY_CONFERENCE) is not None
+
+
+def names_room(el: Element, rooms: set[str]) -> bool:
+    """Whether ``el`` is a legacy ``<conference/>`` for one of ``rooms``."""
+    if el.tag != _LEGACY_CONFERENCE:
+        return False
+    try:
+        return _room(el.get("jid", "")) in rooms
+    except StanzaError:
+        return False
+
+
 def legacy_storage(conferences: list[Conference], rest: list[Element]) -> Element:
     """A XEP-0048 ``<storage/>`` holding ``conferences`` and then ``rest``."""
     storage = Element(STORAGE)
