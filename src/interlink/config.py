@@ -240,6 +240,27 @@ class MediaSection(_Section):
     token_lifetime: float = Field(600.0, gt=0)  # media-proxy tokens
 
 
+class ArchiveSection(_Section):
+    """XEP-0313 message archives of the hub's own accounts (docs/operations.md)."""
+
+    enabled: bool = True
+    retention: float = Field(30 * 86400.0, gt=0)  # seconds a message is kept
+    prune_interval: float = Field(3600.0, gt=0)  # seconds between two prunings
+    max_messages_per_account: int = Field(100_000, ge=1)  # past it, the oldest are dropped
+    page_max: int = Field(250, ge=1)  # messages one query returns at most (larger max: clamped)
+    page_default: int = Field(50, ge=1)  # when a query names no max
+    default_mode: Literal["always", "never", "roster"] = "always"  # for accounts without prefs
+    max_pref_jids: int = Field(1000, ge=0)  # JIDs in one account's always + never lists
+    prefs_cache_ttl: float = Field(60.0, ge=0)  # seconds the routing path trusts cached prefs
+    prefs_cache_size: int = Field(100_000, ge=1)  # accounts whose prefs are cached
+
+    @model_validator(mode="after")
+    def _default_page_fits(self) -> ArchiveSection:
+        if self.page_default > self.page_max:
+            raise ValueError("archive.page_default cannot exceed archive.page_max")
+        return self
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -257,6 +278,7 @@ class Settings(_Section):
     interop: InteropSection = InteropSection()
     policy: PolicySection = PolicySection()
     media: MediaSection = MediaSection()
+    archive: ArchiveSection = ArchiveSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")
