@@ -183,9 +183,11 @@ class Router:
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     def _ours(self, by: str) -> bool:
-        """Whether a stanza-id's ``by`` names an address this hub serves (XEP-0359 §5)."""
+        """Whether a stanza-id's ``by`` names an address of this hub (XEP-0359 §5): one of
+        its services or any domain under them (interop subdomains, served or not)."""
         domain = by.rpartition("@")[2].partition("/")[0].lower()
-        return self.addressing.serves(domain)
+        addressing = self.addressing
+        return addressing.serves(domain) or addressing.under_service(domain)
 
     def _deliver_message(
         self, session: Session, msg: Message, to: JID, sent: Message | None = None
