@@ -148,6 +148,8 @@ def archive_limits(s: Settings) -> ArchiveLimits:
         max_pref_jids=a.max_pref_jids,
         prefs_cache_ttl=a.prefs_cache_ttl,
         prefs_cache_size=a.prefs_cache_size,
+        durable_before_ack=a.durable_before_ack,
+        write_queue_max=a.write_queue_max,
     )
 
 

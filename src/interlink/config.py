@@ -253,6 +253,10 @@ class ArchiveSection(_Section):
     max_pref_jids: int = Field(1000, ge=0)  # JIDs in one account's always + never lists
     prefs_cache_ttl: float = Field(60.0, ge=0)  # seconds the routing path trusts cached prefs
     prefs_cache_size: int = Field(100_000, ge=1)  # accounts whose prefs are cached
+    # true: a sender's next stanza and its XEP-0198 ack wait for the archive commit; false:
+    # write-behind, at most write_queue_max entries behind (docs/operations.md)
+    durable_before_ack: bool = False
+    write_queue_max: int = Field(20_000, ge=1)
 
     @model_validator(mode="after")
     def _default_page_fits(self) -> ArchiveSection:

@@ -12,11 +12,24 @@ Ids. Both copies of a message share one random id; the recipient's copy is deliv
 ``<stanza-id by='recipient' id/>`` (XEP-0359 §3) and ids a client forged ``by`` one of this hub's
 addresses are removed before anything else (§5).
 
-Durability. The archive write is part of the work the transport awaits before it reads the
-sender's next stanza (so before stream management acknowledges it): when a message is
-acknowledged, its archive copies are on disk. Writes from many senders share one group commit.
-A message stored offline is archived only once the store succeeded; a failed archive write is
-logged and counted, never turned into a refusal of a message already delivered.
+Durability. An archive copy is written only after the message itself was delivered or durably
+stored (a message stored offline is archived once the store succeeded), so a message is
+acknowledged under the hub's rule whatever happens to its copy. How the copy is written is a
+choice (``archive.durable_before_ack``):
+
+- *write-behind* (the default): the copies are queued and a background writer commits them in
+  batches (``WRITE_BATCH`` entries a transaction), oldest first, so the sender goes on at once. A
+  crash loses the copies still queued (at most ``write_queue_max`` entries; in practice the few
+  milliseconds of traffic of the batch being written). When the queue is full, the sender's next
+  stanza waits until the writer caught up: memory stays bounded and nothing is dropped. Queries,
+  metadata requests and pruning first wait for what was queued before them.
+- *durable before ack*: the copies are part of the work the transport awaits before it reads the
+  sender's next stanza and before stream management acknowledges it; concurrent senders share
+  group commits. Each sender then waits for one commit per archived message, which bounds a
+  single sender's rate by the commit rate (docs/performance.md has both measured).
+
+A failed archive write is logged and counted, never turned into a refusal of a message that was
+already delivered.
 
 Preferences are cached (``prefs_cache_ttl`` seconds, ``prefs_cache_size`` accounts) so the
 routing path decides without storage; ``roster`` mode needs a roster lookup, which makes the
@@ -25,18 +38,20 @@ delivery of that message wait for it.
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.storage.archive import ArchiveEntry, ArchiveFilter
 from interlink.xmpp.ext import mam, rsm
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Iq, IqType, Message, iq_result, to_xml
+from interlink.xmpp.stanza import Iq, IqType, iq_result
 
 if TYPE_CHECKING:
     from interlink.hub.context import HubContext
@@ -44,6 +59,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("interlink.archive")
 DAY = 86400.0
+WRITE_BATCH = 4096  # archive entries the write-behind writer puts in one transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +76,19 @@ class ArchiveLimits:
     max_pref_jids: int = 1000  # JIDs in one account's always + never lists
     prefs_cache_ttl: float = 60.0
     prefs_cache_size: int = 100_000
+    # True: a sender's next stanza (and its stream-management ack) waits for the archive
+    # commit. False: write-behind, at most write_queue_max entries behind (see the docstring).
+    durable_before_ack: bool = False
+    write_queue_max: int = 20_000
 
     def __post_init__(self) -> None:
-        for name in ("max_messages_per_account", "page_max", "page_default", "prefs_cache_size"):
+        for name in (
+            "max_messages_per_account",
+            "page_max",
+            "page_default",
+            "prefs_cache_size",
+            "write_queue_max",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"archive {name} must be at least 1")
         if self.page_default > self.page_max:
@@ -81,7 +107,7 @@ class ArchivePlan:
     the recipient's stanza-id when the recipient archives it)."""
 
     entries: tuple[ArchiveEntry, ...]
-    delivered: Message
+    delivered: str  # serialized
 
 
 class ArchiveService:
@@ -92,10 +118,24 @@ class ArchiveService:
         self._is_home = ctx.addressing.is_home
         self._prefs: dict[str, tuple[mam.Prefs | None, float]] = {}
         self.write_failures = 0  # archive writes that failed (logged), for metrics
+        # The write-behind queue: entries not yet written, how many were ever queued and
+        # written, and who waits for the writer to reach a count.
+        self._queue: list[ArchiveEntry] = []
+        self._queued = 0
+        self._written = 0
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._writer: bool | None = None
+        self._random: list[bytes] = []
 
     # -- archiving ----------------------------------------------------------------------------
     def new_id(self) -> str:
-        return secrets.token_urlsafe(12)
+        """A fresh archive id: 96 random bits, URL-safe (unguessable, and says nothing of
+        the archive). The randomness is read from the OS a few thousand ids at a time."""
+        pool = self._random
+        if not pool:
+            chunk = secrets.token_bytes(12 * 1024)
+            pool.extend(chunk[i : i + 12] for i in range(0, len(chunk), 12))
+        return base64.urlsafe_b64encode(pool.pop()).decode()
 
     def decide(self, owner: JID, peer: JID) -> Decision:
         """Whether ``owner`` (an account of this hub) archives a message with ``peer``, as far
@@ -154,11 +194,11 @@ class ArchiveService:
         cache[owner] = (prefs, now + self.limits.prefs_cache_ttl)
 
     def plan(
-        self, sender: JID, to: JID, delivered: Message, sent: Message, keep: tuple[bool, bool]
+        self, sender: JID, to: JID, delivered: str, sent: str, keep: tuple[bool, bool]
     ) -> ArchivePlan:
         """The entries for a message from ``sender`` to ``to`` (``keep``: whether the sender's
         and the recipient's archives take it); ``sent`` is the message as the sender sent it,
-        ``delivered`` as the recipient gets it."""
+        ``delivered`` as the recipient gets it, both serialized (with their namespace)."""
         for_sender, for_recipient = keep
         if sender.bare == to.bare:
             for_recipient = for_recipient or for_sender
@@ -174,7 +214,7 @@ class ArchiveService:
                     str(to.bare),
                     to.resource or "",
                     now,
-                    to_xml(sent, None),
+                    sent,
                 )
             )
         if for_recipient:
@@ -185,22 +225,67 @@ class ArchiveService:
                     str(sender.bare),
                     sender.resource or "",
                     now,
-                    to_xml(delivered, None),
+                    delivered,
                 )
             )
-            delivered = mam.with_stanza_id(delivered, str(to.bare), archive_id)
+            delivered = mam.stamped(delivered, str(to.bare), archive_id)
         return ArchivePlan(tuple(entries), delivered)
 
-    async def write(self, entries: Sequence[ArchiveEntry]) -> None:
-        """Durably write ``entries``; a failure is logged and counted, not raised."""
+    def write(self, entries: Sequence[ArchiveEntry]) -> Coroutine[Any, Any, None] | None:
+        """Archive ``entries``. With ``durable_before_ack``, the coroutine to await: the write,
+        durable when it returns. Otherwise (write-behind) they are queued for the background
+        writer and ``None`` comes back, unless the queue is full: then the coroutine waits until
+        the writer caught up (the sender is held back, nothing is dropped). A failed write is
+        logged and counted, never raised."""
+        if self.limits.durable_before_ack:
+            return self._write_now(entries)
+        self._queue.extend(entries)
+        self._queued += len(entries)
+        if self._writer is None:
+            self._writer = True
+            self._ctx.spawn(self._write_behind(), name="archive writer")
+        if len(self._queue) >= self.limits.write_queue_max:
+            return self.caught_up()
+        return None
+
+    async def _write_now(self, entries: Sequence[ArchiveEntry]) -> None:
         try:
             await self._ctx.storage.archive.append(entries, self.limits.max_messages_per_account)
         except Exception:
             self.write_failures += 1
             log.exception("archiving a message failed", extra={"entries": len(entries)})
 
+    async def _write_behind(self) -> None:
+        """Write the queue, oldest first, a batch per transaction, until it is empty."""
+        try:
+            while self._queue:
+                batch = self._queue[:WRITE_BATCH]
+                del self._queue[:WRITE_BATCH]
+                await self._write_now(batch)
+                self._written += len(batch)
+                while self._waiters and self._waiters[0][0] <= self._written:
+                    _, waiter = self._waiters.pop(0)
+                    if not waiter.done():
+                        waiter.set_result(None)
+        finally:
+            self._writer = None
+            for _, waiter in self._waiters:  # nothing left to wait for (or cancelled)
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._waiters.clear()
+
+    async def caught_up(self) -> None:
+        """Return once everything queued before this call is written (at once if nothing is
+        queued): queries read what was archived before them."""
+        if self._writer is None:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append((self._queued, waiter))
+        await waiter
+
     async def prune(self, now: float) -> int:
         """Forget the messages older than the retention period; returns how many."""
+        await self.caught_up()
         return await self._ctx.storage.archive.prune(now - self.limits.retention)
 
     # -- queries ------------------------------------------------------------------------------
@@ -229,6 +314,7 @@ class ArchiveService:
         elif query.tag == mam.PREFS:
             await self._prefs_iq(session, iq, str(owner))
         elif iq.type is IqType.GET:  # metadata
+            await self.caught_up()
             edges = await self._ctx.storage.archive.edges(str(owner))
             first = last = None
             if edges is not None:
@@ -240,6 +326,7 @@ class ArchiveService:
 
     async def _query(self, session: Session, iq: Iq, query: mam.ArchiveQuery) -> None:
         owner = session.jid.bare
+        await self.caught_up()
         page = query.page
         limit = self.limits.page_default if page.max is None else page.max
         limit = min(limit, self.limits.page_max)  # XEP-0059 §2.1: fewer, never more

@@ -226,9 +226,12 @@ class Router:
     ) -> Pending | None:
         if not (keep[0] or keep[1]):
             return self._route_message(session, msg, to, sent, ())
-        original = msg if sent is None else sent
-        plan = self.archive.plan(session.jid, to, msg, original, keep)
-        return self._route_message(session, plan.delivered, to, original, plan.entries)
+        xml = to_xml(msg, None)
+        sent_xml = xml if sent is None or sent is msg else to_xml(sent, None)
+        plan = self.archive.plan(session.jid, to, xml, sent_xml, keep)
+        return self._route_message(
+            session, msg, to, sent, plan.entries, xml=plan.delivered, sent_xml=sent_xml
+        )
 
     def _archived(self, entries: tuple[ArchiveEntry, ...]) -> Pending | None:
         """The archive write the transport awaits (before it acknowledges the message)."""
@@ -238,8 +241,9 @@ class Router:
         self, msg: Message, xml: str, bare: JID, entries: tuple[ArchiveEntry, ...]
     ) -> None:
         await self.offline.accept(msg, xml, bare)  # a refusal raises: nothing archived
-        if entries:
-            await self.archive.write(entries)
+        work = self.archive.write(entries)
+        if work is not None:
+            await work
 
     def _route_message(
         self,
@@ -248,14 +252,20 @@ class Router:
         to: JID,
         sent: Message | None,
         entries: tuple[ArchiveEntry, ...],
+        *,
+        xml: str | None = None,
+        sent_xml: str | None = None,
     ) -> Pending | None:
+        """Deliver ``msg`` serialized as ``xml`` (built here when not given; the archive's
+        stamped copy when given), the sender's devices getting ``sent_xml`` as carbons."""
         ctx = self.ctx
-        xml = to_xml(msg, None)
+        if xml is None:
+            xml = to_xml(msg, None)
         mtype = msg.type
         if sent is None or sent is msg:
-            self.carbons.sent(msg, xml, session)
+            self.carbons.sent(msg, xml if sent_xml is None else sent_xml, session)
         else:
-            self.carbons.sent(sent, to_xml(sent, None), session)
+            self.carbons.sent(sent, to_xml(sent, None) if sent_xml is None else sent_xml, session)
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:

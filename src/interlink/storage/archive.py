@@ -84,7 +84,9 @@ class ArchiveRepository(Protocol):
     async def count(self, owner: str) -> int: ...
 
     async def prune(self, older_than: float) -> int:
-        """Remove every message archived before ``older_than``; returns how many."""
+        """Remove every message archived before ``older_than``; returns how many. Archive
+        times are taken to grow with arrival (the hub's clock): a message appended after a
+        newer one may stay until that one goes."""
 
     async def get_prefs(self, owner: str) -> Prefs | None:
         """``owner``'s preferences; ``None`` when it never set any."""

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.xmpp.ext import mam, rsm
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Message, MessageType, parse_stanza
+from interlink.xmpp.stanza import Message, MessageType, parse_stanza, to_xml
 from interlink.xmpp.xml import parse_fragment, serialize
 
 MAM = mam.NS
@@ -217,8 +217,11 @@ def test_forged_stanza_ids_are_removed_and_others_kept() -> None:
     ]
     plain = msg("<body>x</body>")
     assert mam.without_forged_ids(plain, ours) is plain
-    stamped = mam.with_stanza_id(plain, "b@h", "id9")
-    assert stamped.payload[-1].attrib == {"by": "b@h", "id": "id9"}
+    stamped = parse_stanza(parse_fragment(mam.stamped(to_xml(plain, None), "b&c@h", "id9")))
+    assert isinstance(stamped, Message)
+    assert stamped.payload[-1].tag == mam.STANZA_ID
+    assert stamped.payload[-1].attrib == {"by": "b&c@h", "id": "id9"}
+    assert [serialize(c) for c in stamped.payload[:-1]] == [serialize(c) for c in plain.payload]
     assert stamped.type is MessageType.CHAT
 
 

@@ -11,7 +11,10 @@ transaction each, so message writes are never held up for long.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Mapping, Sequence
+
+import aiosqlite
 
 from interlink.storage.archive import ArchivedMessage, ArchiveEntry, ArchiveFilter, ArchivePage
 from interlink.storage.sqlite.database import Row, SqliteDatabase
@@ -44,34 +47,66 @@ class SqliteArchive:
     async def _write(self, items: list[_Item]) -> list[None]:
         rows = []
         quota: dict[str, int] = {}
+        added: dict[str, int] = {}
         for entries, max_messages in items:
             for e in entries:
-                rows.append((e.owner, e.id, e.peer, e.peer_resource, e.at, e.stanza, e.owner))
+                rows.append((e.owner, e.id, e.peer, e.peer_resource, e.at, e.stanza))
                 quota[e.owner] = min(max_messages, quota.get(e.owner, max_messages))
-        async with self._db.transaction() as conn:
-            # Owners that are no account are skipped (not an error that would fail the group);
-            # an id already in that archive keeps the message first stored under it.
-            await conn.executemany(
-                "INSERT INTO archive_messages (owner, id, peer, peer_resource, at, stanza) "
-                "SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts WHERE jid = ?) "
-                "ON CONFLICT (owner, id) DO NOTHING",
-                rows,
-            )
-            owners = list(quota)
-            marks = ",".join("?" * len(owners))
-            over = await conn.execute_fetchall(
-                f"SELECT owner, n FROM archive_counts WHERE owner IN ({marks})",  # noqa: S608
-                owners,
-            )
-            for owner, n in over:
-                excess = int(n) - quota[str(owner)]
-                if excess > 0:
-                    await conn.execute(
-                        "DELETE FROM archive_messages WHERE seq IN (SELECT seq FROM "
-                        "archive_messages WHERE owner = ? ORDER BY seq LIMIT ?)",
-                        (owner, excess),
+                added[e.owner] = added.get(e.owner, 0) + 1
+        try:
+            # The usual case, one plain statement for the lot: every owner is an account (the
+            # router archives for accounts only) and every id is new (random).
+            async with self._db.transaction() as conn:
+                await conn.executemany(
+                    "INSERT INTO archive_messages (owner, id, peer, peer_resource, at, stanza) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                await self._count_and_trim(conn, added, quota)
+        except sqlite3.IntegrityError:
+            # An owner that is no account (removed meanwhile) or an id already in its archive:
+            # row by row, skipping those, so the rest of the group is kept.
+            async with self._db.transaction() as conn:
+                added = {}
+                for row in rows:
+                    cur = await conn.execute(
+                        "INSERT INTO archive_messages (owner, id, peer, peer_resource, at, "
+                        "stanza) SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts "
+                        "WHERE jid = ?) ON CONFLICT (owner, id) DO NOTHING",
+                        (*row, row[0]),
                     )
+                    if cur.rowcount == 1:
+                        added[row[0]] = added.get(row[0], 0) + 1
+                await self._count_and_trim(conn, added, quota)
         return [None] * len(items)
+
+    @staticmethod
+    async def _count_and_trim(
+        conn: aiosqlite.Connection, added: dict[str, int], quota: dict[str, int]
+    ) -> None:
+        """Add what was inserted to the archives' counters, then drop the oldest messages of
+        the archives past their quota (the delete trigger subtracts them)."""
+        if not added:
+            return
+        await conn.executemany(
+            "INSERT INTO archive_counts (owner, n) VALUES (?, ?) "
+            "ON CONFLICT (owner) DO UPDATE SET n = n + excluded.n",
+            list(added.items()),
+        )
+        owners = list(added)
+        marks = ",".join("?" * len(owners))
+        counts = await conn.execute_fetchall(
+            f"SELECT owner, n FROM archive_counts WHERE owner IN ({marks})",  # noqa: S608
+            owners,
+        )
+        for owner, n in counts:
+            excess = int(n) - quota[str(owner)]
+            if excess > 0:
+                await conn.execute(
+                    "DELETE FROM archive_messages WHERE seq IN (SELECT seq FROM "
+                    "archive_messages WHERE owner = ? ORDER BY seq LIMIT ?)",
+                    (owner, excess),
+                )
 
     async def page(
         self,
@@ -132,18 +167,29 @@ class SqliteArchive:
         rows = rows[:limit]
         if order == "DESC":
             rows.reverse()
-        first_seq = int(rows[0][3]) if rows else -1
+        # The size of the set and the page's position in it, in one hop. A whole archive's
+        # size is its counter; a position is counted on the side nearer where paging started
+        # (the start when paging forwards, the end when paging backwards), each a range of one
+        # index, not the whole set.
+        if len(conds) == 1:
+            total_sql = "SELECT n FROM archive_counts WHERE owner = ?"
+            total_params: list[object] = [owner]
+        else:
+            total_sql = f"SELECT COUNT(*) FROM archive_messages WHERE {base}"  # noqa: S608
+            total_params = list(params)
+        first_seq = int(rows[0][3]) if rows else 0
+        side = "seq >= ?" if order == "DESC" else "seq < ?"
         counted = await self._db.fetch_one(
-            f"SELECT COUNT(*), COALESCE(SUM(seq < ?), 0) FROM archive_messages WHERE {base}",  # noqa: S608
-            (first_seq, *params),
+            f"SELECT ({total_sql}), (SELECT COUNT(*) FROM archive_messages "  # noqa: S608
+            f"WHERE {base} AND {side})",
+            (*total_params, *params, first_seq),
         )
         assert counted is not None
-        return ArchivePage(
-            [_message(r) for r in rows],
-            int(counted[0]),
-            int(counted[1]) if rows else None,
-            complete,
-        )
+        total = int(counted[0] or 0)
+        index = None
+        if rows:
+            index = total - int(counted[1]) if order == "DESC" else int(counted[1])
+        return ArchivePage([_message(r) for r in rows], total, index, complete)
 
     async def edges(self, owner: str) -> tuple[ArchivedMessage, ArchivedMessage] | None:
         rows = await self._db.fetch_all(
@@ -161,13 +207,23 @@ class SqliteArchive:
         return int(row[0]) if row else 0
 
     async def prune(self, older_than: float) -> int:
+        # Archive times grow with seq (they are the hub's clock when it archived), so what is
+        # older than the cutoff is everything before the first newer row in rowid order: found
+        # by reading the rows to remove and one more, without an index on the time.
+        row = await self._db.fetch_one(
+            "SELECT COALESCE((SELECT seq FROM archive_messages WHERE at >= ? ORDER BY seq "
+            "LIMIT 1), (SELECT COALESCE(MAX(seq), 0) + 1 FROM archive_messages))",
+            (older_than,),
+        )
+        assert row is not None
+        cutoff = int(row[0])
         removed = 0
         while True:
             async with self._db.transaction() as conn:
                 cur = await conn.execute(
                     "DELETE FROM archive_messages WHERE seq IN (SELECT seq FROM "
-                    "archive_messages WHERE at < ? LIMIT ?)",
-                    (older_than, PRUNE_BATCH),
+                    "archive_messages WHERE seq < ? ORDER BY seq LIMIT ?)",
+                    (cutoff, PRUNE_BATCH),
                 )
                 done = cur.rowcount
             removed += done

@@ -93,11 +93,13 @@ def without_forged_ids(message: Message, ours: Callable[[str], bool]) -> Message
     return Message(message.to, message.from_, message.id, message.lang, kept, message.type)
 
 
-def with_stanza_id(message: Message, by: str, archive_id: str) -> Message:
-    """``message`` stamped with ``<stanza-id by id/>`` (XEP-0359 §3)."""
-    stamp = Element(STANZA_ID, {"by": by, "id": archive_id})
-    return Message(
-        message.to, message.from_, message.id, message.lang, (*message.payload, stamp), message.type
+def stamped(xml: str, by: str, archive_id: str) -> str:
+    """A serialized message with ``<stanza-id by id/>`` added last (XEP-0359 §3), without
+    serializing the message again."""
+    assert xml.endswith("</message>")  # a message worth archiving has content
+    return (
+        f'{xml[:-10]}<stanza-id xmlns="{SID}" by="{escape_attr(by)}" '
+        f'id="{escape_attr(archive_id)}"/></message>'
     )
 
 
