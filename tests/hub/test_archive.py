@@ -3,6 +3,7 @@ stanza), XEP-0359 stanza-ids, queries and their errors, preferences, retention, 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
@@ -567,3 +568,93 @@ async def test_with_archiving_off_nothing_is_archived_or_stamped() -> None:
             f.get("var") for f in info.iter("{http://jabber.org/protocol/disco#info}feature")
         }
         assert mam.NS not in features
+
+
+# -- how copies are written ----------------------------------------------------------------------
+def routed(client: Client, xml: str) -> object:
+    """Route ``xml`` from ``client`` as the driver does, returning what it would await."""
+    from dataclasses import replace
+
+    from interlink.xmpp.stanza import parse_stanza
+    from interlink.xmpp.xml import parse_fragment
+
+    stanza = replace(parse_stanza(parse_fragment(xml)), from_=client.session.jid)
+    return client.hub.route(client.session, stanza)
+
+
+async def warm(kit: HubKit) -> tuple[Client, Client]:
+    """Two accounts whose preferences are cached (so routing decides without storage)."""
+    alice, bob = await pair(kit)
+    await alice.send(chat(BOB, "warm"))
+    bob.take()
+    return alice, bob
+
+
+async def test_the_first_message_reads_the_preferences_then_they_are_cached() -> None:
+    async with running_hub() as kit:
+        alice, _bob = await pair(kit)
+        first = routed(alice, chat(BOB, "first"))
+        assert asyncio.iscoroutine(first)  # preferences looked up
+        await first
+        assert routed(alice, chat(BOB, "second")) is None
+        kit.clock.now += 61  # past prefs_cache_ttl: looked up again
+        again = routed(alice, chat(BOB, "third"))
+        assert asyncio.iscoroutine(again)
+        await again
+
+
+async def test_write_behind_lets_the_sender_go_on_and_queries_wait_for_the_writer() -> None:
+    async with running_hub(settings(write_queue_max=100)) as kit:
+        alice, bob = await warm(kit)
+        assert routed(alice, chat(BOB, "queued")) is None  # delivered; the copy is queued
+        assert len(messages(bob)) == 1
+        assert len(await archived(kit, ALICE)) == 1  # the writer has not run yet
+        assert (await ask(alice)).bodies == ["warm", "queued"]  # the query waited for it
+
+
+async def test_a_full_write_queue_holds_the_sender_back_at_the_boundary() -> None:
+    async with running_hub(settings(write_queue_max=4)) as kit:
+        alice, bob = await warm(kit)
+        assert routed(alice, chat(BOB, "one")) is None  # 2 entries queued of 4
+        held = routed(alice, chat(BOB, "two"))  # 4 of 4: full
+        assert asyncio.iscoroutine(held)
+        await held
+        assert len(await archived(kit, ALICE)) == 3  # the writer caught up, nothing dropped
+        assert len(await archived(kit, BOB)) == 3
+        assert len(messages(bob)) == 2
+
+
+async def test_durable_before_ack_makes_the_sender_wait_for_the_commit() -> None:
+    async with running_hub(settings(durable_before_ack=True)) as kit:
+        alice, bob = await warm(kit)
+        work = routed(alice, chat(BOB, "kept"))
+        assert asyncio.iscoroutine(work)
+        assert len(messages(bob)) == 1  # delivered at once
+        assert len(await archived(kit, ALICE)) == 1
+        await work
+        assert len(await archived(kit, ALICE)) == 2
+        assert len(await archived(kit, BOB)) == 2
+        # a chat state has nothing to wait for
+        assert (
+            routed(
+                alice,
+                "<message xmlns='jabber:client' to='bob@hub.test' type='chat'>"
+                "<active xmlns='http://jabber.org/protocol/chatstates'/></message>",
+            )
+            is None
+        )
+
+
+async def test_a_failed_archive_write_does_not_refuse_the_delivered_message() -> None:
+    async with running_hub(settings(durable_before_ack=True)) as kit:
+        alice, bob = await pair(kit)
+        storage = kit.hub.ctx.storage
+
+        async def broken(entries: object, max_messages: int) -> None:
+            raise RuntimeError("disk on fire")
+
+        storage.archive.append = broken  # type: ignore[method-assign]
+        await alice.send(chat(BOB, "still delivered"))
+        assert len(messages(bob)) == 1
+        assert messages(alice) == []  # no error to the sender
+        assert kit.hub.router.archive.write_failures == 1
