@@ -6,6 +6,7 @@ archived."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,28 @@ async def test_a_stanza_the_consent_rules_refused_is_not_archived(tmp_path: Path
         )
         assert third_party is not None
         assert third_party.messages == []
+
+
+async def test_the_running_hub_prunes_past_retention(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, archive={"retention": 60.0, "prune_interval": 0.1}) as (
+        server,
+        _certs,
+    ):
+        storage = server.storage
+        assert storage is not None
+        owner = f"alice@{DOMAIN}"
+        now = time.time()
+        await storage.archive.append(
+            [
+                ArchiveEntry(owner, "old", BOB, "", now - 120, "<message/>"),
+                ArchiveEntry(owner, "new", BOB, "", now, "<message/>"),
+            ],
+            100,
+        )
+        for _ in range(100):
+            if await storage.archive.count(owner) == 1:
+                break
+            await asyncio.sleep(0.05)
+        left = await storage.archive.page(owner, ArchiveFilter(), after=None, before=None, limit=5)
+        assert left is not None
+        assert [m.id for m in left.messages] == ["new"]
