@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from interlink.xmpp.ext.mam import Prefs
 
 
-@dataclass(frozen=True, slots=True)
-class ArchiveEntry:
-    """One message to keep in ``owner``'s archive under ``id`` (unique in that archive)."""
+class ArchiveEntry(NamedTuple):
+    """One message to keep in ``owner``'s archive under ``id`` (unique in that archive). A
+    named tuple, not a dataclass: two are built per routed message, and engines can bind it as
+    a row as it is."""
 
     owner: str  # bare JID of the account
     id: str

@@ -45,14 +45,15 @@ class SqliteArchive:
             await self._writes.submit((entries, max_messages))
 
     async def _write(self, items: list[_Item]) -> list[None]:
-        rows = []
+        rows: list[ArchiveEntry] = []  # in the columns' order: bound as they are
         quota: dict[str, int] = {}
         added: dict[str, int] = {}
         for entries, max_messages in items:
+            rows.extend(entries)
             for e in entries:
-                rows.append((e.owner, e.id, e.peer, e.peer_resource, e.at, e.stanza))
-                quota[e.owner] = min(max_messages, quota.get(e.owner, max_messages))
-                added[e.owner] = added.get(e.owner, 0) + 1
+                owner = e.owner
+                quota[owner] = min(max_messages, quota.get(owner, max_messages))
+                added[owner] = added.get(owner, 0) + 1
         try:
             # The usual case, one plain statement for the lot: every owner is an account (the
             # router archives for accounts only) and every id is new (random).
