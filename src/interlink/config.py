@@ -277,6 +277,31 @@ class PasswordsSection(_Section):
         return self
 
 
+class ArchiveSection(_Section):
+    """XEP-0313 message archives of the hub's own accounts (docs/operations.md)."""
+
+    enabled: bool = True
+    retention: float = Field(30 * 86400.0, gt=0)  # seconds a message is kept
+    prune_interval: float = Field(3600.0, gt=0)  # seconds between two prunings
+    max_messages_per_account: int = Field(100_000, ge=1)  # past it, the oldest are dropped
+    page_max: int = Field(250, ge=1)  # messages one query returns at most (larger max: clamped)
+    page_default: int = Field(50, ge=1)  # when a query names no max
+    default_mode: Literal["always", "never", "roster"] = "always"  # for accounts without prefs
+    max_pref_jids: int = Field(1000, ge=0)  # JIDs in one account's always + never lists
+    prefs_cache_ttl: float = Field(60.0, ge=0)  # seconds the routing path trusts cached prefs
+    prefs_cache_size: int = Field(100_000, ge=1)  # accounts whose prefs are cached
+    # true: a sender's next stanza and its XEP-0198 ack wait for the archive commit; false:
+    # write-behind, at most write_queue_max entries behind (docs/operations.md)
+    durable_before_ack: bool = False
+    write_queue_max: int = Field(20_000, ge=1)
+
+    @model_validator(mode="after")
+    def _default_page_fits(self) -> ArchiveSection:
+        if self.page_default > self.page_max:
+            raise ValueError("archive.page_default cannot exceed archive.page_max")
+        return self
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -296,6 +321,7 @@ class Settings(_Section):
     media: MediaSection = MediaSection()
     adhoc: AdhocSection = AdhocSection()
     passwords: PasswordsSection = PasswordsSection()
+    archive: ArchiveSection = ArchiveSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")

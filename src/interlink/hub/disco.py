@@ -83,6 +83,12 @@ def info(
     return result
 
 
+def add_features(info_: Element, features: tuple[str, ...]) -> None:
+    """Append ``features`` to a disco#info answer."""
+    for feature in features:
+        info_.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
+
+
 def items(query: Element) -> Element:
     _no_node(query)
     return Element(DISCO_ITEMS)

@@ -20,6 +20,8 @@ from xml.etree.ElementTree import Element
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub import carbons, disco
 from interlink.hub.addressing import Kind
+from interlink.hub.archive import ArchiveService, Decision
+from interlink.hub.archive import disco_features as archive_features
 from interlink.hub.bookmarks import BookmarksService, bookmark_node_defaults
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
@@ -35,7 +37,8 @@ from interlink.hub.roster import QUERY as ROSTER_QUERY
 from interlink.hub.roster import RosterPushes, RosterService
 from interlink.hub.session import Session
 from interlink.hub.vcard import VcardService
-from interlink.xmpp.ext import blocking, interop, private, vcard
+from interlink.storage.archive import ArchiveEntry
+from interlink.xmpp.ext import blocking, interop, mam, private, vcard
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
@@ -93,6 +96,7 @@ class Router:
         self.carbons = Carbons(ctx.sessions)
         self.bookmarks = BookmarksService(ctx, self.pep)
         self.private = PrivateStorageService(ctx, self.bookmarks)
+        self.archive = ArchiveService(ctx)
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
         self._home_domain = ctx.addressing.is_home_domain
@@ -125,6 +129,7 @@ class Router:
 
     # -- messages -----------------------------------------------------------------------------
     def _message(self, session: Session, msg: Message) -> Pending | None:
+        msg = mam.without_forged_ids(msg, self._ours)
         to = msg.to
         if to is None:
             to = session.jid.bare
@@ -185,24 +190,96 @@ class Router:
         if blocks.blocks(to.bare, sender):
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
+    def _ours(self, by: str) -> bool:
+        """Whether a stanza-id's ``by`` names an address of this hub (XEP-0359 §5): one of
+        its services or any domain under them (interop subdomains, served or not)."""
+        domain = by.rpartition("@")[2].partition("/")[0].lower()
+        addressing = self.addressing
+        return addressing.serves(domain) or addressing.under_service(domain)
+
     def _deliver_message(
         self, session: Session, msg: Message, to: JID, sent: Message | None = None
     ) -> Pending | None:
-        """Deliver or store ``msg``; ``sent`` is what the sender's own devices get as carbons
-        if the hub changed the message on its way (the interop marker)."""
-        ctx = self.ctx
+        """Deliver or store ``msg`` (which the consent rules let through), archiving it where
+        it is worth it (:mod:`interlink.hub.archive`); ``sent`` is what the sender's own
+        devices get as carbons if the hub changed the message on its way (the interop
+        marker)."""
+        archive = self.archive
+        if archive.enabled and mam.worth_archiving(msg):
+            sender = session.jid
+            keep = (archive.decide(sender, to), archive.decide(to, sender))
+            if Decision.LOOKUP in keep:
+                return self._guard(session, msg, self._archive_looked_up(session, msg, to, sent))
+            return self._archive_and_deliver(
+                session, msg, to, sent, (keep[0] is Decision.KEEP, keep[1] is Decision.KEEP)
+            )
+        return self._route_message(session, msg, to, sent, ())
+
+    async def _archive_looked_up(
+        self, session: Session, msg: Message, to: JID, sent: Message | None
+    ) -> None:
+        sender = session.jid
+        keep = (await self.archive.resolve(sender, to), await self.archive.resolve(to, sender))
+        work = self._archive_and_deliver(session, msg, to, sent, keep)
+        if work is not None:
+            await work
+
+    def _archive_and_deliver(
+        self,
+        session: Session,
+        msg: Message,
+        to: JID,
+        sent: Message | None,
+        keep: tuple[bool, bool],
+    ) -> Pending | None:
+        if not (keep[0] or keep[1]):
+            return self._route_message(session, msg, to, sent, ())
         xml = to_xml(msg, None)
+        sent_xml = xml if sent is None or sent is msg else to_xml(sent, None)
+        plan = self.archive.plan(session.jid, to, xml, sent_xml, keep)
+        return self._route_message(
+            session, msg, to, sent, plan.entries, xml=plan.delivered, sent_xml=sent_xml
+        )
+
+    def _archived(self, entries: tuple[ArchiveEntry, ...]) -> Pending | None:
+        """The archive write the transport awaits (before it acknowledges the message)."""
+        return self.archive.write(entries) if entries else None
+
+    async def _store_then_archive(
+        self, msg: Message, xml: str, bare: JID, entries: tuple[ArchiveEntry, ...]
+    ) -> None:
+        await self.offline.accept(msg, xml, bare)  # a refusal raises: nothing archived
+        work = self.archive.write(entries)
+        if work is not None:
+            await work
+
+    def _route_message(
+        self,
+        session: Session,
+        msg: Message,
+        to: JID,
+        sent: Message | None,
+        entries: tuple[ArchiveEntry, ...],
+        *,
+        xml: str | None = None,
+        sent_xml: str | None = None,
+    ) -> Pending | None:
+        """Deliver ``msg`` serialized as ``xml`` (built here when not given; the archive's
+        stamped copy when given), the sender's devices getting ``sent_xml`` as carbons."""
+        ctx = self.ctx
+        if xml is None:
+            xml = to_xml(msg, None)
         mtype = msg.type
         if sent is None or sent is msg:
-            self.carbons.sent(msg, xml, session)
+            self.carbons.sent(msg, xml if sent_xml is None else sent_xml, session)
         else:
-            self.carbons.sent(sent, to_xml(sent, None), session)
+            self.carbons.sent(sent, to_xml(sent, None) if sent_xml is None else sent_xml, session)
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
                 target.deliver_xml(xml)
                 self.carbons.received(msg, xml, to.bare, (target,))
-                return None
+                return self._archived(entries)
             if mtype is MessageType.HEADLINE:
                 return None  # RFC 6121 §8.5.3.2.1: no such resource, silently ignored
         if mtype is MessageType.ERROR:
@@ -220,7 +297,9 @@ class Router:
                 for target in targets:
                     target.deliver_xml(xml)
                 self.carbons.received(msg, xml, bare, targets)
-                return None
+                return self._archived(entries)
+        if entries:
+            return self._guard(session, msg, self._store_then_archive(msg, xml, bare, entries))
         return self._guard(session, msg, self.offline.accept(msg, xml, bare))
 
     # -- iq -----------------------------------------------------------------------------------
@@ -240,6 +319,8 @@ class Router:
                 return self._guard(session, iq, self.private.handle_iq(session, iq))
             if query.tag == vcard.VCARD:
                 return self._guard(session, iq, self._own_vcard(session, iq))
+            if query.tag in mam.QUERIES:
+                return self._guard(session, iq, self.archive.handle_iq(session, iq))
             if query.tag in interop.QUERIES or query.tag in blocking.QUERIES:
                 return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
@@ -248,7 +329,7 @@ class Router:
                 return None
             if query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
                 return self._guard(session, iq, self._account_items(session, iq, own))
-            self._answer(session, iq, disco.account_query(iq))
+            self._answer(session, iq, self._account_query(iq, own))
             return None
         try:
             crossing = self._crossing(session.jid, to)
@@ -311,6 +392,10 @@ class Router:
             raise StanzaError(  # XEP-0049 §3; the same for every account, existing or not
                 StanzaErrorCondition.FORBIDDEN, "private storage belongs to its account alone"
             )
+        if query is not None and query.tag in mam.QUERIES:
+            raise StanzaError(  # XEP-0313 §5.1.1; the same for every account, existing or not
+                StanzaErrorCondition.FORBIDDEN, "an archive is queried by its account alone"
+            )
         if query is not None and query.tag == vcard.VCARD:
             return self._guard(session, iq, self.vcard.handle_other(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
@@ -336,7 +421,20 @@ class Router:
         if query is not None and query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
             await self._account_items(session, iq, account)
             return
-        self._answer(session, iq, disco.account_query(iq))
+        self._answer(session, iq, self._account_query(iq, account))
+
+    def _account_query(self, iq: Iq, account: JID) -> Element | None:
+        """What the hub answers for an account; its disco#info lists the archive (XEP-0313
+        §6.1) for the accounts that have one."""
+        answer = disco.account_query(iq)
+        if (
+            answer is not None
+            and answer.tag == disco.DISCO_INFO
+            and self.archive.enabled
+            and self.addressing.is_home(account)
+        ):
+            disco.add_features(answer, archive_features())
+        return answer
 
     async def _account_items(self, session: Session, iq: Iq, account: JID) -> None:
         """disco#items on an account lists the PEP nodes the requester may read."""
