@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from xml.etree.ElementTree import Element
 
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.hub.policy.limits import Rate
 from interlink.net.budget import Budget, SourceBudgets, SourceLimits
 from interlink.net.driver import ConnectionGate, DriverLimits, StreamDriver
+from interlink.xmpp.stanza import parse_stanza
 from interlink.xmpp.stream import ServerStream
+from interlink.xmpp.stream.events import StanzaReceived
 from tests.hubkit import DOMAIN, running_hub
 from tests.streamkit import CONFIG, OPEN
 
@@ -148,3 +151,25 @@ async def test_gate_per_source_budget_names_the_budget_and_counts_it() -> None:
         again, _ = connect("192.0.2.1")
         assert not again.stream.closed
         assert sources.held_by("192.0.2.1") == 2
+
+
+async def test_stanzas_read_after_the_connection_was_lost_are_not_routed() -> None:
+    """A read can hold several stanzas; when the connection is lost while an earlier one is
+    awaited (storage), the rest find no session: they are dropped (never acknowledged, so a
+    client with stream management sends them again), not an internal error."""
+    async with running_hub() as kit:
+        link = FakeLink()
+        loop = asyncio.get_running_loop()
+        driver = StreamDriver(
+            kit.hub,
+            ServerStream(CONFIG, now=loop.time()),
+            link,
+            ConnectionGate(5),
+            DriverLimits(),
+            "t",
+        )
+        driver.feed(OPEN)
+        driver.connection_lost()
+        message = parse_stanza(Element("{jabber:client}message", to=f"a@{DOMAIN}"))
+        assert driver._on_event(StanzaReceived(message, size=60, counted=True)) is None
+        assert kit.hub.ctx.stats.stanzas_in["message"] == 0

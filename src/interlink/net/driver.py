@@ -281,7 +281,13 @@ class StreamDriver:
     def _on_event(self, ev: StreamEvent) -> Pending | None:
         if isinstance(ev, StanzaReceived):
             session = self.session
-            assert session is not None
+            if session is None:
+                # The connection was lost while an earlier stanza of the same read was awaited
+                # (storage): the session has left the registry and its unavailable presence is
+                # out, so nothing more is routed for it. The stanza was never acknowledged: a
+                # client with stream management sends it again when it resumes.
+                log.debug("stanza after the session ended dropped", extra={"peer": self.peer})
+                return None
             stanza = ev.stanza
             stats = self.hub.ctx.stats
             stats.stanzas_in[stanza.KIND] += 1
