@@ -162,6 +162,7 @@ class StanzaErrorCondition(StrEnum):
     NOT_AUTHORIZED = "not-authorized"
     POLICY_VIOLATION = "policy-violation"
     RECIPIENT_UNAVAILABLE = "recipient-unavailable"
+    REGISTRATION_REQUIRED = "registration-required"  # XEP-0045 §7.2.6: members-only rooms
     REMOTE_SERVER_NOT_FOUND = "remote-server-not-found"
     RESOURCE_CONSTRAINT = "resource-constraint"
     SERVICE_UNAVAILABLE = "service-unavailable"
@@ -181,6 +182,7 @@ _DEFAULT_TYPES = {
     StanzaErrorCondition.NOT_AUTHORIZED: StanzaErrorType.AUTH,
     StanzaErrorCondition.RESOURCE_CONSTRAINT: StanzaErrorType.WAIT,
     StanzaErrorCondition.RECIPIENT_UNAVAILABLE: StanzaErrorType.WAIT,
+    StanzaErrorCondition.REGISTRATION_REQUIRED: StanzaErrorType.AUTH,
     StanzaErrorCondition.UNEXPECTED_REQUEST: StanzaErrorType.WAIT,
 }
 
