@@ -87,6 +87,10 @@ class PhoneInUseError(StorageError):
     """Another account already has that phone number."""
 
 
+class RoomExistsError(StorageError):
+    """A room with that address already exists (the group service, XEP-0045)."""
+
+
 class AuthenticationRefused(InterlinkError):
     """A bearer token was not accepted for login. ``temporary`` means the provider could not be
     asked (its endpoint was down or slow): the client may retry (SASL temporary-auth-failure)."""
