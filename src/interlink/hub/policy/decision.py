@@ -78,10 +78,11 @@ class Kind(StrEnum):
     IQ_RESPONSE = "iq-response"  # result or error
     PEP_READ = "pep-read"  # reading the owner's PEP nodes
     PEP_NOTIFICATION = "pep-notification"  # the owner's PEP event to a subscriber
+    INVITE = "invite"  # an invitation to a room (XEP-0045 mediated), or being made a member
 
 
 ANSWERED = frozenset(
-    {Kind.MESSAGE, Kind.ACTIVITY, Kind.PROTOCOL, Kind.ERROR, Kind.IQ, Kind.IQ_RESOURCE}
+    {Kind.MESSAGE, Kind.ACTIVITY, Kind.PROTOCOL, Kind.ERROR, Kind.IQ, Kind.IQ_RESOURCE, Kind.INVITE}
 )
 """Kinds whose refusal is answered with a stanza error; the rest are dropped silently."""
 
@@ -300,6 +301,9 @@ PEP_NOTIFICATION_OUT = Rule("pep_notification_out", Need.NO_REQUEST, metered=Fal
 _IN, _OUT = Direction.INBOUND, Direction.OUTBOUND
 RULES: dict[tuple[Direction, Kind], Rule] = {
     (_IN, Kind.MESSAGE): WRITE_IN,
+    # Being invited to a room, or added to its members, is writing: a message request from the
+    # third party, on the same budgets, refused like a message to a nonexistent account.
+    (_IN, Kind.INVITE): WRITE_IN,
     (_IN, Kind.DIRECTED): WRITE_IN,
     (_IN, Kind.SUBSCRIBE): WRITE_IN,
     (_IN, Kind.ACTIVITY): ACTIVITY_IN,
@@ -318,6 +322,7 @@ RULES: dict[tuple[Direction, Kind], Rule] = {
     (_IN, Kind.PEP_READ): PEP_READ_IN,
     (_IN, Kind.PEP_NOTIFICATION): PEP_NOTIFICATION_IN,
     (_OUT, Kind.MESSAGE): WRITE_OUT,
+    (_OUT, Kind.INVITE): WRITE_OUT,
     (_OUT, Kind.SUBSCRIBE): WRITE_OUT,
     (_OUT, Kind.ACTIVITY): ACTIVITY_OUT,
     (_OUT, Kind.PROTOCOL): PROTOCOL_OUT,

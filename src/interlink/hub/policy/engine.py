@@ -448,6 +448,22 @@ class InteropPolicy:
             return None
         return replace(msg, payload=await self._payload(*decided, msg.payload))
 
+    async def invitation(
+        self, inviter: JID, invitee: JID, payload: tuple[Element, ...]
+    ) -> tuple[Element, ...]:
+        """A room invitation (or membership) given by ``inviter`` to ``invitee`` across the
+        boundary, decided as the ``invite`` row (a message request from a third party): what
+        the invitation carries (the hub's marker added, for a gatekeeper invitee).
+
+        Raises:
+            StanzaError: the refusal to answer the inviter with (the generic one for an
+                invitee who has not opted in, exactly as for no account).
+        """
+        decided = await self._decide(Kind.INVITE, inviter.bare, invitee.bare)
+        if decided is None:
+            raise refusal()
+        return await self._payload(*decided, payload)
+
     async def presence(
         self, sender: JID, presence: Presence, to: JID, *, sent: bool = False
     ) -> Presence | None:
