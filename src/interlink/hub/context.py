@@ -14,6 +14,7 @@ from typing import Any
 
 from interlink.hub.addressing import Addressing
 from interlink.hub.auth_throttle import ThrottleLimits
+from interlink.hub.groups.settings import GroupSettings
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
@@ -51,6 +52,7 @@ class HubSettings:
     max_sessions_per_account: int = 32  # bound resources of one account at once
     auth_throttle: ThrottleLimits = field(default_factory=ThrottleLimits)  # SASL back-off
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)
+    groups: GroupSettings = field(default_factory=GroupSettings)  # XEP-0045 rooms (hub.groups)
 
     def __post_init__(self) -> None:
         for name in (
