@@ -13,6 +13,7 @@ import pytest
 
 from interlink.hub.policy.decision import (
     ANSWERED,
+    FELLOW_KINDS,
     RULES,
     WRITE_IN,
     Decision,
@@ -100,6 +101,16 @@ GENERIC = refuse(Refusal.GENERIC, Reason.UNREACHABLE, **CHARGED, first_contact=T
 ROWS: list[tuple[str, Facts, Decision]] = [
     # -- a third party writing: messages, directed presence and subscription requests -------
     ("message opens a request", facts(), REQUEST_1),
+    (
+        "a fellow room member reads another third party's keys",
+        facts(kind=Kind.PEP_READ, recipient_home=False, fellow_members=True),
+        deliver(),
+    ),
+    (
+        "but never writes to them",
+        facts(recipient_home=False, fellow_members=True),
+        GENERIC,
+    ),
     ("a room invitation opens a request like a message", facts(kind=Kind.INVITE), REQUEST_1),
     (
         "a room invitation to an unreachable address",
@@ -738,8 +749,11 @@ def _check_invariants(given: Facts, decision: Decision) -> None:
         assert given.approved
         assert given.same_service
         assert not given.recipient_blocks
-        assert given.recipient_home
-        assert given.settings.allows(given.provider)
+        if given.recipient_home:
+            assert given.settings.allows(given.provider)
+        else:  # another third party: a fellow member of a room, for its keys only
+            assert given.fellow_members
+            assert given.kind in FELLOW_KINDS
     if decision.record is Stage.REQUEST:
         assert given.direction is IN
         assert decision.messages <= given.request_limit

@@ -186,6 +186,7 @@ class Facts:
     request_messages: int  # messages counted while a request
     request_limit: int  # at most this many until accepted
     recipient_home: bool = True  # inbound: the recipient is a gatekeeper user, not a third party
+    fellow_members: bool = False  # two third parties who are members of one room
     sender_rate: bool = True
     provider_rate: bool = True
     new_conversation_budget: bool = True
@@ -371,16 +372,24 @@ def rules_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+FELLOW_KINDS = frozenset({Kind.IQ, Kind.PEP_READ, Kind.PEP_NOTIFICATION})
+"""What one third party may ask of another when both are members of one room: their OMEMO
+keys (an iq to the account and its PEP nodes), which group messages need; never a message."""
+
+
 def reachable(facts: Facts) -> bool:
     """Whether the recipient may be reached at all, whatever the conversation: one answer for
     every reason it may not (evaluated without short-circuiting, like the lookups before it).
-    A gatekeeper user's own settings are checked before, and told apart."""
+    A gatekeeper user's own settings are checked before, and told apart. Another third party
+    is reached only by a fellow member of a room, and only for :data:`FELLOW_KINDS`."""
     common = (
         facts.recipient_exists & facts.approved & facts.same_service & (not facts.recipient_blocks)
     )
     if facts.direction is Direction.OUTBOUND:
         return common
-    return common & facts.recipient_home & facts.settings.allows(facts.provider)
+    home = facts.recipient_home & facts.settings.allows(facts.provider)
+    fellow = (not facts.recipient_home) & facts.fellow_members & (facts.kind in FELLOW_KINDS)
+    return common & (home | fellow)
 
 
 def decide(facts: Facts, now: float) -> Decision:
