@@ -165,6 +165,7 @@ class GroupMessage:
     device_id: int
     flagged: bool = False
     interop: InteropMarker | None = None  # set when the sender is a third-party user
+    sent_at: float | None = None  # the sender's time (SCE affix, OMEMO 2 only), Unix seconds
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from xml.etree.ElementTree import Element
@@ -45,6 +45,7 @@ from interlink.client.events import (
     GroupMemberRemoved,
     GroupMessage,
     GroupSubject,
+    TextMessage,
 )
 from interlink.client.omemo_session import (
     LEGACY,
@@ -475,6 +476,52 @@ class GroupCalls:
             raise ClientError(f"not sent: {first_line(exc)}") from exc
         return message_id
 
+    async def report_group_member(
+        self,
+        room: str,
+        member: str,
+        *,
+        report: str = "spam",
+        text: str = "",
+        attach: Sequence[GroupMessage] = (),
+    ) -> None:
+        """Block and report a member of ``room`` (a nick or a bare JID) as a 1:1 sender is
+        reported (XEP-0377): the room is non-anonymous, so the report names the member's own
+        address, and the hub forwards a third party's report to its provider with the chosen
+        messages as this device decrypted them.
+
+        Raises:
+            ValueError: ``report`` is neither "spam" nor "abuse".
+            ClientError: ``member`` is no occupant's nick of ``room`` this device knows.
+            ConsentError: the hub refused (e.g. too many reports), or did not answer in time.
+        """
+        state = self.group(room)
+        real = state.occupants.get(member) or (member if member in state.members else None)
+        if real is None:
+            raise ClientError(f"{member} is not a member of {state.jid} this device knows")
+        copies = [
+            TextMessage(
+                f"{state.jid}/{m.nick}",
+                m.text,
+                m.message_id,
+                m.device_id,
+                OMEMO2,
+                sent_at=m.sent_at,
+            )
+            for m in attach
+        ]
+        await self.block(real, report=report, text=text, attach=copies)
+
+    async def block(
+        self,
+        jid: str,
+        *,
+        report: str | None = None,
+        text: str = "",
+        attach: Sequence[TextMessage] = (),
+    ) -> None:
+        raise NotImplementedError
+
     # -- plumbing ----------------------------------------------------------------------------
     def _connected(self) -> slixmpp.ClientXMPP:
         if self._xmpp is None:
@@ -628,13 +675,15 @@ class GroupCalls:
             except sce.SceError as exc:
                 self._emit(DecryptionFailed(str(frm), message_id, str(exc)))
                 return
-            text = envelope.body
+            text, sent_at = envelope.body, envelope.timestamp
         else:
-            text = plaintext.decode("utf-8", errors="replace")
+            text, sent_at = plaintext.decode("utf-8", errors="replace"), None
         if text is None:
             return
         self._emit(
-            GroupMessage(room, nick, sender, text, message_id, device.device_id, flagged, marker)
+            GroupMessage(
+                room, nick, sender, text, message_id, device.device_id, flagged, marker, sent_at
+            )
         )
 
     def _room_marker(self, element: Element, room: str) -> InteropMarker | None:
