@@ -57,7 +57,7 @@ from interlink.client.omemo_session import (
 )
 from interlink.client.xmpp_port import first_line
 from interlink.xmpp import ns
-from interlink.xmpp.addressing import domain_of, groups_domain, interop_service
+from interlink.xmpp.addressing import domain_of, groups_domain, home_service
 from interlink.xmpp.ext import interop, muc
 from interlink.xmpp.ext.interop import InteropMarker
 
@@ -690,9 +690,7 @@ class GroupCalls:
         """The hub's marker on what one of our service's rooms relays: trusted only from the
         service's own group service (the hub strips any marker a sender wrote)."""
         el = element.find(interop.MARKER)
-        own = domain_of(self.bare)
-        service = interop_service(own, own.partition(".")[0]) or own  # a third party's service
-        if el is None or domain_of(room) != groups_domain(service):
+        if el is None or domain_of(room) != groups_domain(home_service(domain_of(self.bare))):
             return None
         return interop.parse_marker(el)
 

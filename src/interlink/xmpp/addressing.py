@@ -58,6 +58,13 @@ def groups_domain(service_domain: str, label: str = GROUPS_LABEL) -> str:
     return f"{label}.{service_domain}"
 
 
+def home_service(domain: str) -> str:
+    """The service an account's domain belongs to: the domain itself for a service's own
+    users, ``<service>`` for ``<provider>.interop.<service>``."""
+    provider_id = domain.partition(".")[0]
+    return interop_service(domain, provider_id) or domain
+
+
 def domain_of(address: str) -> str:
     """The domain part of a JID given as text (``local@domain/resource``)."""
     rest = address.partition("/")[0]
