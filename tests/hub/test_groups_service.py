@@ -264,6 +264,17 @@ async def test_a_user_who_blocks_the_room_gets_nothing_from_it() -> None:
         bob.take()
         await invite(alice, f"bob@{DOMAIN}")
         assert bob.stanzas() == []
+        (refused,) = alice.stanzas()  # as for an address that does not exist
+        await invite(alice, f"nobody@{DOMAIN}")
+        (nobody,) = alice.stanzas()
+        assert to_xml(refused) == to_xml(nobody)
+        # and nothing else of the room reaches him, though he could be made a member
+        answer = await admin_set(alice, f"<item affiliation='member' jid='bob@{DOMAIN}'/>")
+        assert answer.type is IqType.RESULT
+        await enter(bob, "bob")
+        bob.take()
+        await say(alice, "to bob?")
+        assert bob.stanzas() == []
 
 
 async def test_encrypted_only_rooms_refuse_plain_bodies() -> None:
@@ -388,3 +399,60 @@ async def test_third_party_invitations_count_against_the_request_budget() -> Non
         )
         (also,) = tp.stanzas()
         assert error_of(also) == "policy-violation"
+
+
+async def test_room_rate_at_the_boundary() -> None:
+    settings = GroupSettings(room_rate=Rate(4, 60.0))
+    async with group_hub(settings) as kit:
+        alice = await user(kit, "alice")
+        bob = await user(kit, "bob")
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        await enter(bob, "bob")
+        alice.take()
+        for i, who in enumerate((alice, bob, alice, bob)):  # two senders, one room budget
+            await say(who, f"m{i}")
+            assert bodies(alice) == [f"m{i}"]
+            assert bodies(bob) == [f"m{i}"]
+        await say(bob, "m4")
+        (refused,) = [s for s in bob.stanzas() if isinstance(s, Message)]
+        assert error_of(refused) == "policy-violation"
+        err = refused.find("{jabber:client}error")
+        assert err is not None
+        assert "this room" in (err.findtext("{" + STANZAS + "}text") or "")
+
+
+async def test_maxusers_is_bounded_by_the_service() -> None:
+    settings = GroupSettings(room=RoomLimits(max_occupants=10))
+    async with group_hub(settings) as kit:
+        alice = await user(kit, "alice")
+        await create(alice)
+        for value, ok in (("10", True), ("11", False)):
+            await alice.send(
+                f"<iq xmlns='jabber:client' type='set' id='cfg' to='{ROOM}'>"
+                f"<query xmlns='{muc.NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>"
+                "<field var='muc#roomconfig_maxusers'>"
+                f"<value>{value}</value></field></x></query></iq>"
+            )
+            (answer,) = [s for s in alice.stanzas() if isinstance(s, Iq)]
+            if ok:
+                assert answer.type is IqType.RESULT
+            else:
+                assert error_of(answer) == "not-acceptable"
+
+
+async def test_a_direct_invitation_follows_the_one_to_one_rules() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        carol = await user(kit, "carol")  # not opted in
+        tp = await user(kit, TP)
+        direct = f"<x xmlns='{muc.NS_CONFERENCE}' jid='{ROOM}'/>"
+        await tp.send(f"<message xmlns='jabber:client' to='alice@{DOMAIN}'>{direct}</message>")
+        (got,) = alice.stanzas()
+        marker = got.find(interop.MARKER)
+        assert marker is not None
+        assert marker.get("request") == "true"  # a message request like any first message
+        await tp.send(f"<message xmlns='jabber:client' to='carol@{DOMAIN}'>{direct}</message>")
+        (refused,) = tp.stanzas()
+        assert error_of(refused) == "service-unavailable"
+        assert carol.stanzas() == []

@@ -368,6 +368,21 @@ class GroupCalls:
         message.xml.append(x)
         message.send()
 
+    async def invite_directly(self, room: str, jid: str, reason: str = "") -> None:
+        """Invite ``jid`` with a XEP-0249 direct invitation (a message to them naming the
+        room). It is a message like any other: across the boundary the consent rules decide
+        (a request from a third party; refused like a nonexistent account when they cannot be
+        reached). It does not make them a member: add them too (:meth:`add_group_member`).
+
+        Raises:
+            NotConnected: before ``connect()``.
+        """
+        xmpp = self._connected()
+        message = xmpp.make_message(mto=slixmpp.JID(str(slixmpp.JID(jid).bare)))
+        message["id"] = secrets.token_hex(8)
+        message.xml.append(muc.direct_invitation(str(slixmpp.JID(room).bare), reason))
+        message.send()
+
     async def decline_invitation(self, room: str, inviter: str, reason: str = "") -> None:
         """Decline an invitation (XEP-0045 §7.8.3): the pending membership is withdrawn.
 

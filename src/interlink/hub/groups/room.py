@@ -45,10 +45,9 @@ from interlink.xmpp import ns
 from interlink.xmpp.ext import muc
 from interlink.xmpp.ext.muc import Affiliation, ItemView, Role, RoomConfig, Status
 from interlink.xmpp.forms import X as FORM
-from interlink.xmpp.jid import JID, InvalidJID
+from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
-    IqType,
     Message,
     MessageType,
     Presence,
@@ -236,19 +235,13 @@ class Room:
             PresenceType.UNAVAILABLE if unavailable else PresenceType.AVAILABLE,
         )
 
-    def _to_all(
-        self, who: Occupant, fx: Effects, *, self_codes: Iterable[int] = (), **kw: object
-    ) -> None:
-        """``who``'s presence to every session of every occupant (110 to its own)."""
-        self_codes = tuple(self_codes)
+    def _to_all(self, who: Occupant, fx: Effects) -> None:
+        """``who``'s (available) presence to every session of every occupant, with 110 to
+        its own sessions."""
         for other in self.occupants.values():
-            codes = kw.get("statuses", ())
-            assert isinstance(codes, tuple)
+            codes = (Status.SELF,) if other is who else ()
             for session in other.sessions:
-                mine = other is who
-                args = dict(kw)
-                args["statuses"] = (*codes, *(self_codes if mine else ()))
-                fx.out.append(self._presence_of(who, session, other, **args))  # type: ignore[arg-type]
+                fx.out.append(self._presence_of(who, session, other, statuses=codes))
 
     # -- presence ----------------------------------------------------------------------------
     def presence(self, sender: JID, to: JID, presence: Presence, now: float) -> Effects:
@@ -272,7 +265,7 @@ class Room:
             current.sessions[sender] = payload
             current.last = sender
             fx = Effects()
-            self._to_all(current, fx, statuses=(), self_codes=(Status.SELF,))
+            self._to_all(current, fx)
             return fx
         if current is not None:
             return self._change_nick(current, sender, nick, payload)
@@ -381,7 +374,7 @@ class Room:
         self.occupants[nick] = who
         for session in who.sessions:
             self._by_session[session] = nick
-        self._to_all(who, fx, statuses=(), self_codes=(Status.SELF,))
+        self._to_all(who, fx)
         return fx
 
     def _exit(self, who: Occupant, sender: JID, presence: Presence) -> Effects:
@@ -498,11 +491,14 @@ class Room:
         """A mediated invitation (§7.8.2), consent already checked by the shell.
 
         Raises:
-            StanzaError: as :meth:`may_invite`; ``forbidden`` for an outcast invitee,
-                ``resource-constraint`` past ``max_members``.
+            StanzaError: as :meth:`may_invite`; ``bad-request`` without an invitee,
+                ``forbidden`` for an outcast invitee, ``resource-constraint`` past
+                ``max_members``.
         """
         self.may_invite(sender)
         invitee = invitation.to
+        if invitee is None:
+            raise _error(StanzaErrorCondition.BAD_REQUEST, "an invitation needs a 'to' address")
         fx = Effects()
         current = self.affiliation(invitee)
         if current is Affiliation.OUTCAST:
@@ -670,7 +666,7 @@ class Room:
                 self._eject(occupant, fx, Status.AFFILIATION_CHANGED, "", actor_nick)
             else:
                 occupant.role = self._role_for(aff)
-                self._to_all(occupant, fx, statuses=(), self_codes=(Status.SELF,))
+                self._to_all(occupant, fx)
         for target, reason in kicks:
             if target.nick in self.occupants:
                 self._eject(target, fx, Status.KICKED, reason, actor_nick)
@@ -815,23 +811,8 @@ class Room:
         return []
 
 
-def parse_nick_jid(room: JID, nick: str) -> JID:
-    """``room/nick`` (raises ``jid-malformed`` for a nick that is no resource)."""
-    try:
-        return room.with_resource(nick)
-    except InvalidJID as exc:
-        raise _error(StanzaErrorCondition.JID_MALFORMED, str(exc)) from None
-
-
-def result(iq: Iq, payload: Element | None) -> Iq:
-    if payload is None:
-        return iq_result(iq, from_=iq.to)
-    return iq_result(iq, payload, from_=iq.to)
-
-
 __all__ = [
     "Effects",
-    "IqType",
     "Member",
     "Occupant",
     "Room",

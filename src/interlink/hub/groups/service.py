@@ -324,11 +324,15 @@ class GroupService:
             await self._apply(room, room.decline(session.jid, invitation))
             return
         room.may_invite(session.jid)
-        extra = await self._consent(session.jid, invitation.to)
-        await self._learn((invitation.to,))
+        invitee = invitation.to
+        assert invitee is not None  # read_invitations refuses an invitation without one
+        if self._policy.blocks.blocks(invitee, room.jid):
+            raise refusal()  # the invitee blocked the room: as if there were nobody
+        extra = await self._consent(session.jid, invitee)
+        await self._learn((invitee,))
         fx = room.invite(session.jid, invitation, now)
         fx.out = [
-            replace(s, payload=(*s.payload, *extra)) if s.to == invitation.to else s for s in fx.out
+            replace(s, payload=(*s.payload, *extra)) if s.to == invitee else s for s in fx.out
         ]
         await self._apply(room, fx)
 

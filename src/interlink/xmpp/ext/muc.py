@@ -343,7 +343,7 @@ def admin_list_request(query: Element) -> Affiliation | Role:
 class Invitation:
     """A mediated invitation (§7.8.2) or a decline (§7.8.3) as sent to the room."""
 
-    to: JID  # the invitee (bare), or the inviter a decline goes back to
+    to: JID | None  # the invitee (bare), or the inviter a decline goes back to (optional)
     reason: str
     decline: bool = False
 
@@ -368,7 +368,7 @@ def read_invitations(x: Element) -> list[Invitation]:
         reason_el = child.find(REASON)
         reason = (reason_el.text or "")[:1024] if reason_el is not None else ""
         try:
-            to = JID.parse(target).bare if target else JID.parse("invalid.invalid")
+            to = JID.parse(target).bare if target else None
         except InvalidJID as exc:
             raise StanzaError(StanzaErrorCondition.JID_MALFORMED, str(exc)) from None
         out.append(Invitation(to, reason, decline))
@@ -385,7 +385,7 @@ def invite_message_x(inviter: JID, reason: str, *, decline: bool = False) -> Ele
     return user_x(None, (), child)
 
 
-def direct_invitation(room: JID, reason: str = "") -> Element:
+def direct_invitation(room: JID | str, reason: str = "") -> Element:
     """XEP-0249 §2: ``<x xmlns='jabber:x:conference' jid='room'/>``."""
     attrs = {"jid": str(room)}
     if reason:
