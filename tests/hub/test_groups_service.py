@@ -456,3 +456,17 @@ async def test_a_direct_invitation_follows_the_one_to_one_rules() -> None:
         (refused,) = tp.stanzas()
         assert error_of(refused) == "service-unavailable"
         assert carol.stanzas() == []
+
+
+async def test_going_unavailable_leaves_every_room() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice")
+        bob = await user(kit, "bob")
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        await enter(bob, "bob")
+        alice.take()
+        await bob.send("<presence xmlns='jabber:client' type='unavailable'/>")
+        await kit.hub.ctx.drain_tasks()
+        gone = [s for s in alice.stanzas() if isinstance(s, Presence)]
+        assert [(str(s.from_), s.type) for s in gone] == [(f"{ROOM}/bob", PresenceType.UNAVAILABLE)]

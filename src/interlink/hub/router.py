@@ -43,6 +43,7 @@ from interlink.xmpp.stanza import (
     Message,
     MessageType,
     Presence,
+    PresenceType,
     Stanza,
     error_reply,
     iq_result,
@@ -105,6 +106,8 @@ class Router:
             if type(stanza) is Iq:
                 return self._iq(session, stanza)
             assert isinstance(stanza, Presence)
+            if to is None and stanza.type is PresenceType.UNAVAILABLE:
+                self.groups.session_ended(session)  # unavailable leaves every room (RFC 6121)
             return self._guard(session, stanza, self.presence.handle(session, stanza))
         except StanzaError as err:
             self.reply_error(session, stanza, err)

@@ -140,7 +140,8 @@ class GroupService:
                 await self._iq(session, room, stanza, to)
 
     def session_ended(self, session: Session) -> None:
-        """``session`` is gone: it leaves every room it was in (in the background)."""
+        """``session`` is gone, or went unavailable: it leaves every room it was in (in the
+        background)."""
         rooms = self._joined.pop(session.jid, None)
         if rooms:
             self._ctx.spawn(self._leave_all(session.jid, rooms), name=f"leave rooms {session.jid}")
