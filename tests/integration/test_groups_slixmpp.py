@@ -94,6 +94,18 @@ async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path
             with pytest.raises(IqError) as outcasts:
                 await b_muc.get_affiliation_list(ROOM, "outcast", timeout=TIMEOUT)
             assert outcasts.value.iq["error"]["condition"] == "forbidden"
+            # ... and an invitation to an address that cannot be reached
+            a_muc.invite(ROOM, JID(f"nobody@{DOMAIN}"))
+
+            async def error_message(client: Xmpp) -> Any:
+                while True:
+                    msg = await client.next_message()
+                    if msg["type"] == "error":
+                        return msg
+
+            unreachable = await asyncio.wait_for(error_message(alice), TIMEOUT)
+            assert unreachable["error"]["condition"] == "service-unavailable"
+            assert str(unreachable["from"]) == str(ROOM)
             # the owner kicks the member out of the list: removed with 321
             await a_muc.set_affiliation(ROOM, "none", jid=JID(f"bob@{DOMAIN}"), timeout=TIMEOUT)
             gone = await next_presence_from(bob, f"{ROOM}/bob", "unavailable")

@@ -562,17 +562,12 @@ class GroupService:
         assert to is not None
         if self._policy.blocks.blocks(to.bare, room):
             return  # the user blocked the room (XEP-0191): nothing of it reaches them
-        if to.resource is not None:
+        if to.resource is not None:  # to an occupant's session
             target = self._ctx.sessions.get(to)
             if target is not None:
                 target.deliver(stanza)
-                return
-            if not isinstance(stanza, Message):
-                return
-            # an invitation or notice to a bare account below; occupants' sessions that are
-            # gone leave through session_ended.
-            return
-        if isinstance(stanza, Message):
+            return  # a session that is gone leaves its rooms through session_ended
+        if isinstance(stanza, Message):  # an invitation or a decline, to an account
             try:
                 await self._offline.accept(stanza, to_xml(stanza, None), to.bare)
             except StanzaError as err:

@@ -28,7 +28,9 @@ forgotten for presence. :func:`decide` applies a row in one fixed order:
    for each address it has no conversation with *or cannot reach*, so that probing costs what
    writing costs;
 5. reachability, one outcome for every reason (no account, chats off, provider not allowed or
-   not approved, another service, blocked, another third party): never an oracle;
+   not approved, another service, blocked, another third party): never an oracle; another
+   third party is reachable only by a fellow member of a room, and only for its keys
+   (:data:`FELLOW_KINDS`);
 6. the conversation's state, as the row needs it (a request's budget, accepted only, ...);
 7. for a gatekeeper user starting a conversation: the new-conversation budget.
 
