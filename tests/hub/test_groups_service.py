@@ -470,3 +470,26 @@ async def test_going_unavailable_leaves_every_room() -> None:
         await kit.hub.ctx.drain_tasks()
         gone = [s for s in alice.stanzas() if isinstance(s, Presence)]
         assert [(str(s.from_), s.type) for s in gone] == [(f"{ROOM}/bob", PresenceType.UNAVAILABLE)]
+
+
+async def test_messages_of_a_blocked_member_do_not_reach_the_blocker() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        tp = await user(kit, TP)
+        carol = await user(kit, "carol")
+        await create(alice)
+        await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
+        await invite(alice, f"carol@{DOMAIN}")
+        await enter(tp, "tp")
+        await enter(carol, "carol")
+        await alice.send(
+            "<iq xmlns='jabber:client' type='set' id='b'>"
+            f"<block xmlns='urn:xmpp:blocking'><item jid='{TP}'/></block></iq>"
+        )
+        alice.take()
+        carol.take()
+        await say(tp, "spam")
+        assert bodies(alice) == []
+        assert bodies(carol) == ["spam"]
+        await say(carol, "hello")
+        assert bodies(alice) == ["hello"]

@@ -555,13 +555,18 @@ class GroupService:
                     )
                 )
         for stanza in fx.out:
-            await self._deliver(jid, stanza)
+            await self._deliver(room, stanza)
 
-    async def _deliver(self, room: JID, stanza: Stanza) -> None:
+    async def _deliver(self, room: Room, stanza: Stanza) -> None:
         to = stanza.to
         assert to is not None
-        if self._policy.blocks.blocks(to.bare, room):
+        blocks = self._policy.blocks
+        if blocks.blocks(to.bare, room.jid):
             return  # the user blocked the room (XEP-0191): nothing of it reaches them
+        if isinstance(stanza, Message) and stanza.from_ is not None and stanza.from_.resource:
+            author = room.occupants.get(stanza.from_.resource)
+            if author is not None and blocks.blocks(to.bare, author.real):
+                return  # what a member they blocked writes does not reach them
         if to.resource is not None:  # to an occupant's session
             target = self._ctx.sessions.get(to)
             if target is not None:
@@ -573,7 +578,7 @@ class GroupService:
             except StanzaError as err:
                 log.info(
                     "room message not delivered",
-                    extra={"room": str(room), "to": str(to), "condition": str(err.condition)},
+                    extra={"room": str(room.jid), "to": str(to), "condition": str(err.condition)},
                 )
 
 
