@@ -646,6 +646,7 @@ class HubServer:
             self.hub.router.policy.forget(jid)
             self.hub.router.policy.blocks.forget(jid)  # its list was deleted with it
             self.hub.end_account_sessions(jid, "the account was removed")
+            self.hub.router.groups.forget_account(jid)  # its affiliations went with it
         else:
             log.warning("unknown operator change", extra={"change": kind})
 

@@ -493,3 +493,24 @@ async def test_messages_of_a_blocked_member_do_not_reach_the_blocker() -> None:
         assert bodies(carol) == ["spam"]
         await say(carol, "hello")
         assert bodies(alice) == ["hello"]
+
+
+async def test_a_removed_account_leaves_the_member_lists() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice")
+        bob = await user(kit, "bob")
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        await kit.disconnect(bob)
+        alice.take()
+        await kit.hub.ctx.storage.accounts.delete(f"bob@{DOMAIN}")
+        kit.hub.router.groups.forget_account(JID.parse(f"bob@{DOMAIN}"))
+        await kit.hub.ctx.drain_tasks()
+        (notice,) = alice.stanzas()  # occupants stop encrypting to it
+        x = notice.find(muc.USER_X)
+        assert x is not None
+        item = x.find(muc.ITEM)
+        assert item is not None
+        assert (item.get("jid"), item.get("affiliation")) == (f"bob@{DOMAIN}", "none")
+        room = kit.hub.router.groups._rooms[JID.parse(ROOM)]
+        assert JID.parse(f"bob@{DOMAIN}") not in room.state.members

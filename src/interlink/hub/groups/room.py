@@ -528,6 +528,16 @@ class Room:
         self._announce_affiliation(real, fx)
         return fx
 
+    def forget(self, real: JID) -> Effects:
+        """``real``'s account is gone: it leaves the member list (occupants who see JIDs are
+        told, §9.3, so that no one keeps encrypting to it). Its sessions ended already."""
+        fx = Effects()
+        if self.state.members.pop(real.bare, None) is not None:
+            fx.members[real.bare] = None
+            fx.removed.add(real.bare)
+            self._announce_affiliation(real.bare, fx)
+        return fx
+
     def _check_room_for_members(self, more: int) -> None:
         if len(self.member_jids()) + more > self.limits.max_members:
             raise _error(

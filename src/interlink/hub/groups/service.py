@@ -159,6 +159,21 @@ class GroupService:
                 )
                 await self._apply(room, fx)
 
+    def forget_account(self, jid: JID) -> None:
+        """``jid``'s account was removed (its affiliations went with it in storage): the rooms
+        in memory drop it too, and tell their occupants."""
+        self._labels.pop(jid.bare, None)
+        rooms = [r.jid for r in self._rooms.values() if jid.bare in r.state.members]
+        if rooms:
+            self._ctx.spawn(self._forget(jid.bare, rooms), name=f"forget {jid} in rooms")
+
+    async def _forget(self, jid: JID, rooms: list[JID]) -> None:
+        for room_jid in rooms:
+            async with self._locks.hold(room_jid):
+                room = self._rooms.get(room_jid)
+                if room is not None:
+                    await self._apply(room, room.forget(jid))
+
     def server_items(self, service_domain: str, items: Element) -> None:
         """Add the group service to a service's disco#items (XEP-0045 §6.1)."""
         domain = self._addressing.groups_domain(service_domain)
