@@ -34,6 +34,8 @@ from interlink.hub.adhoc_commands import standard_commands
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
+from interlink.hub.groups.room import RoomLimits
+from interlink.hub.groups.settings import GroupSettings
 from interlink.hub.hub import Hub
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits, Rate
@@ -136,6 +138,25 @@ def hub_settings(s: Settings) -> HubSettings:
         auth_throttle=throttle_limits(s),
         policy=policy_limits(s),
         archive=archive_limits(s),
+        groups=group_settings(s),
+    )
+
+
+def group_settings(s: Settings) -> GroupSettings:
+    """The ``[groups]`` section as the group service's limits."""
+    g = s.groups
+    return GroupSettings(
+        room=RoomLimits(
+            max_members=g.max_members,
+            max_occupants=g.max_occupants,
+            max_nick_chars=g.max_nick_chars,
+            max_subject_chars=g.max_subject_chars,
+        ),
+        rooms_per_user=g.rooms_per_user,
+        max_message_bytes=g.max_message_bytes,
+        room_rate=Rate(g.room_messages_per_minute, 60.0),
+        sender_rate=Rate(g.sender_messages_per_minute, 60.0),
+        rooms_cached=g.rooms_cached,
     )
 
 
@@ -370,7 +391,11 @@ class HubServer:
         decoy = await secrets_.get_or_create_secret("sasl-decoy", 32)
         cert, key = tls_files(s)
         tls: ssl.SSLContext = server_context(cert, key)
-        self.addressing = addressing = Addressing(s.hub.services, ProviderDirectory())
+        self.addressing = addressing = Addressing(
+            s.hub.services,
+            ProviderDirectory(),
+            groups_label=s.groups.subdomain if s.groups.enabled else None,
+        )
         await record_services(storage, addressing)
         self._http_client = http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
         signer = HubSigner(await secrets_.get_or_create_secret("hub-signing-key", 32))
@@ -701,6 +726,7 @@ class HubServer:
             self.hub.router.policy.forget(jid)
             self.hub.router.policy.blocks.forget(jid)  # its list was deleted with it
             self.hub.end_account_sessions(jid, "the account was removed")
+            self.hub.router.groups.forget_account(jid)  # its affiliations went with it
         else:
             log.warning("unknown operator change", extra={"change": kind})
 

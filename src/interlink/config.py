@@ -302,6 +302,31 @@ class ArchiveSection(_Section):
         return self
 
 
+class GroupsSection(_Section):
+    """The group service (XEP-0045 rooms on ``<subdomain>.<service>``, docs/operations.md);
+    a rate of 0 means unlimited."""
+
+    enabled: bool = True
+    subdomain: str = "groups"  # the rooms of wa.example live at <room>@groups.wa.example
+    max_members: int = Field(1000, ge=1)  # owners, admins and members of one room
+    rooms_per_user: int = Field(100, ge=1)  # rooms one account owns
+    max_occupants: int = Field(200, ge=1)  # in one room at once; what a room may configure
+    max_message_bytes: int = Field(64 * 1024, ge=256)  # one groupchat message as sent
+    room_messages_per_minute: int = Field(600, ge=0)  # everything sent to one room
+    sender_messages_per_minute: int = Field(60, ge=0)  # one sender, in every room together
+    max_nick_chars: int = Field(64, ge=1)
+    max_subject_chars: int = Field(1024, ge=1)
+    rooms_cached: int = Field(10_000, ge=1)  # rooms without occupants kept in memory
+
+    @field_validator("subdomain")
+    @classmethod
+    def _one_label(cls, value: str) -> str:
+        label = value.strip().lower()
+        if not label or any(c in label for c in "./@ "):
+            raise ValueError("groups.subdomain must be one DNS label, e.g. 'groups'")
+        return label
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -322,6 +347,7 @@ class Settings(_Section):
     adhoc: AdhocSection = AdhocSection()
     passwords: PasswordsSection = PasswordsSection()
     archive: ArchiveSection = ArchiveSection()
+    groups: GroupsSection = GroupsSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")

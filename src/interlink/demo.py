@@ -5,7 +5,8 @@ Alice (a user of the hub, the "large messenger") turns third-party chats on; Bob
 provider "Example Chat") enlists with proof of his identity key and logs in. They talk: Bob's
 first message arrives as a message request, Alice accepts, they exchange end-to-end encrypted
 text, receipts and a displayed marker; Bob goes offline and his provider gets a content-free
-push; Alice sends an image, Bob downloads and checks it. For every step the transcript shows what
+push; Alice sends an image, Bob downloads and checks it; Alice makes a group with Bob in it and
+they talk there, encrypted to every member's devices. For every step the transcript shows what
 each person's client showed, and beside it exactly what the hub and the provider saw.
 """
 
@@ -36,6 +37,7 @@ from interlink.client import (
     ClientEvent,
     Displayed,
     FileMessage,
+    GroupMessage,
     InterlinkClient,
     KitUploader,
     Receipt,
@@ -364,8 +366,31 @@ class Demo:
                 f'Bob: image {info.width}×{info.height} "{info.caption}", '
                 "both SHA-256 hashes and the GCM tag checked"
             )
+            await self._group(alice, again, bob_jid)
         finally:
             await again.close()
+
+    async def _group(self, alice: InterlinkClient, bob: InterlinkClient, bob_jid: str) -> None:
+        await self.settle()
+        step = self.step("9. A group with a member from another service")
+        room = f"lake-trip@groups.{DOMAIN}"
+        await alice.create_group(room, "Alice", name="Lake trip")
+        await alice.add_group_member(room, bob_jid)
+        step.people.append(f"Alice: created {room} (members-only, encrypted-only), added Bob")
+        joined = await bob.join_group(room, "Bob")
+        step.people.append(f"Bob: entered; members {', '.join(sorted(joined.members))}")
+        await alice.send_group_text(room, "Who brings the boat?")
+        heard = await _next(bob, GroupMessage)
+        step.people.append(f'Bob: "{heard.text}" from {heard.nick} in the group')
+        await bob.send_group_text(room, "I will, see you Saturday")
+        answer = await _next(alice, GroupMessage)
+        marker = answer.interop
+        if marker is None:
+            raise DemoFailed("Bob's group message carried no interop marker")
+        step.people.append(
+            f'Alice: "{answer.text}" from {answer.nick} ({marker.provider_name}), '
+            "encrypted to every member's devices"
+        )
 
 
 async def _next(client: InterlinkClient, kind: type[Any]) -> Any:

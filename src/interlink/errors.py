@@ -87,6 +87,10 @@ class PhoneInUseError(StorageError):
     """Another account already has that phone number."""
 
 
+class RoomExistsError(StorageError):
+    """A room with that address already exists (the group service, XEP-0045)."""
+
+
 class AuthenticationRefused(InterlinkError):
     """A bearer token was not accepted for login. ``temporary`` means the provider could not be
     asked (its endpoint was down or slow): the client may retry (SASL temporary-auth-failure)."""
@@ -163,6 +167,7 @@ class StanzaErrorCondition(StrEnum):
     NOT_AUTHORIZED = "not-authorized"
     POLICY_VIOLATION = "policy-violation"
     RECIPIENT_UNAVAILABLE = "recipient-unavailable"
+    REGISTRATION_REQUIRED = "registration-required"  # XEP-0045 §7.2.6: members-only rooms
     REMOTE_SERVER_NOT_FOUND = "remote-server-not-found"
     RESOURCE_CONSTRAINT = "resource-constraint"
     SERVICE_UNAVAILABLE = "service-unavailable"
@@ -182,6 +187,7 @@ _DEFAULT_TYPES = {
     StanzaErrorCondition.NOT_AUTHORIZED: StanzaErrorType.AUTH,
     StanzaErrorCondition.RESOURCE_CONSTRAINT: StanzaErrorType.WAIT,
     StanzaErrorCondition.RECIPIENT_UNAVAILABLE: StanzaErrorType.WAIT,
+    StanzaErrorCondition.REGISTRATION_REQUIRED: StanzaErrorType.AUTH,
     StanzaErrorCondition.UNEXPECTED_REQUEST: StanzaErrorType.WAIT,
 }
 

@@ -12,20 +12,28 @@ from rich.console import Console
 
 from interlink.demo import Demo
 
-SECRETS = ("Hi Alice", "Welcome", "Are you there", "the lake this morning")
+SECRETS = (
+    "Hi Alice",
+    "Welcome",
+    "Are you there",
+    "the lake this morning",
+    "Who brings the boat",
+    "see you Saturday",
+)
 
 
 async def test_demo_transcript_people_hub_and_provider(tmp_path: Path) -> None:
     demo = Demo(Console(record=True, width=200), tmp_path)
     await demo.run()
     titles = [step.title for step in demo.steps]
-    assert len(titles) == 8
+    assert len(titles) == 9
     people = "\n".join(line for step in demo.steps for line in step.people)
     assert "REQUEST from bob (Example Chat)" in people
     assert "✓✓ delivered" in people
     assert "✓✓ seen" in people
     assert "push for bob" in people
     assert "GCM tag checked" in people
+    assert "from Bob (Example Chat), encrypted to every member's devices" in people
     hub = "\n".join(line for step in demo.steps for line in step.hub)
     provider = "\n".join(line for step in demo.steps for line in step.provider)
     assert "omemo:2:encrypted" in hub

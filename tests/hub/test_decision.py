@@ -13,6 +13,7 @@ import pytest
 
 from interlink.hub.policy.decision import (
     ANSWERED,
+    FELLOW_KINDS,
     RULES,
     WRITE_IN,
     Decision,
@@ -100,6 +101,22 @@ GENERIC = refuse(Refusal.GENERIC, Reason.UNREACHABLE, **CHARGED, first_contact=T
 ROWS: list[tuple[str, Facts, Decision]] = [
     # -- a third party writing: messages, directed presence and subscription requests -------
     ("message opens a request", facts(), REQUEST_1),
+    (
+        "a fellow room member reads another third party's keys",
+        facts(kind=Kind.PEP_READ, recipient_home=False, fellow_members=True),
+        deliver(),
+    ),
+    (
+        "but never writes to them",
+        facts(recipient_home=False, fellow_members=True),
+        GENERIC,
+    ),
+    ("a room invitation opens a request like a message", facts(kind=Kind.INVITE), REQUEST_1),
+    (
+        "a room invitation to an unreachable address",
+        facts(kind=Kind.INVITE, settings=InteropSettings()),
+        GENERIC,
+    ),
     (
         "message within a request's budget",
         facts(conversation=Stage.REQUEST, request_messages=LIMIT - 1),
@@ -339,6 +356,11 @@ ROWS: list[tuple[str, Facts, Decision]] = [
     ),
     # -- a gatekeeper user writing -----------------------------------------------------------
     (
+        "a gatekeeper user's room invitation starts an accepted conversation like a message",
+        facts(OUT, kind=Kind.INVITE),
+        deliver(**CHARGED_OUT, first_contact=True, record=Stage.ACCEPTED, at=NOW),
+    ),
+    (
         "first message starts an accepted conversation",
         facts(OUT),
         deliver(**CHARGED_OUT, first_contact=True, record=Stage.ACCEPTED, at=NOW),
@@ -571,6 +593,7 @@ DROPPED_UNREACHABLE_OUT = drop(Reason.UNREACHABLE, **CHARGED_OUT)
 GENERIC_OUT = refuse(Refusal.GENERIC, Reason.UNREACHABLE, **CHARGED_OUT)
 UNREACHABLE: dict[tuple[Direction, Kind], Decision] = {
     (IN, Kind.MESSAGE): GENERIC,
+    (IN, Kind.INVITE): GENERIC,
     (IN, Kind.ACTIVITY): drop(Reason.ACTIVITY_DROPPED, **CHARGED),
     (IN, Kind.PROTOCOL): drop(Reason.ACTIVITY_DROPPED, **CHARGED),
     (IN, Kind.ERROR): drop(Reason.ERROR_DROPPED, **CHARGED),
@@ -589,6 +612,7 @@ UNREACHABLE: dict[tuple[Direction, Kind], Decision] = {
     (IN, Kind.PEP_READ): drop(),
     (IN, Kind.PEP_NOTIFICATION): drop(),
     (OUT, Kind.MESSAGE): GENERIC_OUT,
+    (OUT, Kind.INVITE): GENERIC_OUT,
     (OUT, Kind.ACTIVITY): GENERIC_OUT,
     (OUT, Kind.PROTOCOL): GENERIC_OUT,
     (OUT, Kind.ERROR): drop(Reason.ERROR_DROPPED, **CHARGED_OUT),
@@ -641,6 +665,8 @@ def test_one_rule_for_writing_whatever_the_stanza() -> None:
     assert RULES[IN, Kind.MESSAGE] is RULES[IN, Kind.DIRECTED] is RULES[IN, Kind.SUBSCRIBE]
     assert RULES[IN, Kind.MESSAGE] is WRITE_IN
     assert RULES[OUT, Kind.MESSAGE] is RULES[OUT, Kind.SUBSCRIBE]
+    assert RULES[IN, Kind.INVITE] is WRITE_IN  # a room invitation is a message request
+    assert RULES[OUT, Kind.INVITE] is RULES[OUT, Kind.MESSAGE]
 
 
 def test_the_documented_table_is_the_rules() -> None:
@@ -723,8 +749,11 @@ def _check_invariants(given: Facts, decision: Decision) -> None:
         assert given.approved
         assert given.same_service
         assert not given.recipient_blocks
-        assert given.recipient_home
-        assert given.settings.allows(given.provider)
+        if given.recipient_home:
+            assert given.settings.allows(given.provider)
+        else:  # another third party: a fellow member of a room, for its keys only
+            assert given.fellow_members
+            assert given.kind in FELLOW_KINDS
     if decision.record is Stage.REQUEST:
         assert given.direction is IN
         assert decision.messages <= given.request_limit

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -173,3 +174,50 @@ async def test_report_reaches_the_operator_and_the_provider(tmp_path: Path) -> N
         )
         assert shown.exit_code == 0, shown.output
         assert json.loads(shown.output)["messages"][0]["body"] == "buy cheap watches"
+
+
+async def test_a_room_message_report_reaches_the_members_provider(tmp_path: Path) -> None:
+    from interlink.client.events import GroupMessage
+
+    room = f"team@groups.{DOMAIN}"
+    async with world(tmp_path) as w:
+        gatekeeper = await alice(w)
+        bob = InterlinkClient(
+            f"{w.bob_jid}/app",
+            "",
+            data_dir=w.tmp / "bob",
+            port=w.server.ports["c2s-starttls"],
+            ca_file=w.certs.ca,
+            token_provider=w.token,
+        )
+        await bob.connect()
+        try:
+            await gatekeeper.set_interop_settings(enabled=True)
+            await gatekeeper.create_group(room, "alice")
+            await gatekeeper.add_group_member(room, w.bob_jid)
+            await bob.join_group(room, "bob")
+            await bob.send_group_text(room, "buy cheap watches in the group")
+            while not isinstance(event := await gatekeeper.next_event(15), GroupMessage):
+                pass
+            assert event.interop is not None
+            await gatekeeper.report_group_member(
+                room, "bob", report="spam", text="group spam", attach=[event]
+            )
+            for _ in range(100):
+                if await w.kit.reports():
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await bob.close()
+            await gatekeeper.close()
+        forwarded = await w.kit.reports()
+        assert len(forwarded) == 1
+        claims = forwarded[0]
+        bob_user = await w.kit.check_password("bob", "bob-secret")
+        assert bob_user is not None
+        assert claims["sub"] == bob_user.subject
+        assert (claims["reason"], claims["text"]) == ("urn:xmpp:reporting:spam", "group spam")
+        assert claims["messages"] == [
+            {"id": event.message_id, "at": ANY, "body": "buy cheap watches in the group"}
+        ]
+        assert "alice" not in json.dumps(claims)

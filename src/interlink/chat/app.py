@@ -303,8 +303,16 @@ class ChatScreen(Screen[None]):
                     command.name
                 ]
             )
+        elif isinstance(command, m.NewGroup):
+            self.new_group(command.name)
         elif peer is None:
             self.chat_app.tell("warning", "open or start a chat first (Ctrl+N)")
+        elif self.model.conversation(peer).room:
+            self.group_command(peer, command)
+        elif isinstance(command, m.Invite) or (
+            isinstance(command, m.Simple) and command.name in ("members", "leave", "decline")
+        ):
+            self.chat_app.tell("warning", "that is for groups: open one first")
         elif isinstance(command, m.SendText):
             self.typing.sent()
             self.send_text(peer, command.text)
@@ -324,6 +332,59 @@ class ChatScreen(Screen[None]):
                     "unblock": "unblock",
                 }[command.name]
             )
+
+    # -- groups --------------------------------------------------------------------------------
+    def _nick(self) -> str:
+        return self.client.bare.partition("@")[0][:16]
+
+    @work(group="send")
+    async def new_group(self, name: str) -> None:
+        room = self.model.group_address(name)
+        created = await self.guarded(
+            self.client.create_group(room, self._nick(), name=name), "group not created"
+        )
+        if created is not None:
+            self.model.group(room)
+            self.open_conversation(room)
+
+    @work(group="send")
+    async def group_command(self, room: str, command: m.Command) -> None:
+        """What the input means in a group: text is a group message; /invite, /members,
+        /leave, /accept (enter), /decline, /report."""
+        client = self.client
+        conversation = self.model.group(room)
+        if isinstance(command, m.SendText):
+            message_id = await self.guarded(client.send_group_text(room, command.text), "not sent")
+            if message_id is not None:
+                self.model.sent(room, message_id, command.text, time.time())
+        elif isinstance(command, m.Invite):
+            await self.guarded(client.invite_to_group(room, command.jid), "not invited")
+            self.model.note(room, f"invited {command.jid}", time.time())
+        elif isinstance(command, m.Report):
+            offered = [
+                line.text.partition(": ")[0].split(" (")[0] for line in conversation.lines[-1:]
+            ]
+            self.chat_app.tell(
+                "information", f"report a member with /report in their chat {offered}"
+            )
+        elif isinstance(command, m.Simple) and command.name == "members":
+            self.chat_app.tell("information", self.model.members_text(room))
+        elif isinstance(command, m.Simple) and command.name == "accept":
+            await self.guarded(client.join_group(room, self._nick()), "could not enter")
+        elif isinstance(command, m.Simple) and command.name == "decline":
+            if conversation.inviter is not None:
+                await self.guarded(client.decline_invitation(room, conversation.inviter), "decline")
+            conversation.request = False
+            self.model.note(room, "invitation declined", time.time())
+        elif isinstance(command, m.Simple) and command.name == "leave":
+            if await self._done(client.leave_group(room, forget=True), "leave"):
+                self.model.note(room, "you left the group", time.time())
+        elif isinstance(command, m.Simple) and command.name == "block":
+            if await self._done(client.block(room), "block"):
+                self.model.blocked(room)
+        else:
+            self.chat_app.tell("warning", "in a group: text, /invite, /members, /leave")
+        self.redraw()
 
     @work(group="send")
     async def send_text(self, peer: str, text: str) -> None:
@@ -480,6 +541,9 @@ class ChatScreen(Screen[None]):
     @on(Button.Pressed, "#accept")
     async def action_accept(self) -> None:
         peer = self.model.current
+        if peer is not None and self.model.conversation(peer).room:
+            self.group_command(peer, m.Simple("accept"))  # accepting an invitation is entering
+            return
         if peer is not None and await self._done(self.client.accept_request(peer), "accept"):
             self.model.accepted(peer)
             self.chat_app.tell("information", f"accepted {peer}")
@@ -488,6 +552,9 @@ class ChatScreen(Screen[None]):
     @on(Button.Pressed, "#block")
     async def action_block(self) -> None:
         peer = self.model.current
+        if peer is not None and self.model.conversation(peer).room:
+            self.group_command(peer, m.Simple("block"))  # nothing of the group reaches us
+            return
         if peer is not None and await self._done(self.client.block(peer), "block"):
             self.model.blocked(peer)
             self.chat_app.tell("information", f"blocked {peer}")

@@ -23,6 +23,13 @@ from interlink.client.events import (
     Displayed,
     EncryptionProblem,
     FileMessage,
+    GroupInvitation,
+    GroupJoined,
+    GroupLeft,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+    GroupMessage,
+    GroupSubject,
     InteropMarker,
     KeyChanged,
     MessageRefused,
@@ -31,7 +38,7 @@ from interlink.client.events import (
 )
 from interlink.client.media import KINDS as FILE_KINDS
 from interlink.client.media import FileInfo
-from interlink.xmpp.addressing import domain_of, interop_provider
+from interlink.xmpp.addressing import domain_of, groups_domain, home_service, interop_provider
 
 TYPING_PAUSE = 5.0  # seconds without a keystroke before "composing" becomes "paused"
 
@@ -102,6 +109,7 @@ class Line:
     file: FileInfo | None = None
     file_event: FileMessage | None = None  # incoming files: what download() needs
     source: TextMessage | None = None  # incoming texts: what a report can attach
+    group_source: GroupMessage | None = None  # incoming group messages, likewise
     transfer: Transfer | None = None
     error: str | None = None  # why the hub refused it
 
@@ -116,11 +124,20 @@ class Conversation:
     third_party: bool = False
     marker: InteropMarker | None = None  # the hub's last label for the peer
     key_changed: bool = False
+    room: bool = False  # a group (XEP-0045 room): ``peer`` is the room's address
+    name: str = ""  # the group's name
+    members: dict[str, str] = field(default_factory=dict)  # bare JID -> affiliation
+    providers: dict[str, str] = field(default_factory=dict)  # third-party member -> provider
+    inviter: str | None = None  # an open invitation to the group came from
+    joined: bool = False
 
     @property
     def title(self) -> str:
         """The peer's name as people recognise it: for third-party users the id their provider
-        attests and the provider's name (their address here is an opaque code)."""
+        attests and the provider's name (their address here is an opaque code); for a group
+        its name or the room's local part."""
+        if self.room:
+            return "# " + (self.name or self.peer.partition("@")[0])
         if self.marker is not None:
             who = self.marker.user or self.peer.partition("@")[0][:12]
             return f"{who} ({self.marker.provider_name or self.marker.provider})"
@@ -168,6 +185,8 @@ class ChatModel:
     def inbox_of(self, conversation: Conversation) -> Inbox:
         if conversation.request:
             return Inbox.REQUESTS
+        if conversation.room:
+            return Inbox.CHATS
         if conversation.third_party and self.inbox_mode == "separate":
             return Inbox.OTHER_SERVICES
         return Inbox.CHATS
@@ -248,11 +267,104 @@ class ChatModel:
     def verified(self, peer: str) -> None:
         self.conversation(peer).key_changed = False
 
+    # -- groups ------------------------------------------------------------------------------
+    def group_address(self, name: str) -> str:
+        """``name@groups.<this account's service>`` (a full address is kept as given)."""
+        if "@" in name:
+            return bare(name)
+        return f"{name.lower()}@{groups_domain(home_service(self.own_domain))}"
+
+    def group(self, room: str) -> Conversation:
+        conversation = self.conversation(room)
+        conversation.room = True
+        conversation.third_party = False
+        return conversation
+
+    def members_text(self, room: str) -> str:
+        """The member list as the client shows it: address, affiliation, provider."""
+        conversation = self.group(room)
+        lines = []
+        for jid, affiliation in sorted(conversation.members.items()):
+            provider = conversation.providers.get(jid)
+            where = f" — {provider}" if provider else ""
+            lines.append(f"{jid} ({affiliation}){where}")
+        return "\n".join(lines) or "no members known yet"
+
+    def _group_event(self, event: ClientEvent, now: float) -> list[Notice]:
+        if isinstance(event, GroupInvitation):
+            c = self.group(event.room)
+            c.inviter = event.inviter
+            c.request = not c.joined
+            if event.interop is not None:
+                c.marker = event.interop
+            who = event.inviter
+            if event.interop is not None:
+                who = f"{event.interop.user or event.inviter} ({event.interop.provider_name})"
+            c.lines.append(
+                Line(f"invitation from {who}: /accept to enter, /decline", now, note=True)
+            )
+            return [Notice(Level.INFO, f"{who} invites you to {c.title}")]
+        if isinstance(event, GroupJoined):
+            c = self.group(event.room)
+            c.request, c.joined, c.inviter = False, True, None
+            c.members = dict(event.members)
+            c.lines.append(Line(f"you entered as {event.nick}", now, note=True))
+            return []
+        if isinstance(event, GroupMemberAdded):
+            c = self.group(event.room)
+            c.members[event.member] = event.affiliation
+            if event.interop is not None:
+                c.providers[event.member] = event.interop.provider_name or event.interop.provider
+            c.lines.append(Line(f"{event.member} is now a member", now, note=True))
+            return []
+        if isinstance(event, GroupMemberRemoved):
+            c = self.group(event.room)
+            c.members.pop(event.member, None)
+            c.lines.append(Line(f"{event.member} left the group ({event.reason})", now, note=True))
+            return []
+        if isinstance(event, GroupSubject):
+            c = self.group(event.room)
+            if event.subject:
+                c.lines.append(Line(f"subject: {event.subject}", now, note=True))
+            return []
+        if isinstance(event, GroupLeft):
+            c = self.group(event.room)
+            c.joined = False
+            c.lines.append(
+                Line(f"you are no longer in this group ({event.reason})", now, note=True)
+            )
+            return []
+        assert isinstance(event, GroupMessage)
+        c = self.group(event.room)
+        label = event.nick
+        if event.interop is not None:
+            provider = event.interop.provider_name or event.interop.provider
+            c.providers[event.sender] = provider
+            label = f"{event.nick} ({provider})"
+        line = Line(f"{label}: {event.text}", now, message_id=event.message_id)
+        line.flagged = event.flagged
+        line.group_source = event
+        c.lines.append(line)
+        if self.current != c.peer:
+            c.unread += 1
+        return []
+
     # -- what the SDK reports ---------------------------------------------------------------
     def apply(self, event: ClientEvent, now: float) -> list[Notice]:
         """Take one SDK event into the state; returns what to notify the user of."""
         if isinstance(event, TextMessage | FileMessage):
             return self._message(event, now)
+        if isinstance(
+            event,
+            GroupInvitation
+            | GroupJoined
+            | GroupMemberAdded
+            | GroupMemberRemoved
+            | GroupMessage
+            | GroupSubject
+            | GroupLeft,
+        ):
+            return self._group_event(event, now)
         if isinstance(event, Receipt):
             self._tick(event.sender, event.message_id, Delivery.DELIVERED, upto=False)
         elif isinstance(event, Displayed):
@@ -427,21 +539,45 @@ class Report:
 
 
 @dataclass(frozen=True, slots=True)
+class NewGroup:
+    name: str  # a room name, or a full room address
+
+
+@dataclass(frozen=True, slots=True)
+class Invite:
+    jid: str
+
+
+@dataclass(frozen=True, slots=True)
 class Usage:
     """The input was a command used wrongly: tell the user how to use it."""
 
     text: str
 
 
-Command = SendText | SendFile | Download | Simple | Report | Usage
+Command = SendText | SendFile | Download | Simple | Report | NewGroup | Invite | Usage
 
 HELP = (
     "/file [--image|--voice|--video] PATH [caption]   send a file\n"
     "/download [N]   fetch the newest (or N-th) file of this chat\n"
     "/safety   the safety number;  /accept, /block, /report spam|abuse [text], /unblock\n"
-    "/settings   third-party chat settings;  Ctrl+N new chat;  Ctrl+Q quit"
+    "/settings   third-party chat settings;  Ctrl+N new chat;  Ctrl+Q quit\n"
+    "/group NAME   create a group;  /invite JID;  /members;  /leave;  "
+    "/accept or /decline an invitation"
 )
-_SIMPLE = {"safety", "verify", "accept", "block", "unblock", "settings", "help", "requests"}
+_SIMPLE = {
+    "safety",
+    "verify",
+    "accept",
+    "block",
+    "unblock",
+    "settings",
+    "help",
+    "requests",
+    "members",
+    "leave",
+    "decline",
+}
 
 
 def parse_input(text: str) -> Command | None:
@@ -466,6 +602,14 @@ def parse_input(text: str) -> Command | None:
         if len(args) == 1 and args[0].isdigit() and int(args[0]) > 0:
             return Download(int(args[0]))
         return Usage("/download [N]: N is the file's number in this chat")
+    if name == "group":
+        if len(args) != 1:
+            return Usage("/group NAME: create a group (members-only, encrypted)")
+        return NewGroup(args[0])
+    if name == "invite":
+        if len(args) != 1 or "@" not in args[0]:
+            return Usage("/invite ADDRESS: invite someone to this group")
+        return Invite(args[0])
     if name == "report":
         if not args or args[0] not in ("spam", "abuse"):
             return Usage("/report spam|abuse [text]")

@@ -38,6 +38,7 @@ from interlink.client.events import (
     Receipt,
     TextMessage,
 )
+from interlink.client.groups import GroupCalls
 from interlink.client.media_transfer import MediaCalls, Uploader
 from interlink.client.oauthbearer import OAuthBearer
 from interlink.client.omemo_session import (
@@ -75,7 +76,7 @@ def _q(namespace: str, local: str) -> str:
     return "{" + namespace + "}" + local
 
 
-class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
+class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
     """One account on one device.
 
     ``data_dir`` keeps the device's keys and sessions (SQLite); the same directory on the next run
@@ -187,6 +188,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
                 self._spawn_for(self._on_message),
             )
         )
+        self._register_group_handlers(xmpp)  # XEP-0045 rooms (client/groups.py)
         xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._on_pep_event))
         # Carbons (XEP-0280): the plugin only passes copies that come from our own bare JID.
         xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
@@ -471,6 +473,9 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         await self._on_message(wrapper["carbon_sent"], outgoing=True)
 
     async def _on_message(self, stanza: Any, *, outgoing: bool = False) -> None:
+        if stanza["type"] == "groupchat":
+            await self._on_group_message(stanza)  # rooms: client/groups.py
+            return
         element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
         if element is None and self._legacy:
             element = stanza.xml.find(f"{{{LEGACY}}}encrypted")

@@ -113,6 +113,92 @@ class MessageRefused:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class GroupJoined:
+    """This device is in the room ``room`` as ``nick``; ``members``: bare JID -> affiliation
+    (owner, admin, member), the recipients of what it sends there."""
+
+    room: str
+    nick: str
+    members: tuple[tuple[str, str], ...]
+    created: bool = False  # the room was made by this join (XEP-0045 status 201)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemberAdded:
+    """``member`` (bare JID) is now an owner, admin or member of ``room``; from now on what this
+    device sends there is encrypted to it too. ``interop``: its provider, for a third party."""
+
+    room: str
+    member: str
+    affiliation: str
+    interop: InteropMarker | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMemberRemoved:
+    """``member`` left the member list of ``room`` (removed, banned, declined or left): nothing
+    this device sends there afterwards is encrypted to it. ``reason``: the XEP-0045 status
+    (``kicked`` 307, ``banned`` 301, ``removed`` 321, ``left`` otherwise)."""
+
+    room: str
+    member: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSubject:
+    room: str
+    subject: str
+    by: str  # the nick that set it ("" for the room)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMessage:
+    """A decrypted message in ``room`` from ``sender`` (its real bare JID) as ``nick``."""
+
+    room: str
+    nick: str
+    sender: str
+    text: str
+    message_id: str | None
+    device_id: int
+    flagged: bool = False
+    interop: InteropMarker | None = None  # set when the sender is a third-party user
+    sent_at: float | None = None  # the sender's time (SCE affix, OMEMO 2 only), Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class GroupInvitation:
+    """An invitation to ``room`` from ``inviter`` (XEP-0045 mediated, or XEP-0249 direct).
+    ``interop.request`` is set when it comes from a third party not accepted yet: a message
+    request (accept by joining, decline, block or report)."""
+
+    room: str
+    inviter: str
+    reason: str
+    interop: InteropMarker | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupLeft:
+    """This device is no longer in ``room`` (left, removed, banned, or the room was destroyed);
+    ``reason`` as for :class:`GroupMemberRemoved` (``destroyed`` too)."""
+
+    room: str
+    reason: str
+
+
+GroupEvent = (
+    GroupJoined
+    | GroupMemberAdded
+    | GroupMemberRemoved
+    | GroupSubject
+    | GroupMessage
+    | GroupInvitation
+    | GroupLeft
+)
+
 ClientEvent = (
     TextMessage
     | FileMessage
@@ -124,4 +210,5 @@ ClientEvent = (
     | EncryptionProblem
     | KeyChanged
     | DeviceListChanged
+    | GroupEvent
 )

@@ -4,7 +4,9 @@ A hub hosts one or more gatekeeper *services* (``hub.domains``: say ``wa.example
 ``msg.example``, as one operator running two messengers that both offer interoperability). Each
 service has its own users (``<user>@<service>``) and, for every provider onboarded to it, a
 plug-and-play subdomain where that provider's users live (``<opaque>@<provider>.interop.<service>``,
-spelled by :mod:`interlink.xmpp.addressing`). Anything else is remote (federation comes next).
+spelled by :mod:`interlink.xmpp.addressing`), and a group service (``groups.<service>``, the label
+configurable) whose rooms are ``<room>@groups.<service>``. Anything else is remote (federation
+comes next).
 
 :class:`Addressing` classifies addresses; :class:`ProviderDirectory` is its view of which providers
 may be reached on which service, kept by the operator-state owner (see
@@ -26,6 +28,7 @@ from interlink.xmpp.jid import JID, InvalidJID
 class Kind(Enum):
     HOME = "home"  # a gatekeeper service's own user, or the service's domain itself
     INTEROP = "interop"  # a third-party provider's user (or subdomain), plug-and-play
+    GROUPS = "groups"  # a service's group service (XEP-0045 rooms), or one of its rooms
     REMOTE = "remote"  # not hosted here
 
 
@@ -37,6 +40,7 @@ class Location:
 
 
 REMOTE = Location(Kind.REMOTE)
+_ACCOUNTS = frozenset((Kind.HOME, Kind.INTEROP))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,9 +88,22 @@ class ProviderDirectory:
 
 class Addressing:
     """Classifies addresses for a hub hosting ``services`` (the first is the default, used by
-    streams that name no domain and by commands that are given none)."""
+    streams that name no domain and by commands that are given none), each with a group
+    service on the subdomain ``groups_label`` (``None``: no group service).
 
-    def __init__(self, services: Sequence[str], providers: ProviderDirectory) -> None:
+    Raises:
+        ConfigError: for no services, a service that is no bare domain or is listed twice, one
+            inside another's interop space or equal to another's group service, or a group
+            label that is not one DNS label.
+    """
+
+    def __init__(
+        self,
+        services: Sequence[str],
+        providers: ProviderDirectory,
+        *,
+        groups_label: str | None = rule.GROUPS_LABEL,
+    ) -> None:
         if not services:
             raise ConfigError("hub.domains needs at least one domain")
         normalized: list[str] = []
@@ -104,6 +121,16 @@ class Addressing:
             for b in normalized:
                 if a != b and b.endswith(rule.interop_suffix(a)):
                     raise ConfigError(f"hub.domains: {b!r} lies inside {a!r}'s interop space")
+        self._groups: dict[str, str] = {}  # group service domain -> its service
+        if groups_label is not None:
+            label = groups_label.strip().lower()
+            if not label or "." in label or "@" in label or "/" in label:
+                raise ConfigError(f"groups.subdomain: {groups_label!r} is not one DNS label")
+            for service in normalized:
+                groups = rule.groups_domain(service, label)
+                if groups in normalized:
+                    raise ConfigError(f"hub.domains: {groups!r} is {service!r}'s group service")
+                self._groups[groups] = service
         self.services: tuple[str, ...] = tuple(normalized)
         self._services = frozenset(normalized)
         self.default = normalized[0]
@@ -117,6 +144,8 @@ class Addressing:
             return hit
         if domain in self._services:
             found = Location(Kind.HOME, domain)
+        elif domain in self._groups:
+            found = Location(Kind.GROUPS, self._groups[domain])
         else:
             found = REMOTE
             for service in self.services:
@@ -134,7 +163,7 @@ class Addressing:
 
     def serves(self, domain: str) -> bool:
         """Whether streams to ``domain`` are accepted here (a service or an interop subdomain)."""
-        return self.locate_domain(domain).kind is not Kind.REMOTE
+        return self.locate_domain(domain).kind in _ACCOUNTS
 
     def is_home(self, jid: JID) -> bool:
         """An address of one of the hosted gatekeeper services (its users or its domain)."""
@@ -149,7 +178,20 @@ class Addressing:
         return any(domain.endswith("." + service) for service in self.services)
 
     def is_local(self, jid: JID) -> bool:
-        return self.locate_domain(jid.domain).kind is not Kind.REMOTE
+        """Whether ``jid`` is an account address (or domain) hosted here: a service's users
+        or a provider's plug-and-play users; not rooms."""
+        return self.locate_domain(jid.domain).kind in _ACCOUNTS
+
+    def is_groups_domain(self, domain: str) -> bool:
+        """Whether ``domain`` is one of the hosted group services."""
+        return domain in self._groups
+
+    def groups_domain(self, service: str) -> str | None:
+        """The group service of ``service`` (``None`` when groups are off)."""
+        for domain, owner in self._groups.items():
+            if owner == service:
+                return domain
+        return None
 
     def provider_of(self, jid: JID) -> str | None:
         """The provider of a plug-and-play address, else ``None``."""

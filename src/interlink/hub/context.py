@@ -15,6 +15,7 @@ from typing import Any
 from interlink.hub.addressing import Addressing
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import ThrottleLimits
+from interlink.hub.groups.settings import GroupSettings
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
@@ -53,6 +54,7 @@ class HubSettings:
     auth_throttle: ThrottleLimits = field(default_factory=ThrottleLimits)  # SASL back-off
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)  # XEP-0313 (hub.archive)
+    groups: GroupSettings = field(default_factory=GroupSettings)  # XEP-0045 rooms (hub.groups)
 
     def __post_init__(self) -> None:
         for name in (

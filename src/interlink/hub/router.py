@@ -26,6 +26,7 @@ from interlink.hub.bookmarks import BookmarksService, bookmark_node_defaults
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
+from interlink.hub.groups.service import GroupService
 from interlink.hub.observers import notify
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.pep import PUBSUB, PUBSUB_OWNER, PepService
@@ -46,6 +47,7 @@ from interlink.xmpp.stanza import (
     Message,
     MessageType,
     Presence,
+    PresenceType,
     Stanza,
     error_reply,
     iq_result,
@@ -97,20 +99,27 @@ class Router:
         self.bookmarks = BookmarksService(ctx, self.pep)
         self.private = PrivateStorageService(ctx, self.bookmarks)
         self.archive = ArchiveService(ctx)
+        self.groups = GroupService(ctx, ctx.settings.groups, self.policy, self.offline)
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
         self._home_domain = ctx.addressing.is_home_domain
+        self._groups_domain = ctx.addressing.is_groups_domain
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         """Handle one stanza from ``session`` (its ``from`` already stamped by the stream)."""
         if self._routed:
             notify(self._routed, session, stanza)
         try:
+            to = stanza.to
+            if to is not None and self._groups_domain(to.domain):  # XEP-0045 rooms
+                return self._guard(session, stanza, self.groups.handle(session, stanza))
             if type(stanza) is Message:
                 return self._message(session, stanza)
             if type(stanza) is Iq:
                 return self._iq(session, stanza)
             assert isinstance(stanza, Presence)
+            if to is None and stanza.type is PresenceType.UNAVAILABLE:
+                self.groups.session_ended(session)  # unavailable leaves every room (RFC 6121)
             return self._guard(session, stanza, self.presence.handle(session, stanza))
         except StanzaError as err:
             self.reply_error(session, stanza, err)
@@ -351,6 +360,8 @@ class Router:
                 if answer is not None and answer.tag == disco.DISCO_INFO:
                     for extend in services.info:
                         extend(answer)
+                elif answer is not None and answer.tag == disco.DISCO_ITEMS:
+                    self.groups.server_items(to.domain, answer)
                 self._answer(session, iq, answer)
             elif iq.type.is_request:
                 raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
@@ -454,6 +465,7 @@ class Router:
     # -- session lifecycle --------------------------------------------------------------------
     def session_ended(self, session: Session) -> Pending | None:
         self.carbons.forget(session)
+        self.groups.session_ended(session)
         if self.ctx.sessions.remove(session) and session.available:
             return self.presence.go_unavailable(session)
         return None

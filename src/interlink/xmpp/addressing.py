@@ -7,6 +7,9 @@ how such a domain is spelled: everything else asks it (the hub through
 :class:`interlink.hub.addressing.Addressing`, which knows which services it hosts and which
 providers exist; the SDK and the chat client through :func:`interop_provider`).
 
+Each service also has a group service (XEP-0045 rooms): ``<room>@groups.wa.example``; the
+label is configurable (:func:`groups_domain`).
+
 Pure functions on domain strings (already lower-case, as :class:`~interlink.xmpp.jid.JID` keeps
 them); no I/O.
 """
@@ -45,6 +48,21 @@ def interop_service(domain: str, provider_id: str) -> str | None:
     if not domain.startswith(prefix) or len(domain) == len(prefix):
         return None
     return domain[len(prefix) :]
+
+
+GROUPS_LABEL = "groups"
+
+
+def groups_domain(service_domain: str, label: str = GROUPS_LABEL) -> str:
+    """The domain of ``service_domain``'s group service (XEP-0045 rooms live there)."""
+    return f"{label}.{service_domain}"
+
+
+def home_service(domain: str) -> str:
+    """The service an account's domain belongs to: the domain itself for a service's own
+    users, ``<service>`` for ``<provider>.interop.<service>``."""
+    provider_id = domain.partition(".")[0]
+    return interop_service(domain, provider_id) or domain
 
 
 def domain_of(address: str) -> str:

@@ -28,7 +28,9 @@ forgotten for presence. :func:`decide` applies a row in one fixed order:
    for each address it has no conversation with *or cannot reach*, so that probing costs what
    writing costs;
 5. reachability, one outcome for every reason (no account, chats off, provider not allowed or
-   not approved, another service, blocked, another third party): never an oracle;
+   not approved, another service, blocked, another third party): never an oracle; another
+   third party is reachable only by a fellow member of a room, and only for its keys
+   (:data:`FELLOW_KINDS`);
 6. the conversation's state, as the row needs it (a request's budget, accepted only, ...);
 7. for a gatekeeper user starting a conversation: the new-conversation budget.
 
@@ -78,10 +80,11 @@ class Kind(StrEnum):
     IQ_RESPONSE = "iq-response"  # result or error
     PEP_READ = "pep-read"  # reading the owner's PEP nodes
     PEP_NOTIFICATION = "pep-notification"  # the owner's PEP event to a subscriber
+    INVITE = "invite"  # an invitation to a room (XEP-0045 mediated), or being made a member
 
 
 ANSWERED = frozenset(
-    {Kind.MESSAGE, Kind.ACTIVITY, Kind.PROTOCOL, Kind.ERROR, Kind.IQ, Kind.IQ_RESOURCE}
+    {Kind.MESSAGE, Kind.ACTIVITY, Kind.PROTOCOL, Kind.ERROR, Kind.IQ, Kind.IQ_RESOURCE, Kind.INVITE}
 )
 """Kinds whose refusal is answered with a stanza error; the rest are dropped silently."""
 
@@ -185,6 +188,7 @@ class Facts:
     request_messages: int  # messages counted while a request
     request_limit: int  # at most this many until accepted
     recipient_home: bool = True  # inbound: the recipient is a gatekeeper user, not a third party
+    fellow_members: bool = False  # two third parties who are members of one room
     sender_rate: bool = True
     provider_rate: bool = True
     new_conversation_budget: bool = True
@@ -300,6 +304,9 @@ PEP_NOTIFICATION_OUT = Rule("pep_notification_out", Need.NO_REQUEST, metered=Fal
 _IN, _OUT = Direction.INBOUND, Direction.OUTBOUND
 RULES: dict[tuple[Direction, Kind], Rule] = {
     (_IN, Kind.MESSAGE): WRITE_IN,
+    # Being invited to a room, or added to its members, is writing: a message request from the
+    # third party, on the same budgets, refused like a message to a nonexistent account.
+    (_IN, Kind.INVITE): WRITE_IN,
     (_IN, Kind.DIRECTED): WRITE_IN,
     (_IN, Kind.SUBSCRIBE): WRITE_IN,
     (_IN, Kind.ACTIVITY): ACTIVITY_IN,
@@ -318,6 +325,7 @@ RULES: dict[tuple[Direction, Kind], Rule] = {
     (_IN, Kind.PEP_READ): PEP_READ_IN,
     (_IN, Kind.PEP_NOTIFICATION): PEP_NOTIFICATION_IN,
     (_OUT, Kind.MESSAGE): WRITE_OUT,
+    (_OUT, Kind.INVITE): WRITE_OUT,
     (_OUT, Kind.SUBSCRIBE): WRITE_OUT,
     (_OUT, Kind.ACTIVITY): ACTIVITY_OUT,
     (_OUT, Kind.PROTOCOL): PROTOCOL_OUT,
@@ -366,16 +374,24 @@ def rules_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+FELLOW_KINDS = frozenset({Kind.IQ, Kind.PEP_READ, Kind.PEP_NOTIFICATION})
+"""What one third party may ask of another when both are members of one room: their OMEMO
+keys (an iq to the account and its PEP nodes), which group messages need; never a message."""
+
+
 def reachable(facts: Facts) -> bool:
     """Whether the recipient may be reached at all, whatever the conversation: one answer for
     every reason it may not (evaluated without short-circuiting, like the lookups before it).
-    A gatekeeper user's own settings are checked before, and told apart."""
+    A gatekeeper user's own settings are checked before, and told apart. Another third party
+    is reached only by a fellow member of a room, and only for :data:`FELLOW_KINDS`."""
     common = (
         facts.recipient_exists & facts.approved & facts.same_service & (not facts.recipient_blocks)
     )
     if facts.direction is Direction.OUTBOUND:
         return common
-    return common & facts.recipient_home & facts.settings.allows(facts.provider)
+    home = facts.recipient_home & facts.settings.allows(facts.provider)
+    fellow = (not facts.recipient_home) & facts.fellow_members & (facts.kind in FELLOW_KINDS)
+    return common & (home | fellow)
 
 
 def decide(facts: Facts, now: float) -> Decision:

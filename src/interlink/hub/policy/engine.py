@@ -285,6 +285,8 @@ class InteropPolicy:
             settings = await self.settings(sender)
             exists = (await self.reach(recipient)).exists
         conversation = await self._repo.conversation(str(home), str(peer))
+        recipient_home = direction is Direction.OUTBOUND or self.provider_of(recipient) is None
+        fellows = not recipient_home and await self._fellow_members(sender, recipient)
         now = self._ctx.clock()
         facts = Facts(
             direction=direction,
@@ -299,13 +301,21 @@ class InteropPolicy:
             conversation=Stage.NONE if conversation is None else _STAGES[conversation.state],
             request_messages=0 if conversation is None else conversation.messages,
             request_limit=self.limits.request_messages,
-            recipient_home=direction is Direction.OUTBOUND or self.provider_of(recipient) is None,
+            recipient_home=recipient_home,
+            fellow_members=fellows,
             sender_rate=not self._per_sender.peek(str(sender), now),
             provider_rate=s_provider is None or not self._per_provider.peek(s_provider, now),
             new_conversation_budget=not self._new_conversations.peek(str(sender), now),
             contacted=self._contacted_lately(sender, recipient, now),
         )
         return _Crossing(facts, sender, recipient, home, peer, now)
+
+    async def _fellow_members(self, a: JID, b: JID) -> bool:
+        """Whether ``a`` and ``b`` are both members of one room (XEP-0045 rooms of the group
+        service): they then read each other's keys."""
+        rooms = self._ctx.storage.rooms
+        mine = set(await rooms.rooms_of(str(a)))
+        return bool(mine) and not mine.isdisjoint(await rooms.rooms_of(str(b)))
 
     async def _decide(
         self, kind: Kind, sender: JID, recipient: JID
@@ -447,6 +457,22 @@ class InteropPolicy:
         if decided is None:
             return None
         return replace(msg, payload=await self._payload(*decided, msg.payload))
+
+    async def invitation(
+        self, inviter: JID, invitee: JID, payload: tuple[Element, ...]
+    ) -> tuple[Element, ...]:
+        """A room invitation (or membership) given by ``inviter`` to ``invitee`` across the
+        boundary, decided as the ``invite`` row (a message request from a third party): what
+        the invitation carries (the hub's marker added, for a gatekeeper invitee).
+
+        Raises:
+            StanzaError: the refusal to answer the inviter with (the generic one for an
+                invitee who has not opted in, exactly as for no account).
+        """
+        decided = await self._decide(Kind.INVITE, inviter.bare, invitee.bare)
+        if decided is None:
+            raise refusal()
+        return await self._payload(*decided, payload)
 
     async def presence(
         self, sender: JID, presence: Presence, to: JID, *, sent: bool = False

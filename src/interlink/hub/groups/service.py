@@ -1,0 +1,600 @@
+"""The group service: XEP-0045 rooms on ``groups.<service>``, the asyncio shell around
+:class:`~interlink.hub.groups.room.Room`.
+
+For every stanza addressed to a group service or one of its rooms (the router hands them over,
+:meth:`GroupService.handle`), the shell: refuses users of another service; loads the room (or
+creates it, for a join, within ``rooms_per_user``); checks what only it can check (message size,
+the room's and the sender's rates, and consent: an invitation or a new member across the
+interop boundary is decided by the consent RULES as the ``invite`` row, refused exactly like a
+message to a nonexistent account); calls the room under the room's lock; stores the durable
+changes; and delivers what the room produced, dropping what goes to a user who blocked the room.
+
+Occupants are memory only. A session that ends leaves its rooms (:meth:`session_ended`).
+
+Room archive (XEP-0313): :class:`RoomArchive` is the seam; the service hands it every
+groupchat message the room accepted, ciphertext as sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import replace
+from typing import Protocol
+from xml.etree.ElementTree import Element
+
+from interlink.errors import RoomExistsError, StanzaError, StanzaErrorCondition
+from interlink.hub.addressing import Kind
+from interlink.hub.context import HubContext, KeyedLock
+from interlink.hub.groups.room import Effects, Member, Room, RoomState
+from interlink.hub.groups.settings import GroupSettings
+from interlink.hub.offline import OfflineDelivery
+from interlink.hub.policy.engine import InteropPolicy, refusal
+from interlink.hub.policy.limits import BucketTable
+from interlink.hub.session import Session
+from interlink.storage.rooms import StoredMember, StoredRoom
+from interlink.xmpp import ns
+from interlink.xmpp.ext import interop, muc
+from interlink.xmpp.ext.interop import InteropSettings
+from interlink.xmpp.ext.muc import Affiliation, RoomConfig
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import (
+    Iq,
+    IqType,
+    Message,
+    MessageType,
+    Presence,
+    PresenceType,
+    Stanza,
+    iq_result,
+    is_error_stanza,
+    to_xml,
+)
+
+log = logging.getLogger("interlink.groups")
+
+DISCO_INFO = ns.qname(ns.DISCO_INFO, "query")
+DISCO_ITEMS = ns.qname(ns.DISCO_ITEMS, "query")
+PING = ns.qname(ns.PING, "ping")
+_OURS = "{" + interop.NS + "}"
+SERVICE_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, muc.NS, muc.NS_CONFERENCE)
+
+
+class RoomArchive(Protocol):
+    """Where a room's messages are kept (XEP-0313, once the archive exists)."""
+
+    async def store(self, room: JID, message: Message, now: float) -> None: ...
+
+
+class NoRoomArchive:
+    """Rooms keep no history (status 170 is not sent)."""
+
+    async def store(self, room: JID, message: Message, now: float) -> None:
+        return None
+
+
+def _strip_markers(payload: Iterable[Element]) -> tuple[Element, ...]:
+    """Only the hub writes interop markers: a sender's own are removed."""
+    return tuple(el for el in payload if not el.tag.startswith(_OURS) or el.tag == interop.ACTIVITY)
+
+
+class GroupService:
+    def __init__(
+        self,
+        ctx: HubContext,
+        settings: GroupSettings,
+        policy: InteropPolicy,
+        offline: OfflineDelivery,
+        archive: RoomArchive | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self.settings = settings
+        self._policy = policy
+        self._offline = offline
+        self._archive: RoomArchive = archive if archive is not None else NoRoomArchive()
+        self._addressing = ctx.addressing
+        self._repo = ctx.storage.rooms
+        self._rooms: OrderedDict[JID, Room] = OrderedDict()
+        self._locks = KeyedLock()
+        self._labels: dict[JID, tuple[Element, ...]] = {}
+        self._joined: dict[JID, set[JID]] = {}  # session -> rooms it is in
+        self._room_rate = BucketTable(settings.room_rate, settings.rate_keys)
+        self._sender_rate = BucketTable(settings.sender_rate, settings.rate_keys)
+
+    # -- entry points ------------------------------------------------------------------------
+    async def handle(self, session: Session, stanza: Stanza) -> None:
+        """One stanza addressed to a group service or a room.
+
+        Raises:
+            StanzaError: the error to answer it with (XEP-0045's conditions).
+        """
+        if is_error_stanza(stanza):
+            return  # errors are never answered; an occupant's bounce is not acted on
+        to = stanza.to
+        assert to is not None
+        where = self._addressing.locate_domain(to.domain)
+        if where.kind is not Kind.GROUPS:
+            raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        if self._addressing.service_of(session.jid) != where.service:
+            raise StanzaError(
+                StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                f"the rooms of {where.service} are for the users of {where.service}",
+            )
+        if to.local is None:
+            await self._service_stanza(session, stanza, to)
+            return
+        room_jid = to.bare
+        async with self._locks.hold(room_jid):
+            room = await self._room(room_jid)
+            if room is None:
+                room = await self._maybe_create(session, stanza, room_jid, where.service or "")
+                if room is None:
+                    return
+            if type(stanza) is Presence:
+                await self._presence(session, room, stanza, to)
+            elif type(stanza) is Message:
+                await self._message(session, room, stanza, to)
+            else:
+                assert isinstance(stanza, Iq)
+                await self._iq(session, room, stanza, to)
+
+    def session_ended(self, session: Session) -> None:
+        """``session`` is gone, or went unavailable: it leaves every room it was in (in the
+        background)."""
+        rooms = self._joined.pop(session.jid, None)
+        if rooms:
+            self._ctx.spawn(self._leave_all(session.jid, rooms), name=f"leave rooms {session.jid}")
+
+    async def _leave_all(self, full: JID, rooms: set[JID]) -> None:
+        gone = Presence(None, full, None, None, (), PresenceType.UNAVAILABLE)
+        for room_jid in rooms:
+            async with self._locks.hold(room_jid):
+                room = self._rooms.get(room_jid)
+                occupant = None if room is None else room.occupant_of(full)
+                if room is None or occupant is None:
+                    continue
+                fx = room.presence(
+                    full, room_jid.with_resource(occupant.nick), gone, self._ctx.clock()
+                )
+                await self._apply(room, fx)
+
+    def forget_account(self, jid: JID) -> None:
+        """``jid``'s account was removed (its affiliations went with it in storage): the rooms
+        in memory drop it too, and tell their occupants."""
+        self._labels.pop(jid.bare, None)
+        rooms = [r.jid for r in self._rooms.values() if jid.bare in r.state.members]
+        if rooms:
+            self._ctx.spawn(self._forget(jid.bare, rooms), name=f"forget {jid} in rooms")
+
+    async def _forget(self, jid: JID, rooms: list[JID]) -> None:
+        for room_jid in rooms:
+            async with self._locks.hold(room_jid):
+                room = self._rooms.get(room_jid)
+                if room is not None:
+                    await self._apply(room, room.forget(jid))
+
+    def server_items(self, service_domain: str, items: Element) -> None:
+        """Add the group service to a service's disco#items (XEP-0045 §6.1)."""
+        domain = self._addressing.groups_domain(service_domain)
+        if domain is not None:
+            items.append(
+                Element(ns.qname(ns.DISCO_ITEMS, "item"), {"jid": domain, "name": "Groups"})
+            )
+
+    # -- rooms in memory ---------------------------------------------------------------------
+    async def _room(self, jid: JID) -> Room | None:
+        room = self._rooms.get(jid)
+        if room is not None:
+            self._rooms.move_to_end(jid)
+            return room
+        stored = await self._repo.get(str(jid))
+        if stored is None:
+            return None
+        record, members = stored
+        state = RoomState(
+            jid,
+            record.config,
+            {
+                JID.parse(m.jid): Member(
+                    m.affiliation, None if m.invited_by is None else JID.parse(m.invited_by)
+                )
+                for m in members
+            },
+            record.subject,
+            record.subject_by,
+            record.created,
+        )
+        room = Room(state, self.settings.room, labels=self._label)
+        await self._learn(room.member_jids())
+        self._keep(room)
+        return room
+
+    def _keep(self, room: Room) -> None:
+        self._rooms[room.jid] = room
+        if len(self._rooms) > self.settings.rooms_cached:
+            for jid, cached in list(self._rooms.items()):
+                if cached.is_empty() and not cached.locked:
+                    del self._rooms[jid]
+                    break
+
+    def _label(self, real: JID) -> Iterable[Element]:
+        return self._labels.get(real.bare, ())
+
+    async def _learn(self, jids: Iterable[JID]) -> None:
+        """Compute the interop marker shown with each third-party address."""
+        for jid in jids:
+            bare = jid.bare
+            if bare in self._labels:
+                continue
+            provider = self._addressing.provider_of(bare)
+            if provider is None:
+                continue
+            if len(self._labels) > 100_000:
+                self._labels.clear()
+            marker = await self._policy.marker(bare, provider, InteropSettings(), request=False)
+            self._labels[bare] = (marker,)
+
+    async def _maybe_create(
+        self, session: Session, stanza: Stanza, jid: JID, service: str
+    ) -> Room | None:
+        """A join to a room that does not exist creates it (§10.1.1); anything else to it is
+        ``item-not-found``."""
+        if type(stanza) is not Presence or not stanza.to or not stanza.to.resource:
+            if type(stanza) is Presence and stanza.type is PresenceType.UNAVAILABLE:
+                return None
+            raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such room")
+        if stanza.type is not PresenceType.AVAILABLE:
+            return None
+        owner = session.jid.bare
+        limits = self.settings.room
+        config = RoomConfig(max_occupants=min(RoomConfig().max_occupants, limits.max_occupants))
+        now = self._ctx.clock()
+        record = StoredRoom(str(jid), service, config, "", "", now)
+        try:
+            created = await self._repo.create(
+                record, str(owner), max_owned=self.settings.rooms_per_user
+            )
+        except RoomExistsError:  # made meanwhile by another process
+            raise StanzaError(StanzaErrorCondition.CONFLICT, "the room was just created") from None
+        if not created:
+            raise StanzaError(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT,
+                f"you own the most rooms allowed ({self.settings.rooms_per_user})",
+            )
+        room = Room.create(jid, owner, config, limits, now, labels=self._label)
+        await self._learn((owner,))
+        self._keep(room)
+        log.info("room created", extra={"room": str(jid), "owner": str(owner)})
+        return room
+
+    # -- presence ----------------------------------------------------------------------------
+    async def _presence(self, session: Session, room: Room, presence: Presence, to: JID) -> None:
+        if presence.type is PresenceType.AVAILABLE:
+            await self._learn((session.jid,))
+            presence = replace(presence, payload=_strip_markers(presence.payload))
+        fx = room.presence(session.jid, to, presence, self._ctx.clock())
+        joined = room.occupant_of(session.jid) is not None
+        rooms = self._joined.setdefault(session.jid, set())
+        if joined:
+            rooms.add(room.jid)
+        else:
+            rooms.discard(room.jid)
+            if not rooms:
+                self._joined.pop(session.jid, None)
+        await self._apply(room, fx)
+
+    # -- messages ----------------------------------------------------------------------------
+    async def _message(self, session: Session, room: Room, msg: Message, to: JID) -> None:
+        sender = session.jid
+        now = self._ctx.clock()
+        x = msg.find(muc.USER_X)
+        if to.resource is None and x is not None and msg.type is not MessageType.GROUPCHAT:
+            invitations = muc.read_invitations(x)
+            if invitations:
+                for invitation in invitations:
+                    await self._invitation(session, room, invitation, now)
+                return
+        if to.resource is None and msg.type is not MessageType.GROUPCHAT:
+            raise StanzaError(
+                StanzaErrorCondition.BAD_REQUEST, "send groupchat messages to the room"
+            )
+        size = len(to_xml(msg, None).encode())
+        if size > self.settings.max_message_bytes:
+            raise StanzaError(
+                StanzaErrorCondition.POLICY_VIOLATION,
+                f"a message to a room holds at most {self.settings.max_message_bytes} bytes",
+            )
+        if room.occupant_of(sender) is None:
+            raise StanzaError(
+                StanzaErrorCondition.NOT_ACCEPTABLE, "only occupants write to the room"
+            )
+        self._rate(room.jid, sender.bare, now)
+        msg = replace(msg, payload=_strip_markers(msg.payload))
+        if to.resource is None:
+            fx = room.groupchat(sender, msg, now)
+            await self._archive.store(room.jid, msg, now)
+        else:
+            fx = room.private_message(sender, to.resource, msg)
+        await self._apply(room, fx)
+
+    def _rate(self, room: JID, sender: JID, now: float) -> None:
+        room_wait = self._room_rate.peek(str(room), now)
+        sender_wait = self._sender_rate.peek(str(sender), now)
+        if room_wait or sender_wait:
+            which = "this room" if room_wait else "you"
+            rate = self.settings.room_rate if room_wait else self.settings.sender_rate
+            self._ctx.refusals["groups-rate"] += 1
+            raise StanzaError(
+                StanzaErrorCondition.POLICY_VIOLATION,
+                f"rate limit: {which} may send at most {rate.count} messages per "
+                f"{rate.period:g} s to rooms; try again later",
+            )
+        self._room_rate.take(str(room), now)
+        self._sender_rate.take(str(sender), now)
+
+    async def _invitation(
+        self, session: Session, room: Room, invitation: muc.Invitation, now: float
+    ) -> None:
+        if invitation.decline:
+            await self._apply(room, room.decline(session.jid, invitation))
+            return
+        room.may_invite(session.jid)
+        invitee = invitation.to
+        assert invitee is not None  # read_invitations refuses an invitation without one
+        if self._policy.blocks.blocks(invitee, room.jid):
+            raise refusal()  # the invitee blocked the room: as if there were nobody
+        extra = await self._consent(session.jid, invitee)
+        await self._learn((invitee,))
+        fx = room.invite(session.jid, invitation, now)
+        fx.out = [
+            replace(s, payload=(*s.payload, *extra)) if s.to == invitee else s for s in fx.out
+        ]
+        await self._apply(room, fx)
+
+    async def _consent(self, actor: JID, target: JID) -> tuple[Element, ...]:
+        """Whether ``actor`` may invite ``target`` or make them a member: what the invitation
+        carries (the marker of a request from a third party).
+
+        Raises:
+            StanzaError: ``remote-server-not-found`` for an address not hosted here,
+                ``bad-request`` for a room; otherwise the consent refusal, the generic one for
+                every address that cannot be reached (no account, not opted in, blocked).
+        """
+        addressing = self._addressing
+        where = addressing.locate(target)
+        if where.kind is Kind.REMOTE:
+            raise StanzaError(
+                StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
+                "this hub does not federate with other domains yet",
+            )
+        if where.kind is Kind.GROUPS:
+            raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "a room is not a member")
+        actor, target = actor.bare, target.bare
+        if actor == target:
+            return ()
+        policy = self._policy
+        if addressing.provider_of(actor) is None and addressing.provider_of(target) is None:
+            # Between a service's own users: blocks, the service, and the account's existence.
+            blocks = policy.blocks
+            if blocks.blocks(actor, target):
+                raise blocks.blocked_error()
+            reach = await policy.reach(target)
+            if not (
+                reach.exists
+                and addressing.same_service(actor, target)
+                and not blocks.blocks(target, actor)
+            ):
+                raise refusal()
+            return ()
+        return await policy.invitation(actor, target, ())
+
+    # -- iq ----------------------------------------------------------------------------------
+    async def _iq(self, session: Session, room: Room, iq: Iq, to: JID) -> None:
+        if not iq.type.is_request:
+            return
+        query = iq.query
+        assert query is not None
+        sender = session.jid
+        if to.resource is not None:
+            if query.tag == PING:
+                session.deliver(room.self_ping(sender, to.resource, iq))
+                return
+            room.occupant_iq(sender, to.resource, iq)
+            return
+        now = self._ctx.clock()
+        get = iq.type is IqType.GET
+        if query.tag == muc.ADMIN_QUERY:
+            if get:
+                self._answer(session, iq, room.admin_get(sender, query))
+                return
+            items = muc.read_admin_items(query)
+            for item in items:
+                if (
+                    item.jid is not None
+                    and item.affiliation is not None
+                    and item.affiliation.rank >= Affiliation.MEMBER.rank
+                    and room.affiliation(item.jid).rank < Affiliation.MEMBER.rank
+                ):
+                    await self._consent(sender, item.jid)
+            await self._learn(i.jid for i in items if i.jid is not None)
+            fx = room.admin_set(sender, items)
+            await self._apply(room, fx)
+            self._answer(session, iq, None)
+            return
+        if query.tag == muc.OWNER_QUERY:
+            if get:
+                self._answer(session, iq, room.owner_get(sender))
+                return
+            fx = room.owner_set(sender, query, now)
+            await self._apply(room, fx)
+            self._answer(session, iq, None)
+            return
+        if query.tag == DISCO_INFO and get:
+            self._answer(session, iq, self._room_info(room, sender, query))
+            return
+        if query.tag == DISCO_ITEMS and get:
+            self._visible(room, sender)
+            if query.get("node"):
+                raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such node")
+            self._answer(session, iq, Element(DISCO_ITEMS))  # occupants are not listed
+            return
+        if query.tag == PING and get:
+            self._answer(session, iq, None)
+            return
+        raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+    def _visible(self, room: Room, requester: JID) -> None:
+        """A hidden room is seen only by its members and occupants (else ``item-not-found``,
+        as for no room: the room's name is no oracle)."""
+        if room.config.public or room.locked:
+            if room.locked and room.affiliation(requester) is not Affiliation.OWNER:
+                raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such room")
+            return
+        if (
+            room.affiliation(requester).rank < Affiliation.MEMBER.rank
+            and room.occupant_of(requester) is None
+        ):
+            raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such room")
+
+    def _room_info(self, room: Room, requester: JID, query: Element) -> Element:
+        self._visible(room, requester)
+        if query.get("node"):
+            raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such node")
+        result = Element(DISCO_INFO)
+        identity = {"category": "conference", "type": "text"}
+        if room.config.name:
+            identity["name"] = room.config.name
+        result.append(Element(ns.qname(ns.DISCO_INFO, "identity"), identity))
+        for feature in (ns.DISCO_INFO, ns.DISCO_ITEMS, *muc.room_features(room.config)):
+            result.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
+        form = Element("{jabber:x:data}x", {"type": "result"})
+        for var, value in (
+            ("FORM_TYPE", muc.NS_ROOMINFO),
+            ("muc#roominfo_description", room.config.description),
+            ("muc#roominfo_occupants", str(len(room.occupants))),
+        ):
+            f = Element("{jabber:x:data}field", {"var": var})
+            v = Element("{jabber:x:data}value")
+            v.text = value
+            f.append(v)
+            form.append(f)
+        result.append(form)
+        return result
+
+    async def _service_stanza(self, session: Session, stanza: Stanza, to: JID) -> None:
+        """The group service's own address (XEP-0045 §6.2, §6.3)."""
+        if type(stanza) is not Iq:
+            if type(stanza) is Presence:
+                return
+            raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+        iq = stanza
+        if not iq.type.is_request or to.resource is not None:
+            if iq.type.is_request:
+                raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            return
+        query = iq.query
+        assert query is not None
+        if iq.type is IqType.GET and query.tag == DISCO_INFO:
+            if query.get("node"):
+                raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such node")
+            result = Element(DISCO_INFO)
+            result.append(
+                Element(
+                    ns.qname(ns.DISCO_INFO, "identity"),
+                    {"category": "conference", "type": "text", "name": "Groups"},
+                )
+            )
+            for feature in SERVICE_FEATURES:
+                result.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
+            self._answer(session, iq, result)
+            return
+        if iq.type is IqType.GET and query.tag == DISCO_ITEMS:
+            if query.get("node"):
+                raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such node")
+            result = Element(DISCO_ITEMS)
+            service = self._addressing.locate(to).service or ""
+            for jid, name in await self._repo.public(service):
+                attrs = {"jid": jid}
+                if name:
+                    attrs["name"] = name
+                result.append(Element(ns.qname(ns.DISCO_ITEMS, "item"), attrs))
+            self._answer(session, iq, result)
+            return
+        if iq.type is IqType.GET and query.tag == PING:
+            self._answer(session, iq, None)
+            return
+        raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+    def _answer(self, session: Session, iq: Iq, payload: Element | None) -> None:
+        if payload is None:
+            session.deliver(iq_result(iq, from_=iq.to))
+        else:
+            session.deliver(iq_result(iq, payload, from_=iq.to))
+
+    # -- applying effects --------------------------------------------------------------------
+    async def _apply(self, room: Room, fx: Effects) -> None:
+        """Store what changed, then deliver (acknowledged only once durable)."""
+        jid = room.jid
+        if fx.destroyed:
+            await self._repo.delete(str(jid))
+            self._rooms.pop(jid, None)
+            for rooms in self._joined.values():
+                rooms.discard(jid)
+            log.info("room destroyed", extra={"room": str(jid)})
+        else:
+            if fx.members:
+                await self._repo.set_members(
+                    str(jid),
+                    {
+                        str(member_jid): None
+                        if member is None
+                        else StoredMember(
+                            str(member_jid),
+                            member.affiliation,
+                            None if member.invited_by is None else str(member.invited_by),
+                        )
+                        for member_jid, member in fx.members.items()
+                    },
+                )
+            if fx.saved:
+                state = room.state
+                await self._repo.save(
+                    StoredRoom(
+                        str(jid),
+                        self._addressing.locate(jid).service or "",
+                        state.config,
+                        state.subject,
+                        state.subject_by,
+                        state.created,
+                    )
+                )
+        for stanza in fx.out:
+            await self._deliver(room, stanza)
+
+    async def _deliver(self, room: Room, stanza: Stanza) -> None:
+        to = stanza.to
+        assert to is not None
+        blocks = self._policy.blocks
+        if blocks.blocks(to.bare, room.jid):
+            return  # the user blocked the room (XEP-0191): nothing of it reaches them
+        if isinstance(stanza, Message) and stanza.from_ is not None and stanza.from_.resource:
+            author = room.occupants.get(stanza.from_.resource)
+            if author is not None and blocks.blocks(to.bare, author.real):
+                return  # what a member they blocked writes does not reach them
+        if to.resource is not None:  # to an occupant's session
+            target = self._ctx.sessions.get(to)
+            if target is not None:
+                target.deliver(stanza)
+            return  # a session that is gone leaves its rooms through session_ended
+        if isinstance(stanza, Message):  # an invitation or a decline, to an account
+            try:
+                await self._offline.accept(stanza, to_xml(stanza, None), to.bare)
+            except StanzaError as err:
+                log.info(
+                    "room message not delivered",
+                    extra={"room": str(room.jid), "to": str(to), "condition": str(err.condition)},
+                )
+
+
+__all__ = ["GroupService", "NoRoomArchive", "RoomArchive"]

@@ -1,0 +1,54 @@
+"""The chat client's groups driven through Textual's pilot against a real hub over TLS: create
+a group, invite someone (whose SDK enters), chat there both ways, read the member list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
+from interlink.chat.session import ServerOptions
+from interlink.client import GroupInvitation, GroupMessage, InterlinkClient
+from tests.chat.test_pilot import ALICE, BOB, next_of, transcript, until
+from tests.integration.kit import DOMAIN, running_hub
+
+ROOM = f"team@groups.{DOMAIN}"
+
+
+async def test_create_a_group_invite_and_chat_there(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        bob = InterlinkClient(
+            f"{BOB}/phone", "pw", data_dir=tmp_path / "bob", port=port, ca_file=certs.ca
+        )
+        await bob.connect()
+        app = ChatApp(ServerOptions(port=port, ca_file=certs.ca, data_dir=tmp_path / "chat"))
+        try:
+            async with app.run_test(size=(140, 45)) as pilot:
+                await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
+                await pilot.click("#jid")
+                await pilot.press(*ALICE)
+                await pilot.click("#password")
+                await pilot.press("p", "w")
+                await pilot.click("#login-hub")
+                await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
+                screen = app.screen
+                assert isinstance(screen, ChatScreen)
+                await pilot.click("#compose")
+                await pilot.press(*"/group team", "enter")
+                await until(pilot, lambda: screen.model.current == ROOM, "the new group")
+                await pilot.press(*f"/invite {BOB}", "enter")
+                invitation = await next_of(bob, GroupInvitation)
+                assert (invitation.room, invitation.inviter) == (ROOM, ALICE)
+                await bob.join_group(ROOM, "bob")
+                await until(
+                    pilot, lambda: BOB in screen.model.conversation(ROOM).members, "Bob entering"
+                )
+                await pilot.press(*"hello group", "enter")
+                got = await next_of(bob, GroupMessage)
+                assert (got.text, got.sender) == ("hello group", ALICE)
+                await bob.send_group_text(ROOM, "hi from bob")
+                await until(pilot, lambda: "bob: hi from bob" in transcript(app), "Bob's message")
+                assert "hello group" in transcript(app)
+                assert screen.model.members_text(ROOM) == f"{ALICE} (owner)\n{BOB} (member)"
+        finally:
+            await bob.close()

@@ -1,0 +1,186 @@
+"""Groups across providers, end to end with the SDK over loopback TLS: a room with two
+gatekeeper users and two third-party users of two providers exchanges OMEMO-encrypted messages
+(the hub relays ciphertext only); a member removed gets nothing further it can decrypt; a
+third party's invitation is a message request and nothing else reaches the invitee before
+accepting."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from interlink.client import InterlinkClient
+from interlink.client.enlist import enlist, identity_thumbprint
+from interlink.client.events import (
+    ClientEvent,
+    GroupInvitation,
+    GroupJoined,
+    GroupMemberAdded,
+    GroupMemberRemoved,
+    GroupMessage,
+    MessageRefused,
+)
+from tests.integration.kit import DOMAIN, Certs, onboard_provider, record_routed, running_hub
+from tests.interop.enlistkit import ThirdParty
+
+TOKEN = "operator-token"
+ROOM = f"team@groups.{DOMAIN}"
+E = TypeVar("E")
+
+
+async def third_party(
+    tmp: Path, party: ThirdParty, subject: str, base: str, port: int, certs: Certs
+) -> InterlinkClient:
+    device = tmp / f"{party.provider_id}-{subject}"
+    thumbprint = await identity_thumbprint(device)
+
+    async def token() -> str:
+        return party.token(subject, aud=DOMAIN, cnf={"jkt": thumbprint})
+
+    enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
+    return InterlinkClient(
+        f"{enlisted.jid}/app",
+        "",
+        data_dir=device,
+        port=port,
+        ca_file=certs.ca,
+        token_provider=token,
+    )
+
+
+async def next_of(client: InterlinkClient, kind: type[E], wait: float = 15.0) -> E:
+    while True:
+        event = await client.next_event(wait)
+        if isinstance(event, kind):
+            return event
+
+
+async def drain(client: InterlinkClient, wait: float = 0.5) -> list[ClientEvent]:
+    got: list[ClientEvent] = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            got.append(await client.next_event(wait))
+    return got
+
+
+@contextlib.asynccontextmanager
+async def people(tmp: Path) -> AsyncIterator[tuple[Any, dict[str, InterlinkClient]]]:
+    async with running_hub(tmp, admin={"token": TOKEN}, accounts=("alice", "carol")) as (
+        server,
+        certs,
+    ):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        port = server.ports["c2s-starttls"]
+        one, two = ThirdParty(), ThirdParty(provider_id="otherchat")
+        await onboard_provider(base, certs.ca, TOKEN, one.provider_body())
+        await onboard_provider(base, certs.ca, TOKEN, two.provider_body())
+        clients = {
+            "alice": InterlinkClient(
+                f"alice@{DOMAIN}/phone", "pw", data_dir=tmp / "alice", port=port, ca_file=certs.ca
+            ),
+            "carol": InterlinkClient(
+                f"carol@{DOMAIN}/phone", "pw", data_dir=tmp / "carol", port=port, ca_file=certs.ca
+            ),
+            "tp1": await third_party(tmp, one, "user-1", base, port, certs),
+            "tp2": await third_party(tmp, two, "user-2", base, port, certs),
+        }
+        try:
+            for client in clients.values():
+                await client.connect()
+            for name in ("alice", "carol"):
+                await clients[name].set_interop_settings(enabled=True)
+            yield server, clients
+        finally:
+            for client in clients.values():
+                await client.close()
+
+
+def bare(client: InterlinkClient) -> str:
+    return str(client.bare)
+
+
+async def test_two_gatekeeper_and_two_third_party_members_chat_encrypted_and_removal_rekeys(
+    tmp_path: Path,
+) -> None:
+    async with people(tmp_path) as (server, c):
+        alice, carol, tp1, tp2 = c["alice"], c["carol"], c["tp1"], c["tp2"]
+        await alice.create_group(ROOM, "alice", name="Team")
+        for member in (carol, tp1, tp2):
+            await alice.add_group_member(ROOM, bare(member))
+        added = {(await next_of(alice, GroupMemberAdded)).member for _ in range(3)}
+        assert added == {bare(carol), bare(tp1), bare(tp2)}
+        for nick, member in (("carol", carol), ("tp1", tp1), ("tp2", tp2)):
+            state = await member.join_group(ROOM, nick)
+            assert set(state.members) == {bare(alice), bare(carol), bare(tp1), bare(tp2)}
+        joined = await next_of(tp2, GroupJoined)
+        assert joined.room == ROOM
+        # third-party members carry their provider's marker in the member list
+        assert tp2.group(ROOM).markers[bare(tp1)].provider == "examplechat"
+        assert carol.group(ROOM).markers[bare(tp2)].provider == "otherchat"
+        routed = record_routed(server)
+        for sender, text in ((alice, "from alice"), (tp1, "from tp1"), (tp2, "from tp2")):
+            await sender.send_group_text(ROOM, text)
+            for reader in (alice, carol, tp1, tp2):
+                if reader is sender:
+                    continue
+                got = await next_of(reader, GroupMessage)
+                assert (got.text, got.sender, got.room) == (text, bare(sender), ROOM)
+                if sender is tp1:
+                    assert got.interop is not None
+                    assert got.interop.provider == "examplechat"
+        assert not any("from alice" in x or "from tp" in x for x in routed)  # ciphertext only
+        # tp2 is removed: it gets nothing further, and what follows is sealed to no device of it
+        tp2_devices = {str(d) for d in (await alice.peer_fingerprints(bare(tp2)))}
+
+        def sealed_to_tp2(stanza: str) -> bool:
+            return any(f"rid='{d}'" in stanza or f'rid="{d}"' in stanza for d in tp2_devices)
+
+        before = [x for x in routed if "groupchat" in x and f'from="{bare(tp2)}' not in x]
+        assert len(before) == 2
+        assert all(sealed_to_tp2(x) for x in before)  # while a member, every message was
+        await alice.remove_group_member(ROOM, bare(tp2))
+        removed = await next_of(carol, GroupMemberRemoved)
+        assert removed.member == bare(tp2)
+        await drain(tp2)
+        del routed[:]
+        await alice.send_group_text(ROOM, "after tp2 left")
+        assert (await next_of(carol, GroupMessage)).text == "after tp2 left"
+        assert (await next_of(tp1, GroupMessage)).text == "after tp2 left"
+        await carol.send_group_text(ROOM, "carol too")
+        assert (await next_of(tp1, GroupMessage)).text == "carol too"
+        late = await drain(tp2, 1.0)
+        assert not [e for e in late if isinstance(e, GroupMessage)]
+        sent = [x for x in routed if "groupchat" in x]
+        assert len(sent) == 2
+        assert not any(sealed_to_tp2(x) for x in sent)  # no key for any device of tp2
+
+
+async def test_a_third_party_invitation_is_a_request_until_the_invitee_enters(
+    tmp_path: Path,
+) -> None:
+    async with people(tmp_path) as (_server, c):
+        alice, carol, tp1 = c["alice"], c["carol"], c["tp1"]
+        await tp1.create_group(ROOM, "tp1")
+        await tp1.invite_to_group(ROOM, bare(alice), "join us")
+        invitation = await next_of(alice, GroupInvitation)
+        assert (invitation.room, invitation.inviter) == (ROOM, bare(tp1))
+        assert invitation.interop is not None
+        assert invitation.interop.request
+        await tp1.send_group_text(ROOM, "before she enters")
+        early = await drain(alice, 1.0)
+        assert not [e for e in early if isinstance(e, GroupMessage)]
+        await alice.join_group(ROOM, "alice")  # accepting is entering
+        await tp1.send_group_text(ROOM, "welcome")
+        got = await next_of(alice, GroupMessage)
+        assert got.text == "welcome"
+        # A user who has not opted in: refused like a nonexistent account
+        await carol.set_interop_settings(enabled=False)
+        await tp1.invite_to_group(ROOM, bare(carol))
+        refused = await next_of(tp1, MessageRefused)
+        await tp1.invite_to_group(ROOM, f"nobody@{DOMAIN}")
+        nobody = await next_of(tp1, MessageRefused)
+        assert (refused.condition, refused.text) == (nobody.condition, nobody.text)
+        assert refused.condition == "service-unavailable"
+        assert not [e for e in await drain(carol) if isinstance(e, GroupInvitation)]

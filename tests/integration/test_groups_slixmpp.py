@@ -1,0 +1,115 @@
+"""A stock slixmpp client (its xep_0045 plugin) against the group service over loopback TLS:
+it creates and configures a room, adds a member, that member enters, reads the member list and
+chats; where the rules refuse, it gets errors, never silence."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from slixmpp import JID
+from slixmpp.exceptions import IqError
+
+from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, running_hub
+
+ROOM = JID(f"team@groups.{DOMAIN}")
+
+
+def muc_client(jid: str, certs: Any) -> Xmpp:
+    client = Xmpp(jid, "pw", certs)
+    client.client.register_plugin("xep_0045")
+    # the plugin hands room messages to its own event, not to "message"
+    client.client.add_event_handler("groupchat_message", client.messages.put_nowait)
+    client.client.add_event_handler("groupchat_message_error", client.messages.put_nowait)
+    client.client.add_event_handler("groupchat_presence", client.presences.put_nowait)
+    return client
+
+
+async def next_presence_from(client: Xmpp, sender: str, kind: str | None = None) -> Any:
+    async def wait() -> Any:
+        while True:
+            presence = await client.presences.get()
+            if str(presence["from"]) == sender and (kind is None or presence["type"] == kind):
+                return presence
+
+    return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, accounts=("alice", "bob", "carol")) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = muc_client(f"alice@{DOMAIN}/a", certs)
+        bob = muc_client(f"bob@{DOMAIN}/b", certs)
+        carol = muc_client(f"carol@{DOMAIN}/c", certs)
+        for c in (alice, bob, carol):
+            await c.login(port)
+        try:
+            a_muc: Any = alice.client.plugin["xep_0045"]
+            b_muc: Any = bob.client.plugin["xep_0045"]
+            c_muc: Any = carol.client.plugin["xep_0045"]
+            # the service is found by disco
+            items = await alice.client.plugin["xep_0030"].get_items(jid=JID(DOMAIN), timeout=5)
+            assert (f"groups.{DOMAIN}", None, "Groups") in items["disco_items"]["items"]
+            own, _subject, _occupants, _history = await a_muc.join_muc_wait(
+                ROOM, "alice", timeout=TIMEOUT
+            )
+            assert {110, 201} <= {int(s) for s in own["muc"]["status_codes"]}
+            form = await a_muc.get_room_config(ROOM, timeout=TIMEOUT)
+            assert form.get_values()["muc#roomconfig_membersonly"] is True
+            form.set_type("submit")
+            await a_muc.set_room_config(ROOM, form, timeout=TIMEOUT)
+            await a_muc.set_affiliation(ROOM, "member", jid=JID(f"bob@{DOMAIN}"), timeout=TIMEOUT)
+            await b_muc.join_muc_wait(ROOM, "bob", timeout=TIMEOUT)
+            members = await b_muc.get_affiliation_list(ROOM, "member", timeout=TIMEOUT)
+            owners = await b_muc.get_affiliation_list(ROOM, "owner", timeout=TIMEOUT)
+            assert [str(j) for j in members] == [f"bob@{DOMAIN}"]
+            assert [str(j) for j in owners] == [f"alice@{DOMAIN}"]
+            bob.client.send_message(mto=ROOM, mbody="hello room", mtype="groupchat")
+
+            async def groupchat(client: Xmpp) -> Any:
+                while True:
+                    msg = await client.next_message()
+                    if msg["type"] == "groupchat" and msg["body"]:
+                        return msg
+
+            got = await asyncio.wait_for(groupchat(alice), TIMEOUT)
+            assert (got["body"], str(got["from"])) == ("hello room", f"{ROOM}/bob")
+
+            # Refusals are errors, not silence: a non-member entering ...
+            c_muc.join_muc(ROOM, "carol")
+            refused = await next_presence_from(carol, f"{ROOM}/carol", "error")
+            assert refused["error"]["condition"] == "registration-required"
+            # ... a non-occupant writing ...
+            carol.client.send_message(mto=ROOM, mbody="let me in", mtype="groupchat")
+            bounced = await carol.next_message()
+            assert (bounced["type"], bounced["error"]["condition"]) == ("error", "not-acceptable")
+            # ... a member changing affiliations, or reading the outcast list
+            with pytest.raises(IqError) as forbidden:
+                await b_muc.set_affiliation(
+                    ROOM, "member", jid=JID(f"carol@{DOMAIN}"), timeout=TIMEOUT
+                )
+            assert forbidden.value.iq["error"]["condition"] == "forbidden"
+            with pytest.raises(IqError) as outcasts:
+                await b_muc.get_affiliation_list(ROOM, "outcast", timeout=TIMEOUT)
+            assert outcasts.value.iq["error"]["condition"] == "forbidden"
+            # ... and an invitation to an address that cannot be reached
+            a_muc.invite(ROOM, JID(f"nobody@{DOMAIN}"))
+
+            async def error_message(client: Xmpp) -> Any:
+                while True:
+                    msg = await client.next_message()
+                    if msg["type"] == "error":
+                        return msg
+
+            unreachable = await asyncio.wait_for(error_message(alice), TIMEOUT)
+            assert unreachable["error"]["condition"] == "service-unavailable"
+            assert str(unreachable["from"]) == str(ROOM)
+            # the owner kicks the member out of the list: removed with 321
+            await a_muc.set_affiliation(ROOM, "none", jid=JID(f"bob@{DOMAIN}"), timeout=TIMEOUT)
+            gone = await next_presence_from(bob, f"{ROOM}/bob", "unavailable")
+            assert 321 in {int(s) for s in gone["muc"]["status_codes"]}
+        finally:
+            for c in (alice, bob, carol):
+                await c.close()
