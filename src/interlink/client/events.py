@@ -113,6 +113,52 @@ class MessageRefused:
     text: str
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """The hub acknowledged a message this device sent (XEP-0198 ``<a/>``): it is the hub's
+    to deliver now. ``acknowledged`` is False when the stream offers no stream management:
+    the message was written to the connection, which is all that can be known then."""
+
+    peer: str
+    message_id: str
+    acknowledged: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The connection was lost; the client tries again in ``retry_in`` seconds. Messages sent
+    meanwhile wait and leave after reconnecting."""
+
+    reason: str
+    retry_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """Online again: the old session resumed (XEP-0198; nothing was lost) or a new one began
+    (what the hub had not acknowledged was sent again)."""
+
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEnded:
+    """Terminal: the hub will not have this account back (provider suspended, account removed,
+    login refused, replaced by another session), or the attempts ran out. No retry follows."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """A known contact (or this account) has a device not seen before, with its own identity key;
+    trusted on first use like the contact's first devices. Reported once per device."""
+
+    peer: str  # bare JID
+    device_id: int
+    fingerprint: str
+
+
 ClientEvent = (
     TextMessage
     | FileMessage
@@ -124,4 +170,9 @@ ClientEvent = (
     | EncryptionProblem
     | KeyChanged
     | DeviceListChanged
+    | NewDevice
+    | Sent
+    | Disconnected
+    | Reconnected
+    | ConnectionEnded
 )
