@@ -226,6 +226,7 @@ class Bench:
             backends.append(oldmemo.Oldmemo(storage))
         cls = session_manager_class(
             MemoryPep(self.server, jid),
+            storage=storage,
             manual_trust=False,
             on_key_change=_no_key_change,
             before_sending=storage.commit,
@@ -304,7 +305,11 @@ class Bench:
             if plaintext is None:
                 return None
             await decide_trust(
-                receiver.manager, device, manual_trust=False, on_key_change=_no_key_change
+                receiver.manager,
+                device,
+                storage=receiver.storage,
+                manual_trust=False,
+                on_key_change=_no_key_change,
             )
         t4 = perf()
         envelope = sce.open_envelope(

@@ -50,7 +50,7 @@ async def account(
 ) -> tuple[omemo.SessionManager, SqliteOmemoStorage]:
     storage = await SqliteOmemoStorage.open(path / f"{jid}.sqlite3")
     cls = session_manager_class(
-        DictPep(items, jid), manual_trust=False, on_key_change=_no_key_change
+        DictPep(items, jid), storage=storage, manual_trust=False, on_key_change=_no_key_change
     )
     manager = await cls.create([twomemo.Twomemo(storage)], storage, jid, None, "UNDECIDED")
     return manager, storage

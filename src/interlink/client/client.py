@@ -36,6 +36,7 @@ from interlink.client.events import (
     InteropMarker,
     KeyChanged,
     MessageRefused,
+    NewDevice,
     Receipt,
     Sent,
     TextMessage,
@@ -116,6 +117,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         uploader: Uploader | None = None,
         commit_batch: int = MAX_BATCH,
         commit_delay: float = MAX_DELAY,
+        device_list_max_age: float = 600.0,
         backoff: Backoff | None = None,
         keepalive: Keepalive | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -129,7 +131,10 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         state; ``commit_delay``: seconds a held-back stanza or event waits at most for one (see
         :mod:`interlink.client.durable`). ``backoff``: delays between reconnection attempts;
         ``keepalive``: when a quiet connection is pinged and when it counts as dead (see
-        :mod:`interlink.client.lifecycle`); ``clock``: monotonic seconds for both."""
+        :mod:`interlink.client.lifecycle`); ``clock``: monotonic seconds for both.
+        ``device_list_max_age``: seconds after which a peer's device lists are fetched again
+        before sending to it (they are also fetched when no device of the peer can be
+        encrypted to)."""
         self.jid = slixmpp.JID(jid)
         self.bare = self.jid.bare
         self._password = password
@@ -160,7 +165,11 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         self._gate: CryptoGate | None = None  # one python-omemo operation at a time
         self._background: set[asyncio.Task[None]] = set()
         self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
-        self._known_peers: set[str] = set()  # device lists fetched at least once
+        # peer -> when (clock) its device lists were last fetched
+        self._looked_up: dict[str, float] = {}
+        if device_list_max_age <= 0:
+            raise ValueError("device_list_max_age must be positive")
+        self._device_list_max_age = device_list_max_age
         self._device_id = 0
         self._lifecycle = Lifecycle(backoff, keepalive)
         self._clock = clock
@@ -254,8 +263,10 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             backends.append(oldmemo.Oldmemo(self._storage))
         manager_class = session_manager_class(
             SlixmppPep(xmpp, self._timeout),
+            storage=self._storage,
             manual_trust=self._manual_trust,
             on_key_change=self._key_changed,
+            on_new_device=self._new_device,
             before_sending=self._storage.commit,
         )
         self._manager = await manager_class.create(
@@ -265,7 +276,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         self._device_id = this.device_id
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._gate.commit_now()
-        self._known_peers.add(self.bare)
+        self._looked_up[self.bare] = self._clock()
         carbons: Any = xmpp.plugin["xep_0280"]
         await carbons.enable(timeout=self._timeout)
         xmpp.send_presence()
@@ -391,7 +402,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         if xmpp is None:
             return
         if not resumed:
-            self._known_peers.clear()
+            self._looked_up.clear()
             xmpp.send_presence()
         for entry in self._outbox.to_send(resumed=resumed):
             self._write(entry)
@@ -606,7 +617,15 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             async with self.gate.operation():
                 # Device lists of peers who share no presence arrive by no notification.
                 await self._refresh(peer)
-                messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext, order)
+                try:
+                    messages, errors = await self.manager.encrypt(
+                        frozenset([peer]), plaintext, order
+                    )
+                except omemo.NoEligibleDevices:  # keys published since the last look-up?
+                    await self._look_up(peer, force=True)
+                    messages, errors = await self.manager.encrypt(
+                        frozenset([peer]), plaintext, order
+                    )
         except omemo.SessionManagerException as exc:
             reason = first_line(exc)
             self._emit(EncryptionProblem(peer, None, reason))
@@ -640,9 +659,31 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
 
     # -- device lists ------------------------------------------------------------------------------
     async def _refresh(self, bare: str) -> None:
-        if bare not in self._known_peers:
-            await self.manager.refresh_device_lists(bare)
-            self._known_peers.add(bare)
+        """Fetch ``bare``'s device lists unless fetched less than ``device_list_max_age`` ago;
+        subscribe to them the first time (for a peer who shares no presence, notifications come
+        only so)."""
+        await self._look_up(bare, force=False)
+
+    async def _look_up(self, bare: str, *, force: bool) -> None:
+        at = self._looked_up.get(bare)
+        if not force and at is not None and self._clock() - at < self._device_list_max_age:
+            return
+        await self.manager.refresh_device_lists(bare)
+        self._looked_up[bare] = self._clock()
+        if at is None and bare != self.bare:
+            self._spawn(self._subscribe_devices(bare))
+
+    async def _subscribe_devices(self, bare: str) -> None:
+        """Ask for ``bare``'s device-list notifications (XEP-0060 §6.1) where its server lets
+        us; a refusal (or no node yet) changes nothing: the list is fetched again when sending
+        finds no device, when an unknown device writes, and after ``device_list_max_age``."""
+        xmpp = self._xmpp
+        if xmpp is None:
+            return
+        port = SlixmppPep(xmpp, self._timeout)
+        for namespace in self._namespaces():
+            with contextlib.suppress(Exception):
+                await port.subscribe(bare, DEVICES_NODE[namespace])
 
     # -- receiving ---------------------------------------------------------------------------------
     def _on_message_error(self, stanza: Any) -> None:
@@ -681,11 +722,14 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
                 return
             if plaintext is None:
                 return  # a key-transport or empty message: nothing for the user
+            assert self._storage is not None
             level = await decide_trust(
                 self.manager,
                 device,
+                storage=self._storage,
                 manual_trust=self._manual_trust,
                 on_key_change=self._key_changed,
+                on_new_device=self._new_device,
             )
         flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
         namespace = message.namespace
@@ -807,6 +851,10 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
     async def _key_changed(self, device: DeviceInformation) -> None:
         fingerprint = self._fingerprint(device.identity_key)
         self._emit(KeyChanged(device.bare_jid, device.device_id, fingerprint))
+
+    async def _new_device(self, device: DeviceInformation) -> None:
+        fingerprint = self._fingerprint(device.identity_key)
+        self._emit(NewDevice(device.bare_jid, device.device_id, fingerprint))
 
 
 __all__ = ["ClientError", "InterlinkClient"]
