@@ -18,6 +18,7 @@ import omemo
 import slixmpp
 import twomemo
 from omemo.types import DeviceInformation
+from slixmpp.plugins.xep_0030.stanza.info import DiscoInfo
 from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import media, sce
@@ -66,6 +67,7 @@ from interlink.client.omemo_session import (
     session_manager_class,
 )
 from interlink.client.outbox import Outbox, Outgoing
+from interlink.client.peer_caps import text_order
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
@@ -167,6 +169,9 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
         # peer -> when (clock) its device lists were last fetched
         self._looked_up: dict[str, float] = {}
+        self._resources: dict[str, set[str]] = {}  # bare -> full JIDs that wrote to us
+        # bare -> (when, features of each visible client), for device_list_max_age
+        self._advertised_at: dict[str, tuple[float, list[set[str]]]] = {}
         if device_list_max_age <= 0:
             raise ValueError("device_list_max_age must be positive")
         self._device_list_max_age = device_list_max_age
@@ -227,6 +232,10 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
         xmpp.add_event_handler("carbon_sent", self._spawn_for(self._on_carbon_sent))
         xmpp.add_event_handler("message_error", self._on_message_error)
+        # a client that comes online may read another OMEMO version: ask again when sending
+        xmpp.add_event_handler(
+            "presence_available", lambda p: self._advertised_at.pop(p["from"].bare, None)
+        )
         self._watch_connection(xmpp)
         xmpp.enable_direct_tls = self._direct_tls
         xmpp.enable_starttls = not self._direct_tls
@@ -403,6 +412,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             return
         if not resumed:
             self._looked_up.clear()
+            self._advertised_at.clear()
             xmpp.send_presence()
         for entry in self._outbox.to_send(resumed=resumed):
             self._write(entry)
@@ -613,6 +623,8 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             order.append(LEGACY)
         if not order:
             raise ClientError("legacy OMEMO can only carry text")
+        if len(order) > 1:  # a client of the peer may read legacy OMEMO only
+            order = text_order(await self._advertised(peer), order)
         try:
             async with self.gate.operation():
                 # Device lists of peers who share no presence arrive by no notification.
@@ -673,6 +685,34 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         if at is None and bare != self.bare:
             self._spawn(self._subscribe_devices(bare))
 
+    async def _advertised(self, bare: str) -> list[set[str]]:
+        """The features each client of ``bare`` that this device can see advertises (caps of
+        its presences, or disco#info of resources that wrote to us); unanswered ones count as
+        advertising nothing."""
+        xmpp = self._xmpp
+        if xmpp is None:
+            return []
+        cached = self._advertised_at.get(bare)
+        if cached is not None and self._clock() - cached[0] < self._device_list_max_age:
+            return cached[1]
+        resources = set(self._resources.get(bare, ()))
+        with contextlib.suppress(Exception):
+            resources.update(f"{bare}/{r}" for r in xmpp.client_roster.presence(slixmpp.JID(bare)))
+        disco: Any = xmpp.plugin["xep_0030"]
+        found: list[set[str]] = []
+        for full in sorted(resources):
+            try:
+                result = await disco.get_info(
+                    jid=slixmpp.JID(full), cached=True, timeout=min(2.0, self._timeout)
+                )
+            except Exception as exc:  # gone, or not answering: it advertises nothing
+                log.debug("no disco#info", extra={"jid": full, "error": first_line(exc)})
+                continue
+            info = result if isinstance(result, DiscoInfo) else result["disco_info"]
+            found.append(set(info["features"]))
+        self._advertised_at[bare] = (self._clock(), found)
+        return found
+
     async def _subscribe_devices(self, bare: str) -> None:
         """Ask for ``bare``'s device-list notifications (XEP-0060 §6.1) where its server lets
         us; a refusal (or no node yet) changes nothing: the list is fetched again when sending
@@ -707,6 +747,11 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             return
         sender = stanza["from"]
         message_id = stanza["id"] or None
+        if not outgoing and sender.resource:
+            known = self._resources.setdefault(sender.bare, set())
+            if str(sender) not in known:  # a client not asked yet what it reads
+                known.add(str(sender))
+                self._advertised_at.pop(sender.bare, None)
         marker = marker_of(stanza.xml, sender.bare, self.bare)
         async with self.gate.operation():
             problem = await self._precheck(element, sender.bare)
