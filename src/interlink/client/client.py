@@ -120,6 +120,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         commit_batch: int = MAX_BATCH,
         commit_delay: float = MAX_DELAY,
         device_list_max_age: float = 600.0,
+        speedups: bool = False,
         backoff: Backoff | None = None,
         keepalive: Keepalive | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -136,7 +137,10 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         :mod:`interlink.client.lifecycle`); ``clock``: monotonic seconds for both.
         ``device_list_max_age``: seconds after which a peer's device lists are fetched again
         before sending to it (they are also fetched when no device of the peer can be
-        encrypted to)."""
+        encrypted to). ``speedups``: faster crypto by changing code of python-omemo, x3dh and
+        python-doubleratchet, for the versions it was verified against only (other versions run
+        unchanged); two of the changes apply to the whole process (see
+        :func:`~interlink.client.omemo_session.session_manager_class`). Off by default."""
         self.jid = slixmpp.JID(jid)
         self.bare = self.jid.bare
         self._password = password
@@ -175,6 +179,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         if device_list_max_age <= 0:
             raise ValueError("device_list_max_age must be positive")
         self._device_list_max_age = device_list_max_age
+        self._speedups = speedups
         self._device_id = 0
         self._lifecycle = Lifecycle(backoff, keepalive)
         self._clock = clock
@@ -277,6 +282,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             on_key_change=self._key_changed,
             on_new_device=self._new_device,
             before_sending=self._storage.commit,
+            speedups=self._speedups,
         )
         self._manager = await manager_class.create(
             backends, self._storage, self.bare, None, Trust.UNDECIDED.value

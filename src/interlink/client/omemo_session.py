@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import enum
 import hashlib
+import importlib.metadata
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -90,20 +91,29 @@ def session_manager_class(
     on_key_change: Callable[[DeviceInformation], Awaitable[None]],
     before_sending: Callable[[], None] = lambda: None,
     on_new_device: Callable[[DeviceInformation], Awaitable[None]] = _nothing,
+    speedups: bool = False,
 ) -> type[omemo.SessionManager]:
     """A SessionManager subclass whose hooks go through ``port``. ``before_sending`` runs
     before python-omemo publishes or sends anything by itself (keys, device lists, session
     healing messages); the SDK commits the crypto state there, so nothing leaves that the
-    state on disk does not account for."""
-    prekey_memo.install()  # ~50 ms less per new session (see the module)
-    ratchet_memo.install()  # ~10 % less per message (see the module)
+    state on disk does not account for.
+
+    ``speedups`` (off by default) changes code of the libraries below, for the versions it was
+    verified against only (:data:`VERIFIED_OMEMO`, :mod:`~interlink.client.prekey_memo`,
+    :mod:`~interlink.client.ratchet_memo`); other versions run unchanged. Two of the three are
+    process-wide: every user of x3dh and python-doubleratchet in the process gets them."""
+    fast_device_info = False
+    if speedups:
+        prekey_memo.install()  # ~50 ms less per new session (see the module)
+        ratchet_memo.install()  # ~10 % less per message (see the module)
+        fast_device_info = _installed_version("OMEMO") in VERIFIED_OMEMO
 
     class InterlinkSessionManager(omemo.SessionManager):
         def __init__(self) -> None:
             super().__init__()
             self._device_info: dict[str, tuple[int, frozenset[DeviceInformation]]] = {}
 
-        async def _SessionManager__get_device_information(
+        async def _cached_device_information(
             self, bare_jid: str
         ) -> tuple[frozenset[DeviceInformation], frozenset[omemo.Bundle]]:
             """python-omemo rebuilds every recipient's device information from ~7 storage reads
@@ -112,7 +122,6 @@ def session_manager_class(
             (``SqliteOmemoStorage.device_generation``). Results that needed a bundle download
             are not cached: python-omemo uses the downloaded bundles right away."""
             build = super()._SessionManager__get_device_information  # type: ignore[misc]
-            storage = getattr(self, "_SessionManager__storage", None)
             if not isinstance(storage, SqliteOmemoStorage):
                 result: tuple[frozenset[DeviceInformation], frozenset[omemo.Bundle]]
                 result = await build(bare_jid)
@@ -232,7 +241,26 @@ def session_manager_class(
             except Exception as exc:
                 raise omemo.MessageSendingFailed(str(exc)) from exc
 
-    return InterlinkSessionManager
+    if not fast_device_info:
+        return InterlinkSessionManager
+
+    class FasterSessionManager(InterlinkSessionManager):
+        # python-omemo's private method, overridden only for VERIFIED_OMEMO
+        _SessionManager__get_device_information = InterlinkSessionManager._cached_device_information
+
+    return FasterSessionManager
+
+
+VERIFIED_OMEMO = frozenset(("2.1.0",))
+"""python-omemo versions whose private ``__get_device_information`` the device-information cache
+was checked against (its signature, and that it reads only ``store.DEVICE_KEYS``)."""
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 _TRUSTING = (Trust.VERIFIED.value, Trust.BLINDLY_TRUSTED.value, Trust.CHANGED.value)
