@@ -728,6 +728,9 @@ async def measure_replay(variant: Variant, sizes: list[int], calls: int) -> list
             have = 0
             for size in sizes:
                 if size > have:
+                    # first_sight leaves its writes in the open transaction for the SDK's gate
+                    # to commit (store.py); commit them as the gate would before seeding more.
+                    storage.commit()
                     conn.execute("BEGIN")
                     conn.executemany(
                         "INSERT INTO seen_keys (digest, seen_at) VALUES (?, ?)",
@@ -742,6 +745,7 @@ async def measure_replay(variant: Variant, sizes: list[int], calls: int) -> list
                     assert await storage.first_sight(os.urandom(32), time.time(), REPLAY_WINDOW)
                 have += calls + 20
                 rows.append({"stored": size, "indexed": indexed, "us": (perf() - t0) / calls * 1e6})
+            storage.commit()
             await storage.close()
     return rows
 
