@@ -73,6 +73,7 @@ from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
+from interlink.xmpp.ext.delay import delayed_at
 
 log = logging.getLogger("interlink.client")
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
@@ -640,6 +641,8 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
                         frozenset([peer]), plaintext, order
                     )
                 except omemo.NoEligibleDevices:  # keys published since the last look-up?
+                    if not self.online:
+                        raise
                     await self._look_up(peer, force=True)
                     messages, errors = await self.manager.encrypt(
                         frozenset([peer]), plaintext, order
@@ -685,6 +688,8 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
     async def _look_up(self, bare: str, *, force: bool) -> None:
         at = self._looked_up.get(bare)
         if not force and at is not None and self._clock() - at < self._device_list_max_age:
+            return
+        if at is not None and not self.online:  # offline: what is known will do until later
             return
         await self.manager.refresh_device_lists(bare)
         self._looked_up[bare] = self._clock()
@@ -785,6 +790,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
         namespace = message.namespace
         to = stanza["to"].bare if outgoing else None
+        stored_at = delayed_at(stanza.xml)  # XEP-0203: when the hub stored it for us
         if namespace != OMEMO2:
             text = plaintext.decode("utf-8", errors="replace")
             self._emit(
@@ -798,6 +804,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
                     outgoing,
                     to,
                     marker,
+                    stored_at,
                 )
             )
             return
@@ -812,7 +819,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
             return
         await self._content_events(
-            str(sender), message_id, envelope, device.device_id, flagged, to, marker
+            str(sender), message_id, envelope, device.device_id, flagged, to, marker, stored_at
         )
 
     async def _precheck(self, element: Element, sender: str) -> str | None:
@@ -830,9 +837,11 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         flagged: bool,
         to: str | None = None,
         marker: InteropMarker | None = None,
+        stored_at: float | None = None,
     ) -> None:
         """Turn what an envelope carries into events (and an automatic receipt if asked).
-        ``to`` is set for copies of this account's own messages (carbons)."""
+        ``to`` is set for copies of this account's own messages (carbons). The envelope's own
+        time (SCE) is the send time; ``stored_at`` (the hub's delay stamp) is for what has none."""
         tags = {el.tag for el in envelope.content}
         text = envelope.body
         try:

@@ -21,7 +21,9 @@ class TextMessage:
     outgoing: bool = False  # a copy of what this account sent from another device (carbons)
     to: str | None = None  # for outgoing copies: the recipient
     interop: InteropMarker | None = None  # set when the sender is a third-party user
-    sent_at: float | None = None  # the sender's time (SCE affix, OMEMO 2 only), Unix seconds
+    # when it was sent, Unix seconds: the sender's time (SCE affix, OMEMO 2), else the time the
+    # hub stored it for this device (XEP-0203 delay, for messages that waited); None when live
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
