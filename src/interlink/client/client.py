@@ -247,16 +247,34 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         xmpp.enable_starttls = not self._direct_tls
         xmpp.enable_plaintext = False
         problems: list[str] = []
-        xmpp.add_event_handler("connection_failed", lambda e: problems.append(str(e)))
-        xmpp.add_event_handler("ssl_invalid_chain", lambda e: problems.append(f"certificate: {e}"))
+        refused = asyncio.Event()  # the first attempt failed: no need to wait for the timeout
+
+        def problem(text: str) -> None:
+            problems.append(text)
+            refused.set()
+
+        def unreachable(error: Any) -> None:
+            problem(str(error))
+
+        def bad_certificate(error: Any) -> None:
+            problem(f"certificate: {error}")
+
+        xmpp.add_event_handler("connection_failed", unreachable)
+        xmpp.add_event_handler("ssl_invalid_chain", bad_certificate)
         if self._ca_file is not None and not self._ca_file.is_file():
             raise ClientError(f"the CA file {self._ca_file} does not exist")
         self._lifecycle = Lifecycle(self._lifecycle.backoff, self._lifecycle.keepalive)
         xmpp.connect(self._host, self._port)
-        waiters = [asyncio.ensure_future(started.wait()), asyncio.ensure_future(failed.wait())]
+        waiters = [
+            asyncio.ensure_future(started.wait()),
+            asyncio.ensure_future(failed.wait()),
+            asyncio.ensure_future(refused.wait()),
+        ]
         await asyncio.wait(waiters, timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
+        xmpp.del_event_handler("connection_failed", unreachable)  # the first login's only
+        xmpp.del_event_handler("ssl_invalid_chain", bad_certificate)
         if not started.is_set():
             self._lifecycle.handle(Input.CLOSE, self._clock())
             xmpp.cancel_connection_attempt()
