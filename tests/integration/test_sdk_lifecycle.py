@@ -161,3 +161,50 @@ async def test_a_silent_hub_is_noticed_by_the_keepalive(tmp_path: Path) -> None:
             assert "no answer" in lost.reason
         finally:
             await alice.close()
+
+
+async def test_a_suspended_provider_s_user_gets_one_terminal_event_not_a_retry_loop(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    from interlink.client.enlist import enlist, identity_thumbprint
+    from tests.integration.kit import onboard_provider
+    from tests.interop.enlistkit import ThirdParty
+
+    token_name = "operator-token"
+    async with running_hub(tmp_path, admin={"token": token_name}) as (server, certs):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        party = ThirdParty()
+        await onboard_provider(base, certs.ca, token_name, party.provider_body())
+        device = tmp_path / "third-party"
+        thumbprint = await identity_thumbprint(device)
+
+        async def token() -> str:
+            return party.token(aud=DOMAIN, cnf={"jkt": thumbprint})
+
+        enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
+        user = InterlinkClient(
+            f"{enlisted.jid}/app",
+            "",
+            data_dir=device,
+            port=server.ports["c2s-starttls"],
+            ca_file=certs.ca,
+            token_provider=token,
+            backoff=FAST,
+        )
+        await user.connect()
+        try:
+            admin = {"Authorization": f"Bearer {token_name}"}
+            async with httpx.AsyncClient(verify=str(certs.ca), timeout=10) as http:
+                path = f"{base}/admin/v1/providers/{party.provider_id}/suspend"
+                suspended = await http.post(path, headers=admin)
+                assert suspended.status_code == 200, suspended.text
+            ended = await next_of(user, ConnectionEnded)
+            assert "refused the login" in ended.reason
+            assert "suspended" in ended.reason  # why, in the hub's words
+            later = await drain(user, 1.5)
+            assert not [e for e in later if isinstance(e, Reconnected | ConnectionEnded)]
+            assert not user.online
+        finally:
+            await user.close()
