@@ -208,3 +208,34 @@ async def test_a_suspended_provider_s_user_gets_one_terminal_event_not_a_retry_l
             assert not user.online
         finally:
             await user.close()
+
+
+async def test_a_dropped_connection_resumes_its_session_and_sends_what_waited(
+    tmp_path: Path,
+) -> None:
+    """The connection breaks without a goodbye (the hub parks the session, XEP-0198 §5): the
+    client resumes it, and a message sent while it was down arrives once."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
+        await alice.connect()
+        await bob.connect()
+        try:
+            await alice.send_text(f"bob@{DOMAIN}", "first")
+            assert (await next_of(bob, TextMessage)).text == "first"
+            xmpp = alice._xmpp
+            assert xmpp is not None
+            xmpp.abort()  # the network goes away under the client
+            await next_of(alice, Disconnected)
+            waited = await alice.send_text(f"bob@{DOMAIN}", "sent while down")
+            back = await next_of(alice, Reconnected)
+            assert back.resumed  # the same session: nothing was lost, nothing re-bound
+            assert (await next_of(alice, Sent)).message_id == waited
+            got = await next_of(bob, TextMessage)
+            assert (got.text, got.message_id) == ("sent while down", waited)
+            later = await drain(bob, 1.0)
+            assert not [e for e in later if isinstance(e, TextMessage)]
+        finally:
+            await alice.close()
+            await bob.close()
