@@ -22,13 +22,13 @@ from slixmpp.plugins.xep_0030.stanza.info import DiscoInfo
 from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import media, sce
+from interlink.client.connection import Connection
 from interlink.client.consent import ConsentCalls, marker_of
 from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate, check_limits
 from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import (
     ChatState,
     ClientEvent,
-    ConnectionEnded,
     DecryptionFailed,
     DeviceListChanged,
     Displayed,
@@ -39,20 +39,9 @@ from interlink.client.events import (
     MessageRefused,
     NewDevice,
     Receipt,
-    Sent,
     TextMessage,
 )
-from interlink.client.lifecycle import (
-    Backoff,
-    DropConnection,
-    Input,
-    Keepalive,
-    Lifecycle,
-    Notify,
-    SendPing,
-    StartConnecting,
-    State,
-)
+from interlink.client.lifecycle import Backoff, Input, Keepalive
 from interlink.client.media_transfer import MediaCalls, Uploader
 from interlink.client.oauthbearer import OAuthBearer
 from interlink.client.omemo_session import (
@@ -66,7 +55,7 @@ from interlink.client.omemo_session import (
     serialize_message,
     session_manager_class,
 )
-from interlink.client.outbox import Outbox, Outgoing
+from interlink.client.outbox import Outgoing
 from interlink.client.peer_caps import text_order
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import TrustCalls
@@ -83,10 +72,6 @@ RECEIPTS = ns.RECEIPTS  # XEP-0184
 MARKERS = ns.CHAT_MARKERS  # XEP-0333
 CHATSTATES = ns.CHATSTATES  # XEP-0085
 CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
-# Stream errors after which the hub will not have this session back (RFC 6120 §4.9.3): the
-# account was removed or refused, or another login replaced this resource. A suspended
-# provider's sessions end with policy-violation; the next login is refused, which ends it then.
-TERMINAL_STREAM_ERRORS = frozenset(("not-authorized", "conflict"))
 
 
 def _q(namespace: str, local: str) -> str:
@@ -182,12 +167,16 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         self._device_list_max_age = device_list_max_age
         self._speedups = speedups
         self._device_id = 0
-        self._lifecycle = Lifecycle(backoff, keepalive)
         self._clock = clock
-        self._wake = asyncio.Event()  # the lifecycle's timer may have moved
-        self._outbox = Outbox()
-        self._last_stream_error = ""
-        self._drop_reason: str | None = None
+        self._connection = Connection(
+            backoff=backoff,
+            keepalive=keepalive,
+            clock=clock,
+            notify=self._events.put_nowait,
+            spawn=self._spawn,
+            reconnect=self._reconnect,
+            back_online=self._back_online,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -242,7 +231,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         xmpp.add_event_handler(
             "presence_available", lambda p: self._advertised_at.pop(p["from"].bare, None)
         )
-        self._watch_connection(xmpp)
+        self._connection.watch(xmpp)
         xmpp.enable_direct_tls = self._direct_tls
         xmpp.enable_starttls = not self._direct_tls
         xmpp.enable_plaintext = False
@@ -263,7 +252,6 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         xmpp.add_event_handler("ssl_invalid_chain", bad_certificate)
         if self._ca_file is not None and not self._ca_file.is_file():
             raise ClientError(f"the CA file {self._ca_file} does not exist")
-        self._lifecycle = Lifecycle(self._lifecycle.backoff, self._lifecycle.keepalive)
         xmpp.connect(self._host, self._port)
         waiters = [
             asyncio.ensure_future(started.wait()),
@@ -276,7 +264,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         xmpp.del_event_handler("connection_failed", unreachable)  # the first login's only
         xmpp.del_event_handler("ssl_invalid_chain", bad_certificate)
         if not started.is_set():
-            self._lifecycle.handle(Input.CLOSE, self._clock())
+            self._connection.close()
             xmpp.cancel_connection_attempt()
             xmpp.abort()
             if failed.is_set():
@@ -317,104 +305,18 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
         # Stored messages arrive right after the presence; python-omemo holds back the messages
         # that confirm new sessions until told the backlog is over (its history-sync mode).
         self._spawn(self._end_history_sync())
-        self._spawn(self._supervise())
+        self._spawn(self._connection.supervise())
 
-    # -- connection lifecycle (the decisions: interlink.client.lifecycle) ------------------------
+    # -- connection lifecycle (interlink.client.connection, decisions in .lifecycle) ------------
     @property
     def online(self) -> bool:
         """Whether a session is up now (messages sent while not are held and sent later)."""
-        return self._lifecycle.state is State.ONLINE
+        return self._connection.online
 
     @property
     def unacknowledged(self) -> int:
         """How many sent messages the hub has not acknowledged yet (held ones included)."""
-        return len(self._outbox)
-
-    def _watch_connection(self, xmpp: slixmpp.ClientXMPP) -> None:
-        xmpp.add_event_handler("session_start", lambda _: self._feed(Input.CONNECTED))
-        xmpp.add_event_handler(
-            "session_resumed", lambda _: self._feed(Input.CONNECTED, resumed=True)
-        )
-        xmpp.add_event_handler("disconnected", self._on_disconnected)
-        xmpp.add_event_handler("connection_failed", self._on_connection_failed)
-        xmpp.add_event_handler("stream_error", self._on_stream_error)
-        xmpp.add_event_handler("failed_all_auth", self._on_auth_refused)
-        xmpp.add_event_handler("stanza_acked", self._on_acked)
-        xmpp.add_filter("in", self._on_traffic)
-
-    def _on_traffic(self, stanza: Any) -> Any:
-        self._lifecycle.heard(self._clock())
-        return stanza
-
-    def _on_disconnected(self, reason: Any) -> None:
-        text = self._drop_reason or self._last_stream_error or str(reason or "connection closed")
-        self._drop_reason = None
-        self._feed(Input.LOST, reason=text)
-
-    def _on_connection_failed(self, error: Any) -> None:
-        if self._lifecycle.state is State.CONNECTING and self._xmpp is not None:
-            # slixmpp would retry on its own schedule; the lifecycle keeps the schedule instead.
-            self._xmpp.cancel_connection_attempt()
-            self._feed(Input.LOST, reason=f"could not connect: {error}")
-
-    def _on_stream_error(self, error: Any) -> None:
-        condition = str(error["condition"])
-        text = str(error["text"] or "")
-        self._last_stream_error = f"{condition}: {text}" if text else condition
-        if condition in TERMINAL_STREAM_ERRORS:
-            ended = f"the hub ended the session ({self._last_stream_error})"
-            self._feed(Input.REFUSED, reason=ended)
-
-    def _on_auth_refused(self, _: Any) -> None:
-        before = f" after {self._last_stream_error}" if self._last_stream_error else ""
-        self._feed(Input.REFUSED, reason=f"the hub refused the login{before}")
-
-    def _on_acked(self, stanza: Any) -> None:
-        if not isinstance(stanza, slixmpp.Message) or not stanza["id"]:
-            return
-        entry = self._outbox.acknowledged(stanza["id"])
-        if entry is not None and entry.report:
-            self._events.put_nowait(Sent(entry.peer, entry.message_id))
-
-    def _feed(self, event: Input, *, reason: str = "", resumed: bool = False) -> None:
-        was, again = self._lifecycle.state, self._lifecycle.ever_online
-        actions = self._lifecycle.handle(event, self._clock(), reason=reason, resumed=resumed)
-        if event is Input.CONNECTED and was is State.CONNECTING:
-            self._last_stream_error = ""
-            if again:  # the first login's set-up is connect()'s
-                self._spawn(self._back_online(resumed))
-        self._perform(actions)
-
-    def _perform(self, actions: list[Any]) -> None:
-        xmpp = self._xmpp
-        for action in actions:
-            if isinstance(action, Notify):
-                self._events.put_nowait(action.event)
-                if isinstance(action.event, ConnectionEnded) and xmpp is not None:
-                    xmpp.cancel_connection_attempt()
-            elif isinstance(action, SendPing) and xmpp is not None:
-                self._spawn(self._ping(xmpp))
-            elif isinstance(action, DropConnection) and xmpp is not None:
-                self._drop_reason = action.reason
-                xmpp.abort()
-            elif isinstance(action, StartConnecting):
-                self._spawn(self._reconnect())
-        self._wake.set()
-
-    async def _supervise(self) -> None:
-        """Run the lifecycle's timer until the client ends."""
-        while self._lifecycle.state is not State.ENDED:
-            due = self._lifecycle.get_timer()
-            wait = None if due is None else max(0.0, due - self._clock())
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
-            self._perform(self._lifecycle.handle_timer(self._clock()))
-
-    async def _ping(self, xmpp: slixmpp.ClientXMPP) -> None:
-        ping: Any = xmpp.plugin["xep_0199"]
-        with contextlib.suppress(Exception):  # the lifecycle's timer decides what silence means
-            await ping.ping(timeout=self._lifecycle.keepalive.timeout)
+        return len(self._connection.outbox)
 
     async def _reconnect(self) -> None:
         xmpp = self._xmpp
@@ -424,44 +326,23 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             try:
                 xmpp.credentials["access_token"] = await self._token_provider()
             except Exception as exc:
-                self._feed(Input.LOST, reason=f"no token: {first_line(exc)}")
+                self._connection.feed(Input.LOST, reason=f"no token: {first_line(exc)}")
                 return
         xmpp.connect(self._host, self._port)
 
     async def _back_online(self, resumed: bool) -> None:
-        """A later session is up: resend what the hub has not acknowledged and, for a new
-        session, announce presence and carbons again and look at device lists afresh (their
-        notifications may have been missed)."""
+        """A later session is up (what waited is re-sent next). A new session announces
+        presence and carbons again and looks at device lists afresh (their notifications may
+        have been missed)."""
         xmpp = self._xmpp
-        if xmpp is None:
+        if xmpp is None or resumed:
             return
-        if not resumed:
-            self._looked_up.clear()
-            self._advertised_at.clear()
-            xmpp.send_presence()
-        for entry in self._outbox.to_send(resumed=resumed):
-            self._write(entry)
-        if not resumed:
-            carbons: Any = xmpp.plugin["xep_0280"]
-            with contextlib.suppress(Exception):
-                await carbons.enable(timeout=self._timeout)
-
-    def _write(self, entry: Outgoing) -> None:
-        """Put ``entry`` on the connection if there is one; otherwise it waits in the outbox."""
-        xmpp = self._xmpp
-        if xmpp is None or not self.online or xmpp.transport is None:
-            return
-        entry.stanza.send()
-        self._outbox.written(entry.message_id)
-        sm: Any = xmpp.plugin["xep_0198"]
-        if sm.enabled_out:
-            # Ask for an ack right behind the message (XEP-0198 §4), through the same ordered
-            # queue: slixmpp's own request is written before the stanza that prompted it.
-            xmpp.send(str(sm.stanza.RequestAck(xmpp)), use_filters=False)
-        else:  # no stream management: written is all that can be known
-            self._outbox.acknowledged(entry.message_id)
-            if entry.report:
-                self._events.put_nowait(Sent(entry.peer, entry.message_id, acknowledged=False))
+        self._looked_up.clear()
+        self._advertised_at.clear()
+        xmpp.send_presence()
+        carbons: Any = xmpp.plugin["xep_0280"]
+        with contextlib.suppress(Exception):
+            await carbons.enable(timeout=self._timeout)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -480,8 +361,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
     async def close(self) -> None:
         """Stop receiving, save what finished operations hold back and disconnect. Raises
         nothing of its own; the client can ``connect()`` again."""
-        self._lifecycle.handle(Input.CLOSE, self._clock())
-        self._wake.set()
+        self._connection.close()
         tasks = [*self._background, *([self._worker] if self._worker is not None else [])]
         tasks = [t for t in tasks if t is not asyncio.current_task()]
         for task in tasks:
@@ -687,8 +567,8 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
             stanza.xml.append(Element(interop.ACTIVITY))
         entry = Outgoing(peer, message_id, stanza, report=legacy_text is not None)
         if store:  # kept until the hub acknowledges it; chat states are not worth a re-send
-            self._outbox.add(entry)
-        sent = self.gate.after(functools.partial(self._write, entry))
+            self._connection.hold(entry)
+        sent = self.gate.after(functools.partial(self._connection.write, entry))
         if wait:
             try:
                 await sent
