@@ -4,6 +4,7 @@ two devices at first contact, and a contact's new device."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,4 +164,39 @@ async def test_a_new_device_of_a_known_contact_is_announced_once_and_not_flagged
             assert not [e for e in events if isinstance(e, KeyChanged)]
         finally:
             for c in (alice, laptop, tablet):
+                await c.close()
+
+
+async def test_a_peer_without_shared_presence_is_followed_by_subscription(
+    tmp_path: Path,
+) -> None:
+    """After the first look-up the SDK subscribes to the peer's device lists (XEP-0060 §6.1):
+    a device the peer adds later is announced by the hub's notification, with no new look-up
+    and no presence subscription between the two."""
+    from interlink.client import DeviceListChanged
+
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        laptop = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob-laptop")
+        await laptop.connect()
+        await alice.connect()
+        phone = sdk(tmp_path, f"{BOB}/phone", port, certs, "bob-phone")
+        try:
+            await alice.send_text(BOB, "hi")
+            await next_of(laptop, TextMessage)
+            assert server.storage is not None
+            for _ in range(100):  # the subscriptions are made in the background
+                subscribers = await server.storage.pep.subscribers(BOB, DEVICES_NODE[OMEMO2])
+                if subscribers:
+                    break
+                await asyncio.sleep(0.05)
+            assert subscribers == [ALICE]
+            await phone.connect()  # publishes a device list with both of Bob's devices
+            while True:
+                changed = await next_of(alice, DeviceListChanged)
+                if changed.peer == BOB and len(changed.device_ids) == 2:
+                    break
+        finally:
+            for c in (alice, laptop, phone):
                 await c.close()
