@@ -153,5 +153,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle", type=int, default=1000)
     parser.add_argument("--logins", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
     args = parser.parse_args()
+    if args.quick:
+        args.idle, args.logins = 50, 2
     asyncio.run(main(args.idle, args.logins))

@@ -123,4 +123,8 @@ if __name__ == "__main__":
     parser.add_argument("--reconnect", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--rounds", type=int, default=1, help="attack again, RSS after each")
     parser.add_argument("--hub-src", default=None)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
+    args = parser.parse_args()
+    if args.quick:
+        args.connections = 5
+    asyncio.run(main(args))

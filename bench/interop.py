@@ -314,7 +314,10 @@ def main() -> None:
         choices=["FULL", "NORMAL"],
         help="the hub's storage.sqlite_synchronous (FULL as shipped)",
     )
+    parser.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
     args = parser.parse_args()
+    if args.quick:
+        args.enlist, args.logins, args.concurrency = 20, 20, 4
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})
     main_coro = run(args.enlist, args.logins, args.concurrency, args.sync)

@@ -1298,7 +1298,12 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("mode", choices=["flood", "paced", "idle", "all"])
+    p.add_argument("mode", nargs="?", choices=["flood", "paced", "idle", "all"])
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a flood of 10 connections for 1 s, the mode if none is given (bench/README.md)",
+    )
     p.add_argument("--connections", type=int, default=None, help="[flood 200, others 1000]")
     p.add_argument("--duration", type=float, default=10.0, help="measured seconds [10]")
     p.add_argument("--warmup", type=float, default=None, help="unmeasured seconds first")
@@ -1351,6 +1356,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--hub-gc-log", action="store_true", help="log the hub's gc pauses (all: on for paced)"
     )
     args = p.parse_args(argv)
+    if args.quick:
+        args.mode = args.mode or "flood"
+        args.connections = args.connections or 10
+        args.duration = min(args.duration, 1.0)
+        args.warmup = 0.5 if args.warmup is None else args.warmup
+        args.idle_wait, args.settle, args.grace = 1.0, 1.0, 1.0
+    if args.mode is None:
+        p.error("a mode is needed (flood, paced, idle, all), or --quick")
     if args.connections is None:
         args.connections = 200 if args.mode == "flood" else 1000
     if args.warmup is None:

@@ -110,6 +110,7 @@ def proxy_main(upstream_port: int, certs: Path | None) -> None:
         "https://bench.example",
         ProviderStatus.APPROVED,
         media_hosts=(f"127.0.0.1:{upstream_port}", f"media.example:{upstream_port}"),
+        services=(HUB,),
     )
 
     async def lookup(_provider_id: str) -> Provider:
@@ -131,7 +132,11 @@ def proxy_main(upstream_port: int, certs: Path | None) -> None:
         ssl_context=context,
     )
     app = FastAPI()
-    app.include_router(media_proxy_router(proxy, MediaTokens(SECRET), HUB, clock=time.time))
+    app.include_router(
+        media_proxy_router(
+            proxy, MediaTokens(SECRET), lambda jid: jid.domain == HUB, clock=time.time
+        )
+    )
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)  # before the port is told: the first connection must not be refused
@@ -251,7 +256,10 @@ def main() -> None:
     parser.add_argument("--size", type=int)
     parser.add_argument("--certs", type=Path)
     parser.add_argument("--upstream-port", type=int)
+    parser.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
     args = parser.parse_args()
+    if args.quick:
+        args.mib, args.runs = 2, 1
     if args.role == "upstream":
         pin(1)
         upstream_main(args.size, args.certs)

@@ -331,7 +331,10 @@ def main() -> None:
     parser.add_argument("--sdk", action="store_true", help="also time the SDK's seal + upload")
     parser.add_argument("--no-pin", action="store_true", help="no CPU pinning")
     parser.add_argument("--keep-data", action="store_true", help="keep the hub's data directory")
+    parser.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
     args = parser.parse_args()
+    if args.quick:
+        args.mib, args.runs = 2, 1
     if not args.no_pin:
         pin(1)
     try:

@@ -23,6 +23,8 @@ from interlink.chat.model import (
 )
 from interlink.client import (
     ChatState,
+    ConnectionEnded,
+    Disconnected,
     Displayed,
     FileInfo,
     FileMessage,
@@ -30,7 +32,10 @@ from interlink.client import (
     KeyChanged,
     MessageRefused,
     MessageRequest,
+    NewDevice,
     Receipt,
+    Reconnected,
+    Sent,
     TextMessage,
 )
 
@@ -177,6 +182,7 @@ def test_delivery_ticks(events: list[Receipt | Displayed], expected: list[Delive
     model = ChatModel(OWN)
     for i in (1, 2, 3):
         model.sent(FRIEND, f"m{i}", f"text {i}", float(i))
+        model.apply(Sent(FRIEND, f"m{i}"), float(i))  # the hub acknowledged it
     for event in events:
         model.apply(event, 10.0)
     assert [line.delivery for line in model.conversation(FRIEND).lines] == expected
@@ -321,3 +327,52 @@ def test_safety_number_in_three_rows_of_four_groups() -> None:
     ]
     with pytest.raises(ValueError, match="60 digits"):
         group_safety_number("12345")
+
+
+def test_a_message_is_unsent_until_the_hub_acknowledges_it_and_survives_an_outage() -> None:
+    model = ChatModel(OWN)
+    model.sent(FRIEND, "m1", "hello", 1.0)
+    line = model.conversation(FRIEND).lines[0]
+    assert line.delivery is Delivery.UNSENT
+    assert "not sent" in line.delivery.tick
+    notices = model.apply(Disconnected("system-shutdown", 2.0), 2.0)
+    assert [n.level for n in notices] == [Level.WARNING]
+    assert model.connection.startswith("offline")
+    model.sent(FRIEND, "m2", "during the outage", 3.0)
+    back = model.apply(Reconnected(False), 4.0)
+    assert "2 unsent message(s) sent again" in back[0].text
+    assert model.connection == "online"
+    model.apply(Sent(FRIEND, "m1"), 5.0)
+    model.apply(Receipt(FRIEND, "m2"), 5.0)  # a receipt before the ack: no step back after it
+    model.apply(Sent(FRIEND, "m2"), 5.0)
+    assert [ln.delivery for ln in model.conversation(FRIEND).lines] == [
+        Delivery.SENT,
+        Delivery.DELIVERED,
+    ]
+
+
+def test_a_terminal_end_is_shown_as_such() -> None:
+    model = ChatModel(OWN)
+    notices = model.apply(ConnectionEnded("the hub refused the login"), 1.0)
+    assert notices[0].level is Level.ERROR
+    assert model.ended
+    assert "refused" in model.connection
+
+
+def test_a_new_device_is_a_note_once_not_a_key_warning() -> None:
+    model = ChatModel(OWN)
+    notices = model.apply(NewDevice(FRIEND, 7, "aabbccdd " * 8), 1.0)
+    assert notices[0].level is Level.INFO
+    conversation = model.conversation(FRIEND)
+    assert not conversation.key_changed
+    assert "added a device" in conversation.lines[0].text
+
+
+def test_a_message_that_waited_shows_its_send_time() -> None:
+    model = ChatModel(OWN)
+    late = TextMessage(f"{FRIEND}/phone", "sent yesterday", "m1", 3, OMEMO2, sent_at=1000.0)
+    model.apply(late, 90000.0)
+    assert model.conversation(FRIEND).lines[0].at == 1000.0
+    future = TextMessage(f"{FRIEND}/phone", "clock ahead", "m2", 3, OMEMO2, sent_at=95000.0)
+    model.apply(future, 90000.0)  # a sender's clock ahead of ours is not believed
+    assert model.conversation(FRIEND).lines[1].at == 90000.0

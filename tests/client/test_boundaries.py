@@ -47,3 +47,15 @@ def test_importing_the_sdk_and_chat_loads_no_hub_code() -> None:
     ).stdout
     loaded = {name.split(".")[1] for name in ast.literal_eval(out)}
     assert loaded <= ALLOWED
+
+
+def test_the_sdk_s_own_limits_are_checked_when_the_client_is_made(tmp_path: Path) -> None:
+    import pytest
+
+    from interlink.client import Backoff, InterlinkClient
+
+    with pytest.raises(ValueError, match="device_list_max_age"):
+        InterlinkClient("a@h.test/x", "pw", data_dir=tmp_path, device_list_max_age=0)
+    InterlinkClient("a@h.test/x", "pw", data_dir=tmp_path, device_list_max_age=0.001)
+    with pytest.raises(ValueError, match="backoff"):
+        InterlinkClient("a@h.test/x", "pw", data_dir=tmp_path, backoff=Backoff(max_attempts=0))

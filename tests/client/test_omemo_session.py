@@ -50,7 +50,7 @@ async def account(
 ) -> tuple[omemo.SessionManager, SqliteOmemoStorage]:
     storage = await SqliteOmemoStorage.open(path / f"{jid}.sqlite3")
     cls = session_manager_class(
-        DictPep(items, jid), manual_trust=False, on_key_change=_no_key_change
+        DictPep(items, jid), storage=storage, manual_trust=False, on_key_change=_no_key_change
     )
     manager = await cls.create([twomemo.Twomemo(storage)], storage, jid, None, "UNDECIDED")
     return manager, storage
@@ -109,3 +109,36 @@ async def test_the_replay_record_commits_with_the_session(tmp_path: Path) -> Non
         for manager, storage in ((alice, alice_storage), (bob, bob_storage)):
             await manager.shutdown()
             await storage.close()
+
+
+async def test_no_library_code_is_changed_unless_the_speedups_are_asked_for(
+    tmp_path: Path,
+) -> None:
+    import x3dh.pre_key_pair
+
+    from interlink.client import prekey_memo, ratchet_memo
+
+    before = x3dh.pre_key_pair.PreKeyPair.__dict__["pub"]
+    storage = await SqliteOmemoStorage.open(tmp_path / "s.sqlite3")
+    try:
+        plain = session_manager_class(
+            DictPep({}, "a@h.test"),
+            storage=storage,
+            manual_trust=False,
+            on_key_change=_no_key_change,
+        )
+        assert x3dh.pre_key_pair.PreKeyPair.__dict__["pub"] is before
+        assert "_SessionManager__get_device_information" not in vars(plain)
+        fast = session_manager_class(
+            DictPep({}, "a@h.test"),
+            storage=storage,
+            manual_trust=False,
+            on_key_change=_no_key_change,
+            speedups=True,
+        )
+        assert "_SessionManager__get_device_information" in vars(fast)
+        assert x3dh.pre_key_pair.PreKeyPair.__dict__["pub"] is not before
+    finally:
+        prekey_memo.uninstall()
+        ratchet_memo.uninstall()
+        await storage.close()

@@ -27,6 +27,29 @@ CONFIG: dict[str, Any] = {  # what twomemo uses for OMEMO 2 sessions
 }
 
 
+@pytest.fixture(autouse=True)
+def unpatched_after() -> Any:
+    """The speed-ups are opt-in: no test leaves them on for the tests after it."""
+    yield
+    ratchet_memo.uninstall()
+
+
+def test_nothing_is_patched_unless_asked_and_uninstall_restores() -> None:
+    curve = diffie_hellman_ratchet_curve25519.DiffieHellmanRatchet
+    assert "__deepcopy__" not in kdf_chain.KDFChain.__dict__
+    original = curve.__dict__["_derive_pub"]
+    assert ratchet_memo.install() is ratchet_memo.verified()
+    ratchet_memo.uninstall()
+    assert "__deepcopy__" not in kdf_chain.KDFChain.__dict__
+    assert curve.__dict__["_derive_pub"] is original
+
+
+def test_an_unverified_library_version_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ratchet_memo, "VERIFIED", frozenset({"0.0.1"}))
+    assert ratchet_memo.install() is False
+    assert "__deepcopy__" not in kdf_chain.KDFChain.__dict__
+
+
 def _dh_ratchet(ratchet: DoubleRatchet) -> diffie_hellman_ratchet.DiffieHellmanRatchet:
     private = "_DoubleRatchet__diffie_hellman_ratchet"  # name-mangled: no public accessor
     value: diffie_hellman_ratchet.DiffieHellmanRatchet = vars(ratchet)[private]
@@ -92,7 +115,7 @@ async def test_the_patched_ratchets_behave_exactly_as_the_originals(
         for cls in (*ratchet_memo._CLONED,):
             if "__deepcopy__" in cls.__dict__:
                 patch.delattr(cls, "__deepcopy__")
-        patch.setattr(curve, "_derive_pub", staticmethod(ratchet_memo._original_derive_pub))
+        patch.setattr(curve, "_derive_pub", ratchet_memo._ORIGINAL_DERIVE_PUB)
         patch.setattr(curve, "_generate_priv", staticmethod(fixed_keys))
         plain_states, plain_wire = await conversation(seed)
     generated.clear()

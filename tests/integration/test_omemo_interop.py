@@ -117,3 +117,58 @@ async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path)
         finally:
             await alice.close()
             await peer.close()
+
+
+async def test_a_client_that_advertises_legacy_omemo_only_gets_legacy_though_listed_in_both(
+    tmp_path: Path,
+) -> None:
+    """As poezio-omemo 0.9: its device is in both device lists, it reads legacy OMEMO only and
+    its capabilities say so (no ``urn:xmpp:omemo:2:devices+notify``). The SDK asks the client
+    what it reads (disco#info of the resource that wrote) and answers with legacy OMEMO."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        PeerOmemo._store = MemoryStorage()
+        peer = Xmpp(f"bob@{DOMAIN}/poezio-like", "pw", certs)
+        peer.client.register_plugin("xep_0384", module=sys.modules[__name__])
+        received: asyncio.Queue[str] = asyncio.Queue()
+        plugins: Any = peer.client.plugin
+        omemo_plugin: Any = plugins["xep_0384"]
+
+        async def on_message(msg: Any) -> None:
+            if omemo_plugin.is_encrypted(msg):
+                try:
+                    decrypted, _device = await omemo_plugin.decrypt_message(msg)
+                except Exception as exc:
+                    received.put_nowait(f"unreadable: {type(exc).__name__}")
+                    return
+                received.put_nowait(decrypted["body"])
+
+        peer.client.add_event_handler("message", on_message)
+        await peer.login(port)
+        await omemo_plugin.get_session_manager()  # keys published, in both device lists
+        # what poezio-omemo advertises (slixmpp's remove_interest formats the wrong variable)
+        plugins["xep_0030"].del_feature(feature="urn:xmpp:omemo:2:devices+notify")
+        alice = InterlinkClient(
+            f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
+        )
+        await alice.connect()
+        try:
+            manager = await omemo_plugin.get_session_manager()
+            await manager.refresh_device_lists(f"alice@{DOMAIN}")
+            stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
+            stanza["body"] = "hello from a legacy-only client"
+            encrypted, _errors = await omemo_plugin.encrypt_message(
+                stanza, slixmpp.JID(f"alice@{DOMAIN}")
+            )
+            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+                message.send()
+            while True:
+                event = await alice.next_event(15)
+                if isinstance(event, TextMessage):
+                    break
+            assert event.text == "hello from a legacy-only client"
+            await alice.send_text(f"bob@{DOMAIN}", "a legacy answer")
+            assert await asyncio.wait_for(received.get(), 15) == "a legacy answer"
+        finally:
+            await alice.close()
+            await peer.close()

@@ -17,7 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import (
     Button,
     Footer,
@@ -68,16 +68,41 @@ class LoginScreen(Screen[None]):
         yield Header()
         with Vertical(id="login"), TabbedContent(id="login-kind"):
             with TabPane("Hub account", id="tab-hub"):
-                yield Input(p.get("jid", ""), placeholder="address, e.g. 4915…@hub", id="jid")
+                # Tab into a pre-filled address puts the cursor at its end rather than
+                # selecting it all (one keystroke would replace it)
+                yield Input(
+                    p.get("jid", ""),
+                    placeholder="address, e.g. 4915…@hub",
+                    id="jid",
+                    select_on_focus=False,
+                )
                 yield Input(placeholder="password", password=True, id="password")
                 yield Button("Log in", variant="primary", id="login-hub")
             with TabPane("Other service (provider kit)", id="tab-kit"):
-                yield Input(p.get("kit_url", ""), placeholder="kit URL", id="kit-url")
-                yield Input(p.get("kit_user", ""), placeholder="username", id="kit-user")
+                yield Input(
+                    p.get("kit_url", ""), placeholder="kit URL", id="kit-url", select_on_focus=False
+                )
+                yield Input(
+                    p.get("kit_user", ""),
+                    placeholder="username",
+                    id="kit-user",
+                    select_on_focus=False,
+                )
                 yield Input(placeholder="password", password=True, id="kit-password")
                 yield Button("Log in", variant="primary", id="login-kit")
         yield Label("", id="login-status")
         yield Footer()
+
+    def on_mount(self) -> None:
+        """Focus where typing starts: the password when the address is given (focus on the tab
+        bar sent a typed password nowhere), else the address."""
+        p = self._prefill
+        if p.get("kit_url") and not p.get("jid"):
+            self.query_one("#login-kind", TabbedContent).active = "tab-kit"
+            target = "#kit-password" if p.get("kit_user") else "#kit-user"
+        else:
+            target = "#password" if p.get("jid") else "#jid"
+        self.query_one(target, Input).focus()
 
     def _value(self, selector: str) -> str:
         return self.query_one(selector, Input).value.strip()
@@ -105,8 +130,31 @@ class LoginScreen(Screen[None]):
         self.query_one("#login-status", Label).update(f"login failed: {reason}")
 
 
+class HelpScreen(ModalScreen[None]):
+    """How to get around, and the commands: stays until closed (a notification vanished)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("q", "close", "Close"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Label("Help")
+            yield Static(m.GUIDE + m.HELP, id="help-text")
+            yield Button("Close", id="close-help", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#close-help", Button).focus()
+
+    @on(Button.Pressed, "#close-help")
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
 class ChatScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", priority=True),
         Binding("ctrl+n", "new_chat", "New chat", priority=True),
         Binding("ctrl+s", "safety", "Safety number", priority=True),
         Binding("ctrl+o", "settings", "Settings", priority=True),
@@ -123,6 +171,7 @@ class ChatScreen(Screen[None]):
     # -- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
+        yield Static("connected", id="status")
         with Horizontal():
             yield OptionList(id="conversations")
             with Vertical(id="chat"):
@@ -208,8 +257,17 @@ class ChatScreen(Screen[None]):
 
     # -- drawing -------------------------------------------------------------------------------
     def redraw(self) -> None:
+        self._draw_status()
         self._draw_list()
         self._draw_chat()
+
+    def _draw_status(self) -> None:
+        status = self.query_one("#status", Static)
+        text = self.model.connection
+        offline = text != "online"
+        status.update("connected" if not offline else text)
+        status.set_class(offline and not self.model.ended, "offline")
+        status.set_class(self.model.ended, "ended")
 
     def _draw_list(self) -> None:
         view = self.query_one("#conversations", OptionList)
@@ -245,7 +303,7 @@ class ChatScreen(Screen[None]):
             header += "  — message request: accept before replying"
         self.query_one("#chat-header", Static).update(header)
         actions.set_class(c.request, "shown")
-        self.query_one("#transcript", Static).update(render_lines(c))
+        self.query_one("#transcript", Static).update(render_lines(c, time.time()))
         self.query_one("#typing", Static).update("typing…" if c.typing else "")
         self.query_one("#messages", VerticalScroll).scroll_end(animate=False)
 
@@ -456,7 +514,8 @@ class ChatScreen(Screen[None]):
 
     # -- actions -------------------------------------------------------------------------------
     def action_help(self) -> None:
-        self.chat_app.tell("information", m.HELP)
+        if not isinstance(self.app.screen, HelpScreen):
+            self.app.push_screen(HelpScreen())
 
     @work
     async def action_new_chat(self) -> None:

@@ -88,8 +88,11 @@ class SafetyDialog(ModalScreen[None]):
             if not self._devices:
                 yield Label("No device of this contact is known yet.")
             for device_id, fingerprint in sorted(self._devices.items()):
-                with Horizontal(classes="device"):
-                    yield Static(f"device {device_id}: {fingerprint}", classes="fingerprint")
+                # one block per device: the fingerprint on its own lines, the button below it
+                # (side by side, a wrapped fingerprint ran under the button)
+                with Vertical(classes="device"):
+                    yield Static(f"device {device_id}:", classes="fingerprint")
+                    yield Static(fingerprint, classes="fingerprint", id=f"fingerprint-{device_id}")
                     yield Button("Verify", id=f"verify-{device_id}", variant="success")
             yield Button("Close", id="close")
 

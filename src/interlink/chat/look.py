@@ -22,19 +22,34 @@ CSS = """
 #transfer-row.shown { display: block; }
 .dialog { width: 86; height: auto; max-height: 90%; border: thick $primary; background: $surface;
           padding: 1 2; }
-.buttons, .row, .device { height: auto; }
-NewChatDialog, SafetyDialog, SettingsDialog, ReportDialog { align: center middle; }
+.buttons, .row { height: auto; }
+.device { height: auto; margin: 1 0 0 0; }
+#status { height: 1; padding: 0 1; background: $boost; }
+#status.offline { background: $warning 40%; }
+#status.ended { background: $error 40%; }
+HelpScreen { align: center middle; }
+#help-text { height: auto; }
+NewChatDialog, SafetyDialog, SettingsDialog, ReportDialog, HelpScreen { align: center middle; }
 #safety-number { text-style: bold; margin: 1 0; }
 .fingerprint { width: 1fr; }
 """
 
 
-def render_lines(c: m.Conversation) -> Text:
-    """The conversation as the chat view shows it."""
+def stamp_of(at: float, now: float) -> str:
+    """A line's time: the hour, with the date when it is not today's (a message that waited)."""
+    when, today = time.localtime(at), time.localtime(now)
+    if (when.tm_year, when.tm_yday) == (today.tm_year, today.tm_yday):
+        return time.strftime("%H:%M", when)
+    return time.strftime("%Y-%m-%d %H:%M", when)
+
+
+def render_lines(c: m.Conversation, now: float | None = None) -> Text:
+    """The conversation as the chat view shows it (``now``: for the dates of older lines)."""
     out = Text()
     number = 0
+    today = time.time() if now is None else now
     for line in c.lines:
-        stamp = time.strftime("%H:%M", time.localtime(line.at))
+        stamp = stamp_of(line.at, today)
         if line.note:
             out.append(f"{stamp}  {line.text}\n", style="italic yellow")
             continue

@@ -18,8 +18,10 @@ from interlink.client.consent import MessageRequest
 from interlink.client.events import (
     ChatState,
     ClientEvent,
+    ConnectionEnded,
     DecryptionFailed,
     DeviceListChanged,
+    Disconnected,
     Displayed,
     EncryptionProblem,
     FileMessage,
@@ -33,7 +35,10 @@ from interlink.client.events import (
     InteropMarker,
     KeyChanged,
     MessageRefused,
+    NewDevice,
     Receipt,
+    Reconnected,
+    Sent,
     TextMessage,
 )
 from interlink.client.media import KINDS as FILE_KINDS
@@ -48,9 +53,11 @@ def bare(jid: str) -> str:
 
 
 class Delivery(enum.Enum):
-    """How far an outgoing message got: sent to the hub, received by a device of the peer
-    (XEP-0184), displayed by the peer (XEP-0333), or refused."""
+    """How far an outgoing message got: waiting to leave (offline, or not acknowledged by the
+    hub yet: the SDK sends it again after reconnecting), acknowledged by the hub (XEP-0198),
+    received by a device of the peer (XEP-0184), displayed by the peer (XEP-0333), or refused."""
 
+    UNSENT = "unsent"
     SENT = "sent"
     DELIVERED = "delivered"
     DISPLAYED = "displayed"
@@ -58,7 +65,13 @@ class Delivery(enum.Enum):
 
     @property
     def tick(self) -> str:
-        return {"sent": "✓", "delivered": "✓✓", "displayed": "✓✓ seen", "failed": "✗"}[self.value]
+        return {
+            "unsent": "… not sent yet",
+            "sent": "✓",
+            "delivered": "✓✓",
+            "displayed": "✓✓ seen",
+            "failed": "✗",
+        }[self.value]
 
 
 class Inbox(enum.Enum):
@@ -169,6 +182,8 @@ class ChatModel:
         self.inbox_mode = "separate"
         self.conversations: dict[str, Conversation] = {}
         self.current: str | None = None
+        self.connection = "online"  # what the status line says about the connection
+        self.ended = False  # the hub will not have this account back: no retry
 
     # -- conversations ----------------------------------------------------------------------
     def is_third_party(self, jid: str) -> bool:
@@ -219,7 +234,8 @@ class ChatModel:
 
     # -- what this client did ---------------------------------------------------------------
     def sent(self, peer: str, message_id: str, text: str, now: float) -> Line:
-        line = Line(text, now, outgoing=True, message_id=message_id, delivery=Delivery.SENT)
+        """A message handed to the SDK: unsent until the hub acknowledges it (:class:`Sent`)."""
+        line = Line(text, now, outgoing=True, message_id=message_id, delivery=Delivery.UNSENT)
         self.conversation(peer).lines.append(line)
         return line
 
@@ -231,7 +247,7 @@ class ChatModel:
 
     def file_sent(self, line: Line, message_id: str, name: str) -> None:
         line.message_id = message_id
-        line.delivery = Delivery.SENT
+        line.delivery = Delivery.UNSENT
         line.text = f"[file] {name}"
 
     def note(self, peer: str, text: str, now: float) -> None:
@@ -365,7 +381,34 @@ class ChatModel:
             | GroupLeft,
         ):
             return self._group_event(event, now)
-        if isinstance(event, Receipt):
+        if isinstance(event, Sent):
+            self._tick(event.peer, event.message_id, Delivery.SENT, upto=False)
+        elif isinstance(event, Disconnected):
+            self.connection = f"offline: reconnecting in {event.retry_in:.0f} s ({event.reason})"
+            return [Notice(Level.WARNING, f"connection lost: {event.reason}; reconnecting")]
+        elif isinstance(event, Reconnected):
+            self.connection = "online"
+            pending = sum(
+                1
+                for c in self.conversations.values()
+                for line in c.lines
+                if line.delivery is Delivery.UNSENT
+            )
+            again = f"; {pending} unsent message(s) sent again" if pending else ""
+            return [Notice(Level.INFO, f"connected again{again}")]
+        elif isinstance(event, ConnectionEnded):
+            self.connection = f"disconnected: {event.reason}"
+            self.ended = True
+            return [Notice(Level.ERROR, f"disconnected for good: {event.reason}")]
+        elif isinstance(event, NewDevice):
+            conversation = self.conversation(event.peer)
+            text = (
+                f"{event.peer} added a device ({event.device_id}, fingerprint "
+                f"{event.fingerprint[:23]}…); the safety number changed."
+            )
+            conversation.lines.append(Line(text, now, note=True))
+            return [Notice(Level.INFO, text)]
+        elif isinstance(event, Receipt):
             self._tick(event.sender, event.message_id, Delivery.DELIVERED, upto=False)
         elif isinstance(event, Displayed):
             self._tick(event.sender, event.message_id, Delivery.DISPLAYED, upto=True)
@@ -403,7 +446,9 @@ class ChatModel:
             if event.interop.request and not outgoing:
                 conversation.request = True
         if isinstance(event, TextMessage):
-            line = Line(event.text, now, message_id=event.message_id)
+            # a message that waited (offline, delayed) shows when it was sent, not now
+            at = event.sent_at if event.sent_at is not None and event.sent_at < now else now
+            line = Line(event.text, at, message_id=event.message_id)
             line.source = None if outgoing else event
         else:
             info = event.file
@@ -433,9 +478,8 @@ class ChatModel:
         if index is None:
             return
         for line in outgoing[: index + 1] if upto else [outgoing[index]]:
-            if line.delivery in (Delivery.SENT, Delivery.DELIVERED) and _rank(state) > _rank(
-                line.delivery
-            ):
+            live = (Delivery.UNSENT, Delivery.SENT, Delivery.DELIVERED)
+            if line.delivery in live and _rank(state) > _rank(line.delivery):
                 line.delivery = state
 
     def _refused(self, event: MessageRefused, now: float) -> list[Notice]:
@@ -453,7 +497,7 @@ class ChatModel:
 
 
 def _rank(state: Delivery | None) -> int:
-    order = [Delivery.SENT, Delivery.DELIVERED, Delivery.DISPLAYED]
+    order = [Delivery.UNSENT, Delivery.SENT, Delivery.DELIVERED, Delivery.DISPLAYED]
     return order.index(state) if state in order else -1
 
 
@@ -557,6 +601,14 @@ class Usage:
 
 Command = SendText | SendFile | Download | Simple | Report | NewGroup | Invite | Usage
 
+GUIDE = (
+    "Chats: the list on the left shows every conversation, new messages counted in brackets;\n"
+    "  Tab moves between the list and the message field, arrows and Enter open a chat.\n"
+    "  Ctrl+N starts a chat with an address. Message requests sit under 'Requests'.\n"
+    "Ticks: '… not sent yet' waits for the hub (sent again after a reconnection),\n"
+    "  ✓ the hub has it, ✓✓ a device of the peer has it, 'seen' the peer read it.\n"
+    "The line at the top says whether the connection is up.\n\n"
+)
 HELP = (
     "/file [--image|--voice|--video] PATH [caption]   send a file\n"
     "/download [N]   fetch the newest (or N-th) file of this chat\n"

@@ -17,8 +17,10 @@ from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import (
     ChatState,
     ClientEvent,
+    ConnectionEnded,
     DecryptionFailed,
     DeviceListChanged,
+    Disconnected,
     Displayed,
     EncryptionProblem,
     FileMessage,
@@ -33,21 +35,28 @@ from interlink.client.events import (
     InteropMarker,
     KeyChanged,
     MessageRefused,
+    NewDevice,
     Receipt,
+    Reconnected,
+    Sent,
     TextMessage,
 )
+from interlink.client.lifecycle import Backoff, Keepalive
 from interlink.client.media import FileInfo, MediaError
 from interlink.client.media_transfer import KitUploader
 from interlink.client.omemo2_parse import MalformedEncrypted
 from interlink.client.sce import SceError
 
 __all__ = [
+    "Backoff",
     "ChatState",
     "ClientError",
     "ClientEvent",
+    "ConnectionEnded",
     "ConsentError",
     "DecryptionFailed",
     "DeviceListChanged",
+    "Disconnected",
     "Displayed",
     "EncryptionProblem",
     "EnlistmentFailed",
@@ -63,14 +72,18 @@ __all__ = [
     "GroupSubject",
     "InterlinkClient",
     "InteropMarker",
+    "Keepalive",
     "KeyChanged",
     "KitUploader",
     "MalformedEncrypted",
     "MediaError",
     "MessageRefused",
     "MessageRequest",
+    "NewDevice",
     "NotConnected",
     "Receipt",
+    "Reconnected",
     "SceError",
+    "Sent",
     "TextMessage",
 ]

@@ -18,9 +18,11 @@ import omemo
 import slixmpp
 import twomemo
 from omemo.types import DeviceInformation
+from slixmpp.plugins.xep_0030.stanza.info import DiscoInfo
 from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import media, sce
+from interlink.client.connection import Connection
 from interlink.client.consent import ConsentCalls, marker_of
 from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate, check_limits
 from interlink.client.errors import ClientError, NotConnected
@@ -35,10 +37,12 @@ from interlink.client.events import (
     InteropMarker,
     KeyChanged,
     MessageRefused,
+    NewDevice,
     Receipt,
     TextMessage,
 )
 from interlink.client.groups import GroupCalls
+from interlink.client.lifecycle import Backoff, Input, Keepalive
 from interlink.client.media_transfer import MediaCalls, Uploader
 from interlink.client.oauthbearer import OAuthBearer
 from interlink.client.omemo_session import (
@@ -52,17 +56,16 @@ from interlink.client.omemo_session import (
     serialize_message,
     session_manager_class,
 )
+from interlink.client.outbox import Outgoing
+from interlink.client.peer_caps import text_order
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
+from interlink.xmpp.ext.delay import delayed_at
 
 log = logging.getLogger("interlink.client")
-# python-omemo logs plaintext and message keys at DEBUG: keep them out of applications' logs
-# unless someone asks for the "omemo" logger explicitly.
-if logging.getLogger("omemo").level == logging.NOTSET:
-    logging.getLogger("omemo").setLevel(logging.INFO)
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
 _EME = "urn:xmpp:eme:0"
 _HINTS = ns.HINTS  # XEP-0334
@@ -103,6 +106,11 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         uploader: Uploader | None = None,
         commit_batch: int = MAX_BATCH,
         commit_delay: float = MAX_DELAY,
+        device_list_max_age: float = 600.0,
+        speedups: bool = False,
+        backoff: Backoff | None = None,
+        keepalive: Keepalive | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``token_provider``: for third-party users, a fresh provider token per login (SASL
         OAUTHBEARER) instead of the password. ``http_url``: the hub's HTTPS base URL, through
@@ -111,7 +119,15 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         provider's, e.g. :class:`~interlink.client.media_transfer.KitUploader`).
         ``commit_batch``: at most this many crypto operations share one commit of the crypto
         state; ``commit_delay``: seconds a held-back stanza or event waits at most for one (see
-        :mod:`interlink.client.durable`)."""
+        :mod:`interlink.client.durable`). ``backoff``: delays between reconnection attempts;
+        ``keepalive``: when a quiet connection is pinged and when it counts as dead (see
+        :mod:`interlink.client.lifecycle`); ``clock``: monotonic seconds for both.
+        ``device_list_max_age``: seconds after which a peer's device lists are fetched again
+        before sending to it (they are also fetched when no device of the peer can be
+        encrypted to). ``speedups``: faster crypto by changing code of python-omemo, x3dh and
+        python-doubleratchet, for the versions it was verified against only (other versions run
+        unchanged); two of the changes apply to the whole process (see
+        :func:`~interlink.client.omemo_session.session_manager_class`). Off by default."""
         self.jid = slixmpp.JID(jid)
         self.bare = self.jid.bare
         self._password = password
@@ -142,8 +158,26 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         self._gate: CryptoGate | None = None  # one python-omemo operation at a time
         self._background: set[asyncio.Task[None]] = set()
         self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
-        self._known_peers: set[str] = set()  # device lists fetched at least once
+        # peer -> when (clock) its device lists were last fetched
+        self._looked_up: dict[str, float] = {}
+        self._resources: dict[str, set[str]] = {}  # bare -> full JIDs that wrote to us
+        # bare -> (when, features of each visible client), for device_list_max_age
+        self._advertised_at: dict[str, tuple[float, list[set[str]]]] = {}
+        if device_list_max_age <= 0:
+            raise ValueError("device_list_max_age must be positive")
+        self._device_list_max_age = device_list_max_age
+        self._speedups = speedups
         self._device_id = 0
+        self._clock = clock
+        self._connection = Connection(
+            backoff=backoff,
+            keepalive=keepalive,
+            clock=clock,
+            notify=self._events.put_nowait,
+            spawn=self._spawn,
+            reconnect=self._reconnect,
+            back_online=self._back_online,
+        )
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -172,6 +206,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             "xep_0280",
         ):
             xmpp.register_plugin(plugin)
+        xmpp.register_plugin("xep_0198")  # XEP-0198: acks, resumption
         pep: Any = xmpp.plugin["xep_0163"]
         for namespace in self._namespaces():
             pep.add_interest(DEVICES_NODE[namespace])
@@ -194,17 +229,51 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
         xmpp.add_event_handler("carbon_sent", self._spawn_for(self._on_carbon_sent))
         xmpp.add_event_handler("message_error", self._on_message_error)
+        # a client that comes online may read another OMEMO version: ask again when sending
+        xmpp.add_event_handler(
+            "presence_available", lambda p: self._advertised_at.pop(p["from"].bare, None)
+        )
+        self._connection.watch(xmpp)
         xmpp.enable_direct_tls = self._direct_tls
         xmpp.enable_starttls = not self._direct_tls
         xmpp.enable_plaintext = False
+        problems: list[str] = []
+        refused = asyncio.Event()  # the first attempt failed: no need to wait for the timeout
+
+        def problem(text: str) -> None:
+            problems.append(text)
+            refused.set()
+
+        def unreachable(error: Any) -> None:
+            problem(str(error))
+
+        def bad_certificate(error: Any) -> None:
+            problem(f"certificate: {error}")
+
+        xmpp.add_event_handler("connection_failed", unreachable)
+        xmpp.add_event_handler("ssl_invalid_chain", bad_certificate)
+        if self._ca_file is not None and not self._ca_file.is_file():
+            raise ClientError(f"the CA file {self._ca_file} does not exist")
         xmpp.connect(self._host, self._port)
-        waiters = [asyncio.ensure_future(started.wait()), asyncio.ensure_future(failed.wait())]
+        waiters = [
+            asyncio.ensure_future(started.wait()),
+            asyncio.ensure_future(failed.wait()),
+            asyncio.ensure_future(refused.wait()),
+        ]
         await asyncio.wait(waiters, timeout=self._timeout, return_when=asyncio.FIRST_COMPLETED)
         for w in waiters:
             w.cancel()
+        xmpp.del_event_handler("connection_failed", unreachable)  # the first login's only
+        xmpp.del_event_handler("ssl_invalid_chain", bad_certificate)
         if not started.is_set():
+            self._connection.close()
+            xmpp.cancel_connection_attempt()
             xmpp.abort()
-            raise ClientError("authentication failed" if failed.is_set() else "could not connect")
+            if failed.is_set():
+                raise ClientError("authentication failed")
+            tls = [p for p in problems if "certificate" in p.lower() or "ssl" in p.lower()]
+            detail = f": {tls[-1]}" if tls else f": {problems[-1]}" if problems else ""
+            raise ClientError(f"could not connect to {self._host}:{self._port}{detail}")
         self._data_dir.mkdir(parents=True, exist_ok=True)
         self._storage = await SqliteOmemoStorage.open(self._data_dir / "omemo.sqlite3")
         self._gate = CryptoGate(
@@ -217,9 +286,12 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             backends.append(oldmemo.Oldmemo(self._storage))
         manager_class = session_manager_class(
             SlixmppPep(xmpp, self._timeout),
+            storage=self._storage,
             manual_trust=self._manual_trust,
             on_key_change=self._key_changed,
+            on_new_device=self._new_device,
             before_sending=self._storage.commit,
+            speedups=self._speedups,
         )
         self._manager = await manager_class.create(
             backends, self._storage, self.bare, None, Trust.UNDECIDED.value
@@ -228,13 +300,51 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         self._device_id = this.device_id
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._gate.commit_now()
-        self._known_peers.add(self.bare)
+        self._looked_up[self.bare] = self._clock()
         carbons: Any = xmpp.plugin["xep_0280"]
         await carbons.enable(timeout=self._timeout)
         xmpp.send_presence()
         # Stored messages arrive right after the presence; python-omemo holds back the messages
         # that confirm new sessions until told the backlog is over (its history-sync mode).
         self._spawn(self._end_history_sync())
+        self._spawn(self._connection.supervise())
+
+    # -- connection lifecycle (interlink.client.connection, decisions in .lifecycle) ------------
+    @property
+    def online(self) -> bool:
+        """Whether a session is up now (messages sent while not are held and sent later)."""
+        return self._connection.online
+
+    @property
+    def unacknowledged(self) -> int:
+        """How many sent messages the hub has not acknowledged yet (held ones included)."""
+        return len(self._connection.outbox)
+
+    async def _reconnect(self) -> None:
+        xmpp = self._xmpp
+        if xmpp is None:
+            return
+        if self._token_provider is not None:
+            try:
+                xmpp.credentials["access_token"] = await self._token_provider()
+            except Exception as exc:
+                self._connection.feed(Input.LOST, reason=f"no token: {first_line(exc)}")
+                return
+        xmpp.connect(self._host, self._port)
+
+    async def _back_online(self, resumed: bool) -> None:
+        """A later session is up (what waited is re-sent next). A new session announces
+        presence and carbons again and looks at device lists afresh (their notifications may
+        have been missed)."""
+        xmpp = self._xmpp
+        if xmpp is None or resumed:
+            return
+        self._looked_up.clear()
+        self._advertised_at.clear()
+        xmpp.send_presence()
+        carbons: Any = xmpp.plugin["xep_0280"]
+        with contextlib.suppress(Exception):
+            await carbons.enable(timeout=self._timeout)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -253,6 +363,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
     async def close(self) -> None:
         """Stop receiving, save what finished operations hold back and disconnect. Raises
         nothing of its own; the client can ``connect()`` again."""
+        self._connection.close()
         tasks = [*self._background, *([self._worker] if self._worker is not None else [])]
         tasks = [t for t in tasks if t is not asyncio.current_task()]
         for task in tasks:
@@ -419,11 +530,23 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             order.append(LEGACY)
         if not order:
             raise ClientError("legacy OMEMO can only carry text")
+        if len(order) > 1:  # a client of the peer may read legacy OMEMO only
+            order = text_order(await self._advertised(peer), order)
         try:
             async with self.gate.operation():
                 # Device lists of peers who share no presence arrive by no notification.
                 await self._refresh(peer)
-                messages, errors = await self.manager.encrypt(frozenset([peer]), plaintext, order)
+                try:
+                    messages, errors = await self.manager.encrypt(
+                        frozenset([peer]), plaintext, order
+                    )
+                except omemo.NoEligibleDevices:  # keys published since the last look-up?
+                    if not self.online:
+                        raise
+                    await self._look_up(peer, force=True)
+                    messages, errors = await self.manager.encrypt(
+                        frozenset([peer]), plaintext, order
+                    )
         except omemo.SessionManagerException as exc:
             reason = first_line(exc)
             self._emit(EncryptionProblem(peer, None, reason))
@@ -444,7 +567,10 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         stanza.xml.append(Element(f"{{{_HINTS}}}{'store' if store else 'no-store'}"))
         if activity:
             stanza.xml.append(Element(interop.ACTIVITY))
-        sent = self.gate.after(stanza.send)
+        entry = Outgoing(peer, message_id, stanza, report=legacy_text is not None)
+        if store:  # kept until the hub acknowledges it; chat states are not worth a re-send
+            self._connection.hold(entry)
+        sent = self.gate.after(functools.partial(self._connection.write, entry))
         if wait:
             try:
                 await sent
@@ -454,9 +580,61 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
 
     # -- device lists ------------------------------------------------------------------------------
     async def _refresh(self, bare: str) -> None:
-        if bare not in self._known_peers:
-            await self.manager.refresh_device_lists(bare)
-            self._known_peers.add(bare)
+        """Fetch ``bare``'s device lists unless fetched less than ``device_list_max_age`` ago;
+        subscribe to them the first time (for a peer who shares no presence, notifications come
+        only so)."""
+        await self._look_up(bare, force=False)
+
+    async def _look_up(self, bare: str, *, force: bool) -> None:
+        at = self._looked_up.get(bare)
+        if not force and at is not None and self._clock() - at < self._device_list_max_age:
+            return
+        if at is not None and not self.online:  # offline: what is known will do until later
+            return
+        await self.manager.refresh_device_lists(bare)
+        self._looked_up[bare] = self._clock()
+        if at is None and bare != self.bare:
+            self._spawn(self._subscribe_devices(bare))
+
+    async def _advertised(self, bare: str) -> list[set[str]]:
+        """The features each client of ``bare`` that this device can see advertises (caps of
+        its presences, or disco#info of resources that wrote to us); unanswered ones count as
+        advertising nothing."""
+        xmpp = self._xmpp
+        if xmpp is None:
+            return []
+        cached = self._advertised_at.get(bare)
+        if cached is not None and self._clock() - cached[0] < self._device_list_max_age:
+            return cached[1]
+        resources = set(self._resources.get(bare, ()))
+        with contextlib.suppress(Exception):
+            resources.update(f"{bare}/{r}" for r in xmpp.client_roster.presence(slixmpp.JID(bare)))
+        disco: Any = xmpp.plugin["xep_0030"]
+        found: list[set[str]] = []
+        for full in sorted(resources):
+            try:
+                result = await disco.get_info(
+                    jid=slixmpp.JID(full), cached=True, timeout=min(2.0, self._timeout)
+                )
+            except Exception as exc:  # gone, or not answering: it advertises nothing
+                log.debug("no disco#info", extra={"jid": full, "error": first_line(exc)})
+                continue
+            info = result if isinstance(result, DiscoInfo) else result["disco_info"]
+            found.append(set(info["features"]))
+        self._advertised_at[bare] = (self._clock(), found)
+        return found
+
+    async def _subscribe_devices(self, bare: str) -> None:
+        """Ask for ``bare``'s device-list notifications (XEP-0060 §6.1) where its server lets
+        us; a refusal (or no node yet) changes nothing: the list is fetched again when sending
+        finds no device, when an unknown device writes, and after ``device_list_max_age``."""
+        xmpp = self._xmpp
+        if xmpp is None:
+            return
+        port = SlixmppPep(xmpp, self._timeout)
+        for namespace in self._namespaces():
+            with contextlib.suppress(Exception):
+                await port.subscribe(bare, DEVICES_NODE[namespace])
 
     # -- receiving ---------------------------------------------------------------------------------
     def _on_message_error(self, stanza: Any) -> None:
@@ -483,6 +661,11 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             return
         sender = stanza["from"]
         message_id = stanza["id"] or None
+        if not outgoing and sender.resource:
+            known = self._resources.setdefault(sender.bare, set())
+            if str(sender) not in known:  # a client not asked yet what it reads
+                known.add(str(sender))
+                self._advertised_at.pop(sender.bare, None)
         marker = marker_of(stanza.xml, sender.bare, self.bare)
         async with self.gate.operation():
             problem = await self._precheck(element, sender.bare)
@@ -498,15 +681,19 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
                 return
             if plaintext is None:
                 return  # a key-transport or empty message: nothing for the user
+            assert self._storage is not None
             level = await decide_trust(
                 self.manager,
                 device,
+                storage=self._storage,
                 manual_trust=self._manual_trust,
                 on_key_change=self._key_changed,
+                on_new_device=self._new_device,
             )
         flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
         namespace = message.namespace
         to = stanza["to"].bare if outgoing else None
+        stored_at = delayed_at(stanza.xml)  # XEP-0203: when the hub stored it for us
         if namespace != OMEMO2:
             text = plaintext.decode("utf-8", errors="replace")
             self._emit(
@@ -520,6 +707,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
                     outgoing,
                     to,
                     marker,
+                    stored_at,
                 )
             )
             return
@@ -534,7 +722,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
             return
         await self._content_events(
-            str(sender), message_id, envelope, device.device_id, flagged, to, marker
+            str(sender), message_id, envelope, device.device_id, flagged, to, marker, stored_at
         )
 
     async def _precheck(self, element: Element, sender: str) -> str | None:
@@ -552,9 +740,11 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         flagged: bool,
         to: str | None = None,
         marker: InteropMarker | None = None,
+        stored_at: float | None = None,
     ) -> None:
         """Turn what an envelope carries into events (and an automatic receipt if asked).
-        ``to`` is set for copies of this account's own messages (carbons)."""
+        ``to`` is set for copies of this account's own messages (carbons). The envelope's own
+        time (SCE) is the send time; ``stored_at`` (the hub's delay stamp) is for what has none."""
         tags = {el.tag for el in envelope.content}
         text = envelope.body
         try:
@@ -624,6 +814,10 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
     async def _key_changed(self, device: DeviceInformation) -> None:
         fingerprint = self._fingerprint(device.identity_key)
         self._emit(KeyChanged(device.bare_jid, device.device_id, fingerprint))
+
+    async def _new_device(self, device: DeviceInformation) -> None:
+        fingerprint = self._fingerprint(device.identity_key)
+        self._emit(NewDevice(device.bare_jid, device.device_id, fingerprint))
 
 
 __all__ = ["ClientError", "InterlinkClient"]

@@ -21,7 +21,9 @@ class TextMessage:
     outgoing: bool = False  # a copy of what this account sent from another device (carbons)
     to: str | None = None  # for outgoing copies: the recipient
     interop: InteropMarker | None = None  # set when the sender is a third-party user
-    sent_at: float | None = None  # the sender's time (SCE affix, OMEMO 2 only), Unix seconds
+    # when it was sent, Unix seconds: the sender's time (SCE affix, OMEMO 2), else the time the
+    # hub stored it for this device (XEP-0203 delay, for messages that waited); None when live
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +149,52 @@ class GroupMemberRemoved:
 
 
 @dataclass(frozen=True, slots=True)
+class Sent:
+    """The hub acknowledged a message this device sent (XEP-0198 ``<a/>``): it is the hub's
+    to deliver now. ``acknowledged`` is False when the stream offers no stream management:
+    the message was written to the connection, which is all that can be known then."""
+
+    peer: str
+    message_id: str
+    acknowledged: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The connection was lost; the client tries again in ``retry_in`` seconds. Messages sent
+    meanwhile wait and leave after reconnecting."""
+
+    reason: str
+    retry_in: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reconnected:
+    """Online again: the old session resumed (XEP-0198; nothing was lost) or a new one began
+    (what the hub had not acknowledged was sent again)."""
+
+    resumed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEnded:
+    """Terminal: the hub will not have this account back (provider suspended, account removed,
+    login refused, replaced by another session), or the attempts ran out. No retry follows."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewDevice:
+    """A known contact (or this account) has a device not seen before, with its own identity key;
+    trusted on first use like the contact's first devices. Reported once per device."""
+
+    peer: str  # bare JID
+    device_id: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
 class GroupSubject:
     room: str
     subject: str
@@ -211,4 +259,9 @@ ClientEvent = (
     | KeyChanged
     | DeviceListChanged
     | GroupEvent
+    | NewDevice
+    | Sent
+    | Disconnected
+    | Reconnected
+    | ConnectionEnded
 )

@@ -55,6 +55,7 @@ from interlink.client.omemo_session import (
     parse_message,
     serialize_message,
 )
+from interlink.client.store import SqliteOmemoStorage
 from interlink.client.xmpp_port import first_line
 from interlink.xmpp import ns
 from interlink.xmpp.addressing import domain_of, groups_domain, home_service
@@ -187,6 +188,7 @@ class GroupCalls:
     _omemo2: bool
     _legacy: bool
     _manual_trust: bool
+    _storage: SqliteOmemoStorage | None
     bare: str
 
     @property
@@ -210,6 +212,9 @@ class GroupCalls:
         raise NotImplementedError
 
     async def _key_changed(self, device: DeviceInformation) -> None:
+        raise NotImplementedError
+
+    async def _new_device(self, device: DeviceInformation) -> None:
         raise NotImplementedError
 
     @property
@@ -675,11 +680,14 @@ class GroupCalls:
                 return
             if plaintext is None:
                 return
+            assert self._storage is not None
             level = await decide_trust(
                 self.manager,
                 device,
+                storage=self._storage,
                 manual_trust=self._manual_trust,
                 on_key_change=self._key_changed,
+                on_new_device=self._new_device,
             )
         flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
         if message.namespace == OMEMO2:

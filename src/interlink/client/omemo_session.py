@@ -4,17 +4,23 @@ python-omemo asks for its XMPP interactions as static hooks (upload and download
 device lists, send key-transport messages) and a trust policy. :func:`session_manager_class`
 builds a subclass whose hooks call a :class:`PepPort`, so the crypto core never sees slixmpp.
 
-Trust: trust on first use. The first identity keys seen for an account are trusted blindly; a
-new identity key for an account that already had trusted keys is a *key change*: it is reported
-(:class:`~interlink.client.events.KeyChanged`) and, under the default policy, accepted but flagged
-until the user verifies it; under the manual policy it stays undecided and messages to that
-account fail until it is verified.
+Trust: trust on first use. Every device an account shows at first contact (no device of it
+trusted yet) is trusted blindly, silently. A device that appears later for an account already
+trusted is a *new device*: reported once (:class:`~interlink.client.events.NewDevice`) and
+trusted blindly too — people add phones. A *key change* is a known device (the same device id)
+showing an identity key other than the one first seen for it, which is what a substituted key
+looks like: it is reported (:class:`~interlink.client.events.KeyChanged`) and, under the default
+policy, accepted but flagged until the user verifies it; under the manual policy it stays
+undecided and messages to that device fail until it is verified. The identity key first seen
+for each device is remembered in the storage (:data:`SEEN_IDENTITY`).
 """
 
 from __future__ import annotations
 
+import base64
 import enum
 import hashlib
+import importlib.metadata
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -53,6 +59,15 @@ class Trust(enum.Enum):
     DISTRUSTED = "DISTRUSTED"
 
 
+SEEN_IDENTITY = "/interlink/seen-identity/{bare}/{device_id}"
+"""Storage key of the identity key (base64) first seen for a device (not under python-omemo's
+own keys, so it outlives python-omemo's view of the device)."""
+
+
+async def _nothing(device: DeviceInformation) -> None:
+    return None
+
+
 class PepPort(Protocol):
     """What the session manager needs from the connection."""
 
@@ -71,23 +86,34 @@ class PepPort(Protocol):
 def session_manager_class(
     port: PepPort,
     *,
+    storage: omemo.Storage,
     manual_trust: bool,
     on_key_change: Callable[[DeviceInformation], Awaitable[None]],
     before_sending: Callable[[], None] = lambda: None,
+    on_new_device: Callable[[DeviceInformation], Awaitable[None]] = _nothing,
+    speedups: bool = False,
 ) -> type[omemo.SessionManager]:
     """A SessionManager subclass whose hooks go through ``port``. ``before_sending`` runs
     before python-omemo publishes or sends anything by itself (keys, device lists, session
     healing messages); the SDK commits the crypto state there, so nothing leaves that the
-    state on disk does not account for."""
-    prekey_memo.install()  # ~50 ms less per new session (see the module)
-    ratchet_memo.install()  # ~10 % less per message (see the module)
+    state on disk does not account for.
+
+    ``speedups`` (off by default) changes code of the libraries below, for the versions it was
+    verified against only (:data:`VERIFIED_OMEMO`, :mod:`~interlink.client.prekey_memo`,
+    :mod:`~interlink.client.ratchet_memo`); other versions run unchanged. Two of the three are
+    process-wide: every user of x3dh and python-doubleratchet in the process gets them."""
+    fast_device_info = False
+    if speedups:
+        prekey_memo.install()  # ~50 ms less per new session (see the module)
+        ratchet_memo.install()  # ~10 % less per message (see the module)
+        fast_device_info = _installed_version("OMEMO") in VERIFIED_OMEMO
 
     class InterlinkSessionManager(omemo.SessionManager):
         def __init__(self) -> None:
             super().__init__()
             self._device_info: dict[str, tuple[int, frozenset[DeviceInformation]]] = {}
 
-        async def _SessionManager__get_device_information(
+        async def _cached_device_information(
             self, bare_jid: str
         ) -> tuple[frozenset[DeviceInformation], frozenset[omemo.Bundle]]:
             """python-omemo rebuilds every recipient's device information from ~7 storage reads
@@ -96,7 +122,6 @@ def session_manager_class(
             (``SqliteOmemoStorage.device_generation``). Results that needed a bundle download
             are not cached: python-omemo uses the downloaded bundles right away."""
             build = super()._SessionManager__get_device_information  # type: ignore[misc]
-            storage = getattr(self, "_SessionManager__storage", None)
             if not isinstance(storage, SqliteOmemoStorage):
                 result: tuple[frozenset[DeviceInformation], frozenset[omemo.Bundle]]
                 result = await build(bare_jid)
@@ -192,9 +217,19 @@ def session_manager_class(
         async def _make_trust_decision(
             self, undecided: frozenset[DeviceInformation], identifier: str | None
         ) -> None:
-            for device in undecided:
+            # Decided together: at first contact, all of an account's devices are first seen.
+            first = {
+                bare: await first_contact(self, bare) for bare in {d.bare_jid for d in undecided}
+            }
+            for device in sorted(undecided, key=lambda d: (d.bare_jid, d.device_id)):
                 await decide_trust(
-                    self, device, manual_trust=manual_trust, on_key_change=on_key_change
+                    self,
+                    device,
+                    storage=storage,
+                    manual_trust=manual_trust,
+                    on_key_change=on_key_change,
+                    on_new_device=on_new_device,
+                    first=first[device.bare_jid],
                 )
 
         @staticmethod
@@ -206,33 +241,90 @@ def session_manager_class(
             except Exception as exc:
                 raise omemo.MessageSendingFailed(str(exc)) from exc
 
-    return InterlinkSessionManager
+    if not fast_device_info:
+        return InterlinkSessionManager
+
+    class FasterSessionManager(InterlinkSessionManager):
+        # python-omemo's private method, overridden only for VERIFIED_OMEMO
+        _SessionManager__get_device_information = InterlinkSessionManager._cached_device_information
+
+    return FasterSessionManager
+
+
+VERIFIED_OMEMO = frozenset(("2.1.0",))
+"""python-omemo versions whose private ``__get_device_information`` the device-information cache
+was checked against (its signature, and that it reads only ``store.DEVICE_KEYS``)."""
+
+
+def _installed_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 _TRUSTING = (Trust.VERIFIED.value, Trust.BLINDLY_TRUSTED.value, Trust.CHANGED.value)
+
+
+async def first_contact(manager: omemo.SessionManager, bare: str) -> bool:
+    """Whether no device of ``bare`` is trusted yet (then all it shows is trusted blindly)."""
+    known = await manager.get_device_information(bare)
+    return not any(d.trust_level_name in _TRUSTING for d in known)
+
+
+async def _seen_identity(storage: omemo.Storage, device: DeviceInformation) -> bytes | None:
+    key = SEEN_IDENTITY.format(bare=device.bare_jid, device_id=device.device_id)
+    seen = (await storage.load(key)).maybe(None)
+    return base64.b64decode(seen) if isinstance(seen, str) else None
+
+
+async def _remember_identity(storage: omemo.Storage, device: DeviceInformation) -> None:
+    key = SEEN_IDENTITY.format(bare=device.bare_jid, device_id=device.device_id)
+    await storage.store(key, base64.b64encode(device.identity_key).decode())
 
 
 async def decide_trust(
     manager: omemo.SessionManager,
     device: DeviceInformation,
     *,
+    storage: omemo.Storage,
     manual_trust: bool,
     on_key_change: Callable[[DeviceInformation], Awaitable[None]],
+    on_new_device: Callable[[DeviceInformation], Awaitable[None]] = _nothing,
+    first: bool | None = None,
 ) -> Trust:
-    """Trust on first use for an undecided device (met while sending or receiving)."""
+    """The trust level of ``device`` (met while sending or receiving), deciding it for an
+    undecided one (see the module docstring). ``first``: whether this is the first contact with
+    the account (computed when None). ``storage`` remembers each device's first identity key
+    (the session manager's own storage)."""
+    seen = await _seen_identity(storage, device)
     if device.trust_level_name != Trust.UNDECIDED.value:
+        if seen is None:  # decided before identities were remembered
+            await _remember_identity(storage, device)
         return Trust(device.trust_level_name)
-    known = await manager.get_device_information(device.bare_jid)
-    trusted_before = any(
-        d.identity_key != device.identity_key and d.trust_level_name in _TRUSTING for d in known
-    )
-    if not trusted_before:
-        level = Trust.BLINDLY_TRUSTED
-    else:
+    if seen is not None and seen != device.identity_key:
         await on_key_change(device)
         level = Trust.UNDECIDED if manual_trust else Trust.CHANGED
+    else:
+        level = Trust.BLINDLY_TRUSTED
+        if first is None:
+            first = await first_contact(manager, device.bare_jid)
+        if seen is None and not first:
+            await on_new_device(device)
+        if first:  # trust on first use covers every device the account shows now
+            for other in await manager.get_device_information(device.bare_jid):
+                undecided = other.trust_level_name == Trust.UNDECIDED.value
+                if (
+                    undecided
+                    and other.device_id != device.device_id
+                    and await _seen_identity(storage, other) is None
+                ):
+                    await manager.set_trust(other.bare_jid, other.identity_key, level.value)
+                    await _remember_identity(storage, other)
     if level is not Trust.UNDECIDED:
         await manager.set_trust(device.bare_jid, device.identity_key, level.value)
+    if seen is None:
+        await _remember_identity(storage, device)
     return level
 
 

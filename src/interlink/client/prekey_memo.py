@@ -8,14 +8,17 @@ rebuilds the bundle on each access). With python-omemo's 100 prekeys that is ~55
 until the session is confirmed (``bench/crypto.py``, "prekeys").
 
 PreKeyPair objects are made inside x3dh, so no subclass of ours can carry the memo:
-:func:`install` replaces the property on x3dh's class, once per process. The memo is keyed by
-SHA-256 of the private key, so deleted one-time keys do not linger in memory, and holds at most
-:data:`MAX_ENTRIES` public keys (least recently used dropped first).
+:func:`install` replaces the property on x3dh's class, once per process — only when the
+application asks for it (``InterlinkClient(speedups=True)``) and only for the x3dh versions it
+was verified against (:data:`VERIFIED`); with any other version it changes nothing. The memo is
+keyed by SHA-256 of the private key, so deleted one-time keys do not linger in memory, and holds
+at most :data:`MAX_ENTRIES` public keys (least recently used dropped first).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 from collections import OrderedDict
 from collections.abc import Callable
 
@@ -23,6 +26,7 @@ import x3dh.pre_key_pair
 import xeddsa
 
 MAX_ENTRIES = 1024
+VERIFIED = frozenset(("1.3.0",))  # x3dh versions whose PreKeyPair.pub this was checked against
 
 
 class PublicKeyMemo:
@@ -65,11 +69,30 @@ def public_key(pair: x3dh.pre_key_pair.PreKeyPair) -> bytes:
     return _memo(pair.priv)
 
 
-def install() -> None:
-    """Make ``x3dh.PreKeyPair.pub`` go through :func:`public_key` (idempotent)."""
+def verified() -> bool:
+    """Whether the installed x3dh is a version :func:`install` was verified against."""
+    try:
+        return importlib.metadata.version("X3DH") in VERIFIED
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def install() -> bool:
+    """Make ``x3dh.PreKeyPair.pub`` go through :func:`public_key` (idempotent); returns whether
+    it did (False, changing nothing, for an x3dh version not in :data:`VERIFIED`)."""
     cls = x3dh.pre_key_pair.PreKeyPair
+    if not verified() or not isinstance(_ORIGINAL, property):
+        return False
     if cls.__dict__.get("pub") is not _PROPERTY:
         type.__setattr__(cls, "pub", _PROPERTY)
+    return True
+
+
+def uninstall() -> None:
+    """Put x3dh's own property back."""
+    if x3dh.pre_key_pair.PreKeyPair.__dict__.get("pub") is _PROPERTY:
+        type.__setattr__(x3dh.pre_key_pair.PreKeyPair, "pub", _ORIGINAL)
 
 
 _PROPERTY = property(public_key)
+_ORIGINAL = x3dh.pre_key_pair.PreKeyPair.__dict__.get("pub")

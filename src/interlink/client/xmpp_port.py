@@ -15,6 +15,9 @@ from interlink.xmpp.ext.interop import NO_PUSH
 
 _HINTS = ns.HINTS  # XEP-0334
 _PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
+# Answers that mean "nothing readable there" for one node: servers differ (Prosody answers
+# forbidden for a node that does not exist), and one namespace's refusal must not stop the other.
+NO_SUCH_ITEM = frozenset(("item-not-found", "forbidden", "not-authorized"))
 
 
 def first_line(exc: BaseException) -> str:
@@ -74,7 +77,7 @@ class SlixmppPep:
                     slixmpp.JID(owner), node, item_ids=[item_id], timeout=self._timeout
                 )
         except IqError as exc:
-            if exc.condition == "item-not-found":
+            if exc.condition in NO_SUCH_ITEM:
                 return None
             raise
         for item in iq["pubsub"]["items"]:
@@ -82,6 +85,13 @@ class SlixmppPep:
             if payload is not None:
                 return payload
         return None
+
+    async def subscribe(self, owner: str, node: str) -> None:
+        """Subscribe this account (bare JID) to ``owner``'s ``node``. Raises slixmpp's
+        ``IqError``/``IqTimeout`` when refused or unanswered."""
+        await self._plugin("xep_0060").subscribe(
+            slixmpp.JID(owner), node, subscribee=self._own, timeout=self._timeout
+        )
 
     async def send_encrypted(self, to: str, encrypted: Element) -> None:
         stanza = self._xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")

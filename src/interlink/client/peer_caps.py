@@ -1,0 +1,34 @@
+"""Which OMEMO version a peer's clients read, from what they advertise (XEP-0115 caps /
+XEP-0030 disco#info).
+
+A client that reads an OMEMO version asks for its device-list notifications: it advertises
+``<devices node>+notify`` (XEP-0163 §4). Some clients publish their device in both device lists
+but read legacy OMEMO only (poezio-omemo 0.9); python-omemo would encrypt to such a device with
+OMEMO 2, the first version in the SDK's order, and the message would be unreadable. So when a
+client of the peer that the SDK can see advertises legacy OMEMO and not OMEMO 2, text for that
+peer is encrypted legacy-first: devices in the legacy list get legacy OMEMO, devices only in
+the OMEMO 2 list still get OMEMO 2. With nothing advertised (no presence shared, no disco
+answer) the order stays OMEMO 2 first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from interlink.client.omemo_session import DEVICES_NODE, LEGACY, OMEMO2
+
+NOTIFY = {namespace: f"{node}+notify" for namespace, node in DEVICES_NODE.items()}
+
+
+def reads_legacy_only(features: Iterable[str]) -> bool:
+    """Whether one client's advertised features say it reads legacy OMEMO and not OMEMO 2."""
+    advertised = set(features)
+    return NOTIFY[LEGACY] in advertised and NOTIFY[OMEMO2] not in advertised
+
+
+def text_order(clients: Iterable[Iterable[str]], enabled: list[str]) -> list[str]:
+    """The namespace order for encrypting text to a peer whose visible clients advertise
+    ``clients`` (one feature set each), among the ``enabled`` namespaces."""
+    if LEGACY in enabled and any(reads_legacy_only(f) for f in clients):
+        return [LEGACY, *(n for n in enabled if n != LEGACY)]
+    return list(enabled)

@@ -1,0 +1,27 @@
+"""Which OMEMO version to encrypt text with first, from what a peer's clients advertise."""
+
+from __future__ import annotations
+
+from interlink.client.omemo_session import LEGACY, OMEMO2
+from interlink.client.peer_caps import reads_legacy_only, text_order
+
+BOTH = {"urn:xmpp:omemo:2:devices+notify", "eu.siacs.conversations.axolotl.devicelist+notify"}
+LEGACY_ONLY = {"eu.siacs.conversations.axolotl.devicelist+notify", "urn:xmpp:ping"}
+OMEMO2_ONLY = {"urn:xmpp:omemo:2:devices+notify"}
+
+
+def test_a_client_reads_legacy_only_when_it_asks_for_legacy_notifications_alone() -> None:
+    assert reads_legacy_only(LEGACY_ONLY)
+    assert not reads_legacy_only(BOTH)
+    assert not reads_legacy_only(OMEMO2_ONLY)
+    assert not reads_legacy_only(set())  # advertises nothing: no evidence either way
+
+
+def test_one_legacy_only_client_puts_legacy_first_for_that_peer() -> None:
+    assert text_order([BOTH, LEGACY_ONLY], [OMEMO2, LEGACY]) == [LEGACY, OMEMO2]
+    assert text_order([BOTH, OMEMO2_ONLY], [OMEMO2, LEGACY]) == [OMEMO2, LEGACY]
+    assert text_order([], [OMEMO2, LEGACY]) == [OMEMO2, LEGACY]
+
+
+def test_legacy_is_never_added_when_the_sdk_has_it_off() -> None:
+    assert text_order([LEGACY_ONLY], [OMEMO2]) == [OMEMO2]

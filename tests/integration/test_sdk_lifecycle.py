@@ -1,0 +1,241 @@
+"""The SDK's connection lifecycle against a real hub: a hub restarted under connected clients,
+a message sent during the outage that arrives exactly once, "sent" on the hub's XEP-0198 ack,
+and an account removed under a client ending with one terminal event, not a retry loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from pathlib import Path
+from typing import TypeVar
+
+from interlink.app import HubServer
+from interlink.client import (
+    ConnectionEnded,
+    Disconnected,
+    InterlinkClient,
+    Receipt,
+    Reconnected,
+    Sent,
+    TextMessage,
+)
+from interlink.client.events import ClientEvent
+from interlink.client.lifecycle import Backoff, Keepalive
+from interlink.xmpp.jid import JID
+from interlink.xmpp.sasl import derive_credentials
+from tests.integration.kit import DOMAIN, TIMEOUT, Certs, make_certs, running_hub, settings_for
+
+T = TypeVar("T")
+FAST = Backoff(initial=0.2, maximum=0.5, jitter=0.5, max_attempts=50)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def client(tmp: Path, jid: str, port: int, certs: Certs, folder: str) -> InterlinkClient:
+    return InterlinkClient(
+        jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca, backoff=FAST
+    )
+
+
+async def next_of(c: InterlinkClient, kind: type[T], wait: float = TIMEOUT) -> T:
+    deadline = time.monotonic() + wait
+    while True:
+        event = await c.next_event(max(0.01, deadline - time.monotonic()))
+        if isinstance(event, kind):
+            return event
+
+
+async def drain(c: InterlinkClient, wait: float) -> list[ClientEvent]:
+    got: list[ClientEvent] = []
+    try:
+        while True:
+            got.append(await c.next_event(wait))
+    except TimeoutError:
+        return got
+
+
+async def start_hub(tmp: Path, certs: Certs, port: int, *, accounts: bool) -> HubServer:
+    settings = settings_for(tmp / "data", certs, net={"c2s_port": port})
+    server = HubServer(settings)
+    await server.start()
+    if accounts:
+        assert server.storage is not None
+        creds = derive_credentials("pw", 4096)
+        for local in ("alice", "bob"):
+            await server.storage.accounts.create(f"{local}@{DOMAIN}", creds, time.time())
+    return server
+
+
+async def test_hub_restart_under_connected_clients_loses_nothing_and_duplicates_nothing(
+    tmp_path: Path,
+) -> None:
+    certs = make_certs(tmp_path)
+    port = free_port()
+    server = await start_hub(tmp_path, certs, port, accounts=True)
+    alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+    bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
+    try:
+        await alice.connect()
+        await bob.connect()
+        first = await alice.send_text(f"bob@{DOMAIN}", "before")
+        assert (await next_of(alice, Sent)).message_id == first  # the hub's <a/>, not the write
+        assert (await next_of(bob, TextMessage)).text == "before"
+        assert (await next_of(alice, Receipt)).message_id == first
+
+        await asyncio.wait_for(server.stop(), TIMEOUT)
+        lost = await next_of(alice, Disconnected)
+        assert "shutting down" in lost.reason or "system-shutdown" in lost.reason
+        assert 0 < lost.retry_in <= FAST.maximum
+        assert not alice.online
+        during = await alice.send_text(f"bob@{DOMAIN}", "during the outage")
+        assert alice.unacknowledged == 1  # held, not reported as sent
+        await asyncio.sleep(0.6)  # a few failed attempts against the closed port
+
+        server = await start_hub(tmp_path, certs, port, accounts=False)
+        back = await next_of(alice, Reconnected)
+        assert back.resumed is False  # a new hub process: its sessions are new
+        assert (await next_of(alice, Sent)).message_id == during
+        await next_of(bob, Reconnected)
+        got = await next_of(bob, TextMessage)
+        assert got.text == "during the outage"
+        assert got.message_id == during
+        later = await drain(bob, 1.0)
+        assert not [e for e in later if isinstance(e, TextMessage)]  # exactly once
+        assert alice.unacknowledged == 0
+        await alice.send_text(f"bob@{DOMAIN}", "after")
+        assert (await next_of(bob, TextMessage)).text == "after"
+    finally:
+        await alice.close()
+        await bob.close()
+        await asyncio.wait_for(server.stop(), TIMEOUT)
+
+
+async def test_account_removed_under_a_client_ends_it_with_one_terminal_event(
+    tmp_path: Path,
+) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        await alice.connect()
+        try:
+            assert server.storage is not None
+            assert server.hub is not None
+            await server.storage.accounts.delete(f"alice@{DOMAIN}")
+            server.hub.end_account_sessions(JID.parse(f"alice@{DOMAIN}"), "account removed")
+            ended = await next_of(alice, ConnectionEnded)
+            assert "not-authorized" in ended.reason or "refused" in ended.reason
+            later = await drain(alice, 1.0)
+            assert not [e for e in later if isinstance(e, Disconnected | Reconnected)]
+            assert not alice.online
+        finally:
+            await alice.close()
+
+
+async def test_a_silent_hub_is_noticed_by_the_keepalive(tmp_path: Path) -> None:
+    """A connection whose pings go unanswered is declared dead and replaced."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = InterlinkClient(
+            f"alice@{DOMAIN}/phone",
+            "pw",
+            data_dir=tmp_path / "alice",
+            port=port,
+            ca_file=certs.ca,
+            backoff=FAST,
+            keepalive=Keepalive(interval=0.3, timeout=0.3),
+        )
+        await alice.connect()
+        try:
+            xmpp = alice._xmpp
+            assert xmpp is not None
+            # Hear nothing from here on: a filter ahead of the client's own (slixmpp inserts at
+            # ``order``; 0 would mean "append"; position 0 is stream management's counter).
+            xmpp.add_filter("in", lambda stanza: None, order=1)
+            lost = await next_of(alice, Disconnected)
+            assert "no answer" in lost.reason
+        finally:
+            await alice.close()
+
+
+async def test_a_suspended_provider_s_user_gets_one_terminal_event_not_a_retry_loop(
+    tmp_path: Path,
+) -> None:
+    import httpx
+
+    from interlink.client.enlist import enlist, identity_thumbprint
+    from tests.integration.kit import onboard_provider
+    from tests.interop.enlistkit import ThirdParty
+
+    token_name = "operator-token"
+    async with running_hub(tmp_path, admin={"token": token_name}) as (server, certs):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        party = ThirdParty()
+        await onboard_provider(base, certs.ca, token_name, party.provider_body())
+        device = tmp_path / "third-party"
+        thumbprint = await identity_thumbprint(device)
+
+        async def token() -> str:
+            return party.token(aud=DOMAIN, cnf={"jkt": thumbprint})
+
+        enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
+        user = InterlinkClient(
+            f"{enlisted.jid}/app",
+            "",
+            data_dir=device,
+            port=server.ports["c2s-starttls"],
+            ca_file=certs.ca,
+            token_provider=token,
+            backoff=FAST,
+        )
+        await user.connect()
+        try:
+            admin = {"Authorization": f"Bearer {token_name}"}
+            async with httpx.AsyncClient(verify=str(certs.ca), timeout=10) as http:
+                path = f"{base}/admin/v1/providers/{party.provider_id}/suspend"
+                suspended = await http.post(path, headers=admin)
+                assert suspended.status_code == 200, suspended.text
+            ended = await next_of(user, ConnectionEnded)
+            assert "refused the login" in ended.reason
+            assert "suspended" in ended.reason  # why, in the hub's words
+            later = await drain(user, 1.5)
+            assert not [e for e in later if isinstance(e, Reconnected | ConnectionEnded)]
+            assert not user.online
+        finally:
+            await user.close()
+
+
+async def test_a_dropped_connection_resumes_its_session_and_sends_what_waited(
+    tmp_path: Path,
+) -> None:
+    """The connection breaks without a goodbye (the hub parks the session, XEP-0198 §5): the
+    client resumes it, and a message sent while it was down arrives once."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
+        await alice.connect()
+        await bob.connect()
+        try:
+            await alice.send_text(f"bob@{DOMAIN}", "first")
+            assert (await next_of(bob, TextMessage)).text == "first"
+            xmpp = alice._xmpp
+            assert xmpp is not None
+            xmpp.abort()  # the network goes away under the client
+            await next_of(alice, Disconnected)
+            waited = await alice.send_text(f"bob@{DOMAIN}", "sent while down")
+            back = await next_of(alice, Reconnected)
+            assert back.resumed  # the same session: nothing was lost, nothing re-bound
+            assert (await next_of(alice, Sent)).message_id == waited
+            got = await next_of(bob, TextMessage)
+            assert (got.text, got.message_id) == ("sent while down", waited)
+            later = await drain(bob, 1.0)
+            assert not [e for e in later if isinstance(e, TextMessage)]
+        finally:
+            await alice.close()
+            await bob.close()
