@@ -455,6 +455,7 @@ class HubServer:
             sm=SmConfig(
                 max_unacked=s.limits.sm_max_unacked,
                 request_every=s.limits.sm_request_every,
+                request_after=s.limits.sm_request_after,
                 resume_window=math.ceil(s.xmpp.sm_resume_window),
             )
             if s.xmpp.stream_management

@@ -138,6 +138,8 @@ class LimitsSection(_Section):
     max_sessions_per_account: int = Field(32, ge=1)  # bound resources at once
     sm_max_unacked: int = Field(1000, ge=1)  # XEP-0198 stanzas sent and not yet acknowledged
     sm_request_every: int = Field(5, ge=1)  # the hub sends <r/> after this many stanzas
+    # ... or this many seconds after the first stanza not yet asked about (0: only by count)
+    sm_request_after: float = Field(30.0, ge=0, le=3600)
 
 
 class SaslSection(_Section):

@@ -160,9 +160,50 @@ def test_enable_when_not_offered() -> None:
 def test_an_ack_for_more_than_was_sent_ends_the_stream() -> None:
     h = ready()
     h.send(ENABLE)
-    h.send(a(1))
+    h.stream.send_xml("<message xmlns='jabber:client'/>")
+    h.send(a(1))  # exactly what was sent: fine
+    assert not h.stream.closed
+    h.send(a(2))
     assert h.stream.closed
-    assert any(el.tag.endswith("error") for el in h.received)
+    (error,) = [el for el in h.received if el.tag.endswith("error")]
+    # XEP-0198 §4: undefined-condition with the application-specific condition and the text
+    assert error[0].tag == "{urn:ietf:params:xml:ns:xmpp-streams}undefined-condition"
+    assert error[1].tag == f"{SM}handled-count-too-high"
+    assert (error[1].get("h"), error[1].get("send-count")) == ("2", "1")
+    assert error[2].text == "You acknowledged 2 stanzas, but I only sent you 1 so far."
+
+
+def test_r_by_time_after_the_first_unrequested_stanza() -> None:
+    h = ready(SmConfig(request_every=100, request_after=5.0))
+    h.send(ENABLE)
+    assert h.stream.get_timer() is None  # nothing sent, nothing to ask about
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=10.0)
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=12.0)
+    assert h.stream.get_timer() == 15.0  # from the first stanza not yet asked about
+    h.stream.handle_timer(14.999)
+    h._drain_output()
+    assert h.last().tag == "{jabber:client}message"  # not yet
+    h.stream.handle_timer(15.0)
+    h._drain_output()
+    assert h.last().tag == f"{SM}r"  # at the boundary
+    assert h.stream.get_timer() is None
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=16.0)
+    assert h.stream.get_timer() == 21.0
+    h.send(a(3))  # everything acknowledged before the timer: nothing to ask
+    assert h.stream.get_timer() is None
+
+
+def test_r_by_count_resets_the_timer_and_zero_means_by_count_only() -> None:
+    h = ready(SmConfig(request_every=2, request_after=5.0))
+    h.send(ENABLE)
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=1.0)
+    assert h.stream.get_timer() == 6.0
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=2.0)  # the count asks: <r/>
+    assert h.stream.get_timer() is None
+    off = ready(SmConfig(request_after=0.0))
+    off.send(ENABLE)
+    off.stream.send_xml("<message xmlns='jabber:client'/>", now=1.0)
+    assert off.stream.get_timer() is None
 
 
 def test_past_the_unacked_limit_the_stream_closes() -> None:

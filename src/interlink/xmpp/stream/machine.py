@@ -286,11 +286,13 @@ class ServerStream:
     def send_stanza(self, stanza: Stanza) -> None:
         self.send_xml(to_xml(stanza, self.content_ns))
 
-    def send_xml(self, xml: str, *, stored: bool = False) -> list[StreamEvent]:
+    def send_xml(
+        self, xml: str, *, stored: bool = False, now: float | None = None
+    ) -> list[StreamEvent]:
         """Queue an already serialized stanza (serialized for :attr:`content_ns`). With stream
         management it is kept until acknowledged (``stored``: it stays in offline storage until
         then). Returns the events of closing the stream when the client let too many stanzas go
-        unacknowledged."""
+        unacknowledged. ``now`` arms stream management's ``<r/>`` timer (``request_after``)."""
         if self.state is not StreamState.READY:
             if self.sm is not None and self.state is StreamState.CLOSED:
                 # Routed to the session before the shell took its unacknowledged stanzas back
@@ -301,7 +303,7 @@ class ServerStream:
         self._out.append(xml)
         if self.sm is not None:
             try:
-                if self.sm.record_sent(xml, stored=stored):
+                if self.sm.record_sent(xml, stored=stored, now=now):
                     self._out.append(self.sm.request_xml())
             except StreamError as err:
                 return self.close(err)
@@ -328,7 +330,10 @@ class ServerStream:
 
     # -- timers -------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
-        """When :meth:`handle_timer` must be called next, or ``None``."""
+        """When :meth:`handle_timer` must be called next, or ``None``: the authentication
+        deadline, or when stream management's ``<r/>`` is due."""
+        if self.sm is not None and self.state is StreamState.READY:
+            return self.sm.get_timer()
         return self._deadline
 
     def handle_timer(self, now: float) -> list[StreamEvent]:
@@ -339,6 +344,14 @@ class ServerStream:
                     "authentication and resource binding did not complete in time",
                 )
             )
+        sm_state = self.sm
+        if sm_state is not None and self.state is StreamState.READY:
+            due = sm_state.get_timer()
+            if due is not None and now >= due:
+                if sm_state.queue:
+                    self._out.append(sm_state.request_xml())
+                else:
+                    sm_state.request_due = None
         return []
 
     # -- input from the peer ------------------------------------------------------------------
@@ -731,7 +744,8 @@ class ServerStream:
             )
             self._out.append(
                 self.framing.stream_element(
-                    "error", f'<{error.condition} xmlns="{ns.STREAMS_ERR}"/>{text}'
+                    "error",
+                    f'<{error.condition} xmlns="{ns.STREAMS_ERR}"/>{error.app_condition}{text}',
                 )
             )
         self._out.append(self.framing.footer())

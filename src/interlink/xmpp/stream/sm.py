@@ -13,7 +13,10 @@ It counts in both directions:
 - **outbound**: every stanza written to the client after ``<enable/>`` is kept
   (:meth:`record_sent`) until the client's ``<a h/>`` covers it (:meth:`ack`). The queue is capped
   (``max_unacked``): a client that never acknowledges is disconnected rather than growing it.
-  Every ``request_every`` stanzas the server asks for an ack (``<r/>``).
+  Every ``request_every`` stanzas the server asks for an ack (``<r/>``), and, if
+  ``request_after`` is set, also once that many seconds passed since the first stanza it has not
+  asked about yet (the machine's timer, :meth:`get_timer`). An ``h`` above what was sent is the
+  ``<handled-count-too-high/>`` stream error (§4).
 
 Counters on the wire are ``h mod 2**32`` (§4: they wrap); inside, ``sent`` and ``acked`` are
 plain integers that never wrap, so "acknowledged through the n-th stanza" needs no modular maths
@@ -46,16 +49,20 @@ RESUME = ns.qname(NS, "resume")
 @dataclass(frozen=True, slots=True)
 class SmConfig:
     """``max_unacked``: stanzas kept for a client before it must acknowledge;
-    ``request_every``: the server sends ``<r/>`` after this many unrequested stanzas."""
+    ``request_every``: the server sends ``<r/>`` after this many unrequested stanzas;
+    ``request_after``: or this many seconds after the first unrequested one (0: never by time)."""
 
     enabled: bool = True
     max_unacked: int = 1000
     request_every: int = 5
+    request_after: float = 0.0
     resume_window: int = 300  # seconds a session waits to be resumed (the shell keeps it)
 
     def __post_init__(self) -> None:
         if self.max_unacked < 1 or self.request_every < 1:
             raise ValueError("max_unacked and request_every must be at least 1")
+        if self.request_after < 0:
+            raise ValueError("request_after must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +83,7 @@ class StreamManagement:
         "config",
         "handled",
         "queue",
+        "request_due",
         "resume_id",
         "sent",
         "stored_acked",
@@ -91,6 +99,7 @@ class StreamManagement:
         self.acked = 0  # outbound stanzas the client acknowledged
         self.queue: deque[Unacked] = deque()
         self._since_request = 0
+        self.request_due: float | None = None  # when an <r/> is due by time (request_after)
         self.stored_acked = False  # an ack covered a stanza from offline storage (shell resets)
 
     # -- inbound ------------------------------------------------------------------------------
@@ -102,8 +111,9 @@ class StreamManagement:
         return f'<a xmlns="{NS}" h="{self.handled % WRAP}"/>'
 
     # -- outbound -----------------------------------------------------------------------------
-    def record_sent(self, xml: str, *, stored: bool = False) -> bool:
-        """Keep ``xml`` until acknowledged; ``True`` when an ``<r/>`` should follow it.
+    def record_sent(self, xml: str, *, stored: bool = False, now: float | None = None) -> bool:
+        """Keep ``xml`` until acknowledged; ``True`` when an ``<r/>`` should follow it. With
+        ``now`` (and ``request_after``), the first stanza not yet asked about arms the timer.
 
         Raises: StreamError (``policy-violation``: more than ``max_unacked`` unacknowledged)."""
         if len(self.queue) >= self.config.max_unacked:
@@ -117,11 +127,20 @@ class StreamManagement:
         self._since_request += 1
         if self._since_request >= self.config.request_every:
             self._since_request = 0
+            self.request_due = None
             return True
+        if now is not None and self.request_due is None and self.config.request_after > 0:
+            self.request_due = now + self.config.request_after
         return False
+
+    def get_timer(self) -> float | None:
+        """When an ``<r/>`` is due for stanzas sent and not yet asked about (``request_after``
+        seconds after the first of them), or ``None``."""
+        return self.request_due
 
     def request_xml(self) -> str:
         self._since_request = 0
+        self.request_due = None
         return f'<r xmlns="{NS}"/>'
 
     def ack(self, h_attr: str | None) -> int:
@@ -133,13 +152,17 @@ class StreamManagement:
         h = parse_h(h_attr)
         newly = (h - self.acked) % WRAP
         if newly > len(self.queue):
+            sent = self.sent % WRAP
             raise StreamError(
                 StreamErrorCondition.UNDEFINED_CONDITION,
-                f"handled-count-too-high: h={h} but only {self.sent % WRAP} stanzas were sent",
+                f"You acknowledged {h} stanzas, but I only sent you {sent} so far.",
+                app_condition=f'<handled-count-too-high xmlns="{NS}" h="{h}" send-count="{sent}"/>',
             )
         for _ in range(newly):
             self.stored_acked |= self.queue.popleft().stored
         self.acked += newly
+        if not self.queue:
+            self.request_due = None  # nothing left to ask about
         return newly
 
     def resumed_xml(self, previd: str) -> str:
