@@ -80,6 +80,9 @@ class NetSection(_Section):
     http_max_connections_per_source: int = Field(128, ge=1)
     http_request_timeout: float = Field(10.0, gt=0)
     http_keep_alive_timeout: int = Field(5, ge=1)  # whole seconds (uvicorn's unit)
+    # XEP-0114 components (only when [components] names one); loopback unless said otherwise.
+    component_host: str = "127.0.0.1"
+    component_port: int = Field(5347, ge=0, le=65535)
 
     @field_validator("source_allowlist")
     @classmethod
@@ -242,6 +245,30 @@ class MediaSection(_Section):
     token_lifetime: float = Field(600.0, gt=0)  # media-proxy tokens
 
 
+class PushSection(_Section):
+    """XEP-0357 push notifications for the hub's own accounts (docs/protocol.md)."""
+
+    max_registrations_per_account: int = Field(10, ge=1, le=1000)
+    max_publish_options_bytes: int = Field(4096, ge=256, le=65536)
+    reply_timeout: float = Field(30.0, gt=0, le=600)  # waiting for the app server's answer
+
+
+class ComponentsSection(_Section):
+    """XEP-0114 external components (e.g. push app servers): domain → shared secret. The
+    listener (``net.component_port``) runs only when at least one is configured."""
+
+    secrets: dict[str, str] = {}
+    handshake_timeout: float = Field(10.0, gt=0, le=300)
+
+    @field_validator("secrets")
+    @classmethod
+    def _strong_secrets(cls, secrets: dict[str, str]) -> dict[str, str]:
+        for domain, secret in secrets.items():
+            if len(secret) < 16:
+                raise ValueError(f"the secret of component {domain!r} needs 16 characters or more")
+        return {domain.strip().lower(): secret for domain, secret in secrets.items()}
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -260,9 +287,15 @@ class Settings(_Section):
     policy: PolicySection = PolicySection()
     media: MediaSection = MediaSection()
     log: LogSection = LogSection()
+    push: PushSection = PushSection()
+    components: ComponentsSection = ComponentsSection()
 
     @model_validator(mode="after")
     def _websocket_can_authenticate(self) -> Settings:
+        served = set(self.hub.services)
+        taken = [d for d in self.components.secrets if d in served]
+        if taken:
+            raise ValueError(f"component domains must not be hub services: {taken}")
         if self.net.require_tls and not self.net.http_tls:
             raise ValueError(
                 "net.http_tls = false needs net.require_tls = false: WebSocket clients on a "

@@ -62,10 +62,14 @@ DomainHandler = Callable[[Session, Iq], Pending]
 @dataclass(frozen=True, slots=True)
 class DomainServices:
     """Services addressed to a service's domain JID (e.g. XEP-0363 upload, media tokens): the
-    query's tag -> handler; and what they add to the domain's disco#info."""
+    query's tag -> handler; and what they add to the domain's disco#info. ``account_handlers``
+    and ``account_info`` are the same for requests a session sends to its own account (e.g.
+    XEP-0357 push registration)."""
 
     handlers: Mapping[str, DomainHandler] = field(default_factory=dict)
     info: tuple[Callable[[Element], None], ...] = ()
+    account_handlers: Mapping[str, DomainHandler] = field(default_factory=dict)
+    account_info: tuple[Callable[[Element], None], ...] = ()
 
 
 class Router:
@@ -240,7 +244,10 @@ class Router:
                 return None
             if query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
                 return self._guard(session, iq, self._account_items(session, iq, own))
-            self._answer(session, iq, disco.account_query(iq))
+            own_handler = self.domain_services.account_handlers.get(query.tag)
+            if own_handler is not None:
+                return self._guard(session, iq, own_handler(session, iq))
+            self._answer(session, iq, self._account_info(disco.account_query(iq)))
             return None
         try:
             crossing = self._crossing(session.jid, to)
@@ -314,7 +321,13 @@ class Router:
         if query is not None and query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
             await self._account_items(session, iq, account)
             return
-        self._answer(session, iq, disco.account_query(iq))
+        self._answer(session, iq, self._account_info(disco.account_query(iq)))
+
+    def _account_info(self, answer: Element | None) -> Element | None:
+        if answer is not None and answer.tag == disco.DISCO_INFO:
+            for extend in self.domain_services.account_info:
+                extend(answer)
+        return answer
 
     async def _account_items(self, session: Session, iq: Iq, account: JID) -> None:
         """disco#items on an account lists the PEP nodes the requester may read."""
