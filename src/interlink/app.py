@@ -414,10 +414,15 @@ class HubServer:
             if addressing.provider_of(jid) is not None and not wants_no_push(message):
                 push.notify(str(jid))
             elif s.components.secrets and addressing.is_home(jid):
+                app_push_when_asleep(jid, message)
+
+        def app_push_when_asleep(jid: JID, message: Message) -> None:
+            if addressing.is_home(jid) and xep0357.wakes_device(message):
                 app_push.message_stored(jid, message)
 
         observers = HubObservers(
             offline_stored=(push_when_stored,),
+            parked_queued=(app_push_when_asleep,) if s.components.secrets else (),
             report_filed=(reports.submit,),
         ).merged(self._observers)
         self.hub = hub = Hub(

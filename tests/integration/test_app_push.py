@@ -230,3 +230,42 @@ async def test_a_wrong_component_secret_is_not_authorized(tmp_path: Path) -> Non
             assert await raw.stream_error() == "not-authorized"
         finally:
             await raw.close()
+
+
+async def test_a_message_queued_for_a_parked_session_is_pushed_once(tmp_path: Path) -> None:
+    """XEP-0198 + XEP-0357: a phone whose connection dropped (its session waits to be resumed)
+    gets a push for each message queued for it, and none while it is connected."""
+    async with hub_with_app_server(tmp_path) as (server, certs, app):
+        port = server.ports["c2s-starttls"]
+        bob = Xmpp(f"bob@{DOMAIN}/phone", "pw", certs)
+        bob.client.register_plugin("xep_0198")
+        await bob.login(port)
+        await iq_set(bob, enable("phone"))
+        for _ in range(100):
+            if bob.client.plugin["xep_0198"].sm_id:
+                break
+            await asyncio.sleep(0.05)
+        alice = Xmpp(f"alice@{DOMAIN}/laptop", "pw", certs)
+        await alice.login(port)
+        try:
+            alice.send_chat(f"bob@{DOMAIN}", "while connected")
+            assert (await bob.next_message())["body"] == "while connected"
+            bob.client.abort()  # the connection drops: the session is parked
+            assert server.hub is not None
+            for _ in range(100):
+                if len(server.hub.resumable) == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(server.hub.resumable) == 1
+            alice.send_chat(f"bob@{DOMAIN}", "while away")
+            await alice.ping_server()
+            assert await offline_count(server, "bob") == 0  # queued, not stored
+            push = await app.next_push()
+            publish = push.find(f"{PUBSUB}pubsub/{PUBSUB}publish")
+            assert publish is not None
+            assert publish.get("node") == "phone"
+            assert "while away" not in ET.tostring(push, encoding="unicode")
+            await asyncio.sleep(0.3)
+            assert app.pushes.empty()  # one push, and none for the message bob received live
+        finally:
+            await alice.close()

@@ -28,9 +28,15 @@ class ParkedPort:
     queue. Past the queue's limit, or when the hub ends the session (``terminate``), the
     session expires at once (``expire``)."""
 
-    def __init__(self, state: StreamManagement, expire: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        state: StreamManagement,
+        expire: Callable[[], None],
+        queued: Callable[[str], None] | None = None,
+    ) -> None:
         self.state = state
         self._expire = expire
+        self._queued = queued  # told of each stanza queued (e.g. to push a message, XEP-0357)
 
     def write_xml(self, xml: str) -> None:
         state = self.state
@@ -38,6 +44,8 @@ class ParkedPort:
         state.queue.append(Unacked(xml, False, state.sent))
         if len(state.queue) > state.config.max_unacked:
             self._expire()
+        elif self._queued is not None:
+            self._queued(xml)
 
     async def wait_writable(self) -> None:
         return None

@@ -24,6 +24,7 @@ from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.xmpp import ns
 from interlink.xmpp.forms import X, build_form, read_form
 from interlink.xmpp.jid import JID, InvalidJID
+from interlink.xmpp.stanza import Message, MessageType
 
 NS = "urn:xmpp:push:0"
 ENABLE = ns.qname(NS, "enable")
@@ -94,6 +95,25 @@ def parse_request(query: Element) -> Enable | Disable:
     return Enable(service, node, form)
 
 
+#: Payloads that make a message worth waking a device for: a body, or an OMEMO message
+#: (``urn:xmpp:omemo:2`` and legacy ``eu.siacs.conversations.axolotl``).
+WAKING_PAYLOADS = frozenset(
+    (
+        ns.qname(ns.CLIENT, "body"),
+        "{urn:xmpp:omemo:2}encrypted",
+        "{eu.siacs.conversations.axolotl}encrypted",
+    )
+)
+
+
+def wakes_device(message: Message) -> bool:
+    """Whether ``message`` is worth a notification: a chat or normal message carrying a body
+    or an encrypted payload (not a chat state, receipt or marker alone)."""
+    if message.type not in (MessageType.CHAT, MessageType.NORMAL):
+        return False
+    return any(child.tag in WAKING_PAYLOADS for child in message.payload)
+
+
 def publish(node: str, publish_options: Element | None, *, message_count: int) -> Element:
     """The ``<pubsub/>`` payload of one content-free notification (§7): one ``<notification/>``
     item whose summary holds ``message-count`` alone, and the registration's publish-options."""
@@ -120,8 +140,10 @@ __all__ = [
     "PUBLISH_OPTIONS",
     "QUERIES",
     "SUMMARY",
+    "WAKING_PAYLOADS",
     "Disable",
     "Enable",
     "parse_request",
     "publish",
+    "wakes_device",
 ]
