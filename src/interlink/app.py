@@ -81,6 +81,7 @@ from interlink.xmpp.shaper import ReadRate
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import StreamConfig
 from interlink.xmpp.stream.component import ComponentConfig
+from interlink.xmpp.stream.csi import CsiConfig
 from interlink.xmpp.stream.sm import SmConfig
 
 log = logging.getLogger("interlink")
@@ -495,6 +496,7 @@ class HubServer:
             )
             if s.xmpp.stream_management
             else None,
+            csi=CsiConfig(max_held=s.csi.max_held) if s.csi.enabled else None,
         )
         self._gate = gate = ConnectionGate(
             s.net.max_unauthenticated, SourceBudgets(source_limits(s))

@@ -253,6 +253,13 @@ class PushSection(_Section):
     reply_timeout: float = Field(30.0, gt=0, le=600)  # waiting for the app server's answer
 
 
+class CsiSection(_Section):
+    """XEP-0352 client state indication: what the hub holds for clients that say inactive."""
+
+    enabled: bool = True  # offer <csi/> among the stream features
+    max_held: int = Field(100, ge=1, le=10000)  # stanzas held per inactive stream; then flushed
+
+
 class ComponentsSection(_Section):
     """XEP-0114 external components (e.g. push app servers): domain → shared secret. The
     listener (``net.component_port``) runs only when at least one is configured."""
@@ -288,6 +295,7 @@ class Settings(_Section):
     media: MediaSection = MediaSection()
     log: LogSection = LogSection()
     push: PushSection = PushSection()
+    csi: CsiSection = CsiSection()
     components: ComponentsSection = ComponentsSection()
 
     @model_validator(mode="after")

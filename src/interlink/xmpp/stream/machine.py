@@ -84,7 +84,7 @@ from interlink.xmpp.sasl import (
 )
 from interlink.xmpp.sasl.mechanisms import SaslStep
 from interlink.xmpp.stanza import Stanza, to_xml
-from interlink.xmpp.stream import sm
+from interlink.xmpp.stream import csi, sm
 from interlink.xmpp.stream.config import StreamConfig
 from interlink.xmpp.stream.events import (
     AckReceived,
@@ -138,6 +138,8 @@ class Input(Enum):
     SM_REQUEST = "sm r"
     SM_ACK = "sm a"
     SM_RESUME = "sm resume"
+    CSI_ACTIVE = "csi active"  # XEP-0352
+    CSI_INACTIVE = "csi inactive"
 
     TLS_ESTABLISHED = "tls_established()"
     CREDENTIALS = "credentials answer"  # supply_credentials() or supply_token_result()
@@ -164,6 +166,8 @@ PEER_INPUTS = frozenset(
         Input.SM_REQUEST,
         Input.SM_ACK,
         Input.SM_RESUME,
+        Input.CSI_ACTIVE,
+        Input.CSI_INACTIVE,
     )
 )
 SHELL_INPUTS = frozenset(Input) - PEER_INPUTS
@@ -193,6 +197,8 @@ UNEXPECTED: Mapping[Input, tuple[StreamErrorCondition, str]] = {
     Input.SM_REQUEST: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
     Input.SM_ACK: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
     Input.SM_RESUME: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.CSI_ACTIVE: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.CSI_INACTIVE: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
 }
 
 _NEGOTIATION_ELEMENTS = {
@@ -204,6 +210,8 @@ _NEGOTIATION_ELEMENTS = {
     sm.REQUEST: Input.SM_REQUEST,
     sm.ACK: Input.SM_ACK,
     sm.RESUME: Input.SM_RESUME,
+    csi.ACTIVE: Input.CSI_ACTIVE,
+    csi.INACTIVE: Input.CSI_INACTIVE,
 }
 _STREAM_NAMESPACES = (ns.TLS, ns.SASL, ns.STREAM)
 
@@ -257,6 +265,7 @@ class ServerStream:
         self._deferred: list[ParserEvent] = []
         self._token_authzid = ""
         self.sm: sm.StreamManagement | None = None  # XEP-0198, once the client enabled it
+        self.csi: csi.ClientStateFilter | None = None  # XEP-0352, once the client used it
         self._resume_asked = ("", 0)  # the <resume previd h/> being looked up
 
     @property
@@ -300,6 +309,17 @@ class ServerStream:
                 self.sm.sent += 1
                 self.sm.queue.append(sm.Unacked(xml, stored, self.sm.sent))
             return []
+        client_state = self.csi
+        if client_state is not None and client_state.inactive:
+            events: list[StreamEvent] = []
+            for held_xml, held_stored in client_state.outgoing(xml, stored):
+                events.extend(self._write_stanza(held_xml, held_stored, now))
+            return events
+        return self._write_stanza(xml, stored, now)
+
+    def _write_stanza(self, xml: str, stored: bool, now: float | None) -> list[StreamEvent]:
+        if self.state is not StreamState.READY:
+            return self.send_xml(xml, stored=stored, now=now)  # closed meanwhile: kept
         self._out.append(xml)
         if self.sm is not None:
             try:
@@ -556,6 +576,7 @@ class ServerStream:
         self._out.append(self.framing.footer())
         self.state = StreamState.CLOSED
         self._parser.release()
+        self._keep_held()
         events.append(StreamClosed(None, by_peer=True))
 
     # -- handlers: STARTTLS (RFC 6120 §5.4) ---------------------------------------------------
@@ -696,6 +717,23 @@ class ServerStream:
         if self.sm.ack(ev.element.get("h")):
             events.append(AckReceived(self.sm.acked))
 
+    # -- handlers: client state indication (XEP-0352) -----------------------------------------
+    def _keep_held(self) -> None:
+        """Once closed: what was held for an inactive client was never sent; with stream
+        management it joins the unacknowledged stanzas (stored, or sent again on resumption),
+        in order."""
+        if self.csi is not None and self.sm is not None:
+            for xml, stored in self.csi.take_held():
+                self.send_xml(xml, stored=stored)
+
+    def _csi(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
+        if self.config.csi is None:
+            raise _unexpected(Input.CSI_ACTIVE, ev)
+        if self.csi is None:
+            self.csi = csi.ClientStateFilter(self.config.csi)
+        for xml, stored in self.csi.set_active(ev.element.tag == csi.ACTIVE):
+            events.extend(self._write_stanza(xml, stored, None))
+
     def _sm_resume(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
         previd = ev.element.get("previd")
         if self.username is None or not previd or self.config.sm is None:
@@ -753,6 +791,7 @@ class ServerStream:
         self._deadline = None
         self._parser.release()
         self._deferred = []
+        self._keep_held()
         return [StreamClosed(error, by_peer=False)]
 
 
@@ -789,6 +828,9 @@ TRANSITIONS: Mapping[tuple[StreamState, Input], Transition] = {
         ServerStream._sm_resume, (_S.RESUMING, _S.NEGOTIATING)
     ),
     (_S.RESUMING, Input.RESUME_ACCEPTED): Transition(ServerStream._resume_accepted, (_S.READY,)),
+    # client state indication (XEP-0352): the client says whether its user is looking
+    (_S.READY, Input.CSI_ACTIVE): Transition(ServerStream._csi, (_S.READY,)),
+    (_S.READY, Input.CSI_INACTIVE): Transition(ServerStream._csi, (_S.READY,)),
     (_S.RESUMING, Input.RESUME_REFUSED): Transition(
         ServerStream._resume_refused, (_S.NEGOTIATING,)
     ),
