@@ -65,7 +65,8 @@ async def test_inactive_holds_presence_and_chat_states_until_a_message(tmp_path:
         bob_full = f"bob@{DOMAIN}/phone"
         try:
             assert bob.client.plugin["xep_0352"].enabled  # the hub offered <csi/>
-            bob.client.plugin["xep_0352"].send_inactive()
+            csi: Any = bob.client.plugin["xep_0352"]
+            csi.send_inactive()
             await bob.ping_server()
             alice.client.send_presence(pto=slixmpp.JID(bob_full), pshow="away")
             send_state(alice, bob_full, "composing")
@@ -82,7 +83,7 @@ async def test_inactive_holds_presence_and_chat_states_until_a_message(tmp_path:
             alice.client.send_presence(pto=slixmpp.JID(bob_full), pshow="xa")
             await settle(alice, bob)
             assert seen == []
-            bob.client.plugin["xep_0352"].send_active()
+            csi.send_active()
             await settle(bob)
             assert seen == ["presence:xa"]
             # stream management counted as sent exactly what bob received
