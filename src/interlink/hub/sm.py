@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from interlink.errors import StreamError
 from interlink.hub.session import Session
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stream.sm import StreamManagement, Unacked
+from interlink.xmpp.stream.sm import StreamManagement
 
 
 class ParkedPort:
@@ -40,8 +40,7 @@ class ParkedPort:
 
     def write_xml(self, xml: str) -> None:
         state = self.state
-        state.sent += 1
-        state.queue.append(Unacked(xml, False, state.sent))
+        state.keep(xml)
         if len(state.queue) > state.config.max_unacked:
             self._expire()
         elif self._queued is not None:

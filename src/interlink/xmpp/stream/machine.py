@@ -306,8 +306,7 @@ class ServerStream:
             if self.sm is not None and self.state is StreamState.CLOSED:
                 # Routed to the session before the shell took its unacknowledged stanzas back
                 # (to store them): keep it with them, in order.
-                self.sm.sent += 1
-                self.sm.queue.append(sm.Unacked(xml, stored, self.sm.sent))
+                self.sm.keep(xml, stored)
             return []
         client_state = self.csi
         if client_state is not None and client_state.inactive:
@@ -365,13 +364,8 @@ class ServerStream:
                 )
             )
         sm_state = self.sm
-        if sm_state is not None and self.state is StreamState.READY:
-            due = sm_state.get_timer()
-            if due is not None and now >= due:
-                if sm_state.queue:
-                    self._out.append(sm_state.request_xml())
-                else:
-                    sm_state.request_due = None
+        if sm_state is not None and self.state is StreamState.READY and sm_state.handle_timer(now):
+            self._out.append(sm_state.request_xml())
         return []
 
     # -- input from the peer ------------------------------------------------------------------
@@ -716,6 +710,8 @@ class ServerStream:
             return
         if self.sm.ack(ev.element.get("h")):
             events.append(AckReceived(self.sm.acked))
+        if self.sm.request_needed():  # stanzas went out unasked while the <r/> was out
+            self._out.append(self.sm.request_xml())
 
     # -- handlers: client state indication (XEP-0352) -----------------------------------------
     def _keep_held(self) -> None:
@@ -753,7 +749,7 @@ class ServerStream:
         self._deadline = None
         state.ack(str(h))  # raises StreamError for an h above what was sent
         self._out.append(state.resumed_xml(previd))
-        self._out.extend(item.xml for item in state.queue)  # the same numbers as before
+        self._out.extend(state.queue)  # the same numbers as before
         if state.queue:
             self._out.append(state.request_xml())
 

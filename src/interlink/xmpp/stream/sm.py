@@ -13,8 +13,10 @@ It counts in both directions:
 - **outbound**: every stanza written to the client after ``<enable/>`` is kept
   (:meth:`record_sent`) until the client's ``<a h/>`` covers it (:meth:`ack`). The queue is capped
   (``max_unacked``): a client that never acknowledges is disconnected rather than growing it.
-  Every ``request_every`` stanzas the server asks for an ack (``<r/>``), and, if
-  ``request_after`` is set, also once that many seconds passed since the first stanza it has not
+  Every ``request_every`` stanzas the server asks for an ack (``<r/>``) — but never while its
+  last ``<r/>`` is unanswered: under load the number of ``<r/>``/``<a/>`` round trips follows the
+  round-trip time, not the message rate (Prosody's mod_smacks does the same) — and, if
+  ``request_after`` is set, also at the latest that many seconds after a stanza it has not
   asked about yet (the machine's timer, :meth:`get_timer`). An ``h`` above what was sent is the
   ``<handled-count-too-high/>`` stream error (§4).
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.xmpp import ns
@@ -65,9 +68,9 @@ class SmConfig:
             raise ValueError("request_after must not be negative")
 
 
-@dataclass(frozen=True, slots=True)
-class Unacked:
-    """A stanza written to the client and not yet acknowledged."""
+class Unacked(NamedTuple):
+    """A stanza written to the client and not yet acknowledged. (A tuple: one is made for every
+    stanza sent, and a tuple is made several times faster than a frozen dataclass.)"""
 
     xml: str
     stored: bool  # still in offline storage (deleted only once acknowledged)
@@ -79,7 +82,9 @@ class StreamManagement:
 
     __slots__ = (
         "_since_request",
+        "_stored",
         "acked",
+        "awaiting_ack",
         "config",
         "handled",
         "queue",
@@ -97,8 +102,13 @@ class StreamManagement:
         self.handled = 0  # inbound stanzas handled (unbounded; sent mod 2**32)
         self.sent = 0  # outbound stanzas written since <enable/>
         self.acked = 0  # outbound stanzas the client acknowledged
-        self.queue: deque[Unacked] = deque()
+        # What was written and not acknowledged, oldest first: the stanza numbered acked + 1
+        # first. Only the text is kept per stanza (one is kept for every stanza sent); the few
+        # that stay in offline storage until acknowledged are the numbers in _stored.
+        self.queue: deque[str] = deque()
+        self._stored: set[int] = set()
         self._since_request = 0
+        self.awaiting_ack = False  # an <r/> is out and its <a/> has not come back yet
         self.request_due: float | None = None  # when an <r/> is due by time (request_after)
         self.stored_acked = False  # an ack covered a stanza from offline storage (shell resets)
 
@@ -123,24 +133,40 @@ class StreamManagement:
                 "acknowledge with <a/> (XEP-0198)",
             )
         self.sent += 1
-        self.queue.append(Unacked(xml, stored, self.sent))
+        self.queue.append(xml)
+        if stored:
+            self._stored.add(self.sent)
         self._since_request += 1
-        if self._since_request >= self.config.request_every:
-            self._since_request = 0
-            self.request_due = None
-            return True
         if now is not None and self.request_due is None and self.config.request_after > 0:
             self.request_due = now + self.config.request_after
+        if self._since_request >= self.config.request_every and not self.awaiting_ack:
+            self._since_request = 0
+            self.awaiting_ack = True
+            return True
         return False
 
+    def request_needed(self) -> bool:
+        """After an ack: whether ``request_every`` stanzas went out meanwhile, unasked."""
+        return self._since_request >= self.config.request_every and not self.awaiting_ack
+
     def get_timer(self) -> float | None:
-        """When an ``<r/>`` is due for stanzas sent and not yet asked about (``request_after``
-        seconds after the first of them), or ``None``."""
+        """When to look for stanzas sent and not yet asked about (``request_after`` seconds
+        after the first stanza sent since the last look), or ``None``. An ``<r/>`` sent because
+        of the count does not move it: the deadline changes at most once per ``request_after``,
+        so the shell does not re-arm a timer for every few stanzas."""
         return self.request_due
+
+    def handle_timer(self, now: float) -> bool:
+        """The timer is due: ``True`` when an ``<r/>`` should go out (some stanza was sent
+        since the last one); the next stanza sent arms the timer again."""
+        if self.request_due is None or now < self.request_due:
+            return False
+        self.request_due = None
+        return self._since_request > 0
 
     def request_xml(self) -> str:
         self._since_request = 0
-        self.request_due = None
+        self.awaiting_ack = True
         return f'<r xmlns="{NS}"/>'
 
     def ack(self, h_attr: str | None) -> int:
@@ -150,6 +176,7 @@ class StreamManagement:
         Raises: StreamError (``h`` missing or not a number: ``bad-format``; acknowledging more
         than was sent: ``undefined-condition`` with ``handled-count-too-high``, §4)."""
         h = parse_h(h_attr)
+        self.awaiting_ack = False
         newly = (h - self.acked) % WRAP
         if newly > len(self.queue):
             sent = self.sent % WRAP
@@ -158,20 +185,35 @@ class StreamManagement:
                 f"You acknowledged {h} stanzas, but I only sent you {sent} so far.",
                 app_condition=f'<handled-count-too-high xmlns="{NS}" h="{h}" send-count="{sent}"/>',
             )
+        popleft = self.queue.popleft
         for _ in range(newly):
-            self.stored_acked |= self.queue.popleft().stored
+            popleft()
         self.acked += newly
-        if not self.queue:
-            self.request_due = None  # nothing left to ask about
+        if self._stored:
+            covered = {seq for seq in self._stored if seq <= self.acked}
+            if covered:
+                self._stored -= covered
+                self.stored_acked = True
         return newly
+
+    def keep(self, xml: str, stored: bool = False) -> None:
+        """Add ``xml`` to the unacknowledged queue without writing it (the stream is closed or
+        parked: it is resent on resumption, or stored), numbered as if sent; no limit."""
+        self.sent += 1
+        self.queue.append(xml)
+        if stored:
+            self._stored.add(self.sent)
 
     def resumed_xml(self, previd: str) -> str:
         return f'<resumed xmlns="{NS}" previd="{escape_attr(previd)}" h="{self.handled % WRAP}"/>'
 
     def unacked(self) -> list[Unacked]:
         """What the client has not acknowledged, oldest first (the queue is emptied)."""
-        items = list(self.queue)
+        first = self.acked + 1
+        stored = self._stored
+        items = [Unacked(xml, first + i in stored, first + i) for i, xml in enumerate(self.queue)]
         self.queue.clear()
+        self._stored = set()
         return items
 
 
