@@ -554,7 +554,9 @@ class StreamDriver:
             self._held.append((xml, stored))
             return
         self.hub.ctx.stats.sent(xml)
-        closing = self.stream.send_xml(xml, stored=stored, now=self._loop.time())
+        stream = self.stream
+        now = self._loop.time() if stream.sm is not None else None
+        closing = stream.send_xml(xml, stored=stored, now=now)
         if closing:  # too many unacknowledged stanzas; not from inside the caller's routing
             self._loop.call_soon(self._handle_sync, closing)
         if not self._flush_scheduled:

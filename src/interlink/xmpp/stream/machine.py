@@ -314,7 +314,15 @@ class ServerStream:
             for held_xml, held_stored in client_state.outgoing(xml, stored):
                 events.extend(self._write_stanza(held_xml, held_stored, now))
             return events
-        return self._write_stanza(xml, stored, now)
+        # _write_stanza, inlined: this is every stanza's way out
+        self._out.append(xml)
+        if self.sm is not None:
+            try:
+                if self.sm.record_sent(xml, stored=stored, now=now):
+                    self._out.append(self.sm.request_xml())
+            except StreamError as err:
+                return self.close(err)
+        return []
 
     def _write_stanza(self, xml: str, stored: bool, now: float | None) -> list[StreamEvent]:
         if self.state is not StreamState.READY:
