@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +20,8 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from interlink.app import HubServer
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Iq, IqType
 from tests.integration.kit import DOMAIN, TIMEOUT, RawClient, Xmpp, running_hub
 
 APP = "push.example.net"
@@ -269,3 +272,29 @@ async def test_a_message_queued_for_a_parked_session_is_pushed_once(tmp_path: Pa
             assert app.pushes.empty()  # one push, and none for the message bob received live
         finally:
             await alice.close()
+
+
+async def test_a_component_gone_mid_request_is_no_answer(tmp_path: Path) -> None:
+    async with running_hub(tmp_path, components=COMPONENTS, net=NET) as (server, _):
+        raw = await RawClient.open(server.ports["component"])
+        try:
+            await raw.send(
+                b"<stream:stream xmlns='jabber:component:accept' "
+                b"xmlns:stream='http://etherx.jabber.org/streams' to='" + APP.encode() + b"'>"
+            )
+            data = await asyncio.wait_for(raw.reader.read(4096), TIMEOUT)
+            stream_id = data.split(b' id="')[1].split(b'"')[0].decode()
+            digest = hashlib.sha1((stream_id + SECRET).encode()).hexdigest()  # noqa: S324
+            await raw.send(f"<handshake>{digest}</handshake>".encode())
+            assert b"<handshake" in await asyncio.wait_for(raw.reader.read(4096), TIMEOUT)
+            gateway = server.components
+            assert gateway is not None
+            assert gateway.connected(APP)
+            iq = Iq(JID.parse(APP), JID.parse(f"bob@{DOMAIN}"), "x1", None, (), IqType.SET)
+            asking = asyncio.ensure_future(gateway.request(iq, TIMEOUT))
+            assert b"x1" in await asyncio.wait_for(raw.reader.read(4096), TIMEOUT)
+            await raw.close()  # gone without answering
+            assert await asyncio.wait_for(asking, TIMEOUT) is None
+            assert not gateway.connected(APP)
+        finally:
+            await raw.close()

@@ -57,8 +57,8 @@ class ComponentGateway:
         try:
             connection.send(iq)
             return await asyncio.wait_for(waiter, reply_within)
-        except TimeoutError:
-            return None
+        except (TimeoutError, ConnectionError):
+            return None  # no answer in time, or the component went away meanwhile
         finally:
             self._waiting.pop(key, None)
 
@@ -76,7 +76,7 @@ class ComponentGateway:
             log.info("component disconnected", extra={"domain": domain})
             for (waiting_domain, _), waiter in list(self._waiting.items()):
                 if waiting_domain == domain and not waiter.done():
-                    waiter.cancel()
+                    waiter.set_exception(ConnectionError(f"component {domain} disconnected"))
 
     def received(self, domain: str, stanza: Stanza, connection: ComponentProtocol) -> None:
         if isinstance(stanza, Iq) and stanza.type in (IqType.RESULT, IqType.ERROR):
