@@ -549,6 +549,7 @@ class HubServer:
                 http_guard=http_guard,
                 handshakes=handshakes,
                 push=push,
+                app_push=self.app_push,
                 discovery=self.discovery,
                 reports=reports,
                 enlistment=enlistment,

@@ -154,6 +154,9 @@ async def test_one_content_free_push_per_stored_message_until_disabled(tmp_path:
                 assert values["secret"] == "app-secret-1"
             await asyncio.sleep(0.3)
             assert app.pushes.empty()  # exactly one per stored message
+            assert server.metrics is not None
+            exposed = (await server.metrics.render()).decode()
+            assert 'interlink_app_pushes_total{outcome="sent"} 3.0' in exposed
 
             # disable (the whole app server), then nothing more
             bob = Xmpp(f"bob@{DOMAIN}/phone", "pw", certs)
