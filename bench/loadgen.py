@@ -136,6 +136,7 @@ class HubOptions:
     keep_data: bool
     gc_log: bool = False  # run the hub with a gc callback that logs collections
     hub_src: str | None = None  # import the hub from this source tree instead of the venv's
+    archive: str = "behind"  # [archive]: off, behind (write-behind) or durable (before ack)
 
 
 @dataclass
@@ -215,7 +216,7 @@ async def create_accounts(data_dir: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-def write_config(data_dir: Path, synchronous: str) -> Path:
+def write_config(data_dir: Path, synchronous: str, archive: str = "behind") -> Path:
     path = data_dir / "bench-hub.toml"
     path.write_text(
         "[hub]\n"
@@ -232,6 +233,9 @@ def write_config(data_dir: Path, synchronous: str) -> Path:
         'source_allowlist = ["127.0.0.0/8"]\n'
         "[storage]\n"
         f'sqlite_synchronous = "{synchronous}"\n'
+        "[archive]\n"
+        f"enabled = {'false' if archive == 'off' else 'true'}\n"
+        f"durable_before_ack = {'true' if archive == 'durable' else 'false'}\n"
         "[log]\n"
         'level = "INFO"\n'
         'format = "json"\n',
@@ -245,7 +249,7 @@ async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
     try:
         took = await create_accounts(data_dir, accounts)
         print(f"  created {accounts} accounts in {took:.1f} s", flush=True)
-        config = write_config(data_dir, opts.sqlite_synchronous)
+        config = write_config(data_dir, opts.sqlite_synchronous, opts.archive)
         cmd: list[str] = []
         if opts.pin_cpu is not None:
             cmd += [shutil.which("taskset") or "taskset", "-c", str(opts.pin_cpu)]
@@ -1075,6 +1079,7 @@ def pin(args: argparse.Namespace) -> HubOptions:
         keep_data=args.keep_data,
         gc_log=args.hub_gc_log,
         hub_src=args.hub_src,
+        archive=args.archive,
     )
 
 
@@ -1194,6 +1199,7 @@ async def main_async(args: argparse.Namespace) -> int:
         else "none"
     )
     info["sqlite_synchronous"] = opts.sqlite_synchronous
+    info["archive"] = opts.archive
     if opts.hub_src is not None:
         info["source"] = f"hub imported from {opts.hub_src}"
     if args.mode != "all":
@@ -1397,6 +1403,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gen-cpu", type=int, default=1, help="CPU for this generator [1]")
     p.add_argument("--no-pin", action="store_true", help="do not pin to CPUs")
     p.add_argument("--sqlite-synchronous", default="NORMAL", choices=["NORMAL", "FULL", "EXTRA"])
+    p.add_argument(
+        "--archive",
+        default="behind",
+        choices=["off", "behind", "durable"],
+        help="XEP-0313 archiving of every message: off, write-behind (the default) or durable "
+        "before the sender's next stanza [behind]",
+    )
     p.add_argument(
         "--profile",
         default="none",

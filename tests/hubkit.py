@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
@@ -12,8 +12,10 @@ from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub, UserIds
+from interlink.hub.router import DomainServices
 from interlink.hub.session import Session, SessionRegistry
 from interlink.interop.operator import OperatorState
+from interlink.storage import Storage
 from interlink.storage.providers import Provider, ProviderStatus
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp.parser import ElementReceived, Framing, StreamParser
@@ -110,12 +112,17 @@ async def no_user_ids(jid: str) -> str | None:
     return None
 
 
+# (storage, sessions, addressing, clock) -> what the service domains answer besides the core
+DomainServicesFactory = Callable[[Storage, SessionRegistry, Addressing, Clock], DomainServices]
+
+
 @asynccontextmanager
 async def running_hub(
     settings: HubSettings | None = None,
     *,
     services: tuple[str, ...] = (DOMAIN,),
     user_ids: UserIds = no_user_ids,
+    domain_services: DomainServicesFactory | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
@@ -129,6 +136,11 @@ async def running_hub(
         sessions=sessions,
         authenticate_bearer=no_bearer_tokens,
         user_ids=user_ids,
+        domain_services=(
+            None
+            if domain_services is None
+            else domain_services(storage, sessions, addressing, clock)
+        ),
     )
     kit = HubKit(hub, clock, OperatorState(addressing, sessions))
     try:

@@ -97,3 +97,41 @@ def test_parse_limits_per_phase_come_from_the_limits_section() -> None:
         assert limits.max_namespace_declarations == 8
         assert limits.max_header_attributes == 6
         assert limits.max_header_namespaces == 4
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[adhoc]\noperators = ['not a jid@@']\n", "adhoc.operators"),
+        ("[adhoc]\noperators = ['hub.example']\n", "not an account's bare JID"),
+        ("[adhoc]\noperators = ['op@hub.example/desk']\n", "not an account's bare JID"),
+        ("[adhoc]\nmax_sessions_per_account = 0\n", "max_sessions_per_account"),
+        ("[adhoc]\nsession_lifetime = 0\n", "session_lifetime"),
+        ("[passwords]\nmin_length = 10\nmax_length = 9\n", "max_length must be at least"),
+    ],
+)
+def test_adhoc_and_password_settings_are_checked(tmp_path: Path, toml: str, message: str) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(toml)
+    with pytest.raises(ConfigError, match=message):
+        load_settings(f)
+
+
+async def test_operators_must_be_accounts_of_a_hosted_service() -> None:
+    from interlink.app import adhoc_service
+    from interlink.hub.addressing import Addressing, ProviderDirectory
+    from interlink.hub.session import SessionRegistry
+    from interlink.storage.sqlite import open_sqlite
+    from interlink.xmpp.jid import JID
+
+    storage = await open_sqlite(":memory:")
+    try:
+        addressing = Addressing(("hub.example",), ProviderDirectory())
+        ok = load_settings(None, {"adhoc": {"operators": ["op@hub.example"]}})
+        service = adhoc_service(ok, storage, SessionRegistry(), addressing, lambda: 0.0)
+        assert service.operators == frozenset({JID.parse("op@hub.example")})
+        elsewhere = load_settings(None, {"adhoc": {"operators": ["op@other.example"]}})
+        with pytest.raises(ConfigError, match=r"op@other\.example"):
+            adhoc_service(elsewhere, storage, SessionRegistry(), addressing, lambda: 0.0)
+    finally:
+        await storage.close()

@@ -29,7 +29,10 @@ from fastapi import FastAPI
 from interlink.config import Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
+from interlink.hub.adhoc import AdhocLimits, AdhocService
+from interlink.hub.adhoc_commands import standard_commands
 from interlink.hub.app_push import AppPushSettings, AppServerPush
+from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
@@ -74,9 +77,12 @@ from interlink.storage.engines import StorageConfig
 from interlink.storage.engines import open_storage as open_engine
 from interlink.xmpp import ns
 from interlink.xmpp.ext import push as xep0357
+from interlink.xmpp.ext.commands import COMMAND
+from interlink.xmpp.ext.mam import Default
 from interlink.xmpp.ext.media_tokens import TOKEN
 from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
+from interlink.xmpp.sasl.credentials import PasswordRules
 from interlink.xmpp.shaper import ReadRate
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import StreamConfig
@@ -134,7 +140,62 @@ def hub_settings(s: Settings) -> HubSettings:
         max_sessions_per_account=s.limits.max_sessions_per_account,
         auth_throttle=throttle_limits(s),
         policy=policy_limits(s),
+        archive=archive_limits(s),
     )
+
+
+def archive_limits(s: Settings) -> ArchiveLimits:
+    a = s.archive
+    return ArchiveLimits(
+        enabled=a.enabled,
+        retention=a.retention,
+        prune_interval=a.prune_interval,
+        max_messages_per_account=a.max_messages_per_account,
+        page_max=a.page_max,
+        page_default=a.page_default,
+        default_mode=Default(a.default_mode),
+        max_pref_jids=a.max_pref_jids,
+        prefs_cache_ttl=a.prefs_cache_ttl,
+        prefs_cache_size=a.prefs_cache_size,
+        durable_before_ack=a.durable_before_ack,
+        write_queue_max=a.write_queue_max,
+    )
+
+
+def adhoc_service(
+    s: Settings,
+    storage: Storage,
+    sessions: SessionRegistry,
+    addressing: Addressing,
+    clock: Callable[[], float],
+) -> AdhocService:
+    """XEP-0050 commands (``[adhoc]``); the operators must be accounts of the hosted services.
+    Raises ``ConfigError``."""
+    operators = frozenset(JID.parse(text) for text in s.adhoc.operators)
+    for jid in operators:
+        if not addressing.is_home(jid):
+            raise ConfigError(f"adhoc.operators: {jid} is not an account of {addressing.services}")
+    limits = AdhocLimits(
+        max_sessions_per_account=s.adhoc.max_sessions_per_account,
+        session_lifetime=s.adhoc.session_lifetime,
+        online_users_list_max=s.adhoc.online_users_list_max,
+    )
+    service = AdhocService(addressing, clock, limits, operators)
+    service.registry.extend(
+        standard_commands(
+            accounts=storage.accounts,
+            sessions=sessions,
+            addressing=addressing,
+            limits=limits,
+            rules=password_rules(s),
+            scram_iterations=s.sasl.scram_iterations,
+        )
+    )
+    return service
+
+
+def password_rules(s: Settings) -> PasswordRules:
+    return PasswordRules(min_length=s.passwords.min_length, max_length=s.passwords.max_length)
 
 
 async def record_services(storage: Storage, addressing: Addressing) -> None:
@@ -301,6 +362,7 @@ class HubServer:
         self.media_proxy: MediaProxy | None = None
         self._media_sweeper: asyncio.Task[None] | None = None
         self._changes_sweeper: asyncio.Task[None] | None = None
+        self._archive_sweeper: asyncio.Task[None] | None = None
         self._ready = False
 
     async def start(self) -> None:
@@ -426,6 +488,7 @@ class HubServer:
             parked_queued=(app_push_when_asleep,) if s.components.secrets else (),
             report_filed=(reports.submit,),
         ).merged(self._observers)
+        adhoc = adhoc_service(s, storage, sessions, addressing, clock)
         self.hub = hub = Hub(
             hub_settings(s),
             storage,
@@ -439,8 +502,10 @@ class HubServer:
                 handlers={
                     TOKEN: MediaTokenService(tokens, addressing.is_home, clock).handle_iq,
                     UPLOAD_REQUEST: upload.handle_iq,
+                    COMMAND: adhoc.handle_iq,
                 },
-                info=(announce_upload,),
+                info=(announce_upload, adhoc.add_feature),
+                nodes=adhoc.disco_nodes(),
                 account_handlers=dict.fromkeys(xep0357.QUERIES, app_push.handle_iq),
                 account_info=(app_push.account_features,) if s.components.secrets else (),
             ),
@@ -581,6 +646,8 @@ class HubServer:
         loop = asyncio.get_running_loop()
         self._media_sweeper = loop.create_task(self._sweep_media(media))
         self._changes_sweeper = loop.create_task(self._prune_changes(storage))
+        if s.archive.enabled:
+            self._archive_sweeper = loop.create_task(self._prune_archives(hub))
         self._sweeper = loop.create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
@@ -637,6 +704,19 @@ class HubServer:
                 )
             except Exception:
                 log.exception("pruning the change feed failed")
+
+    async def _prune_archives(self, hub: Hub) -> None:
+        """Every ``archive.prune_interval``: forget archived messages past their retention."""
+        archive = hub.router.archive
+        while True:
+            await asyncio.sleep(self.settings.archive.prune_interval)
+            try:
+                removed = await archive.prune(self.clock())
+            except Exception:
+                log.exception("pruning the message archives failed")
+                continue
+            if removed:
+                log.info("archived messages past retention removed", extra={"count": removed})
 
     async def _reload_operator_state(self) -> None:
         """Everything the change feed keeps current, read again (after a change that could not
@@ -783,6 +863,8 @@ class HubServer:
             self._media_sweeper.cancel()
         if self._changes_sweeper is not None:
             self._changes_sweeper.cancel()
+        if self._archive_sweeper is not None:
+            self._archive_sweeper.cancel()
         for server in self._servers:
             server.close()
         if self._http is not None:

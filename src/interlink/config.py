@@ -22,6 +22,7 @@ from pydantic import (
 
 from interlink.errors import ConfigError
 from interlink.media.model import MAX_MEDIA_BYTES
+from interlink.xmpp.jid import JID, InvalidJID
 
 
 class _Section(BaseModel):
@@ -276,6 +277,67 @@ class ComponentsSection(_Section):
         return {domain.strip().lower(): secret for domain, secret in secrets.items()}
 
 
+class AdhocSection(_Section):
+    """XEP-0050 ad-hoc commands (docs/operations.md)."""
+
+    # Bare JIDs of this hub's accounts that may run the XEP-0133 commands (announce, online users).
+    operators: list[str] = []
+    max_sessions_per_account: int = Field(8, ge=1)  # command sessions open at once per account
+    session_lifetime: float = Field(600.0, gt=0)  # seconds from a command session's start
+    online_users_list_max: int = Field(1000, ge=1)  # JIDs in one get-online-users-list answer
+
+    @field_validator("operators")
+    @classmethod
+    def _bare_jids(cls, value: list[str]) -> list[str]:
+        for text in value:
+            try:
+                jid = JID.parse(text)
+            except InvalidJID as exc:
+                raise ValueError(f"adhoc.operators: {text!r} is not a JID ({exc})") from None
+            if jid.local is None or jid.resource is not None:
+                raise ValueError(f"adhoc.operators: {text!r} is not an account's bare JID")
+        return value
+
+
+class PasswordsSection(_Section):
+    """Rules for every new password: ``interlink user add``/``passwd`` and the change-password
+    ad-hoc command."""
+
+    min_length: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PasswordsSection:
+        if self.max_length < self.min_length:
+            raise ValueError("passwords.max_length must be at least passwords.min_length")
+        return self
+
+
+class ArchiveSection(_Section):
+    """XEP-0313 message archives of the hub's own accounts (docs/operations.md)."""
+
+    enabled: bool = True
+    retention: float = Field(30 * 86400.0, gt=0)  # seconds a message is kept
+    prune_interval: float = Field(3600.0, gt=0)  # seconds between two prunings
+    max_messages_per_account: int = Field(100_000, ge=1)  # past it, the oldest are dropped
+    page_max: int = Field(250, ge=1)  # messages one query returns at most (larger max: clamped)
+    page_default: int = Field(50, ge=1)  # when a query names no max
+    default_mode: Literal["always", "never", "roster"] = "always"  # for accounts without prefs
+    max_pref_jids: int = Field(1000, ge=0)  # JIDs in one account's always + never lists
+    prefs_cache_ttl: float = Field(60.0, ge=0)  # seconds the routing path trusts cached prefs
+    prefs_cache_size: int = Field(100_000, ge=1)  # accounts whose prefs are cached
+    # true: a sender's next stanza and its XEP-0198 ack wait for the archive commit; false:
+    # write-behind, at most write_queue_max entries behind (docs/operations.md)
+    durable_before_ack: bool = False
+    write_queue_max: int = Field(20_000, ge=1)
+
+    @model_validator(mode="after")
+    def _default_page_fits(self) -> ArchiveSection:
+        if self.page_default > self.page_max:
+            raise ValueError("archive.page_default cannot exceed archive.page_max")
+        return self
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -293,6 +355,9 @@ class Settings(_Section):
     interop: InteropSection = InteropSection()
     policy: PolicySection = PolicySection()
     media: MediaSection = MediaSection()
+    adhoc: AdhocSection = AdhocSection()
+    passwords: PasswordsSection = PasswordsSection()
+    archive: ArchiveSection = ArchiveSection()
     log: LogSection = LogSection()
     push: PushSection = PushSection()
     csi: CsiSection = CsiSection()

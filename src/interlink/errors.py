@@ -115,6 +115,7 @@ class StreamErrorCondition(StrEnum):
     NOT_AUTHORIZED = "not-authorized"
     NOT_WELL_FORMED = "not-well-formed"
     POLICY_VIOLATION = "policy-violation"
+    RESET = "reset"  # §4.9.3.16: e.g. the account's password changed
     RESOURCE_CONSTRAINT = "resource-constraint"
     RESTRICTED_XML = "restricted-xml"
     SYSTEM_SHUTDOWN = "system-shutdown"

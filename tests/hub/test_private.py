@@ -48,13 +48,13 @@ async def test_a_fragment_round_trips_and_is_replaced() -> None:
         assert (await iq(alice, query(prefs(body)))).type is IqType.RESULT
         got = stored(await iq(alice, query(prefs()), kind="get", to=f"alice@{DOMAIN}"))
         assert [(c.tag, c.text) for c in got] == [("{exodus:prefs}defaultnick", "Hamlet")]
-        assert (await iq(alice, query(prefs("<x/>") + prefs(ns="storage:bookmarks")))).type is (
+        assert (await iq(alice, query(prefs("<x/>") + prefs(ns="urn:example:other")))).type is (
             IqType.RESULT
         )
         got = stored(await iq(alice, query(prefs()), kind="get"))
         assert [c.tag for c in got] == ["{exodus:prefs}x"]  # replaced, not merged
-        other = stored(await iq(alice, query(prefs(ns="storage:bookmarks")), kind="get"))
-        assert other.tag == "{storage:bookmarks}prefs"
+        other = stored(await iq(alice, query(prefs(ns="urn:example:other")), kind="get"))
+        assert other.tag == "{urn:example:other}prefs"
         # another resource, and after reconnecting: durable per account
         await kit.disconnect(alice)
         again = await kit.connect("alice", "b")

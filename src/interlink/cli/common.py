@@ -17,6 +17,7 @@ from interlink.config import Settings, load_settings
 from interlink.errors import ConfigError
 from interlink.storage import Storage
 from interlink.xmpp.jid import JID, InvalidJID
+from interlink.xmpp.sasl.credentials import PasswordRules, password_problem
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML configuration file")]
 DataDirOpt = Annotated[Path | None, typer.Option("--data-dir", help="data directory")]
@@ -97,10 +98,13 @@ def home_account(services: Sequence[str], jid_text: str) -> str:
     return str(jid)
 
 
-def ask_password(password: str | None) -> str:
+def ask_password(password: str | None, rules: PasswordRules) -> str:
+    """The password given or prompted for, checked by ``rules`` (``[passwords]``, the same rules
+    as the change-password ad-hoc command)."""
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    if not password:
-        typer.echo("error: the password must not be empty", err=True)
+    problem = password_problem(password, rules)
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2)
     return password

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.app import HubServer
+from interlink.app import HubServer, password_rules
 from interlink.cli import chat_cmd
 from interlink.cli import policy as policy_cli
 from interlink.cli.common import (
@@ -32,6 +32,7 @@ from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.logs import setup_logging
 from interlink.storage.providers import AuditEntry, Provider, ProviderStatus
 from interlink.xmpp.sasl import derive_credentials
+from interlink.xmpp.sasl.credentials import PasswordRules
 
 app = typer.Typer(help="Interlink: the interoperability hub.", no_args_is_help=True)
 user_app = typer.Typer(help="Manage accounts on the hub's services.", no_args_is_help=True)
@@ -40,7 +41,14 @@ provider_app = typer.Typer(help="Onboard and manage third-party providers.", no_
 app.add_typer(provider_app, name="provider")
 
 
-@app.command()
+_SERVE_HELP = (
+    "Run the hub until SIGTERM or SIGINT.\n\nThe flags override the --config file, whose "
+    f"sections are {', '.join(Settings.model_fields)}; every key, its default and its "
+    "meaning are in docs/operations.md (Configuration keys)."
+)
+
+
+@app.command(help=_SERVE_HELP)
 def serve(
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
@@ -96,7 +104,7 @@ def user_add(
 ) -> None:
     """Create an account, e.g. 4915112345678@hub.example."""
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
-    secret = ask_password(password)
+    secret = ask_password(password, password_rules(settings))
 
     async def go() -> str:
         async with hub_data(settings, data_dir) as hub:
@@ -119,7 +127,7 @@ def user_passwd(
 ) -> None:
     """Set a new password for an account (its sessions stay; the next login needs it)."""
     settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
-    secret = ask_password(password)
+    secret = ask_password(password, password_rules(settings))
 
     async def go() -> str:
         async with hub_data(settings, data_dir) as hub:
@@ -319,7 +327,7 @@ def kit_user_add(
     username: str, password: PasswordOpt = None, data_dir: KitDirOpt = Path("./provider-kit-data")
 ) -> None:
     """Create a user of the provider kit."""
-    secret = ask_password(password)
+    secret = ask_password(password, PasswordRules())
 
     async def go() -> str:
         store = await _kit_store(data_dir)

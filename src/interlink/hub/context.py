@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from interlink.hub.addressing import Addressing
+from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import ThrottleLimits
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits
@@ -51,6 +52,7 @@ class HubSettings:
     max_sessions_per_account: int = 32  # bound resources of one account at once
     auth_throttle: ThrottleLimits = field(default_factory=ThrottleLimits)  # SASL back-off
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)
+    archive: ArchiveLimits = field(default_factory=ArchiveLimits)  # XEP-0313 (hub.archive)
 
     def __post_init__(self) -> None:
         for name in (

@@ -7,7 +7,7 @@ from xml.etree.ElementTree import Element
 from interlink import __version__
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.xmpp import ns
-from interlink.xmpp.ext import blocking, interop, private, reporting, vcard
+from interlink.xmpp.ext import blocking, bookmarks, interop, private, reporting, vcard
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType
 
@@ -52,7 +52,16 @@ SERVER_FEATURES = (
     reporting.ABUSE,
     interop.NS,  # interop settings and message requests (docs/protocol.md)
 )
-ACCOUNT_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, ns.PUBSUB, *PEP_FEATURES)
+ACCOUNT_FEATURES = (
+    ns.DISCO_INFO,
+    ns.DISCO_ITEMS,
+    ns.PING,
+    ns.PUBSUB,
+    *PEP_FEATURES,
+    bookmarks.COMPAT,  # XEP-0402 §5.3: private storage bookmarks are a view of the node
+    bookmarks.COMPAT_PEP,  # XEP-0402 §5.3: so is the XEP-0048 PEP node
+    bookmarks.CONVERSION,  # XEP-0411 §2, for clients that look for it
+)
 
 
 def _no_node(query: Element) -> None:
@@ -72,6 +81,12 @@ def info(
     for feature in features:
         result.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
     return result
+
+
+def add_features(info_: Element, features: tuple[str, ...]) -> None:
+    """Append ``features`` to a disco#info answer."""
+    for feature in features:
+        info_.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
 
 
 def items(query: Element) -> Element:

@@ -14,7 +14,7 @@ This is what OMEMO uses for device lists and bundles (``urn:xmpp:omemo:2:*`` and
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
@@ -34,6 +34,26 @@ PUBSUB_OWNER = ns.qname(ns.PUBSUB_OWNER, "pubsub")
 _EVENT = ns.qname(ns.PUBSUB_EVENT, "event")
 _PUBLISH_OPTIONS_FORM = "http://jabber.org/protocol/pubsub#publish-options"
 _NODE_CONFIG_FORM = "http://jabber.org/protocol/pubsub#node_config"
+_BOOLEAN = ("1", "true", "0", "false")
+# Node options whose value is the hub's behaviour and cannot be changed: accepted (publish
+# options, configuration) with these values only. Deletions and retractions are always notified.
+_FIXED = {
+    "pubsub#notify_delete": ("1", "true"),
+    "pubsub#notify_retract": ("1", "true"),
+    "pubsub#deliver_payloads": ("1", "true"),
+    "pubsub#deliver_notifications": ("1", "true"),
+    "pubsub#presence_based_delivery": ("0", "false"),
+}
+
+
+def send_last_published_item(config: PepNodeConfig) -> str:
+    """When the hub sends a node's newest item by itself (XEP-0060 §12.20): to a resource whose
+    capabilities show ``+notify`` (XEP-0163 §4.3.2), unless only the owner reads the node
+    (``whitelist``: private data, XEP-0223 §3, XEP-0402 §3, whose clients ask ``never`` and
+    fetch the items when they want them)."""
+    if config.access_model is AccessModel.WHITELIST:
+        return "never"
+    return "on_sub_and_presence"
 
 
 def _q(namespace: str, local: str) -> str:
@@ -56,6 +76,26 @@ def _node_attr(el: Element) -> str:
     return node
 
 
+def publish_options(query: Element) -> dict[str, list[str]]:
+    """The fields of a publish request's ``<publish-options/>`` form (XEP-0060 §7.1.5), without
+    ``FORM_TYPE``; empty when there is none."""
+    opts = query.find(_q(ns.PUBSUB, "publish-options"))
+    form = None if opts is None else opts.find(FORM)
+    if form is None:
+        return {}
+    options = read_form(form)
+    options.pop("FORM_TYPE", None)
+    return options
+
+
+def node_of(query: Element) -> str | None:
+    """The node a pubsub request acts on (its one action's ``node``), if it names one."""
+    for child in query:
+        if child.tag != _q(ns.PUBSUB, "publish-options"):
+            return child.get("node")
+    return None
+
+
 class PepGates(Protocol):
     """The interop rules and blocks, as PEP needs them (a required gate, never optional)."""
 
@@ -73,9 +113,20 @@ class PepGates(Protocol):
 
 
 class PepService:
-    def __init__(self, ctx: HubContext, gates: PepGates) -> None:
+    """``node_defaults``: the configuration a node of that name is created with before the
+    publish-options apply (e.g. XEP-0402 bookmarks: ``whitelist``, so a client that publishes
+    without options does not show its bookmarks to its contacts); others get
+    :class:`PepNodeConfig`'s defaults."""
+
+    def __init__(
+        self,
+        ctx: HubContext,
+        gates: PepGates,
+        node_defaults: Mapping[str, PepNodeConfig] | None = None,
+    ) -> None:
         self._ctx = ctx
         self._gates = gates
+        self._node_defaults = dict(node_defaults or {})
 
     async def _event_message(self, owner: JID, to: JID, event: Element) -> Message:
         payload: tuple[Element, ...] = (event,)
@@ -168,9 +219,18 @@ class PepService:
         return config
 
     # -- publish (XEP-0060 §7.1, XEP-0223) -------------------------------------------------------
-    def _options(self, fields: dict[str, list[str]], base: PepNodeConfig) -> PepNodeConfig:
+    def _options(
+        self, fields: dict[str, list[str]], base: PepNodeConfig, *, publishing: bool
+    ) -> PepNodeConfig:
+        """``base`` changed by the fields of a publish-options (``publishing``) or configuration
+        form. The hub supports the fields below; another is ``precondition-not-met`` in
+        publish-options (XEP-0060 §7.1.5: the service cannot meet it) and ``not-acceptable`` in a
+        configuration form (§8.2.5.3). Fields whose value the hub does not let change
+        (:data:`_FIXED`, and ``send_last_published_item``, which follows the access model) are
+        accepted with that value only."""
         access, max_items, persist = base.access_model, base.max_items, base.persist_items
         limit = self._ctx.settings.pep_max_items
+        send_last: str | None = None
         for var, values in fields.items():
             value = values[0] if values else ""
             if var == "pubsub#access_model":
@@ -193,10 +253,29 @@ class PepService:
                         f"max_items must be 1 to {limit} or 'max'",
                     )
             elif var == "pubsub#persist_items":
-                if value not in ("1", "true", "0", "false"):
+                if value not in _BOOLEAN:
                     raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "persist_items is boolean")
                 persist = value in ("1", "true")
-        return PepNodeConfig(access, max_items, persist)
+            elif var == "pubsub#send_last_published_item":
+                send_last = value
+            elif var in _FIXED and value in _FIXED[var]:
+                continue
+            else:
+                raise self._unmet(publishing, f"the node option {var}={value!r} is not supported")
+        config = PepNodeConfig(access, max_items, persist)
+        if send_last is not None and send_last != send_last_published_item(config):
+            raise self._unmet(
+                publishing,
+                f"send_last_published_item is {send_last_published_item(config)} on a node "
+                f"with access model {config.access_model}",
+            )
+        return config
+
+    @staticmethod
+    def _unmet(publishing: bool, text: str) -> StanzaError:
+        if publishing:
+            return _error(StanzaErrorCondition.CONFLICT, text, "precondition-not-met")
+        return StanzaError(StanzaErrorCondition.NOT_ACCEPTABLE, text)
 
     async def _publish(
         self, session: Session, owner: JID, publish: Element, query: Element
@@ -214,7 +293,31 @@ class PepService:
                 "an item carries exactly one payload",
                 "invalid-payload",
             )
-        payload = serialize(item_el[0], None)
+        item_id = item_el.get("id") or secrets.token_hex(8)
+        await self.publish_item(owner, node, item_id, item_el[0], publish_options(query))
+        answer = Element(PUBSUB)
+        done = Element(_q(ns.PUBSUB, "publish"), {"node": node})
+        done.append(Element(_q(ns.PUBSUB, "item"), {"id": item_id}))
+        answer.append(done)
+        return answer
+
+    async def publish_item(
+        self,
+        owner: JID,
+        node: str,
+        item_id: str,
+        payload_el: Element,
+        options: dict[str, list[str]],
+    ) -> None:
+        """Publish one item as the owner (creating the node with ``options``, or checking them
+        as preconditions on a node that exists, XEP-0060 §7.1.5) and notify.
+
+        Raises:
+            StanzaError: ``not-acceptable``/``payload-too-big`` past ``pep_max_item_bytes``,
+                ``conflict``/``precondition-not-met``, ``not-allowed`` past ``pep_max_nodes``,
+                ``resource-constraint`` past ``pep_quota_bytes``.
+        """
+        payload = serialize(payload_el, None)
         limit = self._ctx.settings.pep_max_item_bytes
         if len(payload.encode()) > limit:
             raise _error(
@@ -222,14 +325,6 @@ class PepService:
                 f"item payload larger than {limit} bytes",
                 "payload-too-big",
             )
-        item_id = item_el.get("id") or secrets.token_hex(8)
-        options: dict[str, list[str]] = {}
-        opts = query.find(_q(ns.PUBSUB, "publish-options"))
-        if opts is not None:
-            form = opts.find(FORM)
-            if form is not None:
-                options = read_form(form)
-                options.pop("FORM_TYPE", None)
         repo = self._ctx.storage.pep
         async with self._ctx.pep_locks.hold(owner):
             existing = await repo.node(str(owner), node)
@@ -239,11 +334,12 @@ class PepService:
                         StanzaErrorCondition.NOT_ALLOWED,
                         f"at most {self._ctx.settings.pep_max_nodes} nodes per account",
                     )
-                config = self._options(options, PepNodeConfig())
+                base = self._node_defaults.get(node, PepNodeConfig())
+                config = self._options(options, base, publishing=True)
                 await repo.configure(str(owner), node, config, self._ctx.clock())
             else:
                 config = existing
-                if options and self._options(options, existing) != existing:
+                if options and self._options(options, existing, publishing=True) != existing:
                     raise _error(
                         StanzaErrorCondition.CONFLICT,
                         "the node's configuration differs from the publish options",
@@ -260,14 +356,9 @@ class PepService:
                 )
         event_items = Element(_q(ns.PUBSUB_EVENT, "items"), {"node": node})
         event_item = Element(_q(ns.PUBSUB_EVENT, "item"), {"id": item_id})
-        event_item.append(item_el[0])
+        event_item.append(payload_el)
         event_items.append(event_item)
         await self._notify(owner, node, config, event_items)
-        answer = Element(PUBSUB)
-        done = Element(_q(ns.PUBSUB, "publish"), {"node": node})
-        done.append(Element(_q(ns.PUBSUB, "item"), {"id": item_id}))
-        answer.append(done)
-        return answer
 
     async def _retract(self, owner: JID, retract: Element) -> None:
         node = _node_attr(retract)
@@ -276,13 +367,28 @@ class PepService:
             raise _error(
                 StanzaErrorCondition.BAD_REQUEST, "retract one item by id", "item-required"
             )
+        await self.retract_item(owner, node, ids[0])
+
+    async def retract_item(self, owner: JID, node: str, item_id: str) -> None:
+        """Retract an item as the owner and notify (``pubsub#notify_retract`` is always on).
+
+        Raises:
+            StanzaError: ``item-not-found`` for no such node or item.
+        """
         config = await self._config(owner, node)
-        if not await self._ctx.storage.pep.retract(str(owner), node, ids[0]):
+        if not await self._ctx.storage.pep.retract(str(owner), node, item_id):
             raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such item")
-        if retract.get("notify") in ("1", "true"):
-            event = Element(_q(ns.PUBSUB_EVENT, "items"), {"node": node})
-            event.append(Element(_q(ns.PUBSUB_EVENT, "retract"), {"id": ids[0]}))
-            await self._notify(owner, node, config, event)
+        event = Element(_q(ns.PUBSUB_EVENT, "items"), {"node": node})
+        event.append(Element(_q(ns.PUBSUB_EVENT, "retract"), {"id": item_id}))
+        await self._notify(owner, node, config, event)
+
+    async def stored_items(self, owner: JID, node: str) -> list[tuple[str, Element]] | None:
+        """Every item of ``owner``'s ``node`` (id, payload), oldest first; ``None`` if there is
+        no such node. For the owner's own services (no access check)."""
+        repo = self._ctx.storage.pep
+        if await repo.node(str(owner), node) is None:
+            return None
+        return [(i.id, parse_fragment(i.payload)) for i in await repo.items(str(owner), node)]
 
     # -- retrieval (XEP-0060 §6.5) ---------------------------------------------------------------
     async def _items(self, session: Session, owner: JID, request: Element) -> Element:
@@ -362,6 +468,9 @@ class PepService:
                         "pubsub#access_model": str(config.access_model),
                         "pubsub#max_items": str(config.max_items),
                         "pubsub#persist_items": "1" if config.persist_items else "0",
+                        "pubsub#send_last_published_item": send_last_published_item(config),
+                        "pubsub#notify_retract": "1",
+                        "pubsub#notify_delete": "1",
                     },
                 )
             )
@@ -374,7 +483,7 @@ class PepService:
             return None
         fields = read_form(form)
         fields.pop("FORM_TYPE", None)
-        new = self._options(fields, config)
+        new = self._options(fields, config, publishing=False)
         await self._ctx.storage.pep.configure(str(owner), node, new, self._ctx.clock())
         return None
 
@@ -443,8 +552,10 @@ class PepService:
         repo = self._ctx.storage.pep
         for owner in owners:
             for node, config in await repo.nodes(str(owner)):
-                if not session.wants_notify(node) or not await self._may_read(
-                    reader, owner, config
+                if (
+                    not session.wants_notify(node)
+                    or send_last_published_item(config) == "never"
+                    or not await self._may_read(reader, owner, config)
                 ):
                     continue
                 for item in await repo.items(str(owner), node, newest=1):

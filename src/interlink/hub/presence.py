@@ -10,6 +10,8 @@ login (RFC 6121 §3.1.3).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.caps import CapsService
@@ -19,6 +21,7 @@ from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.roster import RosterPushes, subscription_after
 from interlink.hub.session import Session
 from interlink.storage.roster import RosterItem
+from interlink.xmpp.ext import vcard
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Presence, PresenceType, to_xml
 
@@ -35,8 +38,10 @@ class PresenceService:
         offline: OfflineDelivery,
         caps: CapsService,
         policy: InteropPolicy,
+        avatar_hash: Callable[[Session], Awaitable[str]],
     ) -> None:
         self._ctx = ctx
+        self._avatar_hash = avatar_hash  # XEP-0153, stamped on every available broadcast
         self._policy = policy
         self._pushes = pushes
         self._offline = offline
@@ -91,6 +96,8 @@ class PresenceService:
     # -- broadcast (RFC 6121 §4.2, §4.4, §4.5) ------------------------------------------------
     async def _broadcast_from(self, session: Session, presence: Presence) -> None:
         if presence.type is PresenceType.AVAILABLE:
+            digest = await self._avatar_hash(session)
+            presence = replace(presence, payload=vcard.with_update(presence.payload, digest))
             first = not session.available
             was_negative = session.priority < 0
             session.available = True
@@ -105,6 +112,17 @@ class PresenceService:
             self._caps.on_presence(session, presence)
         elif presence.type is PresenceType.UNAVAILABLE:
             await self.go_unavailable(session, presence)
+
+    async def avatar_changed(self, account: JID) -> None:
+        """XEP-0153 §4: the account's photo changed; each available session's presence goes out
+        again with the new hash (to the subscribers and the account's own resources)."""
+        for session in self._ctx.sessions.available(account):
+            digest = await self._avatar_hash(session)
+            payload = vcard.with_update(session.presence_payload, digest)
+            session.presence_payload = payload
+            await self._send_to_subscribers(
+                session, Presence(None, session.jid, None, None, payload, PresenceType.AVAILABLE)
+            )
 
     async def go_unavailable(self, session: Session, presence: Presence | None = None) -> None:
         """Broadcast unavailable presence for ``session`` (also used when a connection drops)."""

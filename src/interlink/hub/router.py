@@ -20,6 +20,9 @@ from xml.etree.ElementTree import Element
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub import carbons, disco
 from interlink.hub.addressing import Kind
+from interlink.hub.archive import ArchiveService, Decision
+from interlink.hub.archive import disco_features as archive_features
+from interlink.hub.bookmarks import BookmarksService, bookmark_node_defaults
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
@@ -34,7 +37,8 @@ from interlink.hub.roster import QUERY as ROSTER_QUERY
 from interlink.hub.roster import RosterPushes, RosterService
 from interlink.hub.session import Session
 from interlink.hub.vcard import VcardService
-from interlink.xmpp.ext import blocking, interop, private, vcard
+from interlink.storage.archive import ArchiveEntry
+from interlink.xmpp.ext import blocking, interop, mam, private, vcard
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
@@ -62,12 +66,14 @@ DomainHandler = Callable[[Session, Iq], Pending]
 @dataclass(frozen=True, slots=True)
 class DomainServices:
     """Services addressed to a service's domain JID (e.g. XEP-0363 upload, media tokens): the
-    query's tag -> handler; and what they add to the domain's disco#info. ``account_handlers``
-    and ``account_info`` are the same for requests a session sends to its own account (e.g.
-    XEP-0357 push registration)."""
+    query's tag -> handler; what they add to the domain's disco#info; and the disco nodes they
+    answer (disco#info/#items with ``node``, e.g. XEP-0050 commands) -> handler.
+    ``account_handlers`` and ``account_info`` are the same for requests a session sends to its
+    own account (e.g. XEP-0357 push registration)."""
 
     handlers: Mapping[str, DomainHandler] = field(default_factory=dict)
     info: tuple[Callable[[Element], None], ...] = ()
+    nodes: Mapping[str, DomainHandler] = field(default_factory=dict)
     account_handlers: Mapping[str, DomainHandler] = field(default_factory=dict)
     account_info: tuple[Callable[[Element], None], ...] = ()
 
@@ -81,14 +87,20 @@ class Router:
         self.policy = InteropPolicy(ctx, ctx.storage.policy, ctx.settings.policy, user_ids)
         self.policy_service = PolicyService(ctx, self.policy, ctx.storage.policy)
         self.offline = OfflineDelivery(ctx)
-        self.pep = PepService(ctx, self.policy)
+        self.pep = PepService(
+            ctx, self.policy, node_defaults=bookmark_node_defaults(ctx.settings.pep_max_items)
+        )
         self.caps = CapsService(ctx, self.pep.features_known)
         pushes = RosterPushes(ctx.sessions)
-        self.presence = PresenceService(ctx, pushes, self.offline, self.caps, self.policy)
+        self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
+        self.presence = PresenceService(
+            ctx, pushes, self.offline, self.caps, self.policy, self.vcard.avatar_hash
+        )
         self.roster = RosterService(ctx, pushes, self.presence)
         self.carbons = Carbons(ctx.sessions)
-        self.private = PrivateStorageService(ctx)
-        self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
+        self.bookmarks = BookmarksService(ctx, self.pep)
+        self.private = PrivateStorageService(ctx, self.bookmarks)
+        self.archive = ArchiveService(ctx)
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
         self._home_domain = ctx.addressing.is_home_domain
@@ -121,6 +133,7 @@ class Router:
 
     # -- messages -----------------------------------------------------------------------------
     def _message(self, session: Session, msg: Message) -> Pending | None:
+        msg = mam.without_forged_ids(msg, self._ours)
         to = msg.to
         if to is None:
             to = session.jid.bare
@@ -181,24 +194,96 @@ class Router:
         if blocks.blocks(to.bare, sender):
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
+    def _ours(self, by: str) -> bool:
+        """Whether a stanza-id's ``by`` names an address of this hub (XEP-0359 §5): one of
+        its services or any domain under them (interop subdomains, served or not)."""
+        domain = by.rpartition("@")[2].partition("/")[0].lower()
+        addressing = self.addressing
+        return addressing.serves(domain) or addressing.under_service(domain)
+
     def _deliver_message(
         self, session: Session, msg: Message, to: JID, sent: Message | None = None
     ) -> Pending | None:
-        """Deliver or store ``msg``; ``sent`` is what the sender's own devices get as carbons
-        if the hub changed the message on its way (the interop marker)."""
-        ctx = self.ctx
+        """Deliver or store ``msg`` (which the consent rules let through), archiving it where
+        it is worth it (:mod:`interlink.hub.archive`); ``sent`` is what the sender's own
+        devices get as carbons if the hub changed the message on its way (the interop
+        marker)."""
+        archive = self.archive
+        if archive.enabled and mam.worth_archiving(msg):
+            sender = session.jid
+            keep = (archive.decide(sender, to), archive.decide(to, sender))
+            if Decision.LOOKUP in keep:
+                return self._guard(session, msg, self._archive_looked_up(session, msg, to, sent))
+            return self._archive_and_deliver(
+                session, msg, to, sent, (keep[0] is Decision.KEEP, keep[1] is Decision.KEEP)
+            )
+        return self._route_message(session, msg, to, sent, ())
+
+    async def _archive_looked_up(
+        self, session: Session, msg: Message, to: JID, sent: Message | None
+    ) -> None:
+        sender = session.jid
+        keep = (await self.archive.resolve(sender, to), await self.archive.resolve(to, sender))
+        work = self._archive_and_deliver(session, msg, to, sent, keep)
+        if work is not None:
+            await work
+
+    def _archive_and_deliver(
+        self,
+        session: Session,
+        msg: Message,
+        to: JID,
+        sent: Message | None,
+        keep: tuple[bool, bool],
+    ) -> Pending | None:
+        if not (keep[0] or keep[1]):
+            return self._route_message(session, msg, to, sent, ())
         xml = to_xml(msg, None)
+        sent_xml = xml if sent is None or sent is msg else to_xml(sent, None)
+        plan = self.archive.plan(session.jid, to, xml, sent_xml, keep)
+        return self._route_message(
+            session, msg, to, sent, plan.entries, xml=plan.delivered, sent_xml=sent_xml
+        )
+
+    def _archived(self, entries: tuple[ArchiveEntry, ...]) -> Pending | None:
+        """The archive write the transport awaits (before it acknowledges the message)."""
+        return self.archive.write(entries) if entries else None
+
+    async def _store_then_archive(
+        self, msg: Message, xml: str, bare: JID, entries: tuple[ArchiveEntry, ...]
+    ) -> None:
+        await self.offline.accept(msg, xml, bare)  # a refusal raises: nothing archived
+        work = self.archive.write(entries)
+        if work is not None:
+            await work
+
+    def _route_message(
+        self,
+        session: Session,
+        msg: Message,
+        to: JID,
+        sent: Message | None,
+        entries: tuple[ArchiveEntry, ...],
+        *,
+        xml: str | None = None,
+        sent_xml: str | None = None,
+    ) -> Pending | None:
+        """Deliver ``msg`` serialized as ``xml`` (built here when not given; the archive's
+        stamped copy when given), the sender's devices getting ``sent_xml`` as carbons."""
+        ctx = self.ctx
+        if xml is None:
+            xml = to_xml(msg, None)
         mtype = msg.type
         if sent is None or sent is msg:
-            self.carbons.sent(msg, xml, session)
+            self.carbons.sent(msg, xml if sent_xml is None else sent_xml, session)
         else:
-            self.carbons.sent(sent, to_xml(sent, None), session)
+            self.carbons.sent(sent, to_xml(sent, None) if sent_xml is None else sent_xml, session)
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
                 target.deliver_xml(xml)
                 self.carbons.received(msg, xml, to.bare, (target,))
-                return None
+                return self._archived(entries)
             if mtype is MessageType.HEADLINE:
                 return None  # RFC 6121 §8.5.3.2.1: no such resource, silently ignored
         if mtype is MessageType.ERROR:
@@ -216,7 +301,9 @@ class Router:
                 for target in targets:
                     target.deliver_xml(xml)
                 self.carbons.received(msg, xml, bare, targets)
-                return None
+                return self._archived(entries)
+        if entries:
+            return self._guard(session, msg, self._store_then_archive(msg, xml, bare, entries))
         return self._guard(session, msg, self.offline.accept(msg, xml, bare))
 
     # -- iq -----------------------------------------------------------------------------------
@@ -231,11 +318,13 @@ class Router:
             if query.tag == ROSTER_QUERY:
                 return self._guard(session, iq, self.roster.handle_iq(session, iq))
             if query.tag in (PUBSUB, PUBSUB_OWNER):
-                return self._guard(session, iq, self.pep.handle_iq(session, iq, own))
+                return self._guard(session, iq, self._pubsub(session, iq, own))
             if query.tag == private.QUERY:
                 return self._guard(session, iq, self.private.handle_iq(session, iq))
             if query.tag == vcard.VCARD:
-                return self._guard(session, iq, self.vcard.handle_own(session, iq))
+                return self._guard(session, iq, self._own_vcard(session, iq))
+            if query.tag in mam.QUERIES:
+                return self._guard(session, iq, self.archive.handle_iq(session, iq))
             if query.tag in interop.QUERIES or query.tag in blocking.QUERIES:
                 return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
@@ -247,7 +336,7 @@ class Router:
             own_handler = self.domain_services.account_handlers.get(query.tag)
             if own_handler is not None:
                 return self._guard(session, iq, own_handler(session, iq))
-            self._answer(session, iq, self._account_info(disco.account_query(iq)))
+            self._answer(session, iq, self._account_query(iq, own))
             return None
         try:
             crossing = self._crossing(session.jid, to)
@@ -260,6 +349,9 @@ class Router:
                 query = iq.query
                 services = self.domain_services
                 handler = None if query is None else services.handlers.get(query.tag)
+                if query is not None and query.tag in (disco.DISCO_INFO, disco.DISCO_ITEMS):
+                    node = query.get("node") or ""
+                    handler = services.nodes.get(node) if iq.type is IqType.GET else None
                 if handler is not None:
                     return self._guard(session, iq, handler(session, iq))
                 answer = disco.server_query(iq)
@@ -302,14 +394,29 @@ class Router:
             return None
         query = iq.query
         if query is not None and query.tag in (PUBSUB, PUBSUB_OWNER):
-            return self._guard(session, iq, self.pep.handle_iq(session, iq, to))
+            return self._guard(session, iq, self._pubsub(session, iq, to))
         if query is not None and query.tag == private.QUERY:
             raise StanzaError(  # XEP-0049 §3; the same for every account, existing or not
                 StanzaErrorCondition.FORBIDDEN, "private storage belongs to its account alone"
             )
+        if query is not None and query.tag in mam.QUERIES:
+            raise StanzaError(  # XEP-0313 §5.1.1; the same for every account, existing or not
+                StanzaErrorCondition.FORBIDDEN, "an archive is queried by its account alone"
+            )
         if query is not None and query.tag == vcard.VCARD:
             return self._guard(session, iq, self.vcard.handle_other(session, iq, to))
         return self._guard(session, iq, self._on_behalf(session, iq, to))
+
+    async def _own_vcard(self, session: Session, iq: Iq) -> None:
+        if await self.vcard.handle_own(session, iq) is not None:
+            await self.presence.avatar_changed(session.jid.bare)  # XEP-0153
+
+    def _pubsub(self, session: Session, iq: Iq, owner: JID) -> Pending:
+        query = iq.query
+        assert query is not None
+        if self.bookmarks.claims(query):
+            return self.bookmarks.handle_pubsub(session, iq, owner)
+        return self.pep.handle_iq(session, iq, owner)
 
     async def _on_behalf(self, session: Session, iq: Iq, account: JID) -> None:
         """Answer for another account only to those it lets see its presence; everyone else
@@ -321,11 +428,25 @@ class Router:
         if query is not None and query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
             await self._account_items(session, iq, account)
             return
-        self._answer(session, iq, self._account_info(disco.account_query(iq)))
+        self._answer(session, iq, self._account_query(iq, account))
 
-    def _account_info(self, answer: Element | None) -> Element | None:
-        if answer is not None and answer.tag == disco.DISCO_INFO:
-            for extend in self.domain_services.account_info:
+    def _account_query(self, iq: Iq, account: JID) -> Element | None:
+        """What the hub answers for an account; its disco#info lists the archive (XEP-0313
+        §6.1) and the ``account_info`` features (push) for the hub's own accounts."""
+        answer = disco.account_query(iq)
+        if (
+            answer is not None
+            and answer.tag == disco.DISCO_INFO
+            and self.archive.enabled
+            and self.addressing.is_home(account)
+        ):
+            disco.add_features(answer, archive_features())
+        if (
+            answer is not None
+            and answer.tag == disco.DISCO_INFO
+            and self.addressing.is_home(account)
+        ):
+            for extend in self.domain_services.account_info:  # e.g. XEP-0357 push (§5)
                 extend(answer)
         return answer
 

@@ -53,6 +53,7 @@ class Session:
     __slots__ = (
         "acks",
         "available",
+        "avatar_hash",
         "blocklist_requested",
         "caps_ver",
         "carbons",
@@ -78,6 +79,7 @@ class Session:
         self.caps_ver = ""  # XEP-0115 verification string of the client's announced features
         self.features: frozenset[str] = frozenset()
         self.acks: AckPort | None = None  # set once the client enabled stream management
+        self.avatar_hash: str | None = None  # XEP-0153, the account's; None: not loaded yet
 
     def wants_notify(self, node: str) -> bool:
         """The client asked for PEP notifications of ``node`` (XEP-0163 §4.3)."""

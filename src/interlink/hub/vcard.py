@@ -8,7 +8,11 @@ already passed the iq through the consent rules (``check_iq``), and the vCard is
 nothing in it is attested, a gatekeeper user's because a third party that the rules let query (the
 user opted in) has no business with its telephone numbers and addresses. An account without a vCard,
 or no account at all, gets an empty ``<vCard/>``: the same answer, so a get is no existence oracle.
-A vCard larger than ``vcard_max_bytes`` serialized is ``not-acceptable``."""
+A vCard larger than ``vcard_max_bytes`` serialized is ``not-acceptable``.
+
+XEP-0153: :meth:`VcardService.avatar_hash` gives the SHA-1 of the account's photo that its
+presence advertises (loaded once per session, kept on it); a set that changes it returns the new
+one, and the router has the account's presence sent again with it."""
 
 from __future__ import annotations
 
@@ -29,8 +33,15 @@ class VcardService:
         self._ctx = ctx
         self._is_third_party = is_third_party
 
-    async def handle_own(self, session: Session, iq: Iq) -> None:
-        """A get or set of the sender's own vCard.
+    async def avatar_hash(self, session: Session) -> str:
+        """The XEP-0153 photo hash of ``session``'s account (``""``: no photo)."""
+        if session.avatar_hash is None:
+            session.avatar_hash = vcard.photo_hash(await self._load(session.jid.bare))
+        return session.avatar_hash
+
+    async def handle_own(self, session: Session, iq: Iq) -> str | None:
+        """A get or set of the sender's own vCard; the new photo hash when a set changed it
+        (every session of the account then holds it), else ``None``.
 
         Raises:
             StanzaError: ``not-acceptable`` for a vCard above the size limit.
@@ -40,15 +51,20 @@ class VcardService:
         owner = session.jid.bare
         if iq.type is IqType.GET:
             session.deliver(iq_result(iq, await self._load(owner), from_=iq.to))
-            return
+            return None
         text = serialize(query, None)
         limit = self._ctx.settings.vcard_max_bytes
         if len(text.encode()) > limit:
             raise StanzaError(
                 StanzaErrorCondition.NOT_ACCEPTABLE, f"a vCard holds at most {limit} bytes"
             )
+        before = await self.avatar_hash(session)
         await self._ctx.storage.vcard.put(str(owner), text)
         session.deliver(iq_result(iq, from_=iq.to))
+        digest = vcard.photo_hash(query)
+        for s in self._ctx.sessions.sessions(owner):
+            s.avatar_hash = digest
+        return digest if digest != before else None
 
     async def handle_other(self, session: Session, iq: Iq, account: JID) -> None:
         """A get or set of another account's vCard (``account``: its bare JID).

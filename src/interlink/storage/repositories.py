@@ -4,8 +4,9 @@ state.
 The repository convention
 -------------------------
 *Interfaces.* One module per concern in :mod:`interlink.storage` (``accounts``, ``roster``,
-``offline``, ``pep``, ``private``, ``vcard``, ``server_state``, ``changes``, ``providers``,
-``enlistment``, ``policy``, ``media``, ``push_registrations``) holds that concern's records and its
+``offline``, ``archive``, ``pep``, ``private``, ``vcard``, ``server_state``, ``changes``,
+``providers``, ``enlistment``, ``policy``, ``media``, ``push_registrations``) holds that concern's
+records and its
 ``<Concern>Repository`` protocol, and nothing else: the rules that use them (validation,
 registries, services) stay in the domain packages, which import the records from here. Storage
 imports only :mod:`interlink.storage`, :mod:`interlink.xmpp` and :mod:`interlink.errors`.
@@ -37,6 +38,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from interlink.storage.accounts import AccountRepository
+from interlink.storage.archive import ArchiveRepository
 from interlink.storage.changes import ChangeFeedRepository
 from interlink.storage.enlistment import EnlistmentRepository
 from interlink.storage.media import MediaRepository
@@ -68,6 +70,9 @@ class Storage(Protocol):
 
     @property
     def offline(self) -> OfflineRepository: ...
+
+    @property
+    def archive(self) -> ArchiveRepository: ...
 
     @property
     def server_state(self) -> ServerStateRepository: ...

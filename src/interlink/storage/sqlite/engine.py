@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from interlink.storage.sqlite.accounts import SqliteAccounts
+from interlink.storage.sqlite.archive import SqliteArchive
 from interlink.storage.sqlite.changes import SqliteChanges
 from interlink.storage.sqlite.database import SqliteDatabase, connect
 from interlink.storage.sqlite.enlistment import SqliteEnlistment
@@ -30,6 +31,7 @@ class SqliteStorage:
         self.accounts = SqliteAccounts(db)
         self.roster = SqliteRoster(db)
         self.offline = SqliteOffline(db)
+        self.archive = SqliteArchive(db)
         self.server_state = SqliteServerState(db)
         self.pep = SqlitePep(db)
         self.private = SqlitePrivate(db)

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 
 from scramp import ScramMechanism
-from scramp.utils import saslprep
+from scramp.utils import ScramException, saslprep
 
 SCRAM_SHA_1 = "SCRAM-SHA-1"
 SCRAM_SHA_256 = "SCRAM-SHA-256"
@@ -68,3 +68,29 @@ def decoy_credentials(secret: bytes, username: str, iterations: int) -> ScramCre
     salt = hmac.new(secret, b"salt:" + username.encode(), "sha256").digest()[:SALT_BYTES]
     key = hmac.new(secret, b"key:" + username.encode(), "sha256").digest()
     return ScramCredentials(salt, key, key, iterations)
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordRules:
+    """What a new password must be, wherever one is set (``interlink user add``/``passwd``, the
+    XEP-0050 change-password command): ``[passwords]`` in the configuration."""
+
+    min_length: int = 1
+    max_length: int = 1024
+
+
+def password_problem(password: str, rules: PasswordRules) -> str | None:
+    """Why ``password`` cannot be an account's password, or ``None`` when it can. Lengths count
+    characters after SASLprep (RFC 4013), which SCRAM applies at every login: a password it
+    refuses (control characters, unassigned code points) could never log in."""
+    try:
+        prepared = saslprep(password)
+    except ScramException:
+        return "the password holds characters SASLprep (RFC 4013) does not allow"
+    if not prepared:
+        return "the password must not be empty"
+    if len(prepared) < rules.min_length:
+        return f"the password needs at least {rules.min_length} characters"
+    if len(prepared) > rules.max_length:
+        return f"the password holds at most {rules.max_length} characters"
+    return None
