@@ -14,6 +14,11 @@ no TLS), logs in N accounts over plain c2s with SCRAM-SHA-256, and measures one 
            bound and available connection.
 ``all``    the three runs above with the reference parameters, then a flood run with py-spy
            attached to the hub (the hot-path profile); writes ``bench/results/*``.
+``sm``     stream-management overhead (XEP-0198): ``--repeat`` pairs of flood runs, each pair
+           one run without and one with every client enabling stream management (``<enable/>``
+           after binding, answering each ``<r/>`` of the hub with ``<a h/>``), alternated so
+           that drifting load on the machine hits both alike; reports the medians and the
+           throughput lost with stream management in %. ``flood --sm`` is one run with it.
 
 Each message carries its send time (``time.monotonic_ns()`` of this process) in its ``id``
 attribute, ``<sender>.<seq>.<ns>``; the same process receives it, so latency needs no clock sync.
@@ -63,6 +68,8 @@ STREAM_HEADER = (
 ).encode()
 STEP_TIMEOUT = 30.0  # seconds for one login step
 END_MESSAGE = b"</message>"
+NS_SM = "urn:xmpp:sm:3"
+SM_REQUEST = b'<r xmlns="urn:xmpp:sm:3"/>'
 _SASL_DATA = re.compile(rb"<(?:challenge|success)\b[^>]*?(?:/>|>([^<]*)</)")
 _BOUND_JID = re.compile(rb"<jid>([^<]+)</jid>")
 
@@ -340,8 +347,10 @@ class Stats:
 class Client(asyncio.Protocol):
     """One XMPP client connection: a tiny login state machine, then a message pump."""
 
-    def __init__(self, index: int, stats: Stats) -> None:
+    def __init__(self, index: int, stats: Stats, sm: bool = False) -> None:
         self.index = index
+        self.sm = sm  # enable XEP-0198 after binding and answer the hub's <r/>
+        self.handled = 0  # stanzas received since <enable/> (what <a h/> reports)
         self.user = f"u{index}"
         self.jid = ""
         self.stats = stats
@@ -447,6 +456,10 @@ class Client(asyncio.Protocol):
         rest = await self.read_until(b">")
         if not rest.endswith(b"/>"):
             await self.read_until(b"</presence>")
+        if self.sm:
+            self.send(f"<enable xmlns='{NS_SM}'/>".encode())
+            await self.read_until(b"<enabled")
+            await self.read_until(b">")
 
     def start_messages(self) -> None:
         """From now on incoming data is counted as messages."""
@@ -503,6 +516,14 @@ class Client(asyncio.Protocol):
                 stats.recv_ns.append(now)
                 acks.append(int(sender))
             pos = end + 10
+        if self.sm:
+            # XEP-0198: every message counts as handled; each <r/> of the hub (counted in what
+            # was scanned, so a request split across reads is answered once) gets an <a h/>.
+            self.handled += len(acks)
+            requests = buf.count(SM_REQUEST, 0, pos)
+            if requests and self.transport is not None:
+                answer = f"<a xmlns='{NS_SM}' h='{self.handled % 2**32}'/>".encode()
+                self.transport.write(answer * requests)
         self.buf = buf[pos:] if pos < len(buf) else b""
         if b"<stream:error" in data:
             stats.stream_errors += 1
@@ -522,10 +543,10 @@ def _sasl_data(element: bytes) -> str:
 
 
 async def login_all(
-    port: int, count: int, concurrency: int, stats: Stats, first: int = 0
+    port: int, count: int, concurrency: int, stats: Stats, first: int = 0, sm: bool = False
 ) -> tuple[list[Client], float]:
     """Log in accounts ``first``..``first+count-1`` with bounded concurrency."""
-    clients = [Client(first + i, stats) for i in range(count)]
+    clients = [Client(first + i, stats, sm) for i in range(count)]
     sem = asyncio.Semaphore(concurrency)
 
     async def one(client: Client) -> None:
@@ -631,7 +652,7 @@ async def run_flood(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
     spy: subprocess.Popen[bytes] | None = None
     try:
         stats = Stats(n)
-        clients, login_s = await login_all(hub.port, n, args.login_concurrency, stats)
+        clients, login_s = await login_all(hub.port, n, args.login_concurrency, stats, sm=args.sm)
         print(f"  {n} connections logged in in {login_s:.1f} s", flush=True)
         ring(clients, args.body_bytes)
         window = args.window
@@ -669,6 +690,7 @@ async def run_flood(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
         lat = [r - s for s, r in zip(stats.sent_ns, stats.recv_ns, strict=True) if t0 <= r < t1]
         result: dict[str, Any] = {
             "mode": "flood",
+            "stream_management": args.sm,
             "connections": n,
             "window": window,
             "body_bytes": args.body_bytes,
@@ -1063,6 +1085,15 @@ def pin(args: argparse.Namespace) -> HubOptions:
 
 def report(result: dict[str, Any]) -> str:
     mode = result["mode"]
+    if mode == "sm":
+        return (
+            f"sm     {result['connections']} conns window {result['window']}, "
+            f"{result['pairs']} pairs: median {result['median_without']:.0f} msg/s without, "
+            f"{result['median_with']:.0f} msg/s with stream management: "
+            f"{result['overhead_pct']}% lower (without {result['without_sm_msgs_per_s']}, "
+            f"with {result['with_sm_msgs_per_s']}); per hub CPU second "
+            f"{result['cpu_overhead_pct']}% fewer messages; lost {result['lost']}"
+        )
     if mode == "flood":
         lat = result["latency_ms"]
         return (
@@ -1102,7 +1133,60 @@ def section(title: str) -> Iterator[None]:
     print(f"   ({time.monotonic() - started:.0f} s)", flush=True)
 
 
-RUNNERS = {"flood": run_flood, "paced": run_paced, "idle": run_idle}
+async def run_sm_overhead(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any]:
+    """Pairs of flood runs without and with XEP-0198, alternated; medians and the overhead."""
+    runs: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+    for i in range(args.repeat):
+        for sm in (False, True):
+            args.sm = sm
+            result = await run_flood(args, opts)
+            print(f"  pair {i + 1} {'with' if sm else 'without'} SM: {report(result)}", flush=True)
+            runs[sm].append(result)
+    args.sm = False
+
+    def median(values: list[float]) -> float:
+        ordered = sorted(values)
+        mid = len(ordered) // 2
+        return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+    without = [r["msgs_per_s"] for r in runs[False]]
+    with_sm = [r["msgs_per_s"] for r in runs[True]]
+    base = median(without)
+
+    def per_cpu(r: dict[str, Any]) -> int:
+        # Messages per second of hub CPU: the cost per message, which another process taking
+        # CPU from the hub (a shared machine) does not change as much as it changes msg/s.
+        pct = r.get("hub_cpu_pct") or 0.0
+        return round(r["msgs_per_s"] / (pct / 100.0)) if pct else 0
+
+    eff_without = median([per_cpu(r) for r in runs[False]])
+    eff_with = median([per_cpu(r) for r in runs[True]])
+    return {
+        "mode": "sm",
+        "connections": args.connections,
+        "window": args.window,
+        "duration_s": args.duration,
+        "pairs": args.repeat,
+        "without_sm_msgs_per_s": without,
+        "with_sm_msgs_per_s": with_sm,
+        "median_without": base,
+        "median_with": median(with_sm),
+        "overhead_pct": round(100.0 * (base - median(with_sm)) / base, 1) if base else None,
+        "msgs_per_hub_cpu_s_without": [per_cpu(r) for r in runs[False]],
+        "msgs_per_hub_cpu_s_with": [per_cpu(r) for r in runs[True]],
+        "cpu_overhead_pct": (
+            round(100.0 * (eff_without - eff_with) / eff_without, 1) if eff_without else None
+        ),
+        "hub_cpu_pct_without": [r.get("hub_cpu_pct") for r in runs[False]],
+        "hub_cpu_pct_with": [r.get("hub_cpu_pct") for r in runs[True]],
+        "p99_ms_without": [r["latency_ms"]["p99"] for r in runs[False]],
+        "p99_ms_with": [r["latency_ms"]["p99"] for r in runs[True]],
+        "lost": sum(r["lost"] for r in runs[False] + runs[True]),
+        "stream_errors": sum(r["stream_errors"] for r in runs[False] + runs[True]),
+    }
+
+
+RUNNERS = {"flood": run_flood, "paced": run_paced, "idle": run_idle, "sm": run_sm_overhead}
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -1298,7 +1382,7 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("mode", nargs="?", choices=["flood", "paced", "idle", "all"])
+    p.add_argument("mode", nargs="?", choices=["flood", "paced", "idle", "all", "sm"])
     p.add_argument(
         "--quick",
         action="store_true",
@@ -1316,6 +1400,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--idle-wait", type=float, default=20.0, help="idle: idle seconds before the final RSS [20]"
     )
     p.add_argument("--body-bytes", type=int, default=64, help="message body size [64]")
+    p.add_argument(
+        "--sm", action="store_true", help="flood: clients enable XEP-0198 stream management"
+    )
     p.add_argument("--login-concurrency", type=int, default=50, help="parallel logins [50]")
     p.add_argument("--hub-cpu", type=int, default=0, help="CPU for the hub [0]")
     p.add_argument("--gen-cpu", type=int, default=1, help="CPU for this generator [1]")
@@ -1343,7 +1430,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="py-spy pauses the hub for each sample (exact stacks, much more overhead)",
     )
     p.add_argument("--skip-profile", action="store_true", help="all: no profiled flood run")
-    p.add_argument("--repeat", type=int, default=3, help="all: runs of each benchmark [3]")
+    p.add_argument(
+        "--repeat", type=int, default=3, help="all: runs of each benchmark; sm: pairs [3]"
+    )
     p.add_argument("--results-dir", default=str(ROOT / "bench" / "results"))
     p.add_argument("--save", action="store_true", help="single modes: write results JSON")
     p.add_argument("--keep-data", action="store_true", help="keep hub data dirs and logs")
@@ -1363,11 +1452,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 0.5 if args.warmup is None else args.warmup
         args.idle_wait, args.settle, args.grace = 1.0, 1.0, 1.0
     if args.mode is None:
-        p.error("a mode is needed (flood, paced, idle, all), or --quick")
+        p.error("a mode is needed (flood, paced, idle, all, sm), or --quick")
     if args.connections is None:
-        args.connections = 200 if args.mode == "flood" else 1000
+        args.connections = 200 if args.mode in ("flood", "sm") else 1000
     if args.warmup is None:
-        args.warmup = 2.0 if args.mode == "flood" else 1.0
+        args.warmup = 2.0 if args.mode in ("flood", "sm") else 1.0
     if args.connections < 2:
         p.error("--connections must be at least 2")
     if args.profile != "none" and args.mode not in ("flood", "paced"):

@@ -31,6 +31,7 @@ from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.adhoc import AdhocLimits, AdhocService
 from interlink.hub.adhoc_commands import standard_commands
+from interlink.hub.app_push import AppPushSettings, AppServerPush
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
@@ -63,6 +64,7 @@ from interlink.media.upload import disco_identity as upload_identity
 from interlink.net.accept import HandshakeGate
 from interlink.net.budget import SourceBudgets, SourceLimits
 from interlink.net.c2s import C2SContext, Listener, start_c2s_listener
+from interlink.net.component import ComponentGateway, start_component_listener
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
 from interlink.net.http_guard import HttpGuard, HttpGuardLimits
@@ -76,6 +78,7 @@ from interlink.storage import Storage
 from interlink.storage.engines import StorageConfig
 from interlink.storage.engines import open_storage as open_engine
 from interlink.xmpp import ns
+from interlink.xmpp.ext import push as xep0357
 from interlink.xmpp.ext.commands import COMMAND
 from interlink.xmpp.ext.mam import Default
 from interlink.xmpp.ext.media_tokens import TOKEN
@@ -85,6 +88,8 @@ from interlink.xmpp.sasl.credentials import PasswordRules
 from interlink.xmpp.shaper import ReadRate
 from interlink.xmpp.stanza import Message
 from interlink.xmpp.stream import StreamConfig
+from interlink.xmpp.stream.component import ComponentConfig
+from interlink.xmpp.stream.csi import CsiConfig
 from interlink.xmpp.stream.sm import SmConfig
 
 log = logging.getLogger("interlink")
@@ -362,6 +367,8 @@ class HubServer:
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
         self.push: PushNotifier | None = None
+        self.app_push: AppServerPush | None = None  # XEP-0357, through XEP-0114 components
+        self.components: ComponentGateway | None = None
         self.reports: ReportForwarder | None = None
         self.discovery: DiscoveryService | None = None
         self.http_app: FastAPI | None = None
@@ -470,13 +477,40 @@ class HubServer:
                 info.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
             info.append(upload.disco_extension())
 
+        # XEP-0357 push for the hub's own accounts, to app servers connected as components.
+        self.components = components = ComponentGateway(
+            ComponentConfig(
+                s.components.secrets,
+                handshake_timeout=s.components.handshake_timeout,
+                limits=xml_limits(s, authenticated=True),
+            )
+        )
+        self.app_push = app_push = AppServerPush(
+            storage.push_registrations,
+            components,
+            AppPushSettings(
+                max_registrations=s.push.max_registrations_per_account,
+                max_publish_options_bytes=s.push.max_publish_options_bytes,
+                reply_timeout=s.push.reply_timeout,
+            ),
+            clock,
+            addressing.is_home,
+        )
+
         # The hub itself.
         def push_when_stored(jid: JID, message: Message) -> None:
             if addressing.provider_of(jid) is not None and not wants_no_push(message):
                 push.notify(str(jid))
+            elif s.components.secrets and addressing.is_home(jid):
+                app_push_when_asleep(jid, message)
+
+        def app_push_when_asleep(jid: JID, message: Message) -> None:
+            if addressing.is_home(jid) and xep0357.wakes_device(message):
+                app_push.message_stored(jid, message)
 
         observers = HubObservers(
             offline_stored=(push_when_stored,),
+            parked_queued=(app_push_when_asleep,) if s.components.secrets else (),
             report_filed=(reports.submit,),
         ).merged(self._observers)
         adhoc = adhoc_service(s, storage, sessions, addressing, clock)
@@ -497,6 +531,8 @@ class HubServer:
                 },
                 info=(announce_upload, adhoc.add_feature),
                 nodes=adhoc.disco_nodes(),
+                account_handlers=dict.fromkeys(xep0357.QUERIES, app_push.handle_iq),
+                account_info=(app_push.account_features,) if s.components.secrets else (),
             ),
         )
         feed_position = await storage.changes.latest()  # before loading what it keeps current
@@ -545,10 +581,12 @@ class HubServer:
             sm=SmConfig(
                 max_unacked=s.limits.sm_max_unacked,
                 request_every=s.limits.sm_request_every,
+                request_after=s.limits.sm_request_after,
                 resume_window=math.ceil(s.xmpp.sm_resume_window),
             )
             if s.xmpp.stream_management
             else None,
+            csi=CsiConfig(max_held=s.csi.max_held) if s.csi.enabled else None,
         )
         self._gate = gate = ConnectionGate(
             s.net.max_unauthenticated, SourceBudgets(source_limits(s))
@@ -584,6 +622,10 @@ class HubServer:
                 c2s, self._sockets[name], direct_tls=direct, handshakes=handshakes
             )
             self._servers.append(server)
+        if "component" in self._sockets:
+            self._servers.append(
+                await start_component_listener(components, self._sockets["component"])
+            )
         ws_stream = dataclasses.replace(stream_config, starttls_available=False)
         ws_ctx = WebSocketContext(
             c2s=C2SContext(hub, ws_stream, None, c2s.gate, c2s.limits), secure=s.net.http_tls
@@ -597,6 +639,7 @@ class HubServer:
                 http_guard=http_guard,
                 handshakes=handshakes,
                 push=push,
+                app_push=self.app_push,
                 discovery=self.discovery,
                 reports=reports,
                 enlistment=enlistment,
@@ -755,6 +798,12 @@ class HubServer:
                 sock = bind_port(s.net.host, getattr(s.net, key), f"{name} (net.{key})")
                 self._sockets[name] = sock
                 self.ports[name] = sock.getsockname()[1]
+            if s.components.secrets:  # XEP-0114: only when a component is configured
+                sock = bind_port(
+                    s.net.component_host, s.net.component_port, "components (net.component_port)"
+                )
+                self._sockets["component"] = sock
+                self.ports["component"] = sock.getsockname()[1]
         except BaseException:
             self._close_sockets()
             raise
@@ -852,6 +901,8 @@ class HubServer:
             self._gate.shutdown(
                 StreamError(StreamErrorCondition.SYSTEM_SHUTDOWN, "the server is shutting down")
             )
+        if self.components is not None:
+            self.components.shutdown()
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=5)
@@ -862,6 +913,8 @@ class HubServer:
             await self.hub.ctx.drain_tasks()
         if self.push is not None:
             await self.push.close()
+        if self.app_push is not None:
+            await self.app_push.close()
         if self.reports is not None:
             await self.reports.close()
         if self._http_client is not None:

@@ -81,6 +81,9 @@ class NetSection(_Section):
     http_max_connections_per_source: int = Field(128, ge=1)
     http_request_timeout: float = Field(10.0, gt=0)
     http_keep_alive_timeout: int = Field(5, ge=1)  # whole seconds (uvicorn's unit)
+    # XEP-0114 components (only when [components] names one); loopback unless said otherwise.
+    component_host: str = "127.0.0.1"
+    component_port: int = Field(5347, ge=0, le=65535)
 
     @field_validator("source_allowlist")
     @classmethod
@@ -139,6 +142,8 @@ class LimitsSection(_Section):
     max_sessions_per_account: int = Field(32, ge=1)  # bound resources at once
     sm_max_unacked: int = Field(1000, ge=1)  # XEP-0198 stanzas sent and not yet acknowledged
     sm_request_every: int = Field(5, ge=1)  # the hub sends <r/> after this many stanzas
+    # ... or this many seconds after the first stanza not yet asked about (0: only by count)
+    sm_request_after: float = Field(30.0, ge=0, le=3600)
 
 
 class SaslSection(_Section):
@@ -239,6 +244,37 @@ class MediaSection(_Section):
     # Hosts, addresses or networks the proxy may fetch although private or loopback (the demo).
     proxy_private_allowlist: list[str] = []
     token_lifetime: float = Field(600.0, gt=0)  # media-proxy tokens
+
+
+class PushSection(_Section):
+    """XEP-0357 push notifications for the hub's own accounts (docs/protocol.md)."""
+
+    max_registrations_per_account: int = Field(10, ge=1, le=1000)
+    max_publish_options_bytes: int = Field(4096, ge=256, le=65536)
+    reply_timeout: float = Field(30.0, gt=0, le=600)  # waiting for the app server's answer
+
+
+class CsiSection(_Section):
+    """XEP-0352 client state indication: what the hub holds for clients that say inactive."""
+
+    enabled: bool = True  # offer <csi/> among the stream features
+    max_held: int = Field(100, ge=1, le=10000)  # stanzas held per inactive stream; then flushed
+
+
+class ComponentsSection(_Section):
+    """XEP-0114 external components (e.g. push app servers): domain → shared secret. The
+    listener (``net.component_port``) runs only when at least one is configured."""
+
+    secrets: dict[str, str] = {}
+    handshake_timeout: float = Field(10.0, gt=0, le=300)
+
+    @field_validator("secrets")
+    @classmethod
+    def _strong_secrets(cls, secrets: dict[str, str]) -> dict[str, str]:
+        for domain, secret in secrets.items():
+            if len(secret) < 16:
+                raise ValueError(f"the secret of component {domain!r} needs 16 characters or more")
+        return {domain.strip().lower(): secret for domain, secret in secrets.items()}
 
 
 class AdhocSection(_Section):
@@ -349,9 +385,16 @@ class Settings(_Section):
     archive: ArchiveSection = ArchiveSection()
     groups: GroupsSection = GroupsSection()
     log: LogSection = LogSection()
+    push: PushSection = PushSection()
+    csi: CsiSection = CsiSection()
+    components: ComponentsSection = ComponentsSection()
 
     @model_validator(mode="after")
     def _websocket_can_authenticate(self) -> Settings:
+        served = set(self.hub.services)
+        taken = [d for d in self.components.secrets if d in served]
+        if taken:
+            raise ValueError(f"component domains must not be hub services: {taken}")
         if self.net.require_tls and not self.net.http_tls:
             raise ValueError(
                 "net.http_tls = false needs net.require_tls = false: WebSocket clients on a "

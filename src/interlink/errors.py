@@ -133,13 +133,23 @@ class StreamError(XmppError):
     """A fatal error for the whole stream; the stream is closed after it is sent.
 
     ``local`` says whose fault it is: ``False`` (the default) means the peer sent something wrong.
+    ``app_condition`` is an optional application-specific condition element, already serialized
+    with its own namespace (RFC 6120 §4.9.4), e.g. XEP-0198's ``<handled-count-too-high/>``.
     """
 
-    def __init__(self, condition: StreamErrorCondition, text: str, *, local: bool = False) -> None:
+    def __init__(
+        self,
+        condition: StreamErrorCondition,
+        text: str,
+        *,
+        local: bool = False,
+        app_condition: str = "",
+    ) -> None:
         super().__init__(f"{condition}: {text}")
         self.condition = condition
         self.text = text
         self.local = local
+        self.app_condition = app_condition
 
 
 class StanzaErrorType(StrEnum):

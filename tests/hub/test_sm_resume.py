@@ -52,7 +52,7 @@ async def test_a_parked_session_collects_messages_then_expires_to_offline_storag
         state.record_sent(msg("bob@hub.test", "unacked"))
         assert kit.hub.park(b.session, state)
         await a.send(msg("bob@hub.test", "while parked"))  # still available: routed to it
-        assert [u.xml.count("while parked") for u in state.queue] == [0, 1]
+        assert [xml.count("while parked") for xml in state.queue] == [0, 1]
         assert b.port.take() == []  # nothing written to the dead connection
         kit.clock.now += 60.0
         kit.hub._expire_due()  # the timer's call

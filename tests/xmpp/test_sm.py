@@ -43,7 +43,7 @@ def test_outbound_queue_until_acknowledged() -> None:
     sm = StreamManagement(SmConfig(request_every=3))
     assert [sm.record_sent(f"<m{i}/>") for i in range(4)] == [False, False, True, False]
     assert sm.ack("2") == 2
-    assert [u.xml for u in sm.queue] == ["<m2/>", "<m3/>"]
+    assert list(sm.queue) == ["<m2/>", "<m3/>"]
     assert sm.ack("2") == 0  # the same ack again changes nothing
     assert sm.ack("4") == 2
     assert not sm.queue
@@ -74,7 +74,7 @@ def test_h_wraps_at_2_to_the_32() -> None:
     for i in range(4):
         sm.record_sent(f"<m{i}/>")
     assert sm.ack("1") == 3  # 2**32 - 2 + 3 wraps to 1
-    assert [u.xml for u in sm.queue] == ["<m3/>"]
+    assert list(sm.queue) == ["<m3/>"]
     assert sm.acked == WRAP + 1
     sm.handled = WRAP + 4
     assert sm.ack_xml() == '<a xmlns="urn:xmpp:sm:3" h="4"/>'
@@ -160,9 +160,61 @@ def test_enable_when_not_offered() -> None:
 def test_an_ack_for_more_than_was_sent_ends_the_stream() -> None:
     h = ready()
     h.send(ENABLE)
-    h.send(a(1))
+    h.stream.send_xml("<message xmlns='jabber:client'/>")
+    h.send(a(1))  # exactly what was sent: fine
+    assert not h.stream.closed
+    h.send(a(2))
     assert h.stream.closed
-    assert any(el.tag.endswith("error") for el in h.received)
+    (error,) = [el for el in h.received if el.tag.endswith("error")]
+    # XEP-0198 §4: undefined-condition with the application-specific condition and the text
+    assert error[0].tag == "{urn:ietf:params:xml:ns:xmpp-streams}undefined-condition"
+    assert error[1].tag == f"{SM}handled-count-too-high"
+    assert (error[1].get("h"), error[1].get("send-count")) == ("2", "1")
+    assert error[2].text == "You acknowledged 2 stanzas, but I only sent you 1 so far."
+
+
+def test_r_by_time_after_the_first_unrequested_stanza() -> None:
+    h = ready(SmConfig(request_every=100, request_after=5.0))
+    h.send(ENABLE)
+    assert h.stream.get_timer() is None  # nothing sent, nothing to ask about
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=10.0)
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=12.0)
+    assert h.stream.get_timer() == 15.0  # from the first stanza not yet asked about
+    h.stream.handle_timer(14.999)
+    h._drain_output()
+    assert h.last().tag == "{jabber:client}message"  # not yet
+    h.stream.handle_timer(15.0)
+    h._drain_output()
+    assert h.last().tag == f"{SM}r"  # at the boundary
+    assert h.stream.get_timer() is None
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=16.0)
+    assert h.stream.get_timer() == 21.0  # the next stanza arms it again
+
+
+def test_r_by_count_leaves_the_timer_which_then_asks_only_if_needed() -> None:
+    h = ready(SmConfig(request_every=2, request_after=5.0))
+    h.send(ENABLE)
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=1.0)
+    assert h.stream.get_timer() == 6.0
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=2.0)  # the count asks: <r/>
+    assert h.stream.get_timer() == 6.0  # not moved (no timer churn under load)
+    h._drain_output()
+    assert h.last().tag == f"{SM}r"
+    h.received.clear()
+    h.stream.handle_timer(6.0)  # everything was asked about already: no second <r/>
+    h._drain_output()
+    assert h.received == []
+    assert h.stream.get_timer() is None
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=7.0)
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=8.0)
+    h.stream.send_xml("<message xmlns='jabber:client'/>", now=9.0)  # one not asked about
+    h.stream.handle_timer(12.0)
+    h._drain_output()
+    assert h.last().tag == f"{SM}r"
+    off = ready(SmConfig(request_after=0.0))
+    off.send(ENABLE)
+    off.stream.send_xml("<message xmlns='jabber:client'/>", now=1.0)
+    assert off.stream.get_timer() is None
 
 
 def test_past_the_unacked_limit_the_stream_closes() -> None:
@@ -233,3 +285,21 @@ def test_resume_before_authentication_just_fails() -> None:
     )
     assert h.send(b"<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>") == []
     assert h.last().tag == f"{SM}failed"
+
+
+def test_no_second_r_while_one_is_unanswered() -> None:
+    h = ready(SmConfig(request_every=2))
+    h.send(ENABLE)
+    for i in range(2):
+        h.stream.send_xml(f"<message xmlns='jabber:client'><body>{i}</body></message>")
+    h._drain_output()
+    assert h.last().tag == f"{SM}r"
+    for i in range(2, 6):  # four more: the <r/> is still unanswered, so no other
+        h.stream.send_xml(f"<message xmlns='jabber:client'><body>{i}</body></message>")
+    h._drain_output()
+    assert [el.tag for el in h.received].count(f"{SM}r") == 1
+    h.send(a(2))  # the answer: the stanzas sent meanwhile are asked about at once
+    assert h.last().tag == f"{SM}r"
+    h.received.clear()
+    h.send(a(6))
+    assert h.received == []  # nothing unasked left

@@ -91,6 +91,7 @@ def test_full_negotiation_with_scram_sha_256() -> None:
         "{urn:ietf:params:xml:ns:xmpp-bind}bind",
         "{urn:ietf:params:xml:ns:xmpp-session}session",
         "{urn:xmpp:sm:3}sm",
+        "{urn:xmpp:csi:0}csi",
     ]
     events = h.send(b"<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
     assert events == [BindRequested(None)]

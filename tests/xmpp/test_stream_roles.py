@@ -69,8 +69,9 @@ def feature_names(xml: str) -> list[str]:
             False,
             ["mechanisms", "SCRAM-SHA-256", "SCRAM-SHA-1"],
         ),
-        (CONFIG, True, True, ["bind", "session", "sm"]),
-        (StreamConfig(hosts=HOSTS, sm=None), True, True, ["bind", "session"]),
+        (CONFIG, True, True, ["bind", "session", "sm", "csi"]),
+        (StreamConfig(hosts=HOSTS, sm=None), True, True, ["bind", "session", "csi"]),
+        (StreamConfig(hosts=HOSTS, sm=None, csi=None), True, True, ["bind", "session"]),
     ],
 )
 def test_client_features(

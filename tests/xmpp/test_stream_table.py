@@ -125,6 +125,8 @@ PEER_SAMPLES: dict[Input, bytes] = {
     Input.SM_REQUEST: b"<r xmlns='urn:xmpp:sm:3'/>",
     Input.SM_ACK: b"<a xmlns='urn:xmpp:sm:3' h='0'/>",
     Input.SM_RESUME: b"<resume xmlns='urn:xmpp:sm:3' previd='x' h='0'/>",
+    Input.CSI_ACTIVE: b"<active xmlns='urn:xmpp:csi:0'/>",
+    Input.CSI_INACTIVE: b"<inactive xmlns='urn:xmpp:csi:0'/>",
 }
 
 SHELL_CALLS: dict[Input, Callable[[ServerStream], list[StreamEvent] | None]] = {

@@ -62,8 +62,13 @@ def serve(
     c2s_port: Annotated[int | None, typer.Option(help="c2s STARTTLS port [5222]")] = None,
     c2s_tls_port: Annotated[int | None, typer.Option(help="c2s direct TLS port [5223]")] = None,
     http_port: Annotated[int | None, typer.Option(help="HTTP/WebSocket port [5280]")] = None,
+    component_port: Annotated[
+        int | None,
+        typer.Option(help="XEP-0114 component port, used if components.secrets is set [5347]"),
+    ] = None,
 ) -> None:
-    """Run the hub until SIGTERM or SIGINT."""
+    """Run the hub until SIGTERM or SIGINT. Every other setting (limits, [push], [csi],
+    [components], …) is a key of the --config file: docs/operations.md lists them all."""
     settings = cli_settings(
         config,
         {
@@ -73,6 +78,7 @@ def serve(
                 "c2s_port": c2s_port,
                 "c2s_tls_port": c2s_tls_port,
                 "http_port": http_port,
+                "component_port": component_port,
             },
         },
     )

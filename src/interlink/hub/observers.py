@@ -27,6 +27,9 @@ log = logging.getLogger("interlink.hub")
 StanzaRouted = Callable[["Session", Stanza], None]  # every stanza a bound session sent
 OfflineStored = Callable[[JID, Message], None]  # a message stored for an offline account
 ReportFiled = Callable[["Report"], None]  # a user's report, stored
+# a message queued for an account none of whose sessions is connected, only sessions that wait
+# to be resumed (XEP-0198): for pushes to the sleeping device (XEP-0357)
+ParkedQueued = Callable[[JID, Message], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class HubObservers:
     stanza_routed: tuple[StanzaRouted, ...] = ()
     offline_stored: tuple[OfflineStored, ...] = ()
     report_filed: tuple[ReportFiled, ...] = ()
+    parked_queued: tuple[ParkedQueued, ...] = ()
 
     def merged(self, other: HubObservers) -> HubObservers:
         """Both sets of listeners (the composition root's and, e.g., the demo's)."""
@@ -41,6 +45,7 @@ class HubObservers:
             self.stanza_routed + other.stanza_routed,
             self.offline_stored + other.offline_stored,
             self.report_filed + other.report_filed,
+            self.parked_queued + other.parked_queued,
         )
 
 

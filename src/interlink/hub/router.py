@@ -69,11 +69,15 @@ DomainHandler = Callable[[Session, Iq], Pending]
 class DomainServices:
     """Services addressed to a service's domain JID (e.g. XEP-0363 upload, media tokens): the
     query's tag -> handler; what they add to the domain's disco#info; and the disco nodes they
-    answer (disco#info/#items with ``node``, e.g. XEP-0050 commands) -> handler."""
+    answer (disco#info/#items with ``node``, e.g. XEP-0050 commands) -> handler.
+    ``account_handlers`` and ``account_info`` are the same for requests a session sends to its
+    own account (e.g. XEP-0357 push registration)."""
 
     handlers: Mapping[str, DomainHandler] = field(default_factory=dict)
     info: tuple[Callable[[Element], None], ...] = ()
     nodes: Mapping[str, DomainHandler] = field(default_factory=dict)
+    account_handlers: Mapping[str, DomainHandler] = field(default_factory=dict)
+    account_info: tuple[Callable[[Element], None], ...] = ()
 
 
 class Router:
@@ -338,6 +342,9 @@ class Router:
                 return None
             if query.tag == disco.DISCO_ITEMS and iq.type is IqType.GET:
                 return self._guard(session, iq, self._account_items(session, iq, own))
+            own_handler = self.domain_services.account_handlers.get(query.tag)
+            if own_handler is not None:
+                return self._guard(session, iq, own_handler(session, iq))
             self._answer(session, iq, self._account_query(iq, own))
             return None
         try:
@@ -436,7 +443,7 @@ class Router:
 
     def _account_query(self, iq: Iq, account: JID) -> Element | None:
         """What the hub answers for an account; its disco#info lists the archive (XEP-0313
-        §6.1) for the accounts that have one."""
+        §6.1) and the ``account_info`` features (push) for the hub's own accounts."""
         answer = disco.account_query(iq)
         if (
             answer is not None
@@ -445,6 +452,13 @@ class Router:
             and self.addressing.is_home(account)
         ):
             disco.add_features(answer, archive_features())
+        if (
+            answer is not None
+            and answer.tag == disco.DISCO_INFO
+            and self.addressing.is_home(account)
+        ):
+            for extend in self.domain_services.account_info:  # e.g. XEP-0357 push (§5)
+                extend(answer)
         return answer
 
     async def _account_items(self, session: Session, iq: Iq, account: JID) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from interlink.errors import StreamError
 from interlink.hub.session import Session
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stream.sm import StreamManagement, Unacked
+from interlink.xmpp.stream.sm import StreamManagement
 
 
 class ParkedPort:
@@ -28,16 +28,23 @@ class ParkedPort:
     queue. Past the queue's limit, or when the hub ends the session (``terminate``), the
     session expires at once (``expire``)."""
 
-    def __init__(self, state: StreamManagement, expire: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        state: StreamManagement,
+        expire: Callable[[], None],
+        queued: Callable[[str], None] | None = None,
+    ) -> None:
         self.state = state
         self._expire = expire
+        self._queued = queued  # told of each stanza queued (e.g. to push a message, XEP-0357)
 
     def write_xml(self, xml: str) -> None:
         state = self.state
-        state.sent += 1
-        state.queue.append(Unacked(xml, False, state.sent))
+        state.keep(xml)
         if len(state.queue) > state.config.max_unacked:
             self._expire()
+        elif self._queued is not None:
+            self._queued(xml)
 
     async def wait_writable(self) -> None:
         return None

@@ -178,6 +178,7 @@ class StreamDriver:
         self._in_gate = refused is None
         gate.open.add(self)
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         self._flush_scheduled = False
         self._writable = asyncio.Event()
         self._writable.set()
@@ -295,8 +296,10 @@ class StreamDriver:
             pending = self.hub.route(session, stanza)
             if pending is None:
                 stats.routed(perf_counter() - started)
-                if ev.counted and self.stream.sm is not None:
-                    self.stream.sm.stanza_handled()
+                if ev.counted:
+                    sm = self.stream.sm
+                    if sm is not None:
+                        sm.handled += 1  # stanza_handled(), inlined: once per stanza
                 return None
             return self._timed(pending, started, ev.counted)
         if isinstance(ev, SmEnabled):
@@ -524,6 +527,20 @@ class StreamDriver:
         deadline = self.stream.get_timer()
         if deadline is not None:
             self._timer = self._loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+
+    def _rearm_timer(self) -> None:
+        """After output: the stream may want a timer it did not want before (XEP-0198 ``<r/>``
+        by time); one timer at a time, moved only when the deadline changed."""
+        deadline = self.stream.get_timer()
+        if deadline is None or self._ended:
+            return
+        if self._timer is not None:
+            if self._timer_at == deadline:
+                return
+            self._timer.cancel()
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer_at = deadline
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -543,7 +560,9 @@ class StreamDriver:
             self._held.append((xml, stored))
             return
         self.hub.ctx.stats.sent(xml)
-        closing = self.stream.send_xml(xml, stored=stored)
+        stream = self.stream
+        now = self._loop.time() if stream.sm is not None else None
+        closing = stream.send_xml(xml, stored=stored, now=now)
         if closing:  # too many unacknowledged stanzas; not from inside the caller's routing
             self._loop.call_soon(self._handle_sync, closing)
         if not self._flush_scheduled:
@@ -601,6 +620,8 @@ class StreamDriver:
 
     def flush(self) -> None:
         self._flush_scheduled = False
+        if self.stream.sm is not None:
+            self._rearm_timer()
         if not self.stream.has_output:
             return
         if self._tcp:

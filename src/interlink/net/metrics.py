@@ -37,6 +37,7 @@ class MetricSources:
     http_guard: Any = None  # net.http_guard.HttpGuard
     handshakes: Any = None  # net.accept.HandshakeGate
     push: Any = None  # interop.push.PushNotifier (.stats: provider -> PushStats)
+    app_push: Any = None  # hub.app_push.AppServerPush (.stats: AppPushStats), XEP-0357
     discovery: Any = None  # interop.discovery.DiscoveryService
     reports: Any = None  # interop.reports.ReportForwarder
     enlistment: Any = None  # interop.enlistment.EnlistmentService (.stats, if it keeps them)
@@ -199,6 +200,15 @@ class HubCollector(Collector):
                 for outcome in ("queued", "coalesced", "sent", "retried", "failed", "dropped"):
                     pushes.add_metric([provider, outcome], getattr(stats, outcome))
             yield pushes
+        if s.app_push is not None:
+            app_pushes = CounterMetricFamily(
+                "interlink_app_pushes",
+                "XEP-0357 pushes to app servers of the hub's own accounts, by outcome",
+                labels=["outcome"],
+            )
+            for outcome in ("sent", "failed", "disabled"):
+                app_pushes.add_metric([outcome], getattr(s.app_push.stats, outcome))
+            yield app_pushes
         if s.discovery is not None:
             lookups = CounterMetricFamily(
                 "interlink_discovery_lookups", "Discovery lookups, by outcome", labels=["outcome"]

@@ -5,8 +5,8 @@ The repository convention
 -------------------------
 *Interfaces.* One module per concern in :mod:`interlink.storage` (``accounts``, ``roster``,
 ``offline``, ``archive``, ``pep``, ``private``, ``vcard``, ``server_state``, ``changes``,
-``providers``, ``enlistment``, ``policy``, ``media``, ``rooms``) holds that concern's records
-and its
+``providers``, ``enlistment``, ``policy``, ``media``, ``rooms``, ``push_registrations``) holds
+that concern's records and its
 ``<Concern>Repository`` protocol, and nothing else: the rules that use them (validation,
 registries, services) stay in the domain packages, which import the records from here. Storage
 imports only :mod:`interlink.storage`, :mod:`interlink.xmpp` and :mod:`interlink.errors`.
@@ -48,6 +48,7 @@ from interlink.storage.pep import PepRepository
 from interlink.storage.policy import PolicyRepository
 from interlink.storage.private import PrivateRepository
 from interlink.storage.providers import ProviderRepository
+from interlink.storage.push_registrations import PushRegistrationRepository
 from interlink.storage.rooms import RoomRepository
 from interlink.storage.roster import RosterRepository
 from interlink.storage.server_state import ServerStateRepository
@@ -103,6 +104,9 @@ class Storage(Protocol):
 
     @property
     def rooms(self) -> RoomRepository: ...
+
+    @property
+    def push_registrations(self) -> PushRegistrationRepository: ...
 
     async def ping(self) -> None:
         """Raise if the database cannot answer (readiness)."""

@@ -16,6 +16,7 @@ from interlink.storage.sqlite.pep import SqlitePep
 from interlink.storage.sqlite.policy import SqlitePolicy
 from interlink.storage.sqlite.private import SqlitePrivate
 from interlink.storage.sqlite.providers import SqliteProviders
+from interlink.storage.sqlite.push_registrations import SqlitePushRegistrations
 from interlink.storage.sqlite.rooms import SqliteRooms
 from interlink.storage.sqlite.roster import SqliteRoster
 from interlink.storage.sqlite.server_state import SqliteServerState
@@ -42,6 +43,7 @@ class SqliteStorage:
         self.media = SqliteMedia(db)
         self.changes = SqliteChanges(db)
         self.rooms = SqliteRooms(db)
+        self.push_registrations = SqlitePushRegistrations(db)
 
     async def ping(self) -> None:
         await self.db.fetch_one("SELECT 1")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from interlink.xmpp.parser import XmlLimits
+from interlink.xmpp.stream.csi import CsiConfig
 from interlink.xmpp.stream.sm import SmConfig
 
 
@@ -69,6 +70,7 @@ class StreamConfig:
     decoy_iterations: int = 4096
     oauthbearer: bool = False  # offer SASL OAUTHBEARER (inside TLS) for third-party users
     sm: SmConfig | None = field(default_factory=SmConfig)  # XEP-0198; None: not offered
+    csi: CsiConfig | None = field(default_factory=CsiConfig)  # XEP-0352; None: not offered
 
 
 __all__ = ["PRE_AUTH_LIMITS", "HostedDomains", "SingleDomain", "StreamConfig"]

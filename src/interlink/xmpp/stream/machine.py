@@ -84,7 +84,7 @@ from interlink.xmpp.sasl import (
 )
 from interlink.xmpp.sasl.mechanisms import SaslStep
 from interlink.xmpp.stanza import Stanza, to_xml
-from interlink.xmpp.stream import sm
+from interlink.xmpp.stream import csi, sm
 from interlink.xmpp.stream.config import StreamConfig
 from interlink.xmpp.stream.events import (
     AckReceived,
@@ -138,6 +138,8 @@ class Input(Enum):
     SM_REQUEST = "sm r"
     SM_ACK = "sm a"
     SM_RESUME = "sm resume"
+    CSI_ACTIVE = "csi active"  # XEP-0352
+    CSI_INACTIVE = "csi inactive"
 
     TLS_ESTABLISHED = "tls_established()"
     CREDENTIALS = "credentials answer"  # supply_credentials() or supply_token_result()
@@ -164,6 +166,8 @@ PEER_INPUTS = frozenset(
         Input.SM_REQUEST,
         Input.SM_ACK,
         Input.SM_RESUME,
+        Input.CSI_ACTIVE,
+        Input.CSI_INACTIVE,
     )
 )
 SHELL_INPUTS = frozenset(Input) - PEER_INPUTS
@@ -193,6 +197,8 @@ UNEXPECTED: Mapping[Input, tuple[StreamErrorCondition, str]] = {
     Input.SM_REQUEST: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
     Input.SM_ACK: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
     Input.SM_RESUME: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.CSI_ACTIVE: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
+    Input.CSI_INACTIVE: (StreamErrorCondition.UNSUPPORTED_STANZA_TYPE, _ELEMENT_TEXT),
 }
 
 _NEGOTIATION_ELEMENTS = {
@@ -204,6 +210,8 @@ _NEGOTIATION_ELEMENTS = {
     sm.REQUEST: Input.SM_REQUEST,
     sm.ACK: Input.SM_ACK,
     sm.RESUME: Input.SM_RESUME,
+    csi.ACTIVE: Input.CSI_ACTIVE,
+    csi.INACTIVE: Input.CSI_INACTIVE,
 }
 _STREAM_NAMESPACES = (ns.TLS, ns.SASL, ns.STREAM)
 
@@ -257,6 +265,7 @@ class ServerStream:
         self._deferred: list[ParserEvent] = []
         self._token_authzid = ""
         self.sm: sm.StreamManagement | None = None  # XEP-0198, once the client enabled it
+        self.csi: csi.ClientStateFilter | None = None  # XEP-0352, once the client used it
         self._resume_asked = ("", 0)  # the <resume previd h/> being looked up
 
     @property
@@ -286,22 +295,42 @@ class ServerStream:
     def send_stanza(self, stanza: Stanza) -> None:
         self.send_xml(to_xml(stanza, self.content_ns))
 
-    def send_xml(self, xml: str, *, stored: bool = False) -> list[StreamEvent]:
+    def send_xml(
+        self, xml: str, *, stored: bool = False, now: float | None = None
+    ) -> list[StreamEvent]:
         """Queue an already serialized stanza (serialized for :attr:`content_ns`). With stream
         management it is kept until acknowledged (``stored``: it stays in offline storage until
         then). Returns the events of closing the stream when the client let too many stanzas go
-        unacknowledged."""
+        unacknowledged. ``now`` arms stream management's ``<r/>`` timer (``request_after``)."""
         if self.state is not StreamState.READY:
             if self.sm is not None and self.state is StreamState.CLOSED:
                 # Routed to the session before the shell took its unacknowledged stanzas back
                 # (to store them): keep it with them, in order.
-                self.sm.sent += 1
-                self.sm.queue.append(sm.Unacked(xml, stored, self.sm.sent))
+                self.sm.keep(xml, stored)
             return []
+        client_state = self.csi
+        if client_state is not None and client_state.inactive:
+            events: list[StreamEvent] = []
+            for held_xml, held_stored in client_state.outgoing(xml, stored):
+                events.extend(self._write_stanza(held_xml, held_stored, now))
+            return events
+        # _write_stanza, inlined: this is every stanza's way out
         self._out.append(xml)
         if self.sm is not None:
             try:
-                if self.sm.record_sent(xml, stored=stored):
+                if self.sm.record_sent(xml, stored=stored, now=now):
+                    self._out.append(self.sm.request_xml())
+            except StreamError as err:
+                return self.close(err)
+        return []
+
+    def _write_stanza(self, xml: str, stored: bool, now: float | None) -> list[StreamEvent]:
+        if self.state is not StreamState.READY:
+            return self.send_xml(xml, stored=stored, now=now)  # closed meanwhile: kept
+        self._out.append(xml)
+        if self.sm is not None:
+            try:
+                if self.sm.record_sent(xml, stored=stored, now=now):
                     self._out.append(self.sm.request_xml())
             except StreamError as err:
                 return self.close(err)
@@ -328,7 +357,10 @@ class ServerStream:
 
     # -- timers -------------------------------------------------------------------------------
     def get_timer(self) -> float | None:
-        """When :meth:`handle_timer` must be called next, or ``None``."""
+        """When :meth:`handle_timer` must be called next, or ``None``: the authentication
+        deadline, or when stream management's ``<r/>`` is due."""
+        if self.sm is not None and self.state is StreamState.READY:
+            return self.sm.get_timer()
         return self._deadline
 
     def handle_timer(self, now: float) -> list[StreamEvent]:
@@ -339,6 +371,9 @@ class ServerStream:
                     "authentication and resource binding did not complete in time",
                 )
             )
+        sm_state = self.sm
+        if sm_state is not None and self.state is StreamState.READY and sm_state.handle_timer(now):
+            self._out.append(sm_state.request_xml())
         return []
 
     # -- input from the peer ------------------------------------------------------------------
@@ -543,6 +578,7 @@ class ServerStream:
         self._out.append(self.framing.footer())
         self.state = StreamState.CLOSED
         self._parser.release()
+        self._keep_held()
         events.append(StreamClosed(None, by_peer=True))
 
     # -- handlers: STARTTLS (RFC 6120 §5.4) ---------------------------------------------------
@@ -682,6 +718,25 @@ class ServerStream:
             return
         if self.sm.ack(ev.element.get("h")):
             events.append(AckReceived(self.sm.acked))
+        if self.sm.request_needed():  # stanzas went out unasked while the <r/> was out
+            self._out.append(self.sm.request_xml())
+
+    # -- handlers: client state indication (XEP-0352) -----------------------------------------
+    def _keep_held(self) -> None:
+        """Once closed: what was held for an inactive client was never sent; with stream
+        management it joins the unacknowledged stanzas (stored, or sent again on resumption),
+        in order."""
+        if self.csi is not None and self.sm is not None:
+            for xml, stored in self.csi.take_held():
+                self.send_xml(xml, stored=stored)
+
+    def _csi(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
+        if self.config.csi is None:
+            raise _unexpected(Input.CSI_ACTIVE, ev)
+        if self.csi is None:
+            self.csi = csi.ClientStateFilter(self.config.csi)
+        for xml, stored in self.csi.set_active(ev.element.tag == csi.ACTIVE):
+            events.extend(self._write_stanza(xml, stored, None))
 
     def _sm_resume(self, ev: ElementReceived, events: list[StreamEvent]) -> None:
         previd = ev.element.get("previd")
@@ -702,7 +757,7 @@ class ServerStream:
         self._deadline = None
         state.ack(str(h))  # raises StreamError for an h above what was sent
         self._out.append(state.resumed_xml(previd))
-        self._out.extend(item.xml for item in state.queue)  # the same numbers as before
+        self._out.extend(state.queue)  # the same numbers as before
         if state.queue:
             self._out.append(state.request_xml())
 
@@ -731,7 +786,8 @@ class ServerStream:
             )
             self._out.append(
                 self.framing.stream_element(
-                    "error", f'<{error.condition} xmlns="{ns.STREAMS_ERR}"/>{text}'
+                    "error",
+                    f'<{error.condition} xmlns="{ns.STREAMS_ERR}"/>{error.app_condition}{text}',
                 )
             )
         self._out.append(self.framing.footer())
@@ -739,6 +795,7 @@ class ServerStream:
         self._deadline = None
         self._parser.release()
         self._deferred = []
+        self._keep_held()
         return [StreamClosed(error, by_peer=False)]
 
 
@@ -775,6 +832,9 @@ TRANSITIONS: Mapping[tuple[StreamState, Input], Transition] = {
         ServerStream._sm_resume, (_S.RESUMING, _S.NEGOTIATING)
     ),
     (_S.RESUMING, Input.RESUME_ACCEPTED): Transition(ServerStream._resume_accepted, (_S.READY,)),
+    # client state indication (XEP-0352): the client says whether its user is looking
+    (_S.READY, Input.CSI_ACTIVE): Transition(ServerStream._csi, (_S.READY,)),
+    (_S.READY, Input.CSI_INACTIVE): Transition(ServerStream._csi, (_S.READY,)),
     (_S.RESUMING, Input.RESUME_REFUSED): Transition(
         ServerStream._resume_refused, (_S.NEGOTIATING,)
     ),

@@ -47,6 +47,7 @@ from interlink.xmpp.stanza import (
     parse_stanza,
     to_xml,
 )
+from interlink.xmpp.stream import csi
 from interlink.xmpp.stream.config import StreamConfig
 from interlink.xmpp.stream.events import BindRequested
 from interlink.xmpp.stream.sm import feature_xml
@@ -121,9 +122,11 @@ class ClientRole:
         config = self.config
         if authenticated:
             sm_feature = feature_xml() if config.sm is not None else ""
+            csi_feature = csi.feature_xml() if config.csi is not None else ""
             return (
                 f'<bind xmlns="{ns.BIND}"/><session xmlns="{ns.SESSION}"><optional/></session>'
                 + sm_feature
+                + csi_feature
             )
         parts: list[str] = []
         if not secure and config.starttls_available:

@@ -13,7 +13,12 @@ It counts in both directions:
 - **outbound**: every stanza written to the client after ``<enable/>`` is kept
   (:meth:`record_sent`) until the client's ``<a h/>`` covers it (:meth:`ack`). The queue is capped
   (``max_unacked``): a client that never acknowledges is disconnected rather than growing it.
-  Every ``request_every`` stanzas the server asks for an ack (``<r/>``).
+  Every ``request_every`` stanzas the server asks for an ack (``<r/>``) — but never while its
+  last ``<r/>`` is unanswered: under load the number of ``<r/>``/``<a/>`` round trips follows the
+  round-trip time, not the message rate (Prosody's mod_smacks does the same) — and, if
+  ``request_after`` is set, also at the latest that many seconds after a stanza it has not
+  asked about yet (the machine's timer, :meth:`get_timer`). An ``h`` above what was sent is the
+  ``<handled-count-too-high/>`` stream error (§4).
 
 Counters on the wire are ``h mod 2**32`` (§4: they wrap); inside, ``sent`` and ``acked`` are
 plain integers that never wrap, so "acknowledged through the n-th stanza" needs no modular maths
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.xmpp import ns
@@ -46,21 +52,25 @@ RESUME = ns.qname(NS, "resume")
 @dataclass(frozen=True, slots=True)
 class SmConfig:
     """``max_unacked``: stanzas kept for a client before it must acknowledge;
-    ``request_every``: the server sends ``<r/>`` after this many unrequested stanzas."""
+    ``request_every``: the server sends ``<r/>`` after this many unrequested stanzas;
+    ``request_after``: or this many seconds after the first unrequested one (0: never by time)."""
 
     enabled: bool = True
     max_unacked: int = 1000
     request_every: int = 5
+    request_after: float = 0.0
     resume_window: int = 300  # seconds a session waits to be resumed (the shell keeps it)
 
     def __post_init__(self) -> None:
         if self.max_unacked < 1 or self.request_every < 1:
             raise ValueError("max_unacked and request_every must be at least 1")
+        if self.request_after < 0:
+            raise ValueError("request_after must not be negative")
 
 
-@dataclass(frozen=True, slots=True)
-class Unacked:
-    """A stanza written to the client and not yet acknowledged."""
+class Unacked(NamedTuple):
+    """A stanza written to the client and not yet acknowledged. (A tuple: one is made for every
+    stanza sent, and a tuple is made several times faster than a frozen dataclass.)"""
 
     xml: str
     stored: bool  # still in offline storage (deleted only once acknowledged)
@@ -72,10 +82,13 @@ class StreamManagement:
 
     __slots__ = (
         "_since_request",
+        "_stored",
         "acked",
+        "awaiting_ack",
         "config",
         "handled",
         "queue",
+        "request_due",
         "resume_id",
         "sent",
         "stored_acked",
@@ -89,8 +102,14 @@ class StreamManagement:
         self.handled = 0  # inbound stanzas handled (unbounded; sent mod 2**32)
         self.sent = 0  # outbound stanzas written since <enable/>
         self.acked = 0  # outbound stanzas the client acknowledged
-        self.queue: deque[Unacked] = deque()
+        # What was written and not acknowledged, oldest first: the stanza numbered acked + 1
+        # first. Only the text is kept per stanza (one is kept for every stanza sent); the few
+        # that stay in offline storage until acknowledged are the numbers in _stored.
+        self.queue: deque[str] = deque()
+        self._stored: set[int] = set()
         self._since_request = 0
+        self.awaiting_ack = False  # an <r/> is out and its <a/> has not come back yet
+        self.request_due: float | None = None  # when an <r/> is due by time (request_after)
         self.stored_acked = False  # an ack covered a stanza from offline storage (shell resets)
 
     # -- inbound ------------------------------------------------------------------------------
@@ -102,8 +121,9 @@ class StreamManagement:
         return f'<a xmlns="{NS}" h="{self.handled % WRAP}"/>'
 
     # -- outbound -----------------------------------------------------------------------------
-    def record_sent(self, xml: str, *, stored: bool = False) -> bool:
-        """Keep ``xml`` until acknowledged; ``True`` when an ``<r/>`` should follow it.
+    def record_sent(self, xml: str, *, stored: bool = False, now: float | None = None) -> bool:
+        """Keep ``xml`` until acknowledged; ``True`` when an ``<r/>`` should follow it. With
+        ``now`` (and ``request_after``), the first stanza not yet asked about arms the timer.
 
         Raises: StreamError (``policy-violation``: more than ``max_unacked`` unacknowledged)."""
         if len(self.queue) >= self.config.max_unacked:
@@ -113,15 +133,40 @@ class StreamManagement:
                 "acknowledge with <a/> (XEP-0198)",
             )
         self.sent += 1
-        self.queue.append(Unacked(xml, stored, self.sent))
+        self.queue.append(xml)
+        if stored:
+            self._stored.add(self.sent)
         self._since_request += 1
-        if self._since_request >= self.config.request_every:
+        if now is not None and self.request_due is None and self.config.request_after > 0:
+            self.request_due = now + self.config.request_after
+        if self._since_request >= self.config.request_every and not self.awaiting_ack:
             self._since_request = 0
+            self.awaiting_ack = True
             return True
         return False
 
+    def request_needed(self) -> bool:
+        """After an ack: whether ``request_every`` stanzas went out meanwhile, unasked."""
+        return self._since_request >= self.config.request_every and not self.awaiting_ack
+
+    def get_timer(self) -> float | None:
+        """When to look for stanzas sent and not yet asked about (``request_after`` seconds
+        after the first stanza sent since the last look), or ``None``. An ``<r/>`` sent because
+        of the count does not move it: the deadline changes at most once per ``request_after``,
+        so the shell does not re-arm a timer for every few stanzas."""
+        return self.request_due
+
+    def handle_timer(self, now: float) -> bool:
+        """The timer is due: ``True`` when an ``<r/>`` should go out (some stanza was sent
+        since the last one); the next stanza sent arms the timer again."""
+        if self.request_due is None or now < self.request_due:
+            return False
+        self.request_due = None
+        return self._since_request > 0
+
     def request_xml(self) -> str:
         self._since_request = 0
+        self.awaiting_ack = True
         return f'<r xmlns="{NS}"/>'
 
     def ack(self, h_attr: str | None) -> int:
@@ -131,24 +176,44 @@ class StreamManagement:
         Raises: StreamError (``h`` missing or not a number: ``bad-format``; acknowledging more
         than was sent: ``undefined-condition`` with ``handled-count-too-high``, §4)."""
         h = parse_h(h_attr)
+        self.awaiting_ack = False
         newly = (h - self.acked) % WRAP
         if newly > len(self.queue):
+            sent = self.sent % WRAP
             raise StreamError(
                 StreamErrorCondition.UNDEFINED_CONDITION,
-                f"handled-count-too-high: h={h} but only {self.sent % WRAP} stanzas were sent",
+                f"You acknowledged {h} stanzas, but I only sent you {sent} so far.",
+                app_condition=f'<handled-count-too-high xmlns="{NS}" h="{h}" send-count="{sent}"/>',
             )
+        popleft = self.queue.popleft
         for _ in range(newly):
-            self.stored_acked |= self.queue.popleft().stored
+            popleft()
         self.acked += newly
+        if self._stored:
+            covered = {seq for seq in self._stored if seq <= self.acked}
+            if covered:
+                self._stored -= covered
+                self.stored_acked = True
         return newly
+
+    def keep(self, xml: str, stored: bool = False) -> None:
+        """Add ``xml`` to the unacknowledged queue without writing it (the stream is closed or
+        parked: it is resent on resumption, or stored), numbered as if sent; no limit."""
+        self.sent += 1
+        self.queue.append(xml)
+        if stored:
+            self._stored.add(self.sent)
 
     def resumed_xml(self, previd: str) -> str:
         return f'<resumed xmlns="{NS}" previd="{escape_attr(previd)}" h="{self.handled % WRAP}"/>'
 
     def unacked(self) -> list[Unacked]:
         """What the client has not acknowledged, oldest first (the queue is emptied)."""
-        items = list(self.queue)
+        first = self.acked + 1
+        stored = self._stored
+        items = [Unacked(xml, first + i in stored, first + i) for i, xml in enumerate(self.queue)]
         self.queue.clear()
+        self._stored = set()
         return items
 
 

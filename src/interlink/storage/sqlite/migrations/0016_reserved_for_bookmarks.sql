@@ -1,3 +1,3 @@
--- Number 16 is assigned to another branch (bookmarks). This placeholder keeps the numbers 1..n
--- without gaps until that migration arrives: delete this file when it is merged.
+-- Number 16 was reserved for bookmarks, which needed no schema change (the XEP-0402 node lives in
+-- PEP storage). The runner refuses gaps, and databases made since carry this number: it stays.
 SELECT 1;
