@@ -67,6 +67,8 @@ from interlink.net.http_server import EmbeddedUvicorn
 from interlink.net.media_api import media_router
 from interlink.net.media_proxy_api import media_proxy_router
 from interlink.net.metrics import HubMetrics, MetricSources
+from interlink.net.proxied import ProxyRegistry, RegisteredProxy
+from interlink.net.proxy_v2 import HeaderLimits
 from interlink.net.tls import ensure_self_signed, server_context
 from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
@@ -252,6 +254,16 @@ def source_limits(settings: Settings) -> SourceLimits:
         per_ipv6_64=n.max_unauthenticated_per_ipv6_64,
         rate=Rate(n.connections_per_source_per_minute, 60.0),
         allowlist=tuple(n.source_allowlist),
+    )
+
+
+def proxy_registry(settings: Settings) -> ProxyRegistry:
+    """The provider proxies registered in ``[proxies]`` and the limits on their headers."""
+    p = settings.proxies
+    return ProxyRegistry(
+        (RegisteredProxy(r.provider, tuple(r.addresses), r.fingerprint) for r in p.registered),
+        HeaderLimits(p.max_header_bytes, p.max_tlvs, p.max_tlv_bytes),
+        max_skew=p.max_clock_skew,
     )
 
 
@@ -532,9 +544,14 @@ class HubServer:
                 )
             ),
         )
+        proxies = proxy_registry(s)
         for name, direct in (("c2s-starttls", False), ("c2s-direct-tls", True)):
             server = await start_c2s_listener(
-                c2s, self._sockets[name], direct_tls=direct, handshakes=handshakes
+                c2s,
+                self._sockets[name],
+                direct_tls=direct,
+                handshakes=handshakes,
+                proxies=proxies if direct else None,
             )
             self._servers.append(server)
         ws_stream = dataclasses.replace(stream_config, starttls_available=False)

@@ -277,6 +277,46 @@ class PasswordsSection(_Section):
         return self
 
 
+class RegisteredProxyEntry(_Section):
+    """One provider proxy (``[[proxies.registered]]``), registered at onboarding."""
+
+    provider: str
+    addresses: list[str] = Field(min_length=1)  # addresses or networks it connects from
+    fingerprint: str  # sha256:<hex> of its Ed25519 public key (``interlink provider proxy-key``)
+
+    @field_validator("addresses")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an address or network: {entry!r}") from exc
+        return entries
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str) -> str:
+        digest = value.removeprefix("sha256:")
+        if not value.startswith("sha256:") or len(digest) != 64:
+            raise ValueError("a proxy fingerprint is sha256:<64 hex digits>")
+        try:
+            bytes.fromhex(digest)
+        except ValueError as exc:
+            raise ValueError("a proxy fingerprint is sha256:<64 hex digits>") from exc
+        return value
+
+
+class ProxiesSection(_Section):
+    """Provider proxies whose PROXY v2 headers the direct-TLS port accepts."""
+
+    registered: list[RegisteredProxyEntry] = []
+    max_header_bytes: int = Field(512, ge=52, le=65551)
+    max_tlvs: int = Field(8, ge=1, le=64)
+    max_tlv_bytes: int = Field(256, ge=104, le=65535)  # the signature TLV needs 104
+    max_clock_skew: float = Field(120.0, gt=0)  # seconds, for the header's signed time
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -296,6 +336,7 @@ class Settings(_Section):
     media: MediaSection = MediaSection()
     adhoc: AdhocSection = AdhocSection()
     passwords: PasswordsSection = PasswordsSection()
+    proxies: ProxiesSection = ProxiesSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from interlink.app import HubServer, password_rules
-from interlink.cli import chat_cmd
+from interlink.cli import chat_cmd, proxy_cmd
 from interlink.cli import policy as policy_cli
 from interlink.cli.common import (
     ConfigOpt,
@@ -375,6 +375,8 @@ def demo() -> None:
 user_app.command("phone")(policy_cli.user_phone)
 app.add_typer(policy_cli.reports_app, name="reports")
 provider_app.command("reports")(policy_cli.provider_reports)
+provider_app.command("proxy")(proxy_cmd.proxy)
+provider_app.command("proxy-key")(proxy_cmd.proxy_key)
 app.command("chat")(chat_cmd.chat)
 
 
