@@ -26,7 +26,8 @@ def payload_bytes(plaintext: int) -> int:
 
 def main() -> None:
     print(
-        "| text (chars) | envelope unpadded | padded (bucket) | extra bytes | payload on the wire | unpadded payload |"
+        "| text (chars) | envelope unpadded | padded (bucket) | extra bytes"
+        + " | payload on the wire | unpadded payload |"
     )
     print("|---:|---:|---:|---:|---:|---:|")
     extras = []

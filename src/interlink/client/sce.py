@@ -2,8 +2,9 @@
 
 The envelope carries the content elements (the body and anything else the sender wants hidden),
 random padding that brings the envelope to a length bucket (:mod:`interlink.client.padding`),
-so the ciphertext's length says only the bucket, and affix elements binding it to sender, recipient and time;
-a receiver checks them, so a ciphertext cannot be replayed into another conversation unnoticed.
+so the ciphertext's length says only the bucket, and affix elements binding it to sender,
+recipient and time; a receiver checks them, so a ciphertext cannot be replayed into another
+conversation unnoticed.
 Decrypted bytes are attacker-controlled: they are parsed with the same restricted XML parser that
 guards the hub.
 """
