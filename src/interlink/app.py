@@ -47,6 +47,7 @@ from interlink.interop.operator import ChangeFeedFollower, OperatorState
 from interlink.interop.providers import ProviderNotFound, ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
+from interlink.log_privacy import LogRedactor, RedactionSettings
 from interlink.media.model import MediaLimits
 from interlink.media.policy import ACTIVE_TYPES, ContentTypePolicy
 from interlink.media.proxy import MediaProxy, ProxyLimits
@@ -265,6 +266,14 @@ def proxy_registry(settings: Settings) -> ProxyRegistry:
         HeaderLimits(p.max_header_bytes, p.max_tlvs, p.max_tlv_bytes),
         max_skew=p.max_clock_skew,
     )
+
+
+def log_redactor(settings: Settings) -> LogRedactor | None:
+    """The filter every log handler gets (``[log_privacy]``), or None when turned off."""
+    p = settings.log_privacy
+    if not p.redact:
+        return None
+    return LogRedactor(RedactionSettings(p.retention, p.ipv4_prefix, p.ipv6_prefix))
 
 
 def admin_token(settings: Settings) -> str:

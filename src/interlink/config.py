@@ -317,6 +317,15 @@ class ProxiesSection(_Section):
     max_clock_skew: float = Field(120.0, gt=0)  # seconds, for the header's signed time
 
 
+class LogPrivacySection(_Section):
+    """What logs keep about people (:mod:`interlink.log_privacy`)."""
+
+    redact: bool = True  # JIDs, phone numbers and IP addresses become pseudonyms
+    retention: float = Field(86_400.0, gt=0)  # seconds a pseudonym stays linkable
+    ipv4_prefix: int = Field(24, ge=0, le=32)  # what is kept of an IPv4 address
+    ipv6_prefix: int = Field(48, ge=0, le=128)
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -337,6 +346,7 @@ class Settings(_Section):
     adhoc: AdhocSection = AdhocSection()
     passwords: PasswordsSection = PasswordsSection()
     proxies: ProxiesSection = ProxiesSection()
+    log_privacy: LogPrivacySection = LogPrivacySection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.app import HubServer, password_rules
+from interlink.app import HubServer, log_redactor, password_rules
 from interlink.cli import chat_cmd, proxy_cmd
 from interlink.cli import policy as policy_cli
 from interlink.cli.common import (
@@ -48,6 +48,17 @@ _SERVE_HELP = (
 )
 
 
+def install_log_redaction(settings: Settings) -> None:
+    """Put the ``[log_privacy]`` filter on the handlers ``setup_logging`` made."""
+    import logging
+
+    from interlink.log_privacy import install
+
+    redactor = log_redactor(settings)
+    if redactor is not None:
+        install(redactor, logging.getLogger().handlers)
+
+
 @app.command(help=_SERVE_HELP)
 def serve(
     config: ConfigOpt = None,
@@ -77,6 +88,7 @@ def serve(
         },
     )
     setup_logging(settings.log.level, settings.log.format)
+    install_log_redaction(settings)
     try:
         run(HubServer(settings).run())
     except ConfigError as exc:
