@@ -12,6 +12,9 @@ each record's message and every string field before any formatter sees them:
   see which network floods, nobody can read the address;
 * a phone number (7 to 15 digits, ``+`` optional) becomes ``#<pseudonym>``.
 
+A traceback is formatted, scrubbed and kept as the record's ``exc`` field (the JSON formatter
+writes it under that name), since exception messages name JIDs as freely as log calls do.
+
 A pseudonym is an HMAC-SHA-256 under a key held only in memory (:class:`Pseudonyms`) and rotated
 every ``retention`` seconds: within one period the same person has the same pseudonym (so an
 incident can be followed through the logs), across periods and restarts they cannot be linked,
@@ -85,6 +88,10 @@ class LogRedactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = self.scrub(record.getMessage())
         record.args = None
+        if record.exc_info:  # a traceback's messages may name anyone: kept, scrubbed, as "exc"
+            formatter = logging.Formatter()
+            record.exc = self.scrub(formatter.formatException(record.exc_info))
+            record.exc_info, record.exc_text = None, None
         for key, value in list(record.__dict__.items()):
             if key in _STANDARD or key.startswith("_"):
                 continue

@@ -79,8 +79,8 @@ class RelayObserver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Connections for ``domain`` (the SNI, or in terminating mode the stream's ``to``) go to
-    the hub's direct-TLS port at ``host:port``."""
+    """Connections for ``domain`` and its subdomains (the SNI, or in terminating mode the
+    stream's ``to``) go to the hub's direct-TLS port at ``host:port``."""
 
     domain: str
     host: str
@@ -140,6 +140,16 @@ class ProviderProxy:
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
 
+    def route_for(self, name: str) -> Route | None:
+        """The route for a server name: its own, or its closest parent domain's (users behind
+        the proxy have interop addresses under ``<provider>.interop.<hub domain>``)."""
+        labels = name.lower().rstrip(".").split(".")
+        for i in range(len(labels)):
+            route = self._routes.get(".".join(labels[i:]))
+            if route is not None:
+                return route
+        return None
+
     async def start(self, host: str, port: int) -> tuple[str, int]:
         """Listen; the bound address (``port`` 0 picks one)."""
         tls = self.config.client_tls if self.config.mode is Mode.TERMINATING else None
@@ -189,7 +199,7 @@ class ProviderProxy:
     ) -> None:
         limits = self.config.limits
         first, domain = await asyncio.wait_for(self._first_flight(reader), limits.hello_timeout)
-        route = self._routes.get(domain or "")
+        route = self.route_for(domain or "")
         if route is None:
             raise ValueError(f"no route for {domain!r}")
         client = writer.get_extra_info("peername")
@@ -217,7 +227,7 @@ class ProviderProxy:
             if self.config.mode is Mode.TERMINATING:
                 assert self.config.hub_tls is not None
                 await asyncio.wait_for(
-                    up_writer.start_tls(self.config.hub_tls, server_hostname=route.domain),
+                    up_writer.start_tls(self.config.hub_tls, server_hostname=domain),
                     limits.connect_timeout,
                 )
             self._observe(serial, Leg.CLIENT_TO_HUB, first)
