@@ -19,7 +19,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from interlink.app import HubServer
 from interlink.net.proxied import fingerprint, public_key_bytes, sign
 from interlink.net.proxy_v2 import ProxyHeader, encode
-from interlink.provider.proxy import Leg, Mode, ProviderProxy, ProxyConfig, Route
+from interlink.provider.proxy import (
+    Leg,
+    Mode,
+    ProviderProxy,
+    ProxyConfig,
+    ProxyLimits,
+    Route,
+    pacing_delay,
+)
 from tests.integration.kit import DOMAIN, TIMEOUT, Certs, RawClient, Xmpp, running_hub
 
 PROXY_ADDRESS = "127.0.0.3"  # where the proxy connects to the hub from
@@ -195,3 +203,50 @@ async def test_headers_from_unregistered_or_wrong_peers_close_the_connection(
 
 def _now() -> float:
     return time.time()
+
+
+async def test_proxy_refusals_close_the_client_connection(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No route for the server name, no ClientHello in time, over the connection cap."""
+    caplog.set_level(logging.INFO, "interlink.provider.proxy")
+    proxy = ProviderProxy(
+        ProxyConfig(
+            [Route("hub.test", "127.0.0.1", 9)],
+            KEY,
+            limits=ProxyLimits(hello_timeout=0.3, max_connections=1),
+        )
+    )
+    _, port = await proxy.start("127.0.0.1", 0)
+    try:
+        # a ClientHello for another server
+        ctx = ssl.create_default_context()
+        with contextlib.suppress(ssl.SSLError, ConnectionError):
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="other.test"),
+                TIMEOUT,
+            )
+            writer.close()
+        # a silent client holds the only place until its hello timeout; a second is refused
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while proxy.connections < 1:
+            await asyncio.sleep(0.01)
+        second_reader, second = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(second_reader.read(), TIMEOUT) == b""
+        second.close()
+        assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""  # the timeout closed it
+        writer.close()
+    finally:
+        await proxy.close()
+    logged = [(r.getMessage(), getattr(r, "reason", "")) for r in caplog.records]
+    assert ("connection ended", "no route for 'other.test'") in logged
+    assert ("connection refused: too many connections", "") in logged
+    assert ("connection ended", "nothing to route by within 0.3 s") in logged
+
+
+@pytest.mark.parametrize(
+    ("sent", "elapsed", "delay"),
+    [(1000, 1.0, 0.0), (1000, 0.5, 0.5), (1001, 1.0, 0.001), (0, 0.0, 0.0)],
+)
+def test_pacing_holds_a_client_to_its_byte_rate(sent: int, elapsed: float, delay: float) -> None:
+    assert pacing_delay(sent, 1000, elapsed) == pytest.approx(delay)

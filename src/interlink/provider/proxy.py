@@ -127,6 +127,12 @@ class ProxyConfig:
             raise ValueError("terminating mode needs the proxy's certificate and the hub's trust")
 
 
+def pacing_delay(sent: int, rate: int, elapsed: float) -> float:
+    """How long to pause reading after ``sent`` bytes in ``elapsed`` seconds so that a client
+    stays at ``rate`` bytes a second on average (0 when it is within it)."""
+    return max(0.0, sent / rate - elapsed)
+
+
 class ProviderProxy:
     """Serves clients on a listening socket; ``connections`` is how many are open now."""
 
@@ -198,7 +204,10 @@ class ProviderProxy:
         self, serial: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         limits = self.config.limits
-        first, domain = await asyncio.wait_for(self._first_flight(reader), limits.hello_timeout)
+        try:
+            first, domain = await asyncio.wait_for(self._first_flight(reader), limits.hello_timeout)
+        except TimeoutError:
+            raise TimeoutError(f"nothing to route by within {limits.hello_timeout} s") from None
         route = self.route_for(domain or "")
         if route is None:
             raise ValueError(f"no route for {domain!r}")
@@ -286,7 +295,7 @@ class ProviderProxy:
                 await writer.drain()
                 if metered:  # the provider's policy: hold the client to its byte rate
                     sent += len(data)
-                    ahead = sent / rate - (time.monotonic() - started)
+                    ahead = pacing_delay(sent, rate, time.monotonic() - started)
                     if ahead > 0:
                         await asyncio.sleep(ahead)
         finally:
