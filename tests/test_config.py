@@ -41,6 +41,18 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[net]\nunknown_key = 1\n", "unknown_key"),
         ("[net]\nhttp_tls = false\n", "net.http_tls = false needs net.require_tls = false"),
         ("[storage]\nengine = 'mysql'\n", "engine"),
+        (
+            "[[proxies.registered]]\nprovider = 'x'\naddresses = ['192.0.2.1']\n"
+            "fingerprint = 'md5:00'\n",
+            "sha256:<64 hex digits>",
+        ),
+        (
+            "[[proxies.registered]]\nprovider = 'x'\naddresses = ['not-an-ip']\n"
+            f"fingerprint = 'sha256:{'0' * 64}'\n",
+            "not an address or network",
+        ),
+        ("[proxies]\nmax_tlv_bytes = 103\n", "max_tlv_bytes"),
+        ("[log_privacy]\nipv4_prefix = 33\n", "ipv4_prefix"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) -> None:

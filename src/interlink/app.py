@@ -51,6 +51,7 @@ from interlink.interop.operator import ChangeFeedFollower, OperatorState
 from interlink.interop.providers import ProviderNotFound, ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
+from interlink.log_privacy import LogRedactor, RedactionSettings
 from interlink.media.model import MediaLimits
 from interlink.media.policy import ACTIVE_TYPES, ContentTypePolicy
 from interlink.media.proxy import MediaProxy, ProxyLimits
@@ -72,6 +73,8 @@ from interlink.net.http_server import EmbeddedUvicorn
 from interlink.net.media_api import media_router
 from interlink.net.media_proxy_api import media_proxy_router
 from interlink.net.metrics import HubMetrics, MetricSources
+from interlink.net.proxied import ProxyRegistry, RegisteredProxy
+from interlink.net.proxy_v2 import HeaderLimits
 from interlink.net.tls import ensure_self_signed, server_context
 from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
@@ -300,6 +303,24 @@ def source_limits(settings: Settings) -> SourceLimits:
         rate=Rate(n.connections_per_source_per_minute, 60.0),
         allowlist=tuple(n.source_allowlist),
     )
+
+
+def proxy_registry(settings: Settings) -> ProxyRegistry:
+    """The provider proxies registered in ``[proxies]`` and the limits on their headers."""
+    p = settings.proxies
+    return ProxyRegistry(
+        (RegisteredProxy(r.provider, tuple(r.addresses), r.fingerprint) for r in p.registered),
+        HeaderLimits(p.max_header_bytes, p.max_tlvs, p.max_tlv_bytes),
+        max_skew=p.max_clock_skew,
+    )
+
+
+def log_redactor(settings: Settings) -> LogRedactor | None:
+    """The filter every log handler gets (``[log_privacy]``), or None when turned off."""
+    p = settings.log_privacy
+    if not p.redact:
+        return None
+    return LogRedactor(RedactionSettings(p.retention, p.ipv4_prefix, p.ipv6_prefix))
 
 
 def admin_token(settings: Settings) -> str:
@@ -617,9 +638,14 @@ class HubServer:
                 )
             ),
         )
+        proxies = proxy_registry(s)
         for name, direct in (("c2s-starttls", False), ("c2s-direct-tls", True)):
             server = await start_c2s_listener(
-                c2s, self._sockets[name], direct_tls=direct, handshakes=handshakes
+                c2s,
+                self._sockets[name],
+                direct_tls=direct,
+                handshakes=handshakes,
+                proxies=proxies if direct else None,
             )
             self._servers.append(server)
         if "component" in self._sockets:

@@ -363,6 +363,55 @@ class GroupsSection(_Section):
         return label
 
 
+class RegisteredProxyEntry(_Section):
+    """One provider proxy (``[[proxies.registered]]``), registered at onboarding."""
+
+    provider: str
+    addresses: list[str] = Field(min_length=1)  # addresses or networks it connects from
+    fingerprint: str  # sha256:<hex> of its Ed25519 public key (``interlink provider proxy-key``)
+
+    @field_validator("addresses")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an address or network: {entry!r}") from exc
+        return entries
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str) -> str:
+        digest = value.removeprefix("sha256:")
+        if not value.startswith("sha256:") or len(digest) != 64:
+            raise ValueError("a proxy fingerprint is sha256:<64 hex digits>")
+        try:
+            bytes.fromhex(digest)
+        except ValueError as exc:
+            raise ValueError("a proxy fingerprint is sha256:<64 hex digits>") from exc
+        return value
+
+
+class ProxiesSection(_Section):
+    """Provider proxies whose PROXY v2 headers the direct-TLS port accepts."""
+
+    registered: list[RegisteredProxyEntry] = []
+    max_header_bytes: int = Field(512, ge=52, le=65551)
+    max_tlvs: int = Field(8, ge=1, le=64)
+    max_tlv_bytes: int = Field(256, ge=104, le=65535)  # the signature TLV needs 104
+    max_clock_skew: float = Field(120.0, gt=0)  # seconds, for the header's signed time
+
+
+class LogPrivacySection(_Section):
+    """What logs keep about people (:mod:`interlink.log_privacy`)."""
+
+    redact: bool = True  # JIDs, phone numbers and IP addresses become pseudonyms
+    retention: float = Field(86_400.0, gt=0)  # seconds a pseudonym stays linkable
+    ipv4_prefix: int = Field(24, ge=0, le=32)  # what is kept of an IPv4 address
+    ipv6_prefix: int = Field(48, ge=0, le=128)
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -384,6 +433,8 @@ class Settings(_Section):
     passwords: PasswordsSection = PasswordsSection()
     archive: ArchiveSection = ArchiveSection()
     groups: GroupsSection = GroupsSection()
+    proxies: ProxiesSection = ProxiesSection()
+    log_privacy: LogPrivacySection = LogPrivacySection()
     log: LogSection = LogSection()
     push: PushSection = PushSection()
     csi: CsiSection = CsiSection()

@@ -345,10 +345,12 @@ async def hub_with_kit(
     *,
     features: tuple[str, ...] = ("messaging", "introspection"),
     kit_media: Any = None,
+    kit_wrap: Any = None,
     **sections: dict[str, Any],
 ) -> AsyncIterator[KitSetup]:
     """``kit_media``: MediaLimits for the kit's media host (its host:port goes on the provider's
-    media allowlist), or None for no media host."""
+    media allowlist), or None for no media host. ``kit_wrap``: an ASGI middleware factory put
+    around the kit's app (an observer of every request the provider receives)."""
     import httpx
 
     from interlink.media.store import MediaStore
@@ -376,7 +378,7 @@ async def hub_with_kit(
             media=media,
         )
         try:
-            async with serving(app, sock):
+            async with serving(app if kit_wrap is None else kit_wrap(app), sock):
                 await store.add_user("bob", "bob-secret")
                 body: dict[str, Any] = {
                     "id": PROVIDER_ID,

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.app import HubServer, password_rules
-from interlink.cli import chat_cmd
+from interlink.app import HubServer, log_redactor, password_rules
+from interlink.cli import chat_cmd, proxy_cmd
 from interlink.cli import policy as policy_cli
 from interlink.cli.common import (
     ConfigOpt,
@@ -46,6 +46,17 @@ _SERVE_HELP = (
     f"sections are {', '.join(Settings.model_fields)}; every key, its default and its "
     "meaning are in docs/operations.md (Configuration keys)."
 )
+
+
+def install_log_redaction(settings: Settings) -> None:
+    """Put the ``[log_privacy]`` filter on the handlers ``setup_logging`` made."""
+    import logging
+
+    from interlink.log_privacy import install
+
+    redactor = log_redactor(settings)
+    if redactor is not None:
+        install(redactor, logging.getLogger().handlers)
 
 
 @app.command(help=_SERVE_HELP)
@@ -83,6 +94,7 @@ def serve(
         },
     )
     setup_logging(settings.log.level, settings.log.format)
+    install_log_redaction(settings)
     try:
         run(HubServer(settings).run())
     except ConfigError as exc:
@@ -381,6 +393,8 @@ def demo() -> None:
 user_app.command("phone")(policy_cli.user_phone)
 app.add_typer(policy_cli.reports_app, name="reports")
 provider_app.command("reports")(policy_cli.provider_reports)
+provider_app.command("proxy")(proxy_cmd.proxy)
+provider_app.command("proxy-key")(proxy_cmd.proxy_key)
 app.command("chat")(chat_cmd.chat)
 
 

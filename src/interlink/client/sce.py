@@ -1,22 +1,25 @@
 """Stanza Content Encryption (XEP-0420) for OMEMO 2: what is encrypted is a whole envelope.
 
 The envelope carries the content elements (the body and anything else the sender wants hidden),
-random padding so lengths leak less, and affix elements binding it to sender, recipient and time;
-a receiver checks them, so a ciphertext cannot be replayed into another conversation unnoticed.
+random padding that brings the envelope to a length bucket (:mod:`interlink.client.padding`),
+so the ciphertext's length says only the bucket, and affix elements binding it to sender,
+recipient and time; a receiver checks them, so a ciphertext cannot be replayed into another
+conversation unnoticed.
 Decrypted bytes are attacker-controlled: they are parsed with the same restricted XML parser that
 guards the hub.
 """
 
 from __future__ import annotations
 
-import base64
 import secrets
+import string
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from xml.etree.ElementTree import Element
 
 from interlink.client.errors import ClientError
+from interlink.client.padding import bucket
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.ns import qname as ns_qname
 from interlink.xmpp.xml import parse_fragment, serialize
@@ -29,6 +32,7 @@ _TIME = ns_qname(NS, "time")
 _TO = ns_qname(NS, "to")
 _FROM = ns_qname(NS, "from")
 BODY = "{jabber:client}body"
+_PAD_ALPHABET = string.ascii_letters + string.digits + "+/"  # never escaped in XML
 
 
 class SceError(ClientError, ValueError):
@@ -68,18 +72,25 @@ def _parse_stamp(text: str) -> float:
 
 
 def seal(content: list[Element], *, sender: str, recipient: str, now: float) -> bytes:
-    """Serialize an envelope for ``recipient`` (a bare JID) from ``sender`` (a bare JID)."""
+    """Serialize an envelope for ``recipient`` (a bare JID) from ``sender`` (a bare JID), its
+    length brought to a :func:`~interlink.client.padding.bucket` by ``<rpad/>`` (XEP-0420 §3:
+    random characters, at least one)."""
     env = Element(_ENVELOPE)
     wrapper = Element(_CONTENT)
     wrapper.extend(content)
     env.append(wrapper)
     pad = Element(_RPAD)
-    pad.text = base64.b64encode(secrets.token_bytes(secrets.randbelow(32))).decode()
+    pad.text = "A"
     env.append(pad)
     env.append(Element(_TIME, {"stamp": _stamp(now)}))
     env.append(Element(_TO, {"jid": recipient}))
     env.append(Element(_FROM, {"jid": sender}))
-    return serialize(env).encode()
+    unpadded = len(serialize(env).encode()) - 1  # everything but the padding's characters
+    size = bucket(unpadded + 1)
+    pad.text = "".join(secrets.choice(_PAD_ALPHABET) for _ in range(size - unpadded))
+    data = serialize(env).encode()
+    assert len(data) == size  # the alphabet is ASCII and never escaped
+    return data
 
 
 def open_envelope(

@@ -11,6 +11,15 @@ the handshake timeout, and leaves the gate when its handshake ends either way. A
 handshake the protocol's own budgets apply (the c2s :class:`~interlink.net.driver.ConnectionGate`,
 the HTTP port's :class:`~interlink.net.http_guard.HttpGuard`).
 
+A listener given a :class:`~interlink.net.proxied.ProxyRegistry` (the c2s direct-TLS port) first
+looks at the connection's first bytes without consuming them (``MSG_PEEK``): a TLS ClientHello goes
+on as above; a PROXY v2 header is read, exactly its length and not one byte of the TLS behind it,
+and checked (:meth:`ProxyRegistry.admit`). An accepted header moves the connection's handshake
+budget from the proxy to the carried client address, and the protocol is built by
+``proxied_factory`` with that client; a refused one (an unregistered peer, a malformed header, a
+registered proxy sending none) closes the connection and logs why. Registered proxy addresses are
+exempt from the per-source budgets themselves: their clients are counted instead.
+
 (Starting TLS from the protocol, ``loop.start_tls`` in ``connection_made``, cannot be made
 reliable: uvloop starts reading after ``connection_made`` whatever the protocol paused, and the
 client's first TLS flight is lost.)
@@ -20,15 +29,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
 
 from interlink.net.budget import Budget, CappedPool, Source, SourceBudgets
+from interlink.net.proxied import ProxiedClient, ProxyRefused, ProxyRegistry
+from interlink.net.proxy_v2 import FIXED_BYTES, ProxyHeaderError, header_length, starts_like_header
 
 log = logging.getLogger("interlink.net")
 ACCEPT_ERROR_PAUSE = 0.1  # seconds to wait after accept() failed (e.g. out of descriptors)
+PEEK_PAUSE = 0.01  # seconds between looks at a PROXY header that arrived only in part
 
 
 class HandshakeGate:
@@ -67,9 +81,14 @@ class TlsListener:
         shutdown_timeout: float,
         gate: HandshakeGate,
         backlog: int = 1024,
+        proxies: ProxyRegistry | None = None,
+        proxied_factory: Callable[[ProxiedClient], asyncio.BaseProtocol] | None = None,
     ) -> None:
         """``shutdown_timeout``: how long a closing connection waits for the peer's
-        close_notify (a peer that never answers would otherwise hold it 30 s)."""
+        close_notify (a peer that never answers would otherwise hold it 30 s). ``proxies`` and
+        ``proxied_factory`` together: accept PROXY v2 headers from registered proxies."""
+        if (proxies is None) != (proxied_factory is None):
+            raise ValueError("proxies and proxied_factory go together")
         self.sockets = [sock]
         self._sock = sock
         self._factory = protocol_factory
@@ -78,6 +97,8 @@ class TlsListener:
         self._shutdown_timeout = shutdown_timeout
         self._gate = gate
         self._backlog = backlog
+        self._proxies = proxies
+        self._proxied_factory = proxied_factory
         self._loop = asyncio.get_running_loop()
         self._accepting: asyncio.Task[None] | None = None
         self._handshakes: set[asyncio.Task[None]] = set()
@@ -99,18 +120,39 @@ class TlsListener:
 
     def _accepted(self, conn: socket.socket, addr: object) -> None:
         host = addr[0] if isinstance(addr, tuple) and addr else None
-        source = self._gate.sources.source(host if isinstance(host, str) else None)
+        peer = host if isinstance(host, str) else None
+        source = self._gate.sources.source(peer)
+        if self._proxies is not None and self._proxies.registered_at(peer):
+            source = dataclasses.replace(source, exempt=True)  # its clients are counted
         if self._gate.admit(source, self._loop.time()) is not None:
             conn.close()  # no handshake is spent on it
             return
-        task = self._loop.create_task(self._handshake(conn, source), name="tls-handshake")
+        task = self._loop.create_task(self._handshake(conn, source, peer), name="tls-handshake")
         self._handshakes.add(task)
         task.add_done_callback(self._handshakes.discard)
 
-    async def _handshake(self, conn: socket.socket, source: Source) -> None:
+    async def _handshake(self, conn: socket.socket, source: Source, peer: str | None) -> None:
+        held: Source | None = source
+        factory = self._factory
         try:
+            if self._proxies is not None:
+                try:
+                    client = await asyncio.wait_for(self._proxy_header(conn, peer), self._timeout)
+                except ProxyHeaderError as exc:
+                    log.warning("connection closed", extra={"reason": str(exc)})
+                    conn.close()
+                    return
+                if client is not None:
+                    self._gate.release(source)
+                    held = None
+                    client_source = self._gate.sources.source(client.address)
+                    if self._gate.admit(client_source, self._loop.time()) is not None:
+                        conn.close()
+                        return
+                    held = client_source
+                    factory = self._proxied(client)
             await self._loop.connect_accepted_socket(
-                self._factory,
+                factory,
                 conn,
                 ssl=self._tls,
                 ssl_handshake_timeout=self._timeout,
@@ -120,7 +162,78 @@ class TlsListener:
             log.debug("TLS handshake failed", extra={"error": str(exc)})
             conn.close()
         finally:
-            self._gate.release(source)
+            if held is not None:
+                self._gate.release(held)
+
+    def _proxied(self, client: ProxiedClient) -> Callable[[], asyncio.BaseProtocol]:
+        build = self._proxied_factory
+        assert build is not None
+        return lambda: build(client)
+
+    async def _proxy_header(self, conn: socket.socket, peer: str | None) -> ProxiedClient | None:
+        """The client a registered proxy speaks for, or ``None`` when the connection starts
+        with anything but a PROXY header (then nothing was consumed).
+
+        Raises:
+            ProxyHeaderError: see :meth:`ProxyRegistry.admit`; also a registered proxy that
+                sends no header, and a header from a peer that is not registered.
+            ConnectionError: the peer closed before sending enough.
+        """
+        proxies = self._proxies
+        assert proxies is not None
+        registered = bool(proxies.registered_at(peer))
+        while True:
+            head = await self._peek(conn, FIXED_BYTES)
+            looks = starts_like_header(head)
+            if looks is False:
+                if registered:
+                    raise ProxyRefused(f"registered proxy {peer} sent no PROXY header")
+                return None
+            if looks and not registered:
+                raise ProxyRefused(f"PROXY header from {peer}, which is not a registered proxy")
+            if len(head) >= FIXED_BYTES:
+                break
+            await asyncio.sleep(PEEK_PAUSE)  # a header split across segments: rare
+        data = await self._read_exactly(conn, header_length(head, proxies.limits))
+        return proxies.admit(peer, data, time.time())
+
+    async def _readable(self, conn: socket.socket) -> None:
+        ready: asyncio.Future[None] = self._loop.create_future()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        fd = conn.fileno()
+        self._loop.add_reader(fd, wake)
+        try:
+            await ready
+        finally:
+            self._loop.remove_reader(fd)
+
+    async def _peek(self, conn: socket.socket, size: int) -> bytes:
+        while True:
+            await self._readable(conn)
+            try:
+                data = conn.recv(size, socket.MSG_PEEK)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise ConnectionError("closed before its first bytes")
+            return data
+
+    async def _read_exactly(self, conn: socket.socket, size: int) -> bytes:
+        data = b""
+        while len(data) < size:
+            await self._readable(conn)
+            try:
+                chunk = conn.recv(size - len(data))
+            except BlockingIOError:
+                continue
+            if not chunk:
+                raise ConnectionError("closed inside its PROXY header")
+            data += chunk
+        return data
 
     def close(self) -> None:
         if self._accepting is not None:

@@ -12,6 +12,7 @@ from typing import Protocol, cast
 from interlink.hub.hub import Hub
 from interlink.net.accept import HandshakeGate, TlsListener
 from interlink.net.driver import ConnectionGate, DriverLimits, Pending, StreamDriver
+from interlink.net.proxied import ProxiedClient, ProxyRegistry
 from interlink.xmpp.stream import ServerStream, StreamConfig
 
 log = logging.getLogger("interlink.c2s")
@@ -30,11 +31,16 @@ class C2SContext:
 
 
 class C2SProtocol(asyncio.Protocol):
-    """One TCP connection. ``direct_tls`` means the socket is TLS from the first byte."""
+    """One TCP connection. ``direct_tls`` means the socket is TLS from the first byte;
+    ``origin``, the client a registered provider proxy relays (its address then stands for the
+    peer's in every per-source budget and in login throttling)."""
 
-    def __init__(self, ctx: C2SContext, *, direct_tls: bool) -> None:
+    def __init__(
+        self, ctx: C2SContext, *, direct_tls: bool, origin: ProxiedClient | None = None
+    ) -> None:
         self.ctx = ctx
         self.direct_tls = direct_tls
+        self.origin = origin
         self.transport: asyncio.Transport | None = None
         self.driver: StreamDriver | None = None
         self._busy = False
@@ -94,6 +100,8 @@ class C2SProtocol(asyncio.Protocol):
             high=self.ctx.limits.low_water_bytes * 4, low=self.ctx.limits.low_water_bytes
         )
         peer = transport.get_extra_info("peername")
+        if self.origin is not None:
+            peer = (self.origin.address, self.origin.port)
         stream = ServerStream(
             self.ctx.stream_config,
             now=asyncio.get_running_loop().time(),
@@ -172,10 +180,12 @@ async def start_c2s_listener(
     *,
     direct_tls: bool,
     handshakes: HandshakeGate | None = None,
+    proxies: ProxyRegistry | None = None,
 ) -> Listener:
     """Serve c2s on ``sock``, bound already (by the composition root, which reports a taken
     port before building anything). Direct TLS needs ``handshakes``, the budgets of connections
-    in their TLS handshake (:mod:`interlink.net.accept`).
+    in their TLS handshake (:mod:`interlink.net.accept`); ``proxies``, the provider proxies whose
+    PROXY v2 headers it accepts (direct TLS only: a proxy relays XEP-0368 streams).
 
     Raises:
         ValueError: direct TLS without a TLS context or without ``handshakes``.
@@ -194,6 +204,12 @@ async def start_c2s_listener(
         handshake_timeout=ctx.tls_handshake_timeout,
         shutdown_timeout=ctx.tls_shutdown_timeout,
         gate=handshakes,
+        proxies=proxies,
+        proxied_factory=(
+            None
+            if proxies is None
+            else lambda client: C2SProtocol(ctx, direct_tls=True, origin=client)
+        ),
     )
     listener.start()
     return listener

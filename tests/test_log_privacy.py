@@ -1,0 +1,90 @@
+"""Log redaction: no phone number, JID or raw IP address survives; pseudonyms are stable within
+a retention period and unlinkable across periods."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from interlink.log_privacy import LogRedactor, Pseudonyms, RedactionSettings, install
+from interlink.logs import JsonFormatter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("raw", "gone", "kept"),
+    [
+        ("4915112345678@hub.example/phone", ["4915112345678", "phone"], ["@hub.example"]),
+        ("k3j4h5g6@examplechat.interop.hub.example", ["k3j4h5g6"], ["examplechat.interop"]),
+        ("peer 203.0.113.77:40000", ["203.0.113.77"], ["203.0.113.0/24~", ":40000"]),
+        ("2001:db8:1:2::77", ["2001:db8:1:2::77"], ["2001:db8:1::/48~"]),
+        ("[2001:db8:1:2::77]:5223", ["2001:db8:1:2::77"], ["2001:db8:1::/48~"]),
+        ("lookup of +4915112345678 refused", ["4915112345678"], ["lookup of #"]),
+        ("at 2026-12-07T15:53:04Z port 5223", [], ["2026-12-07T15:53:04Z port 5223"]),
+        ("hub.example listening", [], ["hub.example listening"]),
+    ],
+)
+def test_scrub(raw: str, gone: list[str], kept: list[str]) -> None:
+    out = LogRedactor(RedactionSettings()).scrub(raw)
+    for secret in gone:
+        assert secret not in out
+    for part in kept:
+        assert part in out
+
+
+def test_scrubbing_twice_changes_nothing() -> None:
+    redactor = LogRedactor(RedactionSettings())
+    once = redactor.scrub("4915112345678@hub.example from 203.0.113.77 and +4915112345678")
+    assert redactor.scrub(once) == once
+
+
+def test_pseudonyms_are_linkable_within_retention_only() -> None:
+    clock = Clock()
+    names = Pseudonyms(3600, clock)
+    first = names.of("jid", "alice@hub.example")
+    assert names.of("jid", "alice@hub.example") == first
+    assert names.of("jid", "bob@hub.example") != first
+    clock.now += 3599 - clock.now % 3600  # still the same period
+    assert names.of("jid", "alice@hub.example") == first
+    clock.now += 1  # the next one: a new key, the old one forgotten
+    assert names.of("jid", "alice@hub.example") != first
+
+
+def test_prefixes_are_settings() -> None:
+    redactor = LogRedactor(RedactionSettings(ipv4_prefix=16))
+    assert redactor.scrub("203.0.113.77").startswith("203.0.0.0/16~")
+    with pytest.raises(ValueError, match="prefixes"):
+        RedactionSettings(ipv4_prefix=33)
+
+
+def test_a_handler_with_the_redactor_writes_no_personal_data() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    install(LogRedactor(RedactionSettings()), [handler])
+    log = logging.getLogger("interlink.test-redaction")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        log.info(
+            "session bound %s",
+            "4915112345678@hub.example/phone",
+            extra={"peer": "203.0.113.77:40000", "jids": ["anna@hub.example", "berta@hub.example"]},
+        )
+    finally:
+        log.removeHandler(handler)
+    line = json.loads(stream.getvalue())
+    text = json.dumps(line)
+    for secret in ("4915112345678", "203.0.113.77", "anna", "berta", "/phone"):
+        assert secret not in text
+    assert line["event"].startswith("session bound ~")
