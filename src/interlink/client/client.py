@@ -54,6 +54,7 @@ from interlink.client.omemo_session import (
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
+from interlink.errors import reason
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
 
@@ -612,7 +613,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls):
                 async with self.gate.operation():
                     await self._manager.update_device_list(namespace, peer, device_list)
             except Exception as exc:
-                log.info("ignored a bad device list", extra={"peer": peer, "error": str(exc)})
+                log.info("ignored a bad device list", extra={"peer": peer, "error": reason(exc)})
                 continue
             self._emit(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
 

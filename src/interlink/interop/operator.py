@@ -47,6 +47,7 @@ class OperatorState:
         self._services = frozenset(addressing.services)
         self._sessions = sessions
         self._known: dict[str, frozenset[str]] = {}
+        self._status: dict[str, ProviderStatus] = {}
 
     def _end_sessions(self, provider_id: str, service: str) -> int:
         """End the sessions of ``provider_id``'s users on ``service``."""
@@ -69,11 +70,24 @@ class OperatorState:
 
     async def load(self, providers: Sequence[Provider]) -> None:
         for provider in providers:
-            self.provider_changed(provider)
+            self.provider_changed(provider, loading=True)
 
-    def provider_changed(self, provider: Provider) -> None:
+    def provider_changed(self, provider: Provider, *, loading: bool = False) -> None:
         """Apply ``provider``'s current record: update the directory, and end the sessions on
-        every service it may no longer reach."""
+        every service it may no longer reach. A new status is logged once at INFO (a change
+        made here arrives again through the change feed: nothing is logged twice), not when
+        the state is ``loading``."""
+        previous = self._status.get(provider.id)
+        self._status[provider.id] = provider.status
+        if not loading and previous is not provider.status:
+            log.info(
+                "provider onboarded" if previous is None else f"provider {provider.status}",
+                extra={
+                    "provider": provider.id,
+                    "status": str(provider.status),
+                    "services": ",".join(provider.services),
+                },
+            )
         access = access_of(provider)
         access = ProviderAccess(
             access.provider_id, access.display_name, access.services & self._services
@@ -86,6 +100,8 @@ class OperatorState:
 
     def provider_removed(self, provider_id: str) -> None:
         before = self._known.pop(provider_id, frozenset())
+        if self._status.pop(provider_id, None) is not None:
+            log.info("provider removed", extra={"provider": provider_id})
         self._directory.put(ProviderAccess(provider_id, provider_id, frozenset()))
         for service in sorted(before):
             self._end_sessions(provider_id, service)

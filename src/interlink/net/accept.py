@@ -25,6 +25,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
+from interlink.errors import reason
 from interlink.net.budget import Budget, CappedPool, Source, SourceBudgets
 
 log = logging.getLogger("interlink.net")
@@ -92,7 +93,7 @@ class TlsListener:
             try:
                 conn, addr = await self._loop.sock_accept(self._sock)
             except OSError as exc:
-                log.warning("accept failed", extra={"error": str(exc)})
+                log.warning("accept failed", extra={"error": reason(exc)})
                 await asyncio.sleep(ACCEPT_ERROR_PAUSE)
                 continue
             self._accepted(conn, addr)
@@ -117,7 +118,7 @@ class TlsListener:
                 ssl_shutdown_timeout=self._shutdown_timeout,
             )
         except (OSError, TimeoutError, ConnectionError) as exc:
-            log.debug("TLS handshake failed", extra={"error": str(exc)})
+            log.debug("TLS handshake failed", extra={"error": reason(exc)})
             conn.close()
         finally:
             self._gate.release(source)
