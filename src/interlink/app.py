@@ -41,6 +41,7 @@ from interlink.interop.discovery import DiscoveryService
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
+from interlink.interop.moderation import Moderation
 from interlink.interop.operator import ChangeFeedFollower, OperatorState
 from interlink.interop.providers import ProviderNotFound, ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
@@ -400,6 +401,7 @@ class HubServer:
             sessions=sessions,
             authenticate_bearer=enlistment.authenticate,
             user_ids=self._user_id,
+            disabled=operator.is_disabled,
             observers=observers,
             domain_services=DomainServices(
                 handlers={
@@ -410,7 +412,7 @@ class HubServer:
             ),
         )
         feed_position = await storage.changes.latest()  # before loading what it keeps current
-        await operator.load(await registry.all())
+        await operator.load(await registry.all(), await storage.moderation.disabled_accounts())
         await hub.start()
         self._follower = ChangeFeedFollower(
             storage.changes.since,
@@ -524,6 +526,15 @@ class HubServer:
             metrics=self.metrics,
             ready=self.not_ready,
             metrics_public=s.admin.metrics_public,
+            moderation=Moderation(
+                storage.accounts,
+                storage.policy,
+                storage.enlistment,
+                storage.moderation,
+                operator,
+                reports,
+                clock,
+            ),
             routers=[
                 (media_router(media), {}),
                 (
@@ -603,6 +614,8 @@ class HubServer:
         for provider in await self.registry.all():
             self.registry.forget(provider.id)
             self.operator.provider_changed(provider)
+        assert self.storage is not None
+        self.operator.disabled_accounts(await self.storage.moderation.disabled_accounts())
 
     async def _apply_change(self, kind: str, subject: str) -> None:
         """An operator change from the change feed (possibly one this process made itself:
@@ -621,6 +634,8 @@ class HubServer:
             self.hub.router.policy.forget(jid)
             self.hub.router.policy.blocks.forget(jid)  # its list was deleted with it
             self.hub.end_account_sessions(jid, "the account was removed")
+        elif kind in ("account-disabled", "account-enabled"):
+            self.operator.account_disabled(subject, kind == "account-disabled")
         else:
             log.warning("unknown operator change", extra={"change": kind})
 

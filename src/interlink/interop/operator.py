@@ -13,6 +13,8 @@ copy, and it is told of every change in one of two ways:
   subscription, same seam).
 
 When a provider loses its approval for a service, the sessions of its users there end at once.
+Accounts an operator disabled are kept here too (the login gates ask
+:meth:`OperatorState.is_disabled`); disabling or removing an account ends its sessions at once.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class OperatorState:
         self._sessions = sessions
         self._known: dict[str, frozenset[str]] = {}
         self._status: dict[str, ProviderStatus] = {}
+        self._disabled: set[str] = set()
 
     def _end_sessions(self, provider_id: str, service: str) -> int:
         """End the sessions of ``provider_id``'s users on ``service``."""
@@ -68,9 +71,59 @@ class OperatorState:
         )
         return ended
 
-    async def load(self, providers: Sequence[Provider]) -> None:
+    async def load(self, providers: Sequence[Provider], disabled: Sequence[str] = ()) -> None:
         for provider in providers:
             self.provider_changed(provider, loading=True)
+        self._disabled = set(disabled)
+
+    def is_disabled(self, jid: str) -> bool:
+        """Whether the account ``jid`` (bare) was disabled by an operator: it may not log in."""
+        return jid in self._disabled
+
+    def sessions_of(self, jid: str) -> list[str]:
+        """The full JIDs of the account's bound sessions."""
+        bare = JID.parse(jid).bare
+        return sorted(str(s.jid) for s in self._sessions.sessions(bare))
+
+    def all_sessions(self, limit: int) -> list[str]:
+        """The full JIDs of bound sessions (at most ``limit``), in order."""
+        return sorted(str(s.jid) for s in self._sessions.all_sessions())[:limit]
+
+    def end_account_sessions(self, jid: str, reason: str) -> int:
+        """End every session of the account ``jid``: its clients see ``reason``."""
+        bare = JID.parse(jid).bare
+        ended = self._sessions.terminate(
+            lambda full: full.bare == bare,
+            StreamError(StreamErrorCondition.NOT_AUTHORIZED, reason),
+        )
+        log.info("account sessions ended", extra={"jid": str(bare), "sessions": ended})
+        return ended
+
+    def account_disabled(self, jid: str, disabled: bool) -> None:
+        """The account was disabled (its sessions end) or enabled again; logged once."""
+        if disabled == (jid in self._disabled):
+            return  # applied already (a change made here comes back through the change feed)
+        if disabled:
+            self._disabled.add(jid)
+            log.info("account disabled", extra={"jid": jid})
+            self.end_account_sessions(jid, "the account was disabled by the operator")
+        else:
+            self._disabled.discard(jid)
+            log.info("account enabled", extra={"jid": jid})
+
+    def disabled_accounts(self, jids: Sequence[str]) -> None:
+        """The whole set of disabled accounts, read again: the differences are applied."""
+        now = set(jids)
+        for jid in sorted(now - self._disabled):
+            self.account_disabled(jid, True)
+        for jid in sorted(self._disabled - now):
+            self.account_disabled(jid, False)
+
+    def account_removed(self, jid: str) -> None:
+        """The account was removed: its sessions end."""
+        self._disabled.discard(jid)
+        log.info("account removed", extra={"jid": jid})
+        self.end_account_sessions(jid, "the account was removed")
 
     def provider_changed(self, provider: Provider, *, loading: bool = False) -> None:
         """Apply ``provider``'s current record: update the directory, and end the sessions on

@@ -5,7 +5,7 @@ The repository convention
 -------------------------
 *Interfaces.* One module per concern in :mod:`interlink.storage` (``accounts``, ``roster``,
 ``offline``, ``pep``, ``private``, ``vcard``, ``server_state``, ``changes``, ``providers``,
-``enlistment``, ``policy``, ``media``) holds that concern's records and its
+``enlistment``, ``policy``, ``media``, ``moderation``) holds that concern's records and its
 ``<Concern>Repository`` protocol, and nothing else: the rules that use them (validation,
 registries, services) stay in the domain packages, which import the records from here. Storage
 imports only :mod:`interlink.storage`, :mod:`interlink.xmpp` and :mod:`interlink.errors`.
@@ -41,6 +41,7 @@ from interlink.storage.changes import ChangeFeedRepository
 from interlink.storage.enlistment import EnlistmentRepository
 from interlink.storage.media import MediaRepository
 from interlink.storage.migrations import MigrationRunner
+from interlink.storage.moderation import ModerationRepository
 from interlink.storage.offline import OfflineRepository
 from interlink.storage.pep import PepRepository
 from interlink.storage.policy import PolicyRepository
@@ -94,6 +95,9 @@ class Storage(Protocol):
 
     @property
     def media(self) -> MediaRepository: ...
+
+    @property
+    def moderation(self) -> ModerationRepository: ...
 
     async def ping(self) -> None:
         """Raise if the database cannot answer (readiness)."""
