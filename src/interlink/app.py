@@ -27,7 +27,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from interlink.config import Settings
-from interlink.errors import ConfigError, StreamError, StreamErrorCondition
+from interlink.errors import ConfigError, StreamError, StreamErrorCondition, reason
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
@@ -101,6 +101,18 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
             raise ConfigError("tls.cert_file and tls.key_file must be set together")
         return settings.tls.cert_file, settings.tls.key_file
     return ensure_self_signed(settings.hub.data_dir, settings.hub.services)
+
+
+def provider_tls_context(settings: Settings) -> ssl.SSLContext:
+    """What the hub trusts on providers' endpoints: the system's CAs, and ``providers.ca_file``."""
+    context = httpx.create_ssl_context()
+    ca_file = settings.providers.ca_file
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"providers.ca_file: cannot load {ca_file}: {reason(exc)}") from None
+    return context
 
 
 def hub_settings(s: Settings) -> HubSettings:
@@ -311,7 +323,10 @@ class HubServer:
         tls: ssl.SSLContext = server_context(cert, key)
         self.addressing = addressing = Addressing(s.hub.services, ProviderDirectory())
         await record_services(storage, addressing)
-        self._http_client = http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
+        provider_tls = provider_tls_context(s)
+        self._http_client = http_client = httpx.AsyncClient(
+            timeout=s.interop.http_timeout, verify=provider_tls
+        )
         signer = HubSigner(await secrets_.get_or_create_secret("hub-signing-key", 32))
 
         # The interop control plane, which the hub's gates call into.
@@ -440,6 +455,7 @@ class HubServer:
             ),
             private_allowlist=s.media.proxy_private_allowlist,
             allow_http_loopback=s.interop.allow_insecure_loopback,
+            ssl_context=provider_tls,
         )
 
         # Transports.

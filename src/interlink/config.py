@@ -240,6 +240,12 @@ class MediaSection(_Section):
     token_lifetime: float = Field(600.0, gt=0)  # media-proxy tokens
 
 
+class ProvidersSection(_Section):
+    # A CA certificate (PEM) the hub trusts for providers' endpoints (callbacks, JWKS, media)
+    # besides the system's: a provider kit's self-signed certificate, or a private CA.
+    ca_file: Path | None = None
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -257,6 +263,7 @@ class Settings(_Section):
     interop: InteropSection = InteropSection()
     policy: PolicySection = PolicySection()
     media: MediaSection = MediaSection()
+    providers: ProvidersSection = ProvidersSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")
