@@ -46,6 +46,7 @@ from interlink.interop.operator import ChangeFeedFollower, OperatorState
 from interlink.interop.providers import ProviderNotFound, ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
+from interlink.interop.traffic import ProviderTraffic
 from interlink.media.model import MediaLimits
 from interlink.media.policy import ACTIVE_TYPES, ContentTypePolicy
 from interlink.media.proxy import MediaProxy, ProxyLimits
@@ -59,6 +60,7 @@ from interlink.media.upload import disco_identity as upload_identity
 from interlink.net.accept import HandshakeGate
 from interlink.net.budget import SourceBudgets, SourceLimits
 from interlink.net.c2s import C2SContext, Listener, start_c2s_listener
+from interlink.net.console import ConsoleLimits
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
 from interlink.net.http_guard import HttpGuard, HttpGuardLimits
@@ -305,6 +307,7 @@ class HubServer:
         self.metrics: HubMetrics | None = None
         self.media: MediaStore | None = None
         self.media_proxy: MediaProxy | None = None
+        self.traffic: ProviderTraffic | None = None
         self._media_sweeper: asyncio.Task[None] | None = None
         self._changes_sweeper: asyncio.Task[None] | None = None
         self._ready = False
@@ -404,7 +407,9 @@ class HubServer:
             if addressing.provider_of(jid) is not None and not wants_no_push(message):
                 push.notify(str(jid))
 
+        self.traffic = traffic = ProviderTraffic(addressing.provider_of)
         observers = HubObservers(
+            stanza_routed=(traffic.observe,),
             offline_stored=(push_when_stored,),
             report_filed=(reports.submit,),
         ).merged(self._observers)
@@ -529,6 +534,7 @@ class HubServer:
                 reports=reports,
                 enlistment=enlistment,
                 media_proxy=self.media_proxy,
+                traffic=traffic,
             )
         )
         self.http_app = app = build_http_app(
@@ -542,6 +548,14 @@ class HubServer:
             metrics=self.metrics,
             ready=self.not_ready,
             metrics_public=s.admin.metrics_public,
+            console=ConsoleLimits(
+                session_lifetime=s.console.session_lifetime,
+                max_sessions=s.console.max_sessions,
+                refresh=s.console.refresh,
+                history=s.console.history,
+            )
+            if s.console.enabled
+            else None,
             moderation=Moderation(
                 storage.accounts,
                 storage.policy,

@@ -246,6 +246,15 @@ class ProvidersSection(_Section):
     ca_file: Path | None = None
 
 
+class ConsoleSection(_Section):
+    # The operator's web console under /admin/ (login with the admin token).
+    enabled: bool = True
+    session_lifetime: float = Field(8 * 3600.0, gt=0)  # seconds a console login lasts
+    max_sessions: int = Field(32, ge=1)  # console logins kept at once; beyond, the oldest ends
+    refresh: int = Field(10, ge=2)  # seconds between reloads of the metrics page
+    history: int = Field(360, ge=2)  # samples kept for the metrics page's charts (memory)
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -264,6 +273,7 @@ class Settings(_Section):
     policy: PolicySection = PolicySection()
     media: MediaSection = MediaSection()
     providers: ProvidersSection = ProvidersSection()
+    console: ConsoleSection = ConsoleSection()
     log: LogSection = LogSection()
 
     @model_validator(mode="after")
