@@ -399,22 +399,22 @@ def console_router(
                 "proxy": _total(found, "interlink_media_proxy_total"),
             },
         )
-        charts = [
-            bar_chart("Messages per provider (both ways)", messages),
-            bar_chart("Refusals by rule", _sum(found, "interlink_policy_refusals_total", "reason")),
-            bar_chart(
+        bars = [
+            ("Messages per provider (both ways)", messages),
+            ("Refusals by rule", _sum(found, "interlink_policy_refusals_total", "reason")),
+            (
                 "Push queue: queued per provider",
                 _sum(found, "interlink_pushes_total", "provider", outcome="queued"),
             ),
-            bar_chart("Pushes by outcome", _sum(found, "interlink_pushes_total", "outcome")),
-            bar_chart(
-                "Media proxy by outcome", _sum(found, "interlink_media_proxy_total", "outcome")
-            ),
+            ("Pushes by outcome", _sum(found, "interlink_pushes_total", "outcome")),
+            ("Media proxy by outcome", _sum(found, "interlink_media_proxy_total", "outcome")),
         ]
-        lines = [
-            line_chart("Messages across the boundary (total)", history.series("messages")),
-            line_chart("Bound sessions", history.series("sessions")),
+        charts = [(title, bar_chart(title, items)) for title, items in bars]
+        series = [
+            ("Messages across the boundary (total)", history.series("messages")),
+            ("Bound sessions", history.series("sessions")),
         ]
+        lines = [(title, line_chart(title, points)) for title, points in series]
         return page(
             "dashboard.html",
             request,
