@@ -12,14 +12,14 @@ from rich.console import Console
 
 from interlink.demo import Demo
 
-SECRETS = ("Hi Alice", "Welcome", "Are you there", "the lake this morning")
+SECRETS = ("Hi Alice", "Welcome", "Are you there", "the lake this morning", "the harbour")
 
 
 async def test_demo_transcript_people_hub_and_provider(tmp_path: Path) -> None:
     demo = Demo(Console(record=True, width=200), tmp_path)
     await demo.run()
     titles = [step.title for step in demo.steps]
-    assert len(titles) == 8
+    assert len(titles) == 9
     people = "\n".join(line for step in demo.steps for line in step.people)
     assert "REQUEST from bob (Example Chat)" in people
     assert "✓✓ delivered" in people
@@ -32,6 +32,14 @@ async def test_demo_transcript_people_hub_and_provider(tmp_path: Path) -> None:
     assert "upload:request" in hub
     assert "PUT /media/" in hub
     assert "POST /interlink/v1/push" in provider
+    # Bob's photo on Example Chat's host: Alice fetched it through the hub's proxy, so the host
+    # saw the proxy (its address and User-Agent), and the hub saw the proxy request.
+    last = demo.steps[-1]
+    assert "fetched through the hub's media proxy" in "\n".join(last.people)
+    assert "GET /v1/media-proxy" in "\n".join(last.hub)
+    fetched = [line for line in last.provider if line.startswith("GET /media/")]
+    assert fetched
+    assert all("from 127.0.0.1, User-Agent Interlink-media-proxy" in line for line in fetched)
     for secret in SECRETS:
         assert secret in people
         assert secret not in hub
