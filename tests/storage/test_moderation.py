@@ -37,6 +37,13 @@ async def test_disabling_and_enabling_is_recorded_once_in_the_change_feed(
         await repo.set_disabled(jid("ghost"), True, T0)
 
 
+async def test_accounts_in_jid_order_up_to_a_limit(storage: Storage) -> None:
+    for local in ("carol", "alice", "bob"):
+        await account(storage, local)
+    assert await storage.moderation.accounts(2) == [jid("alice"), jid("bob")]
+    assert await storage.moderation.accounts(10) == [jid("alice"), jid("bob"), jid("carol")]
+
+
 async def test_a_removed_account_is_no_longer_disabled(storage: Storage) -> None:
     alice = await account(storage, "alice")
     await storage.moderation.set_disabled(alice, True, T0)
@@ -69,6 +76,9 @@ async def test_a_report_is_resolved_once(storage: Storage) -> None:
     assert await repo.resolutions([]) == {}
     assert await repo.unresolved_reports(10) == [second]
     assert await repo.unresolved_reports(0) == []
+    assert await repo.resolved_reports(10) == [first]
+    await repo.resolve_report(second, "done", "admin-api", T0)
+    assert await repo.resolved_reports(1) == [second]
 
 
 async def test_enlisted_accounts_newest_first_per_provider(storage: Storage) -> None:

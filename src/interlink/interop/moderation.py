@@ -169,7 +169,7 @@ class Moderation:
         return [await self.user(jid) for jid in await self._repo.accounts_with_phone(compact)]
 
     async def users(self, limit: int) -> list[str]:
-        return (await self._accounts.list_jids())[:limit]
+        return await self._repo.accounts(limit)
 
     async def set_disabled(self, jid_text: str, disabled: bool) -> UserView:
         jid = self._jid(jid_text)
@@ -203,17 +203,18 @@ class Moderation:
     # Reports
 
     async def reports(self, status: ReportStatus, limit: int) -> list[ReportView]:
-        if status is ReportStatus.OPEN:
-            ids = await self._repo.unresolved_reports(limit)
+        if status is ReportStatus.ALL:
+            reports = await self._policy.reports(limit)
+        else:
+            ids = await (
+                self._repo.unresolved_reports(limit)
+                if status is ReportStatus.OPEN
+                else self._repo.resolved_reports(limit)
+            )
             found = [await self._policy.report(i) for i in ids]
             reports = [r for r in found if r is not None]
-        else:
-            reports = await self._policy.reports(limit if status is ReportStatus.ALL else 10**6)
         resolutions = await self._repo.resolutions([r.id for r in reports])
-        views = [ReportView(r, resolutions.get(r.id)) for r in reports]
-        if status is ReportStatus.RESOLVED:
-            views = [v for v in views if v.resolution is not None][:limit]
-        return views
+        return [ReportView(r, resolutions.get(r.id)) for r in reports]
 
     async def report(self, report_id: int) -> ReportView:
         report = await self._policy.report(report_id)

@@ -58,6 +58,14 @@ class ModerationRepository(Protocol):
         """The ids of the newest ``limit`` reports not yet resolved, newest first."""
         ...
 
+    async def resolved_reports(self, limit: int) -> list[int]:
+        """The ids of the newest ``limit`` resolved reports, newest first."""
+        ...
+
+    async def accounts(self, limit: int) -> list[str]:
+        """The first ``limit`` accounts, in JID order."""
+        ...
+
     async def enlisted(self, provider_id: str | None, limit: int) -> list[InteropAccount]:
         """Enlisted third-party accounts (of ``provider_id``, or all), newest first."""
         ...

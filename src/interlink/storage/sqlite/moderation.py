@@ -96,6 +96,16 @@ class SqliteModeration:
         )
         return [int(str(r[0])) for r in rows]
 
+    async def resolved_reports(self, limit: int) -> list[int]:
+        rows = await self._db.fetch_all(
+            "SELECT report_id FROM report_resolutions ORDER BY report_id DESC LIMIT ?", (limit,)
+        )
+        return [int(str(r[0])) for r in rows]
+
+    async def accounts(self, limit: int) -> list[str]:
+        rows = await self._db.fetch_all("SELECT jid FROM accounts ORDER BY jid LIMIT ?", (limit,))
+        return [str(r[0]) for r in rows]
+
     async def enlisted(self, provider_id: str | None, limit: int) -> list[InteropAccount]:
         if provider_id is None:
             rows = await self._db.fetch_all(
