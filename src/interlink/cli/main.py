@@ -150,6 +150,36 @@ def user_remove(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None)
     typer.echo(f"removed {account}")
 
 
+def _set_disabled(jid: str, disabled: bool, config: Path | None, data_dir: Path | None) -> str:
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
+
+    async def go() -> str:
+        async with hub_data(settings, data_dir) as hub:
+            account = home_account(hub.services, jid)
+            await hub.storage.moderation.set_disabled(account, disabled, time.time())
+            return account
+
+    try:
+        result: str = run(go())
+    except AccountNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return result
+
+
+@user_app.command("disable")
+def user_disable(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Disable an account: it can no longer log in, and a running hub ends its sessions (it
+    follows the change feed)."""
+    typer.echo(f"disabled {_set_disabled(jid, True, config, data_dir)}")
+
+
+@user_app.command("enable")
+def user_enable(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Enable a disabled account again."""
+    typer.echo(f"enabled {_set_disabled(jid, False, config, data_dir)}")
+
+
 @user_app.command("list")
 def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List the accounts."""
