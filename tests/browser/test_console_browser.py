@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from interlink.storage.policy import AttachedMessage, Report
-from tests.integration.kit import ADMIN_TOKEN, DOMAIN, PROVIDER_ID, hub_with_kit
+from tests.integration.kit import ADMIN_TOKEN, DOMAIN, PROVIDER_ID, Xmpp, hub_with_kit
 
 playwright_api = pytest.importorskip(
     "playwright.async_api", reason="Playwright is not installed (scripts/test installs it)"
@@ -97,8 +97,21 @@ async def test_onboarding_a_provider_end_to_end(browser: Any, tmp_path: Path) ->
         await page.get_by_text("Provider examplechat is approved").wait_for()
         await page.screenshot(path=str(folder / "providers.png"), full_page=True)
 
-        # The provider's user can now enlist, and the console lists the enlistment.
+        # The provider's user can now enlist, and the console lists the enlistment. Alice
+        # writes to Bob without having turned third-party chats on: the metrics page charts her
+        # messages to Example Chat and their refusal by that rule.
         jid, _token = await setup.enlist(tmp_path / "bob-device")
+        alice = Xmpp(f"alice@{DOMAIN}/phone", "pw", setup.certs)
+        await alice.login(setup.server.ports["c2s-starttls"])
+        try:
+            for text in ("hello?", "anyone there?", "hi Bob"):
+                alice.send_chat(jid, text)
+            await alice.ping_server()  # answered after the messages were handled
+            await page.get_by_role("link", name="Metrics", exact=True).click()
+            await page.get_by_role("img", name="Refusals by rule").wait_for()
+            await page.reload()  # a second sample for the time series
+        finally:
+            await alice.close()
         await page.get_by_role("link", name="Enlistments", exact=True).click()
         await page.get_by_role("link", name=jid).wait_for()
         await page.get_by_role("button", name=f"Revoke the enlistment of {jid}").click()

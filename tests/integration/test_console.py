@@ -158,3 +158,16 @@ async def test_daily_actions_through_the_console(tmp_path: Path) -> None:
             assert metrics.text.count("<svg") >= 5
             assert "Refusals by rule" in metrics.text
             assert 'http-equiv="refresh"' in metrics.text
+
+
+def test_the_metrics_history_keeps_the_newest_values_and_a_bounded_number() -> None:
+    from interlink.net.console import MetricsHistory
+
+    history = MetricsHistory(size=3, spacing=2.0)
+    history.add(0.0, {"messages": 0})
+    history.add(1.0, {"messages": 3})  # sooner than the spacing: updates the newest sample
+    assert history.series("messages") == [(0.0, 3)]
+    for t in (2.0, 4.0, 6.0):
+        history.add(t, {"messages": t})
+    assert history.series("messages") == [(2.0, 2.0), (4.0, 4.0), (6.0, 6.0)]
+    assert history.series("other") == [(2.0, 0.0), (4.0, 0.0), (6.0, 0.0)]

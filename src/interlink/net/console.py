@@ -236,8 +236,8 @@ def _total(samples: Samples, name: str) -> float:
 
 @dataclass
 class MetricsHistory:
-    """Samples of a few totals, taken when the metrics page is viewed (at most one per
-    ``spacing`` seconds), the newest ``size`` kept."""
+    """Samples of a few totals, taken when the metrics page is viewed (one per ``spacing``
+    seconds at most: a view sooner updates the newest), the newest ``size`` kept."""
 
     size: int
     spacing: float = 2.0
@@ -245,6 +245,7 @@ class MetricsHistory:
 
     def add(self, now: float, values: dict[str, float]) -> None:
         if self.points and now - self.points[-1][0] < self.spacing:
+            self.points[-1] = (self.points[-1][0], values)  # the newest values, same sample
             return
         self.points.append((now, values))
         while len(self.points) > self.size:
