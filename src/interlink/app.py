@@ -27,7 +27,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from interlink.config import Settings
-from interlink.errors import ConfigError, StreamError, StreamErrorCondition
+from interlink.errors import ConfigError, StreamError, StreamErrorCondition, reason
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.adhoc import AdhocLimits, AdhocService
 from interlink.hub.adhoc_commands import standard_commands
@@ -47,10 +47,12 @@ from interlink.interop.discovery import DiscoveryService
 from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
+from interlink.interop.moderation import Moderation
 from interlink.interop.operator import ChangeFeedFollower, OperatorState
 from interlink.interop.providers import ProviderNotFound, ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
+from interlink.interop.traffic import ProviderTraffic
 from interlink.log_privacy import LogRedactor, RedactionSettings
 from interlink.media.model import MediaLimits
 from interlink.media.policy import ACTIVE_TYPES, ContentTypePolicy
@@ -66,6 +68,7 @@ from interlink.net.accept import HandshakeGate
 from interlink.net.budget import SourceBudgets, SourceLimits
 from interlink.net.c2s import C2SContext, Listener, start_c2s_listener
 from interlink.net.component import ComponentGateway, start_component_listener
+from interlink.net.console import ConsoleLimits
 from interlink.net.driver import ConnectionGate, DriverLimits
 from interlink.net.http import build_http_app
 from interlink.net.http_guard import HttpGuard, HttpGuardLimits
@@ -116,6 +119,18 @@ def tls_files(settings: Settings) -> tuple[Path, Path]:
             raise ConfigError("tls.cert_file and tls.key_file must be set together")
         return settings.tls.cert_file, settings.tls.key_file
     return ensure_self_signed(settings.hub.data_dir, settings.hub.services)
+
+
+def provider_tls_context(settings: Settings) -> ssl.SSLContext:
+    """What the hub trusts on providers' endpoints: the system's CAs, and ``providers.ca_file``."""
+    context = httpx.create_ssl_context()
+    ca_file = settings.providers.ca_file
+    if ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=str(ca_file))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"providers.ca_file: cannot load {ca_file}: {reason(exc)}") from None
+    return context
 
 
 def hub_settings(s: Settings) -> HubSettings:
@@ -402,6 +417,7 @@ class HubServer:
         self.metrics: HubMetrics | None = None
         self.media: MediaStore | None = None
         self.media_proxy: MediaProxy | None = None
+        self.traffic: ProviderTraffic | None = None
         self._media_sweeper: asyncio.Task[None] | None = None
         self._changes_sweeper: asyncio.Task[None] | None = None
         self._archive_sweeper: asyncio.Task[None] | None = None
@@ -425,7 +441,10 @@ class HubServer:
             groups_label=s.groups.subdomain if s.groups.enabled else None,
         )
         await record_services(storage, addressing)
-        self._http_client = http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
+        provider_tls = provider_tls_context(s)
+        self._http_client = http_client = httpx.AsyncClient(
+            timeout=s.interop.http_timeout, verify=provider_tls
+        )
         signer = HubSigner(await secrets_.get_or_create_secret("hub-signing-key", 32))
 
         # The interop control plane, which the hub's gates call into.
@@ -529,7 +548,9 @@ class HubServer:
             if addressing.is_home(jid) and xep0357.wakes_device(message):
                 app_push.message_stored(jid, message)
 
+        self.traffic = traffic = ProviderTraffic(addressing.provider_of)
         observers = HubObservers(
+            stanza_routed=(traffic.observe,),
             offline_stored=(push_when_stored,),
             parked_queued=(app_push_when_asleep,) if s.components.secrets else (),
             report_filed=(reports.submit,),
@@ -543,6 +564,7 @@ class HubServer:
             sessions=sessions,
             authenticate_bearer=enlistment.authenticate,
             user_ids=self._user_id,
+            disabled=operator.is_disabled,
             observers=observers,
             domain_services=DomainServices(
                 handlers={
@@ -557,7 +579,7 @@ class HubServer:
             ),
         )
         feed_position = await storage.changes.latest()  # before loading what it keeps current
-        await operator.load(await registry.all())
+        await operator.load(await registry.all(), await storage.moderation.disabled_accounts())
         await hub.start()
         self._follower = ChangeFeedFollower(
             storage.changes.since,
@@ -585,6 +607,7 @@ class HubServer:
             ),
             private_allowlist=s.media.proxy_private_allowlist,
             allow_http_loopback=s.interop.allow_insecure_loopback,
+            ssl_context=provider_tls,
         )
 
         # Transports.
@@ -670,6 +693,7 @@ class HubServer:
                 reports=reports,
                 enlistment=enlistment,
                 media_proxy=self.media_proxy,
+                traffic=traffic,
             )
         )
         self.http_app = app = build_http_app(
@@ -683,6 +707,23 @@ class HubServer:
             metrics=self.metrics,
             ready=self.not_ready,
             metrics_public=s.admin.metrics_public,
+            console=ConsoleLimits(
+                session_lifetime=s.console.session_lifetime,
+                max_sessions=s.console.max_sessions,
+                refresh=s.console.refresh,
+                history=s.console.history,
+            )
+            if s.console.enabled
+            else None,
+            moderation=Moderation(
+                storage.accounts,
+                storage.policy,
+                storage.enlistment,
+                storage.moderation,
+                operator,
+                reports,
+                clock,
+            ),
             routers=[
                 (media_router(media), {}),
                 (
@@ -777,6 +818,8 @@ class HubServer:
         for provider in await self.registry.all():
             self.registry.forget(provider.id)
             self.operator.provider_changed(provider)
+        assert self.storage is not None
+        self.operator.disabled_accounts(await self.storage.moderation.disabled_accounts())
 
     async def _apply_change(self, kind: str, subject: str) -> None:
         """An operator change from the change feed (possibly one this process made itself:
@@ -796,6 +839,8 @@ class HubServer:
             self.hub.router.policy.blocks.forget(jid)  # its list was deleted with it
             self.hub.end_account_sessions(jid, "the account was removed")
             self.hub.router.groups.forget_account(jid)  # its affiliations went with it
+        elif kind in ("account-disabled", "account-enabled"):
+            self.operator.account_disabled(subject, kind == "account-disabled")
         else:
             log.warning("unknown operator change", extra={"change": kind})
 

@@ -412,6 +412,21 @@ class LogPrivacySection(_Section):
     ipv6_prefix: int = Field(48, ge=0, le=128)
 
 
+class ProvidersSection(_Section):
+    # A CA certificate (PEM) the hub trusts for providers' endpoints (callbacks, JWKS, media)
+    # besides the system's: a provider kit's self-signed certificate, or a private CA.
+    ca_file: Path | None = None
+
+
+class ConsoleSection(_Section):
+    # The operator's web console under /admin/ (login with the admin token).
+    enabled: bool = True
+    session_lifetime: float = Field(8 * 3600.0, gt=0)  # seconds a console login lasts
+    max_sessions: int = Field(32, ge=1)  # console logins kept at once; beyond, the oldest ends
+    refresh: int = Field(10, ge=2)  # seconds between reloads of the metrics page
+    history: int = Field(360, ge=2)  # samples kept for the metrics page's charts (memory)
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -435,6 +450,8 @@ class Settings(_Section):
     groups: GroupsSection = GroupsSection()
     proxies: ProxiesSection = ProxiesSection()
     log_privacy: LogPrivacySection = LogPrivacySection()
+    providers: ProvidersSection = ProvidersSection()
+    console: ConsoleSection = ConsoleSection()
     log: LogSection = LogSection()
     push: PushSection = PushSection()
     csi: CsiSection = CsiSection()

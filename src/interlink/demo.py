@@ -5,9 +5,11 @@ Alice (a user of the hub, the "large messenger") turns third-party chats on; Bob
 provider "Example Chat") enlists with proof of his identity key and logs in. They talk: Bob's
 first message arrives as a message request, Alice accepts, they exchange end-to-end encrypted
 text, receipts and a displayed marker; Bob goes offline and his provider gets a content-free
-push; Alice sends an image, Bob downloads and checks it; Alice makes a group with Bob in it and
-they talk there, encrypted to every member's devices. For every step the transcript shows what
-each person's client showed, and beside it exactly what the hub and the provider saw.
+push; Alice sends an image, Bob downloads and checks it; Bob sends a photo kept on his provider's
+media host, which Alice's app fetches through the hub's media proxy (the host sees the hub, never
+Alice); Alice makes a group with Bob in it and they talk there, encrypted to every member's
+devices. For every step the transcript shows what each person's client showed, and beside it
+exactly what the hub and the provider saw.
 """
 
 from __future__ import annotations
@@ -121,6 +123,7 @@ class Demo:
         self._hub_seen: list[str] = []
         self._provider_seen: list[str] = []
         self._marks = (0, 0)
+        self.kit_url = ""
 
     # -- recording -------------------------------------------------------------------------------
     def _record_stanza(self, session: Session, stanza: Stanza) -> None:
@@ -139,7 +142,12 @@ class Demo:
             if path.startswith("/media/"):
                 path = "/media/<unguessable id>/…"
             size = request.headers.get("content-length", "0")
-            seen.append(f"{request.method} {path} ({size} bytes in) → {response.status_code}")
+            line = f"{request.method} {path} ({size} bytes in) → {response.status_code}"
+            if request.method == "GET" and path.startswith("/media/"):
+                peer = request.client.host if request.client is not None else "?"
+                agent = request.headers.get("user-agent", "")
+                line += f", from {peer}, User-Agent {agent}"
+            seen.append(line)
             return response
 
     async def settle(self) -> None:
@@ -214,6 +222,7 @@ class Demo:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         kit_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        self.kit_url = kit_url
         async with self._kit(sock, kit_url, hub_url, ca) as kit:
             step = self.step("1. The operator onboards Example Chat; the users get accounts")
             verify = ssl.create_default_context(cafile=str(ca))
@@ -352,6 +361,7 @@ class Demo:
             port=port,
             ca_file=ca,
             token_provider=token,
+            uploader=KitUploader(self.kit_url, "bob", "bob-secret"),
         )
         await again.connect()
         try:
@@ -366,13 +376,40 @@ class Demo:
                 f'Bob: image {info.width}×{info.height} "{info.caption}", '
                 "both SHA-256 hashes and the GCM tag checked"
             )
+            await self._image_through_proxy(alice, again)
             await self._group(alice, again, bob_jid)
         finally:
             await again.close()
 
+    async def _image_through_proxy(self, alice: InterlinkClient, bob: InterlinkClient) -> None:
+        """Bob's photo lives on Example Chat's media host; Alice's app fetches it through the
+        hub's media proxy, so the host sees the hub, never Alice."""
+        await self.settle()
+        step = self.step("9. Bob sends a photo from Example Chat; Alice fetches it via the hub")
+        photo = self.root / "harbour.png"
+        Image.new("RGB", (320, 200), (200, 120, 40)).save(photo)
+        await bob.send_file(f"alice@{DOMAIN}", photo, kind="image", caption="the harbour")
+        step.people.append("Bob: sent harbour.png (320×200), stored on Example Chat's host")
+        mark = len(self._provider_seen)
+        shared = await _next(alice, FileMessage)
+        path = await alice.download(shared, self.root / "alice-downloads")
+        if path.read_bytes() != photo.read_bytes():
+            raise DemoFailed("the photo Alice downloaded differs from the one Bob sent")
+        step.people.append(
+            'Alice: image 320×200 "the harbour", fetched through the hub\'s media proxy, '
+            "hashes and tag checked"
+        )
+        fetched = [line for line in self._provider_seen[mark:] if line.startswith("GET /media/")]
+        if not fetched or not all("User-Agent Interlink-media-proxy" in f for f in fetched):
+            raise DemoFailed(f"the media host was not fetched by the hub's proxy: {fetched}")
+        step.people.append(
+            "Example Chat's media host: one GET, from the hub's proxy (its address and "
+            "User-Agent); Alice's app connected to the hub only"
+        )
+
     async def _group(self, alice: InterlinkClient, bob: InterlinkClient, bob_jid: str) -> None:
         await self.settle()
-        step = self.step("9. A group with a member from another service")
+        step = self.step("10. A group with a member from another service")
         room = f"lake-trip@groups.{DOMAIN}"
         await alice.create_group(room, "Alice", name="Lake trip")
         await alice.add_group_member(room, bob_jid)

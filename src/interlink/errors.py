@@ -31,6 +31,16 @@ class InterlinkError(Exception):
     """Root of every error Interlink raises on purpose."""
 
 
+def reason(exc: BaseException) -> str:
+    """A non-empty reason for a log line: the exception's text, else its type (a timeout or a
+    TLS error often has no text at all: ``TimeoutError()``, ``SSLEOFError()``)."""
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if not text:
+        return name
+    return text if name in text else f"{name}: {text}"
+
+
 PROBLEM_TYPE_PREFIX = "urn:interlink:problem:"
 
 

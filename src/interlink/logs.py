@@ -1,13 +1,72 @@
-"""Structured logs: one JSON object per line (or plain text), with the ``extra`` fields kept."""
+"""Structured logs: one JSON object per line, or one text line with the same fields as
+``key=value`` pairs; either way every ``extra`` field is kept."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+def fields(record: logging.LogRecord) -> dict[str, object]:
+    """The ``extra`` fields of ``record``, in the order given."""
+    return {
+        key: value
+        for key, value in record.__dict__.items()
+        if key not in _STANDARD and not key.startswith("_")
+    }
+
+
+def _text_value(value: object) -> str:
+    text = str(value)
+    if text == "" or any(c.isspace() or c in '"=\\' for c in text):
+        return json.dumps(text)
+    return text
+
+
+# A phone number: 7 to 15 digits (E.164 without its '+', as in a gatekeeper user's JID
+# 4915112345678@hub.example), not part of a longer word or number.
+_PHONE = re.compile(r"(?<![\w.])\+?\d{5,13}(\d{2})(?![\w.])")
+
+
+def mask_phones(text: str) -> str:
+    """``text`` with every phone number reduced to its last two digits: ``…78@hub.example``."""
+    return _PHONE.sub(r"…\1", text)
+
+
+class PhoneRedactor(logging.Filter):
+    """Phone numbers (gatekeeper users' JIDs are often one) are kept out of INFO and above:
+    they are personal data an operator's log collection does not need. DEBUG keeps them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO:
+            return True
+        record.msg = mask_phones(record.getMessage())
+        record.args = None
+        for key, value in fields(record).items():
+            if isinstance(value, str):
+                setattr(record, key, mask_phones(value))
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    """``<time> <LEVEL> <logger>: <event> key=value key="a value"``: the JSON format's fields,
+    for a terminal (values with spaces, quotes or ``=`` are JSON-quoted; empty ones too)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        extra = " ".join(f"{k}={_text_value(v)}" for k, v in fields(record).items())
+        if not extra:
+            return line
+        head, sep, trace = line.partition("\n")  # a traceback stays below the line
+        return f"{head} {extra}{sep}{trace}"
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,9 +78,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        entry.update(fields(record))
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
@@ -32,7 +89,8 @@ def setup_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter())
+    handler.addFilter(PhoneRedactor())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -19,6 +19,7 @@ SECRETS = (
     "the lake this morning",
     "Who brings the boat",
     "see you Saturday",
+    "the harbour",
 )
 
 
@@ -40,6 +41,14 @@ async def test_demo_transcript_people_hub_and_provider(tmp_path: Path) -> None:
     assert "upload:request" in hub
     assert "PUT /media/" in hub
     assert "POST /interlink/v1/push" in provider
+    # Bob's photo on Example Chat's host: Alice fetched it through the hub's proxy, so the host
+    # saw the proxy (its address and User-Agent), and the hub saw the proxy request.
+    last = demo.steps[-1]
+    assert "fetched through the hub's media proxy" in "\n".join(last.people)
+    assert "GET /v1/media-proxy" in "\n".join(last.hub)
+    fetched = [line for line in last.provider if line.startswith("GET /media/")]
+    assert fetched
+    assert all("from 127.0.0.1, User-Agent Interlink-media-proxy" in line for line in fetched)
     for secret in SECRETS:
         assert secret in people
         assert secret not in hub

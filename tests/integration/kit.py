@@ -346,11 +346,13 @@ async def hub_with_kit(
     features: tuple[str, ...] = ("messaging", "introspection"),
     kit_media: Any = None,
     kit_wrap: Any = None,
+    onboard: bool = True,
     **sections: dict[str, Any],
 ) -> AsyncIterator[KitSetup]:
     """``kit_media``: MediaLimits for the kit's media host (its host:port goes on the provider's
     media allowlist), or None for no media host. ``kit_wrap``: an ASGI middleware factory put
-    around the kit's app (an observer of every request the provider receives)."""
+    around the kit's app (an observer of every request the provider receives). ``onboard=False``
+    leaves the onboarding (and approval) to the test."""
     import httpx
 
     from interlink.media.store import MediaStore
@@ -389,7 +391,8 @@ async def hub_with_kit(
                 }
                 if media is not None:
                     body["media_hosts"] = [kit_url.removeprefix("http://")]
-                await onboard_provider(hub_url, certs.ca, sections["admin"]["token"], body)
+                if onboard:
+                    await onboard_provider(hub_url, certs.ca, sections["admin"]["token"], body)
                 yield KitSetup(server, certs, hub_url, kit_url, store, media)
         finally:
             await client.aclose()

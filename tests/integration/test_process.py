@@ -200,6 +200,32 @@ async def test_user_commands(tmp_path: Path) -> None:
         new = Xmpp(f"4915112345678@{DOMAIN}/x", "two", certs)
         await new.login(hub.ports["c2s-starttls"])
         await new.close()
+        # Disabled from the CLI: the running hub ends the session (it follows the change feed)
+        # and refuses the next login; the log names the account without its phone number.
+        live = Xmpp(f"4915112345678@{DOMAIN}/y", "two", certs)
+        gone = asyncio.Event()
+        live.client.add_event_handler("disconnected", lambda _: gone.set())
+        await live.login(hub.ports["c2s-starttls"])
+        code, out = await cli(config, "user", "disable", f"4915112345678@{DOMAIN}")
+        assert (code, out) == (0, f"disabled 4915112345678@{DOMAIN}\n")
+        await asyncio.wait_for(gone.wait(), TIMEOUT)
+        await live.close()
+        refused = Xmpp(f"4915112345678@{DOMAIN}/z", "two", certs)
+        try:
+            with pytest.raises(AssertionError, match="login failed"):
+                await refused.login(hub.ports["c2s-starttls"])
+        finally:
+            await refused.close()
+        disabled = [e for e in hub.log if e.get("event") == "account disabled"]
+        assert [e.get("jid") for e in disabled] == [f"…78@{DOMAIN}"]
+        assert "4915112345678" not in json.dumps(hub.log)
+        assert (await cli(config, "user", "enable", f"4915112345678@{DOMAIN}"))[0] == 0
+        await asyncio.sleep(1.5)  # admin.change_feed_interval
+        back = Xmpp(f"4915112345678@{DOMAIN}/z", "two", certs)
+        await back.login(hub.ports["c2s-starttls"])
+        await back.close()
+        code, out = await cli(config, "user", "disable", f"nobody@{DOMAIN}")
+        assert code == 1
     finally:
         await hub.signal(signal.SIGTERM)
     assert await cli(config, "user", "remove", f"bob@{DOMAIN}") == (0, f"removed bob@{DOMAIN}\n")

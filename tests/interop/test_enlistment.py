@@ -276,3 +276,19 @@ async def test_a_login_token_for_another_service_is_refused_before_its_id_is_use
             await k.service.authenticate(token, "other.test")
         # The refusal used nothing up: the same token logs in on its own service.
         assert await k.service.authenticate(token, HUB) == jid
+
+
+async def test_an_enlistment_and_an_unenlistment_are_logged_once_at_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    caplog.set_level(logging.INFO, "interlink.enlistment")
+    async with kit() as k:
+        for _ in range(2):  # the second time: the same key, nothing new to log
+            nonce, _ = k.service.challenge()
+            key, sig = k.party.prove(nonce)
+            jid = (await k.service.enlist(k.party.token(), key, nonce, sig)).account.jid
+        await k.service.unenlist(k.party.token())
+    lines = [(r.getMessage(), r.__dict__.get("jid")) for r in caplog.records]
+    assert lines == [("enlisted", jid), ("unenlisted", jid)]

@@ -176,3 +176,25 @@ async def test_the_change_feed_forgets_old_entries() -> None:
         assert [seq for seq, _, _ in await storage.changes.since(0, 10)] == [latest + 1]
     finally:
         await storage.close()
+
+
+async def test_disabling_an_account_ends_its_sessions_once_and_gates_login() -> None:
+    state, _directory, ended = owner()
+    await state.load([CHAT], disabled=["bob@wa.test"])
+    assert state.is_disabled("bob@wa.test")
+    assert not state.is_disabled("alice@wa.test")
+    assert state.sessions_of("alice@wa.test") == ["alice@wa.test/a"]
+    state.account_disabled("alice@wa.test", True)
+    assert ended == [("home", "wa.test")]
+    assert state.is_disabled("alice@wa.test")
+    state.account_disabled("alice@wa.test", True)  # again, through the change feed: nothing
+    assert ended == [("home", "wa.test")]
+    state.disabled_accounts(["alice@wa.test"])  # a resync: bob was enabled meanwhile
+    assert not state.is_disabled("bob@wa.test")
+    # (a fake port leaves its session registered: the transport removes it when it closes)
+    assert state.all_sessions(10) == sorted(
+        ["alice@wa.test/a", *(f"x@chat.interop.{service}/app" for service in SERVICES)]
+    )
+    assert state.all_sessions(1) == ["alice@wa.test/a"]
+    state.account_removed("alice@wa.test")
+    assert not state.is_disabled("alice@wa.test")

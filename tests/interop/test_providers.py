@@ -61,6 +61,8 @@ def test_validate_normalises() -> None:
         ({"callback_url": "ftp://api.example.chat"}, "absolute https URL"),
         ({"callback_url": "https://user:pw@api.example.chat"}, "credentials"),
         ({"media_hosts": ("not a host!",)}, "host name"),
+        ({"media_hosts": ("https://media.example.chat",)}, "is a URL: give the host name"),
+        ({"media_hosts": ("media.example.chat:http",)}, "with :port when it is not 443"),
         ({"features": ("teleport",)}, "unknown features"),
         ({"rate_tier": "infinite"}, "rate_tier"),
     ],

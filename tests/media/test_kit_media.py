@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from interlink.media import MediaLimits, MediaStore
 from interlink.provider.app import KitConfig, build_kit_app
-from interlink.provider.serve import KitSettings, media_path, serve_kit, store_path
+from interlink.provider.serve import KitSettings, kit_tls_files, media_path, serve_kit, store_path
 from interlink.provider.store import KitStore
 from tests.media.mediakit import Clock
 
@@ -181,10 +182,13 @@ async def test_serve_kit_hosts_media(tmp_path: Path) -> None:
     await store.add_user("bob", "bob-secret")
     await store.close()
     settings = KitSettings(data, "examplechat", "hub.test", "https://hub.test", port=port)
+    tls = kit_tls_files(settings)  # the certificate the kit generates and serves with
+    assert tls is not None
     task = asyncio.create_task(serve_kit(settings))
-    base = f"http://127.0.0.1:{port}"
+    base = f"https://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(tls[0]))
     try:
-        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+        async with httpx.AsyncClient(base_url=base, timeout=5, verify=verify) as client:
             for _ in range(200):
                 try:
                     response = await client.post("/v1/media/slots", json=slot_request())

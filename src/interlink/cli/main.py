@@ -176,6 +176,36 @@ def user_remove(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None)
     typer.echo(f"removed {account}")
 
 
+def _set_disabled(jid: str, disabled: bool, config: Path | None, data_dir: Path | None) -> str:
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
+
+    async def go() -> str:
+        async with hub_data(settings, data_dir) as hub:
+            account = home_account(hub.services, jid)
+            await hub.storage.moderation.set_disabled(account, disabled, time.time())
+            return account
+
+    try:
+        result: str = run(go())
+    except AccountNotFoundError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return result
+
+
+@user_app.command("disable")
+def user_disable(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Disable an account: it can no longer log in, and a running hub ends its sessions (it
+    follows the change feed)."""
+    typer.echo(f"disabled {_set_disabled(jid, True, config, data_dir)}")
+
+
+@user_app.command("enable")
+def user_enable(jid: str, config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Enable a disabled account again."""
+    typer.echo(f"enabled {_set_disabled(jid, False, config, data_dir)}")
+
+
 @user_app.command("list")
 def user_list(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List the accounts."""
@@ -255,6 +285,60 @@ def provider_add(
     _show(_provider_call(settings, data_dir, lambda r: r.add(provider, "cli")))
 
 
+@provider_app.command("update")
+def provider_update(
+    provider_id: str,
+    name: Annotated[str | None, typer.Option("--name", help="display name")] = None,
+    callback: Annotated[str | None, typer.Option("--callback", help="https base URL")] = None,
+    jwks_file: Annotated[Path | None, typer.Option(help="file with its JWK set")] = None,
+    jwks_url: Annotated[str | None, typer.Option(help="or the https URL of its JWK set")] = None,
+    media_host: Annotated[
+        list[str] | None,
+        typer.Option(help="allowed media host (replaces the list; repeat); host or host:port"),
+    ] = None,
+    no_media_hosts: Annotated[
+        bool, typer.Option("--no-media-hosts", help="empty the media host list")
+    ] = False,
+    feature: Annotated[list[str] | None, typer.Option(help="feature (replaces the list)")] = None,
+    rate_tier: Annotated[str | None, typer.Option(help="small | standard | large")] = None,
+    service: Annotated[
+        list[str] | None, typer.Option(help="gatekeeper service (replaces the list; repeat)")
+    ] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Change a provider's record: only the options given (lists are replaced whole). Audited;
+    a running hub applies it at once (it follows the change feed)."""
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
+    changes: dict[str, object] = {}
+    if jwks_file is not None:
+        try:
+            changes["jwks"] = json.loads(jwks_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            typer.echo(f"error: cannot read the JWK set in {jwks_file}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        changes["jwks_url"] = None
+    if jwks_url is not None:
+        changes["jwks_url"] = jwks_url
+        changes.setdefault("jwks", None)
+    if media_host is not None and no_media_hosts:
+        typer.echo("error: --media-host and --no-media-hosts exclude each other", err=True)
+        raise typer.Exit(2)
+    options: dict[str, object] = {
+        "display_name": name,
+        "callback_url": callback,
+        "media_hosts": [] if no_media_hosts else media_host,
+        "features": feature,
+        "rate_tier": rate_tier,
+        "services": service,
+    }
+    changes.update({k: v for k, v in options.items() if v is not None})
+    if not changes:
+        typer.echo("error: nothing to change (see --help)", err=True)
+        raise typer.Exit(2)
+    _show(_provider_call(settings, data_dir, lambda r: r.update(provider_id, changes, "cli")))
+
+
 @provider_app.command("approve")
 def provider_approve(
     provider_id: str, config: ConfigOpt = None, data_dir: DataDirOpt = None
@@ -317,13 +401,59 @@ def provider_serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8443,
     hub_ca_file: Annotated[Path | None, typer.Option(help="CA to trust for the hub")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="certificate (PEM); default: one generated in data-dir/tls")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="its private key (PEM)")] = None,
+    plain_http: Annotated[
+        bool, typer.Option("--plain-http", help="no TLS (only behind a TLS-terminating proxy)")
+    ] = False,
+    public_url: Annotated[
+        str | None, typer.Option(help="base URL as users and the hub reach the kit")
+    ] = None,
+    log_format: Annotated[str, typer.Option(help="text or json")] = "text",
 ) -> None:
-    """Run the reference provider kit: JWT issuer with JWKS, introspection, push receiver."""
+    """Run the reference provider kit over HTTPS: JWT issuer with JWKS, introspection, push and
+    report receiver, media host. Logs where it listens and each token, introspection, push,
+    report and media request at INFO."""
     from interlink.provider.serve import KitSettings, serve_kit
 
-    setup_logging("INFO", "json")
-    settings = KitSettings(data_dir, provider_id, hub_domain, hub_url, host, port, hub_ca_file)
-    run(serve_kit(settings))
+    if log_format not in ("text", "json"):
+        typer.echo("error: --log-format is text or json", err=True)
+        raise typer.Exit(2)
+    setup_logging("INFO", log_format)
+    settings = KitSettings(
+        data_dir,
+        provider_id,
+        hub_domain,
+        hub_url,
+        host,
+        port,
+        hub_ca_file,
+        public_url=public_url,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        plain_http=plain_http,
+    )
+    try:
+        run(serve_kit(settings))
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@provider_app.command("cert")
+def provider_cert(
+    data_dir: KitDirOpt = Path("./provider-kit-data"),
+    host: Annotated[str, typer.Option(help="the address or name the kit serves on")] = "127.0.0.1",
+) -> None:
+    """Generate the kit's self-signed TLS certificate now (``provider serve`` does it on first
+    start) and print its path: give it to the hub (``providers.ca_file``) and your apps."""
+    from interlink.provider.serve import KitSettings, kit_tls_files
+
+    files = kit_tls_files(KitSettings(data_dir, "-", "-", "-", host))
+    assert files is not None
+    typer.echo(str(files[0]))
 
 
 async def _kit_store(data_dir: Path) -> Any:

@@ -61,6 +61,7 @@ from interlink.client.peer_caps import text_order
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import TrustCalls
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
+from interlink.errors import reason
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
 from interlink.xmpp.ext.delay import delayed_at
@@ -807,7 +808,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
                 async with self.gate.operation():
                     await self._manager.update_device_list(namespace, peer, device_list)
             except Exception as exc:
-                log.info("ignored a bad device list", extra={"peer": peer, "error": str(exc)})
+                log.info("ignored a bad device list", extra={"peer": peer, "error": reason(exc)})
                 continue
             self._emit(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
 

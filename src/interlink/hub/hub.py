@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from interlink.errors import (
+    AuthenticationRefused,
     StanzaError,
     StanzaErrorCondition,
     StreamError,
@@ -42,7 +43,8 @@ class Hub:
     a suspended provider's sessions).
     ``authenticate_bearer`` checks SASL OAUTHBEARER tokens (the interop control plane); it is a
     required gate. ``user_ids`` gives the user-visible id a provider attested for one of its
-    users (for the interop marker). ``domain_services`` are what the service domains answer
+    users (for the interop marker). ``disabled`` says whether an operator disabled an account
+    (it may not log in). ``domain_services`` are what the service domains answer
     besides the core (XEP-0363 upload, media tokens)."""
 
     def __init__(
@@ -57,6 +59,7 @@ class Hub:
         user_ids: UserIds,
         observers: HubObservers | None = None,
         domain_services: DomainServices | None = None,
+        disabled: Callable[[str], bool] = lambda _jid: False,
     ) -> None:
         self.ctx = HubContext(
             settings, storage, clock, addressing, sessions, observers or HubObservers()
@@ -65,6 +68,7 @@ class Hub:
             self.ctx, user_ids=user_ids, domain_services=domain_services or DomainServices()
         )
         self._authenticate_bearer = authenticate_bearer
+        self._disabled = disabled
         self.auth_throttle = AuthThrottle(settings.auth_throttle)
         self.resumable = ResumptionRegistry()
         # resumption id -> (account, park now): streams still connected, for a client that
@@ -118,9 +122,12 @@ class Hub:
         """The account a bearer token authenticates on a stream opened to ``host`` (a token for
         another service than the host's is refused); raises ``AuthenticationRefused``."""
         domain = host if host is not None else self.ctx.addressing.default
-        return await self._authenticate_bearer(
+        jid = await self._authenticate_bearer(
             token, self.ctx.addressing.locate_domain(domain).service
         )
+        if self._disabled(jid):
+            raise AuthenticationRefused("this account is disabled by the operator")
+        return jid
 
     def account_jid(self, username: str, host: str | None = None) -> JID | None:
         """The bare JID a SASL username names on this hub, or ``None`` if it names none: a
@@ -142,8 +149,8 @@ class Hub:
 
     async def credentials(self, username: str, host: str | None = None) -> StoredCredentials | None:
         jid = self.account_jid(username, host)
-        if jid is None:
-            return None
+        if jid is None or self._disabled(str(jid)):
+            return None  # a disabled account fails as a wrong password does
         return await self.ctx.storage.accounts.get_credentials(str(jid))
 
     def bind(

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ from interlink.interop.tokens import (
 from interlink.storage.enlistment import CommitOutcome, EnlistmentRepository, InteropAccount
 from interlink.storage.providers import Provider, ProviderStatus
 from interlink.xmpp.addressing import interop_domain
+
+log = logging.getLogger("interlink.enlistment")
 
 
 class EnlistmentError(HttpProblem):
@@ -209,6 +212,11 @@ class EnlistmentService:
         self.stats["created" if result.created else "updated"] += 1
         if result.key_changed:
             self.stats["key-changed"] += 1
+        if result.created or result.key_changed:
+            log.info(
+                "enlisted" if result.created else "enlisted with a new identity key",
+                extra={"provider": result.account.provider_id, "jid": result.account.jid},
+            )
         return result
 
     async def _enlist(
@@ -322,6 +330,7 @@ class EnlistmentService:
         if outcome is CommitOutcome.NOT_ENLISTED:
             raise EnlistmentError(404, "not-enlisted", "no enlisted account for this subject")
         self.stats["unenlisted"] += 1
+        log.info("unenlisted", extra={"provider": provider.id, "jid": jid})
         return jid
 
 

@@ -13,6 +13,8 @@ copy, and it is told of every change in one of two ways:
   subscription, same seam).
 
 When a provider loses its approval for a service, the sessions of its users there end at once.
+Accounts an operator disabled are kept here too (the login gates ask
+:meth:`OperatorState.is_disabled`); disabling or removing an account ends its sessions at once.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class OperatorState:
         self._services = frozenset(addressing.services)
         self._sessions = sessions
         self._known: dict[str, frozenset[str]] = {}
+        self._status: dict[str, ProviderStatus] = {}
+        self._disabled: set[str] = set()
 
     def _end_sessions(self, provider_id: str, service: str) -> int:
         """End the sessions of ``provider_id``'s users on ``service``."""
@@ -67,13 +71,76 @@ class OperatorState:
         )
         return ended
 
-    async def load(self, providers: Sequence[Provider]) -> None:
+    async def load(self, providers: Sequence[Provider], disabled: Sequence[str] = ()) -> None:
         for provider in providers:
-            self.provider_changed(provider)
+            self.provider_changed(provider, loading=True)
+        self._disabled = set(disabled)
 
-    def provider_changed(self, provider: Provider) -> None:
+    def is_disabled(self, jid: str) -> bool:
+        """Whether the account ``jid`` (bare) was disabled by an operator: it may not log in."""
+        return jid in self._disabled
+
+    def sessions_of(self, jid: str) -> list[str]:
+        """The full JIDs of the account's bound sessions."""
+        bare = JID.parse(jid).bare
+        return sorted(str(s.jid) for s in self._sessions.sessions(bare))
+
+    def all_sessions(self, limit: int) -> list[str]:
+        """The full JIDs of bound sessions (at most ``limit``), in order."""
+        return sorted(str(s.jid) for s in self._sessions.all_sessions())[:limit]
+
+    def end_account_sessions(self, jid: str, reason: str) -> int:
+        """End every session of the account ``jid``: its clients see ``reason``."""
+        bare = JID.parse(jid).bare
+        ended = self._sessions.terminate(
+            lambda full: full.bare == bare,
+            StreamError(StreamErrorCondition.NOT_AUTHORIZED, reason),
+        )
+        log.info("account sessions ended", extra={"jid": str(bare), "sessions": ended})
+        return ended
+
+    def account_disabled(self, jid: str, disabled: bool) -> None:
+        """The account was disabled (its sessions end) or enabled again; logged once."""
+        if disabled == (jid in self._disabled):
+            return  # applied already (a change made here comes back through the change feed)
+        if disabled:
+            self._disabled.add(jid)
+            log.info("account disabled", extra={"jid": jid})
+            self.end_account_sessions(jid, "the account was disabled by the operator")
+        else:
+            self._disabled.discard(jid)
+            log.info("account enabled", extra={"jid": jid})
+
+    def disabled_accounts(self, jids: Sequence[str]) -> None:
+        """The whole set of disabled accounts, read again: the differences are applied."""
+        now = set(jids)
+        for jid in sorted(now - self._disabled):
+            self.account_disabled(jid, True)
+        for jid in sorted(self._disabled - now):
+            self.account_disabled(jid, False)
+
+    def account_removed(self, jid: str) -> None:
+        """The account was removed: its sessions end."""
+        self._disabled.discard(jid)
+        log.info("account removed", extra={"jid": jid})
+        self.end_account_sessions(jid, "the account was removed")
+
+    def provider_changed(self, provider: Provider, *, loading: bool = False) -> None:
         """Apply ``provider``'s current record: update the directory, and end the sessions on
-        every service it may no longer reach."""
+        every service it may no longer reach. A new status is logged once at INFO (a change
+        made here arrives again through the change feed: nothing is logged twice), not when
+        the state is ``loading``."""
+        previous = self._status.get(provider.id)
+        self._status[provider.id] = provider.status
+        if not loading and previous is not provider.status:
+            log.info(
+                "provider onboarded" if previous is None else f"provider {provider.status}",
+                extra={
+                    "provider": provider.id,
+                    "status": str(provider.status),
+                    "services": ",".join(provider.services),
+                },
+            )
         access = access_of(provider)
         access = ProviderAccess(
             access.provider_id, access.display_name, access.services & self._services
@@ -86,6 +153,8 @@ class OperatorState:
 
     def provider_removed(self, provider_id: str) -> None:
         before = self._known.pop(provider_id, frozenset())
+        if self._status.pop(provider_id, None) is not None:
+            log.info("provider removed", extra={"provider": provider_id})
         self._directory.put(ProviderAccess(provider_id, provider_id, frozenset()))
         for service in sorted(before):
             self._end_sessions(provider_id, service)

@@ -101,9 +101,16 @@ def validate(
     )
     hosts = tuple(sorted({h.strip().lower().rstrip(".") for h in provider.media_hosts}))
     for entry in hosts:
+        if "/" in entry:
+            raise ProviderError(
+                f"media host '{entry}' is a URL: give the host name alone, with :port when it "
+                "is not 443 (e.g. media.example.chat or media.example.chat:8443)"
+            )
         host, _, port = entry.partition(":")  # host, or host:port for a non-default port
         if not _HOSTNAME.match(host) or (port and not (port.isdigit() and 0 < int(port) < 65536)):
-            raise ProviderError(f"media host '{entry}' is not a host name (with an optional :port)")
+            raise ProviderError(
+                f"media host '{entry}' is not a host name (with :port when it is not 443)"
+            )
     features = tuple(sorted(set(provider.features)))
     unknown = set(features) - FEATURES
     if unknown:

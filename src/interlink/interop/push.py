@@ -24,6 +24,7 @@ import httpx
 from joserfc import jws
 from joserfc.jwk import OKPKey
 
+from interlink.errors import reason
 from interlink.interop.providers import ProviderRegistry
 from interlink.storage.enlistment import InteropAccount
 from interlink.storage.providers import ProviderStatus
@@ -71,7 +72,7 @@ async def post_jws(
                 follow_redirects=False,
             )
         except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = reason(exc)
             continue
         if 200 <= response.status_code < 300:
             return Delivery(True, False, "", retries)
@@ -229,7 +230,9 @@ class PushNotifier:
             else:
                 stats.failed += 1
                 if not delivery.refused:
-                    log.warning("push failed", extra={"provider": provider_id})
+                    log.warning(
+                        "push failed", extra={"provider": provider_id, "error": delivery.error}
+                    )
 
     async def close(self) -> None:
         for task in list(self._pending):

@@ -36,6 +36,7 @@ import ssl
 import time
 from collections.abc import Callable
 
+from interlink.errors import reason
 from interlink.net.budget import Budget, CappedPool, Source, SourceBudgets
 from interlink.net.proxied import ProxiedClient, ProxyRefused, ProxyRegistry
 from interlink.net.proxy_v2 import FIXED_BYTES, ProxyHeaderError, header_length, starts_like_header
@@ -113,7 +114,7 @@ class TlsListener:
             try:
                 conn, addr = await self._loop.sock_accept(self._sock)
             except OSError as exc:
-                log.warning("accept failed", extra={"error": str(exc)})
+                log.warning("accept failed", extra={"error": reason(exc)})
                 await asyncio.sleep(ACCEPT_ERROR_PAUSE)
                 continue
             self._accepted(conn, addr)
@@ -159,7 +160,7 @@ class TlsListener:
                 ssl_shutdown_timeout=self._shutdown_timeout,
             )
         except (OSError, TimeoutError, ConnectionError) as exc:
-            log.debug("TLS handshake failed", extra={"error": str(exc)})
+            log.debug("TLS handshake failed", extra={"error": reason(exc)})
             conn.close()
         finally:
             if held is not None:

@@ -1,4 +1,6 @@
-"""The operator's HTTP API, ``/admin/v1``: provider onboarding (DESIGN Flow 1).
+"""The operator's HTTP API, ``/admin/v1``: provider onboarding (DESIGN Flow 1); users (find by
+phone number, disable, remove, sessions), abuse reports (read, resolve, forward), enlistments
+(list, revoke) and sessions (:class:`~interlink.interop.moderation.Moderation`).
 
 Thin handlers: authenticate (a bearer token compared in constant time), parse with pydantic,
 call the registry, serialize. Errors are raised (:class:`ProviderError`, :class:`AdminAuthError`)
@@ -10,10 +12,11 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from interlink.errors import HttpProblem
+from interlink.interop.moderation import Moderation, ReportStatus, enlistment_view
 from interlink.interop.providers import ProviderRegistry
 from interlink.storage.providers import Provider, ProviderStatus
 
@@ -47,6 +50,16 @@ class ProviderPatch(BaseModel):
     services: list[str] | None = None
 
 
+class ResolutionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    resolution: str = Field(description="how the report was resolved (kept with it)")
+
+
+Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many")]
+ReportId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the report's number")]
+
+
 class AdminAuthError(HttpProblem):
     """No admin bearer token, or the wrong one."""
 
@@ -61,7 +74,9 @@ class AdminAuthError(HttpProblem):
         return {"WWW-Authenticate": "Bearer"}
 
 
-def admin_router(registry: ProviderRegistry, token: str) -> APIRouter:
+def admin_router(
+    registry: ProviderRegistry, token: str, moderation: Moderation | None = None
+) -> APIRouter:
     expected = token.encode()
 
     def authenticate(authorization: Annotated[str | None, Header()] = None) -> None:
@@ -119,4 +134,87 @@ def admin_router(registry: ProviderRegistry, token: str) -> APIRouter:
             for e in await registry.audit(provider_id)
         ]
 
+    if moderation is not None:
+        _moderation_routes(router, moderation, actor)
     return router
+
+
+def _moderation_routes(router: APIRouter, moderation: Moderation, actor: str) -> None:
+    @router.get("/users")
+    async def list_users(
+        phone: Annotated[
+            str | None, Query(description="find the accounts holding this E.164 number")
+        ] = None,
+        limit: Limit = 100,
+    ) -> list[dict[str, object]]:
+        """Accounts: those holding ``phone``, or the first ``limit`` in JID order."""
+        if phone is not None:
+            return [u.public_view() for u in await moderation.find_by_phone(phone)]
+        return [(await moderation.user(j)).public_view() for j in await moderation.users(limit)]
+
+    @router.get("/users/{jid}")
+    async def show_user(jid: str) -> dict[str, object]:
+        return (await moderation.user(jid)).public_view()
+
+    @router.delete("/users/{jid}", status_code=204)
+    async def delete_user(jid: str) -> Response:
+        """Remove the account and everything stored for it; its sessions end."""
+        await moderation.delete(jid)
+        return Response(status_code=204)
+
+    @router.post("/users/{jid}/disable")
+    async def disable_user(jid: str) -> dict[str, object]:
+        """The account may no longer log in; its sessions end at once."""
+        return (await moderation.set_disabled(jid, True)).public_view()
+
+    @router.post("/users/{jid}/enable")
+    async def enable_user(jid: str) -> dict[str, object]:
+        return (await moderation.set_disabled(jid, False)).public_view()
+
+    @router.get("/users/{jid}/sessions")
+    async def user_sessions(jid: str) -> list[str]:
+        return await moderation.sessions(jid)
+
+    @router.delete("/users/{jid}/sessions")
+    async def end_user_sessions(jid: str) -> dict[str, object]:
+        """End the account's sessions (it may log in again)."""
+        return {"ended": await moderation.end_sessions(jid)}
+
+    @router.get("/sessions")
+    async def list_sessions(limit: Limit = 100) -> dict[str, object]:
+        sessions = moderation.all_sessions(limit)
+        return {"sessions": sessions}
+
+    @router.get("/reports")
+    async def list_reports(
+        status: ReportStatus = ReportStatus.OPEN, limit: Limit = 100
+    ) -> list[dict[str, object]]:
+        """Abuse reports, newest first (attached messages counted, not shown)."""
+        return [r.public_view() for r in await moderation.reports(status, limit)]
+
+    @router.get("/reports/{report_id}")
+    async def show_report(report_id: ReportId) -> dict[str, object]:
+        """A report with the messages the reporter attached."""
+        return (await moderation.report(report_id)).public_view(full=True)
+
+    @router.post("/reports/{report_id}/resolve")
+    async def resolve_report(report_id: ReportId, body: ResolutionIn) -> dict[str, object]:
+        return (await moderation.resolve(report_id, body.resolution, actor)).public_view()
+
+    @router.post("/reports/{report_id}/forward", status_code=202)
+    async def forward_report(report_id: ReportId) -> dict[str, object]:
+        """Send the report (again) to the reported user's provider, in the background."""
+        return (await moderation.forward(report_id)).public_view()
+
+    @router.get("/enlistments")
+    async def list_enlistments(
+        provider: Annotated[str | None, Query(description="only this provider's")] = None,
+        limit: Limit = 100,
+    ) -> list[dict[str, object]]:
+        return [enlistment_view(a) for a in await moderation.enlistments(provider, limit)]
+
+    @router.delete("/enlistments/{jid}", status_code=204)
+    async def revoke_enlistment(jid: str) -> Response:
+        """Remove the enlisted account; its sessions end (the user may enlist again)."""
+        await moderation.revoke(jid)
+        return Response(status_code=204)

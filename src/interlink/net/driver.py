@@ -28,7 +28,13 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import Any, Protocol
 
-from interlink.errors import AuthenticationRefused, StanzaError, StreamError, StreamErrorCondition
+from interlink.errors import (
+    AuthenticationRefused,
+    StanzaError,
+    StreamError,
+    StreamErrorCondition,
+    reason,
+)
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottled
 from interlink.hub.hub import Hub
 from interlink.hub.session import MarkSent, Session
@@ -391,7 +397,7 @@ class StreamDriver:
         try:
             await self.link.start_tls()
         except (TimeoutError, OSError, ConnectionError) as exc:
-            log.info("TLS handshake failed", extra={"peer": self.peer, "error": str(exc)})
+            log.info("TLS handshake failed", extra={"peer": self.peer, "error": reason(exc)})
             self.link.close()
             self._end()
             return

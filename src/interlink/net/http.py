@@ -16,9 +16,11 @@ from interlink import __version__
 from interlink.hub.hub import Hub
 from interlink.interop.discovery import DiscoveryService
 from interlink.interop.enlistment import EnlistmentService
+from interlink.interop.moderation import Moderation
 from interlink.interop.providers import ProviderRegistry
 from interlink.interop.push import HubSigner
 from interlink.net.admin import AdminAuthError, admin_router
+from interlink.net.console import ConsoleLimits, console_router
 from interlink.net.discovery_api import discovery_router
 from interlink.net.enlist_api import EnlistmentFastPath, enlistment_router
 from interlink.net.metrics import CONTENT_TYPE, HubMetrics
@@ -71,6 +73,8 @@ def build_http_app(
     ready: Callable[[], Awaitable[str | None]] | None = None,
     metrics_public: bool = False,
     routers: Sequence[tuple[APIRouter, dict[type[Exception], Handler]]] = (),
+    moderation: Moderation | None = None,
+    console: ConsoleLimits | None = None,
 ) -> FastAPI:
     """``ready`` returns ``None`` when the hub can serve, else why not (``/readyz``).
     ``routers`` are further APIs (media), with exception handlers of their own if any: the
@@ -80,7 +84,17 @@ def build_http_app(
     app.fast_path = EnlistmentFastPath(enlistment)
     install_problem_handler(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.include_router(admin_router(registry, admin_token))
+    app.include_router(admin_router(registry, admin_token, moderation))
+    if console is not None and moderation is not None:
+        app.include_router(
+            console_router(
+                registry,
+                moderation,
+                admin_token,
+                None if metrics is None else metrics.samples,
+                limits=console,
+            )
+        )
     app.include_router(enlistment_router(enlistment))
     if discovery is not None:
         app.include_router(discovery_router(discovery))

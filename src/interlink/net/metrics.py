@@ -42,6 +42,7 @@ class MetricSources:
     reports: Any = None  # interop.reports.ReportForwarder
     enlistment: Any = None  # interop.enlistment.EnlistmentService (.stats, if it keeps them)
     media_proxy: Any = None  # media.proxy.MediaProxy (.outcomes)
+    traffic: Any = None  # interop.traffic.ProviderTraffic (.messages: (provider, direction))
     extra: list[Collector] = field(default_factory=list)
     offline: tuple[int, int, int] = (0, 0, 0)  # refreshed before each scrape
 
@@ -223,6 +224,15 @@ class HubCollector(Collector):
             reports.add_metric(["forwarded"], s.reports.forwarded)
             reports.add_metric(["failed"], s.reports.failed)
             yield reports
+        if s.traffic is not None:
+            messages = CounterMetricFamily(
+                "interlink_provider_messages",
+                "Messages across the interop boundary, by provider and direction",
+                labels=["provider", "direction"],
+            )
+            for (provider, direction), count in sorted(s.traffic.messages.items()):
+                messages.add_metric([provider, direction], count)
+            yield messages
         if s.media_proxy is not None:
             proxied = CounterMetricFamily(
                 "interlink_media_proxy", "Media-proxy requests, by outcome", labels=["outcome"]
@@ -248,6 +258,16 @@ class HubMetrics:
         self.registry.register(ProcessCollector(registry=None))
         for collector in sources.extra:
             self.registry.register(collector)
+
+    async def samples(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        """Every metric's samples, by sample name (``interlink_pushes_total``: labels, value),
+        for the operator console's charts."""
+        self.sources.offline = await self.sources.storage.offline.totals()
+        found: dict[str, list[tuple[dict[str, str], float]]] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                found.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+        return found
 
     async def render(self) -> bytes:
         self.sources.offline = await self.sources.storage.offline.totals()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -59,16 +60,27 @@ def ensure_self_signed(data_dir: Path, domains: Sequence[str]) -> tuple[Path, Pa
     names = _dns_names(domains)
     if cert_file.exists() and key_file.exists() and _covers(cert_file, names):
         return cert_file, key_file
+    write_self_signed(cert_file, key_file, domains[0], names)
+    return cert_file, key_file
+
+
+def write_self_signed(
+    cert_file: Path, key_file: Path, common_name: str, dns_names: Sequence[str]
+) -> None:
+    """A self-signed certificate for ``dns_names``, ``localhost`` and the loopback addresses
+    (and ``common_name`` when it is an IP address), its key written with mode 0600. For
+    development and tests: a client trusts it by loading ``cert_file`` as its CA."""
     cert_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, domains[0])])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.UTC)
+    addresses = {"127.0.0.1", "::1"}
+    with contextlib.suppress(ValueError):
+        addresses.add(str(ipaddress.ip_address(common_name)))
     san = x509.SubjectAlternativeName(
         [
-            *(x509.DNSName(n) for n in names),
-            x509.DNSName("localhost"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            x509.IPAddress(ipaddress.ip_address("::1")),
+            *(x509.DNSName(n) for n in dict.fromkeys([*dns_names, "localhost"])),
+            *(x509.IPAddress(ipaddress.ip_address(a)) for a in sorted(addresses)),
         ]
     )
     cert = (
@@ -93,4 +105,3 @@ def ensure_self_signed(data_dir: Path, domains: Sequence[str]) -> tuple[Path, Pa
             )
         )
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return cert_file, key_file

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 import time
 import warnings
@@ -47,6 +48,7 @@ from interlink.net.problems import install_problem_handler
 from interlink.provider.store import KitStore
 
 TOKEN_LIFETIME = 300
+log = logging.getLogger("interlink.provider")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,18 +193,33 @@ def build_kit_app(
             text = jwt.encode(
                 {"alg": "Ed25519", "kid": kid}, claims, signing_key, algorithms=["Ed25519"]
             )
+        log.info("token issued", extra={"user": user.username, "expires_in": TOKEN_LIFETIME})
         return JSONResponse({"token": text, "expires_in": TOKEN_LIFETIME})
 
     @app.post("/interlink/v1/introspect")
     async def introspect(request: Request) -> Response:
         claims = await verified_hub_claims(request)
         user = await store.by_subject(str(claims.get("sub")))
-        return JSONResponse({"active": bool(user and user.active)})
+        active = bool(user and user.active)
+        log.info(
+            "introspection",
+            extra={"user": None if user is None else user.username, "active": active},
+        )
+        return JSONResponse({"active": active})
 
     @app.post("/interlink/v1/push")
     async def push(request: Request) -> Response:
         claims = await verified_hub_claims(request)
         await store.record_push(str(claims.get("sub")), claims, clock())
+        user = await store.by_subject(str(claims.get("sub")))
+        log.info(
+            "push received",
+            extra={
+                "user": None if user is None else user.username,
+                "count": claims.get("count"),
+                "service": claims.get("iss"),
+            },
+        )
         return Response(status_code=204)
 
     @app.post("/interlink/v1/report")
@@ -211,6 +228,10 @@ def build_kit_app(
         if not isinstance(claims.get("report_id"), int):
             raise KitRefusal(400, "bad-report", "report_id missing")
         await store.record_report(claims, clock())
+        log.info(
+            "report received",
+            extra={"report": claims["report_id"], "reason": claims.get("reason")},
+        )
         return Response(status_code=204)
 
     @app.post("/v1/pushes")
@@ -223,6 +244,25 @@ def build_kit_app(
     if media is not None:
         app.include_router(media_router(media))
 
+        @app.middleware("http")
+        async def log_media(request: Request, call_next: Any) -> Any:
+            """Who fetched or stored media: for a gatekeeper user's download through the hub's
+            proxy, the peer is the hub, never the user."""
+            response = await call_next(request)
+            if request.url.path.startswith("/media/"):
+                peer = request.client.host if request.client is not None else None
+                log.info(
+                    "media request",
+                    extra={
+                        "method": request.method,
+                        "path": request.url.path,
+                        "status": response.status_code,
+                        "peer": peer,
+                        "user_agent": request.headers.get("user-agent", ""),
+                    },
+                )
+            return response
+
         @app.post("/v1/media/slots", status_code=201)
         async def media_slot(body: MediaSlotIn) -> Response:
             user = await store.check_password(body.username, body.password)
@@ -233,6 +273,7 @@ def build_kit_app(
                 user.subject, body.filename, body.size, body.content_type
             )
             urls = slot_urls(config.public_url, slot)
+            log.info("media slot issued", extra={"user": user.username, "size": body.size})
             out = MediaSlotOut(
                 put_url=urls.put_url, put_headers=urls.put_headers, get_url=urls.get_url
             )

@@ -5,8 +5,8 @@ The repository convention
 -------------------------
 *Interfaces.* One module per concern in :mod:`interlink.storage` (``accounts``, ``roster``,
 ``offline``, ``archive``, ``pep``, ``private``, ``vcard``, ``server_state``, ``changes``,
-``providers``, ``enlistment``, ``policy``, ``media``, ``rooms``, ``push_registrations``) holds
-that concern's records and its
+``providers``, ``enlistment``, ``policy``, ``media``, ``rooms``, ``push_registrations``,
+``moderation``) holds that concern's records and its
 ``<Concern>Repository`` protocol, and nothing else: the rules that use them (validation,
 registries, services) stay in the domain packages, which import the records from here. Storage
 imports only :mod:`interlink.storage`, :mod:`interlink.xmpp` and :mod:`interlink.errors`.
@@ -43,6 +43,7 @@ from interlink.storage.changes import ChangeFeedRepository
 from interlink.storage.enlistment import EnlistmentRepository
 from interlink.storage.media import MediaRepository
 from interlink.storage.migrations import MigrationRunner
+from interlink.storage.moderation import ModerationRepository
 from interlink.storage.offline import OfflineRepository
 from interlink.storage.pep import PepRepository
 from interlink.storage.policy import PolicyRepository
@@ -107,6 +108,9 @@ class Storage(Protocol):
 
     @property
     def push_registrations(self) -> PushRegistrationRepository: ...
+
+    @property
+    def moderation(self) -> ModerationRepository: ...
 
     async def ping(self) -> None:
         """Raise if the database cannot answer (readiness)."""

@@ -48,7 +48,11 @@ def _prep_domain(domain: str) -> str:
     if domain.startswith("[") and domain.endswith("]"):
         return domain  # IPv6 literal
     for label in domain.split("."):
-        if not label or len(label.encode("idna" if not label.isascii() else "ascii")) > 63:
+        try:
+            encoded = label.encode("idna" if not label.isascii() else "ascii")
+        except UnicodeError:  # IDNA refuses the label (a control character, say)
+            raise InvalidJID("domainpart has a label IDNA cannot encode") from None
+        if not label or len(encoded) > 63:
             raise InvalidJID("domainpart has an empty or too long label")
         if any(ch in _LOCAL_FORBIDDEN or ch in " ,;[]\\" for ch in label):
             raise InvalidJID("domainpart contains a forbidden character")

@@ -11,6 +11,7 @@ from interlink.storage.sqlite.database import SqliteDatabase, connect
 from interlink.storage.sqlite.enlistment import SqliteEnlistment
 from interlink.storage.sqlite.media import SqliteMedia
 from interlink.storage.sqlite.migrate import SqliteMigrations
+from interlink.storage.sqlite.moderation import SqliteModeration
 from interlink.storage.sqlite.offline import SqliteOffline
 from interlink.storage.sqlite.pep import SqlitePep
 from interlink.storage.sqlite.policy import SqlitePolicy
@@ -44,6 +45,7 @@ class SqliteStorage:
         self.changes = SqliteChanges(db)
         self.rooms = SqliteRooms(db)
         self.push_registrations = SqlitePushRegistrations(db)
+        self.moderation = SqliteModeration(db)
 
     async def ping(self) -> None:
         await self.db.fetch_one("SELECT 1")

@@ -1,0 +1,661 @@
+"""The operator's web console, ``/admin/``: server-rendered HTML over the same operations as the
+admin API (providers, enlistments, reports, users and sessions) and live metrics with charts.
+
+Security, in one place:
+
+* Login with the admin token through a form (``POST /admin/login``); the token is compared in
+  constant time and never appears in a URL. A login opens a console session kept in memory
+  (:class:`ConsoleSessions`, bounded, expiring), named by a random id in the cookie
+  ``interlink_console``: ``HttpOnly; Secure; SameSite=Strict; Path=/admin``.
+* Every form carries the session's CSRF token (the login form a pre-login one, double-submitted
+  with a cookie), checked in constant time before anything is done.
+* Every page is sent with a strict Content-Security-Policy (``default-src 'none'``; the one
+  stylesheet from the hub; no script at all: the charts are SVG rendered here), no caching, no
+  referrer, no framing.
+
+Actions call the same domain services as the admin API (the provider registry, the moderation
+service): the change goes to the database and its change feed, and through
+:class:`~interlink.interop.operator.OperatorState`. The audit names the actor ``console``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from interlink.errors import HttpProblem
+from interlink.interop.moderation import Moderation, ReportStatus, enlistment_view
+from interlink.interop.providers import FEATURES, RATE_TIERS, ProviderRegistry
+from interlink.storage.providers import Provider, ProviderStatus
+
+COOKIE = "interlink_console"
+LOGIN_COOKIE = "interlink_console_login"
+ACTOR = "console"
+CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+Samples = Mapping[str, list[tuple[dict[str, str], float]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleLimits:
+    session_lifetime: float = 8 * 3600.0
+    max_sessions: int = 32
+    refresh: int = 10
+    history: int = 360
+
+
+@dataclass
+class ConsoleSession:
+    csrf: str
+    expires: float
+    notices: list[str] = field(default_factory=list)
+
+
+class ConsoleSessions:
+    """Console logins, in memory: at most ``max_sessions`` (a new login ends the oldest), each
+    ending ``lifetime`` seconds after it began."""
+
+    def __init__(self, limits: ConsoleLimits, clock: Callable[[], float]) -> None:
+        self._limits = limits
+        self._clock = clock
+        self._sessions: dict[str, ConsoleSession] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def create(self) -> tuple[str, ConsoleSession]:
+        while len(self._sessions) >= self._limits.max_sessions:
+            self._sessions.pop(next(iter(self._sessions)))
+        sid = secrets.token_urlsafe(32)
+        session = ConsoleSession(
+            secrets.token_urlsafe(32), self._clock() + self._limits.session_lifetime
+        )
+        self._sessions[sid] = session
+        return sid, session
+
+    def get(self, sid: str | None) -> ConsoleSession | None:
+        if not sid:
+            return None
+        session = self._sessions.get(sid)
+        if session is not None and session.expires <= self._clock():
+            del self._sessions[sid]
+            return None
+        return session
+
+    def end(self, sid: str | None) -> None:
+        if sid:
+            self._sessions.pop(sid, None)
+
+
+FORM_MAX_BYTES = 64 * 1024
+
+
+class FormTooLarge(HttpProblem):
+    status = 413
+    kind = "too-large"
+    title = "the form is too large"
+
+
+@dataclass(frozen=True, slots=True)
+class FormFields:
+    """An ``application/x-www-form-urlencoded`` body (the console's forms send no files)."""
+
+    fields: dict[str, list[str]]
+
+    def get(self, name: str, default: str = "") -> str:
+        values = self.fields.get(name)
+        return values[0] if values else default
+
+    def getlist(self, name: str) -> list[str]:
+        return list(self.fields.get(name, []))
+
+
+async def read_form(request: Request) -> FormFields:
+    """The request's form fields, at most :data:`FORM_MAX_BYTES` of them."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_MAX_BYTES:
+            raise FormTooLarge(f"at most {FORM_MAX_BYTES} bytes")
+    return FormFields(parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True))
+
+
+class CsrfRefused(HttpProblem):
+    status = 403
+    kind = "csrf"
+    title = "the form's CSRF token is missing or wrong"
+
+
+# -- charts (SVG, rendered here: the console runs no script) --------------------------------------
+
+
+def bar_chart(title: str, items: list[tuple[str, float]], *, unit: str = "") -> Markup:
+    """A horizontal bar chart with its numbers written beside the bars (and in ``<title>`` and
+    ``<desc>`` for assistive technology)."""
+    width, bar_h, gap, label_w = 520, 18, 8, 170
+    height = max(1, len(items)) * (bar_h + gap) + gap
+    top = max((v for _, v in items), default=0) or 1
+    desc = "; ".join(f"{label}: {value:g}{unit}" for label, value in items) or "no data yet"
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
+        f'width="{width}" height="{height}" aria-labelledby="t-{_slug(title)} d-{_slug(title)}">',
+        f'<title id="t-{_slug(title)}">{_esc(title)}</title>',
+        f'<desc id="d-{_slug(title)}">{_esc(desc)}</desc>',
+    ]
+    if not items:
+        parts.append(f'<text x="0" y="{bar_h}" class="empty">no data yet</text>')
+    for i, (label, value) in enumerate(items):
+        y = gap + i * (bar_h + gap)
+        w = max(1.0, (width - label_w - 70) * value / top)
+        parts.append(f'<text x="0" y="{y + bar_h - 4}" class="label">{_esc(label[:24])}</text>')
+        parts.append(
+            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" class="bar"></rect>'
+        )
+        parts.append(
+            f'<text x="{label_w + w + 6:.1f}" y="{y + bar_h - 4}" class="value">'
+            f"{value:g}{_esc(unit)}</text>"
+        )
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 (every text in it is escaped above)
+
+
+def line_chart(title: str, points: list[tuple[float, float]]) -> Markup:
+    """A line over time (oldest left), the last value written at its end."""
+    width, height, pad = 520, 120, 24
+    desc = f"{len(points)} samples; last {points[-1][1]:g}" if points else "no samples yet"
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" aria-labelledby="t-{_slug(title)} d-{_slug(title)}">',
+        f'<title id="t-{_slug(title)}">{_esc(title)}</title>',
+        f'<desc id="d-{_slug(title)}">{_esc(desc)}</desc>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
+        'class="axis"></line>',
+    ]
+    if len(points) >= 2:
+        t0, t1 = points[0][0], points[-1][0]
+        top = max(v for _, v in points) or 1
+        span = (t1 - t0) or 1
+        coords = " ".join(
+            f"{pad + (width - 3 * pad) * (t - t0) / span:.1f},"
+            f"{height - pad - (height - 2 * pad) * v / top:.1f}"
+            for t, v in points
+        )
+        parts.append(f'<polyline points="{coords}" class="line"></polyline>')
+    if points:
+        parts.append(
+            f'<text x="{width - 2 * pad + 4}" y="{pad}" class="value">{points[-1][1]:g}</text>'
+        )
+    else:
+        parts.append(f'<text x="{pad}" y="{pad}" class="empty">no samples yet</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 (every text in it is escaped above)
+
+
+def _esc(text: str) -> str:
+    return str(Markup.escape(text))
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text.lower())
+
+
+def _sum(samples: Samples, name: str, by: str, **where: str) -> list[tuple[str, float]]:
+    totals: dict[str, float] = {}
+    for labels, value in samples.get(name, []):
+        if all(labels.get(k) == v for k, v in where.items()):
+            key = labels.get(by, "")
+            totals[key] = totals.get(key, 0.0) + value
+    return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def _total(samples: Samples, name: str) -> float:
+    return sum(value for _, value in samples.get(name, []))
+
+
+@dataclass
+class MetricsHistory:
+    """Samples of a few totals, taken when the metrics page is viewed (one per ``spacing``
+    seconds at most: a view sooner updates the newest), the newest ``size`` kept."""
+
+    size: int
+    spacing: float = 2.0
+    points: deque[tuple[float, dict[str, float]]] = field(default_factory=deque)
+
+    def add(self, now: float, values: dict[str, float]) -> None:
+        if self.points and now - self.points[-1][0] < self.spacing:
+            self.points[-1] = (self.points[-1][0], values)  # the newest values, same sample
+            return
+        self.points.append((now, values))
+        while len(self.points) > self.size:
+            self.points.popleft()
+
+    def series(self, key: str) -> list[tuple[float, float]]:
+        return [(t, v.get(key, 0.0)) for t, v in self.points]
+
+
+# -- the router -------------------------------------------------------------------------------
+
+
+def _split(text: str) -> list[str]:
+    return [part for part in text.replace(",", " ").split() if part]
+
+
+def console_router(
+    registry: ProviderRegistry,
+    moderation: Moderation,
+    token: str,
+    samples: Callable[[], Awaitable[Samples]] | None,
+    *,
+    limits: ConsoleLimits,
+    clock: Callable[[], float] = time.time,
+) -> APIRouter:
+    env = Environment(
+        loader=PackageLoader("interlink.net", "console_templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["when"] = lambda t: (
+        "—" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t)))
+    )
+    sessions = ConsoleSessions(limits, clock)
+    history = MetricsHistory(limits.history)
+    expected = token.encode()
+    stylesheet = (
+        resources.files("interlink.net").joinpath("console_static/console.css").read_bytes()
+    )
+    router = APIRouter(prefix="/admin", include_in_schema=False)
+
+    def page(
+        name: str, request: Request, session: ConsoleSession | None, code: int = 200, **ctx: Any
+    ) -> HTMLResponse:
+        notices = []
+        if session is not None:
+            notices, session.notices = session.notices, []
+        html = env.get_template(name).render(
+            csrf=None if session is None else session.csrf,
+            notices=notices,
+            path=request.url.path,
+            **ctx,
+        )
+        return HTMLResponse(html, status_code=code, headers=SECURITY_HEADERS)
+
+    def redirect(to: str) -> RedirectResponse:
+        return RedirectResponse(to, status_code=303, headers=SECURITY_HEADERS)
+
+    def current(request: Request) -> ConsoleSession | None:
+        return sessions.get(request.cookies.get(COOKIE))
+
+    def check_csrf(session: ConsoleSession, sent: str) -> None:
+        if not hmac.compare_digest(sent.encode(), session.csrf.encode()):
+            raise CsrfRefused("reload the page and send the form again")
+
+    async def guarded(
+        request: Request, form: FormFields, action: Callable[[], Awaitable[str]], back: str
+    ) -> Response:
+        """Run a form's ``action`` for a logged-in operator with a valid CSRF token; its
+        notice (or the refusal's detail) is shown on ``back``."""
+        session = current(request)
+        if session is None:
+            return redirect("/admin/login")
+        check_csrf(session, form.get("csrf"))
+        try:
+            session.notices.append(await action())
+        except HttpProblem as exc:
+            session.notices.append(f"Refused: {exc.detail}")
+        return redirect(back)
+
+    @router.get("/console.css")
+    async def css() -> Response:
+        return Response(
+            stylesheet,
+            media_type="text/css",
+            headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"},
+        )
+
+    @router.get("/login")
+    async def login_form(request: Request) -> Response:
+        pre = secrets.token_urlsafe(32)
+        response = page("login.html", request, None, login_csrf=pre)
+        response.set_cookie(
+            LOGIN_COOKIE, pre, httponly=True, secure=True, samesite="strict", path="/admin"
+        )
+        return response
+
+    @router.post("/login")
+    async def login(request: Request, form: Annotated[FormFields, Depends(read_form)]) -> Response:
+        token, login_csrf = form.get("token"), form.get("login_csrf")
+        pre = request.cookies.get(LOGIN_COOKIE, "")
+        if not pre or not hmac.compare_digest(pre.encode(), login_csrf.encode()):
+            raise CsrfRefused("reload the login page and try again")
+        if not hmac.compare_digest(token.strip().encode(), expected):
+            again = secrets.token_urlsafe(32)
+            refused = page(
+                "login.html", request, None, 401, login_csrf=again, error="Wrong admin token."
+            )
+            refused.set_cookie(
+                LOGIN_COOKIE, again, httponly=True, secure=True, samesite="strict", path="/admin"
+            )
+            return refused
+        sid, _session = sessions.create()
+        response = redirect("/admin/")
+        response.set_cookie(
+            COOKIE,
+            sid,
+            max_age=int(limits.session_lifetime),
+            httponly=True,
+            secure=True,
+            samesite="strict",
+            path="/admin",
+        )
+        response.delete_cookie(LOGIN_COOKIE, path="/admin")
+        return response
+
+    @router.post("/logout")
+    async def logout(request: Request, form: Annotated[FormFields, Depends(read_form)]) -> Response:
+        session = current(request)
+        if session is not None:
+            check_csrf(session, form.get("csrf"))
+            sessions.end(request.cookies.get(COOKIE))
+        response = redirect("/admin/login")
+        response.delete_cookie(COOKIE, path="/admin")
+        return response
+
+    # -- metrics --------------------------------------------------------------------------
+
+    @router.get("/")
+    async def dashboard(request: Request) -> Response:
+        session = current(request)
+        if session is None:
+            return redirect("/admin/login")
+        found: Samples = {} if samples is None else await samples()
+        messages = _sum(found, "interlink_provider_messages_total", "provider")
+        history.add(
+            clock(),
+            {
+                "messages": sum(v for _, v in messages),
+                "sessions": _total(found, "interlink_sessions"),
+                "proxy": _total(found, "interlink_media_proxy_total"),
+            },
+        )
+        bars = [
+            ("Messages per provider (both ways)", messages),
+            ("Refusals by rule", _sum(found, "interlink_policy_refusals_total", "reason")),
+            (
+                "Push queue: queued per provider",
+                _sum(found, "interlink_pushes_total", "provider", outcome="queued"),
+            ),
+            ("Pushes by outcome", _sum(found, "interlink_pushes_total", "outcome")),
+            ("Media proxy by outcome", _sum(found, "interlink_media_proxy_total", "outcome")),
+        ]
+        charts = [(title, bar_chart(title, items)) for title, items in bars]
+        series = [
+            ("Messages across the boundary (total)", history.series("messages")),
+            ("Bound sessions", history.series("sessions")),
+        ]
+        lines = [(title, line_chart(title, points)) for title, points in series]
+        return page(
+            "dashboard.html",
+            request,
+            session,
+            charts=charts,
+            lines=lines,
+            refresh=limits.refresh,
+            enabled=samples is not None,
+        )
+
+    # -- providers ------------------------------------------------------------------------
+
+    @router.get("/providers")
+    async def providers(request: Request) -> Response:
+        session = current(request)
+        if session is None:
+            return redirect("/admin/login")
+        return page(
+            "providers.html",
+            request,
+            session,
+            providers=await registry.all(),
+            features=sorted(FEATURES),
+            tiers=sorted(RATE_TIERS),
+        )
+
+    def _provider_fields(form: FormFields) -> dict[str, Any]:
+        jwks = form.get("jwks")
+        inline: dict[str, Any] | None = None
+        if jwks.strip():
+            try:
+                loaded = json.loads(jwks)
+            except ValueError as exc:
+                raise HttpProblem(f"the JWK set is not JSON: {exc}") from None
+            if not isinstance(loaded, dict):
+                raise HttpProblem("the JWK set must be a JSON object with 'keys'")
+            inline = loaded
+        return {
+            "display_name": form.get("display_name").strip(),
+            "callback_url": form.get("callback_url").strip(),
+            "jwks": inline,
+            "jwks_url": form.get("jwks_url").strip() or None,
+            "media_hosts": _split(form.get("media_hosts")),
+            "features": form.getlist("features") or ["messaging"],
+            "rate_tier": form.get("rate_tier", "standard"),
+            "services": _split(form.get("services")),
+        }
+
+    @router.post("/providers")
+    async def onboard(
+        request: Request, form: Annotated[FormFields, Depends(read_form)]
+    ) -> Response:
+        async def action() -> str:
+            fields = _provider_fields(form)
+            provider_id = form.get("provider_id")
+            added = await registry.add(
+                Provider(
+                    id=provider_id.strip(),
+                    display_name=fields["display_name"],
+                    callback_url=fields["callback_url"],
+                    jwks=fields["jwks"],
+                    jwks_url=fields["jwks_url"],
+                    media_hosts=tuple(fields["media_hosts"]),
+                    features=tuple(fields["features"]),
+                    rate_tier=fields["rate_tier"],
+                    services=tuple(fields["services"]),
+                ),
+                ACTOR,
+            )
+            return f"Provider {added.id} onboarded: pending until approved."
+
+        return await guarded(request, form, action, "/admin/providers")
+
+    @router.get("/providers/{provider_id}")
+    async def provider(request: Request, provider_id: str) -> Response:
+        session = current(request)
+        if session is None:
+            return redirect("/admin/login")
+        try:
+            found = await registry.get(provider_id)
+        except HttpProblem as exc:
+            return page("missing.html", request, session, 404, detail=exc.detail)
+        return page(
+            "provider.html",
+            request,
+            session,
+            p=found,
+            audit=await registry.audit(found.id),
+            enlisted=[enlistment_view(a) for a in await moderation.enlistments(found.id, 20)],
+            features=sorted(FEATURES),
+            tiers=sorted(RATE_TIERS),
+            jwks_text="" if found.jwks is None else json.dumps(found.jwks, indent=2),
+        )
+
+    @router.post("/providers/{provider_id}/edit")
+    async def edit(
+        request: Request, provider_id: str, form: Annotated[FormFields, Depends(read_form)]
+    ) -> Response:
+        async def action() -> str:
+            fields = _provider_fields(form)
+            await registry.update(provider_id, fields, ACTOR)
+            return f"Provider {provider_id} updated."
+
+        return await guarded(request, form, action, f"/admin/providers/{provider_id}")
+
+    @router.post("/providers/{provider_id}/status")
+    async def status(
+        request: Request, provider_id: str, form: Annotated[FormFields, Depends(read_form)]
+    ) -> Response:
+        to = form.get("to")
+
+        async def action() -> str:
+            if to not in (ProviderStatus.APPROVED, ProviderStatus.SUSPENDED):
+                raise HttpProblem("approve or suspend")
+            updated = await registry.set_status(provider_id, ProviderStatus(to), ACTOR)
+            return f"Provider {updated.id} is {updated.status}."
+
+        return await guarded(request, form, action, f"/admin/providers/{provider_id}")
+
+    # -- enlistments ----------------------------------------------------------------------
+
+    @router.get("/enlistments")
+    async def enlistments(request: Request, provider: str = "") -> Response:
+        session = current(request)
+        if session is None:
+            return redirect("/admin/login")
+        rows = await moderation.enlistments(provider or None, 200)
+        return page(
+            "enlistments.html",
+            request,
+            session,
+            rows=[enlistment_view(a) for a in rows],
+            provider=provider,
+        )
+
+    @router.post("/enlistments/revoke")
+    async def revoke(request: Request, form: Annotated[FormFields, Depends(read_form)]) -> Response:
+        jid = form.get("jid")
+
+        async def action() -> str:
+            await moderation.revoke(jid)
+            return f"Enlistment of {jid} revoked; its sessions ended."
+
+        return await guarded(request, form, action, "/admin/enlistments")
+
+    # -- reports --------------------------------------------------------------------------
+
+    @router.get("/reports")
+    async def reports(request: Request, status: str = "open") -> Response:
+        session = current(request)
+        if session is None:
+            return redirect("/admin/login")
+        chosen = ReportStatus(status) if status in set(ReportStatus) else ReportStatus.OPEN
+        views = await moderation.reports(chosen, 200)
+        return page(
+            "reports.html",
+            request,
+            session,
+            reports=[v.public_view() for v in views],
+            status=str(chosen),
+            statuses=[str(s) for s in ReportStatus],
+        )
+
+    @router.get("/reports/{report_id}")
+    async def report(request: Request, report_id: int) -> Response:
+        session = current(request)
+        if session is None:
+            return redirect("/admin/login")
+        try:
+            view = await moderation.report(report_id)
+        except HttpProblem as exc:
+            return page("missing.html", request, session, 404, detail=exc.detail)
+        return page("report.html", request, session, r=view.public_view(full=True))
+
+    @router.post("/reports/{report_id}/resolve")
+    async def resolve(
+        request: Request, report_id: int, form: Annotated[FormFields, Depends(read_form)]
+    ) -> Response:
+        async def action() -> str:
+            await moderation.resolve(report_id, form.get("resolution"), ACTOR)
+            return f"Report {report_id} resolved."
+
+        return await guarded(request, form, action, f"/admin/reports/{report_id}")
+
+    @router.post("/reports/{report_id}/forward")
+    async def forward(
+        request: Request, report_id: int, form: Annotated[FormFields, Depends(read_form)]
+    ) -> Response:
+        async def action() -> str:
+            await moderation.forward(report_id)
+            return f"Report {report_id} is being sent to the provider."
+
+        return await guarded(request, form, action, f"/admin/reports/{report_id}")
+
+    # -- users and sessions ---------------------------------------------------------------
+
+    @router.get("/users")
+    async def users(request: Request, phone: str = "", jid: str = "") -> Response:
+        session = current(request)
+        if session is None:
+            return redirect("/admin/login")
+        found: list[dict[str, object]] = []
+        error = None
+        try:
+            if phone.strip():
+                found = [u.public_view() for u in await moderation.find_by_phone(phone)]
+            elif jid.strip():
+                found = [(await moderation.user(jid)).public_view()]
+        except HttpProblem as exc:
+            error = exc.detail
+        return page(
+            "users.html",
+            request,
+            session,
+            found=found,
+            phone=phone,
+            jid=jid,
+            error=error,
+            searched=bool(phone.strip() or jid.strip()),
+            sessions=moderation.all_sessions(200),
+        )
+
+    @router.post("/users/action")
+    async def user_action(
+        request: Request, form: Annotated[FormFields, Depends(read_form)]
+    ) -> Response:
+        jid, do = form.get("jid"), form.get("do")
+
+        async def action() -> str:
+            if do == "disable":
+                await moderation.set_disabled(jid, True)
+                return f"{jid} disabled; its sessions ended."
+            if do == "enable":
+                await moderation.set_disabled(jid, False)
+                return f"{jid} enabled."
+            if do == "end-sessions":
+                ended = await moderation.end_sessions(jid)
+                return f"{ended} session(s) of {jid} ended."
+            raise HttpProblem("unknown action")
+
+        return await guarded(request, form, action, f"/admin/users?{urlencode({'jid': jid})}")
+
+    return router

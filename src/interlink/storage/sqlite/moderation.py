@@ -1,0 +1,119 @@
+"""SQLite: disabled accounts and report resolutions (migration 0018), and the operator's
+look-ups over accounts, phone numbers and interop accounts."""
+
+from __future__ import annotations
+
+from interlink.errors import AccountNotFoundError
+from interlink.storage.enlistment import InteropAccount
+from interlink.storage.moderation import ReportResolution
+from interlink.storage.sqlite.changes import RECORD
+from interlink.storage.sqlite.database import Row, SqliteDatabase
+from interlink.storage.sqlite.enlistment import _account_from_row
+
+_INTEROP_ACCOUNTS = (
+    "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, updated_at "
+    "FROM interop_accounts "
+)
+
+
+def _resolution_from_row(row: Row) -> ReportResolution:
+    report_id, resolution, actor, at = row
+    return ReportResolution(int(str(report_id)), str(resolution), str(actor), float(str(at)))
+
+
+class SqliteModeration:
+    def __init__(self, db: SqliteDatabase) -> None:
+        self._db = db
+
+    async def set_disabled(self, jid: str, disabled: bool, now: float) -> bool:
+        async with self._db.transaction() as conn:
+            if await self._db.fetch_one("SELECT 1 FROM accounts WHERE jid = ?", (jid,)) is None:
+                raise AccountNotFoundError(f"no account {jid}")
+            if disabled:
+                cur = await conn.execute(
+                    "INSERT OR IGNORE INTO disabled_accounts (jid, disabled_at) VALUES (?, ?)",
+                    (jid, now),
+                )
+            else:
+                cur = await conn.execute("DELETE FROM disabled_accounts WHERE jid = ?", (jid,))
+            changed = cur.rowcount > 0
+            if changed:
+                kind = "account-disabled" if disabled else "account-enabled"
+                await conn.execute(RECORD, (kind, jid))
+            return changed
+
+    async def disabled_at(self, jid: str) -> float | None:
+        row = await self._db.fetch_one(
+            "SELECT disabled_at FROM disabled_accounts WHERE jid = ?", (jid,)
+        )
+        return None if row is None else float(str(row[0]))
+
+    async def disabled_accounts(self) -> list[str]:
+        rows = await self._db.fetch_all("SELECT jid FROM disabled_accounts ORDER BY jid")
+        return [str(r[0]) for r in rows]
+
+    async def accounts_with_phone(self, phone: str) -> list[str]:
+        rows = await self._db.fetch_all(
+            "SELECT jid FROM account_phones WHERE phone = ? ORDER BY jid", (phone,)
+        )
+        return [str(r[0]) for r in rows]
+
+    async def resolve_report(
+        self, report_id: int, resolution: str, actor: str, now: float
+    ) -> ReportResolution | None:
+        async with self._db.transaction() as conn:
+            if await self._db.fetch_one("SELECT 1 FROM reports WHERE id = ?", (report_id,)) is None:
+                return None
+            await conn.execute(
+                "INSERT OR IGNORE INTO report_resolutions (report_id, resolution, actor, "
+                "resolved_at) VALUES (?, ?, ?, ?)",
+                (report_id, resolution, actor, now),
+            )
+            row = await self._db.fetch_one(
+                "SELECT report_id, resolution, actor, resolved_at FROM report_resolutions "
+                "WHERE report_id = ?",
+                (report_id,),
+            )
+        assert row is not None
+        return _resolution_from_row(row)
+
+    async def resolutions(self, report_ids: list[int]) -> dict[int, ReportResolution]:
+        if not report_ids:
+            return {}
+        marks = ",".join("?" * len(report_ids))
+        rows = await self._db.fetch_all(
+            "SELECT report_id, resolution, actor, resolved_at FROM report_resolutions "  # noqa: S608
+            f"WHERE report_id IN ({marks})",
+            tuple(report_ids),
+        )
+        return {r.report_id: r for r in map(_resolution_from_row, rows)}
+
+    async def unresolved_reports(self, limit: int) -> list[int]:
+        rows = await self._db.fetch_all(
+            "SELECT id FROM reports WHERE id NOT IN (SELECT report_id FROM report_resolutions) "
+            "ORDER BY id DESC LIMIT ?",
+            (limit,),
+        )
+        return [int(str(r[0])) for r in rows]
+
+    async def resolved_reports(self, limit: int) -> list[int]:
+        rows = await self._db.fetch_all(
+            "SELECT report_id FROM report_resolutions ORDER BY report_id DESC LIMIT ?", (limit,)
+        )
+        return [int(str(r[0])) for r in rows]
+
+    async def accounts(self, limit: int) -> list[str]:
+        rows = await self._db.fetch_all("SELECT jid FROM accounts ORDER BY jid LIMIT ?", (limit,))
+        return [str(r[0]) for r in rows]
+
+    async def enlisted(self, provider_id: str | None, limit: int) -> list[InteropAccount]:
+        if provider_id is None:
+            rows = await self._db.fetch_all(
+                _INTEROP_ACCOUNTS + "ORDER BY enlisted_at DESC, jid LIMIT ?", (limit,)
+            )
+        else:
+            rows = await self._db.fetch_all(
+                _INTEROP_ACCOUNTS + "WHERE provider_id = ? ORDER BY enlisted_at DESC, jid LIMIT ?",
+                (provider_id, limit),
+            )
+        return [_account_from_row(r) for r in rows]
