@@ -81,6 +81,7 @@ async def test_operator_commands_with_slixmpp(tmp_path: Path) -> None:
         bob = with_commands(f"bob@{DOMAIN}/phone", "pw", certs)
         await op.login(port)
         await bob.login(port)
+        await bob.ping_server()  # bob's initial presence is handled: the announcement's audience
         try:
             adhoc: Any = op.client.plugin["xep_0050"]
             listed = await adhoc.send_command(
