@@ -178,4 +178,10 @@ if __name__ == "__main__":
     p.add_argument("--archive-size", type=int, default=100_000, help="for the queries [100000]")
     p.add_argument("--page", type=int, default=250, help="messages a page [250]")
     p.add_argument("--body-bytes", type=int, default=400, help="ciphertext filler [400]")
-    asyncio.run(main(p.parse_args()))
+    p.add_argument(
+        "--quick", action="store_true", help="1 and 20 writers, 1 s each, 2,000 archived"
+    )
+    opts = p.parse_args()
+    if opts.quick:
+        opts.writers, opts.seconds, opts.archive_size = [1, 20], 1.0, 2_000
+    asyncio.run(main(opts))

@@ -43,25 +43,15 @@ from loadgen import (
 
 ROOM = f"bench@groups.{DOMAIN}"
 MUC = "http://jabber.org/protocol/muc"
-_base_config = loadgen.write_config
-
-
-def write_config(data_dir: Path, synchronous: str) -> Path:
-    """loadgen's configuration, with the room and sender message rates off (this measures the
-    fan-out, not the limits) and room sizes large enough."""
-    path = _base_config(data_dir, synchronous)
-    with path.open("a", encoding="utf-8") as f:
-        f.write(
-            "[groups]\n"
-            "room_messages_per_minute = 0\n"
-            "sender_messages_per_minute = 0\n"
-            "max_occupants = 5000\n"
-            "max_members = 5000\n"
-        )
-    return path
-
-
-loadgen.write_config = write_config  # start_hub writes its config through this name
+# loadgen's configuration, with the room and sender message rates off (this measures the
+# fan-out, not the limits) and room sizes large enough.
+GROUPS_CONFIG = (
+    "[groups]\n"
+    "room_messages_per_minute = 0\n"
+    "sender_messages_per_minute = 0\n"
+    "max_occupants = 5000\n"
+    "max_members = 5000\n"
+)
 
 
 class Fanout:
@@ -154,6 +144,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         profile="none",
         keep_data=False,
         hub_src=str(loadgen.ROOT / "src"),  # this tree's hub, not the installed one
+        extra_config=GROUPS_CONFIG,
     )
     hub = await start_hub(opts, args.members)
     stats = Stats(args.members)
@@ -223,7 +214,12 @@ def main() -> None:
     parser.add_argument("--body-bytes", type=int, default=512)
     parser.add_argument("--hub-cpu", type=int, default=0)
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--quick", action="store_true", help="10 members, 2 senders, 1 s (bench/README.md)"
+    )
     args = parser.parse_args()
+    if args.quick:
+        args.members, args.senders, args.duration, args.warmup = 10, 2, 1.0, 0.5
     if args.members < 2 or not 1 <= args.senders <= args.members:
         parser.error("need at least 2 members and 1..members senders")
     result = asyncio.run(run(args))

@@ -137,6 +137,7 @@ class HubOptions:
     gc_log: bool = False  # run the hub with a gc callback that logs collections
     hub_src: str | None = None  # import the hub from this source tree instead of the venv's
     archive: str = "behind"  # [archive]: off, behind (write-behind) or durable (before ack)
+    extra_config: str = ""  # more TOML sections for the hub (a bench of one feature's settings)
 
 
 @dataclass
@@ -216,7 +217,9 @@ async def create_accounts(data_dir: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-def write_config(data_dir: Path, synchronous: str, archive: str = "behind") -> Path:
+def write_config(
+    data_dir: Path, synchronous: str, archive: str = "behind", extra: str = ""
+) -> Path:
     path = data_dir / "bench-hub.toml"
     path.write_text(
         "[hub]\n"
@@ -238,7 +241,7 @@ def write_config(data_dir: Path, synchronous: str, archive: str = "behind") -> P
         f"durable_before_ack = {'true' if archive == 'durable' else 'false'}\n"
         "[log]\n"
         'level = "INFO"\n'
-        'format = "json"\n',
+        'format = "json"\n' + extra,
         encoding="utf-8",
     )
     return path
@@ -249,7 +252,7 @@ async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
     try:
         took = await create_accounts(data_dir, accounts)
         print(f"  created {accounts} accounts in {took:.1f} s", flush=True)
-        config = write_config(data_dir, opts.sqlite_synchronous, opts.archive)
+        config = write_config(data_dir, opts.sqlite_synchronous, opts.archive, opts.extra_config)
         cmd: list[str] = []
         if opts.pin_cpu is not None:
             cmd += [shutil.which("taskset") or "taskset", "-c", str(opts.pin_cpu)]
