@@ -88,3 +88,15 @@ def test_a_handler_with_the_redactor_writes_no_personal_data() -> None:
     for secret in ("4915112345678", "203.0.113.77", "anna", "berta", "/phone"):
         assert secret not in text
     assert line["event"].startswith("session bound ~")
+
+
+def test_the_hubs_own_bind_address_is_kept_and_nothing_else() -> None:
+    """``host`` on the "listening" lines is the hub's configuration, not a person's address; the
+    same address in any other field is scrubbed."""
+    redactor = LogRedactor(RedactionSettings())
+    record = logging.LogRecord("interlink", logging.INFO, __file__, 1, "listening", None, None)
+    record.__dict__.update(host="192.0.2.10", peer="192.0.2.10:5222")
+    redactor.filter(record)
+    assert record.__dict__["host"] == "192.0.2.10"
+    assert "192.0.2.10" not in record.__dict__["peer"]
+    assert RedactionSettings(own_fields=frozenset()).own_fields == frozenset()

@@ -3,6 +3,7 @@ has a reason, lifecycle events are logged once, and no phone number reaches INFO
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import ssl
@@ -11,11 +12,13 @@ from dataclasses import replace
 
 import pytest
 
+from interlink.app import log_redactor
+from interlink.config import Settings
 from interlink.errors import reason
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.session import SessionRegistry
 from interlink.interop.operator import OperatorState
-from interlink.logs import JsonFormatter, PhoneRedactor, TextFormatter, mask_phones
+from interlink.logs import JsonFormatter, TextFormatter, setup_logging
 from interlink.storage.providers import Provider, ProviderStatus
 
 
@@ -73,21 +76,24 @@ def test_every_failure_has_a_non_empty_reason(exc: BaseException, expected: str)
     assert text.startswith(expected)
 
 
-def test_phone_numbers_are_masked_at_info_and_kept_at_debug() -> None:
-    assert mask_phones("4915112345678@wa.test/phone") == "…78@wa.test/phone"
-    assert mask_phones("+33612345678") == "…78"
-    assert mask_phones("port 5222, 12.345678901, id-abc123456789") == (
-        "port 5222, 12.345678901, id-abc123456789"
-    )
-    redactor = PhoneRedactor()
-    info = record("session bound %s", jid="4915112345678@wa.test/a")
-    info.args = ("4915112345678@wa.test",)
-    assert redactor.filter(info)
-    assert info.getMessage() == "session bound …78@wa.test"
-    assert info.jid == "…78@wa.test/a"  # type: ignore[attr-defined]
-    debug = record("session bound", logging.DEBUG, jid="4915112345678@wa.test/a")
-    assert redactor.filter(debug)
-    assert debug.jid == "4915112345678@wa.test/a"  # type: ignore[attr-defined]
+def test_the_hubs_logs_carry_no_phone_number() -> None:
+    """``setup_logging`` puts the hub's ``[log_privacy]`` redactor on its handler (one
+    redaction, in :mod:`interlink.log_privacy`)."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    try:
+        setup_logging("INFO", "text", log_redactor(Settings()))
+        handler = root.handlers[0]
+        assert isinstance(handler, logging.StreamHandler)
+        handler.setStream(stream)
+        logging.getLogger("interlink.test-logs").info(
+            "session bound %s", "4915112345678@wa.test/a", extra={"jid": "4915112345678@wa.test"}
+        )
+    finally:
+        root.handlers[:], root.level = saved, level
+    assert "4915112345678" not in stream.getvalue()
+    assert "@wa.test" in stream.getvalue()
 
 
 CHAT = Provider(

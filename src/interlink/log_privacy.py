@@ -12,6 +12,9 @@ each record's message and every string field before any formatter sees them:
   see which network floods, nobody can read the address;
 * a phone number (7 to 15 digits, ``+`` optional) becomes ``#<pseudonym>``.
 
+Fields named in ``RedactionSettings.own_fields`` are left alone: they carry what the hub itself was
+configured with (``host`` of the "listening" lines is its own bind address), never a person's.
+
 A traceback is formatted, scrubbed and kept as the record's ``exc`` field (the JSON formatter
 writes it under that name), since exception messages name JIDs as freely as log calls do.
 
@@ -46,11 +49,13 @@ _PHONE = re.compile(r"(?<![\w.~#/])(\+?\d{7,15})(?![\w.])")
 
 @dataclass(frozen=True, slots=True)
 class RedactionSettings:
-    """``retention``: seconds a pseudonym stays linkable; prefixes: what is kept of addresses."""
+    """``retention``: seconds a pseudonym stays linkable; prefixes: what is kept of addresses;
+    ``own_fields``: record fields that hold the hub's own configuration (kept as they are)."""
 
     retention: float = 86_400.0
     ipv4_prefix: int = 24
     ipv6_prefix: int = 48
+    own_fields: frozenset[str] = frozenset({"host"})
 
     def __post_init__(self) -> None:
         if self.retention <= 0:
@@ -93,7 +98,7 @@ class LogRedactor(logging.Filter):
             record.exc = self.scrub(formatter.formatException(record.exc_info))
             record.exc_info, record.exc_text = None, None
         for key, value in list(record.__dict__.items()):
-            if key in _STANDARD or key.startswith("_"):
+            if key in _STANDARD or key.startswith("_") or key in self.settings.own_fields:
                 continue
             if isinstance(value, str):
                 setattr(record, key, self.scrub(value))

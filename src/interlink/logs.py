@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 
@@ -26,31 +25,6 @@ def _text_value(value: object) -> str:
     if text == "" or any(c.isspace() or c in '"=\\' for c in text):
         return json.dumps(text)
     return text
-
-
-# A phone number: 7 to 15 digits (E.164 without its '+', as in a gatekeeper user's JID
-# 4915112345678@hub.example), not part of a longer word or number.
-_PHONE = re.compile(r"(?<![\w.])\+?\d{5,13}(\d{2})(?![\w.])")
-
-
-def mask_phones(text: str) -> str:
-    """``text`` with every phone number reduced to its last two digits: ``…78@hub.example``."""
-    return _PHONE.sub(r"…\1", text)
-
-
-class PhoneRedactor(logging.Filter):
-    """Phone numbers (gatekeeper users' JIDs are often one) are kept out of INFO and above:
-    they are personal data an operator's log collection does not need. DEBUG keeps them."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO:
-            return True
-        record.msg = mask_phones(record.getMessage())
-        record.args = None
-        for key, value in fields(record).items():
-            if isinstance(value, str):
-                setattr(record, key, mask_phones(value))
-        return True
 
 
 class TextFormatter(logging.Formatter):
@@ -84,13 +58,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging(level: str, fmt: str) -> None:
+def setup_logging(level: str, fmt: str, redactor: logging.Filter | None = None) -> None:
+    """One handler on stderr in ``fmt``; ``redactor`` (:class:`interlink.log_privacy.LogRedactor`,
+    the hub's ``[log_privacy]``) rewrites every record before it is formatted."""
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(TextFormatter())
-    handler.addFilter(PhoneRedactor())
+    if redactor is not None:
+        handler.addFilter(redactor)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

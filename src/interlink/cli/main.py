@@ -48,17 +48,6 @@ _SERVE_HELP = (
 )
 
 
-def install_log_redaction(settings: Settings) -> None:
-    """Put the ``[log_privacy]`` filter on the handlers ``setup_logging`` made."""
-    import logging
-
-    from interlink.log_privacy import install
-
-    redactor = log_redactor(settings)
-    if redactor is not None:
-        install(redactor, logging.getLogger().handlers)
-
-
 @app.command(help=_SERVE_HELP)
 def serve(
     config: ConfigOpt = None,
@@ -93,8 +82,7 @@ def serve(
             },
         },
     )
-    setup_logging(settings.log.level, settings.log.format)
-    install_log_redaction(settings)
+    setup_logging(settings.log.level, settings.log.format, log_redactor(settings))
     try:
         run(HubServer(settings).run())
     except ConfigError as exc:
