@@ -214,7 +214,12 @@ class LogTap(logging.Handler):
         return super().filter(record)
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.observations.add("hub logs", self.format(record).encode())
+        line = json.loads(self.format(record))
+        if line.get("event") == "listening":
+            # The hub's own bind address, kept as configured (RedactionSettings.own_fields); on
+            # loopback it is spelled like the clients' addresses, which this observer looks for.
+            line.pop("host", None)
+        self.observations.add("hub logs", json.dumps(line).encode())
 
 
 # -- connection models ----------------------------------------------------------------------------
