@@ -42,13 +42,13 @@ import asyncio
 import base64
 import logging
 import secrets
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from interlink.errors import StanzaError, StanzaErrorCondition
-from interlink.storage.archive import ArchiveEntry, ArchiveFilter
+from interlink.storage.archive import ArchivedMessage, ArchiveEntry, ArchiveFilter, MessageArchive
 from interlink.xmpp.ext import mam, rsm
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType, iq_result
@@ -70,6 +70,7 @@ class ArchiveLimits:
     retention: float = 30 * DAY  # messages older than this are pruned
     prune_interval: float = 3600.0
     max_messages_per_account: int = 100_000  # past it, the oldest are dropped
+    max_messages_per_room: int = 100_000  # the same for a room's archive (hub.groups)
     page_max: int = 250  # messages one query returns at most (a larger max is clamped)
     page_default: int = 50  # when the query names no max
     default_mode: mam.Default = mam.Default.ALWAYS  # for accounts that set no preferences
@@ -84,6 +85,7 @@ class ArchiveLimits:
     def __post_init__(self) -> None:
         for name in (
             "max_messages_per_account",
+            "max_messages_per_room",
             "page_max",
             "page_default",
             "prefs_cache_size",
@@ -121,6 +123,7 @@ class ArchiveService:
         # The write-behind queue: entries not yet written, how many were ever queued and
         # written, and who waits for the writer to reach a count.
         self._queue: list[ArchiveEntry] = []
+        self._room_queue: list[ArchiveEntry] = []  # for the rooms' archives (hub.groups)
         self._queued = 0
         self._written = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -231,26 +234,35 @@ class ArchiveService:
             delivered = mam.stamped(delivered, str(to.bare), archive_id)
         return ArchivePlan(tuple(entries), delivered)
 
-    def write(self, entries: Sequence[ArchiveEntry]) -> Coroutine[Any, Any, None] | None:
-        """Archive ``entries``. With ``durable_before_ack``, the coroutine to await: the write,
-        durable when it returns. Otherwise (write-behind) they are queued for the background
+    def write(
+        self, entries: Sequence[ArchiveEntry], *, rooms: bool = False
+    ) -> Coroutine[Any, Any, None] | None:
+        """Archive ``entries`` (in the rooms' archives with ``rooms``). With
+        ``durable_before_ack``, the coroutine to await: the write, durable when it returns.
+        Otherwise (write-behind) they are queued for the background
         writer and ``None`` comes back, unless the queue is full: then the coroutine waits until
         the writer caught up (the sender is held back, nothing is dropped). A failed write is
         logged and counted, never raised."""
         if self.limits.durable_before_ack:
-            return self._write_now(entries)
-        self._queue.extend(entries)
+            return self._write_now(entries, rooms=rooms)
+        (self._room_queue if rooms else self._queue).extend(entries)
         self._queued += len(entries)
         if self._writer is None:
             self._writer = True
             self._ctx.spawn(self._write_behind(), name="archive writer")
-        if len(self._queue) >= self.limits.write_queue_max:
+        if len(self._queue) + len(self._room_queue) >= self.limits.write_queue_max:
             return self.caught_up()
         return None
 
-    async def _write_now(self, entries: Sequence[ArchiveEntry]) -> None:
+    def _repository(self, rooms: bool) -> MessageArchive:
+        storage = self._ctx.storage
+        return storage.room_archive if rooms else storage.archive
+
+    async def _write_now(self, entries: Sequence[ArchiveEntry], *, rooms: bool = False) -> None:
+        limits = self.limits
+        quota = limits.max_messages_per_room if rooms else limits.max_messages_per_account
         try:
-            await self._ctx.storage.archive.append(entries, self.limits.max_messages_per_account)
+            await self._repository(rooms).append(entries, quota)
         except Exception:
             self.write_failures += 1
             log.exception("archiving a message failed", extra={"entries": len(entries)})
@@ -258,10 +270,12 @@ class ArchiveService:
     async def _write_behind(self) -> None:
         """Write the queue, oldest first, a batch per transaction, until it is empty."""
         try:
-            while self._queue:
-                batch = self._queue[:WRITE_BATCH]
-                del self._queue[:WRITE_BATCH]
-                await self._write_now(batch)
+            while self._queue or self._room_queue:
+                rooms = not self._queue
+                queue = self._room_queue if rooms else self._queue
+                batch = queue[:WRITE_BATCH]
+                del queue[:WRITE_BATCH]
+                await self._write_now(batch, rooms=rooms)
                 self._written += len(batch)
                 while self._waiters and self._waiters[0][0] <= self._written:
                     _, waiter = self._waiters.pop(0)
@@ -284,9 +298,12 @@ class ArchiveService:
         await waiter
 
     async def prune(self, now: float) -> int:
-        """Forget the messages older than the retention period; returns how many."""
+        """Forget the messages older than the retention period, in the accounts' and the
+        rooms' archives; returns how many."""
         await self.caught_up()
-        return await self._ctx.storage.archive.prune(now - self.limits.retention)
+        cutoff = now - self.limits.retention
+        storage = self._ctx.storage
+        return await storage.archive.prune(cutoff) + await storage.room_archive.prune(cutoff)
 
     # -- queries ------------------------------------------------------------------------------
     async def handle_iq(self, session: Session, iq: Iq) -> None:
@@ -314,18 +331,33 @@ class ArchiveService:
         elif query.tag == mam.PREFS:
             await self._prefs_iq(session, iq, str(owner))
         elif iq.type is IqType.GET:  # metadata
-            await self.caught_up()
-            edges = await self._ctx.storage.archive.edges(str(owner))
-            first = last = None
-            if edges is not None:
-                first = mam.Edge(edges[0].id, edges[0].at)
-                last = mam.Edge(edges[1].id, edges[1].at)
-            session.deliver(iq_result(iq, mam.metadata_element(first, last), from_=None))
+            await self.answer_metadata(session, iq, owner)
         else:
             raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "archive metadata is read-only")
 
     async def _query(self, session: Session, iq: Iq, query: mam.ArchiveQuery) -> None:
-        owner = session.jid.bare
+        await self.answer_query(session, iq, query, session.jid.bare)
+
+    async def answer_query(
+        self,
+        session: Session,
+        iq: Iq,
+        query: mam.ArchiveQuery,
+        owner: JID,
+        *,
+        rooms: bool = False,
+        shown: Callable[[ArchivedMessage], str | None] | None = None,
+        reply_from: JID | None = None,
+    ) -> None:
+        """Send ``session`` the page of ``owner``'s archive (a room's with ``rooms``) that
+        ``query`` asks for (§4.2, §4.3): each match as a result message from ``owner``, then
+        the iq result (from ``reply_from``) with the RSM set. ``shown`` gives the forwarded
+        stanza of a match as the querier may see it (``None``: not sent, though still counted
+        and paged over).
+
+        Raises:
+            StanzaError: ``item-not-found`` for an unknown after/before id.
+        """
         await self.caught_up()
         page = query.page
         limit = self.limits.page_default if page.max is None else page.max
@@ -340,7 +372,7 @@ class ArchiveService:
             before_id=query.before_id,
             ids=query.ids,
         )
-        found = await self._ctx.storage.archive.page(
+        found = await self._repository(rooms).page(
             str(owner), where, after=page.after, before=page.before, limit=limit
         )
         if found is None:
@@ -349,10 +381,11 @@ class ArchiveService:
             )
         messages = list(found.messages)
         for message in reversed(messages) if query.flip else messages:
+            stanza = message.stanza if shown is None else shown(message)
+            if stanza is None:
+                continue
             session.deliver_xml(
-                mam.result_xml(
-                    session.jid, owner, query.query_id, message.id, message.at, message.stanza
-                )
+                mam.result_xml(session.jid, owner, query.query_id, message.id, message.at, stanza)
             )
         result = rsm.PageResult(
             count=found.count,
@@ -360,7 +393,25 @@ class ArchiveService:
             first_index=found.first_index,
             last=messages[-1].id if messages else None,
         )
-        session.deliver(iq_result(iq, mam.fin(found.complete, result), from_=None))
+        session.deliver(iq_result(iq, mam.fin(found.complete, result), from_=reply_from))
+
+    async def answer_metadata(
+        self,
+        session: Session,
+        iq: Iq,
+        owner: JID,
+        *,
+        rooms: bool = False,
+        reply_from: JID | None = None,
+    ) -> None:
+        """The archive's first and last entry (§7, #extended)."""
+        await self.caught_up()
+        edges = await self._repository(rooms).edges(str(owner))
+        first = last = None
+        if edges is not None:
+            first = mam.Edge(edges[0].id, edges[0].at)
+            last = mam.Edge(edges[1].id, edges[1].at)
+        session.deliver(iq_result(iq, mam.metadata_element(first, last), from_=reply_from))
 
     async def _prefs_iq(self, session: Session, iq: Iq, owner: str) -> None:
         repo = self._ctx.storage.archive

@@ -132,11 +132,13 @@ class Room:
         *,
         locked: bool = False,
         labels: Labels = _no_labels,
+        logged: bool = False,
     ) -> None:
         self.state = state
         self.limits = limits
         self.locked = locked
         self.labels = labels
+        self.logged = logged  # the room keeps an archive (XEP-0313): 170 on entering
         self.occupants: dict[str, Occupant] = {}
         self._by_session: dict[JID, str] = {}
 
@@ -150,10 +152,11 @@ class Room:
         now: float,
         *,
         labels: Labels = _no_labels,
+        logged: bool = False,
     ) -> Room:
         """A new, locked room owned by ``owner`` (§10.1.1)."""
         state = RoomState(jid, config, {owner.bare: Member(Affiliation.OWNER)}, created=now)
-        return cls(state, limits, locked=True, labels=labels)
+        return cls(state, limits, locked=True, labels=labels, logged=logged)
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -320,6 +323,8 @@ class Room:
         codes: list[int] = [Status.SELF]
         if self.config.non_anonymous:
             codes.append(Status.NON_ANONYMOUS)
+        if self.logged:  # §7.2.12: the discussion is archived
+            codes.append(Status.LOGGING)
         if self.locked:
             codes.append(Status.CREATED)
             fx.created = True

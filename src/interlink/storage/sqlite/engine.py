@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from interlink.storage.sqlite.accounts import SqliteAccounts
-from interlink.storage.sqlite.archive import SqliteArchive
+from interlink.storage.sqlite.archive import SqliteArchive, SqliteRoomArchive
 from interlink.storage.sqlite.changes import SqliteChanges
 from interlink.storage.sqlite.database import SqliteDatabase, connect
 from interlink.storage.sqlite.enlistment import SqliteEnlistment
@@ -42,6 +42,7 @@ class SqliteStorage:
         self.media = SqliteMedia(db)
         self.changes = SqliteChanges(db)
         self.rooms = SqliteRooms(db)
+        self.room_archive = SqliteRoomArchive(db)
 
     async def ping(self) -> None:
         await self.db.fetch_one("SELECT 1")
