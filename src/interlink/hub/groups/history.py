@@ -12,11 +12,12 @@ never archived — together with the room's :class:`~interlink.hub.groups.room.E
 - **Stanza id** (XEP-0359 §3): every broadcast copy carries ``<stanza-id by='room' id/>``.
   What a sender put in its message that only the room may write is removed first: a
   ``<stanza-id/>`` ``by`` one of this hub's addresses (§5), and a ``muc#user`` ``<x/>`` (XEP-0313
-  §9.4: a MUC archive strips it, since clients read the sender's address from it).
-- **Who reads** (§5.1.2, §9.1): at the time of the query, a members-only room's owners, admins
-  and members (a pending invitation is not enough: nothing of a room reaches an invitee before
-  they enter), an open room's non-outcasts; anyone else gets ``forbidden``. Someone removed
-  from the member list reads nothing more.
+  "MUC message spoofing": a MUC archive strips it, since clients read the sender's address
+  from it).
+- **Who reads** (§5.1.2, "Data privacy"): at the time of the query, a members-only room's
+  owners, admins and members (a pending invitation is not enough: nothing of a room reaches an
+  invitee before they enter), an open room's non-outcasts; anyone else gets ``forbidden``.
+  Someone removed from the member list reads nothing more.
 - **What a reader sees.** The archived copy holds no real address. When the reader may see
   members' addresses (a non-anonymous room, or a moderator), each result carries the sender's
   bare address in ``<x xmlns='…muc#user'><item jid/></x>`` (§5.1.2), which is what OMEMO
@@ -46,7 +47,8 @@ from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType, Message, MessageType, iq_result, to_xml
 from interlink.xmpp.xml import escape_attr
 
-FEATURES = (mam.NS, mam.EXTENDED, mam.SID)  # a room's disco#info when it archives (§8)
+# A room's disco#info when it archives (XEP-0313 "Determining support", XEP-0359 §8).
+FEATURES = (mam.NS, mam.EXTENDED, mam.SID)
 
 
 class RoomArchive(Protocol):
