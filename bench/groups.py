@@ -46,10 +46,10 @@ MUC = "http://jabber.org/protocol/muc"
 _base_config = loadgen.write_config
 
 
-def write_config(data_dir: Path, synchronous: str) -> Path:
+def write_config(data_dir: Path, synchronous: str, archive: str = "behind") -> Path:
     """loadgen's configuration, with the room and sender message rates off (this measures the
     fan-out, not the limits) and room sizes large enough."""
-    path = _base_config(data_dir, synchronous)
+    path = _base_config(data_dir, synchronous, archive)
     with path.open("a", encoding="utf-8") as f:
         f.write(
             "[groups]\n"
@@ -154,6 +154,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         profile="none",
         keep_data=False,
         hub_src=str(loadgen.ROOT / "src"),  # this tree's hub, not the installed one
+        archive=args.archive,  # the room's XEP-0313 archive: each message written once
     )
     hub = await start_hub(opts, args.members)
     stats = Stats(args.members)
@@ -197,6 +198,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "senders": args.senders,
             "window": args.window,
             "body_bytes": args.body_bytes,
+            "archive": args.archive,
             "login_s": round(login_s, 2),
             "room_setup_s": round(setup_s, 2),
             "measured_s": round(elapsed, 2),
@@ -223,6 +225,12 @@ def main() -> None:
     parser.add_argument("--body-bytes", type=int, default=512)
     parser.add_argument("--hub-cpu", type=int, default=0)
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--archive",
+        choices=("off", "behind", "durable"),
+        default="behind",
+        help="[archive]: rooms keep no history, write-behind (the default), durable before ack",
+    )
     args = parser.parse_args()
     if args.members < 2 or not 1 <= args.senders <= args.members:
         parser.error("need at least 2 members and 1..members senders")

@@ -44,7 +44,7 @@ from interlink.storage.archive import ArchivedMessage, ArchiveEntry
 from interlink.xmpp.ext import mam, muc
 from interlink.xmpp.ext.muc import Affiliation
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Iq, IqType, Message, MessageType, iq_result, to_xml
+from interlink.xmpp.stanza import Iq, IqType, Message, iq_result, to_xml
 from interlink.xmpp.xml import escape_attr
 
 # A room's disco#info when it archives (XEP-0313 "Determining support", XEP-0359 §8).
@@ -116,25 +116,28 @@ class RoomHistory:
         )
         return msg if len(kept) == len(msg.payload) else replace(msg, payload=kept)
 
-    def stamp(self, room: JID, sender: JID, fx: Effects, now: float) -> ArchiveEntry | None:
-        """The archive entry of the groupchat message whose broadcast is ``fx.out`` (``None``
-        when it is not worth archiving or archives are off); the copies get the stanza id."""
-        if not self._archive.enabled:
+    def stanza_id(self, room: JID, msg: Message) -> Element | None:
+        """The ``<stanza-id/>`` the room's copies of ``msg`` carry (XEP-0359 §3), under a fresh
+        archive id; ``None`` when ``msg`` is not worth archiving or archives are off."""
+        if not self._archive.enabled or not mam.worth_archiving_in_room(msg):
             return None
-        first = next((s for s in fx.out if type(s) is Message), None)
-        if first is None or not mam.worth_archiving_in_room(first):
-            return None
-        archive_id = self._archive.new_id()
-        kept = Message(None, first.from_, first.id, first.lang, first.payload, first.type)
-        sid = Element(mam.STANZA_ID, {"by": str(room), "id": archive_id})
-        fx.out = [
-            replace(s, payload=(*s.payload, sid))
-            if type(s) is Message and s.type is MessageType.GROUPCHAT
-            else s
-            for s in fx.out
-        ]
+        return Element(mam.STANZA_ID, {"by": str(room), "id": self._archive.new_id()})
+
+    @staticmethod
+    def entry(room: JID, sender: JID, fx: Effects, sid: Element, now: float) -> ArchiveEntry:
+        """The archive entry of the message the room broadcast as ``fx.out`` with ``sid``: one
+        copy without ``to`` and without the stanza-id (the result's id says it)."""
+        first = fx.out[0]
+        assert type(first) is Message
+        payload = tuple(el for el in first.payload if el is not sid)
+        kept = Message(None, first.from_, first.id, first.lang, payload, first.type)
         return ArchiveEntry(
-            str(room), archive_id, str(sender.bare), sender.resource or "", now, to_xml(kept, None)
+            str(room),
+            sid.get("id", ""),
+            str(sender.bare),
+            sender.resource or "",
+            now,
+            to_xml(kept, None),
         )
 
     async def keep(self, entry: ArchiveEntry) -> None:

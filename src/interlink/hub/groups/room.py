@@ -419,8 +419,11 @@ class Room:
             fx.destroyed = True
 
     # -- messages ----------------------------------------------------------------------------
-    def groupchat(self, sender: JID, msg: Message, now: float) -> Effects:
-        """A ``groupchat`` message from ``sender`` to the room.
+    def groupchat(
+        self, sender: JID, msg: Message, now: float, extra: tuple[Element, ...] = ()
+    ) -> Effects:
+        """A ``groupchat`` message from ``sender`` to the room; ``extra`` goes last on every
+        copy (the room's stanza-id).
 
         Raises:
             StanzaError: ``not-acceptable`` from a non-occupant or, in an encrypted-only room,
@@ -449,7 +452,7 @@ class Room:
                 "this room is encrypted-only: send OMEMO-encrypted messages",
             )
         frm = self._room_jid(who.nick)
-        payload = (*msg.payload, *self.labels(who.real))
+        payload = (*msg.payload, *self.labels(who.real), *extra)
         for other in self.occupants.values():
             for session in other.sessions:
                 fx.out.append(

@@ -330,8 +330,10 @@ class GroupService:
         self._rate(room.jid, sender.bare, now)
         msg = replace(msg, payload=_strip_markers(msg.payload))
         if to.resource is None:
-            fx = room.groupchat(sender, self._history.cleaned(msg), now)
-            entry = self._history.stamp(room.jid, sender, fx, now)
+            msg = self._history.cleaned(msg)
+            sid = self._history.stanza_id(room.jid, msg)
+            fx = room.groupchat(sender, msg, now, () if sid is None else (sid,))
+            entry = None if sid is None else self._history.entry(room.jid, sender, fx, sid, now)
             await self._apply(room, fx)
             if entry is not None:  # archived once delivered, as 1:1 messages are
                 await self._history.keep(entry)
