@@ -380,3 +380,20 @@ async def test_with_archives_off_rooms_keep_nothing_and_say_so() -> None:
         assert iq_error(await ask_room(bob)) == "feature-not-implemented"
         info = await disco(bob, ROOM)
         assert mam.NS not in {f.get("var") for f in info.payload[0]}
+
+
+async def test_an_open_rooms_history_is_read_by_anyone_not_banned() -> None:
+    async with history_hub() as kit:
+        alice, _ = await room_with_bob(kit)
+        await alice.send(
+            f"<iq xmlns='jabber:client' type='set' id='cfg' to='{ROOM}'>"
+            f"<query xmlns='{muc.NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>"
+            "<field var='muc#roomconfig_membersonly'><value>0</value></field></x></query></iq>"
+        )
+        alice.take()
+        await say(alice, "open to all")
+        carol = await user(kit, "carol")  # never a member, never entered
+        assert (await ask_room(carol)).bodies == ["open to all"]
+        banned = await admin_set(alice, f"<item affiliation='outcast' jid='carol@{DOMAIN}'/>")
+        assert banned.type is IqType.RESULT
+        assert iq_error(await ask_room(carol)) == "forbidden"
