@@ -31,6 +31,12 @@ choice (``archive.durable_before_ack``):
 A failed archive write is logged and counted, never turned into a refusal of a message that was
 already delivered.
 
+Rooms (XEP-0045) have archives too (:mod:`interlink.hub.groups.history` decides what and for
+whom): their entries go through the same writer (``rooms=True``; one queue in arrival order,
+so a query waits for exactly what came before it, whichever archive), the same retention and
+their own quota (``max_messages_per_room``), and their queries through :meth:`ArchiveService.
+answer_query`, the one place where archive pages are read and sent.
+
 Preferences are cached (``prefs_cache_ttl`` seconds, ``prefs_cache_size`` accounts) so the
 routing path decides without storage; ``roster`` mode needs a roster lookup, which makes the
 delivery of that message wait for it.
@@ -42,6 +48,7 @@ import asyncio
 import base64
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -120,10 +127,11 @@ class ArchiveService:
         self._is_home = ctx.addressing.is_home
         self._prefs: dict[str, tuple[mam.Prefs | None, float]] = {}
         self.write_failures = 0  # archive writes that failed (logged), for metrics
-        # The write-behind queue: entries not yet written, how many were ever queued and
-        # written, and who waits for the writer to reach a count.
-        self._queue: list[ArchiveEntry] = []
-        self._room_queue: list[ArchiveEntry] = []  # for the rooms' archives (hub.groups)
+        # The write-behind queue: entries not yet written, in arrival order, as runs of one
+        # kind (True: the rooms' archives) so each batch goes to one repository; how many
+        # were ever queued and written, and who waits for the writer to reach a count.
+        self._queue: deque[tuple[bool, list[ArchiveEntry]]] = deque()
+        self._queue_len = 0
         self._queued = 0
         self._written = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -239,18 +247,23 @@ class ArchiveService:
     ) -> Coroutine[Any, Any, None] | None:
         """Archive ``entries`` (in the rooms' archives with ``rooms``). With
         ``durable_before_ack``, the coroutine to await: the write, durable when it returns.
-        Otherwise (write-behind) they are queued for the background
-        writer and ``None`` comes back, unless the queue is full: then the coroutine waits until
-        the writer caught up (the sender is held back, nothing is dropped). A failed write is
-        logged and counted, never raised."""
+        Otherwise (write-behind) they are queued for the background writer and ``None`` comes
+        back, unless the queue is full: then the coroutine waits until the writer caught up
+        (the sender is held back, nothing is dropped). A failed write is logged and counted,
+        never raised."""
         if self.limits.durable_before_ack:
             return self._write_now(entries, rooms=rooms)
-        (self._room_queue if rooms else self._queue).extend(entries)
+        queue = self._queue
+        if queue and queue[-1][0] is rooms:
+            queue[-1][1].extend(entries)
+        else:
+            queue.append((rooms, list(entries)))
+        self._queue_len += len(entries)
         self._queued += len(entries)
         if self._writer is None:
             self._writer = True
             self._ctx.spawn(self._write_behind(), name="archive writer")
-        if len(self._queue) + len(self._room_queue) >= self.limits.write_queue_max:
+        if self._queue_len >= self.limits.write_queue_max:
             return self.caught_up()
         return None
 
@@ -270,11 +283,13 @@ class ArchiveService:
     async def _write_behind(self) -> None:
         """Write the queue, oldest first, a batch per transaction, until it is empty."""
         try:
-            while self._queue or self._room_queue:
-                rooms = not self._queue
-                queue = self._room_queue if rooms else self._queue
-                batch = queue[:WRITE_BATCH]
-                del queue[:WRITE_BATCH]
+            while self._queue:
+                rooms, run = self._queue[0]
+                batch = run[:WRITE_BATCH]
+                del run[:WRITE_BATCH]
+                if not run:
+                    self._queue.popleft()
+                self._queue_len -= len(batch)
                 await self._write_now(batch, rooms=rooms)
                 self._written += len(batch)
                 while self._waiters and self._waiters[0][0] <= self._written:
