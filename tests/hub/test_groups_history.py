@@ -6,6 +6,7 @@ destruction, status 170 and disco."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from xml.etree.ElementTree import Element
@@ -14,7 +15,7 @@ from interlink.hub.archive import ArchiveLimits
 from interlink.hub.context import HubSettings
 from interlink.hub.groups.settings import GroupSettings
 from interlink.hub.policy.limits import Rate
-from interlink.storage.archive import ArchiveFilter
+from interlink.storage.archive import ArchiveEntry, ArchiveFilter
 from interlink.xmpp.ext import interop, mam, muc
 from interlink.xmpp.stanza import Iq, IqType, Message, MessageType
 from tests.hub.test_archive import STANZA_NS, Answer, form, page
@@ -397,3 +398,25 @@ async def test_an_open_rooms_history_is_read_by_anyone_not_banned() -> None:
         banned = await admin_set(alice, f"<item affiliation='outcast' jid='carol@{DOMAIN}'/>")
         assert banned.type is IqType.RESULT
         assert iq_error(await ask_room(carol)) == "forbidden"
+
+
+async def test_a_query_waits_for_the_room_messages_queued_before_it() -> None:
+    """The write-behind queue is one FIFO for both kinds of archive: a waiter registered after
+    a room entry and before an account entry is released only once the room entry is written
+    (with one queue per kind the accounts' went first and released it early)."""
+    async with history_hub() as kit:
+        alice = await user(kit, "alice")
+        await create(alice, "alice")
+        archive = kit.hub.router.archive
+        now = kit.clock()
+        room_entry = ArchiveEntry(ROOM, "r1", f"alice@{DOMAIN}", "r", now, "<message/>")
+        account_entry = ArchiveEntry(f"alice@{DOMAIN}", "a1", BOB, "", now, "<message/>")
+        assert archive.write([room_entry], rooms=True) is None
+        waiting = archive.caught_up()
+        registered = waiting.send(None)  # runs up to its wait: registered after the room entry
+        released = asyncio.Event()
+        registered.add_done_callback(lambda _: released.set())
+        assert archive.write([account_entry]) is None
+        await asyncio.wait_for(released.wait(), 5.0)
+        assert await kit.hub.ctx.storage.room_archive.count(ROOM) == 1
+        waiting.close()
