@@ -145,6 +145,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         keep_data=False,
         hub_src=str(loadgen.ROOT / "src"),  # this tree's hub, not the installed one
         extra_config=GROUPS_CONFIG,
+        archive=args.archive,  # the room's XEP-0313 archive: each message written once
     )
     hub = await start_hub(opts, args.members)
     stats = Stats(args.members)
@@ -188,6 +189,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "senders": args.senders,
             "window": args.window,
             "body_bytes": args.body_bytes,
+            "archive": args.archive,
             "login_s": round(login_s, 2),
             "room_setup_s": round(setup_s, 2),
             "measured_s": round(elapsed, 2),
@@ -216,6 +218,12 @@ def main() -> None:
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument(
         "--quick", action="store_true", help="10 members, 2 senders, 1 s (bench/README.md)"
+    )
+    parser.add_argument(
+        "--archive",
+        choices=("off", "behind", "durable"),
+        default="behind",
+        help="[archive]: rooms keep no history, write-behind (the default), durable before ack",
     )
     args = parser.parse_args()
     if args.quick:

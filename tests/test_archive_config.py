@@ -24,7 +24,8 @@ def test_every_key_reaches_the_hub(tmp_path: Path) -> None:
     f = tmp_path / "hub.toml"
     f.write_text(
         "[archive]\nenabled = false\nretention = 7.5\nprune_interval = 60.0\n"
-        "max_messages_per_account = 10\npage_max = 20\npage_default = 5\n"
+        "max_messages_per_account = 10\nmax_messages_per_room = 11\npage_max = 20\n"
+        "page_default = 5\n"
         "default_mode = 'roster'\nmax_pref_jids = 3\nprefs_cache_ttl = 1.0\n"
         "prefs_cache_size = 4\ndurable_before_ack = true\nwrite_queue_max = 6\n"
     )
@@ -34,6 +35,7 @@ def test_every_key_reaches_the_hub(tmp_path: Path) -> None:
         retention=7.5,
         prune_interval=60.0,
         max_messages_per_account=10,
+        max_messages_per_room=11,
         page_max=20,
         page_default=5,
         default_mode=Default.ROSTER,
@@ -55,6 +57,7 @@ def test_every_key_reaches_the_hub(tmp_path: Path) -> None:
         ("[archive]\ndefault_mode = 'sometimes'\n", "default_mode"),
         ("[archive]\nretention = 0\n", "retention"),
         ("[archive]\nmax_messages_per_account = 0\n", "max_messages_per_account"),
+        ("[archive]\nmax_messages_per_room = 0\n", "max_messages_per_room"),
         ("[archive]\nwrite_queue_max = 0\n", "write_queue_max"),
     ],
 )

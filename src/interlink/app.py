@@ -190,6 +190,7 @@ def archive_limits(s: Settings) -> ArchiveLimits:
         retention=a.retention,
         prune_interval=a.prune_interval,
         max_messages_per_account=a.max_messages_per_account,
+        max_messages_per_room=a.max_messages_per_room,
         page_max=a.page_max,
         page_default=a.page_default,
         default_mode=Default(a.default_mode),

@@ -314,12 +314,14 @@ class PasswordsSection(_Section):
 
 
 class ArchiveSection(_Section):
-    """XEP-0313 message archives of the hub's own accounts (docs/operations.md)."""
+    """XEP-0313 message archives of the hub's own accounts and of its rooms
+    (docs/operations.md)."""
 
     enabled: bool = True
     retention: float = Field(30 * 86400.0, gt=0)  # seconds a message is kept
     prune_interval: float = Field(3600.0, gt=0)  # seconds between two prunings
     max_messages_per_account: int = Field(100_000, ge=1)  # past it, the oldest are dropped
+    max_messages_per_room: int = Field(100_000, ge=1)  # the same for each room's archive
     page_max: int = Field(250, ge=1)  # messages one query returns at most (larger max: clamped)
     page_default: int = Field(50, ge=1)  # when a query names no max
     default_mode: Literal["always", "never", "roster"] = "always"  # for accounts without prefs

@@ -31,6 +31,12 @@ choice (``archive.durable_before_ack``):
 A failed archive write is logged and counted, never turned into a refusal of a message that was
 already delivered.
 
+Rooms (XEP-0045) have archives too (:mod:`interlink.hub.groups.history` decides what and for
+whom): their entries go through the same writer (``rooms=True``; one queue in arrival order,
+so a query waits for exactly what came before it, whichever archive), the same retention and
+their own quota (``max_messages_per_room``), and their queries through :meth:`ArchiveService.
+answer_query`, the one place where archive pages are read and sent.
+
 Preferences are cached (``prefs_cache_ttl`` seconds, ``prefs_cache_size`` accounts) so the
 routing path decides without storage; ``roster`` mode needs a roster lookup, which makes the
 delivery of that message wait for it.
@@ -42,13 +48,14 @@ import asyncio
 import base64
 import logging
 import secrets
-from collections.abc import Coroutine, Sequence
+from collections import deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from interlink.errors import StanzaError, StanzaErrorCondition
-from interlink.storage.archive import ArchiveEntry, ArchiveFilter
+from interlink.storage.archive import ArchivedMessage, ArchiveEntry, ArchiveFilter, MessageArchive
 from interlink.xmpp.ext import mam, rsm
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Iq, IqType, iq_result
@@ -70,6 +77,7 @@ class ArchiveLimits:
     retention: float = 30 * DAY  # messages older than this are pruned
     prune_interval: float = 3600.0
     max_messages_per_account: int = 100_000  # past it, the oldest are dropped
+    max_messages_per_room: int = 100_000  # the same for a room's archive (hub.groups)
     page_max: int = 250  # messages one query returns at most (a larger max is clamped)
     page_default: int = 50  # when the query names no max
     default_mode: mam.Default = mam.Default.ALWAYS  # for accounts that set no preferences
@@ -84,6 +92,7 @@ class ArchiveLimits:
     def __post_init__(self) -> None:
         for name in (
             "max_messages_per_account",
+            "max_messages_per_room",
             "page_max",
             "page_default",
             "prefs_cache_size",
@@ -118,9 +127,11 @@ class ArchiveService:
         self._is_home = ctx.addressing.is_home
         self._prefs: dict[str, tuple[mam.Prefs | None, float]] = {}
         self.write_failures = 0  # archive writes that failed (logged), for metrics
-        # The write-behind queue: entries not yet written, how many were ever queued and
-        # written, and who waits for the writer to reach a count.
-        self._queue: list[ArchiveEntry] = []
+        # The write-behind queue: entries not yet written, in arrival order, as runs of one
+        # kind (True: the rooms' archives) so each batch goes to one repository; how many
+        # were ever queued and written, and who waits for the writer to reach a count.
+        self._queue: deque[tuple[bool, list[ArchiveEntry]]] = deque()
+        self._queue_len = 0
         self._queued = 0
         self._written = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -231,26 +242,40 @@ class ArchiveService:
             delivered = mam.stamped(delivered, str(to.bare), archive_id)
         return ArchivePlan(tuple(entries), delivered)
 
-    def write(self, entries: Sequence[ArchiveEntry]) -> Coroutine[Any, Any, None] | None:
-        """Archive ``entries``. With ``durable_before_ack``, the coroutine to await: the write,
-        durable when it returns. Otherwise (write-behind) they are queued for the background
-        writer and ``None`` comes back, unless the queue is full: then the coroutine waits until
-        the writer caught up (the sender is held back, nothing is dropped). A failed write is
-        logged and counted, never raised."""
+    def write(
+        self, entries: Sequence[ArchiveEntry], *, rooms: bool = False
+    ) -> Coroutine[Any, Any, None] | None:
+        """Archive ``entries`` (in the rooms' archives with ``rooms``). With
+        ``durable_before_ack``, the coroutine to await: the write, durable when it returns.
+        Otherwise (write-behind) they are queued for the background writer and ``None`` comes
+        back, unless the queue is full: then the coroutine waits until the writer caught up
+        (the sender is held back, nothing is dropped). A failed write is logged and counted,
+        never raised."""
         if self.limits.durable_before_ack:
-            return self._write_now(entries)
-        self._queue.extend(entries)
+            return self._write_now(entries, rooms=rooms)
+        queue = self._queue
+        if queue and queue[-1][0] is rooms:
+            queue[-1][1].extend(entries)
+        else:
+            queue.append((rooms, list(entries)))
+        self._queue_len += len(entries)
         self._queued += len(entries)
         if self._writer is None:
             self._writer = True
             self._ctx.spawn(self._write_behind(), name="archive writer")
-        if len(self._queue) >= self.limits.write_queue_max:
+        if self._queue_len >= self.limits.write_queue_max:
             return self.caught_up()
         return None
 
-    async def _write_now(self, entries: Sequence[ArchiveEntry]) -> None:
+    def _repository(self, rooms: bool) -> MessageArchive:
+        storage = self._ctx.storage
+        return storage.room_archive if rooms else storage.archive
+
+    async def _write_now(self, entries: Sequence[ArchiveEntry], *, rooms: bool = False) -> None:
+        limits = self.limits
+        quota = limits.max_messages_per_room if rooms else limits.max_messages_per_account
         try:
-            await self._ctx.storage.archive.append(entries, self.limits.max_messages_per_account)
+            await self._repository(rooms).append(entries, quota)
         except Exception:
             self.write_failures += 1
             log.exception("archiving a message failed", extra={"entries": len(entries)})
@@ -259,9 +284,13 @@ class ArchiveService:
         """Write the queue, oldest first, a batch per transaction, until it is empty."""
         try:
             while self._queue:
-                batch = self._queue[:WRITE_BATCH]
-                del self._queue[:WRITE_BATCH]
-                await self._write_now(batch)
+                rooms, run = self._queue[0]
+                batch = run[:WRITE_BATCH]
+                del run[:WRITE_BATCH]
+                if not run:
+                    self._queue.popleft()
+                self._queue_len -= len(batch)
+                await self._write_now(batch, rooms=rooms)
                 self._written += len(batch)
                 while self._waiters and self._waiters[0][0] <= self._written:
                     _, waiter = self._waiters.pop(0)
@@ -284,9 +313,12 @@ class ArchiveService:
         await waiter
 
     async def prune(self, now: float) -> int:
-        """Forget the messages older than the retention period; returns how many."""
+        """Forget the messages older than the retention period, in the accounts' and the
+        rooms' archives; returns how many."""
         await self.caught_up()
-        return await self._ctx.storage.archive.prune(now - self.limits.retention)
+        cutoff = now - self.limits.retention
+        storage = self._ctx.storage
+        return await storage.archive.prune(cutoff) + await storage.room_archive.prune(cutoff)
 
     # -- queries ------------------------------------------------------------------------------
     async def handle_iq(self, session: Session, iq: Iq) -> None:
@@ -314,18 +346,33 @@ class ArchiveService:
         elif query.tag == mam.PREFS:
             await self._prefs_iq(session, iq, str(owner))
         elif iq.type is IqType.GET:  # metadata
-            await self.caught_up()
-            edges = await self._ctx.storage.archive.edges(str(owner))
-            first = last = None
-            if edges is not None:
-                first = mam.Edge(edges[0].id, edges[0].at)
-                last = mam.Edge(edges[1].id, edges[1].at)
-            session.deliver(iq_result(iq, mam.metadata_element(first, last), from_=None))
+            await self.answer_metadata(session, iq, owner)
         else:
             raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "archive metadata is read-only")
 
     async def _query(self, session: Session, iq: Iq, query: mam.ArchiveQuery) -> None:
-        owner = session.jid.bare
+        await self.answer_query(session, iq, query, session.jid.bare)
+
+    async def answer_query(
+        self,
+        session: Session,
+        iq: Iq,
+        query: mam.ArchiveQuery,
+        owner: JID,
+        *,
+        rooms: bool = False,
+        shown: Callable[[ArchivedMessage], str | None] | None = None,
+        reply_from: JID | None = None,
+    ) -> None:
+        """Send ``session`` the page of ``owner``'s archive (a room's with ``rooms``) that
+        ``query`` asks for (§4.2, §4.3): each match as a result message from ``owner``, then
+        the iq result (from ``reply_from``) with the RSM set. ``shown`` gives the forwarded
+        stanza of a match as the querier may see it (``None``: not sent, though still counted
+        and paged over).
+
+        Raises:
+            StanzaError: ``item-not-found`` for an unknown after/before id.
+        """
         await self.caught_up()
         page = query.page
         limit = self.limits.page_default if page.max is None else page.max
@@ -340,7 +387,7 @@ class ArchiveService:
             before_id=query.before_id,
             ids=query.ids,
         )
-        found = await self._ctx.storage.archive.page(
+        found = await self._repository(rooms).page(
             str(owner), where, after=page.after, before=page.before, limit=limit
         )
         if found is None:
@@ -349,10 +396,11 @@ class ArchiveService:
             )
         messages = list(found.messages)
         for message in reversed(messages) if query.flip else messages:
+            stanza = message.stanza if shown is None else shown(message)
+            if stanza is None:
+                continue
             session.deliver_xml(
-                mam.result_xml(
-                    session.jid, owner, query.query_id, message.id, message.at, message.stanza
-                )
+                mam.result_xml(session.jid, owner, query.query_id, message.id, message.at, stanza)
             )
         result = rsm.PageResult(
             count=found.count,
@@ -360,7 +408,25 @@ class ArchiveService:
             first_index=found.first_index,
             last=messages[-1].id if messages else None,
         )
-        session.deliver(iq_result(iq, mam.fin(found.complete, result), from_=None))
+        session.deliver(iq_result(iq, mam.fin(found.complete, result), from_=reply_from))
+
+    async def answer_metadata(
+        self,
+        session: Session,
+        iq: Iq,
+        owner: JID,
+        *,
+        rooms: bool = False,
+        reply_from: JID | None = None,
+    ) -> None:
+        """The archive's first and last entry (§7, #extended)."""
+        await self.caught_up()
+        edges = await self._repository(rooms).edges(str(owner))
+        first = last = None
+        if edges is not None:
+            first = mam.Edge(edges[0].id, edges[0].at)
+            last = mam.Edge(edges[1].id, edges[1].at)
+        session.deliver(iq_result(iq, mam.metadata_element(first, last), from_=reply_from))
 
     async def _prefs_iq(self, session: Session, iq: Iq, owner: str) -> None:
         repo = self._ctx.storage.archive

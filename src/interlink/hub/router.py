@@ -103,7 +103,9 @@ class Router:
         self.bookmarks = BookmarksService(ctx, self.pep)
         self.private = PrivateStorageService(ctx, self.bookmarks)
         self.archive = ArchiveService(ctx)
-        self.groups = GroupService(ctx, ctx.settings.groups, self.policy, self.offline)
+        self.groups = GroupService(
+            ctx, ctx.settings.groups, self.policy, self.offline, self.archive
+        )
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
         self._home_domain = ctx.addressing.is_home_domain

@@ -1,5 +1,7 @@
 """Message archives (XEP-0313): per account, the messages it sent and received, as serialized
-ciphertext stanzas, in arrival order; and each account's archiving preferences."""
+ciphertext stanzas, in arrival order; and each account's archiving preferences. A room of the
+group service has an archive of the same shape (:class:`MessageArchive`, without preferences),
+owned by the room's address."""
 
 from __future__ import annotations
 
@@ -15,9 +17,9 @@ class ArchiveEntry(NamedTuple):
     named tuple, not a dataclass: two are built per routed message, and engines can bind it as
     a row as it is."""
 
-    owner: str  # bare JID of the account
+    owner: str  # bare JID of the account (or of the room)
     id: str
-    peer: str  # bare JID of the other party
+    peer: str  # bare JID of the other party (in a room's archive: of the member who sent it)
     peer_resource: str  # "" when the other party's address had none
     at: float
     stanza: str
@@ -28,6 +30,7 @@ class ArchivedMessage:
     id: str
     at: float
     stanza: str
+    peer: str = ""  # the entry's peer (a room's archive shows its members' addresses by it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +60,16 @@ class ArchivePage:
     complete: bool
 
 
-class ArchiveRepository(Protocol):
+class MessageArchive(Protocol):
+    """The messages of one kind of archive: the accounts' (owner: an account) or the rooms'
+    (owner: a room of the group service; removed with the room)."""
+
     async def append(self, entries: Sequence[ArchiveEntry], max_messages: int) -> None:
-        """Durably add ``entries``, each to its owner's archive. An entry whose owner is not an
-        account is skipped, and so is one whose id is already in that archive. An archive then
-        holding more than ``max_messages`` loses its oldest messages (the quota drops the
-        oldest, as deployed servers do). Returns only after the write is durable."""
+        """Durably add ``entries``, each to its owner's archive. An entry whose owner does not
+        exist (no such account, or room) is skipped, and so is one whose id is already in that
+        archive. An archive then holding more than ``max_messages`` loses its oldest messages
+        (the quota drops the oldest, as deployed servers do). Returns only after the write is
+        durable."""
 
     async def page(
         self,
@@ -88,6 +95,10 @@ class ArchiveRepository(Protocol):
         """Remove every message archived before ``older_than``; returns how many. Archive
         times are taken to grow with arrival (the hub's clock): a message appended after a
         newer one may stay until that one goes."""
+
+
+class ArchiveRepository(MessageArchive, Protocol):
+    """The accounts' archives and their preferences."""
 
     async def get_prefs(self, owner: str) -> Prefs | None:
         """``owner``'s preferences; ``None`` when it never set any."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from interlink.storage.accounts import AccountRepository
-from interlink.storage.archive import ArchiveRepository
+from interlink.storage.archive import ArchiveRepository, MessageArchive
 from interlink.storage.changes import ChangeFeedRepository
 from interlink.storage.enlistment import EnlistmentRepository
 from interlink.storage.media import MediaRepository
@@ -111,6 +111,11 @@ class Storage(Protocol):
 
     @property
     def moderation(self) -> ModerationRepository: ...
+
+    @property
+    def room_archive(self) -> MessageArchive:
+        """The rooms' XEP-0313 archives (owner: the room), removed with their room."""
+        ...
 
     async def ping(self) -> None:
         """Raise if the database cannot answer (readiness)."""

@@ -200,6 +200,25 @@ def test_what_is_worth_archiving(payload: str, type_: str, archived: bool) -> No
     assert mam.worth_archiving(msg(payload, type_)) is archived
 
 
+@pytest.mark.parametrize(
+    ("payload", "type_", "archived"),
+    [
+        ("<body>hi</body>", "groupchat", True),
+        ("<encrypted xmlns='urn:xmpp:omemo:2'/>", "groupchat", True),
+        ("<encrypted xmlns='eu.siacs.conversations.axolotl'/>", "groupchat", True),
+        ("<subject>plans</subject>", "groupchat", True),
+        ("<subject/>", "groupchat", True),  # clearing the subject is a change too
+        ("<composing xmlns='http://jabber.org/protocol/chatstates'/>", "groupchat", False),
+        ("<store xmlns='urn:xmpp:hints'/>", "groupchat", True),
+        ("<body>hi</body><no-store xmlns='urn:xmpp:hints'/>", "groupchat", False),
+        ("<body>hi</body>", "chat", False),  # a private message in a room (§5.1.2)
+        ("<body>hi</body>", "normal", False),
+    ],
+)
+def test_what_a_room_archives(payload: str, type_: str, archived: bool) -> None:
+    assert mam.worth_archiving_in_room(msg(payload, type_)) is archived
+
+
 def test_forged_stanza_ids_are_removed_and_others_kept() -> None:
     def ours(by: str) -> bool:
         return by.endswith("hub.test")

@@ -132,11 +132,13 @@ class Room:
         *,
         locked: bool = False,
         labels: Labels = _no_labels,
+        logged: bool = False,
     ) -> None:
         self.state = state
         self.limits = limits
         self.locked = locked
         self.labels = labels
+        self.logged = logged  # the room keeps an archive (XEP-0313): 170 on entering
         self.occupants: dict[str, Occupant] = {}
         self._by_session: dict[JID, str] = {}
 
@@ -150,10 +152,11 @@ class Room:
         now: float,
         *,
         labels: Labels = _no_labels,
+        logged: bool = False,
     ) -> Room:
         """A new, locked room owned by ``owner`` (§10.1.1)."""
         state = RoomState(jid, config, {owner.bare: Member(Affiliation.OWNER)}, created=now)
-        return cls(state, limits, locked=True, labels=labels)
+        return cls(state, limits, locked=True, labels=labels, logged=logged)
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -320,6 +323,8 @@ class Room:
         codes: list[int] = [Status.SELF]
         if self.config.non_anonymous:
             codes.append(Status.NON_ANONYMOUS)
+        if self.logged:  # §7.2.12: the discussion is archived
+            codes.append(Status.LOGGING)
         if self.locked:
             codes.append(Status.CREATED)
             fx.created = True
@@ -414,8 +419,11 @@ class Room:
             fx.destroyed = True
 
     # -- messages ----------------------------------------------------------------------------
-    def groupchat(self, sender: JID, msg: Message, now: float) -> Effects:
-        """A ``groupchat`` message from ``sender`` to the room.
+    def groupchat(
+        self, sender: JID, msg: Message, now: float, extra: tuple[Element, ...] = ()
+    ) -> Effects:
+        """A ``groupchat`` message from ``sender`` to the room; ``extra`` goes last on every
+        copy (the room's stanza-id).
 
         Raises:
             StanzaError: ``not-acceptable`` from a non-occupant or, in an encrypted-only room,
@@ -444,7 +452,7 @@ class Room:
                 "this room is encrypted-only: send OMEMO-encrypted messages",
             )
         frm = self._room_jid(who.nick)
-        payload = (*msg.payload, *self.labels(who.real))
+        payload = (*msg.payload, *self.labels(who.real), *extra)
         for other in self.occupants.values():
             for session in other.sessions:
                 fx.out.append(

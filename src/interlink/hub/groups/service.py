@@ -11,8 +11,9 @@ changes; and delivers what the room produced, dropping what goes to a user who b
 
 Occupants are memory only. A session that ends leaves its rooms (:meth:`session_ended`).
 
-Room archive (XEP-0313): :class:`RoomArchive` is the seam; the service hands it every
-groupchat message the room accepted, ciphertext as sent.
+Room archives (XEP-0313): :class:`~interlink.hub.groups.history.RoomHistory` gets every
+groupchat message the room accepted and broadcast (ciphertext, as the occupants got it, with the
+room's stanza id), and answers queries to the room's address for those who may read them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Protocol
 from xml.etree.ElementTree import Element
 
 from interlink.errors import RoomExistsError, StanzaError, StanzaErrorCondition
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubContext, KeyedLock
+from interlink.hub.groups.history import FEATURES as HISTORY_FEATURES
+from interlink.hub.groups.history import RoomArchive, RoomHistory
 from interlink.hub.groups.room import Effects, Member, Room, RoomState
 from interlink.hub.groups.settings import GroupSettings
 from interlink.hub.offline import OfflineDelivery
@@ -35,7 +37,7 @@ from interlink.hub.policy.limits import BucketTable
 from interlink.hub.session import Session
 from interlink.storage.rooms import StoredMember, StoredRoom
 from interlink.xmpp import ns
-from interlink.xmpp.ext import interop, muc
+from interlink.xmpp.ext import interop, mam, muc
 from interlink.xmpp.ext.interop import InteropSettings
 from interlink.xmpp.ext.muc import Affiliation, RoomConfig
 from interlink.xmpp.jid import JID
@@ -61,19 +63,6 @@ _OURS = "{" + interop.NS + "}"
 SERVICE_FEATURES = (ns.DISCO_INFO, ns.DISCO_ITEMS, ns.PING, muc.NS, muc.NS_CONFERENCE)
 
 
-class RoomArchive(Protocol):
-    """Where a room's messages are kept (XEP-0313, once the archive exists)."""
-
-    async def store(self, room: JID, message: Message, now: float) -> None: ...
-
-
-class NoRoomArchive:
-    """Rooms keep no history (status 170 is not sent)."""
-
-    async def store(self, room: JID, message: Message, now: float) -> None:
-        return None
-
-
 def _strip_markers(payload: Iterable[Element]) -> tuple[Element, ...]:
     """Only the hub writes interop markers: a sender's own are removed."""
     return tuple(el for el in payload if not el.tag.startswith(_OURS) or el.tag == interop.ACTIVITY)
@@ -86,14 +75,14 @@ class GroupService:
         settings: GroupSettings,
         policy: InteropPolicy,
         offline: OfflineDelivery,
-        archive: RoomArchive | None = None,
+        archive: RoomArchive,
     ) -> None:
         self._ctx = ctx
         self.settings = settings
         self._policy = policy
         self._offline = offline
-        self._archive: RoomArchive = archive if archive is not None else NoRoomArchive()
         self._addressing = ctx.addressing
+        self._history = RoomHistory(archive, self._ours)
         self._repo = ctx.storage.rooms
         self._rooms: OrderedDict[JID, Room] = OrderedDict()
         self._locks = KeyedLock()
@@ -125,6 +114,9 @@ class GroupService:
             await self._service_stanza(session, stanza, to)
             return
         room_jid = to.bare
+        if type(stanza) is Iq and to.resource is None and self._history_request(stanza):
+            await self._history_query(session, stanza, room_jid)
+            return
         async with self._locks.hold(room_jid):
             room = await self._room(room_jid)
             if room is None:
@@ -138,6 +130,30 @@ class GroupService:
             else:
                 assert isinstance(stanza, Iq)
                 await self._iq(session, room, stanza, to)
+
+    @staticmethod
+    def _history_request(iq: Iq) -> bool:
+        query = iq.query
+        return iq.type.is_request and query is not None and query.tag in mam.QUERIES
+
+    async def _history_query(self, session: Session, iq: Iq, room_jid: JID) -> None:
+        """A query of the room's archive: who may read it is decided under the room's lock,
+        the reading itself happens outside it (messages to the room go on meanwhile)."""
+        async with self._locks.hold(room_jid):
+            room = await self._room(room_jid)
+            if room is None:
+                raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such room")
+            blocks = self._policy.blocks
+            requester = session.jid.bare
+            reader = self._history.reader(
+                room, session.jid, lambda member: blocks.blocks(requester, member)
+            )
+        await self._history.answer(session, iq, room_jid, reader)
+
+    def _ours(self, by: str) -> bool:
+        """Whether a stanza-id's ``by`` names an address of this hub (XEP-0359 §5)."""
+        domain = by.rpartition("@")[2].partition("/")[0].lower()
+        return self._addressing.serves(domain) or self._addressing.under_service(domain)
 
     def session_ended(self, session: Session) -> None:
         """``session`` is gone, or went unavailable: it leaves every room it was in (in the
@@ -205,7 +221,7 @@ class GroupService:
             record.subject_by,
             record.created,
         )
-        room = Room(state, self.settings.room, labels=self._label)
+        room = Room(state, self.settings.room, labels=self._label, logged=self._history.enabled)
         await self._learn(room.member_jids())
         self._keep(room)
         return room
@@ -262,7 +278,9 @@ class GroupService:
                 StanzaErrorCondition.RESOURCE_CONSTRAINT,
                 f"you own the most rooms allowed ({self.settings.rooms_per_user})",
             )
-        room = Room.create(jid, owner, config, limits, now, labels=self._label)
+        room = Room.create(
+            jid, owner, config, limits, now, labels=self._label, logged=self._history.enabled
+        )
         await self._learn((owner,))
         self._keep(room)
         log.info("room created", extra={"room": str(jid), "owner": str(owner)})
@@ -312,10 +330,15 @@ class GroupService:
         self._rate(room.jid, sender.bare, now)
         msg = replace(msg, payload=_strip_markers(msg.payload))
         if to.resource is None:
-            fx = room.groupchat(sender, msg, now)
-            await self._archive.store(room.jid, msg, now)
-        else:
-            fx = room.private_message(sender, to.resource, msg)
+            msg = self._history.cleaned(msg)
+            sid = self._history.stanza_id(room.jid, msg)
+            fx = room.groupchat(sender, msg, now, () if sid is None else (sid,))
+            entry = None if sid is None else self._history.entry(room.jid, sender, fx, sid, now)
+            await self._apply(room, fx)
+            if entry is not None:  # archived once delivered, as 1:1 messages are
+                await self._history.keep(entry)
+            return
+        fx = room.private_message(sender, to.resource, msg)  # never archived (§5.1.2)
         await self._apply(room, fx)
 
     def _rate(self, room: JID, sender: JID, now: float) -> None:
@@ -466,7 +489,13 @@ class GroupService:
         if room.config.name:
             identity["name"] = room.config.name
         result.append(Element(ns.qname(ns.DISCO_INFO, "identity"), identity))
-        for feature in (ns.DISCO_INFO, ns.DISCO_ITEMS, *muc.room_features(room.config)):
+        history = HISTORY_FEATURES if self._history.enabled else ()
+        for feature in (
+            ns.DISCO_INFO,
+            ns.DISCO_ITEMS,
+            *muc.room_features(room.config),
+            *history,
+        ):
             result.append(Element(ns.qname(ns.DISCO_INFO, "feature"), {"var": feature}))
         form = Element("{jabber:x:data}x", {"type": "result"})
         for var, value in (
@@ -537,7 +566,8 @@ class GroupService:
         """Store what changed, then deliver (acknowledged only once durable)."""
         jid = room.jid
         if fx.destroyed:
-            await self._repo.delete(str(jid))
+            await self._history.destroyed()
+            await self._repo.delete(str(jid))  # its archive with it
             self._rooms.pop(jid, None)
             for rooms in self._joined.values():
                 rooms.discard(jid)
@@ -597,4 +627,4 @@ class GroupService:
                 )
 
 
-__all__ = ["GroupService", "NoRoomArchive", "RoomArchive"]
+__all__ = ["GroupService"]

@@ -1,4 +1,5 @@
-"""SQLite: message archives and archiving preferences (migration 0014).
+"""SQLite: message archives and archiving preferences (migration 0014), and the rooms' archives
+(migration 0019: the same tables, owned by a room, so one class serves both).
 
 Messages are written by a group commit (:mod:`interlink.storage.sqlite.group`): the archive
 copies of messages routed at the same time share one transaction and one fsync, so archiving
@@ -27,12 +28,23 @@ _Item = tuple[Sequence[ArchiveEntry], int]
 
 
 def _message(row: Row) -> ArchivedMessage:
-    return ArchivedMessage(str(row[0]), float(row[1]), str(row[2]))
+    return ArchivedMessage(str(row[0]), float(row[1]), str(row[2]), str(row[3]))
 
 
-class SqliteArchive:
-    def __init__(self, db: SqliteDatabase) -> None:
+class SqliteMessageArchive:
+    """The messages of one kind of archive: ``messages`` and ``counts`` tables whose owners are
+    the ``jid`` column of ``owners`` (table names are this module's constants, never input)."""
+
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        *,
+        messages: str = "archive_messages",
+        counts: str = "archive_counts",
+        owners: str = "accounts",
+    ) -> None:
         self._db = db
+        self._m, self._c, self._o = messages, counts, owners
         self._writes: GroupCommit[_Item, None] = GroupCommit(self._write, max_group=256)
 
     @property
@@ -59,7 +71,7 @@ class SqliteArchive:
             # router archives for accounts only) and every id is new (random).
             async with self._db.transaction() as conn:
                 await conn.executemany(
-                    "INSERT INTO archive_messages (owner, id, peer, peer_resource, at, stanza) "
+                    f"INSERT INTO {self._m} (owner, id, peer, peer_resource, at, stanza) "  # noqa: S608
                     "VALUES (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
@@ -71,8 +83,8 @@ class SqliteArchive:
                 added = {}
                 for row in rows:
                     cur = await conn.execute(
-                        "INSERT INTO archive_messages (owner, id, peer, peer_resource, at, "
-                        "stanza) SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM accounts "
+                        f"INSERT INTO {self._m} (owner, id, peer, peer_resource, at, "  # noqa: S608
+                        f"stanza) SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM {self._o} "
                         "WHERE jid = ?) ON CONFLICT (owner, id) DO NOTHING",
                         (*row, row[0]),
                     )
@@ -81,31 +93,30 @@ class SqliteArchive:
                 await self._count_and_trim(conn, added, quota)
         return [None] * len(items)
 
-    @staticmethod
     async def _count_and_trim(
-        conn: aiosqlite.Connection, added: dict[str, int], quota: dict[str, int]
+        self, conn: aiosqlite.Connection, added: dict[str, int], quota: dict[str, int]
     ) -> None:
         """Add what was inserted to the archives' counters, then drop the oldest messages of
         the archives past their quota (the delete trigger subtracts them)."""
         if not added:
             return
         await conn.executemany(
-            "INSERT INTO archive_counts (owner, n) VALUES (?, ?) "
+            f"INSERT INTO {self._c} (owner, n) VALUES (?, ?) "  # noqa: S608
             "ON CONFLICT (owner) DO UPDATE SET n = n + excluded.n",
             list(added.items()),
         )
         owners = list(added)
         marks = ",".join("?" * len(owners))
         counts = await conn.execute_fetchall(
-            f"SELECT owner, n FROM archive_counts WHERE owner IN ({marks})",  # noqa: S608
+            f"SELECT owner, n FROM {self._c} WHERE owner IN ({marks})",  # noqa: S608
             owners,
         )
         for owner, n in counts:
             excess = int(n) - quota[str(owner)]
             if excess > 0:
                 await conn.execute(
-                    "DELETE FROM archive_messages WHERE seq IN (SELECT seq FROM "
-                    "archive_messages WHERE owner = ? ORDER BY seq LIMIT ?)",
+                    f"DELETE FROM {self._m} WHERE seq IN (SELECT seq FROM "  # noqa: S608
+                    f"{self._m} WHERE owner = ? ORDER BY seq LIMIT ?)",
                     (owner, excess),
                 )
 
@@ -123,7 +134,7 @@ class SqliteArchive:
         if named:
             marks = ",".join("?" * len(named))
             found = await self._db.fetch_all(
-                f"SELECT id, seq FROM archive_messages WHERE owner = ? AND id IN ({marks})",  # noqa: S608
+                f"SELECT id, seq FROM {self._m} WHERE owner = ? AND id IN ({marks})",  # noqa: S608
                 (owner, *named),
             )
             seqs = {str(r[0]): int(r[1]) for r in found}
@@ -160,7 +171,7 @@ class SqliteArchive:
             bound = f" AND seq > {seqs[after]:d}" if after else ""
             order = "ASC"
         rows = await self._db.fetch_all(
-            f"SELECT id, at, stanza, seq FROM archive_messages WHERE {base}{bound} "  # noqa: S608
+            f"SELECT id, at, stanza, peer, seq FROM {self._m} WHERE {base}{bound} "  # noqa: S608
             f"ORDER BY seq {order} LIMIT ?",
             (*params, limit + 1),
         )
@@ -173,15 +184,15 @@ class SqliteArchive:
         # (the start when paging forwards, the end when paging backwards), each a range of one
         # index, not the whole set.
         if len(conds) == 1:
-            total_sql = "SELECT n FROM archive_counts WHERE owner = ?"
+            total_sql = f"SELECT n FROM {self._c} WHERE owner = ?"  # noqa: S608
             total_params: list[object] = [owner]
         else:
-            total_sql = f"SELECT COUNT(*) FROM archive_messages WHERE {base}"  # noqa: S608
+            total_sql = f"SELECT COUNT(*) FROM {self._m} WHERE {base}"  # noqa: S608
             total_params = list(params)
-        first_seq = int(rows[0][3]) if rows else 0
+        first_seq = int(rows[0][4]) if rows else 0
         side = "seq >= ?" if order == "DESC" else "seq < ?"
         counted = await self._db.fetch_one(
-            f"SELECT ({total_sql}), (SELECT COUNT(*) FROM archive_messages "  # noqa: S608
+            f"SELECT ({total_sql}), (SELECT COUNT(*) FROM {self._m} "  # noqa: S608
             f"WHERE {base} AND {side})",
             (*total_params, *params, first_seq),
         )
@@ -194,9 +205,9 @@ class SqliteArchive:
 
     async def edges(self, owner: str) -> tuple[ArchivedMessage, ArchivedMessage] | None:
         rows = await self._db.fetch_all(
-            "SELECT * FROM (SELECT id, at, stanza FROM archive_messages WHERE owner = ? "
-            "ORDER BY seq ASC LIMIT 1) UNION ALL SELECT * FROM (SELECT id, at, stanza "
-            "FROM archive_messages WHERE owner = ? ORDER BY seq DESC LIMIT 1)",
+            f"SELECT * FROM (SELECT id, at, stanza, peer FROM {self._m} WHERE owner = ? "  # noqa: S608
+            f"ORDER BY seq ASC LIMIT 1) UNION ALL SELECT * FROM (SELECT id, at, stanza, peer "
+            f"FROM {self._m} WHERE owner = ? ORDER BY seq DESC LIMIT 1)",
             (owner, owner),
         )
         if not rows:
@@ -204,7 +215,10 @@ class SqliteArchive:
         return _message(rows[0]), _message(rows[-1])
 
     async def count(self, owner: str) -> int:
-        row = await self._db.fetch_one("SELECT n FROM archive_counts WHERE owner = ?", (owner,))
+        row = await self._db.fetch_one(
+            f"SELECT n FROM {self._c} WHERE owner = ?",  # noqa: S608
+            (owner,),
+        )
         return int(row[0]) if row else 0
 
     async def prune(self, older_than: float) -> int:
@@ -212,8 +226,8 @@ class SqliteArchive:
         # older than the cutoff is everything before the first newer row in rowid order: found
         # by reading the rows to remove and one more, without an index on the time.
         row = await self._db.fetch_one(
-            "SELECT COALESCE((SELECT seq FROM archive_messages WHERE at >= ? ORDER BY seq "
-            "LIMIT 1), (SELECT COALESCE(MAX(seq), 0) + 1 FROM archive_messages))",
+            f"SELECT COALESCE((SELECT seq FROM {self._m} WHERE at >= ? ORDER BY seq "  # noqa: S608
+            f"LIMIT 1), (SELECT COALESCE(MAX(seq), 0) + 1 FROM {self._m}))",
             (older_than,),
         )
         assert row is not None
@@ -222,14 +236,18 @@ class SqliteArchive:
         while True:
             async with self._db.transaction() as conn:
                 cur = await conn.execute(
-                    "DELETE FROM archive_messages WHERE seq IN (SELECT seq FROM "
-                    "archive_messages WHERE seq < ? ORDER BY seq LIMIT ?)",
+                    f"DELETE FROM {self._m} WHERE seq IN (SELECT seq FROM "  # noqa: S608
+                    f"{self._m} WHERE seq < ? ORDER BY seq LIMIT ?)",
                     (cutoff, PRUNE_BATCH),
                 )
                 done = cur.rowcount
             removed += done
             if done < PRUNE_BATCH:
                 return removed
+
+
+class SqliteArchive(SqliteMessageArchive):
+    """The accounts' archives (migration 0014) and their preferences."""
 
     async def get_prefs(self, owner: str) -> Prefs | None:
         row = await self._db.fetch_one(
@@ -250,6 +268,15 @@ class SqliteArchive:
             "SELECT owner, default_mode, always, never FROM archive_prefs"
         )
         return {str(r[0]): _prefs(r[1:]) for r in rows}
+
+
+class SqliteRoomArchive(SqliteMessageArchive):
+    """The rooms' archives (migration 0019): removed with their room."""
+
+    def __init__(self, db: SqliteDatabase) -> None:
+        super().__init__(
+            db, messages="room_archive_messages", counts="room_archive_counts", owners="rooms"
+        )
 
 
 def _prefs(row: Row) -> Prefs:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from interlink.storage.sqlite.accounts import SqliteAccounts
-from interlink.storage.sqlite.archive import SqliteArchive
+from interlink.storage.sqlite.archive import SqliteArchive, SqliteRoomArchive
 from interlink.storage.sqlite.changes import SqliteChanges
 from interlink.storage.sqlite.database import SqliteDatabase, connect
 from interlink.storage.sqlite.enlistment import SqliteEnlistment
@@ -46,6 +46,7 @@ class SqliteStorage:
         self.rooms = SqliteRooms(db)
         self.push_registrations = SqlitePushRegistrations(db)
         self.moderation = SqliteModeration(db)
+        self.room_archive = SqliteRoomArchive(db)
 
     async def ping(self) -> None:
         await self.db.fetch_one("SELECT 1")

@@ -17,7 +17,8 @@ Unique and Stable Stanza IDs (``urn:xmpp:sid:0``): the wire side, no storage, no
 What is worth archiving (§5.1.1, XEP-0334): chat and normal messages with a body, an OMEMO
 payload (``urn:xmpp:omemo:2`` or the legacy ``eu.siacs.conversations.axolotl``) or a ``<store/>``
 hint; never one hinted ``<no-store/>`` or ``<no-permanent-store/>``; chat states and receipts
-alone are not archived.
+alone are not archived. A room's archive (§5.1.2) keeps its ``groupchat`` messages of that
+kind and its subject changes, once each, never private messages between occupants.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ ORIGIN_ID = f"{{{SID}}}origin-id"
 OMEMO = "urn:xmpp:omemo:2"
 OMEMO_LEGACY = "eu.siacs.conversations.axolotl"
 _BODY = ns.qname(ns.CLIENT, "body")
+_SUBJECT = ns.qname(ns.CLIENT, "subject")
 _ENCRYPTED = frozenset((ns.qname(OMEMO, "encrypted"), ns.qname(OMEMO_LEGACY, "encrypted")))
 _ARCHIVED = frozenset((_BODY, ns.qname(ns.HINTS, "store"))) | _ENCRYPTED
 _NO_STORE = frozenset((ns.qname(ns.HINTS, "no-store"), ns.qname(ns.HINTS, "no-permanent-store")))
@@ -74,6 +76,22 @@ def worth_archiving(message: Message) -> bool:
         if tag in _NO_STORE:
             return False
         if tag in _ARCHIVED:
+            worth = True
+    return worth
+
+
+def worth_archiving_in_room(message: Message) -> bool:
+    """Whether a room's archive keeps ``message`` (§5.1.2, MUC archives): a ``groupchat``
+    message with a body, an OMEMO payload or a ``<store/>`` hint, or a subject change; never
+    one hinted ``<no-store/>`` or ``<no-permanent-store/>``."""
+    if message.type is not MessageType.GROUPCHAT:
+        return False
+    worth = False
+    for child in message.payload:
+        tag = child.tag
+        if tag in _NO_STORE:
+            return False
+        if tag in _ARCHIVED or tag == _SUBJECT:
             worth = True
     return worth
 

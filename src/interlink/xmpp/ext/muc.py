@@ -87,6 +87,7 @@ class Status(IntEnum):
     NON_ANONYMOUS = 100  # in self-presence on entering a non-anonymous room
     CONFIG_CHANGED = 104  # non-privacy configuration changed
     SELF = 110  # the presence is about the recipient
+    LOGGING = 170  # in self-presence on entering: the room keeps an archive (§7.2.12)
     NOW_NON_ANONYMOUS = 172
     NOW_SEMI_ANONYMOUS = 173
     CREATED = 201
