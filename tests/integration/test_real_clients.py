@@ -48,6 +48,7 @@ class Terminal:
         assert TMUX is not None
         self.tmux = TMUX
         self.socket = f"interlink-{name}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.socket_path = ""
 
     async def _tmux(self, *args: str) -> str:
         proc = await asyncio.create_subprocess_exec(
@@ -69,6 +70,7 @@ class Terminal:
         argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *command]
         await self._tmux("new-session", "-d", "-x", "200", "-y", "50", *argv)
         await self._tmux("set-option", "-g", "remain-on-exit", "on")
+        self.socket_path = (await self._tmux("display-message", "-p", "#{socket_path}")).strip()
 
     async def screen(self) -> str:
         return await self._tmux("capture-pane", "-p", "-J")
@@ -98,6 +100,8 @@ class Terminal:
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self._tmux("kill-server")
+        if self.socket_path:  # tmux leaves it behind when its program dies with the server
+            Path(self.socket_path).unlink(missing_ok=True)
 
 
 @contextlib.asynccontextmanager
