@@ -25,3 +25,10 @@ def test_one_legacy_only_client_puts_legacy_first_for_that_peer() -> None:
 
 def test_legacy_is_never_added_when_the_sdk_has_it_off() -> None:
     assert text_order([LEGACY_ONLY], [OMEMO2]) == [OMEMO2]
+
+
+def test_a_peer_that_last_wrote_legacy_is_answered_legacy_first_whatever_it_advertises() -> None:
+    """poezio-omemo 0.9.1 advertises both notifications but reads legacy OMEMO only."""
+    assert text_order([BOTH], [OMEMO2, LEGACY], wrote_legacy=True) == [LEGACY, OMEMO2]
+    assert text_order([BOTH], [OMEMO2, LEGACY], wrote_legacy=False) == [OMEMO2, LEGACY]
+    assert text_order([BOTH], [OMEMO2], wrote_legacy=True) == [OMEMO2]

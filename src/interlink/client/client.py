@@ -162,6 +162,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         # peer -> when (clock) its device lists were last fetched
         self._looked_up: dict[str, float] = {}
         self._resources: dict[str, set[str]] = {}  # bare -> full JIDs that wrote to us
+        self._wrote_in: dict[str, str] = {}  # bare -> OMEMO namespace of its last message to us
         # bare -> (when, features of each visible client), for device_list_max_age
         self._advertised_at: dict[str, tuple[float, list[set[str]]]] = {}
         if device_list_max_age <= 0:
@@ -532,7 +533,9 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         if not order:
             raise ClientError("legacy OMEMO can only carry text")
         if len(order) > 1:  # a client of the peer may read legacy OMEMO only
-            order = text_order(await self._advertised(peer), order)
+            order = text_order(
+                await self._advertised(peer), order, wrote_legacy=self._wrote_in.get(peer) == LEGACY
+            )
         try:
             async with self.gate.operation():
                 # Device lists of peers who share no presence arrive by no notification.
@@ -693,6 +696,8 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             )
         flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
         namespace = message.namespace
+        if not outgoing:
+            self._wrote_in[sender.bare] = namespace
         to = stanza["to"].bare if outgoing else None
         stored_at = delayed_at(stanza.xml)  # XEP-0203: when the hub stored it for us
         if namespace != OMEMO2:

@@ -9,6 +9,11 @@ client of the peer that the SDK can see advertises legacy OMEMO and not OMEMO 2,
 peer is encrypted legacy-first: devices in the legacy list get legacy OMEMO, devices only in
 the OMEMO 2 list still get OMEMO 2. With nothing advertised (no presence shared, no disco
 answer) the order stays OMEMO 2 first.
+
+What a client advertises is not always what it reads: poezio-omemo 0.9.1 (on slixmpp-omemo 2.2)
+advertises ``urn:xmpp:omemo:2:devices+notify`` and publishes its device in both lists, yet
+decrypts legacy OMEMO only. A peer whose last message to us was legacy OMEMO is therefore
+answered legacy-first too: its client has just shown that it speaks legacy OMEMO.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ def reads_legacy_only(features: Iterable[str]) -> bool:
     return NOTIFY[LEGACY] in advertised and NOTIFY[OMEMO2] not in advertised
 
 
-def text_order(clients: Iterable[Iterable[str]], enabled: list[str]) -> list[str]:
+def text_order(
+    clients: Iterable[Iterable[str]], enabled: list[str], *, wrote_legacy: bool = False
+) -> list[str]:
     """The namespace order for encrypting text to a peer whose visible clients advertise
-    ``clients`` (one feature set each), among the ``enabled`` namespaces."""
-    if LEGACY in enabled and any(reads_legacy_only(f) for f in clients):
+    ``clients`` (one feature set each), among the ``enabled`` namespaces; ``wrote_legacy``:
+    the peer's last message to us was legacy OMEMO."""
+    if LEGACY in enabled and (wrote_legacy or any(reads_legacy_only(f) for f in clients)):
         return [LEGACY, *(n for n in enabled if n != LEGACY)]
     return list(enabled)

@@ -1,0 +1,381 @@
+"""The SDK against real third-party XMPP clients, each driven headless in a private tmux server
+(``tmux -L``): profanity 0.13.1 (Debian 12; legacy OMEMO through libsignal-protocol-c) and
+poezio 0.14 (Debian 12) with poezio-omemo 0.9.1 (PyPI; legacy OMEMO through python-omemo).
+scripts/bootstrap installs them; a test is skipped, with the reason, only where a client is
+missing. Each client logs in to a loopback hub, makes and publishes its own OMEMO keys, and
+messages go both ways: what the SDK sends must appear decrypted on the client's screen (its
+plaintext ``<body>`` is only the "cannot read it" fallback), and what the client sends must reach
+the SDK as a ``TextMessage``, not a ``DecryptionFailed``.
+
+Gajim is not driven: see :func:`test_gajim`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import slixmpp
+from slixmpp.xmlstream import ET
+
+from interlink.client import DecryptionFailed, InterlinkClient, TextMessage
+from tests.integration.kit import DOMAIN, Certs, Xmpp, running_hub
+
+REPO = Path(__file__).resolve().parents[2]
+TMUX = shutil.which("tmux")
+PROFANITY = shutil.which("profanity")
+# poezio-omemo's venv, made by scripts/bootstrap: outside the checkout for root, as poezio then
+# runs as nobody
+POEZIO_VENV = Path("/opt/interlink-poezio") if os.geteuid() == 0 else REPO / ".venv-poezio"
+POEZIO_PYTHON = POEZIO_VENV / "bin" / "python"
+LEGACY = "eu.siacs.conversations.axolotl"
+LEGACY_DEVICES = f"{LEGACY}.devicelist"
+WAIT = 20.0
+NOBODY = 65534
+FALLBACK = "your client cannot read it"
+
+
+class Terminal:
+    """One program in its own tmux server (a private socket), read from its screen."""
+
+    def __init__(self, name: str) -> None:
+        assert TMUX is not None
+        self.tmux = TMUX
+        self.socket = f"interlink-{name}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.socket_path = ""
+
+    async def _tmux(self, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            self.tmux,
+            "-L",
+            self.socket,
+            "-f",
+            "/dev/null",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 10)
+        if proc.returncode != 0:
+            raise AssertionError(f"tmux {args[0]} failed: {err.decode().strip()}")
+        return out.decode()
+
+    async def start(self, command: list[str], env: dict[str, str]) -> None:
+        argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *command]
+        await self._tmux("new-session", "-d", "-x", "200", "-y", "50", *argv)
+        await self._tmux("set-option", "-g", "remain-on-exit", "on")
+        self.socket_path = (await self._tmux("display-message", "-p", "#{socket_path}")).strip()
+
+    async def screen(self) -> str:
+        return await self._tmux("capture-pane", "-p", "-J")
+
+    async def wait_for(self, pattern: str, timeout: float = WAIT) -> re.Match[str]:
+        """The first match of ``pattern`` on the screen, polled until ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = await self.screen()
+            found = re.search(pattern, text)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not on the screen within {timeout}s:\n{text}")
+            await asyncio.sleep(0.2)
+
+    async def type(self, line: str) -> None:
+        """Type ``line`` and press Enter apart: poezio takes a burst of input for a paste and
+        would put the Enter into the text. The first key goes alone too: in poezio's roster
+        tab "/" opens the command line, which must be there before the rest arrives."""
+        await self._tmux("send-keys", "-l", line[:1])
+        await asyncio.sleep(0.3)
+        await self._tmux("send-keys", "-l", line[1:])
+        await asyncio.sleep(0.4)
+        await self._tmux("send-keys", "Enter")
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._tmux("kill-server")
+        if self.socket_path:  # tmux leaves it behind when its program dies with the server
+            Path(self.socket_path).unlink(missing_ok=True)
+
+
+@contextlib.asynccontextmanager
+async def terminal(name: str) -> AsyncIterator[Terminal]:
+    term = Terminal(name)
+    try:
+        yield term
+    finally:
+        await term.close()
+
+
+async def befriend(port: int, certs: Certs, a: str, b: str) -> None:
+    """A mutual presence subscription, as between contacts: clients publish their OMEMO bundles
+    for contacts only (profanity's have the default "presence" access model)."""
+    one = Xmpp(f"{a}@{DOMAIN}/setup", "pw", certs)
+    two = Xmpp(f"{b}@{DOMAIN}/setup", "pw", certs)  # slixmpp accepts and asks back
+    await one.login(port)
+    await two.login(port)
+    try:
+        one.client.send_presence_subscription(pto=f"{b}@{DOMAIN}")
+        deadline = time.monotonic() + WAIT
+        while True:
+            await one.client.get_roster(timeout=5)
+            if one.client.client_roster[f"{b}@{DOMAIN}"]["subscription"] == "both":
+                return
+            assert time.monotonic() < deadline, "no mutual subscription"
+            await asyncio.sleep(0.2)
+    finally:
+        await one.close()
+        await two.close()
+
+
+async def legacy_device_ids(xmpp: Xmpp, owner: str) -> set[int]:
+    pubsub: Any = xmpp.client.plugin["xep_0060"]
+    try:
+        result = await pubsub.get_items(slixmpp.JID(owner), LEGACY_DEVICES, timeout=5)
+    except slixmpp.exceptions.IqError:
+        return set()
+    return {
+        int(device.get("id"))
+        for device in result.xml.iter(f"{{{LEGACY}}}device")
+        if (device.get("id") or "").isdigit()
+    }
+
+
+async def wait_published(port: int, certs: Certs, owner: str, device_id: int | None) -> None:
+    """Until ``owner``'s legacy device list names ``device_id`` (any device if None)."""
+    reader = Xmpp(f"alice@{DOMAIN}/look", "pw", certs)
+    reader.client.register_plugin("xep_0060")
+    await reader.login(port, presence=False)
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            ids = await legacy_device_ids(reader, owner)
+            if (device_id in ids) if device_id is not None else ids:
+                return
+            assert time.monotonic() < deadline, f"{owner} published no device {device_id}"
+            await asyncio.sleep(0.3)
+    finally:
+        await reader.close()
+
+
+async def next_text(client: InterlinkClient, sender: str) -> TextMessage:
+    """The next text from ``sender``; a message from it that the SDK cannot decrypt fails."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        event = await client.next_event(max(0.01, deadline - time.monotonic()))
+        if isinstance(event, DecryptionFailed) and event.sender.startswith(sender):
+            raise AssertionError(f"the SDK could not decrypt {sender}: {event}")
+        if isinstance(event, TextMessage) and event.sender.startswith(sender):
+            return event
+
+
+def sdk(tmp: Path, port: int, certs: Certs) -> InterlinkClient:
+    return InterlinkClient(
+        f"alice@{DOMAIN}/sdk", "pw", data_dir=tmp / "alice", port=port, ca_file=certs.ca
+    )
+
+
+# -- profanity -------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (scripts/bootstrap installs it)")
+@pytest.mark.skipif(
+    PROFANITY is None,
+    reason="profanity is not installed (scripts/bootstrap installs it as root: apt-get install "
+    "profanity)",
+)
+async def test_profanity(tmp_path: Path) -> None:
+    assert PROFANITY is not None
+    async with running_hub(tmp_path) as (server, certs), terminal("profanity") as term:
+        port = server.ports["c2s-starttls"]
+        await befriend(port, certs, "alice", "bob")
+        home = tmp_path / "profanity"
+        (home / "config" / "profanity").mkdir(parents=True)
+        (home / "data" / "profanity").mkdir(parents=True)
+        # "tls.policy=trust" accepts the hub's test certificate for this account only
+        (home / "data" / "profanity" / "accounts").write_text(
+            f"[bob@{DOMAIN}]\nenabled=true\njid=bob@{DOMAIN}\nserver=127.0.0.1\nport={port}\n"
+            "resource=profanity\npassword=pw\ntls.policy=trust\n"
+        )
+        env = {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "XDG_DATA_HOME": str(home / "data"),
+            "TERM": "xterm-256color",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        }
+        await term.start([PROFANITY, "-a", f"bob@{DOMAIN}"], env)
+        await term.wait_for(r"logged in successfully")
+        await term.type("/omemo gen")
+        device_id = int((await term.wait_for(r"Your Device ID is (\d+)")).group(1))
+        await term.type("/omemo trustmode blind")
+        await term.wait_for(r"trusted automatically")
+        # profanity 0.13.1 creates its device list only after reading one: it takes an error
+        # answer for "no list yet" only with the legacy code="404" attribute (XEP-0086), which
+        # the hub does not send. An empty list, as another client of the account would have
+        # left, lets it add its device (it does so on the notification).
+        seeder = Xmpp(f"bob@{DOMAIN}/seed", "pw", certs)
+        seeder.client.register_plugin("xep_0060")
+        await seeder.login(port, presence=False)
+        pubsub: Any = seeder.client.plugin["xep_0060"]
+        await pubsub.publish(
+            slixmpp.JID(f"bob@{DOMAIN}"),
+            LEGACY_DEVICES,
+            id="current",
+            payload=ET.Element(f"{{{LEGACY}}}list"),
+            timeout=5,
+        )
+        await seeder.close()
+        await wait_published(port, certs, f"bob@{DOMAIN}", device_id)
+
+        alice = sdk(tmp_path, port, certs)
+        await alice.connect()
+        try:
+            to_client = f"sdk to profanity {secrets.token_hex(4)}"
+            await alice.send_text(f"bob@{DOMAIN}", to_client)
+            await term.wait_for(rf"chat message: alice@{DOMAIN}/sdk \(win 2\)")
+            await term.type("/win 2")
+            # "~" marks a message profanity decrypted with OMEMO
+            await term.wait_for(rf"~ alice@{DOMAIN}/sdk: {to_client}")
+            await term.type("/omemo start")
+            await term.wait_for(r"\[OMEMO\]")
+            to_sdk = f"profanity to sdk {secrets.token_hex(4)}"
+            await term.type(to_sdk)
+            event = await next_text(alice, f"bob@{DOMAIN}/profanity")
+            assert event.text == to_sdk
+            assert event.namespace == LEGACY
+            assert event.device_id == device_id
+        finally:
+            await alice.close()
+
+
+# -- poezio ----------------------------------------------------------------------------------------
+
+
+POEZIO_MISSING = (
+    "poezio is not installed"
+    if shutil.which("poezio") is None
+    else f"poezio-omemo is not installed in {POEZIO_VENV}"
+    if not POEZIO_PYTHON.exists()
+    else None
+)
+
+
+@contextlib.asynccontextmanager
+async def poezio(tmp_path: Path, port: int, certs: Certs) -> AsyncIterator[Terminal]:
+    """poezio as bob, loading poezio-omemo. poezio refuses to run as root: as root it runs as
+    nobody, with its files in a folder of its own (pytest's tmp_path is private to root)."""
+    root = os.geteuid() == 0
+    home = Path(tempfile.mkdtemp(prefix="interlink-poezio-"))
+    try:
+        (home / "config" / "poezio").mkdir(parents=True)
+        shutil.copy(certs.ca, home / "ca.pem")  # poezio verifies the hub with the test CA
+        (home / "config" / "poezio" / "poezio.cfg").write_text(
+            f"[Poezio]\njid = bob@{DOMAIN}/poezio\npassword = pw\ncustom_host = 127.0.0.1\n"
+            f"custom_port = {port}\nca_cert_path = {home / 'ca.pem'}\n"
+            "plugins_autoload = omemo\n"
+        )
+        if root:
+            for path in [home, *home.rglob("*")]:
+                os.chown(path, NOBODY, NOBODY)
+        env = {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / "config"),
+            "XDG_DATA_HOME": str(home / "data"),
+            "XDG_CACHE_HOME": str(home / "cache"),
+            "TERM": "xterm-256color",
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        }
+        drop = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
+        command = [*(drop if root else []), str(POEZIO_PYTHON), "-m", "poezio"]
+        async with terminal("poezio") as term:
+            await term.start(command, env)
+            await term.wait_for(r"Authentication success")
+            yield term
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (scripts/bootstrap installs it)")
+@pytest.mark.skipif(
+    POEZIO_MISSING is not None,
+    reason=f"{POEZIO_MISSING} (scripts/bootstrap installs both as root: apt-get install poezio, "
+    f"pip install poezio-omemo into {POEZIO_VENV})",
+)
+async def test_poezio(tmp_path: Path) -> None:
+    """poezio writes first: poezio-omemo 0.9.1 advertises OMEMO 2 notifications and lists its
+    device for OMEMO 2 too, but reads legacy OMEMO only, so the SDK answers it in the version it
+    wrote in. (A first message from the SDK: :func:`test_poezio_reads_a_first_message_from_the_sdk`.)"""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        await befriend(port, certs, "alice", "bob")
+        alice = sdk(tmp_path, port, certs)
+        await alice.connect()
+        try:
+            async with poezio(tmp_path, port, certs) as term:
+                await wait_published(port, certs, f"bob@{DOMAIN}", None)
+                await term.type(f"/message alice@{DOMAIN}")
+                await term.wait_for(r"\[alice@hub\.test\]")
+                await term.type("/omemo")
+                await term.wait_for(r"omemo encryption enabled")
+                to_sdk = f"poezio to sdk {secrets.token_hex(4)}"
+                await term.type(to_sdk)
+                event = await next_text(alice, f"bob@{DOMAIN}/")
+                assert event.text == to_sdk
+                assert event.namespace == LEGACY
+                to_client = f"sdk to poezio {secrets.token_hex(4)}"
+                await alice.send_text(f"bob@{DOMAIN}", to_client)
+                await term.wait_for(rf"alice> {to_client}")
+                assert FALLBACK not in await term.screen()
+        finally:
+            await alice.close()
+
+
+@pytest.mark.skipif(TMUX is None, reason="tmux is not installed (scripts/bootstrap installs it)")
+@pytest.mark.skipif(POEZIO_MISSING is not None, reason=f"{POEZIO_MISSING}")
+@pytest.mark.xfail(
+    strict=True,
+    reason="poezio-omemo 0.9.1 advertises urn:xmpp:omemo:2:devices+notify and lists its device "
+    "for OMEMO 2, but decrypts legacy OMEMO only; nothing it publishes tells the SDK so, and "
+    "the SDK's first message to it is OMEMO 2, shown as the fallback body",
+)
+async def test_poezio_reads_a_first_message_from_the_sdk(tmp_path: Path) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        await befriend(port, certs, "alice", "bob")
+        alice = sdk(tmp_path, port, certs)
+        await alice.connect()
+        try:
+            async with poezio(tmp_path, port, certs) as term:
+                await wait_published(port, certs, f"bob@{DOMAIN}", None)
+                to_client = f"sdk to poezio {secrets.token_hex(4)}"
+                await alice.send_text(f"bob@{DOMAIN}", to_client)
+                await term.wait_for(r"\d\.alice")
+                await term.type("/win 1")
+                await term.wait_for(rf"alice> (\[This message|{to_client})")
+                assert to_client in await term.screen()
+        finally:
+            await alice.close()
+
+
+# -- Gajim -----------------------------------------------------------------------------------------
+
+
+def test_gajim() -> None:
+    pytest.skip(
+        "Gajim 1.7.3 (Debian 12) is a GTK 3 program: no terminal to drive, no command line to "
+        "send or read a message, and its OMEMO plugin (gajim-omemo 2.9) runs only inside the "
+        "running application. Driving it needs an X server (Xvfb) plus synthetic input and "
+        "reading the window's text through AT-SPI, which was not built or made reliable in the "
+        "time given; Gajim's interop is not tested automatically (docs/operations.md, Tested "
+        "clients)"
+    )
