@@ -197,6 +197,32 @@ class StanzaErrorCondition(StrEnum):
     def default_type(self) -> StanzaErrorType:
         return _DEFAULT_TYPES.get(self, StanzaErrorType.CANCEL)
 
+    @property
+    def legacy_code(self) -> int | None:
+        """XEP-0086's numeric code, which older clients still read (profanity 0.13 takes a
+        device-list error for "no list yet" only with ``code='404'``); None where it has none."""
+        return _LEGACY_CODES.get(self)
+
+
+# XEP-0086 §3 (Table 1); policy-violation came after it and has no code.
+_LEGACY_CODES = {
+    StanzaErrorCondition.BAD_REQUEST: 400,
+    StanzaErrorCondition.CONFLICT: 409,
+    StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED: 501,
+    StanzaErrorCondition.FORBIDDEN: 403,
+    StanzaErrorCondition.INTERNAL_SERVER_ERROR: 500,
+    StanzaErrorCondition.ITEM_NOT_FOUND: 404,
+    StanzaErrorCondition.JID_MALFORMED: 400,
+    StanzaErrorCondition.NOT_ACCEPTABLE: 406,
+    StanzaErrorCondition.NOT_ALLOWED: 405,
+    StanzaErrorCondition.NOT_AUTHORIZED: 401,
+    StanzaErrorCondition.RECIPIENT_UNAVAILABLE: 404,
+    StanzaErrorCondition.REGISTRATION_REQUIRED: 407,
+    StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND: 404,
+    StanzaErrorCondition.RESOURCE_CONSTRAINT: 500,
+    StanzaErrorCondition.SERVICE_UNAVAILABLE: 503,
+    StanzaErrorCondition.UNEXPECTED_REQUEST: 400,
+}
 
 _DEFAULT_TYPES = {
     StanzaErrorCondition.BAD_REQUEST: StanzaErrorType.MODIFY,

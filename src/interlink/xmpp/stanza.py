@@ -251,8 +251,12 @@ def to_xml(stanza: Stanza, content_ns: str | None = ns.CLIENT) -> str:
 
 
 def error_element(error: StanzaError) -> Element:
-    """``<error type='…'><condition/><text/></error>`` (RFC 6120 §8.3.2)."""
+    """``<error type='…' code='…'><condition/><text/></error>`` (RFC 6120 §8.3.2; the legacy
+    ``code`` of XEP-0086 beside it, for older clients)."""
     el = Element(_ERROR, {"type": str(error.type)})
+    code = error.condition.legacy_code
+    if code is not None:
+        el.set("code", str(code))
     el.append(Element(ns.qname(ns.STANZAS_ERR, str(error.condition))))
     if error.text:
         text = Element(ns.qname(ns.STANZAS_ERR, "text"), {ns.XML_LANG: "en"})
