@@ -8,9 +8,9 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
 import oldmemo
@@ -23,7 +23,8 @@ from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import media, sce
 from interlink.client.connection import Connection
-from interlink.client.consent import ConsentCalls, marker_of
+from interlink.client.consent import Consent, MessageRequest, marker_of
+from interlink.client.crypto import DeviceCrypto, Undecryptable, fingerprint_of
 from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate, check_limits
 from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import (
@@ -34,6 +35,7 @@ from interlink.client.events import (
     Displayed,
     EncryptionProblem,
     FileMessage,
+    GroupMessage,
     InteropMarker,
     KeyChanged,
     MessageRefused,
@@ -41,30 +43,28 @@ from interlink.client.events import (
     Receipt,
     TextMessage,
 )
-from interlink.client.groups import GroupCalls
+from interlink.client.groups import GroupRoom, Groups
 from interlink.client.lifecycle import Backoff, Input, Keepalive
-from interlink.client.media_transfer import MediaCalls, Uploader
+from interlink.client.media_transfer import MediaTransfer, Progress, Uploader
 from interlink.client.oauthbearer import OAuthBearer
 from interlink.client.omemo_session import (
     DEVICES_NODE,
     LEGACY,
     OMEMO2,
     Trust,
-    decide_trust,
-    parse_message,
-    precheck,
     serialize_message,
     session_manager_class,
 )
 from interlink.client.outbox import Outgoing
 from interlink.client.peer_caps import text_order
 from interlink.client.store import SqliteOmemoStorage
-from interlink.client.trust_calls import TrustCalls
+from interlink.client.trust_calls import Verification
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 from interlink.errors import reason
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
 from interlink.xmpp.ext.delay import delayed_at
+from interlink.xmpp.ext.interop import InteropSettings
 
 log = logging.getLogger("interlink.client")
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
@@ -80,11 +80,18 @@ def _q(namespace: str, local: str) -> str:
     return "{" + namespace + "}" + local
 
 
-class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
+class InterlinkClient:
     """One account on one device.
 
     ``data_dir`` keeps the device's keys and sessions (SQLite); the same directory on the next run
     is the same device.
+
+    The client itself holds the connection, this device's OMEMO and the 1:1 send and receive
+    paths; its other calls are its parts', built once here with the ports each needs:
+    :class:`~interlink.client.consent.Consent` (settings, requests, blocking),
+    :class:`~interlink.client.trust_calls.Verification` (fingerprints, verification),
+    :class:`~interlink.client.groups.Groups` (rooms) and
+    :class:`~interlink.client.media_transfer.MediaTransfer` (files).
     """
 
     def __init__(
@@ -168,7 +175,6 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             raise ValueError("device_list_max_age must be positive")
         self._device_list_max_age = device_list_max_age
         self._speedups = speedups
-        self._device_id = 0
         self._clock = clock
         self._connection = Connection(
             backoff=backoff,
@@ -178,6 +184,32 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             spawn=self._spawn,
             reconnect=self._reconnect,
             back_online=self._back_online,
+        )
+        self._crypto: DeviceCrypto | None = None  # this connection's OMEMO (connect())
+        self._consent = Consent(stream=self._stream, timeout=timeout)
+        self._verification = Verification(
+            own=self.bare, crypto=self._device_crypto, refresh=self._refresh
+        )
+        self._groups = Groups(
+            own=self.bare,
+            timeout=timeout,
+            omemo2=omemo2,
+            legacy=legacy,
+            stream=self._stream,
+            crypto=self._device_crypto,
+            refresh=self._refresh,
+            emit=self._emit,
+            block=self._consent.block,
+        )
+        self._media = MediaTransfer(
+            own=self.jid,
+            timeout=timeout,
+            stream=self._stream,
+            send=self._send,
+            uploader=uploader,
+            work_dir=data_dir / "media-tmp",
+            ca_file=ca_file,
+            http_url=http_url,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -224,7 +256,11 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
                 self._spawn_for(self._on_message),
             )
         )
-        self._register_group_handlers(xmpp)  # XEP-0045 rooms (client/groups.py)
+        xmpp.register_handler(  # XEP-0045 rooms (client/groups.py)
+            Callback(
+                "interlink-groups", self._groups.matcher, self._spawn_for(self._groups.on_room)
+            )
+        )
         xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._on_pep_event))
         # Carbons (XEP-0280): the plugin only passes copies that come from our own bare JID.
         xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
@@ -298,7 +334,16 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             backends, self._storage, self.bare, None, Trust.UNDECIDED.value
         )
         this, _ = await self._manager.get_own_device_information()
-        self._device_id = this.device_id
+        self._crypto = DeviceCrypto(
+            self._manager,
+            self._storage,
+            self._gate,
+            own=self.bare,
+            device_id=this.device_id,
+            manual_trust=self._manual_trust,
+            on_key_change=self._key_changed,
+            on_new_device=self._new_device,
+        )
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._gate.commit_now()
         self._looked_up[self.bare] = self._clock()
@@ -436,6 +481,20 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         if self._gate is None:
             raise NotConnected
         return self._gate
+
+    def _stream(self) -> slixmpp.ClientXMPP:
+        """The slixmpp stream (the parts' port to the connection). Raises :class:`NotConnected`
+        before ``connect()``."""
+        if self._xmpp is None:
+            raise NotConnected
+        return self._xmpp
+
+    def _device_crypto(self) -> DeviceCrypto:
+        """This connection's OMEMO (the parts' port to it). Raises :class:`NotConnected` before
+        ``connect()``."""
+        if self._crypto is None:
+            raise NotConnected
+        return self._crypto
 
     def _emit(self, event: ClientEvent) -> None:
         """Hand ``event`` to the app once the crypto state behind it is durable, in order."""
@@ -579,6 +638,198 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
                 raise ClientError(f"not sent: {first_line(exc)}") from exc
         return message_id
 
+    # -- consent.Consent ---------------------------------------------------------------------------
+    async def interop_settings(self) -> InteropSettings:
+        """This gatekeeper user's third-party chat settings, as the hub keeps them. Raises: see
+        :meth:`~interlink.client.consent.Consent.interop_settings`."""
+        return await self._consent.interop_settings()
+
+    async def set_interop_settings(
+        self,
+        *,
+        enabled: bool | None = None,
+        providers: Iterable[str] | Literal["all"] | None = None,
+        inbox: str | None = None,
+        discoverable: bool | None = None,
+        share_activity: bool | None = None,
+    ) -> InteropSettings:
+        """Change the settings given (the others stay); returns them as the hub now has
+        them. Raises: see :meth:`~interlink.client.consent.Consent.set_interop_settings`."""
+        return await self._consent.set_interop_settings(
+            enabled=enabled,
+            providers=providers,
+            inbox=inbox,
+            discoverable=discoverable,
+            share_activity=share_activity,
+        )
+
+    async def approved_providers(self) -> dict[str, str]:
+        """The providers whose users can be reached: id -> display name. Raises: see
+        :meth:`~interlink.client.consent.Consent.approved_providers`."""
+        return await self._consent.approved_providers()
+
+    async def message_requests(self) -> list[MessageRequest]:
+        """The open message requests: third-party users who wrote and are not accepted yet. Raises:
+        see :meth:`~interlink.client.consent.Consent.message_requests`."""
+        return await self._consent.message_requests()
+
+    async def accept_request(self, jid: str) -> None:
+        """Accept ``jid``'s message request: replies, receipts and presence may go back. Raises: see
+        :meth:`~interlink.client.consent.Consent.accept_request`."""
+        return await self._consent.accept_request(jid)
+
+    async def block(
+        self,
+        jid: str,
+        *,
+        report: str | None = None,
+        text: str = "",
+        attach: Sequence[TextMessage] = (),
+    ) -> None:
+        """Block ``jid`` (a user, or a provider's domain ``<provider>.interop.<hub>``); with
+        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages. Raises: see
+        :meth:`~interlink.client.consent.Consent.block`."""
+        return await self._consent.block(jid, report=report, text=text, attach=attach)
+
+    async def unblock(self, *jids: str) -> None:
+        """Unblock ``jids``; with none, unblock everyone. Raises: see
+        :meth:`~interlink.client.consent.Consent.unblock`."""
+        return await self._consent.unblock(*jids)
+
+    async def blocklist(self) -> list[str]:
+        """The JIDs and domains this account blocks (XEP-0191). Raises: see
+        :meth:`~interlink.client.consent.Consent.blocklist`."""
+        return await self._consent.blocklist()
+
+    # -- trust_calls.Verification ------------------------------------------------------------------
+    async def fingerprint(self) -> str:
+        """This device's fingerprint, to show the user. Raises: see
+        :meth:`~interlink.client.trust_calls.Verification.fingerprint`."""
+        return await self._verification.fingerprint()
+
+    async def peer_fingerprints(self, peer: str) -> dict[int, str]:
+        """Device id → fingerprint of every known device of ``peer``. Raises: see
+        :meth:`~interlink.client.trust_calls.Verification.peer_fingerprints`."""
+        return await self._verification.peer_fingerprints(peer)
+
+    async def safety_number(self, peer: str) -> str:
+        """The 60-digit safety number of the conversation with ``peer`` (same on both
+        sides). Raises: see :meth:`~interlink.client.trust_calls.Verification.safety_number`."""
+        return await self._verification.safety_number(peer)
+
+    async def verify(self, peer: str, fingerprint: str) -> int:
+        """Mark the device of ``peer`` with this fingerprint as verified; returns its device id.
+        Raises: see :meth:`~interlink.client.trust_calls.Verification.verify`."""
+        return await self._verification.verify(peer, fingerprint)
+
+    # -- groups.Groups -----------------------------------------------------------------------------
+    def group(self, room: str) -> GroupRoom:
+        """What this device knows of ``room``. Raises: see
+        :meth:`~interlink.client.groups.Groups.room`."""
+        return self._groups.room(room)
+
+    async def create_group(
+        self, room: str, nick: str, *, name: str = "", encrypted_only: bool = True
+    ) -> GroupRoom:
+        """Create ``room`` (``name@groups.<service>``) and enter it as its owner: members-only, non-
+        anonymous, persistent, and (default) encrypted-only. Raises: see
+        :meth:`~interlink.client.groups.Groups.create`."""
+        return await self._groups.create(room, nick, name=name, encrypted_only=encrypted_only)
+
+    async def join_group(self, room: str, nick: str) -> GroupRoom:
+        """Enter ``room`` as ``nick`` (accepting an invitation is entering) and read its member
+        list, the recipients of what this device sends there. Raises: see
+        :meth:`~interlink.client.groups.Groups.join`."""
+        return await self._groups.join(room, nick)
+
+    async def leave_group(self, room: str, *, forget: bool = False) -> None:
+        """Leave ``room``; ``forget``: also leave its member list (it stops being encrypted to this
+        account), as when leaving a group for good. Raises: see
+        :meth:`~interlink.client.groups.Groups.leave`."""
+        return await self._groups.leave(room, forget=forget)
+
+    async def invite_to_group(self, room: str, jid: str, reason: str = "") -> None:
+        """Invite ``jid`` through the room (XEP-0045 §7.8.2); in a members-only room it becomes a
+        member. Raises: see :meth:`~interlink.client.groups.Groups.invite`."""
+        return await self._groups.invite(room, jid, reason)
+
+    async def invite_directly(self, room: str, jid: str, reason: str = "") -> None:
+        """Invite ``jid`` with a XEP-0249 direct invitation (a message to them naming the room).
+        Raises: see :meth:`~interlink.client.groups.Groups.invite_directly`."""
+        return await self._groups.invite_directly(room, jid, reason)
+
+    async def decline_invitation(self, room: str, inviter: str, reason: str = "") -> None:
+        """Decline an invitation (XEP-0045 §7.8.3): the pending membership is withdrawn. Raises: see
+        :meth:`~interlink.client.groups.Groups.decline`."""
+        return await self._groups.decline(room, inviter, reason)
+
+    async def add_group_member(self, room: str, jid: str, affiliation: str = "member") -> None:
+        """Make ``jid`` a member (or admin, owner) of ``room``. Raises: see
+        :meth:`~interlink.client.groups.Groups.add_member`."""
+        return await self._groups.add_member(room, jid, affiliation)
+
+    async def remove_group_member(self, room: str, jid: str, *, ban: bool = False) -> None:
+        """Take ``jid`` off the member list (``ban``: make it an outcast). Raises: see
+        :meth:`~interlink.client.groups.Groups.remove_member`."""
+        return await self._groups.remove_member(room, jid, ban=ban)
+
+    async def send_group_text(self, room: str, text: str) -> str:
+        """Encrypt ``text`` for every device of every member of ``room`` (and this account's other
+        devices) and send it to the room. Raises: see
+        :meth:`~interlink.client.groups.Groups.send_text`."""
+        return await self._groups.send_text(room, text)
+
+    async def report_group_member(
+        self,
+        room: str,
+        member: str,
+        *,
+        report: str = "spam",
+        text: str = "",
+        attach: Sequence[GroupMessage] = (),
+    ) -> None:
+        """Block and report a member of ``room`` (a nick or a bare JID) as a 1:1 sender is reported
+        (XEP-0377): the room is non-anonymous, so the report names the member's own address, and
+        the hub forwards a third party's report to its provider with the chosen messages as this
+        device decrypted them. Raises: see :meth:`~interlink.client.groups.Groups.report_member`."""
+        return await self._groups.report_member(
+            room, member, report=report, text=text, attach=attach
+        )
+
+    # -- media_transfer.MediaTransfer --------------------------------------------------------------
+    async def send_file(
+        self,
+        to: str,
+        path: Path,
+        *,
+        kind: str = "file",
+        caption: str | None = None,
+        media_type: str | None = None,
+        duration: float | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Encrypt ``path`` (AES-256-GCM, fresh key and IV), upload the ciphertext to this side's
+        store with ``progress(done, total)`` calls, and send its URL, key and hashes end to end
+        encrypted. Raises: see :meth:`~interlink.client.media_transfer.MediaTransfer.send_file`."""
+        return await self._media.send_file(
+            to,
+            path,
+            kind=kind,
+            caption=caption,
+            media_type=media_type,
+            duration=duration,
+            progress=progress,
+        )
+
+    async def download(
+        self, event: FileMessage, dest_dir: Path, *, progress: Progress | None = None
+    ) -> Path:
+        """Fetch ``event``'s file (through the hub's media proxy when a third-party user sent it to
+        this gatekeeper user), check both SHA-256 hashes and the GCM tag, decrypt it into
+        ``dest_dir``; returns the file's path. Raises: see
+        :meth:`~interlink.client.media_transfer.MediaTransfer.download`."""
+        return await self._media.download(event, dest_dir, progress=progress)
+
     # -- device lists ------------------------------------------------------------------------------
     async def _refresh(self, bare: str) -> None:
         """Fetch ``bare``'s device lists unless fetched less than ``device_list_max_age`` ago;
@@ -653,7 +904,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
 
     async def _on_message(self, stanza: Any, *, outgoing: bool = False) -> None:
         if stanza["type"] == "groupchat":
-            await self._on_group_message(stanza)  # rooms: client/groups.py
+            await self._groups.on_message(stanza)  # rooms: client/groups.py
             return
         element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
         if element is None and self._legacy:
@@ -668,31 +919,16 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
                 known.add(str(sender))
                 self._advertised_at.pop(sender.bare, None)
         marker = marker_of(stanza.xml, sender.bare, self.bare)
-        async with self.gate.operation():
-            problem = await self._precheck(element, sender.bare)
-            if problem is not None:
-                self._emit(DecryptionFailed(str(sender), message_id, problem))
-                return
-            try:
-                message = await parse_message(element, sender.bare, self.bare, self.manager)
-                plaintext, device, _ = await self.manager.decrypt(message)
-            except Exception as exc:  # python-omemo raises many kinds; none may break us
-                reason = first_line(exc)
-                self._emit(DecryptionFailed(str(sender), message_id, reason))
-                return
-            if plaintext is None:
-                return  # a key-transport or empty message: nothing for the user
-            assert self._storage is not None
-            level = await decide_trust(
-                self.manager,
-                device,
-                storage=self._storage,
-                manual_trust=self._manual_trust,
-                on_key_change=self._key_changed,
-                on_new_device=self._new_device,
-            )
-        flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
-        namespace = message.namespace
+        crypto = self._device_crypto()
+        async with crypto.gate.operation():
+            opened = await crypto.decrypt(element, sender.bare)
+        if isinstance(opened, Undecryptable):
+            self._emit(DecryptionFailed(str(sender), message_id, opened.reason))
+            return
+        if opened is None:
+            return  # a key-transport or empty message: nothing for the user
+        plaintext, device_id, flagged = opened.plaintext, opened.device_id, opened.flagged
+        namespace = opened.namespace
         to = stanza["to"].bare if outgoing else None
         stored_at = delayed_at(stanza.xml)  # XEP-0203: when the hub stored it for us
         if namespace != OMEMO2:
@@ -702,7 +938,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
                     str(sender),
                     text,
                     message_id,
-                    device.device_id,
+                    device_id,
                     namespace,
                     flagged,
                     outgoing,
@@ -723,13 +959,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
             return
         await self._content_events(
-            str(sender), message_id, envelope, device.device_id, flagged, to, marker, stored_at
-        )
-
-    async def _precheck(self, element: Element, sender: str) -> str | None:
-        assert self._storage is not None
-        return await precheck(
-            element, sender, own_bare=self.bare, device_id=self._device_id, storage=self._storage
+            str(sender), message_id, envelope, device_id, flagged, to, marker, stored_at
         )
 
     async def _content_events(
@@ -813,11 +1043,11 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             self._emit(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
 
     async def _key_changed(self, device: DeviceInformation) -> None:
-        fingerprint = self._fingerprint(device.identity_key)
+        fingerprint = fingerprint_of(device.identity_key)
         self._emit(KeyChanged(device.bare_jid, device.device_id, fingerprint))
 
     async def _new_device(self, device: DeviceInformation) -> None:
-        fingerprint = self._fingerprint(device.identity_key)
+        fingerprint = fingerprint_of(device.identity_key)
         self._emit(NewDevice(device.bare_jid, device.device_id, fingerprint))
 
 
