@@ -593,20 +593,17 @@ class InterlinkClient:
         if len(order) > 1:  # a client of the peer may read legacy OMEMO only
             order = text_order(await self._advertised(peer), order)
         try:
-            async with self.gate.operation():
+            crypto = self._device_crypto()
+            async with crypto.gate.operation():
                 # Device lists of peers who share no presence arrive by no notification.
                 await self._refresh(peer)
                 try:
-                    messages, errors = await self.manager.encrypt(
-                        frozenset([peer]), plaintext, order
-                    )
+                    messages, errors = await crypto.encrypt([peer], plaintext, order)
                 except omemo.NoEligibleDevices:  # keys published since the last look-up?
                     if not self.online:
                         raise
                     await self._look_up(peer, force=True)
-                    messages, errors = await self.manager.encrypt(
-                        frozenset([peer]), plaintext, order
-                    )
+                    messages, errors = await crypto.encrypt([peer], plaintext, order)
         except omemo.SessionManagerException as exc:
             reason = first_line(exc)
             self._emit(EncryptionProblem(peer, None, reason))
@@ -630,7 +627,7 @@ class InterlinkClient:
         entry = Outgoing(peer, message_id, stanza, report=legacy_text is not None)
         if store:  # kept until the hub acknowledges it; chat states are not worth a re-send
             self._connection.hold(entry)
-        sent = self.gate.after(functools.partial(self._connection.write, entry))
+        sent = crypto.gate.after(functools.partial(self._connection.write, entry))
         if wait:
             try:
                 await sent

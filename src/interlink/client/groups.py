@@ -32,7 +32,8 @@ from slixmpp.xmlstream.matcher.base import MatcherBase
 
 from interlink.client import sce
 from interlink.client.consent import ConsentError, marker_of
-from interlink.client.crypto import DeviceCrypto, Undecryptable
+from interlink.client.crypto import Decrypted, Undecryptable
+from interlink.client.durable import CryptoGate
 from interlink.client.errors import ClientError
 from interlink.client.events import (
     ClientEvent,
@@ -148,6 +149,31 @@ class GroupRoom:
         return events
 
 
+class RoomStream(Protocol):
+    """What groups need of the slixmpp stream: its stanza factories (``slixmpp.ClientXMPP``)."""
+
+    def make_presence(self, *, pto: slixmpp.JID, ptype: Any = None) -> Any: ...
+
+    def make_message(self, mto: slixmpp.JID, *, mtype: Any = None) -> Any: ...
+
+    def make_iq(self, *, ito: slixmpp.JID, itype: Any) -> Any: ...
+
+
+class RoomCrypto(Protocol):
+    """What groups need of this connection's OMEMO (:class:`DeviceCrypto`): the gate every
+    crypto operation and its effects go through, encryption to every device of a set of
+    accounts, and decryption with the trust decision."""
+
+    @property
+    def gate(self) -> CryptoGate: ...
+
+    async def encrypt(
+        self, recipients: Iterable[str], plaintext: dict[str, bytes], order: list[str]
+    ) -> tuple[list[Any], list[Any]]: ...
+
+    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None: ...
+
+
 class Block(Protocol):
     """The consent call a member report goes through (``InterlinkClient.block``)."""
 
@@ -195,8 +221,8 @@ class Groups:
         timeout: float,
         omemo2: bool,
         legacy: bool,
-        stream: Callable[[], slixmpp.ClientXMPP],
-        crypto: Callable[[], DeviceCrypto],
+        stream: Callable[[], RoomStream],
+        crypto: Callable[[], RoomCrypto],
         refresh: Callable[[str], Awaitable[None]],
         emit: Callable[[ClientEvent], None],
         block: Block,
@@ -675,4 +701,13 @@ class Groups:
         return interop.parse_marker(el)
 
 
-__all__ = ["Block", "GroupRoom", "Groups", "ItemFacts", "RoomMatcher", "item_facts"]
+__all__ = [
+    "Block",
+    "GroupRoom",
+    "Groups",
+    "ItemFacts",
+    "RoomCrypto",
+    "RoomMatcher",
+    "RoomStream",
+    "item_facts",
+]
