@@ -18,7 +18,6 @@ import omemo
 import slixmpp
 import twomemo
 from omemo.types import DeviceInformation
-from slixmpp.plugins.xep_0030.stanza.info import DiscoInfo
 from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import media, sce
@@ -31,7 +30,6 @@ from interlink.client.events import (
     ChatState,
     ClientEvent,
     DecryptionFailed,
-    DeviceListChanged,
     Displayed,
     EncryptionProblem,
     FileMessage,
@@ -57,10 +55,10 @@ from interlink.client.omemo_session import (
 )
 from interlink.client.outbox import Outgoing
 from interlink.client.peer_caps import text_order
+from interlink.client.peer_devices import PeerDevices
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import Verification
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
-from interlink.errors import reason
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
 from interlink.xmpp.ext.delay import delayed_at
@@ -166,16 +164,7 @@ class InterlinkClient:
         self._gate: CryptoGate | None = None  # one python-omemo operation at a time
         self._background: set[asyncio.Task[None]] = set()
         self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
-        # peer -> when (clock) its device lists were last fetched
-        self._looked_up: dict[str, float] = {}
-        self._resources: dict[str, set[str]] = {}  # bare -> full JIDs that wrote to us
-        # bare -> (when, features of each visible client), for device_list_max_age
-        self._advertised_at: dict[str, tuple[float, list[set[str]]]] = {}
-        if device_list_max_age <= 0:
-            raise ValueError("device_list_max_age must be positive")
-        self._device_list_max_age = device_list_max_age
         self._speedups = speedups
-        self._clock = clock
         self._connection = Connection(
             backoff=backoff,
             keepalive=keepalive,
@@ -186,9 +175,21 @@ class InterlinkClient:
             back_online=self._back_online,
         )
         self._crypto: DeviceCrypto | None = None  # this connection's OMEMO (connect())
+        self._peers = PeerDevices(
+            own=self.bare,
+            namespaces=self._namespaces(),
+            max_age=device_list_max_age,
+            timeout=timeout,
+            clock=clock,
+            stream=self._stream,
+            lists=self._device_crypto,
+            online=lambda: self.online,
+            spawn=self._spawn,
+            emit=self._emit,
+        )
         self._consent = Consent(stream=self._stream, timeout=timeout)
         self._verification = Verification(
-            own=self.bare, crypto=self._device_crypto, refresh=self._refresh
+            own=self.bare, crypto=self._device_crypto, refresh=self._peers.refresh
         )
         self._groups = Groups(
             own=self.bare,
@@ -197,7 +198,7 @@ class InterlinkClient:
             legacy=legacy,
             stream=self._stream,
             crypto=self._device_crypto,
-            refresh=self._refresh,
+            refresh=self._peers.refresh,
             emit=self._emit,
             block=self._consent.block,
         )
@@ -261,14 +262,14 @@ class InterlinkClient:
                 "interlink-groups", self._groups.matcher, self._spawn_for(self._groups.on_room)
             )
         )
-        xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._on_pep_event))
+        xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._peers.on_notification))
         # Carbons (XEP-0280): the plugin only passes copies that come from our own bare JID.
         xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
         xmpp.add_event_handler("carbon_sent", self._spawn_for(self._on_carbon_sent))
         xmpp.add_event_handler("message_error", self._on_message_error)
         # a client that comes online may read another OMEMO version: ask again when sending
         xmpp.add_event_handler(
-            "presence_available", lambda p: self._advertised_at.pop(p["from"].bare, None)
+            "presence_available", lambda p: self._peers.client_online(p["from"].bare)
         )
         self._connection.watch(xmpp)
         xmpp.enable_direct_tls = self._direct_tls
@@ -346,7 +347,7 @@ class InterlinkClient:
         )
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._gate.commit_now()
-        self._looked_up[self.bare] = self._clock()
+        self._peers.fetched(self.bare)
         carbons: Any = xmpp.plugin["xep_0280"]
         await carbons.enable(timeout=self._timeout)
         xmpp.send_presence()
@@ -385,8 +386,7 @@ class InterlinkClient:
         xmpp = self._xmpp
         if xmpp is None or resumed:
             return
-        self._looked_up.clear()
-        self._advertised_at.clear()
+        self._peers.forget()
         xmpp.send_presence()
         carbons: Any = xmpp.plugin["xep_0280"]
         with contextlib.suppress(Exception):
@@ -591,18 +591,18 @@ class InterlinkClient:
         if not order:
             raise ClientError("legacy OMEMO can only carry text")
         if len(order) > 1:  # a client of the peer may read legacy OMEMO only
-            order = text_order(await self._advertised(peer), order)
+            order = text_order(await self._peers.advertised(peer), order)
         try:
             crypto = self._device_crypto()
             async with crypto.gate.operation():
                 # Device lists of peers who share no presence arrive by no notification.
-                await self._refresh(peer)
+                await self._peers.refresh(peer)
                 try:
                     messages, errors = await crypto.encrypt([peer], plaintext, order)
                 except omemo.NoEligibleDevices:  # keys published since the last look-up?
                     if not self.online:
                         raise
-                    await self._look_up(peer, force=True)
+                    await self._peers.look_up(peer, force=True)
                     messages, errors = await crypto.encrypt([peer], plaintext, order)
         except omemo.SessionManagerException as exc:
             reason = first_line(exc)
@@ -827,64 +827,6 @@ class InterlinkClient:
         :meth:`~interlink.client.media_transfer.MediaTransfer.download`."""
         return await self._media.download(event, dest_dir, progress=progress)
 
-    # -- device lists ------------------------------------------------------------------------------
-    async def _refresh(self, bare: str) -> None:
-        """Fetch ``bare``'s device lists unless fetched less than ``device_list_max_age`` ago;
-        subscribe to them the first time (for a peer who shares no presence, notifications come
-        only so)."""
-        await self._look_up(bare, force=False)
-
-    async def _look_up(self, bare: str, *, force: bool) -> None:
-        at = self._looked_up.get(bare)
-        if not force and at is not None and self._clock() - at < self._device_list_max_age:
-            return
-        if at is not None and not self.online:  # offline: what is known will do until later
-            return
-        await self.manager.refresh_device_lists(bare)
-        self._looked_up[bare] = self._clock()
-        if at is None and bare != self.bare:
-            self._spawn(self._subscribe_devices(bare))
-
-    async def _advertised(self, bare: str) -> list[set[str]]:
-        """The features each client of ``bare`` that this device can see advertises (caps of
-        its presences, or disco#info of resources that wrote to us); unanswered ones count as
-        advertising nothing."""
-        xmpp = self._xmpp
-        if xmpp is None:
-            return []
-        cached = self._advertised_at.get(bare)
-        if cached is not None and self._clock() - cached[0] < self._device_list_max_age:
-            return cached[1]
-        resources = set(self._resources.get(bare, ()))
-        with contextlib.suppress(Exception):
-            resources.update(f"{bare}/{r}" for r in xmpp.client_roster.presence(slixmpp.JID(bare)))
-        disco: Any = xmpp.plugin["xep_0030"]
-        found: list[set[str]] = []
-        for full in sorted(resources):
-            try:
-                result = await disco.get_info(
-                    jid=slixmpp.JID(full), cached=True, timeout=min(2.0, self._timeout)
-                )
-            except Exception as exc:  # gone, or not answering: it advertises nothing
-                log.debug("no disco#info", extra={"jid": full, "error": first_line(exc)})
-                continue
-            info = result if isinstance(result, DiscoInfo) else result["disco_info"]
-            found.append(set(info["features"]))
-        self._advertised_at[bare] = (self._clock(), found)
-        return found
-
-    async def _subscribe_devices(self, bare: str) -> None:
-        """Ask for ``bare``'s device-list notifications (XEP-0060 §6.1) where its server lets
-        us; a refusal (or no node yet) changes nothing: the list is fetched again when sending
-        finds no device, when an unknown device writes, and after ``device_list_max_age``."""
-        xmpp = self._xmpp
-        if xmpp is None:
-            return
-        port = SlixmppPep(xmpp, self._timeout)
-        for namespace in self._namespaces():
-            with contextlib.suppress(Exception):
-                await port.subscribe(bare, DEVICES_NODE[namespace])
-
     # -- receiving ---------------------------------------------------------------------------------
     def _on_message_error(self, stanza: Any) -> None:
         error = stanza["error"]
@@ -911,10 +853,7 @@ class InterlinkClient:
         sender = stanza["from"]
         message_id = stanza["id"] or None
         if not outgoing and sender.resource:
-            known = self._resources.setdefault(sender.bare, set())
-            if str(sender) not in known:  # a client not asked yet what it reads
-                known.add(str(sender))
-                self._advertised_at.pop(sender.bare, None)
+            self._peers.heard_from(str(sender))
         marker = marker_of(stanza.xml, sender.bare, self.bare)
         crypto = self._device_crypto()
         async with crypto.gate.operation():
@@ -1015,29 +954,6 @@ class InterlinkClient:
                 state = el.tag.rsplit("}", 1)[1]
                 if state in CHAT_STATES:
                     self._emit(ChatState(sender, state, marker))
-
-    async def _on_pep_event(self, stanza: Any) -> None:
-        items = stanza["pubsub_event"]["items"]
-        node = items["node"]
-        namespace = next((ns for ns, n in DEVICES_NODE.items() if n == node), None)
-        if namespace is None or namespace not in self._namespaces() or self._manager is None:
-            return
-        peer = stanza["from"].bare
-        for item in items:
-            payload = item["payload"]
-            if payload is None:
-                continue
-            try:
-                if namespace == OMEMO2:
-                    device_list = twomemo.etree.parse_device_list(payload)
-                else:
-                    device_list = oldmemo.etree.parse_device_list(payload)
-                async with self.gate.operation():
-                    await self._manager.update_device_list(namespace, peer, device_list)
-            except Exception as exc:
-                log.info("ignored a bad device list", extra={"peer": peer, "error": reason(exc)})
-                continue
-            self._emit(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
 
     async def _key_changed(self, device: DeviceInformation) -> None:
         fingerprint = fingerprint_of(device.identity_key)

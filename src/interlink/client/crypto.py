@@ -14,7 +14,7 @@ from typing import Any
 from xml.etree.ElementTree import Element
 
 import omemo
-from omemo.types import DeviceInformation
+from omemo.types import DeviceInformation, DeviceList
 
 from interlink.client.durable import CryptoGate
 from interlink.client.omemo_session import Trust, decide_trust, parse_message, precheck
@@ -83,6 +83,19 @@ class DeviceCrypto:
         """
         messages, errors = await self.manager.encrypt(frozenset(recipients), plaintext, order)
         return list(messages), list(errors)
+
+    async def refresh_device_lists(self, bare: str) -> None:
+        """Fetch ``bare``'s device lists (python-omemo's own PEP look-up).
+
+        Raises:
+            omemo.SessionManagerException: python-omemo could not fetch them.
+        """
+        await self.manager.refresh_device_lists(bare)
+
+    async def update_device_list(self, namespace: str, bare: str, device_list: DeviceList) -> None:
+        """Take a device list that came by notification. Raises what python-omemo raises for a
+        list it refuses."""
+        await self.manager.update_device_list(namespace, bare, device_list)
 
     async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None:
         """Read an ``<encrypted/>`` element from ``sender`` (a bare JID) and decide how far its
