@@ -20,25 +20,20 @@ import twomemo
 from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
-from interlink.client import media, sce
+from interlink.client import sce
 from interlink.client.connection import Connection
-from interlink.client.consent import Consent, MessageRequest, marker_of
-from interlink.client.crypto import DeviceCrypto, Undecryptable, fingerprint_of
+from interlink.client.consent import Consent, MessageRequest
+from interlink.client.crypto import DeviceCrypto, fingerprint_of
 from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate, check_limits
 from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import (
-    ChatState,
     ClientEvent,
     DecryptionFailed,
-    Displayed,
     EncryptionProblem,
     FileMessage,
     GroupMessage,
-    InteropMarker,
     KeyChanged,
-    MessageRefused,
     NewDevice,
-    Receipt,
     TextMessage,
 )
 from interlink.client.groups import GroupRoom, Groups
@@ -56,12 +51,12 @@ from interlink.client.omemo_session import (
 from interlink.client.outbox import Outgoing
 from interlink.client.peer_caps import text_order
 from interlink.client.peer_devices import PeerDevices
+from interlink.client.receive import CHAT_STATES, Receiver
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import Verification
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
-from interlink.xmpp.ext.delay import delayed_at
 from interlink.xmpp.ext.interop import InteropSettings
 
 log = logging.getLogger("interlink.client")
@@ -71,7 +66,6 @@ _HINTS = ns.HINTS  # XEP-0334
 RECEIPTS = ns.RECEIPTS  # XEP-0184
 MARKERS = ns.CHAT_MARKERS  # XEP-0333
 CHATSTATES = ns.CHATSTATES  # XEP-0085
-CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
 
 
 def _q(namespace: str, local: str) -> str:
@@ -147,7 +141,6 @@ class InterlinkClient:
             raise ValueError("enable at least one OMEMO version")
         self._legacy = legacy
         self._omemo2 = omemo2
-        self._auto_receipts = auto_receipts
         self._token_provider = token_provider
         self._http_url = http_url
         self._uploader = uploader
@@ -202,6 +195,16 @@ class InterlinkClient:
             emit=self._emit,
             block=self._consent.block,
         )
+        self._receiver = Receiver(
+            own=self.bare,
+            legacy=legacy,
+            auto_receipts=auto_receipts,
+            crypto=self._device_crypto,
+            heard_from=self._peers.heard_from,
+            group_message=self._groups.on_message,
+            emit=self._emit,
+            send_receipt=self.send_receipt,
+        )
         self._media = MediaTransfer(
             own=self.jid,
             timeout=timeout,
@@ -254,7 +257,7 @@ class InterlinkClient:
             Callback(
                 "interlink-omemo",
                 EncryptedMatcher(self._namespaces()),
-                self._spawn_for(self._on_message),
+                self._spawn_for(self._receiver.on_message),
             )
         )
         xmpp.register_handler(  # XEP-0045 rooms (client/groups.py)
@@ -264,9 +267,10 @@ class InterlinkClient:
         )
         xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._peers.on_notification))
         # Carbons (XEP-0280): the plugin only passes copies that come from our own bare JID.
-        xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
-        xmpp.add_event_handler("carbon_sent", self._spawn_for(self._on_carbon_sent))
-        xmpp.add_event_handler("message_error", self._on_message_error)
+        receiver = self._receiver
+        xmpp.add_event_handler("carbon_received", self._spawn_for(receiver.on_carbon_received))
+        xmpp.add_event_handler("carbon_sent", self._spawn_for(receiver.on_carbon_sent))
+        xmpp.add_event_handler("message_error", receiver.on_message_error)
         # a client that comes online may read another OMEMO version: ask again when sending
         xmpp.add_event_handler(
             "presence_available", lambda p: self._peers.client_online(p["from"].bare)
@@ -826,134 +830,6 @@ class InterlinkClient:
         ``dest_dir``; returns the file's path. Raises: see
         :meth:`~interlink.client.media_transfer.MediaTransfer.download`."""
         return await self._media.download(event, dest_dir, progress=progress)
-
-    # -- receiving ---------------------------------------------------------------------------------
-    def _on_message_error(self, stanza: Any) -> None:
-        error = stanza["error"]
-        refused = MessageRefused(
-            stanza["from"].bare, stanza["id"] or None, error["condition"], error["text"]
-        )
-        self._emit(refused)
-
-    async def _on_carbon_received(self, wrapper: Any) -> None:
-        await self._on_message(wrapper["carbon_received"])
-
-    async def _on_carbon_sent(self, wrapper: Any) -> None:
-        await self._on_message(wrapper["carbon_sent"], outgoing=True)
-
-    async def _on_message(self, stanza: Any, *, outgoing: bool = False) -> None:
-        if stanza["type"] == "groupchat":
-            await self._groups.on_message(stanza)  # rooms: client/groups.py
-            return
-        element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
-        if element is None and self._legacy:
-            element = stanza.xml.find(f"{{{LEGACY}}}encrypted")
-        if element is None:
-            return
-        sender = stanza["from"]
-        message_id = stanza["id"] or None
-        if not outgoing and sender.resource:
-            self._peers.heard_from(str(sender))
-        marker = marker_of(stanza.xml, sender.bare, self.bare)
-        crypto = self._device_crypto()
-        async with crypto.gate.operation():
-            opened = await crypto.decrypt(element, sender.bare)
-        if isinstance(opened, Undecryptable):
-            self._emit(DecryptionFailed(str(sender), message_id, opened.reason))
-            return
-        if opened is None:
-            return  # a key-transport or empty message: nothing for the user
-        plaintext, device_id, flagged = opened.plaintext, opened.device_id, opened.flagged
-        namespace = opened.namespace
-        to = stanza["to"].bare if outgoing else None
-        stored_at = delayed_at(stanza.xml)  # XEP-0203: when the hub stored it for us
-        if namespace != OMEMO2:
-            text = plaintext.decode("utf-8", errors="replace")
-            self._emit(
-                TextMessage(
-                    str(sender),
-                    text,
-                    message_id,
-                    device_id,
-                    namespace,
-                    flagged,
-                    outgoing,
-                    to,
-                    marker,
-                    stored_at,
-                )
-            )
-            return
-        try:
-            envelope = sce.open_envelope(
-                plaintext,
-                sender=sender.bare,
-                recipients={to} if to else {self.bare},
-                now=time.time(),
-            )
-        except sce.SceError as exc:
-            self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
-            return
-        await self._content_events(
-            str(sender), message_id, envelope, device_id, flagged, to, marker, stored_at
-        )
-
-    async def _content_events(
-        self,
-        sender: str,
-        message_id: str | None,
-        envelope: sce.Envelope,
-        device: int,
-        flagged: bool,
-        to: str | None = None,
-        marker: InteropMarker | None = None,
-        stored_at: float | None = None,
-    ) -> None:
-        """Turn what an envelope carries into events (and an automatic receipt if asked).
-        ``to`` is set for copies of this account's own messages (carbons). The envelope's own
-        time (SCE) is the send time; ``stored_at`` (the hub's delay stamp) is for what has none."""
-        tags = {el.tag for el in envelope.content}
-        text = envelope.body
-        try:
-            shared = media.parse_file(envelope.content)
-        except media.MediaError as exc:
-            self._emit(DecryptionFailed(sender, message_id, f"bad file: {exc}"))
-            return
-        outgoing = to is not None
-        if shared is not None:
-            event: ClientEvent = FileMessage(
-                sender, shared, message_id, device, flagged, outgoing, to, marker
-            )
-        elif text is not None:
-            event = TextMessage(
-                sender,
-                text,
-                message_id,
-                device,
-                OMEMO2,
-                flagged,
-                outgoing,
-                to,
-                marker,
-                envelope.timestamp,
-            )
-        if shared is not None or text is not None:
-            self._emit(event)
-            wants_receipt = _q(RECEIPTS, "request") in tags
-            request = marker is not None and marker.request  # nothing goes back until accepted
-            if self._auto_receipts and message_id and wants_receipt and to is None and not request:
-                await self.send_receipt(sender, message_id, wait=False)
-        if to is not None:
-            return  # our own receipts, markers and states need no events
-        for el in envelope.content:
-            if el.tag == _q(RECEIPTS, "received") and el.get("id"):
-                self._emit(Receipt(sender, el.get("id", ""), marker))
-            elif el.tag == _q(MARKERS, "displayed") and el.get("id"):
-                self._emit(Displayed(sender, el.get("id", ""), marker))
-            elif el.tag.startswith("{" + CHATSTATES + "}"):
-                state = el.tag.rsplit("}", 1)[1]
-                if state in CHAT_STATES:
-                    self._emit(ChatState(sender, state, marker))
 
     async def _key_changed(self, device: DeviceInformation) -> None:
         fingerprint = fingerprint_of(device.identity_key)
