@@ -142,8 +142,6 @@ class InterlinkClient:
         self._legacy = legacy
         self._omemo2 = omemo2
         self._token_provider = token_provider
-        self._http_url = http_url
-        self._uploader = uploader
         self._timeout = timeout
         self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
         self._xmpp: slixmpp.ClientXMPP | None = None
