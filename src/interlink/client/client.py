@@ -8,9 +8,9 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
 import oldmemo
@@ -18,53 +18,46 @@ import omemo
 import slixmpp
 import twomemo
 from omemo.types import DeviceInformation
-from slixmpp.plugins.xep_0030.stanza.info import DiscoInfo
 from slixmpp.xmlstream.handler import Callback
 
-from interlink.client import media, sce
+from interlink.client import sce
 from interlink.client.connection import Connection
-from interlink.client.consent import ConsentCalls, marker_of
+from interlink.client.consent import Consent, MessageRequest
+from interlink.client.crypto import DeviceCrypto, fingerprint_of
 from interlink.client.durable import MAX_BATCH, MAX_DELAY, CryptoGate, check_limits
 from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import (
-    ChatState,
     ClientEvent,
     DecryptionFailed,
-    DeviceListChanged,
-    Displayed,
     EncryptionProblem,
     FileMessage,
-    InteropMarker,
+    GroupMessage,
     KeyChanged,
-    MessageRefused,
     NewDevice,
-    Receipt,
     TextMessage,
 )
-from interlink.client.groups import GroupCalls
+from interlink.client.groups import GroupRoom, Groups
 from interlink.client.lifecycle import Backoff, Input, Keepalive
-from interlink.client.media_transfer import MediaCalls, Uploader
+from interlink.client.media_transfer import MediaTransfer, Progress, Uploader
 from interlink.client.oauthbearer import OAuthBearer
 from interlink.client.omemo_session import (
     DEVICES_NODE,
     LEGACY,
     OMEMO2,
     Trust,
-    decide_trust,
-    parse_message,
-    precheck,
     serialize_message,
     session_manager_class,
 )
 from interlink.client.outbox import Outgoing
 from interlink.client.peer_caps import text_order
+from interlink.client.peer_devices import PeerDevices
+from interlink.client.receive import CHAT_STATES, Receiver
 from interlink.client.store import SqliteOmemoStorage
-from interlink.client.trust_calls import TrustCalls
+from interlink.client.trust_calls import Verification
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
-from interlink.errors import reason
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
-from interlink.xmpp.ext.delay import delayed_at
+from interlink.xmpp.ext.interop import InteropSettings
 
 log = logging.getLogger("interlink.client")
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
@@ -73,18 +66,24 @@ _HINTS = ns.HINTS  # XEP-0334
 RECEIPTS = ns.RECEIPTS  # XEP-0184
 MARKERS = ns.CHAT_MARKERS  # XEP-0333
 CHATSTATES = ns.CHATSTATES  # XEP-0085
-CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))
 
 
 def _q(namespace: str, local: str) -> str:
     return "{" + namespace + "}" + local
 
 
-class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
+class InterlinkClient:
     """One account on one device.
 
     ``data_dir`` keeps the device's keys and sessions (SQLite); the same directory on the next run
     is the same device.
+
+    The client itself holds the connection, this device's OMEMO and the 1:1 send and receive
+    paths; its other calls are its parts', built once here with the ports each needs:
+    :class:`~interlink.client.consent.Consent` (settings, requests, blocking),
+    :class:`~interlink.client.trust_calls.Verification` (fingerprints, verification),
+    :class:`~interlink.client.groups.Groups` (rooms) and
+    :class:`~interlink.client.media_transfer.MediaTransfer` (files).
     """
 
     def __init__(
@@ -142,10 +141,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             raise ValueError("enable at least one OMEMO version")
         self._legacy = legacy
         self._omemo2 = omemo2
-        self._auto_receipts = auto_receipts
         self._token_provider = token_provider
-        self._http_url = http_url
-        self._uploader = uploader
         self._timeout = timeout
         self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
         self._xmpp: slixmpp.ClientXMPP | None = None
@@ -159,18 +155,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         self._gate: CryptoGate | None = None  # one python-omemo operation at a time
         self._background: set[asyncio.Task[None]] = set()
         self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
-        # peer -> when (clock) its device lists were last fetched
-        self._looked_up: dict[str, float] = {}
-        self._resources: dict[str, set[str]] = {}  # bare -> full JIDs that wrote to us
-        self._wrote_in: dict[str, str] = {}  # bare -> OMEMO namespace of its last message to us
-        # bare -> (when, features of each visible client), for device_list_max_age
-        self._advertised_at: dict[str, tuple[float, list[set[str]]]] = {}
-        if device_list_max_age <= 0:
-            raise ValueError("device_list_max_age must be positive")
-        self._device_list_max_age = device_list_max_age
         self._speedups = speedups
-        self._device_id = 0
-        self._clock = clock
         self._connection = Connection(
             backoff=backoff,
             keepalive=keepalive,
@@ -179,6 +164,55 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             spawn=self._spawn,
             reconnect=self._reconnect,
             back_online=self._back_online,
+        )
+        self._crypto: DeviceCrypto | None = None  # this connection's OMEMO (connect())
+        self._peers = PeerDevices(
+            own=self.bare,
+            namespaces=self._namespaces(),
+            max_age=device_list_max_age,
+            timeout=timeout,
+            clock=clock,
+            stream=self._stream,
+            lists=self._device_crypto,
+            online=lambda: self.online,
+            spawn=self._spawn,
+            emit=self._emit,
+        )
+        self._consent = Consent(stream=self._stream, timeout=timeout)
+        self._verification = Verification(
+            own=self.bare, crypto=self._device_crypto, refresh=self._peers.refresh
+        )
+        self._groups = Groups(
+            own=self.bare,
+            timeout=timeout,
+            omemo2=omemo2,
+            legacy=legacy,
+            stream=self._stream,
+            crypto=self._device_crypto,
+            refresh=self._peers.refresh,
+            emit=self._emit,
+            block=self._consent.block,
+        )
+        self._receiver = Receiver(
+            own=self.bare,
+            legacy=legacy,
+            auto_receipts=auto_receipts,
+            crypto=self._device_crypto,
+            heard_from=self._peers.heard_from,
+            wrote_in=self._peers.wrote_in,
+            group_message=self._groups.on_message,
+            emit=self._emit,
+            send_receipt=self.send_receipt,
+        )
+        self._media = MediaTransfer(
+            own=self.jid,
+            timeout=timeout,
+            stream=self._stream,
+            send=self._send,
+            uploader=uploader,
+            work_dir=data_dir / "media-tmp",
+            ca_file=ca_file,
+            http_url=http_url,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -222,18 +256,23 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             Callback(
                 "interlink-omemo",
                 EncryptedMatcher(self._namespaces()),
-                self._spawn_for(self._on_message),
+                self._spawn_for(self._receiver.on_message),
             )
         )
-        self._register_group_handlers(xmpp)  # XEP-0045 rooms (client/groups.py)
-        xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._on_pep_event))
+        xmpp.register_handler(  # XEP-0045 rooms (client/groups.py)
+            Callback(
+                "interlink-groups", self._groups.matcher, self._spawn_for(self._groups.on_room)
+            )
+        )
+        xmpp.add_event_handler("pubsub_publish", self._spawn_for(self._peers.on_notification))
         # Carbons (XEP-0280): the plugin only passes copies that come from our own bare JID.
-        xmpp.add_event_handler("carbon_received", self._spawn_for(self._on_carbon_received))
-        xmpp.add_event_handler("carbon_sent", self._spawn_for(self._on_carbon_sent))
-        xmpp.add_event_handler("message_error", self._on_message_error)
+        receiver = self._receiver
+        xmpp.add_event_handler("carbon_received", self._spawn_for(receiver.on_carbon_received))
+        xmpp.add_event_handler("carbon_sent", self._spawn_for(receiver.on_carbon_sent))
+        xmpp.add_event_handler("message_error", receiver.on_message_error)
         # a client that comes online may read another OMEMO version: ask again when sending
         xmpp.add_event_handler(
-            "presence_available", lambda p: self._advertised_at.pop(p["from"].bare, None)
+            "presence_available", lambda p: self._peers.client_online(p["from"].bare)
         )
         self._connection.watch(xmpp)
         xmpp.enable_direct_tls = self._direct_tls
@@ -299,10 +338,19 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             backends, self._storage, self.bare, None, Trust.UNDECIDED.value
         )
         this, _ = await self._manager.get_own_device_information()
-        self._device_id = this.device_id
+        self._crypto = DeviceCrypto(
+            self._manager,
+            self._storage,
+            self._gate,
+            own=self.bare,
+            device_id=this.device_id,
+            manual_trust=self._manual_trust,
+            on_key_change=self._key_changed,
+            on_new_device=self._new_device,
+        )
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._gate.commit_now()
-        self._looked_up[self.bare] = self._clock()
+        self._peers.fetched(self.bare)
         carbons: Any = xmpp.plugin["xep_0280"]
         await carbons.enable(timeout=self._timeout)
         xmpp.send_presence()
@@ -341,8 +389,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         xmpp = self._xmpp
         if xmpp is None or resumed:
             return
-        self._looked_up.clear()
-        self._advertised_at.clear()
+        self._peers.forget()
         xmpp.send_presence()
         carbons: Any = xmpp.plugin["xep_0280"]
         with contextlib.suppress(Exception):
@@ -437,6 +484,20 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         if self._gate is None:
             raise NotConnected
         return self._gate
+
+    def _stream(self) -> slixmpp.ClientXMPP:
+        """The slixmpp stream (the parts' port to the connection). Raises :class:`NotConnected`
+        before ``connect()``."""
+        if self._xmpp is None:
+            raise NotConnected
+        return self._xmpp
+
+    def _device_crypto(self) -> DeviceCrypto:
+        """This connection's OMEMO (the parts' port to it). Raises :class:`NotConnected` before
+        ``connect()``."""
+        if self._crypto is None:
+            raise NotConnected
+        return self._crypto
 
     def _emit(self, event: ClientEvent) -> None:
         """Hand ``event`` to the app once the crypto state behind it is durable, in order."""
@@ -534,23 +595,22 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
             raise ClientError("legacy OMEMO can only carry text")
         if len(order) > 1:  # a client of the peer may read legacy OMEMO only
             order = text_order(
-                await self._advertised(peer), order, wrote_legacy=self._wrote_in.get(peer) == LEGACY
+                await self._peers.advertised(peer),
+                order,
+                wrote_legacy=self._peers.wrote_legacy(peer),
             )
         try:
-            async with self.gate.operation():
+            crypto = self._device_crypto()
+            async with crypto.gate.operation():
                 # Device lists of peers who share no presence arrive by no notification.
-                await self._refresh(peer)
+                await self._peers.refresh(peer)
                 try:
-                    messages, errors = await self.manager.encrypt(
-                        frozenset([peer]), plaintext, order
-                    )
+                    messages, errors = await crypto.encrypt([peer], plaintext, order)
                 except omemo.NoEligibleDevices:  # keys published since the last look-up?
                     if not self.online:
                         raise
-                    await self._look_up(peer, force=True)
-                    messages, errors = await self.manager.encrypt(
-                        frozenset([peer]), plaintext, order
-                    )
+                    await self._peers.look_up(peer, force=True)
+                    messages, errors = await crypto.encrypt([peer], plaintext, order)
         except omemo.SessionManagerException as exc:
             reason = first_line(exc)
             self._emit(EncryptionProblem(peer, None, reason))
@@ -574,7 +634,7 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
         entry = Outgoing(peer, message_id, stanza, report=legacy_text is not None)
         if store:  # kept until the hub acknowledges it; chat states are not worth a re-send
             self._connection.hold(entry)
-        sent = self.gate.after(functools.partial(self._connection.write, entry))
+        sent = crypto.gate.after(functools.partial(self._connection.write, entry))
         if wait:
             try:
                 await sent
@@ -582,247 +642,204 @@ class InterlinkClient(ConsentCalls, MediaCalls, TrustCalls, GroupCalls):
                 raise ClientError(f"not sent: {first_line(exc)}") from exc
         return message_id
 
-    # -- device lists ------------------------------------------------------------------------------
-    async def _refresh(self, bare: str) -> None:
-        """Fetch ``bare``'s device lists unless fetched less than ``device_list_max_age`` ago;
-        subscribe to them the first time (for a peer who shares no presence, notifications come
-        only so)."""
-        await self._look_up(bare, force=False)
+    # -- consent.Consent ---------------------------------------------------------------------------
+    async def interop_settings(self) -> InteropSettings:
+        """This gatekeeper user's third-party chat settings, as the hub keeps them. Raises: see
+        :meth:`~interlink.client.consent.Consent.interop_settings`."""
+        return await self._consent.interop_settings()
 
-    async def _look_up(self, bare: str, *, force: bool) -> None:
-        at = self._looked_up.get(bare)
-        if not force and at is not None and self._clock() - at < self._device_list_max_age:
-            return
-        if at is not None and not self.online:  # offline: what is known will do until later
-            return
-        await self.manager.refresh_device_lists(bare)
-        self._looked_up[bare] = self._clock()
-        if at is None and bare != self.bare:
-            self._spawn(self._subscribe_devices(bare))
-
-    async def _advertised(self, bare: str) -> list[set[str]]:
-        """The features each client of ``bare`` that this device can see advertises (caps of
-        its presences, or disco#info of resources that wrote to us); unanswered ones count as
-        advertising nothing."""
-        xmpp = self._xmpp
-        if xmpp is None:
-            return []
-        cached = self._advertised_at.get(bare)
-        if cached is not None and self._clock() - cached[0] < self._device_list_max_age:
-            return cached[1]
-        resources = set(self._resources.get(bare, ()))
-        with contextlib.suppress(Exception):
-            resources.update(f"{bare}/{r}" for r in xmpp.client_roster.presence(slixmpp.JID(bare)))
-        disco: Any = xmpp.plugin["xep_0030"]
-        found: list[set[str]] = []
-        for full in sorted(resources):
-            try:
-                result = await disco.get_info(
-                    jid=slixmpp.JID(full), cached=True, timeout=min(2.0, self._timeout)
-                )
-            except Exception as exc:  # gone, or not answering: it advertises nothing
-                log.debug("no disco#info", extra={"jid": full, "error": first_line(exc)})
-                continue
-            info = result if isinstance(result, DiscoInfo) else result["disco_info"]
-            found.append(set(info["features"]))
-        self._advertised_at[bare] = (self._clock(), found)
-        return found
-
-    async def _subscribe_devices(self, bare: str) -> None:
-        """Ask for ``bare``'s device-list notifications (XEP-0060 §6.1) where its server lets
-        us; a refusal (or no node yet) changes nothing: the list is fetched again when sending
-        finds no device, when an unknown device writes, and after ``device_list_max_age``."""
-        xmpp = self._xmpp
-        if xmpp is None:
-            return
-        port = SlixmppPep(xmpp, self._timeout)
-        for namespace in self._namespaces():
-            with contextlib.suppress(Exception):
-                await port.subscribe(bare, DEVICES_NODE[namespace])
-
-    # -- receiving ---------------------------------------------------------------------------------
-    def _on_message_error(self, stanza: Any) -> None:
-        error = stanza["error"]
-        refused = MessageRefused(
-            stanza["from"].bare, stanza["id"] or None, error["condition"], error["text"]
-        )
-        self._emit(refused)
-
-    async def _on_carbon_received(self, wrapper: Any) -> None:
-        await self._on_message(wrapper["carbon_received"])
-
-    async def _on_carbon_sent(self, wrapper: Any) -> None:
-        await self._on_message(wrapper["carbon_sent"], outgoing=True)
-
-    async def _on_message(self, stanza: Any, *, outgoing: bool = False) -> None:
-        if stanza["type"] == "groupchat":
-            await self._on_group_message(stanza)  # rooms: client/groups.py
-            return
-        element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
-        if element is None and self._legacy:
-            element = stanza.xml.find(f"{{{LEGACY}}}encrypted")
-        if element is None:
-            return
-        sender = stanza["from"]
-        message_id = stanza["id"] or None
-        if not outgoing and sender.resource:
-            known = self._resources.setdefault(sender.bare, set())
-            if str(sender) not in known:  # a client not asked yet what it reads
-                known.add(str(sender))
-                self._advertised_at.pop(sender.bare, None)
-        marker = marker_of(stanza.xml, sender.bare, self.bare)
-        async with self.gate.operation():
-            problem = await self._precheck(element, sender.bare)
-            if problem is not None:
-                self._emit(DecryptionFailed(str(sender), message_id, problem))
-                return
-            try:
-                message = await parse_message(element, sender.bare, self.bare, self.manager)
-                plaintext, device, _ = await self.manager.decrypt(message)
-            except Exception as exc:  # python-omemo raises many kinds; none may break us
-                reason = first_line(exc)
-                self._emit(DecryptionFailed(str(sender), message_id, reason))
-                return
-            if plaintext is None:
-                return  # a key-transport or empty message: nothing for the user
-            assert self._storage is not None
-            level = await decide_trust(
-                self.manager,
-                device,
-                storage=self._storage,
-                manual_trust=self._manual_trust,
-                on_key_change=self._key_changed,
-                on_new_device=self._new_device,
-            )
-        flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
-        namespace = message.namespace
-        if not outgoing:
-            self._wrote_in[sender.bare] = namespace
-        to = stanza["to"].bare if outgoing else None
-        stored_at = delayed_at(stanza.xml)  # XEP-0203: when the hub stored it for us
-        if namespace != OMEMO2:
-            text = plaintext.decode("utf-8", errors="replace")
-            self._emit(
-                TextMessage(
-                    str(sender),
-                    text,
-                    message_id,
-                    device.device_id,
-                    namespace,
-                    flagged,
-                    outgoing,
-                    to,
-                    marker,
-                    stored_at,
-                )
-            )
-            return
-        try:
-            envelope = sce.open_envelope(
-                plaintext,
-                sender=sender.bare,
-                recipients={to} if to else {self.bare},
-                now=time.time(),
-            )
-        except sce.SceError as exc:
-            self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
-            return
-        await self._content_events(
-            str(sender), message_id, envelope, device.device_id, flagged, to, marker, stored_at
-        )
-
-    async def _precheck(self, element: Element, sender: str) -> str | None:
-        assert self._storage is not None
-        return await precheck(
-            element, sender, own_bare=self.bare, device_id=self._device_id, storage=self._storage
-        )
-
-    async def _content_events(
+    async def set_interop_settings(
         self,
-        sender: str,
-        message_id: str | None,
-        envelope: sce.Envelope,
-        device: int,
-        flagged: bool,
-        to: str | None = None,
-        marker: InteropMarker | None = None,
-        stored_at: float | None = None,
-    ) -> None:
-        """Turn what an envelope carries into events (and an automatic receipt if asked).
-        ``to`` is set for copies of this account's own messages (carbons). The envelope's own
-        time (SCE) is the send time; ``stored_at`` (the hub's delay stamp) is for what has none."""
-        tags = {el.tag for el in envelope.content}
-        text = envelope.body
-        try:
-            shared = media.parse_file(envelope.content)
-        except media.MediaError as exc:
-            self._emit(DecryptionFailed(sender, message_id, f"bad file: {exc}"))
-            return
-        outgoing = to is not None
-        if shared is not None:
-            event: ClientEvent = FileMessage(
-                sender, shared, message_id, device, flagged, outgoing, to, marker
-            )
-        elif text is not None:
-            event = TextMessage(
-                sender,
-                text,
-                message_id,
-                device,
-                OMEMO2,
-                flagged,
-                outgoing,
-                to,
-                marker,
-                envelope.timestamp,
-            )
-        if shared is not None or text is not None:
-            self._emit(event)
-            wants_receipt = _q(RECEIPTS, "request") in tags
-            request = marker is not None and marker.request  # nothing goes back until accepted
-            if self._auto_receipts and message_id and wants_receipt and to is None and not request:
-                await self.send_receipt(sender, message_id, wait=False)
-        if to is not None:
-            return  # our own receipts, markers and states need no events
-        for el in envelope.content:
-            if el.tag == _q(RECEIPTS, "received") and el.get("id"):
-                self._emit(Receipt(sender, el.get("id", ""), marker))
-            elif el.tag == _q(MARKERS, "displayed") and el.get("id"):
-                self._emit(Displayed(sender, el.get("id", ""), marker))
-            elif el.tag.startswith("{" + CHATSTATES + "}"):
-                state = el.tag.rsplit("}", 1)[1]
-                if state in CHAT_STATES:
-                    self._emit(ChatState(sender, state, marker))
+        *,
+        enabled: bool | None = None,
+        providers: Iterable[str] | Literal["all"] | None = None,
+        inbox: str | None = None,
+        discoverable: bool | None = None,
+        share_activity: bool | None = None,
+    ) -> InteropSettings:
+        """Change the settings given (the others stay); returns them as the hub now has
+        them. Raises: see :meth:`~interlink.client.consent.Consent.set_interop_settings`."""
+        return await self._consent.set_interop_settings(
+            enabled=enabled,
+            providers=providers,
+            inbox=inbox,
+            discoverable=discoverable,
+            share_activity=share_activity,
+        )
 
-    async def _on_pep_event(self, stanza: Any) -> None:
-        items = stanza["pubsub_event"]["items"]
-        node = items["node"]
-        namespace = next((ns for ns, n in DEVICES_NODE.items() if n == node), None)
-        if namespace is None or namespace not in self._namespaces() or self._manager is None:
-            return
-        peer = stanza["from"].bare
-        for item in items:
-            payload = item["payload"]
-            if payload is None:
-                continue
-            try:
-                if namespace == OMEMO2:
-                    device_list = twomemo.etree.parse_device_list(payload)
-                else:
-                    device_list = oldmemo.etree.parse_device_list(payload)
-                async with self.gate.operation():
-                    await self._manager.update_device_list(namespace, peer, device_list)
-            except Exception as exc:
-                log.info("ignored a bad device list", extra={"peer": peer, "error": reason(exc)})
-                continue
-            self._emit(DeviceListChanged(peer, namespace, tuple(sorted(device_list))))
+    async def approved_providers(self) -> dict[str, str]:
+        """The providers whose users can be reached: id -> display name. Raises: see
+        :meth:`~interlink.client.consent.Consent.approved_providers`."""
+        return await self._consent.approved_providers()
+
+    async def message_requests(self) -> list[MessageRequest]:
+        """The open message requests: third-party users who wrote and are not accepted yet. Raises:
+        see :meth:`~interlink.client.consent.Consent.message_requests`."""
+        return await self._consent.message_requests()
+
+    async def accept_request(self, jid: str) -> None:
+        """Accept ``jid``'s message request: replies, receipts and presence may go back. Raises: see
+        :meth:`~interlink.client.consent.Consent.accept_request`."""
+        return await self._consent.accept_request(jid)
+
+    async def block(
+        self,
+        jid: str,
+        *,
+        report: str | None = None,
+        text: str = "",
+        attach: Sequence[TextMessage] = (),
+    ) -> None:
+        """Block ``jid`` (a user, or a provider's domain ``<provider>.interop.<hub>``); with
+        ``report`` ("spam" or "abuse") also report it, attaching the chosen messages. Raises: see
+        :meth:`~interlink.client.consent.Consent.block`."""
+        return await self._consent.block(jid, report=report, text=text, attach=attach)
+
+    async def unblock(self, *jids: str) -> None:
+        """Unblock ``jids``; with none, unblock everyone. Raises: see
+        :meth:`~interlink.client.consent.Consent.unblock`."""
+        return await self._consent.unblock(*jids)
+
+    async def blocklist(self) -> list[str]:
+        """The JIDs and domains this account blocks (XEP-0191). Raises: see
+        :meth:`~interlink.client.consent.Consent.blocklist`."""
+        return await self._consent.blocklist()
+
+    # -- trust_calls.Verification ------------------------------------------------------------------
+    async def fingerprint(self) -> str:
+        """This device's fingerprint, to show the user. Raises: see
+        :meth:`~interlink.client.trust_calls.Verification.fingerprint`."""
+        return await self._verification.fingerprint()
+
+    async def peer_fingerprints(self, peer: str) -> dict[int, str]:
+        """Device id → fingerprint of every known device of ``peer``. Raises: see
+        :meth:`~interlink.client.trust_calls.Verification.peer_fingerprints`."""
+        return await self._verification.peer_fingerprints(peer)
+
+    async def safety_number(self, peer: str) -> str:
+        """The 60-digit safety number of the conversation with ``peer`` (same on both
+        sides). Raises: see :meth:`~interlink.client.trust_calls.Verification.safety_number`."""
+        return await self._verification.safety_number(peer)
+
+    async def verify(self, peer: str, fingerprint: str) -> int:
+        """Mark the device of ``peer`` with this fingerprint as verified; returns its device id.
+        Raises: see :meth:`~interlink.client.trust_calls.Verification.verify`."""
+        return await self._verification.verify(peer, fingerprint)
+
+    # -- groups.Groups -----------------------------------------------------------------------------
+    def group(self, room: str) -> GroupRoom:
+        """What this device knows of ``room``. Raises: see
+        :meth:`~interlink.client.groups.Groups.room`."""
+        return self._groups.room(room)
+
+    async def create_group(
+        self, room: str, nick: str, *, name: str = "", encrypted_only: bool = True
+    ) -> GroupRoom:
+        """Create ``room`` (``name@groups.<service>``) and enter it as its owner: members-only, non-
+        anonymous, persistent, and (default) encrypted-only. Raises: see
+        :meth:`~interlink.client.groups.Groups.create`."""
+        return await self._groups.create(room, nick, name=name, encrypted_only=encrypted_only)
+
+    async def join_group(self, room: str, nick: str) -> GroupRoom:
+        """Enter ``room`` as ``nick`` (accepting an invitation is entering) and read its member
+        list, the recipients of what this device sends there. Raises: see
+        :meth:`~interlink.client.groups.Groups.join`."""
+        return await self._groups.join(room, nick)
+
+    async def leave_group(self, room: str, *, forget: bool = False) -> None:
+        """Leave ``room``; ``forget``: also leave its member list (it stops being encrypted to this
+        account), as when leaving a group for good. Raises: see
+        :meth:`~interlink.client.groups.Groups.leave`."""
+        return await self._groups.leave(room, forget=forget)
+
+    async def invite_to_group(self, room: str, jid: str, reason: str = "") -> None:
+        """Invite ``jid`` through the room (XEP-0045 §7.8.2); in a members-only room it becomes a
+        member. Raises: see :meth:`~interlink.client.groups.Groups.invite`."""
+        return await self._groups.invite(room, jid, reason)
+
+    async def invite_directly(self, room: str, jid: str, reason: str = "") -> None:
+        """Invite ``jid`` with a XEP-0249 direct invitation (a message to them naming the room).
+        Raises: see :meth:`~interlink.client.groups.Groups.invite_directly`."""
+        return await self._groups.invite_directly(room, jid, reason)
+
+    async def decline_invitation(self, room: str, inviter: str, reason: str = "") -> None:
+        """Decline an invitation (XEP-0045 §7.8.3): the pending membership is withdrawn. Raises: see
+        :meth:`~interlink.client.groups.Groups.decline`."""
+        return await self._groups.decline(room, inviter, reason)
+
+    async def add_group_member(self, room: str, jid: str, affiliation: str = "member") -> None:
+        """Make ``jid`` a member (or admin, owner) of ``room``. Raises: see
+        :meth:`~interlink.client.groups.Groups.add_member`."""
+        return await self._groups.add_member(room, jid, affiliation)
+
+    async def remove_group_member(self, room: str, jid: str, *, ban: bool = False) -> None:
+        """Take ``jid`` off the member list (``ban``: make it an outcast). Raises: see
+        :meth:`~interlink.client.groups.Groups.remove_member`."""
+        return await self._groups.remove_member(room, jid, ban=ban)
+
+    async def send_group_text(self, room: str, text: str) -> str:
+        """Encrypt ``text`` for every device of every member of ``room`` (and this account's other
+        devices) and send it to the room. Raises: see
+        :meth:`~interlink.client.groups.Groups.send_text`."""
+        return await self._groups.send_text(room, text)
+
+    async def report_group_member(
+        self,
+        room: str,
+        member: str,
+        *,
+        report: str = "spam",
+        text: str = "",
+        attach: Sequence[GroupMessage] = (),
+    ) -> None:
+        """Block and report a member of ``room`` (a nick or a bare JID) as a 1:1 sender is reported
+        (XEP-0377): the room is non-anonymous, so the report names the member's own address, and
+        the hub forwards a third party's report to its provider with the chosen messages as this
+        device decrypted them. Raises: see :meth:`~interlink.client.groups.Groups.report_member`."""
+        return await self._groups.report_member(
+            room, member, report=report, text=text, attach=attach
+        )
+
+    # -- media_transfer.MediaTransfer --------------------------------------------------------------
+    async def send_file(
+        self,
+        to: str,
+        path: Path,
+        *,
+        kind: str = "file",
+        caption: str | None = None,
+        media_type: str | None = None,
+        duration: float | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Encrypt ``path`` (AES-256-GCM, fresh key and IV), upload the ciphertext to this side's
+        store with ``progress(done, total)`` calls, and send its URL, key and hashes end to end
+        encrypted. Raises: see :meth:`~interlink.client.media_transfer.MediaTransfer.send_file`."""
+        return await self._media.send_file(
+            to,
+            path,
+            kind=kind,
+            caption=caption,
+            media_type=media_type,
+            duration=duration,
+            progress=progress,
+        )
+
+    async def download(
+        self, event: FileMessage, dest_dir: Path, *, progress: Progress | None = None
+    ) -> Path:
+        """Fetch ``event``'s file (through the hub's media proxy when a third-party user sent it to
+        this gatekeeper user), check both SHA-256 hashes and the GCM tag, decrypt it into
+        ``dest_dir``; returns the file's path. Raises: see
+        :meth:`~interlink.client.media_transfer.MediaTransfer.download`."""
+        return await self._media.download(event, dest_dir, progress=progress)
 
     async def _key_changed(self, device: DeviceInformation) -> None:
-        fingerprint = self._fingerprint(device.identity_key)
+        fingerprint = fingerprint_of(device.identity_key)
         self._emit(KeyChanged(device.bare_jid, device.device_id, fingerprint))
 
     async def _new_device(self, device: DeviceInformation) -> None:
-        fingerprint = self._fingerprint(device.identity_key)
+        fingerprint = fingerprint_of(device.identity_key)
         self._emit(NewDevice(device.bare_jid, device.device_id, fingerprint))
 
 

@@ -4,7 +4,7 @@ every rule; this module only asks and reads (see docs/protocol.md)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 from xml.etree.ElementTree import Element
 
@@ -12,7 +12,7 @@ import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.stanza.error import Error
 
-from interlink.client.errors import ClientError, NotConnected
+from interlink.client.errors import ClientError
 from interlink.client.events import TextMessage
 from interlink.errors import StanzaError
 from interlink.xmpp.addressing import domain_of, interop_provider
@@ -20,7 +20,7 @@ from interlink.xmpp.ext import blocking, interop, reporting
 from interlink.xmpp.ext.interop import InteropMarker, InteropSettings
 from interlink.xmpp.ext.interop import MessageRequest as MessageRequest
 
-__all__ = ["ConsentCalls", "ConsentError", "MessageRequest", "marker_of"]
+__all__ = ["Consent", "ConsentError", "MessageRequest", "marker_of"]
 
 # slixmpp knows the stanza error conditions of RFC 3920; RFC 6120 added policy-violation, which
 # the hub's rules answer with. Without it slixmpp fails to read such errors at all.
@@ -102,16 +102,17 @@ def block_request(
     return block
 
 
-class ConsentCalls:
-    """``InterlinkClient``'s calls about the rules (a mixin: it needs the connection)."""
+class Consent:
+    """``InterlinkClient``'s calls about the rules, each one iq to this account. Built once per
+    client with ``stream()``, the connected slixmpp stream (raises :class:`NotConnected` before
+    ``connect()``), and ``timeout``, how long the hub's answer is awaited."""
 
-    _xmpp: slixmpp.ClientXMPP | None
-    _timeout: float
+    def __init__(self, *, stream: Callable[[], slixmpp.ClientXMPP], timeout: float) -> None:
+        self._stream = stream
+        self._timeout = timeout
 
     async def _query(self, itype: Literal["get", "set"], payload: Element) -> Element | None:
-        if self._xmpp is None:
-            raise NotConnected
-        return await query(self._xmpp, itype, payload, self._timeout)
+        return await query(self._stream(), itype, payload, self._timeout)
 
     async def interop_settings(self) -> InteropSettings:
         """This gatekeeper user's third-party chat settings, as the hub keeps them.

@@ -10,8 +10,9 @@ non-anonymous), affiliation changes of non-occupants (§9.3) and removals (307, 
 member removed is out of the set the moment the room says so, before the next message is
 encrypted: its devices get nothing sealed after that.
 
-:class:`GroupRoom` is pure (stanza facts in, events out); :class:`GroupCalls` is the
-``InterlinkClient`` mixin that talks to the room.
+:class:`GroupRoom` is pure (stanza facts in, events out); :class:`Groups` talks to the rooms
+for ``InterlinkClient``, which builds it with the ports it needs (the stream, this connection's
+OMEMO, device-list refresh, events) and delegates its group calls to it.
 """
 
 from __future__ import annotations
@@ -19,21 +20,21 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from xml.etree.ElementTree import Element
 
 import omemo
 import slixmpp
-from omemo.types import DeviceInformation
 from slixmpp.exceptions import IqError, IqTimeout
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
 from interlink.client import sce
 from interlink.client.consent import ConsentError, marker_of
+from interlink.client.crypto import Decrypted, Undecryptable
 from interlink.client.durable import CryptoGate
-from interlink.client.errors import ClientError, NotConnected
+from interlink.client.errors import ClientError
 from interlink.client.events import (
     ClientEvent,
     DecryptionFailed,
@@ -47,15 +48,7 @@ from interlink.client.events import (
     GroupSubject,
     TextMessage,
 )
-from interlink.client.omemo_session import (
-    LEGACY,
-    OMEMO2,
-    Trust,
-    decide_trust,
-    parse_message,
-    serialize_message,
-)
-from interlink.client.store import SqliteOmemoStorage
+from interlink.client.omemo_session import LEGACY, OMEMO2, serialize_message
 from interlink.client.xmpp_port import first_line
 from interlink.xmpp import ns
 from interlink.xmpp.addressing import domain_of, groups_domain, home_service
@@ -156,6 +149,39 @@ class GroupRoom:
         return events
 
 
+class RoomStream(Protocol):
+    """What groups need of the slixmpp stream: its stanza factories (``slixmpp.ClientXMPP``)."""
+
+    def make_presence(self, *, pto: slixmpp.JID, ptype: Any = None) -> Any: ...
+
+    def make_message(self, mto: slixmpp.JID, *, mtype: Any = None) -> Any: ...
+
+    def make_iq(self, *, ito: slixmpp.JID, itype: Any) -> Any: ...
+
+
+class RoomCrypto(Protocol):
+    """What groups need of this connection's OMEMO (:class:`DeviceCrypto`): the gate every
+    crypto operation and its effects go through, encryption to every device of a set of
+    accounts, and decryption with the trust decision."""
+
+    @property
+    def gate(self) -> CryptoGate: ...
+
+    async def encrypt(
+        self, recipients: Iterable[str], plaintext: dict[str, bytes], order: list[str]
+    ) -> tuple[list[Any], list[Any]]: ...
+
+    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None: ...
+
+
+class Block(Protocol):
+    """The consent call a member report goes through (``InterlinkClient.block``)."""
+
+    async def __call__(
+        self, jid: str, *, report: str | None, text: str, attach: Sequence[TextMessage]
+    ) -> None: ...
+
+
 class RoomMatcher(MatcherBase):
     """Presence and (non-encrypted) messages from rooms this device joins, and invitations."""
 
@@ -180,70 +206,50 @@ class RoomMatcher(MatcherBase):
         return frm in self._rooms and element.find(_SUBJECT) is not None
 
 
-class GroupCalls:
-    """``InterlinkClient``'s group calls (a mixin: it needs the connection and OMEMO)."""
+class Groups:
+    """This account's rooms: the group calls of ``InterlinkClient`` and the handling of what
+    rooms send. Built once per client; what it needs of the client comes in as ports:
+    ``stream()`` the connected slixmpp stream, ``crypto()`` this connection's OMEMO (both raise
+    :class:`NotConnected` before ``connect()``), ``refresh(bare)`` device lists fresh enough to
+    encrypt to, ``emit(event)`` an event for the application (held until the crypto state
+    behind it is durable), and ``block`` the consent call a report goes through."""
 
-    _xmpp: slixmpp.ClientXMPP | None
-    _timeout: float
-    _omemo2: bool
-    _legacy: bool
-    _manual_trust: bool
-    _storage: SqliteOmemoStorage | None
-    bare: str
-
-    @property
-    def manager(self) -> omemo.SessionManager:
-        raise NotImplementedError
-
-    @property
-    def gate(self) -> CryptoGate:
-        raise NotImplementedError
-
-    def _emit(self, event: ClientEvent) -> None:
-        raise NotImplementedError
-
-    async def _refresh(self, bare: str) -> None:
-        raise NotImplementedError
-
-    async def _precheck(self, element: Element, sender: str) -> str | None:
-        raise NotImplementedError
-
-    def _spawn_for(self, handler: Any) -> Any:
-        raise NotImplementedError
-
-    async def _key_changed(self, device: DeviceInformation) -> None:
-        raise NotImplementedError
-
-    async def _new_device(self, device: DeviceInformation) -> None:
-        raise NotImplementedError
-
-    @property
-    def _rooms(self) -> dict[str, GroupRoom]:
-        rooms: dict[str, GroupRoom] | None = getattr(self, "_group_rooms", None)
-        if rooms is None:
-            rooms = {}
-            self._group_rooms = rooms
-            self._group_waiters: dict[str, asyncio.Future[None]] = {}
-            self._group_sent: set[str] = set()
-        return rooms
-
-    def _register_group_handlers(self, xmpp: slixmpp.ClientXMPP) -> None:
-        """Hook: called once the connection is made (client.py)."""
-        from slixmpp.xmlstream.handler import Callback
-
-        xmpp.register_handler(
-            Callback("interlink-groups", RoomMatcher(self._rooms), self._spawn_for(self._on_room))
-        )
+    def __init__(
+        self,
+        *,
+        own: str,
+        timeout: float,
+        omemo2: bool,
+        legacy: bool,
+        stream: Callable[[], RoomStream],
+        crypto: Callable[[], RoomCrypto],
+        refresh: Callable[[str], Awaitable[None]],
+        emit: Callable[[ClientEvent], None],
+        block: Block,
+    ) -> None:
+        self._own = own
+        self._timeout = timeout
+        self._omemo2 = omemo2
+        self._legacy = legacy
+        self._stream = stream
+        self._crypto = crypto
+        self._refresh = refresh
+        self._emit = emit
+        self._block = block
+        self._rooms: dict[str, GroupRoom] = {}
+        self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._sent: set[str] = set()  # ids of our own messages, whose room copies are skipped
+        self.matcher = RoomMatcher(self._rooms)  # what on_room() is for
 
     # -- the calls ---------------------------------------------------------------------------
-    def group(self, room: str) -> GroupRoom:
+    def room(self, room: str) -> GroupRoom:
         """What this device knows of ``room``. Raises ``ClientError`` if it never entered it."""
         try:
             return self._rooms[str(slixmpp.JID(room).bare)]
         except KeyError:
             raise ClientError(f"not in {room}") from None
 
-    async def create_group(
+    async def create(
         self, room: str, nick: str, *, name: str = "", encrypted_only: bool = True
     ) -> GroupRoom:
         """Create ``room`` (``name@groups.<service>``) and enter it as its owner: members-only,
@@ -255,7 +261,7 @@ class GroupCalls:
                 ``registration-required`` for a members-only room of others) or the hub refused
                 (e.g. ``resource-constraint``: too many rooms).
         """
-        state = await self.join_group(room, nick)
+        state = await self.join(room, nick)
         if not state.created:
             raise ConsentError("conflict", f"{room} already exists")
         form = Element("{jabber:x:data}x", {"type": "submit"})
@@ -277,7 +283,7 @@ class GroupCalls:
         await self._room_iq(state.jid, "set", query)
         return state
 
-    async def join_group(self, room: str, nick: str) -> GroupRoom:
+    async def join(self, room: str, nick: str) -> GroupRoom:
         """Enter ``room`` as ``nick`` (accepting an invitation is entering) and read its member
         list, the recipients of what this device sends there.
 
@@ -287,13 +293,13 @@ class GroupCalls:
                 non-member, ``forbidden`` when banned, ``conflict`` for a nick in use,
                 ``item-not-found``...), or ``timeout``.
         """
-        xmpp = self._connected()
+        xmpp = self._stream()
         jid = str(slixmpp.JID(room).bare)
         rooms = self._rooms
-        state = rooms.get(jid) or GroupRoom(jid, nick, self.bare)
+        state = rooms.get(jid) or GroupRoom(jid, nick, self._own)
         rooms[jid] = state
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._group_waiters[jid] = waiter
+        self._waiters[jid] = waiter
         presence = xmpp.make_presence(pto=slixmpp.JID(f"{jid}/{nick}"))
         presence.xml.append(Element(muc.JOIN))
         presence.send()
@@ -306,7 +312,7 @@ class GroupCalls:
                 rooms.pop(jid, None)
             raise
         finally:
-            self._group_waiters.pop(jid, None)
+            self._waiters.pop(jid, None)
         for affiliation in MEMBERS:
             query = Element(muc.ADMIN_QUERY)
             query.append(Element(muc.ADMIN_ITEM, {"affiliation": affiliation}))
@@ -332,7 +338,7 @@ class GroupCalls:
         )
         return state
 
-    async def leave_group(self, room: str, *, forget: bool = False) -> None:
+    async def leave(self, room: str, *, forget: bool = False) -> None:
         """Leave ``room``; ``forget``: also leave its member list (it stops being encrypted to
         this account), as when leaving a group for good.
 
@@ -341,17 +347,17 @@ class GroupCalls:
             ConsentError: the room refused to remove this account (``conflict``: the last
                 owner), or ``timeout``.
         """
-        xmpp = self._connected()
-        state = self.group(room)
+        xmpp = self._stream()
+        state = self.room(room)
         if forget:
-            await self._set_affiliation(state.jid, self.bare, "none")
+            await self._set_affiliation(state.jid, self._own, "none")
         presence = xmpp.make_presence(
             pto=slixmpp.JID(f"{state.jid}/{state.nick}"), ptype="unavailable"
         )
         presence.send()
         state.joined = False
 
-    async def invite_to_group(self, room: str, jid: str, reason: str = "") -> None:
+    async def invite(self, room: str, jid: str, reason: str = "") -> None:
         """Invite ``jid`` through the room (XEP-0045 §7.8.2); in a members-only room it becomes
         a member. A refusal comes back as a ``MessageRefused`` event from the room (the hub
         refuses an invitation to a user who cannot be reached exactly as a message to a
@@ -360,7 +366,7 @@ class GroupCalls:
         Raises:
             NotConnected: before ``connect()``.
         """
-        xmpp = self._connected()
+        xmpp = self._stream()
         message = xmpp.make_message(mto=slixmpp.JID(str(slixmpp.JID(room).bare)))
         message["id"] = secrets.token_hex(8)
         x = Element(muc.USER_X)
@@ -377,24 +383,24 @@ class GroupCalls:
         """Invite ``jid`` with a XEP-0249 direct invitation (a message to them naming the
         room). It is a message like any other: across the boundary the consent rules decide
         (a request from a third party; refused like a nonexistent account when they cannot be
-        reached). It does not make them a member: add them too (:meth:`add_group_member`).
+        reached). It does not make them a member: add them too (:meth:`add_member`).
 
         Raises:
             NotConnected: before ``connect()``.
         """
-        xmpp = self._connected()
+        xmpp = self._stream()
         message = xmpp.make_message(mto=slixmpp.JID(str(slixmpp.JID(jid).bare)))
         message["id"] = secrets.token_hex(8)
         message.xml.append(muc.direct_invitation(str(slixmpp.JID(room).bare), reason))
         message.send()
 
-    async def decline_invitation(self, room: str, inviter: str, reason: str = "") -> None:
+    async def decline(self, room: str, inviter: str, reason: str = "") -> None:
         """Decline an invitation (XEP-0045 §7.8.3): the pending membership is withdrawn.
 
         Raises:
             NotConnected: before ``connect()``.
         """
-        xmpp = self._connected()
+        xmpp = self._stream()
         message = xmpp.make_message(mto=slixmpp.JID(str(slixmpp.JID(room).bare)))
         x = Element(muc.USER_X)
         decline = Element(muc.DECLINE, {"to": str(slixmpp.JID(inviter).bare)})
@@ -406,7 +412,7 @@ class GroupCalls:
         message.xml.append(x)
         message.send()
 
-    async def add_group_member(self, room: str, jid: str, affiliation: str = "member") -> None:
+    async def add_member(self, room: str, jid: str, affiliation: str = "member") -> None:
         """Make ``jid`` a member (or admin, owner) of ``room``.
 
         Raises:
@@ -417,7 +423,7 @@ class GroupCalls:
         """
         await self._set_affiliation(str(slixmpp.JID(room).bare), jid, affiliation)
 
-    async def remove_group_member(self, room: str, jid: str, *, ban: bool = False) -> None:
+    async def remove_member(self, room: str, jid: str, *, ban: bool = False) -> None:
         """Take ``jid`` off the member list (``ban``: make it an outcast). This device stops
         encrypting to it at once.
 
@@ -434,7 +440,7 @@ class GroupCalls:
             for event in state.set_member(jid_bare, "outcast" if ban else "none"):
                 self._emit(event)
 
-    async def send_group_text(self, room: str, text: str) -> str:
+    async def send_text(self, room: str, text: str) -> str:
         """Encrypt ``text`` for every device of every member of ``room`` (and this account's
         other devices) and send it to the room. Returns the message id.
 
@@ -442,8 +448,8 @@ class GroupCalls:
             NotConnected: before ``connect()``.
             ClientError: not in the room, or no member device could be encrypted to.
         """
-        xmpp = self._connected()
-        state = self.group(room)
+        xmpp = self._stream()
+        state = self.room(room)
         if not state.joined:
             raise ClientError(f"not in {state.jid}")
         body = Element(sce.BODY)
@@ -452,7 +458,7 @@ class GroupCalls:
         order: list[str] = []
         if self._omemo2:
             plaintext[OMEMO2] = sce.seal(
-                [body], sender=self.bare, recipient=state.jid, now=time.time()
+                [body], sender=self._own, recipient=state.jid, now=time.time()
             )
             order.append(OMEMO2)
         if self._legacy:
@@ -460,14 +466,13 @@ class GroupCalls:
             order.append(LEGACY)
         recipients = set(state.recipients())
         messages: Iterable[Any] = ()
-        async with self.gate.operation():
+        crypto = self._crypto()
+        async with crypto.gate.operation():
             for member in recipients:
                 await self._refresh(member)
             while True:
                 try:
-                    messages, errors = await self.manager.encrypt(
-                        frozenset(recipients), plaintext, order
-                    )
+                    messages, errors = await crypto.encrypt(recipients, plaintext, order)
                     break
                 except omemo.NoEligibleDevices as exc:
                     for member in exc.bare_jids:
@@ -482,7 +487,7 @@ class GroupCalls:
                 EncryptionProblem(error.bare_jid, error.device_id, first_line(error.exception))
             )
         message_id = secrets.token_hex(8)
-        self._group_sent.add(message_id)
+        self._sent.add(message_id)
         stanza = xmpp.make_message(mto=slixmpp.JID(state.jid), mtype="groupchat")
         stanza["id"] = message_id
         for message in messages:
@@ -491,12 +496,12 @@ class GroupCalls:
         stanza["body"] = FALLBACK_BODY
         stanza.xml.append(Element(f"{{{ns.HINTS}}}store"))
         try:
-            await self.gate.after(stanza.send)
+            await crypto.gate.after(stanza.send)
         except Exception as exc:
             raise ClientError(f"not sent: {first_line(exc)}") from exc
         return message_id
 
-    async def report_group_member(
+    async def report_member(
         self,
         room: str,
         member: str,
@@ -515,7 +520,7 @@ class GroupCalls:
             ClientError: ``member`` is no occupant's nick of ``room`` this device knows.
             ConsentError: the hub refused (e.g. too many reports), or did not answer in time.
         """
-        state = self.group(room)
+        state = self.room(room)
         real = state.occupants.get(member) or (member if member in state.members else None)
         if real is None:
             raise ClientError(f"{member} is not a member of {state.jid} this device knows")
@@ -530,28 +535,13 @@ class GroupCalls:
             )
             for m in attach
         ]
-        await self.block(real, report=report, text=text, attach=copies)
-
-    async def block(
-        self,
-        jid: str,
-        *,
-        report: str | None = None,
-        text: str = "",
-        attach: Sequence[TextMessage] = (),
-    ) -> None:
-        raise NotImplementedError
+        await self._block(real, report=report, text=text, attach=copies)
 
     # -- plumbing ----------------------------------------------------------------------------
-    def _connected(self) -> slixmpp.ClientXMPP:
-        if self._xmpp is None:
-            raise NotConnected
-        return self._xmpp
-
     async def _room_iq(
         self, room: str, itype: Literal["get", "set"], payload: Element
     ) -> Element | None:
-        xmpp = self._connected()
+        xmpp = self._stream()
         iq: Any = xmpp.make_iq(ito=slixmpp.JID(room), itype=itype)
         iq.xml.append(payload)
         try:
@@ -572,7 +562,7 @@ class GroupCalls:
         await self._room_iq(room, "set", query)
 
     # -- receiving ---------------------------------------------------------------------------
-    async def _on_room(self, stanza: Any) -> None:
+    async def on_room(self, stanza: Any) -> None:
         element: Element = stanza.xml
         frm = slixmpp.JID(element.get("from", ""))
         room = str(frm.bare)
@@ -587,7 +577,7 @@ class GroupCalls:
                     direct.get("jid", ""),
                     str(frm.bare),
                     direct.get("reason", ""),
-                    marker_of(element, str(frm.bare), self.bare),
+                    marker_of(element, str(frm.bare), self._own),
                 )
             )
             return
@@ -618,7 +608,7 @@ class GroupCalls:
         state = self._rooms.get(room)
         if state is None:
             return
-        waiter = self._group_waiters.get(room)
+        waiter = self._waiters.get(room)
         if element.get("type") == "error":
             err = element.find("{jabber:client}error")
             condition = "undefined-condition" if err is None or not len(err) else err[0].tag
@@ -645,7 +635,7 @@ class GroupCalls:
                 await self._refresh(event.member)
             self._emit(event)
 
-    async def _on_group_message(self, stanza: Any) -> None:
+    async def on_message(self, stanza: Any) -> None:
         """Hook: an encrypted groupchat message (client.py's receive path hands it over)."""
         element: Element = stanza.xml
         frm = slixmpp.JID(element.get("from", ""))
@@ -658,8 +648,8 @@ class GroupCalls:
         if sender is None:
             self._emit(DecryptionFailed(str(frm), message_id, "unknown occupant"))
             return
-        if sender == self.bare and message_id in self._group_sent:
-            self._group_sent.discard(message_id)
+        if sender == self._own and message_id in self._sent:
+            self._sent.discard(message_id)
             return  # the room's copy of our own message: not encrypted to this device
         encrypted = element.find(f"{{{OMEMO2}}}encrypted")
         if encrypted is None and self._legacy:
@@ -667,45 +657,38 @@ class GroupCalls:
         if encrypted is None:
             return
         marker = self._room_marker(element, room)
-        async with self.gate.operation():
-            problem = await self._precheck(encrypted, sender)
-            if problem is not None:
-                self._emit(DecryptionFailed(str(frm), message_id, problem))
-                return
-            try:
-                message = await parse_message(encrypted, sender, self.bare, self.manager)
-                plaintext, device, _ = await self.manager.decrypt(message)
-            except Exception as exc:  # python-omemo raises many kinds; none may break us
-                self._emit(DecryptionFailed(str(frm), message_id, first_line(exc)))
-                return
-            if plaintext is None:
-                return
-            assert self._storage is not None
-            level = await decide_trust(
-                self.manager,
-                device,
-                storage=self._storage,
-                manual_trust=self._manual_trust,
-                on_key_change=self._key_changed,
-                on_new_device=self._new_device,
-            )
-        flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
-        if message.namespace == OMEMO2:
+        crypto = self._crypto()
+        async with crypto.gate.operation():
+            opened = await crypto.decrypt(encrypted, sender)
+        if isinstance(opened, Undecryptable):
+            self._emit(DecryptionFailed(str(frm), message_id, opened.reason))
+            return
+        if opened is None:
+            return
+        if opened.namespace == OMEMO2:
             try:
                 envelope = sce.open_envelope(
-                    plaintext, sender=sender, recipients={room}, now=time.time()
+                    opened.plaintext, sender=sender, recipients={room}, now=time.time()
                 )
             except sce.SceError as exc:
                 self._emit(DecryptionFailed(str(frm), message_id, str(exc)))
                 return
             text, sent_at = envelope.body, envelope.timestamp
         else:
-            text, sent_at = plaintext.decode("utf-8", errors="replace"), None
+            text, sent_at = opened.plaintext.decode("utf-8", errors="replace"), None
         if text is None:
             return
         self._emit(
             GroupMessage(
-                room, nick, sender, text, message_id, device.device_id, flagged, marker, sent_at
+                room,
+                nick,
+                sender,
+                text,
+                message_id,
+                opened.device_id,
+                opened.flagged,
+                marker,
+                sent_at,
             )
         )
 
@@ -713,9 +696,18 @@ class GroupCalls:
         """The hub's marker on what one of our service's rooms relays: trusted only from the
         service's own group service (the hub strips any marker a sender wrote)."""
         el = element.find(interop.MARKER)
-        if el is None or domain_of(room) != groups_domain(home_service(domain_of(self.bare))):
+        if el is None or domain_of(room) != groups_domain(home_service(domain_of(self._own))):
             return None
         return interop.parse_marker(el)
 
 
-__all__ = ["GroupCalls", "GroupRoom", "ItemFacts", "RoomMatcher", "item_facts"]
+__all__ = [
+    "Block",
+    "GroupRoom",
+    "Groups",
+    "ItemFacts",
+    "RoomCrypto",
+    "RoomMatcher",
+    "RoomStream",
+    "item_facts",
+]

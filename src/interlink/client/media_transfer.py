@@ -18,7 +18,7 @@ import httpx
 import slixmpp
 from slixmpp.exceptions import IqError, IqTimeout
 
-from interlink.client.errors import ClientError, NotConnected
+from interlink.client.errors import ClientError
 from interlink.client.events import FileMessage
 from interlink.client.media import (
     CHUNK,
@@ -272,27 +272,43 @@ async def fetch(
     return target
 
 
-class MediaCalls:
-    """``InterlinkClient``'s file calls (a mixin: it needs the connection and ``_send``)."""
+class SendContent(Protocol):
+    """Seal content elements for ``to`` and send them end to end encrypted (``InterlinkClient``'s
+    1:1 send path); ``legacy_text`` is what legacy OMEMO carries instead. Returns the message
+    id."""
 
-    jid: slixmpp.JID
-    _xmpp: slixmpp.ClientXMPP | None
-    _timeout: float
-    _uploader: Uploader | None
-    _data_dir: Path
-    _ca_file: Path | None
-    _http_url: str | None
+    async def __call__(
+        self, to: str, content: list[Element], *, legacy_text: str | None, store: bool
+    ) -> str: ...
 
-    async def _send(
+
+class MediaTransfer:
+    """``InterlinkClient``'s file calls. Built once per client with the ports it needs:
+    ``stream()`` the connected slixmpp stream (raises :class:`NotConnected` before
+    ``connect()``) and ``send`` the encrypted 1:1 send path; ``uploader`` where files go
+    (default: the hub's XEP-0363 service), ``work_dir`` for sealed files on their way out,
+    ``http_url`` the hub's media proxy for third parties' files."""
+
+    def __init__(
         self,
-        to: str,
-        content: list[Element],
         *,
-        legacy_text: str | None = None,
-        store: bool,
-        activity: bool = False,
-    ) -> str:
-        raise NotImplementedError
+        own: slixmpp.JID,
+        timeout: float,
+        stream: Callable[[], slixmpp.ClientXMPP],
+        send: SendContent,
+        uploader: Uploader | None,
+        work_dir: Path,
+        ca_file: Path | None,
+        http_url: str | None,
+    ) -> None:
+        self._own = own
+        self._timeout = timeout
+        self._stream = stream
+        self._send = send
+        self._uploader = uploader
+        self._work_dir = work_dir
+        self._ca_file = ca_file
+        self._http_url = http_url
 
     async def send_file(
         self,
@@ -318,9 +334,8 @@ class MediaCalls:
             OSError: the file or the work directory could not be read or written.
             httpx.HTTPError: the upload got no answer.
         """
-        if self._xmpp is None:
-            raise NotConnected
-        uploader = self._uploader or XmppUploader(self._xmpp, self.jid.domain, self._timeout)
+        xmpp = self._stream()
+        uploader = self._uploader or XmppUploader(xmpp, self._own.domain, self._timeout)
         info = await prepare(
             path,
             kind,
@@ -328,7 +343,7 @@ class MediaCalls:
             media_type=media_type,
             duration=duration,
             uploader=uploader,
-            work_dir=self._data_dir / "media-tmp",
+            work_dir=self._work_dir,
             verify=tls(self._ca_file),
             progress=progress,
         )
@@ -356,15 +371,14 @@ class MediaCalls:
             OSError: ``dest_dir`` could not be written.
             httpx.HTTPError: the download got no answer or broke off.
         """
-        if self._xmpp is None:
-            raise NotConnected
+        xmpp = self._stream()
         via = None
-        own_domain = self.jid.domain
+        own_domain = self._own.domain
         provider = interop_provider(slixmpp.JID(event.sender).domain, own_domain)
         if provider is not None and not event.outgoing:
             if self._http_url is None:
                 raise ClientError("media from third parties needs http_url (the media proxy)")
-            token = await proxy_token(self._xmpp, own_domain, self._timeout)
+            token = await proxy_token(xmpp, own_domain, self._timeout)
             via = (self._http_url, token, provider)
         return await fetch(
             event.file,

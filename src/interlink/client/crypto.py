@@ -1,0 +1,125 @@
+"""This device's OMEMO for one connection: python-omemo's session manager, its storage and the
+durability gate, with the steps every receive path shares (precheck → decrypt → trust decision).
+
+``InterlinkClient`` builds one :class:`DeviceCrypto` per ``connect()`` and hands it to its parts
+(1:1 messages, groups, trust calls); none of them reaches python-omemo another way. Every call
+that touches the crypto state runs inside ``gate.operation()``, which the caller holds (so a
+send can refresh device lists and encrypt in one operation)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from xml.etree.ElementTree import Element
+
+import omemo
+from omemo.types import DeviceInformation, DeviceList
+
+from interlink.client.durable import CryptoGate
+from interlink.client.omemo_session import Trust, decide_trust, parse_message, precheck
+from interlink.client.store import SqliteOmemoStorage
+from interlink.client.xmpp_port import first_line
+
+DeviceHook = Callable[[DeviceInformation], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Decrypted:
+    """What a device of ``sender`` sent, and whether the user should be warned about it
+    (``flagged``: its key changed or is undecided)."""
+
+    plaintext: bytes
+    device_id: int
+    namespace: str
+    flagged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Undecryptable:
+    """Why a message could not be read (shown to the user as ``DecryptionFailed``)."""
+
+    reason: str
+
+
+def fingerprint_of(identity_key: bytes) -> str:
+    """The fingerprint of an identity key as users compare it (groups of hex digits)."""
+    return " ".join(omemo.SessionManager.format_identity_key(identity_key))
+
+
+class DeviceCrypto:
+    """The session manager, storage and gate of one connection (see the module docstring)."""
+
+    def __init__(
+        self,
+        manager: omemo.SessionManager,
+        storage: SqliteOmemoStorage,
+        gate: CryptoGate,
+        *,
+        own: str,
+        device_id: int,
+        manual_trust: bool,
+        on_key_change: DeviceHook,
+        on_new_device: DeviceHook,
+    ) -> None:
+        self.manager = manager
+        self.storage = storage
+        self.gate = gate
+        self.own = own
+        self.device_id = device_id
+        self._manual_trust = manual_trust
+        self._on_key_change = on_key_change
+        self._on_new_device = on_new_device
+
+    async def encrypt(
+        self, recipients: Iterable[str], plaintext: dict[str, bytes], order: list[str]
+    ) -> tuple[list[Any], list[Any]]:
+        """python-omemo's encryption for every device of ``recipients`` and this account's
+        other devices: (messages, per-device errors).
+
+        Raises:
+            omemo.NoEligibleDevices: some recipient has no device that can be encrypted to.
+            omemo.SessionManagerException: python-omemo refused otherwise.
+        """
+        messages, errors = await self.manager.encrypt(frozenset(recipients), plaintext, order)
+        return list(messages), list(errors)
+
+    async def refresh_device_lists(self, bare: str) -> None:
+        """Fetch ``bare``'s device lists (python-omemo's own PEP look-up).
+
+        Raises:
+            omemo.SessionManagerException: python-omemo could not fetch them.
+        """
+        await self.manager.refresh_device_lists(bare)
+
+    async def update_device_list(self, namespace: str, bare: str, device_list: DeviceList) -> None:
+        """Take a device list that came by notification. Raises what python-omemo raises for a
+        list it refuses."""
+        await self.manager.update_device_list(namespace, bare, device_list)
+
+    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None:
+        """Read an ``<encrypted/>`` element from ``sender`` (a bare JID) and decide how far its
+        device is trusted. ``None``: a key-transport or empty message, nothing for the user.
+        Raises nothing: whatever python-omemo raises becomes :class:`Undecryptable`."""
+        problem = await precheck(
+            element, sender, own_bare=self.own, device_id=self.device_id, storage=self.storage
+        )
+        if problem is not None:
+            return Undecryptable(problem)
+        try:
+            message = await parse_message(element, sender, self.own, self.manager)
+            plaintext, device, _ = await self.manager.decrypt(message)
+        except Exception as exc:  # python-omemo raises many kinds; none may break us
+            return Undecryptable(first_line(exc))
+        if plaintext is None:
+            return None
+        level = await decide_trust(
+            self.manager,
+            device,
+            storage=self.storage,
+            manual_trust=self._manual_trust,
+            on_key_change=self._on_key_change,
+            on_new_device=self._on_new_device,
+        )
+        flagged = level in (Trust.CHANGED, Trust.UNDECIDED)
+        return Decrypted(plaintext, device.device_id, message.namespace, flagged)

@@ -1,0 +1,189 @@
+"""The SDK's 1:1 receive path (``Receiver``) over fakes of its ports: what decrypts becomes the
+right typed events with the device's trust flag, an automatic receipt goes back only when asked
+and allowed, carbons of our own messages give no receipts, and what cannot be read becomes
+``DecryptionFailed``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from xml.etree.ElementTree import Element, SubElement
+
+import slixmpp
+
+from interlink.client import sce
+from interlink.client.crypto import Decrypted, Undecryptable
+from interlink.client.durable import CryptoGate
+from interlink.client.events import (
+    ChatState,
+    ClientEvent,
+    DecryptionFailed,
+    Displayed,
+    MessageRefused,
+    Receipt,
+    TextMessage,
+)
+from interlink.client.omemo_session import LEGACY, OMEMO2
+from interlink.client.receive import Receiver
+from interlink.xmpp import ns
+from tests.client.test_durable import FakeStorage
+
+ME = "me@hub.test"
+BOB = "bob@hub.test"
+
+
+class FakeCrypto:
+    def __init__(self) -> None:
+        self.gate = CryptoGate(FakeStorage([]))
+        self.opened: Decrypted | Undecryptable | None = None
+        self.senders: list[str] = []
+
+    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None:
+        self.senders.append(sender)
+        return self.opened
+
+
+class Setup:
+    def __init__(self, *, auto_receipts: bool = True) -> None:
+        self.crypto = FakeCrypto()
+        self.events: list[ClientEvent] = []
+        self.heard: list[str] = []
+        self.wrote_in: dict[str, str] = {}
+        self.groupchat: list[Any] = []
+        self.receipts: list[tuple[str, str, bool]] = []
+        self.receiver = Receiver(
+            own=ME,
+            legacy=True,
+            auto_receipts=auto_receipts,
+            crypto=lambda: self.crypto,
+            heard_from=self.heard.append,
+            wrote_in=self.wrote_in.__setitem__,
+            group_message=self._group_message,
+            emit=self.events.append,
+            send_receipt=self._send_receipt,
+        )
+
+    async def _group_message(self, stanza: Any) -> None:
+        self.groupchat.append(stanza)
+
+    async def _send_receipt(self, to: str, message_id: str, *, wait: bool) -> None:
+        self.receipts.append((to, message_id, wait))
+
+    def envelope(self, *content: Element, sender: str = BOB, to: str = ME) -> None:
+        sealed = sce.seal(list(content), sender=sender, recipient=to, now=time.time())
+        self.crypto.opened = Decrypted(sealed, 7, OMEMO2, flagged=True)
+
+
+def message(
+    frm: str = f"{BOB}/phone", to: str = ME, namespace: str = OMEMO2, mtype: str = "chat"
+) -> Any:
+    xml = Element(ns.qname(ns.CLIENT, "message"), {"from": frm, "to": to, "id": "m1"})
+    xml.set("type", mtype)
+    SubElement(xml, f"{{{namespace}}}encrypted")
+    return stanza(xml)
+
+
+def stanza(xml: Element) -> Any:
+    """A slixmpp message stanza around ``xml``, as slixmpp hands it to handlers."""
+    return slixmpp.Message(xml=xml)  # type: ignore[no-untyped-call]
+
+
+def el(namespace: str, local: str, **attributes: str) -> Element:
+    return Element(ns.qname(namespace, local), attributes)
+
+
+def body(text: str) -> Element:
+    element = Element(sce.BODY)
+    element.text = text
+    return element
+
+
+async def test_a_text_asking_for_a_receipt_is_an_event_and_a_receipt_goes_back() -> None:
+    s = Setup()
+    s.envelope(body("hi"), el(ns.RECEIPTS, "request"))
+    await s.receiver.on_message(message())
+    assert s.crypto.senders == [BOB]
+    [event] = s.events
+    assert isinstance(event, TextMessage)
+    assert (event.sender, event.text, event.device_id, event.flagged) == (
+        f"{BOB}/phone",
+        "hi",
+        7,
+        True,
+    )
+    assert s.receipts == [(f"{BOB}/phone", "m1", False)]  # leaves with the next commit
+    assert s.heard == [f"{BOB}/phone"]
+    assert s.wrote_in == {BOB: OMEMO2}  # the version the peer's client wrote in
+
+
+async def test_no_receipt_when_not_asked_or_turned_off() -> None:
+    s = Setup()
+    s.envelope(body("hi"))
+    await s.receiver.on_message(message())
+    off = Setup(auto_receipts=False)
+    off.envelope(body("hi"), el(ns.RECEIPTS, "request"))
+    await off.receiver.on_message(message())
+    assert s.receipts == []
+    assert off.receipts == []
+    assert len(s.events) == len(off.events) == 1
+
+
+async def test_receipts_markers_and_chat_states_become_their_events() -> None:
+    s = Setup()
+    s.envelope(
+        el(ns.RECEIPTS, "received", id="a"),
+        el(ns.CHAT_MARKERS, "displayed", id="b"),
+        el(ns.CHATSTATES, "composing"),
+    )
+    await s.receiver.on_message(message())
+    assert s.events == [
+        Receipt(f"{BOB}/phone", "a"),
+        Displayed(f"{BOB}/phone", "b"),
+        ChatState(f"{BOB}/phone", "composing"),
+    ]
+
+
+async def test_a_carbon_of_our_own_message_is_outgoing_and_answers_nothing() -> None:
+    s = Setup()
+    s.envelope(body("sent elsewhere"), el(ns.RECEIPTS, "request"), sender=ME, to=BOB)
+    copy = message(frm=f"{ME}/laptop", to=BOB)
+    await s.receiver.on_message(copy, outgoing=True)
+    [event] = s.events
+    assert isinstance(event, TextMessage)
+    assert (event.outgoing, event.to, event.text) == (True, BOB, "sent elsewhere")
+    assert s.receipts == []
+    assert s.heard == []  # our own device: not a peer's client
+
+
+async def test_what_cannot_be_read_is_decryption_failed() -> None:
+    s = Setup()
+    s.crypto.opened = Undecryptable("no session with that device")
+    await s.receiver.on_message(message())
+    s.envelope(body("for someone else"), to="eve@hub.test")  # SCE names another recipient
+    await s.receiver.on_message(message())
+    assert [type(e) for e in s.events] == [DecryptionFailed, DecryptionFailed]
+    assert isinstance(s.events[0], DecryptionFailed)
+    assert s.events[0].reason == "no session with that device"
+
+
+async def test_legacy_text_groupchat_and_unencrypted_messages_take_their_ways() -> None:
+    s = Setup()
+    s.crypto.opened = Decrypted(b"old client", 9, LEGACY, flagged=False)
+    await s.receiver.on_message(message(namespace=LEGACY))
+    [event] = s.events
+    assert isinstance(event, TextMessage)
+    assert (event.text, event.namespace, event.flagged) == ("old client", LEGACY, False)
+    await s.receiver.on_message(message(mtype="groupchat"))
+    assert len(s.groupchat) == 1
+    plain = stanza(Element(ns.qname(ns.CLIENT, "message"), {"from": BOB}))
+    await s.receiver.on_message(plain)
+    assert s.crypto.senders == [BOB]  # neither the groupchat nor the plain one was decrypted
+
+
+async def test_a_bounce_is_message_refused() -> None:
+    s = Setup()
+    xml = Element(ns.qname(ns.CLIENT, "message"), {"from": BOB, "id": "m1", "type": "error"})
+    error = SubElement(xml, ns.qname(ns.CLIENT, "error"), {"type": "cancel"})
+    SubElement(error, f"{{{ns.STANZAS_ERR}}}service-unavailable")
+    s.receiver.on_message_error(stanza(xml))
+    assert s.events == [MessageRefused(BOB, "m1", "service-unavailable", "")]
