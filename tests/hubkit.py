@@ -11,6 +11,7 @@ from xml.etree.ElementTree import Element
 from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
+from interlink.hub.federation import EnlistedProvider
 from interlink.hub.hub import Hub, UserIds
 from interlink.hub.session import Session, SessionRegistry
 from interlink.interop.operator import OperatorState
@@ -116,6 +117,7 @@ async def running_hub(
     *,
     services: tuple[str, ...] = (DOMAIN,),
     user_ids: UserIds = no_user_ids,
+    enlisted_provider: EnlistedProvider | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
@@ -129,6 +131,7 @@ async def running_hub(
         sessions=sessions,
         authenticate_bearer=no_bearer_tokens,
         user_ids=user_ids,
+        enlisted_provider=enlisted_provider,
     )
     kit = HubKit(hub, clock, OperatorState(addressing, sessions))
     try:

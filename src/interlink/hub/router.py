@@ -23,6 +23,7 @@ from interlink.hub.addressing import Kind
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
+from interlink.hub.federation import Federation
 from interlink.hub.observers import notify
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.pep import PUBSUB, PUBSUB_OWNER, PepService
@@ -70,9 +71,15 @@ class DomainServices:
 
 class Router:
     def __init__(
-        self, ctx: HubContext, *, user_ids: UserIds, domain_services: DomainServices
+        self,
+        ctx: HubContext,
+        *,
+        user_ids: UserIds,
+        domain_services: DomainServices,
+        federation: Callable[[HubContext], Federation],
     ) -> None:
         self.ctx = ctx
+        self.federation = federation(ctx)  # stanzas to federated users leave through it
         self.addressing = ctx.addressing
         self.policy = InteropPolicy(ctx, ctx.storage.policy, ctx.settings.policy, user_ids)
         self.policy_service = PolicyService(ctx, self.policy, ctx.storage.policy)
@@ -156,7 +163,7 @@ class Router:
         if where.kind is Kind.REMOTE:
             raise StanzaError(
                 StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
-                "this hub does not federate with other domains yet",
+                "this hub federates only with onboarded providers' servers",
             )
         origin = addressing.locate(sender)
         if origin.kind is Kind.HOME and where.kind is Kind.HOME:
@@ -189,6 +196,9 @@ class Router:
             self.carbons.sent(msg, xml, session)
         else:
             self.carbons.sent(sent, to_xml(sent, None), session)
+        if self.federation.federated(to):
+            self.federation.deliver(msg)  # over s2s, after the rules (issue 15)
+            return None
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
@@ -283,6 +293,9 @@ class Router:
 
     def _iq_to_account(self, session: Session, iq: Iq, to: JID) -> Pending | None:
         ctx = self.ctx
+        if self.federation.federated(to):
+            self.federation.deliver(iq)  # its server answers (PEP, vCard, disco: issue 15)
+            return None
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
