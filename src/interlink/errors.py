@@ -115,6 +115,7 @@ class StreamErrorCondition(StrEnum):
     NOT_AUTHORIZED = "not-authorized"
     NOT_WELL_FORMED = "not-well-formed"
     POLICY_VIOLATION = "policy-violation"
+    REMOTE_CONNECTION_FAILED = "remote-connection-failed"
     RESOURCE_CONSTRAINT = "resource-constraint"
     RESTRICTED_XML = "restricted-xml"
     SYSTEM_SHUTDOWN = "system-shutdown"

@@ -178,6 +178,7 @@ async def test_not_opted_in_unenlisted_and_phone_addresses_get_the_generic_refus
             "<body>hi</body></message>"
         )
         (guessed,) = fed.s2s.take()
+        assert guessed.from_ == JID.parse(DOMAIN)  # no alias for a guessed address
         assert "service-unavailable" in to_xml(guessed, ns.CLIENT)
         assert PHONE not in to_xml(guessed, ns.CLIENT)
         fed.enlisted.clear()

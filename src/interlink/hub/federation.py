@@ -187,7 +187,9 @@ class Federation:
                 StanzaErrorCondition.SERVICE_UNAVAILABLE,
                 f"{to.domain} federates with {service}, not {sender.domain}",
             )
-        if sender.local is not None:
+        if sender.local is not None and not self.aliases.resolve(
+            sender.local, provider_id, service
+        ):
             alias = self.aliases.alias(sender.local, provider_id, service)
             stanza = _with(stanza, from_=JID.make(alias, sender.domain, sender.resource))
         self._check_no_leak(stanza, provider_id, service)
@@ -235,19 +237,22 @@ class Federation:
                 else None
             )
             if local is None:
-                self._refuse(session, stanza, NOT_AN_ALIAS)
+                # answered from the domain: an address that is not an alias gets no alias back
+                self._refuse(session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain))
                 return
             stanza = _with(stanza, to=JID.make(local, to.domain, to.resource))
         work = route(session, stanza)
         if work is not None:
             await work
 
-    def _refuse(self, session: Session, stanza: Stanza, reason: str) -> None:
+    def _refuse(
+        self, session: Session, stanza: Stanza, reason: str, *, from_: JID | None = None
+    ) -> None:
         self.ctx.refusals[reason] += 1
         if not is_error_stanza(stanza) and not _is_response(stanza):
             # the one answer for an unreachable account, whatever the reason (no oracle)
             error = StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
-            session.deliver(error_reply(stanza, error, from_=stanza.to))
+            session.deliver(error_reply(stanza, error, from_=from_ or stanza.to))
 
     async def _enlisted_as(self, bare: JID) -> str | None:
         key = str(bare)

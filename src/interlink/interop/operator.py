@@ -51,6 +51,11 @@ def access_of(provider: Provider) -> ProviderAccess:
 class FederationLinks(Protocol):
     """The s2s shell as operator state sees it: the links of one provider's servers."""
 
+    def provider_changed(self, provider: Provider) -> None:
+        """``provider``'s current record (its certificate pins, CA and s2s address)."""
+
+    def provider_removed(self, provider_id: str) -> None: ...
+
     def close_provider(self, provider_id: str, reason: str) -> int:
         """Close every s2s stream of ``provider_id`` at once; returns how many."""
         ...
@@ -117,6 +122,8 @@ class OperatorState:
         self._directory.put(access)
         for service in sorted(before - access.services):
             self._end_sessions(provider.id, service)
+        if self._links is not None:
+            self._links.provider_changed(provider)
         self._end_links(provider.id, bool(access.services) and access.federates)
 
     def provider_removed(self, provider_id: str) -> None:
@@ -124,6 +131,8 @@ class OperatorState:
         self._directory.put(ProviderAccess(provider_id, provider_id, frozenset()))
         for service in sorted(before):
             self._end_sessions(provider_id, service)
+        if self._links is not None:
+            self._links.provider_removed(provider_id)
         self._end_links(provider_id, False)
 
 
