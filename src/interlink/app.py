@@ -68,6 +68,7 @@ from interlink.net.media_proxy_api import media_proxy_router
 from interlink.net.metrics import HubMetrics, MetricSources
 from interlink.net.s2s import (
     ProviderGate,
+    S2SCollector,
     S2SLimits,
     S2SService,
     ServiceDomains,
@@ -549,6 +550,7 @@ class HubServer:
                 reports=reports,
                 enlistment=enlistment,
                 media_proxy=self.media_proxy,
+                extra=[S2SCollector(self.s2s)] if self.s2s is not None else [],
             )
         )
         self.http_app = app = build_http_app(

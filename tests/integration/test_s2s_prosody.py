@@ -44,6 +44,7 @@ PROVIDER = "chatprov"
 PHONE = "4915112345678"
 HOME = f"{PHONE}@{DOMAIN}"
 
+
 @dataclass
 class World:
     hub: HubServer
@@ -171,6 +172,12 @@ async def test_messages_cross_both_ways_under_the_request_rules(tmp_path: Path) 
             assert counters.stanzas["out"] >= 1
             assert counters.connections["in"] >= 1
             assert counters.connections["out"] >= 1
+            assert w.hub.metrics is not None
+            scraped = (await w.hub.metrics.render()).decode()
+            assert (
+                f'interlink_s2s_stanzas_total{{direction="out",provider="{PROVIDER}"}}' in scraped
+            )
+            assert f'interlink_s2s_links{{provider="{PROVIDER}"}} 2.0' in scraped
             # the packet capture of both links: no phone number of the gatekeeper user
             captured = b"".join(w.wire)
             assert b"hello from the gatekeeper" in captured
@@ -208,6 +215,7 @@ async def test_an_un_onboarded_prosody_domain_is_refused(tmp_path: Path) -> None
                 await home.next_message(timeout=1)
             assert w.s2s.links_of(PROVIDER) == 0
             assert b"<not-authorized " in b"".join(w.wire)
+            assert w.s2s.unattributed_refusals >= 1
             assert "not-authorized" in w.prosody.log or "not onboarded" in w.prosody.log
         finally:
             await mallory.close()

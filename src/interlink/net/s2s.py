@@ -34,9 +34,12 @@ import logging
 import socket
 import ssl
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import cast
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing
@@ -685,6 +688,45 @@ class S2SService:
                 await asyncio.wait_for(link.closed.wait(), timeout=2)
 
 
+class S2SCollector(Collector):
+    """``/metrics`` for federation, per provider: open links, connections authenticated,
+    stanzas and bytes (by direction), refusals (``provider=""``: a domain nobody onboarded)."""
+
+    def __init__(self, service: S2SService) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service = self._service
+        links = GaugeMetricFamily(
+            "interlink_s2s_links", "Open server-to-server streams", labels=["provider"]
+        )
+        connections = CounterMetricFamily(
+            "interlink_s2s_connections",
+            "Server-to-server streams authenticated",
+            labels=["provider", "direction"],
+        )
+        stanzas = CounterMetricFamily(
+            "interlink_s2s_stanzas", "Stanzas over s2s", labels=["provider", "direction"]
+        )
+        sizes = CounterMetricFamily(
+            "interlink_s2s_bytes", "Bytes over s2s", labels=["provider", "direction"]
+        )
+        refusals = CounterMetricFamily(
+            "interlink_s2s_refusals",
+            "Server-to-server streams refused or failed",
+            labels=["provider"],
+        )
+        for provider_id, counters in sorted(service.counters.items()):
+            links.add_metric([provider_id], service.links_of(provider_id))
+            for direction in ("in", "out"):
+                connections.add_metric([provider_id, direction], counters.connections[direction])
+                stanzas.add_metric([provider_id, direction], counters.stanzas[direction])
+                sizes.add_metric([provider_id, direction], counters.bytes[direction])
+            refusals.add_metric([provider_id], counters.refusals)
+        refusals.add_metric([""], service.unattributed_refusals)
+        yield from (links, connections, stanzas, sizes, refusals)
+
+
 async def start_s2s_listener(service: S2SService, sock: socket.socket) -> asyncio.Server:
     """Serve s2s (STARTTLS) on ``sock``, bound already by the composition root."""
     loop = asyncio.get_running_loop()
@@ -697,6 +739,7 @@ __all__ = [
     "OutboundLink",
     "ProviderCounters",
     "ProviderGate",
+    "S2SCollector",
     "S2SLimits",
     "S2SService",
     "ServiceDomains",
