@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import shutil
 import signal
@@ -111,7 +112,13 @@ def federation_certs(
     folder.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
     hub = ca.issue_cert(hub_domain, f"*.interop.{hub_domain}", "localhost", "127.0.0.1")
-    peer = ca.issue_cert(*peer_domains)
+    # a near expiry: ejabberd's certificate store cannot read trustme's default (the year 3000)
+    now = datetime.datetime.now(datetime.UTC)
+    peer = ca.issue_cert(
+        *peer_domains,
+        not_before=now - datetime.timedelta(hours=1),
+        not_after=now + datetime.timedelta(days=30),
+    )
     certs = Certs(folder / "ca.pem", folder / "hub-cert.pem", folder / "hub-key.pem")
     ca.cert_pem.write_to_path(str(certs.ca))
     hub.cert_chain_pems[0].write_to_path(str(certs.cert))
