@@ -164,6 +164,7 @@ class StanzaErrorCondition(StrEnum):
     POLICY_VIOLATION = "policy-violation"
     RECIPIENT_UNAVAILABLE = "recipient-unavailable"
     REMOTE_SERVER_NOT_FOUND = "remote-server-not-found"
+    REMOTE_SERVER_TIMEOUT = "remote-server-timeout"
     RESOURCE_CONSTRAINT = "resource-constraint"
     SERVICE_UNAVAILABLE = "service-unavailable"
     UNEXPECTED_REQUEST = "unexpected-request"

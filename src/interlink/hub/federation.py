@@ -214,6 +214,24 @@ class Federation:
                     "this stanza would show a user's address to another provider",
                 )
 
+    def bounce(self, stanza: Stanza, why: str) -> None:
+        """``stanza`` (as it was to leave, ``from`` an alias) could not be sent: its sender, if
+        still connected, gets ``remote-server-timeout``; nothing answers an error or a result."""
+        sender, to = stanza.from_, stanza.to
+        if sender is None or to is None or is_error_stanza(stanza) or _is_response(stanza):
+            return
+        where = self.addressing.locate(to)
+        local = sender.local
+        if local is not None and where.provider_id is not None:
+            local = self.aliases.resolve(local, where.provider_id, sender.domain) or local
+        if sender.resource is None or local is None:
+            return
+        session = self.ctx.sessions.get(JID.make(local, sender.domain, sender.resource))
+        if session is None:
+            return
+        error = StanzaError(StanzaErrorCondition.REMOTE_SERVER_TIMEOUT, why)
+        session.deliver(error_reply(stanza, error, from_=to))
+
     # -- inbound: federated users to the hub's users --------------------------------------------
     async def receive(self, provider_id: str, stanza: Stanza, route: Route) -> None:
         """Route ``stanza`` from ``provider_id``'s server (its ``from`` checked by the stream:

@@ -71,7 +71,6 @@ DEFAULT_PORT = 5269  # RFC 6120 §3.2.2 fallback
 class S2SLimits:
     connect_timeout: float = 10.0
     tls_handshake_timeout: float = 10.0
-    idle_timeout: float = 600.0  # an outbound link unused this long is closed
     max_links: int = 256  # inbound and outbound links at once
 
 
@@ -369,7 +368,8 @@ class OutboundLink(_Link):
         )
         self.ready = asyncio.Event()
         self.verified: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self.last_used = asyncio.get_running_loop().time()
+        #: queued before the stream was ready: bounced to their senders if it never is
+        self.unsent: list[Stanza] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -406,6 +406,7 @@ class OutboundLink(_Link):
     def on_event(self, event: S2SEvent) -> None:
         if isinstance(event, Ready):
             self.ready.set()
+            self.unsent.clear()  # written now
         elif isinstance(event, PeerAuthenticated):
             self.service.connected(self, event.method.value)
         elif isinstance(event, DialbackVerifyAnswered):
@@ -415,13 +416,23 @@ class OutboundLink(_Link):
             super().on_event(event)
 
     def send(self, stanza: Stanza) -> None:
-        self.last_used = asyncio.get_running_loop().time()
+        if not self.ready.is_set():
+            self.unsent.append(stanza)
         self.handle(self.stream.send_stanza(stanza))
         self.service.count_stanza(self.provider_id, "out")
+
+    def handle(self, events: list[S2SEvent]) -> None:
+        super().handle(events)
+        if self.stream.closed and self.unsent:
+            unsent, self.unsent = self.unsent, []
+            self.service.bounce(unsent, f"{self.remote_domain} could not be reached")
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.verified.done():
             self.verified.set_result(False)
+        if self.unsent:
+            unsent, self.unsent = self.unsent, []
+            self.service.bounce(unsent, f"the link to {self.remote_domain} was lost")
         super().connection_lost(exc)
 
 
@@ -602,6 +613,12 @@ class S2SService:
             return False
         finally:
             link.close(None)
+
+    def bounce(self, stanzas: list[Stanza], why: str) -> None:
+        """Stanzas that never left: their senders get ``remote-server-timeout`` (RFC 6120
+        §8.3.3.15) instead of silence."""
+        for stanza in stanzas:
+            self.hub.federation.bounce(stanza, why)
 
     # -- bookkeeping ----------------------------------------------------------------------------
     def admit_link(self, link: InboundLink) -> bool:
