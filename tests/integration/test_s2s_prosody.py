@@ -248,3 +248,57 @@ async def test_suspending_the_provider_closes_its_links_at_once(tmp_path: Path) 
         finally:
             await alice.close()
             await home.close()
+
+
+async def test_omemo_device_lists_cross_over_s2s_pep_both_ways(tmp_path: Path) -> None:
+    """Keys across the boundary: each side reads the other's OMEMO 2 and legacy device lists,
+    the gatekeeper user from Prosody's PEP over s2s, the Prosody user from the hub's PEP at the
+    alias (both after the conversation was accepted)."""
+    async with world(tmp_path) as w:
+        await enlist(w.hub, f"alice@{PEER}")
+        home = await gatekeeper(w)
+        alice = await on_prosody(w, "alice")
+        for user in (home, alice):
+            user.client.register_plugin("xep_0004")
+            user.client.register_plugin("xep_0060")
+        try:
+            alice.send_chat(w.alias(), "hi")
+            await home.next_message(timeout=20)
+            await interop_iq(home, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            lists = {
+                "urn:xmpp:omemo:2:devices": "<devices xmlns='urn:xmpp:omemo:2'>"
+                "<device id='{id}'/></devices>",
+                "eu.siacs.conversations.axolotl.devicelist": "<list xmlns="
+                "'eu.siacs.conversations.axolotl'><device id='{id}'/></list>",
+            }
+            for user, device in ((alice, "11"), (home, "22")):
+                pubsub: Any = user.client.plugin["xep_0060"]
+                for node, xml in lists.items():
+                    await pubsub.publish(
+                        user.client.boundjid.bare,
+                        node,
+                        id="current",
+                        payload=slixmpp.ET.fromstring(xml.format(id=device)),
+                        options=open_form(user),
+                        timeout=TIMEOUT,
+                    )
+            for reader, owner, device in ((home, f"alice@{PEER}", "11"), (alice, w.alias(), "22")):
+                pubsub = reader.client.plugin["xep_0060"]
+                for node in lists:
+                    result = await pubsub.get_items(owner, node, max_items=1, timeout=TIMEOUT)
+                    payload = result["pubsub"]["items"]["item"]["payload"]
+                    assert [d.get("id") for d in payload] == [device], (node, owner)
+            assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await alice.close()
+            await home.close()
+
+
+def open_form(user: Xmpp) -> Any:
+    forms: Any = user.client.plugin["xep_0004"]
+    form = forms.make_form(ftype="submit")
+    form.add_field(
+        var="FORM_TYPE", ftype="hidden", value="http://jabber.org/protocol/pubsub#publish-options"
+    )
+    form.add_field(var="pubsub#access_model", value="open")
+    return form
