@@ -261,3 +261,30 @@ async def test_suspension_makes_federated_users_unreachable_at_once() -> None:
             "<body>hi</body></message>"
         )
         assert messages(fed.home) == []
+
+
+async def test_a_gatekeeper_user_asks_for_its_alias_towards_a_federated_user() -> None:
+    async with federation() as fed:
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='get' id='al'>"
+            f"<alias xmlns='{interop.NS}' jid='{FED}/phone'/></iq>"
+        )
+        (answer,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+        assert answer.get("type") == "result"
+        alias = answer.find(interop.ALIAS)
+        assert alias is not None
+        assert alias.get("jid") == FED
+        assert alias.get("alias") == fed.alias()
+        # not a federated address: item-not-found; a third party asking: not for it
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='get' id='al2'>"
+            f"<alias xmlns='{interop.NS}' jid='someone@{DOMAIN}'/></iq>"
+        )
+        (refused,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+        assert error_of(refused)[0] == "item-not-found"
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='set' id='al3'>"
+            f"<alias xmlns='{interop.NS}' jid='{FED}'/></iq>"
+        )
+        (wrong,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+        assert error_of(wrong)[0] == "bad-request"

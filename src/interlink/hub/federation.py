@@ -42,6 +42,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any, Protocol
+from xml.etree.ElementTree import Element
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -51,8 +52,19 @@ from interlink.hub.addressing import Kind
 from interlink.hub.context import HubContext
 from interlink.hub.session import Session
 from interlink.xmpp import ns
+from interlink.xmpp.ext import jid_attr
+from interlink.xmpp.ext.interop import ALIAS
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Stanza, error_reply, is_error_stanza, parse_stanza, to_xml
+from interlink.xmpp.stanza import (
+    Iq,
+    IqType,
+    Stanza,
+    error_reply,
+    iq_result,
+    is_error_stanza,
+    parse_stanza,
+    to_xml,
+)
 from interlink.xmpp.xml import parse_fragment
 
 log = logging.getLogger("interlink.s2s")
@@ -231,6 +243,32 @@ class Federation:
             return
         error = StanzaError(StanzaErrorCondition.REMOTE_SERVER_TIMEOUT, why)
         session.deliver(error_reply(stanza, error, from_=to))
+
+    async def handle_alias_query(self, session: Session, iq: Iq) -> None:
+        """``<alias jid='alice@chat.example'/>`` (type get) from one of the hub's users: the
+        address that federated user knows the asker by, for what the client puts inside an
+        encrypted envelope (XEP-0420 ``from``) and accepts as its own there.
+
+        Raises: StanzaError (not the hub's user; not a get; not a federated address)."""
+        query = iq.query
+        assert query is not None
+        own = session.jid
+        if not self.addressing.is_home(own) or own.local is None:
+            raise StanzaError(
+                StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "aliases are for this hub's users"
+            )
+        if iq.type is not IqType.GET:
+            raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "wrong iq type for this query")
+        peer = jid_attr(query, "<alias/>")
+        where = self.addressing.locate(peer)
+        if where.kind is not Kind.FEDERATED or where.service != own.domain:
+            raise StanzaError(
+                StanzaErrorCondition.ITEM_NOT_FOUND, f"{peer.bare} is not a federated address"
+            )
+        assert where.provider_id is not None
+        alias = self.aliases.alias(own.local, where.provider_id, own.domain)
+        answer = Element(ALIAS, {"jid": str(peer.bare), "alias": f"{alias}@{own.domain}"})
+        session.deliver(iq_result(iq, answer, from_=None))
 
     # -- inbound: federated users to the hub's users --------------------------------------------
     async def receive(self, provider_id: str, stanza: Stanza, route: Route) -> None:

@@ -242,6 +242,8 @@ class Router:
                 return self._guard(session, iq, self.private.handle_iq(session, iq))
             if query.tag == vcard.VCARD:
                 return self._guard(session, iq, self.vcard.handle_own(session, iq))
+            if query.tag == interop.ALIAS:
+                return self._guard(session, iq, self.federation.handle_alias_query(session, iq))
             if query.tag in interop.QUERIES or query.tag in blocking.QUERIES:
                 return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
