@@ -178,4 +178,8 @@ if __name__ == "__main__":
     p.add_argument("--archive-size", type=int, default=100_000, help="for the queries [100000]")
     p.add_argument("--page", type=int, default=250, help="messages a page [250]")
     p.add_argument("--body-bytes", type=int, default=400, help="ciphertext filler [400]")
-    asyncio.run(main(p.parse_args()))
+    p.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
+    opts = p.parse_args()
+    if opts.quick:
+        opts.writers, opts.seconds, opts.archive_size = [1, 5], 0.5, 2000
+    asyncio.run(main(opts))

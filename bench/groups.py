@@ -46,10 +46,10 @@ MUC = "http://jabber.org/protocol/muc"
 _base_config = loadgen.write_config
 
 
-def write_config(data_dir: Path, synchronous: str) -> Path:
+def write_config(data_dir: Path, synchronous: str, archive: str = "behind") -> Path:
     """loadgen's configuration, with the room and sender message rates off (this measures the
     fan-out, not the limits) and room sizes large enough."""
-    path = _base_config(data_dir, synchronous)
+    path = _base_config(data_dir, synchronous, archive)
     with path.open("a", encoding="utf-8") as f:
         f.write(
             "[groups]\n"
@@ -223,7 +223,10 @@ def main() -> None:
     parser.add_argument("--body-bytes", type=int, default=512)
     parser.add_argument("--hub-cpu", type=int, default=0)
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
     args = parser.parse_args()
+    if args.quick:
+        args.members, args.senders, args.duration, args.warmup = 10, 2, 1.0, 0.5
     if args.members < 2 or not 1 <= args.senders <= args.members:
         parser.error("need at least 2 members and 1..members senders")
     result = asyncio.run(run(args))

@@ -4,6 +4,7 @@ then base64, XEP-0384 §5). Prints a Markdown table (docs/performance.md quotes 
 
 from __future__ import annotations
 
+import argparse
 import re
 import statistics
 import sys
@@ -25,6 +26,11 @@ def payload_bytes(plaintext: int) -> int:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="the same run: it takes well under a second"
+    )
+    parser.parse_args()
     print(
         "| text (chars) | envelope unpadded | padded (bucket) | extra bytes"
         + " | payload on the wire | unpadded payload |"

@@ -331,7 +331,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--body", type=int, default=1024)
     parser.add_argument("--seconds", type=float, default=8.0)
-    return parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
+    args = parser.parse_args()
+    if args.quick:
+        args.pings, args.setups, args.connections, args.seconds = 100, 10, 4, 1.0
+    return args
 
 
 if __name__ == "__main__":

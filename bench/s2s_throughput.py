@@ -112,7 +112,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="a few seconds (bench/README.md)")
     args = parser.parse_args()
+    if args.quick:
+        args.messages, args.repeat = 500, 1
     rates = []
     for n in range(args.repeat):
         rate = asyncio.run(run(args.messages))
