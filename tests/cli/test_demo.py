@@ -27,7 +27,7 @@ async def test_demo_transcript_people_hub_and_provider(tmp_path: Path) -> None:
     demo = Demo(Console(record=True, width=200), tmp_path)
     await demo.run()
     titles = [step.title for step in demo.steps]
-    assert len(titles) == 9
+    assert len(titles) == 10
     people = "\n".join(line for step in demo.steps for line in step.people)
     assert "REQUEST from bob (Example Chat)" in people
     assert "✓✓ delivered" in people
@@ -43,10 +43,10 @@ async def test_demo_transcript_people_hub_and_provider(tmp_path: Path) -> None:
     assert "POST /interlink/v1/push" in provider
     # Bob's photo on Example Chat's host: Alice fetched it through the hub's proxy, so the host
     # saw the proxy (its address and User-Agent), and the hub saw the proxy request.
-    last = demo.steps[-1]
-    assert "fetched through the hub's media proxy" in "\n".join(last.people)
-    assert "GET /v1/media-proxy" in "\n".join(last.hub)
-    fetched = [line for line in last.provider if line.startswith("GET /media/")]
+    (photo,) = [step for step in demo.steps if step.title.startswith("9. ")]
+    assert "fetched through the hub's media proxy" in "\n".join(photo.people)
+    assert "GET /v1/media-proxy" in "\n".join(photo.hub)
+    fetched = [line for line in photo.provider if line.startswith("GET /media/")]
     assert fetched
     assert all("from 127.0.0.1, User-Agent Interlink-media-proxy" in line for line in fetched)
     for secret in SECRETS:
