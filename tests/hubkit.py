@@ -130,6 +130,7 @@ async def running_hub(
     clock = Clock()
     addressing = Addressing(services, ProviderDirectory())
     sessions = SessionRegistry()
+    operator = OperatorState(addressing, sessions)
     hub = Hub(
         settings or HubSettings(),
         storage,
@@ -144,8 +145,9 @@ async def running_hub(
             else domain_services(storage, sessions, addressing, clock)
         ),
         enlisted_provider=enlisted_provider,
+        disabled=operator.is_disabled,
     )
-    kit = HubKit(hub, clock, OperatorState(addressing, sessions))
+    kit = HubKit(hub, clock, operator)
     try:
         yield kit
     finally:

@@ -250,6 +250,26 @@ async def test_an_address_of_the_hubs_users_never_leaves_over_s2s() -> None:
             fed.kit.hub.federation.deliver(Message(JID.parse(FED), third_party, "m", None, ()))
 
 
+async def test_a_disabled_federated_account_reaches_no_one_until_enabled() -> None:
+    async with federation() as fed:
+        fed.kit.operator.account_disabled(FED, True)
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/x' to='{fed.alias()}' id='d1' "
+            "type='chat'><body>hi</body></message>"
+        )
+        assert messages(fed.home) == []
+        (refused,) = fed.s2s.take()
+        assert "service-unavailable" in to_xml(refused, ns.CLIENT)  # the generic refusal
+        assert fed.kit.hub.ctx.refusals["s2s-account-disabled"] == 1
+        fed.kit.operator.account_disabled(FED, False)
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/x' to='{fed.alias()}' id='d2' "
+            "type='chat'><body>hi again</body></message>"
+        )
+        (got,) = messages(fed.home)
+        assert got.get("id") == "d2"
+
+
 async def test_suspension_makes_federated_users_unreachable_at_once() -> None:
     async with federation() as fed:
         fed.kit.operator.provider_changed(federated_provider(ProviderStatus.SUSPENDED))

@@ -29,7 +29,8 @@ among the hub's sessions: nothing finds it by address).
 
 **Enlistment.** A federated user reaches nobody before its account is enlisted (DESIGN Flow 2,
 with the provider's own JID as the account): :meth:`Federation.receive` asks the enlistment
-store first, and answers the generic refusal otherwise (``s2s-not-enlisted``).
+store first, and answers the generic refusal otherwise (``s2s-not-enlisted``); nor while an
+operator has disabled that account (``s2s-account-disabled``, the same refusal).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ ALIAS_PREFIX = "g"
 LEAK = "s2s-address-leak"
 NOT_ENLISTED = "s2s-not-enlisted"
 NOT_AN_ALIAS = "s2s-not-an-alias"
+DISABLED = "s2s-account-disabled"
 
 
 class AliasCipher:
@@ -154,11 +156,15 @@ class Federation:
         *,
         cache_seconds: float = 5.0,
         max_senders: int = 4096,
+        disabled: Callable[[str], bool] = lambda _jid: False,
     ) -> None:
+        """``disabled``: whether an operator disabled the account (bare JID); a disabled
+        federated user reaches no one, as a disabled plug-and-play user cannot log in."""
         self.ctx = ctx
         self.addressing = ctx.addressing
         self.aliases = aliases
         self._enlisted_provider = enlisted_provider
+        self._disabled = disabled
         self._port: FederationPort = _Unattached()
         self._cache_seconds = cache_seconds
         self._max_senders = max_senders
@@ -283,6 +289,9 @@ class Federation:
             return
         if await self._enlisted_as(sender.bare) != provider_id:
             self._refuse(session, stanza, NOT_ENLISTED)
+            return
+        if self._disabled(str(sender.bare)):
+            self._refuse(session, stanza, DISABLED)
             return
         to = stanza.to
         if to is not None and to.local is not None:

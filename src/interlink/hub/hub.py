@@ -79,7 +79,11 @@ class Hub:
             user_ids=user_ids,
             domain_services=domain_services or DomainServices(),
             federation=lambda ctx: Federation(
-                ctx, alias_cipher, enlisted, cache_seconds=settings.policy.cache_seconds
+                ctx,
+                alias_cipher,
+                enlisted,
+                cache_seconds=settings.policy.cache_seconds,
+                disabled=disabled,
             ),
         )
         self.federation = self.router.federation
