@@ -11,6 +11,7 @@ from xml.etree.ElementTree import Element
 from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
+from interlink.hub.federation import EnlistedProvider
 from interlink.hub.hub import Hub, UserIds
 from interlink.hub.router import DomainServices
 from interlink.hub.session import Session, SessionRegistry
@@ -123,11 +124,13 @@ async def running_hub(
     services: tuple[str, ...] = (DOMAIN,),
     user_ids: UserIds = no_user_ids,
     domain_services: DomainServicesFactory | None = None,
+    enlisted_provider: EnlistedProvider | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
     addressing = Addressing(services, ProviderDirectory())
     sessions = SessionRegistry()
+    operator = OperatorState(addressing, sessions)
     hub = Hub(
         settings or HubSettings(),
         storage,
@@ -141,8 +144,10 @@ async def running_hub(
             if domain_services is None
             else domain_services(storage, sessions, addressing, clock)
         ),
+        enlisted_provider=enlisted_provider,
+        disabled=operator.is_disabled,
     )
-    kit = HubKit(hub, clock, OperatorState(addressing, sessions))
+    kit = HubKit(hub, clock, operator)
     try:
         yield kit
     finally:

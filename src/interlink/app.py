@@ -35,6 +35,7 @@ from interlink.hub.app_push import AppPushSettings, AppServerPush
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
+from interlink.hub.federation import AliasCipher
 from interlink.hub.groups.room import RoomLimits
 from interlink.hub.groups.settings import GroupSettings
 from interlink.hub.hub import Hub
@@ -78,6 +79,14 @@ from interlink.net.media_proxy_api import media_proxy_router
 from interlink.net.metrics import HubMetrics, MetricSources
 from interlink.net.proxied import ProxyRegistry, RegisteredProxy
 from interlink.net.proxy_v2 import HeaderLimits
+from interlink.net.s2s import (
+    ProviderGate,
+    S2SCollector,
+    S2SLimits,
+    S2SService,
+    ServiceDomains,
+    start_s2s_listener,
+)
 from interlink.net.tls import ensure_self_signed, server_context
 from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
@@ -90,6 +99,7 @@ from interlink.xmpp.ext.mam import Default
 from interlink.xmpp.ext.media_tokens import TOKEN
 from interlink.xmpp.jid import JID
 from interlink.xmpp.parser import XmlLimits
+from interlink.xmpp.s2s import S2SConfig
 from interlink.xmpp.sasl.credentials import PasswordRules
 from interlink.xmpp.shaper import ReadRate
 from interlink.xmpp.stanza import Message
@@ -423,6 +433,7 @@ class HubServer:
         self._changes_sweeper: asyncio.Task[None] | None = None
         self._archive_sweeper: asyncio.Task[None] | None = None
         self._ready = False
+        self.s2s: S2SService | None = None
 
     async def start(self) -> None:
         """Build the object graph, in dependency order, and start serving. Every collaborator
@@ -566,6 +577,8 @@ class HubServer:
             authenticate_bearer=enlistment.authenticate,
             user_ids=self._user_id,
             disabled=operator.is_disabled,
+            aliases=AliasCipher(await secrets_.get_or_create_secret("s2s-alias", 64)),
+            enlisted_provider=self._enlisted_provider,
             observers=observers,
             domain_services=DomainServices(
                 handlers={
@@ -580,7 +593,33 @@ class HubServer:
             ),
         )
         feed_position = await storage.changes.latest()  # before loading what it keeps current
+        if s.s2s.enabled:  # federation: before operator state is loaded, which it follows
+            peer_gate = ProviderGate(addressing)
+            self.s2s = s2s = S2SService(
+                hub,
+                S2SConfig(
+                    hosts=ServiceDomains(addressing),
+                    gate=peer_gate,
+                    dialback_secret=await secrets_.get_or_create_secret("s2s-dialback", 32),
+                    limits=xml_limits(s, authenticated=True),
+                    pre_auth_limits=xml_limits(s, authenticated=False),
+                    auth_timeout=s.s2s.auth_timeout,
+                    max_pending_stanzas=s.s2s.max_pending_stanzas,
+                ),
+                peer_gate,
+                cert_file=str(cert),
+                key_file=str(key),
+                limits=S2SLimits(
+                    connect_timeout=s.s2s.connect_timeout,
+                    tls_handshake_timeout=s.net.tls_handshake_timeout,
+                    max_links=s.s2s.max_links,
+                ),
+            )
+            hub.federation.attach(s2s)
+            operator.attach_federation(s2s)
         await operator.load(await registry.all(), await storage.moderation.disabled_accounts())
+        if self.s2s is not None:
+            self._servers.append(await start_s2s_listener(self.s2s, self._sockets["s2s"]))
         await hub.start()
         self._follower = ChangeFeedFollower(
             storage.changes.since,
@@ -695,6 +734,7 @@ class HubServer:
                 enlistment=enlistment,
                 media_proxy=self.media_proxy,
                 traffic=traffic,
+                extra=[S2SCollector(self.s2s)] if self.s2s is not None else [],
             )
         )
         self.http_app = app = build_http_app(
@@ -855,6 +895,13 @@ class HubServer:
             return f"the database does not answer: {exc}"
         return None
 
+    async def _enlisted_provider(self, jid: str) -> str | None:
+        """The provider an enlisted account belongs to (federation: only enlisted federated
+        users reach anyone)."""
+        assert self.storage is not None
+        account = await self.storage.enlistment.account(jid)
+        return None if account is None else account.provider_id
+
     async def _user_id(self, jid: str) -> str | None:
         """The user-visible id a provider attested for one of its users (the interop marker)."""
         assert self.storage is not None
@@ -866,7 +913,7 @@ class HubServer:
         (the HTTP port's number also goes into upload URLs)."""
         s = self.settings
         try:
-            for name, key in LISTENERS:
+            for name, key in LISTENERS + ((("s2s", "s2s_port"),) if s.s2s.enabled else ()):
                 sock = bind_port(s.net.host, getattr(s.net, key), f"{name} (net.{key})")
                 self._sockets[name] = sock
                 self.ports[name] = sock.getsockname()[1]
@@ -965,6 +1012,8 @@ class HubServer:
             self._archive_sweeper.cancel()
         for server in self._servers:
             server.close()
+        if self.s2s is not None:
+            await self.s2s.close()
         if self._http is not None:
             self._http.should_exit = True
         if self.hub is not None:

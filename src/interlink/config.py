@@ -57,6 +57,7 @@ class NetSection(_Section):
     c2s_port: int = Field(5222, ge=0, le=65535)
     c2s_tls_port: int = Field(5223, ge=0, le=65535)
     http_port: int = Field(5280, ge=0, le=65535)
+    s2s_port: int = Field(5269, ge=0, le=65535)  # bound only when s2s.enabled
     http_tls: bool = True
     require_tls: bool = True  # false allows SCRAM on plaintext c2s (benchmarks, TLS proxies)
     auth_timeout: float = Field(30.0, gt=0)
@@ -429,6 +430,16 @@ class ConsoleSection(_Section):
     history: int = Field(360, ge=2)  # samples kept for the metrics page's charts (memory)
 
 
+class S2SSection(_Section):
+    """Server-to-server federation with onboarded providers' own servers (issue 15)."""
+
+    enabled: bool = False  # listen on net.s2s_port and connect to federated providers
+    auth_timeout: float = Field(30.0, gt=0)  # a stream authenticates (and is ready) within this
+    connect_timeout: float = Field(10.0, gt=0)  # one TCP connection attempt to a peer
+    max_links: int = Field(256, ge=1)  # s2s connections at once, both directions
+    max_pending_stanzas: int = Field(1000, ge=1)  # queued for a link that is not ready yet
+
+
 class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: Literal["json", "text"] = "json"
@@ -454,6 +465,7 @@ class Settings(_Section):
     log_privacy: LogPrivacySection = LogPrivacySection()
     providers: ProvidersSection = ProvidersSection()
     console: ConsoleSection = ConsoleSection()
+    s2s: S2SSection = S2SSection()
     log: LogSection = LogSection()
     push: PushSection = PushSection()
     csi: CsiSection = CsiSection()

@@ -129,6 +129,7 @@ class StreamErrorCondition(StrEnum):
     NOT_AUTHORIZED = "not-authorized"
     NOT_WELL_FORMED = "not-well-formed"
     POLICY_VIOLATION = "policy-violation"
+    REMOTE_CONNECTION_FAILED = "remote-connection-failed"
     RESET = "reset"  # §4.9.3.16: e.g. the account's password changed
     RESOURCE_CONSTRAINT = "resource-constraint"
     RESTRICTED_XML = "restricted-xml"
@@ -189,6 +190,7 @@ class StanzaErrorCondition(StrEnum):
     RECIPIENT_UNAVAILABLE = "recipient-unavailable"
     REGISTRATION_REQUIRED = "registration-required"  # XEP-0045 §7.2.6: members-only rooms
     REMOTE_SERVER_NOT_FOUND = "remote-server-not-found"
+    REMOTE_SERVER_TIMEOUT = "remote-server-timeout"
     RESOURCE_CONSTRAINT = "resource-constraint"
     SERVICE_UNAVAILABLE = "service-unavailable"
     UNEXPECTED_REQUEST = "unexpected-request"
@@ -219,6 +221,7 @@ _LEGACY_CODES = {
     StanzaErrorCondition.RECIPIENT_UNAVAILABLE: 404,
     StanzaErrorCondition.REGISTRATION_REQUIRED: 407,
     StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND: 404,
+    StanzaErrorCondition.REMOTE_SERVER_TIMEOUT: 504,
     StanzaErrorCondition.RESOURCE_CONSTRAINT: 500,
     StanzaErrorCondition.SERVICE_UNAVAILABLE: 503,
     StanzaErrorCondition.UNEXPECTED_REQUEST: 400,

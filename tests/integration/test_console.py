@@ -120,6 +120,58 @@ async def test_daily_actions_through_the_console(tmp_path: Path) -> None:
             assert provider.media_hosts == ("media.example.chat", "media.example.chat:8443")
             audit = await server.storage.providers.audit("examplechat")
             assert {e.actor for e in audit} == {"console"}
+            # the federation fields (issue 15): onboard a federated provider, edit its address
+            federated = await http.post(
+                "/admin/providers",
+                data={
+                    "csrf": csrf,
+                    "provider_id": "chatprov",
+                    "display_name": "Chat Example",
+                    "callback_url": "https://chat.example/hub",
+                    "jwks_url": "https://chat.example/jwks",
+                    "mode": "federated",
+                    "server_domains": "chat.example",
+                    "s2s_fingerprints": "ab" * 32,
+                },
+                follow_redirects=True,
+            )
+            assert "Provider chatprov onboarded" in federated.text
+            page = (await http.get("/admin/providers/chatprov")).text
+            assert "federated (chat.example)" in page
+            edited = await http.post(
+                "/admin/providers/chatprov/edit",
+                data={
+                    "csrf": csrf,
+                    "display_name": "Chat Example",
+                    "callback_url": "https://chat.example/hub",
+                    "jwks_url": "https://chat.example/jwks",
+                    "mode": "both",
+                    "server_domains": "chat.example",
+                    "s2s_fingerprints": "ab" * 32,
+                    "s2s_address": "127.0.0.1:5270",
+                },
+                follow_redirects=True,
+            )
+            assert "Provider chatprov updated" in edited.text
+            chatprov = await server.storage.providers.get("chatprov")
+            assert chatprov is not None
+            assert (str(chatprov.mode), chatprov.server_domains, chatprov.s2s_address) == (
+                "both",
+                ("chat.example",),
+                "127.0.0.1:5270",
+            )
+            assert chatprov.s2s_fingerprints == ("ab" * 32,)
+            bad_mode = await http.post(
+                "/admin/providers/chatprov/edit",
+                data={
+                    "csrf": csrf,
+                    "display_name": "x",
+                    "callback_url": "https://x.example",
+                    "mode": "sideways",
+                },
+                follow_redirects=True,
+            )
+            assert "Refused:" in bad_mode.text
 
             report_id = await server.storage.policy.add_report(
                 Report(

@@ -11,7 +11,7 @@ from interlink.interop.providers import (
     ProviderRegistry,
     validate,
 )
-from interlink.storage.providers import Provider, ProviderStatus
+from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.storage.sqlite import open_sqlite
 
 JWKS = {
@@ -148,5 +148,74 @@ async def test_get_is_cached_briefly_and_operator_actions_read_fresh() -> None:
             "to": "approved",
         }
         assert (await hub.get("examplechat")).status is ProviderStatus.APPROVED  # written through
+    finally:
+        await storage.close()
+
+
+# -- federation (issue 15) -------------------------------------------------------------------------
+
+FP = "AB:" * 31 + "CD"
+
+
+def test_federation_fields_are_normalised() -> None:
+    p = validate(
+        provider(
+            mode=ProviderMode.BOTH,
+            server_domains=("Chat.Example.", "chat.example"),
+            s2s_fingerprints=(FP,),
+            s2s_address=" 127.0.0.1:15269 ",
+        ),
+        services=("hub.test",),
+    )
+    assert p.mode is ProviderMode.BOTH
+    assert p.server_domains == ("chat.example",)
+    assert p.s2s_fingerprints == ("ab" * 31 + "cd",)
+    assert p.s2s_address == "127.0.0.1:15269"
+    assert validate(provider()).mode is ProviderMode.PLUG_AND_PLAY
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "open"}, "mode must be one of"),
+        ({"mode": ProviderMode.FEDERATED}, "needs at least one server domain"),
+        ({"server_domains": ("not a domain!",)}, "not a host name"),
+        ({"server_domains": ("localhost",)}, "not a host name"),
+        ({"server_domains": ("hub.test",)}, "inside the service"),
+        ({"server_domains": ("x.interop.hub.test",)}, "inside the service"),
+        ({"s2s_fingerprints": ("abcd",)}, "SHA-256"),
+        ({"s2s_ca": "not pem"}, "s2s_ca must be PEM"),
+        ({"s2s_address": "chat.example"}, "host:port"),
+        ({"s2s_address": "chat.example:0"}, "host:port"),
+    ],
+)
+def test_federation_errors_name_the_field(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(ProviderError, match=message):
+        validate(provider(**changes), services=("hub.test",))
+
+
+async def test_a_server_domain_belongs_to_one_provider_and_fields_change() -> None:
+    storage = await open_sqlite(":memory:")
+    registry = ProviderRegistry(storage.providers, lambda: 1.0, services=("hub.test",))
+    try:
+        fed = provider(mode=ProviderMode.FEDERATED, server_domains=("chat.example",))
+        added = await registry.add(fed, "op")
+        assert (added.mode, added.server_domains) == (ProviderMode.FEDERATED, ("chat.example",))
+        assert (await storage.providers.get("examplechat")) == added  # round trip, 0020
+        other = provider(id="other", server_domains=("chat.example",), mode="both")
+        with pytest.raises(ProviderExists, match="belongs to provider 'examplechat'"):
+            await registry.add(other, "op")
+        changed = await registry.update(
+            "examplechat",
+            {"mode": "both", "s2s_fingerprints": [FP], "s2s_address": "localhost:5270"},
+            "op",
+        )
+        assert changed.mode is ProviderMode.BOTH
+        assert changed.s2s_address == "localhost:5270"
+        assert changed.public_view()["s2s_fingerprints"] == ["ab" * 31 + "cd"]
+        cleared = await registry.update("examplechat", {"s2s_address": None}, "op")
+        assert cleared.s2s_address is None
+        with pytest.raises(ProviderError, match="needs at least one server domain"):
+            await registry.update("examplechat", {"server_domains": []}, "op")
     finally:
         await storage.close()

@@ -30,7 +30,7 @@ from interlink.config import Settings
 from interlink.errors import AccountExistsError, AccountNotFoundError, ConfigError
 from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.logs import setup_logging
-from interlink.storage.providers import AuditEntry, Provider, ProviderStatus
+from interlink.storage.providers import AuditEntry, Provider, ProviderMode, ProviderStatus
 from interlink.xmpp.sasl import derive_credentials
 from interlink.xmpp.sasl.credentials import PasswordRules
 
@@ -247,6 +247,19 @@ def provider_add(
         list[str] | None,
         typer.Option(help="gatekeeper service (domain) it joins; repeat; default: the first"),
     ] = None,
+    mode: Annotated[
+        str, typer.Option(help="plug-and-play | federated (its own XMPP server, s2s) | both")
+    ] = "plug-and-play",
+    server_domain: Annotated[
+        list[str] | None, typer.Option(help="XMPP domain of its server (s2s); repeat")
+    ] = None,
+    s2s_fingerprint: Annotated[
+        list[str] | None, typer.Option(help="pinned SHA-256 fingerprint of its server cert")
+    ] = None,
+    s2s_ca: Annotated[Path | None, typer.Option(help="PEM file: the CA of its servers")] = None,
+    s2s_address: Annotated[
+        str | None, typer.Option(help="host:port of its server, instead of the SRV lookup")
+    ] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -269,8 +282,31 @@ def provider_add(
         features=tuple(feature or ("messaging",)),
         rate_tier=rate_tier,
         services=tuple(service or ()),
+        mode=_mode(mode),
+        server_domains=tuple(server_domain or ()),
+        s2s_fingerprints=tuple(s2s_fingerprint or ()),
+        s2s_ca=_read_text(s2s_ca, "the CA"),
+        s2s_address=s2s_address,
     )
     _show(_provider_call(settings, data_dir, lambda r: r.add(provider, "cli")))
+
+
+def _mode(text: str) -> ProviderMode:
+    try:
+        return ProviderMode(text)
+    except ValueError:
+        typer.echo(f"error: --mode must be one of {[str(m) for m in ProviderMode]}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _read_text(path: Path | None, what: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        typer.echo(f"error: cannot read {what} in {path}: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @provider_app.command("update")
@@ -292,6 +328,15 @@ def provider_update(
     service: Annotated[
         list[str] | None, typer.Option(help="gatekeeper service (replaces the list; repeat)")
     ] = None,
+    mode: Annotated[str | None, typer.Option(help="plug-and-play | federated | both")] = None,
+    server_domain: Annotated[
+        list[str] | None, typer.Option(help="XMPP domain of its server; repeat; replaces the list")
+    ] = None,
+    s2s_fingerprint: Annotated[
+        list[str] | None, typer.Option(help="pinned SHA-256 fingerprint; repeat; replaces")
+    ] = None,
+    s2s_ca: Annotated[Path | None, typer.Option(help="PEM file: the CA of its servers")] = None,
+    s2s_address: Annotated[str | None, typer.Option(help="host:port instead of SRV")] = None,
     config: ConfigOpt = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -319,11 +364,45 @@ def provider_update(
         "features": feature,
         "rate_tier": rate_tier,
         "services": service,
+        "mode": None if mode is None else str(_mode(mode)),
+        "server_domains": server_domain,
+        "s2s_fingerprints": s2s_fingerprint,
+        "s2s_ca": _read_text(s2s_ca, "the CA"),
+        "s2s_address": s2s_address,
     }
     changes.update({k: v for k, v in options.items() if v is not None})
     if not changes:
         typer.echo("error: nothing to change (see --help)", err=True)
         raise typer.Exit(2)
+    _show(_provider_call(settings, data_dir, lambda r: r.update(provider_id, changes, "cli")))
+
+
+@provider_app.command("federate")
+def provider_federate(
+    provider_id: str,
+    mode: Annotated[str, typer.Option(help="plug-and-play | federated | both")] = "federated",
+    server_domain: Annotated[
+        list[str] | None, typer.Option(help="XMPP domain of its server; repeat; replaces the list")
+    ] = None,
+    s2s_fingerprint: Annotated[
+        list[str] | None, typer.Option(help="pinned SHA-256 fingerprint; repeat; replaces")
+    ] = None,
+    s2s_ca: Annotated[Path | None, typer.Option(help="PEM file: the CA of its servers")] = None,
+    s2s_address: Annotated[str | None, typer.Option(help="host:port instead of SRV")] = None,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Set how a provider federates (server-to-server); options not given are kept."""
+    settings = cli_settings(config, {"hub": {"data_dir": data_dir}})
+    changes: dict[str, object] = {"mode": str(_mode(mode))}
+    if server_domain is not None:
+        changes["server_domains"] = list(server_domain)
+    if s2s_fingerprint is not None:
+        changes["s2s_fingerprints"] = list(s2s_fingerprint)
+    if s2s_ca is not None:
+        changes["s2s_ca"] = _read_text(s2s_ca, "the CA")
+    if s2s_address is not None:
+        changes["s2s_address"] = s2s_address
     _show(_provider_call(settings, data_dir, lambda r: r.update(provider_id, changes, "cli")))
 
 

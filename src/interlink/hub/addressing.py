@@ -5,8 +5,10 @@ A hub hosts one or more gatekeeper *services* (``hub.domains``: say ``wa.example
 service has its own users (``<user>@<service>``) and, for every provider onboarded to it, a
 plug-and-play subdomain where that provider's users live (``<opaque>@<provider>.interop.<service>``,
 spelled by :mod:`interlink.xmpp.addressing`), and a group service (``groups.<service>``, the label
-configurable) whose rooms are ``<room>@groups.<service>``. Anything else is remote (federation
-comes next).
+configurable) whose rooms are ``<room>@groups.<service>``. A provider in federated mode runs its
+own XMPP server: its users keep their own addresses (``alice@chat.example``) on the server domains
+its record names, reached over server-to-server streams (:mod:`interlink.hub.federation`).
+Anything else is remote: not reachable from here.
 
 :class:`Addressing` classifies addresses; :class:`ProviderDirectory` is its view of which providers
 may be reached on which service, kept by the operator-state owner (see
@@ -29,14 +31,15 @@ class Kind(Enum):
     HOME = "home"  # a gatekeeper service's own user, or the service's domain itself
     INTEROP = "interop"  # a third-party provider's user (or subdomain), plug-and-play
     GROUPS = "groups"  # a service's group service (XEP-0045 rooms), or one of its rooms
-    REMOTE = "remote"  # not hosted here
+    FEDERATED = "federated"  # a federated provider's user (or server), on its own server
+    REMOTE = "remote"  # not hosted here, not federated
 
 
 @dataclass(frozen=True, slots=True)
 class Location:
     kind: Kind
     service: str | None = None  # the gatekeeper service the address belongs to
-    provider_id: str | None = None  # for INTEROP
+    provider_id: str | None = None  # for INTEROP and FEDERATED
 
 
 REMOTE = Location(Kind.REMOTE)
@@ -46,11 +49,17 @@ _ACCOUNTS = frozenset((Kind.HOME, Kind.INTEROP))
 @dataclass(frozen=True, slots=True)
 class ProviderAccess:
     """What the routing path needs of one provider: its name and the services it is approved
-    for (empty: suspended, pending, or approved for no service here)."""
+    for (empty: suspended, pending, or approved for no service here); for federation, its
+    server domains and whether its mode federates (``server_domains`` are known even while it
+    is suspended, so that its servers are told ``<policy-violation/>``, not ``<not-authorized/>``).
+    """
 
     provider_id: str
     display_name: str
     services: frozenset[str]
+    server_domains: frozenset[str] = frozenset()
+    federates: bool = False
+    plugs_in: bool = True
 
 
 class ProviderDirectory:
@@ -59,15 +68,40 @@ class ProviderDirectory:
 
     def __init__(self) -> None:
         self._by_id: dict[str, ProviderAccess] = {}
+        self._server_domains: dict[str, str] = {}  # every provider's, approved or not
+        self._federated: dict[str, ProviderAccess] = {}  # server domain -> approved, federating
 
     def put(self, access: ProviderAccess) -> None:
+        for domain in [d for d, pid in self._server_domains.items() if pid == access.provider_id]:
+            del self._server_domains[domain]
+            self._federated.pop(domain, None)
+        for domain in access.server_domains:
+            self._server_domains[domain] = access.provider_id
+            if access.services and access.federates:
+                self._federated[domain] = access
         if access.services:
             self._by_id[access.provider_id] = access
         else:
             self._by_id.pop(access.provider_id, None)
 
     def replace_all(self, entries: Iterable[ProviderAccess]) -> None:
-        self._by_id = {a.provider_id: a for a in entries if a.services}
+        self._by_id = {}
+        self._server_domains = {}
+        self._federated = {}
+        for access in entries:
+            self.put(access)
+
+    def server_domain_owner(self, domain: str) -> str | None:
+        """The provider whose record names ``domain`` as a server domain, in any state."""
+        return self._server_domains.get(domain)
+
+    def federated(self, domain: str) -> ProviderAccess | None:
+        """The approved provider federating from ``domain``, else ``None``."""
+        return self._federated.get(domain)
+
+    def plugs_in(self, provider_id: str) -> bool:
+        access = self._by_id.get(provider_id)
+        return access is not None and access.plugs_in
 
     def approved(self, provider_id: str, service: str) -> bool:
         access = self._by_id.get(provider_id)
@@ -142,6 +176,10 @@ class Addressing:
         hit = self._cache.get(domain)
         if hit is not None:
             return hit
+        federated = self.providers.federated(domain)  # changes with operator state: not cached
+        if federated is not None:
+            service = next(s for s in self.services if s in federated.services)
+            return Location(Kind.FEDERATED, service, federated.provider_id)
         if domain in self._services:
             found = Location(Kind.HOME, domain)
         elif domain in self._groups:
@@ -179,7 +217,7 @@ class Addressing:
 
     def is_local(self, jid: JID) -> bool:
         """Whether ``jid`` is an account address (or domain) hosted here: a service's users
-        or a provider's plug-and-play users; not rooms."""
+        or a provider's plug-and-play users; not rooms, not federated users."""
         return self.locate_domain(jid.domain).kind in _ACCOUNTS
 
     def is_groups_domain(self, domain: str) -> bool:
@@ -193,12 +231,17 @@ class Addressing:
                 return domain
         return None
 
+    def is_federated(self, jid: JID) -> bool:
+        """An address on an approved federated provider's own server."""
+        return self.providers.federated(jid.domain) is not None
+
     def provider_of(self, jid: JID) -> str | None:
-        """The provider of a plug-and-play address, else ``None``."""
+        """The provider of a third-party address (plug-and-play or federated), else ``None``."""
         return self.locate_domain(jid.domain).provider_id
 
     def service_of(self, jid: JID) -> str | None:
-        """The gatekeeper service an address belongs to (``None`` when remote)."""
+        """The gatekeeper service an address belongs to (``None`` when remote). A federated
+        provider's users belong to the first of the hub's services it is approved for."""
         return self.locate_domain(jid.domain).service
 
     def same_service(self, a: JID, b: JID) -> bool:
@@ -223,10 +266,13 @@ class Addressing:
         remote addresses: ``True``; they are not a provider's)."""
         where = self.locate(jid)
         if where.kind is not Kind.INTEROP:
-            return True
+            return True  # a federated address is located only while its provider is approved
         assert where.provider_id is not None
         assert where.service is not None
-        return self.providers.approved(where.provider_id, where.service)
+        providers = self.providers
+        return providers.approved(where.provider_id, where.service) and providers.plugs_in(
+            where.provider_id
+        )
 
     def approved(self, provider_id: str, service: str) -> bool:
         return self.providers.approved(provider_id, service)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable
 
 from interlink.errors import (
@@ -16,6 +17,7 @@ from interlink.errors import (
 from interlink.hub.addressing import Addressing
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
 from interlink.hub.context import HubContext, HubSettings
+from interlink.hub.federation import AliasCipher, EnlistedProvider, Federation
 from interlink.hub.observers import HubObservers, notify
 from interlink.hub.router import DomainServices, Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort, SessionRegistry
@@ -29,6 +31,10 @@ from interlink.xmpp.stream.sm import StreamManagement
 from interlink.xmpp.xml import parse_fragment
 
 log = logging.getLogger("interlink.hub")
+
+
+async def _nobody_enlisted(jid: str) -> str | None:
+    return None  # without an enlistment store, no federated user reaches anyone
 
 
 # (token, the stream's service) -> account JID; raises AuthenticationRefused
@@ -60,13 +66,27 @@ class Hub:
         observers: HubObservers | None = None,
         domain_services: DomainServices | None = None,
         disabled: Callable[[str], bool] = lambda _jid: False,
+        aliases: AliasCipher | None = None,
+        enlisted_provider: EnlistedProvider | None = None,
     ) -> None:
         self.ctx = HubContext(
             settings, storage, clock, addressing, sessions, observers or HubObservers()
         )
+        alias_cipher = aliases if aliases is not None else AliasCipher(secrets.token_bytes(64))
+        enlisted = enlisted_provider if enlisted_provider is not None else _nobody_enlisted
         self.router = Router(
-            self.ctx, user_ids=user_ids, domain_services=domain_services or DomainServices()
+            self.ctx,
+            user_ids=user_ids,
+            domain_services=domain_services or DomainServices(),
+            federation=lambda ctx: Federation(
+                ctx,
+                alias_cipher,
+                enlisted,
+                cache_seconds=settings.policy.cache_seconds,
+                disabled=disabled,
+            ),
         )
+        self.federation = self.router.federation
         self._authenticate_bearer = authenticate_bearer
         self._disabled = disabled
         self.auth_throttle = AuthThrottle(settings.auth_throttle)
@@ -75,6 +95,10 @@ class Hub:
         # comes back before the hub noticed its old connection died (XEP-0198 §5)
         self._resumable_live: dict[str, tuple[JID, Callable[[], None]]] = {}
         self._last_parked_xml: str | None = None  # the last message told to parked_queued
+
+    async def route_federated(self, provider_id: str, stanza: Stanza) -> None:
+        """A stanza from ``provider_id``'s server, over s2s (:mod:`interlink.hub.federation`)."""
+        await self.federation.receive(provider_id, stanza, self.route)
 
     @property
     def sessions(self) -> int:

@@ -26,6 +26,7 @@ from interlink.hub.bookmarks import BookmarksService, bookmark_node_defaults
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
+from interlink.hub.federation import Federation
 from interlink.hub.groups.service import GroupService
 from interlink.hub.observers import notify
 from interlink.hub.offline import OfflineDelivery
@@ -82,9 +83,15 @@ class DomainServices:
 
 class Router:
     def __init__(
-        self, ctx: HubContext, *, user_ids: UserIds, domain_services: DomainServices
+        self,
+        ctx: HubContext,
+        *,
+        user_ids: UserIds,
+        domain_services: DomainServices,
+        federation: Callable[[HubContext], Federation],
     ) -> None:
         self.ctx = ctx
+        self.federation = federation(ctx)  # stanzas to federated users leave through it
         self.addressing = ctx.addressing
         self.policy = InteropPolicy(ctx, ctx.storage.policy, ctx.settings.policy, user_ids)
         self.policy_service = PolicyService(ctx, self.policy, ctx.storage.policy)
@@ -184,7 +191,7 @@ class Router:
         if where.kind is Kind.REMOTE:
             raise StanzaError(
                 StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
-                "this hub does not federate with other domains yet",
+                "this hub federates only with onboarded providers' servers",
             )
         origin = addressing.locate(sender)
         if origin.kind is Kind.HOME and where.kind is Kind.HOME:
@@ -289,6 +296,9 @@ class Router:
             self.carbons.sent(msg, xml if sent_xml is None else sent_xml, session)
         else:
             self.carbons.sent(sent, to_xml(sent, None) if sent_xml is None else sent_xml, session)
+        if self.federation.federated(to):
+            self.federation.deliver(msg)  # over s2s, after the rules (issue 15)
+            return self._archived(entries)  # the sender's copy, if its archive keeps it
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
@@ -336,6 +346,8 @@ class Router:
                 return self._guard(session, iq, self._own_vcard(session, iq))
             if query.tag in mam.QUERIES:
                 return self._guard(session, iq, self.archive.handle_iq(session, iq))
+            if query.tag == interop.ALIAS:
+                return self._guard(session, iq, self.federation.handle_alias_query(session, iq))
             if query.tag in interop.QUERIES or query.tag in blocking.QUERIES:
                 return self._guard(session, iq, self.policy_service.handle_iq(session, iq))
             if query.tag in (carbons.ENABLE, carbons.DISABLE) and iq.type is IqType.SET:
@@ -395,6 +407,9 @@ class Router:
 
     def _iq_to_account(self, session: Session, iq: Iq, to: JID) -> Pending | None:
         ctx = self.ctx
+        if self.federation.federated(to):
+            self.federation.deliver(iq)  # its server answers (PEP, vCard, disco: issue 15)
+            return None
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:

@@ -49,6 +49,7 @@ from interlink.interop.tokens import (
 from interlink.storage.enlistment import CommitOutcome, EnlistmentRepository, InteropAccount
 from interlink.storage.providers import Provider, ProviderStatus
 from interlink.xmpp.addressing import interop_domain
+from interlink.xmpp.jid import JID, InvalidJID
 
 log = logging.getLogger("interlink.enlistment")
 
@@ -152,6 +153,15 @@ class EnlistmentService:
         digest = hmac.new(self._secret, material.encode(), "sha256").digest()
         opaque = base64.b32encode(digest[:20]).decode().lower().rstrip("=")
         return f"{opaque}@{interop_domain(provider_id, service)}"
+
+    def account_jid(self, provider: Provider, subject: str, service: str | None = None) -> str:
+        """The account a token's subject enlists: a federated provider's user keeps its own
+        address (the subject is its bare JID on one of the provider's server domains, issue
+        15); everyone else gets :meth:`interop_jid`."""
+        federated = _federated_jid(provider, subject)
+        return (
+            federated if federated is not None else self.interop_jid(provider.id, subject, service)
+        )
 
     def challenge(self) -> tuple[str, float]:
         """A new challenge and when it expires."""
@@ -261,7 +271,7 @@ class EnlistmentService:
     async def _commit(
         self, provider: Provider, token: ProviderToken, identity_key: bytes, now: float
     ) -> EnlistmentResult:
-        jid = self.interop_jid(provider.id, token.subject, token.audience)
+        jid = self.account_jid(provider, token.subject, token.audience)
         existing = await self._repo.account(jid)
         key_changed = existing is not None and existing.identity_key != identity_key
         account = InteropAccount(
@@ -299,6 +309,10 @@ class EnlistmentService:
             raise AuthenticationRefused(
                 f"this token is for {token.audience}; the stream was opened to {service}"
             )
+        if _federated_jid(provider, token.subject) is not None:
+            raise AuthenticationRefused(
+                "a federated account logs in to its own server, not to this hub"
+            )
         # Checked before the account and the provider's introspection are asked; recorded
         # (atomically, so a race still loses) only once everything else holds.
         jid = self.interop_jid(provider.id, token.subject, token.audience)
@@ -317,7 +331,7 @@ class EnlistmentService:
     async def unenlist(self, token_text: str) -> str:
         """Delete the token subject's account and everything stored for it."""
         provider, token = await self.verify(token_text)
-        jid = self.interop_jid(provider.id, token.subject, token.audience)
+        jid = self.account_jid(provider, token.subject, token.audience)
         outcome = await self._repo.commit_unenlistment(
             issuer=provider.id,
             jti=token.jti,
@@ -332,6 +346,19 @@ class EnlistmentService:
         self.stats["unenlisted"] += 1
         log.info("unenlisted", extra={"provider": provider.id, "jid": jid})
         return jid
+
+
+def _federated_jid(provider: Provider, subject: str) -> str | None:
+    """``subject`` as a bare JID on one of a federating provider's server domains, else None."""
+    if not provider.mode.federates or "@" not in subject:
+        return None
+    try:
+        jid = JID.parse(subject)
+    except InvalidJID:
+        return None
+    if jid.local is None or jid.resource is not None or jid.domain not in provider.server_domains:
+        return None
+    return str(jid)
 
 
 def _unverified_issuer(token: str) -> str:

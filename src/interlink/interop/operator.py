@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Protocol
 
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderAccess
@@ -38,12 +40,34 @@ def access_of(provider: Provider) -> ProviderAccess:
     services = (
         frozenset(provider.services) if provider.status is ProviderStatus.APPROVED else frozenset()
     )
-    return ProviderAccess(provider.id, provider.display_name, services)
+    return ProviderAccess(
+        provider.id,
+        provider.display_name,
+        services,
+        server_domains=frozenset(provider.server_domains),
+        federates=provider.mode.federates,
+        plugs_in=provider.mode.plugs_in,
+    )
+
+
+class FederationLinks(Protocol):
+    """The s2s shell as operator state sees it: the links of one provider's servers."""
+
+    def provider_changed(self, provider: Provider) -> None:
+        """``provider``'s current record (its certificate pins, CA and s2s address)."""
+
+    def provider_removed(self, provider_id: str) -> None: ...
+
+    def close_provider(self, provider_id: str, reason: str) -> int:
+        """Close every s2s stream of ``provider_id`` at once; returns how many."""
+        ...
 
 
 class OperatorState:
     def __init__(self, addressing: Addressing, sessions: SessionRegistry) -> None:
-        """Writes ``addressing``'s provider directory; ends sessions in ``sessions``."""
+        """Writes ``addressing``'s provider directory; ends sessions in ``sessions`` and, once
+        :meth:`attach_federation` was called, the s2s links of a provider that may no longer
+        federate."""
         self._addressing = addressing
         self._directory = addressing.providers
         self._services = frozenset(addressing.services)
@@ -51,6 +75,23 @@ class OperatorState:
         self._known: dict[str, frozenset[str]] = {}
         self._status: dict[str, ProviderStatus] = {}
         self._disabled: set[str] = set()
+        self._federating: set[str] = set()
+        self._links: FederationLinks | None = None
+
+    def attach_federation(self, links: FederationLinks) -> None:
+        self._links = links
+
+    def _end_links(self, provider_id: str, federates: bool) -> None:
+        """A provider that may no longer federate loses its s2s streams at once."""
+        if federates:
+            self._federating.add(provider_id)
+            return
+        self._federating.discard(provider_id)
+        if self._links is not None:
+            closed = self._links.close_provider(
+                provider_id, f"the provider '{provider_id}' is suspended or no longer federated"
+            )
+            log.info("provider s2s links closed", extra={"provider": provider_id, "links": closed})
 
     def _end_sessions(self, provider_id: str, service: str) -> int:
         """End the sessions of ``provider_id``'s users on ``service``."""
@@ -142,14 +183,15 @@ class OperatorState:
                 },
             )
         access = access_of(provider)
-        access = ProviderAccess(
-            access.provider_id, access.display_name, access.services & self._services
-        )
+        access = replace(access, services=access.services & self._services)
         before = self._known.get(provider.id, frozenset())
         self._known[provider.id] = access.services
         self._directory.put(access)
         for service in sorted(before - access.services):
             self._end_sessions(provider.id, service)
+        if self._links is not None:
+            self._links.provider_changed(provider)
+        self._end_links(provider.id, bool(access.services) and access.federates)
 
     def provider_removed(self, provider_id: str) -> None:
         before = self._known.pop(provider_id, frozenset())
@@ -158,6 +200,9 @@ class OperatorState:
         self._directory.put(ProviderAccess(provider_id, provider_id, frozenset()))
         for service in sorted(before):
             self._end_sessions(provider_id, service)
+        if self._links is not None:
+            self._links.provider_removed(provider_id)
+        self._end_links(provider_id, False)
 
 
 ChangeHandler = Callable[[str, str], Awaitable[None]]  # (kind, subject)

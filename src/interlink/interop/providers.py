@@ -16,14 +16,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from urllib.parse import urlsplit
 
+from cryptography import x509
+
 from interlink.errors import HttpProblem
 from interlink.storage.providers import (
     AuditAction,
     AuditEntry,
     Provider,
+    ProviderMode,
     ProviderRepository,
     ProviderStatus,
 )
+from interlink.xmpp.s2s import certs
 
 _DNS_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _HOSTNAME = re.compile(
@@ -31,7 +35,7 @@ _HOSTNAME = re.compile(
 )
 FEATURES = frozenset(("messaging", "media", "discovery", "introspection"))
 RATE_TIERS = frozenset(("small", "standard", "large"))
-_NULLABLE = frozenset(("jwks", "jwks_url"))
+_NULLABLE = frozenset(("jwks", "jwks_url", "s2s_ca", "s2s_address"))
 
 
 class ProviderError(HttpProblem):
@@ -126,8 +130,14 @@ def validate(
             raise ProviderError(
                 f"services: this hub serves {', '.join(services)}; not {unknown_services}"
             )
+    mode, server_domains, pins, ca, address = _federation(provider, services)
     return replace(
         provider,
+        mode=mode,
+        server_domains=server_domains,
+        s2s_fingerprints=pins,
+        s2s_ca=ca,
+        s2s_address=address,
         id=pid,
         display_name=name,
         jwks_url=jwks_url,
@@ -136,6 +146,52 @@ def validate(
         features=features,
         services=onboarded,
     )
+
+
+def _federation(
+    provider: Provider, services: Sequence[str] | None
+) -> tuple[ProviderMode, tuple[str, ...], tuple[str, ...], str | None, str | None]:
+    """The federation fields (issue 15), checked: a federating provider names its server
+    domains, which are host names outside the hub's own services."""
+    try:
+        mode = ProviderMode(str(provider.mode))
+    except ValueError:
+        raise ProviderError(f"mode must be one of {[str(m) for m in ProviderMode]}") from None
+    domains = tuple(dict.fromkeys(d.strip().lower().rstrip(".") for d in provider.server_domains))
+    for domain in domains:
+        if not _HOSTNAME.match(domain) or "." not in domain:
+            raise ProviderError(f"server domain '{domain}' is not a host name")
+        for service in services or ():
+            if domain == service or domain.endswith("." + service):
+                raise ProviderError(f"server domain '{domain}' lies inside the service {service}")
+    if mode.federates and not domains:
+        raise ProviderError(f"mode '{mode}' needs at least one server domain")
+    try:
+        pins = tuple(
+            dict.fromkeys(certs.normalize_fingerprint(f) for f in provider.s2s_fingerprints)
+        )
+    except ValueError as exc:
+        raise ProviderError(f"s2s_fingerprints: {exc}") from None
+    ca = provider.s2s_ca
+    if ca is not None:
+        ca = ca.strip() + "\n"
+        try:
+            if not x509.load_pem_x509_certificates(ca.encode()):
+                raise ValueError("no certificate")
+        except ValueError:
+            raise ProviderError("s2s_ca must be PEM certificates (the CA of its servers)") from None
+    address = provider.s2s_address
+    if address is not None:
+        address = address.strip().lower()
+        host, _, port = address.rpartition(":")
+        host = host.strip("[]")
+        valid_host = bool(_HOSTNAME.match(host))
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(host)
+            valid_host = True
+        if not valid_host or not (port.isdigit() and 0 < int(port) < 65536):
+            raise ProviderError(f"s2s_address '{address}' is not host:port")
+    return mode, domains, pins, ca, address
 
 
 class ProviderRegistry:
@@ -177,6 +233,18 @@ class ProviderRegistry:
         for listener in self._on_change:
             listener(provider)
 
+    async def _domains_free(self, provider: Provider) -> None:
+        """A server domain federates for one provider only."""
+        if not provider.server_domains:
+            return
+        mine = set(provider.server_domains)
+        for other in await self._repo.all():
+            taken = mine & set(other.server_domains)
+            if other.id != provider.id and taken:
+                raise ProviderExists(
+                    f"server domain {sorted(taken)[0]} belongs to provider '{other.id}'"
+                )
+
     def forget(self, provider_id: str) -> None:
         """Drop the cached record (another process changed it: the change feed says so)."""
         self._cache.pop(provider_id.strip().lower(), None)
@@ -190,6 +258,7 @@ class ProviderRegistry:
         )
         if await self._repo.get(p.id) is not None:
             raise ProviderExists(f"provider '{p.id}' exists already")
+        await self._domains_free(p)
         await self._repo.put(p, AuditEntry(p.id, now, actor, AuditAction.ADD, p.public_view()))
         self._cache[p.id] = (now, p)
         self._changed(p)
@@ -238,6 +307,11 @@ class ProviderRegistry:
             "features",
             "rate_tier",
             "services",
+            "mode",
+            "server_domains",
+            "s2s_fingerprints",
+            "s2s_ca",
+            "s2s_address",
         }
         bad = set(changes) - allowed
         if bad:
@@ -247,7 +321,7 @@ class ProviderRegistry:
         if nulls:
             raise ProviderError(f"{', '.join(nulls)} cannot be null")
         fields: dict[str, object] = dict(changes)
-        for key in ("media_hosts", "features", "services"):
+        for key in ("media_hosts", "features", "services", "server_domains", "s2s_fingerprints"):
             if key in fields:
                 value = fields[key]
                 if not isinstance(value, list | tuple):
@@ -261,6 +335,7 @@ class ProviderRegistry:
         updated = validate(
             candidate, allow_insecure_loopback=self._insecure, services=self._services
         )
+        await self._domains_free(updated)
         await self._repo.put(
             updated, AuditEntry(p.id, now, actor, AuditAction.UPDATE, dict(changes))
         )

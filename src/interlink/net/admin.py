@@ -17,8 +17,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from interlink.errors import HttpProblem
 from interlink.interop.moderation import Moderation, ReportStatus, enlistment_view
-from interlink.interop.providers import ProviderRegistry
-from interlink.storage.providers import Provider, ProviderStatus
+from interlink.interop.providers import ProviderError, ProviderRegistry
+from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
+
+
+def _mode(text: str) -> ProviderMode:
+    try:
+        return ProviderMode(text)
+    except ValueError:
+        raise ProviderError(f"mode must be one of {[str(m) for m in ProviderMode]}") from None
 
 
 class ProviderIn(BaseModel):
@@ -35,6 +42,17 @@ class ProviderIn(BaseModel):
     services: list[str] = Field(
         [], description="the gatekeeper services (domains) it joins; empty: the default one"
     )
+    mode: str = Field(
+        "plug-and-play", description="plug-and-play, federated (its own XMPP server, s2s) or both"
+    )
+    server_domains: list[str] = Field([], description="the XMPP domains of its servers (s2s)")
+    s2s_fingerprints: list[str] = Field(
+        [], description="pinned SHA-256 fingerprints of its server certificates"
+    )
+    s2s_ca: str | None = Field(
+        None, description="PEM of the CA that issues its server certificates"
+    )
+    s2s_address: str | None = Field(None, description="host:port that replaces the SRV lookup")
 
 
 class ProviderPatch(BaseModel):
@@ -48,6 +66,11 @@ class ProviderPatch(BaseModel):
     features: list[str] | None = None
     rate_tier: str | None = None
     services: list[str] | None = None
+    mode: str | None = None
+    server_domains: list[str] | None = None
+    s2s_fingerprints: list[str] | None = None
+    s2s_ca: str | None = None
+    s2s_address: str | None = None
 
 
 class ResolutionIn(BaseModel):
@@ -104,6 +127,11 @@ def admin_router(
             features=tuple(body.features),
             rate_tier=body.rate_tier,
             services=tuple(body.services),
+            mode=_mode(body.mode),
+            server_domains=tuple(body.server_domains),
+            s2s_fingerprints=tuple(body.s2s_fingerprints),
+            s2s_ca=body.s2s_ca,
+            s2s_address=body.s2s_address,
         )
         return (await registry.add(provider, actor)).public_view()
 

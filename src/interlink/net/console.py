@@ -39,7 +39,7 @@ from markupsafe import Markup
 from interlink.errors import HttpProblem
 from interlink.interop.moderation import Moderation, ReportStatus, enlistment_view
 from interlink.interop.providers import FEATURES, RATE_TIERS, ProviderRegistry
-from interlink.storage.providers import Provider, ProviderStatus
+from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 
 COOKIE = "interlink_console"
 LOGIN_COOKIE = "interlink_console_login"
@@ -262,6 +262,13 @@ def _split(text: str) -> list[str]:
     return [part for part in text.replace(",", " ").split() if part]
 
 
+def _mode(text: str) -> ProviderMode:
+    try:
+        return ProviderMode(text or ProviderMode.PLUG_AND_PLAY)
+    except ValueError:
+        raise HttpProblem(f"mode must be one of {[str(m) for m in ProviderMode]}") from None
+
+
 def console_router(
     registry: ProviderRegistry,
     moderation: Moderation,
@@ -440,6 +447,7 @@ def console_router(
             providers=await registry.all(),
             features=sorted(FEATURES),
             tiers=sorted(RATE_TIERS),
+            modes=[str(m) for m in ProviderMode],
         )
 
     def _provider_fields(form: FormFields) -> dict[str, Any]:
@@ -462,6 +470,12 @@ def console_router(
             "features": form.getlist("features") or ["messaging"],
             "rate_tier": form.get("rate_tier", "standard"),
             "services": _split(form.get("services")),
+            # federation (issue 15): how its own XMPP server is reached and authenticated
+            "mode": str(_mode(form.get("mode", "plug-and-play"))),
+            "server_domains": _split(form.get("server_domains")),
+            "s2s_fingerprints": _split(form.get("s2s_fingerprints")),
+            "s2s_ca": form.get("s2s_ca").strip() or None,
+            "s2s_address": form.get("s2s_address").strip() or None,
         }
 
     @router.post("/providers")
@@ -482,6 +496,11 @@ def console_router(
                     features=tuple(fields["features"]),
                     rate_tier=fields["rate_tier"],
                     services=tuple(fields["services"]),
+                    mode=_mode(fields["mode"]),
+                    server_domains=tuple(fields["server_domains"]),
+                    s2s_fingerprints=tuple(fields["s2s_fingerprints"]),
+                    s2s_ca=fields["s2s_ca"],
+                    s2s_address=fields["s2s_address"],
                 ),
                 ACTOR,
             )
@@ -507,6 +526,7 @@ def console_router(
             enlisted=[enlistment_view(a) for a in await moderation.enlistments(found.id, 20)],
             features=sorted(FEATURES),
             tiers=sorted(RATE_TIERS),
+            modes=[str(m) for m in ProviderMode],
             jwks_text="" if found.jwks is None else json.dumps(found.jwks, indent=2),
         )
 

@@ -17,6 +17,22 @@ class ProviderStatus(StrEnum):
     SUSPENDED = "suspended"
 
 
+class ProviderMode(StrEnum):
+    """How a provider's users reach the hub (issue 15)."""
+
+    PLUG_AND_PLAY = "plug-and-play"  # its users' clients connect to the hub (c2s)
+    FEDERATED = "federated"  # its own XMPP server connects to the hub (s2s)
+    BOTH = "both"
+
+    @property
+    def federates(self) -> bool:
+        return self is not ProviderMode.PLUG_AND_PLAY
+
+    @property
+    def plugs_in(self) -> bool:
+        return self is not ProviderMode.FEDERATED
+
+
 @dataclass(frozen=True, slots=True)
 class Provider:
     id: str
@@ -34,6 +50,14 @@ class Provider:
     # reach those services' users, and no other's. Empty only in records from before a hub
     # could serve several services; the registry reads those as the default service.
     services: tuple[str, ...] = ()
+    # Federation (migration 0020): the mode, its servers' XMPP domains, what authenticates their
+    # certificates beyond a trusted chain naming the domain (pinned SHA-256 fingerprints, a CA
+    # in PEM), and a static host:port that replaces the SRV lookup (private links, tests).
+    mode: ProviderMode = ProviderMode.PLUG_AND_PLAY
+    server_domains: tuple[str, ...] = ()
+    s2s_fingerprints: tuple[str, ...] = ()
+    s2s_ca: str | None = None
+    s2s_address: str | None = None
 
     def public_view(self) -> dict[str, object]:
         return {
@@ -47,6 +71,11 @@ class Provider:
             "features": list(self.features),
             "rate_tier": self.rate_tier,
             "services": list(self.services),
+            "mode": str(self.mode),
+            "server_domains": list(self.server_domains),
+            "s2s_fingerprints": list(self.s2s_fingerprints),
+            "s2s_ca": self.s2s_ca,
+            "s2s_address": self.s2s_address,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
         }

@@ -381,7 +381,8 @@ class GroupService:
 
         Raises:
             StanzaError: ``remote-server-not-found`` for an address not hosted here,
-                ``bad-request`` for a room; otherwise the consent refusal, the generic one for
+                ``bad-request`` for a room, ``feature-not-implemented`` for a federated
+                user; otherwise the consent refusal, the generic one for
                 every address that cannot be reached (no account, not opted in, blocked).
         """
         addressing = self._addressing
@@ -389,10 +390,15 @@ class GroupService:
         if where.kind is Kind.REMOTE:
             raise StanzaError(
                 StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND,
-                "this hub does not federate with other domains yet",
+                "this hub federates only with onboarded providers' servers",
             )
         if where.kind is Kind.GROUPS:
             raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "a room is not a member")
+        if where.kind is Kind.FEDERATED:
+            raise StanzaError(
+                StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED,
+                "rooms have no members on federated servers yet",
+            )
         actor, target = actor.bare, target.bare
         if actor == target:
             return ()

@@ -1,18 +1,26 @@
-"""SQLite: third-party providers and their audit log (migrations 0003, 0008). A provider's inline
-JWKS, media hosts, features and services, and an audit entry's details, are JSON text columns.
+"""SQLite: third-party providers and their audit log (migrations 0003, 0008, 0020). A provider's
+inline JWKS, media hosts, features, services, server domains and pins, and an audit entry's
+details, are JSON text columns.
 Every change to a provider is also written to the operator change feed, in its transaction."""
 
 from __future__ import annotations
 
 import json
 
-from interlink.storage.providers import AuditAction, AuditEntry, Provider, ProviderStatus
+from interlink.storage.providers import (
+    AuditAction,
+    AuditEntry,
+    Provider,
+    ProviderMode,
+    ProviderStatus,
+)
 from interlink.storage.sqlite.changes import RECORD
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 
 _PROVIDERS = (
     "SELECT id, display_name, status, jwks, jwks_url, callback_url, media_hosts, "
-    "features, rate_tier, created_at, updated_at, services FROM providers "
+    "features, rate_tier, created_at, updated_at, services, mode, server_domains, "
+    "s2s_fingerprints, s2s_ca, s2s_address FROM providers "
 )
 
 
@@ -30,6 +38,11 @@ def _provider_params(p: Provider) -> dict[str, object]:
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "services": json.dumps(list(p.services)),
+        "mode": str(p.mode),
+        "server_domains": json.dumps(list(p.server_domains)),
+        "s2s_fingerprints": json.dumps(list(p.s2s_fingerprints)),
+        "s2s_ca": p.s2s_ca,
+        "s2s_address": p.s2s_address,
     }
 
 
@@ -50,6 +63,11 @@ def _provider_from_row(row: Row) -> Provider:
         created_at=float(created),
         updated_at=float(updated),
         services=tuple(json.loads(str(row[11]))),
+        mode=ProviderMode(str(row[12])),
+        server_domains=tuple(json.loads(str(row[13]))),
+        s2s_fingerprints=tuple(json.loads(str(row[14]))),
+        s2s_ca=None if row[15] is None else str(row[15]),
+        s2s_address=None if row[16] is None else str(row[16]),
     )
 
 
@@ -80,8 +98,10 @@ class SqliteProviders:
             await conn.execute(
                 "INSERT OR REPLACE INTO providers (id, display_name, status, jwks, jwks_url, "
                 "callback_url, media_hosts, features, rate_tier, created_at, updated_at, "
-                "services) VALUES (:id, :display_name, :status, :jwks, :jwks_url, :callback_url, "
-                ":media_hosts, :features, :rate_tier, :created_at, :updated_at, :services)",
+                "services, mode, server_domains, s2s_fingerprints, s2s_ca, s2s_address) "
+                "VALUES (:id, :display_name, :status, :jwks, :jwks_url, :callback_url, "
+                ":media_hosts, :features, :rate_tier, :created_at, :updated_at, :services, :mode, "
+                ":server_domains, :s2s_fingerprints, :s2s_ca, :s2s_address)",
                 _provider_params(provider),
             )
             await conn.execute(RECORD, ("provider", provider.id))

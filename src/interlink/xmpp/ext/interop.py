@@ -32,6 +32,7 @@ PROVIDERS = f"{{{NS}}}providers"
 PROVIDER = f"{{{NS}}}provider"
 MARKER = f"{{{NS}}}interop"
 ACTIVITY = f"{{{NS}}}activity"  # hint on receipts, markers and chat states sent encrypted
+ALIAS = f"{{{NS}}}alias"  # the address a federated user knows the asking user by (issue 15)
 QUERIES = frozenset({SETTINGS, REQUESTS, ACCEPT, PROVIDERS})
 
 HINTS_NS = "urn:interlink:hints:0"

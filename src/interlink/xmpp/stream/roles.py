@@ -10,16 +10,9 @@ questions in which the kinds of stream differ:
   §7) and what the answer looks like;
 - what a stanza from this peer must look like and which ``from`` it gets (§8.1.2.1).
 
-:class:`ClientRole` is the client-to-server role. A server-to-server role (RFC 6120 §6.4 with
-SASL EXTERNAL, or XEP-0220 dialback) is a second class with the same methods: ``content_ns`` is
-``jabber:server``; ``features`` offers STARTTLS, then EXTERNAL (and ``urn:xmpp:features:dialback``),
-and nothing after authentication; ``start_sasl`` starts EXTERNAL, whose credentials step checks
-the peer's certificate for the authenticated domain; ``bind_request`` refuses, since a server
-stream is ready as soon as it is restarted after authentication (the machine needs one row for
-that: ``(WAIT_HEADER, HEADER) → READY`` when the stream is authenticated and the role has no
-binding step); ``accept_stanza`` checks that ``from`` is in the authenticated peer domain and
-``to`` is one of :class:`~interlink.xmpp.stream.config.HostedDomains`, stamping nothing.
-Dialback elements would be new input kinds with their own rows. None of that touches this class.
+:class:`ClientRole` is the client-to-server role. Server-to-server streams are not a role of
+this receiving machine: they need an initiating side too, and live in :mod:`interlink.xmpp.s2s`
+(both directions, SASL EXTERNAL and dialback, their own transition tables).
 
 A role object belongs to one stream (it may keep per-stream state, like the pending bind id).
 """

@@ -1,0 +1,365 @@
+"""Federation: a provider's own XMPP server and the hub's users, over server-to-server streams.
+
+Theory of operation
+-------------------
+A provider in federated mode (``mode`` ``federated`` or ``both``, issue 15) runs a stock XMPP
+server on its server domains; its users keep their own addresses (``alice@chat.example``, kind
+``FEDERATED`` in :mod:`interlink.hub.addressing`). This module stands between the router and the
+s2s transport (:mod:`interlink.net.s2s`), which hands it what arrived and takes what leaves
+through a :class:`FederationPort`.
+
+**Addresses.** The hub's users have phone numbers for localparts; a provider's server never sees
+one. Each of them appears to each federated provider under an *alias* on its service's domain:
+``g<base32>@wa.example``, where the base32 is the AES-SIV encryption of the localpart with the
+provider and the service as associated data (:class:`AliasCipher`). Deterministic, so one user
+keeps one address per provider; different per provider, so two providers cannot link their
+users' contacts; reversible with the hub's key only, so the hub needs no table to map an
+answer back. Outbound, the sender's address becomes its alias; inbound, the alias becomes the
+account again. A stanza from a federated server to anything but an alias (a guessed phone
+number, a plug-and-play user's address) is refused with the generic refusal. And whatever the
+hub sends over s2s passes a last check, :meth:`Federation.deliver`: an address on one of the
+hub's service domains that is not an alias anywhere in it (a ``from``, an error text, a vCard,
+a PEP item) stops it — it is refused, not rewritten, and counted (``s2s-address-leak``).
+
+**The same rules.** Everything that arrives is routed like a stanza from a plug-and-play user:
+through the router, hence the consent decision (opt-in, per-provider choice, message requests,
+the interop marker, blocking, rate limits, reporting). Each federated sender gets a
+:class:`~interlink.hub.session.Session` whose port leads back to its server (not registered
+among the hub's sessions: nothing finds it by address).
+
+**Enlistment.** A federated user reaches nobody before its account is enlisted (DESIGN Flow 2,
+with the provider's own JID as the account): :meth:`Federation.receive` asks the enlistment
+store first, and answers the generic refusal otherwise (``s2s-not-enlisted``); nor while an
+operator has disabled that account (``s2s-account-disabled``, the same refusal).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
+from typing import Any, Protocol
+from xml.etree.ElementTree import Element
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+from interlink.errors import StanzaError, StanzaErrorCondition, StreamError
+from interlink.hub.addressing import Kind
+from interlink.hub.context import HubContext
+from interlink.hub.session import Session
+from interlink.xmpp import ns
+from interlink.xmpp.ext import jid_attr
+from interlink.xmpp.ext.interop import ALIAS
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import (
+    Iq,
+    IqType,
+    Stanza,
+    error_reply,
+    iq_result,
+    is_error_stanza,
+    parse_stanza,
+    to_xml,
+)
+from interlink.xmpp.xml import parse_fragment
+
+log = logging.getLogger("interlink.s2s")
+Pending = Coroutine[Any, Any, None]
+Route = Callable[[Session, Stanza], Pending | None]
+#: third-party JID -> the provider its enlisted account belongs to (``None``: not enlisted)
+EnlistedProvider = Callable[[str], Awaitable[str | None]]
+
+ALIAS_PREFIX = "g"
+LEAK = "s2s-address-leak"
+NOT_ENLISTED = "s2s-not-enlisted"
+NOT_AN_ALIAS = "s2s-not-an-alias"
+DISABLED = "s2s-account-disabled"
+
+
+class AliasCipher:
+    """The hub's users' per-provider aliases (see the module docstring). ``key``: 64 bytes."""
+
+    def __init__(self, key: bytes) -> None:
+        self._siv = AESSIV(key)
+
+    def alias(self, local: str, provider_id: str, service: str) -> str:
+        sealed = self._siv.encrypt(local.encode(), [provider_id.encode(), service.encode()])
+        return ALIAS_PREFIX + base64.b32encode(sealed).decode().rstrip("=").lower()
+
+    def resolve(self, alias: str, provider_id: str, service: str) -> str | None:
+        """The localpart behind ``alias`` for this provider and service, else ``None``."""
+        if not alias.startswith(ALIAS_PREFIX):
+            return None
+        text = alias[len(ALIAS_PREFIX) :].upper()
+        try:
+            sealed = base64.b32decode(text + "=" * (-len(text) % 8))
+            return self._siv.decrypt(sealed, [provider_id.encode(), service.encode()]).decode()
+        except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
+            return None
+
+
+class FederationPort(Protocol):
+    """The s2s transport as the hub sees it."""
+
+    def send(self, provider_id: str, stanza: Stanza) -> None:
+        """Queue ``stanza`` on the stream from ``stanza.from_``'s domain to ``stanza.to``'s
+        (opening one if needed). Raises: StanzaError (``remote-server-not-found``: no way to
+        reach that server; ``resource-constraint``: too much is waiting for it)."""
+
+
+class _Unattached:
+    def send(self, provider_id: str, stanza: Stanza) -> None:
+        raise StanzaError(
+            StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND, "server-to-server links are not enabled"
+        )
+
+
+class _BackToServer:
+    """The port of a federated sender's session: what the hub answers goes back over s2s."""
+
+    __slots__ = ("_federation",)
+
+    def __init__(self, federation: Federation) -> None:
+        self._federation = federation
+
+    def write_xml(self, xml: str) -> None:
+        try:
+            stanza = parse_stanza(parse_fragment(xml))
+        except (StanzaError, ValueError) as exc:
+            log.warning("an answer for s2s could not be read back", extra={"error": str(exc)})
+            return
+        try:
+            self._federation.deliver(stanza)
+        except StanzaError as err:
+            log.info("an answer over s2s was refused", extra={"error": str(err)})
+
+    async def wait_writable(self) -> None:
+        return None
+
+    def terminate(self, error: StreamError | None) -> None:
+        return None  # the stream belongs to the whole server, not to this sender
+
+
+class Federation:
+    """Between the router and the s2s transport; see the module docstring."""
+
+    def __init__(
+        self,
+        ctx: HubContext,
+        aliases: AliasCipher,
+        enlisted_provider: EnlistedProvider,
+        *,
+        cache_seconds: float = 5.0,
+        max_senders: int = 4096,
+        disabled: Callable[[str], bool] = lambda _jid: False,
+    ) -> None:
+        """``disabled``: whether an operator disabled the account (bare JID); a disabled
+        federated user reaches no one, as a disabled plug-and-play user cannot log in."""
+        self.ctx = ctx
+        self.addressing = ctx.addressing
+        self.aliases = aliases
+        self._enlisted_provider = enlisted_provider
+        self._disabled = disabled
+        self._port: FederationPort = _Unattached()
+        self._cache_seconds = cache_seconds
+        self._max_senders = max_senders
+        self._enlisted: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._senders: OrderedDict[JID, Session] = OrderedDict()
+        self._service_address = {
+            service: re.compile(r"([^\s\"'<>@/&;]+)@" + re.escape(service) + r"(?![\w.-])")
+            for service in self.addressing.services
+        }
+
+    def attach(self, port: FederationPort) -> None:
+        self._port = port
+
+    def federated(self, jid: JID) -> bool:
+        return self.addressing.is_federated(jid)
+
+    # -- outbound: the hub's users to federated users ------------------------------------------
+    def deliver(self, stanza: Stanza) -> None:
+        """Send ``stanza`` (``to`` a federated address) over s2s, its sender under its alias.
+
+        Raises: StanzaError (not deliverable: no link, too much waiting, or it would show one of
+        the hub's users' real addresses)."""
+        to = stanza.to
+        assert to is not None
+        where = self.addressing.locate(to)
+        if where.kind is not Kind.FEDERATED:
+            raise StanzaError(StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND)
+        assert where.provider_id is not None
+        assert where.service is not None
+        provider_id, service = where.provider_id, where.service
+        sender = stanza.from_
+        if sender is None or not self.addressing.is_home(sender):
+            raise StanzaError(
+                StanzaErrorCondition.SERVICE_UNAVAILABLE, "only this hub's users federate"
+            )
+        if sender.domain != service:
+            raise StanzaError(
+                StanzaErrorCondition.SERVICE_UNAVAILABLE,
+                f"{to.domain} federates with {service}, not {sender.domain}",
+            )
+        if sender.local is not None and not self.aliases.resolve(
+            sender.local, provider_id, service
+        ):
+            alias = self.aliases.alias(sender.local, provider_id, service)
+            stanza = _with(stanza, from_=JID.make(alias, sender.domain, sender.resource))
+        self._check_no_leak(stanza, provider_id, service)
+        self._port.send(provider_id, stanza)
+
+    def _check_no_leak(self, stanza: Stanza, provider_id: str, service: str) -> None:
+        xml = to_xml(stanza, ns.CLIENT)
+        for domain, pattern in self._service_address.items():
+            if "@" + domain not in xml:
+                continue
+            for match in pattern.finditer(xml):
+                local = match.group(1).lower()
+                if domain == service and self.aliases.resolve(local, provider_id, service):
+                    continue
+                self.ctx.refusals[LEAK] += 1
+                log.warning(
+                    "a stanza for s2s named one of the hub's users; refused",
+                    extra={"provider": provider_id, "service": domain},
+                )
+                raise StanzaError(
+                    StanzaErrorCondition.NOT_ALLOWED,
+                    "this stanza would show a user's address to another provider",
+                )
+
+    def bounce(self, stanza: Stanza, why: str) -> None:
+        """``stanza`` (as it was to leave, ``from`` an alias) could not be sent: its sender, if
+        still connected, gets ``remote-server-timeout``; nothing answers an error or a result."""
+        sender, to = stanza.from_, stanza.to
+        if sender is None or to is None or is_error_stanza(stanza) or _is_response(stanza):
+            return
+        where = self.addressing.locate(to)
+        local = sender.local
+        if local is not None and where.provider_id is not None:
+            local = self.aliases.resolve(local, where.provider_id, sender.domain) or local
+        if sender.resource is None or local is None:
+            return
+        session = self.ctx.sessions.get(JID.make(local, sender.domain, sender.resource))
+        if session is None:
+            return
+        error = StanzaError(StanzaErrorCondition.REMOTE_SERVER_TIMEOUT, why)
+        session.deliver(error_reply(stanza, error, from_=to))
+
+    async def handle_alias_query(self, session: Session, iq: Iq) -> None:
+        """``<alias jid='alice@chat.example'/>`` (type get) from one of the hub's users: the
+        address that federated user knows the asker by, for what the client puts inside an
+        encrypted envelope (XEP-0420 ``from``) and accepts as its own there.
+
+        Raises: StanzaError (not the hub's user; not a get; not a federated address)."""
+        query = iq.query
+        assert query is not None
+        own = session.jid
+        if not self.addressing.is_home(own) or own.local is None:
+            raise StanzaError(
+                StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED, "aliases are for this hub's users"
+            )
+        if iq.type is not IqType.GET:
+            raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "wrong iq type for this query")
+        peer = jid_attr(query, "<alias/>")
+        where = self.addressing.locate(peer)
+        if where.kind is not Kind.FEDERATED or where.service != own.domain:
+            raise StanzaError(
+                StanzaErrorCondition.ITEM_NOT_FOUND, f"{peer.bare} is not a federated address"
+            )
+        assert where.provider_id is not None
+        alias = self.aliases.alias(own.local, where.provider_id, own.domain)
+        answer = Element(ALIAS, {"jid": str(peer.bare), "alias": f"{alias}@{own.domain}"})
+        session.deliver(iq_result(iq, answer, from_=None))
+
+    # -- inbound: federated users to the hub's users --------------------------------------------
+    async def receive(self, provider_id: str, stanza: Stanza, route: Route) -> None:
+        """Route ``stanza`` from ``provider_id``'s server (its ``from`` checked by the stream:
+        in a domain the server authenticated) as the hub routes a plug-and-play user's."""
+        sender = stanza.from_
+        assert sender is not None
+        where = self.addressing.locate(sender)
+        session = self._session(sender)
+        if where.kind is not Kind.FEDERATED or where.provider_id != provider_id:
+            self._refuse(session, stanza, NOT_ENLISTED)  # suspended since the stream opened
+            return
+        if await self._enlisted_as(sender.bare) != provider_id:
+            self._refuse(session, stanza, NOT_ENLISTED)
+            return
+        if self._disabled(str(sender.bare)):
+            self._refuse(session, stanza, DISABLED)
+            return
+        to = stanza.to
+        if to is not None and to.local is not None:
+            target = self.addressing.locate(to)
+            local = (
+                self.aliases.resolve(to.local, provider_id, to.domain)
+                if target.kind is Kind.HOME
+                else None
+            )
+            if local is None:
+                # answered from the domain: an address that is not an alias gets no alias back
+                self._refuse(session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain))
+                return
+            stanza = _with(stanza, to=JID.make(local, to.domain, to.resource))
+        work = route(session, stanza)
+        if work is not None:
+            await work
+
+    def _refuse(
+        self, session: Session, stanza: Stanza, reason: str, *, from_: JID | None = None
+    ) -> None:
+        self.ctx.refusals[reason] += 1
+        if not is_error_stanza(stanza) and not _is_response(stanza):
+            # the one answer for an unreachable account, whatever the reason (no oracle)
+            error = StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+            session.deliver(error_reply(stanza, error, from_=from_ or stanza.to))
+
+    async def _enlisted_as(self, bare: JID) -> str | None:
+        key = str(bare)
+        now = self.ctx.clock()
+        hit = self._enlisted.get(key)
+        if hit is not None and 0 <= now - hit[0] < self._cache_seconds:
+            return hit[1]
+        provider = await self._enlisted_provider(key)
+        self._enlisted[key] = (now, provider)
+        while len(self._enlisted) > self._max_senders:
+            self._enlisted.popitem(last=False)
+        return provider
+
+    def forget(self, bare: JID) -> None:
+        """An account's enlistment changed: read it again next time."""
+        self._enlisted.pop(str(bare), None)
+
+    def _session(self, sender: JID) -> Session:
+        session = self._senders.get(sender)
+        if session is None:
+            session = Session(sender, _BackToServer(self))
+            session.available = True
+            self._senders[sender] = session
+            while len(self._senders) > self._max_senders:
+                self._senders.popitem(last=False)
+        else:
+            self._senders.move_to_end(sender)
+        return session
+
+
+def _is_response(stanza: Stanza) -> bool:
+    kind = getattr(stanza, "type", None)
+    return kind is not None and str(kind) == "result"
+
+
+def _with(stanza: Stanza, **changes: JID | None) -> Stanza:
+    return replace(stanza, **changes)  # type: ignore[arg-type]
+
+
+__all__ = [
+    "ALIAS_PREFIX",
+    "AliasCipher",
+    "Federation",
+    "FederationPort",
+]

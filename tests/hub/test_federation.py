@@ -1,0 +1,310 @@
+"""Federation on a hub without a network: a federated provider's users, their aliases for the
+hub's users, enlistment, the consent rules and suspension (issue 15), with a fake s2s port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from xml.etree.ElementTree import Element
+
+import pytest
+
+from interlink.errors import StanzaError
+from interlink.hub.addressing import Kind
+from interlink.hub.context import HubSettings
+from interlink.hub.federation import AliasCipher
+from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
+from interlink.xmpp import ns
+from interlink.xmpp.ext import interop
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Iq, Message, Stanza, parse_stanza, to_xml
+from interlink.xmpp.xml import parse_fragment
+from tests.hub.test_policy import chat, error_of, messages, set_settings
+from tests.hubkit import CREDS, DOMAIN, Client, HubKit, running_hub, settle
+
+PROVIDER = "chatprov"
+SERVER = "chat.example"
+FED = f"alice@{SERVER}"
+PHONE = "4915112345678"
+HOME = f"{PHONE}@{DOMAIN}"
+
+
+@dataclass
+class FakeS2S:
+    sent: list[tuple[str, Stanza]] = field(default_factory=list)
+
+    def send(self, provider_id: str, stanza: Stanza) -> None:
+        self.sent.append((provider_id, stanza))
+
+    def take(self) -> list[Stanza]:
+        out = [s for _, s in self.sent]
+        self.sent.clear()
+        return out
+
+
+def federated_provider(status: ProviderStatus = ProviderStatus.APPROVED) -> Provider:
+    return Provider(
+        PROVIDER,
+        "Chat Example",
+        "https://chat.example/hub",
+        status=status,
+        jwks_url="https://chat.example/jwks",
+        services=(DOMAIN,),
+        mode=ProviderMode.FEDERATED,
+        server_domains=(SERVER,),
+    )
+
+
+@dataclass
+class Fed:
+    kit: HubKit
+    s2s: FakeS2S
+    home: Client
+    enlisted: set[str]
+
+    async def inbound(self, xml: str) -> None:
+        el = _parse(xml)
+        await self.kit.hub.route_federated(PROVIDER, parse_stanza(el))
+        await settle()
+
+    def alias(self, local: str = PHONE) -> str:
+        return self.kit.hub.federation.aliases.alias(local, PROVIDER, DOMAIN) + "@" + DOMAIN
+
+
+def _parse(xml: str) -> Element:
+    return parse_fragment(xml)
+
+
+@asynccontextmanager
+async def federation(*, opted_in: bool = True) -> AsyncIterator[Fed]:
+    enlisted = {FED}
+
+    async def enlisted_provider(jid: str) -> str | None:
+        return PROVIDER if jid in enlisted else None
+
+    async with running_hub(HubSettings(), enlisted_provider=enlisted_provider) as kit:
+        kit.operator.provider_changed(federated_provider())
+        s2s = FakeS2S()
+        kit.hub.federation.attach(s2s)
+        # enlistment creates the federated user's account row (interop_accounts needs one)
+        await kit.hub.ctx.storage.accounts.create(FED, CREDS, kit.clock())
+        await kit.account(PHONE)
+        home = await kit.connect(HOME, "phone")
+        if opted_in:
+            assert (await set_settings(home, enabled="true")).get("type") == "result"
+        home.take()
+        yield Fed(kit, s2s, home, enlisted)
+
+
+def test_aliases_are_per_provider_and_reversible_only_with_the_key() -> None:
+    cipher = AliasCipher(bytes(range(64)))
+    a = cipher.alias(PHONE, "p1", DOMAIN)
+    assert a == cipher.alias(PHONE, "p1", DOMAIN)  # one address per provider
+    assert a != cipher.alias(PHONE, "p2", DOMAIN)  # unlinkable between providers
+    assert PHONE not in a
+    assert a.startswith("g")
+    assert JID.parse(f"{a}@{DOMAIN}").local == a  # a valid, already normalised localpart
+    assert cipher.resolve(a, "p1", DOMAIN) == PHONE
+    assert cipher.resolve(a, "p2", DOMAIN) is None
+    assert cipher.resolve(a, "p1", "other.test") is None
+    assert AliasCipher(bytes(64)).resolve(a, "p1", DOMAIN) is None
+    assert cipher.resolve(PHONE, "p1", DOMAIN) is None
+    assert cipher.resolve("g!!", "p1", DOMAIN) is None
+
+
+async def test_federated_addresses_are_located_while_the_provider_is_approved() -> None:
+    async with federation() as fed:
+        addressing = fed.kit.hub.ctx.addressing
+        where = addressing.locate(JID.parse(FED))
+        assert (where.kind, where.provider_id, where.service) == (
+            Kind.FEDERATED,
+            PROVIDER,
+            DOMAIN,
+        )
+        assert not addressing.serves(SERVER)
+        fed.kit.operator.provider_changed(federated_provider(ProviderStatus.SUSPENDED))
+        assert addressing.locate(JID.parse(FED)).kind is Kind.REMOTE
+        assert addressing.providers.server_domain_owner(SERVER) == PROVIDER
+
+
+async def test_a_federated_message_is_a_request_to_the_alias_and_the_reply_leaves_as_alias() -> (
+    None
+):
+    async with federation() as fed:
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/phone' to='{fed.alias()}' id='f1' "
+            "type='chat'><body>hello</body></message>"
+        )
+        (got,) = messages(fed.home)
+        assert got.get("from") == f"{FED}/phone"
+        mark = got.find(interop.MARKER)
+        assert mark is not None
+        assert mark.get("provider") == PROVIDER
+        assert mark.get("request") == "true"
+        # a reply before accepting is refused locally; nothing goes over s2s
+        await fed.home.send(chat(FED, "too early"))
+        assert error_of(messages(fed.home)[0])[0] == "policy-violation"
+        assert fed.s2s.take() == []
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='set' id='a'>"
+            f"<accept xmlns='{interop.NS}' jid='{FED}'/></iq>"
+        )
+        fed.home.take()
+        await fed.home.send(chat(f"{FED}/phone", "welcome"))
+        (out,) = fed.s2s.take()
+        assert isinstance(out, Message)
+        assert out.from_ == JID.parse(f"{fed.alias()}/phone")
+        assert out.to == JID.parse(f"{FED}/phone")
+        assert PHONE not in to_xml(out, ns.CLIENT)
+
+
+async def test_not_opted_in_unenlisted_and_phone_addresses_get_the_generic_refusal() -> None:
+    async with federation(opted_in=False) as fed:
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/x' to='{fed.alias()}' id='n1'>"
+            "<body>hi</body></message>"
+        )
+        assert messages(fed.home) == []
+        (answer,) = fed.s2s.take()
+        assert answer.to == JID.parse(f"{FED}/x")
+        assert str(answer.from_).startswith("g")  # the error comes from the alias as well
+        refusal = to_xml(answer, ns.CLIENT)
+        assert "service-unavailable" in refusal
+        assert PHONE not in refusal
+        # the same answer for a guessed phone-number address and for an unenlisted sender
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/x' to='{HOME}' id='n2'>"
+            "<body>hi</body></message>"
+        )
+        (guessed,) = fed.s2s.take()
+        assert guessed.from_ == JID.parse(DOMAIN)  # no alias for a guessed address
+        assert "service-unavailable" in to_xml(guessed, ns.CLIENT)
+        assert PHONE not in to_xml(guessed, ns.CLIENT)
+        fed.enlisted.clear()
+        fed.kit.hub.federation.forget(JID.parse(FED))
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/x' to='{fed.alias()}' id='n3'>"
+            "<body>hi</body></message>"
+        )
+        (unenlisted,) = fed.s2s.take()
+        assert "service-unavailable" in to_xml(unenlisted, ns.CLIENT)
+        refusals = fed.kit.hub.ctx.refusals
+        assert refusals["s2s-not-an-alias"] == 1
+        assert refusals["s2s-not-enlisted"] == 1
+
+
+async def test_a_gatekeeper_user_cannot_reach_an_unenlisted_federated_user() -> None:
+    async with federation() as fed:
+        await fed.home.send(chat(f"bob@{SERVER}", "hi"))
+        (refused,) = messages(fed.home)
+        assert error_of(refused)[0] == "service-unavailable"
+        assert fed.s2s.take() == []
+
+
+async def test_pep_queries_to_a_federated_user_go_to_its_server() -> None:
+    async with federation() as fed:
+        await fed.inbound(  # the federated user writes first: a conversation exists
+            f"<message xmlns='jabber:client' from='{FED}/p' to='{fed.alias()}' id='f1' "
+            "type='chat'><body>hello</body></message>"
+        )
+        fed.home.take()
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='get' id='b1' to='{FED}'>"
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            "<items node='urn:xmpp:omemo:2:devices'/></pubsub></iq>"
+        )
+        (query,) = fed.s2s.take()
+        assert isinstance(query, Iq)
+        assert query.to == JID.parse(FED)
+        assert query.from_ == JID.parse(f"{fed.alias()}/phone")
+        # its server's answer comes back to the resource behind the alias
+        await fed.inbound(
+            f"<iq xmlns='jabber:client' type='result' id='b1' from='{FED}' "
+            f"to='{fed.alias()}/phone'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            "<items node='urn:xmpp:omemo:2:devices'/></pubsub></iq>"
+        )
+        (answer,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+        assert answer.get("type") == "result"
+        assert answer.get("id") == "b1"
+
+
+async def test_an_address_of_the_hubs_users_never_leaves_over_s2s() -> None:
+    async with federation() as fed:
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/p' to='{fed.alias()}' id='f1' "
+            "type='chat'><body>hello</body></message>"
+        )
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='set' id='a'>"
+            f"<accept xmlns='{interop.NS}' jid='{FED}'/></iq>"
+        )
+        fed.home.take()
+        await fed.home.send(chat(FED, f"write to {HOME} instead"))
+        (refused,) = messages(fed.home)
+        assert error_of(refused)[0] == "not-allowed"
+        assert fed.s2s.take() == []
+        assert fed.kit.hub.ctx.refusals["s2s-address-leak"] == 1
+        third_party = JID.parse(f"u@{PROVIDER}.interop.{DOMAIN}")
+        with pytest.raises(StanzaError, match="only this hub's users federate"):
+            fed.kit.hub.federation.deliver(Message(JID.parse(FED), third_party, "m", None, ()))
+
+
+async def test_a_disabled_federated_account_reaches_no_one_until_enabled() -> None:
+    async with federation() as fed:
+        fed.kit.operator.account_disabled(FED, True)
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/x' to='{fed.alias()}' id='d1' "
+            "type='chat'><body>hi</body></message>"
+        )
+        assert messages(fed.home) == []
+        (refused,) = fed.s2s.take()
+        assert "service-unavailable" in to_xml(refused, ns.CLIENT)  # the generic refusal
+        assert fed.kit.hub.ctx.refusals["s2s-account-disabled"] == 1
+        fed.kit.operator.account_disabled(FED, False)
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/x' to='{fed.alias()}' id='d2' "
+            "type='chat'><body>hi again</body></message>"
+        )
+        (got,) = messages(fed.home)
+        assert got.get("id") == "d2"
+
+
+async def test_suspension_makes_federated_users_unreachable_at_once() -> None:
+    async with federation() as fed:
+        fed.kit.operator.provider_changed(federated_provider(ProviderStatus.SUSPENDED))
+        await fed.home.send(chat(FED, "hi"))
+        (refused,) = messages(fed.home)
+        assert error_of(refused)[0] == "remote-server-not-found"
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/x' to='{fed.alias()}' id='n1'>"
+            "<body>hi</body></message>"
+        )
+        assert messages(fed.home) == []
+
+
+async def test_a_gatekeeper_user_asks_for_its_alias_towards_a_federated_user() -> None:
+    async with federation() as fed:
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='get' id='al'>"
+            f"<alias xmlns='{interop.NS}' jid='{FED}/phone'/></iq>"
+        )
+        (answer,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+        assert answer.get("type") == "result"
+        alias = answer.find(interop.ALIAS)
+        assert alias is not None
+        assert alias.get("jid") == FED
+        assert alias.get("alias") == fed.alias()
+        # not a federated address: item-not-found; a third party asking: not for it
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='get' id='al2'>"
+            f"<alias xmlns='{interop.NS}' jid='someone@{DOMAIN}'/></iq>"
+        )
+        (refused,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+        assert error_of(refused)[0] == "item-not-found"
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='set' id='al3'>"
+            f"<alias xmlns='{interop.NS}' jid='{FED}'/></iq>"
+        )
+        (wrong,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+        assert error_of(wrong)[0] == "bad-request"
