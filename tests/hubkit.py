@@ -12,6 +12,7 @@ from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub, UserIds
+from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices
 from interlink.hub.session import Session, SessionRegistry
 from interlink.interop.operator import OperatorState
@@ -123,6 +124,7 @@ async def running_hub(
     services: tuple[str, ...] = (DOMAIN,),
     user_ids: UserIds = no_user_ids,
     domain_services: DomainServicesFactory | None = None,
+    observers: HubObservers | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
@@ -136,6 +138,7 @@ async def running_hub(
         sessions=sessions,
         authenticate_bearer=no_bearer_tokens,
         user_ids=user_ids,
+        observers=observers,
         domain_services=(
             None
             if domain_services is None

@@ -18,8 +18,9 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 from xml.etree.ElementTree import Element
 
 import httpx
@@ -532,9 +533,11 @@ class HubServer:
                 max_registrations=s.push.max_registrations_per_account,
                 max_publish_options_bytes=s.push.max_publish_options_bytes,
                 reply_timeout=s.push.reply_timeout,
+                max_in_flight=s.push.max_in_flight,
             ),
             clock,
             addressing.is_home,
+            self._spawn_on_hub,
         )
 
         # The hub itself.
@@ -744,6 +747,12 @@ class HubServer:
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
         self._ready = True
+
+    def _spawn_on_hub(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Background work of services built before the hub (XEP-0357 pushes) joins the hub's
+        task set: errors logged, awaited on shutdown."""
+        assert self.hub is not None, "the hub is built before anything is routed"
+        self.hub.ctx.spawn(coro, name)
 
     def _media_store(self) -> MediaStore:
         s = self.settings
