@@ -404,6 +404,7 @@ class HubServer:
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
         self.push: PushNotifier | None = None
+        self.adhoc: AdhocService | None = None  # XEP-0050 commands
         self.app_push: AppServerPush | None = None  # XEP-0357, through XEP-0114 components
         self.components: ComponentGateway | None = None
         self.reports: ReportForwarder | None = None
@@ -558,7 +559,7 @@ class HubServer:
             parked_queued=(app_push_when_asleep,) if s.components.secrets else (),
             report_filed=(reports.submit,),
         ).merged(self._observers)
-        adhoc = adhoc_service(s, storage, sessions, addressing, clock)
+        self.adhoc = adhoc = adhoc_service(s, storage, sessions, addressing, clock)
         self.hub = hub = Hub(
             hub_settings(s),
             storage,
@@ -848,6 +849,9 @@ class HubServer:
             self.hub.router.policy.blocks.forget(jid)  # its list was deleted with it
             self.hub.end_account_sessions(jid, "the account was removed")
             self.hub.router.groups.forget_account(jid)  # its affiliations went with it
+            self.hub.router.archive.forget_account(jid)  # its preferences went with it
+            if self.adhoc is not None:
+                self.adhoc.sessions.forget_account(jid)  # its half-done commands go too
         elif kind in ("account-disabled", "account-enabled"):
             self.operator.account_disabled(subject, kind == "account-disabled")
         else:

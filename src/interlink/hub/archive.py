@@ -186,6 +186,12 @@ class ArchiveService:
         self._remember(owner, prefs, now)
         return prefs
 
+    def forget_account(self, owner: JID) -> None:
+        """``owner`` was removed (its preferences went with it): drop its cached preferences,
+        so an account created again under the address (a recycled phone number) starts from
+        the defaults rather than the previous holder's."""
+        self._prefs.pop(str(owner.bare), None)
+
     def _remember(self, owner: str, prefs: mam.Prefs | None, now: float) -> None:
         cache = self._prefs
         cache.pop(owner, None)
