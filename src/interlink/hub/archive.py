@@ -302,7 +302,7 @@ class ArchiveService:
             StanzaError: ``feature-not-implemented`` for a third party's account (its history
                 is its provider's); ``bad-request`` for a malformed request; ``item-not-found``
                 for an unknown after/before id; ``not-acceptable`` for too many preference
-                JIDs.
+                JIDs or more ``ids`` than ``page_max``.
         """
         query = iq.query
         assert query is not None
@@ -316,7 +316,7 @@ class ArchiveService:
             if iq.type is IqType.GET:
                 session.deliver(iq_result(iq, mam.query_fields(), from_=None))
             else:
-                await self._query(session, iq, mam.parse_query(query))
+                await self._query(session, iq, mam.parse_query(query, max_ids=self.limits.page_max))
         elif query.tag == mam.PREFS:
             await self._prefs_iq(session, iq, str(owner))
         elif iq.type is IqType.GET:  # metadata
