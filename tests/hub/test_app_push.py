@@ -265,3 +265,22 @@ async def test_a_failing_registration_lookup_is_logged_not_lost(
     await svc.close()
     assert "push registrations could not be read" in caplog.text
     assert svc.stats.failed == 1
+
+
+async def test_a_push_that_cannot_be_started_is_counted_and_never_hangs_close(
+    storage: SqliteStorage,
+) -> None:
+    def refuse(coro: Coroutine[Any, Any, None], name: str) -> None:
+        raise RuntimeError("shutting down")
+
+    svc = AppServerPush(
+        storage.push_registrations,
+        FakeLink(),
+        AppPushSettings(),
+        lambda: 0.0,
+        lambda _: True,
+        refuse,
+    )
+    svc.message_stored(BOB.bare, Message(BOB.bare, None, "m", None, (), MessageType.CHAT))
+    await asyncio.wait_for(svc.close(), 1.0)
+    assert (svc.stats.failed, svc.in_flight) == (1, 0)

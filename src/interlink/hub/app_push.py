@@ -176,7 +176,16 @@ class AppServerPush:
                 continue  # coalesced: counted in the push after the one in flight
             count = self._pending.pop(bare)
             self._busy.add(bare)
-            self._spawn(self._notify_then_next(bare, count), f"app push {bare}")
+            work = self._notify_then_next(bare, count)
+            try:
+                self._spawn(work, f"app push {bare}")
+            except Exception:  # e.g. the loop is closing: these messages go unpushed, said so
+                work.close()
+                self._busy.discard(bare)
+                self.stats.failed += 1
+                log.exception("push notification not started", extra={"jid": str(bare)})
+        if not self._busy and not self._pending:
+            self._idle.set()
 
     async def _notify_then_next(self, account: JID, count: int) -> None:
         try:
@@ -184,8 +193,6 @@ class AppServerPush:
         finally:
             self._busy.discard(account)
             self._start_ready()
-            if not self._busy and not self._pending:
-                self._idle.set()
 
     @property
     def in_flight(self) -> int:
