@@ -13,6 +13,7 @@ from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
 from interlink.hub.federation import EnlistedProvider
 from interlink.hub.hub import Hub, UserIds
+from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices
 from interlink.hub.session import Session, SessionRegistry
 from interlink.interop.operator import OperatorState
@@ -125,6 +126,7 @@ async def running_hub(
     user_ids: UserIds = no_user_ids,
     domain_services: DomainServicesFactory | None = None,
     enlisted_provider: EnlistedProvider | None = None,
+    observers: HubObservers | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
@@ -139,6 +141,7 @@ async def running_hub(
         sessions=sessions,
         authenticate_bearer=no_bearer_tokens,
         user_ids=user_ids,
+        observers=observers,
         domain_services=(
             None
             if domain_services is None

@@ -18,8 +18,9 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 from xml.etree.ElementTree import Element
 
 import httpx
@@ -414,6 +415,7 @@ class HubServer:
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
         self.push: PushNotifier | None = None
+        self.adhoc: AdhocService | None = None  # XEP-0050 commands
         self.app_push: AppServerPush | None = None  # XEP-0357, through XEP-0114 components
         self.components: ComponentGateway | None = None
         self.reports: ReportForwarder | None = None
@@ -544,9 +546,11 @@ class HubServer:
                 max_registrations=s.push.max_registrations_per_account,
                 max_publish_options_bytes=s.push.max_publish_options_bytes,
                 reply_timeout=s.push.reply_timeout,
+                max_in_flight=s.push.max_in_flight,
             ),
             clock,
             addressing.is_home,
+            self._spawn_on_hub,
         )
 
         # The hub itself.
@@ -567,7 +571,7 @@ class HubServer:
             parked_queued=(app_push_when_asleep,) if s.components.secrets else (),
             report_filed=(reports.submit,),
         ).merged(self._observers)
-        adhoc = adhoc_service(s, storage, sessions, addressing, clock)
+        self.adhoc = adhoc = adhoc_service(s, storage, sessions, addressing, clock)
         self.hub = hub = Hub(
             hub_settings(s),
             storage,
@@ -786,6 +790,12 @@ class HubServer:
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
         self._ready = True
 
+    def _spawn_on_hub(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Background work of services built before the hub (XEP-0357 pushes) joins the hub's
+        task set: errors logged, awaited on shutdown."""
+        assert self.hub is not None, "the hub is built before anything is routed"
+        self.hub.ctx.spawn(coro, name)
+
     def _media_store(self) -> MediaStore:
         s = self.settings
         assert self.storage is not None
@@ -880,6 +890,9 @@ class HubServer:
             self.hub.router.policy.blocks.forget(jid)  # its list was deleted with it
             self.hub.end_account_sessions(jid, "the account was removed")
             self.hub.router.groups.forget_account(jid)  # its affiliations went with it
+            self.hub.router.archive.forget_account(jid)  # its preferences went with it
+            if self.adhoc is not None:
+                self.adhoc.sessions.forget_account(jid)  # its half-done commands go too
         elif kind in ("account-disabled", "account-enabled"):
             self.operator.account_disabled(subject, kind == "account-disabled")
         else:

@@ -253,6 +253,7 @@ class PushSection(_Section):
     max_registrations_per_account: int = Field(10, ge=1, le=1000)
     max_publish_options_bytes: int = Field(4096, ge=256, le=65536)
     reply_timeout: float = Field(30.0, gt=0, le=600)  # waiting for the app server's answer
+    max_in_flight: int = Field(100, ge=1, le=100000)  # accounts being notified at once
 
 
 class CsiSection(_Section):

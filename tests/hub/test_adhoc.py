@@ -79,6 +79,22 @@ def test_a_session_expires_at_its_lifetime_and_is_then_forgotten() -> None:
     assert app_condition(exc) == ("bad-request", "bad-sessionid")  # then forgotten
 
 
+def test_a_removed_accounts_sessions_are_forgotten_and_only_its() -> None:
+    table = CommandSessions(AdhocLimits(max_sessions_per_account=2, session_lifetime=60))
+    mine = table.open(ALICE, "n", 0.0)
+    table.open(ALICE.bare.with_resource("b"), "n", 0.0)
+    bob = JID.parse(f"bob@{DOMAIN}/x")
+    theirs = table.open(bob, "n", 0.0)
+    table.forget_account(ALICE.bare)
+    assert (table.live(ALICE.bare), table.live(bob.bare)) == (0, 1)
+    with pytest.raises(StanzaError) as exc:
+        table.find(ALICE, "n", mine.id, 1.0)
+    assert app_condition(exc) == ("bad-request", "bad-sessionid")
+    assert table.find(bob, "n", theirs.id, 1.0) is theirs
+    table.close(mine)  # a step that was under way ends: nothing is counted twice
+    assert table.live(ALICE.bare) == 0
+
+
 def test_a_session_belongs_to_its_requester_and_node() -> None:
     table = CommandSessions(AdhocLimits())
     s = table.open(ALICE, "n", 0.0)

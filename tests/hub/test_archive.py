@@ -493,6 +493,19 @@ async def test_prefs_decide_what_is_archived() -> None:
         assert stored == mam.Prefs(mam.Default.ROSTER)
 
 
+async def test_a_query_names_at_most_page_max_ids() -> None:
+    async with running_hub(settings(page_max=3, page_default=3)) as kit:
+        alice, _bob = await pair(kit)
+        await fill(kit, ALICE, 4)
+        ids = (await ask(alice, page(10))).ids
+        assert len(ids) == 3  # one page at most
+        ids += (await ask(alice, page(10, after=ids[-1]))).ids
+        assert len(ids) == 4
+        assert len((await ask(alice, form(ids=ids[:3]))).results) == 3  # at the limit: answered
+        many = await ask(alice, form(ids=ids))  # all four exist: refused for their number
+        assert error_of(many.iq)[0] == "not-acceptable"
+
+
 async def test_bad_prefs_are_refused() -> None:
     async with running_hub(settings(max_pref_jids=1)) as kit:
         await kit.account("alice")

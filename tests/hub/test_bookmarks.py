@@ -15,6 +15,7 @@ from tests.hub.test_pep import (
     events,
     iq,
     items,
+    items_request,
     options,
     publish,
     with_caps,
@@ -285,3 +286,37 @@ async def test_bookmarks_stored_raw_before_are_adopted_once_and_nothing_is_lost(
         b = await kit.connect("bob", "b")
         shown = await private_get(b)
         assert [c.get("jid") for c in shown] == [f"x@muc.{DOMAIN}/nick"]
+
+
+async def test_a_strangers_request_never_migrates_someones_legacy_bookmarks() -> None:
+    """Adoption is the owner's business: a third party's items request on the native node is
+    refused without moving anything (nor telling by its timing whether there was anything)."""
+    from interlink.storage.private import PrivateFragment
+
+    async with running_hub() as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        owner = f"alice@{DOMAIN}"
+        raw = f"<storage xmlns='{LEGACY}'><conference jid='old@muc.{DOMAIN}'/></storage>"
+        repo = kit.hub.ctx.storage.private
+        assert await repo.put(owner, [PrivateFragment(LEGACY, raw)], quota=10**6, max_fragments=9)
+        b = await kit.connect("bob", "b")
+        refused = await items_request(b, owner, NATIVE)
+        assert refused.type is IqType.ERROR
+        assert await repo.get(owner, LEGACY) == raw  # untouched: still the raw legacy form
+        a = await kit.connect("alice", "a")
+        assert await items(a, owner, NATIVE) == [(f"old@muc.{DOMAIN}", "")]  # the owner adopts
+
+
+async def test_a_legacy_write_refused_for_the_private_budget_changes_nothing() -> None:
+    settings = HubSettings(private_quota_bytes=400)
+    async with running_hub(settings=settings) as kit:
+        await kit.account("alice")
+        owner = f"alice@{DOMAIN}"
+        a = await kit.connect("alice", "a")
+        first = f"<conference jid='r0@muc.{DOMAIN}'/>"
+        assert (await private_set(a, first)).type is IqType.RESULT
+        big = f"<conference jid='r1@muc.{DOMAIN}'/><url url='https://example.org/{'x' * 500}'/>"
+        assert condition(await private_set(a, big))[0] == "resource-constraint"
+        assert await items(a, owner, NATIVE) == [(f"r0@muc.{DOMAIN}", "")]  # neither added
+        assert [c.get("jid") for c in await private_get(a)] == [f"r0@muc.{DOMAIN}"]  # nor removed

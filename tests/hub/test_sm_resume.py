@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from interlink.hub.context import HubSettings
+from interlink.hub.observers import HubObservers
 from interlink.hub.session import Session
 from interlink.hub.sm import Parked, ResumptionRegistry
 from interlink.xmpp.jid import JID
@@ -92,3 +93,27 @@ async def test_past_the_queue_limit_a_parked_session_expires_at_once() -> None:
         await kit.hub.ctx.drain_tasks()
         assert len(kit.hub.resumable) == 0
         assert await kit.hub.ctx.storage.offline.count("bob@hub.test") == 3
+
+
+async def test_each_message_queued_for_parked_sessions_only_is_told_once() -> None:
+    """``parked_queued`` (XEP-0357 pushes to a sleeping phone): once per message, however many
+    parked sessions queue it, never while a session is connected, and also for the message
+    that takes a parked queue past its limit (it goes to offline storage unpushed otherwise)."""
+    told: list[str | None] = []
+    observers = HubObservers(parked_queued=(lambda jid, m: told.append(m.body),))
+    async with running_hub(HubSettings(sm_resume_window=60.0), observers=observers) as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        b1 = await kit.connect("bob", "b1")
+        b2 = await kit.connect("bob", "b2")
+        assert kit.hub.park(b1.session, StreamManagement(SmConfig(), "r1"))
+        await a.send(msg("bob@hub.test", "b2 is connected"))
+        assert told == []
+        assert kit.hub.park(b2.session, StreamManagement(SmConfig(max_unacked=2), "r2"))
+        await a.send(msg("bob@hub.test", "both parked"))
+        await a.send(msg("bob@hub.test/b2", "to one of them"))
+        assert told == ["both parked", "to one of them"]
+        await a.send(msg("bob@hub.test", "past b2's limit"))
+        await kit.hub.ctx.drain_tasks()
+        assert told == ["both parked", "to one of them", "past b2's limit"]

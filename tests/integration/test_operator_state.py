@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from interlink.app import HubServer
 from interlink.client import InterlinkClient
 from interlink.client.enlist import enlist, identity_thumbprint
@@ -132,3 +134,37 @@ async def test_a_removed_accounts_block_list_does_not_pass_to_the_next_holder(
         assert await server.storage.policy.blocklists() == {}
         assert blocks.items(alice) == []
         assert not blocks.blocks(alice, JID.parse(f"bob@{DOMAIN}"))
+
+
+async def test_a_removed_accounts_archive_prefs_and_commands_do_not_pass_on(
+    tmp_path: Path,
+) -> None:
+    """Review finding: after ``account-removed`` the archive's cached preferences (cached for
+    ``archive.prefs_cache_ttl``) and the account's open ad-hoc command sessions stayed, so an
+    account created again under the address (a recycled phone number) was archived by the
+    previous holder's preferences and could continue its half-done commands."""
+    from interlink.errors import StanzaError
+    from interlink.hub.archive import Decision
+    from interlink.xmpp.ext.mam import Default, Prefs
+
+    async with running_hub(tmp_path, admin=FEED) as (server, _certs):
+        assert server.hub is not None
+        assert server.storage is not None
+        assert server.adhoc is not None
+        archive = server.hub.router.archive
+        commands = server.adhoc.sessions
+        alice, bob = JID.parse(f"alice@{DOMAIN}"), JID.parse(f"bob@{DOMAIN}")
+        await server.storage.archive.set_prefs(str(alice), Prefs(Default.NEVER))
+        assert not await archive.resolve(alice, bob)  # now cached: never
+        assert archive.decide(alice, bob) is Decision.SKIP
+        opened = commands.open(alice, "urn:example:cmd", time.time())
+        assert commands.live(alice) == 1
+        await server.storage.accounts.delete(str(alice))  # what `interlink user remove` does
+        await asyncio.sleep(0.5)  # the hub follows the feed every 0.1 s
+        await server.storage.accounts.create(str(alice), derive_credentials("pw", 4096), 1.0)
+        assert await server.storage.archive.get_prefs(str(alice)) is None
+        assert archive.decide(alice, bob) is Decision.LOOKUP  # nothing cached any more
+        assert await archive.resolve(alice, bob)  # the default (always), not the old "never"
+        assert commands.live(alice) == 0
+        with pytest.raises(StanzaError, match="no such command session"):
+            commands.find(alice, "urn:example:cmd", opened.id, time.time())

@@ -137,6 +137,31 @@ async def test_account_removed_under_a_client_ends_it_with_one_terminal_event(
             await alice.close()
 
 
+async def test_sessions_ended_by_the_operator_come_back_and_disabled_ones_do_not(
+    tmp_path: Path,
+) -> None:
+    """ "End sessions" (``reset``) is a lost connection to the SDK: it logs in again. Disabling
+    the account (``not-authorized``) ends it for good."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        await alice.connect()
+        try:
+            assert server.operator is not None
+            assert server.operator.end_sessions_only(f"alice@{DOMAIN}", "ended by the operator")
+            lost = await next_of(alice, Disconnected)
+            assert "reset" in lost.reason
+            await next_of(alice, Reconnected)
+            assert alice.online
+            server.operator.account_disabled(f"alice@{DOMAIN}", True)
+            ended = await next_of(alice, ConnectionEnded)
+            assert "not-authorized" in ended.reason or "refused" in ended.reason
+            later = await drain(alice, 1.0)
+            assert not [e for e in later if isinstance(e, Disconnected | Reconnected)]
+        finally:
+            await alice.close()
+
+
 async def test_a_silent_hub_is_noticed_by_the_keepalive(tmp_path: Path) -> None:
     """A connection whose pings go unanswered is declared dead and replaced."""
     async with running_hub(tmp_path) as (server, certs):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from interlink.errors import StreamError
+from interlink.errors import StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.session import Session, SessionRegistry
 from interlink.interop.operator import ChangeFeedFollower, OperatorState
@@ -198,3 +198,19 @@ async def test_disabling_an_account_ends_its_sessions_once_and_gates_login() -> 
     assert state.all_sessions(1) == ["alice@wa.test/a"]
     state.account_removed("alice@wa.test")
     assert not state.is_disabled("alice@wa.test")
+
+
+def test_ending_sessions_only_says_reset_and_disabling_says_not_authorized() -> None:
+    """RFC 6120 §4.9.3: ``reset`` lets the client come back, ``not-authorized`` does not."""
+    sessions = SessionRegistry()
+    first, second = FakePort(), FakePort()
+    sessions.add(Session(JID.parse("alice@wa.test/a"), first))
+    sessions.add(Session(JID.parse("bob@wa.test/b"), second))
+    state = OperatorState(Addressing(SERVICES, ProviderDirectory()), sessions)
+    assert state.end_sessions_only("alice@wa.test", "the operator ended this session") == 1
+    assert first.terminated is not None
+    assert first.terminated.condition is StreamErrorCondition.RESET
+    assert second.terminated is None  # bob's untouched
+    state.account_disabled("bob@wa.test", True)
+    assert second.terminated is not None
+    assert second.terminated.condition is StreamErrorCondition.NOT_AUTHORIZED

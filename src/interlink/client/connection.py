@@ -35,8 +35,10 @@ from interlink.client.lifecycle import (
 from interlink.client.outbox import Outbox, Outgoing
 
 # Stream errors after which the hub will not have this session back (RFC 6120 §4.9.3): the
-# account was removed or refused, or another login replaced this resource. A suspended
+# account was removed, disabled or refused, or another login replaced this resource. A suspended
 # provider's sessions end with policy-violation; the next login is refused, which ends it then.
+# Any other error (e.g. ``reset``: an operator ended the sessions only, or system-shutdown) is a
+# lost connection: the client connects again after its back-off.
 TERMINAL_STREAM_ERRORS = frozenset(("not-authorized", "conflict"))
 
 

@@ -129,6 +129,15 @@ class CommandSessions:
             if now >= session.expires_at + lifetime:
                 del self._open[sid]
 
+    def forget_account(self, account: JID) -> None:
+        """The bare JID ``account`` was removed: its open command sessions go (a half-done
+        command, e.g. a password change, never continues for whoever gets the address next)."""
+        for sid, session in list(self._open.items()):
+            if session.owner.bare == account:
+                session.counted = False
+                del self._open[sid]
+        self._per_account.pop(account, None)
+
     def live(self, account: JID) -> int:
         """Live sessions of the bare JID ``account`` (as counted against its cap)."""
         return self._per_account.get(account, 0)

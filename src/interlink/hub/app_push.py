@@ -11,23 +11,30 @@ accounts are refused (``not-allowed``): their provider is notified over HTTP ins
 
 Each message stored for an account whose devices are all offline
 (:class:`~interlink.hub.observers.HubObservers` ``offline_stored``) or queued for a session that
-waits to be resumed (XEP-0198) leads to **one** notification per registration: a pubsub publish
-from the account's bare JID to the app server on the registered node, whose summary form says
-``message-count`` = 1 and nothing else (no sender, no body), with the registration's
-publish-options. An error answer from the app server disables that registration (§8: the app
-server removed the node, or refuses it), except an error of type ``wait``, which is temporary;
-no answer (app server not connected, or silent past ``reply_timeout``) keeps it.
+waits to be resumed (XEP-0198) is counted in **one** notification per registration: a pubsub
+publish from the account's bare JID to the app server on the registered node, whose summary form
+says ``message-count`` and nothing else (no sender, no body), with the registration's
+publish-options. While an account's notifications are in flight, messages stored meanwhile are
+coalesced: at most one notification per registration waits, carrying their count (XEP-0357 §7's
+``message-count``). So when the app server answers before the next message, every stored message
+gets its own push with ``message-count`` = 1; a burst gets fewer pushes whose counts add up to it.
+At most ``max_in_flight`` accounts' notifications are in flight at once (``push.max_in_flight``);
+the others wait their turn, one pending count per account. An error answer from the app server
+disables that registration (§8: the app server removed the node, or refuses it), except an error
+of type ``wait``, which is temporary; no answer (app server not connected, or silent past
+``reply_timeout``) keeps it.
 
-Notifications go out in the background, in order per hub; they never hold up routing."""
+Notifications go out in the background (``spawn``, the hub's task set); they never hold up
+routing, and a failure is logged."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StanzaErrorCondition
@@ -61,10 +68,13 @@ class AppPushSettings:
     max_registrations: int = 10  # per account
     max_publish_options_bytes: int = 4096  # one serialized publish-options form
     reply_timeout: float = 30.0  # seconds to wait for the app server's answer
+    max_in_flight: int = 100  # accounts whose notifications are under way at once
 
     def __post_init__(self) -> None:
-        if self.max_registrations < 1 or self.reply_timeout <= 0:
-            raise ValueError("max_registrations must be at least 1, reply_timeout positive")
+        if self.max_registrations < 1 or self.reply_timeout <= 0 or self.max_in_flight < 1:
+            raise ValueError(
+                "max_registrations and max_in_flight must be at least 1, reply_timeout positive"
+            )
 
 
 @dataclass(slots=True)
@@ -82,13 +92,18 @@ class AppServerPush:
         settings: AppPushSettings,
         clock: Callable[[], float],
         is_gatekeeper_account: Callable[[JID], bool],
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
     ) -> None:
         self._repo = repo
         self._link = link
         self._settings = settings
         self._clock = clock
         self._is_gatekeeper = is_gatekeeper_account
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._spawn = spawn
+        self._pending: dict[JID, int] = {}  # messages not yet counted in a push, per account
+        self._busy: set[JID] = set()  # accounts whose notifications are in flight
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.stats = AppPushStats()
 
     # -- registrations (§5, §6) ---------------------------------------------------------------
@@ -145,30 +160,65 @@ class AppServerPush:
     # -- notifications (§7) -------------------------------------------------------------------
     def message_stored(self, account: JID, message: Message) -> None:
         """Observer: a message was stored (or queued) for ``account``, none of whose devices
-        is connected. Schedules the notifications; never blocks, never raises."""
-        task = asyncio.get_running_loop().create_task(
-            self._notify_quietly(account.bare), name=f"app push {account.bare}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        is connected. Counts it for the account's next notification and starts that when the
+        account has none in flight and ``max_in_flight`` allows; never blocks, never raises."""
+        bare = account.bare
+        self._pending[bare] = self._pending.get(bare, 0) + 1
+        self._idle.clear()
+        self._start_ready()
 
-    async def _notify_quietly(self, account: JID) -> None:
-        await self.notify(account)
-
-    async def notify(self, account: JID) -> int:
-        """One content-free notification to each of ``account``'s registrations; returns how
-        many app servers accepted theirs."""
-        accepted = 0
-        for registration in await self._repo.for_account(str(account)):
+    def _start_ready(self) -> None:
+        cap = self._settings.max_in_flight
+        for bare in list(self._pending):
+            if len(self._busy) >= cap:
+                return
+            if bare in self._busy:
+                continue  # coalesced: counted in the push after the one in flight
+            count = self._pending.pop(bare)
+            self._busy.add(bare)
+            work = self._notify_then_next(bare, count)
             try:
-                if await self._publish(account, registration):
+                self._spawn(work, f"app push {bare}")
+            except Exception:  # e.g. the loop is closing: these messages go unpushed, said so
+                work.close()
+                self._busy.discard(bare)
+                self.stats.failed += 1
+                log.exception("push notification not started", extra={"jid": str(bare)})
+        if not self._busy and not self._pending:
+            self._idle.set()
+
+    async def _notify_then_next(self, account: JID, count: int) -> None:
+        try:
+            await self.notify(account, count)
+        finally:
+            self._busy.discard(account)
+            self._start_ready()
+
+    @property
+    def in_flight(self) -> int:
+        """Accounts whose notifications are under way."""
+        return len(self._busy)
+
+    async def notify(self, account: JID, count: int = 1) -> int:
+        """One content-free notification (``message-count`` = ``count``) to each of
+        ``account``'s registrations; returns how many app servers accepted theirs."""
+        try:
+            registrations = await self._repo.for_account(str(account))
+        except Exception:
+            self.stats.failed += 1
+            log.exception("push registrations could not be read", extra={"jid": str(account)})
+            return 0
+        accepted = 0
+        for registration in registrations:
+            try:
+                if await self._publish(account, registration, count):
                     accepted += 1
             except Exception:
                 self.stats.failed += 1
                 log.exception("push notification failed", extra={"jid": str(account)})
         return accepted
 
-    async def _publish(self, account: JID, registration: PushRegistration) -> bool:
+    async def _publish(self, account: JID, registration: PushRegistration, count: int) -> bool:
         options = (
             parse_fragment(registration.publish_options) if registration.publish_options else None
         )
@@ -177,7 +227,7 @@ class AppServerPush:
             account,
             "push-" + secrets.token_hex(8),
             None,
-            (push.publish(registration.node, options, message_count=1),),
+            (push.publish(registration.node, options, message_count=count),),
             IqType.SET,
         )
         answer = await self._link.request(iq, self._settings.reply_timeout)
@@ -201,9 +251,8 @@ class AppServerPush:
         return False
 
     async def close(self) -> None:
-        """Wait for notifications under way."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait for notifications under way and those waiting their turn."""
+        await self._idle.wait()
 
     # -- disco (§5: the account advertises push) ----------------------------------------------
     @staticmethod

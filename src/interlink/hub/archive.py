@@ -124,6 +124,7 @@ class ArchiveService:
         self._ctx = ctx
         self.limits = ctx.settings.archive
         self.enabled = self.limits.enabled
+        self.page_max = self.limits.page_max
         self._is_home = ctx.addressing.is_home
         self._prefs: dict[str, tuple[mam.Prefs | None, float]] = {}
         self.write_failures = 0  # archive writes that failed (logged), for metrics
@@ -196,6 +197,12 @@ class ArchiveService:
         prefs = await self._ctx.storage.archive.get_prefs(owner)
         self._remember(owner, prefs, now)
         return prefs
+
+    def forget_account(self, owner: JID) -> None:
+        """``owner`` was removed (its preferences went with it): drop its cached preferences,
+        so an account created again under the address (a recycled phone number) starts from
+        the defaults rather than the previous holder's."""
+        self._prefs.pop(str(owner.bare), None)
 
     def _remember(self, owner: str, prefs: mam.Prefs | None, now: float) -> None:
         cache = self._prefs
@@ -328,7 +335,7 @@ class ArchiveService:
             StanzaError: ``feature-not-implemented`` for a third party's account (its history
                 is its provider's); ``bad-request`` for a malformed request; ``item-not-found``
                 for an unknown after/before id; ``not-acceptable`` for too many preference
-                JIDs.
+                JIDs or more ``ids`` than ``page_max``.
         """
         query = iq.query
         assert query is not None
@@ -342,7 +349,7 @@ class ArchiveService:
             if iq.type is IqType.GET:
                 session.deliver(iq_result(iq, mam.query_fields(), from_=None))
             else:
-                await self._query(session, iq, mam.parse_query(query))
+                await self._query(session, iq, mam.parse_query(query, max_ids=self.limits.page_max))
         elif query.tag == mam.PREFS:
             await self._prefs_iq(session, iq, str(owner))
         elif iq.type is IqType.GET:  # metadata

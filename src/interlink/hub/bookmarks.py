@@ -164,15 +164,9 @@ class BookmarksService:
                 conf.jid: serialize(bookmarks.native_payload(conf), None)
                 for conf in (await self._native(owner) or [])
             }
-            for conf in conferences:
-                payload = bookmarks.native_payload(conf)
-                if current.get(conf.jid) != serialize(payload, None):
-                    await self._pep.publish_item(
-                        owner, bookmarks.NATIVE_NS, conf.jid, payload, bookmarks.NATIVE_OPTIONS
-                    )
-            wanted = {conf.jid for conf in conferences}
-            for jid in current.keys() - wanted:
-                await self._pep.retract_item(owner, bookmarks.NATIVE_NS, jid)
+            before = await self._ctx.storage.private.get(str(owner), bookmarks.LEGACY_NS)
+            # The private storage write goes first: it is the one that can be refused for the
+            # budget (atomically, storage/private.py), and a refused write must change nothing.
             if not await self._ctx.storage.private.put(
                 str(owner),
                 [PrivateFragment(bookmarks.LEGACY_NS, rest_text)],
@@ -184,6 +178,25 @@ class BookmarksService:
                     f"private storage holds at most {settings.private_quota_bytes} bytes in "
                     f"{settings.private_max_fragments} elements per account",
                 )
+            try:
+                for conf in conferences:
+                    payload = bookmarks.native_payload(conf)
+                    if current.get(conf.jid) != serialize(payload, None):
+                        await self._pep.publish_item(
+                            owner, bookmarks.NATIVE_NS, conf.jid, payload, bookmarks.NATIVE_OPTIONS
+                        )
+                wanted = {conf.jid for conf in conferences}
+                for jid in current.keys() - wanted:
+                    await self._pep.retract_item(owner, bookmarks.NATIVE_NS, jid)
+            except StanzaError:
+                if before is not None:  # the rest goes back to what it was; it fit then
+                    await self._ctx.storage.private.put(
+                        str(owner),
+                        [PrivateFragment(bookmarks.LEGACY_NS, before)],
+                        quota=settings.private_quota_bytes,
+                        max_fragments=settings.private_max_fragments,
+                    )
+                raise
         await self.legacy_changed(owner)
 
     async def legacy_changed(self, owner: JID) -> None:
@@ -218,7 +231,8 @@ class BookmarksService:
         query = iq.query
         assert query is not None
         if node_of(query) == bookmarks.NATIVE_NS:
-            await self.adopt(owner)
+            if session.jid.bare == owner:  # never on a stranger's request (access is checked
+                await self.adopt(owner)  # below, and the migration's timing would tell)
             await self._pep.handle_iq(session, iq, owner)
             if iq.type is IqType.SET and session.jid.bare == owner:
                 await self.legacy_changed(owner)

@@ -18,7 +18,7 @@ from interlink.hub.addressing import Addressing
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
 from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.federation import AliasCipher, EnlistedProvider, Federation
-from interlink.hub.observers import HubObservers, notify
+from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort, SessionRegistry
 from interlink.hub.sm import Parked, ParkedPort, ResumptionRegistry
@@ -26,9 +26,8 @@ from interlink.storage import Storage
 from interlink.storage.offline import SentMark
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.sasl import StoredCredentials
-from interlink.xmpp.stanza import Message, Stanza, parse_stanza
+from interlink.xmpp.stanza import Stanza
 from interlink.xmpp.stream.sm import StreamManagement
-from interlink.xmpp.xml import parse_fragment
 
 log = logging.getLogger("interlink.hub")
 
@@ -94,7 +93,6 @@ class Hub:
         # resumption id -> (account, park now): streams still connected, for a client that
         # comes back before the hub noticed its old connection died (XEP-0198 §5)
         self._resumable_live: dict[str, tuple[JID, Callable[[], None]]] = {}
-        self._last_parked_xml: str | None = None  # the last message told to parked_queued
 
     async def route_federated(self, provider_id: str, stanza: Stanza) -> None:
         """A stanza from ``provider_id``'s server, over s2s (:mod:`interlink.hub.federation`)."""
@@ -255,28 +253,12 @@ class Hub:
         resume_id = state.resume_id
         if resume_id is None or window <= 0:
             return False
-        queued = self._parked_queued if self.ctx.observers.parked_queued else None
-        session.port = ParkedPort(state, lambda: self._expire(resume_id), queued)
+        session.port = ParkedPort(state, lambda: self._expire(resume_id))
         session.acks = None
         self.resumable.park(resume_id, Parked(session, state, self.ctx.clock() + window))
         asyncio.get_running_loop().call_later(window, self._expire_due)
         log.info("session waits to be resumed", extra={"jid": str(session.jid)})
         return True
-
-    def _parked_queued(self, xml: str) -> None:
-        """A stanza queued for a parked session: a message for an account with no connected
-        session goes to the ``parked_queued`` observers, once even when several parked sessions
-        of the account queue it (the router hands each the same string)."""
-        if xml is self._last_parked_xml or not xml.startswith("<message"):
-            return
-        self._last_parked_xml = xml
-        message = parse_stanza(parse_fragment(xml))
-        if not isinstance(message, Message) or message.to is None:
-            return
-        bare = message.to.bare
-        if any(not isinstance(s.port, ParkedPort) for s in self.ctx.sessions.message_targets(bare)):
-            return  # a device is connected: it has the message
-        notify(self.ctx.observers.parked_queued, bare, message)
 
     def resume(self, username: str, host: str, resume_id: str) -> Parked | None:
         """The session ``username`` parked under ``resume_id``, taken off the registry (the

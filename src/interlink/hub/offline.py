@@ -67,6 +67,15 @@ class OfflineDelivery:
         # ones, until the resumed session's drain goes on (or the session expires).
         self._held: set[JID] = set()
 
+    def delivered(self, bare: JID, message: Message, targets: Sequence[Session]) -> None:
+        """``message`` for ``bare`` was just written to ``targets`` (its resources, chosen by the
+        router or by :meth:`accept`). When every one of them is a session waiting to be resumed
+        (XEP-0198: none is connected), the ``parked_queued`` observers hear of it, once per
+        message whatever the number of parked sessions."""
+        listeners = self._ctx.observers.parked_queued
+        if listeners and targets and all(isinstance(t.port, ParkedPort) for t in targets):
+            notify(listeners, bare, message)
+
     def is_draining(self, bare: JID) -> bool:
         return bare in self._draining
 
@@ -82,6 +91,7 @@ class OfflineDelivery:
             if targets and bare not in self._draining:
                 for session in targets:
                     session.deliver_xml(xml)
+                self.delivered(bare, message, targets)
                 return
             if not await ctx.storage.accounts.exists(str(bare)):
                 raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)

@@ -303,6 +303,8 @@ class Router:
             target = ctx.sessions.get(to)
             if target is not None:
                 target.deliver_xml(xml)
+                others = ctx.sessions.message_targets(to.bare)
+                self.offline.delivered(to.bare, msg, (target, *others))
                 self.carbons.received(msg, xml, to.bare, (target,))
                 return self._archived(entries)
             if mtype is MessageType.HEADLINE:
@@ -321,6 +323,7 @@ class Router:
             if targets:
                 for target in targets:
                     target.deliver_xml(xml)
+                self.offline.delivered(bare, msg, targets)
                 self.carbons.received(msg, xml, bare, targets)
                 return self._archived(entries)
         if entries:

@@ -32,19 +32,15 @@ class ParkedPort:
         self,
         state: StreamManagement,
         expire: Callable[[], None],
-        queued: Callable[[str], None] | None = None,
     ) -> None:
         self.state = state
         self._expire = expire
-        self._queued = queued  # told of each stanza queued (e.g. to push a message, XEP-0357)
 
     def write_xml(self, xml: str) -> None:
         state = self.state
         state.keep(xml)
         if len(state.queue) > state.config.max_unacked:
             self._expire()
-        elif self._queued is not None:
-            self._queued(xml)
 
     async def wait_writable(self) -> None:
         return None

@@ -195,7 +195,7 @@ class Moderation:
 
     async def end_sessions(self, jid_text: str) -> int:
         user = await self.user(jid_text)
-        return self._operator.end_account_sessions(user.jid, "the operator ended this session")
+        return self._operator.end_sessions_only(user.jid, "the operator ended this session")
 
     def all_sessions(self, limit: int) -> list[str]:
         return self._operator.all_sessions(limit)

@@ -130,15 +130,29 @@ class OperatorState:
         """The full JIDs of bound sessions (at most ``limit``), in order."""
         return sorted(str(s.jid) for s in self._sessions.all_sessions())[:limit]
 
-    def end_account_sessions(self, jid: str, reason: str) -> int:
-        """End every session of the account ``jid``: its clients see ``reason``."""
+    def end_account_sessions(
+        self,
+        jid: str,
+        reason: str,
+        condition: StreamErrorCondition = StreamErrorCondition.NOT_AUTHORIZED,
+    ) -> int:
+        """End every session of the account ``jid``: its clients see ``condition`` and
+        ``reason``. ``not-authorized`` (the account was disabled or removed) tells a client not
+        to come back; :meth:`end_sessions_only` uses ``reset``, after which it may."""
         bare = JID.parse(jid).bare
         ended = self._sessions.terminate(
-            lambda full: full.bare == bare,
-            StreamError(StreamErrorCondition.NOT_AUTHORIZED, reason),
+            lambda full: full.bare == bare, StreamError(condition, reason)
         )
         log.info("account sessions ended", extra={"jid": str(bare), "sessions": ended})
         return ended
+
+    def end_sessions_only(self, jid: str, reason: str) -> int:
+        """End the account's sessions and nothing more: it may log in again. The stream error
+        is ``reset`` (RFC 6120 §4.9.3.16: the stream and its security context end and are to
+        be negotiated afresh), which clients treat as "connect again" — not ``not-authorized``
+        (§4.9.3.12), which the SDK, rightly, takes as final (the account is disabled or gone);
+        nor ``policy-violation`` (§4.9.3.14), which blames the client for something it did."""
+        return self.end_account_sessions(jid, reason, StreamErrorCondition.RESET)
 
     def account_disabled(self, jid: str, disabled: bool) -> None:
         """The account was disabled (its sessions end) or enabled again; logged once."""

@@ -305,7 +305,7 @@ class StreamDriver:
                 if ev.counted:
                     sm = self.stream.sm
                     if sm is not None:
-                        sm.handled += 1  # stanza_handled(), inlined: once per stanza
+                        sm.stanza_handled()  # the core's count, never the shell's
                 return None
             return self._timed(pending, started, ev.counted)
         if isinstance(ev, SmEnabled):

@@ -43,7 +43,7 @@ def condition(exc: pytest.ExceptionInfo[StanzaError]) -> StanzaErrorCondition:
 
 # -- queries -------------------------------------------------------------------------------------
 def test_an_empty_query_asks_for_the_default_page() -> None:
-    assert mam.parse_query(query()) == mam.ArchiveQuery()
+    assert mam.parse_query(query(), max_ids=10) == mam.ArchiveQuery()
 
 
 @pytest.mark.parametrize(
@@ -83,7 +83,7 @@ def test_an_empty_query_asks_for_the_default_page() -> None:
     ],
 )
 def test_queries_parse(el: Element, expected: mam.ArchiveQuery) -> None:
-    assert mam.parse_query(el) == expected
+    assert mam.parse_query(el, max_ids=10) == expected
 
 
 @pytest.mark.parametrize(
@@ -113,8 +113,17 @@ def test_queries_parse(el: Element, expected: mam.ArchiveQuery) -> None:
 )
 def test_malformed_queries_are_refused(el: Element, expected: StanzaErrorCondition) -> None:
     with pytest.raises(StanzaError) as exc:
-        mam.parse_query(el)
+        mam.parse_query(el, max_ids=10)
     assert condition(exc) is expected
+
+
+def test_ids_are_capped_at_the_boundary() -> None:
+    ids = [f"id{i}" for i in range(4)]
+    assert mam.parse_query(query(field("ids", *ids)), max_ids=4).ids == tuple(ids)
+    with pytest.raises(StanzaError) as exc:
+        mam.parse_query(query(field("ids", *ids, "id4")), max_ids=4)
+    assert condition(exc) is StanzaErrorCondition.NOT_ACCEPTABLE
+    assert "at most 4" in (exc.value.text or "")
 
 
 def test_the_form_fields_answer_lists_every_field() -> None:

@@ -58,6 +58,11 @@ class RoomArchive(Protocol):
     @property
     def enabled(self) -> bool: ...
 
+    @property
+    def page_max(self) -> int:
+        """Messages one query returns at most; also the most ids one query may name."""
+        ...
+
     def new_id(self) -> str: ...
 
     def write(
@@ -200,7 +205,7 @@ class RoomHistory:
         if iq.type is IqType.GET:
             session.deliver(iq_result(iq, mam.query_fields(), from_=room))
             return
-        parsed = mam.parse_query(query)
+        parsed = mam.parse_query(query, max_ids=self._archive.page_max)
         if parsed.with_ is not None and not reader.sees_addresses:
             raise StanzaError(
                 StanzaErrorCondition.FORBIDDEN, "members' addresses are hidden in this room"

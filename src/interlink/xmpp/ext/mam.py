@@ -170,13 +170,17 @@ def _one(fields: dict[str, list[str]], var: str) -> str | None:
     return values[0].strip()
 
 
-def parse_query(query: Element) -> ArchiveQuery:
-    """The archive query an iq set carries.
+def parse_query(query: Element, *, max_ids: int) -> ArchiveQuery:
+    """The archive query an iq set carries; its ``ids`` field (§4.1.4) names at most
+    ``max_ids`` messages (the hub passes ``archive.page_max``: no query returns more anyway).
 
     Raises:
         StanzaError: ``bad-request`` for a malformed form (another FORM_TYPE, an unknown field,
-            a bad JID or time, start after end) or result set; ``feature-not-implemented`` for
-            a query of a pubsub node's archive (XEP-0442) or for an RSM ``<index/>``.
+            a bad JID or time, start after end) or result set; ``not-acceptable`` for more than
+            ``max_ids`` ids (XEP-0313 sets no limit nor its error: RFC 6120 §8.3.3.10, a
+            request that does not meet the server's criteria, as for too many preference
+            JIDs); ``feature-not-implemented`` for a query of a pubsub node's archive
+            (XEP-0442) or for an RSM ``<index/>``.
     """
     if query.get("node") is not None:
         raise StanzaError(
@@ -209,6 +213,11 @@ def parse_query(query: Element) -> ArchiveQuery:
     ids = tuple(v.strip() for v in fields.get("ids", ()) if v.strip())
     if "ids" in fields and not ids:
         raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "the field 'ids' names no id")
+    if len(ids) > max_ids:
+        raise StanzaError(
+            StanzaErrorCondition.NOT_ACCEPTABLE,
+            f"the field 'ids' names at most {max_ids} messages (one page); ask in several queries",
+        )
     return ArchiveQuery(
         query_id=query.get("queryid"),
         with_=with_,
