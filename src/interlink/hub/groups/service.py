@@ -97,7 +97,7 @@ class GroupService:
         self._repo = ctx.storage.rooms
         self._rooms: OrderedDict[JID, Room] = OrderedDict()
         self._locks = KeyedLock()
-        self._labels: dict[JID, tuple[Element, ...]] = {}
+        self._labels: OrderedDict[JID, tuple[Element, ...]] = OrderedDict()  # LRU
         self._joined: dict[JID, set[JID]] = {}  # session -> rooms it is in
         self._room_rate = BucketTable(settings.room_rate, settings.rate_keys)
         self._sender_rate = BucketTable(settings.sender_rate, settings.rate_keys)
@@ -219,21 +219,27 @@ class GroupService:
                     break
 
     def _label(self, real: JID) -> Iterable[Element]:
-        return self._labels.get(real.bare, ())
+        bare = real.bare
+        label = self._labels.get(bare)
+        if label is None:
+            return ()
+        self._labels.move_to_end(bare)
+        return label
 
     async def _learn(self, jids: Iterable[JID]) -> None:
         """Compute the interop marker shown with each third-party address."""
         for jid in jids:
             bare = jid.bare
             if bare in self._labels:
+                self._labels.move_to_end(bare)
                 continue
             provider = self._addressing.provider_of(bare)
             if provider is None:
                 continue
-            if len(self._labels) > 100_000:
-                self._labels.clear()
             marker = await self._policy.marker(bare, provider, InteropSettings(), request=False)
             self._labels[bare] = (marker,)
+            while len(self._labels) > self.settings.labels_cached:
+                self._labels.popitem(last=False)  # the least recently used
 
     async def _maybe_create(
         self, session: Session, stanza: Stanza, jid: JID, service: str
@@ -271,7 +277,7 @@ class GroupService:
     # -- presence ----------------------------------------------------------------------------
     async def _presence(self, session: Session, room: Room, presence: Presence, to: JID) -> None:
         if presence.type is PresenceType.AVAILABLE:
-            await self._learn((session.jid,))
+            await self._learn((session.jid, *(o.real for o in room.occupants.values())))
             presence = replace(presence, payload=_strip_markers(presence.payload))
         fx = room.presence(session.jid, to, presence, self._ctx.clock())
         joined = room.occupant_of(session.jid) is not None
@@ -310,6 +316,7 @@ class GroupService:
                 StanzaErrorCondition.NOT_ACCEPTABLE, "only occupants write to the room"
             )
         self._rate(room.jid, sender.bare, now)
+        await self._learn((sender,))  # its marker may have left the cache
         msg = replace(msg, payload=_strip_markers(msg.payload))
         if to.resource is None:
             fx = room.groupchat(sender, msg, now)
