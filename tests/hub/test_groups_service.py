@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from xml.etree.ElementTree import Element
 
+from interlink.errors import StorageError
 from interlink.hub.context import HubSettings
 from interlink.hub.groups.room import RoomLimits
 from interlink.hub.groups.settings import GroupSettings
@@ -514,3 +516,108 @@ async def test_a_removed_account_leaves_the_member_lists() -> None:
         assert (item.get("jid"), item.get("affiliation")) == (f"bob@{DOMAIN}", "none")
         room = kit.hub.router.groups._rooms[JID.parse(ROOM)]
         assert JID.parse(f"bob@{DOMAIN}") not in room.state.members
+
+
+class FailingRooms:
+    """The real room repository, whose writes fail while ``failing`` is set."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def set_members(self, room: str, changes: Any) -> None:
+        if self.failing:
+            raise StorageError("disk full")
+        await self.real.set_members(room, changes)
+
+    async def save(self, room: Any) -> None:
+        if self.failing:
+            raise StorageError("disk full")
+        await self.real.save(room)
+
+
+async def test_a_storage_failure_leaves_memory_equal_to_the_database() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice")
+        bob = await user(kit, "bob")
+        await create(alice)
+        service = kit.hub.router.groups
+        failing = FailingRooms(service._repo)
+        service._repo = failing
+        failing.failing = True
+        await invite(alice, f"bob@{DOMAIN}")
+        got = alice.stanzas()
+        assert error_of(got[-1]) == "internal-server-error"
+        gone = [s for s in got if isinstance(s, Presence)]
+        assert gone
+        assert codes(gone[-1]) == {110, 332}  # she is told she is out of it
+        assert bob.stanzas() == []  # nothing delivered of what was not stored
+        assert JID.parse(ROOM) not in service._rooms  # memory is not ahead of the disk
+        failing.failing = False
+        got = await enter(bob, "bob")
+        assert error_of(got[0]) == "registration-required"  # the database never had him
+        await enter(alice, "owner")
+        await say(alice, "still here")
+        assert bodies(alice) == ["still here"]
+
+
+async def test_a_removed_owner_hands_the_room_to_an_admin_then_a_member() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice")
+        bob = await user(kit, "bob")
+        carol = await user(kit, "carol")
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        await invite(alice, f"carol@{DOMAIN}")
+        await enter(bob, "bob")
+        await admin_set(alice, f"<item affiliation='admin' jid='carol@{DOMAIN}'/>")
+        await kit.disconnect(alice)
+        bob.take()
+        service = kit.hub.router.groups
+        await kit.hub.ctx.storage.accounts.delete(f"alice@{DOMAIN}")
+        service.forget_account(JID.parse(f"alice@{DOMAIN}"))
+        await kit.hub.ctx.drain_tasks()
+        room = service._rooms[JID.parse(ROOM)]
+        assert room.affiliation(JID.parse(f"carol@{DOMAIN}")) is muc.Affiliation.OWNER
+        service._rooms.clear()  # stored so: read back the same
+        await kit.hub.ctx.storage.accounts.delete(f"carol@{DOMAIN}")
+        await kit.disconnect(bob)
+        await kit.disconnect(carol)
+        service._rooms.clear()  # carol removed while the room was not in memory
+        bob = await user(kit, f"bob@{DOMAIN}")
+        await enter(bob, "bob")
+        room = service._rooms[JID.parse(ROOM)]
+        assert room.affiliation(JID.parse(f"bob@{DOMAIN}")) is muc.Affiliation.OWNER
+
+
+async def test_a_room_left_with_no_member_ends_with_its_owner() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice")
+        await create(alice)
+        await kit.disconnect(alice)
+        service = kit.hub.router.groups
+        await kit.hub.ctx.storage.accounts.delete(f"alice@{DOMAIN}")
+        service.forget_account(JID.parse(f"alice@{DOMAIN}"))
+        await kit.hub.ctx.drain_tasks()
+        assert JID.parse(ROOM) not in service._rooms
+        assert await kit.hub.ctx.storage.rooms.get(ROOM) is None
+
+
+async def test_interop_markers_survive_a_full_label_cache() -> None:
+    async with group_hub(GroupSettings(labels_cached=1)) as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        tp = await user(kit, TP)
+        tp2 = await user(kit, TP2)
+        await create(alice)
+        await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
+        await admin_set(alice, f"<item affiliation='member' jid='{TP2}'/>")
+        await enter(tp, "tp")
+        await enter(tp2, "tp2")
+        assert len(kit.hub.router.groups._labels) == 1  # the boundary holds
+        alice.take()
+        await say(tp, "hello")
+        (msg,) = [s for s in alice.stanzas() if isinstance(s, Message)]
+        assert msg.find(interop.MARKER) is not None  # computed again, not lost

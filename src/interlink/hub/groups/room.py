@@ -530,12 +530,47 @@ class Room:
 
     def forget(self, real: JID) -> Effects:
         """``real``'s account is gone: it leaves the member list (occupants who see JIDs are
-        told, §9.3, so that no one keeps encrypting to it). Its sessions ended already."""
+        told, §9.3, so that no one keeps encrypting to it), and an owner is found to replace
+        it or the room ends (:meth:`ensure_owner`). Its sessions ended already."""
         fx = Effects()
         if self.state.members.pop(real.bare, None) is not None:
             fx.members[real.bare] = None
             fx.removed.add(real.bare)
             self._announce_affiliation(real.bare, fx)
+            heir = self.ensure_owner()
+            if heir.destroyed:
+                heir.removed |= fx.removed
+                return heir
+            fx.members.update(heir.members)
+            fx.out.extend(heir.out)
+        return fx
+
+    def ensure_owner(self) -> Effects:
+        """A room keeps an owner (§10.7): when its last owner's account is gone, the first
+        admin (by address) becomes owner, else the first member who entered (an accepted
+        member), else the first member with an invitation pending; a room with none of them
+        is destroyed. Nothing happens while an owner remains."""
+        if any(m.affiliation is Affiliation.OWNER for m in self.state.members.values()):
+            return Effects()
+        ranked = sorted(
+            (
+                (m.affiliation is not Affiliation.ADMIN, m.invited_by is not None, str(jid), jid)
+                for jid, m in self.state.members.items()
+                if m.affiliation.rank >= Affiliation.MEMBER.rank
+            ),
+        )
+        if not ranked:
+            return self.destroy("the room's owner is gone")
+        heir = ranked[0][3]
+        owner = Member(Affiliation.OWNER)
+        self.state.members[heir] = owner
+        fx = Effects(members={heir: owner})
+        occupant = next((o for o in self.occupants.values() if o.real == heir), None)
+        if occupant is None:
+            self._announce_affiliation(heir, fx)
+        else:
+            occupant.role = self._role_for(Affiliation.OWNER)
+            self._to_all(occupant, fx)
         return fx
 
     def _check_room_for_members(self, more: int) -> None:
@@ -789,6 +824,14 @@ class Room:
             self._remove(who)
         fx.removed.update(self.member_jids())
         return fx
+
+    def shutdown_presence(self, who: Occupant, session: JID) -> Presence:
+        """``session``'s own unavailable presence with 332 (§9.8 and §15.6.2): the service
+        no longer holds the room in memory, so the occupant is out of it."""
+        item = muc.item_element(ItemView(self.affiliation(who.real), Role.NONE))
+        return self._presence_of(
+            who, session, who, unavailable=True, statuses=(Status.SELF, Status.SHUTDOWN), item=item
+        )
 
     # -- XEP-0410 ----------------------------------------------------------------------------
     def self_ping(self, sender: JID, nick: str, iq: Iq) -> Iq:

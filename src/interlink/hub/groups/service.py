@@ -24,7 +24,7 @@ from dataclasses import replace
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
-from interlink.errors import RoomExistsError, StanzaError, StanzaErrorCondition
+from interlink.errors import RoomExistsError, StanzaError, StanzaErrorCondition, StorageError
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubContext, KeyedLock
 from interlink.hub.groups.room import Effects, Member, Room, RoomState
@@ -206,6 +206,11 @@ class GroupService:
             record.created,
         )
         room = Room(state, self.settings.room, labels=self._label)
+        heir = room.ensure_owner()  # its owner's account was removed while it was not loaded
+        if heir.members or heir.destroyed:
+            await self._apply(room, heir)
+            if heir.destroyed:
+                return None
         await self._learn(room.member_jids())
         self._keep(room)
         return room
@@ -541,7 +546,42 @@ class GroupService:
 
     # -- applying effects --------------------------------------------------------------------
     async def _apply(self, room: Room, fx: Effects) -> None:
-        """Store what changed, then deliver (acknowledged only once durable)."""
+        """Store what changed, then deliver (acknowledged only once durable). When storing
+        fails, the room is dropped from memory (read again from the database when next
+        needed, its occupants told they left) so that memory never runs ahead of the disk;
+        nothing is delivered and the sender gets ``internal-server-error``.
+
+        Raises:
+            StanzaError: ``internal-server-error`` when storing failed.
+        """
+        try:
+            await self._store(room, fx)
+        except StorageError as exc:
+            self._drop(room)
+            raise StanzaError(
+                StanzaErrorCondition.INTERNAL_SERVER_ERROR,
+                "the room could not be stored; try again",
+            ) from exc
+        for stanza in fx.out:
+            await self._deliver(room, stanza)
+
+    def _drop(self, room: Room) -> None:
+        jid = room.jid
+        if self._rooms.get(jid) is room:
+            del self._rooms[jid]
+        for occupant in list(room.occupants.values()):
+            for session in occupant.sessions:
+                rooms = self._joined.get(session)
+                if rooms is not None:
+                    rooms.discard(jid)
+                    if not rooms:
+                        del self._joined[session]
+                target = self._ctx.sessions.get(session)
+                if target is not None:  # §7.14 with 332: the service lost it
+                    target.deliver(room.shutdown_presence(occupant, session))
+        log.warning("room dropped from memory: storing it failed", extra={"room": str(jid)})
+
+    async def _store(self, room: Room, fx: Effects) -> None:
         jid = room.jid
         if fx.destroyed:
             await self._repo.delete(str(jid))
@@ -576,8 +616,6 @@ class GroupService:
                         state.created,
                     )
                 )
-        for stanza in fx.out:
-            await self._deliver(room, stanza)
 
     async def _deliver(self, room: Room, stanza: Stanza) -> None:
         to = stanza.to
