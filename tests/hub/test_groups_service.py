@@ -478,7 +478,7 @@ async def test_messages_of_a_blocked_member_do_not_reach_the_blocker() -> None:
     async with group_hub() as kit:
         alice = await user(kit, "alice", opted_in=True)
         tp = await user(kit, TP)
-        carol = await user(kit, "carol")
+        carol = await user(kit, "carol", opted_in=True)  # else consent hides tp
         await create(alice)
         await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
         await invite(alice, f"carol@{DOMAIN}")

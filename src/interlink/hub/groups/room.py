@@ -111,10 +111,15 @@ class Effects:
 
 
 Labels = Callable[[JID], Iterable[Element]]
+Outsiders = Callable[[JID], bool]
 
 
 def _no_labels(real: JID) -> Iterable[Element]:
     return ()
+
+
+def _no_outsiders(real: JID) -> bool:
+    return False
 
 
 def _error(condition: StanzaErrorCondition, text: str = "") -> StanzaError:
@@ -123,7 +128,10 @@ def _error(condition: StanzaErrorCondition, text: str = "") -> StanzaError:
 
 class Room:
     """See the module's docstring. ``labels`` gives extra elements shown with a real JID
-    (the hub's interop marker for third-party members)."""
+    (the hub's interop marker for third-party members); ``outsiders`` tells the addresses
+    that are in the room only as members, whatever its configuration (third-party users:
+    an invitation makes them members, they enter only as members, and they leave when
+    their membership ends, as in a members-only room)."""
 
     def __init__(
         self,
@@ -132,11 +140,13 @@ class Room:
         *,
         locked: bool = False,
         labels: Labels = _no_labels,
+        outsiders: Outsiders = _no_outsiders,
     ) -> None:
         self.state = state
         self.limits = limits
         self.locked = locked
         self.labels = labels
+        self.outsiders = outsiders
         self.occupants: dict[str, Occupant] = {}
         self._by_session: dict[JID, str] = {}
 
@@ -150,10 +160,11 @@ class Room:
         now: float,
         *,
         labels: Labels = _no_labels,
+        outsiders: Outsiders = _no_outsiders,
     ) -> Room:
         """A new, locked room owned by ``owner`` (§10.1.1)."""
         state = RoomState(jid, config, {owner.bare: Member(Affiliation.OWNER)}, created=now)
-        return cls(state, limits, locked=True, labels=labels)
+        return cls(state, limits, locked=True, labels=labels, outsiders=outsiders)
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -182,6 +193,11 @@ class Room:
 
     def is_empty(self) -> bool:
         return not self.occupants
+
+    def members_only_for(self, real: JID) -> bool:
+        """Whether ``real`` is in the room only as a member (the room is members-only, or
+        ``real`` is an outsider)."""
+        return self.config.members_only or self.outsiders(real.bare)
 
     def _role_for(self, affiliation: Affiliation) -> Role:
         if affiliation.rank >= Affiliation.ADMIN.rank:
@@ -289,7 +305,7 @@ class Room:
             raise _error(StanzaErrorCondition.ITEM_NOT_FOUND, "no such room")
         if affiliation is Affiliation.OUTCAST:
             raise _error(StanzaErrorCondition.FORBIDDEN, "you are banned from this room")
-        if self.config.members_only and affiliation.rank < Affiliation.MEMBER.rank:
+        if self.members_only_for(real) and affiliation.rank < Affiliation.MEMBER.rank:
             raise _error(
                 StanzaErrorCondition.REGISTRATION_REQUIRED, "this room is for its members only"
             )
@@ -503,7 +519,7 @@ class Room:
         current = self.affiliation(invitee)
         if current is Affiliation.OUTCAST:
             raise _error(StanzaErrorCondition.FORBIDDEN, "that address is banned from this room")
-        if self.config.members_only and current.rank < Affiliation.MEMBER.rank:
+        if self.members_only_for(invitee) and current.rank < Affiliation.MEMBER.rank:
             self._check_room_for_members(1)
             member = Member(Affiliation.MEMBER, sender.bare)
             self.state.members[invitee] = member
@@ -707,7 +723,7 @@ class Room:
                 self._announce_affiliation(jid, fx)
             elif aff is Affiliation.OUTCAST:
                 self._eject(occupant, fx, Status.BANNED, "", actor_nick)
-            elif self.config.members_only and aff.rank < Affiliation.MEMBER.rank:
+            elif self.members_only_for(jid) and aff.rank < Affiliation.MEMBER.rank:
                 self._eject(occupant, fx, Status.AFFILIATION_CHANGED, "", actor_nick)
             else:
                 occupant.role = self._role_for(aff)

@@ -205,7 +205,7 @@ class GroupService:
             record.subject_by,
             record.created,
         )
-        room = Room(state, self.settings.room, labels=self._label)
+        room = Room(state, self.settings.room, labels=self._label, outsiders=self._third_party)
         heir = room.ensure_owner()  # its owner's account was removed while it was not loaded
         if heir.members or heir.destroyed:
             await self._apply(room, heir)
@@ -222,6 +222,9 @@ class GroupService:
                 if cached.is_empty() and not cached.locked:
                     del self._rooms[jid]
                     break
+
+    def _third_party(self, real: JID) -> bool:
+        return self._addressing.provider_of(real) is not None
 
     def _label(self, real: JID) -> Iterable[Element]:
         bare = real.bare
@@ -273,7 +276,9 @@ class GroupService:
                 StanzaErrorCondition.RESOURCE_CONSTRAINT,
                 f"you own the most rooms allowed ({self.settings.rooms_per_user})",
             )
-        room = Room.create(jid, owner, config, limits, now, labels=self._label)
+        room = Room.create(
+            jid, owner, config, limits, now, labels=self._label, outsiders=self._third_party
+        )
         await self._learn((owner,))
         self._keep(room)
         log.info("room created", extra={"room": str(jid), "owner": str(owner)})
@@ -327,8 +332,26 @@ class GroupService:
             fx = room.groupchat(sender, msg, now)
             await self._archive.store(room.jid, msg, now)
         else:
+            target = room.occupants.get(to.resource)
+            if target is not None and not await self._crosses(room, sender, target.real):
+                # Exactly what no such occupant gets: whom consent hides is not there.
+                raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such occupant")
             fx = room.private_message(sender, to.resource, msg)
         await self._apply(room, fx)
+
+    async def _crosses(self, room: Room, author: JID, recipient: JID) -> bool:
+        """Whether what ``author`` says or shows in ``room`` reaches ``recipient`` (both
+        bare): the ``room`` rows of the consent rules across the boundary, blocks between a
+        service's own users (XEP-0191, the user's and the room's)."""
+        author, recipient = author.bare, recipient.bare
+        if author == recipient:
+            return True
+        blocks = self._policy.blocks
+        if blocks.blocks(recipient, author) or blocks.blocks(recipient, room.jid):
+            return False
+        if not (self._third_party(author) or self._third_party(recipient)):
+            return True
+        return await self._policy.in_room(author, recipient)
 
     def _rate(self, room: JID, sender: JID, now: float) -> None:
         room_wait = self._room_rate.peek(str(room), now)
@@ -418,7 +441,10 @@ class GroupService:
         get = iq.type is IqType.GET
         if query.tag == muc.ADMIN_QUERY:
             if get:
-                self._answer(session, iq, room.admin_get(sender, query))
+                listing = room.admin_get(sender, query)
+                if self._third_party(sender):
+                    await self._conceal_list(room, sender, listing)
+                self._answer(session, iq, listing)
                 return
             items = muc.read_admin_items(query)
             for item in items:
@@ -623,10 +649,16 @@ class GroupService:
         blocks = self._policy.blocks
         if blocks.blocks(to.bare, room.jid):
             return  # the user blocked the room (XEP-0191): nothing of it reaches them
-        if isinstance(stanza, Message) and stanza.from_ is not None and stanza.from_.resource:
-            author = room.occupants.get(stanza.from_.resource)
-            if author is not None and blocks.blocks(to.bare, author.real):
-                return  # what a member they blocked writes does not reach them
+        author = self._author(room, stanza)
+        if author is not None and not await self._crosses(room, author, to.bare):
+            if not (isinstance(stanza, Message) and _is_subject(stanza)):
+                return  # consent or a block hides the author from the recipient
+            stanza = replace(stanza, from_=room.jid)  # the subject still ends the join
+        if self._third_party(to):
+            concealed = self._conceal(room, stanza, to.bare)
+            if concealed is None:
+                return
+            stanza = concealed
         if to.resource is not None:  # to an occupant's session
             target = self._ctx.sessions.get(to)
             if target is not None:
@@ -640,6 +672,99 @@ class GroupService:
                     "room message not delivered",
                     extra={"room": str(room.jid), "to": str(to), "condition": str(err.condition)},
                 )
+
+    def _author(self, room: Room, stanza: Stanza) -> JID | None:
+        """Whom a stanza from the room is about (bare): the occupant it comes from, else the
+        address its ``muc#user`` item names (an occupant gone, an affiliation changed)."""
+        frm = stanza.from_
+        if frm is not None and frm.resource:
+            occupant = room.occupants.get(frm.resource)
+            if occupant is not None:
+                return occupant.real
+        x = stanza.find(muc.USER_X)
+        item = None if x is None else x.find(muc.ITEM)
+        raw = None if item is None else item.get("jid")
+        return None if not raw else JID.parse(raw).bare
+
+    def _gatekeeper(self, raw: str | None) -> bool:
+        """Whether ``raw`` is the address of a gatekeeper service's own user."""
+        if not raw:
+            return False
+        jid = JID.parse(raw)
+        return jid.local is not None and self._addressing.is_home(jid)
+
+    def _conceal(self, room: Room, stanza: Stanza, recipient: JID) -> Stanza | None:
+        """What third-party ``recipient`` may see of ``stanza``: no gatekeeper user's address
+        (its phone number), in items (only the nick shows) or in an invitation's ``from``
+        (the inviter's room nick instead); a notice about a gatekeeper user who is not in
+        the room (its affiliation changed) is not sent at all (``None``), unless
+        ``recipient`` invited that user (the address is the one it gave)."""
+        x = stanza.find(muc.USER_X)
+        if x is None:
+            return stanza
+        hidden = [
+            i
+            for i in x.findall(muc.ITEM)
+            if self._gatekeeper(i.get("jid")) and not self._invited_by(room, i, recipient)
+        ]
+        notes = [
+            n
+            for n in (*x.findall(muc.INVITE), *x.findall(muc.DECLINE))
+            if self._gatekeeper(n.get("from")) or self._gatekeeper(n.get("to"))
+        ]
+        if not hidden and not notes:
+            return stanza
+        frm = stanza.from_
+        if hidden and (frm is None or not frm.resource):
+            return None  # an affiliation notice about a gatekeeper non-occupant
+        copy = Element(x.tag, dict(x.attrib))
+        copy.text = x.text
+        for child in x:
+            if child in hidden:
+                kept = Element(child.tag, {k: v for k, v in child.attrib.items() if k != "jid"})
+                kept.extend(list(child))
+                copy.append(kept)
+            elif child in notes:
+                attrs = dict(child.attrib)
+                for key in ("from", "to"):
+                    if self._gatekeeper(attrs.get(key)):
+                        who = JID.parse(attrs[key]).bare
+                        nick = next(
+                            (o.nick for o in room.occupants.values() if o.real == who), None
+                        )
+                        attrs[key] = str(room.jid if nick is None else room.jid.with_resource(nick))
+                note = Element(child.tag, attrs)
+                note.text, note.tail = child.text, child.tail
+                note.extend(list(child))
+                copy.append(note)
+            else:
+                copy.append(child)
+        payload = tuple(copy if el is x else el for el in stanza.payload)
+        return replace(stanza, payload=payload)
+
+    @staticmethod
+    def _invited_by(room: Room, item: Element, recipient: JID) -> bool:
+        raw = item.get("jid")
+        member = None if raw is None else room.state.members.get(JID.parse(raw).bare)
+        return member is not None and member.invited_by == recipient
+
+    async def _conceal_list(self, room: Room, requester: JID, listing: Element) -> None:
+        """A member list read by a third party: gatekeeper members show by nick, without
+        their address, and only those in the room whom consent lets it see."""
+        for item in list(listing):
+            raw = item.get("jid")
+            if not self._gatekeeper(raw):
+                continue
+            assert raw is not None
+            nick = item.get("nick")
+            if nick is None or not await self._crosses(room, JID.parse(raw), requester):
+                listing.remove(item)
+            else:
+                del item.attrib["jid"]
+
+
+def _is_subject(msg: Message) -> bool:
+    return msg.find(muc.SUBJECT) is not None and msg.find(muc.BODY) is None
 
 
 __all__ = ["GroupService", "NoRoomArchive", "RoomArchive"]
