@@ -442,8 +442,7 @@ class GroupService:
         if query.tag == muc.ADMIN_QUERY:
             if get:
                 listing = room.admin_get(sender, query)
-                if self._third_party(sender):
-                    await self._conceal_list(room, sender, listing)
+                await self._conceal_list(room, sender, listing)
                 self._answer(session, iq, listing)
                 return
             items = muc.read_admin_items(query)
@@ -654,7 +653,7 @@ class GroupService:
             if not (isinstance(stanza, Message) and _is_subject(stanza)):
                 return  # consent or a block hides the author from the recipient
             stanza = replace(stanza, from_=room.jid)  # the subject still ends the join
-        if self._third_party(to):
+        if self._third_party(to) and not self.settings.reveal_addresses:
             concealed = self._conceal(room, stanza, to.bare)
             if concealed is None:
                 return
@@ -749,18 +748,27 @@ class GroupService:
         return member is not None and member.invited_by == recipient
 
     async def _conceal_list(self, room: Room, requester: JID, listing: Element) -> None:
-        """A member list read by a third party: gatekeeper members show by nick, without
-        their address, and only those in the room whom consent lets it see."""
+        """A list as ``requester`` may read it: without the members across the boundary
+        that consent hides from it (the ``room`` rows), and for a third party,
+        gatekeeper members by nick without their address (only those in the room), unless
+        ``reveal_addresses``."""
+        outsider = self._third_party(requester)
         for item in list(listing):
             raw = item.get("jid")
-            if not self._gatekeeper(raw):
+            if not raw:
                 continue
-            assert raw is not None
-            nick = item.get("nick")
-            if nick is None or not await self._crosses(room, JID.parse(raw), requester):
-                listing.remove(item)
-            else:
-                del item.attrib["jid"]
+            member = JID.parse(raw).bare
+            if (
+                self._third_party(member) != outsider
+                and member != requester.bare
+                and not await self._policy.in_room(member, requester)
+            ):
+                listing.remove(item)  # consent hides them
+            elif outsider and self._gatekeeper(raw) and not self.settings.reveal_addresses:
+                if item.get("nick") is None:
+                    listing.remove(item)  # nothing to show them by
+                else:
+                    del item.attrib["jid"]
 
 
 def _is_subject(msg: Message) -> bool:

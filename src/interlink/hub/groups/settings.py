@@ -18,6 +18,9 @@ class GroupSettings:
     rooms_cached: int = 10_000  # rooms without occupants kept in memory
     rate_keys: int = 100_000  # buckets kept per table
     labels_cached: int = 100_000  # interop markers of members kept in memory (least recent out)
+    # Third parties see the addresses (phone numbers) of the gatekeeper members whose consent
+    # admits them; off, they see those members by nick only (and cannot encrypt to them).
+    reveal_addresses: bool = False
 
     def __post_init__(self) -> None:
         if (
