@@ -794,3 +794,29 @@ async def test_reveal_addresses_shows_only_consenting_members() -> None:
         items = items_of(await enter(tp, "tp"))
         assert set(items) == {"owner", "tp"}  # bob still hidden: he has not opted in
         assert items["owner"].get("jid", "").startswith(f"alice@{DOMAIN}")
+
+
+async def test_a_removal_reaches_even_those_who_blocked_or_do_not_see_the_member() -> None:
+    """§9.3 removal notices reach every occupant, so that no client keeps encrypting to an
+    address that left (a block or consent hides messages, not departures)."""
+    async with group_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        bob = await user(kit, "bob")  # not opted in: tp is hidden from him
+        tp = await user(kit, TP)
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        await enter(bob, "bob")
+        await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
+        await kit.disconnect(tp)
+        await bob.send(
+            "<iq xmlns='jabber:client' type='set' id='b'>"
+            f"<block xmlns='urn:xmpp:blocking'><item jid='{TP}'/></block></iq>"
+        )
+        bob.take()
+        await admin_set(alice, f"<item affiliation='none' jid='{TP}'/>")
+        (notice,) = bob.stanzas()
+        x = notice.find(muc.USER_X)
+        assert x is not None
+        item = x.find(muc.ITEM)
+        assert item is not None
+        assert (item.get("jid"), item.get("affiliation")) == (TP, "none")

@@ -333,23 +333,19 @@ class GroupService:
             await self._archive.store(room.jid, msg, now)
         else:
             target = room.occupants.get(to.resource)
-            if target is not None and not await self._crosses(room, sender, target.real):
+            if target is not None and not await self._crosses(sender, target.real):
                 # Exactly what no such occupant gets: whom consent hides is not there.
                 raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such occupant")
             fx = room.private_message(sender, to.resource, msg)
         await self._apply(room, fx)
 
-    async def _crosses(self, room: Room, author: JID, recipient: JID) -> bool:
-        """Whether what ``author`` says or shows in ``room`` reaches ``recipient`` (both
-        bare): the ``room`` rows of the consent rules across the boundary, blocks between a
-        service's own users (XEP-0191, the user's and the room's)."""
+    async def _crosses(self, author: JID, recipient: JID) -> bool:
+        """Whether consent lets what ``author`` says or shows in a room reach ``recipient``
+        (both bare): the ``room`` rows of the consent rules between a third party and a
+        gatekeeper user; always otherwise (blocks between a service's own users apply to
+        messages only, in :meth:`_deliver`)."""
         author, recipient = author.bare, recipient.bare
-        if author == recipient:
-            return True
-        blocks = self._policy.blocks
-        if blocks.blocks(recipient, author) or blocks.blocks(recipient, room.jid):
-            return False
-        if not (self._third_party(author) or self._third_party(recipient)):
+        if author == recipient or self._third_party(author) == self._third_party(recipient):
             return True
         return await self._policy.in_room(author, recipient)
 
@@ -649,9 +645,21 @@ class GroupService:
         if blocks.blocks(to.bare, room.jid):
             return  # the user blocked the room (XEP-0191): nothing of it reaches them
         author = self._author(room, stanza)
-        if author is not None and not await self._crosses(room, author, to.bare):
+        if (
+            isinstance(stanza, Message)
+            and stanza.from_ is not None
+            and stanza.from_.resource
+            and author is not None
+            and blocks.blocks(to.bare, author)
+        ):
+            return  # what a member they blocked writes does not reach them
+        if (
+            author is not None
+            and not _removal_notice(stanza)
+            and not await self._crosses(author, to.bare)
+        ):
             if not (isinstance(stanza, Message) and _is_subject(stanza)):
-                return  # consent or a block hides the author from the recipient
+                return  # consent hides the author from the recipient
             stanza = replace(stanza, from_=room.jid)  # the subject still ends the join
         if self._third_party(to) and not self.settings.reveal_addresses:
             concealed = self._conceal(room, stanza, to.bare)
@@ -758,11 +766,7 @@ class GroupService:
             if not raw:
                 continue
             member = JID.parse(raw).bare
-            if (
-                self._third_party(member) != outsider
-                and member != requester.bare
-                and not await self._policy.in_room(member, requester)
-            ):
+            if not await self._crosses(member, requester):
                 listing.remove(item)  # consent hides them
             elif outsider and self._gatekeeper(raw) and not self.settings.reveal_addresses:
                 if item.get("nick") is None:
@@ -773,6 +777,16 @@ class GroupService:
 
 def _is_subject(msg: Message) -> bool:
     return msg.find(muc.SUBJECT) is not None and msg.find(muc.BODY) is None
+
+
+def _removal_notice(stanza: Stanza) -> bool:
+    """A §9.3 notice that someone not in the room lost their membership: it reaches every
+    occupant who sees addresses, so that no client keeps encrypting to them."""
+    if not isinstance(stanza, Message) or stanza.from_ is None or stanza.from_.resource:
+        return False
+    x = stanza.find(muc.USER_X)
+    item = None if x is None else x.find(muc.ITEM)
+    return item is not None and item.get("affiliation") in ("none", "outcast")
 
 
 __all__ = ["GroupService", "NoRoomArchive", "RoomArchive"]
