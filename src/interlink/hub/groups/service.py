@@ -9,6 +9,12 @@ interop boundary is decided by the consent RULES as the ``invite`` row, refused 
 message to a nonexistent account); calls the room under the room's lock; stores the durable
 changes; and delivers what the room produced, dropping what goes to a user who blocked the room.
 
+Across the boundary inside a room, consent decides again, per delivery: what a third-party
+occupant and a gatekeeper occupant bring each other (messages, presence, list entries) is the
+consent rules' ``room`` row (:meth:`InteropPolicy.in_room`); third parties are in a room only as
+members (:class:`Room`'s ``outsiders``); and unless ``reveal_addresses``, a third-party recipient
+never sees a gatekeeper user's address (normally their phone number), only their room nick.
+
 Occupants are memory only. A session that ends leaves its rooms (:meth:`session_ended`).
 
 Room archive (XEP-0313): :class:`RoomArchive` is the seam; the service hands it every
