@@ -191,6 +191,8 @@ def group_settings(s: Settings) -> GroupSettings:
         room_rate=Rate(g.room_messages_per_minute, 60.0),
         sender_rate=Rate(g.sender_messages_per_minute, 60.0),
         rooms_cached=g.rooms_cached,
+        labels_cached=g.labels_cached,
+        reveal_addresses=g.reveal_addresses,
     )
 
 

@@ -357,6 +357,8 @@ class GroupsSection(_Section):
     max_nick_chars: int = Field(64, ge=1)
     max_subject_chars: int = Field(1024, ge=1)
     rooms_cached: int = Field(10_000, ge=1)  # rooms without occupants kept in memory
+    labels_cached: int = Field(100_000, ge=1)  # interop markers of members kept (LRU)
+    reveal_addresses: bool = False  # third parties see consenting gatekeeper members' addresses
 
     @field_validator("subdomain")
     @classmethod

@@ -200,6 +200,8 @@ class Demo:
                 "log": {"level": "ERROR"},
                 "interop": {"allow_insecure_loopback": True},
                 "media": {"proxy_private_allowlist": ["127.0.0.1"]},
+                # Bob's app encrypts to Alice in the group only if it sees her address
+                "groups": {"reveal_addresses": True},
             }
         )
         server = HubServer(
@@ -413,7 +415,10 @@ class Demo:
         room = f"lake-trip@groups.{DOMAIN}"
         await alice.create_group(room, "Alice", name="Lake trip")
         await alice.add_group_member(room, bob_jid)
-        step.people.append(f"Alice: created {room} (members-only, encrypted-only), added Bob")
+        step.people.append(
+            f"Alice: created {room} (members-only, encrypted-only), added Bob; the hub shows "
+            "Bob her address because she allows his provider (groups.reveal_addresses)"
+        )
         joined = await bob.join_group(room, "Bob")
         step.people.append(f"Bob: entered; members {', '.join(sorted(joined.members))}")
         await alice.send_group_text(room, "Who brings the boat?")

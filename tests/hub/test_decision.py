@@ -575,6 +575,52 @@ ROWS: list[tuple[str, Facts, Decision]] = [
         facts(OUT, Kind.PEP_READ, settings=InteropSettings()),
         drop(),
     ),
+    # -- between occupants of one room ----------------------------------------------------------
+    (
+        "a third-party occupant's message reaches a gatekeeper occupant who allows its provider",
+        facts(kind=Kind.ROOM),
+        deliver(),
+    ),
+    (
+        "... with no conversation needed, and no rate of the 1:1 buckets (the room's apply)",
+        facts(kind=Kind.ROOM, sender_rate=False, provider_rate=False),
+        deliver(),
+    ),
+    (
+        "... not one who has not opted in: dropped, never answered (no oracle of who is in)",
+        facts(kind=Kind.ROOM, settings=InteropSettings()),
+        drop(),
+    ),
+    (
+        "... nor one who allows only other providers",
+        facts(kind=Kind.ROOM, settings=InteropSettings(enabled=True, providers=frozenset({"x"}))),
+        drop(),
+    ),
+    (
+        "... nor one who blocked it",
+        facts(kind=Kind.ROOM, recipient_blocks=True, conversation=Stage.ACCEPTED),
+        drop(),
+    ),
+    (
+        "a gatekeeper occupant's message reaches a third-party occupant it allows",
+        facts(OUT, Kind.ROOM),
+        deliver(),
+    ),
+    (
+        "... not while the gatekeeper user's own settings leave the provider out",
+        facts(OUT, Kind.ROOM, settings=InteropSettings()),
+        drop(),
+    ),
+    (
+        "... nor a third party it blocked",
+        facts(OUT, Kind.ROOM, sender_blocks=True),
+        drop(),
+    ),
+    (
+        "... nor one of a provider no longer approved",
+        facts(OUT, Kind.ROOM, approved=False),
+        drop(),
+    ),
 ]
 
 
@@ -611,6 +657,7 @@ UNREACHABLE: dict[tuple[Direction, Kind], Decision] = {
     (IN, Kind.IQ_RESPONSE): drop(),
     (IN, Kind.PEP_READ): drop(),
     (IN, Kind.PEP_NOTIFICATION): drop(),
+    (IN, Kind.ROOM): drop(),
     (OUT, Kind.MESSAGE): GENERIC_OUT,
     (OUT, Kind.INVITE): GENERIC_OUT,
     (OUT, Kind.ACTIVITY): GENERIC_OUT,
@@ -630,6 +677,7 @@ UNREACHABLE: dict[tuple[Direction, Kind], Decision] = {
     (OUT, Kind.IQ_RESPONSE): drop(),
     (OUT, Kind.PEP_READ): drop(),
     (OUT, Kind.PEP_NOTIFICATION): drop(),
+    (OUT, Kind.ROOM): drop(),
 }
 UNREACHABLE_ROWS = [
     (direction, kind, reason, stage)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from xml.etree.ElementTree import Element
+from xml.etree.ElementTree import Element, tostring
 
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.context import HubSettings
@@ -420,3 +420,32 @@ async def test_a_query_waits_for_the_room_messages_queued_before_it() -> None:
         await asyncio.wait_for(released.wait(), 5.0)
         assert await kit.hub.ctx.storage.room_archive.count(ROOM) == 1
         waiting.close()
+
+
+async def test_a_third_party_reads_the_history_as_the_room_shows_it_live() -> None:
+    """Across the boundary the archive shows what the room would: no gatekeeper member's address
+    (``groups.reveal_addresses`` off), and nothing of a member whom consent hides from the
+    reader (bob never opted in)."""
+    async with history_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        bob = await user(kit, "bob")
+        tp = await user(kit, TP)
+        await create(alice, "alice")
+        await invite(alice, BOB)
+        await enter(bob, "bob")
+        await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
+        await enter(tp, "tp")
+        await say(alice, "from alice")
+        await say(bob, "from bob")
+        await kit.hub.router.archive.caught_up()
+        answer = await ask_room(tp)
+        texts = [to_xml_text(forwarded(r)) for r in answer.results]
+        assert len(texts) == 1  # bob's message is not there
+        assert "from alice" in texts[0]
+        assert not any(f"@{DOMAIN}" in t for t in texts)  # no gatekeeper address
+        seen_by_alice = await ask_room(alice)
+        assert len(seen_by_alice.results) == 2  # a gatekeeper member reads everything
+
+
+def to_xml_text(el: Element) -> str:
+    return tostring(el, encoding="unicode")

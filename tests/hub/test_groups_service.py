@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 from xml.etree.ElementTree import Element
 
+from interlink.errors import StorageError
 from interlink.hub.context import HubSettings
 from interlink.hub.groups.room import RoomLimits
 from interlink.hub.groups.settings import GroupSettings
@@ -476,7 +478,7 @@ async def test_messages_of_a_blocked_member_do_not_reach_the_blocker() -> None:
     async with group_hub() as kit:
         alice = await user(kit, "alice", opted_in=True)
         tp = await user(kit, TP)
-        carol = await user(kit, "carol")
+        carol = await user(kit, "carol", opted_in=True)  # else consent hides tp
         await create(alice)
         await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
         await invite(alice, f"carol@{DOMAIN}")
@@ -514,3 +516,307 @@ async def test_a_removed_account_leaves_the_member_lists() -> None:
         assert (item.get("jid"), item.get("affiliation")) == (f"bob@{DOMAIN}", "none")
         room = kit.hub.router.groups._rooms[JID.parse(ROOM)]
         assert JID.parse(f"bob@{DOMAIN}") not in room.state.members
+
+
+class FailingRooms:
+    """The real room repository, whose writes fail while ``failing`` is set."""
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.failing = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+    async def set_members(self, room: str, changes: Any) -> None:
+        if self.failing:
+            raise StorageError("disk full")
+        await self.real.set_members(room, changes)
+
+    async def save(self, room: Any) -> None:
+        if self.failing:
+            raise StorageError("disk full")
+        await self.real.save(room)
+
+
+async def test_a_storage_failure_leaves_memory_equal_to_the_database() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice")
+        bob = await user(kit, "bob")
+        await create(alice)
+        service = kit.hub.router.groups
+        failing = FailingRooms(service._repo)
+        service._repo = failing
+        failing.failing = True
+        await invite(alice, f"bob@{DOMAIN}")
+        got = alice.stanzas()
+        assert error_of(got[-1]) == "internal-server-error"
+        gone = [s for s in got if isinstance(s, Presence)]
+        assert gone
+        assert codes(gone[-1]) == {110, 332}  # she is told she is out of it
+        assert bob.stanzas() == []  # nothing delivered of what was not stored
+        assert JID.parse(ROOM) not in service._rooms  # memory is not ahead of the disk
+        failing.failing = False
+        got = await enter(bob, "bob")
+        assert error_of(got[0]) == "registration-required"  # the database never had him
+        await enter(alice, "owner")
+        await say(alice, "still here")
+        assert bodies(alice) == ["still here"]
+
+
+async def test_a_removed_owner_hands_the_room_to_an_admin_then_a_member() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice")
+        bob = await user(kit, "bob")
+        carol = await user(kit, "carol")
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        await invite(alice, f"carol@{DOMAIN}")
+        await enter(bob, "bob")
+        await admin_set(alice, f"<item affiliation='admin' jid='carol@{DOMAIN}'/>")
+        await kit.disconnect(alice)
+        bob.take()
+        service = kit.hub.router.groups
+        await kit.hub.ctx.storage.accounts.delete(f"alice@{DOMAIN}")
+        service.forget_account(JID.parse(f"alice@{DOMAIN}"))
+        await kit.hub.ctx.drain_tasks()
+        room = service._rooms[JID.parse(ROOM)]
+        assert room.affiliation(JID.parse(f"carol@{DOMAIN}")) is muc.Affiliation.OWNER
+        service._rooms.clear()  # stored so: read back the same
+        await kit.hub.ctx.storage.accounts.delete(f"carol@{DOMAIN}")
+        await kit.disconnect(bob)
+        await kit.disconnect(carol)
+        service._rooms.clear()  # carol removed while the room was not in memory
+        bob = await user(kit, f"bob@{DOMAIN}")
+        await enter(bob, "bob")
+        room = service._rooms[JID.parse(ROOM)]
+        assert room.affiliation(JID.parse(f"bob@{DOMAIN}")) is muc.Affiliation.OWNER
+
+
+async def test_a_room_left_with_no_member_ends_with_its_owner() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice")
+        await create(alice)
+        await kit.disconnect(alice)
+        service = kit.hub.router.groups
+        await kit.hub.ctx.storage.accounts.delete(f"alice@{DOMAIN}")
+        service.forget_account(JID.parse(f"alice@{DOMAIN}"))
+        await kit.hub.ctx.drain_tasks()
+        assert JID.parse(ROOM) not in service._rooms
+        assert await kit.hub.ctx.storage.rooms.get(ROOM) is None
+
+
+async def test_interop_markers_survive_a_full_label_cache() -> None:
+    async with group_hub(GroupSettings(labels_cached=1)) as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        tp = await user(kit, TP)
+        tp2 = await user(kit, TP2)
+        await create(alice)
+        await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
+        await admin_set(alice, f"<item affiliation='member' jid='{TP2}'/>")
+        await enter(tp, "tp")
+        await enter(tp2, "tp2")
+        assert len(kit.hub.router.groups._labels) == 1  # the boundary holds
+        alice.take()
+        await say(tp, "hello")
+        (msg,) = [s for s in alice.stanzas() if isinstance(s, Message)]
+        assert msg.find(interop.MARKER) is not None  # computed again, not lost
+
+
+async def private(client: Client, nick: str, text: str = "psst", id_: str = "p") -> None:
+    await client.send(
+        f"<message xmlns='jabber:client' type='chat' to='{ROOM}/{nick}' id='{id_}'>"
+        f"<body>{text}</body></message>"
+    )
+
+
+def items_of(stanzas: list[Presence | Message | Iq]) -> dict[str, Element]:
+    """The muc#user item of each occupant's presence, by nick."""
+    found: dict[str, Element] = {}
+    for s in stanzas:
+        x = s.find(muc.USER_X)
+        item = None if x is None else x.find(muc.ITEM)
+        if (
+            isinstance(s, Presence)
+            and s.from_ is not None
+            and s.from_.resource
+            and item is not None
+        ):
+            found[s.from_.resource] = item
+    return found
+
+
+async def mixed_room(
+    kit: HubKit,
+) -> tuple[Client, Client, Client]:
+    """alice (owner, opted in), bob (a member who has not opted in), tp (a third party
+    alice made a member), all three in the room; the stanzas so far taken."""
+    alice = await user(kit, "alice", opted_in=True)
+    bob = await user(kit, "bob")
+    tp = await user(kit, TP)
+    await create(alice)
+    await invite(alice, f"bob@{DOMAIN}")
+    await enter(bob, "bob")
+    await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
+    for client in (alice, bob, tp):
+        client.take()
+    return alice, bob, tp
+
+
+async def test_a_third_party_sees_no_gatekeeper_address_and_not_who_has_not_consented() -> None:
+    async with group_hub() as kit:
+        alice, bob, tp = await mixed_room(kit)
+        got = await enter(tp, "tp")
+        items = items_of(got)
+        assert set(items) == {"owner", "tp"}  # bob has not opted in: not shown at all
+        assert items["owner"].get("jid") is None  # alice by nick only: no phone number
+        assert items["tp"].get("jid", "").startswith(TP)
+        assert not any(f"@{DOMAIN}" in to_xml(s) for s in got)
+        assert "tp" not in items_of(bob.stanzas())  # nor is tp shown to bob
+        assert "tp" in items_of(alice.stanzas())
+        # the member list, read by tp: alice by nick, bob not at all
+        await tp.send(
+            f"<iq xmlns='jabber:client' type='get' id='l' to='{ROOM}'>"
+            f"<query xmlns='{muc.NS_ADMIN}'><item affiliation='member'/></query></iq>"
+        )
+        await tp.send(
+            f"<iq xmlns='jabber:client' type='get' id='o' to='{ROOM}'>"
+            f"<query xmlns='{muc.NS_ADMIN}'><item affiliation='owner'/></query></iq>"
+        )
+        members, owners = tp.stanzas()
+        assert f"bob@{DOMAIN}" not in to_xml(members)
+        assert f"alice@{DOMAIN}" not in to_xml(owners)
+        owner_query = owners.find(muc.ADMIN_QUERY)
+        assert owner_query is not None
+        assert [i.get("nick") for i in owner_query] == ["owner"]
+
+
+async def test_room_traffic_across_the_boundary_follows_consent() -> None:
+    async with group_hub() as kit:
+        alice, bob, tp = await mixed_room(kit)
+        await enter(tp, "tp")
+        for client in (alice, bob):
+            client.take()
+        await say(tp, "from tp")
+        tp.take()
+        assert bodies(alice) == ["from tp"]
+        assert bodies(bob) == []  # not opted in: nothing of tp reaches him
+        await say(bob, "from bob")
+        assert bodies(tp) == []  # and nothing of him reaches tp
+        assert bodies(alice) == ["from bob"]
+        # bob allows tp's provider: both ways now, and the presence that was held back is not
+        # resent (tp sees bob from his next presence on)
+        await set_settings(bob, enabled="true")
+        bob.take()
+        await say(tp, "again")
+        tp.take()
+        assert bodies(bob) == ["again"]
+        await say(bob, "hi tp")
+        got = [s for s in tp.stanzas() if isinstance(s, Message)]
+        assert [s.body for s in got] == ["hi tp"]
+        assert got[0].from_ == JID.parse(f"{ROOM}/bob")
+
+
+async def test_a_private_message_to_whom_consent_hides_is_refused_like_no_occupant() -> None:
+    async with group_hub() as kit:
+        _alice, bob, tp = await mixed_room(kit)
+        await enter(tp, "tp")
+        bob.take()
+        await private(tp, "bob")
+        (hidden,) = tp.stanzas()
+        await private(tp, "nobody")
+        (nobody,) = tp.stanzas()
+        assert error_of(hidden) == "item-not-found"
+        assert to_xml(hidden).replace("/bob", "/nobody") == to_xml(nobody)  # the same bytes
+        assert bob.stanzas() == []
+        await private(bob, "tp")
+        (refused,) = bob.stanzas()
+        await private(bob, "nobody")
+        (none,) = bob.stanzas()
+        assert to_xml(refused).replace("/tp", "/nobody") == to_xml(none)
+        assert [s for s in tp.stanzas() if isinstance(s, Message)] == []
+        # to a gatekeeper occupant who allows the provider: delivered, from the room nick
+        await private(tp, "owner", "hello")
+        (delivered,) = [s for s in _alice.stanzas() if isinstance(s, Message)]
+        assert delivered.body == "hello"
+        assert delivered.from_ == JID.parse(f"{ROOM}/tp")
+
+
+async def test_a_third_party_enters_only_as_a_member_whatever_members_only_says() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        carol = await user(kit, "carol")
+        tp = await user(kit, TP)
+        await create(alice)
+        await alice.send(
+            f"<iq xmlns='jabber:client' type='set' id='cfg' to='{ROOM}'>"
+            f"<query xmlns='{muc.NS_OWNER}'><x xmlns='jabber:x:data' type='submit'>"
+            "<field var='muc#roomconfig_membersonly'><value>0</value></field>"
+            "</x></query></iq>"
+        )
+        alice.take()
+        got = await enter(carol, "carol")  # the service's own users enter an open room
+        assert codes(got[-2]) == {110, 100}
+        got = await enter(tp, "tp")
+        assert error_of(got[0]) == "registration-required"
+        await create(alice, "owner", f"other@{GROUPS}")
+        got = await enter(tp, "tp", f"other@{GROUPS}")  # as in a members-only room
+        assert error_of(got[0]) == "registration-required"
+        # an invitation makes the third party a member even of an open room ...
+        await invite(alice, TP)
+        tp.take()
+        got = await enter(tp, "tp")
+        assert codes(got[-2]) == {110, 100}
+        # ... and losing membership puts it out
+        await admin_set(alice, f"<item affiliation='none' jid='{TP}'/>")
+        out = [s for s in tp.stanzas() if isinstance(s, Presence)]
+        assert codes(out[-1]) == {321, 110}
+
+
+async def test_an_invitation_to_a_third_party_names_the_inviter_by_room_nick() -> None:
+    async with group_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        tp = await user(kit, TP)
+        await create(alice)
+        await invite(alice, TP)
+        (invitation,) = tp.stanzas()
+        x = invitation.find(muc.USER_X)
+        assert x is not None
+        note = x.find(muc.INVITE)
+        assert note is not None
+        assert note.get("from") == f"{ROOM}/owner"
+        assert f"alice@{DOMAIN}" not in to_xml(invitation)
+
+
+async def test_reveal_addresses_shows_only_consenting_members() -> None:
+    async with group_hub(GroupSettings(reveal_addresses=True)) as kit:
+        _alice, _bob, tp = await mixed_room(kit)
+        items = items_of(await enter(tp, "tp"))
+        assert set(items) == {"owner", "tp"}  # bob still hidden: he has not opted in
+        assert items["owner"].get("jid", "").startswith(f"alice@{DOMAIN}")
+
+
+async def test_a_removal_reaches_even_those_who_blocked_or_do_not_see_the_member() -> None:
+    """§9.3 removal notices reach every occupant, so that no client keeps encrypting to an
+    address that left (a block or consent hides messages, not departures)."""
+    async with group_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        bob = await user(kit, "bob")  # not opted in: tp is hidden from him
+        tp = await user(kit, TP)
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        await enter(bob, "bob")
+        await admin_set(alice, f"<item affiliation='member' jid='{TP}'/>")
+        await kit.disconnect(tp)
+        await bob.send(
+            "<iq xmlns='jabber:client' type='set' id='b'>"
+            f"<block xmlns='urn:xmpp:blocking'><item jid='{TP}'/></block></iq>"
+        )
+        bob.take()
+        await admin_set(alice, f"<item affiliation='none' jid='{TP}'/>")
+        (notice,) = bob.stanzas()
+        x = notice.find(muc.USER_X)
+        assert x is not None
+        item = x.find(muc.ITEM)
+        assert item is not None
+        assert (item.get("jid"), item.get("affiliation")) == (TP, "none")

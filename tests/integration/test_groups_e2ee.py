@@ -66,11 +66,18 @@ async def drain(client: InterlinkClient, wait: float = 0.5) -> list[ClientEvent]
 
 
 @contextlib.asynccontextmanager
-async def people(tmp: Path) -> AsyncIterator[tuple[Any, dict[str, InterlinkClient]]]:
-    async with running_hub(tmp, admin={"token": TOKEN}, accounts=("alice", "carol")) as (
-        server,
-        certs,
-    ):
+async def people(
+    tmp: Path, *, reveal: bool = True
+) -> AsyncIterator[tuple[Any, dict[str, InterlinkClient]]]:
+    """alice and carol (gatekeeper users, opted in), tp1 and tp2 (two providers). ``reveal``:
+    ``groups.reveal_addresses``, without which third parties cannot encrypt to gatekeeper
+    members (they do not learn their addresses)."""
+    async with running_hub(
+        tmp,
+        admin={"token": TOKEN},
+        groups={"reveal_addresses": reveal},
+        accounts=("alice", "carol"),
+    ) as (server, certs):
         base = f"https://127.0.0.1:{server.ports['http']}"
         port = server.ports["c2s-starttls"]
         one, two = ThirdParty(), ThirdParty(provider_id="otherchat")
@@ -184,3 +191,28 @@ async def test_a_third_party_invitation_is_a_request_until_the_invitee_enters(
         assert (refused.condition, refused.text) == (nobody.condition, nobody.text)
         assert refused.condition == "service-unavailable"
         assert not [e for e in await drain(carol) if isinstance(e, GroupInvitation)]
+
+
+async def test_by_default_third_parties_learn_no_gatekeeper_address_and_consent_hides(
+    tmp_path: Path,
+) -> None:
+    """groups.reveal_addresses off: third-party members see gatekeeper members by nick only;
+    one who does not allow their provider neither sees them nor gets their messages."""
+    async with people(tmp_path, reveal=False) as (_server, c):
+        alice, carol, tp1, tp2 = c["alice"], c["carol"], c["tp1"], c["tp2"]
+        await alice.create_group(ROOM, "alice", name="Team")
+        for member in (carol, tp1, tp2):
+            await alice.add_group_member(ROOM, bare(member))
+        await carol.set_interop_settings(providers=["otherchat"])  # not tp1's provider
+        await carol.join_group(ROOM, "carol")
+        for nick, member in (("tp1", tp1), ("tp2", tp2)):
+            state = await member.join_group(ROOM, nick)
+            assert set(state.members) == {bare(tp1), bare(tp2)}  # alice, carol: no address
+        await drain(carol)
+        await tp2.send_group_text(ROOM, "from tp2")
+        assert (await next_of(tp1, GroupMessage)).text == "from tp2"
+        await tp1.send_group_text(ROOM, "from tp1")
+        assert (await next_of(tp2, GroupMessage)).text == "from tp1"
+        seen = await drain(carol, 1.0)
+        assert not [e for e in seen if isinstance(e, GroupMemberAdded) and e.member == bare(tp1)]
+        assert not [e for e in seen if isinstance(e, GroupMessage) and e.sender == bare(tp1)]

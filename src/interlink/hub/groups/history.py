@@ -157,8 +157,12 @@ class RoomHistory:
         await self._archive.caught_up()
 
     @staticmethod
-    def reader(room: Room, requester: JID, blocked: Callable[[JID], bool]) -> Reader:
-        """Whether ``requester`` may read ``room``'s archive now, and what it sees.
+    def reader(
+        room: Room, requester: JID, blocked: Callable[[JID], bool], *, addresses: bool = True
+    ) -> Reader:
+        """Whether ``requester`` may read ``room``'s archive now, and what it sees; ``blocked``:
+        members whose messages it does not get; ``addresses=False``: members' addresses stay
+        hidden from it whatever the room shows (a third party, ``groups.reveal_addresses``).
 
         Raises:
             StanzaError: ``forbidden`` for an outcast, for anyone but a member (pending
@@ -177,7 +181,7 @@ class RoomHistory:
                 StanzaErrorCondition.FORBIDDEN, "only the room's members read its history"
             )
         sees = room.config.non_anonymous or affiliation.rank >= Affiliation.ADMIN.rank
-        return Reader(sees, blocked)
+        return Reader(sees and addresses, blocked)
 
     async def answer(self, session: Session, iq: Iq, room: JID, reader: Reader) -> None:
         """A query, form or metadata request to the room's archive (XEP-0313 §4, §7).

@@ -111,10 +111,15 @@ class Effects:
 
 
 Labels = Callable[[JID], Iterable[Element]]
+Outsiders = Callable[[JID], bool]
 
 
 def _no_labels(real: JID) -> Iterable[Element]:
     return ()
+
+
+def _no_outsiders(real: JID) -> bool:
+    return False
 
 
 def _error(condition: StanzaErrorCondition, text: str = "") -> StanzaError:
@@ -123,7 +128,10 @@ def _error(condition: StanzaErrorCondition, text: str = "") -> StanzaError:
 
 class Room:
     """See the module's docstring. ``labels`` gives extra elements shown with a real JID
-    (the hub's interop marker for third-party members)."""
+    (the hub's interop marker for third-party members); ``outsiders`` tells the addresses
+    that are in the room only as members, whatever its configuration (third-party users:
+    an invitation makes them members, they enter only as members, and they leave when
+    their membership ends, as in a members-only room)."""
 
     def __init__(
         self,
@@ -133,12 +141,14 @@ class Room:
         locked: bool = False,
         labels: Labels = _no_labels,
         logged: bool = False,
+        outsiders: Outsiders = _no_outsiders,
     ) -> None:
         self.state = state
         self.limits = limits
         self.locked = locked
         self.labels = labels
         self.logged = logged  # the room keeps an archive (XEP-0313): 170 on entering
+        self.outsiders = outsiders
         self.occupants: dict[str, Occupant] = {}
         self._by_session: dict[JID, str] = {}
 
@@ -153,10 +163,11 @@ class Room:
         *,
         labels: Labels = _no_labels,
         logged: bool = False,
+        outsiders: Outsiders = _no_outsiders,
     ) -> Room:
         """A new, locked room owned by ``owner`` (§10.1.1)."""
         state = RoomState(jid, config, {owner.bare: Member(Affiliation.OWNER)}, created=now)
-        return cls(state, limits, locked=True, labels=labels, logged=logged)
+        return cls(state, limits, locked=True, labels=labels, logged=logged, outsiders=outsiders)
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -185,6 +196,11 @@ class Room:
 
     def is_empty(self) -> bool:
         return not self.occupants
+
+    def members_only_for(self, real: JID) -> bool:
+        """Whether ``real`` is in the room only as a member (the room is members-only, or
+        ``real`` is an outsider)."""
+        return self.config.members_only or self.outsiders(real.bare)
 
     def _role_for(self, affiliation: Affiliation) -> Role:
         if affiliation.rank >= Affiliation.ADMIN.rank:
@@ -292,7 +308,7 @@ class Room:
             raise _error(StanzaErrorCondition.ITEM_NOT_FOUND, "no such room")
         if affiliation is Affiliation.OUTCAST:
             raise _error(StanzaErrorCondition.FORBIDDEN, "you are banned from this room")
-        if self.config.members_only and affiliation.rank < Affiliation.MEMBER.rank:
+        if self.members_only_for(real) and affiliation.rank < Affiliation.MEMBER.rank:
             raise _error(
                 StanzaErrorCondition.REGISTRATION_REQUIRED, "this room is for its members only"
             )
@@ -511,7 +527,7 @@ class Room:
         current = self.affiliation(invitee)
         if current is Affiliation.OUTCAST:
             raise _error(StanzaErrorCondition.FORBIDDEN, "that address is banned from this room")
-        if self.config.members_only and current.rank < Affiliation.MEMBER.rank:
+        if self.members_only_for(invitee) and current.rank < Affiliation.MEMBER.rank:
             self._check_room_for_members(1)
             member = Member(Affiliation.MEMBER, sender.bare)
             self.state.members[invitee] = member
@@ -538,12 +554,47 @@ class Room:
 
     def forget(self, real: JID) -> Effects:
         """``real``'s account is gone: it leaves the member list (occupants who see JIDs are
-        told, §9.3, so that no one keeps encrypting to it). Its sessions ended already."""
+        told, §9.3, so that no one keeps encrypting to it), and an owner is found to replace
+        it or the room ends (:meth:`ensure_owner`). Its sessions ended already."""
         fx = Effects()
         if self.state.members.pop(real.bare, None) is not None:
             fx.members[real.bare] = None
             fx.removed.add(real.bare)
             self._announce_affiliation(real.bare, fx)
+            heir = self.ensure_owner()
+            if heir.destroyed:
+                heir.removed |= fx.removed
+                return heir
+            fx.members.update(heir.members)
+            fx.out.extend(heir.out)
+        return fx
+
+    def ensure_owner(self) -> Effects:
+        """A room keeps an owner (§10.7): when its last owner's account is gone, the first
+        admin (by address) becomes owner, else the first member who entered (an accepted
+        member), else the first member with an invitation pending; a room with none of them
+        is destroyed. Nothing happens while an owner remains."""
+        if any(m.affiliation is Affiliation.OWNER for m in self.state.members.values()):
+            return Effects()
+        ranked = sorted(
+            (
+                (m.affiliation is not Affiliation.ADMIN, m.invited_by is not None, str(jid), jid)
+                for jid, m in self.state.members.items()
+                if m.affiliation.rank >= Affiliation.MEMBER.rank
+            ),
+        )
+        if not ranked:
+            return self.destroy("the room's owner is gone")
+        heir = ranked[0][3]
+        owner = Member(Affiliation.OWNER)
+        self.state.members[heir] = owner
+        fx = Effects(members={heir: owner})
+        occupant = next((o for o in self.occupants.values() if o.real == heir), None)
+        if occupant is None:
+            self._announce_affiliation(heir, fx)
+        else:
+            occupant.role = self._role_for(Affiliation.OWNER)
+            self._to_all(occupant, fx)
         return fx
 
     def _check_room_for_members(self, more: int) -> None:
@@ -680,7 +731,7 @@ class Room:
                 self._announce_affiliation(jid, fx)
             elif aff is Affiliation.OUTCAST:
                 self._eject(occupant, fx, Status.BANNED, "", actor_nick)
-            elif self.config.members_only and aff.rank < Affiliation.MEMBER.rank:
+            elif self.members_only_for(jid) and aff.rank < Affiliation.MEMBER.rank:
                 self._eject(occupant, fx, Status.AFFILIATION_CHANGED, "", actor_nick)
             else:
                 occupant.role = self._role_for(aff)
@@ -797,6 +848,14 @@ class Room:
             self._remove(who)
         fx.removed.update(self.member_jids())
         return fx
+
+    def shutdown_presence(self, who: Occupant, session: JID) -> Presence:
+        """``session``'s own unavailable presence with 332 (§9.8 and §15.6.2): the service
+        no longer holds the room in memory, so the occupant is out of it."""
+        item = muc.item_element(ItemView(self.affiliation(who.real), Role.NONE))
+        return self._presence_of(
+            who, session, who, unavailable=True, statuses=(Status.SELF, Status.SHUTDOWN), item=item
+        )
 
     # -- XEP-0410 ----------------------------------------------------------------------------
     def self_ping(self, sender: JID, nick: str, iq: Iq) -> Iq:

@@ -9,6 +9,12 @@ interop boundary is decided by the consent RULES as the ``invite`` row, refused 
 message to a nonexistent account); calls the room under the room's lock; stores the durable
 changes; and delivers what the room produced, dropping what goes to a user who blocked the room.
 
+Across the boundary inside a room, consent decides again, per delivery: what a third-party
+occupant and a gatekeeper occupant bring each other (messages, presence, list entries) is the
+consent rules' ``room`` row (:meth:`InteropPolicy.in_room`); third parties are in a room only as
+members (:class:`Room`'s ``outsiders``); and unless ``reveal_addresses``, a third-party recipient
+never sees a gatekeeper user's address (normally their phone number), only their room nick.
+
 Occupants are memory only. A session that ends leaves its rooms (:meth:`session_ended`).
 
 Room archives (XEP-0313): :class:`~interlink.hub.groups.history.RoomHistory` gets every
@@ -24,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from xml.etree.ElementTree import Element
 
-from interlink.errors import RoomExistsError, StanzaError, StanzaErrorCondition
+from interlink.errors import RoomExistsError, StanzaError, StanzaErrorCondition, StorageError
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubContext, KeyedLock
 from interlink.hub.groups.history import FEATURES as HISTORY_FEATURES
@@ -86,7 +92,7 @@ class GroupService:
         self._repo = ctx.storage.rooms
         self._rooms: OrderedDict[JID, Room] = OrderedDict()
         self._locks = KeyedLock()
-        self._labels: dict[JID, tuple[Element, ...]] = {}
+        self._labels: OrderedDict[JID, tuple[Element, ...]] = OrderedDict()  # LRU
         self._joined: dict[JID, set[JID]] = {}  # session -> rooms it is in
         self._room_rate = BucketTable(settings.room_rate, settings.rate_keys)
         self._sender_rate = BucketTable(settings.sender_rate, settings.rate_keys)
@@ -145,8 +151,20 @@ class GroupService:
                 raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such room")
             blocks = self._policy.blocks
             requester = session.jid.bare
+            # Across the boundary the history shows what the room would show live: nothing of a
+            # gatekeeper member whom consent hides from this third party, and, unless
+            # reveal_addresses, no gatekeeper member's address.
+            hidden: set[JID] = set()
+            outsider = self._third_party(requester)
+            if outsider:
+                for member in room.member_jids():
+                    if self._gatekeeper(str(member)) and not await self._crosses(member, requester):
+                        hidden.add(member.bare)
             reader = self._history.reader(
-                room, session.jid, lambda member: blocks.blocks(requester, member)
+                room,
+                session.jid,
+                lambda member: member.bare in hidden or blocks.blocks(requester, member),
+                addresses=not outsider or self.settings.reveal_addresses,
             )
         await self._history.answer(session, iq, room_jid, reader)
 
@@ -221,7 +239,18 @@ class GroupService:
             record.subject_by,
             record.created,
         )
-        room = Room(state, self.settings.room, labels=self._label, logged=self._history.enabled)
+        room = Room(
+            state,
+            self.settings.room,
+            labels=self._label,
+            logged=self._history.enabled,
+            outsiders=self._third_party,
+        )
+        heir = room.ensure_owner()  # its owner's account was removed while it was not loaded
+        if heir.members or heir.destroyed:
+            await self._apply(room, heir)
+            if heir.destroyed:
+                return None
         await self._learn(room.member_jids())
         self._keep(room)
         return room
@@ -234,22 +263,31 @@ class GroupService:
                     del self._rooms[jid]
                     break
 
+    def _third_party(self, real: JID) -> bool:
+        return self._addressing.provider_of(real) is not None
+
     def _label(self, real: JID) -> Iterable[Element]:
-        return self._labels.get(real.bare, ())
+        bare = real.bare
+        label = self._labels.get(bare)
+        if label is None:
+            return ()
+        self._labels.move_to_end(bare)
+        return label
 
     async def _learn(self, jids: Iterable[JID]) -> None:
         """Compute the interop marker shown with each third-party address."""
         for jid in jids:
             bare = jid.bare
             if bare in self._labels:
+                self._labels.move_to_end(bare)
                 continue
             provider = self._addressing.provider_of(bare)
             if provider is None:
                 continue
-            if len(self._labels) > 100_000:
-                self._labels.clear()
             marker = await self._policy.marker(bare, provider, InteropSettings(), request=False)
             self._labels[bare] = (marker,)
+            while len(self._labels) > self.settings.labels_cached:
+                self._labels.popitem(last=False)  # the least recently used
 
     async def _maybe_create(
         self, session: Session, stanza: Stanza, jid: JID, service: str
@@ -279,7 +317,14 @@ class GroupService:
                 f"you own the most rooms allowed ({self.settings.rooms_per_user})",
             )
         room = Room.create(
-            jid, owner, config, limits, now, labels=self._label, logged=self._history.enabled
+            jid,
+            owner,
+            config,
+            limits,
+            now,
+            labels=self._label,
+            logged=self._history.enabled,
+            outsiders=self._third_party,
         )
         await self._learn((owner,))
         self._keep(room)
@@ -289,7 +334,7 @@ class GroupService:
     # -- presence ----------------------------------------------------------------------------
     async def _presence(self, session: Session, room: Room, presence: Presence, to: JID) -> None:
         if presence.type is PresenceType.AVAILABLE:
-            await self._learn((session.jid,))
+            await self._learn((session.jid, *(o.real for o in room.occupants.values())))
             presence = replace(presence, payload=_strip_markers(presence.payload))
         fx = room.presence(session.jid, to, presence, self._ctx.clock())
         joined = room.occupant_of(session.jid) is not None
@@ -328,6 +373,7 @@ class GroupService:
                 StanzaErrorCondition.NOT_ACCEPTABLE, "only occupants write to the room"
             )
         self._rate(room.jid, sender.bare, now)
+        await self._learn((sender,))  # its marker may have left the cache
         msg = replace(msg, payload=_strip_markers(msg.payload))
         if to.resource is None:
             msg = self._history.cleaned(msg)
@@ -338,8 +384,22 @@ class GroupService:
             if entry is not None:  # archived once delivered, as 1:1 messages are
                 await self._history.keep(entry)
             return
+        target = room.occupants.get(to.resource)
+        if target is not None and not await self._crosses(sender, target.real):
+            # Exactly what no such occupant gets: whom consent hides is not there.
+            raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such occupant")
         fx = room.private_message(sender, to.resource, msg)  # never archived (§5.1.2)
         await self._apply(room, fx)
+
+    async def _crosses(self, author: JID, recipient: JID) -> bool:
+        """Whether consent lets what ``author`` says or shows in a room reach ``recipient``
+        (both bare): the ``room`` rows of the consent rules between a third party and a
+        gatekeeper user; always otherwise (blocks between a service's own users apply to
+        messages only, in :meth:`_deliver`)."""
+        author, recipient = author.bare, recipient.bare
+        if author == recipient or self._third_party(author) == self._third_party(recipient):
+            return True
+        return await self._policy.in_room(author, recipient)
 
     def _rate(self, room: JID, sender: JID, now: float) -> None:
         room_wait = self._room_rate.peek(str(room), now)
@@ -435,7 +495,9 @@ class GroupService:
         get = iq.type is IqType.GET
         if query.tag == muc.ADMIN_QUERY:
             if get:
-                self._answer(session, iq, room.admin_get(sender, query))
+                listing = room.admin_get(sender, query)
+                await self._conceal_list(room, sender, listing)
+                self._answer(session, iq, listing)
                 return
             items = muc.read_admin_items(query)
             for item in items:
@@ -569,7 +631,42 @@ class GroupService:
 
     # -- applying effects --------------------------------------------------------------------
     async def _apply(self, room: Room, fx: Effects) -> None:
-        """Store what changed, then deliver (acknowledged only once durable)."""
+        """Store what changed, then deliver (acknowledged only once durable). When storing
+        fails, the room is dropped from memory (read again from the database when next
+        needed, its occupants told they left) so that memory never runs ahead of the disk;
+        nothing is delivered and the sender gets ``internal-server-error``.
+
+        Raises:
+            StanzaError: ``internal-server-error`` when storing failed.
+        """
+        try:
+            await self._store(room, fx)
+        except StorageError as exc:
+            self._drop(room)
+            raise StanzaError(
+                StanzaErrorCondition.INTERNAL_SERVER_ERROR,
+                "the room could not be stored; try again",
+            ) from exc
+        for stanza in fx.out:
+            await self._deliver(room, stanza)
+
+    def _drop(self, room: Room) -> None:
+        jid = room.jid
+        if self._rooms.get(jid) is room:
+            del self._rooms[jid]
+        for occupant in list(room.occupants.values()):
+            for session in occupant.sessions:
+                rooms = self._joined.get(session)
+                if rooms is not None:
+                    rooms.discard(jid)
+                    if not rooms:
+                        del self._joined[session]
+                target = self._ctx.sessions.get(session)
+                if target is not None:  # §7.14 with 332: the service lost it
+                    target.deliver(room.shutdown_presence(occupant, session))
+        log.warning("room dropped from memory: storing it failed", extra={"room": str(jid)})
+
+    async def _store(self, room: Room, fx: Effects) -> None:
         jid = room.jid
         if fx.destroyed:
             await self._history.destroyed()
@@ -605,8 +702,6 @@ class GroupService:
                         state.created,
                     )
                 )
-        for stanza in fx.out:
-            await self._deliver(room, stanza)
 
     async def _deliver(self, room: Room, stanza: Stanza) -> None:
         to = stanza.to
@@ -614,10 +709,28 @@ class GroupService:
         blocks = self._policy.blocks
         if blocks.blocks(to.bare, room.jid):
             return  # the user blocked the room (XEP-0191): nothing of it reaches them
-        if isinstance(stanza, Message) and stanza.from_ is not None and stanza.from_.resource:
-            author = room.occupants.get(stanza.from_.resource)
-            if author is not None and blocks.blocks(to.bare, author.real):
-                return  # what a member they blocked writes does not reach them
+        author = self._author(room, stanza)
+        if (
+            isinstance(stanza, Message)
+            and stanza.from_ is not None
+            and stanza.from_.resource
+            and author is not None
+            and blocks.blocks(to.bare, author)
+        ):
+            return  # what a member they blocked writes does not reach them
+        if (
+            author is not None
+            and not _removal_notice(stanza)
+            and not await self._crosses(author, to.bare)
+        ):
+            if not (isinstance(stanza, Message) and _is_subject(stanza)):
+                return  # consent hides the author from the recipient
+            stanza = replace(stanza, from_=room.jid)  # the subject still ends the join
+        if self._third_party(to) and not self.settings.reveal_addresses:
+            concealed = self._conceal(room, stanza, to.bare)
+            if concealed is None:
+                return
+            stanza = concealed
         if to.resource is not None:  # to an occupant's session
             target = self._ctx.sessions.get(to)
             if target is not None:
@@ -631,6 +744,114 @@ class GroupService:
                     "room message not delivered",
                     extra={"room": str(room.jid), "to": str(to), "condition": str(err.condition)},
                 )
+
+    def _author(self, room: Room, stanza: Stanza) -> JID | None:
+        """Whom a stanza from the room is about (bare): the occupant it comes from, else the
+        address its ``muc#user`` item names (an occupant gone, an affiliation changed)."""
+        frm = stanza.from_
+        if frm is not None and frm.resource:
+            occupant = room.occupants.get(frm.resource)
+            if occupant is not None:
+                return occupant.real
+        x = stanza.find(muc.USER_X)
+        item = None if x is None else x.find(muc.ITEM)
+        raw = None if item is None else item.get("jid")
+        return None if not raw else JID.parse(raw).bare
+
+    def _gatekeeper(self, raw: str | None) -> bool:
+        """Whether ``raw`` is the address of a gatekeeper service's own user."""
+        if not raw:
+            return False
+        jid = JID.parse(raw)
+        return jid.local is not None and self._addressing.is_home(jid)
+
+    def _conceal(self, room: Room, stanza: Stanza, recipient: JID) -> Stanza | None:
+        """What third-party ``recipient`` may see of ``stanza``: no gatekeeper user's address
+        (its phone number), in items (only the nick shows) or in an invitation's ``from``
+        (the inviter's room nick instead); a notice about a gatekeeper user who is not in
+        the room (its affiliation changed) is not sent at all (``None``), unless
+        ``recipient`` invited that user (the address is the one it gave)."""
+        x = stanza.find(muc.USER_X)
+        if x is None:
+            return stanza
+        hidden = [
+            i
+            for i in x.findall(muc.ITEM)
+            if self._gatekeeper(i.get("jid")) and not self._invited_by(room, i, recipient)
+        ]
+        notes = [
+            n
+            for n in (*x.findall(muc.INVITE), *x.findall(muc.DECLINE))
+            if self._gatekeeper(n.get("from")) or self._gatekeeper(n.get("to"))
+        ]
+        if not hidden and not notes:
+            return stanza
+        frm = stanza.from_
+        if hidden and (frm is None or not frm.resource):
+            return None  # an affiliation notice about a gatekeeper non-occupant
+        copy = Element(x.tag, dict(x.attrib))
+        copy.text = x.text
+        for child in x:
+            if child in hidden:
+                kept = Element(child.tag, {k: v for k, v in child.attrib.items() if k != "jid"})
+                kept.extend(list(child))
+                copy.append(kept)
+            elif child in notes:
+                attrs = dict(child.attrib)
+                for key in ("from", "to"):
+                    if self._gatekeeper(attrs.get(key)):
+                        who = JID.parse(attrs[key]).bare
+                        nick = next(
+                            (o.nick for o in room.occupants.values() if o.real == who), None
+                        )
+                        attrs[key] = str(room.jid if nick is None else room.jid.with_resource(nick))
+                note = Element(child.tag, attrs)
+                note.text, note.tail = child.text, child.tail
+                note.extend(list(child))
+                copy.append(note)
+            else:
+                copy.append(child)
+        payload = tuple(copy if el is x else el for el in stanza.payload)
+        return replace(stanza, payload=payload)
+
+    @staticmethod
+    def _invited_by(room: Room, item: Element, recipient: JID) -> bool:
+        raw = item.get("jid")
+        member = None if raw is None else room.state.members.get(JID.parse(raw).bare)
+        return member is not None and member.invited_by == recipient
+
+    async def _conceal_list(self, room: Room, requester: JID, listing: Element) -> None:
+        """A list as ``requester`` may read it: without the members across the boundary
+        that consent hides from it (the ``room`` rows), and for a third party,
+        gatekeeper members by nick without their address (only those in the room), unless
+        ``reveal_addresses``."""
+        outsider = self._third_party(requester)
+        for item in list(listing):
+            raw = item.get("jid")
+            if not raw:
+                continue
+            member = JID.parse(raw).bare
+            if not await self._crosses(member, requester):
+                listing.remove(item)  # consent hides them
+            elif outsider and self._gatekeeper(raw) and not self.settings.reveal_addresses:
+                if item.get("nick") is None:
+                    listing.remove(item)  # nothing to show them by
+                else:
+                    del item.attrib["jid"]
+
+
+def _is_subject(msg: Message) -> bool:
+    return msg.find(muc.SUBJECT) is not None and msg.find(muc.BODY) is None
+
+
+def _removal_notice(stanza: Stanza) -> bool:
+    """A §9.3 notice that someone not in the room lost their membership: it reaches every
+    occupant who sees addresses, so that no client keeps encrypting to them."""
+    if not isinstance(stanza, Message) or stanza.from_ is None or stanza.from_.resource:
+        return False
+    x = stanza.find(muc.USER_X)
+    item = None if x is None else x.find(muc.ITEM)
+    return item is not None and item.get("affiliation") in ("none", "outcast")
 
 
 __all__ = ["GroupService"]

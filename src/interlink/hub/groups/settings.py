@@ -17,9 +17,18 @@ class GroupSettings:
     sender_rate: Rate = field(default_factory=lambda: Rate(60, 60.0))  # per sender, all rooms
     rooms_cached: int = 10_000  # rooms without occupants kept in memory
     rate_keys: int = 100_000  # buckets kept per table
+    labels_cached: int = 100_000  # interop markers of members kept in memory (least recent out)
+    # Third parties see the addresses (phone numbers) of the gatekeeper members whose consent
+    # admits them; off, they see those members by nick only (and cannot encrypt to them).
+    reveal_addresses: bool = False
 
     def __post_init__(self) -> None:
-        if self.rooms_per_user < 1 or self.max_message_bytes < 1 or self.rooms_cached < 1:
+        if (
+            self.rooms_per_user < 1
+            or self.max_message_bytes < 1
+            or self.rooms_cached < 1
+            or self.labels_cached < 1
+        ):
             raise ValueError("group limits must be at least 1")
 
 

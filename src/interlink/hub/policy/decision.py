@@ -81,6 +81,7 @@ class Kind(StrEnum):
     PEP_READ = "pep-read"  # reading the owner's PEP nodes
     PEP_NOTIFICATION = "pep-notification"  # the owner's PEP event to a subscriber
     INVITE = "invite"  # an invitation to a room (XEP-0045 mediated), or being made a member
+    ROOM = "room"  # what one occupant of a room brings another: its messages, its presence
 
 
 ANSWERED = frozenset(
@@ -279,6 +280,12 @@ QUERY_RESOURCE_IN = Rule(
 RESPONSE_IN = Rule("response_in", Need.NOTHING, metered=False, marked=False, counted=False)
 PEP_READ_IN = Rule("pep_read_in", Need.NOTHING, metered=False, marked=False, counted=False)
 PEP_NOTIFICATION_IN = Rule("pep_notification_in", Need.NOTHING, metered=False, counted=False)
+# Within a room both are members of: a third party's groupchat and private messages and its
+# presence reach a gatekeeper occupant only while the user could be reached 1:1 (opted in,
+# the provider allowed and approved, no block either way); no conversation is needed (the
+# membership was consented to, as the ``invite`` row), and the room's rates meter it.
+# Dropped otherwise, never answered: a refusal would tell who is in the room.
+ROOM_IN = Rule("room_in", Need.NOTHING, metered=False, marked=False, counted=False)
 
 # A gatekeeper user writing: a message or a subscription request. It starts an accepted
 # conversation (a first contact); a request must be accepted before anything goes back.
@@ -300,6 +307,9 @@ QUERY_OUT = Rule("query_out", Need.NOTHING)
 RESPONSE_OUT = Rule("response_out", Need.NO_REQUEST, metered=False, counted=False)
 PEP_READ_OUT = Rule("pep_read_out", Need.NOTHING, metered=False, counted=False)
 PEP_NOTIFICATION_OUT = Rule("pep_notification_out", Need.NO_REQUEST, metered=False, counted=False)
+# A gatekeeper occupant's messages and presence to a third-party occupant: only while its own
+# settings allow the provider and neither blocks the other.
+ROOM_OUT = Rule("room_out", Need.NOTHING, metered=False, counted=False)
 
 _IN, _OUT = Direction.INBOUND, Direction.OUTBOUND
 RULES: dict[tuple[Direction, Kind], Rule] = {
@@ -324,6 +334,7 @@ RULES: dict[tuple[Direction, Kind], Rule] = {
     (_IN, Kind.IQ_RESPONSE): RESPONSE_IN,
     (_IN, Kind.PEP_READ): PEP_READ_IN,
     (_IN, Kind.PEP_NOTIFICATION): PEP_NOTIFICATION_IN,
+    (_IN, Kind.ROOM): ROOM_IN,
     (_OUT, Kind.MESSAGE): WRITE_OUT,
     (_OUT, Kind.INVITE): WRITE_OUT,
     (_OUT, Kind.SUBSCRIBE): WRITE_OUT,
@@ -343,6 +354,7 @@ RULES: dict[tuple[Direction, Kind], Rule] = {
     (_OUT, Kind.IQ_RESPONSE): RESPONSE_OUT,
     (_OUT, Kind.PEP_READ): PEP_READ_OUT,
     (_OUT, Kind.PEP_NOTIFICATION): PEP_NOTIFICATION_OUT,
+    (_OUT, Kind.ROOM): ROOM_OUT,
 }
 
 

@@ -510,6 +510,16 @@ class InteropPolicy:
         """Whether ``from_``'s PEP notifications may reach ``to`` (either may be local)."""
         return await self._between(Kind.PEP_NOTIFICATION, from_.bare, to.bare)
 
+    async def in_room(self, sender: JID, recipient: JID) -> bool:
+        """Whether what occupant ``sender`` says or shows in a room reaches occupant
+        ``recipient`` (the ``room`` rows): between a third party and a gatekeeper user, the
+        user's consent as for 1:1 (opted in, the provider allowed, no block); between two of
+        the hub's own users, blocks; between two third parties, fellow members, always."""
+        sender, recipient = sender.bare, recipient.bare
+        if self.provider_of(sender) is not None and self.provider_of(recipient) is not None:
+            return True
+        return await self._between(Kind.ROOM, sender, recipient)
+
     async def _between(self, kind: Kind, sender: JID, recipient: JID) -> bool:
         if sender == recipient:
             return True

@@ -96,6 +96,7 @@ class Status(IntEnum):
     KICKED = 307
     AFFILIATION_CHANGED = 321  # removed: no longer a member of a members-only room
     MEMBERS_ONLY = 322  # removed: the room became members-only
+    SHUTDOWN = 332  # removed: the service lost the room (a storage failure)
 
 
 @dataclass(frozen=True, slots=True)
