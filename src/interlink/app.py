@@ -327,6 +327,7 @@ def proxy_registry(settings: Settings) -> ProxyRegistry:
         (RegisteredProxy(r.provider, tuple(r.addresses), r.fingerprint) for r in p.registered),
         HeaderLimits(p.max_header_bytes, p.max_tlvs, p.max_tlv_bytes),
         max_skew=p.max_clock_skew,
+        replay_cache_size=p.replay_cache_size,
     )
 
 

@@ -399,8 +399,9 @@ class ProxiesSection(_Section):
     registered: list[RegisteredProxyEntry] = []
     max_header_bytes: int = Field(512, ge=52, le=65551)
     max_tlvs: int = Field(8, ge=1, le=64)
-    max_tlv_bytes: int = Field(256, ge=104, le=65535)  # the signature TLV needs 104
+    max_tlv_bytes: int = Field(256, ge=120, le=65535)  # the signature TLV needs 120
     max_clock_skew: float = Field(120.0, gt=0)  # seconds, for the header's signed time
+    replay_cache_size: int = Field(100_000, ge=1)  # header nonces remembered at once
 
 
 class LogPrivacySection(_Section):
