@@ -50,6 +50,7 @@ from interlink.app import log_redactor
 from interlink.client import FileMessage, InterlinkClient, KitUploader, TextMessage
 from interlink.client.enlist import discover
 from interlink.config import Settings
+from interlink.log_privacy import RedactionSettings
 from interlink.logs import JsonFormatter
 from interlink.media import MediaLimits
 from interlink.net.proxied import fingerprint, public_key_bytes
@@ -214,6 +215,11 @@ class LogTap(logging.Handler):
         return super().filter(record)
 
     def emit(self, record: logging.LogRecord) -> None:
+        # The redactor keeps its own_fields (``host`` of the "listening" lines: the hub's own
+        # bind address, configuration rather than a person's). Over loopback that address is
+        # every client's too, so it is left out here; any other field with it is a leak.
+        for own in RedactionSettings().own_fields:
+            record.__dict__.pop(own, None)
         self.observations.add("hub logs", self.format(record).encode())
 
 
