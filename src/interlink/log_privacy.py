@@ -3,9 +3,9 @@ numbers, JIDs or IP addresses.
 
 Theory of operation. A :class:`LogRedactor` is a :class:`logging.Filter` put on every log handler
 (the CLI installs it on the handlers ``setup_logging`` made; tests put it on theirs). It rewrites
-each record's message and every field before any formatter sees them (:meth:`LogRedactor.scrub_value`:
-strings, integers that read as phone numbers, containers recursively, any other object by its
-``str()``):
+each record's message and every field before any formatter sees them
+(:meth:`LogRedactor.scrub_value`: strings, integers that read as phone numbers, containers
+recursively, any other object by its ``str()``):
 
 * a JID (``local@domain/resource``) becomes ``~<pseudonym>@domain``: the service or provider
   domain stays (operators need it), the user part becomes a pseudonym and the resource is dropped;
