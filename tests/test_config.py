@@ -51,7 +51,8 @@ def test_file_then_flags(tmp_path: Path) -> None:
             f"fingerprint = 'sha256:{'0' * 64}'\n",
             "not an address or network",
         ),
-        ("[proxies]\nmax_tlv_bytes = 103\n", "max_tlv_bytes"),
+        ("[proxies]\nmax_tlv_bytes = 119\n", "max_tlv_bytes"),
+        ("[proxies]\nreplay_cache_size = 0\n", "replay_cache_size"),
         ("[log_privacy]\nipv4_prefix = 33\n", "ipv4_prefix"),
     ],
 )
@@ -147,3 +148,44 @@ async def test_operators_must_be_accounts_of_a_hosted_service() -> None:
             adhoc_service(elsewhere, storage, SessionRegistry(), addressing, lambda: 0.0)
     finally:
         await storage.close()
+
+
+SECRET = "s" * 16
+
+
+@pytest.mark.parametrize(
+    ("domain", "message"),
+    [
+        ("hub.example", "one of the hub's services"),
+        ("HUB.example", "one of the hub's services"),
+        ("groups.hub.example", "group service"),
+        ("interop.hub.example", "interop space"),
+        ("examplechat.interop.hub.example", "interop space"),
+        ("a.b.interop.hub.example", "interop space"),
+        ("groups.msg.example", "group service of 'msg.example'"),
+    ],
+)
+def test_a_component_domain_may_not_be_served_by_the_hub(
+    tmp_path: Path, domain: str, message: str
+) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(
+        "[hub]\ndomains = ['hub.example', 'msg.example']\n"
+        f"[components.secrets]\n'{domain}' = '{SECRET}'\n"
+    )
+    with pytest.raises(ConfigError, match=f"components.secrets: .*{message}"):
+        load_settings(f)
+
+
+def test_component_domains_beside_the_hubs_are_accepted(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(
+        "[hub]\ndomain = 'hub.example'\n[groups]\nenabled = false\n[components.secrets]\n"
+        f"'push.hub.example' = '{SECRET}'\n'groups.hub.example' = '{SECRET}'\n"
+        f"'interop.example' = '{SECRET}'\n"
+    )
+    assert set(load_settings(f).components.secrets) == {
+        "push.hub.example",
+        "groups.hub.example",  # groups are off: the name is free
+        "interop.example",
+    }

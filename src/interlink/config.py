@@ -22,6 +22,7 @@ from pydantic import (
 
 from interlink.errors import ConfigError
 from interlink.media.model import MAX_MEDIA_BYTES
+from interlink.xmpp import addressing
 from interlink.xmpp.jid import JID, InvalidJID
 
 
@@ -460,16 +461,35 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _websocket_can_authenticate(self) -> Settings:
-        served = set(self.hub.services)
-        taken = [d for d in self.components.secrets if d in served]
-        if taken:
-            raise ValueError(f"component domains must not be hub services: {taken}")
+        for domain in self.components.secrets:
+            clash = self._served_by_the_hub(domain)
+            if clash is not None:
+                raise ValueError(
+                    f"components.secrets: {domain!r} is {clash}; a component needs a domain "
+                    "of its own (e.g. push.example.net)"
+                )
         if self.net.require_tls and not self.net.http_tls:
             raise ValueError(
                 "net.http_tls = false needs net.require_tls = false: WebSocket clients on a "
                 "plain HTTP port could never authenticate"
             )
         return self
+
+    def _served_by_the_hub(self, domain: str) -> str | None:
+        """What the hub serves at ``domain`` itself, or ``None``: a service, its group service,
+        or an address in a service's interop space (``<provider>.interop.<service>``, any
+        provider's, approved or not, and the space's own domain)."""
+        for service in self.hub.services:
+            if domain == service:
+                return "one of the hub's services (hub.domains)"
+            if self.groups.enabled and domain == addressing.groups_domain(
+                service, self.groups.subdomain
+            ):
+                return f"the group service of {service!r} (groups.subdomain)"
+            suffix = addressing.interop_suffix(service)
+            if domain.endswith(suffix) or domain == suffix.lstrip("."):
+                return f"in the interop space of {service!r} (providers' users live there)"
+        return None
 
     @property
     def database_path(self) -> Path:
