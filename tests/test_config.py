@@ -53,6 +53,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ),
         ("[proxies]\nmax_tlv_bytes = 119\n", "max_tlv_bytes"),
         ("[proxies]\nreplay_cache_size = 0\n", "replay_cache_size"),
+        (f"[admin]\ntoken = '{'t' * 31}'\n", "admin.token needs 32 characters"),
+        ("[console]\nlogin_backoff = 10\nlogin_backoff_cap = 9\n", "login_backoff_cap"),
+        ("[console]\nlogin_free_failures = -1\n", "login_free_failures"),
         ("[log_privacy]\nipv4_prefix = 33\n", "ipv4_prefix"),
     ],
 )
@@ -189,3 +192,20 @@ def test_component_domains_beside_the_hubs_are_accepted(tmp_path: Path) -> None:
         "groups.hub.example",  # groups are off: the name is free
         "interop.example",
     }
+
+
+def test_an_admin_token_of_32_characters_is_enough(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(f"[admin]\ntoken = '{'t' * 32}'\n")
+    assert load_settings(f).admin.token == "t" * 32
+
+
+def test_a_short_admin_token_file_is_refused(tmp_path: Path) -> None:
+    from interlink.app import admin_token
+
+    settings = load_settings(None, {"hub": {"data_dir": str(tmp_path)}})
+    generated = admin_token(settings)
+    assert len(generated) >= 32
+    (tmp_path / "admin-token").write_text("short\n")
+    with pytest.raises(ConfigError, match="admin-token: the admin token needs 32 characters"):
+        admin_token(settings)

@@ -185,6 +185,9 @@ class XmppSection(_Section):
     sm_resume_window: float = Field(300.0, ge=0, le=86400)
 
 
+ADMIN_TOKEN_MIN = 32  # characters: the token guards the admin API and the console's login
+
+
 class AdminSection(_Section):
     token: str | None = None  # unset: generated once into data_dir/admin-token (mode 0600)
     metrics_public: bool = False  # /metrics without the admin token (e.g. behind a firewall)
@@ -193,6 +196,17 @@ class AdminSection(_Section):
     change_feed_interval: float = Field(1.0, gt=0)
     # The change feed's entries are kept this long (every follower applied them long before).
     change_feed_retention: float = Field(86_400.0, ge=60)
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value.strip()) < ADMIN_TOKEN_MIN:
+            raise ValueError(
+                f"admin.token needs {ADMIN_TOKEN_MIN} characters or more (it guards the admin "
+                "API and the console login on the public HTTP port); leave it unset to have "
+                "one generated"
+            )
+        return value
 
 
 class InteropSection(_Section):
@@ -427,6 +441,17 @@ class ConsoleSection(_Section):
     max_sessions: int = Field(32, ge=1)  # console logins kept at once; beyond, the oldest ends
     refresh: int = Field(10, ge=2)  # seconds between reloads of the metrics page
     history: int = Field(360, ge=2)  # samples kept for the metrics page's charts (memory)
+    # Failed console logins from one source (an IPv4 address, an IPv6 /64) before it must wait;
+    # then login_backoff seconds, doubling up to login_backoff_cap.
+    login_free_failures: int = Field(5, ge=0)
+    login_backoff: float = Field(1.0, gt=0)
+    login_backoff_cap: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff(self) -> ConsoleSection:
+        if self.login_backoff_cap < self.login_backoff:
+            raise ValueError("console.login_backoff_cap must be at least console.login_backoff")
+        return self
 
 
 class LogSection(_Section):

@@ -4,9 +4,13 @@ admin API (providers, enlistments, reports, users and sessions) and live metrics
 Security, in one place:
 
 * Login with the admin token through a form (``POST /admin/login``); the token is compared in
-  constant time and never appears in a URL. A login opens a console session kept in memory
-  (:class:`ConsoleSessions`, bounded, expiring), named by a random id in the cookie
-  ``interlink_console``: ``HttpOnly; Secure; SameSite=Strict; Path=/admin``.
+  constant time and never appears in a URL. Failed logins are throttled per source (an IPv4
+  address, an IPv6 /64: :func:`login_throttle`, ``console.login_*``): beyond the free ones,
+  each attempt waits, doubling, and a refused one is answered 429 without the token being
+  compared, so the public HTTP port is no place to guess it (it has 32 characters or more
+  anyway). A login opens a console session kept in memory (:class:`ConsoleSessions`, bounded,
+  expiring), named by a random id in the cookie ``interlink_console``: ``HttpOnly; Secure;
+  SameSite=Strict; Path=/admin``.
 * Every form carries the session's CSRF token (the login form a pre-login one, double-submitted
   with a cookie), checked in constant time before anything is done.
 * Every page is sent with a strict Content-Security-Policy (``default-src 'none'``; the one
@@ -22,6 +26,8 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import math
 import secrets
 import time
 from collections import deque
@@ -37,10 +43,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from interlink.errors import HttpProblem
+from interlink.hub.auth_throttle import AuthThrottle, AuthThrottled, Backoff, ThrottleLimits
 from interlink.interop.moderation import Moderation, ReportStatus, enlistment_view
 from interlink.interop.providers import FEATURES, RATE_TIERS, ProviderRegistry
 from interlink.storage.providers import Provider, ProviderStatus
 
+log = logging.getLogger("interlink.console")
 COOKIE = "interlink_console"
 LOGIN_COOKIE = "interlink_console_login"
 ACTOR = "console"
@@ -64,6 +72,14 @@ class ConsoleLimits:
     max_sessions: int = 32
     refresh: int = 10
     history: int = 360
+    # failed logins per source: free ones, then the first wait doubling up to the cap
+    login_backoff: Backoff = field(default_factory=lambda: Backoff(5, 1.0, 300.0))
+
+
+def login_throttle(backoff: Backoff) -> AuthThrottle:
+    """The console's login throttle: the SASL throttle's machinery, counting per source only
+    (the one admin token is not an account that could be locked for everyone)."""
+    return AuthThrottle(ThrottleLimits(source=backoff, forget_after=max(3600.0, backoff.cap)))
 
 
 @dataclass
@@ -281,6 +297,7 @@ def console_router(
         "—" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t)))
     )
     sessions = ConsoleSessions(limits, clock)
+    throttle = login_throttle(limits.login_backoff)
     history = MetricsHistory(limits.history)
     expected = token.encode()
     stylesheet = (
@@ -335,6 +352,14 @@ def console_router(
             headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"},
         )
 
+    def refuse_login(request: Request, code: int, error: str) -> HTMLResponse:
+        again = secrets.token_urlsafe(32)
+        refused = page("login.html", request, None, code, login_csrf=again, error=error)
+        refused.set_cookie(
+            LOGIN_COOKIE, again, httponly=True, secure=True, samesite="strict", path="/admin"
+        )
+        return refused
+
     @router.get("/login")
     async def login_form(request: Request) -> Response:
         pre = secrets.token_urlsafe(32)
@@ -350,15 +375,23 @@ def console_router(
         pre = request.cookies.get(LOGIN_COOKIE, "")
         if not pre or not hmac.compare_digest(pre.encode(), login_csrf.encode()):
             raise CsrfRefused("reload the login page and try again")
-        if not hmac.compare_digest(token.strip().encode(), expected):
-            again = secrets.token_urlsafe(32)
-            refused = page(
-                "login.html", request, None, 401, login_csrf=again, error="Wrong admin token."
+        source = throttle.source_key(request.client.host if request.client is not None else "?")
+        attempt = throttle.begin(clock(), source, None)
+        if isinstance(attempt, AuthThrottled):
+            wait = math.ceil(attempt.retry_after)
+            log.warning("console login throttled", extra={"source": source, "retry_after": wait})
+            refused = refuse_login(
+                request, 429, f"Too many failed logins from your address; try again in {wait} s."
             )
-            refused.set_cookie(
-                LOGIN_COOKIE, again, httponly=True, secure=True, samesite="strict", path="/admin"
-            )
+            refused.headers["Retry-After"] = str(wait)
             return refused
+        if not hmac.compare_digest(token.strip().encode(), expected):
+            throttle.failed(attempt, clock())
+            log.warning(
+                "console login failed",
+                extra={"source": source, "failures": throttle.source_failures(source, clock())},
+            )
+            return refuse_login(request, 401, "Wrong admin token.")
         sid, _session = sessions.create()
         response = redirect("/admin/")
         response.set_cookie(
