@@ -186,7 +186,7 @@ async def test_daily_actions_through_the_console(tmp_path: Path) -> None:
 
 
 def test_the_metrics_history_keeps_the_newest_values_and_a_bounded_number() -> None:
-    from interlink.net.console import MetricsHistory
+    from interlink.net.console_charts import MetricsHistory
 
     history = MetricsHistory(size=3, spacing=2.0)
     history.add(0.0, {"messages": 0})
