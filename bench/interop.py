@@ -43,7 +43,7 @@ from joserfc import jwt
 from joserfc.jwk import OKPKey
 
 DOMAIN = "bench.local"
-ADMIN = "bench-admin-token"
+ADMIN = "bench-admin-token-0123456789abcdefgh"
 
 
 def b64url(data: bytes) -> str:

@@ -41,6 +41,8 @@ from interlink.net.proxied import fingerprint, public_key_bytes  # noqa: E402
 from interlink.provider.proxy import load_or_create_key  # noqa: E402
 
 DOMAIN = "bench.local"
+# the proxy relays only its provider's users (provider "bench"): the bench logs them in
+USER_DOMAIN = f"bench.interop.{DOMAIN}"
 PASSWORD = "bench-password"
 PROXY_SOURCE = "127.0.0.3"
 VENV_BIN = Path(sys.executable).parent
@@ -104,7 +106,7 @@ class Conn:
             b"<resource>r</resource></bind></iq>"
         )
         await self.until(b"</jid>")
-        self.jid = f"{user}@{DOMAIN}/r"
+        self.jid = f"{user}/r"
 
     async def ping(self) -> int:
         started = time.perf_counter_ns()
@@ -193,10 +195,10 @@ async def create_accounts(data_dir: Path, count: int) -> list[str]:
     storage = await open_sqlite(data_dir / "interlink.sqlite3", synchronous="OFF")
     try:
         for i in range(count):
-            await storage.accounts.create(f"u{i}@{DOMAIN}", creds, time.time())
+            await storage.accounts.create(f"u{i}@{USER_DOMAIN}", creds, time.time())
     finally:
         await storage.close()
-    return [f"u{i}" for i in range(count)]
+    return [f"u{i}@{USER_DOMAIN}" for i in range(count)]
 
 
 async def wait_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -51,7 +51,11 @@ def test_file_then_flags(tmp_path: Path) -> None:
             f"fingerprint = 'sha256:{'0' * 64}'\n",
             "not an address or network",
         ),
-        ("[proxies]\nmax_tlv_bytes = 103\n", "max_tlv_bytes"),
+        ("[proxies]\nmax_tlv_bytes = 119\n", "max_tlv_bytes"),
+        ("[proxies]\nreplay_cache_size = 0\n", "replay_cache_size"),
+        (f"[admin]\ntoken = '{'t' * 31}'\n", "admin.token needs 32 characters"),
+        ("[console]\nlogin_backoff = 10\nlogin_backoff_cap = 9\n", "login_backoff_cap"),
+        ("[console]\nlogin_free_failures = -1\n", "login_free_failures"),
         ("[log_privacy]\nipv4_prefix = 33\n", "ipv4_prefix"),
     ],
 )
@@ -147,3 +151,61 @@ async def test_operators_must_be_accounts_of_a_hosted_service() -> None:
             adhoc_service(elsewhere, storage, SessionRegistry(), addressing, lambda: 0.0)
     finally:
         await storage.close()
+
+
+SECRET = "s" * 16
+
+
+@pytest.mark.parametrize(
+    ("domain", "message"),
+    [
+        ("hub.example", "one of the hub's services"),
+        ("HUB.example", "one of the hub's services"),
+        ("groups.hub.example", "group service"),
+        ("interop.hub.example", "interop space"),
+        ("examplechat.interop.hub.example", "interop space"),
+        ("a.b.interop.hub.example", "interop space"),
+        ("groups.msg.example", "group service of 'msg.example'"),
+    ],
+)
+def test_a_component_domain_may_not_be_served_by_the_hub(
+    tmp_path: Path, domain: str, message: str
+) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(
+        "[hub]\ndomains = ['hub.example', 'msg.example']\n"
+        f"[components.secrets]\n'{domain}' = '{SECRET}'\n"
+    )
+    with pytest.raises(ConfigError, match=f"components.secrets: .*{message}"):
+        load_settings(f)
+
+
+def test_component_domains_beside_the_hubs_are_accepted(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(
+        "[hub]\ndomain = 'hub.example'\n[groups]\nenabled = false\n[components.secrets]\n"
+        f"'push.hub.example' = '{SECRET}'\n'groups.hub.example' = '{SECRET}'\n"
+        f"'interop.example' = '{SECRET}'\n"
+    )
+    assert set(load_settings(f).components.secrets) == {
+        "push.hub.example",
+        "groups.hub.example",  # groups are off: the name is free
+        "interop.example",
+    }
+
+
+def test_an_admin_token_of_32_characters_is_enough(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(f"[admin]\ntoken = '{'t' * 32}'\n")
+    assert load_settings(f).admin.token == "t" * 32
+
+
+def test_a_short_admin_token_file_is_refused(tmp_path: Path) -> None:
+    from interlink.app import admin_token
+
+    settings = load_settings(None, {"hub": {"data_dir": str(tmp_path)}})
+    generated = admin_token(settings)
+    assert len(generated) >= 32
+    (tmp_path / "admin-token").write_text("short\n")
+    with pytest.raises(ConfigError, match="admin-token: the admin token needs 32 characters"):
+        admin_token(settings)

@@ -11,6 +11,7 @@ import pytest
 
 from interlink.log_privacy import LogRedactor, Pseudonyms, RedactionSettings, install
 from interlink.logs import JsonFormatter
+from interlink.xmpp.jid import JID
 
 
 class Clock:
@@ -100,3 +101,41 @@ def test_the_hubs_own_bind_address_is_kept_and_nothing_else() -> None:
     assert record.__dict__["host"] == "192.0.2.10"
     assert "192.0.2.10" not in record.__dict__["peer"]
     assert RedactionSettings(own_fields=frozenset()).own_fields == frozenset()
+
+
+def test_fields_of_any_type_are_scrubbed() -> None:
+    """A JID object, a dict, an int phone number, an address tuple, nested containers: none is
+    written as it came; counts, flags and durations stay what they were."""
+    redactor = LogRedactor(RedactionSettings())
+    record = logging.LogRecord("interlink", logging.INFO, __file__, 1, "x", None, None)
+    fields: dict[str, object] = {
+        "jid": JID.parse("4915112345678@hub.example/phone"),
+        "user": {"who": "anna@hub.example", "anna@hub.example": [("203.0.113.77", 5222)]},
+        "phone": 4915112345678,
+        "peer": ("2001:db8::1", 40000),
+        "nested": [[{"ips": {"198.51.100.9"}}]],
+        "count": 3,
+        "port": 5222,
+        "backing_off": True,
+        "retry_after": 2.5,
+        "nothing": None,
+    }
+    record.__dict__.update(fields)
+    redactor.filter(record)
+    text = json.dumps({k: record.__dict__[k] for k in fields})
+    for secret in ("4915112345678", "anna", "203.0.113.77", "2001:db8::1", "198.51.100.9"):
+        assert secret not in text
+    assert "/phone" not in text
+    assert record.__dict__["phone"] == "#" + redactor.pseudonyms.of("phone", "4915112345678")
+    kept = {k: record.__dict__[k] for k in ("count", "port", "backing_off", "retry_after")}
+    assert kept == {"count": 3, "port": 5222, "backing_off": True, "retry_after": 2.5}
+    assert record.__dict__["nothing"] is None
+
+
+def test_nesting_beyond_the_bound_is_scrubbed_as_one_string() -> None:
+    redactor = LogRedactor(RedactionSettings())
+    deep: object = "anna@hub.example"
+    for _ in range(20):
+        deep = [deep]
+    scrubbed = redactor.scrub_value(deep)
+    assert "anna" not in json.dumps(scrubbed)

@@ -27,7 +27,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from interlink.config import Settings
+from interlink.config import ADMIN_TOKEN_MIN, Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition, reason
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.adhoc import AdhocLimits, AdhocService
@@ -341,6 +341,7 @@ def proxy_registry(settings: Settings) -> ProxyRegistry:
         (RegisteredProxy(r.provider, tuple(r.addresses), r.fingerprint) for r in p.registered),
         HeaderLimits(p.max_header_bytes, p.max_tlvs, p.max_tlv_bytes),
         max_skew=p.max_clock_skew,
+        replay_cache_size=p.replay_cache_size,
     )
 
 
@@ -362,7 +363,13 @@ def admin_token(settings: Settings) -> str:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(secrets.token_urlsafe(32))
-    return path.read_text().strip()
+    token = path.read_text().strip()
+    if len(token) < ADMIN_TOKEN_MIN:
+        raise ConfigError(
+            f"{path}: the admin token needs {ADMIN_TOKEN_MIN} characters or more (admin.token); "
+            "remove the file to have one generated"
+        )
+    return token
 
 
 LISTENERS = (
@@ -759,6 +766,11 @@ class HubServer:
                 max_sessions=s.console.max_sessions,
                 refresh=s.console.refresh,
                 history=s.console.history,
+                login_backoff=Backoff(
+                    s.console.login_free_failures,
+                    s.console.login_backoff,
+                    s.console.login_backoff_cap,
+                ),
             )
             if s.console.enabled
             else None,

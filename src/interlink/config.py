@@ -22,6 +22,7 @@ from pydantic import (
 
 from interlink.errors import ConfigError
 from interlink.media.model import MAX_MEDIA_BYTES
+from interlink.xmpp import addressing
 from interlink.xmpp.jid import JID, InvalidJID
 
 
@@ -185,6 +186,9 @@ class XmppSection(_Section):
     sm_resume_window: float = Field(300.0, ge=0, le=86400)
 
 
+ADMIN_TOKEN_MIN = 32  # characters: the token guards the admin API and the console's login
+
+
 class AdminSection(_Section):
     token: str | None = None  # unset: generated once into data_dir/admin-token (mode 0600)
     metrics_public: bool = False  # /metrics without the admin token (e.g. behind a firewall)
@@ -193,6 +197,17 @@ class AdminSection(_Section):
     change_feed_interval: float = Field(1.0, gt=0)
     # The change feed's entries are kept this long (every follower applied them long before).
     change_feed_retention: float = Field(86_400.0, ge=60)
+
+    @field_validator("token")
+    @classmethod
+    def _long_token(cls, value: str | None) -> str | None:
+        if value is not None and len(value.strip()) < ADMIN_TOKEN_MIN:
+            raise ValueError(
+                f"admin.token needs {ADMIN_TOKEN_MIN} characters or more (it guards the admin "
+                "API and the console login on the public HTTP port); leave it unset to have "
+                "one generated"
+            )
+        return value
 
 
 class InteropSection(_Section):
@@ -405,8 +420,9 @@ class ProxiesSection(_Section):
     registered: list[RegisteredProxyEntry] = []
     max_header_bytes: int = Field(512, ge=52, le=65551)
     max_tlvs: int = Field(8, ge=1, le=64)
-    max_tlv_bytes: int = Field(256, ge=104, le=65535)  # the signature TLV needs 104
+    max_tlv_bytes: int = Field(256, ge=120, le=65535)  # the signature TLV needs 120
     max_clock_skew: float = Field(120.0, gt=0)  # seconds, for the header's signed time
+    replay_cache_size: int = Field(100_000, ge=1)  # header nonces remembered at once
 
 
 class LogPrivacySection(_Section):
@@ -431,6 +447,17 @@ class ConsoleSection(_Section):
     max_sessions: int = Field(32, ge=1)  # console logins kept at once; beyond, the oldest ends
     refresh: int = Field(10, ge=2)  # seconds between reloads of the metrics page
     history: int = Field(360, ge=2)  # samples kept for the metrics page's charts (memory)
+    # Failed console logins from one source (an IPv4 address, an IPv6 /64) before it must wait;
+    # then login_backoff seconds, doubling up to login_backoff_cap.
+    login_free_failures: int = Field(5, ge=0)
+    login_backoff: float = Field(1.0, gt=0)
+    login_backoff_cap: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _backoff(self) -> ConsoleSection:
+        if self.login_backoff_cap < self.login_backoff:
+            raise ValueError("console.login_backoff_cap must be at least console.login_backoff")
+        return self
 
 
 class S2SSection(_Section):
@@ -476,16 +503,35 @@ class Settings(_Section):
 
     @model_validator(mode="after")
     def _websocket_can_authenticate(self) -> Settings:
-        served = set(self.hub.services)
-        taken = [d for d in self.components.secrets if d in served]
-        if taken:
-            raise ValueError(f"component domains must not be hub services: {taken}")
+        for domain in self.components.secrets:
+            clash = self._served_by_the_hub(domain)
+            if clash is not None:
+                raise ValueError(
+                    f"components.secrets: {domain!r} is {clash}; a component needs a domain "
+                    "of its own (e.g. push.example.net)"
+                )
         if self.net.require_tls and not self.net.http_tls:
             raise ValueError(
                 "net.http_tls = false needs net.require_tls = false: WebSocket clients on a "
                 "plain HTTP port could never authenticate"
             )
         return self
+
+    def _served_by_the_hub(self, domain: str) -> str | None:
+        """What the hub serves at ``domain`` itself, or ``None``: a service, its group service,
+        or an address in a service's interop space (``<provider>.interop.<service>``, any
+        provider's, approved or not, and the space's own domain)."""
+        for service in self.hub.services:
+            if domain == service:
+                return "one of the hub's services (hub.domains)"
+            if self.groups.enabled and domain == addressing.groups_domain(
+                service, self.groups.subdomain
+            ):
+                return f"the group service of {service!r} (groups.subdomain)"
+            suffix = addressing.interop_suffix(service)
+            if domain.endswith(suffix) or domain == suffix.lstrip("."):
+                return f"in the interop space of {service!r} (providers' users live there)"
+        return None
 
     @property
     def database_path(self) -> Path:

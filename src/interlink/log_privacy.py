@@ -3,7 +3,9 @@ numbers, JIDs or IP addresses.
 
 Theory of operation. A :class:`LogRedactor` is a :class:`logging.Filter` put on every log handler
 (the CLI installs it on the handlers ``setup_logging`` made; tests put it on theirs). It rewrites
-each record's message and every string field before any formatter sees them:
+each record's message and every field before any formatter sees them
+(:meth:`LogRedactor.scrub_value`: strings, integers that read as phone numbers, containers
+recursively, any other object by its ``str()``):
 
 * a JID (``local@domain/resource``) becomes ``~<pseudonym>@domain``: the service or provider
   domain stays (operators need it), the user part becomes a pseudonym and the resource is dropped;
@@ -44,6 +46,7 @@ _JID = re.compile(
 )
 _IPV4 = re.compile(r"(?<![\d.])(\d{1,3}(?:\.\d{1,3}){3})(?![\d.]|/\d)")
 _IPV6 = re.compile(r"(?<![0-9A-Fa-f:])([0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![0-9A-Fa-f:])")
+_MAX_DEPTH = 8  # nested containers deeper than this are scrubbed as one string
 _PHONE = re.compile(r"(?<![\w.~#/])(\+?\d{7,15})(?![\w.])")
 
 
@@ -100,11 +103,31 @@ class LogRedactor(logging.Filter):
         for key, value in list(record.__dict__.items()):
             if key in _STANDARD or key.startswith("_") or key in self.settings.own_fields:
                 continue
-            if isinstance(value, str):
-                setattr(record, key, self.scrub(value))
-            elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-                setattr(record, key, [self.scrub(v) for v in value])
+            setattr(record, key, self.scrub_value(value))
         return True
+
+    def scrub_value(self, value: object, depth: int = 0) -> object:
+        """A field's value with everything that may name a person scrubbed: strings; integers
+        that read as phone numbers (others stay integers); containers, recursively (a list,
+        tuple or set becomes a list, a dict keeps its shape with keys scrubbed too); any other
+        object (a JID, an address tuple's parts, an exception) by its ``str()``. Booleans,
+        floats and ``None`` cannot name anyone and are kept."""
+        if value is None or isinstance(value, bool | float):
+            return value
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, int):
+            text = str(value)
+            scrubbed = self.scrub(text)
+            return value if scrubbed == text else scrubbed
+        if depth < _MAX_DEPTH:
+            if isinstance(value, dict):
+                return {
+                    self.scrub(str(k)): self.scrub_value(v, depth + 1) for k, v in value.items()
+                }
+            if isinstance(value, list | tuple | set | frozenset):
+                return [self.scrub_value(v, depth + 1) for v in value]
+        return self.scrub(str(value))
 
     def scrub(self, text: str) -> str:
         """``text`` with every JID, IP address and phone number replaced."""

@@ -142,6 +142,29 @@ def test_distributed_guessing_holds_back_new_sources_but_not_trusted_ones() -> N
         fail(throttle, now, f"10.0.2.{i}", "alice@hub.test")
 
 
+def test_a_claimed_source_neither_uses_nor_earns_trust() -> None:
+    """A provider proxy can claim any client address: claiming alice's usual one must not let
+    it skip the account back-off, and its own successes must not make a pair trusted."""
+    throttle = AuthThrottle(LIMITS)
+    ok = throttle.begin(T0, "192.0.2.7", "alice@hub.test")  # alice's phone, seen directly
+    assert isinstance(ok, AuthAttempt)
+    throttle.succeeded(ok, T0)
+    claimed = throttle.begin(T0, "198.51.100.9", "bob@hub.test", may_trust=False)
+    assert isinstance(claimed, AuthAttempt)
+    assert not claimed.may_trust
+    throttle.succeeded(claimed, T0)
+    now = T0 + 500.0
+    for i in range(6):
+        fail(throttle, now, f"10.0.1.{i}", "alice@hub.test")
+        fail(throttle, now, f"10.0.2.{i}", "bob@hub.test")
+    # the same address, seen directly, is trusted; claimed by a proxy, it waits
+    assert isinstance(throttle.begin(now, "192.0.2.7", "alice@hub.test"), AuthAttempt)
+    verdict = throttle.begin(now, "192.0.2.7", "alice@hub.test", may_trust=False)
+    assert isinstance(verdict, AuthThrottled)
+    # the claimed success earned no trust, even when the address is later seen directly
+    assert refused(throttle, now, "198.51.100.9", "bob@hub.test") == 1.0
+
+
 def test_trust_expires() -> None:
     throttle = AuthThrottle(LIMITS)
     ok = throttle.begin(T0, "192.0.2.7", "alice@hub.test")

@@ -301,7 +301,7 @@ async def serving(app: Any, sock: socket.socket | None = None) -> AsyncIterator[
             await asyncio.wait_for(task, 5)
 
 
-ADMIN_TOKEN = "operator-token"
+ADMIN_TOKEN = "operator-token-for-tests-0123456789"
 PROVIDER_ID = "examplechat"
 
 

@@ -23,7 +23,7 @@ JWKS = {
         }
     ]
 }
-TOKEN = "operator-secret-token"
+TOKEN = "operator-secret-token-0123456789ab"
 
 
 async def test_provider_onboarding_through_the_admin_api(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from tests.integration.kit import (
 )
 from tests.interop.enlistkit import ThirdParty
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 PROVIDER = "examplechat"
 INTEROP_DOMAIN = f"{PROVIDER}.interop.{DOMAIN}"
 ALICE = f"alice@{DOMAIN}"

@@ -5,16 +5,18 @@ daily actions going through the same services as the admin API."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from interlink.storage.policy import Report
 from tests.integration.kit import DOMAIN, running_hub
 
-TOKEN = "console-admin-token-0123456789"
+TOKEN = "console-admin-token-0123456789abcdef"
 
 
 def csrf_of(html: str, name: str = "csrf") -> str:
@@ -73,6 +75,29 @@ async def test_login_cookie_csp_and_csrf(tmp_path: Path) -> None:
             out = await http.post("/admin/logout", data={"csrf": csrf_of(page.text)})
             assert out.status_code == 303
             assert (await http.get("/admin/providers")).status_code == 303
+
+
+async def test_failed_logins_are_throttled_per_source_at_the_boundary(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two free failures; the third attempt, even with the right token, waits (429 with
+    Retry-After, the token not compared), and is logged."""
+    caplog.set_level(logging.WARNING, "interlink.console")
+    console = {"login_free_failures": 2, "login_backoff": 60.0, "login_backoff_cap": 600.0}
+    async with running_hub(tmp_path, admin={"token": TOKEN}, console=console) as (server, certs):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        async with httpx.AsyncClient(base_url=base, verify=str(certs.ca), timeout=10) as http:
+            assert (await login(http, "guess-1")).status_code == 401
+            assert (await login(http)).status_code == 303  # a success in between is fine
+            assert (await login(http, "guess-2")).status_code == 401
+            throttled = await login(http)
+            assert throttled.status_code == 429
+            assert throttled.headers["retry-after"] == "60"
+            assert "try again in 60 s" in throttled.text
+            assert "<script" not in throttled.text
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("console login failed") == 2
+    assert messages.count("console login throttled") == 1
 
 
 async def test_daily_actions_through_the_console(tmp_path: Path) -> None:
@@ -213,7 +238,7 @@ async def test_daily_actions_through_the_console(tmp_path: Path) -> None:
 
 
 def test_the_metrics_history_keeps_the_newest_values_and_a_bounded_number() -> None:
-    from interlink.net.console import MetricsHistory
+    from interlink.net.console_charts import MetricsHistory
 
     history = MetricsHistory(size=3, spacing=2.0)
     history.add(0.0, {"messages": 0})

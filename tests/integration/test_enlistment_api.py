@@ -11,7 +11,7 @@ import httpx
 from tests.integration.kit import DOMAIN, running_hub
 from tests.interop.enlistkit import ThirdParty
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 
 
 def onboarding(party: ThirdParty) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from interlink.net.http import HubApp
 from tests.integration.kit import DOMAIN, running_hub
 from tests.interop.enlistkit import ThirdParty
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 
 
 def _comparable(response: httpx.Response) -> tuple[int, str | None, Any]:

@@ -25,7 +25,7 @@ from interlink.client.events import (
 from tests.integration.kit import DOMAIN, Certs, onboard_provider, record_routed, running_hub
 from tests.interop.enlistkit import ThirdParty
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 ROOM = f"team@groups.{DOMAIN}"
 E = TypeVar("E")
 

@@ -24,7 +24,7 @@ from interlink.media.model import MediaLimits
 from interlink.media.store import MediaStore
 from tests.integration.kit import DOMAIN, Certs, hub_with_kit
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 MIB = 1024 * 1024
 
 

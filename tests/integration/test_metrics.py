@@ -10,7 +10,7 @@ import httpx
 
 from tests.integration.kit import DOMAIN, Xmpp, running_hub
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 
 
 def sample(text: str, name: str, labels: str = "") -> float:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tests.integration.kit import running_hub
 
-TOKEN = "fuzz-admin-token"
+TOKEN = "fuzz-admin-token-0123456789abcdefgh"
 
 
 def body_of(case: Any) -> Any:

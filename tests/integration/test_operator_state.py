@@ -18,7 +18,7 @@ from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, onboard_provider, running_hub
 from tests.interop.enlistkit import ThirdParty
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 FEED = {"token": TOKEN, "change_feed_interval": 0.1}
 
 

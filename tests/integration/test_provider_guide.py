@@ -111,6 +111,9 @@ class Background:
             await asyncio.wait_for(self._reader, 5)
 
 
+FILE = re.compile(r" file=([0-9a-f]{12})\b")
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the guide's push check uses curl")
 async def test_the_provider_guides_walkthrough_runs_as_written(tmp_path: Path) -> None:
     ports = dict(zip(GUIDE_PORTS, free_ports(len(GUIDE_PORTS)), strict=True))
@@ -177,3 +180,9 @@ async def test_the_provider_guides_walkthrough_runs_as_written(tmp_path: Path) -
     proxied = [line for line in kit_log.splitlines() if "media request method=GET" in line]
     assert proxied, kit_log
     assert all("user_agent=Interlink-media-proxy" in line for line in proxied)
+    # the path (the file's fetch capability, and its name) is never logged: a short hash of the
+    # id in it instead
+    media = [line for line in kit_log.splitlines() if "media request" in line]
+    assert any("method=PUT" in line for line in media), media
+    assert all("/media/" not in line for line in media), media
+    assert all(FILE.search(line) for line in media), media

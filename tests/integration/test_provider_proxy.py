@@ -28,6 +28,7 @@ from interlink.provider.proxy import (
     Route,
     pacing_delay,
 )
+from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import DOMAIN, TIMEOUT, Certs, RawClient, Xmpp, running_hub
 
 PROXY_ADDRESS = "127.0.0.3"  # where the proxy connects to the hub from
@@ -46,8 +47,18 @@ class Recorder:
         return bytes(self.bytes[Leg.CLIENT_TO_HUB] + self.bytes[Leg.HUB_TO_CLIENT])
 
 
+CAROL = f"carol@examplechat.interop.{DOMAIN}"  # a user of the provider whose proxy relays
+
+
 def tls_port(server: HubServer) -> int:
     return int(server.ports["c2s-direct-tls"])
+
+
+async def provider_user(server: HubServer, jid: str = CAROL) -> str:
+    """A password account of a provider's user (what the proxy may carry)."""
+    assert server.storage is not None
+    await server.storage.accounts.create(jid, derive_credentials("pw", 4096), time.time())
+    return jid
 
 
 def registered(key: Ed25519PrivateKey = KEY) -> dict[str, object]:
@@ -74,7 +85,7 @@ async def proxy_for(
         own = trustme.CA()  # the proxy's own certificate, from another CA than the hub's
         own.cert_pem.write_to_path(str(tmp / "proxy-ca.pem"))
         client_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        own.issue_cert(DOMAIN).configure_cert(client_tls)
+        own.issue_cert(DOMAIN, f"*.interop.{DOMAIN}").configure_cert(client_tls)
         hub_tls = ssl.create_default_context(cafile=str(certs.ca))
     recorder = Recorder()
     proxy = ProviderProxy(
@@ -100,20 +111,17 @@ async def test_blind_proxy_relays_a_login_and_sees_no_jid(tmp_path: Path) -> Non
         running_hub(tmp_path, proxies=registered()) as (server, certs),
         proxy_for(server, tmp_path, certs) as (port, seen),
     ):
-        alice, bob = Xmpp(f"alice@{DOMAIN}", "pw", certs), Xmpp(f"bob@{DOMAIN}", "pw", certs)
+        carol = Xmpp(await provider_user(server), "pw", certs)
         try:
-            await alice.login(port, direct_tls=True)  # through the proxy
-            await bob.login(tls_port(server), direct_tls=True)  # directly
-            alice.send_chat(f"bob@{DOMAIN}", "through a proxy that cannot read")
-            msg = await bob.next_message()
+            await carol.login(port, direct_tls=True)  # through the proxy
+            carol.send_chat(CAROL, "through a proxy that cannot read")  # to her own account
+            msg = await carol.next_message()
             assert msg["body"] == "through a proxy that cannot read"
-            assert str(msg["from"]).startswith(f"alice@{DOMAIN}/")
         finally:
-            await alice.close()
-            await bob.close()
+            await carol.close()
         relayed = seen.all()
         assert len(relayed) > 1000
-        for secret in (b"alice", b"bob@", b"through a proxy", b"<stream", b"jabber:client"):
+        for secret in (b"carol", b"bob@", b"through a proxy", b"<stream", b"jabber:client"):
             assert secret not in relayed
 
 
@@ -148,20 +156,43 @@ async def test_terminating_proxy_relays_and_sees_the_stream(tmp_path: Path) -> N
         running_hub(tmp_path, proxies=registered()) as (server, certs),
         proxy_for(server, tmp_path, certs, Mode.TERMINATING) as (port, seen),
     ):
-        alice = Xmpp(f"alice@{DOMAIN}", "pw", certs)
-        alice.client.ca_certs = tmp_path / "proxy-ca.pem"  # the client trusts the proxy
-        bob = Xmpp(f"bob@{DOMAIN}", "pw", certs)
+        carol = Xmpp(await provider_user(server), "pw", certs)
+        carol.client.ca_certs = tmp_path / "proxy-ca.pem"  # the client trusts the proxy
         try:
-            await alice.login(port, direct_tls=True)
-            await bob.login(tls_port(server), direct_tls=True)
-            alice.send_chat(f"bob@{DOMAIN}", "the proxy reads this stream")
-            assert (await bob.next_message())["body"] == "the proxy reads this stream"
+            await carol.login(port, direct_tls=True)
+            carol.send_chat(CAROL, "the proxy reads this stream")
+            assert (await carol.next_message())["body"] == "the proxy reads this stream"
+        finally:
+            await carol.close()
+        clear = seen.all()
+        assert b"the proxy reads this stream" in clear  # the leak terminating mode documents
+        assert f"{CAROL}/".encode() in clear
+
+
+async def test_a_proxy_cannot_carry_a_gatekeeper_users_login(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """alice's right password, through examplechat's proxy: refused like a wrong one (the
+    proxy cannot test passwords), and logged."""
+    caplog.set_level(logging.WARNING, "interlink")
+    async with (
+        running_hub(tmp_path, proxies=registered()) as (server, certs),
+        proxy_for(server, tmp_path, certs) as (port, _),
+    ):
+        alice = Xmpp(f"alice@{DOMAIN}", "pw", certs)
+        try:
+            with pytest.raises(AssertionError, match="login failed"):
+                await alice.login(port, direct_tls=True)
         finally:
             await alice.close()
-            await bob.close()
-        clear = seen.all()
-        assert f"bob@{DOMAIN}".encode() in clear  # the leak terminating mode documents
-        assert f"alice@{DOMAIN}/".encode() in clear
+        alice = Xmpp(f"alice@{DOMAIN}", "pw", certs)
+        try:
+            await alice.login(tls_port(server), direct_tls=True)  # directly, she logs in
+        finally:
+            await alice.close()
+    refused = [r for r in caplog.records if r.getMessage().startswith("proxied login refused")]
+    assert refused
+    assert getattr(refused[0], "provider", None) == "examplechat"
 
 
 async def _closed_without_tls(port: int, source: str, data: bytes) -> None:

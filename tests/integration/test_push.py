@@ -21,7 +21,7 @@ from interlink.client.enlist import enlist, identity_thumbprint
 from tests.integration.kit import DOMAIN, onboard_provider, running_hub, serving
 from tests.interop.enlistkit import ThirdParty
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 
 
 @asynccontextmanager

@@ -197,7 +197,7 @@ async def test_a_suspended_provider_s_user_gets_one_terminal_event_not_a_retry_l
     from tests.integration.kit import onboard_provider
     from tests.interop.enlistkit import ThirdParty
 
-    token_name = "operator-token"
+    token_name = "operator-token-for-tests-0123456789"
     async with running_hub(tmp_path, admin={"token": token_name}) as (server, certs):
         base = f"https://127.0.0.1:{server.ports['http']}"
         party = ThirdParty()

@@ -16,7 +16,7 @@ from interlink.client.enlist import EnlistmentFailed, enlist, identity_thumbprin
 from tests.integration.kit import DOMAIN, onboard_provider, running_hub
 from tests.interop.enlistkit import ThirdParty
 
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 
 
 async def next_text(client: InterlinkClient) -> TextMessage:

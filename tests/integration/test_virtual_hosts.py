@@ -21,7 +21,7 @@ from tests.integration.kit import TIMEOUT, Certs, Xmpp, settings_for
 from tests.interop.enlistkit import ThirdParty
 
 WA, MSG = "wa.test", "msg.test"
-TOKEN = "operator-token"
+TOKEN = "operator-token-for-tests-0123456789"
 
 
 def certs_for(folder: Path) -> Certs:

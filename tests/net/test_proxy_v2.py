@@ -16,6 +16,7 @@ from interlink.net.proxied import (
     ProxyRefused,
     ProxyRegistry,
     RegisteredProxy,
+    ReplayCache,
     fingerprint,
     public_key_bytes,
     sign,
@@ -169,4 +170,41 @@ def test_a_malformed_header_from_a_registered_proxy_is_refused() -> None:
 
 def test_auth_tlv_is_an_application_type() -> None:
     assert 0xE0 <= AUTH_TLV <= 0xEF
-    assert len(sign(CLIENT, KEY, NOW).tlv(AUTH_TLV) or b"") == 104
+    assert len(sign(CLIENT, KEY, NOW).tlv(AUTH_TLV) or b"") == 120
+
+
+def test_a_replayed_header_is_refused_until_its_time_is_out_of_the_window() -> None:
+    registry = ProxyRegistry(REGISTRY.proxies, max_skew=60)
+    data = encode(sign(CLIENT, KEY, NOW))
+    registry.admit("198.51.100.7", data, NOW)
+    with pytest.raises(ProxyRefused, match="replayed"):
+        registry.admit("198.51.100.7", data, NOW + 60)  # still within the skew: the nonce
+    with pytest.raises(ProxyRefused, match="more than 60 s"):
+        registry.admit("198.51.100.7", data, NOW + 61)  # then the time check
+    # a new nonce over the same address block is a new header; the old nonce is forgotten
+    registry.admit("198.51.100.7", encode(sign(CLIENT, KEY, NOW + 61)), NOW + 61)
+    assert len(registry.replays) == 1
+
+
+def test_a_rewritten_nonce_does_not_verify() -> None:
+    signed = sign(CLIENT, KEY, NOW, nonce=bytes(16))
+    auth = signed.tlv(AUTH_TLV) or b""
+    forged = auth[:40] + bytes([1]) + auth[41:]
+    header = ProxyHeader(CLIENT.source, CLIENT.destination, (Tlv(AUTH_TLV, forged),))
+    with pytest.raises(ProxyRefused, match="does not verify"):
+        ProxyRegistry(REGISTRY.proxies).admit("198.51.100.7", encode(header), NOW)
+    with pytest.raises(ValueError, match="16 bytes"):
+        sign(CLIENT, KEY, NOW, nonce=b"short")
+
+
+def test_replay_cache_size_at_its_boundary() -> None:
+    """Full of live nonces, a new header is refused (forgetting one would re-open it)."""
+    registry = ProxyRegistry(REGISTRY.proxies, max_skew=10, replay_cache_size=2)
+    registry.admit("198.51.100.7", encode(sign(CLIENT, KEY, NOW)), NOW)
+    registry.admit("198.51.100.7", encode(sign(CLIENT, KEY, NOW + 1)), NOW)
+    with pytest.raises(ProxyRefused, match="replay_cache_size"):
+        registry.admit("198.51.100.7", encode(sign(CLIENT, KEY, NOW)), NOW)
+    # once the first header's time is out of the window, its place is free
+    registry.admit("198.51.100.7", encode(sign(CLIENT, KEY, NOW + 11)), NOW + 11)
+    with pytest.raises(ValueError, match="at least one"):
+        ReplayCache(0)

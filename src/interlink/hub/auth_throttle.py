@@ -28,7 +28,10 @@ and makes the pair *trusted* for ``trusted_for`` seconds. A trusted pair — a d
 in before from that address — is held back by its pair counter only, never by the source or
 account back-off: a victim whose account is under attack keeps logging in from known places,
 and only a first login from a new place can be made to wait (at most ``cap`` seconds between
-two attempts that are let through). docs/security.md discusses the choice.
+two attempts that are let through). docs/security.md discusses the choice. An attempt whose
+source is *claimed* rather than seen (a client address carried by a provider proxy's PROXY
+header) begins with ``may_trust=False``: it neither uses a trusted pair nor makes one, since a
+proxy could claim a victim's usual address to skip the source and account back-off.
 
 The throttle never asks whether an account exists: an unknown account's key is counted exactly
 like a real one's, and a refusal is the same whatever the account.
@@ -151,6 +154,7 @@ class AuthAttempt:
     account: str | None
     counted_on_account: bool
     pair_failures: int  # including this attempt
+    may_trust: bool = True  # False: a claimed source, which never makes its pair trusted
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,15 +208,18 @@ class AuthThrottle:
             return False
         return True
 
-    def begin(self, now: float, source: str, account: str | None) -> AuthAttempt | AuthThrottled:
+    def begin(
+        self, now: float, source: str, account: str | None, *, may_trust: bool = True
+    ) -> AuthAttempt | AuthThrottled:
         """Let an attempt by ``source`` on ``account`` (``None`` for a bearer token) through, or
         refuse it. ``source`` is a :meth:`source_key`; ``account`` any stable name of the
-        account, whether or not it exists."""
+        account, whether or not it exists. ``may_trust=False`` (a source claimed by a proxy,
+        not seen): the pair's trust is neither used now nor granted on success."""
         pair = _pair(account, source) if account is not None else None
         wait = 0.0
         if pair is not None:
             wait = self._pairs.wait(pair, now)
-        if pair is None or not self._is_trusted(pair, now):
+        if pair is None or not may_trust or not self._is_trusted(pair, now):
             wait = max(wait, self._sources.wait(source, now))
             if account is not None:
                 wait = max(wait, self._accounts.wait(account, now))
@@ -226,16 +233,19 @@ class AuthThrottle:
             if pair_failures <= self.limits.pair.free:
                 self._accounts.add(account, now)
                 counted_on_account = True
-        return AuthAttempt(source, account, counted_on_account, pair_failures)
+        return AuthAttempt(source, account, counted_on_account, pair_failures, may_trust)
 
     def succeeded(self, attempt: AuthAttempt, now: float) -> None:
-        """Take back the attempt's provisional failure; reset and trust its pair."""
+        """Take back the attempt's provisional failure; reset and (unless the source was
+        claimed) trust its pair."""
         if attempt.account is None:
             return
         if attempt.counted_on_account:
             self._accounts.take_back(attempt.account)
         pair = _pair(attempt.account, attempt.source)
         self._pairs.reset(pair)
+        if not attempt.may_trust:
+            return
         self._trusted[pair] = now + self.limits.trusted_for
         self._trusted.move_to_end(pair)
         if len(self._trusted) > self.limits.max_keys:

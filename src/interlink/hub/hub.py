@@ -103,18 +103,24 @@ class Hub:
         return len(self.ctx.sessions)
 
     def begin_login(
-        self, address: str, username: str | None, host: str | None = None
+        self,
+        address: str,
+        username: str | None,
+        host: str | None = None,
+        *,
+        claimed: bool = False,
     ) -> AuthAttempt | AuthThrottled:
         """Ask the throttle whether a SASL attempt from ``address`` (the peer's IP) on
         ``username`` (``None``: a bearer token, counted per source only) may go ahead. Whether
-        the account exists is not looked at: the answer is the same for any name."""
+        the account exists is not looked at: the answer is the same for any name. ``claimed``:
+        the address was carried by a provider proxy, not seen, so it earns no trusted pair."""
         throttle = self.auth_throttle
         source = throttle.source_key(address)
         account: str | None = None
         if username is not None:
             jid = self.account_jid(username, host)
             account = str(jid) if jid is not None else f"?{username.lower()}"
-        verdict = throttle.begin(self.ctx.clock(), source, account)
+        verdict = throttle.begin(self.ctx.clock(), source, account, may_trust=not claimed)
         if isinstance(verdict, AuthThrottled):
             log.debug(
                 "authentication throttled",

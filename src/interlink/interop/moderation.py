@@ -10,12 +10,12 @@ disabling an account or removing it ends its sessions at once. Refusals are
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
 from interlink.errors import AccountNotFoundError, HttpProblem
+from interlink.interop.discovery import normalize_phone
 from interlink.interop.operator import OperatorState
 from interlink.interop.reports import ReportForwarder
 from interlink.storage.accounts import AccountRepository
@@ -24,7 +24,6 @@ from interlink.storage.moderation import ModerationRepository, ReportResolution
 from interlink.storage.policy import PolicyRepository, Report
 from interlink.xmpp.jid import JID, InvalidJID
 
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 RESOLUTION_MAX = 2000
 
 
@@ -161,8 +160,8 @@ class Moderation:
         )
 
     async def find_by_phone(self, phone: str) -> list[UserView]:
-        compact = re.sub(r"[\s\-().]", "", phone)
-        if not _E164.match(compact):
+        compact = normalize_phone(phone)
+        if compact is None:
             raise ModerationError(
                 422, "invalid-request", "phone must be an E.164 number, e.g. +4915112345678"
             )

@@ -115,6 +115,7 @@ class C2SProtocol(asyncio.Protocol):
             self.ctx.limits,
             peer=f"{peer[0]}:{peer[1]}" if peer else "?",
             source=self.ctx.gate.sources.source(peer[0] if peer else None),
+            relayed_by=self.origin.provider if self.origin is not None else None,
         )
 
     def data_received(self, data: bytes) -> None:

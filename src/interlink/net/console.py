@@ -4,14 +4,18 @@ admin API (providers, enlistments, reports, users and sessions) and live metrics
 Security, in one place:
 
 * Login with the admin token through a form (``POST /admin/login``); the token is compared in
-  constant time and never appears in a URL. A login opens a console session kept in memory
-  (:class:`ConsoleSessions`, bounded, expiring), named by a random id in the cookie
-  ``interlink_console``: ``HttpOnly; Secure; SameSite=Strict; Path=/admin``.
+  constant time and never appears in a URL. Failed logins are throttled per source (an IPv4
+  address, an IPv6 /64: :func:`login_throttle`, ``console.login_*``): beyond the free ones,
+  each attempt waits, doubling, and a refused one is answered 429 without the token being
+  compared, so the public HTTP port is no place to guess it (it has 32 characters or more
+  anyway). A login opens a console session kept in memory (:class:`ConsoleSessions`, bounded,
+  expiring), named by a random id in the cookie ``interlink_console``: ``HttpOnly; Secure;
+  SameSite=Strict; Path=/admin``.
 * Every form carries the session's CSRF token (the login form a pre-login one, double-submitted
   with a cookie), checked in constant time before anything is done.
 * Every page is sent with a strict Content-Security-Policy (``default-src 'none'``; the one
-  stylesheet from the hub; no script at all: the charts are SVG rendered here), no caching, no
-  referrer, no framing.
+  stylesheet from the hub; no script at all: the charts are SVG rendered on the server,
+  :mod:`interlink.net.console_charts`), no caching, no referrer, no framing.
 
 Actions call the same domain services as the admin API (the provider registry, the moderation
 service): the change goes to the database and its change feed, and through
@@ -22,10 +26,11 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
+import math
 import secrets
 import time
-from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated, Any
@@ -34,13 +39,23 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
-from markupsafe import Markup
 
 from interlink.errors import HttpProblem
+from interlink.hub.auth_throttle import AuthThrottle, AuthThrottled, Backoff, ThrottleLimits
 from interlink.interop.moderation import Moderation, ReportStatus, enlistment_view
 from interlink.interop.providers import FEATURES, RATE_TIERS, ProviderRegistry
+from interlink.net.console_charts import (
+    MetricsHistory,
+    Samples,
+    bar_chart,
+    line_chart,
+    sum_by,
+    total,
+)
+from interlink.net.console_sessions import ConsoleSession, ConsoleSessions
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 
+log = logging.getLogger("interlink.console")
 COOKIE = "interlink_console"
 LOGIN_COOKIE = "interlink_console_login"
 ACTOR = "console"
@@ -55,7 +70,6 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
-Samples = Mapping[str, list[tuple[dict[str, str], float]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,49 +78,14 @@ class ConsoleLimits:
     max_sessions: int = 32
     refresh: int = 10
     history: int = 360
+    # failed logins per source: free ones, then the first wait doubling up to the cap
+    login_backoff: Backoff = field(default_factory=lambda: Backoff(5, 1.0, 300.0))
 
 
-@dataclass
-class ConsoleSession:
-    csrf: str
-    expires: float
-    notices: list[str] = field(default_factory=list)
-
-
-class ConsoleSessions:
-    """Console logins, in memory: at most ``max_sessions`` (a new login ends the oldest), each
-    ending ``lifetime`` seconds after it began."""
-
-    def __init__(self, limits: ConsoleLimits, clock: Callable[[], float]) -> None:
-        self._limits = limits
-        self._clock = clock
-        self._sessions: dict[str, ConsoleSession] = {}
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-    def create(self) -> tuple[str, ConsoleSession]:
-        while len(self._sessions) >= self._limits.max_sessions:
-            self._sessions.pop(next(iter(self._sessions)))
-        sid = secrets.token_urlsafe(32)
-        session = ConsoleSession(
-            secrets.token_urlsafe(32), self._clock() + self._limits.session_lifetime
-        )
-        self._sessions[sid] = session
-        return sid, session
-
-    def get(self, sid: str | None) -> ConsoleSession | None:
-        if not sid:
-            return None
-        session = self._sessions.get(sid)
-        if session is not None and session.expires <= self._clock():
-            del self._sessions[sid]
-            return None
-        return session
-
-    def end(self, sid: str | None) -> None:
-        if sid:
-            self._sessions.pop(sid, None)
+def login_throttle(backoff: Backoff) -> AuthThrottle:
+    """The console's login throttle: the SASL throttle's machinery, counting per source only
+    (the one admin token is not an account that could be locked for everyone)."""
+    return AuthThrottle(ThrottleLimits(source=backoff, forget_after=max(3600.0, backoff.cap)))
 
 
 FORM_MAX_BYTES = 64 * 1024
@@ -148,113 +127,6 @@ class CsrfRefused(HttpProblem):
     title = "the form's CSRF token is missing or wrong"
 
 
-# -- charts (SVG, rendered here: the console runs no script) --------------------------------------
-
-
-def bar_chart(title: str, items: list[tuple[str, float]], *, unit: str = "") -> Markup:
-    """A horizontal bar chart with its numbers written beside the bars (and in ``<title>`` and
-    ``<desc>`` for assistive technology)."""
-    width, bar_h, gap, label_w = 520, 18, 8, 170
-    height = max(1, len(items)) * (bar_h + gap) + gap
-    top = max((v for _, v in items), default=0) or 1
-    desc = "; ".join(f"{label}: {value:g}{unit}" for label, value in items) or "no data yet"
-    parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
-        f'width="{width}" height="{height}" aria-labelledby="t-{_slug(title)} d-{_slug(title)}">',
-        f'<title id="t-{_slug(title)}">{_esc(title)}</title>',
-        f'<desc id="d-{_slug(title)}">{_esc(desc)}</desc>',
-    ]
-    if not items:
-        parts.append(f'<text x="0" y="{bar_h}" class="empty">no data yet</text>')
-    for i, (label, value) in enumerate(items):
-        y = gap + i * (bar_h + gap)
-        w = max(1.0, (width - label_w - 70) * value / top)
-        parts.append(f'<text x="0" y="{y + bar_h - 4}" class="label">{_esc(label[:24])}</text>')
-        parts.append(
-            f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" class="bar"></rect>'
-        )
-        parts.append(
-            f'<text x="{label_w + w + 6:.1f}" y="{y + bar_h - 4}" class="value">'
-            f"{value:g}{_esc(unit)}</text>"
-        )
-    parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 (every text in it is escaped above)
-
-
-def line_chart(title: str, points: list[tuple[float, float]]) -> Markup:
-    """A line over time (oldest left), the last value written at its end."""
-    width, height, pad = 520, 120, 24
-    desc = f"{len(points)} samples; last {points[-1][1]:g}" if points else "no samples yet"
-    parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" aria-labelledby="t-{_slug(title)} d-{_slug(title)}">',
-        f'<title id="t-{_slug(title)}">{_esc(title)}</title>',
-        f'<desc id="d-{_slug(title)}">{_esc(desc)}</desc>',
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
-        'class="axis"></line>',
-    ]
-    if len(points) >= 2:
-        t0, t1 = points[0][0], points[-1][0]
-        top = max(v for _, v in points) or 1
-        span = (t1 - t0) or 1
-        coords = " ".join(
-            f"{pad + (width - 3 * pad) * (t - t0) / span:.1f},"
-            f"{height - pad - (height - 2 * pad) * v / top:.1f}"
-            for t, v in points
-        )
-        parts.append(f'<polyline points="{coords}" class="line"></polyline>')
-    if points:
-        parts.append(
-            f'<text x="{width - 2 * pad + 4}" y="{pad}" class="value">{points[-1][1]:g}</text>'
-        )
-    else:
-        parts.append(f'<text x="{pad}" y="{pad}" class="empty">no samples yet</text>')
-    parts.append("</svg>")
-    return Markup("".join(parts))  # noqa: S704 (every text in it is escaped above)
-
-
-def _esc(text: str) -> str:
-    return str(Markup.escape(text))
-
-
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower())
-
-
-def _sum(samples: Samples, name: str, by: str, **where: str) -> list[tuple[str, float]]:
-    totals: dict[str, float] = {}
-    for labels, value in samples.get(name, []):
-        if all(labels.get(k) == v for k, v in where.items()):
-            key = labels.get(by, "")
-            totals[key] = totals.get(key, 0.0) + value
-    return sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))
-
-
-def _total(samples: Samples, name: str) -> float:
-    return sum(value for _, value in samples.get(name, []))
-
-
-@dataclass
-class MetricsHistory:
-    """Samples of a few totals, taken when the metrics page is viewed (one per ``spacing``
-    seconds at most: a view sooner updates the newest), the newest ``size`` kept."""
-
-    size: int
-    spacing: float = 2.0
-    points: deque[tuple[float, dict[str, float]]] = field(default_factory=deque)
-
-    def add(self, now: float, values: dict[str, float]) -> None:
-        if self.points and now - self.points[-1][0] < self.spacing:
-            self.points[-1] = (self.points[-1][0], values)  # the newest values, same sample
-            return
-        self.points.append((now, values))
-        while len(self.points) > self.size:
-            self.points.popleft()
-
-    def series(self, key: str) -> list[tuple[float, float]]:
-        return [(t, v.get(key, 0.0)) for t, v in self.points]
-
-
 # -- the router -------------------------------------------------------------------------------
 
 
@@ -287,7 +159,8 @@ def console_router(
     env.filters["when"] = lambda t: (
         "—" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t)))
     )
-    sessions = ConsoleSessions(limits, clock)
+    sessions = ConsoleSessions(limits.max_sessions, limits.session_lifetime, clock)
+    throttle = login_throttle(limits.login_backoff)
     history = MetricsHistory(limits.history)
     expected = token.encode()
     stylesheet = (
@@ -342,6 +215,14 @@ def console_router(
             headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"},
         )
 
+    def refuse_login(request: Request, code: int, error: str) -> HTMLResponse:
+        again = secrets.token_urlsafe(32)
+        refused = page("login.html", request, None, code, login_csrf=again, error=error)
+        refused.set_cookie(
+            LOGIN_COOKIE, again, httponly=True, secure=True, samesite="strict", path="/admin"
+        )
+        return refused
+
     @router.get("/login")
     async def login_form(request: Request) -> Response:
         pre = secrets.token_urlsafe(32)
@@ -357,15 +238,23 @@ def console_router(
         pre = request.cookies.get(LOGIN_COOKIE, "")
         if not pre or not hmac.compare_digest(pre.encode(), login_csrf.encode()):
             raise CsrfRefused("reload the login page and try again")
-        if not hmac.compare_digest(token.strip().encode(), expected):
-            again = secrets.token_urlsafe(32)
-            refused = page(
-                "login.html", request, None, 401, login_csrf=again, error="Wrong admin token."
+        source = throttle.source_key(request.client.host if request.client is not None else "?")
+        attempt = throttle.begin(clock(), source, None)
+        if isinstance(attempt, AuthThrottled):
+            wait = math.ceil(attempt.retry_after)
+            log.warning("console login throttled", extra={"source": source, "retry_after": wait})
+            refused = refuse_login(
+                request, 429, f"Too many failed logins from your address; try again in {wait} s."
             )
-            refused.set_cookie(
-                LOGIN_COOKIE, again, httponly=True, secure=True, samesite="strict", path="/admin"
-            )
+            refused.headers["Retry-After"] = str(wait)
             return refused
+        if not hmac.compare_digest(token.strip().encode(), expected):
+            throttle.failed(attempt, clock())
+            log.warning(
+                "console login failed",
+                extra={"source": source, "failures": throttle.source_failures(source, clock())},
+            )
+            return refuse_login(request, 401, "Wrong admin token.")
         sid, _session = sessions.create()
         response = redirect("/admin/")
         response.set_cookie(
@@ -398,24 +287,24 @@ def console_router(
         if session is None:
             return redirect("/admin/login")
         found: Samples = {} if samples is None else await samples()
-        messages = _sum(found, "interlink_provider_messages_total", "provider")
+        messages = sum_by(found, "interlink_provider_messages_total", "provider")
         history.add(
             clock(),
             {
                 "messages": sum(v for _, v in messages),
-                "sessions": _total(found, "interlink_sessions"),
-                "proxy": _total(found, "interlink_media_proxy_total"),
+                "sessions": total(found, "interlink_sessions"),
+                "proxy": total(found, "interlink_media_proxy_total"),
             },
         )
         bars = [
             ("Messages per provider (both ways)", messages),
-            ("Refusals by rule", _sum(found, "interlink_policy_refusals_total", "reason")),
+            ("Refusals by rule", sum_by(found, "interlink_policy_refusals_total", "reason")),
             (
                 "Push queue: queued per provider",
-                _sum(found, "interlink_pushes_total", "provider", outcome="queued"),
+                sum_by(found, "interlink_pushes_total", "provider", outcome="queued"),
             ),
-            ("Pushes by outcome", _sum(found, "interlink_pushes_total", "outcome")),
-            ("Media proxy by outcome", _sum(found, "interlink_media_proxy_total", "outcome")),
+            ("Pushes by outcome", sum_by(found, "interlink_pushes_total", "outcome")),
+            ("Media proxy by outcome", sum_by(found, "interlink_media_proxy_total", "outcome")),
         ]
         charts = [(title, bar_chart(title, items)) for title, items in bars]
         series = [

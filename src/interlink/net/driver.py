@@ -167,9 +167,13 @@ class StreamDriver:
         peer: str,
         *,
         source: Source | None = None,
+        relayed_by: str | None = None,
     ) -> None:
         """``source``: the peer's address as the gate's per-source budgets see it
-        (:meth:`SourceBudgets.source`); ``None`` when the transport does not know it."""
+        (:meth:`SourceBudgets.source`); ``None`` when the transport does not know it.
+        ``relayed_by``: the provider whose registered proxy relays this stream (the peer
+        address is then the one its PROXY header claims): only that provider's accounts may log
+        in on it, and its address earns no trusted login pair."""
         self.hub = hub
         self.stream = stream
         self.link = link
@@ -180,6 +184,7 @@ class StreamDriver:
         self._attempt: AuthAttempt | None = None  # the SASL attempt the throttle let through
         self._loop = asyncio.get_running_loop()
         self.source = source
+        self.relayed_by = relayed_by
         refused = gate.try_enter(source, self._loop.time())
         self._in_gate = refused is None
         gate.open.add(self)
@@ -336,6 +341,17 @@ class StreamDriver:
             if self._attempt is not None:
                 self.hub.login_succeeded(self._attempt)
                 self._attempt = None
+            if not self._may_carry(ev.username):
+                log.warning(
+                    "proxied login refused: not an account of the proxy's provider",
+                    extra={"peer": self.peer, "user": ev.username, "provider": self.relayed_by},
+                )
+                self._run_close(
+                    StreamError(
+                        StreamErrorCondition.NOT_AUTHORIZED,
+                        f"a proxy of {self.relayed_by} relays only {self.relayed_by}'s accounts",
+                    )
+                )
             return None
         if isinstance(ev, AuthenticationFailed):
             if self._attempt is not None:
@@ -357,9 +373,22 @@ class StreamDriver:
         address = self.peer.removeprefix("ws:")
         return address.rpartition(":")[0] or address
 
+    def _may_carry(self, username: str) -> bool:
+        """Whether ``username`` (a SASL name or a token's account) may log in on this stream:
+        any account on a direct one; on a relayed one, only the relaying provider's."""
+        if self.relayed_by is None:
+            return True
+        jid = self.hub.account_jid(username, self.stream.host)
+        return jid is not None and self.hub.ctx.addressing.provider_of(jid) == self.relayed_by
+
     def _begin_attempt(self, username: str | None) -> AuthThrottled | None:
         """Ask the throttle; a refusal is the same whether or not the account exists."""
-        verdict = self.hub.begin_login(self._peer_address(), username, self.stream.host)
+        verdict = self.hub.begin_login(
+            self._peer_address(),
+            username,
+            self.stream.host,
+            claimed=self.relayed_by is not None,
+        )
         if isinstance(verdict, AuthThrottled):
             return verdict
         self._attempt = verdict
@@ -369,6 +398,15 @@ class StreamDriver:
         throttled = self._begin_attempt(username)
         if throttled is not None:
             events = self.stream.refuse_authentication(throttled.text)
+        elif not self._may_carry(username):
+            # A password login for another provider's (or a gatekeeper user's) account through
+            # a proxy: failed without looking at credentials, so the proxy cannot test passwords
+            # (logged here; the exchange ends like a wrong password's).
+            log.warning(
+                "proxied login refused: not an account of the proxy's provider",
+                extra={"peer": self.peer, "user": username, "provider": self.relayed_by},
+            )
+            events = self.stream.supply_credentials(None)
         else:
             creds = await self.hub.credentials(username, self.stream.host)
             events = self.stream.supply_credentials(creds)

@@ -8,27 +8,37 @@ fingerprint of the proxy's Ed25519 public key. The proxy opens one connection to
 direct-TLS port per client connection and writes, before the client's TLS bytes, a PROXY v2
 header (:mod:`interlink.net.proxy_v2`) whose address block names the client, plus one TLV of type
 :data:`AUTH_TLV` (0xE0, an application-specific type): its public key (32 bytes), the wall-clock
-time in milliseconds (8 bytes, big-endian) and an Ed25519 signature (64 bytes) over
-:data:`AUTH_CONTEXT`, the family byte and address block, and the time.
+time in milliseconds (8 bytes, big-endian), a random nonce (16 bytes) and an Ed25519 signature
+(64 bytes) over :data:`AUTH_CONTEXT`, the family byte and address block, the time and the nonce.
 
 :meth:`ProxyRegistry.admit` accepts a header only when all of these hold, and otherwise raises
 :class:`ProxyRefused` naming the first that does not: the peer's address is registered for some
 provider; the header parses within the limits; it carries the auth TLV; the key's fingerprint is
 one registered for *that* address; the signature verifies; the time is within ``max_skew`` of
-ours. The address check alone would let anyone on a shared network (a cloud provider's NAT) speak
-for clients; the key alone would let a stolen key be used from anywhere. The signature binds the
-carried client address to the key, so a relay cannot rewrite it in transit.
+ours; the nonce was not seen before (:class:`ReplayCache`: a header copied off the wire cannot be
+sent again while its time is still acceptable). The address check alone would let anyone on a
+shared network (a cloud provider's NAT) speak for clients; the key alone would let a stolen key
+be used from anywhere. The signature binds the carried client address to the key, so a relay
+cannot rewrite it in transit.
 
 What the carried address is used for: the hub's per-source budgets (TLS handshakes, streams
-before binding, the connection rate) and login throttling, exactly as for a direct client. It is
-never sent to anyone (not to the provider's HTTP endpoints, not in pushes, not to contacts).
+before binding, the connection rate) and login throttling, as for a direct client, except that a
+login from a carried address never makes an (account, address) pair trusted and never uses
+one (:mod:`interlink.hub.auth_throttle`): a proxy could claim any address. It is never sent to
+anyone (not to the provider's HTTP endpoints, not in pushes, not to contacts).
+
+What a relayed stream may carry: only accounts of the proxy's own provider
+(``<user>@<provider>.interop.<service>``); :class:`ProxiedClient` names that provider and the
+stream driver refuses any other login on it.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import ipaddress
+import secrets
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,9 +56,11 @@ from interlink.net.proxy_v2 import (
 )
 
 AUTH_TLV = PP2_TYPE_MIN_CUSTOM
-AUTH_CONTEXT = b"interlink proxy header v1\x00"
-_AUTH_BYTES = 32 + 8 + 64
+AUTH_CONTEXT = b"interlink proxy header v2\x00"
+NONCE_BYTES = 16
+AUTH_BYTES = 32 + 8 + NONCE_BYTES + 64
 DEFAULT_MAX_SKEW = 120.0  # seconds between the proxy's clock and ours
+DEFAULT_REPLAY_CACHE = 100_000  # nonces remembered at once
 
 
 class ProxyRefused(ProxyHeaderError):
@@ -65,11 +77,17 @@ def public_key_bytes(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes_raw()
 
 
-def sign(header: ProxyHeader, key: Ed25519PrivateKey, now: float) -> ProxyHeader:
-    """``header`` with the auth TLV appended (what a registered proxy sends)."""
+def sign(
+    header: ProxyHeader, key: Ed25519PrivateKey, now: float, nonce: bytes | None = None
+) -> ProxyHeader:
+    """``header`` with the auth TLV appended (what a registered proxy sends); ``nonce``, 16
+    bytes used once (fresh random ones when not given)."""
+    nonce = secrets.token_bytes(NONCE_BYTES) if nonce is None else nonce
+    if len(nonce) != NONCE_BYTES:
+        raise ValueError(f"a proxy header nonce is {NONCE_BYTES} bytes")
     stamp = struct.pack("!Q", int(now * 1000))
-    signature = key.sign(AUTH_CONTEXT + header.address_block() + stamp)
-    auth = Tlv(AUTH_TLV, public_key_bytes(key) + stamp + signature)
+    signature = key.sign(AUTH_CONTEXT + header.address_block() + stamp + nonce)
+    auth = Tlv(AUTH_TLV, public_key_bytes(key) + stamp + nonce + signature)
     return ProxyHeader(header.source, header.destination, (*header.tlvs, auth))
 
 
@@ -102,6 +120,36 @@ class ProxiedClient:
     provider: str
 
 
+class ReplayCache:
+    """The nonces of headers accepted lately, each kept until its header's time is out of the
+    skew window (then a replay fails the time check anyway). Bounded: at ``size`` live nonces a
+    new header is refused rather than an old nonce forgotten (forgetting would re-open it to
+    replay); only registered proxies, whose signatures verified, can fill it."""
+
+    def __init__(self, size: int = DEFAULT_REPLAY_CACHE) -> None:
+        if size < 1:
+            raise ValueError("the replay cache holds at least one nonce")
+        self.size = size
+        self._live: set[bytes] = set()
+        self._expiry: list[tuple[float, bytes]] = []  # a heap: (forget at, nonce)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def remember(self, nonce: bytes, until: float, now: float) -> str | None:
+        """Remember ``nonce`` until ``until``; the refusal reason if it was seen or the cache
+        is full, else ``None``."""
+        while self._expiry and self._expiry[0][0] < now:
+            self._live.discard(heapq.heappop(self._expiry)[1])
+        if nonce in self._live:
+            return "replayed (its nonce was seen before)"
+        if len(self._live) >= self.size:
+            return f"refused: {self.size} nonces are live (proxies.replay_cache_size)"
+        self._live.add(nonce)
+        heapq.heappush(self._expiry, (until, nonce))
+        return None
+
+
 class ProxyRegistry:
     """The registered proxies, and the check of their headers."""
 
@@ -110,10 +158,12 @@ class ProxyRegistry:
         proxies: Iterable[RegisteredProxy] = (),
         limits: HeaderLimits | None = None,
         max_skew: float = DEFAULT_MAX_SKEW,
+        replay_cache_size: int = DEFAULT_REPLAY_CACHE,
     ) -> None:
         self.proxies = tuple(proxies)
         self.limits = limits or HeaderLimits()
         self.max_skew = max_skew
+        self.replays = ReplayCache(replay_cache_size)
         self._nets = [
             (ipaddress.ip_network(n, strict=False), p) for p in self.proxies for n in p.networks
         ]
@@ -143,16 +193,16 @@ class ProxyRegistry:
         except ProxyHeaderError as exc:
             raise ProxyRefused(f"malformed PROXY header from {peer}: {exc}") from exc
         auth = header.tlv(AUTH_TLV)
-        if auth is None or len(auth) != _AUTH_BYTES:
+        if auth is None or len(auth) != AUTH_BYTES:
             raise ProxyRefused(f"PROXY header from {peer} without a valid proxy signature TLV")
-        key, stamp, signature = auth[:32], auth[32:40], auth[40:]
+        key, stamp, nonce, signature = auth[:32], auth[32:40], auth[40:56], auth[56:]
         print_ = fingerprint(key)
         proxy = next((p for p in candidates if p.fingerprint == print_), None)
         if proxy is None:
             raise ProxyRefused(f"PROXY header from {peer} signed by an unregistered key {print_}")
         try:
             Ed25519PublicKey.from_public_bytes(key).verify(
-                signature, AUTH_CONTEXT + header.address_block() + stamp
+                signature, AUTH_CONTEXT + header.address_block() + stamp + nonce
             )
         except InvalidSignature as exc:
             raise ProxyRefused(f"PROXY header from {peer}: the signature does not verify") from exc
@@ -162,6 +212,9 @@ class ProxyRegistry:
                 f"PROXY header from {peer} dated {sent - now:+.0f} s from now "
                 f"(more than {self.max_skew:.0f} s)"
             )
+        replayed = self.replays.remember(nonce, sent + self.max_skew, now)
+        if replayed is not None:
+            raise ProxyRefused(f"PROXY header from {peer} {replayed}")
         address, port = header.source
         return ProxiedClient(address, port, proxy.provider)
 

@@ -23,6 +23,7 @@ problem+json by the hub's own handler (:func:`interlink.net.problems.install_pro
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import secrets
@@ -247,7 +248,9 @@ def build_kit_app(
         @app.middleware("http")
         async def log_media(request: Request, call_next: Any) -> Any:
             """Who fetched or stored media: for a gatekeeper user's download through the hub's
-            proxy, the peer is the hub, never the user."""
+            proxy, the peer is the hub, never the user. The path is not logged: its file id is
+            the capability to fetch the file (or to upload it) and its name may say what the file
+            is; ``file``, a short hash of that id, tells one file's requests from another's."""
             response = await call_next(request)
             if request.url.path.startswith("/media/"):
                 peer = request.client.host if request.client is not None else None
@@ -255,7 +258,7 @@ def build_kit_app(
                     "media request",
                     extra={
                         "method": request.method,
-                        "path": request.url.path,
+                        "file": media_log_id(request.url.path),
                         "status": response.status_code,
                         "peer": peer,
                         "user_agent": request.headers.get("user-agent", ""),
@@ -280,3 +283,10 @@ def build_kit_app(
             return JSONResponse(out.model_dump(), status_code=201)
 
     return app
+
+
+def media_log_id(path: str) -> str:
+    """What the kit's log says of a ``/media/<slot or file id>/<filename>`` path: 12 hex digits
+    of the SHA-256 of the id (not reversible: the id is a random capability)."""
+    file_id = path.removeprefix("/media/").partition("/")[0]
+    return hashlib.sha256(file_id.encode()).hexdigest()[:12]

@@ -6,7 +6,9 @@ opened for it and closed with it: no pooling of users on one stream, no queue, n
 disk. Upstream, the proxy first writes a PROXY v2 header (:mod:`interlink.net.proxy_v2`) naming
 the client's address, signed with the proxy's Ed25519 key (:func:`interlink.net.proxied.sign`),
 so the hub can count the client in its per-source budgets; the hub accepts it only because this
-proxy's addresses and key fingerprint were registered at onboarding (``[proxies]``).
+proxy's addresses and key fingerprint were registered at onboarding (``[proxies]``). Each header
+carries a fresh random nonce, which the hub remembers: a header cannot be used twice. The hub
+lets a relayed stream log in only to accounts of this proxy's provider.
 
 Two modes:
 
@@ -37,6 +39,7 @@ import contextlib
 import enum
 import logging
 import os
+import secrets
 import ssl
 import time
 from collections.abc import Sequence
@@ -48,6 +51,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from interlink.net.client_hello import NotClientHello, parse
 from interlink.net.proxied import (
+    NONCE_BYTES,
     dump_private_key,
     fingerprint,
     load_private_key,
@@ -217,6 +221,7 @@ class ProviderProxy:
             ProxyHeader((client[0], client[1]), (local[0], local[1])),
             self.config.key,
             time.time(),
+            nonce=secrets.token_bytes(NONCE_BYTES),  # once per header: the hub refuses replays
         )
         up_reader, up_writer = await asyncio.wait_for(
             asyncio.open_connection(
