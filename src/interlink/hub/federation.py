@@ -48,7 +48,7 @@ from xml.etree.ElementTree import Element
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from interlink.errors import StanzaError, StanzaErrorCondition, StreamError
+from interlink.errors import StanzaError, StanzaErrorCondition, StreamError, reason
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubContext
 from interlink.hub.session import Session
@@ -131,12 +131,12 @@ class _BackToServer:
         try:
             stanza = parse_stanza(parse_fragment(xml))
         except (StanzaError, ValueError) as exc:
-            log.warning("an answer for s2s could not be read back", extra={"error": str(exc)})
+            log.warning("an answer for s2s could not be read back", extra={"error": reason(exc)})
             return
         try:
             self._federation.deliver(stanza)
         except StanzaError as err:
-            log.info("an answer over s2s was refused", extra={"error": str(err)})
+            log.info("an answer over s2s was refused", extra={"error": reason(err)})
 
     async def wait_writable(self) -> None:
         return None

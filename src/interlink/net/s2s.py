@@ -41,7 +41,13 @@ from typing import cast
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from interlink.errors import StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition
+from interlink.errors import (
+    StanzaError,
+    StanzaErrorCondition,
+    StreamError,
+    StreamErrorCondition,
+    reason,
+)
 from interlink.hub.addressing import Addressing
 from interlink.hub.hub import Hub
 from interlink.storage.providers import Provider
@@ -303,7 +309,7 @@ class InboundLink(_Link):
                 ssl_handshake_timeout=self.service.limits.tls_handshake_timeout,
             )
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
-            log.info("s2s TLS handshake failed", extra={"error": str(exc)})
+            log.info("s2s TLS handshake failed", extra={"error": reason(exc)})
             self._close_transport()
             return
         if new is None:
@@ -392,7 +398,7 @@ class OutboundLink(_Link):
         except (OSError, ssl.SSLError, ConnectionError, TimeoutError) as exc:
             log.info(
                 "s2s TLS handshake failed",
-                extra={"remote_domain": self.remote_domain, "error": str(exc)},
+                extra={"remote_domain": self.remote_domain, "error": reason(exc)},
             )
             self.service.refused(self.provider_id)
             self._close_transport()
@@ -571,7 +577,7 @@ class S2SService:
             except (OSError, TimeoutError) as exc:
                 log.info(
                     "s2s connection failed",
-                    extra={"remote_domain": link.remote_domain, "host": host, "error": str(exc)},
+                    extra={"remote_domain": link.remote_domain, "host": host, "error": reason(exc)},
                 )
                 continue
             return True
