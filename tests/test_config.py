@@ -41,6 +41,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[net]\nunknown_key = 1\n", "unknown_key"),
         ("[net]\nhttp_tls = false\n", "net.http_tls = false needs net.require_tls = false"),
         ("[storage]\nengine = 'mysql'\n", "engine"),
+        ("[storage]\nengine = 'postgres'\n", "storage.engine = postgres needs storage.dsn"),
+        ("[storage]\npool_size = 0\n", "pool_size"),
+        ("[storage]\npool_size = 1001\n", "pool_size"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -97,3 +100,14 @@ def test_parse_limits_per_phase_come_from_the_limits_section() -> None:
         assert limits.max_namespace_declarations == 8
         assert limits.max_header_attributes == 6
         assert limits.max_header_namespaces == 4
+
+
+def test_the_postgres_engine_takes_its_dsn_and_pool_size(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text("[storage]\nengine = 'postgres'\ndsn = 'host=db dbname=x'\npool_size = 1000\n")
+    s = load_settings(f)
+    assert (s.storage.engine, s.storage.dsn, s.storage.pool_size) == (
+        "postgres",
+        "host=db dbname=x",
+        1000,
+    )

@@ -90,6 +90,8 @@ async def open_storage(settings: Settings) -> Storage:
             engine=settings.storage.engine,
             sqlite_path=settings.database_path,
             sqlite_synchronous=settings.storage.sqlite_synchronous,
+            postgres_dsn=settings.storage.dsn,
+            postgres_pool_size=settings.storage.pool_size,
         )
     )
 

@@ -166,8 +166,17 @@ class SaslSection(_Section):
 
 
 class StorageSection(_Section):
-    engine: Literal["sqlite"] = "sqlite"
+    engine: Literal["sqlite", "postgres"] = "sqlite"
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
+    # PostgreSQL (engine = "postgres"): a libpq connection string or postgresql:// URL
+    dsn: str = ""
+    pool_size: int = Field(10, ge=1, le=1000)  # connections per hub process
+
+    @model_validator(mode="after")
+    def _postgres_has_a_dsn(self) -> StorageSection:
+        if self.engine == "postgres" and not self.dsn:
+            raise ValueError("storage.engine = postgres needs storage.dsn")
+        return self
 
 
 class XmppSection(_Section):
