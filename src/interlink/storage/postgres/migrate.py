@@ -2,8 +2,8 @@
 with the table ``interlink_schema`` recording the last one applied, updated in the same
 transaction as the migration itself (PostgreSQL's DDL is transactional).
 
-Several nodes may start at once on one database: each migration's transaction first takes an
-advisory lock, then re-reads the version, so each migration runs exactly once."""
+Several nodes may start at once on one database: the runner holds an advisory lock while it
+reads the version and applies what is pending, so each migration runs exactly once."""
 
 from __future__ import annotations
 
@@ -53,18 +53,21 @@ class PostgresMigrations:
         return pending_after(self._migrations, await self.current_version())
 
     async def apply(self) -> list[Migration]:
-        applied: list[Migration] = []
-        for migration in await self.pending():
-            async with self._db.transaction() as conn:
-                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATIONS_LOCK,))
-                if await _version(conn) >= migration.number:
-                    continue  # another node applied it meanwhile
-                await conn.execute(_CREATE)
-                await conn.execute(migration.sql.encode())  # no parameters: many statements
-                await conn.execute(
-                    "INSERT INTO interlink_schema (version) VALUES (%s) "
-                    "ON CONFLICT (one) DO UPDATE SET version = excluded.version",
-                    (migration.number,),
-                )
-            applied.append(migration)
-        return applied
+        async with self._db.pool.connection() as conn:
+            # A session lock, taken before the version is read: a node that waited for it reads
+            # the version (and the catalog) in transactions begun after the other committed.
+            await conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATIONS_LOCK,))
+            try:
+                todo = pending_after(self._migrations, await _version(conn))
+                for migration in todo:
+                    async with conn.transaction():
+                        await conn.execute(_CREATE)
+                        await conn.execute(migration.sql.encode())  # no parameters: many statements
+                        await conn.execute(
+                            "INSERT INTO interlink_schema (version) VALUES (%s) "
+                            "ON CONFLICT (one) DO UPDATE SET version = excluded.version",
+                            (migration.number,),
+                        )
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATIONS_LOCK,))
+        return todo
