@@ -7,10 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers import PostgresServer, postgres_server
+from tests.servers import PostgresServer, RedisServer, postgres_server, redis_server
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
         yield server

@@ -1,8 +1,10 @@
 """Real servers for the tests, from the machine's Debian packages: a throwaway PostgreSQL
-cluster (``initdb`` into a temporary directory, listening on 127.0.0.1 on a free port), started
-once per test session (:func:`postgres_server`) and removed at its end.
+cluster (``initdb`` into a temporary directory, listening on 127.0.0.1 on a free port) and a
+throwaway Redis (``redis-server``, no persistence, 127.0.0.1, a free port), each started once
+per test session on first use (:func:`postgres_server`, :func:`redis_server`) and removed at
+its end.
 
-``scripts/test`` installs the ``postgresql`` package where it is missing. With
+``scripts/test`` installs the ``postgresql`` and ``redis-server`` packages where missing. With
 ``INTERLINK_TEST_POSTGRES_DSN`` set (a server where the user may ``CREATE DATABASE``), the tests
 use that server instead and start none. As root, the server runs as the ``postgres`` user the
 package creates: PostgreSQL refuses to run as root.
@@ -185,6 +187,83 @@ def start_postgres() -> PostgresServer:
 @contextlib.contextmanager
 def postgres_server() -> Iterator[PostgresServer]:
     server = start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def redis_available() -> bool:
+    return bool(os.environ.get("INTERLINK_TEST_REDIS_URL")) or Path(REDIS_SERVER).exists()
+
+
+@dataclass
+class RedisServer:
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+    root: Path | None = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_TIMEOUT)
+        if self.root is not None:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_redis() -> RedisServer:
+    """Start a throwaway Redis (or use ``INTERLINK_TEST_REDIS_URL``)."""
+    external = os.environ.get("INTERLINK_TEST_REDIS_URL")
+    if external:
+        return RedisServer(external)
+    if not Path(REDIS_SERVER).exists():
+        raise RuntimeError("redis-server is not installed (scripts/test installs it)")
+    root = Path(tempfile.mkdtemp(prefix="interlink-redis-"))
+    port = _free_port()
+    argv = [
+        REDIS_SERVER,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(root),
+        "--daemonize",
+        "no",
+    ]
+    with (root / "server.log").open("wb") as out:
+        process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+    server = RedisServer(f"redis://127.0.0.1:{port}/0", process, root)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return server
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            log = (root / "server.log").read_text(errors="replace")[-2000:]
+            server.stop()
+            raise RuntimeError("redis-server did not start: " + log)
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    server = start_redis()
     try:
         yield server
     finally:
