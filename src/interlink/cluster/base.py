@@ -23,7 +23,6 @@ from typing import NamedTuple, Protocol, TypeAlias
 
 from interlink.errors import InterlinkError
 
-
 ChangeCallback: TypeAlias = Callable[[str], None]  # (kind)
 
 
