@@ -26,12 +26,16 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from interlink.cluster import Cluster
+from interlink.cluster.local import LocalCluster
+from interlink.cluster.redis import open_redis_cluster
 from interlink.config import Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
+from interlink.hub.nodes import DirectorySync
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits, Rate
 from interlink.hub.router import DomainServices
@@ -93,6 +97,21 @@ async def open_storage(settings: Settings) -> Storage:
             postgres_dsn=settings.storage.dsn,
             postgres_pool_size=settings.storage.pool_size,
         )
+    )
+
+
+def node_id(settings: Settings) -> str:
+    """This process's name in the cluster: ``cluster.node_id``, or host name and pid."""
+    return settings.cluster.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def open_cluster(settings: Settings) -> Cluster:
+    """The other hub processes: on Redis if ``cluster.redis_url`` is set, else none."""
+    c = settings.cluster
+    if not c.redis_url:
+        return LocalCluster()
+    return await open_redis_cluster(
+        c.redis_url, node_id(settings), prefix=c.redis_prefix, node_ttl=c.node_ttl
     )
 
 
@@ -279,6 +298,8 @@ class HubServer:
         self._follower: ChangeFeedFollower | None = None
         self.hub: Hub | None = None
         self.storage: Storage | None = None
+        self.cluster: Cluster | None = None
+        self._directory_sync: DirectorySync | None = None
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
         self.push: PushNotifier | None = None
@@ -315,8 +336,13 @@ class HubServer:
         self._http_client = http_client = httpx.AsyncClient(timeout=s.interop.http_timeout)
         signer = HubSigner(await secrets_.get_or_create_secret("hub-signing-key", 32))
 
+        # The other hub processes, if any, and the sessions this one holds.
+        self.cluster = cluster = await open_cluster(s)
+        if cluster.shared:
+            self._directory_sync = DirectorySync(cluster.directory)
+        sessions = SessionRegistry(self._directory_sync)
+
         # The interop control plane, which the hub's gates call into.
-        sessions = SessionRegistry()
         self.operator = operator = OperatorState(addressing, sessions)
         self.registry = registry = ProviderRegistry(
             storage.providers,
@@ -403,6 +429,8 @@ class HubServer:
             authenticate_bearer=enlistment.authenticate,
             user_ids=self._user_id,
             observers=observers,
+            cluster=cluster,
+            heartbeat_every=s.cluster.node_ttl / 3,
             domain_services=DomainServices(
                 handlers={
                     TOKEN: MediaTokenService(tokens, addressing.is_home, clock).handle_iq,
@@ -634,6 +662,11 @@ class HubServer:
             await self.storage.ping()
         except Exception as exc:
             return f"the database does not answer: {exc}"
+        if self.cluster is not None:
+            try:
+                await self.cluster.ping()
+            except Exception as exc:
+                return f"the cluster's Redis does not answer: {exc}"
         return None
 
     async def _user_id(self, jid: str) -> str | None:
@@ -754,6 +787,11 @@ class HubServer:
                 await asyncio.wait_for(self._http_task, timeout=5)
         if self.hub is not None:
             await self.hub.ctx.drain_tasks()
+        if self._directory_sync is not None:
+            await self._directory_sync.close()  # the ended sessions leave the directory
+        if self.cluster is not None:
+            # the lease goes: what is still routed here is reclaimed by another node at once
+            await self.cluster.close()
         if self.push is not None:
             await self.push.close()
         if self.reports is not None:

@@ -179,6 +179,18 @@ class StorageSection(_Section):
         return self
 
 
+class ClusterSection(_Section):
+    # Redis shared by the hub processes of a cluster (redis://host:port/db); empty: this
+    # process alone, nothing shared (the embedded default)
+    redis_url: str = ""
+    # this process's name in the cluster, unique among its processes; empty: host name and pid
+    node_id: str = Field("", max_length=200)
+    # a node that has not renewed its lease this long is dead: its sessions vanish and a
+    # survivor stores what was routed to it offline
+    node_ttl: float = Field(10.0, ge=0.5, le=300)
+    redis_prefix: str = Field("interlink:", min_length=1, max_length=100)
+
+
 class XmppSection(_Section):
     bind_conflict: Literal["override", "refuse", "replace"] = "override"
     stream_management: bool = True  # offer XEP-0198 (acks, resumption)
@@ -261,12 +273,22 @@ class Settings(_Section):
     limits: LimitsSection = LimitsSection()
     sasl: SaslSection = SaslSection()
     storage: StorageSection = StorageSection()
+    cluster: ClusterSection = ClusterSection()
     xmpp: XmppSection = XmppSection()
     admin: AdminSection = AdminSection()
     interop: InteropSection = InteropSection()
     policy: PolicySection = PolicySection()
     media: MediaSection = MediaSection()
     log: LogSection = LogSection()
+
+    @model_validator(mode="after")
+    def _a_cluster_shares_its_database(self) -> Settings:
+        if self.cluster.redis_url and self.storage.engine != "postgres":
+            raise ValueError(
+                "cluster.redis_url needs storage.engine = postgres: the nodes of a cluster share "
+                "one database"
+            )
+        return self
 
     @model_validator(mode="after")
     def _websocket_can_authenticate(self) -> Settings:

@@ -213,7 +213,8 @@ class Router:
                     target.deliver_xml(xml)
                 self.carbons.received(msg, xml, bare, targets)
                 return None
-        return self._guard(session, msg, self.offline.accept(msg, xml, bare))
+        full = to if to.resource is not None else None
+        return self._guard(session, msg, self.offline.accept(msg, xml, bare, full=full))
 
     # -- iq -----------------------------------------------------------------------------------
     def _iq(self, session: Session, iq: Iq) -> Pending | None:
