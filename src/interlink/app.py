@@ -256,8 +256,9 @@ LISTENERS = (
 )
 
 
-def bind_port(host: str, port: int, what: str) -> socket.socket:
-    """A TCP socket bound to ``host:port``, not yet listening.
+def bind_port(host: str, port: int, what: str, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port``, not yet listening; with ``reuse_port``, shared with
+    the other processes that bind it so (SO_REUSEPORT: the kernel spreads new connections).
 
     Raises:
         ConfigError: the address cannot be bound (taken, not local, no permission); the
@@ -266,6 +267,8 @@ def bind_port(host: str, port: int, what: str) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
@@ -681,7 +684,12 @@ class HubServer:
         s = self.settings
         try:
             for name, key in LISTENERS:
-                sock = bind_port(s.net.host, getattr(s.net, key), f"{name} (net.{key})")
+                sock = bind_port(
+                    s.net.host,
+                    getattr(s.net, key),
+                    f"{name} (net.{key})",
+                    reuse_port=s.net.reuse_port,
+                )
                 self._sockets[name] = sock
                 self.ports[name] = sock.getsockname()[1]
         except BaseException:

@@ -57,6 +57,9 @@ class NetSection(_Section):
     c2s_tls_port: int = Field(5223, ge=0, le=65535)
     http_port: int = Field(5280, ge=0, le=65535)
     http_tls: bool = True
+    # SO_REUSEPORT on every listening port: several processes share them, the kernel spreads
+    # new connections (set by `interlink serve --workers N` for its workers)
+    reuse_port: bool = False
     require_tls: bool = True  # false allows SCRAM on plaintext c2s (benchmarks, TLS proxies)
     auth_timeout: float = Field(30.0, gt=0)
     tls_handshake_timeout: float = Field(10.0, gt=0)  # every TLS port

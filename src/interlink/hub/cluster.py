@@ -95,12 +95,12 @@ class ClusterNode:
         bus = self._cluster.bus
         while True:
             try:
-                entries = await bus.receive(1.0)
-                for entry in entries:
+                for entry in await bus.receive(1.0):
                     await self.handle(entry.payload, from_inbox=True)
-                if entries:
-                    await bus.done([e.id for e in entries])
-                    self.received += len(entries)
+                    # at once, one by one: a node killed between handing a stanza over and
+                    # this leaves it to be reclaimed (and delivered again); keep that short
+                    await bus.done([entry.id])
+                    self.received += 1
             except asyncio.CancelledError:
                 raise
             except Exception:
