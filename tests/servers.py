@@ -104,8 +104,9 @@ def _as_server_user(argv: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *argv]
 
 
-def start_postgres() -> PostgresServer:
-    """Start a throwaway cluster (or use ``INTERLINK_TEST_POSTGRES_DSN``)."""
+def start_postgres(*, durable: bool = False) -> PostgresServer:
+    """Start a throwaway cluster (or use ``INTERLINK_TEST_POSTGRES_DSN``); ``durable`` keeps
+    PostgreSQL's fsync on (for benchmarks; the tests do without)."""
     external = os.environ.get("INTERLINK_TEST_POSTGRES_DSN")
     if external:
         return PostgresServer(external)
@@ -153,9 +154,9 @@ def start_postgres() -> PostgresServer:
                 "-c",
                 f"unix_socket_directories={root}",
                 "-c",
-                "fsync=off",
+                f"fsync={'on' if durable else 'off'}",
                 "-c",
-                "full_page_writes=off",
+                f"full_page_writes={'on' if durable else 'off'}",
                 "-c",
                 "max_connections=300",
                 "-c",

@@ -216,3 +216,15 @@ async def test_credentials_are_replaced_not_duplicated(pg: PostgresStorage) -> N
     await pg.accounts.set_credentials(jid, credentials(b"b"))
     assert await pg.accounts.get_credentials(jid) == credentials(b"b")
     assert await pg.db.fetch_one("SELECT count(*) FROM credentials") == (2,)
+
+
+async def test_concurrent_logins_share_a_commit_and_a_replay_is_seen_across_nodes(
+    pg: PostgresStorage, pg_other_node: PostgresStorage
+) -> None:
+    fresh = await asyncio.gather(
+        *(pg.enlistment.remember_jti("https://p", f"j{i % 20}", T0 + 60, T0) for i in range(40))
+    )
+    assert sum(fresh) == 20  # each id once; its repeat in the same group is a replay
+    assert pg.enlistment.login_jti_commits < 40
+    assert not await pg_other_node.enlistment.remember_jti("https://p", "j3", T0 + 60, T0)
+    assert await pg_other_node.enlistment.remember_jti("https://p", "new", T0 + 60, T0)
