@@ -129,6 +129,9 @@ class HubOptions:
     keep_data: bool
     gc_log: bool = False  # run the hub with a gc callback that logs collections
     hub_src: str | None = None  # import the hub from this source tree instead of the venv's
+    dsn: str | None = None  # storage on this PostgreSQL database instead of SQLite
+    redis_url: str | None = None  # a cluster on this Redis
+    workers: int = 1  # interlink serve --workers
 
 
 @dataclass
@@ -191,14 +194,18 @@ def _status_kib(pid: int, key: str) -> int:
     raise BenchError(f"no {key} in /proc/{pid}/status")
 
 
-async def create_accounts(data_dir: Path, count: int) -> float:
+async def create_accounts(data_dir: Path, count: int, dsn: str | None = None) -> float:
     """Write ``count`` accounts ``u0``..``u{count-1}`` straight into the hub's database."""
+    from interlink.storage import StorageConfig, open_storage
     from interlink.storage.sqlite import open_sqlite
     from interlink.xmpp.sasl import derive_credentials
 
     started = time.perf_counter()
     creds = derive_credentials(PASSWORD, 4096)  # once: every account shares it (and its salt)
-    storage = await open_sqlite(data_dir / "interlink.sqlite3", synchronous="OFF")
+    if dsn is not None:
+        storage = await open_storage(StorageConfig(engine="postgres", postgres_dsn=dsn))
+    else:
+        storage = await open_sqlite(data_dir / "interlink.sqlite3", synchronous="OFF")
     try:
         now = time.time()
         for i in range(count):
@@ -208,23 +215,41 @@ async def create_accounts(data_dir: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-def write_config(data_dir: Path, synchronous: str) -> Path:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(data_dir: Path, synchronous: str, opts: HubOptions | None = None) -> Path:
     path = data_dir / "bench-hub.toml"
+    storage = f'sqlite_synchronous = "{synchronous}"\n'
+    cluster = ""
+    ports = "c2s_port = 0\nc2s_tls_port = 0\nhttp_port = 0\n"
+    if opts is not None and opts.dsn is not None:
+        storage = f'engine = "postgres"\ndsn = "{opts.dsn}"\npool_size = 16\n'
+    if opts is not None and opts.redis_url is not None:
+        cluster = f'[cluster]\nredis_url = "{opts.redis_url}"\n'
+    if opts is not None and opts.workers > 1:  # shared (SO_REUSEPORT): fixed
+        ports = "".join(
+            f"{k} = {_free_port()}\n" for k in ("c2s_port", "c2s_tls_port", "http_port")
+        )
     path.write_text(
         "[hub]\n"
         f'domain = "{DOMAIN}"\n'
         f'data_dir = "{data_dir}"\n'
         "[net]\n"
         'host = "127.0.0.1"\n'
-        "c2s_port = 0\n"
-        "c2s_tls_port = 0\n"
-        "http_port = 0\n"
+        f"{ports}"
         "require_tls = false\n"
         "max_unauthenticated = 5000\n"
         # the load generator is one source by design: not held by the per-source budgets
         'source_allowlist = ["127.0.0.0/8"]\n'
         "[storage]\n"
-        f'sqlite_synchronous = "{synchronous}"\n'
+        f"{storage}"
+        f"{cluster}"
         "[log]\n"
         'level = "INFO"\n'
         'format = "json"\n',
@@ -236,9 +261,9 @@ def write_config(data_dir: Path, synchronous: str) -> Path:
 async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
     data_dir = Path(tempfile.mkdtemp(prefix="interlink-bench-"))
     try:
-        took = await create_accounts(data_dir, accounts)
+        took = await create_accounts(data_dir, accounts, opts.dsn)
         print(f"  created {accounts} accounts in {took:.1f} s", flush=True)
-        config = write_config(data_dir, opts.sqlite_synchronous)
+        config = write_config(data_dir, opts.sqlite_synchronous, opts)
         cmd: list[str] = []
         if opts.pin_cpu is not None:
             cmd += [shutil.which("taskset") or "taskset", "-c", str(opts.pin_cpu)]
@@ -251,6 +276,8 @@ async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
             cmd += [sys.executable, "-c", GC_LOGGER, "serve", "--config", str(config)]
         else:
             cmd += [str(VENV_BIN / "interlink"), "serve", "--config", str(config)]
+        if opts.workers > 1:
+            cmd += ["--workers", str(opts.workers)]
         env = dict(os.environ)
         if opts.hub_src is not None:
             env["PYTHONPATH"] = os.pathsep.join(
@@ -1053,6 +1080,7 @@ def pin(args: argparse.Namespace) -> HubOptions:
         keep_data=args.keep_data,
         gc_log=args.hub_gc_log,
         hub_src=args.hub_src,
+        workers=args.workers,
     )
 
 
@@ -1102,6 +1130,24 @@ RUNNERS = {"flood": run_flood, "paced": run_paced, "idle": run_idle}
 
 async def main_async(args: argparse.Namespace) -> int:
     opts = pin(args)
+    servers: list[Any] = []
+    try:
+        sys.path.insert(0, str(ROOT))
+        from tests.servers import start_postgres, start_redis
+
+        if args.postgres:
+            servers.append(start_postgres(durable=True))
+            opts.dsn = servers[-1].database()
+        if args.redis:
+            servers.append(start_redis())
+            opts.redis_url = servers[-1].url
+        return await _main_async(args, opts)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def _main_async(args: argparse.Namespace, opts: HubOptions) -> int:
     results_dir = Path(args.results_dir)
     info = machine_info()
     info["pinning"] = (
@@ -1110,6 +1156,8 @@ async def main_async(args: argparse.Namespace) -> int:
         else "none"
     )
     info["sqlite_synchronous"] = opts.sqlite_synchronous
+    info["storage"] = "postgresql" if opts.dsn else "sqlite"
+    info["cluster"] = f"redis, {opts.workers} worker(s)" if opts.redis_url else "none"
     if opts.hub_src is not None:
         info["source"] = f"hub imported from {opts.hub_src}"
     if args.mode != "all":
@@ -1310,6 +1358,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--gen-cpu", type=int, default=1, help="CPU for this generator [1]")
     p.add_argument("--no-pin", action="store_true", help="do not pin to CPUs")
     p.add_argument("--sqlite-synchronous", default="NORMAL", choices=["NORMAL", "FULL", "EXTRA"])
+    p.add_argument(
+        "--postgres", action="store_true", help="the hub on a throwaway PostgreSQL (fsync on)"
+    )
+    p.add_argument("--redis", action="store_true", help="a cluster on a throwaway Redis")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="interlink serve --workers (needs --postgres --redis)",
+    )
     p.add_argument(
         "--profile",
         default="none",
