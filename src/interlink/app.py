@@ -342,7 +342,7 @@ class HubServer:
         # The other hub processes, if any, and the sessions this one holds.
         self.cluster = cluster = await open_cluster(s)
         if cluster.shared:
-            self._directory_sync = DirectorySync(cluster.directory)
+            self._directory_sync = DirectorySync(cluster.directory, self._bound_in_cluster)
         sessions = SessionRegistry(self._directory_sync)
 
         # The interop control plane, which the hub's gates call into.
@@ -656,6 +656,14 @@ class HubServer:
             self.hub.end_account_sessions(jid, "the account was removed")
         else:
             log.warning("unknown operator change", extra={"change": kind})
+
+    def _bound_in_cluster(self, full_jid: str) -> None:
+        """A session's entry as available is in the cluster's directory: deliver what other
+        nodes stored for the account before they could see it there."""
+        if self.hub is not None:
+            bare = JID.parse(full_jid).bare
+            if self.hub.ctx.sessions.message_targets(bare):
+                self.hub.router.offline.start_drain(bare)
 
     async def not_ready(self) -> str | None:
         """``None`` when the hub serves; else the reason (``/readyz``)."""

@@ -59,6 +59,22 @@ if v and string.sub(v, 1, string.len(ARGV[2]) + 1) == ARGV[2] .. '\t' then
 end
 return 0
 """
+_LOCATE = """
+local held = redis.call('HGETALL', KEYS[1])
+local out = {}
+local alive = {}
+for i = 1, #held, 2 do
+  local node = string.match(held[i + 1], '^([^\t]*)')
+  if alive[node] == nil then
+    alive[node] = redis.call('EXISTS', ARGV[1] .. node) == 1
+  end
+  if alive[node] then
+    out[#out + 1] = held[i]
+    out[#out + 1] = held[i + 1]
+  end
+end
+return out
+"""
 _TAKE = """
 local count = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
@@ -107,6 +123,7 @@ class RedisCluster:
                 ("send", _SEND),
                 ("unbind", _UNBIND),
                 ("take", _TAKE),
+                ("locate", _LOCATE),
             )
         }
         self._leased = False
@@ -195,14 +212,9 @@ class _Directory:
 
     async def locate(self, bare_jid: str) -> list[Located]:
         c = self._c
-        rows = await c.redis.hgetall(c.key("sess", bare_jid))
-        held = [_where(_text(f), _text(v)) for f, v in rows.items()]
-        if not held:
-            return []
-        nodes = sorted({s.node for s in held})
-        leases = await c.redis.mget([c.key("node", n) for n in nodes])
-        alive = {n for n, lease in zip(nodes, leases, strict=True) if lease is not None}
-        return [s for s in held if s.node in alive]
+        # one round trip: the sessions, filtered by their nodes' leases, in one script
+        flat = await c.script("locate", [c.key("sess", bare_jid)], [c.key("node", "")])
+        return [_where(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
 
     async def _nodes(self) -> tuple[set[str], set[str]]:
         c = self._c

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from interlink.cluster import Cluster, SessionDirectory
@@ -23,8 +24,15 @@ class DirectorySync:
     """Writes this node's sessions (bound, presence changed, gone) to the shared directory, in
     order, from one background task, so routing never waits for it."""
 
-    def __init__(self, directory: SessionDirectory) -> None:
+    def __init__(
+        self,
+        directory: SessionDirectory,
+        bound: Callable[[str], None] | None = None,
+    ) -> None:
+        """``bound(full_jid)`` is called once a session's entry as available is written (so
+        the messages stored for it by other nodes before they could see it are delivered)."""
         self._directory = directory
+        self._bound = bound
         self._queue: asyncio.Queue[tuple[str, bool, int] | None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -50,6 +58,8 @@ class DirectorySync:
                     await self._directory.unbind(full)
                 else:
                     await self._directory.bind(full, available=available, priority=priority)
+                    if available and priority >= 0 and self._bound is not None:
+                        self._bound(full)
             except Exception:
                 log.warning("could not update the session directory", exc_info=True)
             finally:
@@ -70,6 +80,15 @@ class DirectorySync:
 
 def _payload(to: JID, xml: str) -> str:
     return json.dumps({"to": str(to), "xml": xml}, ensure_ascii=False)
+
+
+async def ask_nodes_to_drain(cluster: Cluster, bare: JID) -> None:
+    """Ask the other nodes where ``bare`` has an available resource to deliver its stored
+    messages (a message was stored while such a resource was coming online there)."""
+    located = await cluster.directory.locate(str(bare))
+    notice = json.dumps({"drain": str(bare)})
+    for node in sorted({s.node for s in located if s.node != cluster.node_id and s.available}):
+        await cluster.bus.send(node, notice)
 
 
 async def send_to_nodes(cluster: Cluster, bare: JID, full: JID | None, xml: str) -> bool:

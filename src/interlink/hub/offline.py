@@ -24,7 +24,7 @@ from interlink.errors import (
     StreamErrorCondition,
 )
 from interlink.hub.context import HubContext, KeyedLock, log
-from interlink.hub.nodes import send_to_nodes
+from interlink.hub.nodes import ask_nodes_to_drain, send_to_nodes
 from interlink.hub.observers import notify
 from interlink.hub.session import AckPort, MarkSent, Session
 from interlink.hub.sm import ParkedPort
@@ -118,6 +118,10 @@ class OfflineDelivery:
         stored = ctx.observers.offline_stored
         if stored:
             notify(stored, bare, message)
+        if ctx.cluster.shared:
+            # a resource that became available on another node meanwhile (its directory entry
+            # written after we looked) drains what we just stored
+            await ask_nodes_to_drain(ctx.cluster, bare)
         if ctx.sessions.message_targets(bare) and bare not in self._draining:
             # A resource came online while we were storing: hand the message over now.
             self.start_drain(bare)
