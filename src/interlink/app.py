@@ -74,6 +74,7 @@ from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
 from interlink.storage.engines import StorageConfig
 from interlink.storage.engines import open_storage as open_engine
+from interlink.storage.providers import Provider
 from interlink.xmpp import ns
 from interlink.xmpp.ext.media_tokens import TOKEN
 from interlink.xmpp.jid import JID
@@ -303,6 +304,7 @@ class HubServer:
         self.storage: Storage | None = None
         self.cluster: Cluster | None = None
         self._directory_sync: DirectorySync | None = None
+        self._notices: set[asyncio.Task[None]] = set()
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
         self.push: PushNotifier | None = None
@@ -352,7 +354,7 @@ class HubServer:
             clock,
             services=addressing.services,
             allow_insecure_loopback=s.interop.allow_insecure_loopback,
-            on_change=(operator.provider_changed,),
+            on_change=(operator.provider_changed, self._announce_change),
         )
         enlistment = EnlistmentService(
             storage.enlistment,
@@ -452,6 +454,9 @@ class HubServer:
             interval=s.admin.change_feed_interval,
         )
         self._follower.start(feed_position)
+        if cluster.shared:  # a notice from any node: read the change feed now
+            follower = self._follower
+            cluster.invalidation.subscribe(lambda kind: follower.wake())
         await reports.resume()
         self.discovery = DiscoveryService(
             storage.policy,
@@ -656,6 +661,16 @@ class HubServer:
             self.hub.end_account_sessions(jid, "the account was removed")
         else:
             log.warning("unknown operator change", extra={"change": kind})
+
+    def _announce_change(self, provider: Provider) -> None:
+        """Tell the other nodes of a cluster that operator state changed (committed and in the
+        change feed already), so they read the feed now rather than at their next poll."""
+        if self.cluster is not None and self.cluster.shared:
+            task = asyncio.get_running_loop().create_task(
+                self.cluster.invalidation.publish("provider"), name="cluster-notice"
+            )
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
 
     def _bound_in_cluster(self, full_jid: str) -> None:
         """A session's entry as available is in the cluster's directory: deliver what other

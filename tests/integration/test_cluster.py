@@ -121,3 +121,67 @@ async def test_messages_cross_nodes_and_survive_a_dead_node(
         finally:
             await alice.close()
             await bob.close()
+
+
+async def test_an_operator_change_reaches_the_other_node_at_once(
+    tmp_path: Path, cluster_sections: dict[str, Any]
+) -> None:
+    """With a change-feed poll of 60 s, the other node still applies a provider's approval
+    within moments: the approving node's notice (Redis pub/sub) makes it read the feed now."""
+    import httpx
+
+    from tests.integration.test_enlistment_api import enlistment_body, onboarding
+    from tests.interop.enlistkit import ThirdParty
+
+    token = "operator-token"
+    sections: dict[str, Any] = {
+        **cluster_sections,
+        "admin": {"token": token, "change_feed_interval": 60.0},
+    }
+
+    def node(name: str) -> dict[str, Any]:
+        return {**sections, "cluster": {**sections["cluster"], "node_id": name}}
+
+    async with (
+        running_hub(tmp_path / "a", **node("a")) as (one, certs_one),
+        running_hub(tmp_path / "b", accounts=(), **node("b")) as (two, certs_two),
+    ):
+        party = ThirdParty()
+        admin = {"Authorization": f"Bearer {token}"}
+        async with (
+            httpx.AsyncClient(
+                base_url=f"https://127.0.0.1:{one.ports['http']}",
+                verify=certs_one.client_context(),
+                timeout=10,
+            ) as http_one,
+            httpx.AsyncClient(
+                base_url=f"https://127.0.0.1:{two.ports['http']}",
+                verify=certs_two.client_context(),
+                timeout=10,
+            ) as http_two,
+        ):
+            await asyncio.sleep(0.3)  # both subscribed to the notices
+            created = await http_one.post(
+                "/admin/v1/providers", json=onboarding(party), headers=admin
+            )
+            assert created.status_code == 201, created.text
+            # node b refuses the pending provider's user (and keeps the record for 5 s)
+            nonce = (await http_two.post("/v1/enlistments/challenge")).json()["challenge"]
+            refused = await http_two.post("/v1/enlistments", json=enlistment_body(party, nonce))
+            assert refused.status_code == 403
+            approved = await http_one.post(
+                f"/admin/v1/providers/{party.provider_id}/approve", headers=admin
+            )
+            assert approved.status_code == 200, approved.text
+            # far below the 60 s poll and the 5 s the record is kept
+            deadline = asyncio.get_running_loop().time() + 2.0
+            while True:
+                nonce = (await http_two.post("/v1/enlistments/challenge")).json()["challenge"]
+                enlisted = await http_two.post(
+                    "/v1/enlistments", json=enlistment_body(party, nonce)
+                )
+                if enlisted.status_code != 403:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "the notice did not arrive"
+                await asyncio.sleep(0.05)
+            assert enlisted.status_code == 201, enlisted.text
