@@ -465,6 +465,7 @@ class HubServer:
             per_user=Rate(s.policy.discovery_per_user_per_hour, 3600.0),
             per_provider=Rate(s.policy.discovery_per_provider_per_hour, 3600.0),
             clock=clock,
+            shared=cluster.buckets if cluster.shared else None,
         )
         self.media_proxy = MediaProxy(
             registry.get,

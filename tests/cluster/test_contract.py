@@ -147,3 +147,15 @@ async def test_an_invalidation_notice_reaches_every_node(nodes: MakeNode) -> Non
             break
         await asyncio.sleep(0.02)
     assert got == {"a": ["provider"], "b": ["provider"]}
+
+
+async def test_take_all_takes_from_every_bucket_or_from_none(nodes: MakeNode) -> None:
+    a, b = await nodes("a"), await nodes("b")
+    pair = [("user:1", 3.0, 3600.0), ("provider:p", 5.0, 3600.0)]
+    assert [await a.buckets.take_all(pair, T0) for _ in range(3)] == [0.0] * 3
+    assert await b.buckets.take_all(pair, T0) == pytest.approx(1200.0)  # user:1 is empty
+    other = [("user:2", 3.0, 3600.0), ("provider:p", 5.0, 3600.0)]
+    assert await b.buckets.take_all(other, T0) == 0.0
+    assert await a.buckets.take_all(other, T0) == 0.0  # the provider's 5th: the refusal took none
+    assert await a.buckets.take_all(other, T0) == pytest.approx(720.0)  # provider empty
+    assert await a.buckets.take_all([], T0) == 0.0

@@ -106,6 +106,11 @@ class SharedBuckets(Protocol):
         ``now`` is the caller's clock, seconds since the epoch."""
         ...
 
+    async def take_all(self, buckets: list[tuple[str, float, float]], now: float) -> float:
+        """Take one token from each bucket ``(key, count, period)`` if every one has one (0.0),
+        else take none and return the seconds until every one will have one. Atomic."""
+        ...
+
 
 class Invalidation(Protocol):
     """Notices that operator state changed, so every node reloads it at once instead of at its

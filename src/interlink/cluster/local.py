@@ -151,6 +151,29 @@ class _Buckets:
     async def take(self, key: str, *, count: float, period: float, now: float) -> float:
         return take_token(self._plane.buckets, key, count=count, period=period, now=now)
 
+    async def take_all(self, buckets: list[tuple[str, float, float]], now: float) -> float:
+        table = self._plane.buckets
+        refilled = {key: _refill(table, key, count, period, now) for key, count, period in buckets}
+        wait = max(
+            (
+                (1.0 - refilled[key][0]) * period / count
+                for key, count, period in buckets
+                if refilled[key][0] < 1.0
+            ),
+            default=0.0,
+        )
+        for key, (tokens, updated) in refilled.items():
+            table[key] = (tokens - (1.0 if wait == 0.0 else 0.0), updated)
+        return wait
+
+
+def _refill(
+    table: dict[str, tuple[float, float]], key: str, count: float, period: float, now: float
+) -> tuple[float, float]:
+    tokens, updated = table.get(key, (count, now))
+    tokens = min(count, tokens + max(0.0, now - updated) * count / period)
+    return tokens, max(updated, now)
+
 
 def take_token(
     buckets: dict[str, tuple[float, float]], key: str, *, count: float, period: float, now: float

@@ -59,6 +59,31 @@ if v and string.sub(v, 1, string.len(ARGV[2]) + 1) == ARGV[2] .. '\t' then
 end
 return 0
 """
+_TAKE_ALL = """
+local now = tonumber(ARGV[1])
+local state = {}
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local count = tonumber(ARGV[2 * i])
+  local period = tonumber(ARGV[2 * i + 1])
+  local v = redis.call('HMGET', key, 't', 'u')
+  local tokens = tonumber(v[1]) or count
+  local updated = tonumber(v[2]) or now
+  local per_second = count / period
+  tokens = math.min(count, tokens + math.max(0, now - updated) * per_second)
+  if now > updated then updated = now end
+  if tokens < 1 then wait = math.max(wait, (1 - tokens) / per_second) end
+  state[i] = {tokens, updated, period}
+end
+for i, key in ipairs(KEYS) do
+  local tokens = state[i][1]
+  if wait == 0 then tokens = tokens - 1 end
+  local fmt = '%.17g'
+  redis.call('HSET', key, 't', string.format(fmt, tokens), 'u', string.format(fmt, state[i][2]))
+  redis.call('PEXPIRE', key, math.ceil(state[i][3] * 1000) + 1000)
+end
+return string.format('%.17g', wait)
+"""
 _LOCATE = """
 local held = redis.call('HGETALL', KEYS[1])
 local out = {}
@@ -124,6 +149,7 @@ class RedisCluster:
                 ("unbind", _UNBIND),
                 ("take", _TAKE),
                 ("locate", _LOCATE),
+                ("take_all", _TAKE_ALL),
             )
         }
         self._leased = False
@@ -304,6 +330,16 @@ class _Buckets:
         c = self._c
         wait = await c.script("take", [c.key("bucket", key)], [count, period, now])
         return float(wait)
+
+    async def take_all(self, buckets: list[tuple[str, float, float]], now: float) -> float:
+        if not buckets:
+            return 0.0
+        c = self._c
+        args: list[float] = [now]
+        for _, count, period in buckets:
+            args += [count, period]
+        keys = [c.key("bucket", key) for key, _, _ in buckets]
+        return float(await c.script("take_all", keys, args))
 
 
 class _Invalidation:
