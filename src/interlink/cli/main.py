@@ -1,7 +1,8 @@
 """``interlink``: serve the hub and administer it.
 
-``interlink user …`` works on the data directory directly (SQLite in WAL mode allows it while the
-hub runs): an added account can log in at once, a changed password applies to the next login.
+``interlink user …`` works on the hub's database directly (SQLite in WAL mode allows it while the
+hub runs; PostgreSQL through ``storage.dsn``): an added account can log in at once, a changed
+password applies to the next login.
 """
 
 from __future__ import annotations
