@@ -19,6 +19,7 @@ from interlink.cluster.redis import open_redis_cluster
 from interlink.storage.postgres.engine import open_postgres
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import DOMAIN, Certs, Xmpp, make_certs
+from tests.integration.test_process import cli
 from tests.servers import PostgresServer, RedisServer, postgres_available, redis_available
 
 pytestmark = pytest.mark.skipif(
@@ -207,7 +208,11 @@ async def test_three_nodes_one_killed_mid_flood_loses_nothing(
     carol = Xmpp(f"carol@{DOMAIN}/c", "pw", certs)
     try:
         await nodes[0].start()  # migrates
-        await add_accounts(dsn, "alice", "bob", "carol")
+        await add_accounts(dsn, "alice", "bob")
+        # the command line works on the cluster's database too
+        config = tmp_path / "n1" / "hub.toml"
+        code, out = await cli(config, "user", "add", f"carol@{DOMAIN}", "--password", "pw")
+        assert code == 0, out
         await asyncio.gather(nodes[1].start(), nodes[2].start())
         n1, n2, n3 = nodes
         await alice.login(n1.ports["c2s-starttls"])
