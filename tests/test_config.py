@@ -53,6 +53,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ),
         ("[proxies]\nmax_tlv_bytes = 103\n", "max_tlv_bytes"),
         ("[log_privacy]\nipv4_prefix = 33\n", "ipv4_prefix"),
+        ("[storage]\nengine = 'postgres'\n", "storage.engine = postgres needs storage.dsn"),
+        ("[storage]\npool_size = 0\n", "pool_size"),
+        ("[storage]\npool_size = 1001\n", "pool_size"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -147,3 +150,14 @@ async def test_operators_must_be_accounts_of_a_hosted_service() -> None:
             adhoc_service(elsewhere, storage, SessionRegistry(), addressing, lambda: 0.0)
     finally:
         await storage.close()
+
+
+def test_the_postgres_engine_takes_its_dsn_and_pool_size(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text("[storage]\nengine = 'postgres'\ndsn = 'host=db dbname=x'\npool_size = 1000\n")
+    s = load_settings(f)
+    assert (s.storage.engine, s.storage.dsn, s.storage.pool_size) == (
+        "postgres",
+        "host=db dbname=x",
+        1000,
+    )

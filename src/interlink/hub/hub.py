@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from interlink.cluster import Cluster
 from interlink.errors import (
     AuthenticationRefused,
     StanzaError,
@@ -15,6 +16,7 @@ from interlink.errors import (
 )
 from interlink.hub.addressing import Addressing
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
+from interlink.hub.cluster import ClusterNode
 from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.observers import HubObservers, notify
 from interlink.hub.router import DomainServices, Pending, Router
@@ -45,7 +47,9 @@ class Hub:
     required gate. ``user_ids`` gives the user-visible id a provider attested for one of its
     users (for the interop marker). ``disabled`` says whether an operator disabled an account
     (it may not log in). ``domain_services`` are what the service domains answer
-    besides the core (XEP-0363 upload, media tokens)."""
+    besides the core (XEP-0363 upload, media tokens). ``cluster`` is the other hub processes
+    (by default none: this one alone); ``heartbeat_every`` how often this node renews its lease
+    there."""
 
     def __init__(
         self,
@@ -60,13 +64,20 @@ class Hub:
         observers: HubObservers | None = None,
         domain_services: DomainServices | None = None,
         disabled: Callable[[str], bool] = lambda _jid: False,
+        cluster: Cluster | None = None,
+        heartbeat_every: float = 3.0,
     ) -> None:
         self.ctx = HubContext(
-            settings, storage, clock, addressing, sessions, observers or HubObservers()
+            settings, storage, clock, addressing, sessions, observers or HubObservers(), cluster
         )
         self.router = Router(
             self.ctx, user_ids=user_ids, domain_services=domain_services or DomainServices()
         )
+        self.node: ClusterNode | None = None
+        if self.ctx.cluster.shared:
+            self.node = ClusterNode(
+                self.ctx, self.ctx.cluster, self.router.offline, heartbeat_every=heartbeat_every
+            )
         self._authenticate_bearer = authenticate_bearer
         self._disabled = disabled
         self.auth_throttle = AuthThrottle(settings.auth_throttle)
@@ -315,8 +326,11 @@ class Hub:
         return ended
 
     async def start(self) -> None:
-        """Load what the routing path keeps in memory (block lists)."""
+        """Load what the routing path keeps in memory (block lists); in a cluster, start
+        taking this node's inbox and watching the other nodes."""
         await self.router.policy.load()
+        if self.node is not None:
+            self.node.start()
 
     async def shutdown(self) -> None:
         """End every session with ``<system-shutdown/>`` and finish background work."""
@@ -324,3 +338,5 @@ class Hub:
         for session in self.ctx.sessions.all_sessions():
             session.port.terminate(error)
         await self.ctx.drain_tasks()
+        if self.node is not None:
+            await self.node.stop()
