@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from interlink.storage.postgres.accounts import PostgresAccounts
+from interlink.storage.postgres.archive import PostgresArchive
 from interlink.storage.postgres.changes import PostgresChanges
 from interlink.storage.postgres.database import PostgresDatabase, connect
 from interlink.storage.postgres.enlistment import PostgresEnlistment
 from interlink.storage.postgres.media import PostgresMedia
 from interlink.storage.postgres.migrate import PostgresMigrations
+from interlink.storage.postgres.moderation import PostgresModeration
 from interlink.storage.postgres.offline import PostgresOffline
 from interlink.storage.postgres.pep import PostgresPep
 from interlink.storage.postgres.policy import PostgresPolicy
 from interlink.storage.postgres.private import PostgresPrivate
 from interlink.storage.postgres.providers import PostgresProviders
+from interlink.storage.postgres.push_registrations import PostgresPushRegistrations
+from interlink.storage.postgres.rooms import PostgresRooms
 from interlink.storage.postgres.roster import PostgresRoster
 from interlink.storage.postgres.server_state import PostgresServerState
 from interlink.storage.postgres.vcard import PostgresVcard
@@ -27,6 +31,7 @@ class PostgresStorage:
         self.accounts = PostgresAccounts(db)
         self.roster = PostgresRoster(db)
         self.offline = PostgresOffline(db)
+        self.archive = PostgresArchive(db)
         self.server_state = PostgresServerState(db)
         self.pep = PostgresPep(db)
         self.private = PostgresPrivate(db)
@@ -36,6 +41,9 @@ class PostgresStorage:
         self.policy = PostgresPolicy(db)
         self.media = PostgresMedia(db)
         self.changes = PostgresChanges(db)
+        self.rooms = PostgresRooms(db)
+        self.push_registrations = PostgresPushRegistrations(db)
+        self.moderation = PostgresModeration(db)
 
     async def ping(self) -> None:
         await self.db.fetch_one("SELECT 1")
