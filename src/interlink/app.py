@@ -938,7 +938,10 @@ class HubServer:
                 self.ports[name] = sock.getsockname()[1]
             if s.components.secrets:  # XEP-0114: only when a component is configured
                 sock = bind_port(
-                    s.net.component_host, s.net.component_port, "components (net.component_port)"
+                    s.net.component_host,
+                    s.net.component_port,
+                    "components (net.component_port)",
+                    reuse_port=s.net.reuse_port,  # serve --workers: every worker listens
                 )
                 self._sockets["component"] = sock
                 self.ports["component"] = sock.getsockname()[1]
