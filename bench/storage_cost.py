@@ -6,7 +6,9 @@ Both engines durable as the hub runs them: SQLite with ``synchronous = FULL`` (W
 One writer after another (latency: one stored message's cost), and 64 at once (throughput:
 what a busy hub gets, SQLite serialising them, PostgreSQL running them side by side).
 
-    .venv/bin/python bench/storage_cost.py [--messages 2000] [--concurrency 64]
+    .venv/bin/python bench/storage_cost.py [--messages 2000] [--concurrency 64] [--quick]
+
+``--quick`` (bench/README.md): 64 messages, 8 at once, both engines: that it runs, not a figure.
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", type=int, default=2000)
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--quick", action="store_true", help="64 messages, 8 at once: that it runs")
     args = p.parse_args()
+    if args.quick:
+        args.messages, args.concurrency = 64, 8
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = await open_storage(
