@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from interlink.storage.postgres.accounts import PostgresAccounts
-from interlink.storage.postgres.archive import PostgresArchive
+from interlink.storage.postgres.archive import PostgresArchive, PostgresRoomArchive
 from interlink.storage.postgres.changes import PostgresChanges
 from interlink.storage.postgres.database import PostgresDatabase, connect
 from interlink.storage.postgres.enlistment import PostgresEnlistment
@@ -44,6 +44,7 @@ class PostgresStorage:
         self.rooms = PostgresRooms(db)
         self.push_registrations = PostgresPushRegistrations(db)
         self.moderation = PostgresModeration(db)
+        self.room_archive = PostgresRoomArchive(db)
 
     async def ping(self) -> None:
         await self.db.fetch_one("SELECT 1")
