@@ -1,6 +1,6 @@
-"""PostgreSQL: third-party providers and their audit log (migrations 0003, 0008). JSON columns
-as on SQLite. Every change to a provider is also written to the operator change feed, as the
-last statement of its transaction."""
+"""PostgreSQL: third-party providers and their audit log (migrations 0003, 0008, 0020). JSON
+columns as on SQLite. Every change to a provider is also written to the operator change feed, as
+the last statement of its transaction."""
 
 from __future__ import annotations
 
@@ -8,22 +8,33 @@ import json
 
 from interlink.storage.postgres.changes import record
 from interlink.storage.postgres.database import PostgresDatabase, Row
-from interlink.storage.providers import AuditAction, AuditEntry, Provider, ProviderStatus
+from interlink.storage.providers import (
+    AuditAction,
+    AuditEntry,
+    Provider,
+    ProviderMode,
+    ProviderStatus,
+)
 
 _PROVIDERS = (
     "SELECT id, display_name, status, jwks, jwks_url, callback_url, media_hosts, "
-    "features, rate_tier, created_at, updated_at, services FROM providers "
+    "features, rate_tier, created_at, updated_at, services, mode, server_domains, "
+    "s2s_fingerprints, s2s_ca, s2s_address FROM providers "
 )
 _PUT = (
     "INSERT INTO providers (id, display_name, status, jwks, jwks_url, callback_url, media_hosts, "
-    "features, rate_tier, created_at, updated_at, services) VALUES (%(id)s, %(display_name)s, "
-    "%(status)s, %(jwks)s, %(jwks_url)s, %(callback_url)s, %(media_hosts)s, %(features)s, "
-    "%(rate_tier)s, %(created_at)s, %(updated_at)s, %(services)s) ON CONFLICT (id) DO UPDATE SET "
+    "features, rate_tier, created_at, updated_at, services, mode, server_domains, "
+    "s2s_fingerprints, s2s_ca, s2s_address) VALUES (%(id)s, %(display_name)s, %(status)s, "
+    "%(jwks)s, %(jwks_url)s, %(callback_url)s, %(media_hosts)s, %(features)s, %(rate_tier)s, "
+    "%(created_at)s, %(updated_at)s, %(services)s, %(mode)s, %(server_domains)s, "
+    "%(s2s_fingerprints)s, %(s2s_ca)s, %(s2s_address)s) ON CONFLICT (id) DO UPDATE SET "
     "display_name = excluded.display_name, status = excluded.status, jwks = excluded.jwks, "
     "jwks_url = excluded.jwks_url, callback_url = excluded.callback_url, "
     "media_hosts = excluded.media_hosts, features = excluded.features, "
     "rate_tier = excluded.rate_tier, created_at = excluded.created_at, "
-    "updated_at = excluded.updated_at, services = excluded.services"
+    "updated_at = excluded.updated_at, services = excluded.services, mode = excluded.mode, "
+    "server_domains = excluded.server_domains, s2s_fingerprints = excluded.s2s_fingerprints, "
+    "s2s_ca = excluded.s2s_ca, s2s_address = excluded.s2s_address"
 )
 
 
@@ -41,6 +52,11 @@ def _provider_params(p: Provider) -> dict[str, object]:
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "services": json.dumps(list(p.services)),
+        "mode": str(p.mode),
+        "server_domains": json.dumps(list(p.server_domains)),
+        "s2s_fingerprints": json.dumps(list(p.s2s_fingerprints)),
+        "s2s_ca": p.s2s_ca,
+        "s2s_address": p.s2s_address,
     }
 
 
@@ -61,6 +77,11 @@ def _provider_from_row(row: Row) -> Provider:
         created_at=float(created),
         updated_at=float(updated),
         services=tuple(json.loads(str(row[11]))),
+        mode=ProviderMode(str(row[12])),
+        server_domains=tuple(json.loads(str(row[13]))),
+        s2s_fingerprints=tuple(json.loads(str(row[14]))),
+        s2s_ca=None if row[15] is None else str(row[15]),
+        s2s_address=None if row[16] is None else str(row[16]),
     )
 
 
