@@ -1,4 +1,4 @@
-"""The repositories ported after the engine (archive, push registrations, rooms, moderation) on
+"""The repositories ported after the engine (archives, push registrations, rooms, moderation) on
 two nodes at once: each limit checked before a write holds against concurrent writers on
 another pool (another hub process), as SQLite's single writer gives it, and the archive's
 writers, retention and a slow writer of the same archive on another node wait for each other
@@ -63,6 +63,53 @@ async def test_an_archive_write_waits_for_another_nodes_writer_of_that_archive(
             assert not append.done()
         await asyncio.wait_for(append, 10)
     assert await pg.archive.count(alice) == 1
+
+
+async def room(pg: PostgresStorage, local: str) -> str:
+    owner = await account(pg, "owner")
+    jid = f"{local}@groups.hub.test"
+    assert await pg.rooms.create(
+        StoredRoom(jid, "hub.test", RoomConfig(), "", "", T0), owner, max_owned=10
+    )
+    return jid
+
+
+async def test_concurrent_room_archive_writes_on_two_nodes_keep_the_quota(
+    pg: PostgresStorage, pg_other_node: PostgresStorage
+) -> None:
+    """The rooms' archives (0019) under their own locks: the per-room quota holds and retention
+    of rooms' archives runs beside the writers without a deadlock."""
+    lobby = await room(pg, "lobby")
+    await asyncio.gather(
+        *(
+            (pg if i % 2 else pg_other_node).room_archive.append(
+                [entry(lobby, 2 * i), entry(lobby, 2 * i + 1)], 10
+            )
+            for i in range(30)
+        ),
+        pg.room_archive.prune(T0 + 5),
+        pg_other_node.room_archive.prune(T0 + 7),
+    )
+    full = await pg.room_archive.page(lobby, ArchiveFilter(), after=None, before=None, limit=100)
+    assert full is not None
+    assert len(full.messages) == full.count == await pg.room_archive.count(lobby) == 10
+    assert [m.peer for m in full.messages] == ["bob@hub.test"] * 10
+
+
+async def test_a_room_archive_write_waits_for_another_nodes_writer_of_that_room(
+    pg: PostgresStorage, pg_dsn: str
+) -> None:
+    lobby = await room(pg, "lobby")
+    async with await psycopg.AsyncConnection.connect(pg_dsn) as other:
+        async with other.transaction():
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("room-archive:" + lobby,)
+            )
+            append = asyncio.create_task(pg.room_archive.append([entry(lobby, 1)], 10))
+            await asyncio.sleep(0.3)
+            assert not append.done()
+        await asyncio.wait_for(append, 10)
+    assert await pg.room_archive.count(lobby) == 1
 
 
 async def test_concurrent_push_registrations_on_two_nodes_respect_the_limit(
