@@ -133,7 +133,7 @@ async def test_an_operator_change_reaches_the_other_node_at_once(
     from tests.integration.test_enlistment_api import enlistment_body, onboarding
     from tests.interop.enlistkit import ThirdParty
 
-    token = "operator-token"
+    token = "operator-token-" + "t" * 32
     sections: dict[str, Any] = {
         **cluster_sections,
         "admin": {"token": token, "change_feed_interval": 60.0},

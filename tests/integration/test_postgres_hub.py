@@ -20,7 +20,7 @@ from tests.servers import PostgresServer, postgres_available
 pytestmark = pytest.mark.skipif(
     not postgres_available(), reason="PostgreSQL is not installed (scripts/test installs it)"
 )
-TOKEN = "operator-token"
+TOKEN = "operator-token-" + "t" * 32
 
 
 @pytest.fixture
