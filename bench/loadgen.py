@@ -138,6 +138,9 @@ class HubOptions:
     hub_src: str | None = None  # import the hub from this source tree instead of the venv's
     archive: str = "behind"  # [archive]: off, behind (write-behind) or durable (before ack)
     extra_config: str = ""  # more TOML sections for the hub (a bench of one feature's settings)
+    dsn: str | None = None  # storage on this PostgreSQL database instead of SQLite
+    redis_url: str | None = None  # a cluster on this Redis
+    workers: int = 1  # interlink serve --workers
 
 
 @dataclass
@@ -200,14 +203,18 @@ def _status_kib(pid: int, key: str) -> int:
     raise BenchError(f"no {key} in /proc/{pid}/status")
 
 
-async def create_accounts(data_dir: Path, count: int) -> float:
+async def create_accounts(data_dir: Path, count: int, dsn: str | None = None) -> float:
     """Write ``count`` accounts ``u0``..``u{count-1}`` straight into the hub's database."""
+    from interlink.storage import StorageConfig, open_storage
     from interlink.storage.sqlite import open_sqlite
     from interlink.xmpp.sasl import derive_credentials
 
     started = time.perf_counter()
     creds = derive_credentials(PASSWORD, 4096)  # once: every account shares it (and its salt)
-    storage = await open_sqlite(data_dir / "interlink.sqlite3", synchronous="OFF")
+    if dsn is not None:
+        storage = await open_storage(StorageConfig(engine="postgres", postgres_dsn=dsn))
+    else:
+        storage = await open_sqlite(data_dir / "interlink.sqlite3", synchronous="OFF")
     try:
         now = time.time()
         for i in range(count):
@@ -217,28 +224,46 @@ async def create_accounts(data_dir: Path, count: int) -> float:
     return time.perf_counter() - started
 
 
-def write_config(
-    data_dir: Path, synchronous: str, archive: str = "behind", extra: str = ""
-) -> Path:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def write_config(data_dir: Path, synchronous: str, opts: HubOptions | None = None) -> Path:
+    archive = opts.archive if opts is not None else "behind"
+    extra = opts.extra_config if opts is not None else ""
     path = data_dir / "bench-hub.toml"
+    storage = f'sqlite_synchronous = "{synchronous}"\n'
+    cluster = ""
+    ports = "c2s_port = 0\nc2s_tls_port = 0\nhttp_port = 0\n"
+    if opts is not None and opts.dsn is not None:
+        storage = f'engine = "postgres"\ndsn = "{opts.dsn}"\npool_size = 16\n'
+    if opts is not None and opts.redis_url is not None:
+        cluster = f'[cluster]\nredis_url = "{opts.redis_url}"\n'
+    if opts is not None and opts.workers > 1:  # shared (SO_REUSEPORT): fixed
+        ports = "".join(
+            f"{k} = {_free_port()}\n" for k in ("c2s_port", "c2s_tls_port", "http_port")
+        )
     path.write_text(
         "[hub]\n"
         f'domain = "{DOMAIN}"\n'
         f'data_dir = "{data_dir}"\n'
         "[net]\n"
         'host = "127.0.0.1"\n'
-        "c2s_port = 0\n"
-        "c2s_tls_port = 0\n"
-        "http_port = 0\n"
+        f"{ports}"
         "require_tls = false\n"
         "max_unauthenticated = 5000\n"
         # the load generator is one source by design: not held by the per-source budgets
         'source_allowlist = ["127.0.0.0/8"]\n'
         "[storage]\n"
-        f'sqlite_synchronous = "{synchronous}"\n'
+        f"{storage}"
         "[archive]\n"
         f"enabled = {'false' if archive == 'off' else 'true'}\n"
         f"durable_before_ack = {'true' if archive == 'durable' else 'false'}\n"
+        f"{cluster}"
         "[log]\n"
         'level = "INFO"\n'
         'format = "json"\n' + extra,
@@ -250,9 +275,9 @@ def write_config(
 async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
     data_dir = Path(tempfile.mkdtemp(prefix="interlink-bench-"))
     try:
-        took = await create_accounts(data_dir, accounts)
+        took = await create_accounts(data_dir, accounts, opts.dsn)
         print(f"  created {accounts} accounts in {took:.1f} s", flush=True)
-        config = write_config(data_dir, opts.sqlite_synchronous, opts.archive, opts.extra_config)
+        config = write_config(data_dir, opts.sqlite_synchronous, opts)
         cmd: list[str] = []
         if opts.pin_cpu is not None:
             cmd += [shutil.which("taskset") or "taskset", "-c", str(opts.pin_cpu)]
@@ -265,6 +290,8 @@ async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
             cmd += [sys.executable, "-c", GC_LOGGER, "serve", "--config", str(config)]
         else:
             cmd += [str(VENV_BIN / "interlink"), "serve", "--config", str(config)]
+        if opts.workers > 1:
+            cmd += ["--workers", str(opts.workers)]
         env = dict(os.environ)
         if opts.hub_src is not None:
             env["PYTHONPATH"] = os.pathsep.join(
@@ -1083,6 +1110,7 @@ def pin(args: argparse.Namespace) -> HubOptions:
         gc_log=args.hub_gc_log,
         hub_src=args.hub_src,
         archive=args.archive,
+        workers=args.workers,
     )
 
 
@@ -1194,6 +1222,24 @@ RUNNERS = {"flood": run_flood, "paced": run_paced, "idle": run_idle, "sm": run_s
 
 async def main_async(args: argparse.Namespace) -> int:
     opts = pin(args)
+    servers: list[Any] = []
+    try:
+        sys.path.insert(0, str(ROOT))
+        from tests.servers import start_postgres, start_redis
+
+        if args.postgres:
+            servers.append(start_postgres(durable=True))
+            opts.dsn = servers[-1].database()
+        if args.redis:
+            servers.append(start_redis())
+            opts.redis_url = servers[-1].url
+        return await _main_async(args, opts)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def _main_async(args: argparse.Namespace, opts: HubOptions) -> int:
     results_dir = Path(args.results_dir)
     info = machine_info()
     info["pinning"] = (
@@ -1203,6 +1249,8 @@ async def main_async(args: argparse.Namespace) -> int:
     )
     info["sqlite_synchronous"] = opts.sqlite_synchronous
     info["archive"] = opts.archive
+    info["storage"] = "postgresql" if opts.dsn else "sqlite"
+    info["cluster"] = f"redis, {opts.workers} worker(s)" if opts.redis_url else "none"
     if opts.hub_src is not None:
         info["source"] = f"hub imported from {opts.hub_src}"
     if args.mode != "all":
@@ -1417,6 +1465,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=["off", "behind", "durable"],
         help="XEP-0313 archiving of every message: off, write-behind (the default) or durable "
         "before the sender's next stanza [behind]",
+    )
+    p.add_argument(
+        "--postgres", action="store_true", help="the hub on a throwaway PostgreSQL (fsync on)"
+    )
+    p.add_argument("--redis", action="store_true", help="a cluster on a throwaway Redis")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="interlink serve --workers (needs --postgres --redis)",
     )
     p.add_argument(
         "--profile",

@@ -57,6 +57,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[console]\nlogin_backoff = 10\nlogin_backoff_cap = 9\n", "login_backoff_cap"),
         ("[console]\nlogin_free_failures = -1\n", "login_free_failures"),
         ("[log_privacy]\nipv4_prefix = 33\n", "ipv4_prefix"),
+        ("[storage]\nengine = 'postgres'\n", "storage.engine = postgres needs storage.dsn"),
+        ("[storage]\npool_size = 0\n", "pool_size"),
+        ("[storage]\npool_size = 1001\n", "pool_size"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -209,3 +212,14 @@ def test_a_short_admin_token_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "admin-token").write_text("short\n")
     with pytest.raises(ConfigError, match="admin-token: the admin token needs 32 characters"):
         admin_token(settings)
+
+
+def test_the_postgres_engine_takes_its_dsn_and_pool_size(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text("[storage]\nengine = 'postgres'\ndsn = 'host=db dbname=x'\npool_size = 1000\n")
+    s = load_settings(f)
+    assert (s.storage.engine, s.storage.dsn, s.storage.pool_size) == (
+        "postgres",
+        "host=db dbname=x",
+        1000,
+    )

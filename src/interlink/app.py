@@ -27,6 +27,9 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from interlink.cluster import Cluster
+from interlink.cluster.local import LocalCluster
+from interlink.cluster.redis import open_redis_cluster
 from interlink.config import ADMIN_TOKEN_MIN, Settings
 from interlink.errors import ConfigError, StreamError, StreamErrorCondition, reason
 from interlink.hub.addressing import Addressing, ProviderDirectory
@@ -40,6 +43,7 @@ from interlink.hub.federation import AliasCipher
 from interlink.hub.groups.room import RoomLimits
 from interlink.hub.groups.settings import GroupSettings
 from interlink.hub.hub import Hub
+from interlink.hub.nodes import DirectorySync
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits, Rate
 from interlink.hub.router import DomainServices
@@ -93,6 +97,7 @@ from interlink.net.websocket import WebSocketContext
 from interlink.storage import Storage
 from interlink.storage.engines import StorageConfig
 from interlink.storage.engines import open_storage as open_engine
+from interlink.storage.providers import Provider
 from interlink.xmpp import ns
 from interlink.xmpp.ext import push as xep0357
 from interlink.xmpp.ext.commands import COMMAND
@@ -120,7 +125,24 @@ async def open_storage(settings: Settings) -> Storage:
             engine=settings.storage.engine,
             sqlite_path=settings.database_path,
             sqlite_synchronous=settings.storage.sqlite_synchronous,
+            postgres_dsn=settings.storage.dsn,
+            postgres_pool_size=settings.storage.pool_size,
         )
+    )
+
+
+def node_id(settings: Settings) -> str:
+    """This process's name in the cluster: ``cluster.node_id``, or host name and pid."""
+    return settings.cluster.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def open_cluster(settings: Settings) -> Cluster:
+    """The other hub processes: on Redis if ``cluster.redis_url`` is set, else none."""
+    c = settings.cluster
+    if not c.redis_url:
+        return LocalCluster()
+    return await open_redis_cluster(
+        c.redis_url, node_id(settings), prefix=c.redis_prefix, node_ttl=c.node_ttl
     )
 
 
@@ -379,8 +401,9 @@ LISTENERS = (
 )
 
 
-def bind_port(host: str, port: int, what: str) -> socket.socket:
-    """A TCP socket bound to ``host:port``, not yet listening.
+def bind_port(host: str, port: int, what: str, *, reuse_port: bool = False) -> socket.socket:
+    """A TCP socket bound to ``host:port``, not yet listening; with ``reuse_port``, shared with
+    the other processes that bind it so (SO_REUSEPORT: the kernel spreads new connections).
 
     Raises:
         ConfigError: the address cannot be bound (taken, not local, no permission); the
@@ -389,6 +412,8 @@ def bind_port(host: str, port: int, what: str) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
@@ -421,6 +446,9 @@ class HubServer:
         self._follower: ChangeFeedFollower | None = None
         self.hub: Hub | None = None
         self.storage: Storage | None = None
+        self.cluster: Cluster | None = None
+        self._directory_sync: DirectorySync | None = None
+        self._notices: set[asyncio.Task[None]] = set()
         self.registry: ProviderRegistry | None = None
         self._http_client: httpx.AsyncClient | None = None
         self.push: PushNotifier | None = None
@@ -470,15 +498,20 @@ class HubServer:
         )
         signer = HubSigner(await secrets_.get_or_create_secret("hub-signing-key", 32))
 
+        # The other hub processes, if any, and the sessions this one holds.
+        self.cluster = cluster = await open_cluster(s)
+        if cluster.shared:
+            self._directory_sync = DirectorySync(cluster.directory, self._bound_in_cluster)
+        sessions = SessionRegistry(self._directory_sync)
+
         # The interop control plane, which the hub's gates call into.
-        sessions = SessionRegistry()
         self.operator = operator = OperatorState(addressing, sessions)
         self.registry = registry = ProviderRegistry(
             storage.providers,
             clock,
             services=addressing.services,
             allow_insecure_loopback=s.interop.allow_insecure_loopback,
-            on_change=(operator.provider_changed,),
+            on_change=(operator.provider_changed, self._announce_change),
         )
         enlistment = EnlistmentService(
             storage.enlistment,
@@ -593,6 +626,8 @@ class HubServer:
             aliases=AliasCipher(await secrets_.get_or_create_secret("s2s-alias", 64)),
             enlisted_provider=self._enlisted_provider,
             observers=observers,
+            cluster=cluster,
+            heartbeat_every=s.cluster.node_ttl / 3,
             domain_services=DomainServices(
                 handlers={
                     TOKEN: MediaTokenService(tokens, addressing.is_home, clock).handle_iq,
@@ -641,6 +676,9 @@ class HubServer:
             interval=s.admin.change_feed_interval,
         )
         self._follower.start(feed_position)
+        if cluster.shared:  # a notice from any node: read the change feed now
+            follower = self._follower
+            cluster.invalidation.subscribe(lambda kind: follower.wake())
         await reports.resume()
         self.discovery = DiscoveryService(
             storage.policy,
@@ -649,6 +687,7 @@ class HubServer:
             per_user=Rate(s.policy.discovery_per_user_per_hour, 3600.0),
             per_provider=Rate(s.policy.discovery_per_provider_per_hour, 3600.0),
             clock=clock,
+            shared=cluster.buckets if cluster.shared else None,
         )
         self.media_proxy = MediaProxy(
             registry.get,
@@ -912,6 +951,24 @@ class HubServer:
         else:
             log.warning("unknown operator change", extra={"change": kind})
 
+    def _announce_change(self, provider: Provider) -> None:
+        """Tell the other nodes of a cluster that operator state changed (committed and in the
+        change feed already), so they read the feed now rather than at their next poll."""
+        if self.cluster is not None and self.cluster.shared:
+            task = asyncio.get_running_loop().create_task(
+                self.cluster.invalidation.publish("provider"), name="cluster-notice"
+            )
+            self._notices.add(task)
+            task.add_done_callback(self._notices.discard)
+
+    def _bound_in_cluster(self, full_jid: str) -> None:
+        """A session's entry as available is in the cluster's directory: deliver what other
+        nodes stored for the account before they could see it there."""
+        if self.hub is not None:
+            bare = JID.parse(full_jid).bare
+            if self.hub.ctx.sessions.message_targets(bare):
+                self.hub.router.offline.start_drain(bare)
+
     async def not_ready(self) -> str | None:
         """``None`` when the hub serves; else the reason (``/readyz``)."""
         if not self._ready or self.storage is None:
@@ -920,6 +977,11 @@ class HubServer:
             await self.storage.ping()
         except Exception as exc:
             return f"the database does not answer: {exc}"
+        if self.cluster is not None:
+            try:
+                await self.cluster.ping()
+            except Exception as exc:
+                return f"the cluster's Redis does not answer: {exc}"
         return None
 
     async def _enlisted_provider(self, jid: str) -> str | None:
@@ -941,12 +1003,20 @@ class HubServer:
         s = self.settings
         try:
             for name, key in LISTENERS + ((("s2s", "s2s_port"),) if s.s2s.enabled else ()):
-                sock = bind_port(s.net.host, getattr(s.net, key), f"{name} (net.{key})")
+                sock = bind_port(
+                    s.net.host,
+                    getattr(s.net, key),
+                    f"{name} (net.{key})",
+                    reuse_port=s.net.reuse_port,
+                )
                 self._sockets[name] = sock
                 self.ports[name] = sock.getsockname()[1]
             if s.components.secrets:  # XEP-0114: only when a component is configured
                 sock = bind_port(
-                    s.net.component_host, s.net.component_port, "components (net.component_port)"
+                    s.net.component_host,
+                    s.net.component_port,
+                    "components (net.component_port)",
+                    reuse_port=s.net.reuse_port,  # serve --workers: every worker listens
                 )
                 self._sockets["component"] = sock
                 self.ports["component"] = sock.getsockname()[1]
@@ -1059,6 +1129,11 @@ class HubServer:
                 await asyncio.wait_for(self._http_task, timeout=5)
         if self.hub is not None:
             await self.hub.ctx.drain_tasks()
+        if self._directory_sync is not None:
+            await self._directory_sync.close()  # the ended sessions leave the directory
+        if self.cluster is not None:
+            # the lease goes: what is still routed here is reclaimed by another node at once
+            await self.cluster.close()
         if self.push is not None:
             await self.push.close()
         if self.app_push is not None:

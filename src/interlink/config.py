@@ -60,6 +60,9 @@ class NetSection(_Section):
     http_port: int = Field(5280, ge=0, le=65535)
     s2s_port: int = Field(5269, ge=0, le=65535)  # bound only when s2s.enabled
     http_tls: bool = True
+    # SO_REUSEPORT on every listening port: several processes share them, the kernel spreads
+    # new connections (set by `interlink serve --workers N` for its workers)
+    reuse_port: bool = False
     require_tls: bool = True  # false allows SCRAM on plaintext c2s (benchmarks, TLS proxies)
     auth_timeout: float = Field(30.0, gt=0)
     tls_handshake_timeout: float = Field(10.0, gt=0)  # every TLS port
@@ -174,8 +177,29 @@ class SaslSection(_Section):
 
 
 class StorageSection(_Section):
-    engine: Literal["sqlite"] = "sqlite"
+    engine: Literal["sqlite", "postgres"] = "sqlite"
     sqlite_synchronous: Literal["NORMAL", "FULL", "EXTRA"] = "FULL"
+    # PostgreSQL (engine = "postgres"): a libpq connection string or postgresql:// URL
+    dsn: str = ""
+    pool_size: int = Field(10, ge=1, le=1000)  # connections per hub process
+
+    @model_validator(mode="after")
+    def _postgres_has_a_dsn(self) -> StorageSection:
+        if self.engine == "postgres" and not self.dsn:
+            raise ValueError("storage.engine = postgres needs storage.dsn")
+        return self
+
+
+class ClusterSection(_Section):
+    # Redis shared by the hub processes of a cluster (redis://host:port/db); empty: this
+    # process alone, nothing shared (the embedded default)
+    redis_url: str = ""
+    # this process's name in the cluster, unique among its processes; empty: host name and pid
+    node_id: str = Field("", max_length=200)
+    # a node that has not renewed its lease this long is dead: its sessions vanish and a
+    # survivor stores what was routed to it offline
+    node_ttl: float = Field(10.0, ge=0.5, le=300)
+    redis_prefix: str = Field("interlink:", min_length=1, max_length=100)
 
 
 class XmppSection(_Section):
@@ -482,6 +506,7 @@ class Settings(_Section):
     limits: LimitsSection = LimitsSection()
     sasl: SaslSection = SaslSection()
     storage: StorageSection = StorageSection()
+    cluster: ClusterSection = ClusterSection()
     xmpp: XmppSection = XmppSection()
     admin: AdminSection = AdminSection()
     interop: InteropSection = InteropSection()
@@ -500,6 +525,15 @@ class Settings(_Section):
     push: PushSection = PushSection()
     csi: CsiSection = CsiSection()
     components: ComponentsSection = ComponentsSection()
+
+    @model_validator(mode="after")
+    def _a_cluster_shares_its_database(self) -> Settings:
+        if self.cluster.redis_url and self.storage.engine != "postgres":
+            raise ValueError(
+                "cluster.redis_url needs storage.engine = postgres: the nodes of a cluster share "
+                "one database"
+            )
+        return self
 
     @model_validator(mode="after")
     def _websocket_can_authenticate(self) -> Settings:

@@ -207,6 +207,7 @@ class LogTap(logging.Handler):
         redactor = log_redactor(Settings())
         assert redactor is not None
         self.addFilter(redactor)
+        self.own_fields = redactor.settings.own_fields
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith(NOT_THE_HUB):
@@ -214,12 +215,10 @@ class LogTap(logging.Handler):
         return super().filter(record)
 
     def emit(self, record: logging.LogRecord) -> None:
-        line = json.loads(self.format(record))
-        if line.get("event") == "listening":
-            # The hub's own bind address, kept as configured (RedactionSettings.own_fields); on
-            # loopback it is spelled like the clients' addresses, which this observer looks for.
-            line.pop("host", None)
-        self.observations.add("hub logs", json.dumps(line).encode())
+        # The fields the redactor keeps as the hub's own configuration (the bind address of the
+        # "listening" lines; here 127.0.0.1, as are the clients) say nothing about a person.
+        fields = {k: v for k, v in record.__dict__.items() if k not in self.own_fields}
+        self.observations.add("hub logs", self.format(logging.makeLogRecord(fields)).encode())
 
 
 # -- connection models ----------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from interlink.cluster import SharedBuckets
+from interlink.cluster.local import LocalBackplane, LocalCluster
 from interlink.errors import AuthenticationRefused
 from interlink.hub.policy.limits import Rate
 from interlink.interop.discovery import DiscoveryError, DiscoveryService, normalize_phone
@@ -35,7 +37,9 @@ def test_normalize_phone(text: str, expected: str | None) -> None:
     assert normalize_phone(text) == expected
 
 
-def service(kit: HubKit, *, per_user: int, per_provider: int) -> DiscoveryService:
+def service(
+    kit: HubKit, *, per_user: int, per_provider: int, shared: SharedBuckets | None = None
+) -> DiscoveryService:
     async def authenticate(token: str) -> str:
         if token == "down":
             raise AuthenticationRefused("introspection timed out", temporary=True)
@@ -50,6 +54,7 @@ def service(kit: HubKit, *, per_user: int, per_provider: int) -> DiscoveryServic
         per_user=Rate(per_user, 3600.0),
         per_provider=Rate(per_provider, 3600.0),
         clock=kit.clock,
+        shared=shared,
     )
 
 
@@ -71,10 +76,19 @@ async def test_found_only_when_every_condition_holds() -> None:
         assert (svc.lookups, svc.found) == (4, 1)
 
 
-async def test_per_user_and_per_provider_buckets_at_their_boundaries() -> None:
+@pytest.mark.parametrize("buckets", ["own", "shared by two nodes"])
+async def test_per_user_and_per_provider_buckets_at_their_boundaries(buckets: str) -> None:
     async with running_hub() as kit:
         kit.approve(PROVIDER, "Example Chat")
-        svc = service(kit, per_user=3, per_provider=5)
+        if buckets == "own":
+            svc = service(kit, per_user=3, per_provider=5)
+            other = svc
+        else:  # two nodes of a cluster, each its own service, one set of buckets
+            plane = LocalBackplane()
+            svc, other = (
+                service(kit, per_user=3, per_provider=5, shared=LocalCluster(n, plane).buckets)
+                for n in ("a", "b")
+            )
         for _ in range(3):
             assert await svc.lookup("user1", PHONE) is None
         with pytest.raises(DiscoveryError) as limited:
@@ -82,14 +96,14 @@ async def test_per_user_and_per_provider_buckets_at_their_boundaries() -> None:
         assert limited.value.status == 429
         assert limited.value.retry_after == 1200  # one lookup per 1200 s
         # The provider's budget (5) is shared: user2 gets the 2 left, then everyone waits.
-        assert await svc.lookup("user2", PHONE) is None
-        assert await svc.lookup("user2", PHONE) is None
+        assert await other.lookup("user2", PHONE) is None
+        assert await other.lookup("user2", PHONE) is None
         with pytest.raises(DiscoveryError) as provider_limited:
-            await svc.lookup("user3", PHONE)
+            await other.lookup("user3", PHONE)
         assert provider_limited.value.status == 429
         kit.clock.now += 1200  # one token back for user1 and for the provider
         assert await svc.lookup("user1", PHONE) is None
-        assert svc.limited == 2
+        assert svc.limited + (other.limited if other is not svc else 0) == 2
 
 
 async def test_refusals_are_problem_statuses() -> None:

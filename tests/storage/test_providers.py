@@ -5,7 +5,13 @@ from __future__ import annotations
 from dataclasses import replace
 
 from interlink.storage import Storage
-from interlink.storage.providers import AuditAction, AuditEntry, Provider, ProviderStatus
+from interlink.storage.providers import (
+    AuditAction,
+    AuditEntry,
+    Provider,
+    ProviderMode,
+    ProviderStatus,
+)
 from tests.storage.kit import T0
 
 JWKS: dict[str, object] = {"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "AAAA"}]}
@@ -66,3 +72,36 @@ async def test_each_change_replaces_the_record_and_appends_to_the_audit(storage:
         AuditEntry(p.id, T0 + 1, "ops", AuditAction.STATUS, details),
     ]
     assert await storage.providers.audit("nochat") == []
+
+
+async def test_a_federated_providers_s2s_fields_round_trip_and_are_replaced(
+    storage: Storage,
+) -> None:
+    """Migration 0020: mode, server domains, pins, CA and static address, on every engine."""
+    plain = provider()
+    await storage.providers.put(plain, AuditEntry(plain.id, T0, "admin", AuditAction.ADD, {}))
+    got = await storage.providers.get(plain.id)
+    assert got is not None
+    assert (got.mode, got.server_domains, got.s2s_fingerprints, got.s2s_ca, got.s2s_address) == (
+        ProviderMode.PLUG_AND_PLAY,
+        (),
+        (),
+        None,
+        None,
+    )
+    federated = replace(
+        plain,
+        mode=ProviderMode.BOTH,
+        server_domains=("chat.example", "muc.chat.example"),
+        s2s_fingerprints=("ab" * 32,),
+        s2s_ca="-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        s2s_address="xmpp.chat.example:5269",
+        updated_at=T0 + 1,
+    )
+    await storage.providers.put(
+        federated, AuditEntry(plain.id, T0 + 1, "ops", AuditAction.UPDATE, {})
+    )
+    assert await storage.providers.get(plain.id) == federated
+    back = replace(federated, mode=ProviderMode.FEDERATED, s2s_ca=None, s2s_address=None)
+    await storage.providers.put(back, AuditEntry(plain.id, T0 + 2, "ops", AuditAction.UPDATE, {}))
+    assert await storage.providers.all() == [back]

@@ -55,13 +55,13 @@ class HubData:
 
 @asynccontextmanager
 async def hub_data(settings: Settings, data_dir_flag: Path | None) -> AsyncIterator[HubData]:
-    """Open the hub's database for a command. A ``--data-dir`` given on the command line must
-    hold a hub's database (a mistyped directory is an error, not a new empty database); the
-    configured directory is created on first use. The services are those the hub there
-    recorded when it last started, else the configuration's; the two must agree when both
-    name them."""
+    """Open the hub's database for a command (SQLite's file, or PostgreSQL's ``storage.dsn``).
+    On SQLite a ``--data-dir`` given on the command line must hold a hub's database (a mistyped
+    directory is an error, not a new empty database); the configured directory is created on
+    first use. The services are those the hub there recorded when it last started, else the
+    configuration's; the two must agree when both name them."""
     path = settings.database_path
-    if data_dir_flag is not None and not path.exists():
+    if data_dir_flag is not None and settings.storage.engine == "sqlite" and not path.exists():
         fail(
             f"{data_dir_flag} holds no Interlink hub (no {path.name}): check --data-dir, or "
             "start the hub there once (interlink serve --data-dir …)"

@@ -1,13 +1,17 @@
 """``interlink``: serve the hub and administer it.
 
-``interlink user …`` works on the data directory directly (SQLite in WAL mode allows it while the
-hub runs): an added account can log in at once, a changed password applies to the next login.
+``interlink user …`` works on the hub's database directly (SQLite in WAL mode allows it while the
+hub runs; PostgreSQL through ``storage.dsn``): an added account can log in at once, a changed
+password applies to the next login.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import socket
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,6 +30,7 @@ from interlink.cli.common import (
     hub_data,
     run,
 )
+from interlink.cli.workers import supervise
 from interlink.config import Settings
 from interlink.errors import AccountExistsError, AccountNotFoundError, ConfigError
 from interlink.interop.providers import ProviderError, ProviderRegistry
@@ -66,6 +71,21 @@ def serve(
         int | None,
         typer.Option(help="XEP-0114 component port, used if components.secrets is set [5347]"),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=1024,
+            help="hub processes sharing the ports (SO_REUSEPORT), one per core; needs a "
+            "cluster (cluster.redis_url, storage.engine = postgres)",
+        ),
+    ] = 1,
+    node_id: Annotated[
+        str | None, typer.Option(help="this process's name in the cluster [cluster.node_id]")
+    ] = None,
+    reuse_port: Annotated[
+        bool, typer.Option(hidden=True, help="share the ports with other processes")
+    ] = False,
 ) -> None:
     """Run the hub until SIGTERM or SIGINT. Every other setting (limits, [push], [csi],
     [components], …) is a key of the --config file: docs/operations.md lists them all."""
@@ -79,10 +99,42 @@ def serve(
                 "c2s_tls_port": c2s_tls_port,
                 "http_port": http_port,
                 "component_port": component_port,
+                "reuse_port": reuse_port or None,
             },
+            "cluster": {"node_id": node_id},
         },
     )
     setup_logging(settings.log.level, settings.log.format, log_redactor(settings))
+    if workers > 1:
+        if not settings.cluster.redis_url:
+            typer.echo(
+                "error: --workers needs a cluster: cluster.redis_url and storage.engine = "
+                "postgres (docs/operations.md)",
+                err=True,
+            )
+            raise typer.Exit(2)
+        net = settings.net
+        if 0 in (net.c2s_port, net.c2s_tls_port, net.http_port):
+            typer.echo("error: --workers needs fixed ports (not 0) to share", err=True)
+            raise typer.Exit(2)
+        base = settings.cluster.node_id or f"{socket.gethostname()}-{os.getpid()}"
+
+        def argv_for(i: int) -> list[str]:
+            argv = [sys.executable, "-m", "interlink", "serve", "--reuse-port"]
+            argv += ["--node-id", f"{base}-w{i}"]
+            if config is not None:
+                argv += ["--config", str(config)]
+            if data_dir is not None:
+                argv += ["--data-dir", str(data_dir)]
+            for d in domain or ():
+                argv += ["--domain", d]
+            argv += ["--host", net.host, "--c2s-port", str(net.c2s_port)]
+            argv += ["--c2s-tls-port", str(net.c2s_tls_port), "--http-port", str(net.http_port)]
+            if component_port is not None:
+                argv += ["--component-port", str(component_port)]
+            return argv
+
+        raise typer.Exit(supervise(argv_for, workers))
     try:
         run(HubServer(settings).run())
     except ConfigError as exc:

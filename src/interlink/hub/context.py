@@ -12,6 +12,8 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from interlink.cluster import Cluster
+from interlink.cluster.local import LocalCluster
 from interlink.hub.addressing import Addressing
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import ThrottleLimits
@@ -110,8 +112,11 @@ class HubContext:
         addressing: Addressing,
         sessions: SessionRegistry,
         observers: HubObservers,
+        cluster: Cluster | None = None,
     ) -> None:
         self.settings = settings
+        # the other hub processes (the in-process default: this one alone)
+        self.cluster: Cluster = LocalCluster() if cluster is None else cluster
         self.storage = storage
         self.clock = clock
         self.addressing = addressing

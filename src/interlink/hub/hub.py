@@ -7,6 +7,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+from interlink.cluster import Cluster
 from interlink.errors import (
     AuthenticationRefused,
     StanzaError,
@@ -16,6 +17,7 @@ from interlink.errors import (
 )
 from interlink.hub.addressing import Addressing
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
+from interlink.hub.cluster import ClusterNode
 from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.federation import AliasCipher, EnlistedProvider, Federation
 from interlink.hub.observers import HubObservers
@@ -50,7 +52,9 @@ class Hub:
     required gate. ``user_ids`` gives the user-visible id a provider attested for one of its
     users (for the interop marker). ``disabled`` says whether an operator disabled an account
     (it may not log in). ``domain_services`` are what the service domains answer
-    besides the core (XEP-0363 upload, media tokens)."""
+    besides the core (XEP-0363 upload, media tokens). ``cluster`` is the other hub processes
+    (by default none: this one alone); ``heartbeat_every`` how often this node renews its lease
+    there."""
 
     def __init__(
         self,
@@ -67,9 +71,11 @@ class Hub:
         disabled: Callable[[str], bool] = lambda _jid: False,
         aliases: AliasCipher | None = None,
         enlisted_provider: EnlistedProvider | None = None,
+        cluster: Cluster | None = None,
+        heartbeat_every: float = 3.0,
     ) -> None:
         self.ctx = HubContext(
-            settings, storage, clock, addressing, sessions, observers or HubObservers()
+            settings, storage, clock, addressing, sessions, observers or HubObservers(), cluster
         )
         alias_cipher = aliases if aliases is not None else AliasCipher(secrets.token_bytes(64))
         enlisted = enlisted_provider if enlisted_provider is not None else _nobody_enlisted
@@ -86,6 +92,11 @@ class Hub:
             ),
         )
         self.federation = self.router.federation
+        self.node: ClusterNode | None = None
+        if self.ctx.cluster.shared:
+            self.node = ClusterNode(
+                self.ctx, self.ctx.cluster, self.router.offline, heartbeat_every=heartbeat_every
+            )
         self._authenticate_bearer = authenticate_bearer
         self._disabled = disabled
         self.auth_throttle = AuthThrottle(settings.auth_throttle)
@@ -327,8 +338,11 @@ class Hub:
         return ended
 
     async def start(self) -> None:
-        """Load what the routing path keeps in memory (block lists)."""
+        """Load what the routing path keeps in memory (block lists); in a cluster, start
+        taking this node's inbox and watching the other nodes."""
         await self.router.policy.load()
+        if self.node is not None:
+            self.node.start()
 
     async def shutdown(self) -> None:
         """End every session with ``<system-shutdown/>`` and finish background work."""
@@ -336,3 +350,5 @@ class Hub:
         for session in self.ctx.sessions.all_sessions():
             session.port.terminate(error)
         await self.ctx.drain_tasks()
+        if self.node is not None:
+            await self.node.stop()

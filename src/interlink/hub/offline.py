@@ -24,6 +24,7 @@ from interlink.errors import (
     StreamErrorCondition,
 )
 from interlink.hub.context import HubContext, KeyedLock, log
+from interlink.hub.nodes import ask_nodes_to_drain, send_to_nodes
 from interlink.hub.observers import notify
 from interlink.hub.session import AckPort, MarkSent, Session
 from interlink.hub.sm import ParkedPort
@@ -79,8 +80,18 @@ class OfflineDelivery:
     def is_draining(self, bare: JID) -> bool:
         return bare in self._draining
 
-    async def accept(self, message: Message, xml: str, bare: JID) -> None:
-        """Deliver ``message`` to ``bare``'s best resources or store it durably.
+    async def accept(
+        self,
+        message: Message,
+        xml: str,
+        bare: JID,
+        *,
+        full: JID | None = None,
+        remote: bool = True,
+    ) -> None:
+        """Deliver ``message`` to ``bare``'s best resources (or exactly ``full``, addressed
+        but not here), on this node or, in a cluster and when ``remote``, on another; else
+        store it durably.
 
         Raises ``service-unavailable`` for an account that does not exist and
         ``resource-constraint`` when the account's queue is full.
@@ -92,6 +103,13 @@ class OfflineDelivery:
                 for session in targets:
                     session.deliver_xml(xml)
                 self.delivered(bare, message, targets)
+                return
+            if (
+                remote
+                and ctx.cluster.shared
+                and bare not in self._draining
+                and await send_to_nodes(ctx.cluster, bare, full, xml)
+            ):
                 return
             if not await ctx.storage.accounts.exists(str(bare)):
                 raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
@@ -110,6 +128,10 @@ class OfflineDelivery:
         stored = ctx.observers.offline_stored
         if stored:
             notify(stored, bare, message)
+        if ctx.cluster.shared:
+            # a resource that became available on another node meanwhile (its directory entry
+            # written after we looked) drains what we just stored
+            await ask_nodes_to_drain(ctx.cluster, bare)
         if ctx.sessions.message_targets(bare) and bare not in self._draining:
             # A resource came online while we were storing: hand the message over now.
             self.start_drain(bare)

@@ -103,6 +103,7 @@ class PresenceService:
             session.available = True
             session.priority = presence.priority
             session.presence_payload = presence.payload
+            self._ctx.sessions.presence_changed(session)
             await self._send_to_subscribers(session, presence)
             if first:
                 await self._answer_probe_all(session)
@@ -137,6 +138,7 @@ class PresenceService:
                 self._deliver_directed(checked, target)
         session.directed.clear()
         session.available = False
+        self._ctx.sessions.presence_changed(session)
 
     async def _across(
         self, from_: JID, presence: Presence, to: JID, *, sent: bool = False

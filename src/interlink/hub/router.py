@@ -268,9 +268,15 @@ class Router:
         return self.archive.write(entries) if entries else None
 
     async def _store_then_archive(
-        self, msg: Message, xml: str, bare: JID, entries: tuple[ArchiveEntry, ...]
+        self,
+        msg: Message,
+        xml: str,
+        bare: JID,
+        entries: tuple[ArchiveEntry, ...],
+        *,
+        full: JID | None = None,
     ) -> None:
-        await self.offline.accept(msg, xml, bare)  # a refusal raises: nothing archived
+        await self.offline.accept(msg, xml, bare, full=full)  # a refusal raises: nothing archived
         work = self.archive.write(entries)
         if work is not None:
             await work
@@ -326,9 +332,12 @@ class Router:
                 self.offline.delivered(bare, msg, targets)
                 self.carbons.received(msg, xml, bare, targets)
                 return self._archived(entries)
+        full = to if to.resource is not None else None
         if entries:
-            return self._guard(session, msg, self._store_then_archive(msg, xml, bare, entries))
-        return self._guard(session, msg, self.offline.accept(msg, xml, bare))
+            return self._guard(
+                session, msg, self._store_then_archive(msg, xml, bare, entries, full=full)
+            )
+        return self._guard(session, msg, self.offline.accept(msg, xml, bare, full=full))
 
     # -- iq -----------------------------------------------------------------------------------
     def _iq(self, session: Session, iq: Iq) -> Pending | None:

@@ -14,6 +14,7 @@ from typing import Protocol
 from xml.etree.ElementTree import Element
 
 from interlink.errors import StreamError
+from interlink.hub.nodes import DirectorySync
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Stanza, to_xml
 
@@ -104,11 +105,13 @@ class BindConflictPolicy(StrEnum):
 
 
 class SessionRegistry:
-    """All bound sessions of this hub, by bare JID and resource."""
+    """All bound sessions of this hub, by bare JID and resource; in a cluster, each change is
+    also written to the shared session directory (``sync``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sync: DirectorySync | None = None) -> None:
         self._by_bare: dict[JID, dict[str, Session]] = {}
         self._count = 0
+        self._sync = sync
 
     def __len__(self) -> int:
         return self._count
@@ -119,6 +122,13 @@ class SessionRegistry:
         if session.jid.resource not in resources:
             self._count += 1
         resources[session.jid.resource] = session
+        if self._sync is not None:
+            self._sync.changed(session)
+
+    def presence_changed(self, session: Session) -> None:
+        """``session`` became available or unavailable, or changed its priority."""
+        if self._sync is not None and self.get(session.jid) is session:
+            self._sync.changed(session)
 
     def remove(self, session: Session) -> bool:
         resources = self._by_bare.get(session.jid.bare)
@@ -128,6 +138,8 @@ class SessionRegistry:
         self._count -= 1
         if not resources:
             del self._by_bare[session.jid.bare]
+        if self._sync is not None:
+            self._sync.gone(session)
         return True
 
     def count(self, bare: JID) -> int:

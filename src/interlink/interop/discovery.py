@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
+from interlink.cluster import SharedBuckets
 from interlink.errors import AuthenticationRefused, HttpProblem
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.limits import BucketTable, Rate
@@ -46,6 +47,8 @@ class DiscoveryError(HttpProblem):
 
 
 class DiscoveryService:
+    """Phone-number discovery for third-party users, bounded per user and per provider."""
+
     def __init__(
         self,
         repo: PolicyRepository,
@@ -56,8 +59,13 @@ class DiscoveryService:
         per_provider: Rate,
         clock: Callable[[], float],
         max_keys: int = 100_000,
+        shared: SharedBuckets | None = None,
     ) -> None:
+        """``shared``: the buckets of a cluster, so every node draws from the same ones (by
+        default this process's own)."""
         self._repo = repo
+        self._shared = shared
+        self._rates = (per_user, per_provider)
         self._policy = policy
         self._authenticate = authenticate
         self._per_user = BucketTable(per_user, max_keys)
@@ -79,7 +87,7 @@ class DiscoveryService:
         if provider_id is None:
             raise DiscoveryError(403, "forbidden", "discovery is for third-party users")
         now = self._clock()
-        wait = max(self._per_user.peek(str(caller), now), self._per_provider.peek(provider_id, now))
+        wait = await self._take(str(caller), provider_id, now)
         if wait:
             self.limited += 1
             raise DiscoveryError(
@@ -88,8 +96,6 @@ class DiscoveryService:
                 "too many lookups; try again later",
                 retry_after=max(1, int(wait + 0.999)),
             )
-        self._per_user.take(str(caller), now)
-        self._per_provider.take(provider_id, now)
         number = normalize_phone(phone)
         if number is None:
             raise DiscoveryError(400, "bad-phone", "give an E.164 number like +4915112345678")
@@ -109,3 +115,24 @@ class DiscoveryService:
             return None
         self.found += 1
         return jid
+
+    async def _take(self, user: str, provider_id: str, now: float) -> float:
+        """Take a lookup from the user's and the provider's buckets, from both or neither:
+        0.0, or the seconds until both allow one."""
+        if self._shared is None:
+            wait = max(self._per_user.peek(user, now), self._per_provider.peek(provider_id, now))
+            if not wait:
+                self._per_user.take(user, now)
+                self._per_provider.take(provider_id, now)
+            return wait
+        per_user, per_provider = self._rates
+        buckets = [
+            (f"discovery-user:{user}", float(rate.count), rate.period)
+            for rate in (per_user,)
+            if not rate.unlimited
+        ] + [
+            (f"discovery-provider:{provider_id}", float(rate.count), rate.period)
+            for rate in (per_provider,)
+            if not rate.unlimited
+        ]
+        return await self._shared.take_all(buckets, now)

@@ -253,6 +253,12 @@ class ChangeFeedFollower:
         self._failures = 0
         self.position = 0
         self._task: asyncio.Task[None] | None = None
+        self._woken = asyncio.Event()
+
+    def wake(self) -> None:
+        """Poll now rather than at the end of the interval (a notice that something changed,
+        e.g. from another node of a cluster)."""
+        self._woken.set()
 
     def start(self, position: int) -> None:
         self.position = position
@@ -284,7 +290,9 @@ class ChangeFeedFollower:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._woken.wait(), self.interval)
+            self._woken.clear()
             try:
                 await self.poll()
             except Exception:

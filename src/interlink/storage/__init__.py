@@ -2,9 +2,9 @@
 
 Callers see the :class:`Storage` bundle and, per concern, the records and repository protocol in
 ``interlink.storage.<concern>`` (the convention is at the top of
-:mod:`interlink.storage.repositories`). Each engine (``sqlite`` now, ``postgres`` next) keeps its
-SQL, row mappers and numbered migrations in its own package, and is opened by name through
-:func:`open_storage`.
+:mod:`interlink.storage.repositories`). Each engine (``sqlite``, embedded; ``postgres``, for
+several processes and machines) keeps its SQL, row mappers and numbered migrations in its own
+package, and is opened by name through :func:`open_storage`.
 """
 
 from __future__ import annotations

@@ -26,6 +26,8 @@ class StorageConfig:
     engine: str = "sqlite"
     sqlite_path: Path | str = ":memory:"
     sqlite_synchronous: str = "FULL"  # OFF, NORMAL, FULL or EXTRA (see docs/operations.md)
+    postgres_dsn: str = ""  # a libpq connection string or postgresql:// URL
+    postgres_pool_size: int = 10  # connections per process
 
 
 EngineOpener = Callable[[StorageConfig], Awaitable[Storage]]
@@ -35,7 +37,16 @@ async def _open_sqlite(config: StorageConfig) -> Storage:
     return await open_sqlite(config.sqlite_path, synchronous=config.sqlite_synchronous)
 
 
-ENGINES: Mapping[str, EngineOpener] = {"sqlite": _open_sqlite}
+async def _open_postgres(config: StorageConfig) -> Storage:
+    if not config.postgres_dsn:
+        raise StorageError("storage.engine postgres needs storage.dsn")
+    # imported here: the embedded default (SQLite) loads no PostgreSQL driver
+    from interlink.storage.postgres.engine import open_postgres
+
+    return await open_postgres(config.postgres_dsn, pool_size=config.postgres_pool_size)
+
+
+ENGINES: Mapping[str, EngineOpener] = {"sqlite": _open_sqlite, "postgres": _open_postgres}
 
 
 async def open_storage(config: StorageConfig) -> Storage:

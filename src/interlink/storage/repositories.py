@@ -21,14 +21,15 @@ anything; a refusal is an exception from :mod:`interlink.errors` (``AccountNotFo
 failing database may still raise its driver's error: nothing was stored then). Outcomes that are
 not failures (a replayed token id) are returned as enums, not raised.
 
-*Engines.* Each engine is a package ``storage/<engine>/`` with one module per concern, named as
-here, holding the class ``<Engine><Concern>`` (e.g. ``SqliteRoster``), its SQL and its row
+*Engines.* Each engine (``sqlite``, ``postgres``) is a package ``storage/<engine>/`` with one
+module per concern, named as here, holding the class ``<Engine><Concern>`` (e.g. ``SqliteRoster``,
+``PostgresRoster``), its SQL and its row
 mappers (rows to records, (de)serialisation of JSON columns); its numbered migrations in
 ``migrations/`` run by its :class:`~interlink.storage.migrations.MigrationRunner`; and its
 bundle. A repository class takes the engine's database handle as its only constructor argument
 and keeps the connection and transactions to itself: reads go through the handle's
-``fetch_one``/``fetch_all``, and every write method is one transaction (``transaction()``, or
-``exclusive()`` for a single statement), durable when the call returns. Engines are opened by
+``fetch_one``/``fetch_all``, and every write method is one transaction (``transaction()``, or on
+SQLite ``exclusive()`` for a single statement), durable when the call returns. Engines are opened by
 name with :func:`interlink.storage.open_storage`; ``tests/storage/`` holds the contract every
 engine passes.
 """

@@ -1,0 +1,152 @@
+"""The cluster's protocols and records.
+
+*Nodes.* Each hub process is a node with an id (``cluster.node_id``, unique in the cluster). A
+node is alive while it renews its lease (:meth:`SessionDirectory.heartbeat`) within
+``node_ttl`` seconds; one that stops (killed, frozen, cut off) is dead once the lease runs out,
+and then: its sessions vanish from every lookup, and a survivor (:meth:`NodeBus.reclaim`) takes
+the stanzas still in its inbox, to store them offline. A node whose lease ran out while it was
+still running is *fenced*: its next heartbeat raises :class:`NodeFencedError`, and it must stop
+serving (its inbox may already be another node's), not carry on.
+
+*Delivery.* :meth:`NodeBus.send` puts a stanza in a live node's inbox and returns ``True``, or
+returns ``False`` for a node that is not alive (the caller stores the message offline). A stanza
+in an inbox is either handled by that node (:meth:`NodeBus.receive` … :meth:`NodeBus.done`,
+once it was delivered or stored), or, if the node dies first, reclaimed by a survivor: never
+dropped. Inboxes keep their order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol, TypeAlias
+
+from interlink.errors import InterlinkError
+
+ChangeCallback: TypeAlias = Callable[[str], None]  # (kind)
+
+
+class NodeFencedError(InterlinkError):
+    """This node's lease ran out: the cluster treats it as dead."""
+
+
+@dataclass(frozen=True, slots=True)
+class Located:
+    """A session somewhere in the cluster."""
+
+    full_jid: str
+    node: str
+    available: bool
+    priority: int
+
+
+class InboxEntry(NamedTuple):
+    id: str  # the inbox's own id of the entry (its order)
+    payload: str
+
+
+class SessionDirectory(Protocol):
+    """Which node holds which full JID."""
+
+    async def heartbeat(self) -> None:
+        """Renew this node's lease. Raises :class:`NodeFencedError` if it ran out."""
+
+    async def bind(self, full_jid: str, *, available: bool, priority: int) -> None:
+        """This node holds ``full_jid`` (again, with new presence)."""
+
+    async def unbind(self, full_jid: str) -> None:
+        """This node no longer holds ``full_jid`` (a no-op if another node holds it now)."""
+
+    async def locate(self, bare_jid: str) -> list[Located]:
+        """The sessions of ``bare_jid`` on live nodes, in no particular order."""
+        ...
+
+    async def live_nodes(self) -> set[str]: ...
+
+    async def dead_nodes(self) -> set[str]:
+        """Nodes that held sessions or had an inbox and whose lease ran out."""
+        ...
+
+    async def forget(self, node: str) -> int:
+        """Remove a dead node's sessions from the directory; returns how many."""
+        ...
+
+
+class NodeBus(Protocol):
+    """Each node's inbox of stanzas routed to it by the others."""
+
+    async def send(self, node: str, payload: str) -> bool:
+        """Append ``payload`` to ``node``'s inbox if it is alive; whether it was."""
+        ...
+
+    async def receive(self, wait: float, limit: int = 100) -> list[InboxEntry]:
+        """The next entries of this node's own inbox, oldest first, each once (a node that
+        starts again under its id gets those it left undone first); waiting up to ``wait``
+        seconds for one."""
+        ...
+
+    async def done(self, ids: list[str]) -> None:
+        """Remove handled entries from this node's inbox."""
+
+    async def reclaim(self, node: str, limit: int = 100) -> list[InboxEntry]:
+        """The oldest entries of dead ``node``'s inbox, for a survivor to store offline; none
+        while ``node`` is alive, or while another survivor is reclaiming it."""
+        ...
+
+    async def reclaimed(self, node: str, ids: list[str]) -> None:
+        """Remove entries of ``node``'s inbox a survivor has stored."""
+
+
+class SharedBuckets(Protocol):
+    """Token buckets every node draws from (rate limits, throttles)."""
+
+    async def take(self, key: str, *, count: float, period: float, now: float) -> float:
+        """Take one token from the bucket ``key`` (``count`` tokens per ``period`` seconds,
+        at most ``count`` saved up): 0.0 if one was there, else the seconds until one will be.
+        ``now`` is the caller's clock, seconds since the epoch."""
+        ...
+
+    async def take_all(self, buckets: list[tuple[str, float, float]], now: float) -> float:
+        """Take one token from each bucket ``(key, count, period)`` if every one has one (0.0),
+        else take none and return the seconds until every one will have one. Atomic."""
+        ...
+
+
+class Invalidation(Protocol):
+    """Notices that operator state changed, so every node reloads it at once instead of at its
+    next poll of the change feed."""
+
+    async def publish(self, kind: str) -> None: ...
+
+    def subscribe(self, callback: ChangeCallback) -> None:
+        """``callback(kind)`` for every notice, from any node (this one included)."""
+
+
+class Cluster(Protocol):
+    """One node's view of the cluster."""
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def directory(self) -> SessionDirectory: ...
+
+    @property
+    def bus(self) -> NodeBus: ...
+
+    @property
+    def buckets(self) -> SharedBuckets: ...
+
+    @property
+    def invalidation(self) -> Invalidation: ...
+
+    @property
+    def shared(self) -> bool:
+        """Whether other nodes may exist (False: in-process, this node alone)."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise if the shared server cannot answer (readiness)."""
+
+    async def close(self) -> None:
+        """Leave: release the lease, so survivors need not wait for it to run out."""

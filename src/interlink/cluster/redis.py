@@ -1,0 +1,388 @@
+"""The cluster on Redis (Debian's ``redis-server``; redis-py's asyncio client).
+
+Keys, under a prefix (``cluster.redis_prefix``, default ``interlink:``):
+
+- ``node:<id>``: the node's lease, a random token of its incarnation, expiring after
+  ``node_ttl``; renewed only if the token is still ours (else the node was declared dead:
+  fenced). ``nodes``: every node that ever held a lease and has not been cleaned up.
+- ``sess:<bare JID>``: a hash, full JID -> ``node \\t available \\t priority``;
+  ``node-sess:<id>``: the full JIDs a node holds (to forget them when it dies).
+- ``inbox:<id>``: the node's inbox, a stream (ordered, kept until handled); appended only if the
+  node's lease exists, in one script, so nothing is sent to a node known dead.
+- ``reap:<id>``: which survivor is reclaiming a dead node's inbox.
+- ``bucket:<key>``: a token bucket (tokens, updated), refilled and taken by one script.
+- the channel ``changes``: operator state changed.
+
+Redis must keep what it acknowledged for the inboxes to survive a Redis restart: run it with
+``appendonly yes`` and ``appendfsync always`` (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from typing import Any
+
+from redis.asyncio import Redis
+
+from interlink.cluster.base import ChangeCallback, InboxEntry, Located, NodeFencedError
+from interlink.errors import InterlinkError
+
+log = logging.getLogger("interlink.cluster")
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+_SEND = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return redis.call('XADD', KEYS[2], '*', 'p', ARGV[1])
+end
+return false
+"""
+_UNBIND = """
+local v = redis.call('HGET', KEYS[1], ARGV[1])
+if v and string.sub(v, 1, string.len(ARGV[2]) + 1) == ARGV[2] .. '\t' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('SREM', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+_TAKE_ALL = """
+local now = tonumber(ARGV[1])
+local state = {}
+local wait = 0
+for i, key in ipairs(KEYS) do
+  local count = tonumber(ARGV[2 * i])
+  local period = tonumber(ARGV[2 * i + 1])
+  local v = redis.call('HMGET', key, 't', 'u')
+  local tokens = tonumber(v[1]) or count
+  local updated = tonumber(v[2]) or now
+  local per_second = count / period
+  tokens = math.min(count, tokens + math.max(0, now - updated) * per_second)
+  if now > updated then updated = now end
+  if tokens < 1 then wait = math.max(wait, (1 - tokens) / per_second) end
+  state[i] = {tokens, updated, period}
+end
+for i, key in ipairs(KEYS) do
+  local tokens = state[i][1]
+  if wait == 0 then tokens = tokens - 1 end
+  local fmt = '%.17g'
+  redis.call('HSET', key, 't', string.format(fmt, tokens), 'u', string.format(fmt, state[i][2]))
+  redis.call('PEXPIRE', key, math.ceil(state[i][3] * 1000) + 1000)
+end
+return string.format('%.17g', wait)
+"""
+_LOCATE = """
+local held = redis.call('HGETALL', KEYS[1])
+local out = {}
+local alive = {}
+for i = 1, #held, 2 do
+  local node = string.match(held[i + 1], '^([^\t]*)')
+  if alive[node] == nil then
+    alive[node] = redis.call('EXISTS', ARGV[1] .. node) == 1
+  end
+  if alive[node] then
+    out[#out + 1] = held[i]
+    out[#out + 1] = held[i + 1]
+  end
+end
+return out
+"""
+_TAKE = """
+local count = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local v = redis.call('HMGET', KEYS[1], 't', 'u')
+local tokens = tonumber(v[1]) or count
+local updated = tonumber(v[2]) or now
+local per_second = count / period
+tokens = math.min(count, tokens + math.max(0, now - updated) * per_second)
+if now > updated then updated = now end
+local wait = 0
+if tokens >= 1 then tokens = tokens - 1 else wait = (1 - tokens) / per_second end
+local fmt = '%.17g'
+redis.call('HSET', KEYS[1], 't', string.format(fmt, tokens), 'u', string.format(fmt, updated))
+redis.call('PEXPIRE', KEYS[1], math.ceil(period * 1000) + 1000)
+return string.format('%.17g', wait)
+"""
+
+
+class ClusterError(InterlinkError):
+    """Redis could not be reached or answered wrongly."""
+
+
+class RedisCluster:
+    """One node's view of a cluster on Redis."""
+
+    shared = True
+
+    def __init__(
+        self, redis: Redis, node_id: str, *, prefix: str = "interlink:", node_ttl: float = 10.0
+    ) -> None:
+        self.redis = redis
+        self.node_id = node_id
+        self.prefix = prefix
+        self.node_ttl = node_ttl
+        self.token = secrets.token_hex(16)
+        self.directory = _Directory(self)
+        self.bus = _Bus(self)
+        self.buckets = _Buckets(self)
+        self.invalidation = _Invalidation(self)
+        self._scripts = {
+            name: redis.register_script(src)
+            for name, src in (
+                ("renew", _RENEW),
+                ("release", _RELEASE),
+                ("send", _SEND),
+                ("unbind", _UNBIND),
+                ("take", _TAKE),
+                ("locate", _LOCATE),
+                ("take_all", _TAKE_ALL),
+            )
+        }
+        self._leased = False
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    async def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        return await self._scripts[name](keys=keys, args=args)
+
+    async def ping(self) -> None:
+        await self.redis.ping()
+
+    async def close(self) -> None:
+        await self.invalidation.stop()
+        with contextlib.suppress(Exception):
+            if self._leased:
+                await self.script("release", [self.key("node", self.node_id)], [self.token])
+        await self.redis.aclose()
+
+
+async def open_redis_cluster(
+    url: str, node_id: str, *, prefix: str = "interlink:", node_ttl: float = 10.0
+) -> RedisCluster:
+    """Connect to the Redis at ``url`` (``redis://host:port/db``) and take this node's lease.
+    Raises :class:`ClusterError` if Redis cannot be reached."""
+    redis = Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
+    cluster = RedisCluster(redis, node_id, prefix=prefix, node_ttl=node_ttl)
+    try:
+        await cluster.directory.heartbeat()
+    except Exception as exc:
+        await redis.aclose()
+        raise ClusterError(f"cannot use Redis at {url}: {exc}") from exc
+    return cluster
+
+
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else value.decode()
+
+
+def _entries(rows: Any) -> list[InboxEntry]:
+    """Stream rows ``[(id, {"p": payload}), ...]`` as entries."""
+    return [InboxEntry(_text(i), _text(fields["p"])) for i, fields in rows]
+
+
+def _where(full: str, value: str) -> Located:
+    node, available, priority = value.split("\t")
+    return Located(full, node, available == "1", int(priority))
+
+
+class _Directory:
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._c = cluster
+
+    async def heartbeat(self) -> None:
+        c = self._c
+        lease = c.key("node", c.node_id)
+        ttl_ms = max(1, int(c.node_ttl * 1000))
+        if not c._leased:
+            # A new incarnation takes the id over (node ids are unique per process; one that
+            # restarts after a crash is the only one using it).
+            await c.redis.set(lease, c.token, px=ttl_ms)
+            await c.redis.sadd(c.key("nodes"), c.node_id)
+            c._leased = True
+            return
+        if not await c.script("renew", [lease], [c.token, ttl_ms]):
+            raise NodeFencedError(f"node {c.node_id}'s lease ran out")
+
+    async def bind(self, full_jid: str, *, available: bool, priority: int) -> None:
+        c = self._c
+        bare = full_jid.split("/", 1)[0]
+        value = f"{c.node_id}\t{int(available)}\t{priority}"
+        async with c.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(c.key("sess", bare), full_jid, value)
+            pipe.sadd(c.key("node-sess", c.node_id), full_jid)
+            await pipe.execute()
+
+    async def unbind(self, full_jid: str) -> None:
+        c = self._c
+        bare = full_jid.split("/", 1)[0]
+        await c.script(
+            "unbind",
+            [c.key("sess", bare), c.key("node-sess", c.node_id)],
+            [full_jid, c.node_id],
+        )
+
+    async def locate(self, bare_jid: str) -> list[Located]:
+        c = self._c
+        # one round trip: the sessions, filtered by their nodes' leases, in one script
+        flat = await c.script("locate", [c.key("sess", bare_jid)], [c.key("node", "")])
+        return [_where(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
+
+    async def _nodes(self) -> tuple[set[str], set[str]]:
+        c = self._c
+        known = sorted(_text(n) for n in await c.redis.smembers(c.key("nodes")))
+        if not known:
+            return set(), set()
+        leases = await c.redis.mget([c.key("node", n) for n in known])
+        live = {n for n, lease in zip(known, leases, strict=True) if lease is not None}
+        return live, set(known) - live
+
+    async def live_nodes(self) -> set[str]:
+        return (await self._nodes())[0]
+
+    async def dead_nodes(self) -> set[str]:
+        return (await self._nodes())[1]
+
+    async def forget(self, node: str) -> int:
+        c = self._c
+        if await c.redis.exists(c.key("node", node)):
+            return 0  # alive (again)
+        removed = 0
+        for member in await c.redis.smembers(c.key("node-sess", node)):
+            full = _text(member)
+            bare = full.split("/", 1)[0]
+            removed += int(
+                await c.script(
+                    "unbind", [c.key("sess", bare), c.key("node-sess", node)], [full, node]
+                )
+            )
+        await c.redis.delete(c.key("node-sess", node))
+        if not await c.redis.exists(c.key("inbox", node)):
+            await c.redis.srem(c.key("nodes"), node)
+        return removed
+
+
+class _Bus:
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._c = cluster
+        self._last = "0-0"
+
+    async def send(self, node: str, payload: str) -> bool:
+        c = self._c
+        added = await c.script("send", [c.key("node", node), c.key("inbox", node)], [payload])
+        return added is not None
+
+    async def receive(self, wait: float, limit: int = 100) -> list[InboxEntry]:
+        c = self._c
+        inbox = c.key("inbox", c.node_id)
+        block = max(1, int(wait * 1000))
+        answer: Any = await c.redis.xread({inbox: self._last}, count=limit, block=block)
+        entries = [entry for _, rows in answer or () for entry in _entries(rows)]
+        if entries:
+            self._last = entries[-1].id
+        return entries
+
+    async def done(self, ids: list[str]) -> None:
+        if ids:
+            await self._c.redis.xdel(self._c.key("inbox", self._c.node_id), *ids)
+
+    async def reclaim(self, node: str, limit: int = 100) -> list[InboxEntry]:
+        c = self._c
+        if await c.redis.exists(c.key("node", node)):
+            return []
+        reaper = c.key("reap", node)
+        ours = await c.redis.set(reaper, c.node_id, nx=True, px=30_000)
+        if not ours and await c.redis.get(reaper) != c.node_id:
+            return []
+        await c.redis.pexpire(reaper, 30_000)
+        return _entries(await c.redis.xrange(c.key("inbox", node), count=limit))
+
+    async def reclaimed(self, node: str, ids: list[str]) -> None:
+        c = self._c
+        inbox = c.key("inbox", node)
+        if ids:
+            await c.redis.xdel(inbox, *ids)
+        if not await c.redis.xlen(inbox):
+            await c.redis.delete(inbox, c.key("reap", node))
+            if not await c.redis.exists(c.key("node", node), c.key("node-sess", node)):
+                await c.redis.srem(c.key("nodes"), node)
+
+
+class _Buckets:
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._c = cluster
+
+    async def take(self, key: str, *, count: float, period: float, now: float) -> float:
+        c = self._c
+        wait = await c.script("take", [c.key("bucket", key)], [count, period, now])
+        return float(wait)
+
+    async def take_all(self, buckets: list[tuple[str, float, float]], now: float) -> float:
+        if not buckets:
+            return 0.0
+        c = self._c
+        args: list[float] = [now]
+        for _, count, period in buckets:
+            args += [count, period]
+        keys = [c.key("bucket", key) for key, _, _ in buckets]
+        return float(await c.script("take_all", keys, args))
+
+
+class _Invalidation:
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._c = cluster
+        self._callbacks: list[ChangeCallback] = []
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+
+    async def publish(self, kind: str) -> None:
+        await self._c.redis.publish(self._c.key("changes"), kind)
+
+    def subscribe(self, callback: ChangeCallback) -> None:
+        self._callbacks.append(callback)
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._listen(), name="cluster-invalidation"
+            )
+
+    async def subscribed(self) -> None:
+        """Return once notices are being received (for tests and start-up)."""
+        await self._subscribed.wait()
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with self._c.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(self._c.key("changes"))
+                    self._subscribed.set()
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        for callback in list(self._callbacks):
+                            callback(str(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("lost the Redis change channel; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

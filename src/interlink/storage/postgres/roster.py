@@ -1,0 +1,111 @@
+"""PostgreSQL: rosters and pending subscription requests (migration 0001). A roster item's
+groups are a JSON list in one text column, as on SQLite."""
+
+from __future__ import annotations
+
+import json
+
+from interlink.storage.postgres.database import PostgresDatabase, Row, lock
+from interlink.storage.roster import PendingSubscription, RosterItem, Subscription
+
+_ITEMS = "SELECT contact, name, subscription, ask, groups FROM roster "
+
+
+def _roster_item_from_row(row: Row) -> RosterItem:
+    contact, name, sub, ask, groups = row
+    return RosterItem(
+        contact=str(contact),
+        name=None if name is None else str(name),
+        subscription=Subscription(str(sub)),
+        ask=bool(ask),
+        groups=tuple(json.loads(str(groups))),
+    )
+
+
+def _roster_item_params(owner: str, item: RosterItem) -> Row:
+    return (
+        owner,
+        item.contact,
+        item.name,
+        str(item.subscription),
+        int(item.ask),
+        json.dumps(list(item.groups)),
+    )
+
+
+class PostgresRoster:
+    def __init__(self, db: PostgresDatabase) -> None:
+        self._db = db
+
+    async def items(self, owner: str) -> list[RosterItem]:
+        rows = await self._db.fetch_all(_ITEMS + "WHERE owner = %s ORDER BY contact", (owner,))
+        return [_roster_item_from_row(r) for r in rows]
+
+    async def get(self, owner: str, contact: str) -> RosterItem | None:
+        row = await self._db.fetch_one(
+            _ITEMS + "WHERE owner = %s AND contact = %s", (owner, contact)
+        )
+        return None if row is None else _roster_item_from_row(row)
+
+    async def count(self, owner: str) -> int:
+        row = await self._db.fetch_one("SELECT COUNT(*) FROM roster WHERE owner = %s", (owner,))
+        return int(row[0]) if row else 0
+
+    async def put(self, owner: str, item: RosterItem) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO roster (owner, contact, name, subscription, ask, groups) "
+                "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (owner, contact) DO UPDATE SET "
+                "name = excluded.name, subscription = excluded.subscription, "
+                "ask = excluded.ask, groups = excluded.groups",
+                _roster_item_params(owner, item),
+            )
+
+    async def remove(self, owner: str, contact: str) -> None:
+        async with self._db.transaction() as conn:
+            await conn.execute(
+                "DELETE FROM roster WHERE owner = %s AND contact = %s", (owner, contact)
+            )
+
+    async def add_pending(
+        self, owner: str, requester: str, stanza: str, now: float, *, cap: int | None = None
+    ) -> bool:
+        async with self._db.transaction() as conn:
+            # The cap check and the write under the owner's lock: not split by another writer.
+            await lock(conn, "pending:" + owner)
+            cur = await conn.execute(
+                "INSERT INTO pending_subscriptions (owner, requester, stanza, created_at) "
+                "SELECT %s, %s, %s, %s WHERE "
+                "(SELECT COUNT(*) FROM pending_subscriptions WHERE owner = %s) < %s "
+                "OR EXISTS (SELECT 1 FROM pending_subscriptions "
+                "WHERE owner = %s AND requester = %s) "
+                "ON CONFLICT (owner, requester) DO UPDATE SET stanza = excluded.stanza, "
+                "created_at = excluded.created_at",
+                (
+                    owner,
+                    requester,
+                    stanza,
+                    now,
+                    owner,
+                    (1 << 62) if cap is None else cap,
+                    owner,
+                    requester,
+                ),
+            )
+            return cur.rowcount == 1
+
+    async def remove_pending(self, owner: str, requester: str) -> bool:
+        async with self._db.transaction() as conn:
+            cur = await conn.execute(
+                "DELETE FROM pending_subscriptions WHERE owner = %s AND requester = %s",
+                (owner, requester),
+            )
+            return cur.rowcount > 0
+
+    async def pending(self, owner: str) -> list[PendingSubscription]:
+        rows = await self._db.fetch_all(
+            "SELECT requester, stanza FROM pending_subscriptions WHERE owner = %s "
+            "ORDER BY created_at",
+            (owner,),
+        )
+        return [PendingSubscription(str(r[0]), str(r[1])) for r in rows]
