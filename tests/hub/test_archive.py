@@ -4,9 +4,13 @@ stanza), XEP-0359 stanza-ids, queries and their errors, preferences, retention, 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
+import pytest
+
+from interlink.hub import archive as archive_module
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.context import HubSettings
 from interlink.storage.archive import ArchiveEntry, ArchiveFilter
@@ -635,6 +639,71 @@ async def test_a_full_write_queue_holds_the_sender_back_at_the_boundary() -> Non
         assert len(await archived(kit, ALICE)) == 3  # the writer caught up, nothing dropped
         assert len(await archived(kit, BOB)) == 3
         assert len(messages(bob)) == 2
+
+
+async def test_a_held_sender_waits_until_the_queue_is_down_to_half_then_sends_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Regression: a sender held by a full queue was let go once the writer had written what
+    # came before it, with the queue still full of what others queued meanwhile, so its next
+    # stanza waited again, and the next. Under a flood (bench/loadgen.py flood --sm) a
+    # stream's input, its XEP-0198 <a/> too, went unread for seconds while messages to it
+    # went on, until max_unacked disconnected it: its in-flight messages were lost.
+    async with running_hub(settings(write_queue_max=8)) as kit:
+        alice, bob = await warm(kit)
+        await bob.send(chat(ALICE, "warm back"))  # bob's way decided without storage too
+        alice.take()
+        await kit.hub.router.archive.caught_up()  # the warm-up copies written
+        monkeypatch.setattr(archive_module, "WRITE_BATCH", 4)
+        permits = asyncio.Semaphore(0)  # one per batch the writer may commit
+        batches: list[int] = []  # the size of each batch the writer took
+        repository = kit.hub.ctx.storage.archive
+        append = repository.append
+
+        async def gated(entries: Sequence[ArchiveEntry], max_messages: int) -> None:
+            batches.append(len(entries))
+            await permits.acquire()
+            await append(entries, max_messages)
+
+        async def writer_took(n: int) -> None:
+            for _ in range(200):
+                if len(batches) >= n:
+                    return
+                await asyncio.sleep(0.01)
+            raise AssertionError(f"the writer never took batch {n}: {batches}")
+
+        def others_queue(n: int) -> None:  # bob goes on meanwhile (each one held, not awaited)
+            for i in range(n):
+                work = routed(bob, chat(ALICE, f"b{i}"))
+                if asyncio.iscoroutine(work):
+                    work.close()
+
+        monkeypatch.setattr(repository, "append", gated)
+        try:
+            burst = [routed(alice, chat(BOB, f"a{i}")) for i in range(4)]  # 2 entries each
+            assert burst[:3] == [None, None, None]
+            assert asyncio.iscoroutine(burst[3])  # 8 of 8: full
+            held = asyncio.ensure_future(burst[3])
+            await writer_took(1)  # alice's first 4 entries
+            others_queue(4)
+            permits.release()
+            await writer_took(2)  # alice's last 4
+            others_queue(4)
+            permits.release()
+            await writer_took(3)  # what came before alice's wait is written; 12 entries queued
+            await asyncio.sleep(0.05)
+            assert not held.done()  # the queue is still full: she would only wait again
+            for _ in range(10):
+                permits.release()
+            await asyncio.wait_for(held, 2.0)
+            assert routed(alice, chat(BOB, "next")) is None  # room now: the burst goes on
+            permits.release()
+            await asyncio.wait_for(kit.hub.router.archive.caught_up(), 2.0)
+            assert len(await archived(kit, ALICE)) == 2 + 4 + 8 + 1  # nothing dropped
+            assert len(messages(bob)) == 5
+        finally:
+            for _ in range(100):  # never leave the writer waiting (the hub closes after it)
+                permits.release()
 
 
 async def test_durable_before_ack_makes_the_sender_wait_for_the_commit() -> None:

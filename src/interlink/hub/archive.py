@@ -21,7 +21,12 @@ choice (``archive.durable_before_ack``):
   batches (``WRITE_BATCH`` entries a transaction), oldest first, so the sender goes on at once. A
   crash loses the copies still queued (at most ``write_queue_max`` entries; in practice the few
   milliseconds of traffic of the batch being written). When the queue is full, the sender's next
-  stanza waits until the writer caught up: memory stays bounded and nothing is dropped. Queries,
+  stanza waits until the writer has made room — until the queue is down to half its limit, so a
+  sender held back once then sends on for a while rather than waiting again at every stanza of
+  the read it was in: memory stays bounded and nothing is dropped. (Waiting only for what came
+  before it, with the queue still near full, held a busy sender back stanza after stanza; its
+  stream's input — its XEP-0198 ``<a/>`` too — went unread for seconds while messages to it
+  went on, until stream management's ``max_unacked`` disconnected it.) Queries,
   metadata requests and pruning first wait for what was queued before them.
 - *durable before ack*: the copies are part of the work the transport awaits before it reads the
   sender's next stanza and before stream management acknowledges it; concurrent senders share
@@ -136,6 +141,7 @@ class ArchiveService:
         self._queued = 0
         self._written = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._room_waiters: list[asyncio.Future[None]] = []  # senders held by a full queue
         self._writer: bool | None = None
         self._random: list[bytes] = []
 
@@ -255,9 +261,9 @@ class ArchiveService:
         """Archive ``entries`` (in the rooms' archives with ``rooms``). With
         ``durable_before_ack``, the coroutine to await: the write, durable when it returns.
         Otherwise (write-behind) they are queued for the background writer and ``None`` comes
-        back, unless the queue is full: then the coroutine waits until the writer caught up
-        (the sender is held back, nothing is dropped). A failed write is logged and counted,
-        never raised."""
+        back, unless the queue is full: then the coroutine waits until the writer has made
+        room (the sender is held back, nothing is dropped; see :meth:`_room`). A failed write
+        is logged and counted, never raised."""
         if self.limits.durable_before_ack:
             return self._write_now(entries, rooms=rooms)
         queue = self._queue
@@ -271,8 +277,23 @@ class ArchiveService:
             self._writer = True
             self._ctx.spawn(self._write_behind(), name="archive writer")
         if self._queue_len >= self.limits.write_queue_max:
-            return self.caught_up()
+            return self._room()
         return None
+
+    async def _room(self) -> None:
+        """Return once the queue is down to half its limit (at once if no writer runs)."""
+        if self._writer is None:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._room_waiters.append(waiter)
+        await waiter
+
+    def _release_room(self, *, everyone: bool = False) -> None:
+        if everyone or self._queue_len <= self.limits.write_queue_max // 2:
+            waiters, self._room_waiters = self._room_waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _repository(self, rooms: bool) -> MessageArchive:
         storage = self._ctx.storage
@@ -299,12 +320,14 @@ class ArchiveService:
                 self._queue_len -= len(batch)
                 await self._write_now(batch, rooms=rooms)
                 self._written += len(batch)
+                self._release_room()
                 while self._waiters and self._waiters[0][0] <= self._written:
                     _, waiter = self._waiters.pop(0)
                     if not waiter.done():
                         waiter.set_result(None)
         finally:
             self._writer = None
+            self._release_room(everyone=True)
             for _, waiter in self._waiters:  # nothing left to wait for (or cancelled)
                 if not waiter.done():
                     waiter.set_result(None)
