@@ -6,7 +6,6 @@ and allowed, carbons of our own messages give no receipts, and what cannot be re
 from __future__ import annotations
 
 import itertools
-
 import time
 from typing import Any
 from xml.etree.ElementTree import Element, SubElement

@@ -47,6 +47,18 @@ def message_keys(message: Element, own: str) -> list[str]:
     return keys
 
 
+_HEADERS = tuple(f"{{{n}}}encrypted/{{{n}}}header" for n in (mam.OMEMO, mam.OMEMO_LEGACY))
+
+
+def written_by(message: Element, device_id: int) -> bool:
+    """Whether the OMEMO header of ``message`` names ``device_id`` as its sending device."""
+    for path in _HEADERS:
+        header = message.find(path)
+        if header is not None and header.get("sid") == str(device_id):
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Archived:
     """One message of the archive. ``events``: what decrypting it now gave (a
@@ -84,7 +96,8 @@ class _Results(MatcherBase):
 class ArchiveReader:
     """Pages the own archive (see the module docstring). Ports: ``stream()`` the connection,
     ``receiver`` a receive path whose events go to :meth:`collect`, ``handled(keys)`` whether
-    this device handled a message already, ``commit()`` makes the crypto state durable."""
+    this device handled a message already, ``commit()`` makes the crypto state durable,
+    ``device_id()`` this device's OMEMO id (what it wrote itself is not for it to decrypt)."""
 
     def __init__(
         self,
@@ -94,12 +107,14 @@ class ArchiveReader:
         stream: Callable[[], slixmpp.ClientXMPP],
         handled: Callable[[list[str]], Any],
         commit: Callable[[], None],
+        device_id: Callable[[], int],
     ) -> None:
         self._own = own
         self._timeout = timeout
         self._stream = stream
         self._handled = handled
         self._commit = commit
+        self._device_id = device_id
         self._receiver: Receiving | None = None
         self._collected: list[ClientEvent] = []
         self._lock = asyncio.Lock()  # one reading at a time: events are collected per message
@@ -189,6 +204,8 @@ class ArchiveReader:
         peer = stanza["to"].bare if outgoing else stanza["from"].bare
         message_id = stanza["id"] or None
         base = Archived(result.archive_id, result.stored_at, outgoing, peer, message_id, True)
+        if outgoing and written_by(message, self._device_id()):
+            return base  # this device's own (python-omemo's too): not encrypted for it
         if await self._handled(message_keys(message, self._own)):
             return base
         if self._receiver is None:

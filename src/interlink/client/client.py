@@ -213,6 +213,7 @@ class InterlinkClient:
             stream=self._stream,
             handled=self._handled,
             commit=lambda: self.gate.commit_now(),
+            device_id=lambda: self._device_crypto().device_id,
         )
         self._archive.attach(
             Receiver(  # the same receive path for archived messages: no receipts, no events
