@@ -72,7 +72,10 @@ async def test_the_chat_shows_the_last_sessions_lines_and_catches_up_after_a_res
             async with app.run_test(size=(140, 45)) as pilot:
                 screen = await log_in(app, pilot)
                 await open_chat(app, pilot, screen)
-                shown = lambda: transcript(app)  # noqa: E731
+
+                def shown() -> str:
+                    return transcript(app)
+
                 await until(pilot, lambda: "hello bob" in shown(), "the kept outgoing line")
                 await until(pilot, lambda: "hi alice" in shown(), "the kept incoming line")
                 await until(
