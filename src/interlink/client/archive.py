@@ -4,9 +4,11 @@ XEP-0059): what arrived while this device was away, or went to another device of
 OMEMO messages can be decrypted once (their ratchet keys are used up), so this device records
 every message it handled — decrypted live, decrypted from the archive, or sent itself — by its
 keys (:func:`message_keys`: the archive's stanza id, XEP-0359, and sender with message id), in the
-same transaction as the ratchet update. The archive reader decrypts only what is not recorded,
-through the same receive path as live messages (no receipts sent for them), and the live path
-skips what was already read from the archive.
+same transaction as the ratchet update. The archive reader decrypts only what is recorded under
+none of its keys, through the same receive path as live messages (no receipts sent for them);
+the live path skips a message whose archive stanza id is recorded (the offline copy of one read
+from the archive already) and decrypts the rest, so that a replay with a known sender and id
+is still refused as one (:class:`DecryptionFailed`), never dropped silently.
 """
 
 from __future__ import annotations
@@ -32,11 +34,14 @@ MAX_PAGE = 250  # what one query asks for at most (the hub clamps to its own max
 HANDLED_KEEP = 400 * 86400.0  # seconds a handled message's record is kept (beyond retention)
 
 
+ARCHIVE_KEY = "sid:"  # the prefix of the keys from the own archive's stanza ids
+
+
 def message_keys(message: Element, own: str) -> list[str]:
     """The keys a message is recorded under: each stanza id this account's archive gave it
     (``by`` the own bare JID) and, with an id, its sender's bare JID with that id."""
     keys = [
-        "sid:" + el.get("id", "")
+        ARCHIVE_KEY + el.get("id", "")
         for el in message.findall(mam.STANZA_ID)
         if el.get("by") == own and el.get("id")
     ]
