@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -41,6 +41,8 @@ from interlink.chat.dialogs import (
     SettingsChoice,
     SettingsDialog,
 )
+from interlink.chat.history import FILE as HISTORY_FILE
+from interlink.chat.history import ChatHistory, HistoryError, Kept
 from interlink.chat.look import CSS, render_lines
 from interlink.chat.session import (
     GatekeeperLogin,
@@ -51,7 +53,14 @@ from interlink.chat.session import (
     Session,
     log_in,
 )
-from interlink.client import FileMessage, TextMessage
+from interlink.client import (
+    Archived,
+    ClientError,
+    DecryptionFailed,
+    FileMessage,
+    Reconnected,
+    TextMessage,
+)
 
 T = TypeVar("T")
 
@@ -167,6 +176,7 @@ class ChatScreen(Screen[None]):
         self.client = session.client
         self.model = m.ChatModel(session.jid, third_party_user=session.third_party)
         self.typing = m.TypingTracker()
+        self.history: ChatHistory | None = None  # opened on mount (chat/history.py)
 
     # -- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -194,8 +204,10 @@ class ChatScreen(Screen[None]):
         kind = "other service" if self.session.third_party else "hub account"
         self.title = f"Interlink: {self.session.jid} ({kind})"
         self.set_interval(1.0, self._typing_tick)
+        self._restore_history()
         self.pump_events()
         self.load_account_state()
+        self.catch_up()
         self.query_one("#compose", Input).focus()
 
     @work(group="sdk")
@@ -208,11 +220,91 @@ class ChatScreen(Screen[None]):
             await self.refresh_requests()
         self.redraw()
 
+    # -- the history kept on this device (chat/history.py) ----------------------------------------
+    def _restore_history(self) -> None:
+        """Open the history file and show what the last runs kept; without it the chat runs on,
+        keeping nothing, and says so."""
+        try:
+            self.history = ChatHistory.open(
+                self.session.data_dir / HISTORY_FILE, max_lines=self.session.options.history_lines
+            )
+            kept = self.history.load()
+        except (HistoryError, ValueError) as exc:
+            self.history = None
+            self.chat_app.tell("error", f"history not kept: {exc}")
+            return
+        for item in kept:
+            self.model.restore(item.peer, item.room, item.line)
+        self.redraw()
+
+    def on_unmount(self) -> None:
+        if self.history is not None:
+            self._keep_lines()
+            self.history.close()
+            self.history = None
+
+    def _keep_lines(self) -> None:
+        """Write the messages added since the last call to the history file."""
+        unsaved = self.model.take_unsaved()
+        if self.history is None or not unsaved:
+            return
+        try:
+            self.history.save(Kept(c.peer, c.room, line) for c, line in unsaved)
+        except HistoryError as exc:
+            self.chat_app.tell("error", str(exc))
+
+    @work(group="history", exclusive=True)
+    async def catch_up(self) -> None:
+        """Read the account's archive after the last message read from it: what arrived while
+        this client was closed, or went to another device of the account (the SDK decrypts
+        each message once; what it read before comes without events)."""
+        history = self.history
+        if history is None:
+            return
+        unreadable = 0
+        try:
+            after = history.last_archive_id
+            try:
+                items = self.client.history(after_id=after, limit=self.session.options.catch_up)
+                unreadable += await self._take_archived(items)
+            except ClientError as exc:
+                if after is None or "item-not-found" not in str(exc):
+                    raise
+                history.set_last_archive_id(None)  # that message left the archive (retention)
+                items = self.client.history(limit=self.session.options.catch_up)
+                unreadable += await self._take_archived(items)
+        except (ClientError, HistoryError) as exc:
+            self.chat_app.tell("warning", f"history not caught up: {exc}")
+        if unreadable:
+            self.chat_app.tell(
+                "warning",
+                f"{unreadable} archived message(s) could not be read "
+                "(encrypted before this device existed, or not for it)",
+            )
+        self.redraw()
+
+    async def _take_archived(self, items: AsyncIterator[Archived]) -> int:
+        """Show the archived messages' events and remember how far the archive was read;
+        returns how many could not be decrypted."""
+        assert self.history is not None
+        unreadable = 0
+        async for item in items:
+            for event in item.events:
+                if isinstance(event, DecryptionFailed):
+                    unreadable += 1
+                else:
+                    self.model.apply(event, item.archived_at or time.time())
+            self._keep_lines()  # the lines first, then how far: a crash repeats, never skips
+            self.history.set_last_archive_id(item.archive_id)
+        return unreadable
+
     # -- the SDK's events ------------------------------------------------------------------------
     @work(group="events")
     async def pump_events(self) -> None:
         async for event in self.client.events():
             try:
+                if isinstance(event, Reconnected) and not event.resumed:
+                    self.catch_up()  # a new session: what went elsewhere meanwhile
                 for notice in self.model.apply(event, time.time()):
                     self.chat_app.tell(notice.level.value, notice.text)
                 if (
@@ -257,6 +349,7 @@ class ChatScreen(Screen[None]):
 
     # -- drawing -------------------------------------------------------------------------------
     def redraw(self) -> None:
+        self._keep_lines()  # every change is drawn: what is new is kept first
         self._draw_status()
         self._draw_list()
         self._draw_chat()

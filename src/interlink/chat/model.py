@@ -184,6 +184,31 @@ class ChatModel:
         self.current: str | None = None
         self.connection = "online"  # what the status line says about the connection
         self.ended = False  # the hub will not have this account back: no retry
+        # messages added since the app last kept them (chat/history.py): (conversation, line)
+        self.unsaved: list[tuple[Conversation, Line]] = []
+
+    def take_unsaved(self) -> list[tuple[Conversation, Line]]:
+        """The messages added since the last call (for the history file), oldest first."""
+        taken, self.unsaved = self.unsaved, []
+        return taken
+
+    def restore(self, peer: str, room: bool, line: Line) -> None:
+        """A message kept from an earlier run (not unread, not to be kept again)."""
+        conversation = self.group(peer) if room else self.conversation(peer)
+        if not self._known(conversation, line.outgoing, line.message_id):
+            conversation.lines.append(line)
+
+    @staticmethod
+    def _known(conversation: Conversation, outgoing: bool, message_id: str | None) -> bool:
+        """Whether the conversation shows this message already (one id, one line)."""
+        return message_id is not None and any(
+            ln.message_id == message_id and ln.outgoing == outgoing and not ln.note
+            for ln in conversation.lines
+        )
+
+    def _add(self, conversation: Conversation, line: Line) -> None:
+        conversation.lines.append(line)
+        self.unsaved.append((conversation, line))
 
     # -- conversations ----------------------------------------------------------------------
     def is_third_party(self, jid: str) -> bool:
@@ -236,7 +261,7 @@ class ChatModel:
     def sent(self, peer: str, message_id: str, text: str, now: float) -> Line:
         """A message handed to the SDK: unsent until the hub acknowledges it (:class:`Sent`)."""
         line = Line(text, now, outgoing=True, message_id=message_id, delivery=Delivery.UNSENT)
-        self.conversation(peer).lines.append(line)
+        self._add(self.conversation(peer), line)
         return line
 
     def sending_file(self, peer: str, info_name: str, now: float) -> Line:
@@ -249,6 +274,9 @@ class ChatModel:
         line.message_id = message_id
         line.delivery = Delivery.UNSENT
         line.text = f"[file] {name}"
+        for conversation in self.conversations.values():
+            if any(ln is line for ln in conversation.lines):
+                self.unsaved.append((conversation, line))
 
     def note(self, peer: str, text: str, now: float) -> None:
         self.conversation(peer).lines.append(Line(text, now, note=True))
@@ -352,6 +380,8 @@ class ChatModel:
             return []
         assert isinstance(event, GroupMessage)
         c = self.group(event.room)
+        if self._known(c, False, event.message_id):
+            return []  # shown already (kept from an earlier run, or read twice)
         label = event.nick
         if event.interop is not None:
             provider = event.interop.provider_name or event.interop.provider
@@ -360,7 +390,7 @@ class ChatModel:
         line = Line(f"{label}: {event.text}", now, message_id=event.message_id)
         line.flagged = event.flagged
         line.group_source = event
-        c.lines.append(line)
+        self._add(c, line)
         if self.current != c.peer:
             c.unread += 1
         return []
@@ -439,6 +469,8 @@ class ChatModel:
         outgoing = event.outgoing and event.to is not None
         peer = event.to if outgoing and event.to is not None else event.sender
         conversation = self.conversation(peer)
+        if self._known(conversation, outgoing, event.message_id):
+            return []  # shown already (kept from an earlier run, or read from the archive)
         if event.interop is not None:
             conversation.marker = event.interop
             conversation.third_party = True
@@ -461,7 +493,7 @@ class ChatModel:
         line.outgoing = outgoing
         if outgoing:
             line.delivery = Delivery.SENT
-        conversation.lines.append(line)
+        self._add(conversation, line)
         if not outgoing:
             conversation.typing = False
             if self.current != conversation.peer:

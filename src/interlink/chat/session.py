@@ -34,7 +34,9 @@ class LoginError(ClientError):
 
 @dataclass(frozen=True, slots=True)
 class ServerOptions:
-    """Where the hub is and where this client keeps its devices."""
+    """Where the hub is and where this client keeps its devices (and their chat history:
+    at most ``history_lines`` messages per account; at most ``catch_up`` messages read from the
+    hub's archive per connection)."""
 
     host: str = "127.0.0.1"
     port: int = 5222
@@ -44,6 +46,8 @@ class ServerOptions:
     hub_domain: str | None = None  # needed to enlist a kit user's device
     data_dir: Path = Path("interlink-chat")
     resource: str = "terminal"
+    history_lines: int = 10_000
+    catch_up: int = 500
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,18 @@ def chat(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="where this client keeps its devices' keys")
     ] = None,
+    history_lines: Annotated[
+        int,
+        typer.Option(
+            "--history-lines", min=1, help="messages kept on this device per account (oldest go)"
+        ),
+    ] = 10_000,
+    catch_up: Annotated[
+        int,
+        typer.Option(
+            "--catch-up", min=1, help="messages read from the hub's archive per connection"
+        ),
+    ] = 500,
     jid: Annotated[str, typer.Option(help="fill in the login form: a hub account")] = "",
     kit_url: Annotated[str, typer.Option(help="fill in the login form: a provider kit")] = "",
     kit_user: Annotated[str, typer.Option(help="fill in the login form: the kit username")] = "",
@@ -48,6 +60,8 @@ def chat(
         http_url=http_url,
         hub_domain=domain,
         data_dir=data_dir if data_dir is not None else default_data_dir(),
+        history_lines=history_lines,
+        catch_up=catch_up,
     )
     prefill = {"jid": jid, "kit_url": kit_url, "kit_user": kit_user}
     ChatApp(options, prefill).run()

@@ -10,6 +10,7 @@ Every error the SDK raises on purpose is a :class:`ClientError` (see
 
 from __future__ import annotations
 
+from interlink.client.archive import Archived
 from interlink.client.client import InterlinkClient
 from interlink.client.consent import ConsentError, MessageRequest
 from interlink.client.enlist import EnlistmentFailed
@@ -48,6 +49,7 @@ from interlink.client.omemo2_parse import MalformedEncrypted
 from interlink.client.sce import SceError
 
 __all__ = [
+    "Archived",
     "Backoff",
     "ChatState",
     "ClientError",

@@ -21,6 +21,7 @@ from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import sce
+from interlink.client.archive import HANDLED_KEEP, Archived, ArchiveReader
 from interlink.client.connection import Connection
 from interlink.client.consent import Consent, MessageRequest
 from interlink.client.crypto import DeviceCrypto, fingerprint_of
@@ -203,6 +204,31 @@ class InterlinkClient:
             group_message=self._groups.on_message,
             emit=self._emit,
             send_receipt=self.send_receipt,
+            handled=self._handled,
+            note_handled=self._note_handled,
+        )
+        self._archive = ArchiveReader(
+            own=self.bare,
+            timeout=timeout,
+            stream=self._stream,
+            handled=self._handled,
+            commit=lambda: self.gate.commit_now(),
+            device_id=lambda: self._device_crypto().device_id,
+        )
+        self._archive.attach(
+            Receiver(  # the same receive path for archived messages: no receipts, no events
+                own=self.bare,
+                legacy=legacy,
+                auto_receipts=False,
+                crypto=self._device_crypto,
+                heard_from=lambda _: None,
+                wrote_in=self._peers.wrote_in,
+                group_message=self._groups.on_message,
+                emit=self._archive.collect,
+                send_receipt=self.send_receipt,
+                handled=self._handled,
+                note_handled=self._note_handled,
+            )
         )
         self._media = MediaTransfer(
             own=self.jid,
@@ -456,6 +482,35 @@ class InterlinkClient:
             except Exception:  # one bad stanza must not stop the client
                 log.exception("failed to handle an incoming stanza")
 
+    # -- the own archive (client/archive.py) -----------------------------------------------------
+    def history(
+        self,
+        peer: str | None = None,
+        *,
+        after_id: str | None = None,
+        limit: int = 500,
+        page_size: int = 50,
+    ) -> AsyncIterator[Archived]:
+        """This account's archived messages (XEP-0313) after the archive id ``after_id`` (from
+        the oldest without), oldest first, at most ``limit``, fetched ``page_size`` at a time;
+        only those with ``peer`` when given. Messages this device has not read yet are decrypted
+        now (once: :class:`~interlink.client.archive.Archived` ``events``); the ones it read or
+        sent are not decrypted again (``seen``). Raises :class:`ClientError` when the hub refuses
+        or does not answer, ``ValueError`` for bad bounds, :class:`NotConnected` before
+        ``connect()``."""
+        return self._archive.read(peer, after_id=after_id, limit=limit, page_size=page_size)
+
+    def _store(self) -> SqliteOmemoStorage:
+        if self._storage is None:
+            raise NotConnected
+        return self._storage
+
+    async def _handled(self, keys: list[str]) -> bool:
+        return await self._store().handled(keys)
+
+    async def _note_handled(self, keys: list[str]) -> None:
+        await self._store().note_handled(keys, time.time(), HANDLED_KEEP)
+
     # -- events ----------------------------------------------------------------------------------
     async def next_event(self, wait: float | None = None) -> ClientEvent:
         """The next event, waiting at most ``wait`` seconds.
@@ -599,9 +654,12 @@ class InterlinkClient:
                 order,
                 wrote_legacy=self._peers.wrote_legacy(peer),
             )
+        message_id = secrets.token_hex(8)
         try:
             crypto = self._device_crypto()
             async with crypto.gate.operation():
+                # this device wrote it: the archive's copy is not for decrypting (it cannot)
+                await self._note_handled([f"id:{self.bare}:{message_id}"])
                 # Device lists of peers who share no presence arrive by no notification.
                 await self._peers.refresh(peer)
                 try:
@@ -619,7 +677,6 @@ class InterlinkClient:
             self._emit(
                 EncryptionProblem(error.bare_jid, error.device_id, first_line(error.exception))
             )
-        message_id = secrets.token_hex(8)
         stanza = xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
         stanza["id"] = message_id
         for message in messages:

@@ -24,6 +24,7 @@ class TextMessage:
     # when it was sent, Unix seconds: the sender's time (SCE affix, OMEMO 2), else the time the
     # hub stored it for this device (XEP-0203 delay, for messages that waited); None when live
     sent_at: float | None = None
+    from_archive: bool = False  # read from the hub's archive (InterlinkClient.history), not live
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class FileMessage:
     outgoing: bool = False
     to: str | None = None
     interop: InteropMarker | None = None
+    from_archive: bool = False  # read from the hub's archive (InterlinkClient.history), not live
 
 
 @dataclass(frozen=True, slots=True)

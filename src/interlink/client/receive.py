@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
 from interlink.client import media, sce
+from interlink.client.archive import ARCHIVE_KEY, message_keys
 from interlink.client.consent import marker_of
 from interlink.client.crypto import Decrypted, Undecryptable
 from interlink.client.durable import CryptoGate
@@ -55,7 +56,8 @@ class Receiver:
     the client knows of peers' clients that one wrote, ``wrote_in(bare, namespace)`` which OMEMO
     version a peer's last message to us came in, ``group_message`` the groups' receive
     path, ``emit`` hands an event to the application (once the crypto state behind it is
-    durable), ``send_receipt`` the receipt call."""
+    durable), ``send_receipt`` the receipt call, ``handled(keys)`` whether this device read
+    a message already and ``note_handled(keys)`` records that it did (client/archive.py)."""
 
     def __init__(
         self,
@@ -69,6 +71,8 @@ class Receiver:
         group_message: Callable[[Any], Awaitable[None]],
         emit: Callable[[ClientEvent], None],
         send_receipt: SendReceipt,
+        handled: Callable[[list[str]], Awaitable[bool]],
+        note_handled: Callable[[list[str]], Awaitable[None]],
     ) -> None:
         self._own = own
         self._legacy = legacy
@@ -79,6 +83,8 @@ class Receiver:
         self._group_message = group_message
         self._emit = emit
         self._send_receipt = send_receipt
+        self._handled = handled
+        self._note_handled = note_handled
 
     def on_message_error(self, stanza: Any) -> None:
         """A message bounced (an error stanza): the application learns who refused and why."""
@@ -114,8 +120,15 @@ class Receiver:
             self._heard_from(str(sender))
         marker = marker_of(stanza.xml, sender.bare, self._own)
         crypto = self._crypto()
+        keys = message_keys(stanza.xml, self._own)
         async with crypto.gate.operation():
+            # The hub's stanza id names one archived message: a copy of one read already (the
+            # offline copy after a catch-up from the archive) is not decrypted twice. A copy
+            # with a known sender and id alone is decrypted (and refused as a replay) instead.
+            if await self._handled([k for k in keys if k.startswith(ARCHIVE_KEY)]):
+                return
             opened = await crypto.decrypt(element, sender.bare)
+            await self._note_handled(keys)
         if isinstance(opened, Undecryptable):
             self._emit(DecryptionFailed(str(sender), message_id, opened.reason))
             return

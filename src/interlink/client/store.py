@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,6 +101,7 @@ class SqliteOmemoStorage(Storage):
         self._texts: dict[str, str | None] = {}  # key -> JSON text as stored, None if absent
         self._scalars: dict[str, tuple[str, Any]] = {}  # key -> (text, value) if immutable
         self._pruned_at = float("-inf")
+        self._handled_pruned_at = float("-inf")
         self._closed = False
         self._in_operation = False  # between begin_operation and end_operation
         self._savepoint = False  # the operation's savepoint is open
@@ -128,6 +129,13 @@ class SqliteOmemoStorage(Storage):
                 " (digest BLOB PRIMARY KEY, seen_at REAL NOT NULL)"
             )
             conn.execute("CREATE INDEX IF NOT EXISTS seen_keys_seen_at ON seen_keys (seen_at)")
+            conn.execute(  # messages this device decrypted or sent (client/archive.py)
+                "CREATE TABLE IF NOT EXISTS handled_messages"
+                " (key TEXT PRIMARY KEY, seen_at REAL NOT NULL)"
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS handled_messages_seen_at ON handled_messages (seen_at)"
+            )
         except sqlite3.Error:
             conn.close()
             raise
@@ -244,6 +252,42 @@ class SqliteOmemoStorage(Storage):
             self._write_failed(was_open)
             raise StorageException(f"cannot record a received message: {exc}") from exc
         return bool(cur.rowcount == 1)
+
+    async def handled(self, keys: Sequence[str]) -> bool:
+        """Whether this device already handled a message known by any of ``keys`` (its archive
+        id or sender and message id, see :mod:`interlink.client.archive`)."""
+        try:
+            for key in keys:
+                row = self._conn.execute(
+                    "SELECT 1 FROM handled_messages WHERE key = ?", (key,)
+                ).fetchone()
+                if row is not None:
+                    return True
+        except sqlite3.Error as exc:
+            raise StorageException(f"cannot read the handled messages: {exc}") from exc
+        return False
+
+    async def note_handled(self, keys: Sequence[str], now: float, keep_for: float) -> None:
+        """Record that this device handled (decrypted, or sent) a message known by ``keys``, in
+        the same transaction as the ratchet update of its decryption (see :meth:`first_sight`);
+        records older than ``keep_for`` seconds are forgotten."""
+        if not keys:
+            return
+        was_open = bool(self._conn.in_transaction)
+        try:
+            was_open = self._begin()
+            if now - self._handled_pruned_at >= PRUNE_EVERY:
+                self._conn.execute(
+                    "DELETE FROM handled_messages WHERE seen_at < ?", (now - keep_for,)
+                )
+                self._handled_pruned_at = now
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO handled_messages (key, seen_at) VALUES (?, ?)",
+                [(key, now) for key in keys],
+            )
+        except sqlite3.Error as exc:
+            self._write_failed(was_open)
+            raise StorageException(f"cannot record a handled message: {exc}") from exc
 
     async def _load(self, key: str) -> Maybe[JSONType]:
         scalar = self._scalars.get(key)

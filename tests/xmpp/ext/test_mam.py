@@ -302,3 +302,43 @@ def test_metadata() -> None:
         (f"{{{MAM}}}start", "a", "2010-06-10T00:00:00.000Z"),
         (f"{{{MAM}}}end", "b", "2010-06-10T00:00:01.000Z"),
     ]
+
+
+# -- the querying side -----------------------------------------------------------------------
+
+
+def test_a_client_query_parses_back_as_the_hub_reads_it() -> None:
+    query = mam.query_element("q7", with_="bob@hub.test", after="A1", max_items=20)
+    parsed = mam.parse_query(query, max_ids=10)
+    assert parsed.query_id == "q7"
+    assert str(parsed.with_) == "bob@hub.test"
+    assert (parsed.page.max, parsed.page.after, parsed.page.before) == (20, "A1", None)
+    plain = mam.parse_query(mam.query_element("q8"), max_ids=10)
+    assert (plain.with_, plain.page.after, plain.page.max) == (None, None, 50)
+
+
+def test_a_result_message_is_read_for_its_own_query_only() -> None:
+    inner = '<message xmlns="jabber:client" from="bob@hub.test/x" to="me@hub.test" id="m1"/>'
+    xml = mam.result_xml(
+        JID.parse("me@hub.test/t"), JID.parse("me@hub.test"), "q1", "A1", 1_700_000_000.5, inner
+    )
+    element = parse_fragment(xml)
+    result = mam.parse_result(element, "q1")
+    assert result is not None
+    assert (result.archive_id, result.stored_at) == ("A1", 1_700_000_000.5)
+    assert result.message.get("id") == "m1"
+    assert mam.parse_result(element, "q2") is None  # another query's
+    bad_stamp = parse_fragment(xml.replace('stamp="', 'stamp="x'))
+    found = mam.parse_result(bad_stamp, "q1")
+    assert found is not None
+    assert found.stored_at is None
+    assert mam.parse_result(parse_fragment('<message xmlns="jabber:client"/>'), "q1") is None
+
+
+def test_fin_tells_whether_to_ask_again_and_after_what() -> None:
+    done = mam.fin(True, rsm.PageResult(3, "A1", 0, "A3"))
+    assert mam.parse_fin(done) == (True, "A3")
+    more = mam.fin(False, rsm.PageResult(9, "A1", 0, "A3"))
+    assert mam.parse_fin(more) == (False, "A3")
+    assert mam.parse_fin(mam.fin(False, rsm.PageResult(0))) == (False, None)
+    assert mam.parse_fin(None) == (True, None)

@@ -342,3 +342,68 @@ def metadata_element(first: Edge | None, last: Edge | None) -> Element:
             attrs = {"id": edge.archive_id, "timestamp": stamp(edge.at)}
             SubElement(element, f"{{{NS}}}{tag}", attrs)
     return element
+
+
+# -- the querying side (a client reading its own archive) ------------------------------------
+
+
+def query_element(
+    query_id: str, *, with_: str | None = None, after: str | None = None, max_items: int = 50
+) -> Element:
+    """A ``<query/>`` (§4.1) for the messages after the archive id ``after`` (RSM ``<after>``,
+    XEP-0059 §2.2; from the oldest without it), at most ``max_items``, optionally only those
+    exchanged ``with`` one JID (§4.1.2)."""
+    query = Element(QUERY, {"queryid": query_id})
+    x = SubElement(query, f"{{{ns.DATA_FORMS}}}x", {"type": "submit"})
+    form_type = SubElement(x, f"{{{ns.DATA_FORMS}}}field", {"var": "FORM_TYPE", "type": "hidden"})
+    SubElement(form_type, f"{{{ns.DATA_FORMS}}}value").text = NS
+    if with_ is not None:
+        field = SubElement(x, f"{{{ns.DATA_FORMS}}}field", {"var": "with"})
+        SubElement(field, f"{{{ns.DATA_FORMS}}}value").text = with_
+    set_ = SubElement(query, rsm.SET)
+    SubElement(set_, f"{{{rsm.NS}}}max").text = str(max_items)
+    if after is not None:
+        SubElement(set_, f"{{{rsm.NS}}}after").text = after
+    return query
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One archived message as a query delivers it (§4.2): its archive id, when the archive
+    stored it (the ``<delay/>``, None without a valid one) and the forwarded stanza."""
+
+    archive_id: str
+    stored_at: float | None
+    message: Element
+
+
+_RESULT = f"{{{NS}}}result"
+_FORWARDED = f"{{{FORWARD}}}forwarded"
+
+
+def parse_result(message: Element, query_id: str) -> Result | None:
+    """The result ``message`` carries for the query ``query_id``; None when it carries none (or
+    one of another query, or one without an id or a forwarded message)."""
+    result = message.find(_RESULT)
+    if result is None or result.get("queryid") != query_id or not result.get("id"):
+        return None
+    forwarded = result.find(_FORWARDED)
+    inner = None if forwarded is None else forwarded.find(ns.qname(ns.CLIENT, "message"))
+    if forwarded is None or inner is None:
+        return None
+    delay = forwarded.find(f"{{{ns.DELAY}}}delay")
+    try:
+        at = None if delay is None else parse_time(delay.get("stamp", ""))
+    except StanzaError:
+        at = None
+    return Result(result.get("id", ""), at, inner)
+
+
+def parse_fin(element: Element | None) -> tuple[bool, str | None]:
+    """``(complete, last id)`` of a query's ``<fin/>`` (§4.3); a missing one is ``(True, None)``
+    (nothing more can be asked after it)."""
+    if element is None or element.tag != FIN:
+        return True, None
+    complete = element.get("complete") in ("true", "1")
+    last = element.find(f"{rsm.SET}/{{{rsm.NS}}}last")
+    return complete, None if last is None or not last.text else last.text

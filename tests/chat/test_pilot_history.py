@@ -1,0 +1,100 @@
+"""``interlink chat`` keeps its conversations on the device: after a restart it shows the last
+session's messages (once each), and catches up from the hub's archive with what another device
+of the account received while the chat was closed."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
+from interlink.chat.dialogs import NewChatDialog
+from interlink.chat.history import FILE
+from interlink.chat.session import ServerOptions, _safe
+from interlink.client import InterlinkClient
+from tests.chat.test_pilot import ALICE, BOB, next_text, transcript, until
+from tests.integration.kit import running_hub
+
+
+async def log_in(app: ChatApp, pilot: Pilot[None]) -> ChatScreen:
+    await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
+    await pilot.click("#jid")
+    await pilot.press(*ALICE)
+    await pilot.click("#password")
+    await pilot.press("p", "w")
+    await pilot.click("#login-hub")
+    await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
+    screen = app.screen
+    assert isinstance(screen, ChatScreen)
+    return screen
+
+
+async def open_chat(app: ChatApp, pilot: Pilot[None], screen: ChatScreen) -> None:
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: isinstance(app.screen, NewChatDialog), "the new-chat dialog")
+    await pilot.press(*BOB, "enter")
+    await until(pilot, lambda: screen.model.current == BOB, "the chat with Bob")
+
+
+async def test_the_chat_shows_the_last_sessions_lines_and_catches_up_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        bob = InterlinkClient(
+            f"{BOB}/phone", "pw", data_dir=tmp_path / "bob", port=port, ca_file=certs.ca
+        )
+        await bob.connect()
+        phone = InterlinkClient(  # another device of Alice's
+            f"{ALICE}/phone", "pw", data_dir=tmp_path / "alice-phone", port=port, ca_file=certs.ca
+        )
+        await phone.connect()
+        options = ServerOptions(port=port, ca_file=certs.ca, data_dir=tmp_path / "chat")
+        try:
+            app = ChatApp(options)
+            async with app.run_test(size=(140, 45)) as pilot:
+                screen = await log_in(app, pilot)
+                await open_chat(app, pilot, screen)
+                await pilot.click("#compose")
+                await pilot.press(*"hello bob", "enter")
+                assert (await next_text(bob)).text == "hello bob"
+                await bob.send_text(ALICE, "hi alice")
+                await until(pilot, lambda: "hi alice" in transcript(app), "Bob's reply")
+            # while the chat is closed, Bob writes; Alice's phone (online) gets it
+            await bob.send_text(ALICE, "while the chat was closed")
+            while (await next_text(phone)).text != "while the chat was closed":
+                pass  # carbons of the first session's messages come first
+
+            app = ChatApp(options)  # the same data directory: the same device, its history
+            async with app.run_test(size=(140, 45)) as pilot:
+                screen = await log_in(app, pilot)
+                await open_chat(app, pilot, screen)
+
+                def shown() -> str:
+                    return transcript(app)
+
+                await until(pilot, lambda: "hello bob" in shown(), "the kept outgoing line")
+                await until(pilot, lambda: "hi alice" in shown(), "the kept incoming line")
+                await until(
+                    pilot, lambda: "while the chat was closed" in shown(), "the archive's catch-up"
+                )
+                await pilot.pause(0.5)
+                for text in ("hello bob", "hi alice", "while the chat was closed"):
+                    assert shown().count(text) == 1, text
+                assert not app.errors
+            path = options.data_dir / _safe(ALICE) / FILE
+            with closing(sqlite3.connect(path)) as db:
+                rows = db.execute("SELECT text, outgoing FROM lines ORDER BY seq").fetchall()
+                read_up_to = db.execute("SELECT value FROM state").fetchall()
+            assert rows == [
+                ("hello bob", 1),
+                ("hi alice", 0),
+                ("while the chat was closed", 0),
+            ]
+            assert len(read_up_to) == 1  # how far the archive was read, for the next start
+        finally:
+            await bob.close()
+            await phone.close()
