@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from interlink.app import archive_limits, hub_settings
 from interlink.config import load_settings
 from interlink.errors import ConfigError
 from interlink.hub.archive import ArchiveLimits
+from interlink.settings_map import archive_limits, hub_settings
 from interlink.xmpp.ext.mam import Default
 
 

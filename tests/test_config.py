@@ -87,7 +87,7 @@ def test_every_configuration_key_is_documented() -> None:
 
 
 def test_parse_limits_per_phase_come_from_the_limits_section() -> None:
-    from interlink.app import xml_limits
+    from interlink.settings_map import xml_limits
     from interlink.xmpp.parser import XmlLimits
     from interlink.xmpp.stream.config import PRE_AUTH_LIMITS
 

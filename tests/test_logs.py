@@ -12,13 +12,13 @@ from dataclasses import replace
 
 import pytest
 
-from interlink.app import log_redactor
 from interlink.config import Settings
 from interlink.errors import reason
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.session import SessionRegistry
 from interlink.interop.operator import OperatorState
 from interlink.logs import JsonFormatter, TextFormatter, setup_logging
+from interlink.settings_map import log_redactor
 from interlink.storage.providers import Provider, ProviderStatus
 
 

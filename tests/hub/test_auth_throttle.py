@@ -217,9 +217,9 @@ def test_limits_are_checked() -> None:
 
 
 def test_configuration_builds_the_limits() -> None:
-    from interlink.app import hub_settings, throttle_limits
     from interlink.config import load_settings
     from interlink.errors import ConfigError
+    from interlink.settings_map import hub_settings, throttle_limits
 
     settings = load_settings(
         None,

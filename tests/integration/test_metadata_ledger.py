@@ -46,7 +46,6 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from interlink.app import log_redactor
 from interlink.client import FileMessage, InterlinkClient, KitUploader, TextMessage
 from interlink.client.enlist import discover
 from interlink.config import Settings
@@ -54,6 +53,7 @@ from interlink.logs import JsonFormatter
 from interlink.media import MediaLimits
 from interlink.net.proxied import fingerprint, public_key_bytes
 from interlink.provider.proxy import Leg, Mode, ProviderProxy, ProxyConfig, Route
+from interlink.settings_map import log_redactor
 from tests.integration.kit import DOMAIN, KitSetup, hub_with_kit
 
 PHONE = "4915112345678"

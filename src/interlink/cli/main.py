@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.app import HubServer, log_redactor, password_rules
+from interlink.app import HubServer
 from interlink.cli import chat_cmd, proxy_cmd
 from interlink.cli import policy as policy_cli
 from interlink.cli.common import (
@@ -35,6 +35,7 @@ from interlink.config import Settings
 from interlink.errors import AccountExistsError, AccountNotFoundError, ConfigError
 from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.logs import setup_logging
+from interlink.settings_map import log_redactor, password_rules
 from interlink.storage.providers import AuditEntry, Provider, ProviderMode, ProviderStatus
 from interlink.xmpp.sasl import derive_credentials
 from interlink.xmpp.sasl.credentials import PasswordRules
