@@ -3,7 +3,6 @@ joins it with the rest of the interop control plane."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any
 
@@ -19,7 +18,8 @@ from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.moderation import Moderation
 from interlink.interop.providers import ProviderRegistry
 from interlink.interop.push import HubSigner
-from interlink.net.admin import AdminAuthError, admin_router
+from interlink.net.admin import admin_router, check_bearer
+from interlink.net.admin_token import AdminTokenGuard
 from interlink.net.console import ConsoleLimits, console_router
 from interlink.net.discovery_api import discovery_router
 from interlink.net.enlist_api import EnlistmentFastPath, enlistment_router
@@ -84,13 +84,15 @@ def build_http_app(
     app.fast_path = EnlistmentFastPath(enlistment)
     install_problem_handler(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.include_router(admin_router(registry, admin_token, moderation))
+    limits = console or ConsoleLimits()
+    guard = AdminTokenGuard(admin_token, limits.login_backoff)
+    app.include_router(admin_router(registry, guard, moderation))
     if console is not None and moderation is not None:
         app.include_router(
             console_router(
                 registry,
                 moderation,
-                admin_token,
+                guard,
                 None if metrics is None else metrics.samples,
                 limits=console,
             )
@@ -102,7 +104,6 @@ def build_http_app(
         for exc_type, handler in handlers.items():
             app.add_exception_handler(exc_type, handler)
         app.include_router(router)
-    expected = admin_token.encode()
 
     @app.websocket(WEBSOCKET_PATH)
     async def xmpp_websocket(ws: WebSocket) -> None:
@@ -127,14 +128,14 @@ def build_http_app(
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics", response_class=Response)
-    async def prometheus(authorization: Annotated[str | None, Header()] = None) -> Response:
+    async def prometheus(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> Response:
         """Prometheus text format. Needs the admin bearer token unless metrics are public."""
         if metrics is None:
             return problem(404, "not-found", "metrics are not enabled", "")
-        scheme, _, value = (authorization or "").partition(" ")
-        allowed = scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), expected)
-        if not (metrics_public or allowed):
-            raise AdminAuthError
+        if not metrics_public:
+            check_bearer(guard, request, authorization, "metrics")
         return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
     return app
