@@ -75,8 +75,11 @@ def build_http_app(
     routers: Sequence[tuple[APIRouter, dict[type[Exception], Handler]]] = (),
     moderation: Moderation | None = None,
     console: ConsoleLimits | None = None,
+    operator_here: bool = True,
 ) -> FastAPI:
     """``ready`` returns ``None`` when the hub can serve, else why not (``/readyz``).
+    ``operator_here``: the operator's doors (admin API, console, ``/metrics``) are served by
+    this app; ``False`` when they have a listener of their own (:func:`build_operator_app`).
     ``routers`` are further APIs (media), with exception handlers of their own if any: the
     domain errors (:class:`~interlink.errors.InterlinkError`) need none, the app's one handler
     answers them all as RFC 9457 problem+json."""
@@ -84,18 +87,15 @@ def build_http_app(
     app.fast_path = EnlistmentFastPath(enlistment)
     install_problem_handler(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    limits = console or ConsoleLimits()
-    guard = AdminTokenGuard(admin_token, limits.login_backoff)
-    app.include_router(admin_router(registry, guard, moderation))
-    if console is not None and moderation is not None:
-        app.include_router(
-            console_router(
-                registry,
-                moderation,
-                guard,
-                None if metrics is None else metrics.samples,
-                limits=console,
-            )
+    if operator_here:
+        install_operator_routes(
+            app,
+            registry,
+            admin_token,
+            moderation=moderation,
+            console=console,
+            metrics=metrics,
+            metrics_public=metrics_public,
         )
     app.include_router(enlistment_router(enlistment))
     if discovery is not None:
@@ -119,13 +119,36 @@ def build_http_app(
         """Liveness: the process answers."""
         return JSONResponse({"status": "ok", "sessions": hub.sessions})
 
-    @app.get("/readyz")
-    async def readyz() -> JSONResponse:
-        """Readiness: started, not shutting down, and the database answers."""
-        reason = "not started" if ready is None else await ready()
-        if reason is not None:
-            return problem(503, "not-ready", "the hub is not ready", reason)
-        return JSONResponse({"status": "ready"})
+    install_readiness(app, ready)
+
+    return app
+
+
+def install_operator_routes(
+    app: FastAPI,
+    registry: ProviderRegistry,
+    admin_token: str,
+    *,
+    moderation: Moderation | None,
+    console: ConsoleLimits | None,
+    metrics: HubMetrics | None,
+    metrics_public: bool,
+) -> None:
+    """The operator's doors: the admin API, the console (when ``console`` and ``moderation``
+    are given) and ``/metrics``, all behind one :class:`AdminTokenGuard`."""
+    limits = console or ConsoleLimits()
+    guard = AdminTokenGuard(admin_token, limits.login_backoff)
+    app.include_router(admin_router(registry, guard, moderation))
+    if console is not None and moderation is not None:
+        app.include_router(
+            console_router(
+                registry,
+                moderation,
+                guard,
+                None if metrics is None else metrics.samples,
+                limits=console,
+            )
+        )
 
     @app.get("/metrics", response_class=Response)
     async def prometheus(
@@ -138,4 +161,45 @@ def build_http_app(
             check_bearer(guard, request, authorization, "metrics")
         return Response(await metrics.render(), media_type=CONTENT_TYPE)
 
+
+def build_operator_app(
+    registry: ProviderRegistry,
+    admin_token: str,
+    *,
+    moderation: Moderation | None,
+    console: ConsoleLimits | None,
+    metrics: HubMetrics | None,
+    metrics_public: bool,
+    ready: Callable[[], Awaitable[str | None]] | None = None,
+) -> FastAPI:
+    """The app of the operator's own listener (``net.admin_port``): the admin API, the console,
+    ``/metrics`` and ``/readyz``, and nothing a user or a provider calls."""
+    app = FastAPI(title="Interlink hub (operator)", version=__version__)
+    install_problem_handler(app)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    install_operator_routes(
+        app,
+        registry,
+        admin_token,
+        moderation=moderation,
+        console=console,
+        metrics=metrics,
+        metrics_public=metrics_public,
+    )
+
+    install_readiness(app, ready)
+
     return app
+
+
+def install_readiness(app: FastAPI, ready: Callable[[], Awaitable[str | None]] | None) -> None:
+    """``/readyz``: ``ready`` returns ``None`` when the hub serves (started, not shutting down,
+    the database and the cluster's Redis answer), else why not."""
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness: started, not shutting down, and the database answers."""
+        reason = "not started" if ready is None else await ready()
+        if reason is not None:
+            return problem(503, "not-ready", "the hub is not ready", reason)
+        return JSONResponse({"status": "ready"})
