@@ -71,7 +71,7 @@ from interlink.net.c2s import C2SContext, Listener, start_c2s_listener
 from interlink.net.component import ComponentGateway, start_component_listener
 from interlink.net.console import ConsoleLimits
 from interlink.net.driver import ConnectionGate, DriverLimits
-from interlink.net.http import build_http_app, build_operator_app
+from interlink.net.http import OperatorDoors, build_http_app, build_operator_app
 from interlink.net.http_guard import HttpGuard, HttpGuardLimits
 from interlink.net.http_server import EmbeddedUvicorn
 from interlink.net.media_api import media_router
@@ -661,20 +661,22 @@ class HubServer:
             clock,
         )
         admin_socket = self._sockets.get("admin")
+        doors = OperatorDoors(
+            registry,
+            admin_token(s),
+            moderation,
+            console_limits,
+            self.metrics,
+            s.admin.metrics_public,
+        )
         self.http_app = app = build_http_app(
             hub,
             ws_ctx,
-            registry,
-            admin_token(s),
             enlistment,
             signer,
             self.discovery,
-            metrics=self.metrics,
+            operator=doors if admin_socket is None else None,
             ready=self.not_ready,
-            metrics_public=s.admin.metrics_public,
-            console=console_limits,
-            moderation=moderation,
-            operator_here=admin_socket is None,
             routers=[
                 (media_router(media), {}),
                 (
@@ -687,15 +689,7 @@ class HubServer:
             hook(app)
         await self._start_http(app, http_socket, http_guard, handshakes, cert, key)
         if admin_socket is not None:
-            operator_app = build_operator_app(
-                registry,
-                admin_token(s),
-                moderation=moderation,
-                console=console_limits,
-                metrics=self.metrics,
-                metrics_public=s.admin.metrics_public,
-                ready=self.not_ready,
-            )
+            operator_app = build_operator_app(doors, self.not_ready)
             await self._start_http(
                 operator_app, admin_socket, self._build_http_guard(), handshakes, cert, key
             )

@@ -4,6 +4,7 @@ joins it with the rest of the interop control plane."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response, WebSocket
@@ -60,26 +61,64 @@ class HubApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorDoors:
+    """What the operator's doors serve: the admin API over ``registry`` (and ``moderation``:
+    users, sessions, reports, enlistments), the console (with ``console`` limits; ``None``: no
+    console) and ``/metrics`` (public or behind the admin token), all behind one
+    :class:`AdminTokenGuard` on ``admin_token``."""
+
+    registry: ProviderRegistry
+    admin_token: str
+    moderation: Moderation | None = None
+    console: ConsoleLimits | None = None
+    metrics: HubMetrics | None = None
+    metrics_public: bool = False
+
+    def install(self, app: FastAPI) -> None:
+        """Add the doors' routes to ``app``."""
+        limits = self.console or ConsoleLimits()
+        guard = AdminTokenGuard(self.admin_token, limits.login_backoff)
+        app.include_router(admin_router(self.registry, guard, self.moderation))
+        metrics = self.metrics
+        if self.console is not None and self.moderation is not None:
+            app.include_router(
+                console_router(
+                    self.registry,
+                    self.moderation,
+                    guard,
+                    None if metrics is None else metrics.samples,
+                    limits=self.console,
+                )
+            )
+        metrics_public = self.metrics_public
+
+        @app.get("/metrics", response_class=Response)
+        async def prometheus(
+            request: Request, authorization: Annotated[str | None, Header()] = None
+        ) -> Response:
+            """Prometheus text format. Needs the admin bearer token unless metrics are public."""
+            if metrics is None:
+                return problem(404, "not-found", "metrics are not enabled", "")
+            if not metrics_public:
+                check_bearer(guard, request, authorization, "metrics")
+            return Response(await metrics.render(), media_type=CONTENT_TYPE)
+
+
 def build_http_app(
     hub: Hub,
     ws_ctx: WebSocketContext,
-    registry: ProviderRegistry,
-    admin_token: str,
     enlistment: EnlistmentService,
     signer: HubSigner,
     discovery: DiscoveryService | None = None,
     *,
-    metrics: HubMetrics | None = None,
+    operator: OperatorDoors | None,
     ready: Callable[[], Awaitable[str | None]] | None = None,
-    metrics_public: bool = False,
     routers: Sequence[tuple[APIRouter, dict[type[Exception], Handler]]] = (),
-    moderation: Moderation | None = None,
-    console: ConsoleLimits | None = None,
-    operator_here: bool = True,
 ) -> FastAPI:
     """``ready`` returns ``None`` when the hub can serve, else why not (``/readyz``).
-    ``operator_here``: the operator's doors (admin API, console, ``/metrics``) are served by
-    this app; ``False`` when they have a listener of their own (:func:`build_operator_app`).
+    ``operator``: the operator's doors, when this app serves them; ``None`` when they have a
+    listener of their own (:func:`build_operator_app`).
     ``routers`` are further APIs (media), with exception handlers of their own if any: the
     domain errors (:class:`~interlink.errors.InterlinkError`) need none, the app's one handler
     answers them all as RFC 9457 problem+json."""
@@ -87,16 +126,8 @@ def build_http_app(
     app.fast_path = EnlistmentFastPath(enlistment)
     install_problem_handler(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    if operator_here:
-        install_operator_routes(
-            app,
-            registry,
-            admin_token,
-            moderation=moderation,
-            console=console,
-            metrics=metrics,
-            metrics_public=metrics_public,
-        )
+    if operator is not None:
+        operator.install(app)
     app.include_router(enlistment_router(enlistment))
     if discovery is not None:
         app.include_router(discovery_router(discovery))
@@ -124,71 +155,16 @@ def build_http_app(
     return app
 
 
-def install_operator_routes(
-    app: FastAPI,
-    registry: ProviderRegistry,
-    admin_token: str,
-    *,
-    moderation: Moderation | None,
-    console: ConsoleLimits | None,
-    metrics: HubMetrics | None,
-    metrics_public: bool,
-) -> None:
-    """The operator's doors: the admin API, the console (when ``console`` and ``moderation``
-    are given) and ``/metrics``, all behind one :class:`AdminTokenGuard`."""
-    limits = console or ConsoleLimits()
-    guard = AdminTokenGuard(admin_token, limits.login_backoff)
-    app.include_router(admin_router(registry, guard, moderation))
-    if console is not None and moderation is not None:
-        app.include_router(
-            console_router(
-                registry,
-                moderation,
-                guard,
-                None if metrics is None else metrics.samples,
-                limits=console,
-            )
-        )
-
-    @app.get("/metrics", response_class=Response)
-    async def prometheus(
-        request: Request, authorization: Annotated[str | None, Header()] = None
-    ) -> Response:
-        """Prometheus text format. Needs the admin bearer token unless metrics are public."""
-        if metrics is None:
-            return problem(404, "not-found", "metrics are not enabled", "")
-        if not metrics_public:
-            check_bearer(guard, request, authorization, "metrics")
-        return Response(await metrics.render(), media_type=CONTENT_TYPE)
-
-
 def build_operator_app(
-    registry: ProviderRegistry,
-    admin_token: str,
-    *,
-    moderation: Moderation | None,
-    console: ConsoleLimits | None,
-    metrics: HubMetrics | None,
-    metrics_public: bool,
-    ready: Callable[[], Awaitable[str | None]] | None = None,
+    doors: OperatorDoors, ready: Callable[[], Awaitable[str | None]] | None = None
 ) -> FastAPI:
     """The app of the operator's own listener (``net.admin_port``): the admin API, the console,
     ``/metrics`` and ``/readyz``, and nothing a user or a provider calls."""
     app = FastAPI(title="Interlink hub (operator)", version=__version__)
     install_problem_handler(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    install_operator_routes(
-        app,
-        registry,
-        admin_token,
-        moderation=moderation,
-        console=console,
-        metrics=metrics,
-        metrics_public=metrics_public,
-    )
-
+    doors.install(app)
     install_readiness(app, ready)
-
     return app
 
 
