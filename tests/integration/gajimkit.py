@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -159,7 +160,12 @@ class Gajim:
         assert GAJIM is not None
         with self.log.open("ab") as out:
             self.proc = await self._exec(
-                GAJIM, "-c", str(self.profile), "-l", "gajim=INFO", stdout=out
+                GAJIM,
+                "-c",
+                str(self.profile),
+                "-l",
+                "gajim=INFO,.nbxmpp=WARNING,.nbxmpp.connection=INFO",
+                stdout=out,
             )
 
     async def _exec(self, *argv: str, stdout: Any) -> asyncio.subprocess.Process:
@@ -172,9 +178,12 @@ class Gajim:
             start_new_session=True,
         )
 
-    def log_tail(self, lines: int = 40) -> str:
+    def log_tail(self, lines: int = 25) -> str:
+        """Gajim's warnings and errors (such as a TLS failure), then the end of its log."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
+        every = text.splitlines()
+        notable = [line for line in every if re.search(r"\((W|E|C)\)|[Ee]rror|Traceback", line)]
+        return "\n".join([*notable[-30:], "...", *every[-lines:]])
 
     def check_running(self) -> None:
         if self.proc is None or self.proc.returncode is not None:
