@@ -58,7 +58,7 @@ def missing_packages() -> list[str]:
         "gajim-omemo": GAJIM_OMEMO.exists(),
         "xvfb": XVFB is not None,
         "xdotool": XDOTOOL is not None,
-        "dbus-daemon": DBUS_DAEMON is not None,
+        "dbus": DBUS_DAEMON is not None,  # dbus-daemon
     }
     return [package for package, present in wanted.items() if not present]
 
