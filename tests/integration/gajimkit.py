@@ -49,6 +49,9 @@ CHAT_MSG_RECV = 4
 CHAT_MSG_SENT = 6
 # Gajim 1.7's settings database (gajim/common/settings.py, CURRENT_USER_VERSION)
 SETTINGS_VERSION = 5
+# Gajim 1.7's window titles (gajim/gtk/main.py, gajim/gtk/start_chat.py; English)
+MAIN_WINDOW = "Gajim"
+START_CHAT = "Start / Join Chat"
 
 
 def missing_packages() -> list[str]:
@@ -191,29 +194,56 @@ class Gajim:
 
     async def open_chat(self, jid: str) -> None:
         """Opens the chat with ``jid`` as following an ``xmpp:`` link (RFC 5122) would: a second
-        ``gajim`` hands the URI to the running one over D-Bus and returns once it was handled."""
+        ``gajim`` hands the URI to the running one over D-Bus and returns once it was handled.
+        Gajim selects a chat it already has, focusing its message field before it answers. For
+        a new chat it opens its "Start / Join Chat" dialog with the contact selected, where
+        Enter starts the chat, as a user would; the link is then followed once more, for the
+        chat now there: the new chat's field takes the focus at a moment this cannot see, and
+        keys typed before it are lost."""
+        uri = f"xmpp:{jid}?message"
+        await self._follow(uri)
+        dialog = await self._windows(START_CHAT)
+        if not dialog:
+            return
+        await self._xdotool("windowfocus", "--sync", dialog[0])
+        await self._xdotool("key", "Return")
+        deadline = time.monotonic() + START_TIMEOUT
+        while await self._windows(START_CHAT):
+            assert time.monotonic() < deadline, f"{START_CHAT!r} stayed open"
+            await asyncio.sleep(0.2)
+        await self._follow(uri)
+        assert not await self._windows(START_CHAT), f"no chat with {jid} after {START_CHAT!r}"
+
+    async def _follow(self, uri: str) -> None:
         assert GAJIM is not None
         self.check_running()
         with self.log.open("ab") as out:
-            proc = await self._exec(
-                GAJIM, "-c", str(self.profile), f"xmpp:{jid}?message", stdout=out
-            )
+            proc = await self._exec(GAJIM, "-c", str(self.profile), uri, stdout=out)
         try:
             code = await asyncio.wait_for(proc.wait(), START_TIMEOUT)
         finally:
             await _stop(proc)
-        assert code == 0, f"gajim xmpp:{jid}?message failed ({code}):\n{self.log_tail()}"
+        assert code == 0, f"gajim {uri} failed ({code})"
 
     async def type_line(self, text: str) -> None:
-        """Types ``text`` into the focused field of Gajim's main window and presses Enter."""
+        """Types ``text`` into the focused field of Gajim's main window (the open chat's message
+        field) and presses Enter."""
         self.check_running()
-        await self._xdotool(
-            "search", "--sync", "--onlyvisible", "--class", "gajim", "windowfocus", "--sync"
-        )
+        windows = await self._windows(MAIN_WINDOW)
+        assert windows, "Gajim's main window is not shown"
+        await self._xdotool("windowfocus", "--sync", windows[0])
         await self._xdotool("type", "--delay", "20", text)
         await self._xdotool("key", "Return")
 
-    async def _xdotool(self, *args: str) -> None:
+    async def _windows(self, title: str) -> list[str]:
+        """The ids of the visible windows with this title (no regex characters in it)."""
+        # --name: the pattern (a POSIX regular expression) is matched against window titles
+        found = await self._xdotool(
+            "search", "--onlyvisible", "--name", f"^{title}$", none_found_ok=True
+        )
+        return found.split()
+
+    async def _xdotool(self, *args: str, none_found_ok: bool = False) -> str:
         assert XDOTOOL is not None
         proc = await asyncio.create_subprocess_exec(
             XDOTOOL,
@@ -227,7 +257,11 @@ class Gajim:
             out, err = await asyncio.wait_for(proc.communicate(), START_TIMEOUT)
         finally:
             await _stop(proc)
+        # "search" exits with 1 when no window matches
+        if proc.returncode == 1 and none_found_ok and not out.strip():
+            return ""
         assert proc.returncode == 0, f"xdotool {args[0]} failed: {(out + err).decode()}"
+        return out.decode()
 
     def archive(self) -> list[ArchivedMessage]:
         """The chat messages in Gajim's archive, read-only (Gajim keeps writing it)."""
@@ -249,6 +283,17 @@ class Gajim:
             encrypted = json.loads(extra or "{}").get("encrypted") or {}
             found.append(ArchivedMessage(jid, kind, text or "", encrypted.get("name")))
         return found
+
+    async def wait_logged(self, pattern: str, timeout: float = START_TIMEOUT) -> None:
+        """Until a line of Gajim's log matches ``pattern``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.check_running()
+            if re.search(pattern, self.log.read_text(errors="replace")):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{pattern!r} not in Gajim's log within {timeout}s")
+            await asyncio.sleep(0.3)
 
     async def wait_archived(self, kind: int, text: str, timeout: float) -> ArchivedMessage:
         """The archived message of ``kind`` whose text is ``text``, polled until ``timeout``."""

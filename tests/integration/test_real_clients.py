@@ -362,44 +362,80 @@ async def test_poezio_reads_a_first_message_from_the_sdk(tmp_path: Path) -> None
 GAJIM_MISSING = gajimkit.missing_packages()
 # a GTK program's start on a busy 2-core machine: the X server, fonts, plugins, then the login
 GAJIM_START = 60.0
-
-
-@pytest.mark.skipif(
+needs_gajim = pytest.mark.skipif(
     bool(GAJIM_MISSING),
     reason=f"not installed: {', '.join(GAJIM_MISSING)} (scripts/bootstrap installs them as root "
     "with apt-get)",
 )
-async def test_gajim(tmp_path: Path) -> None:
-    """Gajim 1.7.3 with gajim-omemo 2.9 (Debian 12) on a private X server, as bob: it logs in
-    with a profile made beforehand and publishes its OMEMO device; what the SDK sends must be
-    in Gajim's archive as decrypted text carried by OMEMO (not the fallback body), and a line
-    typed into Gajim's chat with alice must reach the SDK as a legacy-OMEMO ``TextMessage``
-    from Gajim's device."""
+
+
+@contextlib.asynccontextmanager
+async def gajim_and_sdk(
+    tmp_path: Path, *, sdk_first: bool
+) -> AsyncIterator[tuple[gajimkit.Gajim, InterlinkClient, set[int]]]:
+    """Gajim logged in as bob with its OMEMO device published (the ids of bob's legacy device
+    list come third), and the SDK as alice, contacts of each other; the SDK connects before
+    Gajim starts if ``sdk_first``, else after Gajim published its device."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
         await befriend(port, certs, "alice", "bob")
-        async with gajimkit.running_gajim(
-            jid=f"bob@{DOMAIN}", port=port, cert=certs.cert, omemo_with=f"alice@{DOMAIN}"
-        ) as gajim:
-            devices = await wait_published(port, certs, f"bob@{DOMAIN}", None, GAJIM_START)
-            gajim.check_running()
-            alice = sdk(tmp_path, port, certs)
-            await alice.connect()
-            try:
-                to_client = f"sdk to gajim {secrets.token_hex(4)}"
-                await alice.send_text(f"bob@{DOMAIN}", to_client)
-                shown = await gajim.wait_archived(gajimkit.CHAT_MSG_RECV, to_client, WAIT)
-                assert shown.jid == f"alice@{DOMAIN}"
-                assert shown.encryption == "OMEMO"
+        alice = sdk(tmp_path, port, certs)
+        try:
+            if sdk_first:
+                await alice.connect()
+            async with gajimkit.running_gajim(
+                jid=f"bob@{DOMAIN}", port=port, cert=certs.cert, omemo_with=f"alice@{DOMAIN}"
+            ) as gajim:
+                devices = await wait_published(port, certs, f"bob@{DOMAIN}", None, GAJIM_START)
+                gajim.check_running()
+                if not sdk_first:
+                    await alice.connect()
+                yield gajim, alice, devices
+        finally:
+            await alice.close()
 
-                await gajim.open_chat(f"alice@{DOMAIN}")
-                to_sdk = f"gajim to sdk {secrets.token_hex(4)}"
-                await gajim.type_line(to_sdk)
-                event = await next_text(alice, f"bob@{DOMAIN}/gajim")
-                assert event.text == to_sdk
-                assert event.namespace == LEGACY
-                assert event.device_id in devices
-                sent = await gajim.wait_archived(gajimkit.CHAT_MSG_SENT, to_sdk, WAIT)
-                assert sent.encryption == "OMEMO"
-            finally:
-                await alice.close()
+
+async def gajim_sends(gajim: gajimkit.Gajim, alice: InterlinkClient, devices: set[int]) -> None:
+    """A line typed into Gajim's chat with alice reaches the SDK as a legacy-OMEMO
+    ``TextMessage`` from Gajim's device, and Gajim archived it as sent with OMEMO."""
+    await gajim.open_chat(f"alice@{DOMAIN}")
+    to_sdk = f"gajim to sdk {secrets.token_hex(4)}"
+    await gajim.type_line(to_sdk)
+    event = await next_text(alice, f"bob@{DOMAIN}/gajim")
+    assert event.text == to_sdk
+    assert event.namespace == LEGACY
+    assert event.device_id in devices
+    sent = await gajim.wait_archived(gajimkit.CHAT_MSG_SENT, to_sdk, WAIT)
+    assert sent.encryption == "OMEMO"
+
+
+async def sdk_sends(gajim: gajimkit.Gajim, alice: InterlinkClient) -> None:
+    """What the SDK sends is in Gajim's archive as text from alice that OMEMO carried: Gajim
+    decrypted it (the fallback body would not match)."""
+    to_client = f"sdk to gajim {secrets.token_hex(4)}"
+    await alice.send_text(f"bob@{DOMAIN}", to_client)
+    shown = await gajim.wait_archived(gajimkit.CHAT_MSG_RECV, to_client, WAIT)
+    assert shown.jid == f"alice@{DOMAIN}"
+    assert shown.encryption == "OMEMO"
+
+
+@needs_gajim
+async def test_gajim(tmp_path: Path) -> None:
+    """Gajim 1.7.3 with gajim-omemo 2.9 (Debian 12) on a private X server, as bob, logged in
+    with a profile made beforehand: the SDK writes first, then Gajim answers."""
+    async with gajim_and_sdk(tmp_path, sdk_first=True) as (gajim, alice, devices):
+        await sdk_sends(gajim, alice)
+        await gajim_sends(gajim, alice, devices)
+
+
+@needs_gajim
+async def test_gajim_writes_first(tmp_path: Path) -> None:
+    """Gajim writes first to an SDK user who came online after it: Gajim learns alice's device
+    from the device-list notification (the two are contacts) and builds its session from the
+    SDK's legacy bundle; then the SDK answers."""
+    async with gajim_and_sdk(tmp_path, sdk_first=False) as (gajim, alice, devices):
+        # Gajim refuses to send before it knows a device of the peer ("No devices found. Query
+        # in progress..."), and says when it does
+        await gajim.wait_logged(rf"Received device list for alice@{re.escape(DOMAIN)}: \[\d")
+        await gajim_sends(gajim, alice, devices)
+        await sdk_sends(gajim, alice)
