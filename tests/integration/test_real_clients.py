@@ -391,6 +391,8 @@ async def gajim_and_sdk(
                 if not sdk_first:
                     await alice.connect()
                 yield gajim, alice, devices
+                # Gajim checks the SDK's entity caps (XEP-0115) against its disco#info
+                assert "Caps hashes differ" not in gajim.log.read_text(errors="replace")
         finally:
             await alice.close()
 
