@@ -1,13 +1,13 @@
-"""The SDK against real third-party XMPP clients, each driven headless in a private tmux server
-(``tmux -L``): profanity 0.13.1 (Debian 12; legacy OMEMO through libsignal-protocol-c) and
-poezio 0.14 (Debian 12) with poezio-omemo 0.9.1 (PyPI; legacy OMEMO through python-omemo).
-scripts/bootstrap installs them; a test is skipped, with the reason, only where a client is
-missing. Each client logs in to a loopback hub, makes and publishes its own OMEMO keys, and
-messages go both ways: what the SDK sends must appear decrypted on the client's screen (its
-plaintext ``<body>`` is only the "cannot read it" fallback), and what the client sends must reach
-the SDK as a ``TextMessage``, not a ``DecryptionFailed``.
-
-Gajim is not driven: see :func:`test_gajim`."""
+"""The SDK against real third-party XMPP clients: profanity 0.13.1 (Debian 12; legacy OMEMO
+through libsignal-protocol-c) and poezio 0.14 (Debian 12) with poezio-omemo 0.9.1 (PyPI; legacy
+OMEMO through python-omemo), each driven headless in a private tmux server (``tmux -L``), and
+Gajim 1.7.3 with gajim-omemo 2.9 (Debian 12; legacy OMEMO through python3-axolotl), driven on a
+private X server (tests/integration/gajimkit.py). scripts/bootstrap installs them; a test is
+skipped, with the reason, only where a client is missing. Each client logs in to a loopback hub,
+makes and publishes its own OMEMO keys, and messages go both ways: what the SDK sends must reach
+the client decrypted (on profanity's and poezio's screens, in Gajim's archive; the plaintext
+``<body>`` is only the "cannot read it" fallback), and what the client sends must reach the SDK
+as a ``TextMessage``, not a ``DecryptionFailed``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ import pytest
 import slixmpp
 
 from interlink.client import DecryptionFailed, InterlinkClient, TextMessage
+from tests.integration import gajimkit
 from tests.integration.kit import DOMAIN, Certs, Xmpp, running_hub
 
 REPO = Path(__file__).resolve().parents[2]
@@ -149,17 +150,20 @@ async def legacy_device_ids(xmpp: Xmpp, owner: str) -> set[int]:
     }
 
 
-async def wait_published(port: int, certs: Certs, owner: str, device_id: int | None) -> None:
-    """Until ``owner``'s legacy device list names ``device_id`` (any device if None)."""
+async def wait_published(
+    port: int, certs: Certs, owner: str, device_id: int | None, timeout: float = WAIT
+) -> set[int]:
+    """Until ``owner``'s legacy device list names ``device_id`` (any device if None); the
+    device ids in that list."""
     reader = Xmpp(f"alice@{DOMAIN}/look", "pw", certs)
     reader.client.register_plugin("xep_0060")
     await reader.login(port, presence=False)
     try:
-        deadline = time.monotonic() + WAIT
+        deadline = time.monotonic() + timeout
         while True:
             ids = await legacy_device_ids(reader, owner)
             if (device_id in ids) if device_id is not None else ids:
-                return
+                return ids
             assert time.monotonic() < deadline, f"{owner} published no device {device_id}"
             await asyncio.sleep(0.3)
     finally:
@@ -352,15 +356,88 @@ async def test_poezio_reads_a_first_message_from_the_sdk(tmp_path: Path) -> None
             await alice.close()
 
 
-# -- Gajim -----------------------------------------------------------------------------------------
+# -- Gajim ----------------------------------------------------------------------------------------
 
 
-def test_gajim() -> None:
-    pytest.skip(
-        "Gajim 1.7.3 (Debian 12) is a GTK 3 program: no terminal to drive, no command line to "
-        "send or read a message, and its OMEMO plugin (gajim-omemo 2.9) runs only inside the "
-        "running application. Driving it needs an X server (Xvfb) plus synthetic input and "
-        "reading the window's text through AT-SPI, which was not built or made reliable in the "
-        "time given; Gajim's interop is not tested automatically (docs/operations.md, Tested "
-        "clients)"
-    )
+GAJIM_MISSING = gajimkit.missing_packages()
+# a GTK program's start on a busy 2-core machine: the X server, fonts, plugins, then the login
+GAJIM_START = 60.0
+needs_gajim = pytest.mark.skipif(
+    bool(GAJIM_MISSING),
+    reason=f"not installed: {', '.join(GAJIM_MISSING)} (scripts/bootstrap installs them as root "
+    "with apt-get)",
+)
+
+
+@contextlib.asynccontextmanager
+async def gajim_and_sdk(
+    tmp_path: Path, *, sdk_first: bool
+) -> AsyncIterator[tuple[gajimkit.Gajim, InterlinkClient, set[int]]]:
+    """Gajim logged in as bob with its OMEMO device published (the ids of bob's legacy device
+    list come third), and the SDK as alice, contacts of each other; the SDK connects before
+    Gajim starts if ``sdk_first``, else after Gajim published its device."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        await befriend(port, certs, "alice", "bob")
+        alice = sdk(tmp_path, port, certs)
+        try:
+            if sdk_first:
+                await alice.connect()
+            async with gajimkit.running_gajim(
+                jid=f"bob@{DOMAIN}", port=port, cert=certs.cert, omemo_with=f"alice@{DOMAIN}"
+            ) as gajim:
+                devices = await wait_published(port, certs, f"bob@{DOMAIN}", None, GAJIM_START)
+                gajim.check_running()
+                if not sdk_first:
+                    await alice.connect()
+                yield gajim, alice, devices
+                # Gajim checks the SDK's entity caps (XEP-0115) against its disco#info
+                assert "Caps hashes differ" not in gajim.log.read_text(errors="replace")
+        finally:
+            await alice.close()
+
+
+async def gajim_sends(gajim: gajimkit.Gajim, alice: InterlinkClient, devices: set[int]) -> None:
+    """A line typed into Gajim's chat with alice reaches the SDK as a legacy-OMEMO
+    ``TextMessage`` from Gajim's device, and Gajim archived it as sent with OMEMO."""
+    await gajim.open_chat(f"alice@{DOMAIN}")
+    to_sdk = f"gajim to sdk {secrets.token_hex(4)}"
+    await gajim.type_line(to_sdk)
+    event = await next_text(alice, f"bob@{DOMAIN}/gajim")
+    assert event.text == to_sdk
+    assert event.namespace == LEGACY
+    assert event.device_id in devices
+    sent = await gajim.wait_archived(gajimkit.CHAT_MSG_SENT, to_sdk, WAIT)
+    assert sent.encryption == "OMEMO"
+
+
+async def sdk_sends(gajim: gajimkit.Gajim, alice: InterlinkClient) -> None:
+    """What the SDK sends is in Gajim's archive as text from alice that OMEMO carried: Gajim
+    decrypted it (the fallback body would not match)."""
+    to_client = f"sdk to gajim {secrets.token_hex(4)}"
+    await alice.send_text(f"bob@{DOMAIN}", to_client)
+    shown = await gajim.wait_archived(gajimkit.CHAT_MSG_RECV, to_client, WAIT)
+    assert shown.jid == f"alice@{DOMAIN}"
+    assert shown.encryption == "OMEMO"
+
+
+@needs_gajim
+async def test_gajim(tmp_path: Path) -> None:
+    """Gajim 1.7.3 with gajim-omemo 2.9 (Debian 12) on a private X server, as bob, logged in
+    with a profile made beforehand: the SDK writes first, then Gajim answers."""
+    async with gajim_and_sdk(tmp_path, sdk_first=True) as (gajim, alice, devices):
+        await sdk_sends(gajim, alice)
+        await gajim_sends(gajim, alice, devices)
+
+
+@needs_gajim
+async def test_gajim_writes_first(tmp_path: Path) -> None:
+    """Gajim writes first to an SDK user who came online after it: Gajim learns alice's device
+    from the device-list notification (the two are contacts) and builds its session from the
+    SDK's legacy bundle; then the SDK answers."""
+    async with gajim_and_sdk(tmp_path, sdk_first=False) as (gajim, alice, devices):
+        # Gajim refuses to send before it knows a device of the peer ("No devices found. Query
+        # in progress..."), and says when it does
+        await gajim.wait_logged(rf"Received device list for alice@{re.escape(DOMAIN)}: \[\d")
+        await gajim_sends(gajim, alice, devices)
+        await sdk_sends(gajim, alice)

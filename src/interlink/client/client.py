@@ -379,6 +379,11 @@ class InterlinkClient:
         self._peers.fetched(self.bare)
         carbons: Any = xmpp.plugin["xep_0280"]
         await carbons.enable(timeout=self._timeout)
+        # XEP-0115: slixmpp hashed the caps when the PEP interests were added, before its plugins
+        # added their features at session start; a stale ``ver`` makes peers that check it
+        # (Gajim) discard this device's features. Hash them as they are now.
+        caps: Any = xmpp.plugin["xep_0115"]
+        await caps.update_caps(broadcast=False)
         xmpp.send_presence()
         # Stored messages arrive right after the presence; python-omemo holds back the messages
         # that confirm new sessions until told the backlog is over (its history-sync mode).
