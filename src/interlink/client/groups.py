@@ -10,6 +10,13 @@ non-anonymous), affiliation changes of non-occupants (§9.3) and removals (307, 
 member removed is out of the set the moment the room says so, before the next message is
 encrypted: its devices get nothing sealed after that.
 
+A member is whoever the room says it is. A hub shows its gatekeeper users in rooms under a
+per-room alias, never their phone numbers (docs/protocol.md §17), to every member alike, and
+answers key fetches to that alias. So this device encrypts to the addresses the room shows,
+opens an OMEMO 2 envelope with the sender the room shows for that occupant, and seals its own
+with the address the room shows for *it* (``GroupRoom.me``, learned from its own presence,
+status 110): every member checks the envelope's ``<from/>`` (XEP-0420) against that address.
+
 :class:`GroupRoom` is pure (stanza facts in, events out); :class:`Groups` talks to the rooms
 for ``InterlinkClient``, which builds it with the ports it needs (the stream, this connection's
 OMEMO, device-list refresh, events) and delegates its group calls to it.
@@ -96,6 +103,7 @@ class GroupRoom:
     jid: str
     nick: str
     own: str  # this account's bare JID
+    me: str = ""  # this account as the room shows it (its alias there); "" until it says
     members: dict[str, str] = field(default_factory=dict)  # bare JID -> owner/admin/member
     occupants: dict[str, str] = field(default_factory=dict)  # nick -> bare JID
     markers: dict[str, InteropMarker] = field(default_factory=dict)
@@ -105,7 +113,11 @@ class GroupRoom:
 
     def recipients(self) -> frozenset[str]:
         """Whom a message is encrypted to (this account's other devices are added by OMEMO)."""
-        return frozenset(j for j in self.members if j != self.own)
+        return frozenset(j for j in self.members if j not in (self.own, self.me))
+
+    def identity(self) -> str:
+        """The address this account seals its messages to the room with."""
+        return self.me or self.own
 
     def set_member(
         self, jid: str, affiliation: str, marker: InteropMarker | None = None
@@ -115,7 +127,7 @@ class GroupRoom:
         old = self.members.get(jid)
         if affiliation in MEMBERS:
             self.members[jid] = affiliation
-            if old is None and jid != self.own:
+            if old is None and jid not in (self.own, self.me):
                 return [GroupMemberAdded(self.jid, jid, affiliation, self.markers.get(jid))]
             return []
         if old is not None:
@@ -128,6 +140,8 @@ class GroupRoom:
         """An occupant's presence (ours when 110 is among the statuses)."""
         events: list[ClientEvent] = []
         mine = 110 in facts.statuses
+        if mine and not unavailable and facts.jid is not None:
+            self.me = facts.jid
         if unavailable:
             self.occupants.pop(nick, None)
             removal = next((_REASONS[c] for c in facts.statuses if c in _REASONS), None)
@@ -458,7 +472,7 @@ class Groups:
         order: list[str] = []
         if self._omemo2:
             plaintext[OMEMO2] = sce.seal(
-                [body], sender=self._own, recipient=state.jid, now=time.time()
+                [body], sender=state.identity(), recipient=state.jid, now=time.time()
             )
             order.append(OMEMO2)
         if self._legacy:
@@ -648,7 +662,7 @@ class Groups:
         if sender is None:
             self._emit(DecryptionFailed(str(frm), message_id, "unknown occupant"))
             return
-        if sender == self._own and message_id in self._sent:
+        if sender in (self._own, state.me) and message_id in self._sent:
             self._sent.discard(message_id)
             return  # the room's copy of our own message: not encrypted to this device
         encrypted = element.find(f"{{{OMEMO2}}}encrypted")
