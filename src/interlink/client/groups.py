@@ -185,7 +185,9 @@ class RoomCrypto(Protocol):
         self, recipients: Iterable[str], plaintext: dict[str, bytes], order: list[str]
     ) -> tuple[list[Any], list[Any]]: ...
 
-    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None: ...
+    async def decrypt(
+        self, element: Element, sender: str, *, also: Iterable[str] = ()
+    ) -> Decrypted | Undecryptable | None: ...
 
 
 class Block(Protocol):
@@ -551,6 +553,26 @@ class Groups:
         ]
         await self._block(real, report=report, text=text, attach=copies)
 
+    def protocol_route(self, peer: str) -> str | None:
+        """Where python-omemo's own messages to ``peer`` go (session completion, heartbeats:
+        no text). A peer met in a room where this account or the peer shows an alias (a
+        gatekeeper user, docs/protocol.md §17) must not get a direct message: that would name
+        this account's real address, or go to an alias no one answers. It goes as a private
+        message through the room (XEP-0045 §7.5) to the peer's nick; when the peer is in no
+        such room now, nowhere (the ratchet moves on with the next room message). Any other
+        peer: ``peer`` itself."""
+        met = False
+        for state in self._rooms.values():
+            if peer not in state.members and peer not in state.occupants.values():
+                continue
+            if state.me == self._own and groups_domain(domain_of(peer)) != domain_of(state.jid):
+                continue  # two third parties: their own addresses, shown as they are
+            met = True
+            nick = next((n for n, j in state.occupants.items() if j == peer), None)
+            if state.joined and nick is not None:
+                return f"{state.jid}/{nick}"
+        return None if met else peer
+
     # -- plumbing ----------------------------------------------------------------------------
     async def _room_iq(
         self, room: str, itype: Literal["get", "set"], payload: Element
@@ -658,11 +680,12 @@ class Groups:
         message_id = element.get("id")
         if state is None or not nick:
             return
+        private = element.get("type") != "groupchat"
         sender = state.occupants.get(nick)
         if sender is None:
             self._emit(DecryptionFailed(str(frm), message_id, "unknown occupant"))
             return
-        if sender in (self._own, state.me) and message_id in self._sent:
+        if not private and sender in (self._own, state.me) and message_id in self._sent:
             self._sent.discard(message_id)
             return  # the room's copy of our own message: not encrypted to this device
         encrypted = element.find(f"{{{OMEMO2}}}encrypted")
@@ -673,11 +696,14 @@ class Groups:
         marker = self._room_marker(element, room)
         crypto = self._crypto()
         async with crypto.gate.operation():
-            opened = await crypto.decrypt(encrypted, sender)
+            opened = await crypto.decrypt(encrypted, sender, also=(state.identity(),))
         if isinstance(opened, Undecryptable):
             self._emit(DecryptionFailed(str(frm), message_id, opened.reason))
             return
         if opened is None:
+            return  # python-omemo's own message (in private: protocol_route's)
+        if private:
+            self._emit(DecryptionFailed(str(frm), message_id, "private messages in rooms unread"))
             return
         if opened.namespace == OMEMO2:
             try:

@@ -192,11 +192,12 @@ class GroupService:
     async def alias_iq(self, session: Session, iq: Iq) -> None:
         """An iq to a room alias (:meth:`is_alias`): answered for the account behind it, from
         the alias, where the sender may see that member in that room: a member or occupant of
-        the room (an invitation still pending is not enough), the alias's account a member of
-        it, and the consent rules' ``room`` row between them (as for what the member says
-        there). What is answered is what OMEMO needs: PEP items (device lists and bundles, of
-        OMEMO 2 and legacy), disco#info and disco#items; nothing that would later come from
-        the account's own address (no subscriptions).
+        the room (an invitation still pending is not enough: nothing of the room reaches an
+        invitee before it enters), the alias's account a member of it (invited ones too: the
+        members encrypt to them from the start), and the consent rules' ``room`` row between
+        them (as for what the member says there). What is answered is what OMEMO needs: PEP
+        items (device lists and bundles, of OMEMO 2 and legacy), disco#info and disco#items;
+        nothing that would later come from the account's own address (no subscriptions).
 
         Raises:
             StanzaError: the generic refusal (the answer of a nonexistent account) for anyone
@@ -214,7 +215,7 @@ class GroupService:
         async with self._locks.hold(room_jid):
             room = await self._room(room_jid)
             if room is None or not (
-                self._member_or_occupant(room, account)
+                room.affiliation(account).rank >= Affiliation.MEMBER.rank
                 and self._member_or_occupant(room, requester)
             ):
                 raise refusal()
