@@ -56,6 +56,7 @@ from interlink.client.events import (
     TextMessage,
 )
 from interlink.client.omemo_session import LEGACY, OMEMO2, serialize_message
+from interlink.client.room_names import as_sent, in_room, peer_of, room_of
 from interlink.client.xmpp_port import first_line
 from interlink.xmpp import ns
 from interlink.xmpp.addressing import domain_of, groups_domain, home_service
@@ -348,7 +349,7 @@ class Groups:
                         None if mark is None else interop.parse_marker(mark),
                     )
         for member in state.recipients():
-            await self._refresh(member)
+            await self._refresh(self.session_name(state, member))
         self._emit(
             GroupJoined(jid, state.nick, tuple(sorted(state.members.items())), state.created)
         )
@@ -480,7 +481,7 @@ class Groups:
         if self._legacy:
             plaintext[LEGACY] = text.encode()
             order.append(LEGACY)
-        recipients = set(state.recipients())
+        recipients = {self.session_name(state, m) for m in state.recipients()}
         messages: Iterable[Any] = ()
         crypto = self._crypto()
         async with crypto.gate.operation():
@@ -492,7 +493,9 @@ class Groups:
                     break
                 except omemo.NoEligibleDevices as exc:
                     for member in exc.bare_jids:
-                        self._emit(EncryptionProblem(member, None, "no device to encrypt to"))
+                        self._emit(
+                            EncryptionProblem(peer_of(member), None, "no device to encrypt to")
+                        )
                     recipients -= set(exc.bare_jids)
                     if not recipients:
                         raise ClientError(f"no member of {state.jid} can be encrypted to") from exc
@@ -500,14 +503,16 @@ class Groups:
                     raise ClientError(f"cannot encrypt to {state.jid}: {first_line(exc)}") from exc
         for error in errors:
             self._emit(
-                EncryptionProblem(error.bare_jid, error.device_id, first_line(error.exception))
+                EncryptionProblem(
+                    peer_of(error.bare_jid), error.device_id, first_line(error.exception)
+                )
             )
         message_id = secrets.token_hex(8)
         self._sent.add(message_id)
         stanza = xmpp.make_message(mto=slixmpp.JID(state.jid), mtype="groupchat")
         stanza["id"] = message_id
         for message in messages:
-            stanza.xml.append(serialize_message(message))
+            stanza.xml.append(as_sent(serialize_message(message)))
         stanza.xml.append(Element(f"{{{_EME}}}encryption", {"namespace": order[0]}))
         stanza["body"] = FALLBACK_BODY
         stanza.xml.append(Element(f"{{{ns.HINTS}}}store"))
@@ -553,25 +558,44 @@ class Groups:
         ]
         await self._block(real, report=report, text=text, attach=copies)
 
-    def protocol_route(self, peer: str) -> str | None:
-        """Where python-omemo's own messages to ``peer`` go (session completion, heartbeats:
-        no text). A peer met in a room where this account or the peer shows an alias (a
-        gatekeeper user, docs/protocol.md §17) must not get a direct message: that would name
-        this account's real address, or go to an alias no one answers. It goes as a private
-        message through the room (XEP-0045 §7.5) to the peer's nick; when the peer is in no
-        such room now, nowhere (the ratchet moves on with the next room message). Any other
-        peer: ``peer`` itself."""
-        met = False
-        for state in self._rooms.values():
-            if peer not in state.members and peer not in state.occupants.values():
-                continue
-            if state.me == self._own and groups_domain(domain_of(peer)) != domain_of(state.jid):
-                continue  # two third parties: their own addresses, shown as they are
-            met = True
+    @staticmethod
+    def _aliased(member: str, room: str) -> bool:
+        """Whether ``member`` is how ``room`` shows one of its service's own users (an alias:
+        an address on the service whose group service holds the room)."""
+        return groups_domain(domain_of(member)) == domain_of(room)
+
+    def session_name(self, state: GroupRoom, member: str) -> str:
+        """The name python-omemo knows ``member`` by in ``state``'s room: for a client shown
+        there under an alias, a third party gets a name of its own for the room (see
+        :mod:`interlink.client.room_names`); anyone else is named by its address."""
+        if state.identity() == self._own or self._aliased(member, state.jid):
+            return member
+        return in_room(member, state.jid)
+
+    def protocol_route(self, name: str) -> str | None:
+        """Where python-omemo's own messages (session completion, heartbeats: no text) for
+        the session ``name`` go. A session of a room (a room-scoped name, or a peer the room
+        shows under an alias) must not use a direct message: that would name this account's
+        real address, or go to an alias no one answers. It goes as a private message through
+        the room (XEP-0045 §7.5) to the peer's nick; when the peer is not in the room now,
+        nowhere (the ratchet moves on with the next room message). Any other session: its
+        address."""
+        peer, room = peer_of(name), room_of(name)
+        states = [self._rooms[room]] if room in self._rooms else []
+        if room is None:
+            states = [
+                s
+                for s in self._rooms.values()
+                if self._aliased(peer, s.jid)
+                and (peer in s.members or peer in s.occupants.values())
+            ]
+            if not states:
+                return peer
+        for state in states:
             nick = next((n for n, j in state.occupants.items() if j == peer), None)
             if state.joined and nick is not None:
                 return f"{state.jid}/{nick}"
-        return None if met else peer
+        return None
 
     # -- plumbing ----------------------------------------------------------------------------
     async def _room_iq(
@@ -668,7 +692,7 @@ class Groups:
                 waiter.set_result(None)
         for event in events:
             if isinstance(event, GroupMemberAdded) and state.joined:
-                await self._refresh(event.member)
+                await self._refresh(self.session_name(state, event.member))
             self._emit(event)
 
     async def on_message(self, stanza: Any) -> None:
@@ -696,7 +720,9 @@ class Groups:
         marker = self._room_marker(element, room)
         crypto = self._crypto()
         async with crypto.gate.operation():
-            opened = await crypto.decrypt(encrypted, sender, also=(state.identity(),))
+            opened = await crypto.decrypt(
+                encrypted, self.session_name(state, sender), also=(state.identity(),)
+            )
         if isinstance(opened, Undecryptable):
             self._emit(DecryptionFailed(str(frm), message_id, opened.reason))
             return

@@ -11,6 +11,7 @@ import slixmpp
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
+from interlink.client.room_names import as_sent, peer_of
 from interlink.xmpp import ns
 from interlink.xmpp.ext import muc
 from interlink.xmpp.ext.interop import NO_PUSH
@@ -78,6 +79,7 @@ class SlixmppPep:
         )
 
     async def fetch(self, owner: str, node: str, item_id: str | None) -> Element | None:
+        owner = peer_of(owner)  # a session name (client/room_names.py) fetches at its address
         pubsub = self._plugin("xep_0060")
         try:
             if item_id is None:
@@ -110,8 +112,8 @@ class SlixmppPep:
         if where is None:
             return  # no way to it that shows no one's real address; the next message will do
         stanza = self._xmpp.make_message(mto=slixmpp.JID(where), mtype="chat")
-        stanza.xml.append(encrypted)
-        if where != to:  # a private message through a room (XEP-0045 §7.5)
+        stanza.xml.append(as_sent(encrypted))
+        if where != peer_of(to):  # a private message through a room (XEP-0045 §7.5)
             stanza.xml.append(Element(muc.USER_X))
         stanza.xml.append(Element(f"{{{_HINTS}}}store"))
         # python-omemo's own protocol messages: stored for the peer, but no reason to wake it.
