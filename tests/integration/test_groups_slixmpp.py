@@ -177,7 +177,7 @@ async def test_a_stock_third_party_fetches_a_gatekeeper_members_keys_at_her_alia
                 raw.append(data)
                 read(data)
 
-            stock.client.data_received = tap  # type: ignore[method-assign]
+            stock.client.data_received = tap  # type: ignore[method-assign,assignment]
             muc: Any = stock.client.plugin["xep_0045"]
             await muc.join_muc_wait(ROOM, "tp", timeout=TIMEOUT)
             alias = JID(JID(muc.get_jid_property(ROOM, "alice", "jid")).bare)
