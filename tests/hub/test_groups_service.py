@@ -882,6 +882,26 @@ async def test_co_members_fetch_device_lists_through_an_alias_and_no_one_else() 
         assert error_xml(other) == error_xml(forged) == error_xml(nobody)
 
 
+async def test_an_invitee_fetches_no_keys_before_entering_but_its_own_are_fetched() -> None:
+    """Nothing of the room reaches an invitee before it enters, its members' keys included;
+    the members encrypt to the invitee from the start, so its keys are answered to them."""
+    async with group_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        bob = await user(kit, "bob", opted_in=True)
+        await publish_devices(alice)
+        await publish_devices(bob)
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        bob.take()
+        early = await fetch(bob, alias(kit, "alice"))
+        nobody = await fetch(bob, f"nobody@{DOMAIN}")
+        assert error_xml(early) == error_xml(nobody)
+        answer = await fetch(alice, alias(kit, "bob"))
+        assert answer.type is IqType.RESULT, to_xml(answer)
+        await enter(bob, "bob")
+        assert (await fetch(bob, alias(kit, "alice"))).type is IqType.RESULT
+
+
 async def test_members_are_named_by_their_alias_in_what_they_send_the_room() -> None:
     async with group_hub() as kit:
         alice, _bob, tp = await mixed_room(kit)

@@ -385,7 +385,21 @@ class Router:
             and self.addressing.is_home_domain(to.domain)
             and self.groups.is_alias(to)
         ):  # a member as a room shows it (OMEMO's key fetches): the group service answers
-            return self._guard(session, iq, self.groups.alias_iq(session, iq))
+            return self._guard(session, iq, self._alias_iq(session, iq, to))
+        return self._iq_to(session, iq, to)
+
+    async def _alias_iq(self, session: Session, iq: Iq, to: JID) -> None:
+        """An iq to a room alias: the group service answers it for those who may see that
+        member; for anyone else it goes on as to any address, which no account holds (the
+        answer of a nonexistent account, whoever asks)."""
+        if await self.groups.alias_iq(session, iq):
+            return
+        work = self._iq_to(session, iq, to)
+        if work is not None:
+            await work
+
+    def _iq_to(self, session: Session, iq: Iq, to: JID) -> Pending | None:
+        """An iq to another address than the sender's own account."""
         try:
             crossing = self._crossing(session.jid, to)
         except StanzaError:

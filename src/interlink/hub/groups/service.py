@@ -189,7 +189,7 @@ class GroupService:
         """Whether ``jid`` is a room alias of one of the service's users (whatever the room)."""
         return self._faces.resolve(jid) is not None
 
-    async def alias_iq(self, session: Session, iq: Iq) -> None:
+    async def alias_iq(self, session: Session, iq: Iq) -> bool:
         """An iq to a room alias (:meth:`is_alias`): answered for the account behind it, from
         the alias, where the sender may see that member in that room: a member or occupant of
         the room (an invitation still pending is not enough: nothing of the room reaches an
@@ -199,17 +199,17 @@ class GroupService:
         items (device lists and bundles, of OMEMO 2 and legacy), disco#info and disco#items;
         nothing that would later come from the account's own address (no subscriptions).
 
+        Returns whether it answered: ``False`` for anyone who may not see that member (the
+        caller answers as for an address no account holds) and for what is not a request.
+
         Raises:
-            StanzaError: the generic refusal (the answer of a nonexistent account) for anyone
-                who may not see that member; ``feature-not-implemented`` for other pubsub
-                actions; ``service-unavailable`` for other queries; as the PEP service says.
+            StanzaError: ``feature-not-implemented`` for other pubsub actions;
+                ``service-unavailable`` for other queries; as the PEP service says.
         """
         to = iq.to
         found = None if to is None else self._faces.resolve(to)
         if found is None or not iq.type.is_request:
-            if iq.type.is_request:
-                raise refusal()
-            return
+            return False
         account, room_jid = found
         requester = session.jid.bare
         async with self._locks.hold(room_jid):
@@ -218,11 +218,11 @@ class GroupService:
                 room.affiliation(account).rank >= Affiliation.MEMBER.rank
                 and self._member_or_occupant(room, requester)
             ):
-                raise refusal()
+                return False
         if self._policy.blocks.blocks(requester, account) or not await self._crosses(
             account, requester
         ):
-            raise refusal()
+            return False
         query = iq.query
         assert query is not None
         get = iq.type is IqType.GET
@@ -234,17 +234,17 @@ class GroupService:
                     "a room alias answers item retrieval only",
                 )
             await self._pep.handle_iq(session, iq, account)  # answered from iq.to: the alias
-            return
+            return True
         if query.tag == DISCO_INFO and get:
             self._answer(session, iq, disco.account_query(iq))
-            return
+            return True
         if query.tag == DISCO_ITEMS and get:
             if query.get("node"):
                 raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such node")
             nodes = await self._pep.node_items_for_disco(requester, account)
             assert to is not None
             self._answer(session, iq, disco.node_items(to.bare, nodes))
-            return
+            return True
         raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     @staticmethod
