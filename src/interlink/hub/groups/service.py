@@ -219,8 +219,11 @@ class GroupService:
                 and self._member_or_occupant(room, requester)
             ):
                 return False
-        if self._policy.blocks.blocks(requester, account) or not await self._crosses(
-            account, requester
+        blocks = self._policy.blocks
+        if (
+            blocks.blocks(requester, account)
+            or blocks.blocks(requester, to.bare if to is not None else account)
+            or not await self._crosses(account, requester)
         ):
             return False
         query = iq.query
@@ -817,7 +820,10 @@ class GroupService:
             and stanza.from_ is not None
             and stanza.from_.resource
             and author is not None
-            and blocks.blocks(to.bare, author)
+            and (
+                blocks.blocks(to.bare, author)
+                or blocks.blocks(to.bare, self._faces.shown(room.jid, author))
+            )
         ):
             return  # what a member they blocked writes does not reach them
         if (
