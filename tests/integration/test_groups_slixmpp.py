@@ -2,11 +2,13 @@
 it creates and configures a room, adds a member, that member enters, reads the member list and
 chats; where the rules refuse, it gets errors, never silence. As a third party, it finds a
 gatekeeper member under the room's alias for her and fetches her OMEMO keys (OMEMO 2 and legacy)
-at that alias with its stock pubsub plugin."""
+at that alias with its stock pubsub plugin; and slixmpp-omemo, as a third-party member, reads
+what she sends the room."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ from slixmpp.exceptions import IqError
 import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
 from interlink.client import InterlinkClient
 from interlink.client.enlist import enlist, identity_thumbprint
+from tests.integration import test_omemo_interop
 from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, onboard_provider, running_hub
+from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
 from tests.interop.enlistkit import ThirdParty
 
 ROOM = JID(f"team@groups.{DOMAIN}")
@@ -212,3 +216,73 @@ async def test_a_stock_third_party_fetches_a_gatekeeper_members_keys_at_her_alia
         finally:
             await stock.close()
             await alice.close()
+
+
+async def test_a_stock_omemo_client_as_third_party_reads_a_gatekeeper_members_group_message(
+    tmp_path: Path,
+) -> None:
+    """slixmpp-omemo (legacy OMEMO, as its documentation configures it) is a third-party member:
+    it takes the sender's real JID from the room (her alias), fetches her keys there and reads
+    what the SDK sent to the room."""
+    async with running_hub(tmp_path, admin={"token": TOKEN}, accounts=(PHONE,)) as (
+        server,
+        certs,
+    ):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        port = server.ports["c2s-starttls"]
+        party = ThirdParty()
+        await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
+        device = tmp_path / "tp"
+        thumbprint = await identity_thumbprint(device)
+        jid = (
+            await enlist(
+                device,
+                base,
+                DOMAIN,
+                party.token(aud=DOMAIN, cnf={"jkt": thumbprint}),
+                ca_file=certs.ca,
+            )
+        ).jid
+        PeerOmemo._store = MemoryStorage()
+        stock = muc_client(f"{jid}/stock", certs)
+        stock.client.credentials["access_token"] = party.token(aud=DOMAIN)
+        stock.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
+        stock.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
+        plugins: Any = stock.client.plugin  # typed by the names slixmpp itself ships
+        omemo_plugin: Any = plugins["xep_0384"]
+        read: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_groupchat(msg: Any) -> None:
+            if omemo_plugin.is_encrypted(msg):
+                try:
+                    decrypted, _device = await omemo_plugin.decrypt_message(msg)
+                except Exception as exc:  # what it could not read, named in the failure
+                    read.put_nowait(f"unreadable: {type(exc).__name__}: {exc}")
+                    return
+                read.put_nowait(decrypted["body"])
+
+        stock.client.add_event_handler("groupchat_message", on_groupchat)
+        alice = InterlinkClient(
+            f"{PHONE}@{DOMAIN}/phone",
+            "pw",
+            data_dir=tmp_path / "alice",
+            port=port,
+            ca_file=certs.ca,
+        )
+        try:
+            await stock.login(port)
+            await omemo_plugin.get_session_manager()  # its keys published
+            pubsub: Any = stock.client.plugin["xep_0060"]
+            # slixmpp-omemo lists OMEMO 2 devices it cannot read: legacy only, as in 1:1 tests
+            await pubsub.delete_node(JID(jid), "urn:xmpp:omemo:2:devices", timeout=TIMEOUT)
+            await alice.connect()
+            await alice.set_interop_settings(enabled=True)
+            await alice.create_group(str(ROOM), "alice", name="Team")
+            await alice.add_group_member(str(ROOM), jid)
+            muc: Any = stock.client.plugin["xep_0045"]
+            await muc.join_muc_wait(ROOM, "tp", timeout=TIMEOUT)
+            await alice.send_group_text(str(ROOM), "from the gatekeeper side")
+            assert await asyncio.wait_for(read.get(), TIMEOUT) == "from the gatekeeper side"
+        finally:
+            await alice.close()
+            await stock.close()
