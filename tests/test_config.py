@@ -60,6 +60,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[storage]\nengine = 'postgres'\n", "storage.engine = postgres needs storage.dsn"),
         ("[storage]\npool_size = 0\n", "pool_size"),
         ("[storage]\npool_size = 1001\n", "pool_size"),
+        ("[groups]\nmax_room_name_bytes = 513\n", "max_room_name_bytes"),
+        ("[groups]\nmax_room_name_bytes = 0\n", "max_room_name_bytes"),
+        ("[groups]\nreveal_addresses = true\n", "reveal_addresses"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -223,3 +226,9 @@ def test_the_postgres_engine_takes_its_dsn_and_pool_size(tmp_path: Path) -> None
         "host=db dbname=x",
         1000,
     )
+
+
+def test_the_longest_room_name_allowed_is_512_bytes(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text("[groups]\nmax_room_name_bytes = 512\n")
+    assert load_settings(f).groups.max_room_name_bytes == 512

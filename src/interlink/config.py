@@ -402,7 +402,8 @@ class GroupsSection(_Section):
     max_subject_chars: int = Field(1024, ge=1)
     rooms_cached: int = Field(10_000, ge=1)  # rooms without occupants kept in memory
     labels_cached: int = Field(100_000, ge=1)  # interop markers of members kept (LRU)
-    reveal_addresses: bool = False  # third parties see consenting gatekeeper members' addresses
+    # a room's localpart; at most 512 so that members' room aliases stay valid addresses
+    max_room_name_bytes: int = Field(256, ge=1, le=512)
 
     @field_validator("subdomain")
     @classmethod

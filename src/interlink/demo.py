@@ -200,8 +200,6 @@ class Demo:
                 "log": {"level": "ERROR"},
                 "interop": {"allow_insecure_loopback": True},
                 "media": {"proxy_private_allowlist": ["127.0.0.1"]},
-                # Bob's app encrypts to Alice in the group only if it sees her address
-                "groups": {"reveal_addresses": True},
             }
         )
         server = HubServer(
@@ -417,7 +415,7 @@ class Demo:
         await alice.add_group_member(room, bob_jid)
         step.people.append(
             f"Alice: created {room} (members-only, encrypted-only), added Bob; the hub shows "
-            "Bob her address because she allows his provider (groups.reveal_addresses)"
+            "Bob an alias for her in this room, never her phone number"
         )
         joined = await bob.join_group(room, "Bob")
         step.people.append(f"Bob: entered; members {', '.join(sorted(joined.members))}")

@@ -73,7 +73,7 @@ def group_settings(s: Settings) -> GroupSettings:
         sender_rate=Rate(g.sender_messages_per_minute, 60.0),
         rooms_cached=g.rooms_cached,
         labels_cached=g.labels_cached,
-        reveal_addresses=g.reveal_addresses,
+        max_room_name_bytes=g.max_room_name_bytes,
     )
 
 

@@ -1,9 +1,11 @@
 """The chat client's groups driven through Textual's pilot against a real hub over TLS: create
-a group, invite someone (whose SDK enters), chat there both ways, read the member list."""
+a group, invite someone (whose SDK enters), chat there both ways, read the member list (where
+the room shows its members under their aliases in it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
 from interlink.chat.session import ServerOptions
@@ -12,6 +14,12 @@ from tests.chat.test_pilot import ALICE, BOB, next_of, transcript, until
 from tests.integration.kit import DOMAIN, running_hub
 
 ROOM = f"team@groups.{DOMAIN}"
+
+
+def shown(server: Any, jid: str) -> str:
+    """The address the room shows for the service's user ``jid`` (its alias there)."""
+    local, domain = jid.split("@")
+    return f"{server.hub.router.federation.aliases.room_alias(local, 'team', domain)}@{domain}"
 
 
 async def test_create_a_group_invite_and_chat_there(tmp_path: Path) -> None:
@@ -40,15 +48,21 @@ async def test_create_a_group_invite_and_chat_there(tmp_path: Path) -> None:
                 invitation = await next_of(bob, GroupInvitation)
                 assert (invitation.room, invitation.inviter) == (ROOM, ALICE)
                 await bob.join_group(ROOM, "bob")
+                bob_in_room, alice_in_room = shown(server, BOB), shown(server, ALICE)
                 await until(
-                    pilot, lambda: BOB in screen.model.conversation(ROOM).members, "Bob entering"
+                    pilot,
+                    lambda: bob_in_room in screen.model.conversation(ROOM).members,
+                    "Bob entering",
                 )
                 await pilot.press(*"hello group", "enter")
                 got = await next_of(bob, GroupMessage)
-                assert (got.text, got.sender) == ("hello group", ALICE)
+                assert (got.text, got.sender) == ("hello group", alice_in_room)
                 await bob.send_group_text(ROOM, "hi from bob")
                 await until(pilot, lambda: "bob: hi from bob" in transcript(app), "Bob's message")
                 assert "hello group" in transcript(app)
-                assert screen.model.members_text(ROOM) == f"{ALICE} (owner)\n{BOB} (member)"
+                members = screen.model.members_text(ROOM).splitlines()
+                assert sorted(members) == sorted(
+                    [f"{alice_in_room} (owner)", f"{bob_in_room} (member)"]
+                )
         finally:
             await bob.close()

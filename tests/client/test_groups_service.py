@@ -150,7 +150,9 @@ class FakeCrypto:
             raise omemo.NoEligibleDevices(frozenset(missing))
         return [], []
 
-    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None:
+    async def decrypt(
+        self, element: Element, sender: str, *, also: Iterable[str] = ()
+    ) -> Decrypted | Undecryptable | None:
         self.decrypted_from.append(sender)
         return self.opened
 

@@ -40,6 +40,11 @@ async def group_hub(groups: GroupSettings | None = None) -> AsyncIterator[HubKit
         yield kit
 
 
+def alias(kit: HubKit, local: str, room: str = "team") -> str:
+    """The address ``room`` shows for the service's user ``local`` (its per-room alias)."""
+    return kit.hub.router.federation.aliases.room_alias(local, room, DOMAIN) + "@" + DOMAIN
+
+
 async def user(kit: HubKit, local: str, *, opted_in: bool = False) -> Client:
     if "@" not in local:
         await kit.account(local)
@@ -224,7 +229,7 @@ async def test_a_third_party_invitation_is_a_request_and_nothing_else_arrives_be
         new_member = x.find(muc.ITEM)
         assert new_member is not None
         assert (new_member.get("jid"), new_member.get("affiliation")) == (
-            f"alice@{DOMAIN}",
+            alias(kit, "alice"),  # her alias in this room, never her address
             "member",
         )
         (invitation,) = alice.stanzas()
@@ -513,7 +518,7 @@ async def test_a_removed_account_leaves_the_member_lists() -> None:
         assert x is not None
         item = x.find(muc.ITEM)
         assert item is not None
-        assert (item.get("jid"), item.get("affiliation")) == (f"bob@{DOMAIN}", "none")
+        assert (item.get("jid"), item.get("affiliation")) == (alias(kit, "bob"), "none")
         room = kit.hub.router.groups._rooms[JID.parse(ROOM)]
         assert JID.parse(f"bob@{DOMAIN}") not in room.state.members
 
@@ -663,15 +668,16 @@ async def mixed_room(
     return alice, bob, tp
 
 
-async def test_a_third_party_sees_no_gatekeeper_address_and_not_who_has_not_consented() -> None:
+async def test_a_third_party_sees_aliases_only_and_not_who_has_not_consented() -> None:
     async with group_hub() as kit:
         alice, bob, tp = await mixed_room(kit)
         got = await enter(tp, "tp")
         items = items_of(got)
         assert set(items) == {"owner", "tp"}  # bob has not opted in: not shown at all
-        assert items["owner"].get("jid") is None  # alice by nick only: no phone number
+        assert items["owner"].get("jid") == alias(kit, "alice") + "/r"  # never her number
         assert items["tp"].get("jid", "").startswith(TP)
-        assert not any(f"@{DOMAIN}" in to_xml(s) for s in got)
+        assert not any(f"alice@{DOMAIN}" in to_xml(s) for s in got)
+        assert not any(f"bob@{DOMAIN}" in to_xml(s) for s in got)
         assert "tp" not in items_of(bob.stanzas())  # nor is tp shown to bob
         assert "tp" in items_of(alice.stanzas())
         # the member list, read by tp: alice by nick, bob not at all
@@ -688,7 +694,9 @@ async def test_a_third_party_sees_no_gatekeeper_address_and_not_who_has_not_cons
         assert f"alice@{DOMAIN}" not in to_xml(owners)
         owner_query = owners.find(muc.ADMIN_QUERY)
         assert owner_query is not None
-        assert [i.get("nick") for i in owner_query] == ["owner"]
+        assert [(i.get("nick"), i.get("jid")) for i in owner_query] == [
+            ("owner", alias(kit, "alice"))
+        ]
 
 
 async def test_room_traffic_across_the_boundary_follows_consent() -> None:
@@ -773,7 +781,7 @@ async def test_a_third_party_enters_only_as_a_member_whatever_members_only_says(
         assert codes(out[-1]) == {321, 110}
 
 
-async def test_an_invitation_to_a_third_party_names_the_inviter_by_room_nick() -> None:
+async def test_an_invitation_to_a_third_party_names_the_inviter_by_alias() -> None:
     async with group_hub() as kit:
         alice = await user(kit, "alice", opted_in=True)
         tp = await user(kit, TP)
@@ -784,16 +792,134 @@ async def test_an_invitation_to_a_third_party_names_the_inviter_by_room_nick() -
         assert x is not None
         note = x.find(muc.INVITE)
         assert note is not None
-        assert note.get("from") == f"{ROOM}/owner"
+        assert note.get("from") == alias(kit, "alice")  # as the room will show her
         assert f"alice@{DOMAIN}" not in to_xml(invitation)
 
 
-async def test_reveal_addresses_shows_only_consenting_members() -> None:
-    async with group_hub(GroupSettings(reveal_addresses=True)) as kit:
-        _alice, _bob, tp = await mixed_room(kit)
-        items = items_of(await enter(tp, "tp"))
-        assert set(items) == {"owner", "tp"}  # bob still hidden: he has not opted in
-        assert items["owner"].get("jid", "").startswith(f"alice@{DOMAIN}")
+OMEMO2_DEVICES = "urn:xmpp:omemo:2:devices"
+LEGACY_DEVICES = "eu.siacs.conversations.axolotl.devicelist"
+
+
+async def publish_devices(client: Client, node: str = OMEMO2_DEVICES) -> None:
+    """A device list as OMEMO clients publish it (open access, XEP-0384 §5.3.1)."""
+    await client.send(
+        "<iq xmlns='jabber:client' type='set' id='pub'>"
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+        f"<publish node='{node}'><item id='current'>"
+        "<devices xmlns='urn:xmpp:omemo:2'><device id='4242'/></devices></item></publish>"
+        "<publish-options><x xmlns='jabber:x:data' type='submit'>"
+        "<field var='FORM_TYPE' type='hidden'>"
+        "<value>http://jabber.org/protocol/pubsub#publish-options</value></field>"
+        "<field var='pubsub#access_model'><value>open</value></field></x></publish-options>"
+        "</pubsub></iq>"
+    )
+    (answer,) = client.stanzas()
+    assert isinstance(answer, Iq)
+    assert answer.type is IqType.RESULT, to_xml(answer)
+
+
+async def fetch(client: Client, to: str, node: str = OMEMO2_DEVICES, action: str = "") -> Iq:
+    request = action or f"<items node='{node}'/>"
+    kind = "set" if action else "get"
+    await client.send(
+        f"<iq xmlns='jabber:client' type='{kind}' id='f' to='{to}'>"
+        f"<pubsub xmlns='http://jabber.org/protocol/pubsub'>{request}</pubsub></iq>"
+    )
+    (answer,) = [s for s in client.stanzas() if isinstance(s, Iq)]
+    return answer
+
+
+def error_xml(stanza: Iq) -> str:
+    err = stanza.find("{jabber:client}error")
+    assert err is not None, to_xml(stanza)
+    return serialize(err)
+
+
+async def test_co_members_fetch_device_lists_through_an_alias_and_no_one_else() -> None:
+    """What OMEMO asks of a member's alias (its device lists, new and legacy) is answered from
+    the alias for the room's co-members whom consent lets see that member; everyone else gets
+    exactly the answer of an account that does not exist."""
+    async with group_hub() as kit:
+        alice, bob, tp = await mixed_room(kit)
+        await publish_devices(alice)
+        await publish_devices(alice, LEGACY_DEVICES)
+        await publish_devices(bob)
+        outsider = await user(kit, TP2)
+        await enter(tp, "tp")
+        shown = alias(kit, "alice")
+        for node in (OMEMO2_DEVICES, LEGACY_DEVICES):
+            for reader in (tp, bob):  # a third party and a fellow gatekeeper user
+                answer = await fetch(reader, shown, node)
+                assert answer.type is IqType.RESULT, to_xml(answer)
+                assert str(answer.from_) == shown
+                assert "4242" in to_xml(answer)
+                assert f"alice@{DOMAIN}" not in to_xml(answer)
+        # disco of the alias names the alias only
+        await tp.send(
+            f"<iq xmlns='jabber:client' type='get' id='d' to='{shown}'>"
+            "<query xmlns='http://jabber.org/protocol/disco#items'/></iq>"
+        )
+        (items,) = tp.stanzas()
+        assert isinstance(items, Iq)
+        assert items.type is IqType.RESULT
+        assert f"alice@{DOMAIN}" not in to_xml(items)
+        assert shown in to_xml(items)
+        # subscriptions would bring events from her own address: not offered
+        subscribe = await fetch(
+            tp, shown, action=f"<subscribe node='{OMEMO2_DEVICES}' jid='{TP}'/>"
+        )
+        assert error_of(subscribe) == "feature-not-implemented"
+        # bob has not opted in: tp may not see him, so his alias is nobody to tp
+        hidden = await fetch(tp, alias(kit, "bob"))
+        # not a member of the room: the alias is nobody to them either
+        stranger = await fetch(outsider, shown)
+        nobody = await fetch(tp, f"nobody@{DOMAIN}")
+        assert error_of(hidden) == error_of(stranger) == error_of(nobody) == "service-unavailable"
+        assert error_xml(hidden) == error_xml(stranger) == error_xml(nobody)
+        # an alias for another room, or a forged one, is nobody too
+        other = await fetch(tp, alias(kit, "alice", "elsewhere"))
+        forged = await fetch(tp, "g" + "a" * 40 + f"@{DOMAIN}")
+        assert error_xml(other) == error_xml(forged) == error_xml(nobody)
+
+
+async def test_an_invitee_fetches_no_keys_before_entering_but_its_own_are_fetched() -> None:
+    """Nothing of the room reaches an invitee before it enters, its members' keys included;
+    the members encrypt to the invitee from the start, so its keys are answered to them."""
+    async with group_hub() as kit:
+        alice = await user(kit, "alice", opted_in=True)
+        bob = await user(kit, "bob", opted_in=True)
+        await publish_devices(alice)
+        await publish_devices(bob)
+        await create(alice)
+        await invite(alice, f"bob@{DOMAIN}")
+        bob.take()
+        early = await fetch(bob, alias(kit, "alice"))
+        nobody = await fetch(bob, f"nobody@{DOMAIN}")
+        assert error_xml(early) == error_xml(nobody)
+        answer = await fetch(alice, alias(kit, "bob"))
+        assert answer.type is IqType.RESULT, to_xml(answer)
+        await enter(bob, "bob")
+        assert (await fetch(bob, alias(kit, "alice"))).type is IqType.RESULT
+
+
+async def test_members_are_named_by_their_alias_in_what_they_send_the_room() -> None:
+    async with group_hub() as kit:
+        alice, _bob, tp = await mixed_room(kit)
+        await enter(tp, "tp")
+        tp.take()
+        answer = await admin_set(alice, f"<item affiliation='outcast' jid='{alias(kit, 'bob')}'/>")
+        assert answer.type is IqType.RESULT
+        room = kit.hub.router.groups._rooms[JID.parse(ROOM)]
+        assert room.affiliation(JID.parse(f"bob@{DOMAIN}")) is muc.Affiliation.OUTCAST
+        assert JID.parse(alias(kit, "bob")) not in room.state.members
+
+
+async def test_a_rooms_name_has_a_limit_in_bytes() -> None:
+    async with group_hub(GroupSettings(max_room_name_bytes=8)) as kit:
+        alice = await user(kit, "alice")
+        await create(alice, room=f"{'é' * 4}@{GROUPS}")  # 8 bytes
+        got = await enter(alice, "owner", f"{'é' * 4}x@{GROUPS}")
+        assert error_of(got[-1]) == "not-acceptable"
 
 
 async def test_a_removal_reaches_even_those_who_blocked_or_do_not_see_the_member() -> None:

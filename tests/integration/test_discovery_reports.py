@@ -43,13 +43,7 @@ class World:
 
 @asynccontextmanager
 async def world(tmp: Path, **policy: int) -> AsyncIterator[World]:
-    # groups.reveal_addresses: bob's app encrypts to alice in a room only if it sees her address
-    async with hub_with_kit(
-        tmp,
-        features=("messaging",),
-        policy=dict(policy),
-        groups={"reveal_addresses": True},
-    ) as setup:
+    async with hub_with_kit(tmp, features=("messaging",), policy=dict(policy)) as setup:
         bob_jid, token = await setup.enlist(tmp / "bob")
         yield World(setup.server, setup.certs, setup.hub_url, setup.kit, token, bob_jid, tmp)
 

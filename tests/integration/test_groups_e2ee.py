@@ -1,7 +1,9 @@
-"""Groups across providers, end to end with the SDK over loopback TLS: a room with two
-gatekeeper users and two third-party users of two providers exchanges OMEMO-encrypted messages
-(the hub relays ciphertext only); a member removed gets nothing further it can decrypt; a
-third party's invitation is a message request and nothing else reaches the invitee before
+"""Groups across providers, end to end with the SDK over loopback TLS, in the default
+configuration: a room with two gatekeeper users (phone numbers) and two third-party users of two
+providers exchanges OMEMO-encrypted messages (the hub relays ciphertext only), the gatekeeper
+members shown to everyone under per-room aliases; no phone number reaches a third party's
+client, in any byte it receives; a member removed gets nothing further it can decrypt; a third
+party's invitation is a message request and nothing else reaches the invitee before
 accepting."""
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tests.interop.enlistkit import ThirdParty
 
 TOKEN = "operator-token-for-tests-0123456789"
 ROOM = f"team@groups.{DOMAIN}"
+ALICE, CAROL = "4915112345678", "4915187654321"  # gatekeeper localparts are phone numbers
 E = TypeVar("E")
 
 
@@ -66,18 +69,13 @@ async def drain(client: InterlinkClient, wait: float = 0.5) -> list[ClientEvent]
 
 
 @contextlib.asynccontextmanager
-async def people(
-    tmp: Path, *, reveal: bool = True
-) -> AsyncIterator[tuple[Any, dict[str, InterlinkClient]]]:
-    """alice and carol (gatekeeper users, opted in), tp1 and tp2 (two providers). ``reveal``:
-    ``groups.reveal_addresses``, without which third parties cannot encrypt to gatekeeper
-    members (they do not learn their addresses)."""
-    async with running_hub(
-        tmp,
-        admin={"token": TOKEN},
-        groups={"reveal_addresses": reveal},
-        accounts=("alice", "carol"),
-    ) as (server, certs):
+async def people(tmp: Path) -> AsyncIterator[tuple[Any, dict[str, InterlinkClient]]]:
+    """alice and carol (gatekeeper users, opted in), tp1 and tp2 (two providers); the hub's
+    default configuration. Each client's received bytes are kept (:func:`received`)."""
+    async with running_hub(tmp, admin={"token": TOKEN}, accounts=(ALICE, CAROL)) as (
+        server,
+        certs,
+    ):
         base = f"https://127.0.0.1:{server.ports['http']}"
         port = server.ports["c2s-starttls"]
         one, two = ThirdParty(), ThirdParty(provider_id="otherchat")
@@ -85,10 +83,10 @@ async def people(
         await onboard_provider(base, certs.ca, TOKEN, two.provider_body())
         clients = {
             "alice": InterlinkClient(
-                f"alice@{DOMAIN}/phone", "pw", data_dir=tmp / "alice", port=port, ca_file=certs.ca
+                f"{ALICE}@{DOMAIN}/phone", "pw", data_dir=tmp / "alice", port=port, ca_file=certs.ca
             ),
             "carol": InterlinkClient(
-                f"carol@{DOMAIN}/phone", "pw", data_dir=tmp / "carol", port=port, ca_file=certs.ca
+                f"{CAROL}@{DOMAIN}/phone", "pw", data_dir=tmp / "carol", port=port, ca_file=certs.ca
             ),
             "tp1": await third_party(tmp, one, "user-1", base, port, certs),
             "tp2": await third_party(tmp, two, "user-2", base, port, certs),
@@ -96,6 +94,7 @@ async def people(
         try:
             for client in clients.values():
                 await client.connect()
+                _record_received(client)
             for name in ("alice", "carol"):
                 await clients[name].set_interop_settings(enabled=True)
             yield server, clients
@@ -108,6 +107,36 @@ def bare(client: InterlinkClient) -> str:
     return str(client.bare)
 
 
+_received: dict[int, list[bytes]] = {}
+
+
+def _record_received(client: InterlinkClient) -> None:
+    """Keep every byte the client's stream receives from now on (after login: nothing of a
+    room reaches it before), as its transport hands them to slixmpp."""
+    stream: Any = client._xmpp  # the SDK's slixmpp stream: the test taps what it reads
+    assert stream is not None
+    kept = _received.setdefault(id(client), [])
+    read = stream.data_received
+
+    def tap(data: bytes) -> None:
+        kept.append(data)
+        read(data)
+
+    stream.data_received = tap
+
+
+def received(client: InterlinkClient) -> str:
+    return b"".join(_received.get(id(client), [])).decode("utf-8", errors="replace")
+
+
+def shown(server: Any, client: InterlinkClient, room: str = ROOM) -> str:
+    """The address ``room`` shows for a gatekeeper client: its alias there."""
+    assert server.hub is not None
+    local, domain = bare(client).split("@")
+    alias = server.hub.router.federation.aliases.room_alias(local, room.split("@")[0], domain)
+    return f"{alias}@{domain}"
+
+
 async def test_two_gatekeeper_and_two_third_party_members_chat_encrypted_and_removal_rekeys(
     tmp_path: Path,
 ) -> None:
@@ -117,27 +146,46 @@ async def test_two_gatekeeper_and_two_third_party_members_chat_encrypted_and_rem
         for member in (carol, tp1, tp2):
             await alice.add_group_member(ROOM, bare(member))
         added = {(await next_of(alice, GroupMemberAdded)).member for _ in range(3)}
-        assert added == {bare(carol), bare(tp1), bare(tp2)}
+        seen = {
+            "alice": shown(server, alice),
+            "carol": shown(server, carol),
+            "tp1": bare(tp1),
+            "tp2": bare(tp2),
+        }  # how the room shows each member, to every member alike
+        assert added == {seen["carol"], seen["tp1"], seen["tp2"]}
         for nick, member in (("carol", carol), ("tp1", tp1), ("tp2", tp2)):
             state = await member.join_group(ROOM, nick)
-            assert set(state.members) == {bare(alice), bare(carol), bare(tp1), bare(tp2)}
+            assert set(state.members) == set(seen.values())
+            assert state.identity() == seen[nick]
         joined = await next_of(tp2, GroupJoined)
         assert joined.room == ROOM
         # third-party members carry their provider's marker in the member list
         assert tp2.group(ROOM).markers[bare(tp1)].provider == "examplechat"
         assert carol.group(ROOM).markers[bare(tp2)].provider == "otherchat"
         routed = record_routed(server)
-        for sender, text in ((alice, "from alice"), (tp1, "from tp1"), (tp2, "from tp2")):
+        names = {id(alice): "alice", id(carol): "carol", id(tp1): "tp1", id(tp2): "tp2"}
+        for sender, text in (
+            (alice, "from alice"),
+            (carol, "from carol"),
+            (tp1, "from tp1"),
+            (tp2, "from tp2"),
+        ):
             await sender.send_group_text(ROOM, text)
             for reader in (alice, carol, tp1, tp2):
                 if reader is sender:
                     continue
                 got = await next_of(reader, GroupMessage)
-                assert (got.text, got.sender, got.room) == (text, bare(sender), ROOM)
+                assert (got.text, got.sender, got.room) == (text, seen[names[id(sender)]], ROOM)
                 if sender is tp1:
                     assert got.interop is not None
                     assert got.interop.provider == "examplechat"
         assert not any("from alice" in x or "from tp" in x for x in routed)  # ciphertext only
+        for third_party in (tp1, tp2):  # not one byte of either phone number reached them
+            raw = received(third_party)
+            assert "groupchat" in raw
+            assert seen["alice"] in raw
+            assert ALICE not in raw
+            assert CAROL not in raw
         # tp2 is removed: it gets nothing further, and what follows is sealed to no device of it
         tp2_devices = {str(d) for d in (await alice.peer_fingerprints(bare(tp2)))}
 
@@ -145,7 +193,7 @@ async def test_two_gatekeeper_and_two_third_party_members_chat_encrypted_and_rem
             return any(f"rid='{d}'" in stanza or f'rid="{d}"' in stanza for d in tp2_devices)
 
         before = [x for x in routed if "groupchat" in x and f'from="{bare(tp2)}' not in x]
-        assert len(before) == 2
+        assert len(before) == 3
         assert all(sealed_to_tp2(x) for x in before)  # while a member, every message was
         await alice.remove_group_member(ROOM, bare(tp2))
         removed = await next_of(carol, GroupMemberRemoved)
@@ -193,26 +241,32 @@ async def test_a_third_party_invitation_is_a_request_until_the_invitee_enters(
         assert not [e for e in await drain(carol) if isinstance(e, GroupInvitation)]
 
 
-async def test_by_default_third_parties_learn_no_gatekeeper_address_and_consent_hides(
+async def test_consent_still_hides_a_gatekeeper_member_from_a_provider_she_does_not_allow(
     tmp_path: Path,
 ) -> None:
-    """groups.reveal_addresses off: third-party members see gatekeeper members by nick only;
-    one who does not allow their provider neither sees them nor gets their messages."""
-    async with people(tmp_path, reveal=False) as (_server, c):
+    """carol allows only tp2's provider: tp1 neither sees her (not even her alias) nor gets
+    what she says, nor she what tp1 says; everyone else encrypts to everyone, by alias."""
+    async with people(tmp_path) as (server, c):
         alice, carol, tp1, tp2 = c["alice"], c["carol"], c["tp1"], c["tp2"]
         await alice.create_group(ROOM, "alice", name="Team")
         for member in (carol, tp1, tp2):
             await alice.add_group_member(ROOM, bare(member))
         await carol.set_interop_settings(providers=["otherchat"])  # not tp1's provider
         await carol.join_group(ROOM, "carol")
-        for nick, member in (("tp1", tp1), ("tp2", tp2)):
-            state = await member.join_group(ROOM, nick)
-            assert set(state.members) == {bare(tp1), bare(tp2)}  # alice, carol: no address
+        a, k = shown(server, alice), shown(server, carol)
+        assert set((await tp1.join_group(ROOM, "tp1")).members) == {a, bare(tp1), bare(tp2)}
+        assert set((await tp2.join_group(ROOM, "tp2")).members) == {a, k, bare(tp1), bare(tp2)}
         await drain(carol)
-        await tp2.send_group_text(ROOM, "from tp2")
-        assert (await next_of(tp1, GroupMessage)).text == "from tp2"
+        await carol.send_group_text(ROOM, "from carol")
+        assert (await next_of(tp2, GroupMessage)).sender == k
+        assert (await next_of(alice, GroupMessage)).sender == k
         await tp1.send_group_text(ROOM, "from tp1")
         assert (await next_of(tp2, GroupMessage)).text == "from tp1"
+        assert (await next_of(alice, GroupMessage)).text == "from tp1"
         seen = await drain(carol, 1.0)
         assert not [e for e in seen if isinstance(e, GroupMemberAdded) and e.member == bare(tp1)]
         assert not [e for e in seen if isinstance(e, GroupMessage) and e.sender == bare(tp1)]
+        assert not [e for e in await drain(tp1, 1.0) if isinstance(e, GroupMessage)]
+        assert k not in received(tp1)
+        assert ALICE not in received(tp1)
+        assert CAROL not in received(tp2)

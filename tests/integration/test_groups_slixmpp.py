@@ -1,10 +1,14 @@
 """A stock slixmpp client (its xep_0045 plugin) against the group service over loopback TLS:
 it creates and configures a room, adds a member, that member enters, reads the member list and
-chats; where the rules refuse, it gets errors, never silence."""
+chats; where the rules refuse, it gets errors, never silence. As a third party, it finds a
+gatekeeper member under the room's alias for her and fetches her OMEMO keys (OMEMO 2 and legacy)
+at that alias with its stock pubsub plugin; and slixmpp-omemo, as a third-party member, reads
+what she sends the room."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +16,13 @@ import pytest
 from slixmpp import JID
 from slixmpp.exceptions import IqError
 
-from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, running_hub
+import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
+from interlink.client import InterlinkClient
+from interlink.client.enlist import enlist, identity_thumbprint
+from tests.integration import test_omemo_interop
+from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, onboard_provider, running_hub
+from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
+from tests.interop.enlistkit import ThirdParty
 
 ROOM = JID(f"team@groups.{DOMAIN}")
 
@@ -35,6 +45,12 @@ async def next_presence_from(client: Xmpp, sender: str, kind: str | None = None)
                 return presence
 
     return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+def shown(server: Any, local: str) -> str:
+    """The address the room shows for the service's user ``local`` (its alias there)."""
+    aliases = server.hub.router.federation.aliases
+    return f"{aliases.room_alias(local, ROOM.user, DOMAIN)}@{DOMAIN}"
 
 
 async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path: Path) -> None:
@@ -64,8 +80,8 @@ async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path
             await b_muc.join_muc_wait(ROOM, "bob", timeout=TIMEOUT)
             members = await b_muc.get_affiliation_list(ROOM, "member", timeout=TIMEOUT)
             owners = await b_muc.get_affiliation_list(ROOM, "owner", timeout=TIMEOUT)
-            assert [str(j) for j in members] == [f"bob@{DOMAIN}"]
-            assert [str(j) for j in owners] == [f"alice@{DOMAIN}"]
+            assert [str(j) for j in members] == [shown(server, "bob")]  # his alias in the room
+            assert [str(j) for j in owners] == [shown(server, "alice")]
             bob.client.send_message(mto=ROOM, mbody="hello room", mtype="groupchat")
 
             async def groupchat(client: Xmpp) -> Any:
@@ -113,3 +129,160 @@ async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path
         finally:
             for c in (alice, bob, carol):
                 await c.close()
+
+
+TOKEN = "operator-token-for-tests-0123456789"
+PHONE = "4915112345678"
+
+
+async def test_a_stock_third_party_fetches_a_gatekeeper_members_keys_at_her_alias(
+    tmp_path: Path,
+) -> None:
+    async with running_hub(tmp_path, admin={"token": TOKEN}, accounts=(PHONE,)) as (
+        server,
+        certs,
+    ):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        port = server.ports["c2s-starttls"]
+        party = ThirdParty()
+        await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
+        device = tmp_path / "tp"
+        thumbprint = await identity_thumbprint(device)
+        jid = (
+            await enlist(
+                device,
+                base,
+                DOMAIN,
+                party.token(aud=DOMAIN, cnf={"jkt": thumbprint}),
+                ca_file=certs.ca,
+            )
+        ).jid
+        alice = InterlinkClient(
+            f"{PHONE}@{DOMAIN}/phone",
+            "pw",
+            data_dir=tmp_path / "alice",
+            port=port,
+            ca_file=certs.ca,
+        )
+        stock = muc_client(f"{jid}/stock", certs)
+        stock.client.credentials["access_token"] = party.token(aud=DOMAIN)
+        stock.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
+        stock.client.register_plugin("xep_0060")
+        raw: list[bytes] = []
+        try:
+            await alice.connect()  # publishes her device lists and bundles (both versions)
+            await alice.set_interop_settings(enabled=True)
+            await alice.create_group(str(ROOM), "alice", name="Team")
+            await alice.add_group_member(str(ROOM), jid)
+            await stock.login(port)
+            read = stock.client.data_received
+
+            def tap(data: bytes) -> None:
+                raw.append(data)
+                read(data)
+
+            stock.client.data_received = tap  # type: ignore[method-assign,assignment]
+            muc: Any = stock.client.plugin["xep_0045"]
+            await muc.join_muc_wait(ROOM, "tp", timeout=TIMEOUT)
+            alias = JID(JID(muc.get_jid_property(ROOM, "alice", "jid")).bare)
+            assert alias.domain == DOMAIN
+            assert PHONE not in str(alias)
+            pubsub: Any = stock.client.plugin["xep_0060"]
+            for devices, bundle in (
+                ("urn:xmpp:omemo:2:devices", "urn:xmpp:omemo:2:bundles"),
+                (
+                    "eu.siacs.conversations.axolotl.devicelist",
+                    "eu.siacs.conversations.axolotl.bundles:",
+                ),
+            ):
+                got = await pubsub.get_items(alias, devices, timeout=TIMEOUT)
+                assert got["from"] == alias
+                listed = got.xml.findall(".//{*}device")
+                assert listed, devices
+                device_id = listed[0].get("id")
+                if bundle.endswith(":"):
+                    keys = await pubsub.get_items(alias, f"{bundle}{device_id}", timeout=TIMEOUT)
+                else:
+                    keys = await pubsub.get_item(alias, bundle, device_id, timeout=TIMEOUT)
+                assert keys.xml.find(".//{*}bundle") is not None
+            # a node she does not have is an error, never silence
+            with pytest.raises(IqError) as missing:
+                await pubsub.get_items(alias, "urn:xmpp:avatar:data", timeout=TIMEOUT)
+            assert missing.value.iq["error"]["condition"] == "item-not-found"
+            assert missing.value.iq["from"] == alias
+            everything = b"".join(raw).decode("utf-8", errors="replace")
+            assert str(alias) in everything
+            assert PHONE not in everything  # not in a presence, a list, a key or an error
+        finally:
+            await stock.close()
+            await alice.close()
+
+
+async def test_a_stock_omemo_client_as_third_party_reads_a_gatekeeper_members_group_message(
+    tmp_path: Path,
+) -> None:
+    """slixmpp-omemo (legacy OMEMO, as its documentation configures it) is a third-party member:
+    it takes the sender's real JID from the room (her alias), fetches her keys there and reads
+    what the SDK sent to the room."""
+    async with running_hub(tmp_path, admin={"token": TOKEN}, accounts=(PHONE,)) as (
+        server,
+        certs,
+    ):
+        base = f"https://127.0.0.1:{server.ports['http']}"
+        port = server.ports["c2s-starttls"]
+        party = ThirdParty()
+        await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
+        device = tmp_path / "tp"
+        thumbprint = await identity_thumbprint(device)
+        jid = (
+            await enlist(
+                device,
+                base,
+                DOMAIN,
+                party.token(aud=DOMAIN, cnf={"jkt": thumbprint}),
+                ca_file=certs.ca,
+            )
+        ).jid
+        PeerOmemo._store = MemoryStorage()
+        stock = muc_client(f"{jid}/stock", certs)
+        stock.client.credentials["access_token"] = party.token(aud=DOMAIN)
+        stock.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
+        stock.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
+        plugins: Any = stock.client.plugin  # typed by the names slixmpp itself ships
+        omemo_plugin: Any = plugins["xep_0384"]
+        read: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_groupchat(msg: Any) -> None:
+            if omemo_plugin.is_encrypted(msg):
+                try:
+                    decrypted, _device = await omemo_plugin.decrypt_message(msg)
+                except Exception as exc:  # what it could not read, named in the failure
+                    read.put_nowait(f"unreadable: {type(exc).__name__}: {exc}")
+                    return
+                read.put_nowait(decrypted["body"])
+
+        stock.client.add_event_handler("groupchat_message", on_groupchat)
+        alice = InterlinkClient(
+            f"{PHONE}@{DOMAIN}/phone",
+            "pw",
+            data_dir=tmp_path / "alice",
+            port=port,
+            ca_file=certs.ca,
+        )
+        try:
+            await stock.login(port)
+            await omemo_plugin.get_session_manager()  # its keys published
+            pubsub: Any = stock.client.plugin["xep_0060"]
+            # slixmpp-omemo lists OMEMO 2 devices it cannot read: legacy only, as in 1:1 tests
+            await pubsub.delete_node(JID(jid), "urn:xmpp:omemo:2:devices", timeout=TIMEOUT)
+            await alice.connect()
+            await alice.set_interop_settings(enabled=True)
+            await alice.create_group(str(ROOM), "alice", name="Team")
+            await alice.add_group_member(str(ROOM), jid)
+            muc: Any = stock.client.plugin["xep_0045"]
+            await muc.join_muc_wait(ROOM, "tp", timeout=TIMEOUT)
+            await alice.send_group_text(str(ROOM), "from the gatekeeper side")
+            assert await asyncio.wait_for(read.get(), TIMEOUT) == "from the gatekeeper side"
+        finally:
+            await alice.close()
+            await stock.close()

@@ -352,7 +352,7 @@ class InterlinkClient:
         if self._legacy:
             backends.append(oldmemo.Oldmemo(self._storage))
         manager_class = session_manager_class(
-            SlixmppPep(xmpp, self._timeout),
+            SlixmppPep(xmpp, self._timeout, route=self._groups.protocol_route),
             storage=self._storage,
             manual_trust=self._manual_trust,
             on_key_change=self._key_changed,

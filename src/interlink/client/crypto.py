@@ -17,7 +17,14 @@ import omemo
 from omemo.types import DeviceInformation, DeviceList
 
 from interlink.client.durable import CryptoGate
-from interlink.client.omemo_session import Trust, decide_trust, parse_message, precheck
+from interlink.client.omemo_session import (
+    Trust,
+    addressed_as,
+    addressee,
+    decide_trust,
+    parse_message,
+    precheck,
+)
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.xmpp_port import first_line
 
@@ -97,15 +104,22 @@ class DeviceCrypto:
         list it refuses."""
         await self.manager.update_device_list(namespace, bare, device_list)
 
-    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None:
+    async def decrypt(
+        self, element: Element, sender: str, *, also: Iterable[str] = ()
+    ) -> Decrypted | Undecryptable | None:
         """Read an ``<encrypted/>`` element from ``sender`` (a bare JID) and decide how far its
         device is trusted. ``None``: a key-transport or empty message, nothing for the user.
+        ``also``: other addresses this account is known by where the message came (its alias
+        in a room, which OMEMO 2 senders name as the recipient of its keys).
         Raises nothing: whatever python-omemo raises becomes :class:`Undecryptable`."""
+        own = addressee(element, (self.own, *also), self.device_id)
         problem = await precheck(
-            element, sender, own_bare=self.own, device_id=self.device_id, storage=self.storage
+            element, sender, own_bare=own, device_id=self.device_id, storage=self.storage
         )
         if problem is not None:
             return Undecryptable(problem)
+        if own != self.own:  # python-omemo looks for this account's keys under its own address
+            element = addressed_as(element, own, self.own)
         try:
             message = await parse_message(element, sender, self.own, self.manager)
             plaintext, device, _ = await self.manager.decrypt(message)

@@ -10,6 +10,13 @@ non-anonymous), affiliation changes of non-occupants (§9.3) and removals (307, 
 member removed is out of the set the moment the room says so, before the next message is
 encrypted: its devices get nothing sealed after that.
 
+A member is whoever the room says it is. A hub shows its gatekeeper users in rooms under a
+per-room alias, never their phone numbers (docs/protocol.md §17), to every member alike, and
+answers key fetches to that alias. So this device encrypts to the addresses the room shows,
+opens an OMEMO 2 envelope with the sender the room shows for that occupant, and seals its own
+with the address the room shows for *it* (``GroupRoom.me``, learned from its own presence,
+status 110): every member checks the envelope's ``<from/>`` (XEP-0420) against that address.
+
 :class:`GroupRoom` is pure (stanza facts in, events out); :class:`Groups` talks to the rooms
 for ``InterlinkClient``, which builds it with the ports it needs (the stream, this connection's
 OMEMO, device-list refresh, events) and delegates its group calls to it.
@@ -49,6 +56,7 @@ from interlink.client.events import (
     TextMessage,
 )
 from interlink.client.omemo_session import LEGACY, OMEMO2, serialize_message
+from interlink.client.room_names import as_sent, in_room, peer_of, room_of
 from interlink.client.xmpp_port import first_line
 from interlink.xmpp import ns
 from interlink.xmpp.addressing import domain_of, groups_domain, home_service
@@ -96,6 +104,7 @@ class GroupRoom:
     jid: str
     nick: str
     own: str  # this account's bare JID
+    me: str = ""  # this account as the room shows it (its alias there); "" until it says
     members: dict[str, str] = field(default_factory=dict)  # bare JID -> owner/admin/member
     occupants: dict[str, str] = field(default_factory=dict)  # nick -> bare JID
     markers: dict[str, InteropMarker] = field(default_factory=dict)
@@ -105,7 +114,11 @@ class GroupRoom:
 
     def recipients(self) -> frozenset[str]:
         """Whom a message is encrypted to (this account's other devices are added by OMEMO)."""
-        return frozenset(j for j in self.members if j != self.own)
+        return frozenset(j for j in self.members if j not in (self.own, self.me))
+
+    def identity(self) -> str:
+        """The address this account seals its messages to the room with."""
+        return self.me or self.own
 
     def set_member(
         self, jid: str, affiliation: str, marker: InteropMarker | None = None
@@ -115,7 +128,7 @@ class GroupRoom:
         old = self.members.get(jid)
         if affiliation in MEMBERS:
             self.members[jid] = affiliation
-            if old is None and jid != self.own:
+            if old is None and jid not in (self.own, self.me):
                 return [GroupMemberAdded(self.jid, jid, affiliation, self.markers.get(jid))]
             return []
         if old is not None:
@@ -128,6 +141,8 @@ class GroupRoom:
         """An occupant's presence (ours when 110 is among the statuses)."""
         events: list[ClientEvent] = []
         mine = 110 in facts.statuses
+        if mine and not unavailable and facts.jid is not None:
+            self.me = facts.jid
         if unavailable:
             self.occupants.pop(nick, None)
             removal = next((_REASONS[c] for c in facts.statuses if c in _REASONS), None)
@@ -171,7 +186,9 @@ class RoomCrypto(Protocol):
         self, recipients: Iterable[str], plaintext: dict[str, bytes], order: list[str]
     ) -> tuple[list[Any], list[Any]]: ...
 
-    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None: ...
+    async def decrypt(
+        self, element: Element, sender: str, *, also: Iterable[str] = ()
+    ) -> Decrypted | Undecryptable | None: ...
 
 
 class Block(Protocol):
@@ -332,7 +349,7 @@ class Groups:
                         None if mark is None else interop.parse_marker(mark),
                     )
         for member in state.recipients():
-            await self._refresh(member)
+            await self._refresh(self.session_name(state, member))
         self._emit(
             GroupJoined(jid, state.nick, tuple(sorted(state.members.items())), state.created)
         )
@@ -458,13 +475,13 @@ class Groups:
         order: list[str] = []
         if self._omemo2:
             plaintext[OMEMO2] = sce.seal(
-                [body], sender=self._own, recipient=state.jid, now=time.time()
+                [body], sender=state.identity(), recipient=state.jid, now=time.time()
             )
             order.append(OMEMO2)
         if self._legacy:
             plaintext[LEGACY] = text.encode()
             order.append(LEGACY)
-        recipients = set(state.recipients())
+        recipients = {self.session_name(state, m) for m in state.recipients()}
         messages: Iterable[Any] = ()
         crypto = self._crypto()
         async with crypto.gate.operation():
@@ -476,7 +493,9 @@ class Groups:
                     break
                 except omemo.NoEligibleDevices as exc:
                     for member in exc.bare_jids:
-                        self._emit(EncryptionProblem(member, None, "no device to encrypt to"))
+                        self._emit(
+                            EncryptionProblem(peer_of(member), None, "no device to encrypt to")
+                        )
                     recipients -= set(exc.bare_jids)
                     if not recipients:
                         raise ClientError(f"no member of {state.jid} can be encrypted to") from exc
@@ -484,14 +503,16 @@ class Groups:
                     raise ClientError(f"cannot encrypt to {state.jid}: {first_line(exc)}") from exc
         for error in errors:
             self._emit(
-                EncryptionProblem(error.bare_jid, error.device_id, first_line(error.exception))
+                EncryptionProblem(
+                    peer_of(error.bare_jid), error.device_id, first_line(error.exception)
+                )
             )
         message_id = secrets.token_hex(8)
         self._sent.add(message_id)
         stanza = xmpp.make_message(mto=slixmpp.JID(state.jid), mtype="groupchat")
         stanza["id"] = message_id
         for message in messages:
-            stanza.xml.append(serialize_message(message))
+            stanza.xml.append(as_sent(serialize_message(message)))
         stanza.xml.append(Element(f"{{{_EME}}}encryption", {"namespace": order[0]}))
         stanza["body"] = FALLBACK_BODY
         stanza.xml.append(Element(f"{{{ns.HINTS}}}store"))
@@ -536,6 +557,45 @@ class Groups:
             for m in attach
         ]
         await self._block(real, report=report, text=text, attach=copies)
+
+    @staticmethod
+    def _aliased(member: str, room: str) -> bool:
+        """Whether ``member`` is how ``room`` shows one of its service's own users (an alias:
+        an address on the service whose group service holds the room)."""
+        return groups_domain(domain_of(member)) == domain_of(room)
+
+    def session_name(self, state: GroupRoom, member: str) -> str:
+        """The name python-omemo knows ``member`` by in ``state``'s room: for a client shown
+        there under an alias, a third party gets a name of its own for the room (see
+        :mod:`interlink.client.room_names`); anyone else is named by its address."""
+        if state.identity() == self._own or self._aliased(member, state.jid):
+            return member
+        return in_room(member, state.jid)
+
+    def protocol_route(self, name: str) -> str | None:
+        """Where python-omemo's own messages (session completion, heartbeats: no text) for
+        the session ``name`` go. A session of a room (a room-scoped name, or a peer the room
+        shows under an alias) must not use a direct message: that would name this account's
+        real address, or go to an alias no one answers. It goes as a private message through
+        the room (XEP-0045 §7.5) to the peer's nick; when the peer is not in the room now,
+        nowhere (the ratchet moves on with the next room message). Any other session: its
+        address."""
+        peer, room = peer_of(name), room_of(name)
+        states = [self._rooms[room]] if room in self._rooms else []
+        if room is None:
+            states = [
+                s
+                for s in self._rooms.values()
+                if self._aliased(peer, s.jid)
+                and (peer in s.members or peer in s.occupants.values())
+            ]
+            if not states:
+                return peer
+        for state in states:
+            nick = next((n for n, j in state.occupants.items() if j == peer), None)
+            if state.joined and nick is not None:
+                return f"{state.jid}/{nick}"
+        return None
 
     # -- plumbing ----------------------------------------------------------------------------
     async def _room_iq(
@@ -632,7 +692,7 @@ class Groups:
                 waiter.set_result(None)
         for event in events:
             if isinstance(event, GroupMemberAdded) and state.joined:
-                await self._refresh(event.member)
+                await self._refresh(self.session_name(state, event.member))
             self._emit(event)
 
     async def on_message(self, stanza: Any) -> None:
@@ -644,11 +704,12 @@ class Groups:
         message_id = element.get("id")
         if state is None or not nick:
             return
+        private = element.get("type") != "groupchat"
         sender = state.occupants.get(nick)
         if sender is None:
             self._emit(DecryptionFailed(str(frm), message_id, "unknown occupant"))
             return
-        if sender == self._own and message_id in self._sent:
+        if not private and sender in (self._own, state.me) and message_id in self._sent:
             self._sent.discard(message_id)
             return  # the room's copy of our own message: not encrypted to this device
         encrypted = element.find(f"{{{OMEMO2}}}encrypted")
@@ -659,11 +720,16 @@ class Groups:
         marker = self._room_marker(element, room)
         crypto = self._crypto()
         async with crypto.gate.operation():
-            opened = await crypto.decrypt(encrypted, sender)
+            opened = await crypto.decrypt(
+                encrypted, self.session_name(state, sender), also=(state.identity(),)
+            )
         if isinstance(opened, Undecryptable):
             self._emit(DecryptionFailed(str(frm), message_id, opened.reason))
             return
         if opened is None:
+            return  # python-omemo's own message (in private: protocol_route's)
+        if private:
+            self._emit(DecryptionFailed(str(frm), message_id, "private messages in rooms unread"))
             return
         if opened.namespace == OMEMO2:
             try:

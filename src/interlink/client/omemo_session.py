@@ -22,7 +22,8 @@ import enum
 import hashlib
 import importlib.metadata
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from copy import deepcopy as copy_element
 from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
@@ -345,6 +346,36 @@ async def parse_message(
         return parse_encrypted(element, sender)
     result: Any = await oldmemo.etree.parse_message(element, sender, own, manager)
     return result  # type: ignore[no-any-return]
+
+
+def addressee(element: Element, identities: Sequence[str], device_id: int) -> str:
+    """Which of this account's addresses an ``<encrypted/>`` element holds this device's key
+    under (OMEMO 2 groups keys by the recipient's address, XEP-0384 §4.4: in a room, the address
+    the room shows); the first of ``identities`` when none or for legacy OMEMO."""
+    namespace = element.tag[1 : element.tag.index("}")] if element.tag.startswith("{") else ""
+    header = element.find(f"{{{namespace}}}header")
+    if namespace == OMEMO2 and header is not None:
+        rid = str(device_id)
+        for keys in header.findall(f"{{{namespace}}}keys"):
+            jid = keys.get("jid")
+            if (
+                jid is not None
+                and jid in identities
+                and any(k.get("rid") == rid for k in keys.findall(f"{{{namespace}}}key"))
+            ):
+                return jid
+    return identities[0]
+
+
+def addressed_as(element: Element, alias: str, own: str) -> Element:
+    """A copy of an OMEMO 2 ``<encrypted/>`` element whose keys for ``alias`` (this account as
+    a room shows it) are filed under ``own``, the address python-omemo knows it by."""
+    copy = copy_element(element)
+    header = copy.find(f"{{{OMEMO2}}}header")
+    for keys in () if header is None else header.findall(f"{{{OMEMO2}}}keys"):
+        if keys.get("jid") == alias:
+            keys.set("jid", own)
+    return copy
 
 
 async def precheck(

@@ -29,6 +29,7 @@ from interlink.client.durable import CryptoGate
 from interlink.client.errors import NotConnected
 from interlink.client.events import ClientEvent, DeviceListChanged
 from interlink.client.omemo_session import DEVICES_NODE, LEGACY, OMEMO2
+from interlink.client.room_names import room_of
 from interlink.client.xmpp_port import SlixmppPep, first_line
 from interlink.errors import reason
 
@@ -108,7 +109,7 @@ class PeerDevices:
             return
         await self._lists().refresh_device_lists(bare)
         self._looked_up[bare] = self._clock()
-        if at is None and bare != self._own:
+        if at is None and bare != self._own and room_of(bare) is None:
             self._spawn(self._subscribe(bare))
 
     def fetched(self, bare: str) -> None:

@@ -30,6 +30,7 @@ from interlink.client.events import (
 )
 from interlink.client.omemo_session import LEGACY, OMEMO2
 from interlink.xmpp import ns
+from interlink.xmpp.ext import muc
 from interlink.xmpp.ext.delay import delayed_at
 
 CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))  # XEP-0085
@@ -106,8 +107,8 @@ class Receiver:
         """An encrypted message (``outgoing``: this account's own, copied); raises nothing of
         its own: what cannot be read becomes :class:`DecryptionFailed`. Raises
         :class:`NotConnected` before ``connect()``."""
-        if stanza["type"] == "groupchat":
-            await self._group_message(stanza)  # rooms: client/groups.py
+        if stanza["type"] == "groupchat" or stanza.xml.find(muc.USER_X) is not None:
+            await self._group_message(stanza)  # rooms and their private messages: groups.py
             return
         element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
         if element is None and self._legacy:

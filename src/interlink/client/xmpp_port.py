@@ -3,6 +3,7 @@ for encrypted message stanzas (slixmpp's message event only covers those with a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from xml.etree.ElementTree import Element
 
@@ -10,7 +11,9 @@ import slixmpp
 from slixmpp.exceptions import IqError
 from slixmpp.xmlstream.matcher.base import MatcherBase
 
+from interlink.client.room_names import as_sent, peer_of
 from interlink.xmpp import ns
+from interlink.xmpp.ext import muc
 from interlink.xmpp.ext.interop import NO_PUSH
 
 _HINTS = ns.HINTS  # XEP-0334
@@ -42,9 +45,19 @@ class EncryptedMatcher(MatcherBase):
 class SlixmppPep:
     """The :class:`~interlink.client.omemo_session.PepPort` over slixmpp's pubsub plugin."""
 
-    def __init__(self, xmpp: slixmpp.ClientXMPP, timeout: float) -> None:
+    def __init__(
+        self,
+        xmpp: slixmpp.ClientXMPP,
+        timeout: float,
+        *,
+        route: Callable[[str], str | None] = lambda to: to,
+    ) -> None:
+        """``route(bare)``: where python-omemo's own messages to ``bare`` go (a room
+        occupant's address, for peers met in rooms only: client/groups.py), ``None`` for not
+        at all."""
         self._xmpp = xmpp
         self._timeout = timeout
+        self._route = route
         self._own = slixmpp.JID(xmpp.boundjid.bare)
 
     def _plugin(self, name: str) -> Any:
@@ -66,6 +79,7 @@ class SlixmppPep:
         )
 
     async def fetch(self, owner: str, node: str, item_id: str | None) -> Element | None:
+        owner = peer_of(owner)  # a session name (client/room_names.py) fetches at its address
         pubsub = self._plugin("xep_0060")
         try:
             if item_id is None:
@@ -94,8 +108,13 @@ class SlixmppPep:
         )
 
     async def send_encrypted(self, to: str, encrypted: Element) -> None:
-        stanza = self._xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
-        stanza.xml.append(encrypted)
+        where = self._route(to)
+        if where is None:
+            return  # no way to it that shows no one's real address; the next message will do
+        stanza = self._xmpp.make_message(mto=slixmpp.JID(where), mtype="chat")
+        stanza.xml.append(as_sent(encrypted))
+        if where != peer_of(to):  # a private message through a room (XEP-0045 §7.5)
+            stanza.xml.append(Element(muc.USER_X))
         stanza.xml.append(Element(f"{{{_HINTS}}}store"))
         # python-omemo's own protocol messages: stored for the peer, but no reason to wake it.
         stanza.xml.append(Element(NO_PUSH))

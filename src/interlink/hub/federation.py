@@ -102,6 +102,31 @@ class AliasCipher:
         except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
             return None
 
+    def room_alias(self, local: str, room_local: str, service: str) -> str:
+        """The hub's user ``local``'s alias in the room ``room_local`` of ``service``'s group
+        service (:mod:`interlink.hub.groups.aliases`): the room is sealed with the localpart,
+        so the alias alone tells the hub whose it is and in which room it is shown. The
+        associated data has three parts, so no per-provider alias is ever a room alias."""
+        sealed = self._siv.encrypt(f"{local}/{room_local}".encode(), _room_scope(service))
+        return ALIAS_PREFIX + base64.b32encode(sealed).decode().rstrip("=").lower()
+
+    def resolve_room_alias(self, alias: str, service: str) -> tuple[str, str] | None:
+        """``(localpart, room localpart)`` behind a room alias of ``service``, else ``None``."""
+        if not alias.startswith(ALIAS_PREFIX):
+            return None
+        text = alias[len(ALIAS_PREFIX) :].upper()
+        try:
+            sealed = base64.b32decode(text + "=" * (-len(text) % 8))
+            plain = self._siv.decrypt(sealed, _room_scope(service)).decode()
+        except (binascii.Error, ValueError, InvalidTag, UnicodeDecodeError):
+            return None
+        local, _, room = plain.partition("/")
+        return (local, room) if local and room else None
+
+
+def _room_scope(service: str) -> list[bytes]:
+    return [b"groups", b"room", service.encode()]
+
 
 class FederationPort(Protocol):
     """The s2s transport as the hub sees it."""

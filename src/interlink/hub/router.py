@@ -26,7 +26,7 @@ from interlink.hub.bookmarks import BookmarksService, bookmark_node_defaults
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
-from interlink.hub.federation import Federation
+from interlink.hub.federation import ALIAS_PREFIX, Federation
 from interlink.hub.groups.service import GroupService
 from interlink.hub.observers import notify
 from interlink.hub.offline import OfflineDelivery
@@ -111,7 +111,13 @@ class Router:
         self.private = PrivateStorageService(ctx, self.bookmarks)
         self.archive = ArchiveService(ctx)
         self.groups = GroupService(
-            ctx, ctx.settings.groups, self.policy, self.offline, self.archive
+            ctx,
+            ctx.settings.groups,
+            self.policy,
+            self.offline,
+            self.archive,
+            self.federation.aliases,
+            self.pep,
         )
         self.domain_services = domain_services
         self._routed = ctx.observers.stanza_routed
@@ -373,6 +379,27 @@ class Router:
                 return self._guard(session, iq, own_handler(session, iq))
             self._answer(session, iq, self._account_query(iq, own))
             return None
+        if (
+            to.local is not None
+            and to.local[:1] == ALIAS_PREFIX
+            and self.addressing.is_home_domain(to.domain)
+            and self.groups.is_alias(to)
+        ):  # a member as a room shows it (OMEMO's key fetches): the group service answers
+            return self._guard(session, iq, self._alias_iq(session, iq, to))
+        return self._iq_to(session, iq, to)
+
+    async def _alias_iq(self, session: Session, iq: Iq, to: JID) -> None:
+        """An iq to a room alias: the group service answers it for those who may see that
+        member; for anyone else it goes on as to any address, which no account holds (the
+        answer of a nonexistent account, whoever asks)."""
+        if await self.groups.alias_iq(session, iq):
+            return
+        work = self._iq_to(session, iq, to)
+        if work is not None:
+            await work
+
+    def _iq_to(self, session: Session, iq: Iq, to: JID) -> Pending | None:
+        """An iq to another address than the sender's own account."""
         try:
             crossing = self._crossing(session.jid, to)
         except StanzaError:

@@ -100,6 +100,8 @@ class Reader:
 
     sees_addresses: bool
     blocked: Callable[[JID], bool]  # whether the reader blocked this member
+    shown: Callable[[JID], JID]  # the address the room shows for a member (its alias)
+    real: Callable[[JID], JID]  # the member behind an address the room shows
 
 
 class RoomHistory:
@@ -158,11 +160,17 @@ class RoomHistory:
 
     @staticmethod
     def reader(
-        room: Room, requester: JID, blocked: Callable[[JID], bool], *, addresses: bool = True
+        room: Room,
+        requester: JID,
+        blocked: Callable[[JID], bool],
+        *,
+        shown: Callable[[JID], JID] = lambda jid: jid,
+        real: Callable[[JID], JID] = lambda jid: jid,
     ) -> Reader:
         """Whether ``requester`` may read ``room``'s archive now, and what it sees; ``blocked``:
-        members whose messages it does not get; ``addresses=False``: members' addresses stay
-        hidden from it whatever the room shows (a third party, ``groups.reveal_addresses``).
+        members whose messages it does not get; ``shown``: the address the room shows for a
+        member (a gatekeeper user's alias, never its phone number), ``real`` the reverse (a
+        ``with`` filter names what the room shows).
 
         Raises:
             StanzaError: ``forbidden`` for an outcast, for anyone but a member (pending
@@ -181,7 +189,7 @@ class RoomHistory:
                 StanzaErrorCondition.FORBIDDEN, "only the room's members read its history"
             )
         sees = room.config.non_anonymous or affiliation.rank >= Affiliation.ADMIN.rank
-        return Reader(sees and addresses, blocked)
+        return Reader(sees, blocked, shown, real)
 
     async def answer(self, session: Session, iq: Iq, room: JID, reader: Reader) -> None:
         """A query, form or metadata request to the room's archive (XEP-0313 §4, §7).
@@ -214,6 +222,8 @@ class RoomHistory:
             raise StanzaError(
                 StanzaErrorCondition.FORBIDDEN, "members' addresses are hidden in this room"
             )
+        if parsed.with_ is not None:  # a member by the address the room shows (its alias)
+            parsed = replace(parsed, with_=reader.real(parsed.with_))
 
         def shown(message: ArchivedMessage) -> str | None:
             if not message.peer:
@@ -222,7 +232,7 @@ class RoomHistory:
                 return None
             if not reader.sees_addresses:
                 return message.stanza
-            return with_publisher(message.stanza, message.peer)
+            return with_publisher(message.stanza, str(reader.shown(JID.parse(message.peer))))
 
         await self._archive.answer_query(
             session, iq, parsed, room, rooms=True, shown=shown, reply_from=room

@@ -112,6 +112,7 @@ class Effects:
 
 Labels = Callable[[JID], Iterable[Element]]
 Outsiders = Callable[[JID], bool]
+Shown = Callable[[JID], JID]
 
 
 def _no_labels(real: JID) -> Iterable[Element]:
@@ -120,6 +121,10 @@ def _no_labels(real: JID) -> Iterable[Element]:
 
 def _no_outsiders(real: JID) -> bool:
     return False
+
+
+def _as_is(real: JID) -> JID:
+    return real
 
 
 def _error(condition: StanzaErrorCondition, text: str = "") -> StanzaError:
@@ -131,7 +136,9 @@ class Room:
     (the hub's interop marker for third-party members); ``outsiders`` tells the addresses
     that are in the room only as members, whatever its configuration (third-party users:
     an invitation makes them members, they enter only as members, and they leave when
-    their membership ends, as in a members-only room)."""
+    their membership ends, as in a members-only room); ``shown`` gives the bare address the
+    room shows for a member's real bare JID, to every member alike (a gatekeeper user's alias,
+    :mod:`interlink.hub.groups.aliases`), wherever an ``<item/>`` names one."""
 
     def __init__(
         self,
@@ -142,6 +149,7 @@ class Room:
         labels: Labels = _no_labels,
         logged: bool = False,
         outsiders: Outsiders = _no_outsiders,
+        shown: Shown = _as_is,
     ) -> None:
         self.state = state
         self.limits = limits
@@ -149,6 +157,7 @@ class Room:
         self.labels = labels
         self.logged = logged  # the room keeps an archive (XEP-0313): 170 on entering
         self.outsiders = outsiders
+        self.shown = shown
         self.occupants: dict[str, Occupant] = {}
         self._by_session: dict[JID, str] = {}
 
@@ -164,10 +173,19 @@ class Room:
         labels: Labels = _no_labels,
         logged: bool = False,
         outsiders: Outsiders = _no_outsiders,
+        shown: Shown = _as_is,
     ) -> Room:
         """A new, locked room owned by ``owner`` (§10.1.1)."""
         state = RoomState(jid, config, {owner.bare: Member(Affiliation.OWNER)}, created=now)
-        return cls(state, limits, locked=True, labels=labels, logged=logged, outsiders=outsiders)
+        return cls(
+            state,
+            limits,
+            locked=True,
+            labels=labels,
+            logged=logged,
+            outsiders=outsiders,
+            shown=shown,
+        )
 
     # -- reading -----------------------------------------------------------------------------
     @property
@@ -210,6 +228,18 @@ class Room:
     def _room_jid(self, nick: str) -> JID:
         return self.jid.with_resource(nick)
 
+    def _face(self, real: JID) -> JID:
+        """What the room shows for ``real`` (full or bare): its address, or its alias with
+        the same resource."""
+        shown = self.shown(real.bare)
+        return shown if real.resource is None else shown.with_resource(real.resource)
+
+    def _face_to(self, real: JID, recipient: JID) -> JID:
+        """``real`` (bare) in a notice to one account only (an invitation, a decline): the
+        service's own users see each other's addresses there, as outside rooms; a third
+        party sees the alias every member sees."""
+        return self._face(real) if self.outsiders(recipient.bare) else real.bare
+
     def _sees_jids(self, recipient: Occupant) -> bool:
         return self.config.non_anonymous or recipient.role is Role.MODERATOR
 
@@ -220,7 +250,7 @@ class Room:
         view = ItemView(
             self.affiliation(who.real),
             who.role,
-            who.last if shown else None,
+            self._face(who.last) if shown else None,
             reason=reason,
             actor=actor,
         )
@@ -376,7 +406,7 @@ class Room:
                 view = ItemView(
                     self.affiliation(who.real),
                     who.role,
-                    who.last if self._sees_jids(other) else None,
+                    self._face(who.last) if self._sees_jids(other) else None,
                     nick=nick,
                 )
                 fx.out.append(
@@ -533,7 +563,7 @@ class Room:
             self.state.members[invitee] = member
             fx.members[invitee] = member
             self._announce_affiliation(invitee, fx)
-        x = muc.invite_message_x(sender.bare, invitation.reason)
+        x = muc.invite_message_x(self._face_to(sender.bare, invitee), invitation.reason)
         fx.out.append(Message(invitee, self.jid, None, None, (x,), MessageType.NORMAL))
         return fx
 
@@ -547,7 +577,9 @@ class Room:
         del self.state.members[real]
         fx.members[real] = None
         fx.removed.add(real)
-        x = muc.invite_message_x(real, invitation.reason, decline=True)
+        x = muc.invite_message_x(
+            self._face_to(real, member.invited_by), invitation.reason, decline=True
+        )
         fx.out.append(Message(member.invited_by, self.jid, None, None, (x,), MessageType.NORMAL))
         self._announce_affiliation(real, fx)
         return fx
@@ -609,7 +641,7 @@ class Room:
         that clients keep their recipient sets (OMEMO) equal to the member list."""
         if any(o.real == real for o in self.occupants.values()):
             return
-        view = ItemView(self.affiliation(real), None, real)
+        view = ItemView(self.affiliation(real), None, self._face(real))
         for other in self.occupants.values():
             if not self._sees_jids(other):
                 continue
@@ -640,13 +672,16 @@ class Room:
             for jid, member in sorted(self.state.members.items(), key=lambda kv: str(kv[0])):
                 if member.affiliation is what:
                     nick = next((o.nick for o in self.occupants.values() if o.real == jid), None)
-                    view = ItemView(what, None, jid, nick=nick)
+                    view = ItemView(what, None, self._face(jid), nick=nick)
                     result.append(muc.item_element(view, muc.ADMIN_ITEM, extra=self.labels(jid)))
         else:
             for occupant in self.occupants.values():
                 if occupant.role is what:
                     view = ItemView(
-                        self.affiliation(occupant.real), occupant.role, occupant.real, occupant.nick
+                        self.affiliation(occupant.real),
+                        occupant.role,
+                        self._face(occupant.real),
+                        occupant.nick,
                     )
                     result.append(
                         muc.item_element(view, muc.ADMIN_ITEM, extra=self.labels(occupant.real))

@@ -12,8 +12,11 @@ changes; and delivers what the room produced, dropping what goes to a user who b
 Across the boundary inside a room, consent decides again, per delivery: what a third-party
 occupant and a gatekeeper occupant bring each other (messages, presence, list entries) is the
 consent rules' ``room`` row (:meth:`InteropPolicy.in_room`); third parties are in a room only as
-members (:class:`Room`'s ``outsiders``); and unless ``reveal_addresses``, a third-party recipient
-never sees a gatekeeper user's address (normally their phone number), only their room nick.
+members (:class:`Room`'s ``outsiders``). No member sees a gatekeeper user's address (its phone
+number): every room shows each of the service's own users under a per-room alias, to every
+member alike (:mod:`interlink.hub.groups.aliases` says why), and answers what OMEMO asks of
+that alias (PEP device lists and bundles, disco) for the co-members consent lets see that
+member (:meth:`GroupService.alias_iq`).
 
 Occupants are memory only. A session that ends leaves its rooms (:meth:`session_ended`).
 
@@ -28,16 +31,21 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import replace
+from functools import partial
 from xml.etree.ElementTree import Element
 
 from interlink.errors import RoomExistsError, StanzaError, StanzaErrorCondition, StorageError
+from interlink.hub import disco
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubContext, KeyedLock
+from interlink.hub.federation import AliasCipher
+from interlink.hub.groups.aliases import RoomAliases
 from interlink.hub.groups.history import FEATURES as HISTORY_FEATURES
 from interlink.hub.groups.history import RoomArchive, RoomHistory
 from interlink.hub.groups.room import Effects, Member, Room, RoomState
 from interlink.hub.groups.settings import GroupSettings
 from interlink.hub.offline import OfflineDelivery
+from interlink.hub.pep import PUBSUB, PepService
 from interlink.hub.policy.engine import InteropPolicy, refusal
 from interlink.hub.policy.limits import BucketTable
 from interlink.hub.session import Session
@@ -82,12 +90,19 @@ class GroupService:
         policy: InteropPolicy,
         offline: OfflineDelivery,
         archive: RoomArchive,
+        aliases: AliasCipher,
+        pep: PepService,
     ) -> None:
+        """``aliases``: the hub's alias key (the one federation uses, kept in the database so
+        that a member's alias in a room never changes); ``pep``: the accounts' PEP service,
+        for what members fetch of each other through an alias."""
         self._ctx = ctx
         self.settings = settings
         self._policy = policy
         self._offline = offline
         self._addressing = ctx.addressing
+        self._faces = RoomAliases(aliases, ctx.addressing)
+        self._pep = pep
         self._history = RoomHistory(archive, self._ours)
         self._repo = ctx.storage.rooms
         self._rooms: OrderedDict[JID, Room] = OrderedDict()
@@ -152,21 +167,99 @@ class GroupService:
             blocks = self._policy.blocks
             requester = session.jid.bare
             # Across the boundary the history shows what the room would show live: nothing of a
-            # gatekeeper member whom consent hides from this third party, and, unless
-            # reveal_addresses, no gatekeeper member's address.
+            # gatekeeper member whom consent hides from this third party, and (for everyone)
+            # gatekeeper members under their aliases.
             hidden: set[JID] = set()
             outsider = self._third_party(requester)
             if outsider:
                 for member in room.member_jids():
-                    if self._gatekeeper(str(member)) and not await self._crosses(member, requester):
+                    if self._faces.hides(member) and not await self._crosses(member, requester):
                         hidden.add(member.bare)
             reader = self._history.reader(
                 room,
                 session.jid,
                 lambda member: member.bare in hidden or blocks.blocks(requester, member),
-                addresses=not outsider or self.settings.reveal_addresses,
+                shown=partial(self._faces.shown, room_jid),
+                real=partial(self._faces.real, room_jid),
             )
         await self._history.answer(session, iq, room_jid, reader)
+
+    # -- aliases -----------------------------------------------------------------------------
+    def is_alias(self, jid: JID) -> bool:
+        """Whether ``jid`` is a room alias of one of the service's users (whatever the room)."""
+        return self._faces.resolve(jid) is not None
+
+    async def alias_iq(self, session: Session, iq: Iq) -> bool:
+        """An iq to a room alias (:meth:`is_alias`): answered for the account behind it, from
+        the alias, where the sender may see that member in that room: a member or occupant of
+        the room (an invitation still pending is not enough: nothing of the room reaches an
+        invitee before it enters), the alias's account a member of it (invited ones too: the
+        members encrypt to them from the start), and the consent rules' ``room`` row between
+        them (as for what the member says there). What is answered is what OMEMO needs: PEP
+        items (device lists and bundles, of OMEMO 2 and legacy), disco#info and disco#items;
+        nothing that would later come from the account's own address (no subscriptions).
+
+        Returns whether it answered: ``False`` for anyone who may not see that member (the
+        caller answers as for an address no account holds) and for what is not a request.
+
+        Raises:
+            StanzaError: ``feature-not-implemented`` for other pubsub actions;
+                ``service-unavailable`` for other queries; as the PEP service says.
+        """
+        to = iq.to
+        found = None if to is None else self._faces.resolve(to)
+        if found is None or not iq.type.is_request:
+            return False
+        account, room_jid = found
+        requester = session.jid.bare
+        async with self._locks.hold(room_jid):
+            room = await self._room(room_jid)
+            if room is None or not (
+                room.affiliation(account).rank >= Affiliation.MEMBER.rank
+                and self._member_or_occupant(room, requester)
+            ):
+                return False
+        blocks = self._policy.blocks
+        if (
+            blocks.blocks(requester, account)
+            or blocks.blocks(requester, to.bare if to is not None else account)
+            or not await self._crosses(account, requester)
+        ):
+            return False
+        query = iq.query
+        assert query is not None
+        get = iq.type is IqType.GET
+        if query.tag == PUBSUB:
+            actions = [child.tag for child in query]
+            if not get or actions != [ns.qname(ns.PUBSUB, "items")]:
+                raise StanzaError(
+                    StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED,
+                    "a room alias answers item retrieval only",
+                )
+            await self._pep.handle_iq(session, iq, account)  # answered from iq.to: the alias
+            return True
+        if query.tag == DISCO_INFO and get:
+            self._answer(session, iq, disco.account_query(iq))
+            return True
+        if query.tag == DISCO_ITEMS and get:
+            if query.get("node"):
+                raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such node")
+            nodes = await self._pep.node_items_for_disco(requester, account)
+            assert to is not None
+            self._answer(session, iq, disco.node_items(to.bare, nodes))
+            return True
+        raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+    @staticmethod
+    def _member_or_occupant(room: Room, real: JID) -> bool:
+        member = room.state.members.get(real)
+        if (
+            member is not None
+            and member.affiliation.rank >= Affiliation.MEMBER.rank
+            and member.invited_by is None
+        ):
+            return True
+        return any(o.real == real for o in room.occupants.values())
 
     def _ours(self, by: str) -> bool:
         """Whether a stanza-id's ``by`` names an address of this hub (XEP-0359 §5)."""
@@ -245,6 +338,7 @@ class GroupService:
             labels=self._label,
             logged=self._history.enabled,
             outsiders=self._third_party,
+            shown=partial(self._faces.shown, jid),
         )
         heir = room.ensure_owner()  # its owner's account was removed while it was not loaded
         if heir.members or heir.destroyed:
@@ -300,6 +394,11 @@ class GroupService:
             raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, "no such room")
         if stanza.type is not PresenceType.AVAILABLE:
             return None
+        if jid.local is not None and len(jid.local.encode()) > self.settings.max_room_name_bytes:
+            raise StanzaError(
+                StanzaErrorCondition.NOT_ACCEPTABLE,
+                f"a room's name has at most {self.settings.max_room_name_bytes} bytes",
+            )
         owner = session.jid.bare
         limits = self.settings.room
         config = RoomConfig(max_occupants=min(RoomConfig().max_occupants, limits.max_occupants))
@@ -325,6 +424,7 @@ class GroupService:
             labels=self._label,
             logged=self._history.enabled,
             outsiders=self._third_party,
+            shown=partial(self._faces.shown, jid),
         )
         await self._learn((owner,))
         self._keep(room)
@@ -423,8 +523,9 @@ class GroupService:
             await self._apply(room, room.decline(session.jid, invitation))
             return
         room.may_invite(session.jid)
-        invitee = invitation.to
-        assert invitee is not None  # read_invitations refuses an invitation without one
+        assert invitation.to is not None  # read_invitations refuses an invitation without one
+        invitee = self._faces.real(room.jid, invitation.to)  # a member again, by its alias
+        invitation = replace(invitation, to=invitee)
         if self._policy.blocks.blocks(invitee, room.jid):
             raise refusal()  # the invitee blocked the room: as if there were nobody
         extra = await self._consent(session.jid, invitee)
@@ -499,7 +600,11 @@ class GroupService:
                 await self._conceal_list(room, sender, listing)
                 self._answer(session, iq, listing)
                 return
-            items = muc.read_admin_items(query)
+            real = partial(self._faces.real, room.jid)  # members named as the room shows them
+            items = [
+                item if item.jid is None else replace(item, jid=real(item.jid))
+                for item in muc.read_admin_items(query)
+            ]
             for item in items:
                 if (
                     item.jid is not None
@@ -715,7 +820,10 @@ class GroupService:
             and stanza.from_ is not None
             and stanza.from_.resource
             and author is not None
-            and blocks.blocks(to.bare, author)
+            and (
+                blocks.blocks(to.bare, author)
+                or blocks.blocks(to.bare, self._faces.shown(room.jid, author))
+            )
         ):
             return  # what a member they blocked writes does not reach them
         if (
@@ -726,11 +834,6 @@ class GroupService:
             if not (isinstance(stanza, Message) and _is_subject(stanza)):
                 return  # consent hides the author from the recipient
             stanza = replace(stanza, from_=room.jid)  # the subject still ends the join
-        if self._third_party(to) and not self.settings.reveal_addresses:
-            concealed = self._conceal(room, stanza, to.bare)
-            if concealed is None:
-                return
-            stanza = concealed
         if to.resource is not None:  # to an occupant's session
             target = self._ctx.sessions.get(to)
             if target is not None:
@@ -756,88 +859,18 @@ class GroupService:
         x = stanza.find(muc.USER_X)
         item = None if x is None else x.find(muc.ITEM)
         raw = None if item is None else item.get("jid")
-        return None if not raw else JID.parse(raw).bare
-
-    def _gatekeeper(self, raw: str | None) -> bool:
-        """Whether ``raw`` is the address of a gatekeeper service's own user."""
-        if not raw:
-            return False
-        jid = JID.parse(raw)
-        return jid.local is not None and self._addressing.is_home(jid)
-
-    def _conceal(self, room: Room, stanza: Stanza, recipient: JID) -> Stanza | None:
-        """What third-party ``recipient`` may see of ``stanza``: no gatekeeper user's address
-        (its phone number), in items (only the nick shows) or in an invitation's ``from``
-        (the inviter's room nick instead); a notice about a gatekeeper user who is not in
-        the room (its affiliation changed) is not sent at all (``None``), unless
-        ``recipient`` invited that user (the address is the one it gave)."""
-        x = stanza.find(muc.USER_X)
-        if x is None:
-            return stanza
-        hidden = [
-            i
-            for i in x.findall(muc.ITEM)
-            if self._gatekeeper(i.get("jid")) and not self._invited_by(room, i, recipient)
-        ]
-        notes = [
-            n
-            for n in (*x.findall(muc.INVITE), *x.findall(muc.DECLINE))
-            if self._gatekeeper(n.get("from")) or self._gatekeeper(n.get("to"))
-        ]
-        if not hidden and not notes:
-            return stanza
-        frm = stanza.from_
-        if hidden and (frm is None or not frm.resource):
-            return None  # an affiliation notice about a gatekeeper non-occupant
-        copy = Element(x.tag, dict(x.attrib))
-        copy.text = x.text
-        for child in x:
-            if child in hidden:
-                kept = Element(child.tag, {k: v for k, v in child.attrib.items() if k != "jid"})
-                kept.extend(list(child))
-                copy.append(kept)
-            elif child in notes:
-                attrs = dict(child.attrib)
-                for key in ("from", "to"):
-                    if self._gatekeeper(attrs.get(key)):
-                        who = JID.parse(attrs[key]).bare
-                        nick = next(
-                            (o.nick for o in room.occupants.values() if o.real == who), None
-                        )
-                        attrs[key] = str(room.jid if nick is None else room.jid.with_resource(nick))
-                note = Element(child.tag, attrs)
-                note.text, note.tail = child.text, child.tail
-                note.extend(list(child))
-                copy.append(note)
-            else:
-                copy.append(child)
-        payload = tuple(copy if el is x else el for el in stanza.payload)
-        return replace(stanza, payload=payload)
-
-    @staticmethod
-    def _invited_by(room: Room, item: Element, recipient: JID) -> bool:
-        raw = item.get("jid")
-        member = None if raw is None else room.state.members.get(JID.parse(raw).bare)
-        return member is not None and member.invited_by == recipient
+        return None if not raw else self._faces.real(room.jid, JID.parse(raw))
 
     async def _conceal_list(self, room: Room, requester: JID, listing: Element) -> None:
         """A list as ``requester`` may read it: without the members across the boundary
-        that consent hides from it (the ``room`` rows), and for a third party,
-        gatekeeper members by nick without their address (only those in the room), unless
-        ``reveal_addresses``."""
-        outsider = self._third_party(requester)
+        that consent hides from it (the ``room`` rows)."""
         for item in list(listing):
             raw = item.get("jid")
             if not raw:
                 continue
-            member = JID.parse(raw).bare
+            member = self._faces.real(room.jid, JID.parse(raw))
             if not await self._crosses(member, requester):
                 listing.remove(item)  # consent hides them
-            elif outsider and self._gatekeeper(raw) and not self.settings.reveal_addresses:
-                if item.get("nick") is None:
-                    listing.remove(item)  # nothing to show them by
-                else:
-                    del item.attrib["jid"]
 
 
 def _is_subject(msg: Message) -> bool:

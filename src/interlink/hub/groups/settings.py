@@ -18,9 +18,9 @@ class GroupSettings:
     rooms_cached: int = 10_000  # rooms without occupants kept in memory
     rate_keys: int = 100_000  # buckets kept per table
     labels_cached: int = 100_000  # interop markers of members kept in memory (least recent out)
-    # Third parties see the addresses (phone numbers) of the gatekeeper members whose consent
-    # admits them; off, they see those members by nick only (and cannot encrypt to them).
-    reveal_addresses: bool = False
+    # A room's localpart (UTF-8): the service's users' aliases in the room seal it, and an
+    # alias must stay a valid localpart (hub/groups/aliases.py); hence at most 512.
+    max_room_name_bytes: int = 256
 
     def __post_init__(self) -> None:
         if (
@@ -28,6 +28,7 @@ class GroupSettings:
             or self.max_message_bytes < 1
             or self.rooms_cached < 1
             or self.labels_cached < 1
+            or not 1 <= self.max_room_name_bytes <= 512
         ):
             raise ValueError("group limits must be at least 1")
 
