@@ -17,9 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import ssl
 import struct
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import trustme
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
@@ -285,3 +288,44 @@ def tls_plaintext(flow: Flow, keylog: str) -> tuple[bytes, bytes]:
                 clear += data
         out.append(bytes(clear))
     return out[0], out[1]
+
+
+async def tls_flow(preamble: bytes, payload: bytes, keylog: Path) -> Flow:
+    """One STARTTLS session through a :class:`Tap`, as an s2s stream has: ``preamble`` in clear,
+    then ``payload`` inside TLS, to a server whose session secrets go to ``keylog``. The tapped
+    flow (a test of what the taps and :func:`tls_plaintext` make of such a stream)."""
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("peer.example").configure_cert(server_tls)
+    server_tls.keylog_filename = str(keylog)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    done = asyncio.Event()
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"<starttls/>")
+        writer.write(b"<proceed/>")
+        await writer.drain()
+        await writer.start_tls(server_tls)
+        await reader.readexactly(len(payload))
+        writer.write(b"ok")
+        await writer.drain()
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    tap = Tap("127.0.0.1", server.sockets[0].getsockname()[1])
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", await tap.start())
+        writer.write(preamble + b"<starttls/>")
+        await reader.readexactly(len(b"<proceed/>"))
+        await writer.start_tls(client_tls, server_hostname="peer.example")
+        writer.write(payload)
+        assert await reader.read() == b"ok"
+        await asyncio.wait_for(done.wait(), 10)
+        writer.close()
+    finally:
+        await tap.close()
+        server.close()
+    [flow] = tap.flows
+    return flow
