@@ -129,7 +129,8 @@ _CONTENT_LENGTH = re.compile(rb"(?i)\r\ncontent-length: *(\d+)")
 
 def http_requests(data: bytes) -> list[tuple[str, bytes]]:
     """The requests in a client-to-server HTTP/1.1 byte stream, as (path, raw request), each
-    delimited by its headers and ``Content-Length`` (the hub's client sends no chunked bodies).
+    delimited by its headers and ``Content-Length`` (the hub's client sends no chunked bodies);
+    a request the connection cut short is the rest of the stream.
 
     Raises:
         ValueError: the stream is not a sequence of such requests.
@@ -137,11 +138,11 @@ def http_requests(data: bytes) -> list[tuple[str, bytes]]:
     out, i = [], 0
     while i < len(data):
         line = _REQUEST_LINE.match(data, i)
-        end = data.find(b"\r\n\r\n", i)
-        if line is None or end < 0:
+        if line is None:
             raise ValueError(f"not an HTTP/1.1 request at {i}: {data[i : i + 40]!r}")
-        length = _CONTENT_LENGTH.search(data, i, end + 2)
-        stop = end + 4 + (int(length[1]) if length else 0)
+        end = data.find(b"\r\n\r\n", i)
+        length = None if end < 0 else _CONTENT_LENGTH.search(data, i, end + 2)
+        stop = len(data) if end < 0 else end + 4 + (int(length[1]) if length else 0)
         out.append((line[2].decode(errors="replace").split("?", 1)[0], data[i:stop]))
         i = stop
     return out

@@ -292,27 +292,27 @@ async def started(stack: AsyncExitStack, tap: Tap) -> Tap:
 
 # -- connection models of the provider kit -------------------------------------------------------
 @dataclass
-class Route_:
+class Reach:
     """How the third-party user's client reaches the hub, and what to read afterwards."""
 
     client: dict[str, Any]  # InterlinkClient keyword arguments
     collect: Callable[[Observations], None]
 
 
-Connector = Callable[[KitSetup, AsyncExitStack, Path], Awaitable[Route_]]
+Connector = Callable[[KitSetup, AsyncExitStack, Path], Awaitable[Reach]]
 
 
-async def plug_and_play(setup: KitSetup, stack: AsyncExitStack, tmp: Path) -> Route_:
+async def plug_and_play(setup: KitSetup, stack: AsyncExitStack, tmp: Path) -> Reach:
     wire = await started(stack, Tap("127.0.0.1", setup.server.ports["c2s-starttls"]))
 
     def collect(observations: Observations) -> None:
         observations.add("client↔hub wire", wire.wire())
 
-    return Route_({"port": wire.port_bound, "ca_file": setup.certs.ca}, collect)
+    return Reach({"port": wire.port_bound, "ca_file": setup.certs.ca}, collect)
 
 
 def through_proxy(mode: Mode) -> Connector:
-    async def connect(setup: KitSetup, stack: AsyncExitStack, tmp: Path) -> Route_:
+    async def connect(setup: KitSetup, stack: AsyncExitStack, tmp: Path) -> Reach:
         client_tls = hub_tls = None
         ca_file = setup.certs.ca
         keylog = tmp / "proxy-keys.log"  # every TLS secret the proxy's operator holds
@@ -360,7 +360,7 @@ def through_proxy(mode: Mode) -> Connector:
             assert opened == (0 if mode is Mode.BLIND else len(downstream.flows + upstream.flows))
             observations.add("provider proxy", joined(view))
 
-        return Route_(
+        return Reach(
             {"port": downstream.port_bound, "direct_tls": True, "ca_file": ca_file}, collect
         )
 
@@ -456,7 +456,7 @@ async def run_conversation(
     return observations, conversation
 
 
-async def kit_conversation(setup: KitSetup, route: Route_, tmp: Path) -> Conversation:
+async def kit_conversation(setup: KitSetup, route: Reach, tmp: Path) -> Conversation:
     assert setup.server.storage is not None
     await setup.server.storage.policy.set_phone(ALICE, f"+{PHONE}")
     bob_jid, token = await setup.enlist(tmp / "bob")

@@ -78,5 +78,7 @@ def test_http_requests_are_split_by_their_length() -> None:
     )
     assert [p for p, _ in http_requests(stream + stream)] == ["/a", "/b", "/a", "/b"]
     assert http_requests(stream)[1][1].endswith(b"{}")
+    cut = http_requests(stream + b"POST /c HTTP/1.1\r\nContent-Le")
+    assert [p for p, _ in cut] == ["/a", "/b", "/c"]
     with pytest.raises(ValueError, match=r"not an HTTP/1\.1 request"):
         http_requests(b"SSH-2.0\r\n\r\n")
