@@ -57,15 +57,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import slixmpp
 import trustme
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from interlink.app import HubServer
 from interlink.client import FileMessage, InterlinkClient, KitUploader, TextMessage
 from interlink.client.enlist import discover
 from interlink.client.errors import ClientError
+from interlink.client.media import parse_aesgcm
 from interlink.config import Settings
 from interlink.logs import JsonFormatter
 from interlink.media import MediaLimits
@@ -585,11 +588,14 @@ async def federated(tmp: Path) -> Run:
     """A user of a stock Prosody (``ledgerpeer@chat.example``, slixmpp with slixmpp-omemo) and a
     gatekeeper user of the SDK: a message request (in clear: the hub shows the gatekeeper user's
     keys at the alias only after acceptance), acceptance, OMEMO-encrypted text both ways (legacy
-    OMEMO, the only version slixmpp-omemo speaks), a receipt and a displayed marker, typing both
-    ways, and a report with the request attached. Not in this model: discovery by phone number
-    (the API serves plug-and-play providers' tokens; a federated provider has none) and push (a
-    federated user's server has its own). Media is in the kit models only: the gatekeeper user
-    would upload to the hub's XEP-0363 service, which the peer then fetches directly."""
+    OMEMO, the only version slixmpp-omemo speaks), the peer's receipt, displayed marker and
+    typing (the SDK sends those inside OMEMO 2 only, so not to a legacy peer), a voice note from
+    the gatekeeper user (uploaded to the hub's XEP-0363 service; the aesgcm:// URL travels inside
+    OMEMO and the peer's client fetches the file from the hub), and a report with the peer's
+    message attached. Not in this model: discovery by phone number (the API serves plug-and-play
+    providers' tokens; a federated provider has none), push (a federated user's server has its
+    own), and media from the peer (a legacy OMEMO file is an aesgcm:// URL the SDK shows as
+    text; with OMEMO 2 the SDK would fetch it directly, see the report of issue 16)."""
     observations = Observations(FEDERATION_OBSERVERS)
     keylog = tmp / "s2s-keys.log"
     certs = federation_certs(tmp / "certs", FED_DOMAIN, (PEER,))
@@ -752,6 +758,18 @@ async def federated_conversation(
             message.send()
         answer = await next_of(home, TextMessage)
         assert answer.text == PEER_TEXT
+        # media, gatekeeper -> peer: the ciphertext on the hub's upload service, the aesgcm://
+        # URL (its name, key and IV) inside legacy OMEMO; the peer's client fetches it from the hub
+        await home.send_file(PEER_JID, voice_note(tmp / VOICE_NAME), kind="voice")
+        url = await asyncio.wait_for(decrypted_texts.get(), 20)
+        assert url.startswith("aesgcm://")
+        https_url, key, iv = parse_aesgcm(url)
+        async with httpx.AsyncClient(
+            verify=ssl.create_default_context(cafile=str(certs.ca))
+        ) as web:
+            fetched = await web.get(https_url)
+        assert fetched.status_code == 200
+        assert AESGCM(key).decrypt(iv, fetched.content, None) == (tmp / VOICE_NAME).read_bytes()
         # report, with the peer's message attached
         await home.block(PEER_JID, report="spam", text=REPORT_TEXT, attach=[answer])
     finally:
@@ -959,12 +977,15 @@ NOTES = [
     "  and identity do not reach the host.",
     "- *federation*: a user of a stock Prosody and a gatekeeper user of the SDK: a message",
     "  request (in clear: the hub shows the gatekeeper user's keys at the alias only after",
-    "  acceptance), acceptance, text both ways in legacy OMEMO, a receipt, a displayed marker,",
-    "  typing both ways, a report. Not covered: discovery by phone number (a provider-token",
-    "  API of plug-and-play), push (a federated user's server has its own) and media (the",
-    "  gatekeeper user's uploads go to the hub's XEP-0363 service). *provider's server* reads",
-    "  the s2s streams in clear (it is the other end of their TLS); the gatekeeper user",
-    "  appears there only as the per-provider alias, with no presence, IP or phone number.",
+    "  acceptance), acceptance, text both ways in legacy OMEMO, the federated user's receipt,",
+    "  displayed marker and typing (the SDK sends these inside OMEMO 2 only, so not to a legacy",
+    "  peer), a voice note from the gatekeeper user (on the hub's upload service, its URL inside",
+    "  OMEMO, fetched by the peer's client from the hub), a report. Not covered: discovery by",
+    "  phone number (a provider-token API of plug-and-play), push (a federated user's server",
+    "  has its own), media from the federated user. *provider's server* reads the s2s streams",
+    "  in clear (it is the other end of their TLS; the ledger decrypts the tapped records with",
+    "  the session secrets); *: from the hub* is the hub's half of them alone. The gatekeeper",
+    "  user appears there only as the per-provider alias, with no presence, IP or phone number.",
     "- *hub logs*: at the default level, JIDs, phone numbers and IP addresses are pseudonyms",
     "  (`[log_privacy]`, docs/operations.md).",
     "",
