@@ -40,257 +40,69 @@ committed page differs.
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import logging
-import os
-import re
 import socket
 import ssl
-import sys
-import time
-import wave
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import slixmpp
 import trustme
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from interlink.app import HubServer
 from interlink.client import FileMessage, InterlinkClient, KitUploader, TextMessage
 from interlink.client.enlist import discover
-from interlink.client.errors import ClientError
-from interlink.client.media import parse_aesgcm
-from interlink.config import Settings
-from interlink.logs import JsonFormatter
 from interlink.media import MediaLimits
 from interlink.net.proxied import fingerprint, public_key_bytes
 from interlink.provider.proxy import Mode, ProviderProxy, ProxyConfig, Route
-from interlink.settings_map import log_redactor
-from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
-from interlink.xmpp.sasl import derive_credentials
-from tests.integration import test_omemo_interop
 from tests.integration.kit import (
     DOMAIN,
-    TIMEOUT,
-    Certs,
     KitSetup,
-    Xmpp,
     hub_with_kit,
-    settings_for,
 )
-from tests.integration.prosodykit import federation_certs, loopback_dns, running_prosody
+from tests.integration.ledger_federation import (
+    FED_DOMAIN,
+    FEDERATION_OBSERVERS,
+    HOME,
+    PEER_JID,
+    federated,
+)
+from tests.integration.ledgerkit import (
+    OFFLINE_TEXT,
+    PHONE,
+    POSITION,
+    REPLY_TEXT,
+    REPORT_TEXT,
+    REQUEST_TEXT,
+    VOICE_NAME,
+    Conversation,
+    LogTap,
+    Observations,
+    Run,
+    capturing_logs,
+    decrypted,
+    joined,
+    learned,
+    media_fetches,
+    next_of,
+    provider_requests,
+    started,
+    voice_note,
+)
 from tests.integration.taps import (
-    Flow,
-    NotDecrypted,
     Tap,
-    http_requests,
     only_tls,
     tls_flow,
-    tls_plaintext,
 )
-from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
-from tests.integration.test_s2s_omemo import open_nodes
-from tests.integration.test_s2s_prosody import enlist
 
-PHONE = "4915112345678"
 ALICE = f"{PHONE}@{DOMAIN}"
 PROXY_SOURCE = "127.0.0.3"
 LEDGER_PAGE = Path(__file__).parents[2] / "docs" / "metadata.md"
-
-REQUEST_TEXT = "ledger: hello from the third party"
-REPLY_TEXT = "ledger: reply from the gatekeeper user"
-OFFLINE_TEXT = "ledger: written while you were away"
-PEER_TEXT = "ledger: an encrypted answer from the third party"
-REPORT_TEXT = "ledger: report reason"
-VOICE_NAME = "ledger-voice.wav"
-
-
-# -- what can be learned, and how it is recognised ---------------------------------------------
-@dataclass(frozen=True)
-class Conversation:
-    """The values of one run that the ledger looks for."""
-
-    gatekeeper_jid: str
-    third_party_jid: str
-    third_party_account: str | None = None  # the provider's id for its user (kit models)
-    alias: str | None = None  # the gatekeeper user's address toward a federated provider
-
-    def probes(self) -> dict[str, list[re.Pattern[bytes]]]:
-        def lit(*values: str) -> list[re.Pattern[bytes]]:
-            return [re.compile(re.escape(v.encode())) for v in values]
-
-        senders = [self.gatekeeper_jid] + ([self.alias] if self.alias else [])
-        probes = {
-            "gatekeeper phone number": lit(PHONE),
-            "gatekeeper JID": lit(self.gatekeeper_jid),
-            "gatekeeper presence": [
-                re.compile(rb"<presence[^>]*from=[\"']" + re.escape(s.encode())) for s in senders
-            ],
-            "third-party JID": lit(self.third_party_jid.split("@", 1)[0]),
-            "gatekeeper user's message text": lit(REPLY_TEXT, OFFLINE_TEXT),
-            "third-party user's message text": lit(REQUEST_TEXT, PEER_TEXT),
-            "typing notifications": lit("http://jabber.org/protocol/chatstates"),
-            "receipts and markers": lit("urn:xmpp:receipts", "urn:xmpp:chat-markers"),
-            "media file name": lit(VOICE_NAME),
-            "report reason": lit(REPORT_TEXT),
-            "raw IP address": [re.compile(rb"(?<![\d.])127\.0\.0\.\d{1,3}(?![\d/])")],
-        }
-        if self.third_party_account is not None:
-            probes["third-party account (provider's id)"] = lit(self.third_party_account)
-        if self.alias is not None:
-            probes["gatekeeper alias (per provider)"] = lit(self.alias)
-        return probes
-
-
-#: What an observer learns by its position alone, whatever the bytes say.
-POSITION = {
-    "client↔hub wire": ["client IP address", "connection times", "sizes and timing of traffic"],
-    "client↔proxy wire": ["client IP address", "connection times", "sizes and timing of traffic"],
-    "provider proxy": ["client IP address", "connection times", "sizes and timing of traffic"],
-    "proxy↔hub wire": ["proxy IP address", "connection times", "sizes and timing of traffic"],
-    "provider HTTP": ["time of each login check and report"],
-    "push receiver": ["time a message was stored for its user"],
-    "provider media host": ["time of each fetch, by the hub (not the user)"],
-    "s2s wire": ["the two servers' addresses, connection times, sizes and timing of traffic"],
-    "provider's server": ["time and size of each stanza between the hub and its users"],
-    "provider's server: from the hub": [],
-    "hub logs": [],
-}
-
-
-@dataclass
-class Observations:
-    """Captured bytes per observer (only the observers the model has)."""
-
-    observers: tuple[str, ...]
-    seen: dict[str, bytearray] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.seen = {name: bytearray() for name in self.observers}
-
-    def add(self, observer: str, data: bytes) -> None:
-        self.seen[observer] += data + b"\n"
-
-
-Run = tuple[Observations, Conversation]
-
-
-def learned(observations: Observations, conversation: Conversation) -> dict[str, list[str]]:
-    """Per observer, the fields found in its bytes (sorted)."""
-    probes = conversation.probes()
-    return {
-        observer: sorted(
-            name for name, patterns in probes.items() if any(p.search(data) for p in patterns)
-        )
-        for observer, data in observations.seen.items()
-    }
-
-
-# -- what the taps saw, per observer --------------------------------------------------------------
-PUSH_PATH = "/interlink/v1/push"
-_JWS = re.compile(rb"[A-Za-z0-9_-]{8,}\.([A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]{8,}")
-
-
-def jws_payloads(data: bytes) -> list[bytes]:
-    """The decoded payloads of the compact JWS/JWT in ``data`` (push and report bodies, bearer
-    tokens): base64url hides nothing from the party that receives them."""
-    out = []
-    for match in _JWS.finditer(data):
-        part = match[1]
-        try:
-            out.append(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
-        except ValueError:
-            continue
-    return out
-
-
-_HOST = re.compile(rb"(?im)^host: [^\r\n]*\r\n")
-
-
-def requests_of(tap: Tap) -> list[tuple[str, bytes]]:
-    """The HTTP requests through ``tap``, without their ``Host`` header: it names the provider's
-    own address (the tap's, in a test), which says nothing about a person."""
-    return [
-        (path, _HOST.sub(b"", raw))
-        for flow in tap.flows
-        for path, raw in http_requests(bytes(flow.up))
-    ]
-
-
-def provider_requests(tap: Tap, observations: Observations) -> None:
-    """The hub's requests through the provider's callback tap, as the provider reads them."""
-    for path, raw in requests_of(tap):
-        seen = raw + b"\n" + b"\n".join(jws_payloads(raw))
-        observer = "push receiver" if path == PUSH_PATH else "provider HTTP"
-        observations.add(observer, seen)
-
-
-def media_fetches(tap: Tap, observations: Observations) -> None:
-    """The media proxy's fetches through the media host's tap (the third-party user's own
-    uploads cross it too, and are the provider's own business)."""
-    for _path, raw in requests_of(tap):
-        if raw.startswith((b"GET ", b"HEAD ")):
-            observations.add("provider media host", raw)
-
-
-def decrypted(flows: list[Flow], keylog: Path) -> tuple[list[tuple[bytes, bytes]], int]:
-    """The flows (up, down) as a holder of the secrets in ``keylog`` reads them (a flow none of
-    them opens stays as it crossed the wire), and how many flows were opened."""
-    text = keylog.read_text() if keylog.exists() else ""
-    out, opened = [], 0
-    for flow in flows:
-        try:
-            out.append(tls_plaintext(flow, text))
-            opened += 1
-        except NotDecrypted:
-            out.append((bytes(flow.up), bytes(flow.down)))
-    return out, opened
-
-
-def joined(pairs: list[tuple[bytes, bytes]]) -> bytes:
-    return b"\n".join(up + b"\n" + down for up, down in pairs)
-
-
-NOT_THE_HUB = ("interlink.client", "interlink.provider", "interlink.chat")
-
-
-class LogTap(logging.Handler):
-    """The hub's log lines at the default level, as ``interlink serve`` writes them."""
-
-    def __init__(self, observations: Observations) -> None:
-        super().__init__(logging.INFO)
-        self.observations = observations
-        self.setFormatter(JsonFormatter())
-        redactor = log_redactor(Settings())
-        assert redactor is not None
-        self.addFilter(redactor)
-        self.own_fields = redactor.settings.own_fields
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith(NOT_THE_HUB):
-            return False  # the SDK's, the provider kit's and the proxy's own logs
-        return super().filter(record)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # The fields the redactor keeps as the hub's own configuration (the bind address of the
-        # "listening" lines; here 127.0.0.1, as are the clients) say nothing about a person.
-        fields = {k: v for k, v in record.__dict__.items() if k not in self.own_fields}
-        self.observations.add("hub logs", self.format(logging.makeLogRecord(fields)).encode())
-
-
-async def started(stack: AsyncExitStack, tap: Tap) -> Tap:
-    await tap.start()
-    stack.push_async_callback(tap.close)
-    return tap
 
 
 # -- connection models of the provider kit -------------------------------------------------------
@@ -371,35 +183,6 @@ def through_proxy(mode: Mode) -> Connector:
 
 
 # -- the conversation (provider kit) --------------------------------------------------------------
-async def next_of(client: InterlinkClient, kind: type[Any], wait: float = 20.0) -> Any:
-    while True:
-        event = await client.next_event(wait)
-        if isinstance(event, kind):
-            return event
-
-
-def voice_note(path: Path) -> Path:
-    with wave.open(str(path), "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(8000)
-        audio.writeframes(b"\x01\x02" * 8000)
-    return path
-
-
-@asynccontextmanager
-async def capturing_logs(observations: Observations) -> AsyncIterator[None]:
-    hub_logger = logging.getLogger("interlink")
-    handler, level = LogTap(observations), hub_logger.level
-    hub_logger.addHandler(handler)
-    hub_logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        hub_logger.removeHandler(handler)
-        hub_logger.setLevel(level)
-
-
 PROXY_KEY = Ed25519PrivateKey.generate()
 PROXY_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"  # PROXY protocol v2
 
@@ -540,242 +323,6 @@ async def kit_conversation(setup: KitSetup, route: Reach, tmp: Path) -> Conversa
     finally:
         await alice.close()
     return conversation
-
-
-# -- the federation model -------------------------------------------------------------------------
-FED_DOMAIN = "hub.example"  # not under .test: libunbound refuses the special-use names
-PEER = "chat.example"
-FED_PROVIDER = "chatprov"  # the provider test_s2s_prosody.enlist enlists to
-PEER_JID = f"ledgerpeer@{PEER}"
-HOME = f"{PHONE}@{FED_DOMAIN}"
-FEDERATION_OBSERVERS = (
-    "s2s wire",
-    "provider's server",
-    "provider's server: from the hub",
-    "provider HTTP",
-    "hub logs",
-)
-
-
-@contextmanager
-def environment(name: str, value: str) -> Iterator[None]:
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
-
-
-async def provider_endpoints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """The federated provider's HTTP endpoints (reports), answering every request with 204."""
-    try:
-        while head := await reader.readuntil(b"\r\n\r\n"):
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            await reader.readexactly(int(length[1]) if length else 0)
-            writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
-            await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError):
-        pass
-    finally:
-        writer.close()
-
-
-async def federated(tmp: Path) -> Run:
-    """A user of a stock Prosody (``ledgerpeer@chat.example``, slixmpp with slixmpp-omemo) and a
-    gatekeeper user of the SDK: a message request (in clear: the hub shows the gatekeeper user's
-    keys at the alias only after acceptance), acceptance, OMEMO-encrypted text both ways (legacy
-    OMEMO, the only version slixmpp-omemo speaks), the peer's receipt, displayed marker and
-    typing (the SDK sends those inside OMEMO 2 only, so not to a legacy peer), a voice note from
-    the gatekeeper user (uploaded to the hub's XEP-0363 service; the aesgcm:// URL travels inside
-    OMEMO and the peer's client fetches the file from the hub), and a report with the peer's
-    message attached. Not in this model: discovery by phone number (the API serves plug-and-play
-    providers' tokens; a federated provider has none), push (a federated user's server has its
-    own), and media from the peer (a legacy OMEMO file is an aesgcm:// URL the SDK shows as
-    text; with OMEMO 2 the SDK would fetch it directly, see the report of issue 16)."""
-    observations = Observations(FEDERATION_OBSERVERS)
-    keylog = tmp / "s2s-keys.log"
-    certs = federation_certs(tmp / "certs", FED_DOMAIN, (PEER,))
-    async with AsyncExitStack() as stack:
-        stack.enter_context(environment("SSLKEYLOGFILE", str(keylog)))
-        await stack.enter_async_context(capturing_logs(observations))
-        hub = HubServer(
-            settings_for(
-                tmp / "hub",
-                certs.hub,
-                hub={"domain": FED_DOMAIN},
-                net={"s2s_port": 0},
-                s2s={"enabled": True},
-                interop={"allow_insecure_loopback": True},
-            )
-        )
-        await hub.start()
-        stack.push_async_callback(hub.stop)
-        assert hub.registry is not None
-        assert hub.storage is not None
-        # Prosody -> tap -> hub (through DNS), hub -> tap -> Prosody (the static s2s address)
-        inbound = await started(stack, Tap("127.0.0.1", hub.ports["s2s"]))
-        dns = await stack.enter_async_context(
-            loopback_dns(
-                {FED_DOMAIN: "127.0.0.1"},
-                {f"_xmpp-server._tcp.{FED_DOMAIN}": (FED_DOMAIN, inbound.port_bound)},
-            )
-        )
-        prosody = await stack.enter_async_context(
-            running_prosody(tmp / "prosody", (PEER,), certs, dns.port)
-        )
-        outbound = await started(stack, Tap("127.0.0.1", prosody.s2s_port))
-        endpoints = await asyncio.start_server(provider_endpoints, "127.0.0.1", 0)
-        stack.callback(endpoints.close)
-        callback = await started(stack, Tap("127.0.0.1", endpoints.sockets[0].getsockname()[1]))
-        await hub.registry.add(
-            Provider(
-                FED_PROVIDER,
-                "Chat Test",
-                f"http://{callback.address}",
-                jwks_url=f"http://{callback.address}/.well-known/jwks.json",
-                mode=ProviderMode.FEDERATED,
-                server_domains=(PEER,),
-                s2s_ca=certs.ca_pem,
-                s2s_address=outbound.address,
-            ),
-            "test",
-        )
-        await hub.registry.set_status(FED_PROVIDER, ProviderStatus.APPROVED, "test")
-        await hub.storage.accounts.create(HOME, derive_credentials("pw", 4096), time.time())
-        await enlist(hub, PEER_JID)
-        assert hub.hub is not None
-        alias = hub.hub.federation.aliases.alias(PHONE, FED_PROVIDER, FED_DOMAIN) + "@" + FED_DOMAIN
-        conversation = Conversation(HOME, PEER_JID, alias=alias)
-        await federated_conversation(hub, prosody, certs.hub, alias, tmp)
-        for _ in range(200):  # the report, forwarded to the provider's endpoint
-            if any(http_requests(bytes(f.up)) for f in callback.flows):
-                break
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)  # the last stanzas through the taps
-        s2s = inbound.flows + outbound.flows
-        observations.add("s2s wire", b"\n".join(bytes(f.up) + bytes(f.down) for f in s2s))
-        dialled, opened_in = decrypted(inbound.flows, keylog)  # up: Prosody's, down: the hub's
-        answered, opened_out = decrypted(outbound.flows, keylog)  # up: the hub's
-        assert opened_in == len(inbound.flows) >= 1, "an s2s stream the ledger could not read"
-        assert opened_out == len(outbound.flows) >= 1, "an s2s stream the ledger could not read"
-        observations.add("provider's server", joined(dialled + answered))
-        from_hub = [down for _up, down in dialled] + [up for up, _down in answered]
-        observations.add("provider's server: from the hub", b"\n".join(from_hub))
-        await stack.aclose()
-        provider_requests(callback, observations)
-    return observations, conversation
-
-
-async def federated_conversation(
-    hub: HubServer, prosody: Any, certs: Certs, alias: str, tmp: Path
-) -> None:
-    PeerOmemo._store = MemoryStorage()
-    prosody.register(PEER_JID.split("@")[0], PEER, "pw")
-    peer = Xmpp(f"{PEER_JID}/slixmpp-omemo", "pw", certs)
-    peer.client.register_plugin("xep_0004")
-    peer.client.register_plugin("xep_0085")
-    peer.client.register_plugin("xep_0333")
-    peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
-    await peer.login(prosody.c2s_port)
-    plugins: Any = peer.client.plugin
-    omemo: Any = plugins["xep_0384"]
-    decrypted_texts: asyncio.Queue[str] = asyncio.Queue()
-    seen_by_peer: list[Any] = []
-
-    async def on_message(msg: Any) -> None:
-        seen_by_peer.append(msg)
-        if omemo.is_encrypted(msg):
-            clear, _device = await omemo.decrypt_message(msg)
-            if clear["body"]:
-                decrypted_texts.put_nowait(clear["body"])
-
-    peer.client.add_event_handler("message", on_message)
-    # the gatekeeper user: legacy OMEMO only, whatever the peer announces (see the report of
-    # issue 16: OMEMO 2's envelope is being changed not to name the phone number)
-    home = InterlinkClient(
-        f"{HOME}/phone",
-        "pw",
-        data_dir=tmp / "home",
-        port=hub.ports["c2s-starttls"],
-        ca_file=certs.ca,
-        omemo2=False,
-    )
-    watcher = Xmpp(f"{HOME}/other", "pw", certs)
-    try:
-        await omemo.get_session_manager()  # keys published on Prosody
-        own = slixmpp.JID(PEER_JID)
-        pubsub: Any = peer.client.plugin["xep_0060"]
-        peer.client.del_event_handler("twomemo_device_list_publish", omemo._on_device_list_update)
-        await pubsub.publish(
-            own,
-            "urn:xmpp:omemo:2:devices",
-            id="current",
-            payload=slixmpp.ET.fromstring("<devices xmlns='urn:xmpp:omemo:2'/>"),
-            timeout=TIMEOUT,
-        )
-        await open_nodes(peer, own)
-        await home.connect()
-        await home.set_interop_settings(enabled=True, discoverable=True)
-        # request, accept: the request is in clear, which the SDK does not show; the gatekeeper
-        # user's other client (plain XMPP) does
-        await watcher.login(hub.ports["c2s-starttls"])
-        peer.send_chat(alias, REQUEST_TEXT)
-        request = await watcher.next_message(timeout=20)
-        assert request["body"] == REQUEST_TEXT
-        await home.accept_request(PEER_JID)
-        # text, gatekeeper -> peer (encrypted), with the receipt the peer sends; no typing this
-        # way: the SDK sends chat states inside OMEMO 2 only (legacy OMEMO carries text alone)
-        with pytest.raises(ClientError, match="legacy OMEMO can only carry text"):
-            await home.send_chat_state(PEER_JID, "composing")
-        reply_id = await home.send_text(PEER_JID, REPLY_TEXT)
-        assert await asyncio.wait_for(decrypted_texts.get(), 20) == REPLY_TEXT
-        receipt = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
-        receipt.append(
-            slixmpp.ET.fromstring(f"<received xmlns='urn:xmpp:receipts' id='{reply_id}'/>")
-        )
-        receipt.send()
-        marker = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
-        marker.append(
-            slixmpp.ET.fromstring(f"<displayed xmlns='urn:xmpp:chat-markers:0' id='{reply_id}'/>")
-        )
-        marker.send()
-        # typing and text, peer -> gatekeeper (encrypted)
-        typing = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
-        typing.append(
-            slixmpp.ET.fromstring("<composing xmlns='http://jabber.org/protocol/chatstates'/>")
-        )
-        typing.send()
-        manager = await omemo.get_session_manager()
-        await manager.refresh_device_lists(alias)
-        stanza = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
-        stanza["body"] = PEER_TEXT
-        encrypted, _errors = await omemo.encrypt_message(stanza, slixmpp.JID(alias))
-        for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
-            message.send()
-        answer = await next_of(home, TextMessage)
-        assert answer.text == PEER_TEXT
-        # media, gatekeeper -> peer: the ciphertext on the hub's upload service, the aesgcm://
-        # URL (its name, key and IV) inside legacy OMEMO; the peer's client fetches it from the hub
-        await home.send_file(PEER_JID, voice_note(tmp / VOICE_NAME), kind="voice")
-        url = await asyncio.wait_for(decrypted_texts.get(), 20)
-        assert url.startswith("aesgcm://")
-        https_url, key, iv = parse_aesgcm(url)
-        async with httpx.AsyncClient(
-            verify=ssl.create_default_context(cafile=str(certs.ca))
-        ) as web:
-            fetched = await web.get(https_url)
-        assert fetched.status_code == 200
-        assert AESGCM(key).decrypt(iv, fetched.content, None) == (tmp / VOICE_NAME).read_bytes()
-        # report, with the peer's message attached
-        await home.block(PEER_JID, report="spam", text=REPORT_TEXT, attach=[answer])
-    finally:
-        await watcher.close()
-        await home.close()
-        await peer.close()
 
 
 # -- the models -----------------------------------------------------------------------------------
