@@ -517,7 +517,7 @@ NOTES = [
     "- *provider HTTP*: the hub's requests to the provider's endpoints (JWKS, introspection,",
     "  reports). The introspection call carries the provider's own token for its user; a",
     "  report carries its reason and the text of the messages the reporter chose to attach",
-    "  (here the third-party user's own request).",
+    "  (here a message of the third-party user's).",
     "- *push receiver*: a push is the provider's id for its user, a count, an id and a time;",
     "  no sender, no content.",
     "- *provider media host*: the media proxy fetches the file; the gatekeeper user's address",
