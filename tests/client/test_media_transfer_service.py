@@ -4,6 +4,7 @@ party's file needs the media proxy, and nothing moves before ``connect()``."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -14,6 +15,7 @@ from interlink.client.errors import ClientError, NotConnected
 from interlink.client.events import FileMessage
 from interlink.client.media import FileInfo, MediaError
 from interlink.client.media_transfer import MediaTransfer, Slot
+from interlink.xmpp.ext.interop import InteropMarker
 
 ME = slixmpp.JID("me@hub.test/phone")
 
@@ -77,6 +79,20 @@ async def test_a_third_party_s_file_needs_the_media_proxy(tmp_path: Path) -> Non
     s = Setup(tmp_path)
     with pytest.raises(ClientError, match="http_url"):
         await s.media.download(file_from("x@chatapp.interop.hub.test"), tmp_path / "in")
+    assert not (tmp_path / "in").exists()
+
+
+async def test_a_federated_sender_s_file_needs_the_media_proxy_too(tmp_path: Path) -> None:
+    """A federated user's address is on its own server's domain: the hub's interop marker names
+    the provider, and the file goes through the hub's media proxy like a plug-and-play one's
+    (a direct fetch would give the provider's media host this user's IP address)."""
+    s = Setup(tmp_path)
+    federated = replace(
+        file_from("alice@chat.example"),
+        interop=InteropMarker("chatprov", "Chat", None, "separate"),
+    )
+    with pytest.raises(ClientError, match="http_url"):
+        await s.media.download(federated, tmp_path / "in")
     assert not (tmp_path / "in").exists()
 
 

@@ -345,23 +345,30 @@ async def hub_with_kit(
     *,
     features: tuple[str, ...] = ("messaging", "introspection"),
     kit_media: Any = None,
-    kit_wrap: Any = None,
+    kit_sock: socket.socket | None = None,
+    hub_facing: dict[str, str] | None = None,
     onboard: bool = True,
     **sections: dict[str, Any],
 ) -> AsyncIterator[KitSetup]:
     """``kit_media``: MediaLimits for the kit's media host (its host:port goes on the provider's
-    media allowlist), or None for no media host. ``kit_wrap``: an ASGI middleware factory put
-    around the kit's app (an observer of every request the provider receives). ``onboard=False``
-    leaves the onboarding (and approval) to the test."""
+    media allowlist), or None for no media host. ``kit_sock``: the bound socket the kit serves on
+    (default: a new one). ``hub_facing``: the base URLs the hub is given instead of the kit's
+    own, ``callback`` (its endpoints and JWKS) and ``media`` (the media host, as users' messages
+    name it) — a test puts its taps there. ``onboard=False`` leaves the onboarding (and approval)
+    to the test."""
     import httpx
 
     from interlink.media.store import MediaStore
     from interlink.provider.app import KitConfig, build_kit_app
     from interlink.provider.store import KitStore
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = kit_sock
+    if sock is None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
     kit_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    callback_url = (hub_facing or {}).get("callback", kit_url)
+    media_url = (hub_facing or {}).get("media", kit_url)
     sections.setdefault("admin", {}).setdefault("token", ADMIN_TOKEN)
     sections.setdefault("interop", {}).setdefault("allow_insecure_loopback", True)
     # (mypy cannot tell that no section is called "accounts")
@@ -373,24 +380,24 @@ async def hub_with_kit(
             media = MediaStore(await store.media_repository(), tmp / "kit-media", limits=kit_media)
         client = httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(certs.ca)))
         app = build_kit_app(
-            KitConfig(PROVIDER_ID, DOMAIN, hub_url, public_url=kit_url),
+            KitConfig(PROVIDER_ID, DOMAIN, hub_url, public_url=media_url),
             store,
             await store.signing_seed(),
             client,
             media=media,
         )
         try:
-            async with serving(app if kit_wrap is None else kit_wrap(app), sock):
+            async with serving(app, sock):
                 await store.add_user("bob", "bob-secret")
                 body: dict[str, Any] = {
                     "id": PROVIDER_ID,
                     "display_name": "Example Chat",
-                    "callback_url": kit_url,
-                    "jwks_url": f"{kit_url}/.well-known/jwks.json",
+                    "callback_url": callback_url,
+                    "jwks_url": f"{callback_url}/.well-known/jwks.json",
                     "features": list(features),
                 }
                 if media is not None:
-                    body["media_hosts"] = [kit_url.removeprefix("http://")]
+                    body["media_hosts"] = [media_url.removeprefix("http://")]
                 if onboard:
                     await onboard_provider(hub_url, certs.ca, sections["admin"]["token"], body)
                 yield KitSetup(server, certs, hub_url, kit_url, store, media)

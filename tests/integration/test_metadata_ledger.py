@@ -1,44 +1,53 @@
 """The metadata ledger (issue 16): one full conversation per connection model, every byte that
-crosses a boundary captured by an observer, and per observer the exact set of fields it learns.
+crosses a boundary captured by a tap the test owns, and per observer the exact set of fields it
+learns.
 
-A gatekeeper user (a phone number) and a third-party user of the provider kit go through: discovery
-by phone number, a message request, acceptance, text both ways, delivery receipts and a displayed
-marker, typing notifications, a voice note stored on the provider's media host and fetched by the
-gatekeeper user through the hub's media proxy, a push while the third-party user is offline, and
-an abuse report. The observers, each fed by a hook and never by patching a library:
+In the provider-kit models a gatekeeper user (a phone number) and a third-party user of the
+provider kit go through: discovery by phone number, a message request, acceptance, text both
+ways, delivery receipts and a displayed marker, typing notifications, a voice note stored on the
+provider's media host and fetched by the gatekeeper user through the hub's media proxy, a push
+while the third-party user is offline, and an abuse report. In the federation model a user of a
+stock Prosody (a provider's own server, tests/integration/prosodykit.py) and a gatekeeper user of
+the SDK go through what federation supports of the same (see :func:`federated`).
 
-* ``provider proxy`` — every byte the provider's proxy handles (``RelayObserver``), plus what its
-  position gives it: the client's address, connection times, sizes;
-* ``provider HTTP`` — every request the hub makes to the provider's endpoints (JWKS, introspection,
-  reports), captured by an ASGI observer around the provider kit's app;
-* ``push receiver`` — the pushes the hub posts to the provider;
+Every boundary is a :class:`~tests.integration.taps.Tap`, a loopback relay the code under test
+is pointed at instead of its peer, recording the bytes that actually crossed the socket:
+
+* ``client↔hub wire`` / ``client↔proxy wire`` / ``proxy↔hub wire`` — a network observer on the
+  third-party user's path (plug-and-play: to the hub; proxy models: on each side of the proxy);
+* ``provider proxy`` — the proxy's operator: the bytes of both of the proxy's sockets, decrypted
+  with every TLS secret the proxy holds (its own certificate's sessions and its sessions to the
+  hub in terminating mode, logged through ``SSLContext.keylog_filename``; none in blind mode);
+* ``provider HTTP`` / ``push receiver`` — the hub's requests to the provider's callback URL and
+  JWKS (the provider receives them in clear: it terminates their TLS), split by path;
 * ``provider media host`` — the media proxy's fetches from the provider's media host;
+* ``s2s wire`` — a network observer between the hub and the provider's server;
+* ``provider's server`` — the provider's XMPP server: the s2s streams as it reads them, i.e.
+  the tapped bytes decrypted with the TLS session secrets (the hub's side logs them through
+  ``SSLKEYLOGFILE``, which :func:`ssl.create_default_context` honours; the two ends of a TLS
+  session share them). Not a hook in the hub: the bytes are the tap's;
 * ``hub logs`` — every record the hub logs at the default level (INFO), through the same
   redaction filter ``interlink serve`` installs.
 
 Fields are found by searching each observer's bytes for the conversation's known values (the
 phone number, both JIDs, the texts…). :data:`EXPECTED` is the exact set per observer and model;
 an extra field anywhere fails the test, and :func:`test_the_ledger_catches_a_phone_number_in_a_push`
-shows it does. The table in docs/metadata.md is rendered from the results: the test fails (and
-rewrites the page) when the committed page differs.
-
-Models are :class:`Model` entries in :data:`MODELS`; a new one (federation) adds an entry and its
-expected row.
+and :func:`test_the_ledger_catches_a_phone_number_in_an_s2s_stanza` show it does. The table in
+docs/metadata.md is rendered from the results: the test fails (and rewrites the page) when the
+committed page differs.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import json
 import logging
-import re
+import socket
 import ssl
-import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,288 +57,149 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from interlink.client import FileMessage, InterlinkClient, KitUploader, TextMessage
 from interlink.client.enlist import discover
-from interlink.config import Settings
-from interlink.logs import JsonFormatter
 from interlink.media import MediaLimits
 from interlink.net.proxied import fingerprint, public_key_bytes
-from interlink.provider.proxy import Leg, Mode, ProviderProxy, ProxyConfig, Route
-from interlink.settings_map import log_redactor
-from tests.integration.kit import DOMAIN, KitSetup, hub_with_kit
+from interlink.provider.proxy import Mode, ProviderProxy, ProxyConfig, Route
+from tests.integration.kit import (
+    DOMAIN,
+    KitSetup,
+    hub_with_kit,
+)
+from tests.integration.ledger_federation import (
+    FED_DOMAIN,
+    FEDERATION_OBSERVERS,
+    HOME,
+    PEER_JID,
+    federated,
+)
+from tests.integration.ledgerkit import (
+    OFFLINE_TEXT,
+    PHONE,
+    POSITION,
+    REPLY_TEXT,
+    REPORT_TEXT,
+    REQUEST_TEXT,
+    VOICE_NAME,
+    Conversation,
+    LogTap,
+    Observations,
+    Run,
+    capturing_logs,
+    decrypted,
+    joined,
+    learned,
+    media_fetches,
+    next_of,
+    provider_requests,
+    started,
+    voice_note,
+)
+from tests.integration.taps import (
+    Tap,
+    only_tls,
+    tls_flow,
+)
 
-PHONE = "4915112345678"
 ALICE = f"{PHONE}@{DOMAIN}"
 PROXY_SOURCE = "127.0.0.3"
 LEDGER_PAGE = Path(__file__).parents[2] / "docs" / "metadata.md"
 
-REQUEST_TEXT = "ledger: hello from the third party"
-REPLY_TEXT = "ledger: reply from the gatekeeper user"
-OFFLINE_TEXT = "ledger: written while you were away"
-REPORT_TEXT = "ledger: report reason"
-VOICE_NAME = "ledger-voice.wav"
 
-
-# -- what can be learned, and how it is recognised ---------------------------------------------
-@dataclass(frozen=True)
-class Conversation:
-    """The values of one run that the ledger looks for."""
-
-    bob_jid: str
-    bob_subject: str
-
-    def probes(self) -> dict[str, list[re.Pattern[bytes]]]:
-        def lit(*values: str) -> list[re.Pattern[bytes]]:
-            return [re.compile(re.escape(v.encode())) for v in values]
-
-        bob_local = self.bob_jid.split("@", 1)[0]
-        return {
-            "gatekeeper phone number": lit(PHONE),
-            "gatekeeper JID": lit(ALICE),
-            "gatekeeper presence": [
-                re.compile(rb"<presence[^>]*from=[\"']" + re.escape(ALICE.encode()))
-            ],
-            "third-party JID": lit(bob_local),
-            "third-party account (provider's id)": lit(self.bob_subject),
-            "message text": lit(REQUEST_TEXT, REPLY_TEXT, OFFLINE_TEXT),
-            "typing notifications": lit("http://jabber.org/protocol/chatstates"),
-            "receipts and markers": lit("urn:xmpp:receipts", "urn:xmpp:chat-markers"),
-            "media file name": lit(VOICE_NAME),
-            "report reason": lit(REPORT_TEXT),
-            "raw IP address": [re.compile(rb"(?<![\d.])127\.0\.0\.\d{1,3}(?![\d/])")],
-        }
-
-
-#: What an observer learns by its position alone, whatever the bytes say.
-POSITION = {
-    "provider proxy": ["client IP address", "connection times", "sizes and timing of traffic"],
-    "provider HTTP": ["time of each login check and report"],
-    "push receiver": ["time a message was stored for its user"],
-    "provider media host": ["time of each fetch, by the hub (not the user)"],
-    "hub logs": [],
-}
-
-
+# -- connection models of the provider kit -------------------------------------------------------
 @dataclass
-class Observations:
-    """Captured bytes per observer."""
+class Reach:
+    """How the third-party user's client reaches the hub, and what to read afterwards."""
 
-    seen: dict[str, bytearray] = field(
-        default_factory=lambda: {name: bytearray() for name in POSITION}
-    )
-
-    def add(self, observer: str, data: bytes) -> None:
-        self.seen[observer] += data + b"\n"
+    client: dict[str, Any]  # InterlinkClient keyword arguments
+    collect: Callable[[Observations], None]
 
 
-def learned(observations: Observations, conversation: Conversation) -> dict[str, list[str]]:
-    """Per observer, the fields found in its bytes (sorted), or ``None`` if it saw nothing."""
-    probes = conversation.probes()
-    return {
-        observer: sorted(
-            name for name, patterns in probes.items() if any(p.search(data) for p in patterns)
-        )
-        for observer, data in observations.seen.items()
-    }
+Connector = Callable[[KitSetup, AsyncExitStack, Path], Awaitable[Reach]]
 
 
-# -- observers ------------------------------------------------------------------------------------
-class ProxyTap:
-    def __init__(self, observations: Observations) -> None:
-        self.observations = observations
+async def plug_and_play(setup: KitSetup, stack: AsyncExitStack, tmp: Path) -> Reach:
+    wire = await started(stack, Tap("127.0.0.1", setup.server.ports["c2s-starttls"]))
 
-    def relayed(self, connection: int, leg: Leg, data: bytes) -> None:
-        self.observations.add("provider proxy", data)
+    def collect(observations: Observations) -> None:
+        observations.add("client↔hub wire", wire.wire())
 
-
-PUSH_PATH = "/interlink/v1/push"
-HUB_CALLS = ("/.well-known/jwks.json", "/interlink/v1/introspect", "/interlink/v1/report")
-
-
-_JWS = re.compile(rb"[A-Za-z0-9_-]{8,}\.([A-Za-z0-9_-]{8,})\.[A-Za-z0-9_-]{8,}")
-
-
-def jws_payloads(data: bytes) -> list[bytes]:
-    """The decoded payloads of the compact JWS/JWT in ``data`` (push and report bodies, bearer
-    tokens): base64url hides nothing from the party that receives them."""
-    out = []
-    for match in _JWS.finditer(data):
-        part = match[1]
-        try:
-            out.append(base64.urlsafe_b64decode(part + b"=" * (-len(part) % 4)))
-        except ValueError:
-            continue
-    return out
-
-
-class ProviderTap:
-    """An ASGI observer around the provider kit's app: each request the hub makes, by observer.
-    Requests from the provider's own user (token, media upload) are the provider's own business
-    and are not a boundary of the hub."""
-
-    def __init__(self, app: Any, observations: Observations) -> None:
-        self.app = app
-        self.observations = observations
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        body = bytearray()
-
-        async def tapped() -> Any:
-            message = await receive()
-            if message["type"] == "http.request":
-                body.extend(message.get("body", b""))
-            return message
-
-        await self.app(scope, tapped, send)
-        path, method = scope["path"], scope["method"]
-        headers = b"\n".join(k + b": " + v for k, v in scope["headers"] if k != b"host")
-        seen = f"{method} {path}\n".encode() + headers + b"\n" + bytes(body)
-        seen += b"\n" + b"\n".join(jws_payloads(seen))  # what the provider reads out of them
-        if path == PUSH_PATH:
-            self.observations.add("push receiver", seen)
-        elif path in HUB_CALLS:
-            self.observations.add("provider HTTP", seen)
-        elif path.startswith("/media/") and method in ("GET", "HEAD"):
-            self.observations.add("provider media host", seen)
-
-
-NOT_THE_HUB = ("interlink.client", "interlink.provider", "interlink.chat")
-
-
-class LogTap(logging.Handler):
-    """The hub's log lines at the default level, as ``interlink serve`` writes them."""
-
-    def __init__(self, observations: Observations) -> None:
-        super().__init__(logging.INFO)
-        self.observations = observations
-        self.setFormatter(JsonFormatter())
-        redactor = log_redactor(Settings())
-        assert redactor is not None
-        self.addFilter(redactor)
-        self.own_fields = redactor.settings.own_fields
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.name.startswith(NOT_THE_HUB):
-            return False  # the SDK's, the provider kit's and the proxy's own logs
-        return super().filter(record)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # The fields the redactor keeps as the hub's own configuration (the bind address of the
-        # "listening" lines; here 127.0.0.1, as are the clients) say nothing about a person.
-        fields = {k: v for k, v in record.__dict__.items() if k not in self.own_fields}
-        self.observations.add("hub logs", self.format(logging.makeLogRecord(fields)).encode())
-
-
-# -- connection models ----------------------------------------------------------------------------
-Connector = Callable[[KitSetup, AsyncExitStack, Observations, Path], Awaitable[dict[str, Any]]]
-
-
-async def plug_and_play(
-    setup: KitSetup, stack: AsyncExitStack, observations: Observations, tmp: Path
-) -> dict[str, Any]:
-    return {"port": setup.server.ports["c2s-starttls"], "ca_file": setup.certs.ca}
+    return Reach({"port": wire.port_bound, "ca_file": setup.certs.ca}, collect)
 
 
 def through_proxy(mode: Mode) -> Connector:
-    async def connect(
-        setup: KitSetup, stack: AsyncExitStack, observations: Observations, tmp: Path
-    ) -> dict[str, Any]:
+    async def connect(setup: KitSetup, stack: AsyncExitStack, tmp: Path) -> Reach:
         client_tls = hub_tls = None
         ca_file = setup.certs.ca
+        keylog = tmp / "proxy-keys.log"  # every TLS secret the proxy's operator holds
         if mode is Mode.TERMINATING:
             own = trustme.CA()
             client_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             own.issue_cert(DOMAIN, f"*.interop.{DOMAIN}").configure_cert(client_tls)
             hub_tls = ssl.create_default_context(cafile=str(setup.certs.ca))
+            for context in (client_tls, hub_tls):
+                context.keylog_filename = str(keylog)
             ca_file = tmp / "client-trust.pem"  # the proxy's CA for XMPP, the hub's for HTTPS
             ca_file.write_bytes(own.cert_pem.bytes() + setup.certs.ca.read_bytes())
+        # proxy -> tap -> hub; the tap keeps the proxy's source address (registered at the hub)
+        upstream = await started(
+            stack, Tap("127.0.0.1", setup.server.ports["c2s-direct-tls"], same_source=True)
+        )
         proxy = ProviderProxy(
             ProxyConfig(
-                [Route(DOMAIN, "127.0.0.1", setup.server.ports["c2s-direct-tls"])],
+                [Route(DOMAIN, "127.0.0.1", upstream.port_bound)],
                 PROXY_KEY,
                 mode,
                 client_tls=client_tls,
                 hub_tls=hub_tls,
                 upstream_source=PROXY_SOURCE,
-            ),
-            observer=ProxyTap(observations),
+            )
         )
         _, port = await proxy.start("127.0.0.1", 0)
         stack.push_async_callback(proxy.close)
-        return {"port": port, "direct_tls": True, "ca_file": ca_file}
+        downstream = await started(stack, Tap("127.0.0.1", port))
+
+        def collect(observations: Observations) -> None:
+            # in both modes both of the proxy's links carry TLS records and nothing else (the
+            # hub's link after the signed PROXY header, which names the client's address)
+            for flow in downstream.flows + upstream.flows:
+                up = bytes(flow.up)
+                if flow in upstream.flows:
+                    assert up.startswith(PROXY_SIGNATURE)
+                    up = up[16 + int.from_bytes(up[14:16], "big") :]
+                assert only_tls(up)
+                assert only_tls(bytes(flow.down))
+            observations.add("client↔proxy wire", downstream.wire())
+            observations.add("proxy↔hub wire", upstream.wire())
+            view, opened = decrypted(downstream.flows + upstream.flows, keylog)
+            # blind: the proxy holds no secret of any session; terminating: of every one
+            assert opened == (0 if mode is Mode.BLIND else len(downstream.flows + upstream.flows))
+            observations.add("provider proxy", joined(view))
+
+        return Reach(
+            {"port": downstream.port_bound, "direct_tls": True, "ca_file": ca_file}, collect
+        )
 
     return connect
 
 
-@dataclass(frozen=True)
-class Model:
-    name: str
-    connect: Connector  # how the third-party user's client reaches the hub
-
-
+# -- the conversation (provider kit) --------------------------------------------------------------
 PROXY_KEY = Ed25519PrivateKey.generate()
-MODELS = [
-    Model("plug-and-play", plug_and_play),
-    Model("proxy (blind)", through_proxy(Mode.BLIND)),
-    Model("proxy (terminating)", through_proxy(Mode.TERMINATING)),
-]
-
-_NOTHING: list[str] = []
-_PROVIDER_ALWAYS = {
-    "provider HTTP": [
-        "message text",
-        "report reason",
-        "third-party account (provider's id)",
-    ],
-    "push receiver": ["third-party account (provider's id)"],
-    "provider media host": ["media file name"],
-    "hub logs": _NOTHING,
-}
-EXPECTED: dict[str, dict[str, list[str]]] = {
-    "plug-and-play": {"provider proxy": _NOTHING, **_PROVIDER_ALWAYS},
-    "proxy (blind)": {"provider proxy": _NOTHING, **_PROVIDER_ALWAYS},
-    "proxy (terminating)": {
-        # Receipts, markers and chat states travel inside the OMEMO 2 envelope (SCE), and the
-        # hub shares no presence across the interop boundary: the stream shows addresses only.
-        "provider proxy": ["gatekeeper JID", "gatekeeper phone number", "third-party JID"],
-        **_PROVIDER_ALWAYS,
-    },
-}
+PROXY_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"  # PROXY protocol v2
 
 
-# -- the conversation -----------------------------------------------------------------------------
-async def next_of(client: InterlinkClient, kind: type[Any], wait: float = 20.0) -> Any:
-    while True:
-        event = await client.next_event(wait)
-        if isinstance(event, kind):
-            return event
+def kit_model(connect: Connector, *wires: str) -> Callable[[Path], Awaitable[Run]]:
+    observers = (*wires, "provider HTTP", "push receiver", "provider media host", "hub logs")
+
+    async def run(tmp: Path) -> Run:
+        return await run_conversation(connect, observers, tmp)
+
+    return run
 
 
-def voice_note(path: Path) -> Path:
-    with wave.open(str(path), "wb") as audio:
-        audio.setnchannels(1)
-        audio.setsampwidth(2)
-        audio.setframerate(8000)
-        audio.writeframes(b"\x01\x02" * 8000)
-    return path
-
-
-@asynccontextmanager
-async def capturing_logs(observations: Observations) -> AsyncIterator[None]:
-    hub_logger = logging.getLogger("interlink")
-    handler, level = LogTap(observations), hub_logger.level
-    hub_logger.addHandler(handler)
-    hub_logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        hub_logger.removeHandler(handler)
-        hub_logger.setLevel(level)
-
-
-async def run_conversation(model: Model, tmp: Path) -> tuple[Observations, Conversation]:
-    observations = Observations()
+async def run_conversation(
+    connect: Connector, observers: tuple[str, ...], tmp: Path
+) -> tuple[Observations, Conversation]:
+    observations = Observations(observers)
     proxies = {
         "registered": [
             {
@@ -339,48 +209,68 @@ async def run_conversation(model: Model, tmp: Path) -> tuple[Observations, Conve
             }
         ]
     }
-    async with (
-        capturing_logs(observations),
-        hub_with_kit(
-            tmp,
-            features=("messaging", "media", "introspection"),
-            kit_media=MediaLimits(),
-            kit_wrap=lambda app: ProviderTap(app, observations),
-            accounts=(PHONE,),  # type: ignore[arg-type]
-            media={"proxy_private_allowlist": ["127.0.0.1"]},
-            proxies=proxies,
-        ) as setup,
-        AsyncExitStack() as stack,
-    ):
-        assert setup.server.storage is not None
-        await setup.server.storage.policy.set_phone(ALICE, f"+{PHONE}")
-        bob_jid, token = await setup.enlist(tmp / "bob")
-        bob_user = await setup.kit.check_password("bob", "bob-secret")
-        conversation = Conversation(bob_jid, bob_user.subject)
-        route = await model.connect(setup, stack, observations, tmp)
+    kit_sock = socket.socket()
+    kit_sock.bind(("127.0.0.1", 0))
+    async with AsyncExitStack() as taps:
+        # the hub reaches the provider's endpoints and its media host through taps
+        kit_port = kit_sock.getsockname()[1]
+        callback = await started(taps, Tap("127.0.0.1", kit_port))
+        media = await started(taps, Tap("127.0.0.1", kit_port))
+        async with (
+            capturing_logs(observations),
+            hub_with_kit(
+                tmp,
+                features=("messaging", "media", "introspection"),
+                kit_media=MediaLimits(),
+                kit_sock=kit_sock,
+                hub_facing={
+                    "callback": f"http://{callback.address}",
+                    "media": f"http://{media.address}",
+                },
+                accounts=(PHONE,),  # type: ignore[arg-type]
+                media={"proxy_private_allowlist": ["127.0.0.1"]},
+                proxies=proxies,
+            ) as setup,
+            AsyncExitStack() as stack,
+        ):
+            route = await connect(setup, stack, tmp)
+            conversation = await kit_conversation(setup, route, tmp)
+            await stack.aclose()  # the clients and the proxy first, then what they crossed
+            route.collect(observations)
+        provider_requests(callback, observations)
+        media_fetches(media, observations)
+    return observations, conversation
 
-        def bob_client() -> InterlinkClient:
-            return InterlinkClient(
-                f"{bob_jid}/app",
-                "",
-                data_dir=tmp / "bob",
-                token_provider=token,
-                uploader=KitUploader(setup.kit_url, "bob", "bob-secret"),
-                http_url=setup.hub_url,
-                **route,
-            )
 
-        alice = InterlinkClient(
-            f"{ALICE}/phone",
-            "pw",
-            data_dir=tmp / "alice",
-            port=setup.server.ports["c2s-starttls"],
-            ca_file=setup.certs.ca,
+async def kit_conversation(setup: KitSetup, route: Reach, tmp: Path) -> Conversation:
+    assert setup.server.storage is not None
+    await setup.server.storage.policy.set_phone(ALICE, f"+{PHONE}")
+    bob_jid, token = await setup.enlist(tmp / "bob")
+    bob_user = await setup.kit.check_password("bob", "bob-secret")
+    conversation = Conversation(ALICE, bob_jid, third_party_account=bob_user.subject)
+
+    def bob_client() -> InterlinkClient:
+        return InterlinkClient(
+            f"{bob_jid}/app",
+            "",
+            data_dir=tmp / "bob",
+            token_provider=token,
+            uploader=KitUploader(setup.kit_url, "bob", "bob-secret"),
             http_url=setup.hub_url,
+            **route.client,
         )
-        bob = bob_client()
-        await alice.connect()
-        stack.push_async_callback(alice.close)
+
+    alice = InterlinkClient(
+        f"{ALICE}/phone",
+        "pw",
+        data_dir=tmp / "alice",
+        port=setup.server.ports["c2s-starttls"],
+        ca_file=setup.certs.ca,
+        http_url=setup.hub_url,
+    )
+    bob = bob_client()
+    await alice.connect()
+    try:
         await bob.connect()
         try:
             # discovery: the third-party user looks the phone number up
@@ -430,27 +320,101 @@ async def run_conversation(model: Model, tmp: Path) -> tuple[Observations, Conve
             assert (await next_of(again, TextMessage)).text == OFFLINE_TEXT
         finally:
             await again.close()
-    return observations, conversation
+    finally:
+        await alice.close()
+    return conversation
+
+
+# -- the models -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    run: Callable[[Path], Awaitable[Run]]
+
+
+MODELS = [
+    Model("plug-and-play", kit_model(plug_and_play, "client↔hub wire")),
+    Model(
+        "proxy (blind)",
+        kit_model(
+            through_proxy(Mode.BLIND), "client↔proxy wire", "provider proxy", "proxy↔hub wire"
+        ),
+    ),
+    Model(
+        "proxy (terminating)",
+        kit_model(
+            through_proxy(Mode.TERMINATING), "client↔proxy wire", "provider proxy", "proxy↔hub wire"
+        ),
+    ),
+    Model("federation", federated),
+]
+
+_NOTHING: list[str] = []
+_PROVIDER_ALWAYS = {
+    "provider HTTP": [
+        "report reason",
+        "third-party account (provider's id)",
+        "third-party user's message text",
+    ],
+    "push receiver": ["third-party account (provider's id)"],
+    "provider media host": ["media file name"],
+    "hub logs": _NOTHING,
+}
+EXPECTED: dict[str, dict[str, list[str]]] = {
+    "plug-and-play": {"client↔hub wire": _NOTHING, **_PROVIDER_ALWAYS},
+    "proxy (blind)": {
+        "client↔proxy wire": _NOTHING,
+        "provider proxy": _NOTHING,
+        "proxy↔hub wire": _NOTHING,
+        **_PROVIDER_ALWAYS,
+    },
+    "proxy (terminating)": {
+        "client↔proxy wire": _NOTHING,
+        # Receipts, markers and chat states travel inside the OMEMO 2 envelope (SCE), and the
+        # hub shares no presence across the interop boundary: the stream shows addresses only.
+        "provider proxy": ["gatekeeper JID", "gatekeeper phone number", "third-party JID"],
+        "proxy↔hub wire": _NOTHING,
+        **_PROVIDER_ALWAYS,
+    },
+    "federation": {
+        # the stream headers before STARTTLS name the two services' domains, nobody's address
+        "s2s wire": _NOTHING,
+        # its own user's stanzas (the request in clear, its receipt, marker and typing) and,
+        # from the hub, the per-provider alias: no phone number, no presence, no IP address
+        "provider's server": [
+            "gatekeeper alias (per provider)",
+            "receipts and markers",
+            "third-party JID",
+            "third-party user's message text",
+            "typing notifications",
+        ],
+        "provider's server: from the hub": ["gatekeeper alias (per provider)", "third-party JID"],
+        # the report: its reason, the attached message, the account (its JID for a federated one)
+        "provider HTTP": ["report reason", "third-party JID", "third-party user's message text"],
+        "hub logs": _NOTHING,
+    },
+}
 
 
 # -- the tests ------------------------------------------------------------------------------------
 RESULTS: dict[str, dict[str, list[str]]] = {}
-_CAPTURED: dict[str, tuple[Observations, Conversation]] = {}
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(240)
 @pytest.mark.parametrize("model", MODELS, ids=[m.name for m in MODELS])
 async def test_each_observer_learns_exactly_the_expected_fields(
     model: Model, tmp_path: Path
 ) -> None:
-    observations, conversation = await run_conversation(model, tmp_path)
-    _CAPTURED[model.name] = (observations, conversation)
+    observations, conversation = await model.run(tmp_path)
     found = learned(observations, conversation)
-    if model.name.startswith("proxy"):
-        assert len(observations.seen["provider proxy"]) > 10_000  # it did relay the conversation
-    assert observations.seen["push receiver"], "no push was observed"
-    assert observations.seen["provider media host"], "no media fetch was observed"
-    assert observations.seen["hub logs"], "no log line was observed"
+    for observer in ("client↔proxy wire", "proxy↔hub wire", "s2s wire", "provider's server"):
+        if observer in observations.seen:  # it did carry the conversation
+            assert len(observations.seen[observer]) > 10_000, observer
+    for observer in ("push receiver", "provider media host", "provider HTTP", "hub logs"):
+        if observer in observations.seen:
+            assert observations.seen[observer], f"nothing observed by {observer}"
     assert found == EXPECTED[model.name]
     RESULTS[model.name] = found
 
@@ -458,8 +422,8 @@ async def test_each_observer_learns_exactly_the_expected_fields(
 def test_the_ledger_catches_a_phone_number_in_a_push() -> None:
     """The test of the test: the same observations with the gatekeeper's phone number added to a
     push no longer match the ledger, and the failure names the observer and the field."""
-    observations = Observations()
-    conversation = Conversation(f"abc123@examplechat.interop.{DOMAIN}", "subject-1")
+    observations = Observations(tuple(POSITION))
+    conversation = Conversation(ALICE, f"abc123@examplechat.interop.{DOMAIN}", "subject-1")
     observations.add("push receiver", b'POST /interlink/v1/push\n{"sub": "subject-1"}')
     assert learned(observations, conversation)["push receiver"] == [
         "third-party account (provider's id)"
@@ -470,12 +434,37 @@ def test_the_ledger_catches_a_phone_number_in_a_push() -> None:
     assert "gatekeeper phone number" in found["push receiver"]
     # and every observer's bytes are searched, not only the push receiver's
     for observer in POSITION:
-        injected = Observations()
+        injected = Observations(tuple(POSITION))
         injected.add(observer, ALICE.encode())
         assert learned(injected, conversation)[observer] == [
             "gatekeeper JID",
             "gatekeeper phone number",
         ]
+
+
+async def test_the_ledger_catches_a_phone_number_in_an_s2s_stanza(tmp_path: Path) -> None:
+    """The federation boundary's test of the test: an s2s stream (STARTTLS, through a tap,
+    decrypted the way the federation model reads it) whose stanza names the phone number no
+    longer matches the ledger; without it, it matches the row of what the hub sends."""
+    alias = f"gabcdefgh@{FED_DOMAIN}"
+    conversation = Conversation(HOME, PEER_JID, alias=alias)
+    observer = "provider's server: from the hub"
+
+    async def provider_view(stanza: bytes, keylog: Path) -> list[str]:
+        flow = await tls_flow(b"<stream:stream to='chat.example'>", stanza, keylog)
+        assert b"<message" not in bytes(flow.up)  # the wire: TLS records
+        view, opened = decrypted([flow], keylog)
+        assert opened == 1
+        observations = Observations(FEDERATION_OBSERVERS)
+        observations.add(observer, joined(view))
+        return learned(observations, conversation)[observer]
+
+    clean = f"<message from='{alias}' to='{PEER_JID}'><x/></message>".encode()
+    assert await provider_view(clean, tmp_path / "clean.log") == EXPECTED["federation"][observer]
+    leaky = f"<message from='{alias}' to='{PEER_JID}'><x>+{PHONE}</x></message>".encode()
+    found = await provider_view(leaky, tmp_path / "leaky.log")
+    assert "gatekeeper phone number" in found
+    assert found != EXPECTED["federation"][observer]
 
 
 def render(results: dict[str, dict[str, list[str]]]) -> str:
@@ -487,12 +476,16 @@ def render(results: dict[str, dict[str, list[str]]]) -> str:
         "connection model (discovery by phone number, message request, acceptance, text both ways,",
         "receipts and displayed markers, typing, a voice note on the provider's media host fetched",
         "through the hub's media proxy, a push while the third-party user is offline, an abuse",
-        "report). Each observer's bytes are captured by a hook and searched for the conversation's",
-        "values; the test fails when any observer learns a field not listed here, and rewrites",
-        "this page when the table changes. Do not edit by hand.",
+        "report; in the federation model what federation carries of it, see below). Each",
+        "boundary is a TCP tap the test puts between the two parties: an observer's bytes are",
+        "what crossed the socket, decrypted only with the TLS secrets that observer holds. They",
+        "are searched for the conversation's values; the test fails when any observer learns a",
+        "field not listed here, and rewrites this page when the table changes. Do not edit by",
+        "hand.",
         "",
         "The gatekeeper user's JID is their phone number (`<E.164 digits>@<hub>`), so a JID",
-        "implies the number. *By position* is what the observer knows whatever the bytes say.",
+        "implies the number. *By position* is what the observer knows whatever the bytes say;",
+        "*n/a*: the model has no such party.",
         "",
         "| observer | by position | " + " | ".join(models) + " |",
         "|---|---|" + "---|" * len(models),
@@ -500,31 +493,50 @@ def render(results: dict[str, dict[str, list[str]]]) -> str:
     for observer, position in POSITION.items():
         cells = []
         for model in models:
-            fields = results[model].get(observer, [])
-            if observer == "provider proxy" and model == "plug-and-play":
-                cells.append("(no proxy)")
+            fields = results[model].get(observer)
+            if fields is None:
+                cells.append("n/a")
             else:
                 cells.append(", ".join(fields) if fields else "nothing")
         lines.append(f"| {observer} | {', '.join(position) or '—'} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
-        "Notes:",
-        "",
-        "- *provider HTTP*: the hub's requests to the provider's endpoints (JWKS, introspection,",
-        "  reports). The introspection call carries the provider's own token for its user; a",
-        "  report carries its reason and the text of the messages the reporter chose to attach.",
-        "- *push receiver*: a push is the provider's id for its user, a count, an id and a time;",
-        "  no sender, no content.",
-        "- *provider media host*: the media proxy fetches the file; the gatekeeper user's address",
-        "  and identity do not reach the host.",
-        "- *provider proxy*: blind mode relays TLS it cannot read; terminating mode reads the",
-        "  stream in clear. Message text stays end-to-end encrypted (OMEMO) in every model, and",
-        "  its length is padded to a bucket (docs/performance.md).",
-        "- *hub logs*: at the default level, JIDs, phone numbers and IP addresses are pseudonyms",
-        "  (`[log_privacy]`, docs/operations.md).",
-        "",
-    ]
+    lines += NOTES
     return "\n".join(lines)
+
+
+NOTES = [
+    "",
+    "Notes:",
+    "",
+    "- *wire* rows: a network observer of that link (TLS records, and in clear only what",
+    "  precedes STARTTLS: the stream headers' domains).",
+    "- *provider proxy*: the bytes of both of the proxy's sockets. Blind mode holds no TLS",
+    "  secret, so it reads what the wire shows; terminating mode holds its own certificate's",
+    "  and its hub sessions' secrets and reads the stream in clear. Message text stays end to",
+    "  end encrypted (OMEMO) in every model, its length padded to a bucket",
+    "  (docs/performance.md).",
+    "- *provider HTTP*: the hub's requests to the provider's endpoints (JWKS, introspection,",
+    "  reports). The introspection call carries the provider's own token for its user; a",
+    "  report carries its reason and the text of the messages the reporter chose to attach",
+    "  (here a message of the third-party user's).",
+    "- *push receiver*: a push is the provider's id for its user, a count, an id and a time;",
+    "  no sender, no content.",
+    "- *provider media host*: the media proxy fetches the file; the gatekeeper user's address",
+    "  and identity do not reach the host.",
+    "- *federation*: a user of a stock Prosody and a gatekeeper user of the SDK: a message",
+    "  request (in clear: the hub shows the gatekeeper user's keys at the alias only after",
+    "  acceptance), acceptance, text both ways in legacy OMEMO, the federated user's receipt,",
+    "  displayed marker and typing (the SDK sends these inside OMEMO 2 only, so not to a legacy",
+    "  peer), a voice note from the gatekeeper user (on the hub's upload service, its URL inside",
+    "  OMEMO, fetched by the peer's client from the hub), a report. Not covered: discovery by",
+    "  phone number (a provider-token API of plug-and-play), push (a federated user's server",
+    "  has its own), media from the federated user. *provider's server* reads the s2s streams",
+    "  in clear (it is the other end of their TLS; the ledger decrypts the tapped records with",
+    "  the session secrets); *: from the hub* is the hub's half of them alone. The gatekeeper",
+    "  user appears there only as the per-provider alias, with no presence, IP or phone number.",
+    "- *hub logs*: at the default level, JIDs, phone numbers and IP addresses are pseudonyms",
+    "  (`[log_privacy]`, docs/operations.md).",
+    "",
+]
 
 
 def test_the_committed_page_is_the_ledger() -> None:
@@ -542,7 +554,7 @@ def test_the_committed_page_is_the_ledger() -> None:
 
 def test_log_tap_uses_the_production_redaction() -> None:
     stream = io.StringIO()
-    tap = LogTap(Observations())
+    tap = LogTap(Observations(("hub logs",)))
     record = logging.LogRecord("interlink.x", logging.INFO, "", 0, "bound %s", (ALICE,), None)
     assert tap.filter(record)
     stream.write(tap.format(record))

@@ -20,7 +20,6 @@ from interlink.app import HubServer
 from interlink.net.proxied import fingerprint, public_key_bytes, sign
 from interlink.net.proxy_v2 import ProxyHeader, encode
 from interlink.provider.proxy import (
-    Leg,
     Mode,
     ProviderProxy,
     ProxyConfig,
@@ -30,21 +29,32 @@ from interlink.provider.proxy import (
 )
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import DOMAIN, TIMEOUT, Certs, RawClient, Xmpp, running_hub
+from tests.integration.taps import NotDecrypted, Tap, tls_plaintext
 
 PROXY_ADDRESS = "127.0.0.3"  # where the proxy connects to the hub from
 CLIENT_ADDRESS = "127.0.0.2"  # where the proxied raw client connects from
 KEY = Ed25519PrivateKey.generate()
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.bytes: dict[Leg, bytearray] = {leg: bytearray() for leg in Leg}
+class OperatorView:
+    """What the proxy's operator reads: the bytes a tap saw between the clients and the proxy,
+    decrypted with the TLS secrets the proxy holds (its certificate's sessions, logged to
+    ``keylog``; none in blind mode)."""
 
-    def relayed(self, connection: int, leg: Leg, data: bytes) -> None:
-        self.bytes[leg] += data
+    def __init__(self, tap: Tap, keylog: Path) -> None:
+        self.tap = tap
+        self.keylog = keylog
 
     def all(self) -> bytes:
-        return bytes(self.bytes[Leg.CLIENT_TO_HUB] + self.bytes[Leg.HUB_TO_CLIENT])
+        secrets = self.keylog.read_text() if self.keylog.exists() else ""
+        out = bytearray()
+        for flow in self.tap.flows:
+            try:
+                up, down = tls_plaintext(flow, secrets)
+            except NotDecrypted:
+                up, down = bytes(flow.up), bytes(flow.down)
+            out += up + down
+        return bytes(out)
 
 
 CAROL = f"carol@examplechat.interop.{DOMAIN}"  # a user of the provider whose proxy relays
@@ -79,15 +89,17 @@ async def proxy_for(
     tmp: Path,
     certs: Certs,
     mode: Mode = Mode.BLIND,
-) -> AsyncIterator[tuple[int, Recorder]]:
+) -> AsyncIterator[tuple[int, OperatorView]]:
+    """The proxy, behind a tap that keeps the clients' addresses; the port to connect to."""
     client_tls = hub_tls = None
+    keylog = tmp / "proxy-keys.log"
     if mode is Mode.TERMINATING:
         own = trustme.CA()  # the proxy's own certificate, from another CA than the hub's
         own.cert_pem.write_to_path(str(tmp / "proxy-ca.pem"))
         client_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         own.issue_cert(DOMAIN, f"*.interop.{DOMAIN}").configure_cert(client_tls)
+        client_tls.keylog_filename = str(keylog)
         hub_tls = ssl.create_default_context(cafile=str(certs.ca))
-    recorder = Recorder()
     proxy = ProviderProxy(
         ProxyConfig(
             [Route(DOMAIN, "127.0.0.1", tls_port(server))],
@@ -97,12 +109,13 @@ async def proxy_for(
             hub_tls=hub_tls,
             upstream_source=PROXY_ADDRESS,
         ),
-        observer=recorder,
     )
     _, port = await proxy.start("127.0.0.1", 0)
+    tap = Tap("127.0.0.1", port, same_source=True)
     try:
-        yield port, recorder
+        yield await tap.start(), OperatorView(tap, keylog)
     finally:
+        await tap.close()
         await proxy.close()
 
 

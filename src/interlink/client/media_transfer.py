@@ -374,7 +374,13 @@ class MediaTransfer:
         xmpp = self._stream()
         via = None
         own_domain = self._own.domain
-        provider = interop_provider(slixmpp.JID(event.sender).domain, own_domain)
+        # A plug-and-play sender's domain names its provider; a federated sender's (its own
+        # server's domain) does not, but the hub attests the provider on the message: either
+        # way the file is fetched by the hub, so the sender's provider never sees this user's
+        # address. (A marker can only add the proxy, never take it away.)
+        provider = interop_provider(slixmpp.JID(event.sender).domain, own_domain) or (
+            None if event.interop is None else event.interop.provider
+        )
         if provider is not None and not event.outgoing:
             if self._http_url is None:
                 raise ClientError("media from third parties needs http_url (the media proxy)")

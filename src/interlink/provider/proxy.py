@@ -27,9 +27,9 @@ Two modes:
   each stanza. It cannot read OMEMO-encrypted content. This is the leakier choice, as in Meta's
   published design; prefer blind.
 
-``observer`` (a :class:`RelayObserver`) sees every byte the proxy's own code handles, as it
-handles it: ciphertext in blind mode, the clear stream in terminating mode. Tests use it to show
-what a proxy operator could record.
+The proxy has no hook that shows what it relays: what it can see is established from
+outside, by the metadata ledger's TCP taps on each of its sockets
+(tests/integration/test_metadata_ledger.py).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -75,10 +74,6 @@ class Leg(enum.StrEnum):
 
     CLIENT_TO_HUB = "client->hub"
     HUB_TO_CLIENT = "hub->client"
-
-
-class RelayObserver(Protocol):
-    def relayed(self, connection: int, leg: Leg, data: bytes) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +135,9 @@ def pacing_delay(sent: int, rate: int, elapsed: float) -> float:
 class ProviderProxy:
     """Serves clients on a listening socket; ``connections`` is how many are open now."""
 
-    def __init__(self, config: ProxyConfig, observer: RelayObserver | None = None) -> None:
+    def __init__(self, config: ProxyConfig) -> None:
         self.config = config
-        self.observer = observer
         self.connections = 0
-        self.relayed_total = 0
         self._routes = {r.domain: r for r in config.routes}
         self._serial = 0
         self._server: asyncio.Server | None = None
@@ -194,7 +187,7 @@ class ProviderProxy:
         self._serial += 1
         serial = self._serial
         try:
-            await self._relay(serial, reader, writer)
+            await self._relay(reader, writer)
         except (OSError, ConnectionError, TimeoutError, NotClientHello, ValueError) as exc:
             log.info("connection ended", extra={"connection": serial, "reason": str(exc)})
         finally:
@@ -204,9 +197,7 @@ class ProviderProxy:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    async def _relay(
-        self, serial: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         limits = self.config.limits
         try:
             first, domain = await asyncio.wait_for(self._first_flight(reader), limits.hello_timeout)
@@ -244,11 +235,10 @@ class ProviderProxy:
                     up_writer.start_tls(self.config.hub_tls, server_hostname=domain),
                     limits.connect_timeout,
                 )
-            self._observe(serial, Leg.CLIENT_TO_HUB, first)
             up_writer.write(first)
             await asyncio.gather(
-                self._pipe(serial, Leg.CLIENT_TO_HUB, reader, up_writer),
-                self._pipe(serial, Leg.HUB_TO_CLIENT, up_reader, writer),
+                self._pipe(Leg.CLIENT_TO_HUB, reader, up_writer),
+                self._pipe(Leg.HUB_TO_CLIENT, up_reader, writer),
             )
         finally:
             up_writer.close()
@@ -285,7 +275,6 @@ class ProviderProxy:
 
     async def _pipe(
         self,
-        serial: int,
         leg: Leg,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
@@ -295,7 +284,6 @@ class ProviderProxy:
         started, sent = time.monotonic(), 0
         try:
             while data := await reader.read(CHUNK):
-                self._observe(serial, leg, data)
                 writer.write(data)
                 await writer.drain()
                 if metered:  # the provider's policy: hold the client to its byte rate
@@ -309,11 +297,6 @@ class ProviderProxy:
                     writer.write_eof()
             else:
                 writer.close()
-
-    def _observe(self, serial: int, leg: Leg, data: bytes) -> None:
-        self.relayed_total += len(data)
-        if self.observer is not None:
-            self.observer.relayed(serial, leg, data)
 
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
