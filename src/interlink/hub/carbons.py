@@ -6,18 +6,28 @@ headline messages, nor those marked ``<private/>`` with a ``<no-copy/>`` hint. C
 ``<received/>`` (for other resources of the recipient) or ``<sent/>`` (for other resources of the
 sender), each wrapping the original in ``<forwarded/>`` (XEP-0297). Stored offline messages are
 not copied; they reach every resource that drains them.
+
+In a cluster the account's resources on other nodes get their copies through those nodes'
+inboxes (:func:`~interlink.hub.nodes.send_live`, written only to a session that enabled
+carbons, which its own node alone knows): :meth:`Carbons.sent_elsewhere` and
+:meth:`Carbons.received_elsewhere`, awaited after the local copies.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Coroutine, Iterable
+from typing import Any
 
+from interlink.cluster import Cluster
+from interlink.hub.nodes import WHEN_CARBONS, elsewhere, send_live
 from interlink.hub.session import Session, SessionRegistry
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType
 from interlink.xmpp.xml import escape_attr
 
+log = logging.getLogger("interlink.carbons")
 NS = "urn:xmpp:carbons:2"
 FORWARD = "urn:xmpp:forward:0"
 ENABLE = ns.qname(NS, "enable")
@@ -40,8 +50,9 @@ def eligible(msg: Message) -> bool:
 
 
 class Carbons:
-    def __init__(self, sessions: SessionRegistry) -> None:
+    def __init__(self, sessions: SessionRegistry, cluster: Cluster | None = None) -> None:
         self._sessions = sessions
+        self._cluster = cluster if cluster is not None and cluster.shared else None
         # accounts with at least one carbons-enabled resource: the common case costs one lookup
         self._enabled: dict[JID, int] = {}
 
@@ -80,6 +91,41 @@ class Carbons:
             return  # to oneself: the resources get it (or its received copy) anyway
         for s in self._wanting(bare, (sender,)):
             s.deliver_xml(_wrap("sent", bare, s.jid, msg.type, xml))
+
+    def received_elsewhere(
+        self, msg: Message, xml: str, bare: JID
+    ) -> Coroutine[Any, Any, None] | None:
+        """The ``received`` copies for ``bare``'s resources on other nodes (a message delivered
+        on this one), to be awaited; ``None`` when there is nothing to ask."""
+        if self._cluster is None or not eligible(msg):
+            return None
+        return self._elsewhere("received", msg, xml, bare, None)
+
+    def sent_elsewhere(
+        self, msg: Message, xml: str, sender: Session
+    ) -> Coroutine[Any, Any, None] | None:
+        """The ``sent`` copies for the sender's resources on other nodes, to be awaited."""
+        bare = sender.jid.bare
+        if self._cluster is None or not eligible(msg):
+            return None
+        if msg.to is not None and msg.to.bare == bare:
+            return None
+        return self._elsewhere("sent", msg, xml, bare, sender.jid)
+
+    async def _elsewhere(
+        self, kind: str, msg: Message, xml: str, bare: JID, skip: JID | None
+    ) -> None:
+        assert self._cluster is not None
+        try:
+            copies = [
+                (where, _wrap(kind, bare, JID.parse(where.full_jid), msg.type, xml))
+                for where in await elsewhere(self._cluster, bare)
+                if where.full_jid != str(skip)
+            ]
+            if copies:
+                await send_live(self._cluster, copies, WHEN_CARBONS)
+        except Exception:  # a copy is not worth failing the message for: it was delivered
+            log.warning("carbons for other nodes were not sent", exc_info=True)
 
 
 def _wrap(kind: str, bare: JID, to: JID, mtype: MessageType, xml: str) -> str:

@@ -95,7 +95,12 @@ class Hub:
         self.node: ClusterNode | None = None
         if self.ctx.cluster.shared:
             self.node = ClusterNode(
-                self.ctx, self.ctx.cluster, self.router.offline, heartbeat_every=heartbeat_every
+                self.ctx,
+                self.ctx.cluster,
+                self.router.offline,
+                heartbeat_every=heartbeat_every,
+                carbons=self.router.carbons,
+                handlers={"probe": self.router.presence.probed},
             )
         self._authenticate_bearer = authenticate_bearer
         self._disabled = disabled

@@ -1,16 +1,21 @@
 """What routing and the session registry need of the cluster, below the offline queue and the
-registry: the directory writer (:class:`DirectorySync`) and :func:`send_to_nodes`. The node's
-own loops are in :mod:`interlink.hub.cluster`."""
+registry: the directory writer (:class:`DirectorySync`), :func:`send_to_nodes` (a message for
+an account, delivered or stored), and :func:`elsewhere` + :func:`send_live` (stanzas that only
+matter to a session that is there now: presence, carbons, PEP notifications, room traffic).
+The node's own loops are in :mod:`interlink.hub.cluster`.
+
+Every kind of payload a node puts in another node's inbox is built here (``to``/``xml``,
+``drain``, ``live``, ``probe``, ``room``), and read in :meth:`ClusterNode.handle`."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
-from interlink.cluster import Cluster, SessionDirectory
+from interlink.cluster import Cluster, Located, SessionDirectory
 from interlink.xmpp.jid import JID
 
 if TYPE_CHECKING:
@@ -112,3 +117,57 @@ async def send_to_nodes(cluster: Cluster, bare: JID, full: JID | None, xml: str)
     for node in sorted({s.node for s in eligible if s.priority == best}):
         sent = await cluster.bus.send(node, _payload(bare, xml)) or sent
     return sent
+
+
+async def elsewhere(cluster: Cluster, bare: JID) -> list[Located]:
+    """The available sessions of ``bare`` on the other live nodes (none with the in-process
+    cluster: nothing to ask)."""
+    if not cluster.shared:
+        return []
+    return [
+        s
+        for s in await cluster.directory.locate(str(bare))
+        if s.node != cluster.node_id and s.available
+    ]
+
+
+async def elsewhere_all(cluster: Cluster, bares: Iterable[JID]) -> dict[JID, list[Located]]:
+    """:func:`elsewhere` for several accounts at once (the lookups run concurrently); only
+    those with a session elsewhere are in the result."""
+    if not cluster.shared:
+        return {}
+    wanted = list(dict.fromkeys(bares))
+    found = await asyncio.gather(*(elsewhere(cluster, bare) for bare in wanted))
+    return {bare: where for bare, where in zip(wanted, found, strict=True) if where}
+
+
+# What a session must be for a live stanza to be written to it (checked on its own node, which
+# alone knows): available; carbons enabled (XEP-0280); wanting ``<node>`` notifications.
+WHEN_AVAILABLE = "available"
+WHEN_CARBONS = "carbons"
+
+
+def when_notify(node: str) -> str:
+    return "notify:" + node
+
+
+async def send_live(
+    cluster: Cluster, deliveries: Sequence[tuple[Located, str]], when: str | None = None
+) -> int:
+    """Write each ``xml`` to the session ``where`` on its node, if it is still there (and meets
+    ``when``, see ``WHEN_*``); one inbox entry per node. Nothing is stored if it is gone: these
+    are stanzas for a session, not messages for an account. Returns how many nodes took them."""
+    by_node: dict[str, list[list[str]]] = {}
+    for where, xml in deliveries:
+        by_node.setdefault(where.node, []).append([where.full_jid, xml])
+    taken = 0
+    for node in sorted(by_node):
+        payload = json.dumps({"live": by_node[node], "when": when}, ensure_ascii=False)
+        taken += await cluster.bus.send(node, payload)
+    return taken
+
+
+async def send_to_node(cluster: Cluster, node: str, kind: str, body: dict[str, str]) -> bool:
+    """A request of ``kind`` for ``node`` to act on (``probe``: answer with the presence of an
+    account's sessions there; ``room``: a room's traffic for its occupants there)."""
+    return await cluster.bus.send(node, json.dumps({kind: body}, ensure_ascii=False))

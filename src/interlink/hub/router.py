@@ -81,6 +81,27 @@ class DomainServices:
     account_info: tuple[Callable[[Element], None], ...] = ()
 
 
+def _chain(*steps: Pending | None) -> Pending | None:
+    """One pending step that awaits ``steps`` in order; ``None`` when there are none."""
+    todo = [step for step in steps if step is not None]
+    if not todo:
+        return None
+    if len(todo) == 1:
+        return todo[0]
+    return _in_order(todo)
+
+
+async def _in_order(steps: list[Pending]) -> None:
+    for step in steps:
+        await step
+
+
+async def _then(first: Pending | None, step: Pending) -> None:
+    if first is not None:
+        await first
+    await step
+
+
 class Router:
     def __init__(
         self,
@@ -106,7 +127,7 @@ class Router:
             ctx, pushes, self.offline, self.caps, self.policy, self.vcard.avatar_hash
         )
         self.roster = RosterService(ctx, pushes, self.presence)
-        self.carbons = Carbons(ctx.sessions)
+        self.carbons = Carbons(ctx.sessions, ctx.cluster)
         self.bookmarks = BookmarksService(ctx, self.pep)
         self.private = PrivateStorageService(ctx, self.bookmarks)
         self.archive = ArchiveService(ctx)
@@ -298,13 +319,17 @@ class Router:
         if xml is None:
             xml = to_xml(msg, None)
         mtype = msg.type
-        if sent is None or sent is msg:
-            self.carbons.sent(msg, xml if sent_xml is None else sent_xml, session)
-        else:
-            self.carbons.sent(sent, to_xml(sent, None) if sent_xml is None else sent_xml, session)
+        copy, copy_xml = (msg, xml) if sent is None or sent is msg else (sent, None)
+        if sent_xml is not None:
+            copy_xml = sent_xml
+        elif copy_xml is None:
+            copy_xml = to_xml(copy, None)
+        self.carbons.sent(copy, copy_xml, session)
+        # in a cluster, the copies for the account's resources on other nodes (awaited)
+        later = self.carbons.sent_elsewhere(copy, copy_xml, session)
         if self.federation.federated(to):
             self.federation.deliver(msg)  # over s2s, after the rules (issue 15)
-            return self._archived(entries)  # the sender's copy, if its archive keeps it
+            return _chain(later, self._archived(entries))  # the sender's copy, if kept
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
@@ -312,18 +337,24 @@ class Router:
                 others = ctx.sessions.message_targets(to.bare)
                 self.offline.delivered(to.bare, msg, (target, *others))
                 self.carbons.received(msg, xml, to.bare, (target,))
-                return self._archived(entries)
+                return _chain(
+                    later,
+                    self.carbons.received_elsewhere(msg, xml, to.bare),
+                    self._archived(entries),
+                )
             if mtype is MessageType.HEADLINE:
-                return None  # RFC 6121 §8.5.3.2.1: no such resource, silently ignored
+                return _chain(later)  # RFC 6121 §8.5.3.2.1: no such resource, ignored
         if mtype is MessageType.ERROR:
-            return None
+            return _chain(later)
         if mtype is MessageType.GROUPCHAT:
+            if later is not None:
+                later.close()
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
         bare = to.bare
         if mtype is MessageType.HEADLINE:
             for target in ctx.sessions.non_negative(bare):
                 target.deliver_xml(xml)
-            return None
+            return _chain(later)
         if not self.offline.is_draining(bare):
             targets = ctx.sessions.message_targets(bare)
             if targets:
@@ -331,13 +362,17 @@ class Router:
                     target.deliver_xml(xml)
                 self.offline.delivered(bare, msg, targets)
                 self.carbons.received(msg, xml, bare, targets)
-                return self._archived(entries)
+                return _chain(
+                    later,
+                    self.carbons.received_elsewhere(msg, xml, bare),
+                    self._archived(entries),
+                )
         full = to if to.resource is not None else None
         if entries:
-            return self._guard(
-                session, msg, self._store_then_archive(msg, xml, bare, entries, full=full)
-            )
-        return self._guard(session, msg, self.offline.accept(msg, xml, bare, full=full))
+            stored = self._store_then_archive(msg, xml, bare, entries, full=full)
+        else:
+            stored = self.offline.accept(msg, xml, bare, full=full)
+        return self._guard(session, msg, _then(later, stored))
 
     # -- iq -----------------------------------------------------------------------------------
     def _iq(self, session: Session, iq: Iq) -> Pending | None:
