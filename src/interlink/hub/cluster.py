@@ -33,7 +33,7 @@ from interlink.cluster import Cluster, NodeFencedError
 from interlink.errors import StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
-from interlink.hub.nodes import WHEN_AVAILABLE, WHEN_CARBONS
+from interlink.hub.nodes import WHEN_AVAILABLE, WHEN_CARBONS, WHEN_ROSTER
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.session import Session
 from interlink.xmpp.jid import JID, InvalidJID
@@ -52,6 +52,8 @@ def _meets(session: Session, when: str | None) -> bool:
         return session.available
     if when == WHEN_CARBONS:
         return session.available and session.carbons
+    if when == WHEN_ROSTER:
+        return session.roster_requested
     if when.startswith("notify:"):
         return session.available and session.wants_notify(when[len("notify:") :])
     return False

@@ -142,9 +142,11 @@ async def elsewhere_all(cluster: Cluster, bares: Iterable[JID]) -> dict[JID, lis
 
 
 # What a session must be for a live stanza to be written to it (checked on its own node, which
-# alone knows): available; carbons enabled (XEP-0280); wanting ``<node>`` notifications.
+# alone knows): available; carbons enabled (XEP-0280); a roster reader; wanting ``<node>``
+# notifications (``when_notify``).
 WHEN_AVAILABLE = "available"
 WHEN_CARBONS = "carbons"
+WHEN_ROSTER = "roster"  # it asked for the roster (RFC 6121 §2.1.6)
 
 
 def when_notify(node: str) -> str:

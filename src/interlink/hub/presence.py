@@ -366,10 +366,7 @@ class PresenceService:
             self._pushes.push(user, item)
             await self._inbound_subscribed(stamped, contact, user)
             for s in self._ctx.sessions.available(user):
-                for c in self._ctx.sessions.available(contact):
-                    checked = await self._across(s.jid, self._presence_of(s, c.jid), c.jid)
-                    if checked is not None:
-                        c.deliver(checked)
+                await self._presence_to(self._presence_of(s, contact), contact)
         elif ptype is PresenceType.UNSUBSCRIBE:
             if item is not None and (item.subscription.has_to or item.ask):
                 item = _with(item, str(contact), to=False, ask=False)
@@ -452,12 +449,15 @@ class PresenceService:
     async def _send_unavailable(self, from_bare: JID, to_bare: JID) -> None:
         """Tell ``to_bare`` that ``from_bare``'s resources are gone (RFC 6121 §3.2.2, §3.3.3)."""
         for s in self._ctx.sessions.available(from_bare):
-            for t in self._ctx.sessions.available(to_bare):
-                gone = await self._across(
-                    s.jid, _presence(PresenceType.UNAVAILABLE, s.jid, t.jid), t.jid
-                )
-                if gone is not None:
-                    t.deliver(gone)
+            await self._presence_to(_presence(PresenceType.UNAVAILABLE, s.jid, to_bare), to_bare)
+
+    async def _presence_to(self, presence: Presence, bare: JID) -> None:
+        """``presence`` (from one of this node's sessions) for each available resource of the
+        account ``bare``, through the rules, here and on other nodes."""
+        assert presence.from_ is not None
+        checked = await self._across(presence.from_, presence, bare)
+        if checked is not None:
+            await self._to_resources(bare, checked)
 
     async def cancel_both(self, session: Session, contact: JID, item: RosterItem) -> None:
         """Roster removal cancels subscriptions in both directions (RFC 6121 §2.5.2)."""

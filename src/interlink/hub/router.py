@@ -121,7 +121,7 @@ class Router:
             ctx, self.policy, node_defaults=bookmark_node_defaults(ctx.settings.pep_max_items)
         )
         self.caps = CapsService(ctx, self.pep.features_known)
-        pushes = RosterPushes(ctx.sessions)
+        pushes = RosterPushes(ctx.sessions, ctx)
         self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
         self.presence = PresenceService(
             ctx, pushes, self.offline, self.caps, self.policy, self.vcard.avatar_hash
