@@ -228,6 +228,7 @@ class ClusterKit:
                 await sync.flush()
             for kit in self.kits:
                 await kit.hub.ctx.drain_tasks()
+                await kit.hub.router.groups.flush()
             await asyncio.sleep(0.005)
             await settle()
 
@@ -261,6 +262,9 @@ async def running_cluster(nodes: int = 2) -> AsyncIterator[ClusterKit]:
             await hub.start()
             kits.append(HubKit(hub, clock, operator))
             syncs.append(sync)
+        for kit in kits:  # every node knows every other
+            assert kit.hub.node is not None
+            await kit.hub.node.read_nodes()
         yield ClusterKit(kits, syncs)
     finally:
         for kit in kits:

@@ -72,10 +72,13 @@ class ClusterNode:
         on_fenced: Callable[[], None] | None = None,
         carbons: Carbons | None = None,
         handlers: Mapping[str, Handler] | None = None,
+        on_nodes: Callable[[set[str]], None] | None = None,
     ) -> None:
         """``carbons`` copies a message delivered here to the account's other resources;
-        ``handlers`` take the requests of other kinds, by kind."""
+        ``handlers`` take the requests of other kinds, by kind; ``on_nodes`` hears the live
+        nodes at each lease renewal."""
         self._ctx = ctx
+        self._on_nodes = on_nodes
         self._carbons = carbons
         self._handlers = dict(handlers or {})
         self._cluster = cluster
@@ -107,11 +110,17 @@ class ClusterNode:
             try:
                 await self._cluster.directory.heartbeat()
                 await self.reap()
+                await self.read_nodes()
             except NodeFencedError:
                 log.error("this node's lease ran out: its sessions end, it rejoins")
                 self._fenced()
             except Exception:
                 log.warning("cluster heartbeat failed", exc_info=True)
+
+    async def read_nodes(self) -> None:
+        """Tell ``on_nodes`` which nodes are alive now."""
+        if self._on_nodes is not None:
+            self._on_nodes(await self._cluster.directory.live_nodes())
 
     def _fenced(self) -> None:
         error = StreamError(

@@ -100,7 +100,11 @@ class Hub:
                 self.router.offline,
                 heartbeat_every=heartbeat_every,
                 carbons=self.router.carbons,
-                handlers={"probe": self.router.presence.probed},
+                handlers={
+                    "probe": self.router.presence.probed,
+                    "room": self.router.groups.from_node,
+                },
+                on_nodes=self.router.groups.nodes_changed,
             )
         self._authenticate_bearer = authenticate_bearer
         self._disabled = disabled
@@ -347,6 +351,7 @@ class Hub:
         taking this node's inbox and watching the other nodes."""
         await self.router.policy.load()
         if self.node is not None:
+            await self.node.read_nodes()
             self.node.start()
 
     async def shutdown(self) -> None:
@@ -355,5 +360,6 @@ class Hub:
         for session in self.ctx.sessions.all_sessions():
             session.port.terminate(error)
         await self.ctx.drain_tasks()
+        await self.router.groups.close()
         if self.node is not None:
             await self.node.stop()

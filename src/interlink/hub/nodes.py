@@ -10,6 +10,8 @@ Every kind of payload a node puts in another node's inbox is built here (``to``/
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -173,3 +175,55 @@ async def send_to_node(cluster: Cluster, node: str, kind: str, body: dict[str, s
     """A request of ``kind`` for ``node`` to act on (``probe``: answer with the presence of an
     account's sessions there; ``room``: a room's traffic for its occupants there)."""
     return await cluster.bus.send(node, json.dumps({kind: body}, ensure_ascii=False))
+
+
+class LiveWriter:
+    """Stanzas for sessions on other nodes, sent in the order they were written: one queue,
+    one background task that sends what has gathered (one inbox entry per node and batch,
+    :func:`send_live`). For a stream of stanzas whose order matters (a room's traffic)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._queue: list[tuple[Located, str]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def write(self, node: str, full: JID, xml: str) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-writer")
+        self._queue.append((Located(str(full), node, True, 0), xml))
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._queue = self._queue, []
+            if batch:
+                try:
+                    await send_live(self._cluster, batch)
+                except Exception:
+                    log.warning("stanzas for other nodes were not sent", exc_info=True)
+            if not self._queue:
+                self._idle.set()
+
+    async def flush(self) -> None:
+        """Wait until everything written so far was sent."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self.flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def home_of(key: str, nodes: Iterable[str]) -> str:
+    """The node among ``nodes`` that hosts ``key`` (rendezvous hashing: every node that sees
+    the same live nodes picks the same one, and a node leaving moves only its own keys)."""
+    return max(nodes, key=lambda node: hashlib.sha256(f"{node}\0{key}".encode()).digest())
