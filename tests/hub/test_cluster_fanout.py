@@ -198,3 +198,26 @@ async def test_pep_notifications_reach_subscribers_on_other_nodes() -> None:
         )
         await ck.settle()
         assert events(alice) == []
+
+
+async def test_a_message_to_a_resource_on_another_node_goes_there() -> None:
+    """Not to the account's resource on the sender's node: the addressed one is elsewhere (it
+    is delivered there, and copied back as a carbon)."""
+    async with running_cluster() as ck:
+        one, two = ck.kits
+        await one.account("alice")
+        await one.account("bob")
+        laptop = await one.connect("alice", "laptop")
+        tablet = await two.connect("alice", "tablet")
+        bob = await two.connect("bob", "phone")
+        await enable(tablet)
+        await ck.settle()
+        for c in (laptop, tablet, bob):
+            c.take()
+        await send(ck, bob, CHAT.format(to="alice@hub.test/laptop", body="for the laptop"))
+        assert direct(laptop.take()) == ["for the laptop"]
+        assert copies(tablet.take()) == [("received", "bob@hub.test/phone", "for the laptop")]
+        # a resource that is nowhere: the account's best resource gets it (RFC 6121 §8.5.3.2.1)
+        await send(ck, bob, CHAT.format(to="alice@hub.test/gone", body="for anyone"))
+        assert direct(tablet.take()) == ["for anyone"]
+        assert laptop.take() == []

@@ -98,6 +98,19 @@ async def ask_nodes_to_drain(cluster: Cluster, bare: JID) -> None:
         await cluster.bus.send(node, notice)
 
 
+async def send_to_session(cluster: Cluster, full: JID, xml: str) -> bool:
+    """Route a message for exactly ``full`` to the other node that holds it, if one does:
+    whether it took it (a full JID held elsewhere goes there, not to this node's resources)."""
+    for where in await cluster.directory.locate(str(full.bare)):
+        if (
+            where.node != cluster.node_id
+            and where.full_jid == str(full)
+            and await cluster.bus.send(where.node, _payload(full, xml))
+        ):
+            return True
+    return False
+
+
 async def send_to_nodes(cluster: Cluster, bare: JID, full: JID | None, xml: str) -> bool:
     """Route a message for ``bare`` (or exactly ``full``) to the sessions other live nodes hold:
     to the node holding ``full`` if one does, else to the nodes of the available resources of

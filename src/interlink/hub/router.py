@@ -355,7 +355,10 @@ class Router:
             for target in ctx.sessions.non_negative(bare):
                 target.deliver_xml(xml)
             return _chain(later)
-        if not self.offline.is_draining(bare):
+        # in a cluster a resource not here may be on another node: the offline path looks
+        if not self.offline.is_draining(bare) and not (
+            to.resource is not None and ctx.cluster.shared
+        ):
             targets = ctx.sessions.message_targets(bare)
             if targets:
                 for target in targets:
