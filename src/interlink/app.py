@@ -35,7 +35,7 @@ from interlink.errors import ConfigError, StreamError, StreamErrorCondition, rea
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.adhoc import AdhocLimits, AdhocService
 from interlink.hub.adhoc_commands import standard_commands
-from interlink.hub.app_push import AppPushSettings, AppServerPush
+from interlink.hub.app_push import AppPushSettings, AppServerPush, ClusterAppServers
 from interlink.hub.auth_throttle import Backoff
 from interlink.hub.federation import AliasCipher
 from interlink.hub.hub import Hub
@@ -422,16 +422,19 @@ class HubServer:
             info.append(upload.disco_extension())
 
         # XEP-0357 push for the hub's own accounts, to app servers connected as components.
+        # In a cluster, through whichever node the app server is connected to.
         self.components = components = ComponentGateway(
             ComponentConfig(
                 s.components.secrets,
                 handshake_timeout=s.components.handshake_timeout,
                 limits=xml_limits(s, authenticated=True),
-            )
+            ),
+            on_change=lambda domain, up: app_servers.changed(domain, up),
         )
+        app_servers = ClusterAppServers(components, cluster, self._spawn_on_hub)
         self.app_push = app_push = AppServerPush(
             storage.push_registrations,
-            components,
+            app_servers,
             AppPushSettings(
                 max_registrations=s.push.max_registrations_per_account,
                 max_publish_options_bytes=s.push.max_publish_options_bytes,
@@ -476,6 +479,7 @@ class HubServer:
             observers=observers,
             cluster=cluster,
             heartbeat_every=s.cluster.node_ttl / 3,
+            cluster_handlers={"component": app_servers.from_node},
             domain_services=DomainServices(
                 handlers={
                     TOKEN: MediaTokenService(tokens, addressing.is_home, clock).handle_iq,

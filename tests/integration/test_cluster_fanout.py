@@ -191,3 +191,71 @@ async def test_presence_carbons_pep_and_a_room_across_nodes(
 
 def _element(xml: str) -> Element:
     return parse_fragment(xml)
+
+
+async def test_a_push_is_sent_once_through_the_node_of_the_app_server(
+    tmp_path: Path,
+    cluster_sections: dict[str, Any],  # noqa: F811
+) -> None:
+    """The app server (XEP-0114) is connected to node b only; messages stored by node a and by
+    node b each yield exactly one push, both through b's connection."""
+    from tests.integration.test_app_push import (
+        APP,
+        COMPONENTS,
+        NET,
+        AppServer,
+        enable,
+        iq_set,
+        message_count,
+        offline_count,
+    )
+
+    def node(name: str) -> dict[str, Any]:
+        return {
+            **cluster_sections,
+            "cluster": {**cluster_sections["cluster"], "node_id": name},
+            "components": COMPONENTS,
+            "net": NET,
+        }
+
+    async with (
+        running_hub(tmp_path / "a", accounts=("alice", "bob"), **node("a")) as (one, certs_one),
+        running_hub(tmp_path / "b", accounts=(), **node("b")) as (two, certs_two),
+    ):
+        assert one.cluster is not None
+        cluster = one.cluster
+        app = AppServer()
+        await app.connect(two.ports["component"])
+        alice = Xmpp(f"alice@{DOMAIN}/laptop", "pw", certs_one)
+        tablet = Xmpp(f"alice@{DOMAIN}/tablet", "pw", certs_two)
+        try:
+
+            async def app_on_b() -> bool:
+                return [w.node for w in await cluster.directory.locate(APP)] == ["b"]
+
+            await wait_for(app_on_b)
+            bob = Xmpp(f"bob@{DOMAIN}/phone", "pw", certs_one)
+            await bob.login(one.ports["c2s-starttls"])
+            await iq_set(bob, enable("bob-node"))  # registered through node a
+            await bob.close()
+            await alice.login(one.ports["c2s-starttls"])
+            await tablet.login(two.ports["c2s-starttls"])
+            alice.send_chat(f"bob@{DOMAIN}", "stored by a")
+            await alice.ping_server()
+            assert await offline_count(one, "bob") == 1
+            first = await asyncio.wait_for(app.pushes.get(), TIMEOUT)
+            assert message_count(first) == "1"
+            tablet.send_chat(f"bob@{DOMAIN}", "stored by b")
+            await tablet.ping_server()
+            assert await offline_count(one, "bob") == 2
+            second = await asyncio.wait_for(app.pushes.get(), TIMEOUT)
+            assert message_count(second) == "1"
+            await asyncio.sleep(0.5)
+            assert app.pushes.empty()  # once per message, not once per node
+            assert one.app_push is not None
+            assert two.app_push is not None
+            assert (one.app_push.stats.sent, two.app_push.stats.sent) == (1, 1)
+        finally:
+            for client in (alice, tablet):
+                await client.close()
+            await app.close()

@@ -25,25 +25,33 @@ of type ``wait``, which is temporary; no answer (app server not connected, or si
 ``reply_timeout``) keeps it.
 
 Notifications go out in the background (``spawn``, the hub's task set); they never hold up
-routing, and a failure is logged."""
+routing, and a failure is logged.
+
+In a cluster a notification starts on the node that stored (or queued) the message, so once per
+message whatever the number of nodes, and reaches the app server through the node it is
+connected to (:class:`ClusterAppServers`: each node writes where its components are to the
+session directory, and a request for a component of another node goes to that node's inbox,
+its answer back to the asking node's)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
+from interlink.cluster import Cluster
 from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.hub.nodes import send_to_node
 from interlink.hub.session import Session
 from interlink.storage.push_registrations import PushRegistration, PushRegistrationRepository
 from interlink.xmpp import ns
 from interlink.xmpp.ext import push
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Iq, IqType, Message, iq_result
+from interlink.xmpp.stanza import Iq, IqType, Message, iq_result, parse_stanza, to_xml
 from interlink.xmpp.xml import parse_fragment, serialize
 
 log = logging.getLogger("interlink.push")
@@ -61,6 +69,97 @@ class AppServerLink(Protocol):
         """Send ``iq`` to the app server at its ``to``; its answer (result or error), or
         ``None`` when none is connected or it did not answer within ``reply_within`` seconds."""
         ...
+
+
+class LocalAppServers(AppServerLink, Protocol):
+    """The app servers connected to this node."""
+
+    def connected(self, domain: str) -> bool: ...
+
+
+_COMPONENT = "component"  # the resource under which a node lists a component it holds
+
+
+class ClusterAppServers:
+    """The :class:`AppServerLink` of a node of a cluster: the app servers connected here, and
+    through the other nodes those connected there. ``spawn`` runs background work."""
+
+    def __init__(
+        self,
+        local: LocalAppServers,
+        cluster: Cluster,
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+    ) -> None:
+        self._local = local
+        self._cluster = cluster
+        self._spawn = spawn
+        self._waiting: dict[str, asyncio.Future[Iq | None]] = {}
+
+    def reaches(self, domain: str) -> bool:
+        return self._local.reaches(domain)
+
+    def changed(self, domain: str, connected: bool) -> None:
+        """A component connected to this node, or left it: the directory says so."""
+        if not self._cluster.shared:
+            return
+        directory = self._cluster.directory
+        where = f"{domain}/{_COMPONENT}"
+        work = (
+            directory.bind(where, available=True, priority=0)
+            if connected
+            else directory.unbind(where)
+        )
+        self._spawn(work, f"component {domain} in the directory")
+
+    async def request(self, iq: Iq, reply_within: float) -> Iq | None:
+        to = iq.to
+        assert to is not None
+        cluster = self._cluster
+        if self._local.connected(to.domain) or not cluster.shared:
+            return await self._local.request(iq, reply_within)
+        held = await cluster.directory.locate(to.domain)
+        nodes = sorted({w.node for w in held if w.node != cluster.node_id})
+        for node in nodes:
+            key = secrets.token_hex(8)
+            waiter: asyncio.Future[Iq | None] = asyncio.get_running_loop().create_future()
+            self._waiting[key] = waiter
+            body = {
+                "ask": key,
+                "node": cluster.node_id,
+                "iq": to_xml(iq, None),
+                "within": str(reply_within),
+            }
+            try:
+                if not await send_to_node(cluster, node, "component", body):
+                    continue  # that node is gone: another may hold it now
+                return await asyncio.wait_for(waiter, reply_within)
+            except TimeoutError:
+                return None
+            finally:
+                self._waiting.pop(key, None)
+        return None
+
+    async def from_node(self, body: Mapping[str, Any]) -> None:
+        """A request for a component of this node (``{"ask", "node", "iq", "within"}``,
+        answered in the background) or the answer to one of ours (``{"answer", "iq"}``)."""
+        if "answer" in body:
+            waiter = self._waiting.get(str(body["answer"]))
+            if waiter is not None and not waiter.done():
+                raw = str(body["iq"])
+                answer = parse_stanza(parse_fragment(raw)) if raw else None
+                waiter.set_result(answer if isinstance(answer, Iq) else None)
+            return
+        iq = parse_stanza(parse_fragment(str(body["iq"])))
+        if isinstance(iq, Iq):
+            self._spawn(
+                self._answer(iq, str(body["ask"]), str(body["node"]), float(body["within"])),
+                "component request from another node",
+            )
+
+    async def _answer(self, iq: Iq, key: str, node: str, within: float) -> None:
+        answer = await self._local.request(iq, within)
+        body = {"answer": key, "iq": "" if answer is None else to_xml(answer, None)}
+        await send_to_node(self._cluster, node, "component", body)
 
 
 @dataclass(frozen=True, slots=True)
