@@ -706,7 +706,8 @@ class HubServer:
         assert self.storage is not None
         return MediaStore(
             self.storage.media,
-            s.hub.data_dir / "media",
+            s.media_dir,
+            shared=self.cluster is not None and self.cluster.shared,
             limits=MediaLimits(
                 max_file_size=s.media.max_file_size,
                 quota_bytes=s.media.quota_bytes,

@@ -259,3 +259,58 @@ async def test_a_push_is_sent_once_through_the_node_of_the_app_server(
             for client in (alice, tablet):
                 await client.close()
             await app.close()
+
+
+async def test_a_file_uploaded_through_one_node_is_downloaded_through_another(
+    tmp_path: Path,
+    cluster_sections: dict[str, Any],  # noqa: F811
+) -> None:
+    """XEP-0363 with ``media.dir`` shared by both nodes: the slot (node a) and its record are in
+    PostgreSQL, the file in the shared directory, so node b serves it."""
+    import httpx
+
+    from interlink.xmpp.ext import http_upload
+
+    shared = tmp_path / "media"
+
+    def node(name: str) -> dict[str, Any]:
+        return {
+            **cluster_sections,
+            "cluster": {**cluster_sections["cluster"], "node_id": name},
+            "media": {"dir": str(shared)},
+        }
+
+    async with (
+        running_hub(tmp_path / "a", accounts=("alice",), **node("a")) as (one, certs_one),
+        running_hub(tmp_path / "b", accounts=(), **node("b")) as (two, certs_two),
+    ):
+        alice = Xmpp(f"alice@{DOMAIN}/laptop", "pw", certs_one)
+        await alice.login(one.ports["c2s-starttls"])
+        try:
+            data = b"ciphertext " * 1000
+            ask: Any = alice.client.make_iq_get(ito=slixmpp.JID(DOMAIN))
+            ask.append(
+                http_upload.request_element(
+                    http_upload.SlotRequest("photo.bin", len(data), "application/octet-stream")
+                )
+            )
+            answer = await ask.send(timeout=TIMEOUT)
+            slot = http_upload.parse_slot(answer.xml)
+            assert slot is not None
+            async with httpx.AsyncClient(verify=certs_one.client_context(), timeout=10) as http:
+                put = await http.put(
+                    slot.put_url,
+                    content=data,
+                    headers={**slot.put_headers, "Content-Type": "application/octet-stream"},
+                )
+                assert put.status_code == 201, put.text
+            path = httpx.URL(slot.get_url).raw_path.decode()
+            b_url = f"https://127.0.0.1:{two.ports['http']}{path}"
+            assert str(two.ports["http"]) not in slot.get_url  # the slot named node a
+            async with httpx.AsyncClient(verify=certs_two.client_context(), timeout=10) as http:
+                got = await http.get(b_url)
+            assert got.status_code == 200
+            assert got.content == data
+            assert list((shared / "files").iterdir())  # in the shared directory
+        finally:
+            await alice.close()
