@@ -18,7 +18,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -39,7 +39,7 @@ from interlink.hub.app_push import AppPushSettings, AppServerPush, ClusterAppSer
 from interlink.hub.auth_throttle import Backoff
 from interlink.hub.federation import AliasCipher
 from interlink.hub.hub import Hub
-from interlink.hub.nodes import DirectorySync
+from interlink.hub.nodes import DirectorySync, NodeCalls
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import Rate
 from interlink.hub.router import DomainServices
@@ -313,6 +313,7 @@ class HubServer:
         self._http_guard: HttpGuard | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.metrics: HubMetrics | None = None
+        self.node_calls: NodeCalls | None = None  # requests to the other nodes of a cluster
         self.media: MediaStore | None = None
         self.media_proxy: MediaProxy | None = None
         self.traffic: ProviderTraffic | None = None
@@ -431,7 +432,9 @@ class HubServer:
             ),
             on_change=lambda domain, up: app_servers.changed(domain, up),
         )
-        app_servers = ClusterAppServers(components, cluster, self._spawn_on_hub)
+        # requests to other nodes that wait for an answer (app servers, metrics)
+        self.node_calls = calls = NodeCalls(cluster, self._spawn_on_hub)
+        app_servers = ClusterAppServers(components, cluster, calls, self._spawn_on_hub)
         self.app_push = app_push = AppServerPush(
             storage.push_registrations,
             app_servers,
@@ -479,7 +482,11 @@ class HubServer:
             observers=observers,
             cluster=cluster,
             heartbeat_every=s.cluster.node_ttl / 3,
-            cluster_handlers={"component": app_servers.from_node},
+            cluster_handlers={
+                "reply": calls.replied,
+                "component": calls.serve("component", app_servers.answer),
+                "metrics": calls.serve("metrics", self._metrics_for_node),
+            },
             domain_services=DomainServices(
                 handlers={
                     TOKEN: MediaTokenService(tokens, addressing.is_home, clock).handle_iq,
@@ -639,7 +646,9 @@ class HubServer:
                 media_proxy=self.media_proxy,
                 traffic=traffic,
                 extra=[S2SCollector(self.s2s)] if self.s2s is not None else [],
-            )
+            ),
+            node=cluster.node_id if cluster.shared else None,
+            others=self._other_nodes_metrics if cluster.shared else None,
         )
         self.http_app = app = build_http_app(
             hub,
@@ -700,6 +709,27 @@ class HubServer:
         task set: errors logged, awaited on shutdown."""
         assert self.hub is not None, "the hub is built before anything is routed"
         self.hub.ctx.spawn(coro, name)
+
+    async def _metrics_for_node(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Another node's scrape asks for this node's metrics."""
+        if self.metrics is None:
+            return None
+        return {"families": await self.metrics.snapshot()}
+
+    async def _other_nodes_metrics(self) -> dict[str, list[dict[str, Any]]]:
+        """The metrics of the other live nodes, asked at once; those that do not answer within
+        ``cluster.metrics_wait`` are left out of this scrape."""
+        cluster, calls = self.cluster, self.node_calls
+        assert cluster is not None
+        assert calls is not None
+        wait = self.settings.cluster.metrics_wait
+        others = sorted(n for n in await cluster.directory.live_nodes() if n != cluster.node_id)
+        answers = await asyncio.gather(*(calls.call(node, "metrics", {}, wait) for node in others))
+        return {
+            node: list(answer["families"])
+            for node, answer in zip(others, answers, strict=True)
+            if answer is not None and isinstance(answer.get("families"), list)
+        }
 
     def _media_store(self) -> MediaStore:
         s = self.settings

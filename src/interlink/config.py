@@ -200,6 +200,8 @@ class ClusterSection(_Section):
     # survivor stores what was routed to it offline
     node_ttl: float = Field(10.0, ge=0.5, le=300)
     redis_prefix: str = Field("interlink:", min_length=1, max_length=100)
+    # how long a scrape of /metrics waits for the other nodes' metrics
+    metrics_wait: float = Field(1.0, gt=0, le=30)
 
 
 class XmppSection(_Section):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 
 from interlink.cluster.local import LocalBackplane, LocalCluster
 from interlink.hub.app_push import AppServerPush, ClusterAppServers
+from interlink.hub.nodes import NodeCalls
 from interlink.storage.sqlite.engine import SqliteStorage
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType
@@ -36,18 +38,23 @@ class Node:
     def __init__(self, name: str, plane: LocalBackplane, storage: SqliteStorage, up: bool):
         self.cluster = LocalCluster(name, plane)
         self.components = Components(up)
-        self.link = ClusterAppServers(self.components, self.cluster, spawn)
+        calls = NodeCalls(self.cluster, spawn)
+        self.link = ClusterAppServers(self.components, self.cluster, calls, spawn)
         self.push: AppServerPush = service(storage, self.link)  # type: ignore[arg-type]
+        # what ClusterNode hands the requests of these kinds to
+        self.handlers = {
+            "component": calls.serve("component", self.link.answer),
+            "reply": calls.replied,
+        }
         self.task: asyncio.Task[None] | None = None
 
     async def inbox(self) -> None:
-        """This node's inbox loop (what ClusterNode does with a ``component`` request)."""
+        """This node's inbox loop (ClusterNode's, for these kinds)."""
         while True:
             for entry in await self.cluster.bus.receive(1.0):
-                import json
-
                 data: dict[str, Any] = json.loads(entry.payload)
-                await self.link.from_node(data["component"])
+                for kind, body in data.items():
+                    await self.handlers[kind](body)
                 await self.cluster.bus.done([entry.id])
 
 

@@ -261,13 +261,15 @@ async def test_a_push_is_sent_once_through_the_node_of_the_app_server(
             await app.close()
 
 
-async def test_a_file_uploaded_through_one_node_is_downloaded_through_another(
+async def test_media_through_any_node_and_metrics_of_every_node(
     tmp_path: Path,
     cluster_sections: dict[str, Any],  # noqa: F811
 ) -> None:
     """XEP-0363 with ``media.dir`` shared by both nodes: the slot (node a) and its record are in
-    PostgreSQL, the file in the shared directory, so node b serves it."""
+    PostgreSQL, the file in the shared directory, so node b serves it. And a scrape of either
+    node shows both nodes' series, told apart by a ``node`` label."""
     import httpx
+    from prometheus_client.parser import text_string_to_metric_families
 
     from interlink.xmpp.ext import http_upload
 
@@ -312,5 +314,14 @@ async def test_a_file_uploaded_through_one_node_is_downloaded_through_another(
             assert got.status_code == 200
             assert got.content == data
             assert list((shared / "files").iterdir())  # in the shared directory
+
+            # /metrics on either node: every node's series, each with its node label
+            for server in (one, two):
+                assert server.metrics is not None
+                exposed = (await server.metrics.render()).decode()
+                assert 'interlink_sessions{node="a"} 1.0' in exposed
+                assert 'interlink_sessions{node="b"} 0.0' in exposed
+                assert exposed.count("# TYPE interlink_sessions gauge") == 1
+                assert list(text_string_to_metric_families(exposed))  # well-formed
         finally:
             await alice.close()

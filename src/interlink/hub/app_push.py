@@ -30,8 +30,8 @@ routing, and a failure is logged.
 In a cluster a notification starts on the node that stored (or queued) the message, so once per
 message whatever the number of nodes, and reaches the app server through the node it is
 connected to (:class:`ClusterAppServers`: each node writes where its components are to the
-session directory, and a request for a component of another node goes to that node's inbox,
-its answer back to the asking node's)."""
+session directory, and a request for a component of another node goes to that node,
+:class:`~interlink.hub.nodes.NodeCalls`)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ from xml.etree.ElementTree import Element
 
 from interlink.cluster import Cluster
 from interlink.errors import StanzaError, StanzaErrorCondition
-from interlink.hub.nodes import send_to_node
+from interlink.hub.nodes import NodeCalls
 from interlink.hub.session import Session
 from interlink.storage.push_registrations import PushRegistration, PushRegistrationRepository
 from interlink.xmpp import ns
@@ -82,25 +82,27 @@ _COMPONENT = "component"  # the resource under which a node lists a component it
 
 class ClusterAppServers:
     """The :class:`AppServerLink` of a node of a cluster: the app servers connected here, and
-    through the other nodes those connected there. ``spawn`` runs background work."""
+    through the other nodes those connected there (``calls``; ``None``: this node alone).
+    ``spawn`` runs background work."""
 
     def __init__(
         self,
         local: LocalAppServers,
         cluster: Cluster,
+        calls: NodeCalls | None,
         spawn: Callable[[Coroutine[Any, Any, None], str], None],
     ) -> None:
         self._local = local
         self._cluster = cluster
+        self._calls = calls if cluster.shared else None
         self._spawn = spawn
-        self._waiting: dict[str, asyncio.Future[Iq | None]] = {}
 
     def reaches(self, domain: str) -> bool:
         return self._local.reaches(domain)
 
     def changed(self, domain: str, connected: bool) -> None:
         """A component connected to this node, or left it: the directory says so."""
-        if not self._cluster.shared:
+        if self._calls is None:
             return
         directory = self._cluster.directory
         where = f"{domain}/{_COMPONENT}"
@@ -114,52 +116,27 @@ class ClusterAppServers:
     async def request(self, iq: Iq, reply_within: float) -> Iq | None:
         to = iq.to
         assert to is not None
-        cluster = self._cluster
-        if self._local.connected(to.domain) or not cluster.shared:
+        cluster, calls = self._cluster, self._calls
+        if calls is None or self._local.connected(to.domain):
             return await self._local.request(iq, reply_within)
         held = await cluster.directory.locate(to.domain)
-        nodes = sorted({w.node for w in held if w.node != cluster.node_id})
-        for node in nodes:
-            key = secrets.token_hex(8)
-            waiter: asyncio.Future[Iq | None] = asyncio.get_running_loop().create_future()
-            self._waiting[key] = waiter
-            body = {
-                "ask": key,
-                "node": cluster.node_id,
-                "iq": to_xml(iq, None),
-                "within": str(reply_within),
-            }
-            try:
-                if not await send_to_node(cluster, node, "component", body):
-                    continue  # that node is gone: another may hold it now
-                return await asyncio.wait_for(waiter, reply_within)
-            except TimeoutError:
-                return None
-            finally:
-                self._waiting.pop(key, None)
+        for node in sorted({w.node for w in held if w.node != cluster.node_id}):
+            body = {"iq": to_xml(iq, None), "within": reply_within}
+            answer = await calls.call(node, "component", body, reply_within)
+            if answer is not None:
+                raw = str(answer.get("iq", ""))
+                stanza = parse_stanza(parse_fragment(raw)) if raw else None
+                return stanza if isinstance(stanza, Iq) else None
         return None
 
-    async def from_node(self, body: Mapping[str, Any]) -> None:
-        """A request for a component of this node (``{"ask", "node", "iq", "within"}``,
-        answered in the background) or the answer to one of ours (``{"answer", "iq"}``)."""
-        if "answer" in body:
-            waiter = self._waiting.get(str(body["answer"]))
-            if waiter is not None and not waiter.done():
-                raw = str(body["iq"])
-                answer = parse_stanza(parse_fragment(raw)) if raw else None
-                waiter.set_result(answer if isinstance(answer, Iq) else None)
-            return
+    async def answer(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Another node's request for an app server connected here (served as ``component``
+        through :class:`~interlink.hub.nodes.NodeCalls`)."""
         iq = parse_stanza(parse_fragment(str(body["iq"])))
-        if isinstance(iq, Iq):
-            self._spawn(
-                self._answer(iq, str(body["ask"]), str(body["node"]), float(body["within"])),
-                "component request from another node",
-            )
-
-    async def _answer(self, iq: Iq, key: str, node: str, within: float) -> None:
-        answer = await self._local.request(iq, within)
-        body = {"answer": key, "iq": "" if answer is None else to_xml(answer, None)}
-        await send_to_node(self._cluster, node, "component", body)
+        if not isinstance(iq, Iq):
+            return None
+        answer = await self._local.request(iq, float(body["within"]))
+        return {"iq": "" if answer is None else to_xml(answer, None)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ matter to a session that is there now: presence, carbons, PEP notifications, roo
 The node's own loops are in :mod:`interlink.hub.cluster`.
 
 Every kind of payload a node puts in another node's inbox is built here (``to``/``xml``,
-``drain``, ``live``, ``probe``, ``room``), and read in :meth:`ClusterNode.handle`."""
+``drain``, ``live``, ``probe``, ``room``; requests that wait for an answer, :class:`NodeCalls`:
+``component``, ``metrics`` and their ``reply``), and read in :meth:`ClusterNode.handle`."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from interlink.cluster import Cluster, Located, SessionDirectory
 from interlink.xmpp.jid import JID
@@ -240,3 +242,60 @@ def home_of(key: str, nodes: Iterable[str]) -> str:
     """The node among ``nodes`` that hosts ``key`` (rendezvous hashing: every node that sees
     the same live nodes picks the same one, and a node leaving moves only its own keys)."""
     return max(nodes, key=lambda node: hashlib.sha256(f"{node}\0{key}".encode()).digest())
+
+
+Answer = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any] | None]]
+
+
+class NodeCalls:
+    """Requests to another node that wait for its answer, through the inboxes: :meth:`call`
+    puts ``{kind: {"call": id, "node": this node, ...body}}`` in that node's inbox; there the
+    handler :meth:`serve` made for ``kind`` computes the answer in the background (``spawn``)
+    and puts ``{"reply": {"call": id, "answer": ...}}`` in ours (:meth:`replied`). No answer
+    within the time given (the node died, or is slow) is ``None``, as is a node that is not
+    alive."""
+
+    def __init__(
+        self, cluster: Cluster, spawn: Callable[[Coroutine[Any, Any, None], str], None]
+    ) -> None:
+        self._cluster = cluster
+        self._spawn = spawn
+        self._waiting: dict[str, asyncio.Future[Mapping[str, Any] | None]] = {}
+
+    async def call(
+        self, node: str, kind: str, body: Mapping[str, Any], within: float
+    ) -> Mapping[str, Any] | None:
+        key = secrets.token_hex(8)
+        waiter: asyncio.Future[Mapping[str, Any] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting[key] = waiter
+        request = {**body, "call": key, "node": self._cluster.node_id}
+        try:
+            if not await self._cluster.bus.send(node, json.dumps({kind: request})):
+                return None
+            return await asyncio.wait_for(waiter, within)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiting.pop(key, None)
+
+    def serve(self, kind: str, answer: Answer) -> Callable[[Mapping[str, Any]], Awaitable[None]]:
+        """The inbox handler for requests of ``kind``, answered by ``answer(body)``."""
+
+        async def handler(body: Mapping[str, Any]) -> None:
+            self._spawn(self._answer(answer, body), f"answer a {kind} request")
+
+        return handler
+
+    async def _answer(self, answer: Answer, body: Mapping[str, Any]) -> None:
+        result = await answer(body)
+        reply = {"reply": {"call": str(body["call"]), "answer": result}}
+        await self._cluster.bus.send(str(body["node"]), json.dumps(reply))
+
+    async def replied(self, body: Mapping[str, Any]) -> None:
+        """The inbox handler for ``reply``: an answer to one of this node's calls."""
+        waiter = self._waiting.get(str(body["call"]))
+        if waiter is not None and not waiter.done():
+            answer = body.get("answer")
+            waiter.set_result(answer if isinstance(answer, Mapping) else None)
