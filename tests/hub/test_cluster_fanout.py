@@ -5,6 +5,7 @@ to sessions that are still there and want it (carbons enabled, ``+notify``, the 
 
 from __future__ import annotations
 
+from typing import Any
 from xml.etree.ElementTree import Element
 
 from interlink.xmpp.stanza import Presence, parse_stanza
@@ -221,3 +222,31 @@ async def test_a_message_to_a_resource_on_another_node_goes_there() -> None:
         await send(ck, bob, CHAT.format(to="alice@hub.test/gone", body="for anyone"))
         assert direct(tablet.take()) == ["for anyone"]
         assert laptop.take() == []
+
+
+async def test_a_cluster_that_does_not_answer_costs_only_what_crosses_nodes() -> None:
+    """Redis down (the directory and inboxes raise): presence, carbons and messages between
+    sessions of one node go on; nothing raises into the sender's stream."""
+    async with running_cluster() as ck:
+        one, _two = ck.kits
+        await one.account("alice")
+        await one.account("bob")
+        alice = await one.connect("alice", "a")
+        alice2 = await one.connect("alice", "a2")
+        bob = await one.connect("bob", "b")
+        await mutual(ck, alice, bob)
+        await enable(alice2)
+        for c in (alice, alice2, bob):
+            c.take()
+
+        async def down(*args: object, **kwargs: object) -> Any:
+            raise ConnectionError("redis is down")
+
+        cluster = one.hub.ctx.cluster
+        cluster.directory.locate = down  # type: ignore[method-assign]
+        cluster.bus.send = down  # type: ignore[method-assign]
+        await send(ck, bob, "<presence xmlns='jabber:client'><show>away</show></presence>")
+        assert presences(alice.take()) == [("bob@hub.test/b", "available")]
+        await send(ck, bob, CHAT.format(to="alice@hub.test/a", body="still here"))
+        assert direct(alice.take()) == ["still here"]
+        assert copies(alice2.take()) == [("received", "bob@hub.test/b", "still here")]

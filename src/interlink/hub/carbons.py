@@ -15,7 +15,6 @@ carbons, which its own node alone knows): :meth:`Carbons.sent_elsewhere` and
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
@@ -27,7 +26,6 @@ from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType
 from interlink.xmpp.xml import escape_attr
 
-log = logging.getLogger("interlink.carbons")
 NS = "urn:xmpp:carbons:2"
 FORWARD = "urn:xmpp:forward:0"
 ENABLE = ns.qname(NS, "enable")
@@ -116,16 +114,13 @@ class Carbons:
         self, kind: str, msg: Message, xml: str, bare: JID, skip: JID | None
     ) -> None:
         assert self._cluster is not None
-        try:
-            copies = [
-                (where, _wrap(kind, bare, JID.parse(where.full_jid), msg.type, xml))
-                for where in await elsewhere(self._cluster, bare)
-                if where.full_jid != str(skip)
-            ]
-            if copies:
-                await send_live(self._cluster, copies, WHEN_CARBONS)
-        except Exception:  # a copy is not worth failing the message for: it was delivered
-            log.warning("carbons for other nodes were not sent", exc_info=True)
+        copies = [
+            (where, _wrap(kind, bare, JID.parse(where.full_jid), msg.type, xml))
+            for where in await elsewhere(self._cluster, bare)
+            if where.full_jid != str(skip)
+        ]
+        if copies:
+            await send_live(self._cluster, copies, WHEN_CARBONS)
 
 
 def _wrap(kind: str, bare: JID, to: JID, mtype: MessageType, xml: str) -> str:

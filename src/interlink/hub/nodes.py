@@ -141,11 +141,12 @@ async def elsewhere(cluster: Cluster, bare: JID) -> list[Located]:
     cluster: nothing to ask)."""
     if not cluster.shared:
         return []
-    return [
-        s
-        for s in await cluster.directory.locate(str(bare))
-        if s.node != cluster.node_id and s.available
-    ]
+    try:
+        found = await cluster.directory.locate(str(bare))
+    except Exception:  # live stanzas are for sessions that are there now: none is lost
+        log.warning("the session directory could not be read", exc_info=True)
+        return []
+    return [s for s in found if s.node != cluster.node_id and s.available]
 
 
 async def elsewhere_all(cluster: Cluster, bares: Iterable[JID]) -> dict[JID, list[Located]]:
@@ -182,14 +183,21 @@ async def send_live(
     taken = 0
     for node in sorted(by_node):
         payload = json.dumps({"live": by_node[node], "when": when}, ensure_ascii=False)
-        taken += await cluster.bus.send(node, payload)
+        try:
+            taken += await cluster.bus.send(node, payload)
+        except Exception:
+            log.warning("stanzas for another node's sessions not sent", exc_info=True)
     return taken
 
 
 async def send_to_node(cluster: Cluster, node: str, kind: str, body: dict[str, str]) -> bool:
     """A request of ``kind`` for ``node`` to act on (``probe``: answer with the presence of an
     account's sessions there; ``room``: a room's traffic for its occupants there)."""
-    return await cluster.bus.send(node, json.dumps({kind: body}, ensure_ascii=False))
+    try:
+        return await cluster.bus.send(node, json.dumps({kind: body}, ensure_ascii=False))
+    except Exception:
+        log.warning("a request for another node not sent", extra={"kind": kind}, exc_info=True)
+        return False
 
 
 class LiveWriter:
@@ -276,6 +284,9 @@ class NodeCalls:
                 return None
             return await asyncio.wait_for(waiter, within)
         except TimeoutError:
+            return None
+        except Exception:
+            log.warning("a call to another node failed", extra={"kind": kind}, exc_info=True)
             return None
         finally:
             self._waiting.pop(key, None)
