@@ -229,6 +229,7 @@ class ClusterKit:
             for kit in self.kits:
                 await kit.hub.ctx.drain_tasks()
                 await kit.hub.router.groups.flush()
+                await kit.hub.ctx.fanout.flush()
             await asyncio.sleep(0.005)
             await settle()
 

@@ -202,6 +202,8 @@ class ClusterSection(_Section):
     redis_prefix: str = Field("interlink:", min_length=1, max_length=100)
     # how long a scrape of /metrics waits for the other nodes' metrics
     metrics_wait: float = Field(1.0, gt=0, le=30)
+    # carbons and roster pushes waiting to be sent to other nodes; beyond, dropped (counted)
+    fanout_backlog: int = Field(10_000, ge=1, le=10_000_000)
 
 
 class XmppSection(_Section):

@@ -5,9 +5,13 @@ to sessions that are still there and want it (carbons enabled, ``+notify``, the 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from interlink.cluster.local import LocalBackplane, LocalCluster
+from interlink.hub.nodes import Build, Fanout
+from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Presence, parse_stanza
 from tests.hub.test_carbons import copies, direct, enable
 from tests.hub.test_pep import DEVICES, events, publish, with_caps
@@ -250,3 +254,28 @@ async def test_a_cluster_that_does_not_answer_costs_only_what_crosses_nodes() ->
         await send(ck, bob, CHAT.format(to="alice@hub.test/a", body="still here"))
         assert direct(alice.take()) == ["still here"]
         assert copies(alice2.take()) == [("received", "bob@hub.test/b", "still here")]
+
+
+async def test_the_fanout_keeps_order_and_drops_beyond_its_backlog() -> None:
+    """Jobs go out in the order they were put, batched; with ``backlog`` jobs waiting the next
+    one is dropped and counted (the boundary: ``backlog`` kept, one more dropped)."""
+    plane = LocalBackplane()
+    here, there = LocalCluster("here", plane), LocalCluster("there", plane)
+    for c in (here, there):
+        await c.directory.heartbeat()
+    await there.directory.bind("bob@hub.test/b", available=True, priority=0)
+    fanout = Fanout(here, backlog=3)
+    bob = JID.parse("bob@hub.test")
+
+    def stanza(n: int) -> Build:
+        return lambda where: f"<message xmlns='jabber:client' id='{n}'/>"
+
+    for n in range(4):  # queued before the background task runs: the 4th is one too many
+        fanout.put(bob, None, stanza(n))
+    assert fanout.dropped == 1
+    await fanout.flush()
+    entries = await there.bus.receive(0.1)
+    sent = [xml for e in entries for _, xml in json.loads(e.payload)["live"]]
+    assert sent == [f"<message xmlns='jabber:client' id='{n}'/>" for n in range(3)]
+    assert len(entries) == 1  # one batch: one inbox entry for the node
+    await fanout.close()

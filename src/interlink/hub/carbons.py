@@ -8,18 +8,17 @@ sender), each wrapping the original in ``<forwarded/>`` (XEP-0297). Stored offli
 not copied; they reach every resource that drains them.
 
 In a cluster the account's resources on other nodes get their copies through those nodes'
-inboxes (:func:`~interlink.hub.nodes.send_live`, written only to a session that enabled
-carbons, which its own node alone knows): :meth:`Carbons.sent_elsewhere` and
-:meth:`Carbons.received_elsewhere`, awaited after the local copies.
+inboxes, written only to a session that enabled carbons (which its own node alone knows):
+:meth:`Carbons.sent_elsewhere` and :meth:`Carbons.received_elsewhere` queue them on the hub's
+:class:`~interlink.hub.nodes.Fanout`, so the message path never waits for the cluster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Coroutine, Iterable
-from typing import Any
+from collections.abc import Iterable
 
-from interlink.cluster import Cluster
-from interlink.hub.nodes import WHEN_CARBONS, elsewhere, send_live
+from interlink.cluster import Located
+from interlink.hub.nodes import WHEN_CARBONS, Build, Fanout
 from interlink.hub.session import Session, SessionRegistry
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
@@ -48,9 +47,9 @@ def eligible(msg: Message) -> bool:
 
 
 class Carbons:
-    def __init__(self, sessions: SessionRegistry, cluster: Cluster | None = None) -> None:
+    def __init__(self, sessions: SessionRegistry, fanout: Fanout | None = None) -> None:
         self._sessions = sessions
-        self._cluster = cluster if cluster is not None and cluster.shared else None
+        self._fanout = fanout if fanout is not None and fanout.active else None
         # accounts with at least one carbons-enabled resource: the common case costs one lookup
         self._enabled: dict[JID, int] = {}
 
@@ -90,37 +89,30 @@ class Carbons:
         for s in self._wanting(bare, (sender,)):
             s.deliver_xml(_wrap("sent", bare, s.jid, msg.type, xml))
 
-    def received_elsewhere(
-        self, msg: Message, xml: str, bare: JID
-    ) -> Coroutine[Any, Any, None] | None:
-        """The ``received`` copies for ``bare``'s resources on other nodes (a message delivered
-        on this one), to be awaited; ``None`` when there is nothing to ask."""
-        if self._cluster is None or not eligible(msg):
-            return None
-        return self._elsewhere("received", msg, xml, bare, None)
+    def received_elsewhere(self, msg: Message, xml: str, bare: JID) -> None:
+        """Queue the ``received`` copies for ``bare``'s resources on other nodes (a message
+        delivered on this one)."""
+        if self._fanout is None or not eligible(msg):
+            return
+        self._fanout.put(bare, WHEN_CARBONS, _copy("received", bare, msg.type, xml, None))
 
-    def sent_elsewhere(
-        self, msg: Message, xml: str, sender: Session
-    ) -> Coroutine[Any, Any, None] | None:
-        """The ``sent`` copies for the sender's resources on other nodes, to be awaited."""
+    def sent_elsewhere(self, msg: Message, xml: str, sender: Session) -> None:
+        """Queue the ``sent`` copies for the sender's resources on other nodes."""
         bare = sender.jid.bare
-        if self._cluster is None or not eligible(msg):
-            return None
+        if self._fanout is None or not eligible(msg):
+            return
         if msg.to is not None and msg.to.bare == bare:
-            return None
-        return self._elsewhere("sent", msg, xml, bare, sender.jid)
+            return
+        self._fanout.put(bare, WHEN_CARBONS, _copy("sent", bare, msg.type, xml, sender.jid))
 
-    async def _elsewhere(
-        self, kind: str, msg: Message, xml: str, bare: JID, skip: JID | None
-    ) -> None:
-        assert self._cluster is not None
-        copies = [
-            (where, _wrap(kind, bare, JID.parse(where.full_jid), msg.type, xml))
-            for where in await elsewhere(self._cluster, bare)
-            if where.full_jid != str(skip)
-        ]
-        if copies:
-            await send_live(self._cluster, copies, WHEN_CARBONS)
+
+def _copy(kind: str, bare: JID, mtype: MessageType, xml: str, skip: JID | None) -> Build:
+    def build(where: Located) -> str | None:
+        if skip is not None and where.full_jid == str(skip):
+            return None
+        return _wrap(kind, bare, JID.parse(where.full_jid), mtype, xml)
+
+    return build
 
 
 def _wrap(kind: str, bare: JID, to: JID, mtype: MessageType, xml: str) -> str:

@@ -205,9 +205,7 @@ class ClusterNode:
         resources here and on other nodes (the node that delivers a message copies it)."""
         assert self._carbons is not None
         self._carbons.received(msg, xml, bare, targets)
-        elsewhere = self._carbons.received_elsewhere(msg, xml, bare)
-        if elsewhere is not None:
-            self._ctx.spawn(elsewhere, "cluster-carbons")
+        self._carbons.received_elsewhere(msg, xml, bare)
 
     def _live(self, deliveries: Any, when: Any) -> None:
         """Stanzas for sessions of this node (``[[full JID, xml], ...]``), each written if the

@@ -363,6 +363,7 @@ class Hub:
         for session in self.ctx.sessions.all_sessions():
             session.port.terminate(error)
         await self.ctx.drain_tasks()
+        await self.ctx.fanout.close()
         await self.router.groups.close()
         if self.node is not None:
             await self.node.stop()

@@ -310,3 +310,84 @@ class NodeCalls:
         if waiter is not None and not waiter.done():
             answer = body.get("answer")
             waiter.set_result(answer if isinstance(answer, Mapping) else None)
+
+
+Build = Callable[[Located], str | None]  # the stanza for one session elsewhere, or none
+
+
+class Fanout:
+    """Stanzas for an account's sessions on other nodes that must not hold up the stanza that
+    caused them (carbons on the message path, roster pushes): :meth:`put` queues them, one
+    background task sends them in order, in batches (one concurrent directory read per distinct
+    account in the batch, one inbox entry per node and condition). At most ``backlog`` jobs
+    wait; beyond, new ones are dropped and counted (``dropped``): like a session that just went,
+    the copies are lost, never the message they copy."""
+
+    def __init__(self, cluster: Cluster, backlog: int) -> None:
+        self._cluster = cluster
+        self._backlog = backlog
+        self._jobs: list[tuple[JID, str | None, Build]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether other nodes may hold sessions (``put`` is worth calling)."""
+        return self._cluster.shared
+
+    def put(self, bare: JID, when: str | None, build: Build) -> None:
+        """``build(where)`` for each available session of ``bare`` on another node, sent to it
+        if it still meets ``when`` (see ``WHEN_*``)."""
+        if not self._cluster.shared:
+            return
+        if len(self._jobs) >= self._backlog:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning(
+                    "stanzas for other nodes dropped: backlog full", extra={"n": self.dropped}
+                )
+            return
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="fanout")
+        self._jobs.append((bare, when, build))
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            jobs, self._jobs = self._jobs, []
+            if jobs:
+                try:
+                    await self._send(jobs)
+                except Exception:
+                    log.warning("stanzas for other nodes not sent", exc_info=True)
+            if not self._jobs:
+                self._idle.set()
+
+    async def _send(self, jobs: list[tuple[JID, str | None, Build]]) -> None:
+        found = await elsewhere_all(self._cluster, (bare for bare, _, _ in jobs))
+        out: dict[str | None, list[tuple[Located, str]]] = {}
+        for bare, when, build in jobs:
+            for where in found.get(bare, ()):
+                xml = build(where)
+                if xml is not None:
+                    out.setdefault(when, []).append((where, xml))
+        for when, deliveries in out.items():
+            await send_live(self._cluster, deliveries, when)
+
+    async def flush(self) -> None:
+        """Wait until everything put so far was sent."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self.flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
+from interlink.cluster import Located
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
-from interlink.hub.nodes import WHEN_ROSTER, elsewhere, send_live
+from interlink.hub.nodes import WHEN_ROSTER, Fanout
 from interlink.hub.session import Session, SessionRegistry
 from interlink.storage.roster import RosterItem, Subscription
 from interlink.xmpp import ns
@@ -41,47 +41,24 @@ def item_element(item: RosterItem, *, removed: bool = False) -> Element:
 
 class RosterPushes:
     """Roster pushes (RFC 6121 §2.1.6): what both roster changes and subscriptions send. With a
-    ``ctx`` whose cluster is shared, the owner's resources on other nodes get them too, through
-    their nodes' inboxes, in order (each waits for the one before)."""
+    ``fanout`` (a cluster), the owner's resources on other nodes get them too, queued in order
+    on it."""
 
-    def __init__(self, sessions: SessionRegistry, ctx: HubContext | None = None) -> None:
+    def __init__(self, sessions: SessionRegistry, fanout: Fanout | None = None) -> None:
         self._sessions = sessions
-        self._ctx = ctx if ctx is not None and ctx.cluster.shared else None
-        self._last: asyncio.Future[None] | None = None
+        self._fanout = fanout if fanout is not None and fanout.active else None
 
     def push(self, owner: JID, item: RosterItem, *, removed: bool = False) -> None:
         """Push ``item`` to each resource of ``owner`` that asked for the roster."""
         for session in self._sessions.sessions(owner):
             if session.roster_requested:
                 session.deliver(_push(session.jid, item, removed))
-        if self._ctx is not None:
-            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            before, self._last = self._last, done
-            self._ctx.spawn(self._elsewhere(owner, item, removed, before, done), "roster-push")
+        if self._fanout is not None:
 
-    async def _elsewhere(
-        self,
-        owner: JID,
-        item: RosterItem,
-        removed: bool,
-        before: asyncio.Future[None] | None,
-        done: asyncio.Future[None],
-    ) -> None:
-        assert self._ctx is not None
-        try:
-            if before is not None:
-                await asyncio.shield(before)
-            cluster = self._ctx.cluster
-            out = [
-                (where, to_xml(_push(JID.parse(where.full_jid), item, removed), None))
-                for where in await elsewhere(cluster, owner)
-            ]
-            if out:
-                await send_live(cluster, out, WHEN_ROSTER)
-        finally:
-            done.set_result(None)
-            if self._last is done:
-                self._last = None
+            def build(where: Located) -> str:
+                return to_xml(_push(JID.parse(where.full_jid), item, removed), None)
+
+            self._fanout.put(owner, WHEN_ROSTER, build)
 
 
 def _push(to: JID, item: RosterItem, removed: bool) -> Iq:

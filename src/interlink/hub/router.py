@@ -81,27 +81,6 @@ class DomainServices:
     account_info: tuple[Callable[[Element], None], ...] = ()
 
 
-def _chain(*steps: Pending | None) -> Pending | None:
-    """One pending step that awaits ``steps`` in order; ``None`` when there are none."""
-    todo = [step for step in steps if step is not None]
-    if not todo:
-        return None
-    if len(todo) == 1:
-        return todo[0]
-    return _in_order(todo)
-
-
-async def _in_order(steps: list[Pending]) -> None:
-    for step in steps:
-        await step
-
-
-async def _then(first: Pending | None, step: Pending) -> None:
-    if first is not None:
-        await first
-    await step
-
-
 class Router:
     def __init__(
         self,
@@ -121,13 +100,13 @@ class Router:
             ctx, self.policy, node_defaults=bookmark_node_defaults(ctx.settings.pep_max_items)
         )
         self.caps = CapsService(ctx, self.pep.features_known)
-        pushes = RosterPushes(ctx.sessions, ctx)
+        pushes = RosterPushes(ctx.sessions, ctx.fanout)
         self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
         self.presence = PresenceService(
             ctx, pushes, self.offline, self.caps, self.policy, self.vcard.avatar_hash
         )
         self.roster = RosterService(ctx, pushes, self.presence)
-        self.carbons = Carbons(ctx.sessions, ctx.cluster)
+        self.carbons = Carbons(ctx.sessions, ctx.fanout)
         self.bookmarks = BookmarksService(ctx, self.pep)
         self.private = PrivateStorageService(ctx, self.bookmarks)
         self.archive = ArchiveService(ctx)
@@ -319,17 +298,15 @@ class Router:
         if xml is None:
             xml = to_xml(msg, None)
         mtype = msg.type
-        copy, copy_xml = (msg, xml) if sent is None or sent is msg else (sent, None)
-        if sent_xml is not None:
-            copy_xml = sent_xml
-        elif copy_xml is None:
-            copy_xml = to_xml(copy, None)
+        if sent is None or sent is msg:
+            copy, copy_xml = msg, xml if sent_xml is None else sent_xml
+        else:
+            copy, copy_xml = sent, to_xml(sent, None) if sent_xml is None else sent_xml
         self.carbons.sent(copy, copy_xml, session)
-        # in a cluster, the copies for the account's resources on other nodes (awaited)
-        later = self.carbons.sent_elsewhere(copy, copy_xml, session)
+        self.carbons.sent_elsewhere(copy, copy_xml, session)  # in a cluster, queued
         if self.federation.federated(to):
             self.federation.deliver(msg)  # over s2s, after the rules (issue 15)
-            return _chain(later, self._archived(entries))  # the sender's copy, if kept
+            return self._archived(entries)  # the sender's copy, if its archive keeps it
         if to.resource is not None:
             target = ctx.sessions.get(to)
             if target is not None:
@@ -337,24 +314,19 @@ class Router:
                 others = ctx.sessions.message_targets(to.bare)
                 self.offline.delivered(to.bare, msg, (target, *others))
                 self.carbons.received(msg, xml, to.bare, (target,))
-                return _chain(
-                    later,
-                    self.carbons.received_elsewhere(msg, xml, to.bare),
-                    self._archived(entries),
-                )
+                self.carbons.received_elsewhere(msg, xml, to.bare)
+                return self._archived(entries)
             if mtype is MessageType.HEADLINE:
-                return _chain(later)  # RFC 6121 §8.5.3.2.1: no such resource, ignored
+                return None  # RFC 6121 §8.5.3.2.1: no such resource, silently ignored
         if mtype is MessageType.ERROR:
-            return _chain(later)
+            return None
         if mtype is MessageType.GROUPCHAT:
-            if later is not None:
-                later.close()
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
         bare = to.bare
         if mtype is MessageType.HEADLINE:
             for target in ctx.sessions.non_negative(bare):
                 target.deliver_xml(xml)
-            return _chain(later)
+            return None
         # in a cluster a resource not here may be on another node: the offline path looks
         if not self.offline.is_draining(bare) and not (
             to.resource is not None and ctx.cluster.shared
@@ -365,17 +337,14 @@ class Router:
                     target.deliver_xml(xml)
                 self.offline.delivered(bare, msg, targets)
                 self.carbons.received(msg, xml, bare, targets)
-                return _chain(
-                    later,
-                    self.carbons.received_elsewhere(msg, xml, bare),
-                    self._archived(entries),
-                )
+                self.carbons.received_elsewhere(msg, xml, bare)
+                return self._archived(entries)
         full = to if to.resource is not None else None
         if entries:
-            stored = self._store_then_archive(msg, xml, bare, entries, full=full)
-        else:
-            stored = self.offline.accept(msg, xml, bare, full=full)
-        return self._guard(session, msg, _then(later, stored))
+            return self._guard(
+                session, msg, self._store_then_archive(msg, xml, bare, entries, full=full)
+            )
+        return self._guard(session, msg, self.offline.accept(msg, xml, bare, full=full))
 
     # -- iq -----------------------------------------------------------------------------------
     def _iq(self, session: Session, iq: Iq) -> Pending | None:

@@ -58,6 +58,7 @@ class HubCollector(Collector):
             "interlink_sessions", "Bound XMPP resources", value=len(ctx.sessions)
         )
         yield from self._services()
+        yield from self._cluster()
         if s.gate is not None:
             yield GaugeMetricFamily(
                 "interlink_connections",
@@ -163,6 +164,25 @@ class HubCollector(Collector):
                 "HTTP connections closed for not sending a request's headers in time",
                 value=s.http_guard.timed_out,
             )
+
+    def _cluster(self) -> Iterator[Metric]:
+        """What this node took from inboxes, and what it could not send to other nodes."""
+        hub = self._s.hub
+        if hub.node is None:
+            return
+        inbox = CounterMetricFamily(
+            "interlink_cluster_inbox",
+            "Stanzas taken from this node's inbox (received) and from dead nodes' (reclaimed)",
+            labels=["kind"],
+        )
+        inbox.add_metric(["received"], hub.node.received)
+        inbox.add_metric(["reclaimed"], hub.node.reclaimed)
+        yield inbox
+        yield CounterMetricFamily(
+            "interlink_cluster_fanout_dropped",
+            "Carbons and roster pushes for other nodes dropped: cluster.fanout_backlog was full",
+            value=hub.ctx.fanout.dropped,
+        )
 
     def _services(self) -> Iterator[Metric]:
         """Per gatekeeper service: its users' and third parties' sessions, approved providers."""
