@@ -5,6 +5,8 @@ moves tells its occupants to enter again (status 332)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from interlink.cluster.local import LocalCluster
@@ -151,3 +153,23 @@ async def test_a_room_whose_home_moves_tells_its_occupants_to_enter_again() -> N
             (gone,) = [s for s in client.stanzas() if isinstance(s, Presence)]
             assert gone.type is PresenceType.UNAVAILABLE
             assert 332 in codes(gone)
+
+
+async def test_a_bad_request_from_another_node_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with running_cluster() as ck:
+        one, _two = ck.kits
+        node = one.hub.node
+        assert node is not None
+        await node.handle(
+            json.dumps({"room": {"from": "bob@hub.test/b", "node": "n1"}}), from_inbox=True
+        )
+        assert "a request from another node failed" in caplog.text
+        # the inbox goes on: a live stanza after it is delivered
+        await one.account("alice")
+        alice = await one.connect("alice", "a")
+        alice.take()
+        live = [["alice@hub.test/a", "<message xmlns='jabber:client' type='headline'/>"]]
+        await node.handle(json.dumps({"live": live}), from_inbox=True)
+        assert [el.get("type") for el in alice.take()] == ["headline"]

@@ -165,7 +165,10 @@ class ClusterNode:
                 return
             for kind, handler in self._handlers.items():
                 if kind in data:
-                    await handler(data[kind])
+                    try:
+                        await handler(data[kind])
+                    except Exception:  # one bad request must not hold up the inbox
+                        log.exception("a request from another node failed", extra={"kind": kind})
                     return
             to = JID.parse(str(data["to"]))
             xml = str(data["xml"])
