@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
+from interlink.cluster.local import LocalBackplane, LocalCluster
 from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
 from interlink.hub.federation import EnlistedProvider
 from interlink.hub.hub import Hub, UserIds
+from interlink.hub.nodes import DirectorySync
 from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices
 from interlink.hub.session import Session, SessionRegistry
@@ -209,3 +211,65 @@ class HubKit:
         if pending is not None:
             await pending
         await settle()
+
+
+class ClusterKit:
+    """Hubs that are nodes of one in-process cluster (a :class:`LocalBackplane`) over one
+    storage: a session directory, inboxes and the nodes' loops, as with Redis."""
+
+    def __init__(self, kits: list[HubKit], syncs: list[DirectorySync]) -> None:
+        self.kits = kits
+        self._syncs = syncs
+
+    async def settle(self) -> None:
+        """Until every directory write, background task and inbox entry is handled."""
+        for _ in range(10):
+            for sync in self._syncs:
+                await sync.flush()
+            for kit in self.kits:
+                await kit.hub.ctx.drain_tasks()
+                await kit.hub.router.groups.flush()
+                await kit.hub.ctx.fanout.flush()
+            await asyncio.sleep(0.005)
+            await settle()
+
+
+@asynccontextmanager
+async def running_cluster(nodes: int = 2) -> AsyncIterator[ClusterKit]:
+    storage = await open_sqlite(":memory:")
+    clock = Clock()
+    plane = LocalBackplane()
+    kits: list[HubKit] = []
+    syncs: list[DirectorySync] = []
+    try:
+        for n in range(nodes):
+            cluster = LocalCluster(f"n{n}", plane)
+            await cluster.directory.heartbeat()
+            sync = DirectorySync(cluster.directory)
+            addressing = Addressing((DOMAIN,), ProviderDirectory())
+            sessions = SessionRegistry(sync)
+            operator = OperatorState(addressing, sessions)
+            hub = Hub(
+                HubSettings(),
+                storage,
+                clock,
+                addressing=addressing,
+                sessions=sessions,
+                authenticate_bearer=no_bearer_tokens,
+                user_ids=no_user_ids,
+                disabled=operator.is_disabled,
+                cluster=cluster,
+            )
+            await hub.start()
+            kits.append(HubKit(hub, clock, operator))
+            syncs.append(sync)
+        for kit in kits:  # every node knows every other
+            assert kit.hub.node is not None
+            await kit.hub.node.read_nodes()
+        yield ClusterKit(kits, syncs)
+    finally:
+        for kit in kits:
+            await kit.hub.shutdown()
+        for sync in syncs:
+            await sync.close()
+        await storage.close()

@@ -18,7 +18,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -35,11 +35,11 @@ from interlink.errors import ConfigError, StreamError, StreamErrorCondition, rea
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.adhoc import AdhocLimits, AdhocService
 from interlink.hub.adhoc_commands import standard_commands
-from interlink.hub.app_push import AppPushSettings, AppServerPush
+from interlink.hub.app_push import AppPushSettings, AppServerPush, ClusterAppServers
 from interlink.hub.auth_throttle import Backoff
 from interlink.hub.federation import AliasCipher
 from interlink.hub.hub import Hub
-from interlink.hub.nodes import DirectorySync
+from interlink.hub.nodes import DirectorySync, NodeCalls
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import Rate
 from interlink.hub.router import DomainServices
@@ -312,6 +312,7 @@ class HubServer:
         self._http_guard: HttpGuard | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self.metrics: HubMetrics | None = None
+        self.node_calls: NodeCalls | None = None  # requests to the other nodes of a cluster
         self.media: MediaStore | None = None
         self.media_proxy: MediaProxy | None = None
         self.traffic: ProviderTraffic | None = None
@@ -421,16 +422,21 @@ class HubServer:
             info.append(upload.disco_extension())
 
         # XEP-0357 push for the hub's own accounts, to app servers connected as components.
+        # In a cluster, through whichever node the app server is connected to.
         self.components = components = ComponentGateway(
             ComponentConfig(
                 s.components.secrets,
                 handshake_timeout=s.components.handshake_timeout,
                 limits=xml_limits(s, authenticated=True),
-            )
+            ),
+            on_change=lambda domain, up: app_servers.changed(domain, up),
         )
+        # requests to other nodes that wait for an answer (app servers, metrics)
+        self.node_calls = calls = NodeCalls(cluster, self._spawn_on_hub)
+        app_servers = ClusterAppServers(components, cluster, calls, self._spawn_on_hub)
         self.app_push = app_push = AppServerPush(
             storage.push_registrations,
-            components,
+            app_servers,
             AppPushSettings(
                 max_registrations=s.push.max_registrations_per_account,
                 max_publish_options_bytes=s.push.max_publish_options_bytes,
@@ -475,6 +481,11 @@ class HubServer:
             observers=observers,
             cluster=cluster,
             heartbeat_every=s.cluster.node_ttl / 3,
+            cluster_handlers={
+                "reply": calls.replied,
+                "component": calls.serve("component", app_servers.answer),
+                "metrics": calls.serve("metrics", self._metrics_for_node),
+            },
             domain_services=DomainServices(
                 handlers={
                     TOKEN: MediaTokenService(tokens, addressing.is_home, clock).handle_iq,
@@ -634,7 +645,9 @@ class HubServer:
                 media_proxy=self.media_proxy,
                 traffic=traffic,
                 extra=[S2SCollector(self.s2s)] if self.s2s is not None else [],
-            )
+            ),
+            node=cluster.node_id if cluster.shared else None,
+            others=self._other_nodes_metrics if cluster.shared else None,
         )
         console_limits = (
             ConsoleLimits(
@@ -709,12 +722,34 @@ class HubServer:
         assert self.hub is not None, "the hub is built before anything is routed"
         self.hub.ctx.spawn(coro, name)
 
+    async def _metrics_for_node(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Another node's scrape asks for this node's metrics."""
+        if self.metrics is None:
+            return None
+        return {"families": await self.metrics.snapshot()}
+
+    async def _other_nodes_metrics(self) -> dict[str, list[dict[str, Any]]]:
+        """The metrics of the other live nodes, asked at once; those that do not answer within
+        ``cluster.metrics_wait`` are left out of this scrape."""
+        cluster, calls = self.cluster, self.node_calls
+        assert cluster is not None
+        assert calls is not None
+        wait = self.settings.cluster.metrics_wait
+        others = sorted(n for n in await cluster.directory.live_nodes() if n != cluster.node_id)
+        answers = await asyncio.gather(*(calls.call(node, "metrics", {}, wait) for node in others))
+        return {
+            node: list(answer["families"])
+            for node, answer in zip(others, answers, strict=True)
+            if answer is not None and isinstance(answer.get("families"), list)
+        }
+
     def _media_store(self) -> MediaStore:
         s = self.settings
         assert self.storage is not None
         return MediaStore(
             self.storage.media,
-            s.hub.data_dir / "media",
+            s.media_dir,
+            shared=self.cluster is not None and self.cluster.shared,
             limits=MediaLimits(
                 max_file_size=s.media.max_file_size,
                 quota_bytes=s.media.quota_bytes,

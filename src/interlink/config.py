@@ -204,6 +204,10 @@ class ClusterSection(_Section):
     # survivor stores what was routed to it offline
     node_ttl: float = Field(10.0, ge=0.5, le=300)
     redis_prefix: str = Field("interlink:", min_length=1, max_length=100)
+    # how long a scrape of /metrics waits for the other nodes' metrics
+    metrics_wait: float = Field(1.0, gt=0, le=30)
+    # carbons and roster pushes waiting to be sent to other nodes; beyond, dropped (counted)
+    fanout_backlog: int = Field(10_000, ge=1, le=10_000_000)
 
 
 class XmppSection(_Section):
@@ -272,6 +276,9 @@ class MediaSection(_Section):
     """Uploads (XEP-0363) and the media proxy (docs/operations.md)."""
 
     public_url: str | None = None  # https base URL clients reach the HTTP port at; None: derived
+    # Where uploaded files are kept; None: hub.data_dir/media. In a cluster, one directory all
+    # nodes share (e.g. NFS), since any node may serve a file another one received.
+    dir: Path | None = None
     max_file_size: int = Field(MAX_MEDIA_BYTES, ge=1)  # 100 MiB of media once sealed
     quota_bytes: int = Field(1024 * 1024 * 1024, ge=1)  # per user: stored files + open slots
     max_open_slots: int = Field(16, ge=1)
@@ -576,6 +583,10 @@ class Settings(_Section):
     @property
     def database_path(self) -> Path:
         return self.hub.data_dir / "interlink.sqlite3"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.media.dir if self.media.dir is not None else self.hub.data_dir / "media"
 
 
 def load_settings(

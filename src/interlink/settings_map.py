@@ -54,6 +54,7 @@ def hub_settings(s: Settings) -> HubSettings:
         policy=policy_limits(s),
         archive=archive_limits(s),
         groups=group_settings(s),
+        fanout_backlog=s.cluster.fanout_backlog,
     )
 
 

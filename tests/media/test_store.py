@@ -446,6 +446,37 @@ async def test_cleanup_spares_a_running_upload(tmp_path: Path) -> None:
         assert await read_all(kit, slot) == b"xy"
 
 
+async def test_a_shared_store_spares_a_slot_another_node_may_be_uploading_to(
+    tmp_path: Path,
+) -> None:
+    """Two stores on one database and one directory (two nodes of a cluster): a file uploaded
+    through one is downloaded through the other; a slot past its PUT expiry is collected only
+    once an upload begun in time elsewhere would have ended (``upload_time_limit``)."""
+    limits = MediaLimits(put_expiry=300, upload_time_limit=600)
+    async with media_kit(tmp_path, limits) as kit:
+        other = MediaStore(kit.storage.media, tmp_path, limits=limits, clock=kit.clock, shared=True)
+        here = MediaStore(kit.storage.media, tmp_path, limits=limits, clock=kit.clock, shared=True)
+        slot = await here.request_slot(OWNER, "a.bin", 3, None)
+        await here.upload(slot.record.slot_id, "a.bin", slot.token, body(b"abc"))
+        download = await other.open_download(slot.record.file_id, "a.bin")
+        try:
+            assert b"".join([c async for c in download.chunks()]) == b"abc"
+        finally:
+            download.close()
+        waiting = await here.request_slot(OWNER, "b.bin", 3, None)
+        kit.clock.now += 300 + 599  # expired here, maybe still uploading on the other node
+        assert await other.collect_expired(kit.clock.now) == 0
+        assert await kit.storage.media.by_slot(waiting.record.slot_id) is not None
+        kit.clock.now += 1
+        assert await other.collect_expired(kit.clock.now) == 1
+        assert await kit.storage.media.by_slot(waiting.record.slot_id) is None
+        # not shared (one process): collected at its PUT expiry, as before
+        alone = await kit.store.request_slot(OWNER, "c.bin", 3, None)
+        kit.clock.now += 300
+        assert await kit.store.collect_expired(kit.clock.now) == 1
+        assert await kit.storage.media.by_slot(alone.record.slot_id) is None
+
+
 async def test_stored_file_survives_restart(tmp_path: Path) -> None:
     db = tmp_path / "hub.sqlite3"
     async with media_kit(tmp_path / "media", db=db) as kit:

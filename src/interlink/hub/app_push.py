@@ -25,25 +25,33 @@ of type ``wait``, which is temporary; no answer (app server not connected, or si
 ``reply_timeout``) keeps it.
 
 Notifications go out in the background (``spawn``, the hub's task set); they never hold up
-routing, and a failure is logged."""
+routing, and a failure is logged.
+
+In a cluster a notification starts on the node that stored (or queued) the message, so once per
+message whatever the number of nodes, and reaches the app server through the node it is
+connected to (:class:`ClusterAppServers`: each node writes where its components are to the
+session directory, and a request for a component of another node goes to that node,
+:class:`~interlink.hub.nodes.NodeCalls`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 from xml.etree.ElementTree import Element
 
+from interlink.cluster import Cluster
 from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.hub.nodes import NodeCalls
 from interlink.hub.session import Session
 from interlink.storage.push_registrations import PushRegistration, PushRegistrationRepository
 from interlink.xmpp import ns
 from interlink.xmpp.ext import push
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Iq, IqType, Message, iq_result
+from interlink.xmpp.stanza import Iq, IqType, Message, iq_result, parse_stanza, to_xml
 from interlink.xmpp.xml import parse_fragment, serialize
 
 log = logging.getLogger("interlink.push")
@@ -61,6 +69,74 @@ class AppServerLink(Protocol):
         """Send ``iq`` to the app server at its ``to``; its answer (result or error), or
         ``None`` when none is connected or it did not answer within ``reply_within`` seconds."""
         ...
+
+
+class LocalAppServers(AppServerLink, Protocol):
+    """The app servers connected to this node."""
+
+    def connected(self, domain: str) -> bool: ...
+
+
+_COMPONENT = "component"  # the resource under which a node lists a component it holds
+
+
+class ClusterAppServers:
+    """The :class:`AppServerLink` of a node of a cluster: the app servers connected here, and
+    through the other nodes those connected there (``calls``; ``None``: this node alone).
+    ``spawn`` runs background work."""
+
+    def __init__(
+        self,
+        local: LocalAppServers,
+        cluster: Cluster,
+        calls: NodeCalls | None,
+        spawn: Callable[[Coroutine[Any, Any, None], str], None],
+    ) -> None:
+        self._local = local
+        self._cluster = cluster
+        self._calls = calls if cluster.shared else None
+        self._spawn = spawn
+
+    def reaches(self, domain: str) -> bool:
+        return self._local.reaches(domain)
+
+    def changed(self, domain: str, connected: bool) -> None:
+        """A component connected to this node, or left it: the directory says so."""
+        if self._calls is None:
+            return
+        directory = self._cluster.directory
+        where = f"{domain}/{_COMPONENT}"
+        work = (
+            directory.bind(where, available=True, priority=0)
+            if connected
+            else directory.unbind(where)
+        )
+        self._spawn(work, f"component {domain} in the directory")
+
+    async def request(self, iq: Iq, reply_within: float) -> Iq | None:
+        to = iq.to
+        assert to is not None
+        cluster, calls = self._cluster, self._calls
+        if calls is None or self._local.connected(to.domain):
+            return await self._local.request(iq, reply_within)
+        held = await cluster.directory.locate(to.domain)
+        for node in sorted({w.node for w in held if w.node != cluster.node_id}):
+            body = {"iq": to_xml(iq, None), "within": reply_within}
+            answer = await calls.call(node, "component", body, reply_within)
+            if answer is not None:
+                raw = str(answer.get("iq", ""))
+                stanza = parse_stanza(parse_fragment(raw)) if raw else None
+                return stanza if isinstance(stanza, Iq) else None
+        return None
+
+    async def answer(self, body: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """Another node's request for an app server connected here (served as ``component``
+        through :class:`~interlink.hub.nodes.NodeCalls`)."""
+        iq = parse_stanza(parse_fragment(str(body["iq"])))
+        if not isinstance(iq, Iq):
+            return None
+        answer = await self._local.request(iq, float(body["within"]))
+        return {"iq": "" if answer is None else to_xml(answer, None)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,12 +6,19 @@ headline messages, nor those marked ``<private/>`` with a ``<no-copy/>`` hint. C
 ``<received/>`` (for other resources of the recipient) or ``<sent/>`` (for other resources of the
 sender), each wrapping the original in ``<forwarded/>`` (XEP-0297). Stored offline messages are
 not copied; they reach every resource that drains them.
+
+In a cluster the account's resources on other nodes get their copies through those nodes'
+inboxes, written only to a session that enabled carbons (which its own node alone knows):
+:meth:`Carbons.sent_elsewhere` and :meth:`Carbons.received_elsewhere` queue them on the hub's
+:class:`~interlink.hub.nodes.Fanout`, so the message path never waits for the cluster.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
+from interlink.cluster import Located
+from interlink.hub.nodes import WHEN_CARBONS, Build, Fanout
 from interlink.hub.session import Session, SessionRegistry
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
@@ -40,8 +47,9 @@ def eligible(msg: Message) -> bool:
 
 
 class Carbons:
-    def __init__(self, sessions: SessionRegistry) -> None:
+    def __init__(self, sessions: SessionRegistry, fanout: Fanout | None = None) -> None:
         self._sessions = sessions
+        self._fanout = fanout if fanout is not None and fanout.active else None
         # accounts with at least one carbons-enabled resource: the common case costs one lookup
         self._enabled: dict[JID, int] = {}
 
@@ -80,6 +88,31 @@ class Carbons:
             return  # to oneself: the resources get it (or its received copy) anyway
         for s in self._wanting(bare, (sender,)):
             s.deliver_xml(_wrap("sent", bare, s.jid, msg.type, xml))
+
+    def received_elsewhere(self, msg: Message, xml: str, bare: JID) -> None:
+        """Queue the ``received`` copies for ``bare``'s resources on other nodes (a message
+        delivered on this one)."""
+        if self._fanout is None or not eligible(msg):
+            return
+        self._fanout.put(bare, WHEN_CARBONS, _copy("received", bare, msg.type, xml, None))
+
+    def sent_elsewhere(self, msg: Message, xml: str, sender: Session) -> None:
+        """Queue the ``sent`` copies for the sender's resources on other nodes."""
+        bare = sender.jid.bare
+        if self._fanout is None or not eligible(msg):
+            return
+        if msg.to is not None and msg.to.bare == bare:
+            return
+        self._fanout.put(bare, WHEN_CARBONS, _copy("sent", bare, msg.type, xml, sender.jid))
+
+
+def _copy(kind: str, bare: JID, mtype: MessageType, xml: str, skip: JID | None) -> Build:
+    def build(where: Located) -> str | None:
+        if skip is not None and where.full_jid == str(skip):
+            return None
+        return _wrap(kind, bare, JID.parse(where.full_jid), mtype, xml)
+
+    return build
 
 
 def _wrap(kind: str, bare: JID, to: JID, mtype: MessageType, xml: str) -> str:

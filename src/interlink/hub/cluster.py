@@ -11,6 +11,11 @@ from the inbox. The inbox of a node that dies is reclaimed by one survivor, whic
 message offline (or hands it to the account's sessions, if they are back on a live node). So a
 message acknowledged to its sender is either delivered or stored, also when a node vanishes.
 
+Stanzas for a session rather than an account (``live``: presence, carbons, PEP notifications)
+are written to the session if it is still here, else dropped, like on one node when a session
+has just gone. Other kinds of request (``probe``, ``room``) go to the service that registered
+a handler for them.
+
 With the in-process cluster (one node, the embedded default) none of this runs: the directory
 is not written and no inbox is read.
 """
@@ -21,17 +26,37 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from interlink.cluster import Cluster, NodeFencedError
 from interlink.errors import StanzaError, StreamError, StreamErrorCondition
+from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
+from interlink.hub.nodes import WHEN_AVAILABLE, WHEN_CARBONS, WHEN_ROSTER
 from interlink.hub.offline import OfflineDelivery
+from interlink.hub.session import Session
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.stanza import Message, parse_stanza
 from interlink.xmpp.xml import parse_fragment
 
 log = logging.getLogger("interlink.cluster")
+Handler = Callable[[Mapping[str, Any]], Awaitable[None]]  # the payload's body
+
+
+def _meets(session: Session, when: str | None) -> bool:
+    """Whether ``session`` is what a live stanza was sent for (see ``interlink.hub.nodes``)."""
+    if when is None:
+        return True
+    if when == WHEN_AVAILABLE:
+        return session.available
+    if when == WHEN_CARBONS:
+        return session.available and session.carbons
+    if when == WHEN_ROSTER:
+        return session.roster_requested
+    if when.startswith("notify:"):
+        return session.available and session.wants_notify(when[len("notify:") :])
+    return False
 
 
 class ClusterNode:
@@ -45,8 +70,17 @@ class ClusterNode:
         *,
         heartbeat_every: float,
         on_fenced: Callable[[], None] | None = None,
+        carbons: Carbons | None = None,
+        handlers: Mapping[str, Handler] | None = None,
+        on_nodes: Callable[[set[str]], None] | None = None,
     ) -> None:
+        """``carbons`` copies a message delivered here to the account's other resources;
+        ``handlers`` take the requests of other kinds, by kind; ``on_nodes`` hears the live
+        nodes at each lease renewal."""
         self._ctx = ctx
+        self._on_nodes = on_nodes
+        self._carbons = carbons
+        self._handlers = dict(handlers or {})
         self._cluster = cluster
         self._offline = offline
         self._every = heartbeat_every
@@ -76,11 +110,17 @@ class ClusterNode:
             try:
                 await self._cluster.directory.heartbeat()
                 await self.reap()
+                await self.read_nodes()
             except NodeFencedError:
                 log.error("this node's lease ran out: its sessions end, it rejoins")
                 self._fenced()
             except Exception:
                 log.warning("cluster heartbeat failed", exc_info=True)
+
+    async def read_nodes(self) -> None:
+        """Tell ``on_nodes`` which nodes are alive now."""
+        if self._on_nodes is not None:
+            self._on_nodes(await self._cluster.directory.live_nodes())
 
     def _fenced(self) -> None:
         error = StreamError(
@@ -120,19 +160,34 @@ class ClusterNode:
                 if self._ctx.sessions.message_targets(bare):
                     self._offline.start_drain(bare)
                 return
+            if "live" in data:
+                self._live(data["live"], data.get("when"))
+                return
+            for kind, handler in self._handlers.items():
+                if kind in data:
+                    try:
+                        await handler(data[kind])
+                    except Exception:  # one bad request must not hold up the inbox
+                        log.exception("a request from another node failed", extra={"kind": kind})
+                    return
             to = JID.parse(str(data["to"]))
             xml = str(data["xml"])
             stanza = parse_stanza(parse_fragment(xml))
-        except (ValueError, KeyError, InvalidJID) as exc:
+        except (ValueError, KeyError, TypeError, InvalidJID) as exc:
             log.error("a malformed stanza in a node inbox", extra={"error": str(exc)})
             return
+        sessions = self._ctx.sessions
         if to.resource is not None:
-            session = self._ctx.sessions.get(to)
+            session = sessions.get(to)
             if session is not None:
                 session.deliver_xml(xml)
+                if isinstance(stanza, Message) and self._carbons is not None:
+                    self._copies(stanza, xml, to.bare, (session,))
                 return
         if not isinstance(stanza, Message):
             return
+        targets = sessions.message_targets(to.bare)
+        live = bool(targets) and not self._offline.is_draining(to.bare)
         try:
             # From this node's own inbox the sender's node chose us: do not route it on again
             # (a stale directory must not bounce it); a dead node's may go wherever it is now.
@@ -142,6 +197,27 @@ class ClusterNode:
                 "a routed message could not be stored",
                 extra={"to": str(to.bare), "condition": str(err.condition)},
             )
+            return
+        if live and from_inbox and self._carbons is not None:
+            self._copies(stanza, xml, to.bare, targets)
+
+    def _copies(
+        self, msg: Message, xml: str, bare: JID, targets: tuple[Session, ...] | list[Session]
+    ) -> None:
+        """XEP-0280 ``received`` copies of a message delivered here, for the account's other
+        resources here and on other nodes (the node that delivers a message copies it)."""
+        assert self._carbons is not None
+        self._carbons.received(msg, xml, bare, targets)
+        self._carbons.received_elsewhere(msg, xml, bare)
+
+    def _live(self, deliveries: Any, when: Any) -> None:
+        """Stanzas for sessions of this node (``[[full JID, xml], ...]``), each written if the
+        session is still here and meets ``when``."""
+        sessions = self._ctx.sessions
+        for full, xml in deliveries:
+            session = sessions.get(JID.parse(str(full)))
+            if session is not None and _meets(session, None if when is None else str(when)):
+                session.deliver_xml(str(xml))
 
     async def reap(self) -> int:
         """Take the inboxes of dead nodes (stored offline, or delivered where the account is

@@ -18,6 +18,7 @@ from interlink.hub.addressing import Addressing
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import ThrottleLimits
 from interlink.hub.groups.settings import GroupSettings
+from interlink.hub.nodes import Fanout
 from interlink.hub.observers import HubObservers
 from interlink.hub.policy.limits import PolicyLimits
 from interlink.hub.session import BindConflictPolicy, SessionRegistry
@@ -57,6 +58,7 @@ class HubSettings:
     policy: PolicyLimits = field(default_factory=PolicyLimits)  # consent and abuse (hub.policy)
     archive: ArchiveLimits = field(default_factory=ArchiveLimits)  # XEP-0313 (hub.archive)
     groups: GroupSettings = field(default_factory=GroupSettings)  # XEP-0045 rooms (hub.groups)
+    fanout_backlog: int = 10_000  # in a cluster: stanzas waiting for other nodes (hub.nodes)
 
     def __post_init__(self) -> None:
         for name in (
@@ -64,6 +66,7 @@ class HubSettings:
             "offline_drain_batch",
             "max_roster_items",
             "max_sessions_per_account",
+            "fanout_backlog",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
@@ -128,6 +131,8 @@ class HubContext:
         # Refusals by reason (consent rules, rate limits, full queues), for metrics.
         self.refusals: Counter[str] = Counter()
         self.stats = HubStats()  # stanzas and routing latency, for metrics
+        # in a cluster: what goes to sessions on other nodes without holding up routing
+        self.fanout = Fanout(self.cluster, settings.fanout_backlog)
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from interlink.cluster import Cluster
 from interlink.errors import (
@@ -17,7 +17,7 @@ from interlink.errors import (
 )
 from interlink.hub.addressing import Addressing
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
-from interlink.hub.cluster import ClusterNode
+from interlink.hub.cluster import ClusterNode, Handler
 from interlink.hub.context import HubContext, HubSettings
 from interlink.hub.federation import AliasCipher, EnlistedProvider, Federation
 from interlink.hub.observers import HubObservers
@@ -54,7 +54,8 @@ class Hub:
     (it may not log in). ``domain_services`` are what the service domains answer
     besides the core (XEP-0363 upload, media tokens). ``cluster`` is the other hub processes
     (by default none: this one alone); ``heartbeat_every`` how often this node renews its lease
-    there."""
+    there; ``cluster_handlers`` take the other nodes' requests of the services outside the hub
+    (by kind, e.g. ``component``)."""
 
     def __init__(
         self,
@@ -73,6 +74,7 @@ class Hub:
         enlisted_provider: EnlistedProvider | None = None,
         cluster: Cluster | None = None,
         heartbeat_every: float = 3.0,
+        cluster_handlers: Mapping[str, Handler] | None = None,
     ) -> None:
         self.ctx = HubContext(
             settings, storage, clock, addressing, sessions, observers or HubObservers(), cluster
@@ -95,7 +97,17 @@ class Hub:
         self.node: ClusterNode | None = None
         if self.ctx.cluster.shared:
             self.node = ClusterNode(
-                self.ctx, self.ctx.cluster, self.router.offline, heartbeat_every=heartbeat_every
+                self.ctx,
+                self.ctx.cluster,
+                self.router.offline,
+                heartbeat_every=heartbeat_every,
+                carbons=self.router.carbons,
+                handlers={
+                    **(cluster_handlers or {}),
+                    "probe": self.router.presence.probed,
+                    "room": self.router.groups.from_node,
+                },
+                on_nodes=self.router.groups.nodes_changed,
             )
         self._authenticate_bearer = authenticate_bearer
         self._disabled = disabled
@@ -342,6 +354,7 @@ class Hub:
         taking this node's inbox and watching the other nodes."""
         await self.router.policy.load()
         if self.node is not None:
+            await self.node.read_nodes()
             self.node.start()
 
     async def shutdown(self) -> None:
@@ -350,5 +363,7 @@ class Hub:
         for session in self.ctx.sessions.all_sessions():
             session.port.terminate(error)
         await self.ctx.drain_tasks()
+        await self.ctx.fanout.close()
+        await self.router.groups.close()
         if self.node is not None:
             await self.node.stop()

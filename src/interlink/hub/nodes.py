@@ -1,16 +1,25 @@
 """What routing and the session registry need of the cluster, below the offline queue and the
-registry: the directory writer (:class:`DirectorySync`) and :func:`send_to_nodes`. The node's
-own loops are in :mod:`interlink.hub.cluster`."""
+registry: the directory writer (:class:`DirectorySync`), :func:`send_to_nodes` (a message for
+an account, delivered or stored), and :func:`elsewhere` + :func:`send_live` (stanzas that only
+matter to a session that is there now: presence, carbons, PEP notifications, room traffic).
+The node's own loops are in :mod:`interlink.hub.cluster`.
+
+Every kind of payload a node puts in another node's inbox is built here (``to``/``xml``,
+``drain``, ``live``, ``probe``, ``room``; requests that wait for an answer, :class:`NodeCalls`:
+``component``, ``metrics`` and their ``reply``), and read in :meth:`ClusterNode.handle`."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import json
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import secrets
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from interlink.cluster import Cluster, SessionDirectory
+from interlink.cluster import Cluster, Located, SessionDirectory
 from interlink.xmpp.jid import JID
 
 if TYPE_CHECKING:
@@ -91,6 +100,19 @@ async def ask_nodes_to_drain(cluster: Cluster, bare: JID) -> None:
         await cluster.bus.send(node, notice)
 
 
+async def send_to_session(cluster: Cluster, full: JID, xml: str) -> bool:
+    """Route a message for exactly ``full`` to the other node that holds it, if one does:
+    whether it took it (a full JID held elsewhere goes there, not to this node's resources)."""
+    for where in await cluster.directory.locate(str(full.bare)):
+        if (
+            where.node != cluster.node_id
+            and where.full_jid == str(full)
+            and await cluster.bus.send(where.node, _payload(full, xml))
+        ):
+            return True
+    return False
+
+
 async def send_to_nodes(cluster: Cluster, bare: JID, full: JID | None, xml: str) -> bool:
     """Route a message for ``bare`` (or exactly ``full``) to the sessions other live nodes hold:
     to the node holding ``full`` if one does, else to the nodes of the available resources of
@@ -112,3 +134,260 @@ async def send_to_nodes(cluster: Cluster, bare: JID, full: JID | None, xml: str)
     for node in sorted({s.node for s in eligible if s.priority == best}):
         sent = await cluster.bus.send(node, _payload(bare, xml)) or sent
     return sent
+
+
+async def elsewhere(cluster: Cluster, bare: JID) -> list[Located]:
+    """The available sessions of ``bare`` on the other live nodes (none with the in-process
+    cluster: nothing to ask)."""
+    if not cluster.shared:
+        return []
+    try:
+        found = await cluster.directory.locate(str(bare))
+    except Exception:  # live stanzas are for sessions that are there now: none is lost
+        log.warning("the session directory could not be read", exc_info=True)
+        return []
+    return [s for s in found if s.node != cluster.node_id and s.available]
+
+
+async def elsewhere_all(cluster: Cluster, bares: Iterable[JID]) -> dict[JID, list[Located]]:
+    """:func:`elsewhere` for several accounts at once (the lookups run concurrently); only
+    those with a session elsewhere are in the result."""
+    if not cluster.shared:
+        return {}
+    wanted = list(dict.fromkeys(bares))
+    found = await asyncio.gather(*(elsewhere(cluster, bare) for bare in wanted))
+    return {bare: where for bare, where in zip(wanted, found, strict=True) if where}
+
+
+# What a session must be for a live stanza to be written to it (checked on its own node, which
+# alone knows): available; carbons enabled (XEP-0280); a roster reader; wanting ``<node>``
+# notifications (``when_notify``).
+WHEN_AVAILABLE = "available"
+WHEN_CARBONS = "carbons"
+WHEN_ROSTER = "roster"  # it asked for the roster (RFC 6121 §2.1.6)
+
+
+def when_notify(node: str) -> str:
+    return "notify:" + node
+
+
+async def send_live(
+    cluster: Cluster, deliveries: Sequence[tuple[Located, str]], when: str | None = None
+) -> int:
+    """Write each ``xml`` to the session ``where`` on its node, if it is still there (and meets
+    ``when``, see ``WHEN_*``); one inbox entry per node. Nothing is stored if it is gone: these
+    are stanzas for a session, not messages for an account. Returns how many nodes took them."""
+    by_node: dict[str, list[list[str]]] = {}
+    for where, xml in deliveries:
+        by_node.setdefault(where.node, []).append([where.full_jid, xml])
+    taken = 0
+    for node in sorted(by_node):
+        payload = json.dumps({"live": by_node[node], "when": when}, ensure_ascii=False)
+        try:
+            taken += await cluster.bus.send(node, payload)
+        except Exception:
+            log.warning("stanzas for another node's sessions not sent", exc_info=True)
+    return taken
+
+
+async def send_to_node(cluster: Cluster, node: str, kind: str, body: dict[str, str]) -> bool:
+    """A request of ``kind`` for ``node`` to act on (``probe``: answer with the presence of an
+    account's sessions there; ``room``: a room's traffic for its occupants there)."""
+    try:
+        return await cluster.bus.send(node, json.dumps({kind: body}, ensure_ascii=False))
+    except Exception:
+        log.warning("a request for another node not sent", extra={"kind": kind}, exc_info=True)
+        return False
+
+
+class LiveWriter:
+    """Stanzas for sessions on other nodes, sent in the order they were written: one queue,
+    one background task that sends what has gathered (one inbox entry per node and batch,
+    :func:`send_live`). For a stream of stanzas whose order matters (a room's traffic)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._cluster = cluster
+        self._queue: list[tuple[Located, str]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+
+    def write(self, node: str, full: JID, xml: str) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-writer")
+        self._queue.append((Located(str(full), node, True, 0), xml))
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._queue = self._queue, []
+            if batch:
+                try:
+                    await send_live(self._cluster, batch)
+                except Exception:
+                    log.warning("stanzas for other nodes were not sent", exc_info=True)
+            if not self._queue:
+                self._idle.set()
+
+    async def flush(self) -> None:
+        """Wait until everything written so far was sent."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self.flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+
+def home_of(key: str, nodes: Iterable[str]) -> str:
+    """The node among ``nodes`` that hosts ``key`` (rendezvous hashing: every node that sees
+    the same live nodes picks the same one, and a node leaving moves only its own keys)."""
+    return max(nodes, key=lambda node: hashlib.sha256(f"{node}\0{key}".encode()).digest())
+
+
+Answer = Callable[[Mapping[str, Any]], Awaitable[Mapping[str, Any] | None]]
+
+
+class NodeCalls:
+    """Requests to another node that wait for its answer, through the inboxes: :meth:`call`
+    puts ``{kind: {"call": id, "node": this node, ...body}}`` in that node's inbox; there the
+    handler :meth:`serve` made for ``kind`` computes the answer in the background (``spawn``)
+    and puts ``{"reply": {"call": id, "answer": ...}}`` in ours (:meth:`replied`). No answer
+    within the time given (the node died, or is slow) is ``None``, as is a node that is not
+    alive."""
+
+    def __init__(
+        self, cluster: Cluster, spawn: Callable[[Coroutine[Any, Any, None], str], None]
+    ) -> None:
+        self._cluster = cluster
+        self._spawn = spawn
+        self._waiting: dict[str, asyncio.Future[Mapping[str, Any] | None]] = {}
+
+    async def call(
+        self, node: str, kind: str, body: Mapping[str, Any], within: float
+    ) -> Mapping[str, Any] | None:
+        key = secrets.token_hex(8)
+        waiter: asyncio.Future[Mapping[str, Any] | None] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self._waiting[key] = waiter
+        request = {**body, "call": key, "node": self._cluster.node_id}
+        try:
+            if not await self._cluster.bus.send(node, json.dumps({kind: request})):
+                return None
+            return await asyncio.wait_for(waiter, within)
+        except TimeoutError:
+            return None
+        except Exception:
+            log.warning("a call to another node failed", extra={"kind": kind}, exc_info=True)
+            return None
+        finally:
+            self._waiting.pop(key, None)
+
+    def serve(self, kind: str, answer: Answer) -> Callable[[Mapping[str, Any]], Awaitable[None]]:
+        """The inbox handler for requests of ``kind``, answered by ``answer(body)``."""
+
+        async def handler(body: Mapping[str, Any]) -> None:
+            self._spawn(self._answer(answer, body), f"answer a {kind} request")
+
+        return handler
+
+    async def _answer(self, answer: Answer, body: Mapping[str, Any]) -> None:
+        result = await answer(body)
+        reply = {"reply": {"call": str(body["call"]), "answer": result}}
+        await self._cluster.bus.send(str(body["node"]), json.dumps(reply))
+
+    async def replied(self, body: Mapping[str, Any]) -> None:
+        """The inbox handler for ``reply``: an answer to one of this node's calls."""
+        waiter = self._waiting.get(str(body["call"]))
+        if waiter is not None and not waiter.done():
+            answer = body.get("answer")
+            waiter.set_result(answer if isinstance(answer, Mapping) else None)
+
+
+Build = Callable[[Located], str | None]  # the stanza for one session elsewhere, or none
+
+
+class Fanout:
+    """Stanzas for an account's sessions on other nodes that must not hold up the stanza that
+    caused them (carbons on the message path, roster pushes): :meth:`put` queues them, one
+    background task sends them in order, in batches (one concurrent directory read per distinct
+    account in the batch, one inbox entry per node and condition). At most ``backlog`` jobs
+    wait; beyond, new ones are dropped and counted (``dropped``): like a session that just went,
+    the copies are lost, never the message they copy."""
+
+    def __init__(self, cluster: Cluster, backlog: int) -> None:
+        self._cluster = cluster
+        self._backlog = backlog
+        self._jobs: list[tuple[JID, str | None, Build]] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether other nodes may hold sessions (``put`` is worth calling)."""
+        return self._cluster.shared
+
+    def put(self, bare: JID, when: str | None, build: Build) -> None:
+        """``build(where)`` for each available session of ``bare`` on another node, sent to it
+        if it still meets ``when`` (see ``WHEN_*``)."""
+        if not self._cluster.shared:
+            return
+        if len(self._jobs) >= self._backlog:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning(
+                    "stanzas for other nodes dropped: backlog full", extra={"n": self.dropped}
+                )
+            return
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="fanout")
+        self._jobs.append((bare, when, build))
+        self._idle.clear()
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            jobs, self._jobs = self._jobs, []
+            if jobs:
+                try:
+                    await self._send(jobs)
+                except Exception:
+                    log.warning("stanzas for other nodes not sent", exc_info=True)
+            if not self._jobs:
+                self._idle.set()
+
+    async def _send(self, jobs: list[tuple[JID, str | None, Build]]) -> None:
+        found = await elsewhere_all(self._cluster, (bare for bare, _, _ in jobs))
+        out: dict[str | None, list[tuple[Located, str]]] = {}
+        for bare, when, build in jobs:
+            for where in found.get(bare, ()):
+                xml = build(where)
+                if xml is not None:
+                    out.setdefault(when, []).append((where, xml))
+        for when, deliveries in out.items():
+            await send_live(self._cluster, deliveries, when)
+
+    async def flush(self) -> None:
+        """Wait until everything put so far was sent."""
+        await self._idle.wait()
+
+    async def close(self) -> None:
+        if self._task is not None:
+            await self.flush()
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

@@ -24,7 +24,7 @@ from interlink.errors import (
     StreamErrorCondition,
 )
 from interlink.hub.context import HubContext, KeyedLock, log
-from interlink.hub.nodes import ask_nodes_to_drain, send_to_nodes
+from interlink.hub.nodes import ask_nodes_to_drain, send_to_nodes, send_to_session
 from interlink.hub.observers import notify
 from interlink.hub.session import AckPort, MarkSent, Session
 from interlink.hub.sm import ParkedPort
@@ -98,6 +98,14 @@ class OfflineDelivery:
         """
         ctx = self._ctx
         async with self._locks.hold(bare):
+            if (
+                full is not None
+                and remote
+                and ctx.cluster.shared
+                and ctx.sessions.get(full) is None
+                and await send_to_session(ctx.cluster, full, xml)
+            ):
+                return  # that resource is on another node
             targets = ctx.sessions.message_targets(bare)
             if targets and bare not in self._draining:
                 for session in targets:

@@ -7,6 +7,10 @@ deletes; others read and subscribe as the node's access model allows. A publicat
 ``<node>+notify`` in their capabilities, and to explicit subscribers. When a resource's
 capabilities become known it gets the newest item of each node it may read and wants.
 
+In a cluster the audience's resources on other nodes get their notifications through those
+nodes' inboxes (:func:`~interlink.hub.nodes.send_live`); each node checks its own sessions'
+``+notify`` features.
+
 This is what OMEMO uses for device lists and bundles (``urn:xmpp:omemo:2:*`` and
 ``eu.siacs.conversations.axolotl.*``).
 """
@@ -18,15 +22,17 @@ from collections.abc import Iterable, Mapping
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
+from interlink.cluster import Located
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext, log
+from interlink.hub.nodes import WHEN_AVAILABLE, elsewhere_all, send_live, when_notify
 from interlink.hub.session import Session
 from interlink.storage.pep import AccessModel, PepItem, PepNodeConfig
 from interlink.xmpp import ns
 from interlink.xmpp.forms import X as FORM
 from interlink.xmpp.forms import build_form, read_form
 from interlink.xmpp.jid import JID, InvalidJID
-from interlink.xmpp.stanza import Iq, IqType, Message, MessageType, iq_result
+from interlink.xmpp.stanza import Iq, IqType, Message, MessageType, iq_result, to_xml
 from interlink.xmpp.xml import parse_fragment, serialize
 
 PUBSUB = ns.qname(ns.PUBSUB, "pubsub")
@@ -496,22 +502,23 @@ class PepService:
         await self._notify(owner, node, config, event, subscribers=subscribers)
 
     # -- notifications (XEP-0163 §4.3) ---------------------------------------------------------
-    async def _recipients(
+    async def _audience(
         self, owner: JID, node: str, config: PepNodeConfig, subscribers: Iterable[str] | None
-    ) -> list[Session]:
-        sessions = self._ctx.sessions
-        targets: dict[JID, Session] = {}
-        for s in sessions.available(owner):
-            if s.wants_notify(node):
-                targets[s.jid] = s
+    ) -> list[tuple[JID, bool]]:
+        """Who gets ``owner``'s notifications of ``node``: ``(jid, by_presence)``, where
+        ``by_presence`` means the available resources of the bare ``jid`` that asked for
+        ``node+notify`` (the owner, contacts with a presence subscription), else an explicit
+        subscriber (a full JID: that resource; a bare one: every available resource)."""
+        audience: list[tuple[JID, bool]] = [(owner, True)]
+        sessions, alone = self._ctx.sessions, not self._ctx.cluster.shared
         if config.access_model is not AccessModel.WHITELIST:
             for item in await self._ctx.storage.roster.items(str(owner)):
                 if item.subscription.has_from:
                     contact = JID.parse(item.contact)
-                    chosen = [s for s in sessions.available(contact) if s.wants_notify(node)]
-                    if chosen and await self._gates.may_exchange(owner, contact):
-                        for s in chosen:
-                            targets[s.jid] = s
+                    if alone and not any(s.wants_notify(node) for s in sessions.available(contact)):
+                        continue  # nobody to tell: spare the rules' check
+                    if await self._gates.may_exchange(owner, contact):
+                        audience.append((contact, True))
         if subscribers is None:
             subscribers = await self._ctx.storage.pep.subscribers(str(owner), node)
         for text in subscribers:
@@ -520,9 +527,20 @@ class PepService:
                 continue  # e.g. the presence subscription was cancelled since
             if not await self._gates.may_exchange(owner, jid.bare):
                 continue  # e.g. to a message request the owner has not accepted
-            chosen = (
-                [s for s in [sessions.get(jid)] if s] if jid.resource else sessions.available(jid)
-            )
+            audience.append((jid, False))
+        return audience
+
+    def _recipients(self, node: str, audience: list[tuple[JID, bool]]) -> list[Session]:
+        """The sessions of this node among ``audience``."""
+        sessions = self._ctx.sessions
+        targets: dict[JID, Session] = {}
+        for jid, by_presence in audience:
+            if by_presence:
+                chosen = [s for s in sessions.available(jid) if s.wants_notify(node)]
+            elif jid.resource:
+                chosen = [s for s in [sessions.get(jid)] if s]
+            else:
+                chosen = sessions.available(jid)
             for s in chosen:
                 targets[s.jid] = s
         return list(targets.values())
@@ -538,8 +556,38 @@ class PepService:
     ) -> None:
         event = Element(_EVENT)
         event.append(event_child)
-        for s in await self._recipients(owner, node, config, subscribers):
+        audience = await self._audience(owner, node, config, subscribers)
+        for s in self._recipients(node, audience):
             s.deliver(await self._event_message(owner, s.jid, event))
+        cluster = self._ctx.cluster
+        if cluster.shared:
+            await self._notify_elsewhere(owner, node, event, audience)
+
+    async def _notify_elsewhere(
+        self, owner: JID, node: str, event: Element, audience: list[tuple[JID, bool]]
+    ) -> None:
+        """The notifications for the audience's resources on other nodes, which write each to
+        the session if it still wants it (only its node knows its ``+notify`` features)."""
+        cluster = self._ctx.cluster
+        found = await elsewhere_all(cluster, [jid.bare for jid, _ in audience])
+        explicit: dict[str, Located] = {}
+        by_presence: dict[str, Located] = {}
+        for jid, presence_based in audience:
+            for where in found.get(jid.bare, ()):
+                if presence_based:
+                    by_presence[where.full_jid] = where
+                elif jid.resource is None or where.full_jid == str(jid):
+                    explicit[where.full_jid] = where
+        for chosen, when in (
+            (explicit, WHEN_AVAILABLE),
+            ({k: v for k, v in by_presence.items() if k not in explicit}, when_notify(node)),
+        ):
+            out = [
+                (where, to_xml(await self._event_message(owner, JID.parse(full), event), None))
+                for full, where in sorted(chosen.items())
+            ]
+            if out:
+                await send_live(cluster, out, when)
 
     async def features_known(self, session: Session) -> None:
         """Send the newest item of every node ``session`` wants and may read: its own account's

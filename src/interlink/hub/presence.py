@@ -5,17 +5,32 @@ All accounts live on this hub for now (server-to-server comes with the proxy pha
 the other: first the sender's roster changes (outbound processing), then the recipient's
 (inbound processing). Subscription requests are stored until answered and shown again at each
 login (RFC 6121 §3.1.3).
+
+In a cluster the resources of a user or contact may be on other nodes (the shared session
+directory says which): broadcasts, directed presence and subscription notices reach them through
+those nodes' inboxes (:func:`~interlink.hub.nodes.send_live`), and a new session's probes of
+its contacts are answered by the nodes that hold them (:meth:`PresenceService.probed`), since
+only they know the contacts' current presence.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
+from typing import Any
 
+from interlink.cluster import Located
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.caps import CapsService
 from interlink.hub.context import HubContext
+from interlink.hub.nodes import (
+    WHEN_AVAILABLE,
+    elsewhere,
+    elsewhere_all,
+    send_live,
+    send_to_node,
+)
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.roster import RosterPushes, subscription_after
@@ -135,7 +150,7 @@ class PresenceService:
         for target in session.directed:
             checked = await self._across(session.jid, presence, target)
             if checked is not None:
-                self._deliver_directed(checked, target)
+                await self._deliver_directed(checked, target)
         session.directed.clear()
         session.available = False
         self._ctx.sessions.presence_changed(session)
@@ -160,9 +175,11 @@ class PresenceService:
     async def _send_to_subscribers(self, session: Session, presence: Presence) -> None:
         owner = session.jid.bare
         recipients: list[tuple[Session, Presence]] = []
+        contacts: list[JID] = []
         for item in await self._ctx.storage.roster.items(str(owner)):
             if item.subscription.has_from:
                 contact = JID.parse(item.contact)
+                contacts.append(contact)
                 targets = self._ctx.sessions.available(contact)
                 if targets:
                     checked = await self._across(session.jid, presence, contact)
@@ -174,6 +191,32 @@ class PresenceService:
             recipients.append((session, presence))  # it sees its own presence (RFC 6121 §4.2.2)
         for target, p in recipients:
             target.deliver(Presence(target.jid, session.jid, p.id, p.lang, p.payload, p.type))
+        if self._ctx.cluster.shared:
+            await self._send_to_subscribers_elsewhere(session, presence, contacts)
+
+    async def _send_to_subscribers_elsewhere(
+        self, session: Session, presence: Presence, contacts: list[JID]
+    ) -> None:
+        """The broadcast, for the subscribers' and the user's resources on other nodes."""
+        owner = session.jid.bare
+        found = await elsewhere_all(self._ctx.cluster, [owner, *contacts])
+        out: list[tuple[Located, str]] = []
+        for bare, where in found.items():
+            checked = presence if bare == owner else await self._across(session.jid, presence, bare)
+            if checked is None:
+                continue
+            for w in where:
+                p = Presence(
+                    JID.parse(w.full_jid),
+                    session.jid,
+                    checked.id,
+                    checked.lang,
+                    checked.payload,
+                    checked.type,
+                )
+                out.append((w, to_xml(p, None)))
+        if out:
+            await send_live(self._ctx.cluster, out, WHEN_AVAILABLE)
 
     @staticmethod
     def _presence_of(contact: Session, to: JID) -> Presence:
@@ -188,9 +231,40 @@ class PresenceService:
         for own in self._ctx.sessions.available(session.jid.bare):
             if own is not session:  # a user is subscribed to itself (RFC 6121 §4.2.2)
                 session.deliver(self._presence_of(own, session.jid))
+        contacts = [session.jid.bare]
         for item in await self._ctx.storage.roster.items(str(session.jid.bare)):
             if item.subscription.has_to:
-                await self._presence_of_contact(session, JID.parse(item.contact))
+                contact = JID.parse(item.contact)
+                contacts.append(contact)
+                await self._presence_of_contact(session, contact)
+        if self._ctx.cluster.shared:
+            await self._probe_elsewhere(session.jid, contacts)
+
+    async def _probe_elsewhere(self, prober: JID, contacts: list[JID]) -> None:
+        """Ask the nodes holding ``contacts``' available resources for their presence, for
+        ``prober`` (a session of this node); one request per node and contact."""
+        cluster = self._ctx.cluster
+        for contact, where in (await elsewhere_all(cluster, contacts)).items():
+            for node in sorted({w.node for w in where}):
+                body = {"contact": str(contact), "to": str(prober), "node": cluster.node_id}
+                await send_to_node(cluster, node, "probe", body)
+
+    async def probed(self, body: Mapping[str, Any]) -> None:
+        """Another node's session asks for the presence of an account's resources here
+        (``{"contact", "to", "node"}``): answer with what each last broadcast, through the
+        rules, to that session on its node."""
+        contact = JID.parse(str(body["contact"]))
+        to = JID.parse(str(body["to"]))
+        out: list[tuple[Located, str]] = []
+        where = Located(str(to), str(body["node"]), True, 0)
+        for c in self._ctx.sessions.available(contact):
+            if c.jid == to:
+                continue
+            checked = await self._across(c.jid, self._presence_of(c, to), to)
+            if checked is not None:
+                out.append((where, to_xml(checked, None)))
+        if out:
+            await send_live(self._ctx.cluster, out, WHEN_AVAILABLE)
 
     async def _presence_of_contact(self, session: Session, contact: JID) -> None:
         for c in self._ctx.sessions.available(contact):
@@ -203,6 +277,8 @@ class PresenceService:
         if item is None or not item.subscription.has_to:
             return  # not subscribed: a probe reveals nothing (RFC 6121 §4.3.2.1)
         await self._presence_of_contact(session, contact)
+        if self._ctx.cluster.shared:
+            await self._probe_elsewhere(session.jid, [contact])
 
     async def _deliver_pending_requests(self, session: Session) -> None:
         for pending in await self._ctx.storage.roster.pending(str(session.jid.bare)):
@@ -222,7 +298,7 @@ class PresenceService:
                 StanzaErrorCondition.RESOURCE_CONSTRAINT,
                 f"directed presence is kept for at most {cap} addresses per session",
             )
-        self._deliver_directed(presence, to)
+        await self._deliver_directed(presence, to)
         if presence.type is PresenceType.ERROR:
             return
         item = await self._ctx.storage.roster.get(str(session.jid.bare), str(to.bare))
@@ -233,14 +309,35 @@ class PresenceService:
         else:
             session.directed.discard(to)
 
-    def _deliver_directed(self, presence: Presence, to: JID) -> None:
+    async def _deliver_directed(self, presence: Presence, to: JID) -> None:
         if to.resource is not None:
             target = self._ctx.sessions.get(to)
             if target is not None:
                 target.deliver(presence if presence.to == to else _readdress(presence, to))
+                return
+            if self._ctx.cluster.shared:
+                await self._elsewhere(
+                    presence,
+                    [
+                        w
+                        for w in await elsewhere(self._ctx.cluster, to.bare)
+                        if w.full_jid == str(to)
+                    ],
+                )
             return
-        for target in self._ctx.sessions.available(to):
+        await self._to_resources(to, presence)
+
+    async def _to_resources(self, bare: JID, presence: Presence) -> None:
+        """``presence`` for each available resource of ``bare``, here and on other nodes."""
+        for target in self._ctx.sessions.available(bare):
             target.deliver(_readdress(presence, target.jid))
+        if self._ctx.cluster.shared:
+            await self._elsewhere(presence, await elsewhere(self._ctx.cluster, bare))
+
+    async def _elsewhere(self, presence: Presence, where: list[Located]) -> None:
+        out = [(w, to_xml(_readdress(presence, JID.parse(w.full_jid)), None)) for w in where]
+        if out:
+            await send_live(self._ctx.cluster, out, WHEN_AVAILABLE)
 
     # -- subscriptions (RFC 6121 §3) ----------------------------------------------------------
     async def _outbound_subscription(
@@ -269,10 +366,7 @@ class PresenceService:
             self._pushes.push(user, item)
             await self._inbound_subscribed(stamped, contact, user)
             for s in self._ctx.sessions.available(user):
-                for c in self._ctx.sessions.available(contact):
-                    checked = await self._across(s.jid, self._presence_of(s, c.jid), c.jid)
-                    if checked is not None:
-                        c.deliver(checked)
+                await self._presence_to(self._presence_of(s, contact), contact)
         elif ptype is PresenceType.UNSUBSCRIBE:
             if item is not None and (item.subscription.has_to or item.ask):
                 item = _with(item, str(contact), to=False, ask=False)
@@ -315,8 +409,7 @@ class PresenceService:
         await repo.add_pending(
             str(contact), str(user), xml, self._ctx.clock(), cap=settings.max_pending_subscriptions
         )
-        for s in self._ctx.sessions.available(contact):
-            s.deliver(_readdress(stamped, s.jid))
+        await self._to_resources(contact, stamped)
 
     async def _inbound_subscribed(self, stamped: Presence, user: JID, contact: JID) -> None:
         """``contact`` approved ``user``'s request: on ``user``'s side, none→to, from→both."""
@@ -327,8 +420,7 @@ class PresenceService:
         item = _with(item, str(contact), to=True, ask=False)
         await repo.put(str(user), item)
         self._pushes.push(user, item)
-        for s in self._ctx.sessions.available(user):
-            s.deliver(_readdress(stamped, s.jid))
+        await self._to_resources(user, stamped)
 
     async def _inbound_unsubscribe(self, stamped: Presence, contact: JID, user: JID) -> None:
         """``user`` stops following ``contact``: on ``contact``'s side, from→none, both→to."""
@@ -340,8 +432,7 @@ class PresenceService:
         theirs = _with(theirs, str(user), from_=False)
         await repo.put(str(contact), theirs)
         self._pushes.push(contact, theirs)
-        for s in self._ctx.sessions.available(contact):
-            s.deliver(_readdress(stamped, s.jid))
+        await self._to_resources(contact, stamped)
         await self._send_unavailable(contact, user)
 
     async def _inbound_unsubscribed(self, stamped: Presence, user: JID, contact: JID) -> None:
@@ -353,18 +444,20 @@ class PresenceService:
         item = _with(item, str(contact), to=False, ask=False)
         await repo.put(str(user), item)
         self._pushes.push(user, item)
-        for s in self._ctx.sessions.available(user):
-            s.deliver(_readdress(stamped, s.jid))
+        await self._to_resources(user, stamped)
 
     async def _send_unavailable(self, from_bare: JID, to_bare: JID) -> None:
         """Tell ``to_bare`` that ``from_bare``'s resources are gone (RFC 6121 §3.2.2, §3.3.3)."""
         for s in self._ctx.sessions.available(from_bare):
-            for t in self._ctx.sessions.available(to_bare):
-                gone = await self._across(
-                    s.jid, _presence(PresenceType.UNAVAILABLE, s.jid, t.jid), t.jid
-                )
-                if gone is not None:
-                    t.deliver(gone)
+            await self._presence_to(_presence(PresenceType.UNAVAILABLE, s.jid, to_bare), to_bare)
+
+    async def _presence_to(self, presence: Presence, bare: JID) -> None:
+        """``presence`` (from one of this node's sessions) for each available resource of the
+        account ``bare``, through the rules, here and on other nodes."""
+        assert presence.from_ is not None
+        checked = await self._across(presence.from_, presence, bare)
+        if checked is not None:
+            await self._to_resources(bare, checked)
 
     async def cancel_both(self, session: Session, contact: JID, item: RosterItem) -> None:
         """Roster removal cancels subscriptions in both directions (RFC 6121 §2.5.2)."""

@@ -6,13 +6,15 @@ import secrets
 from typing import Protocol
 from xml.etree.ElementTree import Element
 
+from interlink.cluster import Located
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
+from interlink.hub.nodes import WHEN_ROSTER, Fanout
 from interlink.hub.session import Session, SessionRegistry
 from interlink.storage.roster import RosterItem, Subscription
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID, InvalidJID
-from interlink.xmpp.stanza import Iq, IqType, iq_result
+from interlink.xmpp.stanza import Iq, IqType, iq_result, to_xml
 
 QUERY = ns.qname(ns.ROSTER, "query")
 _ITEM = ns.qname(ns.ROSTER, "item")
@@ -38,27 +40,31 @@ def item_element(item: RosterItem, *, removed: bool = False) -> Element:
 
 
 class RosterPushes:
-    """Roster pushes (RFC 6121 §2.1.6): what both roster changes and subscriptions send."""
+    """Roster pushes (RFC 6121 §2.1.6): what both roster changes and subscriptions send. With a
+    ``fanout`` (a cluster), the owner's resources on other nodes get them too, queued in order
+    on it."""
 
-    def __init__(self, sessions: SessionRegistry) -> None:
+    def __init__(self, sessions: SessionRegistry, fanout: Fanout | None = None) -> None:
         self._sessions = sessions
+        self._fanout = fanout if fanout is not None and fanout.active else None
 
     def push(self, owner: JID, item: RosterItem, *, removed: bool = False) -> None:
         """Push ``item`` to each resource of ``owner`` that asked for the roster."""
         for session in self._sessions.sessions(owner):
             if session.roster_requested:
-                query = Element(QUERY)
-                query.append(item_element(item, removed=removed))
-                session.deliver(
-                    Iq(
-                        session.jid,
-                        None,
-                        "push-" + secrets.token_hex(6),
-                        None,
-                        (query,),
-                        IqType.SET,
-                    )
-                )
+                session.deliver(_push(session.jid, item, removed))
+        if self._fanout is not None:
+
+            def build(where: Located) -> str:
+                return to_xml(_push(JID.parse(where.full_jid), item, removed), None)
+
+            self._fanout.put(owner, WHEN_ROSTER, build)
+
+
+def _push(to: JID, item: RosterItem, removed: bool) -> Iq:
+    query = Element(QUERY)
+    query.append(item_element(item, removed=removed))
+    return Iq(to, None, "push-" + secrets.token_hex(6), None, (query,), IqType.SET)
 
 
 class RosterService:

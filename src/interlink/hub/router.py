@@ -100,13 +100,13 @@ class Router:
             ctx, self.policy, node_defaults=bookmark_node_defaults(ctx.settings.pep_max_items)
         )
         self.caps = CapsService(ctx, self.pep.features_known)
-        pushes = RosterPushes(ctx.sessions)
+        pushes = RosterPushes(ctx.sessions, ctx.fanout)
         self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
         self.presence = PresenceService(
             ctx, pushes, self.offline, self.caps, self.policy, self.vcard.avatar_hash
         )
         self.roster = RosterService(ctx, pushes, self.presence)
-        self.carbons = Carbons(ctx.sessions)
+        self.carbons = Carbons(ctx.sessions, ctx.fanout)
         self.bookmarks = BookmarksService(ctx, self.pep)
         self.private = PrivateStorageService(ctx, self.bookmarks)
         self.archive = ArchiveService(ctx)
@@ -305,9 +305,11 @@ class Router:
             xml = to_xml(msg, None)
         mtype = msg.type
         if sent is None or sent is msg:
-            self.carbons.sent(msg, xml if sent_xml is None else sent_xml, session)
+            copy, copy_xml = msg, xml if sent_xml is None else sent_xml
         else:
-            self.carbons.sent(sent, to_xml(sent, None) if sent_xml is None else sent_xml, session)
+            copy, copy_xml = sent, to_xml(sent, None) if sent_xml is None else sent_xml
+        self.carbons.sent(copy, copy_xml, session)
+        self.carbons.sent_elsewhere(copy, copy_xml, session)  # in a cluster, queued
         if self.federation.federated(to):
             self.federation.deliver(msg)  # over s2s, after the rules (issue 15)
             return self._archived(entries)  # the sender's copy, if its archive keeps it
@@ -318,6 +320,7 @@ class Router:
                 others = ctx.sessions.message_targets(to.bare)
                 self.offline.delivered(to.bare, msg, (target, *others))
                 self.carbons.received(msg, xml, to.bare, (target,))
+                self.carbons.received_elsewhere(msg, xml, to.bare)
                 return self._archived(entries)
             if mtype is MessageType.HEADLINE:
                 return None  # RFC 6121 §8.5.3.2.1: no such resource, silently ignored
@@ -330,13 +333,17 @@ class Router:
             for target in ctx.sessions.non_negative(bare):
                 target.deliver_xml(xml)
             return None
-        if not self.offline.is_draining(bare):
+        # in a cluster a resource not here may be on another node: the offline path looks
+        if not self.offline.is_draining(bare) and not (
+            to.resource is not None and ctx.cluster.shared
+        ):
             targets = ctx.sessions.message_targets(bare)
             if targets:
                 for target in targets:
                     target.deliver_xml(xml)
                 self.offline.delivered(bare, msg, targets)
                 self.carbons.received(msg, xml, bare, targets)
+                self.carbons.received_elsewhere(msg, xml, bare)
                 return self._archived(entries)
         full = to if to.resource is not None else None
         if entries:

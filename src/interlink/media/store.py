@@ -95,8 +95,12 @@ class MediaStore:
         types: ContentTypePolicy | None = None,
         clock: Callable[[], float] = time.time,
         files: FileArea | None = None,
+        shared: bool = False,
     ) -> None:
+        """``shared``: other processes (the nodes of a cluster) use the same records and files,
+        and may be receiving an upload to a slot this one sees expire."""
         self._repo = repo
+        self._shared = shared
         self.limits = limits or MediaLimits()
         self.types = types or ContentTypePolicy()
         self._clock = clock
@@ -268,13 +272,20 @@ class MediaStore:
         return len(records)
 
     # -- expiry ----------------------------------------------------------------------------------
+    def _gone(self, record: MediaRecord, now: float) -> bool:
+        """Whether an expired record may be deleted: with a shared store, a slot not yet
+        uploaded to is kept until an upload begun in time on another node would have ended."""
+        if not self._shared or record.stored:
+            return True
+        return now >= record.put_expires_at + self.limits.upload_time_limit
+
     async def collect_expired(self, now: float, batch: int = 500) -> int:
         """Delete slots and files expired at ``now``, releasing their quota; the number deleted.
         (An open download keeps reading its file: POSIX unlinks only the name.)"""
         deleted = 0
         while True:
             found = await self._repo.expired(now, batch)
-            doomed = [r for r in found if r.slot_id not in self._uploading]
+            doomed = [r for r in found if r.slot_id not in self._uploading and self._gone(r, now)]
             for record in doomed:
                 await self.files.remove(record.slot_id, record.file_id)
             if doomed:

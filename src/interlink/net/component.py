@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 from typing import cast
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition
@@ -34,8 +35,13 @@ log = logging.getLogger("interlink.component")
 class ComponentGateway:
     """The connected components by domain, and the hub's requests waiting for their answers."""
 
-    def __init__(self, config: ComponentConfig) -> None:
+    def __init__(
+        self, config: ComponentConfig, on_change: Callable[[str, bool], None] | None = None
+    ) -> None:
+        """``on_change(domain, connected)`` hears of each component that connects or leaves
+        (in a cluster: so the other nodes know where it is)."""
         self.config = config
+        self._on_change = on_change
         self._connected: dict[str, ComponentProtocol] = {}
         self._waiting: dict[tuple[str, str], asyncio.Future[Iq]] = {}
 
@@ -68,12 +74,16 @@ class ComponentGateway:
             return False
         self._connected[domain] = connection
         log.info("component connected", extra={"domain": domain})
+        if self._on_change is not None:
+            self._on_change(domain, True)
         return True
 
     def detach(self, domain: str, connection: ComponentProtocol) -> None:
         if self._connected.get(domain) is connection:
             del self._connected[domain]
             log.info("component disconnected", extra={"domain": domain})
+            if self._on_change is not None:
+                self._on_change(domain, False)
             for (waiting_domain, _), waiter in list(self._waiting.items()):
                 if waiting_domain == domain and not waiter.done():
                     waiter.set_exception(ConnectionError(f"component {domain} disconnected"))

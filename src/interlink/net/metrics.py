@@ -8,7 +8,7 @@ collector (RSS, CPU, open files) beside ours.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +58,7 @@ class HubCollector(Collector):
             "interlink_sessions", "Bound XMPP resources", value=len(ctx.sessions)
         )
         yield from self._services()
+        yield from self._cluster()
         if s.gate is not None:
             yield GaugeMetricFamily(
                 "interlink_connections",
@@ -164,6 +165,25 @@ class HubCollector(Collector):
                 value=s.http_guard.timed_out,
             )
 
+    def _cluster(self) -> Iterator[Metric]:
+        """What this node took from inboxes, and what it could not send to other nodes."""
+        hub = self._s.hub
+        if hub.node is None:
+            return
+        inbox = CounterMetricFamily(
+            "interlink_cluster_inbox",
+            "Stanzas taken from this node's inbox (received) and from dead nodes' (reclaimed)",
+            labels=["kind"],
+        )
+        inbox.add_metric(["received"], hub.node.received)
+        inbox.add_metric(["reclaimed"], hub.node.reclaimed)
+        yield inbox
+        yield CounterMetricFamily(
+            "interlink_cluster_fanout_dropped",
+            "Carbons and roster pushes for other nodes dropped: cluster.fanout_backlog was full",
+            value=hub.ctx.fanout.dropped,
+        )
+
     def _services(self) -> Iterator[Metric]:
         """Per gatekeeper service: its users' and third parties' sessions, approved providers."""
         addressing = self._s.hub.ctx.addressing
@@ -250,9 +270,44 @@ class HubCollector(Collector):
             yield enlistments
 
 
+# One metric family as nodes exchange it: name, type, help, samples (name, labels, value).
+Family = dict[str, Any]
+# The families of the other live nodes of a cluster, by node (those that answered in time).
+OtherNodes = Callable[[], Awaitable[dict[str, list[Family]]]]
+
+
+class _Families(Collector):
+    """Collected families, every sample labelled with its ``node``, merged by name."""
+
+    def __init__(self, by_node: dict[str, list[Family]]) -> None:
+        self._by_node = by_node
+
+    def collect(self) -> Iterator[Metric]:
+        merged: dict[str, Metric] = {}
+        for node in sorted(self._by_node):
+            for family in self._by_node[node]:
+                name = str(family["name"])
+                metric = merged.get(name)
+                if metric is None:
+                    metric = Metric(name, str(family["help"]), str(family["type"]))
+                    merged[name] = metric
+                for sample_name, labels, value in family["samples"]:
+                    metric.add_sample(str(sample_name), {**labels, "node": node}, float(value))
+        yield from merged.values()
+
+
 class HubMetrics:
-    def __init__(self, sources: MetricSources) -> None:
+    """``node`` is this process's name in a cluster (``None``: alone); then every series gets
+    a ``node`` label, and ``others`` adds the series of the other live nodes, so that one
+    scrape of any node (with ``serve --workers``, whichever worker the kernel picks) shows
+    them all."""
+
+    def __init__(
+        self, sources: MetricSources, *, node: str | None = None, others: OtherNodes | None = None
+    ) -> None:
         self.sources = sources
+        self.node = node
+        self._others = others
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(HubCollector(sources))
         self.registry.register(ProcessCollector(registry=None))
@@ -269,6 +324,26 @@ class HubMetrics:
                 found.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
         return found
 
-    async def render(self) -> bytes:
+    async def snapshot(self) -> list[Family]:
+        """This node's families, as other nodes ask for them."""
         self.sources.offline = await self.sources.storage.offline.totals()
-        return generate_latest(self.registry)
+        return [
+            {
+                "name": family.name,
+                "type": family.type,
+                "help": family.documentation,
+                "samples": [[x.name, dict(x.labels), x.value] for x in family.samples],
+            }
+            for family in self.registry.collect()
+        ]
+
+    async def render(self) -> bytes:
+        if self.node is None:
+            self.sources.offline = await self.sources.storage.offline.totals()
+            return generate_latest(self.registry)
+        by_node = {self.node: await self.snapshot()}
+        if self._others is not None:
+            by_node.update(await self._others())
+        merged = CollectorRegistry(auto_describe=False)
+        merged.register(_Families(by_node))
+        return generate_latest(merged)

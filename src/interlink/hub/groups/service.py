@@ -20,6 +20,17 @@ member (:meth:`GroupService.alias_iq`).
 
 Occupants are memory only. A session that ends leaves its rooms (:meth:`session_ended`).
 
+In a cluster each room lives on one node, its *home*, chosen from the live nodes by rendezvous
+hashing of the room's address (:func:`~interlink.hub.nodes.home_of`; every node that sees the
+same live nodes picks the same one). A stanza for a room whose home is another node goes to that
+node's inbox (``room``); the home handles it for a stand-in session whose writes go back to the
+sender's node, and what the room sends to occupants on other nodes goes to their nodes' inboxes
+in order (:class:`~interlink.hub.nodes.LiveWriter`). A session that ends tells the homes of the
+rooms it joined (``gone``). When the live nodes change (:meth:`GroupService.nodes_changed`), a
+node drops the rooms that are no longer its own, telling their occupants the room went away
+(XEP-0045 §7.14, status 332) so that their clients enter again at the new home, and the rooms'
+occupants whose node died leave them.
+
 Room archives (XEP-0313): :class:`~interlink.hub.groups.history.RoomHistory` gets every
 groupchat message the room accepted and broadcast (ciphertext, as the occupants got it, with the
 room's stanza id), and answers queries to the room's address for those who may read them.
@@ -29,12 +40,19 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from functools import partial
+from typing import Any
 from xml.etree.ElementTree import Element
 
-from interlink.errors import RoomExistsError, StanzaError, StanzaErrorCondition, StorageError
+from interlink.errors import (
+    RoomExistsError,
+    StanzaError,
+    StanzaErrorCondition,
+    StorageError,
+    StreamError,
+)
 from interlink.hub import disco
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubContext, KeyedLock
@@ -44,6 +62,7 @@ from interlink.hub.groups.history import FEATURES as HISTORY_FEATURES
 from interlink.hub.groups.history import RoomArchive, RoomHistory
 from interlink.hub.groups.room import Effects, Member, Room, RoomState
 from interlink.hub.groups.settings import GroupSettings
+from interlink.hub.nodes import LiveWriter, home_of, send_to_node
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.pep import PUBSUB, PepService
 from interlink.hub.policy.engine import InteropPolicy, refusal
@@ -63,10 +82,13 @@ from interlink.xmpp.stanza import (
     Presence,
     PresenceType,
     Stanza,
+    error_reply,
     iq_result,
     is_error_stanza,
+    parse_stanza,
     to_xml,
 )
+from interlink.xmpp.xml import parse_fragment
 
 log = logging.getLogger("interlink.groups")
 
@@ -111,6 +133,14 @@ class GroupService:
         self._joined: dict[JID, set[JID]] = {}  # session -> rooms it is in
         self._room_rate = BucketTable(settings.room_rate, settings.rate_keys)
         self._sender_rate = BucketTable(settings.sender_rate, settings.rate_keys)
+        # in a cluster: the live nodes, the node of each occupant session of another node (as
+        # a room's home), the rooms on other nodes each session of this node joined
+        cluster = ctx.cluster
+        self._cluster = cluster if cluster.shared else None
+        self._nodes: set[str] = {cluster.node_id}
+        self._origin: dict[JID, str] = {}
+        self._away: dict[JID, set[JID]] = {}
+        self._writer: LiveWriter | None = None if self._cluster is None else LiveWriter(cluster)
 
     # -- entry points ------------------------------------------------------------------------
     async def handle(self, session: Session, stanza: Stanza) -> None:
@@ -135,13 +165,20 @@ class GroupService:
             await self._service_stanza(session, stanza, to)
             return
         room_jid = to.bare
+        home = self._home(room_jid)
+        if home is not None and await self._forward(session, stanza, room_jid, home):
+            return
+        await self._in_room(session, stanza, to, where.service or "")
+
+    async def _in_room(self, session: Session, stanza: Stanza, to: JID, service: str) -> None:
+        room_jid = to.bare
         if type(stanza) is Iq and to.resource is None and self._history_request(stanza):
             await self._history_query(session, stanza, room_jid)
             return
         async with self._locks.hold(room_jid):
             room = await self._room(room_jid)
             if room is None:
-                room = await self._maybe_create(session, stanza, room_jid, where.service or "")
+                room = await self._maybe_create(session, stanza, room_jid, service)
                 if room is None:
                     return
             if type(stanza) is Presence:
@@ -268,10 +305,118 @@ class GroupService:
 
     def session_ended(self, session: Session) -> None:
         """``session`` is gone, or went unavailable: it leaves every room it was in (in the
-        background)."""
+        background), here and at the rooms' homes on other nodes."""
         rooms = self._joined.pop(session.jid, None)
         if rooms:
             self._ctx.spawn(self._leave_all(session.jid, rooms), name=f"leave rooms {session.jid}")
+        away = self._away.pop(session.jid, None)
+        if away and self._cluster is not None:
+            self._ctx.spawn(self._gone(session.jid, away), name=f"leave rooms {session.jid}")
+
+    # -- in a cluster: each room on its home node --------------------------------------------
+    def _home(self, room_jid: JID) -> str | None:
+        """The node the room lives on, if not this one."""
+        if self._cluster is None:
+            return None
+        home = home_of(str(room_jid), self._nodes)
+        return None if home == self._cluster.node_id else home
+
+    async def _forward(self, session: Session, stanza: Stanza, room_jid: JID, home: str) -> bool:
+        """Hand a stanza for a room to its home node; whether that node took it (one whose
+        lease ran out did not: the room is served here until the live nodes are read again)."""
+        assert self._cluster is not None
+        body = {
+            "from": str(session.jid),
+            "node": self._cluster.node_id,
+            "xml": to_xml(stanza, None),
+        }
+        if not await send_to_node(self._cluster, home, "room", body):
+            return False
+        if type(stanza) is Presence:
+            self._away.setdefault(session.jid, set()).add(room_jid)
+        return True
+
+    async def _gone(self, full: JID, rooms: set[JID]) -> None:
+        assert self._cluster is not None
+        for home in sorted({h for r in rooms if (h := self._home(r)) is not None}):
+            await send_to_node(
+                self._cluster, home, "room", {"gone": str(full), "node": self._cluster.node_id}
+            )
+
+    async def from_node(self, body: Mapping[str, Any]) -> None:
+        """A stanza for a room of this node from a session of another (``{"from", "node",
+        "xml"}``), or a session there that ended (``{"gone", "node"}``)."""
+        if "gone" in body:
+            full = JID.parse(str(body["gone"]))
+            self._origin.pop(full, None)
+            rooms = self._joined.pop(full, None)
+            if rooms:
+                await self._leave_all(full, rooms)
+            return
+        full = JID.parse(str(body["from"]))
+        node = str(body["node"])
+        stanza = replace(parse_stanza(parse_fragment(str(body["xml"]))), from_=full)
+        to = stanza.to
+        assert to is not None
+        assert self._writer is not None
+        session = Session(full, _NodePort(self._writer, node, full))
+        self._origin[full] = node
+        try:
+            await self._in_room(session, stanza, to, self._addressing.locate(to).service or "")
+        except StanzaError as err:
+            if not is_error_stanza(stanza):
+                session.deliver(error_reply(stanza, err, from_=to))
+        finally:
+            if full not in self._joined:
+                self._origin.pop(full, None)
+
+    def nodes_changed(self, live: set[str]) -> None:
+        """The live nodes are now ``live`` (read at each lease renewal): rooms whose home moved
+        are dropped here (their occupants told to enter again), and occupants of nodes that
+        died leave their rooms."""
+        if self._cluster is None:
+            return
+        live = live | {self._cluster.node_id}
+        if live == self._nodes:
+            return
+        dead = self._nodes - live
+        self._nodes = live
+        for room in list(self._rooms.values()):
+            if self._home(room.jid) is not None and not room.is_empty():
+                self._ctx.spawn(self._moved(room.jid), name=f"room moved {room.jid}")
+            elif self._home(room.jid) is not None:
+                self._rooms.pop(room.jid, None)
+        gone = [full for full, node in self._origin.items() if node in dead]
+        for full in gone:
+            self._origin.pop(full, None)
+            rooms = self._joined.pop(full, None)
+            if rooms:
+                self._ctx.spawn(self._leave_all(full, rooms), name=f"leave rooms {full}")
+
+    async def _moved(self, room_jid: JID) -> None:
+        async with self._locks.hold(room_jid):
+            room = self._rooms.get(room_jid)
+            if room is not None and self._home(room_jid) is not None:
+                self._drop(room, "the room moved to another node")
+
+    async def flush(self) -> None:
+        """Wait until what the rooms here sent to other nodes was handed over."""
+        if self._writer is not None:
+            await self._writer.flush()
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.close()
+
+    def _write(self, to: JID, stanza: Stanza) -> None:
+        """``stanza`` for the occupant session ``to``, here or on its node."""
+        target = self._ctx.sessions.get(to)
+        if target is not None:
+            target.deliver(stanza)
+            return
+        node = self._origin.get(to)
+        if node is not None and self._writer is not None:
+            self._writer.write(node, to, to_xml(stanza, None))
 
     async def _leave_all(self, full: JID, rooms: set[JID]) -> None:
         gone = Presence(None, full, None, None, (), PresenceType.UNAVAILABLE)
@@ -755,7 +900,7 @@ class GroupService:
         for stanza in fx.out:
             await self._deliver(room, stanza)
 
-    def _drop(self, room: Room) -> None:
+    def _drop(self, room: Room, why: str = "storing it failed") -> None:
         jid = room.jid
         if self._rooms.get(jid) is room:
             del self._rooms[jid]
@@ -766,10 +911,11 @@ class GroupService:
                     rooms.discard(jid)
                     if not rooms:
                         del self._joined[session]
-                target = self._ctx.sessions.get(session)
-                if target is not None:  # §7.14 with 332: the service lost it
-                    target.deliver(room.shutdown_presence(occupant, session))
-        log.warning("room dropped from memory: storing it failed", extra={"room": str(jid)})
+                # §7.14 with 332: the service lost it
+                self._write(session, room.shutdown_presence(occupant, session))
+                if session not in self._joined:
+                    self._origin.pop(session, None)
+        log.warning("room dropped from memory", extra={"room": str(jid), "why": why})
 
     async def _store(self, room: Room, fx: Effects) -> None:
         jid = room.jid
@@ -835,9 +981,7 @@ class GroupService:
                 return  # consent hides the author from the recipient
             stanza = replace(stanza, from_=room.jid)  # the subject still ends the join
         if to.resource is not None:  # to an occupant's session
-            target = self._ctx.sessions.get(to)
-            if target is not None:
-                target.deliver(stanza)
+            self._write(to, stanza)
             return  # a session that is gone leaves its rooms through session_ended
         if isinstance(stanza, Message):  # an invitation or a decline, to an account
             try:
@@ -871,6 +1015,25 @@ class GroupService:
             member = self._faces.real(room.jid, JID.parse(raw))
             if not await self._crosses(member, requester):
                 listing.remove(item)  # consent hides them
+
+
+class _NodePort:
+    """The connection of a stand-in session for a session of another node: what is written
+    to it goes to that node's inbox, in order."""
+
+    def __init__(self, writer: LiveWriter, node: str, full: JID) -> None:
+        self._writer = writer
+        self._node = node
+        self._full = full
+
+    def write_xml(self, xml: str) -> None:
+        self._writer.write(self._node, self._full, xml)
+
+    async def wait_writable(self) -> None:
+        return None
+
+    def terminate(self, error: StreamError | None) -> None:
+        return None  # the session's own node ends it
 
 
 def _is_subject(msg: Message) -> bool:
