@@ -21,13 +21,14 @@ import pytest
 from interlink.app import HubServer
 from interlink.errors import StreamErrorCondition
 from interlink.net.s2s import S2SService
+from interlink.storage.enlistment import InteropAccount
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.xmpp.ext import interop
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.ejabberdkit import Ejabberd, running_ejabberd
 from tests.integration.kit import TIMEOUT, Xmpp, settings_for
 from tests.integration.prosodykit import FederationCerts, federation_certs, loopback_dns
-from tests.integration.test_s2s_prosody import enlist, interop_iq, marker
+from tests.integration.test_s2s_prosody import interop_iq, marker
 
 DOMAIN = "hub.example"
 PEER = "chat.example"
@@ -94,6 +95,21 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             yield w
     finally:
         await asyncio.wait_for(hub.stop(), timeout=TIMEOUT)
+
+
+async def enlist(hub: HubServer, jid: str, identity_key: bytes = b"\x01" * 32) -> None:
+    """What the Enlistment API stores for a federated user (its own JID as the account), with
+    the identity key its client proved."""
+    assert hub.storage is not None
+    now = time.time()
+    await hub.storage.enlistment.commit_enlistment(
+        issuer=PROVIDER,
+        jti=f"jti-{jid}-{identity_key.hex()}",
+        jti_expires_at=now + 300,
+        account=InteropAccount(jid, PROVIDER, jid, None, identity_key, now, now),
+        new_key=True,
+        now=now,
+    )
 
 
 async def gatekeeper(w: World) -> Xmpp:
