@@ -9,12 +9,17 @@ tests/integration/test_omemo_interop.py), so the SDK falls back to legacy OMEMO 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import slixmpp
+import twomemo
+import twomemo.etree
+from slixmpp.xmlstream import ET
 
 from interlink.client import InterlinkClient, TextMessage
 from interlink.xmpp.ext import interop
@@ -117,61 +122,110 @@ async def on_ejabberd_with_omemo(w: World) -> Xmpp:
     return peer
 
 
-async def test_sdk_users_on_the_hub_and_on_ejabberd_exchange_omemo_2_messages(
-    tmp_path: Path,
-) -> None:
-    """OMEMO 2 across the boundary: the Interlink SDK is an ordinary XMPP client, so it runs on
-    ejabberd too (it publishes its keys there: ejabberd 23.01 knows no ``pubsub#max_items``
-    publish option, and the SDK publishes again without it); both ends speak OMEMO 2 (SCE),
-    which they prefer."""
+SCE = "urn:xmpp:sce:1"
+
+
+def peer_envelope(text: str, *, sender: str, recipient: str) -> bytes:
+    """An XEP-0420 envelope as an independent client writes one (§3, §4)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return (
+        f"<envelope xmlns='{SCE}'><content><body xmlns='jabber:client'>{text}</body></content>"
+        f"<rpad>{secrets.token_hex(5)}</rpad><time stamp='{stamp}'/>"
+        f"<to jid='{recipient}'/><from jid='{sender}'/></envelope>"
+    ).encode()
+
+
+def read_envelope(data: bytes) -> tuple[str, str, str]:
+    """(from, to, body) of an envelope."""
+    env = ET.fromstring(data.decode())
+    assert env.tag == f"{{{SCE}}}envelope"
+    frm, to = env.find(f"{{{SCE}}}from"), env.find(f"{{{SCE}}}to")
+    body = env.find(f"{{{SCE}}}content/{{jabber:client}}body")
+    assert frm is not None
+    assert to is not None
+    assert body is not None
+    return frm.get("jid", ""), to.get("jid", ""), body.text or ""
+
+
+async def test_sdk_and_an_omemo_2_peer_on_ejabberd_exchange_messages(tmp_path: Path) -> None:
+    """OMEMO 2 across the boundary: the peer on ejabberd uses slixmpp-omemo's session manager
+    (python-omemo with twomemo) and writes and reads its XEP-0420 envelopes itself; the SDK
+    seals its envelopes from the alias the peer knows and reads the peer's, addressed to it."""
     pytest.importorskip(
         "interlink.client.aliases",
-        reason="the SDK seals OMEMO 2 envelopes from the alias the federated peer knows "
-        "only with the aliases of the federation branch (wt-fed); without them the envelope "
-        "names the phone number and the peer refuses it",
+        reason="the SDK seals OMEMO 2 envelopes from the alias the federated peer knows only "
+        "with the federation branch's aliases (wt-fed); without them the envelope names the "
+        "phone number, and the peer rightly refuses it",
     )
     async with world(tmp_path) as w:
         opt_in = await gatekeeper(w)
+        PeerOmemo._store = MemoryStorage()
         await w.ejabberd.register("alice", PEER, "pw")
-        home = InterlinkClient(
+        peer = await on_ejabberd_with_omemo(w)
+        plugins: Any = peer.client.plugin
+        omemo_plugin: Any = plugins["xep_0384"]
+        envelopes: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+
+        async def on_message(msg: Any) -> None:
+            found = msg.xml.find(f"{{{twomemo.twomemo.NAMESPACE}}}encrypted")
+            if found is None:
+                return
+            manager = await omemo_plugin.get_session_manager()
+            message = twomemo.etree.parse_message(found, msg["from"].bare)
+            plaintext, _device, _kex = await manager.decrypt(message)
+            if plaintext is not None:
+                envelopes.put_nowait(read_envelope(plaintext))
+
+        peer.client.add_event_handler("message", on_message)
+        sdk = InterlinkClient(
             f"{HOME}/sdk",
             "pw",
-            data_dir=tmp_path / "home",
+            data_dir=tmp_path / "sdk",
             port=w.hub.ports["c2s-starttls"],
             ca_file=w.certs.hub.ca,
+            legacy=False,
         )
-        alice = InterlinkClient(
-            f"alice@{PEER}/sdk",
-            "pw",
-            data_dir=tmp_path / "alice",
-            port=w.ejabberd.c2s_port,
-            ca_file=w.certs.hub.ca,
-        )
+        alias = w.alias()
         try:
-            await alice.connect()  # keys published on ejabberd, and enlisted
-            key = bytes.fromhex((await alice.fingerprint()).replace(" ", ""))
-            await enlist(w.hub, f"alice@{PEER}", key)
-            # the gatekeeper user writes first: an outgoing message accepts the conversation
+            manager = await omemo_plugin.get_session_manager()  # keys published on ejabberd
+            own_device, *_ = await manager.get_own_device_information()
+            await enlist(w.hub, f"alice@{PEER}", own_device.identity_key)
+            peer.send_chat(alias, "may I write to you?")
+            await opt_in.next_message(timeout=20)
             await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
-            await home.connect()
-            await home.send_text(f"alice@{PEER}", "OMEMO 2 from the hub")
-            event = await next_text(alice)
-            assert event.text == "OMEMO 2 from the hub"
-            assert event.namespace == "urn:xmpp:omemo:2"
-            await alice.send_text(w.alias(), "OMEMO 2 from ejabberd")
-            event = await next_text(home)
+            await sdk.connect()
+            await sdk.send_text(f"alice@{PEER}", "OMEMO 2 from the SDK, over s2s")
+            sender, recipient, text = await asyncio.wait_for(envelopes.get(), 20)
+            assert (sender, recipient, text) == (
+                alias,
+                f"alice@{PEER}",
+                "OMEMO 2 from the SDK, over s2s",
+            )
+            await manager.refresh_device_lists(alias)
+            messages, errors = await manager.encrypt(
+                frozenset({alias}),
+                {
+                    twomemo.twomemo.NAMESPACE: peer_envelope(
+                        "OMEMO 2 from ejabberd", sender=f"alice@{PEER}", recipient=alias
+                    )
+                },
+                backend_priority_order=[twomemo.twomemo.NAMESPACE],
+            )
+            assert not errors
+            stanza = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
+            for message in messages:
+                stanza.xml.append(twomemo.etree.serialize_message(message))
+            stanza["body"] = "This message is OMEMO encrypted."
+            stanza.send()
+            while True:
+                event = await sdk.next_event(20)
+                if isinstance(event, TextMessage):
+                    break
             assert event.text == "OMEMO 2 from ejabberd"
-            assert event.namespace == "urn:xmpp:omemo:2"
-            assert event.sender.startswith(f"alice@{PEER}")
+            assert event.namespace == twomemo.twomemo.NAMESPACE
+            assert event.sender.startswith(f"alice@{PEER}/")
             assert PHONE.encode() not in b"".join(w.wire)
         finally:
-            await home.close()
-            await alice.close()
+            await sdk.close()
+            await peer.close()
             await opt_in.close()
-
-
-async def next_text(sdk: InterlinkClient) -> TextMessage:
-    while True:
-        event = await sdk.next_event(20)
-        if isinstance(event, TextMessage):
-            return event

@@ -20,14 +20,6 @@ _PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 NO_SUCH_ITEM = frozenset(("item-not-found", "forbidden", "not-authorized"))
 
 
-def max_items_refused(condition: str, text: str) -> bool:
-    """Whether a publish was refused for its ``pubsub#max_items`` publish option, which is worth
-    one more try without it: the precondition is not met (XEP-0060 §7.1.5, ``conflict``), or the
-    server does not know the field (ejabberd before 23.04: ``resource-constraint``, "Unknown
-    field 'pubsub#max_items'")."""
-    return condition == "conflict" or "pubsub#max_items" in text
-
-
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"
@@ -60,21 +52,10 @@ class SlixmppPep:
         return plugins[name]
 
     async def publish(self, node: str, item_id: str, payload: Element, *, max_items: str) -> None:
-        try:
-            await self._publish(node, item_id, payload, max_items)
-        except IqError as exc:
-            if not max_items_refused(exc.condition, exc.text):
-                raise
-            await self._publish(node, item_id, payload, None)  # the server's default, then
-
-    async def _publish(
-        self, node: str, item_id: str, payload: Element, max_items: str | None
-    ) -> None:
         form = self._plugin("xep_0004").make_form(ftype="submit")
         form.add_field(var="FORM_TYPE", ftype="hidden", value=_PUBLISH_OPTIONS)
         form.add_field(var="pubsub#access_model", value="open")
-        if max_items is not None:
-            form.add_field(var="pubsub#max_items", value=max_items)
+        form.add_field(var="pubsub#max_items", value=max_items)
         await self._plugin("xep_0060").publish(
             self._own, node, id=item_id, payload=payload, options=form, timeout=self._timeout
         )
