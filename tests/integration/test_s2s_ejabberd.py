@@ -10,6 +10,7 @@ with the configuration of docs/provider-guide.md §10 (tests/integration/ejabber
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import trustme
 
 from interlink.app import HubServer
 from interlink.errors import StreamErrorCondition
@@ -52,8 +54,15 @@ class World:
 
 
 @asynccontextmanager
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, *, trusts_hub: bool = True) -> AsyncIterator[World]:
+    """The hub and an ejabberd serving ``chat.example`` (onboarded, federated) and
+    ``rogue.example`` (not). ``trusts_hub=False``: ejabberd's ``ca_file`` is another CA's, so it
+    cannot authenticate the hub by its certificate."""
     certs = federation_certs(tmp_path / "certs", DOMAIN, (PEER, ROGUE))
+    ca_file = None
+    if not trusts_hub:
+        ca_file = tmp_path / "certs" / "other-ca.pem"
+        trustme.CA().cert_pem.write_to_path(str(ca_file))
     hub = HubServer(
         settings_for(
             tmp_path / "hub",
@@ -70,7 +79,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         async with (
             # ejabberd resolves the SRV target through the C library: "localhost"
             loopback_dns({}, {f"_xmpp-server._tcp.{DOMAIN}": ("localhost", s2s_port)}) as dns,
-            running_ejabberd(tmp_path / "ejabberd", (PEER, ROGUE), certs, dns.port) as ejabberd,
+            running_ejabberd(
+                tmp_path / "ejabberd", (PEER, ROGUE), certs, dns.port, ca_file=ca_file
+            ) as ejabberd,
         ):
             assert hub.registry is not None
             assert hub.storage is not None
@@ -218,6 +229,36 @@ async def test_suspending_the_provider_closes_its_links_at_once(tmp_path: Path) 
             assert bounced["type"] == "error"
             with pytest.raises(TimeoutError):
                 await home.next_message(timeout=1)
+        finally:
+            await alice.close()
+            await home.close()
+
+
+async def test_the_hub_falls_back_to_dialback_when_ejabberd_cannot_check_its_certificate(
+    tmp_path: Path,
+) -> None:
+    """XEP-0220 over TLS: ejabberd does not trust the hub's issuer, so it refuses the hub's SASL
+    EXTERNAL (it offers the mechanism before looking at the certificate); the hub falls back to
+    dialback (XEP-0178 §2.4), which ejabberd verifies by asking the hub's authoritative server,
+    found through the SRV record, on a stream of its own."""
+    async with world(tmp_path, trusts_hub=False) as w:
+        await enlist(w.hub, f"alice@{PEER}")
+        home = await gatekeeper(w)
+        alice = await on_ejabberd(w, "alice")
+        try:
+            alice.send_chat(w.alias(), "hello")
+            await home.next_message(timeout=20)
+            await interop_iq(home, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            home.send_chat(f"alice@{PEER}", "over dialback")
+            reply = await alice.next_message(timeout=20)
+            assert reply["body"] == "over dialback"
+            captured = b"".join(w.wire)
+            assert f'<db:result from="{DOMAIN}" to="{PEER}">'.encode() in captured
+            assert re.search(rb'<db:verify from="hub.example" [^>]*type="valid"/>', captured)
+            assert b'<auth xmlns="urn:ietf:params:xml:ns:xmpp-sasl" mechanism="EXTERNAL">' in (
+                captured
+            )  # tried first, refused
+            assert PHONE.encode() not in captured
         finally:
             await alice.close()
             await home.close()
