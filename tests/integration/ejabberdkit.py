@@ -8,9 +8,9 @@ spool, log.
 
 ejabberd finds the hub through DNS, as a real server would. Its SRV lookup
 (``_xmpp-server._tcp.<domain>``) goes through Erlang's own resolver, ``inet_res``, pointed at the
-loopback DNS server of :mod:`tests.integration.prosodykit` by an inetrc file (``ERL_INETRC``);
-its address lookup then goes through the C library (``net:getaddrinfo``, p1_xmpp 1.6), which
-reads no inetrc: so the SRV record's target is ``localhost``. The inetrc must clear
+loopback DNS server of :mod:`tests.integration.prosodykit` by the guide's inetrc (:func:`inetrc`,
+given as ``ERL_INETRC``); its address lookup then goes through the C library
+(``net:getaddrinfo``, p1_xmpp 1.6), which reads no inetrc: so the SRV record's target is ``localhost``. The inetrc must clear
 ``resolv_conf`` first, or the system's ``/etc/resolv.conf`` replaces its nameserver.
 
 The Erlang VM runs in the foreground without distribution (no epmd, no node name), as the user
@@ -40,6 +40,7 @@ from tests.integration.prosodykit import FederationCerts, free_port
 ERL = shutil.which("erl") or "/usr/bin/erl"
 GUIDE = Path(__file__).parents[2] / "docs" / "provider-guide.md"
 GUIDE_BLOCK = re.compile(r"<!-- ejabberd-config -->\s*\n```yaml\n(?P<body>.*?)\n```", re.S)
+INETRC_BLOCK = re.compile(r"<!-- ejabberd-inetrc -->\s*\n```erlang\n(?P<body>.*?)\n```", re.S)
 START_TIMEOUT = 30.0
 LIFETIME = 600  # seconds: the VM stops by itself even if the test process dies
 
@@ -129,12 +130,14 @@ def provider_config(
 
 
 def inetrc(dns_port: int) -> str:
-    """Erlang's resolver configuration: the loopback DNS server only (see the module doc)."""
-    return (
-        '{resolv_conf, ""}.\n'
-        '{hosts_file, ""}.\n'
-        f"{{nameserver, {{127,0,0,1}}, {dns_port}}}.\n"
-        "{lookup, [file, native]}.\n"
+    """Erlang's resolver configuration of docs/provider-guide.md §10, pointed at the loopback
+    DNS server (see the module doc)."""
+    match = INETRC_BLOCK.search(GUIDE.read_text(encoding="utf-8"))
+    assert match is not None, "docs/provider-guide.md has no <!-- ejabberd-inetrc --> block"
+    body = match.group("body")
+    assert "{nameserver, {127,0,0,1}, 5353}." in body
+    return body.replace(
+        "{nameserver, {127,0,0,1}, 5353}.", f"{{nameserver, {{127,0,0,1}}, {dns_port}}}."
     )
 
 
