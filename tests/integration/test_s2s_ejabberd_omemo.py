@@ -1,0 +1,231 @@
+"""OMEMO end to end across the federation boundary with a stock ejabberd 23.01 (issue 15): an
+Interlink SDK user on the hub and a slixmpp-omemo user on ejabberd exchange encrypted messages
+both ways over s2s, under the message-request rules, each fetching the other's keys over PEP
+(the hub's at the alias, ejabberd's through the s2s link).
+
+slixmpp-omemo speaks legacy OMEMO only (no Stanza Content Encryption: see
+tests/integration/test_omemo_interop.py), so the SDK falls back to legacy OMEMO for it."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import slixmpp
+import twomemo
+import twomemo.etree
+from slixmpp.xmlstream import ET
+
+from interlink.client import InterlinkClient, TextMessage
+from interlink.xmpp.ext import interop
+from tests.integration import test_omemo_interop
+from tests.integration.kit import TIMEOUT, Xmpp
+from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
+from tests.integration.test_s2s_ejabberd import (
+    HOME,
+    PEER,
+    PHONE,
+    World,
+    enlist,
+    gatekeeper,
+    world,
+)
+from tests.integration.test_s2s_prosody import interop_iq, open_form
+
+
+async def test_sdk_and_slixmpp_omemo_on_ejabberd_exchange_encrypted_messages(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path) as w:
+        opt_in = await gatekeeper(w)  # the gatekeeper user's settings: third parties allowed
+        PeerOmemo._store = MemoryStorage()
+        await w.ejabberd.register("alice", PEER, "pw")
+        peer = await on_ejabberd_with_omemo(w)
+        plugins: Any = peer.client.plugin
+        omemo_plugin: Any = plugins["xep_0384"]
+        received: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_message(msg: Any) -> None:
+            if omemo_plugin.is_encrypted(msg):
+                decrypted, _device = await omemo_plugin.decrypt_message(msg)
+                received.put_nowait(decrypted["body"])
+
+        peer.client.add_event_handler("message", on_message)
+        sdk = InterlinkClient(
+            f"{HOME}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+        )
+        try:
+            # keys published on ejabberd; the device's identity key enlisted, as its provider
+            # would through the Enlistment API
+            manager = await omemo_plugin.get_session_manager()
+            own_device, *_ = await manager.get_own_device_information()
+            await enlist(w.hub, f"alice@{PEER}", own_device.identity_key)
+            pubsub: Any = peer.client.plugin["xep_0060"]
+            own = slixmpp.JID(f"alice@{PEER}")
+            # slixmpp-omemo announces OMEMO 2 devices it cannot serve: announce none, and keep
+            # it from announcing itself again when it sees the list change. (Its legacy nodes
+            # need no opening, unlike on Prosody: ejabberd applies the publish-options
+            # access model slixmpp-omemo asks for.)
+            peer.client.del_event_handler(
+                "twomemo_device_list_publish", omemo_plugin._on_device_list_update
+            )
+            await pubsub.publish(
+                own,
+                "urn:xmpp:omemo:2:devices",
+                id="current",
+                payload=slixmpp.ET.fromstring("<devices xmlns='urn:xmpp:omemo:2'/>"),
+                options=open_form(peer),
+                timeout=TIMEOUT,
+            )
+            # a first plaintext message: a request; the gatekeeper user accepts it
+            peer.send_chat(w.alias(), "may I write to you?")
+            await opt_in.next_message(timeout=20)
+            await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            await sdk.connect()
+            await sdk.send_text(f"alice@{PEER}", "from the Interlink SDK, over s2s")
+            assert await asyncio.wait_for(received.get(), 20) == "from the Interlink SDK, over s2s"
+            manager = await omemo_plugin.get_session_manager()
+            await manager.refresh_device_lists(w.alias())
+            stanza = peer.client.make_message(mto=slixmpp.JID(w.alias()), mtype="chat")
+            stanza["body"] = "from slixmpp-omemo on ejabberd"
+            encrypted, _errors = await omemo_plugin.encrypt_message(stanza, slixmpp.JID(w.alias()))
+            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+                message.send()
+            while True:
+                event = await sdk.next_event(20)
+                if isinstance(event, TextMessage):
+                    break
+            assert event.text == "from slixmpp-omemo on ejabberd"
+            assert event.sender.startswith(f"alice@{PEER}")
+            assert event.namespace == "eu.siacs.conversations.axolotl"
+            assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()
+
+
+async def on_ejabberd_with_omemo(w: World) -> Xmpp:
+    peer = Xmpp(f"alice@{PEER}/slixmpp-omemo", "pw", w.certs.hub)
+    peer.client.register_plugin("xep_0004")
+    peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
+    await peer.login(w.ejabberd.c2s_port)
+    return peer
+
+
+SCE = "urn:xmpp:sce:1"
+
+
+def peer_envelope(text: str, *, sender: str, recipient: str) -> bytes:
+    """An XEP-0420 envelope as an independent client writes one (§3, §4)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return (
+        f"<envelope xmlns='{SCE}'><content><body xmlns='jabber:client'>{text}</body></content>"
+        f"<rpad>{secrets.token_hex(5)}</rpad><time stamp='{stamp}'/>"
+        f"<to jid='{recipient}'/><from jid='{sender}'/></envelope>"
+    ).encode()
+
+
+def read_envelope(data: bytes) -> tuple[str, str, str]:
+    """(from, to, body) of an envelope."""
+    env = ET.fromstring(data.decode())
+    assert env.tag == f"{{{SCE}}}envelope"
+    frm, to = env.find(f"{{{SCE}}}from"), env.find(f"{{{SCE}}}to")
+    body = env.find(f"{{{SCE}}}content/{{jabber:client}}body")
+    assert frm is not None
+    assert to is not None
+    assert body is not None
+    return frm.get("jid", ""), to.get("jid", ""), body.text or ""
+
+
+async def test_sdk_and_an_omemo_2_peer_on_ejabberd_exchange_messages(tmp_path: Path) -> None:
+    """OMEMO 2 across the boundary: the peer on ejabberd uses slixmpp-omemo's session manager
+    (python-omemo with twomemo) and writes and reads its XEP-0420 envelopes itself; the SDK
+    seals its envelopes from the alias the peer knows and reads the peer's, addressed to it."""
+    pytest.importorskip(
+        "interlink.client.aliases",
+        reason="the SDK seals OMEMO 2 envelopes from the alias the federated peer knows only "
+        "with the federation branch's aliases (wt-fed); without them the envelope names the "
+        "phone number, and the peer rightly refuses it",
+    )
+    async with world(tmp_path) as w:
+        opt_in = await gatekeeper(w)
+        PeerOmemo._store = MemoryStorage()
+        await w.ejabberd.register("alice", PEER, "pw")
+        peer = await on_ejabberd_with_omemo(w)
+        plugins: Any = peer.client.plugin
+        omemo_plugin: Any = plugins["xep_0384"]
+        envelopes: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+
+        async def on_message(msg: Any) -> None:
+            found = msg.xml.find(f"{{{twomemo.twomemo.NAMESPACE}}}encrypted")
+            if found is None:
+                return
+            manager = await omemo_plugin.get_session_manager()
+            message = twomemo.etree.parse_message(found, msg["from"].bare)
+            plaintext, _device, _kex = await manager.decrypt(message)
+            if plaintext is not None:
+                envelopes.put_nowait(read_envelope(plaintext))
+
+        peer.client.add_event_handler("message", on_message)
+        sdk = InterlinkClient(
+            f"{HOME}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+            legacy=False,
+        )
+        alias = w.alias()
+        try:
+            manager = await omemo_plugin.get_session_manager()  # keys published on ejabberd
+            own_device, *_ = await manager.get_own_device_information()
+            await enlist(w.hub, f"alice@{PEER}", own_device.identity_key)
+            peer.send_chat(alias, "may I write to you?")
+            await opt_in.next_message(timeout=20)
+            await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            await sdk.connect()
+            await sdk.send_text(f"alice@{PEER}", "OMEMO 2 from the SDK, over s2s")
+            sender, recipient, text = await asyncio.wait_for(envelopes.get(), 20)
+            assert (sender, recipient, text) == (
+                alias,
+                f"alice@{PEER}",
+                "OMEMO 2 from the SDK, over s2s",
+            )
+            await manager.refresh_device_lists(alias)
+            messages, errors = await manager.encrypt(
+                frozenset({alias}),
+                {
+                    twomemo.twomemo.NAMESPACE: peer_envelope(
+                        "OMEMO 2 from ejabberd", sender=f"alice@{PEER}", recipient=alias
+                    )
+                },
+                backend_priority_order=[twomemo.twomemo.NAMESPACE],
+            )
+            assert not errors
+            stanza = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
+            for message in messages:
+                stanza.xml.append(twomemo.etree.serialize_message(message))
+            stanza["body"] = "This message is OMEMO encrypted."
+            stanza.send()
+            while True:
+                event = await sdk.next_event(20)
+                if isinstance(event, TextMessage):
+                    break
+            assert event.text == "OMEMO 2 from ejabberd"
+            assert event.namespace == twomemo.twomemo.NAMESPACE
+            assert event.sender.startswith(f"alice@{PEER}/")
+            assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()
