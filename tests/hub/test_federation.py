@@ -229,6 +229,46 @@ async def test_pep_queries_to_a_federated_user_go_to_its_server() -> None:
         assert answer.get("id") == "b1"
 
 
+async def test_where_a_stanza_names_its_own_sender_the_alias_is_named_both_ways() -> None:
+    """Aliases in every field: a gatekeeper user naming itself (an XEP-0060 subscription's
+    ``jid``, its own devices' OMEMO 2 ``<keys/>``) is named by its alias over s2s; what a
+    federated server addresses to the alias inside a stanza reaches the user as its own
+    address. Another of the hub's users named is still refused (the leak check)."""
+    async with federation() as fed:
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/p' to='{fed.alias()}' id='f1' "
+            "type='chat'><body>hello</body></message>"
+        )
+        fed.home.take()
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='set' id='s1' to='{FED}'>"
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            f"<subscribe node='urn:xmpp:omemo:2:devices' jid='{HOME}'/></pubsub></iq>"
+        )
+        (query,) = fed.s2s.take()
+        xml = to_xml(query, ns.CLIENT)
+        assert f'jid="{fed.alias()}"' in xml
+        assert PHONE not in xml
+        omemo = "urn:xmpp:omemo:2"
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/p' to='{fed.alias()}' id='f2' "
+            f"type='chat'><encrypted xmlns='{omemo}'><header sid='7'>"
+            f"<keys jid='{fed.alias()}'><key rid='9'>AAAA</key></keys>"
+            f"<keys jid='{FED}'><key rid='8'>AAAA</key></keys></header></encrypted></message>"
+        )
+        (got,) = messages(fed.home)
+        keys = [k.get("jid") for k in got.iter(f"{{{omemo}}}keys")]
+        assert keys == [HOME, FED]
+        other = f"4930999@{DOMAIN}"
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='set' id='s2' to='{FED}'>"
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            f"<subscribe node='urn:xmpp:omemo:2:devices' jid='{other}'/></pubsub></iq>"
+        )
+        assert fed.s2s.take() == []
+        assert fed.kit.hub.ctx.refusals["s2s-address-leak"] == 1
+
+
 async def test_an_address_of_the_hubs_users_never_leaves_over_s2s() -> None:
     async with federation() as fed:
         await fed.inbound(

@@ -3,19 +3,28 @@ and a slixmpp-omemo user on a stock Prosody exchange encrypted messages both way
 under the message-request rules, each fetching the other's keys over PEP (the hub's at the
 alias, Prosody's through the s2s link).
 
-slixmpp-omemo speaks legacy OMEMO only (it has no Stanza Content Encryption: see
-tests/integration/test_omemo_interop.py), so the SDK falls back to legacy OMEMO for it."""
+slixmpp-omemo's plugin speaks legacy OMEMO only (it has no Stanza Content Encryption: see
+tests/integration/test_omemo_interop.py), so the SDK falls back to legacy OMEMO for it. For
+OMEMO 2 the peer uses slixmpp-omemo's session manager (python-omemo with twomemo) and writes and
+reads its XEP-0420 envelopes itself, here, independently of the SDK's code: what it checks is
+that the gatekeeper user's envelopes name the alias the peer knows, never the phone number."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import slixmpp
+import twomemo
+import twomemo.etree
+from slixmpp.xmlstream import ET
 
 from interlink.client import InterlinkClient, TextMessage
+from interlink.client.omemo_session import OMEMO2
 from interlink.xmpp.ext import interop
 from tests.integration import test_omemo_interop
 from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
@@ -23,6 +32,7 @@ from tests.integration.test_s2s_prosody import (
     HOME,
     PEER,
     PHONE,
+    PROVIDER,
     enlist,
     gatekeeper,
     interop_iq,
@@ -128,3 +138,108 @@ async def on_prosody_with_omemo(w: Any) -> Any:
     peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
     await peer.login(w.prosody.c2s_port)
     return peer
+
+
+SCE = "urn:xmpp:sce:1"
+
+
+def peer_envelope(text: str, *, sender: str, recipient: str) -> bytes:
+    """An XEP-0420 envelope as an independent client writes one (§3, §4)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return (
+        f"<envelope xmlns='{SCE}'><content><body xmlns='jabber:client'>{text}</body></content>"
+        f"<rpad>{secrets.token_hex(5)}</rpad><time stamp='{stamp}'/>"
+        f"<to jid='{recipient}'/><from jid='{sender}'/></envelope>"
+    ).encode()
+
+
+def read_envelope(data: bytes) -> tuple[str, str, str]:
+    """(from, to, body) of an envelope."""
+    env = ET.fromstring(data.decode())
+    assert env.tag == f"{{{SCE}}}envelope"
+    frm, to = env.find(f"{{{SCE}}}from"), env.find(f"{{{SCE}}}to")
+    body = env.find(f"{{{SCE}}}content/{{jabber:client}}body")
+    assert frm is not None
+    assert to is not None
+    assert body is not None
+    return frm.get("jid", ""), to.get("jid", ""), body.text or ""
+
+
+async def test_sdk_and_an_omemo_2_peer_on_prosody_seal_under_the_alias(tmp_path: Path) -> None:
+    """OMEMO 2 across federation (issue 15): the SDK seals its envelopes from the alias the
+    Prosody user knows (the hub's ``<alias/>`` answer), and reads the peer's envelopes
+    addressed to that alias; the phone number crosses nowhere, not even encrypted."""
+    async with world(tmp_path) as w:
+        await enlist(w.hub, f"alice@{PEER}")
+        opt_in = await gatekeeper(w)
+        PeerOmemo._store = MemoryStorage()
+        w.prosody.register("alice", PEER, "pw")
+        peer = await on_prosody_with_omemo(w)
+        omemo_plugin: Any = peer.client.plugin["xep_0384"]
+        envelopes: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+
+        async def on_message(msg: Any) -> None:
+            found = msg.xml.find(f"{{{twomemo.twomemo.NAMESPACE}}}encrypted")
+            if found is None:
+                return
+            manager = await omemo_plugin.get_session_manager()
+            message = twomemo.etree.parse_message(found, msg["from"].bare)
+            plaintext, _device, _kex = await manager.decrypt(message)
+            if plaintext is not None:
+                envelopes.put_nowait(read_envelope(plaintext))
+
+        peer.client.add_event_handler("message", on_message)
+        sdk = InterlinkClient(
+            f"{HOME}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+            legacy=False,
+        )
+        alias = w.alias()
+        try:
+            await omemo_plugin.get_session_manager()  # both device lists and bundles on Prosody
+            await open_nodes(peer, slixmpp.JID(f"alice@{PEER}"))
+            peer.send_chat(alias, "may I write to you?")
+            await opt_in.next_message(timeout=20)
+            await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            await sdk.connect()
+            await sdk.send_text(f"alice@{PEER}", "OMEMO 2 from the SDK, over s2s")
+            sender, recipient, text = await asyncio.wait_for(envelopes.get(), 20)
+            assert (sender, recipient, text) == (
+                alias,
+                f"alice@{PEER}",
+                "OMEMO 2 from the SDK, over s2s",
+            )
+            manager = await omemo_plugin.get_session_manager()
+            await manager.refresh_device_lists(alias)
+            messages, errors = await manager.encrypt(
+                frozenset({alias}),
+                {
+                    twomemo.twomemo.NAMESPACE: peer_envelope(
+                        "OMEMO 2 from Prosody", sender=f"alice@{PEER}", recipient=alias
+                    )
+                },
+                backend_priority_order=[twomemo.twomemo.NAMESPACE],
+            )
+            assert not errors
+            stanza = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
+            for message in messages:
+                stanza.xml.append(twomemo.etree.serialize_message(message))
+            stanza["body"] = "This message is OMEMO encrypted."
+            stanza.send()
+            while True:
+                event = await sdk.next_event(20)
+                if isinstance(event, TextMessage):
+                    break
+            assert event.text == "OMEMO 2 from Prosody"
+            assert event.namespace == OMEMO2
+            assert event.sender.startswith(f"alice@{PEER}/")
+            assert event.interop is not None
+            assert event.interop.provider == PROVIDER
+            assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()

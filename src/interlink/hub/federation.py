@@ -40,10 +40,10 @@ import binascii
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from copy import deepcopy
 from dataclasses import replace
 from typing import Any, Protocol
-from xml.etree.ElementTree import Element
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -54,7 +54,7 @@ from interlink.hub.context import HubContext
 from interlink.hub.session import Session
 from interlink.xmpp import ns
 from interlink.xmpp.ext import jid_attr
-from interlink.xmpp.ext.interop import ALIAS
+from interlink.xmpp.ext.interop import alias_answer
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
@@ -209,7 +209,9 @@ class Federation:
             sender.local, provider_id, service
         ):
             alias = self.aliases.alias(sender.local, provider_id, service)
-            stanza = _with(stanza, from_=JID.make(alias, sender.domain, sender.resource))
+            aliased = JID.make(alias, sender.domain, sender.resource)
+            stanza = _with(stanza, from_=aliased)
+            stanza = _naming_self_as(stanza, sender, aliased)
         self._check_no_leak(stanza, provider_id, service)
         self._port.send(provider_id, stanza)
 
@@ -273,7 +275,7 @@ class Federation:
             )
         assert where.provider_id is not None
         alias = self.aliases.alias(own.local, where.provider_id, own.domain)
-        answer = Element(ALIAS, {"jid": str(peer.bare), "alias": f"{alias}@{own.domain}"})
+        answer = alias_answer(str(peer.bare), f"{alias}@{own.domain}")
         session.deliver(iq_result(iq, answer, from_=None))
 
     # -- inbound: federated users to the hub's users --------------------------------------------
@@ -306,6 +308,8 @@ class Federation:
                 self._refuse(session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain))
                 return
             stanza = _with(stanza, to=JID.make(local, to.domain, to.resource))
+            # what names the alias inside (an OMEMO 2 ``<keys jid=''/>``) names the account
+            stanza = _naming_self_as(stanza, to.bare, JID.make(local, to.domain))
         work = route(session, stanza)
         if work is not None:
             await work
@@ -346,6 +350,33 @@ class Federation:
         else:
             self._senders.move_to_end(sender)
         return session
+
+
+def _naming_self_as(stanza: Stanza, own: JID, alias: JID) -> Stanza:
+    """``stanza`` with every attribute that names ``own`` (bare or full) naming ``alias``
+    instead. Outbound, ``own`` is the sender: it may name itself where a protocol asks for its
+    address (the ``jid`` of an XEP-0060 §6.1 ``<subscribe/>``, the ``<keys jid=''/>`` of its
+    other devices in OMEMO 2, XEP-0384 §4.4); any other of the hub's users named is left for
+    the leak check to refuse. Inbound, ``own`` is the alias the peer addressed and ``alias``
+    the account behind it (a federated sender's OMEMO 2 keys for it)."""
+    names = {str(own.bare): str(alias.bare), str(own): str(alias)}
+    if not any(value in names for value in _attribute_values(stanza)):
+        return stanza
+    payload = []
+    for el in stanza.payload:
+        copy = deepcopy(el)
+        for node in copy.iter():
+            for key, value in node.attrib.items():
+                if value in names:
+                    node.set(key, names[value])
+        payload.append(copy)
+    return replace(stanza, payload=tuple(payload))
+
+
+def _attribute_values(stanza: Stanza) -> Iterator[str]:
+    for el in stanza.payload:
+        for node in el.iter():
+            yield from node.attrib.values()
 
 
 def _is_response(stanza: Stanza) -> bool:

@@ -252,3 +252,22 @@ def providers_element(approved: dict[str, str]) -> Element:
 def parse_providers(el: Element | None) -> dict[str, str]:
     items = [] if el is None else el.findall(PROVIDER)
     return {p.get("id", ""): p.get("name", "") for p in items}
+
+
+def alias_query(peer: str) -> Element:
+    """``<alias jid='peer'/>`` (iq get to one's own account): the address a federated user
+    knows the asking gatekeeper user by (docs/protocol.md, issue 15)."""
+    return Element(ALIAS, {"jid": peer})
+
+
+def alias_answer(peer: str, alias: str) -> Element:
+    return Element(ALIAS, {"jid": peer, "alias": alias})
+
+
+def parse_alias_answer(el: Element | None) -> str:
+    """The ``alias`` of an answer to :func:`alias_query`. Raises: StanzaError (``bad-request``:
+    no alias in it)."""
+    alias = None if el is None or el.tag != ALIAS else el.get("alias")
+    if not alias or "@" not in alias:
+        raise bad_request("the answer names no alias")
+    return alias
