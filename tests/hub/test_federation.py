@@ -348,3 +348,119 @@ async def test_a_gatekeeper_user_asks_for_its_alias_towards_a_federated_user() -
         )
         (wrong,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
         assert error_of(wrong)[0] == "bad-request"
+
+
+def sent_presences(fed: Fed) -> list[tuple[str, str | None, str | None]]:
+    """(type, from, to) of each presence that left over s2s (none may name the phone number)."""
+    out = []
+    for stanza in fed.s2s.take():
+        xml = to_xml(stanza, ns.CLIENT)
+        assert PHONE not in xml
+        if xml.startswith("<presence"):
+            el = parse_fragment(xml)
+            out.append((el.get("type", "available"), el.get("from"), el.get("to")))
+    return out
+
+
+def presence_in(client: Client) -> list[Element]:
+    return [el for el in client.take() if el.tag == "{jabber:client}presence"]
+
+
+async def accepted(fed: Fed) -> None:
+    """A conversation the federated user started and the gatekeeper user accepted."""
+    await fed.inbound(
+        f"<message xmlns='jabber:client' from='{FED}/p' to='{fed.alias()}' id='f1' "
+        "type='chat'><body>hello</body></message>"
+    )
+    await fed.home.send(
+        f"<iq xmlns='jabber:client' type='set' id='a'>"
+        f"<accept xmlns='{interop.NS}' jid='{FED}'/></iq>"
+    )
+    fed.home.take()
+    fed.s2s.take()
+
+
+async def test_a_gatekeeper_user_subscribes_to_a_federated_user_over_s2s() -> None:
+    """RFC 6121 §3 with the contact's half on its own server: the request leaves under the
+    alias, the approval and the contact's presence come back, and the user's next broadcast
+    and unavailable go to the contact's server; a probe goes out at the next login."""
+    async with federation() as fed:
+        await accepted(fed)
+        alias = fed.alias()
+        await fed.home.send("<presence xmlns='jabber:client'/>")  # available
+        await fed.home.send(f"<presence xmlns='jabber:client' to='{FED}' type='subscribe'/>")
+        assert sent_presences(fed) == [("subscribe", alias, FED)]
+        roster = fed.kit.hub.ctx.storage.roster
+        item = await roster.get(HOME, FED)
+        assert item is not None
+        assert item.ask
+        fed.home.take()
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='{FED}' to='{alias}' type='subscribed'/>"
+        )
+        await fed.inbound(f"<presence xmlns='jabber:client' from='{FED}/p' to='{alias}'/>")
+        item = await roster.get(HOME, FED)
+        assert item is not None
+        assert item.subscription.has_to
+        got = presence_in(fed.home)
+        assert [(el.get("type"), el.get("from")) for el in got] == [
+            ("subscribed", FED),
+            (None, f"{FED}/p"),
+        ]
+        assert got[1].find(interop.MARKER) is not None  # from a third party: marked
+        # a subscription "to" only: the user's broadcasts do not go there
+        await fed.home.send("<presence xmlns='jabber:client'><show>away</show></presence>")
+        assert sent_presences(fed) == []
+        # the next login probes the contact's server from the user's (aliased) bare JID
+        again = await fed.kit.connect(HOME, "laptop")
+        await again.send("<presence xmlns='jabber:client'/>")
+        assert ("probe", alias, FED) in sent_presences(fed)
+
+
+async def test_a_federated_users_subscription_is_approved_and_presence_flows_to_it() -> None:
+    async with federation() as fed:
+        await accepted(fed)
+        alias = fed.alias()
+        await fed.home.send("<presence xmlns='jabber:client'/>")
+        fed.home.take()
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='{FED}' to='{alias}' type='subscribe'/>"
+        )
+        (request,) = presence_in(fed.home)
+        assert (request.get("type"), request.get("from")) == ("subscribe", FED)
+        assert len(await fed.kit.hub.ctx.storage.roster.pending(HOME)) == 1
+        await fed.home.send(f"<presence xmlns='jabber:client' to='{FED}' type='subscribed'/>")
+        # the approval, then the user's current presence, each from the alias
+        assert sent_presences(fed) == [
+            ("subscribed", alias, FED),
+            ("available", f"{alias}/phone", FED),
+        ]
+        await fed.home.send("<presence xmlns='jabber:client'><show>dnd</show></presence>")
+        assert sent_presences(fed) == [("available", f"{alias}/phone", FED)]
+        # its server probes: answered from the user's available resources
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='{FED}' to='{alias}' type='probe'/>"
+        )
+        assert sent_presences(fed) == [("available", f"{alias}/phone", FED)]
+        # a probe from someone not subscribed reveals nothing
+        fed.enlisted.add(f"bob@{SERVER}")
+        await fed.kit.hub.ctx.storage.accounts.create(f"bob@{SERVER}", CREDS, fed.kit.clock())
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='bob@{SERVER}' to='{alias}' type='probe'/>"
+        )
+        assert sent_presences(fed) == []
+        await fed.home.send("<presence xmlns='jabber:client' type='unavailable'/>")
+        assert sent_presences(fed) == [("unavailable", f"{alias}/phone", FED)]
+
+
+async def test_presence_from_a_federated_stranger_is_held_by_the_request_rules() -> None:
+    """Before any conversation: a not-opted-in user gets nothing, and nothing goes back."""
+    async with federation(opted_in=False) as fed:
+        alias = fed.alias()
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='{FED}' to='{alias}' type='subscribe'/>"
+        )
+        await fed.inbound(f"<presence xmlns='jabber:client' from='{FED}/p' to='{alias}'/>")
+        assert presence_in(fed.home) == []
+        assert await fed.kit.hub.ctx.storage.roster.pending(HOME) == []
+        assert fed.s2s.take() == []

@@ -302,3 +302,45 @@ def open_form(user: Xmpp) -> Any:
     )
     form.add_field(var="pubsub#access_model", value="open")
     return form
+
+
+async def next_presence(user: Xmpp, sender: str, kind: str, timeout: float = 20) -> Any:
+    """The next presence of ``kind`` (``available``, ``subscribe``...) from ``sender`` (bare)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        presence = await asyncio.wait_for(user.presences.get(), deadline - loop.time())
+        if presence["from"].bare == sender and presence["type"] == kind:
+            return presence
+
+
+async def test_subscriptions_and_presence_cross_both_ways_under_aliases(tmp_path: Path) -> None:
+    """RFC 6121 across s2s (issue 15): the Prosody user asks the gatekeeper user (at its alias)
+    for a subscription once the conversation is accepted; the gatekeeper user's client
+    approves and asks back (slixmpp's defaults), Prosody approves for its user; each then sees
+    the other available, and a status change crosses. Nothing shows the phone number."""
+    async with world(tmp_path) as w:
+        await enlist(w.hub, f"alice@{PEER}")
+        home = await gatekeeper(w)
+        alice = await on_prosody(w, "alice")
+        try:
+            alias = w.alias()
+            alice.send_chat(alias, "hi")
+            await home.next_message(timeout=20)
+            await interop_iq(home, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            alice.client.send_presence(pto=alias, ptype="subscribe")
+            request = await next_presence(home, f"alice@{PEER}", "subscribe")
+            assert marker(request) is not None  # from a third party: marked
+            await next_presence(alice, alias, "available")
+            await next_presence(home, f"alice@{PEER}", "available")
+            assert w.hub.storage is not None
+            item = await w.hub.storage.roster.get(HOME, f"alice@{PEER}")
+            assert item is not None
+            assert item.subscription.value == "both"
+            home.client.send_presence(pshow="away", pstatus="in a meeting")
+            away = await next_presence(alice, alias, "away")
+            assert away["status"] == "in a meeting"
+            assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await alice.close()
+            await home.close()
