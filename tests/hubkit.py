@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element
 from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
-from interlink.hub.federation import EnlistedProvider
+from interlink.hub.federation import EnlistedAccount
 from interlink.hub.hub import Hub, UserIds
 from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices
@@ -125,7 +125,7 @@ async def running_hub(
     services: tuple[str, ...] = (DOMAIN,),
     user_ids: UserIds = no_user_ids,
     domain_services: DomainServicesFactory | None = None,
-    enlisted_provider: EnlistedProvider | None = None,
+    enlisted_account: EnlistedAccount | None = None,
     observers: HubObservers | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
@@ -147,7 +147,7 @@ async def running_hub(
             if domain_services is None
             else domain_services(storage, sessions, addressing, clock)
         ),
-        enlisted_provider=enlisted_provider,
+        enlisted_account=enlisted_account,
         disabled=operator.is_disabled,
     )
     kit = HubKit(hub, clock, operator)

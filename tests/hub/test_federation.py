@@ -3,17 +3,20 @@ hub's users, enlistment, the consent rules and suspension (issue 15), with a fak
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 import pytest
+import xeddsa
 
 from interlink.errors import StanzaError
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubSettings
-from interlink.hub.federation import AliasCipher
+from interlink.hub.federation import AliasCipher, Enlisted
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
@@ -56,6 +59,15 @@ def federated_provider(status: ProviderStatus = ProviderStatus.APPROVED) -> Prov
     )
 
 
+def _seed(jid: str) -> bytes:
+    return hashlib.sha256(jid.encode()).digest()
+
+
+def identity_key(jid: str) -> bytes:
+    """The Ed25519 identity key each test account enlisted (derived from its JID)."""
+    return xeddsa.seed_to_ed25519_pub(_seed(jid))
+
+
 @dataclass
 class Fed:
     kit: HubKit
@@ -80,10 +92,10 @@ def _parse(xml: str) -> Element:
 async def federation(*, opted_in: bool = True) -> AsyncIterator[Fed]:
     enlisted = {FED}
 
-    async def enlisted_provider(jid: str) -> str | None:
-        return PROVIDER if jid in enlisted else None
+    async def enlisted_account(jid: str) -> Enlisted | None:
+        return Enlisted(PROVIDER, identity_key(jid)) if jid in enlisted else None
 
-    async with running_hub(HubSettings(), enlisted_provider=enlisted_provider) as kit:
+    async with running_hub(HubSettings(), enlisted_account=enlisted_account) as kit:
         kit.operator.provider_changed(federated_provider())
         s2s = FakeS2S()
         kit.hub.federation.attach(s2s)
@@ -464,3 +476,58 @@ async def test_presence_from_a_federated_stranger_is_held_by_the_request_rules()
         assert presence_in(fed.home) == []
         assert await fed.kit.hub.ctx.storage.roster.pending(HOME) == []
         assert fed.s2s.take() == []
+
+
+def omemo2_bundle(key: bytes) -> str:
+    ik = base64.b64encode(key).decode()
+    return f"<bundle xmlns='urn:xmpp:omemo:2'><spk id='1'>AAAA</spk><ik>{ik}</ik></bundle>"
+
+
+def legacy_bundle(key: bytes) -> str:
+    ik = base64.b64encode(b"\x05" + xeddsa.ed25519_pub_to_curve25519_pub(key)).decode()
+    return (
+        "<bundle xmlns='eu.siacs.conversations.axolotl'>"
+        f"<signedPreKeyPublic signedPreKeyId='1'>AAAA</signedPreKeyPublic>"
+        f"<identityKey>{ik}</identityKey></bundle>"
+    )
+
+
+async def test_only_bundles_with_the_enlisted_identity_key_reach_gatekeeper_users() -> None:
+    """Issue 15 item 4: a bundle a federated server answers (either OMEMO version) passes when
+    its identity key is the one enlisted for its owner; another key is refused with
+    ``not-acceptable`` (counted), and a PEP notification carrying one is dropped."""
+    async with federation() as fed:
+        await accepted(fed)
+        alias = fed.alias()
+        good, bad = identity_key(FED), identity_key("mallory@elsewhere")
+        cases = [
+            ("urn:xmpp:omemo:2:bundles", omemo2_bundle(good), "result"),
+            ("eu.siacs.conversations.axolotl.bundles:5", legacy_bundle(good), "result"),
+            ("urn:xmpp:omemo:2:bundles", omemo2_bundle(bad), "error"),
+            ("eu.siacs.conversations.axolotl.bundles:5", legacy_bundle(bad), "error"),
+            ("urn:xmpp:omemo:2:bundles", "<bundle xmlns='urn:xmpp:omemo:2'/>", "error"),
+        ]
+        for n, (node, bundle, expected) in enumerate(cases):
+            await fed.inbound(
+                f"<iq xmlns='jabber:client' type='result' id='b{n}' from='{FED}' "
+                f"to='{alias}/phone'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                f"<items node='{node}'><item id='5'>{bundle}</item></items></pubsub></iq>"
+            )
+            (answer,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+            assert (answer.get("type"), answer.get("id"), answer.get("from")) == (
+                expected,
+                f"b{n}",
+                FED,
+            ), node
+            if expected == "error":
+                condition, text = error_of(answer)
+                assert condition == "not-acceptable"
+                assert f"not the one {FED} enlisted" in (text or "")
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}' to='{alias}' id='e1'>"
+            "<event xmlns='http://jabber.org/protocol/pubsub#event'>"
+            f"<items node='urn:xmpp:omemo:2:bundles'><item id='5'>{omemo2_bundle(bad)}</item>"
+            "</items></event></message>"
+        )
+        assert messages(fed.home) == []
+        assert fed.kit.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] == 4

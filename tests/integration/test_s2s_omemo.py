@@ -18,12 +18,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import slixmpp
 import twomemo
 import twomemo.etree
 from slixmpp.xmlstream import ET
 
-from interlink.client import InterlinkClient, TextMessage
+from interlink.client import ClientError, InterlinkClient, TextMessage
 from interlink.client.omemo_session import OMEMO2
 from interlink.xmpp.ext import interop
 from tests.integration import test_omemo_interop
@@ -44,7 +45,6 @@ async def test_sdk_and_slixmpp_omemo_on_prosody_exchange_encrypted_messages(
     tmp_path: Path,
 ) -> None:
     async with world(tmp_path) as w:
-        await enlist(w.hub, f"alice@{PEER}")
         opt_in = await gatekeeper(w)  # the gatekeeper user's settings: third parties allowed
         PeerOmemo._store = MemoryStorage()
         w.prosody.register("alice", PEER, "pw")
@@ -67,7 +67,7 @@ async def test_sdk_and_slixmpp_omemo_on_prosody_exchange_encrypted_messages(
             ca_file=w.certs.hub.ca,
         )
         try:
-            await omemo_plugin.get_session_manager()  # keys published on Prosody
+            await enlist_device(w, omemo_plugin)  # keys published on Prosody, and enlisted
             pubsub: Any = peer.client.plugin["xep_0060"]
             own = slixmpp.JID(f"alice@{PEER}")
             # slixmpp-omemo announces OMEMO 2 devices it cannot serve: announce none, readably
@@ -110,6 +110,14 @@ async def test_sdk_and_slixmpp_omemo_on_prosody_exchange_encrypted_messages(
             await sdk.close()
             await peer.close()
             await opt_in.close()
+
+
+async def enlist_device(w: Any, omemo_plugin: Any) -> None:
+    """Publish the peer's keys (slixmpp-omemo does on first use) and enlist its identity key
+    for its account, as its provider would through the Enlistment API."""
+    manager = await omemo_plugin.get_session_manager()
+    own, *_ = await manager.get_own_device_information()
+    await enlist(w.hub, f"alice@{PEER}", own.identity_key)
 
 
 async def open_nodes(peer: Any, own: slixmpp.JID) -> None:
@@ -170,7 +178,6 @@ async def test_sdk_and_an_omemo_2_peer_on_prosody_seal_under_the_alias(tmp_path:
     Prosody user knows (the hub's ``<alias/>`` answer), and reads the peer's envelopes
     addressed to that alias; the phone number crosses nowhere, not even encrypted."""
     async with world(tmp_path) as w:
-        await enlist(w.hub, f"alice@{PEER}")
         opt_in = await gatekeeper(w)
         PeerOmemo._store = MemoryStorage()
         w.prosody.register("alice", PEER, "pw")
@@ -199,7 +206,7 @@ async def test_sdk_and_an_omemo_2_peer_on_prosody_seal_under_the_alias(tmp_path:
         )
         alias = w.alias()
         try:
-            await omemo_plugin.get_session_manager()  # both device lists and bundles on Prosody
+            await enlist_device(w, omemo_plugin)  # both device lists and bundles on Prosody
             await open_nodes(peer, slixmpp.JID(f"alice@{PEER}"))
             peer.send_chat(alias, "may I write to you?")
             await opt_in.next_message(timeout=20)
@@ -239,6 +246,43 @@ async def test_sdk_and_an_omemo_2_peer_on_prosody_seal_under_the_alias(tmp_path:
             assert event.interop is not None
             assert event.interop.provider == PROVIDER
             assert PHONE.encode() not in b"".join(w.wire)
+            assert w.hub.hub is not None
+            assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] == 0
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()
+
+
+async def test_a_bundle_whose_key_was_not_enlisted_never_reaches_the_sdk(tmp_path: Path) -> None:
+    """Issue 15 item 4: the account is enlisted, but with another identity key than the one in
+    the bundles its Prosody serves (a substituted key): the hub refuses each bundle on its way
+    to the gatekeeper user, who cannot encrypt to that account, and counts it."""
+    async with world(tmp_path) as w:
+        await enlist(w.hub, f"alice@{PEER}")  # a key that is not the device's
+        opt_in = await gatekeeper(w)
+        PeerOmemo._store = MemoryStorage()
+        w.prosody.register("alice", PEER, "pw")
+        peer = await on_prosody_with_omemo(w)
+        omemo_plugin: Any = peer.client.plugin["xep_0384"]
+        sdk = InterlinkClient(
+            f"{HOME}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+        )
+        try:
+            await omemo_plugin.get_session_manager()
+            await open_nodes(peer, slixmpp.JID(f"alice@{PEER}"))
+            peer.send_chat(w.alias(), "may I write to you?")
+            await opt_in.next_message(timeout=20)
+            await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            await sdk.connect()
+            with pytest.raises(ClientError, match=r"cannot encrypt to alice@chat\.example"):
+                await sdk.send_text(f"alice@{PEER}", "to a key nobody enlisted")
+            assert w.hub.hub is not None
+            assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] >= 1
         finally:
             await sdk.close()
             await peer.close()

@@ -106,15 +106,16 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         await asyncio.wait_for(hub.stop(), timeout=TIMEOUT)
 
 
-async def enlist(hub: HubServer, jid: str) -> None:
-    """What the Enlistment API stores for a federated user (its own JID as the account)."""
+async def enlist(hub: HubServer, jid: str, identity_key: bytes = b"\x01" * 32) -> None:
+    """What the Enlistment API stores for a federated user (its own JID as the account), with
+    the Ed25519 identity key its client proved (the hub serves only that key's bundles)."""
     assert hub.storage is not None
     now = time.time()
     await hub.storage.enlistment.commit_enlistment(
         issuer=PROVIDER,
-        jti=f"jti-{jid}",
+        jti=f"jti-{jid}-{identity_key.hex()}",
         jti_expires_at=now + 300,
-        account=InteropAccount(jid, PROVIDER, jid, None, b"\x01" * 32, now, now),
+        account=InteropAccount(jid, PROVIDER, jid, None, identity_key, now, now),
         new_key=True,
         now=now,
     )

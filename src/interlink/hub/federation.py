@@ -30,7 +30,11 @@ among the hub's sessions: nothing finds it by address).
 **Enlistment.** A federated user reaches nobody before its account is enlisted (DESIGN Flow 2,
 with the provider's own JID as the account): :meth:`Federation.receive` asks the enlistment
 store first, and answers the generic refusal otherwise (``s2s-not-enlisted``); nor while an
-operator has disabled that account (``s2s-account-disabled``, the same refusal).
+operator has disabled that account (``s2s-account-disabled``, the same refusal). And a
+bundle it sends a gatekeeper user (a PEP answer or notification, either OMEMO version) must
+carry the identity key it enlisted: any other is refused (``s2s-bundle-key-not-enlisted``; an
+iq result becomes ``not-acceptable``, a notification is dropped), so a federated server cannot
+slip a substituted key to the hub's users.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from copy import deepcopy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -55,6 +59,7 @@ from interlink.hub.session import Session
 from interlink.xmpp import ns
 from interlink.xmpp.ext import jid_attr
 from interlink.xmpp.ext.interop import alias_answer
+from interlink.xmpp.ext.omemo_bundles import bundle_matches, bundles_in
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
@@ -71,14 +76,25 @@ from interlink.xmpp.xml import parse_fragment
 log = logging.getLogger("interlink.s2s")
 Pending = Coroutine[Any, Any, None]
 Route = Callable[[Session, Stanza], Pending | None]
-#: third-party JID -> the provider its enlisted account belongs to (``None``: not enlisted)
-EnlistedProvider = Callable[[str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Enlisted:
+    """What the enlistment store says of a federated account."""
+
+    provider_id: str
+    identity_key: bytes  # Ed25519, as enlisted (DESIGN Flow 2)
+
+
+#: third-party JID -> its enlisted account (``None``: not enlisted)
+EnlistedAccount = Callable[[str], Awaitable[Enlisted | None]]
 
 ALIAS_PREFIX = "g"
 LEAK = "s2s-address-leak"
 NOT_ENLISTED = "s2s-not-enlisted"
 NOT_AN_ALIAS = "s2s-not-an-alias"
 DISABLED = "s2s-account-disabled"
+BUNDLE_KEY = "s2s-bundle-key-not-enlisted"
 
 
 class AliasCipher:
@@ -152,7 +168,7 @@ class Federation:
         self,
         ctx: HubContext,
         aliases: AliasCipher,
-        enlisted_provider: EnlistedProvider,
+        enlisted_account: EnlistedAccount,
         *,
         cache_seconds: float = 5.0,
         max_senders: int = 4096,
@@ -163,12 +179,12 @@ class Federation:
         self.ctx = ctx
         self.addressing = ctx.addressing
         self.aliases = aliases
-        self._enlisted_provider = enlisted_provider
+        self._enlisted_account = enlisted_account
         self._disabled = disabled
         self._port: FederationPort = _Unattached()
         self._cache_seconds = cache_seconds
         self._max_senders = max_senders
-        self._enlisted: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._enlisted: OrderedDict[str, tuple[float, Enlisted | None]] = OrderedDict()
         self._senders: OrderedDict[JID, Session] = OrderedDict()
         self._service_address = {
             service: re.compile(r"([^\s\"'<>@/&;]+)@" + re.escape(service) + r"(?![\w.-])")
@@ -289,7 +305,8 @@ class Federation:
         if where.kind is not Kind.FEDERATED or where.provider_id != provider_id:
             self._refuse(session, stanza, NOT_ENLISTED)  # suspended since the stream opened
             return
-        if await self._enlisted_as(sender.bare) != provider_id:
+        account = await self._enlisted_as(sender.bare)
+        if account is None or account.provider_id != provider_id:
             self._refuse(session, stanza, NOT_ENLISTED)
             return
         if self._disabled(str(sender.bare)):
@@ -310,6 +327,16 @@ class Federation:
             stanza = _with(stanza, to=JID.make(local, to.domain, to.resource))
             # what names the alias inside (an OMEMO 2 ``<keys jid=''/>``) names the account
             stanza = _naming_self_as(stanza, to.bare, JID.make(local, to.domain))
+        if not self._bundles_enlisted(stanza, account):
+            self.ctx.refusals[BUNDLE_KEY] += 1
+            log.warning(
+                "a federated user's OMEMO bundle has an identity key it did not enlist; refused",
+                extra={"provider": provider_id},
+            )
+            refused = _bundle_refused(stanza, sender)
+            if refused is None:
+                return
+            stanza = refused
         work = route(session, stanza)
         if work is not None:
             await work
@@ -323,17 +350,23 @@ class Federation:
             error = StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
             session.deliver(error_reply(stanza, error, from_=from_ or stanza.to))
 
-    async def _enlisted_as(self, bare: JID) -> str | None:
+    @staticmethod
+    def _bundles_enlisted(stanza: Stanza, account: Enlisted) -> bool:
+        """Issue 15 item 4: gatekeeper users get only bundles whose identity key is the one
+        the sender enlisted (an iq result, a PEP notification, anything carrying one)."""
+        return all(bundle_matches(b, account.identity_key) for b in bundles_in(stanza.payload))
+
+    async def _enlisted_as(self, bare: JID) -> Enlisted | None:
         key = str(bare)
         now = self.ctx.clock()
         hit = self._enlisted.get(key)
         if hit is not None and 0 <= now - hit[0] < self._cache_seconds:
             return hit[1]
-        provider = await self._enlisted_provider(key)
-        self._enlisted[key] = (now, provider)
+        account = await self._enlisted_account(key)
+        self._enlisted[key] = (now, account)
         while len(self._enlisted) > self._max_senders:
             self._enlisted.popitem(last=False)
-        return provider
+        return account
 
     def forget(self, bare: JID) -> None:
         """An account's enlistment changed: read it again next time."""
@@ -350,6 +383,20 @@ class Federation:
         else:
             self._senders.move_to_end(sender)
         return session
+
+
+def _bundle_refused(stanza: Stanza, sender: JID) -> Stanza | None:
+    """What the gatekeeper user gets instead of a bundle that is not the enlisted one: an iq
+    result becomes an error (``not-acceptable``, so the client's fetch fails clearly and does
+    not wait); anything else (a PEP notification) is dropped."""
+    if isinstance(stanza, Iq) and stanza.type is IqType.RESULT:
+        error = StanzaError(
+            StanzaErrorCondition.NOT_ACCEPTABLE,
+            f"the identity key in this bundle is not the one {sender.bare} enlisted",
+        )
+        request = replace(stanza, to=stanza.from_, from_=stanza.to)
+        return error_reply(request, error, from_=stanza.from_)
+    return None
 
 
 def _naming_self_as(stanza: Stanza, own: JID, alias: JID) -> Stanza:
@@ -391,6 +438,8 @@ def _with(stanza: Stanza, **changes: JID | None) -> Stanza:
 __all__ = [
     "ALIAS_PREFIX",
     "AliasCipher",
+    "Enlisted",
+    "EnlistedAccount",
     "Federation",
     "FederationPort",
 ]
