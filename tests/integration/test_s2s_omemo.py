@@ -24,9 +24,10 @@ import twomemo
 import twomemo.etree
 from slixmpp.xmlstream import ET
 
-from interlink.client import ClientError, InterlinkClient, TextMessage
+from interlink.client import ClientError, FileMessage, InterlinkClient, TextMessage, media
 from interlink.client.omemo_session import OMEMO2
 from interlink.xmpp.ext import interop
+from interlink.xmpp.xml import serialize
 from tests.integration import test_omemo_interop
 from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
 from tests.integration.test_s2s_prosody import (
@@ -151,11 +152,13 @@ async def on_prosody_with_omemo(w: Any) -> Any:
 SCE = "urn:xmpp:sce:1"
 
 
-def peer_envelope(text: str, *, sender: str, recipient: str) -> bytes:
-    """An XEP-0420 envelope as an independent client writes one (§3, §4)."""
+def peer_envelope(text: str, *, sender: str, recipient: str, content: str | None = None) -> bytes:
+    """An XEP-0420 envelope as an independent client writes one (§3, §4); ``content``: the
+    content elements as XML (else a body of ``text``)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    inner = content if content is not None else f"<body xmlns='jabber:client'>{text}</body>"
     return (
-        f"<envelope xmlns='{SCE}'><content><body xmlns='jabber:client'>{text}</body></content>"
+        f"<envelope xmlns='{SCE}'><content>{inner}</content>"
         f"<rpad>{secrets.token_hex(5)}</rpad><time stamp='{stamp}'/>"
         f"<to jid='{recipient}'/><from jid='{sender}'/></envelope>"
     ).encode()
@@ -283,6 +286,103 @@ async def test_a_bundle_whose_key_was_not_enlisted_never_reaches_the_sdk(tmp_pat
                 await sdk.send_text(f"alice@{PEER}", "to a key nobody enlisted")
             assert w.hub.hub is not None
             assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] >= 1
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()
+
+
+class UploadHost:
+    """A loopback HTTP server standing for the provider's XEP-0363 upload host: serves one
+    ciphertext and keeps the request heads it got."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self.requests: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.requests.append(head.decode("latin-1"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            + f"Content-Length: {len(self.blob)}\r\nConnection: close\r\n\r\n".encode()
+            + self.blob
+        )
+        await writer.drain()
+        writer.close()
+
+
+async def test_a_federated_users_file_is_fetched_through_the_media_proxy(tmp_path: Path) -> None:
+    """Media across the boundary (issue 15 item 6): a Prosody user shares an encrypted file
+    (XEP-0447/0454 inside its OMEMO 2 envelope) whose URL is on its provider's upload host; the
+    SDK user downloads it through the hub's media proxy only (the host is on the provider's
+    ``media_hosts``), never from the host itself."""
+    plain = tmp_path / "note.bin"
+    plain.write_bytes(secrets.token_bytes(50_000))
+    sealed = media.seal_file(plain, tmp_path / "note.sealed")
+    host = UploadHost((tmp_path / "note.sealed").read_bytes())
+    upload = await asyncio.start_server(host.handle, "127.0.0.1", 0)
+    port = upload.sockets[0].getsockname()[1]
+    async with upload, world(tmp_path, media_hosts=(f"127.0.0.1:{port}",)) as w:
+        opt_in = await gatekeeper(w)
+        PeerOmemo._store = MemoryStorage()
+        w.prosody.register("alice", PEER, "pw")
+        peer = await on_prosody_with_omemo(w)
+        omemo_plugin: Any = peer.client.plugin["xep_0384"]
+        sdk = InterlinkClient(
+            f"{HOME}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+            http_url=f"https://127.0.0.1:{w.hub.ports['http']}",
+            legacy=False,
+        )
+        alias = w.alias()
+        try:
+            await enlist_device(w, omemo_plugin)
+            await open_nodes(peer, slixmpp.JID(f"alice@{PEER}"))
+            peer.send_chat(alias, "may I write to you?")
+            await opt_in.next_message(timeout=20)
+            await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            await sdk.connect()
+            info = media.FileInfo(
+                "file",
+                "note.bin",
+                "application/octet-stream",
+                sealed.size,
+                f"http://127.0.0.1:{port}/upload/abc/note.bin",
+                sealed.key,
+                sealed.iv,
+                sealed.plaintext_sha256,
+                sealed.ciphertext_sha256,
+            )
+            content = "".join(serialize(el) for el in media.file_elements(info))
+            manager = await omemo_plugin.get_session_manager()
+            await manager.refresh_device_lists(alias)
+            envelope = peer_envelope("", sender=f"alice@{PEER}", recipient=alias, content=content)
+            messages, errors = await manager.encrypt(
+                frozenset({alias}),
+                {twomemo.twomemo.NAMESPACE: envelope},
+                backend_priority_order=[twomemo.twomemo.NAMESPACE],
+            )
+            assert not errors
+            stanza = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
+            for message in messages:
+                stanza.xml.append(twomemo.etree.serialize_message(message))
+            stanza.send()
+            while True:
+                event = await sdk.next_event(20)
+                if isinstance(event, FileMessage):
+                    break
+            assert event.interop is not None
+            assert event.interop.provider == PROVIDER
+            saved = await sdk.download(event, tmp_path / "downloads")
+            assert saved.read_bytes() == plain.read_bytes()
+            (request,) = host.requests  # one fetch, by the proxy: no address of the user's
+            assert "Interlink-media-proxy" in request
+            assert PHONE not in request
+            assert PHONE.encode() not in b"".join(w.wire)
         finally:
             await sdk.close()
             await peer.close()

@@ -59,8 +59,19 @@ class World:
 
 
 @asynccontextmanager
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, *, media_hosts: tuple[str, ...] = ()) -> AsyncIterator[World]:
+    """The hub and a Prosody serving ``chat.example`` (onboarded, federated) and
+    ``rogue.example`` (not). ``media_hosts``: the provider's upload hosts (loopback ones are
+    then fetched by the media proxy, as in the demo)."""
     certs = federation_certs(tmp_path / "certs", DOMAIN, (PEER, ROGUE))
+    loopback_media: dict[str, dict[str, Any]] = (
+        {
+            "media": {"proxy_private_allowlist": ["127.0.0.1"]},
+            "interop": {"allow_insecure_loopback": True},
+        }
+        if media_hosts
+        else {}
+    )
     hub = HubServer(
         settings_for(
             tmp_path / "hub",
@@ -69,6 +80,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             net={"s2s_port": 0},
             s2s={"enabled": True},
             log={"level": "INFO"},
+            **loopback_media,
         )
     )
     await hub.start()
@@ -93,6 +105,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                     server_domains=(PEER,),
                     s2s_ca=certs.ca_pem,
                     s2s_address=f"127.0.0.1:{prosody.s2s_port}",
+                    media_hosts=media_hosts,
                 ),
                 "test",
             )

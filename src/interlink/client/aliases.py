@@ -10,13 +10,16 @@ when the peer is not a federated user.
 
 An alias depends on the peer's provider only, and a server domain belongs to one provider, so
 answers are kept per peer domain (bounded, least recently used first out). The account's own
-domain, its plug-and-play subdomains and its group service are never federated: no question.
+domain, its plug-and-play subdomains and its group service are never federated, and a
+plug-and-play user (this account on ``<provider>.interop.<service>``) has no alias towards
+the service it is on: no question then.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from xml.etree.ElementTree import Element
 
 import slixmpp
 
@@ -33,23 +36,27 @@ class AliasUnknown(ClientError):
     """The hub could not tell which address a peer knows this account by."""
 
 
-class OwnAddresses:
-    """This account's address as each peer sees it. Ports: ``stream()`` the connected slixmpp
-    stream (raises :class:`NotConnected` before ``connect()``), ``timeout`` for the hub's
-    answer."""
+#: sends an own-account iq get with this payload, returns the result's payload; raises
+#: ConsentError with the hub's condition (or ``timeout``), NotConnected before ``connect()``
+Ask = Callable[[Element], Awaitable[Element | None]]
 
-    def __init__(
-        self,
-        *,
-        own: str,
-        stream: Callable[[], slixmpp.ClientXMPP],
-        timeout: float,
-        max_domains: int = MAX_DOMAINS,
-    ) -> None:
+
+def asking(stream: Callable[[], slixmpp.ClientXMPP], timeout: float) -> Ask:
+    """The :data:`Ask` port over the client's slixmpp stream."""
+
+    async def ask(payload: Element) -> Element | None:
+        return await query(stream(), "get", payload, timeout)
+
+    return ask
+
+
+class OwnAddresses:
+    """This account's address as each peer sees it. Port: ``ask`` (:data:`Ask`)."""
+
+    def __init__(self, *, own: str, ask: Ask, max_domains: int = MAX_DOMAINS) -> None:
         self._own = own
         self._own_domain = domain_of(own)
-        self._stream = stream
-        self._timeout = timeout
+        self._ask = ask
         self._max = max_domains
         self._known: OrderedDict[str, str | None] = OrderedDict()  # peer domain -> alias
 
@@ -59,6 +66,8 @@ class OwnAddresses:
             domain == own
             or interop_provider(domain, own) is not None
             or domain.endswith("." + own)  # the group service and other subdomains of ours
+            # this account is a plug-and-play user of ``domain``'s service: no alias, ever
+            or own.endswith("." + domain)
         )
 
     async def alias_for(self, peer: str) -> str | None:
@@ -76,12 +85,13 @@ class OwnAddresses:
             self._known.move_to_end(domain)
             return self._known[domain]
         try:
-            answer = await query(self._stream(), "get", interop.alias_query(peer), self._timeout)
+            answer = await self._ask(interop.alias_query(peer))
             alias: str | None = interop.parse_alias_answer(answer)
         except ConsentError as exc:
-            if exc.condition != "item-not-found":
+            if exc.condition not in ("item-not-found", "feature-not-implemented"):
                 raise AliasUnknown(f"no alias for {peer}: {exc}") from None
-            alias = None  # not a federated address: it sees the account as it is
+            # not a federated address, or not a gatekeeper account: it sees the account as is
+            alias = None
         except StanzaError as exc:
             raise AliasUnknown(f"no alias for {peer}: {exc.text}") from None
         self._known[domain] = alias
@@ -94,9 +104,5 @@ class OwnAddresses:
         Raises: as :meth:`alias_for`."""
         return await self.alias_for(peer) or self._own
 
-    def cached(self, peer: str) -> str | None:
-        """What :meth:`alias_for` answered last for ``peer``'s domain, without asking."""
-        return self._known.get(domain_of(peer))
 
-
-__all__ = ["AliasUnknown", "OwnAddresses"]
+__all__ = ["AliasUnknown", "Ask", "OwnAddresses", "asking"]

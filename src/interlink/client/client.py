@@ -21,7 +21,7 @@ from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import sce
-from interlink.client.aliases import AliasUnknown, OwnAddresses
+from interlink.client.aliases import AliasUnknown, OwnAddresses, asking
 from interlink.client.archive import HANDLED_KEEP, Archived, ArchiveReader
 from interlink.client.connection import Connection
 from interlink.client.consent import Consent, MessageRequest
@@ -181,7 +181,7 @@ class InterlinkClient:
             emit=self._emit,
         )
         self._consent = Consent(stream=self._stream, timeout=timeout)
-        self._addresses = OwnAddresses(own=self.bare, stream=self._stream, timeout=timeout)
+        self._addresses = OwnAddresses(own=self.bare, ask=asking(self._stream, timeout))
         self._verification = Verification(
             own=self.bare, crypto=self._device_crypto, refresh=self._peers.refresh
         )
