@@ -26,6 +26,7 @@ from interlink.net.s2s import S2SService
 from interlink.storage.enlistment import InteropAccount
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.xmpp.ext import interop
+from interlink.xmpp.s2s.certs import fingerprint, pem_to_der
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import TIMEOUT, Xmpp, settings_for
 from tests.integration.prosodykit import (
@@ -59,10 +60,14 @@ class World:
 
 
 @asynccontextmanager
-async def world(tmp_path: Path, *, media_hosts: tuple[str, ...] = ()) -> AsyncIterator[World]:
+async def world(
+    tmp_path: Path, *, media_hosts: tuple[str, ...] = (), pinned: bool = False
+) -> AsyncIterator[World]:
     """The hub and a Prosody serving ``chat.example`` (onboarded, federated) and
     ``rogue.example`` (not). ``media_hosts``: the provider's upload hosts (loopback ones are
-    then fetched by the media proxy, as in the demo)."""
+    then fetched by the media proxy, as in the demo). ``pinned``: the provider's record pins
+    the SHA-256 fingerprint of Prosody's certificate and names no CA (the hub trusts nothing
+    else about it: its issuer is unknown to the hub)."""
     certs = federation_certs(tmp_path / "certs", DOMAIN, (PEER, ROGUE))
     loopback_media: dict[str, dict[str, Any]] = (
         {
@@ -103,7 +108,12 @@ async def world(tmp_path: Path, *, media_hosts: tuple[str, ...] = ()) -> AsyncIt
                     jwks_url="https://chat.example/jwks",
                     mode=ProviderMode.FEDERATED,
                     server_domains=(PEER,),
-                    s2s_ca=certs.ca_pem,
+                    s2s_ca=None if pinned else certs.ca_pem,
+                    s2s_fingerprints=(
+                        (fingerprint(pem_to_der(certs.prosody_cert.read_bytes())),)
+                        if pinned
+                        else ()
+                    ),
                     s2s_address=f"127.0.0.1:{prosody.s2s_port}",
                     media_hosts=media_hosts,
                 ),
@@ -355,6 +365,40 @@ async def test_subscriptions_and_presence_cross_both_ways_under_aliases(tmp_path
             away = await next_presence(alice, alias, "away")
             assert away["status"] == "in a meeting"
             assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await alice.close()
+            await home.close()
+
+
+@pytest.mark.parametrize("first", ["prosody", "hub"])
+async def test_pinned_fingerprints_without_a_ca_authenticate_both_ways_by_external(
+    tmp_path: Path, first: str
+) -> None:
+    """A provider record with a pinned certificate fingerprint and no CA (issue 15): Prosody's
+    certificate chains to nothing the hub trusts, yet its streams to the hub authenticate by
+    SASL EXTERNAL (the pin decides), whichever side writes first, and the hub's to Prosody
+    too."""
+    async with world(tmp_path, pinned=True) as w:
+        await enlist(w.hub, f"alice@{PEER}")
+        home = await gatekeeper(w)
+        alice = await on_prosody(w, "alice")
+        try:
+            alias = w.alias()
+            if first == "hub":
+                await interop_iq(home, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+                home.send_chat(f"alice@{PEER}", "first from the hub")
+                assert (await alice.next_message(timeout=20))["body"] == "first from the hub"
+            alice.send_chat(alias, "hello over a pinned link")
+            got = await home.next_message(timeout=20)
+            assert got["body"] == "hello over a pinned link"
+            if first == "prosody":
+                await interop_iq(home, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+                home.send_chat(f"alice@{PEER}", "and back")
+                assert (await alice.next_message(timeout=20))["body"] == "and back"
+            counters = w.s2s.counters[PROVIDER]
+            assert counters.methods["in:sasl-external"] >= 1, counters.methods
+            assert counters.methods["out:sasl-external"] >= 1, counters.methods
+            assert counters.methods["in:dialback"] == 0
         finally:
             await alice.close()
             await home.close()
