@@ -531,3 +531,4 @@ async def test_only_bundles_with_the_enlisted_identity_key_reach_gatekeeper_user
         )
         assert messages(fed.home) == []
         assert fed.kit.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] == 4
+        assert fed.kit.hub.federation.refusals[PROVIDER, "s2s-bundle-key-not-enlisted"] == 4

@@ -222,6 +222,12 @@ async def test_an_unenlisted_federated_user_reaches_nobody(tmp_path: Path) -> No
             assert error["error"]["condition"] == "service-unavailable"
             with pytest.raises(TimeoutError):
                 await home.next_message(timeout=1)
+            assert w.hub.metrics is not None
+            scraped = (await w.hub.metrics.render()).decode()
+            assert (
+                "interlink_s2s_stanza_refusals_total"
+                f'{{provider="{PROVIDER}",reason="s2s-not-enlisted"}} 1.0'
+            ) in scraped
         finally:
             await bob.close()
             await home.close()
@@ -399,6 +405,12 @@ async def test_pinned_fingerprints_without_a_ca_authenticate_both_ways_by_extern
             assert counters.methods["in:sasl-external"] >= 1, counters.methods
             assert counters.methods["out:sasl-external"] >= 1, counters.methods
             assert counters.methods["in:dialback"] == 0
+            assert w.hub.metrics is not None
+            scraped = (await w.hub.metrics.render()).decode()
+            assert (
+                "interlink_s2s_authentications_total"
+                f'{{direction="in",method="sasl-external",provider="{PROVIDER}"}}'
+            ) in scraped
         finally:
             await alice.close()
             await home.close()

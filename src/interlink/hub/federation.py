@@ -43,7 +43,7 @@ import base64
 import binascii
 import logging
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from copy import deepcopy
 from dataclasses import dataclass, replace
@@ -186,6 +186,8 @@ class Federation:
         self._max_senders = max_senders
         self._enlisted: OrderedDict[str, tuple[float, Enlisted | None]] = OrderedDict()
         self._senders: OrderedDict[JID, Session] = OrderedDict()
+        #: (provider, reason) -> stanzas refused at the boundary (``/metrics``, per provider)
+        self.refusals: Counter[tuple[str, str]] = Counter()
         self._service_address = {
             service: re.compile(r"([^\s\"'<>@/&;]+)@" + re.escape(service) + r"(?![\w.-])")
             for service in self.addressing.services
@@ -240,7 +242,7 @@ class Federation:
                 local = match.group(1).lower()
                 if domain == service and self.aliases.resolve(local, provider_id, service):
                     continue
-                self.ctx.refusals[LEAK] += 1
+                self._count(provider_id, LEAK)
                 log.warning(
                     "a stanza for s2s named one of the hub's users; refused",
                     extra={"provider": provider_id, "service": domain},
@@ -303,14 +305,16 @@ class Federation:
         where = self.addressing.locate(sender)
         session = self._session(sender)
         if where.kind is not Kind.FEDERATED or where.provider_id != provider_id:
-            self._refuse(session, stanza, NOT_ENLISTED)  # suspended since the stream opened
+            self._refuse(
+                provider_id, session, stanza, NOT_ENLISTED
+            )  # suspended since the stream opened
             return
         account = await self._enlisted_as(sender.bare)
         if account is None or account.provider_id != provider_id:
-            self._refuse(session, stanza, NOT_ENLISTED)
+            self._refuse(provider_id, session, stanza, NOT_ENLISTED)
             return
         if self._disabled(str(sender.bare)):
-            self._refuse(session, stanza, DISABLED)
+            self._refuse(provider_id, session, stanza, DISABLED)
             return
         to = stanza.to
         if to is not None and to.local is not None:
@@ -322,13 +326,15 @@ class Federation:
             )
             if local is None:
                 # answered from the domain: an address that is not an alias gets no alias back
-                self._refuse(session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain))
+                self._refuse(
+                    provider_id, session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain)
+                )
                 return
             stanza = _with(stanza, to=JID.make(local, to.domain, to.resource))
             # what names the alias inside (an OMEMO 2 ``<keys jid=''/>``) names the account
             stanza = _naming_self_as(stanza, to.bare, JID.make(local, to.domain))
         if not self._bundles_enlisted(stanza, account):
-            self.ctx.refusals[BUNDLE_KEY] += 1
+            self._count(provider_id, BUNDLE_KEY)
             log.warning(
                 "a federated user's OMEMO bundle has an identity key it did not enlist; refused",
                 extra={"provider": provider_id},
@@ -341,10 +347,25 @@ class Federation:
         if work is not None:
             await work
 
-    def _refuse(
-        self, session: Session, stanza: Stanza, reason: str, *, from_: JID | None = None
-    ) -> None:
+    def _count(self, provider_id: str, reason: str) -> None:
+        """One refusal: in the hub's refusals by reason and in this provider's (``/metrics``)."""
         self.ctx.refusals[reason] += 1
+        self.refusals[provider_id, reason] += 1
+
+    def _refuse(
+        self,
+        provider_id: str,
+        session: Session,
+        stanza: Stanza,
+        reason: str,
+        *,
+        from_: JID | None = None,
+    ) -> None:
+        self._count(provider_id, reason)
+        log.info(
+            "a stanza from a federated server was refused",
+            extra={"provider": provider_id, "remote_domain": session.jid.domain, "reason": reason},
+        )
         if not is_error_stanza(stanza) and not _is_response(stanza):
             # the one answer for an unreachable account, whatever the reason (no oracle)
             error = StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)

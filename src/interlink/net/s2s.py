@@ -820,6 +820,16 @@ class S2SCollector(Collector):
             "Server-to-server streams refused or failed",
             labels=["provider"],
         )
+        auth = CounterMetricFamily(
+            "interlink_s2s_authentications",
+            "Server-to-server streams authenticated, by method (sasl-external, dialback)",
+            labels=["provider", "direction", "method"],
+        )
+        refused_stanzas = CounterMetricFamily(
+            "interlink_s2s_stanza_refusals",
+            "Stanzas refused at the federation boundary, by provider and reason",
+            labels=["provider", "reason"],
+        )
         for provider_id, counters in sorted(service.counters.items()):
             links.add_metric([provider_id], service.links_of(provider_id))
             for direction in ("in", "out"):
@@ -827,8 +837,13 @@ class S2SCollector(Collector):
                 stanzas.add_metric([provider_id, direction], counters.stanzas[direction])
                 sizes.add_metric([provider_id, direction], counters.bytes[direction])
             refusals.add_metric([provider_id], counters.refusals)
+            for key, count in sorted(counters.methods.items()):
+                direction, _, method = key.partition(":")
+                auth.add_metric([provider_id, direction, method], count)
         refusals.add_metric([""], service.unattributed_refusals)
-        yield from (links, connections, stanzas, sizes, refusals)
+        for (provider_id, why), count in sorted(service.hub.federation.refusals.items()):
+            refused_stanzas.add_metric([provider_id, why], count)
+        yield from (links, connections, stanzas, sizes, refusals, auth, refused_stanzas)
 
 
 async def start_s2s_listener(service: S2SService, sock: socket.socket) -> asyncio.Server:
