@@ -1,8 +1,9 @@
 """Our ``urn:interlink:interop:0`` extension: a gatekeeper user's choices about third-party chats
 and what the hub tells the user about them (docs/protocol.md §2–§4, docs/consent.md).
 
-- ``<settings/>`` (get, set), ``<requests/>`` (get), ``<accept jid=''/>`` (set) and
-  ``<providers/>`` (get): iq queries to the user's own account;
+- ``<settings/>`` (get, set), ``<requests/>`` (get), ``<accept jid=''/>`` (set),
+  ``<providers/>`` (get) and ``<alias jid=''/>`` (get: the address a federated user knows the
+  asker by, docs/protocol.md §21): iq queries to the user's own account;
 - ``<interop/>``: the marker the hub puts on what a gatekeeper user receives from a third party
   (only the hub writes it: it strips any a sender put in);
 - ``<activity/>``: the SDK's hint on receipts, displayed markers and chat states it sends
