@@ -15,6 +15,7 @@ import slixmpp
 from interlink.client import sce
 from interlink.client.crypto import Decrypted, Undecryptable
 from interlink.client.durable import CryptoGate
+from interlink.client.errors import ClientError
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -55,6 +56,7 @@ class Setup:
         self.receipts: list[tuple[str, str, bool]] = []
         self.handled: set[str] = set()
         self.aliases: dict[str, str] = {}  # federated peer domain -> this account's alias
+        self.alias_error: ClientError | None = None  # what asking the hub raises, if anything
         self.receiver = Receiver(
             own=ME,
             seen_by=self._seen_by,
@@ -71,6 +73,8 @@ class Setup:
         )
 
     async def _seen_by(self, peer: str) -> str | None:
+        if self.alias_error is not None:
+            raise self.alias_error
         return self.aliases.get(peer.rpartition("@")[2])
 
     async def _handled(self, keys: list[str]) -> bool:
@@ -208,6 +212,22 @@ async def test_a_federated_peer_writes_to_the_alias_and_our_copies_come_from_it(
     failed = s.events[1]
     assert isinstance(failed, DecryptionFailed)
     assert "not to us" in failed.reason
+
+
+async def test_when_the_alias_is_unknown_the_message_is_still_decrypted_and_says_why() -> None:
+    s = Setup()
+    s.aliases["chat.example"] = ALIAS
+    s.alias_error = ClientError("no alias for alice@chat.example: timeout")
+    s.crypto.opened = Decrypted(b"legacy text", 9, LEGACY, flagged=False)
+    await s.receiver.on_message(message(frm=f"{FED}/phone", namespace=LEGACY))
+    s.envelope(body("to the alias"), sender=FED, to=ALIAS)
+    await s.receiver.on_message(message(frm=f"{FED}/phone"))
+    legacy, failed = s.events
+    assert isinstance(legacy, TextMessage)
+    assert legacy.text == "legacy text"
+    assert isinstance(failed, DecryptionFailed)
+    assert "timeout" in failed.reason
+    assert s.crypto.senders == [FED, FED]  # both decrypted: the ratchet moved on
 
 
 async def test_a_marker_from_a_federated_sender_is_read_only_when_it_is_federated() -> None:

@@ -124,13 +124,15 @@ class Receiver:
         if not outgoing and sender.resource:
             self._heard_from(str(sender))
         to = stanza["to"].bare if outgoing else None
+        alias_problem = ""
         try:
             # a federated peer knows this account by an alias (issue 15): the envelope from it
             # is addressed to that alias, and this account's own envelopes to it come from it
             alias = await self._seen_by(to if to else sender.bare)
         except ClientError as exc:
-            self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
-            return
+            # decrypted all the same (the ratchet must move on); only an OMEMO 2 envelope
+            # needs the alias, and says so if it was needed
+            alias, alias_problem = None, f" ({exc})"
         marker = marker_of(stanza.xml, sender.bare, self._own, federated=alias is not None)
         crypto = self._crypto()
         keys = message_keys(stanza.xml, self._own)
@@ -177,7 +179,7 @@ class Receiver:
                 now=time.time(),
             )
         except sce.SceError as exc:
-            self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
+            self._emit(DecryptionFailed(str(sender), message_id, f"{exc}{alias_problem}"))
             return
         await self._content_events(
             str(sender), message_id, envelope, device_id, flagged, to, marker, stored_at
