@@ -12,7 +12,7 @@ from interlink.cluster.local import LocalBackplane, LocalCluster
 from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
-from interlink.hub.federation import EnlistedProvider
+from interlink.hub.federation import EnlistedAccount
 from interlink.hub.hub import Hub, UserIds
 from interlink.hub.nodes import DirectorySync
 from interlink.hub.observers import HubObservers
@@ -127,7 +127,7 @@ async def running_hub(
     services: tuple[str, ...] = (DOMAIN,),
     user_ids: UserIds = no_user_ids,
     domain_services: DomainServicesFactory | None = None,
-    enlisted_provider: EnlistedProvider | None = None,
+    enlisted_account: EnlistedAccount | None = None,
     observers: HubObservers | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
@@ -149,7 +149,7 @@ async def running_hub(
             if domain_services is None
             else domain_services(storage, sessions, addressing, clock)
         ),
-        enlisted_provider=enlisted_provider,
+        enlisted_account=enlisted_account,
         disabled=operator.is_disabled,
     )
     kit = HubKit(hub, clock, operator)

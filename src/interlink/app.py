@@ -37,7 +37,7 @@ from interlink.hub.adhoc import AdhocLimits, AdhocService
 from interlink.hub.adhoc_commands import standard_commands
 from interlink.hub.app_push import AppPushSettings, AppServerPush, ClusterAppServers
 from interlink.hub.auth_throttle import Backoff
-from interlink.hub.federation import AliasCipher
+from interlink.hub.federation import AliasCipher, Enlisted
 from interlink.hub.hub import Hub
 from interlink.hub.nodes import DirectorySync, NodeCalls
 from interlink.hub.observers import HubObservers
@@ -477,7 +477,7 @@ class HubServer:
             user_ids=self._user_id,
             disabled=operator.is_disabled,
             aliases=AliasCipher(await secrets_.get_or_create_secret("s2s-alias", 64)),
-            enlisted_provider=self._enlisted_provider,
+            enlisted_account=self._enlisted_account,
             observers=observers,
             cluster=cluster,
             heartbeat_every=s.cluster.node_ttl / 3,
@@ -879,12 +879,12 @@ class HubServer:
                 return f"the cluster's Redis does not answer: {exc}"
         return None
 
-    async def _enlisted_provider(self, jid: str) -> str | None:
-        """The provider an enlisted account belongs to (federation: only enlisted federated
-        users reach anyone)."""
+    async def _enlisted_account(self, jid: str) -> Enlisted | None:
+        """An enlisted account's provider and identity key (federation: only enlisted
+        federated users reach anyone, and only with the bundle of the key they enlisted)."""
         assert self.storage is not None
         account = await self.storage.enlistment.account(jid)
-        return None if account is None else account.provider_id
+        return None if account is None else Enlisted(account.provider_id, account.identity_key)
 
     async def _user_id(self, jid: str) -> str | None:
         """The user-visible id a provider attested for one of its users (the interop marker)."""

@@ -15,6 +15,7 @@ import slixmpp
 from interlink.client import sce
 from interlink.client.crypto import Decrypted, Undecryptable
 from interlink.client.durable import CryptoGate
+from interlink.client.errors import ClientError
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -27,6 +28,7 @@ from interlink.client.events import (
 from interlink.client.omemo_session import LEGACY, OMEMO2
 from interlink.client.receive import Receiver
 from interlink.xmpp import ns
+from interlink.xmpp.ext import interop
 from tests.client.test_durable import FakeStorage
 
 ME = "me@hub.test"
@@ -53,8 +55,11 @@ class Setup:
         self.groupchat: list[Any] = []
         self.receipts: list[tuple[str, str, bool]] = []
         self.handled: set[str] = set()
+        self.aliases: dict[str, str] = {}  # federated peer domain -> this account's alias
+        self.alias_error: ClientError | None = None  # what asking the hub raises, if anything
         self.receiver = Receiver(
             own=ME,
+            seen_by=self._seen_by,
             legacy=True,
             auto_receipts=auto_receipts,
             crypto=lambda: self.crypto,
@@ -66,6 +71,11 @@ class Setup:
             handled=self._handled,
             note_handled=self._note_handled,
         )
+
+    async def _seen_by(self, peer: str) -> str | None:
+        if self.alias_error is not None:
+            raise self.alias_error
+        return self.aliases.get(peer.rpartition("@")[2])
 
     async def _handled(self, keys: list[str]) -> bool:
         return bool(self.handled.intersection(keys))
@@ -172,6 +182,71 @@ async def test_a_carbon_of_our_own_message_is_outgoing_and_answers_nothing() -> 
     assert (event.outgoing, event.to, event.text) == (True, BOB, "sent elsewhere")
     assert s.receipts == []
     assert s.heard == []  # our own device: not a peer's client
+
+
+FED = "alice@chat.example"
+ALIAS = "gabc@hub.test"
+
+
+async def test_a_federated_peer_writes_to_the_alias_and_our_copies_come_from_it() -> None:
+    """Issue 15: a federated user knows this account by its alias only; its envelope is
+    addressed to the alias (the phone-number address is refused), and a carbon of this
+    account's own message to it was sealed from the alias."""
+    s = Setup()
+    s.aliases["chat.example"] = ALIAS
+    s.envelope(body("to the alias"), sender=FED, to=ALIAS)
+    await s.receiver.on_message(message(frm=f"{FED}/phone"))
+    s.envelope(body("to the number"), sender=FED, to=ME)
+    await s.receiver.on_message(message(frm=f"{FED}/phone"))
+    s.envelope(body("sent elsewhere"), sender=ALIAS, to=FED)
+    await s.receiver.on_message(message(frm=f"{ME}/laptop", to=FED), outgoing=True)
+    s.envelope(body("copy naming the number"), sender=ME, to=FED)
+    await s.receiver.on_message(message(frm=f"{ME}/laptop", to=FED), outgoing=True)
+    kinds = [(type(e).__name__, getattr(e, "text", None)) for e in s.events]
+    assert kinds == [
+        ("TextMessage", "to the alias"),
+        ("DecryptionFailed", None),
+        ("TextMessage", "sent elsewhere"),
+        ("DecryptionFailed", None),
+    ]
+    failed = s.events[1]
+    assert isinstance(failed, DecryptionFailed)
+    assert "not to us" in failed.reason
+
+
+async def test_when_the_alias_is_unknown_the_message_is_still_decrypted_and_says_why() -> None:
+    s = Setup()
+    s.aliases["chat.example"] = ALIAS
+    s.alias_error = ClientError("no alias for alice@chat.example: timeout")
+    s.crypto.opened = Decrypted(b"legacy text", 9, LEGACY, flagged=False)
+    await s.receiver.on_message(message(frm=f"{FED}/phone", namespace=LEGACY))
+    s.envelope(body("to the alias"), sender=FED, to=ALIAS)
+    await s.receiver.on_message(message(frm=f"{FED}/phone"))
+    legacy, failed = s.events
+    assert isinstance(legacy, TextMessage)
+    assert legacy.text == "legacy text"
+    assert isinstance(failed, DecryptionFailed)
+    assert "timeout" in failed.reason
+    assert s.crypto.senders == [FED, FED]  # both decrypted: the ratchet moved on
+
+
+async def test_a_marker_from_a_federated_sender_is_read_only_when_it_is_federated() -> None:
+    s = Setup()
+    s.envelope(body("hi"), sender=FED, to=ME)
+    msg = message(frm=f"{FED}/phone")
+    SubElement(msg.xml, interop.MARKER, {"provider": "chatprov", "inbox": "separate"})
+    await s.receiver.on_message(msg)  # not federated (no alias): a marker is not the hub's
+    s.aliases["chat.example"] = ALIAS
+    s.envelope(body("hi"), sender=FED, to=ALIAS)
+    msg = message(frm=f"{FED}/phone")
+    SubElement(msg.xml, interop.MARKER, {"provider": "chatprov", "inbox": "separate"})
+    await s.receiver.on_message(msg)
+    first, second = s.events
+    assert isinstance(first, TextMessage)
+    assert isinstance(second, TextMessage)
+    assert first.interop is None
+    assert second.interop is not None
+    assert second.interop.provider == "chatprov"
 
 
 async def test_what_cannot_be_read_is_decryption_failed() -> None:

@@ -3,17 +3,20 @@ hub's users, enlistment, the consent rules and suspension (issue 15), with a fak
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
 
 import pytest
+import xeddsa
 
 from interlink.errors import StanzaError
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubSettings
-from interlink.hub.federation import AliasCipher
+from interlink.hub.federation import AliasCipher, Enlisted
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
@@ -56,6 +59,15 @@ def federated_provider(status: ProviderStatus = ProviderStatus.APPROVED) -> Prov
     )
 
 
+def _seed(jid: str) -> bytes:
+    return hashlib.sha256(jid.encode()).digest()
+
+
+def identity_key(jid: str) -> bytes:
+    """The Ed25519 identity key each test account enlisted (derived from its JID)."""
+    return xeddsa.seed_to_ed25519_pub(_seed(jid))
+
+
 @dataclass
 class Fed:
     kit: HubKit
@@ -80,10 +92,10 @@ def _parse(xml: str) -> Element:
 async def federation(*, opted_in: bool = True) -> AsyncIterator[Fed]:
     enlisted = {FED}
 
-    async def enlisted_provider(jid: str) -> str | None:
-        return PROVIDER if jid in enlisted else None
+    async def enlisted_account(jid: str) -> Enlisted | None:
+        return Enlisted(PROVIDER, identity_key(jid)) if jid in enlisted else None
 
-    async with running_hub(HubSettings(), enlisted_provider=enlisted_provider) as kit:
+    async with running_hub(HubSettings(), enlisted_account=enlisted_account) as kit:
         kit.operator.provider_changed(federated_provider())
         s2s = FakeS2S()
         kit.hub.federation.attach(s2s)
@@ -229,6 +241,46 @@ async def test_pep_queries_to_a_federated_user_go_to_its_server() -> None:
         assert answer.get("id") == "b1"
 
 
+async def test_where_a_stanza_names_its_own_sender_the_alias_is_named_both_ways() -> None:
+    """Aliases in every field: a gatekeeper user naming itself (an XEP-0060 subscription's
+    ``jid``, its own devices' OMEMO 2 ``<keys/>``) is named by its alias over s2s; what a
+    federated server addresses to the alias inside a stanza reaches the user as its own
+    address. Another of the hub's users named is still refused (the leak check)."""
+    async with federation() as fed:
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/p' to='{fed.alias()}' id='f1' "
+            "type='chat'><body>hello</body></message>"
+        )
+        fed.home.take()
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='set' id='s1' to='{FED}'>"
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            f"<subscribe node='urn:xmpp:omemo:2:devices' jid='{HOME}'/></pubsub></iq>"
+        )
+        (query,) = fed.s2s.take()
+        xml = to_xml(query, ns.CLIENT)
+        assert f'jid="{fed.alias()}"' in xml
+        assert PHONE not in xml
+        omemo = "urn:xmpp:omemo:2"
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}/p' to='{fed.alias()}' id='f2' "
+            f"type='chat'><encrypted xmlns='{omemo}'><header sid='7'>"
+            f"<keys jid='{fed.alias()}'><key rid='9'>AAAA</key></keys>"
+            f"<keys jid='{FED}'><key rid='8'>AAAA</key></keys></header></encrypted></message>"
+        )
+        (got,) = messages(fed.home)
+        keys = [k.get("jid") for k in got.iter(f"{{{omemo}}}keys")]
+        assert keys == [HOME, FED]
+        other = f"4930999@{DOMAIN}"
+        await fed.home.send(
+            f"<iq xmlns='jabber:client' type='set' id='s2' to='{FED}'>"
+            "<pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+            f"<subscribe node='urn:xmpp:omemo:2:devices' jid='{other}'/></pubsub></iq>"
+        )
+        assert fed.s2s.take() == []
+        assert fed.kit.hub.ctx.refusals["s2s-address-leak"] == 1
+
+
 async def test_an_address_of_the_hubs_users_never_leaves_over_s2s() -> None:
     async with federation() as fed:
         await fed.inbound(
@@ -308,3 +360,175 @@ async def test_a_gatekeeper_user_asks_for_its_alias_towards_a_federated_user() -
         )
         (wrong,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
         assert error_of(wrong)[0] == "bad-request"
+
+
+def sent_presences(fed: Fed) -> list[tuple[str, str | None, str | None]]:
+    """(type, from, to) of each presence that left over s2s (none may name the phone number)."""
+    out = []
+    for stanza in fed.s2s.take():
+        xml = to_xml(stanza, ns.CLIENT)
+        assert PHONE not in xml
+        if xml.startswith("<presence"):
+            el = parse_fragment(xml)
+            out.append((el.get("type", "available"), el.get("from"), el.get("to")))
+    return out
+
+
+def presence_in(client: Client) -> list[Element]:
+    return [el for el in client.take() if el.tag == "{jabber:client}presence"]
+
+
+async def accepted(fed: Fed) -> None:
+    """A conversation the federated user started and the gatekeeper user accepted."""
+    await fed.inbound(
+        f"<message xmlns='jabber:client' from='{FED}/p' to='{fed.alias()}' id='f1' "
+        "type='chat'><body>hello</body></message>"
+    )
+    await fed.home.send(
+        f"<iq xmlns='jabber:client' type='set' id='a'>"
+        f"<accept xmlns='{interop.NS}' jid='{FED}'/></iq>"
+    )
+    fed.home.take()
+    fed.s2s.take()
+
+
+async def test_a_gatekeeper_user_subscribes_to_a_federated_user_over_s2s() -> None:
+    """RFC 6121 §3 with the contact's half on its own server: the request leaves under the
+    alias, the approval and the contact's presence come back, and the user's next broadcast
+    and unavailable go to the contact's server; a probe goes out at the next login."""
+    async with federation() as fed:
+        await accepted(fed)
+        alias = fed.alias()
+        await fed.home.send("<presence xmlns='jabber:client'/>")  # available
+        await fed.home.send(f"<presence xmlns='jabber:client' to='{FED}' type='subscribe'/>")
+        assert sent_presences(fed) == [("subscribe", alias, FED)]
+        roster = fed.kit.hub.ctx.storage.roster
+        item = await roster.get(HOME, FED)
+        assert item is not None
+        assert item.ask
+        fed.home.take()
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='{FED}' to='{alias}' type='subscribed'/>"
+        )
+        await fed.inbound(f"<presence xmlns='jabber:client' from='{FED}/p' to='{alias}'/>")
+        item = await roster.get(HOME, FED)
+        assert item is not None
+        assert item.subscription.has_to
+        got = presence_in(fed.home)
+        assert [(el.get("type"), el.get("from")) for el in got] == [
+            ("subscribed", FED),
+            (None, f"{FED}/p"),
+        ]
+        assert got[1].find(interop.MARKER) is not None  # from a third party: marked
+        # a subscription "to" only: the user's broadcasts do not go there
+        await fed.home.send("<presence xmlns='jabber:client'><show>away</show></presence>")
+        assert sent_presences(fed) == []
+        # the next login probes the contact's server from the user's (aliased) bare JID
+        again = await fed.kit.connect(HOME, "laptop")
+        await again.send("<presence xmlns='jabber:client'/>")
+        assert ("probe", alias, FED) in sent_presences(fed)
+
+
+async def test_a_federated_users_subscription_is_approved_and_presence_flows_to_it() -> None:
+    async with federation() as fed:
+        await accepted(fed)
+        alias = fed.alias()
+        await fed.home.send("<presence xmlns='jabber:client'/>")
+        fed.home.take()
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='{FED}' to='{alias}' type='subscribe'/>"
+        )
+        (request,) = presence_in(fed.home)
+        assert (request.get("type"), request.get("from")) == ("subscribe", FED)
+        assert len(await fed.kit.hub.ctx.storage.roster.pending(HOME)) == 1
+        await fed.home.send(f"<presence xmlns='jabber:client' to='{FED}' type='subscribed'/>")
+        # the approval, then the user's current presence, each from the alias
+        assert sent_presences(fed) == [
+            ("subscribed", alias, FED),
+            ("available", f"{alias}/phone", FED),
+        ]
+        await fed.home.send("<presence xmlns='jabber:client'><show>dnd</show></presence>")
+        assert sent_presences(fed) == [("available", f"{alias}/phone", FED)]
+        # its server probes: answered from the user's available resources
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='{FED}' to='{alias}' type='probe'/>"
+        )
+        assert sent_presences(fed) == [("available", f"{alias}/phone", FED)]
+        # a probe from someone not subscribed reveals nothing
+        fed.enlisted.add(f"bob@{SERVER}")
+        await fed.kit.hub.ctx.storage.accounts.create(f"bob@{SERVER}", CREDS, fed.kit.clock())
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='bob@{SERVER}' to='{alias}' type='probe'/>"
+        )
+        assert sent_presences(fed) == []
+        await fed.home.send("<presence xmlns='jabber:client' type='unavailable'/>")
+        assert sent_presences(fed) == [("unavailable", f"{alias}/phone", FED)]
+
+
+async def test_presence_from_a_federated_stranger_is_held_by_the_request_rules() -> None:
+    """Before any conversation: a not-opted-in user gets nothing, and nothing goes back."""
+    async with federation(opted_in=False) as fed:
+        alias = fed.alias()
+        await fed.inbound(
+            f"<presence xmlns='jabber:client' from='{FED}' to='{alias}' type='subscribe'/>"
+        )
+        await fed.inbound(f"<presence xmlns='jabber:client' from='{FED}/p' to='{alias}'/>")
+        assert presence_in(fed.home) == []
+        assert await fed.kit.hub.ctx.storage.roster.pending(HOME) == []
+        assert fed.s2s.take() == []
+
+
+def omemo2_bundle(key: bytes) -> str:
+    ik = base64.b64encode(key).decode()
+    return f"<bundle xmlns='urn:xmpp:omemo:2'><spk id='1'>AAAA</spk><ik>{ik}</ik></bundle>"
+
+
+def legacy_bundle(key: bytes) -> str:
+    ik = base64.b64encode(b"\x05" + xeddsa.ed25519_pub_to_curve25519_pub(key)).decode()
+    return (
+        "<bundle xmlns='eu.siacs.conversations.axolotl'>"
+        f"<signedPreKeyPublic signedPreKeyId='1'>AAAA</signedPreKeyPublic>"
+        f"<identityKey>{ik}</identityKey></bundle>"
+    )
+
+
+async def test_only_bundles_with_the_enlisted_identity_key_reach_gatekeeper_users() -> None:
+    """Issue 15 item 4: a bundle a federated server answers (either OMEMO version) passes when
+    its identity key is the one enlisted for its owner; another key is refused with
+    ``not-acceptable`` (counted), and a PEP notification carrying one is dropped."""
+    async with federation() as fed:
+        await accepted(fed)
+        alias = fed.alias()
+        good, bad = identity_key(FED), identity_key("mallory@elsewhere")
+        cases = [
+            ("urn:xmpp:omemo:2:bundles", omemo2_bundle(good), "result"),
+            ("eu.siacs.conversations.axolotl.bundles:5", legacy_bundle(good), "result"),
+            ("urn:xmpp:omemo:2:bundles", omemo2_bundle(bad), "error"),
+            ("eu.siacs.conversations.axolotl.bundles:5", legacy_bundle(bad), "error"),
+            ("urn:xmpp:omemo:2:bundles", "<bundle xmlns='urn:xmpp:omemo:2'/>", "error"),
+        ]
+        for n, (node, bundle, expected) in enumerate(cases):
+            await fed.inbound(
+                f"<iq xmlns='jabber:client' type='result' id='b{n}' from='{FED}' "
+                f"to='{alias}/phone'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                f"<items node='{node}'><item id='5'>{bundle}</item></items></pubsub></iq>"
+            )
+            (answer,) = [el for el in fed.home.take() if el.tag == "{jabber:client}iq"]
+            assert (answer.get("type"), answer.get("id"), answer.get("from")) == (
+                expected,
+                f"b{n}",
+                FED,
+            ), node
+            if expected == "error":
+                condition, text = error_of(answer)
+                assert condition == "not-acceptable"
+                assert f"not the one {FED} enlisted" in (text or "")
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FED}' to='{alias}' id='e1'>"
+            "<event xmlns='http://jabber.org/protocol/pubsub#event'>"
+            f"<items node='urn:xmpp:omemo:2:bundles'><item id='5'>{omemo2_bundle(bad)}</item>"
+            "</items></event></message>"
+        )
+        assert messages(fed.home) == []
+        assert fed.kit.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] == 4
+        assert fed.kit.hub.federation.refusals[PROVIDER, "s2s-bundle-key-not-enlisted"] == 4

@@ -3,26 +3,38 @@ and a slixmpp-omemo user on a stock Prosody exchange encrypted messages both way
 under the message-request rules, each fetching the other's keys over PEP (the hub's at the
 alias, Prosody's through the s2s link).
 
-slixmpp-omemo speaks legacy OMEMO only (it has no Stanza Content Encryption: see
-tests/integration/test_omemo_interop.py), so the SDK falls back to legacy OMEMO for it."""
+slixmpp-omemo's plugin speaks legacy OMEMO only (it has no Stanza Content Encryption: see
+tests/integration/test_omemo_interop.py), so the SDK falls back to legacy OMEMO for it. For
+OMEMO 2 the peer uses slixmpp-omemo's session manager (python-omemo with twomemo) and writes and
+reads its XEP-0420 envelopes itself, here, independently of the SDK's code: what it checks is
+that the gatekeeper user's envelopes name the alias the peer knows, never the phone number."""
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import slixmpp
+import twomemo
+import twomemo.etree
+from slixmpp.xmlstream import ET
 
-from interlink.client import InterlinkClient, TextMessage
+from interlink.client import ClientError, FileMessage, InterlinkClient, TextMessage, media
+from interlink.client.omemo_session import OMEMO2
 from interlink.xmpp.ext import interop
+from interlink.xmpp.xml import serialize
 from tests.integration import test_omemo_interop
 from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
 from tests.integration.test_s2s_prosody import (
     HOME,
     PEER,
     PHONE,
+    PROVIDER,
     enlist,
     gatekeeper,
     interop_iq,
@@ -34,7 +46,6 @@ async def test_sdk_and_slixmpp_omemo_on_prosody_exchange_encrypted_messages(
     tmp_path: Path,
 ) -> None:
     async with world(tmp_path) as w:
-        await enlist(w.hub, f"alice@{PEER}")
         opt_in = await gatekeeper(w)  # the gatekeeper user's settings: third parties allowed
         PeerOmemo._store = MemoryStorage()
         w.prosody.register("alice", PEER, "pw")
@@ -57,7 +68,7 @@ async def test_sdk_and_slixmpp_omemo_on_prosody_exchange_encrypted_messages(
             ca_file=w.certs.hub.ca,
         )
         try:
-            await omemo_plugin.get_session_manager()  # keys published on Prosody
+            await enlist_device(w, omemo_plugin)  # keys published on Prosody, and enlisted
             pubsub: Any = peer.client.plugin["xep_0060"]
             own = slixmpp.JID(f"alice@{PEER}")
             # slixmpp-omemo announces OMEMO 2 devices it cannot serve: announce none, readably
@@ -102,6 +113,14 @@ async def test_sdk_and_slixmpp_omemo_on_prosody_exchange_encrypted_messages(
             await opt_in.close()
 
 
+async def enlist_device(w: Any, omemo_plugin: Any) -> None:
+    """Publish the peer's keys (slixmpp-omemo does on first use) and enlist its identity key
+    for its account, as its provider would through the Enlistment API."""
+    manager = await omemo_plugin.get_session_manager()
+    own, *_ = await manager.get_own_device_information()
+    await enlist(w.hub, f"alice@{PEER}", own.identity_key)
+
+
 async def open_nodes(peer: Any, own: slixmpp.JID) -> None:
     """Prosody's PEP nodes are readable by contacts with a presence subscription unless made
     open, and slixmpp-omemo keeps the default; Conversations and the SDK publish them open."""
@@ -128,3 +147,243 @@ async def on_prosody_with_omemo(w: Any) -> Any:
     peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
     await peer.login(w.prosody.c2s_port)
     return peer
+
+
+SCE = "urn:xmpp:sce:1"
+
+
+def peer_envelope(text: str, *, sender: str, recipient: str, content: str | None = None) -> bytes:
+    """An XEP-0420 envelope as an independent client writes one (§3, §4); ``content``: the
+    content elements as XML (else a body of ``text``)."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    inner = content if content is not None else f"<body xmlns='jabber:client'>{text}</body>"
+    return (
+        f"<envelope xmlns='{SCE}'><content>{inner}</content>"
+        f"<rpad>{secrets.token_hex(5)}</rpad><time stamp='{stamp}'/>"
+        f"<to jid='{recipient}'/><from jid='{sender}'/></envelope>"
+    ).encode()
+
+
+def read_envelope(data: bytes) -> tuple[str, str, str]:
+    """(from, to, body) of an envelope."""
+    env = ET.fromstring(data.decode())
+    assert env.tag == f"{{{SCE}}}envelope"
+    frm, to = env.find(f"{{{SCE}}}from"), env.find(f"{{{SCE}}}to")
+    body = env.find(f"{{{SCE}}}content/{{jabber:client}}body")
+    assert frm is not None
+    assert to is not None
+    assert body is not None
+    return frm.get("jid", ""), to.get("jid", ""), body.text or ""
+
+
+async def test_sdk_and_an_omemo_2_peer_on_prosody_seal_under_the_alias(tmp_path: Path) -> None:
+    """OMEMO 2 across federation (issue 15): the SDK seals its envelopes from the alias the
+    Prosody user knows (the hub's ``<alias/>`` answer), and reads the peer's envelopes
+    addressed to that alias; the phone number crosses nowhere, not even encrypted."""
+    async with world(tmp_path) as w:
+        opt_in = await gatekeeper(w)
+        PeerOmemo._store = MemoryStorage()
+        w.prosody.register("alice", PEER, "pw")
+        peer = await on_prosody_with_omemo(w)
+        omemo_plugin: Any = peer.client.plugin["xep_0384"]
+        envelopes: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
+
+        async def on_message(msg: Any) -> None:
+            found = msg.xml.find(f"{{{twomemo.twomemo.NAMESPACE}}}encrypted")
+            if found is None:
+                return
+            manager = await omemo_plugin.get_session_manager()
+            message = twomemo.etree.parse_message(found, msg["from"].bare)
+            plaintext, _device, _kex = await manager.decrypt(message)
+            if plaintext is not None:
+                envelopes.put_nowait(read_envelope(plaintext))
+
+        peer.client.add_event_handler("message", on_message)
+        sdk = InterlinkClient(
+            f"{HOME}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+            legacy=False,
+        )
+        alias = w.alias()
+        try:
+            await enlist_device(w, omemo_plugin)  # both device lists and bundles on Prosody
+            await open_nodes(peer, slixmpp.JID(f"alice@{PEER}"))
+            peer.send_chat(alias, "may I write to you?")
+            await opt_in.next_message(timeout=20)
+            await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            await sdk.connect()
+            await sdk.send_text(f"alice@{PEER}", "OMEMO 2 from the SDK, over s2s")
+            sender, recipient, text = await asyncio.wait_for(envelopes.get(), 20)
+            assert (sender, recipient, text) == (
+                alias,
+                f"alice@{PEER}",
+                "OMEMO 2 from the SDK, over s2s",
+            )
+            manager = await omemo_plugin.get_session_manager()
+            await manager.refresh_device_lists(alias)
+            messages, errors = await manager.encrypt(
+                frozenset({alias}),
+                {
+                    twomemo.twomemo.NAMESPACE: peer_envelope(
+                        "OMEMO 2 from Prosody", sender=f"alice@{PEER}", recipient=alias
+                    )
+                },
+                backend_priority_order=[twomemo.twomemo.NAMESPACE],
+            )
+            assert not errors
+            stanza = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
+            for message in messages:
+                stanza.xml.append(twomemo.etree.serialize_message(message))
+            stanza["body"] = "This message is OMEMO encrypted."
+            stanza.send()
+            while True:
+                event = await sdk.next_event(20)
+                if isinstance(event, TextMessage):
+                    break
+            assert event.text == "OMEMO 2 from Prosody"
+            assert event.namespace == OMEMO2
+            assert event.sender.startswith(f"alice@{PEER}/")
+            assert event.interop is not None
+            assert event.interop.provider == PROVIDER
+            assert PHONE.encode() not in b"".join(w.wire)
+            assert w.hub.hub is not None
+            assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] == 0
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()
+
+
+async def test_a_bundle_whose_key_was_not_enlisted_never_reaches_the_sdk(tmp_path: Path) -> None:
+    """Issue 15 item 4: the account is enlisted, but with another identity key than the one in
+    the bundles its Prosody serves (a substituted key): the hub refuses each bundle on its way
+    to the gatekeeper user, who cannot encrypt to that account, and counts it."""
+    async with world(tmp_path) as w:
+        await enlist(w.hub, f"alice@{PEER}")  # a key that is not the device's
+        opt_in = await gatekeeper(w)
+        PeerOmemo._store = MemoryStorage()
+        w.prosody.register("alice", PEER, "pw")
+        peer = await on_prosody_with_omemo(w)
+        omemo_plugin: Any = peer.client.plugin["xep_0384"]
+        sdk = InterlinkClient(
+            f"{HOME}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+        )
+        try:
+            await omemo_plugin.get_session_manager()
+            await open_nodes(peer, slixmpp.JID(f"alice@{PEER}"))
+            peer.send_chat(w.alias(), "may I write to you?")
+            await opt_in.next_message(timeout=20)
+            await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            await sdk.connect()
+            with pytest.raises(ClientError, match=r"cannot encrypt to alice@chat\.example"):
+                await sdk.send_text(f"alice@{PEER}", "to a key nobody enlisted")
+            assert w.hub.hub is not None
+            assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] >= 1
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()
+
+
+class UploadHost:
+    """A loopback HTTP server standing for the provider's XEP-0363 upload host: serves one
+    ciphertext and keeps the request heads it got."""
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self.requests: list[str] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        self.requests.append(head.decode("latin-1"))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+            + f"Content-Length: {len(self.blob)}\r\nConnection: close\r\n\r\n".encode()
+            + self.blob
+        )
+        await writer.drain()
+        writer.close()
+
+
+async def test_a_federated_users_file_is_fetched_through_the_media_proxy(tmp_path: Path) -> None:
+    """Media across the boundary (issue 15 item 6): a Prosody user shares an encrypted file
+    (XEP-0447/0454 inside its OMEMO 2 envelope) whose URL is on its provider's upload host; the
+    SDK user downloads it through the hub's media proxy only (the host is on the provider's
+    ``media_hosts``), never from the host itself."""
+    plain = tmp_path / "note.bin"
+    plain.write_bytes(secrets.token_bytes(50_000))
+    sealed = media.seal_file(plain, tmp_path / "note.sealed")
+    host = UploadHost((tmp_path / "note.sealed").read_bytes())
+    upload = await asyncio.start_server(host.handle, "127.0.0.1", 0)
+    port = upload.sockets[0].getsockname()[1]
+    async with upload, world(tmp_path, media_hosts=(f"127.0.0.1:{port}",)) as w:
+        opt_in = await gatekeeper(w)
+        PeerOmemo._store = MemoryStorage()
+        w.prosody.register("alice", PEER, "pw")
+        peer = await on_prosody_with_omemo(w)
+        omemo_plugin: Any = peer.client.plugin["xep_0384"]
+        sdk = InterlinkClient(
+            f"{HOME}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+            http_url=f"https://127.0.0.1:{w.hub.ports['http']}",
+            legacy=False,
+        )
+        alias = w.alias()
+        try:
+            await enlist_device(w, omemo_plugin)
+            await open_nodes(peer, slixmpp.JID(f"alice@{PEER}"))
+            peer.send_chat(alias, "may I write to you?")
+            await opt_in.next_message(timeout=20)
+            await interop_iq(opt_in, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            await sdk.connect()
+            info = media.FileInfo(
+                "file",
+                "note.bin",
+                "application/octet-stream",
+                sealed.size,
+                f"http://127.0.0.1:{port}/upload/abc/note.bin",
+                sealed.key,
+                sealed.iv,
+                sealed.plaintext_sha256,
+                sealed.ciphertext_sha256,
+            )
+            content = "".join(serialize(el) for el in media.file_elements(info))
+            manager = await omemo_plugin.get_session_manager()
+            await manager.refresh_device_lists(alias)
+            envelope = peer_envelope("", sender=f"alice@{PEER}", recipient=alias, content=content)
+            messages, errors = await manager.encrypt(
+                frozenset({alias}),
+                {twomemo.twomemo.NAMESPACE: envelope},
+                backend_priority_order=[twomemo.twomemo.NAMESPACE],
+            )
+            assert not errors
+            stanza = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
+            for message in messages:
+                stanza.xml.append(twomemo.etree.serialize_message(message))
+            stanza.send()
+            while True:
+                event = await sdk.next_event(20)
+                if isinstance(event, FileMessage):
+                    break
+            assert event.interop is not None
+            assert event.interop.provider == PROVIDER
+            saved = await sdk.download(event, tmp_path / "downloads")
+            assert saved.read_bytes() == plain.read_bytes()
+            (request,) = host.requests  # one fetch, by the proxy: no address of the user's
+            assert "Interlink-media-proxy" in request
+            assert PHONE not in request
+            assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()

@@ -26,6 +26,7 @@ from interlink.net.s2s import S2SService
 from interlink.storage.enlistment import InteropAccount
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.xmpp.ext import interop
+from interlink.xmpp.s2s.certs import fingerprint, pem_to_der
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import TIMEOUT, Xmpp, settings_for
 from tests.integration.prosodykit import (
@@ -59,8 +60,23 @@ class World:
 
 
 @asynccontextmanager
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(
+    tmp_path: Path, *, media_hosts: tuple[str, ...] = (), pinned: bool = False
+) -> AsyncIterator[World]:
+    """The hub and a Prosody serving ``chat.example`` (onboarded, federated) and
+    ``rogue.example`` (not). ``media_hosts``: the provider's upload hosts (loopback ones are
+    then fetched by the media proxy, as in the demo). ``pinned``: the provider's record pins
+    the SHA-256 fingerprint of Prosody's certificate and names no CA (the hub trusts nothing
+    else about it: its issuer is unknown to the hub)."""
     certs = federation_certs(tmp_path / "certs", DOMAIN, (PEER, ROGUE))
+    loopback_media: dict[str, dict[str, Any]] = (
+        {
+            "media": {"proxy_private_allowlist": ["127.0.0.1"]},
+            "interop": {"allow_insecure_loopback": True},
+        }
+        if media_hosts
+        else {}
+    )
     hub = HubServer(
         settings_for(
             tmp_path / "hub",
@@ -69,6 +85,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
             net={"s2s_port": 0},
             s2s={"enabled": True},
             log={"level": "INFO"},
+            **loopback_media,
         )
     )
     await hub.start()
@@ -91,8 +108,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
                     jwks_url="https://chat.example/jwks",
                     mode=ProviderMode.FEDERATED,
                     server_domains=(PEER,),
-                    s2s_ca=certs.ca_pem,
+                    s2s_ca=None if pinned else certs.ca_pem,
+                    s2s_fingerprints=(
+                        (fingerprint(pem_to_der(certs.prosody_cert.read_bytes())),)
+                        if pinned
+                        else ()
+                    ),
                     s2s_address=f"127.0.0.1:{prosody.s2s_port}",
+                    media_hosts=media_hosts,
                 ),
                 "test",
             )
@@ -106,15 +129,16 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         await asyncio.wait_for(hub.stop(), timeout=TIMEOUT)
 
 
-async def enlist(hub: HubServer, jid: str) -> None:
-    """What the Enlistment API stores for a federated user (its own JID as the account)."""
+async def enlist(hub: HubServer, jid: str, identity_key: bytes = b"\x01" * 32) -> None:
+    """What the Enlistment API stores for a federated user (its own JID as the account), with
+    the Ed25519 identity key its client proved (the hub serves only that key's bundles)."""
     assert hub.storage is not None
     now = time.time()
     await hub.storage.enlistment.commit_enlistment(
         issuer=PROVIDER,
-        jti=f"jti-{jid}",
+        jti=f"jti-{jid}-{identity_key.hex()}",
         jti_expires_at=now + 300,
-        account=InteropAccount(jid, PROVIDER, jid, None, b"\x01" * 32, now, now),
+        account=InteropAccount(jid, PROVIDER, jid, None, identity_key, now, now),
         new_key=True,
         now=now,
     )
@@ -198,6 +222,12 @@ async def test_an_unenlisted_federated_user_reaches_nobody(tmp_path: Path) -> No
             assert error["error"]["condition"] == "service-unavailable"
             with pytest.raises(TimeoutError):
                 await home.next_message(timeout=1)
+            assert w.hub.metrics is not None
+            scraped = (await w.hub.metrics.render()).decode()
+            assert (
+                "interlink_s2s_stanza_refusals_total"
+                f'{{provider="{PROVIDER}",reason="s2s-not-enlisted"}} 1.0'
+            ) in scraped
         finally:
             await bob.close()
             await home.close()
@@ -302,3 +332,85 @@ def open_form(user: Xmpp) -> Any:
     )
     form.add_field(var="pubsub#access_model", value="open")
     return form
+
+
+async def next_presence(user: Xmpp, sender: str, kind: str, timeout: float = 20) -> Any:
+    """The next presence of ``kind`` (``available``, ``subscribe``...) from ``sender`` (bare)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        presence = await asyncio.wait_for(user.presences.get(), deadline - loop.time())
+        if presence["from"].bare == sender and presence["type"] == kind:
+            return presence
+
+
+async def test_subscriptions_and_presence_cross_both_ways_under_aliases(tmp_path: Path) -> None:
+    """RFC 6121 across s2s (issue 15): the Prosody user asks the gatekeeper user (at its alias)
+    for a subscription once the conversation is accepted; the gatekeeper user's client
+    approves and asks back (slixmpp's defaults), Prosody approves for its user; each then sees
+    the other available, and a status change crosses. Nothing shows the phone number."""
+    async with world(tmp_path) as w:
+        await enlist(w.hub, f"alice@{PEER}")
+        home = await gatekeeper(w)
+        alice = await on_prosody(w, "alice")
+        try:
+            alias = w.alias()
+            alice.send_chat(alias, "hi")
+            await home.next_message(timeout=20)
+            await interop_iq(home, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+            alice.client.send_presence(pto=alias, ptype="subscribe")
+            request = await next_presence(home, f"alice@{PEER}", "subscribe")
+            assert marker(request) is not None  # from a third party: marked
+            await next_presence(alice, alias, "available")
+            await next_presence(home, f"alice@{PEER}", "available")
+            assert w.hub.storage is not None
+            item = await w.hub.storage.roster.get(HOME, f"alice@{PEER}")
+            assert item is not None
+            assert item.subscription.value == "both"
+            home.client.send_presence(pshow="away", pstatus="in a meeting")
+            away = await next_presence(alice, alias, "away")
+            assert away["status"] == "in a meeting"
+            assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await alice.close()
+            await home.close()
+
+
+@pytest.mark.parametrize("first", ["prosody", "hub"])
+async def test_pinned_fingerprints_without_a_ca_authenticate_both_ways_by_external(
+    tmp_path: Path, first: str
+) -> None:
+    """A provider record with a pinned certificate fingerprint and no CA (issue 15): Prosody's
+    certificate chains to nothing the hub trusts, yet its streams to the hub authenticate by
+    SASL EXTERNAL (the pin decides), whichever side writes first, and the hub's to Prosody
+    too."""
+    async with world(tmp_path, pinned=True) as w:
+        await enlist(w.hub, f"alice@{PEER}")
+        home = await gatekeeper(w)
+        alice = await on_prosody(w, "alice")
+        try:
+            alias = w.alias()
+            if first == "hub":
+                await interop_iq(home, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+                home.send_chat(f"alice@{PEER}", "first from the hub")
+                assert (await alice.next_message(timeout=20))["body"] == "first from the hub"
+            alice.send_chat(alias, "hello over a pinned link")
+            got = await home.next_message(timeout=20)
+            assert got["body"] == "hello over a pinned link"
+            if first == "prosody":
+                await interop_iq(home, f"<accept xmlns='{interop.NS}' jid='alice@{PEER}'/>")
+                home.send_chat(f"alice@{PEER}", "and back")
+                assert (await alice.next_message(timeout=20))["body"] == "and back"
+            counters = w.s2s.counters[PROVIDER]
+            assert counters.methods["in:sasl-external"] >= 1, counters.methods
+            assert counters.methods["out:sasl-external"] >= 1, counters.methods
+            assert counters.methods["in:dialback"] == 0
+            assert w.hub.metrics is not None
+            scraped = (await w.hub.metrics.render()).decode()
+            assert (
+                "interlink_s2s_authentications_total"
+                f'{{direction="in",method="sasl-external",provider="{PROVIDER}"}}'
+            ) in scraped
+        finally:
+            await alice.close()
+            await home.close()

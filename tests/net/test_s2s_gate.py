@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
+from typing import cast
+
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from interlink.errors import StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
+from interlink.hub.hub import Hub
 from interlink.hub.session import SessionRegistry
 from interlink.interop.operator import OperatorState, access_of
-from interlink.net.s2s import ProviderGate, ServiceDomains
+from interlink.net.s2s import ProviderGate, S2SLimits, S2SService, ServiceDomains
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
-from interlink.xmpp.s2s import PeerCertificate, certs
+from interlink.xmpp.s2s import PeerCertificate, S2SConfig, certs
 
 HUB = "hub.test"
 
@@ -92,3 +97,45 @@ def test_certificates_by_pin_by_ca_and_by_trust() -> None:
     assert not gate.certificate_ok("ca.example", PeerCertificate(None, chain_verified=True))
     assert not gate.certificate_ok("nobody.example", PeerCertificate(leaf, chain_verified=True))
     assert "BEGIN CERTIFICATE" in gate.trusted_cas()
+
+
+def test_a_pinned_providers_certificate_seen_outbound_becomes_a_listener_anchor(
+    tmp_path: Path,
+) -> None:
+    """Pinned without a CA (net/s2s.py module docstring): only a certificate that matches a
+    pin and names the domain is kept as a trust anchor of the listener; a provider with a CA,
+    another certificate, or a changed record keeps or drops nothing else."""
+    ca = trustme.CA()
+    hub = ca.issue_cert(HUB)
+    hub.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "hub.pem"))
+    pinned_leaf = ca.issue_cert("pin.example")
+    pinned = der(pinned_leaf)
+    pin_provider = provider("bypin", "pin.example", s2s_fingerprints=(certs.fingerprint(pinned),))
+    gate, addressing = setup(
+        pin_provider,
+        provider("byca", "ca.example", s2s_ca=ca.cert_pem.bytes().decode()),
+    )
+    config = S2SConfig(hosts=ServiceDomains(addressing), gate=gate, dialback_secret=b"k" * 32)
+    service = S2SService(
+        cast(Hub, None),
+        config,
+        gate,
+        cert_file=str(tmp_path / "hub.pem"),
+        key_file=str(tmp_path / "hub.pem"),
+        limits=S2SLimits(),
+    )
+    assert service.pinned_unseen("pin.example")
+    assert not service.pinned_unseen("ca.example")  # a CA: nothing to learn
+    service.pinned_certificate_seen("bypin", "pin.example", der(ca.issue_cert("pin.example")))
+    service.pinned_certificate_seen("bypin", "other.example", pinned)  # names another domain
+    assert service.pinned_unseen("pin.example")
+    before = service.server_tls()
+    service.pinned_certificate_seen("bypin", "pin.example", pinned)
+    assert not service.pinned_unseen("pin.example")
+    after = service.server_tls()
+    assert after is not before  # rebuilt with the anchor
+    assert after.verify_flags & ssl.VERIFY_X509_PARTIAL_CHAIN
+    # the leaf itself (not a CA, so get_ca_certs() leaves it out) is one more in the store
+    assert after.cert_store_stats()["x509"] == before.cert_store_stats()["x509"] + 1
+    service.provider_changed(pin_provider)  # its pins may have changed: seen again first
+    assert service.pinned_unseen("pin.example")

@@ -21,6 +21,7 @@ from omemo.types import DeviceInformation
 from slixmpp.xmlstream.handler import Callback
 
 from interlink.client import sce
+from interlink.client.aliases import AliasUnknown, OwnAddresses, asking
 from interlink.client.archive import HANDLED_KEEP, Archived, ArchiveReader
 from interlink.client.connection import Connection
 from interlink.client.consent import Consent, MessageRequest
@@ -180,6 +181,7 @@ class InterlinkClient:
             emit=self._emit,
         )
         self._consent = Consent(stream=self._stream, timeout=timeout)
+        self._addresses = OwnAddresses(own=self.bare, ask=asking(self._stream, timeout))
         self._verification = Verification(
             own=self.bare, crypto=self._device_crypto, refresh=self._peers.refresh
         )
@@ -196,6 +198,7 @@ class InterlinkClient:
         )
         self._receiver = Receiver(
             own=self.bare,
+            seen_by=self._addresses.alias_for,
             legacy=legacy,
             auto_receipts=auto_receipts,
             crypto=self._device_crypto,
@@ -218,6 +221,7 @@ class InterlinkClient:
         self._archive.attach(
             Receiver(  # the same receive path for archived messages: no receipts, no events
                 own=self.bare,
+                seen_by=self._addresses.alias_for,
                 legacy=legacy,
                 auto_receipts=False,
                 crypto=self._device_crypto,
@@ -646,7 +650,12 @@ class InterlinkClient:
         plaintext: dict[str, bytes] = {}
         order: list[str] = []
         if self._omemo2:
-            plaintext[OMEMO2] = sce.seal(content, sender=self.bare, recipient=peer, now=time.time())
+            # a federated peer knows this account by an alias: the envelope says the same
+            try:
+                sender = await self._addresses.seen_by(peer)
+            except AliasUnknown as exc:
+                raise ClientError(f"cannot encrypt to {peer}: {exc}") from exc
+            plaintext[OMEMO2] = sce.seal(content, sender=sender, recipient=peer, now=time.time())
             order.append(OMEMO2)
         if self._legacy and legacy_text is not None:
             plaintext[LEGACY] = legacy_text.encode()

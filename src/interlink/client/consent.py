@@ -37,12 +37,17 @@ class ConsentError(ClientError):
         self.text = text
 
 
-def marker_of(stanza_xml: Element, sender_bare: str, own_bare: str) -> InteropMarker | None:
+def marker_of(
+    stanza_xml: Element, sender_bare: str, own_bare: str, *, federated: bool = False
+) -> InteropMarker | None:
     """The hub's interop marker on a stanza, if it comes from a third-party user of our hub.
     Only the hub writes markers (it strips any a sender put in), and only on stanzas from
-    ``<opaque>@<provider>.interop.<our domain>``, so a marker on anything else is ignored."""
+    ``<opaque>@<provider>.interop.<our domain>`` or (``federated``: the hub gave this account
+    an alias towards the sender's provider) a federated provider's user, so a marker on
+    anything else is ignored."""
     el = stanza_xml.find(interop.MARKER)
-    if el is None or interop_provider(domain_of(sender_bare), domain_of(own_bare)) is None:
+    plug_and_play = interop_provider(domain_of(sender_bare), domain_of(own_bare)) is not None
+    if el is None or not (plug_and_play or federated):
         return None
     return interop.parse_marker(el)
 

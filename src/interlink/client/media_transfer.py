@@ -178,6 +178,16 @@ async def proxy_token(xmpp: slixmpp.ClientXMPP, hub: str, wait: float) -> str:
     return token
 
 
+def _ours(domain: str, own_domain: str) -> bool:
+    """This account's service domain, one under it (its rooms, its plug-and-play users), or
+    (for a plug-and-play user) the service it is on: hosted by this account's hub."""
+    return (
+        domain == own_domain
+        or domain.endswith("." + own_domain)
+        or own_domain.endswith("." + domain)
+    )
+
+
 def proxied(hub_http: str, url: str, provider: str) -> str:
     return f"{hub_http.rstrip('/')}/v1/media-proxy?{urlencode({'url': url, 'provider': provider})}"
 
@@ -359,12 +369,13 @@ class MediaTransfer:
         self, event: FileMessage, dest_dir: Path, *, progress: Progress | None = None
     ) -> Path:
         """Fetch ``event``'s file (through the hub's media proxy when a third-party user sent
-        it to this gatekeeper user), check both SHA-256 hashes and the GCM tag, decrypt it into
-        ``dest_dir``; returns the file's path.
+        it to this gatekeeper user, plug-and-play or federated), check both SHA-256 hashes and
+        the GCM tag, decrypt it into ``dest_dir``; returns the file's path.
 
         Raises:
             NotConnected: before ``connect()``.
-            ClientError: the file is a third party's and no ``http_url`` (media proxy) was given.
+            ClientError: the file is a third party's and no ``http_url`` (media proxy) was given,
+                or a federated user's without the hub's marker naming its provider.
             MediaError: naming the failed check: the size announced is over the limit, the hub
                 gave no proxy token, the download was refused or longer than announced, a hash
                 or the GCM tag does not verify. Nothing is kept then.
@@ -374,13 +385,15 @@ class MediaTransfer:
         xmpp = self._stream()
         via = None
         own_domain = self._own.domain
-        # A plug-and-play sender's domain names its provider; a federated sender's (its own
-        # server's domain) does not, but the hub attests the provider on the message: either
-        # way the file is fetched by the hub, so the sender's provider never sees this user's
-        # address. (A marker can only add the proxy, never take it away.)
-        provider = interop_provider(slixmpp.JID(event.sender).domain, own_domain) or (
-            None if event.interop is None else event.interop.provider
-        )
+        sender_domain = slixmpp.JID(event.sender).domain
+        provider = interop_provider(sender_domain, own_domain)
+        if provider is None and not event.outgoing and not _ours(sender_domain, own_domain):
+            # a federated provider's user (issue 15): its provider is what the hub's marker
+            # names (only the hub writes one); fetching its upload host directly would show it
+            # this user's address
+            if event.interop is None:
+                raise ClientError("media from a federated user needs the hub's interop marker")
+            provider = event.interop.provider
         if provider is not None and not event.outgoing:
             if self._http_url is None:
                 raise ClientError("media from third parties needs http_url (the media proxy)")

@@ -17,6 +17,7 @@ from interlink.client.archive import ARCHIVE_KEY, message_keys
 from interlink.client.consent import marker_of
 from interlink.client.crypto import Decrypted, Undecryptable
 from interlink.client.durable import CryptoGate
+from interlink.client.errors import ClientError
 from interlink.client.events import (
     ChatState,
     ClientEvent,
@@ -57,13 +58,16 @@ class Receiver:
     the client knows of peers' clients that one wrote, ``wrote_in(bare, namespace)`` which OMEMO
     version a peer's last message to us came in, ``group_message`` the groups' receive
     path, ``emit`` hands an event to the application (once the crypto state behind it is
-    durable), ``send_receipt`` the receipt call, ``handled(keys)`` whether this device read
-    a message already and ``note_handled(keys)`` records that it did (client/archive.py)."""
+    durable), ``seen_by(peer)`` the alias a federated peer knows this account by (``None``
+    for any other peer; :mod:`interlink.client.aliases`), ``send_receipt`` the receipt call,
+    ``handled(keys)`` whether this device read a message already and ``note_handled(keys)``
+    records that it did (client/archive.py)."""
 
     def __init__(
         self,
         *,
         own: str,
+        seen_by: Callable[[str], Awaitable[str | None]],
         legacy: bool,
         auto_receipts: bool,
         crypto: Callable[[], Decrypting],
@@ -76,6 +80,7 @@ class Receiver:
         note_handled: Callable[[list[str]], Awaitable[None]],
     ) -> None:
         self._own = own
+        self._seen_by = seen_by
         self._legacy = legacy
         self._auto_receipts = auto_receipts
         self._crypto = crypto
@@ -119,7 +124,17 @@ class Receiver:
         message_id = stanza["id"] or None
         if not outgoing and sender.resource:
             self._heard_from(str(sender))
-        marker = marker_of(stanza.xml, sender.bare, self._own)
+        to = stanza["to"].bare if outgoing else None
+        alias_problem = ""
+        try:
+            # a federated peer knows this account by an alias (issue 15): the envelope from it
+            # is addressed to that alias, and this account's own envelopes to it come from it
+            alias = await self._seen_by(to if to else sender.bare)
+        except ClientError as exc:
+            # decrypted all the same (the ratchet must move on); only an OMEMO 2 envelope
+            # needs the alias, and says so if it was needed
+            alias, alias_problem = None, f" ({exc})"
+        marker = marker_of(stanza.xml, sender.bare, self._own, federated=alias is not None)
         crypto = self._crypto()
         keys = message_keys(stanza.xml, self._own)
         async with crypto.gate.operation():
@@ -139,7 +154,6 @@ class Receiver:
         namespace = opened.namespace
         if not outgoing:
             self._wrote_in(str(sender.bare), namespace)
-        to = stanza["to"].bare if outgoing else None
         stored_at = delayed_at(stanza.xml)  # XEP-0203: when the hub stored it for us
         if namespace != OMEMO2:
             text = plaintext.decode("utf-8", errors="replace")
@@ -161,12 +175,12 @@ class Receiver:
         try:
             envelope = sce.open_envelope(
                 plaintext,
-                sender=sender.bare,
-                recipients={to} if to else {self._own},
+                sender=(alias or sender.bare) if to else sender.bare,
+                recipients={to} if to else {alias or self._own},
                 now=time.time(),
             )
         except sce.SceError as exc:
-            self._emit(DecryptionFailed(str(sender), message_id, str(exc)))
+            self._emit(DecryptionFailed(str(sender), message_id, f"{exc}{alias_problem}"))
             return
         await self._content_events(
             str(sender), message_id, envelope, device_id, flagged, to, marker, stored_at

@@ -30,7 +30,11 @@ among the hub's sessions: nothing finds it by address).
 **Enlistment.** A federated user reaches nobody before its account is enlisted (DESIGN Flow 2,
 with the provider's own JID as the account): :meth:`Federation.receive` asks the enlistment
 store first, and answers the generic refusal otherwise (``s2s-not-enlisted``); nor while an
-operator has disabled that account (``s2s-account-disabled``, the same refusal).
+operator has disabled that account (``s2s-account-disabled``, the same refusal). And a
+bundle it sends a gatekeeper user (a PEP answer or notification, either OMEMO version) must
+carry the identity key it enlisted: any other is refused (``s2s-bundle-key-not-enlisted``; an
+iq result becomes ``not-acceptable``, a notification is dropped), so a federated server cannot
+slip a substituted key to the hub's users.
 """
 
 from __future__ import annotations
@@ -39,11 +43,11 @@ import base64
 import binascii
 import logging
 import re
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import replace
+from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from copy import deepcopy
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
-from xml.etree.ElementTree import Element
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -54,7 +58,8 @@ from interlink.hub.context import HubContext
 from interlink.hub.session import Session
 from interlink.xmpp import ns
 from interlink.xmpp.ext import jid_attr
-from interlink.xmpp.ext.interop import ALIAS
+from interlink.xmpp.ext.interop import alias_answer
+from interlink.xmpp.ext.omemo_bundles import bundle_matches, bundles_in
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import (
     Iq,
@@ -71,14 +76,25 @@ from interlink.xmpp.xml import parse_fragment
 log = logging.getLogger("interlink.s2s")
 Pending = Coroutine[Any, Any, None]
 Route = Callable[[Session, Stanza], Pending | None]
-#: third-party JID -> the provider its enlisted account belongs to (``None``: not enlisted)
-EnlistedProvider = Callable[[str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Enlisted:
+    """What the enlistment store says of a federated account."""
+
+    provider_id: str
+    identity_key: bytes  # Ed25519, as enlisted (DESIGN Flow 2)
+
+
+#: third-party JID -> its enlisted account (``None``: not enlisted)
+EnlistedAccount = Callable[[str], Awaitable[Enlisted | None]]
 
 ALIAS_PREFIX = "g"
 LEAK = "s2s-address-leak"
 NOT_ENLISTED = "s2s-not-enlisted"
 NOT_AN_ALIAS = "s2s-not-an-alias"
 DISABLED = "s2s-account-disabled"
+BUNDLE_KEY = "s2s-bundle-key-not-enlisted"
 
 
 class AliasCipher:
@@ -177,7 +193,7 @@ class Federation:
         self,
         ctx: HubContext,
         aliases: AliasCipher,
-        enlisted_provider: EnlistedProvider,
+        enlisted_account: EnlistedAccount,
         *,
         cache_seconds: float = 5.0,
         max_senders: int = 4096,
@@ -188,13 +204,15 @@ class Federation:
         self.ctx = ctx
         self.addressing = ctx.addressing
         self.aliases = aliases
-        self._enlisted_provider = enlisted_provider
+        self._enlisted_account = enlisted_account
         self._disabled = disabled
         self._port: FederationPort = _Unattached()
         self._cache_seconds = cache_seconds
         self._max_senders = max_senders
-        self._enlisted: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._enlisted: OrderedDict[str, tuple[float, Enlisted | None]] = OrderedDict()
         self._senders: OrderedDict[JID, Session] = OrderedDict()
+        #: (provider, reason) -> stanzas refused at the boundary (``/metrics``, per provider)
+        self.refusals: Counter[tuple[str, str]] = Counter()
         self._service_address = {
             service: re.compile(r"([^\s\"'<>@/&;]+)@" + re.escape(service) + r"(?![\w.-])")
             for service in self.addressing.services
@@ -234,7 +252,9 @@ class Federation:
             sender.local, provider_id, service
         ):
             alias = self.aliases.alias(sender.local, provider_id, service)
-            stanza = _with(stanza, from_=JID.make(alias, sender.domain, sender.resource))
+            aliased = JID.make(alias, sender.domain, sender.resource)
+            stanza = _with(stanza, from_=aliased)
+            stanza = _naming_self_as(stanza, sender, aliased)
         self._check_no_leak(stanza, provider_id, service)
         self._port.send(provider_id, stanza)
 
@@ -247,7 +267,7 @@ class Federation:
                 local = match.group(1).lower()
                 if domain == service and self.aliases.resolve(local, provider_id, service):
                     continue
-                self.ctx.refusals[LEAK] += 1
+                self._count(provider_id, LEAK)
                 log.warning(
                     "a stanza for s2s named one of the hub's users; refused",
                     extra={"provider": provider_id, "service": domain},
@@ -298,7 +318,7 @@ class Federation:
             )
         assert where.provider_id is not None
         alias = self.aliases.alias(own.local, where.provider_id, own.domain)
-        answer = Element(ALIAS, {"jid": str(peer.bare), "alias": f"{alias}@{own.domain}"})
+        answer = alias_answer(str(peer.bare), f"{alias}@{own.domain}")
         session.deliver(iq_result(iq, answer, from_=None))
 
     # -- inbound: federated users to the hub's users --------------------------------------------
@@ -310,13 +330,16 @@ class Federation:
         where = self.addressing.locate(sender)
         session = self._session(sender)
         if where.kind is not Kind.FEDERATED or where.provider_id != provider_id:
-            self._refuse(session, stanza, NOT_ENLISTED)  # suspended since the stream opened
+            self._refuse(
+                provider_id, session, stanza, NOT_ENLISTED
+            )  # suspended since the stream opened
             return
-        if await self._enlisted_as(sender.bare) != provider_id:
-            self._refuse(session, stanza, NOT_ENLISTED)
+        account = await self._enlisted_as(sender.bare)
+        if account is None or account.provider_id != provider_id:
+            self._refuse(provider_id, session, stanza, NOT_ENLISTED)
             return
         if self._disabled(str(sender.bare)):
-            self._refuse(session, stanza, DISABLED)
+            self._refuse(provider_id, session, stanza, DISABLED)
             return
         to = stanza.to
         if to is not None and to.local is not None:
@@ -328,33 +351,68 @@ class Federation:
             )
             if local is None:
                 # answered from the domain: an address that is not an alias gets no alias back
-                self._refuse(session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain))
+                self._refuse(
+                    provider_id, session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain)
+                )
                 return
             stanza = _with(stanza, to=JID.make(local, to.domain, to.resource))
+            # what names the alias inside (an OMEMO 2 ``<keys jid=''/>``) names the account
+            stanza = _naming_self_as(stanza, to.bare, JID.make(local, to.domain))
+        if not self._bundles_enlisted(stanza, account):
+            self._count(provider_id, BUNDLE_KEY)
+            log.warning(
+                "a federated user's OMEMO bundle has an identity key it did not enlist; refused",
+                extra={"provider": provider_id},
+            )
+            refused = _bundle_refused(stanza, sender)
+            if refused is None:
+                return
+            stanza = refused
         work = route(session, stanza)
         if work is not None:
             await work
 
-    def _refuse(
-        self, session: Session, stanza: Stanza, reason: str, *, from_: JID | None = None
-    ) -> None:
+    def _count(self, provider_id: str, reason: str) -> None:
+        """One refusal: in the hub's refusals by reason and in this provider's (``/metrics``)."""
         self.ctx.refusals[reason] += 1
+        self.refusals[provider_id, reason] += 1
+
+    def _refuse(
+        self,
+        provider_id: str,
+        session: Session,
+        stanza: Stanza,
+        reason: str,
+        *,
+        from_: JID | None = None,
+    ) -> None:
+        self._count(provider_id, reason)
+        log.info(
+            "a stanza from a federated server was refused",
+            extra={"provider": provider_id, "remote_domain": session.jid.domain, "reason": reason},
+        )
         if not is_error_stanza(stanza) and not _is_response(stanza):
             # the one answer for an unreachable account, whatever the reason (no oracle)
             error = StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
             session.deliver(error_reply(stanza, error, from_=from_ or stanza.to))
 
-    async def _enlisted_as(self, bare: JID) -> str | None:
+    @staticmethod
+    def _bundles_enlisted(stanza: Stanza, account: Enlisted) -> bool:
+        """Issue 15 item 4: gatekeeper users get only bundles whose identity key is the one
+        the sender enlisted (an iq result, a PEP notification, anything carrying one)."""
+        return all(bundle_matches(b, account.identity_key) for b in bundles_in(stanza.payload))
+
+    async def _enlisted_as(self, bare: JID) -> Enlisted | None:
         key = str(bare)
         now = self.ctx.clock()
         hit = self._enlisted.get(key)
         if hit is not None and 0 <= now - hit[0] < self._cache_seconds:
             return hit[1]
-        provider = await self._enlisted_provider(key)
-        self._enlisted[key] = (now, provider)
+        account = await self._enlisted_account(key)
+        self._enlisted[key] = (now, account)
         while len(self._enlisted) > self._max_senders:
             self._enlisted.popitem(last=False)
-        return provider
+        return account
 
     def forget(self, bare: JID) -> None:
         """An account's enlistment changed: read it again next time."""
@@ -373,6 +431,47 @@ class Federation:
         return session
 
 
+def _bundle_refused(stanza: Stanza, sender: JID) -> Stanza | None:
+    """What the gatekeeper user gets instead of a bundle that is not the enlisted one: an iq
+    result becomes an error (``not-acceptable``, so the client's fetch fails clearly and does
+    not wait); anything else (a PEP notification) is dropped."""
+    if isinstance(stanza, Iq) and stanza.type is IqType.RESULT:
+        error = StanzaError(
+            StanzaErrorCondition.NOT_ACCEPTABLE,
+            f"the identity key in this bundle is not the one {sender.bare} enlisted",
+        )
+        request = replace(stanza, to=stanza.from_, from_=stanza.to)
+        return error_reply(request, error, from_=stanza.from_)
+    return None
+
+
+def _naming_self_as(stanza: Stanza, own: JID, alias: JID) -> Stanza:
+    """``stanza`` with every attribute that names ``own`` (bare or full) naming ``alias``
+    instead. Outbound, ``own`` is the sender: it may name itself where a protocol asks for its
+    address (the ``jid`` of an XEP-0060 §6.1 ``<subscribe/>``, the ``<keys jid=''/>`` of its
+    other devices in OMEMO 2, XEP-0384 §4.4); any other of the hub's users named is left for
+    the leak check to refuse. Inbound, ``own`` is the alias the peer addressed and ``alias``
+    the account behind it (a federated sender's OMEMO 2 keys for it)."""
+    names = {str(own.bare): str(alias.bare), str(own): str(alias)}
+    if not any(value in names for value in _attribute_values(stanza)):
+        return stanza
+    payload = []
+    for el in stanza.payload:
+        copy = deepcopy(el)
+        for node in copy.iter():
+            for key, value in node.attrib.items():
+                if value in names:
+                    node.set(key, names[value])
+        payload.append(copy)
+    return replace(stanza, payload=tuple(payload))
+
+
+def _attribute_values(stanza: Stanza) -> Iterator[str]:
+    for el in stanza.payload:
+        for node in el.iter():
+            yield from node.attrib.values()
+
+
 def _is_response(stanza: Stanza) -> bool:
     kind = getattr(stanza, "type", None)
     return kind is not None and str(kind) == "result"
@@ -385,6 +484,8 @@ def _with(stanza: Stanza, **changes: JID | None) -> Stanza:
 __all__ = [
     "ALIAS_PREFIX",
     "AliasCipher",
+    "Enlisted",
+    "EnlistedAccount",
     "Federation",
     "FederationPort",
 ]

@@ -19,7 +19,7 @@ from interlink.hub.addressing import Addressing
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
 from interlink.hub.cluster import ClusterNode, Handler
 from interlink.hub.context import HubContext, HubSettings
-from interlink.hub.federation import AliasCipher, EnlistedProvider, Federation
+from interlink.hub.federation import AliasCipher, Enlisted, EnlistedAccount, Federation
 from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort, SessionRegistry
@@ -34,7 +34,7 @@ from interlink.xmpp.stream.sm import StreamManagement
 log = logging.getLogger("interlink.hub")
 
 
-async def _nobody_enlisted(jid: str) -> str | None:
+async def _nobody_enlisted(jid: str) -> Enlisted | None:
     return None  # without an enlistment store, no federated user reaches anyone
 
 
@@ -71,7 +71,7 @@ class Hub:
         domain_services: DomainServices | None = None,
         disabled: Callable[[str], bool] = lambda _jid: False,
         aliases: AliasCipher | None = None,
-        enlisted_provider: EnlistedProvider | None = None,
+        enlisted_account: EnlistedAccount | None = None,
         cluster: Cluster | None = None,
         heartbeat_every: float = 3.0,
         cluster_handlers: Mapping[str, Handler] | None = None,
@@ -80,7 +80,7 @@ class Hub:
             settings, storage, clock, addressing, sessions, observers or HubObservers(), cluster
         )
         alias_cipher = aliases if aliases is not None else AliasCipher(secrets.token_bytes(64))
-        enlisted = enlisted_provider if enlisted_provider is not None else _nobody_enlisted
+        enlisted = enlisted_account if enlisted_account is not None else _nobody_enlisted
         self.router = Router(
             self.ctx,
             user_ids=user_ids,

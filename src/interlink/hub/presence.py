@@ -1,10 +1,17 @@
 """Presence: broadcast, probes, directed presence and subscriptions (RFC 6121 §3, §4).
 
-All accounts live on this hub for now (server-to-server comes with the proxy phase), so the
-"user's server" and the "contact's server" halves of each subscription exchange run here one after
-the other: first the sender's roster changes (outbound processing), then the recipient's
-(inbound processing). Subscription requests are stored until answered and shown again at each
-login (RFC 6121 §3.1.3).
+Between two accounts of this hub, the "user's server" and the "contact's server" halves of each
+subscription exchange run here one after the other: first the sender's roster changes (outbound
+processing), then the recipient's (inbound processing). Subscription requests are stored until
+answered and shown again at each login (RFC 6121 §3.1.3).
+
+A federated provider's user (issue 15) has its half on its own server: what a gatekeeper user
+sends it (subscriptions, broadcasts to a subscriber, directed presence, probes on login) leaves
+through the :class:`RemotePresence` port, after the same interop decision and under the
+sender's alias (:mod:`interlink.hub.federation`); what its server sends arrives through
+:meth:`PresenceService.handle` with the federated sender's session and runs the gatekeeper
+user's inbound half only, probes answered from the user's available resources when the roster
+says the prober may see them.
 
 In a cluster the resources of a user or contact may be on other nodes (the shared session
 directory says which): broadcasts, directed presence and subscription notices reach them through
@@ -16,9 +23,10 @@ only they know the contacts' current presence.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from interlink.cluster import Located
 from interlink.errors import StanzaError, StanzaErrorCondition
@@ -38,7 +46,19 @@ from interlink.hub.session import Session
 from interlink.storage.roster import RosterItem
 from interlink.xmpp.ext import vcard
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Presence, PresenceType, to_xml
+from interlink.xmpp.stanza import Presence, PresenceType, Stanza, to_xml
+
+log = logging.getLogger("interlink.presence")
+
+
+class RemotePresence(Protocol):
+    """Where federated users' servers are reached (hub.federation.Federation)."""
+
+    def federated(self, jid: JID) -> bool:
+        """Whether ``jid`` is a federated provider's user."""
+
+    def deliver(self, stanza: Stanza) -> None:
+        """Send ``stanza`` to its federated ``to`` over s2s. Raises: StanzaError (not sent)."""
 
 
 def _presence(type_: PresenceType, from_: JID, to: JID | None) -> Presence:
@@ -54,8 +74,10 @@ class PresenceService:
         caps: CapsService,
         policy: InteropPolicy,
         avatar_hash: Callable[[Session], Awaitable[str]],
+        remote: RemotePresence,
     ) -> None:
         self._ctx = ctx
+        self._remote = remote
         self._avatar_hash = avatar_hash  # XEP-0153, stamped on every available broadcast
         self._policy = policy
         self._pushes = pushes
@@ -74,6 +96,10 @@ class PresenceService:
 
     async def handle(self, session: Session, presence: Presence) -> None:
         to = presence.to
+        if self._remote.federated(session.jid):
+            if to is not None:
+                await self._from_federated(session.jid, presence, to)
+            return  # a federated server addresses each recipient; nothing to broadcast here
         if to is None:
             leaving = self._leaving.get(session.jid)
             if leaving is not None:
@@ -81,7 +107,7 @@ class PresenceService:
             await self._broadcast_from(session, presence)
             return
         addressing = self._ctx.addressing
-        if not addressing.is_local(to):
+        if not addressing.is_local(to) and not self._remote.federated(to):
             # No server-to-server yet: say so at once (RFC 6120 §8.3, §10.4), so that, say, a
             # group join fails now rather than after the client's timeout. Unavailable and
             # error presence are never answered.
@@ -179,6 +205,14 @@ class PresenceService:
         for item in await self._ctx.storage.roster.items(str(owner)):
             if item.subscription.has_from:
                 contact = JID.parse(item.contact)
+                if self._remote.federated(contact):
+                    checked = await self._across(session.jid, presence, contact)
+                    if checked is not None:  # its server fans it out (RFC 6121 §4.2.2)
+                        p = checked
+                        self._send_remote(
+                            Presence(contact, session.jid, p.id, None, p.payload, p.type)
+                        )
+                    continue
                 contacts.append(contact)
                 targets = self._ctx.sessions.available(contact)
                 if targets:
@@ -235,6 +269,9 @@ class PresenceService:
         for item in await self._ctx.storage.roster.items(str(session.jid.bare)):
             if item.subscription.has_to:
                 contact = JID.parse(item.contact)
+                if self._remote.federated(contact):
+                    await self._probe_remote(session.jid.bare, contact)
+                    continue
                 contacts.append(contact)
                 await self._presence_of_contact(session, contact)
         if self._ctx.cluster.shared:
@@ -276,9 +313,18 @@ class PresenceService:
         item = await self._ctx.storage.roster.get(str(session.jid.bare), str(contact))
         if item is None or not item.subscription.has_to:
             return  # not subscribed: a probe reveals nothing (RFC 6121 §4.3.2.1)
+        if self._remote.federated(contact):
+            await self._probe_remote(session.jid.bare, contact)
+            return
         await self._presence_of_contact(session, contact)
         if self._ctx.cluster.shared:
             await self._probe_elsewhere(session.jid, [contact])
+
+    async def _probe_remote(self, user: JID, contact: JID) -> None:
+        """RFC 6121 §4.3.1: ask a federated contact's server, from the user's bare JID."""
+        probe = await self._across(user, _presence(PresenceType.PROBE, user, contact), contact)
+        if probe is not None:
+            self._send_remote(probe)
 
     async def _deliver_pending_requests(self, session: Session) -> None:
         for pending in await self._ctx.storage.roster.pending(str(session.jid.bare)):
@@ -310,6 +356,9 @@ class PresenceService:
             session.directed.discard(to)
 
     async def _deliver_directed(self, presence: Presence, to: JID) -> None:
+        if self._remote.federated(to):
+            self._send_remote(presence if presence.to == to else _readdress(presence, to))
+            return
         if to.resource is not None:
             target = self._ctx.sessions.get(to)
             if target is not None:
@@ -357,30 +406,94 @@ class PresenceService:
                 item = _with(item, str(contact), ask=True)
                 await repo.put(str(user), item)
                 self._pushes.push(user, item)
-            await self._inbound_subscribe(stamped, contact, user)
+            await self._contact_side(stamped, contact, user)
         elif ptype is PresenceType.SUBSCRIBED:
             if not await repo.remove_pending(str(user), str(contact)):
                 return  # nothing to approve (pre-approval, RFC 6121 §3.4, is not offered)
             item = _with(item, str(contact), from_=True)
             await repo.put(str(user), item)
             self._pushes.push(user, item)
-            await self._inbound_subscribed(stamped, contact, user)
+            await self._contact_side(stamped, contact, user)
             for s in self._ctx.sessions.available(user):
-                await self._presence_to(self._presence_of(s, contact), contact)
+                if self._remote.federated(contact):
+                    shown = await self._across(s.jid, self._presence_of(s, contact), contact)
+                    if shown is not None:
+                        self._send_remote(shown)
+                else:
+                    await self._presence_to(self._presence_of(s, contact), contact)
         elif ptype is PresenceType.UNSUBSCRIBE:
             if item is not None and (item.subscription.has_to or item.ask):
                 item = _with(item, str(contact), to=False, ask=False)
                 await repo.put(str(user), item)
                 self._pushes.push(user, item)
-            await self._inbound_unsubscribe(stamped, contact, user)
+            await self._contact_side(stamped, contact, user)
         elif ptype is PresenceType.UNSUBSCRIBED:
             await repo.remove_pending(str(user), str(contact))
             if item is not None and item.subscription.has_from:
                 item = _with(item, str(contact), from_=False)
                 await repo.put(str(user), item)
                 self._pushes.push(user, item)
-            await self._inbound_unsubscribed(stamped, contact, user)
+            await self._contact_side(stamped, contact, user)
             await self._send_unavailable(user, contact)
+
+    async def _contact_side(self, stamped: Presence, contact: JID, user: JID) -> None:
+        """The contact's half of a subscription exchange ``user`` started: here for this hub's
+        accounts, on its own server for a federated contact (sent there)."""
+        if self._remote.federated(contact):
+            self._send_remote(stamped)
+            return
+        inbound = {
+            PresenceType.SUBSCRIBE: self._inbound_subscribe,
+            PresenceType.SUBSCRIBED: self._inbound_subscribed,
+            PresenceType.UNSUBSCRIBE: self._inbound_unsubscribe,
+            PresenceType.UNSUBSCRIBED: self._inbound_unsubscribed,
+        }[stamped.type]
+        await inbound(stamped, contact, user)
+
+    def _send_remote(self, presence: Presence) -> None:
+        """Presence over s2s; never answered with an error (RFC 6121 §4): a refusal is logged."""
+        try:
+            self._remote.deliver(presence)
+        except StanzaError as err:
+            log.info(
+                "presence for a federated user was not sent",
+                extra={"condition": str(err.condition), "type": str(presence.type)},
+            )
+
+    # -- from a federated user's server (its contact's-server half is ours) ------------------
+    async def _from_federated(self, sender: JID, presence: Presence, to: JID) -> None:
+        user = to.bare
+        if not self._ctx.addressing.is_home(to):
+            return  # the federation layer lets through only stanzas to an alias
+        item = await self._ctx.storage.roster.get(str(user), str(sender.bare))
+        ptype = presence.type
+        broadcast = ptype in (PresenceType.AVAILABLE, PresenceType.UNAVAILABLE) and (
+            item is not None and item.subscription.has_to
+        )
+        checked = await self._across(sender, presence, to, sent=not broadcast)
+        if checked is None:
+            return  # refused by the rules or a block: dropped quietly
+        contact = sender.bare
+        stamped = Presence(user, contact, checked.id, None, checked.payload, ptype)
+        if ptype.is_subscription:
+            async with self._ctx.roster_locks.hold_all(user, contact):
+                if ptype is PresenceType.SUBSCRIBE:
+                    await self._inbound_subscribe(stamped, user, contact)
+                elif ptype is PresenceType.SUBSCRIBED:
+                    await self._inbound_subscribed(stamped, user, contact)
+                elif ptype is PresenceType.UNSUBSCRIBE:
+                    await self._inbound_unsubscribe(stamped, user, contact)
+                else:
+                    await self._inbound_unsubscribed(stamped, user, contact)
+        elif ptype is PresenceType.PROBE:
+            if item is None or not item.subscription.has_from:
+                return  # not subscribed: a probe reveals nothing (RFC 6121 §4.3.2.1)
+            for own in self._ctx.sessions.available(user):
+                shown = await self._across(own.jid, self._presence_of(own, sender), sender)
+                if shown is not None:
+                    self._send_remote(shown)
+        else:
+            await self._deliver_directed(checked, to)
 
     async def _roster_has_room(self, user: JID) -> None:
         """A subscription that would add a roster item obeys the roster's cap, as a roster set
@@ -397,7 +510,7 @@ class PresenceService:
         if theirs is not None and theirs.subscription.has_from:
             # Already approved: answer on the contact's behalf (RFC 6121 §3.1.3 point 2).
             reply = _presence(PresenceType.SUBSCRIBED, contact, user)
-            await self._inbound_subscribed(reply, user, contact)
+            await self._contact_side(reply, user, contact)
             return
         xml = to_xml(Presence(None, user, stamped.id, None, stamped.payload, stamped.type), None)
         settings = self._ctx.settings
@@ -448,6 +561,13 @@ class PresenceService:
 
     async def _send_unavailable(self, from_bare: JID, to_bare: JID) -> None:
         """Tell ``to_bare`` that ``from_bare``'s resources are gone (RFC 6121 §3.2.2, §3.3.3)."""
+        if self._remote.federated(to_bare):
+            for s in self._ctx.sessions.available(from_bare):
+                leaving = _presence(PresenceType.UNAVAILABLE, s.jid, to_bare)
+                checked = await self._across(s.jid, leaving, to_bare)
+                if checked is not None:
+                    self._send_remote(checked)
+            return
         for s in self._ctx.sessions.available(from_bare):
             await self._presence_to(_presence(PresenceType.UNAVAILABLE, s.jid, to_bare), to_bare)
 
@@ -463,11 +583,11 @@ class PresenceService:
         """Roster removal cancels subscriptions in both directions (RFC 6121 §2.5.2)."""
         user = session.jid.bare
         if item.subscription.has_to or item.ask:
-            await self._inbound_unsubscribe(
+            await self._contact_side(
                 _presence(PresenceType.UNSUBSCRIBE, user, contact), contact, user
             )
         if item.subscription.has_from:
-            await self._inbound_unsubscribed(
+            await self._contact_side(
                 _presence(PresenceType.UNSUBSCRIBED, user, contact), contact, user
             )
             await self._send_unavailable(user, contact)
@@ -492,4 +612,4 @@ def _readdress(presence: Presence, to: JID) -> Presence:
     return Presence(to, presence.from_, presence.id, presence.lang, presence.payload, presence.type)
 
 
-__all__ = ["PresenceService"]
+__all__ = ["PresenceService", "RemotePresence"]

@@ -103,7 +103,13 @@ class Router:
         pushes = RosterPushes(ctx.sessions, ctx.fanout)
         self.vcard = VcardService(ctx, lambda jid: self.policy.provider_of(jid) is not None)
         self.presence = PresenceService(
-            ctx, pushes, self.offline, self.caps, self.policy, self.vcard.avatar_hash
+            ctx,
+            pushes,
+            self.offline,
+            self.caps,
+            self.policy,
+            self.vcard.avatar_hash,
+            self.federation,
         )
         self.roster = RosterService(ctx, pushes, self.presence)
         self.carbons = Carbons(ctx.sessions, ctx.fanout)

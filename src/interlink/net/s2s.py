@@ -24,6 +24,14 @@ TLS: the listener asks for the peer's certificate (``CERT_OPTIONAL``) against th
 store plus every provider's CA; a peer presenting a certificate that does not verify fails the
 handshake. Outbound, a provider with pinned fingerprints and no CA is reached without chain
 verification (the pin decides); otherwise the chain must verify (its CA, or the system's).
+
+Pinned fingerprints without a CA, inbound: Python's TLS layer cannot ask for a certificate
+without verifying it, and the hub holds only the pin, not the certificate. So the certificate
+that a pinned provider's server presented on one of the hub's own outbound handshakes, when it
+names the domain and matches a pin, becomes a trust anchor of the listener (partial-chain
+verification: that very certificate, nothing it issued). When such a server connects first,
+the hub opens a short outbound TLS handshake to it before answering its STARTTLS, to see it.
+The pin still decides afterwards (:meth:`ProviderGate.certificate_ok`).
 """
 
 from __future__ import annotations
@@ -87,6 +95,7 @@ class ProviderCounters:
     connections: Counter[str] = field(default_factory=Counter)  # by direction
     stanzas: Counter[str] = field(default_factory=Counter)  # by direction
     bytes: Counter[str] = field(default_factory=Counter)  # by direction
+    methods: Counter[str] = field(default_factory=Counter)  # "<direction>:<auth method>"
     refusals: int = 0
 
 
@@ -300,6 +309,12 @@ class InboundLink(_Link):
     async def _start_tls(self) -> None:
         assert self.transport is not None
         loop = asyncio.get_running_loop()
+        peer = self.stream.peer_domain
+        if peer is not None and self.service.pinned_unseen(peer):
+            self.transport.pause_reading()  # its ClientHello waits in the socket meanwhile
+            await self.service.see_pinned_certificate(self.stream.local_domain, peer)
+            if self.transport is None or self.transport.is_closing():
+                return  # the peer went away meanwhile
         try:
             new = await loop.start_tls(
                 self.transport,
@@ -373,6 +388,7 @@ class OutboundLink(_Link):
             verify_only=verify_only,
         )
         self.ready = asyncio.Event()
+        self.tls_seen = asyncio.Event()  # the TLS handshake is done (or the link is gone)
         self.verified: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         #: queued before the stream was ready: bounced to their senders if it never is
         self.unsent: list[Stanza] = []
@@ -407,7 +423,13 @@ class OutboundLink(_Link):
             return
         self.transport = new
         verified = ctx.verify_mode == ssl.CERT_REQUIRED
-        self._tls_done(_peer_certificate(new, verified=verified))
+        certificate = _peer_certificate(new, verified=verified)
+        if certificate.der is not None:
+            self.service.pinned_certificate_seen(
+                self.provider_id, self.remote_domain, certificate.der
+            )
+        self.tls_seen.set()
+        self._tls_done(certificate)
 
     def on_event(self, event: S2SEvent) -> None:
         if isinstance(event, Ready):
@@ -434,6 +456,7 @@ class OutboundLink(_Link):
             self.service.bounce(unsent, f"{self.remote_domain} could not be reached")
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.tls_seen.set()
         if not self.verified.done():
             self.verified.set_result(False)
         if self.unsent:
@@ -469,6 +492,9 @@ class S2SService:
         self.outbound: dict[tuple[str, str], OutboundLink] = {}
         self._connecting: dict[tuple[str, str], asyncio.Task[None]] = {}
         self.counters: dict[str, ProviderCounters] = {}
+        #: provider -> certificates (DER) its servers showed on our handshakes that match a pin
+        #: (for providers pinned without a CA: the listener's trust anchors; module docstring)
+        self._pinned_seen: dict[str, set[bytes]] = {}
         self.unattributed_refusals = 0
         #: Test hook: every byte written or read on an s2s link, as (link, bytes).
         self.taps: list[Callable[[_Link, bytes], None]] = []
@@ -484,6 +510,11 @@ class S2SService:
             cas = self.gate.trusted_cas()
             if cas:
                 ctx.load_verify_locations(cadata=cas)
+            pinned = [der for ders in self._pinned_seen.values() for der in ders]
+            for der in pinned:
+                ctx.load_verify_locations(cadata=der)
+            if pinned:
+                ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN  # the leaf itself trusted
             self._server_tls = ctx
         return self._server_tls
 
@@ -504,14 +535,63 @@ class S2SService:
         self._client_tls[key] = ctx
         return ctx
 
+    # -- pinned fingerprints without a CA (module docstring) -------------------------------
+    def _pinned_only(self, provider_id: str | None) -> Provider | None:
+        provider = None if provider_id is None else self.gate.record(provider_id)
+        if provider is None or not provider.s2s_fingerprints or provider.s2s_ca is not None:
+            return None
+        return provider
+
+    def pinned_certificate_seen(self, provider_id: str | None, domain: str, der: bytes) -> None:
+        """An outbound handshake with ``domain`` showed ``der``: a trust anchor of the
+        listener if its provider is pinned without a CA and it names ``domain`` and matches."""
+        provider = self._pinned_only(provider_id)
+        if provider is None or provider_id is None:
+            return
+        if certs.fingerprint(der) not in provider.s2s_fingerprints:
+            return
+        if not certs.names_domain(der, domain):
+            return
+        seen = self._pinned_seen.setdefault(provider_id, set())
+        if der not in seen:
+            seen.add(der)
+            self._server_tls = None
+
+    def pinned_unseen(self, domain: str) -> bool:
+        """Whether ``domain``'s provider is pinned without a CA and none of its certificates
+        was seen yet."""
+        owner = self.gate.owner(domain)
+        return (
+            owner is not None
+            and self._pinned_only(owner) is not None
+            and not self._pinned_seen.get(owner)
+        )
+
+    async def see_pinned_certificate(self, local: str, domain: str) -> None:
+        """Before answering the STARTTLS of ``domain``'s server: if its provider is pinned
+        without a CA and none of its certificates was seen yet, open a TLS handshake to it
+        (bounded by ``auth_timeout``) to see one. Any failure leaves the handshake to fail."""
+        owner = self.gate.owner(domain)
+        if owner is None or not self.pinned_unseen(domain):
+            return
+        link = OutboundLink(self, owner, local, domain, verify_only=True)
+        try:
+            if await self._open(link):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(link.tls_seen.wait(), timeout=self.config.auth_timeout)
+        finally:
+            link.close(None)
+
     # -- operator state (FederationLinks) -------------------------------------------------------
     def provider_changed(self, provider: Provider) -> None:
         self.gate.put(provider)
+        self._pinned_seen.pop(provider.id, None)  # its pins may have changed
         self._client_tls.pop(provider.id, None)
         self._server_tls = None  # its CA may have changed
 
     def provider_removed(self, provider_id: str) -> None:
         self.gate.remove(provider_id)
+        self._pinned_seen.pop(provider_id, None)
         self._client_tls.pop(provider_id, None)
         self._server_tls = None
 
@@ -654,6 +734,7 @@ class S2SService:
         counters = self._counters(link.provider_id)
         if counters is not None:
             counters.connections[link.direction] += 1
+            counters.methods[f"{link.direction}:{method}"] += 1
         log.info(
             "s2s stream authenticated",
             extra={
@@ -739,6 +820,16 @@ class S2SCollector(Collector):
             "Server-to-server streams refused or failed",
             labels=["provider"],
         )
+        auth = CounterMetricFamily(
+            "interlink_s2s_authentications",
+            "Server-to-server streams authenticated, by method (sasl-external, dialback)",
+            labels=["provider", "direction", "method"],
+        )
+        refused_stanzas = CounterMetricFamily(
+            "interlink_s2s_stanza_refusals",
+            "Stanzas refused at the federation boundary, by provider and reason",
+            labels=["provider", "reason"],
+        )
         for provider_id, counters in sorted(service.counters.items()):
             links.add_metric([provider_id], service.links_of(provider_id))
             for direction in ("in", "out"):
@@ -746,8 +837,13 @@ class S2SCollector(Collector):
                 stanzas.add_metric([provider_id, direction], counters.stanzas[direction])
                 sizes.add_metric([provider_id, direction], counters.bytes[direction])
             refusals.add_metric([provider_id], counters.refusals)
+            for key, count in sorted(counters.methods.items()):
+                direction, _, method = key.partition(":")
+                auth.add_metric([provider_id, direction, method], count)
         refusals.add_metric([""], service.unattributed_refusals)
-        yield from (links, connections, stanzas, sizes, refusals)
+        for (provider_id, why), count in sorted(service.hub.federation.refusals.items()):
+            refused_stanzas.add_metric([provider_id, why], count)
+        yield from (links, connections, stanzas, sizes, refusals, auth, refused_stanzas)
 
 
 async def start_s2s_listener(service: S2SService, sock: socket.socket) -> asyncio.Server:

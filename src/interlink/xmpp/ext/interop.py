@@ -1,8 +1,9 @@
 """Our ``urn:interlink:interop:0`` extension: a gatekeeper user's choices about third-party chats
 and what the hub tells the user about them (docs/protocol.md §2–§4, docs/consent.md).
 
-- ``<settings/>`` (get, set), ``<requests/>`` (get), ``<accept jid=''/>`` (set) and
-  ``<providers/>`` (get): iq queries to the user's own account;
+- ``<settings/>`` (get, set), ``<requests/>`` (get), ``<accept jid=''/>`` (set),
+  ``<providers/>`` (get) and ``<alias jid=''/>`` (get: the address a federated user knows the
+  asker by, docs/protocol.md §21): iq queries to the user's own account;
 - ``<interop/>``: the marker the hub puts on what a gatekeeper user receives from a third party
   (only the hub writes it: it strips any a sender put in);
 - ``<activity/>``: the SDK's hint on receipts, displayed markers and chat states it sends
@@ -252,3 +253,22 @@ def providers_element(approved: dict[str, str]) -> Element:
 def parse_providers(el: Element | None) -> dict[str, str]:
     items = [] if el is None else el.findall(PROVIDER)
     return {p.get("id", ""): p.get("name", "") for p in items}
+
+
+def alias_query(peer: str) -> Element:
+    """``<alias jid='peer'/>`` (iq get to one's own account): the address a federated user
+    knows the asking gatekeeper user by (docs/protocol.md, issue 15)."""
+    return Element(ALIAS, {"jid": peer})
+
+
+def alias_answer(peer: str, alias: str) -> Element:
+    return Element(ALIAS, {"jid": peer, "alias": alias})
+
+
+def parse_alias_answer(el: Element | None) -> str:
+    """The ``alias`` of an answer to :func:`alias_query`. Raises: StanzaError (``bad-request``:
+    no alias in it)."""
+    alias = None if el is None or el.tag != ALIAS else el.get("alias")
+    if not alias or "@" not in alias:
+        raise bad_request("the answer names no alias")
+    return alias
