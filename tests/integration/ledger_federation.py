@@ -211,7 +211,10 @@ async def federated_conversation(
     )
     watcher = Xmpp(f"{HOME}/other", "pw", certs)
     try:
-        await omemo.get_session_manager()  # keys published on Prosody
+        manager = await omemo.get_session_manager()  # keys published on Prosody
+        own_device, *_ = await manager.get_own_device_information()
+        # its provider enlists the device's identity key: the hub passes only its bundles
+        await enlist(hub, PEER_JID, own_device.identity_key)
         own = slixmpp.JID(PEER_JID)
         pubsub: Any = peer.client.plugin["xep_0060"]
         peer.client.del_event_handler("twomemo_device_list_publish", omemo._on_device_list_update)
