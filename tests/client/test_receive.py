@@ -218,7 +218,8 @@ async def test_a_message_read_once_is_not_decrypted_again() -> None:
     SubElement(first.xml, "{urn:xmpp:sid:0}stanza-id", {"by": ME, "id": "A1"})
     SubElement(first.xml, "{urn:xmpp:sid:0}stanza-id", {"by": "else@x.test", "id": "B2"})
     await s.receiver.on_message(first)
-    assert s.handled == {"sid:A1", f"id:{BOB}:dup"}  # only the own archive's stanza id
+    # only the own archive's stanza id; and that this device read it
+    assert s.handled == {"sid:A1", f"id:{BOB}:dup", f"read:{BOB}:dup"}
     again = message(message_id="other")
     SubElement(again.xml, "{urn:xmpp:sid:0}stanza-id", {"by": ME, "id": "A1"})
     await s.receiver.on_message(again)  # the same archived message: not decrypted
@@ -226,3 +227,23 @@ async def test_a_message_read_once_is_not_decrypted_again() -> None:
     assert [type(e) for e in s.events] == [TextMessage]
     await s.receiver.on_message(message(message_id="dup"))  # sender and id only: decrypted
     assert s.crypto.senders == [BOB, BOB]
+
+
+async def test_a_legacy_twin_of_a_message_read_in_omemo2_is_not_decrypted() -> None:
+    """A peer whose device may read legacy only gets the text twice, same id: OMEMO 2, then a
+    legacy twin (client/peer_caps.py). The twin of a message read is left alone (its ratchet
+    is the sender's other session); one not read yet (the OMEMO 2 one was not for this
+    device) is decrypted."""
+    s = Setup()
+    s.envelope(body("once"))
+    await s.receiver.on_message(message(message_id="t1"))
+    s.crypto.opened = Decrypted(b"once", 7, LEGACY, flagged=False)
+    await s.receiver.on_message(message(namespace=LEGACY, message_id="t1"))
+    assert s.crypto.senders == [BOB]  # decrypted once
+    assert [type(e) for e in s.events] == [TextMessage]
+    s.crypto.opened = Undecryptable("not encrypted for this device")
+    await s.receiver.on_message(message(message_id="t2"))
+    s.crypto.opened = Decrypted(b"legacy", 7, LEGACY, flagged=False)
+    await s.receiver.on_message(message(namespace=LEGACY, message_id="t2"))
+    assert s.crypto.senders == [BOB, BOB, BOB]
+    assert [type(e) for e in s.events] == [TextMessage, DecryptionFailed, TextMessage]

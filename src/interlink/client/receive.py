@@ -33,6 +33,8 @@ from interlink.xmpp import ns
 from interlink.xmpp.ext.delay import delayed_at
 
 CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))  # XEP-0085
+READ_KEY = "read:"  # handled-message key of a message this device decrypted: sender and id
+TWIN_OF = f"{{{OMEMO2}}}encrypted"  # what a legacy twin stands beside
 
 
 class Decrypting(Protocol):
@@ -127,8 +129,13 @@ class Receiver:
             # with a known sender and id alone is decrypted (and refused as a replay) instead.
             if await self._handled([k for k in keys if k.startswith(ARCHIVE_KEY)]):
                 return
+            # A legacy twin (client/peer_caps.py) of a message this device read in OMEMO 2 is
+            # left unread: its text was shown, and its ratchet is the sender's other session.
+            read = [f"{READ_KEY}{sender.bare}:{message_id}"] if message_id else []
+            if element.tag != TWIN_OF and read and await self._handled(read):
+                return
             opened = await crypto.decrypt(element, sender.bare)
-            await self._note_handled(keys)
+            await self._note_handled(keys + (read if isinstance(opened, Decrypted) else []))
         if isinstance(opened, Undecryptable):
             self._emit(DecryptionFailed(str(sender), message_id, opened.reason))
             return
