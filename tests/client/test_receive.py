@@ -98,7 +98,8 @@ def message(
     mid = message_id or f"m{next(_ids)}"
     xml = Element(ns.qname(ns.CLIENT, "message"), {"from": frm, "to": to, "id": mid})
     xml.set("type", mtype)
-    SubElement(xml, f"{{{namespace}}}encrypted")
+    encrypted = SubElement(xml, f"{{{namespace}}}encrypted")
+    SubElement(encrypted, f"{{{namespace}}}payload").text = "AAAA"
     return stanza(xml)
 
 
@@ -247,3 +248,17 @@ async def test_a_legacy_twin_of_a_message_read_in_omemo2_is_not_decrypted() -> N
     await s.receiver.on_message(message(namespace=LEGACY, message_id="t2"))
     assert s.crypto.senders == [BOB, BOB, BOB]
     assert [type(e) for e in s.events] == [TextMessage, DecryptionFailed, TextMessage]
+
+
+async def test_an_empty_omemo_message_not_for_this_device_is_no_failure() -> None:
+    """python-omemo completes a session with an empty message to one device; another device
+    of the account meets it in the archive, not encrypted for it: nothing was lost."""
+    s = Setup()
+    s.crypto.opened = Undecryptable("not encrypted for this device")
+    empty = message(frm=f"{ME}/other", message_id="e1")
+    encrypted = empty.xml.find(f"{{{OMEMO2}}}encrypted")
+    encrypted.remove(encrypted.find(f"{{{OMEMO2}}}payload"))
+    await s.receiver.on_message(empty, outgoing=True)
+    assert s.events == []
+    await s.receiver.on_message(message(message_id="e2"))  # with a payload: a failure
+    assert [type(e) for e in s.events] == [DecryptionFailed]

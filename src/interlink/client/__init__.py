@@ -46,6 +46,7 @@ from interlink.client.lifecycle import Backoff, Keepalive
 from interlink.client.media import FileInfo, MediaError
 from interlink.client.media_transfer import KitUploader
 from interlink.client.omemo2_parse import MalformedEncrypted
+from interlink.client.outbox import OutboxFull
 from interlink.client.sce import SceError
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "MessageRequest",
     "NewDevice",
     "NotConnected",
+    "OutboxFull",
     "Receipt",
     "Reconnected",
     "SceError",

@@ -137,6 +137,10 @@ class Receiver:
             opened = await crypto.decrypt(element, sender.bare)
             await self._note_handled(keys + (read if isinstance(opened, Decrypted) else []))
         if isinstance(opened, Undecryptable):
+            if element.find(f"{{{element.tag[1 : element.tag.index('}')]}}}payload") is None:
+                # an empty OMEMO message (python-omemo completing a session with one device,
+                # e.g. seen in the archive by another device): nothing for the user was lost
+                return
             self._emit(DecryptionFailed(str(sender), message_id, opened.reason))
             return
         if opened is None:
