@@ -47,6 +47,7 @@ from interlink.client.media import FileInfo, MediaError
 from interlink.client.media_transfer import KitUploader
 from interlink.client.omemo2_parse import MalformedEncrypted
 from interlink.client.outbox import OutboxFull
+from interlink.client.room_archive import RoomArchived
 from interlink.client.sce import SceError
 
 __all__ = [
@@ -87,6 +88,7 @@ __all__ = [
     "OutboxFull",
     "Receipt",
     "Reconnected",
+    "RoomArchived",
     "SceError",
     "Sent",
     "TextMessage",

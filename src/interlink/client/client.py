@@ -53,6 +53,7 @@ from interlink.client.outbox import DEFAULT_LIMIT, OutboxFull, Outgoing
 from interlink.client.peer_caps import text_order
 from interlink.client.peer_devices import PeerDevices
 from interlink.client.receive import CHAT_STATES, Receiver
+from interlink.client.room_archive import RoomArchived, RoomArchiveReader
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import Verification
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
@@ -236,6 +237,15 @@ class InterlinkClient:
                 handled=self._handled,
                 note_handled=self._note_handled,
             )
+        )
+        self._room_archive = RoomArchiveReader(
+            own=self.bare,
+            legacy=legacy,
+            pages=self._archive,
+            crypto=self._device_crypto,
+            handled=self._handled,
+            note_handled=self._note_handled,
+            commit=lambda: self.gate.commit_now(),
         )
         self._media = MediaTransfer(
             own=self.jid,
@@ -508,6 +518,17 @@ class InterlinkClient:
         or does not answer, ``ValueError`` for bad bounds, :class:`NotConnected` before
         ``connect()``."""
         return self._archive.read(peer, after_id=after_id, limit=limit, page_size=page_size)
+
+    def room_history(
+        self, room: str, *, after_id: str | None = None, limit: int = 500, page_size: int = 50
+    ) -> AsyncIterator[RoomArchived]:
+        """``room``'s archived messages (XEP-0313 at the room's address) after the archive id
+        ``after_id``, oldest first, at most ``limit``; readable by its members whether or not
+        this device is in the room now. Each is decrypted once (see
+        :mod:`interlink.client.room_archive`). Raises :class:`ClientError` when the room refuses
+        (``forbidden`` for a non-member) or does not answer, ``ValueError`` for bad bounds,
+        :class:`NotConnected` before ``connect()``."""
+        return self._room_archive.read(room, after_id=after_id, limit=limit, page_size=page_size)
 
     def _store(self) -> SqliteOmemoStorage:
         if self._storage is None:

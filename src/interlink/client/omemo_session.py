@@ -40,6 +40,7 @@ from interlink.client.store import SqliteOmemoStorage
 
 OMEMO2 = twomemo.twomemo.NAMESPACE
 REPLAY_WINDOW = 90 * 86400  # seconds a message's key material is remembered
+REPLAYED = "replayed message: this key material was received before"
 LEGACY = oldmemo.oldmemo.NAMESPACE
 DEVICES_NODE = {OMEMO2: "urn:xmpp:omemo:2:devices", LEGACY: f"{LEGACY}.devicelist"}
 
@@ -381,5 +382,5 @@ async def precheck(
     ).digest()
     when = time.time() if now is None else now
     if not await storage.first_sight(digest, when, REPLAY_WINDOW):
-        return "replayed message: this key material was received before"
+        return REPLAYED
     return None
