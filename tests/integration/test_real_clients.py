@@ -350,6 +350,19 @@ async def test_poezio_reads_a_first_message_from_the_sdk(tmp_path: Path) -> None
                 assert FALLBACK not in screen
                 assert "encrypted with" not in screen  # the OMEMO 2 twin is not shown
                 assert "error" not in screen.lower()
+                # poezio answers in legacy OMEMO; from then on the SDK writes legacy only
+                await term.type("/omemo")
+                await term.wait_for(r"omemo encryption enabled")
+                to_sdk = f"poezio to sdk {secrets.token_hex(4)}"
+                await term.type(to_sdk)
+                event = await next_text(alice, f"bob@{DOMAIN}/")
+                assert (event.text, event.namespace) == (to_sdk, LEGACY)
+                again = f"sdk to poezio again {secrets.token_hex(4)}"
+                await alice.send_text(f"bob@{DOMAIN}", again)
+                await term.wait_for(rf"alice> {again}")
+                screen = await term.screen()
+                assert FALLBACK not in screen
+                assert "encrypted with" not in screen
         finally:
             await alice.close()
 

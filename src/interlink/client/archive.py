@@ -8,7 +8,9 @@ same transaction as the ratchet update. The archive reader decrypts only what is
 none of its keys, through the same receive path as live messages (no receipts sent for them);
 the live path skips a message whose archive stanza id is recorded (the offline copy of one read
 from the archive already) and decrypts the rest, so that a replay with a known sender and id
-is still refused as one (:class:`DecryptionFailed`), never dropped silently.
+is still refused as one (:class:`DecryptionFailed`), never dropped silently — except a legacy
+copy of a message this device read (the legacy twin of an OMEMO 2 message,
+:func:`~interlink.client.peer_caps.needs_twin`): its text was shown already.
 """
 
 from __future__ import annotations
