@@ -234,7 +234,10 @@ class ChatScreen(Screen[None]):
             self.history = None
             self.chat_app.tell("error", f"history not kept: {exc}")
             return
+        waiting = self.client.unacknowledged_ids  # the SDK sends them again: not ✓ yet
         for item in kept:
+            if item.line.outgoing and item.line.message_id in waiting:
+                item.line.delivery = m.Delivery.UNSENT
             self.model.restore(item.peer, item.room, item.line)
         self.redraw()
 

@@ -415,6 +415,12 @@ class InterlinkClient:
         """How many sent messages the hub has not acknowledged yet (held ones included)."""
         return len(self._connection.outbox)
 
+    @property
+    def unacknowledged_ids(self) -> frozenset[str]:
+        """The ids of the sent messages the hub has not acknowledged yet (held ones included,
+        and those an earlier run left, once ``connect()`` loaded them)."""
+        return self._connection.outbox.ids()
+
     async def _reconnect(self) -> None:
         xmpp = self._xmpp
         if xmpp is None:

@@ -81,5 +81,8 @@ class Outbox:
         """What to send now that a session is up again (see the module docstring)."""
         return [e for e in self._entries.values() if not (resumed and e.written)]
 
+    def ids(self) -> frozenset[str]:
+        return frozenset(self._entries)
+
     def unwritten(self) -> list[Outgoing]:
         return [e for e in self._entries.values() if not e.written]
