@@ -38,9 +38,12 @@ class FakeCrypto:
         self.gate = CryptoGate(FakeStorage([]))
         self.opened: Decrypted | Undecryptable | None = None
         self.senders: list[str] = []
+        self.device_id = 7
+        self.elements: list[str] = []
 
     async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None:
         self.senders.append(sender)
+        self.elements.append(element.tag)
         return self.opened
 
 
@@ -262,3 +265,29 @@ async def test_an_empty_omemo_message_not_for_this_device_is_no_failure() -> Non
     assert s.events == []
     await s.receiver.on_message(message(message_id="e2"))  # with a payload: a failure
     assert [type(e) for e in s.events] == [DecryptionFailed]
+
+
+async def test_one_stanza_with_both_versions_is_read_once_in_omemo2_unless_it_has_no_key_for_us() -> (
+    None
+):
+    """Some clients (Converse.js) put both versions in one stanza: the SDK reads the OMEMO 2
+    one; when it carries no key for this device (listed for legacy only), the legacy one."""
+    s = Setup()
+    s.envelope(body("both"))
+
+    def both(for_omemo2: bool, mid: str) -> Any:
+        stanza_ = message(message_id=mid)
+        o2 = stanza_.xml.find(f"{{{OMEMO2}}}encrypted")
+        header = SubElement(o2, f"{{{OMEMO2}}}header", {"sid": "1"})
+        keys = SubElement(header, f"{{{OMEMO2}}}keys", {"jid": ME})
+        SubElement(keys, f"{{{OMEMO2}}}key", {"rid": "7" if for_omemo2 else "8"}).text = "k"
+        old = SubElement(stanza_.xml, f"{{{LEGACY}}}encrypted")
+        SubElement(old, f"{{{LEGACY}}}payload").text = "AAAA"
+        return stanza_
+
+    await s.receiver.on_message(both(True, "d1"))
+    assert s.crypto.elements == [f"{{{OMEMO2}}}encrypted"]
+    s.crypto.opened = Decrypted(b"both", 7, LEGACY, flagged=False)
+    await s.receiver.on_message(both(False, "d2"))
+    assert s.crypto.elements == [f"{{{OMEMO2}}}encrypted", f"{{{LEGACY}}}encrypted"]
+    assert [type(e) for e in s.events] == [TextMessage, TextMessage]

@@ -348,6 +348,24 @@ async def parse_message(
     return result  # type: ignore[no-any-return]
 
 
+def keys_for(element: Element, own_bare: str, device_id: int) -> list[Element]:
+    """The ``<key/>`` elements of an ``<encrypted/>`` element for this device."""
+    namespace = element.tag[1 : element.tag.index("}")]
+    header = element.find(f"{{{namespace}}}header")
+    if header is None:
+        return []
+    own = str(device_id)
+    if namespace == OMEMO2:
+        return [
+            k
+            for keys in header.findall(f"{{{namespace}}}keys")
+            if keys.get("jid") == own_bare
+            for k in keys.findall(f"{{{namespace}}}key")
+            if k.get("rid") == own
+        ]
+    return [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
+
+
 async def precheck(
     element: Element,
     sender: str,
@@ -364,17 +382,7 @@ async def precheck(
     header = element.find(f"{{{namespace}}}header")
     if header is None:
         return "malformed: no header"
-    own = str(device_id)
-    if namespace == OMEMO2:
-        ours = [
-            k
-            for keys in header.findall(f"{{{namespace}}}keys")
-            if keys.get("jid") == own_bare
-            for k in keys.findall(f"{{{namespace}}}key")
-            if k.get("rid") == own
-        ]
-    else:
-        ours = [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
+    ours = keys_for(element, own_bare, device_id)
     if not ours:
         return "not encrypted for this device"
     digest = hashlib.sha256(

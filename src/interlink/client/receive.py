@@ -28,7 +28,7 @@ from interlink.client.events import (
     Receipt,
     TextMessage,
 )
-from interlink.client.omemo_session import LEGACY, OMEMO2
+from interlink.client.omemo_session import LEGACY, OMEMO2, keys_for
 from interlink.xmpp import ns
 from interlink.xmpp.ext.delay import delayed_at
 
@@ -42,6 +42,9 @@ class Decrypting(Protocol):
 
     @property
     def gate(self) -> CryptoGate: ...
+
+    @property
+    def device_id(self) -> int: ...
 
     async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None: ...
 
@@ -111,9 +114,13 @@ class Receiver:
         if stanza["type"] == "groupchat":
             await self._group_message(stanza)  # rooms: client/groups.py
             return
+        crypto = self._crypto()
         element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
-        if element is None and self._legacy:
-            element = stanza.xml.find(f"{{{LEGACY}}}encrypted")
+        legacy = stanza.xml.find(f"{{{LEGACY}}}encrypted") if self._legacy else None
+        if element is None or (
+            legacy is not None and not keys_for(element, self._own, crypto.device_id)
+        ):  # both versions in one stanza: OMEMO 2 first, unless it has nothing for us
+            element = legacy
         if element is None:
             return
         sender = stanza["from"]
@@ -121,7 +128,6 @@ class Receiver:
         if not outgoing and sender.resource:
             self._heard_from(str(sender))
         marker = marker_of(stanza.xml, sender.bare, self._own)
-        crypto = self._crypto()
         keys = message_keys(stanza.xml, self._own)
         async with crypto.gate.operation():
             # The hub's stanza id names one archived message: a copy of one read already (the
