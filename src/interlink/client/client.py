@@ -59,7 +59,7 @@ from interlink.client.trust_calls import Verification
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop, mam
-from interlink.xmpp.ext.interop import InteropSettings
+from interlink.xmpp.ext.interop import NO_PUSH, InteropSettings
 from interlink.xmpp.xml import parse_fragment
 
 log = logging.getLogger("interlink.client")
@@ -734,6 +734,8 @@ class InterlinkClient:
             )
             if messages
         ]
+        if encrypted.twin:  # the first of the pair woke the peer's device already
+            stanzas[-1].xml.append(Element(NO_PUSH))
         entry = Outgoing(peer, message_id, stanzas, report=legacy_text is not None)
         if store:  # kept until the hub acknowledges it; chat states are not worth a re-send
             await self._keep(entry)
