@@ -168,3 +168,17 @@ def test_the_outbox_is_bounded_and_says_so() -> None:
     box.check_room()  # room again
     with pytest.raises(ValueError, match="outbox_limit"):
         Outbox(limit=0)
+
+
+def test_a_twin_pair_leaves_the_outbox_when_the_hub_acknowledged_both_of_its_last_writing() -> None:
+    box = Outbox()
+    box.add(Outgoing("bob@x", "t", [object(), object()], report=True))
+    box.written("t")
+    assert box.stanza_acknowledged("t") is None  # the OMEMO 2 one only
+    box.written("t")  # written again (a new session): the acks start over
+    assert box.stanza_acknowledged("t") is None
+    entry = box.stanza_acknowledged("t")
+    assert entry is not None
+    assert entry.message_id == "t"
+    assert box.stanza_acknowledged("t") is None  # gone
+    assert len(box) == 0

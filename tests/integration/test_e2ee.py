@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from omemo.storage import StorageException
 
-from interlink.client import ClientError, DecryptionFailed, InterlinkClient, TextMessage
+from interlink.client import (
+    ClientError,
+    DecryptionFailed,
+    InterlinkClient,
+    Sent,
+    TextMessage,
+)
 from interlink.client.client import FALLBACK_BODY
 from interlink.hub.context import HubSettings
 from tests.integration.kit import DOMAIN, record_routed, running_hub
@@ -416,6 +422,12 @@ async def test_a_first_text_to_devices_in_both_lists_goes_as_twins_read_once(
                 while True:
                     late.append(await bob.next_event(0.7))
             assert not [e for e in late if isinstance(e, TextMessage | DecryptionFailed)]
+            sent = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    sent.append(await alice.next_event(0.7))
+            assert [e.message_id for e in sent if isinstance(e, Sent)] == [first]  # once, both
+            assert alice.unacknowledged == 0
             await bob.send_text(f"alice@{DOMAIN}", "reply")
             assert (await next_text(alice)).namespace == OMEMO2
             routed.clear()

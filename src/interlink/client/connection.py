@@ -163,7 +163,7 @@ class Connection:
     def _on_acked(self, stanza: Any) -> None:
         if not isinstance(stanza, slixmpp.Message) or not stanza["id"]:
             return
-        entry = self.outbox.acknowledged(stanza["id"])
+        entry = self.outbox.stanza_acknowledged(stanza["id"])
         if entry is None:
             return
         self._acknowledged(entry)

@@ -36,6 +36,7 @@ class Outgoing:
     stanzas: list[Any]  # what the transport sends, in order (a legacy twin after the message)
     report: bool  # whether the application hears of it (a Sent event)
     written: bool = False
+    acked: int = 0  # stanzas of its last writing the hub acknowledged (a twin has two)
 
 
 class Outbox:
@@ -72,10 +73,23 @@ class Outbox:
         entry = self._entries.get(message_id)
         if entry is not None:
             entry.written = True
+            entry.acked = 0  # what counts is the acks of this writing
 
     def acknowledged(self, message_id: str) -> Outgoing | None:
         """The entry the hub just acknowledged, removed; None for stanzas not tracked here."""
         return self._entries.pop(message_id, None)
+
+    def stanza_acknowledged(self, message_id: str) -> Outgoing | None:
+        """The hub acknowledged one stanza of ``message_id``: the entry, removed, once it has
+        acknowledged every stanza of its last writing (both twins); None until then, and for
+        stanzas not tracked here."""
+        entry = self._entries.get(message_id)
+        if entry is None:
+            return None
+        entry.acked += 1
+        if entry.acked < len(entry.stanzas):
+            return None
+        return self._entries.pop(message_id)
 
     def to_send(self, *, resumed: bool) -> list[Outgoing]:
         """What to send now that a session is up again (see the module docstring)."""
