@@ -14,9 +14,11 @@ from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
 from interlink.chat.dialogs import NewChatDialog
 from interlink.chat.history import FILE
 from interlink.chat.session import ServerOptions, _safe
-from interlink.client import InterlinkClient
-from tests.chat.test_pilot import ALICE, BOB, next_text, transcript, until
-from tests.integration.kit import running_hub
+from interlink.client import GroupInvitation, InterlinkClient
+from tests.chat.test_pilot import ALICE, BOB, next_of, next_text, transcript, until
+from tests.integration.kit import DOMAIN, running_hub
+
+ROOM = f"team@groups.{DOMAIN}"
 
 
 async def log_in(app: ChatApp, pilot: Pilot[None]) -> ChatScreen:
@@ -98,3 +100,59 @@ async def test_the_chat_shows_the_last_sessions_lines_and_catches_up_after_a_res
         finally:
             await bob.close()
             await phone.close()
+
+
+async def test_the_chat_catches_up_a_groups_messages_from_the_rooms_archive(
+    tmp_path: Path,
+) -> None:
+    """A group the chat knows (kept from the last run) is caught up from its room's archive
+    after a restart: what was said while the chat was closed is shown once, and what it had
+    read live is not decrypted again (nor shown twice)."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        bob = InterlinkClient(
+            f"{BOB}/phone", "pw", data_dir=tmp_path / "bob", port=port, ca_file=certs.ca
+        )
+        await bob.connect()
+        options = ServerOptions(port=port, ca_file=certs.ca, data_dir=tmp_path / "chat")
+        try:
+            app = ChatApp(options)
+            async with app.run_test(size=(140, 45)) as pilot:
+                screen = await log_in(app, pilot)
+                await pilot.click("#compose")
+                await pilot.press(*"/group team", "enter")
+                await until(pilot, lambda: screen.model.current == ROOM, "the new group")
+                await pilot.press(*f"/invite {BOB}", "enter")
+                await next_of(bob, GroupInvitation)
+                await bob.join_group(ROOM, "bob")
+                await until(
+                    pilot, lambda: BOB in screen.model.conversation(ROOM).members, "Bob entering"
+                )
+                await bob.send_group_text(ROOM, "said live")
+                await until(pilot, lambda: "bob: said live" in transcript(app), "Bob's message")
+            await bob.send_group_text(ROOM, "said while the chat was closed")
+
+            app = ChatApp(options)
+            async with app.run_test(size=(140, 45)) as pilot:
+                screen = await log_in(app, pilot)
+                await until(pilot, lambda: ROOM in screen.model.conversations, "the kept group")
+                screen.open_conversation(ROOM)
+
+                def shown() -> str:
+                    return transcript(app)
+
+                await until(
+                    pilot,
+                    lambda: "said while the chat was closed" in shown(),
+                    "the room archive's catch-up",
+                )
+                await pilot.pause(0.5)
+                assert shown().count("bob: said live") == 1
+                assert shown().count("bob: said while the chat was closed") == 1
+                assert not app.errors
+            path = options.data_dir / _safe(ALICE) / FILE
+            with closing(sqlite3.connect(path)) as db:
+                keys = [k for (k,) in db.execute("SELECT key FROM state")]
+            assert f"room_archive_id:{ROOM}" in keys  # how far the room's archive was read
+        finally:
+            await bob.close()

@@ -6,9 +6,11 @@ back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import trustme
 from textual.widgets import Input, Static
@@ -164,6 +166,67 @@ async def test_the_chat_rides_out_a_hub_restart_and_resends_what_waited(tmp_path
                 except TimeoutError:
                     break
             assert not [e for e in later if isinstance(e, TextMessage)]  # exactly once
+            assert app.errors == []
+    finally:
+        await bob.close()
+        await asyncio.wait_for(server.stop(), TIMEOUT)
+
+
+async def test_a_message_typed_while_the_hub_is_away_survives_closing_the_chat(
+    tmp_path: Path,
+) -> None:
+    """The chat is closed with a message still "not sent yet"; the SDK kept it in the data
+    directory. At the next start (the hub back) it goes out once, with its id, and its kept
+    line gets the hub's ✓."""
+    make_certs(tmp_path)
+    port = free_port()
+    server = await start_hub(tmp_path, port, accounts=True)
+    ca = tmp_path / "ca.pem"
+    bob = InterlinkClient(f"{BOB}/phone", "pw", data_dir=tmp_path / "bob", port=port, ca_file=ca)
+    await bob.connect()
+    options = ServerOptions(port=port, ca_file=ca, data_dir=tmp_path / "chat")
+
+    async def log_in(app: ChatApp, pilot: Any) -> ChatScreen:
+        await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
+        await pilot.pause()
+        await pilot.press("p", "w", "enter")
+        await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
+        screen = app.screen
+        assert isinstance(screen, ChatScreen)
+        return screen
+
+    try:
+        app = ChatApp(options, prefill={"jid": ALICE})
+        async with app.run_test(size=(140, 45)) as pilot:
+            screen = await log_in(app, pilot)
+            screen.open_conversation(BOB)
+            await pilot.click("#compose")
+            await pilot.press(*"before", "enter")
+            assert (await next_text(bob)).text == "before"
+            await asyncio.wait_for(server.stop(), TIMEOUT)
+            await until(pilot, lambda: status(app).startswith("offline"), "the offline status")
+            await pilot.click("#compose")
+            await pilot.press(*"typed before closing", "enter")
+            lines = screen.model.conversation(BOB).lines
+            await until(pilot, lambda: len(lines) == 2, "the message typed offline")
+            assert lines[1].delivery is Delivery.UNSENT
+            waiting = lines[1].message_id
+
+        server = await start_hub(tmp_path, port, accounts=False)
+        app = ChatApp(options, prefill={"jid": ALICE})
+        async with app.run_test(size=(140, 45)) as pilot:
+            screen = await log_in(app, pilot)
+            screen.open_conversation(BOB)
+            kept = screen.model.conversation(BOB).lines
+            line = next(x for x in kept if x.message_id == waiting)
+            await until(pilot, lambda: line.delivery is not Delivery.UNSENT, "the hub's ack")
+            got: list[ClientEvent] = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    got.append(await bob.next_event(2.0))
+            texts = [e for e in got if isinstance(e, TextMessage)]
+            assert [(e.text, e.message_id) for e in texts] == [("typed before closing", waiting)]
+            assert [x.text for x in kept].count("typed before closing") == 1
             assert app.errors == []
     finally:
         await bob.close()

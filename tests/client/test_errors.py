@@ -17,6 +17,7 @@ def test_every_sdk_error_has_the_one_root() -> None:
         "MalformedEncrypted",
         "MediaError",
         "NotConnected",
+        "OutboxFull",
         "SceError",
     }
     assert all(issubclass(e, sdk.ClientError) for e in [*errors, LoginError])

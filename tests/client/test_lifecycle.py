@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from interlink.client.errors import ClientError
 from interlink.client.events import ConnectionEnded, Disconnected, Reconnected
 from interlink.client.lifecycle import (
     TRANSITIONS,
@@ -18,7 +19,7 @@ from interlink.client.lifecycle import (
     StartConnecting,
     State,
 )
-from interlink.client.outbox import Outbox, Outgoing
+from interlink.client.outbox import Outbox, OutboxFull, Outgoing
 
 
 def online(draw: float = 0.0, **backoff: float) -> Lifecycle:
@@ -140,7 +141,7 @@ def test_keepalive_limits_are_checked() -> None:
 def test_outbox_resends_only_unwritten_after_resume_and_everything_after_a_new_session() -> None:
     box = Outbox()
     for mid in ("a", "b", "c"):
-        box.add(Outgoing("bob@x", mid, object(), report=True))
+        box.add(Outgoing("bob@x", mid, [object()], report=True))
     box.written("a")
     box.written("b")
     assert box.acknowledged("a") is not None
@@ -149,3 +150,35 @@ def test_outbox_resends_only_unwritten_after_resume_and_everything_after_a_new_s
     assert [e.message_id for e in box.to_send(resumed=False)] == ["b", "c"]
     assert [e.message_id for e in box.unwritten()] == ["c"]
     assert len(box) == 2
+
+
+def test_the_outbox_is_bounded_and_says_so() -> None:
+    box = Outbox(limit=2)
+    box.add(Outgoing("bob@x", "a", [], report=True))
+    box.add(Outgoing("bob@x", "b", [], report=True))
+    box.add(Outgoing("bob@x", "b", [], report=True))  # the same message again: no new room
+    with pytest.raises(OutboxFull, match="outbox_limit 2"):
+        box.add(Outgoing("bob@x", "c", [], report=True))
+    with pytest.raises(ClientError):  # what callers catch
+        box.check_room()
+    box.restore(Outgoing("bob@x", "old", [], report=True))  # an earlier run's: kept anyway
+    assert len(box) == 3
+    box.acknowledged("a")
+    box.acknowledged("b")
+    box.check_room()  # room again
+    with pytest.raises(ValueError, match="outbox_limit"):
+        Outbox(limit=0)
+
+
+def test_a_twin_pair_leaves_the_outbox_when_the_hub_acknowledged_both_of_its_last_writing() -> None:
+    box = Outbox()
+    box.add(Outgoing("bob@x", "t", [object(), object()], report=True))
+    box.written("t")
+    assert box.stanza_acknowledged("t") is None  # the OMEMO 2 one only
+    box.written("t")  # written again (a new session): the acks start over
+    assert box.stanza_acknowledged("t") is None
+    entry = box.stanza_acknowledged("t")
+    assert entry is not None
+    assert entry.message_id == "t"
+    assert box.stanza_acknowledged("t") is None  # gone
+    assert len(box) == 0

@@ -40,9 +40,12 @@ class FakeCrypto:
         self.gate = CryptoGate(FakeStorage([]))
         self.opened: Decrypted | Undecryptable | None = None
         self.senders: list[str] = []
+        self.device_id = 7
+        self.elements: list[str] = []
 
     async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None:
         self.senders.append(sender)
+        self.elements.append(element.tag)
         return self.opened
 
 
@@ -108,7 +111,8 @@ def message(
     mid = message_id or f"m{next(_ids)}"
     xml = Element(ns.qname(ns.CLIENT, "message"), {"from": frm, "to": to, "id": mid})
     xml.set("type", mtype)
-    SubElement(xml, f"{{{namespace}}}encrypted")
+    encrypted = SubElement(xml, f"{{{namespace}}}encrypted")
+    SubElement(encrypted, f"{{{namespace}}}payload").text = "AAAA"
     return stanza(xml)
 
 
@@ -293,7 +297,8 @@ async def test_a_message_read_once_is_not_decrypted_again() -> None:
     SubElement(first.xml, "{urn:xmpp:sid:0}stanza-id", {"by": ME, "id": "A1"})
     SubElement(first.xml, "{urn:xmpp:sid:0}stanza-id", {"by": "else@x.test", "id": "B2"})
     await s.receiver.on_message(first)
-    assert s.handled == {"sid:A1", f"id:{BOB}:dup"}  # only the own archive's stanza id
+    # only the own archive's stanza id; and that this device read it
+    assert s.handled == {"sid:A1", f"id:{BOB}:dup", f"read:{BOB}:dup"}
     again = message(message_id="other")
     SubElement(again.xml, "{urn:xmpp:sid:0}stanza-id", {"by": ME, "id": "A1"})
     await s.receiver.on_message(again)  # the same archived message: not decrypted
@@ -301,3 +306,63 @@ async def test_a_message_read_once_is_not_decrypted_again() -> None:
     assert [type(e) for e in s.events] == [TextMessage]
     await s.receiver.on_message(message(message_id="dup"))  # sender and id only: decrypted
     assert s.crypto.senders == [BOB, BOB]
+
+
+async def test_a_legacy_twin_of_a_message_read_in_omemo2_is_not_decrypted() -> None:
+    """A peer whose device may read legacy only gets the text twice, same id: OMEMO 2, then a
+    legacy twin (client/peer_caps.py). The twin of a message read is left alone (its ratchet
+    is the sender's other session); one not read yet (the OMEMO 2 one was not for this
+    device) is decrypted."""
+    s = Setup()
+    s.envelope(body("once"))
+    await s.receiver.on_message(message(message_id="t1"))
+    s.crypto.opened = Decrypted(b"once", 7, LEGACY, flagged=False)
+    await s.receiver.on_message(message(namespace=LEGACY, message_id="t1"))
+    assert s.crypto.senders == [BOB]  # decrypted once
+    assert [type(e) for e in s.events] == [TextMessage]
+    s.crypto.opened = Undecryptable("not encrypted for this device")
+    await s.receiver.on_message(message(message_id="t2"))
+    s.crypto.opened = Decrypted(b"legacy", 7, LEGACY, flagged=False)
+    await s.receiver.on_message(message(namespace=LEGACY, message_id="t2"))
+    assert s.crypto.senders == [BOB, BOB, BOB]
+    assert [type(e) for e in s.events] == [TextMessage, DecryptionFailed, TextMessage]
+
+
+async def test_an_empty_omemo_message_not_for_this_device_is_no_failure() -> None:
+    """python-omemo completes a session with an empty message to one device; another device
+    of the account meets it in the archive, not encrypted for it: nothing was lost."""
+    s = Setup()
+    s.crypto.opened = Undecryptable("not encrypted for this device")
+    empty = message(frm=f"{ME}/other", message_id="e1")
+    encrypted = empty.xml.find(f"{{{OMEMO2}}}encrypted")
+    encrypted.remove(encrypted.find(f"{{{OMEMO2}}}payload"))
+    await s.receiver.on_message(empty, outgoing=True)
+    assert s.events == []
+    await s.receiver.on_message(message(message_id="e2"))  # with a payload: a failure
+    assert [type(e) for e in s.events] == [DecryptionFailed]
+
+
+async def test_one_stanza_with_both_versions_is_read_once_in_omemo2_unless_it_has_no_key_for_us() -> (
+    None
+):
+    """Some clients (Converse.js) put both versions in one stanza: the SDK reads the OMEMO 2
+    one; when it carries no key for this device (listed for legacy only), the legacy one."""
+    s = Setup()
+    s.envelope(body("both"))
+
+    def both(for_omemo2: bool, mid: str) -> Any:
+        stanza_ = message(message_id=mid)
+        o2 = stanza_.xml.find(f"{{{OMEMO2}}}encrypted")
+        header = SubElement(o2, f"{{{OMEMO2}}}header", {"sid": "1"})
+        keys = SubElement(header, f"{{{OMEMO2}}}keys", {"jid": ME})
+        SubElement(keys, f"{{{OMEMO2}}}key", {"rid": "7" if for_omemo2 else "8"}).text = "k"
+        old = SubElement(stanza_.xml, f"{{{LEGACY}}}encrypted")
+        SubElement(old, f"{{{LEGACY}}}payload").text = "AAAA"
+        return stanza_
+
+    await s.receiver.on_message(both(True, "d1"))
+    assert s.crypto.elements == [f"{{{OMEMO2}}}encrypted"]
+    s.crypto.opened = Decrypted(b"both", 7, LEGACY, flagged=False)
+    await s.receiver.on_message(both(False, "d2"))
+    assert s.crypto.elements == [f"{{{OMEMO2}}}encrypted", f"{{{LEGACY}}}encrypted"]
+    assert [type(e) for e in s.events] == [TextMessage, TextMessage]

@@ -916,3 +916,34 @@ async def test_pep_notifications_from_a_third_party_carry_the_marker() -> None:
             await kit.hub.router.policy.marker_for(JID.parse(f"alice@{DOMAIN}"), tp.session.jid)
             is None
         )
+
+
+def twin(to: str, body: str, origin: str, namespace: str) -> str:
+    """A message in one OMEMO version with the sender's origin id (XEP-0359)."""
+    return (
+        f"<message xmlns='jabber:client' type='chat' to='{to}' id='{origin}'><body>{body}</body>"
+        f"<encrypted xmlns='{namespace}'/><origin-id xmlns='urn:xmpp:sid:0' id='{origin}'/>"
+        "</message>"
+    )
+
+
+async def test_a_message_and_its_legacy_twin_count_once_and_an_id_serves_no_third_time() -> None:
+    """The SDK sends a text to a device that may read legacy OMEMO only as an OMEMO 2 stanza and
+    a legacy twin with the same origin id: one message for the request budget and the rates.
+    A third stanza with that id is decided (and counted) on its own."""
+    async with interop_hub() as kit:
+        alice, tp = await people(kit)
+        to = f"alice@{DOMAIN}"
+        for i in range(3):  # the request limit is 3 messages: each in two versions
+            await tp.send(twin(to, f"m{i}", f"o{i}", "urn:xmpp:omemo:2"))
+            await tp.send(twin(to, f"m{i}", f"o{i}", "eu.siacs.conversations.axolotl"))
+            assert len(messages(alice)) == 2
+        assert messages(tp) == []
+        listed = await iq(alice, "get", f"<requests xmlns='{NS}'/>")
+        requests = listed.find(interop.REQUESTS)
+        assert requests is not None
+        assert [item.get("messages") for item in requests] == ["3"]
+        await tp.send(twin(to, "again", "o2", "eu.siacs.conversations.axolotl"))  # no twin now
+        (refused,) = messages(tp)
+        assert error_of(refused)[0] == "policy-violation"
+        assert messages(alice) == []

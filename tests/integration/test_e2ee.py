@@ -11,10 +11,20 @@ from pathlib import Path
 import pytest
 from omemo.storage import StorageException
 
-from interlink.client import ClientError, InterlinkClient, TextMessage
+from interlink.client import (
+    ClientError,
+    DecryptionFailed,
+    InterlinkClient,
+    Sent,
+    TextMessage,
+)
 from interlink.client.client import FALLBACK_BODY
 from interlink.hub.context import HubSettings
 from tests.integration.kit import DOMAIN, record_routed, running_hub
+
+OMEMO2 = "urn:xmpp:omemo:2"
+OMEMO2_ENCRYPTED = f'encrypted xmlns="{OMEMO2}"'
+LEGACY_ENCRYPTED = 'encrypted xmlns="eu.siacs.conversations.axolotl"'
 
 
 async def next_text(client: InterlinkClient, wait: float = 10.0) -> TextMessage:
@@ -377,6 +387,55 @@ async def test_a_used_one_time_prekey_is_replaced_in_the_published_bundle(tmp_pa
             after = await published_prekeys()
             assert len(after) == 100  # refilled (python-omemo's refill threshold is 99)
             assert len(before - after) == 1  # the used one is gone for good
+        finally:
+            await alice.close()
+            await bob.close()
+
+
+async def test_a_first_text_to_devices_in_both_lists_goes_as_twins_read_once(
+    tmp_path: Path,
+) -> None:
+    """Bob's device is in both device lists and has not written to Alice: her first text goes
+    as an OMEMO 2 stanza and a legacy twin with the same id (for clients that read legacy only);
+    Bob's SDK reads the OMEMO 2 one, once. After Bob wrote in OMEMO 2, one stanza suffices."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = sdk(tmp_path, f"alice@{DOMAIN}/a", port, certs, "alice")
+        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        await alice.connect()
+        await bob.connect()
+        try:
+            routed = record_routed(server)
+            first = await alice.send_text(f"bob@{DOMAIN}", "first")
+            got = await next_text(bob)
+            assert (got.text, got.namespace, got.message_id) == ("first", OMEMO2, first)
+            ours = [x for x in routed if f'id="{first}"' in x and x.startswith("<message")]
+            assert len(ours) == 2
+            assert OMEMO2_ENCRYPTED in ours[0]
+            assert LEGACY_ENCRYPTED not in ours[0]
+            assert FALLBACK_BODY not in ours[0]  # one fallback for the pair, on the twin
+            assert LEGACY_ENCRYPTED in ours[1]
+            assert FALLBACK_BODY in ours[1]
+            assert f'origin-id xmlns="urn:xmpp:sid:0" id="{first}"' in ours[1]
+            late = []
+            with contextlib.suppress(TimeoutError):  # the twin: no second text, no failure
+                while True:
+                    late.append(await bob.next_event(0.7))
+            assert not [e for e in late if isinstance(e, TextMessage | DecryptionFailed)]
+            sent = []
+            with contextlib.suppress(TimeoutError):
+                while True:
+                    sent.append(await alice.next_event(0.7))
+            assert [e.message_id for e in sent if isinstance(e, Sent)] == [first]  # once, both
+            assert alice.unacknowledged == 0
+            await bob.send_text(f"alice@{DOMAIN}", "reply")
+            assert (await next_text(alice)).namespace == OMEMO2
+            routed.clear()
+            second = await alice.send_text(f"bob@{DOMAIN}", "second")
+            assert (await next_text(bob)).text == "second"
+            ours = [x for x in routed if f'id="{second}"' in x and x.startswith("<message")]
+            assert len(ours) == 1  # Bob's device wrote OMEMO 2: it reads it
+            assert LEGACY_ENCRYPTED not in ours[0]
         finally:
             await alice.close()
             await bob.close()

@@ -331,13 +331,11 @@ async def test_poezio(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(TMUX is None, reason="tmux is not installed (scripts/bootstrap installs it)")
 @pytest.mark.skipif(POEZIO_MISSING is not None, reason=f"{POEZIO_MISSING}")
-@pytest.mark.xfail(
-    strict=True,
-    reason="poezio-omemo 0.9.1 advertises urn:xmpp:omemo:2:devices+notify and lists its device "
-    "for OMEMO 2, but decrypts legacy OMEMO only; nothing it publishes tells the SDK so, and "
-    "the SDK's first message to it is OMEMO 2, shown as the fallback body",
-)
 async def test_poezio_reads_a_first_message_from_the_sdk(tmp_path: Path) -> None:
+    """The SDK writes first: poezio-omemo 0.9.1 lists its device for both versions, advertises
+    OMEMO 2 and reads legacy only, and slixmpp-omemo decrypts an OMEMO 2 ``<encrypted>``
+    whenever a stanza has one. Its device has not written yet, so the SDK sends the OMEMO 2
+    message and a legacy twin (same id): poezio shows the twin's text once, no fallback."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
         await befriend(port, certs, "alice", "bob")
@@ -351,7 +349,24 @@ async def test_poezio_reads_a_first_message_from_the_sdk(tmp_path: Path) -> None
                 await term.wait_for(r"\d\.alice")
                 await term.type("/win 1")
                 await term.wait_for(rf"alice> (\[This message|{to_client})")
-                assert to_client in await term.screen()
+                screen = await term.screen()
+                assert to_client in screen
+                assert FALLBACK not in screen
+                assert "encrypted with" not in screen  # the OMEMO 2 twin is not shown
+                assert "error" not in screen.lower()
+                # poezio answers in legacy OMEMO; from then on the SDK writes legacy only
+                await term.type("/omemo")
+                await term.wait_for(r"omemo encryption enabled")
+                to_sdk = f"poezio to sdk {secrets.token_hex(4)}"
+                await term.type(to_sdk)
+                event = await next_text(alice, f"bob@{DOMAIN}/")
+                assert (event.text, event.namespace) == (to_sdk, LEGACY)
+                again = f"sdk to poezio again {secrets.token_hex(4)}"
+                await alice.send_text(f"bob@{DOMAIN}", again)
+                await term.wait_for(rf"alice> {again}")
+                screen = await term.screen()
+                assert FALLBACK not in screen
+                assert "encrypted with" not in screen
         finally:
             await alice.close()
 

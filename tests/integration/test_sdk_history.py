@@ -14,12 +14,15 @@ from interlink.client import (
     ClientError,
     ClientEvent,
     DecryptionFailed,
+    GroupMessage,
     InterlinkClient,
+    RoomArchived,
     TextMessage,
 )
 from tests.integration.kit import DOMAIN, Certs, running_hub
 
 BOB = f"bob@{DOMAIN}"
+ROOM = f"team@groups.{DOMAIN}"
 ALICE = f"alice@{DOMAIN}"
 
 
@@ -142,3 +145,74 @@ async def test_what_another_device_received_meanwhile_comes_from_the_archive(
             await alice.close()
             await phone.close()
             await laptop.close()
+
+
+async def room_history(client: InterlinkClient, **kwargs: object) -> list[RoomArchived]:
+    return [item async for item in client.room_history(ROOM, **kwargs)]  # type: ignore[arg-type]
+
+
+async def test_a_restarted_member_catches_up_from_the_rooms_archive_decrypting_once(
+    tmp_path: Path,
+) -> None:
+    """What was said in a group while a member's device was away comes from the room's
+    archive (XEP-0313 at the room's address), decrypted once: what it read live and what it
+    read from the archive before are *seen*, not failures; no need to enter the room."""
+    async with running_hub(tmp_path, accounts=("alice", "bob", "carol")) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        bob = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob")
+        await alice.connect()
+        await bob.connect()
+        try:
+            await alice.create_group(ROOM, "alice", name="Team")
+            await alice.add_group_member(ROOM, BOB)
+            await bob.join_group(ROOM, "bob")
+            await alice.send_group_text(ROOM, "live")
+            live = await next_group(bob)
+            assert live.text == "live"
+            await bob.close()
+            for text in ("while away 1", "while away 2"):
+                await alice.send_group_text(ROOM, text)
+            bob = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob")
+            await bob.connect()  # not in the room: a member reads its archive all the same
+            items = await room_history(bob)
+            assert [i.nick for i in items] == ["alice", "alice", "alice"]
+            assert {i.sender for i in items} == {ALICE}
+            every = [e for i in items for e in i.events]
+            assert not [e for e in every if isinstance(e, DecryptionFailed)]
+            got = [e for e in every if isinstance(e, GroupMessage)]
+            assert [g.text for g in got] == ["while away 1", "while away 2"]
+            assert all(g.room == ROOM and g.sender == ALICE for g in got)
+            assert items[0].seen
+            assert not items[0].events
+            assert items[0].message_id == live.message_id
+            again = await room_history(bob, after_id=items[0].archive_id)
+            assert [i.archive_id for i in again] == [i.archive_id for i in items[1:]]
+            assert all(i.seen and not i.events for i in again)  # once
+            await alice.send_group_text(ROOM, "after the catch-up")
+            assert (
+                next(
+                    e
+                    for i in await room_history(bob, after_id=items[-1].archive_id)
+                    for e in i.events
+                    if isinstance(e, GroupMessage)
+                ).text
+                == "after the catch-up"
+            )
+            stranger = sdk(tmp_path, f"carol@{DOMAIN}/c", port, certs, "carol")
+            await stranger.connect()
+            try:
+                with pytest.raises(ClientError, match="forbidden"):
+                    await room_history(stranger)
+            finally:
+                await stranger.close()
+        finally:
+            await alice.close()
+            await bob.close()
+
+
+async def next_group(client: InterlinkClient, wait: float = 10.0) -> GroupMessage:
+    while True:
+        event = await client.next_event(wait)
+        if isinstance(event, GroupMessage):
+            return event

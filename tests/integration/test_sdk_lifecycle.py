@@ -10,9 +10,13 @@ import time
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 from interlink.app import HubServer
 from interlink.client import (
+    ClientError,
     ConnectionEnded,
+    DecryptionFailed,
     Disconnected,
     InterlinkClient,
     Receipt,
@@ -22,6 +26,7 @@ from interlink.client import (
 )
 from interlink.client.events import ClientEvent
 from interlink.client.lifecycle import Backoff, Keepalive
+from interlink.client.outbox import OutboxFull
 from interlink.xmpp.jid import JID
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import DOMAIN, TIMEOUT, Certs, make_certs, running_hub, settings_for
@@ -264,3 +269,90 @@ async def test_a_dropped_connection_resumes_its_session_and_sends_what_waited(
         finally:
             await alice.close()
             await bob.close()
+
+
+async def test_a_message_accepted_during_an_outage_survives_an_sdk_restart_and_arrives_once(
+    tmp_path: Path,
+) -> None:
+    """send_text while the hub is down, then the SDK process "ends" (close) and a new client
+    on the same data directory starts while the hub is still down; once the hub is back, the
+    held message goes out with its id and arrives exactly once."""
+    certs = make_certs(tmp_path)
+    port = free_port()
+    server = await start_hub(tmp_path, certs, port, accounts=True)
+    alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+    bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
+    try:
+        await alice.connect()
+        await bob.connect()
+        await alice.send_text(f"bob@{DOMAIN}", "before")
+        assert (await next_of(bob, TextMessage)).text == "before"
+        await next_of(alice, Sent)
+
+        await asyncio.wait_for(server.stop(), TIMEOUT)
+        await next_of(alice, Disconnected)
+        during = await alice.send_text(f"bob@{DOMAIN}", "accepted during the outage")
+        assert alice.unacknowledged == 1
+        await alice.close()  # the SDK process ends with the message unacknowledged
+
+        alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        with pytest.raises(ClientError, match="could not connect"):
+            await alice.connect()  # the hub is still down
+        server = await start_hub(tmp_path, certs, port, accounts=False)
+        await alice.connect()
+        assert (await next_of(alice, Sent)).message_id == during
+        assert alice.unacknowledged == 0
+        await next_of(bob, Reconnected)
+        got = await next_of(bob, TextMessage)
+        assert (got.text, got.message_id) == ("accepted during the outage", during)
+        later = await drain(bob, 1.5)
+        assert not [e for e in later if isinstance(e, TextMessage | DecryptionFailed)]
+
+        await alice.close()  # and a third run sends nothing again: the ack was kept
+        alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        await alice.connect()
+        assert alice.unacknowledged == 0
+        later = await drain(bob, 1.0)
+        assert not [e for e in later if isinstance(e, TextMessage | DecryptionFailed)]
+    finally:
+        await alice.close()
+        await bob.close()
+        await asyncio.wait_for(server.stop(), TIMEOUT)
+
+
+async def test_a_full_outbox_refuses_the_next_message_with_outbox_full(tmp_path: Path) -> None:
+    certs = make_certs(tmp_path)
+    port = free_port()
+    server = await start_hub(tmp_path, certs, port, accounts=True)
+    alice = InterlinkClient(
+        f"alice@{DOMAIN}/phone",
+        "pw",
+        data_dir=tmp_path / "alice",
+        port=port,
+        ca_file=certs.ca,
+        backoff=FAST,
+        outbox_limit=2,
+    )
+    bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
+    try:
+        await alice.connect()
+        await bob.connect()
+        await alice.send_text(f"bob@{DOMAIN}", "hello")
+        assert (await next_of(bob, TextMessage)).text == "hello"
+        await next_of(alice, Sent)
+        await asyncio.wait_for(server.stop(), TIMEOUT)
+        await next_of(alice, Disconnected)
+        kept = [await alice.send_text(f"bob@{DOMAIN}", f"held {n}") for n in range(2)]
+        with pytest.raises(OutboxFull, match="outbox_limit 2"):
+            await alice.send_text(f"bob@{DOMAIN}", "one too many")
+        assert alice.unacknowledged == 2
+        server = await start_hub(tmp_path, certs, port, accounts=False)
+        assert {(await next_of(alice, Sent)).message_id for _ in kept} == set(kept)
+        texts = [(await next_of(bob, TextMessage)).text for _ in kept]
+        assert texts == ["held 0", "held 1"]
+        await alice.send_text(f"bob@{DOMAIN}", "room again")
+        assert (await next_of(bob, TextMessage)).text == "room again"
+    finally:
+        await alice.close()
+        await bob.close()
+        await asyncio.wait_for(server.stop(), TIMEOUT)

@@ -59,6 +59,7 @@ from interlink.client import (
     DecryptionFailed,
     FileMessage,
     Reconnected,
+    RoomArchived,
     TextMessage,
 )
 
@@ -233,7 +234,10 @@ class ChatScreen(Screen[None]):
             self.history = None
             self.chat_app.tell("error", f"history not kept: {exc}")
             return
+        waiting = self.client.unacknowledged_ids  # the SDK sends them again: not ✓ yet
         for item in kept:
+            if item.line.outgoing and item.line.message_id in waiting:
+                item.line.delivery = m.Delivery.UNSENT
             self.model.restore(item.peer, item.room, item.line)
         self.redraw()
 
@@ -275,6 +279,11 @@ class ChatScreen(Screen[None]):
                 unreadable += await self._take_archived(items)
         except (ClientError, HistoryError) as exc:
             self.chat_app.tell("warning", f"history not caught up: {exc}")
+        for room in [c.peer for c in self.model.conversations.values() if c.room]:
+            try:
+                unreadable += await self._catch_up_room(history, room)
+            except (ClientError, HistoryError) as exc:
+                self.chat_app.tell("warning", f"{room}: history not caught up: {exc}")
         if unreadable:
             self.chat_app.tell(
                 "warning",
@@ -282,6 +291,36 @@ class ChatScreen(Screen[None]):
                 "(encrypted before this device existed, or not for it)",
             )
         self.redraw()
+
+    async def _catch_up_room(self, history: ChatHistory, room: str) -> int:
+        """Read ``room``'s archive after the last message read from it (the SDK decrypts each
+        once); returns how many could not be decrypted."""
+        after = history.last_room_archive_id(room)
+        limit = self.session.options.catch_up
+        try:
+            return await self._take_room_archived(
+                history, room, self.client.room_history(room, after_id=after, limit=limit)
+            )
+        except ClientError as exc:
+            if after is None or "item-not-found" not in str(exc):
+                raise
+        history.set_last_room_archive_id(room, None)  # that message left the archive
+        items = self.client.room_history(room, limit=limit)
+        return await self._take_room_archived(history, room, items)
+
+    async def _take_room_archived(
+        self, history: ChatHistory, room: str, items: AsyncIterator[RoomArchived]
+    ) -> int:
+        unreadable = 0
+        async for item in items:
+            for event in item.events:
+                if isinstance(event, DecryptionFailed):
+                    unreadable += 1
+                else:
+                    self.model.apply(event, item.archived_at or time.time())
+            self._keep_lines()  # the lines first, then how far: a crash repeats, never skips
+            history.set_last_room_archive_id(room, item.archive_id)
+        return unreadable
 
     async def _take_archived(self, items: AsyncIterator[Archived]) -> int:
         """Show the archived messages' events and remember how far the archive was read;

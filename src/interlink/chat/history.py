@@ -6,7 +6,8 @@ decrypted is kept here, in plaintext, on the user's device only — as every mes
 Only messages are kept (text and file lines with a message id), at most ``max_lines`` (the oldest
 go first), each once per conversation, direction and message id; notes of the client are not.
 The archive id up to which the hub's archive was read is kept too, for the next catch-up
-(:meth:`last_archive_id`).
+(:meth:`last_archive_id`), and for each group the one up to which its room's archive was read
+(:meth:`last_room_archive_id`).
 """
 
 from __future__ import annotations
@@ -129,23 +130,34 @@ class ChatHistory:
     @property
     def last_archive_id(self) -> str | None:
         """The archive id of the last message read from the hub's archive, if any."""
+        return self._state("last_archive_id")
+
+    def set_last_archive_id(self, archive_id: str | None) -> None:
+        """Remember (or, with None, forget) how far the archive was read."""
+        self._set_state("last_archive_id", archive_id)
+
+    def last_room_archive_id(self, room: str) -> str | None:
+        """The archive id of the last message read from ``room``'s archive, if any."""
+        return self._state(f"room_archive_id:{room}")
+
+    def set_last_room_archive_id(self, room: str, archive_id: str | None) -> None:
+        """Remember (or, with None, forget) how far ``room``'s archive was read."""
+        self._set_state(f"room_archive_id:{room}", archive_id)
+
+    def _state(self, key: str) -> str | None:
         try:
-            row = self._conn.execute(
-                "SELECT value FROM state WHERE key = 'last_archive_id'"
-            ).fetchone()
+            row = self._conn.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot read the chat history: {exc}") from exc
         return None if row is None else str(row[0])
 
-    def set_last_archive_id(self, archive_id: str | None) -> None:
-        """Remember (or, with None, forget) how far the archive was read."""
+    def _set_state(self, key: str, value: str | None) -> None:
         try:
-            if archive_id is None:
-                self._conn.execute("DELETE FROM state WHERE key = 'last_archive_id'")
+            if value is None:
+                self._conn.execute("DELETE FROM state WHERE key = ?", (key,))
             else:
                 self._conn.execute(
-                    "INSERT OR REPLACE INTO state (key, value) VALUES ('last_archive_id', ?)",
-                    (archive_id,),
+                    "INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value)
                 )
         except sqlite3.Error as exc:
             raise HistoryError(f"cannot write the chat history: {exc}") from exc

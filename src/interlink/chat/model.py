@@ -247,13 +247,14 @@ class ChatModel:
 
     def open(self, peer: str) -> str | None:
         """Show ``peer``'s conversation; returns the message id to send a displayed marker for
-        (the newest incoming message), or None when there is nothing new or it is a request
-        (nothing goes back to a requester until accepted)."""
+        (the newest incoming message), or None when there is nothing new, it is a request
+        (nothing goes back to a requester until accepted) or a group (a 1:1 marker to a room's
+        address cannot be encrypted: the room has no OMEMO devices)."""
         conversation = self.conversation(peer)
         self.current = conversation.peer
         had_unread = conversation.unread > 0
         conversation.unread = 0
-        if not had_unread or conversation.request:
+        if not had_unread or conversation.request or conversation.room:
             return None
         return conversation.last_incoming_id()
 

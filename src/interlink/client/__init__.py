@@ -46,6 +46,8 @@ from interlink.client.lifecycle import Backoff, Keepalive
 from interlink.client.media import FileInfo, MediaError
 from interlink.client.media_transfer import KitUploader
 from interlink.client.omemo2_parse import MalformedEncrypted
+from interlink.client.outbox import OutboxFull
+from interlink.client.room_archive import RoomArchived
 from interlink.client.sce import SceError
 
 __all__ = [
@@ -83,8 +85,10 @@ __all__ = [
     "MessageRequest",
     "NewDevice",
     "NotConnected",
+    "OutboxFull",
     "Receipt",
     "Reconnected",
+    "RoomArchived",
     "SceError",
     "Sent",
     "TextMessage",

@@ -8,7 +8,9 @@ same transaction as the ratchet update. The archive reader decrypts only what is
 none of its keys, through the same receive path as live messages (no receipts sent for them);
 the live path skips a message whose archive stanza id is recorded (the offline copy of one read
 from the archive already) and decrypts the rest, so that a replay with a known sender and id
-is still refused as one (:class:`DecryptionFailed`), never dropped silently.
+is still refused as one (:class:`DecryptionFailed`), never dropped silently — except a legacy
+copy of a message this device read (the legacy twin of an OMEMO 2 message,
+:func:`~interlink.client.peer_caps.needs_twin`): its text was shown already.
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ class ArchiveReader:
             given = 0
             after = after_id
             while given < limit:
-                results, complete, last = await self._page(
+                results, complete, last = await self.page(
                     peer, after, min(page_size, limit - given)
                 )
                 for result in results[: limit - given]:
@@ -168,14 +170,19 @@ class ArchiveReader:
                     return
                 after = last
 
-    async def _page(
-        self, peer: str | None, after: str | None, size: int
+    async def page(
+        self, peer: str | None, after: str | None, size: int, *, archive: str | None = None
     ) -> tuple[list[mam.Result], bool, str | None]:
+        """One page of an archive: this account's, or (``archive``) a room's, whose results
+        must come from the room's own address (§5.1.2). Returns (results, complete, last id).
+        Raises as :meth:`read`."""
         xmpp = self._stream()
         query_id = secrets.token_hex(8)
         results: list[mam.Result] = []
 
         def on_result(stanza: Any) -> None:
+            if archive is not None and stanza.xml.get("from") != archive:
+                return  # another query's, or forged: a room's results come from the room
             result = mam.parse_result(stanza.xml, query_id)
             if result is not None:
                 results.append(result)
@@ -183,7 +190,7 @@ class ArchiveReader:
         name = f"interlink-archive-{query_id}"
         xmpp.register_handler(Callback(name, _Results(query_id), on_result))
         try:
-            iq: Any = xmpp.make_iq_set()
+            iq: Any = xmpp.make_iq_set(ito=slixmpp.JID(archive) if archive else None)
             iq.xml.append(mam.query_element(query_id, with_=peer, after=after, max_items=size))
             answer = await iq.send(timeout=self._timeout)
         except IqError as exc:

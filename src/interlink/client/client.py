@@ -50,16 +50,18 @@ from interlink.client.omemo_session import (
     serialize_message,
     session_manager_class,
 )
-from interlink.client.outbox import Outgoing
+from interlink.client.outbox import DEFAULT_LIMIT, OutboxFull, Outgoing
 from interlink.client.peer_caps import text_order
 from interlink.client.peer_devices import PeerDevices
 from interlink.client.receive import CHAT_STATES, Receiver
+from interlink.client.room_archive import RoomArchived, RoomArchiveReader
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.trust_calls import Verification
 from interlink.client.xmpp_port import EncryptedMatcher, SlixmppPep, first_line
 from interlink.xmpp import ns
-from interlink.xmpp.ext import interop
-from interlink.xmpp.ext.interop import InteropSettings
+from interlink.xmpp.ext import interop, mam
+from interlink.xmpp.ext.interop import NO_PUSH, InteropSettings
+from interlink.xmpp.xml import parse_fragment
 
 log = logging.getLogger("interlink.client")
 FALLBACK_BODY = "[This message is end-to-end encrypted with OMEMO; your client cannot read it.]"
@@ -113,6 +115,7 @@ class InterlinkClient:
         backoff: Backoff | None = None,
         keepalive: Keepalive | None = None,
         clock: Callable[[], float] = time.monotonic,
+        outbox_limit: int = DEFAULT_LIMIT,
     ) -> None:
         """``token_provider``: for third-party users, a fresh provider token per login (SASL
         OAUTHBEARER) instead of the password. ``http_url``: the hub's HTTPS base URL, through
@@ -124,6 +127,9 @@ class InterlinkClient:
         :mod:`interlink.client.durable`). ``backoff``: delays between reconnection attempts;
         ``keepalive``: when a quiet connection is pinged and when it counts as dead (see
         :mod:`interlink.client.lifecycle`); ``clock``: monotonic seconds for both.
+        ``outbox_limit``: sent messages the hub has not acknowledged that are held at most (kept
+        in ``data_dir`` and sent again after a restart); beyond, sending raises
+        :class:`~interlink.client.outbox.OutboxFull`.
         ``device_list_max_age``: seconds after which a peer's device lists are fetched again
         before sending to it (they are also fetched when no device of the peer can be
         encrypted to). ``speedups``: faster crypto by changing code of python-omemo, x3dh and
@@ -166,6 +172,8 @@ class InterlinkClient:
             spawn=self._spawn,
             reconnect=self._reconnect,
             back_online=self._back_online,
+            outbox_limit=outbox_limit,
+            acknowledged=self._acknowledged,
         )
         self._crypto: DeviceCrypto | None = None  # this connection's OMEMO (connect())
         self._peers = PeerDevices(
@@ -233,6 +241,15 @@ class InterlinkClient:
                 handled=self._handled,
                 note_handled=self._note_handled,
             )
+        )
+        self._room_archive = RoomArchiveReader(
+            own=self.bare,
+            legacy=legacy,
+            pages=self._archive,
+            crypto=self._device_crypto,
+            handled=self._handled,
+            note_handled=self._note_handled,
+            commit=lambda: self.gate.commit_now(),
         )
         self._media = MediaTransfer(
             own=self.jid,
@@ -381,6 +398,7 @@ class InterlinkClient:
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._gate.commit_now()
         self._peers.fetched(self.bare)
+        await self._held_from_store(xmpp, self._storage)
         carbons: Any = xmpp.plugin["xep_0280"]
         await carbons.enable(timeout=self._timeout)
         # XEP-0115: slixmpp hashed the caps when the PEP interests were added, before its plugins
@@ -389,6 +407,7 @@ class InterlinkClient:
         caps: Any = xmpp.plugin["xep_0115"]
         await caps.update_caps(broadcast=False)
         xmpp.send_presence()
+        self._connection.resend_held()  # what an earlier run accepted and the hub never had
         # Stored messages arrive right after the presence; python-omemo holds back the messages
         # that confirm new sessions until told the backlog is over (its history-sync mode).
         self._spawn(self._end_history_sync())
@@ -404,6 +423,12 @@ class InterlinkClient:
     def unacknowledged(self) -> int:
         """How many sent messages the hub has not acknowledged yet (held ones included)."""
         return len(self._connection.outbox)
+
+    @property
+    def unacknowledged_ids(self) -> frozenset[str]:
+        """The ids of the sent messages the hub has not acknowledged yet (held ones included,
+        and those an earlier run left, once ``connect()`` loaded them)."""
+        return self._connection.outbox.ids()
 
     async def _reconnect(self) -> None:
         xmpp = self._xmpp
@@ -508,6 +533,17 @@ class InterlinkClient:
         or does not answer, ``ValueError`` for bad bounds, :class:`NotConnected` before
         ``connect()``."""
         return self._archive.read(peer, after_id=after_id, limit=limit, page_size=page_size)
+
+    def room_history(
+        self, room: str, *, after_id: str | None = None, limit: int = 500, page_size: int = 50
+    ) -> AsyncIterator[RoomArchived]:
+        """``room``'s archived messages (XEP-0313 at the room's address) after the archive id
+        ``after_id``, oldest first, at most ``limit``; readable by its members whether or not
+        this device is in the room now. Each is decrypted once (see
+        :mod:`interlink.client.room_archive`). Raises :class:`ClientError` when the room refuses
+        (``forbidden`` for a non-member) or does not answer, ``ValueError`` for bad bounds,
+        :class:`NotConnected` before ``connect()``."""
+        return self._room_archive.read(room, after_id=after_id, limit=limit, page_size=page_size)
 
     def _store(self) -> SqliteOmemoStorage:
         if self._storage is None:
@@ -668,6 +704,8 @@ class InterlinkClient:
                 order,
                 wrote_legacy=self._peers.wrote_legacy(peer),
             )
+        if store:  # refused before a ratchet moves for it
+            self._connection.outbox.check_room()
         message_id = secrets.token_hex(8)
         try:
             crypto = self._device_crypto()
@@ -677,34 +715,44 @@ class InterlinkClient:
                 # Device lists of peers who share no presence arrive by no notification.
                 await self._peers.refresh(peer)
                 try:
-                    messages, errors = await crypto.encrypt([peer], plaintext, order)
+                    encrypted = await crypto.encrypt_text(peer, plaintext, order)
                 except omemo.NoEligibleDevices:  # keys published since the last look-up?
                     if not self.online:
                         raise
                     await self._peers.look_up(peer, force=True)
-                    messages, errors = await crypto.encrypt([peer], plaintext, order)
+                    encrypted = await crypto.encrypt_text(peer, plaintext, order)
         except omemo.SessionManagerException as exc:
             reason = first_line(exc)
             self._emit(EncryptionProblem(peer, None, reason))
             raise ClientError(f"cannot encrypt to {peer}: {reason}") from exc
-        for error in errors:
+        for error in encrypted.errors:
             self._emit(
                 EncryptionProblem(error.bare_jid, error.device_id, first_line(error.exception))
             )
-        stanza = xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
-        stanza["id"] = message_id
-        for message in messages:
-            stanza.xml.append(serialize_message(message))
-        namespace = OMEMO2 if any(m.namespace == OMEMO2 for m in messages) else LEGACY
-        stanza.xml.append(Element(f"{{{_EME}}}encryption", {"namespace": namespace}))
-        if legacy_text is not None:
-            stanza["body"] = FALLBACK_BODY
-        stanza.xml.append(Element(f"{{{_HINTS}}}{'store' if store else 'no-store'}"))
-        if activity:
-            stanza.xml.append(Element(interop.ACTIVITY))
-        entry = Outgoing(peer, message_id, stanza, report=legacy_text is not None)
+        stanzas = [
+            self._stanza(
+                xmpp,
+                to,
+                message_id,
+                messages,
+                store=store,
+                activity=activity,
+                explain=explain,
+                text=legacy_text is not None,
+            )
+            for messages, explain in (
+                # a legacy twin carries the fallback body and the EME hint for both: a client
+                # shows a message that has either, even one it cannot read
+                (encrypted.messages, not encrypted.twin),
+                (encrypted.twin, True),
+            )
+            if messages
+        ]
+        if encrypted.twin:  # the first of the pair woke the peer's device already
+            stanzas[-1].xml.append(Element(NO_PUSH))
+        entry = Outgoing(peer, message_id, stanzas, report=legacy_text is not None)
         if store:  # kept until the hub acknowledges it; chat states are not worth a re-send
-            self._connection.hold(entry)
+            await self._keep(entry)
         sent = crypto.gate.after(functools.partial(self._connection.write, entry))
         if wait:
             try:
@@ -712,6 +760,77 @@ class InterlinkClient:
             except Exception as exc:  # the state was not saved, or the stream failed
                 raise ClientError(f"not sent: {first_line(exc)}") from exc
         return message_id
+
+    def _stanza(
+        self,
+        xmpp: slixmpp.ClientXMPP,
+        to: str,
+        message_id: str,
+        messages: list[Any],
+        *,
+        store: bool,
+        activity: bool,
+        explain: bool,
+        text: bool,
+    ) -> Any:
+        """One ``<message/>`` carrying ``messages`` (OMEMO ``<encrypted/>`` elements), its id
+        also as the XEP-0359 origin-id: the same after a re-send, whatever the transport.
+        ``explain``: with the XEP-0380 hint, and for text the fallback body."""
+        stanza = xmpp.make_message(mto=slixmpp.JID(to), mtype="chat")
+        stanza["id"] = message_id
+        for message in messages:
+            stanza.xml.append(serialize_message(message))
+        if explain:
+            namespace = OMEMO2 if any(m.namespace == OMEMO2 for m in messages) else LEGACY
+            stanza.xml.append(Element(f"{{{_EME}}}encryption", {"namespace": namespace}))
+        if explain and text:
+            stanza["body"] = FALLBACK_BODY
+        stanza.xml.append(Element(f"{{{mam.SID}}}origin-id", {"id": message_id}))
+        stanza.xml.append(Element(f"{{{_HINTS}}}{'store' if store else 'no-store'}"))
+        if activity:
+            stanza.xml.append(Element(interop.ACTIVITY))
+        return stanza
+
+    async def _keep(self, entry: Outgoing) -> None:
+        """Hold ``entry`` until the hub acknowledges it, in memory and in the store (committed
+        before it may leave: a restarted process sends it again). Raises :class:`OutboxFull`."""
+        self._connection.hold(entry)
+        crypto = self._device_crypto()
+        try:
+            async with crypto.gate.operation():
+                await crypto.storage.outbox_add(
+                    entry.message_id,
+                    entry.peer,
+                    entry.report,
+                    [str(stanza) for stanza in entry.stanzas],
+                    time.time(),
+                )
+        except BaseException:
+            self._connection.outbox.acknowledged(entry.message_id)
+            raise
+
+    def _acknowledged(self, entry: Outgoing) -> None:
+        """The hub has ``entry``: the store forgets it (committed with the next commit)."""
+        if self._crypto is not None:
+            self._spawn(self._forget_sent(self._crypto, entry.message_id))
+
+    @staticmethod
+    async def _forget_sent(crypto: DeviceCrypto, message_id: str) -> None:
+        with contextlib.suppress(Exception):  # kept, it is sent once more after a restart
+            async with crypto.gate.operation():
+                await crypto.storage.outbox_remove(message_id)
+
+    async def _held_from_store(self, xmpp: slixmpp.ClientXMPP, storage: SqliteOmemoStorage) -> None:
+        """Hold what an earlier run accepted and the hub never acknowledged (sent once the
+        session is up, with its ids)."""
+        for message_id, peer, report, texts in await storage.outbox_entries():
+            stanzas = [self._message_from(xmpp, t) for t in texts]
+            self._connection.outbox.restore(Outgoing(peer, message_id, stanzas, report=report))
+
+    @staticmethod
+    def _message_from(xmpp: slixmpp.ClientXMPP, text: str) -> Any:
+        message: Any = slixmpp.Message
+        return message(xmpp, xml=parse_fragment(text))
 
     # -- consent.Consent ---------------------------------------------------------------------------
     async def interop_settings(self) -> InteropSettings:
@@ -914,4 +1033,4 @@ class InterlinkClient:
         self._emit(NewDevice(device.bare_jid, device.device_id, fingerprint))
 
 
-__all__ = ["ClientError", "InterlinkClient"]
+__all__ = ["ClientError", "InterlinkClient", "OutboxFull"]

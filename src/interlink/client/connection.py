@@ -32,7 +32,7 @@ from interlink.client.lifecycle import (
     StartConnecting,
     State,
 )
-from interlink.client.outbox import Outbox, Outgoing
+from interlink.client.outbox import DEFAULT_LIMIT, Outbox, Outgoing
 
 # Stream errors after which the hub will not have this session back (RFC 6120 §4.9.3): the
 # account was removed, disabled or refused, or another login replaced this resource. A suspended
@@ -47,7 +47,9 @@ class Connection:
 
     ``notify`` hands an event to the application; ``spawn`` runs a coroutine in the client's
     background; ``reconnect`` starts one connection attempt; ``back_online(resumed)`` runs
-    after every later session is up, before what waited is re-sent."""
+    after every later session is up, before what waited is re-sent; ``acknowledged(entry)``
+    runs when an entry leaves the outbox (the hub has it, or it was written without stream
+    management); ``outbox_limit``: entries held at most (:class:`OutboxFull` beyond)."""
 
     def __init__(
         self,
@@ -59,9 +61,12 @@ class Connection:
         spawn: Callable[[Coroutine[Any, Any, None]], None],
         reconnect: Callable[[], Coroutine[Any, Any, None]],
         back_online: Callable[[bool], Awaitable[None]],
+        outbox_limit: int = DEFAULT_LIMIT,
+        acknowledged: Callable[[Outgoing], None] = lambda _: None,
     ) -> None:
         self.lifecycle = Lifecycle(backoff, keepalive)
-        self.outbox = Outbox()
+        self.outbox = Outbox(outbox_limit)
+        self._acknowledged = acknowledged
         self._clock = clock
         self._notify = notify
         self._spawn = spawn
@@ -98,15 +103,23 @@ class Connection:
 
     # -- sending -------------------------------------------------------------------------------
     def hold(self, entry: Outgoing) -> None:
-        """Keep ``entry`` until the hub acknowledges it (re-sent after a new session)."""
+        """Keep ``entry`` until the hub acknowledges it (re-sent after a new session). Raises
+        :class:`OutboxFull` when the outbox is full."""
         self.outbox.add(entry)
+
+    def resend_held(self) -> None:
+        """Put every held entry on the connection (the first session of a process that found
+        entries an earlier one left unacknowledged)."""
+        for entry in self.outbox.to_send(resumed=False):
+            self.write(entry)
 
     def write(self, entry: Outgoing) -> None:
         """Put ``entry`` on the connection if there is one; otherwise it waits in the outbox."""
         xmpp = self._xmpp
         if xmpp is None or not self.online or xmpp.transport is None:
             return
-        entry.stanza.send()
+        for stanza in entry.stanzas:
+            stanza.send()
         self.outbox.written(entry.message_id)
         sm: Any = xmpp.plugin["xep_0198"]
         if sm.enabled_out:
@@ -114,7 +127,8 @@ class Connection:
             # queue: slixmpp's own request is written before the stanza that prompted it.
             xmpp.send(str(sm.stanza.RequestAck(xmpp)), use_filters=False)
         else:  # no stream management: written is all that can be known
-            self.outbox.acknowledged(entry.message_id)
+            if self.outbox.acknowledged(entry.message_id) is not None:
+                self._acknowledged(entry)
             if entry.report:
                 self._notify(Sent(entry.peer, entry.message_id, acknowledged=False))
 
@@ -149,8 +163,11 @@ class Connection:
     def _on_acked(self, stanza: Any) -> None:
         if not isinstance(stanza, slixmpp.Message) or not stanza["id"]:
             return
-        entry = self.outbox.acknowledged(stanza["id"])
-        if entry is not None and entry.report:
+        entry = self.outbox.stanza_acknowledged(stanza["id"])
+        if entry is None:
+            return
+        self._acknowledged(entry)
+        if entry.report:
             self._notify(Sent(entry.peer, entry.message_id))
 
     # -- the lifecycle -------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from omemo.types import DeviceInformation, DeviceList
 
 from interlink.client.durable import CryptoGate
 from interlink.client.omemo_session import (
+    LEGACY,
+    OMEMO2,
     Trust,
     addressed_as,
     addressee,
@@ -25,10 +27,15 @@ from interlink.client.omemo_session import (
     parse_message,
     precheck,
 )
+from interlink.client.peer_caps import needs_twin
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.xmpp_port import first_line
 
 DeviceHook = Callable[[DeviceInformation], Awaitable[None]]
+
+WROTE_IN = "/interlink/wrote-in/{bare}/{device_id}"
+"""Storage key of the OMEMO version a device last wrote to this one in (its proof of reading
+that version), saved with the ratchet update of the message that showed it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +47,17 @@ class Decrypted:
     device_id: int
     namespace: str
     flagged: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Encrypted:
+    """Text encrypted for a peer: ``messages`` for one stanza and, when some device of the peer
+    may read legacy OMEMO only, ``twin``: legacy messages for a second stanza with the same id
+    (see :func:`~interlink.client.peer_caps.needs_twin`); ``errors`` per device."""
+
+    messages: list[Any]
+    twin: list[Any]
+    errors: list[Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +109,32 @@ class DeviceCrypto:
         messages, errors = await self.manager.encrypt(frozenset(recipients), plaintext, order)
         return list(messages), list(errors)
 
+    async def encrypt_text(
+        self, peer: str, plaintext: dict[str, bytes], order: list[str]
+    ) -> Encrypted:
+        """:meth:`encrypt` for ``peer``, or (when a device of it in both device lists has not
+        shown that it reads OMEMO 2) OMEMO 2 for the devices in its list and a legacy twin for
+        every device in the legacy list. Each device's ratchet advances once per version it is
+        sent; a receiver reads one twin and leaves the other (``client/receive.py``).
+
+        Raises:
+            omemo.NoEligibleDevices: ``peer`` has no device that can be encrypted to.
+            omemo.SessionManagerException: python-omemo refused otherwise.
+        """
+        devices = []
+        if LEGACY in plaintext and OMEMO2 in plaintext:
+            for device in await self.manager.get_device_information(peer):
+                active = frozenset(ns for ns, on in device.active if on)
+                key = WROTE_IN.format(bare=device.bare_jid, device_id=device.device_id)
+                wrote = (await self.storage.load(key)).maybe(None)
+                devices.append((active, wrote if isinstance(wrote, str) else None))
+        if not needs_twin(devices, order):
+            messages, errors = await self.encrypt([peer], plaintext, order)
+            return Encrypted(messages, [], errors)
+        messages, errors = await self.encrypt([peer], {OMEMO2: plaintext[OMEMO2]}, [OMEMO2])
+        twin, twin_errors = await self.encrypt([peer], {LEGACY: plaintext[LEGACY]}, [LEGACY])
+        return Encrypted(messages, twin, errors + twin_errors)
+
     async def refresh_device_lists(self, bare: str) -> None:
         """Fetch ``bare``'s device lists (python-omemo's own PEP look-up).
 
@@ -127,6 +171,8 @@ class DeviceCrypto:
             return Undecryptable(first_line(exc))
         if plaintext is None:
             return None
+        wrote_in = WROTE_IN.format(bare=device.bare_jid, device_id=device.device_id)
+        await self.storage.store(wrote_in, message.namespace)
         level = await decide_trust(
             self.manager,
             device,

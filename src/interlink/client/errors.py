@@ -4,6 +4,8 @@ subclass, defined beside the code that raises it and exported from :mod:`interli
 
 - :class:`ClientError` itself: the connection, login, encryption or sending failed;
   :class:`NotConnected` when a call needs a connection and there is none;
+- :class:`~interlink.client.outbox.OutboxFull`: too many sent messages wait for the hub's
+  acknowledgement (``outbox_limit``); the message was not sent;
 - :class:`~interlink.client.consent.ConsentError`: the hub refused a settings, request or block
   call (with its stanza error condition);
 - :class:`~interlink.client.media.MediaError`: a file could not be sent or received (names the

@@ -41,6 +41,7 @@ from interlink.client.store import SqliteOmemoStorage
 
 OMEMO2 = twomemo.twomemo.NAMESPACE
 REPLAY_WINDOW = 90 * 86400  # seconds a message's key material is remembered
+REPLAYED = "replayed message: this key material was received before"
 LEGACY = oldmemo.oldmemo.NAMESPACE
 DEVICES_NODE = {OMEMO2: "urn:xmpp:omemo:2:devices", LEGACY: f"{LEGACY}.devicelist"}
 
@@ -378,6 +379,24 @@ def addressed_as(element: Element, alias: str, own: str) -> Element:
     return copy
 
 
+def keys_for(element: Element, own_bare: str, device_id: int) -> list[Element]:
+    """The ``<key/>`` elements of an ``<encrypted/>`` element for this device."""
+    namespace = element.tag[1 : element.tag.index("}")]
+    header = element.find(f"{{{namespace}}}header")
+    if header is None:
+        return []
+    own = str(device_id)
+    if namespace == OMEMO2:
+        return [
+            k
+            for keys in header.findall(f"{{{namespace}}}keys")
+            if keys.get("jid") == own_bare
+            for k in keys.findall(f"{{{namespace}}}key")
+            if k.get("rid") == own
+        ]
+    return [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
+
+
 async def precheck(
     element: Element,
     sender: str,
@@ -394,17 +413,7 @@ async def precheck(
     header = element.find(f"{{{namespace}}}header")
     if header is None:
         return "malformed: no header"
-    own = str(device_id)
-    if namespace == OMEMO2:
-        ours = [
-            k
-            for keys in header.findall(f"{{{namespace}}}keys")
-            if keys.get("jid") == own_bare
-            for k in keys.findall(f"{{{namespace}}}key")
-            if k.get("rid") == own
-        ]
-    else:
-        ours = [k for k in header.findall(f"{{{namespace}}}key") if k.get("rid") == own]
+    ours = keys_for(element, own_bare, device_id)
     if not ours:
         return "not encrypted for this device"
     digest = hashlib.sha256(
@@ -412,5 +421,5 @@ async def precheck(
     ).digest()
     when = time.time() if now is None else now
     if not await storage.first_sight(digest, when, REPLAY_WINDOW):
-        return "replayed message: this key material was received before"
+        return REPLAYED
     return None

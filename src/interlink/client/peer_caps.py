@@ -40,3 +40,21 @@ def text_order(
     if LEGACY in enabled and (wrote_legacy or any(reads_legacy_only(f) for f in clients)):
         return [LEGACY, *(n for n in enabled if n != LEGACY)]
     return list(enabled)
+
+
+def needs_twin(devices: Iterable[tuple[frozenset[str], str | None]], order: list[str]) -> bool:
+    """Whether text encrypted in ``order`` must also go as a legacy *twin*: a second stanza
+    with the same id carrying legacy OMEMO only. ``devices``: each of the peer's devices as
+    (the namespaces it is active in, the version it last wrote to us in, or None).
+
+    A device in both lists that has not written to us in OMEMO 2 may read legacy only
+    (poezio-omemo 0.9.1), and such a client cannot be sent both versions in one stanza:
+    slixmpp-omemo 2.2 decrypts the OMEMO 2 ``<encrypted>`` whenever one is present (and cannot
+    open its SCE envelope). So the OMEMO 2 stanza goes to the devices that read it and the twin
+    to the rest, until every such device has written in OMEMO 2 (it reads it) — once one wrote
+    legacy only, the order is legacy-first and no twin is needed."""
+    if len(order) < 2 or order[0] != OMEMO2 or LEGACY not in order:
+        return False
+    return any(
+        OMEMO2 in active and LEGACY in active and wrote != OMEMO2 for active, wrote in devices
+    )

@@ -29,12 +29,14 @@ from interlink.client.events import (
     Receipt,
     TextMessage,
 )
-from interlink.client.omemo_session import LEGACY, OMEMO2
+from interlink.client.omemo_session import LEGACY, OMEMO2, keys_for
 from interlink.xmpp import ns
 from interlink.xmpp.ext import muc
 from interlink.xmpp.ext.delay import delayed_at
 
 CHAT_STATES = frozenset(("active", "composing", "paused", "inactive", "gone"))  # XEP-0085
+READ_KEY = "read:"  # handled-message key of a message this device decrypted: sender and id
+TWIN_OF = f"{{{OMEMO2}}}encrypted"  # what a legacy twin stands beside
 
 
 class Decrypting(Protocol):
@@ -42,6 +44,9 @@ class Decrypting(Protocol):
 
     @property
     def gate(self) -> CryptoGate: ...
+
+    @property
+    def device_id(self) -> int: ...
 
     async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None: ...
 
@@ -115,9 +120,13 @@ class Receiver:
         if stanza["type"] == "groupchat" or stanza.xml.find(muc.USER_X) is not None:
             await self._group_message(stanza)  # rooms and their private messages: groups.py
             return
+        crypto = self._crypto()
         element = stanza.xml.find(f"{{{OMEMO2}}}encrypted")
-        if element is None and self._legacy:
-            element = stanza.xml.find(f"{{{LEGACY}}}encrypted")
+        legacy = stanza.xml.find(f"{{{LEGACY}}}encrypted") if self._legacy else None
+        if element is None or (
+            legacy is not None and not keys_for(element, self._own, crypto.device_id)
+        ):  # both versions in one stanza: OMEMO 2 first, unless it has nothing for us
+            element = legacy
         if element is None:
             return
         sender = stanza["from"]
@@ -135,7 +144,6 @@ class Receiver:
             # needs the alias, and says so if it was needed
             alias, alias_problem = None, f" ({exc})"
         marker = marker_of(stanza.xml, sender.bare, self._own, federated=alias is not None)
-        crypto = self._crypto()
         keys = message_keys(stanza.xml, self._own)
         async with crypto.gate.operation():
             # The hub's stanza id names one archived message: a copy of one read already (the
@@ -143,9 +151,18 @@ class Receiver:
             # with a known sender and id alone is decrypted (and refused as a replay) instead.
             if await self._handled([k for k in keys if k.startswith(ARCHIVE_KEY)]):
                 return
+            # A legacy twin (client/peer_caps.py) of a message this device read in OMEMO 2 is
+            # left unread: its text was shown, and its ratchet is the sender's other session.
+            read = [f"{READ_KEY}{sender.bare}:{message_id}"] if message_id else []
+            if element.tag != TWIN_OF and read and await self._handled(read):
+                return
             opened = await crypto.decrypt(element, sender.bare)
-            await self._note_handled(keys)
+            await self._note_handled(keys + (read if isinstance(opened, Decrypted) else []))
         if isinstance(opened, Undecryptable):
+            if element.find(f"{{{element.tag[1 : element.tag.index('}')]}}}payload") is None:
+                # an empty OMEMO message (python-omemo completing a session with one device,
+                # e.g. seen in the archive by another device): nothing for the user was lost
+                return
             self._emit(DecryptionFailed(str(sender), message_id, opened.reason))
             return
         if opened is None:

@@ -136,6 +136,11 @@ class SqliteOmemoStorage(Storage):
             conn.execute(
                 "CREATE INDEX IF NOT EXISTS handled_messages_seen_at ON handled_messages (seen_at)"
             )
+            conn.execute(  # sent messages the hub has not acknowledged (client/outbox.py)
+                "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " message_id TEXT NOT NULL UNIQUE, peer TEXT NOT NULL, report INTEGER NOT NULL,"
+                " stanzas TEXT NOT NULL, queued_at REAL NOT NULL)"
+            )
         except sqlite3.Error:
             conn.close()
             raise
@@ -288,6 +293,43 @@ class SqliteOmemoStorage(Storage):
         except sqlite3.Error as exc:
             self._write_failed(was_open)
             raise StorageException(f"cannot record a handled message: {exc}") from exc
+
+    async def outbox_add(
+        self, message_id: str, peer: str, report: bool, stanzas: Sequence[str], now: float
+    ) -> None:
+        """Keep an outgoing message (its stanzas as XML text) until :meth:`outbox_remove`, in
+        the open transaction: it is durable before the stanza may leave (the gate's commit)."""
+        was_open = bool(self._conn.in_transaction)
+        try:
+            was_open = self._begin()
+            self._conn.execute(
+                "INSERT OR REPLACE INTO outbox (message_id, peer, report, stanzas, queued_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (message_id, peer, int(report), json.dumps(list(stanzas)), now),
+            )
+        except sqlite3.Error as exc:
+            self._write_failed(was_open)
+            raise StorageException(f"cannot keep an outgoing message: {exc}") from exc
+
+    async def outbox_remove(self, message_id: str) -> None:
+        """The hub acknowledged ``message_id``: it is not sent again."""
+        was_open = bool(self._conn.in_transaction)
+        try:
+            was_open = self._begin()
+            self._conn.execute("DELETE FROM outbox WHERE message_id = ?", (message_id,))
+        except sqlite3.Error as exc:
+            self._write_failed(was_open)
+            raise StorageException(f"cannot drop an acknowledged message: {exc}") from exc
+
+    async def outbox_entries(self) -> list[tuple[str, str, bool, list[str]]]:
+        """(message id, peer, report, stanzas) of every kept message, oldest first."""
+        try:
+            rows = self._conn.execute(
+                "SELECT message_id, peer, report, stanzas FROM outbox ORDER BY seq"
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StorageException(f"cannot read the outbox: {exc}") from exc
+        return [(str(m), str(p), bool(r), [str(x) for x in json.loads(t)]) for m, p, r, t in rows]
 
     async def _load(self, key: str) -> Maybe[JSONType]:
         scalar = self._scalars.get(key)

@@ -69,6 +69,7 @@ log = logging.getLogger("interlink.policy")
 _ERROR = "{jabber:client}error"
 _CONTENT = frozenset({"{jabber:client}body", "{urn:xmpp:omemo:2}encrypted"})
 _LEGACY_ENCRYPTED = "{eu.siacs.conversations.axolotl}encrypted"
+_ORIGIN_ID = "{urn:xmpp:sid:0}origin-id"
 _ACTIVITY_NS = (
     "{" + ns.RECEIPTS + "}",
     "{" + ns.CHAT_MARKERS + "}",
@@ -79,6 +80,14 @@ _ACTIVITY_NS = (
 def refusal() -> StanzaError:
     """The one answer for an unreachable account, whatever the reason (no text: no oracle)."""
     return StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
+
+
+def origin_id(message: Message) -> str | None:
+    """The sender's own id of ``message`` (XEP-0359 ``<origin-id/>``), if it gave one."""
+    for el in message.payload:
+        if el.tag == _ORIGIN_ID and el.get("id"):
+            return el.get("id")
+    return None
 
 
 def is_protocol(message: Message) -> bool:
@@ -185,6 +194,10 @@ class InteropPolicy:
         self._new_conversations = BucketTable(limits.new_conversations_per_sender, limits.rate_keys)
         self._per_provider = BucketTable(limits.provider_messages, limits.rate_keys)
         self._contacted: OrderedDict[str, OrderedDict[str, float]] = OrderedDict()
+        # (sender, recipient) -> the origin id and decision of its last message (its twin's)
+        self._last: OrderedDict[tuple[str, str], tuple[str, tuple[_Crossing, Decision]]] = (
+            OrderedDict()
+        )
 
     async def load(self) -> None:
         await self.blocks.load()
@@ -453,9 +466,21 @@ class InteropPolicy:
         Raises:
             StanzaError: the refusal to answer the sender with.
         """
+        origin = origin_id(msg)
+        pair = (str(sender.bare), str(to.bare))
+        last = self._last.pop(pair, None)
+        if origin is not None and last is not None and last[0] == origin:
+            # The twin of the message just decided (the same origin id, XEP-0359): one message
+            # in two versions of OMEMO (the SDK's legacy twin, client/peer_caps.py), decided
+            # and counted once. Only the very next one: an id cannot be reused to send more.
+            return replace(msg, payload=await self._payload(*last[1], msg.payload))
         decided = await self._decide(message_kind(msg), sender.bare, to.bare)
         if decided is None:
             return None
+        if origin is not None:
+            self._last[pair] = (origin, decided)
+            while len(self._last) > self.limits.rate_keys:
+                self._last.popitem(last=False)
         return replace(msg, payload=await self._payload(*decided, msg.payload))
 
     async def invitation(
