@@ -16,6 +16,7 @@ from interlink.chat.history import FILE
 from interlink.chat.session import ServerOptions, _safe
 from interlink.client import GroupInvitation, InterlinkClient
 from tests.chat.test_pilot import ALICE, BOB, next_of, next_text, transcript, until
+from tests.chat.test_pilot_groups import shown as room_address
 from tests.integration.kit import DOMAIN, running_hub
 
 ROOM = f"team@groups.{DOMAIN}"
@@ -125,8 +126,11 @@ async def test_the_chat_catches_up_a_groups_messages_from_the_rooms_archive(
                 await pilot.press(*f"/invite {BOB}", "enter")
                 await next_of(bob, GroupInvitation)
                 await bob.join_group(ROOM, "bob")
+                bob_in_room = room_address(server, BOB)  # the room shows members by their aliases
                 await until(
-                    pilot, lambda: BOB in screen.model.conversation(ROOM).members, "Bob entering"
+                    pilot,
+                    lambda: bob_in_room in screen.model.conversation(ROOM).members,
+                    "Bob entering",
                 )
                 await bob.send_group_text(ROOM, "said live")
                 await until(pilot, lambda: "bob: said live" in transcript(app), "Bob's message")

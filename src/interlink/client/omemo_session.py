@@ -368,6 +368,21 @@ def addressee(element: Element, identities: Sequence[str], device_id: int) -> st
     return identities[0]
 
 
+def holders_of_keys_for(element: Element, device_id: int) -> tuple[str, ...]:
+    """The addresses an OMEMO 2 ``<encrypted/>`` element files a key for ``device_id`` under
+    (this account's, or its alias in a room); none for legacy OMEMO (keys carry no address)."""
+    header = element.find(f"{{{OMEMO2}}}header")
+    if header is None:
+        return ()
+    rid = str(device_id)
+    return tuple(
+        jid
+        for keys in header.findall(f"{{{OMEMO2}}}keys")
+        if (jid := keys.get("jid")) is not None
+        and any(k.get("rid") == rid for k in keys.findall(f"{{{OMEMO2}}}key"))
+    )
+
+
 def addressed_as(element: Element, alias: str, own: str) -> Element:
     """A copy of an OMEMO 2 ``<encrypted/>`` element whose keys for ``alias`` (this account as
     a room shows it) are filed under ``own``, the address python-omemo knows it by."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from xml.etree.ElementTree import Element
@@ -31,7 +31,7 @@ from interlink.client.archive import MAX_PAGE, ArchiveReader, written_by
 from interlink.client.crypto import Decrypted, Undecryptable
 from interlink.client.durable import CryptoGate
 from interlink.client.events import ClientEvent, DecryptionFailed, GroupMessage
-from interlink.client.omemo_session import LEGACY, OMEMO2, REPLAYED
+from interlink.client.omemo_session import LEGACY, OMEMO2, REPLAYED, holders_of_keys_for
 from interlink.xmpp.ext import mam, muc
 
 ROOM_KEY = "room:"  # the prefix of the handled-message keys from rooms' stanza ids
@@ -63,7 +63,9 @@ class Decrypting(Protocol):
     @property
     def device_id(self) -> int: ...
 
-    async def decrypt(self, element: Element, sender: str) -> Decrypted | Undecryptable | None: ...
+    async def decrypt(
+        self, element: Element, sender: str, *, also: Iterable[str] = ()
+    ) -> Decrypted | Undecryptable | None: ...
 
 
 class RoomArchiveReader:
@@ -136,8 +138,9 @@ class RoomArchiveReader:
         crypto = self._crypto()
         if str(frm.bare) != room or sender is None:
             return base  # not one of its members' messages, or the room hides who sent it
-        if sender == self._own and written_by(message, crypto.device_id):
-            return base  # this device's own: not encrypted for it
+        if written_by(message, crypto.device_id):
+            # this device's own (whatever address the room shows it by): not encrypted for it
+            return base
         element = message.find(f"{{{OMEMO2}}}encrypted")
         if element is None and self._legacy:
             element = message.find(f"{{{LEGACY}}}encrypted")
@@ -147,7 +150,12 @@ class RoomArchiveReader:
         async with crypto.gate.operation():
             if await self._handled(keys):
                 return base
-            opened = await crypto.decrypt(element, sender)
+            # The room shows this account by its alias there (docs/protocol.md §17), which an
+            # OMEMO 2 sender names as the holder of this device's keys; after a restart it is
+            # not known until the room is entered again, so it is read off the keys themselves.
+            opened = await crypto.decrypt(
+                element, sender, also=holders_of_keys_for(element, crypto.device_id)
+            )
             await self._note_handled(keys)
         self._commit()  # what is handed out is durable: the ratchets, the handled record
         if isinstance(opened, Undecryptable):
