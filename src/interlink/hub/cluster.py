@@ -122,15 +122,19 @@ class ClusterNode:
                 return
             to = JID.parse(str(data["to"]))
             xml = str(data["xml"])
-            stanza = parse_stanza(parse_fragment(xml))
         except (ValueError, KeyError, InvalidJID) as exc:
             log.error("a malformed stanza in a node inbox", extra={"error": str(exc)})
             return
         if to.resource is not None:
             session = self._ctx.sessions.get(to)
             if session is not None:
-                session.deliver_xml(xml)
+                session.deliver_xml(xml)  # as the sending node serialized it: not parsed
                 return
+        try:
+            stanza = parse_stanza(parse_fragment(xml))
+        except (ValueError, KeyError) as exc:
+            log.error("a malformed stanza in a node inbox", extra={"error": str(exc)})
+            return
         if not isinstance(stanza, Message):
             return
         try:

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from interlink.cluster import Cluster, SessionDirectory
+from interlink.cluster import Cluster, ClusterError, Located, SessionDirectory
 from interlink.xmpp.jid import JID
 
 if TYPE_CHECKING:
@@ -84,31 +84,68 @@ def _payload(to: JID, xml: str) -> str:
 
 async def ask_nodes_to_drain(cluster: Cluster, bare: JID) -> None:
     """Ask the other nodes where ``bare`` has an available resource to deliver its stored
-    messages (a message was stored while such a resource was coming online there)."""
-    located = await cluster.directory.locate(str(bare))
+    messages (a message was stored while such a resource was coming online there). Looks the
+    account up afresh: a cached answer could miss the resource that just came. If the cluster
+    cannot be reached the stored messages wait for the resource's next available presence
+    (logged, not raised: they are stored already)."""
     notice = json.dumps({"drain": str(bare)})
-    for node in sorted({s.node for s in located if s.node != cluster.node_id and s.available}):
-        await cluster.bus.send(node, notice)
+    try:
+        located = await cluster.directory.locate(str(bare))
+        for node in sorted({s.node for s in located if s.node != cluster.node_id and s.available}):
+            await cluster.bus.send(node, notice)
+    except ClusterError as exc:
+        log.warning(
+            "could not ask the other nodes to deliver stored messages",
+            extra={"jid": str(bare), "error": str(exc)},
+        )
 
 
 async def send_to_nodes(cluster: Cluster, bare: JID, full: JID | None, xml: str) -> bool:
     """Route a message for ``bare`` (or exactly ``full``) to the sessions other live nodes hold:
     to the node holding ``full`` if one does, else to the nodes of the available resources of
-    highest non-negative priority (RFC 6121 §8.5.2.1.1). Whether any node took it."""
-    located = [s for s in await cluster.directory.locate(str(bare)) if s.node != cluster.node_id]
-    if not located:
+    highest non-negative priority (RFC 6121 §8.5.2.1.1). Whether any node took it; if not,
+    the caller stores the message.
+
+    The directory is read from this node's cache first (:meth:`SessionDirectory.locate`); if
+    every node it names refuses (a node that died), it is read again from the shared server.
+    A node that took the message but no longer holds the session stores it there. If the
+    cluster cannot be reached (down, too slow, no free connection in time) this returns
+    ``False`` and logs it, never raises: the message is stored rather than lost (should the
+    append have happened before the failure was seen, it is delivered twice, never zero
+    times)."""
+    try:
+        for cached in (True, False):
+            located = await cluster.directory.locate(str(bare), cached=cached)
+            sent = await _send_to(cluster, located, bare, full, xml)
+            if sent is not None:
+                return sent
         return False
+    except ClusterError as exc:
+        log.warning(
+            "could not route a message to another node; storing it",
+            extra={"jid": str(bare), "error": str(exc)},
+        )
+        return False
+
+
+async def _send_to(
+    cluster: Cluster, located: list[Located], bare: JID, full: JID | None, xml: str
+) -> bool | None:
+    """Send to the best of ``located``: ``True`` if a node took it, ``False`` if there is no
+    node to send it to, ``None`` if there were nodes and each refused (not alive)."""
+    others = [s for s in located if s.node != cluster.node_id]
+    refused = False
     if full is not None:
-        for where in located:
-            if where.full_jid == str(full) and await cluster.bus.send(
-                where.node, _payload(full, xml)
-            ):
-                return True
-    eligible = [s for s in located if s.available and s.priority >= 0]
+        for where in others:
+            if where.full_jid == str(full):
+                if await cluster.bus.send(where.node, _payload(full, xml)):
+                    return True
+                refused = True
+    eligible = [s for s in others if s.available and s.priority >= 0]
     if not eligible:
-        return False
+        return None if refused else False
     best = max(s.priority for s in eligible)
     sent = False
     for node in sorted({s.node for s in eligible if s.priority == best}):
         sent = await cluster.bus.send(node, _payload(bare, xml)) or sent
-    return sent
+    return True if sent else None
