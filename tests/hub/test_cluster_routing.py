@@ -1,0 +1,299 @@
+"""Routing across the nodes of a cluster, at the boundary where the cluster fails or lies: hubs
+in one process sharing one storage and one in-process backplane (each a node), with fakes of
+the cluster's failures (a directory or a bus raising :class:`ClusterError`, as Redis's
+exhausted pool or a timeout does) and of a stale directory cache. Whatever happens, a message
+the sender had acknowledged is delivered or stored, and the sender never sees an internal
+error."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import pytest
+
+from interlink.cluster import Cluster, ClusterError, Located, NodeBus, SessionDirectory
+from interlink.cluster.base import InboxEntry
+from interlink.cluster.local import LocalBackplane, LocalCluster
+from interlink.hub.addressing import Addressing, ProviderDirectory
+from interlink.hub.context import HubSettings
+from interlink.hub.hub import Hub
+from interlink.hub.nodes import DirectorySync
+from interlink.hub.session import SessionRegistry
+from interlink.interop.operator import OperatorState
+from interlink.storage import Storage
+from interlink.storage.sqlite import open_sqlite
+from interlink.xmpp.jid import JID
+from interlink.xmpp.stanza import Message
+from tests.hubkit import DOMAIN, Clock, HubKit, no_bearer_tokens, no_user_ids, settle
+
+BOB = f"bob@{DOMAIN}"
+
+
+def chat(to: str, body: str) -> str:
+    return f"<message xmlns='jabber:client' to='{to}' type='chat'><body>{body}</body></message>"
+
+
+class Faults:
+    """What the fake cluster is to fail at (as when Redis's pool has no free connection)."""
+
+    def __init__(self) -> None:
+        self.locate = False
+        self.send = False
+        self.stale: dict[str, list[Located]] = {}  # bare -> the cached answer to give
+
+
+class FaultyDirectory:
+    def __init__(self, inner: SessionDirectory, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+
+    async def heartbeat(self) -> None:
+        await self._inner.heartbeat()
+
+    async def bind(self, full_jid: str, *, available: bool, priority: int) -> None:
+        await self._inner.bind(full_jid, available=available, priority=priority)
+
+    async def unbind(self, full_jid: str) -> None:
+        await self._inner.unbind(full_jid)
+
+    async def locate(self, bare_jid: str, *, cached: bool = False) -> list[Located]:
+        if self._faults.locate:
+            raise ClusterError("Redis: locate failed: ConnectionError: No connection available.")
+        if cached and bare_jid in self._faults.stale:
+            return list(self._faults.stale[bare_jid])
+        return await self._inner.locate(bare_jid)
+
+    async def live_nodes(self) -> set[str]:
+        return await self._inner.live_nodes()
+
+    async def dead_nodes(self) -> set[str]:
+        return await self._inner.dead_nodes()
+
+    async def forget(self, node: str) -> int:
+        return await self._inner.forget(node)
+
+
+class FaultyBus:
+    def __init__(self, inner: NodeBus, faults: Faults) -> None:
+        self._inner = inner
+        self._faults = faults
+        self.sent: list[tuple[str, bool]] = []  # (node, whether its inbox took it)
+
+    async def send(self, node: str, payload: str) -> bool:
+        if self._faults.send:
+            raise ClusterError("Redis: send failed: TimeoutError: Timeout reading from socket")
+        taken = await self._inner.send(node, payload)
+        self.sent.append((node, taken))
+        return taken
+
+    async def receive(self, wait: float, limit: int = 100) -> list[InboxEntry]:
+        return await self._inner.receive(wait, limit)
+
+    async def done(self, ids: list[str]) -> None:
+        await self._inner.done(ids)
+
+    async def reclaim(self, node: str, limit: int = 100) -> list[InboxEntry]:
+        return await self._inner.reclaim(node, limit)
+
+    async def reclaimed(self, node: str, ids: list[str]) -> None:
+        await self._inner.reclaimed(node, ids)
+
+
+class FaultyCluster:
+    """A node of the in-process cluster that fails as told."""
+
+    shared = True
+
+    def __init__(self, node: LocalCluster, faults: Faults) -> None:
+        self._node = node
+        self.node_id = node.node_id
+        self.directory = FaultyDirectory(node.directory, faults)
+        self.bus = FaultyBus(node.bus, faults)
+        self.buckets = node.buckets
+        self.invalidation = node.invalidation
+
+    async def ping(self) -> None:
+        await self._node.ping()
+
+    async def close(self) -> None:
+        await self._node.close()
+
+
+@asynccontextmanager
+async def node(
+    storage: Storage, cluster: Cluster, clock: Clock
+) -> AsyncIterator[tuple[HubKit, DirectorySync]]:
+    """A hub on ``storage`` as ``cluster``'s node, its sessions written to the directory."""
+    hub: Hub | None = None
+
+    def bound(full_jid: str) -> None:  # as the application does (app.py)
+        assert hub is not None
+        bare = JID.parse(full_jid).bare
+        if hub.ctx.sessions.message_targets(bare):
+            hub.router.offline.start_drain(bare)
+
+    sync = DirectorySync(cluster.directory, bound)
+    addressing = Addressing((DOMAIN,), ProviderDirectory())
+    sessions = SessionRegistry(sync)
+    operator = OperatorState(addressing, sessions)
+    hub = Hub(
+        HubSettings(),
+        storage,
+        clock,
+        addressing=addressing,
+        sessions=sessions,
+        authenticate_bearer=no_bearer_tokens,
+        user_ids=no_user_ids,
+        disabled=operator.is_disabled,
+        cluster=cluster,
+    )
+    await hub.start()
+    try:
+        yield HubKit(hub, clock, operator), sync
+    finally:
+        await hub.shutdown()
+        await sync.close()
+
+
+async def bodies_of(client: object) -> list[str | None]:
+    from tests.hubkit import Client
+
+    assert isinstance(client, Client)
+    return [s.body for s in client.stanzas() if isinstance(s, Message)]
+
+
+async def eventually(check: object, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        assert callable(check)
+        if await check():
+            return
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("fault", ["locate", "send"])
+async def test_a_message_is_stored_when_the_cluster_fails(fault: str) -> None:
+    """The measured bug: Redis's pool had no free connection for the directory lookup; the
+    error reached the sender's stream as an internal error and the message was lost. Now the
+    message is stored and the sender hears nothing but the usual acknowledgement."""
+    plane = LocalBackplane()
+    faults = Faults()
+    storage = await open_sqlite(":memory:")
+    clock = Clock()
+    async with AsyncExitStack() as stack:
+        a_cluster = FaultyCluster(LocalCluster("a", plane), faults)
+        await a_cluster.directory.heartbeat()
+        b_cluster = LocalCluster("b", plane)
+        await b_cluster.directory.heartbeat()
+        a, _ = await stack.enter_async_context(node(storage, a_cluster, clock))
+        b, b_sync = await stack.enter_async_context(node(storage, b_cluster, clock))
+        await a.account("alice")
+        await a.account("bob")
+        alice = await a.connect("alice", "laptop")
+        bob = await b.connect("bob", "phone")
+        await b_sync.flush()
+        alice.take()
+        bob.take()
+
+        setattr(faults, fault, True)
+        await alice.send(chat(f"{BOB}/phone", "while Redis is unwell"))
+        await alice.send(chat(BOB, "to the bare JID too"))
+        assert alice.take() == []  # no error: the messages were taken
+        assert await storage.offline.count(BOB) == 2
+        assert await bodies_of(bob) == []
+
+        # the drain notice could not be sent either: they wait for bob's next presence
+        setattr(faults, fault, False)
+        await b.disconnect(bob)
+        bob = await b.connect("bob", "phone")
+        await eventually(lambda: _count_is(storage, BOB, 0))
+        await settle()
+        assert await bodies_of(bob) == ["while Redis is unwell", "to the bare JID too"]
+    await storage.close()
+
+
+async def _count_is(storage: Storage, jid: str, count: int) -> bool:
+    return await storage.offline.count(jid) == count
+
+
+async def test_a_stale_cached_answer_costs_a_detour_not_the_message() -> None:
+    """Node a's cache still says bob is on node b; he moved to node c. Node b, which no longer
+    holds him, stores the message and asks node c to deliver it."""
+    plane = LocalBackplane()
+    faults = Faults()
+    storage = await open_sqlite(":memory:")
+    clock = Clock()
+    async with AsyncExitStack() as stack:
+        clusters = {"a": FaultyCluster(LocalCluster("a", plane), faults)}
+        for name in ("b", "c"):
+            clusters[name] = FaultyCluster(LocalCluster(name, plane), Faults())
+        kits = {}
+        for name, cluster in clusters.items():
+            await cluster.directory.heartbeat()
+            kits[name] = await stack.enter_async_context(node(storage, cluster, clock))
+        a, b, c = kits["a"][0], kits["b"][0], kits["c"][0]
+        await a.account("alice")
+        await a.account("bob")
+        alice = await a.connect("alice", "laptop")
+        faults.stale[BOB] = [Located(f"{BOB}/phone", "b", True, 0)]  # what a once looked up
+        bob = await c.connect("bob", "phone")
+        await kits["c"][1].flush()
+        alice.take()
+        bob.take()
+
+        await alice.send(chat(BOB, "found you"))
+        await alice.send(chat(f"{BOB}/phone", "and you"))
+        assert alice.take() == []
+        assert clusters["a"].bus.sent == [("b", True), ("b", True)]  # the detour
+        await eventually(lambda: _count_is(storage, BOB, 0))
+
+        async def delivered() -> bool:
+            got.extend(await bodies_of(bob))
+            return len(got) == 2
+
+        got: list[str | None] = []
+        await eventually(delivered)
+        assert got == ["found you", "and you"]
+        assert b.hub.ctx.sessions.message_targets(bob.session.jid.bare) == []
+    await storage.close()
+
+
+async def test_a_dead_node_in_the_cache_is_looked_up_again() -> None:
+    """Node a's cache names node b, which has since left the cluster: its inbox refuses, and
+    node a looks the account up afresh and sends to node c at once (nothing stored)."""
+    plane = LocalBackplane()
+    faults = Faults()
+    storage = await open_sqlite(":memory:")
+    clock = Clock()
+    async with AsyncExitStack() as stack:
+        a_cluster = FaultyCluster(LocalCluster("a", plane), faults)
+        c_cluster = LocalCluster("c", plane)
+        for cluster in (a_cluster, c_cluster):
+            await cluster.directory.heartbeat()
+        a, _ = await stack.enter_async_context(node(storage, a_cluster, clock))
+        c, c_sync = await stack.enter_async_context(node(storage, c_cluster, clock))
+        await a.account("alice")
+        await a.account("bob")
+        alice = await a.connect("alice", "laptop")
+        bob = await c.connect("bob", "phone")
+        await c_sync.flush()
+        faults.stale[BOB] = [Located(f"{BOB}/phone", "b", True, 0)]  # b: never alive now
+        alice.take()
+        bob.take()
+
+        await alice.send(chat(BOB, "hello"))
+        assert alice.take() == []
+        assert a_cluster.bus.sent == [("b", False), ("c", True)]  # b refused: not appended
+        assert await storage.offline.count(BOB) == 0
+
+        got: list[str | None] = []
+
+        async def delivered() -> bool:
+            got.extend(await bodies_of(bob))
+            return got == ["hello"]
+
+        await eventually(delivered)
+    await storage.close()
