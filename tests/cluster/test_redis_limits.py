@@ -160,3 +160,19 @@ async def test_cached_answers_follow_the_other_nodes_writes(nodes: Open) -> None
     await asyncio.sleep(0)
     assert await a.directory.forget("b") == 1
     await a_sees(["a"])
+
+
+async def test_handled_entries_leave_with_the_next_read_or_at_close(nodes: Open) -> None:
+    a, b = await nodes("a"), await nodes("b")
+    for i in range(3):
+        assert await a.bus.send("b", f"m{i}")
+    first = await b.bus.receive(1.0, limit=1)
+    await b.bus.done([e.id for e in first])
+    second = await b.bus.receive(1.0, limit=1)  # m0 leaves in this round trip
+    assert [e.payload for e in first + second] == ["m0", "m1"]
+    assert await a.redis.xlen(a.key("inbox", "b")) == 2
+    await b.bus.done([e.id for e in second])
+    await b.close()  # m1 leaves as the node closes
+    assert await a.redis.xlen(a.key("inbox", "b")) == 1
+    again = await nodes("b")
+    assert [e.payload for e in await again.bus.receive(1.0)] == ["m2"]

@@ -106,7 +106,10 @@ class NodeBus(Protocol):
         ...
 
     async def done(self, ids: list[str]) -> None:
-        """Remove handled entries from this node's inbox."""
+        """Remove handled entries from this node's inbox: at once, or (Redis) together with
+        the next :meth:`receive`, or when the node closes. Either way, entries handled by a
+        node killed before they were removed are delivered again by the survivor that
+        reclaims its inbox (at least once across a crash)."""
 
     async def reclaim(self, node: str, limit: int = 100) -> list[InboxEntry]:
         """The oldest entries of dead ``node``'s inbox, for a survivor to store offline; none

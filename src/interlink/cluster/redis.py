@@ -238,6 +238,8 @@ class RedisCluster:
 
     async def close(self) -> None:
         await self.bus.settle(self.limits.command_timeout)
+        with contextlib.suppress(ClusterError):
+            await self.bus.flush_done()
         await self.invalidation.stop()
         with contextlib.suppress(Exception):
             if self._leased:
@@ -440,6 +442,7 @@ class _Bus:
     def __init__(self, cluster: RedisCluster) -> None:
         self._c = cluster
         self._last = "0-0"
+        self._handled: list[str] = []  # entries handled, to remove with the next read
         self._outboxes: dict[str, _Outbox] = {}
 
     async def send(self, node: str, payload: str) -> bool:
@@ -464,17 +467,34 @@ class _Bus:
         inbox = c.key("inbox", c.node_id)
         # the server answers before the command's own timeout runs out
         block = max(1, int(min(wait, c.limits.command_timeout / 2) * 1000))
+        handled = self._handled
         with _answering("inbox read"):
-            answer: Any = await c.redis.xread({inbox: self._last}, count=limit, block=block)
+            if handled:
+                # the entries handled since the last read leave in the same round trip
+                async with c.redis.pipeline(transaction=False) as pipe:
+                    pipe.xdel(inbox, *handled)
+                    pipe.xread({inbox: self._last}, count=limit, block=block)
+                    answer: Any = (await pipe.execute())[1]
+                self._handled = []
+            else:
+                answer = await c.redis.xread({inbox: self._last}, count=limit, block=block)
         entries = [entry for _, rows in answer or () for entry in _entries(rows)]
         if entries:
             self._last = entries[-1].id
         return entries
 
     async def done(self, ids: list[str]) -> None:
-        if ids:
+        """Remove handled entries: with the next :meth:`receive` (one round trip for both),
+        or at :meth:`flush_done`. A node killed before leaves them to be reclaimed and
+        delivered again, as one killed before calling this would."""
+        self._handled += ids
+
+    async def flush_done(self) -> None:
+        """Remove the handled entries now (the node stops reading its inbox)."""
+        if self._handled:
             with _answering("inbox delete"):
-                await self._c.redis.xdel(self._c.key("inbox", self._c.node_id), *ids)
+                await self._c.redis.xdel(self._c.key("inbox", self._c.node_id), *self._handled)
+            self._handled = []
 
     async def reclaim(self, node: str, limit: int = 100) -> list[InboxEntry]:
         c = self._c
