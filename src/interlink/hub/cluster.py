@@ -99,9 +99,10 @@ class ClusterNode:
                 for entry in entries:
                     await self.handle(entry.payload, from_inbox=True)
                 if entries:
-                    # once per batch, at once: a node killed between handing a batch over and
-                    # this leaves it to be reclaimed (and delivered again). Under light load a
-                    # batch is one stanza; under heavy load one round trip serves many.
+                    # once per batch (on Redis, in the same round trip as the next read): a
+                    # node killed between handing a batch over and its removal leaves it to be
+                    # reclaimed (and delivered again). Under light load a batch is one stanza;
+                    # under heavy load one round trip serves many.
                     await bus.done([e.id for e in entries])
                     self.received += len(entries)
             except asyncio.CancelledError:
