@@ -163,10 +163,12 @@ class HubProcess:
         return _status_kib(self.pid, "VmHWM")
 
     def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.pid}/stat") as f:
-            stat = f.read()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """CPU time of the hub: its process and every live descendant (``serve --workers``:
+        the workers are children of the supervisor, whose own ``cutime`` counts them only
+        once they have exited)."""
+        return sum(_process_cpu_ticks(pid) for pid in _descendants(self.pid)) / os.sysconf(
+            "SC_CLK_TCK"
+        )
 
     def threads(self) -> int:
         return _status_kib(self.pid, "Threads")
@@ -193,6 +195,30 @@ class HubProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+def _process_cpu_ticks(pid: int) -> int:
+    """utime + stime of one process in clock ticks (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and its live descendants (through /proc/<pid>/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+    return found
 
 
 def _status_kib(pid: int, key: str) -> int:

@@ -71,7 +71,7 @@ from interlink.net.c2s import C2SContext, Listener, start_c2s_listener
 from interlink.net.component import ComponentGateway, start_component_listener
 from interlink.net.console import ConsoleLimits
 from interlink.net.driver import ConnectionGate, DriverLimits
-from interlink.net.http import build_http_app
+from interlink.net.http import OperatorDoors, build_http_app, build_operator_app
 from interlink.net.http_guard import HttpGuard, HttpGuardLimits
 from interlink.net.http_server import EmbeddedUvicorn
 from interlink.net.media_api import media_router
@@ -312,8 +312,7 @@ class HubServer:
         self.discovery: DiscoveryService | None = None
         self.http_app: FastAPI | None = None
         self._servers: list[Listener] = []
-        self._http: EmbeddedUvicorn | None = None
-        self._http_task: asyncio.Task[None] | None = None
+        self._https: list[tuple[EmbeddedUvicorn, asyncio.Task[None]]] = []
         self._gate: ConnectionGate | None = None
         self._http_guard: HttpGuard | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -642,18 +641,8 @@ class HubServer:
                 extra=[S2SCollector(self.s2s)] if self.s2s is not None else [],
             )
         )
-        self.http_app = app = build_http_app(
-            hub,
-            ws_ctx,
-            registry,
-            admin_token(s),
-            enlistment,
-            signer,
-            self.discovery,
-            metrics=self.metrics,
-            ready=self.not_ready,
-            metrics_public=s.admin.metrics_public,
-            console=ConsoleLimits(
+        console_limits = (
+            ConsoleLimits(
                 session_lifetime=s.console.session_lifetime,
                 max_sessions=s.console.max_sessions,
                 refresh=s.console.refresh,
@@ -665,16 +654,34 @@ class HubServer:
                 ),
             )
             if s.console.enabled
-            else None,
-            moderation=Moderation(
-                storage.accounts,
-                storage.policy,
-                storage.enlistment,
-                storage.moderation,
-                operator,
-                reports,
-                clock,
-            ),
+            else None
+        )
+        moderation = Moderation(
+            storage.accounts,
+            storage.policy,
+            storage.enlistment,
+            storage.moderation,
+            operator,
+            reports,
+            clock,
+        )
+        admin_socket = self._sockets.get("admin")
+        doors = OperatorDoors(
+            registry,
+            admin_token(s),
+            moderation,
+            console_limits,
+            self.metrics,
+            s.admin.metrics_public,
+        )
+        self.http_app = app = build_http_app(
+            hub,
+            ws_ctx,
+            enlistment,
+            signer,
+            self.discovery,
+            operator=doors if admin_socket is None else None,
+            ready=self.not_ready,
             routers=[
                 (media_router(media), {}),
                 (
@@ -686,6 +693,11 @@ class HubServer:
         for hook in self._http_hooks:
             hook(app)
         await self._start_http(app, http_socket, http_guard, handshakes, cert, key)
+        if admin_socket is not None:
+            operator_app = build_operator_app(doors, self.not_ready)
+            await self._start_http(
+                operator_app, admin_socket, self._build_http_guard(), handshakes, cert, key
+            )
         loop = asyncio.get_running_loop()
         self._media_sweeper = loop.create_task(self._sweep_media(media))
         self._changes_sweeper = loop.create_task(self._prune_changes(storage))
@@ -873,6 +885,15 @@ class HubServer:
                 )
                 self._sockets["component"] = sock
                 self.ports["component"] = sock.getsockname()[1]
+            if s.net.admin_port is not None:  # the operator's doors on their own listener
+                sock = bind_port(
+                    s.net.admin_host,
+                    s.net.admin_port,
+                    "the admin API, console and metrics (net.admin_port)",
+                    reuse_port=s.net.reuse_port,
+                )
+                self._sockets["admin"] = sock
+                self.ports["admin"] = sock.getsockname()[1]
         except BaseException:
             self._close_sockets()
             raise
@@ -926,16 +947,17 @@ class HubServer:
         # The budgets and the first request's timeout are the guard's. (The attribute is typed
         # as a class; uvicorn only ever calls it, with keyword arguments.)
         config.http_protocol_class = guard.protocol_factory(config.http_protocol_class)  # type: ignore[assignment]
-        self._http = EmbeddedUvicorn(
+        server = EmbeddedUvicorn(
             config,
             tls_handshake_timeout=s.net.tls_handshake_timeout,
             tls_shutdown_timeout=s.net.tls_shutdown_timeout,
             handshakes=handshakes,
         )
-        self._http_task = asyncio.get_running_loop().create_task(self._http.serve([sock]))
-        while not self._http.started:
-            if self._http_task.done():
-                self._http_task.result()
+        task = asyncio.get_running_loop().create_task(server.serve([sock]))
+        self._https.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
                 raise ConfigError("the HTTP server stopped during start-up")
             await asyncio.sleep(0.01)
 
@@ -964,8 +986,8 @@ class HubServer:
             server.close()
         if self.s2s is not None:
             await self.s2s.close()
-        if self._http is not None:
-            self._http.should_exit = True
+        for http, _task in self._https:
+            http.should_exit = True
         if self.hub is not None:
             await self.hub.shutdown()
         if self._gate is not None:  # streams that never bound a resource
@@ -977,9 +999,9 @@ class HubServer:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), timeout=5)
-        if self._http_task is not None:
+        for _http, task in self._https:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._http_task, timeout=5)
+                await asyncio.wait_for(task, timeout=5)
         if self.hub is not None:
             await self.hub.ctx.drain_tasks()
         if self._directory_sync is not None:

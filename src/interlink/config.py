@@ -89,6 +89,10 @@ class NetSection(_Section):
     # XEP-0114 components (only when [components] names one); loopback unless said otherwise.
     component_host: str = "127.0.0.1"
     component_port: int = Field(5347, ge=0, le=65535)
+    # The operator's doors (admin API, console, /metrics) on a listener of their own, and then
+    # not on the public HTTP port; unset: served on the HTTP port. 0 = any free port.
+    admin_host: str = "127.0.0.1"
+    admin_port: int | None = Field(None, ge=0, le=65535)
 
     @field_validator("source_allowlist")
     @classmethod
@@ -241,7 +245,8 @@ class AdminSection(_Section):
         if value is not None and len(value.strip()) < ADMIN_TOKEN_MIN:
             raise ValueError(
                 f"admin.token needs {ADMIN_TOKEN_MIN} characters or more (it guards the admin "
-                "API and the console login on the public HTTP port); leave it unset to have "
+                "API and the console login, on the public HTTP port unless net.admin_port is "
+                "set); leave it unset to have "
                 "one generated"
             )
         return value

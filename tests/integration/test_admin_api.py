@@ -101,3 +101,36 @@ async def test_provider_onboarding_through_the_admin_api(tmp_path: Path) -> None
             assert [e["action"] for e in audit.json()] == ["add", "status", "update", "status"]
             openapi = await http.get(f"https://127.0.0.1:{server.ports['http']}/openapi.json")
             assert "/admin/v1/providers" in openapi.json()["paths"]
+
+
+async def test_the_operator_doors_on_their_own_listener_are_gone_from_the_public_port(
+    tmp_path: Path,
+) -> None:
+    """``net.admin_port``: the admin API, the console and /metrics answer there (same TLS, same
+    token) and nowhere else; users' and providers' routes stay on the public port only."""
+    net = {"host": "127.0.0.1", "c2s_port": 0, "c2s_tls_port": 0, "http_port": 0, "admin_port": 0}
+    async with running_hub(tmp_path, admin={"token": TOKEN}, net=net) as (server, certs):
+        public = f"https://127.0.0.1:{server.ports['http']}"
+        operator = f"https://127.0.0.1:{server.ports['admin']}"
+        assert server.ports["admin"] not in (0, server.ports["http"])
+        auth = {"Authorization": f"Bearer {TOKEN}"}
+        async with httpx.AsyncClient(verify=str(certs.ca), timeout=10) as http:
+            for path in ("/admin/v1/providers", "/metrics", "/admin/", "/admin/login"):
+                gone = await http.get(public + path, headers=auth)
+                assert gone.status_code == 404, (path, gone.status_code)
+            providers = await http.get(f"{operator}/admin/v1/providers", headers=auth)
+            assert providers.status_code == 200
+            assert providers.json() == []
+            metrics = await http.get(f"{operator}/metrics", headers=auth)
+            assert metrics.status_code == 200
+            assert "interlink_" in metrics.text
+            assert (await http.get(f"{operator}/metrics")).status_code == 401
+            login = await http.get(f"{operator}/admin/login")
+            assert login.status_code == 200
+            assert "text/html" in login.headers["content-type"]
+            assert (await http.get(f"{operator}/readyz")).json() == {"status": "ready"}
+            # what users and providers call is not on the operator's port
+            assert (await http.get(f"{public}/readyz")).status_code == 200
+            assert (await http.get(f"{public}/.well-known/interlink/jwks.json")).status_code == 200
+            jwks = await http.get(f"{operator}/.well-known/interlink/jwks.json")
+            assert jwks.status_code == 404

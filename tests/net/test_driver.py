@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from xml.etree.ElementTree import Element
 
+import pytest
+
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.hub.policy.limits import Rate
 from interlink.net.budget import Budget, SourceBudgets, SourceLimits
@@ -173,3 +175,29 @@ async def test_stanzas_read_after_the_connection_was_lost_are_not_routed() -> No
         message = parse_stanza(Element("{jabber:client}message", to=f"a@{DOMAIN}"))
         assert driver._on_event(StanzaReceived(message, size=60, counted=True)) is None
         assert kit.hub.ctx.stats.stanzas_in["message"] == 0
+
+
+async def test_input_is_marked_held_while_a_stanza_awaits_storage_and_released_after() -> None:
+    """While the driver awaits storage for one of a client's stanzas, the transport reads
+    nothing from it, acknowledgements included: the stream is told (XEP-0198's limit on
+    unacknowledged stanzas allows for it), and told again when reading resumes, also when the
+    wait failed."""
+    async with running_hub() as kit:
+        loop = asyncio.get_running_loop()
+        stream = ServerStream(CONFIG, now=loop.time())
+        driver = StreamDriver(kit.hub, stream, FakeLink(), ConnectionGate(5), DriverLimits(), "t")
+        seen: list[bool] = []
+
+        async def storage(fail: bool) -> None:
+            seen.append(stream.input_held)
+            await asyncio.sleep(0)
+            if fail:
+                raise OSError("disk gone")
+
+        await driver._holding_input(storage(False))
+        assert seen == [True]
+        assert stream.input_held is False
+        with pytest.raises(OSError, match="disk gone"):
+            await driver._holding_input(storage(True))
+        assert seen == [True, True]
+        assert stream.input_held is False

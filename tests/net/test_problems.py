@@ -11,9 +11,11 @@ import pytest
 from fastapi import FastAPI
 
 from interlink.errors import HttpProblem, StorageError
+from interlink.hub.auth_throttle import Backoff
 from interlink.interop.discovery import DiscoveryError
 from interlink.interop.providers import ProviderRegistry
 from interlink.net.admin import admin_router
+from interlink.net.admin_token import AdminTokenGuard
 from interlink.net.problems import PROBLEM_JSON, install_problem_handler
 from interlink.storage.providers import Provider
 from interlink.storage.sqlite import open_sqlite
@@ -39,7 +41,7 @@ async def admin_api() -> AsyncIterator[httpx.AsyncClient]:
         )
         app = FastAPI()
         install_problem_handler(app)
-        app.include_router(admin_router(registry, TOKEN))
+        app.include_router(admin_router(registry, AdminTokenGuard(TOKEN, Backoff(5, 1.0, 300.0))))
 
         @app.get("/broken")
         async def broken() -> None:

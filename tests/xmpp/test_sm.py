@@ -17,7 +17,7 @@ from interlink.xmpp.stream import (
     StanzaReceived,
     StreamState,
 )
-from interlink.xmpp.stream.sm import WRAP, SmConfig, StreamManagement
+from interlink.xmpp.stream.sm import HELD_INPUT_ALLOWANCE, WRAP, SmConfig, StreamManagement
 from tests.streamkit import CONFIG, Harness
 
 SM = "{urn:xmpp:sm:3}"
@@ -88,6 +88,19 @@ def test_the_queue_limit_and_one_below_it() -> None:
         sm.record_sent("<m/>")
     assert exc.value.condition is StreamErrorCondition.POLICY_VIOLATION
     assert "too many unacknowledged stanzas (2)" in exc.value.text
+
+
+def test_while_input_is_held_the_limit_doubles_and_comes_back_when_reading_resumes() -> None:
+    sm = StreamManagement(SmConfig(max_unacked=2))
+    for _ in range(2 * HELD_INPUT_ALLOWANCE):  # 4: up to twice the limit while held
+        sm.record_sent("<m/>", input_held=True)
+    with pytest.raises(StreamError):  # the hard bound even while held
+        sm.record_sent("<m/>", input_held=True)
+    assert len(sm.queue) == 4
+    with pytest.raises(StreamError):  # reading again: the plain limit, at once
+        sm.record_sent("<m/>")
+    sm.ack("3")  # the client's acks, read at last
+    sm.record_sent("<m/>")  # 2 unacknowledged: at the limit, fine
 
 
 def test_unacked_is_taken_once_with_the_stored_flag() -> None:
@@ -228,6 +241,18 @@ def test_past_the_unacked_limit_the_stream_closes() -> None:
     h.stream.send_xml("<message xmlns='jabber:client'><body>late</body></message>")
     assert h.stream.sm is not None
     assert len(h.stream.sm.unacked()) == 3
+
+
+def test_the_stream_allows_for_input_the_shell_holds() -> None:
+    h = ready(SmConfig(max_unacked=2, request_every=100))
+    h.send(ENABLE)
+    h.stream.hold_input(True)  # the shell awaits storage for one of the client's stanzas
+    for _ in range(4):
+        assert h.stream.send_xml("<message xmlns='jabber:client'/>") == []
+    assert not h.stream.closed
+    h.stream.hold_input(False)
+    (_closed,) = h.stream.send_xml("<message xmlns='jabber:client'/>")
+    assert h.stream.closed
 
 
 def test_resume_refused_then_bind() -> None:

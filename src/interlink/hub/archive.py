@@ -26,7 +26,8 @@ choice (``archive.durable_before_ack``):
   the read it was in: memory stays bounded and nothing is dropped. (Waiting only for what came
   before it, with the queue still near full, held a busy sender back stanza after stanza; its
   stream's input — its XEP-0198 ``<a/>`` too — went unread for seconds while messages to it
-  went on, until stream management's ``max_unacked`` disconnected it.) Queries,
+  went on, until stream management's ``max_unacked`` disconnected it; the driver now also
+  tells the stream while it holds a client's input, and the limit allows for it.) Queries,
   metadata requests and pruning first wait for what was queued before them.
 - *durable before ack*: the copies are part of the work the transport awaits before it reads the
   sender's next stanza and before stream management acknowledges it; concurrent senders share

@@ -2,22 +2,28 @@
 phone number, disable, remove, sessions), abuse reports (read, resolve, forward), enlistments
 (list, revoke) and sessions (:class:`~interlink.interop.moderation.Moderation`).
 
-Thin handlers: authenticate (a bearer token compared in constant time), parse with pydantic,
+Thin handlers: authenticate (a bearer token, :class:`~interlink.net.admin_token.AdminTokenGuard`:
+compared in constant time, wrong ones throttled per source), parse with pydantic,
 call the registry, serialize. Errors are raised (:class:`ProviderError`, :class:`AdminAuthError`)
 and become RFC 9457 problem+json in the app's one handler (:mod:`interlink.net.problems`).
 """
 
 from __future__ import annotations
 
-import hmac
+import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from interlink.errors import HttpProblem
 from interlink.interop.moderation import Moderation, ReportStatus, enlistment_view
 from interlink.interop.providers import ProviderError, ProviderRegistry
+from interlink.net.admin_token import (
+    AdminThrottled,
+    AdminTokenGuard,
+    WrongAdminToken,
+    bearer,
+)
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 
 
@@ -83,29 +89,38 @@ Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many")]
 ReportId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the report's number")]
 
 
-class AdminAuthError(HttpProblem):
-    """No admin bearer token, or the wrong one."""
+log = logging.getLogger("interlink.admin")
 
-    status = 401
-    kind = "unauthorized"
-    title = "admin token required"
 
-    def __init__(self, detail: str = "send Authorization: Bearer <admin token>") -> None:
-        super().__init__(detail)
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": "Bearer"}
+def check_bearer(
+    guard: AdminTokenGuard, request: Request, authorization: str | None, door: str
+) -> None:
+    """The admin bearer token of a request, checked by ``guard``; refusals logged at WARNING with
+    the source (and counted failures), so a guessing source shows in the log."""
+    host = request.client.host if request.client is not None else None
+    try:
+        guard.check(host, bearer(authorization))
+    except AdminThrottled as exc:
+        log.warning(
+            "admin token throttled",
+            extra={"door": door, "source": guard.source(host), "retry_after": exc.retry_after},
+        )
+        raise
+    except WrongAdminToken:
+        log.warning(
+            "admin token refused",
+            extra={"door": door, "source": guard.source(host), "failures": guard.failures(host)},
+        )
+        raise
 
 
 def admin_router(
-    registry: ProviderRegistry, token: str, moderation: Moderation | None = None
+    registry: ProviderRegistry, guard: AdminTokenGuard, moderation: Moderation | None = None
 ) -> APIRouter:
-    expected = token.encode()
-
-    def authenticate(authorization: Annotated[str | None, Header()] = None) -> None:
-        scheme, _, value = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(value.encode(), expected):
-            raise AdminAuthError
+    def authenticate(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> None:
+        check_bearer(guard, request, authorization, "admin API")
 
     # Every route requires the token; the audit log names this API as the actor.
     router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(authenticate)])

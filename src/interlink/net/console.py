@@ -4,13 +4,14 @@ admin API (providers, enlistments, reports, users and sessions) and live metrics
 Security, in one place:
 
 * Login with the admin token through a form (``POST /admin/login``); the token is compared in
-  constant time and never appears in a URL. Failed logins are throttled per source (an IPv4
-  address, an IPv6 /64: :func:`login_throttle`, ``console.login_*``): beyond the free ones,
-  each attempt waits, doubling, and a refused one is answered 429 without the token being
-  compared, so the public HTTP port is no place to guess it (it has 32 characters or more
-  anyway). A login opens a console session kept in memory (:class:`ConsoleSessions`, bounded,
-  expiring), named by a random id in the cookie ``interlink_console``: ``HttpOnly; Secure;
-  SameSite=Strict; Path=/admin``.
+  constant time and never appears in a URL. Wrong tokens are throttled per source (an IPv4
+  address, an IPv6 /64, ``console.login_*``) by the guard every admin door shares
+  (:class:`~interlink.net.admin_token.AdminTokenGuard`: the admin API and ``/metrics`` count
+  against the same budget): beyond the free ones, each attempt waits, doubling, and a refused
+  one is answered 429 without the token being compared, so the public HTTP port is no place to
+  guess it (it has 32 characters or more anyway). A login opens a console session kept in
+  memory (:class:`ConsoleSessions`, bounded, expiring), named by a random id in the cookie
+  ``interlink_console``: ``HttpOnly; Secure; SameSite=Strict; Path=/admin``.
 * Every form carries the session's CSRF token (the login form a pre-login one, double-submitted
   with a cookie), checked in constant time before anything is done.
 * Every page is sent with a strict Content-Security-Policy (``default-src 'none'``; the one
@@ -27,7 +28,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -41,9 +41,15 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from interlink.errors import HttpProblem
-from interlink.hub.auth_throttle import AuthThrottle, AuthThrottled, Backoff, ThrottleLimits
+from interlink.hub.auth_throttle import Backoff
 from interlink.interop.moderation import Moderation, ReportStatus, enlistment_view
 from interlink.interop.providers import FEATURES, RATE_TIERS, ProviderRegistry
+from interlink.net.admin_token import (
+    AdminAuthError,
+    AdminThrottled,
+    AdminTokenGuard,
+    WrongAdminToken,
+)
 from interlink.net.console_charts import (
     MetricsHistory,
     Samples,
@@ -80,12 +86,6 @@ class ConsoleLimits:
     history: int = 360
     # failed logins per source: free ones, then the first wait doubling up to the cap
     login_backoff: Backoff = field(default_factory=lambda: Backoff(5, 1.0, 300.0))
-
-
-def login_throttle(backoff: Backoff) -> AuthThrottle:
-    """The console's login throttle: the SASL throttle's machinery, counting per source only
-    (the one admin token is not an account that could be locked for everyone)."""
-    return AuthThrottle(ThrottleLimits(source=backoff, forget_after=max(3600.0, backoff.cap)))
 
 
 FORM_MAX_BYTES = 64 * 1024
@@ -144,7 +144,7 @@ def _mode(text: str) -> ProviderMode:
 def console_router(
     registry: ProviderRegistry,
     moderation: Moderation,
-    token: str,
+    guard: AdminTokenGuard,
     samples: Callable[[], Awaitable[Samples]] | None,
     *,
     limits: ConsoleLimits,
@@ -160,9 +160,7 @@ def console_router(
         "—" if t is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(float(t)))
     )
     sessions = ConsoleSessions(limits.max_sessions, limits.session_lifetime, clock)
-    throttle = login_throttle(limits.login_backoff)
     history = MetricsHistory(limits.history)
-    expected = token.encode()
     stylesheet = (
         resources.files("interlink.net").joinpath("console_static/console.css").read_bytes()
     )
@@ -238,23 +236,29 @@ def console_router(
         pre = request.cookies.get(LOGIN_COOKIE, "")
         if not pre or not hmac.compare_digest(pre.encode(), login_csrf.encode()):
             raise CsrfRefused("reload the login page and try again")
-        source = throttle.source_key(request.client.host if request.client is not None else "?")
-        attempt = throttle.begin(clock(), source, None)
-        if isinstance(attempt, AuthThrottled):
-            wait = math.ceil(attempt.retry_after)
-            log.warning("console login throttled", extra={"source": source, "retry_after": wait})
-            refused = refuse_login(
-                request, 429, f"Too many failed logins from your address; try again in {wait} s."
+        host = request.client.host if request.client is not None else None
+        try:
+            guard.check(host, token.strip())
+        except AdminThrottled as exc:
+            source = guard.source(host)
+            log.warning(
+                "console login throttled", extra={"source": source, "retry_after": exc.retry_after}
             )
-            refused.headers["Retry-After"] = str(wait)
+            refused = refuse_login(
+                request,
+                429,
+                f"Too many failed logins from your address; try again in {exc.retry_after} s.",
+            )
+            refused.headers.update(exc.headers())
             return refused
-        if not hmac.compare_digest(token.strip().encode(), expected):
-            throttle.failed(attempt, clock())
+        except WrongAdminToken:
             log.warning(
                 "console login failed",
-                extra={"source": source, "failures": throttle.source_failures(source, clock())},
+                extra={"source": guard.source(host), "failures": guard.failures(host)},
             )
             return refuse_login(request, 401, "Wrong admin token.")
+        except AdminAuthError:
+            return refuse_login(request, 401, "Enter the admin token.")
         sid, _session = sessions.create()
         response = redirect("/admin/")
         response.set_cookie(

@@ -217,6 +217,8 @@ class StreamDriver:
         self.last_input = now
         stream = self.stream
         pending = self._run(stream.receive_data(data) if self._tcp else stream.receive_frame(data))
+        if pending is not None:
+            pending = self._holding_input(pending)
         if stream.username is not None and not self._shaped_as_authenticated:
             self._shaped_as_authenticated = True
             self._shaper.change_rate(self.limits.read_rate, now)
@@ -224,6 +226,16 @@ class StreamDriver:
         if pause <= 0.0 or stream.closed:
             return pending
         return self._pause_reading(pending, pause)
+
+    async def _holding_input(self, pending: Pending) -> None:
+        """Await ``pending`` (storage for one of the client's stanzas), with the stream told
+        that its input is held meanwhile: the transport reads nothing from the client until
+        this is done, acknowledgements included (XEP-0198's limit allows for it)."""
+        self.stream.hold_input(True)
+        try:
+            await pending
+        finally:
+            self.stream.hold_input(False)
 
     async def _pause_reading(self, pending: Pending | None, pause: float) -> None:
         """Await ``pending``, then wait ``pause`` seconds, or less if the connection ends."""

@@ -3,8 +3,8 @@ joins it with the rest of the interop control plane."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Header, Request, Response, WebSocket
@@ -19,7 +19,8 @@ from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.moderation import Moderation
 from interlink.interop.providers import ProviderRegistry
 from interlink.interop.push import HubSigner
-from interlink.net.admin import AdminAuthError, admin_router
+from interlink.net.admin import admin_router, check_bearer
+from interlink.net.admin_token import AdminTokenGuard
 from interlink.net.console import ConsoleLimits, console_router
 from interlink.net.discovery_api import discovery_router
 from interlink.net.enlist_api import EnlistmentFastPath, enlistment_router
@@ -60,23 +61,64 @@ class HubApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorDoors:
+    """What the operator's doors serve: the admin API over ``registry`` (and ``moderation``:
+    users, sessions, reports, enlistments), the console (with ``console`` limits; ``None``: no
+    console) and ``/metrics`` (public or behind the admin token), all behind one
+    :class:`AdminTokenGuard` on ``admin_token``."""
+
+    registry: ProviderRegistry
+    admin_token: str
+    moderation: Moderation | None = None
+    console: ConsoleLimits | None = None
+    metrics: HubMetrics | None = None
+    metrics_public: bool = False
+
+    def install(self, app: FastAPI) -> None:
+        """Add the doors' routes to ``app``."""
+        limits = self.console or ConsoleLimits()
+        guard = AdminTokenGuard(self.admin_token, limits.login_backoff)
+        app.include_router(admin_router(self.registry, guard, self.moderation))
+        metrics = self.metrics
+        if self.console is not None and self.moderation is not None:
+            app.include_router(
+                console_router(
+                    self.registry,
+                    self.moderation,
+                    guard,
+                    None if metrics is None else metrics.samples,
+                    limits=self.console,
+                )
+            )
+        metrics_public = self.metrics_public
+
+        @app.get("/metrics", response_class=Response)
+        async def prometheus(
+            request: Request, authorization: Annotated[str | None, Header()] = None
+        ) -> Response:
+            """Prometheus text format. Needs the admin bearer token unless metrics are public."""
+            if metrics is None:
+                return problem(404, "not-found", "metrics are not enabled", "")
+            if not metrics_public:
+                check_bearer(guard, request, authorization, "metrics")
+            return Response(await metrics.render(), media_type=CONTENT_TYPE)
+
+
 def build_http_app(
     hub: Hub,
     ws_ctx: WebSocketContext,
-    registry: ProviderRegistry,
-    admin_token: str,
     enlistment: EnlistmentService,
     signer: HubSigner,
     discovery: DiscoveryService | None = None,
     *,
-    metrics: HubMetrics | None = None,
+    operator: OperatorDoors | None,
     ready: Callable[[], Awaitable[str | None]] | None = None,
-    metrics_public: bool = False,
     routers: Sequence[tuple[APIRouter, dict[type[Exception], Handler]]] = (),
-    moderation: Moderation | None = None,
-    console: ConsoleLimits | None = None,
 ) -> FastAPI:
     """``ready`` returns ``None`` when the hub can serve, else why not (``/readyz``).
+    ``operator``: the operator's doors, when this app serves them; ``None`` when they have a
+    listener of their own (:func:`build_operator_app`).
     ``routers`` are further APIs (media), with exception handlers of their own if any: the
     domain errors (:class:`~interlink.errors.InterlinkError`) need none, the app's one handler
     answers them all as RFC 9457 problem+json."""
@@ -84,17 +126,8 @@ def build_http_app(
     app.fast_path = EnlistmentFastPath(enlistment)
     install_problem_handler(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
-    app.include_router(admin_router(registry, admin_token, moderation))
-    if console is not None and moderation is not None:
-        app.include_router(
-            console_router(
-                registry,
-                moderation,
-                admin_token,
-                None if metrics is None else metrics.samples,
-                limits=console,
-            )
-        )
+    if operator is not None:
+        operator.install(app)
     app.include_router(enlistment_router(enlistment))
     if discovery is not None:
         app.include_router(discovery_router(discovery))
@@ -102,7 +135,6 @@ def build_http_app(
         for exc_type, handler in handlers.items():
             app.add_exception_handler(exc_type, handler)
         app.include_router(router)
-    expected = admin_token.encode()
 
     @app.websocket(WEBSOCKET_PATH)
     async def xmpp_websocket(ws: WebSocket) -> None:
@@ -118,6 +150,28 @@ def build_http_app(
         """Liveness: the process answers."""
         return JSONResponse({"status": "ok", "sessions": hub.sessions})
 
+    install_readiness(app, ready)
+
+    return app
+
+
+def build_operator_app(
+    doors: OperatorDoors, ready: Callable[[], Awaitable[str | None]] | None = None
+) -> FastAPI:
+    """The app of the operator's own listener (``net.admin_port``): the admin API, the console,
+    ``/metrics`` and ``/readyz``, and nothing a user or a provider calls."""
+    app = FastAPI(title="Interlink hub (operator)", version=__version__)
+    install_problem_handler(app)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    doors.install(app)
+    install_readiness(app, ready)
+    return app
+
+
+def install_readiness(app: FastAPI, ready: Callable[[], Awaitable[str | None]] | None) -> None:
+    """``/readyz``: ``ready`` returns ``None`` when the hub serves (started, not shutting down,
+    the database and the cluster's Redis answer), else why not."""
+
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
         """Readiness: started, not shutting down, and the database answers."""
@@ -125,16 +179,3 @@ def build_http_app(
         if reason is not None:
             return problem(503, "not-ready", "the hub is not ready", reason)
         return JSONResponse({"status": "ready"})
-
-    @app.get("/metrics", response_class=Response)
-    async def prometheus(authorization: Annotated[str | None, Header()] = None) -> Response:
-        """Prometheus text format. Needs the admin bearer token unless metrics are public."""
-        if metrics is None:
-            return problem(404, "not-found", "metrics are not enabled", "")
-        scheme, _, value = (authorization or "").partition(" ")
-        allowed = scheme.lower() == "bearer" and hmac.compare_digest(value.encode(), expected)
-        if not (metrics_public or allowed):
-            raise AdminAuthError
-        return Response(await metrics.render(), media_type=CONTENT_TYPE)
-
-    return app

@@ -265,6 +265,9 @@ class ServerStream:
         self._deferred: list[ParserEvent] = []
         self._token_authzid = ""
         self.sm: sm.StreamManagement | None = None  # XEP-0198, once the client enabled it
+        # The shell does not read this client now (it awaits storage for one of its stanzas):
+        # stream management's limit on unacknowledged stanzas allows for it (hold_input).
+        self.input_held = False
         self.csi: csi.ClientStateFilter | None = None  # XEP-0352, once the client used it
         self._resume_asked = ("", 0)  # the <resume previd h/> being looked up
 
@@ -318,7 +321,7 @@ class ServerStream:
         self._out.append(xml)
         if self.sm is not None:
             try:
-                if self.sm.record_sent(xml, stored=stored, now=now):
+                if self.sm.record_sent(xml, stored=stored, now=now, input_held=self.input_held):
                     self._out.append(self.sm.request_xml())
             except StreamError as err:
                 return self.close(err)
@@ -330,11 +333,17 @@ class ServerStream:
         self._out.append(xml)
         if self.sm is not None:
             try:
-                if self.sm.record_sent(xml, stored=stored, now=now):
+                if self.sm.record_sent(xml, stored=stored, now=now, input_held=self.input_held):
                     self._out.append(self.sm.request_xml())
             except StreamError as err:
                 return self.close(err)
         return []
+
+    def hold_input(self, held: bool) -> None:
+        """The shell stops (``True``) or resumes (``False``) reading this client, while it awaits
+        storage for one of its stanzas: acknowledgements the client sends meanwhile stay unread,
+        so stream management allows more unacknowledged stanzas until it reads again."""
+        self.input_held = held
 
     def request_ack(self) -> None:
         """Ask the client to acknowledge what it has received (XEP-0198 ``<r/>``)."""

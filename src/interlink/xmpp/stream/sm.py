@@ -42,6 +42,9 @@ from interlink.xmpp.xml import escape_attr
 
 NS = "urn:xmpp:sm:3"
 WRAP = 2**32
+# While the server holds a client's input (the client's <a/> cannot be read), the unacknowledged
+# queue may grow to this many times max_unacked before the client is disconnected.
+HELD_INPUT_ALLOWANCE = 2
 
 ENABLE = ns.qname(NS, "enable")
 REQUEST = ns.qname(NS, "r")
@@ -121,12 +124,24 @@ class StreamManagement:
         return f'<a xmlns="{NS}" h="{self.handled % WRAP}"/>'
 
     # -- outbound -----------------------------------------------------------------------------
-    def record_sent(self, xml: str, *, stored: bool = False, now: float | None = None) -> bool:
+    def record_sent(
+        self,
+        xml: str,
+        *,
+        stored: bool = False,
+        now: float | None = None,
+        input_held: bool = False,
+    ) -> bool:
         """Keep ``xml`` until acknowledged; ``True`` when an ``<r/>`` should follow it. With
         ``now`` (and ``request_after``), the first stanza not yet asked about arms the timer.
+        ``input_held``: the server is not reading this client meanwhile (it waits for storage
+        on the client's behalf), so the client's acknowledgements cannot arrive; the limit is
+        then ``HELD_INPUT_ALLOWANCE`` times ``max_unacked`` — still a bound, and the plain
+        limit applies again as soon as the server reads again.
 
         Raises: StreamError (``policy-violation``: more than ``max_unacked`` unacknowledged)."""
-        if len(self.queue) >= self.config.max_unacked:
+        limit = self.config.max_unacked * (HELD_INPUT_ALLOWANCE if input_held else 1)
+        if len(self.queue) >= limit:
             raise StreamError(
                 StreamErrorCondition.POLICY_VIOLATION,
                 f"too many unacknowledged stanzas ({self.config.max_unacked}); "
