@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from interlink.cluster import Cluster, ClusterError, Located, NodeBus, SessionDi
 from interlink.cluster.base import InboxEntry
 from interlink.cluster.local import LocalBackplane, LocalCluster
 from interlink.hub.addressing import Addressing, ProviderDirectory
+from interlink.hub.cluster import ClusterNode
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.nodes import DirectorySync
@@ -24,6 +26,7 @@ from interlink.hub.session import SessionRegistry
 from interlink.interop.operator import OperatorState
 from interlink.storage import Storage
 from interlink.storage.sqlite import open_sqlite
+from interlink.storage.sqlite.offline import SqliteOffline
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message
 from tests.hubkit import DOMAIN, Clock, HubKit, no_bearer_tokens, no_user_ids, settle
@@ -296,4 +299,88 @@ async def test_a_dead_node_in_the_cache_is_looked_up_again() -> None:
             return got == ["hello"]
 
         await eventually(delivered)
+    await storage.close()
+
+
+class FlakyOffline(SqliteOffline):
+    """Offline storage that fails its next ``failures`` stores (the database went away)."""
+
+    failures = 0
+
+    async def store(self, *args: Any, **kwargs: Any) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise OSError("the database does not answer")
+        return await super().store(*args, **kwargs)
+
+
+async def test_an_inbox_entry_the_node_cannot_store_yet_is_tried_again() -> None:
+    """Node b takes a message from its inbox for an account that left it, and its database
+    fails twice: the entry is tried again, and neither it nor the one after it is lost."""
+    plane = LocalBackplane()
+    faults = Faults()
+    storage = await open_sqlite(":memory:")
+    flaky = FlakyOffline(storage.db)
+    storage.offline = flaky
+    clock = Clock()
+    async with AsyncExitStack() as stack:
+        a_cluster = FaultyCluster(LocalCluster("a", plane), faults)
+        b_cluster = LocalCluster("b", plane)
+        for cluster in (a_cluster, b_cluster):
+            await cluster.directory.heartbeat()
+        a, _ = await stack.enter_async_context(node(storage, a_cluster, clock))
+        b, _ = await stack.enter_async_context(node(storage, b_cluster, clock))
+        await a.account("alice")
+        await a.account("bob")
+        alice = await a.connect("alice", "laptop")
+        faults.stale[BOB] = [Located(f"{BOB}/phone", "b", True, 0)]  # he has left b
+        alice.take()
+        flaky.failures = 2
+        await alice.send(chat(BOB, "first"))
+        await alice.send(chat(BOB, "second"))
+        assert alice.take() == []
+        await eventually(lambda: _count_is(storage, BOB, 2))
+        assert flaky.failures == 0
+        assert b.hub.node is not None
+        await eventually(lambda: _received(b.hub.node, 2))
+        stored = await storage.offline.fetch(BOB, 10)
+        assert ["first" in m.stanza for m in stored] == [True, False]
+    await storage.close()
+
+
+async def _received(node: ClusterNode, count: int) -> bool:
+    return node.received == count
+
+
+async def test_an_inbox_entry_that_keeps_failing_is_left_in_the_inbox() -> None:
+    """After ``inbox_tries`` failures in a row the entry stays in the inbox (delivered again
+    when the node restarts, or by the survivor that reclaims it) and the next one goes on."""
+    plane = LocalBackplane()
+    faults = Faults()
+    storage = await open_sqlite(":memory:")
+    flaky = FlakyOffline(storage.db)
+    storage.offline = flaky
+    clock = Clock()
+    async with AsyncExitStack() as stack:
+        a_cluster = FaultyCluster(LocalCluster("a", plane), faults)
+        b_cluster = LocalCluster("b", plane)
+        for cluster in (a_cluster, b_cluster):
+            await cluster.directory.heartbeat()
+        a, _ = await stack.enter_async_context(node(storage, a_cluster, clock))
+        b, _ = await stack.enter_async_context(node(storage, b_cluster, clock))
+        assert b.hub.node is not None
+        b.hub.node.inbox_tries = 3
+        await a.account("alice")
+        await a.account("bob")
+        alice = await a.connect("alice", "laptop")
+        faults.stale[BOB] = [Located(f"{BOB}/phone", "b", True, 0)]
+        alice.take()
+        flaky.failures = 3
+        await alice.send(chat(BOB, "first"))
+        await alice.send(chat(BOB, "second"))
+        await eventually(lambda: _count_is(storage, BOB, 1))
+        stored = await storage.offline.fetch(BOB, 10)
+        assert ["second" in m.stanza for m in stored] == [True]
+        assert ["first" in e.payload for e in plane.inboxes["b"]] == [True]  # still there
+        assert b.hub.node.received == 1
     await storage.close()
