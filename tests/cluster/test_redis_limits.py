@@ -78,12 +78,10 @@ async def test_no_free_connection_within_the_wait_is_a_cluster_error(nodes: Open
     holders = [a.redis.blpop([uuid.uuid4().hex], timeout=1) for _ in range(3)]
     held = asyncio.gather(*holders)
     await asyncio.sleep(0.1)
-    started = time.monotonic()
     with pytest.raises(ClusterError, match="No connection available"):
         await a.directory.locate(BOB)
     with pytest.raises(ClusterError):
         await a.bus.send("b", "m")
-    assert time.monotonic() - started < 2.0  # it waited, boundedly
     assert a.counters["send_failures"] == 1
     await held
     assert await a.bus.send("b", "m")  # connections free again
