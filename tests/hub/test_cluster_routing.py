@@ -384,3 +384,53 @@ async def test_an_inbox_entry_that_keeps_failing_is_left_in_the_inbox() -> None:
         assert ["first" in e.payload for e in plane.inboxes["b"]] == [True]  # still there
         assert b.hub.node.received == 1
     await storage.close()
+
+
+class FlakyBindDirectory(FaultyDirectory):
+    """Fails its next ``failures`` binds (Redis had no free connection)."""
+
+    failures = 0
+
+    async def bind(self, full_jid: str, *, available: bool, priority: int) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ClusterError("Redis: bind failed: ConnectionError: No connection available.")
+        await super().bind(full_jid, available=available, priority=priority)
+
+
+async def test_a_session_the_directory_failed_to_record_is_recorded_on_a_retry() -> None:
+    plane = LocalBackplane()
+    local = LocalCluster("b", plane)
+    await local.directory.heartbeat()
+    directory = FlakyBindDirectory(local.directory, Faults())
+    directory.failures = 2
+    sync = DirectorySync(directory, retries=(0.01, 0.01))
+    storage = await open_sqlite(":memory:")
+    clock = Clock()
+    addressing = Addressing((DOMAIN,), ProviderDirectory())
+    sessions = SessionRegistry(sync)
+    hub = Hub(
+        HubSettings(),
+        storage,
+        clock,
+        addressing=addressing,
+        sessions=sessions,
+        authenticate_bearer=no_bearer_tokens,
+        user_ids=no_user_ids,
+    )
+    kit = HubKit(hub, clock, OperatorState(addressing, sessions))
+    try:
+        await kit.account("bob")
+        await kit.connect("bob", "phone")
+        await sync.flush()
+        assert [(s.node, s.available) for s in await local.directory.locate(BOB)] == [("b", True)]
+        # more failures than tries, for both writes of a login (bound, then available): they
+        # are dropped (and logged), the next change of the session writes it again
+        directory.failures = 6
+        await kit.connect("bob", "tablet")
+        await sync.flush()
+        assert [s.full_jid for s in await local.directory.locate(BOB)] == [f"{BOB}/phone"]
+    finally:
+        await hub.shutdown()
+        await sync.close()
+        await storage.close()

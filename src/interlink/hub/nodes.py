@@ -28,11 +28,17 @@ class DirectorySync:
         self,
         directory: SessionDirectory,
         bound: Callable[[str], None] | None = None,
+        *,
+        retries: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
     ) -> None:
         """``bound(full_jid)`` is called once a session's entry as available is written (so
-        the messages stored for it by other nodes before they could see it are delivered)."""
+        the messages stored for it by other nodes before they could see it are delivered).
+        A write the cluster fails (:class:`ClusterError`) is tried again after each of
+        ``retries`` seconds, the later changes waiting behind it (they keep their order);
+        then it is logged and dropped (the next change of that session writes it again)."""
         self._directory = directory
         self._bound = bound
+        self._retries = retries
         self._queue: asyncio.Queue[tuple[str, bool, int] | None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -54,12 +60,19 @@ class DirectorySync:
         while (item := await queue.get()) is not None:
             full, available, priority = item
             try:
-                if priority == _GONE:
-                    await self._directory.unbind(full)
-                else:
-                    await self._directory.bind(full, available=available, priority=priority)
-                    if available and priority >= 0 and self._bound is not None:
-                        self._bound(full)
+                for pause in (*self._retries, None):
+                    try:
+                        if priority == _GONE:
+                            await self._directory.unbind(full)
+                        else:
+                            await self._directory.bind(full, available=available, priority=priority)
+                        break
+                    except ClusterError:
+                        if pause is None:
+                            raise
+                        await asyncio.sleep(pause)
+                if priority != _GONE and available and priority >= 0 and self._bound is not None:
+                    self._bound(full)
             except Exception:
                 log.warning("could not update the session directory", exc_info=True)
             finally:
