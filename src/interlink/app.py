@@ -91,6 +91,7 @@ from interlink.settings_map import (
     hub_settings,
     password_rules,
     proxy_registry,
+    redis_limits,
     source_limits,
     xml_limits,
 )
@@ -139,7 +140,11 @@ async def open_cluster(settings: Settings) -> Cluster:
     if not c.redis_url:
         return LocalCluster()
     return await open_redis_cluster(
-        c.redis_url, node_id(settings), prefix=c.redis_prefix, node_ttl=c.node_ttl
+        c.redis_url,
+        node_id(settings),
+        prefix=c.redis_prefix,
+        node_ttl=c.node_ttl,
+        limits=redis_limits(settings),
     )
 
 

@@ -208,6 +208,19 @@ class ClusterSection(_Section):
     metrics_wait: float = Field(1.0, gt=0, le=30)
     # carbons and roster pushes waiting to be sent to other nodes; beyond, dropped (counted)
     fanout_backlog: int = Field(10_000, ge=1, le=10_000_000)
+    # connections each node keeps to Redis at most (one is the notice subscription, one the
+    # inbox's blocking read); a call that finds none free waits redis_pool_timeout seconds
+    redis_max_connections: int = Field(64, ge=4, le=10_000)
+    redis_pool_timeout: float = Field(2.0, ge=0.01, le=60)
+    # seconds a Redis command may take; beyond it (or the pool's wait) a message being routed
+    # to another node is stored offline instead
+    redis_timeout: float = Field(5.0, ge=0.5, le=60)
+    # seconds a node keeps an answer of the session directory at most (dropped at once when a
+    # notice says the account's sessions changed); 0: every message looks its account up
+    directory_cache_ttl: float = Field(30.0, ge=0, le=3600)
+    directory_cache_size: int = Field(100_000, ge=0, le=10_000_000)  # answers kept at most
+    # messages appended to one node's inbox in one Redis round trip at most
+    route_batch: int = Field(256, ge=1, le=10_000)
 
 
 class XmppSection(_Section):

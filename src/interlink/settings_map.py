@@ -8,6 +8,7 @@ them.
 
 from __future__ import annotations
 
+from interlink.cluster.redis import RedisLimits
 from interlink.config import Settings
 from interlink.hub.archive import ArchiveLimits
 from interlink.hub.auth_throttle import Backoff, ThrottleLimits
@@ -173,3 +174,15 @@ def log_redactor(settings: Settings) -> LogRedactor | None:
     if not p.redact:
         return None
     return LogRedactor(RedactionSettings(p.retention, p.ipv4_prefix, p.ipv6_prefix))
+
+
+def redis_limits(settings: Settings) -> RedisLimits:
+    c = settings.cluster
+    return RedisLimits(
+        max_connections=c.redis_max_connections,
+        pool_timeout=c.redis_pool_timeout,
+        command_timeout=c.redis_timeout,
+        directory_cache_ttl=c.directory_cache_ttl,
+        directory_cache_size=c.directory_cache_size,
+        send_batch=c.route_batch,
+    )

@@ -111,7 +111,9 @@ async def test_a_node_restarting_under_its_id_gets_what_it_left_undone(nodes: Ma
     assert await a.bus.send("b", "m0")
     assert await a.bus.send("b", "m1")
     first = await b.bus.receive(1.0)
-    await b.bus.done([first[0].id])  # m0 handled, m1 not: then b was killed
+    await b.bus.done([first[0].id])  # m0 handled, m1 not
+    assert await b.bus.receive(0.05) == []  # the node's next read (it carries the removal)
+    # then b was killed
     again = await nodes("b")
     assert [e.payload for e in await again.bus.receive(1.0)] == ["m1"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from interlink.cluster.base import (
     Cluster,
+    ClusterError,
     Invalidation,
     Located,
     NodeBus,
@@ -22,6 +23,7 @@ from interlink.cluster.base import (
 
 __all__ = [
     "Cluster",
+    "ClusterError",
     "Invalidation",
     "Located",
     "NodeBus",

@@ -8,6 +8,10 @@ the stanzas still in its inbox, to store them offline. A node whose lease ran ou
 still running is *fenced*: its next heartbeat raises :class:`NodeFencedError`, and it must stop
 serving (its inbox may already be another node's), not carry on.
 
+*Failures.* A call that needs the shared server raises :class:`ClusterError` when the server
+cannot be reached, times out, or no connection is free within the pool's bounded wait; the
+caller decides what that means (routing stores the message offline instead).
+
 *Delivery.* :meth:`NodeBus.send` puts a stanza in a live node's inbox and returns ``True``, or
 returns ``False`` for a node that is not alive (the caller stores the message offline). A stanza
 in an inbox is either handled by that node (:meth:`NodeBus.receive` … :meth:`NodeBus.done`,
@@ -26,7 +30,14 @@ from interlink.errors import InterlinkError
 ChangeCallback: TypeAlias = Callable[[str], None]  # (kind)
 
 
-class NodeFencedError(InterlinkError):
+class ClusterError(InterlinkError):
+    """The shared server could not be reached, did not answer in time, or no connection to it
+    was free within the pool's wait: the operation may or may not have taken effect. Every
+    call of the protocols below that talks to a server raises this, and only this, for such
+    failures (the in-process cluster never does)."""
+
+
+class NodeFencedError(ClusterError):
     """This node's lease ran out: the cluster treats it as dead."""
 
 
@@ -57,8 +68,15 @@ class SessionDirectory(Protocol):
     async def unbind(self, full_jid: str) -> None:
         """This node no longer holds ``full_jid`` (a no-op if another node holds it now)."""
 
-    async def locate(self, bare_jid: str) -> list[Located]:
-        """The sessions of ``bare_jid`` on live nodes, in no particular order."""
+    async def locate(self, bare_jid: str, *, cached: bool = False) -> list[Located]:
+        """The sessions of ``bare_jid`` on live nodes, in no particular order.
+
+        ``cached``: an answer this node may have kept from an earlier lookup, dropped when a
+        notice says the account's sessions changed (and after a bounded time). It may still
+        name a session that just left or a node that just died, or miss one that just came:
+        fit for routing, where a stale answer costs a detour (a node that no longer holds the
+        session stores the message; :meth:`NodeBus.send` refuses a dead node), never a message.
+        Without it, the answer is read from the shared server now."""
         ...
 
     async def live_nodes(self) -> set[str]: ...
@@ -76,7 +94,9 @@ class NodeBus(Protocol):
     """Each node's inbox of stanzas routed to it by the others."""
 
     async def send(self, node: str, payload: str) -> bool:
-        """Append ``payload`` to ``node``'s inbox if it is alive; whether it was."""
+        """Append ``payload`` to ``node``'s inbox if it is alive; whether it was. Sends to one
+        node made at about the same time may be appended together (one round trip), in the
+        order they were made. Raises :class:`ClusterError` (then it may have been appended)."""
         ...
 
     async def receive(self, wait: float, limit: int = 100) -> list[InboxEntry]:
@@ -86,7 +106,10 @@ class NodeBus(Protocol):
         ...
 
     async def done(self, ids: list[str]) -> None:
-        """Remove handled entries from this node's inbox."""
+        """Remove handled entries from this node's inbox: at once, or (Redis) together with
+        the next :meth:`receive`, or when the node closes. Either way, entries handled by a
+        node killed before they were removed are delivered again by the survivor that
+        reclaims its inbox (at least once across a crash)."""
 
     async def reclaim(self, node: str, limit: int = 100) -> list[InboxEntry]:
         """The oldest entries of dead ``node``'s inbox, for a survivor to store offline; none

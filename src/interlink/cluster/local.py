@@ -63,7 +63,7 @@ class _Directory:
             if not held:
                 del self._plane.sessions[bare]
 
-    async def locate(self, bare_jid: str) -> list[Located]:
+    async def locate(self, bare_jid: str, *, cached: bool = False) -> list[Located]:
         plane = self._plane
         return [s for s in plane.sessions.get(bare_jid, {}).values() if plane.alive(s.node)]
 

@@ -6,12 +6,27 @@ Keys, under a prefix (``cluster.redis_prefix``, default ``interlink:``):
   ``node_ttl``; renewed only if the token is still ours (else the node was declared dead:
   fenced). ``nodes``: every node that ever held a lease and has not been cleaned up.
 - ``sess:<bare JID>``: a hash, full JID -> ``node \\t available \\t priority``;
-  ``node-sess:<id>``: the full JIDs a node holds (to forget them when it dies).
+  ``node-sess:<id>``: the full JIDs a node holds (to forget them when it dies). Every write
+  to a ``sess:`` hash publishes the bare JID on the channel ``dir`` in the same transaction
+  or script, so nodes drop what they cached of it (:mod:`interlink.cluster.cache`).
 - ``inbox:<id>``: the node's inbox, a stream (ordered, kept until handled); appended only if the
   node's lease exists, in one script, so nothing is sent to a node known dead.
 - ``reap:<id>``: which survivor is reclaiming a dead node's inbox.
 - ``bucket:<key>``: a token bucket (tokens, updated), refilled and taken by one script.
 - the channel ``changes``: operator state changed.
+
+*Connections.* One pool (redis-py's :class:`~redis.asyncio.BlockingConnectionPool`) of at most
+``max_connections``: a call that finds none free waits up to ``pool_timeout`` seconds for one,
+and every command is given ``command_timeout`` seconds; beyond either, and for any failure to
+reach Redis, the call raises :class:`~interlink.cluster.ClusterError` (never redis-py's own
+exceptions), and the caller falls back (routing stores the message offline). One connection
+stays with the notice subscription, and one is held by the inbox's blocking read.
+
+*Sending.* :meth:`_Bus.send` calls made while a send to the same node is in flight, or in the
+same turn of the event loop, go together in one script call (at most ``send_batch`` at once):
+under load one round trip (and, with ``appendfsync always``, one fsync) serves many messages,
+and each caller still returns only once its own entry is in the inbox. redis-py has no
+automatic pipelining for asyncio, so this is the few lines that do it.
 
 Redis must keep what it acknowledged for the inboxes to survive a Redis restart: run it with
 ``appendonly yes`` and ``appendfsync always`` (docs/operations.md).
@@ -23,12 +38,23 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.exceptions import RedisError
 
-from interlink.cluster.base import ChangeCallback, InboxEntry, Located, NodeFencedError
-from interlink.errors import InterlinkError
+from interlink.cluster.base import (
+    ChangeCallback,
+    ClusterError,
+    InboxEntry,
+    Located,
+    NodeFencedError,
+)
+from interlink.cluster.cache import DirectoryCache
 
 log = logging.getLogger("interlink.cluster")
 
@@ -46,7 +72,10 @@ return 0
 """
 _SEND = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('XADD', KEYS[2], '*', 'p', ARGV[1])
+  for i = 1, #ARGV do
+    redis.call('XADD', KEYS[2], '*', 'p', ARGV[i])
+  end
+  return #ARGV
 end
 return false
 """
@@ -55,6 +84,7 @@ local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and string.sub(v, 1, string.len(ARGV[2]) + 1) == ARGV[2] .. '\t' then
   redis.call('HDEL', KEYS[1], ARGV[1])
   redis.call('SREM', KEYS[2], ARGV[1])
+  redis.call('PUBLISH', KEYS[3], ARGV[3])
   return 1
 end
 return 0
@@ -119,8 +149,29 @@ return string.format('%.17g', wait)
 """
 
 
-class ClusterError(InterlinkError):
-    """Redis could not be reached or answered wrongly."""
+__all__ = ["ClusterError", "RedisCluster", "RedisLimits", "open_redis_cluster"]
+
+
+@dataclass(frozen=True, slots=True)
+class RedisLimits:
+    """How much of Redis a node uses and how long it waits (``[cluster]`` settings)."""
+
+    max_connections: int = 64  # the pool's size
+    pool_timeout: float = 2.0  # seconds a call waits for a free connection
+    command_timeout: float = 5.0  # seconds a command may take
+    directory_cache_ttl: float = 30.0  # seconds a directory answer is kept at most; 0: none
+    directory_cache_size: int = 100_000  # directory answers kept at most
+    send_batch: int = 256  # inbox entries appended to one node in one script call at most
+
+
+@contextlib.contextmanager
+def _answering(what: str) -> Iterator[None]:
+    """Redis's failures (unreachable, timed out, no free connection, an error reply) as
+    :class:`ClusterError`."""
+    try:
+        yield
+    except (RedisError, OSError, TimeoutError) as exc:
+        raise ClusterError(f"Redis: {what} failed: {type(exc).__name__}: {exc}") from exc
 
 
 class RedisCluster:
@@ -129,13 +180,27 @@ class RedisCluster:
     shared = True
 
     def __init__(
-        self, redis: Redis, node_id: str, *, prefix: str = "interlink:", node_ttl: float = 10.0
+        self,
+        redis: Redis,
+        node_id: str,
+        *,
+        prefix: str = "interlink:",
+        node_ttl: float = 10.0,
+        limits: RedisLimits = RedisLimits(),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.redis = redis
         self.node_id = node_id
         self.prefix = prefix
         self.node_ttl = node_ttl
+        self.limits = limits
+        self.clock = clock
         self.token = secrets.token_hex(16)
+        # what went how (tests, metrics): sends, send_batches, failures, ...
+        self.counters: Counter[str] = Counter()
+        self.cache = DirectoryCache(
+            ttl=limits.directory_cache_ttl, size=limits.directory_cache_size
+        )
         self.directory = _Directory(self)
         self.bus = _Bus(self)
         self.buckets = _Buckets(self)
@@ -158,12 +223,23 @@ class RedisCluster:
         return self.prefix + ":".join(parts)
 
     async def script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        return await self._scripts[name](keys=keys, args=args)
+        """Run one of the scripts. Raises :class:`ClusterError`."""
+        with _answering(name):
+            return await self._scripts[name](keys=keys, args=args)
 
     async def ping(self) -> None:
-        await self.redis.ping()
+        """Raises :class:`ClusterError` if Redis does not answer."""
+        with _answering("ping"):
+            await self.redis.ping()
+
+    def start(self) -> None:
+        """Listen for notices (the directory cache is used only while they arrive)."""
+        self.invalidation.start()
 
     async def close(self) -> None:
+        await self.bus.settle(self.limits.command_timeout)
+        with contextlib.suppress(ClusterError):
+            await self.bus.flush_done()
         await self.invalidation.stop()
         with contextlib.suppress(Exception):
             if self._leased:
@@ -172,17 +248,31 @@ class RedisCluster:
 
 
 async def open_redis_cluster(
-    url: str, node_id: str, *, prefix: str = "interlink:", node_ttl: float = 10.0
+    url: str,
+    node_id: str,
+    *,
+    prefix: str = "interlink:",
+    node_ttl: float = 10.0,
+    limits: RedisLimits = RedisLimits(),
 ) -> RedisCluster:
     """Connect to the Redis at ``url`` (``redis://host:port/db``) and take this node's lease.
     Raises :class:`ClusterError` if Redis cannot be reached."""
-    redis = Redis.from_url(url, decode_responses=True, socket_connect_timeout=5)
-    cluster = RedisCluster(redis, node_id, prefix=prefix, node_ttl=node_ttl)
+    pool = BlockingConnectionPool.from_url(
+        url,
+        decode_responses=True,
+        max_connections=limits.max_connections,
+        timeout=limits.pool_timeout,
+        socket_connect_timeout=min(5.0, limits.command_timeout),
+        socket_timeout=limits.command_timeout,
+    )
+    redis = Redis.from_pool(pool)
+    cluster = RedisCluster(redis, node_id, prefix=prefix, node_ttl=node_ttl, limits=limits)
     try:
         await cluster.directory.heartbeat()
     except Exception as exc:
         await redis.aclose()
         raise ClusterError(f"cannot use Redis at {url}: {exc}") from exc
+    cluster.start()
     return cluster
 
 
@@ -211,8 +301,9 @@ class _Directory:
         if not c._leased:
             # A new incarnation takes the id over (node ids are unique per process; one that
             # restarts after a crash is the only one using it).
-            await c.redis.set(lease, c.token, px=ttl_ms)
-            await c.redis.sadd(c.key("nodes"), c.node_id)
+            with _answering("lease"):
+                await c.redis.set(lease, c.token, px=ttl_ms)
+                await c.redis.sadd(c.key("nodes"), c.node_id)
             c._leased = True
             return
         if not await c.script("renew", [lease], [c.token, ttl_ms]):
@@ -222,32 +313,47 @@ class _Directory:
         c = self._c
         bare = full_jid.split("/", 1)[0]
         value = f"{c.node_id}\t{int(available)}\t{priority}"
-        async with c.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(c.key("sess", bare), full_jid, value)
-            pipe.sadd(c.key("node-sess", c.node_id), full_jid)
-            await pipe.execute()
+        with _answering("bind"):
+            async with c.redis.pipeline(transaction=True) as pipe:
+                pipe.hset(c.key("sess", bare), full_jid, value)
+                pipe.sadd(c.key("node-sess", c.node_id), full_jid)
+                pipe.publish(c.key("dir"), bare)
+                await pipe.execute()
+        c.cache.invalidate(bare)  # ours at once; the others' when the notice arrives
 
     async def unbind(self, full_jid: str) -> None:
         c = self._c
         bare = full_jid.split("/", 1)[0]
         await c.script(
             "unbind",
-            [c.key("sess", bare), c.key("node-sess", c.node_id)],
-            [full_jid, c.node_id],
+            [c.key("sess", bare), c.key("node-sess", c.node_id), c.key("dir")],
+            [full_jid, c.node_id, bare],
         )
+        c.cache.invalidate(bare)
 
-    async def locate(self, bare_jid: str) -> list[Located]:
+    async def locate(self, bare_jid: str, *, cached: bool = False) -> list[Located]:
         c = self._c
-        # one round trip: the sessions, filtered by their nodes' leases, in one script
-        flat = await c.script("locate", [c.key("sess", bare_jid)], [c.key("node", "")])
-        return [_where(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
+        if cached:
+            kept = c.cache.get(bare_jid, c.clock())
+            if kept is not None:
+                return kept
+        started = c.cache.start(bare_jid)
+        located: list[Located] | None = None
+        try:
+            # one round trip: the sessions, filtered by their nodes' leases, in one script
+            flat = await c.script("locate", [c.key("sess", bare_jid)], [c.key("node", "")])
+            located = [_where(_text(flat[i]), _text(flat[i + 1])) for i in range(0, len(flat), 2)]
+            return located
+        finally:
+            c.cache.fetched(bare_jid, started, located, c.clock())
 
     async def _nodes(self) -> tuple[set[str], set[str]]:
         c = self._c
-        known = sorted(_text(n) for n in await c.redis.smembers(c.key("nodes")))
-        if not known:
-            return set(), set()
-        leases = await c.redis.mget([c.key("node", n) for n in known])
+        with _answering("nodes"):
+            known = sorted(_text(n) for n in await c.redis.smembers(c.key("nodes")))
+            if not known:
+                return set(), set()
+            leases = await c.redis.mget([c.key("node", n) for n in known])
         live = {n for n, lease in zip(known, leases, strict=True) if lease is not None}
         return live, set(known) - live
 
@@ -259,67 +365,159 @@ class _Directory:
 
     async def forget(self, node: str) -> int:
         c = self._c
-        if await c.redis.exists(c.key("node", node)):
-            return 0  # alive (again)
-        removed = 0
-        for member in await c.redis.smembers(c.key("node-sess", node)):
-            full = _text(member)
-            bare = full.split("/", 1)[0]
-            removed += int(
-                await c.script(
-                    "unbind", [c.key("sess", bare), c.key("node-sess", node)], [full, node]
+        with _answering("forget"):
+            if await c.redis.exists(c.key("node", node)):
+                return 0  # alive (again)
+            removed = 0
+            for member in await c.redis.smembers(c.key("node-sess", node)):
+                full = _text(member)
+                bare = full.split("/", 1)[0]
+                removed += int(
+                    await c.script(
+                        "unbind",
+                        [c.key("sess", bare), c.key("node-sess", node), c.key("dir")],
+                        [full, node, bare],
+                    )
                 )
-            )
-        await c.redis.delete(c.key("node-sess", node))
-        if not await c.redis.exists(c.key("inbox", node)):
-            await c.redis.srem(c.key("nodes"), node)
+                c.cache.invalidate(bare)
+            await c.redis.delete(c.key("node-sess", node))
+            if not await c.redis.exists(c.key("inbox", node)):
+                await c.redis.srem(c.key("nodes"), node)
         return removed
+
+
+class _Outbox:
+    """The sends to one node not yet appended, and the one task appending them (so they keep
+    their order): each flush takes everything waiting (at most ``send_batch``) into one script
+    call, and tells each sender its own outcome."""
+
+    def __init__(self, cluster: RedisCluster, node: str) -> None:
+        self._c = cluster
+        self._keys = [cluster.key("node", node), cluster.key("inbox", node)]
+        self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def put(self, payload: str) -> asyncio.Future[bool]:
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[bool] = loop.create_future()
+        self._waiting.append((payload, outcome))
+        if self.task is None:
+            # starts at the loop's next turn: whatever else is sent meanwhile goes along
+            self.task = loop.create_task(self._flush(), name="cluster-outbox")
+        return outcome
+
+    async def _flush(self) -> None:
+        c = self._c
+        limit = max(1, c.limits.send_batch)
+        batch: list[tuple[str, asyncio.Future[bool]]] = []
+        try:
+            while self._waiting:
+                batch = self._waiting[:limit]
+                del self._waiting[:limit]
+                try:
+                    added = await c.script("send", self._keys, [p for p, _ in batch])
+                except ClusterError as exc:
+                    c.counters["send_failures"] += len(batch)
+                    for _, outcome in batch:
+                        if not outcome.done():
+                            outcome.set_exception(exc)
+                else:
+                    c.counters["send_batches"] += 1
+                    c.counters["sends"] += len(batch)
+                    for _, outcome in batch:
+                        if not outcome.done():
+                            outcome.set_result(added is not None)
+                batch = []
+        finally:
+            self.task = None
+            # cancelled (the node closes): whoever still waits hears it failed
+            gone = ClusterError("the cluster connection closed before the send")
+            for _, outcome in batch + self._waiting:
+                if not outcome.done():
+                    outcome.set_exception(gone)
+            self._waiting = []
 
 
 class _Bus:
     def __init__(self, cluster: RedisCluster) -> None:
         self._c = cluster
         self._last = "0-0"
+        self._handled: list[str] = []  # entries handled, to remove with the next read
+        self._outboxes: dict[str, _Outbox] = {}
 
     async def send(self, node: str, payload: str) -> bool:
-        c = self._c
-        added = await c.script("send", [c.key("node", node), c.key("inbox", node)], [payload])
-        return added is not None
+        outbox = self._outboxes.get(node)
+        if outbox is None:
+            outbox = self._outboxes[node] = _Outbox(self._c, node)
+        return await outbox.put(payload)
+
+    async def settle(self, within: float) -> None:
+        """Wait (at most ``within`` seconds) for the sends in flight, then stop them."""
+        tasks = [o.task for o in self._outboxes.values() if o.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=within)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def receive(self, wait: float, limit: int = 100) -> list[InboxEntry]:
         c = self._c
         inbox = c.key("inbox", c.node_id)
-        block = max(1, int(wait * 1000))
-        answer: Any = await c.redis.xread({inbox: self._last}, count=limit, block=block)
+        # the server answers before the command's own timeout runs out
+        block = max(1, int(min(wait, c.limits.command_timeout / 2) * 1000))
+        handled = self._handled
+        with _answering("inbox read"):
+            if handled:
+                # the entries handled since the last read leave in the same round trip
+                async with c.redis.pipeline(transaction=False) as pipe:
+                    pipe.xdel(inbox, *handled)
+                    pipe.xread({inbox: self._last}, count=limit, block=block)
+                    answer: Any = (await pipe.execute())[1]
+                self._handled = []
+            else:
+                answer = await c.redis.xread({inbox: self._last}, count=limit, block=block)
         entries = [entry for _, rows in answer or () for entry in _entries(rows)]
         if entries:
             self._last = entries[-1].id
         return entries
 
     async def done(self, ids: list[str]) -> None:
-        if ids:
-            await self._c.redis.xdel(self._c.key("inbox", self._c.node_id), *ids)
+        """Remove handled entries: with the next :meth:`receive` (one round trip for both),
+        or at :meth:`flush_done`. A node killed before leaves them to be reclaimed and
+        delivered again, as one killed before calling this would."""
+        self._handled += ids
+
+    async def flush_done(self) -> None:
+        """Remove the handled entries now (the node stops reading its inbox)."""
+        if self._handled:
+            with _answering("inbox delete"):
+                await self._c.redis.xdel(self._c.key("inbox", self._c.node_id), *self._handled)
+            self._handled = []
 
     async def reclaim(self, node: str, limit: int = 100) -> list[InboxEntry]:
         c = self._c
-        if await c.redis.exists(c.key("node", node)):
-            return []
-        reaper = c.key("reap", node)
-        ours = await c.redis.set(reaper, c.node_id, nx=True, px=30_000)
-        if not ours and await c.redis.get(reaper) != c.node_id:
-            return []
-        await c.redis.pexpire(reaper, 30_000)
-        return _entries(await c.redis.xrange(c.key("inbox", node), count=limit))
+        with _answering("reclaim"):
+            if await c.redis.exists(c.key("node", node)):
+                return []
+            reaper = c.key("reap", node)
+            ours = await c.redis.set(reaper, c.node_id, nx=True, px=30_000)
+            if not ours and await c.redis.get(reaper) != c.node_id:
+                return []
+            await c.redis.pexpire(reaper, 30_000)
+            return _entries(await c.redis.xrange(c.key("inbox", node), count=limit))
 
     async def reclaimed(self, node: str, ids: list[str]) -> None:
         c = self._c
         inbox = c.key("inbox", node)
-        if ids:
-            await c.redis.xdel(inbox, *ids)
-        if not await c.redis.xlen(inbox):
-            await c.redis.delete(inbox, c.key("reap", node))
-            if not await c.redis.exists(c.key("node", node), c.key("node-sess", node)):
-                await c.redis.srem(c.key("nodes"), node)
+        with _answering("reclaimed"):
+            if ids:
+                await c.redis.xdel(inbox, *ids)
+            if not await c.redis.xlen(inbox):
+                await c.redis.delete(inbox, c.key("reap", node))
+                if not await c.redis.exists(c.key("node", node), c.key("node-sess", node)):
+                    await c.redis.srem(c.key("nodes"), node)
 
 
 class _Buckets:
@@ -343,6 +541,9 @@ class _Buckets:
 
 
 class _Invalidation:
+    """The node's one subscription: operator changes (``changes``, to the subscribers) and
+    directory changes (``dir``, to the cache, which is used only while it is live)."""
+
     def __init__(self, cluster: RedisCluster) -> None:
         self._c = cluster
         self._callbacks: list[ChangeCallback] = []
@@ -350,13 +551,17 @@ class _Invalidation:
         self._subscribed = asyncio.Event()
 
     async def publish(self, kind: str) -> None:
-        await self._c.redis.publish(self._c.key("changes"), kind)
+        with _answering("publish"):
+            await self._c.redis.publish(self._c.key("changes"), kind)
 
     def subscribe(self, callback: ChangeCallback) -> None:
         self._callbacks.append(callback)
+        self.start()
+
+    def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(
-                self._listen(), name="cluster-invalidation"
+                self._listen(), name="cluster-notices"
             )
 
     async def subscribed(self) -> None:
@@ -364,20 +569,35 @@ class _Invalidation:
         await self._subscribed.wait()
 
     async def _listen(self) -> None:
+        c = self._c
+        changes, directory = c.key("changes"), c.key("dir")
         while True:
             try:
-                async with self._c.redis.pubsub() as pubsub:
-                    await pubsub.subscribe(self._c.key("changes"))
-                    self._subscribed.set()
-                    async for message in pubsub.listen():
-                        if message.get("type") != "message":
+                async with c.redis.pubsub() as pubsub:
+                    await pubsub.subscribe(changes, directory)
+                    while True:
+                        # a bounded wait, whatever the redis-py version's idea of blocking
+                        message = await pubsub.get_message(timeout=1.0)
+                        if message is None:
                             continue
-                        for callback in list(self._callbacks):
-                            callback(str(message["data"]))
+                        kind, channel = message.get("type"), _text(message.get("channel", ""))
+                        data = message.get("data")
+                        if kind == "subscribe" and channel == directory:
+                            c.cache.live = True
+                        elif kind == "subscribe" and channel == changes:
+                            self._subscribed.set()
+                        elif kind == "message" and channel == directory:
+                            c.cache.invalidate(_text(data))
+                        elif kind == "message" and channel == changes:
+                            for callback in list(self._callbacks):
+                                callback(_text(data))
             except asyncio.CancelledError:
+                c.cache.live = False
                 raise
             except Exception:
-                log.warning("lost the Redis change channel; resubscribing", exc_info=True)
+                c.cache.live = False  # notices may be lost until subscribed again
+                self._subscribed.clear()
+                log.warning("lost the Redis notice channel; resubscribing", exc_info=True)
                 await asyncio.sleep(1.0)
 
     async def stop(self) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from interlink.cluster import Cluster, NodeFencedError
+from interlink.cluster.base import InboxEntry
 from interlink.errors import StanzaError, StreamError, StreamErrorCondition
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
@@ -73,10 +74,13 @@ class ClusterNode:
         carbons: Carbons | None = None,
         handlers: Mapping[str, Handler] | None = None,
         on_nodes: Callable[[set[str]], None] | None = None,
+        inbox_tries: int = 10,
     ) -> None:
         """``carbons`` copies a message delivered here to the account's other resources;
         ``handlers`` take the requests of other kinds, by kind; ``on_nodes`` hears the live
-        nodes at each lease renewal."""
+        nodes at each lease renewal. ``inbox_tries``: attempts at handing over one entry of the
+        inbox (delivering or storing it) before it is left in the inbox for later, so it cannot
+        hold up the rest."""
         self._ctx = ctx
         self._on_nodes = on_nodes
         self._carbons = carbons
@@ -85,6 +89,7 @@ class ClusterNode:
         self._offline = offline
         self._every = heartbeat_every
         self._on_fenced = on_fenced
+        self.inbox_tries = inbox_tries
         self._tasks: list[asyncio.Task[None]] = []
         self.received = 0  # stanzas taken from this node's inbox (metrics, tests)
         self.reclaimed = 0  # stanzas taken from dead nodes' inboxes
@@ -133,22 +138,43 @@ class ClusterNode:
 
     async def _inbox(self) -> None:
         bus = self._cluster.bus
+        pending: list[InboxEntry] = []  # read, not yet handed over (oldest first)
+        failures = 0  # of the oldest pending entry, in a row
         while True:
+            handled: list[str] = []
             try:
-                entries = await bus.receive(1.0)
-                for entry in entries:
-                    await self.handle(entry.payload, from_inbox=True)
-                if entries:
-                    # once per batch, at once: a node killed between handing a batch over and
-                    # this leaves it to be reclaimed (and delivered again). Under light load a
-                    # batch is one stanza; under heavy load one round trip serves many.
-                    await bus.done([e.id for e in entries])
-                    self.received += len(entries)
+                if not pending:
+                    pending = await bus.receive(1.0)
+                while pending:
+                    await self.handle(pending[0].payload, from_inbox=True)
+                    handled.append(pending.pop(0).id)
+                    failures = 0
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("reading this node's inbox failed", exc_info=True)
+                # e.g. the database could not store it: the entry is tried again (it and those
+                # after it stay in the inbox meanwhile, reclaimed if this node dies). One that
+                # fails every time is left in the inbox (delivered again when the node restarts
+                # or is reclaimed), so it cannot hold up the others for ever.
+                failures += 1
+                log.warning("handing over a stanza from this node's inbox failed", exc_info=True)
+                if failures >= self.inbox_tries and pending:
+                    log.error(
+                        "a stanza left in this node's inbox after repeated failures",
+                        extra={"entry": pending[0].id, "tries": failures},
+                    )
+                    pending.pop(0)
+                    failures = 0
                 await asyncio.sleep(0.5)
+            finally:
+                if handled:
+                    # once per batch (on Redis, in the same round trip as the next read): a
+                    # node killed between handing a batch over and its removal leaves it to
+                    # be reclaimed (and delivered again). Under light load a batch is one
+                    # stanza; under heavy load one round trip serves many.
+                    with contextlib.suppress(Exception):
+                        await bus.done(handled)
+                    self.received += len(handled)
 
     async def handle(self, payload: str, *, from_inbox: bool) -> None:
         """Deliver one routed stanza here, or store it offline. A stanza that can be neither
@@ -172,7 +198,6 @@ class ClusterNode:
                     return
             to = JID.parse(str(data["to"]))
             xml = str(data["xml"])
-            stanza = parse_stanza(parse_fragment(xml))
         except (ValueError, KeyError, TypeError, InvalidJID) as exc:
             log.error("a malformed stanza in a node inbox", extra={"error": str(exc)})
             return
@@ -180,10 +205,18 @@ class ClusterNode:
         if to.resource is not None:
             session = sessions.get(to)
             if session is not None:
-                session.deliver_xml(xml)
-                if isinstance(stanza, Message) and self._carbons is not None:
-                    self._copies(stanza, xml, to.bare, (session,))
+                session.deliver_xml(xml)  # as the sending node serialized it
+                if self._carbons is not None:  # its copies need the message parsed
+                    with contextlib.suppress(ValueError, KeyError):
+                        copied = parse_stanza(parse_fragment(xml))
+                        if isinstance(copied, Message):
+                            self._copies(copied, xml, to.bare, (session,))
                 return
+        try:
+            stanza = parse_stanza(parse_fragment(xml))
+        except (ValueError, KeyError) as exc:
+            log.error("a malformed stanza in a node inbox", extra={"error": str(exc)})
+            return
         if not isinstance(stanza, Message):
             return
         targets = sessions.message_targets(to.bare)

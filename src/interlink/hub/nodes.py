@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from interlink.cluster import Cluster, Located, SessionDirectory
+from interlink.cluster import Cluster, ClusterError, Located, SessionDirectory
 from interlink.xmpp.jid import JID
 
 if TYPE_CHECKING:
@@ -37,11 +37,17 @@ class DirectorySync:
         self,
         directory: SessionDirectory,
         bound: Callable[[str], None] | None = None,
+        *,
+        retries: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0),
     ) -> None:
         """``bound(full_jid)`` is called once a session's entry as available is written (so
-        the messages stored for it by other nodes before they could see it are delivered)."""
+        the messages stored for it by other nodes before they could see it are delivered).
+        A write the cluster fails (:class:`ClusterError`) is tried again after each of
+        ``retries`` seconds, the later changes waiting behind it (they keep their order);
+        then it is logged and dropped (the next change of that session writes it again)."""
         self._directory = directory
         self._bound = bound
+        self._retries = retries
         self._queue: asyncio.Queue[tuple[str, bool, int] | None] | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -63,12 +69,19 @@ class DirectorySync:
         while (item := await queue.get()) is not None:
             full, available, priority = item
             try:
-                if priority == _GONE:
-                    await self._directory.unbind(full)
-                else:
-                    await self._directory.bind(full, available=available, priority=priority)
-                    if available and priority >= 0 and self._bound is not None:
-                        self._bound(full)
+                for pause in (*self._retries, None):
+                    try:
+                        if priority == _GONE:
+                            await self._directory.unbind(full)
+                        else:
+                            await self._directory.bind(full, available=available, priority=priority)
+                        break
+                    except ClusterError:
+                        if pause is None:
+                            raise
+                        await asyncio.sleep(pause)
+                if priority != _GONE and available and priority >= 0 and self._bound is not None:
+                    self._bound(full)
             except Exception:
                 log.warning("could not update the session directory", exc_info=True)
             finally:
@@ -93,11 +106,20 @@ def _payload(to: JID, xml: str) -> str:
 
 async def ask_nodes_to_drain(cluster: Cluster, bare: JID) -> None:
     """Ask the other nodes where ``bare`` has an available resource to deliver its stored
-    messages (a message was stored while such a resource was coming online there)."""
-    located = await cluster.directory.locate(str(bare))
+    messages (a message was stored while such a resource was coming online there). Looks the
+    account up afresh: a cached answer could miss the resource that just came. If the cluster
+    cannot be reached the stored messages wait for the resource's next available presence
+    (logged, not raised: they are stored already)."""
     notice = json.dumps({"drain": str(bare)})
-    for node in sorted({s.node for s in located if s.node != cluster.node_id and s.available}):
-        await cluster.bus.send(node, notice)
+    try:
+        located = await cluster.directory.locate(str(bare))
+        for node in sorted({s.node for s in located if s.node != cluster.node_id and s.available}):
+            await cluster.bus.send(node, notice)
+    except ClusterError as exc:
+        log.warning(
+            "could not ask the other nodes to deliver stored messages",
+            extra={"jid": str(bare), "error": str(exc)},
+        )
 
 
 async def send_to_session(cluster: Cluster, full: JID, xml: str) -> bool:
@@ -116,24 +138,52 @@ async def send_to_session(cluster: Cluster, full: JID, xml: str) -> bool:
 async def send_to_nodes(cluster: Cluster, bare: JID, full: JID | None, xml: str) -> bool:
     """Route a message for ``bare`` (or exactly ``full``) to the sessions other live nodes hold:
     to the node holding ``full`` if one does, else to the nodes of the available resources of
-    highest non-negative priority (RFC 6121 §8.5.2.1.1). Whether any node took it."""
-    located = [s for s in await cluster.directory.locate(str(bare)) if s.node != cluster.node_id]
-    if not located:
+    highest non-negative priority (RFC 6121 §8.5.2.1.1). Whether any node took it; if not,
+    the caller stores the message.
+
+    The directory is read from this node's cache first (:meth:`SessionDirectory.locate`); if
+    every node it names refuses (a node that died), it is read again from the shared server.
+    A node that took the message but no longer holds the session stores it there. If the
+    cluster cannot be reached (down, too slow, no free connection in time) this returns
+    ``False`` and logs it, never raises: the message is stored rather than lost (should the
+    append have happened before the failure was seen, it is delivered twice, never zero
+    times)."""
+    try:
+        for cached in (True, False):
+            located = await cluster.directory.locate(str(bare), cached=cached)
+            sent = await _send_to(cluster, located, bare, full, xml)
+            if sent is not None:
+                return sent
         return False
+    except ClusterError as exc:
+        log.warning(
+            "could not route a message to another node; storing it",
+            extra={"jid": str(bare), "error": str(exc)},
+        )
+        return False
+
+
+async def _send_to(
+    cluster: Cluster, located: list[Located], bare: JID, full: JID | None, xml: str
+) -> bool | None:
+    """Send to the best of ``located``: ``True`` if a node took it, ``False`` if there is no
+    node to send it to, ``None`` if there were nodes and each refused (not alive)."""
+    others = [s for s in located if s.node != cluster.node_id]
+    refused = False
     if full is not None:
-        for where in located:
-            if where.full_jid == str(full) and await cluster.bus.send(
-                where.node, _payload(full, xml)
-            ):
-                return True
-    eligible = [s for s in located if s.available and s.priority >= 0]
+        for where in others:
+            if where.full_jid == str(full):
+                if await cluster.bus.send(where.node, _payload(full, xml)):
+                    return True
+                refused = True
+    eligible = [s for s in others if s.available and s.priority >= 0]
     if not eligible:
-        return False
+        return None if refused else False
     best = max(s.priority for s in eligible)
     sent = False
     for node in sorted({s.node for s in eligible if s.priority == best}):
         sent = await cluster.bus.send(node, _payload(bare, xml)) or sent
-    return sent
+    return True if sent else None
 
 
 async def elsewhere(cluster: Cluster, bare: JID) -> list[Located]:
@@ -142,7 +192,9 @@ async def elsewhere(cluster: Cluster, bare: JID) -> list[Located]:
     if not cluster.shared:
         return []
     try:
-        found = await cluster.directory.locate(str(bare))
+        # the node's cached answer (dropped when the account's sessions change): presence and
+        # copies for every contact must not cost a Redis round trip each
+        found = await cluster.directory.locate(str(bare), cached=True)
     except Exception:  # live stanzas are for sessions that are there now: none is lost
         log.warning("the session directory could not be read", exc_info=True)
         return []
