@@ -254,7 +254,13 @@ async def test_three_nodes_one_killed_mid_flood_loses_nothing(
         assert set(got) == {f"m{i:03d}" for i in range(total)}  # nothing lost
         doubled = {body: n for body, n in Counter(got).items() if n > 1}
         reclaimed = [e for n in (n1, n3) for e in n.log if "reclaimed" in str(e.get("event"))]
-        assert doubled == {}, f"{doubled} delivered twice; before: {before}; {reclaimed}"
+        # At least once, never twice otherwise: the only message bob may get again is one the
+        # killed node had written to his connection before it died and not yet marked handled
+        # in its inbox (nobody can know whether his client read it); it comes again with the
+        # same id, once, after the reconnection.
+        seen_before_the_kill = set(got[:before])
+        assert all(n == 2 for n in doubled.values()), f"{doubled}; {reclaimed}"
+        assert set(doubled) <= seen_before_the_kill, f"{doubled} before: {before}; {reclaimed}"
         carol_got = [(await carol.next_message())["body"] for _ in range(total)]
         assert carol_got == [f"c{i:03d}" for i in range(total)]  # the survivors carried on
     finally:

@@ -124,15 +124,28 @@ async def ask_nodes_to_drain(cluster: Cluster, bare: JID) -> None:
 
 async def send_to_session(cluster: Cluster, full: JID, xml: str) -> bool:
     """Route a message for exactly ``full`` to the other node that holds it, if one does:
-    whether it took it (a full JID held elsewhere goes there, not to this node's resources)."""
-    for where in await cluster.directory.locate(str(full.bare)):
-        if (
-            where.node != cluster.node_id
-            and where.full_jid == str(full)
-            and await cluster.bus.send(where.node, _payload(full, xml))
-        ):
-            return True
-    return False
+    whether it took it (a full JID held elsewhere goes there, not to this node's resources).
+    The directory is read as :func:`send_to_nodes` reads it (cached first, again from the
+    shared server if every node named refuses), and a cluster that cannot be reached is
+    ``False`` (logged): the caller delivers or stores the message here."""
+    try:
+        for cached in (True, False):
+            located = await cluster.directory.locate(str(full.bare), cached=cached)
+            holders = sorted(
+                {w.node for w in located if w.node != cluster.node_id and w.full_jid == str(full)}
+            )
+            if not holders:
+                return False
+            for node in holders:
+                if await cluster.bus.send(node, _payload(full, xml)):
+                    return True
+        return False
+    except ClusterError as exc:
+        log.warning(
+            "could not route a message to another node's session",
+            extra={"jid": str(full), "error": str(exc)},
+        )
+        return False
 
 
 async def send_to_nodes(cluster: Cluster, bare: JID, full: JID | None, xml: str) -> bool:
