@@ -9,6 +9,7 @@ import json
 from typing import Any
 from xml.etree.ElementTree import Element
 
+from interlink.cluster import Located
 from interlink.cluster.local import LocalBackplane, LocalCluster
 from interlink.hub.nodes import Build, Fanout
 from interlink.xmpp.jid import JID
@@ -278,4 +279,32 @@ async def test_the_fanout_keeps_order_and_drops_beyond_its_backlog() -> None:
     sent = [xml for e in entries for _, xml in json.loads(e.payload)["live"]]
     assert sent == [f"<message xmlns='jabber:client' id='{n}'/>" for n in range(3)]
     assert len(entries) == 1  # one batch: one inbox entry for the node
+    await fanout.close()
+
+
+async def test_the_fanout_skips_an_account_this_node_knows_has_no_session_elsewhere() -> None:
+    """Copies of every message of an account with no session on another node cost nothing:
+    the node's fresh directory answer (``peek``) says so without I/O, so nothing is queued (and
+    nothing dropped under a flood); an account with a session elsewhere is queued as before."""
+    plane = LocalBackplane()
+    here, there = LocalCluster("here", plane), LocalCluster("there", plane)
+    for c in (here, there):
+        await c.directory.heartbeat()
+    await here.directory.bind("alice@hub.test/a", available=True, priority=0)
+    await there.directory.bind("bob@hub.test/b", available=True, priority=0)
+    fanout = Fanout(here, backlog=1)
+
+    def copy(where: Located) -> str:
+        return "<message xmlns='jabber:client'/>"
+
+    for _ in range(5):  # alice's sessions are all here: never queued, so never dropped
+        fanout.put(JID.parse("alice@hub.test"), None, copy)
+        fanout.put(JID.parse("nobody@hub.test"), None, copy)
+    assert fanout.dropped == 0
+    fanout.put(JID.parse("bob@hub.test"), None, copy)  # bob is on the other node
+    fanout.put(JID.parse("bob@hub.test"), None, copy)  # past the backlog of one
+    assert fanout.dropped == 1
+    await fanout.flush()
+    entries = await there.bus.receive(0.1)
+    assert [len(json.loads(e.payload)["live"]) for e in entries] == [1]
     await fanout.close()

@@ -68,6 +68,9 @@ class FaultyDirectory:
             return list(self._faults.stale[bare_jid])
         return await self._inner.locate(bare_jid)
 
+    def peek(self, bare_jid: str) -> list[Located] | None:
+        return self._inner.peek(bare_jid)
+
     async def live_nodes(self) -> set[str]:
         return await self._inner.live_nodes()
 

@@ -79,6 +79,12 @@ class SessionDirectory(Protocol):
         Without it, the answer is read from the shared server now."""
         ...
 
+    def peek(self, bare_jid: str) -> list[Located] | None:
+        """The answer :meth:`locate` with ``cached`` would give without I/O, if this node holds
+        one now; else ``None``. For work that may be skipped when the account has no session
+        elsewhere (copies, not messages)."""
+        ...
+
     async def live_nodes(self) -> set[str]: ...
 
     async def dead_nodes(self) -> set[str]:

@@ -331,6 +331,9 @@ class _Directory:
         )
         c.cache.invalidate(bare)
 
+    def peek(self, bare_jid: str) -> list[Located] | None:
+        return self._c.cache.get(bare_jid, self._c.clock())
+
     async def locate(self, bare_jid: str, *, cached: bool = False) -> list[Located]:
         c = self._c
         if cached:

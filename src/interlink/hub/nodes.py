@@ -406,8 +406,12 @@ class Fanout:
     def put(self, bare: JID, when: str | None, build: Build) -> None:
         """``build(where)`` for each available session of ``bare`` on another node, sent to it
         if it still meets ``when`` (see ``WHEN_*``)."""
-        if not self._cluster.shared:
+        cluster = self._cluster
+        if not cluster.shared:
             return
+        known = cluster.directory.peek(str(bare))
+        if known is not None and not any(w.node != cluster.node_id and w.available for w in known):
+            return  # this node's fresh answer: no session elsewhere to copy to
         if len(self._jobs) >= self._backlog:
             self.dropped += 1
             if self.dropped % 1000 == 1:
