@@ -334,26 +334,32 @@ async def start_hub(opts: HubOptions, accounts: int) -> HubProcess:
             shutil.rmtree(data_dir, ignore_errors=True)
         raise
     try:
-        hub.port = await _wait_listening(hub)
+        hub.port = await _wait_listening(hub, opts.workers)
     except BaseException:
         await stop_hub(hub, opts)
         raise
     return hub
 
 
-async def _wait_listening(hub: HubProcess, timeout: float = 60.0) -> int:
+async def _wait_listening(hub: HubProcess, workers: int = 1, timeout: float = 60.0) -> int:
+    """The c2s port, once ``workers`` processes listen on it: with ``serve --workers`` the
+    first worker up would otherwise take every connection of the run (SO_REUSEPORT spreads
+    only over the sockets that exist when a connection comes)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if hub.proc.poll() is not None:
             raise BenchError(f"the hub exited with {hub.proc.returncode}:\n{hub.log_tail()}")
         with contextlib.suppress(OSError):
+            ports = []
             for line in hub.log_path.read_text(errors="replace").splitlines():
                 if '"listening"' not in line:
                     continue
                 with contextlib.suppress(ValueError):
                     entry = json.loads(line)
                     if entry.get("transport") == "c2s-starttls":
-                        return int(entry["port"])
+                        ports.append(int(entry["port"]))
+            if len(ports) >= workers:
+                return ports[0]
         await asyncio.sleep(0.05)
     raise BenchError(f"the hub did not report its c2s port in {timeout} s:\n{hub.log_tail()}")
 
