@@ -290,8 +290,12 @@ class ChangeFeedFollower:
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 a cancellation that lands as
+            # wait_for's own timeout fires can be swallowed (cpython gh-86296), and stop()
+            # then waits for this task for ever (seen once with a 1 ms interval in a test)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._woken.wait()
             self._woken.clear()
             try:
                 await self.poll()
