@@ -207,8 +207,11 @@ class Connection:
             due = self.lifecycle.get_timer()
             wait = None if due is None else max(0.0, due - self._clock())
             self._wake.clear()
+            # asyncio.timeout, not wait_for: close() cancels this loop, and on Python 3.11 a
+            # cancellation that lands as wait_for's timeout fires can be lost (cpython gh-86296)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._wake.wait()
             self._perform(self.lifecycle.handle_timer(self._clock()))
 
     async def _ping(self, xmpp: slixmpp.ClientXMPP) -> None:

@@ -113,7 +113,10 @@ class _Bus:
             event = plane.arrived.setdefault(self._node, asyncio.Event())
             event.clear()
             try:
-                await asyncio.wait_for(event.wait(), wait)
+                # not wait_for: the inbox loop that waits here is cancelled on stop, and on
+                # Python 3.11 wait_for can lose a cancellation that meets its timeout
+                async with asyncio.timeout(wait):
+                    await event.wait()
             except TimeoutError:
                 return []
         entries = self._new()[:limit]
