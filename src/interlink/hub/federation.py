@@ -35,6 +35,21 @@ bundle it sends a gatekeeper user (a PEP answer or notification, either OMEMO ve
 carry the identity key it enlisted: any other is refused (``s2s-bundle-key-not-enlisted``; an
 iq result becomes ``not-acceptable``, a notification is dropped), so a federated server cannot
 slip a substituted key to the hub's users.
+
+**Rooms.** A federated user may be a member of the rooms of the group service of the service
+its provider federates with (issue 18; :mod:`interlink.hub.groups.service`): what it sends to
+``groups.<service>`` is routed to the group service as it is, except that the hub's users it
+names inside (an invitee, an affiliation's ``jid``) are named by an alias: its per-provider
+alias becomes the account (the group service then shows it under its per-room alias), a room
+alias is left for the group service, and any other address on a service domain (a guessed
+phone number) is refused with the answer an invitation to nobody gets. What the rooms send
+leaves from ``groups.<service>`` (its own s2s stream: the hub's certificate must name that
+domain too) and passes the same last check, which lets per-room aliases through. A federated
+co-member's iq to a per-room alias (OMEMO's key fetches) goes to the group service, which
+answers it under the alias. When stanzas from a room never leave (:meth:`Federation.bounce`)
+or a provider's links are closed (:meth:`Federation.provider_closed`), the observers in
+:attr:`Federation.unreachable` and :attr:`Federation.closed` are told (the group service
+makes those occupants leave).
 """
 
 from __future__ import annotations
@@ -53,7 +68,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from interlink.errors import StanzaError, StanzaErrorCondition, StreamError, reason
-from interlink.hub.addressing import Kind
+from interlink.hub.addressing import Kind, Location
 from interlink.hub.context import HubContext
 from interlink.hub.session import Session
 from interlink.xmpp import ns
@@ -213,6 +228,10 @@ class Federation:
         self._senders: OrderedDict[JID, Session] = OrderedDict()
         #: (provider, reason) -> stanzas refused at the boundary (``/metrics``, per provider)
         self.refusals: Counter[tuple[str, str]] = Counter()
+        #: told of each stanza from a room that never left (its occupant is unreachable)
+        self.unreachable: list[Callable[[Stanza], None]] = []
+        #: told of each provider whose links were closed (:meth:`provider_closed`)
+        self.closed: list[Callable[[str], None]] = []
         self._service_address = {
             service: re.compile(r"([^\s\"'<>@/&;]+)@" + re.escape(service) + r"(?![\w.-])")
             for service in self.addressing.services
@@ -220,6 +239,13 @@ class Federation:
 
     def attach(self, port: FederationPort) -> None:
         self._port = port
+
+    def provider_closed(self, provider_id: str) -> None:
+        """The s2s transport closed every link of ``provider_id`` (suspended, removed or no
+        longer federated): the :attr:`closed` observers are told (nothing more is sent to
+        its users; their rooms see them leave)."""
+        for observer in self.closed:
+            observer(provider_id)
 
     def federated(self, jid: JID) -> bool:
         return self.addressing.is_federated(jid)
@@ -239,6 +265,11 @@ class Federation:
         assert where.service is not None
         provider_id, service = where.provider_id, where.service
         sender = stanza.from_
+        if sender is not None and self.addressing.locate(sender) == Location(Kind.GROUPS, service):
+            # a room of the service (or its group service): no phone number in its address
+            self._check_no_leak(stanza, provider_id, service)
+            self._port.send(provider_id, stanza)
+            return
         if sender is None or not self.addressing.is_home(sender):
             raise StanzaError(
                 StanzaErrorCondition.SERVICE_UNAVAILABLE, "only this hub's users federate"
@@ -248,8 +279,10 @@ class Federation:
                 StanzaErrorCondition.SERVICE_UNAVAILABLE,
                 f"{to.domain} federates with {service}, not {sender.domain}",
             )
-        if sender.local is not None and not self.aliases.resolve(
-            sender.local, provider_id, service
+        if (
+            sender.local is not None
+            and not self.aliases.resolve(sender.local, provider_id, service)
+            and not self.aliases.resolve_room_alias(sender.local, service)  # answers at one
         ):
             alias = self.aliases.alias(sender.local, provider_id, service)
             aliased = JID.make(alias, sender.domain, sender.resource)
@@ -265,7 +298,10 @@ class Federation:
                 continue
             for match in pattern.finditer(xml):
                 local = match.group(1).lower()
-                if domain == service and self.aliases.resolve(local, provider_id, service):
+                if domain == service and (
+                    self.aliases.resolve(local, provider_id, service)
+                    or self.aliases.resolve_room_alias(local, service)  # a member of a room
+                ):
                     continue
                 self._count(provider_id, LEAK)
                 log.warning(
@@ -281,6 +317,10 @@ class Federation:
         """``stanza`` (as it was to leave, ``from`` an alias) could not be sent: its sender, if
         still connected, gets ``remote-server-timeout``; nothing answers an error or a result."""
         sender, to = stanza.from_, stanza.to
+        if sender is not None and self.addressing.locate(sender).kind is Kind.GROUPS:
+            for observer in self.unreachable:
+                observer(stanza)  # a room's occupant its server could not be reached for
+            return
         if sender is None or to is None or is_error_stanza(stanza) or _is_response(stanza):
             return
         where = self.addressing.locate(to)
@@ -342,14 +382,27 @@ class Federation:
             self._refuse(provider_id, session, stanza, DISABLED)
             return
         to = stanza.to
-        if to is not None and to.local is not None:
+        if to is not None and self.addressing.locate(to) == Location(Kind.GROUPS, where.service):
+            named = self._members_named(stanza, provider_id, to.domain)
+            if named is None:  # a guessed phone number: the answer an invitation to nobody gets
+                self._refuse(provider_id, session, stanza, NOT_AN_ALIAS)
+                return
+            stanza = named
+        elif to is not None and to.local is not None:
             target = self.addressing.locate(to)
             local = (
                 self.aliases.resolve(to.local, provider_id, to.domain)
                 if target.kind is Kind.HOME
                 else None
             )
-            if local is None:
+            if (
+                local is None
+                and isinstance(stanza, Iq)
+                and target.kind is Kind.HOME
+                and self.aliases.resolve_room_alias(to.local, to.domain) is not None
+            ):
+                pass  # a room's member by its per-room alias: the group service answers
+            elif local is None:
                 # answered from the domain: an address that is not an alias gets no alias back
                 self._refuse(
                     provider_id, session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain)
@@ -371,6 +424,40 @@ class Federation:
         work = route(session, stanza)
         if work is not None:
             await work
+
+    def _members_named(self, stanza: Stanza, provider_id: str, groups: str) -> Stanza | None:
+        """``stanza`` (to the group service ``groups``) with every attribute that names one of
+        the hub's users by its per-provider alias naming the account instead (an invitee, an
+        affiliation's ``jid``; a per-room alias is left as it is, the group service knows
+        it); ``None`` when one names a service's address that is no alias (a phone number)."""
+        names: dict[str, str] = {}
+        for value in _attribute_values(stanza):
+            if "@" not in value or value in names:
+                continue
+            try:
+                jid = JID.parse(value)
+            except ValueError:
+                continue
+            if jid.local is None or not self.addressing.is_home_domain(jid.domain):
+                continue
+            service = jid.domain
+            if self.aliases.resolve_room_alias(jid.local, service) is not None:
+                continue
+            local = self.aliases.resolve(jid.local, provider_id, service)
+            if local is None or self.addressing.groups_domain(service) != groups:
+                return None
+            names[value] = str(JID.make(local, service, jid.resource))
+        if not names:
+            return stanza
+        payload = []
+        for el in stanza.payload:
+            copy = deepcopy(el)
+            for node in copy.iter():
+                for key, value in node.attrib.items():
+                    if value in names:
+                        node.set(key, names[value])
+            payload.append(copy)
+        return replace(stanza, payload=tuple(payload))
 
     def _count(self, provider_id: str, reason: str) -> None:
         """One refusal: in the hub's refusals by reason and in this provider's (``/metrics``)."""

@@ -122,7 +122,7 @@ class Router:
             self.policy,
             self.offline,
             self.archive,
-            self.federation.aliases,
+            self.federation,
             self.pep,
         )
         self.domain_services = domain_services

@@ -100,8 +100,9 @@ class ProviderCounters:
 
 
 class ServiceDomains:
-    """What an s2s stream may be addressed to: the gatekeeper service domains only (their
-    plug-and-play subdomains belong to other providers' users, never to a federated server)."""
+    """What an s2s stream may be addressed to: the gatekeeper service domains and their group
+    services (whose rooms have federated members, issue 18); never their plug-and-play
+    subdomains (they belong to other providers' users, never to a federated server)."""
 
     def __init__(self, addressing: Addressing) -> None:
         self._addressing = addressing
@@ -111,7 +112,8 @@ class ServiceDomains:
         return self._addressing.default
 
     def serves(self, domain: str) -> bool:
-        return self._addressing.is_home_domain(domain)
+        addressing = self._addressing
+        return addressing.is_home_domain(domain) or addressing.is_groups_domain(domain)
 
 
 class ProviderGate:
@@ -607,6 +609,7 @@ class S2SService:
             self.outbound.pop(key, None)
         for key in [k for k in self._connecting if self._owner(k[1]) == provider_id]:
             self._connecting.pop(key).cancel()
+        self.hub.federation.provider_closed(provider_id)  # its users leave their rooms
         return len(links)
 
     def _provider_of_link(self, link: InboundLink) -> str | None:

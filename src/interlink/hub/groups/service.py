@@ -20,6 +20,17 @@ member (:meth:`GroupService.alias_iq`).
 
 Occupants are memory only. A session that ends leaves its rooms (:meth:`session_ended`).
 
+Federated users (issue 18 with issue 15: a provider's own XMPP server, over s2s) are third
+parties in every respect: the same consent decisions, the same marker, the same aliases. What
+they send arrives through :class:`~interlink.hub.federation.Federation` (which names the hub's
+users inside by account, or refuses a phone number) for a session that is not registered
+among the hub's; what the room sends them leaves through ``Federation.deliver``, from the
+room's address. A federated occupant leaves its rooms when the room cannot reach it: a stanza
+its server bounced (an error from that session, or one the s2s link never sent), a stanza the
+federation refused to send, or its provider's links closed (suspended: :meth:`provider_closed`);
+nothing is kept for it. Its leaving is shown to exactly those occupants it was shown to when it
+entered (once suspended, its provider is no longer located, so consent could not tell them).
+
 In a cluster each room lives on one node, its *home*, chosen from the live nodes by rendezvous
 hashing of the room's address (:func:`~interlink.hub.nodes.home_of`; every node that sees the
 same live nodes picks the same one). A stanza for a room whose home is another node goes to that
@@ -56,7 +67,7 @@ from interlink.errors import (
 from interlink.hub import disco
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubContext, KeyedLock
-from interlink.hub.federation import AliasCipher
+from interlink.hub.federation import Federation
 from interlink.hub.groups.aliases import RoomAliases
 from interlink.hub.groups.history import FEATURES as HISTORY_FEATURES
 from interlink.hub.groups.history import RoomArchive, RoomHistory
@@ -112,18 +123,24 @@ class GroupService:
         policy: InteropPolicy,
         offline: OfflineDelivery,
         archive: RoomArchive,
-        aliases: AliasCipher,
+        federation: Federation,
         pep: PepService,
     ) -> None:
-        """``aliases``: the hub's alias key (the one federation uses, kept in the database so
-        that a member's alias in a room never changes); ``pep``: the accounts' PEP service,
-        for what members fetch of each other through an alias."""
+        """``federation``: the way to federated occupants (over s2s), and the hub's alias key
+        (the one federation uses, kept in the database so that a member's alias in a room
+        never changes); ``pep``: the accounts' PEP service, for what members fetch of each
+        other through an alias."""
         self._ctx = ctx
         self.settings = settings
         self._policy = policy
         self._offline = offline
         self._addressing = ctx.addressing
-        self._faces = RoomAliases(aliases, ctx.addressing)
+        self._federation = federation
+        federation.unreachable.append(self._bounced)
+        federation.closed.append(self.provider_closed)
+        #: room -> federated occupant (bare) -> the sessions its presence was shown to
+        self._shown_to: dict[JID, dict[JID, set[JID]]] = {}
+        self._faces = RoomAliases(federation.aliases, ctx.addressing)
         self._pep = pep
         self._history = RoomHistory(archive, self._ours)
         self._repo = ctx.storage.rooms
@@ -150,7 +167,11 @@ class GroupService:
             StanzaError: the error to answer it with (XEP-0045's conditions).
         """
         if is_error_stanza(stanza):
-            return  # errors are never answered; an occupant's bounce is not acted on
+            # errors are never answered; a federated occupant's server bouncing what the room
+            # sent it means the room cannot reach that session: it leaves
+            if self._federation.federated(session.jid) and session.jid in self._joined:
+                self._unreachable(session.jid, "its server bounced a stanza of the room")
+            return
         to = stanza.to
         assert to is not None
         where = self._addressing.locate_domain(to.domain)
@@ -306,12 +327,15 @@ class GroupService:
     def session_ended(self, session: Session) -> None:
         """``session`` is gone, or went unavailable: it leaves every room it was in (in the
         background), here and at the rooms' homes on other nodes."""
-        rooms = self._joined.pop(session.jid, None)
+        self._leave(session.jid)
+
+    def _leave(self, full: JID) -> None:
+        rooms = self._joined.pop(full, None)
         if rooms:
-            self._ctx.spawn(self._leave_all(session.jid, rooms), name=f"leave rooms {session.jid}")
-        away = self._away.pop(session.jid, None)
+            self._ctx.spawn(self._leave_all(full, rooms), name=f"leave rooms {full}")
+        away = self._away.pop(full, None)
         if away and self._cluster is not None:
-            self._ctx.spawn(self._gone(session.jid, away), name=f"leave rooms {session.jid}")
+            self._ctx.spawn(self._gone(full, away), name=f"leave rooms {full}")
 
     # -- in a cluster: each room on its home node --------------------------------------------
     def _home(self, room_jid: JID) -> str | None:
@@ -409,14 +433,87 @@ class GroupService:
             await self._writer.close()
 
     def _write(self, to: JID, stanza: Stanza) -> None:
-        """``stanza`` for the occupant session ``to``, here or on its node."""
+        """``stanza`` for the occupant session ``to``, here or on its node, or over s2s."""
         target = self._ctx.sessions.get(to)
         if target is not None:
             target.deliver(stanza)
             return
+        if self._federation.federated(to):
+            self._to_federated(stanza, leave=True)
+            return
         node = self._origin.get(to)
         if node is not None and self._writer is not None:
             self._writer.write(node, to, to_xml(stanza, None))
+
+    # -- federated occupants ------------------------------------------------------------------
+    def _to_federated(self, stanza: Stanza, *, leave: bool) -> None:
+        """Send ``stanza`` over s2s; when it cannot be (no link, too much waiting for that
+        server, or it would show an address it must not), an occupant session it was for
+        (``leave``) leaves its rooms: nothing is kept for it."""
+        try:
+            self._federation.deliver(stanza)
+        except StanzaError as err:
+            to = stanza.to
+            assert to is not None
+            log.info(
+                "a room's stanza was not sent over s2s",
+                extra={"to_domain": to.domain, "condition": str(err.condition)},
+            )
+            if leave and not is_error_stanza(stanza):
+                self._unreachable(to, f"not sent over s2s ({err.condition})")
+
+    def _unreachable(self, full: JID, why: str) -> None:
+        """The federated occupant session ``full`` cannot be reached: it leaves every room."""
+        if full in self._joined:
+            log.info("a federated occupant left its rooms", extra={"why": why})
+            self._leave(full)
+
+    def _bounced(self, stanza: Stanza) -> None:
+        """A stanza of a room that its s2s link never sent (``Federation.unreachable``)."""
+        to = stanza.to
+        if to is not None and to.resource is not None:
+            self._unreachable(to, "its server could not be reached")
+
+    def provider_closed(self, provider_id: str) -> None:
+        """``provider_id``'s s2s links were closed (suspended, removed, no longer federated):
+        its users' sessions leave every room at once (the other occupants see them leave;
+        nothing is sent or kept for them)."""
+        owner = self._addressing.providers.server_domain_owner
+        for full in [j for j in self._joined if owner(j.domain) == provider_id]:
+            self._unreachable(full, f"the provider {provider_id}'s links were closed")
+
+    def _federated_author(self, room: Room, author: JID) -> bool:
+        """Whether ``author`` (bare) is a federated occupant whose presence is being tracked
+        (see :meth:`_seen`)."""
+        return author in self._shown_to.get(room.jid, {})
+
+    def _seen(self, room: Room, stanza: Stanza, author: JID) -> bool | None:
+        """For a federated occupant's presence: an available one is remembered for the
+        recipient it reaches (``None``: decide as usual); an unavailable one reaches exactly
+        the sessions that saw it enter."""
+        if not isinstance(stanza, Presence) or stanza.from_ is None or not stanza.from_.resource:
+            return None
+        to = stanza.to
+        assert to is not None
+        if stanza.type is PresenceType.UNAVAILABLE:
+            seen = self._shown_to.get(room.jid, {}).get(author)
+            return None if seen is None else to in seen
+        if stanza.type is PresenceType.AVAILABLE and (
+            self._federation.federated(author) or self._federated_author(room, author)
+        ):
+            self._shown_to.setdefault(room.jid, {}).setdefault(author, set())
+        return None
+
+    def _forget_gone(self, room: Room) -> None:
+        """Drop what is remembered of federated occupants no longer in ``room``."""
+        shown = self._shown_to.get(room.jid)
+        if not shown:
+            return
+        present = {o.real for o in room.occupants.values()}
+        for author in [a for a in shown if a not in present]:
+            del shown[author]
+        if not shown:
+            del self._shown_to[room.jid]
 
     async def _leave_all(self, full: JID, rooms: set[JID]) -> None:
         gone = Presence(None, full, None, None, (), PresenceType.UNAVAILABLE)
@@ -686,9 +783,10 @@ class GroupService:
         carries (the marker of a request from a third party).
 
         Raises:
-            StanzaError: ``remote-server-not-found`` for an address not hosted here,
-                ``bad-request`` for a room, ``feature-not-implemented`` for a federated
-                user; otherwise the consent refusal, the generic one for
+            StanzaError: ``remote-server-not-found`` for an address not hosted here nor
+                on an approved federated provider's server, ``bad-request`` for a room;
+                otherwise the consent refusal (a federated user is a third party like any
+                other), the generic one for
                 every address that cannot be reached (no account, not opted in, blocked).
         """
         addressing = self._addressing
@@ -700,11 +798,6 @@ class GroupService:
             )
         if where.kind is Kind.GROUPS:
             raise StanzaError(StanzaErrorCondition.BAD_REQUEST, "a room is not a member")
-        if where.kind is Kind.FEDERATED:
-            raise StanzaError(
-                StanzaErrorCondition.FEATURE_NOT_IMPLEMENTED,
-                "rooms have no members on federated servers yet",
-            )
         actor, target = actor.bare, target.bare
         if actor == target:
             return ()
@@ -899,6 +992,7 @@ class GroupService:
             ) from exc
         for stanza in fx.out:
             await self._deliver(room, stanza)
+        self._forget_gone(room)
 
     def _drop(self, room: Room, why: str = "storing it failed") -> None:
         jid = room.jid
@@ -972,17 +1066,31 @@ class GroupService:
             )
         ):
             return  # what a member they blocked writes does not reach them
+        seen = None if author is None else self._seen(room, stanza, author)
+        if seen is False:
+            return  # a federated occupant leaving: not shown to whom it was never shown
         if (
-            author is not None
+            seen is None
+            and author is not None
             and not _removal_notice(stanza)
             and not await self._crosses(author, to.bare)
         ):
             if not (isinstance(stanza, Message) and _is_subject(stanza)):
                 return  # consent hides the author from the recipient
             stanza = replace(stanza, from_=room.jid)  # the subject still ends the join
+        if (
+            author is not None
+            and isinstance(stanza, Presence)
+            and stanza.type is PresenceType.AVAILABLE
+            and self._federated_author(room, author)
+        ):
+            self._shown_to[room.jid][author].add(to)
         if to.resource is not None:  # to an occupant's session
             self._write(to, stanza)
             return  # a session that is gone leaves its rooms through session_ended
+        if isinstance(stanza, Message) and self._federation.federated(to):
+            self._to_federated(stanza, leave=False)  # an invitation or a decline, over s2s
+            return
         if isinstance(stanza, Message):  # an invitation or a decline, to an account
             try:
                 await self._offline.accept(stanza, to_xml(stanza, None), to.bare)
