@@ -395,22 +395,20 @@ class Federation:
                 if target.kind is Kind.HOME
                 else None
             )
-            if (
-                local is None
-                and isinstance(stanza, Iq)
+            if local is not None:
+                stanza = _with(stanza, to=JID.make(local, to.domain, to.resource))
+                # what names the alias inside (an OMEMO 2 ``<keys jid=''/>``) names the account
+                stanza = _naming_self_as(stanza, to.bare, JID.make(local, to.domain))
+            elif not (
+                isinstance(stanza, Iq)
                 and target.kind is Kind.HOME
                 and self.aliases.resolve_room_alias(to.local, to.domain) is not None
-            ):
-                pass  # a room's member by its per-room alias: the group service answers
-            elif local is None:
+            ):  # (an iq to a room's member by its per-room alias: the group service answers)
                 # answered from the domain: an address that is not an alias gets no alias back
                 self._refuse(
                     provider_id, session, stanza, NOT_AN_ALIAS, from_=JID.make(None, to.domain)
                 )
                 return
-            stanza = _with(stanza, to=JID.make(local, to.domain, to.resource))
-            # what names the alias inside (an OMEMO 2 ``<keys jid=''/>``) names the account
-            stanza = _naming_self_as(stanza, to.bare, JID.make(local, to.domain))
         if not self._bundles_enlisted(stanza, account):
             self._count(provider_id, BUNDLE_KEY)
             log.warning(
