@@ -111,7 +111,10 @@ def federation_certs(
 ) -> FederationCerts:
     folder.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    hub = ca.issue_cert(hub_domain, f"*.interop.{hub_domain}", "localhost", "127.0.0.1")
+    # the group service's domain too: rooms federate from it (their own s2s streams)
+    hub = ca.issue_cert(
+        hub_domain, f"*.interop.{hub_domain}", f"groups.{hub_domain}", "localhost", "127.0.0.1"
+    )
     # a near expiry: ejabberd's certificate store cannot read trustme's default (the year 3000)
     now = datetime.datetime.now(datetime.UTC)
     peer = ca.issue_cert(

@@ -39,6 +39,7 @@ from tests.integration.prosodykit import (
 
 # Not under .test: libunbound answers NXDOMAIN for the special-use names itself (RFC 6761).
 DOMAIN = "hub.example"
+GROUPS = f"groups.{DOMAIN}"
 PEER = "chat.example"
 ROGUE = "rogue.example"  # served by the same Prosody, never onboarded
 PROVIDER = "chatprov"
@@ -61,13 +62,18 @@ class World:
 
 @asynccontextmanager
 async def world(
-    tmp_path: Path, *, media_hosts: tuple[str, ...] = (), pinned: bool = False
+    tmp_path: Path,
+    *,
+    media_hosts: tuple[str, ...] = (),
+    pinned: bool = False,
+    admin: dict[str, Any] | None = None,
 ) -> AsyncIterator[World]:
     """The hub and a Prosody serving ``chat.example`` (onboarded, federated) and
     ``rogue.example`` (not). ``media_hosts``: the provider's upload hosts (loopback ones are
     then fetched by the media proxy, as in the demo). ``pinned``: the provider's record pins
     the SHA-256 fingerprint of Prosody's certificate and names no CA (the hub trusts nothing
-    else about it: its issuer is unknown to the hub)."""
+    else about it: its issuer is unknown to the hub). ``admin``: the hub's ``[admin]`` section
+    (an operator token, to onboard a plug-and-play provider beside the federated one)."""
     certs = federation_certs(tmp_path / "certs", DOMAIN, (PEER, ROGUE))
     loopback_media: dict[str, dict[str, Any]] = (
         {
@@ -86,6 +92,7 @@ async def world(
             s2s={"enabled": True},
             log={"level": "INFO"},
             **loopback_media,
+            **({"admin": admin} if admin is not None else {}),
         )
     )
     await hub.start()
@@ -93,7 +100,11 @@ async def world(
         s2s_port = hub.ports["s2s"]
         async with (
             loopback_dns(
-                {DOMAIN: "127.0.0.1"}, {f"_xmpp-server._tcp.{DOMAIN}": (DOMAIN, s2s_port)}
+                {DOMAIN: "127.0.0.1", GROUPS: "127.0.0.1"},
+                {
+                    f"_xmpp-server._tcp.{DOMAIN}": (DOMAIN, s2s_port),
+                    f"_xmpp-server._tcp.{GROUPS}": (GROUPS, s2s_port),  # rooms (issue 18)
+                },
             ) as dns_server,
             running_prosody(tmp_path / "prosody", (PEER, ROGUE), certs, dns_server.port) as prosody,
         ):

@@ -1,0 +1,187 @@
+"""Federated users in the hub's rooms, with a stock Prosody 0.12 (issue 18 item 2, issue 15): a
+slixmpp user on Prosody (``carol@chat.example``) is made a member of a hub room by a gatekeeper
+user and enters it over s2s, beside a plug-and-play third party; messages go every way, the
+member list shows the third parties' markers, and no byte Prosody received shows a phone
+number; an invitation from the Prosody user to a gatekeeper user who has not opted in is
+refused exactly like one to an account that does not exist; and when the provider is
+suspended, its user leaves the room for everyone else."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import slixmpp
+from slixmpp import JID
+
+import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
+from interlink.client.enlist import enlist as enlist_over_api
+from interlink.client.enlist import identity_thumbprint
+from interlink.storage.providers import ProviderStatus
+from interlink.xmpp.ext import interop
+from interlink.xmpp.sasl import derive_credentials
+from tests.integration.kit import TIMEOUT, Xmpp, onboard_provider
+from tests.integration.test_groups_slixmpp import muc_client, next_presence_from
+from tests.integration.test_s2s_prosody import (
+    DOMAIN,
+    GROUPS,
+    PEER,
+    PHONE,
+    PROVIDER,
+    World,
+    enlist,
+    interop_iq,
+    world,
+)
+from tests.interop.enlistkit import ThirdParty
+
+TOKEN = "operator-token-for-tests-0123456789"
+ROOM = JID(f"team@{GROUPS}")
+SHY = "4915187654321"  # a gatekeeper user who has not opted in
+CAROL = f"carol@{PEER}"
+MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
+
+
+def room_alias(w: World, local: str) -> str:
+    assert w.hub.hub is not None
+    return f"{w.hub.hub.federation.aliases.room_alias(local, ROOM.user, DOMAIN)}@{DOMAIN}"
+
+
+def provider_alias(w: World, local: str) -> str:
+    assert w.hub.hub is not None
+    return f"{w.hub.hub.federation.aliases.alias(local, PROVIDER, DOMAIN)}@{DOMAIN}"
+
+
+async def groupchat(client: Xmpp, body: str) -> Any:
+    async def wait() -> Any:
+        while True:
+            msg = await client.next_message()
+            if msg["type"] == "groupchat" and msg["body"] == body:
+                return msg
+
+    return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+async def error_message(client: Xmpp) -> Any:
+    async def wait() -> Any:
+        while True:
+            msg = await client.next_message()
+            if msg["type"] == "error":
+                return msg
+
+    return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+async def member_list(client: Xmpp, affiliation: str) -> dict[str, Any]:
+    """The room's list of ``affiliation`` as the raw items (jid -> element): slixmpp's plugin
+    gives JIDs only, and the marker rides inside each item."""
+    iq = client.client.make_iq_get(ito=ROOM)
+    iq.append(
+        slixmpp.ET.fromstring(
+            f"<query xmlns='{MUC_ADMIN}'><item affiliation='{affiliation}'/></query>"
+        )
+    )
+    result = await iq.send(timeout=TIMEOUT)  # type: ignore[no-untyped-call]
+    return {item.get("jid"): item for item in result.xml.iter(f"{{{MUC_ADMIN}}}item")}
+
+
+async def plug_and_play(w: World, tmp_path: Path) -> Xmpp:
+    """A plug-and-play third party (``examplechat``), enlisted, on the hub's c2s port."""
+    base = f"https://127.0.0.1:{w.hub.ports['http']}"
+    party = ThirdParty()
+    await onboard_provider(base, w.certs.hub.ca, TOKEN, party.provider_body())
+    device = tmp_path / "tp"
+    thumbprint = await identity_thumbprint(device)
+    token = party.token(aud=DOMAIN, cnf={"jkt": thumbprint})
+    jid = (await enlist_over_api(device, base, DOMAIN, token, ca_file=w.certs.hub.ca)).jid
+    client = muc_client(f"{jid}/stock", w.certs.hub)
+    client.client.credentials["access_token"] = party.token(aud=DOMAIN)
+    client.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
+    await client.login(w.hub.ports["c2s-starttls"])
+    return client
+
+
+async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_play_members(
+    tmp_path: Path,
+) -> None:
+    async with world(tmp_path, admin={"token": TOKEN}) as w:
+        assert w.hub.storage is not None
+        await w.hub.storage.accounts.create(f"{SHY}@{DOMAIN}", derive_credentials("pw", 4096), 0.0)
+        await enlist(w.hub, CAROL)
+        home = muc_client(f"{PHONE}@{DOMAIN}/phone", w.certs.hub)
+        await home.login(w.hub.ports["c2s-starttls"])
+        await interop_iq(home, f"<settings xmlns='{interop.NS}' enabled='true'/>")
+        tp = await plug_and_play(w, tmp_path)
+        w.prosody.register("carol", PEER, "pw")
+        carol = muc_client(f"{CAROL}/laptop", w.certs.hub)
+        await carol.login(w.prosody.c2s_port)
+        clients = (home, tp, carol)
+        try:
+            h_muc: Any = home.client.plugin["xep_0045"]
+            await h_muc.join_muc_wait(ROOM, "home", timeout=TIMEOUT)
+            form = await h_muc.get_room_config(ROOM, timeout=TIMEOUT)
+            form.set_type("submit")
+            await h_muc.set_room_config(ROOM, form, timeout=TIMEOUT)
+            tp_jid = tp.client.boundjid.bare
+            for jid, affiliation in ((CAROL, "admin"), (tp_jid, "member")):
+                await h_muc.set_affiliation(ROOM, affiliation, jid=JID(jid), timeout=TIMEOUT)
+            # carol enters over s2s (Prosody opens its stream to the group service's domain)
+            c_muc: Any = carol.client.plugin["xep_0045"]
+            await c_muc.join_muc_wait(ROOM, "carol", timeout=TIMEOUT)
+            t_muc: Any = tp.client.plugin["xep_0045"]
+            await t_muc.join_muc_wait(ROOM, "tp", timeout=TIMEOUT)
+            await next_presence_from(carol, f"{ROOM}/tp")
+            home_shown = room_alias(w, PHONE)
+            assert JID(c_muc.get_jid_property(ROOM, "home", "jid")).bare == home_shown
+            # messages every way
+            for sender, text in (
+                (carol, "from prosody"),
+                (home, "from the gatekeeper"),
+                (tp, "from tp"),
+            ):
+                sender.client.send_message(mto=ROOM, mbody=text, mtype="groupchat")
+                for reader in clients:
+                    got = await groupchat(reader, text)
+                    if sender is carol and reader is not carol:
+                        assert str(got["from"]) == f"{ROOM}/carol"
+                        mark = got.xml.find(interop.MARKER)
+                        if reader is home:
+                            assert mark is not None
+                            assert mark.get("provider") == PROVIDER
+            # the member list: the third parties marked, the gatekeeper user by alias
+            seen_by_carol = await member_list(carol, "member")
+            assert set(seen_by_carol) == {str(tp_jid)}
+            assert seen_by_carol[str(tp_jid)].find(interop.MARKER) is not None
+            admins = await member_list(home, "admin")
+            assert set(admins) == {CAROL}
+            assert admins[CAROL].find(interop.MARKER).get("provider") == PROVIDER
+            assert set(await member_list(carol, "owner")) == {home_shown}
+            # carol invites a gatekeeper user who has not opted in (by the alias she would know
+            # from a chat), then an account that does not exist: the same refusal
+            c_muc.invite(ROOM, JID(provider_alias(w, SHY)))
+            shy = await error_message(carol)
+            c_muc.invite(ROOM, JID(f"nobody@{DOMAIN}"))
+            nobody = await error_message(carol)
+            assert shy["error"]["condition"] == nobody["error"]["condition"]
+            assert shy["error"]["condition"] == "service-unavailable"
+            assert (shy["error"]["text"], str(shy["from"])) == (
+                nobody["error"]["text"],
+                str(nobody["from"]),
+            )
+            # what Prosody received: the room's traffic from the group service's domain, and
+            # not one phone number
+            captured = b"".join(w.wire)
+            assert b"from the gatekeeper" in captured
+            assert home_shown.encode() in captured
+            assert PHONE.encode() not in captured
+            assert SHY.encode() not in captured
+            # suspended: carol leaves the room for everyone else
+            assert w.hub.registry is not None
+            await w.hub.registry.set_status(PROVIDER, ProviderStatus.SUSPENDED, "test")
+            gone = await next_presence_from(home, f"{ROOM}/carol", "unavailable")
+            assert gone["type"] == "unavailable"
+            await next_presence_from(tp, f"{ROOM}/carol", "unavailable")
+        finally:
+            for client in clients:
+                await client.close()
