@@ -9,6 +9,7 @@ suspended, its user leaves the room for everyone else."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from tests.integration.test_s2s_prosody import (
     World,
     enlist,
     interop_iq,
+    open_form,
     world,
 )
 from tests.interop.enlistkit import ThirdParty
@@ -41,6 +43,8 @@ ROOM = JID(f"team@{GROUPS}")
 SHY = "4915187654321"  # a gatekeeper user who has not opted in
 CAROL = f"carol@{PEER}"
 MUC_ADMIN = "http://jabber.org/protocol/muc#admin"
+OMEMO2 = "urn:xmpp:omemo:2"
+DEVICES = f"{OMEMO2}:devices"
 
 
 def room_alias(w: World, local: str) -> str:
@@ -71,6 +75,18 @@ async def error_message(client: Xmpp) -> Any:
                 return msg
 
     return await asyncio.wait_for(wait(), TIMEOUT)
+
+
+async def conference_invitation(raw: list[bytes]) -> Any:
+    """The first message with a direct invitation among what a client read (once what it
+    read so far parses: a stanza may arrive in pieces)."""
+    while True:
+        text = b"<s xmlns='jabber:client'>" + b"".join(raw) + b"</s>"
+        with contextlib.suppress(slixmpp.ET.ParseError):
+            for stanza in slixmpp.ET.fromstring(text).iter("{jabber:client}message"):
+                if stanza.find("{jabber:x:conference}x") is not None:
+                    return stanza
+        await asyncio.sleep(0.05)
 
 
 async def member_list(client: Xmpp, affiliation: str) -> dict[str, Any]:
@@ -110,11 +126,14 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
         await w.hub.storage.accounts.create(f"{SHY}@{DOMAIN}", derive_credentials("pw", 4096), 0.0)
         await enlist(w.hub, CAROL)
         home = muc_client(f"{PHONE}@{DOMAIN}/phone", w.certs.hub)
+        home.client.register_plugin("xep_0004")
+        home.client.register_plugin("xep_0060")
         await home.login(w.hub.ports["c2s-starttls"])
         await interop_iq(home, f"<settings xmlns='{interop.NS}' enabled='true'/>")
         tp = await plug_and_play(w, tmp_path)
         w.prosody.register("carol", PEER, "pw")
         carol = muc_client(f"{CAROL}/laptop", w.certs.hub)
+        carol.client.register_plugin("xep_0060")
         await carol.login(w.prosody.c2s_port)
         clients = (home, tp, carol)
         try:
@@ -157,6 +176,43 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
             assert set(admins) == {CAROL}
             assert admins[CAROL].find(interop.MARKER).get("provider") == PROVIDER
             assert set(await member_list(carol, "owner")) == {home_shown}
+            # carol fetches the gatekeeper member's OMEMO device list at its per-room alias,
+            # through Prosody and s2s
+            pubsub: Any = home.client.plugin["xep_0060"]
+            await pubsub.publish(
+                home.client.boundjid.bare,
+                DEVICES,
+                id="current",
+                payload=slixmpp.ET.fromstring(
+                    f"<devices xmlns='{OMEMO2}'><device id='77'/></devices>"
+                ),
+                options=open_form(home),
+                timeout=TIMEOUT,
+            )
+            c_pubsub: Any = carol.client.plugin["xep_0060"]
+            got = await c_pubsub.get_items(JID(home_shown), DEVICES, max_items=1, timeout=TIMEOUT)
+            assert got["from"] == JID(home_shown)
+            assert [d.get("id") for d in got["pubsub"]["items"]["item"]["payload"]] == ["77"]
+            # a direct invitation (XEP-0249) to the gatekeeper user is an ordinary message
+            # from a third party: marked (not a request: the gatekeeper user added carol to the
+            # room, which opened the conversation). slixmpp's MUC plugin keeps it from the
+            # "message" event, so the test reads what home's client received.
+            raw: list[bytes] = []
+            read = home.client.data_received
+
+            def tap(data: bytes) -> None:
+                raw.append(data)
+                read(data)
+
+            home.client.data_received = tap  # type: ignore[method-assign,assignment]
+            direct = carol.client.make_message(mto=JID(provider_alias(w, PHONE)))
+            direct.append(slixmpp.ET.fromstring(f"<x xmlns='jabber:x:conference' jid='{ROOM}'/>"))
+            direct.send()
+            request = await asyncio.wait_for(conference_invitation(raw), TIMEOUT)
+            assert request.get("from") == f"{CAROL}/laptop"
+            mark = request.find(interop.MARKER)
+            assert mark is not None
+            assert mark.get("provider") == PROVIDER
             # carol invites a gatekeeper user who has not opted in (by the alias she would know
             # from a chat), then an account that does not exist: the same refusal
             c_muc.invite(ROOM, JID(provider_alias(w, SHY)))
