@@ -336,6 +336,13 @@ async def test_an_occupant_its_server_cannot_be_reached_for_leaves() -> None:
         await member(fed)
         await fed_enters(fed)
         fed.home.take()
+        # its client refusing something is no bounce: it stays
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FULL}' to='{ROOM}/owner' type='error' "
+            f"id='c'><error type='modify'><bad-request xmlns='{STANZAS}'/></error></message>"
+        )
+        await fed.kit.hub.ctx.drain_tasks()
+        assert fed.home.stanzas() == []
         # its server bounces a stanza of the room
         await fed.inbound(
             f"<message xmlns='jabber:client' from='{FULL}' to='{ROOM}/owner' type='error' "

@@ -169,7 +169,11 @@ class GroupService:
         if is_error_stanza(stanza):
             # errors are never answered; a federated occupant's server bouncing what the room
             # sent it means the room cannot reach that session: it leaves
-            if self._federation.federated(session.jid) and session.jid in self._joined:
+            if (
+                self._federation.federated(session.jid)
+                and session.jid in self._joined
+                and _bounced(stanza)
+            ):
                 self._unreachable(session.jid, "its server bounced a stanza of the room")
             return
         to = stanza.to
@@ -998,6 +1002,7 @@ class GroupService:
         jid = room.jid
         if self._rooms.get(jid) is room:
             del self._rooms[jid]
+        self._shown_to.pop(jid, None)
         for occupant in list(room.occupants.values()):
             for session in occupant.sessions:
                 rooms = self._joined.get(session)
@@ -1142,6 +1147,33 @@ class _NodePort:
 
     def terminate(self, error: StreamError | None) -> None:
         return None  # the session's own node ends it
+
+
+# RFC 6120 §8.3.3: what a server answers for a session or a server that cannot be reached
+_GONE = frozenset(
+    {
+        "gone",
+        "item-not-found",
+        "recipient-unavailable",
+        "redirect",
+        "remote-server-not-found",
+        "remote-server-timeout",
+        "service-unavailable",
+    }
+)
+_ERROR = "{jabber:client}error"
+
+
+def _bounced(stanza: Stanza) -> bool:
+    """Whether an error from an occupant says that the room's message or presence did not
+    reach it (RFC 6120 §8.3.3: the session is gone, or its server is unreachable), as
+    opposed to its client refusing something it got (which does not make it leave)."""
+    if isinstance(stanza, Iq):
+        return False
+    error = stanza.find(_ERROR)
+    if error is None:
+        return False
+    return any(child.tag.rpartition("}")[2] in _GONE for child in error)
 
 
 def _is_subject(msg: Message) -> bool:
