@@ -4,12 +4,14 @@ user and enters it over s2s, beside a plug-and-play third party; messages go eve
 member list shows the third parties' markers, and no byte Prosody received shows a phone
 number; an invitation from the Prosody user to a gatekeeper user who has not opted in is
 refused exactly like one to an account that does not exist; and when the provider is
-suspended, its user leaves the room for everyone else."""
+suspended, its user leaves the room for everyone else. End to end: slixmpp-omemo on Prosody
+and an SDK gatekeeper user exchange OMEMO-encrypted group messages in a hub room."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +19,18 @@ import slixmpp
 from slixmpp import JID
 
 import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
+from interlink.client import InterlinkClient
 from interlink.client.enlist import enlist as enlist_over_api
 from interlink.client.enlist import identity_thumbprint
+from interlink.client.events import GroupMessage
 from interlink.storage.providers import ProviderStatus
 from interlink.xmpp.ext import interop
 from interlink.xmpp.sasl import derive_credentials
+from tests.integration import test_omemo_interop
 from tests.integration.kit import TIMEOUT, Xmpp, onboard_provider
 from tests.integration.test_groups_slixmpp import muc_client, next_presence_from
+from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
+from tests.integration.test_s2s_omemo import enlist_device, open_nodes
 from tests.integration.test_s2s_prosody import (
     DOMAIN,
     GROUPS,
@@ -32,6 +39,7 @@ from tests.integration.test_s2s_prosody import (
     PROVIDER,
     World,
     enlist,
+    gatekeeper,
     interop_iq,
     open_form,
     world,
@@ -241,3 +249,89 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
         finally:
             for client in clients:
                 await client.close()
+
+
+async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypted_in_a_room(
+    tmp_path: Path,
+) -> None:
+    """OMEMO in a hub room across federation: slixmpp-omemo (legacy OMEMO) on Prosody is a
+    member of an SDK gatekeeper user's room; the SDK fetches its keys over s2s PEP and
+    encrypts for it, and it fetches hers at her per-room alias over s2s and reads what she
+    sends the room, then writes back encrypted; the hub relays ciphertext only."""
+    async with world(tmp_path) as w:
+        opt_in = await gatekeeper(w)  # her settings: third parties allowed
+        PeerOmemo._store = MemoryStorage()
+        w.prosody.register("alice", PEER, "pw")
+        peer = muc_client(f"alice@{PEER}/slixmpp-omemo", w.certs.hub)
+        peer.client.register_plugin("xep_0004")
+        peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
+        plugins: Any = peer.client.plugin
+        omemo_plugin: Any = plugins["xep_0384"]
+        read: asyncio.Queue[str] = asyncio.Queue()
+
+        async def on_groupchat(msg: Any) -> None:
+            if omemo_plugin.is_encrypted(msg):
+                try:
+                    decrypted, _device = await omemo_plugin.decrypt_message(msg)
+                except Exception as exc:  # what it could not read, named in the failure
+                    read.put_nowait(f"unreadable: {type(exc).__name__}: {exc}")
+                    return
+                read.put_nowait(decrypted["body"])
+
+        peer.client.add_event_handler("groupchat_message", on_groupchat)
+        sdk = InterlinkClient(
+            f"{PHONE}@{DOMAIN}/sdk",
+            "pw",
+            data_dir=tmp_path / "sdk",
+            port=w.hub.ports["c2s-starttls"],
+            ca_file=w.certs.hub.ca,
+        )
+        try:
+            await peer.login(w.prosody.c2s_port)
+            await enlist_device(w, omemo_plugin)  # its keys on Prosody, its identity enlisted
+            own = JID(f"alice@{PEER}")
+            peer.client.del_event_handler(
+                "twomemo_device_list_publish", omemo_plugin._on_device_list_update
+            )
+            pubsub: Any = peer.client.plugin["xep_0060"]
+            await pubsub.publish(  # legacy only: it cannot serve OMEMO 2 devices
+                own,
+                "urn:xmpp:omemo:2:devices",
+                id="current",
+                payload=slixmpp.ET.fromstring("<devices xmlns='urn:xmpp:omemo:2'/>"),
+                timeout=TIMEOUT,
+            )
+            await open_nodes(peer, own)
+            await sdk.connect()
+            await sdk.create_group(str(ROOM), "gk", name="Across")
+            await sdk.add_group_member(str(ROOM), str(own))
+            muc: Any = peer.client.plugin["xep_0045"]
+            await muc.join_muc_wait(ROOM, "alice", timeout=TIMEOUT)
+            routed: list[str] = []
+            w.s2s.taps.append(lambda _link, data: routed.append(data.decode(errors="replace")))
+            await sdk.send_group_text(str(ROOM), "sealed for a federated member")
+            assert await asyncio.wait_for(read.get(), 30) == "sealed for a federated member"
+            assert not any("sealed for a federated member" in x for x in routed)  # ciphertext
+            # and back: slixmpp-omemo encrypts for the room's members (her alias)
+            manager = await omemo_plugin.get_session_manager()
+            alias = room_alias(w, PHONE)
+            await manager.refresh_device_lists(alias)
+            stanza = peer.client.make_message(mto=ROOM, mtype="groupchat")
+            stanza["body"] = "from Prosody, encrypted"
+            encrypted, _errors = await omemo_plugin.encrypt_message(stanza, [JID(alias)])
+            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+                message.send()
+            while True:
+                event = await sdk.next_event(30)
+                if isinstance(event, GroupMessage):
+                    break
+            assert (event.text, event.sender, event.room) == (
+                "from Prosody, encrypted",
+                str(own),
+                str(ROOM),
+            )
+            assert PHONE.encode() not in b"".join(w.wire)
+        finally:
+            await sdk.close()
+            await peer.close()
+            await opt_in.close()
