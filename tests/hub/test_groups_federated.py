@@ -393,3 +393,26 @@ async def test_a_federated_user_on_another_server_is_no_member_and_plug_and_play
         # an address on a server no onboarded provider federates from
         answer = await admin_set(fed.home, f"<item affiliation='member' jid='x@not-{SERVER}'/>")
         assert error_condition(answer) == "remote-server-not-found"
+
+
+async def test_what_a_federated_member_names_by_alias_reaches_the_room_as_the_room_alias() -> None:
+    """A per-provider alias a federated member writes into what it sends a room becomes the
+    user's alias in that room: the plug-and-play co-member never sees the number."""
+    async with world() as fed:
+        await member(fed)
+        await admin_set(fed.home, f"<item affiliation='member' jid='{TP}'/>")
+        tp = await user(fed.kit, TP)
+        await tp.send(
+            f"<presence xmlns='jabber:client' to='{ROOM}/tp'><x xmlns='{muc.NS}'/></presence>"
+        )
+        await fed_enters(fed)
+        tp.take()
+        await fed.inbound(
+            f"<message xmlns='jabber:client' from='{FULL}' to='{ROOM}' type='groupchat' "
+            f"id='n'><body>hi</body><mention xmlns='urn:example:0' jid='{fed.alias()}'/>"
+            "</message>"
+        )
+        (heard,) = [s for s in tp.stanzas() if isinstance(s, Message)]
+        xml = to_xml(heard)
+        assert f'jid="{room_alias(fed)}"' in xml
+        assert PHONE not in xml

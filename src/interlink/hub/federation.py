@@ -39,10 +39,11 @@ slip a substituted key to the hub's users.
 **Rooms.** A federated user may be a member of the rooms of the group service of the service
 its provider federates with (issue 18; :mod:`interlink.hub.groups.service`): what it sends to
 ``groups.<service>`` is routed to the group service as it is, except that the hub's users it
-names inside (an invitee, an affiliation's ``jid``) are named by an alias: its per-provider
-alias becomes the account (the group service then shows it under its per-room alias), a room
-alias is left for the group service, and any other address on a service domain (a guessed
-phone number) is refused with the answer an invitation to nobody gets. What the rooms send
+names inside (an invitee, an affiliation's ``jid``) must be named by an alias: its
+per-provider alias becomes the user's per-room alias in that room (which the group service
+reads back to the account, and which is all any member ever sees), a room alias is left as
+it is, and any other address on a service domain (a guessed phone number) is refused with
+the answer an invitation to nobody gets. What the rooms send
 leaves from ``groups.<service>`` (its own s2s stream: the hub's certificate must name that
 domain too) and passes the same last check, which lets per-room aliases through. A federated
 co-member's iq to a per-room alias (OMEMO's key fetches) goes to the group service, which
@@ -383,7 +384,7 @@ class Federation:
             return
         to = stanza.to
         if to is not None and self.addressing.locate(to) == Location(Kind.GROUPS, where.service):
-            named = self._members_named(stanza, provider_id, to.domain)
+            named = self._members_named(stanza, provider_id, to)
             if named is None:  # a guessed phone number: the answer an invitation to nobody gets
                 self._refuse(provider_id, session, stanza, NOT_AN_ALIAS)
                 return
@@ -423,11 +424,13 @@ class Federation:
         if work is not None:
             await work
 
-    def _members_named(self, stanza: Stanza, provider_id: str, groups: str) -> Stanza | None:
-        """``stanza`` (to the group service ``groups``) with every attribute that names one of
-        the hub's users by its per-provider alias naming the account instead (an invitee, an
-        affiliation's ``jid``; a per-room alias is left as it is, the group service knows
-        it); ``None`` when one names a service's address that is no alias (a phone number)."""
+    def _members_named(self, stanza: Stanza, provider_id: str, to: JID) -> Stanza | None:
+        """``stanza`` (to a room, or to the group service, ``to``) with every attribute that
+        names one of the hub's users by its per-provider alias naming it by its alias in that
+        room instead (an invitee, an affiliation's ``jid``: the group service reads a room's
+        aliases back to the account; and whatever the room passes on to its occupants shows
+        the address every member sees, never the account's); ``None`` when one names a
+        service's address that is no alias (a phone number)."""
         names: dict[str, str] = {}
         for value in _attribute_values(stanza):
             if "@" not in value or value in names:
@@ -442,9 +445,11 @@ class Federation:
             if self.aliases.resolve_room_alias(jid.local, service) is not None:
                 continue
             local = self.aliases.resolve(jid.local, provider_id, service)
-            if local is None or self.addressing.groups_domain(service) != groups:
+            if local is None or self.addressing.groups_domain(service) != to.domain:
                 return None
-            names[value] = str(JID.make(local, service, jid.resource))
+            if to.local is not None:
+                shown = self.aliases.room_alias(local, to.local, service)
+                names[value] = str(JID.make(shown, service, jid.resource))
         if not names:
             return stanza
         payload = []
