@@ -235,7 +235,9 @@ class ClusterKit:
 
 
 @asynccontextmanager
-async def running_cluster(nodes: int = 2) -> AsyncIterator[ClusterKit]:
+async def running_cluster(
+    nodes: int = 2, *, enlisted_account: EnlistedAccount | None = None
+) -> AsyncIterator[ClusterKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
     plane = LocalBackplane()
@@ -258,6 +260,7 @@ async def running_cluster(nodes: int = 2) -> AsyncIterator[ClusterKit]:
                 authenticate_bearer=no_bearer_tokens,
                 user_ids=no_user_ids,
                 disabled=operator.is_disabled,
+                enlisted_account=enlisted_account,
                 cluster=cluster,
             )
             await hub.start()

@@ -14,11 +14,25 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.hub.federation import Enlisted
 from interlink.storage.providers import ProviderStatus
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop, muc
 from interlink.xmpp.jid import JID
-from interlink.xmpp.stanza import Iq, IqType, Message, Presence, PresenceType, Stanza, to_xml
+from interlink.xmpp.stanza import (
+    Iq,
+    IqType,
+    Message,
+    Presence,
+    PresenceType,
+    Stanza,
+    parse_stanza,
+    to_xml,
+)
+from interlink.xmpp.xml import parse_fragment
+from tests.hub.test_cluster_rooms import create as cluster_create
+from tests.hub.test_cluster_rooms import room_on
+from tests.hub.test_cluster_rooms import send as cluster_send
 from tests.hub.test_federation import (
     FED,
     HOME,
@@ -29,6 +43,7 @@ from tests.hub.test_federation import (
     Fed,
     federated_provider,
     federation,
+    identity_key,
 )
 from tests.hub.test_groups_service import (
     GROUPS,
@@ -44,8 +59,8 @@ from tests.hub.test_groups_service import (
     user,
 )
 from tests.hub.test_policy import PROVIDER as PNP
-from tests.hub.test_policy import TP
-from tests.hubkit import CREDS, DOMAIN
+from tests.hub.test_policy import TP, set_settings
+from tests.hubkit import CREDS, DOMAIN, running_cluster
 
 FULL = f"{FED}/laptop"
 
@@ -416,3 +431,63 @@ async def test_what_a_federated_member_names_by_alias_reaches_the_room_as_the_ro
         xml = to_xml(heard)
         assert f'jid="{room_alias(fed)}"' in xml
         assert PHONE not in xml
+
+
+async def test_in_a_cluster_a_room_answers_a_federated_member_over_its_own_s2s_links() -> None:
+    """The room lives on node n0; the federated user's stanzas come in over n1's s2s link
+    (forwarded to the room's home): what the room sends it and answers it leave over n0's."""
+
+    async def enlisted_account(jid: str) -> Enlisted | None:
+        return Enlisted(PROVIDER, identity_key(jid)) if jid == FED else None
+
+    async with running_cluster(enlisted_account=enlisted_account) as ck:
+        links = []
+        for kit in ck.kits:
+            kit.operator.provider_changed(federated_provider())
+            link = FakeS2S()
+            kit.hub.federation.attach(link)
+            links.append(link)
+        room = room_on("n0", {"n0", "n1"})
+        owner = await ck.kits[0].connect(await ck.kits[0].account("owner"), "r")
+        await set_settings(owner, enabled="true")  # third parties allowed
+        owner.take()
+        # enlistment creates the federated user's account row (shared storage)
+        await ck.kits[0].hub.ctx.storage.accounts.create(FED, CREDS, ck.kits[0].clock())
+        await cluster_create(ck, owner, room)
+        answers = await cluster_send(
+            ck,
+            owner,
+            f"<iq xmlns='jabber:client' type='set' id='m' to='{room}'>"
+            f"<query xmlns='{muc.NS_ADMIN}'><item affiliation='member' jid='{FED}'/></query></iq>",
+        )
+        (made,) = [s for s in answers if isinstance(s, Iq)]
+        assert isinstance(made, Iq)
+        assert made.type is IqType.RESULT, to_xml(made)
+
+        async def inbound(xml: str) -> list[Stanza]:
+            await ck.kits[1].hub.route_federated(PROVIDER, parse_stanza(parse_fragment(xml)))
+            await ck.settle()
+            assert links[1].take() == []  # nothing leaves through the node it came in by
+            return links[0].take()
+
+        got = await inbound(
+            f"<presence xmlns='jabber:client' from='{FULL}' to='{room}/alice'>"
+            f"<x xmlns='{muc.NS}'/></presence>"
+        )
+        assert any(isinstance(s, Presence) and 110 in codes(s) for s in got), [
+            to_xml(s) for s in got
+        ]
+        (pong,) = await inbound(
+            f"<iq xmlns='jabber:client' from='{FULL}' to='{room}/alice' type='get' id='p'>"
+            f"<ping xmlns='{ns.PING}'/></iq>"
+        )
+        assert isinstance(pong, Iq)
+        assert pong.type is IqType.RESULT
+        owner.take()
+        await cluster_send(
+            ck,
+            owner,
+            f"<message xmlns='jabber:client' type='groupchat' to='{room}' id='g'>"
+            "<body>to every node</body></message>",
+        )
+        assert [m.body for m in links[0].take() if isinstance(m, Message)] == ["to every node"]

@@ -387,7 +387,12 @@ class GroupService:
         to = stanza.to
         assert to is not None
         assert self._writer is not None
-        session = Session(full, _NodePort(self._writer, node, full))
+        if self._federation.federated(full):
+            # a federated user's stanza that came in over another node's s2s link: the answers
+            # leave over this node's own (as the room's traffic to it does, :meth:`_write`)
+            session = Session(full, _OverS2S(self))
+        else:
+            session = Session(full, _NodePort(self._writer, node, full))
         self._origin[full] = node
         try:
             await self._in_room(session, stanza, to, self._addressing.locate(to).service or "")
@@ -1174,6 +1179,23 @@ def _bounced(stanza: Stanza) -> bool:
     if error is None:
         return False
     return any(child.tag.rpartition("}")[2] in _GONE for child in error)
+
+
+class _OverS2S:
+    """The connection of a stand-in session for a federated user whose stanza for a room of
+    this node came through another node: what is written to it leaves over s2s from here."""
+
+    def __init__(self, service: GroupService) -> None:
+        self._service = service
+
+    def write_xml(self, xml: str) -> None:
+        self._service._to_federated(parse_stanza(parse_fragment(xml)), leave=False)
+
+    async def wait_writable(self) -> None:
+        return None
+
+    def terminate(self, error: StreamError | None) -> None:
+        return None  # the stream belongs to the whole server, not to this sender
 
 
 def _is_subject(msg: Message) -> bool:
