@@ -79,7 +79,14 @@ async def world(tmp_path: Path, *, trusts_hub: bool = True) -> AsyncIterator[Wor
         s2s_port = hub.ports["s2s"]
         async with (
             # ejabberd resolves the SRV target through the C library: "localhost"
-            loopback_dns({}, {f"_xmpp-server._tcp.{DOMAIN}": ("localhost", s2s_port)}) as dns,
+            loopback_dns(
+                {},
+                {
+                    f"_xmpp-server._tcp.{DOMAIN}": ("localhost", s2s_port),
+                    # the rooms of the group service federate too (issue 18)
+                    f"_xmpp-server._tcp.groups.{DOMAIN}": ("localhost", s2s_port),
+                },
+            ) as dns,
             running_ejabberd(
                 tmp_path / "ejabberd", (PEER, ROGUE), certs, dns.port, ca_file=ca_file
             ) as ejabberd,

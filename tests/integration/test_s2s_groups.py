@@ -5,7 +5,8 @@ member list shows the third parties' markers, and no byte Prosody received shows
 number; an invitation from the Prosody user to a gatekeeper user who has not opted in is
 refused exactly like one to an account that does not exist; and when the provider is
 suspended, its user leaves the room for everyone else. End to end: slixmpp-omemo on Prosody
-and an SDK gatekeeper user exchange OMEMO-encrypted group messages in a hub room."""
+and an SDK gatekeeper user exchange OMEMO-encrypted group messages in a hub room. And a user of
+a stock ejabberd 23.01 enters and chats the same way."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from tests.integration import test_omemo_interop
 from tests.integration.kit import TIMEOUT, Xmpp, onboard_provider
 from tests.integration.test_groups_slixmpp import muc_client, next_presence_from
 from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
+from tests.integration.test_s2s_ejabberd import enlist as enlist_at_ejabberd
+from tests.integration.test_s2s_ejabberd import world as ejabberd_world
 from tests.integration.test_s2s_omemo import enlist_device, open_nodes
 from tests.integration.test_s2s_prosody import (
     DOMAIN,
@@ -335,3 +338,37 @@ async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypte
             await sdk.close()
             await peer.close()
             await opt_in.close()
+
+
+async def test_an_ejabberd_user_chats_in_a_hub_room(tmp_path: Path) -> None:
+    """The same with a stock ejabberd 23.01: its user enters a gatekeeper user's room over
+    s2s, messages go both ways, and ejabberd receives no phone number."""
+    async with ejabberd_world(tmp_path) as w:
+        user = f"dave@{PEER}"
+        await enlist_at_ejabberd(w.hub, user)
+        home = muc_client(f"{PHONE}@{DOMAIN}/phone", w.certs.hub)
+        await home.login(w.hub.ports["c2s-starttls"])
+        await interop_iq(home, f"<settings xmlns='{interop.NS}' enabled='true'/>")
+        await w.ejabberd.register("dave", PEER, "pw")
+        dave = muc_client(f"{user}/laptop", w.certs.hub)
+        await dave.login(w.ejabberd.c2s_port)
+        try:
+            h_muc: Any = home.client.plugin["xep_0045"]
+            await h_muc.join_muc_wait(ROOM, "home", timeout=TIMEOUT)
+            form = await h_muc.get_room_config(ROOM, timeout=TIMEOUT)
+            form.set_type("submit")
+            await h_muc.set_room_config(ROOM, form, timeout=TIMEOUT)
+            await h_muc.set_affiliation(ROOM, "member", jid=JID(user), timeout=TIMEOUT)
+            d_muc: Any = dave.client.plugin["xep_0045"]
+            await d_muc.join_muc_wait(ROOM, "dave", timeout=TIMEOUT)
+            dave.client.send_message(mto=ROOM, mbody="from ejabberd", mtype="groupchat")
+            got = await groupchat(home, "from ejabberd")
+            assert got.xml.find(interop.MARKER) is not None
+            home.client.send_message(mto=ROOM, mbody="to ejabberd", mtype="groupchat")
+            await groupchat(dave, "to ejabberd")
+            captured = b"".join(w.wire)
+            assert b"to ejabberd" in captured
+            assert PHONE.encode() not in captured
+        finally:
+            await dave.close()
+            await home.close()
