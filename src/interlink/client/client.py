@@ -39,6 +39,8 @@ from interlink.client.events import (
     TextMessage,
 )
 from interlink.client.groups import GroupRoom, Groups
+from interlink.client.healing import SETTLE as REPAIR_SETTLE
+from interlink.client.healing import SessionRepair, check_settle
 from interlink.client.lifecycle import Backoff, Input, Keepalive
 from interlink.client.media_transfer import MediaTransfer, Progress, Uploader
 from interlink.client.oauthbearer import OAuthBearer
@@ -116,6 +118,7 @@ class InterlinkClient:
         keepalive: Keepalive | None = None,
         clock: Callable[[], float] = time.monotonic,
         outbox_limit: int = DEFAULT_LIMIT,
+        session_repair_settle: float = REPAIR_SETTLE,
     ) -> None:
         """``token_provider``: for third-party users, a fresh provider token per login (SASL
         OAUTHBEARER) instead of the password. ``http_url``: the hub's HTTPS base URL, through
@@ -130,6 +133,9 @@ class InterlinkClient:
         ``outbox_limit``: sent messages the hub has not acknowledged that are held at most (kept
         in ``data_dir`` and sent again after a restart); beyond, sending raises
         :class:`~interlink.client.outbox.OutboxFull`.
+        ``session_repair_settle``: seconds during which a session with a peer device is not
+        repaired twice, nor by this side after reading that device's key exchange when the
+        peer's address sorts first (see :mod:`interlink.client.healing`).
         ``device_list_max_age``: seconds after which a peer's device lists are fetched again
         before sending to it (they are also fetched when no device of the peer can be
         encrypted to). ``speedups``: faster crypto by changing code of python-omemo, x3dh and
@@ -145,6 +151,9 @@ class InterlinkClient:
         self._direct_tls = direct_tls
         self._ca_file = ca_file
         self._manual_trust = manual_trust
+        check_settle(session_repair_settle)  # refused now, not at connect
+        self._repair_settle = session_repair_settle
+        self._clock = clock
         if not (legacy or omemo2):
             raise ValueError("enable at least one OMEMO version")
         self._legacy = legacy
@@ -396,6 +405,8 @@ class InterlinkClient:
             manual_trust=self._manual_trust,
             on_key_change=self._key_changed,
             on_new_device=self._new_device,
+            repair=SessionRepair(self.bare, this.device_id, settle=self._repair_settle),
+            clock=self._clock,
         )
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._gate.commit_now()
