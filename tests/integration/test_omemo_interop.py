@@ -73,6 +73,16 @@ class PeerOmemo(XEP_0384):
 register_plugin(PeerOmemo)
 
 
+async def encrypted_to_alice(peer: Xmpp, omemo_plugin: Any, body: str) -> list[Any]:
+    """slixmpp-omemo's encrypted messages carrying ``body`` to alice (her lists fetched first)."""
+    manager = await omemo_plugin.get_session_manager()
+    await manager.refresh_device_lists(f"alice@{DOMAIN}")
+    stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
+    stanza["body"] = body
+    encrypted, _errors = await omemo_plugin.encrypt_message(stanza, slixmpp.JID(f"alice@{DOMAIN}"))
+    return list(encrypted.values()) if isinstance(encrypted, dict) else [encrypted]
+
+
 async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
@@ -102,14 +112,8 @@ async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path)
         try:
             await alice.send_text(f"bob@{DOMAIN}", "from the Interlink SDK")
             assert await asyncio.wait_for(received.get(), 15) == "from the Interlink SDK"
-            manager = await omemo_plugin.get_session_manager()
-            await manager.refresh_device_lists(f"alice@{DOMAIN}")
-            stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
-            stanza["body"] = "from slixmpp-omemo"
-            encrypted, _errors = await omemo_plugin.encrypt_message(
-                stanza, slixmpp.JID(f"alice@{DOMAIN}")
-            )
-            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+            encrypted = await encrypted_to_alice(peer, omemo_plugin, "from slixmpp-omemo")
+            for message in encrypted:
                 message.send()
             while True:
                 event = await alice.next_event(15)
@@ -157,14 +161,10 @@ async def test_a_client_that_advertises_legacy_omemo_only_gets_legacy_though_lis
         )
         await alice.connect()
         try:
-            manager = await omemo_plugin.get_session_manager()
-            await manager.refresh_device_lists(f"alice@{DOMAIN}")
-            stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
-            stanza["body"] = "hello from a legacy-only client"
-            encrypted, _errors = await omemo_plugin.encrypt_message(
-                stanza, slixmpp.JID(f"alice@{DOMAIN}")
+            encrypted = await encrypted_to_alice(
+                peer, omemo_plugin, "hello from a legacy-only client"
             )
-            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+            for message in encrypted:
                 message.send()
             while True:
                 event = await alice.next_event(15)
@@ -215,19 +215,13 @@ async def test_first_messages_crossing_leave_the_sdk_in_the_order_they_were_encr
         try:
             async with asyncio.timeout(15):  # OMEMO answers a key exchange at once from here
                 await alice.caught_up()
-            manager = await omemo_plugin.get_session_manager()
-            await manager.refresh_device_lists(f"alice@{DOMAIN}")
-            stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
-            stanza["body"] = "bob's first"
-            encrypted, _errors = await omemo_plugin.encrypt_message(
-                stanza, slixmpp.JID(f"alice@{DOMAIN}")
-            )
+            encrypted = await encrypted_to_alice(peer, omemo_plugin, "bob's first")
             # The interleaving made certain: alice's text waits for the crypto state first,
             # then bob's key exchange, which arrives while the text is being encrypted.
             async with alice.gate.operation():
                 sending = asyncio.create_task(alice.send_text(f"bob@{DOMAIN}", "alice's first"))
                 await asyncio.sleep(0)  # its turn is the next one
-                for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+                for message in encrypted:
                     message.send()
                 await peer.ping_server()  # the hub has passed it on to alice
                 await asyncio.sleep(0.3)  # and alice's receiver waits for its turn
