@@ -37,7 +37,7 @@ from interlink.hub.adhoc import AdhocLimits, AdhocService
 from interlink.hub.adhoc_commands import standard_commands
 from interlink.hub.app_push import AppPushSettings, AppServerPush, ClusterAppServers
 from interlink.hub.auth_throttle import Backoff
-from interlink.hub.federation import AliasCipher, Enlisted
+from interlink.hub.federation import AliasCipher, Enlisted, LinksPort
 from interlink.hub.hub import Hub
 from interlink.hub.nodes import DirectorySync, NodeCalls
 from interlink.hub.observers import HubObservers
@@ -472,6 +472,9 @@ class HubServer:
             report_filed=(reports.submit,),
         ).merged(self._observers)
         self.adhoc = adhoc = adhoc_service(s, storage, sessions, addressing, clock)
+        # The s2s transport routes through the hub and the hub sends through it: the port
+        # exists first and the transport fulfils it once built (below).
+        links = LinksPort()  # never fulfilled while s2s is off: nothing federates
         self.hub = hub = Hub(
             hub_settings(s),
             storage,
@@ -483,6 +486,7 @@ class HubServer:
             disabled=operator.is_disabled,
             aliases=AliasCipher(await secrets_.get_or_create_secret("s2s-alias", 64)),
             enlisted_account=self._enlisted_account,
+            federation_port=links,
             observers=observers,
             cluster=cluster,
             heartbeat_every=s.cluster.node_ttl / 3,
@@ -526,7 +530,7 @@ class HubServer:
                     max_links=s.s2s.max_links,
                 ),
             )
-            hub.federation.attach(s2s)
+            links.fulfil(s2s)
             operator.attach_federation(s2s)
         await operator.load(await registry.all(), await storage.moderation.disabled_accounts())
         if self.s2s is not None:
