@@ -50,7 +50,7 @@ from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
 from interlink.interop.moderation import Moderation
-from interlink.interop.operator import ChangeFeedFollower, OperatorState
+from interlink.interop.operator import ChangeFeedFollower, OperatorState, PendingLinks
 from interlink.interop.providers import ProviderNotFound, ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
@@ -358,7 +358,11 @@ class HubServer:
         sessions = SessionRegistry(self._directory_sync)
 
         # The interop control plane, which the hub's gates call into.
-        self.operator = operator = OperatorState(addressing, sessions)
+        # The s2s transport is built after the hub it routes through; operator state (which
+        # the hub's gates ask) closes its links: the port exists first, the transport fulfils
+        # it (below).
+        s2s_links = PendingLinks()
+        self.operator = operator = OperatorState(addressing, sessions, s2s_links)
         self.registry = registry = ProviderRegistry(
             storage.providers,
             clock,
@@ -531,7 +535,7 @@ class HubServer:
                 ),
             )
             links.fulfil(s2s)
-            operator.attach_federation(s2s)
+            s2s_links.fulfil(s2s)
         await operator.load(await registry.all(), await storage.moderation.disabled_accounts())
         if self.s2s is not None:
             self._servers.append(await start_s2s_listener(self.s2s, self._sockets["s2s"]))
