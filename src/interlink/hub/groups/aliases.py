@@ -35,6 +35,12 @@ of the account, disco) under the alias, to co-members of that room whom consent 
 member (:meth:`~interlink.hub.groups.service.GroupService.alias_iq`); anyone else gets the
 answer a nonexistent account gives. Legacy OMEMO has no envelope; it only needs the device
 list and bundles, fetched the same way.
+
+Outside the room, what a user names by an alias it was shown — a block (XEP-0191) or a report
+(XEP-0377) from its contact list — is about the account behind it: :class:`AliasAccounts`
+reads it back (room aliases and federation's per-provider ones alike), so the block list keeps
+that account out everywhere and the report is queued under the account and the room, while
+the user only ever sees the alias (docs/protocol.md §6, §7).
 """
 
 from __future__ import annotations
