@@ -12,7 +12,7 @@ from interlink.cluster.local import LocalBackplane, LocalCluster
 from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
-from interlink.hub.federation import EnlistedAccount
+from interlink.hub.federation import EnlistedAccount, FederationPort
 from interlink.hub.hub import Hub, UserIds
 from interlink.hub.nodes import DirectorySync
 from interlink.hub.observers import HubObservers
@@ -129,6 +129,7 @@ async def running_hub(
     domain_services: DomainServicesFactory | None = None,
     enlisted_account: EnlistedAccount | None = None,
     observers: HubObservers | None = None,
+    federation_port: FederationPort | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
@@ -150,6 +151,7 @@ async def running_hub(
             else domain_services(storage, sessions, addressing, clock)
         ),
         enlisted_account=enlisted_account,
+        federation_port=federation_port,
         disabled=operator.is_disabled,
     )
     kit = HubKit(hub, clock, operator)

@@ -3,6 +3,8 @@ reports."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from interlink.errors import AccountNotFoundError, PhoneInUseError
@@ -151,6 +153,20 @@ async def test_reports_round_trip_newest_first(storage: Storage) -> None:
     assert [r.id for r in await storage.policy.reports(10)] == [second, first]
     assert [r.id for r in await storage.policy.reports(1)] == [second]
     assert await storage.policy.report(second + 100) is None
+
+
+async def test_a_report_keeps_the_room_whose_alias_it_named(storage: Storage) -> None:
+    """Migration 0021: the account behind a room alias is ``reported``, the room beside it."""
+    alice = jid("alice")
+    room = "team@groups." + jid("x").partition("@")[2]
+    named = await storage.policy.add_report(replace(report(TP, jid("bob"), None), room=room))
+    plain = await storage.policy.add_report(report(alice))
+    got = await storage.policy.report(named)
+    assert got is not None
+    assert (got.reported, got.room) == (jid("bob"), room)
+    other = await storage.policy.report(plain)
+    assert other is not None
+    assert other.room is None
 
 
 async def test_unforwarded_reports_until_forwarding_is_done(storage: Storage) -> None:

@@ -50,6 +50,8 @@ class Report:
     forwarded_at: float | None = None
     forward_error: str | None = None
     forward_done: bool = False
+    #: the room whose alias the reporter named (the account behind it is ``reported``)
+    room: str | None = None
 
 
 @dataclass(slots=True)

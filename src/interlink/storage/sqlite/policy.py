@@ -1,5 +1,6 @@
 """SQLite: interop settings, phone numbers, conversations, block lists and reports (migration
-0005). A settings row's provider list and a report's attached messages are JSON text columns."""
+0005; a report's room, 0021). A settings row's provider list and a report's attached messages
+are JSON text columns."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ _REACH_BY_PHONE = (
 )
 _REPORTS = (
     "SELECT id, reporter, reported, provider_id, reason, text, messages, created_at, "
-    "forwarded_at, forward_error, forward_done FROM reports "
+    "forwarded_at, forward_error, forward_done, room FROM reports "
 )
 _REPORTS_LATEST = _REPORTS + "ORDER BY id DESC LIMIT ?"
 _REPORTS_UNFORWARDED = (
@@ -75,6 +76,7 @@ def _report_from_row(row: Row) -> Report:
         forwarded_at=None if row[8] is None else float(str(row[8])),
         forward_error=None if row[9] is None else str(row[9]),
         forward_done=bool(row[10]),
+        room=None if row[11] is None else str(row[11]),
     )
 
 
@@ -108,6 +110,7 @@ def _report_params(report: Report) -> Row:
         report.text,
         messages,
         report.created_at,
+        report.room,
     )
 
 
@@ -210,7 +213,7 @@ class SqlitePolicy:
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "INSERT INTO reports (reporter, reported, provider_id, reason, text, messages, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "created_at, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 _report_params(report),
             )
             assert cur.lastrowid is not None
