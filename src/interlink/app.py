@@ -856,6 +856,10 @@ class HubServer:
                 self.adhoc.sessions.forget_account(jid)  # its half-done commands go too
         elif kind in ("account-disabled", "account-enabled"):
             self.operator.account_disabled(subject, kind == "account-disabled")
+        elif kind == "settings":  # a user's interop settings, changed by another process
+            self.hub.router.policy.forget(JID.parse(subject))
+        elif kind == "blocklist":  # a user's block list, changed by another process
+            await self.hub.router.policy.blocks.reload(JID.parse(subject))
         else:
             log.warning("unknown operator change", extra={"change": kind})
 

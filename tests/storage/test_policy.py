@@ -194,3 +194,19 @@ async def test_unforwarded_reports_until_forwarding_is_done(storage: Storage) ->
     assert done is not None
     assert (done.forwarded_at, done.forward_error, done.forward_done) == (T0 + 5, None, True)
     assert [r.id for r in await storage.policy.reports(10, unforwarded=True)] == [later]
+
+
+async def test_settings_and_block_lists_are_in_the_change_feed(storage: Storage) -> None:
+    """Other processes (nodes) keep a user's settings and block list in memory: each write says
+    so in the change feed, in its own transaction (a failed write leaves no entry)."""
+    alice = await account(storage, "alice")
+    start = await storage.changes.latest()
+    await storage.policy.put_settings(alice, InteropSettings(enabled=True), T0)
+    with pytest.raises(AccountNotFoundError):
+        await storage.policy.put_settings(jid("ghost"), InteropSettings(enabled=True), T0)
+    await storage.policy.block(alice, ["spam@tp.example"], T0)
+    assert await storage.policy.blocklist(alice) == {"spam@tp.example"}
+    await storage.policy.unblock(alice, None)
+    assert await storage.policy.blocklist(alice) == set()
+    feed = [(kind, subject) for _, kind, subject in await storage.changes.since(start, 10)]
+    assert feed == [("settings", alice), ("blocklist", alice), ("blocklist", alice)]

@@ -101,6 +101,10 @@ class PolicyRepository(Protocol):
         """Every account's block list (only accounts that have one)."""
         ...
 
+    async def blocklist(self, owner: str) -> set[str]:
+        """One account's block list (empty if it has none)."""
+        ...
+
     async def block(self, owner: str, items: list[str], now: float) -> None: ...
 
     async def unblock(self, owner: str, items: list[str] | None) -> None:

@@ -26,12 +26,21 @@ AccountBehind = Callable[[JID, JID], JID | None]
 
 
 class BlockLists:
-    def __init__(self, repo: PolicyRepository, max_items: int, behind: AccountBehind) -> None:
+    def __init__(
+        self,
+        repo: PolicyRepository,
+        max_items: int,
+        behind: AccountBehind,
+        changed: Callable[[], None],
+    ) -> None:
         """``behind``: the account behind an alias (:class:`~interlink.hub.groups.aliases.
-        AliasAccounts`), so that a block of an alias keeps that account out."""
+        AliasAccounts`), so that a block of an alias keeps that account out. ``changed``: runs
+        after a list was written (the other nodes of a cluster are told to read the change
+        feed, whose entry the write made: they :meth:`reload` that list)."""
         self._repo = repo
         self.max_items = max_items
         self._behind = behind
+        self._changed = changed
         self._lists: dict[str, set[str]] = {}
         #: owner -> account kept out -> the alias items of the owner's list that name it
         self._accounts: dict[str, dict[str, set[str]]] = {}
@@ -63,6 +72,17 @@ class BlockLists:
                 del accounts[account]
         if not accounts:
             del self._accounts[owner]
+
+    async def reload(self, owner: JID) -> None:
+        """Read ``owner``'s list again (another process or node changed it)."""
+        key = str(owner.bare)
+        items = await self._repo.blocklist(key)
+        self._accounts.pop(key, None)
+        if items:
+            self._lists[key] = items
+            self._learn(key, items)
+        else:
+            self._lists.pop(key, None)
 
     @property
     def active(self) -> bool:
@@ -112,6 +132,7 @@ class BlockLists:
             await self._repo.block(key, new, now)
             self._lists.setdefault(key, set()).update(new)
             self._learn(key, new)
+            self._changed()
         return new
 
     async def unblock(self, owner: JID, jids: list[JID] | None) -> list[str]:
@@ -127,6 +148,7 @@ class BlockLists:
                 self._lists[key] = remaining
             else:
                 self._lists.pop(key, None)
+            self._changed()
         return gone
 
     def forget(self, owner: JID) -> None:

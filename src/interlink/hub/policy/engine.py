@@ -188,7 +188,7 @@ class InteropPolicy:
         self._user_ids = user_ids
         self._repo = repo
         self.limits = limits
-        self.blocks = BlockLists(repo, limits.max_blocklist, behind)
+        self.blocks = BlockLists(repo, limits.max_blocklist, behind, self._announce)
         self.refused = ctx.refusals  # by reason, for metrics
         self._cache: OrderedDict[str, tuple[float, Reach]] = OrderedDict()
         self._users: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
@@ -245,6 +245,15 @@ class InteropPolicy:
     async def put_settings(self, bare: JID, settings: InteropSettings) -> None:
         await self._repo.put_settings(str(bare), settings, self._ctx.clock())
         self._remember(str(bare), Reach(True, settings), self._ctx.clock())
+        self._announce()
+
+    def _announce(self) -> None:
+        """A user's settings or block list were written, with an entry in the change feed: in
+        a cluster, the other nodes read the feed now (they forget what they cached of that
+        user's settings, and read its block list again), not at their next poll."""
+        cluster = self._ctx.cluster
+        if cluster.shared:
+            self._ctx.spawn(cluster.invalidation.publish("policy"), "cluster-notice")
 
     def forget(self, bare: JID) -> None:
         self._cache.pop(str(bare), None)

@@ -17,6 +17,7 @@ from interlink.storage.policy import (
     Reach,
     Report,
 )
+from interlink.storage.postgres.changes import record
 from interlink.storage.postgres.database import PostgresDatabase, Row
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
 
@@ -136,6 +137,7 @@ class PostgresPolicy:
                 )
             except errors.ForeignKeyViolation:
                 raise AccountNotFoundError(f"no account {jid}") from None
+            await record(conn, "settings", jid)  # other processes forget what they cached
 
     async def set_phone(self, jid: str, phone: str | None) -> None:
         async with self._db.transaction() as conn:
@@ -197,6 +199,10 @@ class PostgresPolicy:
             lists.setdefault(str(owner), set()).add(str(blocked))
         return lists
 
+    async def blocklist(self, owner: str) -> set[str]:
+        rows = await self._db.fetch_all("SELECT blocked FROM blocklist WHERE owner = %s", (owner,))
+        return {str(blocked) for (blocked,) in rows}
+
     async def block(self, owner: str, items: list[str], now: float) -> None:
         async with self._db.transaction() as conn, conn.cursor() as cur:
             await cur.executemany(
@@ -204,6 +210,7 @@ class PostgresPolicy:
                 "ON CONFLICT DO NOTHING",
                 [(owner, item, now) for item in items],
             )
+            await record(conn, "blocklist", owner)  # other nodes reload the list
 
     async def unblock(self, owner: str, items: list[str] | None) -> None:
         async with self._db.transaction() as conn, conn.cursor() as cur:
@@ -214,6 +221,7 @@ class PostgresPolicy:
                     "DELETE FROM blocklist WHERE owner = %s AND blocked = %s",
                     [(owner, item) for item in items],
                 )
+            await record(conn, "blocklist", owner)  # other nodes reload the list
 
     async def add_report(self, report: Report) -> int:
         async with self._db.transaction() as conn:

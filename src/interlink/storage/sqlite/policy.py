@@ -16,6 +16,7 @@ from interlink.storage.policy import (
     Reach,
     Report,
 )
+from interlink.storage.sqlite.changes import RECORD
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
 
@@ -131,6 +132,7 @@ class SqlitePolicy:
                 )
             except sqlite3.IntegrityError:
                 raise AccountNotFoundError(f"no account {jid}") from None
+            await conn.execute(RECORD, ("settings", jid))  # other processes forget what they cached
 
     async def set_phone(self, jid: str, phone: str | None) -> None:
         async with self._db.transaction() as conn:
@@ -192,12 +194,17 @@ class SqlitePolicy:
             lists.setdefault(str(owner), set()).add(str(blocked))
         return lists
 
+    async def blocklist(self, owner: str) -> set[str]:
+        rows = await self._db.fetch_all("SELECT blocked FROM blocklist WHERE owner = ?", (owner,))
+        return {str(blocked) for (blocked,) in rows}
+
     async def block(self, owner: str, items: list[str], now: float) -> None:
         async with self._db.transaction() as conn:
             await conn.executemany(
                 "INSERT OR IGNORE INTO blocklist (owner, blocked, created_at) VALUES (?, ?, ?)",
                 [(owner, item, now) for item in items],
             )
+            await conn.execute(RECORD, ("blocklist", owner))  # other processes reload the list
 
     async def unblock(self, owner: str, items: list[str] | None) -> None:
         async with self._db.transaction() as conn:
@@ -208,6 +215,7 @@ class SqlitePolicy:
                     "DELETE FROM blocklist WHERE owner = ? AND blocked = ?",
                     [(owner, item) for item in items],
                 )
+            await conn.execute(RECORD, ("blocklist", owner))  # other processes reload the list
 
     async def add_report(self, report: Report) -> int:
         async with self._db.transaction() as conn:
