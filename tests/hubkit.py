@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from xml.etree.ElementTree import Element
@@ -12,7 +12,7 @@ from interlink.cluster.local import LocalBackplane, LocalCluster
 from interlink.errors import AuthenticationRefused, StreamError
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.context import HubSettings
-from interlink.hub.federation import EnlistedAccount
+from interlink.hub.federation import EnlistedAccount, FederationPort
 from interlink.hub.hub import Hub, UserIds
 from interlink.hub.nodes import DirectorySync
 from interlink.hub.observers import HubObservers
@@ -129,6 +129,7 @@ async def running_hub(
     domain_services: DomainServicesFactory | None = None,
     enlisted_account: EnlistedAccount | None = None,
     observers: HubObservers | None = None,
+    federation_port: FederationPort | None = None,
 ) -> AsyncIterator[HubKit]:
     storage = await open_sqlite(":memory:")
     clock = Clock()
@@ -150,6 +151,7 @@ async def running_hub(
             else domain_services(storage, sessions, addressing, clock)
         ),
         enlisted_account=enlisted_account,
+        federation_port=federation_port,
         disabled=operator.is_disabled,
     )
     kit = HubKit(hub, clock, operator)
@@ -236,8 +238,13 @@ class ClusterKit:
 
 @asynccontextmanager
 async def running_cluster(
-    nodes: int = 2, *, enlisted_account: EnlistedAccount | None = None
+    nodes: int = 2,
+    *,
+    enlisted_account: EnlistedAccount | None = None,
+    federation_ports: Sequence[FederationPort] = (),
 ) -> AsyncIterator[ClusterKit]:
+    """``federation_ports``: each node's s2s transport, in node order (none: nothing
+    federates)."""
     storage = await open_sqlite(":memory:")
     clock = Clock()
     plane = LocalBackplane()
@@ -261,6 +268,7 @@ async def running_cluster(
                 user_ids=no_user_ids,
                 disabled=operator.is_disabled,
                 enlisted_account=enlisted_account,
+                federation_port=federation_ports[n] if federation_ports else None,
                 cluster=cluster,
             )
             await hub.start()

@@ -37,7 +37,7 @@ from interlink.hub.adhoc import AdhocLimits, AdhocService
 from interlink.hub.adhoc_commands import standard_commands
 from interlink.hub.app_push import AppPushSettings, AppServerPush, ClusterAppServers
 from interlink.hub.auth_throttle import Backoff
-from interlink.hub.federation import AliasCipher, Enlisted
+from interlink.hub.federation import AliasCipher, Enlisted, LinksPort
 from interlink.hub.hub import Hub
 from interlink.hub.nodes import DirectorySync, NodeCalls
 from interlink.hub.observers import HubObservers
@@ -50,7 +50,7 @@ from interlink.interop.enlistment import EnlistmentService
 from interlink.interop.introspection import Introspector
 from interlink.interop.keys import ProviderKeys
 from interlink.interop.moderation import Moderation
-from interlink.interop.operator import ChangeFeedFollower, OperatorState
+from interlink.interop.operator import ChangeFeedFollower, OperatorState, PendingLinks
 from interlink.interop.providers import ProviderNotFound, ProviderRegistry
 from interlink.interop.push import HubSigner, PushNotifier, wants_no_push
 from interlink.interop.reports import ReportForwarder
@@ -358,7 +358,11 @@ class HubServer:
         sessions = SessionRegistry(self._directory_sync)
 
         # The interop control plane, which the hub's gates call into.
-        self.operator = operator = OperatorState(addressing, sessions)
+        # The s2s transport is built after the hub it routes through; operator state (which
+        # the hub's gates ask) closes its links: the port exists first, the transport fulfils
+        # it (below).
+        s2s_links = PendingLinks()
+        self.operator = operator = OperatorState(addressing, sessions, s2s_links)
         self.registry = registry = ProviderRegistry(
             storage.providers,
             clock,
@@ -472,6 +476,9 @@ class HubServer:
             report_filed=(reports.submit,),
         ).merged(self._observers)
         self.adhoc = adhoc = adhoc_service(s, storage, sessions, addressing, clock)
+        # The s2s transport routes through the hub and the hub sends through it: the port
+        # exists first and the transport fulfils it once built (below).
+        links = LinksPort()  # never fulfilled while s2s is off: nothing federates
         self.hub = hub = Hub(
             hub_settings(s),
             storage,
@@ -483,6 +490,7 @@ class HubServer:
             disabled=operator.is_disabled,
             aliases=AliasCipher(await secrets_.get_or_create_secret("s2s-alias", 64)),
             enlisted_account=self._enlisted_account,
+            federation_port=links,
             observers=observers,
             cluster=cluster,
             heartbeat_every=s.cluster.node_ttl / 3,
@@ -526,8 +534,8 @@ class HubServer:
                     max_links=s.s2s.max_links,
                 ),
             )
-            hub.federation.attach(s2s)
-            operator.attach_federation(s2s)
+            links.fulfil(s2s)
+            s2s_links.fulfil(s2s)
         await operator.load(await registry.all(), await storage.moderation.disabled_accounts())
         if self.s2s is not None:
             self._servers.append(await start_s2s_listener(self.s2s, self._sockets["s2s"]))
@@ -848,6 +856,10 @@ class HubServer:
                 self.adhoc.sessions.forget_account(jid)  # its half-done commands go too
         elif kind in ("account-disabled", "account-enabled"):
             self.operator.account_disabled(subject, kind == "account-disabled")
+        elif kind == "settings":  # a user's interop settings, changed by another process
+            self.hub.router.policy.forget(JID.parse(subject))
+        elif kind == "blocklist":  # a user's block list, changed by another process
+            await self.hub.router.policy.blocks.reload(JID.parse(subject))
         else:
             log.warning("unknown operator change", extra={"change": kind})
 

@@ -4,6 +4,7 @@ cannot be read becomes a reason, never an exception."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
@@ -13,6 +14,7 @@ from omemo.types import DeviceInformation
 
 from interlink.client.crypto import Decrypted, DeviceCrypto, Undecryptable, fingerprint_of
 from interlink.client.durable import CryptoGate
+from interlink.client.healing import SessionRepair
 from interlink.client.omemo_session import OMEMO2, serialize_message
 from interlink.client.store import SqliteOmemoStorage
 from tests.client.test_omemo_session import account
@@ -41,6 +43,8 @@ async def crypto_of(
         manual_trust=False,
         on_key_change=key_change,
         on_new_device=new_device,
+        repair=SessionRepair(own, this.device_id),
+        clock=time.monotonic,
     )
 
 

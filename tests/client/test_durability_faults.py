@@ -61,10 +61,10 @@ async def _turns(n: int = 5) -> None:
 
 
 async def test_failed_before_sending_commit_does_not_release_held_stanzas(tmp_path: Path) -> None:
-    """omemo_session's ``before_sending`` hook commits the storage directly, not through the
-    gate. If that commit fails, the writes of earlier, finished operations are rolled back too;
-    their stanzas, still held by the gate, must then fail, not leave (the storage's epoch
-    changed), or a stanza would be out whose ratchet state is not on disk."""
+    """omemo_session's ``before_sending`` hook commits in the middle of an operation
+    (``gate.commit_now``). If that commit fails, the writes of earlier, finished operations are
+    rolled back too; their stanzas, still held by the gate, must then fail, not leave (the
+    storage's epoch changed), or a stanza would be out whose ratchet state is not on disk."""
     path = tmp_path / "omemo.sqlite3"
     storage, conn = await _storage(path)
     gate = CryptoGate(storage)
@@ -77,12 +77,38 @@ async def test_failed_before_sending_commit_does_not_release_held_stanzas(tmp_pa
             await storage.store("/bundle", {"k": 2})
             conn.fail_commit = True
             with pytest.raises(StorageException):
-                storage.commit()  # what before_sending does (python-omemo may swallow it)
+                gate.commit_now()  # what before_sending does (python-omemo may swallow it)
         await _turns()
         assert _on_disk(path, "/ratchet") is None  # A's state was rolled back...
         assert sent == [], "a stanza left whose ratchet state was rolled back"
         assert stanza_a.done()
         assert isinstance(stanza_a.exception(), StorageException)
+    finally:
+        await storage.close()
+
+
+async def test_what_python_omemo_sends_mid_operation_leaves_after_what_was_held(
+    tmp_path: Path,
+) -> None:
+    """A text encrypted (held back for its commit), then a key exchange received in the next
+    operation, which python-omemo answers at once through ``before_sending``: the text leaves
+    first, in the order of encryption. The other way round the answer, on the session the key
+    exchange built, would reach the peer before the text that starts our own session, and the
+    peer would keep our session while we keep its one (found with Gajim in CI)."""
+    path = tmp_path / "omemo.sqlite3"
+    storage, _ = await _storage(path)
+    gate = CryptoGate(storage)
+    wire: list[str] = []
+    try:
+        async with gate.operation():  # encrypt the text: a new session, a sending chain
+            await storage.store("/session", {"ours": 1})
+            gate.after(lambda: wire.append("text"))
+        async with gate.operation():  # decrypt the peer's key exchange: its session
+            await storage.store("/session", {"theirs": 1})
+            gate.commit_now()  # the hook, before python-omemo's empty answer
+            wire.append("answer")
+            assert _on_disk(path, "/session") == '{"theirs": 1}'
+        assert wire == ["text", "answer"]
     finally:
         await storage.close()
 

@@ -16,7 +16,7 @@ import xeddsa
 from interlink.errors import StanzaError
 from interlink.hub.addressing import Kind
 from interlink.hub.context import HubSettings
-from interlink.hub.federation import AliasCipher, Enlisted
+from interlink.hub.federation import AliasCipher, Enlisted, LinksPort
 from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop
@@ -89,16 +89,18 @@ def _parse(xml: str) -> Element:
 
 
 @asynccontextmanager
-async def federation(*, opted_in: bool = True) -> AsyncIterator[Fed]:
+async def federation(*, opted_in: bool = True, s2s: FakeS2S | None = None) -> AsyncIterator[Fed]:
+    """``s2s``: the fake transport (a new :class:`FakeS2S` if none)."""
     enlisted = {FED}
 
     async def enlisted_account(jid: str) -> Enlisted | None:
         return Enlisted(PROVIDER, identity_key(jid)) if jid in enlisted else None
 
-    async with running_hub(HubSettings(), enlisted_account=enlisted_account) as kit:
+    s2s = s2s if s2s is not None else FakeS2S()
+    async with running_hub(
+        HubSettings(), enlisted_account=enlisted_account, federation_port=s2s
+    ) as kit:
         kit.operator.provider_changed(federated_provider())
-        s2s = FakeS2S()
-        kit.hub.federation.attach(s2s)
         # enlistment creates the federated user's account row (interop_accounts needs one)
         await kit.hub.ctx.storage.accounts.create(FED, CREDS, kit.clock())
         await kit.account(PHONE)
@@ -532,3 +534,34 @@ async def test_only_bundles_with_the_enlisted_identity_key_reach_gatekeeper_user
         assert messages(fed.home) == []
         assert fed.kit.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] == 4
         assert fed.kit.hub.federation.refusals[PROVIDER, "s2s-bundle-key-not-enlisted"] == 4
+
+
+async def test_the_links_port_refuses_until_the_transport_fulfils_it_once() -> None:
+    """The composition root gives the hub a LinksPort before the s2s transport exists (the
+    transport routes through the hub): sending before it is fulfilled is refused as with s2s
+    off, afterwards it reaches the transport, and a second transport is a wiring mistake."""
+    links = LinksPort()
+    enlisted = {FED}
+
+    async def enlisted_account(jid: str) -> Enlisted | None:
+        return Enlisted(PROVIDER, identity_key(jid)) if jid in enlisted else None
+
+    async with running_hub(
+        HubSettings(), enlisted_account=enlisted_account, federation_port=links
+    ) as kit:
+        kit.operator.provider_changed(federated_provider())
+        await kit.hub.ctx.storage.accounts.create(FED, CREDS, kit.clock())
+        await kit.account(PHONE)
+        home = await kit.connect(HOME, "phone")
+        assert (await set_settings(home, enabled="true")).get("type") == "result"
+        home.take()
+        await home.send(chat(FED, "too early"))
+        (refused,) = messages(home)
+        assert error_of(refused)[0] == "remote-server-not-found"
+        s2s = FakeS2S()
+        links.fulfil(s2s)
+        await home.send(chat(FED, "now"))
+        (sent,) = s2s.take()
+        assert sent.to == JID.parse(FED)
+        with pytest.raises(RuntimeError):
+            links.fulfil(FakeS2S())

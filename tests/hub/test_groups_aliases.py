@@ -7,7 +7,7 @@ import secrets
 
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.federation import AliasCipher
-from interlink.hub.groups.aliases import RoomAliases
+from interlink.hub.groups.aliases import AliasAccounts, Behind, RoomAliases
 from interlink.xmpp.jid import JID
 
 SERVICE = "wa.example"
@@ -65,3 +65,25 @@ def test_the_longest_room_name_allowed_still_gives_valid_addresses() -> None:
     shown = faces.shown(room, JID.make("9" * 93, SERVICE))
     assert len((shown.local or "").encode()) <= 1023
     assert faces.resolve(shown) == (JID.make("9" * 93, SERVICE), room)
+
+
+def test_what_a_block_or_report_names_is_read_back_to_the_account_behind_it() -> None:
+    """AliasAccounts: a room alias names its account and room whoever holds it; a per-provider
+    alias names its account only for that provider's users (the only ones shown it); an
+    address as it is, or a forged alias, names nothing behind it."""
+    cipher = AliasCipher(secrets.token_bytes(64))
+    accounts = AliasAccounts(cipher, Addressing((SERVICE,), ProviderDirectory()))
+    faces = RoomAliases(cipher, Addressing((SERVICE,), ProviderDirectory()))
+    tp = JID.parse(f"abc@examplechat.interop.{SERVICE}")
+    other_tp = JID.parse(f"abc@otherchat.interop.{SERVICE}")
+    in_room = faces.shown(ROOM, ALICE)
+    assert accounts.behind(tp, in_room) == Behind(ALICE, ROOM)
+    assert accounts.account_of(JID.parse(f"bob@{SERVICE}"), in_room) == ALICE
+    per_provider = JID.make(cipher.alias(ALICE.local or "", "examplechat", SERVICE), SERVICE)
+    assert accounts.behind(tp, per_provider) == Behind(ALICE, None)
+    assert accounts.behind(other_tp, per_provider) is None  # another provider's alias
+    assert accounts.behind(JID.parse(f"bob@{SERVICE}"), per_provider) is None
+    assert accounts.behind(tp, ALICE) is None  # the number itself: an address as it is
+    assert accounts.behind(tp, JID.make("g" + "a" * 40, SERVICE)) is None
+    assert accounts.behind(tp, JID.make(in_room.local, "other.example")) is None
+    assert accounts.behind(tp, JID.parse(SERVICE)) is None  # a domain item

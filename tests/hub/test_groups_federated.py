@@ -81,9 +81,7 @@ class FailingS2S(FakeS2S):
 async def world() -> AsyncIterator[Fed]:
     """The federated provider (``chatprov``) and a plug-and-play one (``examplechat``); the
     gatekeeper user (its phone number) owns ``team``, unlocked, and is in it."""
-    async with federation() as fed:
-        fed.s2s = FailingS2S()
-        fed.kit.hub.federation.attach(fed.s2s)
+    async with federation(s2s=FailingS2S()) as fed:
         fed.kit.approve(PNP, "Example Chat")
         await fed.kit.hub.ctx.storage.accounts.create(TP, CREDS, fed.kit.clock())
         await create(fed.home)
@@ -440,13 +438,10 @@ async def test_in_a_cluster_a_room_answers_a_federated_member_over_its_own_s2s_l
     async def enlisted_account(jid: str) -> Enlisted | None:
         return Enlisted(PROVIDER, identity_key(jid)) if jid == FED else None
 
-    async with running_cluster(enlisted_account=enlisted_account) as ck:
-        links = []
+    links = [FakeS2S(), FakeS2S()]
+    async with running_cluster(enlisted_account=enlisted_account, federation_ports=links) as ck:
         for kit in ck.kits:
             kit.operator.provider_changed(federated_provider())
-            link = FakeS2S()
-            kit.hub.federation.attach(link)
-            links.append(link)
         room = room_on("n0", {"n0", "n1"})
         owner = await ck.kits[0].connect(await ck.kits[0].account("owner"), "r")
         await set_settings(owner, enabled="true")  # third parties allowed

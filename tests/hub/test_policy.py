@@ -266,12 +266,16 @@ def test_parse_report_needs_a_body_in_each_forwarded_message() -> None:
 
 
 # -- block lists -----------------------------------------------------------------------------------
+def _no_aliases(_holder: JID, _item: JID) -> JID | None:
+    return None
+
+
 @asynccontextmanager
 async def block_lists(max_items: int = 3) -> AsyncIterator[BlockLists]:
     storage = await open_sqlite(":memory:")
     try:
         await storage.accounts.create(f"alice@{DOMAIN}", CREDS, 0.0)
-        yield BlockLists(storage.policy, max_items)
+        yield BlockLists(storage.policy, max_items, _no_aliases, lambda: None)
     finally:
         await storage.close()
 
@@ -318,13 +322,53 @@ async def test_block_list_max_items_boundary_and_persistence() -> None:
         assert refused.value.condition is StanzaErrorCondition.POLICY_VIOLATION
         assert not lists.blocks(ALICE, jids[3])
         # Written through: a fresh copy loads the same list.
-        again = BlockLists(lists._repo, 3)
+        again = BlockLists(lists._repo, 3, _no_aliases, lambda: None)
         await again.load()
         assert again.items(ALICE) == sorted(str(j) for j in jids[:3])
         assert await lists.unblock(ALICE, [jids[0]]) == [str(jids[0])]
         assert not lists.blocks(ALICE, jids[0])
         assert await lists.unblock(ALICE, None) == sorted(str(j) for j in jids[1:3])
         assert not lists.active
+
+
+ALIAS = JID.parse(f"gsomealias@{DOMAIN}")
+BEHIND = JID.parse(f"4915100000001@{DOMAIN}")
+
+
+async def test_a_blocked_alias_keeps_its_account_out_in_one_direction_and_reads_back_as_given() -> (
+    None
+):
+    """An item that is an alias keeps out the account behind it (any of its resources, from
+    anywhere), is read back as the alias, never the account, and does not make the account's
+    own address 'blocked' for the owner (that answer would name the number behind it)."""
+
+    def behind(holder: JID, item: JID) -> JID | None:
+        return BEHIND if holder == ALICE and item == ALIAS else None
+
+    storage = await open_sqlite(":memory:")
+    try:
+        await storage.accounts.create(str(ALICE), CREDS, 0.0)
+        lists = BlockLists(storage.policy, 3, behind, lambda: None)
+        assert not lists.keeps_out(ALICE, BEHIND)
+        await lists.block(ALICE, [ALIAS], 1.0)
+        assert lists.items(ALICE) == [str(ALIAS)]
+        assert lists.keeps_out(ALICE, BEHIND)
+        assert lists.keeps_out(ALICE, BEHIND.with_resource("phone"))
+        assert lists.keeps_out(ALICE, ALIAS)
+        assert not lists.blocks(ALICE, BEHIND)  # the owner's own sending is not "blocked"
+        assert not lists.keeps_out(JID.parse(f"bob@{DOMAIN}"), BEHIND)
+        again = BlockLists(
+            storage.policy, 3, behind, lambda: None
+        )  # loaded: the account is learned again
+        await again.load()
+        assert again.keeps_out(ALICE, BEHIND)
+        assert await lists.unblock(ALICE, [ALIAS]) == [str(ALIAS)]
+        assert not lists.keeps_out(ALICE, BEHIND)
+        await lists.block(ALICE, [ALIAS], 2.0)
+        lists.forget(ALICE)
+        assert not lists.keeps_out(ALICE, BEHIND)
+    finally:
+        await storage.close()
 
 
 # -- the engine on a hub ---------------------------------------------------------------------------
@@ -947,3 +991,30 @@ async def test_a_message_and_its_legacy_twin_count_once_and_an_id_serves_no_thir
         (refused,) = messages(tp)
         assert error_of(refused)[0] == "policy-violation"
         assert messages(alice) == []
+
+
+async def test_a_list_changed_by_another_process_is_read_again_and_writes_are_announced() -> None:
+    """Two processes on one database (two nodes of a cluster): each keeps the lists in memory;
+    the one that writes announces it (``changed``), the other reloads the owner's list."""
+    storage = await open_sqlite(":memory:")
+    try:
+        await storage.accounts.create(f"alice@{DOMAIN}", CREDS, 0.0)
+        announced: list[str] = []
+        here = BlockLists(storage.policy, 3, _no_aliases, lambda: announced.append("changed"))
+        there = BlockLists(storage.policy, 3, _no_aliases, lambda: None)
+        await here.load()
+        await there.load()
+        await here.block(ALICE, [JID.parse(TP)], 1.0)
+        await here.block(ALICE, [JID.parse(TP)], 2.0)  # nothing new: nothing to announce
+        assert announced == ["changed"]
+        assert not there.blocks(ALICE, JID.parse(TP))
+        await there.reload(ALICE)
+        assert there.blocks(ALICE, JID.parse(TP))
+        await here.unblock(ALICE, None)
+        assert announced == ["changed", "changed"]
+        await there.reload(ALICE)
+        assert not there.blocks(ALICE, JID.parse(TP))
+        assert not there.active
+        assert [k for _, k, _ in await storage.changes.since(0, 10)] == ["blocklist"] * 2
+    finally:
+        await storage.close()

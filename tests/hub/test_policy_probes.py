@@ -131,7 +131,9 @@ async def test_reports_per_reporter_are_limited_at_the_boundary() -> None:
         assert len(reports) == limit
 
 
-async def test_only_the_hubs_own_users_file_reports() -> None:
+async def test_a_third_party_files_no_report_here_about_another_third_party() -> None:
+    """Third parties report the hub's users here (by address or alias); anyone else they
+    report to their own provider, which is not the hub's to forward to."""
     async with interop_hub() as kit:
         _alice, tp = await people(kit)
         victim = f"v@otherprov.interop.{DOMAIN}"

@@ -6,11 +6,13 @@ runs out) what was routed to it is stored offline by the survivor -- nothing is 
 from __future__ import annotations
 
 import asyncio
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from interlink.xmpp.jid import JID
 from tests.integration.kit import DOMAIN, Xmpp, running_hub
 from tests.servers import PostgresServer, RedisServer, postgres_available, redis_available
 
@@ -185,3 +187,69 @@ async def test_an_operator_change_reaches_the_other_node_at_once(
                 assert asyncio.get_running_loop().time() < deadline, "the notice did not arrive"
                 await asyncio.sleep(0.05)
             assert enlisted.status_code == 201, enlisted.text
+
+
+async def test_blocks_and_settings_changed_on_one_node_hold_on_the_other_at_once(
+    tmp_path: Path, cluster_sections: dict[str, Any]
+) -> None:
+    """Block lists (and, for a while, interop settings) are kept in each node's memory for the
+    routing path. alice blocks bob on node a; bob writes from node b, which decides on his
+    message: b reads alice's list again on a's notice (the change-feed poll is 60 s here), so
+    bob gets the refusal and alice nothing; after the unblock, bob reaches her again. Her
+    settings changed on a are read again by b at once, not after its cache time."""
+    from slixmpp import JID as SlixJID
+
+    sections: dict[str, Any] = {**cluster_sections, "admin": {"change_feed_interval": 60.0}}
+
+    def node(name: str) -> dict[str, Any]:
+        return {**sections, "cluster": {**sections["cluster"], "node_id": name}}
+
+    async with (
+        running_hub(tmp_path / "a", accounts=("alice", "bob"), **node("a")) as (one, certs_one),
+        running_hub(tmp_path / "b", accounts=(), **node("b")) as (two, certs_two),
+    ):
+        assert two.hub is not None
+        on_b = two.hub.router.policy.blocks
+        alice = Xmpp(f"alice@{DOMAIN}/laptop", "pw", certs_one)
+        alice.client.register_plugin("xep_0191")
+        bob = Xmpp(f"bob@{DOMAIN}/phone", "pw", certs_two)
+        bounced: asyncio.Queue[Any] = asyncio.Queue()
+        bob.client.add_event_handler("message_error", bounced.put_nowait)
+        await alice.login(one.ports["c2s-starttls"])
+        await bob.login(two.ports["c2s-starttls"])
+        blocking: Any = alice.client.plugin["xep_0191"]
+        alice_jid, bob_jid = JID.parse(f"alice@{DOMAIN}"), JID.parse(f"bob@{DOMAIN}")
+        try:
+            await asyncio.sleep(0.3)  # both subscribed to the notices
+            await blocking.block([SlixJID(f"bob@{DOMAIN}")], timeout=10)
+
+            async def b_knows() -> bool:
+                return on_b.blocks(alice_jid, bob_jid)
+
+            await wait_for(b_knows, timeout=2.0)  # far below the 60 s poll
+            bob.send_chat(f"alice@{DOMAIN}", "can you hear me?")
+            refused = await asyncio.wait_for(bounced.get(), 10)
+            assert refused["error"]["condition"] == "service-unavailable"
+            await blocking.unblock([SlixJID(f"bob@{DOMAIN}")], timeout=10)
+
+            async def b_forgot() -> bool:
+                return not on_b.blocks(alice_jid, bob_jid)
+
+            await wait_for(b_forgot, timeout=2.0)
+            bob.send_chat(f"alice@{DOMAIN}", "and now?")
+            assert (await alice.next_message())["body"] == "and now?"  # nothing before it
+
+            # her interop settings, cached by node b for the routing path, changed on node a
+            policy_b = two.hub.router.policy
+            assert not (await policy_b.settings(alice_jid)).enabled  # cached on b now
+            iq: Any = alice.client.make_iq_set()
+            iq.append(ET.Element("{urn:interlink:interop:0}settings", {"enabled": "true"}))
+            await iq.send(timeout=10)
+
+            async def b_reads_them_again() -> bool:
+                return (await policy_b.settings(alice_jid)).enabled
+
+            await wait_for(b_reads_them_again, timeout=2.0)  # not after b's 30 s cache
+        finally:
+            await alice.close()
+            await bob.close()

@@ -220,4 +220,8 @@ async def test_a_room_message_report_reaches_the_members_provider(tmp_path: Path
         assert claims["messages"] == [
             {"id": event.message_id, "at": ANY, "body": "buy cheap watches in the group"}
         ]
-        assert "alice" not in json.dumps(claims)
+        assert "alice" not in json.dumps(claims)  # no reporter at all: not her account ...
+        assert w.server.hub is not None
+        her_alias = w.server.hub.router.federation.aliases.room_alias("alice", "team", DOMAIN)
+        assert her_alias not in json.dumps(claims)  # ... nor her alias in the room ...
+        assert f"groups.{DOMAIN}" not in json.dumps(claims)  # ... nor the room

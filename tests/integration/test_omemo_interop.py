@@ -17,10 +17,14 @@ import slixmpp
 from omemo.storage import Just, Maybe, Nothing, Storage
 from omemo.types import DeviceInformation, JSONType
 from slixmpp.plugins import register_plugin
+from slixmpp.xmlstream.handler import Callback
+from slixmpp.xmlstream.matcher import MatchXPath
 from slixmpp_omemo import XEP_0384
 
 from interlink.client import InterlinkClient, TextMessage
 from tests.integration.kit import DOMAIN, Xmpp, running_hub
+
+LEGACY = "eu.siacs.conversations.axolotl"
 
 
 class MemoryStorage(Storage):
@@ -69,6 +73,16 @@ class PeerOmemo(XEP_0384):
 register_plugin(PeerOmemo)
 
 
+async def encrypted_to_alice(peer: Xmpp, omemo_plugin: Any, body: str) -> list[Any]:
+    """slixmpp-omemo's encrypted messages carrying ``body`` to alice (her lists fetched first)."""
+    manager = await omemo_plugin.get_session_manager()
+    await manager.refresh_device_lists(f"alice@{DOMAIN}")
+    stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
+    stanza["body"] = body
+    encrypted, _errors = await omemo_plugin.encrypt_message(stanza, slixmpp.JID(f"alice@{DOMAIN}"))
+    return list(encrypted.values()) if isinstance(encrypted, dict) else [encrypted]
+
+
 async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
@@ -98,14 +112,8 @@ async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path)
         try:
             await alice.send_text(f"bob@{DOMAIN}", "from the Interlink SDK")
             assert await asyncio.wait_for(received.get(), 15) == "from the Interlink SDK"
-            manager = await omemo_plugin.get_session_manager()
-            await manager.refresh_device_lists(f"alice@{DOMAIN}")
-            stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
-            stanza["body"] = "from slixmpp-omemo"
-            encrypted, _errors = await omemo_plugin.encrypt_message(
-                stanza, slixmpp.JID(f"alice@{DOMAIN}")
-            )
-            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+            encrypted = await encrypted_to_alice(peer, omemo_plugin, "from slixmpp-omemo")
+            for message in encrypted:
                 message.send()
             while True:
                 event = await alice.next_event(15)
@@ -153,14 +161,10 @@ async def test_a_client_that_advertises_legacy_omemo_only_gets_legacy_though_lis
         )
         await alice.connect()
         try:
-            manager = await omemo_plugin.get_session_manager()
-            await manager.refresh_device_lists(f"alice@{DOMAIN}")
-            stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
-            stanza["body"] = "hello from a legacy-only client"
-            encrypted, _errors = await omemo_plugin.encrypt_message(
-                stanza, slixmpp.JID(f"alice@{DOMAIN}")
+            encrypted = await encrypted_to_alice(
+                peer, omemo_plugin, "hello from a legacy-only client"
             )
-            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+            for message in encrypted:
                 message.send()
             while True:
                 event = await alice.next_event(15)
@@ -169,6 +173,75 @@ async def test_a_client_that_advertises_legacy_omemo_only_gets_legacy_though_lis
             assert event.text == "hello from a legacy-only client"
             await alice.send_text(f"bob@{DOMAIN}", "a legacy answer")
             assert await asyncio.wait_for(received.get(), 15) == "a legacy answer"
+        finally:
+            await alice.close()
+            await peer.close()
+
+
+async def test_first_messages_crossing_leave_the_sdk_in_the_order_they_were_encrypted(
+    tmp_path: Path,
+) -> None:
+    """Both sides write first at once (as Gajim does: it sends a key transport message as soon
+    as it sees a new device). The SDK's text starts a session with a key exchange; the peer's
+    key exchange arriving meanwhile replaces it, and OMEMO answers on the new session at once.
+    That answer must not overtake the text: a peer that keeps the sessions it had (libsignal,
+    Gajim) then stays on the session it answered last, ours, and can be read. Seen as
+    "Key material decryption failed" on Gajim's reply in CI."""
+    async with running_hub(tmp_path) as (server, certs):
+        port = server.ports["c2s-starttls"]
+        PeerOmemo._store = MemoryStorage()
+        peer = Xmpp(f"bob@{DOMAIN}/gajim-like", "pw", certs)
+        peer.client.register_plugin("xep_0384", module=sys.modules[__name__])
+        plugins: Any = peer.client.plugin
+        omemo_plugin: Any = plugins["xep_0384"]
+        from_alice: asyncio.Queue[Any] = asyncio.Queue()
+        peer.client.register_handler(  # every one, body or not (the "message" event needs one)
+            Callback(
+                "legacy OMEMO",
+                MatchXPath(f"{{jabber:client}}message/{{{LEGACY}}}encrypted"),
+                from_alice.put_nowait,
+            )
+        )
+        await peer.login(port)
+        await omemo_plugin.get_session_manager()
+        pubsub: Any = plugins["xep_0060"]
+        await pubsub.delete_node(  # a legacy-only client, as Gajim
+            slixmpp.JID(f"bob@{DOMAIN}"), "urn:xmpp:omemo:2:devices", timeout=10
+        )
+        alice = InterlinkClient(
+            f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
+        )
+        await alice.connect()
+        try:
+            async with asyncio.timeout(15):  # OMEMO answers a key exchange at once from here
+                await alice.caught_up()
+            encrypted = await encrypted_to_alice(peer, omemo_plugin, "bob's first")
+            # The interleaving made certain: alice's text waits for the crypto state first,
+            # then bob's key exchange, which arrives while the text is being encrypted.
+            async with alice.gate.operation():
+                sending = asyncio.create_task(alice.send_text(f"bob@{DOMAIN}", "alice's first"))
+                await asyncio.sleep(0)  # its turn is the next one
+                for message in encrypted:
+                    message.send()
+                await peer.ping_server()  # the hub has passed it on to alice
+                await asyncio.sleep(0.3)  # and alice's receiver waits for its turn
+            await asyncio.wait_for(sending, 15)
+            while True:  # until alice has read bob's key exchange
+                event = await alice.next_event(15)
+                if isinstance(event, TextMessage):
+                    break
+            assert event.text == "bob's first"
+            await alice.close()  # nothing more from alice: the hub has all of it
+            await peer.ping_server()  # answered after what the hub routed to bob before
+            kinds: list[bool] = []  # per stanza from alice: does it start a session?
+            while not from_alice.empty():
+                xml = from_alice.get_nowait().xml
+                kinds.append(
+                    any(k.get("prekey") in ("true", "1") for k in xml.iter(f"{{{LEGACY}}}key"))
+                )
+            assert kinds, "nothing reached bob"
+            if any(kinds):  # the text started a session: it came before anything else
+                assert kinds[0], f"an answer overtook the text that starts the session: {kinds}"
         finally:
             await alice.close()
             await peer.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderDirectory
 from interlink.hub.session import Session, SessionRegistry
-from interlink.interop.operator import ChangeFeedFollower, OperatorState
-from interlink.storage.providers import Provider, ProviderStatus
+from interlink.interop.operator import ChangeFeedFollower, OperatorState, PendingLinks
+from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp.jid import JID
 from tests.hubkit import FakePort
@@ -214,3 +216,39 @@ def test_ending_sessions_only_says_reset_and_disabling_says_not_authorized() -> 
     state.account_disabled("bob@wa.test", True)
     assert second.terminated is not None
     assert second.terminated.condition is StreamErrorCondition.NOT_AUTHORIZED
+
+
+class FakeLinks:
+    """The s2s transport as operator state sees it, recording what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[str] = []
+
+    def provider_changed(self, provider: Provider) -> None:
+        self.told.append(f"changed {provider.id}")
+
+    def provider_removed(self, provider_id: str) -> None:
+        self.told.append(f"removed {provider_id}")
+
+    def close_provider(self, provider_id: str, reason: str) -> int:
+        self.told.append(f"closed {provider_id}")
+        return 1
+
+
+async def test_pending_links_reach_the_transport_once_it_fulfils_them() -> None:
+    """Operator state gets its s2s links at construction (PendingLinks) although the transport
+    is built later: before it is fulfilled nothing is told (there are no links), afterwards a
+    suspension closes the provider's links, and a second transport is a wiring mistake."""
+    federated = replace(CHAT, mode=ProviderMode.FEDERATED, server_domains=("chat.example",))
+    links = PendingLinks()
+    state = OperatorState(Addressing(SERVICES, ProviderDirectory()), SessionRegistry(), links)
+    state.provider_changed(federated)
+    assert links.close_provider("chat", "nothing yet") == 0
+    transport = FakeLinks()
+    links.fulfil(transport)
+    state.provider_changed(replace(federated, status=ProviderStatus.SUSPENDED))
+    assert transport.told == ["changed chat", "closed chat"]
+    state.provider_removed("chat")
+    assert transport.told[-2:] == ["removed chat", "closed chat"]
+    with pytest.raises(RuntimeError):
+        links.fulfil(FakeLinks())

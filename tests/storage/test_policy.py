@@ -3,6 +3,8 @@ reports."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from interlink.errors import AccountNotFoundError, PhoneInUseError
@@ -153,6 +155,20 @@ async def test_reports_round_trip_newest_first(storage: Storage) -> None:
     assert await storage.policy.report(second + 100) is None
 
 
+async def test_a_report_keeps_the_room_whose_alias_it_named(storage: Storage) -> None:
+    """Migration 0021: the account behind a room alias is ``reported``, the room beside it."""
+    alice = jid("alice")
+    room = "team@groups." + jid("x").partition("@")[2]
+    named = await storage.policy.add_report(replace(report(TP, jid("bob"), None), room=room))
+    plain = await storage.policy.add_report(report(alice))
+    got = await storage.policy.report(named)
+    assert got is not None
+    assert (got.reported, got.room) == (jid("bob"), room)
+    other = await storage.policy.report(plain)
+    assert other is not None
+    assert other.room is None
+
+
 async def test_unforwarded_reports_until_forwarding_is_done(storage: Storage) -> None:
     alice = jid("alice")
     to_provider = await storage.policy.add_report(report(alice))
@@ -178,3 +194,19 @@ async def test_unforwarded_reports_until_forwarding_is_done(storage: Storage) ->
     assert done is not None
     assert (done.forwarded_at, done.forward_error, done.forward_done) == (T0 + 5, None, True)
     assert [r.id for r in await storage.policy.reports(10, unforwarded=True)] == [later]
+
+
+async def test_settings_and_block_lists_are_in_the_change_feed(storage: Storage) -> None:
+    """Other processes (nodes) keep a user's settings and block list in memory: each write says
+    so in the change feed, in its own transaction (a failed write leaves no entry)."""
+    alice = await account(storage, "alice")
+    start = await storage.changes.latest()
+    await storage.policy.put_settings(alice, InteropSettings(enabled=True), T0)
+    with pytest.raises(AccountNotFoundError):
+        await storage.policy.put_settings(jid("ghost"), InteropSettings(enabled=True), T0)
+    await storage.policy.block(alice, ["spam@tp.example"], T0)
+    assert await storage.policy.blocklist(alice) == {"spam@tp.example"}
+    await storage.policy.unblock(alice, None)
+    assert await storage.policy.blocklist(alice) == set()
+    feed = [(kind, subject) for _, kind, subject in await storage.changes.since(start, 10)]
+    assert feed == [("settings", alice), ("blocklist", alice), ("blocklist", alice)]

@@ -39,6 +39,8 @@ from interlink.client.events import (
     TextMessage,
 )
 from interlink.client.groups import GroupRoom, Groups
+from interlink.client.healing import SETTLE as REPAIR_SETTLE
+from interlink.client.healing import SessionRepair, check_settle
 from interlink.client.lifecycle import Backoff, Input, Keepalive
 from interlink.client.media_transfer import MediaTransfer, Progress, Uploader
 from interlink.client.oauthbearer import OAuthBearer
@@ -116,6 +118,7 @@ class InterlinkClient:
         keepalive: Keepalive | None = None,
         clock: Callable[[], float] = time.monotonic,
         outbox_limit: int = DEFAULT_LIMIT,
+        session_repair_settle: float = REPAIR_SETTLE,
     ) -> None:
         """``token_provider``: for third-party users, a fresh provider token per login (SASL
         OAUTHBEARER) instead of the password. ``http_url``: the hub's HTTPS base URL, through
@@ -130,6 +133,9 @@ class InterlinkClient:
         ``outbox_limit``: sent messages the hub has not acknowledged that are held at most (kept
         in ``data_dir`` and sent again after a restart); beyond, sending raises
         :class:`~interlink.client.outbox.OutboxFull`.
+        ``session_repair_settle``: seconds during which a session with a peer device is not
+        repaired twice, nor by this side after reading that device's key exchange when the
+        peer's address sorts first (see :mod:`interlink.client.healing`).
         ``device_list_max_age``: seconds after which a peer's device lists are fetched again
         before sending to it (they are also fetched when no device of the peer can be
         encrypted to). ``speedups``: faster crypto by changing code of python-omemo, x3dh and
@@ -145,6 +151,9 @@ class InterlinkClient:
         self._direct_tls = direct_tls
         self._ca_file = ca_file
         self._manual_trust = manual_trust
+        check_settle(session_repair_settle)  # refused now, not at connect
+        self._repair_settle = session_repair_settle
+        self._clock = clock
         if not (legacy or omemo2):
             raise ValueError("enable at least one OMEMO version")
         self._legacy = legacy
@@ -163,6 +172,7 @@ class InterlinkClient:
         self._gate: CryptoGate | None = None  # one python-omemo operation at a time
         self._background: set[asyncio.Task[None]] = set()
         self._history_grace = 0.5  # seconds for the hub's stored messages to start arriving
+        self._caught_up = asyncio.Event()  # the backlog of this connect() is read
         self._speedups = speedups
         self._connection = Connection(
             backoff=backoff,
@@ -271,6 +281,7 @@ class InterlinkClient:
                 ("authentication failed").
             OSError: the data directory or the key store could not be opened.
         """
+        self._caught_up.clear()
         if self._token_provider is not None:
             xmpp = slixmpp.ClientXMPP(self.jid, "", sasl_mech=OAuthBearer.name)
             xmpp.credentials["access_token"] = await self._token_provider()
@@ -378,7 +389,7 @@ class InterlinkClient:
             manual_trust=self._manual_trust,
             on_key_change=self._key_changed,
             on_new_device=self._new_device,
-            before_sending=self._storage.commit,
+            before_sending=self._gate.commit_now,
             speedups=self._speedups,
         )
         self._manager = await manager_class.create(
@@ -394,6 +405,8 @@ class InterlinkClient:
             manual_trust=self._manual_trust,
             on_key_change=self._key_changed,
             on_new_device=self._new_device,
+            repair=SessionRepair(self.bare, this.device_id, settle=self._repair_settle),
+            clock=self._clock,
         )
         await self._manager.refresh_device_lists(self.bare)  # this account's other devices
         self._gate.commit_now()
@@ -468,6 +481,13 @@ class InterlinkClient:
             worker = self._worker
         async with self.gate.operation():
             await self.manager.after_history_sync()
+        self._caught_up.set()
+
+    async def caught_up(self) -> None:
+        """Return once what the hub stored for this account while it was away has been read
+        since the last ``connect()`` (the messages OMEMO holds back until then, such as the
+        answers that confirm new sessions, have left). Bound the wait with ``asyncio.timeout``."""
+        await self._caught_up.wait()
 
     async def close(self) -> None:
         """Stop receiving, save what finished operations hold back and disconnect. Raises
@@ -721,6 +741,24 @@ class InterlinkClient:
                         raise
                     await self._peers.look_up(peer, force=True)
                     encrypted = await crypto.encrypt_text(peer, plaintext, order)
+                # Queued for the wire before the next crypto operation may run, so stanzas
+                # leave in the order they were encrypted. Otherwise a key exchange received
+                # meanwhile would replace the session this one starts, and OMEMO's answer on
+                # the new session would overtake it: the peer ends up on our session while we
+                # are on its own, and cannot be read (seen with Gajim writing at the same time).
+                entry = self._outgoing(
+                    xmpp,
+                    to,
+                    peer,
+                    message_id,
+                    encrypted,
+                    store=store,
+                    activity=activity,
+                    text=legacy_text is not None,
+                )
+                if store:  # kept until the hub acknowledges it; chat states are not worth a re-send
+                    await self._keep(entry)
+                sent = crypto.gate.after(functools.partial(self._connection.write, entry))
         except omemo.SessionManagerException as exc:
             reason = first_line(exc)
             self._emit(EncryptionProblem(peer, None, reason))
@@ -729,6 +767,26 @@ class InterlinkClient:
             self._emit(
                 EncryptionProblem(error.bare_jid, error.device_id, first_line(error.exception))
             )
+        if wait:
+            try:
+                await sent
+            except Exception as exc:  # the state was not saved, or the stream failed
+                raise ClientError(f"not sent: {first_line(exc)}") from exc
+        return message_id
+
+    def _outgoing(
+        self,
+        xmpp: slixmpp.ClientXMPP,
+        to: str,
+        peer: str,
+        message_id: str,
+        encrypted: Any,
+        *,
+        store: bool,
+        activity: bool,
+        text: bool,
+    ) -> Outgoing:
+        """The stanzas of one encrypted message (a legacy twin after the first, if any)."""
         stanzas = [
             self._stanza(
                 xmpp,
@@ -738,7 +796,7 @@ class InterlinkClient:
                 store=store,
                 activity=activity,
                 explain=explain,
-                text=legacy_text is not None,
+                text=text,
             )
             for messages, explain in (
                 # a legacy twin carries the fallback body and the EME hint for both: a client
@@ -750,16 +808,7 @@ class InterlinkClient:
         ]
         if encrypted.twin:  # the first of the pair woke the peer's device already
             stanzas[-1].xml.append(Element(NO_PUSH))
-        entry = Outgoing(peer, message_id, stanzas, report=legacy_text is not None)
-        if store:  # kept until the hub acknowledges it; chat states are not worth a re-send
-            await self._keep(entry)
-        sent = crypto.gate.after(functools.partial(self._connection.write, entry))
-        if wait:
-            try:
-                await sent
-            except Exception as exc:  # the state was not saved, or the stream failed
-                raise ClientError(f"not sent: {first_line(exc)}") from exc
-        return message_id
+        return Outgoing(peer, message_id, stanzas, report=text)
 
     def _stanza(
         self,
@@ -793,18 +842,18 @@ class InterlinkClient:
 
     async def _keep(self, entry: Outgoing) -> None:
         """Hold ``entry`` until the hub acknowledges it, in memory and in the store (committed
-        before it may leave: a restarted process sends it again). Raises :class:`OutboxFull`."""
+        with the ratchet state that encrypted it, before it may leave: a restarted process
+        sends it again). Call inside the ``gate.operation()`` that encrypted it. Raises
+        :class:`OutboxFull`."""
         self._connection.hold(entry)
-        crypto = self._device_crypto()
         try:
-            async with crypto.gate.operation():
-                await crypto.storage.outbox_add(
-                    entry.message_id,
-                    entry.peer,
-                    entry.report,
-                    [str(stanza) for stanza in entry.stanzas],
-                    time.time(),
-                )
+            await self._device_crypto().storage.outbox_add(
+                entry.message_id,
+                entry.peer,
+                entry.report,
+                [str(stanza) for stanza in entry.stanzas],
+                time.time(),
+            )
         except BaseException:
             self._connection.outbox.acknowledged(entry.message_id)
             raise

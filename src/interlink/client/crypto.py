@@ -8,6 +8,7 @@ send can refresh device lists and encrypt in one operation)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import omemo
 from omemo.types import DeviceInformation, DeviceList
 
 from interlink.client.durable import CryptoGate
+from interlink.client.healing import SessionRepair, broken_session
 from interlink.client.omemo_session import (
     LEGACY,
     OMEMO2,
@@ -30,6 +32,8 @@ from interlink.client.omemo_session import (
 from interlink.client.peer_caps import needs_twin
 from interlink.client.store import SqliteOmemoStorage
 from interlink.client.xmpp_port import first_line
+
+log = logging.getLogger(__name__)
 
 DeviceHook = Callable[[DeviceInformation], Awaitable[None]]
 
@@ -86,6 +90,8 @@ class DeviceCrypto:
         manual_trust: bool,
         on_key_change: DeviceHook,
         on_new_device: DeviceHook,
+        repair: SessionRepair,
+        clock: Callable[[], float],
     ) -> None:
         self.manager = manager
         self.storage = storage
@@ -95,6 +101,8 @@ class DeviceCrypto:
         self._manual_trust = manual_trust
         self._on_key_change = on_key_change
         self._on_new_device = on_new_device
+        self._repair = repair
+        self._clock = clock
 
     async def encrypt(
         self, recipients: Iterable[str], plaintext: dict[str, bytes], order: list[str]
@@ -135,6 +143,26 @@ class DeviceCrypto:
         twin, twin_errors = await self.encrypt([peer], {LEGACY: plaintext[LEGACY]}, [LEGACY])
         return Encrypted(messages, twin, errors + twin_errors)
 
+    async def _repair_session(self, bare: str, device_id: int) -> str:
+        """Start a new session with a device whose message the session could not read, if
+        :class:`~interlink.client.healing.SessionRepair` says so (python-omemo's
+        ``replace_sessions`` sends it the key exchange); what to add to the reason shown."""
+        if not self._repair.should_repair(bare, device_id, self._clock()):
+            return ""
+        devices = await self.manager.get_device_information(bare)
+        device = next((d for d in devices if d.device_id == device_id), None)
+        if device is None:
+            return ""
+        try:
+            failed = await self.manager.replace_sessions(device)
+        except Exception as exc:  # the bundle could not be fetched, the stream failed...
+            log.warning("could not start a new session with %s/%d: %s", bare, device_id, exc)
+            return ""
+        if failed:
+            log.warning("could not start a new session with %s/%d: %s", bare, device_id, failed)
+            return ""
+        return " (a new session with that device was started)"
+
     async def refresh_device_lists(self, bare: str) -> None:
         """Fetch ``bare``'s device lists (python-omemo's own PEP look-up).
 
@@ -166,9 +194,22 @@ class DeviceCrypto:
             element = addressed_as(element, own, self.own)
         try:
             message = await parse_message(element, sender, self.own, self.manager)
-            plaintext, device, _ = await self.manager.decrypt(message)
         except Exception as exc:  # python-omemo raises many kinds; none may break us
             return Undecryptable(first_line(exc))
+        key_exchange = any(
+            exchange is not None
+            for key, exchange in message.keys
+            if key.bare_jid == self.own and key.device_id == self.device_id
+        )
+        try:
+            plaintext, device, _ = await self.manager.decrypt(message)
+        except Exception as exc:  # python-omemo raises many kinds; none may break us
+            reason = first_line(exc)
+            if not key_exchange and broken_session(exc):
+                reason += await self._repair_session(message.bare_jid, message.device_id)
+            return Undecryptable(reason)
+        if key_exchange:
+            self._repair.key_exchange_read(device.bare_jid, device.device_id, self._clock())
         if plaintext is None:
             return None
         wrote_in = WROTE_IN.format(bare=device.bare_jid, device_id=device.device_id)

@@ -15,7 +15,9 @@ for their turn (several sends at once, the receive worker going through the offl
 without yielding) join it. It runs at the latest after ``max_batch`` operations, and never
 while an operation is half done: python-omemo's writes of one operation reach the disk together
 or not at all (unless python-omemo sends something in the middle of one: the session manager's
-hooks commit first, see ``omemo_session.session_manager_class``). An operation interrupted
+hooks call :meth:`CryptoGate.commit_now` first, see ``omemo_session.session_manager_class``, which
+also lets out what was held back before, so stanzas leave in the order they were encrypted).
+An operation interrupted
 half-way (cancelled, e.g. when the client closes) is undone: each operation's writes sit behind
 a savepoint. Held-back effects wait at most ``max_delay`` seconds for a commit between two
 operations, even when every operation waits on the network inside and the next one follows at
@@ -166,7 +168,9 @@ class CryptoGate:
         await self.after(lambda: None)
 
     def commit_now(self) -> None:
-        """Commit and release the effects now (when closing); raises if the commit fails."""
+        """Commit and release the held effects now, in their order (when closing, and before
+        python-omemo sends something by itself in the middle of an operation, which must not
+        overtake them); raises if the commit fails."""
         self._commit(reraise=True)
 
     def close(self) -> None:

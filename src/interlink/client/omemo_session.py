@@ -97,8 +97,9 @@ def session_manager_class(
 ) -> type[omemo.SessionManager]:
     """A SessionManager subclass whose hooks go through ``port``. ``before_sending`` runs
     before python-omemo publishes or sends anything by itself (keys, device lists, session
-    healing messages); the SDK commits the crypto state there, so nothing leaves that the
-    state on disk does not account for.
+    healing messages); the SDK commits the crypto state there through its gate, so nothing
+    leaves that the state on disk does not account for, and what was encrypted before (held
+    back for that commit) leaves first.
 
     ``speedups`` (off by default) changes code of the libraries below, for the versions it was
     verified against only (:data:`VERIFIED_OMEMO`, :mod:`~interlink.client.prekey_memo`,

@@ -169,11 +169,43 @@ class FederationPort(Protocol):
         reach that server; ``resource-constraint``: too much is waiting for it)."""
 
 
-class _Unattached:
+def _no_links() -> StanzaError:
+    return StanzaError(
+        StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND, "server-to-server links are not enabled"
+    )
+
+
+class NoLinks:
+    """The port of a hub without s2s (``s2s.enabled`` off): nothing federates."""
+
     def send(self, provider_id: str, stanza: Stanza) -> None:
-        raise StanzaError(
-            StanzaErrorCondition.REMOTE_SERVER_NOT_FOUND, "server-to-server links are not enabled"
-        )
+        raise _no_links()
+
+
+class LinksPort:
+    """The s2s transport for a hub built before it.
+
+    The cycle is real: the transport routes what arrives through the hub, and the hub's
+    :class:`Federation` sends through the transport. So the composition root creates this port
+    first, gives it to the hub's constructor, builds the transport with the hub, and then
+    fulfils the port with it, once (:meth:`fulfil`). Until then a send is refused as when s2s is off
+    (nothing can be sent before the listeners start anyway)."""
+
+    __slots__ = ("_port",)
+
+    def __init__(self) -> None:
+        self._port: FederationPort | None = None
+
+    def fulfil(self, port: FederationPort) -> None:
+        """Raises: RuntimeError (already fulfilled: a second transport is a wiring mistake)."""
+        if self._port is not None:
+            raise RuntimeError("the s2s port is already fulfilled")
+        self._port = port
+
+    def send(self, provider_id: str, stanza: Stanza) -> None:
+        if self._port is None:
+            raise _no_links()
+        self._port.send(provider_id, stanza)
 
 
 class _BackToServer:
@@ -210,19 +242,22 @@ class Federation:
         ctx: HubContext,
         aliases: AliasCipher,
         enlisted_account: EnlistedAccount,
+        port: FederationPort,
         *,
         cache_seconds: float = 5.0,
         max_senders: int = 4096,
         disabled: Callable[[str], bool] = lambda _jid: False,
     ) -> None:
-        """``disabled``: whether an operator disabled the account (bare JID); a disabled
-        federated user reaches no one, as a disabled plug-and-play user cannot log in."""
+        """``port``: the s2s transport (:class:`NoLinks` without s2s; :class:`LinksPort` when
+        the transport is built after the hub). ``disabled``: whether an operator disabled the
+        account (bare JID); a disabled federated user reaches no one, as a disabled
+        plug-and-play user cannot log in."""
         self.ctx = ctx
         self.addressing = ctx.addressing
         self.aliases = aliases
         self._enlisted_account = enlisted_account
         self._disabled = disabled
-        self._port: FederationPort = _Unattached()
+        self._port = port
         self._cache_seconds = cache_seconds
         self._max_senders = max_senders
         self._enlisted: OrderedDict[str, tuple[float, Enlisted | None]] = OrderedDict()
@@ -237,9 +272,6 @@ class Federation:
             service: re.compile(r"([^\s\"'<>@/&;]+)@" + re.escape(service) + r"(?![\w.-])")
             for service in self.addressing.services
         }
-
-    def attach(self, port: FederationPort) -> None:
-        self._port = port
 
     def provider_closed(self, provider_id: str) -> None:
         """The s2s transport closed every link of ``provider_id`` (suspended, removed or no
@@ -578,4 +610,6 @@ __all__ = [
     "EnlistedAccount",
     "Federation",
     "FederationPort",
+    "LinksPort",
+    "NoLinks",
 ]

@@ -19,7 +19,14 @@ from interlink.hub.addressing import Addressing
 from interlink.hub.auth_throttle import AuthAttempt, AuthThrottle, AuthThrottled
 from interlink.hub.cluster import ClusterNode, Handler
 from interlink.hub.context import HubContext, HubSettings
-from interlink.hub.federation import AliasCipher, Enlisted, EnlistedAccount, Federation
+from interlink.hub.federation import (
+    AliasCipher,
+    Enlisted,
+    EnlistedAccount,
+    Federation,
+    FederationPort,
+    NoLinks,
+)
 from interlink.hub.observers import HubObservers
 from interlink.hub.router import DomainServices, Pending, Router
 from interlink.hub.session import BindConflictPolicy, Session, SessionPort, SessionRegistry
@@ -51,7 +58,9 @@ class Hub:
     ``authenticate_bearer`` checks SASL OAUTHBEARER tokens (the interop control plane); it is a
     required gate. ``user_ids`` gives the user-visible id a provider attested for one of its
     users (for the interop marker). ``disabled`` says whether an operator disabled an account
-    (it may not log in). ``domain_services`` are what the service domains answer
+    (it may not log in). ``federation_port`` is the s2s transport (none: nothing federates;
+    a :class:`~interlink.hub.federation.LinksPort` when the transport is built after the hub).
+    ``domain_services`` are what the service domains answer
     besides the core (XEP-0363 upload, media tokens). ``cluster`` is the other hub processes
     (by default none: this one alone); ``heartbeat_every`` how often this node renews its lease
     there; ``cluster_handlers`` take the other nodes' requests of the services outside the hub
@@ -72,6 +81,7 @@ class Hub:
         disabled: Callable[[str], bool] = lambda _jid: False,
         aliases: AliasCipher | None = None,
         enlisted_account: EnlistedAccount | None = None,
+        federation_port: FederationPort | None = None,
         cluster: Cluster | None = None,
         heartbeat_every: float = 3.0,
         cluster_handlers: Mapping[str, Handler] | None = None,
@@ -89,6 +99,7 @@ class Hub:
                 ctx,
                 alias_cipher,
                 enlisted,
+                federation_port if federation_port is not None else NoLinks(),
                 cache_seconds=settings.policy.cache_seconds,
                 disabled=disabled,
             ),

@@ -193,7 +193,9 @@ class PresenceService:
             if not addressing.same_service(from_, to):
                 return None  # the services on one hub do not exchange presence
             blocks = self._policy.blocks
-            if blocks.active and (blocks.blocks(to.bare, from_) or blocks.blocks(from_.bare, to)):
+            if blocks.active and (
+                blocks.keeps_out(to.bare, from_) or blocks.blocks(from_.bare, to)
+            ):
                 return None
             return presence
         return await self._policy.presence(from_, presence, to, sent=sent)

@@ -27,6 +27,7 @@ from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
 from interlink.hub.federation import ALIAS_PREFIX, Federation
+from interlink.hub.groups.aliases import AliasAccounts
 from interlink.hub.groups.service import GroupService
 from interlink.hub.observers import notify
 from interlink.hub.offline import OfflineDelivery
@@ -93,8 +94,12 @@ class Router:
         self.ctx = ctx
         self.federation = federation(ctx)  # stanzas to federated users leave through it
         self.addressing = ctx.addressing
-        self.policy = InteropPolicy(ctx, ctx.storage.policy, ctx.settings.policy, user_ids)
-        self.policy_service = PolicyService(ctx, self.policy, ctx.storage.policy)
+        # what a user blocks or reports by an alias it was shown reaches the account behind it
+        aliases = AliasAccounts(self.federation.aliases, ctx.addressing)
+        self.policy = InteropPolicy(
+            ctx, ctx.storage.policy, ctx.settings.policy, user_ids, aliases.account_of
+        )
+        self.policy_service = PolicyService(ctx, self.policy, ctx.storage.policy, aliases.behind)
         self.offline = OfflineDelivery(ctx)
         self.pep = PepService(
             ctx, self.policy, node_defaults=bookmark_node_defaults(ctx.settings.pep_max_items)
@@ -221,7 +226,7 @@ class Router:
         blocks = self.policy.blocks
         if blocks.blocks(sender.bare, to):
             raise blocks.blocked_error()
-        if blocks.blocks(to.bare, sender):
+        if blocks.keeps_out(to.bare, sender):
             raise StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)
 
     def _ours(self, by: str) -> bool:

@@ -81,6 +81,7 @@ class ReportView:
             "id": r.id,
             "reporter": r.reporter,
             "reported": r.reported,
+            "room": r.room,
             "provider": r.provider_id,
             "reason": r.reason,
             "text": r.text,

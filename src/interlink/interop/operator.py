@@ -63,11 +63,49 @@ class FederationLinks(Protocol):
         ...
 
 
+class PendingLinks:
+    """The s2s links for an operator state built before them.
+
+    The cycle is real: the hub's gates ask operator state (a disabled account), the s2s
+    transport routes through the hub, and operator state closes the transport's links. So
+    the composition root creates this first, gives it to :class:`OperatorState`, and
+    fulfils it once with the transport (:meth:`fulfil`). Until then there are no links:
+    nothing to tell, nothing to close (the transport reads every provider record when
+    operator state is loaded, after it exists)."""
+
+    __slots__ = ("_links",)
+
+    def __init__(self) -> None:
+        self._links: FederationLinks | None = None
+
+    def fulfil(self, links: FederationLinks) -> None:
+        """Raises: RuntimeError (already fulfilled: a second transport is a wiring mistake)."""
+        if self._links is not None:
+            raise RuntimeError("the s2s links are already fulfilled")
+        self._links = links
+
+    def provider_changed(self, provider: Provider) -> None:
+        if self._links is not None:
+            self._links.provider_changed(provider)
+
+    def provider_removed(self, provider_id: str) -> None:
+        if self._links is not None:
+            self._links.provider_removed(provider_id)
+
+    def close_provider(self, provider_id: str, reason: str) -> int:
+        return 0 if self._links is None else self._links.close_provider(provider_id, reason)
+
+
 class OperatorState:
-    def __init__(self, addressing: Addressing, sessions: SessionRegistry) -> None:
-        """Writes ``addressing``'s provider directory; ends sessions in ``sessions`` and, once
-        :meth:`attach_federation` was called, the s2s links of a provider that may no longer
-        federate."""
+    def __init__(
+        self,
+        addressing: Addressing,
+        sessions: SessionRegistry,
+        links: FederationLinks | None = None,
+    ) -> None:
+        """Writes ``addressing``'s provider directory; ends sessions in ``sessions`` and the
+        s2s ``links`` of a provider that may no longer federate (none: no s2s; a
+        :class:`PendingLinks` when the transport is built after operator state)."""
         self._addressing = addressing
         self._directory = addressing.providers
         self._services = frozenset(addressing.services)
@@ -76,9 +114,6 @@ class OperatorState:
         self._status: dict[str, ProviderStatus] = {}
         self._disabled: set[str] = set()
         self._federating: set[str] = set()
-        self._links: FederationLinks | None = None
-
-    def attach_federation(self, links: FederationLinks) -> None:
         self._links = links
 
     def _end_links(self, provider_id: str, federates: bool) -> None:

@@ -50,6 +50,8 @@ class Report:
     forwarded_at: float | None = None
     forward_error: str | None = None
     forward_done: bool = False
+    #: the room whose alias the reporter named (the account behind it is ``reported``)
+    room: str | None = None
 
 
 @dataclass(slots=True)
@@ -97,6 +99,10 @@ class PolicyRepository(Protocol):
 
     async def blocklists(self) -> dict[str, set[str]]:
         """Every account's block list (only accounts that have one)."""
+        ...
+
+    async def blocklist(self, owner: str) -> set[str]:
+        """One account's block list (empty if it has none)."""
         ...
 
     async def block(self, owner: str, items: list[str], now: float) -> None: ...

@@ -35,9 +35,17 @@ of the account, disco) under the alias, to co-members of that room whom consent 
 member (:meth:`~interlink.hub.groups.service.GroupService.alias_iq`); anyone else gets the
 answer a nonexistent account gives. Legacy OMEMO has no envelope; it only needs the device
 list and bundles, fetched the same way.
+
+Outside the room, what a user names by an alias it was shown — a block (XEP-0191) or a report
+(XEP-0377) from its contact list — is about the account behind it: :class:`AliasAccounts`
+reads it back (room aliases and federation's per-provider ones alike), so the block list keeps
+that account out everywhere and the report is queued under the account and the room, while
+the user only ever sees the alias (docs/protocol.md §6, §7).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from interlink.hub.addressing import Addressing
 from interlink.hub.federation import AliasCipher
@@ -90,4 +98,45 @@ class RoomAliases:
         return found[0]
 
 
-__all__ = ["RoomAliases"]
+@dataclass(frozen=True, slots=True)
+class Behind:
+    """What an alias stands for: the account, and the room for a room alias."""
+
+    account: JID  # bare
+    room: JID | None  # bare; ``None`` for a per-provider (federation) alias
+
+
+class AliasAccounts:
+    """Any alias the hub shows a user → the account behind it, for what a user names outside
+    a room: a block (XEP-0191) and a report (XEP-0377). A room alias names its account and
+    room whoever holds it; a per-provider alias (federation) only for that provider's users,
+    the only ones it was ever shown to. Anything else — an address as it is, a garbled or
+    forged alias — stands for nothing behind it (``None``), so it is treated exactly as an
+    address no account holds. The key alone decides: nothing is stored, nothing looked up."""
+
+    def __init__(self, cipher: AliasCipher, addressing: Addressing) -> None:
+        self._cipher = cipher
+        self._addressing = addressing
+        self._rooms = RoomAliases(cipher, addressing)
+
+    def behind(self, holder: JID, alias: JID) -> Behind | None:
+        """The account (and room) behind ``alias`` as ``holder`` names it, else ``None``."""
+        local = alias.local
+        if local is None or not self._addressing.is_home_domain(alias.domain):
+            return None
+        found = self._rooms.resolve(alias)
+        if found is not None:
+            return Behind(found[0], found[1])
+        provider_id = self._addressing.provider_of(holder)
+        if provider_id is None:
+            return None
+        account = self._cipher.resolve(local, provider_id, alias.domain)
+        return None if account is None else Behind(JID.make(account, alias.domain), None)
+
+    def account_of(self, holder: JID, alias: JID) -> JID | None:
+        """:meth:`behind`'s account only (what a block list needs)."""
+        found = self.behind(holder, alias)
+        return None if found is None else found.account
+
+
+__all__ = ["AliasAccounts", "Behind", "RoomAliases"]

@@ -240,7 +240,7 @@ class GroupService:
             reader = self._history.reader(
                 room,
                 session.jid,
-                lambda member: member.bare in hidden or blocks.blocks(requester, member),
+                lambda member: member.bare in hidden or blocks.keeps_out(requester, member),
                 shown=partial(self._faces.shown, room_jid),
                 real=partial(self._faces.real, room_jid),
             )
@@ -282,11 +282,7 @@ class GroupService:
             ):
                 return False
         blocks = self._policy.blocks
-        if (
-            blocks.blocks(requester, account)
-            or blocks.blocks(requester, to.bare if to is not None else account)
-            or not await self._crosses(account, requester)
-        ):
+        if blocks.keeps_out(requester, account) or not await self._crosses(account, requester):
             return False
         query = iq.query
         assert query is not None
@@ -820,7 +816,7 @@ class GroupService:
             if not (
                 reach.exists
                 and addressing.same_service(actor, target)
-                and not blocks.blocks(target, actor)
+                and not blocks.keeps_out(target, actor)
             ):
                 raise refusal()
             return ()
@@ -1070,10 +1066,7 @@ class GroupService:
             and stanza.from_ is not None
             and stanza.from_.resource
             and author is not None
-            and (
-                blocks.blocks(to.bare, author)
-                or blocks.blocks(to.bare, self._faces.shown(room.jid, author))
-            )
+            and blocks.keeps_out(to.bare, author)  # by address, or by an alias of any room
         ):
             return  # what a member they blocked writes does not reach them
         seen = None if author is None else self._seen(room, stanza, author)

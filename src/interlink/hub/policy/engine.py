@@ -34,7 +34,7 @@ from xml.etree.ElementTree import Element
 
 from interlink.errors import AccountNotFoundError, StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
-from interlink.hub.policy.blocks import BlockLists
+from interlink.hub.policy.blocks import AccountBehind, BlockLists
 from interlink.hub.policy.decision import (
     ANSWERED,
     Decision,
@@ -179,14 +179,16 @@ class InteropPolicy:
         repo: PolicyRepository,
         limits: PolicyLimits,
         user_ids: Callable[[str], Awaitable[str | None]],
+        behind: AccountBehind,
     ) -> None:
-        """``user_ids`` gives the user-visible id a provider attested for one of its users."""
+        """``user_ids`` gives the user-visible id a provider attested for one of its users;
+        ``behind`` the account behind an alias a user blocks (:class:`BlockLists`)."""
         self._ctx = ctx
         self._addressing = ctx.addressing
         self._user_ids = user_ids
         self._repo = repo
         self.limits = limits
-        self.blocks = BlockLists(repo, limits.max_blocklist)
+        self.blocks = BlockLists(repo, limits.max_blocklist, behind, self._announce)
         self.refused = ctx.refusals  # by reason, for metrics
         self._cache: OrderedDict[str, tuple[float, Reach]] = OrderedDict()
         self._users: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
@@ -243,6 +245,15 @@ class InteropPolicy:
     async def put_settings(self, bare: JID, settings: InteropSettings) -> None:
         await self._repo.put_settings(str(bare), settings, self._ctx.clock())
         self._remember(str(bare), Reach(True, settings), self._ctx.clock())
+        self._announce()
+
+    def _announce(self) -> None:
+        """A user's settings or block list were written, with an entry in the change feed: in
+        a cluster, the other nodes read the feed now (they forget what they cached of that
+        user's settings, and read its block list again), not at their next poll."""
+        cluster = self._ctx.cluster
+        if cluster.shared:
+            self._ctx.spawn(cluster.invalidation.publish("policy"), "cluster-notice")
 
     def forget(self, bare: JID) -> None:
         self._cache.pop(str(bare), None)
@@ -310,7 +321,7 @@ class InteropPolicy:
             approved=self.approved(peer),
             same_service=self.linked(sender, recipient),
             sender_blocks=self.blocks.blocks(sender, recipient),
-            recipient_blocks=self.blocks.blocks(recipient, sender),
+            recipient_blocks=self.blocks.keeps_out(recipient, sender),
             conversation=Stage.NONE if conversation is None else _STAGES[conversation.state],
             request_messages=0 if conversation is None else conversation.messages,
             request_limit=self.limits.request_messages,
@@ -552,7 +563,7 @@ class InteropPolicy:
             # Between the hub's own users only blocks apply (XEP-0191), within one service.
             blocks = self.blocks
             return self.linked(sender, recipient) and not (
-                blocks.blocks(recipient, sender) or blocks.blocks(sender, recipient)
+                blocks.keeps_out(recipient, sender) or blocks.blocks(sender, recipient)
             )
         return await self._decide(kind, sender, recipient) is not None
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubContext
+from interlink.hub.groups.aliases import Behind
 from interlink.hub.observers import notify
 from interlink.hub.policy.engine import InteropPolicy
 from interlink.hub.policy.limits import BucketTable
@@ -19,10 +21,18 @@ from interlink.xmpp.stanza import Iq, IqType, Presence, PresenceType, iq_result
 
 log = logging.getLogger("interlink.policy")
 
+#: (holder, alias) -> the account (and room) behind an alias it was shown, else ``None``
+AliasBehind = Callable[[JID, JID], Behind | None]
+
 
 class PolicyService:
-    def __init__(self, ctx: HubContext, policy: InteropPolicy, repo: PolicyRepository) -> None:
+    def __init__(
+        self, ctx: HubContext, policy: InteropPolicy, repo: PolicyRepository, behind: AliasBehind
+    ) -> None:
+        """``behind``: the account behind an alias, so that a report of one reaches the
+        account (:class:`~interlink.hub.groups.aliases.AliasAccounts`)."""
         self._ctx = ctx
+        self._behind = behind
         self._policy = policy
         self._repo = repo
         self._reports = BucketTable(policy.limits.reports_per_sender, policy.limits.rate_keys)
@@ -91,21 +101,22 @@ class PolicyService:
                     max_text=self._policy.limits.max_report_text,
                 )
                 if found is not None:
-                    reports.append((jid, found))
+                    reports.append((jid, self._reported(own, jid), found))
             if reports:
-                self._may_report(own, [jid for jid, _ in reports], now)
+                self._may_report(own, [(jid, reported) for jid, reported, _ in reports], now)
             changed = await blocks.block(own, [jid for jid, _ in items], now)
             await self._appear_offline(own, changed)
-            for jid, found in reports:
+            for _, reported, found in reports:
                 report = Report(
                     0,
                     str(own),
-                    str(jid),
-                    self._ctx.addressing.provider_of(jid),
+                    str(reported.account),
+                    self._ctx.addressing.provider_of(reported.account),
                     found.reason,
                     found.text,
                     tuple(AttachedMessage(m.id, m.at, m.body) for m in found.messages),
                     now,
+                    room=None if reported.room is None else str(reported.room),
                 )
                 report_id = await self._repo.add_report(report)
                 log.info("report stored", extra={"report": report_id, "reporter": str(own)})
@@ -146,22 +157,42 @@ class PolicyService:
                         Presence(other.jid, s.jid, None, None, (), PresenceType.UNAVAILABLE)
                     )
 
-    def _may_report(self, reporter: JID, reported: list[JID], now: float) -> None:
-        """Reports are this hub's users' (a third party reports to its own provider), about
-        users of their own service (a report about a third party is forwarded to its
-        provider, signed by the hub), and each reporter files at most ``reports_per_sender``
-        of them per period."""
+    def _reported(self, reporter: JID, named: JID) -> Behind:
+        """Whom a report names: the account (and room) behind an alias the reporter was
+        shown, else the address as given. A garbled or forged alias is an address as given,
+        like a number no account holds: the same answer, the same record."""
+        found = self._behind(reporter, named)
+        return found if found is not None else Behind(named, None)
+
+    def _may_report(self, reporter: JID, reported: list[tuple[JID, Behind]], now: float) -> None:
+        """Reports are filed by this hub's users about users of their own service or third
+        parties (a report about a third party is forwarded to its provider, signed by the
+        hub), and by third parties about the hub's users of the service they are linked to
+        (named by the alias they were shown or the address they know; those stay with the
+        operator) — about anyone else, a third party reports to its own provider. Each
+        reporter files at most ``reports_per_sender`` of them per period. ``reported``: what
+        the reporter named, and the account behind it (:meth:`_reported`); a refusal names
+        only the former (the account behind an alias is a phone number)."""
         addressing = self._ctx.addressing
         if not addressing.is_home(reporter):
-            raise StanzaError(
-                StanzaErrorCondition.NOT_ALLOWED,
-                "reports are filed by this hub's own users; report to your provider",
-            )
-        for jid in reported:
+            for _, behind in reported:
+                jid = behind.account
+                if not (
+                    jid.local is not None
+                    and addressing.is_home(jid)
+                    and addressing.same_service(reporter, jid)
+                ):
+                    raise StanzaError(
+                        StanzaErrorCondition.NOT_ALLOWED,
+                        "third parties report this hub's users here; report others to "
+                        "your provider",
+                    )
+        for named, behind in reported:
+            jid = behind.account
             if addressing.is_local(jid) and not addressing.same_service(reporter, jid):
                 raise StanzaError(
                     StanzaErrorCondition.NOT_ALLOWED,
-                    f"{jid} is not a user of your service; report what you received",
+                    f"{named} is not a user of your service; report what you received",
                 )
         for _ in reported:
             if self._reports.take(str(reporter), now):

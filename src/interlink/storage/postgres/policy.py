@@ -1,5 +1,6 @@
 """PostgreSQL: interop settings, phone numbers, conversations, block lists and reports (migration
-0005). A settings row's provider list and a report's attached messages are JSON text columns."""
+0005; a report's room, 0021). A settings row's provider list and a report's attached messages
+are JSON text columns."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from interlink.storage.policy import (
     Reach,
     Report,
 )
+from interlink.storage.postgres.changes import record
 from interlink.storage.postgres.database import PostgresDatabase, Row
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
 
@@ -34,7 +36,7 @@ _REACH_BY_PHONE = (
 )
 _REPORTS = (
     "SELECT id, reporter, reported, provider_id, reason, text, messages, created_at, "
-    "forwarded_at, forward_error, forward_done FROM reports "
+    "forwarded_at, forward_error, forward_done, room FROM reports "
 )
 _REPORTS_LATEST = _REPORTS + "ORDER BY id DESC LIMIT %s"
 _REPORTS_UNFORWARDED = (
@@ -76,6 +78,7 @@ def _report_from_row(row: Row) -> Report:
         forwarded_at=None if row[8] is None else float(str(row[8])),
         forward_error=None if row[9] is None else str(row[9]),
         forward_done=bool(row[10]),
+        room=None if row[11] is None else str(row[11]),
     )
 
 
@@ -109,6 +112,7 @@ def _report_params(report: Report) -> Row:
         report.text,
         messages,
         report.created_at,
+        report.room,
     )
 
 
@@ -133,6 +137,7 @@ class PostgresPolicy:
                 )
             except errors.ForeignKeyViolation:
                 raise AccountNotFoundError(f"no account {jid}") from None
+            await record(conn, "settings", jid)  # other processes forget what they cached
 
     async def set_phone(self, jid: str, phone: str | None) -> None:
         async with self._db.transaction() as conn:
@@ -194,6 +199,10 @@ class PostgresPolicy:
             lists.setdefault(str(owner), set()).add(str(blocked))
         return lists
 
+    async def blocklist(self, owner: str) -> set[str]:
+        rows = await self._db.fetch_all("SELECT blocked FROM blocklist WHERE owner = %s", (owner,))
+        return {str(blocked) for (blocked,) in rows}
+
     async def block(self, owner: str, items: list[str], now: float) -> None:
         async with self._db.transaction() as conn, conn.cursor() as cur:
             await cur.executemany(
@@ -201,6 +210,7 @@ class PostgresPolicy:
                 "ON CONFLICT DO NOTHING",
                 [(owner, item, now) for item in items],
             )
+            await record(conn, "blocklist", owner)  # other nodes reload the list
 
     async def unblock(self, owner: str, items: list[str] | None) -> None:
         async with self._db.transaction() as conn, conn.cursor() as cur:
@@ -211,12 +221,13 @@ class PostgresPolicy:
                     "DELETE FROM blocklist WHERE owner = %s AND blocked = %s",
                     [(owner, item) for item in items],
                 )
+            await record(conn, "blocklist", owner)  # other nodes reload the list
 
     async def add_report(self, report: Report) -> int:
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "INSERT INTO reports (reporter, reported, provider_id, reason, text, messages, "
-                "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                "created_at, room) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 _report_params(report),
             )
             row = await cur.fetchone()

@@ -1,5 +1,6 @@
 """SQLite: interop settings, phone numbers, conversations, block lists and reports (migration
-0005). A settings row's provider list and a report's attached messages are JSON text columns."""
+0005; a report's room, 0021). A settings row's provider list and a report's attached messages
+are JSON text columns."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from interlink.storage.policy import (
     Reach,
     Report,
 )
+from interlink.storage.sqlite.changes import RECORD
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
 
@@ -33,7 +35,7 @@ _REACH_BY_PHONE = (
 )
 _REPORTS = (
     "SELECT id, reporter, reported, provider_id, reason, text, messages, created_at, "
-    "forwarded_at, forward_error, forward_done FROM reports "
+    "forwarded_at, forward_error, forward_done, room FROM reports "
 )
 _REPORTS_LATEST = _REPORTS + "ORDER BY id DESC LIMIT ?"
 _REPORTS_UNFORWARDED = (
@@ -75,6 +77,7 @@ def _report_from_row(row: Row) -> Report:
         forwarded_at=None if row[8] is None else float(str(row[8])),
         forward_error=None if row[9] is None else str(row[9]),
         forward_done=bool(row[10]),
+        room=None if row[11] is None else str(row[11]),
     )
 
 
@@ -108,6 +111,7 @@ def _report_params(report: Report) -> Row:
         report.text,
         messages,
         report.created_at,
+        report.room,
     )
 
 
@@ -128,6 +132,7 @@ class SqlitePolicy:
                 )
             except sqlite3.IntegrityError:
                 raise AccountNotFoundError(f"no account {jid}") from None
+            await conn.execute(RECORD, ("settings", jid))  # other processes forget what they cached
 
     async def set_phone(self, jid: str, phone: str | None) -> None:
         async with self._db.transaction() as conn:
@@ -189,12 +194,17 @@ class SqlitePolicy:
             lists.setdefault(str(owner), set()).add(str(blocked))
         return lists
 
+    async def blocklist(self, owner: str) -> set[str]:
+        rows = await self._db.fetch_all("SELECT blocked FROM blocklist WHERE owner = ?", (owner,))
+        return {str(blocked) for (blocked,) in rows}
+
     async def block(self, owner: str, items: list[str], now: float) -> None:
         async with self._db.transaction() as conn:
             await conn.executemany(
                 "INSERT OR IGNORE INTO blocklist (owner, blocked, created_at) VALUES (?, ?, ?)",
                 [(owner, item, now) for item in items],
             )
+            await conn.execute(RECORD, ("blocklist", owner))  # other processes reload the list
 
     async def unblock(self, owner: str, items: list[str] | None) -> None:
         async with self._db.transaction() as conn:
@@ -205,12 +215,13 @@ class SqlitePolicy:
                     "DELETE FROM blocklist WHERE owner = ? AND blocked = ?",
                     [(owner, item) for item in items],
                 )
+            await conn.execute(RECORD, ("blocklist", owner))  # other processes reload the list
 
     async def add_report(self, report: Report) -> int:
         async with self._db.transaction() as conn:
             cur = await conn.execute(
                 "INSERT INTO reports (reporter, reported, provider_id, reason, text, messages, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "created_at, room) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 _report_params(report),
             )
             assert cur.lastrowid is not None
