@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -31,17 +30,11 @@ from tests.integration.kit import (
     running_hub,
     settings_for,
 )
+from tests.ports import free_port
 
 
 def status(app: ChatApp) -> str:
     return str(app.screen.query_one("#status", Static).render())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 async def start_hub(tmp: Path, port: int, *, accounts: bool) -> HubServer:

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from xml.etree.ElementTree import Element
 
 import slixmpp
@@ -27,6 +27,11 @@ from interlink.hub.session import Session
 from interlink.xmpp.parser import ElementReceived, ParseFailed, StreamFooter, StreamParser
 from interlink.xmpp.sasl import derive_credentials
 from interlink.xmpp.stanza import Stanza, to_xml
+
+if TYPE_CHECKING:
+    from interlink.client import InterlinkClient, TextMessage
+
+E = TypeVar("E")
 
 DOMAIN = "hub.test"
 TIMEOUT = 10.0
@@ -406,11 +411,17 @@ async def hub_with_kit(
             await store.close()
 
 
-async def next_text(client: Any, wait: float = 15.0) -> Any:
+async def next_of(client: InterlinkClient, kind: type[E], wait: float = 20.0) -> E:
+    """The next event of ``kind`` an SDK client reports (other events are skipped); each wait
+    for the next event at most ``wait`` seconds."""
+    while True:
+        event = await client.next_event(wait)
+        if isinstance(event, kind):
+            return event
+
+
+async def next_text(client: InterlinkClient, wait: float = 15.0) -> TextMessage:
     """The next TextMessage event of an SDK client (other events are skipped)."""
     from interlink.client import TextMessage
 
-    while True:
-        event = await client.next_event(wait)
-        if isinstance(event, TextMessage):
-            return event
+    return await next_of(client, TextMessage, wait)

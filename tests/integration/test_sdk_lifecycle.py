@@ -5,7 +5,6 @@ and an account removed under a client ending with one terminal event, not a retr
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 from typing import TypeVar
@@ -30,16 +29,10 @@ from interlink.client.outbox import OutboxFull
 from interlink.xmpp.jid import JID
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import DOMAIN, TIMEOUT, Certs, make_certs, running_hub, settings_for
+from tests.ports import free_port
 
 T = TypeVar("T")
 FAST = Backoff(initial=0.2, maximum=0.5, jitter=0.5, max_attempts=50)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def client(tmp: Path, jid: str, port: int, certs: Certs, folder: str) -> InterlinkClient:
