@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -16,8 +15,8 @@ from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
 from interlink.chat.dialogs import NewChatDialog, SafetyDialog
 from interlink.chat.model import Delivery
 from interlink.chat.session import ServerOptions
-from interlink.client import Displayed, InterlinkClient, TextMessage
-from tests.integration.kit import DOMAIN, running_hub
+from interlink.client import Displayed, InterlinkClient
+from tests.integration.kit import DOMAIN, next_of, next_text, running_hub
 
 WAIT = 15.0  # seconds any one condition may take before the test fails
 
@@ -33,23 +32,6 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) ->
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await pilot.pause(0.05)
-
-
-async def next_text(client: InterlinkClient) -> TextMessage:
-    while True:
-        event = await client.next_event(WAIT)
-        if isinstance(event, TextMessage):
-            return event
-
-
-E = TypeVar("E")
-
-
-async def next_of(client: InterlinkClient, kind: type[E]) -> E:
-    while True:
-        event = await client.next_event(WAIT)
-        if isinstance(event, kind):
-            return event
 
 
 def transcript(app: ChatApp) -> str:

@@ -10,8 +10,8 @@ from typing import Any
 from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
 from interlink.chat.session import ServerOptions
 from interlink.client import GroupInvitation, GroupMessage, InterlinkClient
-from tests.chat.test_pilot import ALICE, BOB, next_of, transcript, until
-from tests.integration.kit import DOMAIN, running_hub
+from tests.chat.test_pilot import ALICE, BOB, transcript, until
+from tests.integration.kit import DOMAIN, next_of, running_hub
 
 ROOM = f"team@groups.{DOMAIN}"
 

@@ -15,9 +15,9 @@ from interlink.chat.dialogs import NewChatDialog
 from interlink.chat.history import FILE
 from interlink.chat.session import ServerOptions, _safe
 from interlink.client import GroupInvitation, InterlinkClient
-from tests.chat.test_pilot import ALICE, BOB, next_of, next_text, transcript, until
+from tests.chat.test_pilot import ALICE, BOB, transcript, until
 from tests.chat.test_pilot_groups import shown as room_address
-from tests.integration.kit import DOMAIN, running_hub
+from tests.integration.kit import DOMAIN, next_of, next_text, running_hub
 
 ROOM = f"team@groups.{DOMAIN}"
 

@@ -21,12 +21,13 @@ from interlink.chat.session import ServerOptions
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.events import ClientEvent
 from interlink.xmpp.sasl import derive_credentials
-from tests.chat.test_pilot import ALICE, BOB, next_text, until
+from tests.chat.test_pilot import ALICE, BOB, until
 from tests.integration.kit import (
     DOMAIN,
     TIMEOUT,
     Certs,
     make_certs,
+    next_text,
     running_hub,
     settings_for,
 )

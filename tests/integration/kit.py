@@ -29,7 +29,7 @@ from interlink.xmpp.sasl import derive_credentials
 from interlink.xmpp.stanza import Stanza, to_xml
 
 if TYPE_CHECKING:
-    from interlink.client import InterlinkClient, TextMessage
+    from interlink.client import ClientEvent, InterlinkClient, TextMessage
 
 E = TypeVar("E")
 
@@ -411,17 +411,42 @@ async def hub_with_kit(
             await store.close()
 
 
+def sdk_client(
+    tmp: Path, jid: str, port: int, certs: Certs, folder: str, **options: Any
+) -> InterlinkClient:
+    """An SDK client of ``jid`` (password ``pw``) for the hub's c2s ``port``, its state in
+    ``tmp / folder``; ``options``: more of :class:`InterlinkClient`'s."""
+    from interlink.client import InterlinkClient
+
+    return InterlinkClient(jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca, **options)
+
+
 async def next_of(client: InterlinkClient, kind: type[E], wait: float = 20.0) -> E:
-    """The next event of ``kind`` an SDK client reports (other events are skipped); each wait
-    for the next event at most ``wait`` seconds."""
+    """The next event of ``kind`` an SDK client reports, within ``wait`` seconds (other events
+    are skipped).
+
+    Raises:
+        TimeoutError: none came in time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
     while True:
-        event = await client.next_event(wait)
+        event = await client.next_event(max(0.01, deadline - loop.time()))
         if isinstance(event, kind):
             return event
 
 
-async def next_text(client: InterlinkClient, wait: float = 15.0) -> TextMessage:
-    """The next TextMessage event of an SDK client (other events are skipped)."""
+async def next_text(client: InterlinkClient, wait: float = 20.0) -> TextMessage:
+    """The next TextMessage event of an SDK client, within ``wait`` seconds (see :func:`next_of`)."""
     from interlink.client import TextMessage
 
     return await next_of(client, TextMessage, wait)
+
+
+async def drain(client: InterlinkClient, wait: float = 1.0) -> list[ClientEvent]:
+    """The events an SDK client reports until none comes for ``wait`` seconds."""
+    got: list[ClientEvent] = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            got.append(await client.next_event(wait))
+    return got

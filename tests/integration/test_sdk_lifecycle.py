@@ -23,12 +23,21 @@ from interlink.client import (
     Sent,
     TextMessage,
 )
-from interlink.client.events import ClientEvent
 from interlink.client.lifecycle import Backoff, Keepalive
 from interlink.client.outbox import OutboxFull
 from interlink.xmpp.jid import JID
 from interlink.xmpp.sasl import derive_credentials
-from tests.integration.kit import DOMAIN, TIMEOUT, Certs, make_certs, running_hub, settings_for
+from tests.integration.kit import (
+    DOMAIN,
+    TIMEOUT,
+    Certs,
+    drain,
+    make_certs,
+    next_of,
+    running_hub,
+    sdk_client,
+    settings_for,
+)
 from tests.ports import free_port
 
 T = TypeVar("T")
@@ -36,26 +45,7 @@ FAST = Backoff(initial=0.2, maximum=0.5, jitter=0.5, max_attempts=50)
 
 
 def client(tmp: Path, jid: str, port: int, certs: Certs, folder: str) -> InterlinkClient:
-    return InterlinkClient(
-        jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca, backoff=FAST
-    )
-
-
-async def next_of(c: InterlinkClient, kind: type[T], wait: float = TIMEOUT) -> T:
-    deadline = time.monotonic() + wait
-    while True:
-        event = await c.next_event(max(0.01, deadline - time.monotonic()))
-        if isinstance(event, kind):
-            return event
-
-
-async def drain(c: InterlinkClient, wait: float) -> list[ClientEvent]:
-    got: list[ClientEvent] = []
-    try:
-        while True:
-            got.append(await c.next_event(wait))
-    except TimeoutError:
-        return got
+    return sdk_client(tmp, jid, port, certs, folder, backoff=FAST)
 
 
 async def start_hub(tmp: Path, certs: Certs, port: int, *, accounts: bool) -> HubServer:
