@@ -34,6 +34,20 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) ->
         await pilot.pause(0.05)
 
 
+async def log_in(app: ChatApp, pilot: Pilot[None]) -> ChatScreen:
+    """Alice logs in through the login form (password ``pw``); her chat screen."""
+    await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
+    await pilot.click("#jid")
+    await pilot.press(*ALICE)
+    await pilot.click("#password")
+    await pilot.press("p", "w")
+    await pilot.click("#login-hub")
+    await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
+    screen = app.screen
+    assert isinstance(screen, ChatScreen)
+    return screen
+
+
 def transcript(app: ChatApp) -> str:
     return str(app.screen.query_one("#transcript", Static).render())
 
@@ -49,15 +63,7 @@ async def test_login_send_receive_and_verify_the_safety_number(tmp_path: Path) -
         app = ChatApp(options)
         try:
             async with app.run_test(size=(140, 45)) as pilot:
-                await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
-                await pilot.click("#jid")
-                await pilot.press(*ALICE)
-                await pilot.click("#password")
-                await pilot.press("p", "w")
-                await pilot.click("#login-hub")
-                await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
-                screen = app.screen
-                assert isinstance(screen, ChatScreen)
+                screen = await log_in(app, pilot)
 
                 await pilot.press("ctrl+n")
                 await until(

@@ -77,7 +77,20 @@ def settings_for(data_dir: Path, certs: Certs, **sections: dict[str, Any]) -> Se
 async def running_hub(
     tmp: Path, *, accounts: tuple[str, ...] = ("alice", "bob"), **sections: dict[str, Any]
 ) -> AsyncIterator[tuple[HubServer, Certs]]:
+    """A hub over ``tmp``, with new certificates (see :func:`started_hub`), stopped at the end."""
     certs = make_certs(tmp)
+    server = await started_hub(tmp, certs, accounts=accounts, **sections)
+    try:
+        yield server, certs
+    finally:
+        await asyncio.wait_for(server.stop(), timeout=TIMEOUT)
+
+
+async def started_hub(
+    tmp: Path, certs: Certs, *, accounts: tuple[str, ...] = ("alice", "bob"), **sections: Any
+) -> HubServer:
+    """A started hub over ``tmp / "data"`` (the same data when started again: a restart), with
+    the ``accounts`` (local parts, password ``pw``) created; ``sections``: more settings."""
     recorder = _Recorder()
     server = HubServer(
         settings_for(tmp / "data", certs, **sections),
@@ -89,10 +102,7 @@ async def running_hub(
     creds = derive_credentials("pw", 4096)
     for local in accounts:
         await server.storage.accounts.create(f"{local}@{DOMAIN}", creds, time.time())
-    try:
-        yield server, certs
-    finally:
-        await asyncio.wait_for(server.stop(), timeout=TIMEOUT)
+    return server
 
 
 class Xmpp:

@@ -5,13 +5,11 @@ and an account removed under a client ending with one terminal event, not a retr
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from interlink.app import HubServer
 from interlink.client import (
     ClientError,
     ConnectionEnded,
@@ -26,7 +24,6 @@ from interlink.client import (
 from interlink.client.lifecycle import Backoff, Keepalive
 from interlink.client.outbox import OutboxFull
 from interlink.xmpp.jid import JID
-from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import (
     DOMAIN,
     TIMEOUT,
@@ -36,7 +33,7 @@ from tests.integration.kit import (
     next_of,
     running_hub,
     sdk_client,
-    settings_for,
+    started_hub,
 )
 from tests.ports import free_port
 
@@ -48,24 +45,12 @@ def client(tmp: Path, jid: str, port: int, certs: Certs, folder: str) -> Interli
     return sdk_client(tmp, jid, port, certs, folder, backoff=FAST)
 
 
-async def start_hub(tmp: Path, certs: Certs, port: int, *, accounts: bool) -> HubServer:
-    settings = settings_for(tmp / "data", certs, net={"c2s_port": port})
-    server = HubServer(settings)
-    await server.start()
-    if accounts:
-        assert server.storage is not None
-        creds = derive_credentials("pw", 4096)
-        for local in ("alice", "bob"):
-            await server.storage.accounts.create(f"{local}@{DOMAIN}", creds, time.time())
-    return server
-
-
 async def test_hub_restart_under_connected_clients_loses_nothing_and_duplicates_nothing(
     tmp_path: Path,
 ) -> None:
     certs = make_certs(tmp_path)
     port = free_port()
-    server = await start_hub(tmp_path, certs, port, accounts=True)
+    server = await started_hub(tmp_path, certs, net={"c2s_port": port})
     alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
     bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
     try:
@@ -85,7 +70,7 @@ async def test_hub_restart_under_connected_clients_loses_nothing_and_duplicates_
         assert alice.unacknowledged == 1  # held, not reported as sent
         await asyncio.sleep(0.6)  # a few failed attempts against the closed port
 
-        server = await start_hub(tmp_path, certs, port, accounts=False)
+        server = await started_hub(tmp_path, certs, net={"c2s_port": port}, accounts=())
         back = await next_of(alice, Reconnected)
         assert back.resumed is False  # a new hub process: its sessions are new
         assert (await next_of(alice, Sent)).message_id == during
@@ -262,7 +247,7 @@ async def test_a_message_accepted_during_an_outage_survives_an_sdk_restart_and_a
     held message goes out with its id and arrives exactly once."""
     certs = make_certs(tmp_path)
     port = free_port()
-    server = await start_hub(tmp_path, certs, port, accounts=True)
+    server = await started_hub(tmp_path, certs, net={"c2s_port": port})
     alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
     bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
     try:
@@ -281,7 +266,7 @@ async def test_a_message_accepted_during_an_outage_survives_an_sdk_restart_and_a
         alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
         with pytest.raises(ClientError, match="could not connect"):
             await alice.connect()  # the hub is still down
-        server = await start_hub(tmp_path, certs, port, accounts=False)
+        server = await started_hub(tmp_path, certs, net={"c2s_port": port}, accounts=())
         await alice.connect()
         assert (await next_of(alice, Sent)).message_id == during
         assert alice.unacknowledged == 0
@@ -306,7 +291,7 @@ async def test_a_message_accepted_during_an_outage_survives_an_sdk_restart_and_a
 async def test_a_full_outbox_refuses_the_next_message_with_outbox_full(tmp_path: Path) -> None:
     certs = make_certs(tmp_path)
     port = free_port()
-    server = await start_hub(tmp_path, certs, port, accounts=True)
+    server = await started_hub(tmp_path, certs, net={"c2s_port": port})
     alice = InterlinkClient(
         f"alice@{DOMAIN}/phone",
         "pw",
@@ -329,7 +314,7 @@ async def test_a_full_outbox_refuses_the_next_message_with_outbox_full(tmp_path:
         with pytest.raises(OutboxFull, match="outbox_limit 2"):
             await alice.send_text(f"bob@{DOMAIN}", "one too many")
         assert alice.unacknowledged == 2
-        server = await start_hub(tmp_path, certs, port, accounts=False)
+        server = await started_hub(tmp_path, certs, net={"c2s_port": port}, accounts=())
         assert {(await next_of(alice, Sent)).message_id for _ in kept} == set(kept)
         texts = [(await next_of(bob, TextMessage)).text for _ in kept]
         assert texts == ["held 0", "held 1"]
