@@ -286,6 +286,25 @@ async def on_server(w: World, local: str, host: str = PEER) -> Xmpp:
     return user
 
 
+@asynccontextmanager
+async def users(
+    w: World, local: str = "alice", host: str = PEER, *, enlisted: bool = True
+) -> AsyncIterator[tuple[Xmpp, Xmpp]]:
+    """The gatekeeper user (opted in) and a new user ``local@host`` of the stock server (its
+    account enlisted with :data:`PROVIDER` unless ``enlisted`` is false), closed at the end."""
+    if enlisted:
+        await enlist(w.hub, f"{local}@{host}")
+    home = await gatekeeper(w)
+    try:
+        peer = await on_server(w, local, host)
+        try:
+            yield home, peer
+        finally:
+            await peer.close()
+    finally:
+        await home.close()
+
+
 def marker(msg: Any) -> Element | None:
     """The interop marker the hub puts on what a third party sends."""
     found: Element | None = msg.xml.find(interop.MARKER)
