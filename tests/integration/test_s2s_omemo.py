@@ -16,8 +16,10 @@ import asyncio
 import secrets
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import slixmpp
@@ -85,6 +87,32 @@ def sdk_user(w: World, tmp_path: Path, **options: Any) -> InterlinkClient:
     )
 
 
+class OmemoUsers(NamedTuple):
+    opt_in: Xmpp  # the gatekeeper user's plain client: opted in, accepts the request
+    peer: Xmpp  # alice on the stock server, with slixmpp-omemo
+    omemo_plugin: Any  # the peer's OMEMO plugin
+    sdk: InterlinkClient  # the gatekeeper user on the SDK (not yet connected)
+
+
+@asynccontextmanager
+async def omemo_users(w: World, tmp_path: Path, **sdk_options: Any) -> AsyncIterator[OmemoUsers]:
+    """The gatekeeper user (opted in, and on the SDK) and the stock server's OMEMO user, closed
+    at the end; ``sdk_options``: more of the SDK client's constructor's."""
+    opt_in = await gatekeeper(w)  # the gatekeeper user's settings: third parties allowed
+    try:
+        peer, omemo_plugin = await omemo_peer(w)
+        try:
+            sdk = sdk_user(w, tmp_path, **sdk_options)
+            try:
+                yield OmemoUsers(opt_in, peer, omemo_plugin, sdk)
+            finally:
+                await sdk.close()
+        finally:
+            await peer.close()
+    finally:
+        await opt_in.close()
+
+
 async def requested_and_accepted(w: World, peer: Xmpp, opt_in: Xmpp) -> None:
     """A first plaintext message from the peer: a request; the gatekeeper user accepts it."""
     peer.send_chat(w.alias(), "may I write to you?")
@@ -95,9 +123,10 @@ async def requested_and_accepted(w: World, peer: Xmpp, opt_in: Xmpp) -> None:
 async def test_sdk_and_slixmpp_omemo_exchange_encrypted_messages(
     tmp_path: Path, stock_server: StockServer
 ) -> None:
-    async with world(tmp_path, stock_server) as w:
-        opt_in = await gatekeeper(w)  # the gatekeeper user's settings: third parties allowed
-        peer, omemo_plugin = await omemo_peer(w)
+    async with (
+        world(tmp_path, stock_server) as w,
+        omemo_users(w, tmp_path) as (opt_in, peer, omemo_plugin, sdk),
+    ):
         received: asyncio.Queue[str] = asyncio.Queue()
 
         async def on_message(msg: Any) -> None:
@@ -106,44 +135,39 @@ async def test_sdk_and_slixmpp_omemo_exchange_encrypted_messages(
                 received.put_nowait(decrypted["body"])
 
         peer.client.add_event_handler("message", on_message)
-        sdk = sdk_user(w, tmp_path)
-        try:
-            await publish_keys(w, peer, omemo_plugin)
-            # slixmpp-omemo announces OMEMO 2 devices it cannot serve: announce none, readably
-            # (a missing node is "forbidden" to a stranger on Prosody, not "item-not-found"),
-            # and keep it from announcing itself again when it sees the list change
-            peer.client.del_event_handler(
-                "twomemo_device_list_publish", omemo_plugin._on_device_list_update
-            )
-            pubsub: Any = peer.client.plugin["xep_0060"]
-            await pubsub.publish(
-                slixmpp.JID(ALICE),
-                "urn:xmpp:omemo:2:devices",
-                id="current",
-                payload=slixmpp.ET.fromstring("<devices xmlns='urn:xmpp:omemo:2'/>"),
-                options=open_form(peer),
-                timeout=TIMEOUT,
-            )
-            await requested_and_accepted(w, peer, opt_in)
-            await sdk.connect()
-            await sdk.send_text(ALICE, "from the Interlink SDK, over s2s")
-            assert await asyncio.wait_for(received.get(), 20) == "from the Interlink SDK, over s2s"
-            manager = await omemo_plugin.get_session_manager()
-            await manager.refresh_device_lists(w.alias())
-            stanza = peer.client.make_message(mto=slixmpp.JID(w.alias()), mtype="chat")
-            stanza["body"] = f"from slixmpp-omemo on {stock_server.name}"
-            encrypted, _errors = await omemo_plugin.encrypt_message(stanza, slixmpp.JID(w.alias()))
-            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
-                message.send()
-            event = await next_of(sdk, TextMessage)
-            assert event.text == f"from slixmpp-omemo on {stock_server.name}"
-            assert event.sender.startswith(ALICE)
-            assert event.namespace == "eu.siacs.conversations.axolotl"
-            assert PHONE.encode() not in b"".join(w.wire)
-        finally:
-            await sdk.close()
-            await peer.close()
-            await opt_in.close()
+
+        await publish_keys(w, peer, omemo_plugin)
+        # slixmpp-omemo announces OMEMO 2 devices it cannot serve: announce none, readably
+        # (a missing node is "forbidden" to a stranger on Prosody, not "item-not-found"),
+        # and keep it from announcing itself again when it sees the list change
+        peer.client.del_event_handler(
+            "twomemo_device_list_publish", omemo_plugin._on_device_list_update
+        )
+        pubsub: Any = peer.client.plugin["xep_0060"]
+        await pubsub.publish(
+            slixmpp.JID(ALICE),
+            "urn:xmpp:omemo:2:devices",
+            id="current",
+            payload=slixmpp.ET.fromstring("<devices xmlns='urn:xmpp:omemo:2'/>"),
+            options=open_form(peer),
+            timeout=TIMEOUT,
+        )
+        await requested_and_accepted(w, peer, opt_in)
+        await sdk.connect()
+        await sdk.send_text(ALICE, "from the Interlink SDK, over s2s")
+        assert await asyncio.wait_for(received.get(), 20) == "from the Interlink SDK, over s2s"
+        manager = await omemo_plugin.get_session_manager()
+        await manager.refresh_device_lists(w.alias())
+        stanza = peer.client.make_message(mto=slixmpp.JID(w.alias()), mtype="chat")
+        stanza["body"] = f"from slixmpp-omemo on {stock_server.name}"
+        encrypted, _errors = await omemo_plugin.encrypt_message(stanza, slixmpp.JID(w.alias()))
+        for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
+            message.send()
+        event = await next_of(sdk, TextMessage)
+        assert event.text == f"from slixmpp-omemo on {stock_server.name}"
+        assert event.sender.startswith(ALICE)
+        assert event.namespace == "eu.siacs.conversations.axolotl"
+        assert PHONE.encode() not in b"".join(w.wire)
 
 
 SCE = "urn:xmpp:sce:1"
@@ -200,9 +224,10 @@ async def test_sdk_and_an_omemo_2_peer_seal_under_the_alias(
     """OMEMO 2 across federation (issue 15): the SDK seals its envelopes from the alias the
     stock server's user knows (the hub's ``<alias/>`` answer), and reads the peer's envelopes
     addressed to that alias; the phone number crosses nowhere, not even encrypted."""
-    async with world(tmp_path, stock_server) as w:
-        opt_in = await gatekeeper(w)
-        peer, omemo_plugin = await omemo_peer(w)
+    async with (
+        world(tmp_path, stock_server) as w,
+        omemo_users(w, tmp_path, legacy=False) as (opt_in, peer, omemo_plugin, sdk),
+    ):
         envelopes: asyncio.Queue[tuple[str, str, str]] = asyncio.Queue()
 
         async def on_message(msg: Any) -> None:
@@ -216,33 +241,28 @@ async def test_sdk_and_an_omemo_2_peer_seal_under_the_alias(
                 envelopes.put_nowait(read_envelope(plaintext))
 
         peer.client.add_event_handler("message", on_message)
-        sdk = sdk_user(w, tmp_path, legacy=False)
+
         alias = w.alias()
-        try:
-            await publish_keys(w, peer, omemo_plugin)  # both device lists and bundles
-            await requested_and_accepted(w, peer, opt_in)
-            await sdk.connect()
-            await sdk.send_text(ALICE, "OMEMO 2 from the SDK, over s2s")
-            sender, recipient, text = await asyncio.wait_for(envelopes.get(), 20)
-            assert (sender, recipient, text) == (alias, ALICE, "OMEMO 2 from the SDK, over s2s")
-            said = f"OMEMO 2 from {stock_server.name}"
-            envelope = peer_envelope(said, sender=ALICE, recipient=alias)
-            await send_omemo2(
-                peer, omemo_plugin, alias, envelope, body="This message is OMEMO encrypted."
-            )
-            event = await next_of(sdk, TextMessage)
-            assert event.text == said
-            assert event.namespace == OMEMO2 == twomemo.twomemo.NAMESPACE
-            assert event.sender.startswith(f"{ALICE}/")
-            assert event.interop is not None
-            assert event.interop.provider == PROVIDER
-            assert PHONE.encode() not in b"".join(w.wire)
-            assert w.hub.hub is not None
-            assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] == 0
-        finally:
-            await sdk.close()
-            await peer.close()
-            await opt_in.close()
+        await publish_keys(w, peer, omemo_plugin)  # both device lists and bundles
+        await requested_and_accepted(w, peer, opt_in)
+        await sdk.connect()
+        await sdk.send_text(ALICE, "OMEMO 2 from the SDK, over s2s")
+        sender, recipient, text = await asyncio.wait_for(envelopes.get(), 20)
+        assert (sender, recipient, text) == (alias, ALICE, "OMEMO 2 from the SDK, over s2s")
+        said = f"OMEMO 2 from {stock_server.name}"
+        envelope = peer_envelope(said, sender=ALICE, recipient=alias)
+        await send_omemo2(
+            peer, omemo_plugin, alias, envelope, body="This message is OMEMO encrypted."
+        )
+        event = await next_of(sdk, TextMessage)
+        assert event.text == said
+        assert event.namespace == OMEMO2 == twomemo.twomemo.NAMESPACE
+        assert event.sender.startswith(f"{ALICE}/")
+        assert event.interop is not None
+        assert event.interop.provider == PROVIDER
+        assert PHONE.encode() not in b"".join(w.wire)
+        assert w.hub.hub is not None
+        assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] == 0
 
 
 async def test_a_bundle_whose_key_was_not_enlisted_never_reaches_the_sdk(
@@ -251,23 +271,18 @@ async def test_a_bundle_whose_key_was_not_enlisted_never_reaches_the_sdk(
     """Issue 15 item 4: the account is enlisted, but with another identity key than the one in
     the bundles its server serves (a substituted key): the hub refuses each bundle on its way
     to the gatekeeper user, who cannot encrypt to that account, and counts it."""
-    async with world(tmp_path, stock_server) as w:
+    async with (
+        world(tmp_path, stock_server) as w,
+        omemo_users(w, tmp_path) as (opt_in, peer, omemo_plugin, sdk),
+    ):
         await enlist(w.hub, ALICE)  # a key that is not the device's
-        opt_in = await gatekeeper(w)
-        peer, omemo_plugin = await omemo_peer(w)
-        sdk = sdk_user(w, tmp_path)
-        try:
-            await publish_keys(w, peer, omemo_plugin, enlisted=False)
-            await requested_and_accepted(w, peer, opt_in)
-            await sdk.connect()
-            with pytest.raises(ClientError, match=r"cannot encrypt to alice@chat\.example"):
-                await sdk.send_text(ALICE, "to a key nobody enlisted")
-            assert w.hub.hub is not None
-            assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] >= 1
-        finally:
-            await sdk.close()
-            await peer.close()
-            await opt_in.close()
+        await publish_keys(w, peer, omemo_plugin, enlisted=False)
+        await requested_and_accepted(w, peer, opt_in)
+        await sdk.connect()
+        with pytest.raises(ClientError, match=r"cannot encrypt to alice@chat\.example"):
+            await sdk.send_text(ALICE, "to a key nobody enlisted")
+        assert w.hub.hub is not None
+        assert w.hub.hub.ctx.refusals["s2s-bundle-key-not-enlisted"] >= 1
 
 
 class UploadHost:
@@ -303,41 +318,37 @@ async def test_a_federated_users_file_is_fetched_through_the_media_proxy(
     host = UploadHost((tmp_path / "note.sealed").read_bytes())
     upload = await asyncio.start_server(host.handle, "127.0.0.1", 0)
     port = upload.sockets[0].getsockname()[1]
-    async with upload, world(tmp_path, stock_server, media_hosts=(f"127.0.0.1:{port}",)) as w:
-        opt_in = await gatekeeper(w)
-        peer, omemo_plugin = await omemo_peer(w)
-        sdk = sdk_user(
+    async with (
+        upload,
+        world(tmp_path, stock_server, media_hosts=(f"127.0.0.1:{port}",)) as w,
+        omemo_users(
             w, tmp_path, http_url=f"https://127.0.0.1:{w.hub.ports['http']}", legacy=False
-        )
+        ) as (opt_in, peer, omemo_plugin, sdk),
+    ):
         alias = w.alias()
-        try:
-            await publish_keys(w, peer, omemo_plugin)
-            await requested_and_accepted(w, peer, opt_in)
-            await sdk.connect()
-            info = media.FileInfo(
-                "file",
-                "note.bin",
-                "application/octet-stream",
-                sealed.size,
-                f"http://127.0.0.1:{port}/upload/abc/note.bin",
-                sealed.key,
-                sealed.iv,
-                sealed.plaintext_sha256,
-                sealed.ciphertext_sha256,
-            )
-            content = "".join(serialize(el) for el in media.file_elements(info))
-            envelope = peer_envelope("", sender=ALICE, recipient=alias, content=content)
-            await send_omemo2(peer, omemo_plugin, alias, envelope)
-            event = await next_of(sdk, FileMessage)
-            assert event.interop is not None
-            assert event.interop.provider == PROVIDER
-            saved = await sdk.download(event, tmp_path / "downloads")
-            assert saved.read_bytes() == plain.read_bytes()
-            (request,) = host.requests  # one fetch, by the proxy: no address of the user's
-            assert "Interlink-media-proxy" in request
-            assert PHONE not in request
-            assert PHONE.encode() not in b"".join(w.wire)
-        finally:
-            await sdk.close()
-            await peer.close()
-            await opt_in.close()
+        await publish_keys(w, peer, omemo_plugin)
+        await requested_and_accepted(w, peer, opt_in)
+        await sdk.connect()
+        info = media.FileInfo(
+            "file",
+            "note.bin",
+            "application/octet-stream",
+            sealed.size,
+            f"http://127.0.0.1:{port}/upload/abc/note.bin",
+            sealed.key,
+            sealed.iv,
+            sealed.plaintext_sha256,
+            sealed.ciphertext_sha256,
+        )
+        content = "".join(serialize(el) for el in media.file_elements(info))
+        envelope = peer_envelope("", sender=ALICE, recipient=alias, content=content)
+        await send_omemo2(peer, omemo_plugin, alias, envelope)
+        event = await next_of(sdk, FileMessage)
+        assert event.interop is not None
+        assert event.interop.provider == PROVIDER
+        saved = await sdk.download(event, tmp_path / "downloads")
+        assert saved.read_bytes() == plain.read_bytes()
+        (request,) = host.requests  # one fetch, by the proxy: no address of the user's
+        assert "Interlink-media-proxy" in request
+        assert PHONE not in request
+        assert PHONE.encode() not in b"".join(w.wire)
