@@ -30,6 +30,7 @@ from interlink.xmpp.stanza import Stanza, to_xml
 
 if TYPE_CHECKING:
     from interlink.client import ClientEvent, InterlinkClient, TextMessage
+    from tests.interop.enlistkit import ThirdParty
 
 E = TypeVar("E")
 
@@ -429,6 +430,41 @@ def sdk_client(
     from interlink.client import InterlinkClient
 
     return InterlinkClient(jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca, **options)
+
+
+async def enlisted_client(
+    party: ThirdParty,
+    device: Path,
+    base: str,
+    port: int,
+    certs: Certs,
+    *,
+    subject: str | None = None,
+    **options: Any,
+) -> InterlinkClient:
+    """A user of ``party`` (``subject``, else the kit's default one) on a new device whose state
+    is in ``device``: enlisted through the Enlistment API at ``base`` (its identity key bound
+    to the provider's token), and its SDK client, not yet connected, logging in with fresh
+    tokens; ``options``: more of the client's constructor's."""
+    from interlink.client import InterlinkClient
+    from interlink.client.enlist import enlist, identity_thumbprint
+
+    thumbprint = await identity_thumbprint(device)
+    who = () if subject is None else (subject,)
+
+    async def token() -> str:
+        return party.token(*who, aud=DOMAIN, cnf={"jkt": thumbprint})
+
+    enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
+    return InterlinkClient(
+        f"{enlisted.jid}/app",
+        "",
+        data_dir=device,
+        port=port,
+        ca_file=certs.ca,
+        token_provider=token,
+        **options,
+    )
 
 
 async def next_of(client: InterlinkClient, kind: type[E], wait: float = 20.0) -> E:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from interlink.client import InterlinkClient
-from interlink.client.enlist import enlist, identity_thumbprint
 from interlink.client.events import (
     GroupInvitation,
     GroupJoined,
@@ -27,6 +26,7 @@ from tests.integration.kit import (
     DOMAIN,
     Certs,
     drain,
+    enlisted_client,
     next_of,
     onboard_provider,
     record_routed,
@@ -44,20 +44,7 @@ async def third_party(
     tmp: Path, party: ThirdParty, subject: str, base: str, port: int, certs: Certs
 ) -> InterlinkClient:
     device = tmp / f"{party.provider_id}-{subject}"
-    thumbprint = await identity_thumbprint(device)
-
-    async def token() -> str:
-        return party.token(subject, aud=DOMAIN, cnf={"jkt": thumbprint})
-
-    enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
-    return InterlinkClient(
-        f"{enlisted.jid}/app",
-        "",
-        data_dir=device,
-        port=port,
-        ca_file=certs.ca,
-        token_provider=token,
-    )
+    return await enlisted_client(party, device, base, port, certs, subject=subject)
 
 
 @contextlib.asynccontextmanager

@@ -29,6 +29,7 @@ from tests.integration.kit import (
     TIMEOUT,
     Certs,
     drain,
+    enlisted_client,
     make_certs,
     next_of,
     running_hub,
@@ -166,7 +167,6 @@ async def test_a_suspended_provider_s_user_gets_one_terminal_event_not_a_retry_l
 ) -> None:
     import httpx
 
-    from interlink.client.enlist import enlist, identity_thumbprint
     from tests.integration.kit import onboard_provider
     from tests.interop.enlistkit import ThirdParty
 
@@ -176,21 +176,8 @@ async def test_a_suspended_provider_s_user_gets_one_terminal_event_not_a_retry_l
         party = ThirdParty()
         await onboard_provider(base, certs.ca, token_name, party.provider_body())
         device = tmp_path / "third-party"
-        thumbprint = await identity_thumbprint(device)
-
-        async def token() -> str:
-            return party.token(aud=DOMAIN, cnf={"jkt": thumbprint})
-
-        enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
-        user = InterlinkClient(
-            f"{enlisted.jid}/app",
-            "",
-            data_dir=device,
-            port=server.ports["c2s-starttls"],
-            ca_file=certs.ca,
-            token_provider=token,
-            backoff=FAST,
-        )
+        port = server.ports["c2s-starttls"]
+        user = await enlisted_client(party, device, base, port, certs, backoff=FAST)
         await user.connect()
         try:
             admin = {"Authorization": f"Bearer {token_name}"}
