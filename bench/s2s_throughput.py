@@ -23,68 +23,40 @@ from xml.etree.ElementTree import Element
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.kit import Xmpp, settings_for
-from tests.integration.prosodykit import (
-    federation_certs,
-    loopback_dns,
-    running_prosody,
+from tests.integration.federationkit import (
+    DOMAIN,
+    PEER,
+    PHONE,
+    PROSODY_SERVER,
+    federating_hub,
+    onboard,
 )
+from tests.integration.kit import Xmpp
+from tests.integration.prosodykit import federation_certs
 
-from interlink.app import HubServer
-from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
 from interlink.xmpp import ns
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Message, MessageType
-
-DOMAIN = "hub.example"
-PEER = "chat.example"
-PROVIDER = "chatprov"
 
 
 async def run(messages: int) -> float:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         certs = federation_certs(tmp / "certs", DOMAIN, (PEER,))
-        hub = HubServer(
-            settings_for(
-                tmp / "hub",
-                certs.hub,
-                hub={"domain": DOMAIN},
-                net={"s2s_port": 0},
-                s2s={"enabled": True, "max_pending_stanzas": messages + 10},
-            )
-        )
+        hub = federating_hub(tmp / "hub", certs, s2s={"max_pending_stanzas": messages + 10})
         await hub.start()
         try:
-            assert hub.registry is not None
             assert hub.s2s is not None
-            async with (
-                loopback_dns(
-                    {DOMAIN: "127.0.0.1"},
-                    {f"_xmpp-server._tcp.{DOMAIN}": (DOMAIN, hub.ports["s2s"])},
-                ) as dns_server,
-                running_prosody(tmp / "prosody", (PEER,), certs, dns_server.port) as prosody,
-            ):
-                await hub.registry.add(
-                    Provider(
-                        PROVIDER,
-                        "Chat",
-                        "https://chat.example/hub",
-                        jwks_url="https://chat.example/jwks",
-                        mode=ProviderMode.FEDERATED,
-                        server_domains=(PEER,),
-                        s2s_ca=certs.ca_pem,
-                        s2s_address=f"127.0.0.1:{prosody.s2s_port}",
-                    ),
-                    "bench",
-                )
-                await hub.registry.set_status(PROVIDER, ProviderStatus.APPROVED, "bench")
-                prosody.register("alice", PEER, "pw")
+            async with PROSODY_SERVER.run(
+                tmp / "prosody", (PEER,), certs, hub.ports["s2s"], None
+            ) as prosody:
+                await onboard(hub, f"127.0.0.1:{prosody.s2s_port}", s2s_ca=certs.ca_pem)
+                await prosody.register("alice", PEER, "pw")
                 alice = Xmpp(f"alice@{PEER}", "pw", certs.hub)
                 await alice.login(prosody.c2s_port)
                 assert hub.hub is not None
                 federation = hub.hub.federation
-                sender = JID.parse(f"4915112345678@{DOMAIN}/bench")
+                sender = JID.parse(f"{PHONE}@{DOMAIN}/bench")
                 to = JID.parse(f"alice@{PEER}")
 
                 def message(i: int) -> Message:

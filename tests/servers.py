@@ -28,6 +28,8 @@ from pathlib import Path
 
 import psycopg
 
+from tests.ports import free_port
+
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 15.0
 USER = "interlink"
@@ -43,13 +45,6 @@ def postgres_bindir() -> Path | None:
 
 def postgres_available() -> bool:
     return bool(os.environ.get("INTERLINK_TEST_POSTGRES_DSN")) or postgres_bindir() is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -139,7 +134,7 @@ def start_postgres(*, durable: bool = False) -> PostgresServer:
             capture_output=True,
             timeout=START_TIMEOUT,
         )
-        port = _free_port()
+        port = free_port()
         # fsync off: these databases die with the test run; what the tests check is
         # that a write is committed before it is acknowledged, which fsync does not change
         argv = _as_server_user(
@@ -227,7 +222,7 @@ def start_redis() -> RedisServer:
     if not Path(REDIS_SERVER).exists():
         raise RuntimeError("redis-server is not installed (scripts/test installs it)")
     root = Path(tempfile.mkdtemp(prefix="interlink-redis-"))
-    port = _free_port()
+    port = free_port()
     argv = [
         REDIS_SERVER,
         "--port",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -232,3 +233,17 @@ def test_the_longest_room_name_allowed_is_512_bytes(tmp_path: Path) -> None:
     f = tmp_path / "hub.toml"
     f.write_text("[groups]\nmax_room_name_bytes = 512\n")
     assert load_settings(f).groups.max_room_name_bytes == 512
+
+
+def test_every_limits_key_named_like_a_hub_setting_reaches_the_hub() -> None:
+    """``hub_settings`` takes the ``[limits]`` keys named like its fields by name
+    (``settings_map.from_section``): a changed value of each reaches the hub."""
+    from interlink.hub.context import HubSettings
+    from interlink.settings_map import hub_settings
+
+    limits = Settings().limits
+    names = [f.name for f in dataclasses.fields(HubSettings) if f.name in type(limits).model_fields]
+    assert len(names) == 21
+    changed = {name: getattr(limits, name) + 1 for name in names}
+    hub = hub_settings(load_settings(None, {"limits": changed}))
+    assert {name: getattr(hub, name) for name in names} == changed

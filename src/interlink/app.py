@@ -18,7 +18,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element
@@ -273,6 +273,26 @@ def bind_port(host: str, port: int, what: str, *, reuse_port: bool = False) -> s
         reason = exc.strerror or str(exc)
         raise ConfigError(f"cannot listen on {host}:{port} for {what}: {reason}") from exc
     return sock
+
+
+async def _periodically(
+    interval: float,
+    job: Callable[[], Awaitable[int]],
+    failed: str,
+    removed: str | None = None,
+) -> None:
+    """Run a clean-up ``job`` every ``interval`` seconds until cancelled. A failure is logged
+    (``failed``) and the next run comes as planned; with ``removed``, a run that removed
+    something logs that message with the count the job returned."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            count = await job()
+        except Exception:
+            log.exception(failed)
+            continue
+        if count and removed is not None:
+            log.info(removed, extra={"count": count})
 
 
 class HubServer:
@@ -720,10 +740,32 @@ class HubServer:
                 operator_app, admin_socket, self._build_http_guard(), handshakes, cert, key
             )
         loop = asyncio.get_running_loop()
-        self._media_sweeper = loop.create_task(self._sweep_media(media))
-        self._changes_sweeper = loop.create_task(self._prune_changes(storage))
-        if s.archive.enabled:
-            self._archive_sweeper = loop.create_task(self._prune_archives(hub))
+        self._media_sweeper = loop.create_task(
+            _periodically(
+                s.media.cleanup_interval,
+                lambda: media.collect_expired(self.clock()),
+                "media clean-up failed",
+                "expired media removed",
+            )
+        )
+        # hourly: forget change-feed entries older than admin.change_feed_retention
+        self._changes_sweeper = loop.create_task(
+            _periodically(
+                CHANGE_FEED_PRUNE_EVERY,
+                lambda: storage.changes.prune(self.clock() - s.admin.change_feed_retention),
+                "pruning the change feed failed",
+            )
+        )
+        if s.archive.enabled:  # archived messages past their retention
+            archive = hub.router.archive
+            self._archive_sweeper = loop.create_task(
+                _periodically(
+                    s.archive.prune_interval,
+                    lambda: archive.prune(self.clock()),
+                    "pruning the message archives failed",
+                    "archived messages past retention removed",
+                )
+            )
         self._sweeper = loop.create_task(self._sweep_idle(gate))
         for name, port in self.ports.items():
             log.info("listening", extra={"transport": name, "host": s.net.host, "port": port})
@@ -786,41 +828,6 @@ class HubServer:
         if ":" in host:
             host = f"[{host}]"
         return s.media.public_url or f"{scheme}://{host}:{self.ports['http']}"
-
-    async def _sweep_media(self, media: MediaStore) -> None:
-        while True:
-            await asyncio.sleep(self.settings.media.cleanup_interval)
-            try:
-                removed = await media.collect_expired(self.clock())
-            except Exception:
-                log.exception("media clean-up failed")
-                continue
-            if removed:
-                log.info("expired media removed", extra={"count": removed})
-
-    async def _prune_changes(self, storage: Storage) -> None:
-        """Hourly: forget change-feed entries older than ``admin.change_feed_retention``."""
-        while True:
-            await asyncio.sleep(CHANGE_FEED_PRUNE_EVERY)
-            try:
-                await storage.changes.prune(
-                    self.clock() - self.settings.admin.change_feed_retention
-                )
-            except Exception:
-                log.exception("pruning the change feed failed")
-
-    async def _prune_archives(self, hub: Hub) -> None:
-        """Every ``archive.prune_interval``: forget archived messages past their retention."""
-        archive = hub.router.archive
-        while True:
-            await asyncio.sleep(self.settings.archive.prune_interval)
-            try:
-                removed = await archive.prune(self.clock())
-            except Exception:
-                log.exception("pruning the message archives failed")
-                continue
-            if removed:
-                log.info("archived messages past retention removed", extra={"count": removed})
 
     async def _reload_operator_state(self) -> None:
         """Everything the change feed keeps current, read again (after a change that could not

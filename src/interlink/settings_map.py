@@ -4,9 +4,18 @@ Every function here turns the validated :class:`~interlink.config.Settings` (or 
 sections) into the limits or settings object one component takes in its constructor; nothing
 here opens a file, a socket or a database. :mod:`interlink.app` assembles the object graph with
 them.
+
+Most of what a component takes carries the name of the setting it comes from (the keys of
+docs/operations.md): :func:`from_section` copies those by name, so each function below spells
+out only what is renamed, converted or gathered from another section.
 """
 
 from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel
 
 from interlink.cluster.redis import RedisLimits
 from interlink.config import Settings
@@ -25,32 +34,35 @@ from interlink.xmpp.ext.mam import Default
 from interlink.xmpp.parser import XmlLimits
 from interlink.xmpp.sasl.credentials import PasswordRules
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+D = TypeVar("D", bound="DataclassInstance")
+
+
+def from_section(target: type[D], section: BaseModel, **given: Any) -> D:
+    """``target`` (a dataclass) with ``given`` fields as given and every other field set to
+    ``section``'s setting of the same name.
+
+    Raises:
+        AttributeError: ``section`` has no setting named like a field not ``given`` (a bug:
+            found by the first start, which builds every component).
+    """
+    same = {
+        f.name: getattr(section, f.name)
+        for f in dataclasses.fields(target)
+        if f.init and f.name not in given
+    }
+    return target(**same, **given)
+
 
 def hub_settings(s: Settings) -> HubSettings:
-    return HubSettings(
-        offline_max_per_account=s.limits.offline_max_per_account,
-        offline_max_bytes_per_account=s.limits.offline_max_bytes_per_account,
-        offline_drain_batch=s.limits.offline_drain_batch,
-        write_stall_timeout=s.limits.write_stall_timeout,
+    """The ``[limits]`` section (and a few others) as the hub's settings."""
+    return from_section(
+        HubSettings,
+        s.limits,
         sm_resume_window=s.xmpp.sm_resume_window,
         bind_conflict=BindConflictPolicy(s.xmpp.bind_conflict),
-        max_roster_items=s.limits.max_roster_items,
-        max_roster_name_length=s.limits.max_roster_name_length,
-        max_roster_groups=s.limits.max_roster_groups,
-        max_roster_bytes=s.limits.max_roster_bytes,
-        max_pending_subscriptions=s.limits.max_pending_subscriptions,
-        max_pending_subscription_bytes=s.limits.max_pending_subscription_bytes,
-        max_directed_presences=s.limits.max_directed_presences,
-        pep_max_nodes=s.limits.pep_max_nodes,
-        pep_max_items=s.limits.pep_max_items,
-        pep_max_item_bytes=s.limits.pep_max_item_bytes,
-        pep_quota_bytes=s.limits.pep_quota_bytes,
-        pep_max_subscriptions=s.limits.pep_max_subscriptions,
-        private_quota_bytes=s.limits.private_quota_bytes,
-        private_max_fragments=s.limits.private_max_fragments,
-        private_max_fragment_bytes=s.limits.private_max_fragment_bytes,
-        vcard_max_bytes=s.limits.vcard_max_bytes,
-        max_sessions_per_account=s.limits.max_sessions_per_account,
         auth_throttle=throttle_limits(s),
         policy=policy_limits(s),
         archive=archive_limits(s),
@@ -80,22 +92,8 @@ def group_settings(s: Settings) -> GroupSettings:
 
 
 def archive_limits(s: Settings) -> ArchiveLimits:
-    a = s.archive
-    return ArchiveLimits(
-        enabled=a.enabled,
-        retention=a.retention,
-        prune_interval=a.prune_interval,
-        max_messages_per_account=a.max_messages_per_account,
-        max_messages_per_room=a.max_messages_per_room,
-        page_max=a.page_max,
-        page_default=a.page_default,
-        default_mode=Default(a.default_mode),
-        max_pref_jids=a.max_pref_jids,
-        prefs_cache_ttl=a.prefs_cache_ttl,
-        prefs_cache_size=a.prefs_cache_size,
-        durable_before_ack=a.durable_before_ack,
-        write_queue_max=a.write_queue_max,
-    )
+    """The ``[archive]`` section as the archive's limits."""
+    return from_section(ArchiveLimits, s.archive, default_mode=Default(s.archive.default_mode))
 
 
 def password_rules(s: Settings) -> PasswordRules:
@@ -105,15 +103,11 @@ def password_rules(s: Settings) -> PasswordRules:
 def xml_limits(settings: Settings, *, authenticated: bool) -> XmlLimits:
     """What one stream may make the parser hold, after or before authentication."""
     s = settings.limits
-    return XmlLimits(
+    return from_section(
+        XmlLimits,
+        s,
         max_stanza_bytes=s.max_stanza_bytes if authenticated else s.pre_auth_max_stanza_bytes,
         max_elements=s.max_elements if authenticated else s.pre_auth_max_elements,
-        max_depth=s.max_depth,
-        max_attributes=s.max_attributes,
-        max_name_length=s.max_name_length,
-        max_namespace_declarations=s.max_namespace_declarations,
-        max_header_attributes=s.max_header_attributes,
-        max_header_namespaces=s.max_header_namespaces,
     )
 
 

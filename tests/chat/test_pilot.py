@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
 
 from textual.pilot import Pilot
 from textual.widgets import Static
@@ -16,8 +15,8 @@ from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
 from interlink.chat.dialogs import NewChatDialog, SafetyDialog
 from interlink.chat.model import Delivery
 from interlink.chat.session import ServerOptions
-from interlink.client import Displayed, InterlinkClient, TextMessage
-from tests.integration.kit import DOMAIN, running_hub
+from interlink.client import Displayed, InterlinkClient
+from tests.integration.kit import DOMAIN, next_of, next_text, running_hub
 
 WAIT = 15.0  # seconds any one condition may take before the test fails
 
@@ -35,21 +34,18 @@ async def until(pilot: Pilot[None], condition: Callable[[], bool], what: str) ->
         await pilot.pause(0.05)
 
 
-async def next_text(client: InterlinkClient) -> TextMessage:
-    while True:
-        event = await client.next_event(WAIT)
-        if isinstance(event, TextMessage):
-            return event
-
-
-E = TypeVar("E")
-
-
-async def next_of(client: InterlinkClient, kind: type[E]) -> E:
-    while True:
-        event = await client.next_event(WAIT)
-        if isinstance(event, kind):
-            return event
+async def log_in(app: ChatApp, pilot: Pilot[None]) -> ChatScreen:
+    """Alice logs in through the login form (password ``pw``); her chat screen."""
+    await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
+    await pilot.click("#jid")
+    await pilot.press(*ALICE)
+    await pilot.click("#password")
+    await pilot.press("p", "w")
+    await pilot.click("#login-hub")
+    await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
+    screen = app.screen
+    assert isinstance(screen, ChatScreen)
+    return screen
 
 
 def transcript(app: ChatApp) -> str:
@@ -67,15 +63,7 @@ async def test_login_send_receive_and_verify_the_safety_number(tmp_path: Path) -
         app = ChatApp(options)
         try:
             async with app.run_test(size=(140, 45)) as pilot:
-                await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
-                await pilot.click("#jid")
-                await pilot.press(*ALICE)
-                await pilot.click("#password")
-                await pilot.press("p", "w")
-                await pilot.click("#login-hub")
-                await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
-                screen = app.screen
-                assert isinstance(screen, ChatScreen)
+                screen = await log_in(app, pilot)
 
                 await pilot.press("ctrl+n")
                 await until(

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
+from interlink.chat.app import ChatApp
 from interlink.chat.session import ServerOptions
 from interlink.client import GroupInvitation, GroupMessage, InterlinkClient
-from tests.chat.test_pilot import ALICE, BOB, next_of, transcript, until
-from tests.integration.kit import DOMAIN, running_hub
+from tests.chat.test_pilot import ALICE, BOB, log_in, transcript, until
+from tests.integration.kit import DOMAIN, next_of, running_hub
 
 ROOM = f"team@groups.{DOMAIN}"
 
@@ -32,15 +32,7 @@ async def test_create_a_group_invite_and_chat_there(tmp_path: Path) -> None:
         app = ChatApp(ServerOptions(port=port, ca_file=certs.ca, data_dir=tmp_path / "chat"))
         try:
             async with app.run_test(size=(140, 45)) as pilot:
-                await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
-                await pilot.click("#jid")
-                await pilot.press(*ALICE)
-                await pilot.click("#password")
-                await pilot.press("p", "w")
-                await pilot.click("#login-hub")
-                await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
-                screen = app.screen
-                assert isinstance(screen, ChatScreen)
+                screen = await log_in(app, pilot)
                 await pilot.click("#compose")
                 await pilot.press(*"/group team", "enter")
                 await until(pilot, lambda: screen.model.current == ROOM, "the new group")

@@ -10,29 +10,16 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
-from interlink.chat.app import ChatApp, ChatScreen, LoginScreen
+from interlink.chat.app import ChatApp, ChatScreen
 from interlink.chat.dialogs import NewChatDialog
 from interlink.chat.history import FILE
 from interlink.chat.session import ServerOptions, _safe
 from interlink.client import GroupInvitation, InterlinkClient
-from tests.chat.test_pilot import ALICE, BOB, next_of, next_text, transcript, until
+from tests.chat.test_pilot import ALICE, BOB, log_in, transcript, until
 from tests.chat.test_pilot_groups import shown as room_address
-from tests.integration.kit import DOMAIN, running_hub
+from tests.integration.kit import DOMAIN, next_of, next_text, running_hub
 
 ROOM = f"team@groups.{DOMAIN}"
-
-
-async def log_in(app: ChatApp, pilot: Pilot[None]) -> ChatScreen:
-    await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
-    await pilot.click("#jid")
-    await pilot.press(*ALICE)
-    await pilot.click("#password")
-    await pilot.press("p", "w")
-    await pilot.click("#login-hub")
-    await until(pilot, lambda: isinstance(app.screen, ChatScreen), "the login")
-    screen = app.screen
-    assert isinstance(screen, ChatScreen)
-    return screen
 
 
 async def open_chat(app: ChatApp, pilot: Pilot[None], screen: ChatScreen) -> None:

@@ -18,8 +18,8 @@ from interlink.chat.model import Inbox
 from interlink.chat.session import ServerOptions
 from interlink.client import InterlinkClient
 from interlink.client.enlist import enlist, fetch_token, identity_thumbprint
-from tests.chat.test_pilot import ALICE, next_text, transcript, until
-from tests.integration.kit import DOMAIN, Certs, hub_with_kit
+from tests.chat.test_pilot import ALICE, transcript, until
+from tests.integration.kit import DOMAIN, Certs, hub_with_kit, next_text
 
 PHONE = "+4915100000001"
 

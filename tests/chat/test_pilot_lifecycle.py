@@ -7,54 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import trustme
 from textual.widgets import Input, Static
 
-from interlink.app import HubServer
 from interlink.chat.app import ChatApp, ChatScreen, HelpScreen, LoginScreen
 from interlink.chat.model import Delivery
 from interlink.chat.session import ServerOptions
-from interlink.client import InterlinkClient, TextMessage
+from interlink.client import TextMessage
 from interlink.client.events import ClientEvent
-from interlink.xmpp.sasl import derive_credentials
-from tests.chat.test_pilot import ALICE, BOB, next_text, until
+from tests.chat.test_pilot import ALICE, BOB, until
 from tests.integration.kit import (
-    DOMAIN,
     TIMEOUT,
-    Certs,
     make_certs,
+    next_text,
     running_hub,
-    settings_for,
+    sdk_client,
+    started_hub,
 )
+from tests.ports import free_port
 
 
 def status(app: ChatApp) -> str:
     return str(app.screen.query_one("#status", Static).render())
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-async def start_hub(tmp: Path, port: int, *, accounts: bool) -> HubServer:
-    """A hub on ``port`` over ``tmp``'s data and certificates (the same on a restart)."""
-    kept = Certs(tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem")
-    server = HubServer(settings_for(tmp / "data", kept, net={"c2s_port": port}))
-    await server.start()
-    if accounts:
-        assert server.storage is not None
-        creds = derive_credentials("pw", 4096)
-        for local in ("alice", "bob"):
-            await server.storage.accounts.create(f"{local}@{DOMAIN}", creds, time.time())
-    return server
 
 
 async def test_focus_starts_in_the_password_and_the_address_is_not_selected(
@@ -119,13 +96,12 @@ async def test_a_missing_or_wrong_ca_file_is_a_certificate_error(tmp_path: Path)
 
 
 async def test_the_chat_rides_out_a_hub_restart_and_resends_what_waited(tmp_path: Path) -> None:
-    make_certs(tmp_path)
+    certs = make_certs(tmp_path)
     port = free_port()
-    server = await start_hub(tmp_path, port, accounts=True)
-    ca = tmp_path / "ca.pem"
-    bob = InterlinkClient(f"{BOB}/phone", "pw", data_dir=tmp_path / "bob", port=port, ca_file=ca)
+    server = await started_hub(tmp_path, certs, net={"c2s_port": port})
+    bob = sdk_client(tmp_path, f"{BOB}/phone", port, certs, "bob")
     await bob.connect()
-    options = ServerOptions(port=port, ca_file=ca, data_dir=tmp_path / "chat")
+    options = ServerOptions(port=port, ca_file=certs.ca, data_dir=tmp_path / "chat")
     app = ChatApp(options, prefill={"jid": ALICE})
     try:
         async with app.run_test(size=(140, 45)) as pilot:
@@ -149,7 +125,7 @@ async def test_the_chat_rides_out_a_hub_restart_and_resends_what_waited(tmp_path
             assert lines[1].delivery is Delivery.UNSENT
             assert "not sent yet" in str(screen.query_one("#transcript", Static).render())
 
-            server = await start_hub(tmp_path, port, accounts=False)
+            server = await started_hub(tmp_path, certs, net={"c2s_port": port}, accounts=())
             await until(pilot, lambda: status(app) == "connected", "the reconnection")
             await until(pilot, lambda: lines[1].delivery is not Delivery.UNSENT, "the hub's ack")
             got: list[ClientEvent] = []
@@ -178,13 +154,12 @@ async def test_a_message_typed_while_the_hub_is_away_survives_closing_the_chat(
     """The chat is closed with a message still "not sent yet"; the SDK kept it in the data
     directory. At the next start (the hub back) it goes out once, with its id, and its kept
     line gets the hub's ✓."""
-    make_certs(tmp_path)
+    certs = make_certs(tmp_path)
     port = free_port()
-    server = await start_hub(tmp_path, port, accounts=True)
-    ca = tmp_path / "ca.pem"
-    bob = InterlinkClient(f"{BOB}/phone", "pw", data_dir=tmp_path / "bob", port=port, ca_file=ca)
+    server = await started_hub(tmp_path, certs, net={"c2s_port": port})
+    bob = sdk_client(tmp_path, f"{BOB}/phone", port, certs, "bob")
     await bob.connect()
-    options = ServerOptions(port=port, ca_file=ca, data_dir=tmp_path / "chat")
+    options = ServerOptions(port=port, ca_file=certs.ca, data_dir=tmp_path / "chat")
 
     async def log_in(app: ChatApp, pilot: Any) -> ChatScreen:
         await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login form")
@@ -212,7 +187,7 @@ async def test_a_message_typed_while_the_hub_is_away_survives_closing_the_chat(
             assert lines[1].delivery is Delivery.UNSENT
             waiting = lines[1].message_id
 
-        server = await start_hub(tmp_path, port, accounts=False)
+        server = await started_hub(tmp_path, certs, net={"c2s_port": port}, accounts=())
         app = ChatApp(options, prefill={"jid": ALICE})
         async with app.run_test(size=(140, 45)) as pilot:
             screen = await log_in(app, pilot)

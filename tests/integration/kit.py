@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from xml.etree.ElementTree import Element
 
 import slixmpp
@@ -27,6 +27,12 @@ from interlink.hub.session import Session
 from interlink.xmpp.parser import ElementReceived, ParseFailed, StreamFooter, StreamParser
 from interlink.xmpp.sasl import derive_credentials
 from interlink.xmpp.stanza import Stanza, to_xml
+
+if TYPE_CHECKING:
+    from interlink.client import ClientEvent, InterlinkClient, TextMessage
+    from tests.interop.enlistkit import ThirdParty
+
+E = TypeVar("E")
 
 DOMAIN = "hub.test"
 TIMEOUT = 10.0
@@ -72,7 +78,20 @@ def settings_for(data_dir: Path, certs: Certs, **sections: dict[str, Any]) -> Se
 async def running_hub(
     tmp: Path, *, accounts: tuple[str, ...] = ("alice", "bob"), **sections: dict[str, Any]
 ) -> AsyncIterator[tuple[HubServer, Certs]]:
+    """A hub over ``tmp``, with new certificates (see :func:`started_hub`), stopped at the end."""
     certs = make_certs(tmp)
+    server = await started_hub(tmp, certs, accounts=accounts, **sections)
+    try:
+        yield server, certs
+    finally:
+        await asyncio.wait_for(server.stop(), timeout=TIMEOUT)
+
+
+async def started_hub(
+    tmp: Path, certs: Certs, *, accounts: tuple[str, ...] = ("alice", "bob"), **sections: Any
+) -> HubServer:
+    """A started hub over ``tmp / "data"`` (the same data when started again: a restart), with
+    the ``accounts`` (local parts, password ``pw``) created; ``sections``: more settings."""
     recorder = _Recorder()
     server = HubServer(
         settings_for(tmp / "data", certs, **sections),
@@ -84,10 +103,7 @@ async def running_hub(
     creds = derive_credentials("pw", 4096)
     for local in accounts:
         await server.storage.accounts.create(f"{local}@{DOMAIN}", creds, time.time())
-    try:
-        yield server, certs
-    finally:
-        await asyncio.wait_for(server.stop(), timeout=TIMEOUT)
+    return server
 
 
 class Xmpp:
@@ -406,11 +422,77 @@ async def hub_with_kit(
             await store.close()
 
 
-async def next_text(client: Any, wait: float = 15.0) -> Any:
-    """The next TextMessage event of an SDK client (other events are skipped)."""
+def sdk_client(
+    tmp: Path, jid: str, port: int, certs: Certs, folder: str, **options: Any
+) -> InterlinkClient:
+    """An SDK client of ``jid`` (password ``pw``) for the hub's c2s ``port``, its state in
+    ``tmp / folder``; ``options``: more of :class:`InterlinkClient`'s."""
+    from interlink.client import InterlinkClient
+
+    return InterlinkClient(jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca, **options)
+
+
+async def enlisted_client(
+    party: ThirdParty,
+    device: Path,
+    base: str,
+    port: int,
+    certs: Certs,
+    *,
+    subject: str | None = None,
+    **options: Any,
+) -> InterlinkClient:
+    """A user of ``party`` (``subject``, else the kit's default one) on a new device whose state
+    is in ``device``: enlisted through the Enlistment API at ``base`` (its identity key bound
+    to the provider's token), and its SDK client, not yet connected, logging in with fresh
+    tokens; ``options``: more of the client's constructor's."""
+    from interlink.client import InterlinkClient
+    from interlink.client.enlist import enlist, identity_thumbprint
+
+    thumbprint = await identity_thumbprint(device)
+    who = () if subject is None else (subject,)
+
+    async def token() -> str:
+        return party.token(*who, aud=DOMAIN, cnf={"jkt": thumbprint})
+
+    enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
+    return InterlinkClient(
+        f"{enlisted.jid}/app",
+        "",
+        data_dir=device,
+        port=port,
+        ca_file=certs.ca,
+        token_provider=token,
+        **options,
+    )
+
+
+async def next_of(client: InterlinkClient, kind: type[E], wait: float = 20.0) -> E:
+    """The next event of ``kind`` an SDK client reports, within ``wait`` seconds (other events
+    are skipped).
+
+    Raises:
+        TimeoutError: none came in time.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        event = await client.next_event(max(0.01, deadline - loop.time()))
+        if isinstance(event, kind):
+            return event
+
+
+async def next_text(client: InterlinkClient, wait: float = 20.0) -> TextMessage:
+    """The next TextMessage event of an SDK client, within ``wait`` seconds (see :func:`next_of`)."""
     from interlink.client import TextMessage
 
-    while True:
-        event = await client.next_event(wait)
-        if isinstance(event, TextMessage):
-            return event
+    return await next_of(client, TextMessage, wait)
+
+
+async def drain(client: InterlinkClient, wait: float = 1.0) -> list[ClientEvent]:
+    """The events an SDK client reports until none comes for ``wait`` seconds."""
+    got: list[ClientEvent] = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            got.append(await client.next_event(wait))
+    return got

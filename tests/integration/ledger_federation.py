@@ -9,7 +9,6 @@ import asyncio
 import re
 import ssl
 import sys
-import time
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,18 @@ from interlink.app import HubServer
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.errors import ClientError
 from interlink.client.media import parse_aesgcm
-from interlink.storage.providers import Provider, ProviderMode, ProviderStatus
-from interlink.xmpp.sasl import derive_credentials
 from tests.integration import test_omemo_interop
-from tests.integration.kit import (
-    TIMEOUT,
-    Certs,
-    Xmpp,
-    settings_for,
+from tests.integration.federationkit import (
+    DOMAIN,
+    HOME,
+    PEER,
+    PROVIDER,
+    enlist,
+    federating_hub,
+    onboard,
+    open_nodes,
 )
+from tests.integration.kit import TIMEOUT, Certs, Xmpp, next_of
 from tests.integration.ledgerkit import (
     PEER_TEXT,
     PHONE,
@@ -46,7 +48,6 @@ from tests.integration.ledgerkit import (
     decrypted,
     environment,
     joined,
-    next_of,
     provider_requests,
     started,
     voice_note,
@@ -57,15 +58,11 @@ from tests.integration.taps import (
     http_requests,
 )
 from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
-from tests.integration.test_s2s_omemo import open_nodes
-from tests.integration.test_s2s_prosody import enlist
 
-# -- the federation model -------------------------------------------------------------------------
-FED_DOMAIN = "hub.example"  # not under .test: libunbound refuses the special-use names
-PEER = "chat.example"
-FED_PROVIDER = "chatprov"  # the provider test_s2s_prosody.enlist enlists to
+# -- the federation model (the hub, provider and users of tests/integration/federationkit.py) ----
+FED_DOMAIN = DOMAIN  # not under .test: libunbound refuses the special-use names
 PEER_JID = f"ledgerpeer@{PEER}"
-HOME = f"{PHONE}@{FED_DOMAIN}"
+assert f"{PHONE}@{FED_DOMAIN}" == HOME  # the ledger looks for this phone number
 FEDERATION_OBSERVERS = (
     "s2s wire",
     "provider's server",
@@ -107,16 +104,7 @@ async def federated(tmp: Path) -> Run:
     async with AsyncExitStack() as stack:
         stack.enter_context(environment("SSLKEYLOGFILE", str(keylog)))
         await stack.enter_async_context(capturing_logs(observations))
-        hub = HubServer(
-            settings_for(
-                tmp / "hub",
-                certs.hub,
-                hub={"domain": FED_DOMAIN},
-                net={"s2s_port": 0},
-                s2s={"enabled": True},
-                interop={"allow_insecure_loopback": True},
-            )
-        )
+        hub = federating_hub(tmp / "hub", certs, interop={"allow_insecure_loopback": True})
         await hub.start()
         stack.push_async_callback(hub.stop)
         assert hub.registry is not None
@@ -136,24 +124,16 @@ async def federated(tmp: Path) -> Run:
         endpoints = await asyncio.start_server(provider_endpoints, "127.0.0.1", 0)
         stack.callback(endpoints.close)
         callback = await started(stack, Tap("127.0.0.1", endpoints.sockets[0].getsockname()[1]))
-        await hub.registry.add(
-            Provider(
-                FED_PROVIDER,
-                "Chat Test",
-                f"http://{callback.address}",
-                jwks_url=f"http://{callback.address}/.well-known/jwks.json",
-                mode=ProviderMode.FEDERATED,
-                server_domains=(PEER,),
-                s2s_ca=certs.ca_pem,
-                s2s_address=outbound.address,
-            ),
-            "test",
+        await onboard(
+            hub,
+            outbound.address,
+            s2s_ca=certs.ca_pem,
+            callback_url=f"http://{callback.address}",
+            jwks_url=f"http://{callback.address}/.well-known/jwks.json",
         )
-        await hub.registry.set_status(FED_PROVIDER, ProviderStatus.APPROVED, "test")
-        await hub.storage.accounts.create(HOME, derive_credentials("pw", 4096), time.time())
         await enlist(hub, PEER_JID)
         assert hub.hub is not None
-        alias = hub.hub.federation.aliases.alias(PHONE, FED_PROVIDER, FED_DOMAIN) + "@" + FED_DOMAIN
+        alias = hub.hub.federation.aliases.alias(PHONE, PROVIDER, FED_DOMAIN) + "@" + FED_DOMAIN
         conversation = Conversation(HOME, PEER_JID, alias=alias)
         await federated_conversation(hub, prosody, certs.hub, alias, tmp)
         for _ in range(200):  # the report, forwarded to the provider's endpoint
@@ -179,7 +159,7 @@ async def federated_conversation(
     hub: HubServer, prosody: Any, certs: Certs, alias: str, tmp: Path
 ) -> None:
     PeerOmemo._store = MemoryStorage()
-    prosody.register(PEER_JID.split("@")[0], PEER, "pw")
+    await prosody.register(PEER_JID.split("@")[0], PEER, "pw")
     peer = Xmpp(f"{PEER_JID}/slixmpp-omemo", "pw", certs)
     peer.client.register_plugin("xep_0004")
     peer.client.register_plugin("xep_0085")

@@ -15,9 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from interlink.client import InterlinkClient
 from interlink.config import Settings
 from interlink.logs import JsonFormatter
 from interlink.settings_map import log_redactor
@@ -216,13 +214,6 @@ async def started(stack: AsyncExitStack, tap: Tap) -> Tap:
     await tap.start()
     stack.push_async_callback(tap.close)
     return tap
-
-
-async def next_of(client: InterlinkClient, kind: type[Any], wait: float = 20.0) -> Any:
-    while True:
-        event = await client.next_event(wait)
-        if isinstance(event, kind):
-            return event
 
 
 def voice_note(path: Path) -> Path:

@@ -15,7 +15,6 @@ import datetime
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,16 +30,11 @@ import dns.rrset
 import trustme
 
 from tests.integration.kit import Certs
+from tests.ports import free_ports
 
 PROSODY = shutil.which("prosody") or "/usr/bin/prosody"
 PROSODYCTL = shutil.which("prosodyctl") or "/usr/bin/prosodyctl"
 START_TIMEOUT = 15.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LoopbackDns(asyncio.DatagramProtocol):
@@ -98,8 +92,8 @@ async def loopback_dns(
 class FederationCerts:
     ca: trustme.CA
     hub: Certs  # the hub's certificate (and the CA file every party trusts)
-    prosody_cert: Path
-    prosody_key: Path
+    peer_cert: Path  # the provider's server's (Prosody's or ejabberd's), for all its domains
+    peer_key: Path
 
     @property
     def ca_pem(self) -> str:
@@ -126,10 +120,10 @@ def federation_certs(
     ca.cert_pem.write_to_path(str(certs.ca))
     hub.cert_chain_pems[0].write_to_path(str(certs.cert))
     hub.private_key_pem.write_to_path(str(certs.key))
-    fc = FederationCerts(ca, certs, folder / "prosody-cert.pem", folder / "prosody-key.pem")
-    peer.cert_chain_pems[0].write_to_path(str(fc.prosody_cert))
-    peer.private_key_pem.write_to_path(str(fc.prosody_key))
-    os.chmod(fc.prosody_key, 0o644)
+    fc = FederationCerts(ca, certs, folder / "peer-cert.pem", folder / "peer-key.pem")
+    peer.cert_chain_pems[0].write_to_path(str(fc.peer_cert))
+    peer.private_key_pem.write_to_path(str(fc.peer_key))
+    os.chmod(fc.peer_key, 0o644)
     return fc
 
 
@@ -148,13 +142,19 @@ class Prosody:
         except OSError:
             return ""
 
-    def register(self, user: str, host: str, password: str) -> None:
-        subprocess.run(
-            [PROSODYCTL, "--config", str(self.config), "register", user, host, password],
-            check=True,
-            capture_output=True,
-            timeout=START_TIMEOUT,
+    async def register(self, user: str, host: str, password: str) -> None:
+        """``prosodyctl register``."""
+        process = await asyncio.create_subprocess_exec(
+            *(PROSODYCTL, "--config", str(self.config), "register", user, host, password),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
+        output, _ = await asyncio.wait_for(process.communicate(), START_TIMEOUT)
+        assert process.returncode == 0, output.decode(errors="replace")
+
+    def closed_outgoing(self, local: str, remote: str) -> bool:
+        """Whether Prosody has taken down its stream from ``local`` to ``remote``."""
+        return f"Destroying outgoing session {local}->{remote}" in self.log
 
 
 def _config(
@@ -164,6 +164,7 @@ def _config(
     c2s_port: int,
     s2s_port: int,
     dns_port: int,
+    ca_file: Path,
 ) -> str:
     virtual_hosts = "\n".join(f'VirtualHost "{h}"' for h in hosts)
     return f"""
@@ -194,9 +195,9 @@ s2s_require_encryption = true
 s2s_secure_auth = true
 unbound = {{ forward = "127.0.0.1@{dns_port}"; resolvconf = false; hoststxt = false }}
 ssl = {{
-    certificate = "{certs.prosody_cert}";
-    key = "{certs.prosody_key}";
-    cafile = "{certs.hub.ca}";
+    certificate = "{certs.peer_cert}";
+    key = "{certs.peer_key}";
+    cafile = "{ca_file}";
 }}
 {virtual_hosts}
 """
@@ -204,13 +205,22 @@ ssl = {{
 
 @asynccontextmanager
 async def running_prosody(
-    folder: Path, hosts: tuple[str, ...], certs: FederationCerts, dns_port: int
+    folder: Path,
+    hosts: tuple[str, ...],
+    certs: FederationCerts,
+    dns_port: int,
+    *,
+    ca_file: Path | None = None,
 ) -> AsyncIterator[Prosody]:
+    """Prosody serving ``hosts`` with ``certs``' peer certificate; ``ca_file``: what it trusts
+    (default: the test CA, which issued the hub's certificate)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data").mkdir(exist_ok=True)
-    c2s_port, s2s_port = free_port(), free_port()
+    c2s_port, s2s_port = free_ports(2)
     config = folder / "prosody.cfg.lua"
-    config.write_text(_config(folder, hosts, certs, c2s_port, s2s_port, dns_port))
+    config.write_text(
+        _config(folder, hosts, certs, c2s_port, s2s_port, dns_port, ca_file or certs.hub.ca)
+    )
     prosody = Prosody(folder, config, c2s_port, s2s_port)
     process = subprocess.Popen(
         [PROSODY, "--config", str(config)],

@@ -23,7 +23,7 @@ from interlink.app import HubServer
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.client import ClientError
 from interlink.client.consent import ConsentError, marker_of
-from interlink.client.enlist import enlist, identity_thumbprint
+from interlink.client.enlist import identity_thumbprint
 from interlink.client.events import ChatState, ClientEvent, InteropMarker, Receipt
 from interlink.xmpp.ext import interop
 from interlink.xmpp.jid import JID
@@ -33,6 +33,7 @@ from tests.integration.kit import (
     TIMEOUT,
     Certs,
     RawClient,
+    enlisted_client,
     onboard_provider,
     running_hub,
 )
@@ -144,24 +145,12 @@ class World:
 
     async def third_party(self, name: str, subject: str) -> Side:
         """Enlist and connect one more user of the provider."""
-        folder = self.tmp / name
-        thumbprint = await identity_thumbprint(folder)
-
-        async def token() -> str:
-            return self.party.token(subject, aud=DOMAIN, cnf={"jkt": thumbprint})
-
-        jid = (await enlist(folder, self.base, DOMAIN, await token(), ca_file=self.certs.ca)).jid
-        client = InterlinkClient(
-            f"{jid}/app",
-            "",
-            data_dir=folder,
-            port=self.port,
-            ca_file=self.certs.ca,
-            token_provider=token,
+        client = await enlisted_client(
+            self.party, self.tmp / name, self.base, self.port, self.certs, subject=subject
         )
         self.clients.append(client)
         await client.connect()
-        side = Side(client, jid)
+        side = Side(client, client.bare)
         side.watch()
         return side
 

@@ -25,7 +25,7 @@ from interlink.client.enlist import (
     discover,
 )
 from interlink.provider.store import KitStore
-from tests.integration.kit import DOMAIN, Certs, hub_with_kit, next_text
+from tests.integration.kit import DOMAIN, Certs, hub_with_kit, next_text, sdk_client
 
 PHONE = "+4915112345678"
 
@@ -49,12 +49,23 @@ async def world(tmp: Path, **policy: int) -> AsyncIterator[World]:
 
 
 async def alice(w: World) -> InterlinkClient:
+    """The gatekeeper user, connected."""
+    client = sdk_client(
+        w.tmp, f"alice@{DOMAIN}/phone", w.server.ports["c2s-starttls"], w.certs, "alice"
+    )
+    await client.connect()
+    return client
+
+
+async def kit_user(w: World) -> InterlinkClient:
+    """The kit's user, connected."""
     client = InterlinkClient(
-        f"alice@{DOMAIN}/phone",
-        "pw",
-        data_dir=w.tmp / "alice",
+        f"{w.bob_jid}/app",
+        "",
+        data_dir=w.tmp / "bob",
         port=w.server.ports["c2s-starttls"],
         ca_file=w.certs.ca,
+        token_provider=w.token,
     )
     await client.connect()
     return client
@@ -122,15 +133,7 @@ async def test_discovery_is_rate_limited_per_user(tmp_path: Path) -> None:
 async def test_report_reaches_the_operator_and_the_provider(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         gatekeeper = await alice(w)
-        bob = InterlinkClient(
-            f"{w.bob_jid}/app",
-            "",
-            data_dir=w.tmp / "bob",
-            port=w.server.ports["c2s-starttls"],
-            ca_file=w.certs.ca,
-            token_provider=w.token,
-        )
-        await bob.connect()
+        bob = await kit_user(w)
         try:
             await gatekeeper.set_interop_settings(enabled=True)
             await bob.send_text(f"alice@{DOMAIN}", "buy cheap watches")
@@ -182,15 +185,7 @@ async def test_a_room_message_report_reaches_the_members_provider(tmp_path: Path
     room = f"team@groups.{DOMAIN}"
     async with world(tmp_path) as w:
         gatekeeper = await alice(w)
-        bob = InterlinkClient(
-            f"{w.bob_jid}/app",
-            "",
-            data_dir=w.tmp / "bob",
-            port=w.server.ports["c2s-starttls"],
-            ca_file=w.certs.ca,
-            token_provider=w.token,
-        )
-        await bob.connect()
+        bob = await kit_user(w)
         try:
             await gatekeeper.set_interop_settings(enabled=True)
             await gatekeeper.create_group(room, "alice")

@@ -20,18 +20,11 @@ from interlink.client import (
 )
 from interlink.client.client import FALLBACK_BODY
 from interlink.hub.context import HubSettings
-from tests.integration.kit import DOMAIN, record_routed, running_hub
+from tests.integration.kit import DOMAIN, next_text, record_routed, running_hub, sdk_client
 
 OMEMO2 = "urn:xmpp:omemo:2"
 OMEMO2_ENCRYPTED = f'encrypted xmlns="{OMEMO2}"'
 LEGACY_ENCRYPTED = 'encrypted xmlns="eu.siacs.conversations.axolotl"'
-
-
-async def next_text(client: InterlinkClient, wait: float = 10.0) -> TextMessage:
-    while True:
-        event = await client.next_event(wait)
-        if isinstance(event, TextMessage):
-            return event
 
 
 async def test_two_sdk_users_exchange_encrypted_text_and_the_hub_sees_no_plaintext(
@@ -110,8 +103,8 @@ async def test_a_burst_shares_commits_and_a_backlog_arrives_complete_and_in_orde
     all 40, in order, after reconnecting, and what it was shown is durable."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
         await bob.connect()
         await bob.close()
         await alice.connect()
@@ -121,7 +114,9 @@ async def test_a_burst_shares_commits_and_a_backlog_arrives_complete_and_in_orde
             await asyncio.gather(*(alice.send_text(f"bob@{DOMAIN}", t) for t in texts))
             assert 1 <= alice.gate.commits - before < 10
             await asyncio.sleep(0.3)
-            bob = sdk(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")  # the same device
+            bob = sdk_client(
+                tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob"
+            )  # the same device
             await bob.connect()
             got = [(await next_text(bob)).text for _ in texts]
             assert got == texts
@@ -141,8 +136,8 @@ async def test_a_message_whose_state_cannot_be_saved_is_not_sent(
     one never left) reaches the peer normally."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
         await alice.connect()
         await bob.connect()
         try:
@@ -168,19 +163,12 @@ async def test_a_message_whose_state_cannot_be_saved_is_not_sent(
             await bob.close()
 
 
-def sdk(tmp: Path, jid: str, port: int, certs: object, folder: str) -> InterlinkClient:
-    from tests.integration.kit import Certs
-
-    assert isinstance(certs, Certs)
-    return InterlinkClient(jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca)
-
-
 async def test_two_devices_of_one_account_both_decrypt(tmp_path: Path) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        phone = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-phone")
-        laptop = sdk(tmp_path, f"alice@{DOMAIN}/laptop", port, certs, "alice-laptop")
-        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        phone = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-phone")
+        laptop = sdk_client(tmp_path, f"alice@{DOMAIN}/laptop", port, certs, "alice-laptop")
+        bob = sdk_client(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
         for c in (phone, laptop, bob):
             await c.connect()
         try:
@@ -209,8 +197,8 @@ async def test_safety_numbers_match_and_a_reinstall_is_one_new_device_that_chang
 
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
         await alice.connect()
         await bob.connect()
         try:
@@ -223,7 +211,7 @@ async def test_safety_numbers_match_and_a_reinstall_is_one_new_device_that_chang
             assert a_number.replace(" ", "").isdigit()
             # Alice reinstalls: a new device with a new identity key.
             await alice.close()
-            alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-reinstalled")
+            alice = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-reinstalled")
             await alice.connect()
             await alice.send_text(f"bob@{DOMAIN}", "it is me, new phone")
             changed = None
@@ -262,8 +250,8 @@ async def test_receipts_markers_and_chat_states_round_trip_encrypted(tmp_path: P
     async with running_hub(tmp_path) as (server, certs):
         routed = record_routed(server)
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
         await alice.connect()
         await bob.connect()
 
@@ -303,9 +291,9 @@ async def test_carbons_let_a_second_device_read_and_see_what_the_first_sent(
 ) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        phone = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-phone")
-        laptop = sdk(tmp_path, f"alice@{DOMAIN}/laptop", port, certs, "alice-laptop")
-        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        phone = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice-phone")
+        laptop = sdk_client(tmp_path, f"alice@{DOMAIN}/laptop", port, certs, "alice-laptop")
+        bob = sdk_client(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
         for c in (phone, laptop, bob):
             await c.connect()
         try:
@@ -331,7 +319,7 @@ async def test_a_legacy_only_peer_is_reached_with_legacy_omemo(tmp_path: Path) -
     async with running_hub(tmp_path) as (server, certs):
         routed = record_routed(server)
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        alice = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
         old = InterlinkClient(
             f"bob@{DOMAIN}/old",
             "pw",
@@ -365,8 +353,8 @@ async def test_a_used_one_time_prekey_is_replaced_in_the_published_bundle(tmp_pa
     async with running_hub(tmp_path) as (server, certs):
         assert server.storage is not None
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
         await alice.connect()
         await bob.connect()
         try:
@@ -400,8 +388,8 @@ async def test_a_first_text_to_devices_in_both_lists_goes_as_twins_read_once(
     Bob's SDK reads the OMEMO 2 one, once. After Bob wrote in OMEMO 2, one stanza suffices."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"alice@{DOMAIN}/a", port, certs, "alice")
-        bob = sdk(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"alice@{DOMAIN}/a", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"bob@{DOMAIN}/b", port, certs, "bob")
         await alice.connect()
         await bob.connect()
         try:

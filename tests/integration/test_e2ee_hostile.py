@@ -14,15 +14,7 @@ from slixmpp import JID
 
 from interlink.client import DecryptionFailed, EncryptionProblem, InterlinkClient, TextMessage
 from interlink.client.client import ClientError
-from tests.integration.kit import DOMAIN, Xmpp, record_routed, running_hub
-
-
-async def next_event_of(client: InterlinkClient, kind: type) -> object:
-    for _ in range(20):
-        event = await client.next_event(10)
-        if isinstance(event, kind):
-            return event
-    raise AssertionError(f"no {kind.__name__}")
+from tests.integration.kit import DOMAIN, Xmpp, next_of, record_routed, running_hub
 
 
 def strip_from(xml: str) -> str:
@@ -67,7 +59,7 @@ async def test_bad_encrypted_input(tmp_path: Path, name: str, mangle: Callable[[
         await evil.login(port)
         try:
             await bob.send_text(f"alice@{DOMAIN}", "original")
-            first = await next_event_of(alice, TextMessage)
+            first = await next_of(alice, TextMessage)
             assert isinstance(first, TextMessage)
             assert first.text == "original"
             captured = next(
@@ -76,16 +68,16 @@ async def test_bad_encrypted_input(tmp_path: Path, name: str, mangle: Callable[[
                 if x.startswith("<message") and 'encrypted xmlns="urn:xmpp:omemo:2"' in x
             )
             evil.client.send_raw(mangle(strip_from(captured)))
-            failed = await next_event_of(alice, DecryptionFailed)
+            failed = await next_of(alice, DecryptionFailed)
             assert isinstance(failed, DecryptionFailed)
             assert failed.sender.startswith(f"bob@{DOMAIN}/")
             assert failed.reason  # says what went wrong
             await bob.send_text(f"alice@{DOMAIN}", f"after the {name}")
-            later = await next_event_of(alice, TextMessage)
+            later = await next_of(alice, TextMessage)
             assert isinstance(later, TextMessage)
             assert later.text == f"after the {name}"
             await alice.send_text(f"bob@{DOMAIN}", "and back")
-            back = await next_event_of(bob, TextMessage)
+            back = await next_of(bob, TextMessage)
             assert isinstance(back, TextMessage)
             assert back.text == "and back"
         finally:
@@ -116,13 +108,13 @@ async def test_a_bundle_with_an_invalid_signature_is_refused(tmp_path: Path) -> 
             await corrupt_bundle_signature(tamper, this.device_id)
             with pytest.raises(ClientError, match="cannot encrypt"):
                 await alice.send_text(f"carol@{DOMAIN}", "you should not read this")
-            problem = await next_event_of(alice, EncryptionProblem)
+            problem = await next_of(alice, EncryptionProblem)
             assert isinstance(problem, EncryptionProblem)
             assert problem.peer == f"carol@{DOMAIN}"
             assert problem.reason
             # Alice's state is intact: she still talks to Bob.
             await alice.send_text(f"bob@{DOMAIN}", "still fine")
-            got = await next_event_of(bob, TextMessage)
+            got = await next_of(bob, TextMessage)
             assert isinstance(got, TextMessage)
             assert got.text == "still fine"
         finally:

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from interlink.client import InterlinkClient
-from interlink.client.enlist import enlist, identity_thumbprint
 from interlink.client.events import (
-    ClientEvent,
     GroupInvitation,
     GroupJoined,
     GroupMemberAdded,
@@ -24,7 +22,16 @@ from interlink.client.events import (
     GroupMessage,
     MessageRefused,
 )
-from tests.integration.kit import DOMAIN, Certs, onboard_provider, record_routed, running_hub
+from tests.integration.kit import (
+    DOMAIN,
+    Certs,
+    drain,
+    enlisted_client,
+    next_of,
+    onboard_provider,
+    record_routed,
+    running_hub,
+)
 from tests.interop.enlistkit import ThirdParty
 
 TOKEN = "operator-token-for-tests-0123456789"
@@ -37,35 +44,7 @@ async def third_party(
     tmp: Path, party: ThirdParty, subject: str, base: str, port: int, certs: Certs
 ) -> InterlinkClient:
     device = tmp / f"{party.provider_id}-{subject}"
-    thumbprint = await identity_thumbprint(device)
-
-    async def token() -> str:
-        return party.token(subject, aud=DOMAIN, cnf={"jkt": thumbprint})
-
-    enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
-    return InterlinkClient(
-        f"{enlisted.jid}/app",
-        "",
-        data_dir=device,
-        port=port,
-        ca_file=certs.ca,
-        token_provider=token,
-    )
-
-
-async def next_of(client: InterlinkClient, kind: type[E], wait: float = 15.0) -> E:
-    while True:
-        event = await client.next_event(wait)
-        if isinstance(event, kind):
-            return event
-
-
-async def drain(client: InterlinkClient, wait: float = 0.5) -> list[ClientEvent]:
-    got: list[ClientEvent] = []
-    with contextlib.suppress(TimeoutError):
-        while True:
-            got.append(await client.next_event(wait))
-    return got
+    return await enlisted_client(party, device, base, port, certs, subject=subject)
 
 
 @contextlib.asynccontextmanager
@@ -198,7 +177,7 @@ async def test_two_gatekeeper_and_two_third_party_members_chat_encrypted_and_rem
         await alice.remove_group_member(ROOM, bare(tp2))
         removed = await next_of(carol, GroupMemberRemoved)
         assert removed.member == bare(tp2)
-        await drain(tp2)
+        await drain(tp2, 0.5)
         del routed[:]
         await alice.send_group_text(ROOM, "after tp2 left")
         assert (await next_of(carol, GroupMessage)).text == "after tp2 left"
@@ -238,7 +217,7 @@ async def test_a_third_party_invitation_is_a_request_until_the_invitee_enters(
         nobody = await next_of(tp1, MessageRefused)
         assert (refused.condition, refused.text) == (nobody.condition, nobody.text)
         assert refused.condition == "service-unavailable"
-        assert not [e for e in await drain(carol) if isinstance(e, GroupInvitation)]
+        assert not [e for e in await drain(carol, 0.5) if isinstance(e, GroupInvitation)]
 
 
 async def test_consent_still_hides_a_gatekeeper_member_from_a_provider_she_does_not_allow(
@@ -256,7 +235,7 @@ async def test_consent_still_hides_a_gatekeeper_member_from_a_provider_she_does_
         a, k = shown(server, alice), shown(server, carol)
         assert set((await tp1.join_group(ROOM, "tp1")).members) == {a, bare(tp1), bare(tp2)}
         assert set((await tp2.join_group(ROOM, "tp2")).members) == {a, k, bare(tp1), bare(tp2)}
-        await drain(carol)
+        await drain(carol, 0.5)
         await carol.send_group_text(ROOM, "from carol")
         assert (await next_of(tp2, GroupMessage)).sender == k
         assert (await next_of(alice, GroupMessage)).sender == k

@@ -60,15 +60,16 @@ from interlink.client.enlist import discover
 from interlink.media import MediaLimits
 from interlink.net.proxied import fingerprint, public_key_bytes
 from interlink.provider.proxy import Mode, ProviderProxy, ProxyConfig, Route
+from tests.integration.federationkit import HOME
 from tests.integration.kit import (
     DOMAIN,
     KitSetup,
     hub_with_kit,
+    next_of,
 )
 from tests.integration.ledger_federation import (
     FED_DOMAIN,
     FEDERATION_OBSERVERS,
-    HOME,
     PEER_JID,
     federated,
 )
@@ -89,7 +90,6 @@ from tests.integration.ledgerkit import (
     joined,
     learned,
     media_fetches,
-    next_of,
     provider_requests,
     started,
     voice_note,

@@ -11,11 +11,16 @@ from pathlib import Path
 import pytest
 
 from interlink.app import HubServer
-from interlink.client import InterlinkClient
-from interlink.client.enlist import enlist, identity_thumbprint
 from interlink.xmpp.jid import JID
 from interlink.xmpp.sasl import derive_credentials
-from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, onboard_provider, running_hub
+from tests.integration.kit import (
+    DOMAIN,
+    TIMEOUT,
+    Xmpp,
+    enlisted_client,
+    onboard_provider,
+    running_hub,
+)
 from tests.interop.enlistkit import ThirdParty
 
 TOKEN = "operator-token-for-tests-0123456789"
@@ -53,28 +58,15 @@ async def test_provider_suspended_through_the_cli_ends_its_users_sessions(tmp_pa
         party = ThirdParty()
         await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
         device = tmp_path / "third-party"
-        thumbprint = await identity_thumbprint(device)
-
-        async def token() -> str:
-            return party.token(aud=DOMAIN, cnf={"jkt": thumbprint})
-
-        enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
-        tp = InterlinkClient(
-            f"{enlisted.jid}/app",
-            "",
-            data_dir=device,
-            port=server.ports["c2s-starttls"],
-            ca_file=certs.ca,
-            token_provider=token,
-        )
+        tp = await enlisted_client(party, device, base, server.ports["c2s-starttls"], certs)
         await tp.connect()
         try:
             assert server.hub is not None
-            assert list(server.hub.ctx.sessions.sessions(JID.parse(enlisted.jid)))
+            assert list(server.hub.ctx.sessions.sessions(JID.parse(tp.bare)))
             data_dir = str(server.settings.hub.data_dir)
             code, out = await cli("provider", "suspend", party.provider_id, "--data-dir", data_dir)
             assert code == 0, out
-            await sessions_end(server, enlisted.jid)
+            await sessions_end(server, tp.bare)
             # And the routing path knows at once: the provider's users are unreachable.
             assert server.addressing is not None
             assert not server.addressing.approved(party.provider_id, DOMAIN)

@@ -14,12 +14,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_ports
 
 GUIDE = Path(__file__).parents[2] / "docs" / "provider-guide.md"
 MARK = re.compile(
@@ -53,17 +54,6 @@ def guide_blocks(text: str) -> list[Block]:
             assert not opts, f"unknown guide-test options {opts!r}"
             blocks.append(Block("run", body))
     return blocks
-
-
-def free_ports(count: int) -> list[str]:
-    socks = [socket.socket() for _ in range(count)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [str(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def shims(folder: Path) -> dict[str, str]:
@@ -116,7 +106,7 @@ FILE = re.compile(r" file=([0-9a-f]{12})\b")
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the guide's push check uses curl")
 async def test_the_provider_guides_walkthrough_runs_as_written(tmp_path: Path) -> None:
-    ports = dict(zip(GUIDE_PORTS, free_ports(len(GUIDE_PORTS)), strict=True))
+    ports = dict(zip(GUIDE_PORTS, map(str, free_ports(len(GUIDE_PORTS))), strict=True))
     blocks = guide_blocks(GUIDE.read_text(encoding="utf-8"))
     assert [b.kind for b in blocks].count("background") == 2  # the hub and the kit
     env = shims(tmp_path / "bin")

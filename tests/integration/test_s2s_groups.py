@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import slixmpp
 from slixmpp import JID
 
@@ -28,26 +29,33 @@ from interlink.storage.providers import ProviderStatus
 from interlink.xmpp.ext import interop
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration import test_omemo_interop
-from tests.integration.kit import TIMEOUT, Xmpp, onboard_provider
-from tests.integration.test_groups_slixmpp import muc_client, next_presence_from
-from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
-from tests.integration.test_s2s_ejabberd import enlist as enlist_at_ejabberd
-from tests.integration.test_s2s_ejabberd import world as ejabberd_world
-from tests.integration.test_s2s_omemo import enlist_device, open_nodes
-from tests.integration.test_s2s_prosody import (
+from tests.integration.federationkit import (
     DOMAIN,
+    EJABBERD_SERVER,
     GROUPS,
     PEER,
     PHONE,
+    PROSODY_SERVER,
     PROVIDER,
     World,
     enlist,
     gatekeeper,
     interop_iq,
     open_form,
+    open_nodes,
     world,
 )
+from tests.integration.kit import TIMEOUT, Xmpp, onboard_provider
+from tests.integration.test_groups_slixmpp import muc_client, next_presence_from
+from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
 from tests.interop.enlistkit import ThirdParty
+
+needs_prosody = pytest.mark.skipif(
+    PROSODY_SERVER.missing is not None, reason=PROSODY_SERVER.missing or ""
+)
+needs_ejabberd = pytest.mark.skipif(
+    EJABBERD_SERVER.missing is not None, reason=EJABBERD_SERVER.missing or ""
+)
 
 TOKEN = "operator-token-for-tests-0123456789"
 ROOM = JID(f"team@{GROUPS}")
@@ -129,10 +137,11 @@ async def plug_and_play(w: World, tmp_path: Path) -> Xmpp:
     return client
 
 
+@needs_prosody
 async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_play_members(
     tmp_path: Path,
 ) -> None:
-    async with world(tmp_path, admin={"token": TOKEN}) as w:
+    async with world(tmp_path, PROSODY_SERVER, admin={"token": TOKEN}) as w:
         assert w.hub.storage is not None
         await w.hub.storage.accounts.create(f"{SHY}@{DOMAIN}", derive_credentials("pw", 4096), 0.0)
         await enlist(w.hub, CAROL)
@@ -142,10 +151,10 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
         await home.login(w.hub.ports["c2s-starttls"])
         await interop_iq(home, f"<settings xmlns='{interop.NS}' enabled='true'/>")
         tp = await plug_and_play(w, tmp_path)
-        w.prosody.register("carol", PEER, "pw")
+        await w.peer.register("carol", PEER, "pw")
         carol = muc_client(f"{CAROL}/laptop", w.certs.hub)
         carol.client.register_plugin("xep_0060")
-        await carol.login(w.prosody.c2s_port)
+        await carol.login(w.peer.c2s_port)
         clients = (home, tp, carol)
         try:
             h_muc: Any = home.client.plugin["xep_0045"]
@@ -254,6 +263,7 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
                 await client.close()
 
 
+@needs_prosody
 async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypted_in_a_room(
     tmp_path: Path,
 ) -> None:
@@ -261,10 +271,10 @@ async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypte
     member of an SDK gatekeeper user's room; the SDK fetches its keys over s2s PEP and
     encrypts for it, and it fetches hers at her per-room alias over s2s and reads what she
     sends the room, then writes back encrypted; the hub relays ciphertext only."""
-    async with world(tmp_path) as w:
+    async with world(tmp_path, PROSODY_SERVER) as w:
         opt_in = await gatekeeper(w)  # her settings: third parties allowed
         PeerOmemo._store = MemoryStorage()
-        w.prosody.register("alice", PEER, "pw")
+        await w.peer.register("alice", PEER, "pw")
         peer = muc_client(f"alice@{PEER}/slixmpp-omemo", w.certs.hub)
         peer.client.register_plugin("xep_0004")
         peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
@@ -290,8 +300,10 @@ async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypte
             ca_file=w.certs.hub.ca,
         )
         try:
-            await peer.login(w.prosody.c2s_port)
-            await enlist_device(w, omemo_plugin)  # its keys on Prosody, its identity enlisted
+            await peer.login(w.peer.c2s_port)
+            manager = await omemo_plugin.get_session_manager()  # its keys on Prosody
+            this_device, *_ = await manager.get_own_device_information()
+            await enlist(w.hub, f"alice@{PEER}", this_device.identity_key)  # its identity enlisted
             own = JID(f"alice@{PEER}")
             peer.client.del_event_handler(
                 "twomemo_device_list_publish", omemo_plugin._on_device_list_update
@@ -340,18 +352,19 @@ async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypte
             await opt_in.close()
 
 
+@needs_ejabberd
 async def test_an_ejabberd_user_chats_in_a_hub_room(tmp_path: Path) -> None:
     """The same with a stock ejabberd 23.01: its user enters a gatekeeper user's room over
     s2s, messages go both ways, and ejabberd receives no phone number."""
-    async with ejabberd_world(tmp_path) as w:
+    async with world(tmp_path, EJABBERD_SERVER) as w:
         user = f"dave@{PEER}"
-        await enlist_at_ejabberd(w.hub, user)
+        await enlist(w.hub, user)
         home = muc_client(f"{PHONE}@{DOMAIN}/phone", w.certs.hub)
         await home.login(w.hub.ports["c2s-starttls"])
         await interop_iq(home, f"<settings xmlns='{interop.NS}' enabled='true'/>")
-        await w.ejabberd.register("dave", PEER, "pw")
+        await w.peer.register("dave", PEER, "pw")
         dave = muc_client(f"{user}/laptop", w.certs.hub)
-        await dave.login(w.ejabberd.c2s_port)
+        await dave.login(w.peer.c2s_port)
         try:
             h_muc: Any = home.client.plugin["xep_0045"]
             await h_muc.join_muc_wait(ROOM, "home", timeout=TIMEOUT)

@@ -5,7 +5,6 @@ two devices at first contact, and a contact's new device."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -13,14 +12,12 @@ import pytest
 
 from interlink.client import (
     ClientError,
-    InterlinkClient,
     KeyChanged,
     NewDevice,
     TextMessage,
 )
-from interlink.client.events import ClientEvent
 from interlink.client.omemo_session import DEVICES_NODE, LEGACY, OMEMO2
-from tests.integration.kit import DOMAIN, TIMEOUT, Certs, running_hub
+from tests.integration.kit import DOMAIN, drain, next_of, running_hub, sdk_client
 
 T = TypeVar("T")
 BOB = f"bob@{DOMAIN}"
@@ -28,34 +25,13 @@ ALICE = f"alice@{DOMAIN}"
 PUBSUB = "http://jabber.org/protocol/pubsub"
 
 
-def sdk(tmp: Path, jid: str, port: int, certs: Certs, folder: str) -> InterlinkClient:
-    return InterlinkClient(jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca)
-
-
-async def next_of(c: InterlinkClient, kind: type[T], wait: float = TIMEOUT) -> T:
-    deadline = time.monotonic() + wait
-    while True:
-        event = await c.next_event(max(0.01, deadline - time.monotonic()))
-        if isinstance(event, kind):
-            return event
-
-
-async def drain(c: InterlinkClient, wait: float) -> list[ClientEvent]:
-    got: list[ClientEvent] = []
-    try:
-        while True:
-            got.append(await c.next_event(wait))
-    except TimeoutError:
-        return got
-
-
 async def test_keys_published_after_the_first_look_up_are_found_in_the_same_session(
     tmp_path: Path,
 ) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob")
         await alice.connect()
         try:
             with pytest.raises(ClientError, match="NoEligibleDevices"):
@@ -76,8 +52,8 @@ async def test_a_forbidden_device_list_in_one_namespace_leaves_the_other_usable(
 ) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob")
         await bob.connect()
         await alice.connect()
         refused: list[str] = []
@@ -116,9 +92,9 @@ async def test_a_contact_with_two_devices_at_first_contact_raises_no_alarm(
 ) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
-        laptop = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob-laptop")
-        phone = sdk(tmp_path, f"{BOB}/phone", port, certs, "bob-phone")
+        alice = sdk_client(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        laptop = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob-laptop")
+        phone = sdk_client(tmp_path, f"{BOB}/phone", port, certs, "bob-phone")
         for c in (laptop, phone, alice):
             await c.connect()
         try:
@@ -142,11 +118,11 @@ async def test_a_new_device_of_a_known_contact_is_announced_once_and_not_flagged
 ) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
-        laptop = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob-laptop")
+        alice = sdk_client(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        laptop = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob-laptop")
         for c in (laptop, alice):
             await c.connect()
-        tablet = sdk(tmp_path, f"{BOB}/tablet", port, certs, "bob-tablet")
+        tablet = sdk_client(tmp_path, f"{BOB}/tablet", port, certs, "bob-tablet")
         try:
             await alice.send_text(BOB, "hi")
             await next_of(laptop, TextMessage)
@@ -177,11 +153,11 @@ async def test_a_peer_without_shared_presence_is_followed_by_subscription(
 
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
-        laptop = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob-laptop")
+        alice = sdk_client(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        laptop = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob-laptop")
         await laptop.connect()
         await alice.connect()
-        phone = sdk(tmp_path, f"{BOB}/phone", port, certs, "bob-phone")
+        phone = sdk_client(tmp_path, f"{BOB}/phone", port, certs, "bob-phone")
         try:
             await alice.send_text(BOB, "hi")
             await next_of(laptop, TextMessage)

@@ -12,39 +12,17 @@ import pytest
 from interlink.client import (
     Archived,
     ClientError,
-    ClientEvent,
     DecryptionFailed,
     GroupMessage,
     InterlinkClient,
     RoomArchived,
     TextMessage,
 )
-from tests.integration.kit import DOMAIN, Certs, running_hub
+from tests.integration.kit import DOMAIN, drain, next_text, running_hub, sdk_client
 
 BOB = f"bob@{DOMAIN}"
 ROOM = f"team@groups.{DOMAIN}"
 ALICE = f"alice@{DOMAIN}"
-
-
-def sdk(tmp: Path, jid: str, port: int, certs: Certs, folder: str) -> InterlinkClient:
-    return InterlinkClient(jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca)
-
-
-async def next_text(client: InterlinkClient, wait: float = 10.0) -> TextMessage:
-    while True:
-        event = await client.next_event(wait)
-        if isinstance(event, TextMessage):
-            return event
-
-
-async def drain(client: InterlinkClient, wait: float = 1.0) -> list[ClientEvent]:
-    """The events that come in ``wait`` seconds."""
-    got: list[ClientEvent] = []
-    try:
-        while True:
-            got.append(await client.next_event(wait))
-    except TimeoutError:
-        return got
 
 
 async def history(client: InterlinkClient, **kwargs: object) -> list[Archived]:
@@ -60,8 +38,8 @@ async def test_a_restarted_device_reads_its_history_without_decrypting_twice(
 ) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob")
         await bob.connect()
         await alice.connect()
         try:
@@ -72,7 +50,7 @@ async def test_a_restarted_device_reads_its_history_without_decrypting_twice(
             await bob.close()
             await alice.send_text(BOB, "while away")
             await asyncio.sleep(0.3)
-            bob = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob")  # same data dir
+            bob = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob")  # same data dir
             await bob.connect()
             items = await history(bob, page_size=2)  # three pages
             live = await drain(bob)
@@ -112,11 +90,11 @@ async def test_what_another_device_received_meanwhile_comes_from_the_archive(
 ) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        laptop = sdk(tmp_path, f"{BOB}/laptop", port, certs, "laptop")
+        laptop = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "laptop")
         await laptop.connect()  # publishes the laptop's device
-        phone = sdk(tmp_path, f"{BOB}/phone", port, certs, "phone")
+        phone = sdk_client(tmp_path, f"{BOB}/phone", port, certs, "phone")
         await phone.connect()
-        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        alice = sdk_client(tmp_path, f"{ALICE}/phone", port, certs, "alice")
         await alice.connect()
         try:
             await laptop.close()
@@ -124,7 +102,7 @@ async def test_what_another_device_received_meanwhile_comes_from_the_archive(
             assert (await next_text(phone)).text == "to both devices"  # online: not queued
             await phone.send_text(ALICE, "from the phone")
             assert (await next_text(alice)).text == "from the phone"
-            laptop = sdk(tmp_path, f"{BOB}/laptop", port, certs, "laptop")
+            laptop = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "laptop")
             await laptop.connect()
             assert not [e for e in await drain(laptop) if isinstance(e, TextMessage)]
             items = await history(laptop, peer=ALICE)
@@ -159,8 +137,8 @@ async def test_a_restarted_member_catches_up_from_the_rooms_archive_decrypting_o
     read from the archive before are *seen*, not failures; no need to enter the room."""
     async with running_hub(tmp_path, accounts=("alice", "bob", "carol")) as (server, certs):
         port = server.ports["c2s-starttls"]
-        alice = sdk(tmp_path, f"{ALICE}/phone", port, certs, "alice")
-        bob = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob")
+        alice = sdk_client(tmp_path, f"{ALICE}/phone", port, certs, "alice")
+        bob = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob")
         await alice.connect()
         await bob.connect()
         try:
@@ -173,7 +151,7 @@ async def test_a_restarted_member_catches_up_from_the_rooms_archive_decrypting_o
             await bob.close()
             for text in ("while away 1", "while away 2"):
                 await alice.send_group_text(ROOM, text)
-            bob = sdk(tmp_path, f"{BOB}/laptop", port, certs, "bob")
+            bob = sdk_client(tmp_path, f"{BOB}/laptop", port, certs, "bob")
             await bob.connect()  # not in the room: a member reads its archive all the same
             items = await room_history(bob)
             assert [i.nick for i in items] == ["alice", "alice", "alice"]
@@ -201,7 +179,7 @@ async def test_a_restarted_member_catches_up_from_the_rooms_archive_decrypting_o
                 ).text
                 == "after the catch-up"
             )
-            stranger = sdk(tmp_path, f"carol@{DOMAIN}/c", port, certs, "carol")
+            stranger = sdk_client(tmp_path, f"carol@{DOMAIN}/c", port, certs, "carol")
             await stranger.connect()
             try:
                 with pytest.raises(ClientError, match="forbidden"):

@@ -5,14 +5,11 @@ and an account removed under a client ending with one terminal event, not a retr
 from __future__ import annotations
 
 import asyncio
-import socket
-import time
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from interlink.app import HubServer
 from interlink.client import (
     ClientError,
     ConnectionEnded,
@@ -24,57 +21,29 @@ from interlink.client import (
     Sent,
     TextMessage,
 )
-from interlink.client.events import ClientEvent
 from interlink.client.lifecycle import Backoff, Keepalive
 from interlink.client.outbox import OutboxFull
 from interlink.xmpp.jid import JID
-from interlink.xmpp.sasl import derive_credentials
-from tests.integration.kit import DOMAIN, TIMEOUT, Certs, make_certs, running_hub, settings_for
+from tests.integration.kit import (
+    DOMAIN,
+    TIMEOUT,
+    Certs,
+    drain,
+    enlisted_client,
+    make_certs,
+    next_of,
+    running_hub,
+    sdk_client,
+    started_hub,
+)
+from tests.ports import free_port
 
 T = TypeVar("T")
 FAST = Backoff(initial=0.2, maximum=0.5, jitter=0.5, max_attempts=50)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def client(tmp: Path, jid: str, port: int, certs: Certs, folder: str) -> InterlinkClient:
-    return InterlinkClient(
-        jid, "pw", data_dir=tmp / folder, port=port, ca_file=certs.ca, backoff=FAST
-    )
-
-
-async def next_of(c: InterlinkClient, kind: type[T], wait: float = TIMEOUT) -> T:
-    deadline = time.monotonic() + wait
-    while True:
-        event = await c.next_event(max(0.01, deadline - time.monotonic()))
-        if isinstance(event, kind):
-            return event
-
-
-async def drain(c: InterlinkClient, wait: float) -> list[ClientEvent]:
-    got: list[ClientEvent] = []
-    try:
-        while True:
-            got.append(await c.next_event(wait))
-    except TimeoutError:
-        return got
-
-
-async def start_hub(tmp: Path, certs: Certs, port: int, *, accounts: bool) -> HubServer:
-    settings = settings_for(tmp / "data", certs, net={"c2s_port": port})
-    server = HubServer(settings)
-    await server.start()
-    if accounts:
-        assert server.storage is not None
-        creds = derive_credentials("pw", 4096)
-        for local in ("alice", "bob"):
-            await server.storage.accounts.create(f"{local}@{DOMAIN}", creds, time.time())
-    return server
+    return sdk_client(tmp, jid, port, certs, folder, backoff=FAST)
 
 
 async def test_hub_restart_under_connected_clients_loses_nothing_and_duplicates_nothing(
@@ -82,7 +51,7 @@ async def test_hub_restart_under_connected_clients_loses_nothing_and_duplicates_
 ) -> None:
     certs = make_certs(tmp_path)
     port = free_port()
-    server = await start_hub(tmp_path, certs, port, accounts=True)
+    server = await started_hub(tmp_path, certs, net={"c2s_port": port})
     alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
     bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
     try:
@@ -102,7 +71,7 @@ async def test_hub_restart_under_connected_clients_loses_nothing_and_duplicates_
         assert alice.unacknowledged == 1  # held, not reported as sent
         await asyncio.sleep(0.6)  # a few failed attempts against the closed port
 
-        server = await start_hub(tmp_path, certs, port, accounts=False)
+        server = await started_hub(tmp_path, certs, net={"c2s_port": port}, accounts=())
         back = await next_of(alice, Reconnected)
         assert back.resumed is False  # a new hub process: its sessions are new
         assert (await next_of(alice, Sent)).message_id == during
@@ -198,7 +167,6 @@ async def test_a_suspended_provider_s_user_gets_one_terminal_event_not_a_retry_l
 ) -> None:
     import httpx
 
-    from interlink.client.enlist import enlist, identity_thumbprint
     from tests.integration.kit import onboard_provider
     from tests.interop.enlistkit import ThirdParty
 
@@ -208,21 +176,8 @@ async def test_a_suspended_provider_s_user_gets_one_terminal_event_not_a_retry_l
         party = ThirdParty()
         await onboard_provider(base, certs.ca, token_name, party.provider_body())
         device = tmp_path / "third-party"
-        thumbprint = await identity_thumbprint(device)
-
-        async def token() -> str:
-            return party.token(aud=DOMAIN, cnf={"jkt": thumbprint})
-
-        enlisted = await enlist(device, base, DOMAIN, await token(), ca_file=certs.ca)
-        user = InterlinkClient(
-            f"{enlisted.jid}/app",
-            "",
-            data_dir=device,
-            port=server.ports["c2s-starttls"],
-            ca_file=certs.ca,
-            token_provider=token,
-            backoff=FAST,
-        )
+        port = server.ports["c2s-starttls"]
+        user = await enlisted_client(party, device, base, port, certs, backoff=FAST)
         await user.connect()
         try:
             admin = {"Authorization": f"Bearer {token_name}"}
@@ -279,7 +234,7 @@ async def test_a_message_accepted_during_an_outage_survives_an_sdk_restart_and_a
     held message goes out with its id and arrives exactly once."""
     certs = make_certs(tmp_path)
     port = free_port()
-    server = await start_hub(tmp_path, certs, port, accounts=True)
+    server = await started_hub(tmp_path, certs, net={"c2s_port": port})
     alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
     bob = client(tmp_path, f"bob@{DOMAIN}/laptop", port, certs, "bob")
     try:
@@ -298,7 +253,7 @@ async def test_a_message_accepted_during_an_outage_survives_an_sdk_restart_and_a
         alice = client(tmp_path, f"alice@{DOMAIN}/phone", port, certs, "alice")
         with pytest.raises(ClientError, match="could not connect"):
             await alice.connect()  # the hub is still down
-        server = await start_hub(tmp_path, certs, port, accounts=False)
+        server = await started_hub(tmp_path, certs, net={"c2s_port": port}, accounts=())
         await alice.connect()
         assert (await next_of(alice, Sent)).message_id == during
         assert alice.unacknowledged == 0
@@ -323,7 +278,7 @@ async def test_a_message_accepted_during_an_outage_survives_an_sdk_restart_and_a
 async def test_a_full_outbox_refuses_the_next_message_with_outbox_full(tmp_path: Path) -> None:
     certs = make_certs(tmp_path)
     port = free_port()
-    server = await start_hub(tmp_path, certs, port, accounts=True)
+    server = await started_hub(tmp_path, certs, net={"c2s_port": port})
     alice = InterlinkClient(
         f"alice@{DOMAIN}/phone",
         "pw",
@@ -346,7 +301,7 @@ async def test_a_full_outbox_refuses_the_next_message_with_outbox_full(tmp_path:
         with pytest.raises(OutboxFull, match="outbox_limit 2"):
             await alice.send_text(f"bob@{DOMAIN}", "one too many")
         assert alice.unacknowledged == 2
-        server = await start_hub(tmp_path, certs, port, accounts=False)
+        server = await started_hub(tmp_path, certs, net={"c2s_port": port}, accounts=())
         assert {(await next_of(alice, Sent)).message_id for _ in kept} == set(kept)
         texts = [(await next_of(bob, TextMessage)).text for _ in kept]
         assert texts == ["held 0", "held 1"]

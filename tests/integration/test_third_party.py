@@ -10,20 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from interlink.client import InterlinkClient, TextMessage
+from interlink.client import InterlinkClient
 from interlink.client.client import ClientError
 from interlink.client.enlist import EnlistmentFailed, enlist, identity_thumbprint
-from tests.integration.kit import DOMAIN, onboard_provider, running_hub
+from tests.integration.kit import DOMAIN, next_text, onboard_provider, running_hub
 from tests.interop.enlistkit import ThirdParty
 
 TOKEN = "operator-token-for-tests-0123456789"
-
-
-async def next_text(client: InterlinkClient) -> TextMessage:
-    while True:
-        event = await client.next_event(15)
-        if isinstance(event, TextMessage):
-            return event
 
 
 async def test_enlist_log_in_with_oauthbearer_and_talk_e2ee(tmp_path: Path) -> None:

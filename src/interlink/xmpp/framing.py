@@ -26,8 +26,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from interlink.errors import StreamError
 from interlink.xmpp import ns
-from interlink.xmpp.xml import escape_attr
+from interlink.xmpp.xml import escape_attr, escape_text
 
 WS_OPEN = ns.qname(ns.FRAMING, "open")
 WS_CLOSE = ns.qname(ns.FRAMING, "close")
@@ -68,6 +69,18 @@ class Framing(ABC):
     @abstractmethod
     def stream_element(self, local: str, inner: str) -> str:
         """A ``stream:``-prefixed element (``features``, ``error``) holding ``inner``."""
+
+    def stream_error(self, error: StreamError) -> str:
+        """The ``<stream:error/>`` telling ``error`` (RFC 6120 §4.9.2): its condition, its
+        application-specific condition if any (§4.9.4) and its text."""
+        text = (
+            f'<text xmlns="{ns.STREAMS_ERR}" xml:lang="en">{escape_text(error.text)}</text>'
+            if error.text
+            else ""
+        )
+        return self.stream_element(
+            "error", f'<{error.condition} xmlns="{ns.STREAMS_ERR}"/>{error.app_condition}{text}'
+        )
 
     def __repr__(self) -> str:
         return f"Framing.{self.name.upper()}"

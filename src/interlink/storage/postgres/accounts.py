@@ -6,19 +6,9 @@ from psycopg import errors
 
 from interlink.errors import AccountExistsError, AccountNotFoundError
 from interlink.storage.postgres.changes import record
-from interlink.storage.postgres.database import Connection, PostgresDatabase, Row, fetch_one
-from interlink.xmpp.sasl import ScramCredentials, StoredCredentials
-
-
-def _credentials_from_rows(rows: list[Row]) -> StoredCredentials | None:
-    if not rows:
-        return None
-    return StoredCredentials(
-        {
-            str(r[0]): ScramCredentials(bytes(r[1]), bytes(r[2]), bytes(r[3]), int(r[4]))
-            for r in rows
-        }
-    )
+from interlink.storage.postgres.database import Connection, PostgresDatabase, fetch_one
+from interlink.storage.rows.accounts import credentials_from_rows
+from interlink.xmpp.sasl import StoredCredentials
 
 
 async def _write_credentials(conn: Connection, jid: str, credentials: StoredCredentials) -> None:
@@ -54,7 +44,7 @@ class PostgresAccounts:
         return row is not None
 
     async def get_credentials(self, jid: str) -> StoredCredentials | None:
-        return _credentials_from_rows(
+        return credentials_from_rows(
             await self._db.fetch_all(
                 "SELECT mechanism, salt, stored_key, server_key, iterations "
                 "FROM credentials WHERE jid = %s",

@@ -17,21 +17,9 @@ from __future__ import annotations
 
 from interlink.storage.enlistment import CommitOutcome, InteropAccount, LoginState
 from interlink.storage.postgres.changes import record
-from interlink.storage.postgres.database import Connection, PostgresDatabase, Row, lock
+from interlink.storage.postgres.database import Connection, PostgresDatabase, lock
+from interlink.storage.rows.enlistment import account_from_row
 from interlink.storage.sqlite.group import GroupCommit
-
-
-def _account_from_row(row: Row) -> InteropAccount:
-    jid, provider, subject, user_id, key, enlisted, updated = row
-    return InteropAccount(
-        str(jid),
-        str(provider),
-        str(subject),
-        None if user_id is None else str(user_id),
-        bytes(key),
-        float(enlisted),
-        float(updated),
-    )
 
 
 class PostgresEnlistment:
@@ -75,7 +63,7 @@ class PostgresEnlistment:
             "updated_at FROM interop_accounts WHERE jid = %s",
             (jid,),
         )
-        return None if row is None else _account_from_row(row)
+        return None if row is None else account_from_row(row)
 
     async def commit_enlistment(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from interlink.storage.media import MediaRecord, Usage
 from interlink.storage.postgres.database import PostgresDatabase, Row, fetch_one, lock
+from interlink.storage.rows.media import record_params
 
 _SELECT = (
     "SELECT slot_id, file_id, owner, filename, size, content_type, token_hash, created_at, "
@@ -49,22 +50,6 @@ def _record_from_row(row: Row) -> MediaRecord:
     )
 
 
-def _record_params(r: MediaRecord) -> Row:
-    return (
-        r.slot_id,
-        r.file_id,
-        r.owner,
-        r.filename,
-        r.size,
-        r.content_type,
-        r.token_hash,
-        r.created_at,
-        r.put_expires_at,
-        r.stored_at,
-        r.expires_at,
-    )
-
-
 def _usage(row: Row | None) -> Usage:
     assert row is not None
     return Usage(int(row[0]), int(row[1]))
@@ -82,7 +67,7 @@ class PostgresMedia:
             usage = _usage(await fetch_one(conn, _USAGE, (record.owner, now, now)))
             if usage.bytes + record.size > quota_bytes or usage.open_slots + 1 > max_open_slots:
                 return usage
-            await conn.execute(_INSERT, _record_params(record))
+            await conn.execute(_INSERT, record_params(record))
             return None
 
     async def usage(self, owner: str, now: float) -> Usage:

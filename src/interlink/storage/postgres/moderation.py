@@ -7,18 +7,14 @@ from interlink.errors import AccountNotFoundError
 from interlink.storage.enlistment import InteropAccount
 from interlink.storage.moderation import ReportResolution
 from interlink.storage.postgres.changes import record
-from interlink.storage.postgres.database import PostgresDatabase, Row, fetch_one
-from interlink.storage.postgres.enlistment import _account_from_row
+from interlink.storage.postgres.database import PostgresDatabase, fetch_one
+from interlink.storage.rows.enlistment import account_from_row
+from interlink.storage.rows.moderation import resolution_from_row
 
 _INTEROP_ACCOUNTS = (
     "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, updated_at "
     "FROM interop_accounts "
 )
-
-
-def _resolution_from_row(row: Row) -> ReportResolution:
-    report_id, resolution, actor, at = row
-    return ReportResolution(int(str(report_id)), str(resolution), str(actor), float(str(at)))
 
 
 class PostgresModeration:
@@ -78,7 +74,7 @@ class PostgresModeration:
                 "WHERE report_id = %s",
                 (report_id,),
             )
-        return None if row is None else _resolution_from_row(row)
+        return None if row is None else resolution_from_row(row)
 
     async def resolutions(self, report_ids: list[int]) -> dict[int, ReportResolution]:
         if not report_ids:
@@ -88,7 +84,7 @@ class PostgresModeration:
             "WHERE report_id = ANY(%s)",
             (list(report_ids),),
         )
-        return {r.report_id: r for r in map(_resolution_from_row, rows)}
+        return {r.report_id: r for r in map(resolution_from_row, rows)}
 
     async def unresolved_reports(self, limit: int) -> list[int]:
         rows = await self._db.fetch_all(
@@ -119,4 +115,4 @@ class PostgresModeration:
                 + "WHERE provider_id = %s ORDER BY enlisted_at DESC, jid LIMIT %s",
                 (provider_id, limit),
             )
-        return [_account_from_row(r) for r in rows]
+        return [account_from_row(r) for r in rows]

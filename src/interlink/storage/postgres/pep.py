@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from interlink.storage.pep import AccessModel, PepItem, PepNode, PepNodeConfig
+from interlink.storage.pep import PepItem, PepNode, PepNodeConfig
 from interlink.storage.postgres.database import (
     Connection,
     PostgresDatabase,
@@ -16,19 +16,11 @@ from interlink.storage.postgres.database import (
     fetch_one,
     lock,
 )
+from interlink.storage.rows.pep import config_from_row, item_from_row
 
 
 class _OverQuota(Exception):
     """Inside :meth:`PostgresPep.publish`: undo the write, the quota would be exceeded."""
-
-
-def _config_from_row(row: Row) -> PepNodeConfig:
-    access, max_items, persist = row
-    return PepNodeConfig(AccessModel(str(access)), int(max_items), bool(persist))
-
-
-def _item_from_row(row: Row) -> PepItem:
-    return PepItem(str(row[0]), str(row[1]), float(row[2]))
 
 
 _BYTES_USED = "SELECT COALESCE(SUM(size), 0) FROM pep_items WHERE owner = %s"
@@ -50,7 +42,7 @@ class PostgresPep:
             "WHERE owner = %s AND node = %s",
             (owner, node),
         )
-        return None if row is None else _config_from_row(row)
+        return None if row is None else config_from_row(row)
 
     async def nodes(self, owner: str) -> list[PepNode]:
         rows = await self._db.fetch_all(
@@ -58,7 +50,7 @@ class PostgresPep:
             "WHERE owner = %s ORDER BY node",
             (owner,),
         )
-        return [PepNode(str(r[0]), _config_from_row(r[1:])) for r in rows]
+        return [PepNode(str(r[0]), config_from_row(r[1:])) for r in rows]
 
     async def node_count(self, owner: str) -> int:
         row = await self._db.fetch_one("SELECT COUNT(*) FROM pep_nodes WHERE owner = %s", (owner,))
@@ -143,7 +135,7 @@ class PostgresPep:
                 "WHERE owner = %s AND node = %s ORDER BY seq DESC LIMIT %s) q ORDER BY seq"
             )
             params = (owner, node, newest)
-        return [_item_from_row(r) for r in await self._db.fetch_all(sql, params)]
+        return [item_from_row(r) for r in await self._db.fetch_all(sql, params)]
 
     async def delete_node(self, owner: str, node: str) -> bool:
         async with self._db.transaction() as conn:

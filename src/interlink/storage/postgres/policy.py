@@ -4,13 +4,10 @@ are JSON text columns."""
 
 from __future__ import annotations
 
-import json
-
 from psycopg import errors
 
 from interlink.errors import AccountNotFoundError, PhoneInUseError
 from interlink.storage.policy import (
-    AttachedMessage,
     Conversation,
     ConversationState,
     PhoneOwner,
@@ -18,8 +15,15 @@ from interlink.storage.policy import (
     Report,
 )
 from interlink.storage.postgres.changes import record
-from interlink.storage.postgres.database import PostgresDatabase, Row
-from interlink.xmpp.ext.interop import InboxMode, InteropSettings
+from interlink.storage.postgres.database import PostgresDatabase
+from interlink.storage.rows.policy import (
+    conversation_from_row,
+    reach_from_row,
+    report_from_row,
+    report_params,
+    settings_params,
+)
+from interlink.xmpp.ext.interop import InteropSettings
 
 # One query answers "does it exist" and "what are its settings", so that a missing account and
 # one that has not opted in take the same way through the rules.
@@ -46,82 +50,12 @@ _REPORT_BY_ID = _REPORTS + "WHERE id = %s"
 _CONVERSATIONS = "SELECT peer, state, messages, created_at FROM interop_conversations "
 
 
-def _reach_from_row(row: Row | None) -> Reach:
-    if row is None or row[0] is None:
-        return Reach(False)
-    if row[1] is None:
-        return Reach(True)
-    providers = None if row[2] is None else frozenset(json.loads(str(row[2])))
-    return Reach(
-        True,
-        InteropSettings(
-            enabled=bool(row[1]),
-            providers=providers,
-            inbox=InboxMode(str(row[3])),
-            discoverable=bool(row[4]),
-            share_activity=bool(row[5]),
-        ),
-    )
-
-
-def _report_from_row(row: Row) -> Report:
-    messages = tuple(AttachedMessage(**m) for m in json.loads(str(row[6])))
-    return Report(
-        id=int(str(row[0])),
-        reporter=str(row[1]),
-        reported=str(row[2]),
-        provider_id=None if row[3] is None else str(row[3]),
-        reason=str(row[4]),
-        text=str(row[5]),
-        messages=messages,
-        created_at=float(str(row[7])),
-        forwarded_at=None if row[8] is None else float(str(row[8])),
-        forward_error=None if row[9] is None else str(row[9]),
-        forward_done=bool(row[10]),
-        room=None if row[11] is None else str(row[11]),
-    )
-
-
-def _conversation_from_row(row: Row) -> Conversation:
-    return Conversation(str(row[0]), ConversationState(row[1]), int(row[2]), float(row[3]))
-
-
-def _settings_params(jid: str, settings: InteropSettings, now: float) -> Row:
-    providers = None if settings.providers is None else json.dumps(sorted(settings.providers))
-    return (
-        jid,
-        int(settings.enabled),
-        providers,
-        str(settings.inbox),
-        int(settings.discoverable),
-        int(settings.share_activity),
-        now,
-    )
-
-
-def _report_params(report: Report) -> Row:
-    messages = json.dumps(
-        [{"id": m.id, "at": m.at, "body": m.body} for m in report.messages],
-        ensure_ascii=False,
-    )
-    return (
-        report.reporter,
-        report.reported,
-        report.provider_id,
-        report.reason,
-        report.text,
-        messages,
-        report.created_at,
-        report.room,
-    )
-
-
 class PostgresPolicy:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
     async def reach(self, jid: str) -> Reach:
-        return _reach_from_row(await self._db.fetch_one(_REACH, (jid,)))
+        return reach_from_row(await self._db.fetch_one(_REACH, (jid,)))
 
     async def put_settings(self, jid: str, settings: InteropSettings, now: float) -> None:
         async with self._db.transaction() as conn:
@@ -133,7 +67,7 @@ class PostgresPolicy:
                     "providers = excluded.providers, inbox = excluded.inbox, "
                     "discoverable = excluded.discoverable, "
                     "share_activity = excluded.share_activity, updated_at = excluded.updated_at",
-                    _settings_params(jid, settings, now),
+                    settings_params(jid, settings, now),
                 )
             except errors.ForeignKeyViolation:
                 raise AccountNotFoundError(f"no account {jid}") from None
@@ -162,14 +96,14 @@ class PostgresPolicy:
 
     async def reach_by_phone(self, phone: str, service: str) -> PhoneOwner:
         row = await self._db.fetch_one(_REACH_BY_PHONE, (phone, service))
-        reach = _reach_from_row(row)
+        reach = reach_from_row(row)
         return PhoneOwner(str(row[0]) if reach.exists and row is not None else None, reach)
 
     async def conversation(self, owner: str, peer: str) -> Conversation | None:
         row = await self._db.fetch_one(
             _CONVERSATIONS + "WHERE owner = %s AND peer = %s", (owner, peer)
         )
-        return None if row is None else _conversation_from_row(row)
+        return None if row is None else conversation_from_row(row)
 
     async def put_conversation(
         self, owner: str, peer: str, state: ConversationState, messages: int, now: float
@@ -191,7 +125,7 @@ class PostgresPolicy:
             _CONVERSATIONS + "WHERE owner = %s AND state = %s ORDER BY created_at, peer",
             (owner, str(state)),
         )
-        return [_conversation_from_row(r) for r in rows]
+        return [conversation_from_row(r) for r in rows]
 
     async def blocklists(self) -> dict[str, set[str]]:
         lists: dict[str, set[str]] = {}
@@ -228,7 +162,7 @@ class PostgresPolicy:
             cur = await conn.execute(
                 "INSERT INTO reports (reporter, reported, provider_id, reason, text, messages, "
                 "created_at, room) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                _report_params(report),
+                report_params(report),
             )
             row = await cur.fetchone()
             assert row is not None
@@ -236,11 +170,11 @@ class PostgresPolicy:
 
     async def reports(self, limit: int, *, unforwarded: bool = False) -> list[Report]:
         query = _REPORTS_UNFORWARDED if unforwarded else _REPORTS_LATEST
-        return [_report_from_row(row) for row in await self._db.fetch_all(query, (limit,))]
+        return [report_from_row(row) for row in await self._db.fetch_all(query, (limit,))]
 
     async def report(self, report_id: int) -> Report | None:
         row = await self._db.fetch_one(_REPORT_BY_ID, (report_id,))
-        return None if row is None else _report_from_row(row)
+        return None if row is None else report_from_row(row)
 
     async def report_forwarded(
         self, report_id: int, now: float | None, error: str | None, *, done: bool

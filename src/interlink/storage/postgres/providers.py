@@ -4,16 +4,17 @@ the last statement of its transaction."""
 
 from __future__ import annotations
 
-import json
-
 from interlink.storage.postgres.changes import record
-from interlink.storage.postgres.database import PostgresDatabase, Row
+from interlink.storage.postgres.database import PostgresDatabase
 from interlink.storage.providers import (
-    AuditAction,
     AuditEntry,
     Provider,
-    ProviderMode,
-    ProviderStatus,
+)
+from interlink.storage.rows.providers import (
+    audit_from_row,
+    audit_params,
+    provider_from_row,
+    provider_params,
 )
 
 _PROVIDERS = (
@@ -38,82 +39,24 @@ _PUT = (
 )
 
 
-def _provider_params(p: Provider) -> dict[str, object]:
-    return {
-        "id": p.id,
-        "display_name": p.display_name,
-        "status": str(p.status),
-        "jwks": None if p.jwks is None else json.dumps(p.jwks),
-        "jwks_url": p.jwks_url,
-        "callback_url": p.callback_url,
-        "media_hosts": json.dumps(list(p.media_hosts)),
-        "features": json.dumps(list(p.features)),
-        "rate_tier": p.rate_tier,
-        "created_at": p.created_at,
-        "updated_at": p.updated_at,
-        "services": json.dumps(list(p.services)),
-        "mode": str(p.mode),
-        "server_domains": json.dumps(list(p.server_domains)),
-        "s2s_fingerprints": json.dumps(list(p.s2s_fingerprints)),
-        "s2s_ca": p.s2s_ca,
-        "s2s_address": p.s2s_address,
-    }
-
-
-def _provider_from_row(row: Row) -> Provider:
-    (pid, name, status, jwks, jwks_url, callback, hosts, features, tier, created, updated) = row[
-        :11
-    ]
-    return Provider(
-        id=str(pid),
-        display_name=str(name),
-        status=ProviderStatus(str(status)),
-        jwks=None if jwks is None else json.loads(str(jwks)),
-        jwks_url=None if jwks_url is None else str(jwks_url),
-        callback_url=str(callback),
-        media_hosts=tuple(json.loads(str(hosts))),
-        features=tuple(json.loads(str(features))),
-        rate_tier=str(tier),
-        created_at=float(created),
-        updated_at=float(updated),
-        services=tuple(json.loads(str(row[11]))),
-        mode=ProviderMode(str(row[12])),
-        server_domains=tuple(json.loads(str(row[13]))),
-        s2s_fingerprints=tuple(json.loads(str(row[14]))),
-        s2s_ca=None if row[15] is None else str(row[15]),
-        s2s_address=None if row[16] is None else str(row[16]),
-    )
-
-
-def _audit_params(audit: AuditEntry) -> Row:
-    details = json.dumps(audit.details, default=str)
-    return (audit.provider_id, audit.at, audit.actor, str(audit.action), details)
-
-
-def _audit_from_row(row: Row) -> AuditEntry:
-    return AuditEntry(
-        str(row[0]), float(row[1]), str(row[2]), AuditAction(str(row[3])), json.loads(str(row[4]))
-    )
-
-
 class PostgresProviders:
     def __init__(self, db: PostgresDatabase) -> None:
         self._db = db
 
     async def get(self, provider_id: str) -> Provider | None:
         row = await self._db.fetch_one(_PROVIDERS + "WHERE id = %s", (provider_id,))
-        return None if row is None else _provider_from_row(row)
+        return None if row is None else provider_from_row(row)
 
     async def all(self) -> list[Provider]:
-        return [_provider_from_row(r) for r in await self._db.fetch_all(_PROVIDERS + "ORDER BY id")]
+        return [provider_from_row(r) for r in await self._db.fetch_all(_PROVIDERS + "ORDER BY id")]
 
     async def put(self, provider: Provider, audit: AuditEntry) -> None:
         async with self._db.transaction() as conn:
-            await conn.execute(_PUT, _provider_params(provider))
+            await conn.execute(_PUT, provider_params(provider))
             await conn.execute(
                 "INSERT INTO provider_audit (provider_id, at, actor, action, details) "
                 "VALUES (%s, %s, %s, %s, %s)",
-                _audit_params(audit),
+                audit_params(audit),
             )
             await record(conn, "provider", provider.id)
 
@@ -123,4 +66,4 @@ class PostgresProviders:
             "WHERE provider_id = %s ORDER BY seq",
             (provider_id,),
         )
-        return [_audit_from_row(r) for r in rows]
+        return [audit_from_row(r) for r in rows]

@@ -3,34 +3,11 @@ groups are a JSON list in one text column, as on SQLite."""
 
 from __future__ import annotations
 
-import json
-
-from interlink.storage.postgres.database import PostgresDatabase, Row, lock
-from interlink.storage.roster import PendingSubscription, RosterItem, Subscription
+from interlink.storage.postgres.database import PostgresDatabase, lock
+from interlink.storage.roster import PendingSubscription, RosterItem
+from interlink.storage.rows.roster import roster_item_from_row, roster_item_params
 
 _ITEMS = "SELECT contact, name, subscription, ask, groups FROM roster "
-
-
-def _roster_item_from_row(row: Row) -> RosterItem:
-    contact, name, sub, ask, groups = row
-    return RosterItem(
-        contact=str(contact),
-        name=None if name is None else str(name),
-        subscription=Subscription(str(sub)),
-        ask=bool(ask),
-        groups=tuple(json.loads(str(groups))),
-    )
-
-
-def _roster_item_params(owner: str, item: RosterItem) -> Row:
-    return (
-        owner,
-        item.contact,
-        item.name,
-        str(item.subscription),
-        int(item.ask),
-        json.dumps(list(item.groups)),
-    )
 
 
 class PostgresRoster:
@@ -39,13 +16,13 @@ class PostgresRoster:
 
     async def items(self, owner: str) -> list[RosterItem]:
         rows = await self._db.fetch_all(_ITEMS + "WHERE owner = %s ORDER BY contact", (owner,))
-        return [_roster_item_from_row(r) for r in rows]
+        return [roster_item_from_row(r) for r in rows]
 
     async def get(self, owner: str, contact: str) -> RosterItem | None:
         row = await self._db.fetch_one(
             _ITEMS + "WHERE owner = %s AND contact = %s", (owner, contact)
         )
-        return None if row is None else _roster_item_from_row(row)
+        return None if row is None else roster_item_from_row(row)
 
     async def count(self, owner: str) -> int:
         row = await self._db.fetch_one("SELECT COUNT(*) FROM roster WHERE owner = %s", (owner,))
@@ -58,7 +35,7 @@ class PostgresRoster:
                 "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (owner, contact) DO UPDATE SET "
                 "name = excluded.name, subscription = excluded.subscription, "
                 "ask = excluded.ask, groups = excluded.groups",
-                _roster_item_params(owner, item),
+                roster_item_params(owner, item),
             )
 
     async def remove(self, owner: str, contact: str) -> None:

@@ -5,20 +5,10 @@ from __future__ import annotations
 import sqlite3
 
 from interlink.errors import AccountExistsError, AccountNotFoundError
+from interlink.storage.rows.accounts import credentials_from_rows
 from interlink.storage.sqlite.changes import RECORD
 from interlink.storage.sqlite.database import Row, SqliteDatabase
-from interlink.xmpp.sasl import ScramCredentials, StoredCredentials
-
-
-def _credentials_from_rows(rows: list[Row]) -> StoredCredentials | None:
-    if not rows:
-        return None
-    return StoredCredentials(
-        {
-            str(r[0]): ScramCredentials(bytes(r[1]), bytes(r[2]), bytes(r[3]), int(r[4]))
-            for r in rows
-        }
-    )
+from interlink.xmpp.sasl import StoredCredentials
 
 
 def _credentials_params(jid: str, credentials: StoredCredentials) -> list[Row]:
@@ -53,7 +43,7 @@ class SqliteAccounts:
         return await self._db.fetch_one("SELECT 1 FROM accounts WHERE jid = ?", (jid,)) is not None
 
     async def get_credentials(self, jid: str) -> StoredCredentials | None:
-        return _credentials_from_rows(
+        return credentials_from_rows(
             await self._db.fetch_all(
                 "SELECT mechanism, salt, stored_key, server_key, iterations "
                 "FROM credentials WHERE jid = ?",

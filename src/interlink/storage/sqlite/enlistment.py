@@ -8,22 +8,10 @@ from dataclasses import dataclass
 import aiosqlite
 
 from interlink.storage.enlistment import CommitOutcome, InteropAccount, LoginState
+from interlink.storage.rows.enlistment import account_from_row
 from interlink.storage.sqlite.changes import RECORD
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 from interlink.storage.sqlite.group import GroupCommit
-
-
-def _account_from_row(row: Row) -> InteropAccount:
-    jid, provider, subject, user_id, key, enlisted, updated = row
-    return InteropAccount(
-        str(jid),
-        str(provider),
-        str(subject),
-        None if user_id is None else str(user_id),
-        bytes(key),
-        float(enlisted),
-        float(updated),
-    )
 
 
 def _account_params(a: InteropAccount) -> Row:
@@ -91,7 +79,7 @@ class SqliteEnlistment:
             "updated_at FROM interop_accounts WHERE jid = ?",
             (jid,),
         )
-        return None if row is None else _account_from_row(row)
+        return None if row is None else account_from_row(row)
 
     async def commit_enlistment(
         self,

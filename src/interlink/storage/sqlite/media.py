@@ -12,6 +12,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from interlink.storage.media import MediaRecord, Usage
+from interlink.storage.rows.media import record_params
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 
 if TYPE_CHECKING:
@@ -72,22 +73,6 @@ def _record_from_row(row: Row) -> MediaRecord:
     )
 
 
-def _record_params(r: MediaRecord) -> Row:
-    return (
-        r.slot_id,
-        r.file_id,
-        r.owner,
-        r.filename,
-        r.size,
-        r.content_type,
-        r.token_hash,
-        r.created_at,
-        r.put_expires_at,
-        r.stored_at,
-        r.expires_at,
-    )
-
-
 class SqliteMedia:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -101,7 +86,7 @@ class SqliteMedia:
             usage = Usage(int(row[0]), int(row[1]))
             if usage.bytes + record.size > quota_bytes or usage.open_slots + 1 > max_open_slots:
                 return usage
-            await conn.execute(_INSERT, _record_params(record))
+            await conn.execute(_INSERT, record_params(record))
             return None
 
     async def usage(self, owner: str, now: float) -> Usage:

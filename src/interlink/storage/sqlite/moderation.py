@@ -6,19 +6,15 @@ from __future__ import annotations
 from interlink.errors import AccountNotFoundError
 from interlink.storage.enlistment import InteropAccount
 from interlink.storage.moderation import ReportResolution
+from interlink.storage.rows.enlistment import account_from_row
+from interlink.storage.rows.moderation import resolution_from_row
 from interlink.storage.sqlite.changes import RECORD
-from interlink.storage.sqlite.database import Row, SqliteDatabase
-from interlink.storage.sqlite.enlistment import _account_from_row
+from interlink.storage.sqlite.database import SqliteDatabase
 
 _INTEROP_ACCOUNTS = (
     "SELECT jid, provider_id, subject, user_id, identity_key, enlisted_at, updated_at "
     "FROM interop_accounts "
 )
-
-
-def _resolution_from_row(row: Row) -> ReportResolution:
-    report_id, resolution, actor, at = row
-    return ReportResolution(int(str(report_id)), str(resolution), str(actor), float(str(at)))
 
 
 class SqliteModeration:
@@ -75,7 +71,7 @@ class SqliteModeration:
                 (report_id,),
             )
         assert row is not None
-        return _resolution_from_row(row)
+        return resolution_from_row(row)
 
     async def resolutions(self, report_ids: list[int]) -> dict[int, ReportResolution]:
         if not report_ids:
@@ -86,7 +82,7 @@ class SqliteModeration:
             f"WHERE report_id IN ({marks})",
             tuple(report_ids),
         )
-        return {r.report_id: r for r in map(_resolution_from_row, rows)}
+        return {r.report_id: r for r in map(resolution_from_row, rows)}
 
     async def unresolved_reports(self, limit: int) -> list[int]:
         rows = await self._db.fetch_all(
@@ -116,4 +112,4 @@ class SqliteModeration:
                 _INTEROP_ACCOUNTS + "WHERE provider_id = ? ORDER BY enlisted_at DESC, jid LIMIT ?",
                 (provider_id, limit),
             )
-        return [_account_from_row(r) for r in rows]
+        return [account_from_row(r) for r in rows]

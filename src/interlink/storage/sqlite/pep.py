@@ -10,21 +10,13 @@ from collections.abc import Sequence
 
 import aiosqlite
 
-from interlink.storage.pep import AccessModel, PepItem, PepNode, PepNodeConfig
+from interlink.storage.pep import PepItem, PepNode, PepNodeConfig
+from interlink.storage.rows.pep import config_from_row, item_from_row
 from interlink.storage.sqlite.database import Row, SqliteDatabase
 
 
 class _OverQuota(Exception):
     """Inside :meth:`SqlitePep.publish`: undo the write, the quota would be exceeded."""
-
-
-def _config_from_row(row: Row) -> PepNodeConfig:
-    access, max_items, persist = row
-    return PepNodeConfig(AccessModel(str(access)), int(max_items), bool(persist))
-
-
-def _item_from_row(row: Row) -> PepItem:
-    return PepItem(str(row[0]), str(row[1]), float(row[2]))
 
 
 class SqlitePep:
@@ -37,7 +29,7 @@ class SqlitePep:
             "WHERE owner = ? AND node = ?",
             (owner, node),
         )
-        return None if row is None else _config_from_row(row)
+        return None if row is None else config_from_row(row)
 
     async def nodes(self, owner: str) -> list[PepNode]:
         rows = await self._db.fetch_all(
@@ -45,7 +37,7 @@ class SqlitePep:
             "WHERE owner = ? ORDER BY node",
             (owner,),
         )
-        return [PepNode(str(r[0]), _config_from_row(r[1:])) for r in rows]
+        return [PepNode(str(r[0]), config_from_row(r[1:])) for r in rows]
 
     async def node_count(self, owner: str) -> int:
         row = await self._db.fetch_one("SELECT COUNT(*) FROM pep_nodes WHERE owner = ?", (owner,))
@@ -122,7 +114,7 @@ class SqlitePep:
                 "WHERE owner = ? AND node = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq"
             )
             params = (owner, node, -1 if newest is None else newest)
-        return [_item_from_row(r) for r in await self._db.fetch_all(sql, params)]
+        return [item_from_row(r) for r in await self._db.fetch_all(sql, params)]
 
     async def delete_node(self, owner: str, node: str) -> bool:
         async with self._db.transaction() as conn:

@@ -58,7 +58,7 @@ from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StreamError, StreamErrorCondition
 from interlink.xmpp import ns
-from interlink.xmpp.framing import STREAM_TAG
+from interlink.xmpp.framing import STREAM_TAG, Framing
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.parser import (
     ElementReceived,
@@ -83,7 +83,7 @@ from interlink.xmpp.s2s.events import (
 )
 from interlink.xmpp.stanza import Stanza, parse_stanza, to_xml
 from interlink.xmpp.stream.config import PRE_AUTH_LIMITS, HostedDomains
-from interlink.xmpp.xml import escape_attr, escape_text, split_qname
+from interlink.xmpp.xml import escape_attr, split_qname
 
 EXTERNAL = "EXTERNAL"
 
@@ -366,15 +366,8 @@ class _Stream:
         if not self._header_sent:
             self._write_own_header()
         if error is not None:
-            error.__traceback__ = None
-            text = (
-                f'<text xmlns="{ns.STREAMS_ERR}" xml:lang="en">{escape_text(error.text)}</text>'
-                if error.text
-                else ""
-            )
-            self._out.append(
-                f'<stream:error><{error.condition} xmlns="{ns.STREAMS_ERR}"/>{text}</stream:error>'
-            )
+            error.__traceback__ = None  # a reference cycle otherwise: see ServerStream.close
+            self._out.append(Framing.TCP.stream_error(error))
         self._out.append("</stream:stream>")
         self._finish()
         return [StreamClosed(error)]

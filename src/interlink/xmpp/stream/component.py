@@ -42,6 +42,7 @@ from xml.etree.ElementTree import Element
 
 from interlink.errors import StanzaError, StreamError, StreamErrorCondition
 from interlink.xmpp import ns
+from interlink.xmpp.framing import Framing
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.parser import (
     ElementReceived,
@@ -63,7 +64,7 @@ from interlink.xmpp.stanza import (
     parse_stanza,
     to_xml,
 )
-from interlink.xmpp.xml import escape_attr, escape_text
+from interlink.xmpp.xml import escape_attr
 
 NS = "jabber:component:accept"
 HANDSHAKE = ns.qname(NS, "handshake")
@@ -230,15 +231,8 @@ class ComponentStream:
         if not self._header_sent:
             self._write_header()
         if error is not None:
-            error.__traceback__ = None
-            text = (
-                f'<text xmlns="{ns.STREAMS_ERR}" xml:lang="en">{escape_text(error.text)}</text>'
-                if error.text
-                else ""
-            )
-            self._out.append(
-                f'<stream:error><{error.condition} xmlns="{ns.STREAMS_ERR}"/>{text}</stream:error>'
-            )
+            error.__traceback__ = None  # a reference cycle otherwise: see ServerStream.close
+            self._out.append(Framing.TCP.stream_error(error))
         self._out.append("</stream:stream>")
         self._finish()
         return [ComponentClosed(error, by_peer=False)]

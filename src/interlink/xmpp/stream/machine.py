@@ -788,17 +788,7 @@ class ServerStream:
             # events that will hold the error: a cycle that would keep the whole stream (and what
             # it parsed) alive until a full garbage collection.
             error.__traceback__ = None
-            text = (
-                f'<text xmlns="{ns.STREAMS_ERR}" xml:lang="en">{escape_text(error.text)}</text>'
-                if error.text
-                else ""
-            )
-            self._out.append(
-                self.framing.stream_element(
-                    "error",
-                    f'<{error.condition} xmlns="{ns.STREAMS_ERR}"/>{error.app_condition}{text}',
-                )
-            )
+            self._out.append(self.framing.stream_error(error))
         self._out.append(self.framing.footer())
         self.state = StreamState.CLOSED
         self._deadline = None
