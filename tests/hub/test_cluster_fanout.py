@@ -166,6 +166,12 @@ async def test_carbons_reach_resources_on_other_nodes() -> None:
         assert direct(a1.take()) == ["to the best"]
         assert copies(a2.take()) == [("received", "carol@hub.test/c", "to the best")]
         assert a3.take() == []
+        # to a1's full JID from node three: node one takes it from its inbox, delivers it and
+        # copies it to a2 (it parses the message only because there are copies to make)
+        await send(ck, carol, CHAT.format(to="alice@hub.test/a1", body="to a1"))
+        assert direct(a1.take()) == ["to a1"]
+        assert copies(a2.take()) == [("received", "carol@hub.test/c", "to a1")]
+        assert a3.take() == []
         # a2 turns carbons off: no more copies for it
         await enable(a2, False)
         await send(ck, bob, CHAT.format(to="alice@hub.test/a1", body="quiet"))
@@ -297,6 +303,9 @@ async def test_the_fanout_skips_an_account_this_node_knows_has_no_session_elsewh
     def copy(where: Located) -> str:
         return "<message xmlns='jabber:client'/>"
 
+    assert not fanout.may_reach(JID.parse("alice@hub.test"))
+    assert not fanout.may_reach(JID.parse("nobody@hub.test"))
+    assert fanout.may_reach(JID.parse("bob@hub.test"))
     for _ in range(5):  # alice's sessions are all here: never queued, so never dropped
         fanout.put(JID.parse("alice@hub.test"), None, copy)
         fanout.put(JID.parse("nobody@hub.test"), None, copy)

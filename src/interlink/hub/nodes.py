@@ -403,15 +403,21 @@ class Fanout:
         """Whether other nodes may hold sessions (``put`` is worth calling)."""
         return self._cluster.shared
 
+    def may_reach(self, bare: JID) -> bool:
+        """Whether :meth:`put` for ``bare`` may send anything: not if there is no other node,
+        nor if this node's fresh answer of the directory has no available session of ``bare``
+        elsewhere (so a caller can spare building what it would put)."""
+        cluster = self._cluster
+        if not cluster.shared:
+            return False
+        known = cluster.directory.peek(str(bare))
+        return known is None or any(w.node != cluster.node_id and w.available for w in known)
+
     def put(self, bare: JID, when: str | None, build: Build) -> None:
         """``build(where)`` for each available session of ``bare`` on another node, sent to it
         if it still meets ``when`` (see ``WHEN_*``)."""
-        cluster = self._cluster
-        if not cluster.shared:
-            return
-        known = cluster.directory.peek(str(bare))
-        if known is not None and not any(w.node != cluster.node_id and w.available for w in known):
-            return  # this node's fresh answer: no session elsewhere to copy to
+        if not self.may_reach(bare):
+            return  # no other node, or this node's fresh answer: no session elsewhere
         if len(self._jobs) >= self._backlog:
             self.dropped += 1
             if self.dropped % 1000 == 1:
