@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element
 
 from interlink.cluster import Located
 from interlink.cluster.local import LocalBackplane, LocalCluster
-from interlink.hub.nodes import Build, Fanout
+from interlink.hub.nodes import Build, Fanout, OrderedSender
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Presence, parse_stanza
 from tests.hub.test_carbons import copies, direct, enable
@@ -317,3 +317,25 @@ async def test_the_fanout_skips_an_account_this_node_knows_has_no_session_elsewh
     entries = await there.bus.receive(0.1)
     assert [len(json.loads(e.payload)["live"]) for e in entries] == [1]
     await fanout.close()
+
+
+async def test_the_ordered_sender_keeps_order_batches_and_survives_a_failed_batch() -> None:
+    """One queue shape for the live writer and the fanout: items go in the order put, each
+    batch what gathered meanwhile; a batch that fails is logged and the next ones still go;
+    with ``backlog`` items waiting one more is refused (the boundary)."""
+    batches: list[list[int]] = []
+
+    async def send(batch: list[int]) -> None:
+        batches.append(batch)
+        if batch[0] == 0:
+            raise RuntimeError("the cluster failed")
+
+    queue: OrderedSender[int] = OrderedSender(send, "test", backlog=2)
+    assert queue.put(0)
+    assert queue.put(1)
+    assert not queue.put(2)  # two wait already
+    await queue.flush()
+    assert queue.put(3)
+    await queue.flush()
+    assert batches == [[0, 1], [3]]
+    await queue.close()
