@@ -953,6 +953,8 @@ def start_py_spy(
     raw.parent.mkdir(parents=True, exist_ok=True)
     cmd = [spy, "record", "--pid", str(hub.pid), "--duration", str(int(duration))]
     cmd += ["--rate", str(rate), "--threads", "--format", "raw", "--output", str(raw)]
+    if len(_descendants(hub.pid)) > 1:
+        cmd.append("--subprocesses")  # serve --workers: the workers, added up
     if not blocking:
         cmd.append("--nonblocking")  # py-spy does not stop the hub to sample: less overhead
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -1004,6 +1006,10 @@ def summarize_collapsed(raw: Path, top: int) -> dict[str, Any]:
             continue
         k = int(count)
         frames = stack.split(";")
+        while frames and frames[0].startswith("process "):
+            frames = frames[1:]  # --subprocesses: the processes' samples are added up
+        if not frames:
+            continue
         if frames[0].startswith("thread ("):
             if not frames[0].endswith("MainThread"):
                 other_threads += k
