@@ -668,18 +668,37 @@ def cpu_times() -> dict[str, list[int]]:
     return times
 
 
+def server_cpu_seconds(hub: HubProcess) -> float:
+    """CPU time of the servers this run started (``--postgres``, ``--redis``: the children of
+    this process other than the hub), for CPU per message that other processes on the machine
+    do not skew, as they skew wall-clock latency."""
+    hub_pids = set(_descendants(hub.pid))
+    ours = [p for p in _descendants(os.getpid()) if p != os.getpid() and p not in hub_pids]
+    return sum(_process_cpu_ticks(pid) for pid in ours) / os.sysconf("SC_CLK_TCK")
+
+
 class Sampler:
-    """Hub and generator CPU use, and steal time of the VM's CPUs, over a window."""
+    """Hub, generator and servers' CPU use, and steal time of the VM's CPUs, over a window."""
 
     def __init__(self, hub: HubProcess) -> None:
         self.hub = hub
         self.t0 = time.monotonic()
         self.hub0 = hub.cpu_seconds()
+        self.servers0 = server_cpu_seconds(hub)
         self.gen0 = time.process_time()
         self.cpu0 = cpu_times()
 
+    def per_message(self, result: dict[str, Any], messages: int) -> None:
+        """Add the CPU microseconds per message of the hub and of the servers to ``result``."""
+        if messages:
+            for key in ("hub", "servers"):
+                seconds = result[f"{key}_cpu_s"]
+                result[f"{key}_cpu_us_per_msg"] = round(seconds * 1e6 / messages, 1)
+
     def result(self) -> dict[str, Any]:
         wall = time.monotonic() - self.t0
+        hub_s = self.hub.cpu_seconds() - self.hub0
+        servers_s = server_cpu_seconds(self.hub) - self.servers0
         steal: dict[str, float] = {}
         for name, now in cpu_times().items():
             before = self.cpu0.get(name)
@@ -687,7 +706,10 @@ class Sampler:
                 total = sum(now) - sum(before)
                 steal[name] = round(100 * (now[7] - before[7]) / total, 1) if total else 0.0
         return {
-            "hub_cpu_pct": round(100 * (self.hub.cpu_seconds() - self.hub0) / wall, 1),
+            "hub_cpu_pct": round(100 * hub_s / wall, 1),
+            "hub_cpu_s": round(hub_s, 3),
+            "servers_cpu_pct": round(100 * servers_s / wall, 1),
+            "servers_cpu_s": round(servers_s, 3),
             "generator_cpu_pct": round(100 * (time.process_time() - self.gen0) / wall, 1),
             "steal_pct": steal,
             "generator_gc": GcWatch.since(self.t0),
@@ -772,6 +794,7 @@ async def run_flood(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
             "hub_rss_kib": rss,
             **cpu,
         }
+        sampler.per_message(result, len(lat))
         close_all(clients)
         if spy is not None:
             result["profile"] = finish_py_spy(spy, args.profile_out, args.profile_top)
@@ -857,6 +880,8 @@ async def run_paced(args: argparse.Namespace, opts: HubOptions) -> dict[str, Any
             "hub_rss_kib": rss,
             **cpu,
         }
+        if sampler is not None:
+            sampler.per_message(result, measured_sent)
         close_all(clients)
         if spy is not None:
             result["profile"] = finish_py_spy(spy, args.profile_out, args.profile_top)
@@ -928,6 +953,8 @@ def start_py_spy(
     raw.parent.mkdir(parents=True, exist_ok=True)
     cmd = [spy, "record", "--pid", str(hub.pid), "--duration", str(int(duration))]
     cmd += ["--rate", str(rate), "--threads", "--format", "raw", "--output", str(raw)]
+    if len(_descendants(hub.pid)) > 1:
+        cmd.append("--subprocesses")  # serve --workers: the workers, added up
     if not blocking:
         cmd.append("--nonblocking")  # py-spy does not stop the hub to sample: less overhead
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -979,6 +1006,10 @@ def summarize_collapsed(raw: Path, top: int) -> dict[str, Any]:
             continue
         k = int(count)
         frames = stack.split(";")
+        while frames and frames[0].startswith("process "):
+            frames = frames[1:]  # --subprocesses: the processes' samples are added up
+        if not frames:
+            continue
         if frames[0].startswith("thread ("):
             if not frames[0].endswith("MainThread"):
                 other_threads += k
@@ -1163,7 +1194,9 @@ def report(result: dict[str, Any]) -> str:
             f"flood  {result['connections']} conns window {result['window']}: "
             f"{result['msgs_per_s']} msg/s, latency p50 {lat['p50']} p99 {lat['p99']} "
             f"max {lat['max']} ms, lost {result['lost']}, hub CPU {result['hub_cpu_pct']}%, "
-            f"generator CPU {result['generator_cpu_pct']}%"
+            f"generator CPU {result['generator_cpu_pct']}%; CPU per message: hub "
+            f"{result.get('hub_cpu_us_per_msg')} µs, PostgreSQL + Redis "
+            f"{result.get('servers_cpu_us_per_msg')} µs"
         )
     if mode == "paced":
         lat = result["latency_ms"]
@@ -1171,7 +1204,9 @@ def report(result: dict[str, Any]) -> str:
             f"paced  {result['connections']} conns at {result['offered_rate']} msg/s: "
             f"latency p50 {lat['p50']} p90 {lat['p90']} p99 {lat['p99']} max {lat['max']} ms, "
             f"lost {result['lost']} of {result['sent_total']}, "
-            f"hub CPU {result.get('hub_cpu_pct')}%"
+            f"hub CPU {result.get('hub_cpu_pct')}%; CPU per message: hub "
+            f"{result.get('hub_cpu_us_per_msg')} µs, PostgreSQL + Redis "
+            f"{result.get('servers_cpu_us_per_msg')} µs"
         )
     return (
         f"idle   {result['connections']} conns: {result['kib_per_connection']} KiB RSS per "

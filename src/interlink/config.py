@@ -209,7 +209,8 @@ class ClusterSection(_Section):
     # carbons and roster pushes waiting to be sent to other nodes; beyond, dropped (counted)
     fanout_backlog: int = Field(10_000, ge=1, le=10_000_000)
     # connections each node keeps to Redis at most (one is the notice subscription, one the
-    # inbox's blocking read); a call that finds none free waits redis_pool_timeout seconds
+    # inbox sends, one the inbox reads); a call that finds none free waits redis_pool_timeout
+    # seconds
     redis_max_connections: int = Field(64, ge=4, le=10_000)
     redis_pool_timeout: float = Field(2.0, ge=0.01, le=60)
     # seconds a Redis command may take; beyond it (or the pool's wait) a message being routed

@@ -174,3 +174,23 @@ async def test_handled_entries_leave_with_the_next_read_or_at_close(nodes: Open)
     assert await a.redis.xlen(a.key("inbox", "b")) == 1
     again = await nodes("b")
     assert [e.payload for e in await again.bus.receive(1.0)] == ["m2"]
+
+
+async def test_sends_to_several_nodes_share_a_round_trip_and_survive_lost_scripts(
+    nodes: Open,
+) -> None:
+    a, b, c = await nodes("a"), await nodes("b"), await nodes("c")
+    assert await a.bus.send("b", "warm")  # the send connection is open
+    await a.redis.script_flush()  # as after a Redis restart: the scripts are gone
+    commands = (await a.redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
+    sent = await asyncio.gather(
+        *(a.bus.send(node, f"{node}{i}") for i in range(5) for node in ("b", "c", "gone"))
+    )
+    # b and c took theirs, the node with no lease refused; every script call after the reload
+    # went in the same round trip as the refused ones (one call per node, not per message)
+    assert sent == [True, True, False] * 5
+    calls = (await a.redis.info("commandstats"))["cmdstat_evalsha"]["calls"] - commands
+    assert calls == 6  # 3 refused (no script), 3 again
+    for node, reader in (("b", b), ("c", c)):
+        got = [e.payload for e in await reader.bus.receive(1.0)]
+        assert got == (["warm"] if node == "b" else []) + [f"{node}{i}" for i in range(5)]

@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element
 
 from interlink.cluster import Located
 from interlink.cluster.local import LocalBackplane, LocalCluster
-from interlink.hub.nodes import Build, Fanout
+from interlink.hub.nodes import Build, Fanout, OrderedSender
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Presence, parse_stanza
 from tests.hub.test_carbons import copies, direct, enable
@@ -166,6 +166,12 @@ async def test_carbons_reach_resources_on_other_nodes() -> None:
         assert direct(a1.take()) == ["to the best"]
         assert copies(a2.take()) == [("received", "carol@hub.test/c", "to the best")]
         assert a3.take() == []
+        # to a1's full JID from node three: node one takes it from its inbox, delivers it and
+        # copies it to a2 (it parses the message only because there are copies to make)
+        await send(ck, carol, CHAT.format(to="alice@hub.test/a1", body="to a1"))
+        assert direct(a1.take()) == ["to a1"]
+        assert copies(a2.take()) == [("received", "carol@hub.test/c", "to a1")]
+        assert a3.take() == []
         # a2 turns carbons off: no more copies for it
         await enable(a2, False)
         await send(ck, bob, CHAT.format(to="alice@hub.test/a1", body="quiet"))
@@ -297,6 +303,9 @@ async def test_the_fanout_skips_an_account_this_node_knows_has_no_session_elsewh
     def copy(where: Located) -> str:
         return "<message xmlns='jabber:client'/>"
 
+    assert not fanout.may_reach(JID.parse("alice@hub.test"))
+    assert not fanout.may_reach(JID.parse("nobody@hub.test"))
+    assert fanout.may_reach(JID.parse("bob@hub.test"))
     for _ in range(5):  # alice's sessions are all here: never queued, so never dropped
         fanout.put(JID.parse("alice@hub.test"), None, copy)
         fanout.put(JID.parse("nobody@hub.test"), None, copy)
@@ -308,3 +317,25 @@ async def test_the_fanout_skips_an_account_this_node_knows_has_no_session_elsewh
     entries = await there.bus.receive(0.1)
     assert [len(json.loads(e.payload)["live"]) for e in entries] == [1]
     await fanout.close()
+
+
+async def test_the_ordered_sender_keeps_order_batches_and_survives_a_failed_batch() -> None:
+    """One queue shape for the live writer and the fanout: items go in the order put, each
+    batch what gathered meanwhile; a batch that fails is logged and the next ones still go;
+    with ``backlog`` items waiting one more is refused (the boundary)."""
+    batches: list[list[int]] = []
+
+    async def send(batch: list[int]) -> None:
+        batches.append(batch)
+        if batch[0] == 0:
+            raise RuntimeError("the cluster failed")
+
+    queue: OrderedSender[int] = OrderedSender(send, "test", backlog=2)
+    assert queue.put(0)
+    assert queue.put(1)
+    assert not queue.put(2)  # two wait already
+    await queue.flush()
+    assert queue.put(3)
+    await queue.flush()
+    assert batches == [[0, 1], [3]]
+    await queue.close()

@@ -20,13 +20,20 @@ Keys, under a prefix (``cluster.redis_prefix``, default ``interlink:``):
 and every command is given ``command_timeout`` seconds; beyond either, and for any failure to
 reach Redis, the call raises :class:`~interlink.cluster.ClusterError` (never redis-py's own
 exceptions), and the caller falls back (routing stores the message offline). One connection
-stays with the notice subscription, and one is held by the inbox's blocking read.
+stays with the notice subscription, and two with the inboxes (:class:`_Link`): one carries
+the sends, one the reads of this node's inbox.
 
-*Sending.* :meth:`_Bus.send` calls made while a send to the same node is in flight, or in the
-same turn of the event loop, go together in one script call (at most ``send_batch`` at once):
-under load one round trip (and, with ``appendfsync always``, one fsync) serves many messages,
-and each caller still returns only once its own entry is in the inbox. redis-py has no
+*Sending.* :meth:`_Bus.send` calls made while a send is in flight, or in the same turn of the
+event loop, go together: one script call per node (at most ``send_batch`` entries each), the
+calls for every node written together, in one round trip (and, with ``appendfsync always``,
+one fsync); each caller still returns only once its own entry is in the inbox. redis-py has no
 automatic pipelining for asyncio, so this is the few lines that do it.
+
+*The inbox connections.* A message that crosses nodes costs a send on one node and a read on
+the other: at a paced rate, one round trip each. Through the client's command layer (its pool,
+retries, script objects, response callbacks) a round trip cost about 75 us of CPU; on a
+connection kept for it, through redis-py's connection API (commands packed and written
+together, replies read in order), about 35 us. :class:`_Link` is that.
 
 Redis must keep what it acknowledged for the inboxes to survive a Redis restart: run it with
 ``appendonly yes`` and ``appendfsync always`` (docs/operations.md).
@@ -45,7 +52,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from interlink.cluster.base import (
     ChangeCallback,
@@ -227,6 +234,25 @@ class RedisCluster:
         with _answering(name):
             return await self._scripts[name](keys=keys, args=args)
 
+    async def scripts_on(
+        self, link: _Link, name: str, calls: list[tuple[list[str], list[Any]]]
+    ) -> list[Any]:
+        """Run the script ``name`` once per ``(keys, args)`` of ``calls``, all in one round trip
+        on ``link``: the replies in order, an error reply as its :class:`ResponseError`. A
+        Redis that lost its scripts (restarted) is given them, and the calls it refused made
+        again (a refused call did nothing). Raises :class:`ClusterError`."""
+        script = self._scripts[name]
+        commands = [("EVALSHA", script.sha, len(keys), *keys, *args) for keys, args in calls]
+        replies = await link.call(commands, name)
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if lost:
+            again = await link.call(
+                [("SCRIPT", "LOAD", script.script), *(commands[i] for i in lost)], name
+            )
+            for i, reply in zip(lost, again[1:], strict=True):
+                replies[i] = reply
+        return replies
+
     async def ping(self) -> None:
         """Raises :class:`ClusterError` if Redis does not answer."""
         with _answering("ping"):
@@ -241,6 +267,7 @@ class RedisCluster:
         with contextlib.suppress(ClusterError):
             await self.bus.flush_done()
         await self.invalidation.stop()
+        await self.bus.close()
         with contextlib.suppress(Exception):
             if self._leased:
                 await self.script("release", [self.key("node", self.node_id)], [self.token])
@@ -283,6 +310,61 @@ def _text(value: str | bytes) -> str:
 def _entries(rows: Any) -> list[InboxEntry]:
     """Stream rows ``[(id, {"p": payload}), ...]`` as entries."""
     return [InboxEntry(_text(i), _text(fields["p"])) for i, fields in rows]
+
+
+def _read_entries(answer: Any) -> list[InboxEntry]:
+    """XREAD's reply as the server sent it (no client callback): ``None``, or the streams with
+    their rows ``[id, [field, value, ...]]``, as a map (RESP3) or pairs (RESP2)."""
+    if not answer:
+        return []
+    streams = answer.values() if isinstance(answer, dict) else (rows for _, rows in answer)
+    entries = []
+    for rows in streams:
+        for i, fields in rows:
+            if not isinstance(fields, dict):
+                fields = dict(zip(fields[::2], fields[1::2], strict=True))
+            payload: Any = fields.get("p", fields.get(b"p", ""))  # none: logged as malformed
+            entries.append(InboxEntry(_text(i), _text(payload)))
+    return entries
+
+
+class _Link:
+    """One connection of the pool, kept for one kind of traffic and used by one task at a
+    time, through redis-py's connection API: :meth:`call` writes its commands together and
+    reads their replies in order. Taken from the pool at the first call; a failure (or a
+    cancelled call) drops the connection, and the next call connects again."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        self._c = cluster
+        self._conn: Any = None
+
+    async def call(self, commands: list[tuple[Any, ...]], what: str) -> list[Any]:
+        """The replies to ``commands``, an error reply as its :class:`ResponseError`. Each
+        read waits up to ``command_timeout`` (the pool's socket timeout). Raises
+        :class:`ClusterError`."""
+        with _answering(what):
+            if self._conn is None:
+                pool: Any = self._c.redis.connection_pool
+                self._conn = await pool.get_connection()
+            conn = self._conn
+            try:
+                await conn.send_packed_command(conn.pack_commands(commands))
+                replies: list[Any] = []
+                for _ in commands:
+                    try:
+                        replies.append(await conn.read_response())
+                    except ResponseError as exc:
+                        replies.append(exc)
+                return replies
+            except BaseException:
+                await conn.disconnect(nowait=True)
+                raise
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await self._c.redis.connection_pool.release(conn)
 
 
 def _where(full: str, value: str) -> Located:
@@ -389,99 +471,112 @@ class _Directory:
         return removed
 
 
-class _Outbox:
-    """The sends to one node not yet appended, and the one task appending them (so they keep
-    their order): each flush takes everything waiting (at most ``send_batch``) into one script
-    call, and tells each sender its own outcome."""
-
-    def __init__(self, cluster: RedisCluster, node: str) -> None:
-        self._c = cluster
-        self._keys = [cluster.key("node", node), cluster.key("inbox", node)]
-        self._waiting: list[tuple[str, asyncio.Future[bool]]] = []
-        self.task: asyncio.Task[None] | None = None
-
-    def put(self, payload: str) -> asyncio.Future[bool]:
-        loop = asyncio.get_running_loop()
-        outcome: asyncio.Future[bool] = loop.create_future()
-        self._waiting.append((payload, outcome))
-        if self.task is None:
-            # starts at the loop's next turn: whatever else is sent meanwhile goes along
-            self.task = loop.create_task(self._flush(), name="cluster-outbox")
-        return outcome
-
-    async def _flush(self) -> None:
-        c = self._c
-        limit = max(1, c.limits.send_batch)
-        batch: list[tuple[str, asyncio.Future[bool]]] = []
-        try:
-            while self._waiting:
-                batch = self._waiting[:limit]
-                del self._waiting[:limit]
-                try:
-                    added = await c.script("send", self._keys, [p for p, _ in batch])
-                except ClusterError as exc:
-                    c.counters["send_failures"] += len(batch)
-                    for _, outcome in batch:
-                        if not outcome.done():
-                            outcome.set_exception(exc)
-                else:
-                    c.counters["send_batches"] += 1
-                    c.counters["sends"] += len(batch)
-                    for _, outcome in batch:
-                        if not outcome.done():
-                            outcome.set_result(added is not None)
-                batch = []
-        finally:
-            self.task = None
-            # cancelled (the node closes): whoever still waits hears it failed
-            gone = ClusterError("the cluster connection closed before the send")
-            for _, outcome in batch + self._waiting:
-                if not outcome.done():
-                    outcome.set_exception(gone)
-            self._waiting = []
-
-
 class _Bus:
     def __init__(self, cluster: RedisCluster) -> None:
         self._c = cluster
         self._last = "0-0"
         self._handled: list[str] = []  # entries handled, to remove with the next read
-        self._outboxes: dict[str, _Outbox] = {}
+        # the sends not yet appended, by node, and the one task appending them (in order)
+        self._waiting: dict[str, list[tuple[str, asyncio.Future[bool]]]] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._sends = _Link(cluster)
+        self._reads = _Link(cluster)
 
     async def send(self, node: str, payload: str) -> bool:
-        outbox = self._outboxes.get(node)
-        if outbox is None:
-            outbox = self._outboxes[node] = _Outbox(self._c, node)
-        return await outbox.put(payload)
+        loop = asyncio.get_running_loop()
+        outcome: asyncio.Future[bool] = loop.create_future()
+        self._waiting.setdefault(node, []).append((payload, outcome))
+        if self._task is None:
+            # starts at the loop's next turn: whatever else is sent meanwhile goes along
+            self._task = loop.create_task(self._flush(), name="cluster-outbox")
+        return await outcome
+
+    async def _flush(self) -> None:
+        """Append what waits, round trip after round trip: per node at most ``send_batch``
+        entries in one script call, the calls for every node in one write; tell each sender
+        its own outcome."""
+        c = self._c
+        limit = max(1, c.limits.send_batch)
+        batches: list[tuple[str, list[tuple[str, asyncio.Future[bool]]]]] = []
+        try:
+            while self._waiting:
+                batches = []
+                for node, waiting in list(self._waiting.items()):
+                    batches.append((node, waiting[:limit]))
+                    del waiting[:limit]
+                    if not waiting:
+                        del self._waiting[node]
+                calls = [
+                    ([c.key("node", node), c.key("inbox", node)], [p for p, _ in batch])
+                    for node, batch in batches
+                ]
+                try:
+                    replies = await c.scripts_on(self._sends, "send", calls)
+                except ClusterError as exc:
+                    replies = [exc] * len(batches)
+                for (_, batch), reply in zip(batches, replies, strict=True):
+                    if isinstance(reply, Exception):
+                        c.counters["send_failures"] += len(batch)
+                        failed = (
+                            reply
+                            if isinstance(reply, ClusterError)
+                            else ClusterError(f"Redis: send failed: {reply}")
+                        )
+                        for _, outcome in batch:
+                            if not outcome.done():
+                                outcome.set_exception(failed)
+                        continue
+                    c.counters["send_batches"] += 1
+                    c.counters["sends"] += len(batch)
+                    for _, outcome in batch:
+                        if not outcome.done():
+                            outcome.set_result(bool(reply))  # false: the node is not alive
+                batches = []
+        finally:
+            self._task = None
+            # cancelled (the node closes): whoever still waits hears it failed
+            gone = ClusterError("the cluster connection closed before the send")
+            for _, batch in batches:
+                for _, outcome in batch:
+                    if not outcome.done():
+                        outcome.set_exception(gone)
+            for waiting in self._waiting.values():
+                for _, outcome in waiting:
+                    if not outcome.done():
+                        outcome.set_exception(gone)
+            self._waiting = {}
 
     async def settle(self, within: float) -> None:
         """Wait (at most ``within`` seconds) for the sends in flight, then stop them."""
-        tasks = [o.task for o in self._outboxes.values() if o.task is not None]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=within)
-            for task in pending:
+        task = self._task
+        if task is not None:
+            _, pending = await asyncio.wait([task], timeout=within)
+            if pending:
                 task.cancel()
-            for task in pending:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    async def close(self) -> None:
+        """Give the inbox connections back (after :meth:`settle`)."""
+        await self._sends.close()
+        await self._reads.close()
 
     async def receive(self, wait: float, limit: int = 100) -> list[InboxEntry]:
         c = self._c
         inbox = c.key("inbox", c.node_id)
         # the server answers before the command's own timeout runs out
         block = max(1, int(min(wait, c.limits.command_timeout / 2) * 1000))
-        handled = self._handled
-        with _answering("inbox read"):
-            if handled:
-                # the entries handled since the last read leave in the same round trip
-                async with c.redis.pipeline(transaction=False) as pipe:
-                    pipe.xdel(inbox, *handled)
-                    pipe.xread({inbox: self._last}, count=limit, block=block)
-                    answer: Any = (await pipe.execute())[1]
-                self._handled = []
-            else:
-                answer = await c.redis.xread({inbox: self._last}, count=limit, block=block)
-        entries = [entry for _, rows in answer or () for entry in _entries(rows)]
+        commands: list[tuple[Any, ...]] = []
+        if self._handled:
+            # the entries handled since the last read leave in the same round trip
+            commands.append(("XDEL", inbox, *self._handled))
+        commands.append(("XREAD", "COUNT", limit, "BLOCK", block, "STREAMS", inbox, self._last))
+        replies = await self._reads.call(commands, "inbox read")
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise ClusterError(f"Redis: inbox read failed: {reply}")
+        self._handled = []
+        entries = _read_entries(replies[-1])
         if entries:
             self._last = entries[-1].id
         return entries

@@ -89,6 +89,11 @@ class Carbons:
         for s in self._wanting(bare, (sender,)):
             s.deliver_xml(_wrap("sent", bare, s.jid, msg.type, xml))
 
+    def may_copy_received(self, bare: JID) -> bool:
+        """Whether a message delivered to ``bare`` may have ``received`` copies to make, here
+        or on other nodes (if not, the message need not even be parsed)."""
+        return bare in self._enabled or (self._fanout is not None and self._fanout.may_reach(bare))
+
     def received_elsewhere(self, msg: Message, xml: str, bare: JID) -> None:
         """Queue the ``received`` copies for ``bare``'s resources on other nodes (a message
         delivered on this one)."""

@@ -206,7 +206,8 @@ class ClusterNode:
             session = sessions.get(to)
             if session is not None:
                 session.deliver_xml(xml)  # as the sending node serialized it
-                if self._carbons is not None:  # its copies need the message parsed
+                # its copies need the message parsed: only if there may be copies to make
+                if self._carbons is not None and self._carbons.may_copy_received(to.bare):
                     with contextlib.suppress(ValueError, KeyError):
                         copied = parse_stanza(parse_fragment(xml))
                         if isinstance(copied, Message):

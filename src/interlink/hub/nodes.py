@@ -17,7 +17,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from interlink.cluster import Cluster, ClusterError, Located, SessionDirectory
 from interlink.xmpp.jid import JID
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("interlink.cluster")
 _GONE = -(2**31)  # the priority that means "unbind"
+T = TypeVar("T")
 
 
 class DirectorySync:
@@ -265,41 +266,51 @@ async def send_to_node(cluster: Cluster, node: str, kind: str, body: dict[str, s
         return False
 
 
-class LiveWriter:
-    """Stanzas for sessions on other nodes, sent in the order they were written: one queue,
-    one background task that sends what has gathered (one inbox entry per node and batch,
-    :func:`send_live`). For a stream of stanzas whose order matters (a room's traffic)."""
+class OrderedSender(Generic[T]):
+    """Items sent in the order they were put, by one background task, in batches: each batch
+    is what gathered while the one before was sent (``send(batch)``; a failure is logged, the
+    items are for sessions and none is a message for an account). At most ``backlog`` items
+    wait (``None``: no bound); beyond, :meth:`put` refuses. The one queue shape behind
+    :class:`LiveWriter` and :class:`Fanout`."""
 
-    def __init__(self, cluster: Cluster) -> None:
-        self._cluster = cluster
-        self._queue: list[tuple[Located, str]] = []
+    def __init__(
+        self, send: Callable[[list[T]], Awaitable[None]], name: str, backlog: int | None = None
+    ) -> None:
+        self._send = send
+        self._name = name
+        self._backlog = backlog
+        self._items: list[T] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
-    def write(self, node: str, full: JID, xml: str) -> None:
+    def put(self, item: T) -> bool:
+        """Queue ``item``; ``False`` (nothing queued) if ``backlog`` items wait already."""
+        if self._backlog is not None and len(self._items) >= self._backlog:
+            return False
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="live-writer")
-        self._queue.append((Located(str(full), node, True, 0), xml))
+            self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
+        self._items.append(item)
         self._idle.clear()
         self._wake.set()
+        return True
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._queue = self._queue, []
+            batch, self._items = self._items, []
             if batch:
                 try:
-                    await send_live(self._cluster, batch)
+                    await self._send(batch)
                 except Exception:
-                    log.warning("stanzas for other nodes were not sent", exc_info=True)
-            if not self._queue:
+                    log.warning("stanzas for other nodes not sent", exc_info=True)
+            if not self._items:
                 self._idle.set()
 
     async def flush(self) -> None:
-        """Wait until everything written so far was sent."""
+        """Wait until everything put so far was sent."""
         await self._idle.wait()
 
     async def close(self) -> None:
@@ -309,6 +320,31 @@ class LiveWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+
+class LiveWriter:
+    """Stanzas for sessions on other nodes, sent in the order they were written (one inbox
+    entry per node and batch, :func:`send_live`). For a stream of stanzas whose order matters
+    (a room's traffic)."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self._queue: OrderedSender[tuple[Located, str]] = OrderedSender(
+            lambda batch: self._send(cluster, batch), "live-writer"
+        )
+
+    @staticmethod
+    async def _send(cluster: Cluster, batch: list[tuple[Located, str]]) -> None:
+        await send_live(cluster, batch)
+
+    def write(self, node: str, full: JID, xml: str) -> None:
+        self._queue.put((Located(str(full), node, True, 0), xml))
+
+    async def flush(self) -> None:
+        """Wait until everything written so far was sent."""
+        await self._queue.flush()
+
+    async def close(self) -> None:
+        await self._queue.close()
 
 
 def home_of(key: str, nodes: Iterable[str]) -> str:
@@ -390,12 +426,9 @@ class Fanout:
 
     def __init__(self, cluster: Cluster, backlog: int) -> None:
         self._cluster = cluster
-        self._backlog = backlog
-        self._jobs: list[tuple[JID, str | None, Build]] = []
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._task: asyncio.Task[None] | None = None
+        self._queue: OrderedSender[tuple[JID, str | None, Build]] = OrderedSender(
+            self._send, "fanout", backlog
+        )
         self.dropped = 0
 
     @property
@@ -403,40 +436,27 @@ class Fanout:
         """Whether other nodes may hold sessions (``put`` is worth calling)."""
         return self._cluster.shared
 
+    def may_reach(self, bare: JID) -> bool:
+        """Whether :meth:`put` for ``bare`` may send anything: not if there is no other node,
+        nor if this node's fresh answer of the directory has no available session of ``bare``
+        elsewhere (so a caller can spare building what it would put)."""
+        cluster = self._cluster
+        if not cluster.shared:
+            return False
+        known = cluster.directory.peek(str(bare))
+        return known is None or any(w.node != cluster.node_id and w.available for w in known)
+
     def put(self, bare: JID, when: str | None, build: Build) -> None:
         """``build(where)`` for each available session of ``bare`` on another node, sent to it
         if it still meets ``when`` (see ``WHEN_*``)."""
-        cluster = self._cluster
-        if not cluster.shared:
-            return
-        known = cluster.directory.peek(str(bare))
-        if known is not None and not any(w.node != cluster.node_id and w.available for w in known):
-            return  # this node's fresh answer: no session elsewhere to copy to
-        if len(self._jobs) >= self._backlog:
+        if not self.may_reach(bare):
+            return  # no other node, or this node's fresh answer: no session elsewhere
+        if not self._queue.put((bare, when, build)):
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 log.warning(
                     "stanzas for other nodes dropped: backlog full", extra={"n": self.dropped}
                 )
-            return
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="fanout")
-        self._jobs.append((bare, when, build))
-        self._idle.clear()
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            jobs, self._jobs = self._jobs, []
-            if jobs:
-                try:
-                    await self._send(jobs)
-                except Exception:
-                    log.warning("stanzas for other nodes not sent", exc_info=True)
-            if not self._jobs:
-                self._idle.set()
 
     async def _send(self, jobs: list[tuple[JID, str | None, Build]]) -> None:
         found = await elsewhere_all(self._cluster, (bare for bare, _, _ in jobs))
@@ -451,12 +471,7 @@ class Fanout:
 
     async def flush(self) -> None:
         """Wait until everything put so far was sent."""
-        await self._idle.wait()
+        await self._queue.flush()
 
     async def close(self) -> None:
-        if self._task is not None:
-            await self.flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._queue.close()
