@@ -17,11 +17,9 @@ import httpx
 from slixmpp import JID
 
 import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
-from interlink.client.enlist import enlist, identity_thumbprint
 from interlink.xmpp.ext.interop import NS as INTEROP
-from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, onboard_provider, running_hub
-from tests.integration.test_groups_slixmpp import muc_client
-from tests.interop.enlistkit import ThirdParty
+from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, running_hub
+from tests.integration.test_groups_slixmpp import muc_client, stock_third_party
 
 TOKEN = "operator-token-for-tests-0123456789"
 PHONE = "4915112345678"
@@ -64,23 +62,9 @@ async def test_a_stock_third_party_blocks_and_reports_a_member_by_her_alias(
     ):
         base = f"https://127.0.0.1:{server.ports['http']}"
         port = server.ports["c2s-starttls"]
-        party = ThirdParty()
-        await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
-        device = tmp_path / "tp"
-        thumbprint = await identity_thumbprint(device)
-        jid = (
-            await enlist(
-                device,
-                base,
-                DOMAIN,
-                party.token(aud=DOMAIN, cnf={"jkt": thumbprint}),
-                ca_file=certs.ca,
-            )
-        ).jid
+        stock = await stock_third_party(base, certs, tmp_path / "tp", TOKEN)
+        jid = str(stock.client.boundjid.bare)
         alice = muc_client(f"{PHONE}@{DOMAIN}/phone", certs)
-        stock = muc_client(f"{jid}/stock", certs)
-        stock.client.credentials["access_token"] = party.token(aud=DOMAIN)
-        stock.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
         stock.client.register_plugin("xep_0191")
         raw: list[bytes] = []
         try:

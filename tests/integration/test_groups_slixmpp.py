@@ -20,7 +20,7 @@ import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with s
 from interlink.client import InterlinkClient
 from interlink.client.enlist import enlist, identity_thumbprint
 from tests.integration import test_omemo_interop
-from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, onboard_provider, running_hub
+from tests.integration.kit import DOMAIN, TIMEOUT, Certs, Xmpp, onboard_provider, running_hub
 from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
 from tests.interop.enlistkit import ThirdParty
 
@@ -131,6 +131,24 @@ async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path
                 await c.close()
 
 
+async def stock_third_party(
+    base: str, certs: Certs, device: Path, token: str, *, domain: str = DOMAIN
+) -> Xmpp:
+    """A plug-and-play provider onboarded at the hub's HTTPS ``base`` (operator ``token``), its
+    user's device enlisted in ``device`` for the service ``domain``, and a stock slixmpp client
+    of that user that logs in with OAUTHBEARER (not logged in yet; its address is
+    ``client.boundjid``)."""
+    party = ThirdParty()
+    await onboard_provider(base, certs.ca, token, party.provider_body())
+    thumbprint = await identity_thumbprint(device)
+    bound = party.token(aud=domain, cnf={"jkt": thumbprint})
+    jid = (await enlist(device, base, domain, bound, ca_file=certs.ca)).jid
+    stock = muc_client(f"{jid}/stock", certs)
+    stock.client.credentials["access_token"] = party.token(aud=domain)
+    stock.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
+    return stock
+
+
 TOKEN = "operator-token-for-tests-0123456789"
 PHONE = "4915112345678"
 
@@ -144,19 +162,8 @@ async def test_a_stock_third_party_fetches_a_gatekeeper_members_keys_at_her_alia
     ):
         base = f"https://127.0.0.1:{server.ports['http']}"
         port = server.ports["c2s-starttls"]
-        party = ThirdParty()
-        await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
-        device = tmp_path / "tp"
-        thumbprint = await identity_thumbprint(device)
-        jid = (
-            await enlist(
-                device,
-                base,
-                DOMAIN,
-                party.token(aud=DOMAIN, cnf={"jkt": thumbprint}),
-                ca_file=certs.ca,
-            )
-        ).jid
+        stock = await stock_third_party(base, certs, tmp_path / "tp", TOKEN)
+        jid = str(stock.client.boundjid.bare)
         alice = InterlinkClient(
             f"{PHONE}@{DOMAIN}/phone",
             "pw",
@@ -164,9 +171,6 @@ async def test_a_stock_third_party_fetches_a_gatekeeper_members_keys_at_her_alia
             port=port,
             ca_file=certs.ca,
         )
-        stock = muc_client(f"{jid}/stock", certs)
-        stock.client.credentials["access_token"] = party.token(aud=DOMAIN)
-        stock.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
         stock.client.register_plugin("xep_0060")
         raw: list[bytes] = []
         try:
@@ -230,23 +234,9 @@ async def test_a_stock_omemo_client_as_third_party_reads_a_gatekeeper_members_gr
     ):
         base = f"https://127.0.0.1:{server.ports['http']}"
         port = server.ports["c2s-starttls"]
-        party = ThirdParty()
-        await onboard_provider(base, certs.ca, TOKEN, party.provider_body())
-        device = tmp_path / "tp"
-        thumbprint = await identity_thumbprint(device)
-        jid = (
-            await enlist(
-                device,
-                base,
-                DOMAIN,
-                party.token(aud=DOMAIN, cnf={"jkt": thumbprint}),
-                ca_file=certs.ca,
-            )
-        ).jid
+        stock = await stock_third_party(base, certs, tmp_path / "tp", TOKEN)
+        jid = str(stock.client.boundjid.bare)
         PeerOmemo._store = MemoryStorage()
-        stock = muc_client(f"{jid}/stock", certs)
-        stock.client.credentials["access_token"] = party.token(aud=DOMAIN)
-        stock.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
         stock.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
         plugins: Any = stock.client.plugin  # typed by the names slixmpp itself ships
         omemo_plugin: Any = plugins["xep_0384"]

@@ -22,8 +22,6 @@ from slixmpp import JID
 
 import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
 from interlink.client import InterlinkClient
-from interlink.client.enlist import enlist as enlist_over_api
-from interlink.client.enlist import identity_thumbprint
 from interlink.client.events import GroupMessage
 from interlink.storage.providers import ProviderStatus
 from interlink.xmpp.ext import interop
@@ -45,10 +43,9 @@ from tests.integration.federationkit import (
     open_nodes,
     world,
 )
-from tests.integration.kit import TIMEOUT, Xmpp, onboard_provider
-from tests.integration.test_groups_slixmpp import muc_client, next_presence_from
+from tests.integration.kit import TIMEOUT, Xmpp
+from tests.integration.test_groups_slixmpp import muc_client, next_presence_from, stock_third_party
 from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
-from tests.interop.enlistkit import ThirdParty
 
 needs_prosody = pytest.mark.skipif(
     PROSODY_SERVER.missing is not None, reason=PROSODY_SERVER.missing or ""
@@ -124,15 +121,7 @@ async def member_list(client: Xmpp, affiliation: str) -> dict[str, Any]:
 async def plug_and_play(w: World, tmp_path: Path) -> Xmpp:
     """A plug-and-play third party (``examplechat``), enlisted, on the hub's c2s port."""
     base = f"https://127.0.0.1:{w.hub.ports['http']}"
-    party = ThirdParty()
-    await onboard_provider(base, w.certs.hub.ca, TOKEN, party.provider_body())
-    device = tmp_path / "tp"
-    thumbprint = await identity_thumbprint(device)
-    token = party.token(aud=DOMAIN, cnf={"jkt": thumbprint})
-    jid = (await enlist_over_api(device, base, DOMAIN, token, ca_file=w.certs.hub.ca)).jid
-    client = muc_client(f"{jid}/stock", w.certs.hub)
-    client.client.credentials["access_token"] = party.token(aud=DOMAIN)
-    client.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
+    client = await stock_third_party(base, w.certs.hub, tmp_path / "tp", TOKEN, domain=DOMAIN)
     await client.login(w.hub.ports["c2s-starttls"])
     return client
 

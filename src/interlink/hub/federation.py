@@ -484,15 +484,7 @@ class Federation:
                 names[value] = str(JID.make(shown, service, jid.resource))
         if not names:
             return stanza
-        payload = []
-        for el in stanza.payload:
-            copy = deepcopy(el)
-            for node in copy.iter():
-                for key, value in node.attrib.items():
-                    if value in names:
-                        node.set(key, names[value])
-            payload.append(copy)
-        return replace(stanza, payload=tuple(payload))
+        return _renamed(stanza, names)
 
     def _count(self, provider_id: str, reason: str) -> None:
         """One refusal: in the hub's refusals by reason and in this provider's (``/metrics``)."""
@@ -577,6 +569,12 @@ def _naming_self_as(stanza: Stanza, own: JID, alias: JID) -> Stanza:
     names = {str(own.bare): str(alias.bare), str(own): str(alias)}
     if not any(value in names for value in _attribute_values(stanza)):
         return stanza
+    return _renamed(stanza, names)
+
+
+def _renamed(stanza: Stanza, names: dict[str, str]) -> Stanza:
+    """``stanza`` with every attribute of its payload whose value is a key of ``names`` set to
+    that key's value (the payload copied, the original untouched)."""
     payload = []
     for el in stanza.payload:
         copy = deepcopy(el)
