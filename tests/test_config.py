@@ -64,6 +64,9 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[groups]\nmax_room_name_bytes = 513\n", "max_room_name_bytes"),
         ("[groups]\nmax_room_name_bytes = 0\n", "max_room_name_bytes"),
         ("[groups]\nreveal_addresses = true\n", "reveal_addresses"),
+        ("[policy]\naccount_cache_entries = 0\n", "account_cache_entries"),
+        ("[policy]\naccount_cache_seconds = -1\n", "account_cache_seconds"),
+        ("[policy]\naccount_cache_seconds = 3601\n", "account_cache_seconds"),
     ],
 )
 def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) -> None:
@@ -247,3 +250,14 @@ def test_every_limits_key_named_like_a_hub_setting_reaches_the_hub() -> None:
     changed = {name: getattr(limits, name) + 1 for name in names}
     hub = hub_settings(load_settings(None, {"limits": changed}))
     assert {name: getattr(hub, name) for name in names} == changed
+
+
+def test_the_account_cache_limits_reach_the_routing_path(tmp_path: Path) -> None:
+    """At their boundaries: one entry, and 0 s (read every time) or an hour."""
+    from interlink.settings_map import policy_limits
+
+    f = tmp_path / "hub.toml"
+    for seconds in (0, 3600):
+        f.write_text(f"[policy]\naccount_cache_entries = 1\naccount_cache_seconds = {seconds}\n")
+        limits = policy_limits(load_settings(f))
+        assert (limits.cache_entries, limits.cache_seconds) == (1, seconds)

@@ -284,6 +284,10 @@ class PolicySection(_Section):
     reports_per_hour: int = Field(10, ge=0)  # per reporter
     discovery_per_user_per_hour: int = Field(20, ge=0)
     discovery_per_provider_per_hour: int = Field(10_000, ge=0)
+    # accounts' existence and interop settings kept in memory for the routing path, and for how
+    # long (another node's change arrives through the change feed at once, see operations.md)
+    account_cache_entries: int = Field(10_000, ge=1)
+    account_cache_seconds: float = Field(30.0, ge=0, le=3600)
 
 
 class MediaSection(_Section):

@@ -137,6 +137,8 @@ def policy_limits(settings: Settings) -> PolicyLimits:
         max_report_messages=p.max_report_messages,
         max_report_text=p.max_report_text,
         reports_per_sender=Rate(p.reports_per_hour, 3600.0),
+        cache_entries=p.account_cache_entries,
+        cache_seconds=p.account_cache_seconds,
     )
 
 
