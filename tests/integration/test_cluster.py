@@ -20,9 +20,7 @@ pytestmark = pytest.mark.skipif(
     not (postgres_available() and redis_available()),
     reason="PostgreSQL and redis-server are not installed (scripts/test installs them)",
 )
-# A node's lease: long enough that the ten messages below reach b's inbox before its lease
-# runs out even on a loaded machine (with 1 s, a run beside a benchmark saw it lapse first)
-TTL = 2.0
+TTL = 1.0
 
 
 @pytest.fixture
