@@ -6,9 +6,10 @@ sessions vanish from the directory."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import signal
-import socket
 import sys
 from collections import Counter
 from pathlib import Path
@@ -20,6 +21,7 @@ from interlink.storage.postgres.engine import open_postgres
 from interlink.xmpp.sasl import derive_credentials
 from tests.integration.kit import DOMAIN, Certs, Xmpp, make_certs
 from tests.integration.test_process import cli
+from tests.ports import free_ports
 from tests.servers import PostgresServer, RedisServer, postgres_available, redis_available
 
 pytestmark = pytest.mark.skipif(
@@ -27,13 +29,6 @@ pytestmark = pytest.mark.skipif(
     reason="PostgreSQL and redis-server are not installed (scripts/test installs them)",
 )
 TTL = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def cluster_config(folder: Path, certs: Certs, dsn: str, redis_url: str, prefix: str) -> Path:
@@ -91,6 +86,7 @@ class Node:
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its workers too can be killed at once, as a group
         )
         self._reader = asyncio.create_task(self._read())
         for _ in range(600):
@@ -117,11 +113,16 @@ class Node:
     async def signal(self, sig: signal.Signals) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
-        return await asyncio.wait_for(self.proc.wait(), 40)
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 45)
+        except TimeoutError:
+            raise AssertionError(f"still running 45 s after {sig.name}: {self.log[-20:]}") from None
 
     async def ensure_stopped(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
+        """Kill what is left, workers included: an orphaned worker would hold the log pipe."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
             await self.proc.wait()
         if self._reader is not None:
             self._reader.cancel()
@@ -144,7 +145,7 @@ async def test_workers_share_the_ports_and_route_between_them(
     dsn = postgres.database()
     prefix = f"w{tmp_path.name[-12:]}:"
     config = cluster_config(tmp_path / "hub", certs, dsn, redis.url, prefix)
-    ports = {"c2s": free_port(), "tls": free_port(), "http": free_port()}
+    ports = dict(zip(("c2s", "tls", "http"), free_ports(3), strict=True))
     node = Node(
         "--config", str(config), "--workers", "2", "--node-id", "box",
         "--c2s-port", str(ports["c2s"]), "--c2s-tls-port", str(ports["tls"]),
@@ -178,7 +179,8 @@ async def test_workers_share_the_ports_and_route_between_them(
             assert (await client.next_message())["body"] == f"to u{i}"
         for client in clients:
             await client.close()
-        assert await node.signal(signal.SIGTERM) == 0  # both workers drained and left
+        code = await node.signal(signal.SIGTERM)
+        assert code == 0, node.log[-20:]  # both workers drained and left
         assert not (await observer.directory.live_nodes()) & {"box-w0", "box-w1"}
     finally:
         for client in clients:
