@@ -99,6 +99,7 @@ from interlink.storage import Storage
 from interlink.storage.engines import StorageConfig
 from interlink.storage.engines import open_storage as open_engine
 from interlink.storage.providers import Provider
+from interlink.tasks import cancel_and_wait
 from interlink.xmpp import ns
 from interlink.xmpp.ext import push as xep0357
 from interlink.xmpp.ext.commands import COMMAND
@@ -1028,14 +1029,13 @@ class HubServer:
         self._ready = False
         if self._follower is not None:
             await self._follower.stop()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        if self._media_sweeper is not None:
-            self._media_sweeper.cancel()
-        if self._changes_sweeper is not None:
-            self._changes_sweeper.cancel()
-        if self._archive_sweeper is not None:
-            self._archive_sweeper.cancel()
+        sweepers = (
+            self._sweeper,
+            self._media_sweeper,
+            self._changes_sweeper,
+            self._archive_sweeper,
+        )
+        await cancel_and_wait(task for task in sweepers if task is not None)
         for server in self._servers:
             server.close()
         if self.s2s is not None:

@@ -62,6 +62,7 @@ from interlink.cluster.base import (
     NodeFencedError,
 )
 from interlink.cluster.cache import DirectoryCache
+from interlink.tasks import cancel_and_wait
 
 log = logging.getLogger("interlink.cluster")
 
@@ -552,9 +553,7 @@ class _Bus:
         if task is not None:
             _, pending = await asyncio.wait([task], timeout=within)
             if pending:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(pending)
 
     async def close(self) -> None:
         """Give the inbox connections back (after :meth:`settle`)."""
@@ -700,7 +699,5 @@ class _Invalidation:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None

@@ -37,6 +37,7 @@ from interlink.hub.context import HubContext
 from interlink.hub.nodes import WHEN_AVAILABLE, WHEN_CARBONS, WHEN_ROSTER
 from interlink.hub.offline import OfflineDelivery
 from interlink.hub.session import Session
+from interlink.tasks import cancel_and_wait
 from interlink.xmpp.jid import JID, InvalidJID
 from interlink.xmpp.stanza import Message, parse_stanza
 from interlink.xmpp.xml import parse_fragment
@@ -102,11 +103,7 @@ class ClusterNode:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
 
     async def _lease(self) -> None:

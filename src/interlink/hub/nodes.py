@@ -11,7 +11,6 @@ Every kind of payload a node puts in another node's inbox is built here (``to``/
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import logging
@@ -20,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, S
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from interlink.cluster import Cluster, ClusterError, Located, SessionDirectory
+from interlink.tasks import cancel_and_wait
 from interlink.xmpp.jid import JID
 
 if TYPE_CHECKING:
@@ -316,9 +316,7 @@ class OrderedSender(Generic[T]):
     async def close(self) -> None:
         if self._task is not None:
             await self.flush()
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
 

@@ -30,6 +30,7 @@ from interlink.errors import StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderAccess
 from interlink.hub.session import SessionRegistry
 from interlink.storage.providers import Provider, ProviderStatus
+from interlink.tasks import cancel_and_wait
 from interlink.xmpp.jid import JID
 
 log = logging.getLogger("interlink.operator")
@@ -339,6 +340,4 @@ class ChangeFeedFollower:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])

@@ -11,7 +11,6 @@ exponential backoff; counters say what happened.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -28,6 +27,7 @@ from interlink.errors import reason
 from interlink.interop.providers import ProviderRegistry
 from interlink.storage.enlistment import InteropAccount
 from interlink.storage.providers import ProviderStatus
+from interlink.tasks import cancel_and_wait
 from interlink.xmpp.addressing import domain_of, interop_service
 from interlink.xmpp.ext.interop import NO_PUSH
 from interlink.xmpp.stanza import Message
@@ -235,10 +235,5 @@ class PushNotifier:
                     )
 
     async def close(self) -> None:
-        for task in list(self._pending):
-            task.cancel()
-        for queue in self._queues.values():
-            if queue.worker is not None:
-                queue.worker.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await queue.worker
+        workers = [queue.worker for queue in self._queues.values() if queue.worker is not None]
+        await cancel_and_wait([*self._pending, *workers])

@@ -11,7 +11,6 @@ written to the report, and reports not yet forwarded are sent again when the hub
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -23,6 +22,7 @@ from interlink.interop.providers import ProviderError, ProviderRegistry
 from interlink.interop.push import AccountLookup, HubSigner, post_jws
 from interlink.storage.policy import PolicyRepository, Report
 from interlink.storage.providers import ProviderStatus
+from interlink.tasks import cancel_and_wait
 from interlink.xmpp.addressing import domain_of, interop_service
 
 log = logging.getLogger("interlink.reports")
@@ -115,7 +115,4 @@ class ReportForwarder:
         await self._repo.report_forwarded(report.id, None, delivery.error, done=delivery.refused)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self._tasks))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import logging
 import ssl
@@ -18,6 +17,7 @@ from interlink.media import MediaLimits, MediaStore
 from interlink.net.tls import write_self_signed
 from interlink.provider.app import KitConfig, build_kit_app
 from interlink.provider.store import KitStore
+from interlink.tasks import cancel_and_wait
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +170,6 @@ async def serve_kit(settings: KitSettings) -> None:
             announce.cancel()
     finally:
         if cleanup is not None:
-            cleanup.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cleanup
+            await cancel_and_wait([cleanup])
         await client.aclose()
         await store.close()
