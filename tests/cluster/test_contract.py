@@ -106,6 +106,23 @@ async def test_a_dead_nodes_inbox_is_reclaimed_by_one_survivor(nodes: MakeNode) 
     assert "b" not in await a.directory.dead_nodes()
 
 
+async def test_a_dead_node_that_emptied_its_own_inbox_is_forgotten_for_good(
+    nodes: MakeNode,
+) -> None:
+    a, b = await nodes("a"), await nodes("b")
+    assert await a.bus.send("b", "m0")
+    got = await b.bus.receive(1.0)
+    await b.bus.done([e.id for e in got])
+    assert await b.bus.receive(0.05) == []  # removed with this read: the inbox is empty
+    for _ in range(4):  # then b stopped renewing its lease
+        await asyncio.sleep(TTL / 3)
+        await a.directory.heartbeat()
+    assert await a.directory.dead_nodes() == {"b"}
+    assert await a.bus.reclaim("b") == []  # nothing to take
+    await a.directory.forget("b")
+    assert await a.directory.dead_nodes() == set()  # not reaped again at every renewal
+
+
 async def test_a_node_restarting_under_its_id_gets_what_it_left_undone(nodes: MakeNode) -> None:
     a, b = await nodes("a"), await nodes("b")
     assert await a.bus.send("b", "m0")

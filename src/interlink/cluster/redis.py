@@ -87,6 +87,16 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
 end
 return false
 """
+_RETIRE = """
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('XLEN', KEYS[2]) > 0 then
+  return 0
+end
+redis.call('DEL', KEYS[2], KEYS[3])
+if redis.call('EXISTS', KEYS[4]) == 0 then
+  redis.call('SREM', KEYS[5], ARGV[1])
+end
+return 1
+"""
 _UNBIND = """
 local v = redis.call('HGET', KEYS[1], ARGV[1])
 if v and string.sub(v, 1, string.len(ARGV[2]) + 1) == ARGV[2] .. '\t' then
@@ -220,6 +230,7 @@ class RedisCluster:
                 ("release", _RELEASE),
                 ("send", _SEND),
                 ("unbind", _UNBIND),
+                ("retire", _RETIRE),
                 ("take", _TAKE),
                 ("locate", _LOCATE),
                 ("take_all", _TAKE_ALL),
@@ -234,6 +245,15 @@ class RedisCluster:
         """Run one of the scripts. Raises :class:`ClusterError`."""
         with _answering(name):
             return await self._scripts[name](keys=keys, args=args)
+
+    async def retire(self, node: str) -> None:
+        """Forget a dead ``node`` whose inbox is empty (a stream stays when its last entry is
+        deleted, so emptiness is what counts: else a node that stopped after handling all its
+        entries would be reaped at every lease renewal for ever): its inbox and reaper go,
+        and, once it holds no sessions, its name leaves the set of nodes. All in one script,
+        so nothing a restarted node was sent meanwhile is deleted."""
+        node_keys = [self.key(k, node) for k in ("node", "inbox", "reap", "node-sess")]
+        await self.script("retire", [*node_keys, self.key("nodes")], [node])
 
     async def scripts_on(
         self, link: _Link, name: str, calls: list[tuple[list[str], list[Any]]]
@@ -467,8 +487,7 @@ class _Directory:
                 )
                 c.cache.invalidate(bare)
             await c.redis.delete(c.key("node-sess", node))
-            if not await c.redis.exists(c.key("inbox", node)):
-                await c.redis.srem(c.key("nodes"), node)
+        await c.retire(node)
         return removed
 
 
@@ -608,13 +627,10 @@ class _Bus:
     async def reclaimed(self, node: str, ids: list[str]) -> None:
         c = self._c
         inbox = c.key("inbox", node)
-        with _answering("reclaimed"):
-            if ids:
+        if ids:
+            with _answering("reclaimed"):
                 await c.redis.xdel(inbox, *ids)
-            if not await c.redis.xlen(inbox):
-                await c.redis.delete(inbox, c.key("reap", node))
-                if not await c.redis.exists(c.key("node", node), c.key("node-sess", node)):
-                    await c.redis.srem(c.key("nodes"), node)
+        await c.retire(node)
 
 
 class _Buckets:
