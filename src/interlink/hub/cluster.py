@@ -79,9 +79,9 @@ class ClusterNode:
     ) -> None:
         """``carbons`` copies a message delivered here to the account's other resources;
         ``handlers`` take the requests of other kinds, by kind; ``on_nodes`` hears the live
-        nodes at each lease renewal. ``inbox_tries``: attempts at handing over one entry of the
-        inbox (delivering or storing it) before it is left in the inbox for later, so it cannot
-        hold up the rest."""
+        nodes every ``heartbeat_every`` seconds (apart from the lease's renewal).
+        ``inbox_tries``: attempts at handing over one entry of the inbox (delivering or
+        storing it) before it is left in the inbox for later, so it cannot hold up the rest."""
         self._ctx = ctx
         self._on_nodes = on_nodes
         self._carbons = carbons
@@ -99,6 +99,7 @@ class ClusterNode:
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._lease(), name="cluster-lease"),
+            loop.create_task(self._watch_nodes(), name="cluster-nodes"),
             loop.create_task(self._inbox(), name="cluster-inbox"),
         ]
 
@@ -107,17 +108,33 @@ class ClusterNode:
         self._tasks = []
 
     async def _lease(self) -> None:
+        """Renew the lease every ``heartbeat_every`` seconds, counted from one renewal's start
+        to the next: nothing else waits in this loop, so a slow reclaim of a dead node's inbox,
+        or a busy event loop that makes every round trip slow, does not add up to a lapse
+        (a saturated single node was seen fencing itself when renewals waited for those)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(self._every)
+            due += self._every
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            due = max(due, loop.time() - self._every)  # after a long stall: no burst of renewals
             try:
                 await self._cluster.directory.heartbeat()
-                await self.reap()
-                await self.read_nodes()
             except NodeFencedError:
                 log.error("this node's lease ran out: its sessions end, it rejoins")
                 self._fenced()
             except Exception:
                 log.warning("cluster heartbeat failed", exc_info=True)
+
+    async def _watch_nodes(self) -> None:
+        """Every ``heartbeat_every`` seconds: reclaim dead nodes' inboxes, hear the live ones."""
+        while True:
+            await asyncio.sleep(self._every)
+            try:
+                await self.reap()
+                await self.read_nodes()
+            except Exception:
+                log.warning("reading the cluster's nodes failed", exc_info=True)
 
     async def read_nodes(self) -> None:
         """Tell ``on_nodes`` which nodes are alive now."""
