@@ -17,7 +17,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from interlink.client import InterlinkClient, TextMessage
-from tests.integration.kit import DOMAIN, Xmpp, running_hub
+from tests.integration.kit import DOMAIN, Xmpp, next_of, running_hub
 from tests.integration.omemokit import decrypted_bodies, peer_omemo, send_encrypted
 
 LEGACY = "eu.siacs.conversations.axolotl"
@@ -44,10 +44,7 @@ async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path)
             await alice.send_text(f"bob@{DOMAIN}", "from the Interlink SDK")
             assert await asyncio.wait_for(received.get(), 15) == "from the Interlink SDK"
             await send_encrypted(peer, omemo_plugin, ALICE, "from slixmpp-omemo")
-            while True:
-                event = await alice.next_event(15)
-                if isinstance(event, TextMessage):
-                    break
+            event = await next_of(alice, TextMessage, 15)
             assert event.text == "from slixmpp-omemo"
             assert event.sender == f"bob@{DOMAIN}/slixmpp-omemo"
             assert event.namespace == "eu.siacs.conversations.axolotl"
@@ -78,10 +75,7 @@ async def test_a_client_that_advertises_legacy_omemo_only_gets_legacy_though_lis
         await alice.connect()
         try:
             await send_encrypted(peer, omemo_plugin, ALICE, "hello from a legacy-only client")
-            while True:
-                event = await alice.next_event(15)
-                if isinstance(event, TextMessage):
-                    break
+            event = await next_of(alice, TextMessage, 15)
             assert event.text == "hello from a legacy-only client"
             await alice.send_text(f"bob@{DOMAIN}", "a legacy answer")
             assert await asyncio.wait_for(received.get(), 15) == "a legacy answer"
@@ -136,10 +130,7 @@ async def test_first_messages_crossing_leave_the_sdk_in_the_order_they_were_encr
                 await peer.ping_server()  # the hub has passed it on to alice
                 await asyncio.sleep(0.3)  # and alice's receiver waits for its turn
             await asyncio.wait_for(sending, 15)
-            while True:  # until alice has read bob's key exchange
-                event = await alice.next_event(15)
-                if isinstance(event, TextMessage):
-                    break
+            event = await next_of(alice, TextMessage, 15)  # until alice has read bob's key exchange
             assert event.text == "bob's first"
             await alice.close()  # nothing more from alice: the hub has all of it
             await peer.ping_server()  # answered after what the hub routed to bob before

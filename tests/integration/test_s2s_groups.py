@@ -45,7 +45,7 @@ from tests.integration.groupkit import (
     next_presence_from,
     stock_third_party,
 )
-from tests.integration.kit import TIMEOUT, Xmpp, sdk_client
+from tests.integration.kit import TIMEOUT, Xmpp, next_of, sdk_client
 from tests.integration.omemokit import (
     announce_legacy_only,
     decrypted_bodies,
@@ -272,10 +272,7 @@ async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypte
                 mtype="groupchat",
                 recipient=room_alias(w, PHONE),
             )
-            while True:
-                event = await sdk.next_event(30)
-                if isinstance(event, GroupMessage):
-                    break
+            event = await next_of(sdk, GroupMessage, 30)
             assert (event.text, event.sender, event.room) == (
                 "from Prosody, encrypted",
                 str(own),
