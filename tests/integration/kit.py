@@ -174,21 +174,26 @@ class Xmpp:
         return await asyncio.wait_for(wait(), timeout)
 
     def record_received(self) -> list[bytes]:
-        """Every byte the client's stream receives from now on, as its transport hands them to
-        slixmpp: what its plugins keep from the test's handlers too (a list that grows)."""
-        kept: list[bytes] = []
-        read = self.client.data_received
-
-        def tap(data: bytes) -> None:
-            kept.append(data)
-            read(data)
-
-        self.client.data_received = tap  # type: ignore[method-assign,assignment]
-        return kept
+        """Every byte the client receives from now on (see :func:`record_received`)."""
+        return record_received(self.client)
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.disconnect(wait=1), timeout=5)
+
+
+def record_received(stream: slixmpp.BaseXMPP) -> list[bytes]:
+    """Every byte a slixmpp ``stream`` receives from now on, as its transport hands them to
+    slixmpp: what its plugins keep from the test's handlers too (a list that grows)."""
+    kept: list[bytes] = []
+    read = stream.data_received
+
+    def tap(data: bytes) -> None:
+        kept.append(data)
+        read(data)
+
+    stream.data_received = tap  # type: ignore[method-assign,assignment]
+    return kept
 
 
 class RawClient:
