@@ -148,6 +148,11 @@ class World:
         assert self.hub.hub is not None
         return self.hub.hub.federation.aliases.alias(PHONE, PROVIDER, DOMAIN) + "@" + DOMAIN
 
+    async def metrics(self) -> str:
+        """What the hub's metrics endpoint shows now (Prometheus text)."""
+        assert self.hub.metrics is not None
+        return (await self.hub.metrics.render()).decode()
+
 
 def federating_hub(folder: Path, certs: FederationCerts, **sections: dict[str, Any]) -> HubServer:
     """A hub for :data:`DOMAIN` with s2s on an ephemeral port; ``sections``: more settings (an

@@ -156,9 +156,44 @@ class Xmpp:
     async def next_message(self, timeout: float = TIMEOUT) -> Any:
         return await asyncio.wait_for(self.messages.get(), timeout)
 
+    async def next_message_of(
+        self, kind: str, body: str | None = None, *, texted: bool = False, timeout: float = TIMEOUT
+    ) -> Any:
+        """The next message of type ``kind`` (``chat``, ``groupchat``, ``error``...) within
+        ``timeout`` seconds, skipping any other: with ``body``, the next with that text; with
+        ``texted``, the next with any text (not a subject change, a chat state or a marker)."""
+
+        async def wait() -> Any:
+            while True:
+                msg = await self.messages.get()
+                if msg["type"] != kind:
+                    continue
+                if (body is None or msg["body"] == body) and (msg["body"] or not texted):
+                    return msg
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def record_received(self) -> list[bytes]:
+        """Every byte the client receives from now on (see :func:`record_received`)."""
+        return record_received(self.client)
+
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.disconnect(wait=1), timeout=5)
+
+
+def record_received(stream: slixmpp.BaseXMPP) -> list[bytes]:
+    """Every byte a slixmpp ``stream`` receives from now on, as its transport hands them to
+    slixmpp: what its plugins keep from the test's handlers too (a list that grows)."""
+    kept: list[bytes] = []
+    read = stream.data_received
+
+    def tap(data: bytes) -> None:
+        kept.append(data)
+        read(data)
+
+    stream.data_received = tap  # type: ignore[method-assign,assignment]
+    return kept
 
 
 class RawClient:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from interlink.app import HubServer
 from interlink.client import InterlinkClient, TextMessage
 from interlink.client.errors import ClientError
 from interlink.client.media import parse_aesgcm
-from tests.integration import test_omemo_interop
 from tests.integration.federationkit import (
     DOMAIN,
     HOME,
@@ -33,7 +31,7 @@ from tests.integration.federationkit import (
     onboard,
     open_nodes,
 )
-from tests.integration.kit import TIMEOUT, Certs, Xmpp, next_of
+from tests.integration.kit import Certs, Xmpp, next_of
 from tests.integration.ledgerkit import (
     PEER_TEXT,
     PHONE,
@@ -52,12 +50,12 @@ from tests.integration.ledgerkit import (
     started,
     voice_note,
 )
+from tests.integration.omemokit import announce_legacy_only, peer_omemo, send_encrypted
 from tests.integration.prosodykit import federation_certs, loopback_dns, running_prosody
 from tests.integration.taps import (
     Tap,
     http_requests,
 )
-from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
 
 # -- the federation model (the hub, provider and users of tests/integration/federationkit.py) ----
 FED_DOMAIN = DOMAIN  # not under .test: libunbound refuses the special-use names
@@ -158,16 +156,13 @@ async def federated(tmp: Path) -> Run:
 async def federated_conversation(
     hub: HubServer, prosody: Any, certs: Certs, alias: str, tmp: Path
 ) -> None:
-    PeerOmemo._store = MemoryStorage()
     await prosody.register(PEER_JID.split("@")[0], PEER, "pw")
     peer = Xmpp(f"{PEER_JID}/slixmpp-omemo", "pw", certs)
     peer.client.register_plugin("xep_0004")
     peer.client.register_plugin("xep_0085")
     peer.client.register_plugin("xep_0333")
-    peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
+    omemo = peer_omemo(peer)
     await peer.login(prosody.c2s_port)
-    plugins: Any = peer.client.plugin
-    omemo: Any = plugins["xep_0384"]
     decrypted_texts: asyncio.Queue[str] = asyncio.Queue()
     seen_by_peer: list[Any] = []
 
@@ -196,15 +191,7 @@ async def federated_conversation(
         # its provider enlists the device's identity key: the hub passes only its bundles
         await enlist(hub, PEER_JID, own_device.identity_key)
         own = slixmpp.JID(PEER_JID)
-        pubsub: Any = peer.client.plugin["xep_0060"]
-        peer.client.del_event_handler("twomemo_device_list_publish", omemo._on_device_list_update)
-        await pubsub.publish(
-            own,
-            "urn:xmpp:omemo:2:devices",
-            id="current",
-            payload=slixmpp.ET.fromstring("<devices xmlns='urn:xmpp:omemo:2'/>"),
-            timeout=TIMEOUT,
-        )
+        await announce_legacy_only(peer, omemo, own)
         await open_nodes(peer, own)
         await home.connect()
         await home.set_interop_settings(enabled=True, discoverable=True)
@@ -237,13 +224,7 @@ async def federated_conversation(
             slixmpp.ET.fromstring("<composing xmlns='http://jabber.org/protocol/chatstates'/>")
         )
         typing.send()
-        manager = await omemo.get_session_manager()
-        await manager.refresh_device_lists(alias)
-        stanza = peer.client.make_message(mto=slixmpp.JID(alias), mtype="chat")
-        stanza["body"] = PEER_TEXT
-        encrypted, _errors = await omemo.encrypt_message(stanza, slixmpp.JID(alias))
-        for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
-            message.send()
+        await send_encrypted(peer, omemo, alias, PEER_TEXT)
         answer = await next_of(home, TextMessage)
         assert answer.text == PEER_TEXT
         # media, gatekeeper -> peer: the ciphertext on the hub's upload service, the aesgcm://

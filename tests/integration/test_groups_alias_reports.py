@@ -6,7 +6,6 @@ same answer as a real one. The gatekeeper member is a stock slixmpp client too."
 
 from __future__ import annotations
 
-import asyncio
 import re
 import ssl
 from pathlib import Path
@@ -16,13 +15,16 @@ from xml.etree.ElementTree import Element, SubElement
 import httpx
 from slixmpp import JID
 
-import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
 from interlink.xmpp.ext.interop import NS as INTEROP
-from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, running_hub
-from tests.integration.test_groups_slixmpp import muc_client, stock_third_party
+from tests.integration.groupkit import (
+    PHONE,
+    TOKEN,
+    configured_room,
+    hub_with_stock_party,
+    muc_client,
+)
+from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp
 
-TOKEN = "operator-token-for-tests-0123456789"
-PHONE = "4915112345678"
 TEAM = JID(f"team@groups.{DOMAIN}")
 OTHER = JID(f"other@groups.{DOMAIN}")
 
@@ -46,47 +48,23 @@ def block_with_report(client: Xmpp, item: str, attached_id: str, body: str) -> A
     return iq.send(timeout=TIMEOUT)
 
 
-async def until_body(client: Xmpp, kind: str) -> Any:
-    while True:
-        msg = await client.next_message()
-        if msg["type"] == kind and msg["body"]:
-            return msg
-
-
 async def test_a_stock_third_party_blocks_and_reports_a_member_by_her_alias(
     tmp_path: Path,
 ) -> None:
-    async with running_hub(tmp_path, admin={"token": TOKEN}, accounts=(PHONE,)) as (
-        server,
-        certs,
-    ):
-        base = f"https://127.0.0.1:{server.ports['http']}"
-        port = server.ports["c2s-starttls"]
-        stock = await stock_third_party(base, certs, tmp_path / "tp", TOKEN)
-        jid = str(stock.client.boundjid.bare)
+    async with hub_with_stock_party(tmp_path) as party:
+        stock, jid, certs = party.stock, party.jid, party.certs
         alice = muc_client(f"{PHONE}@{DOMAIN}/phone", certs)
         stock.client.register_plugin("xep_0191")
-        raw: list[bytes] = []
         try:
-            await alice.login(port)
+            await alice.login(party.port)
             opt_in: Any = alice.client.make_iq_set()
             opt_in.xml.append(Element(f"{{{INTEROP}}}settings", {"enabled": "true"}))
             await opt_in.send(timeout=TIMEOUT)
-            a_muc: Any = alice.client.plugin["xep_0045"]
             for room in (TEAM, OTHER):
-                await a_muc.join_muc_wait(room, "alice", timeout=TIMEOUT)
-                form = await a_muc.get_room_config(room, timeout=TIMEOUT)
-                form.set_type("submit")
-                await a_muc.set_room_config(room, form, timeout=TIMEOUT)
+                a_muc = await configured_room(alice, room, "alice")
                 await a_muc.set_affiliation(room, "member", jid=JID(jid), timeout=TIMEOUT)
-            await stock.login(port)
-            read = stock.client.data_received
-
-            def tap(data: bytes) -> None:
-                raw.append(data)
-                read(data)
-
-            stock.client.data_received = tap  # type: ignore[method-assign,assignment]
+            await stock.login(party.port)
+            raw = stock.record_received()
             s_muc: Any = stock.client.plugin["xep_0045"]
             for room in (TEAM, OTHER):
                 await s_muc.join_muc_wait(room, "tp", timeout=TIMEOUT)
@@ -94,12 +72,10 @@ async def test_a_stock_third_party_blocks_and_reports_a_member_by_her_alias(
             assert PHONE not in alias
             # before: her room messages and her 1:1 messages reach the third party
             alice.client.send_message(mto=TEAM, mbody="you will see", mtype="groupchat")
-            seen = await asyncio.wait_for(until_body(stock, "groupchat"), TIMEOUT)
+            seen = await stock.next_message_of("groupchat", texted=True)
             assert seen["body"] == "you will see"
             alice.send_chat(jid, "hello 1:1")
-            assert (await asyncio.wait_for(until_body(stock, "chat"), TIMEOUT))["body"] == (
-                "hello 1:1"
-            )
+            assert (await stock.next_message_of("chat", texted=True))["body"] == "hello 1:1"
 
             # the block and report, naming the alias; the answer names nothing else
             answer = await block_with_report(stock, alias, seen["id"], "you will see")
@@ -110,7 +86,7 @@ async def test_a_stock_third_party_blocks_and_reports_a_member_by_her_alias(
             # the operator sees the account and the room
             auth = {"Authorization": f"Bearer {TOKEN}"}
             tls = ssl.create_default_context(cafile=str(certs.ca))
-            async with httpx.AsyncClient(base_url=base, verify=tls) as http:
+            async with httpx.AsyncClient(base_url=party.base, verify=tls) as http:
                 listed = (await http.get("/admin/v1/reports", headers=auth)).json()
             (report,) = listed
             assert (report["reporter"], report["reported"], report["room"]) == (
@@ -133,7 +109,7 @@ async def test_a_stock_third_party_blocks_and_reports_a_member_by_her_alias(
                     late.append((msg["type"], msg["body"]))
             assert late == []
             # her 1:1 message was refused to her like one to an address no account holds
-            bounced = await asyncio.wait_for(until_error(alice), TIMEOUT)
+            bounced = await alice.next_message_of("error")
             assert bounced["error"]["condition"] == "service-unavailable"
 
             # a forged alias: the same answer as the real one
@@ -152,12 +128,4 @@ async def test_a_stock_third_party_blocks_and_reports_a_member_by_her_alias(
             ]
             assert everything.count(PHONE) == 1
         finally:
-            await stock.close()
             await alice.close()
-
-
-async def until_error(client: Xmpp) -> Any:
-    while True:
-        msg = await client.next_message()
-        if msg["type"] == "error":
-            return msg

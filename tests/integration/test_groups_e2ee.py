@@ -29,6 +29,7 @@ from tests.integration.kit import (
     enlisted_client,
     next_of,
     onboard_provider,
+    record_received,
     record_routed,
     running_hub,
 )
@@ -91,17 +92,10 @@ _received: dict[int, list[bytes]] = {}
 
 def _record_received(client: InterlinkClient) -> None:
     """Keep every byte the client's stream receives from now on (after login: nothing of a
-    room reaches it before), as its transport hands them to slixmpp."""
-    stream: Any = client._xmpp  # the SDK's slixmpp stream: the test taps what it reads
+    room reaches it before)."""
+    stream = client._xmpp  # the SDK's slixmpp stream: the test taps what it reads
     assert stream is not None
-    kept = _received.setdefault(id(client), [])
-    read = stream.data_received
-
-    def tap(data: bytes) -> None:
-        kept.append(data)
-        read(data)
-
-    stream.data_received = tap
+    _received[id(client)] = record_received(stream)
 
 
 def received(client: InterlinkClient) -> str:

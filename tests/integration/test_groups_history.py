@@ -5,7 +5,6 @@ non-member is refused; a message the room refused is not in the history."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +12,8 @@ import pytest
 from slixmpp import JID
 from slixmpp.exceptions import IqError
 
+from tests.integration.groupkit import configured_room, muc_client
 from tests.integration.kit import DOMAIN, TIMEOUT, Xmpp, running_hub
-from tests.integration.test_groups_slixmpp import muc_client
 
 ROOM = JID(f"team@groups.{DOMAIN}")
 SENT = 7
@@ -27,16 +26,6 @@ def member(jid: str, certs: Any) -> Xmpp:
     return client
 
 
-async def groupchat(client: Xmpp, body: str) -> Any:
-    async def wait() -> Any:
-        while True:
-            msg = await client.next_message()
-            if msg["type"] == "groupchat" and msg["body"] == body:
-                return msg
-
-    return await asyncio.wait_for(wait(), TIMEOUT)
-
-
 async def test_members_fetch_the_rooms_history_page_by_page(tmp_path: Path) -> None:
     accounts = ("alice", "bob", "carol", "dave")
     async with running_hub(tmp_path, accounts=accounts) as (server, certs):
@@ -45,11 +34,7 @@ async def test_members_fetch_the_rooms_history_page_by_page(tmp_path: Path) -> N
         for c in (alice, bob, carol, dave):
             await c.login(port)
         try:
-            a_muc: Any = alice.client.plugin["xep_0045"]
-            await a_muc.join_muc_wait(ROOM, "alice", timeout=TIMEOUT)
-            form = await a_muc.get_room_config(ROOM, timeout=TIMEOUT)
-            form.set_type("submit")
-            await a_muc.set_room_config(ROOM, form, timeout=TIMEOUT)
+            a_muc = await configured_room(alice, ROOM, "alice")
             for who in ("bob", "carol"):
                 await a_muc.set_affiliation(ROOM, "member", jid=JID(f"{who}@{DOMAIN}"))
             own, *_ = await bob.client.plugin["xep_0045"].join_muc_wait(
@@ -64,7 +49,7 @@ async def test_members_fetch_the_rooms_history_page_by_page(tmp_path: Path) -> N
             for i in range(SENT):
                 sender = bob if i % 2 else carol
                 sender.client.send_message(mto=ROOM, mbody=f"m{i}", mtype="groupchat")
-                seen = await groupchat(alice, f"m{i}")
+                seen = await alice.next_message_of("groupchat", f"m{i}")
                 assert seen["stanza_id"]["by"] == ROOM
                 live_ids.append(str(seen["stanza_id"]["id"]))
 

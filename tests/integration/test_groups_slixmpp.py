@@ -8,7 +8,6 @@ what she sends the room."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,35 +15,11 @@ import pytest
 from slixmpp import JID
 from slixmpp.exceptions import IqError
 
-import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
-from interlink.client import InterlinkClient
-from interlink.client.enlist import enlist, identity_thumbprint
-from tests.integration import test_omemo_interop
-from tests.integration.kit import DOMAIN, TIMEOUT, Certs, Xmpp, onboard_provider, running_hub
-from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
-from tests.interop.enlistkit import ThirdParty
+from tests.integration.groupkit import PHONE, hub_with_stock_party, muc_client, next_presence_from
+from tests.integration.kit import DOMAIN, TIMEOUT, running_hub, sdk_client
+from tests.integration.omemokit import OMEMO2_DEVICES, decrypted_bodies, peer_omemo
 
 ROOM = JID(f"team@groups.{DOMAIN}")
-
-
-def muc_client(jid: str, certs: Any) -> Xmpp:
-    client = Xmpp(jid, "pw", certs)
-    client.client.register_plugin("xep_0045")
-    # the plugin hands room messages to its own event, not to "message"
-    client.client.add_event_handler("groupchat_message", client.messages.put_nowait)
-    client.client.add_event_handler("groupchat_message_error", client.messages.put_nowait)
-    client.client.add_event_handler("groupchat_presence", client.presences.put_nowait)
-    return client
-
-
-async def next_presence_from(client: Xmpp, sender: str, kind: str | None = None) -> Any:
-    async def wait() -> Any:
-        while True:
-            presence = await client.presences.get()
-            if str(presence["from"]) == sender and (kind is None or presence["type"] == kind):
-                return presence
-
-    return await asyncio.wait_for(wait(), TIMEOUT)
 
 
 def shown(server: Any, local: str) -> str:
@@ -83,14 +58,7 @@ async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path
             assert [str(j) for j in members] == [shown(server, "bob")]  # his alias in the room
             assert [str(j) for j in owners] == [shown(server, "alice")]
             bob.client.send_message(mto=ROOM, mbody="hello room", mtype="groupchat")
-
-            async def groupchat(client: Xmpp) -> Any:
-                while True:
-                    msg = await client.next_message()
-                    if msg["type"] == "groupchat" and msg["body"]:
-                        return msg
-
-            got = await asyncio.wait_for(groupchat(alice), TIMEOUT)
+            got = await alice.next_message_of("groupchat", texted=True)
             assert (got["body"], str(got["from"])) == ("hello room", f"{ROOM}/bob")
 
             # Refusals are errors, not silence: a non-member entering ...
@@ -112,14 +80,7 @@ async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path
             assert outcasts.value.iq["error"]["condition"] == "forbidden"
             # ... and an invitation to an address that cannot be reached
             a_muc.invite(ROOM, JID(f"nobody@{DOMAIN}"))
-
-            async def error_message(client: Xmpp) -> Any:
-                while True:
-                    msg = await client.next_message()
-                    if msg["type"] == "error":
-                        return msg
-
-            unreachable = await asyncio.wait_for(error_message(alice), TIMEOUT)
+            unreachable = await alice.next_message_of("error")
             assert unreachable["error"]["condition"] == "service-unavailable"
             assert str(unreachable["from"]) == str(ROOM)
             # the owner kicks the member out of the list: removed with 321
@@ -131,61 +92,20 @@ async def test_stock_client_creates_joins_lists_members_and_gets_errors(tmp_path
                 await c.close()
 
 
-async def stock_third_party(
-    base: str, certs: Certs, device: Path, token: str, *, domain: str = DOMAIN
-) -> Xmpp:
-    """A plug-and-play provider onboarded at the hub's HTTPS ``base`` (operator ``token``), its
-    user's device enlisted in ``device`` for the service ``domain``, and a stock slixmpp client
-    of that user that logs in with OAUTHBEARER (not logged in yet; its address is
-    ``client.boundjid``)."""
-    party = ThirdParty()
-    await onboard_provider(base, certs.ca, token, party.provider_body())
-    thumbprint = await identity_thumbprint(device)
-    bound = party.token(aud=domain, cnf={"jkt": thumbprint})
-    jid = (await enlist(device, base, domain, bound, ca_file=certs.ca)).jid
-    stock = muc_client(f"{jid}/stock", certs)
-    stock.client.credentials["access_token"] = party.token(aud=domain)
-    stock.client.plugin["feature_mechanisms"].use_mech = "OAUTHBEARER"
-    return stock
-
-
-TOKEN = "operator-token-for-tests-0123456789"
-PHONE = "4915112345678"
-
-
 async def test_a_stock_third_party_fetches_a_gatekeeper_members_keys_at_her_alias(
     tmp_path: Path,
 ) -> None:
-    async with running_hub(tmp_path, admin={"token": TOKEN}, accounts=(PHONE,)) as (
-        server,
-        certs,
-    ):
-        base = f"https://127.0.0.1:{server.ports['http']}"
-        port = server.ports["c2s-starttls"]
-        stock = await stock_third_party(base, certs, tmp_path / "tp", TOKEN)
-        jid = str(stock.client.boundjid.bare)
-        alice = InterlinkClient(
-            f"{PHONE}@{DOMAIN}/phone",
-            "pw",
-            data_dir=tmp_path / "alice",
-            port=port,
-            ca_file=certs.ca,
-        )
+    async with hub_with_stock_party(tmp_path) as party:
+        stock = party.stock
+        alice = sdk_client(tmp_path, f"{PHONE}@{DOMAIN}/phone", party.port, party.certs, "alice")
         stock.client.register_plugin("xep_0060")
-        raw: list[bytes] = []
         try:
             await alice.connect()  # publishes her device lists and bundles (both versions)
             await alice.set_interop_settings(enabled=True)
             await alice.create_group(str(ROOM), "alice", name="Team")
-            await alice.add_group_member(str(ROOM), jid)
-            await stock.login(port)
-            read = stock.client.data_received
-
-            def tap(data: bytes) -> None:
-                raw.append(data)
-                read(data)
-
-            stock.client.data_received = tap  # type: ignore[method-assign,assignment]
+            await alice.add_group_member(str(ROOM), party.jid)
+            await stock.login(party.port)
+            raw = stock.record_received()
             muc: Any = stock.client.plugin["xep_0045"]
             await muc.join_muc_wait(ROOM, "tp", timeout=TIMEOUT)
             alias = JID(JID(muc.get_jid_property(ROOM, "alice", "jid")).bare)
@@ -218,7 +138,6 @@ async def test_a_stock_third_party_fetches_a_gatekeeper_members_keys_at_her_alia
             assert str(alias) in everything
             assert PHONE not in everything  # not in a presence, a list, a key or an error
         finally:
-            await stock.close()
             await alice.close()
 
 
@@ -228,51 +147,24 @@ async def test_a_stock_omemo_client_as_third_party_reads_a_gatekeeper_members_gr
     """slixmpp-omemo (legacy OMEMO, as its documentation configures it) is a third-party member:
     it takes the sender's real JID from the room (her alias), fetches her keys there and reads
     what the SDK sent to the room."""
-    async with running_hub(tmp_path, admin={"token": TOKEN}, accounts=(PHONE,)) as (
-        server,
-        certs,
-    ):
-        base = f"https://127.0.0.1:{server.ports['http']}"
-        port = server.ports["c2s-starttls"]
-        stock = await stock_third_party(base, certs, tmp_path / "tp", TOKEN)
-        jid = str(stock.client.boundjid.bare)
-        PeerOmemo._store = MemoryStorage()
-        stock.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
-        plugins: Any = stock.client.plugin  # typed by the names slixmpp itself ships
-        omemo_plugin: Any = plugins["xep_0384"]
-        read: asyncio.Queue[str] = asyncio.Queue()
-
-        async def on_groupchat(msg: Any) -> None:
-            if omemo_plugin.is_encrypted(msg):
-                try:
-                    decrypted, _device = await omemo_plugin.decrypt_message(msg)
-                except Exception as exc:  # what it could not read, named in the failure
-                    read.put_nowait(f"unreadable: {type(exc).__name__}: {exc}")
-                    return
-                read.put_nowait(decrypted["body"])
-
-        stock.client.add_event_handler("groupchat_message", on_groupchat)
-        alice = InterlinkClient(
-            f"{PHONE}@{DOMAIN}/phone",
-            "pw",
-            data_dir=tmp_path / "alice",
-            port=port,
-            ca_file=certs.ca,
-        )
+    async with hub_with_stock_party(tmp_path) as party:
+        stock = party.stock
+        omemo_plugin = peer_omemo(stock)
+        read = decrypted_bodies(stock, omemo_plugin, "groupchat_message")
+        alice = sdk_client(tmp_path, f"{PHONE}@{DOMAIN}/phone", party.port, party.certs, "alice")
         try:
-            await stock.login(port)
+            await stock.login(party.port)
             await omemo_plugin.get_session_manager()  # its keys published
             pubsub: Any = stock.client.plugin["xep_0060"]
             # slixmpp-omemo lists OMEMO 2 devices it cannot read: legacy only, as in 1:1 tests
-            await pubsub.delete_node(JID(jid), "urn:xmpp:omemo:2:devices", timeout=TIMEOUT)
+            await pubsub.delete_node(JID(party.jid), OMEMO2_DEVICES, timeout=TIMEOUT)
             await alice.connect()
             await alice.set_interop_settings(enabled=True)
             await alice.create_group(str(ROOM), "alice", name="Team")
-            await alice.add_group_member(str(ROOM), jid)
+            await alice.add_group_member(str(ROOM), party.jid)
             muc: Any = stock.client.plugin["xep_0045"]
             await muc.join_muc_wait(ROOM, "tp", timeout=TIMEOUT)
             await alice.send_group_text(str(ROOM), "from the gatekeeper side")
             assert await asyncio.wait_for(read.get(), TIMEOUT) == "from the gatekeeper side"
         finally:
             await alice.close()
-            await stock.close()

@@ -9,96 +9,27 @@ legacy-only peer, and checks that the SDK falls back to legacy OMEMO for it, bot
 from __future__ import annotations
 
 import asyncio
-import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import slixmpp
-from omemo.storage import Just, Maybe, Nothing, Storage
-from omemo.types import DeviceInformation, JSONType
-from slixmpp.plugins import register_plugin
 from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
-from slixmpp_omemo import XEP_0384
 
 from interlink.client import InterlinkClient, TextMessage
-from tests.integration.kit import DOMAIN, Xmpp, running_hub
+from tests.integration.kit import DOMAIN, Xmpp, next_of, running_hub
+from tests.integration.omemokit import decrypted_bodies, peer_omemo, send_encrypted
 
 LEGACY = "eu.siacs.conversations.axolotl"
-
-
-class MemoryStorage(Storage):
-    def __init__(self) -> None:
-        super().__init__()
-        self._data: dict[str, JSONType] = {}
-
-    async def _load(self, key: str) -> Maybe[JSONType]:
-        return Just(self._data[key]) if key in self._data else Nothing()
-
-    async def _store(self, key: str, value: JSONType) -> None:
-        self._data[key] = value
-
-    async def _delete(self, key: str) -> None:
-        self._data.pop(key, None)
-
-
-class PeerOmemo(XEP_0384):
-    """slixmpp-omemo configured as its documentation shows: blind trust before verification."""
-
-    name = "xep_0384"
-    default_config: ClassVar[dict[str, str]] = {
-        "fallback_message": "This message is OMEMO encrypted."
-    }
-    _store: ClassVar[MemoryStorage] = MemoryStorage()
-
-    @property
-    def storage(self) -> Storage:
-        return self._store
-
-    @property
-    def _btbv_enabled(self) -> bool:
-        return True
-
-    async def _devices_blindly_trusted(
-        self, blindly_trusted: frozenset[DeviceInformation], identifier: str | None
-    ) -> None:
-        return None
-
-    async def _prompt_manual_trust(
-        self, manually_trusted: frozenset[DeviceInformation], identifier: str | None
-    ) -> None:
-        return None
-
-
-register_plugin(PeerOmemo)
-
-
-async def encrypted_to_alice(peer: Xmpp, omemo_plugin: Any, body: str) -> list[Any]:
-    """slixmpp-omemo's encrypted messages carrying ``body`` to alice (her lists fetched first)."""
-    manager = await omemo_plugin.get_session_manager()
-    await manager.refresh_device_lists(f"alice@{DOMAIN}")
-    stanza = peer.client.make_message(mto=slixmpp.JID(f"alice@{DOMAIN}"), mtype="chat")
-    stanza["body"] = body
-    encrypted, _errors = await omemo_plugin.encrypt_message(stanza, slixmpp.JID(f"alice@{DOMAIN}"))
-    return list(encrypted.values()) if isinstance(encrypted, dict) else [encrypted]
+ALICE = f"alice@{DOMAIN}"
 
 
 async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path) -> None:
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        PeerOmemo._store = MemoryStorage()
         peer = Xmpp(f"bob@{DOMAIN}/slixmpp-omemo", "pw", certs)
-        peer.client.register_plugin("xep_0384", module=sys.modules[__name__])
-        received: asyncio.Queue[str] = asyncio.Queue()
-        plugins: Any = peer.client.plugin
-        omemo_plugin: Any = plugins["xep_0384"]
-
-        async def on_message(msg: Any) -> None:
-            if omemo_plugin.is_encrypted(msg):
-                decrypted, _device = await omemo_plugin.decrypt_message(msg)
-                received.put_nowait(decrypted["body"])
-
-        peer.client.add_event_handler("message", on_message)
+        omemo_plugin = peer_omemo(peer)
+        received = decrypted_bodies(peer, omemo_plugin)
         alice = InterlinkClient(
             f"alice@{DOMAIN}/phone", "pw", data_dir=tmp_path / "alice", port=port, ca_file=certs.ca
         )
@@ -112,13 +43,8 @@ async def test_sdk_and_slixmpp_omemo_exchange_messages_both_ways(tmp_path: Path)
         try:
             await alice.send_text(f"bob@{DOMAIN}", "from the Interlink SDK")
             assert await asyncio.wait_for(received.get(), 15) == "from the Interlink SDK"
-            encrypted = await encrypted_to_alice(peer, omemo_plugin, "from slixmpp-omemo")
-            for message in encrypted:
-                message.send()
-            while True:
-                event = await alice.next_event(15)
-                if isinstance(event, TextMessage):
-                    break
+            await send_encrypted(peer, omemo_plugin, ALICE, "from slixmpp-omemo")
+            event = await next_of(alice, TextMessage, 15)
             assert event.text == "from slixmpp-omemo"
             assert event.sender == f"bob@{DOMAIN}/slixmpp-omemo"
             assert event.namespace == "eu.siacs.conversations.axolotl"
@@ -135,23 +61,10 @@ async def test_a_client_that_advertises_legacy_omemo_only_gets_legacy_though_lis
     what it reads (disco#info of the resource that wrote) and answers with legacy OMEMO."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        PeerOmemo._store = MemoryStorage()
         peer = Xmpp(f"bob@{DOMAIN}/poezio-like", "pw", certs)
-        peer.client.register_plugin("xep_0384", module=sys.modules[__name__])
-        received: asyncio.Queue[str] = asyncio.Queue()
+        omemo_plugin = peer_omemo(peer)
         plugins: Any = peer.client.plugin
-        omemo_plugin: Any = plugins["xep_0384"]
-
-        async def on_message(msg: Any) -> None:
-            if omemo_plugin.is_encrypted(msg):
-                try:
-                    decrypted, _device = await omemo_plugin.decrypt_message(msg)
-                except Exception as exc:
-                    received.put_nowait(f"unreadable: {type(exc).__name__}")
-                    return
-                received.put_nowait(decrypted["body"])
-
-        peer.client.add_event_handler("message", on_message)
+        received = decrypted_bodies(peer, omemo_plugin)
         await peer.login(port)
         await omemo_plugin.get_session_manager()  # keys published, in both device lists
         # what poezio-omemo advertises (slixmpp's remove_interest formats the wrong variable)
@@ -161,15 +74,8 @@ async def test_a_client_that_advertises_legacy_omemo_only_gets_legacy_though_lis
         )
         await alice.connect()
         try:
-            encrypted = await encrypted_to_alice(
-                peer, omemo_plugin, "hello from a legacy-only client"
-            )
-            for message in encrypted:
-                message.send()
-            while True:
-                event = await alice.next_event(15)
-                if isinstance(event, TextMessage):
-                    break
+            await send_encrypted(peer, omemo_plugin, ALICE, "hello from a legacy-only client")
+            event = await next_of(alice, TextMessage, 15)
             assert event.text == "hello from a legacy-only client"
             await alice.send_text(f"bob@{DOMAIN}", "a legacy answer")
             assert await asyncio.wait_for(received.get(), 15) == "a legacy answer"
@@ -189,11 +95,9 @@ async def test_first_messages_crossing_leave_the_sdk_in_the_order_they_were_encr
     "Key material decryption failed" on Gajim's reply in CI."""
     async with running_hub(tmp_path) as (server, certs):
         port = server.ports["c2s-starttls"]
-        PeerOmemo._store = MemoryStorage()
         peer = Xmpp(f"bob@{DOMAIN}/gajim-like", "pw", certs)
-        peer.client.register_plugin("xep_0384", module=sys.modules[__name__])
+        omemo_plugin = peer_omemo(peer)
         plugins: Any = peer.client.plugin
-        omemo_plugin: Any = plugins["xep_0384"]
         from_alice: asyncio.Queue[Any] = asyncio.Queue()
         peer.client.register_handler(  # every one, body or not (the "message" event needs one)
             Callback(
@@ -215,7 +119,7 @@ async def test_first_messages_crossing_leave_the_sdk_in_the_order_they_were_encr
         try:
             async with asyncio.timeout(15):  # OMEMO answers a key exchange at once from here
                 await alice.caught_up()
-            encrypted = await encrypted_to_alice(peer, omemo_plugin, "bob's first")
+            encrypted = await send_encrypted(peer, omemo_plugin, ALICE, "bob's first", held=True)
             # The interleaving made certain: alice's text waits for the crypto state first,
             # then bob's key exchange, which arrives while the text is being encrypted.
             async with alice.gate.operation():
@@ -226,10 +130,7 @@ async def test_first_messages_crossing_leave_the_sdk_in_the_order_they_were_encr
                 await peer.ping_server()  # the hub has passed it on to alice
                 await asyncio.sleep(0.3)  # and alice's receiver waits for its turn
             await asyncio.wait_for(sending, 15)
-            while True:  # until alice has read bob's key exchange
-                event = await alice.next_event(15)
-                if isinstance(event, TextMessage):
-                    break
+            event = await next_of(alice, TextMessage, 15)  # until alice has read bob's key exchange
             assert event.text == "bob's first"
             await alice.close()  # nothing more from alice: the hub has all of it
             await peer.ping_server()  # answered after what the hub routed to bob before

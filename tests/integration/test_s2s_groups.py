@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,10 @@ import pytest
 import slixmpp
 from slixmpp import JID
 
-import interlink.client.oauthbearer  # noqa: F401 - registers OAUTHBEARER with slixmpp
-from interlink.client import InterlinkClient
 from interlink.client.events import GroupMessage
 from interlink.storage.providers import ProviderStatus
 from interlink.xmpp.ext import interop
 from interlink.xmpp.sasl import derive_credentials
-from tests.integration import test_omemo_interop
 from tests.integration.federationkit import (
     DOMAIN,
     EJABBERD_SERVER,
@@ -43,9 +39,19 @@ from tests.integration.federationkit import (
     open_nodes,
     world,
 )
-from tests.integration.kit import TIMEOUT, Xmpp
-from tests.integration.test_groups_slixmpp import muc_client, next_presence_from, stock_third_party
-from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
+from tests.integration.groupkit import (
+    configured_room,
+    muc_client,
+    next_presence_from,
+    stock_third_party,
+)
+from tests.integration.kit import TIMEOUT, Xmpp, next_of, sdk_client
+from tests.integration.omemokit import (
+    announce_legacy_only,
+    decrypted_bodies,
+    peer_omemo,
+    send_encrypted,
+)
 
 needs_prosody = pytest.mark.skipif(
     PROSODY_SERVER.missing is not None, reason=PROSODY_SERVER.missing or ""
@@ -71,26 +77,6 @@ def room_alias(w: World, local: str) -> str:
 def provider_alias(w: World, local: str) -> str:
     assert w.hub.hub is not None
     return f"{w.hub.hub.federation.aliases.alias(local, PROVIDER, DOMAIN)}@{DOMAIN}"
-
-
-async def groupchat(client: Xmpp, body: str) -> Any:
-    async def wait() -> Any:
-        while True:
-            msg = await client.next_message()
-            if msg["type"] == "groupchat" and msg["body"] == body:
-                return msg
-
-    return await asyncio.wait_for(wait(), TIMEOUT)
-
-
-async def error_message(client: Xmpp) -> Any:
-    async def wait() -> Any:
-        while True:
-            msg = await client.next_message()
-            if msg["type"] == "error":
-                return msg
-
-    return await asyncio.wait_for(wait(), TIMEOUT)
 
 
 async def conference_invitation(raw: list[bytes]) -> Any:
@@ -146,11 +132,7 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
         await carol.login(w.peer.c2s_port)
         clients = (home, tp, carol)
         try:
-            h_muc: Any = home.client.plugin["xep_0045"]
-            await h_muc.join_muc_wait(ROOM, "home", timeout=TIMEOUT)
-            form = await h_muc.get_room_config(ROOM, timeout=TIMEOUT)
-            form.set_type("submit")
-            await h_muc.set_room_config(ROOM, form, timeout=TIMEOUT)
+            h_muc = await configured_room(home, ROOM, "home")
             tp_jid = tp.client.boundjid.bare
             for jid, affiliation in ((CAROL, "admin"), (tp_jid, "member")):
                 await h_muc.set_affiliation(ROOM, affiliation, jid=JID(jid), timeout=TIMEOUT)
@@ -170,7 +152,7 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
             ):
                 sender.client.send_message(mto=ROOM, mbody=text, mtype="groupchat")
                 for reader in clients:
-                    got = await groupchat(reader, text)
+                    got = await reader.next_message_of("groupchat", text)
                     if sender is carol and reader is not carol:
                         assert str(got["from"]) == f"{ROOM}/carol"
                         mark = got.xml.find(interop.MARKER)
@@ -206,14 +188,7 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
             # from a third party: marked (not a request: the gatekeeper user added carol to the
             # room, which opened the conversation). slixmpp's MUC plugin keeps it from the
             # "message" event, so the test reads what home's client received.
-            raw: list[bytes] = []
-            read = home.client.data_received
-
-            def tap(data: bytes) -> None:
-                raw.append(data)
-                read(data)
-
-            home.client.data_received = tap  # type: ignore[method-assign,assignment]
+            raw = home.record_received()
             direct = carol.client.make_message(mto=JID(provider_alias(w, PHONE)))
             direct.append(slixmpp.ET.fromstring(f"<x xmlns='jabber:x:conference' jid='{ROOM}'/>"))
             direct.send()
@@ -225,9 +200,9 @@ async def test_a_prosody_user_chats_in_a_hub_room_with_gatekeeper_and_plug_and_p
             # carol invites a gatekeeper user who has not opted in (by the alias she would know
             # from a chat), then an account that does not exist: the same refusal
             c_muc.invite(ROOM, JID(provider_alias(w, SHY)))
-            shy = await error_message(carol)
+            shy = await carol.next_message_of("error")
             c_muc.invite(ROOM, JID(f"nobody@{DOMAIN}"))
-            nobody = await error_message(carol)
+            nobody = await carol.next_message_of("error")
             assert shy["error"]["condition"] == nobody["error"]["condition"]
             assert shy["error"]["condition"] == "service-unavailable"
             assert (shy["error"]["text"], str(shy["from"])) == (
@@ -262,31 +237,13 @@ async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypte
     sends the room, then writes back encrypted; the hub relays ciphertext only."""
     async with world(tmp_path, PROSODY_SERVER) as w:
         opt_in = await gatekeeper(w)  # her settings: third parties allowed
-        PeerOmemo._store = MemoryStorage()
         await w.peer.register("alice", PEER, "pw")
         peer = muc_client(f"alice@{PEER}/slixmpp-omemo", w.certs.hub)
         peer.client.register_plugin("xep_0004")
-        peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
-        plugins: Any = peer.client.plugin
-        omemo_plugin: Any = plugins["xep_0384"]
-        read: asyncio.Queue[str] = asyncio.Queue()
-
-        async def on_groupchat(msg: Any) -> None:
-            if omemo_plugin.is_encrypted(msg):
-                try:
-                    decrypted, _device = await omemo_plugin.decrypt_message(msg)
-                except Exception as exc:  # what it could not read, named in the failure
-                    read.put_nowait(f"unreadable: {type(exc).__name__}: {exc}")
-                    return
-                read.put_nowait(decrypted["body"])
-
-        peer.client.add_event_handler("groupchat_message", on_groupchat)
-        sdk = InterlinkClient(
-            f"{PHONE}@{DOMAIN}/sdk",
-            "pw",
-            data_dir=tmp_path / "sdk",
-            port=w.hub.ports["c2s-starttls"],
-            ca_file=w.certs.hub.ca,
+        omemo_plugin = peer_omemo(peer)
+        read = decrypted_bodies(peer, omemo_plugin, "groupchat_message")
+        sdk = sdk_client(
+            tmp_path, f"{PHONE}@{DOMAIN}/sdk", w.hub.ports["c2s-starttls"], w.certs.hub, "sdk"
         )
         try:
             await peer.login(w.peer.c2s_port)
@@ -294,17 +251,7 @@ async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypte
             this_device, *_ = await manager.get_own_device_information()
             await enlist(w.hub, f"alice@{PEER}", this_device.identity_key)  # its identity enlisted
             own = JID(f"alice@{PEER}")
-            peer.client.del_event_handler(
-                "twomemo_device_list_publish", omemo_plugin._on_device_list_update
-            )
-            pubsub: Any = peer.client.plugin["xep_0060"]
-            await pubsub.publish(  # legacy only: it cannot serve OMEMO 2 devices
-                own,
-                "urn:xmpp:omemo:2:devices",
-                id="current",
-                payload=slixmpp.ET.fromstring("<devices xmlns='urn:xmpp:omemo:2'/>"),
-                timeout=TIMEOUT,
-            )
+            await announce_legacy_only(peer, omemo_plugin, own)
             await open_nodes(peer, own)
             await sdk.connect()
             await sdk.create_group(str(ROOM), "gk", name="Across")
@@ -317,18 +264,15 @@ async def test_an_sdk_member_and_a_slixmpp_omemo_member_on_prosody_talk_encrypte
             assert await asyncio.wait_for(read.get(), 30) == "sealed for a federated member"
             assert not any("sealed for a federated member" in x for x in routed)  # ciphertext
             # and back: slixmpp-omemo encrypts for the room's members (her alias)
-            manager = await omemo_plugin.get_session_manager()
-            alias = room_alias(w, PHONE)
-            await manager.refresh_device_lists(alias)
-            stanza = peer.client.make_message(mto=ROOM, mtype="groupchat")
-            stanza["body"] = "from Prosody, encrypted"
-            encrypted, _errors = await omemo_plugin.encrypt_message(stanza, [JID(alias)])
-            for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
-                message.send()
-            while True:
-                event = await sdk.next_event(30)
-                if isinstance(event, GroupMessage):
-                    break
+            await send_encrypted(
+                peer,
+                omemo_plugin,
+                str(ROOM),
+                "from Prosody, encrypted",
+                mtype="groupchat",
+                recipient=room_alias(w, PHONE),
+            )
+            event = await next_of(sdk, GroupMessage, 30)
             assert (event.text, event.sender, event.room) == (
                 "from Prosody, encrypted",
                 str(own),
@@ -355,19 +299,15 @@ async def test_an_ejabberd_user_chats_in_a_hub_room(tmp_path: Path) -> None:
         dave = muc_client(f"{user}/laptop", w.certs.hub)
         await dave.login(w.peer.c2s_port)
         try:
-            h_muc: Any = home.client.plugin["xep_0045"]
-            await h_muc.join_muc_wait(ROOM, "home", timeout=TIMEOUT)
-            form = await h_muc.get_room_config(ROOM, timeout=TIMEOUT)
-            form.set_type("submit")
-            await h_muc.set_room_config(ROOM, form, timeout=TIMEOUT)
+            h_muc = await configured_room(home, ROOM, "home")
             await h_muc.set_affiliation(ROOM, "member", jid=JID(user), timeout=TIMEOUT)
             d_muc: Any = dave.client.plugin["xep_0045"]
             await d_muc.join_muc_wait(ROOM, "dave", timeout=TIMEOUT)
             dave.client.send_message(mto=ROOM, mbody="from ejabberd", mtype="groupchat")
-            got = await groupchat(home, "from ejabberd")
+            got = await home.next_message_of("groupchat", "from ejabberd")
             assert got.xml.find(interop.MARKER) is not None
             home.client.send_message(mto=ROOM, mbody="to ejabberd", mtype="groupchat")
-            await groupchat(dave, "to ejabberd")
+            await dave.next_message_of("groupchat", "to ejabberd")
             captured = b"".join(w.wire)
             assert b"to ejabberd" in captured
             assert PHONE.encode() not in captured

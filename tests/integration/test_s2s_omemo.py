@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +29,6 @@ from slixmpp.xmlstream import ET
 from interlink.client import ClientError, FileMessage, InterlinkClient, TextMessage, media
 from interlink.client.omemo_session import OMEMO2
 from interlink.xmpp.xml import serialize
-from tests.integration import test_omemo_interop
 from tests.integration.federationkit import (
     HOME,
     PEER,
@@ -45,8 +43,13 @@ from tests.integration.federationkit import (
     open_nodes,
     world,
 )
-from tests.integration.kit import TIMEOUT, Xmpp, next_of
-from tests.integration.test_omemo_interop import MemoryStorage, PeerOmemo
+from tests.integration.kit import Xmpp, next_of
+from tests.integration.omemokit import (
+    announce_legacy_only,
+    decrypted_bodies,
+    peer_omemo,
+    send_encrypted,
+)
 
 ALICE = f"alice@{PEER}"
 
@@ -54,14 +57,12 @@ ALICE = f"alice@{PEER}"
 async def omemo_peer(w: World) -> tuple[Xmpp, Any]:
     """``alice`` on the stock server with slixmpp-omemo (a fresh key store), logged in; and its
     OMEMO plugin."""
-    PeerOmemo._store = MemoryStorage()
     await w.peer.register("alice", PEER, "pw")
     peer = Xmpp(f"{ALICE}/slixmpp-omemo", "pw", w.certs.hub)
     peer.client.register_plugin("xep_0004")
-    peer.client.register_plugin("xep_0384", module=sys.modules[test_omemo_interop.__name__])
+    omemo_plugin = peer_omemo(peer)
     await peer.login(w.peer.c2s_port)
-    plugins: Any = peer.client.plugin
-    return peer, plugins["xep_0384"]
+    return peer, omemo_plugin
 
 
 async def publish_keys(w: World, peer: Xmpp, omemo_plugin: Any, *, enlisted: bool = True) -> None:
@@ -127,42 +128,16 @@ async def test_sdk_and_slixmpp_omemo_exchange_encrypted_messages(
         world(tmp_path, stock_server) as w,
         omemo_users(w, tmp_path) as (opt_in, peer, omemo_plugin, sdk),
     ):
-        received: asyncio.Queue[str] = asyncio.Queue()
-
-        async def on_message(msg: Any) -> None:
-            if omemo_plugin.is_encrypted(msg):
-                decrypted, _device = await omemo_plugin.decrypt_message(msg)
-                received.put_nowait(decrypted["body"])
-
-        peer.client.add_event_handler("message", on_message)
-
+        received = decrypted_bodies(peer, omemo_plugin)
         await publish_keys(w, peer, omemo_plugin)
-        # slixmpp-omemo announces OMEMO 2 devices it cannot serve: announce none, readably
-        # (a missing node is "forbidden" to a stranger on Prosody, not "item-not-found"),
-        # and keep it from announcing itself again when it sees the list change
-        peer.client.del_event_handler(
-            "twomemo_device_list_publish", omemo_plugin._on_device_list_update
-        )
-        pubsub: Any = peer.client.plugin["xep_0060"]
-        await pubsub.publish(
-            slixmpp.JID(ALICE),
-            "urn:xmpp:omemo:2:devices",
-            id="current",
-            payload=slixmpp.ET.fromstring("<devices xmlns='urn:xmpp:omemo:2'/>"),
-            options=open_form(peer),
-            timeout=TIMEOUT,
-        )
+        await announce_legacy_only(peer, omemo_plugin, slixmpp.JID(ALICE), options=open_form(peer))
         await requested_and_accepted(w, peer, opt_in)
         await sdk.connect()
         await sdk.send_text(ALICE, "from the Interlink SDK, over s2s")
         assert await asyncio.wait_for(received.get(), 20) == "from the Interlink SDK, over s2s"
-        manager = await omemo_plugin.get_session_manager()
-        await manager.refresh_device_lists(w.alias())
-        stanza = peer.client.make_message(mto=slixmpp.JID(w.alias()), mtype="chat")
-        stanza["body"] = f"from slixmpp-omemo on {stock_server.name}"
-        encrypted, _errors = await omemo_plugin.encrypt_message(stanza, slixmpp.JID(w.alias()))
-        for message in encrypted.values() if isinstance(encrypted, dict) else [encrypted]:
-            message.send()
+        await send_encrypted(
+            peer, omemo_plugin, w.alias(), f"from slixmpp-omemo on {stock_server.name}"
+        )
         event = await next_of(sdk, TextMessage)
         assert event.text == f"from slixmpp-omemo on {stock_server.name}"
         assert event.sender.startswith(ALICE)

@@ -66,8 +66,7 @@ async def test_messages_cross_both_ways_under_the_request_rules(
         assert counters.stanzas["out"] >= 1
         assert counters.connections["in"] >= 1
         assert counters.connections["out"] >= 1
-        assert w.hub.metrics is not None
-        scraped = (await w.hub.metrics.render()).decode()
+        scraped = await w.metrics()
         assert f'interlink_s2s_stanzas_total{{direction="out",provider="{PROVIDER}"}}' in scraped
         assert f'interlink_s2s_links{{provider="{PROVIDER}"}} 2.0' in scraped
         # the packet capture of both links: no phone number of the gatekeeper user
@@ -89,12 +88,10 @@ async def test_an_unenlisted_federated_user_reaches_nobody(
         assert error["error"]["condition"] == "service-unavailable"
         with pytest.raises(TimeoutError):
             await home.next_message(timeout=1)
-        assert w.hub.metrics is not None
-        scraped = (await w.hub.metrics.render()).decode()
         assert (
             "interlink_s2s_stanza_refusals_total"
             f'{{provider="{PROVIDER}",reason="s2s-not-enlisted"}} 1.0'
-        ) in scraped
+        ) in await w.metrics()
 
 
 async def test_an_un_onboarded_domain_is_refused(tmp_path: Path, stock_server: StockServer) -> None:
@@ -243,12 +240,10 @@ async def test_pinned_fingerprints_without_a_ca_authenticate_both_ways_by_extern
         assert counters.methods["in:sasl-external"] >= 1, counters.methods
         assert counters.methods["out:sasl-external"] >= 1, counters.methods
         assert counters.methods["in:dialback"] == 0
-        assert w.hub.metrics is not None
-        scraped = (await w.hub.metrics.render()).decode()
         assert (
             "interlink_s2s_authentications_total"
             f'{{direction="in",method="sasl-external",provider="{PROVIDER}"}}'
-        ) in scraped
+        ) in await w.metrics()
 
 
 @pytest.mark.parametrize("stock_server", servers(EJABBERD_SERVER))
