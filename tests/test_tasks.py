@@ -4,6 +4,7 @@ Python 3.11) is cancelled again until it ends; nothing hangs, failures are logge
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -36,10 +37,8 @@ async def test_plain_cancel_and_await_hangs_on_such_a_task() -> None:
     """The failure the helper exists for: one cancel, then an await that never returns."""
 
     async def stubborn() -> None:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            pass
         await asyncio.sleep(60)
 
     task = asyncio.create_task(stubborn())
@@ -64,7 +63,10 @@ async def test_done_tasks_and_failures(caplog: pytest.LogCaptureFixture) -> None
     waiting = asyncio.create_task(asyncio.sleep(60))
     with caplog.at_level(logging.ERROR, logger="interlink.tasks"):
         await cancel_and_wait([failed, finished, waiting])
-    assert waiting.cancelled() and finished.done() and not finished.cancelled()
+    assert waiting.cancelled()
+    assert finished.done()
+    assert not finished.cancelled()
     records = [r for r in caplog.records if r.getMessage() == "a background task had failed"]
-    assert len(records) == 1 and getattr(records[0], "task", None) == "fails"
+    assert len(records) == 1
+    assert getattr(records[0], "task", None) == "fails"
     await cancel_and_wait([])  # nothing to do
