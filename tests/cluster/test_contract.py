@@ -62,6 +62,9 @@ async def test_a_node_whose_lease_ran_out_is_fenced(nodes: MakeNode) -> None:
     await asyncio.sleep(TTL * 1.5)
     with pytest.raises(NodeFencedError):
         await a.directory.heartbeat()
+    await a.directory.heartbeat()  # it ended its sessions; it rejoins with a new lease
+    assert "a" in await a.directory.live_nodes()
+    await a.directory.heartbeat()  # and keeps it
 
 
 async def test_an_inbox_delivers_in_order_each_entry_once(nodes: MakeNode) -> None:

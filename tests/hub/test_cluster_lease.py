@@ -38,3 +38,36 @@ async def test_the_lease_is_renewed_while_reclaiming_dead_nodes_is_stuck() -> No
     finally:
         await node.stop()
     assert cluster.renewals >= 5
+
+
+class LapsedCluster:
+    """This node's own lease has lapsed (it is among the dead) beside a really dead node."""
+
+    node_id = "me"
+
+    def __init__(self) -> None:
+        self.directory = self
+        self.bus = self
+        self.reclaimed: list[str] = []
+        self.forgotten: list[str] = []
+
+    async def dead_nodes(self) -> set[str]:
+        return {"me", "gone"}
+
+    async def reclaim(self, node: str) -> list[Any]:
+        self.reclaimed.append(node)
+        return []
+
+    async def forget(self, node: str) -> int:
+        self.forgotten.append(node)
+        return 0
+
+
+async def test_a_node_whose_lease_lapsed_does_not_reap_itself() -> None:
+    """Its inbox is read by its own inbox loop; reclaiming it too would deliver it twice, and
+    forgetting it would unbind its sessions behind its back."""
+    cluster = LapsedCluster()
+    node = ClusterNode(cast(Any, None), cast(Any, cluster), cast(Any, None), heartbeat_every=1)
+    assert await node.reap() == 0
+    assert cluster.reclaimed == ["gone"]
+    assert cluster.forgotten == ["gone"]

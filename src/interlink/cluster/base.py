@@ -60,7 +60,8 @@ class SessionDirectory(Protocol):
     """Which node holds which full JID."""
 
     async def heartbeat(self) -> None:
-        """Renew this node's lease. Raises :class:`NodeFencedError` if it ran out."""
+        """Renew this node's lease. Raises :class:`NodeFencedError` if it ran out; the next
+        call takes a new lease (the node rejoins, once it has ended the sessions it held)."""
 
     async def bind(self, full_jid: str, *, available: bool, priority: int) -> None:
         """This node holds ``full_jid`` (again, with new presence)."""

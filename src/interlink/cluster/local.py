@@ -42,13 +42,16 @@ class _Directory:
     def __init__(self, plane: LocalBackplane, node: str) -> None:
         self._plane = plane
         self._node = node
+        self._leased = False  # False: the next heartbeat takes a new lease
 
     async def heartbeat(self) -> None:
         plane = self._plane
-        if self._node in plane.known and not plane.alive(self._node):
+        if self._leased and not plane.alive(self._node):
+            self._leased = False
             raise NodeFencedError(f"node {self._node}'s lease ran out")
         plane.known.add(self._node)
         plane.leases[self._node] = plane.clock() + plane.node_ttl
+        self._leased = True
 
     async def bind(self, full_jid: str, *, available: bool, priority: int) -> None:
         bare = full_jid.split("/", 1)[0]

@@ -410,6 +410,7 @@ class _Directory:
             c._leased = True
             return
         if not await c.script("renew", [lease], [c.token, ttl_ms]):
+            c._leased = False  # the next heartbeat takes a new lease: the node rejoins
             raise NodeFencedError(f"node {c.node_id}'s lease ran out")
 
     async def bind(self, full_jid: str, *, available: bool, priority: int) -> None:

@@ -272,7 +272,8 @@ class ClusterNode:
         now) and forget their sessions. Returns how many stanzas were taken."""
         directory, bus = self._cluster.directory, self._cluster.bus
         taken = 0
-        for node in sorted(await directory.dead_nodes()):
+        # not this node's own, even while its lease has lapsed: its inbox loop reads that
+        for node in sorted(await directory.dead_nodes() - {self._cluster.node_id}):
             while entries := await bus.reclaim(node):
                 for entry in entries:
                     await self.handle(entry.payload, from_inbox=False)
