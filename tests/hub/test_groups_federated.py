@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.federation import Enlisted
-from interlink.storage.providers import ProviderStatus
+from interlink.interop.operator import OperatorState
+from interlink.storage.providers import Provider, ProviderStatus
 from interlink.xmpp import ns
 from interlink.xmpp.ext import interop, muc
 from interlink.xmpp.jid import JID
@@ -342,6 +343,41 @@ async def test_a_suspended_providers_occupants_leave_and_nothing_is_kept_for_the
         assert fed.kit.hub.ctx.storage  # nothing queued: the offline store has nothing for it
         queued = await fed.kit.hub.ctx.storage.offline.count(FED)
         assert queued == 0
+
+
+class ClosingLinks:
+    """The s2s transport as operator state sees it: closing a provider's links tells the hub
+    (``Federation.provider_closed``), as ``S2SService.close_provider`` does."""
+
+    def __init__(self, fed: Fed) -> None:
+        self.fed = fed
+
+    def provider_changed(self, provider: Provider) -> None:
+        pass
+
+    def provider_removed(self, provider_id: str) -> None:
+        pass
+
+    def close_provider(self, provider_id: str, reason: str) -> int:
+        self.fed.kit.hub.federation.provider_closed(provider_id)
+        return 1
+
+
+async def test_a_removed_providers_occupants_leave_their_rooms() -> None:
+    async with world() as fed:
+        ctx = fed.kit.hub.ctx
+        operator = OperatorState(ctx.addressing, ctx.sessions, ClosingLinks(fed))
+        operator.provider_changed(federated_provider())
+        await member(fed)
+        await fed_enters(fed)
+        fed.home.take()
+        operator.provider_removed(PROVIDER)  # its server domains are forgotten with it
+        await ctx.drain_tasks()
+        (left,) = [s for s in fed.home.stanzas() if isinstance(s, Presence)]
+        assert left.type is PresenceType.UNAVAILABLE
+        assert str(left.from_) == f"{ROOM}/alice"
+        await say(fed.home, "still there?")
+        assert out(fed) == []
 
 
 async def test_an_occupant_its_server_cannot_be_reached_for_leaves() -> None:

@@ -247,12 +247,14 @@ class OperatorState:
         before = self._known.pop(provider_id, frozenset())
         if self._status.pop(provider_id, None) is not None:
             log.info("provider removed", extra={"provider": provider_id})
+        # Its links close first, while its record still names its server domains: that is how
+        # the transport finds its inbound streams and the rooms find its users' sessions.
+        self._end_links(provider_id, False)
         self._directory.put(ProviderAccess(provider_id, provider_id, frozenset()))
         for service in sorted(before):
             self._end_sessions(provider_id, service)
         if self._links is not None:
             self._links.provider_removed(provider_id)
-        self._end_links(provider_id, False)
 
 
 ChangeHandler = Callable[[str, str], Awaitable[None]]  # (kind, subject)
