@@ -832,7 +832,8 @@ class HubServer:
 
     async def _reload_operator_state(self) -> None:
         """Everything the change feed keeps current, read again (after a change that could not
-        be applied): every provider's record."""
+        be applied): every provider's record, disabled accounts, users' block lists and
+        settings."""
         assert self.registry is not None
         assert self.operator is not None
         for provider in await self.registry.all():
@@ -840,6 +841,8 @@ class HubServer:
             self.operator.provider_changed(provider)
         assert self.storage is not None
         self.operator.disabled_accounts(await self.storage.moderation.disabled_accounts())
+        assert self.hub is not None
+        await self.hub.router.policy.load()
 
     async def _apply_change(self, kind: str, subject: str) -> None:
         """An operator change from the change feed (possibly one this process made itself:

@@ -4,8 +4,10 @@ in-memory SQLite with fake connections (tests/hubkit.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 from xml.etree.ElementTree import Element, SubElement
 
 import pytest
@@ -14,7 +16,7 @@ from interlink.errors import StanzaError, StanzaErrorCondition
 from interlink.hub.context import HubSettings
 from interlink.hub.policy.blocks import BlockLists
 from interlink.hub.policy.limits import BucketTable, PolicyLimits, Rate, TokenBucket, retry_after
-from interlink.storage.policy import ConversationState
+from interlink.storage.policy import ConversationState, PolicyRepository
 from interlink.storage.sqlite import open_sqlite
 from interlink.xmpp.ext import blocking, interop, reporting
 from interlink.xmpp.ext.interop import InboxMode, InteropSettings
@@ -281,6 +283,7 @@ async def block_lists(max_items: int = 3) -> AsyncIterator[BlockLists]:
 
 
 ALICE = JID.parse(f"alice@{DOMAIN}")
+BOB = JID.parse(f"bob@{DOMAIN}")
 
 
 async def test_block_bare_jid_blocks_every_resource() -> None:
@@ -369,6 +372,62 @@ async def test_a_blocked_alias_keeps_its_account_out_in_one_direction_and_reads_
         assert not lists.keeps_out(ALICE, BEHIND)
     finally:
         await storage.close()
+
+
+class HeldReads:
+    """A policy repository whose block-list reads wait until let go (another node's change
+    being read while this node writes the same list)."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+        self.go = asyncio.Event()
+        self.reading = asyncio.Event()
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    async def blocklist(self, owner: str) -> set[str]:
+        self.reads += 1
+        stale: set[str] = await self._inner.blocklist(owner)  # type: ignore[attr-defined]
+        self.reading.set()
+        await self.go.wait()
+        return stale
+
+
+async def test_a_reload_that_read_before_a_write_here_reads_again() -> None:
+    storage = await open_sqlite(":memory:")
+    try:
+        await storage.accounts.create(str(ALICE), CREDS, 0.0)
+        repo = HeldReads(storage.policy)
+        lists = BlockLists(cast(PolicyRepository, repo), 10, lambda _h, _i: None, lambda: None)
+        await lists.load()
+        reload = asyncio.create_task(lists.reload(ALICE))
+        await repo.reading.wait()  # it has read the list as it was: empty
+        await lists.block(ALICE, [BOB], 1.0)  # then the user blocks bob here
+        repo.go.set()
+        await reload
+        assert repo.reads == 2  # the first read was older than the write
+        assert lists.blocks(ALICE, BOB)
+    finally:
+        await storage.close()
+
+
+async def test_load_reads_every_list_again_and_forgets_cached_settings() -> None:
+    """What a node does when a change from the feed could not be applied (a resync)."""
+    async with running_hub() as kit:
+        policy = kit.hub.router.policy
+        storage = kit.hub.ctx.storage
+        await storage.accounts.create(str(ALICE), CREDS, 0.0)
+        before = await policy.settings(ALICE)  # cached now
+        changed = InteropSettings(enabled=True, discoverable=True)
+        await storage.policy.put_settings(str(ALICE), changed, 1.0)  # another node's writes
+        await storage.policy.block(str(ALICE), [str(BOB)], 1.0)
+        assert await policy.settings(ALICE) == before
+        assert not policy.blocks.blocks(ALICE, BOB)
+        await policy.load()
+        assert await policy.settings(ALICE) == changed
+        assert policy.blocks.blocks(ALICE, BOB)
 
 
 # -- the engine on a hub ---------------------------------------------------------------------------

@@ -44,6 +44,8 @@ class BlockLists:
         self._lists: dict[str, set[str]] = {}
         #: owner -> account kept out -> the alias items of the owner's list that name it
         self._accounts: dict[str, dict[str, set[str]]] = {}
+        #: owner -> writes made here while a reload of that list was reading it
+        self._reloading: dict[str, int] = {}
 
     async def load(self) -> None:
         self._lists = await self._repo.blocklists()
@@ -74,9 +76,18 @@ class BlockLists:
             del self._accounts[owner]
 
     async def reload(self, owner: JID) -> None:
-        """Read ``owner``'s list again (another process or node changed it)."""
+        """Read ``owner``'s list again (another process or node changed it). A list this node
+        wrote meanwhile is read once more: the first read may predate that write."""
         key = str(owner.bare)
-        items = await self._repo.blocklist(key)
+        self._reloading[key] = 0
+        try:
+            while True:
+                writes = self._reloading[key]
+                items = await self._repo.blocklist(key)
+                if self._reloading[key] == writes:
+                    break
+        finally:
+            del self._reloading[key]
         self._accounts.pop(key, None)
         if items:
             self._lists[key] = items
@@ -132,7 +143,7 @@ class BlockLists:
             await self._repo.block(key, new, now)
             self._lists.setdefault(key, set()).update(new)
             self._learn(key, new)
-            self._changed()
+            self._wrote(key)
         return new
 
     async def unblock(self, owner: JID, jids: list[JID] | None) -> list[str]:
@@ -148,8 +159,13 @@ class BlockLists:
                 self._lists[key] = remaining
             else:
                 self._lists.pop(key, None)
-            self._changed()
+            self._wrote(key)
         return gone
+
+    def _wrote(self, key: str) -> None:
+        if key in self._reloading:
+            self._reloading[key] += 1
+        self._changed()
 
     def forget(self, owner: JID) -> None:
         self._lists.pop(str(owner.bare), None)

@@ -202,7 +202,10 @@ class InteropPolicy:
         )
 
     async def load(self) -> None:
+        """Read again what the routing path keeps of users: every block list; cached settings
+        are forgotten (at start, and when a change from the feed could not be applied)."""
         await self.blocks.load()
+        self._cache.clear()
 
     # -- lookups ---------------------------------------------------------------------------------
     def provider_of(self, jid: JID) -> str | None:
