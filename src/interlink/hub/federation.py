@@ -48,9 +48,9 @@ leaves from ``groups.<service>`` (its own s2s stream: the hub's certificate must
 domain too) and passes the same last check, which lets per-room aliases through. A federated
 co-member's iq to a per-room alias (OMEMO's key fetches) goes to the group service, which
 answers it under the alias. When stanzas from a room never leave (:meth:`Federation.bounce`)
-or a provider's links are closed (:meth:`Federation.provider_closed`), the observers in
-:attr:`Federation.unreachable` and :attr:`Federation.closed` are told (the group service
-makes those occupants leave).
+or a provider's links are closed (:meth:`Federation.provider_closed`), the
+:class:`RoomEvents` given at construction are told (the group service makes those occupants
+leave).
 """
 
 from __future__ import annotations
@@ -234,6 +234,20 @@ class _BackToServer:
         return None  # the stream belongs to the whole server, not to this sender
 
 
+def _ignore(_: object) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEvents:
+    """What the rooms hear from federation (the router passes the group service's ears):
+    ``unsent``, a room's stanza that its s2s link never sent (its occupant is unreachable);
+    ``closed``, a provider whose links were closed."""
+
+    unsent: Callable[[Stanza], None] = _ignore
+    closed: Callable[[str], None] = _ignore
+
+
 class Federation:
     """Between the router and the s2s transport; see the module docstring."""
 
@@ -247,6 +261,7 @@ class Federation:
         cache_seconds: float = 5.0,
         max_senders: int = 4096,
         disabled: Callable[[str], bool] = lambda _jid: False,
+        rooms: RoomEvents = RoomEvents(),
     ) -> None:
         """``port``: the s2s transport (:class:`NoLinks` without s2s; :class:`LinksPort` when
         the transport is built after the hub). ``disabled``: whether an operator disabled the
@@ -264,10 +279,7 @@ class Federation:
         self._senders: OrderedDict[JID, Session] = OrderedDict()
         #: (provider, reason) -> stanzas refused at the boundary (``/metrics``, per provider)
         self.refusals: Counter[tuple[str, str]] = Counter()
-        #: told of each stanza from a room that never left (its occupant is unreachable)
-        self.unreachable: list[Callable[[Stanza], None]] = []
-        #: told of each provider whose links were closed (:meth:`provider_closed`)
-        self.closed: list[Callable[[str], None]] = []
+        self._rooms = rooms
         self._service_address = {
             service: re.compile(r"([^\s\"'<>@/&;]+)@" + re.escape(service) + r"(?![\w.-])")
             for service in self.addressing.services
@@ -275,10 +287,9 @@ class Federation:
 
     def provider_closed(self, provider_id: str) -> None:
         """The s2s transport closed every link of ``provider_id`` (suspended, removed or no
-        longer federated): the :attr:`closed` observers are told (nothing more is sent to
-        its users; their rooms see them leave)."""
-        for observer in self.closed:
-            observer(provider_id)
+        longer federated): the rooms are told (nothing more is sent to its users; their rooms
+        see them leave)."""
+        self._rooms.closed(provider_id)
 
     def federated(self, jid: JID) -> bool:
         return self.addressing.is_federated(jid)
@@ -351,8 +362,7 @@ class Federation:
         still connected, gets ``remote-server-timeout``; nothing answers an error or a result."""
         sender, to = stanza.from_, stanza.to
         if sender is not None and self.addressing.locate(sender).kind is Kind.GROUPS:
-            for observer in self.unreachable:
-                observer(stanza)  # a room's occupant its server could not be reached for
+            self._rooms.unsent(stanza)  # a room's occupant its server could not be reached for
             return
         if sender is None or to is None or is_error_stanza(stanza) or _is_response(stanza):
             return

@@ -95,13 +95,14 @@ class Hub:
             self.ctx,
             user_ids=user_ids,
             domain_services=domain_services or DomainServices(),
-            federation=lambda ctx: Federation(
+            federation=lambda ctx, rooms: Federation(
                 ctx,
                 alias_cipher,
                 enlisted,
                 federation_port if federation_port is not None else NoLinks(),
                 cache_seconds=settings.policy.cache_seconds,
                 disabled=disabled,
+                rooms=rooms,
             ),
         )
         self.federation = self.router.federation

@@ -26,7 +26,7 @@ from interlink.hub.bookmarks import BookmarksService, bookmark_node_defaults
 from interlink.hub.caps import CapsService
 from interlink.hub.carbons import Carbons
 from interlink.hub.context import HubContext
-from interlink.hub.federation import ALIAS_PREFIX, Federation
+from interlink.hub.federation import ALIAS_PREFIX, Federation, RoomEvents
 from interlink.hub.groups.aliases import AliasAccounts
 from interlink.hub.groups.service import GroupService
 from interlink.hub.observers import notify
@@ -89,10 +89,13 @@ class Router:
         *,
         user_ids: UserIds,
         domain_services: DomainServices,
-        federation: Callable[[HubContext], Federation],
+        federation: Callable[[HubContext, RoomEvents], Federation],
     ) -> None:
+        """``federation`` builds the way to federated users (stanzas to them leave through
+        it), given what its rooms must hear (the group service, built after it)."""
         self.ctx = ctx
-        self.federation = federation(ctx)  # stanzas to federated users leave through it
+        rooms = RoomEvents(unsent=self._room_stanza_unsent, closed=self._provider_closed)
+        self.federation = federation(ctx, rooms)
         self.addressing = ctx.addressing
         # what a user blocks or reports by an alias it was shown reaches the account behind it
         aliases = AliasAccounts(self.federation.aliases, ctx.addressing)
@@ -134,6 +137,12 @@ class Router:
         self._routed = ctx.observers.stanza_routed
         self._home_domain = ctx.addressing.is_home_domain
         self._groups_domain = ctx.addressing.is_groups_domain
+
+    def _room_stanza_unsent(self, stanza: Stanza) -> None:
+        self.groups.stanza_unsent(stanza)
+
+    def _provider_closed(self, provider_id: str) -> None:
+        self.groups.provider_closed(provider_id)
 
     def route(self, session: Session, stanza: Stanza) -> Pending | None:
         """Handle one stanza from ``session`` (its ``from`` already stamped by the stream)."""

@@ -136,8 +136,6 @@ class GroupService:
         self._offline = offline
         self._addressing = ctx.addressing
         self._federation = federation
-        federation.unreachable.append(self._bounced)
-        federation.closed.append(self.provider_closed)
         #: room -> federated occupant (bare) -> the sessions its presence was shown to
         self._shown_to: dict[JID, dict[JID, set[JID]]] = {}
         self._faces = RoomAliases(federation.aliases, ctx.addressing)
@@ -473,8 +471,8 @@ class GroupService:
             log.info("a federated occupant left its rooms", extra={"why": why})
             self._leave(full)
 
-    def _bounced(self, stanza: Stanza) -> None:
-        """A stanza of a room that its s2s link never sent (``Federation.unreachable``)."""
+    def stanza_unsent(self, stanza: Stanza) -> None:
+        """A stanza of a room that its s2s link never sent (``RoomEvents.unsent``)."""
         to = stanza.to
         if to is not None and to.resource is not None:
             self._unreachable(to, "its server could not be reached")
