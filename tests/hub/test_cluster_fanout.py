@@ -11,7 +11,7 @@ from xml.etree.ElementTree import Element
 
 from interlink.cluster import Located
 from interlink.cluster.local import LocalBackplane, LocalCluster
-from interlink.hub.nodes import Build, Fanout, OrderedSender
+from interlink.hub.nodes import Build, Fanout, LiveWriter, OrderedSender
 from interlink.xmpp.jid import JID
 from interlink.xmpp.stanza import Presence, parse_stanza
 from tests.hub.test_carbons import copies, direct, enable
@@ -339,3 +339,22 @@ async def test_the_ordered_sender_keeps_order_batches_and_survives_a_failed_batc
     await queue.flush()
     assert batches == [[0, 1], [3]]
     await queue.close()
+
+
+async def test_the_live_writer_drops_and_counts_beyond_its_backlog() -> None:
+    """A room's traffic for sessions on other nodes waits in a bounded queue: at the backlog
+    one more is dropped and counted; what was queued goes, in order, in one inbox entry."""
+    plane = LocalBackplane()
+    here, there = LocalCluster("here", plane), LocalCluster("there", plane)
+    for c in (here, there):
+        await c.directory.heartbeat()
+    writer = LiveWriter(here, backlog=2)
+    bob = JID.parse("bob@hub.test/b")
+    for n in range(3):  # queued before the background task runs: the 3rd is one too many
+        writer.write("there", bob, f"<message xmlns='jabber:client' id='{n}'/>")
+    assert writer.dropped == 1
+    await writer.flush()
+    entries = await there.bus.receive(0.1)
+    sent = [xml for e in entries for _, xml in json.loads(e.payload)["live"]]
+    assert sent == [f"<message xmlns='jabber:client' id='{n}'/>" for n in range(2)]
+    await writer.close()

@@ -270,8 +270,9 @@ class OrderedSender(Generic[T]):
     """Items sent in the order they were put, by one background task, in batches: each batch
     is what gathered while the one before was sent (``send(batch)``; a failure is logged, the
     items are for sessions and none is a message for an account). At most ``backlog`` items
-    wait (``None``: no bound); beyond, :meth:`put` refuses. The one queue shape behind
-    :class:`LiveWriter` and :class:`Fanout`."""
+    wait (``None``: no bound); beyond, :meth:`put` refuses, and counts it (``dropped``, logged
+    at the first and every thousandth). The one queue shape behind :class:`LiveWriter` and
+    :class:`Fanout`."""
 
     def __init__(
         self, send: Callable[[list[T]], Awaitable[None]], name: str, backlog: int | None = None
@@ -284,10 +285,17 @@ class OrderedSender(Generic[T]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
 
     def put(self, item: T) -> bool:
         """Queue ``item``; ``False`` (nothing queued) if ``backlog`` items wait already."""
         if self._backlog is not None and len(self._items) >= self._backlog:
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.warning(
+                    "stanzas for other nodes dropped: backlog full",
+                    extra={"queue": self._name, "n": self.dropped},
+                )
             return False
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=self._name)
@@ -323,12 +331,17 @@ class OrderedSender(Generic[T]):
 class LiveWriter:
     """Stanzas for sessions on other nodes, sent in the order they were written (one inbox
     entry per node and batch, :func:`send_live`). For a stream of stanzas whose order matters
-    (a room's traffic)."""
+    (a room's traffic). At most ``backlog`` stanzas wait; beyond, they are dropped and counted
+    (``dropped``): the room's archive keeps them for the occupant to fetch."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, backlog: int) -> None:
         self._queue: OrderedSender[tuple[Located, str]] = OrderedSender(
-            lambda batch: self._send(cluster, batch), "live-writer"
+            lambda batch: self._send(cluster, batch), "live-writer", backlog
         )
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
 
     @staticmethod
     async def _send(cluster: Cluster, batch: list[tuple[Located, str]]) -> None:
@@ -427,7 +440,10 @@ class Fanout:
         self._queue: OrderedSender[tuple[JID, str | None, Build]] = OrderedSender(
             self._send, "fanout", backlog
         )
-        self.dropped = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._queue.dropped
 
     @property
     def active(self) -> bool:
@@ -449,12 +465,7 @@ class Fanout:
         if it still meets ``when`` (see ``WHEN_*``)."""
         if not self.may_reach(bare):
             return  # no other node, or this node's fresh answer: no session elsewhere
-        if not self._queue.put((bare, when, build)):
-            self.dropped += 1
-            if self.dropped % 1000 == 1:
-                log.warning(
-                    "stanzas for other nodes dropped: backlog full", extra={"n": self.dropped}
-                )
+        self._queue.put((bare, when, build))  # beyond the backlog: dropped and counted
 
     async def _send(self, jobs: list[tuple[JID, str | None, Build]]) -> None:
         found = await elsewhere_all(self._cluster, (bare for bare, _, _ in jobs))

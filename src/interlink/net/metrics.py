@@ -183,6 +183,11 @@ class HubCollector(Collector):
             "Carbons and roster pushes for other nodes dropped: cluster.fanout_backlog was full",
             value=hub.ctx.fanout.dropped,
         )
+        yield CounterMetricFamily(
+            "interlink_cluster_room_dropped",
+            "Room stanzas for occupants on other nodes dropped: cluster.fanout_backlog was full",
+            value=hub.router.groups.live_dropped,
+        )
 
     def _services(self) -> Iterator[Metric]:
         """Per gatekeeper service: its users' and third parties' sessions, approved providers."""

@@ -155,7 +155,9 @@ class GroupService:
         self._nodes: set[str] = {cluster.node_id}
         self._origin: dict[JID, str] = {}
         self._away: dict[JID, set[JID]] = {}
-        self._writer: LiveWriter | None = None if self._cluster is None else LiveWriter(cluster)
+        self._writer: LiveWriter | None = (
+            None if self._cluster is None else LiveWriter(cluster, ctx.settings.fanout_backlog)
+        )
 
     # -- entry points ------------------------------------------------------------------------
     async def handle(self, session: Session, stanza: Stanza) -> None:
@@ -425,6 +427,11 @@ class GroupService:
             room = self._rooms.get(room_jid)
             if room is not None and self._home(room_jid) is not None:
                 self._drop(room, "the room moved to another node")
+
+    @property
+    def live_dropped(self) -> int:
+        """Room stanzas for sessions on other nodes dropped: ``fanout_backlog`` was full."""
+        return 0 if self._writer is None else self._writer.dropped
 
     async def flush(self) -> None:
         """Wait until what the rooms here sent to other nodes was handed over."""
