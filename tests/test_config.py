@@ -65,6 +65,8 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[groups]\nmax_room_name_bytes = 0\n", "max_room_name_bytes"),
         ("[groups]\nreveal_addresses = true\n", "reveal_addresses"),
         ("[policy]\naccount_cache_entries = 0\n", "account_cache_entries"),
+        ("[policy]\naccount_cache_entries = 10000001\n", "account_cache_entries"),
+        ("[cluster]\nredis_max_connections = 5\n", "redis_max_connections"),
         ("[policy]\naccount_cache_seconds = -1\n", "account_cache_seconds"),
         ("[policy]\naccount_cache_seconds = 3601\n", "account_cache_seconds"),
     ],
@@ -74,6 +76,16 @@ def test_invalid_settings_name_the_key(tmp_path: Path, toml: str, message: str) 
     f.write_text(toml)
     with pytest.raises(ConfigError, match=message):
         load_settings(f)
+
+
+def test_limits_at_their_bounds_are_accepted(tmp_path: Path) -> None:
+    f = tmp_path / "hub.toml"
+    f.write_text(
+        "[cluster]\nredis_max_connections = 6\n[policy]\naccount_cache_entries = 10000000\n"
+    )
+    s = load_settings(f)
+    assert s.cluster.redis_max_connections == 6
+    assert s.policy.account_cache_entries == 10_000_000
 
 
 def test_missing_file(tmp_path: Path) -> None:

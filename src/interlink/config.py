@@ -211,7 +211,8 @@ class ClusterSection(_Section):
     # connections each node keeps to Redis at most (one is the notice subscription, one the
     # inbox sends, one the inbox reads); a call that finds none free waits redis_pool_timeout
     # seconds
-    redis_max_connections: int = Field(64, ge=4, le=10_000)
+    # three are held for good (notices, inbox sends, inbox reads): at least three for the rest
+    redis_max_connections: int = Field(64, ge=6, le=10_000)
     redis_pool_timeout: float = Field(2.0, ge=0.01, le=60)
     # seconds a Redis command may take; beyond it (or the pool's wait) a message being routed
     # to another node is stored offline instead
@@ -286,7 +287,7 @@ class PolicySection(_Section):
     discovery_per_provider_per_hour: int = Field(10_000, ge=0)
     # accounts' existence and interop settings kept in memory for the routing path, and for how
     # long (another node's change arrives through the change feed at once, see operations.md)
-    account_cache_entries: int = Field(10_000, ge=1)
+    account_cache_entries: int = Field(10_000, ge=1, le=10_000_000)
     account_cache_seconds: float = Field(30.0, ge=0, le=3600)
 
 

@@ -72,10 +72,10 @@ async def test_many_sends_at_once_wait_for_the_few_connections_and_go_together(
 
 
 async def test_no_free_connection_within_the_wait_is_a_cluster_error(nodes: Open) -> None:
-    a = await nodes("a", max_connections=4, pool_timeout=0.2)
+    a = await nodes("a", max_connections=6, pool_timeout=0.2)  # the smallest pool allowed
     await nodes("b")
-    # the notice subscription holds one connection; three blocking reads hold the rest
-    holders = [a.redis.blpop([uuid.uuid4().hex], timeout=1) for _ in range(3)]
+    # the notice subscription holds one connection; five blocking reads hold the rest
+    holders = [a.redis.blpop([uuid.uuid4().hex], timeout=1) for _ in range(5)]
     held = asyncio.gather(*holders)
     await asyncio.sleep(0.1)
     with pytest.raises(ClusterError, match="No connection available"):
@@ -86,6 +86,23 @@ async def test_no_free_connection_within_the_wait_is_a_cluster_error(nodes: Open
     await held
     assert await a.bus.send("b", "m")  # connections free again
     assert await a.directory.locate(BOB) == []
+
+
+async def test_the_smallest_pool_keeps_room_for_the_lease_with_every_link_taken(
+    nodes: Open,
+) -> None:
+    """At the smallest pool allowed (cluster.redis_max_connections = 6), with the notice
+    subscription and both inbox links holding theirs, and two other calls waiting on Redis,
+    the lease is still renewed (with one connection fewer it would wait and fail)."""
+    a = await nodes("a", max_connections=6, pool_timeout=0.3)
+    await nodes("b")
+    assert await a.bus.send("b", "m")  # the sends' link takes its connection
+    assert await a.bus.receive(0.05) == []  # and the reads' link
+    holders = [a.redis.blpop([uuid.uuid4().hex], timeout=1) for _ in range(2)]
+    held = asyncio.gather(*holders)
+    await asyncio.sleep(0.1)
+    await a.directory.heartbeat()
+    await held
 
 
 async def test_a_redis_too_slow_to_answer_is_a_cluster_error(
