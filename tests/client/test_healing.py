@@ -9,7 +9,7 @@ import pytest
 from doubleratchet import DuplicateMessageException
 from doubleratchet.aead import AuthenticationFailedException
 
-from interlink.client.healing import SessionRepair, broken_session, check_settle
+from interlink.client.healing import MAX_PEERS, SessionRepair, broken_session, check_settle
 
 
 def _failed(cause: Exception) -> omemo.DecryptionFailed:
@@ -66,6 +66,24 @@ def test_the_side_that_waits_repairs_once_the_settle_time_is_over() -> None:
     bob.key_exchange_read("alice@h.test", 7, 0.0)
     assert not bob.should_repair("alice@h.test", 7, 9.999)
     assert bob.should_repair("alice@h.test", 7, 10.0)
+
+
+def test_a_peer_writing_from_ever_new_devices_cannot_grow_the_tables() -> None:
+    """At MAX_PEERS devices nothing is forgotten within the settle time; one more and the
+    oldest goes (it may then be repaired again: the price of the bound)."""
+    alice = SessionRepair("alice@h.test", 7, settle=10.0)
+    for device in range(MAX_PEERS):
+        assert alice.should_repair("mallory@h.test", device, 1.0)
+        alice.key_exchange_read("mallory@h.test", device, 1.0)
+    assert alice.remembered == 2 * MAX_PEERS
+    assert not alice.should_repair("mallory@h.test", 0, 2.0)  # all still remembered
+    assert alice.should_repair("mallory@h.test", MAX_PEERS, 2.0)  # one more ...
+    assert alice.remembered == 2 * MAX_PEERS
+    assert alice.should_repair("mallory@h.test", 0, 2.0)  # ... and the oldest went
+    assert not alice.should_repair("mallory@h.test", 2, 2.0)  # the others stay
+    assert alice.remembered == 2 * MAX_PEERS
+    assert alice.should_repair("bob@h.test", 3, 12.0)  # past the settle time: all forgotten
+    assert alice.remembered == 1
 
 
 def test_the_settle_time_must_be_positive() -> None:

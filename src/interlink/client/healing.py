@@ -30,12 +30,18 @@ archived copy read twice) or a message refused before decryption never does.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import omemo
 from doubleratchet.aead import AuthenticationFailedException, DecryptionFailedException
 
 SETTLE = 30.0
 """Seconds after reading a key exchange from a device (and after repairing its session) during
 which the repair of that device's session is left alone (see the module docstring)."""
+
+MAX_PEERS = 1024
+"""Peer devices remembered at most per table (the oldest go first): a peer writing from ever
+new device ids cannot grow them, whatever it sends within ``settle`` seconds."""
 
 
 def check_settle(settle: float) -> None:
@@ -62,13 +68,14 @@ class SessionRepair:
         check_settle(settle)
         self._own = (own, device_id)
         self._settle = settle
-        self._key_exchange_read: dict[tuple[str, int], float] = {}
-        self._repaired: dict[tuple[str, int], float] = {}
+        # peer device -> when; oldest first (time only moves forward)
+        self._key_exchange_read: OrderedDict[tuple[str, int], float] = OrderedDict()
+        self._repaired: OrderedDict[tuple[str, int], float] = OrderedDict()
 
     def key_exchange_read(self, bare: str, device_id: int, now: float) -> None:
         """A message from ``bare``'s device ``device_id`` that carried a key exchange for this
         device was read."""
-        self._key_exchange_read[(bare, device_id)] = now
+        self._remember(self._key_exchange_read, (bare, device_id), now)
         self._forget(now)
 
     def should_repair(self, bare: str, device_id: int, now: float) -> bool:
@@ -81,11 +88,25 @@ class SessionRepair:
         read = self._key_exchange_read.get(peer)
         if read is not None and now - read < self._settle and peer < self._own:
             return False  # a crossing: the device whose address sorts first repairs
-        self._repaired[peer] = now
+        self._remember(self._repaired, peer, now)
         return True
 
+    @staticmethod
+    def _remember(
+        table: OrderedDict[tuple[str, int], float], peer: tuple[str, int], now: float
+    ) -> None:
+        table[peer] = now
+        table.move_to_end(peer)
+        while len(table) > MAX_PEERS:
+            table.popitem(last=False)
+
     def _forget(self, now: float) -> None:
-        if len(self._key_exchange_read) + len(self._repaired) > 1024:
-            for table in (self._key_exchange_read, self._repaired):
-                for peer in [p for p, t in table.items() if now - t >= self._settle]:
-                    del table[peer]
+        """What is older than ``settle`` no longer counts: dropped, oldest first."""
+        for table in (self._key_exchange_read, self._repaired):
+            while table and now - next(iter(table.values())) >= self._settle:
+                table.popitem(last=False)
+
+    @property
+    def remembered(self) -> int:
+        """Peer devices remembered in both tables (tests, the bound)."""
+        return len(self._key_exchange_read) + len(self._repaired)
