@@ -380,6 +380,27 @@ async def test_a_removed_providers_occupants_leave_their_rooms() -> None:
         assert out(fed) == []
 
 
+async def test_sessions_that_left_are_not_remembered_as_shown_a_federated_occupant() -> None:
+    """What the room remembers of whom a federated occupant was shown to is bounded by the
+    sessions in the room: one that left is forgotten (it is shown the occupant again if it
+    comes back)."""
+    async with world() as fed:
+        await member(fed)
+        await fed_enters(fed)
+        bob = await user(fed.kit, "bob", opted_in=True)
+        await invite(fed.home, f"bob@{DOMAIN}")
+        await bob.send(
+            f"<presence xmlns='jabber:client' to='{ROOM}/bob'><x xmlns='{muc.NS}'/></presence>"
+        )
+        shown = fed.kit.hub.router.groups._shown_to[JID.parse(ROOM)][JID.parse(FED)]
+        assert JID.parse(bob.jid) in shown  # it saw alice enter
+        await bob.send(f"<presence xmlns='jabber:client' to='{ROOM}/bob' type='unavailable'/>")
+        await fed.kit.hub.ctx.drain_tasks()
+        shown = fed.kit.hub.router.groups._shown_to[JID.parse(ROOM)][JID.parse(FED)]
+        assert JID.parse(bob.jid) not in shown
+        assert shown  # the owner's session still is
+
+
 async def test_an_occupant_its_server_cannot_be_reached_for_leaves() -> None:
     async with world() as fed:
         await member(fed)

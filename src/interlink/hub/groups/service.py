@@ -515,13 +515,18 @@ class GroupService:
         return None
 
     def _forget_gone(self, room: Room) -> None:
-        """Drop what is remembered of federated occupants no longer in ``room``."""
+        """Drop what is remembered of federated occupants no longer in ``room``, and of the
+        sessions they were shown to that left it (one that comes back is shown them again)."""
         shown = self._shown_to.get(room.jid)
         if not shown:
             return
         present = {o.real for o in room.occupants.values()}
-        for author in [a for a in shown if a not in present]:
-            del shown[author]
+        sessions = {s for o in room.occupants.values() for s in o.sessions}
+        for author in list(shown):
+            if author in present:
+                shown[author] &= sessions
+            else:
+                del shown[author]
         if not shown:
             del self._shown_to[room.jid]
 
