@@ -5,9 +5,12 @@ to sessions that are still there and want it (carbons enabled, ``+notify``, the 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from xml.etree.ElementTree import Element
+
+import pytest
 
 from interlink.cluster import Located
 from interlink.cluster.local import LocalBackplane, LocalCluster
@@ -358,3 +361,17 @@ async def test_the_live_writer_drops_and_counts_beyond_its_backlog() -> None:
     sent = [xml for e in entries for _, xml in json.loads(e.payload)["live"]]
     assert sent == [f"<message xmlns='jabber:client' id='{n}'/>" for n in range(2)]
     await writer.close()
+
+
+async def test_closing_the_ordered_sender_does_not_wait_for_ever_for_a_stuck_send(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def stuck(batch: list[int]) -> None:
+        await asyncio.Event().wait()  # a Redis that no longer answers
+
+    queue: OrderedSender[int] = OrderedSender(stuck, "test")
+    assert queue.put(1)
+    await asyncio.sleep(0)  # the batch is being sent
+    assert queue.put(2)
+    await asyncio.wait_for(queue.close(within=0.05), timeout=5)
+    assert any("not sent before stopping" in r.getMessage() for r in caplog.records)

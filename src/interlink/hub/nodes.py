@@ -321,9 +321,18 @@ class OrderedSender(Generic[T]):
         """Wait until everything put so far was sent."""
         await self._idle.wait()
 
-    async def close(self) -> None:
+    async def close(self, within: float = 10.0) -> None:
+        """Send what waits (at most ``within`` seconds: a Redis that no longer answers must not
+        hold up a node's stop; what is left is logged), then stop."""
         if self._task is not None:
-            await self.flush()
+            try:
+                async with asyncio.timeout(within):
+                    await self.flush()
+            except TimeoutError:
+                log.warning(
+                    "stanzas for other nodes not sent before stopping",
+                    extra={"queue": self._name, "n": len(self._items)},
+                )
             await cancel_and_wait([self._task])
             self._task = None
 
