@@ -492,13 +492,22 @@ class _Directory:
         return removed
 
 
+_Sends = list[tuple[str, "asyncio.Future[bool]"]]  # payloads and their senders' outcomes
+
+
+def _fail(batch: _Sends, error: ClusterError) -> None:
+    for _, outcome in batch:
+        if not outcome.done():
+            outcome.set_exception(error)
+
+
 class _Bus:
     def __init__(self, cluster: RedisCluster) -> None:
         self._c = cluster
         self._last = "0-0"
         self._handled: list[str] = []  # entries handled, to remove with the next read
         # the sends not yet appended, by node, and the one task appending them (in order)
-        self._waiting: dict[str, list[tuple[str, asyncio.Future[bool]]]] = {}
+        self._waiting: dict[str, _Sends] = {}
         self._task: asyncio.Task[None] | None = None
         self._sends = _Link(cluster)
         self._reads = _Link(cluster)
@@ -518,15 +527,10 @@ class _Bus:
         its own outcome."""
         c = self._c
         limit = max(1, c.limits.send_batch)
-        batches: list[tuple[str, list[tuple[str, asyncio.Future[bool]]]]] = []
+        batches: list[tuple[str, _Sends]] = []
         try:
             while self._waiting:
-                batches = []
-                for node, waiting in list(self._waiting.items()):
-                    batches.append((node, waiting[:limit]))
-                    del waiting[:limit]
-                    if not waiting:
-                        del self._waiting[node]
+                batches = self._take(limit)
                 calls = [
                     ([c.key("node", node), c.key("inbox", node)], [p for p, _ in batch])
                     for node, batch in batches
@@ -536,36 +540,42 @@ class _Bus:
                 except ClusterError as exc:
                     replies = [exc] * len(batches)
                 for (_, batch), reply in zip(batches, replies, strict=True):
-                    if isinstance(reply, Exception):
-                        c.counters["send_failures"] += len(batch)
-                        failed = (
-                            reply
-                            if isinstance(reply, ClusterError)
-                            else ClusterError(f"Redis: send failed: {reply}")
-                        )
-                        for _, outcome in batch:
-                            if not outcome.done():
-                                outcome.set_exception(failed)
-                        continue
-                    c.counters["send_batches"] += 1
-                    c.counters["sends"] += len(batch)
-                    for _, outcome in batch:
-                        if not outcome.done():
-                            outcome.set_result(bool(reply))  # false: the node is not alive
+                    self._settle(batch, reply)
                 batches = []
         finally:
             self._task = None
             # cancelled (the node closes): whoever still waits hears it failed
-            gone = ClusterError("the cluster connection closed before the send")
-            for _, batch in batches:
-                for _, outcome in batch:
-                    if not outcome.done():
-                        outcome.set_exception(gone)
-            for waiting in self._waiting.values():
-                for _, outcome in waiting:
-                    if not outcome.done():
-                        outcome.set_exception(gone)
+            left = [batch for _, batch in batches] + list(self._waiting.values())
             self._waiting = {}
+            gone = ClusterError("the cluster connection closed before the send")
+            for batch in left:
+                _fail(batch, gone)
+
+    def _take(self, limit: int) -> list[tuple[str, _Sends]]:
+        """Per node, the ``limit`` oldest sends waiting (taken out of the queue)."""
+        batches = []
+        for node, waiting in list(self._waiting.items()):
+            batches.append((node, waiting[:limit]))
+            del waiting[:limit]
+            if not waiting:
+                del self._waiting[node]
+        return batches
+
+    def _settle(self, batch: _Sends, reply: Any) -> None:
+        """Tell the senders of ``batch`` the script's ``reply``: appended (true), the node not
+        alive (false), or the failure."""
+        c = self._c
+        if isinstance(reply, Exception):
+            c.counters["send_failures"] += len(batch)
+            if not isinstance(reply, ClusterError):
+                reply = ClusterError(f"Redis: send failed: {reply}")
+            _fail(batch, reply)
+            return
+        c.counters["send_batches"] += 1
+        c.counters["sends"] += len(batch)
+        for _, outcome in batch:
+            if not outcome.done():
+                outcome.set_result(bool(reply))
 
     async def settle(self, within: float) -> None:
         """Wait (at most ``within`` seconds) for the sends in flight, then stop them."""
