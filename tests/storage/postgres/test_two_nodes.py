@@ -65,6 +65,26 @@ async def test_an_archive_write_waits_for_another_nodes_writer_of_that_archive(
     assert await pg.archive.count(alice) == 1
 
 
+async def test_a_group_of_several_archives_waits_for_each_ones_lock(
+    pg: PostgresStorage, pg_dsn: str
+) -> None:
+    """The locks of a group's archives are taken together, in one round trip: a writer
+    elsewhere holding the last of them (in sorted order) holds the whole group back."""
+    alice = await account(pg, "alice")
+    bob = await account(pg, "bob")
+    async with await psycopg.AsyncConnection.connect(pg_dsn) as other:
+        async with other.transaction():
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("archive:" + bob,)
+            )
+            append = asyncio.create_task(pg.archive.append([entry(alice, 1), entry(bob, 2)], 10))
+            await asyncio.sleep(0.3)
+            assert not append.done()
+            assert await pg.archive.count(alice) == 0  # nothing of the group before it
+        await asyncio.wait_for(append, 10)
+    assert await pg.archive.count(alice) == await pg.archive.count(bob) == 1
+
+
 async def room(pg: PostgresStorage, local: str) -> str:
     owner = await account(pg, "owner")
     jid = f"{local}@groups.hub.test"

@@ -36,6 +36,7 @@ from interlink.storage.postgres.database import (
     Row,
     fetch_all,
     lock,
+    lock_all,
 )
 from interlink.storage.sqlite.group import GroupCommit
 from interlink.xmpp.ext.mam import Default, Prefs
@@ -78,8 +79,7 @@ class PostgresMessageArchive:
         await conn.execute(
             "SELECT pg_advisory_xact_lock_shared(hashtextextended(%s, 0))", (self._prune_lock,)
         )
-        for owner in sorted(owners):
-            await lock(conn, f"{self._kind}:{owner}")
+        await lock_all(conn, (f"{self._kind}:{owner}" for owner in owners))
 
     async def append(self, entries: Sequence[ArchiveEntry], max_messages: int) -> None:
         if entries:
@@ -97,15 +97,19 @@ class PostgresMessageArchive:
                 added[owner] = added.get(owner, 0) + 1
         try:
             # The usual case, one plain statement for the lot: every owner is an account (the
-            # router archives for accounts only) and every id is new (random).
+            # router archives for accounts only) and every id is new (random). The rows go as
+            # one array per column (unnest yields them in order, so seq follows their order):
+            # executemany cost psycopg ~20 µs of Python per row, a fifth of the hub's CPU at
+            # 10,000 archived copies a second.
+            columns = [list(column) for column in zip(*rows, strict=True)]
             async with self._db.transaction() as conn:
                 await self._lock_archives(conn, list(added))
-                async with conn.cursor() as cur:
-                    await cur.executemany(
-                        f"INSERT INTO {self._m} (owner, id, peer, peer_resource, at, "  # noqa: S608
-                        "stanza) VALUES (%s, %s, %s, %s, %s, %s)",
-                        rows,
-                    )
+                await conn.execute(
+                    f"INSERT INTO {self._m} (owner, id, peer, peer_resource, at, "  # noqa: S608
+                    "stanza) SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], "
+                    "%b::text[], %b::float8[], %b::text[])",
+                    columns,
+                )
                 await self._count_and_trim(conn, added, quota)
         except errors.IntegrityError:
             # An owner that is no account (removed meanwhile) or an id already in its archive:
@@ -132,12 +136,12 @@ class PostgresMessageArchive:
         the archives past their quota (the delete trigger subtracts them)."""
         if not added:
             return
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                f"INSERT INTO {self._c} (owner, n) VALUES (%s, %s) "  # noqa: S608
-                f"ON CONFLICT (owner) DO UPDATE SET n = {self._c}.n + excluded.n",
-                sorted(added.items()),
-            )
+        owners = sorted(added)
+        await conn.execute(
+            f"INSERT INTO {self._c} (owner, n) SELECT * FROM unnest(%b::text[], %b::bigint[]) "  # noqa: S608
+            f"ON CONFLICT (owner) DO UPDATE SET n = {self._c}.n + excluded.n",
+            (owners, [added[owner] for owner in owners]),
+        )
         counts = await fetch_all(
             conn,
             f"SELECT owner, n FROM {self._c} WHERE owner = ANY(%s)",  # noqa: S608

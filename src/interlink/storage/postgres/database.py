@@ -82,6 +82,19 @@ async def lock(conn: Connection, name: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
 
 
+async def lock_all(conn: Connection, names: Iterable[str]) -> None:
+    """:func:`lock` for each of ``names``, in sorted order (two transactions locking some of
+    the same names wait for each other, never deadlock), in one round trip: ``unnest`` yields
+    the array's elements in order, and each row takes its lock as it is produced."""
+    ordered = sorted(set(names))
+    if ordered:
+        await conn.execute(
+            "SELECT count(pg_advisory_xact_lock(hashtextextended(name, 0))) "
+            "FROM unnest(%b::text[]) AS name",
+            (ordered,),
+        )
+
+
 def _params(params: Params) -> Any:
     return params if isinstance(params, dict) else tuple(params)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from interlink.storage.enlistment import CommitOutcome, InteropAccount, LoginState
 from interlink.storage.postgres.changes import record
-from interlink.storage.postgres.database import Connection, PostgresDatabase, lock
+from interlink.storage.postgres.database import Connection, PostgresDatabase, lock_all
 from interlink.storage.rows.enlistment import account_from_row
 from interlink.storage.sqlite.group import GroupCommit
 
@@ -79,8 +79,7 @@ class PostgresEnlistment:
         async with self._db.transaction() as conn:
             if not await self._claim_jti(conn, issuer, jti, jti_expires_at, now):
                 return CommitOutcome.REPLAYED  # nothing written: the transaction is empty
-            for name in sorted((f"enlist-jid:{a.jid}", f"enlist-sub:{a.provider_id}:{a.subject}")):
-                await lock(conn, name)
+            await lock_all(conn, (f"enlist-jid:{a.jid}", f"enlist-sub:{a.provider_id}:{a.subject}"))
             await conn.execute(
                 "INSERT INTO accounts (jid, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 (a.jid, now),
