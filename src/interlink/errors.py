@@ -85,6 +85,12 @@ class StorageError(InterlinkError):
     """A repository could not complete an operation."""
 
 
+class StorageBusyError(StorageError):
+    """The database could not be had in time (no free connection within the pool's wait):
+    nothing was done, and the request may be tried again. On the wire: the stanza's
+    ``resource-constraint`` error (RFC 6120 §8.3.3.18, type ``wait``), not the stream's end."""
+
+
 class AccountExistsError(StorageError):
     """An account with that JID already exists."""
 

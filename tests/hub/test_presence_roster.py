@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from xml.etree.ElementTree import Element
 
+import pytest
+
+from interlink.errors import StorageBusyError
 from interlink.hub.context import HubSettings
 from interlink.storage.roster import Subscription
 from interlink.xmpp.jid import JID
@@ -109,6 +112,34 @@ async def test_roster_errors() -> None:
         assert await roster_set(a, "<item jid='two@hub.test'/>") == "ok"
         assert await roster_set(a, "<item jid='two@hub.test' name='updating is fine'/>") == "ok"
         assert await roster_set(a, "<item jid='three@hub.test'/>") == "not-allowed"
+
+
+async def test_a_busy_database_fails_the_request_not_the_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No database connection free in time: the stanza gets resource-constraint (wait: try
+    again), and the stream goes on."""
+    async with running_hub() as kit:
+        await kit.account("alice")
+        a = await kit.connect("alice", "a")
+        a.take()
+
+        async def busy(*args: object, **kwargs: object) -> None:
+            raise StorageBusyError("no database connection free in time")
+
+        repo = kit.hub.ctx.storage.roster
+        with monkeypatch.context() as patch:
+            patch.setattr(repo, "put", busy)
+            await a.send(
+                "<iq xmlns='jabber:client' type='set' id='x'><query xmlns='jabber:iq:roster'>"
+                "<item jid='x@hub.test'/></query></iq>"
+            )
+            (res,) = [el for el in a.take() if el.get("id") == "x"]
+            assert res.get("type") == "error"
+            assert res[0].get("type") == "wait"
+            assert res[0][0].tag == "{urn:ietf:params:xml:ns:xmpp-stanzas}resource-constraint"
+        assert not a.port.closed  # the driver ends a stream only for what escapes routing
+        assert await roster_set(a, "<item jid='x@hub.test'/>") == "ok"  # and again, later
 
 
 async def test_subscription_request_approval_and_presence_flow() -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import Element
 
-from interlink.errors import StanzaError, StanzaErrorCondition
+from interlink.errors import StanzaError, StanzaErrorCondition, StorageBusyError
 from interlink.hub import carbons, disco
 from interlink.hub.addressing import Kind
 from interlink.hub.archive import ArchiveService, Decision
@@ -170,10 +170,19 @@ class Router:
             session.deliver(error_reply(stanza, err, from_=from_))
 
     async def _guard(self, session: Session, stanza: Stanza, work: Pending) -> None:
+        """Await the handling of ``stanza``: a refusal, or a database too busy to take it
+        (nothing was done: the sender may try again), is that stanza's error, never the end of
+        the stream."""
         try:
             await work
         except StanzaError as err:
             self.reply_error(session, stanza, err)
+        except StorageBusyError as exc:
+            log.warning("a stanza refused: the database is busy", extra={"error": str(exc)})
+            busy = StanzaError(
+                StanzaErrorCondition.RESOURCE_CONSTRAINT, "the server is busy; try again"
+            )
+            self.reply_error(session, stanza, busy)
 
     # -- messages -----------------------------------------------------------------------------
     def _message(self, session: Session, msg: Message) -> Pending | None:

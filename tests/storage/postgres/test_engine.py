@@ -9,7 +9,7 @@ import asyncio
 import psycopg
 import pytest
 
-from interlink.errors import StorageError
+from interlink.errors import StorageBusyError, StorageError
 from interlink.storage import StorageConfig, open_storage
 from interlink.storage.enlistment import CommitOutcome, InteropAccount
 from interlink.storage.migrations import Migration
@@ -97,6 +97,19 @@ async def test_an_unreachable_server_or_a_missing_dsn_is_a_storage_error() -> No
         await connect("host=127.0.0.1 port=1 connect_timeout=1", wait=1.0)
     with pytest.raises(StorageError, match=r"needs storage\.dsn"):
         await open_storage(StorageConfig(engine="postgres"))
+
+
+async def test_no_free_connection_in_time_is_a_busy_storage_error(pg_dsn: str) -> None:
+    """Every connection busy past the pool's wait: StorageBusyError (the request fails; the
+    router answers resource-constraint), and the pool works again once one is free."""
+    db = await connect(pg_dsn, pool_size=1, wait=0.2)
+    try:
+        async with db.connection():
+            with pytest.raises(StorageBusyError, match="no database connection free in time"):
+                await db.fetch_all("SELECT 1")
+        assert await db.fetch_all("SELECT 1") == [(1,)]
+    finally:
+        await db.close()
 
 
 async def test_commits_are_synchronous_whatever_the_server_default(

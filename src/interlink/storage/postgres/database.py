@@ -25,9 +25,9 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 from psycopg import AsyncConnection
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from interlink.errors import StorageError
+from interlink.errors import StorageBusyError, StorageError
 
 Row: TypeAlias = tuple[Any, ...]
 Params: TypeAlias = (
@@ -43,21 +43,34 @@ class PostgresDatabase:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection. Raises :class:`StorageBusyError` if none is free within the
+        pool's wait (every one busy: the request fails, not the stream that made it)."""
+        try:
+            conn = await self.pool.getconn()
+        except PoolTimeout as exc:
+            raise StorageBusyError(f"no database connection free in time: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            await self.pool.putconn(conn)
+
     async def fetch_all(self, sql: str, params: Params = ()) -> list[Row]:
         """Every row ``sql`` answers (one round trip, outside any transaction)."""
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             return await fetch_all(conn, sql, params)
 
     async def fetch_one(self, sql: str, params: Params = ()) -> Row | None:
         """The first row ``sql`` answers (``None`` if none)."""
-        async with self.pool.connection() as conn:
+        async with self.connection() as conn:
             return await fetch_one(conn, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
         """A pooled connection inside ``BEGIN`` … ``COMMIT``; rolled back if the body raises.
         Reads inside the transaction must use the connection it yields (:func:`fetch_one`)."""
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.connection() as conn, conn.transaction():
             yield conn
 
     async def close(self) -> None:
