@@ -17,7 +17,7 @@ import pytest
 from redis.asyncio import Redis
 
 from interlink.cluster import ClusterError
-from interlink.cluster.redis import RedisCluster, RedisLimits, open_redis_cluster
+from interlink.cluster.redis import RedisCluster, RedisLimits, _Link, open_redis_cluster
 from tests.servers import RedisServer, redis_available, start_redis
 
 pytestmark = pytest.mark.skipif(
@@ -211,3 +211,41 @@ async def test_sends_to_several_nodes_share_a_round_trip_and_survive_lost_script
     for node, reader in (("b", b), ("c", c)):
         got = [e.payload for e in await reader.bus.receive(1.0)]
         assert got == (["warm"] if node == "b" else []) + [f"{node}{i}" for i in range(5)]
+
+
+class HalfAnswering:
+    """A connection whose first reply comes and whose second times out."""
+
+    def __init__(self) -> None:
+        self.replies: list[Any] = ["1", TimeoutError("Timeout reading from socket")]
+        self.disconnected = False
+
+    def pack_commands(self, commands: list[tuple[Any, ...]]) -> list[bytes]:
+        return [b"packed"]
+
+    async def send_packed_command(self, packed: list[bytes]) -> None:
+        return None
+
+    async def read_response(self) -> Any:
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def disconnect(self, nowait: bool = False) -> None:
+        self.disconnected = True
+
+
+async def test_the_replies_read_before_a_failed_read_stand(nodes: Open) -> None:
+    """Sends for several nodes share a round trip: one reply timing out makes only it and those
+    after it unknown; the node whose append was answered is told so (no offline copy of an
+    entry its inbox has: no duplicate)."""
+    a = await nodes("a")
+    link = _Link(a)
+    conn = HalfAnswering()
+    link._conn = conn
+    replies = await link.call([("EVALSHA", "x"), ("EVALSHA", "y"), ("EVALSHA", "z")], "send")
+    assert replies[0] == "1"
+    assert [type(r) for r in replies[1:]] == [ClusterError, ClusterError]
+    assert "Timeout" in str(replies[1])
+    assert conn.disconnected

@@ -361,8 +361,10 @@ class _Link:
 
     async def call(self, commands: list[tuple[Any, ...]], what: str) -> list[Any]:
         """The replies to ``commands``, an error reply as its :class:`ResponseError`. Each
-        read waits up to ``command_timeout`` (the pool's socket timeout). Raises
-        :class:`ClusterError`."""
+        read waits up to ``command_timeout`` (the pool's socket timeout). A read that fails
+        makes that reply and the ones after it a :class:`ClusterError` (their outcome is
+        unknown), while the replies read before it stand. Raises :class:`ClusterError` if
+        nothing could be sent."""
         with _answering(what):
             if self._conn is None:
                 pool: Any = self._c.redis.connection_pool
@@ -370,16 +372,24 @@ class _Link:
             conn = self._conn
             try:
                 await conn.send_packed_command(conn.pack_commands(commands))
-                replies: list[Any] = []
-                for _ in commands:
-                    try:
-                        replies.append(await conn.read_response())
-                    except ResponseError as exc:
-                        replies.append(exc)
-                return replies
             except BaseException:
                 await conn.disconnect(nowait=True)
                 raise
+        replies: list[Any] = []
+        try:
+            for _ in commands:
+                try:
+                    replies.append(await conn.read_response())
+                except ResponseError as exc:
+                    replies.append(exc)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await conn.disconnect(nowait=True)
+            unknown = ClusterError(f"Redis: {what} failed: {type(exc).__name__}: {exc}")
+            replies += [unknown] * (len(commands) - len(replies))
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            raise
+        return replies
 
     async def close(self) -> None:
         if self._conn is not None:
