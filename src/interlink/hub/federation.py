@@ -72,6 +72,7 @@ from interlink.errors import StanzaError, StanzaErrorCondition, StreamError, rea
 from interlink.hub.addressing import Kind, Location
 from interlink.hub.context import HubContext
 from interlink.hub.session import Session
+from interlink.later import Later
 from interlink.xmpp import ns
 from interlink.xmpp.ext import jid_attr
 from interlink.xmpp.ext.interop import alias_answer
@@ -182,30 +183,22 @@ class NoLinks:
         raise _no_links()
 
 
-class LinksPort:
-    """The s2s transport for a hub built before it.
+class LinksPort(Later[FederationPort]):
+    """The s2s transport for a hub built before it (:mod:`interlink.later`: the transport
+    routes what arrives through the hub, and the hub's :class:`Federation` sends through the
+    transport). Until it is fulfilled a send is refused as when s2s is off (nothing can be
+    sent before the listeners start anyway)."""
 
-    The cycle is real: the transport routes what arrives through the hub, and the hub's
-    :class:`Federation` sends through the transport. So the composition root creates this port
-    first, gives it to the hub's constructor, builds the transport with the hub, and then
-    fulfils the port with it, once (:meth:`fulfil`). Until then a send is refused as when s2s is off
-    (nothing can be sent before the listeners start anyway)."""
-
-    __slots__ = ("_port",)
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._port: FederationPort | None = None
-
-    def fulfil(self, port: FederationPort) -> None:
-        """Raises: RuntimeError (already fulfilled: a second transport is a wiring mistake)."""
-        if self._port is not None:
-            raise RuntimeError("the s2s port is already fulfilled")
-        self._port = port
+        super().__init__("the s2s port")
 
     def send(self, provider_id: str, stanza: Stanza) -> None:
-        if self._port is None:
+        port = self.it
+        if port is None:
             raise _no_links()
-        self._port.send(provider_id, stanza)
+        port.send(provider_id, stanza)
 
 
 class _BackToServer:

@@ -29,6 +29,7 @@ from typing import Protocol
 from interlink.errors import StreamError, StreamErrorCondition
 from interlink.hub.addressing import Addressing, ProviderAccess
 from interlink.hub.session import SessionRegistry
+from interlink.later import Later
 from interlink.storage.providers import Provider, ProviderStatus
 from interlink.tasks import cancel_and_wait
 from interlink.xmpp.jid import JID
@@ -64,37 +65,29 @@ class FederationLinks(Protocol):
         ...
 
 
-class PendingLinks:
-    """The s2s links for an operator state built before them.
+class PendingLinks(Later[FederationLinks]):
+    """The s2s links for an operator state built before them (:mod:`interlink.later`: the
+    hub's gates ask operator state, the transport routes through the hub, and operator state
+    closes the transport's links). Until fulfilled there are no links: nothing to tell,
+    nothing to close (the transport reads every provider record when operator state is
+    loaded, after it exists)."""
 
-    The cycle is real: the hub's gates ask operator state (a disabled account), the s2s
-    transport routes through the hub, and operator state closes the transport's links. So
-    the composition root creates this first, gives it to :class:`OperatorState`, and
-    fulfils it once with the transport (:meth:`fulfil`). Until then there are no links:
-    nothing to tell, nothing to close (the transport reads every provider record when
-    operator state is loaded, after it exists)."""
-
-    __slots__ = ("_links",)
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._links: FederationLinks | None = None
-
-    def fulfil(self, links: FederationLinks) -> None:
-        """Raises: RuntimeError (already fulfilled: a second transport is a wiring mistake)."""
-        if self._links is not None:
-            raise RuntimeError("the s2s links are already fulfilled")
-        self._links = links
+        super().__init__("the s2s links")
 
     def provider_changed(self, provider: Provider) -> None:
-        if self._links is not None:
-            self._links.provider_changed(provider)
+        if (links := self.it) is not None:
+            links.provider_changed(provider)
 
     def provider_removed(self, provider_id: str) -> None:
-        if self._links is not None:
-            self._links.provider_removed(provider_id)
+        if (links := self.it) is not None:
+            links.provider_removed(provider_id)
 
     def close_provider(self, provider_id: str, reason: str) -> int:
-        return 0 if self._links is None else self._links.close_provider(provider_id, reason)
+        links = self.it
+        return 0 if links is None else links.close_provider(provider_id, reason)
 
 
 class OperatorState:
