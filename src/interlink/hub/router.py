@@ -170,9 +170,9 @@ class Router:
             session.deliver(error_reply(stanza, err, from_=from_))
 
     async def _guard(self, session: Session, stanza: Stanza, work: Pending) -> None:
-        """Await the handling of ``stanza``: a refusal, or a database too busy to take it
-        (nothing was done: the sender may try again), is that stanza's error, never the end of
-        the stream."""
+        """Await the handling of ``stanza``: a refusal, or a database too busy to take the
+        operation it needed (which did not run: the sender may try again), is that stanza's
+        error, never the end of the stream."""
         try:
             await work
         except StanzaError as err:
