@@ -65,6 +65,8 @@ def test_file_then_flags(tmp_path: Path) -> None:
         ("[groups]\nmax_room_name_bytes = 0\n", "max_room_name_bytes"),
         ("[groups]\nreveal_addresses = true\n", "reveal_addresses"),
         ("[policy]\naccount_cache_entries = 0\n", "account_cache_entries"),
+        ("[limits]\noffline_drain_retry = 0\n", "offline_drain_retry"),
+        ("[limits]\noffline_drain_retry = 60.001\n", "offline_drain_retry"),
         ("[policy]\naccount_cache_entries = 10000001\n", "account_cache_entries"),
         ("[cluster]\nredis_max_connections = 5\n", "redis_max_connections"),
         ("[policy]\naccount_cache_seconds = -1\n", "account_cache_seconds"),
@@ -82,10 +84,12 @@ def test_limits_at_their_bounds_are_accepted(tmp_path: Path) -> None:
     f = tmp_path / "hub.toml"
     f.write_text(
         "[cluster]\nredis_max_connections = 6\n[policy]\naccount_cache_entries = 10000000\n"
+        "[limits]\noffline_drain_retry = 60\n"
     )
     s = load_settings(f)
     assert s.cluster.redis_max_connections == 6
     assert s.policy.account_cache_entries == 10_000_000
+    assert s.limits.offline_drain_retry == 60
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -258,7 +262,7 @@ def test_every_limits_key_named_like_a_hub_setting_reaches_the_hub() -> None:
 
     limits = Settings().limits
     names = [f.name for f in dataclasses.fields(HubSettings) if f.name in type(limits).model_fields]
-    assert len(names) == 21
+    assert len(names) == 22
     changed = {name: getattr(limits, name) + 1 for name in names}
     hub = hub_settings(load_settings(None, {"limits": changed}))
     assert {name: getattr(hub, name) for name in names} == changed

@@ -131,6 +131,7 @@ class LimitsSection(_Section):
     offline_max_per_account: int = Field(1000, ge=1)
     offline_max_bytes_per_account: int = Field(16 * 1024 * 1024, ge=1024)
     offline_drain_batch: int = Field(100, ge=1)
+    offline_drain_retry: float = Field(1.0, gt=0, le=60)
     write_stall_timeout: float = Field(30.0, gt=0)
     max_roster_items: int = Field(1000, ge=1)
     max_roster_name_length: int = Field(1023, ge=1)

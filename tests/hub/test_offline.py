@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from interlink.errors import StreamError
+from interlink.errors import StorageBusyError, StreamError
 from interlink.hub.context import HubSettings
 from interlink.hub.hub import Hub
 from interlink.hub.offline import worth_storing
@@ -40,6 +40,37 @@ async def test_offline_messages_are_stored_then_delivered_in_order_with_delay() 
         assert delay is not None
         assert delay.get("from") == DOMAIN
         assert (delay.get("stamp") or "").endswith("Z")
+        assert await offline.count("bob@hub.test") == 0
+
+
+async def test_a_drain_the_database_was_too_busy_for_comes_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No database connection in time for the drain at login: the messages stay stored and
+    the drain is tried again after ``offline_drain_retry`` while the account is online."""
+    async with running_hub(HubSettings(offline_drain_retry=0.05)) as kit:
+        await kit.account("alice")
+        await kit.account("bob")
+        a = await kit.connect("alice", "a")
+        await a.send(msg("bob@hub.test", "hello"))
+        offline = kit.hub.ctx.storage.offline
+        fetch = offline.fetch
+        busy = [True]
+
+        async def fetch_once_busy(owner: str, limit: int) -> object:
+            if busy.pop() if busy else False:
+                raise StorageBusyError("no database connection free in time")
+            return await fetch(owner, limit)
+
+        monkeypatch.setattr(offline, "fetch", fetch_once_busy)
+        b = await kit.connect("bob", "b")
+        assert busy == []  # the drain at login found the database busy
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            got = [s.body for s in b.stanzas() if isinstance(s, Message)]
+            if got:
+                break
+        assert got == ["hello"]
         assert await offline.count("bob@hub.test") == 0
 
 

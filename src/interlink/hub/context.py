@@ -34,6 +34,9 @@ class HubSettings:
     offline_max_per_account: int = 1000
     offline_max_bytes_per_account: int = 16 * 1024 * 1024  # the stanzas of one queue
     offline_drain_batch: int = 100
+    # seconds before a drain the database was too busy for is tried again (while the account
+    # has a session to deliver to)
+    offline_drain_retry: float = 1.0
     bind_conflict: BindConflictPolicy = BindConflictPolicy.OVERRIDE
     max_roster_items: int = 1000
     max_roster_name_length: int = 1023

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from interlink.errors import (
     StanzaError,
     StanzaErrorCondition,
+    StorageBusyError,
     StreamError,
     StreamErrorCondition,
 )
@@ -258,6 +259,10 @@ class OfflineDelivery:
                     delivered += len(batch)
                 for session in targets:
                     await self._wait_writable(session)
+        except StorageBusyError:
+            # what is stored stays stored; the drain comes back while someone can take it
+            log.warning("offline delivery waits: the database is busy", extra={"jid": str(bare)})
+            ctx.spawn(self._drain_later(bare), name=f"offline-drain-retry {bare}")
         finally:
             if hold:
                 self._held.add(bare)
@@ -265,6 +270,11 @@ class OfflineDelivery:
                 self._draining.discard(bare)
             if delivered:
                 log.info("offline messages delivered", extra={"jid": str(bare), "count": delivered})
+
+    async def _drain_later(self, bare: JID) -> None:
+        await asyncio.sleep(self._ctx.settings.offline_drain_retry)
+        if self._ctx.sessions.message_targets(bare):  # none at shutdown: no retry loop
+            self.start_drain(bare)
 
     def _marker(self, bare: JID, batch: Sequence[OfflineMessage]) -> MarkSent:
         """Records durably which stanza of a stream each message of ``batch`` becomes."""
