@@ -99,8 +99,8 @@ class PostgresMessageArchive:
             # The usual case, one plain statement for the lot: every owner is an account (the
             # router archives for accounts only) and every id is new (random). The rows go as
             # one array per column (unnest yields them in order, so seq follows their order):
-            # executemany cost psycopg ~20 µs of Python per row, a fifth of the hub's CPU at
-            # 10,000 archived copies a second.
+            # with executemany, this write was a fifth of the hub's main thread at 5,000 msg/s
+            # (py-spy), with binary arrays 15 % (docs/performance.md).
             columns = [list(column) for column in zip(*rows, strict=True)]
             async with self._db.transaction() as conn:
                 await self._lock_archives(conn, list(added))
